@@ -1,0 +1,1 @@
+//! The TUF client workflow (in progress).

@@ -1,0 +1,305 @@
+//! Public keys as TUF metadata lists them, and signature verification.
+//!
+//! Supported `keytype`/`scheme` pairs, all verified with OpenSSL:
+//!
+//! | keytype | scheme | `keyval.public` |
+//! | --- | --- | --- |
+//! | `ed25519` | `ed25519` | 64 hex digits (raw key) |
+//! | `ecdsa` or `ecdsa-sha2-nistp256` | `ecdsa-sha2-nistp256` | PEM SubjectPublicKeyInfo, P-256; signatures DER |
+//! | `rsa` | `rsassa-pss-sha256` | PEM SubjectPublicKeyInfo; PSS, MGF1-SHA256, any salt length |
+//!
+//! Key ids are opaque: a key is found by the id the metadata gives it, and
+//! keyshare never recomputes ids of keys it reads. [`Key::key_id`] computes
+//! the conventional id (SHA-256 of the key's canonical JSON) only for keys
+//! keyshare creates.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use openssl::hash::MessageDigest;
+use openssl::pkey::{Id, PKey, Public};
+use openssl::rsa::Padding;
+use openssl::sign::{RsaPssSaltlen, Verifier};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::metadata::KeyId;
+
+/// OpenSSL's "recover the salt length from the signature" (RSA_PSS_SALTLEN_AUTO).
+const PSS_SALTLEN_AUTO: i32 = -2;
+
+/// The signature algorithm of a key, decided from its `keytype` and `scheme`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Scheme {
+    /// Ed25519 (RFC 8032), raw hex public key.
+    Ed25519,
+    /// ECDSA over P-256 with SHA-256, DER signatures.
+    EcdsaP256Sha256,
+    /// RSASSA-PSS with SHA-256 and MGF1-SHA256.
+    RsaPssSha256,
+}
+
+impl Scheme {
+    /// The `(keytype, scheme)` pair keyshare writes for keys it creates.
+    pub fn names(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Ed25519 => ("ed25519", "ed25519"),
+            Self::EcdsaP256Sha256 => ("ecdsa", "ecdsa-sha2-nistp256"),
+            Self::RsaPssSha256 => ("rsa", "rsassa-pss-sha256"),
+        }
+    }
+
+    /// Recognises a `(keytype, scheme)` pair.
+    pub fn from_names(keytype: &str, scheme: &str) -> Option<Self> {
+        match (keytype, scheme) {
+            ("ed25519", "ed25519") => Some(Self::Ed25519),
+            ("ecdsa" | "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp256") => Some(Self::EcdsaP256Sha256),
+            ("rsa", "rsassa-pss-sha256") => Some(Self::RsaPssSha256),
+            _ => None,
+        }
+    }
+}
+
+/// The `keyval` object of a key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KeyVal {
+    /// The public key (hex for Ed25519, PEM otherwise).
+    pub public: String,
+    /// Fields keyshare does not know, kept so the key re-serialises unchanged.
+    #[serde(flatten)]
+    pub unrecognized: BTreeMap<String, Value>,
+}
+
+/// A public key as it appears in root or delegations metadata.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Key {
+    /// `ed25519`, `ecdsa`, `ecdsa-sha2-nistp256` or `rsa` (others are kept but cannot verify).
+    pub keytype: String,
+    /// `ed25519`, `ecdsa-sha2-nistp256` or `rsassa-pss-sha256`.
+    pub scheme: String,
+    /// The key material.
+    pub keyval: KeyVal,
+    /// Fields keyshare does not know, kept so the key re-serialises unchanged.
+    #[serde(flatten)]
+    pub unrecognized: BTreeMap<String, Value>,
+    /// The decoded OpenSSL key, made on first use.
+    #[serde(skip)]
+    decoded: OnceLock<Result<PKey<Public>, String>>,
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.keytype == other.keytype
+            && self.scheme == other.scheme
+            && self.keyval == other.keyval
+            && self.unrecognized == other.unrecognized
+    }
+}
+
+impl Eq for Key {}
+
+impl Key {
+    /// Makes a key entry from an OpenSSL public key.
+    pub fn from_public(scheme: Scheme, pkey: &PKey<Public>) -> Result<Self> {
+        let public = match scheme {
+            Scheme::Ed25519 => {
+                if pkey.id() != Id::ED25519 {
+                    return Err(bad_new_key("not an Ed25519 key"));
+                }
+                hex::encode(
+                    pkey.raw_public_key()
+                        .map_err(|e| bad_new_key(&e.to_string()))?,
+                )
+            }
+            Scheme::EcdsaP256Sha256 => {
+                let ec = pkey.ec_key().map_err(|_| bad_new_key("not an EC key"))?;
+                if ec.group().curve_name() != Some(openssl::nid::Nid::X9_62_PRIME256V1) {
+                    return Err(bad_new_key("EC key is not on P-256"));
+                }
+                pem_string(pkey)?
+            }
+            Scheme::RsaPssSha256 => {
+                if pkey.id() != Id::RSA {
+                    return Err(bad_new_key("not an RSA key"));
+                }
+                pem_string(pkey)?
+            }
+        };
+        let (keytype, scheme_name) = scheme.names();
+        Ok(Self::new(keytype, scheme_name, public))
+    }
+
+    /// Makes a key entry from its fields.
+    pub fn new(keytype: &str, scheme: &str, public: String) -> Self {
+        Self {
+            keytype: keytype.to_owned(),
+            scheme: scheme.to_owned(),
+            keyval: KeyVal {
+                public,
+                unrecognized: BTreeMap::new(),
+            },
+            unrecognized: BTreeMap::new(),
+            decoded: OnceLock::new(),
+        }
+    }
+
+    /// The signature scheme, if keyshare supports this key.
+    pub fn scheme(&self) -> Option<Scheme> {
+        Scheme::from_names(&self.keytype, &self.scheme)
+    }
+
+    /// The conventional key id: hex SHA-256 of the key's canonical JSON.
+    pub fn key_id(&self) -> Result<KeyId> {
+        let bytes = crate::cjson::to_canonical(self, "key")?;
+        Ok(KeyId::new(crate::hash::sha256_hex(&bytes)))
+    }
+
+    /// The decoded key, or why it cannot be used.
+    fn decoded(&self) -> std::result::Result<&PKey<Public>, &str> {
+        self.decoded
+            .get_or_init(|| self.decode())
+            .as_ref()
+            .map_err(String::as_str)
+    }
+
+    fn decode(&self) -> std::result::Result<PKey<Public>, String> {
+        let scheme = self.scheme().ok_or_else(|| {
+            format!(
+                "unsupported keytype/scheme `{}`/`{}`",
+                self.keytype, self.scheme
+            )
+        })?;
+        let public = &self.keyval.public;
+        let pkey = match scheme {
+            Scheme::Ed25519 => {
+                let raw =
+                    hex::decode(public).map_err(|_| "Ed25519 public key is not hex".to_owned())?;
+                if raw.len() != 32 {
+                    return Err(format!("Ed25519 public key is {} bytes, not 32", raw.len()));
+                }
+                PKey::public_key_from_raw_bytes(&raw, Id::ED25519).map_err(|e| e.to_string())?
+            }
+            Scheme::EcdsaP256Sha256 | Scheme::RsaPssSha256 => {
+                let pkey = PKey::public_key_from_pem(public.as_bytes())
+                    .map_err(|_| "public key is not a PEM SubjectPublicKeyInfo".to_owned())?;
+                match scheme {
+                    Scheme::EcdsaP256Sha256 => {
+                        let ec = pkey
+                            .ec_key()
+                            .map_err(|_| "ecdsa key holds no EC public key".to_owned())?;
+                        if ec.group().curve_name() != Some(openssl::nid::Nid::X9_62_PRIME256V1) {
+                            return Err("ecdsa key is not on curve P-256".to_owned());
+                        }
+                    }
+                    _ => {
+                        if pkey.id() != Id::RSA {
+                            return Err("rsa key holds no RSA public key".to_owned());
+                        }
+                        if pkey.bits() < 2048 {
+                            return Err(format!("RSA key of {} bits is too small", pkey.bits()));
+                        }
+                    }
+                }
+                pkey
+            }
+        };
+        // OpenSSL may leave errors queued after a failed attempt inside PEM parsing.
+        let _ = openssl::error::ErrorStack::get();
+        Ok(pkey)
+    }
+
+    /// Checks that the key is usable, naming it by `keyid` in the error.
+    pub fn check(&self, keyid: &KeyId) -> Result<()> {
+        self.decoded().map(|_| ()).map_err(|m| Error::BadKey {
+            keyid: keyid.clone(),
+            message: m.to_owned(),
+        })
+    }
+
+    /// Verifies `sig` (raw signature bytes) over `msg`.
+    ///
+    /// `Ok(false)` is a signature that does not verify; `Err` is a key that
+    /// cannot be used at all.
+    pub fn verify(&self, keyid: &KeyId, msg: &[u8], sig: &[u8]) -> Result<bool> {
+        let pkey = self.decoded().map_err(|m| Error::BadKey {
+            keyid: keyid.clone(),
+            message: m.to_owned(),
+        })?;
+        let ok = match self.scheme() {
+            Some(Scheme::Ed25519) => Verifier::new_without_digest(pkey)
+                .and_then(|mut v| v.verify_oneshot(sig, msg))
+                .unwrap_or(false),
+            Some(Scheme::EcdsaP256Sha256) => Verifier::new(MessageDigest::sha256(), pkey)
+                .and_then(|mut v| {
+                    v.update(msg)?;
+                    v.verify(sig)
+                })
+                .unwrap_or(false),
+            Some(Scheme::RsaPssSha256) => Verifier::new(MessageDigest::sha256(), pkey)
+                .and_then(|mut v| {
+                    v.set_rsa_padding(Padding::PKCS1_PSS)?;
+                    v.set_rsa_mgf1_md(MessageDigest::sha256())?;
+                    v.set_rsa_pss_saltlen(RsaPssSaltlen::custom(PSS_SALTLEN_AUTO))?;
+                    v.update(msg)?;
+                    v.verify(sig)
+                })
+                .unwrap_or(false),
+            None => false,
+        };
+        if !ok {
+            // A failed verification leaves OpenSSL errors queued; drop them.
+            let _ = openssl::error::ErrorStack::get();
+        }
+        Ok(ok)
+    }
+}
+
+fn pem_string(pkey: &PKey<Public>) -> Result<String> {
+    let pem = pkey
+        .public_key_to_pem()
+        .map_err(|e| bad_new_key(&e.to_string()))?;
+    String::from_utf8(pem).map_err(|_| bad_new_key("PEM is not UTF-8"))
+}
+
+fn bad_new_key(message: &str) -> Error {
+    Error::BadKey {
+        keyid: KeyId::new("(new key)"),
+        message: message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_scheme_is_a_bad_key_not_a_panic() {
+        let k = Key::new("ed448", "ed448", "00".into());
+        let id = KeyId::new("k");
+        assert!(matches!(k.check(&id), Err(Error::BadKey { .. })));
+        assert!(matches!(
+            k.verify(&id, b"m", b"s"),
+            Err(Error::BadKey { .. })
+        ));
+    }
+
+    #[test]
+    fn short_ed25519_key_is_refused() {
+        let k = Key::new("ed25519", "ed25519", "abcd".into());
+        let err = k.check(&KeyId::new("k")).unwrap_err();
+        assert!(err.to_string().contains("not 32"), "{err}");
+    }
+
+    #[test]
+    fn key_id_is_sha256_of_canonical_form() {
+        let k = Key::new("ed25519", "ed25519", "ab".repeat(32));
+        let canonical = crate::cjson::to_canonical(&k, "key").unwrap();
+        assert!(canonical.starts_with(b"{\"keytype\":\"ed25519\",\"keyval\""));
+        assert_eq!(
+            k.key_id().unwrap().as_str(),
+            crate::hash::sha256_hex(&canonical)
+        );
+    }
+}

@@ -1,0 +1,41 @@
+//! keyshare-policy: the pure trust core of keyshare.
+//!
+//! Everything that decides what is authentic and fresh lives here, and none
+//! of it touches a socket, a file or a clock: bytes, parsed values and the
+//! current time come in as parameters, decisions and typed errors go out.
+//! The server, the client and the air-gap importer all share it.
+//!
+//! * [`metadata`]: the TUF 1.0 metadata model (root, targets with
+//!   delegations and succinct hashed bins, snapshot, timestamp), keeping
+//!   unknown fields so signed bytes survive a round trip.
+//! * [`cjson`]: OLPC canonical JSON, the form TUF signs.
+//! * [`keys`] and [`verify`]: Ed25519, ECDSA P-256 and RSA-PSS keys,
+//!   verified with OpenSSL; thresholds count distinct key ids.
+//! * [`sign`]: the [`sign::Signer`] trait that key backends implement.
+//! * [`client`]: the TUF client workflow as a sans-IO state machine.
+//! * [`repo`]: the repository-side builder that creates and signs metadata.
+//! * [`trust`]: the trust documents keyshare distributes and the trust decision.
+//! * [`pattern`]: glob matching for delegation paths and artifact names.
+//!
+//! Not here: HTTP, storage, PKCS#11, bundles (the other crates of the workspace).
+//!
+//! Tests: `cargo test -p keyshare-policy`; the python-tuf interop tests need
+//! `KEYSHARE_PYTHON` pointing at a Python with `tuf` installed, which the
+//! workspace's `scripts/test` sets up.
+
+#![forbid(unsafe_code)]
+
+pub mod cjson;
+pub mod client;
+pub mod datetime;
+pub mod error;
+pub mod hash;
+pub mod keys;
+pub mod metadata;
+pub mod pattern;
+pub mod repo;
+pub mod sign;
+pub mod trust;
+pub mod verify;
+
+pub use error::{Error, Result};

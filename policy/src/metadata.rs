@@ -1,0 +1,816 @@
+//! The TUF 1.0 metadata model: root, targets (with delegations and succinct
+//! hashed bins), snapshot and timestamp, in their signed envelopes.
+//!
+//! Every object keeps the fields keyshare does not know in an `unrecognized`
+//! map, so metadata with custom fields re-serialises to the very canonical
+//! bytes that were signed. Signatures are checked over the canonical form of
+//! the `signed` object as received (see [`Envelope`]), never over a
+//! re-serialisation of the typed values.
+//!
+//! Parsing refuses what the specification forbids (wrong `_type`, a
+//! threshold of zero, duplicate key ids in a role, both or neither of
+//! `paths` and `path_hash_prefixes`, …) with the JSON path of the offending
+//! field.
+
+use std::borrow::Borrow;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::num::NonZeroU32;
+use std::sync::OnceLock;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::cjson::to_canonical;
+use crate::datetime::Expires;
+use crate::error::{Error, Result};
+use crate::keys::Key;
+use crate::pattern::PathPattern;
+
+/// Fields a TUF object carries that keyshare does not interpret.
+pub type Unrecognized = BTreeMap<String, Value>;
+
+/// The specification version keyshare writes.
+pub const SPEC_VERSION: &str = "1.0.31";
+
+/// Names of the four top-level roles.
+pub const TOP_LEVEL_ROLES: [&str; 4] = ["root", "targets", "snapshot", "timestamp"];
+
+macro_rules! string_newtype {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Wraps a string.
+            pub fn new(s: impl Into<String>) -> Self {
+                Self(s.into())
+            }
+
+            /// The string.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                Self(s.to_owned())
+            }
+        }
+    };
+}
+
+string_newtype!(
+    /// A key id, opaque: compared as given by the metadata, never recomputed.
+    KeyId
+);
+string_newtype!(
+    /// The name of a role (`root`, `targets`, `snapshot`, `timestamp` or a delegated role).
+    RoleName
+);
+
+/// A signature in an envelope's `signatures` list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signature {
+    /// The signing key's id.
+    pub keyid: KeyId,
+    /// The signature, hex-encoded.
+    pub sig: String,
+    /// Fields keyshare does not know.
+    #[serde(flatten)]
+    pub unrecognized: Unrecognized,
+}
+
+/// What every role's `signed` object has in common.
+pub trait Role: Serialize + DeserializeOwned + Clone + fmt::Debug {
+    /// The `_type` value.
+    const TYPE: &'static str;
+    /// The `version` field.
+    fn version(&self) -> u64;
+    /// The `expires` field.
+    fn expires(&self) -> Expires;
+    /// The `_type` field as received.
+    fn type_field(&self) -> &str;
+    /// Rules serde cannot express; returns the JSON path and the problem.
+    fn check(&self) -> std::result::Result<(), (String, String)> {
+        Ok(())
+    }
+}
+
+/// `keyids` + `threshold` of a top-level role in root.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RoleKeys {
+    /// Keys allowed to sign the role.
+    pub keyids: Vec<KeyId>,
+    /// How many distinct keys must sign.
+    pub threshold: NonZeroU32,
+    /// Fields keyshare does not know.
+    #[serde(flatten)]
+    pub unrecognized: Unrecognized,
+}
+
+/// The root role.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Root {
+    /// Always `root`.
+    #[serde(rename = "_type")]
+    pub type_: String,
+    /// Specification version, e.g. `1.0.31`.
+    pub spec_version: String,
+    /// Version, counting from 1.
+    pub version: u64,
+    /// Expiry.
+    pub expires: Expires,
+    /// Whether the repository uses consistent snapshots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistent_snapshot: Option<bool>,
+    /// Every key used by a top-level role, by id.
+    pub keys: BTreeMap<KeyId, Key>,
+    /// The four top-level roles.
+    pub roles: BTreeMap<RoleName, RoleKeys>,
+    /// Fields keyshare does not know.
+    #[serde(flatten)]
+    pub unrecognized: Unrecognized,
+}
+
+/// Snapshot and timestamp's description of a metadata file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetaFile {
+    /// Version of the described role.
+    pub version: u64,
+    /// Length in bytes, if listed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub length: Option<u64>,
+    /// Hashes by algorithm, if listed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hashes: Option<BTreeMap<String, String>>,
+    /// Fields keyshare does not know.
+    #[serde(flatten)]
+    pub unrecognized: Unrecognized,
+}
+
+impl MetaFile {
+    /// A description with the version only.
+    pub fn new(version: u64) -> Self {
+        Self {
+            version,
+            length: None,
+            hashes: None,
+            unrecognized: Unrecognized::new(),
+        }
+    }
+
+    /// A description with version, length and SHA-256 of `bytes`.
+    pub fn with_bytes(version: u64, bytes: &[u8]) -> Self {
+        Self {
+            version,
+            length: Some(bytes.len() as u64),
+            hashes: Some(BTreeMap::from([(
+                "sha256".to_owned(),
+                crate::hash::sha256_hex(bytes),
+            )])),
+            unrecognized: Unrecognized::new(),
+        }
+    }
+
+    /// Checks `bytes` against the listed length and hashes.
+    pub fn check_bytes(&self, what: &str, bytes: &[u8]) -> Result<()> {
+        if let Some(length) = self.length {
+            check_length(what, length, bytes)?;
+        }
+        if let Some(hashes) = &self.hashes {
+            check_hashes(what, hashes, bytes)?;
+        }
+        Ok(())
+    }
+}
+
+/// The snapshot role.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Always `snapshot`.
+    #[serde(rename = "_type")]
+    pub type_: String,
+    /// Specification version.
+    pub spec_version: String,
+    /// Version.
+    pub version: u64,
+    /// Expiry.
+    pub expires: Expires,
+    /// `targets.json` and `<role>.json` of every delegated role.
+    pub meta: BTreeMap<String, MetaFile>,
+    /// Fields keyshare does not know.
+    #[serde(flatten)]
+    pub unrecognized: Unrecognized,
+}
+
+impl Snapshot {
+    /// The listing of a targets role (`targets` or a delegated role).
+    pub fn role_meta(&self, role: &str) -> Option<&MetaFile> {
+        self.meta.get(&format!("{role}.json"))
+    }
+}
+
+/// The timestamp role.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Timestamp {
+    /// Always `timestamp`.
+    #[serde(rename = "_type")]
+    pub type_: String,
+    /// Specification version.
+    pub spec_version: String,
+    /// Version.
+    pub version: u64,
+    /// Expiry.
+    pub expires: Expires,
+    /// Exactly one entry, `snapshot.json`.
+    pub meta: BTreeMap<String, MetaFile>,
+    /// Fields keyshare does not know.
+    #[serde(flatten)]
+    pub unrecognized: Unrecognized,
+}
+
+impl Timestamp {
+    /// The `snapshot.json` entry (present: parsing checks it).
+    pub fn snapshot_meta(&self) -> &MetaFile {
+        // `check` guarantees the entry; fall back to an impossible version otherwise.
+        static MISSING: OnceLock<MetaFile> = OnceLock::new();
+        self.meta
+            .get("snapshot.json")
+            .unwrap_or_else(|| MISSING.get_or_init(|| MetaFile::new(0)))
+    }
+}
+
+/// A target file's description.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetFile {
+    /// Length in bytes.
+    pub length: u64,
+    /// Hashes by algorithm (at least one).
+    pub hashes: BTreeMap<String, String>,
+    /// Fields keyshare does not know, including `custom`.
+    #[serde(flatten)]
+    pub unrecognized: Unrecognized,
+}
+
+impl TargetFile {
+    /// Describes `bytes` with length and SHA-256.
+    pub fn from_bytes(bytes: &[u8]) -> Self {
+        Self {
+            length: bytes.len() as u64,
+            hashes: BTreeMap::from([("sha256".to_owned(), crate::hash::sha256_hex(bytes))]),
+            unrecognized: Unrecognized::new(),
+        }
+    }
+
+    /// Checks downloaded bytes against length and every supported hash.
+    pub fn check_bytes(&self, target_path: &str, bytes: &[u8]) -> Result<()> {
+        check_length(target_path, self.length, bytes)?;
+        check_hashes(target_path, &self.hashes, bytes)
+    }
+
+    /// The SHA-256 hash, used in consistent-snapshot target file names.
+    pub fn sha256(&self) -> Option<&str> {
+        self.hashes.get("sha256").map(String::as_str)
+    }
+}
+
+/// A delegated role in a targets role's `delegations.roles`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DelegatedRole {
+    /// The role's name.
+    pub name: RoleName,
+    /// Keys allowed to sign the role.
+    pub keyids: Vec<KeyId>,
+    /// How many distinct keys must sign.
+    pub threshold: NonZeroU32,
+    /// If true, a search that reaches this role stops here.
+    pub terminating: bool,
+    /// Target path patterns delegated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paths: Option<Vec<PathPattern>>,
+    /// Hex prefixes of SHA-256(target path) delegated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_hash_prefixes: Option<Vec<String>>,
+    /// Fields keyshare does not know.
+    #[serde(flatten)]
+    pub unrecognized: Unrecognized,
+}
+
+impl DelegatedRole {
+    /// True when the role is trusted for `target_path`.
+    ///
+    /// `path_hash` is the hex SHA-256 of the path, computed once by the caller.
+    pub fn is_delegated_path(&self, target_path: &str, path_hash: &str) -> bool {
+        if let Some(paths) = &self.paths {
+            return paths.iter().any(|p| p.matches(target_path));
+        }
+        if let Some(prefixes) = &self.path_hash_prefixes {
+            return prefixes.iter().any(|p| path_hash.starts_with(p.as_str()));
+        }
+        false
+    }
+}
+
+/// Succinct hashed-bin delegation (TAP 15): `2^bit_length` roles named
+/// `<name_prefix>-<bin in lowercase hex, zero-padded>`, all sharing keys and
+/// threshold; a target belongs to the bin given by the first `bit_length`
+/// bits of SHA-256(target path).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SuccinctRoles {
+    /// Keys allowed to sign every bin.
+    pub keyids: Vec<KeyId>,
+    /// How many distinct keys must sign each bin.
+    pub threshold: NonZeroU32,
+    /// Number of hash bits that choose the bin, 1 to 32.
+    pub bit_length: u32,
+    /// Prefix of every bin's role name.
+    pub name_prefix: String,
+    /// Fields keyshare does not know.
+    #[serde(flatten)]
+    pub unrecognized: Unrecognized,
+}
+
+impl SuccinctRoles {
+    /// How many bins there are.
+    pub fn bin_count(&self) -> u64 {
+        1u64 << self.bit_length.clamp(1, 32)
+    }
+
+    fn suffix_width(&self) -> usize {
+        format!("{:x}", self.bin_count() - 1).len()
+    }
+
+    /// The name of bin number `bin`.
+    pub fn bin_name(&self, bin: u64) -> RoleName {
+        RoleName::new(format!(
+            "{}-{:0width$x}",
+            self.name_prefix,
+            bin,
+            width = self.suffix_width()
+        ))
+    }
+
+    /// The bin role responsible for `target_path`.
+    pub fn role_for_target(&self, target_path: &str) -> RoleName {
+        let digest = crate::hash::sha256(target_path.as_bytes());
+        let first = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
+        let shift = 32 - self.bit_length.clamp(1, 32);
+        self.bin_name(u64::from(first >> shift))
+    }
+
+    /// True when `role` is one of the bins.
+    pub fn is_bin(&self, role: &str) -> bool {
+        let Some(suffix) = role
+            .strip_prefix(self.name_prefix.as_str())
+            .and_then(|r| r.strip_prefix('-'))
+        else {
+            return false;
+        };
+        suffix.len() == self.suffix_width()
+            && suffix
+                .chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+            && u64::from_str_radix(suffix, 16).is_ok_and(|n| n < self.bin_count())
+    }
+
+    /// Every bin name, in order.
+    pub fn bin_names(&self) -> impl Iterator<Item = RoleName> + '_ {
+        (0..self.bin_count()).map(|b| self.bin_name(b))
+    }
+}
+
+/// A targets role's `delegations`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Delegations {
+    /// Keys used by the delegated roles, by id.
+    pub keys: BTreeMap<KeyId, Key>,
+    /// Delegated roles in priority order (exclusive with `succinct_roles`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<DelegatedRole>>,
+    /// Hashed bins (exclusive with `roles`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub succinct_roles: Option<SuccinctRoles>,
+    /// Fields keyshare does not know.
+    #[serde(flatten)]
+    pub unrecognized: Unrecognized,
+}
+
+/// One child a search should visit: name, keys and whether it terminates the search.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Child {
+    /// The delegated role.
+    pub name: RoleName,
+    /// Whether the search stops after this child.
+    pub terminating: bool,
+}
+
+impl Delegations {
+    /// The delegated roles trusted for `target_path`, in priority order.
+    pub fn roles_for_target(&self, target_path: &str) -> Vec<Child> {
+        if let Some(succinct) = &self.succinct_roles {
+            return vec![Child {
+                name: succinct.role_for_target(target_path),
+                terminating: true,
+            }];
+        }
+        let hash = crate::hash::sha256_hex(target_path.as_bytes());
+        self.roles
+            .iter()
+            .flatten()
+            .filter(|r| r.is_delegated_path(target_path, &hash))
+            .map(|r| Child {
+                name: r.name.clone(),
+                terminating: r.terminating,
+            })
+            .collect()
+    }
+
+    /// The key ids and threshold of the delegated role `name`, if delegated here.
+    pub fn role_keys(&self, name: &str) -> Option<(&[KeyId], NonZeroU32)> {
+        if let Some(succinct) = &self.succinct_roles {
+            return succinct
+                .is_bin(name)
+                .then_some((succinct.keyids.as_slice(), succinct.threshold));
+        }
+        self.roles
+            .iter()
+            .flatten()
+            .find(|r| r.name.as_str() == name)
+            .map(|r| (r.keyids.as_slice(), r.threshold))
+    }
+}
+
+/// The targets role (top-level or delegated).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Targets {
+    /// Always `targets`.
+    #[serde(rename = "_type")]
+    pub type_: String,
+    /// Specification version.
+    pub spec_version: String,
+    /// Version.
+    pub version: u64,
+    /// Expiry.
+    pub expires: Expires,
+    /// Target files by path.
+    pub targets: BTreeMap<String, TargetFile>,
+    /// Delegations to other roles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delegations: Option<Delegations>,
+    /// Fields keyshare does not know.
+    #[serde(flatten)]
+    pub unrecognized: Unrecognized,
+}
+
+macro_rules! impl_role {
+    ($ty:ty, $name:literal, $check:expr) => {
+        impl Role for $ty {
+            const TYPE: &'static str = $name;
+            fn version(&self) -> u64 {
+                self.version
+            }
+            fn expires(&self) -> Expires {
+                self.expires
+            }
+            fn type_field(&self) -> &str {
+                &self.type_
+            }
+            fn check(&self) -> std::result::Result<(), (String, String)> {
+                if self.version == 0 {
+                    return Err(("version".into(), "must be at least 1".into()));
+                }
+                #[allow(clippy::redundant_closure_call)]
+                ($check)(self)
+            }
+        }
+    };
+}
+
+impl_role!(Root, "root", |r: &Root| {
+    let names: BTreeSet<&str> = r.roles.keys().map(RoleName::as_str).collect();
+    if names != BTreeSet::from(TOP_LEVEL_ROLES) {
+        return Err((
+            "roles".into(),
+            "must list exactly root, targets, snapshot and timestamp".into(),
+        ));
+    }
+    for (name, role) in &r.roles {
+        unique_keyids(&role.keyids).map_err(|m| (format!("roles.{name}.keyids"), m))?;
+    }
+    Ok(())
+});
+impl_role!(Targets, "targets", |t: &Targets| {
+    for (path, file) in &t.targets {
+        if file.hashes.is_empty() {
+            return Err((format!("targets.{path}.hashes"), "must not be empty".into()));
+        }
+    }
+    if let Some(d) = &t.delegations {
+        check_delegations(d)?;
+    }
+    Ok(())
+});
+impl_role!(Snapshot, "snapshot", |s: &Snapshot| check_meta_versions(
+    &s.meta
+));
+impl_role!(Timestamp, "timestamp", |t: &Timestamp| {
+    if t.meta.len() != 1 || !t.meta.contains_key("snapshot.json") {
+        return Err((
+            "meta".into(),
+            "must hold exactly one entry, snapshot.json".into(),
+        ));
+    }
+    check_meta_versions(&t.meta)
+});
+
+fn check_meta_versions(
+    meta: &BTreeMap<String, MetaFile>,
+) -> std::result::Result<(), (String, String)> {
+    for (name, m) in meta {
+        if m.version == 0 {
+            return Err((format!("meta.{name}.version"), "must be at least 1".into()));
+        }
+    }
+    Ok(())
+}
+
+fn unique_keyids(keyids: &[KeyId]) -> std::result::Result<(), String> {
+    let set: BTreeSet<&KeyId> = keyids.iter().collect();
+    if set.len() == keyids.len() {
+        Ok(())
+    } else {
+        Err("lists a key id more than once".into())
+    }
+}
+
+fn check_delegations(d: &Delegations) -> std::result::Result<(), (String, String)> {
+    match (&d.roles, &d.succinct_roles) {
+        (Some(_), Some(_)) | (None, None) => {
+            return Err((
+                "delegations".into(),
+                "must have exactly one of roles and succinct_roles".into(),
+            ))
+        }
+        (None, Some(s)) => {
+            if !(1..=32).contains(&s.bit_length) {
+                return Err((
+                    "delegations.succinct_roles.bit_length".into(),
+                    "must be between 1 and 32".into(),
+                ));
+            }
+            unique_keyids(&s.keyids)
+                .map_err(|m| ("delegations.succinct_roles.keyids".to_owned(), m))?;
+        }
+        (Some(roles), None) => {
+            let mut names = BTreeSet::new();
+            for (i, r) in roles.iter().enumerate() {
+                let at = |field: &str| format!("delegations.roles[{i}].{field}");
+                if TOP_LEVEL_ROLES.contains(&r.name.as_str()) {
+                    return Err((at("name"), format!("`{}` is a top-level role name", r.name)));
+                }
+                if !names.insert(r.name.as_str()) {
+                    return Err((at("name"), format!("`{}` is delegated twice", r.name)));
+                }
+                unique_keyids(&r.keyids).map_err(|m| (at("keyids"), m))?;
+                if r.paths.is_some() == r.path_hash_prefixes.is_some() {
+                    return Err((
+                        at("paths"),
+                        "must have exactly one of paths and path_hash_prefixes".into(),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The signed envelope of a role, typed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Signed<T> {
+    /// Signatures over the canonical form of `signed`.
+    pub signatures: Vec<Signature>,
+    /// The role's content.
+    pub signed: T,
+    /// Fields keyshare does not know.
+    #[serde(flatten)]
+    pub unrecognized: Unrecognized,
+}
+
+/// Raw envelope shape, with `signed` left as JSON.
+#[derive(Deserialize)]
+struct RawEnvelope {
+    signatures: Vec<Signature>,
+    signed: Value,
+}
+
+/// Untrusted metadata, parsed: the typed role, its signatures, and the
+/// canonical bytes of `signed` that the signatures must cover.
+///
+/// Nothing here is verified; [`crate::verify`] turns it into a
+/// [`crate::verify::Verified`] value.
+#[derive(Clone, Debug)]
+pub struct Envelope<T> {
+    /// The role's content.
+    pub signed: T,
+    /// Signatures as received.
+    pub signatures: Vec<Signature>,
+    /// Canonical JSON of `signed` as received, unknown fields included.
+    pub canonical: Vec<u8>,
+}
+
+impl<T: Role> Envelope<T> {
+    /// Parses metadata bytes fetched for role `role`.
+    pub fn parse(role: &str, bytes: &[u8]) -> Result<Self> {
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let raw: RawEnvelope = serde_path_to_error::deserialize(&mut de)
+            .map_err(|e| malformed(role, &e.path().to_string(), e.inner()))?;
+        de.end().map_err(|e| malformed(role, ".", &e))?;
+        let canonical = to_canonical(&raw.signed, role)?;
+        let signed: T = serde_path_to_error::deserialize(raw.signed).map_err(|e| {
+            let path = format!("signed.{}", e.path());
+            malformed(role, &path, e.inner())
+        })?;
+        if signed.type_field() != T::TYPE {
+            return Err(Error::WrongType {
+                role: RoleName::new(role),
+                expected: T::TYPE,
+                found: signed.type_field().to_owned(),
+            });
+        }
+        signed.check().map_err(|(path, message)| Error::Malformed {
+            what: role.to_owned(),
+            path: format!("signed.{path}"),
+            message,
+        })?;
+        Ok(Self {
+            signed,
+            signatures: raw.signatures,
+            canonical,
+        })
+    }
+}
+
+fn malformed(what: &str, path: &str, e: &dyn fmt::Display) -> Error {
+    Error::Malformed {
+        what: what.to_owned(),
+        path: path.to_owned(),
+        message: e.to_string(),
+    }
+}
+
+fn check_length(what: &str, expected: u64, bytes: &[u8]) -> Result<()> {
+    let received = bytes.len() as u64;
+    if received == expected {
+        Ok(())
+    } else {
+        Err(Error::LengthMismatch {
+            what: what.to_owned(),
+            expected,
+            received,
+        })
+    }
+}
+
+/// Every listed hash keyshare can compute must match, and at least one must be computable.
+fn check_hashes(what: &str, hashes: &BTreeMap<String, String>, bytes: &[u8]) -> Result<()> {
+    let mut checked = false;
+    for (algorithm, expected) in hashes {
+        if let Some(actual) = crate::hash::digest_hex(algorithm, bytes) {
+            if !actual.eq_ignore_ascii_case(expected) {
+                return Err(Error::HashMismatch {
+                    what: what.to_owned(),
+                    algorithm: algorithm.clone(),
+                });
+            }
+            checked = true;
+        }
+    }
+    if checked {
+        Ok(())
+    } else {
+        Err(Error::NoSupportedHash {
+            what: what.to_owned(),
+            algorithms: hashes.keys().cloned().collect(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn succinct(bits: u32) -> SuccinctRoles {
+        SuccinctRoles {
+            keyids: vec![],
+            threshold: NonZeroU32::MIN,
+            bit_length: bits,
+            name_prefix: "bin".into(),
+            unrecognized: Unrecognized::new(),
+        }
+    }
+
+    #[test]
+    fn succinct_bin_names_are_zero_padded_hex() {
+        let s = succinct(8);
+        assert_eq!(s.bin_count(), 256);
+        assert_eq!(s.bin_name(0).as_str(), "bin-00");
+        assert_eq!(s.bin_name(255).as_str(), "bin-ff");
+        assert_eq!(succinct(4).bin_name(10).as_str(), "bin-a");
+        assert_eq!(succinct(9).bin_name(1).as_str(), "bin-001");
+        assert!(s.is_bin("bin-0a"));
+        assert!(!s.is_bin("bin-a"));
+        assert!(!s.is_bin("bin-0A"));
+        assert!(!s.is_bin("bin-100"));
+        assert!(!s.is_bin("other-00"));
+    }
+
+    #[test]
+    fn succinct_bin_uses_leading_hash_bits() {
+        // SHA-256("a") starts with 0xca978112.
+        assert_eq!(succinct(8).role_for_target("a").as_str(), "bin-ca");
+        assert_eq!(succinct(4).role_for_target("a").as_str(), "bin-c");
+        assert_eq!(succinct(32).role_for_target("a").as_str(), "bin-ca978112");
+    }
+
+    #[test]
+    fn timestamp_must_list_only_snapshot() {
+        let json = br#"{"signatures":[],"signed":{"_type":"timestamp","spec_version":"1.0.31","version":1,"expires":"2030-01-01T00:00:00Z","meta":{"targets.json":{"version":1}}}}"#;
+        let err = Envelope::<Timestamp>::parse("timestamp", json).unwrap_err();
+        assert!(
+            matches!(&err, Error::Malformed { path, .. } if path == "signed.meta"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let json = br#"{"signatures":[],"signed":{"_type":"snapshot","spec_version":"1.0.31","version":1,"expires":"2030-01-01T00:00:00Z","meta":{"snapshot.json":{"version":1}}}}"#;
+        let err = Envelope::<Timestamp>::parse("timestamp", json).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::WrongType {
+                    expected: "timestamp",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn malformed_field_path_is_reported() {
+        let json = br#"{"signatures":[],"signed":{"_type":"timestamp","spec_version":"1.0.31","version":"x","expires":"2030-01-01T00:00:00Z","meta":{}}}"#;
+        let err = Envelope::<Timestamp>::parse("timestamp", json).unwrap_err();
+        assert!(
+            matches!(&err, Error::Malformed { path, .. } if path == "signed.version"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn trailing_bytes_are_refused() {
+        let json = br#"{"signatures":[],"signed":{}} x"#;
+        assert!(Envelope::<Timestamp>::parse("timestamp", json).is_err());
+    }
+
+    #[test]
+    fn hashes_must_match_and_be_computable() {
+        let m = MetaFile::with_bytes(1, b"abc");
+        assert!(m.check_bytes("x", b"abc").is_ok());
+        assert!(matches!(
+            m.check_bytes("x", b"abd"),
+            Err(Error::HashMismatch { .. })
+        ));
+        assert!(matches!(
+            m.check_bytes("x", b"abcd"),
+            Err(Error::LengthMismatch { .. })
+        ));
+        let odd = TargetFile {
+            length: 3,
+            hashes: BTreeMap::from([("blake3".into(), "00".into())]),
+            unrecognized: Unrecognized::new(),
+        };
+        assert!(matches!(
+            odd.check_bytes("t", b"abc"),
+            Err(Error::NoSupportedHash { .. })
+        ));
+    }
+}

@@ -1,0 +1,1 @@
+//! Repository builder (in progress).

@@ -1,0 +1,235 @@
+//! Signing: the [`Signer`] trait every key backend implements, and an
+//! in-memory key for tests and the embedded default.
+//!
+//! The `keyshare-hsm` crate implements [`Signer`] for key files and PKCS#11
+//! tokens; everything that signs metadata takes `&dyn Signer`.
+
+use std::fmt;
+
+use openssl::ec::{EcGroup, EcKey};
+use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
+use openssl::pkey::{Id, PKey, Private, Public};
+use openssl::rsa::{Padding, Rsa};
+use openssl::sign::RsaPssSaltlen;
+
+use crate::cjson::to_canonical;
+use crate::error::{Error, Result};
+use crate::keys::{Key, Scheme};
+use crate::metadata::{KeyId, Role, Signature, Signed, Unrecognized};
+
+/// A failed signing operation. The message never contains key material.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SignError(pub String);
+
+/// Something that can sign TUF metadata with one key.
+pub trait Signer: Send + Sync + fmt::Debug {
+    /// The id the key has in metadata.
+    fn key_id(&self) -> &KeyId;
+    /// The public key entry for metadata.
+    fn public_key(&self) -> &Key;
+    /// Signs `message`, returning the raw signature bytes in the encoding of
+    /// the key's TUF scheme (DER for ECDSA).
+    fn sign(&self, message: &[u8]) -> std::result::Result<Vec<u8>, SignError>;
+}
+
+/// A private key held in process memory (OpenSSL).
+pub struct InMemorySigner {
+    scheme: Scheme,
+    private: PKey<Private>,
+    key: Key,
+    key_id: KeyId,
+}
+
+impl fmt::Debug for InMemorySigner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InMemorySigner")
+            .field("scheme", &self.scheme)
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl InMemorySigner {
+    /// Generates a new key (RSA keys are 3072 bits).
+    pub fn generate(scheme: Scheme) -> Result<Self> {
+        let private = match scheme {
+            Scheme::Ed25519 => PKey::generate_ed25519(),
+            Scheme::EcdsaP256Sha256 => EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)
+                .and_then(|g| EcKey::generate(&g))
+                .and_then(PKey::from_ec_key),
+            Scheme::RsaPssSha256 => Rsa::generate(3072).and_then(PKey::from_rsa),
+        }
+        .map_err(|e| Error::Sign(format!("key generation failed: {e}")))?;
+        Self::from_private(scheme, private)
+    }
+
+    /// Wraps an existing OpenSSL private key.
+    pub fn from_private(scheme: Scheme, private: PKey<Private>) -> Result<Self> {
+        let public_der = private
+            .public_key_to_der()
+            .map_err(|e| Error::Sign(format!("cannot derive public key: {e}")))?;
+        let public: PKey<Public> = PKey::public_key_from_der(&public_der)
+            .map_err(|e| Error::Sign(format!("cannot derive public key: {e}")))?;
+        let key = Key::from_public(scheme, &public)?;
+        let key_id = key.key_id()?;
+        Ok(Self {
+            scheme,
+            private,
+            key,
+            key_id,
+        })
+    }
+
+    /// Reads a PKCS#8 PEM private key, choosing the scheme from the key type.
+    pub fn from_pkcs8_pem(pem: &[u8]) -> Result<Self> {
+        let private = PKey::private_key_from_pem(pem)
+            .map_err(|_| Error::Sign("not a PEM private key".into()))?;
+        let scheme = match private.id() {
+            Id::ED25519 => Scheme::Ed25519,
+            Id::EC => Scheme::EcdsaP256Sha256,
+            Id::RSA => Scheme::RsaPssSha256,
+            _ => return Err(Error::Sign("unsupported private key type".into())),
+        };
+        Self::from_private(scheme, private)
+    }
+
+    /// The private key as PKCS#8 PEM (for writing a key file).
+    pub fn to_pkcs8_pem(&self) -> Result<Vec<u8>> {
+        self.private
+            .private_key_to_pem_pkcs8()
+            .map_err(|e| Error::Sign(format!("cannot encode key: {e}")))
+    }
+
+    /// The scheme of the key.
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
+    }
+}
+
+impl Signer for InMemorySigner {
+    fn key_id(&self) -> &KeyId {
+        &self.key_id
+    }
+
+    fn public_key(&self) -> &Key {
+        &self.key
+    }
+
+    fn sign(&self, message: &[u8]) -> std::result::Result<Vec<u8>, SignError> {
+        let fail = |e: openssl::error::ErrorStack| SignError(format!("openssl: {e}"));
+        match self.scheme {
+            Scheme::Ed25519 => openssl::sign::Signer::new_without_digest(&self.private)
+                .and_then(|mut s| s.sign_oneshot_to_vec(message))
+                .map_err(fail),
+            Scheme::EcdsaP256Sha256 => {
+                openssl::sign::Signer::new(MessageDigest::sha256(), &self.private)
+                    .and_then(|mut s| {
+                        s.update(message)?;
+                        s.sign_to_vec()
+                    })
+                    .map_err(fail)
+            }
+            Scheme::RsaPssSha256 => {
+                openssl::sign::Signer::new(MessageDigest::sha256(), &self.private)
+                    .and_then(|mut s| {
+                        s.set_rsa_padding(Padding::PKCS1_PSS)?;
+                        s.set_rsa_mgf1_md(MessageDigest::sha256())?;
+                        s.set_rsa_pss_saltlen(RsaPssSaltlen::DIGEST_LENGTH)?;
+                        s.update(message)?;
+                        s.sign_to_vec()
+                    })
+                    .map_err(fail)
+            }
+        }
+    }
+}
+
+/// Signs `signed` with every signer, producing the envelope.
+pub fn sign<T: Role>(signed: T, signers: &[&dyn Signer]) -> Result<Signed<T>> {
+    let canonical = to_canonical(&signed, T::TYPE)?;
+    let mut signatures = Vec::with_capacity(signers.len());
+    for s in signers {
+        let raw = s
+            .sign(&canonical)
+            .map_err(|e| Error::Sign(format!("key {}: {e}", s.key_id())))?;
+        signatures.push(Signature {
+            keyid: s.key_id().clone(),
+            sig: hex::encode(raw),
+            unrecognized: Unrecognized::new(),
+        });
+    }
+    Ok(Signed {
+        signatures,
+        signed,
+        unrecognized: Unrecognized::new(),
+    })
+}
+
+/// Adds signatures to an existing envelope, replacing any by the same keys.
+///
+/// This is how keyholders on separate machines each sign the same root and
+/// the signatures are merged.
+pub fn add_signatures<T: Role>(envelope: &mut Signed<T>, signers: &[&dyn Signer]) -> Result<()> {
+    let canonical = to_canonical(&envelope.signed, T::TYPE)?;
+    for s in signers {
+        let raw = s
+            .sign(&canonical)
+            .map_err(|e| Error::Sign(format!("key {}: {e}", s.key_id())))?;
+        envelope.signatures.retain(|sig| &sig.keyid != s.key_id());
+        envelope.signatures.push(Signature {
+            keyid: s.key_id().clone(),
+            sig: hex::encode(raw),
+            unrecognized: Unrecognized::new(),
+        });
+    }
+    Ok(())
+}
+
+/// The bytes keyshare writes for an envelope: canonical JSON.
+pub fn to_bytes<T: Role>(envelope: &Signed<T>) -> Result<Vec<u8>> {
+    to_canonical(envelope, T::TYPE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_scheme_signs_what_its_key_verifies() {
+        for scheme in [
+            Scheme::Ed25519,
+            Scheme::EcdsaP256Sha256,
+            Scheme::RsaPssSha256,
+        ] {
+            let s = InMemorySigner::generate(scheme).unwrap();
+            let sig = s.sign(b"message").unwrap();
+            let key = s.public_key();
+            assert!(
+                key.verify(s.key_id(), b"message", &sig).unwrap(),
+                "{scheme:?}"
+            );
+            assert!(
+                !key.verify(s.key_id(), b"other", &sig).unwrap(),
+                "{scheme:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn pkcs8_round_trip_keeps_key_id() {
+        let s = InMemorySigner::generate(Scheme::EcdsaP256Sha256).unwrap();
+        let pem = s.to_pkcs8_pem().unwrap();
+        let back = InMemorySigner::from_pkcs8_pem(&pem).unwrap();
+        assert_eq!(back.key_id(), s.key_id());
+    }
+
+    #[test]
+    fn debug_does_not_print_the_private_key() {
+        let s = InMemorySigner::generate(Scheme::Ed25519).unwrap();
+        let text = format!("{s:?}");
+        assert!(!text.contains("PRIVATE"), "{text}");
+        assert!(!text.contains("private"), "{text}");
+    }
+}

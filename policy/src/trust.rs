@@ -1,0 +1,1 @@
+//! Trust documents (in progress).
