@@ -210,6 +210,27 @@ impl Key {
         Ok(pkey)
     }
 
+    /// The key as DER SubjectPublicKeyInfo, for comparing keys written in
+    /// different encodings.
+    pub fn spki_der(&self, keyid: &KeyId) -> Result<Vec<u8>> {
+        let pkey = self.decoded().map_err(|m| Error::BadKey {
+            keyid: keyid.clone(),
+            message: m.to_owned(),
+        })?;
+        pkey.public_key_to_der().map_err(|e| Error::BadKey {
+            keyid: keyid.clone(),
+            message: e.to_string(),
+        })
+    }
+
+    /// The OpenSSL public key, for callers that verify other formats with it.
+    pub fn openssl_key(&self, keyid: &KeyId) -> Result<&PKey<Public>> {
+        self.decoded().map_err(|m| Error::BadKey {
+            keyid: keyid.clone(),
+            message: m.to_owned(),
+        })
+    }
+
     /// Checks that the key is usable, naming it by `keyid` in the error.
     pub fn check(&self, keyid: &KeyId) -> Result<()> {
         self.decoded().map(|_| ()).map_err(|m| Error::BadKey {
