@@ -496,6 +496,7 @@ macro_rules! impl_role {
                 if self.version == 0 {
                     return Err(("version".into(), "must be at least 1".into()));
                 }
+                check_spec_version(&self.spec_version)?;
                 #[allow(clippy::redundant_closure_call)]
                 ($check)(self)
             }
@@ -539,6 +540,21 @@ impl_role!(Timestamp, "timestamp", |t: &Timestamp| {
     }
     check_meta_versions(&t.meta)
 });
+
+/// `X.Y` or `X.Y.Z` with major version 1, as python-tuf accepts.
+fn check_spec_version(v: &str) -> std::result::Result<(), (String, String)> {
+    let parts: Vec<&str> = v.split('.').collect();
+    let numeric = parts
+        .iter()
+        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if !(2..=3).contains(&parts.len()) || !numeric || parts.first() != Some(&"1") {
+        return Err((
+            "spec_version".into(),
+            format!("`{v}` is not a supported specification version (1.x)"),
+        ));
+    }
+    Ok(())
+}
 
 fn check_meta_versions(
     meta: &BTreeMap<String, MetaFile>,
@@ -755,6 +771,16 @@ mod tests {
         let err = Envelope::<Timestamp>::parse("timestamp", json).unwrap_err();
         assert!(
             matches!(&err, Error::Malformed { path, .. } if path == "signed.meta"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unsupported_spec_version_is_refused() {
+        let json = br#"{"signatures":[],"signed":{"_type":"timestamp","spec_version":"2.0.0","version":1,"expires":"2030-01-01T00:00:00Z","meta":{"snapshot.json":{"version":1}}}}"#;
+        let err = Envelope::<Timestamp>::parse("timestamp", json).unwrap_err();
+        assert!(
+            matches!(&err, Error::Malformed { path, .. } if path == "signed.spec_version"),
             "{err}"
         );
     }

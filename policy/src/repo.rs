@@ -1,1 +1,1093 @@
-//! Repository builder (in progress).
+//! The repository side: create, sign and publish TUF metadata.
+//!
+//! [`Repository`] holds the current signed metadata of every role and the
+//! signers of the online roles. Changes are staged (targets added or
+//! removed, roles delegated, keys rotated) and [`Repository::commit`] turns
+//! them into one consistent set of new files: a new version of each changed
+//! targets role, then snapshot, then timestamp, each signed and each file
+//! immutable under its consistent-snapshot name. A commit that fails leaves
+//! the published state exactly as it was.
+//!
+//! Layout of the files it produces (relative to the repository's base):
+//!
+//! | file | when |
+//! | --- | --- |
+//! | `metadata/N.root.json` | every root version |
+//! | `metadata/V.targets.json`, `metadata/V.<role>.json` | every version of a targets role (role names percent-encoded) |
+//! | `metadata/V.snapshot.json` | every snapshot version |
+//! | `metadata/timestamp.json` | rewritten on every commit |
+//! | `targets/<dir>/<sha256>.<basename>` | every target file |
+//!
+//! Choices (see `docs/architecture.md`):
+//! * Snapshot lists role versions only, without lengths or hashes, unless
+//!   [`Options::snapshot_hashes`] is set (the specification makes them
+//!   optional; without them snapshot stays small with many namespaces).
+//!   Timestamp always lists snapshot's length and SHA-256.
+//! * A delegated role stays listed in snapshot after its delegation is
+//!   removed, because clients refuse a snapshot that drops a role they saw;
+//!   delegating the same name again continues its version numbers.
+
+use std::collections::BTreeMap;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use serde_json::Value;
+use time::{Duration, OffsetDateTime};
+
+use crate::datetime::Expires;
+use crate::error::{Error, Result};
+use crate::keys::Key;
+use crate::metadata::{
+    DelegatedRole, Delegations, KeyId, MetaFile, Role, RoleKeys, RoleName, Root, Signed, Snapshot,
+    TargetFile, Targets, Timestamp, Unrecognized, SPEC_VERSION, TOP_LEVEL_ROLES,
+};
+use crate::sign::{sign, to_bytes, Signer};
+
+/// A signer shared between the repository and whoever else holds it.
+pub type SharedSigner = Arc<dyn Signer>;
+
+/// How long each role's metadata stays valid after it is signed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Expiries {
+    /// Root: one year.
+    pub root: Duration,
+    /// Top-level targets: 90 days.
+    pub targets: Duration,
+    /// Delegated (namespace) roles: 90 days.
+    pub delegated: Duration,
+    /// Snapshot: 7 days.
+    pub snapshot: Duration,
+    /// Timestamp: 1 day.
+    pub timestamp: Duration,
+}
+
+impl Default for Expiries {
+    fn default() -> Self {
+        Self {
+            root: Duration::days(365),
+            targets: Duration::days(90),
+            delegated: Duration::days(90),
+            snapshot: Duration::days(7),
+            timestamp: Duration::days(1),
+        }
+    }
+}
+
+/// Repository options.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Expiry periods.
+    pub expiries: Expiries,
+    /// List length and SHA-256 of every role in snapshot (default: versions only).
+    pub snapshot_hashes: bool,
+}
+
+/// Keys and threshold of one top-level role, for a new root.
+#[derive(Clone, Debug)]
+pub struct RoleSpec {
+    /// Public keys of the role, by id.
+    pub keys: Vec<(KeyId, Key)>,
+    /// Distinct signatures needed.
+    pub threshold: NonZeroU32,
+}
+
+impl RoleSpec {
+    /// A role held by `signers`, threshold `threshold`.
+    pub fn from_signers(signers: &[SharedSigner], threshold: u32) -> Result<Self> {
+        let threshold = NonZeroU32::new(threshold)
+            .ok_or_else(|| Error::Sign("threshold must be at least 1".into()))?;
+        if signers.len() < threshold.get() as usize {
+            return Err(Error::Sign(format!(
+                "threshold {threshold} is more than the {} key(s) given",
+                signers.len()
+            )));
+        }
+        Ok(Self {
+            keys: signers
+                .iter()
+                .map(|s| (s.key_id().clone(), s.public_key().clone()))
+                .collect(),
+            threshold,
+        })
+    }
+}
+
+/// Builds an unsigned root from the four top-level role specs.
+pub fn build_root(
+    version: u64,
+    expires: OffsetDateTime,
+    roles: [(&str, &RoleSpec); 4],
+) -> Result<Root> {
+    let mut keys = BTreeMap::new();
+    let mut role_map = BTreeMap::new();
+    for (name, spec) in roles {
+        if !TOP_LEVEL_ROLES.contains(&name) {
+            return Err(Error::Sign(format!("`{name}` is not a top-level role")));
+        }
+        for (id, key) in &spec.keys {
+            key.check(id)?;
+            keys.insert(id.clone(), key.clone());
+        }
+        role_map.insert(
+            RoleName::new(name),
+            RoleKeys {
+                keyids: spec.keys.iter().map(|(id, _)| id.clone()).collect(),
+                threshold: spec.threshold,
+                unrecognized: Unrecognized::new(),
+            },
+        );
+    }
+    Ok(Root {
+        type_: Root::TYPE.into(),
+        spec_version: SPEC_VERSION.into(),
+        version,
+        expires: Expires::new(expires),
+        consistent_snapshot: Some(true),
+        keys,
+        roles: role_map,
+        unrecognized: Unrecognized::new(),
+    })
+}
+
+/// An empty targets role.
+pub fn empty_targets(version: u64, expires: OffsetDateTime) -> Targets {
+    Targets {
+        type_: Targets::TYPE.into(),
+        spec_version: SPEC_VERSION.into(),
+        version,
+        expires: Expires::new(expires),
+        targets: BTreeMap::new(),
+        delegations: None,
+        unrecognized: Unrecognized::new(),
+    }
+}
+
+/// A file to publish, relative to the repository base.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct File {
+    /// `metadata/...` or `targets/...`.
+    pub path: String,
+    /// The bytes.
+    pub bytes: Arc<[u8]>,
+    /// False only for `metadata/timestamp.json`; every other file never changes.
+    pub immutable: bool,
+}
+
+impl File {
+    fn immutable(path: String, bytes: Vec<u8>) -> Self {
+        Self {
+            path,
+            bytes: bytes.into(),
+            immutable: true,
+        }
+    }
+}
+
+/// Percent-encodes a role name for a file name as python-tuf does
+/// (`urllib.parse.quote(name, safe="")`): every byte outside
+/// `[A-Za-z0-9_.~-]` becomes `%XX`, so `team/a` is `team%2Fa`.
+pub fn encode_role_name(role: &str) -> String {
+    let mut out = String::with_capacity(role.len());
+    for b in role.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The consistent-snapshot path of a target file: `targets/<dir>/<sha256>.<basename>`.
+pub fn target_file_path(target_path: &str, sha256: &str) -> String {
+    match target_path.rsplit_once('/') {
+        Some((dir, base)) => format!("targets/{dir}/{sha256}.{base}"),
+        None => format!("targets/{sha256}.{target_path}"),
+    }
+}
+
+/// One targets role kept by the repository.
+#[derive(Clone, Debug)]
+struct TargetsRole {
+    /// Last signed (published) version; `None` before its first commit.
+    published: Option<Signed<Targets>>,
+    /// The content the next commit will sign.
+    staged: Targets,
+    /// Whether `staged` differs from what is published.
+    dirty: bool,
+    /// Who delegates this role (`None` for top-level targets or a removed delegation).
+    delegator: Option<RoleName>,
+}
+
+/// An organization's TUF repository, in memory.
+#[derive(Debug)]
+pub struct Repository {
+    options: Options,
+    /// The current root.
+    root: Signed<Root>,
+    /// The bytes of every root, version 1 first.
+    root_history: Vec<Arc<[u8]>>,
+    /// How many of `root_history` a commit has published.
+    published_roots: usize,
+    targets: BTreeMap<RoleName, TargetsRole>,
+    snapshot: Option<(Signed<Snapshot>, Arc<[u8]>)>,
+    timestamp: Option<(Signed<Timestamp>, Arc<[u8]>)>,
+    signers: BTreeMap<RoleName, Vec<SharedSigner>>,
+    /// Set when something changed that snapshot/timestamp must cover.
+    pending: bool,
+}
+
+impl Repository {
+    /// Starts a repository from a signed root v1 and the online signers of
+    /// targets, snapshot and timestamp (the root keys are not needed).
+    ///
+    /// Nothing is published until [`commit`](Self::commit).
+    pub fn new(
+        root: Signed<Root>,
+        signers: BTreeMap<RoleName, Vec<SharedSigner>>,
+        options: Options,
+        now: OffsetDateTime,
+    ) -> Result<Self> {
+        let bytes: Arc<[u8]> = to_bytes(&root)?.into();
+        check_root_signed(&root, &bytes)?;
+        let mut repo = Self {
+            options,
+            root,
+            root_history: vec![bytes],
+            published_roots: 0,
+            targets: BTreeMap::new(),
+            snapshot: None,
+            timestamp: None,
+            signers,
+            pending: true,
+        };
+        let expires = now + options.expiries.targets;
+        repo.targets.insert(
+            RoleName::new("targets"),
+            TargetsRole {
+                published: None,
+                staged: empty_targets(1, expires),
+                dirty: true,
+                delegator: None,
+            },
+        );
+        Ok(repo)
+    }
+
+    /// Creates a new repository whose root is signed here by `root_signers`
+    /// (the embedded default; production roots come from an offline ceremony).
+    pub fn create(
+        root_signers: &[SharedSigner],
+        root_threshold: u32,
+        online: [(&str, Vec<SharedSigner>); 3],
+        options: Options,
+        now: OffsetDateTime,
+    ) -> Result<Self> {
+        let root_spec = RoleSpec::from_signers(root_signers, root_threshold)?;
+        let mut specs = Vec::new();
+        for (name, signers) in &online {
+            specs.push((*name, RoleSpec::from_signers(signers, 1)?));
+        }
+        let [(n1, s1), (n2, s2), (n3, s3)]: [(&str, RoleSpec); 3] = specs
+            .try_into()
+            .map_err(|_| Error::Sign("three online roles expected".into()))?;
+        let root = build_root(
+            1,
+            now + options.expiries.root,
+            [("root", &root_spec), (n1, &s1), (n2, &s2), (n3, &s3)],
+        )?;
+        let refs: Vec<&dyn Signer> = root_signers.iter().map(|s| s.as_ref()).collect();
+        let signed = sign(root, &refs)?;
+        let signers = online
+            .into_iter()
+            .map(|(name, s)| (RoleName::new(name), s))
+            .collect();
+        Self::new(signed, signers, options, now)
+    }
+
+    /// The current root.
+    pub fn root(&self) -> &Signed<Root> {
+        &self.root
+    }
+
+    /// The published bytes of every root, version 1 first.
+    pub fn root_history(&self) -> impl Iterator<Item = &[u8]> {
+        self.root_history.iter().map(|b| &**b)
+    }
+
+    /// The published version of a targets role, if it has one.
+    pub fn targets(&self, role: &str) -> Option<&Signed<Targets>> {
+        self.targets.get(role).and_then(|r| r.published.as_ref())
+    }
+
+    /// The staged (next) content of a targets role.
+    pub fn staged(&self, role: &str) -> Option<&Targets> {
+        self.targets.get(role).map(|r| &r.staged)
+    }
+
+    /// The current snapshot, once committed.
+    pub fn snapshot(&self) -> Option<&Signed<Snapshot>> {
+        self.snapshot.as_ref().map(|(s, _)| s)
+    }
+
+    /// The current timestamp, once committed.
+    pub fn timestamp(&self) -> Option<&Signed<Timestamp>> {
+        self.timestamp.as_ref().map(|(t, _)| t)
+    }
+
+    /// Names of the delegated roles currently delegated by some role.
+    pub fn delegated_roles(&self) -> impl Iterator<Item = &RoleName> {
+        self.targets
+            .iter()
+            .filter(|(_, r)| r.delegator.is_some())
+            .map(|(n, _)| n)
+    }
+
+    /// Replaces the signers of a role (online key rotation). For top-level
+    /// roles the new keys must already be in root; for delegated roles the
+    /// delegator must list them, see [`delegate`](Self::delegate).
+    pub fn set_signers(&mut self, role: &str, signers: Vec<SharedSigner>) {
+        self.signers.insert(RoleName::new(role), signers);
+    }
+
+    fn role_mut(&mut self, role: &str) -> Result<&mut TargetsRole> {
+        self.targets
+            .get_mut(role)
+            .ok_or_else(|| Error::MissingRole {
+                role: RoleName::new(role),
+                message: "no such targets role in the repository".into(),
+            })
+    }
+
+    /// Adds or replaces target `path` in `role`; returns the target file to publish.
+    pub fn set_target(
+        &mut self,
+        role: &str,
+        path: &str,
+        bytes: &[u8],
+        custom: Option<Value>,
+    ) -> Result<File> {
+        if path.is_empty()
+            || path.starts_with('/')
+            || path.split('/').any(|s| s == ".." || s.is_empty())
+        {
+            return Err(Error::Sign(format!("`{path}` is not a valid target path")));
+        }
+        let mut file = TargetFile::from_bytes(bytes);
+        if let Some(custom) = custom {
+            file.unrecognized.insert("custom".into(), custom);
+        }
+        let disk = target_file_path(path, file.sha256().unwrap_or_default());
+        let r = self.role_mut(role)?;
+        if r.staged.targets.get(path) != Some(&file) {
+            r.staged.targets.insert(path.to_owned(), file);
+            r.dirty = true;
+        }
+        Ok(File::immutable(disk, bytes.to_vec()))
+    }
+
+    /// Removes target `path` from `role`; true if it was there.
+    pub fn remove_target(&mut self, role: &str, path: &str) -> Result<bool> {
+        let r = self.role_mut(role)?;
+        let removed = r.staged.targets.remove(path).is_some();
+        r.dirty |= removed;
+        Ok(removed)
+    }
+
+    /// Delegates `role` from `delegator` (appended after existing delegations,
+    /// or replacing a delegation of the same name in place), listing `keys` in
+    /// the delegator and signing the role with `signers` from now on.
+    pub fn delegate(
+        &mut self,
+        delegator: &str,
+        role: DelegatedRole,
+        keys: Vec<(KeyId, Key)>,
+        signers: Vec<SharedSigner>,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        let name = role.name.clone();
+        if TOP_LEVEL_ROLES.contains(&name.as_str()) {
+            return Err(Error::Sign(format!("`{name}` is a top-level role name")));
+        }
+        if name.as_str() == delegator {
+            return Err(Error::Sign(format!("`{name}` cannot delegate to itself")));
+        }
+        for (id, key) in &keys {
+            key.check(id)?;
+        }
+        if let Some(existing) = self.targets.get(&name) {
+            if existing
+                .delegator
+                .as_ref()
+                .is_some_and(|d| d.as_str() != delegator)
+            {
+                return Err(Error::Sign(format!(
+                    "`{name}` is already delegated by another role"
+                )));
+            }
+        }
+        let parent = self.role_mut(delegator)?;
+        let delegations = parent
+            .staged
+            .delegations
+            .get_or_insert_with(|| Delegations {
+                keys: BTreeMap::new(),
+                roles: Some(Vec::new()),
+                succinct_roles: None,
+                unrecognized: Unrecognized::new(),
+            });
+        let roles = delegations
+            .roles
+            .as_mut()
+            .ok_or_else(|| Error::Sign(format!("`{delegator}` uses succinct hashed bins")))?;
+        match roles.iter_mut().find(|r| r.name == name) {
+            Some(slot) => *slot = role,
+            None => roles.push(role),
+        }
+        for (id, key) in keys {
+            delegations.keys.insert(id, key);
+        }
+        prune_keys(delegations);
+        parent.dirty = true;
+        let expires = now + self.options.expiries.delegated;
+        let entry = self
+            .targets
+            .entry(name.clone())
+            .or_insert_with(|| TargetsRole {
+                published: None,
+                staged: empty_targets(1, expires),
+                dirty: true,
+                delegator: None,
+            });
+        entry.delegator = Some(RoleName::new(delegator));
+        self.signers.insert(name, signers);
+        Ok(())
+    }
+
+    /// Removes the delegation of `role` from its delegator. The role's
+    /// metadata stays listed in snapshot (see the module docs).
+    pub fn undelegate(&mut self, role: &str) -> Result<()> {
+        let delegator =
+            self.role_mut(role)?
+                .delegator
+                .take()
+                .ok_or_else(|| Error::MissingRole {
+                    role: RoleName::new(role),
+                    message: "is not delegated".into(),
+                })?;
+        let parent = self.role_mut(delegator.as_str())?;
+        if let Some(d) = parent.staged.delegations.as_mut() {
+            if let Some(roles) = d.roles.as_mut() {
+                roles.retain(|r| r.name.as_str() != role);
+            }
+            prune_keys(d);
+        }
+        parent.dirty = true;
+        self.signers.remove(role);
+        Ok(())
+    }
+
+    /// Adds a new root version signed elsewhere (a ceremony), after checking
+    /// that it is the next version and meets both the old and the new threshold.
+    pub fn add_root(&mut self, root: Signed<Root>) -> Result<()> {
+        let bytes: Arc<[u8]> = to_bytes(&root)?.into();
+        let current = &self.root().signed;
+        if root.signed.version != current.version + 1 {
+            return Err(Error::RootVersion {
+                expected: current.version + 1,
+                received: root.signed.version,
+            });
+        }
+        let envelope = crate::metadata::Envelope::<Root>::parse("root", &bytes)?;
+        crate::verify::verify_root_successor(current, envelope)?;
+        self.root = root;
+        self.root_history.push(bytes);
+        self.pending = true;
+        Ok(())
+    }
+
+    /// Signs and adds root version N+1 made by `edit` from the current one,
+    /// with `old_signers` (meeting the current threshold) and `new_signers`
+    /// (meeting the new one). Signers in both lists sign once.
+    pub fn rotate_root(
+        &mut self,
+        edit: impl FnOnce(&mut Root),
+        old_signers: &[SharedSigner],
+        new_signers: &[SharedSigner],
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        let mut root = self.root().signed.clone();
+        edit(&mut root);
+        root.version = self.root().signed.version + 1;
+        root.expires = Expires::new(now + self.options.expiries.root);
+        let mut all: Vec<&dyn Signer> = Vec::new();
+        for s in old_signers.iter().chain(new_signers) {
+            if !all.iter().any(|x| x.key_id() == s.key_id()) {
+                all.push(s.as_ref());
+            }
+        }
+        let signed = sign(root, &all)?;
+        self.add_root(signed)
+    }
+
+    /// Publishes every staged change: new versions of changed targets roles,
+    /// a new snapshot and a new timestamp. Returns the new files.
+    ///
+    /// On error nothing is published and the staged changes stay staged.
+    pub fn commit(&mut self, now: OffsetDateTime) -> Result<Vec<File>> {
+        let dirty: Vec<RoleName> = self
+            .targets
+            .iter()
+            .filter(|(_, r)| r.dirty)
+            .map(|(n, _)| n.clone())
+            .collect();
+        if dirty.is_empty() && !self.pending {
+            return Ok(Vec::new());
+        }
+        // Sign everything first; apply only when all of it succeeded.
+        let mut new_roles = Vec::with_capacity(dirty.len());
+        let mut files = Vec::with_capacity(dirty.len() + 3);
+        for name in &dirty {
+            let Some(r) = self.targets.get(name) else {
+                continue;
+            };
+            let mut t = r.staged.clone();
+            t.version = r.published.as_ref().map_or(1, |p| p.signed.version + 1);
+            let period = if name.as_str() == "targets" {
+                self.options.expiries.targets
+            } else {
+                self.options.expiries.delegated
+            };
+            t.expires = Expires::new(now + period);
+            let signed = sign(t, &self.signer_refs(name.as_str())?)?;
+            let bytes = to_bytes(&signed)?;
+            files.push(File::immutable(
+                format!(
+                    "metadata/{}.{}.json",
+                    signed.signed.version,
+                    encode_role_name(name.as_str())
+                ),
+                bytes.clone(),
+            ));
+            new_roles.push((name.clone(), signed, bytes));
+        }
+        let (snapshot, snapshot_bytes, timestamp, timestamp_bytes) =
+            self.sign_snapshot_and_timestamp(&new_roles, now)?;
+        files.push(File::immutable(
+            format!("metadata/{}.snapshot.json", snapshot.signed.version),
+            snapshot_bytes.to_vec(),
+        ));
+        files.push(File {
+            path: "metadata/timestamp.json".into(),
+            bytes: timestamp_bytes.clone(),
+            immutable: false,
+        });
+        // Roots added since the last commit are new files too.
+        for (i, bytes) in self
+            .root_history
+            .iter()
+            .enumerate()
+            .skip(self.published_roots)
+        {
+            files.push(File::immutable(
+                format!("metadata/{}.root.json", i + 1),
+                bytes.to_vec(),
+            ));
+        }
+        for (name, signed, _) in new_roles {
+            if let Some(r) = self.targets.get_mut(&name) {
+                r.staged.version = signed.signed.version;
+                r.staged.expires = signed.signed.expires;
+                r.published = Some(signed);
+                r.dirty = false;
+            }
+        }
+        self.snapshot = Some((snapshot, snapshot_bytes));
+        self.timestamp = Some((timestamp, timestamp_bytes));
+        self.published_roots = self.root_history.len();
+        self.pending = false;
+        Ok(files)
+    }
+
+    fn signer_refs(&self, role: &str) -> Result<Vec<&dyn Signer>> {
+        let signers = self
+            .signers
+            .get(role)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| Error::Sign(format!("no signing key for role `{role}`")))?;
+        Ok(signers.iter().map(|s| s.as_ref()).collect())
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn sign_snapshot_and_timestamp(
+        &self,
+        new_roles: &[(RoleName, Signed<Targets>, Vec<u8>)],
+        now: OffsetDateTime,
+    ) -> Result<(Signed<Snapshot>, Arc<[u8]>, Signed<Timestamp>, Arc<[u8]>)> {
+        let mut meta = BTreeMap::new();
+        for (name, role) in &self.targets {
+            let fresh = new_roles.iter().find(|(n, _, _)| n == name);
+            let entry = match (fresh, &role.published) {
+                (Some((_, signed, bytes)), _) => self.meta_entry(signed.signed.version, bytes),
+                (None, Some(published)) => match &self.snapshot {
+                    Some((s, _)) => s
+                        .signed
+                        .meta
+                        .get(&format!("{name}.json"))
+                        .cloned()
+                        .unwrap_or_else(|| MetaFile::new(published.signed.version)),
+                    None => MetaFile::new(published.signed.version),
+                },
+                (None, None) => continue,
+            };
+            meta.insert(format!("{name}.json"), entry);
+        }
+        let snapshot = Snapshot {
+            type_: Snapshot::TYPE.into(),
+            spec_version: SPEC_VERSION.into(),
+            version: self
+                .snapshot
+                .as_ref()
+                .map_or(1, |(s, _)| s.signed.version + 1),
+            expires: Expires::new(now + self.options.expiries.snapshot),
+            meta,
+            unrecognized: Unrecognized::new(),
+        };
+        let snapshot = sign(snapshot, &self.signer_refs("snapshot")?)?;
+        let snapshot_bytes: Arc<[u8]> = to_bytes(&snapshot)?.into();
+        let timestamp = self.timestamp_for(&snapshot, &snapshot_bytes, now)?;
+        let timestamp_bytes: Arc<[u8]> = to_bytes(&timestamp)?.into();
+        Ok((snapshot, snapshot_bytes, timestamp, timestamp_bytes))
+    }
+
+    fn meta_entry(&self, version: u64, bytes: &[u8]) -> MetaFile {
+        if self.options.snapshot_hashes {
+            MetaFile::with_bytes(version, bytes)
+        } else {
+            MetaFile::new(version)
+        }
+    }
+
+    fn timestamp_for(
+        &self,
+        snapshot: &Signed<Snapshot>,
+        snapshot_bytes: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<Signed<Timestamp>> {
+        let timestamp = Timestamp {
+            type_: Timestamp::TYPE.into(),
+            spec_version: SPEC_VERSION.into(),
+            version: self
+                .timestamp
+                .as_ref()
+                .map_or(1, |(t, _)| t.signed.version + 1),
+            expires: Expires::new(now + self.options.expiries.timestamp),
+            meta: BTreeMap::from([(
+                "snapshot.json".to_owned(),
+                MetaFile::with_bytes(snapshot.signed.version, snapshot_bytes),
+            )]),
+            unrecognized: Unrecognized::new(),
+        };
+        sign(timestamp, &self.signer_refs("timestamp")?)
+    }
+
+    /// Re-signs, with new versions, every online role that expires before
+    /// `now + horizon`, and always a fresh timestamp when anything changed.
+    /// Returns the new files (empty when nothing was due).
+    pub fn refresh_expiring(
+        &mut self,
+        now: OffsetDateTime,
+        horizon: Duration,
+    ) -> Result<Vec<File>> {
+        let deadline = now + horizon;
+        let due = |e: Expires| e.time() <= deadline;
+        for (name, r) in self.targets.iter_mut() {
+            // Roles whose delegation was removed are no longer read by anyone.
+            let live = name.as_str() == "targets" || r.delegator.is_some();
+            if live && r.published.as_ref().is_some_and(|p| due(p.signed.expires)) {
+                r.dirty = true;
+            }
+        }
+        let snapshot_due = self
+            .snapshot
+            .as_ref()
+            .is_some_and(|(s, _)| due(s.signed.expires));
+        let timestamp_due = self
+            .timestamp
+            .as_ref()
+            .is_some_and(|(t, _)| due(t.signed.expires));
+        if snapshot_due || timestamp_due {
+            self.pending = true;
+        }
+        self.commit(now)
+    }
+
+    /// Every file of the current repository state: all roots, the current
+    /// version of every role, snapshot and timestamp (for `publish --to`).
+    pub fn current_files(&self) -> Result<Vec<File>> {
+        let mut files = Vec::new();
+        for (i, bytes) in self.root_history.iter().enumerate() {
+            files.push(File::immutable(
+                format!("metadata/{}.root.json", i + 1),
+                bytes.to_vec(),
+            ));
+        }
+        for (name, r) in &self.targets {
+            if let Some(p) = &r.published {
+                files.push(File::immutable(
+                    format!(
+                        "metadata/{}.{}.json",
+                        p.signed.version,
+                        encode_role_name(name.as_str())
+                    ),
+                    to_bytes(p)?,
+                ));
+            }
+        }
+        if let Some((s, bytes)) = &self.snapshot {
+            files.push(File::immutable(
+                format!("metadata/{}.snapshot.json", s.signed.version),
+                bytes.to_vec(),
+            ));
+        }
+        if let Some((_, bytes)) = &self.timestamp {
+            files.push(File {
+                path: "metadata/timestamp.json".into(),
+                bytes: bytes.clone(),
+                immutable: false,
+            });
+        }
+        Ok(files)
+    }
+}
+
+/// Drops keys no delegated role uses any more.
+fn prune_keys(d: &mut Delegations) {
+    let used: std::collections::BTreeSet<KeyId> = d
+        .roles
+        .iter()
+        .flatten()
+        .flat_map(|r| r.keyids.iter().cloned())
+        .chain(
+            d.succinct_roles
+                .iter()
+                .flat_map(|s| s.keyids.iter().cloned()),
+        )
+        .collect();
+    d.keys.retain(|id, _| used.contains(id));
+}
+
+fn check_root_signed(root: &Signed<Root>, bytes: &[u8]) -> Result<()> {
+    let envelope = crate::metadata::Envelope::<Root>::parse("root", bytes)?;
+    crate::verify::verify_root_self(envelope)?;
+    if root.signed.version != 1 {
+        return Err(Error::RootVersion {
+            expected: 1,
+            received: root.signed.version,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+    use super::*;
+    use crate::keys::Scheme;
+    use crate::metadata::Envelope;
+    use crate::pattern::PathPattern;
+    use crate::sign::InMemorySigner;
+    use crate::verify::Authority;
+
+    fn signer(scheme: Scheme) -> SharedSigner {
+        Arc::new(InMemorySigner::generate(scheme).unwrap())
+    }
+
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
+    }
+
+    fn new_repo() -> (Repository, SharedSigner) {
+        let root = signer(Scheme::Ed25519);
+        let repo = Repository::create(
+            std::slice::from_ref(&root),
+            1,
+            [
+                ("targets", vec![signer(Scheme::Ed25519)]),
+                ("snapshot", vec![signer(Scheme::EcdsaP256Sha256)]),
+                ("timestamp", vec![signer(Scheme::Ed25519)]),
+            ],
+            Options::default(),
+            now(),
+        )
+        .unwrap();
+        (repo, root)
+    }
+
+    fn file<'a>(files: &'a [File], path: &str) -> &'a File {
+        files.iter().find(|f| f.path == path).unwrap_or_else(|| {
+            panic!(
+                "{path} not in {:?}",
+                files.iter().map(|f| &f.path).collect::<Vec<_>>()
+            )
+        })
+    }
+
+    fn delegated(name: &str, paths: &[&str], key: &SharedSigner) -> DelegatedRole {
+        DelegatedRole {
+            name: RoleName::new(name),
+            keyids: vec![key.key_id().clone()],
+            threshold: NonZeroU32::MIN,
+            terminating: true,
+            paths: Some(paths.iter().map(|p| PathPattern::new(p)).collect()),
+            path_hash_prefixes: None,
+            unrecognized: Unrecognized::new(),
+        }
+    }
+
+    #[test]
+    fn first_commit_publishes_a_verifiable_repository() {
+        let (mut repo, _) = new_repo();
+        let target = repo
+            .set_target("targets", "org/peers.json", b"{}", None)
+            .unwrap();
+        assert_eq!(
+            target.path,
+            format!("targets/org/{}.peers.json", crate::hash::sha256_hex(b"{}"))
+        );
+        let files = repo.commit(now()).unwrap();
+        let root =
+            Envelope::<Root>::parse("root", &file(&files, "metadata/1.root.json").bytes).unwrap();
+        let root = crate::verify::verify_root_self(root).unwrap();
+        let ts = Envelope::<Timestamp>::parse(
+            "timestamp",
+            &file(&files, "metadata/timestamp.json").bytes,
+        )
+        .unwrap();
+        let ts = Authority::from_root(&root, "timestamp")
+            .unwrap()
+            .verify("timestamp", ts)
+            .unwrap();
+        assert!(!file(&files, "metadata/timestamp.json").immutable);
+        let snap_bytes = &file(&files, "metadata/1.snapshot.json").bytes;
+        ts.snapshot_meta()
+            .check_bytes("snapshot", snap_bytes)
+            .unwrap();
+        let snap = Envelope::<Snapshot>::parse("snapshot", snap_bytes).unwrap();
+        let snap = Authority::from_root(&root, "snapshot")
+            .unwrap()
+            .verify("snapshot", snap)
+            .unwrap();
+        assert_eq!(snap.role_meta("targets").unwrap().version, 1);
+        let targets =
+            Envelope::<Targets>::parse("targets", &file(&files, "metadata/1.targets.json").bytes)
+                .unwrap();
+        let targets = Authority::from_root(&root, "targets")
+            .unwrap()
+            .verify("targets", targets)
+            .unwrap();
+        targets.targets["org/peers.json"]
+            .check_bytes("org/peers.json", b"{}")
+            .unwrap();
+    }
+
+    #[test]
+    fn commit_without_changes_publishes_nothing() {
+        let (mut repo, _) = new_repo();
+        repo.commit(now()).unwrap();
+        assert!(repo.commit(now()).unwrap().is_empty());
+        // Setting the same content again is no change either.
+        repo.set_target("targets", "a", b"x", None).unwrap();
+        repo.commit(now()).unwrap();
+        repo.set_target("targets", "a", b"x", None).unwrap();
+        assert!(repo.commit(now()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn each_commit_bumps_changed_roles_snapshot_and_timestamp_only() {
+        let (mut repo, _) = new_repo();
+        let team = signer(Scheme::Ed25519);
+        repo.delegate(
+            "targets",
+            delegated("team-a", &["namespaces/team-a/*"], &team),
+            vec![(team.key_id().clone(), team.public_key().clone())],
+            vec![team.clone()],
+            now(),
+        )
+        .unwrap();
+        repo.commit(now()).unwrap();
+        repo.set_target("team-a", "namespaces/team-a/trust.json", b"1", None)
+            .unwrap();
+        let files = repo.commit(now()).unwrap();
+        let names: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+        assert!(names.contains(&"metadata/2.team-a.json"), "{names:?}");
+        assert!(names.contains(&"metadata/2.snapshot.json"), "{names:?}");
+        assert!(
+            !names.iter().any(|n| n.ends_with(".targets.json")),
+            "{names:?}"
+        );
+        assert!(
+            !names.iter().any(|n| n.ends_with(".root.json")),
+            "{names:?}"
+        );
+        let snap = repo.snapshot().unwrap();
+        assert_eq!(snap.signed.meta["team-a.json"].version, 2);
+        assert_eq!(snap.signed.meta["targets.json"].version, 1);
+        assert_eq!(repo.timestamp().unwrap().signed.version, 2);
+    }
+
+    #[test]
+    fn failed_commit_publishes_nothing_and_keeps_changes_staged() {
+        let (mut repo, _) = new_repo();
+        repo.commit(now()).unwrap();
+        let before_ts = repo.timestamp().unwrap().clone();
+        let team = signer(Scheme::Ed25519);
+        repo.delegate(
+            "targets",
+            delegated("team-a", &["namespaces/team-a/*"], &team),
+            vec![(team.key_id().clone(), team.public_key().clone())],
+            vec![],
+            now(),
+        )
+        .unwrap();
+        let err = repo.commit(now()).unwrap_err();
+        assert!(
+            matches!(&err, Error::Sign(m) if m.contains("team-a")),
+            "{err}"
+        );
+        assert_eq!(repo.timestamp().unwrap(), &before_ts);
+        assert_eq!(repo.targets("targets").unwrap().signed.version, 1);
+        assert!(repo.targets("team-a").is_none());
+        repo.set_signers("team-a", vec![team]);
+        repo.commit(now()).unwrap();
+        assert_eq!(repo.targets("targets").unwrap().signed.version, 2);
+        assert_eq!(repo.targets("team-a").unwrap().signed.version, 1);
+    }
+
+    #[test]
+    fn undelegated_role_stays_in_snapshot_and_redelegation_continues_versions() {
+        let (mut repo, _) = new_repo();
+        let team = signer(Scheme::Ed25519);
+        let keys = vec![(team.key_id().clone(), team.public_key().clone())];
+        let role = delegated("team-a", &["namespaces/team-a/*"], &team);
+        repo.delegate(
+            "targets",
+            role.clone(),
+            keys.clone(),
+            vec![team.clone()],
+            now(),
+        )
+        .unwrap();
+        repo.commit(now()).unwrap();
+        repo.undelegate("team-a").unwrap();
+        repo.commit(now()).unwrap();
+        let t = &repo.targets("targets").unwrap().signed;
+        assert!(t
+            .delegations
+            .as_ref()
+            .unwrap()
+            .roles
+            .as_ref()
+            .unwrap()
+            .is_empty());
+        assert!(
+            t.delegations.as_ref().unwrap().keys.is_empty(),
+            "unused keys are pruned"
+        );
+        assert_eq!(
+            repo.snapshot().unwrap().signed.meta["team-a.json"].version,
+            1
+        );
+        repo.delegate("targets", role, keys, vec![team], now())
+            .unwrap();
+        repo.set_target("team-a", "namespaces/team-a/trust.json", b"2", None)
+            .unwrap();
+        repo.commit(now()).unwrap();
+        assert_eq!(
+            repo.snapshot().unwrap().signed.meta["team-a.json"].version,
+            2
+        );
+    }
+
+    #[test]
+    fn root_rotation_needs_old_and_new_thresholds() {
+        let (mut repo, old) = new_repo();
+        repo.commit(now()).unwrap();
+        let new = signer(Scheme::EcdsaP256Sha256);
+        let swap = |r: &mut Root| {
+            let spec = RoleSpec::from_signers(std::slice::from_ref(&new), 1).unwrap();
+            let (id, key) = spec.keys[0].clone();
+            r.keys.insert(id.clone(), key);
+            r.roles.get_mut("root").unwrap().keyids = vec![id];
+        };
+        let err = repo
+            .rotate_root(swap, &[], std::slice::from_ref(&new), now())
+            .unwrap_err();
+        assert!(matches!(err, Error::ThresholdNotMet { .. }), "{err}");
+        let err = repo
+            .rotate_root(swap, std::slice::from_ref(&old), &[], now())
+            .unwrap_err();
+        assert!(matches!(err, Error::ThresholdNotMet { .. }), "{err}");
+        repo.rotate_root(swap, &[old], std::slice::from_ref(&new), now())
+            .unwrap();
+        let files = repo.commit(now()).unwrap();
+        assert!(files.iter().any(|f| f.path == "metadata/2.root.json"));
+        assert_eq!(repo.root_history().count(), 2);
+    }
+
+    #[test]
+    fn refresh_resigns_only_what_expires_soon() {
+        let (mut repo, _) = new_repo();
+        repo.commit(now()).unwrap();
+        assert!(repo
+            .refresh_expiring(now(), Duration::hours(1))
+            .unwrap()
+            .is_empty());
+        let later = now() + Duration::hours(23);
+        let files = repo.refresh_expiring(later, Duration::hours(2)).unwrap();
+        let names: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(
+            names,
+            ["metadata/2.snapshot.json", "metadata/timestamp.json"]
+        );
+        assert_eq!(
+            repo.timestamp().unwrap().signed.expires.time(),
+            later + Duration::days(1)
+        );
+    }
+
+    #[test]
+    fn current_files_match_what_commits_published() {
+        let (mut repo, _) = new_repo();
+        let mut published = BTreeMap::new();
+        for f in repo.commit(now()).unwrap() {
+            published.insert(f.path.clone(), f);
+        }
+        repo.set_target("targets", "x", b"1", None).unwrap();
+        for f in repo.commit(now()).unwrap() {
+            published.insert(f.path.clone(), f);
+        }
+        for f in repo.current_files().unwrap() {
+            assert_eq!(published.get(&f.path), Some(&f), "{}", f.path);
+        }
+    }
+
+    #[test]
+    fn bad_target_paths_are_refused() {
+        let (mut repo, _) = new_repo();
+        for bad in ["", "/abs", "a/../b", "a//b"] {
+            assert!(
+                repo.set_target("targets", bad, b"", None).is_err(),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn role_names_are_percent_encoded_like_python_tuf() {
+        assert_eq!(encode_role_name("team-a"), "team-a");
+        assert_eq!(encode_role_name("team/a b"), "team%2Fa%20b");
+        assert_eq!(encode_role_name("a_b.c~d"), "a_b.c~d");
+    }
+}

@@ -187,9 +187,18 @@ pub fn add_signatures<T: Role>(envelope: &mut Signed<T>, signers: &[&dyn Signer]
     Ok(())
 }
 
-/// The bytes keyshare writes for an envelope: canonical JSON.
+/// The bytes keyshare writes for an envelope: compact JSON.
+///
+/// Not canonical JSON: OLPC canonical form leaves control characters such
+/// as the newlines of PEM keys unescaped, which strict JSON parsers refuse.
+/// Signatures cover the canonical form of `signed`, which readers compute
+/// from the parsed document, so the file's own formatting does not matter.
 pub fn to_bytes<T: Role>(envelope: &Signed<T>) -> Result<Vec<u8>> {
-    to_canonical(envelope, T::TYPE)
+    serde_json::to_vec(envelope).map_err(|e| Error::Malformed {
+        what: T::TYPE.to_owned(),
+        path: ".".to_owned(),
+        message: format!("cannot be written as JSON: {e}"),
+    })
 }
 
 #[cfg(test)]

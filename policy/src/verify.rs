@@ -161,11 +161,3 @@ pub fn verify_root_self(new: Envelope<Root>) -> Result<Verified<Root>> {
     own.check("root", &new)?;
     Ok(Verified { envelope: new })
 }
-
-/// Wraps metadata that keyshare itself just signed as verified.
-///
-/// Used by the repository builder for its own output; never for bytes that
-/// arrive from elsewhere.
-pub(crate) fn assume_verified<T>(envelope: Envelope<T>) -> Verified<T> {
-    Verified { envelope }
-}

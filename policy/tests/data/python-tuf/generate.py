@@ -41,9 +41,8 @@ from tuf.api.exceptions import DownloadHTTPError
 from tuf.api.metadata import (
     DelegatedRole,
     Delegations,
-    MetaFile,
     Metadata,
-    Role,
+    MetaFile,
     Root,
     Snapshot,
     SuccinctRoles,
@@ -199,7 +198,9 @@ class Repo:
             meta=meta,
             unrecognized_fields=self.snapshot_fields,
         )
-        data = put(f"{snapshot.version}.snapshot.json", sign(Metadata(snapshot), self.snapshot_signers))
+        data = put(
+            f"{snapshot.version}.snapshot.json", sign(Metadata(snapshot), self.snapshot_signers)
+        )
 
         timestamp = Timestamp(
             version=self.timestamp_version,
@@ -288,7 +289,7 @@ def delegations() -> Repo:
     """targets -> team-a (paths, threshold 2), team-b (hash prefix), legacy;
     team-a -> team-a-ci (terminating)."""
     repo = Repo("delegations")
-    top = top_level(repo)
+    top_level(repo)
     team_a = [signer("team-a-1"), signer("team-a-2")]
     team_b = [signer("team-b-1")]
     legacy = [signer("legacy-1")]
@@ -387,12 +388,16 @@ def rotated_root() -> Repo:
     """
     repo = Repo("rotated-root")
     old = {r: [signer(f"{repo.name}-{r}-1")] for r in ("root", "timestamp", "snapshot", "targets")}
-    new = dict(old, root=[signer(f"{repo.name}-root-2")], timestamp=[signer(f"{repo.name}-timestamp-2")])
+    new = dict(
+        old, root=[signer(f"{repo.name}-root-2")], timestamp=[signer(f"{repo.name}-timestamp-2")]
+    )
     repo.roots.append((new_root(old, 1), old["root"]))
     repo.roots.append((new_root(new, 2), old["root"] + new["root"]))
     repo.roots.append((new_root(new, 3), new["root"]))
     repo.add_targets_role("targets", Targets(version=2, expires=EXPIRES), new["targets"])
-    repo.add_target("targets", "namespaces/team-a/trust.json", trust_doc("team-a", "after rotation"))
+    repo.add_target(
+        "targets", "namespaces/team-a/trust.json", trust_doc("team-a", "after rotation")
+    )
     repo.snapshot_signers = new["snapshot"]
     repo.timestamp_signers = new["timestamp"]
     repo.snapshot_version = 3
@@ -407,16 +412,24 @@ def custom_fields() -> Repo:
     # JSON values of every kind but floats (canonical JSON has none); the
     # non-ASCII string is \u-escaped in the files but raw UTF-8 when signed.
     extra = {
-        "x-keyshare-text": "Zürich ✓ \"quoted\" back\\slash",
+        "x-keyshare-text": 'Zürich ✓ "quoted" back\\slash',
         "x-keyshare-numbers": [0, -7, 4294967296],
         "x-keyshare-flags": {"on": True, "off": False, "none": None},
         "x-keyshare-empty": {"list": [], "object": {}},
     }
-    root = Root(expires=EXPIRES, consistent_snapshot=True, unrecognized_fields={"x-keyshare-root": extra})
+    root = Root(
+        expires=EXPIRES, consistent_snapshot=True, unrecognized_fields={"x-keyshare-root": extra}
+    )
     for role, signers in keys.items():
         for s in signers:
             # Unknown field inside the root key only.
-            root.add_key(pubkey(s, {"x-keyshare-hsm": {"label": "root-1", "slot": 3}} if role == "root" else None), role)
+            root.add_key(
+                pubkey(
+                    s,
+                    {"x-keyshare-hsm": {"label": "root-1", "slot": 3}} if role == "root" else None,
+                ),
+                role,
+            )
     # Unknown field inside a role entry of root.
     root.roles["root"].unrecognized_fields = {"x-keyshare-ceremony": "2024-01-01"}
     repo.roots.append((root, keys["root"]))
@@ -528,7 +541,8 @@ def main(argv: list[str]) -> int:
         repo.write()
         self_check(repo)
         size = sum(p.stat().st_size for p in repo.dir.rglob("*") if p.is_file())
-        print(f"{name}: {len(repo.target_data)} targets, {len(repo.targets)} targets roles, {size} bytes")
+        roles, targets = len(repo.targets), len(repo.target_data)
+        print(f"{name}: {targets} targets, {roles} targets roles, {size} bytes")
     return 0
 
 
