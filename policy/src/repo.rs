@@ -444,10 +444,10 @@ impl Repository {
             Some(slot) => *slot = role,
             None => roles.push(role),
         }
+        // Keys no role uses any more are pruned when the delegator is signed.
         for (id, key) in keys {
             delegations.keys.insert(id, key);
         }
-        prune_keys(delegations);
         parent.dirty = true;
         let expires = now + self.options.expiries.delegated;
         let entry = self
@@ -545,7 +545,7 @@ impl Repository {
             return Ok(Vec::new());
         }
         // Sign everything first; apply only when all of it succeeded.
-        let mut new_roles = Vec::with_capacity(dirty.len());
+        let mut new_roles = BTreeMap::new();
         let mut files = Vec::with_capacity(dirty.len() + 3);
         for name in &dirty {
             let Some(r) = self.targets.get(name) else {
@@ -559,6 +559,9 @@ impl Repository {
                 self.options.expiries.delegated
             };
             t.expires = Expires::new(now + period);
+            if let Some(d) = t.delegations.as_mut() {
+                prune_keys(d);
+            }
             let signed = sign(t, &self.signer_refs(name.as_str())?)?;
             let bytes = to_bytes(&signed)?;
             files.push(File::immutable(
@@ -569,7 +572,7 @@ impl Repository {
                 ),
                 bytes.clone(),
             ));
-            new_roles.push((name.clone(), signed, bytes));
+            new_roles.insert(name.clone(), (signed, bytes));
         }
         let (snapshot, snapshot_bytes, timestamp, timestamp_bytes) =
             self.sign_snapshot_and_timestamp(&new_roles, now)?;
@@ -594,7 +597,7 @@ impl Repository {
                 bytes.to_vec(),
             ));
         }
-        for (name, signed, _) in new_roles {
+        for (name, (signed, _)) in new_roles {
             if let Some(r) = self.targets.get_mut(&name) {
                 r.staged.version = signed.signed.version;
                 r.staged.expires = signed.signed.expires;
@@ -621,14 +624,13 @@ impl Repository {
     #[allow(clippy::type_complexity)]
     fn sign_snapshot_and_timestamp(
         &self,
-        new_roles: &[(RoleName, Signed<Targets>, Vec<u8>)],
+        new_roles: &BTreeMap<RoleName, (Signed<Targets>, Vec<u8>)>,
         now: OffsetDateTime,
     ) -> Result<(Signed<Snapshot>, Arc<[u8]>, Signed<Timestamp>, Arc<[u8]>)> {
         let mut meta = BTreeMap::new();
         for (name, role) in &self.targets {
-            let fresh = new_roles.iter().find(|(n, _, _)| n == name);
-            let entry = match (fresh, &role.published) {
-                (Some((_, signed, bytes)), _) => self.meta_entry(signed.signed.version, bytes),
+            let entry = match (new_roles.get(name), &role.published) {
+                (Some((signed, bytes)), _) => self.meta_entry(signed.signed.version, bytes),
                 (None, Some(published)) => match &self.snapshot {
                     Some((s, _)) => s
                         .signed

@@ -413,6 +413,8 @@ def custom_fields() -> Repo:
     # non-ASCII string is \u-escaped in the files but raw UTF-8 when signed.
     extra = {
         "x-keyshare-text": 'Zürich ✓ "quoted" back\\slash',
+        # Not in Unicode NFC: signed as is, never normalised.
+        "x-keyshare-not-nfc": "\u09a1\u09bc cafe\u0301",
         "x-keyshare-numbers": [0, -7, 4294967296],
         "x-keyshare-flags": {"on": True, "off": False, "none": None},
         "x-keyshare-empty": {"list": [], "object": {}},

@@ -1,0 +1,163 @@
+//! Metadata signed by keyshare, with each key type, is accepted by
+//! python-tuf: `Metadata.verify_delegate` for every role (root chain
+//! included) and `ngclient.Updater` refreshing and downloading targets from
+//! a directory served over HTTP on loopback (`tests/interop/check_repo.py`).
+//!
+//! Needs a Python with `tuf` 7.x: `KEYSHARE_PYTHON`, or `target/pyenv`
+//! made by `scripts/test`. Missing Python is a test failure, not a skip.
+
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use keyshare_policy::keys::Scheme;
+use keyshare_policy::metadata::{DelegatedRole, RoleName, Unrecognized};
+use keyshare_policy::pattern::PathPattern;
+use keyshare_policy::repo::{File, Options, Repository, RoleSpec, SharedSigner};
+use keyshare_policy::sign::InMemorySigner;
+use time::OffsetDateTime;
+
+fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("KEYSHARE_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/pyenv/bin/python");
+    assert!(
+        venv.exists(),
+        "python-tuf is needed: run scripts/test once (it creates target/pyenv) or set KEYSHARE_PYTHON"
+    );
+    venv
+}
+
+fn signer(scheme: Scheme) -> SharedSigner {
+    Arc::new(InMemorySigner::generate(scheme).unwrap())
+}
+
+fn write(dir: &Path, files: &[File]) {
+    for f in files {
+        let path = dir.join(&f.path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, &f.bytes).unwrap();
+    }
+}
+
+/// A repository whose every key uses `scheme`: two root versions (the root
+/// key rotated), a delegated namespace role, targets in both roles, and a
+/// second publish after a change.
+fn build(scheme: Scheme, dir: &Path) {
+    let now = OffsetDateTime::now_utc();
+    let root1 = signer(scheme);
+    let mut repo = Repository::create(
+        std::slice::from_ref(&root1),
+        1,
+        [
+            ("targets", vec![signer(scheme)]),
+            ("snapshot", vec![signer(scheme)]),
+            ("timestamp", vec![signer(scheme)]),
+        ],
+        Options::default(),
+        now,
+    )
+    .unwrap();
+    let team = signer(scheme);
+    repo.delegate(
+        "targets",
+        DelegatedRole {
+            name: RoleName::new("team-a"),
+            keyids: vec![team.key_id().clone()],
+            threshold: NonZeroU32::MIN,
+            terminating: true,
+            paths: Some(vec![PathPattern::new("namespaces/team-a/*")]),
+            path_hash_prefixes: None,
+            unrecognized: Unrecognized::new(),
+        },
+        vec![(team.key_id().clone(), team.public_key().clone())],
+        vec![team],
+        now,
+    )
+    .unwrap();
+    let mut files = vec![
+        repo.set_target("targets", "org/peers.json", br#"{"peers":[]}"#, None)
+            .unwrap(),
+        repo.set_target(
+            "team-a",
+            "namespaces/team-a/trust.json",
+            br#"{"keys":[]}"#,
+            Some(serde_json::json!({"owner": "team-a"})),
+        )
+        .unwrap(),
+    ];
+    files.extend(repo.commit(now).unwrap());
+
+    // Rotate the root key: v2 is signed by the old and the new key.
+    let root2 = signer(scheme);
+    let spec = RoleSpec::from_signers(std::slice::from_ref(&root2), 1).unwrap();
+    repo.rotate_root(
+        |r| {
+            let (id, key) = spec.keys[0].clone();
+            r.keys.insert(id.clone(), key);
+            r.roles.get_mut("root").unwrap().keyids = vec![id];
+        },
+        &[root1],
+        &[root2],
+        now,
+    )
+    .unwrap();
+    files.push(
+        repo.set_target(
+            "team-a",
+            "namespaces/team-a/trust.json",
+            br#"{"keys":["k1"]}"#,
+            None,
+        )
+        .unwrap(),
+    );
+    files.extend(repo.commit(now).unwrap());
+    write(dir, &files);
+}
+
+fn check_with_python_tuf(scheme: Scheme) {
+    let dir = tempfile::tempdir().unwrap();
+    build(scheme, dir.path());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/check_repo.py");
+    let out = Command::new(python())
+        .arg(&script)
+        .arg(dir.path())
+        .args(["org/peers.json", "namespaces/team-a/trust.json"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "python-tuf refused keyshare's {scheme:?} repository:\n{stdout}\n{stderr}"
+    );
+    // The script's own lines prove both halves ran.
+    for line in [
+        "ok: root v2 signed by root v1",
+        "ok: root v2 signed by root v2",
+        "ok: team-a signed by targets",
+        "ok: ngclient: refresh",
+        "ok: ngclient: trusts root v2",
+        "ok: ngclient: download namespaces/team-a/trust.json",
+        "all checks passed",
+    ] {
+        assert!(stdout.contains(line), "missing `{line}` in:\n{stdout}");
+    }
+}
+
+#[test]
+fn python_tuf_accepts_ed25519_repository() {
+    check_with_python_tuf(Scheme::Ed25519);
+}
+
+#[test]
+fn python_tuf_accepts_ecdsa_p256_repository() {
+    check_with_python_tuf(Scheme::EcdsaP256Sha256);
+}
+
+#[test]
+fn python_tuf_accepts_rsa_pss_repository() {
+    check_with_python_tuf(Scheme::RsaPssSha256);
+}
