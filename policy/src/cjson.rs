@@ -111,7 +111,10 @@ mod tests {
             z: u8,
             a: u8,
         }
-        assert_eq!(to_canonical(&S { z: 1, a: 2 }, "t").unwrap(), b"{\"a\":2,\"z\":1}");
+        assert_eq!(
+            to_canonical(&S { z: 1, a: 2 }, "t").unwrap(),
+            b"{\"a\":2,\"z\":1}"
+        );
     }
 
     #[test]

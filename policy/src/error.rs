@@ -160,6 +160,17 @@ pub enum Error {
     /// Building or signing metadata failed.
     #[error("signing failed: {0}")]
     Sign(String),
+
+    /// A metadata file the client workflow needs is not in the repository:
+    /// the transport answered "not found" for a remote fetch that has no
+    /// fallback (anything but the next root version).
+    #[error("{role}: `{file}` is not available from the repository")]
+    Unavailable {
+        /// The role the file holds.
+        role: RoleName,
+        /// The remote file name that was asked for (e.g. `7.snapshot.json`).
+        file: String,
+    },
 }
 
 /// Result alias for the trust core.

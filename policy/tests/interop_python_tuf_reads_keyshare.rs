@@ -1,3 +1,10 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 //! Metadata signed by keyshare, with each key type, is accepted by
 //! python-tuf: `Metadata.verify_delegate` for every role (root chain
 //! included) and `ngclient.Updater` refreshing and downloading targets from

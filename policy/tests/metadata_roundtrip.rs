@@ -1,13 +1,20 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 //! Metadata written by python-tuf, custom fields included, parses and
 //! re-serialises to the exact canonical bytes its signatures cover.
 
 use std::path::{Path, PathBuf};
 
 use keyshare_policy::cjson::to_canonical;
+use keyshare_policy::metadata::Signed;
 use keyshare_policy::metadata::{Envelope, Role, Root, Snapshot, Targets, Timestamp};
 use keyshare_policy::sign::to_bytes;
 use keyshare_policy::verify::verify_root_self;
-use keyshare_policy::metadata::Signed;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/python-tuf")
@@ -66,11 +73,27 @@ fn custom_fields_survive_a_round_trip() {
     // The fixture really has unknown fields where the test claims.
     let targets = std::fs::read(dir.join("metadata/1.targets.json")).unwrap();
     let env = Envelope::<Targets>::parse("targets", &targets).unwrap();
-    assert!(!env.signed.unrecognized.is_empty(), "no top-level custom field");
+    assert!(
+        !env.signed.unrecognized.is_empty(),
+        "no top-level custom field"
+    );
     let file = env.signed.targets.values().next().unwrap();
-    assert!(!file.unrecognized.is_empty(), "no custom field in target file");
-    let roles = env.signed.delegations.as_ref().unwrap().roles.as_ref().unwrap();
-    assert!(!roles[0].unrecognized.is_empty(), "no custom field in delegated role");
+    assert!(
+        !file.unrecognized.is_empty(),
+        "no custom field in target file"
+    );
+    let roles = env
+        .signed
+        .delegations
+        .as_ref()
+        .unwrap()
+        .roles
+        .as_ref()
+        .unwrap();
+    assert!(
+        !roles[0].unrecognized.is_empty(),
+        "no custom field in delegated role"
+    );
 }
 
 #[test]

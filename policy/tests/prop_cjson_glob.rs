@@ -1,3 +1,10 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 //! Property tests: canonical JSON against an independent reference encoder,
 //! typed metadata round trips, and glob matching against a reference
 //! `fnmatch`.
@@ -77,7 +84,9 @@ fn has_control_chars(v: &Value) -> bool {
     match v {
         Value::String(s) => s.chars().any(char::is_control),
         Value::Array(a) => a.iter().any(has_control_chars),
-        Value::Object(o) => o.iter().any(|(k, v)| k.chars().any(char::is_control) || has_control_chars(v)),
+        Value::Object(o) => o
+            .iter()
+            .any(|(k, v)| k.chars().any(char::is_control) || has_control_chars(v)),
         _ => false,
     }
 }
@@ -106,7 +115,10 @@ fn reference_path_match(pattern: &str, path: &str) -> bool {
     let t: Vec<&str> = path.split('/').collect();
     p.len() == t.len()
         && p.iter().zip(&t).all(|(p, t)| {
-            reference_fnmatch(&p.chars().collect::<Vec<_>>(), &t.chars().collect::<Vec<_>>())
+            reference_fnmatch(
+                &p.chars().collect::<Vec<_>>(),
+                &t.chars().collect::<Vec<_>>(),
+            )
         })
 }
 

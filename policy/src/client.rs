@@ -1,1 +1,0 @@
-//! The TUF client workflow (in progress).

@@ -1,0 +1,367 @@
+//! The trusted metadata collection: every check of the specification's
+//! client workflow (§5.3–§5.6) on bytes handed in by the caller.
+
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, BTreeSet};
+
+use time::OffsetDateTime;
+
+use super::Config;
+use crate::error::{Error, Result};
+use crate::metadata::{Envelope, Role, RoleName, Root, Snapshot, Targets, Timestamp};
+use crate::verify::{verify_root_self, verify_root_successor, Authority, Verified};
+
+/// What [`TrustedSet::update_timestamp`] did with a valid timestamp.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimestampUpdate {
+    /// The new timestamp is now trusted: persist it.
+    Updated,
+    /// It has the trusted version: the trusted one is kept and nothing
+    /// needs persisting (normal when nothing was published; not an error).
+    Unchanged,
+}
+
+/// The spec's trusted metadata collection, sans IO, after python-tuf's
+/// `TrustedMetadataSet`.
+///
+/// Metadata is loaded in the order root → timestamp → snapshot → targets →
+/// delegated targets; loading out of order is [`Error::Order`]. Each
+/// `update_*` method runs the specification's checks in its order, every
+/// length limit before parsing, and stores only [`Verified`] values.
+///
+/// **Intermediate metadata.** Like python-tuf, a timestamp that verifies but
+/// has expired, and a snapshot that verifies but has expired or does not
+/// have the version the timestamp lists, are *kept* even though the update
+/// returns the error ([`Error::Expired`], [`Error::VersionMismatch`]): a
+/// newer file can still be loaded on top and is then checked for rollback
+/// against them, while the next step of the order refuses to start until a
+/// valid final file is loaded. That is how an expired or outdated cached file
+/// still protects against rollback. Roots are intermediate the same way until
+/// [`TrustedSet::update_timestamp`] checks the final one for expiry.
+#[derive(Clone, Debug)]
+pub struct TrustedSet {
+    config: Config,
+    now: OffsetDateTime,
+    root: Verified<Root>,
+    timestamp: Option<Verified<Timestamp>>,
+    snapshot: Option<Verified<Snapshot>>,
+    targets: BTreeMap<RoleName, Verified<Targets>>,
+    /// `(role, delegator)` pairs verified so far.
+    verified_by: BTreeSet<(RoleName, RoleName)>,
+}
+
+impl TrustedSet {
+    /// Loads the trusted root (verified by its own root role only: it is the
+    /// source of trust), with python-tuf's default limits.
+    ///
+    /// `now` is the fixed update start time every expiry is checked against.
+    /// The root may have expired: a newer one can still be loaded on top.
+    pub fn new(root_bytes: &[u8], now: OffsetDateTime) -> Result<Self> {
+        Self::with_config(root_bytes, now, Config::default())
+    }
+
+    /// Like [`Self::new`], with explicit limits.
+    pub fn with_config(root_bytes: &[u8], now: OffsetDateTime, config: Config) -> Result<Self> {
+        check_size("root", root_bytes, config.root_max_length)?;
+        let root = verify_root_self(Envelope::parse("root", root_bytes)?)?;
+        Ok(Self {
+            config,
+            now,
+            root,
+            timestamp: None,
+            snapshot: None,
+            targets: BTreeMap::new(),
+            verified_by: BTreeSet::new(),
+        })
+    }
+
+    /// The limits in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The fixed update start time.
+    pub fn now(&self) -> OffsetDateTime {
+        self.now
+    }
+
+    /// The trusted root.
+    pub fn root(&self) -> &Verified<Root> {
+        &self.root
+    }
+
+    /// The trusted timestamp, if loaded (possibly intermediate).
+    pub fn timestamp(&self) -> Option<&Verified<Timestamp>> {
+        self.timestamp.as_ref()
+    }
+
+    /// The trusted snapshot, if loaded (possibly intermediate).
+    pub fn snapshot(&self) -> Option<&Verified<Snapshot>> {
+        self.snapshot.as_ref()
+    }
+
+    /// The trusted metadata of targets role `role` (`targets` for the
+    /// top-level role), if loaded.
+    pub fn targets(&self, role: &str) -> Option<&Verified<Targets>> {
+        self.targets.get(role)
+    }
+
+    /// True when `role` was loaded and verified with the keys `delegator`
+    /// gives it (python-tuf loads a role again for another delegator).
+    pub fn contains(&self, role: &str, delegator: &str) -> bool {
+        self.verified_by
+            .contains(&(RoleName::new(role), RoleName::new(delegator)))
+    }
+
+    /// Whether the trusted root says the repository uses consistent snapshots.
+    pub fn consistent_snapshot(&self) -> bool {
+        self.root.consistent_snapshot.unwrap_or(false)
+    }
+
+    /// Verifies `bytes` as root version N+1 and makes it the trusted root
+    /// (§5.3.3–5.3.7).
+    ///
+    /// Checks, in order: size ([`Error::Oversized`]); parsing; a threshold of
+    /// the trusted root's root keys *and* of the new root's own root keys
+    /// ([`Error::ThresholdNotMet`], [`Error::BadSignature`]); version exactly
+    /// N+1 ([`Error::RootVersion`]). Expiry is not checked here: an
+    /// intermediate root may have expired.
+    pub fn update_root(&mut self, bytes: &[u8]) -> Result<&Verified<Root>> {
+        if self.timestamp.is_some() {
+            return Err(Error::Order(
+                "root cannot be updated once a timestamp is loaded".into(),
+            ));
+        }
+        check_size("root", bytes, self.config.root_max_length)?;
+        let new = verify_root_successor(&self.root, Envelope::parse("root", bytes)?)?;
+        let trusted = self.root.version;
+        let expected = trusted.checked_add(1).unwrap_or(trusted);
+        if new.version != expected || expected == trusted {
+            return Err(Error::RootVersion {
+                expected,
+                received: new.version,
+            });
+        }
+        self.root = new;
+        Ok(&self.root)
+    }
+
+    /// Verifies `bytes` as a new timestamp (§5.3.10, §5.4).
+    ///
+    /// Checks, in order: the trusted (final) root has not expired
+    /// ([`Error::Expired`] for `root`); size; parsing; signatures by the
+    /// root's timestamp keys; against a trusted timestamp, its version
+    /// ([`Error::Rollback`] if lower, [`TimestampUpdate::Unchanged`] if equal)
+    /// and the snapshot version it lists ([`Error::Rollback`] for `snapshot`);
+    /// then stores it and checks its expiry ([`Error::Expired`], the
+    /// timestamp stays loaded as intermediate).
+    pub fn update_timestamp(&mut self, bytes: &[u8]) -> Result<TimestampUpdate> {
+        if self.snapshot.is_some() {
+            return Err(Error::Order(
+                "timestamp cannot be updated once a snapshot is loaded".into(),
+            ));
+        }
+        check_expiry("root", &*self.root, self.now)?;
+        check_size("timestamp", bytes, self.config.timestamp_max_length)?;
+        let envelope = Envelope::<Timestamp>::parse("timestamp", bytes)?;
+        let new = Authority::from_root(&self.root, "timestamp")?.verify("timestamp", envelope)?;
+        if let Some(trusted) = &self.timestamp {
+            if new.version < trusted.version {
+                return Err(rollback("timestamp", trusted.version, new.version));
+            }
+            if new.version == trusted.version {
+                return Ok(TimestampUpdate::Unchanged);
+            }
+            let (old, received) = (trusted.snapshot_meta().version, new.snapshot_meta().version);
+            if received < old {
+                return Err(rollback("snapshot", old, received));
+            }
+        }
+        let stored = self.timestamp.insert(new);
+        check_expiry("timestamp", &**stored, self.now)?;
+        Ok(TimestampUpdate::Updated)
+    }
+
+    /// Verifies `bytes` as the snapshot the trusted timestamp lists (§5.5).
+    ///
+    /// `trusted_local` is for a file from the client's own cache, verified
+    /// when it was stored: it skips the length and hash check against the
+    /// timestamp's listing (which describes a newer snapshot once the
+    /// repository moved on), as python-tuf does.
+    ///
+    /// Checks, in order: the timestamp is final (not expired); size (the
+    /// length the timestamp lists, else the configured limit); unless
+    /// `trusted_local`, length and hashes listed by the timestamp
+    /// ([`Error::LengthMismatch`], [`Error::HashMismatch`]); parsing;
+    /// signatures by the root's snapshot keys; against a trusted snapshot, no
+    /// listed role may go back in version or disappear ([`Error::Rollback`],
+    /// `received: 0` for a role that vanished); then stores it and checks it
+    /// is final: the version the timestamp lists ([`Error::VersionMismatch`])
+    /// and not expired ([`Error::Expired`]), the snapshot staying loaded as
+    /// intermediate when not.
+    pub fn update_snapshot(
+        &mut self,
+        bytes: &[u8],
+        trusted_local: bool,
+    ) -> Result<&Verified<Snapshot>> {
+        let Some(timestamp) = &self.timestamp else {
+            return Err(Error::Order(
+                "snapshot cannot be loaded before a timestamp".into(),
+            ));
+        };
+        if !self.targets.is_empty() {
+            return Err(Error::Order(
+                "snapshot cannot be updated once targets are loaded".into(),
+            ));
+        }
+        check_expiry("timestamp", &**timestamp, self.now)?;
+        let meta = timestamp.snapshot_meta();
+        let limit = match (trusted_local, meta.length) {
+            (false, Some(length)) => length,
+            _ => self.config.snapshot_max_length,
+        };
+        check_size("snapshot", bytes, limit)?;
+        if !trusted_local {
+            meta.check_bytes("snapshot", bytes)?;
+        }
+        let envelope = Envelope::<Snapshot>::parse("snapshot", bytes)?;
+        let new = Authority::from_root(&self.root, "snapshot")?.verify("snapshot", envelope)?;
+        if let Some(trusted) = &self.snapshot {
+            for (name, old) in &trusted.meta {
+                let role = name.strip_suffix(".json").unwrap_or(name);
+                match new.meta.get(name) {
+                    None => return Err(rollback(role, old.version, 0)),
+                    Some(listed) if listed.version < old.version => {
+                        return Err(rollback(role, old.version, listed.version))
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        self.snapshot = Some(new);
+        self.check_final_snapshot()
+    }
+
+    /// The loaded snapshot if it is final: the version the timestamp lists,
+    /// not expired.
+    fn check_final_snapshot(&self) -> Result<&Verified<Snapshot>> {
+        let (Some(timestamp), Some(snapshot)) = (&self.timestamp, &self.snapshot) else {
+            return Err(Error::Order(
+                "targets cannot be loaded before a snapshot".into(),
+            ));
+        };
+        let expected = timestamp.snapshot_meta().version;
+        if snapshot.version != expected {
+            return Err(Error::VersionMismatch {
+                role: RoleName::new("snapshot"),
+                listed_by: "timestamp",
+                expected,
+                received: snapshot.version,
+            });
+        }
+        check_expiry("snapshot", &**snapshot, self.now)?;
+        Ok(snapshot)
+    }
+
+    /// Verifies `bytes` as the top-level targets role (§5.6):
+    /// [`Self::update_delegated_targets`] with role `targets` delegated by `root`.
+    pub fn update_targets(&mut self, bytes: &[u8]) -> Result<&Verified<Targets>> {
+        self.update_delegated_targets(bytes, "targets", "root")
+    }
+
+    /// Verifies `bytes` as targets role `role`, delegated by `delegator`
+    /// (`root` for the top-level `targets`; otherwise a loaded targets role).
+    ///
+    /// Checks, in order: the snapshot is final; the delegator is loaded
+    /// ([`Error::Order`]) and delegates `role` ([`Error::MissingRole`]); the
+    /// snapshot lists `role` ([`Error::MissingRole`]); size (the length the
+    /// snapshot lists, else the configured limit); length and hashes listed by
+    /// the snapshot; parsing; signatures by the keys the delegator gives the
+    /// role; the version the snapshot lists ([`Error::VersionMismatch`]); not
+    /// expired ([`Error::Expired`]). Nothing is stored unless all pass.
+    pub fn update_delegated_targets(
+        &mut self,
+        bytes: &[u8],
+        role: &str,
+        delegator: &str,
+    ) -> Result<&Verified<Targets>> {
+        let snapshot = self.check_final_snapshot()?;
+        let authority = if delegator == "root" {
+            if role != "targets" {
+                return Err(Error::MissingRole {
+                    role: RoleName::new(role),
+                    message: "root delegates only the top-level targets role".into(),
+                });
+            }
+            Authority::from_root(&self.root, "targets")?
+        } else {
+            let parent = self.targets.get(delegator).ok_or_else(|| {
+                Error::Order(format!(
+                    "{role} cannot be loaded before its delegator {delegator}"
+                ))
+            })?;
+            Authority::from_delegator(parent, role)?
+        };
+        let meta = snapshot.role_meta(role).ok_or_else(|| Error::MissingRole {
+            role: RoleName::new(role),
+            message: "delegated but not listed in snapshot".into(),
+        })?;
+        check_size(
+            role,
+            bytes,
+            meta.length.unwrap_or(self.config.targets_max_length),
+        )?;
+        meta.check_bytes(role, bytes)?;
+        let new = authority.verify(role, Envelope::<Targets>::parse(role, bytes)?)?;
+        if new.version != meta.version {
+            return Err(Error::VersionMismatch {
+                role: RoleName::new(role),
+                listed_by: "snapshot",
+                expected: meta.version,
+                received: new.version,
+            });
+        }
+        check_expiry(role, &*new, self.now)?;
+        self.verified_by
+            .insert((RoleName::new(role), RoleName::new(delegator)));
+        Ok(match self.targets.entry(RoleName::new(role)) {
+            Entry::Occupied(mut slot) => {
+                slot.insert(new);
+                slot.into_mut()
+            }
+            Entry::Vacant(slot) => slot.insert(new),
+        })
+    }
+}
+
+/// Refuses more than `limit` bytes, before anything parses them.
+pub(crate) fn check_size(what: &str, bytes: &[u8], limit: u64) -> Result<()> {
+    let length = bytes.len() as u64;
+    if length > limit {
+        return Err(Error::Oversized {
+            what: what.to_owned(),
+            length,
+            limit,
+        });
+    }
+    Ok(())
+}
+
+fn check_expiry<T: Role>(role: &str, signed: &T, now: OffsetDateTime) -> Result<()> {
+    let expires = signed.expires();
+    if expires.is_expired(now) {
+        return Err(Error::Expired {
+            role: RoleName::new(role),
+            expires: expires.to_string(),
+        });
+    }
+    Ok(())
+}
+
+fn rollback(role: &str, trusted: u64, received: u64) -> Error {
+    Error::Rollback {
+        role: RoleName::new(role),
+        trusted,
+        received,
+    }
+}

@@ -1,0 +1,496 @@
+//! The refresh of top-level metadata as a state machine driven by the caller.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::num::NonZeroU32;
+
+use time::OffsetDateTime;
+
+use super::request::{CacheOp, MetadataFile, Request, Response, Source, Step};
+use super::search::{Lookup, TargetSearch};
+use super::trusted::{TimestampUpdate, TrustedSet};
+use super::{target_remote_name, Config};
+use crate::error::{Error, Result};
+use crate::keys::Key;
+use crate::metadata::{KeyId, RoleName, Root, TargetFile};
+
+/// The TUF client workflow (specification §5), sans IO.
+///
+/// Create it with the trusted root, drive [`Updater::poll`] /
+/// [`Updater::answer`] until [`Step::Done`] (or use
+/// [`Updater::refresh_with`]), then look targets up with
+/// [`Updater::search`] / [`Updater::find_target_with`]. See the
+/// [module documentation](super) for the order of requests and the cache rules.
+#[derive(Debug)]
+pub struct Updater {
+    pub(super) trusted: TrustedSet,
+    phase: Phase,
+    pending: Option<Request>,
+    queue: VecDeque<CacheOp>,
+    /// Cached timestamp and snapshot were dropped after a key rotation.
+    dropped_local: bool,
+    /// Cache operations seen by the `*_with` drivers, for `take_cache_ops`.
+    log: Vec<CacheOp>,
+}
+
+#[derive(Debug)]
+enum Phase {
+    /// Fetching root `next`, with `left` fetches allowed.
+    Root {
+        next: u64,
+        left: u32,
+    },
+    /// The root loop is over: the final root must not have expired.
+    RootFinal,
+    TimestampLocal,
+    TimestampRemote,
+    SnapshotLocal,
+    SnapshotRemote,
+    Targets(Load),
+    Done,
+    Failed(Error),
+}
+
+impl Updater {
+    /// Starts a refresh from `trusted_root`: the cached `root.json`, or on
+    /// first use the root pinned out of band (write it to the cache as
+    /// `root.json` yourself then). The root is verified against itself only;
+    /// it may have expired.
+    ///
+    /// `now` is the fixed update start time: every expiry is checked against it.
+    pub fn new(trusted_root: &[u8], now: OffsetDateTime, config: Config) -> Result<Self> {
+        let trusted = TrustedSet::with_config(trusted_root, now, config)?;
+        let phase = Phase::Root {
+            next: trusted.root().version.saturating_add(1),
+            left: trusted.config().max_root_rotations,
+        };
+        Ok(Self {
+            trusted,
+            phase,
+            pending: None,
+            queue: VecDeque::new(),
+            dropped_local: false,
+            log: Vec::new(),
+        })
+    }
+
+    /// The trusted metadata so far.
+    pub fn trusted(&self) -> &TrustedSet {
+        &self.trusted
+    }
+
+    /// The limits in force.
+    pub fn config(&self) -> &Config {
+        self.trusted.config()
+    }
+
+    /// True once the refresh reached [`Step::Done`].
+    pub fn is_refreshed(&self) -> bool {
+        matches!(self.phase, Phase::Done)
+    }
+
+    /// What the caller must do next.
+    ///
+    /// Cache operations come first, even after a failure, so that partial
+    /// progress is never lost; then the error, if the refresh failed (again
+    /// on every call); then the pending request (again until answered).
+    pub fn poll(&mut self) -> Result<Step<()>> {
+        if let Some(op) = self.queue.pop_front() {
+            return Ok(Step::Cache(op));
+        }
+        if let Phase::Failed(e) = &self.phase {
+            return Err(e.clone());
+        }
+        if let Some(request) = &self.pending {
+            return Ok(Step::Fetch(request.clone()));
+        }
+        match self.advance() {
+            Ok(Some(request)) => {
+                self.pending = Some(request.clone());
+                Ok(Step::Fetch(request))
+            }
+            Ok(None) => Ok(Step::Done(())),
+            Err(e) => {
+                self.phase = Phase::Failed(e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    /// Answers the request of the last [`Step::Fetch`]. Errors surface at
+    /// the next [`Self::poll`].
+    pub fn answer(&mut self, response: Response) {
+        let Some(request) = self.pending.take() else {
+            self.phase = Phase::Failed(Error::Order("answer without a pending request".into()));
+            return;
+        };
+        if let Err(e) = self.process(&request, response) {
+            self.phase = Phase::Failed(e);
+        }
+    }
+
+    /// Runs the whole refresh with a synchronous `fetch`.
+    ///
+    /// The cache operations are kept for [`Self::take_cache_ops`] (also when
+    /// the refresh fails: apply them, they are the partial progress).
+    pub fn refresh_with(&mut self, mut fetch: impl FnMut(&Request) -> Response) -> Result<()> {
+        loop {
+            match self.poll()? {
+                Step::Fetch(request) => {
+                    let response = fetch(&request);
+                    self.answer(response);
+                }
+                Step::Cache(op) => self.log.push(op),
+                Step::Done(()) => return Ok(()),
+            }
+        }
+    }
+
+    /// Cache operations collected by [`Self::refresh_with`] and
+    /// [`Self::find_target_with`] since the last call, in order.
+    pub fn take_cache_ops(&mut self) -> Vec<CacheOp> {
+        std::mem::take(&mut self.log)
+    }
+
+    /// Starts looking up `target_path` among the trusted targets roles
+    /// (after a completed refresh, else [`Error::Order`]).
+    pub fn search(&mut self, target_path: &str) -> Result<TargetSearch<'_>> {
+        if !self.is_refreshed() {
+            return Err(Error::Order(
+                "targets can be searched only after a completed refresh".into(),
+            ));
+        }
+        Ok(TargetSearch::new(self, target_path))
+    }
+
+    /// Runs a whole [`TargetSearch`] with a synchronous `fetch`; cache
+    /// operations go to [`Self::take_cache_ops`].
+    pub fn find_target_with(
+        &mut self,
+        target_path: &str,
+        mut fetch: impl FnMut(&Request) -> Response,
+    ) -> Result<Lookup> {
+        let mut ops = Vec::new();
+        let result = {
+            let mut search = self.search(target_path)?;
+            loop {
+                match search.poll() {
+                    Ok(Step::Fetch(request)) => {
+                        let response = fetch(&request);
+                        search.answer(response);
+                    }
+                    Ok(Step::Cache(op)) => ops.push(op),
+                    Ok(Step::Done(lookup)) => break Ok(lookup),
+                    Err(e) => break Err(e),
+                }
+            }
+        };
+        self.log.extend(ops);
+        result
+    }
+
+    /// The repository file name of a target, following the trusted root's
+    /// `consistent_snapshot` (see [`target_remote_name`]).
+    pub fn target_remote_name(&self, target_path: &str, target_file: &TargetFile) -> String {
+        target_remote_name(target_path, target_file, self.trusted.consistent_snapshot())
+    }
+
+    /// Moves through the steps that need no answer; returns the next request,
+    /// or `None` when done.
+    fn advance(&mut self) -> Result<Option<Request>> {
+        loop {
+            let config = self.trusted.config();
+            let consistent = self.trusted.consistent_snapshot();
+            let request =
+                |file, source, max_length| Some(Request::new(file, source, max_length, consistent));
+            let next = match &self.phase {
+                Phase::Root { next, left } => {
+                    if *left == 0 {
+                        self.phase = Phase::RootFinal;
+                        continue;
+                    }
+                    request(
+                        MetadataFile::Root { version: *next },
+                        Source::Remote,
+                        config.root_max_length,
+                    )
+                }
+                Phase::RootFinal => {
+                    // §5.3.10: the final root must not have expired.
+                    let root = self.trusted.root();
+                    if root.expires.is_expired(self.trusted.now()) {
+                        return Err(Error::Expired {
+                            role: RoleName::new("root"),
+                            expires: root.expires.to_string(),
+                        });
+                    }
+                    self.phase = Phase::TimestampLocal;
+                    continue;
+                }
+                Phase::TimestampLocal => {
+                    if self.dropped_local {
+                        self.phase = Phase::TimestampRemote;
+                        continue;
+                    }
+                    request(
+                        MetadataFile::Timestamp,
+                        Source::Local,
+                        config.timestamp_max_length,
+                    )
+                }
+                Phase::TimestampRemote => request(
+                    MetadataFile::Timestamp,
+                    Source::Remote,
+                    config.timestamp_max_length,
+                ),
+                Phase::SnapshotLocal | Phase::SnapshotRemote => {
+                    let local = matches!(self.phase, Phase::SnapshotLocal);
+                    if local && self.dropped_local {
+                        self.phase = Phase::SnapshotRemote;
+                        continue;
+                    }
+                    let meta = self
+                        .trusted
+                        .timestamp()
+                        .ok_or_else(|| Error::Order("snapshot before timestamp".into()))?
+                        .snapshot_meta();
+                    let file = MetadataFile::Snapshot {
+                        version: meta.version,
+                    };
+                    if local {
+                        request(file, Source::Local, config.snapshot_max_length)
+                    } else {
+                        let max = meta.length.unwrap_or(config.snapshot_max_length);
+                        request(file, Source::Remote, max)
+                    }
+                }
+                Phase::Targets(load) => {
+                    if self
+                        .trusted
+                        .contains(load.role.as_str(), load.delegator.as_str())
+                    {
+                        self.phase = Phase::Done;
+                        continue;
+                    }
+                    Some(load.request(&self.trusted)?)
+                }
+                Phase::Done => None,
+                Phase::Failed(e) => return Err(e.clone()),
+            };
+            return Ok(next);
+        }
+    }
+
+    /// Applies the answer to `request` in the current phase.
+    fn process(&mut self, request: &Request, response: Response) -> Result<()> {
+        let bytes = match response {
+            Response::Bytes(bytes) if bytes.len() as u64 > request.max_length() => {
+                if request.is_local() {
+                    // An oversized cached file is as good as none.
+                    None
+                } else {
+                    return Err(Error::Oversized {
+                        what: request.role().to_owned(),
+                        length: bytes.len() as u64,
+                        limit: request.max_length(),
+                    });
+                }
+            }
+            Response::Bytes(bytes) => Some(bytes),
+            Response::NotFound => None,
+        };
+        let phase = std::mem::replace(&mut self.phase, Phase::Done);
+        self.phase = match phase {
+            Phase::Root { next, left } => match bytes {
+                // §5.3.3: no N+1 means the trusted root is the newest.
+                None => Phase::RootFinal,
+                Some(bytes) => {
+                    let before = rotation_keys(self.trusted.root());
+                    let root = self.trusted.update_root(&bytes)?;
+                    let rotated = before != rotation_keys(root);
+                    self.store(request, bytes);
+                    if rotated && !self.dropped_local {
+                        // §5.3.11: fast-forward attack recovery.
+                        self.dropped_local = true;
+                        for name in ["timestamp.json", "snapshot.json"] {
+                            self.queue.push_back(CacheOp::Delete { name: name.into() });
+                        }
+                    }
+                    Phase::Root {
+                        next: next.saturating_add(1),
+                        left: left.saturating_sub(1),
+                    }
+                }
+            },
+            Phase::TimestampLocal => {
+                if let Some(bytes) = bytes {
+                    // A cached timestamp that fails is ignored; one that
+                    // verifies but expired stays as intermediate.
+                    let _ = self.trusted.update_timestamp(&bytes);
+                }
+                Phase::TimestampRemote
+            }
+            Phase::TimestampRemote => {
+                let bytes = bytes.ok_or_else(|| unavailable(request))?;
+                match self.trusted.update_timestamp(&bytes)? {
+                    TimestampUpdate::Updated => self.store(request, bytes),
+                    TimestampUpdate::Unchanged => {
+                        // The kept (cached) timestamp must be final: report
+                        // its expiry now rather than at the snapshot step.
+                        if let Some(kept) = self.trusted.timestamp() {
+                            if kept.expires.is_expired(self.trusted.now()) {
+                                return Err(Error::Expired {
+                                    role: RoleName::new("timestamp"),
+                                    expires: kept.expires.to_string(),
+                                });
+                            }
+                        }
+                    }
+                }
+                Phase::SnapshotLocal
+            }
+            Phase::SnapshotLocal => match bytes {
+                Some(bytes) if self.trusted.update_snapshot(&bytes, true).is_ok() => {
+                    Phase::Targets(Load::new("targets", "root"))
+                }
+                _ => Phase::SnapshotRemote,
+            },
+            Phase::SnapshotRemote => {
+                let bytes = bytes.ok_or_else(|| unavailable(request))?;
+                self.trusted.update_snapshot(&bytes, false)?;
+                self.store(request, bytes);
+                Phase::Targets(Load::new("targets", "root"))
+            }
+            Phase::Targets(mut load) => match load.answer(&mut self.trusted, request, bytes)? {
+                Loaded::Yes(op) => {
+                    self.queue.extend(op);
+                    Phase::Done
+                }
+                Loaded::NotYet => Phase::Targets(load),
+            },
+            Phase::RootFinal | Phase::Done => {
+                return Err(Error::Order("answer without a pending request".into()))
+            }
+            Phase::Failed(e) => Phase::Failed(e),
+        };
+        Ok(())
+    }
+
+    fn store(&mut self, request: &Request, bytes: Vec<u8>) {
+        self.queue.push_back(CacheOp::Store {
+            name: request.cache_name(),
+            bytes,
+        });
+    }
+}
+
+/// The keys and thresholds of the timestamp and snapshot roles: when they
+/// change between two roots, cached timestamp and snapshot are dropped.
+type RotationKeys = Vec<Option<(BTreeMap<KeyId, Option<Key>>, NonZeroU32)>>;
+
+fn rotation_keys(root: &Root) -> RotationKeys {
+    ["timestamp", "snapshot"]
+        .iter()
+        .map(|role| {
+            root.roles.get(*role).map(|r| {
+                let keys = r
+                    .keyids
+                    .iter()
+                    .map(|id| (id.clone(), root.keys.get(id).cloned()))
+                    .collect();
+                (keys, r.threshold)
+            })
+        })
+        .collect()
+}
+
+fn unavailable(request: &Request) -> Error {
+    Error::Unavailable {
+        role: RoleName::new(request.role()),
+        file: request.remote_name(),
+    }
+}
+
+/// Loading one targets role: the cache first, then the repository
+/// (python-tuf's `_load_targets`).
+#[derive(Debug, Clone)]
+pub(super) struct Load {
+    pub(super) role: RoleName,
+    pub(super) delegator: RoleName,
+    source: Source,
+}
+
+/// What an answer did to a [`Load`].
+pub(super) enum Loaded {
+    /// The role is trusted now; persist it if the operation is there.
+    Yes(Option<CacheOp>),
+    /// The cached copy was missing or invalid: ask the repository.
+    NotYet,
+}
+
+impl Load {
+    pub(super) fn new(role: &str, delegator: &str) -> Self {
+        Self {
+            role: RoleName::new(role),
+            delegator: RoleName::new(delegator),
+            source: Source::Local,
+        }
+    }
+
+    /// The next request for the role.
+    pub(super) fn request(&self, trusted: &TrustedSet) -> Result<Request> {
+        let config = trusted.config();
+        let meta = trusted
+            .snapshot()
+            .and_then(|s| s.role_meta(self.role.as_str()))
+            .ok_or_else(|| Error::MissingRole {
+                role: self.role.clone(),
+                message: "delegated but not listed in snapshot".into(),
+            })?;
+        let max_length = match self.source {
+            Source::Local => config.targets_max_length,
+            Source::Remote => meta.length.unwrap_or(config.targets_max_length),
+        };
+        let file = MetadataFile::Targets {
+            role: self.role.clone(),
+            version: meta.version,
+        };
+        Ok(Request::new(
+            file,
+            self.source,
+            max_length,
+            trusted.consistent_snapshot(),
+        ))
+    }
+
+    /// Applies the answer (`None`: not found, or an oversized cached file).
+    pub(super) fn answer(
+        &mut self,
+        trusted: &mut TrustedSet,
+        request: &Request,
+        bytes: Option<Vec<u8>>,
+    ) -> Result<Loaded> {
+        let (role, delegator) = (self.role.as_str(), self.delegator.as_str());
+        match self.source {
+            Source::Local => {
+                if let Some(bytes) = bytes {
+                    if trusted
+                        .update_delegated_targets(&bytes, role, delegator)
+                        .is_ok()
+                    {
+                        return Ok(Loaded::Yes(None));
+                    }
+                }
+                self.source = Source::Remote;
+                Ok(Loaded::NotYet)
+            }
+            Source::Remote => {
+                let bytes = bytes.ok_or_else(|| unavailable(request))?;
+                trusted.update_delegated_targets(&bytes, role, delegator)?;
+                Ok(Loaded::Yes(Some(CacheOp::Store {
+                    name: request.cache_name(),
+                    bytes,
+                })))
+            }
+        }
+    }
+}

@@ -1,1 +1,0 @@
-//! Trust documents (in progress).

@@ -1,0 +1,1179 @@
+//! The trust decision over a set of parsed trust documents.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+use openssl::bn::BigNumContext;
+use openssl::ec::{EcGroup, EcKey, EcPoint, PointConversionForm};
+use openssl::nid::Nid;
+use openssl::pkey::{PKey, Public};
+use openssl::stack::Stack;
+use openssl::x509::X509;
+use time::OffsetDateTime;
+
+use super::namespace::{NamespaceName, NamespaceTrust, TrustedKey};
+use super::peers::{Peer, PeerUrl, Peers, PinnedRoot};
+use super::revocations::{Revocation, Revocations, RevokedSubject};
+use super::x509::name_text;
+use super::{rfc3339, Sha256Hex};
+use crate::error::{Error, Result};
+use crate::keys::Key;
+use crate::metadata::KeyId;
+use crate::pattern::ArtifactPattern;
+
+/// Who signed, as the caller knows it after checking the signature itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SignerRef {
+    /// A key named by its id, as listed in the namespace's document.
+    KeyId(KeyId),
+    /// A public key, matched against the listed keys by key material (DER
+    /// SubjectPublicKeyInfo), whatever its id or encoding.
+    PublicKey(Key),
+    /// A certificate chain, DER, leaf first, then any intermediates.
+    CertChain(Vec<Vec<u8>>),
+}
+
+/// A listed key or identity of a namespace.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Listed {
+    /// A key, by its listed id.
+    Key(KeyId),
+    /// An X.509 identity, by its name.
+    Identity(String),
+}
+
+impl fmt::Display for Listed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Key(id) => write!(f, "key {id}"),
+            Self::Identity(name) => write!(f, "identity `{name}`"),
+        }
+    }
+}
+
+/// A presented key that is not listed.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum KeyRef {
+    /// Presented by id.
+    Id(KeyId),
+    /// Presented as a public key: SHA-256 of its DER SubjectPublicKeyInfo.
+    Spki {
+        /// The fingerprint.
+        sha256: Sha256Hex,
+    },
+}
+
+impl fmt::Display for KeyRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Id(id) => write!(f, "key {id}"),
+            Self::Spki { sha256 } => write!(f, "public key with SPKI SHA-256 {sha256}"),
+        }
+    }
+}
+
+/// The rule that made an artifact trusted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TrustRule {
+    /// The namespace's own keys and identities met its threshold.
+    Namespace {
+        /// Keys that counted, by listed id.
+        keys: Vec<KeyId>,
+        /// Identities that counted, by name.
+        identities: Vec<String>,
+        /// The namespace's threshold.
+        threshold: u32,
+    },
+    /// A sub-delegation covering the artifact met its threshold.
+    SubDelegation {
+        /// The sub-delegation's name.
+        name: String,
+        /// Keys that counted, by listed id.
+        keys: Vec<KeyId>,
+        /// The sub-delegation's threshold.
+        threshold: u32,
+    },
+}
+
+fn join<T: fmt::Display>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl fmt::Display for TrustRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Namespace {
+                keys,
+                identities,
+                threshold,
+            } => {
+                let mut parts = Vec::new();
+                if !keys.is_empty() {
+                    parts.push(format!("keys {}", join(keys)));
+                }
+                if !identities.is_empty() {
+                    parts.push(format!("identities {}", join(identities)));
+                }
+                write!(
+                    f,
+                    "namespace {} (threshold {threshold})",
+                    parts.join(" and ")
+                )
+            }
+            Self::SubDelegation {
+                name,
+                keys,
+                threshold,
+            } => write!(
+                f,
+                "sub-delegation `{name}`, keys {} (threshold {threshold})",
+                join(keys)
+            ),
+        }
+    }
+}
+
+/// Why an artifact is not trusted. Each `Display` says what to do about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Reason {
+    /// No namespace scope and no peer pattern matches the artifact name.
+    NoNamespace {
+        /// The artifact name.
+        artifact: String,
+    },
+    /// The signer is not listed by the namespace (nor by a sub-delegation covering the artifact).
+    KeyNotListed {
+        /// The namespace that owns the artifact.
+        namespace: NamespaceName,
+        /// The presented key.
+        key: KeyRef,
+    },
+    /// A presented public key cannot be decoded.
+    UnusableKey {
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// The signature was made before the key's or identity's `not_before`.
+    KeyNotYetValid {
+        /// The namespace.
+        namespace: NamespaceName,
+        /// The listed key or identity.
+        signer: Listed,
+        /// Its `not_before`.
+        not_before: OffsetDateTime,
+        /// When the signature was made.
+        signed_at: OffsetDateTime,
+    },
+    /// The signature was made at or after the key's or identity's `not_after`.
+    KeyExpired {
+        /// The namespace.
+        namespace: NamespaceName,
+        /// The listed key or identity.
+        signer: Listed,
+        /// Its `not_after`.
+        not_after: OffsetDateTime,
+        /// When the signature was made.
+        signed_at: OffsetDateTime,
+    },
+    /// An ephemeral key's delegation has ended (`now >= not_after`), whenever it signed.
+    EphemeralExpired {
+        /// The namespace.
+        namespace: NamespaceName,
+        /// The ephemeral key.
+        key: KeyId,
+        /// Its `not_after`.
+        not_after: OffsetDateTime,
+        /// The time of the decision.
+        now: OffsetDateTime,
+    },
+    /// The key or a certificate of the chain is revoked and the signature was
+    /// made at or after the revocation.
+    Revoked {
+        /// What `org/revocations.json` names.
+        subject: RevokedSubject,
+        /// When trust in it ended.
+        revoked_at: OffsetDateTime,
+        /// Why.
+        reason: String,
+        /// When the signature was made.
+        signed_at: OffsetDateTime,
+    },
+    /// The certificate chain does not verify to a CA certificate of the
+    /// namespace's identities at `signed_at`.
+    ChainNotTrusted {
+        /// The namespace.
+        namespace: NamespaceName,
+        /// OpenSSL's reason, or what is wrong with the chain.
+        detail: String,
+    },
+    /// The chain verifies but the leaf's subject is not the identity's.
+    SubjectMismatch {
+        /// The namespace.
+        namespace: NamespaceName,
+        /// The identity whose CA the chain verified to.
+        identity: String,
+        /// The subject the identity requires.
+        expected: String,
+        /// The leaf certificate's subject.
+        found: String,
+    },
+    /// Too few distinct trusted keys or identities signed.
+    ThresholdNotMet {
+        /// The namespace.
+        namespace: NamespaceName,
+        /// The sub-delegation that came closest, or `None` for the namespace's own keys.
+        sub_delegation: Option<String>,
+        /// Distinct trusted keys/identities that signed.
+        valid: u32,
+        /// How many are needed.
+        threshold: u32,
+    },
+    /// The artifact name belongs to a peer keyshare service: ask it.
+    DelegatedToPeer {
+        /// The peer's name.
+        peer: String,
+        /// Its base URL.
+        url: PeerUrl,
+        /// The root to verify it against.
+        root: PinnedRoot,
+    },
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoNamespace { artifact } => write!(
+                f,
+                "no namespace or peer covers `{artifact}`: check the name, or ask a security admin for a namespace whose scopes match it"
+            ),
+            Self::KeyNotListed { namespace, key } => write!(
+                f,
+                "{key} is not trusted by namespace `{namespace}` for this artifact: sign with a listed key, or ask the namespace's maintainers to add it"
+            ),
+            Self::UnusableKey { detail } => write!(
+                f,
+                "the presented public key cannot be used ({detail}): present a supported key (Ed25519, ECDSA P-256, RSA of 2048 bits or more)"
+            ),
+            Self::KeyNotYetValid {
+                namespace,
+                signer,
+                not_before,
+                signed_at,
+            } => write!(
+                f,
+                "{signer} of namespace `{namespace}` is trusted only for signatures made from {}, this one was made at {}: re-sign later, or ask the maintainers to correct not_before",
+                rfc3339(*not_before),
+                rfc3339(*signed_at)
+            ),
+            Self::KeyExpired {
+                namespace,
+                signer,
+                not_after,
+                signed_at,
+            } => write!(
+                f,
+                "{signer} of namespace `{namespace}` is trusted only for signatures made before {}, this one was made at {}: re-sign with a current key",
+                rfc3339(*not_after),
+                rfc3339(*signed_at)
+            ),
+            Self::EphemeralExpired {
+                namespace,
+                key,
+                not_after,
+                now,
+            } => write!(
+                f,
+                "ephemeral key {key} of namespace `{namespace}` expired at {} (now {}); ephemeral delegations end by themselves: re-run the CI job to sign with a fresh key, or sign with a long-lived key",
+                rfc3339(*not_after),
+                rfc3339(*now)
+            ),
+            Self::Revoked {
+                subject,
+                revoked_at,
+                reason,
+                signed_at,
+            } => write!(
+                f,
+                "{subject} was revoked at {} ({reason}) and this signature was made at {}: re-sign with a key that is not revoked",
+                rfc3339(*revoked_at),
+                rfc3339(*signed_at)
+            ),
+            Self::ChainNotTrusted { namespace, detail } => write!(
+                f,
+                "the certificate chain does not lead to a CA of namespace `{namespace}` ({detail}): sign with a certificate issued under one of the namespace's CAs, and include intermediates"
+            ),
+            Self::SubjectMismatch {
+                namespace,
+                identity,
+                expected,
+                found,
+            } => write!(
+                f,
+                "the certificate subject `{found}` is not `{expected}` required by identity `{identity}` of namespace `{namespace}`: sign with that identity's certificate"
+            ),
+            Self::ThresholdNotMet {
+                namespace,
+                sub_delegation,
+                valid,
+                threshold,
+            } => {
+                let whose = match sub_delegation {
+                    Some(name) => format!("sub-delegation `{name}` of namespace `{namespace}`"),
+                    None => format!("namespace `{namespace}`"),
+                };
+                write!(
+                    f,
+                    "{whose} needs signatures by {threshold} distinct trusted keys or identities, {valid} found: add signatures by other listed keys"
+                )
+            }
+            Self::DelegatedToPeer { peer, url, root } => write!(
+                f,
+                "the artifact belongs to peer `{peer}`: ask {url}, verifying it against {root}"
+            ),
+        }
+    }
+}
+
+/// The outcome of [`TrustSet::decide`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// The signers are trusted for the artifact.
+    Trusted {
+        /// The namespace that owns the artifact.
+        namespace: NamespaceName,
+        /// What made it trusted.
+        rule: TrustRule,
+    },
+    /// They are not.
+    Untrusted {
+        /// Why.
+        reason: Reason,
+    },
+}
+
+impl Decision {
+    /// True for [`Decision::Trusted`].
+    pub fn is_trusted(&self) -> bool {
+        matches!(self, Self::Trusted { .. })
+    }
+}
+
+impl fmt::Display for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Trusted { namespace, rule } => {
+                write!(f, "trusted by namespace `{namespace}`: {rule}")
+            }
+            Self::Untrusted { reason } => write!(f, "untrusted: {reason}"),
+        }
+    }
+}
+
+/// The key material of a key, for comparing keys across ids and encodings:
+/// DER SubjectPublicKeyInfo, with EC points uncompressed.
+pub(super) fn material(key: &Key, id: &KeyId) -> Result<Vec<u8>> {
+    let pkey = key.openssl_key(id)?;
+    pkey_material(pkey).map_err(|e| Error::BadKey {
+        keyid: id.clone(),
+        message: e.to_string(),
+    })
+}
+
+fn pkey_material(pkey: &PKey<Public>) -> std::result::Result<Vec<u8>, openssl::error::ErrorStack> {
+    let Ok(ec) = pkey.ec_key() else {
+        return pkey.public_key_to_der();
+    };
+    let nid = ec.group().curve_name().unwrap_or(Nid::X9_62_PRIME256V1);
+    let group = EcGroup::from_curve_name(nid)?;
+    let mut ctx = BigNumContext::new()?;
+    let bytes =
+        ec.public_key()
+            .to_bytes(ec.group(), PointConversionForm::UNCOMPRESSED, &mut ctx)?;
+    let point = EcPoint::from_bytes(&group, &bytes, &mut ctx)?;
+    let fresh = EcKey::from_public_key(&group, &point)?;
+    PKey::from_ec_key(fresh)?.public_key_to_der()
+}
+
+/// Patterns indexed by their literal prefix (the text before the first
+/// wildcard): a lookup lists the artifact name's prefixes and glob-matches
+/// only the patterns filed under one of them, so its cost grows with the
+/// length of the name, not with the number of patterns.
+#[derive(Debug, Default)]
+struct PatternIndex {
+    buckets: HashMap<String, Vec<IndexEntry>>,
+}
+
+#[derive(Debug)]
+struct IndexEntry {
+    owner: usize,
+    pattern: ArtifactPattern,
+    specificity: (usize, usize),
+}
+
+impl PatternIndex {
+    fn insert(&mut self, owner: usize, pattern: &ArtifactPattern) {
+        let src = pattern.as_str();
+        let literal_end = src.find(['*', '?', '[']).unwrap_or(src.len());
+        let literal = src.get(..literal_end).unwrap_or_default();
+        self.buckets
+            .entry(literal.to_owned())
+            .or_default()
+            .push(IndexEntry {
+                owner,
+                pattern: pattern.clone(),
+                specificity: pattern.specificity(),
+            });
+    }
+
+    /// The owner of the most specific matching pattern, ties to the smallest name.
+    fn best<'a>(&self, artifact: &str, name: impl Fn(usize) -> &'a str) -> Option<usize> {
+        let prefixes = artifact
+            .char_indices()
+            .map(|(i, _)| i)
+            .chain(std::iter::once(artifact.len()))
+            .filter_map(|i| artifact.get(..i));
+        let mut best: Option<&IndexEntry> = None;
+        for prefix in prefixes {
+            let Some(bucket) = self.buckets.get(prefix) else {
+                continue;
+            };
+            for entry in bucket {
+                let better = match best {
+                    None => true,
+                    Some(b) => {
+                        entry.specificity > b.specificity
+                            || (entry.specificity == b.specificity
+                                && name(entry.owner) < name(b.owner))
+                    }
+                };
+                if better && entry.pattern.matches(artifact) {
+                    best = Some(entry);
+                }
+            }
+        }
+        best.map(|e| e.owner)
+    }
+}
+
+/// A namespace with its keys' material computed once.
+#[derive(Debug)]
+struct NamespaceEntry {
+    doc: NamespaceTrust,
+    /// Material of `doc.keys`, same order.
+    keys: Vec<Vec<u8>>,
+    /// Material of each sub-delegation's keys, same order.
+    sub_keys: Vec<Vec<Vec<u8>>>,
+}
+
+/// Parsed trust documents, indexed for [`TrustSet::decide`].
+#[derive(Debug)]
+pub struct TrustSet {
+    namespaces: Vec<NamespaceEntry>,
+    scopes: PatternIndex,
+    peers: Vec<Peer>,
+    terminating: PatternIndex,
+    non_terminating: PatternIndex,
+    revocations: Vec<Revocation>,
+    revoked_keys: HashMap<KeyId, usize>,
+    revoked_material: HashMap<Vec<u8>, usize>,
+    revoked_certs: HashMap<Sha256Hex, usize>,
+}
+
+/// One rule a signer can count towards: the namespace's own keys and
+/// identities, or a sub-delegation (by index) covering the artifact.
+#[derive(Clone, Copy, Debug)]
+enum RuleId {
+    Own,
+    Sub(usize),
+}
+
+/// A signer counting towards the rule at position `rule`.
+struct Contribution {
+    rule: usize,
+    material: Vec<u8>,
+    listed: Listed,
+}
+
+/// Distinct contributions to one rule.
+#[derive(Default)]
+struct Tally {
+    materials: Vec<Vec<u8>>,
+    listed: Vec<Listed>,
+}
+
+impl Tally {
+    fn add(&mut self, material: Vec<u8>, listed: Listed) {
+        if !self.materials.contains(&material) {
+            self.materials.push(material);
+            self.listed.push(listed);
+        }
+    }
+
+    fn count(&self) -> u32 {
+        u32::try_from(self.listed.len()).unwrap_or(u32::MAX)
+    }
+}
+
+impl TrustSet {
+    /// Indexes the documents. Fails if two documents are for the same namespace.
+    pub fn new(
+        namespaces: Vec<NamespaceTrust>,
+        revocations: Revocations,
+        peers: Peers,
+    ) -> Result<Self> {
+        let mut seen = HashSet::with_capacity(namespaces.len());
+        let mut entries = Vec::with_capacity(namespaces.len());
+        let mut scopes = PatternIndex::default();
+        for doc in namespaces {
+            if !seen.insert(doc.namespace.clone()) {
+                return Err(Error::Malformed {
+                    what: doc.namespace.target_path(),
+                    path: "namespace".into(),
+                    message: format!("namespace `{}` is given twice", doc.namespace),
+                });
+            }
+            let owner = entries.len();
+            for scope in &doc.scopes {
+                scopes.insert(owner, scope);
+            }
+            let keys = doc
+                .keys
+                .iter()
+                .map(|k| material(&k.key, &k.id))
+                .collect::<Result<Vec<_>>>()?;
+            let sub_keys = doc
+                .sub_delegations
+                .iter()
+                .map(|s| {
+                    s.keys
+                        .iter()
+                        .map(|k| material(&k.key, &k.id))
+                        .collect::<Result<Vec<_>>>()
+                })
+                .collect::<Result<Vec<_>>>()?;
+            entries.push(NamespaceEntry {
+                doc,
+                keys,
+                sub_keys,
+            });
+        }
+
+        let mut terminating = PatternIndex::default();
+        let mut non_terminating = PatternIndex::default();
+        for (i, peer) in peers.peers.iter().enumerate() {
+            let index = if peer.terminating {
+                &mut terminating
+            } else {
+                &mut non_terminating
+            };
+            for pattern in &peer.patterns {
+                index.insert(i, pattern);
+            }
+        }
+
+        let mut revoked_keys = HashMap::new();
+        let mut revoked_certs = HashMap::new();
+        for (i, r) in revocations.revocations.iter().enumerate() {
+            match &r.subject {
+                RevokedSubject::KeyId(id) => {
+                    revoked_keys.insert(id.clone(), i);
+                }
+                RevokedSubject::Certificate(h) => {
+                    revoked_certs.insert(h.clone(), i);
+                }
+            }
+        }
+        // A key revoked by id is revoked as key material too, wherever it is
+        // listed and under whatever id (the earliest revocation wins).
+        let mut revoked_material: HashMap<Vec<u8>, usize> = HashMap::new();
+        let revocations = revocations.revocations;
+        for entry in &entries {
+            let listed = entry.doc.keys.iter().zip(&entry.keys).chain(
+                entry
+                    .doc
+                    .sub_delegations
+                    .iter()
+                    .zip(&entry.sub_keys)
+                    .flat_map(|(s, m)| s.keys.iter().zip(m)),
+            );
+            for (key, m) in listed {
+                let Some(&i) = revoked_keys.get(&key.id) else {
+                    continue;
+                };
+                let earlier = |j: &usize| {
+                    revocations.get(*j).map(|r| r.revoked_at)
+                        <= revocations.get(i).map(|r| r.revoked_at)
+                };
+                if !revoked_material.get(m).is_some_and(earlier) {
+                    revoked_material.insert(m.clone(), i);
+                }
+            }
+        }
+
+        Ok(Self {
+            namespaces: entries,
+            scopes,
+            peers: peers.peers,
+            terminating,
+            non_terminating,
+            revocations,
+            revoked_keys,
+            revoked_material,
+            revoked_certs,
+        })
+    }
+
+    /// The namespace documents.
+    pub fn namespaces(&self) -> impl Iterator<Item = &NamespaceTrust> {
+        self.namespaces.iter().map(|e| &e.doc)
+    }
+
+    /// The peers.
+    pub fn peers(&self) -> &[Peer] {
+        &self.peers
+    }
+
+    /// The revocations.
+    pub fn revocations(&self) -> &[Revocation] {
+        &self.revocations
+    }
+
+    /// Decides whether `signers` (whose signatures over the artifact the
+    /// caller has verified) are trusted for `artifact`, for a signature made
+    /// at `signed_at`, as of `now`.
+    ///
+    /// Terminating peers are looked at first, then namespaces, then
+    /// non-terminating peers; among several matches the most specific
+    /// pattern wins, ties going to the smallest name.
+    pub fn decide(
+        &self,
+        artifact: &str,
+        signers: &[SignerRef],
+        signed_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Decision {
+        let peer_name = |i: usize| self.peers.get(i).map_or("", |p| p.name.as_str());
+        if let Some(peer) = self.terminating.best(artifact, peer_name) {
+            return self.delegated(peer, artifact);
+        }
+        let ns_name = |i: usize| {
+            self.namespaces
+                .get(i)
+                .map_or("", |e| e.doc.namespace.as_str())
+        };
+        if let Some(ns) = self
+            .scopes
+            .best(artifact, ns_name)
+            .and_then(|i| self.namespaces.get(i))
+        {
+            return self.decide_in(ns, artifact, signers, signed_at, now);
+        }
+        if let Some(peer) = self.non_terminating.best(artifact, peer_name) {
+            return self.delegated(peer, artifact);
+        }
+        Decision::Untrusted {
+            reason: Reason::NoNamespace {
+                artifact: artifact.to_owned(),
+            },
+        }
+    }
+
+    fn delegated(&self, peer: usize, artifact: &str) -> Decision {
+        match self.peers.get(peer) {
+            Some(p) => Decision::Untrusted {
+                reason: Reason::DelegatedToPeer {
+                    peer: p.name.clone(),
+                    url: p.url.clone(),
+                    root: p.root.clone(),
+                },
+            },
+            None => Decision::Untrusted {
+                reason: Reason::NoNamespace {
+                    artifact: artifact.to_owned(),
+                },
+            },
+        }
+    }
+
+    fn decide_in(
+        &self,
+        ns: &NamespaceEntry,
+        artifact: &str,
+        signers: &[SignerRef],
+        signed_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Decision {
+        let namespace = &ns.doc.namespace;
+        // The namespace's own rule first, then sub-delegations covering the
+        // artifact, most specific scope first, ties by name.
+        let mut subs: Vec<(usize, (usize, usize), &str)> = ns
+            .doc
+            .sub_delegations
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                s.scopes
+                    .iter()
+                    .filter(|p| p.matches(artifact))
+                    .map(ArtifactPattern::specificity)
+                    .max()
+                    .map(|spec| (i, spec, s.name.as_str()))
+            })
+            .collect();
+        subs.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.2.cmp(b.2)));
+        let rules: Vec<RuleId> = std::iter::once(RuleId::Own)
+            .chain(subs.iter().map(|(i, _, _)| RuleId::Sub(*i)))
+            .collect();
+
+        let mut tallies: Vec<Tally> = rules.iter().map(|_| Tally::default()).collect();
+        let mut first_failure = None;
+        let mut any_usable = false;
+        for signer in signers {
+            match self.evaluate(ns, &rules, signer, signed_at, now) {
+                Ok(contributions) => {
+                    any_usable = true;
+                    for c in contributions {
+                        if let Some(t) = tallies.get_mut(c.rule) {
+                            t.add(c.material, c.listed);
+                        }
+                    }
+                }
+                Err(reason) => {
+                    first_failure.get_or_insert(reason);
+                }
+            }
+        }
+
+        for (rule, tally) in rules.iter().zip(&tallies) {
+            let threshold = self.threshold(ns, *rule);
+            if tally.count() >= threshold {
+                return Decision::Trusted {
+                    namespace: namespace.clone(),
+                    rule: trust_rule(ns, *rule, tally, threshold),
+                };
+            }
+        }
+        if !any_usable {
+            if let Some(reason) = first_failure {
+                return Decision::Untrusted { reason };
+            }
+        }
+        // The rule that came closest (the namespace's own on a tie).
+        let mut closest = (RuleId::Own, 0);
+        for (rule, tally) in rules.iter().zip(&tallies) {
+            if tally.count() > closest.1 {
+                closest = (*rule, tally.count());
+            }
+        }
+        let sub_delegation = match closest.0 {
+            RuleId::Own => None,
+            RuleId::Sub(i) => ns.doc.sub_delegations.get(i).map(|s| s.name.clone()),
+        };
+        Decision::Untrusted {
+            reason: Reason::ThresholdNotMet {
+                namespace: namespace.clone(),
+                sub_delegation,
+                valid: closest.1,
+                threshold: self.threshold(ns, closest.0),
+            },
+        }
+    }
+
+    fn threshold(&self, ns: &NamespaceEntry, rule: RuleId) -> u32 {
+        match rule {
+            RuleId::Own => ns.doc.threshold.get(),
+            RuleId::Sub(i) => ns
+                .doc
+                .sub_delegations
+                .get(i)
+                .map_or(u32::MAX, |s| s.threshold.get()),
+        }
+    }
+
+    /// What one signer counts towards, or why it counts towards nothing.
+    fn evaluate(
+        &self,
+        ns: &NamespaceEntry,
+        rules: &[RuleId],
+        signer: &SignerRef,
+        signed_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> std::result::Result<Vec<Contribution>, Reason> {
+        match signer {
+            SignerRef::KeyId(id) => self.evaluate_key(
+                ns,
+                rules,
+                |k, _| &k.id == id,
+                || KeyRef::Id(id.clone()),
+                signed_at,
+                now,
+            ),
+            SignerRef::PublicKey(key) => {
+                let presented = material(key, &KeyId::new("(presented key)")).map_err(|e| {
+                    Reason::UnusableKey {
+                        detail: match e {
+                            Error::BadKey { message, .. } => message,
+                            other => other.to_string(),
+                        },
+                    }
+                })?;
+                self.evaluate_key(
+                    ns,
+                    rules,
+                    |_, m| m == presented.as_slice(),
+                    || KeyRef::Spki {
+                        sha256: Sha256Hex::of(&presented),
+                    },
+                    signed_at,
+                    now,
+                )
+            }
+            SignerRef::CertChain(chain) => self.evaluate_chain(ns, chain, signed_at),
+        }
+    }
+
+    fn evaluate_key(
+        &self,
+        ns: &NamespaceEntry,
+        rules: &[RuleId],
+        is_it: impl Fn(&TrustedKey, &[u8]) -> bool,
+        not_listed: impl FnOnce() -> KeyRef,
+        signed_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> std::result::Result<Vec<Contribution>, Reason> {
+        let mut contributions = Vec::new();
+        let mut failure = None;
+        for (position, rule) in rules.iter().enumerate() {
+            let (keys, materials) = match rule {
+                RuleId::Own => (ns.doc.keys.as_slice(), ns.keys.as_slice()),
+                RuleId::Sub(i) => match (ns.doc.sub_delegations.get(*i), ns.sub_keys.get(*i)) {
+                    (Some(s), Some(m)) => (s.keys.as_slice(), m.as_slice()),
+                    _ => continue,
+                },
+            };
+            let Some((key, m)) = keys.iter().zip(materials).find(|(k, m)| is_it(k, m)) else {
+                continue;
+            };
+            match self.key_status(&ns.doc.namespace, key, m, signed_at, now) {
+                Ok(()) => contributions.push(Contribution {
+                    rule: position,
+                    material: m.clone(),
+                    listed: Listed::Key(key.id.clone()),
+                }),
+                Err(reason) => {
+                    failure.get_or_insert(reason);
+                }
+            }
+        }
+        if !contributions.is_empty() {
+            return Ok(contributions);
+        }
+        Err(failure.unwrap_or_else(|| Reason::KeyNotListed {
+            namespace: ns.doc.namespace.clone(),
+            key: not_listed(),
+        }))
+    }
+
+    /// Whether a listed key is trusted for this signature.
+    fn key_status(
+        &self,
+        namespace: &NamespaceName,
+        key: &TrustedKey,
+        material: &[u8],
+        signed_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> std::result::Result<(), Reason> {
+        let by_id = self.revoked_keys.get(&key.id);
+        let by_material = self.revoked_material.get(material);
+        let revoked = [by_id, by_material]
+            .into_iter()
+            .flatten()
+            .filter_map(|i| self.revocations.get(*i))
+            .filter(|r| signed_at >= r.revoked_at)
+            .min_by_key(|r| r.revoked_at);
+        if let Some(r) = revoked {
+            return Err(revoked_reason(r, signed_at));
+        }
+        check_window(
+            namespace,
+            || Listed::Key(key.id.clone()),
+            key.not_before,
+            key.not_after,
+            signed_at,
+        )?;
+        if key.ephemeral {
+            if let Some(not_after) = key.not_after {
+                if now >= not_after {
+                    return Err(Reason::EphemeralExpired {
+                        namespace: namespace.clone(),
+                        key: key.id.clone(),
+                        not_after,
+                        now,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn revoked_cert(&self, hash: &Sha256Hex, signed_at: OffsetDateTime) -> Option<Reason> {
+        self.revoked_certs
+            .get(hash)
+            .and_then(|i| self.revocations.get(*i))
+            .filter(|r| signed_at >= r.revoked_at)
+            .map(|r| revoked_reason(r, signed_at))
+    }
+
+    fn evaluate_chain(
+        &self,
+        ns: &NamespaceEntry,
+        chain: &[Vec<u8>],
+        signed_at: OffsetDateTime,
+    ) -> std::result::Result<Vec<Contribution>, Reason> {
+        let namespace = &ns.doc.namespace;
+        let not_trusted = |detail: String| Reason::ChainNotTrusted {
+            namespace: namespace.clone(),
+            detail,
+        };
+        let mut certs = Vec::with_capacity(chain.len());
+        for (i, der) in chain.iter().enumerate() {
+            let cert = X509::from_der(der);
+            let _ = openssl::error::ErrorStack::get();
+            let cert = cert.map_err(|_| {
+                not_trusted(format!("certificate {i} of the chain is not DER X.509"))
+            })?;
+            for hash in [Some(Sha256Hex::of(der)), reencoded_hash(&cert)]
+                .into_iter()
+                .flatten()
+            {
+                if let Some(reason) = self.revoked_cert(&hash, signed_at) {
+                    return Err(reason);
+                }
+            }
+            certs.push(cert);
+        }
+        let mut certs = certs.into_iter();
+        let Some(leaf) = certs.next() else {
+            return Err(not_trusted("no certificate was presented".into()));
+        };
+        let leaf_material = leaf
+            .public_key()
+            .and_then(|k| pkey_material(&k))
+            .map_err(|e| not_trusted(format!("leaf public key: {e}")))?;
+        let by_material = self
+            .revoked_material
+            .get(&leaf_material)
+            .and_then(|i| self.revocations.get(*i))
+            .filter(|r| signed_at >= r.revoked_at);
+        if let Some(r) = by_material {
+            return Err(revoked_reason(r, signed_at));
+        }
+        if ns.doc.identities.is_empty() {
+            return Err(not_trusted(format!(
+                "namespace `{namespace}` lists no X.509 identities"
+            )));
+        }
+        let mut intermediates = Stack::new().map_err(|e| not_trusted(format!("openssl: {e}")))?;
+        for cert in certs {
+            intermediates
+                .push(cert)
+                .map_err(|e| not_trusted(format!("openssl: {e}")))?;
+        }
+
+        // Report the failure that got furthest: window > subject > chain.
+        let mut failure: Option<(u8, Reason)> = None;
+        let mut consider = |rank: u8, reason: Reason| {
+            if failure.as_ref().is_none_or(|(r, _)| rank > *r) {
+                failure = Some((rank, reason));
+            }
+        };
+        for identity in &ns.doc.identities {
+            let hashes = match identity.verify_chain(&leaf, &intermediates, signed_at) {
+                Ok(hashes) => hashes,
+                Err(detail) => {
+                    consider(
+                        1,
+                        not_trusted(format!("identity `{}`: {detail}", identity.name)),
+                    );
+                    continue;
+                }
+            };
+            if let Some(reason) = hashes.iter().find_map(|h| self.revoked_cert(h, signed_at)) {
+                return Err(reason);
+            }
+            if !identity.subject.matches(leaf.subject_name()) {
+                consider(
+                    2,
+                    Reason::SubjectMismatch {
+                        namespace: namespace.clone(),
+                        identity: identity.name.clone(),
+                        expected: identity.subject.to_string(),
+                        found: name_text(leaf.subject_name()),
+                    },
+                );
+                continue;
+            }
+            match check_window(
+                namespace,
+                || Listed::Identity(identity.name.clone()),
+                identity.not_before,
+                identity.not_after,
+                signed_at,
+            ) {
+                Ok(()) => {
+                    return Ok(vec![Contribution {
+                        rule: 0,
+                        material: leaf_material,
+                        listed: Listed::Identity(identity.name.clone()),
+                    }])
+                }
+                Err(reason) => consider(3, reason),
+            }
+        }
+        Err(failure.map_or_else(
+            || not_trusted("no identity matched".into()),
+            |(_, reason)| reason,
+        ))
+    }
+}
+
+fn reencoded_hash(cert: &X509) -> Option<Sha256Hex> {
+    cert.digest(openssl::hash::MessageDigest::sha256())
+        .ok()
+        .map(|d| Sha256Hex(hex::encode(d)))
+}
+
+fn revoked_reason(r: &Revocation, signed_at: OffsetDateTime) -> Reason {
+    Reason::Revoked {
+        subject: r.subject.clone(),
+        revoked_at: r.revoked_at,
+        reason: r.reason.clone(),
+        signed_at,
+    }
+}
+
+/// `not_before` is inclusive, `not_after` exclusive, both at `signed_at`.
+fn check_window(
+    namespace: &NamespaceName,
+    signer: impl Fn() -> Listed,
+    not_before: Option<OffsetDateTime>,
+    not_after: Option<OffsetDateTime>,
+    signed_at: OffsetDateTime,
+) -> std::result::Result<(), Reason> {
+    if let Some(not_before) = not_before {
+        if signed_at < not_before {
+            return Err(Reason::KeyNotYetValid {
+                namespace: namespace.clone(),
+                signer: signer(),
+                not_before,
+                signed_at,
+            });
+        }
+    }
+    if let Some(not_after) = not_after {
+        if signed_at >= not_after {
+            return Err(Reason::KeyExpired {
+                namespace: namespace.clone(),
+                signer: signer(),
+                not_after,
+                signed_at,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn trust_rule(ns: &NamespaceEntry, rule: RuleId, tally: &Tally, threshold: u32) -> TrustRule {
+    let keys = tally
+        .listed
+        .iter()
+        .filter_map(|l| match l {
+            Listed::Key(id) => Some(id.clone()),
+            Listed::Identity(_) => None,
+        })
+        .collect();
+    match rule {
+        RuleId::Own => TrustRule::Namespace {
+            keys,
+            identities: tally
+                .listed
+                .iter()
+                .filter_map(|l| match l {
+                    Listed::Identity(name) => Some(name.clone()),
+                    Listed::Key(_) => None,
+                })
+                .collect(),
+            threshold,
+        },
+        RuleId::Sub(i) => TrustRule::SubDelegation {
+            name: ns
+                .doc
+                .sub_delegations
+                .get(i)
+                .map(|s| s.name.clone())
+                .unwrap_or_default(),
+            keys,
+            threshold,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn index_finds_the_most_specific_matching_pattern() {
+        let mut index = PatternIndex::default();
+        let names = ["broad", "team-a", "exact", "other"];
+        for (owner, p) in [
+            (0, "registry.acme.io/**"),
+            (1, "registry.acme.io/team-a/**"),
+            (2, "registry.acme.io/team-a/app"),
+            (3, "*.example/**"),
+        ] {
+            index.insert(owner, &ArtifactPattern::parse(p).unwrap());
+        }
+        let name = |i: usize| names[i];
+        assert_eq!(index.best("registry.acme.io/team-a/app", name), Some(2));
+        assert_eq!(index.best("registry.acme.io/team-a/x/y", name), Some(1));
+        assert_eq!(index.best("registry.acme.io/team-b/app", name), Some(0));
+        assert_eq!(index.best("r.example/app", name), Some(3));
+        assert_eq!(index.best("elsewhere.io/app", name), None);
+    }
+
+    #[test]
+    fn trust_set_can_be_shared_between_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<TrustSet>();
+        shareable::<Decision>();
+    }
+
+    #[test]
+    fn material_ignores_ec_point_compression() {
+        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+        let private = EcKey::generate(&group).unwrap();
+        let mut ctx = BigNumContext::new().unwrap();
+        let compressed = private
+            .public_key()
+            .to_bytes(&group, PointConversionForm::COMPRESSED, &mut ctx)
+            .unwrap();
+        // SubjectPublicKeyInfo, id-ecPublicKey on prime256v1, compressed point.
+        let mut compressed_der =
+            hex::decode("3039301306072a8648ce3d020106082a8648ce3d030107032200").unwrap();
+        compressed_der.extend_from_slice(&compressed);
+        let a = PKey::public_key_from_der(&compressed_der).unwrap();
+        let b = PKey::public_key_from_der(&private.public_key_to_der().unwrap()).unwrap();
+        assert_eq!(pkey_material(&a).unwrap(), pkey_material(&b).unwrap());
+        assert_eq!(
+            pkey_material(&a).unwrap(),
+            private.public_key_to_der().unwrap()
+        );
+    }
+}

@@ -1,0 +1,224 @@
+//! Trust documents and the trust decision.
+//!
+//! keyshare distributes three kinds of trust documents as TUF targets; this
+//! module parses them and answers, with no IO and no clock, "is this signer
+//! trusted for this artifact, for a signature made at `signed_at`, as of
+//! `now`?".
+//!
+//! * [`NamespaceTrust`] (`namespaces/<ns>/trust.json`): a namespace's
+//!   artifact scopes, its signing keys and X.509 identities, its threshold
+//!   and its sub-delegations.
+//! * [`Revocations`] (`org/revocations.json`): keys and certificates whose
+//!   signatures are untrusted from a point in time on, everywhere.
+//! * [`Peers`] (`org/peers.json`): artifact-name patterns that other keyshare
+//!   services answer for, with the root each is pinned to.
+//!
+//! Parsing refuses bad documents outright: unknown fields, a wrong `format`,
+//! unusable keys, unparsable certificates, impossible thresholds or validity
+//! windows all fail with [`Error::Malformed`] naming the document and the
+//! JSON path of the offending field. A parsed document is therefore one the
+//! decision can rely on. Which bytes to parse (the TUF targets, verified
+//! against the repository's metadata) is the caller's business; a namespace
+//! document read from a target goes through [`NamespaceTrust::from_target`],
+//! which also refuses a document published under another namespace's path.
+//!
+//! [`TrustSet`] indexes a set of documents once and then decides quickly with
+//! [`TrustSet::decide`], returning a [`Decision`]: trusted by a namespace and
+//! a [`TrustRule`], or untrusted for a [`Reason`] whose `Display` says what to
+//! do about it. `docs/trust-model.md` describes the documents and the
+//! decision for users.
+//!
+//! Not here: fetching the documents, verifying the signature over an
+//! artifact (the caller does that with the key or the leaf certificate and
+//! passes the signer in), and following peer redirects (the client does).
+//!
+//! Tests: `cargo test -p keyshare-policy trust` and
+//! `cargo test -p keyshare-policy --test 'trust_*'`.
+
+mod decide;
+mod namespace;
+mod peers;
+mod revocations;
+mod x509;
+
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::error::{Error, Result};
+
+pub use decide::{Decision, KeyRef, Listed, Reason, SignerRef, TrustRule, TrustSet};
+pub use namespace::{NamespaceName, NamespaceTrust, SubDelegation, TrustedKey};
+pub use peers::{Peer, PeerUrl, Peers, PinnedRoot};
+pub use revocations::{Revocation, Revocations, RevokedSubject};
+pub use x509::{CaCert, SubjectAttr, SubjectName, X509Identity};
+
+/// Target path of the revocations document.
+pub const REVOCATIONS_PATH: &str = "org/revocations.json";
+/// Target path of the peers document.
+pub const PEERS_PATH: &str = "org/peers.json";
+
+macro_rules! format_marker {
+    ($(#[$doc:meta])* $name:ident, $value:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+        pub struct $name;
+
+        impl $name {
+            /// The `format` string.
+            pub const VALUE: &'static str = $value;
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                s.serialize_str(Self::VALUE)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                if s == Self::VALUE {
+                    Ok(Self)
+                } else {
+                    Err(serde::de::Error::custom(format!(
+                        "expected `{}`, found `{s}`",
+                        Self::VALUE
+                    )))
+                }
+            }
+        }
+    };
+}
+
+format_marker!(
+    /// The `format` of a namespace trust document: `keyshare.trust/v1`.
+    TrustFormat,
+    "keyshare.trust/v1"
+);
+format_marker!(
+    /// The `format` of the revocations document: `keyshare.revocations/v1`.
+    RevocationsFormat,
+    "keyshare.revocations/v1"
+);
+format_marker!(
+    /// The `format` of the peers document: `keyshare.peers/v1`.
+    PeersFormat,
+    "keyshare.peers/v1"
+);
+
+/// A SHA-256 digest as 64 lowercase hex digits (a certificate or root file hash).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Sha256Hex(String);
+
+impl Sha256Hex {
+    /// Parses 64 lowercase hex digits.
+    pub fn parse(s: &str) -> std::result::Result<Self, String> {
+        if s.len() == 64
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(format!(
+                "`{s}` is not a SHA-256 digest (64 lowercase hex digits)"
+            ))
+        }
+    }
+
+    /// The SHA-256 of `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        Self(crate::hash::sha256_hex(bytes))
+    }
+
+    /// The hex digits.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Sha256Hex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Sha256Hex {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A problem found after deserialisation: JSON path and message.
+type Problem = (String, String);
+
+/// Parses one JSON document, naming `what` and the JSON path in errors.
+fn parse_json<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(&mut de)
+        .map_err(|e| malformed(what, &e.path().to_string(), e.inner()))?;
+    de.end().map_err(|e| malformed(what, ".", &e))?;
+    Ok(value)
+}
+
+fn malformed(what: &str, path: &str, e: &dyn fmt::Display) -> Error {
+    Error::Malformed {
+        what: what.to_owned(),
+        path: path.to_owned(),
+        message: e.to_string(),
+    }
+}
+
+fn problem_to_error(what: &str, (path, message): Problem) -> Error {
+    Error::Malformed {
+        what: what.to_owned(),
+        path,
+        message,
+    }
+}
+
+/// Serialises a document as pretty JSON (what keyshare publishes).
+fn to_json<T: Serialize>(what: &str, value: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec_pretty(value).map_err(|e| malformed(what, ".", &e))
+}
+
+/// Checks a human-chosen name or label: non-empty, at most 200 characters, no control characters.
+fn check_label(path: impl Fn() -> String, value: &str) -> std::result::Result<(), Problem> {
+    if value.trim().is_empty() {
+        return Err((path(), "must not be empty".into()));
+    }
+    if value.chars().count() > 200 {
+        return Err((path(), "must be at most 200 characters".into()));
+    }
+    if value.chars().any(char::is_control) {
+        return Err((path(), "must not contain control characters".into()));
+    }
+    Ok(())
+}
+
+/// Checks an optional validity window: `not_before < not_after`.
+fn check_window(
+    path: impl Fn(&str) -> String,
+    not_before: Option<OffsetDateTime>,
+    not_after: Option<OffsetDateTime>,
+) -> std::result::Result<(), Problem> {
+    if let (Some(nb), Some(na)) = (not_before, not_after) {
+        if nb >= na {
+            return Err((
+                path("not_after"),
+                format!("must be later than not_before ({})", rfc3339(nb)),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// RFC 3339 text of a time, for messages.
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
+}

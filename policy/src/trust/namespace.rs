@@ -1,0 +1,335 @@
+//! `namespaces/<ns>/trust.json`: a namespace's scopes, keys, identities and sub-delegations.
+
+use std::borrow::Borrow;
+use std::collections::BTreeSet;
+use std::fmt;
+use std::num::NonZeroU32;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use time::OffsetDateTime;
+
+use super::x509::X509Identity;
+use super::{
+    check_label, check_window, parse_json, problem_to_error, to_json, Problem, TrustFormat,
+};
+use crate::error::{Error, Result};
+use crate::keys::Key;
+use crate::metadata::KeyId;
+use crate::pattern::ArtifactPattern;
+
+/// A namespace name: `[a-z0-9][a-z0-9-]{0,62}`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct NamespaceName(String);
+
+impl NamespaceName {
+    /// Parses a namespace name, refusing anything but lowercase ASCII
+    /// letters, digits and `-` (not first), at most 63 characters.
+    pub fn parse(s: &str) -> std::result::Result<Self, String> {
+        let mut bytes = s.bytes();
+        let first_ok = bytes
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        let rest_ok = bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if first_ok && rest_ok && s.len() <= 63 {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(format!(
+                "`{s}` is not a namespace name (1 to 63 of a-z, 0-9 and `-`, not starting with `-`)"
+            ))
+        }
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The target path of the namespace's trust document, `namespaces/<ns>/trust.json`.
+    pub fn target_path(&self) -> String {
+        format!("namespaces/{}/trust.json", self.0)
+    }
+}
+
+impl fmt::Display for NamespaceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Borrow<str> for NamespaceName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for NamespaceName {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Self::parse(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for NamespaceName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A signing key a namespace (or one of its sub-delegations) trusts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedKey {
+    /// The key's id, opaque: signers name the key by it.
+    pub id: KeyId,
+    /// The public key, as a TUF key object (`keytype`, `scheme`, `keyval.public`).
+    pub key: Key,
+    /// Signatures made before this time are untrusted (inclusive bound).
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub not_before: Option<OffsetDateTime>,
+    /// Signatures made at or after this time are untrusted (exclusive bound).
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub not_after: Option<OffsetDateTime>,
+    /// An ephemeral (CI) key: untrusted once the current time reaches
+    /// `not_after`, whenever the signature was made. Requires `not_after`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ephemeral: bool,
+    /// Free text for people (who holds the key, what it is for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// Keys of a sub-set of the namespace's artifacts, trusted in addition to the namespace's own.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubDelegation {
+    /// Name, unique within the namespace.
+    pub name: String,
+    /// Artifacts the sub-delegation covers (only those the namespace's scopes also cover count).
+    pub scopes: Vec<ArtifactPattern>,
+    /// Distinct keys of `keys` that must have signed.
+    pub threshold: NonZeroU32,
+    /// The sub-delegation's keys.
+    pub keys: Vec<TrustedKey>,
+}
+
+/// `namespaces/<ns>/trust.json`: who may sign a namespace's artifacts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamespaceTrust {
+    /// Always `keyshare.trust/v1`.
+    pub format: TrustFormat,
+    /// The namespace, as in the document's target path.
+    pub namespace: NamespaceName,
+    /// Artifact-name patterns the namespace owns (at least one).
+    pub scopes: Vec<ArtifactPattern>,
+    /// Distinct keys and identities of `keys` + `identities` that must have signed.
+    pub threshold: NonZeroU32,
+    /// Trusted signing keys.
+    #[serde(default)]
+    pub keys: Vec<TrustedKey>,
+    /// Trusted X.509 identities (CA certificates + subject).
+    #[serde(default)]
+    pub identities: Vec<X509Identity>,
+    /// Who maintains the namespace (free text, e.g. e-mail addresses); not used by the decision.
+    #[serde(default)]
+    pub maintainers: Vec<String>,
+    /// Extra keys for sub-sets of the namespace's artifacts.
+    #[serde(default)]
+    pub sub_delegations: Vec<SubDelegation>,
+}
+
+/// Just the `namespace` field, to name a document that fails to parse.
+#[derive(Deserialize)]
+struct Probe {
+    namespace: Option<String>,
+}
+
+impl NamespaceTrust {
+    /// Parses a namespace trust document, naming it
+    /// `namespaces/<ns>/trust.json` in errors.
+    ///
+    /// Prefer [`NamespaceTrust::from_target`] when the document comes from a
+    /// TUF target: it also checks that the document is published under its
+    /// own namespace's path.
+    pub fn from_slice(bytes: &[u8]) -> Result<Self> {
+        let what = serde_json::from_slice::<Probe>(bytes)
+            .ok()
+            .and_then(|p| p.namespace)
+            .and_then(|n| NamespaceName::parse(&n).ok())
+            .map_or_else(
+                || "namespaces/<unknown>/trust.json".to_owned(),
+                |n| n.target_path(),
+            );
+        Self::parse_as(&what, bytes)
+    }
+
+    /// Parses the document published as TUF target `target_path`, refusing
+    /// one whose `namespace` is not the one in the path (a namespace role can
+    /// only sign its own path, so this keeps it from speaking for another).
+    pub fn from_target(target_path: &str, bytes: &[u8]) -> Result<Self> {
+        let doc = Self::parse_as(target_path, bytes)?;
+        if doc.namespace.target_path() != target_path {
+            return Err(Error::Malformed {
+                what: target_path.to_owned(),
+                path: "namespace".to_owned(),
+                message: format!(
+                    "namespace `{}` belongs at `{}`",
+                    doc.namespace,
+                    doc.namespace.target_path()
+                ),
+            });
+        }
+        Ok(doc)
+    }
+
+    fn parse_as(what: &str, bytes: &[u8]) -> Result<Self> {
+        let doc: Self = parse_json(what, bytes)?;
+        doc.check().map_err(|p| problem_to_error(what, p))?;
+        Ok(doc)
+    }
+
+    /// The document as JSON (parses back to an equal value).
+    pub fn to_vec(&self) -> Result<Vec<u8>> {
+        to_json(&self.namespace.target_path(), self)
+    }
+
+    /// Checks the rules serde cannot express.
+    pub(super) fn check(&self) -> std::result::Result<(), Problem> {
+        check_scopes("scopes", &self.scopes)?;
+        check_keys("keys", &self.keys)?;
+        let mut names = BTreeSet::new();
+        for (i, identity) in self.identities.iter().enumerate() {
+            let at = |field: &str| format!("identities[{i}].{field}");
+            identity.check(&at)?;
+            if !names.insert(identity.name.as_str()) {
+                return Err((
+                    at("name"),
+                    format!("identity `{}` is listed twice", identity.name),
+                ));
+            }
+        }
+        let listed = self.keys.len() + self.identities.len();
+        if usize::try_from(self.threshold.get()).map_or(true, |t| t > listed) {
+            return Err((
+                "threshold".into(),
+                format!(
+                    "threshold {} is more than the {listed} keys and identities listed",
+                    self.threshold
+                ),
+            ));
+        }
+        for (i, m) in self.maintainers.iter().enumerate() {
+            check_label(|| format!("maintainers[{i}]"), m)?;
+        }
+        let mut names = BTreeSet::new();
+        for (i, sub) in self.sub_delegations.iter().enumerate() {
+            let at = |field: &str| format!("sub_delegations[{i}].{field}");
+            check_label(|| at("name"), &sub.name)?;
+            if !names.insert(sub.name.as_str()) {
+                return Err((
+                    at("name"),
+                    format!("sub-delegation `{}` is listed twice", sub.name),
+                ));
+            }
+            check_scopes(&at("scopes"), &sub.scopes)?;
+            check_keys(&at("keys"), &sub.keys)?;
+            if usize::try_from(sub.threshold.get()).map_or(true, |t| t > sub.keys.len()) {
+                return Err((
+                    at("threshold"),
+                    format!(
+                        "threshold {} is more than the {} keys listed",
+                        sub.threshold,
+                        sub.keys.len()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_scopes(at: &str, scopes: &[ArtifactPattern]) -> std::result::Result<(), Problem> {
+    if scopes.is_empty() {
+        return Err((at.to_owned(), "must list at least one pattern".into()));
+    }
+    let mut seen = BTreeSet::new();
+    for (i, s) in scopes.iter().enumerate() {
+        if !seen.insert(s.as_str()) {
+            return Err((format!("{at}[{i}]"), format!("`{s}` is listed twice")));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a list of keys: usable, unique ids, unique key material, sane windows.
+fn check_keys(at: &str, keys: &[TrustedKey]) -> std::result::Result<(), Problem> {
+    let mut ids = BTreeSet::new();
+    let mut material: Vec<(Vec<u8>, &KeyId)> = Vec::with_capacity(keys.len());
+    for (i, k) in keys.iter().enumerate() {
+        let field = |f: &str| format!("{at}[{i}].{f}");
+        if !ids.insert(k.id.as_str()) {
+            return Err((field("id"), format!("key id `{}` is listed twice", k.id)));
+        }
+        check_key_object(&field("key"), &k.id, &k.key)?;
+        let spki =
+            super::decide::material(&k.key, &k.id).map_err(|e| (field("key"), e.to_string()))?;
+        if let Some((_, other)) = material.iter().find(|(m, _)| *m == spki) {
+            return Err((
+                field("key"),
+                format!("the same key is already listed as `{other}`"),
+            ));
+        }
+        material.push((spki, &k.id));
+        check_window(field, k.not_before, k.not_after)?;
+        if k.ephemeral && k.not_after.is_none() {
+            return Err((
+                field("not_after"),
+                "an ephemeral key must have not_after".into(),
+            ));
+        }
+        if let Some(d) = &k.description {
+            check_label(|| field("description"), d)?;
+        }
+    }
+    Ok(())
+}
+
+/// A key object must be one keyshare can use, with no fields it does not know.
+fn check_key_object(at: &str, id: &KeyId, key: &Key) -> std::result::Result<(), Problem> {
+    if let Some(name) = key.unrecognized.keys().next() {
+        return Err((format!("{at}.{name}"), format!("unknown field `{name}`")));
+    }
+    if let Some(name) = key.keyval.unrecognized.keys().next() {
+        return Err((
+            format!("{at}.keyval.{name}"),
+            format!("unknown field `{name}`"),
+        ));
+    }
+    if key.scheme().is_none() {
+        return Err((
+            format!("{at}.keytype"),
+            format!(
+                "unsupported keytype/scheme `{}`/`{}` (supported: ed25519/ed25519, ecdsa/ecdsa-sha2-nistp256, rsa/rsassa-pss-sha256)",
+                key.keytype, key.scheme
+            ),
+        ));
+    }
+    key.check(id).map_err(|e| {
+        let message = match e {
+            Error::BadKey { message, .. } => message,
+            other => other.to_string(),
+        };
+        (format!("{at}.keyval.public"), message)
+    })
+}

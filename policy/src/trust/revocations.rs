@@ -1,0 +1,135 @@
+//! `org/revocations.json`: keys and certificates whose signatures are untrusted from a time on.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::{
+    parse_json, problem_to_error, to_json, Problem, RevocationsFormat, Sha256Hex, REVOCATIONS_PATH,
+};
+use crate::error::Result;
+use crate::metadata::KeyId;
+
+/// What a revocation names: exactly one of `{"key_id": ...}` and `{"certificate_sha256": ...}`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "RawSubject", into = "RawSubject")]
+pub enum RevokedSubject {
+    /// A key, by the id trust documents list it under. Any key listed under
+    /// this id, and the same key material listed under any other id, is revoked.
+    KeyId(KeyId),
+    /// A certificate, by the SHA-256 of its DER encoding: a chain holding it is revoked.
+    Certificate(Sha256Hex),
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSubject {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key_id: Option<KeyId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    certificate_sha256: Option<Sha256Hex>,
+}
+
+impl TryFrom<RawSubject> for RevokedSubject {
+    type Error = &'static str;
+    fn try_from(raw: RawSubject) -> std::result::Result<Self, Self::Error> {
+        match (raw.key_id, raw.certificate_sha256) {
+            (Some(id), None) => Ok(Self::KeyId(id)),
+            (None, Some(h)) => Ok(Self::Certificate(h)),
+            _ => Err("must have exactly one of `key_id` and `certificate_sha256`"),
+        }
+    }
+}
+
+impl From<RevokedSubject> for RawSubject {
+    fn from(s: RevokedSubject) -> Self {
+        match s {
+            RevokedSubject::KeyId(id) => Self {
+                key_id: Some(id),
+                certificate_sha256: None,
+            },
+            RevokedSubject::Certificate(h) => Self {
+                key_id: None,
+                certificate_sha256: Some(h),
+            },
+        }
+    }
+}
+
+impl fmt::Display for RevokedSubject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::KeyId(id) => write!(f, "key {id}"),
+            Self::Certificate(h) => write!(f, "certificate with SHA-256 {h}"),
+        }
+    }
+}
+
+/// One revocation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Revocation {
+    /// The revoked key or certificate.
+    pub subject: RevokedSubject,
+    /// Signatures made at or after this time are untrusted; earlier ones keep
+    /// their trust ("revoke trust, not keys").
+    #[serde(with = "time::serde::rfc3339")]
+    pub revoked_at: OffsetDateTime,
+    /// Why, for people.
+    pub reason: String,
+}
+
+/// `org/revocations.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Revocations {
+    /// Always `keyshare.revocations/v1`.
+    pub format: RevocationsFormat,
+    /// The revocations (each subject at most once).
+    pub revocations: Vec<Revocation>,
+}
+
+impl Default for Revocations {
+    fn default() -> Self {
+        Self {
+            format: RevocationsFormat,
+            revocations: Vec::new(),
+        }
+    }
+}
+
+impl Revocations {
+    /// Parses `org/revocations.json`.
+    pub fn from_slice(bytes: &[u8]) -> Result<Self> {
+        let doc: Self = parse_json(REVOCATIONS_PATH, bytes)?;
+        doc.check()
+            .map_err(|p| problem_to_error(REVOCATIONS_PATH, p))?;
+        Ok(doc)
+    }
+
+    /// The document as JSON (parses back to an equal value).
+    pub fn to_vec(&self) -> Result<Vec<u8>> {
+        to_json(REVOCATIONS_PATH, self)
+    }
+
+    fn check(&self) -> std::result::Result<(), Problem> {
+        let mut seen = BTreeSet::new();
+        for (i, r) in self.revocations.iter().enumerate() {
+            if !seen.insert(&r.subject) {
+                return Err((
+                    format!("revocations[{i}].subject"),
+                    format!("{} is revoked twice", r.subject),
+                ));
+            }
+            if r.reason.trim().is_empty() {
+                return Err((
+                    format!("revocations[{i}].reason"),
+                    "must say why (not empty)".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,774 @@
+//! The trust decision with keys: namespaces, windows, ephemeral keys,
+//! revocation, thresholds, sub-delegations and peers.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod trust_support;
+
+use keyshare_policy::keys::{Key, Scheme};
+use keyshare_policy::metadata::KeyId;
+use keyshare_policy::sign::{InMemorySigner, Signer};
+use keyshare_policy::trust::{
+    Decision, KeyRef, Listed, Peer, PeerUrl, Peers, PeersFormat, PinnedRoot, Reason, Revocation,
+    Revocations, RevocationsFormat, RevokedSubject, Sha256Hex, SignerRef, SubDelegation, TrustRule,
+    TrustSet,
+};
+use keyshare_policy::Error;
+use trust_support::*;
+
+const APP: &str = "registry.acme.io/team-a/app";
+
+fn revoke(id: &KeyId, at: time::OffsetDateTime) -> Revocations {
+    Revocations {
+        format: RevocationsFormat,
+        revocations: vec![Revocation {
+            subject: RevokedSubject::KeyId(id.clone()),
+            revoked_at: at,
+            reason: "key leaked in CI logs".into(),
+        }],
+    }
+}
+
+fn peer(name: &str, patterns: &[&str], terminating: bool) -> Peer {
+    Peer {
+        name: name.into(),
+        patterns: patterns.iter().map(|p| pattern(p)).collect(),
+        url: PeerUrl::parse(&format!("https://{name}.example")).unwrap(),
+        root: PinnedRoot::Keys {
+            keyids: vec![KeyId::new("aa")],
+            threshold: nz(1),
+        },
+        terminating,
+    }
+}
+
+fn peers(list: Vec<Peer>) -> Peers {
+    Peers {
+        format: PeersFormat,
+        peers: list,
+    }
+}
+
+// ---- namespaces -------------------------------------------------------------
+
+#[test]
+fn listed_key_in_scope_is_trusted() {
+    let s = signer();
+    let set = set(vec![namespace(
+        "team-a",
+        &["registry.acme.io/team-a/**"],
+        1,
+        vec![key(&s)],
+    )]);
+    let d = set.decide(APP, &[by_id(&s)], now(), now());
+    assert_eq!(
+        d,
+        Decision::Trusted {
+            namespace: ns_name("team-a"),
+            rule: TrustRule::Namespace {
+                keys: vec![id(&s)],
+                identities: vec![],
+                threshold: 1,
+            },
+        }
+    );
+    assert!(d.is_trusted());
+    assert!(d.to_string().contains("team-a"), "{d}");
+}
+
+#[test]
+fn artifact_outside_every_scope_is_no_namespace() {
+    let s = signer();
+    let set = set(vec![namespace(
+        "team-a",
+        &["registry.acme.io/team-a/**"],
+        1,
+        vec![key(&s)],
+    )]);
+    let r = reason(set.decide("registry.acme.io/team-b/app", &[by_id(&s)], now(), now()));
+    assert_eq!(
+        r,
+        Reason::NoNamespace {
+            artifact: "registry.acme.io/team-b/app".into()
+        }
+    );
+}
+
+#[test]
+fn unlisted_key_id_is_key_not_listed() {
+    let listed = signer();
+    let other = signer();
+    let set = set(vec![namespace(
+        "team-a",
+        &["registry.acme.io/team-a/**"],
+        1,
+        vec![key(&listed)],
+    )]);
+    let r = reason(set.decide(APP, &[by_id(&other)], now(), now()));
+    assert_eq!(
+        r,
+        Reason::KeyNotListed {
+            namespace: ns_name("team-a"),
+            key: KeyRef::Id(id(&other)),
+        }
+    );
+}
+
+#[test]
+fn unlisted_public_key_is_key_not_listed_by_its_fingerprint() {
+    let listed = signer();
+    let other = signer();
+    let set = set(vec![namespace(
+        "team-a",
+        &["registry.acme.io/team-a/**"],
+        1,
+        vec![key(&listed)],
+    )]);
+    let r = reason(set.decide(
+        APP,
+        &[SignerRef::PublicKey(other.public_key().clone())],
+        now(),
+        now(),
+    ));
+    let spki = other.public_key().spki_der(&id(&other)).unwrap();
+    assert_eq!(
+        r,
+        Reason::KeyNotListed {
+            namespace: ns_name("team-a"),
+            key: KeyRef::Spki {
+                sha256: Sha256Hex::of(&spki)
+            },
+        }
+    );
+}
+
+#[test]
+fn undecodable_presented_public_key_is_unusable_key() {
+    let s = signer();
+    let set = set(vec![namespace(
+        "team-a",
+        &["registry.acme.io/team-a/**"],
+        1,
+        vec![key(&s)],
+    )]);
+    let bad = Key::new("ed25519", "ed25519", "abcd".into());
+    let r = reason(set.decide(APP, &[SignerRef::PublicKey(bad)], now(), now()));
+    assert!(matches!(r, Reason::UnusableKey { .. }), "{r}");
+}
+
+#[test]
+fn most_specific_namespace_wins() {
+    let broad = signer();
+    let narrow = signer();
+    let set = set(vec![
+        namespace("platform", &["registry.acme.io/**"], 1, vec![key(&broad)]),
+        namespace(
+            "team-a",
+            &["registry.acme.io/team-a/**"],
+            1,
+            vec![key(&narrow)],
+        ),
+    ]);
+    let d = set.decide(APP, &[by_id(&narrow)], now(), now());
+    assert!(
+        matches!(&d, Decision::Trusted { namespace, .. } if namespace.as_str() == "team-a"),
+        "{d}"
+    );
+    // The broad namespace's key is not trusted inside the narrower namespace.
+    let r = reason(set.decide(APP, &[by_id(&broad)], now(), now()));
+    assert_eq!(
+        r,
+        Reason::KeyNotListed {
+            namespace: ns_name("team-a"),
+            key: KeyRef::Id(id(&broad)),
+        }
+    );
+    // Elsewhere the broad one applies.
+    let d = set.decide(
+        "registry.acme.io/team-b/app",
+        &[by_id(&broad)],
+        now(),
+        now(),
+    );
+    assert!(
+        matches!(&d, Decision::Trusted { namespace, .. } if namespace.as_str() == "platform"),
+        "{d}"
+    );
+}
+
+#[test]
+fn equally_specific_namespaces_tie_to_the_smallest_name() {
+    let s = signer();
+    let build = |order: bool| {
+        let a = namespace("alpha", &["registry.acme.io/team-a/*"], 1, vec![key(&s)]);
+        let b = namespace("beta", &["registry.acme.io/team-a/*"], 1, vec![key(&s)]);
+        set(if order { vec![a, b] } else { vec![b, a] })
+    };
+    for order in [true, false] {
+        let d = build(order).decide(APP, &[by_id(&s)], now(), now());
+        assert!(
+            matches!(&d, Decision::Trusted { namespace, .. } if namespace.as_str() == "alpha"),
+            "{d}"
+        );
+    }
+}
+
+#[test]
+fn two_documents_for_one_namespace_are_refused() {
+    let s = signer();
+    let err = TrustSet::new(
+        vec![
+            namespace("team-a", &["registry.acme.io/team-a/**"], 1, vec![key(&s)]),
+            namespace("team-a", &["registry.acme.io/other/**"], 1, vec![key(&s)]),
+        ],
+        Revocations::default(),
+        Peers::default(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::Malformed { what, path, .. } if what == "namespaces/team-a/trust.json" && path == "namespace"),
+        "{err}"
+    );
+}
+
+// ---- validity windows --------------------------------------------------------
+
+fn windowed_set(s: &InMemorySigner) -> TrustSet {
+    let mut k = key(s);
+    k.not_before = Some(now() - secs(3600));
+    k.not_after = Some(now() + secs(3600));
+    set(vec![namespace(
+        "team-a",
+        &["registry.acme.io/team-a/**"],
+        1,
+        vec![k],
+    )])
+}
+
+#[test]
+fn signature_before_not_before_is_key_not_yet_valid() {
+    let s = signer();
+    let signed_at = now() - secs(3601);
+    let r = reason(windowed_set(&s).decide(APP, &[by_id(&s)], signed_at, now()));
+    assert_eq!(
+        r,
+        Reason::KeyNotYetValid {
+            namespace: ns_name("team-a"),
+            signer: Listed::Key(id(&s)),
+            not_before: now() - secs(3600),
+            signed_at,
+        }
+    );
+}
+
+#[test]
+fn signature_at_not_before_is_trusted_not_before_is_inclusive() {
+    let s = signer();
+    let d = windowed_set(&s).decide(APP, &[by_id(&s)], now() - secs(3600), now());
+    assert!(d.is_trusted(), "{d}");
+}
+
+#[test]
+fn signature_at_not_after_is_key_expired_not_after_is_exclusive() {
+    let s = signer();
+    let set = windowed_set(&s);
+    let signed_at = now() + secs(3600);
+    let r = reason(set.decide(APP, &[by_id(&s)], signed_at, signed_at));
+    assert_eq!(
+        r,
+        Reason::KeyExpired {
+            namespace: ns_name("team-a"),
+            signer: Listed::Key(id(&s)),
+            not_after: now() + secs(3600),
+            signed_at,
+        }
+    );
+    let just_before = signed_at - secs(1);
+    assert!(set
+        .decide(APP, &[by_id(&s)], just_before, signed_at + secs(86_400))
+        .is_trusted());
+}
+
+#[test]
+fn long_lived_key_stays_trusted_after_not_after_for_signatures_made_before() {
+    let s = signer();
+    let set = windowed_set(&s);
+    let d = set.decide(APP, &[by_id(&s)], now(), now() + secs(10 * 86_400));
+    assert!(d.is_trusted(), "{d}");
+}
+
+// ---- ephemeral keys ------------------------------------------------------------
+
+fn ephemeral_set(s: &InMemorySigner, not_after: time::OffsetDateTime) -> TrustSet {
+    let mut k = key(s);
+    k.ephemeral = true;
+    k.not_after = Some(not_after);
+    set(vec![namespace(
+        "team-a",
+        &["registry.acme.io/team-a/**"],
+        1,
+        vec![k],
+    )])
+}
+
+#[test]
+fn ephemeral_key_is_untrusted_once_now_reaches_not_after_even_for_earlier_signatures() {
+    let s = signer();
+    let not_after = now() + secs(600);
+    let set = ephemeral_set(&s, not_after);
+    let signed_at = now();
+    assert!(set
+        .decide(APP, &[by_id(&s)], signed_at, not_after - secs(1))
+        .is_trusted());
+    let r = reason(set.decide(APP, &[by_id(&s)], signed_at, not_after));
+    assert_eq!(
+        r,
+        Reason::EphemeralExpired {
+            namespace: ns_name("team-a"),
+            key: id(&s),
+            not_after,
+            now: not_after,
+        }
+    );
+}
+
+#[test]
+fn ephemeral_key_signature_after_not_after_is_key_expired() {
+    let s = signer();
+    let not_after = now();
+    let r = reason(ephemeral_set(&s, not_after).decide(APP, &[by_id(&s)], not_after, not_after));
+    assert!(matches!(r, Reason::KeyExpired { .. }), "{r}");
+}
+
+// ---- revocation --------------------------------------------------------------
+
+#[test]
+fn revoked_key_signature_after_revocation_is_untrusted() {
+    let s = signer();
+    let revoked_at = now() - secs(60);
+    let set = TrustSet::new(
+        vec![namespace(
+            "team-a",
+            &["registry.acme.io/team-a/**"],
+            1,
+            vec![key(&s)],
+        )],
+        revoke(&id(&s), revoked_at),
+        Peers::default(),
+    )
+    .unwrap();
+    let r = reason(set.decide(APP, &[by_id(&s)], now(), now()));
+    assert_eq!(
+        r,
+        Reason::Revoked {
+            subject: RevokedSubject::KeyId(id(&s)),
+            revoked_at,
+            reason: "key leaked in CI logs".into(),
+            signed_at: now(),
+        }
+    );
+}
+
+#[test]
+fn revoked_key_signature_at_revocation_time_is_untrusted() {
+    let s = signer();
+    let set = TrustSet::new(
+        vec![namespace(
+            "team-a",
+            &["registry.acme.io/team-a/**"],
+            1,
+            vec![key(&s)],
+        )],
+        revoke(&id(&s), now()),
+        Peers::default(),
+    )
+    .unwrap();
+    let r = reason(set.decide(APP, &[by_id(&s)], now(), now()));
+    assert!(matches!(r, Reason::Revoked { .. }), "{r}");
+}
+
+#[test]
+fn revoked_key_signature_before_revocation_stays_trusted() {
+    let s = signer();
+    let set = TrustSet::new(
+        vec![namespace(
+            "team-a",
+            &["registry.acme.io/team-a/**"],
+            1,
+            vec![key(&s)],
+        )],
+        revoke(&id(&s), now()),
+        Peers::default(),
+    )
+    .unwrap();
+    let d = set.decide(APP, &[by_id(&s)], now() - secs(1), now() + secs(86_400));
+    assert!(d.is_trusted(), "{d}");
+}
+
+#[test]
+fn revoked_key_signature_before_revocation_but_outside_window_is_key_expired() {
+    let s = signer();
+    let mut k = key(&s);
+    k.not_after = Some(now() - secs(7200));
+    let set = TrustSet::new(
+        vec![namespace(
+            "team-a",
+            &["registry.acme.io/team-a/**"],
+            1,
+            vec![k],
+        )],
+        revoke(&id(&s), now()),
+        Peers::default(),
+    )
+    .unwrap();
+    let r = reason(set.decide(APP, &[by_id(&s)], now() - secs(3600), now()));
+    assert!(matches!(r, Reason::KeyExpired { .. }), "{r}");
+}
+
+#[test]
+fn revoking_a_key_id_revokes_the_same_key_listed_under_another_id() {
+    let s = signer();
+    let mut alias = key(&s);
+    alias.id = KeyId::new("team-b-release");
+    let set = TrustSet::new(
+        vec![
+            namespace("team-a", &["registry.acme.io/team-a/**"], 1, vec![key(&s)]),
+            namespace("team-b", &["registry.acme.io/team-b/**"], 1, vec![alias]),
+        ],
+        revoke(&id(&s), now() - secs(1)),
+        Peers::default(),
+    )
+    .unwrap();
+    let r = reason(set.decide(
+        "registry.acme.io/team-b/app",
+        &[SignerRef::KeyId(KeyId::new("team-b-release"))],
+        now(),
+        now(),
+    ));
+    assert!(
+        matches!(&r, Reason::Revoked { subject: RevokedSubject::KeyId(k), .. } if *k == id(&s)),
+        "{r}"
+    );
+}
+
+// ---- thresholds ---------------------------------------------------------------
+
+fn two_of_three() -> (TrustSet, [InMemorySigner; 3]) {
+    let keys = [signer(), signer(), signer()];
+    let set = set(vec![namespace(
+        "team-a",
+        &["registry.acme.io/team-a/**"],
+        2,
+        keys.iter().map(key).collect(),
+    )]);
+    (set, keys)
+}
+
+#[test]
+fn threshold_two_is_met_by_two_distinct_keys() {
+    let (set, [a, b, _]) = two_of_three();
+    let d = set.decide(APP, &[by_id(&a), by_id(&b)], now(), now());
+    assert_eq!(
+        d,
+        Decision::Trusted {
+            namespace: ns_name("team-a"),
+            rule: TrustRule::Namespace {
+                keys: vec![id(&a), id(&b)],
+                identities: vec![],
+                threshold: 2,
+            },
+        }
+    );
+}
+
+#[test]
+fn threshold_two_is_not_met_by_the_same_key_twice() {
+    let (set, [a, _, _]) = two_of_three();
+    let expected = Reason::ThresholdNotMet {
+        namespace: ns_name("team-a"),
+        sub_delegation: None,
+        valid: 1,
+        threshold: 2,
+    };
+    let r = reason(set.decide(APP, &[by_id(&a), by_id(&a)], now(), now()));
+    assert_eq!(r, expected);
+    // Nor by the same key presented once by id and once as a public key.
+    let r = reason(set.decide(
+        APP,
+        &[by_id(&a), SignerRef::PublicKey(a.public_key().clone())],
+        now(),
+        now(),
+    ));
+    assert_eq!(r, expected);
+}
+
+#[test]
+fn threshold_not_met_counts_only_trusted_signers() {
+    let (set, [a, _, _]) = two_of_three();
+    let stranger = signer();
+    let r = reason(set.decide(APP, &[by_id(&stranger), by_id(&a)], now(), now()));
+    assert_eq!(
+        r,
+        Reason::ThresholdNotMet {
+            namespace: ns_name("team-a"),
+            sub_delegation: None,
+            valid: 1,
+            threshold: 2,
+        }
+    );
+}
+
+#[test]
+fn when_no_signer_is_usable_the_first_signers_reason_is_given() {
+    let (set, _) = two_of_three();
+    let first = signer();
+    let second = signer();
+    let r = reason(set.decide(APP, &[by_id(&first), by_id(&second)], now(), now()));
+    assert_eq!(
+        r,
+        Reason::KeyNotListed {
+            namespace: ns_name("team-a"),
+            key: KeyRef::Id(id(&first)),
+        }
+    );
+}
+
+#[test]
+fn no_signers_is_threshold_not_met() {
+    let (set, _) = two_of_three();
+    let r = reason(set.decide(APP, &[], now(), now()));
+    assert!(
+        matches!(
+            r,
+            Reason::ThresholdNotMet {
+                valid: 0,
+                threshold: 2,
+                ..
+            }
+        ),
+        "{r}"
+    );
+}
+
+// ---- public keys across encodings --------------------------------------------
+
+#[test]
+fn public_key_is_matched_by_material_across_ids_and_encodings() {
+    let ed = signer();
+    let ec = InMemorySigner::generate(Scheme::EcdsaP256Sha256).unwrap();
+    let set = set(vec![namespace(
+        "team-a",
+        &["registry.acme.io/team-a/**"],
+        1,
+        vec![key(&ed), key(&ec)],
+    )]);
+    // Ed25519 written in upper-case hex.
+    let ed_upper = Key::new(
+        "ed25519",
+        "ed25519",
+        ed.public_key().keyval.public.to_uppercase(),
+    );
+    // ECDSA under the other keytype name, with the PEM re-wrapped in CRLF lines.
+    let pem = ec.public_key().keyval.public.replace('\n', "\r\n");
+    let ec_other = Key::new("ecdsa-sha2-nistp256", "ecdsa-sha2-nistp256", pem);
+    assert_ne!(&ed_upper, ed.public_key());
+    assert_ne!(&ec_other, ec.public_key());
+    for (presented, listed) in [(ed_upper, id(&ed)), (ec_other, id(&ec))] {
+        let d = set.decide(APP, &[SignerRef::PublicKey(presented)], now(), now());
+        assert_eq!(
+            d,
+            Decision::Trusted {
+                namespace: ns_name("team-a"),
+                rule: TrustRule::Namespace {
+                    keys: vec![listed],
+                    identities: vec![],
+                    threshold: 1,
+                },
+            }
+        );
+    }
+}
+
+// ---- sub-delegations ----------------------------------------------------------
+
+fn with_sub_delegation() -> (TrustSet, InMemorySigner, InMemorySigner) {
+    let owner = signer();
+    let ci = signer();
+    let mut ns = namespace(
+        "team-a",
+        &["registry.acme.io/team-a/**"],
+        1,
+        vec![key(&owner)],
+    );
+    ns.sub_delegations.push(SubDelegation {
+        name: "nightly".into(),
+        scopes: vec![pattern("registry.acme.io/team-a/nightly/**")],
+        threshold: nz(1),
+        keys: vec![key(&ci)],
+    });
+    (set(vec![ns]), owner, ci)
+}
+
+#[test]
+fn sub_delegation_key_is_trusted_inside_its_scope() {
+    let (set, owner, ci) = with_sub_delegation();
+    let artifact = "registry.acme.io/team-a/nightly/app";
+    let d = set.decide(artifact, &[by_id(&ci)], now(), now());
+    assert_eq!(
+        d,
+        Decision::Trusted {
+            namespace: ns_name("team-a"),
+            rule: TrustRule::SubDelegation {
+                name: "nightly".into(),
+                keys: vec![id(&ci)],
+                threshold: 1,
+            },
+        }
+    );
+    // The namespace's own keys keep their trust there.
+    assert!(set
+        .decide(artifact, &[by_id(&owner)], now(), now())
+        .is_trusted());
+}
+
+#[test]
+fn sub_delegation_key_is_not_listed_outside_its_scope() {
+    let (set, _, ci) = with_sub_delegation();
+    let r = reason(set.decide(APP, &[by_id(&ci)], now(), now()));
+    assert_eq!(
+        r,
+        Reason::KeyNotListed {
+            namespace: ns_name("team-a"),
+            key: KeyRef::Id(id(&ci)),
+        }
+    );
+}
+
+#[test]
+fn sub_delegation_threshold_not_met_names_the_sub_delegation() {
+    let owner = signer();
+    let (c1, c2) = (signer(), signer());
+    let mut ns = namespace(
+        "team-a",
+        &["registry.acme.io/team-a/**"],
+        1,
+        vec![key(&owner)],
+    );
+    ns.sub_delegations.push(SubDelegation {
+        name: "release".into(),
+        scopes: vec![pattern("registry.acme.io/team-a/release/*")],
+        threshold: nz(2),
+        keys: vec![key(&c1), key(&c2)],
+    });
+    let set = set(vec![ns]);
+    let r = reason(set.decide(
+        "registry.acme.io/team-a/release/app",
+        &[by_id(&c1)],
+        now(),
+        now(),
+    ));
+    assert_eq!(
+        r,
+        Reason::ThresholdNotMet {
+            namespace: ns_name("team-a"),
+            sub_delegation: Some("release".into()),
+            valid: 1,
+            threshold: 2,
+        }
+    );
+}
+
+// ---- peers --------------------------------------------------------------------
+
+#[test]
+fn terminating_peer_owns_its_patterns_before_any_namespace() {
+    let s = signer();
+    let set = TrustSet::new(
+        vec![namespace(
+            "team-a",
+            &["registry.acme.io/team-a/**"],
+            1,
+            vec![key(&s)],
+        )],
+        Revocations::default(),
+        peers(vec![peer("partner", &["registry.acme.io/**"], true)]),
+    )
+    .unwrap();
+    let r = reason(set.decide(APP, &[by_id(&s)], now(), now()));
+    assert_eq!(
+        r,
+        Reason::DelegatedToPeer {
+            peer: "partner".into(),
+            url: PeerUrl::parse("https://partner.example").unwrap(),
+            root: PinnedRoot::Keys {
+                keyids: vec![KeyId::new("aa")],
+                threshold: nz(1),
+            },
+        }
+    );
+}
+
+#[test]
+fn non_terminating_peer_is_asked_only_when_no_namespace_matches() {
+    let s = signer();
+    let set = TrustSet::new(
+        vec![namespace(
+            "team-a",
+            &["registry.acme.io/team-a/**"],
+            1,
+            vec![key(&s)],
+        )],
+        Revocations::default(),
+        peers(vec![peer("upstream", &["registry.acme.io/**"], false)]),
+    )
+    .unwrap();
+    assert!(set.decide(APP, &[by_id(&s)], now(), now()).is_trusted());
+    let r = reason(set.decide("registry.acme.io/vendor/lib", &[by_id(&s)], now(), now()));
+    assert!(
+        matches!(&r, Reason::DelegatedToPeer { peer, .. } if peer == "upstream"),
+        "{r}"
+    );
+}
+
+#[test]
+fn most_specific_peer_wins() {
+    let set = TrustSet::new(
+        vec![],
+        Revocations::default(),
+        peers(vec![
+            peer("broad", &["**"], false),
+            peer("narrow", &["docker.io/library/*"], false),
+        ]),
+    )
+    .unwrap();
+    let r = reason(set.decide("docker.io/library/alpine", &[], now(), now()));
+    assert!(
+        matches!(&r, Reason::DelegatedToPeer { peer, .. } if peer == "narrow"),
+        "{r}"
+    );
+    let r = reason(set.decide("quay.io/x/y", &[], now(), now()));
+    assert!(
+        matches!(&r, Reason::DelegatedToPeer { peer, .. } if peer == "broad"),
+        "{r}"
+    );
+}
+
+// ---- messages -----------------------------------------------------------------
+
+#[test]
+fn every_reason_says_what_to_do() {
+    let (set, [a, _, _]) = two_of_three();
+    let r = reason(set.decide(APP, &[by_id(&a)], now(), now()));
+    let text = r.to_string();
+    assert!(
+        text.contains("team-a") && text.contains("2 distinct"),
+        "{text}"
+    );
+    let r = reason(set.decide("nowhere/x", &[], now(), now()));
+    assert!(r.to_string().contains("nowhere/x"), "{r}");
+}
