@@ -13,7 +13,7 @@
 //! field.
 
 use std::borrow::Borrow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::num::NonZeroU32;
 use std::sync::OnceLock;
@@ -397,7 +397,7 @@ impl SuccinctRoles {
 }
 
 /// A targets role's `delegations`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Delegations {
     /// Keys used by the delegated roles, by id.
     pub keys: BTreeMap<KeyId, Key>,
@@ -410,6 +410,19 @@ pub struct Delegations {
     /// Fields keyshare does not know.
     #[serde(flatten)]
     pub unrecognized: Unrecognized,
+    /// Position of each role in `roles` by name, built on first lookup
+    /// (a repository may delegate to tens of thousands of roles).
+    #[serde(skip)]
+    index: OnceLock<HashMap<RoleName, usize>>,
+}
+
+impl PartialEq for Delegations {
+    fn eq(&self, other: &Self) -> bool {
+        self.keys == other.keys
+            && self.roles == other.roles
+            && self.succinct_roles == other.succinct_roles
+            && self.unrecognized == other.unrecognized
+    }
 }
 
 /// One child a search should visit: name, keys and whether it terminates the search.
@@ -422,6 +435,56 @@ pub struct Child {
 }
 
 impl Delegations {
+    /// Delegations to `roles` (in priority order) using `keys`.
+    pub fn new(keys: BTreeMap<KeyId, Key>, roles: Vec<DelegatedRole>) -> Self {
+        Self {
+            keys,
+            roles: Some(roles),
+            succinct_roles: None,
+            unrecognized: Unrecognized::new(),
+            index: OnceLock::new(),
+        }
+    }
+
+    /// Hashed-bin delegations.
+    pub fn succinct(keys: BTreeMap<KeyId, Key>, succinct: SuccinctRoles) -> Self {
+        Self {
+            keys,
+            roles: None,
+            succinct_roles: Some(succinct),
+            unrecognized: Unrecognized::new(),
+            index: OnceLock::new(),
+        }
+    }
+
+    /// The delegated role called `name` (not for succinct bins).
+    pub fn role(&self, name: &str) -> Option<&DelegatedRole> {
+        let roles = self.roles.as_ref()?;
+        let index = self.index.get_or_init(|| {
+            let mut index = HashMap::with_capacity(roles.len());
+            for (i, r) in roles.iter().enumerate() {
+                // Names are unique (checked at parse); keep the first anyway.
+                index.entry(r.name.clone()).or_insert(i);
+            }
+            index
+        });
+        // `roles` is a public field: if it was edited after the index was
+        // built, the index may be stale, so check the name and fall back to a
+        // scan. A stale index can cost time, never return the wrong role.
+        if let Some(r) = index.get(name).and_then(|&i| roles.get(i)) {
+            if r.name.as_str() == name {
+                return Some(r);
+            }
+        }
+        roles.iter().find(|r| r.name.as_str() == name)
+    }
+
+    /// Mutable access to the delegated roles; drops the lookup index.
+    pub fn roles_mut(&mut self) -> Option<&mut Vec<DelegatedRole>> {
+        self.index = OnceLock::new();
+        self.roles.as_mut()
+    }
+
     /// The delegated roles trusted for `target_path`, in priority order.
     pub fn roles_for_target(&self, target_path: &str) -> Vec<Child> {
         if let Some(succinct) = &self.succinct_roles {
@@ -449,11 +512,7 @@ impl Delegations {
                 .is_bin(name)
                 .then_some((succinct.keyids.as_slice(), succinct.threshold));
         }
-        self.roles
-            .iter()
-            .flatten()
-            .find(|r| r.name.as_str() == name)
-            .map(|r| (r.keyids.as_slice(), r.threshold))
+        self.role(name).map(|r| (r.keyids.as_slice(), r.threshold))
     }
 }
 
@@ -763,6 +822,33 @@ mod tests {
         assert_eq!(succinct(8).role_for_target("a").as_str(), "bin-ca");
         assert_eq!(succinct(4).role_for_target("a").as_str(), "bin-c");
         assert_eq!(succinct(32).role_for_target("a").as_str(), "bin-ca978112");
+    }
+
+    fn role(name: &str, keyid: &str) -> DelegatedRole {
+        DelegatedRole {
+            name: RoleName::new(name),
+            keyids: vec![KeyId::new(keyid)],
+            threshold: NonZeroU32::MIN,
+            terminating: false,
+            paths: Some(vec![]),
+            path_hash_prefixes: None,
+            unrecognized: Unrecognized::new(),
+        }
+    }
+
+    #[test]
+    fn role_lookup_never_uses_a_stale_index() {
+        let mut d = Delegations::new(BTreeMap::new(), vec![role("a", "k1"), role("b", "k2")]);
+        assert_eq!(d.role_keys("b").unwrap().0, [KeyId::new("k2")]);
+        // Edit through the public field, behind the index's back.
+        let roles = d.roles.as_mut().unwrap();
+        roles.remove(0);
+        roles.insert(0, role("c", "k3"));
+        roles.push(role("d", "k4"));
+        assert_eq!(d.role_keys("b").unwrap().0, [KeyId::new("k2")]);
+        assert_eq!(d.role_keys("c").unwrap().0, [KeyId::new("k3")]);
+        assert_eq!(d.role_keys("d").unwrap().0, [KeyId::new("k4")]);
+        assert!(d.role_keys("a").is_none());
     }
 
     #[test]

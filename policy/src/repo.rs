@@ -430,12 +430,7 @@ impl Repository {
         let delegations = parent
             .staged
             .delegations
-            .get_or_insert_with(|| Delegations {
-                keys: BTreeMap::new(),
-                roles: Some(Vec::new()),
-                succinct_roles: None,
-                unrecognized: Unrecognized::new(),
-            });
+            .get_or_insert_with(|| Delegations::new(BTreeMap::new(), Vec::new()));
         let roles = delegations
             .roles
             .as_mut()
@@ -477,7 +472,7 @@ impl Repository {
                 })?;
         let parent = self.role_mut(delegator.as_str())?;
         if let Some(d) = parent.staged.delegations.as_mut() {
-            if let Some(roles) = d.roles.as_mut() {
+            if let Some(roles) = d.roles_mut() {
                 roles.retain(|r| r.name.as_str() != role);
             }
             prune_keys(d);

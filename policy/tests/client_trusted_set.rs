@@ -188,3 +188,67 @@ fn trusted_set_refuses_a_delegated_role_before_its_delegator() {
         Err(Error::MissingRole { .. })
     ));
 }
+
+#[test]
+fn trusted_set_batch_verifies_like_one_by_one_and_reports_each_failure() {
+    let mut repo = Repo::new(Scheme::Ed25519);
+    for i in 0..40 {
+        repo.delegate(
+            "targets",
+            &format!("ns-{i}"),
+            &[&format!("ns-{i}/*")],
+            false,
+        );
+    }
+    repo.publish();
+    let load = |repo: &Repo| {
+        let mut set = TrustedSet::new(&repo.root_bytes(1), NOW).unwrap();
+        set.update_timestamp(&repo.current("timestamp")).unwrap();
+        set.update_snapshot(&repo.current("snapshot"), false)
+            .unwrap();
+        set.update_targets(&repo.current("targets")).unwrap();
+        set
+    };
+    let names: Vec<String> = (0..40).map(|i| format!("ns-{i}")).collect();
+    let mut files: Vec<Vec<u8>> = names.iter().map(|n| repo.current(n)).collect();
+    // Two bad items among good ones: bytes that are not what the snapshot
+    // lists, and a role that the snapshot does not list.
+    files[7] = common::corrupt_signature(&files[7]);
+    let mut items: Vec<(&str, &str, &[u8])> = names
+        .iter()
+        .zip(&files)
+        .map(|(n, f)| (n.as_str(), "targets", f.as_slice()))
+        .collect();
+    items.push(("ghost", "targets", files[0].as_slice()));
+
+    for threads in [1, 2, 4] {
+        let mut set = load(&repo);
+        let results = set.update_delegated_targets_batch(&items, threads);
+        assert_eq!(results.len(), items.len(), "threads {threads}");
+        for (i, r) in results.iter().enumerate() {
+            match i {
+                7 => assert!(
+                    matches!(r, Err(Error::HashMismatch { what, .. }) if what == "ns-7"),
+                    "{r:?}"
+                ),
+                40 => assert!(matches!(r, Err(Error::MissingRole { .. })), "{r:?}"),
+                _ => assert_eq!(r, &Ok(()), "item {i}, threads {threads}"),
+            }
+        }
+        assert!(set.contains("ns-0", "targets"));
+        assert!(set.contains("ns-39", "targets"));
+        assert!(!set.contains("ns-7", "targets"));
+        // The same as loading them one by one.
+        let mut one = load(&repo);
+        for (role, delegator, bytes) in &items {
+            let _ = one.update_delegated_targets(bytes, role, delegator);
+        }
+        for n in &names {
+            assert_eq!(
+                set.targets(n).map(|t| t.canonical().to_vec()),
+                one.targets(n).map(|t| t.canonical().to_vec()),
+                "{n}"
+            );
+        }
+    }
+}

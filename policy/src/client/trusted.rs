@@ -285,6 +285,77 @@ impl TrustedSet {
         role: &str,
         delegator: &str,
     ) -> Result<&Verified<Targets>> {
+        let new = self.check_delegated_targets(bytes, role, delegator)?;
+        Ok(self.store_targets(role, delegator, new))
+    }
+
+    /// [`Self::update_delegated_targets`] for many roles at once, verifying
+    /// them in parallel on up to `threads` threads (a full refresh of a
+    /// repository with thousands of namespaces is dominated by signature
+    /// verification). Each item is `(role, delegator, bytes)`; every
+    /// delegator must already be loaded, so a caller loads one level of the
+    /// delegation tree per call. Returns one result per item, in order;
+    /// items that fail are not stored, the others are.
+    pub fn update_delegated_targets_batch(
+        &mut self,
+        items: &[(&str, &str, &[u8])],
+        threads: usize,
+    ) -> Vec<Result<()>> {
+        let threads = threads.clamp(1, items.len().max(1));
+        let chunk = items.len().div_ceil(threads).max(1);
+        let checked: Vec<Result<Verified<Targets>>> = if threads == 1 {
+            items
+                .iter()
+                .map(|(role, delegator, bytes)| {
+                    self.check_delegated_targets(bytes, role, delegator)
+                })
+                .collect()
+        } else {
+            let this = &*self;
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = items
+                    .chunks(chunk)
+                    .map(|part| {
+                        let handle = scope.spawn(move || {
+                            part.iter()
+                                .map(|(role, delegator, bytes)| {
+                                    this.check_delegated_targets(bytes, role, delegator)
+                                })
+                                .collect::<Vec<_>>()
+                        });
+                        (part.len(), handle)
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|(len, handle)| {
+                        handle.join().unwrap_or_else(|_| {
+                            (0..len)
+                                .map(|_| Err(Error::Order("a verification thread panicked".into())))
+                                .collect()
+                        })
+                    })
+                    .collect()
+            })
+        };
+        items
+            .iter()
+            .zip(checked)
+            .map(|((role, delegator, _), result)| {
+                result.map(|new| {
+                    self.store_targets(role, delegator, new);
+                })
+            })
+            .collect()
+    }
+
+    /// Every check of [`Self::update_delegated_targets`], storing nothing.
+    fn check_delegated_targets(
+        &self,
+        bytes: &[u8],
+        role: &str,
+        delegator: &str,
+    ) -> Result<Verified<Targets>> {
         let snapshot = self.check_final_snapshot()?;
         let authority = if delegator == "root" {
             if role != "targets" {
@@ -322,15 +393,24 @@ impl TrustedSet {
             });
         }
         check_expiry(role, &*new, self.now)?;
+        Ok(new)
+    }
+
+    fn store_targets(
+        &mut self,
+        role: &str,
+        delegator: &str,
+        new: Verified<Targets>,
+    ) -> &Verified<Targets> {
         self.verified_by
             .insert((RoleName::new(role), RoleName::new(delegator)));
-        Ok(match self.targets.entry(RoleName::new(role)) {
+        match self.targets.entry(RoleName::new(role)) {
             Entry::Occupied(mut slot) => {
                 slot.insert(new);
                 slot.into_mut()
             }
             Entry::Vacant(slot) => slot.insert(new),
-        })
+        }
     }
 }
 

@@ -269,12 +269,7 @@ impl Repo {
             .get_mut(delegator)
             .unwrap()
             .delegations
-            .get_or_insert_with(|| Delegations {
-                keys: BTreeMap::new(),
-                roles: Some(Vec::new()),
-                succinct_roles: None,
-                unrecognized: Unrecognized::new(),
-            })
+            .get_or_insert_with(|| Delegations::new(BTreeMap::new(), Vec::new()))
     }
 
     /// `delegator` delegates `paths` (or hash prefixes) to a role `name`
