@@ -32,11 +32,11 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
-use keyshare_policy::client::TrustedSet;
+use keyshare_policy::client::{encode_role, TrustedSet};
 use keyshare_policy::keys::Scheme;
 use keyshare_policy::metadata::{DelegatedRole, RoleName, Unrecognized};
 use keyshare_policy::pattern::PathPattern;
-use keyshare_policy::repo::{encode_role_name, Options, Repository, SharedSigner};
+use keyshare_policy::repo::{Options, Repository, SharedSigner};
 use keyshare_policy::sign::InMemorySigner;
 use time::OffsetDateTime;
 
@@ -124,7 +124,7 @@ fn load(dir: &Path, roles: usize) -> Files {
         delegated: (0..roles)
             .map(|i| {
                 let name = format!("ns-{i:05}");
-                let bytes = read(&format!("1.{}.json", encode_role_name(&name)));
+                let bytes = read(&format!("1.{}.json", encode_role(&name)));
                 (name, bytes)
             })
             .collect(),

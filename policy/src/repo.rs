@@ -41,6 +41,7 @@ use crate::metadata::{
     DelegatedRole, Delegations, KeyId, MetaFile, Role, RoleKeys, RoleName, Root, Signed, Snapshot,
     TargetFile, Targets, Timestamp, Unrecognized, SPEC_VERSION, TOP_LEVEL_ROLES,
 };
+use crate::client::{encode_role, target_remote_name};
 use crate::sign::{sign, to_bytes, Signer};
 
 /// A signer shared between the repository and whoever else holds it.
@@ -180,29 +181,6 @@ impl File {
             bytes: bytes.into(),
             immutable: true,
         }
-    }
-}
-
-/// Percent-encodes a role name for a file name as python-tuf does
-/// (`urllib.parse.quote(name, safe="")`): every byte outside
-/// `[A-Za-z0-9_.~-]` becomes `%XX`, so `team/a` is `team%2Fa`.
-pub fn encode_role_name(role: &str) -> String {
-    let mut out = String::with_capacity(role.len());
-    for b in role.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// The consistent-snapshot path of a target file: `targets/<dir>/<sha256>.<basename>`.
-pub fn target_file_path(target_path: &str, sha256: &str) -> String {
-    match target_path.rsplit_once('/') {
-        Some((dir, base)) => format!("targets/{dir}/{sha256}.{base}"),
-        None => format!("targets/{sha256}.{target_path}"),
     }
 }
 
@@ -377,7 +355,7 @@ impl Repository {
         if let Some(custom) = custom {
             file.unrecognized.insert("custom".into(), custom);
         }
-        let disk = target_file_path(path, file.sha256().unwrap_or_default());
+        let disk = format!("targets/{}", target_remote_name(path, &file, true));
         let r = self.role_mut(role)?;
         if r.staged.targets.get(path) != Some(&file) {
             r.staged.targets.insert(path.to_owned(), file);
@@ -563,7 +541,7 @@ impl Repository {
                 format!(
                     "metadata/{}.{}.json",
                     signed.signed.version,
-                    encode_role_name(name.as_str())
+                    encode_role(name.as_str())
                 ),
                 bytes.clone(),
             ));
@@ -735,7 +713,7 @@ impl Repository {
                     format!(
                         "metadata/{}.{}.json",
                         p.signed.version,
-                        encode_role_name(name.as_str())
+                        encode_role(name.as_str())
                     ),
                     to_bytes(p)?,
                 ));
@@ -1079,12 +1057,5 @@ mod tests {
                 "{bad:?}"
             );
         }
-    }
-
-    #[test]
-    fn role_names_are_percent_encoded_like_python_tuf() {
-        assert_eq!(encode_role_name("team-a"), "team-a");
-        assert_eq!(encode_role_name("team/a b"), "team%2Fa%20b");
-        assert_eq!(encode_role_name("a_b.c~d"), "a_b.c~d");
     }
 }
