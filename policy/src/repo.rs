@@ -34,6 +34,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use time::{Duration, OffsetDateTime};
 
+use crate::client::{encode_role, target_remote_name};
 use crate::datetime::Expires;
 use crate::error::{Error, Result};
 use crate::keys::Key;
@@ -41,7 +42,6 @@ use crate::metadata::{
     DelegatedRole, Delegations, KeyId, MetaFile, Role, RoleKeys, RoleName, Root, Signed, Snapshot,
     TargetFile, Targets, Timestamp, Unrecognized, SPEC_VERSION, TOP_LEVEL_ROLES,
 };
-use crate::client::{encode_role, target_remote_name};
 use crate::sign::{sign, to_bytes, Signer};
 
 /// A signer shared between the repository and whoever else holds it.
