@@ -205,8 +205,9 @@ fn most_specific_namespace_wins() {
 fn equally_specific_namespaces_tie_to_the_smallest_name() {
     let s = signer();
     let build = |order: bool| {
-        let a = namespace("alpha", &["registry.acme.io/team-a/*"], 1, vec![key(&s)]);
-        let b = namespace("beta", &["registry.acme.io/team-a/*"], 1, vec![key(&s)]);
+        // Different patterns (one pattern cannot be granted twice), equally specific.
+        let a = namespace("alpha", &["registry.acme.io/team-a/a?p"], 1, vec![key(&s)]);
+        let b = namespace("beta", &["registry.acme.io/team-a/a*p"], 1, vec![key(&s)]);
         set(if order { vec![a, b] } else { vec![b, a] })
     };
     for order in [true, false] {
@@ -222,9 +223,10 @@ fn equally_specific_namespaces_tie_to_the_smallest_name() {
 fn two_documents_for_one_namespace_are_refused() {
     let s = signer();
     let err = TrustSet::new(
+        index(vec![entry("team-a", &["registry.acme.io/team-a/**"])]),
         vec![
-            namespace("team-a", &["registry.acme.io/team-a/**"], 1, vec![key(&s)]),
-            namespace("team-a", &["registry.acme.io/other/**"], 1, vec![key(&s)]),
+            document("team-a", 1, vec![key(&s)]),
+            document("team-a", 1, vec![key(&s)]),
         ],
         Revocations::default(),
         Peers::default(),
@@ -351,7 +353,7 @@ fn ephemeral_key_signature_after_not_after_is_key_expired() {
 fn revoked_key_signature_after_revocation_is_untrusted() {
     let s = signer();
     let revoked_at = now() - secs(60);
-    let set = TrustSet::new(
+    let set = set_with(
         vec![namespace(
             "team-a",
             &["registry.acme.io/team-a/**"],
@@ -360,8 +362,7 @@ fn revoked_key_signature_after_revocation_is_untrusted() {
         )],
         revoke(&id(&s), revoked_at),
         Peers::default(),
-    )
-    .unwrap();
+    );
     let r = reason(set.decide(APP, &[by_id(&s)], now(), now()));
     assert_eq!(
         r,
@@ -377,7 +378,7 @@ fn revoked_key_signature_after_revocation_is_untrusted() {
 #[test]
 fn revoked_key_signature_at_revocation_time_is_untrusted() {
     let s = signer();
-    let set = TrustSet::new(
+    let set = set_with(
         vec![namespace(
             "team-a",
             &["registry.acme.io/team-a/**"],
@@ -386,8 +387,7 @@ fn revoked_key_signature_at_revocation_time_is_untrusted() {
         )],
         revoke(&id(&s), now()),
         Peers::default(),
-    )
-    .unwrap();
+    );
     let r = reason(set.decide(APP, &[by_id(&s)], now(), now()));
     assert!(matches!(r, Reason::Revoked { .. }), "{r}");
 }
@@ -395,7 +395,7 @@ fn revoked_key_signature_at_revocation_time_is_untrusted() {
 #[test]
 fn revoked_key_signature_before_revocation_stays_trusted() {
     let s = signer();
-    let set = TrustSet::new(
+    let set = set_with(
         vec![namespace(
             "team-a",
             &["registry.acme.io/team-a/**"],
@@ -404,8 +404,7 @@ fn revoked_key_signature_before_revocation_stays_trusted() {
         )],
         revoke(&id(&s), now()),
         Peers::default(),
-    )
-    .unwrap();
+    );
     let d = set.decide(APP, &[by_id(&s)], now() - secs(1), now() + secs(86_400));
     assert!(d.is_trusted(), "{d}");
 }
@@ -415,7 +414,7 @@ fn revoked_key_signature_before_revocation_but_outside_window_is_key_expired() {
     let s = signer();
     let mut k = key(&s);
     k.not_after = Some(now() - secs(7200));
-    let set = TrustSet::new(
+    let set = set_with(
         vec![namespace(
             "team-a",
             &["registry.acme.io/team-a/**"],
@@ -424,8 +423,7 @@ fn revoked_key_signature_before_revocation_but_outside_window_is_key_expired() {
         )],
         revoke(&id(&s), now()),
         Peers::default(),
-    )
-    .unwrap();
+    );
     let r = reason(set.decide(APP, &[by_id(&s)], now() - secs(3600), now()));
     assert!(matches!(r, Reason::KeyExpired { .. }), "{r}");
 }
@@ -435,15 +433,14 @@ fn revoking_a_key_id_revokes_the_same_key_listed_under_another_id() {
     let s = signer();
     let mut alias = key(&s);
     alias.id = KeyId::new("team-b-release");
-    let set = TrustSet::new(
+    let set = set_with(
         vec![
             namespace("team-a", &["registry.acme.io/team-a/**"], 1, vec![key(&s)]),
             namespace("team-b", &["registry.acme.io/team-b/**"], 1, vec![alias]),
         ],
         revoke(&id(&s), now() - secs(1)),
         Peers::default(),
-    )
-    .unwrap();
+    );
     let r = reason(set.decide(
         "registry.acme.io/team-b/app",
         &[SignerRef::KeyId(KeyId::new("team-b-release"))],
@@ -605,7 +602,7 @@ fn with_sub_delegation() -> (TrustSet, InMemorySigner, InMemorySigner) {
         1,
         vec![key(&owner)],
     );
-    ns.sub_delegations.push(SubDelegation {
+    ns.doc.sub_delegations.push(SubDelegation {
         name: "nightly".into(),
         scopes: vec![pattern("registry.acme.io/team-a/nightly/**")],
         threshold: nz(1),
@@ -659,7 +656,7 @@ fn sub_delegation_threshold_not_met_names_the_sub_delegation() {
         1,
         vec![key(&owner)],
     );
-    ns.sub_delegations.push(SubDelegation {
+    ns.doc.sub_delegations.push(SubDelegation {
         name: "release".into(),
         scopes: vec![pattern("registry.acme.io/team-a/release/*")],
         threshold: nz(2),
@@ -683,12 +680,246 @@ fn sub_delegation_threshold_not_met_names_the_sub_delegation() {
     );
 }
 
+// ---- ownership: org/namespaces.json ---------------------------------------------
+
+const TEAM_B_APP: &str = "registry.acme.io/team-b/app";
+
+#[test]
+fn a_namespace_owns_only_what_the_index_grants_it() {
+    // The document has no scopes: whatever team-a lists, it owns only team-a/**.
+    let s = signer();
+    let set = set(vec![namespace(
+        "team-a",
+        &["registry.acme.io/team-a/**"],
+        1,
+        vec![key(&s)],
+    )]);
+    assert!(set.decide(APP, &[by_id(&s)], now(), now()).is_trusted());
+    let r = reason(set.decide(TEAM_B_APP, &[by_id(&s)], now(), now()));
+    assert_eq!(
+        r,
+        Reason::NoNamespace {
+            artifact: TEAM_B_APP.into()
+        }
+    );
+}
+
+/// team-a's document sub-delegates patterns covering team-b's artifact,
+/// including the exact name (more specific than team-b's own scope).
+fn hijacking_sub_delegation(evil: &InMemorySigner) -> SubDelegation {
+    SubDelegation {
+        name: "hijack".into(),
+        scopes: vec![pattern(TEAM_B_APP), pattern("registry.acme.io/**")],
+        threshold: nz(1),
+        keys: vec![key(evil)],
+    }
+}
+
+#[test]
+fn team_b_artifact_stays_team_b_when_team_a_sub_delegates_a_pattern_covering_it() {
+    let (a, b, evil) = (signer(), signer(), signer());
+    let mut team_a = namespace("team-a", &["registry.acme.io/team-a/**"], 1, vec![key(&a)]);
+    team_a
+        .doc
+        .sub_delegations
+        .push(hijacking_sub_delegation(&evil));
+    let team_b = namespace("team-b", &["registry.acme.io/team-b/**"], 1, vec![key(&b)]);
+    let set = set(vec![team_a, team_b]);
+    let r = reason(set.decide(TEAM_B_APP, &[by_id(&evil)], now(), now()));
+    assert_eq!(
+        r,
+        Reason::KeyNotListed {
+            namespace: ns_name("team-b"),
+            key: KeyRef::Id(id(&evil)),
+        }
+    );
+    let d = set.decide(TEAM_B_APP, &[by_id(&b)], now(), now());
+    assert!(
+        matches!(&d, Decision::Trusted { namespace, .. } if namespace.as_str() == "team-b"),
+        "{d}"
+    );
+}
+
+#[test]
+fn broader_namespace_cannot_take_a_narrower_ones_artifact_by_sub_delegating_its_exact_name() {
+    // team-a's granted scope covers team-b's artifact too, but team-b's is
+    // more specific; an exact sub-delegation pattern does not change that.
+    let (a, b, evil) = (signer(), signer(), signer());
+    let mut platform = namespace("platform", &["registry.acme.io/**"], 1, vec![key(&a)]);
+    platform
+        .doc
+        .sub_delegations
+        .push(hijacking_sub_delegation(&evil));
+    let team_b = namespace("team-b", &["registry.acme.io/team-b/**"], 1, vec![key(&b)]);
+    let set = set(vec![platform, team_b]);
+    for signer in [&evil, &a] {
+        let r = reason(set.decide(TEAM_B_APP, &[by_id(signer)], now(), now()));
+        assert_eq!(
+            r,
+            Reason::KeyNotListed {
+                namespace: ns_name("team-b"),
+                key: KeyRef::Id(id(signer)),
+            }
+        );
+    }
+    // Inside what platform does own, its sub-delegation applies.
+    let d = set.decide("registry.acme.io/tools/x", &[by_id(&evil)], now(), now());
+    assert!(
+        matches!(&d, Decision::Trusted { namespace, rule: TrustRule::SubDelegation { name, .. } } if namespace.as_str() == "platform" && name == "hijack"),
+        "{d}"
+    );
+}
+
+#[test]
+fn sub_delegation_applies_only_where_the_namespace_s_granted_scopes_also_match() {
+    let (owner, ci) = (signer(), signer());
+    let mut ns = namespace(
+        "team-a",
+        &["registry.acme.io/team-a/**"],
+        1,
+        vec![key(&owner)],
+    );
+    ns.doc.sub_delegations.push(SubDelegation {
+        name: "wide".into(),
+        scopes: vec![pattern("registry.acme.io/**")],
+        threshold: nz(1),
+        keys: vec![key(&ci)],
+    });
+    let set = set(vec![ns]);
+    // Inside the namespace's scope: the sub-delegation counts.
+    assert_eq!(
+        set.decide(APP, &[by_id(&ci)], now(), now()),
+        Decision::Trusted {
+            namespace: ns_name("team-a"),
+            rule: TrustRule::SubDelegation {
+                name: "wide".into(),
+                keys: vec![id(&ci)],
+                threshold: 1,
+            },
+        }
+    );
+    // Outside it, the sub-delegation's wider pattern owns nothing.
+    let r = reason(set.decide(
+        "registry.acme.io/elsewhere/app",
+        &[by_id(&ci)],
+        now(),
+        now(),
+    ));
+    assert_eq!(
+        r,
+        Reason::NoNamespace {
+            artifact: "registry.acme.io/elsewhere/app".into()
+        }
+    );
+}
+
+#[test]
+fn namespace_in_the_index_without_a_document_owns_its_artifacts_but_trusts_no_one() {
+    let broad = signer();
+    let platform = namespace("platform", &["registry.acme.io/**"], 1, vec![key(&broad)]);
+    let mut team_b = entry("team-b", &["registry.acme.io/team-b/**"]);
+    team_b.maintainers = vec!["b-lead@acme.example".into(), "b-ops@acme.example".into()];
+    let set = TrustSet::new(
+        index(vec![platform.entry, team_b]),
+        vec![platform.doc],
+        Revocations::default(),
+        // A fallback peer would cover the name too; the namespace still owns it.
+        peers(vec![peer("upstream", &["**"], false)]),
+    )
+    .unwrap();
+    // Neither the broader namespace's key nor the peer gets team-b's artifact.
+    let r = reason(set.decide(TEAM_B_APP, &[by_id(&broad)], now(), now()));
+    assert_eq!(
+        r,
+        Reason::NoTrustDocument {
+            namespace: ns_name("team-b"),
+            maintainers: vec!["b-lead@acme.example".into(), "b-ops@acme.example".into()],
+        }
+    );
+    let text = r.to_string();
+    assert!(
+        text.contains("namespaces/team-b/trust.json") && text.contains("b-lead@acme.example"),
+        "{text}"
+    );
+    assert_eq!(
+        set.missing_documents().collect::<Vec<_>>(),
+        [&ns_name("team-b")]
+    );
+    assert!(set.unlisted_documents().is_empty());
+    // The rest of the index is unaffected.
+    assert!(set
+        .decide("registry.acme.io/tools/x", &[by_id(&broad)], now(), now())
+        .is_trusted());
+}
+
+#[test]
+fn document_without_an_index_entry_is_ignored_and_reported() {
+    let (a, rogue) = (signer(), signer());
+    let team_a = namespace("team-a", &["registry.acme.io/team-a/**"], 1, vec![key(&a)]);
+    // An unlisted namespace lists team-a's key under an id that is revoked:
+    // being ignored, it cannot get team-a's key revoked either.
+    let mut alias = key(&a);
+    alias.id = KeyId::new("revoked-alias");
+    let mut stray = document("old-team", 1, vec![key(&rogue), alias]);
+    stray.sub_delegations.push(SubDelegation {
+        name: "everything".into(),
+        scopes: vec![pattern("**")],
+        threshold: nz(1),
+        keys: vec![key(&signer())],
+    });
+    let set = TrustSet::new(
+        index(vec![team_a.entry]),
+        vec![stray, team_a.doc],
+        revoke(&KeyId::new("revoked-alias"), now() - secs(3600)),
+        Peers::default(),
+    )
+    .unwrap();
+    assert_eq!(set.unlisted_documents(), [ns_name("old-team")]);
+    assert_eq!(set.missing_documents().count(), 0);
+    assert_eq!(
+        set.namespaces()
+            .map(|d| d.namespace.as_str())
+            .collect::<Vec<_>>(),
+        ["team-a"]
+    );
+    assert!(set.decide(APP, &[by_id(&a)], now(), now()).is_trusted());
+    let r = reason(set.decide(APP, &[by_id(&rogue)], now(), now()));
+    assert_eq!(
+        r,
+        Reason::KeyNotListed {
+            namespace: ns_name("team-a"),
+            key: KeyRef::Id(id(&rogue)),
+        }
+    );
+    let r = reason(set.decide("anything/at/all", &[by_id(&rogue)], now(), now()));
+    assert!(matches!(r, Reason::NoNamespace { .. }), "{r}");
+}
+
+#[test]
+fn trust_set_refuses_an_index_that_would_not_parse() {
+    let s = signer();
+    let err = TrustSet::new(
+        index(vec![
+            entry("team-a", &["registry.acme.io/team-a/**"]),
+            entry("team-a", &["registry.acme.io/other/**"]),
+        ]),
+        vec![document("team-a", 1, vec![key(&s)])],
+        Revocations::default(),
+        Peers::default(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::Malformed { what, path, .. } if what == "org/namespaces.json" && path == "namespaces[1].name"),
+        "{err}"
+    );
+}
+
 // ---- peers --------------------------------------------------------------------
 
 #[test]
 fn terminating_peer_owns_its_patterns_before_any_namespace() {
     let s = signer();
-    let set = TrustSet::new(
+    let set = set_with(
         vec![namespace(
             "team-a",
             &["registry.acme.io/team-a/**"],
@@ -697,8 +928,7 @@ fn terminating_peer_owns_its_patterns_before_any_namespace() {
         )],
         Revocations::default(),
         peers(vec![peer("partner", &["registry.acme.io/**"], true)]),
-    )
-    .unwrap();
+    );
     let r = reason(set.decide(APP, &[by_id(&s)], now(), now()));
     assert_eq!(
         r,
@@ -716,7 +946,7 @@ fn terminating_peer_owns_its_patterns_before_any_namespace() {
 #[test]
 fn non_terminating_peer_is_asked_only_when_no_namespace_matches() {
     let s = signer();
-    let set = TrustSet::new(
+    let set = set_with(
         vec![namespace(
             "team-a",
             &["registry.acme.io/team-a/**"],
@@ -725,8 +955,7 @@ fn non_terminating_peer_is_asked_only_when_no_namespace_matches() {
         )],
         Revocations::default(),
         peers(vec![peer("upstream", &["registry.acme.io/**"], false)]),
-    )
-    .unwrap();
+    );
     assert!(set.decide(APP, &[by_id(&s)], now(), now()).is_trusted());
     let r = reason(set.decide("registry.acme.io/vendor/lib", &[by_id(&s)], now(), now()));
     assert!(
@@ -737,15 +966,14 @@ fn non_terminating_peer_is_asked_only_when_no_namespace_matches() {
 
 #[test]
 fn most_specific_peer_wins() {
-    let set = TrustSet::new(
+    let set = set_with(
         vec![],
         Revocations::default(),
         peers(vec![
             peer("broad", &["**"], false),
             peer("narrow", &["docker.io/library/*"], false),
         ]),
-    )
-    .unwrap();
+    );
     let r = reason(set.decide("docker.io/library/alpine", &[], now(), now()));
     assert!(
         matches!(&r, Reason::DelegatedToPeer { peer, .. } if peer == "narrow"),
@@ -770,5 +998,17 @@ fn every_reason_says_what_to_do() {
         "{text}"
     );
     let r = reason(set.decide("nowhere/x", &[], now(), now()));
-    assert!(r.to_string().contains("nowhere/x"), "{r}");
+    assert!(
+        r.to_string().contains("nowhere/x") && r.to_string().contains("org/namespaces.json"),
+        "{r}"
+    );
+    let r = Reason::NoTrustDocument {
+        namespace: ns_name("team-c"),
+        maintainers: vec![],
+    };
+    assert!(
+        r.to_string()
+            .contains("its maintainers must publish namespaces/team-c/trust.json"),
+        "{r}"
+    );
 }

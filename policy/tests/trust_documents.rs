@@ -11,9 +11,11 @@
 mod trust_support;
 
 use keyshare_policy::keys::Scheme;
+use keyshare_policy::metadata::KeyId;
 use keyshare_policy::sign::{InMemorySigner, Signer};
 use keyshare_policy::trust::{
-    NamespaceTrust, Peers, PinnedRoot, Revocations, RevokedSubject, SubjectAttr,
+    Decision, KeyRef, NamespaceTrust, Namespaces, Peers, PinnedRoot, Reason, Revocations,
+    RevokedSubject, SignerRef, SubjectAttr, TrustRule, TrustSet,
 };
 use keyshare_policy::Error;
 use serde_json::{json, Value};
@@ -32,10 +34,8 @@ fn namespace_json() -> Value {
     json!({
         "format": "keyshare.trust/v1",
         "namespace": "team-a",
-        "scopes": ["registry.acme.io/team-a/**"],
         "threshold": 1,
         "keys": [{"id": a.key_id().as_str(), "key": key_json(&a)}],
-        "maintainers": ["lead@acme.example"],
         "sub_delegations": [{
             "name": "nightly",
             "scopes": ["registry.acme.io/team-a/nightly/**"],
@@ -120,17 +120,32 @@ fn missing_format_is_refused() {
 }
 
 #[test]
-fn bad_scope_pattern_is_refused() {
-    let mut v = namespace_json();
-    v["scopes"] = json!(["registry.acme.io/team-a/**", "registry.acme.io/[oops"]);
-    refused_at(&v, "scopes[1]");
+fn namespace_document_cannot_state_its_own_scopes() {
+    // An old-style document, or one claiming another team's artifact: the
+    // field does not exist, so the document is refused, naming it and where
+    // scopes come from.
+    for scopes in [
+        json!(["registry.acme.io/team-a/**"]),
+        json!(["registry.acme.io/team-b/app"]),
+    ] {
+        let mut v = namespace_json();
+        v["scopes"] = scopes;
+        refused_at(&v, "scopes");
+        let err = parse_ns(&v).unwrap_err().to_string();
+        assert!(err.contains("org/namespaces.json"), "{err}");
+        let bytes = serde_json::to_vec(&v).unwrap();
+        let (what, path) = malformed(NamespaceTrust::from_target(WHAT, &bytes));
+        assert_eq!((what.as_str(), path.as_str()), (WHAT, "scopes"));
+    }
 }
 
 #[test]
-fn empty_scopes_are_refused() {
+fn namespace_document_cannot_state_its_own_maintainers() {
     let mut v = namespace_json();
-    v["scopes"] = json!([]);
-    refused_at(&v, "scopes");
+    v["maintainers"] = json!(["lead@acme.example"]);
+    refused_at(&v, "maintainers");
+    let err = parse_ns(&v).unwrap_err().to_string();
+    assert!(err.contains("org/namespaces.json"), "{err}");
 }
 
 #[test]
@@ -297,6 +312,156 @@ fn unparsable_document_is_named_by_its_namespace_when_readable() {
     assert_eq!(what, "namespaces/<unknown>/trust.json");
 }
 
+// ---- org/namespaces.json ---------------------------------------------------
+
+const INDEX: &str = "org/namespaces.json";
+
+/// A valid namespaces document with two namespaces.
+fn namespaces_json() -> Value {
+    json!({
+        "format": "keyshare.namespaces/v1",
+        "namespaces": [
+            {
+                "name": "team-a",
+                "scopes": ["registry.acme.io/team-a/**", "ghcr.io/acme/team-a-*"],
+                "maintainers": ["team-a-leads@acme.example"]
+            },
+            {
+                "name": "team-b",
+                "scopes": ["registry.acme.io/team-b/**"]
+            }
+        ]
+    })
+}
+
+/// Asserts the namespaces document is refused with `path` named.
+fn index_refused_at(v: &Value, path: &str) {
+    let (what, got) = malformed(Namespaces::from_slice(&serde_json::to_vec(v).unwrap()));
+    assert_eq!((what.as_str(), got.as_str()), (INDEX, path), "{v}");
+}
+
+#[test]
+fn valid_namespaces_document_parses_and_round_trips() {
+    let doc = Namespaces::from_slice(&serde_json::to_vec(&namespaces_json()).unwrap()).unwrap();
+    assert_eq!(doc.namespaces.len(), 2);
+    let a = doc.get("team-a").unwrap();
+    assert_eq!(a.scopes.len(), 2);
+    assert_eq!(a.maintainers, ["team-a-leads@acme.example"]);
+    assert!(doc.get("team-b").unwrap().maintainers.is_empty());
+    assert!(doc.get("team-c").is_none());
+    assert_eq!(Namespaces::from_slice(&doc.to_vec().unwrap()).unwrap(), doc);
+    let empty =
+        Namespaces::from_slice(br#"{"format":"keyshare.namespaces/v1","namespaces":[]}"#).unwrap();
+    assert_eq!(empty, Namespaces::default());
+}
+
+#[test]
+fn namespaces_bad_scope_pattern_is_refused() {
+    let mut v = namespaces_json();
+    v["namespaces"][0]["scopes"] = json!(["registry.acme.io/team-a/**", "registry.acme.io/[oops"]);
+    index_refused_at(&v, "namespaces[0].scopes[1]");
+    let mut v = namespaces_json();
+    v["namespaces"][1]["scopes"] = json!(["registry.acme.io//x"]);
+    index_refused_at(&v, "namespaces[1].scopes[0]");
+}
+
+#[test]
+fn namespaces_empty_or_missing_scopes_are_refused() {
+    let mut v = namespaces_json();
+    v["namespaces"][1]["scopes"] = json!([]);
+    index_refused_at(&v, "namespaces[1].scopes");
+    let mut v = namespaces_json();
+    v["namespaces"][1].as_object_mut().unwrap().remove("scopes");
+    let err = Namespaces::from_slice(&serde_json::to_vec(&v).unwrap()).unwrap_err();
+    assert!(
+        matches!(&err, Error::Malformed { what, path, message } if what == INDEX && path.starts_with("namespaces[1]") && message.contains("scopes")),
+        "{err}"
+    );
+}
+
+#[test]
+fn namespaces_duplicate_scope_is_refused() {
+    let mut v = namespaces_json();
+    v["namespaces"][1]["scopes"] =
+        json!(["registry.acme.io/team-b/**", "registry.acme.io/team-b/**"]);
+    index_refused_at(&v, "namespaces[1].scopes[1]");
+    // Nor may one pattern be granted to two namespaces.
+    let mut v = namespaces_json();
+    v["namespaces"][1]["scopes"] = json!(["registry.acme.io/team-b/**", "ghcr.io/acme/team-a-*"]);
+    index_refused_at(&v, "namespaces[1].scopes[1]");
+    let err = Namespaces::from_slice(&serde_json::to_vec(&v).unwrap()).unwrap_err();
+    assert!(err.to_string().contains("team-a"), "{err}");
+}
+
+#[test]
+fn namespaces_duplicate_namespace_is_refused() {
+    let mut v = namespaces_json();
+    v["namespaces"][1]["name"] = json!("team-a");
+    index_refused_at(&v, "namespaces[1].name");
+    let err = Namespaces::from_slice(&serde_json::to_vec(&v).unwrap()).unwrap_err();
+    assert!(err.to_string().contains("listed twice"), "{err}");
+}
+
+#[test]
+fn namespaces_bad_name_is_refused() {
+    for bad in ["Team-A", "-team", "team_a", ""] {
+        let mut v = namespaces_json();
+        v["namespaces"][0]["name"] = json!(bad);
+        index_refused_at(&v, "namespaces[0].name");
+    }
+}
+
+#[test]
+fn namespaces_unknown_field_is_refused() {
+    let mut v = namespaces_json();
+    v["colour"] = json!("blue");
+    index_refused_at(&v, "colour");
+    // A team's keys do not belong in the organization's document either.
+    let mut v = namespaces_json();
+    v["namespaces"][0]["keys"] = json!([]);
+    index_refused_at(&v, "namespaces[0].keys");
+}
+
+#[test]
+fn namespaces_wrong_or_missing_format_is_refused() {
+    for format in ["keyshare.trust/v1", "keyshare.namespaces/v2", ""] {
+        let mut v = namespaces_json();
+        v["format"] = json!(format);
+        index_refused_at(&v, "format");
+    }
+    let mut v = namespaces_json();
+    v.as_object_mut().unwrap().remove("format");
+    let err = Namespaces::from_slice(&serde_json::to_vec(&v).unwrap()).unwrap_err();
+    assert!(err.to_string().contains("format"), "{err}");
+}
+
+#[test]
+fn namespaces_bad_maintainer_is_refused() {
+    for (maintainers, path) in [
+        (json!([" "]), "namespaces[0].maintainers[0]"),
+        (
+            json!(["ok@acme.example", "a\nb"]),
+            "namespaces[0].maintainers[1]",
+        ),
+        (
+            json!(["ok@acme.example", "ok@acme.example"]),
+            "namespaces[0].maintainers[1]",
+        ),
+    ] {
+        let mut v = namespaces_json();
+        v["namespaces"][0]["maintainers"] = maintainers;
+        index_refused_at(&v, path);
+    }
+}
+
+#[test]
+fn namespaces_trailing_bytes_are_refused() {
+    let mut bytes = serde_json::to_vec(&namespaces_json()).unwrap();
+    bytes.extend_from_slice(b" []");
+    let (what, path) = malformed(Namespaces::from_slice(&bytes));
+    assert_eq!((what.as_str(), path.as_str()), (INDEX, "."));
+}
+
 // ---- revocations -----------------------------------------------------------
 
 #[test]
@@ -436,11 +601,17 @@ fn examples_in_the_trust_model_document_parse_and_round_trip() {
     ))
     .unwrap();
     let mut seen = Vec::new();
+    let (mut index, mut trust, mut revocations, mut peers) = (None, None, None, None);
     for block in doc.split("```json\n").skip(1) {
         let json = block.split("```").next().unwrap();
         let value: Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"));
         let format = value["format"].as_str().unwrap().to_owned();
         match format.as_str() {
+            "keyshare.namespaces/v1" => {
+                let d = Namespaces::from_slice(json.as_bytes()).unwrap();
+                assert_eq!(Namespaces::from_slice(&d.to_vec().unwrap()).unwrap(), d);
+                index = Some(d);
+            }
             "keyshare.trust/v1" => {
                 let d =
                     NamespaceTrust::from_target("namespaces/team-a/trust.json", json.as_bytes())
@@ -448,14 +619,17 @@ fn examples_in_the_trust_model_document_parse_and_round_trip() {
                 assert_eq!(NamespaceTrust::from_slice(&d.to_vec().unwrap()).unwrap(), d);
                 let id = &d.identities[0];
                 assert_eq!(id.subject.pairs()[0].0, SubjectAttr::Country);
+                trust = Some(d);
             }
             "keyshare.revocations/v1" => {
                 let d = Revocations::from_slice(json.as_bytes()).unwrap();
                 assert_eq!(Revocations::from_slice(&d.to_vec().unwrap()).unwrap(), d);
+                revocations = Some(d);
             }
             "keyshare.peers/v1" => {
                 let d = Peers::from_slice(json.as_bytes()).unwrap();
                 assert_eq!(Peers::from_slice(&d.to_vec().unwrap()).unwrap(), d);
+                peers = Some(d);
             }
             other => panic!("unknown format {other}"),
         }
@@ -465,11 +639,53 @@ fn examples_in_the_trust_model_document_parse_and_round_trip() {
     assert_eq!(
         seen,
         [
+            "keyshare.namespaces/v1",
             "keyshare.peers/v1",
             "keyshare.revocations/v1",
             "keyshare.trust/v1"
         ]
     );
+
+    // Together, the examples decide as the page says.
+    let set = TrustSet::new(
+        index.unwrap(),
+        vec![trust.unwrap()],
+        revocations.unwrap(),
+        peers.unwrap(),
+    )
+    .unwrap();
+    let at = time::macros::datetime!(2030-06-01 12:00 UTC);
+    let release = || SignerRef::KeyId(KeyId::new("team-a-release-2030"));
+    assert_eq!(
+        set.decide("registry.acme.io/team-a/app", &[release()], at, at),
+        Decision::Trusted {
+            namespace: ns_name("team-a"),
+            rule: TrustRule::Namespace {
+                keys: vec![KeyId::new("team-a-release-2030")],
+                identities: vec![],
+                threshold: 1,
+            },
+        }
+    );
+    let nightly = || SignerRef::KeyId(KeyId::new("nightly-bot"));
+    let d = set.decide("registry.acme.io/team-a/nightly/app", &[nightly()], at, at);
+    assert!(
+        matches!(&d, Decision::Trusted { rule: TrustRule::SubDelegation { name, .. }, .. } if name == "nightly"),
+        "{d}"
+    );
+    // The release key is listed by team-a, but team-b's artifacts are team-b's,
+    // which has not published its trust document.
+    let r = reason(set.decide("registry.acme.io/team-b/app", &[release()], at, at));
+    assert!(
+        matches!(&r, Reason::NoTrustDocument { namespace, .. } if namespace.as_str() == "team-b"),
+        "{r}"
+    );
+    let r = reason(set.decide("registry.acme.io/team-a/app", &[nightly()], at, at));
+    assert!(
+        matches!(&r, Reason::KeyNotListed { key: KeyRef::Id(k), .. } if k.as_str() == "nightly-bot"),
+        "{r}"
+    );
+    assert!(set.unlisted_documents().is_empty());
 }
 
 #[test]

@@ -1,4 +1,5 @@
-//! Property: every valid namespace document parses back to itself.
+//! Property: every valid namespace trust document, and every valid
+//! namespaces index, parses back to itself.
 
 #![allow(
     clippy::unwrap_used,
@@ -15,8 +16,8 @@ use keyshare_policy::keys::Scheme;
 use keyshare_policy::metadata::KeyId;
 use keyshare_policy::sign::{InMemorySigner, Signer};
 use keyshare_policy::trust::{
-    CaCert, NamespaceName, NamespaceTrust, SubDelegation, SubjectName, TrustFormat, TrustedKey,
-    X509Identity,
+    CaCert, NamespaceEntry, NamespaceName, NamespaceTrust, Namespaces, NamespacesFormat,
+    SubDelegation, SubjectName, TrustFormat, TrustedKey, X509Identity,
 };
 use proptest::prelude::*;
 use time::OffsetDateTime;
@@ -120,11 +121,9 @@ fn sub_delegation() -> impl Strategy<Value = (Vec<String>, Vec<TrustedKey>, u32)
 prop_compose! {
     fn namespace_doc()(
         name in "[a-z0-9][a-z0-9-]{0,20}",
-        scopes in scopes(),
         keys in keys(4),
         identity in proptest::option::of(identity()),
         threshold in 1u32..=5,
-        maintainers in proptest::collection::vec(text(), 0..3),
         subs in proptest::collection::vec(sub_delegation(), 0..3),
     ) -> NamespaceTrust {
         let identities: Vec<X509Identity> = identity.into_iter().collect();
@@ -132,11 +131,9 @@ prop_compose! {
         NamespaceTrust {
             format: TrustFormat,
             namespace: NamespaceName::parse(&name).unwrap(),
-            scopes: scopes.iter().map(|s| pattern(s)).collect(),
             threshold: nz(threshold.min(listed)),
             keys,
             identities,
-            maintainers,
             sub_delegations: subs
                 .into_iter()
                 .enumerate()
@@ -145,6 +142,32 @@ prop_compose! {
                     scopes: scopes.iter().map(|s| pattern(s)).collect(),
                     threshold: nz(threshold.min(u32::try_from(keys.len()).unwrap())),
                     keys,
+                })
+                .collect(),
+        }
+    }
+}
+
+prop_compose! {
+    /// Up to five namespaces with distinct names, each granted its own
+    /// patterns (one pattern is never granted twice).
+    fn namespaces_index()(
+        names in proptest::collection::btree_set("[a-z0-9][a-z0-9-]{0,20}", 0..5),
+        grants in proptest::collection::vec(
+            (scopes(), proptest::collection::btree_set(text(), 0..3)),
+            5,
+        ),
+    ) -> Namespaces {
+        Namespaces {
+            format: NamespacesFormat,
+            namespaces: names
+                .into_iter()
+                .zip(grants)
+                .map(|(name, (scopes, maintainers))| NamespaceEntry {
+                    // Prefixed with the (unique) name, so no two namespaces share one.
+                    scopes: scopes.iter().map(|s| pattern(&format!("{name}.{s}"))).collect(),
+                    name: NamespaceName::parse(&name).unwrap(),
+                    maintainers: maintainers.into_iter().collect(),
                 })
                 .collect(),
         }
@@ -163,5 +186,15 @@ proptest! {
         // Compact serde_json output parses back too.
         let compact = serde_json::to_vec(&doc).unwrap();
         prop_assert_eq!(NamespaceTrust::from_slice(&compact).unwrap(), doc);
+    }
+
+    #[test]
+    fn namespaces_index_round_trips(doc in namespaces_index()) {
+        let bytes = doc.to_vec().unwrap();
+        let back = Namespaces::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("{e}\n{}", String::from_utf8_lossy(&bytes)));
+        prop_assert_eq!(&back, &doc);
+        let compact = serde_json::to_vec(&doc).unwrap();
+        prop_assert_eq!(Namespaces::from_slice(&compact).unwrap(), doc);
     }
 }

@@ -10,9 +10,8 @@
 mod trust_support;
 
 use keyshare_policy::trust::{
-    CaCert, Decision, Listed, NamespaceTrust, Peers, Reason, Revocation, Revocations,
-    RevocationsFormat, RevokedSubject, Sha256Hex, SignerRef, SubjectName, TrustRule, TrustSet,
-    X509Identity,
+    CaCert, Decision, Listed, Peers, Reason, Revocation, Revocations, RevocationsFormat,
+    RevokedSubject, Sha256Hex, SignerRef, SubjectName, TrustRule, X509Identity,
 };
 use openssl::asn1::{Asn1Integer, Asn1Time};
 use openssl::bn::{BigNum, MsbOption};
@@ -148,10 +147,10 @@ fn identity(name: &str, ca: &Issued, subject: &str) -> X509Identity {
     }
 }
 
-fn namespace_with(identities: Vec<X509Identity>, threshold: u32) -> NamespaceTrust {
+fn namespace_with(identities: Vec<X509Identity>, threshold: u32) -> Ns {
     let mut ns = namespace("team-a", &["registry.acme.io/team-a/**"], 1, vec![]);
-    ns.threshold = nz(threshold);
-    ns.identities = identities;
+    ns.doc.threshold = nz(threshold);
+    ns.doc.identities = identities;
     ns
 }
 
@@ -236,15 +235,14 @@ fn revoked_leaf_certificate_signature_after_revocation_is_untrusted() {
     let ca = root_ca("acme ci root");
     let l = leaf(&ca, "team-a");
     let revoked_at = now() - secs(60);
-    let set = TrustSet::new(
+    let set = set_with(
         vec![namespace_with(
             vec![identity("release-ci", &ca, SUBJECT)],
             1,
         )],
         revoke_cert(l.sha256(), revoked_at),
         Peers::default(),
-    )
-    .unwrap();
+    );
     let r = reason(set.decide(APP, &[chain(&[&l])], now(), now()));
     assert_eq!(
         r,
@@ -264,15 +262,14 @@ fn revoked_leaf_certificate_signature_after_revocation_is_untrusted() {
 fn revoked_ca_certificate_revokes_chains_through_it_even_when_not_presented() {
     let ca = root_ca("acme ci root");
     let l = leaf(&ca, "team-a");
-    let set = TrustSet::new(
+    let set = set_with(
         vec![namespace_with(
             vec![identity("release-ci", &ca, SUBJECT)],
             1,
         )],
         revoke_cert(ca.sha256(), now() - secs(60)),
         Peers::default(),
-    )
-    .unwrap();
+    );
     let r = reason(set.decide(APP, &[chain(&[&l])], now(), now()));
     assert!(
         matches!(&r, Reason::Revoked { subject: RevokedSubject::Certificate(h), .. } if *h == ca.sha256()),
@@ -399,7 +396,7 @@ fn key_and_identity_together_meet_threshold_two() {
     let l = leaf(&ca, "team-a");
     let s = signer();
     let mut ns = namespace_with(vec![identity("release-ci", &ca, SUBJECT)], 2);
-    ns.keys.push(key(&s));
+    ns.doc.keys.push(key(&s));
     let set = set(vec![ns]);
     let d = set.decide(APP, &[by_id(&s), chain(&[&l])], now(), now());
     assert_eq!(

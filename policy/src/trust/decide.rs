@@ -12,10 +12,11 @@ use openssl::x509::X509;
 use time::OffsetDateTime;
 
 use super::namespace::{NamespaceName, NamespaceTrust, TrustedKey};
+use super::namespaces::Namespaces;
 use super::peers::{Peer, PeerUrl, Peers, PinnedRoot};
 use super::revocations::{Revocation, Revocations, RevokedSubject};
 use super::x509::name_text;
-use super::{rfc3339, Sha256Hex};
+use super::{problem_to_error, rfc3339, Sha256Hex, NAMESPACES_PATH};
 use crate::error::{Error, Result};
 use crate::keys::Key;
 use crate::metadata::KeyId;
@@ -146,6 +147,14 @@ pub enum Reason {
         /// The artifact name.
         artifact: String,
     },
+    /// The namespace that owns the artifact (by `org/namespaces.json`) has
+    /// published no trust document, so it trusts no signer yet.
+    NoTrustDocument {
+        /// The namespace that owns the artifact.
+        namespace: NamespaceName,
+        /// Its maintainers, as `org/namespaces.json` lists them.
+        maintainers: Vec<String>,
+    },
     /// The signer is not listed by the namespace (nor by a sub-delegation covering the artifact).
     KeyNotListed {
         /// The namespace that owns the artifact.
@@ -249,8 +258,23 @@ impl fmt::Display for Reason {
         match self {
             Self::NoNamespace { artifact } => write!(
                 f,
-                "no namespace or peer covers `{artifact}`: check the name, or ask a security admin for a namespace whose scopes match it"
+                "no namespace or peer covers `{artifact}`: check the name, or ask a security admin to grant a namespace a scope that matches it in org/namespaces.json"
             ),
+            Self::NoTrustDocument {
+                namespace,
+                maintainers,
+            } => {
+                let who = if maintainers.is_empty() {
+                    "its maintainers".to_owned()
+                } else {
+                    format!("its maintainers ({})", join(maintainers))
+                };
+                write!(
+                    f,
+                    "namespace `{namespace}` owns the artifact but has published no trust document, so no signer is trusted for it yet: {who} must publish {} listing the namespace's signing keys",
+                    namespace.target_path()
+                )
+            }
             Self::KeyNotListed { namespace, key } => write!(
                 f,
                 "{key} is not trusted by namespace `{namespace}` for this artifact: sign with a listed key, or ask the namespace's maintainers to add it"
@@ -460,9 +484,9 @@ impl PatternIndex {
     }
 }
 
-/// A namespace with its keys' material computed once.
+/// A namespace's trust document with its keys' material computed once.
 #[derive(Debug)]
-struct NamespaceEntry {
+struct Documented {
     doc: NamespaceTrust,
     /// Material of `doc.keys`, same order.
     keys: Vec<Vec<u8>>,
@@ -470,10 +494,41 @@ struct NamespaceEntry {
     sub_keys: Vec<Vec<Vec<u8>>>,
 }
 
+impl Documented {
+    fn new(doc: NamespaceTrust) -> Result<Self> {
+        let keys = doc
+            .keys
+            .iter()
+            .map(|k| material(&k.key, &k.id))
+            .collect::<Result<Vec<_>>>()?;
+        let sub_keys = doc
+            .sub_delegations
+            .iter()
+            .map(|s| {
+                s.keys
+                    .iter()
+                    .map(|k| material(&k.key, &k.id))
+                    .collect::<Result<Vec<_>>>()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            doc,
+            keys,
+            sub_keys,
+        })
+    }
+}
+
 /// Parsed trust documents, indexed for [`TrustSet::decide`].
 #[derive(Debug)]
 pub struct TrustSet {
-    namespaces: Vec<NamespaceEntry>,
+    /// `org/namespaces.json`: the namespaces and their scopes.
+    index: Namespaces,
+    /// The trust document of each namespace of `index`, same order.
+    documents: Vec<Option<Documented>>,
+    /// Namespaces with a trust document but no entry in `index`, sorted.
+    unlisted: Vec<NamespaceName>,
+    /// The scopes of `index`, owners being positions in `index.namespaces`.
     scopes: PatternIndex,
     peers: Vec<Peer>,
     terminating: PatternIndex,
@@ -520,15 +575,38 @@ impl Tally {
 }
 
 impl TrustSet {
-    /// Indexes the documents. Fails if two documents are for the same namespace.
+    /// Indexes the documents.
+    ///
+    /// `index` (`org/namespaces.json`) says which namespaces exist and which
+    /// artifact names each owns; it is the only source of scopes.
+    /// `namespaces` are the namespaces' trust documents: each one attaches
+    /// to its entry in `index`. A namespace of `index` without a document
+    /// owns its artifacts but trusts no signer for them
+    /// ([`Reason::NoTrustDocument`]); a document for a namespace not in
+    /// `index` owns nothing and is left out of every decision (see
+    /// [`TrustSet::unlisted_documents`]).
+    ///
+    /// Fails if `index` breaks a rule [`Namespaces::from_slice`] enforces,
+    /// or if two documents are for the same namespace.
     pub fn new(
+        index: Namespaces,
         namespaces: Vec<NamespaceTrust>,
         revocations: Revocations,
         peers: Peers,
     ) -> Result<Self> {
+        index
+            .check()
+            .map_err(|p| problem_to_error(NAMESPACES_PATH, p))?;
+        let position: HashMap<&NamespaceName, usize> = index
+            .namespaces
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (&e.name, i))
+            .collect();
+        let mut documents: Vec<Option<Documented>> =
+            index.namespaces.iter().map(|_| None).collect();
+        let mut unlisted = Vec::new();
         let mut seen = HashSet::with_capacity(namespaces.len());
-        let mut entries = Vec::with_capacity(namespaces.len());
-        let mut scopes = PatternIndex::default();
         for doc in namespaces {
             if !seen.insert(doc.namespace.clone()) {
                 return Err(Error::Malformed {
@@ -537,30 +615,21 @@ impl TrustSet {
                     message: format!("namespace `{}` is given twice", doc.namespace),
                 });
             }
-            let owner = entries.len();
-            for scope in &doc.scopes {
+            match position
+                .get(&doc.namespace)
+                .and_then(|&i| documents.get_mut(i))
+            {
+                Some(slot) => *slot = Some(Documented::new(doc)?),
+                None => unlisted.push(doc.namespace),
+            }
+        }
+        unlisted.sort();
+
+        let mut scopes = PatternIndex::default();
+        for (owner, entry) in index.namespaces.iter().enumerate() {
+            for scope in &entry.scopes {
                 scopes.insert(owner, scope);
             }
-            let keys = doc
-                .keys
-                .iter()
-                .map(|k| material(&k.key, &k.id))
-                .collect::<Result<Vec<_>>>()?;
-            let sub_keys = doc
-                .sub_delegations
-                .iter()
-                .map(|s| {
-                    s.keys
-                        .iter()
-                        .map(|k| material(&k.key, &k.id))
-                        .collect::<Result<Vec<_>>>()
-                })
-                .collect::<Result<Vec<_>>>()?;
-            entries.push(NamespaceEntry {
-                doc,
-                keys,
-                sub_keys,
-            });
         }
 
         let mut terminating = PatternIndex::default();
@@ -592,7 +661,7 @@ impl TrustSet {
         // listed and under whatever id (the earliest revocation wins).
         let mut revoked_material: HashMap<Vec<u8>, usize> = HashMap::new();
         let revocations = revocations.revocations;
-        for entry in &entries {
+        for entry in documents.iter().flatten() {
             let listed = entry.doc.keys.iter().zip(&entry.keys).chain(
                 entry
                     .doc
@@ -616,7 +685,9 @@ impl TrustSet {
         }
 
         Ok(Self {
-            namespaces: entries,
+            index,
+            documents,
+            unlisted,
             scopes,
             peers: peers.peers,
             terminating,
@@ -628,9 +699,36 @@ impl TrustSet {
         })
     }
 
-    /// The namespace documents.
+    /// `org/namespaces.json`, as given.
+    pub fn index(&self) -> &Namespaces {
+        &self.index
+    }
+
+    /// The trust documents that take part in decisions: those of namespaces
+    /// listed in the index, in the index's order.
     pub fn namespaces(&self) -> impl Iterator<Item = &NamespaceTrust> {
-        self.namespaces.iter().map(|e| &e.doc)
+        self.documents.iter().flatten().map(|d| &d.doc)
+    }
+
+    /// Namespaces that published a trust document but are not listed in
+    /// `org/namespaces.json`, sorted. Their documents own no artifact and
+    /// are ignored by [`TrustSet::decide`]; callers should report them (a
+    /// namespace removed by the organization whose role still publishes, or
+    /// a namespace created without its entry).
+    pub fn unlisted_documents(&self) -> &[NamespaceName] {
+        &self.unlisted
+    }
+
+    /// Namespaces listed in `org/namespaces.json` that have no trust
+    /// document, in the index's order. Nothing signed for their artifacts is
+    /// trusted until they publish one.
+    pub fn missing_documents(&self) -> impl Iterator<Item = &NamespaceName> {
+        self.index
+            .namespaces
+            .iter()
+            .zip(&self.documents)
+            .filter(|(_, d)| d.is_none())
+            .map(|(e, _)| &e.name)
     }
 
     /// The peers.
@@ -647,9 +745,12 @@ impl TrustSet {
     /// caller has verified) are trusted for `artifact`, for a signature made
     /// at `signed_at`, as of `now`.
     ///
-    /// Terminating peers are looked at first, then namespaces, then
-    /// non-terminating peers; among several matches the most specific
-    /// pattern wins, ties going to the smallest name.
+    /// Terminating peers are looked at first, then the scopes of
+    /// `org/namespaces.json`, then non-terminating peers; among several
+    /// matches the most specific pattern wins, ties going to the smallest
+    /// name. The namespace so chosen owns the artifact even when it has no
+    /// trust document ([`Reason::NoTrustDocument`]): the decision never
+    /// falls through to a broader namespace or a peer.
     pub fn decide(
         &self,
         artifact: &str,
@@ -661,17 +762,22 @@ impl TrustSet {
         if let Some(peer) = self.terminating.best(artifact, peer_name) {
             return self.delegated(peer, artifact);
         }
-        let ns_name = |i: usize| {
-            self.namespaces
-                .get(i)
-                .map_or("", |e| e.doc.namespace.as_str())
-        };
-        if let Some(ns) = self
-            .scopes
-            .best(artifact, ns_name)
-            .and_then(|i| self.namespaces.get(i))
-        {
-            return self.decide_in(ns, artifact, signers, signed_at, now);
+        let ns_name = |i: usize| self.index.namespaces.get(i).map_or("", |e| e.name.as_str());
+        if let Some(owner) = self.scopes.best(artifact, ns_name) {
+            return match (self.documents.get(owner), self.index.namespaces.get(owner)) {
+                (Some(Some(ns)), _) => self.decide_in(ns, artifact, signers, signed_at, now),
+                (_, Some(entry)) => Decision::Untrusted {
+                    reason: Reason::NoTrustDocument {
+                        namespace: entry.name.clone(),
+                        maintainers: entry.maintainers.clone(),
+                    },
+                },
+                (_, None) => Decision::Untrusted {
+                    reason: Reason::NoNamespace {
+                        artifact: artifact.to_owned(),
+                    },
+                },
+            };
         }
         if let Some(peer) = self.non_terminating.best(artifact, peer_name) {
             return self.delegated(peer, artifact);
@@ -702,7 +808,7 @@ impl TrustSet {
 
     fn decide_in(
         &self,
-        ns: &NamespaceEntry,
+        ns: &Documented,
         artifact: &str,
         signers: &[SignerRef],
         signed_at: OffsetDateTime,
@@ -710,7 +816,10 @@ impl TrustSet {
     ) -> Decision {
         let namespace = &ns.doc.namespace;
         // The namespace's own rule first, then sub-delegations covering the
-        // artifact, most specific scope first, ties by name.
+        // artifact, most specific scope first, ties by name. The artifact
+        // matched one of the namespace's org-granted scopes (that is how the
+        // namespace was chosen), so a sub-delegation only ever applies inside
+        // them: its scopes narrow the namespace, they never widen it.
         let mut subs: Vec<(usize, (usize, usize), &str)> = ns
             .doc
             .sub_delegations
@@ -784,7 +893,7 @@ impl TrustSet {
         }
     }
 
-    fn threshold(&self, ns: &NamespaceEntry, rule: RuleId) -> u32 {
+    fn threshold(&self, ns: &Documented, rule: RuleId) -> u32 {
         match rule {
             RuleId::Own => ns.doc.threshold.get(),
             RuleId::Sub(i) => ns
@@ -798,7 +907,7 @@ impl TrustSet {
     /// What one signer counts towards, or why it counts towards nothing.
     fn evaluate(
         &self,
-        ns: &NamespaceEntry,
+        ns: &Documented,
         rules: &[RuleId],
         signer: &SignerRef,
         signed_at: OffsetDateTime,
@@ -839,7 +948,7 @@ impl TrustSet {
 
     fn evaluate_key(
         &self,
-        ns: &NamespaceEntry,
+        ns: &Documented,
         rules: &[RuleId],
         is_it: impl Fn(&TrustedKey, &[u8]) -> bool,
         not_listed: impl FnOnce() -> KeyRef,
@@ -931,7 +1040,7 @@ impl TrustSet {
 
     fn evaluate_chain(
         &self,
-        ns: &NamespaceEntry,
+        ns: &Documented,
         chain: &[Vec<u8>],
         signed_at: OffsetDateTime,
     ) -> std::result::Result<Vec<Contribution>, Reason> {
@@ -1088,7 +1197,7 @@ fn check_window(
     Ok(())
 }
 
-fn trust_rule(ns: &NamespaceEntry, rule: RuleId, tally: &Tally, threshold: u32) -> TrustRule {
+fn trust_rule(ns: &Documented, rule: RuleId, tally: &Tally, threshold: u32) -> TrustRule {
     let keys = tally
         .listed
         .iter()

@@ -1,46 +1,60 @@
 //! Trust documents and the trust decision.
 //!
-//! keyshare distributes three kinds of trust documents as TUF targets; this
+//! keyshare distributes four kinds of trust documents as TUF targets; this
 //! module parses them and answers, with no IO and no clock, "is this signer
 //! trusted for this artifact, for a signature made at `signed_at`, as of
 //! `now`?".
 //!
-//! * [`NamespaceTrust`] (`namespaces/<ns>/trust.json`): a namespace's
-//!   artifact scopes, its signing keys and X.509 identities, its threshold
-//!   and its sub-delegations.
-//! * [`Revocations`] (`org/revocations.json`): keys and certificates whose
-//!   signatures are untrusted from a point in time on, everywhere.
-//! * [`Peers`] (`org/peers.json`): artifact-name patterns that other keyshare
-//!   services answer for, with the root each is pinned to.
+//! * [`Namespaces`] (`org/namespaces.json`, signed by the organization's
+//!   top-level `targets` role): the namespaces, the artifact-name scopes each
+//!   one owns and who maintains it. This is the only place scopes come from.
+//! * [`NamespaceTrust`] (`namespaces/<ns>/trust.json`, signed by the
+//!   namespace's own delegated role, which a team may hold offline): what the
+//!   team controls, namely its signing keys and X.509 identities, its
+//!   threshold and its sub-delegations. It has no scopes: a team cannot claim
+//!   artifact names, and its sub-delegations only narrow what the
+//!   organization granted it.
+//! * [`Revocations`] (`org/revocations.json`, `targets`): keys and
+//!   certificates whose signatures are untrusted from a point in time on,
+//!   everywhere.
+//! * [`Peers`] (`org/peers.json`, `targets`): artifact-name patterns that
+//!   other keyshare services answer for, with the root each is pinned to.
 //!
 //! Parsing refuses bad documents outright: unknown fields, a wrong `format`,
 //! unusable keys, unparsable certificates, impossible thresholds or validity
-//! windows all fail with [`Error::Malformed`] naming the document and the
-//! JSON path of the offending field. A parsed document is therefore one the
-//! decision can rely on. Which bytes to parse (the TUF targets, verified
-//! against the repository's metadata) is the caller's business; a namespace
-//! document read from a target goes through [`NamespaceTrust::from_target`],
-//! which also refuses a document published under another namespace's path.
+//! windows, duplicates all fail with [`Error::Malformed`] naming the document
+//! and the JSON path of the offending field. A parsed document is therefore
+//! one the decision can rely on. Which bytes to parse (the TUF targets,
+//! verified against the repository's metadata) is the caller's business; a
+//! namespace document read from a target goes through
+//! [`NamespaceTrust::from_target`], which also refuses a document published
+//! under another namespace's path.
 //!
 //! [`TrustSet`] indexes a set of documents once and then decides quickly with
 //! [`TrustSet::decide`], returning a [`Decision`]: trusted by a namespace and
 //! a [`TrustRule`], or untrusted for a [`Reason`] whose `Display` says what to
-//! do about it. `docs/trust-model.md` describes the documents and the
-//! decision for users.
+//! do about it. The namespace that owns an artifact is chosen from the scopes
+//! of [`Namespaces`] alone; a namespace listed there without a trust document
+//! owns its artifacts but trusts no one for them
+//! ([`Reason::NoTrustDocument`]), and a trust document for a namespace not
+//! listed there owns nothing ([`TrustSet::unlisted_documents`]).
+//! `docs/trust-model.md` describes the documents and the decision for users.
 //!
 //! Not here: fetching the documents, verifying the signature over an
 //! artifact (the caller does that with the key or the leaf certificate and
 //! passes the signer in), and following peer redirects (the client does).
 //!
-//! Tests: `cargo test -p keyshare-policy trust` and
+//! Tests: `cargo test -p keyshare-policy --lib trust` and
 //! `cargo test -p keyshare-policy --test 'trust_*'`.
 
 mod decide;
 mod namespace;
+mod namespaces;
 mod peers;
 mod revocations;
 mod x509;
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 use serde::de::DeserializeOwned;
@@ -49,13 +63,17 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
+use crate::pattern::ArtifactPattern;
 
 pub use decide::{Decision, KeyRef, Listed, Reason, SignerRef, TrustRule, TrustSet};
 pub use namespace::{NamespaceName, NamespaceTrust, SubDelegation, TrustedKey};
+pub use namespaces::{NamespaceEntry, Namespaces};
 pub use peers::{Peer, PeerUrl, Peers, PinnedRoot};
 pub use revocations::{Revocation, Revocations, RevokedSubject};
 pub use x509::{CaCert, SubjectAttr, SubjectName, X509Identity};
 
+/// Target path of the namespaces document (which namespaces exist, what each owns).
+pub const NAMESPACES_PATH: &str = "org/namespaces.json";
 /// Target path of the revocations document.
 pub const REVOCATIONS_PATH: &str = "org/revocations.json";
 /// Target path of the peers document.
@@ -98,6 +116,11 @@ format_marker!(
     /// The `format` of a namespace trust document: `keyshare.trust/v1`.
     TrustFormat,
     "keyshare.trust/v1"
+);
+format_marker!(
+    /// The `format` of the namespaces document: `keyshare.namespaces/v1`.
+    NamespacesFormat,
+    "keyshare.namespaces/v1"
 );
 format_marker!(
     /// The `format` of the revocations document: `keyshare.revocations/v1`.
@@ -197,6 +220,20 @@ fn check_label(path: impl Fn() -> String, value: &str) -> std::result::Result<()
     }
     if value.chars().any(char::is_control) {
         return Err((path(), "must not contain control characters".into()));
+    }
+    Ok(())
+}
+
+/// Checks a list of artifact patterns: at least one, no duplicates.
+fn check_scopes(at: &str, scopes: &[ArtifactPattern]) -> std::result::Result<(), Problem> {
+    if scopes.is_empty() {
+        return Err((at.to_owned(), "must list at least one pattern".into()));
+    }
+    let mut seen = BTreeSet::new();
+    for (i, s) in scopes.iter().enumerate() {
+        if !seen.insert(s.as_str()) {
+            return Err((format!("{at}[{i}]"), format!("`{s}` is listed twice")));
+        }
     }
     Ok(())
 }

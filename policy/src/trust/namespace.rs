@@ -1,4 +1,9 @@
-//! `namespaces/<ns>/trust.json`: a namespace's scopes, keys, identities and sub-delegations.
+//! `namespaces/<ns>/trust.json`: a namespace's keys, identities, threshold and sub-delegations.
+//!
+//! The document is signed by the namespace's own TUF role, which a team may
+//! hold offline, so it holds only what the team controls. Which artifact
+//! names the namespace owns, and who maintains it, the organization states
+//! in `org/namespaces.json` ([`super::Namespaces`]).
 
 use std::borrow::Borrow;
 use std::collections::BTreeSet;
@@ -11,7 +16,8 @@ use time::OffsetDateTime;
 
 use super::x509::X509Identity;
 use super::{
-    check_label, check_window, parse_json, problem_to_error, to_json, Problem, TrustFormat,
+    check_label, check_scopes, check_window, parse_json, problem_to_error, to_json, Problem,
+    TrustFormat, NAMESPACES_PATH,
 };
 use crate::error::{Error, Result};
 use crate::keys::Key;
@@ -115,7 +121,10 @@ pub struct TrustedKey {
 pub struct SubDelegation {
     /// Name, unique within the namespace.
     pub name: String,
-    /// Artifacts the sub-delegation covers (only those the namespace's scopes also cover count).
+    /// Artifacts the sub-delegation covers. Only artifacts the namespace owns
+    /// count (those matching its scopes in `org/namespaces.json`, and not
+    /// owned by a more specific namespace): a sub-delegation narrows the
+    /// namespace, it never widens it.
     pub scopes: Vec<ArtifactPattern>,
     /// Distinct keys of `keys` that must have signed.
     pub threshold: NonZeroU32,
@@ -124,6 +133,10 @@ pub struct SubDelegation {
 }
 
 /// `namespaces/<ns>/trust.json`: who may sign a namespace's artifacts.
+///
+/// There is deliberately no `scopes` (nor `maintainers`) field: the
+/// artifacts a namespace owns are granted by the organization in
+/// `org/namespaces.json`, and a document carrying either field is refused.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NamespaceTrust {
@@ -131,8 +144,6 @@ pub struct NamespaceTrust {
     pub format: TrustFormat,
     /// The namespace, as in the document's target path.
     pub namespace: NamespaceName,
-    /// Artifact-name patterns the namespace owns (at least one).
-    pub scopes: Vec<ArtifactPattern>,
     /// Distinct keys and identities of `keys` + `identities` that must have signed.
     pub threshold: NonZeroU32,
     /// Trusted signing keys.
@@ -141,9 +152,6 @@ pub struct NamespaceTrust {
     /// Trusted X.509 identities (CA certificates + subject).
     #[serde(default)]
     pub identities: Vec<X509Identity>,
-    /// Who maintains the namespace (free text, e.g. e-mail addresses); not used by the decision.
-    #[serde(default)]
-    pub maintainers: Vec<String>,
     /// Extra keys for sub-sets of the namespace's artifacts.
     #[serde(default)]
     pub sub_delegations: Vec<SubDelegation>,
@@ -194,7 +202,7 @@ impl NamespaceTrust {
     }
 
     fn parse_as(what: &str, bytes: &[u8]) -> Result<Self> {
-        let doc: Self = parse_json(what, bytes)?;
+        let doc: Self = parse_json(what, bytes).map_err(org_field_hint)?;
         doc.check().map_err(|p| problem_to_error(what, p))?;
         Ok(doc)
     }
@@ -206,7 +214,6 @@ impl NamespaceTrust {
 
     /// Checks the rules serde cannot express.
     pub(super) fn check(&self) -> std::result::Result<(), Problem> {
-        check_scopes("scopes", &self.scopes)?;
         check_keys("keys", &self.keys)?;
         let mut names = BTreeSet::new();
         for (i, identity) in self.identities.iter().enumerate() {
@@ -228,9 +235,6 @@ impl NamespaceTrust {
                     self.threshold
                 ),
             ));
-        }
-        for (i, m) in self.maintainers.iter().enumerate() {
-            check_label(|| format!("maintainers[{i}]"), m)?;
         }
         let mut names = BTreeSet::new();
         for (i, sub) in self.sub_delegations.iter().enumerate() {
@@ -259,17 +263,23 @@ impl NamespaceTrust {
     }
 }
 
-fn check_scopes(at: &str, scopes: &[ArtifactPattern]) -> std::result::Result<(), Problem> {
-    if scopes.is_empty() {
-        return Err((at.to_owned(), "must list at least one pattern".into()));
+/// Says where a field the organization owns belongs, when an (old-style)
+/// namespace document carries it.
+fn org_field_hint(e: Error) -> Error {
+    match e {
+        Error::Malformed {
+            what,
+            path,
+            message,
+        } if matches!(path.as_str(), "scopes" | "maintainers") => Error::Malformed {
+            message: format!(
+                "{message}; a namespace's {path} are granted by the organization in {NAMESPACES_PATH}, not by its own trust document"
+            ),
+            what,
+            path,
+        },
+        other => other,
     }
-    let mut seen = BTreeSet::new();
-    for (i, s) in scopes.iter().enumerate() {
-        if !seen.insert(s.as_str()) {
-            return Err((format!("{at}[{i}]"), format!("`{s}` is listed twice")));
-        }
-    }
-    Ok(())
 }
 
 /// Checks a list of keys: usable, unique ids, unique key material, sane windows.

@@ -1,4 +1,6 @@
 //! Helpers shared by the `trust_*` tests (included with `mod trust_support;`).
+//!
+//! A directory module, so that cargo does not build it as a test binary of its own.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -9,8 +11,8 @@ use keyshare_policy::metadata::KeyId;
 use keyshare_policy::pattern::ArtifactPattern;
 use keyshare_policy::sign::{InMemorySigner, Signer};
 use keyshare_policy::trust::{
-    Decision, NamespaceName, NamespaceTrust, Peers, Reason, Revocations, SignerRef, TrustFormat,
-    TrustSet, TrustedKey,
+    Decision, NamespaceEntry, NamespaceName, NamespaceTrust, Namespaces, NamespacesFormat, Peers,
+    Reason, Revocations, SignerRef, TrustFormat, TrustSet, TrustedKey,
 };
 use keyshare_policy::Error;
 use time::OffsetDateTime;
@@ -40,31 +42,68 @@ pub(crate) fn nz(n: u32) -> NonZeroU32 {
     NonZeroU32::new(n).unwrap()
 }
 
-/// A namespace document with keys only.
-pub(crate) fn namespace(
-    name: &str,
-    scopes: &[&str],
-    threshold: u32,
-    keys: Vec<TrustedKey>,
-) -> NamespaceTrust {
+/// A namespace as the tests build it: what the organization grants it
+/// (`org/namespaces.json`) and what the team publishes (`trust.json`).
+#[derive(Clone, Debug)]
+pub(crate) struct Ns {
+    pub(crate) entry: NamespaceEntry,
+    pub(crate) doc: NamespaceTrust,
+}
+
+/// A namespace granted `scopes` whose document lists keys only.
+pub(crate) fn namespace(name: &str, scopes: &[&str], threshold: u32, keys: Vec<TrustedKey>) -> Ns {
+    Ns {
+        entry: entry(name, scopes),
+        doc: document(name, threshold, keys),
+    }
+}
+
+/// The organization's entry for a namespace, with one maintainer.
+pub(crate) fn entry(name: &str, scopes: &[&str]) -> NamespaceEntry {
+    NamespaceEntry {
+        name: ns_name(name),
+        scopes: scopes.iter().map(|s| pattern(s)).collect(),
+        maintainers: vec![format!("{name}-owners@acme.example")],
+    }
+}
+
+/// A namespace's trust document with keys only.
+pub(crate) fn document(name: &str, threshold: u32, keys: Vec<TrustedKey>) -> NamespaceTrust {
     NamespaceTrust {
         format: TrustFormat,
-        namespace: NamespaceName::parse(name).unwrap(),
-        scopes: scopes.iter().map(|s| pattern(s)).collect(),
+        namespace: ns_name(name),
         threshold: nz(threshold),
         keys,
         identities: vec![],
-        maintainers: vec![format!("{name}-owners@acme.example")],
         sub_delegations: vec![],
     }
+}
+
+/// `org/namespaces.json` listing `entries`.
+pub(crate) fn index(entries: Vec<NamespaceEntry>) -> Namespaces {
+    Namespaces {
+        format: NamespacesFormat,
+        namespaces: entries,
+    }
+}
+
+/// The index and the documents of `namespaces`.
+pub(crate) fn split(namespaces: Vec<Ns>) -> (Namespaces, Vec<NamespaceTrust>) {
+    let (entries, docs) = namespaces.into_iter().map(|n| (n.entry, n.doc)).unzip();
+    (index(entries), docs)
 }
 
 pub(crate) fn ns_name(name: &str) -> NamespaceName {
     NamespaceName::parse(name).unwrap()
 }
 
-pub(crate) fn set(namespaces: Vec<NamespaceTrust>) -> TrustSet {
-    TrustSet::new(namespaces, Revocations::default(), Peers::default()).unwrap()
+pub(crate) fn set(namespaces: Vec<Ns>) -> TrustSet {
+    set_with(namespaces, Revocations::default(), Peers::default())
+}
+
+pub(crate) fn set_with(namespaces: Vec<Ns>, revocations: Revocations, peers: Peers) -> TrustSet {
+    let (index, docs) = split(namespaces);
+    TrustSet::new(index, docs, revocations, peers).unwrap()
 }
 
 pub(crate) fn by_id(s: &InMemorySigner) -> SignerRef {

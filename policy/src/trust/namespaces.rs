@@ -1,0 +1,155 @@
+//! `org/namespaces.json`: the namespaces, the artifact names each owns and who maintains it.
+//!
+//! Signed by the organization's top-level `targets` role. It is the only
+//! source of namespace scopes: a namespace's own `trust.json` is signed by
+//! the namespace's role (which a team may hold offline) and so cannot be
+//! trusted to say which names the team was given.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::namespace::NamespaceName;
+use super::{
+    check_label, check_scopes, parse_json, problem_to_error, to_json, NamespacesFormat, Problem,
+    NAMESPACES_PATH,
+};
+use crate::error::Result;
+use crate::pattern::ArtifactPattern;
+
+/// One namespace, as the organization grants it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamespaceEntry {
+    /// The namespace; its trust document is `namespaces/<name>/trust.json`.
+    pub name: NamespaceName,
+    /// Artifact-name patterns the namespace owns: at least one, no
+    /// duplicates, and no pattern granted to two namespaces.
+    pub scopes: Vec<ArtifactPattern>,
+    /// Who maintains the namespace (free text, e.g. e-mail addresses), for
+    /// people and for messages; not used to decide.
+    #[serde(default)]
+    pub maintainers: Vec<String>,
+}
+
+/// `org/namespaces.json`: every namespace of the organization.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Namespaces {
+    /// Always `keyshare.namespaces/v1`.
+    pub format: NamespacesFormat,
+    /// The namespaces (each name at most once).
+    pub namespaces: Vec<NamespaceEntry>,
+}
+
+impl Default for Namespaces {
+    fn default() -> Self {
+        Self {
+            format: NamespacesFormat,
+            namespaces: Vec::new(),
+        }
+    }
+}
+
+impl Namespaces {
+    /// Parses `org/namespaces.json`.
+    pub fn from_slice(bytes: &[u8]) -> Result<Self> {
+        let doc: Self = parse_json(NAMESPACES_PATH, bytes)?;
+        doc.check()
+            .map_err(|p| problem_to_error(NAMESPACES_PATH, p))?;
+        Ok(doc)
+    }
+
+    /// The document as JSON (parses back to an equal value).
+    pub fn to_vec(&self) -> Result<Vec<u8>> {
+        to_json(NAMESPACES_PATH, self)
+    }
+
+    /// The entry of namespace `name`, if the organization lists it.
+    pub fn get(&self, name: &str) -> Option<&NamespaceEntry> {
+        self.namespaces.iter().find(|e| e.name.as_str() == name)
+    }
+
+    /// Checks the rules serde cannot express.
+    pub(super) fn check(&self) -> std::result::Result<(), Problem> {
+        let mut names = BTreeSet::new();
+        let mut granted: BTreeMap<&str, &NamespaceName> = BTreeMap::new();
+        for (i, entry) in self.namespaces.iter().enumerate() {
+            let at = |field: &str| format!("namespaces[{i}].{field}");
+            if !names.insert(&entry.name) {
+                return Err((
+                    at("name"),
+                    format!("namespace `{}` is listed twice", entry.name),
+                ));
+            }
+            check_scopes(&at("scopes"), &entry.scopes)?;
+            for (j, scope) in entry.scopes.iter().enumerate() {
+                if let Some(other) = granted.insert(scope.as_str(), &entry.name) {
+                    return Err((
+                        format!("namespaces[{i}].scopes[{j}]"),
+                        format!("`{scope}` is already granted to namespace `{other}`"),
+                    ));
+                }
+            }
+            let mut maintainers = BTreeSet::new();
+            for (j, m) in entry.maintainers.iter().enumerate() {
+                let path = || format!("namespaces[{i}].maintainers[{j}]");
+                check_label(path, m)?;
+                if !maintainers.insert(m.as_str()) {
+                    return Err((path(), format!("`{m}` is listed twice")));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn entry(name: &str, scopes: &[&str]) -> NamespaceEntry {
+        NamespaceEntry {
+            name: NamespaceName::parse(name).unwrap(),
+            scopes: scopes
+                .iter()
+                .map(|s| ArtifactPattern::parse(s).unwrap())
+                .collect(),
+            maintainers: vec![],
+        }
+    }
+
+    #[test]
+    fn get_finds_a_listed_namespace_only() {
+        let index = Namespaces {
+            format: NamespacesFormat,
+            namespaces: vec![entry("team-a", &["a/**"]), entry("team-b", &["b/**"])],
+        };
+        assert!(index.check().is_ok());
+        assert_eq!(
+            index.get("team-b").map(|e| e.scopes[0].as_str()),
+            Some("b/**")
+        );
+        assert!(index.get("team-c").is_none());
+    }
+
+    #[test]
+    fn check_refuses_what_parsing_would() {
+        let twice = Namespaces {
+            format: NamespacesFormat,
+            namespaces: vec![entry("team-a", &["a/**"]), entry("team-a", &["b/**"])],
+        };
+        assert_eq!(twice.check().unwrap_err().0, "namespaces[1].name");
+        let shared = Namespaces {
+            format: NamespacesFormat,
+            namespaces: vec![entry("team-a", &["a/**"]), entry("team-b", &["c", "a/**"])],
+        };
+        assert_eq!(shared.check().unwrap_err().0, "namespaces[1].scopes[1]");
+        let empty = Namespaces {
+            format: NamespacesFormat,
+            namespaces: vec![entry("team-a", &[])],
+        };
+        assert_eq!(empty.check().unwrap_err().0, "namespaces[0].scopes");
+    }
+}
