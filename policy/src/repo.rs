@@ -197,6 +197,19 @@ struct TargetsRole {
     delegator: Option<RoleName>,
 }
 
+/// What a repository last published, as [`Repository::restore`] reads it.
+#[derive(Clone, Debug, Default)]
+pub struct Published<'a> {
+    /// Every root, version 1 first.
+    pub roots: Vec<&'a [u8]>,
+    /// `metadata/timestamp.json`.
+    pub timestamp: &'a [u8],
+    /// The snapshot the timestamp lists.
+    pub snapshot: &'a [u8],
+    /// The latest version of every targets role the snapshot lists, by role name.
+    pub targets: BTreeMap<String, &'a [u8]>,
+}
+
 /// An organization's TUF repository, in memory.
 #[derive(Debug)]
 pub struct Repository {
@@ -281,6 +294,165 @@ impl Repository {
             .map(|(name, s)| (RoleName::new(name), s))
             .collect();
         Self::new(signed, signers, options, now)
+    }
+
+    /// Rebuilds a repository from what it last published (for a server that
+    /// restarts): every root (version 1 first), the timestamp, the snapshot it
+    /// lists and the latest version of every targets role the snapshot lists,
+    /// by role name.
+    ///
+    /// Everything is checked as a client would, except expiry (a server that
+    /// was down may restart with expired metadata and then re-sign it): the
+    /// root chain, each role's signatures by the keys its delegator gives it,
+    /// and the versions, lengths and hashes timestamp and snapshot list. A
+    /// role no one delegates any more is kept as published (clients never
+    /// read it). Nothing is staged afterwards.
+    pub fn restore(
+        published: &Published<'_>,
+        signers: BTreeMap<RoleName, Vec<SharedSigner>>,
+        options: Options,
+    ) -> Result<Self> {
+        use crate::metadata::Envelope;
+        use crate::verify::{verify_root_self, verify_root_successor, Authority};
+
+        let (first, rest) = published
+            .roots
+            .split_first()
+            .ok_or_else(|| Error::MissingRole {
+                role: RoleName::new("root"),
+                message: "no published root to restore from".into(),
+            })?;
+        let mut root = verify_root_self(Envelope::<Root>::parse("root", first)?)?;
+        if root.version != 1 {
+            return Err(Error::RootVersion {
+                expected: 1,
+                received: root.version,
+            });
+        }
+        for bytes in rest {
+            let next = verify_root_successor(&root, Envelope::<Root>::parse("root", bytes)?)?;
+            if next.version != root.version + 1 {
+                return Err(Error::RootVersion {
+                    expected: root.version + 1,
+                    received: next.version,
+                });
+            }
+            root = next;
+        }
+        let timestamp = Envelope::<Timestamp>::parse("timestamp", published.timestamp)?;
+        Authority::from_root(&root, "timestamp")?.check("timestamp", &timestamp)?;
+        let snapshot_meta = timestamp.signed.snapshot_meta();
+        snapshot_meta.check_bytes("snapshot", published.snapshot)?;
+        let snapshot = Envelope::<Snapshot>::parse("snapshot", published.snapshot)?;
+        Authority::from_root(&root, "snapshot")?.check("snapshot", &snapshot)?;
+        if snapshot.signed.version != snapshot_meta.version {
+            return Err(Error::VersionMismatch {
+                role: RoleName::new("snapshot"),
+                listed_by: "timestamp",
+                expected: snapshot_meta.version,
+                received: snapshot.signed.version,
+            });
+        }
+
+        // Every role the snapshot lists, parsed and checked against its entry.
+        let mut roles: BTreeMap<RoleName, Envelope<Targets>> = BTreeMap::new();
+        for (file, meta) in &snapshot.signed.meta {
+            let name = file.strip_suffix(".json").unwrap_or(file);
+            let bytes = published
+                .targets
+                .get(name)
+                .ok_or_else(|| Error::MissingRole {
+                    role: RoleName::new(name),
+                    message: "listed in snapshot but not among the published files".into(),
+                })?;
+            meta.check_bytes(name, bytes)?;
+            let env = Envelope::<Targets>::parse(name, bytes)?;
+            if env.signed.version != meta.version {
+                return Err(Error::VersionMismatch {
+                    role: RoleName::new(name),
+                    listed_by: "snapshot",
+                    expected: meta.version,
+                    received: env.signed.version,
+                });
+            }
+            roles.insert(RoleName::new(name), env);
+        }
+        let top = roles.get("targets").ok_or_else(|| Error::MissingRole {
+            role: RoleName::new("targets"),
+            message: "snapshot does not list the top-level targets role".into(),
+        })?;
+        Authority::from_root(&root, "targets")?.check("targets", top)?;
+        // Who delegates whom, then each delegated role checked by its delegator.
+        let mut delegator_of: BTreeMap<RoleName, RoleName> = BTreeMap::new();
+        for (name, env) in &roles {
+            let children = env
+                .signed
+                .delegations
+                .iter()
+                .flat_map(|d| d.roles.iter().flatten());
+            for child in children {
+                if let Some(previous) = delegator_of.insert(child.name.clone(), name.clone()) {
+                    return Err(Error::Sign(format!(
+                        "`{}` is delegated by both `{previous}` and `{name}`",
+                        child.name
+                    )));
+                }
+            }
+        }
+        for (child, parent) in &delegator_of {
+            let (Some(parent_env), Some(child_env)) = (roles.get(parent), roles.get(child)) else {
+                return Err(Error::MissingRole {
+                    role: child.clone(),
+                    message: format!("delegated by `{parent}` but not listed in snapshot"),
+                });
+            };
+            Authority::from_delegator(&parent_env.signed, child.as_str())?
+                .check(child.as_str(), child_env)?;
+        }
+
+        let mut targets = BTreeMap::new();
+        for (name, env) in roles {
+            let signed = Signed {
+                signatures: env.signatures,
+                signed: env.signed,
+                unrecognized: Unrecognized::new(),
+            };
+            targets.insert(
+                name.clone(),
+                TargetsRole {
+                    staged: signed.signed.clone(),
+                    published: Some(signed),
+                    dirty: false,
+                    delegator: delegator_of.get(&name).cloned(),
+                },
+            );
+        }
+        let root_signed = Signed {
+            signatures: root.signatures().to_vec(),
+            signed: root.signed().clone(),
+            unrecognized: Unrecognized::new(),
+        };
+        let timestamp_signed = Signed {
+            signatures: timestamp.signatures,
+            signed: timestamp.signed,
+            unrecognized: Unrecognized::new(),
+        };
+        let snapshot_signed = Signed {
+            signatures: snapshot.signatures,
+            signed: snapshot.signed,
+            unrecognized: Unrecognized::new(),
+        };
+        Ok(Self {
+            options,
+            root: root_signed,
+            root_history: published.roots.iter().map(|b| Arc::from(*b)).collect(),
+            published_roots: published.roots.len(),
+            targets,
+            snapshot: Some((snapshot_signed, Arc::from(published.snapshot))),
+            timestamp: Some((timestamp_signed, Arc::from(published.timestamp))),
+            signers,
+            pending: false,
+        })
     }
 
     /// The current root.
@@ -1057,5 +1229,197 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    fn published_files(repo: &Repository) -> BTreeMap<String, Vec<u8>> {
+        repo.current_files()
+            .unwrap()
+            .into_iter()
+            .map(|f| (f.path, f.bytes.to_vec()))
+            .collect()
+    }
+
+    fn restore_from(
+        files: &BTreeMap<String, Vec<u8>>,
+        signers: BTreeMap<RoleName, Vec<SharedSigner>>,
+    ) -> Result<Repository> {
+        let mut published = Published::default();
+        let mut n = 1;
+        while let Some(root) = files.get(&format!("metadata/{n}.root.json")) {
+            published.roots.push(root);
+            n += 1;
+        }
+        published.timestamp = &files["metadata/timestamp.json"];
+        let ts: Signed<Timestamp> = serde_json::from_slice(published.timestamp).unwrap();
+        let v = ts.signed.snapshot_meta().version;
+        published.snapshot = &files[&format!("metadata/{v}.snapshot.json")];
+        let snap: Signed<Snapshot> = serde_json::from_slice(published.snapshot).unwrap();
+        for (file, meta) in &snap.signed.meta {
+            let name = file.strip_suffix(".json").unwrap();
+            let path = format!("metadata/{}.{}.json", meta.version, encode_role(name));
+            published.targets.insert(name.to_owned(), &files[&path]);
+        }
+        Repository::restore(&published, signers, Options::default())
+    }
+
+    #[test]
+    fn restored_repository_continues_where_it_left_off() {
+        let targets_key = signer(Scheme::Ed25519);
+        let snapshot_key = signer(Scheme::EcdsaP256Sha256);
+        let timestamp_key = signer(Scheme::Ed25519);
+        let root_key = signer(Scheme::Ed25519);
+        let mut repo = Repository::create(
+            std::slice::from_ref(&root_key),
+            1,
+            [
+                ("targets", vec![targets_key.clone()]),
+                ("snapshot", vec![snapshot_key.clone()]),
+                ("timestamp", vec![timestamp_key.clone()]),
+            ],
+            Options::default(),
+            now(),
+        )
+        .unwrap();
+        let team = signer(Scheme::Ed25519);
+        let gone = signer(Scheme::Ed25519);
+        for (name, key) in [("team-a", &team), ("team-old", &gone)] {
+            repo.delegate(
+                "targets",
+                delegated(name, &[&format!("namespaces/{name}/*")], key),
+                vec![(key.key_id().clone(), key.public_key().clone())],
+                vec![key.clone()],
+                now(),
+            )
+            .unwrap();
+        }
+        let mut all = BTreeMap::new();
+        let mut keep = |files: Vec<File>| {
+            for f in files {
+                all.insert(f.path.clone(), f.bytes.to_vec());
+            }
+        };
+        keep(vec![repo
+            .set_target("team-a", "namespaces/team-a/trust.json", b"1", None)
+            .unwrap()]);
+        keep(repo.commit(now()).unwrap());
+        repo.undelegate("team-old").unwrap();
+        keep(repo.commit(now()).unwrap());
+        let new_root = signer(Scheme::Ed25519);
+        let spec = RoleSpec::from_signers(std::slice::from_ref(&new_root), 1).unwrap();
+        repo.rotate_root(
+            |r| {
+                let (id, key) = spec.keys[0].clone();
+                r.keys.insert(id.clone(), key);
+                r.roles.get_mut("root").unwrap().keyids = vec![id];
+            },
+            &[root_key],
+            &[new_root],
+            now(),
+        )
+        .unwrap();
+        keep(repo.commit(now()).unwrap());
+        assert_eq!(published_files(&repo).len(), 2 + 3 + 2);
+
+        let signers = BTreeMap::from([
+            (RoleName::new("targets"), vec![targets_key]),
+            (RoleName::new("snapshot"), vec![snapshot_key]),
+            (RoleName::new("timestamp"), vec![timestamp_key]),
+            (RoleName::new("team-a"), vec![team]),
+        ]);
+        let mut back = restore_from(&all, signers).unwrap();
+        assert_eq!(published_files(&back), published_files(&repo));
+        assert_eq!(back.root().signed.version, 2);
+        assert_eq!(
+            back.delegated_roles()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>(),
+            ["team-a"]
+        );
+        assert!(
+            back.commit(now()).unwrap().is_empty(),
+            "nothing is staged after a restore"
+        );
+
+        back.set_target("team-a", "namespaces/team-a/trust.json", b"2", None)
+            .unwrap();
+        let files = back.commit(now()).unwrap();
+        let names: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+        assert!(names.contains(&"metadata/2.team-a.json"), "{names:?}");
+        assert!(names.contains(&"metadata/4.snapshot.json"), "{names:?}");
+        assert!(!names.iter().any(|n| n.ends_with("root.json")), "{names:?}");
+        let snap = back.snapshot().unwrap();
+        assert_eq!(
+            snap.signed.meta["team-old.json"].version, 1,
+            "removed role stays listed"
+        );
+
+        // A client that trusts root v1 follows the restored repository.
+        for f in files {
+            all.insert(f.path.clone(), f.bytes.to_vec());
+        }
+        let mut set = crate::client::TrustedSet::new(&all["metadata/1.root.json"], now()).unwrap();
+        set.update_root(&all["metadata/2.root.json"]).unwrap();
+        set.update_timestamp(&all["metadata/timestamp.json"])
+            .unwrap();
+        set.update_snapshot(&all["metadata/4.snapshot.json"], false)
+            .unwrap();
+        set.update_targets(&all["metadata/2.targets.json"]).unwrap();
+        set.update_delegated_targets(&all["metadata/2.team-a.json"], "team-a", "targets")
+            .unwrap();
+    }
+
+    #[test]
+    fn restore_refuses_tampered_or_missing_files() {
+        let (mut repo, _) = new_repo();
+        let team = signer(Scheme::Ed25519);
+        repo.delegate(
+            "targets",
+            delegated("team-a", &["namespaces/team-a/*"], &team),
+            vec![(team.key_id().clone(), team.public_key().clone())],
+            vec![team],
+            now(),
+        )
+        .unwrap();
+        repo.commit(now()).unwrap();
+        let good = published_files(&repo);
+        assert!(restore_from(&good, BTreeMap::new()).is_ok());
+
+        // A role re-signed by a key its delegator does not list.
+        let mut forged = good.clone();
+        let mut team_a: Signed<Targets> =
+            serde_json::from_slice(&forged["metadata/1.team-a.json"]).unwrap();
+        team_a
+            .signed
+            .targets
+            .insert("namespaces/team-a/x".into(), TargetFile::from_bytes(b"x"));
+        let intruder = InMemorySigner::generate(Scheme::Ed25519).unwrap();
+        let resigned = sign(team_a.signed, &[&intruder]).unwrap();
+        forged.insert(
+            "metadata/1.team-a.json".into(),
+            to_bytes(&resigned).unwrap(),
+        );
+        let err = restore_from(&forged, BTreeMap::new()).unwrap_err();
+        assert!(
+            matches!(&err, Error::ThresholdNotMet { role, .. } if role.as_str() == "team-a"),
+            "{err}"
+        );
+
+        // A timestamp signed by the wrong key.
+        let mut bad_ts = good.clone();
+        let ts: Signed<Timestamp> =
+            serde_json::from_slice(&bad_ts["metadata/timestamp.json"]).unwrap();
+        bad_ts.insert(
+            "metadata/timestamp.json".into(),
+            to_bytes(&sign(ts.signed, &[&intruder]).unwrap()).unwrap(),
+        );
+        let err = restore_from(&bad_ts, BTreeMap::new()).unwrap_err();
+        assert!(matches!(err, Error::ThresholdNotMet { .. }), "{err}");
+
+        // A snapshot that is not the one timestamp lists.
+        let mut bad_snap = good;
+        let snap = bad_snap.get_mut("metadata/1.snapshot.json").unwrap();
+        snap.push(b' ');
+        let err = restore_from(&bad_snap, BTreeMap::new()).unwrap_err();
+        assert!(matches!(err, Error::LengthMismatch { .. }), "{err}");
     }
 }
