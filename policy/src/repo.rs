@@ -6,7 +6,9 @@
 //! them into one consistent set of new files: a new version of each changed
 //! targets role, then snapshot, then timestamp, each signed and each file
 //! immutable under its consistent-snapshot name. A commit that fails leaves
-//! the published state exactly as it was.
+//! the published state exactly as it was. [`Repository::restore`] rebuilds
+//! the state from the published files (checking them as a client would)
+//! when a server restarts.
 //!
 //! Layout of the files it produces (relative to the repository's base):
 //!
