@@ -1,7 +1,21 @@
 //! keyshare-server: the organization's keyshare service.
 //!
-//! The HTTP API, the SQLite store and the publisher are not written yet. The
-//! repository-side metadata builder they will use is
-//! [`keyshare_policy::repo`].
+//! What exists so far:
+//! * [`store`]: the SQLite store — namespaces, keys, identities,
+//!   sub-delegations, revocations, peers, X.509 roots, API tokens (hashed),
+//!   every published metadata file, and a hash-chained audit log — with
+//!   one-transaction writes and builders of the policy crate's trust
+//!   documents.
+//! * [`repo`]: the repository-side metadata builder the publisher will use,
+//!   re-exported from [`keyshare_policy::repo`].
+//!
+//! Not written yet: the publisher, the HTTP API, CI issuance and the expiry
+//! sweeper.
+//!
+//! Tests: `cargo test -p keyshare-server`.
+
+#![forbid(unsafe_code)]
+
+pub mod store;
 
 pub use keyshare_policy::repo;

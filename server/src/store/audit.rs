@@ -1,0 +1,217 @@
+//! The hash chain of the audit log.
+//!
+//! Record `n` stores `prev_hash` (the `hash` of record `n - 1`, 64 zeros for
+//! record 1) and
+//! `hash = SHA-256(canonical JSON of ["keyshare.audit/v1", seq, time, actor, action, subject, details, prev_hash])`,
+//! with canonical JSON as TUF signs it (sorted keys, no insignificant
+//! whitespace, no floats). Editing any field of a record changes its hash;
+//! deleting a record leaves a gap in `seq`; moving records changes the `seq`
+//! they are hashed with; and every later record's `prev_hash` pins the one
+//! before it. Only removing records from the end goes unnoticed by the chain
+//! alone: compare [`AuditHead`] with a copy kept elsewhere for that.
+
+use rusqlite::Connection;
+use serde_json::{json, Value};
+
+use super::error::{Error, Result};
+use super::records::{AuditHead, AuditRecord};
+use super::{parse_time, time_text};
+
+/// `prev_hash` of the first record.
+pub(crate) const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Tag hashed into every record, so a record hash cannot be mistaken for another digest.
+const FORMAT: &str = "keyshare.audit/v1";
+
+/// The canonical bytes a record's hash covers.
+pub(crate) fn canonical_bytes(
+    seq: i64,
+    time: &str,
+    actor: &str,
+    action: &str,
+    subject: &str,
+    details: &Value,
+    prev_hash: &str,
+) -> Result<Vec<u8>> {
+    let tuple = json!([FORMAT, seq, time, actor, action, subject, details, prev_hash]);
+    keyshare_policy::cjson::to_canonical(&tuple, "audit record")
+        .map_err(|e| Error::invalid("details", e.to_string()))
+}
+
+/// SHA-256 of a record's canonical bytes, hex.
+pub(crate) fn record_hash(
+    seq: i64,
+    time: &str,
+    actor: &str,
+    action: &str,
+    subject: &str,
+    details: &Value,
+    prev_hash: &str,
+) -> Result<String> {
+    let bytes = canonical_bytes(seq, time, actor, action, subject, details, prev_hash)?;
+    Ok(keyshare_policy::hash::sha256_hex(&bytes))
+}
+
+/// A row as stored, before checking.
+struct Row {
+    seq: i64,
+    time: String,
+    actor: String,
+    action: String,
+    subject: String,
+    details: String,
+    prev_hash: String,
+    hash: String,
+}
+
+const SELECT: &str =
+    "SELECT seq, time, actor, action, subject, details, prev_hash, hash FROM audit_log";
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    Ok(Row {
+        seq: r.get(0)?,
+        time: r.get(1)?,
+        actor: r.get(2)?,
+        action: r.get(3)?,
+        subject: r.get(4)?,
+        details: r.get(5)?,
+        prev_hash: r.get(6)?,
+        hash: r.get(7)?,
+    })
+}
+
+fn to_record(r: Row) -> Result<AuditRecord> {
+    Ok(AuditRecord {
+        seq: r.seq,
+        time: parse_time("audit_log", &r.time)?,
+        details: serde_json::from_str(&r.details).map_err(|e| Error::corrupt("audit_log", e))?,
+        actor: r.actor,
+        action: r.action,
+        subject: r.subject,
+        prev_hash: r.prev_hash,
+        hash: r.hash,
+    })
+}
+
+/// The last record's sequence number and hash, without verifying.
+pub(crate) fn head(conn: &Connection) -> Result<AuditHead> {
+    let last = conn.query_row(
+        "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+        [],
+        |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+    );
+    match last {
+        Ok((records, hash)) => Ok(AuditHead { records, hash }),
+        Err(rusqlite::Error::QueryReturnedNoRows) => Ok(AuditHead {
+            records: 0,
+            hash: GENESIS.to_owned(),
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Appends a record after the current head.
+pub(crate) fn append(
+    conn: &Connection,
+    time: time::OffsetDateTime,
+    actor: &str,
+    action: &str,
+    subject: &str,
+    details: &Value,
+) -> Result<AuditRecord> {
+    for (field, value) in [("actor", actor), ("action", action)] {
+        if value.trim().is_empty() {
+            return Err(Error::invalid(field, "must not be empty"));
+        }
+    }
+    let prev = head(conn)?;
+    let seq = prev.records + 1;
+    let time_s = time_text(time);
+    let hash = record_hash(seq, &time_s, actor, action, subject, details, &prev.hash)?;
+    let details_text = canonical_text(details)?;
+    conn.execute(
+        "INSERT INTO audit_log (seq, time, actor, action, subject, details, prev_hash, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        (
+            seq,
+            &time_s,
+            actor,
+            action,
+            subject,
+            &details_text,
+            &prev.hash,
+            &hash,
+        ),
+    )?;
+    Ok(AuditRecord {
+        seq,
+        time: parse_time("audit_log", &time_s)?,
+        actor: actor.to_owned(),
+        action: action.to_owned(),
+        subject: subject.to_owned(),
+        details: details.clone(),
+        prev_hash: prev.hash,
+        hash,
+    })
+}
+
+fn canonical_text(details: &Value) -> Result<String> {
+    let bytes = keyshare_policy::cjson::to_canonical(details, "audit details")
+        .map_err(|e| Error::invalid("details", e.to_string()))?;
+    String::from_utf8(bytes).map_err(|e| Error::invalid("details", e.to_string()))
+}
+
+/// Records with `seq > after`, oldest first, at most `limit`.
+pub(crate) fn records(conn: &Connection, after: i64, limit: u32) -> Result<Vec<AuditRecord>> {
+    let mut stmt = conn.prepare(&format!("{SELECT} WHERE seq > ?1 ORDER BY seq LIMIT ?2"))?;
+    let rows = stmt.query_map((after, limit), row)?;
+    rows.map(|r| to_record(r?)).collect()
+}
+
+/// Walks the whole log and checks every link; see the module docs.
+pub(crate) fn verify(conn: &Connection) -> Result<AuditHead> {
+    let mut stmt = conn.prepare(&format!("{SELECT} ORDER BY seq"))?;
+    let mut rows = stmt.query([])?;
+    let mut expected: i64 = 1;
+    let mut prev_hash = GENESIS.to_owned();
+    while let Some(r) = rows.next()? {
+        let r = row(r)?;
+        let broken = |reason: String| Error::AuditChain {
+            seq: expected,
+            reason,
+        };
+        if r.seq != expected {
+            return Err(broken(if r.seq > expected {
+                format!("record missing (the next record is {})", r.seq)
+            } else {
+                format!("unexpected sequence number {}", r.seq)
+            }));
+        }
+        if r.prev_hash != prev_hash {
+            return Err(broken(
+                "prev_hash is not the hash of the previous record".into(),
+            ));
+        }
+        let details: Value = serde_json::from_str(&r.details)
+            .map_err(|e| broken(format!("details are not JSON: {e}")))?;
+        let hash = record_hash(
+            r.seq,
+            &r.time,
+            &r.actor,
+            &r.action,
+            &r.subject,
+            &details,
+            &r.prev_hash,
+        )
+        .map_err(|e| broken(e.to_string()))?;
+        if hash != r.hash {
+            return Err(broken("hash does not match the record's content".into()));
+        }
+        prev_hash = r.hash;
+        expected += 1;
+    }
+    Ok(AuditHead {
+        records: expected - 1,
+        hash: prev_hash,
+    })
+}

@@ -1,0 +1,129 @@
+//! The store's errors.
+//!
+//! Every variant names what it is about (a kind and a name, a field, a
+//! table), so the HTTP layer can turn it into a 4xx that says what to fix.
+//! No variant ever carries a token secret: secrets are hashed before any
+//! query and never passed to an error.
+
+/// What can go wrong reading or writing the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The thing asked for does not exist.
+    #[error("{kind} `{name}` not found")]
+    NotFound {
+        /// What kind of thing (`namespace`, `key`, `token`, ...).
+        kind: &'static str,
+        /// Its name or id.
+        name: String,
+    },
+
+    /// The thing to create already exists.
+    #[error("{kind} `{name}` already exists")]
+    AlreadyExists {
+        /// What kind of thing.
+        kind: &'static str,
+        /// Its name or id.
+        name: String,
+    },
+
+    /// A value given to the store is not acceptable.
+    #[error("invalid {field}: {message}")]
+    Invalid {
+        /// The field (or argument) at fault.
+        field: String,
+        /// Why.
+        message: String,
+    },
+
+    /// The database was written by a newer keyshare-server.
+    #[error(
+        "database schema version {found} is newer than version {supported}, the newest this \
+         keyshare-server knows; run a keyshare-server at least as new as the one that wrote it"
+    )]
+    SchemaTooNew {
+        /// Schema version recorded in the database.
+        found: i64,
+        /// Newest schema version this build can use.
+        supported: i64,
+    },
+
+    /// The database cannot be used as a keyshare store (bad schema bookkeeping,
+    /// a journal mode that could not be set, ...).
+    #[error("database schema: {message}")]
+    Schema {
+        /// What is wrong.
+        message: String,
+    },
+
+    /// A row holds something this build cannot read back (edited by hand,
+    /// or written by a buggy build).
+    #[error("corrupt row in table `{table}`: {message}")]
+    Corrupt {
+        /// The table.
+        table: &'static str,
+        /// What could not be read.
+        message: String,
+    },
+
+    /// The audit log's hash chain is broken at record `seq`: that record, or
+    /// one before it, was edited, deleted or moved.
+    #[error("audit log broken at sequence number {seq}: {reason}")]
+    AuditChain {
+        /// The first sequence number that does not verify.
+        seq: i64,
+        /// What does not match.
+        reason: String,
+    },
+
+    /// A trust document built from the store does not pass the policy
+    /// parser (for example a namespace whose threshold exceeds its keys).
+    #[error("document {path} built from the store is not valid: {source}")]
+    Document {
+        /// Target path of the document.
+        path: String,
+        /// The policy parser's error.
+        source: keyshare_policy::Error,
+    },
+
+    /// The operating system's random generator failed.
+    #[error("random generator: {0}")]
+    Random(#[from] openssl::error::ErrorStack),
+
+    /// SQLite failed.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// The store's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn not_found(kind: &'static str, name: impl Into<String>) -> Self {
+        Self::NotFound {
+            kind,
+            name: name.into(),
+        }
+    }
+
+    pub(crate) fn exists(kind: &'static str, name: impl Into<String>) -> Self {
+        Self::AlreadyExists {
+            kind,
+            name: name.into(),
+        }
+    }
+
+    pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn corrupt(table: &'static str, message: impl std::fmt::Display) -> Self {
+        Self::Corrupt {
+            table,
+            message: message.to_string(),
+        }
+    }
+}

@@ -1,0 +1,309 @@
+//! The server's store: one SQLite database holding everything the
+//! organization manages (namespaces, keys, identities, sub-delegations,
+//! revocations, peers, X.509 roots, API tokens), every file the publisher
+//! has published, and a hash-chained audit log.
+//!
+//! * [`Store::open`] opens (creating if needed) and migrates the database:
+//!   WAL journal, `synchronous=FULL`, foreign keys on, a busy timeout. A
+//!   database from a newer schema is refused ([`Error::SchemaTooNew`]).
+//! * Writes go through [`Store::transaction`]: the closure gets a [`Tx`],
+//!   and everything it does is one SQLite transaction, committed only if the
+//!   closure returns `Ok`. The publisher applies a change, records the
+//!   files it signed and appends the audit record in one closure, so a
+//!   failure anywhere leaves the store as it was.
+//! * Reads are methods of [`Store`] (each in its own read transaction, so a
+//!   multi-query read sees one consistent state) and, with the same names,
+//!   of [`Tx`] (seeing the transaction's own writes).
+//! * Document builders turn the store into the policy crate's trust
+//!   documents ([`Store::namespace_document`], [`Store::namespaces_index`],
+//!   [`Store::revocations_document`], [`Store::peers_document`]); every
+//!   built document is serialised and parsed back with the policy parser,
+//!   so what the publisher signs is what a verifier accepts.
+//!
+//! Token secrets are generated here and returned once; only their SHA-256
+//! is stored. `docs/operations/store.md` describes the schema, durability,
+//! the audit chain and backups.
+//!
+//! A [`Store`] is one connection: `Send`, not `Sync`. Use one per thread
+//! (several may open the same file; SQLite serialises writers, and the busy
+//! timeout makes a writer wait instead of failing).
+
+mod audit;
+mod error;
+mod read;
+mod records;
+mod schema;
+mod tx;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use time::format_description::well_known::Rfc3339;
+use time::{OffsetDateTime, UtcOffset};
+
+use keyshare_policy::trust::{NamespaceTrust, Namespaces, Peers, Revocations};
+
+pub use error::{Error, Result};
+pub use records::{
+    AuditHead, AuditRecord, IdentityRecord, KeyRecord, LastPublished, NamespaceRecord, NewToken,
+    OrgRoot, PeerRecord, PublishedFile, RevocationRecord, SubDelegationRecord, Token, TokenKind,
+    TokenSecret,
+};
+pub use schema::CURRENT_VERSION as SCHEMA_VERSION;
+pub use tx::Tx;
+
+/// How long a connection waits for another writer before giving up with `SQLITE_BUSY`.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The keyshare database.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens the database at `path`, creating it if it does not exist, and
+    /// brings its schema up to date.
+    ///
+    /// Settings, on every connection:
+    /// * `journal_mode=WAL`: readers do not block the writer and see a
+    ///   consistent snapshot; a crash mid-write leaves the last commit intact.
+    /// * `synchronous=FULL`: a commit returns only after the WAL is synced
+    ///   to disk. With the WAL's default `NORMAL`, a power loss can undo
+    ///   recent commits; here a commit is an acknowledged change (a revoked
+    ///   key, a published version, an audit record) that clients may already
+    ///   have fetched, and losing it would let the repository go back in
+    ///   version or forget a revocation. Writes are rare; the sync is cheap
+    ///   at this rate.
+    /// * `foreign_keys=ON`: a key cannot outlive its namespace.
+    /// * busy timeout [`BUSY_TIMEOUT`]: concurrent writers wait for each other.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let mut conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::Schema {
+                message: format!("could not switch to WAL journal mode (got `{mode}`)"),
+            });
+        }
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        schema::migrate(&mut conn)?;
+        Ok(Self { conn, path })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The schema version of the open database (always [`SCHEMA_VERSION`]
+    /// after a successful [`Store::open`]).
+    pub fn schema_version(&self) -> Result<i64> {
+        schema::current(&self.conn)
+    }
+
+    /// Runs `f` as one transaction, timestamped now (whole seconds, UTC).
+    ///
+    /// Committed when `f` returns `Ok`; rolled back when it returns `Err`
+    /// or panics. The transaction is `IMMEDIATE`: it takes the write lock at
+    /// the start, so two writers never both read and then both write.
+    ///
+    /// `f` may fail with its own error type (a publisher's signing error,
+    /// say) as long as store errors convert into it.
+    pub fn transaction<T, E>(&mut self, f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<Error>,
+    {
+        self.transaction_at(now(), f)
+    }
+
+    /// [`Store::transaction`] with the transaction's time given (tests,
+    /// imports, a sweeper that works on a fixed instant).
+    pub fn transaction_at<T, E>(
+        &mut self,
+        now: OffsetDateTime,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<Error>,
+    {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(Error::from)?;
+        let mut tx = Tx::new(tx, now.to_offset(UtcOffset::UTC));
+        let value = f(&mut tx)?;
+        tx.commit().map_err(Error::from)?;
+        Ok(value)
+    }
+
+    /// Writes a consistent copy of the database to `dest` (which must not
+    /// exist) with `VACUUM INTO`, while the store stays usable.
+    pub fn backup_into(&self, dest: impl AsRef<Path>) -> Result<()> {
+        let dest = dest.as_ref();
+        let dest = dest
+            .to_str()
+            .ok_or_else(|| Error::invalid("backup path", "must be valid UTF-8"))?;
+        self.conn.execute("VACUUM INTO ?1", [dest])?;
+        Ok(())
+    }
+
+    /// Runs `f` in a read transaction, so that several queries see one state.
+    fn with_conn<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let tx = self.conn.unchecked_transaction()?;
+        let value = f(&tx)?;
+        tx.finish()?;
+        Ok(value)
+    }
+}
+
+/// Defines the read API on a type with `with_conn`.
+macro_rules! read_api {
+    ($($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(&self $(, $arg: $ty)*) -> Result<$ret> {
+                self.with_conn(|conn| read::$name(conn $(, $arg)*))
+            }
+        )*
+    };
+}
+
+/// The read API, shared by [`Store`] and [`Tx`].
+macro_rules! read_methods {
+    () => {
+        read_api! {
+            /// Every namespace, by name.
+            fn namespaces() -> Vec<NamespaceRecord>;
+            /// One namespace.
+            fn namespace(name: &str) -> NamespaceRecord;
+            /// The keys of a namespace, by key id.
+            fn keys(namespace: &str) -> Vec<KeyRecord>;
+            /// One key of a namespace.
+            fn key(namespace: &str, key_id: &str) -> KeyRecord;
+            /// The X.509 identities of a namespace, by name.
+            fn identities(namespace: &str) -> Vec<IdentityRecord>;
+            /// The sub-delegations of a namespace, by name.
+            fn sub_delegations(namespace: &str) -> Vec<SubDelegationRecord>;
+            /// Every revocation, in the order recorded.
+            fn revocations() -> Vec<RevocationRecord>;
+            /// Every peer, by name.
+            fn peers() -> Vec<PeerRecord>;
+            /// One peer.
+            fn peer(name: &str) -> PeerRecord;
+            /// Every organization X.509 root, by name.
+            fn org_roots() -> Vec<OrgRoot>;
+            /// One organization X.509 root.
+            fn org_root(name: &str) -> OrgRoot;
+            /// Every token (active and revoked), in creation order. No secrets.
+            fn tokens() -> Vec<Token>;
+            /// One token by id.
+            fn token(id: &str) -> Token;
+            /// The active (not revoked) token whose secret is `secret`, if
+            /// any. The presented secret is hashed and looked up by its hash.
+            fn token_by_secret(secret: &str) -> Option<Token>;
+            /// The newest version recorded at `path`, if any.
+            fn latest_published(path: &str) -> Option<PublishedFile>;
+            /// The file to serve at `path` (its newest version).
+            fn published_file(path: &str) -> PublishedFile;
+            /// Every version recorded at `path`, oldest first.
+            fn published_history(path: &str) -> Vec<PublishedFile>;
+            /// What the repository last published (every root, the newest
+            /// timestamp, the snapshot it lists and the role versions that
+            /// snapshot lists), for `Repository::restore` after a restart;
+            /// `None` before the first publish. Not verified here: restore
+            /// verifies it.
+            fn last_published() -> Option<LastPublished>;
+            /// Audit records after sequence number `after`, oldest first, at most `limit`.
+            fn audit_records(after: i64, limit: u32) -> Vec<AuditRecord>;
+            /// The last audit record's sequence number and hash (not verified).
+            fn audit_head() -> AuditHead;
+            /// Checks the whole audit chain; names the first bad sequence
+            /// number ([`Error::AuditChain`]) if a record was edited,
+            /// deleted or moved.
+            fn verify_audit_chain() -> AuditHead;
+            /// `namespaces/<ns>/trust.json` as the store describes it,
+            /// checked by the policy parser.
+            fn namespace_document(namespace: &str) -> NamespaceTrust;
+            /// `org/namespaces.json`, checked by the policy parser.
+            fn namespaces_index() -> Namespaces;
+            /// `org/revocations.json`, checked by the policy parser.
+            fn revocations_document() -> Revocations;
+            /// `org/peers.json`, checked by the policy parser.
+            fn peers_document() -> Peers;
+        }
+    };
+}
+
+impl Store {
+    read_methods!();
+}
+
+impl Tx<'_> {
+    read_methods!();
+}
+
+/// Now, UTC, whole seconds (the store's own timestamps need no more).
+pub(crate) fn now() -> OffsetDateTime {
+    let t = OffsetDateTime::now_utc();
+    t.replace_nanosecond(0).unwrap_or(t)
+}
+
+/// RFC 3339 text of a time, in UTC.
+pub(crate) fn time_text(t: OffsetDateTime) -> String {
+    let t = t.to_offset(UtcOffset::UTC);
+    t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
+}
+
+/// Parses a time column.
+pub(crate) fn parse_time(table: &'static str, s: &str) -> Result<OffsetDateTime> {
+    OffsetDateTime::parse(s, &Rfc3339)
+        .map_err(|e| Error::corrupt(table, format!("time `{s}`: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn connection_settings_are_wal_full_foreign_keys_and_busy_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("db")).unwrap();
+        let pragma = |name: &str| -> String {
+            store
+                .conn
+                .query_row(&format!("PRAGMA {name}"), [], |r| {
+                    r.get::<_, rusqlite::types::Value>(0)
+                })
+                .map(|v| match v {
+                    rusqlite::types::Value::Integer(i) => i.to_string(),
+                    rusqlite::types::Value::Text(t) => t,
+                    other => format!("{other:?}"),
+                })
+                .unwrap()
+        };
+        assert_eq!(pragma("journal_mode"), "wal");
+        assert_eq!(pragma("synchronous"), "2"); // FULL
+        assert_eq!(pragma("foreign_keys"), "1");
+        assert_eq!(pragma("busy_timeout"), "5000");
+    }
+
+    #[test]
+    fn times_are_stored_as_utc_rfc3339() {
+        let t = time::macros::datetime!(2026-01-02 04:04:05 +01:00);
+        assert_eq!(time_text(t), "2026-01-02T03:04:05Z");
+        assert_eq!(parse_time("x", "2026-01-02T03:04:05Z").unwrap(), t);
+    }
+}

@@ -1,0 +1,723 @@
+//! Queries, over any connection (a read transaction of [`super::Store`] or
+//! a write transaction of [`super::Tx`]).
+
+use std::collections::BTreeMap;
+use std::num::NonZeroU32;
+
+use rusqlite::{Connection, OptionalExtension, Row};
+use serde::de::DeserializeOwned;
+
+use keyshare_policy::keys::Key;
+use keyshare_policy::metadata::KeyId;
+use keyshare_policy::trust::{
+    CaCert, NamespaceEntry, NamespaceName, NamespaceTrust, Namespaces, Peer, PeerUrl, Peers,
+    PinnedRoot, Revocation, Revocations, RevocationsFormat, RevokedSubject, Sha256Hex,
+    SubDelegation, SubjectName, TrustFormat, TrustedKey, X509Identity, NAMESPACES_PATH, PEERS_PATH,
+    REVOCATIONS_PATH,
+};
+use keyshare_policy::trust::{NamespacesFormat, PeersFormat};
+
+use super::error::{Error, Result};
+use super::records::{
+    AuditHead, AuditRecord, IdentityRecord, KeyRecord, LastPublished, NamespaceRecord, OrgRoot,
+    PeerRecord, PublishedFile, RevocationRecord, SubDelegationRecord, Token, TokenKind,
+};
+use super::{audit, parse_time};
+
+/// Parses a JSON column.
+pub(crate) fn json<T: DeserializeOwned>(table: &'static str, column: &str, s: &str) -> Result<T> {
+    serde_json::from_str(s).map_err(|e| Error::corrupt(table, format!("{column}: {e}")))
+}
+
+fn opt_time(table: &'static str, s: Option<String>) -> Result<Option<time::OffsetDateTime>> {
+    s.map(|s| parse_time(table, &s)).transpose()
+}
+
+fn threshold(table: &'static str, n: i64) -> Result<NonZeroU32> {
+    u32::try_from(n)
+        .ok()
+        .and_then(NonZeroU32::new)
+        .ok_or_else(|| Error::corrupt(table, format!("threshold {n}")))
+}
+
+fn namespace_name(table: &'static str, s: &str) -> Result<NamespaceName> {
+    NamespaceName::parse(s).map_err(|e| Error::corrupt(table, e))
+}
+
+/// Collects rows through a fallible conversion.
+fn collect<R, T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    raw: impl FnMut(&Row<'_>) -> rusqlite::Result<R>,
+    convert: impl Fn(R) -> Result<T>,
+) -> Result<Vec<T>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map(params, raw)?;
+    rows.map(|r| convert(r?)).collect()
+}
+
+// ---- namespaces ----
+
+type NamespaceRow = (String, String, String, i64, String);
+
+const NAMESPACE_COLUMNS: &str =
+    "SELECT name, scopes, maintainers, threshold, created_at FROM namespaces";
+
+fn namespace_row(r: &Row<'_>) -> rusqlite::Result<NamespaceRow> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+}
+
+fn namespace_record(
+    (name, scopes, maintainers, t, created): NamespaceRow,
+) -> Result<NamespaceRecord> {
+    const T: &str = "namespaces";
+    Ok(NamespaceRecord {
+        entry: NamespaceEntry {
+            name: namespace_name(T, &name)?,
+            scopes: json(T, "scopes", &scopes)?,
+            maintainers: json(T, "maintainers", &maintainers)?,
+        },
+        threshold: threshold(T, t)?,
+        created_at: parse_time(T, &created)?,
+    })
+}
+
+pub(crate) fn namespaces(conn: &Connection) -> Result<Vec<NamespaceRecord>> {
+    collect(
+        conn,
+        &format!("{NAMESPACE_COLUMNS} ORDER BY name"),
+        [],
+        namespace_row,
+        namespace_record,
+    )
+}
+
+pub(crate) fn namespace(conn: &Connection, name: &str) -> Result<NamespaceRecord> {
+    let row = conn
+        .query_row(
+            &format!("{NAMESPACE_COLUMNS} WHERE name = ?1"),
+            [name],
+            namespace_row,
+        )
+        .optional()?
+        .ok_or_else(|| Error::not_found("namespace", name))?;
+    namespace_record(row)
+}
+
+/// Fails with `NotFound` unless namespace `name` exists.
+pub(crate) fn require_namespace(conn: &Connection, name: &str) -> Result<()> {
+    let found: Option<i64> = conn
+        .query_row("SELECT 1 FROM namespaces WHERE name = ?1", [name], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    found
+        .map(|_| ())
+        .ok_or_else(|| Error::not_found("namespace", name))
+}
+
+// ---- keys ----
+
+type KeyRow = (
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    bool,
+    Option<String>,
+    String,
+);
+
+const KEY_COLUMNS: &str = "SELECT namespace, key_id, key, not_before, not_after, ephemeral, description, added_at FROM keys";
+
+fn key_row(r: &Row<'_>) -> rusqlite::Result<KeyRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+    ))
+}
+
+fn key_record(
+    (ns, id, key, not_before, not_after, ephemeral, description, added): KeyRow,
+) -> Result<KeyRecord> {
+    const T: &str = "keys";
+    Ok(KeyRecord {
+        namespace: namespace_name(T, &ns)?,
+        key: TrustedKey {
+            id: KeyId::new(id),
+            key: json::<Key>(T, "key", &key)?,
+            not_before: opt_time(T, not_before)?,
+            not_after: opt_time(T, not_after)?,
+            ephemeral,
+            description,
+        },
+        added_at: parse_time(T, &added)?,
+    })
+}
+
+pub(crate) fn keys(conn: &Connection, namespace: &str) -> Result<Vec<KeyRecord>> {
+    require_namespace(conn, namespace)?;
+    collect(
+        conn,
+        &format!("{KEY_COLUMNS} WHERE namespace = ?1 ORDER BY key_id"),
+        [namespace],
+        key_row,
+        key_record,
+    )
+}
+
+pub(crate) fn key(conn: &Connection, namespace: &str, key_id: &str) -> Result<KeyRecord> {
+    require_namespace(conn, namespace)?;
+    let row = conn
+        .query_row(
+            &format!("{KEY_COLUMNS} WHERE namespace = ?1 AND key_id = ?2"),
+            [namespace, key_id],
+            key_row,
+        )
+        .optional()?
+        .ok_or_else(|| Error::not_found("key", format!("{namespace}/{key_id}")))?;
+    key_record(row)
+}
+
+// ---- identities ----
+
+type IdentityRow = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+);
+
+fn identity_row(r: &Row<'_>) -> rusqlite::Result<IdentityRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+    ))
+}
+
+fn identity_record(
+    (ns, name, ca_certs, subject, not_before, not_after, added): IdentityRow,
+) -> Result<IdentityRecord> {
+    const T: &str = "identities";
+    let pems: Vec<String> = json(T, "ca_certs", &ca_certs)?;
+    let ca_certs = pems
+        .iter()
+        .map(|p| CaCert::parse(p).map_err(|e| Error::corrupt(T, format!("ca_certs: {e}"))))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(IdentityRecord {
+        namespace: namespace_name(T, &ns)?,
+        identity: X509Identity {
+            name,
+            ca_certs,
+            subject: SubjectName::parse(&subject)
+                .map_err(|e| Error::corrupt(T, format!("subject: {e}")))?,
+            not_before: opt_time(T, not_before)?,
+            not_after: opt_time(T, not_after)?,
+        },
+        added_at: parse_time(T, &added)?,
+    })
+}
+
+pub(crate) fn identities(conn: &Connection, namespace: &str) -> Result<Vec<IdentityRecord>> {
+    require_namespace(conn, namespace)?;
+    collect(
+        conn,
+        "SELECT namespace, name, ca_certs, subject, not_before, not_after, added_at
+         FROM identities WHERE namespace = ?1 ORDER BY name",
+        [namespace],
+        identity_row,
+        identity_record,
+    )
+}
+
+// ---- sub-delegations ----
+
+pub(crate) fn sub_delegations(
+    conn: &Connection,
+    namespace: &str,
+) -> Result<Vec<SubDelegationRecord>> {
+    const T: &str = "sub_delegations";
+    require_namespace(conn, namespace)?;
+    collect(
+        conn,
+        "SELECT namespace, name, scopes, threshold, keys, updated_at
+         FROM sub_delegations WHERE namespace = ?1 ORDER BY name",
+        [namespace],
+        |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+            ))
+        },
+        |(ns, name, scopes, t, keys, updated)| {
+            Ok(SubDelegationRecord {
+                namespace: namespace_name(T, &ns)?,
+                sub_delegation: SubDelegation {
+                    name,
+                    scopes: json(T, "scopes", &scopes)?,
+                    threshold: threshold(T, t)?,
+                    keys: json(T, "keys", &keys)?,
+                },
+                updated_at: parse_time(T, &updated)?,
+            })
+        },
+    )
+}
+
+// ---- revocations ----
+
+pub(crate) fn revocations(conn: &Connection) -> Result<Vec<RevocationRecord>> {
+    const T: &str = "revocations";
+    collect(
+        conn,
+        "SELECT key_id, certificate_sha256, revoked_at, reason, recorded_at
+         FROM revocations ORDER BY id",
+        [],
+        |r| {
+            Ok((
+                r.get::<_, Option<String>>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        },
+        |(key_id, cert, revoked_at, reason, recorded)| {
+            let subject = match (key_id, cert) {
+                (Some(id), None) => RevokedSubject::KeyId(KeyId::new(id)),
+                (None, Some(h)) => RevokedSubject::Certificate(
+                    Sha256Hex::parse(&h).map_err(|e| Error::corrupt(T, e))?,
+                ),
+                _ => {
+                    return Err(Error::corrupt(
+                        T,
+                        "neither or both of key_id and certificate_sha256",
+                    ))
+                }
+            };
+            Ok(RevocationRecord {
+                revocation: Revocation {
+                    subject,
+                    revoked_at: parse_time(T, &revoked_at)?,
+                    reason,
+                },
+                recorded_at: parse_time(T, &recorded)?,
+            })
+        },
+    )
+}
+
+// ---- peers ----
+
+type PeerRow = (String, String, String, String, bool, String);
+
+const PEER_COLUMNS: &str = "SELECT name, patterns, url, root, terminating, updated_at FROM peers";
+
+fn peer_row(r: &Row<'_>) -> rusqlite::Result<PeerRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
+}
+
+fn peer_record((name, patterns, url, root, terminating, updated): PeerRow) -> Result<PeerRecord> {
+    const T: &str = "peers";
+    Ok(PeerRecord {
+        peer: Peer {
+            name,
+            patterns: json(T, "patterns", &patterns)?,
+            url: PeerUrl::parse(&url).map_err(|e| Error::corrupt(T, e))?,
+            root: json::<PinnedRoot>(T, "root", &root)?,
+            terminating,
+        },
+        updated_at: parse_time(T, &updated)?,
+    })
+}
+
+pub(crate) fn peers(conn: &Connection) -> Result<Vec<PeerRecord>> {
+    collect(
+        conn,
+        &format!("{PEER_COLUMNS} ORDER BY name"),
+        [],
+        peer_row,
+        peer_record,
+    )
+}
+
+pub(crate) fn peer(conn: &Connection, name: &str) -> Result<PeerRecord> {
+    let row = conn
+        .query_row(&format!("{PEER_COLUMNS} WHERE name = ?1"), [name], peer_row)
+        .optional()?
+        .ok_or_else(|| Error::not_found("peer", name))?;
+    peer_record(row)
+}
+
+// ---- organization roots ----
+
+type RootRow = (String, String, String, String);
+
+const ROOT_COLUMNS: &str = "SELECT name, pem, sha256, added_at FROM org_roots";
+
+fn root_row(r: &Row<'_>) -> rusqlite::Result<RootRow> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+}
+
+fn root_record((name, pem, sha256, added): RootRow) -> Result<OrgRoot> {
+    Ok(OrgRoot {
+        name,
+        pem,
+        sha256,
+        added_at: parse_time("org_roots", &added)?,
+    })
+}
+
+pub(crate) fn org_roots(conn: &Connection) -> Result<Vec<OrgRoot>> {
+    collect(
+        conn,
+        &format!("{ROOT_COLUMNS} ORDER BY name"),
+        [],
+        root_row,
+        root_record,
+    )
+}
+
+pub(crate) fn org_root(conn: &Connection, name: &str) -> Result<OrgRoot> {
+    let row = conn
+        .query_row(&format!("{ROOT_COLUMNS} WHERE name = ?1"), [name], root_row)
+        .optional()?
+        .ok_or_else(|| Error::not_found("org root", name))?;
+    root_record(row)
+}
+
+// ---- tokens ----
+
+type TokenRow = (String, String, Option<String>, String, Option<String>);
+
+const TOKEN_COLUMNS: &str = "SELECT id, kind, description, created_at, revoked_at FROM tokens";
+
+fn token_row(r: &Row<'_>) -> rusqlite::Result<TokenRow> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+}
+
+fn token_record(
+    conn: &Connection,
+    (id, kind, description, created, revoked): TokenRow,
+) -> Result<Token> {
+    const T: &str = "tokens";
+    let namespaces = collect(
+        conn,
+        "SELECT namespace FROM token_namespaces WHERE token_id = ?1 ORDER BY namespace",
+        [&id],
+        |r| r.get::<_, String>(0),
+        |s| namespace_name("token_namespaces", &s),
+    )?;
+    let kind = match (kind.as_str(), namespaces.as_slice()) {
+        ("org-admin", []) => TokenKind::OrgAdmin,
+        ("maintainer", [ns]) => TokenKind::Maintainer(ns.clone()),
+        ("ci", [_, ..]) => TokenKind::Ci(namespaces),
+        (kind, list) => {
+            return Err(Error::corrupt(
+                T,
+                format!(
+                    "token `{id}` of kind `{kind}` has {} namespace(s)",
+                    list.len()
+                ),
+            ))
+        }
+    };
+    Ok(Token {
+        id,
+        kind,
+        description,
+        created_at: parse_time(T, &created)?,
+        revoked_at: opt_time(T, revoked)?,
+    })
+}
+
+pub(crate) fn tokens(conn: &Connection) -> Result<Vec<Token>> {
+    let rows = collect(
+        conn,
+        &format!("{TOKEN_COLUMNS} ORDER BY rowid"),
+        [],
+        token_row,
+        Ok,
+    )?;
+    rows.into_iter().map(|r| token_record(conn, r)).collect()
+}
+
+pub(crate) fn token(conn: &Connection, id: &str) -> Result<Token> {
+    let row = conn
+        .query_row(&format!("{TOKEN_COLUMNS} WHERE id = ?1"), [id], token_row)
+        .optional()?
+        .ok_or_else(|| Error::not_found("token", id))?;
+    token_record(conn, row)
+}
+
+/// SHA-256 of a token secret, hex: the only form in which secrets reach the database.
+pub(crate) fn secret_hash(secret: &str) -> String {
+    keyshare_policy::hash::sha256_hex(secret.as_bytes())
+}
+
+pub(crate) fn token_by_secret(conn: &Connection, secret: &str) -> Result<Option<Token>> {
+    // The lookup is by SHA-256 of the presented secret through an index, so
+    // no comparison of secret bytes happens here and there is nothing to make
+    // constant-time: the timing of the index search depends on the hash of
+    // what the caller presented, which the caller already knows, and tells
+    // nothing about stored secrets (finding a secret from its hash, or a
+    // presented value whose hash shares a long prefix with a stored one, is
+    // infeasible for 256-bit random secrets).
+    let hash = secret_hash(secret);
+    let row = conn
+        .query_row(
+            &format!("{TOKEN_COLUMNS} WHERE secret_sha256 = ?1 AND revoked_at IS NULL"),
+            [&hash],
+            token_row,
+        )
+        .optional()?;
+    row.map(|r| token_record(conn, r)).transpose()
+}
+
+// ---- published files ----
+
+const PUBLISHED_COLUMNS: &str =
+    "SELECT id, path, role, version, bytes, sha256, immutable, created_at FROM published_files";
+
+type PublishedRow = (
+    i64,
+    String,
+    Option<String>,
+    Option<i64>,
+    Vec<u8>,
+    String,
+    bool,
+    String,
+);
+
+fn published_row(r: &Row<'_>) -> rusqlite::Result<PublishedRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+    ))
+}
+
+fn published_record(
+    (id, path, role, version, bytes, sha256, immutable, created): PublishedRow,
+) -> Result<PublishedFile> {
+    const T: &str = "published_files";
+    Ok(PublishedFile {
+        id,
+        path,
+        role,
+        version: version
+            .map(|v| u64::try_from(v).map_err(|e| Error::corrupt(T, e)))
+            .transpose()?,
+        bytes,
+        sha256,
+        immutable,
+        created_at: parse_time(T, &created)?,
+    })
+}
+
+pub(crate) fn latest_published(conn: &Connection, path: &str) -> Result<Option<PublishedFile>> {
+    conn.query_row(
+        &format!("{PUBLISHED_COLUMNS} WHERE path = ?1 ORDER BY id DESC LIMIT 1"),
+        [path],
+        published_row,
+    )
+    .optional()?
+    .map(published_record)
+    .transpose()
+}
+
+pub(crate) fn published_file(conn: &Connection, path: &str) -> Result<PublishedFile> {
+    latest_published(conn, path)?.ok_or_else(|| Error::not_found("published file", path))
+}
+
+pub(crate) fn published_history(conn: &Connection, path: &str) -> Result<Vec<PublishedFile>> {
+    collect(
+        conn,
+        &format!("{PUBLISHED_COLUMNS} WHERE path = ?1 ORDER BY id"),
+        [path],
+        published_row,
+        published_record,
+    )
+}
+
+/// `signed.meta[<file>].version` of a published metadata file.
+fn listed_version(what: &str, bytes: &[u8], file: &str) -> Result<u64> {
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| Error::corrupt("published_files", format!("{what}: {e}")))?;
+    value
+        .pointer(&format!(
+            "/signed/meta/{}",
+            file.replace('~', "~0").replace('/', "~1")
+        ))
+        .and_then(|m| m.get("version"))
+        .and_then(serde_json::Value::as_u64)
+        .ok_or_else(|| Error::corrupt("published_files", format!("{what} does not list {file}")))
+}
+
+pub(crate) fn last_published(conn: &Connection) -> Result<Option<LastPublished>> {
+    let Some(timestamp) = latest_published(conn, "metadata/timestamp.json")? else {
+        return Ok(None);
+    };
+    let roots = collect(
+        conn,
+        "SELECT bytes FROM published_files
+         WHERE role = 'root' AND immutable = 1 AND path LIKE 'metadata/%' ORDER BY version",
+        [],
+        |r| r.get::<_, Vec<u8>>(0),
+        Ok,
+    )?;
+    let v = listed_version("timestamp", &timestamp.bytes, "snapshot.json")?;
+    let snapshot = published_file(conn, &format!("metadata/{v}.snapshot.json"))?.bytes;
+    let listed: serde_json::Value = serde_json::from_slice(&snapshot)
+        .map_err(|e| Error::corrupt("published_files", format!("snapshot: {e}")))?;
+    let mut targets = BTreeMap::new();
+    let files = listed
+        .pointer("/signed/meta")
+        .and_then(serde_json::Value::as_object)
+        .map(|m| m.keys().cloned().collect::<Vec<_>>())
+        .unwrap_or_default();
+    for file in files {
+        let Some(role) = file.strip_suffix(".json") else {
+            continue;
+        };
+        let v = listed_version("snapshot", &snapshot, &file)?;
+        let path = format!(
+            "metadata/{v}.{}.json",
+            keyshare_policy::client::encode_role(role)
+        );
+        // A missing file is left for `Repository::restore` to report.
+        if let Some(f) = latest_published(conn, &path)? {
+            targets.insert(role.to_owned(), f.bytes);
+        }
+    }
+    Ok(Some(LastPublished {
+        roots,
+        timestamp: timestamp.bytes,
+        snapshot,
+        targets,
+    }))
+}
+
+// ---- audit ----
+
+pub(crate) fn audit_records(conn: &Connection, after: i64, limit: u32) -> Result<Vec<AuditRecord>> {
+    audit::records(conn, after, limit)
+}
+
+pub(crate) fn audit_head(conn: &Connection) -> Result<AuditHead> {
+    audit::head(conn)
+}
+
+pub(crate) fn verify_audit_chain(conn: &Connection) -> Result<AuditHead> {
+    audit::verify(conn)
+}
+
+// ---- documents ----
+
+/// Serialises `doc`, parses it back with the policy parser, and returns
+/// the parsed value: the document is exactly one a verifier accepts.
+fn checked<T>(
+    path: &str,
+    doc: &T,
+    to_vec: impl Fn(&T) -> keyshare_policy::Result<Vec<u8>>,
+    parse: impl Fn(&[u8]) -> keyshare_policy::Result<T>,
+) -> Result<T> {
+    let document = |source| Error::Document {
+        path: path.to_owned(),
+        source,
+    };
+    let bytes = to_vec(doc).map_err(document)?;
+    parse(&bytes).map_err(document)
+}
+
+pub(crate) fn namespace_document(conn: &Connection, namespace: &str) -> Result<NamespaceTrust> {
+    let record = self::namespace(conn, namespace)?;
+    let doc = NamespaceTrust {
+        format: TrustFormat,
+        threshold: record.threshold,
+        keys: keys(conn, namespace)?.into_iter().map(|k| k.key).collect(),
+        identities: identities(conn, namespace)?
+            .into_iter()
+            .map(|i| i.identity)
+            .collect(),
+        sub_delegations: sub_delegations(conn, namespace)?
+            .into_iter()
+            .map(|s| s.sub_delegation)
+            .collect(),
+        namespace: record.entry.name,
+    };
+    let path = doc.namespace.target_path();
+    checked(&path, &doc, NamespaceTrust::to_vec, |b| {
+        NamespaceTrust::from_target(&path, b)
+    })
+}
+
+pub(crate) fn namespaces_index(conn: &Connection) -> Result<Namespaces> {
+    let doc = Namespaces {
+        format: NamespacesFormat,
+        namespaces: namespaces(conn)?.into_iter().map(|n| n.entry).collect(),
+    };
+    checked(
+        NAMESPACES_PATH,
+        &doc,
+        Namespaces::to_vec,
+        Namespaces::from_slice,
+    )
+}
+
+pub(crate) fn revocations_document(conn: &Connection) -> Result<Revocations> {
+    let doc = Revocations {
+        format: RevocationsFormat,
+        revocations: revocations(conn)?
+            .into_iter()
+            .map(|r| r.revocation)
+            .collect(),
+    };
+    checked(
+        REVOCATIONS_PATH,
+        &doc,
+        Revocations::to_vec,
+        Revocations::from_slice,
+    )
+}
+
+pub(crate) fn peers_document(conn: &Connection) -> Result<Peers> {
+    let doc = Peers {
+        format: PeersFormat,
+        peers: peers(conn)?.into_iter().map(|p| p.peer).collect(),
+    };
+    checked(PEERS_PATH, &doc, Peers::to_vec, Peers::from_slice)
+}

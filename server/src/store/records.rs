@@ -1,0 +1,264 @@
+//! What the store holds, as Rust values.
+//!
+//! Inputs are the policy crate's parsed types (a [`TrustedKey`], a [`Peer`],
+//! ...), so anything that reaches the store already passed the same checks a
+//! verifier applies. Records add what only the store knows (when a row was
+//! written, token state).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::num::NonZeroU32;
+
+use keyshare_policy::trust::{
+    NamespaceEntry, NamespaceName, Peer, Revocation, SubDelegation, TrustedKey, X509Identity,
+};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+/// A namespace as the organization grants it, plus its signing threshold.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NamespaceRecord {
+    /// Name, scopes and maintainers (an entry of `org/namespaces.json`).
+    pub entry: NamespaceEntry,
+    /// Distinct keys and identities that must sign the namespace's artifacts.
+    pub threshold: NonZeroU32,
+    /// When the namespace was created.
+    pub created_at: OffsetDateTime,
+}
+
+/// A signing key of a namespace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyRecord {
+    /// The namespace.
+    pub namespace: NamespaceName,
+    /// The key as listed in the namespace's trust document.
+    pub key: TrustedKey,
+    /// When it was added.
+    pub added_at: OffsetDateTime,
+}
+
+/// An X.509 identity of a namespace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdentityRecord {
+    /// The namespace.
+    pub namespace: NamespaceName,
+    /// The identity as listed in the namespace's trust document.
+    pub identity: X509Identity,
+    /// When it was added.
+    pub added_at: OffsetDateTime,
+}
+
+/// A sub-delegation of a namespace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubDelegationRecord {
+    /// The namespace.
+    pub namespace: NamespaceName,
+    /// The sub-delegation as listed in the namespace's trust document.
+    pub sub_delegation: SubDelegation,
+    /// When it was last written.
+    pub updated_at: OffsetDateTime,
+}
+
+/// A revocation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RevocationRecord {
+    /// The revocation as listed in `org/revocations.json`.
+    pub revocation: Revocation,
+    /// When the store recorded it (not `revoked_at`, which may be earlier).
+    pub recorded_at: OffsetDateTime,
+}
+
+/// A peer service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerRecord {
+    /// The peer as listed in `org/peers.json`.
+    pub peer: Peer,
+    /// When it was last written.
+    pub updated_at: OffsetDateTime,
+}
+
+/// An X.509 root certificate the organization trusts (`org/roots/<name>.pem`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrgRoot {
+    /// Name, `[a-z0-9][a-z0-9-]{0,62}` (it becomes a file name).
+    pub name: String,
+    /// The certificate, PEM, as given.
+    pub pem: String,
+    /// SHA-256 of the certificate's DER (as revocations name certificates).
+    pub sha256: String,
+    /// When it was added.
+    pub added_at: OffsetDateTime,
+}
+
+impl OrgRoot {
+    /// The certificate's target path, `org/roots/<name>.pem`.
+    pub fn target_path(&self) -> String {
+        format!("org/roots/{}.pem", self.name)
+    }
+}
+
+/// What a token may do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TokenKind {
+    /// Everything: namespaces, revocations, peers, roots, tokens.
+    OrgAdmin,
+    /// Keys, identities and sub-delegations of one namespace.
+    Maintainer(NamespaceName),
+    /// Ephemeral CI keys in these namespaces (at least one).
+    Ci(Vec<NamespaceName>),
+}
+
+impl TokenKind {
+    /// `org-admin`, `maintainer` or `ci`, as stored.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::OrgAdmin => "org-admin",
+            Self::Maintainer(_) => "maintainer",
+            Self::Ci(_) => "ci",
+        }
+    }
+
+    /// The namespaces the token is scoped to (none for an org admin).
+    pub fn namespaces(&self) -> &[NamespaceName] {
+        match self {
+            Self::OrgAdmin => &[],
+            Self::Maintainer(ns) => std::slice::from_ref(ns),
+            Self::Ci(list) => list,
+        }
+    }
+}
+
+/// A token as stored: never the secret, only what it grants and its state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Token {
+    /// Public id (`tok-` and 16 hex digits), to list and revoke it by.
+    pub id: String,
+    /// What it grants.
+    pub kind: TokenKind,
+    /// Free text for people.
+    pub description: Option<String>,
+    /// When it was created.
+    pub created_at: OffsetDateTime,
+    /// When it was revoked; a revoked token grants nothing.
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+impl Token {
+    /// True unless revoked.
+    pub fn is_active(&self) -> bool {
+        self.revoked_at.is_none()
+    }
+}
+
+/// A token's secret: `ks_` and 64 hex digits (32 random bytes).
+///
+/// Returned once, by [`super::Tx::create_token`]; the store keeps only its
+/// SHA-256. `Debug` does not show it; [`TokenSecret::expose`] does, for
+/// handing it to the user.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenSecret(pub(crate) String);
+
+impl TokenSecret {
+    /// The secret text, to give to the token's holder exactly once.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for TokenSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenSecret(<redacted>)")
+    }
+}
+
+/// A token just created, with its secret.
+#[derive(Debug)]
+pub struct NewToken {
+    /// The stored token.
+    pub token: Token,
+    /// The secret: show it once, never store or log it.
+    pub secret: TokenSecret,
+}
+
+/// A published file, one version of one path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublishedFile {
+    /// Row id: increases with every file recorded.
+    pub id: i64,
+    /// `metadata/...` or `targets/...`, relative to the repository base.
+    pub path: String,
+    /// For metadata, the role as named in the file name (`root`,
+    /// `snapshot`, `timestamp`, `targets` or a percent-encoded delegated role).
+    pub role: Option<String>,
+    /// For metadata, `signed.version`.
+    pub version: Option<u64>,
+    /// The bytes.
+    pub bytes: Vec<u8>,
+    /// SHA-256 of the bytes, hex.
+    pub sha256: String,
+    /// False only for `metadata/timestamp.json`-style paths that get new versions.
+    pub immutable: bool,
+    /// When it was recorded.
+    pub created_at: OffsetDateTime,
+}
+
+/// One audit record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// Sequence number: 1, 2, 3, ... with no gaps.
+    pub seq: i64,
+    /// When (the time of the transaction that wrote it).
+    pub time: OffsetDateTime,
+    /// Who (token id, `ci:<issuer>/<subject>`, `system`, ...).
+    pub actor: String,
+    /// What (`namespace.create`, `key.add`, ...).
+    pub action: String,
+    /// On what (a namespace, a key id, a token id, ...).
+    pub subject: String,
+    /// Anything else, as JSON (no floating-point numbers).
+    pub details: Value,
+    /// `hash` of record `seq - 1` (64 zeros for the first record).
+    pub prev_hash: String,
+    /// SHA-256 over the record's canonical form, hex.
+    pub hash: String,
+}
+
+/// The end of an intact audit chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditHead {
+    /// Number of records (the last sequence number).
+    pub records: i64,
+    /// Hash of the last record (64 zeros when the log is empty). Writing it
+    /// down somewhere else lets a later check also detect truncation.
+    pub hash: String,
+}
+
+/// What the repository last published, as
+/// [`keyshare_policy::repo::Repository::restore`] needs it after a restart.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LastPublished {
+    /// Every root, version 1 first.
+    pub roots: Vec<Vec<u8>>,
+    /// The newest `metadata/timestamp.json`.
+    pub timestamp: Vec<u8>,
+    /// The snapshot that timestamp lists.
+    pub snapshot: Vec<u8>,
+    /// For every targets role that snapshot lists, the version it lists, by role name.
+    pub targets: BTreeMap<String, Vec<u8>>,
+}
+
+impl LastPublished {
+    /// Borrowed, in the form `Repository::restore` takes (which verifies it all).
+    pub fn as_published(&self) -> keyshare_policy::repo::Published<'_> {
+        keyshare_policy::repo::Published {
+            roots: self.roots.iter().map(Vec::as_slice).collect(),
+            timestamp: &self.timestamp,
+            snapshot: &self.snapshot,
+            targets: self
+                .targets
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_slice()))
+                .collect(),
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! Schema migrations.
+//!
+//! `schema_version` holds one row per applied migration. Each migration runs
+//! in its own transaction together with the insertion of its row, so a
+//! database is always exactly at one version. A database whose newest
+//! version is above [`CURRENT_VERSION`] was written by a newer build and is
+//! refused rather than guessed at.
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+
+use super::error::{Error, Result};
+use super::time_text;
+
+/// The schema version this build writes.
+pub const CURRENT_VERSION: i64 = 1;
+
+/// Migration `i` brings the database from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[V1];
+
+const V1: &str = r#"
+CREATE TABLE namespaces (
+    name        TEXT PRIMARY KEY,
+    scopes      TEXT NOT NULL,              -- JSON array of artifact patterns
+    maintainers TEXT NOT NULL,              -- JSON array of strings
+    threshold   INTEGER NOT NULL CHECK (threshold >= 1),
+    created_at  TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE keys (
+    namespace   TEXT NOT NULL REFERENCES namespaces(name) ON DELETE CASCADE,
+    key_id      TEXT NOT NULL,
+    key         TEXT NOT NULL,              -- TUF key object, JSON
+    not_before  TEXT,
+    not_after   TEXT,
+    ephemeral   INTEGER NOT NULL CHECK (ephemeral IN (0, 1)),
+    description TEXT,
+    added_at    TEXT NOT NULL,
+    PRIMARY KEY (namespace, key_id)
+) STRICT;
+
+CREATE TABLE identities (
+    namespace   TEXT NOT NULL REFERENCES namespaces(name) ON DELETE CASCADE,
+    name        TEXT NOT NULL,
+    ca_certs    TEXT NOT NULL,              -- JSON array of PEM certificates
+    subject     TEXT NOT NULL,
+    not_before  TEXT,
+    not_after   TEXT,
+    added_at    TEXT NOT NULL,
+    PRIMARY KEY (namespace, name)
+) STRICT;
+
+CREATE TABLE sub_delegations (
+    namespace   TEXT NOT NULL REFERENCES namespaces(name) ON DELETE CASCADE,
+    name        TEXT NOT NULL,
+    scopes      TEXT NOT NULL,              -- JSON array of artifact patterns
+    threshold   INTEGER NOT NULL CHECK (threshold >= 1),
+    keys        TEXT NOT NULL,              -- JSON array of trusted keys
+    updated_at  TEXT NOT NULL,
+    PRIMARY KEY (namespace, name)
+) STRICT;
+
+CREATE TABLE revocations (
+    id                 INTEGER PRIMARY KEY,
+    key_id             TEXT UNIQUE,
+    certificate_sha256 TEXT UNIQUE,
+    revoked_at         TEXT NOT NULL,
+    reason             TEXT NOT NULL,
+    recorded_at        TEXT NOT NULL,
+    CHECK ((key_id IS NULL) <> (certificate_sha256 IS NULL))
+) STRICT;
+
+CREATE TABLE peers (
+    name        TEXT PRIMARY KEY,
+    patterns    TEXT NOT NULL,              -- JSON array of artifact patterns
+    url         TEXT NOT NULL,
+    root        TEXT NOT NULL,              -- pinned root, JSON
+    terminating INTEGER NOT NULL CHECK (terminating IN (0, 1)),
+    updated_at  TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE org_roots (
+    name        TEXT PRIMARY KEY,
+    pem         TEXT NOT NULL,
+    sha256      TEXT NOT NULL UNIQUE,       -- of the certificate's DER
+    added_at    TEXT NOT NULL
+) STRICT;
+
+-- Only the SHA-256 of a token's secret is stored, never the secret.
+CREATE TABLE tokens (
+    id            TEXT PRIMARY KEY,
+    kind          TEXT NOT NULL CHECK (kind IN ('org-admin', 'maintainer', 'ci')),
+    secret_sha256 TEXT NOT NULL UNIQUE,
+    description   TEXT,
+    created_at    TEXT NOT NULL,
+    revoked_at    TEXT
+) STRICT;
+
+CREATE TABLE token_namespaces (
+    token_id    TEXT NOT NULL REFERENCES tokens(id) ON DELETE CASCADE,
+    namespace   TEXT NOT NULL,
+    PRIMARY KEY (token_id, namespace)
+) STRICT;
+CREATE INDEX token_namespaces_by_namespace ON token_namespaces(namespace);
+
+-- Every published file, every version; rows are never changed or removed.
+CREATE TABLE published_files (
+    id          INTEGER PRIMARY KEY,
+    path        TEXT NOT NULL,
+    role        TEXT,                       -- metadata only
+    version     INTEGER,                    -- metadata only
+    bytes       BLOB NOT NULL,
+    sha256      TEXT NOT NULL,
+    immutable   INTEGER NOT NULL CHECK (immutable IN (0, 1)),
+    created_at  TEXT NOT NULL
+) STRICT;
+CREATE INDEX published_files_by_path ON published_files(path, id);
+CREATE UNIQUE INDEX published_files_immutable_path ON published_files(path) WHERE immutable = 1;
+CREATE TRIGGER published_files_no_update BEFORE UPDATE ON published_files
+BEGIN SELECT RAISE(ABORT, 'published files are immutable'); END;
+CREATE TRIGGER published_files_no_delete BEFORE DELETE ON published_files
+BEGIN SELECT RAISE(ABORT, 'published files are immutable'); END;
+
+-- Append-only, hash-chained audit log (see docs/operations/store.md).
+CREATE TABLE audit_log (
+    seq         INTEGER PRIMARY KEY,
+    time        TEXT NOT NULL,
+    actor       TEXT NOT NULL,
+    action      TEXT NOT NULL,
+    subject     TEXT NOT NULL,
+    details     TEXT NOT NULL,              -- canonical JSON
+    prev_hash   TEXT NOT NULL,
+    hash        TEXT NOT NULL
+) STRICT;
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+"#;
+
+/// Brings the database to [`CURRENT_VERSION`], refusing a newer one.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_version (
+             version    INTEGER PRIMARY KEY,
+             applied_at TEXT NOT NULL
+         ) STRICT;",
+    )?;
+    loop {
+        // IMMEDIATE: two processes opening a fresh database at once must not
+        // both apply the same migration; the second waits, then sees it done.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let version = current(&tx)?;
+        if version > CURRENT_VERSION {
+            return Err(Error::SchemaTooNew {
+                found: version,
+                supported: CURRENT_VERSION,
+            });
+        }
+        let Some(sql) = usize::try_from(version)
+            .ok()
+            .and_then(|v| MIGRATIONS.get(v))
+        else {
+            return if version == CURRENT_VERSION {
+                Ok(())
+            } else {
+                Err(Error::Schema {
+                    message: format!("recorded schema version {version} is not valid"),
+                })
+            };
+        };
+        tx.execute_batch(sql)?;
+        tx.execute(
+            "INSERT INTO schema_version (version, applied_at) VALUES (?1, ?2)",
+            (version + 1, time_text(super::now())),
+        )?;
+        tx.commit()?;
+    }
+}
+
+/// The newest applied version, 0 for an empty database.
+pub(crate) fn current(conn: &Connection) -> Result<i64> {
+    let v: Option<i64> = conn
+        .query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))
+        .optional()?
+        .flatten();
+    Ok(v.unwrap_or(0))
+}

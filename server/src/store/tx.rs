@@ -1,0 +1,700 @@
+//! Writes: one [`Tx`] is one SQLite transaction.
+
+use std::fmt;
+use std::num::NonZeroU32;
+
+use rusqlite::{Connection, OptionalExtension, Transaction};
+use serde::Serialize;
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use keyshare_policy::metadata::TOP_LEVEL_ROLES;
+use keyshare_policy::repo::File;
+use keyshare_policy::trust::{
+    CaCert, NamespaceEntry, NamespaceName, Peer, Revocation, RevokedSubject, SubDelegation,
+    TrustedKey, X509Identity,
+};
+
+use super::error::{Error, Result};
+use super::read::{self, require_namespace, secret_hash};
+use super::records::{AuditRecord, NewToken, Token, TokenKind, TokenSecret};
+use super::{audit, time_text};
+
+/// One write transaction, given to the closure of [`super::Store::transaction`].
+///
+/// Every method writes inside the transaction; nothing is visible to other
+/// connections, or durable, until the closure returns `Ok` and the
+/// transaction commits. Read methods (the same as [`super::Store`]'s) see
+/// the transaction's own writes.
+pub struct Tx<'a> {
+    tx: Transaction<'a>,
+    now: OffsetDateTime,
+}
+
+impl fmt::Debug for Tx<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tx")
+            .field("now", &self.now)
+            .finish_non_exhaustive()
+    }
+}
+
+fn to_json<T: Serialize + ?Sized>(field: &str, value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| Error::invalid(field, e.to_string()))
+}
+
+fn opt_text(t: Option<OffsetDateTime>) -> Option<String> {
+    t.map(time_text)
+}
+
+/// True when the error is a uniqueness (primary key or UNIQUE) violation.
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::ConstraintViolation)
+    ) && matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+    )
+}
+
+/// Maps a uniqueness violation to `AlreadyExists`.
+fn exists_on_conflict(
+    kind: &'static str,
+    name: impl Into<String>,
+) -> impl FnOnce(rusqlite::Error) -> Error {
+    let name = name.into();
+    move |e| {
+        if is_unique_violation(&e) {
+            Error::exists(kind, name)
+        } else {
+            e.into()
+        }
+    }
+}
+
+/// 32 bytes from OpenSSL's CSPRNG, as 64 lowercase hex digits.
+fn random_hex(bytes: usize) -> Result<String> {
+    let mut buf = vec![0u8; bytes];
+    openssl::rand::rand_bytes(&mut buf)?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Checks an organization root's name: it becomes `org/roots/<name>.pem`.
+fn check_root_name(name: &str) -> Result<()> {
+    NamespaceName::parse(name).map(|_| ()).map_err(|_| {
+        Error::invalid(
+            "name",
+            format!(
+                "`{name}` is not a root name (1 to 63 of a-z, 0-9 and `-`, not starting with `-`)"
+            ),
+        )
+    })
+}
+
+/// Role and version of a metadata file, from its path and its bytes.
+fn metadata_role_version(path: &str, bytes: &[u8]) -> Result<(Option<String>, Option<u64>)> {
+    let Some(name) = path.strip_prefix("metadata/") else {
+        return Ok((None, None));
+    };
+    let invalid = |m: String| Error::invalid(format!("published file {path}"), m);
+    let stem = name
+        .strip_suffix(".json")
+        .filter(|s| !s.is_empty() && !s.contains('/'))
+        .ok_or_else(|| invalid("not a metadata file name".into()))?;
+    let (path_version, role) = match stem.split_once('.') {
+        Some((v, role)) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => (
+            Some(v.parse::<u64>().map_err(|e| invalid(e.to_string()))?),
+            role,
+        ),
+        _ => (None, stem),
+    };
+    let value: Value =
+        serde_json::from_slice(bytes).map_err(|e| invalid(format!("not JSON metadata: {e}")))?;
+    let version = value
+        .get("signed")
+        .and_then(|s| s.get("version"))
+        .and_then(Value::as_u64)
+        .ok_or_else(|| invalid("no signed.version".into()))?;
+    if path_version.is_some_and(|v| v != version) {
+        return Err(invalid(format!(
+            "file name says version {}, the metadata says {version}",
+            path_version.unwrap_or_default()
+        )));
+    }
+    Ok((Some(role.to_owned()), Some(version)))
+}
+
+impl<'a> Tx<'a> {
+    pub(super) fn new(tx: Transaction<'a>, now: OffsetDateTime) -> Self {
+        Self { tx, now }
+    }
+
+    pub(super) fn commit(self) -> rusqlite::Result<()> {
+        self.tx.commit()
+    }
+
+    pub(super) fn with_conn<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        f(&self.tx)
+    }
+
+    /// The transaction's time: every row and the audit record it writes carry it.
+    pub fn now(&self) -> OffsetDateTime {
+        self.now
+    }
+
+    fn now_text(&self) -> String {
+        time_text(self.now)
+    }
+
+    // ---- namespaces ----
+
+    /// Creates a namespace. `AlreadyExists` if the name is taken; `Invalid`
+    /// if one of its scopes is already granted to another namespace.
+    pub fn create_namespace(
+        &mut self,
+        entry: &NamespaceEntry,
+        threshold: NonZeroU32,
+    ) -> Result<()> {
+        if TOP_LEVEL_ROLES.contains(&entry.name.as_str()) {
+            return Err(Error::invalid(
+                "name",
+                format!(
+                    "`{}` is a top-level TUF role name and cannot name a namespace",
+                    entry.name
+                ),
+            ));
+        }
+        self.check_scopes_free(entry)?;
+        self.tx
+            .execute(
+                "INSERT INTO namespaces (name, scopes, maintainers, threshold, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                (
+                    entry.name.as_str(),
+                    to_json("scopes", &entry.scopes)?,
+                    to_json("maintainers", &entry.maintainers)?,
+                    threshold.get(),
+                    self.now_text(),
+                ),
+            )
+            .map_err(exists_on_conflict("namespace", entry.name.as_str()))?;
+        Ok(())
+    }
+
+    /// Replaces a namespace's scopes, maintainers and threshold. `NotFound`
+    /// if it does not exist.
+    pub fn update_namespace(
+        &mut self,
+        entry: &NamespaceEntry,
+        threshold: NonZeroU32,
+    ) -> Result<()> {
+        require_namespace(&self.tx, entry.name.as_str())?;
+        self.check_scopes_free(entry)?;
+        self.tx.execute(
+            "UPDATE namespaces SET scopes = ?2, maintainers = ?3, threshold = ?4 WHERE name = ?1",
+            (
+                entry.name.as_str(),
+                to_json("scopes", &entry.scopes)?,
+                to_json("maintainers", &entry.maintainers)?,
+                threshold.get(),
+            ),
+        )?;
+        Ok(())
+    }
+
+    /// Sets a namespace's threshold. `NotFound` if it does not exist.
+    pub fn set_threshold(&mut self, namespace: &str, threshold: NonZeroU32) -> Result<()> {
+        require_namespace(&self.tx, namespace)?;
+        self.tx.execute(
+            "UPDATE namespaces SET threshold = ?2 WHERE name = ?1",
+            (namespace, threshold.get()),
+        )?;
+        Ok(())
+    }
+
+    /// Refuses a scope another namespace already has (the index would not parse).
+    fn check_scopes_free(&self, entry: &NamespaceEntry) -> Result<()> {
+        for other in read::namespaces(&self.tx)? {
+            if other.entry.name == entry.name {
+                continue;
+            }
+            if let Some(scope) = entry
+                .scopes
+                .iter()
+                .find(|s| other.entry.scopes.iter().any(|o| o.as_str() == s.as_str()))
+            {
+                return Err(Error::invalid(
+                    "scopes",
+                    format!(
+                        "`{scope}` is already granted to namespace `{}`",
+                        other.entry.name
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes a namespace with its keys, identities and sub-delegations,
+    /// and revokes every token scoped to it (so re-creating the name later
+    /// grants nothing to old tokens). Returns how many tokens were revoked.
+    pub fn delete_namespace(&mut self, name: &str) -> Result<usize> {
+        require_namespace(&self.tx, name)?;
+        let revoked = self.tx.execute(
+            "UPDATE tokens SET revoked_at = ?2
+             WHERE revoked_at IS NULL
+               AND id IN (SELECT token_id FROM token_namespaces WHERE namespace = ?1)",
+            (name, self.now_text()),
+        )?;
+        self.tx
+            .execute("DELETE FROM namespaces WHERE name = ?1", [name])?;
+        Ok(revoked)
+    }
+
+    // ---- keys ----
+
+    /// Adds a signing key to a namespace. `NotFound` for a missing
+    /// namespace, `AlreadyExists` if the key id is already listed there.
+    pub fn add_key(&mut self, namespace: &NamespaceName, key: &TrustedKey) -> Result<()> {
+        require_namespace(&self.tx, namespace.as_str())?;
+        self.tx
+            .execute(
+                "INSERT INTO keys (namespace, key_id, key, not_before, not_after, ephemeral, description, added_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                (
+                    namespace.as_str(),
+                    key.id.as_str(),
+                    to_json("key", &key.key)?,
+                    opt_text(key.not_before),
+                    opt_text(key.not_after),
+                    key.ephemeral,
+                    key.description.as_deref(),
+                    self.now_text(),
+                ),
+            )
+            .map_err(exists_on_conflict("key", format!("{namespace}/{}", key.id)))?;
+        Ok(())
+    }
+
+    /// Removes a key from a namespace. `NotFound` if either is missing.
+    pub fn remove_key(&mut self, namespace: &str, key_id: &str) -> Result<()> {
+        require_namespace(&self.tx, namespace)?;
+        let n = self.tx.execute(
+            "DELETE FROM keys WHERE namespace = ?1 AND key_id = ?2",
+            [namespace, key_id],
+        )?;
+        if n == 0 {
+            return Err(Error::not_found("key", format!("{namespace}/{key_id}")));
+        }
+        Ok(())
+    }
+
+    /// Removes the ephemeral keys whose `not_after` is at or before `at`
+    /// (the expiry sweeper); returns `(namespace, key id)` of each.
+    pub fn remove_expired_ephemeral_keys(
+        &mut self,
+        at: OffsetDateTime,
+    ) -> Result<Vec<(String, String)>> {
+        let mut expired = Vec::new();
+        {
+            let mut stmt = self
+                .tx
+                .prepare("SELECT namespace, key_id, not_after FROM keys WHERE ephemeral = 1")?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                let not_after: Option<String> = r.get(2)?;
+                let due = match not_after {
+                    Some(t) => super::parse_time("keys", &t)? <= at,
+                    None => false,
+                };
+                if due {
+                    expired.push((r.get::<_, String>(0)?, r.get::<_, String>(1)?));
+                }
+            }
+        }
+        for (ns, id) in &expired {
+            self.tx.execute(
+                "DELETE FROM keys WHERE namespace = ?1 AND key_id = ?2",
+                [ns, id],
+            )?;
+        }
+        Ok(expired)
+    }
+
+    // ---- identities ----
+
+    /// Adds an X.509 identity to a namespace. `NotFound` for a missing
+    /// namespace, `AlreadyExists` if the name is taken there.
+    pub fn add_identity(
+        &mut self,
+        namespace: &NamespaceName,
+        identity: &X509Identity,
+    ) -> Result<()> {
+        require_namespace(&self.tx, namespace.as_str())?;
+        let pems: Vec<&str> = identity.ca_certs.iter().map(CaCert::pem).collect();
+        self.tx
+            .execute(
+                "INSERT INTO identities (namespace, name, ca_certs, subject, not_before, not_after, added_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                (
+                    namespace.as_str(),
+                    &identity.name,
+                    to_json("ca_certs", &pems)?,
+                    identity.subject.as_str(),
+                    opt_text(identity.not_before),
+                    opt_text(identity.not_after),
+                    self.now_text(),
+                ),
+            )
+            .map_err(exists_on_conflict("identity", format!("{namespace}/{}", identity.name)))?;
+        Ok(())
+    }
+
+    /// Removes an identity. `NotFound` if it (or the namespace) is missing.
+    pub fn remove_identity(&mut self, namespace: &str, name: &str) -> Result<()> {
+        require_namespace(&self.tx, namespace)?;
+        let n = self.tx.execute(
+            "DELETE FROM identities WHERE namespace = ?1 AND name = ?2",
+            [namespace, name],
+        )?;
+        if n == 0 {
+            return Err(Error::not_found("identity", format!("{namespace}/{name}")));
+        }
+        Ok(())
+    }
+
+    // ---- sub-delegations ----
+
+    /// Adds a sub-delegation. `NotFound` for a missing namespace,
+    /// `AlreadyExists` if the name is taken there.
+    pub fn add_sub_delegation(
+        &mut self,
+        namespace: &NamespaceName,
+        sub: &SubDelegation,
+    ) -> Result<()> {
+        require_namespace(&self.tx, namespace.as_str())?;
+        self.tx
+            .execute(
+                "INSERT INTO sub_delegations (namespace, name, scopes, threshold, keys, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                (
+                    namespace.as_str(),
+                    &sub.name,
+                    to_json("scopes", &sub.scopes)?,
+                    sub.threshold.get(),
+                    to_json("keys", &sub.keys)?,
+                    self.now_text(),
+                ),
+            )
+            .map_err(exists_on_conflict(
+                "sub-delegation",
+                format!("{namespace}/{}", sub.name),
+            ))?;
+        Ok(())
+    }
+
+    /// Removes a sub-delegation. `NotFound` if it (or the namespace) is missing.
+    pub fn remove_sub_delegation(&mut self, namespace: &str, name: &str) -> Result<()> {
+        require_namespace(&self.tx, namespace)?;
+        let n = self.tx.execute(
+            "DELETE FROM sub_delegations WHERE namespace = ?1 AND name = ?2",
+            [namespace, name],
+        )?;
+        if n == 0 {
+            return Err(Error::not_found(
+                "sub-delegation",
+                format!("{namespace}/{name}"),
+            ));
+        }
+        Ok(())
+    }
+
+    // ---- revocations ----
+
+    /// Records a revocation. `AlreadyExists` if the subject is already revoked;
+    /// `Invalid` for an empty reason.
+    pub fn add_revocation(&mut self, revocation: &Revocation) -> Result<()> {
+        if revocation.reason.trim().is_empty() {
+            return Err(Error::invalid("reason", "must say why (not empty)"));
+        }
+        let (key_id, cert) = match &revocation.subject {
+            RevokedSubject::KeyId(id) => (Some(id.as_str()), None),
+            RevokedSubject::Certificate(h) => (None, Some(h.as_str())),
+        };
+        self.tx
+            .execute(
+                "INSERT INTO revocations (key_id, certificate_sha256, revoked_at, reason, recorded_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                (
+                    key_id,
+                    cert,
+                    time_text(revocation.revoked_at),
+                    &revocation.reason,
+                    self.now_text(),
+                ),
+            )
+            .map_err(exists_on_conflict("revocation", revocation.subject.to_string()))?;
+        Ok(())
+    }
+
+    /// Removes a revocation (one recorded by mistake). `NotFound` if absent.
+    pub fn remove_revocation(&mut self, subject: &RevokedSubject) -> Result<()> {
+        let n = match subject {
+            RevokedSubject::KeyId(id) => self
+                .tx
+                .execute("DELETE FROM revocations WHERE key_id = ?1", [id.as_str()])?,
+            RevokedSubject::Certificate(h) => self.tx.execute(
+                "DELETE FROM revocations WHERE certificate_sha256 = ?1",
+                [h.as_str()],
+            )?,
+        };
+        if n == 0 {
+            return Err(Error::not_found("revocation", subject.to_string()));
+        }
+        Ok(())
+    }
+
+    // ---- peers ----
+
+    /// Adds or replaces a peer; true when it was new.
+    pub fn put_peer(&mut self, peer: &Peer) -> Result<bool> {
+        if peer.name.trim().is_empty()
+            || peer.name.chars().count() > 200
+            || peer.name.chars().any(char::is_control)
+        {
+            return Err(Error::invalid(
+                "name",
+                "must be 1 to 200 characters without control characters",
+            ));
+        }
+        if peer.patterns.is_empty() {
+            return Err(Error::invalid("patterns", "must list at least one pattern"));
+        }
+        let existed = match read::peer(&self.tx, &peer.name) {
+            Ok(_) => true,
+            Err(Error::NotFound { .. }) => false,
+            Err(e) => return Err(e),
+        };
+        self.tx.execute(
+            "INSERT INTO peers (name, patterns, url, root, terminating, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (name) DO UPDATE SET patterns = excluded.patterns, url = excluded.url,
+                 root = excluded.root, terminating = excluded.terminating,
+                 updated_at = excluded.updated_at",
+            (
+                &peer.name,
+                to_json("patterns", &peer.patterns)?,
+                peer.url.as_str(),
+                to_json("root", &peer.root)?,
+                peer.terminating,
+                self.now_text(),
+            ),
+        )?;
+        Ok(!existed)
+    }
+
+    /// Removes a peer. `NotFound` if absent.
+    pub fn remove_peer(&mut self, name: &str) -> Result<()> {
+        let n = self
+            .tx
+            .execute("DELETE FROM peers WHERE name = ?1", [name])?;
+        if n == 0 {
+            return Err(Error::not_found("peer", name));
+        }
+        Ok(())
+    }
+
+    // ---- organization roots ----
+
+    /// Adds or replaces (by name) an X.509 root certificate, exactly one PEM
+    /// certificate; true when the name was new. `AlreadyExists` (kind
+    /// `org root certificate`) if the same certificate is there under
+    /// another name.
+    pub fn put_org_root(&mut self, name: &str, pem: &str) -> Result<bool> {
+        check_root_name(name)?;
+        let cert = CaCert::parse(pem).map_err(|e| Error::invalid("pem", e))?;
+        if let Some(other) = self
+            .tx
+            .query_row(
+                "SELECT name FROM org_roots WHERE sha256 = ?1 AND name <> ?2",
+                [cert.sha256().as_str(), name],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()?
+        {
+            return Err(Error::exists("org root certificate", other));
+        }
+        let existed = match read::org_root(&self.tx, name) {
+            Ok(_) => true,
+            Err(Error::NotFound { .. }) => false,
+            Err(e) => return Err(e),
+        };
+        self.tx.execute(
+            "INSERT INTO org_roots (name, pem, sha256, added_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (name) DO UPDATE SET pem = excluded.pem, sha256 = excluded.sha256,
+                 added_at = excluded.added_at",
+            (name, pem, cert.sha256().as_str(), self.now_text()),
+        )?;
+        Ok(!existed)
+    }
+
+    /// Removes an X.509 root. `NotFound` if absent.
+    pub fn remove_org_root(&mut self, name: &str) -> Result<()> {
+        let n = self
+            .tx
+            .execute("DELETE FROM org_roots WHERE name = ?1", [name])?;
+        if n == 0 {
+            return Err(Error::not_found("org root", name));
+        }
+        Ok(())
+    }
+
+    // ---- tokens ----
+
+    /// Creates a token and returns it with its secret, the only time the
+    /// secret exists outside its holder: only its SHA-256 is stored.
+    /// `NotFound` if a namespace of `kind` does not exist; `Invalid` for a
+    /// CI token without namespaces.
+    pub fn create_token(
+        &mut self,
+        kind: &TokenKind,
+        description: Option<&str>,
+    ) -> Result<NewToken> {
+        if let TokenKind::Ci(list) = kind {
+            if list.is_empty() {
+                return Err(Error::invalid(
+                    "namespaces",
+                    "a CI token needs at least one namespace",
+                ));
+            }
+        }
+        for ns in kind.namespaces() {
+            require_namespace(&self.tx, ns.as_str())?;
+        }
+        let id = format!("tok-{}", random_hex(8)?);
+        let secret = TokenSecret(format!("ks_{}", random_hex(32)?));
+        self.tx.execute(
+            "INSERT INTO tokens (id, kind, secret_sha256, description, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            (
+                &id,
+                kind.name(),
+                secret_hash(secret.expose()),
+                description,
+                self.now_text(),
+            ),
+        )?;
+        for ns in kind.namespaces() {
+            self.tx
+                .execute(
+                    "INSERT INTO token_namespaces (token_id, namespace) VALUES (?1, ?2)",
+                    [id.as_str(), ns.as_str()],
+                )
+                .map_err(exists_on_conflict("token namespace", ns.as_str()))?;
+        }
+        let token = Token {
+            id,
+            kind: kind.clone(),
+            description: description.map(str::to_owned),
+            created_at: super::parse_time("tokens", &self.now_text())?,
+            revoked_at: None,
+        };
+        Ok(NewToken { token, secret })
+    }
+
+    /// Revokes a token. `NotFound` if absent, `AlreadyExists` (kind
+    /// `token revocation`) if it was already revoked.
+    pub fn revoke_token(&mut self, id: &str) -> Result<()> {
+        let token = read::token(&self.tx, id)?;
+        if !token.is_active() {
+            return Err(Error::exists("token revocation", id));
+        }
+        self.tx.execute(
+            "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1",
+            (id, self.now_text()),
+        )?;
+        Ok(())
+    }
+
+    // ---- audit ----
+
+    /// Appends an audit record, chained to the previous one.
+    /// `details` must be JSON without floating-point numbers.
+    pub fn append_audit(
+        &mut self,
+        actor: &str,
+        action: &str,
+        subject: &str,
+        details: &Value,
+    ) -> Result<AuditRecord> {
+        audit::append(&self.tx, self.now, actor, action, subject, details)
+    }
+
+    // ---- published files ----
+
+    /// Records files the publisher produced (from
+    /// [`keyshare_policy::repo::Repository::commit`] or `set_target`).
+    ///
+    /// An immutable path is recorded once: the same bytes again are
+    /// skipped, different bytes are refused (`AlreadyExists`), since a
+    /// consistent-snapshot file must never change. A mutable path
+    /// (`metadata/timestamp.json`) gets a new row each time, and its version
+    /// must go up. Paths are `metadata/...` or `targets/...`. Returns how
+    /// many rows were added.
+    pub fn record_published(&mut self, files: &[File]) -> Result<usize> {
+        let mut added = 0;
+        for file in files {
+            let path = file.path.as_str();
+            let field = || format!("published file {path}");
+            if !(path.starts_with("metadata/") || path.starts_with("targets/"))
+                || path
+                    .split('/')
+                    .any(|s| s.is_empty() || s == "." || s == "..")
+            {
+                return Err(Error::invalid(field(), "not a metadata/ or targets/ path"));
+            }
+            let (role, version) = metadata_role_version(path, &file.bytes)?;
+            let sha256 = keyshare_policy::hash::sha256_hex(&file.bytes);
+            if let Some(latest) = read::latest_published(&self.tx, path)? {
+                if file.immutable || latest.immutable {
+                    if latest.sha256 == sha256 && latest.immutable == file.immutable {
+                        continue;
+                    }
+                    return Err(Error::exists("published file", path));
+                }
+                if version <= latest.version {
+                    return Err(Error::invalid(
+                        field(),
+                        format!(
+                            "version {} is not newer than the published version {}",
+                            version.unwrap_or_default(),
+                            latest.version.unwrap_or_default()
+                        ),
+                    ));
+                }
+            }
+            let version = version
+                .map(i64::try_from)
+                .transpose()
+                .map_err(|e| Error::invalid(field(), e.to_string()))?;
+            self.tx.execute(
+                "INSERT INTO published_files (path, role, version, bytes, sha256, immutable, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                (
+                    path,
+                    role,
+                    version,
+                    &file.bytes[..],
+                    &sha256,
+                    file.immutable,
+                    self.now_text(),
+                ),
+            )?;
+            added += 1;
+        }
+        Ok(added)
+    }
+}
