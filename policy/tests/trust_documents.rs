@@ -166,6 +166,19 @@ fn threshold_above_key_count_is_refused() {
 }
 
 #[test]
+fn namespace_listing_nothing_yet_parses() {
+    // A namespace just created has no keys: it trusts no one, and that is
+    // a valid document (the threshold applies once anything is listed).
+    let mut v = namespace_json();
+    v["keys"] = json!([]);
+    v["identities"] = json!([]);
+    v["sub_delegations"] = json!([]);
+    v["threshold"] = json!(2);
+    let doc = parse_ns(&v).unwrap();
+    assert!(doc.keys.is_empty() && doc.identities.is_empty());
+}
+
+#[test]
 fn ephemeral_key_without_not_after_is_refused() {
     let mut v = namespace_json();
     v["keys"][0]["ephemeral"] = json!(true);

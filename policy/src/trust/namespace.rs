@@ -226,8 +226,10 @@ impl NamespaceTrust {
                 ));
             }
         }
+        // A namespace that lists nothing yet (just created) trusts no one;
+        // once it lists anything, the threshold must be reachable.
         let listed = self.keys.len() + self.identities.len();
-        if usize::try_from(self.threshold.get()).map_or(true, |t| t > listed) {
+        if listed > 0 && usize::try_from(self.threshold.get()).map_or(true, |t| t > listed) {
             return Err((
                 "threshold".into(),
                 format!(

@@ -155,10 +155,12 @@ pub(crate) fn append(
     })
 }
 
+/// The details as stored: compact JSON (keys sorted, as `Value` keeps
+/// them). Not canonical JSON, whose unescaped control characters (the
+/// newlines of a PEM key) are not JSON a parser reads back; the hash is
+/// computed over the canonical form of the parsed value either way.
 fn canonical_text(details: &Value) -> Result<String> {
-    let bytes = keyshare_policy::cjson::to_canonical(details, "audit details")
-        .map_err(|e| Error::invalid("details", e.to_string()))?;
-    String::from_utf8(bytes).map_err(|e| Error::invalid("details", e.to_string()))
+    serde_json::to_string(details).map_err(|e| Error::invalid("details", e.to_string()))
 }
 
 /// Records with `seq > after`, oldest first, at most `limit`.

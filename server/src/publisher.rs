@@ -1,0 +1,848 @@
+//! The publisher: every accepted change becomes one signed publish.
+//!
+//! [`Publisher::apply`] runs one SQLite transaction that applies the change
+//! to the store, rebuilds the trust documents it affects, has the
+//! in-memory [`Repository`] sign new versions of the changed roles plus
+//! snapshot and timestamp, records the new files and appends one audit
+//! record. If any step fails the transaction rolls back, and the repository
+//! is rebuilt from what the store last published ([`Repository::restore`]),
+//! so a failed publish changes nothing.
+//!
+//! Layout of the published repository (see `docs/server.md`): top-level
+//! `targets` holds `org/namespaces.json`, `org/revocations.json`,
+//! `org/peers.json` and `org/roots/<name>.pem`, and delegates one role per
+//! namespace, named like the namespace, with `paths:
+//! ["namespaces/<ns>/*"]`, terminating, signed with the server's namespaces
+//! key; that role holds `namespaces/<ns>/trust.json`.
+//!
+//! Writers are serialised by one mutex; published files are also kept in
+//! an in-memory cache for the read API ([`Publisher::file`]).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::Instant;
+
+use serde_json::{json, Value};
+use time::{Duration, OffsetDateTime};
+
+use keyshare_policy::metadata::{DelegatedRole, KeyId, RoleName, Unrecognized};
+use keyshare_policy::pattern::PathPattern;
+use keyshare_policy::repo::{File, Options, Repository, SharedSigner};
+use keyshare_policy::trust::{
+    NamespaceEntry, NamespaceName, Peer, Revocation, RevokedSubject, SubDelegation, TrustedKey,
+    X509Identity, NAMESPACES_PATH, PEERS_PATH, REVOCATIONS_PATH,
+};
+
+use crate::store::{self, NewToken, Store, TokenKind, Tx};
+
+/// The server's online keys.
+#[derive(Clone, Debug)]
+pub struct OnlineKeys {
+    /// Top-level targets.
+    pub targets: SharedSigner,
+    /// Snapshot.
+    pub snapshot: SharedSigner,
+    /// Timestamp.
+    pub timestamp: SharedSigner,
+    /// Every namespace role the server holds.
+    pub namespaces: SharedSigner,
+}
+
+/// A published file as the read API serves it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CachedFile {
+    /// `metadata/...` or `targets/...`.
+    pub path: String,
+    /// The bytes.
+    pub bytes: Arc<[u8]>,
+    /// The HTTP entity tag, quoted: `"<sha256 hex>"`.
+    pub etag: String,
+    /// False only for `metadata/timestamp.json`.
+    pub immutable: bool,
+}
+
+impl CachedFile {
+    fn new(path: String, bytes: Arc<[u8]>, immutable: bool) -> Self {
+        let etag = format!("\"{}\"", keyshare_policy::hash::sha256_hex(&bytes));
+        Self {
+            path,
+            bytes,
+            etag,
+            immutable,
+        }
+    }
+}
+
+/// One change an admin, a maintainer or the system asks for.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Change {
+    /// A new namespace with its scopes and maintainers.
+    CreateNamespace {
+        /// Name, scopes, maintainers.
+        entry: NamespaceEntry,
+        /// Distinct signatures its artifacts need.
+        threshold: NonZeroU32,
+    },
+    /// Removes a namespace and everything in it.
+    DeleteNamespace {
+        /// The namespace.
+        namespace: NamespaceName,
+    },
+    /// Changes a namespace's threshold.
+    SetThreshold {
+        /// The namespace.
+        namespace: NamespaceName,
+        /// The new threshold.
+        threshold: NonZeroU32,
+    },
+    /// Lists a signing key in a namespace.
+    AddKey {
+        /// The namespace.
+        namespace: NamespaceName,
+        /// The key.
+        key: TrustedKey,
+    },
+    /// Removes a signing key from a namespace.
+    RemoveKey {
+        /// The namespace.
+        namespace: NamespaceName,
+        /// The key's id.
+        key_id: KeyId,
+    },
+    /// Lists an X.509 identity in a namespace.
+    AddIdentity {
+        /// The namespace.
+        namespace: NamespaceName,
+        /// The identity.
+        identity: X509Identity,
+    },
+    /// Removes an X.509 identity.
+    RemoveIdentity {
+        /// The namespace.
+        namespace: NamespaceName,
+        /// The identity's name.
+        name: String,
+    },
+    /// Adds a sub-delegation to a namespace.
+    AddSubDelegation {
+        /// The namespace.
+        namespace: NamespaceName,
+        /// The sub-delegation.
+        sub_delegation: SubDelegation,
+    },
+    /// Removes a sub-delegation.
+    RemoveSubDelegation {
+        /// The namespace.
+        namespace: NamespaceName,
+        /// Its name.
+        name: String,
+    },
+    /// Revokes a key or certificate organization-wide.
+    AddRevocation {
+        /// What, when and why.
+        revocation: Revocation,
+    },
+    /// Adds or replaces a peer service.
+    PutPeer {
+        /// The peer.
+        peer: Peer,
+    },
+    /// Removes a peer service.
+    RemovePeer {
+        /// Its name.
+        name: String,
+    },
+    /// Adds or replaces an organization X.509 root certificate.
+    PutOrgRoot {
+        /// Its name.
+        name: String,
+        /// The certificate, PEM.
+        pem: String,
+    },
+    /// Removes an organization root certificate.
+    RemoveOrgRoot {
+        /// Its name.
+        name: String,
+    },
+}
+
+/// What one publish produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Applied {
+    /// Paths of the files published.
+    pub files: Vec<String>,
+    /// The new timestamp version.
+    pub timestamp_version: u64,
+    /// Sequence number of the audit record.
+    pub audit_seq: i64,
+}
+
+/// Why a change was not published.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PublishError {
+    /// The store refused the change or failed.
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    /// Building or signing metadata failed.
+    #[error("{0}")]
+    Policy(#[from] keyshare_policy::Error),
+    /// The repository could not be rebuilt after a failed publish; the
+    /// server must restart.
+    #[error("publisher is unusable: {0}")]
+    Broken(String),
+}
+
+impl PublishError {
+    /// The HTTP status this error maps to: 400, 404, 409 or 500.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Store(store::Error::NotFound { .. }) => 404,
+            Self::Store(store::Error::AlreadyExists { .. }) => 409,
+            Self::Store(store::Error::Invalid { .. } | store::Error::Document { .. }) => 400,
+            Self::Policy(
+                keyshare_policy::Error::Malformed { .. } | keyshare_policy::Error::BadKey { .. },
+            ) => 400,
+            _ => 500,
+        }
+    }
+
+    /// A short machine-readable code for the JSON error body.
+    pub fn code(&self) -> &'static str {
+        match self.status() {
+            400 => "invalid",
+            404 => "not_found",
+            409 => "already_exists",
+            _ => "internal",
+        }
+    }
+}
+
+/// Counters for `/metrics`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PublisherMetrics {
+    /// Publishes since start.
+    pub publishes: u64,
+    /// Time spent publishing since start, seconds.
+    pub publish_seconds_total: f64,
+    /// Duration of the last publish, seconds.
+    pub last_publish_seconds: f64,
+    /// Current version of each top-level role.
+    pub versions: BTreeMap<String, u64>,
+    /// The earliest `expires` among root, targets, snapshot and timestamp.
+    pub earliest_expiry: Option<OffsetDateTime>,
+}
+
+/// What a change touched, so the publisher knows what to rebuild.
+#[derive(Debug, Default)]
+struct Affected {
+    index: bool,
+    revocations: bool,
+    peers: bool,
+    created: BTreeSet<NamespaceName>,
+    deleted: BTreeSet<NamespaceName>,
+    namespaces: BTreeSet<NamespaceName>,
+    roots_put: Vec<(String, String)>,
+    roots_removed: Vec<String>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    repo: Repository,
+}
+
+/// The publisher. `Send + Sync`; share it as `Arc<Publisher>`.
+#[derive(Debug)]
+pub struct Publisher {
+    inner: Mutex<Inner>,
+    keys: OnlineKeys,
+    options: Options,
+    cache: RwLock<HashMap<String, Arc<CachedFile>>>,
+    metrics: Mutex<PublisherMetrics>,
+}
+
+impl Publisher {
+    /// Creates a new repository in an empty store: root v1 signed here by
+    /// `root_signers` (the embedded default), the org documents, version 1
+    /// of everything, published and audited.
+    pub fn init(
+        mut store: Store,
+        keys: OnlineKeys,
+        root_signers: &[SharedSigner],
+        root_threshold: u32,
+        options: Options,
+        now: OffsetDateTime,
+    ) -> Result<Self, PublishError> {
+        if store.last_published()?.is_some() {
+            return Err(store::Error::AlreadyExists {
+                kind: "published repository in",
+                name: store.path().display().to_string(),
+            }
+            .into());
+        }
+        let mut repo = Repository::create(
+            root_signers,
+            root_threshold,
+            [
+                ("targets", vec![keys.targets.clone()]),
+                ("snapshot", vec![keys.snapshot.clone()]),
+                ("timestamp", vec![keys.timestamp.clone()]),
+            ],
+            options,
+            now,
+        )?;
+        store.transaction_at(now, |tx| -> Result<(), PublishError> {
+            let affected = Affected {
+                index: true,
+                revocations: true,
+                peers: true,
+                ..Affected::default()
+            };
+            let mut files = stage(tx, &mut repo, &affected, &keys, now)?;
+            files.extend(repo.commit(now)?);
+            tx.record_published(&files)?;
+            tx.append_audit(
+                "system",
+                "repository.init",
+                "repository",
+                &json!({ "root_version": 1 }),
+            )?;
+            Ok(())
+        })?;
+        Self::with_repo(store, repo, keys, options)
+    }
+
+    /// Opens a store that holds a published repository, rebuilding the
+    /// repository from what it last published (verified as a client would).
+    pub fn open(store: Store, keys: OnlineKeys, options: Options) -> Result<Self, PublishError> {
+        let repo = restore(&store, &keys, options)?;
+        Self::with_repo(store, repo, keys, options)
+    }
+
+    fn with_repo(
+        store: Store,
+        repo: Repository,
+        keys: OnlineKeys,
+        options: Options,
+    ) -> Result<Self, PublishError> {
+        let publisher = Self {
+            inner: Mutex::new(Inner { store, repo }),
+            keys,
+            options,
+            cache: RwLock::new(HashMap::new()),
+            metrics: Mutex::new(PublisherMetrics::default()),
+        };
+        {
+            let inner = publisher.lock();
+            publisher.cache_files(&inner.repo.current_files()?);
+            publisher.update_versions(&inner.repo);
+        }
+        Ok(publisher)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves the repository possibly
+        // ahead of the store; `apply` restores it before the next change.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Applies `change` on behalf of `actor` (for the audit log, e.g.
+    /// `token:<id>`) and publishes it. Blocking: call from a blocking thread.
+    pub fn apply(
+        &self,
+        actor: &str,
+        change: Change,
+        now: OffsetDateTime,
+    ) -> Result<Applied, PublishError> {
+        let started = Instant::now();
+        let mut guard = self.lock();
+        let Inner { store, repo } = &mut *guard;
+        let keys = &self.keys;
+        let result = store.transaction_at(now, |tx| -> Result<_, PublishError> {
+            let (action, subject, details, affected) = apply_change(tx, &change)?;
+            let mut files = stage(tx, repo, &affected, keys, now)?;
+            files.extend(repo.commit(now)?);
+            tx.record_published(&files)?;
+            let record = tx.append_audit(actor, action, &subject, &details)?;
+            Ok((files, record.seq))
+        });
+        match result {
+            Ok((files, audit_seq)) => {
+                self.cache_files(&files);
+                self.update_versions(repo);
+                self.count_publish(started);
+                Ok(Applied {
+                    files: files.iter().map(|f| f.path.clone()).collect(),
+                    timestamp_version: repo.timestamp().map_or(0, |t| t.signed.version),
+                    audit_seq,
+                })
+            }
+            Err(e) => {
+                // The repository may have staged or signed what the store
+                // did not keep: rebuild it from the store.
+                *repo = restore(store, keys, self.options)
+                    .map_err(|r| PublishError::Broken(format!("{e}; then: {r}")))?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Re-signs every role that expires within `horizon` (timestamp,
+    /// snapshot, targets, namespace roles). Returns the paths published.
+    pub fn refresh_expiring(
+        &self,
+        horizon: Duration,
+        now: OffsetDateTime,
+    ) -> Result<Vec<String>, PublishError> {
+        self.system_publish("metadata.resign", now, |_tx, repo| {
+            Ok(repo.refresh_expiring(now, horizon)?)
+        })
+    }
+
+    /// Removes ephemeral keys whose `not_after` has passed and publishes the
+    /// namespaces they were in. Returns how many keys were removed.
+    pub fn sweep_ephemeral(&self, now: OffsetDateTime) -> Result<usize, PublishError> {
+        let mut removed = 0;
+        let keys = self.keys.clone();
+        self.system_publish("ci.sweep", now, |tx, repo| {
+            let expired = tx.remove_expired_ephemeral_keys(now)?;
+            removed = expired.len();
+            let mut affected = Affected::default();
+            for (namespace, _) in &expired {
+                if let Ok(ns) = NamespaceName::parse(namespace) {
+                    affected.namespaces.insert(ns);
+                }
+            }
+            let mut files = stage(tx, repo, &affected, &keys, now)?;
+            files.extend(repo.commit(now)?);
+            Ok(files)
+        })?;
+        Ok(removed)
+    }
+
+    /// A publish the server makes by itself; audited only when it published.
+    fn system_publish(
+        &self,
+        action: &str,
+        now: OffsetDateTime,
+        work: impl FnOnce(&mut Tx<'_>, &mut Repository) -> Result<Vec<File>, PublishError>,
+    ) -> Result<Vec<String>, PublishError> {
+        let started = Instant::now();
+        let mut guard = self.lock();
+        let Inner { store, repo } = &mut *guard;
+        let result = store.transaction_at(now, |tx| -> Result<_, PublishError> {
+            let files = work(tx, repo)?;
+            if !files.is_empty() {
+                tx.record_published(&files)?;
+                let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+                tx.append_audit("system", action, "repository", &json!({ "files": paths }))?;
+            }
+            Ok(files)
+        });
+        match result {
+            Ok(files) => {
+                if !files.is_empty() {
+                    self.cache_files(&files);
+                    self.update_versions(repo);
+                    self.count_publish(started);
+                }
+                Ok(files.into_iter().map(|f| f.path).collect())
+            }
+            Err(e) => {
+                *repo = restore(store, &self.keys, self.options)
+                    .map_err(|r| PublishError::Broken(format!("{e}; then: {r}")))?;
+                Err(e)
+            }
+        }
+    }
+
+    /// A published file by path, from memory, or from the store for older
+    /// versions (then kept in memory).
+    pub fn file(&self, path: &str) -> Option<Arc<CachedFile>> {
+        if let Some(f) = self
+            .cache
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(path)
+        {
+            return Some(f.clone());
+        }
+        if path == "metadata/timestamp.json" {
+            return None;
+        }
+        let stored = self.read(|s| s.latest_published(path)).ok().flatten()?;
+        let file = Arc::new(CachedFile::new(stored.path, stored.bytes.into(), true));
+        self.cache
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(path.to_owned(), file.clone());
+        Some(file)
+    }
+
+    /// Every file of the current repository state plus every target file
+    /// it lists (for `publish --to`).
+    pub fn current_files(&self) -> Result<Vec<File>, PublishError> {
+        let guard = self.lock();
+        let mut files = guard.repo.current_files()?;
+        let mut roles: Vec<RoleName> = vec![RoleName::new("targets")];
+        roles.extend(guard.repo.delegated_roles().cloned());
+        for role in roles {
+            let Some(targets) = guard.repo.targets(role.as_str()) else {
+                continue;
+            };
+            for (path, file) in &targets.signed.targets {
+                let disk = format!(
+                    "targets/{}",
+                    keyshare_policy::client::target_remote_name(path, file, true)
+                );
+                let stored = guard.store.published_file(&disk)?;
+                files.push(File {
+                    path: disk,
+                    bytes: stored.bytes.into(),
+                    immutable: true,
+                });
+            }
+        }
+        Ok(files)
+    }
+
+    /// Runs `f` with the store (reads; blocking).
+    pub fn read<T>(&self, f: impl FnOnce(&Store) -> T) -> T {
+        f(&self.lock().store)
+    }
+
+    /// Creates an API token (audited). The secret is in the result only.
+    pub fn create_token(
+        &self,
+        actor: &str,
+        kind: TokenKind,
+        description: Option<String>,
+        now: OffsetDateTime,
+    ) -> Result<NewToken, PublishError> {
+        let mut guard = self.lock();
+        guard
+            .store
+            .transaction_at(now, |tx| -> Result<_, PublishError> {
+                let token = tx.create_token(&kind, description.as_deref())?;
+                tx.append_audit(
+                    actor,
+                    "token.create",
+                    &token.token.id,
+                    &json!({ "kind": kind.name(), "namespaces": kind.namespaces() }),
+                )?;
+                Ok(token)
+            })
+    }
+
+    /// Revokes an API token (audited).
+    pub fn revoke_token(
+        &self,
+        actor: &str,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), PublishError> {
+        let mut guard = self.lock();
+        guard
+            .store
+            .transaction_at(now, |tx| -> Result<_, PublishError> {
+                tx.revoke_token(id)?;
+                tx.append_audit(actor, "token.revoke", id, &Value::Null)?;
+                Ok(())
+            })
+    }
+
+    /// Counters and versions for `/metrics`.
+    pub fn metrics(&self) -> PublisherMetrics {
+        self.metrics
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn cache_files(&self, files: &[File]) {
+        let mut cache = self.cache.write().unwrap_or_else(PoisonError::into_inner);
+        for f in files {
+            cache.insert(
+                f.path.clone(),
+                Arc::new(CachedFile::new(
+                    f.path.clone(),
+                    f.bytes.clone(),
+                    f.immutable,
+                )),
+            );
+        }
+    }
+
+    fn update_versions(&self, repo: &Repository) {
+        let mut m = self.metrics.lock().unwrap_or_else(PoisonError::into_inner);
+        let root = &repo.root().signed;
+        let mut versions = BTreeMap::from([("root".to_owned(), root.version)]);
+        let mut expiries = vec![root.expires.time()];
+        if let Some(t) = repo.targets("targets") {
+            versions.insert("targets".into(), t.signed.version);
+            expiries.push(t.signed.expires.time());
+        }
+        if let Some(s) = repo.snapshot() {
+            versions.insert("snapshot".into(), s.signed.version);
+            expiries.push(s.signed.expires.time());
+        }
+        if let Some(t) = repo.timestamp() {
+            versions.insert("timestamp".into(), t.signed.version);
+            expiries.push(t.signed.expires.time());
+        }
+        m.versions = versions;
+        m.earliest_expiry = expiries.into_iter().min();
+    }
+
+    fn count_publish(&self, started: Instant) {
+        let mut m = self.metrics.lock().unwrap_or_else(PoisonError::into_inner);
+        let seconds = started.elapsed().as_secs_f64();
+        m.publishes += 1;
+        m.publish_seconds_total += seconds;
+        m.last_publish_seconds = seconds;
+    }
+}
+
+/// The repository as the store last published it.
+fn restore(store: &Store, keys: &OnlineKeys, options: Options) -> Result<Repository, PublishError> {
+    let last = store.last_published()?.ok_or_else(|| {
+        PublishError::Broken("the store holds no published repository; run init".into())
+    })?;
+    let mut signers: BTreeMap<RoleName, Vec<SharedSigner>> = BTreeMap::from([
+        (RoleName::new("targets"), vec![keys.targets.clone()]),
+        (RoleName::new("snapshot"), vec![keys.snapshot.clone()]),
+        (RoleName::new("timestamp"), vec![keys.timestamp.clone()]),
+    ]);
+    for ns in store.namespaces()? {
+        signers.insert(
+            RoleName::new(ns.entry.name.as_str()),
+            vec![keys.namespaces.clone()],
+        );
+    }
+    Ok(Repository::restore(&last.as_published(), signers, options)?)
+}
+
+/// Applies one change to the store; returns the audit action, subject,
+/// details and what to rebuild.
+fn apply_change(
+    tx: &mut Tx<'_>,
+    change: &Change,
+) -> Result<(&'static str, String, Value, Affected), PublishError> {
+    let mut affected = Affected::default();
+    let (action, subject, details) = match change {
+        Change::CreateNamespace { entry, threshold } => {
+            tx.create_namespace(entry, *threshold)?;
+            affected.index = true;
+            affected.created.insert(entry.name.clone());
+            affected.namespaces.insert(entry.name.clone());
+            (
+                "namespace.create",
+                entry.name.to_string(),
+                json!({ "scopes": entry.scopes, "maintainers": entry.maintainers, "threshold": threshold }),
+            )
+        }
+        Change::DeleteNamespace { namespace } => {
+            let revoked = tx.delete_namespace(namespace.as_str())?;
+            affected.index = true;
+            affected.deleted.insert(namespace.clone());
+            (
+                "namespace.delete",
+                namespace.to_string(),
+                json!({ "tokens_revoked": revoked }),
+            )
+        }
+        Change::SetThreshold {
+            namespace,
+            threshold,
+        } => {
+            tx.set_threshold(namespace.as_str(), *threshold)?;
+            affected.namespaces.insert(namespace.clone());
+            (
+                "namespace.threshold",
+                namespace.to_string(),
+                json!({ "threshold": threshold }),
+            )
+        }
+        Change::AddKey { namespace, key } => {
+            tx.add_key(namespace, key)?;
+            affected.namespaces.insert(namespace.clone());
+            (
+                "key.add",
+                format!("{namespace}/{}", key.id),
+                json!({ "key": key.key, "not_before": rfc3339(key.not_before), "not_after": rfc3339(key.not_after), "ephemeral": key.ephemeral }),
+            )
+        }
+        Change::RemoveKey { namespace, key_id } => {
+            tx.remove_key(namespace.as_str(), key_id.as_str())?;
+            affected.namespaces.insert(namespace.clone());
+            ("key.remove", format!("{namespace}/{key_id}"), Value::Null)
+        }
+        Change::AddIdentity {
+            namespace,
+            identity,
+        } => {
+            tx.add_identity(namespace, identity)?;
+            affected.namespaces.insert(namespace.clone());
+            (
+                "identity.add",
+                format!("{namespace}/{}", identity.name),
+                json!({ "subject": identity.subject.to_string() }),
+            )
+        }
+        Change::RemoveIdentity { namespace, name } => {
+            tx.remove_identity(namespace.as_str(), name)?;
+            affected.namespaces.insert(namespace.clone());
+            (
+                "identity.remove",
+                format!("{namespace}/{name}"),
+                Value::Null,
+            )
+        }
+        Change::AddSubDelegation {
+            namespace,
+            sub_delegation,
+        } => {
+            tx.add_sub_delegation(namespace, sub_delegation)?;
+            affected.namespaces.insert(namespace.clone());
+            (
+                "sub_delegation.add",
+                format!("{namespace}/{}", sub_delegation.name),
+                json!({ "scopes": sub_delegation.scopes, "threshold": sub_delegation.threshold }),
+            )
+        }
+        Change::RemoveSubDelegation { namespace, name } => {
+            tx.remove_sub_delegation(namespace.as_str(), name)?;
+            affected.namespaces.insert(namespace.clone());
+            (
+                "sub_delegation.remove",
+                format!("{namespace}/{name}"),
+                Value::Null,
+            )
+        }
+        Change::AddRevocation { revocation } => {
+            tx.add_revocation(revocation)?;
+            affected.revocations = true;
+            let subject = match &revocation.subject {
+                RevokedSubject::KeyId(id) => format!("key {id}"),
+                RevokedSubject::Certificate(h) => format!("certificate {h}"),
+            };
+            (
+                "revocation.add",
+                subject,
+                json!({ "revoked_at": rfc3339(Some(revocation.revoked_at)), "reason": revocation.reason }),
+            )
+        }
+        Change::PutPeer { peer } => {
+            let created = tx.put_peer(peer)?;
+            affected.peers = true;
+            (
+                if created {
+                    "peer.create"
+                } else {
+                    "peer.update"
+                },
+                peer.name.clone(),
+                json!({ "patterns": peer.patterns, "url": peer.url, "terminating": peer.terminating }),
+            )
+        }
+        Change::RemovePeer { name } => {
+            tx.remove_peer(name)?;
+            affected.peers = true;
+            ("peer.remove", name.clone(), Value::Null)
+        }
+        Change::PutOrgRoot { name, pem } => {
+            let created = tx.put_org_root(name, pem)?;
+            affected.roots_put.push((name.clone(), pem.clone()));
+            (
+                if created {
+                    "root_cert.create"
+                } else {
+                    "root_cert.update"
+                },
+                name.clone(),
+                Value::Null,
+            )
+        }
+        Change::RemoveOrgRoot { name } => {
+            tx.remove_org_root(name)?;
+            affected.roots_removed.push(name.clone());
+            ("root_cert.remove", name.clone(), Value::Null)
+        }
+    };
+    Ok((action, subject, details, affected))
+}
+
+fn rfc3339(t: Option<OffsetDateTime>) -> Value {
+    t.and_then(|t: OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .ok()
+    })
+    .map_or(Value::Null, Value::String)
+}
+
+/// The target path of an org root certificate.
+fn org_root_path(name: &str) -> String {
+    format!("org/roots/{name}.pem")
+}
+
+/// Rebuilds the documents `affected` names and stages them in `repo`;
+/// returns the target files to publish.
+fn stage(
+    tx: &mut Tx<'_>,
+    repo: &mut Repository,
+    affected: &Affected,
+    keys: &OnlineKeys,
+    now: OffsetDateTime,
+) -> Result<Vec<File>, PublishError> {
+    let mut files = Vec::new();
+    for ns in &affected.deleted {
+        repo.undelegate(ns.as_str())?;
+    }
+    for ns in &affected.created {
+        let key = &keys.namespaces;
+        repo.delegate(
+            "targets",
+            DelegatedRole {
+                name: RoleName::new(ns.as_str()),
+                keyids: vec![key.key_id().clone()],
+                threshold: NonZeroU32::MIN,
+                terminating: true,
+                paths: Some(vec![PathPattern::new(&format!("namespaces/{ns}/*"))]),
+                path_hash_prefixes: None,
+                unrecognized: Unrecognized::new(),
+            },
+            vec![(key.key_id().clone(), key.public_key().clone())],
+            vec![key.clone()],
+            now,
+        )?;
+    }
+    if affected.index {
+        let bytes = tx.namespaces_index()?.to_vec()?;
+        files.push(repo.set_target("targets", NAMESPACES_PATH, &bytes, None)?);
+    }
+    if affected.revocations {
+        let bytes = tx.revocations_document()?.to_vec()?;
+        files.push(repo.set_target("targets", REVOCATIONS_PATH, &bytes, None)?);
+    }
+    if affected.peers {
+        let bytes = tx.peers_document()?.to_vec()?;
+        files.push(repo.set_target("targets", PEERS_PATH, &bytes, None)?);
+    }
+    for (name, pem) in &affected.roots_put {
+        files.push(repo.set_target("targets", &org_root_path(name), pem.as_bytes(), None)?);
+    }
+    for name in &affected.roots_removed {
+        repo.remove_target("targets", &org_root_path(name))?;
+    }
+    for ns in &affected.namespaces {
+        if affected.deleted.contains(ns) {
+            continue;
+        }
+        let bytes = tx.namespace_document(ns.as_str())?.to_vec()?;
+        files.push(repo.set_target(ns.as_str(), &ns.target_path(), &bytes, None)?);
+    }
+    Ok(files)
+}
