@@ -1012,3 +1012,48 @@ fn every_reason_says_what_to_do() {
         "{r}"
     );
 }
+
+#[test]
+fn owner_names_the_namespace_scope_or_peer_that_answers_for_an_artifact() {
+    use keyshare_policy::trust::{Namespaces, Owner, Peers, Revocations, TrustSet};
+    let index: Namespaces = serde_json::from_value(serde_json::json!({
+        "format": "keyshare.namespaces/v1",
+        "namespaces": [
+            {"name": "broad", "scopes": ["r.io/**"]},
+            {"name": "team-a", "scopes": ["r.io/team-a/**", "r.io/team-a/app"]},
+        ]
+    }))
+    .unwrap();
+    let peers: Peers = serde_json::from_value(serde_json::json!({
+        "format": "keyshare.peers/v1",
+        "peers": [
+            {"name": "partner", "patterns": ["r.io/partner/**"], "url": "https://p.example",
+             "root": {"sha256": "0".repeat(64)}, "terminating": true},
+            {"name": "fallback", "patterns": ["docker.io/**"], "url": "https://f.example",
+             "root": {"sha256": "1".repeat(64)}},
+        ]
+    }))
+    .unwrap();
+    let set = TrustSet::new(index, vec![], Revocations::default(), peers).unwrap();
+    let namespace = |artifact: &str| match set.owner(artifact) {
+        Some(Owner::Namespace { entry, scope }) => {
+            Some((entry.name.to_string(), scope.to_string()))
+        }
+        _ => None,
+    };
+    assert_eq!(
+        namespace("r.io/team-a/x"),
+        Some(("team-a".into(), "r.io/team-a/**".into()))
+    );
+    assert_eq!(
+        namespace("r.io/team-a/app"),
+        Some(("team-a".into(), "r.io/team-a/app".into()))
+    );
+    assert_eq!(
+        namespace("r.io/other"),
+        Some(("broad".into(), "r.io/**".into()))
+    );
+    assert!(matches!(set.owner("r.io/partner/x"), Some(Owner::Peer(p)) if p.name == "partner"));
+    assert!(matches!(set.owner("docker.io/x/y"), Some(Owner::Peer(p)) if p.name == "fallback"));
+    assert_eq!(set.owner("quay.io/x"), None);
+}

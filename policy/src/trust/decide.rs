@@ -12,7 +12,7 @@ use openssl::x509::X509;
 use time::OffsetDateTime;
 
 use super::namespace::{NamespaceName, NamespaceTrust, TrustedKey};
-use super::namespaces::Namespaces;
+use super::namespaces::{NamespaceEntry, Namespaces};
 use super::peers::{Peer, PeerUrl, Peers, PinnedRoot};
 use super::revocations::{Revocation, Revocations, RevokedSubject};
 use super::x509::name_text;
@@ -136,6 +136,26 @@ impl fmt::Display for TrustRule {
             ),
         }
     }
+}
+
+/// Who answers for an artifact name ([`TrustSet::owner`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Owner<'a> {
+    /// A namespace of the organization, by its most specific matching scope.
+    Namespace {
+        /// The namespace's entry in `org/namespaces.json`.
+        entry: &'a NamespaceEntry,
+        /// The scope that matched.
+        scope: &'a ArtifactPattern,
+    },
+    /// A peer keyshare service.
+    Peer(&'a Peer),
+}
+
+#[derive(Clone, Copy, Debug)]
+enum OwnerIndex {
+    Namespace(usize),
+    Peer(usize),
 }
 
 /// Why an artifact is not trusted. Each `Display` says what to do about it.
@@ -758,35 +778,63 @@ impl TrustSet {
         signed_at: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Decision {
+        match self.owner_index(artifact) {
+            Some(OwnerIndex::Peer(peer)) => self.delegated(peer, artifact),
+            Some(OwnerIndex::Namespace(owner)) => {
+                match (self.documents.get(owner), self.index.namespaces.get(owner)) {
+                    (Some(Some(ns)), _) => self.decide_in(ns, artifact, signers, signed_at, now),
+                    (_, Some(entry)) => Decision::Untrusted {
+                        reason: Reason::NoTrustDocument {
+                            namespace: entry.name.clone(),
+                            maintainers: entry.maintainers.clone(),
+                        },
+                    },
+                    (_, None) => Decision::Untrusted {
+                        reason: Reason::NoNamespace {
+                            artifact: artifact.to_owned(),
+                        },
+                    },
+                }
+            }
+            None => Decision::Untrusted {
+                reason: Reason::NoNamespace {
+                    artifact: artifact.to_owned(),
+                },
+            },
+        }
+    }
+
+    /// Who answers for `artifact`, by the rules of [`Self::decide`]
+    /// (terminating peers, then namespace scopes, then other peers; the most
+    /// specific pattern wins), whether or not the namespace has a trust
+    /// document. `None` when nothing matches.
+    pub fn owner(&self, artifact: &str) -> Option<Owner<'_>> {
+        match self.owner_index(artifact)? {
+            OwnerIndex::Peer(i) => self.peers.get(i).map(Owner::Peer),
+            OwnerIndex::Namespace(i) => {
+                let entry = self.index.namespaces.get(i)?;
+                let scope = entry
+                    .scopes
+                    .iter()
+                    .filter(|s| s.matches(artifact))
+                    .max_by_key(|s| s.specificity())?;
+                Some(Owner::Namespace { entry, scope })
+            }
+        }
+    }
+
+    fn owner_index(&self, artifact: &str) -> Option<OwnerIndex> {
         let peer_name = |i: usize| self.peers.get(i).map_or("", |p| p.name.as_str());
         if let Some(peer) = self.terminating.best(artifact, peer_name) {
-            return self.delegated(peer, artifact);
+            return Some(OwnerIndex::Peer(peer));
         }
         let ns_name = |i: usize| self.index.namespaces.get(i).map_or("", |e| e.name.as_str());
         if let Some(owner) = self.scopes.best(artifact, ns_name) {
-            return match (self.documents.get(owner), self.index.namespaces.get(owner)) {
-                (Some(Some(ns)), _) => self.decide_in(ns, artifact, signers, signed_at, now),
-                (_, Some(entry)) => Decision::Untrusted {
-                    reason: Reason::NoTrustDocument {
-                        namespace: entry.name.clone(),
-                        maintainers: entry.maintainers.clone(),
-                    },
-                },
-                (_, None) => Decision::Untrusted {
-                    reason: Reason::NoNamespace {
-                        artifact: artifact.to_owned(),
-                    },
-                },
-            };
+            return Some(OwnerIndex::Namespace(owner));
         }
-        if let Some(peer) = self.non_terminating.best(artifact, peer_name) {
-            return self.delegated(peer, artifact);
-        }
-        Decision::Untrusted {
-            reason: Reason::NoNamespace {
-                artifact: artifact.to_owned(),
-            },
-        }
+        self.non_terminating
+            .best(artifact, peer_name)
+            .map(OwnerIndex::Peer)
     }
 
     fn delegated(&self, peer: usize, artifact: &str) -> Decision {

@@ -65,7 +65,7 @@ use time::OffsetDateTime;
 use crate::error::{Error, Result};
 use crate::pattern::ArtifactPattern;
 
-pub use decide::{Decision, KeyRef, Listed, Reason, SignerRef, TrustRule, TrustSet};
+pub use decide::{Decision, KeyRef, Listed, Owner, Reason, SignerRef, TrustRule, TrustSet};
 pub use namespace::{NamespaceName, NamespaceTrust, SubDelegation, TrustedKey};
 pub use namespaces::{NamespaceEntry, Namespaces};
 pub use peers::{Peer, PeerUrl, Peers, PinnedRoot};
