@@ -1,6 +1,14 @@
 //! keyshare-server: the organization's keyshare service.
 //!
-//! What exists so far:
+//! The `keyshare-server` binary (`init`, `serve`, `publish --to`) is a thin
+//! wrapper over [`cli`]; `docs/server.md` is the reference for operators.
+//!
+//! * [`config`]: `keyshare.toml`, overridden by `KEYSHARE_*` variables,
+//!   overridden by flags.
+//! * [`keys`]: the online keys in the data directory (PKCS#8 PEM, mode 0600).
+//! * [`http`]: the actix-web application: the TUF repository (read API),
+//!   the admin API with bearer tokens and its authorization matrix,
+//!   `/healthz` and `/metrics`.
 //! * [`store`]: the SQLite store — namespaces, keys, identities,
 //!   sub-delegations, revocations, peers, X.509 roots, API tokens (hashed),
 //!   every published metadata file, and a hash-chained audit log — with
@@ -13,12 +21,16 @@
 //! * [`repo`]: the repository-side metadata builder the publisher uses,
 //!   re-exported from [`keyshare_policy::repo`].
 //!
-//! Not written yet: the `keyshare-server` binary and CI issuance.
+//! Not written yet: TLS, CI issuance, HSM-held online keys.
 //!
 //! Tests: `cargo test -p keyshare-server`.
 
 #![forbid(unsafe_code)]
 
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod keys;
 pub mod publisher;
 pub mod store;
 

@@ -1,0 +1,465 @@
+//! What the `keyshare-server` commands do: `init`, `serve` and `publish`.
+//! `main.rs` only parses arguments and calls these.
+//!
+//! Output for the user goes to the writer given (stdout from `main`); logs
+//! go to stderr through `tracing`. Every error is a [`CliError`] whose
+//! `Display` is one line.
+
+use std::fs::{self, DirBuilder, OpenOptions};
+use std::io::{self, IsTerminal, Write};
+use std::net::TcpListener;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use openssl::sha::sha256;
+use time::OffsetDateTime;
+
+use crate::config::{self, Config, ConfigError, Flags, LogFormat};
+use crate::http::{self, AppState};
+use crate::keys::{self, KeyError};
+use crate::publisher::{PublishError, Publisher};
+use crate::store::{self, Store, TokenKind};
+
+/// The SQLite store's file name inside the data directory.
+pub const DB_NAME: &str = "keyshare.db";
+
+/// How often `serve` re-signs expiring metadata and sweeps expired
+/// ephemeral keys.
+pub const MAINTENANCE_INTERVAL: StdDuration = StdDuration::from_secs(60);
+
+/// How long `serve` waits, after SIGINT or SIGTERM, for the server to stop
+/// before exiting anyway (the server itself gives requests in flight 10 s).
+pub const STOP_DEADLINE: StdDuration = StdDuration::from_secs(12);
+
+/// Why a command failed. `Display` is one line.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CliError {
+    /// The configuration is bad.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A key file is missing, unreadable, too open or bad.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The store could not be opened.
+    #[error("{}: {source}", path.display())]
+    Store {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        source: store::Error,
+    },
+    /// The publisher failed.
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    /// A file operation failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// Anything else, explained.
+    #[error("{0}")]
+    Other(String),
+}
+
+fn io_at(path: &Path) -> impl FnOnce(io::Error) -> CliError + '_ {
+    move |source| CliError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// The data directory: the one given, else `$XDG_DATA_HOME/keyshare`, else
+/// `$HOME/.local/share/keyshare`.
+pub fn data_dir(given: Option<PathBuf>) -> Result<PathBuf, CliError> {
+    if let Some(dir) = given {
+        return Ok(dir);
+    }
+    let non_empty = |name| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(xdg) = non_empty("XDG_DATA_HOME") {
+        return Ok(PathBuf::from(xdg).join("keyshare"));
+    }
+    if let Some(home) = non_empty("HOME") {
+        return Ok(PathBuf::from(home).join(".local/share/keyshare"));
+    }
+    Err(CliError::Other(
+        "no data directory: pass --data-dir or set KEYSHARE_DATA_DIR, XDG_DATA_HOME or HOME".into(),
+    ))
+}
+
+/// `init`: creates a new repository in `dir` and writes, to `out`, the
+/// pinned root hash and the org-admin token (shown only here).
+///
+/// Refuses a directory that already holds a database or a `keys/`
+/// directory. A `keyshare.toml` already there is kept and used (so the
+/// expiries can be chosen before the first publish); otherwise the defaults
+/// are written. If anything fails, what `init` created is removed again.
+pub fn init(dir: &Path, out: &mut dyn Write) -> Result<(), CliError> {
+    let db = dir.join(DB_NAME);
+    let keys_dir = dir.join(keys::DIR_NAME);
+    let config_path = dir.join(config::FILE_NAME);
+    for existing in [&db, &keys_dir] {
+        if existing.exists() {
+            return Err(CliError::Other(format!(
+                "{} already holds a repository ({} exists); refusing to overwrite it",
+                dir.display(),
+                existing.display()
+            )));
+        }
+    }
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(io_at(dir))?;
+    let wrote_config = !config_path.exists();
+    if wrote_config {
+        write_new(&config_path, config::DEFAULT_FILE.as_bytes(), 0o644)?;
+    }
+    let result = init_repository(dir, &db, &keys_dir, out);
+    if result.is_err() {
+        // Best effort: leave the directory as init found it.
+        let _ = fs::remove_dir_all(&keys_dir);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = fs::remove_file(dir.join(format!("{DB_NAME}{suffix}")));
+        }
+        if wrote_config {
+            let _ = fs::remove_file(&config_path);
+        }
+    }
+    result
+}
+
+fn init_repository(
+    dir: &Path,
+    db: &Path,
+    keys_dir: &Path,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let config = Config::load(dir, &Flags::default())?;
+    let (online, root) = keys::generate(keys_dir)?;
+    let store = open_store(db)?;
+    let now = OffsetDateTime::now_utc();
+    let publisher = Publisher::init(store, online, &[root], 1, config.repo_options(), now)?;
+    let root_hash = publisher
+        .file("metadata/1.root.json")
+        .map(|f| hex::encode(sha256(&f.bytes)))
+        .ok_or_else(|| CliError::Other("init published no metadata/1.root.json".into()))?;
+    let token = publisher.create_token(
+        "system",
+        TokenKind::OrgAdmin,
+        Some("created by init".into()),
+        now,
+    )?;
+    let stdout = |e: io::Error| CliError::Io {
+        path: PathBuf::from("<stdout>"),
+        source: e,
+    };
+    writeln!(
+        out,
+        "initialized a keyshare repository in {}",
+        dir.display()
+    )
+    .map_err(stdout)?;
+    writeln!(out, "root sha256: {root_hash}").map_err(stdout)?;
+    writeln!(
+        out,
+        "org-admin token (id {}); it will not be shown again:",
+        token.token.id
+    )
+    .map_err(stdout)?;
+    writeln!(out, "{}", token.secret.expose()).map_err(stdout)?;
+    out.flush().map_err(stdout)?;
+    Ok(())
+}
+
+fn open_store(db: &Path) -> Result<Store, CliError> {
+    Store::open(db).map_err(|source| CliError::Store {
+        path: db.to_owned(),
+        source,
+    })
+}
+
+/// Opens the repository in `dir` (which `init` made).
+fn open_publisher(dir: &Path, config: &Config) -> Result<Publisher, CliError> {
+    let db = dir.join(DB_NAME);
+    if !db.exists() {
+        return Err(CliError::Other(format!(
+            "{} holds no repository (no {DB_NAME}): run `keyshare-server init --data-dir {}` first",
+            dir.display(),
+            dir.display()
+        )));
+    }
+    let online = keys::load(&dir.join(keys::DIR_NAME))?;
+    let store = open_store(&db)?;
+    Ok(Publisher::open(store, online, config.repo_options())?)
+}
+
+/// Sets up `tracing` to stderr with the configured format and filter.
+fn init_logging(config: &Config) -> Result<(), CliError> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
+        .map_err(|e| CliError::Other(format!("log.level: {e}")))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .with_ansi(io::stderr().is_terminal())
+        // A closed stderr must not bring the server down (the default
+        // reports write errors with eprintln!, which panics then).
+        .log_internal_errors(false);
+    let result = match config.log_format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    result.map_err(|e| CliError::Other(format!("cannot set up logging: {e}")))
+}
+
+/// `serve`: serves the repository in `dir` until SIGINT or SIGTERM, then
+/// stops gracefully. Writes `listening on http://ADDR` to `out` once bound
+/// (with the real port when the configured one is 0).
+pub fn serve(dir: &Path, flags: &Flags, out: &mut dyn Write) -> Result<(), CliError> {
+    let config = Config::load(dir, flags)?;
+    if config.tls.is_some() {
+        return Err(CliError::Other(
+            "TLS is not supported yet (tls.cert/tls.key are set): unset them and terminate TLS \
+             in a proxy in front of keyshare-server"
+                .into(),
+        ));
+    }
+    init_logging(&config)?;
+    let publisher = Arc::new(open_publisher(dir, &config)?);
+    let listener = TcpListener::bind(config.listen)
+        .map_err(|e| CliError::Other(format!("cannot listen on {}: {e}", config.listen)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| CliError::Other(format!("cannot listen on {}: {e}", config.listen)))?;
+    let mut state = AppState::new(publisher.clone());
+    state.body_limit = config.body_limit;
+    let resign_before = config.expiry.resign_before;
+
+    actix_web::rt::System::new().block_on(async move {
+        let shutdown = shutdown_signal()?;
+        tracing::info!(%addr, data_dir = %dir.display(), "keyshare-server listening");
+        // For whoever started us (tests pass port 0); the log has it too,
+        // so a closed stdout is not a reason to stop.
+        if let Err(e) = writeln!(out, "listening on http://{addr}").and_then(|()| out.flush()) {
+            tracing::warn!(error = %e, "cannot write the address to stdout");
+        }
+        let maintenance = tokio::spawn(maintain(publisher, resign_before));
+        // Stop waiting for the server STOP_DEADLINE after the signal, even
+        // if requests in flight (or the server) never finish.
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let shutdown = async move {
+            shutdown.await;
+            let _ = stopping_tx.send(());
+        };
+        let deadline = async move {
+            if stopping_rx.await.is_ok() {
+                tokio::time::sleep(STOP_DEADLINE).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        let result = tokio::select! {
+            result = http::run(listener, state, shutdown) => result,
+            () = deadline => {
+                tracing::warn!(
+                    seconds = STOP_DEADLINE.as_secs(),
+                    "server did not stop in time after the signal; exiting anyway"
+                );
+                Ok(())
+            }
+        };
+        maintenance.abort();
+        result.map_err(|e| CliError::Other(format!("server failed: {e}")))?;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+/// Resolves at the first SIGINT or SIGTERM. The handlers are installed
+/// before this returns, so no signal is lost once the server runs.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, CliError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let err = |e: io::Error| CliError::Other(format!("cannot install signal handlers: {e}"));
+    let mut term = signal(SignalKind::terminate()).map_err(err)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(err)?;
+    Ok(async move {
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::info!(signal = name, "shutdown requested");
+    })
+}
+
+/// Every minute (and once at start): re-sign what expires within
+/// `resign_before`, and sweep expired ephemeral keys. Runs on a blocking
+/// thread; errors are logged and retried at the next tick.
+async fn maintain(publisher: Arc<Publisher>, resign_before: time::Duration) {
+    let mut ticks = tokio::time::interval(MAINTENANCE_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let p = publisher.clone();
+        let work = tokio::task::spawn_blocking(move || {
+            let now = OffsetDateTime::now_utc();
+            (
+                p.refresh_expiring(resign_before, now),
+                p.sweep_ephemeral(now),
+            )
+        });
+        match work.await {
+            Ok((refreshed, swept)) => {
+                match refreshed {
+                    Ok(files) if !files.is_empty() => {
+                        tracing::info!(files = files.len(), "re-signed expiring metadata");
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "re-signing expiring metadata failed"),
+                }
+                match swept {
+                    Ok(n) if n > 0 => tracing::info!(keys = n, "removed expired ephemeral keys"),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "sweeping ephemeral keys failed"),
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "maintenance task failed"),
+        }
+    }
+}
+
+/// What `publish` wrote.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Published {
+    /// Files written (new or, for `timestamp.json`, changed).
+    pub written: usize,
+    /// Files already present with the same bytes.
+    pub unchanged: usize,
+}
+
+/// `publish --to OUT`: writes the current consistent-snapshot tree into
+/// `out_dir` for a static file server.
+///
+/// Every file is written to a temporary name and renamed into place, and
+/// `metadata/timestamp.json` is written last, so a client reading `OUT`
+/// meanwhile sees either the old or the new repository, never a timestamp
+/// that points at missing files. Files already present with the same bytes
+/// are left alone (running it twice changes nothing); an immutable file
+/// present with other bytes is an error (`OUT` holds another repository).
+/// Old versions already in `OUT` are kept.
+pub fn publish(dir: &Path, out_dir: &Path) -> Result<Published, CliError> {
+    let config = Config::load(dir, &Flags::default())?;
+    let publisher = open_publisher(dir, &config)?;
+    let mut files = publisher.current_files()?;
+    // Immutable files first, timestamp.json last.
+    files.sort_by_key(|f| !f.immutable);
+    let mut done = Published::default();
+    for file in &files {
+        let relative = safe_relative(&file.path)?;
+        let path = out_dir.join(relative);
+        match fs::read(&path) {
+            Ok(existing) if existing.as_slice() == &*file.bytes => {
+                done.unchanged += 1;
+                continue;
+            }
+            Ok(_) if file.immutable => {
+                return Err(CliError::Other(format!(
+                    "{} exists with different content: {} holds another repository",
+                    path.display(),
+                    out_dir.display()
+                )));
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_at(&path)(e)),
+        }
+        write_atomically(&path, &file.bytes)?;
+        done.written += 1;
+    }
+    Ok(done)
+}
+
+/// Refuses paths that could leave the output directory.
+fn safe_relative(path: &str) -> Result<&Path, CliError> {
+    let p = Path::new(path);
+    let ok = !path.is_empty()
+        && p.components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+    if ok {
+        Ok(p)
+    } else {
+        Err(CliError::Other(format!(
+            "refusing to write unsafe path {path:?}"
+        )))
+    }
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
+    let parent = path
+        .parent()
+        .ok_or_else(|| CliError::Other(format!("{} has no parent", path.display())))?;
+    fs::create_dir_all(parent).map_err(io_at(parent))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    let written =
+        write_new(&tmp, bytes, 0o644).and_then(|()| fs::rename(&tmp, path).map_err(io_at(path)));
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written
+}
+
+fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CliError> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(io_at(path))?;
+    file.write_all(bytes).map_err(io_at(path))?;
+    file.sync_all().map_err(io_at(path))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn unsafe_paths_are_refused() {
+        assert!(safe_relative("metadata/1.root.json").is_ok());
+        for bad in ["", "/etc/passwd", "../x", "metadata/../../x", "./x"] {
+            assert!(safe_relative(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn init_then_publish_twice_is_idempotent() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        let mut out = Vec::new();
+        init(&dir, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("root sha256: "), "{text}");
+        let e = init(&dir, &mut Vec::new()).unwrap_err().to_string();
+        assert!(e.contains("already holds a repository"), "{e}");
+
+        let to = tmp.path().join("out");
+        let first = publish(&dir, &to).unwrap();
+        assert!(first.written > 0 && first.unchanged == 0, "{first:?}");
+        let second = publish(&dir, &to).unwrap();
+        assert_eq!(second.written, 0, "{second:?}");
+        assert_eq!(second.unchanged, first.written);
+        assert!(to.join("metadata/timestamp.json").is_file());
+    }
+}

@@ -1,0 +1,679 @@
+//! The server's configuration: `<data-dir>/keyshare.toml`, overridden by
+//! `KEYSHARE_*` environment variables, overridden by command-line flags
+//! (the table in `docs/server.md`).
+//!
+//! Every value is parsed once, here, into typed fields; a bad value or an
+//! unknown key in the file is one readable error that names the key and
+//! where it came from. Durations are written `<number><unit>` with the units
+//! `s`, `m`, `h`, `d` and `w`, and may be combined (`1d12h`).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use keyshare_policy::repo::{Expiries, Options};
+use time::Duration;
+
+/// The configuration file's name inside the data directory.
+pub const FILE_NAME: &str = "keyshare.toml";
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// TLS certificate and key files (configured, but not supported yet).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tls {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+}
+
+/// Metadata validity periods.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Expiry {
+    /// Each signed timestamp.
+    pub timestamp: Duration,
+    /// Snapshot.
+    pub snapshot: Duration,
+    /// Top-level targets and namespace roles.
+    pub targets: Duration,
+    /// Root (embedded default only).
+    pub root: Duration,
+    /// Re-sign a role this long before it expires.
+    pub resign_before: Duration,
+}
+
+/// The resolved configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Address to serve on.
+    pub listen: SocketAddr,
+    /// TLS files, when both are set.
+    pub tls: Option<Tls>,
+    /// Log line format.
+    pub log_format: LogFormat,
+    /// A `tracing` filter such as `info` or `keyshare_server=debug`.
+    pub log_level: String,
+    /// Metadata validity periods.
+    pub expiry: Expiry,
+    /// Largest accepted request body, bytes.
+    pub body_limit: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8439)),
+            tls: None,
+            log_format: LogFormat::Text,
+            log_level: "info".into(),
+            expiry: Expiry {
+                timestamp: Duration::days(1),
+                snapshot: Duration::days(7),
+                targets: Duration::days(90),
+                root: Duration::days(365),
+                resign_before: Duration::hours(6),
+            },
+            body_limit: 65_536,
+        }
+    }
+}
+
+/// The text `init` writes as `keyshare.toml`: every default, spelled out.
+pub const DEFAULT_FILE: &str = r#"# keyshare-server configuration (see docs/server.md).
+# KEYSHARE_* environment variables and command-line flags override it.
+
+listen = "127.0.0.1:8439"
+
+# TLS is not supported yet: terminate TLS in front of keyshare-server.
+# [tls]
+# cert = "/path/to/cert.pem"
+# key = "/path/to/key.pem"
+
+[log]
+format = "text"
+level = "info"
+
+[expiry]
+timestamp = "1d"
+snapshot = "7d"
+targets = "90d"
+root = "365d"
+resign_before = "6h"
+
+[limits]
+body_bytes = 65536
+"#;
+
+/// Why the configuration could not be read. Each is one line naming the
+/// key and where its value came from.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file exists but cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not TOML.
+    #[error("{path}: not valid TOML: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, on one line.
+        message: String,
+    },
+    /// The file has a key this version does not know.
+    #[error("{path}: unknown key `{key}`")]
+    UnknownKey {
+        /// The file.
+        path: PathBuf,
+        /// The dotted key.
+        key: String,
+    },
+    /// A value does not parse.
+    #[error("invalid {key} {value:?} (from {origin}): {expected}")]
+    Invalid {
+        /// The dotted key.
+        key: &'static str,
+        /// The value as given.
+        value: String,
+        /// Where it came from.
+        origin: Source,
+        /// What was expected.
+        expected: String,
+    },
+    /// Values that are fine alone but not together.
+    #[error("{0}")]
+    Conflict(String),
+}
+
+/// Where a value came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The built-in default.
+    Default,
+    /// The configuration file.
+    File(PathBuf),
+    /// An environment variable.
+    Env(&'static str),
+    /// A command-line flag.
+    Flag(&'static str),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Default => f.write_str("the default"),
+            Self::File(p) => write!(f, "{}", p.display()),
+            Self::Env(name) => write!(f, "environment variable {name}"),
+            Self::Flag(name) => write!(f, "flag {name}"),
+        }
+    }
+}
+
+/// One setting: its dotted key, environment variable and flag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Setting {
+    Listen,
+    TlsCert,
+    TlsKey,
+    LogFormat,
+    LogLevel,
+    ExpiryTimestamp,
+    ExpirySnapshot,
+    ExpiryTargets,
+    ExpiryRoot,
+    ExpiryResignBefore,
+    BodyBytes,
+}
+
+const KEYS: [Setting; 11] = [
+    Setting::Listen,
+    Setting::TlsCert,
+    Setting::TlsKey,
+    Setting::LogFormat,
+    Setting::LogLevel,
+    Setting::ExpiryTimestamp,
+    Setting::ExpirySnapshot,
+    Setting::ExpiryTargets,
+    Setting::ExpiryRoot,
+    Setting::ExpiryResignBefore,
+    Setting::BodyBytes,
+];
+
+impl Setting {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Listen => "listen",
+            Self::TlsCert => "tls.cert",
+            Self::TlsKey => "tls.key",
+            Self::LogFormat => "log.format",
+            Self::LogLevel => "log.level",
+            Self::ExpiryTimestamp => "expiry.timestamp",
+            Self::ExpirySnapshot => "expiry.snapshot",
+            Self::ExpiryTargets => "expiry.targets",
+            Self::ExpiryRoot => "expiry.root",
+            Self::ExpiryResignBefore => "expiry.resign_before",
+            Self::BodyBytes => "limits.body_bytes",
+        }
+    }
+
+    fn env(self) -> &'static str {
+        match self {
+            Self::Listen => "KEYSHARE_LISTEN",
+            Self::TlsCert => "KEYSHARE_TLS_CERT",
+            Self::TlsKey => "KEYSHARE_TLS_KEY",
+            Self::LogFormat => "KEYSHARE_LOG_FORMAT",
+            Self::LogLevel => "KEYSHARE_LOG",
+            Self::ExpiryTimestamp => "KEYSHARE_EXPIRY_TIMESTAMP",
+            Self::ExpirySnapshot => "KEYSHARE_EXPIRY_SNAPSHOT",
+            Self::ExpiryTargets => "KEYSHARE_EXPIRY_TARGETS",
+            Self::ExpiryRoot => "KEYSHARE_EXPIRY_ROOT",
+            Self::ExpiryResignBefore => "KEYSHARE_EXPIRY_RESIGN_BEFORE",
+            Self::BodyBytes => "KEYSHARE_BODY_LIMIT",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Self> {
+        KEYS.into_iter().find(|k| k.name() == name)
+    }
+}
+
+/// Values given on the command line (each overrides file and environment).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Flags {
+    /// `--listen`.
+    pub listen: Option<String>,
+    /// `--tls-cert`.
+    pub tls_cert: Option<String>,
+    /// `--tls-key`.
+    pub tls_key: Option<String>,
+    /// `--log-format`.
+    pub log_format: Option<String>,
+}
+
+/// A raw value and where it came from, before parsing.
+type Raw = std::collections::BTreeMap<Setting, (String, Source)>;
+
+impl Config {
+    /// Reads `<data_dir>/keyshare.toml` (absent: defaults only), then the
+    /// process environment, then `flags`.
+    pub fn load(data_dir: &Path, flags: &Flags) -> Result<Self, ConfigError> {
+        let path = data_dir.join(FILE_NAME);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => Some(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(source) => return Err(ConfigError::Read { path, source }),
+        };
+        Self::resolve(
+            text.as_deref().map(|t| (path.as_path(), t)),
+            |name| std::env::var(name).ok(),
+            flags,
+        )
+    }
+
+    /// Resolves a configuration from the file text (with its path, for
+    /// messages), an environment lookup and flags: file < env < flag.
+    pub fn resolve(
+        file: Option<(&Path, &str)>,
+        env: impl Fn(&str) -> Option<String>,
+        flags: &Flags,
+    ) -> Result<Self, ConfigError> {
+        let mut raw = Raw::new();
+        if let Some((path, text)) = file {
+            read_file(path, text, &mut raw)?;
+        }
+        for key in KEYS {
+            if let Some(value) = env(key.env()) {
+                raw.insert(key, (value, Source::Env(key.env())));
+            }
+        }
+        let flag_values = [
+            (Setting::Listen, "--listen", &flags.listen),
+            (Setting::TlsCert, "--tls-cert", &flags.tls_cert),
+            (Setting::TlsKey, "--tls-key", &flags.tls_key),
+            (Setting::LogFormat, "--log-format", &flags.log_format),
+        ];
+        for (key, flag, value) in flag_values {
+            if let Some(value) = value {
+                raw.insert(key, (value.clone(), Source::Flag(flag)));
+            }
+        }
+        Self::from_raw(&raw)
+    }
+
+    fn from_raw(raw: &Raw) -> Result<Self, ConfigError> {
+        let mut config = Self::default();
+        for (&key, (value, source)) in raw {
+            let invalid = |expected: &str| ConfigError::Invalid {
+                key: key.name(),
+                value: value.clone(),
+                origin: source.clone(),
+                expected: expected.to_owned(),
+            };
+            match key {
+                Setting::Listen => {
+                    config.listen = value
+                        .parse()
+                        .map_err(|_| invalid("expected an address like 127.0.0.1:8439"))?;
+                }
+                Setting::TlsCert | Setting::TlsKey => {
+                    if value.is_empty() {
+                        return Err(invalid("expected a file path"));
+                    }
+                }
+                Setting::LogFormat => {
+                    config.log_format = match value.as_str() {
+                        "text" => LogFormat::Text,
+                        "json" => LogFormat::Json,
+                        _ => return Err(invalid("expected `text` or `json`")),
+                    };
+                }
+                Setting::LogLevel => {
+                    tracing_subscriber::EnvFilter::try_new(value)
+                        .map_err(|e| invalid(&format!("not a tracing filter ({e})")))?;
+                    config.log_level.clone_from(value);
+                }
+                Setting::ExpiryTimestamp
+                | Setting::ExpirySnapshot
+                | Setting::ExpiryTargets
+                | Setting::ExpiryRoot
+                | Setting::ExpiryResignBefore => {
+                    let d = parse_duration(value).map_err(|e| invalid(&e))?;
+                    let slot = match key {
+                        Setting::ExpiryTimestamp => &mut config.expiry.timestamp,
+                        Setting::ExpirySnapshot => &mut config.expiry.snapshot,
+                        Setting::ExpiryTargets => &mut config.expiry.targets,
+                        Setting::ExpiryRoot => &mut config.expiry.root,
+                        _ => &mut config.expiry.resign_before,
+                    };
+                    *slot = d;
+                }
+                Setting::BodyBytes => {
+                    config.body_limit = value
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| invalid("expected a positive number of bytes"))?;
+                }
+            }
+        }
+        match (raw.get(&Setting::TlsCert), raw.get(&Setting::TlsKey)) {
+            (Some((cert, _)), Some((key, _))) => {
+                config.tls = Some(Tls {
+                    cert: cert.into(),
+                    key: key.into(),
+                });
+            }
+            (None, None) => {}
+            _ => {
+                return Err(ConfigError::Conflict(
+                    "tls.cert and tls.key must be set together".into(),
+                ))
+            }
+        }
+        if config.expiry.resign_before >= config.expiry.timestamp {
+            return Err(ConfigError::Conflict(format!(
+                "expiry.resign_before ({}) must be shorter than expiry.timestamp ({}), \
+                 or every timestamp would be re-signed at once",
+                config.expiry.resign_before, config.expiry.timestamp
+            )));
+        }
+        Ok(config)
+    }
+
+    /// The repository options these expiries mean.
+    pub fn repo_options(&self) -> Options {
+        Options {
+            expiries: Expiries {
+                root: self.expiry.root,
+                targets: self.expiry.targets,
+                delegated: self.expiry.targets,
+                snapshot: self.expiry.snapshot,
+                timestamp: self.expiry.timestamp,
+            },
+            ..Options::default()
+        }
+    }
+}
+
+/// Flattens the TOML file into `raw`, refusing unknown keys and values that
+/// are neither strings nor integers.
+fn read_file(path: &Path, text: &str, raw: &mut Raw) -> Result<(), ConfigError> {
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        let line = e
+            .span()
+            .and_then(|s| text.get(..s.start))
+            .map(|before| format!("line {}: ", before.matches('\n').count() + 1))
+            .unwrap_or_default();
+        let message: Vec<&str> = e.message().lines().map(str::trim).collect();
+        ConfigError::Syntax {
+            path: path.to_owned(),
+            message: format!("{line}{}", message.join("; ")),
+        }
+    })?;
+    flatten(path, "", &table, raw)
+}
+
+fn flatten(
+    path: &Path,
+    prefix: &str,
+    table: &toml::Table,
+    raw: &mut Raw,
+) -> Result<(), ConfigError> {
+    for (name, value) in table {
+        let dotted = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}.{name}")
+        };
+        if let toml::Value::Table(inner) = value {
+            if matches!(dotted.as_str(), "tls" | "log" | "expiry" | "limits") {
+                flatten(path, &dotted, inner, raw)?;
+                continue;
+            }
+        }
+        let Some(key) = Setting::from_name(&dotted) else {
+            return Err(ConfigError::UnknownKey {
+                path: path.to_owned(),
+                key: dotted,
+            });
+        };
+        let text = match value {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Integer(i) => i.to_string(),
+            other => {
+                return Err(ConfigError::Invalid {
+                    key: key.name(),
+                    value: other.to_string(),
+                    origin: Source::File(path.to_owned()),
+                    expected: format!("expected a string, not a {}", other.type_str()),
+                })
+            }
+        };
+        raw.insert(key, (text, Source::File(path.to_owned())));
+    }
+    Ok(())
+}
+
+/// Parses durations such as `90d`, `6h`, `30m`, `45s`, `2w` or `1d12h`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    const EXPECTED: &str = "expected a duration like 6h, 1d or 90d (units s, m, h, d, w)";
+    let mut total = Duration::ZERO;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(EXPECTED.into());
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(EXPECTED.into());
+        }
+        let (number, tail) = rest.split_at(digits);
+        let n: i64 = number.parse().map_err(|_| EXPECTED.to_owned())?;
+        let mut chars = tail.chars();
+        let seconds_per = match chars.next() {
+            Some('s') => 1,
+            Some('m') => 60,
+            Some('h') => 3_600,
+            Some('d') => 86_400,
+            Some('w') => 604_800,
+            _ => return Err(EXPECTED.into()),
+        };
+        let part = n
+            .checked_mul(seconds_per)
+            .filter(|s| *s <= 100 * 365 * 86_400)
+            .ok_or_else(|| "duration too long (at most 100 years)".to_owned())?;
+        total = total
+            .checked_add(Duration::seconds(part))
+            .ok_or_else(|| "duration too long".to_owned())?;
+        rest = chars.as_str();
+    }
+    if total <= Duration::ZERO {
+        return Err("duration must be positive".into());
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use super::*;
+
+    fn resolve(
+        file: Option<&str>,
+        env: &[(&str, &str)],
+        flags: &Flags,
+    ) -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::resolve(
+            file.map(|t| (Path::new("/d/keyshare.toml"), t)),
+            |name| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()),
+            flags,
+        )
+    }
+
+    fn error(file: Option<&str>, env: &[(&str, &str)], flags: &Flags) -> String {
+        let e = resolve(file, env, flags).unwrap_err().to_string();
+        assert!(!e.contains('\n'), "not one line: {e}");
+        e
+    }
+
+    #[test]
+    fn defaults_without_file_env_or_flags() {
+        assert_eq!(
+            resolve(None, &[], &Flags::default()).unwrap(),
+            Config::default()
+        );
+    }
+
+    #[test]
+    fn default_file_resolves_to_the_defaults() {
+        let c = resolve(Some(DEFAULT_FILE), &[], &Flags::default()).unwrap();
+        assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn file_overrides_default_env_overrides_file_flag_overrides_env() {
+        let file =
+            "listen = \"127.0.0.1:1000\"\n[log]\nformat = \"json\"\n[expiry]\ntimestamp = \"2d\"\n";
+        let c = resolve(Some(file), &[], &Flags::default()).unwrap();
+        assert_eq!(c.listen.port(), 1000);
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.expiry.timestamp, Duration::days(2));
+
+        let env = [
+            ("KEYSHARE_LISTEN", "127.0.0.1:2000"),
+            ("KEYSHARE_EXPIRY_TIMESTAMP", "12h"),
+            ("KEYSHARE_BODY_LIMIT", "1024"),
+        ];
+        let c = resolve(Some(file), &env, &Flags::default()).unwrap();
+        assert_eq!(c.listen.port(), 2000);
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.expiry.timestamp, Duration::hours(12));
+        assert_eq!(c.body_limit, 1024);
+
+        let flags = Flags {
+            listen: Some("127.0.0.1:3000".into()),
+            log_format: Some("text".into()),
+            ..Flags::default()
+        };
+        let c = resolve(Some(file), &env, &flags).unwrap();
+        assert_eq!(c.listen.port(), 3000);
+        assert_eq!(c.log_format, LogFormat::Text);
+        assert_eq!(c.expiry.timestamp, Duration::hours(12));
+    }
+
+    #[test]
+    fn tls_needs_both_files() {
+        let flags = Flags {
+            tls_cert: Some("c.pem".into()),
+            ..Flags::default()
+        };
+        assert!(error(None, &[], &flags).contains("tls.cert and tls.key"));
+        let c = resolve(None, &[("KEYSHARE_TLS_KEY", "k.pem")], &flags).unwrap();
+        assert_eq!(
+            c.tls,
+            Some(Tls {
+                cert: "c.pem".into(),
+                key: "k.pem".into()
+            })
+        );
+    }
+
+    #[test]
+    fn unknown_key_in_file_is_named() {
+        let e = error(Some("[log]\ncolour = \"red\"\n"), &[], &Flags::default());
+        assert_eq!(e, "/d/keyshare.toml: unknown key `log.colour`");
+        let e = error(Some("port = 1\n"), &[], &Flags::default());
+        assert!(e.contains("unknown key `port`"), "{e}");
+        let e = error(Some("[nope]\na = 1\n"), &[], &Flags::default());
+        assert!(e.contains("unknown key `nope`"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key_and_the_source() {
+        let e = error(
+            Some("[expiry]\nsnapshot = \"soon\"\n"),
+            &[],
+            &Flags::default(),
+        );
+        assert!(
+            e.starts_with("invalid expiry.snapshot \"soon\" (from /d/keyshare.toml)"),
+            "{e}"
+        );
+        let e = error(None, &[("KEYSHARE_LOG_FORMAT", "xml")], &Flags::default());
+        assert!(
+            e.contains("log.format") && e.contains("KEYSHARE_LOG_FORMAT"),
+            "{e}"
+        );
+        let flags = Flags {
+            listen: Some("localhost".into()),
+            ..Flags::default()
+        };
+        let e = error(None, &[], &flags);
+        assert!(e.contains("listen") && e.contains("flag --listen"), "{e}");
+        let e = error(None, &[("KEYSHARE_BODY_LIMIT", "-1")], &Flags::default());
+        assert!(e.contains("limits.body_bytes"), "{e}");
+        let e = error(
+            Some("[limits]\nbody_bytes = true\n"),
+            &[],
+            &Flags::default(),
+        );
+        assert!(e.contains("limits.body_bytes"), "{e}");
+        let e = error(None, &[("KEYSHARE_LOG", "a=b=c")], &Flags::default());
+        assert!(e.contains("log.level"), "{e}");
+    }
+
+    #[test]
+    fn bad_toml_is_one_line() {
+        let e = error(Some("listen = \n"), &[], &Flags::default());
+        assert!(e.contains("not valid TOML") && e.contains("line 1"), "{e}");
+        let e = error(
+            Some("[log]\nlevel = \"info\"\nformat = = 1\n"),
+            &[],
+            &Flags::default(),
+        );
+        assert!(e.contains("line 3"), "{e}");
+    }
+
+    #[test]
+    fn resign_before_must_be_shorter_than_timestamp_expiry() {
+        let e = error(
+            None,
+            &[("KEYSHARE_EXPIRY_RESIGN_BEFORE", "1d")],
+            &Flags::default(),
+        );
+        assert!(e.contains("expiry.resign_before"), "{e}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1d").unwrap(), Duration::days(1));
+        assert_eq!(parse_duration("6h").unwrap(), Duration::hours(6));
+        assert_eq!(parse_duration("90d").unwrap(), Duration::days(90));
+        assert_eq!(parse_duration("2w").unwrap(), Duration::weeks(2));
+        assert_eq!(parse_duration("1d12h").unwrap(), Duration::hours(36));
+        assert_eq!(parse_duration("45s").unwrap(), Duration::seconds(45));
+        for bad in ["", "1", "d", "1x", "0d", "-1d", "1.5d", "99999999999999d"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,1356 @@
+//! The admin API under `/api/v1/`: one handler per [`Endpoint`].
+//!
+//! Every handler authenticates ([`Caller`]), authorizes ([`authorize`] with
+//! the endpoint's [`Action`]), and only then parses its body, so a caller
+//! without the right learns nothing about what the route accepts. Writes
+//! are one [`Publisher::apply`](crate::publisher::Publisher::apply) each,
+//! on a blocking thread, audited as `token:<id>`.
+
+use std::collections::BTreeSet;
+use std::num::NonZeroU32;
+
+use actix_web::http::{Method, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse, Route};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use keyshare_policy::keys::{Key, Scheme};
+use keyshare_policy::metadata::{KeyId, TOP_LEVEL_ROLES};
+use keyshare_policy::pattern::ArtifactPattern;
+use keyshare_policy::trust::{
+    CaCert, NamespaceEntry, NamespaceName, Namespaces, Owner, Peer, PeerUrl, Peers, PinnedRoot,
+    Revocation, Revocations, RevokedSubject, Sha256Hex, SubDelegation, TrustSet, TrustedKey,
+    X509Identity,
+};
+
+use super::auth::{authorize, Action, Caller};
+use super::body::Body;
+use super::error::ApiError;
+use super::AppState;
+use crate::publisher::{Applied, Change};
+use crate::store::{self, NamespaceRecord, OrgRoot, Store, Token, TokenKind};
+
+/// Every admin endpoint. Routes are registered from [`Endpoint::ALL`], so
+/// an endpoint is served exactly when it is listed there (and tests that
+/// iterate the list cover it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// `POST /api/v1/namespaces`
+    CreateNamespace,
+    /// `GET /api/v1/namespaces`
+    ListNamespaces,
+    /// `GET /api/v1/namespaces/{ns}`
+    ShowNamespace,
+    /// `DELETE /api/v1/namespaces/{ns}`
+    DeleteNamespace,
+    /// `PUT /api/v1/namespaces/{ns}/threshold`
+    SetThreshold,
+    /// `POST /api/v1/namespaces/{ns}/keys`
+    AddKey,
+    /// `DELETE /api/v1/namespaces/{ns}/keys/{key_id}`
+    RemoveKey,
+    /// `POST /api/v1/namespaces/{ns}/identities`
+    AddIdentity,
+    /// `DELETE /api/v1/namespaces/{ns}/identities/{name}`
+    RemoveIdentity,
+    /// `POST /api/v1/namespaces/{ns}/sub-delegations`
+    AddSubDelegation,
+    /// `DELETE /api/v1/namespaces/{ns}/sub-delegations/{name}`
+    RemoveSubDelegation,
+    /// `POST /api/v1/revocations`
+    AddRevocation,
+    /// `GET /api/v1/revocations`
+    ListRevocations,
+    /// `PUT /api/v1/peers/{name}`
+    PutPeer,
+    /// `GET /api/v1/peers`
+    ListPeers,
+    /// `DELETE /api/v1/peers/{name}`
+    RemovePeer,
+    /// `PUT /api/v1/roots/{name}`
+    PutRoot,
+    /// `GET /api/v1/roots`
+    ListRoots,
+    /// `DELETE /api/v1/roots/{name}`
+    RemoveRoot,
+    /// `POST /api/v1/tokens`
+    CreateToken,
+    /// `GET /api/v1/tokens`
+    ListTokens,
+    /// `DELETE /api/v1/tokens/{id}`
+    RevokeToken,
+    /// `GET /api/v1/audit`
+    ListAudit,
+    /// `GET /api/v1/audit/verify`
+    VerifyAudit,
+    /// `GET /api/v1/resolve`
+    Resolve,
+}
+
+impl Endpoint {
+    /// Every endpoint, in the order of `docs/server.md`.
+    pub const ALL: [Self; 25] = [
+        Self::CreateNamespace,
+        Self::ListNamespaces,
+        Self::ShowNamespace,
+        Self::DeleteNamespace,
+        Self::SetThreshold,
+        Self::AddKey,
+        Self::RemoveKey,
+        Self::AddIdentity,
+        Self::RemoveIdentity,
+        Self::AddSubDelegation,
+        Self::RemoveSubDelegation,
+        Self::AddRevocation,
+        Self::ListRevocations,
+        Self::PutPeer,
+        Self::ListPeers,
+        Self::RemovePeer,
+        Self::PutRoot,
+        Self::ListRoots,
+        Self::RemoveRoot,
+        Self::CreateToken,
+        Self::ListTokens,
+        Self::RevokeToken,
+        Self::ListAudit,
+        Self::VerifyAudit,
+        Self::Resolve,
+    ];
+
+    /// The method and the path template (relative to the server root,
+    /// placeholders `{ns}`, `{key_id}`, `{name}`, `{id}`).
+    pub fn route(self) -> (Method, &'static str) {
+        use Method as M;
+        match self {
+            Self::CreateNamespace => (M::POST, "/api/v1/namespaces"),
+            Self::ListNamespaces => (M::GET, "/api/v1/namespaces"),
+            Self::ShowNamespace => (M::GET, "/api/v1/namespaces/{ns}"),
+            Self::DeleteNamespace => (M::DELETE, "/api/v1/namespaces/{ns}"),
+            Self::SetThreshold => (M::PUT, "/api/v1/namespaces/{ns}/threshold"),
+            Self::AddKey => (M::POST, "/api/v1/namespaces/{ns}/keys"),
+            Self::RemoveKey => (M::DELETE, "/api/v1/namespaces/{ns}/keys/{key_id}"),
+            Self::AddIdentity => (M::POST, "/api/v1/namespaces/{ns}/identities"),
+            Self::RemoveIdentity => (M::DELETE, "/api/v1/namespaces/{ns}/identities/{name}"),
+            Self::AddSubDelegation => (M::POST, "/api/v1/namespaces/{ns}/sub-delegations"),
+            Self::RemoveSubDelegation => {
+                (M::DELETE, "/api/v1/namespaces/{ns}/sub-delegations/{name}")
+            }
+            Self::AddRevocation => (M::POST, "/api/v1/revocations"),
+            Self::ListRevocations => (M::GET, "/api/v1/revocations"),
+            Self::PutPeer => (M::PUT, "/api/v1/peers/{name}"),
+            Self::ListPeers => (M::GET, "/api/v1/peers"),
+            Self::RemovePeer => (M::DELETE, "/api/v1/peers/{name}"),
+            Self::PutRoot => (M::PUT, "/api/v1/roots/{name}"),
+            Self::ListRoots => (M::GET, "/api/v1/roots"),
+            Self::RemoveRoot => (M::DELETE, "/api/v1/roots/{name}"),
+            Self::CreateToken => (M::POST, "/api/v1/tokens"),
+            Self::ListTokens => (M::GET, "/api/v1/tokens"),
+            Self::RevokeToken => (M::DELETE, "/api/v1/tokens/{id}"),
+            Self::ListAudit => (M::GET, "/api/v1/audit"),
+            Self::VerifyAudit => (M::GET, "/api/v1/audit/verify"),
+            Self::Resolve => (M::GET, "/api/v1/resolve"),
+        }
+    }
+
+    /// What the endpoint does, for [`authorize`]; `ns` is the namespace of
+    /// the path (ignored by endpoints without one).
+    pub fn action(self, ns: &str) -> Action<'_> {
+        match self {
+            Self::ListNamespaces
+            | Self::ShowNamespace
+            | Self::ListRevocations
+            | Self::ListPeers
+            | Self::ListRoots
+            | Self::Resolve => Action::Read,
+            Self::CreateNamespace | Self::DeleteNamespace => Action::ManageNamespaces,
+            Self::SetThreshold
+            | Self::AddKey
+            | Self::RemoveKey
+            | Self::AddIdentity
+            | Self::RemoveIdentity
+            | Self::AddSubDelegation
+            | Self::RemoveSubDelegation => Action::WriteNamespace(ns),
+            Self::AddRevocation
+            | Self::PutPeer
+            | Self::RemovePeer
+            | Self::PutRoot
+            | Self::RemoveRoot => Action::WriteOrgDocuments,
+            Self::CreateToken | Self::ListTokens | Self::RevokeToken => Action::Tokens,
+            Self::ListAudit | Self::VerifyAudit => Action::Audit,
+        }
+    }
+
+    /// The actix route (method guard and handler).
+    fn handler(self) -> Route {
+        let route = web::method(self.route().0);
+        match self {
+            Self::CreateNamespace => route.to(create_namespace),
+            Self::ListNamespaces => route.to(list_namespaces),
+            Self::ShowNamespace => route.to(show_namespace),
+            Self::DeleteNamespace => route.to(delete_namespace),
+            Self::SetThreshold => route.to(set_threshold),
+            Self::AddKey => route.to(add_key),
+            Self::RemoveKey => route.to(remove_key),
+            Self::AddIdentity => route.to(add_identity),
+            Self::RemoveIdentity => route.to(remove_identity),
+            Self::AddSubDelegation => route.to(add_sub_delegation),
+            Self::RemoveSubDelegation => route.to(remove_sub_delegation),
+            Self::AddRevocation => route.to(add_revocation),
+            Self::ListRevocations => route.to(list_revocations),
+            Self::PutPeer => route.to(put_peer),
+            Self::ListPeers => route.to(list_peers),
+            Self::RemovePeer => route.to(remove_peer),
+            Self::PutRoot => route.to(put_root),
+            Self::ListRoots => route.to(list_roots),
+            Self::RemoveRoot => route.to(remove_root),
+            Self::CreateToken => route.to(create_token),
+            Self::ListTokens => route.to(list_tokens),
+            Self::RevokeToken => route.to(revoke_token),
+            Self::ListAudit => route.to(list_audit),
+            Self::VerifyAudit => route.to(verify_audit),
+            Self::Resolve => route.to(resolve),
+        }
+    }
+}
+
+/// Registers every endpoint of [`Endpoint::ALL`], one resource per path
+/// (other methods on a known path are 405 JSON).
+pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
+    let mut paths: Vec<&'static str> = Vec::new();
+    for e in Endpoint::ALL {
+        let path = e.route().1;
+        if !paths.contains(&path) {
+            paths.push(path);
+        }
+    }
+    for path in paths {
+        let mut resource =
+            web::resource(path).default_service(web::to(super::error::method_not_allowed));
+        for e in Endpoint::ALL.into_iter().filter(|e| e.route().1 == path) {
+            resource = resource.route(e.handler());
+        }
+        cfg.service(resource);
+    }
+}
+
+// ---- helpers ----
+
+/// Runs a store read on a blocking thread.
+async fn read<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce(&Store) -> store::Result<T> + Send + 'static,
+) -> Result<T, ApiError> {
+    let publisher = state.publisher.clone();
+    Ok(web::block(move || publisher.read(f)).await??)
+}
+
+/// Publishes one change on a blocking thread, as the caller.
+async fn publish(state: &AppState, caller: &Caller, change: Change) -> Result<Applied, ApiError> {
+    let publisher = state.publisher.clone();
+    let actor = caller.actor();
+    let now = state.now();
+    Ok(web::block(move || publisher.apply(&actor, change, now)).await??)
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
+}
+
+fn opt_rfc3339(t: Option<OffsetDateTime>) -> Value {
+    t.map_or(Value::Null, |t| Value::String(rfc3339(t)))
+}
+
+fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, ApiError> {
+    serde_json::to_value(v).map_err(ApiError::internal)
+}
+
+/// A namespace of a path: a name that cannot be a namespace is not found.
+fn path_namespace(ns: &str) -> Result<NamespaceName, ApiError> {
+    NamespaceName::parse(ns).map_err(|_| ApiError::not_found(format!("namespace `{ns}` not found")))
+}
+
+/// Parses the query string, after authorization (like bodies).
+fn query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
+    web::Query::<T>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .map_err(|e| super::error::from_query_error(&e))
+}
+
+fn no_content() -> HttpResponse {
+    HttpResponse::NoContent().finish()
+}
+
+/// A human-chosen name or label: not empty, at most 200 characters, no
+/// control characters (the policy crate's rule for names in documents).
+fn check_label(field: &str, value: &str) -> Result<(), ApiError> {
+    if value.trim().is_empty() {
+        return Err(ApiError::invalid(field, "must not be empty"));
+    }
+    if value.chars().count() > 200 {
+        return Err(ApiError::invalid(field, "must be at most 200 characters"));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// At least one pattern, none twice.
+fn check_patterns(field: &str, patterns: &[ArtifactPattern]) -> Result<(), ApiError> {
+    if patterns.is_empty() {
+        return Err(ApiError::invalid(field, "must list at least one pattern"));
+    }
+    let mut seen = BTreeSet::new();
+    for (i, p) in patterns.iter().enumerate() {
+        if !seen.insert(p.as_str()) {
+            return Err(ApiError::invalid(
+                &format!("{field}[{i}]"),
+                format!("`{p}` is listed twice"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `not_before < not_after` when both are given.
+fn check_window(
+    field: &str,
+    not_before: Option<OffsetDateTime>,
+    not_after: Option<OffsetDateTime>,
+) -> Result<(), ApiError> {
+    match (not_before, not_after) {
+        (Some(nb), Some(na)) if nb >= na => Err(ApiError::invalid(
+            &format!("{field}not_after"),
+            format!("must be later than not_before ({})", rfc3339(nb)),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A TUF key object as the policy parser accepts it: no unknown fields, a
+/// supported keytype/scheme, usable key material. Returns its DER SPKI.
+fn check_key_object(field: &str, id: &KeyId, key: &Key) -> Result<Vec<u8>, ApiError> {
+    if let Some(name) = key.unrecognized.keys().next() {
+        return Err(ApiError::invalid(
+            &format!("{field}.{name}"),
+            format!("unknown field `{name}`"),
+        ));
+    }
+    if let Some(name) = key.keyval.unrecognized.keys().next() {
+        return Err(ApiError::invalid(
+            &format!("{field}.keyval.{name}"),
+            format!("unknown field `{name}`"),
+        ));
+    }
+    if key.scheme().is_none() {
+        return Err(ApiError::invalid(
+            &format!("{field}.keytype"),
+            format!(
+                "unsupported keytype/scheme `{}`/`{}` (supported: ed25519/ed25519, ecdsa/ecdsa-sha2-nistp256, rsa/rsassa-pss-sha256)",
+                key.keytype, key.scheme
+            ),
+        ));
+    }
+    key.spki_der(id)
+        .map_err(|e| bad_key(&format!("{field}.keyval.public"), e))
+}
+
+/// A 400 about unusable key material at `field`.
+fn bad_key(field: &str, e: keyshare_policy::Error) -> ApiError {
+    match e {
+        keyshare_policy::Error::BadKey { message, .. } => ApiError::invalid(field, message),
+        other => ApiError::invalid(field, other),
+    }
+}
+
+/// A list of trusted keys as the policy parser accepts it.
+fn check_keys(field: &str, keys: &[TrustedKey]) -> Result<(), ApiError> {
+    let mut ids = BTreeSet::new();
+    let mut material: Vec<Vec<u8>> = Vec::with_capacity(keys.len());
+    for (i, k) in keys.iter().enumerate() {
+        let at = format!("{field}[{i}].");
+        check_label(&format!("{at}id"), k.id.as_str())?;
+        if !ids.insert(k.id.as_str()) {
+            return Err(ApiError::invalid(
+                &format!("{at}id"),
+                format!("key id `{}` is listed twice", k.id),
+            ));
+        }
+        let spki = check_key_object(&format!("{at}key"), &k.id, &k.key)?;
+        if let Some(j) = material.iter().position(|m| *m == spki) {
+            let other = keys.get(j).map_or("", |o| o.id.as_str());
+            return Err(ApiError::invalid(
+                &format!("{at}key"),
+                format!("the same key is already listed as `{other}`"),
+            ));
+        }
+        material.push(spki);
+        check_window(&at, k.not_before, k.not_after)?;
+        if k.ephemeral && k.not_after.is_none() {
+            return Err(ApiError::invalid(
+                &format!("{at}not_after"),
+                "an ephemeral key must have not_after",
+            ));
+        }
+        if let Some(d) = &k.description {
+            check_label(&format!("{at}description"), d)?;
+        }
+    }
+    Ok(())
+}
+
+// ---- views ----
+
+fn namespace_view(r: &NamespaceRecord) -> Value {
+    json!({
+        "name": r.entry.name,
+        "scopes": r.entry.scopes,
+        "maintainers": r.entry.maintainers,
+        "threshold": r.threshold,
+        "created_at": rfc3339(r.created_at),
+    })
+}
+
+fn root_view(r: &OrgRoot) -> Value {
+    json!({
+        "name": r.name,
+        "pem": r.pem,
+        "sha256": r.sha256,
+        "target": r.target_path(),
+        "added_at": rfc3339(r.added_at),
+    })
+}
+
+fn token_view(t: &Token) -> Value {
+    json!({
+        "id": t.id,
+        "kind": t.kind.name(),
+        "namespaces": t.kind.namespaces(),
+        "description": t.description,
+        "created_at": rfc3339(t.created_at),
+        "revoked_at": opt_rfc3339(t.revoked_at),
+    })
+}
+
+/// The namespace with its keys, identities and sub-delegations.
+async fn namespace_detail(state: &AppState, ns: NamespaceName) -> Result<Value, ApiError> {
+    let (record, keys, identities, subs) = read(state, move |s| {
+        Ok((
+            s.namespace(ns.as_str())?,
+            s.keys(ns.as_str())?,
+            s.identities(ns.as_str())?,
+            s.sub_delegations(ns.as_str())?,
+        ))
+    })
+    .await?;
+    let mut view = namespace_view(&record);
+    if let Value::Object(map) = &mut view {
+        map.insert(
+            "keys".into(),
+            to_value(&keys.iter().map(|k| &k.key).collect::<Vec<_>>())?,
+        );
+        map.insert(
+            "identities".into(),
+            to_value(&identities.iter().map(|i| &i.identity).collect::<Vec<_>>())?,
+        );
+        map.insert(
+            "sub_delegations".into(),
+            to_value(&subs.iter().map(|s| &s.sub_delegation).collect::<Vec<_>>())?,
+        );
+    }
+    Ok(view)
+}
+
+// ---- namespaces ----
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateNamespaceRequest {
+    name: NamespaceName,
+    scopes: Vec<ArtifactPattern>,
+    #[serde(default)]
+    maintainers: Vec<String>,
+}
+
+async fn create_namespace(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&caller.token, Endpoint::CreateNamespace.action(""))?;
+    let req: CreateNamespaceRequest = body.json()?;
+    if TOP_LEVEL_ROLES.contains(&req.name.as_str()) {
+        return Err(ApiError::invalid(
+            "name",
+            format!("`{}` is a top-level TUF role name", req.name),
+        ));
+    }
+    check_patterns("scopes", &req.scopes)?;
+    let mut seen = BTreeSet::new();
+    for (i, m) in req.maintainers.iter().enumerate() {
+        let field = format!("maintainers[{i}]");
+        check_label(&field, m)?;
+        if !seen.insert(m.as_str()) {
+            return Err(ApiError::invalid(&field, format!("`{m}` is listed twice")));
+        }
+    }
+    let name = req.name.clone();
+    let change = Change::CreateNamespace {
+        entry: NamespaceEntry {
+            name: req.name,
+            scopes: req.scopes,
+            maintainers: req.maintainers,
+        },
+        threshold: NonZeroU32::MIN,
+    };
+    publish(&state, &caller, change).await?;
+    let view = namespace_detail(&state, name).await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+async fn list_namespaces(
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&caller.token, Endpoint::ListNamespaces.action(""))?;
+    let list = read(&state, Store::namespaces).await?;
+    let views: Vec<Value> = list.iter().map(namespace_view).collect();
+    Ok(HttpResponse::Ok().json(json!({ "namespaces": views })))
+}
+
+async fn show_namespace(
+    state: web::Data<AppState>,
+    caller: Caller,
+    ns: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&caller.token, Endpoint::ShowNamespace.action(&ns))?;
+    let ns = path_namespace(&ns)?;
+    Ok(HttpResponse::Ok().json(namespace_detail(&state, ns).await?))
+}
+
+async fn delete_namespace(
+    state: web::Data<AppState>,
+    caller: Caller,
+    ns: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&caller.token, Endpoint::DeleteNamespace.action(&ns))?;
+    let namespace = path_namespace(&ns)?;
+    publish(&state, &caller, Change::DeleteNamespace { namespace }).await?;
+    Ok(no_content())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ThresholdRequest {
+    threshold: NonZeroU32,
+}
+
+async fn set_threshold(
+    state: web::Data<AppState>,
+    caller: Caller,
+    ns: web::Path<String>,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&caller.token, Endpoint::SetThreshold.action(&ns))?;
+    let namespace = path_namespace(&ns)?;
+    let req: ThresholdRequest = body.json()?;
+    publish(
+        &state,
+        &caller,
+        Change::SetThreshold {
+            namespace: namespace.clone(),
+            threshold: req.threshold,
+        },
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(namespace_detail(&state, namespace).await?))
+}
+
+// ---- keys ----
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddKeyRequest {
+    #[serde(default)]
+    key: Option<Key>,
+    #[serde(default)]
+    public_key_pem: Option<String>,
+    #[serde(default)]
+    id: Option<KeyId>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    not_before: Option<OffsetDateTime>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    not_after: Option<OffsetDateTime>,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+/// A TUF key entry from a PEM SubjectPublicKeyInfo; the scheme follows the
+/// key type: Ed25519, ECDSA P-256, RSA-PSS-SHA256.
+fn key_from_pem(pem: &str) -> Result<Key, ApiError> {
+    let field = "public_key_pem";
+    let pkey = openssl::pkey::PKey::public_key_from_pem(pem.as_bytes());
+    // OpenSSL may leave errors queued after a failed PEM parse.
+    let _ = openssl::error::ErrorStack::get();
+    let pkey =
+        pkey.map_err(|_| ApiError::invalid(field, "not a PEM public key (SubjectPublicKeyInfo)"))?;
+    let scheme = match pkey.id() {
+        openssl::pkey::Id::ED25519 => Scheme::Ed25519,
+        openssl::pkey::Id::EC => Scheme::EcdsaP256Sha256,
+        openssl::pkey::Id::RSA => Scheme::RsaPssSha256,
+        _ => {
+            return Err(ApiError::invalid(
+                field,
+                "unsupported key type (supported: Ed25519, ECDSA P-256, RSA 2048 bits or more)",
+            ))
+        }
+    };
+    Key::from_public(scheme, &pkey).map_err(|e| bad_key(field, e))
+}
+
+async fn add_key(
+    state: web::Data<AppState>,
+    caller: Caller,
+    ns: web::Path<String>,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&caller.token, Endpoint::AddKey.action(&ns))?;
+    let namespace = path_namespace(&ns)?;
+    let req: AddKeyRequest = body.json()?;
+    let (key, field) = match (req.key, req.public_key_pem) {
+        (Some(key), None) => (key, "key"),
+        (None, Some(pem)) => (key_from_pem(&pem)?, "public_key_pem"),
+        _ => {
+            return Err(ApiError::invalid(
+                ".",
+                "give exactly one of `key` (a TUF key object) and `public_key_pem`",
+            ))
+        }
+    };
+    let id = match req.id {
+        Some(id) => id,
+        None => key.key_id().map_err(|e| ApiError::invalid(field, e))?,
+    };
+    let trusted = TrustedKey {
+        id,
+        key,
+        not_before: req.not_before,
+        not_after: req.not_after,
+        ephemeral: false,
+        description: req.description,
+    };
+    check_label("id", trusted.id.as_str())?;
+    let spki = if field == "key" {
+        check_key_object(field, &trusted.id, &trusted.key)?
+    } else {
+        trusted
+            .key
+            .spki_der(&trusted.id)
+            .map_err(|e| bad_key(field, e))?
+    };
+    check_window("", trusted.not_before, trusted.not_after)?;
+    if let Some(d) = &trusted.description {
+        check_label("description", d)?;
+    }
+    let listed = {
+        let ns = namespace.clone();
+        read(&state, move |s| s.keys(ns.as_str())).await?
+    };
+    for other in &listed {
+        if other.key.id == trusted.id {
+            return Err(ApiError::conflict(format!(
+                "id: key `{}` is already listed in namespace `{namespace}`",
+                trusted.id
+            )));
+        }
+        if other.key.key.spki_der(&other.key.id).ok().as_ref() == Some(&spki) {
+            return Err(ApiError::conflict(format!(
+                "{field}: the same key is already listed in namespace `{namespace}` as `{}`",
+                other.key.id
+            )));
+        }
+    }
+    let view = to_value(&trusted)?;
+    publish(
+        &state,
+        &caller,
+        Change::AddKey {
+            namespace,
+            key: trusted,
+        },
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+#[derive(Debug, Deserialize)]
+struct KeyPath {
+    ns: String,
+    key_id: String,
+}
+
+async fn remove_key(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<KeyPath>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&caller.token, Endpoint::RemoveKey.action(&path.ns))?;
+    let namespace = path_namespace(&path.ns)?;
+    let key_id = KeyId::new(path.key_id.clone());
+    publish(&state, &caller, Change::RemoveKey { namespace, key_id }).await?;
+    Ok(no_content())
+}
+
+// ---- identities ----
+
+async fn add_identity(
+    state: web::Data<AppState>,
+    caller: Caller,
+    ns: web::Path<String>,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&caller.token, Endpoint::AddIdentity.action(&ns))?;
+    let namespace = path_namespace(&ns)?;
+    // X509Identity refuses unknown fields, parses every CA certificate and the subject.
+    let identity: X509Identity = body.json()?;
+    check_label("name", &identity.name)?;
+    if identity.ca_certs.is_empty() {
+        return Err(ApiError::invalid(
+            "ca_certs",
+            "must list at least one CA certificate",
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for (i, ca) in identity.ca_certs.iter().enumerate() {
+        if !seen.insert(ca.sha256().clone()) {
+            return Err(ApiError::invalid(
+                &format!("ca_certs[{i}]"),
+                "certificate is listed twice",
+            ));
+        }
+    }
+    check_window("", identity.not_before, identity.not_after)?;
+    let view = to_value(&identity)?;
+    publish(
+        &state,
+        &caller,
+        Change::AddIdentity {
+            namespace,
+            identity,
+        },
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+#[derive(Debug, Deserialize)]
+struct NamedPath {
+    ns: String,
+    name: String,
+}
+
+async fn remove_identity(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<NamedPath>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&caller.token, Endpoint::RemoveIdentity.action(&path.ns))?;
+    let namespace = path_namespace(&path.ns)?;
+    let name = path.name.clone();
+    publish(&state, &caller, Change::RemoveIdentity { namespace, name }).await?;
+    Ok(no_content())
+}
+
+// ---- sub-delegations ----
+
+async fn add_sub_delegation(
+    state: web::Data<AppState>,
+    caller: Caller,
+    ns: web::Path<String>,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&caller.token, Endpoint::AddSubDelegation.action(&ns))?;
+    let namespace = path_namespace(&ns)?;
+    let sub: SubDelegation = body.json()?;
+    check_label("name", &sub.name)?;
+    check_patterns("scopes", &sub.scopes)?;
+    check_keys("keys", &sub.keys)?;
+    if usize::try_from(sub.threshold.get()).map_or(true, |t| t > sub.keys.len()) {
+        return Err(ApiError::invalid(
+            "threshold",
+            format!(
+                "threshold {} is more than the {} keys listed",
+                sub.threshold,
+                sub.keys.len()
+            ),
+        ));
+    }
+    let view = to_value(&sub)?;
+    publish(
+        &state,
+        &caller,
+        Change::AddSubDelegation {
+            namespace,
+            sub_delegation: sub,
+        },
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+async fn remove_sub_delegation(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<NamedPath>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(
+        &caller.token,
+        Endpoint::RemoveSubDelegation.action(&path.ns),
+    )?;
+    let namespace = path_namespace(&path.ns)?;
+    let name = path.name.clone();
+    publish(
+        &state,
+        &caller,
+        Change::RemoveSubDelegation { namespace, name },
+    )
+    .await?;
+    Ok(no_content())
+}
+
+// ---- revocations ----
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevocationRequest {
+    #[serde(default)]
+    key_id: Option<KeyId>,
+    #[serde(default)]
+    certificate_sha256: Option<Sha256Hex>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    revoked_at: Option<OffsetDateTime>,
+    reason: String,
+}
+
+async fn add_revocation(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&caller.token, Endpoint::AddRevocation.action(""))?;
+    let req: RevocationRequest = body.json()?;
+    let subject = match (req.key_id, req.certificate_sha256) {
+        (Some(id), None) => {
+            check_label("key_id", id.as_str())?;
+            RevokedSubject::KeyId(id)
+        }
+        (None, Some(h)) => RevokedSubject::Certificate(h),
+        _ => {
+            return Err(ApiError::invalid(
+                ".",
+                "give exactly one of `key_id` and `certificate_sha256`",
+            ))
+        }
+    };
+    if req.reason.trim().is_empty() {
+        return Err(ApiError::invalid("reason", "must say why (not empty)"));
+    }
+    let revocation = Revocation {
+        subject,
+        revoked_at: req.revoked_at.unwrap_or_else(|| state.now()),
+        reason: req.reason,
+    };
+    let listed = read(&state, Store::revocations).await?;
+    if listed
+        .iter()
+        .any(|r| r.revocation.subject == revocation.subject)
+    {
+        return Err(ApiError::conflict(format!(
+            "{} is already revoked",
+            revocation.subject
+        )));
+    }
+    let view = to_value(&revocation)?;
+    publish(&state, &caller, Change::AddRevocation { revocation }).await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+async fn list_revocations(
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&caller.token, Endpoint::ListRevocations.action(""))?;
+    let list = read(&state, Store::revocations).await?;
+    let views = list
+        .iter()
+        .map(|r| {
+            let mut v = to_value(&r.revocation)?;
+            if let Value::Object(map) = &mut v {
+                map.insert("recorded_at".into(), Value::String(rfc3339(r.recorded_at)));
+            }
+            Ok(v)
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    Ok(HttpResponse::Ok().json(json!({ "revocations": views })))
+}
+
+// ---- peers ----
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PeerRequest {
+    patterns: Vec<ArtifactPattern>,
+    url: PeerUrl,
+    root: PinnedRoot,
+    #[serde(default)]
+    terminating: bool,
+}
+
+async fn put_peer(
+    state: web::Data<AppState>,
+    caller: Caller,
+    name: web::Path<String>,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&caller.token, Endpoint::PutPeer.action(""))?;
+    let req: PeerRequest = body.json()?;
+    check_label("name", &name)?;
+    check_patterns("patterns", &req.patterns)?;
+    let peer = Peer {
+        name: name.into_inner(),
+        patterns: req.patterns,
+        url: req.url,
+        root: req.root,
+        terminating: req.terminating,
+    };
+    let view = to_value(&peer)?;
+    publish(&state, &caller, Change::PutPeer { peer }).await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+async fn list_peers(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    authorize(&caller.token, Endpoint::ListPeers.action(""))?;
+    let list = read(&state, Store::peers).await?;
+    let peers: Vec<&Peer> = list.iter().map(|p| &p.peer).collect();
+    Ok(HttpResponse::Ok().json(json!({ "peers": peers })))
+}
+
+async fn remove_peer(
+    state: web::Data<AppState>,
+    caller: Caller,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&caller.token, Endpoint::RemovePeer.action(""))?;
+    publish(
+        &state,
+        &caller,
+        Change::RemovePeer {
+            name: name.into_inner(),
+        },
+    )
+    .await?;
+    Ok(no_content())
+}
+
+// ---- organization roots ----
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RootRequest {
+    pem: String,
+}
+
+async fn put_root(
+    state: web::Data<AppState>,
+    caller: Caller,
+    name: web::Path<String>,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&caller.token, Endpoint::PutRoot.action(""))?;
+    let req: RootRequest = body.json()?;
+    let name = name.into_inner();
+    if NamespaceName::parse(&name).is_err() {
+        return Err(ApiError::invalid(
+            "name",
+            format!(
+                "`{name}` is not a root name (1 to 63 of a-z, 0-9 and `-`, not starting with `-`)"
+            ),
+        ));
+    }
+    CaCert::parse(&req.pem).map_err(|e| ApiError::invalid("pem", e))?;
+    publish(
+        &state,
+        &caller,
+        Change::PutOrgRoot {
+            name: name.clone(),
+            pem: req.pem,
+        },
+    )
+    .await?;
+    let root = read(&state, move |s| s.org_root(&name)).await?;
+    Ok(HttpResponse::Ok().json(root_view(&root)))
+}
+
+async fn list_roots(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    authorize(&caller.token, Endpoint::ListRoots.action(""))?;
+    let list = read(&state, Store::org_roots).await?;
+    let views: Vec<Value> = list.iter().map(root_view).collect();
+    Ok(HttpResponse::Ok().json(json!({ "roots": views })))
+}
+
+async fn remove_root(
+    state: web::Data<AppState>,
+    caller: Caller,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&caller.token, Endpoint::RemoveRoot.action(""))?;
+    publish(
+        &state,
+        &caller,
+        Change::RemoveOrgRoot {
+            name: name.into_inner(),
+        },
+    )
+    .await?;
+    Ok(no_content())
+}
+
+// ---- tokens ----
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenRequest {
+    kind: String,
+    #[serde(default)]
+    namespace: Option<NamespaceName>,
+    #[serde(default)]
+    namespaces: Option<Vec<NamespaceName>>,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+fn token_kind(req: TokenRequest) -> Result<(TokenKind, Option<String>), ApiError> {
+    let kind = match (req.kind.as_str(), req.namespace, req.namespaces) {
+        ("org-admin", None, None) => TokenKind::OrgAdmin,
+        ("maintainer", Some(ns), None) => TokenKind::Maintainer(ns),
+        ("ci", None, Some(list)) => {
+            if list.is_empty() {
+                return Err(ApiError::invalid(
+                    "namespaces",
+                    "must list at least one namespace",
+                ));
+            }
+            let mut seen = BTreeSet::new();
+            for (i, ns) in list.iter().enumerate() {
+                if !seen.insert(ns) {
+                    return Err(ApiError::invalid(
+                        &format!("namespaces[{i}]"),
+                        format!("`{ns}` is listed twice"),
+                    ));
+                }
+            }
+            TokenKind::Ci(list)
+        }
+        ("org-admin" | "maintainer" | "ci", _, _) => {
+            return Err(ApiError::invalid(
+                "kind",
+                format!(
+                    "kind `{}` takes {}",
+                    req.kind,
+                    match req.kind.as_str() {
+                        "org-admin" => "neither `namespace` nor `namespaces`",
+                        "maintainer" => "`namespace` (and not `namespaces`)",
+                        _ => "`namespaces` (and not `namespace`)",
+                    }
+                ),
+            ))
+        }
+        (other, _, _) => {
+            return Err(ApiError::invalid(
+                "kind",
+                format!("unknown token kind `{other}` (org-admin, maintainer or ci)"),
+            ))
+        }
+    };
+    if let Some(d) = &req.description {
+        check_label("description", d)?;
+    }
+    Ok((kind, req.description))
+}
+
+async fn create_token(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&caller.token, Endpoint::CreateToken.action(""))?;
+    let (kind, description) = token_kind(body.json()?)?;
+    let wanted: Vec<NamespaceName> = kind.namespaces().to_vec();
+    let missing = read(&state, move |s| {
+        for ns in &wanted {
+            match s.namespace(ns.as_str()) {
+                Ok(_) => {}
+                Err(store::Error::NotFound { .. }) => return Ok(Some(ns.clone())),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    })
+    .await?;
+    if let Some(ns) = missing {
+        return Err(ApiError::not_found(format!("namespace `{ns}` not found")));
+    }
+    let publisher = state.publisher.clone();
+    let actor = caller.actor();
+    let now = state.now();
+    let new = web::block(move || publisher.create_token(&actor, kind, description, now)).await??;
+    let mut view = token_view(&new.token);
+    if let Value::Object(map) = &mut view {
+        map.insert(
+            "secret".into(),
+            Value::String(new.secret.expose().to_owned()),
+        );
+    }
+    Ok(HttpResponse::Created().json(view))
+}
+
+async fn list_tokens(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    authorize(&caller.token, Endpoint::ListTokens.action(""))?;
+    let list = read(&state, Store::tokens).await?;
+    let views: Vec<Value> = list.iter().map(token_view).collect();
+    Ok(HttpResponse::Ok().json(json!({ "tokens": views })))
+}
+
+async fn revoke_token(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&caller.token, Endpoint::RevokeToken.action(""))?;
+    let publisher = state.publisher.clone();
+    let actor = caller.actor();
+    let now = state.now();
+    let id = id.into_inner();
+    web::block(move || publisher.revoke_token(&actor, &id, now)).await??;
+    Ok(no_content())
+}
+
+// ---- audit ----
+
+/// Most audit records answered at once.
+const AUDIT_LIMIT_MAX: u32 = 1000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    #[serde(default)]
+    after: i64,
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+async fn list_audit(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&caller.token, Endpoint::ListAudit.action(""))?;
+    let query: AuditQuery = query(&req)?;
+    let after = query.after.max(0);
+    let limit = match query.limit {
+        None => 100,
+        Some(0) => return Err(ApiError::invalid("limit", "must be at least 1")),
+        Some(n) => n.min(AUDIT_LIMIT_MAX),
+    };
+    let records = read(&state, move |s| s.audit_records(after, limit)).await?;
+    let views: Vec<Value> = records
+        .iter()
+        .map(|r| {
+            json!({
+                "seq": r.seq,
+                "time": rfc3339(r.time),
+                "actor": r.actor,
+                "action": r.action,
+                "subject": r.subject,
+                "details": r.details,
+                "prev_hash": r.prev_hash,
+                "hash": r.hash,
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "records": views })))
+}
+
+async fn verify_audit(
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&caller.token, Endpoint::VerifyAudit.action(""))?;
+    let publisher = state.publisher.clone();
+    let result = web::block(move || publisher.read(|s| s.verify_audit_chain())).await?;
+    match result {
+        Ok(head) => Ok(HttpResponse::Ok().json(json!({
+            "ok": true,
+            "records": head.records,
+            "hash": head.hash,
+        }))),
+        Err(store::Error::AuditChain { seq, reason }) => Ok(HttpResponse::Ok().json(json!({
+            "ok": false,
+            "first_bad_seq": seq,
+            "reason": reason,
+        }))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+// ---- resolve ----
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResolveQuery {
+    artifact: String,
+}
+
+/// Who answers for an artifact name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Resolution {
+    /// A namespace, by its most specific matching scope.
+    Namespace { namespace: String, scope: String },
+    /// A peer keyshare service.
+    Peer { peer: String, url: String },
+}
+
+/// The owner of `artifact`, by the policy crate's own rule
+/// ([`TrustSet::owner`]: terminating peers first, then namespace scopes,
+/// then non-terminating peers; the most specific pattern wins).
+pub(crate) fn resolve_artifact(
+    index: &Namespaces,
+    peers: &Peers,
+    artifact: &str,
+) -> Option<Resolution> {
+    let set = TrustSet::new(
+        index.clone(),
+        Vec::new(),
+        Revocations::default(),
+        peers.clone(),
+    )
+    .ok()?;
+    match set.owner(artifact)? {
+        Owner::Namespace { entry, scope } => Some(Resolution::Namespace {
+            namespace: entry.name.to_string(),
+            scope: scope.to_string(),
+        }),
+        Owner::Peer(p) => Some(Resolution::Peer {
+            peer: p.name.clone(),
+            url: p.url.to_string(),
+        }),
+    }
+}
+
+async fn resolve(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&caller.token, Endpoint::Resolve.action(""))?;
+    let artifact = query::<ResolveQuery>(&req)?.artifact;
+    if artifact.is_empty() {
+        return Err(ApiError::invalid("artifact", "must not be empty"));
+    }
+    let (index, peers) = read(&state, |s| Ok((s.namespaces_index()?, s.peers_document()?))).await?;
+    match resolve_artifact(&index, &peers, &artifact) {
+        Some(Resolution::Namespace { namespace, scope }) => Ok(HttpResponse::Ok().json(json!({
+            "kind": "namespace",
+            "namespace": namespace,
+            "scope": scope,
+        }))),
+        Some(Resolution::Peer { peer, url }) => Ok(HttpResponse::Ok().json(json!({
+            "kind": "peer",
+            "peer": peer,
+            "url": url,
+        }))),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_match",
+            format!("no namespace or peer covers `{artifact}`"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn every_endpoint_is_listed_once_with_a_distinct_route() {
+        let mut seen = BTreeSet::new();
+        for e in Endpoint::ALL {
+            let (m, p) = e.route();
+            assert!(seen.insert((m.to_string(), p)), "{e:?} twice");
+            assert!(p.starts_with("/api/v1/"));
+        }
+    }
+
+    #[test]
+    fn resolve_prefers_terminating_peers_then_most_specific_namespace_then_peers() {
+        let index: Namespaces = serde_json::from_value(json!({
+            "format": "keyshare.namespaces/v1",
+            "namespaces": [
+                {"name": "broad", "scopes": ["r.io/**"]},
+                {"name": "team-a", "scopes": ["r.io/team-a/**"]},
+                {"name": "zz", "scopes": ["r.io/team-a/app"]},
+            ]
+        }))
+        .unwrap();
+        let peers: Peers = serde_json::from_value(json!({
+            "format": "keyshare.peers/v1",
+            "peers": [
+                {"name": "partner", "patterns": ["r.io/partner/**"], "url": "https://p.example",
+                 "root": {"sha256": "0".repeat(64)}, "terminating": true},
+                {"name": "fallback", "patterns": ["docker.io/**"], "url": "https://f.example",
+                 "root": {"sha256": "1".repeat(64)}},
+            ]
+        }))
+        .unwrap();
+        let ns = |n: &str, s: &str| {
+            Some(Resolution::Namespace {
+                namespace: n.into(),
+                scope: s.into(),
+            })
+        };
+        assert_eq!(
+            resolve_artifact(&index, &peers, "r.io/team-a/x"),
+            ns("team-a", "r.io/team-a/**")
+        );
+        assert_eq!(
+            resolve_artifact(&index, &peers, "r.io/team-a/app"),
+            ns("zz", "r.io/team-a/app")
+        );
+        assert_eq!(
+            resolve_artifact(&index, &peers, "r.io/other"),
+            ns("broad", "r.io/**")
+        );
+        assert_eq!(
+            resolve_artifact(&index, &peers, "r.io/partner/x"),
+            Some(Resolution::Peer {
+                peer: "partner".into(),
+                url: "https://p.example".into()
+            })
+        );
+        assert_eq!(
+            resolve_artifact(&index, &peers, "docker.io/library/x"),
+            Some(Resolution::Peer {
+                peer: "fallback".into(),
+                url: "https://f.example".into()
+            })
+        );
+        assert_eq!(resolve_artifact(&index, &peers, "quay.io/x"), None);
+    }
+}

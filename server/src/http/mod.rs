@@ -1,0 +1,158 @@
+//! The HTTP API: the read API (the TUF repository), the admin API under
+//! `/api/v1/`, `/healthz` and `/metrics`, as one actix-web application.
+//!
+//! `docs/server.md` is the reference for every route, the authorization
+//! matrix and the error shape. This module maps requests to the
+//! [`Publisher`]: reads come from its in-memory file cache or from the store
+//! (on a blocking thread), every write is one [`Publisher::apply`].
+//!
+//! * [`app_config`] registers everything on an actix [`web::ServiceConfig`]
+//!   (tests use it with `actix_web::test`, no sockets);
+//! * [`run`] serves it on a bound listener until a shutdown future resolves,
+//!   then stops gracefully;
+//! * [`authorize`] is the authorization matrix, one function over
+//!   [`Action`]s.
+//!
+//! Errors are always JSON, `{"error": {"code", "message"}}`, including
+//! actix's own extractor errors (bodies too large, bad query strings) and
+//! unknown routes. Request bodies are parsed strictly (unknown fields are
+//! refused) into the policy crate's types, and the error names the JSON path
+//! of the offending field. Tokens and bodies are never logged.
+//!
+//! Not here yet: TLS, the CI delegation endpoints, response compression.
+//!
+//! Tests: `cargo test -p keyshare-server --lib http` and
+//! `cargo test -p keyshare-server --test 'http_*'`.
+
+mod admin;
+mod auth;
+mod body;
+mod error;
+mod ops;
+mod read;
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{web, App, HttpServer};
+use time::OffsetDateTime;
+
+use crate::publisher::Publisher;
+
+pub use admin::Endpoint;
+pub use auth::{authorize, Action, Caller};
+pub use error::ApiError;
+pub use ops::HttpMetrics;
+
+/// Default largest accepted request body (`limits.body_bytes`).
+pub const DEFAULT_BODY_LIMIT: usize = 65_536;
+
+/// How long a graceful shutdown waits for requests in flight.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A source of the current time.
+pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The publisher (store, repository, file cache).
+    pub publisher: Arc<Publisher>,
+    /// The current time (injectable for tests).
+    pub clock: Clock,
+    /// Largest accepted request body, bytes.
+    pub body_limit: usize,
+    /// Request counters for `/metrics`.
+    pub metrics: Arc<HttpMetrics>,
+}
+
+impl AppState {
+    /// State with the system clock, the default body limit and fresh metrics.
+    pub fn new(publisher: Arc<Publisher>) -> Self {
+        Self {
+            publisher,
+            clock: Arc::new(OffsetDateTime::now_utc),
+            body_limit: DEFAULT_BODY_LIMIT,
+            metrics: Arc::new(HttpMetrics::default()),
+        }
+    }
+
+    /// Now, by the state's clock.
+    pub fn now(&self) -> OffsetDateTime {
+        (self.clock)()
+    }
+}
+
+impl fmt::Debug for AppState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppState")
+            .field("body_limit", &self.body_limit)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Registers the whole application: use as
+/// `App::new().configure(http::app_config(state))`.
+///
+/// Every route sits in one scope wrapped by the request logger/counter, and
+/// anything unmatched is a 404 JSON error.
+pub fn app_config(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        let limit = state.body_limit;
+        cfg.app_data(web::Data::new(state))
+            .app_data(web::PayloadConfig::new(limit))
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(limit)
+                    .error_handler(|e, _| error::from_json_error(&e).into()),
+            )
+            .app_data(
+                web::PathConfig::default().error_handler(|e, _| error::from_path_error(&e).into()),
+            )
+            .app_data(
+                web::QueryConfig::default()
+                    .error_handler(|e, _| error::from_query_error(&e).into()),
+            )
+            .service(
+                web::scope("")
+                    .wrap(actix_web::middleware::from_fn(ops::observe))
+                    .configure(read::routes)
+                    .configure(ops::routes)
+                    .configure(admin::routes)
+                    .default_service(web::to(error::no_route)),
+            );
+    }
+}
+
+/// Serves the application on `listener` until `shutdown` resolves, then
+/// stops accepting connections and lets requests in flight finish (up to
+/// 10 seconds).
+///
+/// Signals are not handled here: `main` turns them into `shutdown`.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let server = HttpServer::new(move || App::new().configure(app_config(state.clone())))
+        .listen(listener)?
+        .disable_signals()
+        .shutdown_timeout(SHUTDOWN_TIMEOUT.as_secs())
+        .run();
+    let handle = server.handle();
+    let mut server = std::pin::pin!(server);
+    tokio::select! {
+        result = &mut server => result,
+        () = shutdown => {
+            tracing::info!("shutting down");
+            // The server future runs the command loop that carries out the
+            // stop: poll both.
+            let ((), result) = tokio::join!(handle.stop(true), server);
+            result
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! `keyshare-server`: parses the command line and calls
+//! [`keyshare_server::cli`]. Errors are one line on stderr and exit 1.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use keyshare_server::cli::{self, CliError};
+use keyshare_server::config::Flags;
+
+/// The organization's keyshare service (see docs/server.md).
+#[derive(Debug, Parser)]
+#[command(name = "keyshare-server", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Args)]
+struct DataDir {
+    /// The data directory [default: $XDG_DATA_HOME/keyshare or
+    /// ~/.local/share/keyshare].
+    #[arg(long, env = "KEYSHARE_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a new repository: configuration, keys, database, version 1
+    /// of everything; prints an org-admin token once.
+    Init {
+        #[command(flatten)]
+        data_dir: DataDir,
+    },
+    /// Serve the TUF repository and the admin API until SIGINT or SIGTERM.
+    Serve {
+        #[command(flatten)]
+        data_dir: DataDir,
+        /// Address to serve on (overrides `listen` and KEYSHARE_LISTEN).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// TLS certificate (PEM); TLS is not supported yet.
+        #[arg(long, value_name = "FILE")]
+        tls_cert: Option<String>,
+        /// TLS private key (PEM); TLS is not supported yet.
+        #[arg(long, value_name = "FILE")]
+        tls_key: Option<String>,
+        /// `text` or `json`.
+        #[arg(long, value_name = "FORMAT")]
+        log_format: Option<String>,
+    },
+    /// Write the current consistent-snapshot tree into OUT for a static
+    /// file server (timestamp.json last).
+    Publish {
+        #[command(flatten)]
+        data_dir: DataDir,
+        /// The output directory.
+        #[arg(long, value_name = "OUT")]
+        to: PathBuf,
+    },
+}
+
+fn run(cli: Cli) -> Result<(), CliError> {
+    let mut stdout = io::stdout();
+    match cli.command {
+        Command::Init { data_dir } => cli::init(&cli::data_dir(data_dir.data_dir)?, &mut stdout),
+        Command::Serve {
+            data_dir,
+            listen,
+            tls_cert,
+            tls_key,
+            log_format,
+        } => {
+            let flags = Flags {
+                listen,
+                tls_cert,
+                tls_key,
+                log_format,
+            };
+            cli::serve(&cli::data_dir(data_dir.data_dir)?, &flags, &mut stdout)
+        }
+        Command::Publish { data_dir, to } => {
+            let published = cli::publish(&cli::data_dir(data_dir.data_dir)?, &to)?;
+            writeln!(
+                stdout,
+                "published to {}: {} file(s) written, {} unchanged",
+                to.display(),
+                published.written,
+                published.unchanged
+            )
+            .map_err(|source| CliError::Io {
+                path: "<stdout>".into(),
+                source,
+            })
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // Not eprintln!: it panics when stderr is closed.
+            let _ = writeln!(io::stderr(), "error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,752 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+//! The `keyshare-server` binary as a process: `init`, `serve` (HTTP on a
+//! free loopback port, graceful stop on SIGTERM, restart) and `publish`,
+//! with python-tuf's `ngclient.Updater` as the client that must accept what
+//! the server publishes, before and after admin changes.
+//!
+//! Needs a Python with `tuf` 7.x: `KEYSHARE_PYTHON`, or `target/pyenv`
+//! made by `scripts/test`. Missing Python is a test failure, not a skip.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_keyshare-server");
+/// The longest any single wait in these tests may take.
+const DEADLINE: Duration = Duration::from_secs(30);
+
+fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("KEYSHARE_PYTHON") {
+        let p = PathBuf::from(p);
+        assert!(
+            p.exists(),
+            "KEYSHARE_PYTHON={} does not exist (it must be a Python with python-tuf)",
+            p.display()
+        );
+        return p;
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/pyenv/bin/python");
+    assert!(
+        venv.exists(),
+        "python-tuf is needed: run scripts/test once (it creates target/pyenv) or set KEYSHARE_PYTHON"
+    );
+    venv
+}
+
+fn interop_script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(name)
+}
+
+/// A command with a clean environment for the settings the binary reads.
+fn keyshare(args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("KEYSHARE_") {
+            cmd.env_remove(&name);
+        }
+    }
+    cmd.env("KEYSHARE_LOG", "info,actix_server=warn");
+    cmd
+}
+
+/// Runs a command to completion, bounded by [`DEADLINE`].
+fn run(mut cmd: Command) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if started.elapsed() > DEADLINE * 4 {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{cmd:?} did not finish in time; stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8(out.stderr.clone()).unwrap()
+}
+
+/// Asserts a failed command: exit 1 and exactly one `error: ...` line, no
+/// panic. Returns that line.
+fn assert_one_line_error(out: &Output) -> String {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(1), "stderr: {err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "not one line: {err}");
+    assert!(lines[0].starts_with("error: "), "{err}");
+    lines[0].to_owned()
+}
+
+/// `init` into `dir`; returns the org-admin token and the root hash line.
+fn init(dir: &Path) -> (String, String) {
+    let out = run(keyshare(&["init", "--data-dir", dir.to_str().unwrap()]));
+    let text = stdout(&out);
+    assert!(
+        out.status.success(),
+        "init failed: {}{}",
+        text,
+        stderr(&out)
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    let hash = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("root sha256: "))
+        .expect("a root sha256 line")
+        .to_owned();
+    let notice = lines
+        .iter()
+        .position(|l| l.contains("will not be shown again"))
+        .expect("a line saying the token will not be shown again");
+    let token = lines[notice + 1].trim().to_owned();
+    assert!(!token.is_empty());
+    (token, hash)
+}
+
+/// A running `serve`; killed on drop if still running.
+struct Server {
+    child: Child,
+    base: String,
+    addr: String,
+    log: PathBuf,
+}
+
+impl Server {
+    fn start(dir: &Path) -> Self {
+        Self::start_with(dir, &[])
+    }
+
+    fn start_with(dir: &Path, env: &[(&str, &str)]) -> Self {
+        let log = dir.with_extension(format!("serve-{}.log", unique()));
+        let mut cmd = keyshare(&[
+            "serve",
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ]);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut server = Self {
+            child,
+            base: String::new(),
+            addr: String::new(),
+            log,
+        };
+        let line = rx.recv_timeout(DEADLINE).unwrap_or_else(|_| {
+            panic!(
+                "serve printed no address; log: {}",
+                fs::read_to_string(&server.log).unwrap_or_default()
+            )
+        });
+        let addr = line
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        server.base = format!("http://{addr}");
+        server.addr = addr;
+        server
+    }
+
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> (u16, Vec<u8>) {
+        http(&self.addr, method, path, token, body)
+    }
+
+    /// GET a JSON answer, asserting the status.
+    fn json(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+        status: u16,
+    ) -> Value {
+        let (got, bytes) = self.request(method, path, token, body);
+        let text = String::from_utf8_lossy(&bytes);
+        assert_eq!(got, status, "{method} {path}: {text}");
+        if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|e| panic!("{method} {path}: {e}: {text}"))
+        }
+    }
+
+    fn timestamp_version(&self) -> u64 {
+        let ts = self.json("GET", "/metadata/timestamp.json", None, None, 200);
+        ts["signed"]["version"].as_u64().unwrap()
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the process to exit.
+    fn terminate(self) -> (ExitStatus, String) {
+        self.signal("-TERM")
+    }
+
+    /// Sends `signal` (`-TERM`, `-INT`) and waits (bounded) for the process
+    /// to exit.
+    fn signal(mut self, signal: &str) -> (ExitStatus, String) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args([signal, &pid]).status().unwrap();
+        assert!(sent.success());
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                started.elapsed() < DEADLINE,
+                "serve did not exit after SIGTERM; log: {}",
+                fs::read_to_string(&self.log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        (status, fs::read_to_string(&self.log).unwrap_or_default())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn unique() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+/// A minimal HTTP/1.1 client (one request per connection), bounded by
+/// timeouts.
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, Vec<u8>) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    stream.set_write_timeout(Some(DEADLINE)).unwrap();
+    let body = body
+        .map(|b| serde_json::to_vec(b).unwrap())
+        .unwrap_or_default();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(token) = token {
+        req.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    if !body.is_empty() || matches!(method, "POST" | "PUT") {
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    req.push_str("\r\n");
+    stream.write_all(req.as_bytes()).unwrap();
+    stream.write_all(&body).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete HTTP response");
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let mut payload = raw[split + 4..].to_vec();
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status code");
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        payload = dechunk(&payload);
+    }
+    (status, payload)
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let end = data.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size_text = String::from_utf8_lossy(&data[..end]).to_string();
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).unwrap();
+        data = &data[end + 2..];
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&data[..size]);
+        data = &data[size + 2..];
+    }
+}
+
+/// A fresh Ed25519 public key as a TUF key object.
+fn tuf_key() -> Value {
+    let key = openssl::pkey::PKey::generate_ed25519().unwrap();
+    let public = key.raw_public_key().unwrap();
+    json!({"keytype": "ed25519", "scheme": "ed25519", "keyval": {"public": hex::encode(public)}})
+}
+
+/// Creates `team-a`, adds a key and revokes it, over HTTP. Returns the key id.
+fn make_changes(server: &Server, token: &str) -> String {
+    server.json(
+        "POST",
+        "/api/v1/namespaces",
+        Some(token),
+        Some(&json!({"name": "team-a", "scopes": ["registry.acme.io/team-a/**"], "maintainers": ["alice@acme.io"]})),
+        201,
+    );
+    let key = server.json(
+        "POST",
+        "/api/v1/namespaces/team-a/keys",
+        Some(token),
+        Some(&json!({"key": tuf_key(), "description": "release signer"})),
+        201,
+    );
+    let key_id = key["id"].as_str().unwrap().to_owned();
+    server.json(
+        "POST",
+        "/api/v1/revocations",
+        Some(token),
+        Some(&json!({"key_id": key_id, "reason": "laptop lost"})),
+        201,
+    );
+    key_id
+}
+
+/// Runs `updater_against_server.py`; returns the targets it downloaded.
+fn updater(base: &str, root: &Path, targets: &[&str]) -> Result<BTreeMap<String, String>, String> {
+    let out_dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(python());
+    cmd.arg(interop_script("tests/interop/updater_against_server.py"))
+        .arg("--out")
+        .arg(out_dir.path())
+        .arg(base)
+        .arg(root)
+        .args(targets);
+    let out = run(cmd);
+    if !out.status.success() {
+        return Err(format!("{}{}", stdout(&out), stderr(&out)));
+    }
+    Ok(targets
+        .iter()
+        .map(|t| {
+            (
+                (*t).to_owned(),
+                fs::read_to_string(out_dir.path().join(t)).unwrap(),
+            )
+        })
+        .collect())
+}
+
+const ORG_TARGETS: [&str; 3] = [
+    "org/namespaces.json",
+    "org/revocations.json",
+    "org/peers.json",
+];
+const ALL_TARGETS: [&str; 4] = [
+    "org/namespaces.json",
+    "org/revocations.json",
+    "org/peers.json",
+    "namespaces/team-a/trust.json",
+];
+
+#[test]
+fn init_creates_the_layout_private_keys_and_a_token_shown_once_that_works() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let out = run(keyshare(&["init", "--data-dir", dir.to_str().unwrap()]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let (token, hash) = {
+        let lines: Vec<&str> = text.lines().collect();
+        let at = lines
+            .iter()
+            .position(|l| l.contains("will not be shown again"))
+            .unwrap();
+        let hash = lines
+            .iter()
+            .find_map(|l| l.strip_prefix("root sha256: "))
+            .unwrap();
+        (lines[at + 1].to_owned(), hash.to_owned())
+    };
+    assert_eq!(text.matches(&token).count(), 1, "the token is printed once");
+    assert!(!stderr(&out).contains(&token));
+
+    assert!(dir.join("keyshare.toml").is_file());
+    assert!(dir.join("keyshare.db").is_file());
+    for key in ["root", "targets", "snapshot", "timestamp", "namespaces"] {
+        let path = dir.join(format!("keys/{key}.pem"));
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", path.display());
+        let pem = fs::read_to_string(&path).unwrap();
+        assert!(
+            pem.starts_with("-----BEGIN PRIVATE KEY-----"),
+            "{}",
+            path.display()
+        );
+        assert!(
+            !text.contains(pem.lines().nth(1).unwrap()),
+            "key material printed"
+        );
+    }
+
+    let server = Server::start(&dir);
+    let (_, root) = server.request("GET", "/metadata/1.root.json", None, None);
+    assert_eq!(
+        hex::encode(openssl::sha::sha256(&root)),
+        hash,
+        "the pinned root hash"
+    );
+    assert_eq!(
+        server.request("GET", "/api/v1/namespaces", None, None).0,
+        401
+    );
+    assert_eq!(
+        server
+            .request("GET", "/api/v1/namespaces", Some("ks_not-a-token"), None)
+            .0,
+        401
+    );
+    server.json("GET", "/api/v1/namespaces", Some(&token), None, 200);
+    let (status, log) = server.signal("-INT");
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert!(log.contains("signal=\"SIGINT\""), "{log}");
+    assert!(!log.contains(&token), "the token was logged");
+
+    // A second init refuses, with one line, and changes nothing.
+    let before = fs::read(dir.join("keys/targets.pem")).unwrap();
+    let again = run(keyshare(&["init", "--data-dir", dir.to_str().unwrap()]));
+    let line = assert_one_line_error(&again);
+    assert!(line.contains("already holds a repository"), "{line}");
+    assert!(again.stdout.is_empty());
+    assert_eq!(fs::read(dir.join("keys/targets.pem")).unwrap(), before);
+}
+
+#[test]
+fn serve_refuses_bad_setups_with_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let d = dir.to_str().unwrap();
+
+    let missing = run(keyshare(&[
+        "serve",
+        "--data-dir",
+        d,
+        "--listen",
+        "127.0.0.1:0",
+    ]));
+    let line = assert_one_line_error(&missing);
+    assert!(line.contains("run `keyshare-server init"), "{line}");
+
+    init(&dir);
+    let mut tls = keyshare(&["serve", "--data-dir", d, "--listen", "127.0.0.1:0"]);
+    tls.env("KEYSHARE_TLS_CERT", "cert.pem")
+        .env("KEYSHARE_TLS_KEY", "key.pem");
+    let line = assert_one_line_error(&run(tls));
+    assert!(line.contains("TLS is not supported yet"), "{line}");
+
+    let mut bad = keyshare(&["serve", "--data-dir", d, "--listen", "127.0.0.1:0"]);
+    bad.env("KEYSHARE_EXPIRY_SNAPSHOT", "soon");
+    let line = assert_one_line_error(&run(bad));
+    assert!(
+        line.contains("expiry.snapshot") && line.contains("KEYSHARE_EXPIRY_SNAPSHOT"),
+        "{line}"
+    );
+
+    let config = dir.join("keyshare.toml");
+    let original = fs::read_to_string(&config).unwrap();
+    fs::write(
+        &config,
+        original.replace("[log]\n", "[log]\ncolour = \"red\"\n"),
+    )
+    .unwrap();
+    let line = assert_one_line_error(&run(keyshare(&["serve", "--data-dir", d])));
+    assert!(line.contains("unknown key `log.colour`"), "{line}");
+    fs::write(&config, format!("surprise = 1\n{original}")).unwrap();
+    let line = assert_one_line_error(&run(keyshare(&["serve", "--data-dir", d])));
+    assert!(line.contains("unknown key `surprise`"), "{line}");
+    fs::write(&config, original).unwrap();
+
+    let key = dir.join("keys/timestamp.pem");
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
+    let line = assert_one_line_error(&run(keyshare(&[
+        "serve",
+        "--data-dir",
+        d,
+        "--listen",
+        "127.0.0.1:0",
+    ])));
+    assert!(
+        line.contains("timestamp.pem") && line.contains("chmod 600"),
+        "{line}"
+    );
+    assert!(!line.contains("PRIVATE KEY"), "{line}");
+}
+
+#[test]
+fn python_tuf_updater_follows_admin_changes_made_over_http() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let (token, hash) = init(&dir);
+    let server = Server::start(&dir);
+    let root = tmp.path().join("1.root.json");
+    let (_, bytes) = server.request("GET", "/metadata/1.root.json", None, None);
+    assert_eq!(hex::encode(openssl::sha::sha256(&bytes)), hash);
+    fs::write(&root, bytes).unwrap();
+
+    let before = updater(&server.base, &root, &ORG_TARGETS).unwrap();
+    let namespaces: Value = serde_json::from_str(&before["org/namespaces.json"]).unwrap();
+    assert_eq!(namespaces["namespaces"], json!([]), "{namespaces}");
+    let missing = updater(&server.base, &root, &["namespaces/team-a/trust.json"]).unwrap_err();
+    assert!(missing.contains("no such target"), "{missing}");
+
+    let version = server.timestamp_version();
+    let key_id = make_changes(&server, &token);
+    assert_eq!(
+        server.timestamp_version(),
+        version + 3,
+        "one publish per change"
+    );
+
+    let after = updater(&server.base, &root, &ALL_TARGETS).unwrap();
+    let namespaces: Value = serde_json::from_str(&after["org/namespaces.json"]).unwrap();
+    assert_eq!(
+        namespaces["namespaces"][0]["name"], "team-a",
+        "{namespaces}"
+    );
+    assert!(
+        after["namespaces/team-a/trust.json"].contains(&key_id),
+        "{after:?}"
+    );
+    assert!(after["org/revocations.json"].contains(&key_id), "{after:?}");
+    assert!(
+        after["org/revocations.json"].contains("laptop lost"),
+        "{after:?}"
+    );
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+}
+
+#[test]
+fn publish_writes_a_tree_python_tuf_accepts_and_twice_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let (token, _) = init(&dir);
+    let server = Server::start(&dir);
+    let key_id = make_changes(&server, &token);
+    let served_timestamp = server
+        .request("GET", "/metadata/timestamp.json", None, None)
+        .1;
+
+    // Publishing while the server runs reads the same store.
+    let out = tmp.path().join("site");
+    let o = out.to_str().unwrap();
+    let d = dir.to_str().unwrap();
+    let first = run(keyshare(&["publish", "--data-dir", d, "--to", o]));
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert_eq!(
+        fs::read(out.join("metadata/timestamp.json")).unwrap(),
+        served_timestamp
+    );
+    let tree = read_tree(&out);
+    assert!(
+        tree.keys()
+            .any(|p| p.starts_with("targets/namespaces/team-a/")),
+        "{:?}",
+        tree.keys()
+    );
+    assert!(
+        !tree.keys().any(|p| p.contains(".tmp-")),
+        "{:?}",
+        tree.keys()
+    );
+
+    let mut check = Command::new(python());
+    check
+        .arg(interop_script("../policy/tests/interop/check_repo.py"))
+        .arg(&out)
+        .args(ALL_TARGETS);
+    let checked = run(check);
+    assert!(
+        checked.status.success(),
+        "check_repo.py failed:\n{}{}",
+        stdout(&checked),
+        stderr(&checked)
+    );
+    let trust = tree
+        .iter()
+        .find(|(p, _)| p.starts_with("targets/namespaces/team-a/") && p.ends_with(".trust.json"))
+        .unwrap();
+    assert!(String::from_utf8_lossy(trust.1).contains(&key_id));
+
+    let second = run(keyshare(&["publish", "--data-dir", d, "--to", o]));
+    assert!(second.status.success(), "{}", stderr(&second));
+    assert!(
+        stdout(&second).contains(" 0 file(s) written"),
+        "{}",
+        stdout(&second)
+    );
+    assert_eq!(read_tree(&out), tree, "a second publish changed the tree");
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+}
+
+fn read_tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let rel = path
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                files.insert(rel, fs::read(&path).unwrap());
+            }
+        }
+    }
+    files
+}
+
+#[test]
+fn restart_keeps_state_and_versions_and_sigterm_exits_zero() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let (token, _) = init(&dir);
+
+    let server = Server::start(&dir);
+    let key_id = make_changes(&server, &token);
+    let version = server.timestamp_version();
+    let timestamp = server
+        .request("GET", "/metadata/timestamp.json", None, None)
+        .1;
+    let namespace = server.json("GET", "/api/v1/namespaces/team-a", Some(&token), None, 200);
+    let started = Instant::now();
+    let (status, log) = server.terminate();
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert!(
+        !log.contains("did not stop in time"),
+        "the server did not stop by itself within the grace period; log: {log}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10), "{log}");
+
+    let server = Server::start(&dir);
+    assert_eq!(server.timestamp_version(), version);
+    assert_eq!(
+        server
+            .request("GET", "/metadata/timestamp.json", None, None)
+            .1,
+        timestamp,
+        "a restart re-signed metadata that was not expiring"
+    );
+    assert_eq!(
+        server.json("GET", "/api/v1/namespaces/team-a", Some(&token), None, 200),
+        namespace
+    );
+    let revocations = server.json("GET", "/api/v1/revocations", Some(&token), None, 200);
+    assert!(revocations.to_string().contains(&key_id), "{revocations}");
+    server.json(
+        "POST",
+        "/api/v1/namespaces",
+        Some(&token),
+        Some(&json!({"name": "team-b", "scopes": ["registry.acme.io/team-b/**"]})),
+        201,
+    );
+    assert_eq!(server.timestamp_version(), version + 1);
+    let (status, log) = server.terminate();
+    assert_eq!(status.code(), Some(0), "{log}");
+}
+
+#[test]
+fn serve_re_signs_a_timestamp_that_expires_within_resign_before() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    init(&dir);
+    // init signed timestamp v1 for 1 day; with a 2-day horizon it is due at
+    // once, and the new one (3 days) is not due again.
+    let server = Server::start_with(
+        &dir,
+        &[
+            ("KEYSHARE_EXPIRY_TIMESTAMP", "3d"),
+            ("KEYSHARE_EXPIRY_RESIGN_BEFORE", "2d"),
+        ],
+    );
+    let started = Instant::now();
+    while server.timestamp_version() < 2 {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "timestamp not re-signed; log: {}",
+            fs::read_to_string(&server.log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(server.timestamp_version(), 2);
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("re-signed expiring metadata"), "{log}");
+}
