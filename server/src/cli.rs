@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use openssl::sha::sha256;
+use openssl::ssl::{SslAcceptor, SslAcceptorBuilder, SslMethod, SslVersion};
 use time::OffsetDateTime;
 
 use crate::config::{self, Config, ConfigError, Flags, LogFormat};
@@ -218,19 +219,107 @@ fn init_logging(config: &Config) -> Result<(), CliError> {
     result.map_err(|e| CliError::Other(format!("cannot set up logging: {e}")))
 }
 
+/// The TLS server context for `tls`: the certificate chain (the leaf
+/// first, then any intermediates) and the private key from PEM files,
+/// TLS 1.2 at least, Mozilla's "intermediate" cipher suites.
+///
+/// Every failure is one line naming the setting and the file: missing or
+/// unreadable, no certificate in it, not a private key (or an encrypted
+/// one), or a key that does not match the certificate.
+pub fn tls_acceptor(tls: &config::Tls) -> Result<SslAcceptorBuilder, CliError> {
+    let result = build_tls_acceptor(tls);
+    // OpenSSL leaves its reasons on the thread's error queue; the errors
+    // built in `build_tls_acceptor` already say what went wrong.
+    let _ = openssl::error::ErrorStack::get();
+    result
+}
+
+fn build_tls_acceptor(tls: &config::Tls) -> Result<SslAcceptorBuilder, CliError> {
+    let cert_path = tls.cert.display();
+    let key_path = tls.key.display();
+    let read = |setting: &str, path: &Path| {
+        fs::read(path)
+            .map_err(|e| CliError::Other(format!("cannot read {setting} {}: {e}", path.display())))
+    };
+    let cert_pem = read("tls.cert", &tls.cert)?;
+    let key_pem = read("tls.key", &tls.key)?;
+
+    let chain = openssl::x509::X509::stack_from_pem(&cert_pem).map_err(|_| {
+        CliError::Other(format!("tls.cert {cert_path}: not a PEM certificate chain"))
+    })?;
+    let mut chain = chain.into_iter();
+    let leaf = chain.next().ok_or_else(|| {
+        CliError::Other(format!(
+            "tls.cert {cert_path}: no PEM certificate in it (expected -----BEGIN CERTIFICATE-----)"
+        ))
+    })?;
+    if key_pem
+        .windows(b"ENCRYPTED".len())
+        .any(|w| w == b"ENCRYPTED")
+    {
+        return Err(CliError::Other(format!(
+            "tls.key {key_path}: the private key is encrypted; give an unencrypted PEM key \
+             (readable by the server's user only)"
+        )));
+    }
+    // A callback that supplies no passphrase: OpenSSL must never prompt.
+    let key =
+        openssl::pkey::PKey::private_key_from_pem_callback(&key_pem, |_| Ok(0)).map_err(|_| {
+            CliError::Other(format!(
+                "tls.key {key_path}: not a PEM private key (expected -----BEGIN PRIVATE KEY-----)"
+            ))
+        })?;
+    let setup = |e: openssl::error::ErrorStack| {
+        CliError::Other(format!(
+            "cannot set up TLS with tls.cert {cert_path} and tls.key {key_path}: {}",
+            one_line(&e.to_string())
+        ))
+    };
+    let mut builder =
+        SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).map_err(setup)?;
+    builder
+        .set_min_proto_version(Some(SslVersion::TLS1_2))
+        .map_err(setup)?;
+    builder.set_certificate(&leaf).map_err(|e| {
+        CliError::Other(format!(
+            "tls.cert {cert_path}: unusable certificate: {}",
+            one_line(&e.to_string())
+        ))
+    })?;
+    for intermediate in chain {
+        builder.add_extra_chain_cert(intermediate).map_err(setup)?;
+    }
+    // OpenSSL checks here that the key belongs to the certificate.
+    let mismatch = |_| {
+        CliError::Other(format!(
+            "tls.key {key_path} does not match the certificate in tls.cert {cert_path}"
+        ))
+    };
+    builder.set_private_key(&key).map_err(mismatch)?;
+    builder.check_private_key().map_err(mismatch)?;
+    if let Ok(now) = openssl::asn1::Asn1Time::days_from_now(0) {
+        if leaf.not_after() < now {
+            tracing::warn!(cert = %cert_path, not_after = %leaf.not_after(), "the TLS certificate has expired");
+        }
+    }
+    Ok(builder)
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// `serve`: serves the repository in `dir` until SIGINT or SIGTERM, then
-/// stops gracefully. Writes `listening on http://ADDR` to `out` once bound
-/// (with the real port when the configured one is 0).
+/// stops gracefully. Writes `listening on http://ADDR` (or `https://` when
+/// `tls.cert` and `tls.key` are set) to `out` once bound (with the real
+/// port when the configured one is 0).
 pub fn serve(dir: &Path, flags: &Flags, out: &mut dyn Write) -> Result<(), CliError> {
     let config = Config::load(dir, flags)?;
-    if config.tls.is_some() {
-        return Err(CliError::Other(
-            "TLS is not supported yet (tls.cert/tls.key are set): unset them and terminate TLS \
-             in a proxy in front of keyshare-server"
-                .into(),
-        ));
-    }
     init_logging(&config)?;
+    // Before the repository is opened: a bad certificate or key is the
+    // operator's first problem to hear about.
+    let tls = config.tls.as_ref().map(tls_acceptor).transpose()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let publisher = Arc::new(open_publisher(dir, &config)?);
     let listener = TcpListener::bind(config.listen)
         .map_err(|e| CliError::Other(format!("cannot listen on {}: {e}", config.listen)))?;
@@ -243,10 +332,10 @@ pub fn serve(dir: &Path, flags: &Flags, out: &mut dyn Write) -> Result<(), CliEr
 
     actix_web::rt::System::new().block_on(async move {
         let shutdown = shutdown_signal()?;
-        tracing::info!(%addr, data_dir = %dir.display(), "keyshare-server listening");
+        tracing::info!(%addr, scheme, data_dir = %dir.display(), "keyshare-server listening");
         // For whoever started us (tests pass port 0); the log has it too,
         // so a closed stdout is not a reason to stop.
-        if let Err(e) = writeln!(out, "listening on http://{addr}").and_then(|()| out.flush()) {
+        if let Err(e) = writeln!(out, "listening on {scheme}://{addr}").and_then(|()| out.flush()) {
             tracing::warn!(error = %e, "cannot write the address to stdout");
         }
         let maintenance = tokio::spawn(maintain(publisher, resign_before));
@@ -264,8 +353,14 @@ pub fn serve(dir: &Path, flags: &Flags, out: &mut dyn Write) -> Result<(), CliEr
                 std::future::pending::<()>().await;
             }
         };
+        let server = async move {
+            match tls {
+                Some(tls) => http::run_tls(listener, tls, state, shutdown).await,
+                None => http::run(listener, state, shutdown).await,
+            }
+        };
         let result = tokio::select! {
-            result = http::run(listener, state, shutdown) => result,
+            result = server => result,
             () = deadline => {
                 tracing::warn!(
                     seconds = STOP_DEADLINE.as_secs(),

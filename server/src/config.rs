@@ -26,12 +26,15 @@ pub enum LogFormat {
     Json,
 }
 
-/// TLS certificate and key files (configured, but not supported yet).
+/// TLS certificate and key files: with both set, `serve` speaks HTTPS only
+/// (TLS 1.2 or later) on `listen`. Relative paths are relative to the
+/// working directory of `serve`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tls {
-    /// PEM certificate chain.
+    /// PEM certificate chain: the server's certificate first, then any
+    /// intermediates.
     pub cert: PathBuf,
-    /// PEM private key.
+    /// PEM private key (unencrypted; PKCS#8 or the key type's own form).
     pub key: PathBuf,
 }
 
@@ -92,7 +95,8 @@ pub const DEFAULT_FILE: &str = r#"# keyshare-server configuration (see docs/serv
 
 listen = "127.0.0.1:8439"
 
-# TLS is not supported yet: terminate TLS in front of keyshare-server.
+# HTTPS: with both set, serve speaks TLS only (1.2 or later).
+# cert is a PEM chain (server certificate first), key an unencrypted PEM key.
 # [tls]
 # cert = "/path/to/cert.pem"
 # key = "/path/to/key.pem"
@@ -596,6 +600,43 @@ mod tests {
                 key: "k.pem".into()
             })
         );
+    }
+
+    #[test]
+    fn tls_from_the_file_as_the_default_file_shows_it() {
+        // The commented-out [tls] table of DEFAULT_FILE, enabled.
+        let file = DEFAULT_FILE
+            .replace("# [tls]", "[tls]")
+            .replace("# cert = ", "cert = ")
+            .replace("# key = ", "key = ");
+        let c = resolve(Some(&file), &[], &Flags::default()).unwrap();
+        assert_eq!(
+            c.tls,
+            Some(Tls {
+                cert: "/path/to/cert.pem".into(),
+                key: "/path/to/key.pem".into()
+            })
+        );
+        // Variables and flags override the file, one path at a time.
+        let flags = Flags {
+            tls_key: Some("flag-key.pem".into()),
+            ..Flags::default()
+        };
+        let c = resolve(
+            Some(&file),
+            &[("KEYSHARE_TLS_CERT", "env-cert.pem")],
+            &flags,
+        )
+        .unwrap();
+        assert_eq!(
+            c.tls,
+            Some(Tls {
+                cert: "env-cert.pem".into(),
+                key: "flag-key.pem".into()
+            })
+        );
+        let e = error(Some("[tls]\nkey = \"k.pem\"\n"), &[], &Flags::default());
+        assert!(e.contains("tls.cert and tls.key"), "{e}");
     }
 
     #[test]

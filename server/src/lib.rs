@@ -7,7 +7,7 @@
 //!   overridden by flags.
 //! * [`keys`]: the online keys in the data directory (PKCS#8 PEM, mode 0600).
 //! * [`http`]: the actix-web application: the TUF repository (read API),
-//!   the admin API with bearer tokens and its authorization matrix,
+//!   the admin API with bearer tokens and its authorization matrix, optional TLS,
 //!   `/healthz` and `/metrics`.
 //! * [`store`]: the SQLite store — namespaces, keys, identities,
 //!   sub-delegations, revocations, peers, X.509 roots, API tokens (hashed),
@@ -21,7 +21,7 @@
 //! * [`repo`]: the repository-side metadata builder the publisher uses,
 //!   re-exported from [`keyshare_policy::repo`].
 //!
-//! Not written yet: TLS, CI issuance, HSM-held online keys.
+//! Not written yet: CI issuance, HSM-held online keys.
 //!
 //! Tests: `cargo test -p keyshare-server`.
 

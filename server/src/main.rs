@@ -41,10 +41,10 @@ enum Command {
         /// Address to serve on (overrides `listen` and KEYSHARE_LISTEN).
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
-        /// TLS certificate (PEM); TLS is not supported yet.
+        /// TLS certificate chain (PEM, leaf first); with --tls-key, serve HTTPS only.
         #[arg(long, value_name = "FILE")]
         tls_cert: Option<String>,
-        /// TLS private key (PEM); TLS is not supported yet.
+        /// TLS private key (PEM, unencrypted) matching --tls-cert.
         #[arg(long, value_name = "FILE")]
         tls_key: Option<String>,
         /// `text` or `json`.

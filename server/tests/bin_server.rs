@@ -504,7 +504,7 @@ fn serve_refuses_bad_setups_with_one_line() {
     tls.env("KEYSHARE_TLS_CERT", "cert.pem")
         .env("KEYSHARE_TLS_KEY", "key.pem");
     let line = assert_one_line_error(&run(tls));
-    assert!(line.contains("TLS is not supported yet"), "{line}");
+    assert!(line.contains("cannot read tls.cert cert.pem"), "{line}");
 
     let mut bad = keyshare(&["serve", "--data-dir", d, "--listen", "127.0.0.1:0"]);
     bad.env("KEYSHARE_EXPIRY_SNAPSHOT", "soon");

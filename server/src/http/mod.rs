@@ -9,7 +9,7 @@
 //! * [`app_config`] registers everything on an actix [`web::ServiceConfig`]
 //!   (tests use it with `actix_web::test`, no sockets);
 //! * [`run`] serves it on a bound listener until a shutdown future resolves,
-//!   then stops gracefully;
+//!   then stops gracefully; [`run_tls`] does the same over TLS (OpenSSL);
 //! * [`authorize`] is the authorization matrix, one function over
 //!   [`Action`]s.
 //!
@@ -19,7 +19,7 @@
 //! refused) into the policy crate's types, and the error names the JSON path
 //! of the offending field. Tokens and bodies are never logged.
 //!
-//! Not here yet: TLS, the CI delegation endpoints, response compression.
+//! Not here yet: the CI delegation endpoints, response compression.
 //!
 //! Tests: `cargo test -p keyshare-server --lib http` and
 //! `cargo test -p keyshare-server --test 'http_*'`.
@@ -39,6 +39,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{web, App, HttpServer};
+use openssl::ssl::SslAcceptorBuilder;
 use time::OffsetDateTime;
 
 use crate::publisher::Publisher;
@@ -138,11 +139,35 @@ pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
+    serve(listener, None, state, shutdown).await
+}
+
+/// Like [`run`], but every connection on `listener` is TLS, terminated with
+/// `tls` (certificate, key and protocol limits already set; actix adds the
+/// `http/1.1` ALPN protocol). Plain HTTP on the listener fails the handshake.
+pub async fn run_tls(
+    listener: TcpListener,
+    tls: SslAcceptorBuilder,
+    state: AppState,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    serve(listener, Some(tls), state, shutdown).await
+}
+
+async fn serve(
+    listener: TcpListener,
+    tls: Option<SslAcceptorBuilder>,
+    state: AppState,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
     let server = HttpServer::new(move || App::new().configure(app_config(state.clone())))
-        .listen(listener)?
         .disable_signals()
-        .shutdown_timeout(SHUTDOWN_TIMEOUT.as_secs())
-        .run();
+        .shutdown_timeout(SHUTDOWN_TIMEOUT.as_secs());
+    let server = match tls {
+        Some(tls) => server.listen_openssl(listener, tls)?,
+        None => server.listen(listener)?,
+    }
+    .run();
     let handle = server.handle();
     let mut server = std::pin::pin!(server);
     tokio::select! {
