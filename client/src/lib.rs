@@ -1,7 +1,16 @@
 //! keyshare-client: the verifier library and the `keyshare` CLI.
 //!
-//! The HTTP transport, cache and CLI are not written yet. The TUF client
-//! workflow they will drive is the sans-IO state machine in
-//! [`keyshare_policy::client`].
+//! Here so far:
+//! * [`admin`]: a blocking client of the server's admin API, one method per
+//!   endpoint, used by `keyshare admin ...` (`docs/cli.md`).
+//!
+//! Not written yet: the TUF transport, the local trust cache and the
+//! verifier commands. The TUF client workflow they will drive is the
+//! sans-IO state machine in [`keyshare_policy::client`].
+//!
+//! Tests: `cargo test -p keyshare-client` (the CLI is tested as a process
+//! against an in-process server, `tests/admin_cli.rs`).
+
+pub mod admin;
 
 pub use keyshare_policy::client;

@@ -1,0 +1,747 @@
+//! A blocking client of the server's admin API (`/api/v1/`, see
+//! `docs/server.md`).
+//!
+//! [`AdminClient`] has one method per admin endpoint. Answers are returned
+//! as the server's JSON ([`serde_json::Value`]); requests are small typed
+//! structs. Every failure is an [`Error`]: the server's own refusals are
+//! [`Error::Api`] carrying an [`AdminError`] (`status`, `code`, `message`
+//! from the server's `{"error": {"code", "message"}}` body); transport
+//! failures name the URL they failed on.
+//!
+//! Limits: connect timeout 10 s, whole request 30 s, answers of at most
+//! 8 MiB, no redirects (the bearer token is never sent anywhere but the
+//! configured server). The token is never part of an error, a `Debug`
+//! output or a log.
+//!
+//! HTTP is `ureq` (blocking, no async runtime) with `native-tls` (the
+//! system's OpenSSL), see `docs/cli.md`.
+
+use std::fmt;
+use std::io::Read;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// Connect timeout.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Timeout of a whole request (connect, send, read the answer).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest answer read, bytes.
+pub const MAX_RESPONSE_BYTES: u64 = 8 * 1024 * 1024;
+
+/// A refusal by the server: an HTTP status with the `code` and `message`
+/// of its JSON error body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminError {
+    /// HTTP status (4xx or 5xx).
+    pub status: u16,
+    /// The server's machine-readable code (`forbidden`, `invalid`, ...).
+    pub code: String,
+    /// The server's message (names the field or the object at fault).
+    pub message: String,
+}
+
+impl fmt::Display for AdminError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}: {}", self.status, self.code, self.message)
+    }
+}
+
+impl std::error::Error for AdminError {}
+
+/// Why an admin call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The server refused the request.
+    #[error("{0}")]
+    Api(AdminError),
+    /// The server could not be reached or the exchange broke off.
+    #[error("cannot reach {url}: {message}")]
+    Transport {
+        /// The URL requested.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The answer was larger than [`MAX_RESPONSE_BYTES`].
+    #[error("answer from {url} is larger than {limit} bytes")]
+    TooLarge {
+        /// The URL requested.
+        url: String,
+        /// The limit, bytes.
+        limit: u64,
+    },
+    /// The answer was not what the API answers (not JSON, unexpected status).
+    #[error("unexpected answer from {url}: {message}")]
+    BadAnswer {
+        /// The URL requested.
+        url: String,
+        /// What was wrong with it.
+        message: String,
+    },
+    /// The client could not be set up.
+    #[error("{0}")]
+    Config(String),
+}
+
+/// `Result` of this module.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// A bearer token; never shown by `Debug`.
+#[derive(Clone)]
+struct Token(String);
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+/// A client of one keyshare server's admin API, with one token.
+#[derive(Clone)]
+pub struct AdminClient {
+    base: String,
+    token: Token,
+    agent: ureq::Agent,
+}
+
+impl fmt::Debug for AdminClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdminClient")
+            .field("base", &self.base)
+            .field("token", &self.token)
+            .finish_non_exhaustive()
+    }
+}
+
+// ---- requests ----
+
+/// `POST /api/v1/namespaces`.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewNamespace {
+    /// Namespace name.
+    pub name: String,
+    /// Artifact patterns the namespace owns.
+    pub scopes: Vec<String>,
+    /// Maintainers (free-form labels).
+    pub maintainers: Vec<String>,
+}
+
+/// The key material of [`NewKey`].
+#[derive(Debug, Clone)]
+pub enum KeyMaterial {
+    /// A PEM SubjectPublicKeyInfo (`public_key_pem`).
+    Pem(String),
+    /// A TUF key object (`key`).
+    Tuf(Value),
+}
+
+/// `POST /api/v1/namespaces/{ns}/keys`.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    /// The public key.
+    pub key: KeyMaterial,
+    /// Key id; the server computes the TUF key id when absent.
+    pub id: Option<String>,
+    /// RFC 3339 time; signatures before it are untrusted.
+    pub not_before: Option<String>,
+    /// RFC 3339 time; signatures at or after it are untrusted.
+    pub not_after: Option<String>,
+    /// Free text.
+    pub description: Option<String>,
+}
+
+#[derive(Serialize)]
+struct NewKeyBody<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    public_key_pem: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    not_before: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    not_after: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+}
+
+/// `POST /api/v1/namespaces/{ns}/identities`.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewIdentity {
+    /// Name, unique in the namespace.
+    pub name: String,
+    /// CA certificates, PEM.
+    pub ca_certs: Vec<String>,
+    /// Required leaf subject.
+    pub subject: String,
+    /// RFC 3339 time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<String>,
+    /// RFC 3339 time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<String>,
+}
+
+/// `POST /api/v1/namespaces/{ns}/sub-delegations`.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewSubDelegation {
+    /// Name, unique in the namespace.
+    pub name: String,
+    /// Artifact patterns (inside the namespace's scopes).
+    pub scopes: Vec<String>,
+    /// Distinct keys that must sign.
+    pub threshold: u32,
+    /// Trusted keys: `{"id", "key": <TUF key object>, ...}`.
+    pub keys: Vec<Value>,
+}
+
+/// What a revocation revokes.
+#[derive(Debug, Clone)]
+pub enum RevokedSubject {
+    /// A key, by id.
+    KeyId(String),
+    /// A certificate, by the SHA-256 (hex) of its DER encoding.
+    CertificateSha256(String),
+}
+
+/// `POST /api/v1/revocations`.
+#[derive(Debug, Clone)]
+pub struct NewRevocation {
+    /// The key or certificate.
+    pub subject: RevokedSubject,
+    /// Why.
+    pub reason: String,
+    /// RFC 3339 time; the server's now when absent.
+    pub revoked_at: Option<String>,
+}
+
+/// The root a peer is pinned to.
+#[derive(Debug, Clone)]
+pub enum PeerRoot {
+    /// SHA-256 (hex) of the peer's root metadata file.
+    Sha256(String),
+    /// Root key ids and how many must sign.
+    Keys {
+        /// Key ids.
+        keyids: Vec<String>,
+        /// Threshold.
+        threshold: u32,
+    },
+}
+
+/// `PUT /api/v1/peers/{name}`.
+#[derive(Debug, Clone)]
+pub struct PeerSpec {
+    /// Artifact patterns the peer answers for.
+    pub patterns: Vec<String>,
+    /// The peer's base URL.
+    pub url: String,
+    /// Its pinned root.
+    pub root: PeerRoot,
+    /// Whether the peer owns its patterns before any namespace.
+    pub terminating: bool,
+}
+
+/// What a new token may do.
+#[derive(Debug, Clone)]
+pub enum TokenKind {
+    /// Everything.
+    OrgAdmin,
+    /// One namespace's keys, identities, sub-delegations and threshold.
+    Maintainer(String),
+    /// The CI delegation endpoints of these namespaces.
+    Ci(Vec<String>),
+}
+
+/// Characters left as they are in a path segment (RFC 3986 unreserved).
+fn encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+impl AdminClient {
+    /// A client of the server at `base_url` (`http://` or `https://`, no
+    /// path needed) authenticating with `token`.
+    pub fn new(base_url: &str, token: &str) -> Result<Self> {
+        Self::build(base_url, token, None)
+    }
+
+    /// Like [`new`](Self::new), and HTTPS servers are also trusted when
+    /// their certificate chains to one of the PEM certificates in
+    /// `ca_pem` (for a server with a private CA or a self-signed
+    /// certificate).
+    pub fn with_server_ca(base_url: &str, token: &str, ca_pem: &[u8]) -> Result<Self> {
+        let certs = native_tls::Certificate::stack_from_pem(ca_pem)
+            .map_err(|e| Error::Config(format!("server CA certificates: {e}")))?;
+        if certs.is_empty() {
+            return Err(Error::Config(
+                "server CA certificates: no PEM certificate found".into(),
+            ));
+        }
+        Self::build(base_url, token, Some(certs))
+    }
+
+    fn build(
+        base_url: &str,
+        token: &str,
+        ca: Option<Vec<native_tls::Certificate>>,
+    ) -> Result<Self> {
+        let base = base_url.trim_end_matches('/').to_owned();
+        let rest = base
+            .strip_prefix("http://")
+            .or_else(|| base.strip_prefix("https://"))
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "server URL `{base_url}` must start with http:// or https://"
+                ))
+            })?;
+        if rest.is_empty() || rest.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(Error::Config(format!(
+                "server URL `{base_url}` has no host or contains spaces"
+            )));
+        }
+        // Refused without echoing the token.
+        if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(Error::Config(
+                "the token is empty or has characters a bearer token cannot have".into(),
+            ));
+        }
+        let mut tls = native_tls::TlsConnector::builder();
+        for cert in ca.into_iter().flatten() {
+            tls.add_root_certificate(cert);
+        }
+        let tls = tls
+            .build()
+            .map_err(|e| Error::Config(format!("cannot set up TLS: {e}")))?;
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
+            .redirects(0)
+            .user_agent(concat!("keyshare/", env!("CARGO_PKG_VERSION")))
+            .tls_connector(Arc::new(tls))
+            .build();
+        Ok(Self {
+            base,
+            token: Token(token.to_owned()),
+            agent,
+        })
+    }
+
+    /// The server's base URL, as used.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/api/v1/{path}", self.base)
+    }
+
+    /// Sends one request; `Value::Null` for an empty (204) answer.
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<Value> {
+        let url = self.url(path);
+        let mut req = self
+            .agent
+            .request(method, &url)
+            .set("Authorization", &format!("Bearer {}", self.token.0))
+            .set("Accept", "application/json");
+        for (k, v) in query {
+            req = req.query(k, v);
+        }
+        let sent = match body {
+            Some(b) => req.send_json(b),
+            None => req.call(),
+        };
+        let (status, response) = match sent {
+            Ok(r) => (r.status(), r),
+            Err(ureq::Error::Status(code, r)) => (code, r),
+            Err(ureq::Error::Transport(t)) => {
+                return Err(Error::Transport {
+                    url,
+                    message: transport_message(&t),
+                })
+            }
+        };
+        let bytes = read_capped(response, &url)?;
+        if (200..300).contains(&status) {
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                return Ok(Value::Null);
+            }
+            return serde_json::from_slice(&bytes).map_err(|e| Error::BadAnswer {
+                url,
+                message: format!("status {status}, body is not JSON ({e})"),
+            });
+        }
+        if status < 400 {
+            return Err(Error::BadAnswer {
+                url,
+                message: format!("status {status} (redirects are not followed)"),
+            });
+        }
+        Err(Error::Api(api_error(status, &bytes)))
+    }
+
+    fn get(&self, path: &str) -> Result<Value> {
+        self.call("GET", path, &[], None)
+    }
+
+    fn delete(&self, path: &str) -> Result<()> {
+        self.call("DELETE", path, &[], None).map(drop)
+    }
+
+    fn send<T: Serialize>(&self, method: &str, path: &str, body: &T) -> Result<Value> {
+        let body = serde_json::to_value(body)
+            .map_err(|e| Error::Config(format!("cannot encode the request: {e}")))?;
+        self.call(method, path, &[], Some(&body))
+    }
+
+    // ---- namespaces ----
+
+    /// `POST /api/v1/namespaces`: the new namespace.
+    pub fn create_namespace(&self, ns: &NewNamespace) -> Result<Value> {
+        self.send("POST", "namespaces", ns)
+    }
+
+    /// `GET /api/v1/namespaces`: `{"namespaces": [...]}`.
+    pub fn namespaces(&self) -> Result<Value> {
+        self.get("namespaces")
+    }
+
+    /// `GET /api/v1/namespaces/{ns}`: the namespace with its keys,
+    /// identities and sub-delegations.
+    pub fn namespace(&self, ns: &str) -> Result<Value> {
+        self.get(&format!("namespaces/{}", encode_segment(ns)))
+    }
+
+    /// `DELETE /api/v1/namespaces/{ns}`.
+    pub fn delete_namespace(&self, ns: &str) -> Result<()> {
+        self.delete(&format!("namespaces/{}", encode_segment(ns)))
+    }
+
+    /// `PUT /api/v1/namespaces/{ns}/threshold`: the namespace.
+    pub fn set_threshold(&self, ns: &str, threshold: u32) -> Result<Value> {
+        self.send(
+            "PUT",
+            &format!("namespaces/{}/threshold", encode_segment(ns)),
+            &serde_json::json!({ "threshold": threshold }),
+        )
+    }
+
+    // ---- keys, identities, sub-delegations ----
+
+    /// `POST /api/v1/namespaces/{ns}/keys`: the key with its id.
+    pub fn add_key(&self, ns: &str, key: &NewKey) -> Result<Value> {
+        let (tuf, pem) = match &key.key {
+            KeyMaterial::Tuf(v) => (Some(v), None),
+            KeyMaterial::Pem(p) => (None, Some(p.as_str())),
+        };
+        let body = NewKeyBody {
+            key: tuf,
+            public_key_pem: pem,
+            id: key.id.as_deref(),
+            not_before: key.not_before.as_deref(),
+            not_after: key.not_after.as_deref(),
+            description: key.description.as_deref(),
+        };
+        self.send(
+            "POST",
+            &format!("namespaces/{}/keys", encode_segment(ns)),
+            &body,
+        )
+    }
+
+    /// `DELETE /api/v1/namespaces/{ns}/keys/{key_id}`.
+    pub fn remove_key(&self, ns: &str, key_id: &str) -> Result<()> {
+        self.delete(&format!(
+            "namespaces/{}/keys/{}",
+            encode_segment(ns),
+            encode_segment(key_id)
+        ))
+    }
+
+    /// `POST /api/v1/namespaces/{ns}/identities`: the identity.
+    pub fn add_identity(&self, ns: &str, identity: &NewIdentity) -> Result<Value> {
+        self.send(
+            "POST",
+            &format!("namespaces/{}/identities", encode_segment(ns)),
+            identity,
+        )
+    }
+
+    /// `DELETE /api/v1/namespaces/{ns}/identities/{name}`.
+    pub fn remove_identity(&self, ns: &str, name: &str) -> Result<()> {
+        self.delete(&format!(
+            "namespaces/{}/identities/{}",
+            encode_segment(ns),
+            encode_segment(name)
+        ))
+    }
+
+    /// `POST /api/v1/namespaces/{ns}/sub-delegations`: the sub-delegation.
+    pub fn add_sub_delegation(&self, ns: &str, sub: &NewSubDelegation) -> Result<Value> {
+        self.send(
+            "POST",
+            &format!("namespaces/{}/sub-delegations", encode_segment(ns)),
+            sub,
+        )
+    }
+
+    /// `DELETE /api/v1/namespaces/{ns}/sub-delegations/{name}`.
+    pub fn remove_sub_delegation(&self, ns: &str, name: &str) -> Result<()> {
+        self.delete(&format!(
+            "namespaces/{}/sub-delegations/{}",
+            encode_segment(ns),
+            encode_segment(name)
+        ))
+    }
+
+    // ---- organization documents ----
+
+    /// `POST /api/v1/revocations`: the revocation.
+    pub fn add_revocation(&self, r: &NewRevocation) -> Result<Value> {
+        let mut body = serde_json::Map::new();
+        match &r.subject {
+            RevokedSubject::KeyId(id) => body.insert("key_id".into(), id.clone().into()),
+            RevokedSubject::CertificateSha256(h) => {
+                body.insert("certificate_sha256".into(), h.clone().into())
+            }
+        };
+        body.insert("reason".into(), r.reason.clone().into());
+        if let Some(t) = &r.revoked_at {
+            body.insert("revoked_at".into(), t.clone().into());
+        }
+        self.send("POST", "revocations", &Value::Object(body))
+    }
+
+    /// `GET /api/v1/revocations`: `{"revocations": [...]}`.
+    pub fn revocations(&self) -> Result<Value> {
+        self.get("revocations")
+    }
+
+    /// `PUT /api/v1/peers/{name}`: the peer.
+    pub fn put_peer(&self, name: &str, peer: &PeerSpec) -> Result<Value> {
+        let root = match &peer.root {
+            PeerRoot::Sha256(h) => serde_json::json!({ "sha256": h }),
+            PeerRoot::Keys { keyids, threshold } => {
+                serde_json::json!({ "keyids": keyids, "threshold": threshold })
+            }
+        };
+        let body = serde_json::json!({
+            "patterns": peer.patterns,
+            "url": peer.url,
+            "root": root,
+            "terminating": peer.terminating,
+        });
+        self.send("PUT", &format!("peers/{}", encode_segment(name)), &body)
+    }
+
+    /// `GET /api/v1/peers`: `{"peers": [...]}`.
+    pub fn peers(&self) -> Result<Value> {
+        self.get("peers")
+    }
+
+    /// `DELETE /api/v1/peers/{name}`.
+    pub fn delete_peer(&self, name: &str) -> Result<()> {
+        self.delete(&format!("peers/{}", encode_segment(name)))
+    }
+
+    /// `PUT /api/v1/roots/{name}`: the root certificate.
+    pub fn put_root(&self, name: &str, pem: &str) -> Result<Value> {
+        self.send(
+            "PUT",
+            &format!("roots/{}", encode_segment(name)),
+            &serde_json::json!({ "pem": pem }),
+        )
+    }
+
+    /// `GET /api/v1/roots`: `{"roots": [...]}`.
+    pub fn roots(&self) -> Result<Value> {
+        self.get("roots")
+    }
+
+    /// `DELETE /api/v1/roots/{name}`.
+    pub fn delete_root(&self, name: &str) -> Result<()> {
+        self.delete(&format!("roots/{}", encode_segment(name)))
+    }
+
+    // ---- tokens ----
+
+    /// `POST /api/v1/tokens`: the token with its `secret` (shown once).
+    pub fn create_token(&self, kind: &TokenKind, description: Option<&str>) -> Result<Value> {
+        let mut body = match kind {
+            TokenKind::OrgAdmin => serde_json::json!({ "kind": "org-admin" }),
+            TokenKind::Maintainer(ns) => {
+                serde_json::json!({ "kind": "maintainer", "namespace": ns })
+            }
+            TokenKind::Ci(list) => serde_json::json!({ "kind": "ci", "namespaces": list }),
+        };
+        if let (Some(d), Value::Object(map)) = (description, &mut body) {
+            map.insert("description".into(), d.into());
+        }
+        self.send("POST", "tokens", &body)
+    }
+
+    /// `GET /api/v1/tokens`: `{"tokens": [...]}` (never secrets).
+    pub fn tokens(&self) -> Result<Value> {
+        self.get("tokens")
+    }
+
+    /// `DELETE /api/v1/tokens/{id}`.
+    pub fn revoke_token(&self, id: &str) -> Result<()> {
+        self.delete(&format!("tokens/{}", encode_segment(id)))
+    }
+
+    // ---- audit, resolve ----
+
+    /// `GET /api/v1/audit`: `{"records": [...]}` after sequence number
+    /// `after`, at most `limit`.
+    pub fn audit(&self, after: Option<i64>, limit: Option<u32>) -> Result<Value> {
+        let mut query = Vec::new();
+        if let Some(a) = after {
+            query.push(("after", a.to_string()));
+        }
+        if let Some(l) = limit {
+            query.push(("limit", l.to_string()));
+        }
+        self.call("GET", "audit", &query, None)
+    }
+
+    /// `GET /api/v1/audit/verify`: `{"ok": true, "records", "hash"}` or
+    /// `{"ok": false, "first_bad_seq", "reason"}`.
+    pub fn verify_audit(&self) -> Result<Value> {
+        self.get("audit/verify")
+    }
+
+    /// `GET /api/v1/resolve?artifact=NAME`: who answers for an artifact.
+    pub fn resolve(&self, artifact: &str) -> Result<Value> {
+        self.call("GET", "resolve", &[("artifact", artifact.to_owned())], None)
+    }
+}
+
+/// Reads an answer of at most [`MAX_RESPONSE_BYTES`].
+fn read_capped(response: ureq::Response, url: &str) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    response
+        .into_reader()
+        .take(MAX_RESPONSE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::Transport {
+            url: url.to_owned(),
+            message: format!("reading the answer: {e}"),
+        })?;
+    if u64::try_from(bytes.len()).map_or(true, |n| n > MAX_RESPONSE_BYTES) {
+        return Err(Error::TooLarge {
+            url: url.to_owned(),
+            limit: MAX_RESPONSE_BYTES,
+        });
+    }
+    Ok(bytes)
+}
+
+/// The server's JSON error, or a stand-in naming the status.
+fn api_error(status: u16, body: &[u8]) -> AdminError {
+    let parsed: Option<(String, String)> =
+        serde_json::from_slice::<Value>(body).ok().and_then(|v| {
+            let e = v.get("error")?;
+            Some((
+                e.get("code")?.as_str()?.to_owned(),
+                e.get("message")?.as_str()?.to_owned(),
+            ))
+        });
+    match parsed {
+        Some((code, message)) => AdminError {
+            status,
+            code,
+            message,
+        },
+        None => {
+            let text: String = String::from_utf8_lossy(body)
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(200)
+                .collect();
+            AdminError {
+                status,
+                code: "http".into(),
+                message: if text.trim().is_empty() {
+                    "no error body".into()
+                } else {
+                    text.trim().to_owned()
+                },
+            }
+        }
+    }
+}
+
+/// A one-line description of a transport error, without the URL (the
+/// caller adds it).
+fn transport_message(t: &ureq::Transport) -> String {
+    let mut msg = t.kind().to_string();
+    if let Some(m) = t.message() {
+        msg.push_str(": ");
+        msg.push_str(m);
+    }
+    let mut source = std::error::Error::source(t);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+        source = s.source();
+    }
+    msg.replace(['\n', '\r'], " ")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn path_segments_are_percent_encoded() {
+        assert_eq!(encode_segment("team-a"), "team-a");
+        assert_eq!(encode_segment("a b/c"), "a%20b%2Fc");
+        assert_eq!(encode_segment("é"), "%C3%A9");
+    }
+
+    #[test]
+    fn error_body_of_the_server_becomes_admin_error() {
+        let e = api_error(403, br#"{"error":{"code":"forbidden","message":"no"}}"#);
+        assert_eq!(e.to_string(), "403 forbidden: no");
+        let e = api_error(502, b"<html>\nbad gateway</html>");
+        assert_eq!(e.code, "http");
+        assert_eq!(e.message, "<html>bad gateway</html>");
+    }
+
+    #[test]
+    fn new_refuses_bad_urls_and_tokens_without_echoing_the_token() {
+        assert!(matches!(
+            AdminClient::new("ftp://x", "t"),
+            Err(Error::Config(_))
+        ));
+        let e = AdminClient::new("http://x", "sec ret").unwrap_err();
+        assert!(!e.to_string().contains("sec ret"));
+        let c = AdminClient::new("http://x/", "secret").unwrap();
+        assert_eq!(c.base_url(), "http://x");
+        assert!(!format!("{c:?}").contains("secret"));
+    }
+}

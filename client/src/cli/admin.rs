@@ -1,0 +1,998 @@
+//! `keyshare admin ...`: one subcommand per admin API endpoint
+//! (`docs/cli.md`, `docs/server.md`).
+
+use std::convert::Infallible;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use clap::{ArgGroup, Args, Subcommand};
+use serde_json::{json, Value};
+
+use keyshare_client::admin::{
+    AdminClient, KeyMaterial, NewIdentity, NewKey, NewNamespace, NewRevocation, NewSubDelegation,
+    PeerRoot, PeerSpec, RevokedSubject, TokenKind,
+};
+use keyshare_policy::keys::{Key, Scheme};
+
+use super::output;
+use super::{read_text, Error, OutputFormat};
+
+/// Environment variable holding the token.
+pub(crate) const TOKEN_ENV: &str = "KEYSHARE_TOKEN";
+
+/// A token from the command line; never shown by `Debug`.
+#[derive(Clone)]
+pub(crate) struct Secret(String);
+
+impl FromStr for Secret {
+    type Err = Infallible;
+    fn from_str(s: &str) -> Result<Self, Infallible> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AdminArgs {
+    /// Base URL of the keyshare server.
+    #[arg(
+        long,
+        global = true,
+        env = "KEYSHARE_SERVER",
+        default_value = "http://127.0.0.1:8439",
+        value_name = "URL"
+    )]
+    server: String,
+    /// Bearer token [env: KEYSHARE_TOKEN]. Prefer --token-file or the
+    /// environment: command lines are visible to other local users.
+    #[arg(long, global = true, value_name = "TOKEN", allow_hyphen_values = true)]
+    token: Option<Secret>,
+    /// File holding the bearer token (surrounding whitespace is ignored).
+    #[arg(long, global = true, value_name = "FILE", conflicts_with = "token")]
+    token_file: Option<PathBuf>,
+    /// PEM file of CA certificates to trust for an HTTPS server, in addition
+    /// to the system's.
+    #[arg(long, global = true, env = "KEYSHARE_SERVER_CA", value_name = "FILE")]
+    server_ca: Option<PathBuf>,
+    /// Output: a short summary for people, or the server's JSON.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    output: OutputFormat,
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Namespaces: create, list, show, delete, set the threshold.
+    #[command(subcommand)]
+    Namespace(NamespaceCommand),
+    /// Signing keys of a namespace.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// X.509 identities of a namespace.
+    #[command(subcommand)]
+    Identity(IdentityCommand),
+    /// Sub-delegations of a namespace.
+    #[command(subcommand)]
+    SubDelegation(SubDelegationCommand),
+    /// Revoked keys and certificates.
+    #[command(subcommand)]
+    Revocation(RevocationCommand),
+    /// Peer keyshare services.
+    #[command(subcommand)]
+    Peer(PeerCommand),
+    /// X.509 roots the organization trusts.
+    #[command(subcommand)]
+    Root(RootCommand),
+    /// API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Who answers for an artifact name: a namespace or a peer.
+    Resolve {
+        /// Artifact name, e.g. registry.acme.io/team-a/app.
+        artifact: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum NamespaceCommand {
+    /// Create a namespace.
+    Create {
+        /// Namespace name ([a-z0-9][a-z0-9-]{0,62}).
+        name: String,
+        /// Artifact pattern the namespace owns (repeatable).
+        #[arg(long = "scope", value_name = "PATTERN", required = true, num_args = 1..)]
+        scopes: Vec<String>,
+        /// Maintainer label (repeatable).
+        #[arg(long = "maintainer", value_name = "M", num_args = 1..)]
+        maintainers: Vec<String>,
+    },
+    /// List namespaces.
+    List,
+    /// Show a namespace with its keys, identities and sub-delegations.
+    Show { name: String },
+    /// Delete a namespace.
+    Delete { name: String },
+    /// Set how many keys/identities must sign.
+    Threshold { name: String, threshold: u32 },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Add a signing key to a namespace.
+    #[command(group(ArgGroup::new("material").required(true).args(["key_file", "key_json"])))]
+    Add {
+        /// Namespace.
+        ns: String,
+        /// PEM public key (SubjectPublicKeyInfo): Ed25519, ECDSA P-256 or RSA.
+        #[arg(long, value_name = "PEM_PUBLIC_KEY")]
+        key_file: Option<PathBuf>,
+        /// A TUF key object (JSON: keytype, scheme, keyval).
+        #[arg(long, value_name = "FILE")]
+        key_json: Option<PathBuf>,
+        /// Key id (default: the TUF key id the server computes).
+        #[arg(long)]
+        id: Option<String>,
+        /// RFC 3339 time; signatures made before it are untrusted.
+        #[arg(long, value_name = "T")]
+        not_before: Option<String>,
+        /// RFC 3339 time; signatures made at or after it are untrusted.
+        #[arg(long, value_name = "T")]
+        not_after: Option<String>,
+        /// Free text (who holds the key, what it is for).
+        #[arg(long, value_name = "D")]
+        description: Option<String>,
+    },
+    /// Remove a signing key from a namespace.
+    Remove { ns: String, key_id: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum IdentityCommand {
+    /// Add an X.509 identity (CA certificates + leaf subject) to a namespace.
+    Add {
+        ns: String,
+        name: String,
+        /// PEM CA certificate file (repeatable).
+        #[arg(long = "ca-cert", value_name = "FILE", required = true, num_args = 1..)]
+        ca_certs: Vec<PathBuf>,
+        /// Required leaf certificate subject.
+        #[arg(long, value_name = "SUBJ")]
+        subject: String,
+        /// RFC 3339 time.
+        #[arg(long, value_name = "T")]
+        not_before: Option<String>,
+        /// RFC 3339 time.
+        #[arg(long, value_name = "T")]
+        not_after: Option<String>,
+    },
+    /// Remove an identity.
+    Remove { ns: String, name: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum SubDelegationCommand {
+    /// Add a sub-delegation: keys trusted for a part of the namespace.
+    Add {
+        ns: String,
+        name: String,
+        /// Artifact pattern inside the namespace's scopes (repeatable).
+        #[arg(long = "scope", value_name = "P", required = true, num_args = 1..)]
+        scopes: Vec<String>,
+        /// How many of the keys must sign.
+        #[arg(long)]
+        threshold: u32,
+        /// PEM public key, or JSON (a TUF key object or a trusted-key entry) (repeatable).
+        #[arg(long = "key-file", value_name = "F", required = true, num_args = 1..)]
+        key_files: Vec<PathBuf>,
+    },
+    /// Remove a sub-delegation.
+    Remove { ns: String, name: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum RevocationCommand {
+    /// Revoke a key or a certificate.
+    #[command(group(ArgGroup::new("subject").required(true).args(["key_id", "certificate_sha256"])))]
+    Add {
+        /// Key id.
+        #[arg(long, value_name = "ID")]
+        key_id: Option<String>,
+        /// SHA-256 (hex) of the certificate's DER encoding.
+        #[arg(long, value_name = "HEX")]
+        certificate_sha256: Option<String>,
+        /// Why (required).
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+        /// RFC 3339 time from which signatures are untrusted (default: now).
+        #[arg(long, value_name = "T")]
+        revoked_at: Option<String>,
+    },
+    /// List revocations.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+enum PeerCommand {
+    /// Add or replace a peer service.
+    #[command(group(ArgGroup::new("root").required(true).args(["root_sha256", "root_keyid"])))]
+    Put {
+        name: String,
+        /// Artifact pattern the peer answers for (repeatable).
+        #[arg(long = "pattern", value_name = "P", required = true, num_args = 1..)]
+        patterns: Vec<String>,
+        /// The peer's base URL.
+        #[arg(long)]
+        url: String,
+        /// SHA-256 (hex) of the peer's root metadata file.
+        #[arg(long, value_name = "HEX")]
+        root_sha256: Option<String>,
+        /// Root key id of the peer (repeatable; with --root-threshold).
+        #[arg(long = "root-keyid", value_name = "ID", num_args = 1.., requires = "root_threshold")]
+        root_keyid: Vec<String>,
+        /// How many of the root key ids must sign the peer's root.
+        #[arg(long, value_name = "N", requires = "root_keyid")]
+        root_threshold: Option<u32>,
+        /// The peer owns its patterns before any namespace.
+        #[arg(long)]
+        terminating: bool,
+    },
+    /// List peers.
+    List,
+    /// Remove a peer.
+    Delete { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum RootCommand {
+    /// Add or replace an organization root certificate.
+    Put {
+        name: String,
+        /// PEM certificate file.
+        #[arg(long, value_name = "FILE")]
+        pem: PathBuf,
+    },
+    /// List organization root certificates.
+    List,
+    /// Remove an organization root certificate.
+    Delete { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Create a token; its secret is printed once.
+    #[command(group(ArgGroup::new("kind").required(true).args(["org_admin", "maintainer", "ci"])))]
+    Create {
+        /// An org-admin token (everything).
+        #[arg(long)]
+        org_admin: bool,
+        /// A maintainer token of this namespace.
+        #[arg(long, value_name = "NS")]
+        maintainer: Option<String>,
+        /// A CI token of these namespaces (repeatable).
+        #[arg(long, value_name = "NS", num_args = 1..)]
+        ci: Vec<String>,
+        /// Free text.
+        #[arg(long, value_name = "D")]
+        description: Option<String>,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token.
+    Revoke { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// List audit records.
+    List {
+        /// Only records after this sequence number.
+        #[arg(long, value_name = "SEQ")]
+        after: Option<i64>,
+        /// At most this many records (server default 100, cap 1000).
+        #[arg(long, value_name = "N")]
+        limit: Option<u32>,
+    },
+    /// Verify the audit log's hash chain; exit 1 if it is broken.
+    Verify,
+}
+
+/// Runs `keyshare admin ...`.
+pub(crate) fn run(args: AdminArgs) -> Result<(), Error> {
+    let token = token(&args)?;
+    let client = match &args.server_ca {
+        Some(path) => {
+            let pem = std::fs::read(path).map_err(|source| Error::Read {
+                path: path.clone(),
+                source,
+            })?;
+            AdminClient::with_server_ca(&args.server, &token, &pem)?
+        }
+        None => AdminClient::new(&args.server, &token)?,
+    };
+    let out = args.output;
+    match args.command {
+        AdminCommand::Namespace(c) => namespace(&client, c, out),
+        AdminCommand::Key(c) => key(&client, c, out),
+        AdminCommand::Identity(c) => identity(&client, c, out),
+        AdminCommand::SubDelegation(c) => sub_delegation(&client, c, out),
+        AdminCommand::Revocation(c) => revocation(&client, c, out),
+        AdminCommand::Peer(c) => peer(&client, c, out),
+        AdminCommand::Root(c) => root(&client, c, out),
+        AdminCommand::Token(c) => token_command(&client, c, out),
+        AdminCommand::Audit(c) => audit(&client, c, out),
+        AdminCommand::Resolve { artifact } => {
+            let v = client.resolve(&artifact)?;
+            emit(out, &v, || match v.get("kind").and_then(Value::as_str) {
+                Some("peer") => format!(
+                    "{artifact} -> peer {} ({})",
+                    field(&v, "peer"),
+                    field(&v, "url")
+                ),
+                _ => format!(
+                    "{artifact} -> namespace {} (scope {})",
+                    field(&v, "namespace"),
+                    field(&v, "scope")
+                ),
+            });
+            Ok(())
+        }
+    }
+}
+
+/// The token: `--token-file`, else `--token`, else `KEYSHARE_TOKEN`.
+fn token(args: &AdminArgs) -> Result<String, Error> {
+    if let Some(path) = &args.token_file {
+        let t = read_text(path)?.trim().to_owned();
+        if t.is_empty() {
+            return Err(Error::Input(format!("{} is empty", path.display())));
+        }
+        return Ok(t);
+    }
+    if let Some(Secret(t)) = &args.token {
+        return Ok(t.clone());
+    }
+    match std::env::var(TOKEN_ENV) {
+        Ok(t) if !t.trim().is_empty() => Ok(t.trim().to_owned()),
+        _ => Err(Error::Input(format!(
+            "no token: give --token-file FILE or --token TOKEN, or set {TOKEN_ENV}"
+        ))),
+    }
+}
+
+// ---- printing helpers ----
+
+/// Prints `value` as JSON, or `text()` as text.
+fn emit(out: OutputFormat, value: &Value, text: impl FnOnce() -> String) {
+    match out {
+        OutputFormat::Json => output::json(value),
+        OutputFormat::Text => output::text(&text()),
+    }
+}
+
+/// For 204 answers: nothing in JSON mode (the exit status says it), a line
+/// in text mode.
+fn done(out: OutputFormat, message: String) {
+    if out == OutputFormat::Text {
+        output::text(&message);
+    }
+}
+
+/// A field as text: strings as they are, `-` when absent or null.
+fn field(v: &Value, key: &str) -> String {
+    match v.get(key) {
+        None | Some(Value::Null) => "-".into(),
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(items)) => {
+            let parts: Vec<String> = items
+                .iter()
+                .map(|i| match i {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect();
+            if parts.is_empty() {
+                "-".into()
+            } else {
+                parts.join(", ")
+            }
+        }
+        Some(other) => other.to_string(),
+    }
+}
+
+/// The array at `key` (empty when absent).
+fn items<'a>(v: &'a Value, key: &str) -> &'a [Value] {
+    v.get(key)
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
+}
+
+fn rows(list: &[Value], keys: &[&str]) -> Vec<Vec<String>> {
+    list.iter()
+        .map(|item| keys.iter().map(|k| field(item, k)).collect())
+        .collect()
+}
+
+// ---- namespaces ----
+
+fn namespace(client: &AdminClient, c: NamespaceCommand, out: OutputFormat) -> Result<(), Error> {
+    match c {
+        NamespaceCommand::Create {
+            name,
+            scopes,
+            maintainers,
+        } => {
+            let v = client.create_namespace(&NewNamespace {
+                name,
+                scopes,
+                maintainers,
+            })?;
+            emit(out, &v, || {
+                format!(
+                    "created namespace {} (scopes: {}; threshold {})",
+                    field(&v, "name"),
+                    field(&v, "scopes"),
+                    field(&v, "threshold")
+                )
+            });
+        }
+        NamespaceCommand::List => {
+            let v = client.namespaces()?;
+            match out {
+                OutputFormat::Json => output::json(&v),
+                OutputFormat::Text => output::table(
+                    &["NAME", "SCOPES", "THRESHOLD", "MAINTAINERS", "CREATED"],
+                    &rows(
+                        items(&v, "namespaces"),
+                        &["name", "scopes", "threshold", "maintainers", "created_at"],
+                    ),
+                ),
+            }
+        }
+        NamespaceCommand::Show { name } => {
+            let v = client.namespace(&name)?;
+            emit(out, &v, || namespace_text(&v));
+        }
+        NamespaceCommand::Delete { name } => {
+            client.delete_namespace(&name)?;
+            done(out, format!("deleted namespace {name}"));
+        }
+        NamespaceCommand::Threshold { name, threshold } => {
+            let v = client.set_threshold(&name, threshold)?;
+            emit(out, &v, || {
+                format!(
+                    "namespace {}: threshold {}",
+                    field(&v, "name"),
+                    field(&v, "threshold")
+                )
+            });
+        }
+    }
+    Ok(())
+}
+
+fn namespace_text(v: &Value) -> String {
+    let mut s = format!(
+        "namespace:   {}\nscopes:      {}\nmaintainers: {}\nthreshold:   {}\ncreated:     {}\n",
+        field(v, "name"),
+        field(v, "scopes"),
+        field(v, "maintainers"),
+        field(v, "threshold"),
+        field(v, "created_at"),
+    );
+    let keys: Vec<Vec<String>> = items(v, "keys")
+        .iter()
+        .map(|k| {
+            let key = k.get("key").cloned().unwrap_or(Value::Null);
+            vec![
+                field(k, "id"),
+                field(&key, "keytype"),
+                field(k, "not_before"),
+                field(k, "not_after"),
+                field(k, "description"),
+            ]
+        })
+        .collect();
+    s.push_str("\nkeys:\n");
+    s.push_str(&output::render_table(
+        &["ID", "TYPE", "NOT_BEFORE", "NOT_AFTER", "DESCRIPTION"],
+        &keys,
+    ));
+    let ids: Vec<Vec<String>> = items(v, "identities")
+        .iter()
+        .map(|i| {
+            vec![
+                field(i, "name"),
+                field(i, "subject"),
+                items(i, "ca_certs").len().to_string(),
+            ]
+        })
+        .collect();
+    s.push_str("\nidentities:\n");
+    s.push_str(&output::render_table(
+        &["NAME", "SUBJECT", "CA_CERTS"],
+        &ids,
+    ));
+    let subs: Vec<Vec<String>> = items(v, "sub_delegations")
+        .iter()
+        .map(|d| {
+            vec![
+                field(d, "name"),
+                field(d, "scopes"),
+                field(d, "threshold"),
+                items(d, "keys").len().to_string(),
+            ]
+        })
+        .collect();
+    s.push_str("\nsub-delegations:\n");
+    s.push_str(&output::render_table(
+        &["NAME", "SCOPES", "THRESHOLD", "KEYS"],
+        &subs,
+    ));
+    s.trim_end().to_owned()
+}
+
+// ---- keys, identities, sub-delegations ----
+
+fn key(client: &AdminClient, c: KeyCommand, out: OutputFormat) -> Result<(), Error> {
+    match c {
+        KeyCommand::Add {
+            ns,
+            key_file,
+            key_json,
+            id,
+            not_before,
+            not_after,
+            description,
+        } => {
+            let material = match (key_file, key_json) {
+                (Some(p), _) => KeyMaterial::Pem(read_text(&p)?),
+                (None, Some(p)) => KeyMaterial::Tuf(read_json(&p)?),
+                (None, None) => {
+                    return Err(Error::Input("give --key-file or --key-json".into()));
+                }
+            };
+            let v = client.add_key(
+                &ns,
+                &NewKey {
+                    key: material,
+                    id,
+                    not_before,
+                    not_after,
+                    description,
+                },
+            )?;
+            emit(out, &v, || {
+                format!("added key {} to namespace {ns}", field(&v, "id"))
+            });
+        }
+        KeyCommand::Remove { ns, key_id } => {
+            client.remove_key(&ns, &key_id)?;
+            done(out, format!("removed key {key_id} from namespace {ns}"));
+        }
+    }
+    Ok(())
+}
+
+fn identity(client: &AdminClient, c: IdentityCommand, out: OutputFormat) -> Result<(), Error> {
+    match c {
+        IdentityCommand::Add {
+            ns,
+            name,
+            ca_certs,
+            subject,
+            not_before,
+            not_after,
+        } => {
+            let ca_certs = ca_certs
+                .iter()
+                .map(|p| read_text(p))
+                .collect::<Result<Vec<_>, _>>()?;
+            let v = client.add_identity(
+                &ns,
+                &NewIdentity {
+                    name,
+                    ca_certs,
+                    subject,
+                    not_before,
+                    not_after,
+                },
+            )?;
+            emit(out, &v, || {
+                format!(
+                    "added identity {} (subject {}) to namespace {ns}",
+                    field(&v, "name"),
+                    field(&v, "subject")
+                )
+            });
+        }
+        IdentityCommand::Remove { ns, name } => {
+            client.remove_identity(&ns, &name)?;
+            done(out, format!("removed identity {name} from namespace {ns}"));
+        }
+    }
+    Ok(())
+}
+
+fn sub_delegation(
+    client: &AdminClient,
+    c: SubDelegationCommand,
+    out: OutputFormat,
+) -> Result<(), Error> {
+    match c {
+        SubDelegationCommand::Add {
+            ns,
+            name,
+            scopes,
+            threshold,
+            key_files,
+        } => {
+            let keys = key_files
+                .iter()
+                .map(|p| trusted_key(p))
+                .collect::<Result<Vec<_>, _>>()?;
+            let v = client.add_sub_delegation(
+                &ns,
+                &NewSubDelegation {
+                    name,
+                    scopes,
+                    threshold,
+                    keys,
+                },
+            )?;
+            emit(out, &v, || {
+                format!(
+                    "added sub-delegation {} to namespace {ns} (scopes: {}; {} of {} keys)",
+                    field(&v, "name"),
+                    field(&v, "scopes"),
+                    field(&v, "threshold"),
+                    items(&v, "keys").len()
+                )
+            });
+        }
+        SubDelegationCommand::Remove { ns, name } => {
+            client.remove_sub_delegation(&ns, &name)?;
+            done(
+                out,
+                format!("removed sub-delegation {name} from namespace {ns}"),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn read_json(path: &Path) -> Result<Value, Error> {
+    serde_json::from_str(&read_text(path)?)
+        .map_err(|e| Error::Input(format!("{}: not JSON ({e})", path.display())))
+}
+
+/// A trusted-key entry (`{"id", "key"}`) from a file holding a PEM public
+/// key, a TUF key object, or a trusted-key entry; the id is the TUF key id.
+fn trusted_key(path: &Path) -> Result<Value, Error> {
+    let text = read_text(path)?;
+    let bad = |what: String| Error::Input(format!("{}: {what}", path.display()));
+    let key: Key = if text.trim_start().starts_with('{') {
+        let v = read_json(path)?;
+        if v.get("key").is_some() {
+            return Ok(v);
+        }
+        serde_json::from_value(v).map_err(|e| bad(format!("not a TUF key object ({e})")))?
+    } else {
+        let pkey = openssl::pkey::PKey::public_key_from_pem(text.as_bytes());
+        // OpenSSL may leave errors queued after a failed parse.
+        let _ = openssl::error::ErrorStack::get();
+        let pkey = pkey.map_err(|_| bad("not a PEM public key (SubjectPublicKeyInfo)".into()))?;
+        let scheme = match pkey.id() {
+            openssl::pkey::Id::ED25519 => Scheme::Ed25519,
+            openssl::pkey::Id::EC => Scheme::EcdsaP256Sha256,
+            openssl::pkey::Id::RSA => Scheme::RsaPssSha256,
+            _ => {
+                return Err(bad(
+                    "unsupported key type (Ed25519, ECDSA P-256 or RSA)".into()
+                ))
+            }
+        };
+        Key::from_public(scheme, &pkey).map_err(|e| bad(e.to_string()))?
+    };
+    let id = key.key_id().map_err(|e| bad(e.to_string()))?;
+    let key = serde_json::to_value(&key).map_err(|e| bad(e.to_string()))?;
+    Ok(json!({ "id": id.as_str(), "key": key }))
+}
+
+// ---- organization documents ----
+
+fn revocation(client: &AdminClient, c: RevocationCommand, out: OutputFormat) -> Result<(), Error> {
+    match c {
+        RevocationCommand::Add {
+            key_id,
+            certificate_sha256,
+            reason,
+            revoked_at,
+        } => {
+            let subject = match (key_id, certificate_sha256) {
+                (Some(id), _) => RevokedSubject::KeyId(id),
+                (None, Some(h)) => RevokedSubject::CertificateSha256(h),
+                (None, None) => {
+                    return Err(Error::Input("give --key-id or --certificate-sha256".into()))
+                }
+            };
+            let v = client.add_revocation(&NewRevocation {
+                subject,
+                reason,
+                revoked_at,
+            })?;
+            emit(out, &v, || {
+                format!(
+                    "revoked {} from {}: {}",
+                    revoked_subject(&v),
+                    field(&v, "revoked_at"),
+                    field(&v, "reason")
+                )
+            });
+        }
+        RevocationCommand::List => {
+            let v = client.revocations()?;
+            match out {
+                OutputFormat::Json => output::json(&v),
+                OutputFormat::Text => {
+                    let rows: Vec<Vec<String>> = items(&v, "revocations")
+                        .iter()
+                        .map(|r| {
+                            vec![
+                                revoked_subject(r),
+                                field(r, "revoked_at"),
+                                field(r, "reason"),
+                            ]
+                        })
+                        .collect();
+                    output::table(&["SUBJECT", "REVOKED_AT", "REASON"], &rows);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `key ID` or `certificate HEX` of a revocation answer.
+fn revoked_subject(v: &Value) -> String {
+    let subject = v.get("subject").unwrap_or(v);
+    if let Some(id) = subject.get("key_id").and_then(Value::as_str) {
+        format!("key {id}")
+    } else if let Some(h) = subject.get("certificate_sha256").and_then(Value::as_str) {
+        format!("certificate {h}")
+    } else {
+        field(v, "subject")
+    }
+}
+
+fn peer(client: &AdminClient, c: PeerCommand, out: OutputFormat) -> Result<(), Error> {
+    match c {
+        PeerCommand::Put {
+            name,
+            patterns,
+            url,
+            root_sha256,
+            root_keyid,
+            root_threshold,
+            terminating,
+        } => {
+            let root = match (root_sha256, root_threshold) {
+                (Some(h), _) => PeerRoot::Sha256(h),
+                (None, Some(threshold)) => PeerRoot::Keys {
+                    keyids: root_keyid,
+                    threshold,
+                },
+                (None, None) => {
+                    return Err(Error::Input(
+                        "give --root-sha256, or --root-keyid with --root-threshold".into(),
+                    ))
+                }
+            };
+            let v = client.put_peer(
+                &name,
+                &PeerSpec {
+                    patterns,
+                    url,
+                    root,
+                    terminating,
+                },
+            )?;
+            emit(out, &v, || {
+                format!(
+                    "peer {}: {} -> {}{}",
+                    field(&v, "name"),
+                    field(&v, "patterns"),
+                    field(&v, "url"),
+                    if v.get("terminating") == Some(&Value::Bool(true)) {
+                        " (terminating)"
+                    } else {
+                        ""
+                    }
+                )
+            });
+        }
+        PeerCommand::List => {
+            let v = client.peers()?;
+            match out {
+                OutputFormat::Json => output::json(&v),
+                OutputFormat::Text => {
+                    let rows: Vec<Vec<String>> = items(&v, "peers")
+                        .iter()
+                        .map(|p| {
+                            let root = p.get("root").cloned().unwrap_or(Value::Null);
+                            let root = if root.get("sha256").is_some() {
+                                format!("sha256 {}", field(&root, "sha256"))
+                            } else {
+                                format!(
+                                    "{} of {}",
+                                    field(&root, "threshold"),
+                                    field(&root, "keyids")
+                                )
+                            };
+                            vec![
+                                field(p, "name"),
+                                field(p, "patterns"),
+                                field(p, "url"),
+                                root,
+                                field(p, "terminating"),
+                            ]
+                        })
+                        .collect();
+                    output::table(&["NAME", "PATTERNS", "URL", "ROOT", "TERMINATING"], &rows);
+                }
+            }
+        }
+        PeerCommand::Delete { name } => {
+            client.delete_peer(&name)?;
+            done(out, format!("deleted peer {name}"));
+        }
+    }
+    Ok(())
+}
+
+fn root(client: &AdminClient, c: RootCommand, out: OutputFormat) -> Result<(), Error> {
+    match c {
+        RootCommand::Put { name, pem } => {
+            let v = client.put_root(&name, &read_text(&pem)?)?;
+            emit(out, &v, || {
+                format!(
+                    "root {}: sha256 {} (published as {})",
+                    field(&v, "name"),
+                    field(&v, "sha256"),
+                    field(&v, "target")
+                )
+            });
+        }
+        RootCommand::List => {
+            let v = client.roots()?;
+            match out {
+                OutputFormat::Json => output::json(&v),
+                OutputFormat::Text => output::table(
+                    &["NAME", "SHA256", "ADDED"],
+                    &rows(items(&v, "roots"), &["name", "sha256", "added_at"]),
+                ),
+            }
+        }
+        RootCommand::Delete { name } => {
+            client.delete_root(&name)?;
+            done(out, format!("deleted root {name}"));
+        }
+    }
+    Ok(())
+}
+
+// ---- tokens ----
+
+fn token_command(client: &AdminClient, c: TokenCommand, out: OutputFormat) -> Result<(), Error> {
+    match c {
+        TokenCommand::Create {
+            org_admin,
+            maintainer,
+            ci,
+            description,
+        } => {
+            let kind = match (org_admin, maintainer) {
+                (true, _) => TokenKind::OrgAdmin,
+                (false, Some(ns)) => TokenKind::Maintainer(ns),
+                (false, None) => TokenKind::Ci(ci),
+            };
+            let v = client.create_token(&kind, description.as_deref())?;
+            emit(out, &v, || {
+                let scope = match field(&v, "namespaces").as_str() {
+                    "-" => String::new(),
+                    list => format!(" ({list})"),
+                };
+                format!(
+                    "created {} token {}{scope}\nsecret: {}\nThe secret is shown only this once: store it now.",
+                    field(&v, "kind"),
+                    field(&v, "id"),
+                    field(&v, "secret"),
+                )
+            });
+        }
+        TokenCommand::List => {
+            let v = client.tokens()?;
+            match out {
+                OutputFormat::Json => output::json(&v),
+                OutputFormat::Text => output::table(
+                    &[
+                        "ID",
+                        "KIND",
+                        "NAMESPACES",
+                        "CREATED",
+                        "REVOKED",
+                        "DESCRIPTION",
+                    ],
+                    &rows(
+                        items(&v, "tokens"),
+                        &[
+                            "id",
+                            "kind",
+                            "namespaces",
+                            "created_at",
+                            "revoked_at",
+                            "description",
+                        ],
+                    ),
+                ),
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            client.revoke_token(&id)?;
+            done(out, format!("revoked token {id}"));
+        }
+    }
+    Ok(())
+}
+
+// ---- audit ----
+
+fn audit(client: &AdminClient, c: AuditCommand, out: OutputFormat) -> Result<(), Error> {
+    match c {
+        AuditCommand::List { after, limit } => {
+            let v = client.audit(after, limit)?;
+            match out {
+                OutputFormat::Json => output::json(&v),
+                OutputFormat::Text => output::table(
+                    &["SEQ", "TIME", "ACTOR", "ACTION", "SUBJECT"],
+                    &rows(
+                        items(&v, "records"),
+                        &["seq", "time", "actor", "action", "subject"],
+                    ),
+                ),
+            }
+        }
+        AuditCommand::Verify => {
+            let v = client.verify_audit()?;
+            if v.get("ok") == Some(&Value::Bool(true)) {
+                emit(out, &v, || {
+                    format!(
+                        "audit chain ok: {} records, head {}",
+                        field(&v, "records"),
+                        field(&v, "hash")
+                    )
+                });
+            } else {
+                if out == OutputFormat::Json {
+                    output::json(&v);
+                }
+                return Err(Error::Failed(format!(
+                    "audit chain broken at record {}: {}",
+                    field(&v, "first_bad_seq"),
+                    field(&v, "reason")
+                )));
+            }
+        }
+    }
+    Ok(())
+}

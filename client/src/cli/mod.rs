@@ -1,0 +1,110 @@
+//! The `keyshare` command line: one clap enum, one module per subcommand.
+//!
+//! Every failure ends as one line `error: <message>` on stderr and exit
+//! status 1 (usage errors included); success is exit 0. Secrets given on
+//! the command line or in the environment are masked out of that line.
+
+mod admin;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use keyshare_client::admin::Error as AdminError;
+
+/// keyshare: the organization's key-sharing and trust-distribution client.
+#[derive(Debug, Parser)]
+#[command(name = "keyshare", version, about)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Administer a keyshare server (namespaces, keys, revocations, peers,
+    /// roots, tokens, audit) through its admin API.
+    Admin(admin::AdminArgs),
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum OutputFormat {
+    /// A short summary for people (tables for lists).
+    Text,
+    /// The server's JSON answer, pretty-printed.
+    Json,
+}
+
+/// Why a command failed: its `Display` is the one line printed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Error {
+    /// The admin API call failed.
+    #[error(transparent)]
+    Admin(#[from] AdminError),
+    /// A local file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A local input was unusable.
+    #[error("{0}")]
+    Input(String),
+    /// The command ran but the answer means failure (a broken audit chain).
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Reads a file as UTF-8 text.
+pub(crate) fn read_text(path: &std::path::Path) -> Result<String, Error> {
+    std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Parses the command line, runs it, prints the outcome, and returns the
+/// exit status.
+pub(crate) fn main() -> ExitCode {
+    let secrets = secrets_of_environment();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return output::clap_error(&e, &secrets),
+    };
+    let result = match cli.command {
+        Command::Admin(args) => admin::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            output::error(&e.to_string(), &secrets);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Token values from the raw arguments and the environment, to mask them
+/// from error lines (clap's own messages can quote a mistyped argument).
+fn secrets_of_environment() -> Vec<String> {
+    let mut secrets = Vec::new();
+    let mut args = std::env::args_os().map(|a| a.to_string_lossy().into_owned());
+    while let Some(a) = args.next() {
+        if a == "--token" {
+            if let Some(v) = args.next() {
+                secrets.push(v);
+            }
+        } else if let Some(v) = a.strip_prefix("--token=") {
+            secrets.push(v.to_owned());
+        }
+    }
+    if let Ok(v) = std::env::var(admin::TOKEN_ENV) {
+        secrets.push(v);
+    }
+    secrets.retain(|s| !s.trim().is_empty());
+    secrets
+}

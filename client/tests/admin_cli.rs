@@ -1,0 +1,1016 @@
+//! `keyshare admin ...` run as a process against a real server: the
+//! server's `http::run` on a loopback socket in a background thread with
+//! its own runtime, a published repository in a temporary directory.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use keyshare_policy::keys::Scheme;
+use keyshare_policy::repo::{Options, SharedSigner};
+use keyshare_policy::sign::InMemorySigner;
+use keyshare_policy::trust::NamespaceName;
+use keyshare_server::http::AppState;
+use keyshare_server::publisher::{OnlineKeys, Publisher};
+use keyshare_server::store::{Store, TokenKind};
+
+/// Longest a `keyshare` process may run.
+const PROCESS_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn signer() -> SharedSigner {
+    Arc::new(InMemorySigner::generate(Scheme::Ed25519).unwrap())
+}
+
+/// A running server; stopped (bounded wait) when dropped.
+struct Server {
+    dir: tempfile::TempDir,
+    publisher: Arc<Publisher>,
+    url: String,
+    /// Secret of an org-admin token.
+    admin: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    stopped: mpsc::Receiver<()>,
+}
+
+impl Server {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("keyshare.db")).unwrap();
+        let keys = OnlineKeys {
+            targets: signer(),
+            snapshot: signer(),
+            timestamp: signer(),
+            namespaces: signer(),
+        };
+        let publisher = Arc::new(
+            Publisher::init(
+                store,
+                keys,
+                &[signer()],
+                1,
+                Options::default(),
+                OffsetDateTime::now_utc(),
+            )
+            .unwrap(),
+        );
+        let state = AppState::new(publisher.clone());
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (stopped_tx, stopped) = mpsc::channel();
+        thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            let shutdown = async move {
+                let _ = stop_rx.await;
+            };
+            let result = rt.block_on(keyshare_server::http::run(listener, state, shutdown));
+            result.unwrap();
+            let _ = stopped_tx.send(());
+        });
+        let mut server = Self {
+            dir,
+            publisher,
+            url,
+            admin: String::new(),
+            stop: Some(stop),
+            stopped,
+        };
+        server.admin = server.token(TokenKind::OrgAdmin);
+        server
+    }
+
+    fn token(&self, kind: TokenKind) -> String {
+        let new = self
+            .publisher
+            .create_token("test", kind, None, OffsetDateTime::now_utc())
+            .unwrap();
+        new.secret.expose().to_owned()
+    }
+
+    fn maintainer(&self, ns: &str) -> String {
+        self.token(TokenKind::Maintainer(NamespaceName::parse(ns).unwrap()))
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn write(&self, name: &str, contents: &str) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, contents).unwrap();
+        p
+    }
+
+    /// Runs `keyshare admin --server URL --token TOKEN ARGS...`.
+    fn admin(&self, token: &str, args: &[&str]) -> Run {
+        let mut all = vec!["admin", "--server", &self.url, "--token", token];
+        all.extend_from_slice(args);
+        keyshare(&all, &[])
+    }
+
+    /// Runs an admin command as org admin and expects success.
+    fn ok(&self, args: &[&str]) -> Run {
+        let run = self.admin(&self.admin, args);
+        run.assert_ok();
+        assert!(
+            !run.stdout.contains(&self.admin) && !run.stderr.contains(&self.admin),
+            "{run:?}"
+        );
+        run
+    }
+
+    /// `ok` with `--output json`, parsed.
+    fn ok_json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--output", "json"];
+        all.extend_from_slice(args);
+        self.ok(&all).json()
+    }
+
+    /// The server's audit chain is intact.
+    fn audit_intact(&self) -> bool {
+        self.publisher.read(|s| s.verify_audit_chain()).is_ok()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+            // Bounded: the server's graceful shutdown waits at most 10 s.
+            let _ = self.stopped.recv_timeout(Duration::from_secs(20));
+        }
+    }
+}
+
+/// The outcome of one `keyshare` process.
+#[derive(Debug)]
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn assert_ok(&self) {
+        assert_eq!(self.code, Some(0), "{self:?}");
+        assert!(self.stderr.is_empty(), "{self:?}");
+    }
+
+    /// Exit 1 and exactly one `error: ...` line on stderr; returns it.
+    fn assert_error_line(&self) -> &str {
+        assert_eq!(self.code, Some(1), "{self:?}");
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{self:?}");
+        assert!(lines[0].starts_with("error: "), "{self:?}");
+        assert!(!self.stderr.contains("panicked"), "{self:?}");
+        lines[0]
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
+    }
+}
+
+/// Runs the `keyshare` binary with `args` and the given environment
+/// (KEYSHARE_* of the test's own environment removed), at most
+/// [`PROCESS_TIMEOUT`].
+fn keyshare(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyshare"));
+    cmd.args(args)
+        .env_remove("KEYSHARE_TOKEN")
+        .env_remove("KEYSHARE_SERVER")
+        .env("RUST_BACKTRACE", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out = thread::spawn(move || {
+        let mut s = String::new();
+        out.read_to_string(&mut s).unwrap();
+        s
+    });
+    let err = thread::spawn(move || {
+        let mut s = String::new();
+        err.read_to_string(&mut s).unwrap();
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > PROCESS_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("keyshare {args:?} did not finish within {PROCESS_TIMEOUT:?}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    Run {
+        code: status.code(),
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}
+
+fn ed25519_public_pem() -> String {
+    let pkey = openssl::pkey::PKey::generate_ed25519().unwrap();
+    String::from_utf8(pkey.public_key_to_pem().unwrap()).unwrap()
+}
+
+fn p256_public_pem() -> String {
+    use openssl::ec::{EcGroup, EcKey};
+    use openssl::nid::Nid;
+    let key = EcKey::generate(&EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap()).unwrap();
+    let pkey = openssl::pkey::PKey::from_ec_key(key).unwrap();
+    String::from_utf8(pkey.public_key_to_pem().unwrap()).unwrap()
+}
+
+/// A self-signed CA certificate, PEM.
+fn ca_pem(cn: &str) -> String {
+    use openssl::asn1::Asn1Time;
+    use openssl::bn::BigNum;
+    use openssl::ec::{EcGroup, EcKey};
+    use openssl::hash::MessageDigest;
+    use openssl::nid::Nid;
+    use openssl::pkey::PKey;
+    use openssl::x509::extension::BasicConstraints;
+    use openssl::x509::{X509Builder, X509NameBuilder};
+    let key = PKey::from_ec_key(
+        EcKey::generate(&EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap()).unwrap(),
+    )
+    .unwrap();
+    let mut name = X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", cn).unwrap();
+    let name = name.build();
+    let mut b = X509Builder::new().unwrap();
+    b.set_version(2).unwrap();
+    b.set_serial_number(&BigNum::from_u32(1).unwrap().to_asn1_integer().unwrap())
+        .unwrap();
+    b.set_subject_name(&name).unwrap();
+    b.set_issuer_name(&name).unwrap();
+    b.set_pubkey(&key).unwrap();
+    b.set_not_before(&Asn1Time::from_unix(1_700_000_000).unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::from_unix(2_500_000_000).unwrap())
+        .unwrap();
+    b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
+        .unwrap();
+    b.sign(&key, MessageDigest::sha256()).unwrap();
+    String::from_utf8(b.build().to_pem().unwrap()).unwrap()
+}
+
+fn create_team_a(server: &Server) {
+    server.ok(&[
+        "namespace",
+        "create",
+        "team-a",
+        "--scope",
+        "registry.acme.io/team-a/**",
+        "--maintainer",
+        "alice@acme.io",
+    ]);
+}
+
+#[test]
+fn walkthrough_create_add_key_revoke_list_resolve_and_verify_audit() {
+    let server = Server::start();
+
+    // Create: text summary, then the JSON of `show`.
+    let run = server.ok(&[
+        "namespace",
+        "create",
+        "team-a",
+        "--scope",
+        "registry.acme.io/team-a/**",
+        "registry.acme.io/shared/team-a-*",
+        "--maintainer",
+        "alice@acme.io",
+    ]);
+    assert_eq!(
+        run.stdout,
+        "created namespace team-a (scopes: registry.acme.io/team-a/**, registry.acme.io/shared/team-a-*; threshold 1)\n"
+    );
+    let ns = server.ok_json(&["namespace", "show", "team-a"]);
+    assert_eq!(ns["name"], "team-a");
+    assert_eq!(ns["maintainers"][0], "alice@acme.io");
+    assert_eq!(ns["keys"].as_array().unwrap().len(), 0);
+
+    // Add a key from a PEM file: JSON answer has the computed id.
+    let pem = server.write("signer.pub.pem", &ed25519_public_pem());
+    let key = server.ok_json(&[
+        "key",
+        "add",
+        "team-a",
+        "--key-file",
+        pem.to_str().unwrap(),
+        "--description",
+        "release signer",
+        "--not-after",
+        "2099-01-01T00:00:00Z",
+    ]);
+    let key_id = key["id"].as_str().unwrap().to_owned();
+    assert_eq!(key_id.len(), 64, "{key}");
+    assert_eq!(key["key"]["keytype"], "ed25519");
+    assert_eq!(key["description"], "release signer");
+
+    // A second key with a chosen id, text output.
+    let pem2 = server.write("p256.pub.pem", &p256_public_pem());
+    let run = server.ok(&[
+        "key",
+        "add",
+        "team-a",
+        "--key-file",
+        pem2.to_str().unwrap(),
+        "--id",
+        "ci-p256",
+    ]);
+    assert_eq!(run.stdout, "added key ci-p256 to namespace team-a\n");
+
+    // Show lists both keys in the text table.
+    let run = server.ok(&["namespace", "show", "team-a"]);
+    assert!(run.stdout.starts_with("namespace:   team-a\n"), "{run:?}");
+    assert!(run.stdout.contains(&key_id), "{run:?}");
+    assert!(run.stdout.contains("ci-p256"), "{run:?}");
+    assert!(run.stdout.contains("release signer"), "{run:?}");
+
+    // Revoke the first key.
+    let run = server.ok(&[
+        "revocation",
+        "add",
+        "--key-id",
+        &key_id,
+        "--reason",
+        "laptop lost",
+        "--revoked-at",
+        "2030-01-01T00:00:00Z",
+    ]);
+    assert_eq!(
+        run.stdout,
+        format!("revoked key {key_id} from 2030-01-01T00:00:00Z: laptop lost\n")
+    );
+    let list = server.ok_json(&["revocation", "list"]);
+    assert_eq!(list["revocations"].as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list["revocations"][0]["reason"], "laptop lost");
+    let run = server.ok(&["revocation", "list"]);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{run:?}");
+    assert!(lines[0].starts_with("SUBJECT"), "{run:?}");
+    assert!(lines[1].contains(&key_id) && lines[1].contains("laptop lost"));
+
+    // Lists: text tables and JSON.
+    let run = server.ok(&["namespace", "list"]);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{run:?}");
+    assert!(lines[0].starts_with("NAME"), "{run:?}");
+    assert!(lines[1].starts_with("team-a "), "{run:?}");
+    let list = server.ok_json(&["namespace", "list"]);
+    assert_eq!(list["namespaces"][0]["name"], "team-a");
+
+    // Resolve, both outputs.
+    let run = server.ok(&["resolve", "registry.acme.io/team-a/app"]);
+    assert_eq!(
+        run.stdout,
+        "registry.acme.io/team-a/app -> namespace team-a (scope registry.acme.io/team-a/**)\n"
+    );
+    let v = server.ok_json(&["resolve", "registry.acme.io/team-a/app"]);
+    assert_eq!(v["kind"], "namespace");
+    assert_eq!(v["namespace"], "team-a");
+    let run = server.admin(&server.admin, &["resolve", "quay.io/nobody"]);
+    assert_eq!(
+        run.assert_error_line(),
+        "error: 404 no_match: no namespace or peer covers `quay.io/nobody`"
+    );
+
+    // Remove the second key; threshold.
+    let run = server.ok(&["key", "remove", "team-a", "ci-p256"]);
+    assert_eq!(run.stdout, "removed key ci-p256 from namespace team-a\n");
+    let v = server.ok_json(&["namespace", "threshold", "team-a", "1"]);
+    assert_eq!(v["threshold"], 1);
+
+    // Audit: list and verify.
+    let v = server.ok_json(&["audit", "list", "--limit", "1000"]);
+    let records = v["records"].as_array().unwrap();
+    assert!(records.len() >= 5, "{v}");
+    let run = server.ok(&["audit", "list", "--after", "0", "--limit", "2"]);
+    assert_eq!(run.stdout.lines().count(), 3, "{run:?}");
+    let run = server.ok(&["audit", "verify"]);
+    assert!(run.stdout.starts_with("audit chain ok: "), "{run:?}");
+    let v = server.ok_json(&["audit", "verify"]);
+    assert_eq!(v["ok"], true);
+    assert!(server.audit_intact());
+}
+
+#[test]
+fn identities_sub_delegations_peers_roots_and_tokens_round_trip() {
+    let server = Server::start();
+    create_team_a(&server);
+
+    let ca = server.write("ca.pem", &ca_pem("Acme CI CA"));
+    let v = server.ok_json(&[
+        "identity",
+        "add",
+        "team-a",
+        "ci",
+        "--ca-cert",
+        ca.to_str().unwrap(),
+        "--subject",
+        "CN=release",
+    ]);
+    assert_eq!(v["name"], "ci");
+    server.ok(&["identity", "remove", "team-a", "ci"]);
+
+    let k1 = server.write("k1.pem", &ed25519_public_pem());
+    let k2 = server.write("k2.pem", &p256_public_pem());
+    let run = server.ok(&[
+        "sub-delegation",
+        "add",
+        "team-a",
+        "apps",
+        "--scope",
+        "registry.acme.io/team-a/apps/**",
+        "--threshold",
+        "2",
+        "--key-file",
+        k1.to_str().unwrap(),
+        k2.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        run.stdout,
+        "added sub-delegation apps to namespace team-a (scopes: registry.acme.io/team-a/apps/**; 2 of 2 keys)\n"
+    );
+    let ns = server.ok_json(&["namespace", "show", "team-a"]);
+    assert_eq!(
+        ns["sub_delegations"][0]["keys"].as_array().unwrap().len(),
+        2
+    );
+    server.ok(&["sub-delegation", "remove", "team-a", "apps"]);
+
+    let v = server.ok_json(&[
+        "peer",
+        "put",
+        "partner",
+        "--pattern",
+        "registry.partner.io/**",
+        "--url",
+        "https://keyshare.partner.io",
+        "--root-sha256",
+        &"ab".repeat(32),
+        "--terminating",
+    ]);
+    assert_eq!(v["terminating"], true);
+    server.ok(&[
+        "peer",
+        "put",
+        "other",
+        "--pattern",
+        "docker.io/**",
+        "--url",
+        "https://keyshare.other.io",
+        "--root-keyid",
+        "k1",
+        "k2",
+        "--root-threshold",
+        "1",
+    ]);
+    let run = server.ok(&["peer", "list"]);
+    assert_eq!(run.stdout.lines().count(), 3, "{run:?}");
+    assert!(run.stdout.contains("1 of k1, k2"), "{run:?}");
+    let run = server.ok(&["resolve", "registry.partner.io/x"]);
+    assert_eq!(
+        run.stdout,
+        "registry.partner.io/x -> peer partner (https://keyshare.partner.io)\n"
+    );
+    server.ok(&["peer", "delete", "other"]);
+
+    let root = server.write("root.pem", &ca_pem("Acme Root"));
+    let v = server.ok_json(&["root", "put", "acme", "--pem", root.to_str().unwrap()]);
+    assert_eq!(v["name"], "acme");
+    let v = server.ok_json(&["root", "list"]);
+    assert_eq!(v["roots"].as_array().unwrap().len(), 1);
+    let run = server.ok(&["root", "delete", "acme"]);
+    assert_eq!(run.stdout, "deleted root acme\n");
+
+    // Token create prints the secret once; it works; list never shows it.
+    let run = server.ok(&[
+        "token",
+        "create",
+        "--maintainer",
+        "team-a",
+        "--description",
+        "team a",
+    ]);
+    let secret = run
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("secret: "))
+        .unwrap()
+        .to_owned();
+    assert!(run.stdout.contains("shown only this once"), "{run:?}");
+    let id = run
+        .stdout
+        .lines()
+        .next()
+        .unwrap()
+        .strip_prefix("created maintainer token ")
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    server
+        .admin(&secret, &["namespace", "show", "team-a"])
+        .assert_ok();
+    let run = server.ok(&["token", "list"]);
+    assert!(run.stdout.contains(&id), "{run:?}");
+    assert!(!run.stdout.contains(&secret), "{run:?}");
+    let v = server.ok_json(&["token", "create", "--ci", "team-a"]);
+    assert_eq!(v["kind"], "ci");
+    assert!(v["secret"].as_str().is_some());
+    let run = server.ok(&["token", "revoke", &id]);
+    assert_eq!(run.stdout, format!("revoked token {id}\n"));
+    let run = server.admin(&secret, &["namespace", "list"]);
+    assert!(
+        run.assert_error_line().starts_with("error: 401 "),
+        "{run:?}"
+    );
+
+    // Deleting the namespace; JSON mode prints nothing for a 204.
+    let run = server.ok(&["--output", "json", "namespace", "delete", "team-a"]);
+    assert_eq!(run.stdout, "");
+    assert!(server.audit_intact());
+}
+
+#[test]
+fn maintainer_of_another_namespace_gets_a_403_line() {
+    let server = Server::start();
+    create_team_a(&server);
+    server.ok(&["namespace", "create", "team-b", "--scope", "r.io/team-b/**"]);
+    let token = server.maintainer("team-b");
+    let pem = server.write("k.pem", &ed25519_public_pem());
+    let run = server.admin(
+        &token,
+        &["key", "add", "team-a", "--key-file", pem.to_str().unwrap()],
+    );
+    let line = run.assert_error_line();
+    assert!(line.starts_with("error: 403 forbidden: "), "{run:?}");
+    assert!(line.contains("team-a"), "{run:?}");
+    assert!(run.stdout.is_empty(), "{run:?}");
+    assert!(!run.stderr.contains(&token), "{run:?}");
+    // Its own namespace works.
+    server
+        .admin(
+            &token,
+            &["key", "add", "team-b", "--key-file", pem.to_str().unwrap()],
+        )
+        .assert_ok();
+}
+
+#[test]
+fn unknown_token_gets_a_401_line_without_the_token() {
+    let server = Server::start();
+    let token = "ks_this-token-does-not-exist-0123456789";
+    let run = server.admin(token, &["namespace", "list"]);
+    let line = run.assert_error_line();
+    assert!(line.starts_with("error: 401 unauthorized: "), "{run:?}");
+    assert!(!run.stdout.contains(token) && !run.stderr.contains(token));
+    // Same through the environment and a token file.
+    let run = keyshare(
+        &["admin", "--server", &server.url, "namespace", "list"],
+        &[("KEYSHARE_TOKEN", token)],
+    );
+    assert!(
+        run.assert_error_line().starts_with("error: 401 "),
+        "{run:?}"
+    );
+    assert!(!run.stderr.contains(token));
+    let file = server.write("token", &format!("{token}\n"));
+    let run = keyshare(
+        &[
+            "admin",
+            "--server",
+            &server.url,
+            "--token-file",
+            file.to_str().unwrap(),
+            "namespace",
+            "list",
+        ],
+        &[],
+    );
+    assert!(
+        run.assert_error_line().starts_with("error: 401 "),
+        "{run:?}"
+    );
+    assert!(!run.stderr.contains(token));
+}
+
+#[test]
+fn bad_pattern_gets_the_servers_message() {
+    let server = Server::start();
+    let run = server.admin(
+        &server.admin,
+        &[
+            "namespace",
+            "create",
+            "team-a",
+            "--scope",
+            "registry.acme.io/[oops",
+        ],
+    );
+    let line = run.assert_error_line();
+    assert!(line.starts_with("error: 400 invalid: scopes"), "{run:?}");
+    assert!(!run.stderr.contains(&server.admin), "{run:?}");
+    // Nothing was created.
+    let v = server.ok_json(&["namespace", "list"]);
+    assert_eq!(v["namespaces"].as_array().unwrap().len(), 0);
+    // A duplicate is a 409 line.
+    create_team_a(&server);
+    let run = server.admin(
+        &server.admin,
+        &["namespace", "create", "team-a", "--scope", "x.io/**"],
+    );
+    assert!(
+        run.assert_error_line().starts_with("error: 409 "),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn unreachable_server_is_one_line_naming_the_url() {
+    // A port that was just free: nothing listens there.
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let url = format!("http://127.0.0.1:{port}");
+    let token = "secret-token-value-42";
+    let run = keyshare(
+        &[
+            "admin",
+            "--server",
+            &url,
+            "--token",
+            token,
+            "namespace",
+            "list",
+        ],
+        &[],
+    );
+    let line = run.assert_error_line();
+    assert!(
+        line.starts_with(&format!("error: cannot reach {url}/api/v1/namespaces: ")),
+        "{run:?}"
+    );
+    assert!(!run.stderr.contains(token) && !run.stdout.contains(token));
+}
+
+#[test]
+fn local_input_errors_are_one_line_and_never_show_the_token() {
+    let token = "-looks-like-a-flag-secret";
+    let missing = Path::new("/nonexistent/keyshare-test/key.pem");
+    let cases: Vec<Vec<&str>> = vec![
+        // A missing file.
+        vec![
+            "admin",
+            "--token",
+            token,
+            "key",
+            "add",
+            "team-a",
+            "--key-file",
+            missing.to_str().unwrap(),
+        ],
+        // A usage error.
+        vec!["admin", "--token", token, "key", "add", "team-a"],
+        vec!["admin", "--token", token, "namespace", "frobnicate"],
+        // Two token sources.
+        vec![
+            "admin",
+            "--token",
+            token,
+            "--token-file",
+            "/nonexistent/token",
+            "namespace",
+            "list",
+        ],
+        // A bad server URL.
+        vec![
+            "admin",
+            "--server",
+            "localhost:1",
+            "--token",
+            token,
+            "namespace",
+            "list",
+        ],
+    ];
+    for args in cases {
+        let run = keyshare(&args, &[]);
+        run.assert_error_line();
+        assert!(
+            !run.stderr.contains("secret") && !run.stdout.contains("secret"),
+            "{args:?}: {run:?}"
+        );
+    }
+    // No token at all.
+    let run = keyshare(&["admin", "namespace", "list"], &[]);
+    assert_eq!(
+        run.assert_error_line(),
+        "error: no token: give --token-file FILE or --token TOKEN, or set KEYSHARE_TOKEN"
+    );
+    // Help is not an error.
+    let run = keyshare(&["admin", "--help"], &[]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stdout.contains("namespace"), "{run:?}");
+}
+
+/// A self-signed certificate for `127.0.0.1` and its key, PEM.
+fn localhost_cert() -> (String, String) {
+    use openssl::asn1::Asn1Time;
+    use openssl::bn::BigNum;
+    use openssl::ec::{EcGroup, EcKey};
+    use openssl::hash::MessageDigest;
+    use openssl::nid::Nid;
+    use openssl::pkey::PKey;
+    use openssl::x509::extension::SubjectAlternativeName;
+    use openssl::x509::{X509Builder, X509NameBuilder};
+    let key = PKey::from_ec_key(
+        EcKey::generate(&EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap()).unwrap(),
+    )
+    .unwrap();
+    let mut name = X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", "127.0.0.1").unwrap();
+    let name = name.build();
+    let mut b = X509Builder::new().unwrap();
+    b.set_version(2).unwrap();
+    b.set_serial_number(&BigNum::from_u32(7).unwrap().to_asn1_integer().unwrap())
+        .unwrap();
+    b.set_subject_name(&name).unwrap();
+    b.set_issuer_name(&name).unwrap();
+    b.set_pubkey(&key).unwrap();
+    b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::days_from_now(2).unwrap())
+        .unwrap();
+    let san = SubjectAlternativeName::new()
+        .ip("127.0.0.1")
+        .build(&b.x509v3_context(None, None))
+        .unwrap();
+    b.append_extension(san).unwrap();
+    b.sign(&key, MessageDigest::sha256()).unwrap();
+    (
+        String::from_utf8(b.build().to_pem().unwrap()).unwrap(),
+        String::from_utf8(key.private_key_to_pem_pkcs8().unwrap()).unwrap(),
+    )
+}
+
+/// Reads one request's head (to the blank line), at most 64 KiB.
+fn read_head<R: Read + ?Sized>(stream: &mut R) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && head.len() < 65_536 {
+        match stream.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+/// A canned server on loopback: answers up to `connections` connections
+/// with `status` and `body`, over TLS when `tls` is given; sends each
+/// request head it read on the returned channel.
+fn canned_server(
+    connections: usize,
+    tls: Option<(String, String)>,
+    status: &'static str,
+    body: Vec<u8>,
+) -> (String, mpsc::Receiver<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let acceptor = tls.map(|(cert, key)| {
+        use openssl::ssl::{SslAcceptor, SslMethod};
+        let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).unwrap();
+        b.set_certificate(&openssl::x509::X509::from_pem(cert.as_bytes()).unwrap())
+            .unwrap();
+        b.set_private_key(&openssl::pkey::PKey::private_key_from_pem(key.as_bytes()).unwrap())
+            .unwrap();
+        b.build()
+    });
+    let (heads_tx, heads) = mpsc::channel();
+    thread::spawn(move || {
+        for _ in 0..connections {
+            let Ok((stream, _)) = listener.accept() else {
+                return;
+            };
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            stream
+                .set_write_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let answer = |s: &mut dyn ReadWrite| {
+                let head = read_head(s);
+                let _ = heads_tx.send(head);
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = s.write_all(&body);
+                let _ = s.flush();
+            };
+            match &acceptor {
+                Some(acceptor) => {
+                    if let Ok(mut s) = acceptor.accept(stream) {
+                        answer(&mut s);
+                        let _ = s.shutdown();
+                    }
+                }
+                None => {
+                    let mut s = stream;
+                    answer(&mut s);
+                }
+            }
+        }
+    });
+    (format!("{scheme}://{addr}"), heads)
+}
+
+trait ReadWrite: Read + std::io::Write {}
+impl<T: Read + std::io::Write> ReadWrite for T {}
+
+#[test]
+fn https_server_is_verified_and_trusted_with_server_ca() {
+    let (cert, key) = localhost_cert();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("server-ca.pem");
+    std::fs::write(&ca, &cert).unwrap();
+    let token = "tls-test-token-123";
+    let (url, heads) = canned_server(
+        2,
+        Some((cert, key)),
+        "200 OK",
+        br#"{"namespaces":[{"name":"team-a","scopes":["r.io/**"],"maintainers":[],"threshold":1,"created_at":"2030-01-01T00:00:00Z"}]}"#.to_vec(),
+    );
+    // Not in the system's trust store: refused, one line naming the URL.
+    let run = keyshare(
+        &[
+            "admin",
+            "--server",
+            &url,
+            "--token",
+            token,
+            "namespace",
+            "list",
+        ],
+        &[],
+    );
+    let line = run.assert_error_line();
+    assert!(
+        line.starts_with(&format!("error: cannot reach {url}/api/v1/namespaces: ")),
+        "{run:?}"
+    );
+    assert!(!run.stderr.contains(token));
+    // Trusted with --server-ca: the request carries the token.
+    let run = keyshare(
+        &[
+            "admin",
+            "--server",
+            &url,
+            "--server-ca",
+            ca.to_str().unwrap(),
+            "--token",
+            token,
+            "namespace",
+            "list",
+        ],
+        &[],
+    );
+    run.assert_ok();
+    assert!(run.stdout.contains("team-a  r.io/**"), "{run:?}");
+    let head = heads.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(
+        head.starts_with("GET /api/v1/namespaces HTTP/1.1\r\n"),
+        "{head}"
+    );
+    assert!(
+        head.lines()
+            .any(|l| l.eq_ignore_ascii_case(&format!("authorization: Bearer {token}"))),
+        "{head}"
+    );
+}
+
+#[test]
+fn answers_over_8_mib_are_refused() {
+    let body = vec![b' '; 8 * 1024 * 1024 + 10];
+    let (url, _heads) = canned_server(1, None, "200 OK", body);
+    let run = keyshare(
+        &[
+            "admin",
+            "--server",
+            &url,
+            "--token",
+            "canned-test-token",
+            "namespace",
+            "list",
+        ],
+        &[],
+    );
+    assert_eq!(
+        run.assert_error_line(),
+        format!("error: answer from {url}/api/v1/namespaces is larger than 8388608 bytes")
+    );
+}
+
+#[test]
+fn non_json_error_answers_still_give_one_line() {
+    let (url, _heads) = canned_server(
+        1,
+        None,
+        "502 Bad Gateway",
+        b"<html>\nupstream down\n</html>".to_vec(),
+    );
+    let run = keyshare(
+        &[
+            "admin",
+            "--server",
+            &url,
+            "--token",
+            "canned-test-token",
+            "namespace",
+            "list",
+        ],
+        &[],
+    );
+    assert_eq!(
+        run.assert_error_line(),
+        "error: 502 http: <html>upstream down</html>"
+    );
+    assert!(!run.stderr.contains("canned-test-token"));
+}
+
+#[test]
+fn broken_audit_chain_exits_1_with_the_first_bad_record() {
+    let body = br#"{"ok":false,"first_bad_seq":3,"reason":"hash does not match"}"#.to_vec();
+    let (url, _heads) = canned_server(2, None, "200 OK", body);
+    let run = keyshare(
+        &[
+            "admin",
+            "--server",
+            &url,
+            "--token",
+            "canned-test-token",
+            "audit",
+            "verify",
+        ],
+        &[],
+    );
+    assert_eq!(
+        run.assert_error_line(),
+        "error: audit chain broken at record 3: hash does not match"
+    );
+    assert!(run.stdout.is_empty(), "{run:?}");
+    let run = keyshare(
+        &[
+            "admin",
+            "--server",
+            &url,
+            "--token",
+            "canned-test-token",
+            "--output",
+            "json",
+            "audit",
+            "verify",
+        ],
+        &[],
+    );
+    run.assert_error_line();
+    assert_eq!(run.json()["first_bad_seq"], 3);
+}
