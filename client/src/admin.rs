@@ -571,6 +571,12 @@ impl AdminClient {
         )
     }
 
+    /// `POST /api/v1/root`: submits a signed TUF root (the next version,
+    /// signed by the old and new root thresholds); the server's answer.
+    pub fn submit_tuf_root(&self, root: &Value) -> Result<Value> {
+        self.call("POST", "root", &[], Some(root))
+    }
+
     /// `GET /api/v1/roots`: `{"roots": [...]}`.
     pub fn roots(&self) -> Result<Value> {
         self.get("roots")

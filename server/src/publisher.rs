@@ -26,13 +26,16 @@ use std::time::Instant;
 use serde_json::{json, Value};
 use time::{Duration, OffsetDateTime};
 
-use keyshare_policy::metadata::{DelegatedRole, KeyId, RoleName, Unrecognized};
+use keyshare_policy::metadata::{
+    DelegatedRole, Envelope, KeyId, RoleName, Root, Signed, Unrecognized,
+};
 use keyshare_policy::pattern::PathPattern;
 use keyshare_policy::repo::{File, Options, Repository, SharedSigner};
 use keyshare_policy::trust::{
     NamespaceEntry, NamespaceName, Peer, Revocation, RevokedSubject, SubDelegation, TrustedKey,
     X509Identity, NAMESPACES_PATH, PEERS_PATH, REVOCATIONS_PATH,
 };
+use keyshare_policy::verify::{verify_root_self, Authority};
 
 use crate::store::{self, NewToken, Store, TokenKind, Tx};
 
@@ -189,6 +192,14 @@ pub enum PublishError {
     /// Building or signing metadata failed.
     #[error("{0}")]
     Policy(#[from] keyshare_policy::Error),
+    /// A submitted root was refused: not chained (old or new threshold not
+    /// met), malformed, expired, or listing online keys the server does not
+    /// hold.
+    #[error("{0}")]
+    RootRefused(String),
+    /// A submitted root is not the next version of the current one.
+    #[error("{0}")]
+    RootVersion(String),
     /// The repository could not be rebuilt after a failed publish; the
     /// server must restart.
     #[error("publisher is unusable: {0}")]
@@ -199,6 +210,8 @@ impl PublishError {
     /// The HTTP status this error maps to: 400, 404, 409 or 500.
     pub fn status(&self) -> u16 {
         match self {
+            Self::RootRefused(_) => 400,
+            Self::RootVersion(_) => 409,
             Self::Store(store::Error::NotFound { .. }) => 404,
             Self::Store(store::Error::AlreadyExists { .. }) => 409,
             Self::Store(store::Error::Invalid { .. } | store::Error::Document { .. }) => 400,
@@ -211,6 +224,9 @@ impl PublishError {
 
     /// A short machine-readable code for the JSON error body.
     pub fn code(&self) -> &'static str {
+        if let Self::RootVersion(_) = self {
+            return "root_version";
+        }
         match self.status() {
             400 => "invalid",
             404 => "not_found",
@@ -384,6 +400,121 @@ impl Publisher {
                 // The repository may have staged or signed what the store
                 // did not keep: rebuild it from the store.
                 *repo = restore(store, keys, self.options)
+                    .map_err(|r| PublishError::Broken(format!("{e}; then: {r}")))?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Publishes a new root made in a ceremony (`keyshare root ...`) on
+    /// behalf of `actor`: `bytes` must be root version N+1 signed by the
+    /// thresholds of root N and of itself, not expired, and must list the
+    /// server's online keys for targets, snapshot and timestamp (threshold
+    /// 1), since the server signs those roles. One store transaction
+    /// publishes the root with a re-signed snapshot and timestamp and
+    /// appends the audit record `root.rotate`. Refused roots change
+    /// nothing. Blocking: call from a blocking thread.
+    pub fn submit_root(
+        &self,
+        actor: &str,
+        bytes: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<Applied, PublishError> {
+        let started = Instant::now();
+        let refused = |m: String| PublishError::RootRefused(m);
+        let envelope =
+            Envelope::<Root>::parse("root", bytes).map_err(|e| refused(e.to_string()))?;
+        let root: Signed<Root> = serde_json::from_slice(bytes)
+            .map_err(|e| refused(format!("the root cannot be read: {e}")))?;
+        let version = envelope.signed.version;
+        if envelope.signed.expires.is_expired(now) {
+            return Err(refused(format!(
+                "root v{version} expired at {}",
+                envelope.signed.expires
+            )));
+        }
+        for (role, key) in [
+            ("targets", &self.keys.targets),
+            ("snapshot", &self.keys.snapshot),
+            ("timestamp", &self.keys.timestamp),
+        ] {
+            let listed = envelope.signed.roles.get(&RoleName::new(role));
+            let ok = listed.is_some_and(|r| {
+                r.threshold.get() == 1 && r.keyids.iter().any(|k| k == key.key_id())
+            });
+            if !ok {
+                return Err(refused(format!(
+                    "role `{role}`: root v{version} does not list the server's online {role} key \
+                     {} with threshold 1, so the server could not sign {role}; configure the \
+                     server with the key the root lists first",
+                    key.key_id()
+                )));
+            }
+        }
+        let mut guard = self.lock();
+        let Inner { store, repo } = &mut *guard;
+        let current = repo.root().signed.clone();
+        if version != current.version + 1 {
+            return Err(PublishError::RootVersion(format!(
+                "root v{version} is not the next version: the current root is v{}, so v{} is \
+                 expected",
+                current.version,
+                current.version + 1
+            )));
+        }
+        Authority::from_root(&current, "root")
+            .and_then(|a| a.check("root", &envelope))
+            .map_err(|e| {
+                refused(format!(
+                    "root v{version} does not meet the threshold of the current root v{}: {e}",
+                    current.version
+                ))
+            })?;
+        verify_root_self(envelope).map_err(|e| {
+            refused(format!(
+                "root v{version} does not meet its own threshold: {e}"
+            ))
+        })?;
+        let previous_roles: BTreeMap<String, Vec<String>> = role_key_ids(&current);
+        let new_roles = role_key_ids(&root.signed);
+        let changed: Vec<&String> = new_roles
+            .iter()
+            .filter(|(r, ids)| previous_roles.get(*r) != Some(*ids))
+            .map(|(r, _)| r)
+            .collect();
+        let details = json!({
+            "from_version": current.version,
+            "root_version": version,
+            "roles_changed": changed,
+        });
+        let result = store.transaction_at(now, |tx| -> Result<_, PublishError> {
+            repo.add_root(root).map_err(|e| refused(e.to_string()))?;
+            let mut files = Vec::new();
+            if let Some(horizon) = targets_resign_horizon(repo, now)? {
+                // The published targets role was signed by a key the new
+                // root no longer lists: re-sign it (and whatever expires
+                // sooner) with the server's key, which the new root lists.
+                files.extend(repo.refresh_expiring(now, horizon)?);
+            }
+            files.extend(repo.commit(now)?);
+            tx.record_published(&files)?;
+            let record =
+                tx.append_audit(actor, "root.rotate", &format!("root v{version}"), &details)?;
+            Ok((files, record.seq))
+        });
+        match result {
+            Ok((files, audit_seq)) => {
+                self.cache_files(&files);
+                self.update_versions(repo);
+                self.count_publish(started);
+                Ok(Applied {
+                    files: files.iter().map(|f| f.path.clone()).collect(),
+                    timestamp_version: repo.timestamp().map_or(0, |t| t.signed.version),
+                    audit_seq,
+                })
+            }
+            Err(e) => {
+                *repo = restore(store, &self.keys, self.options)
                     .map_err(|r| PublishError::Broken(format!("{e}; then: {r}")))?;
                 Err(e)
             }
@@ -604,6 +735,40 @@ impl Publisher {
         m.publish_seconds_total += seconds;
         m.last_publish_seconds = seconds;
     }
+}
+
+/// `Some(horizon)` reaching the published top-level targets' expiry when
+/// that targets metadata does not verify under the repository's current
+/// root (its key was replaced), `None` when it does.
+fn targets_resign_horizon(
+    repo: &Repository,
+    now: OffsetDateTime,
+) -> Result<Option<Duration>, PublishError> {
+    let Some(targets) = repo.targets("targets") else {
+        return Ok(None);
+    };
+    let bytes = keyshare_policy::sign::to_bytes(targets)?;
+    let envelope = Envelope::<keyshare_policy::metadata::Targets>::parse("targets", &bytes)?;
+    let verifies = Authority::from_root(&repo.root().signed, "targets")
+        .and_then(|a| a.check("targets", &envelope))
+        .is_ok();
+    if verifies {
+        return Ok(None);
+    }
+    let until = targets.signed.expires.time() - now;
+    Ok(Some(until.max(Duration::ZERO) + Duration::seconds(1)))
+}
+
+/// Key ids of each role of a root, sorted.
+fn role_key_ids(root: &Root) -> BTreeMap<String, Vec<String>> {
+    root.roles
+        .iter()
+        .map(|(name, r)| {
+            let mut ids: Vec<String> = r.keyids.iter().map(|k| k.to_string()).collect();
+            ids.sort();
+            (name.to_string(), ids)
+        })
+        .collect()
 }
 
 /// The repository as the store last published it.

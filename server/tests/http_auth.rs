@@ -59,13 +59,14 @@ fn class(e: Endpoint) -> Class {
         | E::ListTokens
         | E::RevokeToken
         | E::ListAudit
-        | E::VerifyAudit => Class::OrgAdmin,
+        | E::VerifyAudit
+        | E::SubmitRoot => Class::OrgAdmin,
     }
 }
 
 /// A valid request for each endpoint against the populated fixture. Calls
 /// in `Endpoint::ALL` order all succeed for an org admin.
-fn sample(e: Endpoint, victim_token: &str) -> (Method, String, Option<Value>) {
+fn sample(e: Endpoint, victim_token: &str, f: &Fixture) -> (Method, String, Option<Value>) {
     use Endpoint as E;
     let (method, template) = e.route();
     let (path, body) = match e {
@@ -125,6 +126,7 @@ fn sample(e: Endpoint, victim_token: &str) -> (Method, String, Option<Value>) {
         E::ListAudit => (format!("{template}?after=0&limit=10"), None),
         E::VerifyAudit => (template.to_owned(), None),
         E::Resolve => (format!("{template}?artifact=r.io/a/app"), None),
+        E::SubmitRoot => (template.to_owned(), Some(f.next_root_signed())),
     };
     (method, path, body)
 }
@@ -207,7 +209,7 @@ async fn missing_malformed_unknown_and_revoked_tokens_get_401_on_every_endpoint(
         ("no scheme", Some(f.admin.clone())),
     ];
     for e in Endpoint::ALL {
-        let (method, uri, body) = sample(e, &victim);
+        let (method, uri, body) = sample(e, &victim, &f);
         for (label, header) in &bad_headers {
             let mut req = request(method.clone(), &uri, None, body.as_ref());
             if let Some(h) = header {
@@ -238,7 +240,7 @@ async fn ci_tokens_get_403_on_every_admin_endpoint() {
     let ci = f.ci("a");
     let before = f.published_state();
     for e in Endpoint::ALL {
-        let (method, uri, body) = sample(e, &victim);
+        let (method, uri, body) = sample(e, &victim, &f);
         let answer = send(
             &app,
             request(method, &uri, Some(&ci), body.as_ref()).to_request(),
@@ -257,7 +259,7 @@ async fn maintainer_of_another_namespace_gets_403_on_writes_and_org_calls() {
     let maintainer_b = f.maintainer("b");
     let before = f.published_state();
     for e in Endpoint::ALL {
-        let (method, uri, body) = sample(e, &victim);
+        let (method, uri, body) = sample(e, &victim, &f);
         let answer = send(
             &app,
             request(method, &uri, Some(&maintainer_b), body.as_ref()).to_request(),
@@ -284,7 +286,7 @@ async fn maintainer_of_the_namespace_may_change_it_but_nothing_else() {
     let app = app!(f);
     let maintainer_a = f.maintainer("a");
     for e in Endpoint::ALL {
-        let (method, uri, body) = sample(e, &victim);
+        let (method, uri, body) = sample(e, &victim, &f);
         let before = f.published_state();
         let answer = send(
             &app,
@@ -308,7 +310,7 @@ async fn org_admin_succeeds_on_every_endpoint_and_writes_are_published_and_audit
     let (f, victim) = populated();
     let app = app!(f);
     for e in Endpoint::ALL {
-        let (method, uri, body) = sample(e, &victim);
+        let (method, uri, body) = sample(e, &victim, &f);
         let (head, version) = f.published_state();
         let answer = send(
             &app,

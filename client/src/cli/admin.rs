@@ -351,15 +351,23 @@ pub(crate) fn run(args: AdminArgs) -> Result<(), Error> {
 
 /// The token: `--token-file`, else `--token`, else `KEYSHARE_TOKEN`.
 fn token(args: &AdminArgs) -> Result<String, Error> {
-    if let Some(path) = &args.token_file {
+    resolve_token(args.token.clone(), args.token_file.clone())
+}
+
+/// The token from `--token-file`, else `--token`, else `KEYSHARE_TOKEN`.
+pub(crate) fn resolve_token(
+    token: Option<Secret>,
+    token_file: Option<PathBuf>,
+) -> Result<String, Error> {
+    if let Some(path) = &token_file {
         let t = read_text(path)?.trim().to_owned();
         if t.is_empty() {
             return Err(Error::Input(format!("{} is empty", path.display())));
         }
         return Ok(t);
     }
-    if let Some(Secret(t)) = &args.token {
-        return Ok(t.clone());
+    if let Some(Secret(t)) = token {
+        return Ok(t);
     }
     match std::env::var(TOKEN_ENV) {
         Ok(t) if !t.trim().is_empty() => Ok(t.trim().to_owned()),

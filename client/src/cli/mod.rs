@@ -6,6 +6,7 @@
 
 mod admin;
 mod output;
+mod root;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,6 +29,9 @@ enum Command {
     /// Administer a keyshare server (namespaces, keys, revocations, peers,
     /// roots, tokens, audit) through its admin API.
     Admin(admin::AdminArgs),
+    /// The offline root ceremony: generate keys, create, sign, merge,
+    /// rotate, verify and submit root metadata.
+    Root(root::RootArgs),
 }
 
 /// How results are printed.
@@ -78,6 +82,7 @@ pub(crate) fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Admin(args) => admin::run(args),
+        Command::Root(args) => root::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -87,11 +87,13 @@ pub enum Endpoint {
     VerifyAudit,
     /// `GET /api/v1/resolve`
     Resolve,
+    /// `POST /api/v1/root`: a new TUF root from a root ceremony.
+    SubmitRoot,
 }
 
 impl Endpoint {
     /// Every endpoint, in the order of `docs/server.md`.
-    pub const ALL: [Self; 25] = [
+    pub const ALL: [Self; 26] = [
         Self::CreateNamespace,
         Self::ListNamespaces,
         Self::ShowNamespace,
@@ -117,6 +119,7 @@ impl Endpoint {
         Self::ListAudit,
         Self::VerifyAudit,
         Self::Resolve,
+        Self::SubmitRoot,
     ];
 
     /// The method and the path template (relative to the server root,
@@ -151,6 +154,7 @@ impl Endpoint {
             Self::ListAudit => (M::GET, "/api/v1/audit"),
             Self::VerifyAudit => (M::GET, "/api/v1/audit/verify"),
             Self::Resolve => (M::GET, "/api/v1/resolve"),
+            Self::SubmitRoot => (M::POST, "/api/v1/root"),
         }
     }
 
@@ -179,6 +183,7 @@ impl Endpoint {
             | Self::RemoveRoot => Action::WriteOrgDocuments,
             Self::CreateToken | Self::ListTokens | Self::RevokeToken => Action::Tokens,
             Self::ListAudit | Self::VerifyAudit => Action::Audit,
+            Self::SubmitRoot => Action::RotateRoot,
         }
     }
 
@@ -211,6 +216,7 @@ impl Endpoint {
             Self::ListAudit => route.to(list_audit),
             Self::VerifyAudit => route.to(verify_audit),
             Self::Resolve => route.to(resolve),
+            Self::SubmitRoot => route.to(submit_root),
         }
     }
 }
@@ -1018,6 +1024,33 @@ async fn remove_root(
     )
     .await?;
     Ok(no_content())
+}
+
+// ---- TUF root ----
+
+/// `POST /api/v1/root`: the body is the signed root (N+1) itself.
+async fn submit_root(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&caller.token, Endpoint::SubmitRoot.action(""))?;
+    let bytes = body.bytes()?;
+    let value: Value = super::body::parse_json(&bytes)?;
+    let version = value
+        .get("signed")
+        .and_then(|s| s.get("version"))
+        .and_then(Value::as_u64);
+    let publisher = state.publisher.clone();
+    let actor = caller.actor();
+    let now = state.now();
+    let applied = web::block(move || publisher.submit_root(&actor, &bytes, now)).await??;
+    Ok(HttpResponse::Created().json(json!({
+        "root_version": version,
+        "files": applied.files,
+        "timestamp_version": applied.timestamp_version,
+        "audit_seq": applied.audit_seq,
+    })))
 }
 
 // ---- tokens ----

@@ -85,6 +85,8 @@ pub enum Action<'a> {
     Tokens,
     /// List or verify the audit log.
     Audit,
+    /// Submit a new root (a root ceremony's result).
+    RotateRoot,
 }
 
 /// The authorization matrix of `docs/server.md`: `Ok` when `token` may do
@@ -111,6 +113,7 @@ pub fn authorize(token: &Token, action: Action<'_>) -> Result<(), ApiError> {
         Action::WriteOrgDocuments => "change revocations, peers or organization roots".to_owned(),
         Action::Tokens => "manage tokens".to_owned(),
         Action::Audit => "read the audit log".to_owned(),
+        Action::RotateRoot => "submit a new root".to_owned(),
     };
     let holder = match &token.kind {
         TokenKind::OrgAdmin => "an org-admin token".to_owned(),
@@ -153,13 +156,14 @@ mod tests {
     fn authorization_matrix_is_the_documented_one() {
         const Y: Option<StatusCode> = None;
         const F: Option<StatusCode> = Some(StatusCode::FORBIDDEN);
-        let rows: [(Action<'_>, [Option<StatusCode>; 4]); 6] = [
+        let rows: [(Action<'_>, [Option<StatusCode>; 4]); 7] = [
             (Action::Read, [Y, Y, Y, F]),
             (Action::ManageNamespaces, [Y, F, F, F]),
             (Action::WriteNamespace("a"), [Y, Y, F, F]),
             (Action::WriteOrgDocuments, [Y, F, F, F]),
             (Action::Tokens, [Y, F, F, F]),
             (Action::Audit, [Y, F, F, F]),
+            (Action::RotateRoot, [Y, F, F, F]),
         ];
         let tokens = [
             TokenKind::OrgAdmin,

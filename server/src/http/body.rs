@@ -28,11 +28,10 @@ pub(crate) enum Body {
 }
 
 impl Body {
-    /// Parses the body as JSON into `T` (whose request structs refuse
-    /// unknown fields); errors name the JSON path of the bad field.
-    pub(crate) fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+    /// The raw bytes, or why the body is unusable (as [`Body::json`]).
+    pub(crate) fn bytes(&self) -> Result<web::Bytes, ApiError> {
         match self {
-            Self::Bytes(b) => parse_json(b),
+            Self::Bytes(b) => Ok(b.clone()),
             Self::TooLarge(limit) => Err(error::too_large(*limit)),
             Self::NotJson => Err(error::unsupported_media_type()),
             Self::Unreadable(m) => Err(ApiError::new(
@@ -41,6 +40,12 @@ impl Body {
                 format!("could not read the request body: {m}"),
             )),
         }
+    }
+
+    /// Parses the body as JSON into `T` (whose request structs refuse
+    /// unknown fields); errors name the JSON path of the bad field.
+    pub(crate) fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        parse_json(&self.bytes()?)
     }
 }
 

@@ -23,8 +23,9 @@ use time::macros::datetime;
 use time::OffsetDateTime;
 
 use keyshare_policy::keys::Scheme;
+use keyshare_policy::metadata::{Root, Signed};
 use keyshare_policy::repo::{Options, SharedSigner};
-use keyshare_policy::sign::InMemorySigner;
+use keyshare_policy::sign::{sign, to_bytes, InMemorySigner, Signer};
 use keyshare_policy::trust::NamespaceName;
 use keyshare_server::http::{AppState, HttpMetrics};
 use keyshare_server::publisher::{OnlineKeys, Publisher};
@@ -39,6 +40,8 @@ pub struct Fixture {
     pub state: AppState,
     /// Secret of an org-admin token.
     pub admin: String,
+    /// The root key (threshold 1) of root v1.
+    pub root_key: SharedSigner,
 }
 
 fn signer() -> SharedSigner {
@@ -59,8 +62,17 @@ impl Fixture {
             timestamp: signer(),
             namespaces: signer(),
         };
+        let root_key = signer();
         let publisher = Arc::new(
-            Publisher::init(store, keys, &[signer()], 1, Options::default(), NOW).unwrap(),
+            Publisher::init(
+                store,
+                keys,
+                std::slice::from_ref(&root_key),
+                1,
+                Options::default(),
+                NOW,
+            )
+            .unwrap(),
         );
         let state = AppState {
             publisher: publisher.clone(),
@@ -73,6 +85,7 @@ impl Fixture {
             publisher,
             state,
             admin: String::new(),
+            root_key,
         };
         fixture.admin = fixture.token(TokenKind::OrgAdmin);
         fixture
@@ -112,6 +125,37 @@ impl Fixture {
     pub fn published_state(&self) -> (AuditHead, u64) {
         let head = self.publisher.read(|s| s.audit_head()).unwrap();
         (head, self.timestamp_version())
+    }
+
+    /// The current root (highest published version).
+    pub fn current_root(&self) -> Signed<Root> {
+        let mut n = 1;
+        while self
+            .publisher
+            .file(&format!("metadata/{}.root.json", n + 1))
+            .is_some()
+        {
+            n += 1;
+        }
+        let file = self
+            .publisher
+            .file(&format!("metadata/{n}.root.json"))
+            .unwrap();
+        serde_json::from_slice(&file.bytes).unwrap()
+    }
+
+    /// The next root version, edited by `edit`, signed by `signers`.
+    pub fn next_root(&self, edit: impl FnOnce(&mut Root), signers: &[&dyn Signer]) -> Value {
+        let mut root = self.current_root().signed;
+        root.version += 1;
+        edit(&mut root);
+        let signed = sign(root, signers).unwrap();
+        serde_json::from_slice(&to_bytes(&signed).unwrap()).unwrap()
+    }
+
+    /// The next root, unchanged but for its version, signed by the root key.
+    pub fn next_root_signed(&self) -> Value {
+        self.next_root(|_| {}, &[self.root_key.as_ref()])
     }
 
     pub fn timestamp_version(&self) -> u64 {

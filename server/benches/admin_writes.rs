@@ -1,0 +1,587 @@
+//! Admin writes per second and publish latency of `keyshare-server serve`
+//! with many namespaces.
+//!
+//! `cargo bench -p keyshare-server --bench admin_writes [-- --namespaces
+//! 1000,10000 --writes 200 --create auto|http|inprocess --create-budget 600]`
+//! (or `bench/server-write`). For each namespace count it:
+//!
+//! 1. inits a fresh repository in a temporary directory with the release
+//!    `keyshare-server` binary and starts `serve` on a loopback port;
+//! 2. creates the namespaces one by one, each one full publish, and reports
+//!    namespace creates/s. `http` creates all of them with
+//!    `POST /api/v1/namespaces`; `inprocess` stops the server and calls
+//!    `Publisher::apply` in this process (still one publish per namespace,
+//!    no HTTP); `auto` (the default) starts over HTTP and, when the
+//!    projection (per-create time grows linearly with the namespace count)
+//!    says all of them would take longer than `--create-budget` seconds,
+//!    switches to in-process for the rest. Which path made how many is
+//!    printed. The publisher keeps every file version it published in
+//!    memory (so a server that made 10,000 namespaces holds gigabytes):
+//!    in-process, the publisher is reopened every 500 creates, untimed;
+//! 3. restarts `serve` and times `--writes` sequential "add a key to an
+//!    existing namespace" requests (`POST /api/v1/namespaces/{ns}/keys`,
+//!    each one full publish) over one keep-alive connection with a minimal
+//!    HTTP/1.1 client (no curl, no per-request process), and reports
+//!    writes/s, p50/p90/p99/max latency, and the server's own mean publish
+//!    time from `/metrics` (`keyshare_publish_seconds_total` /
+//!    `keyshare_publish_total` over the write phase).
+//!
+//! There is no installable peer that does the same thing (one signed TUF
+//! publish per admin write, durable before the answer), so there is no
+//! ratio; the output says so. Output: a table, then one JSON line per
+//! namespace count.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::panic,
+    unreachable_pub
+)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::num::NonZeroU32;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+use keyshare_policy::pattern::ArtifactPattern;
+use keyshare_policy::trust::{NamespaceEntry, NamespaceName};
+use keyshare_server::config::{Config, Flags};
+use keyshare_server::publisher::{Change, Publisher};
+use keyshare_server::store::Store;
+use time::OffsetDateTime;
+
+const BIN: &str = env!("CARGO_BIN_EXE_keyshare-server");
+
+/// In-process creates: reopen the publisher this often (see below).
+const REOPEN_EVERY: usize = 500;
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+fn ns_name(i: usize) -> String {
+    format!("ns-{i:05}")
+}
+
+// ---- a minimal keep-alive HTTP/1.1 client ----
+
+struct Conn {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+    host: String,
+}
+
+impl Conn {
+    fn connect(addr: &str) -> Self {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream.set_nodelay(true).unwrap();
+        Self {
+            reader: BufReader::new(stream.try_clone().unwrap()),
+            writer: stream,
+            host: addr.to_owned(),
+        }
+    }
+
+    /// One request; returns the status and the body. Assumes the server
+    /// answers with a Content-Length (actix does for these routes).
+    fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> (u16, Vec<u8>) {
+        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\n", self.host);
+        if let Some(t) = token {
+            req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+        }
+        let body = body.unwrap_or("");
+        if method != "GET" {
+            req.push_str(&format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                body.len()
+            ));
+        }
+        req.push_str("\r\n");
+        req.push_str(body);
+        self.writer.write_all(req.as_bytes()).unwrap();
+
+        let mut line = String::new();
+        self.reader.read_line(&mut line).unwrap();
+        let status: u16 = line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or_else(|| panic!("bad status line {line:?}"))
+            .parse()
+            .unwrap();
+        let mut length = 0usize;
+        loop {
+            line.clear();
+            self.reader.read_line(&mut line).unwrap();
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = l.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    length = v.trim().parse().unwrap();
+                }
+            }
+        }
+        let mut out = vec![0; length];
+        self.reader.read_exact(&mut out).unwrap();
+        (status, out)
+    }
+}
+
+// ---- the server process ----
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(dir: &Path) -> Self {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--data-dir"])
+            .arg(dir)
+            .args(["--listen", "127.0.0.1:0"])
+            .env("KEYSHARE_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line from serve: {line:?}"))
+            .to_owned();
+        Self { child, addr }
+    }
+
+    /// Peak resident memory of the server process so far, MiB (Linux).
+    fn peak_rss_mib(&self) -> f64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            })
+            .map_or(0.0, |kb| kb / 1024.0)
+    }
+
+    /// SIGTERM, then wait (graceful stop).
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
+/// Free space of the file system holding `path`, MiB (`df -Pk`).
+fn free_mib(path: &Path) -> Option<f64> {
+    let out = Command::new("df").arg("-Pk").arg(path).output().ok()?;
+    let text = String::from_utf8(out.stdout).ok()?;
+    let kb: f64 = text
+        .lines()
+        .nth(1)?
+        .split_whitespace()
+        .nth(3)?
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn mean(xs: &[f64]) -> f64 {
+    xs.iter().sum::<f64>() / xs.len().max(1) as f64
+}
+
+fn create_body(name: &str) -> String {
+    format!(
+        r#"{{"name": "{name}", "scopes": ["registry.example/{name}/**"], "maintainers": ["bench@example"]}}"#
+    )
+}
+
+/// Projected seconds to create namespaces `done..n`, assuming the time per
+/// create grows linearly with the count (fitted on the first and the last
+/// `w` creates so far).
+fn projected_remaining(lat: &[f64], n: usize) -> f64 {
+    let done = lat.len();
+    let w = (done / 4).clamp(1, 200);
+    let a = mean(&lat[..w]);
+    let b = mean(&lat[done - w..]);
+    let (ia, ib) = (w as f64 / 2.0, done as f64 - w as f64 / 2.0);
+    let slope = if ib > ia {
+        ((b - a) / (ib - ia)).max(0.0)
+    } else {
+        0.0
+    };
+    let rest = (n - done) as f64;
+    rest * (b + slope * ((n + done) as f64 / 2.0 - ib))
+}
+
+struct Created {
+    http: usize,
+    http_seconds: f64,
+    inprocess: usize,
+    inprocess_seconds: f64,
+    /// Mean seconds of the last 100 creates (how slow a create is at n).
+    last_mean: f64,
+    projected_http_total: Option<f64>,
+    /// In-process only: time spent reopening the publisher (not counted).
+    reopen_seconds: f64,
+    /// HTTP only: peak memory of the server that made them, MiB.
+    http_server_rss: f64,
+}
+
+fn create_namespaces(dir: &Path, token: &str, n: usize, mode: &str, budget: f64) -> Created {
+    let mut lat = Vec::with_capacity(n);
+    let mut created = Created {
+        http: 0,
+        http_seconds: 0.0,
+        inprocess: 0,
+        inprocess_seconds: 0.0,
+        last_mean: 0.0,
+        projected_http_total: None,
+        reopen_seconds: 0.0,
+        http_server_rss: 0.0,
+    };
+    if mode != "inprocess" {
+        let server = Server::start(dir);
+        let mut conn = Conn::connect(&server.addr);
+        let started = Instant::now();
+        let mut next_check = 10.0;
+        while lat.len() < n {
+            let name = ns_name(lat.len() + 1);
+            let t = Instant::now();
+            let (status, body) = conn.request(
+                "POST",
+                "/api/v1/namespaces",
+                Some(token),
+                Some(&create_body(&name)),
+            );
+            lat.push(t.elapsed().as_secs_f64());
+            assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+            let elapsed = started.elapsed().as_secs_f64();
+            if mode == "auto" && elapsed >= next_check {
+                next_check += 10.0;
+                let total = elapsed + projected_remaining(&lat, n);
+                eprintln!(
+                    "  {} of {n} namespaces over HTTP in {elapsed:.0} s; all {n} projected at {total:.0} s",
+                    lat.len()
+                );
+                if total > budget {
+                    created.projected_http_total = Some(total);
+                    eprintln!(
+                        "  projected {total:.0} s > budget {budget:.0} s: creating the rest in-process (Publisher::apply, one publish each)"
+                    );
+                    break;
+                }
+            }
+        }
+        created.http = lat.len();
+        created.http_seconds = started.elapsed().as_secs_f64();
+        created.http_server_rss = server.peak_rss_mib();
+        server.stop();
+    }
+    if lat.len() < n {
+        let open = || {
+            let config = Config::load(dir, &Flags::default()).unwrap();
+            let keys =
+                keyshare_server::keys::load(&dir.join(keyshare_server::keys::DIR_NAME)).unwrap();
+            let store = Store::open(dir.join(keyshare_server::cli::DB_NAME)).unwrap();
+            Publisher::open(store, keys, config.repo_options()).unwrap()
+        };
+        let mut publisher = open();
+        let started = Instant::now();
+        let mut reopening = 0.0;
+        let first = lat.len();
+        while lat.len() < n {
+            if lat.len() > first && (lat.len() - first) % REOPEN_EVERY == 0 {
+                // The publisher's file cache keeps every version it
+                // published (about n * 300 bytes per create): reopen it so
+                // memory stays bounded. Not counted in the create time.
+                let t = Instant::now();
+                drop(publisher);
+                publisher = open();
+                reopening += t.elapsed().as_secs_f64();
+            }
+            let name = ns_name(lat.len() + 1);
+            let change = Change::CreateNamespace {
+                entry: NamespaceEntry {
+                    name: NamespaceName::parse(&name).unwrap(),
+                    scopes: vec![
+                        ArtifactPattern::parse(&format!("registry.example/{name}/**")).unwrap(),
+                    ],
+                    maintainers: vec!["bench@example".into()],
+                },
+                threshold: NonZeroU32::MIN,
+            };
+            let t = Instant::now();
+            publisher
+                .apply("bench", change, OffsetDateTime::now_utc())
+                .unwrap();
+            lat.push(t.elapsed().as_secs_f64());
+            if (lat.len() - first) % 1000 == 0 {
+                eprintln!(
+                    "  {} of {n} namespaces ({:.0} s in-process so far)",
+                    lat.len(),
+                    started.elapsed().as_secs_f64()
+                );
+            }
+        }
+        created.inprocess = n - first;
+        created.inprocess_seconds = started.elapsed().as_secs_f64() - reopening;
+        created.reopen_seconds = reopening;
+    }
+    created.last_mean = mean(&lat[lat.len().saturating_sub(100)..]);
+    created
+}
+
+/// Ed25519 public keys (hex), made up front so the timed loop only talks
+/// to the server.
+fn public_keys(count: usize) -> Vec<String> {
+    (0..count)
+        .map(|_| {
+            let key = openssl::pkey::PKey::generate_ed25519().unwrap();
+            hex::encode(key.raw_public_key().unwrap())
+        })
+        .collect()
+}
+
+/// Sizes of the current timestamp, snapshot and top-level targets.
+fn metadata_sizes(conn: &mut Conn) -> (usize, usize) {
+    let (_, ts) = conn.request("GET", "/metadata/timestamp.json", None, None);
+    let ts: serde_json::Value = serde_json::from_slice(&ts).unwrap();
+    let sv = ts["signed"]["meta"]["snapshot.json"]["version"]
+        .as_u64()
+        .unwrap();
+    let (_, snap) = conn.request("GET", &format!("/metadata/{sv}.snapshot.json"), None, None);
+    let snap_json: serde_json::Value = serde_json::from_slice(&snap).unwrap();
+    let tv = snap_json["signed"]["meta"]["targets.json"]["version"]
+        .as_u64()
+        .unwrap();
+    let (_, targets) = conn.request("GET", &format!("/metadata/{tv}.targets.json"), None, None);
+    (snap.len(), targets.len())
+}
+
+fn main() {
+    let sizes: Vec<usize> = arg("--namespaces")
+        .unwrap_or_else(|| "1000,10000".into())
+        .split(',')
+        .map(|s| {
+            s.trim()
+                .parse()
+                .expect("--namespaces: numbers, comma-separated")
+        })
+        .collect();
+    let writes: usize = arg("--writes").map_or(200, |v| v.parse().expect("--writes: a number"));
+    let mode = arg("--create").unwrap_or_else(|| "auto".into());
+    assert!(
+        ["auto", "http", "inprocess"].contains(&mode.as_str()),
+        "--create: auto, http or inprocess"
+    );
+    let budget: f64 = arg("--create-budget").map_or(600.0, |v| v.parse().unwrap());
+
+    let mut rows = Vec::new();
+    let mut jsonl = Vec::new();
+    for &n in &sizes {
+        eprintln!("admin_writes: {n} namespaces");
+        let tmp = tempfile::tempdir().unwrap();
+        // Every create stores a new targets.json and snapshot listing every
+        // namespace: the store grows with n² (176 MiB at 1,000 and 4.2 GiB at
+        // 5,000 when measured).
+        let store_estimate_mib = 176.0 * (n as f64 / 1000.0).powi(2);
+        if let Some(free) = free_mib(tmp.path()) {
+            eprintln!(
+                "  the store will take about {store_estimate_mib:.0} MiB; {free:.0} MiB free in {}",
+                tmp.path().display()
+            );
+            if free < store_estimate_mib * 1.2 {
+                eprintln!("  warning: probably not enough free disk (set TMPDIR elsewhere)");
+            }
+        }
+        if mode == "http" && n >= 5000 {
+            eprintln!(
+                "  warning: --create http keeps every published version in the server's memory: several GiB at {n} namespaces"
+            );
+        }
+        let dir = tmp.path().join("data");
+        let out = Command::new(BIN)
+            .args(["init", "--data-dir"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "init failed");
+        let token = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap()
+            .trim()
+            .to_owned();
+
+        let created = create_namespaces(&dir, &token, n, &mode, budget);
+        let creates_total = created.http + created.inprocess;
+        let create_seconds = created.http_seconds + created.inprocess_seconds;
+        let create_path = match (created.http, created.inprocess) {
+            (_, 0) => "http".to_owned(),
+            (0, _) => "inprocess".to_owned(),
+            (h, i) => format!("http {h} + inprocess {i}"),
+        };
+        let db_mib = ["", "-wal"]
+            .iter()
+            .filter_map(|suffix| {
+                std::fs::metadata(dir.join(format!("{}{suffix}", keyshare_server::cli::DB_NAME)))
+                    .ok()
+            })
+            .map(|m| m.len() as f64)
+            .sum::<f64>()
+            / (1024.0 * 1024.0);
+        eprintln!(
+            "  created {creates_total} namespaces in {create_seconds:.1} s ({create_path}); last 100 took {:.1} ms each; store {db_mib:.0} MiB",
+            created.last_mean * 1000.0
+        );
+
+        // The timed writes: one key into a spread of existing namespaces.
+        let keys = public_keys(writes);
+        let server = Server::start(&dir);
+        let mut conn = Conn::connect(&server.addr);
+        let (snapshot_bytes, targets_bytes) = metadata_sizes(&mut conn);
+        let (_, before) = conn.request("GET", "/metrics", None, None);
+        let before = String::from_utf8(before).unwrap();
+        let mut lat = Vec::with_capacity(writes);
+        let started = Instant::now();
+        for (i, public) in keys.iter().enumerate() {
+            // A fixed stride over the namespaces (coprime with most n).
+            let ns = ns_name((i * 7919) % n + 1);
+            let body = format!(
+                r#"{{"key": {{"keytype": "ed25519", "scheme": "ed25519", "keyval": {{"public": "{public}"}}}}}}"#
+            );
+            let t = Instant::now();
+            let (status, resp) = conn.request(
+                "POST",
+                &format!("/api/v1/namespaces/{ns}/keys"),
+                Some(&token),
+                Some(&body),
+            );
+            lat.push(t.elapsed().as_secs_f64());
+            assert_eq!(status, 201, "{}", String::from_utf8_lossy(&resp));
+        }
+        let wall = started.elapsed().as_secs_f64();
+        let (_, after) = conn.request("GET", "/metrics", None, None);
+        let after = String::from_utf8(after).unwrap();
+        let server_rss = server.peak_rss_mib();
+        server.stop();
+
+        let publishes =
+            metric(&after, "keyshare_publish_total") - metric(&before, "keyshare_publish_total");
+        let publish_seconds = metric(&after, "keyshare_publish_seconds_total")
+            - metric(&before, "keyshare_publish_seconds_total");
+        let mean_publish_ms = publish_seconds / publishes.max(1.0) * 1000.0;
+        let mut sorted = lat.clone();
+        sorted.sort_by(f64::total_cmp);
+        let ms = |s: f64| s * 1000.0;
+        let writes_per_s = writes as f64 / wall;
+        let creates_per_s = creates_total as f64 / create_seconds;
+        let (p50, p90, p99, max) = (
+            ms(percentile(&sorted, 50.0)),
+            ms(percentile(&sorted, 90.0)),
+            ms(percentile(&sorted, 99.0)),
+            ms(*sorted.last().unwrap_or(&0.0)),
+        );
+        rows.push(format!(
+            "{n:>10} {creates_per_s:>11.1} {:>26} {writes_per_s:>9.1} {p50:>8.1} {p90:>8.1} {p99:>8.1} {max:>8.1} {mean_publish_ms:>12.1} {targets_bytes:>12}",
+            create_path
+        ));
+        jsonl.push(serde_json::json!({
+            "bench": "server-write",
+            "namespaces": n,
+            "create_path": create_path,
+            "creates_http": created.http,
+            "creates_http_seconds": created.http_seconds,
+            "creates_inprocess": created.inprocess,
+            "creates_inprocess_seconds": created.inprocess_seconds,
+            "creates_per_s": creates_per_s,
+            "create_last100_mean_ms": ms(created.last_mean),
+            "projected_http_create_seconds": created.projected_http_total,
+            "inprocess_reopen_seconds": created.reopen_seconds,
+            "create_server_peak_rss_mib": created.http_server_rss,
+            "store_mib_after_creates": db_mib,
+            "writes": writes,
+            "writes_per_s": writes_per_s,
+            "write_p50_ms": p50,
+            "write_p90_ms": p90,
+            "write_p99_ms": p99,
+            "write_max_ms": max,
+            "publishes": publishes,
+            "server_mean_publish_ms": mean_publish_ms,
+            "snapshot_bytes": snapshot_bytes,
+            "targets_bytes": targets_bytes,
+            "write_server_peak_rss_mib": server_rss,
+            "peer": null,
+        }));
+    }
+
+    println!();
+    println!("admin writes: each is one full publish (sign changed roles + snapshot + timestamp, SQLite commit with synchronous=FULL)");
+    println!(
+        "{:>10} {:>11} {:>26} {:>9} {:>8} {:>8} {:>8} {:>8} {:>12} {:>12}",
+        "namespaces",
+        "creates/s",
+        "created via",
+        "writes/s",
+        "p50_ms",
+        "p90_ms",
+        "p99_ms",
+        "max_ms",
+        "publish_ms",
+        "targets_B"
+    );
+    for r in &rows {
+        println!("{r}");
+    }
+    println!("(publish_ms: the server's mean from /metrics over the writes; targets_B: size of targets.json)");
+    println!("peer: none. No installable server does the same work (one signed TUF publish per admin write, durable before the answer), so there is no ratio.");
+    println!();
+    for j in &jsonl {
+        println!("{j}");
+    }
+}
