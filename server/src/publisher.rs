@@ -277,7 +277,29 @@ pub struct Publisher {
     keys: OnlineKeys,
     options: Options,
     cache: RwLock<HashMap<String, Arc<CachedFile>>>,
+    /// For each file lineage (a role's metadata, a target path), the path
+    /// of its cached current version.
+    current: Mutex<HashMap<String, String>>,
     metrics: Mutex<PublisherMetrics>,
+}
+
+/// What successive versions of one file share: `metadata/<V>.<role>.json`
+/// → `metadata/<role>.json`; `targets/<dir>/<hash>.<name>` →
+/// `targets/<dir>/<name>`; root versions are each their own lineage (every
+/// one stays served from memory, there are few).
+fn lineage(path: &str) -> String {
+    let (dir, base) = path.rsplit_once('/').unwrap_or(("", path));
+    let rest = match base.split_once('.') {
+        Some((prefix, rest))
+            if !base.ends_with(".root.json")
+                && (dir == "metadata" && prefix.bytes().all(|b| b.is_ascii_digit())
+                    || dir.starts_with("targets")) =>
+        {
+            rest
+        }
+        _ => base,
+    };
+    format!("{dir}/{rest}")
 }
 
 impl Publisher {
@@ -349,6 +371,7 @@ impl Publisher {
             keys,
             options,
             cache: RwLock::new(HashMap::new()),
+            current: Mutex::new(HashMap::new()),
             metrics: Mutex::new(PublisherMetrics::default()),
         };
         {
@@ -604,13 +627,14 @@ impl Publisher {
         if path == "metadata/timestamp.json" {
             return None;
         }
+        // Older versions come from the store and are not kept in memory:
+        // the cache holds the current version of each file only.
         let stored = self.read(|s| s.latest_published(path)).ok().flatten()?;
-        let file = Arc::new(CachedFile::new(stored.path, stored.bytes.into(), true));
-        self.cache
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(path.to_owned(), file.clone());
-        Some(file)
+        Some(Arc::new(CachedFile::new(
+            stored.path,
+            stored.bytes.into(),
+            true,
+        )))
     }
 
     /// Every file of the current repository state plus every target file
@@ -1010,4 +1034,31 @@ fn stage(
         files.push(repo.set_target(ns.as_str(), &ns.target_path(), &bytes, None)?);
     }
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lineage;
+
+    #[test]
+    fn versions_of_one_file_share_a_lineage() {
+        assert_eq!(
+            lineage("metadata/3.snapshot.json"),
+            "metadata/snapshot.json"
+        );
+        assert_eq!(lineage("metadata/12.team-a.json"), "metadata/team-a.json");
+        assert_eq!(
+            lineage("metadata/timestamp.json"),
+            "metadata/timestamp.json"
+        );
+        assert_eq!(lineage("metadata/2.root.json"), "metadata/2.root.json");
+        assert_eq!(
+            lineage("targets/namespaces/team-a/abc123.trust.json"),
+            "targets/namespaces/team-a/trust.json"
+        );
+        assert_eq!(
+            lineage("targets/org/ff.namespaces.json"),
+            "targets/org/namespaces.json"
+        );
+    }
 }

@@ -175,7 +175,8 @@ pub(crate) fn render(state: &AppState) -> String {
 }
 
 /// Observes every request: one `request` span (method, route, status,
-/// latency) with an info event at the end, and the request counter.
+/// latency) with an event at the end (info for the admin API, debug for
+/// repository reads, warn for server errors), and the request counter.
 /// Only the route pattern is recorded, never the path, a query, a header or
 /// a body, so no secret reaches the log.
 pub(crate) async fn observe(
@@ -207,7 +208,18 @@ pub(crate) async fn observe(
     span.record("route", route.as_str());
     span.record("status", status);
     span.record("latency_ms", latency_ms);
-    span.in_scope(|| tracing::info!("request"));
+    // The admin API is logged at info; reads of the repository, health and
+    // metrics (the high-volume, cacheable traffic) only at debug, so the
+    // default level does not cost the read path a log line per request.
+    span.in_scope(|| {
+        if status >= 500 {
+            tracing::warn!("request");
+        } else if route.starts_with("/api/") {
+            tracing::info!("request");
+        } else {
+            tracing::debug!("request");
+        }
+    });
     if let Some(m) = metrics {
         m.record(&route, status);
     }
