@@ -717,9 +717,17 @@ impl Publisher {
             .clone()
     }
 
+    /// Caches newly published files, dropping the versions they supersede
+    /// (so memory follows the repository's current size, not its history).
     fn cache_files(&self, files: &[File]) {
         let mut cache = self.cache.write().unwrap_or_else(PoisonError::into_inner);
+        let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
         for f in files {
+            if let Some(old) = current.insert(lineage(&f.path), f.path.clone()) {
+                if old != f.path {
+                    cache.remove(&old);
+                }
+            }
             cache.insert(
                 f.path.clone(),
                 Arc::new(CachedFile::new(

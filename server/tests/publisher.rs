@@ -231,6 +231,11 @@ fn namespace_and_key_changes_are_published_and_decided_on() {
     let outside = set.decide("registry.acme.io/team-b/app", &signer, now(), now());
     assert!(!outside.is_trusted(), "{outside:?}");
 
+    // Superseded versions are still served (from the store).
+    let first = f.publisher.file("metadata/1.snapshot.json").unwrap();
+    assert!(first.immutable);
+    assert!(String::from_utf8_lossy(&first.bytes).contains("\"version\":1"));
+
     let audit = f.publisher.read(|s| s.audit_records(0, 10)).unwrap();
     let actions: Vec<&str> = audit.iter().map(|r| r.action.as_str()).collect();
     assert_eq!(actions, ["repository.init", "namespace.create", "key.add"]);
