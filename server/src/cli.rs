@@ -122,7 +122,7 @@ pub fn init(dir: &Path, out: &mut dyn Write) -> Result<(), CliError> {
     if wrote_config {
         write_new(&config_path, config::DEFAULT_FILE.as_bytes(), 0o644)?;
     }
-    let result = init_repository(dir, &db, &keys_dir, out);
+    let result = init_repository(dir, &db, out);
     if result.is_err() {
         // Best effort: leave the directory as init found it.
         let _ = fs::remove_dir_all(&keys_dir);
@@ -136,14 +136,9 @@ pub fn init(dir: &Path, out: &mut dyn Write) -> Result<(), CliError> {
     result
 }
 
-fn init_repository(
-    dir: &Path,
-    db: &Path,
-    keys_dir: &Path,
-    out: &mut dyn Write,
-) -> Result<(), CliError> {
+fn init_repository(dir: &Path, db: &Path, out: &mut dyn Write) -> Result<(), CliError> {
     let config = Config::load(dir, &Flags::default())?;
-    let (online, root) = keys::generate(keys_dir)?;
+    let (online, root) = keys::init_online(&config.keys, dir)?;
     let store = open_store(db)?;
     let now = OffsetDateTime::now_utc();
     let publisher = Publisher::init(store, online, &[root], 1, config.repo_options(), now)?;
@@ -196,7 +191,7 @@ fn open_publisher(dir: &Path, config: &Config) -> Result<Publisher, CliError> {
             dir.display()
         )));
     }
-    let online = keys::load(&dir.join(keys::DIR_NAME))?;
+    let online = keys::load_online(&config.keys, dir)?;
     let store = open_store(&db)?;
     Ok(Publisher::open(store, online, config.repo_options())?)
 }

@@ -11,6 +11,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use keyshare_hsm::Pkcs11Uri;
 use keyshare_policy::repo::{Expiries, Options};
 use time::Duration;
 
@@ -53,6 +54,77 @@ pub struct Expiry {
     pub resign_before: Duration,
 }
 
+/// Where one online key is: a PKCS#8 PEM file or a key in a PKCS#11 token.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum KeyRef {
+    /// `keys/<role>.pem` in the data directory (what `init` generates).
+    #[default]
+    Default,
+    /// A PKCS#8 PEM file (`file:PATH` or a bare path); a relative path is
+    /// relative to the data directory.
+    File(PathBuf),
+    /// A private key in a PKCS#11 token, named by an RFC 7512 URI with a
+    /// `module-path`.
+    Pkcs11(Pkcs11Uri),
+}
+
+impl KeyRef {
+    /// Parses a key reference: `pkcs11:...`, `file:PATH` or a path.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text.starts_with("pkcs11:") {
+            let uri = Pkcs11Uri::parse(text).map_err(|e| e.to_string())?;
+            if uri.module_path.is_none() {
+                return Err("the PKCS#11 URI needs a `module-path`".into());
+            }
+            if uri.token.is_none() && uri.slot_id.is_none() {
+                return Err("the PKCS#11 URI names no token (`token` or `slot-id`)".into());
+            }
+            if uri.object.is_none() && uri.id.is_none() {
+                return Err("the PKCS#11 URI names no key (`object` or `id`)".into());
+            }
+            return Ok(Self::Pkcs11(uri));
+        }
+        let path = text.strip_prefix("file:").unwrap_or(text);
+        if path.is_empty() {
+            return Err("expected `pkcs11:...`, `file:PATH` or a path".into());
+        }
+        Ok(Self::File(PathBuf::from(path)))
+    }
+
+    /// True for a key in a PKCS#11 token.
+    pub fn is_pkcs11(&self) -> bool {
+        matches!(self, Self::Pkcs11(_))
+    }
+}
+
+/// The online keys' references (`[keys]`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Keys {
+    /// `keys.targets`.
+    pub targets: KeyRef,
+    /// `keys.snapshot`.
+    pub snapshot: KeyRef,
+    /// `keys.timestamp`.
+    pub timestamp: KeyRef,
+    /// `keys.namespaces`.
+    pub namespaces: KeyRef,
+    /// `keys.pin_file`: the token PIN for URIs without `pin-source`.
+    pub pin_file: Option<PathBuf>,
+}
+
+impl Keys {
+    /// Each role's setting name and reference, in the order of
+    /// `OnlineKeys`' fields.
+    pub fn roles(&self) -> [(&'static str, &KeyRef); 4] {
+        [
+            ("keys.targets", &self.targets),
+            ("keys.snapshot", &self.snapshot),
+            ("keys.timestamp", &self.timestamp),
+            ("keys.namespaces", &self.namespaces),
+        ]
+    }
+}
+
 /// The resolved configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -68,6 +140,8 @@ pub struct Config {
     pub expiry: Expiry,
     /// Largest accepted request body, bytes.
     pub body_limit: usize,
+    /// Where the online keys are.
+    pub keys: Keys,
 }
 
 impl Default for Config {
@@ -85,6 +159,7 @@ impl Default for Config {
                 resign_before: Duration::hours(6),
             },
             body_limit: 65_536,
+            keys: Keys::default(),
         }
     }
 }
@@ -114,6 +189,14 @@ resign_before = "6h"
 
 [limits]
 body_bytes = 65536
+
+# Online keys (targets, snapshot, timestamp, namespaces): a PKCS#8 PEM file
+# (`file:PATH` or a path, relative to the data directory) or a key in a
+# PKCS#11 token (an RFC 7512 URI with module-path; the PIN from the URI's
+# pin-source, else from pin_file). Default: keys/<role>.pem.
+# [keys]
+# targets = "pkcs11:token=keyshare;object=targets;type=private?module-path=/usr/lib/softhsm/libsofthsm2.so"
+# pin_file = "/etc/keyshare/token.pin"
 "#;
 
 /// Why the configuration could not be read. Each is one line naming the
@@ -200,9 +283,14 @@ enum Setting {
     ExpiryRoot,
     ExpiryResignBefore,
     BodyBytes,
+    KeyTargets,
+    KeySnapshot,
+    KeyTimestamp,
+    KeyNamespaces,
+    KeyPinFile,
 }
 
-const KEYS: [Setting; 11] = [
+const KEYS: [Setting; 16] = [
     Setting::Listen,
     Setting::TlsCert,
     Setting::TlsKey,
@@ -214,6 +302,11 @@ const KEYS: [Setting; 11] = [
     Setting::ExpiryRoot,
     Setting::ExpiryResignBefore,
     Setting::BodyBytes,
+    Setting::KeyTargets,
+    Setting::KeySnapshot,
+    Setting::KeyTimestamp,
+    Setting::KeyNamespaces,
+    Setting::KeyPinFile,
 ];
 
 impl Setting {
@@ -230,6 +323,11 @@ impl Setting {
             Self::ExpiryRoot => "expiry.root",
             Self::ExpiryResignBefore => "expiry.resign_before",
             Self::BodyBytes => "limits.body_bytes",
+            Self::KeyTargets => "keys.targets",
+            Self::KeySnapshot => "keys.snapshot",
+            Self::KeyTimestamp => "keys.timestamp",
+            Self::KeyNamespaces => "keys.namespaces",
+            Self::KeyPinFile => "keys.pin_file",
         }
     }
 
@@ -246,6 +344,11 @@ impl Setting {
             Self::ExpiryRoot => "KEYSHARE_EXPIRY_ROOT",
             Self::ExpiryResignBefore => "KEYSHARE_EXPIRY_RESIGN_BEFORE",
             Self::BodyBytes => "KEYSHARE_BODY_LIMIT",
+            Self::KeyTargets => "KEYSHARE_KEY_TARGETS",
+            Self::KeySnapshot => "KEYSHARE_KEY_SNAPSHOT",
+            Self::KeyTimestamp => "KEYSHARE_KEY_TIMESTAMP",
+            Self::KeyNamespaces => "KEYSHARE_KEY_NAMESPACES",
+            Self::KeyPinFile => "KEYSHARE_PIN_FILE",
         }
     }
 
@@ -322,9 +425,10 @@ impl Config {
         for (&key, (value, source)) in raw {
             let invalid = |expected: &str| ConfigError::Invalid {
                 key: key.name(),
-                value: value.clone(),
+                // A PKCS#11 URI may carry a `pin-value`: never show it.
+                value: redact_pin_value(value),
                 origin: source.clone(),
-                expected: expected.to_owned(),
+                expected: redact_pin_value(expected),
             };
             match key {
                 Setting::Listen => {
@@ -370,6 +474,25 @@ impl Config {
                         .ok()
                         .filter(|n| *n > 0)
                         .ok_or_else(|| invalid("expected a positive number of bytes"))?;
+                }
+                Setting::KeyTargets
+                | Setting::KeySnapshot
+                | Setting::KeyTimestamp
+                | Setting::KeyNamespaces => {
+                    let key_ref = KeyRef::parse(value).map_err(|e| invalid(&e))?;
+                    let slot = match key {
+                        Setting::KeyTargets => &mut config.keys.targets,
+                        Setting::KeySnapshot => &mut config.keys.snapshot,
+                        Setting::KeyTimestamp => &mut config.keys.timestamp,
+                        _ => &mut config.keys.namespaces,
+                    };
+                    *slot = key_ref;
+                }
+                Setting::KeyPinFile => {
+                    if value.is_empty() {
+                        return Err(invalid("expected a file path"));
+                    }
+                    config.keys.pin_file = Some(PathBuf::from(value));
                 }
             }
         }
@@ -443,7 +566,10 @@ fn flatten(
             format!("{prefix}.{name}")
         };
         if let toml::Value::Table(inner) = value {
-            if matches!(dotted.as_str(), "tls" | "log" | "expiry" | "limits") {
+            if matches!(
+                dotted.as_str(),
+                "tls" | "log" | "expiry" | "limits" | "keys"
+            ) {
                 flatten(path, &dotted, inner, raw)?;
                 continue;
             }
@@ -469,6 +595,22 @@ fn flatten(
         raw.insert(key, (text, Source::File(path.to_owned())));
     }
     Ok(())
+}
+
+/// Replaces the value of every `pin-value=` attribute with `***`.
+fn redact_pin_value(text: &str) -> String {
+    const ATTR: &str = "pin-value=";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(ATTR) {
+        let (before, after) = rest.split_at(at + ATTR.len());
+        out.push_str(before);
+        out.push_str("***");
+        let end = after.find([';', '?', '&', '"', ' ']).unwrap_or(after.len());
+        rest = after.get(end..).unwrap_or("");
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Parses durations such as `90d`, `6h`, `30m`, `45s`, `2w` or `1d12h`.
@@ -703,6 +845,106 @@ mod tests {
             &Flags::default(),
         );
         assert!(e.contains("expiry.resign_before"), "{e}");
+    }
+
+    const URI: &str = "pkcs11:token=ks;object=targets;type=private?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=/run/pin";
+
+    #[test]
+    fn keys_from_file_env_and_defaults() {
+        let c = resolve(None, &[], &Flags::default()).unwrap();
+        assert_eq!(c.keys, Keys::default());
+        assert_eq!(c.keys.targets, KeyRef::Default);
+
+        let file = format!(
+            "[keys]\ntargets = \"{URI}\"\nsnapshot = \"file:/k/snap.pem\"\ntimestamp = \"ts.pem\"\npin_file = \"/p\"\n"
+        );
+        let c = resolve(Some(&file), &[], &Flags::default()).unwrap();
+        let KeyRef::Pkcs11(uri) = &c.keys.targets else {
+            panic!("{:?}", c.keys.targets);
+        };
+        assert_eq!(uri.token.as_deref(), Some("ks"));
+        assert_eq!(uri.object.as_deref(), Some("targets"));
+        assert_eq!(c.keys.snapshot, KeyRef::File("/k/snap.pem".into()));
+        assert_eq!(c.keys.timestamp, KeyRef::File("ts.pem".into()));
+        assert_eq!(c.keys.namespaces, KeyRef::Default);
+        assert_eq!(c.keys.pin_file, Some(PathBuf::from("/p")));
+
+        let env = [
+            ("KEYSHARE_KEY_NAMESPACES", URI),
+            ("KEYSHARE_KEY_TARGETS", "file:t.pem"),
+            ("KEYSHARE_PIN_FILE", "/q"),
+        ];
+        let c = resolve(Some(&file), &env, &Flags::default()).unwrap();
+        assert!(c.keys.namespaces.is_pkcs11());
+        assert_eq!(c.keys.targets, KeyRef::File("t.pem".into()));
+        assert_eq!(c.keys.pin_file, Some(PathBuf::from("/q")));
+    }
+
+    #[test]
+    fn keys_example_in_the_default_file_parses() {
+        let file = DEFAULT_FILE
+            .replace("# [keys]", "[keys]")
+            .replace("# targets = ", "targets = ")
+            .replace("# pin_file = ", "pin_file = ");
+        let c = resolve(Some(&file), &[], &Flags::default()).unwrap();
+        assert!(c.keys.targets.is_pkcs11(), "{:?}", c.keys.targets);
+        assert_eq!(c.keys.snapshot, KeyRef::Default);
+        assert_eq!(
+            c.keys.pin_file,
+            Some(PathBuf::from("/etc/keyshare/token.pin"))
+        );
+    }
+
+    #[test]
+    fn bad_key_references_are_refused_naming_the_setting() {
+        let e = error(
+            Some("[keys]\ntargets = \"pkcs11:token=ks;object=t\"\n"),
+            &[],
+            &Flags::default(),
+        );
+        assert!(
+            e.starts_with("invalid keys.targets") && e.contains("module-path"),
+            "{e}"
+        );
+        let e = error(
+            None,
+            &[("KEYSHARE_KEY_SNAPSHOT", "pkcs11:token=ks;bogus=1")],
+            &Flags::default(),
+        );
+        assert!(
+            e.contains("keys.snapshot") && e.contains("KEYSHARE_KEY_SNAPSHOT"),
+            "{e}"
+        );
+        let e = error(
+            None,
+            &[(
+                "KEYSHARE_KEY_TIMESTAMP",
+                "pkcs11:object=t?module-path=/m.so",
+            )],
+            &Flags::default(),
+        );
+        assert!(e.contains("keys.timestamp") && e.contains("token"), "{e}");
+        let e = error(
+            Some("[keys]\nnamespaces = \"file:\"\n"),
+            &[],
+            &Flags::default(),
+        );
+        assert!(e.contains("keys.namespaces"), "{e}");
+        let e = error(Some("[keys]\nroot = \"x.pem\"\n"), &[], &Flags::default());
+        assert!(e.contains("unknown key `keys.root`"), "{e}");
+        // A pin-value never appears in the message.
+        let e = error(
+            None,
+            &[(
+                "KEYSHARE_KEY_TARGETS",
+                "pkcs11:token=ks?pin-value=s3cr3tpin&module-path=/m.so",
+            )],
+            &Flags::default(),
+        );
+        assert!(
+            e.contains("keys.targets") && !e.contains("s3cr3tpin"),
+            "{e}"
+        );
     }
 
     #[test]

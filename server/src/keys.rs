@@ -1,9 +1,15 @@
-//! The data directory's `keys/`: the server's online keys and, for the
-//! embedded default, the local root key, as PKCS#8 PEM files.
+//! The server's online keys and, for the embedded default, the local root
+//! key.
+//!
+//! By default every key is a PKCS#8 PEM file in the data directory's
+//! `keys/`. The `[keys]` configuration ([`crate::config::Keys`]) may name,
+//! per role, another PEM file or a private key in a PKCS#11 token
+//! ([`keyshare_hsm::Pkcs11Signer`]); [`load_online`] resolves them and
+//! [`init_online`] is what `init` uses.
 //!
 //! Files are created with mode 0600 (the directory 0700) and are refused on
-//! load when group or others can read them. Errors name the file and never
-//! contain key material; nothing here logs.
+//! load when group or others can read them. Errors name the file or the
+//! setting and never contain key material or a PIN; nothing here logs.
 
 use std::fs::{self, DirBuilder, OpenOptions};
 use std::io::Write;
@@ -11,10 +17,12 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use keyshare_hsm::{PinSource, Pkcs11Signer};
 use keyshare_policy::keys::Scheme;
 use keyshare_policy::repo::SharedSigner;
 use keyshare_policy::sign::InMemorySigner;
 
+use crate::config::{KeyRef, Keys};
 use crate::publisher::OnlineKeys;
 
 /// The keys directory's name inside the data directory.
@@ -61,6 +69,23 @@ pub enum KeyError {
         /// Why (never the key).
         reason: String,
     },
+    /// A key in a PKCS#11 token cannot be used (module, token, PIN, key).
+    #[error("{setting}: {source}")]
+    Token {
+        /// The setting that names the key (`keys.targets`, ...).
+        setting: &'static str,
+        /// Why (never the PIN).
+        source: keyshare_hsm::Error,
+    },
+    /// A PKCS#11 key reference gives no PIN and no `keys.pin_file` is set.
+    #[error(
+        "{setting}: no PIN for the PKCS#11 key: add `pin-source` to the URI \
+         or set keys.pin_file (KEYSHARE_PIN_FILE)"
+    )]
+    NoPin {
+        /// The setting.
+        setting: &'static str,
+    },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
@@ -70,35 +95,41 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
     }
 }
 
-/// Generates the four online keys and a root key (Ed25519) into `dir`
-/// (created with mode 0700 if missing), each file new with mode 0600.
-/// Refuses to overwrite an existing key file.
-pub fn generate(dir: &Path) -> Result<(OnlineKeys, SharedSigner), KeyError> {
+fn create_dir(dir: &Path) -> Result<(), KeyError> {
     DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(io(dir))?;
-    let make = |name: &str| -> Result<SharedSigner, KeyError> {
-        let path = dir.join(name);
-        let signer = InMemorySigner::generate(Scheme::Ed25519).map_err(|e| KeyError::Bad {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
-        let pem = signer.to_pkcs8_pem().map_err(|e| KeyError::Bad {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(io(&path))?;
-        file.write_all(&pem).map_err(io(&path))?;
-        file.sync_all().map_err(io(&path))?;
-        Ok(Arc::new(signer))
-    };
+        .map_err(io(dir))
+}
+
+/// Generates an Ed25519 key into the new file `path` (mode 0600).
+fn generate_file(path: &Path) -> Result<SharedSigner, KeyError> {
+    let signer = InMemorySigner::generate(Scheme::Ed25519).map_err(|e| KeyError::Bad {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let pem = signer.to_pkcs8_pem().map_err(|e| KeyError::Bad {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io(path))?;
+    file.write_all(&pem).map_err(io(path))?;
+    file.sync_all().map_err(io(path))?;
+    Ok(Arc::new(signer))
+}
+
+/// Generates the four online keys and a root key (Ed25519) into `dir`
+/// (created with mode 0700 if missing), each file new with mode 0600.
+/// Refuses to overwrite an existing key file.
+pub fn generate(dir: &Path) -> Result<(OnlineKeys, SharedSigner), KeyError> {
+    create_dir(dir)?;
+    let make = |name: &str| generate_file(&dir.join(name));
     let [targets, snapshot, timestamp, namespaces] = ONLINE;
     let keys = OnlineKeys {
         targets: make(targets)?,
@@ -119,6 +150,93 @@ pub fn load(dir: &Path) -> Result<OnlineKeys, KeyError> {
         timestamp: load_one(&dir.join(timestamp))?,
         namespaces: load_one(&dir.join(namespaces))?,
     })
+}
+
+/// The online keys for `init` in `data_dir`: each role's configured key
+/// (a PEM file that must exist, or a key in a PKCS#11 token), or, for a
+/// role left at the default, a new key file `keys/<role>.pem`. The root key
+/// of the embedded default is always a new local file, `keys/root.pem`.
+/// `keys/` is created with mode 0700.
+pub fn init_online(config: &Keys, data_dir: &Path) -> Result<(OnlineKeys, SharedSigner), KeyError> {
+    let dir = data_dir.join(DIR_NAME);
+    create_dir(&dir)?;
+    // Token keys first: a wrong PIN or a missing key fails before any file
+    // is written.
+    let mut opened: Vec<Option<SharedSigner>> = Vec::with_capacity(ONLINE.len());
+    for (setting, key_ref) in config.roles() {
+        opened.push(match key_ref {
+            KeyRef::Default => None,
+            other => Some(open_ref(setting, other, &dir, config, data_dir)?),
+        });
+    }
+    let mut signers = Vec::with_capacity(ONLINE.len());
+    for (signer, name) in opened.into_iter().zip(ONLINE) {
+        signers.push(match signer {
+            Some(s) => s,
+            None => generate_file(&dir.join(name))?,
+        });
+    }
+    let root = generate_file(&dir.join(ROOT))?;
+    Ok((online_keys(signers)?, root))
+}
+
+/// Loads the online keys `config` names, relative to `data_dir`: for each
+/// role, `keys/<role>.pem` (the default), another PEM file, or a key in a
+/// PKCS#11 token.
+pub fn load_online(config: &Keys, data_dir: &Path) -> Result<OnlineKeys, KeyError> {
+    let dir = data_dir.join(DIR_NAME);
+    let mut signers = Vec::with_capacity(ONLINE.len());
+    for ((setting, key_ref), name) in config.roles().into_iter().zip(ONLINE) {
+        signers.push(open_ref(
+            setting,
+            key_ref,
+            &dir.join(name),
+            config,
+            data_dir,
+        )?);
+    }
+    online_keys(signers)
+}
+
+fn online_keys(signers: Vec<SharedSigner>) -> Result<OnlineKeys, KeyError> {
+    let Ok([targets, snapshot, timestamp, namespaces]) = <[SharedSigner; 4]>::try_from(signers)
+    else {
+        return Err(KeyError::Bad {
+            path: PathBuf::from(DIR_NAME),
+            reason: "expected four online keys".into(),
+        });
+    };
+    Ok(OnlineKeys {
+        targets,
+        snapshot,
+        timestamp,
+        namespaces,
+    })
+}
+
+/// Opens a configured key: `default_path`, a PEM file relative to
+/// `data_dir`, or a PKCS#11 key with the URI's PIN source, else
+/// `keys.pin_file`.
+fn open_ref(
+    setting: &'static str,
+    key_ref: &KeyRef,
+    default_path: &Path,
+    config: &Keys,
+    data_dir: &Path,
+) -> Result<SharedSigner, KeyError> {
+    match key_ref {
+        KeyRef::Default => load_one(default_path),
+        KeyRef::File(path) => load_one(&data_dir.join(path)),
+        KeyRef::Pkcs11(uri) => {
+            let pin = uri
+                .pin()
+                .or_else(|| config.pin_file.clone().map(PinSource::File))
+                .ok_or(KeyError::NoPin { setting })?;
+            let signer = Pkcs11Signer::open(uri, &pin, None)
+                .map_err(|source| KeyError::Token { setting, source })?;
+            Ok(Arc::new(signer))
+        }
+    }
 }
 
 /// Loads one key file, refusing it when group or others may read it.
@@ -163,6 +281,53 @@ mod tests {
         assert_eq!(loaded.timestamp.key_id(), keys.timestamp.key_id());
         assert_eq!(loaded.namespaces.key_id(), keys.namespaces.key_id());
         assert_eq!(load_one(&dir.join(ROOT)).unwrap().key_id(), root.key_id());
+    }
+
+    #[test]
+    fn configured_files_and_defaults_load_and_init_generates_only_defaults() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path();
+        let (keys, _) = generate(&tmp.path().join("elsewhere")).unwrap();
+        let config = Keys {
+            // Relative to the data directory.
+            snapshot: KeyRef::File("elsewhere/snapshot.pem".into()),
+            timestamp: KeyRef::File(data.join("elsewhere/timestamp.pem")),
+            ..Keys::default()
+        };
+        let (online, root) = init_online(&config, data).unwrap();
+        assert_eq!(online.snapshot.key_id(), keys.snapshot.key_id());
+        assert_eq!(online.timestamp.key_id(), keys.timestamp.key_id());
+        let mut made: Vec<_> = fs::read_dir(data.join(DIR_NAME))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        made.sort();
+        assert_eq!(made, ["namespaces.pem", "root.pem", "targets.pem"]);
+        let loaded = load_online(&config, data).unwrap();
+        assert_eq!(loaded.targets.key_id(), online.targets.key_id());
+        assert_eq!(loaded.snapshot.key_id(), keys.snapshot.key_id());
+        assert_eq!(loaded.timestamp.key_id(), keys.timestamp.key_id());
+        assert_eq!(loaded.namespaces.key_id(), online.namespaces.key_id());
+        assert_ne!(root.key_id(), online.targets.key_id());
+    }
+
+    #[test]
+    fn a_pkcs11_key_without_a_pin_source_is_refused_before_the_module_loads() {
+        let tmp = tempfile::tempdir().unwrap();
+        let uri = keyshare_hsm::Pkcs11Uri::parse(
+            "pkcs11:token=t;object=o?module-path=/nonexistent/module.so",
+        )
+        .unwrap();
+        let config = Keys {
+            namespaces: KeyRef::Pkcs11(uri),
+            ..Keys::default()
+        };
+        generate(&tmp.path().join(DIR_NAME)).unwrap();
+        let e = load_online(&config, tmp.path()).unwrap_err().to_string();
+        assert!(
+            e.starts_with("keys.namespaces: no PIN") && e.contains("KEYSHARE_PIN_FILE"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -21,7 +21,9 @@
 //! * [`repo`]: the repository-side metadata builder the publisher uses,
 //!   re-exported from [`keyshare_policy::repo`].
 //!
-//! Not written yet: CI issuance, HSM-held online keys.
+//! Online keys are key files or PKCS#11 objects (`[keys]` in the configuration).
+//!
+//! Not written yet: CI issuance.
 //!
 //! Tests: `cargo test -p keyshare-server`.
 
