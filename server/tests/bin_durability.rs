@@ -46,8 +46,16 @@ use keyshare_policy::client::{self, Config, Lookup, Request, Response, Updater};
 use keyshare_policy::trust::{NamespaceTrust, Namespaces};
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_keyshare-server");
 /// The longest any single wait in this test may take.
+mod bin_common;
+
+use bin_common::{keyshare, python, run_within};
+
+/// Runs a command to completion, bounded by this file's deadline.
+fn run(cmd: Command) -> Output {
+    run_within(cmd, DEADLINE)
+}
+
 const DEADLINE: Duration = Duration::from_secs(20);
 /// Socket timeouts of the small HTTP client.
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -58,62 +66,6 @@ const THREADS: usize = 8;
 const PER_THREAD: usize = 40;
 /// After how many acknowledged writes each round kills the server.
 const KILL_AFTER: [usize; 3] = [3, 20, 45];
-
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("KEYSHARE_PYTHON") {
-        let p = PathBuf::from(p);
-        assert!(
-            p.exists(),
-            "KEYSHARE_PYTHON={} does not exist (it must be a Python with python-tuf)",
-            p.display()
-        );
-        return p;
-    }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/pyenv/bin/python");
-    assert!(
-        venv.exists(),
-        "python-tuf is needed: run scripts/test once (it creates target/pyenv) or set KEYSHARE_PYTHON"
-    );
-    venv
-}
-
-/// A command with a clean environment for the settings the binary reads.
-fn keyshare(args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("KEYSHARE_") {
-            cmd.env_remove(&name);
-        }
-    }
-    cmd.env("KEYSHARE_LOG", "info,actix_server=warn");
-    cmd
-}
-
-/// Runs a command to completion, bounded by [`DEADLINE`].
-fn run(mut cmd: Command) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if started.elapsed() > DEADLINE {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "{cmd:?} did not finish in time; stderr: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// `init` into `dir`; returns the org-admin token.
 fn init(dir: &Path) -> String {

@@ -34,7 +34,15 @@ use keyshare_policy::client::{self, Config, Lookup, Request, Response, Updater};
 use keyshare_policy::keys::Scheme;
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_keyshare-server");
+mod bin_common;
+
+use bin_common::{keyshare, run_within};
+
+/// Runs a command to completion, bounded by this file's deadline.
+fn run(cmd: Command) -> Output {
+    run_within(cmd, DEADLINE)
+}
+
 const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 /// The user PIN of every test token; also the "wrong" PIN's prefix, so a
 /// message that echoed either would be caught.
@@ -148,44 +156,6 @@ fn fixture() -> &'static Fixture {
     })
 }
 
-/// A command with a clean environment for the settings the binary reads.
-fn keyshare(args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("KEYSHARE_") {
-            cmd.env_remove(&name);
-        }
-    }
-    cmd.env("KEYSHARE_LOG", "info,actix_server=warn");
-    cmd
-}
-
-/// Runs a command to completion, bounded by [`DEADLINE`].
-fn run(mut cmd: Command) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if started.elapsed() > DEADLINE {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "{cmd:?} did not finish in time; stderr: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -193,16 +163,13 @@ fn text(bytes: &[u8]) -> String {
 /// Asserts a failed command: exit 1 and exactly one `error: ...` line that
 /// shows neither PIN. Returns that line.
 fn assert_one_line_error(out: &Output) -> String {
+    let line = bin_common::assert_one_line_error(out);
     let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "stderr: {err}");
-    let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 1, "not one line: {err}");
-    assert!(lines[0].starts_with("error: "), "{err}");
     assert!(
         !err.contains(PIN) && !err.contains(WRONG_PIN),
         "the PIN leaked: {err}"
     );
-    lines[0].to_owned()
+    line
 }
 
 /// A data directory holding only `keyshare.toml`.

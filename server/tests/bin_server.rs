@@ -25,68 +25,20 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_keyshare-server");
 /// The longest any single wait in these tests may take.
-const DEADLINE: Duration = Duration::from_secs(30);
+mod bin_common;
 
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("KEYSHARE_PYTHON") {
-        let p = PathBuf::from(p);
-        assert!(
-            p.exists(),
-            "KEYSHARE_PYTHON={} does not exist (it must be a Python with python-tuf)",
-            p.display()
-        );
-        return p;
-    }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/pyenv/bin/python");
-    assert!(
-        venv.exists(),
-        "python-tuf is needed: run scripts/test once (it creates target/pyenv) or set KEYSHARE_PYTHON"
-    );
-    venv
+use bin_common::{assert_one_line_error, keyshare, python, run_within};
+
+/// Runs a command to completion, bounded by this file's deadline.
+fn run(cmd: Command) -> Output {
+    run_within(cmd, DEADLINE * 4)
 }
+
+const DEADLINE: Duration = Duration::from_secs(30);
 
 fn interop_script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(name)
-}
-
-/// A command with a clean environment for the settings the binary reads.
-fn keyshare(args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("KEYSHARE_") {
-            cmd.env_remove(&name);
-        }
-    }
-    cmd.env("KEYSHARE_LOG", "info,actix_server=warn");
-    cmd
-}
-
-/// Runs a command to completion, bounded by [`DEADLINE`].
-fn run(mut cmd: Command) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if started.elapsed() > DEADLINE * 4 {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "{cmd:?} did not finish in time; stderr: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn stdout(out: &Output) -> String {
@@ -95,21 +47,6 @@ fn stdout(out: &Output) -> String {
 
 fn stderr(out: &Output) -> String {
     String::from_utf8(out.stderr.clone()).unwrap()
-}
-
-/// Asserts a failed command: exit 1 and exactly one `error: ...` line, no
-/// panic. Returns that line.
-fn assert_one_line_error(out: &Output) -> String {
-    let err = stderr(out);
-    assert_eq!(out.status.code(), Some(1), "stderr: {err}");
-    assert!(
-        !err.contains("panicked") && !err.contains("backtrace"),
-        "{err}"
-    );
-    let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 1, "not one line: {err}");
-    assert!(lines[0].starts_with("error: "), "{err}");
-    lines[0].to_owned()
 }
 
 /// `init` into `dir`; returns the org-admin token and the root hash line.

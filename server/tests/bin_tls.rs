@@ -35,48 +35,18 @@ use openssl::x509::extension::{
 use openssl::x509::{X509Builder, X509NameBuilder, X509};
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_keyshare-server");
 /// The longest any single wait in these tests may take.
+mod bin_common;
+
+use bin_common::{assert_one_line_error, keyshare, run_within};
+
+/// Runs a command to completion, bounded by this file's deadline.
+fn run(cmd: Command) -> Output {
+    run_within(cmd, DEADLINE)
+}
+
 const DEADLINE: Duration = Duration::from_secs(20);
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A command with a clean environment for the settings the binary reads.
-fn keyshare(args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("KEYSHARE_") {
-            cmd.env_remove(&name);
-        }
-    }
-    cmd.env("KEYSHARE_LOG", "info,actix_server=warn");
-    cmd
-}
-
-/// Runs a command to completion, bounded by [`DEADLINE`].
-fn run(mut cmd: Command) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if started.elapsed() > DEADLINE {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "{cmd:?} did not finish in time; stderr: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// `init` into `dir`; returns the org-admin token.
 fn init(dir: &Path) -> String {
@@ -93,21 +63,6 @@ fn init(dir: &Path) -> String {
         .position(|l| l.contains("will not be shown again"))
         .expect("a line saying the token will not be shown again");
     lines[notice + 1].trim().to_owned()
-}
-
-/// Asserts a failed command: exit 1 and exactly one `error: ...` line, no
-/// panic. Returns that line.
-fn assert_one_line_error(out: &Output) -> String {
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(1), "stderr: {err}");
-    assert!(
-        !err.contains("panicked") && !err.contains("backtrace"),
-        "{err}"
-    );
-    let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 1, "not one line: {err}");
-    assert!(lines[0].starts_with("error: "), "{err}");
-    lines[0].to_owned()
 }
 
 // ---- certificates ----

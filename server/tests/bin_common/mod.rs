@@ -1,0 +1,89 @@
+//! Helpers shared by the tests that run the `keyshare-server` binary.
+
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_keyshare-server");
+
+/// A command with a clean environment for the settings the binary reads.
+pub fn keyshare(args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("KEYSHARE_") {
+            cmd.env_remove(&name);
+        }
+    }
+    cmd.env("KEYSHARE_LOG", "info,actix_server=warn");
+    cmd
+}
+
+/// Runs a command to completion, failing the test after `deadline`.
+pub fn run_within(mut cmd: Command, deadline: Duration) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if started.elapsed() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{cmd:?} did not finish in time; stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Asserts the binary failed the way it should on bad input: exit 1, one
+/// `error: ...` line on stderr, no panic; returns that line.
+pub fn assert_one_line_error(out: &Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "stderr: {err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "not one line: {err}");
+    assert!(lines[0].starts_with("error: "), "{err}");
+    lines[0].to_owned()
+}
+
+/// The Python with python-tuf: `KEYSHARE_PYTHON`, or `target/pyenv`.
+pub fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("KEYSHARE_PYTHON") {
+        let p = PathBuf::from(p);
+        assert!(
+            p.exists(),
+            "KEYSHARE_PYTHON={} does not exist (it must be a Python with python-tuf)",
+            p.display()
+        );
+        return p;
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/pyenv/bin/python");
+    assert!(
+        venv.exists(),
+        "python-tuf is needed: run scripts/test once (it creates target/pyenv) or set KEYSHARE_PYTHON"
+    );
+    venv
+}
