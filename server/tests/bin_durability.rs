@@ -69,19 +69,12 @@ const KILL_AFTER: [usize; 3] = [3, 20, 45];
 
 /// `init` into `dir`; returns the org-admin token.
 fn init(dir: &Path) -> String {
-    let out = run(keyshare(&["init", "--data-dir", dir.to_str().unwrap()]));
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "init failed: {text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines: Vec<&str> = text.lines().collect();
-    let notice = lines
-        .iter()
-        .position(|l| l.contains("will not be shown again"))
-        .expect("a line saying the token will not be shown again");
-    lines[notice + 1].trim().to_owned()
+    bin_common::parse_init(&run(keyshare(&[
+        "init",
+        "--data-dir",
+        dir.to_str().unwrap(),
+    ])))
+    .token
 }
 
 /// A running `serve`; killed on drop if still running.

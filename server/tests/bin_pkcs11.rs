@@ -182,24 +182,12 @@ fn data_dir(parent: &Path, name: &str, config: &str) -> PathBuf {
 
 /// `init`; returns the org-admin token and the pinned root's sha256.
 fn init(dir: &Path) -> (String, String) {
-    let out = run(keyshare(&["init", "--data-dir", dir.to_str().unwrap()]));
-    let stdout = text(&out.stdout);
-    assert!(
-        out.status.success(),
-        "init failed: {stdout}{}",
-        text(&out.stderr)
-    );
-    let lines: Vec<&str> = stdout.lines().collect();
-    let hash = lines
-        .iter()
-        .find_map(|l| l.strip_prefix("root sha256: "))
-        .expect("a root sha256 line")
-        .to_owned();
-    let notice = lines
-        .iter()
-        .position(|l| l.contains("will not be shown again"))
-        .expect("a token notice");
-    (lines[notice + 1].trim().to_owned(), hash)
+    let init = bin_common::parse_init(&run(keyshare(&[
+        "init",
+        "--data-dir",
+        dir.to_str().unwrap(),
+    ])));
+    (init.token, init.root_sha256)
 }
 
 /// A running `serve`; killed on drop if still running.

@@ -51,27 +51,12 @@ fn stderr(out: &Output) -> String {
 
 /// `init` into `dir`; returns the org-admin token and the root hash line.
 fn init(dir: &Path) -> (String, String) {
-    let out = run(keyshare(&["init", "--data-dir", dir.to_str().unwrap()]));
-    let text = stdout(&out);
-    assert!(
-        out.status.success(),
-        "init failed: {}{}",
-        text,
-        stderr(&out)
-    );
-    let lines: Vec<&str> = text.lines().collect();
-    let hash = lines
-        .iter()
-        .find_map(|l| l.strip_prefix("root sha256: "))
-        .expect("a root sha256 line")
-        .to_owned();
-    let notice = lines
-        .iter()
-        .position(|l| l.contains("will not be shown again"))
-        .expect("a line saying the token will not be shown again");
-    let token = lines[notice + 1].trim().to_owned();
-    assert!(!token.is_empty());
-    (token, hash)
+    let init = bin_common::parse_init(&run(keyshare(&[
+        "init",
+        "--data-dir",
+        dir.to_str().unwrap(),
+    ])));
+    (init.token, init.root_sha256)
 }
 
 /// A running `serve`; killed on drop if still running.

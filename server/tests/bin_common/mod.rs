@@ -87,3 +87,33 @@ pub fn python() -> PathBuf {
     );
     venv
 }
+
+/// What `keyshare-server init` printed: the org-admin token (shown once)
+/// and the SHA-256 of root v1.
+pub struct Initialized {
+    pub token: String,
+    pub root_sha256: String,
+}
+
+/// Checks that `init` succeeded and reads the token and root hash it printed.
+pub fn parse_init(out: &Output) -> Initialized {
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "init failed: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    let root_sha256 = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("root sha256: "))
+        .expect("a root sha256 line")
+        .to_owned();
+    let notice = lines
+        .iter()
+        .position(|l| l.contains("will not be shown again"))
+        .expect("a line saying the token will not be shown again");
+    let token = lines[notice + 1].trim().to_owned();
+    assert!(!token.is_empty(), "empty token line");
+    Initialized { token, root_sha256 }
+}
