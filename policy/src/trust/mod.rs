@@ -67,13 +67,15 @@ use crate::pattern::ArtifactPattern;
 
 pub use decide::{Decision, KeyRef, Listed, Owner, Reason, SignerRef, TrustRule, TrustSet};
 pub use namespace::{NamespaceName, NamespaceTrust, SubDelegation, TrustedKey};
-pub use namespaces::{NamespaceEntry, Namespaces};
+pub use namespaces::{is_index_path, NamespaceEntry, Namespaces};
 pub use peers::{Peer, PeerUrl, Peers, PinnedRoot};
 pub use revocations::{Revocation, Revocations, RevokedSubject};
 pub use x509::{CaCert, SubjectAttr, SubjectName, X509Identity};
 
 /// Target path of the namespaces document (which namespaces exist, what each owns).
 pub const NAMESPACES_PATH: &str = "org/namespaces.json";
+/// Directory of the namespace index shards: `org/namespaces/<shard>.json`.
+pub const NAMESPACES_SHARD_DIR: &str = "org/namespaces/";
 /// Target path of the revocations document.
 pub const REVOCATIONS_PATH: &str = "org/revocations.json";
 /// Target path of the peers document.

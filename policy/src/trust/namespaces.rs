@@ -1,5 +1,11 @@
 //! `org/namespaces.json`: the namespaces, the artifact names each owns and who maintains it.
 //!
+//! A large organization publishes the index in shards, `org/namespaces/<shard>.json`
+//! (see [`is_index_path`]), each a [`Namespaces`] document holding part of the
+//! namespaces; a reader loads every shard the top-level `targets` role lists
+//! and joins them with [`Namespaces::merge`], which enforces the rules across
+//! shards (a name listed once, a scope granted once).
+//!
 //! Signed by the organization's top-level `targets` role. It is the only
 //! source of namespace scopes: a namespace's own `trust.json` is signed by
 //! the namespace's role (which a team may hold offline) and so cannot be
@@ -12,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::namespace::NamespaceName;
 use super::{
     check_label, check_scopes, parse_json, problem_to_error, to_json, NamespacesFormat, Problem,
-    NAMESPACES_PATH,
+    NAMESPACES_PATH, NAMESPACES_SHARD_DIR,
 };
 use crate::error::Result;
 use crate::pattern::ArtifactPattern;
@@ -65,6 +71,48 @@ impl Namespaces {
         to_json(NAMESPACES_PATH, self)
     }
 
+    /// Joins index shards into one index, checking every rule across them.
+    ///
+    /// `shards` pairs each document with the target path it was read from,
+    /// which errors name.
+    pub fn merge<'a>(shards: impl IntoIterator<Item = (&'a str, Namespaces)>) -> Result<Self> {
+        let mut seen: BTreeMap<NamespaceName, &'a str> = BTreeMap::new();
+        let mut granted: BTreeMap<String, (&'a str, NamespaceName)> = BTreeMap::new();
+        let mut merged = Self::default();
+        for (path, shard) in shards {
+            for entry in shard.namespaces {
+                if let Some(other) = seen.insert(entry.name.clone(), path) {
+                    return Err(problem_to_error(
+                        path,
+                        (
+                            "namespaces".into(),
+                            format!("namespace `{}` is also listed in {other}", entry.name),
+                        ),
+                    ));
+                }
+                for scope in &entry.scopes {
+                    if let Some((other, owner)) =
+                        granted.insert(scope.as_str().to_owned(), (path, entry.name.clone()))
+                    {
+                        return Err(problem_to_error(
+                            path,
+                            (
+                                "namespaces".into(),
+                                format!(
+                                    "`{scope}` of namespace `{}` is already granted to namespace `{owner}` in {other}",
+                                    entry.name
+                                ),
+                            ),
+                        ));
+                    }
+                }
+                merged.namespaces.push(entry);
+            }
+        }
+        merged.namespaces.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(merged)
+    }
+
     /// The entry of namespace `name`, if the organization lists it.
     pub fn get(&self, name: &str) -> Option<&NamespaceEntry> {
         self.namespaces.iter().find(|e| e.name.as_str() == name)
@@ -102,6 +150,16 @@ impl Namespaces {
         }
         Ok(())
     }
+}
+
+/// Is `path` a target path of the namespace index: `org/namespaces.json`
+/// or a shard `org/namespaces/<shard>.json` (one path segment)?
+pub fn is_index_path(path: &str) -> bool {
+    path == NAMESPACES_PATH
+        || path
+            .strip_prefix(NAMESPACES_SHARD_DIR)
+            .and_then(|rest| rest.strip_suffix(".json"))
+            .is_some_and(|shard| !shard.is_empty() && !shard.contains('/'))
 }
 
 #[cfg(test)]
@@ -151,5 +209,61 @@ mod tests {
             namespaces: vec![entry("team-a", &[])],
         };
         assert_eq!(empty.check().unwrap_err().0, "namespaces[0].scopes");
+    }
+
+    #[test]
+    fn merge_joins_shards_and_checks_across_them() {
+        let a = Namespaces {
+            format: NamespacesFormat,
+            namespaces: vec![entry("team-b", &["b/**"])],
+        };
+        let b = Namespaces {
+            format: NamespacesFormat,
+            namespaces: vec![entry("team-a", &["a/**"])],
+        };
+        let merged = Namespaces::merge([
+            ("org/namespaces/00.json", a.clone()),
+            ("org/namespaces/01.json", b.clone()),
+        ])
+        .unwrap();
+        let names: Vec<_> = merged.namespaces.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["team-a", "team-b"]);
+
+        let again = Namespaces::merge([
+            ("org/namespaces/00.json", a.clone()),
+            ("org/namespaces/01.json", a.clone()),
+        ])
+        .unwrap_err();
+        assert!(
+            again
+                .to_string()
+                .contains("team-b` is also listed in org/namespaces/00.json"),
+            "{again}"
+        );
+
+        let grab = Namespaces {
+            format: NamespacesFormat,
+            namespaces: vec![entry("team-c", &["c/**", "b/**"])],
+        };
+        let err = Namespaces::merge([
+            ("org/namespaces/00.json", a),
+            ("org/namespaces/02.json", grab),
+        ])
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("`b/**` of namespace `team-c` is already granted to namespace `team-b`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn index_paths() {
+        assert!(is_index_path("org/namespaces.json"));
+        assert!(is_index_path("org/namespaces/3a.json"));
+        assert!(!is_index_path("org/namespaces/.json"));
+        assert!(!is_index_path("org/namespaces/a/b.json"));
+        assert!(!is_index_path("org/namespaces/3a.pem"));
+        assert!(!is_index_path("org/peers.json"));
     }
 }
