@@ -12,5 +12,6 @@
 //! against an in-process server, `tests/admin_cli.rs`).
 
 pub mod admin;
+pub mod tuf;
 
 pub use keyshare_policy::client;

@@ -7,6 +7,7 @@
 mod admin;
 mod output;
 mod root;
+mod tuf;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,6 +33,9 @@ enum Command {
     /// The offline root ceremony: generate keys, create, sign, merge,
     /// rotate, verify and submit root metadata.
     Root(root::RootArgs),
+    /// A standard TUF client of any TUF repository (init, refresh,
+    /// download), as the tuf-conformance test suite drives it.
+    Tuf(tuf::TufArgs),
 }
 
 /// How results are printed.
@@ -83,6 +87,7 @@ pub(crate) fn main() -> ExitCode {
     let result = match cli.command {
         Command::Admin(args) => admin::run(args),
         Command::Root(args) => root::run(args),
+        Command::Tuf(args) => tuf::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
