@@ -12,6 +12,7 @@
 //! against an in-process server, `tests/admin_cli.rs`).
 
 pub mod admin;
+pub mod export;
 pub mod tuf;
 
 pub use keyshare_policy::client;

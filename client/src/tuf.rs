@@ -301,7 +301,7 @@ fn read_capped(path: &Path, max_length: u64) -> Option<Vec<u8>> {
 
 /// Writes `dir/name` atomically: a `.tmp-*` file in `dir`, synced, then
 /// renamed over `name`. The temporary file is removed on failure.
-fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
         .suffix(".part")
@@ -311,8 +311,7 @@ fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
         .and_then(|()| tmp.as_file().sync_all())
         .map_err(|source| io_error(tmp.path(), source))?;
     let path = dir.join(name);
-    tmp.persist(&path)
-        .map_err(|e| io_error(&path, e.error))?;
+    tmp.persist(&path).map_err(|e| io_error(&path, e.error))?;
     Ok(())
 }
 
@@ -332,7 +331,10 @@ mod tests {
     #[test]
     fn tuf_base_urls_get_one_trailing_slash_and_must_be_http() {
         assert_eq!(base_url("http://h/m").ok().as_deref(), Some("http://h/m/"));
-        assert_eq!(base_url("https://h/m//").ok().as_deref(), Some("https://h/m/"));
+        assert_eq!(
+            base_url("https://h/m//").ok().as_deref(),
+            Some("https://h/m/")
+        );
         assert!(base_url("ftp://h/m").is_err());
         assert!(base_url("http://").is_err());
         assert!(base_url("http://h/a b").is_err());
@@ -350,6 +352,9 @@ mod tests {
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
         assert_eq!(names, ["x.json"]);
-        assert_eq!(fs::read(dir.path().join("x.json")).ok(), Some(b"two".to_vec()));
+        assert_eq!(
+            fs::read(dir.path().join("x.json")).ok(),
+            Some(b"two".to_vec())
+        );
     }
 }

@@ -75,7 +75,12 @@ fn tuf_refresh_writes_exactly_the_top_level_files_byte_identical() {
     );
     assert_eq!(
         f.metadata_files(),
-        set(&["root.json", "timestamp.json", "snapshot.json", "targets.json"])
+        set(&[
+            "root.json",
+            "timestamp.json",
+            "snapshot.json",
+            "targets.json"
+        ])
     );
     for (local, served) in [
         ("root.json", "metadata/1.root.json"),
@@ -149,7 +154,10 @@ fn tuf_download_visits_delegated_roles_in_preorder_and_leaves_only_role_files() 
     f.delegate("targets", "a", &["dir/*"], t);
     f.delegate("a", "a/1", &["dir/*"], t);
     f.delegate("targets", "b", &["dir/*"], t);
-    let file = f.repo.set_target("b", "dir/file.txt", b"in b", None).unwrap();
+    let file = f
+        .repo
+        .set_target("b", "dir/file.txt", b"in b", None)
+        .unwrap();
     f.publish(vec![file], t);
     f.init();
     assert_success(&f.download(&["dir/file.txt"]));
@@ -193,8 +201,14 @@ fn tuf_download_visits_delegated_roles_in_preorder_and_leaves_only_role_files() 
 fn tuf_download_writes_only_verified_bytes_and_skips_a_matching_local_file() {
     let t = now();
     let mut f = Fixture::new(t);
-    let one = f.repo.set_target("targets", "one.txt", b"one", None).unwrap();
-    let two = f.repo.set_target("targets", "two.txt", b"two", None).unwrap();
+    let one = f
+        .repo
+        .set_target("targets", "one.txt", b"one", None)
+        .unwrap();
+    let two = f
+        .repo
+        .set_target("targets", "two.txt", b"two", None)
+        .unwrap();
     f.publish(vec![one.clone(), two.clone()], t);
     f.init();
 
@@ -227,7 +241,10 @@ fn tuf_download_writes_only_verified_bytes_and_skips_a_matching_local_file() {
     assert_eq!(std::fs::read(f.target_dir.join("one.txt")).unwrap(), b"one");
 
     // Unknown target: exit 1, nothing written.
-    assert_failure(&f.download(&["nonexistent target"]), "not in the repository");
+    assert_failure(
+        &f.download(&["nonexistent target"]),
+        "not in the repository",
+    );
     assert_eq!(list(&f.target_dir), set(&["one.txt"]));
 }
 
@@ -252,7 +269,11 @@ fn tuf_refresh_fails_on_a_timestamp_rollback() {
     let trusted = std::fs::read(f.metadata_dir.join("timestamp.json")).unwrap();
     assert_eq!(trusted, f.served("metadata/timestamp.json"));
 
-    std::fs::write(f.server.root.join("metadata/timestamp.json"), &old_timestamp).unwrap();
+    std::fs::write(
+        f.server.root.join("metadata/timestamp.json"),
+        &old_timestamp,
+    )
+    .unwrap();
     assert_failure(&f.refresh(), "rollback");
     // The trusted timestamp is kept.
     assert_eq!(
@@ -271,10 +292,21 @@ fn tuf_usage_errors_exit_1() {
         vec!["--metadata-dir", dir, "frobnicate"],
         vec!["refresh"],
         vec!["--metadata-dir", dir, "refresh"],
-        vec!["--metadata-dir", dir, "--metadata-url", "ftp://x", "refresh"],
+        vec![
+            "--metadata-dir",
+            dir,
+            "--metadata-url",
+            "ftp://x",
+            "refresh",
+        ],
     ] {
         let out = tuf(&args);
-        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", tuf_common::stderr(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{args:?}: {}",
+            tuf_common::stderr(&out)
+        );
         assert!(tuf_common::stderr(&out).contains("error"), "{args:?}");
     }
     // refresh before init: no root.json.
@@ -300,7 +332,11 @@ fn tuf_refresh_follows_the_system_clock_under_faketime() {
     let out = std::process::Command::new("faketime")
         .args(["-f", "+30d", env!("CARGO_BIN_EXE_keyshare"), "tuf"])
         .args(["--metadata-url", &f.server.metadata_url()])
-        .args(["--metadata-dir", f.metadata_dir.to_str().unwrap(), "refresh"])
+        .args([
+            "--metadata-dir",
+            f.metadata_dir.to_str().unwrap(),
+            "refresh",
+        ])
         .output()
         .unwrap();
     assert_failure(&out, "timestamp: expired");

@@ -130,9 +130,8 @@ fn serve_one(stream: TcpStream, root: &Path, log: &Mutex<Vec<String>>) {
                 .as_bytes(),
             )
             .and_then(|()| out.write_all(&bytes)),
-        None => out.write_all(
-            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-        ),
+        None => out
+            .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
     };
     let _ = out.flush();
 }

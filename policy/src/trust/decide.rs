@@ -730,6 +730,18 @@ impl TrustSet {
         self.documents.iter().flatten().map(|d| &d.doc)
     }
 
+    /// The trust document of namespace `name`, if it is listed in the
+    /// index and published one (the document decisions use).
+    pub fn document(&self, name: &str) -> Option<&NamespaceTrust> {
+        self.index
+            .namespaces
+            .iter()
+            .zip(&self.documents)
+            .find(|(e, _)| e.name.as_str() == name)
+            .and_then(|(_, d)| d.as_ref())
+            .map(|d| &d.doc)
+    }
+
     /// Namespaces that published a trust document but are not listed in
     /// `org/namespaces.json`, sorted. Their documents own no artifact and
     /// are ignored by [`TrustSet::decide`]; callers should report them (a
@@ -1303,6 +1315,36 @@ mod tests {
         assert_eq!(index.best("registry.acme.io/team-b/app", name), Some(0));
         assert_eq!(index.best("r.example/app", name), Some(3));
         assert_eq!(index.best("elsewhere.io/app", name), None);
+    }
+
+    #[test]
+    fn trust_set_document_finds_listed_documents_only() {
+        let index = Namespaces::from_slice(
+            br#"{"format": "keyshare.namespaces/v1", "namespaces": [
+                {"name": "a", "scopes": ["r/a/**"], "maintainers": []},
+                {"name": "b", "scopes": ["r/b/**"], "maintainers": []}]}"#,
+        )
+        .unwrap();
+        let doc = |ns: &str| {
+            NamespaceTrust::from_slice(
+                format!(
+                    r#"{{"format": "keyshare.trust/v1", "namespace": "{ns}", "threshold": 1}}"#
+                )
+                .as_bytes(),
+            )
+            .unwrap()
+        };
+        let set = TrustSet::new(
+            index,
+            vec![doc("a"), doc("c")],
+            Revocations::default(),
+            Peers::default(),
+        )
+        .unwrap();
+        assert_eq!(set.document("a").map(|d| d.namespace.as_str()), Some("a"));
+        // Listed without a document; a document that is not listed.
+        assert!(set.document("b").is_none());
+        assert!(set.document("c").is_none());
     }
 
     #[test]
