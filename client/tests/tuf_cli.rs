@@ -258,6 +258,20 @@ fn tuf_refresh_fails_on_an_expired_timestamp() {
 }
 
 #[test]
+fn tuf_refresh_stops_reading_an_endless_timestamp() {
+    let f = Fixture::new(now());
+    f.init();
+    // 1 MiB where at most 16 384 bytes may be: read up to the limit + 1, refused.
+    std::fs::write(
+        f.server.root.join("metadata/timestamp.json"),
+        vec![b' '; 1 << 20],
+    )
+    .unwrap();
+    assert_failure(&f.refresh(), "16385 bytes is over the 16384 byte limit");
+    assert_eq!(f.metadata_files(), set(&["root.json"]));
+}
+
+#[test]
 fn tuf_refresh_fails_on_a_timestamp_rollback() {
     let t = now();
     let mut f = Fixture::new(t);
