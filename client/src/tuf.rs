@@ -183,7 +183,7 @@ impl Client {
     ) -> Result<Downloaded> {
         let target_file = self.find(updater, target_path)?;
         let local = target_dir.join(encode_role(target_path));
-        if let Ok(bytes) = fs::read(&local) {
+        if let Some(bytes) = read_capped(&local, target_file.length) {
             if verify_target(&target_file, target_path, &bytes).is_ok() {
                 return Ok(Downloaded::Cached(local));
             }
