@@ -74,7 +74,9 @@ impl HttpTransport {
             let certs = reqwest::Certificate::from_pem_bundle(pem)
                 .map_err(|e| TransportError::Setup(format!("bad CA certificate: {e}")))?;
             if certs.is_empty() {
-                return Err(TransportError::Setup("no PEM certificate in --server-ca".into()));
+                return Err(TransportError::Setup(
+                    "no PEM certificate in --server-ca".into(),
+                ));
             }
             for cert in certs {
                 builder = builder.add_root_certificate(cert);

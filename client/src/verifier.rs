@@ -380,10 +380,12 @@ impl Verifier {
             }
             RootPin::InsecureTrustOnFirstUse => self.first_root(&url).await?,
         };
-        let updater = Updater::new(&bytes, self.now(), self.options.config.clone())
-            .map_err(|source| Error::Tuf {
-                url: url.clone(),
-                source,
+        let updater =
+            Updater::new(&bytes, self.now(), self.options.config.clone()).map_err(|source| {
+                Error::Tuf {
+                    url: url.clone(),
+                    source,
+                }
             })?;
         let root_version = updater.trusted().root().version;
         let sha = sha256_hex(&bytes);
@@ -548,7 +550,13 @@ impl Verifier {
     fn peer_dir(&self, name: &str, url: &str, pin: &PinnedRoot) -> PathBuf {
         let safe: String = name
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .take(40)
             .collect();
         let id = sha256_hex(format!("{url}\n{pin}").as_bytes());
@@ -668,7 +676,8 @@ impl Verifier {
                     .map(|((r, p), b)| (r.as_str(), p.as_str(), b.as_slice()))
                     .collect();
                 let results = updater.update_delegated_targets_batch(&refs, self.options.threads);
-                for (result, ((role, _), bytes)) in results.into_iter().zip(todo.iter().zip(fetched))
+                for (result, ((role, _), bytes)) in
+                    results.into_iter().zip(todo.iter().zip(fetched))
                 {
                     result.map_err(tuf)?;
                     work.store(role_file(role), bytes);
@@ -744,10 +753,7 @@ impl Verifier {
             }
             Remote::Http(transport, base) => {
                 let jobs = missing.iter().map(|(path, tf)| {
-                    let file = format!(
-                        "{base}/targets/{}",
-                        updater.target_remote_name(path, tf)
-                    );
+                    let file = format!("{base}/targets/{}", updater.target_remote_name(path, tf));
                     async move {
                         match transport.get(&file, tf.length, None).await? {
                             Fetched::Bytes { bytes, .. } => Ok(bytes),
@@ -806,18 +812,19 @@ impl Verifier {
         level: &[(String, String)],
         cached: &[Option<Vec<u8>>],
     ) -> Vec<bool> {
-        let with_bytes: Vec<(usize, (&str, &str, &[u8]))> = level
-            .iter()
-            .zip(cached)
-            .enumerate()
-            .filter_map(|(i, ((r, p), b))| Some((i, (r.as_str(), p.as_str(), b.as_deref()?))))
-            .collect();
-        let refs: Vec<(&str, &str, &[u8])> = with_bytes.iter().map(|(_, x)| *x).collect();
+        let mut positions = Vec::new();
+        let mut refs: Vec<(&str, &str, &[u8])> = Vec::new();
+        for (i, ((role, parent), bytes)) in level.iter().zip(cached).enumerate() {
+            if let Some(bytes) = bytes {
+                positions.push(i);
+                refs.push((role.as_str(), parent.as_str(), bytes.as_slice()));
+            }
+        }
         let results = updater.update_delegated_targets_batch(&refs, self.options.threads);
         let mut need = vec![true; level.len()];
-        for ((i, _), result) in with_bytes.iter().zip(results) {
+        for (i, result) in positions.into_iter().zip(results) {
             if result.is_ok() {
-                if let Some(n) = need.get_mut(*i) {
+                if let Some(n) = need.get_mut(i) {
                     *n = false;
                 }
             }
@@ -1018,4 +1025,116 @@ fn normalize(url: &str) -> String {
 /// The default cache directory (see [`cache::default_dir`]).
 pub fn default_cache_dir() -> Option<PathBuf> {
     cache::default_dir()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use std::collections::BTreeMap;
+    use std::num::NonZeroU32;
+
+    use keyshare_policy::datetime::Expires;
+    use keyshare_policy::keys::Scheme;
+    use keyshare_policy::metadata::{
+        RoleKeys, RoleName, Unrecognized, SPEC_VERSION, TOP_LEVEL_ROLES,
+    };
+    use keyshare_policy::sign::{sign, to_bytes, InMemorySigner, SignError, Signer};
+    use keyshare_policy::trust::Sha256Hex;
+
+    use super::*;
+
+    /// A key that claims another key's id.
+    #[derive(Debug)]
+    struct Posing {
+        id: KeyId,
+        inner: InMemorySigner,
+    }
+
+    impl Signer for Posing {
+        fn key_id(&self) -> &KeyId {
+            &self.id
+        }
+        fn public_key(&self) -> &keyshare_policy::keys::Key {
+            self.inner.public_key()
+        }
+        fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignError> {
+            self.inner.sign(message)
+        }
+    }
+
+    /// A root v1 listing `keys` (id → signer's public key) for every role,
+    /// threshold 1, signed by `signers`.
+    fn root(keys: &[(KeyId, &dyn Signer)], signers: &[&dyn Signer]) -> Vec<u8> {
+        let now = OffsetDateTime::now_utc();
+        let ids: Vec<KeyId> = keys.iter().map(|(id, _)| id.clone()).collect();
+        let role = || RoleKeys {
+            keyids: ids.clone(),
+            threshold: NonZeroU32::MIN,
+            unrecognized: Unrecognized::new(),
+        };
+        let root = Root {
+            type_: "root".into(),
+            spec_version: SPEC_VERSION.into(),
+            version: 1,
+            expires: Expires::new(now + time::Duration::days(30)),
+            consistent_snapshot: Some(true),
+            keys: keys
+                .iter()
+                .map(|(id, s)| (id.clone(), s.public_key().clone()))
+                .collect::<BTreeMap<_, _>>(),
+            roles: TOP_LEVEL_ROLES
+                .iter()
+                .map(|r| (RoleName::new(*r), role()))
+                .collect(),
+            unrecognized: Unrecognized::new(),
+        };
+        to_bytes(&sign(root, signers).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn pinned_keys_count_only_under_their_own_key_id() {
+        let real = InMemorySigner::generate(Scheme::Ed25519).unwrap();
+        let real_id = real.key_id().clone();
+        let evil = Posing {
+            id: real_id.clone(),
+            inner: InMemorySigner::generate(Scheme::Ed25519).unwrap(),
+        };
+        let pin = PinnedRoot::Keys {
+            keyids: vec![real_id.clone()],
+            threshold: NonZeroU32::MIN,
+        };
+        // The peer's genuine root, signed by the pinned key.
+        let good = root(&[(real_id.clone(), &real)], &[&real]);
+        assert_eq!(check_pin(&good, &pin), Ok(()));
+        // An impostor lists its own key under the pinned id and signs: the
+        // id is not that key's TUF key id, so it does not count.
+        let forged = root(&[(real_id, &evil)], &[&evil]);
+        let err = check_pin(&forged, &pin).unwrap_err();
+        assert!(err.contains("not signed by the pinned keys"), "{err}");
+        // Under its own id, the impostor's key is simply not pinned.
+        let own_id = evil.inner.key_id().clone();
+        let other = root(&[(own_id, &evil.inner)], &[&evil.inner]);
+        assert!(check_pin(&other, &pin).is_err());
+    }
+
+    #[test]
+    fn a_pinned_hash_must_be_the_hash_of_the_root_file() {
+        let key = InMemorySigner::generate(Scheme::Ed25519).unwrap();
+        let bytes = root(&[(key.key_id().clone(), &key)], &[&key]);
+        assert_eq!(
+            check_pin(&bytes, &PinnedRoot::Sha256(Sha256Hex::of(&bytes))),
+            Ok(())
+        );
+        let other = PinnedRoot::Sha256(Sha256Hex::of(b"another root"));
+        assert!(check_pin(&bytes, &other).unwrap_err().contains("pins"));
+    }
+
+    #[test]
+    fn trust_document_paths_need_a_valid_namespace_name() {
+        assert!(is_trust_path("namespaces/team-a/trust.json"));
+        assert!(!is_trust_path("namespaces/Team A/trust.json"));
+        assert!(!is_trust_path("namespaces/team-a/other.json"));
+        assert!(!is_trust_path("namespaces/a/b/trust.json"));
+    }
 }

@@ -71,11 +71,19 @@ impl Scene {
 
     fn snapshot_meta(&self, role: &str) -> u64 {
         let ts: Value = serde_json::from_slice(&self.timestamp()).unwrap();
-        let v = ts["signed"]["meta"]["snapshot.json"]["version"].as_u64().unwrap();
-        let snap: Value =
-            serde_json::from_slice(&self.server.file(&format!("metadata/{v}.snapshot.json")).unwrap())
-                .unwrap();
-        snap["signed"]["meta"][format!("{role}.json")]["version"].as_u64().unwrap()
+        let v = ts["signed"]["meta"]["snapshot.json"]["version"]
+            .as_u64()
+            .unwrap();
+        let snap: Value = serde_json::from_slice(
+            &self
+                .server
+                .file(&format!("metadata/{v}.snapshot.json"))
+                .unwrap(),
+        )
+        .unwrap();
+        snap["signed"]["meta"][format!("{role}.json")]["version"]
+            .as_u64()
+            .unwrap()
     }
 
     /// The published path of `namespaces/<ns>/trust.json` now.
@@ -99,7 +107,9 @@ fn rollback_of_the_timestamp_is_refused() {
     let (k2, _) = new_key();
     scene.server.add_key("team-a", "k2", &k2, None);
     scene.client.run(&["refresh"]).assert_ok();
-    scene.canned.set("metadata/timestamp.json", Reply::Bytes(old));
+    scene
+        .canned
+        .set("metadata/timestamp.json", Reply::Bytes(old));
     scene.refused("rollback", &[]);
 }
 
@@ -110,7 +120,9 @@ fn a_frozen_expired_timestamp_is_refused() {
     // was three days ago: the timestamp has expired.
     let fresh = Client::new();
     fresh.init(&scene.canned.url, &scene.server.root1_sha256());
-    scene.canned.set("metadata/timestamp.json", Reply::Bytes(scene.ts_v1.clone()));
+    scene
+        .canned
+        .set("metadata/timestamp.json", Reply::Bytes(scene.ts_v1.clone()));
     let before = fresh.snapshot();
     let run = fresh.run(&["refresh"]);
     let line = run.assert_error_line(1);
@@ -124,7 +136,10 @@ fn a_frozen_expired_timestamp_is_refused() {
 fn mix_and_match_of_a_namespace_role_version_is_refused() {
     let scene = Scene::new();
     let v = scene.snapshot_meta("team-a");
-    let old = scene.server.file(&format!("metadata/{v}.team-a.json")).unwrap();
+    let old = scene
+        .server
+        .file(&format!("metadata/{v}.team-a.json"))
+        .unwrap();
     let (k2, _) = new_key();
     scene.server.add_key("team-a", "k2", &k2, None);
     let new = scene.snapshot_meta("team-a");
@@ -167,20 +182,25 @@ fn redirects_are_followed_only_when_temporary_and_safe() {
     scene.server.add_key("team-a", "k2", &k2, None);
     let real = format!("{}/metadata/timestamp.json", scene.server.url);
     for status in [301, 308] {
-        scene
-            .canned
-            .set("metadata/timestamp.json", Reply::Redirect(status, real.clone()));
+        scene.canned.set(
+            "metadata/timestamp.json",
+            Reply::Redirect(status, real.clone()),
+        );
         scene.refused(&format!("HTTP {status}"), &[]);
     }
     scene.canned.set(
         "metadata/timestamp.json",
-        Reply::Redirect(302, "http://keyshare.example/metadata/timestamp.json".into()),
+        Reply::Redirect(
+            302,
+            "http://keyshare.example/metadata/timestamp.json".into(),
+        ),
     );
     scene.refused("only https:// or loopback http://", &[]);
     for status in [302, 303, 307] {
-        scene
-            .canned
-            .set("metadata/timestamp.json", Reply::Redirect(status, real.clone()));
+        scene.canned.set(
+            "metadata/timestamp.json",
+            Reply::Redirect(status, real.clone()),
+        );
         scene.client.run(&["refresh"]).assert_ok();
     }
     assert_eq!(scene.client.decide_json(APP, &["--key-id", "k2"]).0, 0);

@@ -19,7 +19,9 @@ use time::{Duration, OffsetDateTime};
 use verifier_common::{new_key, Client, Server};
 
 fn t(offset: Duration) -> String {
-    (OffsetDateTime::now_utc() + offset).format(&Rfc3339).unwrap()
+    (OffsetDateTime::now_utc() + offset)
+        .format(&Rfc3339)
+        .unwrap()
 }
 
 #[test]
@@ -38,18 +40,37 @@ fn init_pins_the_root_by_hash_or_file_and_refuses_a_wrong_hash() {
 
     client.init(&server.url, &server.root1_sha256());
     // A second init is refused without --force.
-    let run = client.run(&["init", "--server", &server.url, "--root-sha256", &server.root1_sha256()]);
+    let run = client.run(&[
+        "init",
+        "--server",
+        &server.url,
+        "--root-sha256",
+        &server.root1_sha256(),
+    ]);
     assert!(run.assert_error_line(1).contains("--force"));
 
     let other = Client::new();
     let root = other.write("root.json", &String::from_utf8(server.root1()).unwrap());
-    let run = other.run(&["init", "--server", &server.url, "--root", root.to_str().unwrap(), "--output", "json"]);
+    let run = other.run(&[
+        "init",
+        "--server",
+        &server.url,
+        "--root",
+        root.to_str().unwrap(),
+        "--output",
+        "json",
+    ]);
     run.assert_ok();
     assert_eq!(run.json()["root_version"], 1);
     assert_eq!(run.json()["root_sha256"], server.root1_sha256());
 
     let tofu = Client::new();
-    let run = tofu.run(&["init", "--server", &server.url, "--insecure-trust-on-first-use"]);
+    let run = tofu.run(&[
+        "init",
+        "--server",
+        &server.url,
+        "--insecure-trust-on-first-use",
+    ]);
     run.assert_ok();
     assert!(run.stderr.starts_with("warning: "), "{run:?}");
 }
@@ -70,7 +91,12 @@ fn decide_gives_each_reason_and_follows_admin_changes_after_refresh() {
     let (k2, _) = new_key();
     let (old, _) = new_key();
     server.add_key("team-a", "k1", &k1, None);
-    server.add_key("team-a", "old", &old, Some(OffsetDateTime::now_utc() - Duration::days(30)));
+    server.add_key(
+        "team-a",
+        "old",
+        &old,
+        Some(OffsetDateTime::now_utc() - Duration::days(30)),
+    );
     server.add_key("team-b", "b1", &k1, None);
     server.add_key("team-b", "b2", &k2, None);
     server.apply(keyshare_server::publisher::Change::SetThreshold {
@@ -95,23 +121,45 @@ fn decide_gives_each_reason_and_follows_admin_changes_after_refresh() {
     let pem = client.write("k1.pem", &k1_pem);
     let run = client.run(&["decide", app, "--key", pem.to_str().unwrap()]);
     run.assert_ok();
-    assert!(run.stdout.contains("trusted by namespace `team-a`"), "{run:?}");
+    assert!(
+        run.stdout.contains("trusted by namespace `team-a`"),
+        "{run:?}"
+    );
 
     let (code, v) = client.decide_json("registry.other.io/x", &["--key-id", "k1"]);
-    assert_eq!((code, v["reason"].as_str()), (1, Some("no_namespace")), "{v}");
+    assert_eq!(
+        (code, v["reason"].as_str()),
+        (1, Some("no_namespace")),
+        "{v}"
+    );
 
     let (code, v) = client.decide_json(app, &["--key-id", "nobody"]);
-    assert_eq!((code, v["reason"].as_str()), (1, Some("key_not_listed")), "{v}");
+    assert_eq!(
+        (code, v["reason"].as_str()),
+        (1, Some("key_not_listed")),
+        "{v}"
+    );
 
     let (code, v) = client.decide_json(app, &["--key-id", "old"]);
-    assert_eq!((code, v["reason"].as_str()), (1, Some("key_expired")), "{v}");
+    assert_eq!(
+        (code, v["reason"].as_str()),
+        (1, Some("key_expired")),
+        "{v}"
+    );
     // Signed while it was valid: trusted.
-    let (code, _) = client.decide_json(app, &["--key-id", "old", "--signed-at", &t(-Duration::days(60))]);
+    let (code, _) = client.decide_json(
+        app,
+        &["--key-id", "old", "--signed-at", &t(-Duration::days(60))],
+    );
     assert_eq!(code, 0);
 
     let b = "registry.acme.io/team-b/app";
     let (code, v) = client.decide_json(b, &["--key-id", "b1"]);
-    assert_eq!((code, v["reason"].as_str()), (1, Some("threshold_not_met")), "{v}");
+    assert_eq!(
+        (code, v["reason"].as_str()),
+        (1, Some("threshold_not_met")),
+        "{v}"
+    );
     let (code, _) = client.decide_json(b, &["--key-id", "b1", "--key-id", "b2"]);
     assert_eq!(code, 0);
 
@@ -122,8 +170,19 @@ fn decide_gives_each_reason_and_follows_admin_changes_after_refresh() {
     // An admin change through `keyshare admin`: revoke k1 an hour ago.
     let token = server.admin_token();
     let run = verifier_common::keyshare(&[
-        "admin", "--server", &server.url, "--token", &token,
-        "revocation", "add", "--key-id", "k1", "--reason", "laptop lost", "--revoked-at", &t(-Duration::hours(1)),
+        "admin",
+        "--server",
+        &server.url,
+        "--token",
+        &token,
+        "revocation",
+        "add",
+        "--key-id",
+        "k1",
+        "--reason",
+        "laptop lost",
+        "--revoked-at",
+        &t(-Duration::hours(1)),
     ]);
     run.assert_ok();
     // Not seen before the refresh…
@@ -132,13 +191,23 @@ fn decide_gives_each_reason_and_follows_admin_changes_after_refresh() {
     // …then: revoked for signatures after the revocation, trusted before.
     let (code, v) = client.decide_json(app, &["--key-id", "k1"]);
     assert_eq!((code, v["reason"].as_str()), (1, Some("revoked")), "{v}");
-    assert!(v["message"].as_str().unwrap().contains("laptop lost"), "{v}");
-    let (code, _) = client.decide_json(app, &["--key-id", "k1", "--signed-at", &t(-Duration::hours(2))]);
+    assert!(
+        v["message"].as_str().unwrap().contains("laptop lost"),
+        "{v}"
+    );
+    let (code, _) = client.decide_json(
+        app,
+        &["--key-id", "k1", "--signed-at", &t(-Duration::hours(2))],
+    );
     assert_eq!(code, 0);
     // The same key material under another id in team-b is revoked too:
     // only b2 counts now, one short of the threshold.
     let (code, v) = client.decide_json(b, &["--key-id", "b1", "--key-id", "b2"]);
-    assert_eq!((code, v["reason"].as_str()), (1, Some("threshold_not_met")), "{v}");
+    assert_eq!(
+        (code, v["reason"].as_str()),
+        (1, Some("threshold_not_met")),
+        "{v}"
+    );
     let (code, v) = client.decide_json(b, &["--key-id", "b1"]);
     assert_eq!((code, v["reason"].as_str()), (1, Some("revoked")), "{v}");
 
@@ -148,13 +217,22 @@ fn decide_gives_each_reason_and_follows_admin_changes_after_refresh() {
     });
     client.run(&["refresh"]).assert_ok();
     let (code, v) = client.decide_json("registry.acme.io/empty/x", &["--key-id", "k1"]);
-    assert_eq!((code, v["reason"].as_str()), (1, Some("no_namespace")), "{v}");
+    assert_eq!(
+        (code, v["reason"].as_str()),
+        (1, Some("no_namespace")),
+        "{v}"
+    );
 
     // Bad input: exit 2, one line.
     let run = client.run(&["decide", app]);
     assert!(run.assert_error_line(2).contains("--key-id"));
     let run = client.run(&["decide", app, "--key-id", "k1", "--signed-at", "yesterday"]);
     assert!(run.assert_error_line(2).contains("RFC 3339"));
+    let run = client.run(&["decide", app, "--no-such-flag"]);
+    assert!(run.assert_error_line(2).contains("--no-such-flag"));
+    let key = client.write("not-a-key.pem", "hello");
+    let run = client.run(&["decide", app, "--key", key.to_str().unwrap()]);
+    assert!(run.assert_error_line(2).contains("not a PEM public key"));
 }
 
 #[test]

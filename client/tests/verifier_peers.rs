@@ -36,10 +36,16 @@ fn decide_follows_a_peer_verified_against_the_pinned_root() {
     assert_eq!(v["via"][0]["url"], peer.url);
 
     let (code, v) = client.decide_json("peer.example/app", &["--key-id", "someone"]);
-    assert_eq!((code, v["reason"].as_str()), (1, Some("key_not_listed")), "{v}");
+    assert_eq!(
+        (code, v["reason"].as_str()),
+        (1, Some("key_not_listed")),
+        "{v}"
+    );
 
     // The peer has its own cache, apart from the organization's.
-    let peers = std::fs::read_dir(client.cache().join("peers")).unwrap().count();
+    let peers = std::fs::read_dir(client.cache().join("peers"))
+        .unwrap()
+        .count();
     assert_eq!(peers, 1);
 
     // The peer changes its keys: the next decision sees it (the peer is
@@ -71,11 +77,20 @@ fn a_peer_whose_root_does_not_match_the_pin_is_refused() {
     client.init(&org.url, &org.root1_sha256());
     client.run(&["refresh"]).assert_ok();
     let (code, v) = client.decide_json("peer.example/app", &["--key-id", "evil"]);
-    assert_eq!((code, v["reason"].as_str()), (1, Some("peer_root_mismatch")), "{v}");
+    assert_eq!(
+        (code, v["reason"].as_str()),
+        (1, Some("peer_root_mismatch")),
+        "{v}"
+    );
     assert_eq!(v["peer"], "partner");
     // Nothing of the impostor is cached.
-    assert!(!client.cache().join("peers").exists()
-        || std::fs::read_dir(client.cache().join("peers")).unwrap().count() == 0);
+    assert!(
+        !client.cache().join("peers").exists()
+            || std::fs::read_dir(client.cache().join("peers"))
+                .unwrap()
+                .count()
+                == 0
+    );
 
     // An unreachable peer is untrusted too, with its own reason.
     let gone = {
@@ -85,7 +100,11 @@ fn a_peer_whose_root_does_not_match_the_pin_is_refused() {
     org.put_peer("partner", "peer.example/**", &gone, &peer.root1());
     client.run(&["refresh"]).assert_ok();
     let (code, v) = client.decide_json("peer.example/app", &["--key-id", "evil"]);
-    assert_eq!((code, v["reason"].as_str()), (1, Some("peer_unreachable")), "{v}");
+    assert_eq!(
+        (code, v["reason"].as_str()),
+        (1, Some("peer_unreachable")),
+        "{v}"
+    );
 }
 
 #[test]

@@ -91,7 +91,16 @@ pub(crate) fn main() -> ExitCode {
     let secrets = secrets_of_environment();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => return output::clap_error(&e, &secrets),
+        Err(e) => {
+            let code = output::clap_error(&e, &secrets);
+            // `decide` keeps 1 for "untrusted": its usage errors are 2.
+            let decide = std::env::args().nth(1).as_deref() == Some("decide");
+            return if decide && code != ExitCode::SUCCESS {
+                ExitCode::from(2)
+            } else {
+                code
+            };
+        }
     };
     let result = match cli.command {
         Command::Decide(args) => return verify::decide(args),

@@ -82,7 +82,11 @@ pub(crate) struct InitArgs {
 }
 
 pub(crate) fn init(args: InitArgs) -> Result<(), Error> {
-    let pin = match (&args.root, &args.root_sha256, args.insecure_trust_on_first_use) {
+    let pin = match (
+        &args.root,
+        &args.root_sha256,
+        args.insecure_trust_on_first_use,
+    ) {
         (Some(path), _, _) => RootPin::File(read_bytes(path)?),
         (None, Some(hex), _) => RootPin::Sha256(hex.clone()),
         (None, None, true) => {
@@ -180,11 +184,7 @@ pub(crate) fn decide(args: DecideArgs) -> ExitCode {
         Ok(verdict) => {
             let value = verdict_json(&args.artifact, &verdict);
             emit(args.common.output, &value, || {
-                if verdict.is_trusted() {
-                    format!("{}: {verdict}", args.artifact)
-                } else {
-                    format!("{}: {verdict}", args.artifact)
-                }
+                format!("{}: {verdict}", args.artifact)
             });
             if verdict.is_trusted() {
                 ExitCode::SUCCESS
@@ -239,7 +239,11 @@ fn public_key(path: &Path) -> Result<Key, Error> {
         openssl::pkey::Id::ED25519 => Scheme::Ed25519,
         openssl::pkey::Id::EC => Scheme::EcdsaP256Sha256,
         openssl::pkey::Id::RSA => Scheme::RsaPssSha256,
-        _ => return Err(bad("unsupported key type (Ed25519, ECDSA P-256 or RSA)".into())),
+        _ => {
+            return Err(bad(
+                "unsupported key type (Ed25519, ECDSA P-256 or RSA)".into()
+            ))
+        }
     };
     Key::from_public(scheme, &pkey).map_err(|e| bad(e.to_string()))
 }
@@ -309,12 +313,16 @@ fn verdict_json(artifact: &str, verdict: &Verdict) -> Value {
                     keys,
                     identities,
                     threshold,
-                } => json!({"kind": "namespace", "keys": keys, "identities": identities, "threshold": threshold}),
+                } => {
+                    json!({"kind": "namespace", "keys": keys, "identities": identities, "threshold": threshold})
+                }
                 TrustRule::SubDelegation {
                     name,
                     keys,
                     threshold,
-                } => json!({"kind": "sub_delegation", "name": name, "keys": keys, "threshold": threshold}),
+                } => {
+                    json!({"kind": "sub_delegation", "name": name, "keys": keys, "threshold": threshold})
+                }
             };
             json!({"trusted": true, "namespace": namespace.as_str(), "rule": rule})
         }
@@ -349,10 +357,9 @@ pub(crate) struct ListArgs {
 
 pub(crate) fn list(args: ListArgs) -> Result<(), Error> {
     let pattern = match &args.pattern {
-        Some(p) => Some(
-            glob::Pattern::new(p)
-                .map_err(|e| Error::Input(format!("pattern `{p}`: {e}")))?,
-        ),
+        Some(p) => {
+            Some(glob::Pattern::new(p).map_err(|e| Error::Input(format!("pattern `{p}`: {e}")))?)
+        }
         None => None,
     };
     let state = args.common.verifier()?.trust_state()?;
@@ -360,7 +367,10 @@ pub(crate) fn list(args: ListArgs) -> Result<(), Error> {
     let mut items = Vec::new();
     let mut rows = Vec::new();
     for entry in &set.index().namespaces {
-        if pattern.as_ref().is_some_and(|p| !p.matches(entry.name.as_str())) {
+        if pattern
+            .as_ref()
+            .is_some_and(|p| !p.matches(entry.name.as_str()))
+        {
             continue;
         }
         let doc = set.namespaces().find(|d| d.namespace == entry.name);

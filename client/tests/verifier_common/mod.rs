@@ -131,13 +131,7 @@ impl Server {
     }
 
     /// Lists `key` in `namespace` under `id`.
-    pub fn add_key(
-        &self,
-        namespace: &str,
-        id: &str,
-        key: &Key,
-        not_after: Option<OffsetDateTime>,
-    ) {
+    pub fn add_key(&self, namespace: &str, id: &str, key: &Key, not_after: Option<OffsetDateTime>) {
         self.apply(Change::AddKey {
             namespace: ns(namespace),
             key: TrustedKey {
@@ -205,7 +199,8 @@ pub fn ns(name: &str) -> NamespaceName {
 /// A new Ed25519 key: its TUF key and its public key as PEM.
 pub fn new_key() -> (Key, String) {
     let pkey = openssl::pkey::PKey::generate_ed25519().unwrap();
-    let public = openssl::pkey::PKey::public_key_from_der(&pkey.public_key_to_der().unwrap()).unwrap();
+    let public =
+        openssl::pkey::PKey::public_key_from_der(&pkey.public_key_to_der().unwrap()).unwrap();
     let key = Key::from_public(Scheme::Ed25519, &public).unwrap();
     let pem = String::from_utf8(public.public_key_to_pem().unwrap()).unwrap();
     (key, pem)
@@ -254,7 +249,10 @@ impl Canned {
 
     /// Serves `reply` for `path` from now on.
     pub fn set(&self, path: &str, reply: Reply) {
-        self.overrides.lock().unwrap().insert(path.to_owned(), reply);
+        self.overrides
+            .lock()
+            .unwrap()
+            .insert(path.to_owned(), reply);
     }
 
     pub fn clear(&self) {
@@ -303,7 +301,11 @@ fn serve(
             .unwrap_or_else(|| fallback(&path));
         match reply {
             Reply::Bytes(b) => {
-                write!(out, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", b.len())?;
+                write!(
+                    out,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+                    b.len()
+                )?;
                 out.write_all(&b)?;
             }
             Reply::Status(s) => {
@@ -316,7 +318,10 @@ fn serve(
                 )?;
             }
             Reply::Endless => {
-                write!(out, "HTTP/1.1 200 OK\r\nContent-Length: 1000000000000\r\n\r\n")?;
+                write!(
+                    out,
+                    "HTTP/1.1 200 OK\r\nContent-Length: 1000000000000\r\n\r\n"
+                )?;
                 let chunk = vec![b'x'; 64 * 1024];
                 loop {
                     out.write_all(&chunk)?;
