@@ -63,7 +63,7 @@ impl Verifier {
     /// See [`verifier::Verifier::decide_in`].
     pub fn decide_in(
         &self,
-        state: TrustState,
+        state: &TrustState,
         artifact: &str,
         signers: &[SignerRef],
         signed_at: OffsetDateTime,

@@ -452,14 +452,15 @@ impl Verifier {
         signed_at: OffsetDateTime,
     ) -> Result<Verdict, Error> {
         let state = self.trust_state().await?;
-        self.decide_in(state, artifact, signers, signed_at).await
+        self.decide_in(&state, artifact, signers, signed_at).await
     }
 
     /// [`Self::decide`] from an already loaded organization state (the
-    /// state of [`Self::refresh`] or [`Self::trust_state`]).
+    /// state of [`Self::refresh`] or [`Self::trust_state`]): no file is
+    /// read unless the artifact belongs to a peer.
     pub async fn decide_in(
         &self,
-        mut state: TrustState,
+        state: &TrustState,
         artifact: &str,
         signers: &[SignerRef],
         signed_at: OffsetDateTime,
@@ -467,11 +468,13 @@ impl Verifier {
         let now = self.now();
         let mut hops = Vec::new();
         let mut visited = vec![normalize(&state.url)];
+        let mut peer_state: Option<TrustState> = None;
         loop {
-            let decision = state.trust_set.decide(artifact, signers, signed_at, now);
+            let current = peer_state.as_ref().unwrap_or(state);
+            let decision = current.trust_set.decide(artifact, signers, signed_at, now);
             let Decision::Untrusted {
                 reason: Reason::DelegatedToPeer { peer, url, root },
-            } = &decision
+            } = decision
             else {
                 return Ok(Verdict {
                     hops,
@@ -495,14 +498,11 @@ impl Verifier {
             if hops.len() >= self.options.max_peer_depth {
                 return Ok(fail(PeerProblem::TooDeep(self.options.max_peer_depth)));
             }
-            match self.peer_state(peer, &url, root).await {
+            match self.peer_state(&peer, &url, &root).await {
                 Ok(next) => {
                     visited.push(normalize(&url));
-                    hops.push(Hop {
-                        peer: peer.clone(),
-                        url: url.clone(),
-                    });
-                    state = next;
+                    hops.push(Hop { peer, url });
+                    peer_state = Some(next);
                 }
                 Err(problem) => return Ok(fail(problem)),
             }
