@@ -124,3 +124,28 @@ fn a_loop_between_two_peers_is_reported_not_followed() {
     assert!(message.contains(&b.url.to_ascii_lowercase()), "{message}");
     assert_eq!(v["via"][0]["peer"], "b", "{v}");
 }
+
+#[test]
+fn peer_redirects_stop_at_the_depth_limit() {
+    let a = Server::start();
+    let b = Server::start();
+    let c = Server::start();
+    c.create_namespace("far", &["chain.example/**"], 1);
+    let (k, _) = new_key();
+    c.add_key("far", "far-key", &k, None);
+    a.put_peer("b", "chain.example/**", &b.url, &b.root1());
+    b.put_peer("c", "chain.example/**", &c.url, &c.root1());
+
+    let client = Client::new();
+    client.init(&a.url, &a.root1_sha256());
+    client.run(&["refresh"]).assert_ok();
+    let (code, v) = client.decide_json("chain.example/app", &["--key-id", "far-key"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["via"].as_array().unwrap().len(), 2, "{v}");
+    let (code, v) = client.decide_json(
+        "chain.example/app",
+        &["--key-id", "far-key", "--max-peer-depth", "1"],
+    );
+    assert_eq!((code, v["reason"].as_str()), (1, Some("peer_too_deep")), "{v}");
+    assert_eq!(v["peer"], "c", "{v}");
+}

@@ -36,6 +36,10 @@ pub(crate) struct Common {
 
 impl Common {
     fn verifier(&self) -> Result<Verifier, Error> {
+        self.verifier_with(|_| ())
+    }
+
+    fn verifier_with(&self, adjust: impl FnOnce(&mut Options)) -> Result<Verifier, Error> {
         let dir = match &self.cache_dir {
             Some(d) => d.clone(),
             None => keyshare_client::default_cache_dir().ok_or_else(|| {
@@ -47,6 +51,7 @@ impl Common {
         if let Some(ca) = &self.server_ca {
             options.server_ca = Some(read_bytes(ca)?);
         }
+        adjust(&mut options);
         Ok(Verifier::new(options)?)
     }
 }
@@ -174,6 +179,9 @@ pub(crate) struct DecideArgs {
     /// When the signature was made (RFC 3339; default: now).
     #[arg(long)]
     signed_at: Option<String>,
+    /// Most peer redirects to follow.
+    #[arg(long, default_value_t = keyshare_client::DEFAULT_MAX_PEER_DEPTH)]
+    max_peer_depth: usize,
     #[command(flatten)]
     common: Common,
 }
@@ -221,7 +229,9 @@ fn decide_inner(args: &DecideArgs) -> Result<Verdict, Error> {
             .map_err(|e| Error::Input(format!("--signed-at `{t}`: not an RFC 3339 time ({e})")))?,
         None => OffsetDateTime::now_utc(),
     };
-    let verifier = args.common.verifier()?;
+    let verifier = args
+        .common
+        .verifier_with(|o| o.max_peer_depth = args.max_peer_depth)?;
     Ok(verifier.decide(&args.artifact, &signers, signed_at)?)
 }
 
