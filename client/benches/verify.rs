@@ -8,8 +8,10 @@
 //! (`keyshare_server::publisher::Publisher`, one publish per change, so the
 //! layout is exactly what a server publishes), writes its current files
 //! as `keyshare-server publish --to` does, serves that tree with a plain
-//! static file server (Python's `http.server`, HTTP/1.0, one connection
-//! per request), and times, per round, from an empty cache:
+//! static file server (Python's `http.server`, HTTP/1.1 with keep-alive:
+//! with HTTP/1.0 its listen backlog of 5 drops the connections of a
+//! client that keeps 8 requests in flight), and times, per round, from an
+//! empty cache:
 //!
 //! * keyshare: `init` (root file) + `refresh` (TUF workflow, every
 //!   delegated role, every trust document downloaded and verified, cache
@@ -227,6 +229,7 @@ fn main() {
     let namespaces = arg("--namespaces", 10_000);
     let decides = arg("--decides", 1_000);
     let rounds = arg("--rounds", 3).max(1);
+    let concurrency = arg("--concurrency", Options::new("").concurrency);
     let Some(python) = python() else {
         eprintln!("python-tuf not found: set KEYSHARE_PYTHON or run scripts/test once");
         std::process::exit(1);
@@ -245,7 +248,9 @@ fn main() {
     let mut ks_decide = Vec::new();
     for round in 0..rounds {
         let cache = tmp.path().join(format!("ks-cache-{round}"));
-        let verifier = Verifier::new(Options::new(&cache)).unwrap();
+        let mut options = Options::new(&cache);
+        options.concurrency = concurrency;
+        let verifier = Verifier::new(options).unwrap();
         let t0 = Instant::now();
         verifier
             .init(&server.url, RootPin::File(root.clone()), false)

@@ -104,7 +104,8 @@ pub struct Options {
     pub max_peer_depth: usize,
     /// Threads that verify delegated roles.
     pub threads: usize,
-    /// Downloads in flight at once.
+    /// Downloads in flight at once (default 4: Python's `http.server`, with
+    /// a listen backlog of 5, drops connections beyond that).
     pub concurrency: usize,
     /// Size limits and delegation limits of the TUF workflow.
     pub config: Config,
@@ -120,7 +121,7 @@ impl Options {
             now: None,
             max_peer_depth: DEFAULT_MAX_PEER_DEPTH,
             threads: std::thread::available_parallelism().map_or(1, usize::from),
-            concurrency: 8,
+            concurrency: 4,
             config: Config::default(),
         }
     }

@@ -146,6 +146,10 @@ fn peer_redirects_stop_at_the_depth_limit() {
         "chain.example/app",
         &["--key-id", "far-key", "--max-peer-depth", "1"],
     );
-    assert_eq!((code, v["reason"].as_str()), (1, Some("peer_too_deep")), "{v}");
+    assert_eq!(
+        (code, v["reason"].as_str()),
+        (1, Some("peer_too_deep")),
+        "{v}"
+    );
     assert_eq!(v["peer"], "c", "{v}");
 }
