@@ -12,12 +12,12 @@
     clippy::print_stderr
 )]
 
-mod verifier_common;
+mod common;
 
 use serde_json::Value;
 use time::{Duration, OffsetDateTime};
 
-use verifier_common::{new_key, proxy, Canned, Client, Reply, Server};
+use common::{new_key, proxy, Canned, Client, Reply, Server};
 
 const APP: &str = "registry.acme.io/team-a/app";
 

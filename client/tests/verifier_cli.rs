@@ -11,12 +11,12 @@
     clippy::print_stderr
 )]
 
-mod verifier_common;
+mod common;
 
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
-use verifier_common::{new_key, Client, Server};
+use common::{new_key, Client, Server};
 
 fn t(offset: Duration) -> String {
     (OffsetDateTime::now_utc() + offset)
@@ -71,7 +71,7 @@ fn init_pins_the_root_by_hash_or_file_and_refuses_a_wrong_hash() {
         &server.url,
         "--insecure-trust-on-first-use",
     ]);
-    run.assert_ok();
+    assert_eq!(run.code, Some(0), "{run:?}");
     assert!(run.stderr.starts_with("warning: "), "{run:?}");
 }
 
@@ -100,7 +100,7 @@ fn decide_gives_each_reason_and_follows_admin_changes_after_refresh() {
     server.add_key("team-b", "b1", &k1, None);
     server.add_key("team-b", "b2", &k2, None);
     server.apply(keyshare_server::publisher::Change::SetThreshold {
-        namespace: verifier_common::ns("team-b"),
+        namespace: common::ns("team-b"),
         threshold: std::num::NonZeroU32::new(2).unwrap(),
     });
     // The namespace "empty" lists no key: its trust document trusts no one.
@@ -169,7 +169,7 @@ fn decide_gives_each_reason_and_follows_admin_changes_after_refresh() {
 
     // An admin change through `keyshare admin`: revoke k1 an hour ago.
     let token = server.admin_token();
-    let run = verifier_common::keyshare(&[
+    let run = common::keyshare(&[
         "admin",
         "--server",
         &server.url,
@@ -213,7 +213,7 @@ fn decide_gives_each_reason_and_follows_admin_changes_after_refresh() {
 
     // A namespace deleted: its artifacts belong to no one any more.
     server.apply(keyshare_server::publisher::Change::DeleteNamespace {
-        namespace: verifier_common::ns("empty"),
+        namespace: common::ns("empty"),
     });
     client.run(&["refresh"]).assert_ok();
     let (code, v) = client.decide_json("registry.acme.io/empty/x", &["--key-id", "k1"]);

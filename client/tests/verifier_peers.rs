@@ -12,9 +12,9 @@
     clippy::print_stderr
 )]
 
-mod verifier_common;
+mod common;
 
-use verifier_common::{new_key, Client, Server};
+use common::{new_key, Client, Server};
 
 #[test]
 fn decide_follows_a_peer_verified_against_the_pinned_root() {

@@ -1,4 +1,4 @@
-//! Shared fixture of the verifier tests: a real server (the publisher and
+//! Shared fixture of the client tests: a real server (the publisher and
 //! `keyshare_server::http::run` on a loopback socket, in a background
 //! thread), a canned HTTP server that serves the same files with
 //! alterations, and a runner for the `keyshare` binary.
@@ -349,8 +349,10 @@ pub struct Run {
 }
 
 impl Run {
+    /// Exit 0 and nothing on stderr.
     pub fn assert_ok(&self) -> &Self {
         assert_eq!(self.code, Some(0), "{self:?}");
+        assert!(self.stderr.is_empty(), "{self:?}");
         self
     }
 
@@ -441,6 +443,11 @@ fn walk(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
 /// Runs the `keyshare` binary with `args` (KEYSHARE_* of the test's own
 /// environment removed), at most [`PROCESS_TIMEOUT`].
 pub fn keyshare(args: &[&str]) -> Run {
+    keyshare_env(args, &[])
+}
+
+/// [`keyshare`] with these environment variables set.
+pub fn keyshare_env(args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyshare"));
     cmd.args(args);
     for (name, _) in std::env::vars_os() {
@@ -448,6 +455,10 @@ pub fn keyshare(args: &[&str]) -> Run {
             cmd.env_remove(&name);
         }
     }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.env("RUST_BACKTRACE", "1");
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
