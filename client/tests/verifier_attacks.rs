@@ -223,3 +223,37 @@ fn an_unchanged_timestamp_is_answered_304_and_kept() {
     client.run(&["refresh"]).assert_ok();
     assert!(before == client.snapshot());
 }
+
+#[test]
+fn the_timestamp_is_fetched_with_if_none_match_and_a_304_keeps_it() {
+    let scene = Scene::new();
+    let tag = "\"ts-1\"".to_owned();
+    scene.canned.set(
+        "metadata/timestamp.json",
+        Reply::Tagged(scene.timestamp(), tag.clone()),
+    );
+    scene.client.run(&["refresh"]).assert_ok();
+    let before = scene.client.snapshot();
+    scene.canned.log.lock().unwrap().clear();
+    scene.client.run(&["refresh"]).assert_ok();
+    let log = scene.canned.log.lock().unwrap().clone();
+    // The next root (none), then the timestamp, conditionally, answered
+    // 304: nothing else is fetched.
+    assert_eq!(
+        log,
+        vec![
+            ("metadata/2.root.json".to_owned(), None),
+            ("metadata/timestamp.json".to_owned(), Some(tag)),
+        ],
+        "{log:?}"
+    );
+    assert!(before == scene.client.snapshot());
+    // A 304 to a request that asked nothing conditional is refused.
+    let fresh = Client::new();
+    fresh.init(&scene.canned.url, &scene.server.root1_sha256());
+    scene
+        .canned
+        .set("metadata/timestamp.json", Reply::Status(304));
+    let run = fresh.run(&["refresh"]);
+    assert!(run.assert_error_line(1).contains("HTTP 304"), "{run:?}");
+}

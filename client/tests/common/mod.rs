@@ -211,6 +211,9 @@ pub fn new_key() -> (Key, String) {
 pub enum Reply {
     /// 200 with these bytes.
     Bytes(Vec<u8>),
+    /// 200 with these bytes and this `ETag`; 304 to a request whose
+    /// `If-None-Match` is that tag.
+    Tagged(Vec<u8>, String),
     /// This status, empty body.
     Status(u16),
     /// A redirect with this status to this URL.
@@ -226,6 +229,8 @@ pub enum Reply {
 pub struct Canned {
     pub url: String,
     pub overrides: Arc<Mutex<HashMap<String, Reply>>>,
+    /// Every request: path and its `If-None-Match` header, if any.
+    pub log: Arc<Mutex<Vec<(String, Option<String>)>>>,
 }
 
 impl Canned {
@@ -233,18 +238,23 @@ impl Canned {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let overrides: Arc<Mutex<HashMap<String, Reply>>> = Arc::default();
-        let o = overrides.clone();
+        let log: Arc<Mutex<Vec<(String, Option<String>)>>> = Arc::default();
+        let (o, l) = (overrides.clone(), log.clone());
         thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
-                let o = o.clone();
+                let (o, l) = (o.clone(), l.clone());
                 let fallback = fallback.clone();
                 thread::spawn(move || {
-                    let _ = serve(stream, &o, &*fallback);
+                    let _ = serve(stream, &o, &l, &*fallback);
                 });
             }
         });
-        Self { url, overrides }
+        Self {
+            url,
+            overrides,
+            log,
+        }
     }
 
     /// Serves `reply` for `path` from now on.
@@ -272,6 +282,7 @@ pub fn proxy(server: &Server) -> Canned {
 fn serve(
     stream: TcpStream,
     overrides: &Mutex<HashMap<String, Reply>>,
+    log: &Mutex<Vec<(String, Option<String>)>>,
     fallback: &dyn Fn(&str) -> Reply,
 ) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
@@ -287,12 +298,21 @@ fn serve(
             .unwrap_or("/")
             .trim_start_matches('/')
             .to_owned();
+        let mut if_none_match = None;
         loop {
             let mut h = String::new();
             if reader.read_line(&mut h)? == 0 || h.trim().is_empty() {
                 break;
             }
+            if let Some((name, value)) = h.split_once(':') {
+                if name.trim().eq_ignore_ascii_case("if-none-match") {
+                    if_none_match = Some(value.trim().to_owned());
+                }
+            }
         }
+        log.lock()
+            .unwrap()
+            .push((path.clone(), if_none_match.clone()));
         let reply = overrides
             .lock()
             .unwrap()
@@ -304,6 +324,17 @@ fn serve(
                 write!(
                     out,
                     "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+                    b.len()
+                )?;
+                out.write_all(&b)?;
+            }
+            Reply::Tagged(_, tag) if if_none_match.as_deref() == Some(tag.as_str()) => {
+                write!(out, "HTTP/1.1 304 Not Modified\r\nETag: {tag}\r\n\r\n")?;
+            }
+            Reply::Tagged(b, tag) => {
+                write!(
+                    out,
+                    "HTTP/1.1 200 OK\r\nETag: {tag}\r\nContent-Length: {}\r\n\r\n",
                     b.len()
                 )?;
                 out.write_all(&b)?;
