@@ -224,13 +224,16 @@ pub enum Reply {
     Slow,
 }
 
+/// Requests a canned server saw: path and `If-None-Match`, if any.
+pub type RequestLog = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
 /// A loopback HTTP/1.1 server answering each GET from `files` (by path
 /// without the leading `/`), else from `fallback`.
 pub struct Canned {
     pub url: String,
     pub overrides: Arc<Mutex<HashMap<String, Reply>>>,
     /// Every request: path and its `If-None-Match` header, if any.
-    pub log: Arc<Mutex<Vec<(String, Option<String>)>>>,
+    pub log: RequestLog,
 }
 
 impl Canned {
@@ -238,7 +241,7 @@ impl Canned {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let overrides: Arc<Mutex<HashMap<String, Reply>>> = Arc::default();
-        let log: Arc<Mutex<Vec<(String, Option<String>)>>> = Arc::default();
+        let log: RequestLog = Arc::default();
         let (o, l) = (overrides.clone(), log.clone());
         thread::spawn(move || {
             for stream in listener.incoming() {
