@@ -261,3 +261,34 @@ fn list_shows_namespaces_scopes_keys_and_maintainers() {
     assert_eq!(list[0]["keys"][0]["id"], "release-2030");
     assert_eq!(list[0]["maintainers"][0], "team-a@acme.io");
 }
+
+#[test]
+fn https_servers_are_verified_and_trusted_with_server_ca() {
+    let (server, cert) = Server::start_tls();
+    server.create_namespace("team-a", &["registry.acme.io/team-a/**"], 1);
+    let (k, _) = new_key();
+    server.add_key("team-a", "k", &k, None);
+    let client = Client::new();
+    let sha = server.root1_sha256();
+    let run = client.run(&["init", "--server", &server.url, "--root-sha256", &sha]);
+    let line = run.assert_error_line(1);
+    assert!(line.contains("cannot fetch"), "{line}");
+    let ca = client.write("ca.pem", &cert);
+    let ca = ca.to_str().unwrap();
+    client
+        .run(&[
+            "init",
+            "--server",
+            &server.url,
+            "--root-sha256",
+            &sha,
+            "--server-ca",
+            ca,
+        ])
+        .assert_ok();
+    client.run(&["refresh", "--server-ca", ca]).assert_ok();
+    let run = client.run(&["refresh"]);
+    assert!(run.assert_error_line(1).contains("cannot fetch"), "{run:?}");
+    let (code, _) = client.decide_json("registry.acme.io/team-a/app", &["--key-id", "k"]);
+    assert_eq!(code, 0);
+}

@@ -58,6 +58,27 @@ impl Server {
     /// A server whose repository was created at `created` (its first
     /// metadata expires by the defaults from then on).
     pub fn start_at(created: OffsetDateTime) -> Self {
+        Self::spawn(created, None)
+    }
+
+    /// A server speaking HTTPS with a self-signed certificate for
+    /// 127.0.0.1; returns it and the certificate (PEM).
+    pub fn start_tls() -> (Self, String) {
+        use openssl::pkey::PKey;
+        use openssl::ssl::{SslAcceptor, SslMethod};
+        use openssl::x509::X509;
+        let (cert, key) = localhost_cert();
+        let mut tls = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).unwrap();
+        tls.set_certificate(&X509::from_pem(cert.as_bytes()).unwrap())
+            .unwrap();
+        tls.set_private_key(&PKey::private_key_from_pem(key.as_bytes()).unwrap())
+            .unwrap();
+        let mut server = Self::spawn(OffsetDateTime::now_utc(), Some(tls));
+        server.url = server.url.replacen("http://", "https://", 1);
+        (server, cert)
+    }
+
+    fn spawn(created: OffsetDateTime, tls: Option<openssl::ssl::SslAcceptorBuilder>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path().join("keyshare.db")).unwrap();
         let keys = OnlineKeys {
@@ -83,8 +104,13 @@ impl Server {
             let shutdown = async move {
                 let _ = stop_rx.await;
             };
-            rt.block_on(keyshare_server::http::run(listener, state, shutdown))
-                .unwrap();
+            let served = match tls {
+                Some(tls) => rt.block_on(keyshare_server::http::run_tls(
+                    listener, tls, state, shutdown,
+                )),
+                None => rt.block_on(keyshare_server::http::run(listener, state, shutdown)),
+            };
+            served.unwrap();
             let _ = stopped_tx.send(());
         });
         Self {
@@ -190,6 +216,45 @@ impl Drop for Server {
             let _ = self.stopped.recv_timeout(Duration::from_secs(20));
         }
     }
+}
+
+pub fn localhost_cert() -> (String, String) {
+    use openssl::asn1::Asn1Time;
+    use openssl::bn::BigNum;
+    use openssl::ec::{EcGroup, EcKey};
+    use openssl::hash::MessageDigest;
+    use openssl::nid::Nid;
+    use openssl::pkey::PKey;
+    use openssl::x509::extension::SubjectAlternativeName;
+    use openssl::x509::{X509Builder, X509NameBuilder};
+    let key = PKey::from_ec_key(
+        EcKey::generate(&EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap()).unwrap(),
+    )
+    .unwrap();
+    let mut name = X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", "127.0.0.1").unwrap();
+    let name = name.build();
+    let mut b = X509Builder::new().unwrap();
+    b.set_version(2).unwrap();
+    b.set_serial_number(&BigNum::from_u32(7).unwrap().to_asn1_integer().unwrap())
+        .unwrap();
+    b.set_subject_name(&name).unwrap();
+    b.set_issuer_name(&name).unwrap();
+    b.set_pubkey(&key).unwrap();
+    b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::days_from_now(2).unwrap())
+        .unwrap();
+    let san = SubjectAlternativeName::new()
+        .ip("127.0.0.1")
+        .build(&b.x509v3_context(None, None))
+        .unwrap();
+    b.append_extension(san).unwrap();
+    b.sign(&key, MessageDigest::sha256()).unwrap();
+    (
+        String::from_utf8(b.build().to_pem().unwrap()).unwrap(),
+        String::from_utf8(key.private_key_to_pem_pkcs8().unwrap()).unwrap(),
+    )
 }
 
 pub fn ns(name: &str) -> NamespaceName {
