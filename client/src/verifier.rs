@@ -37,6 +37,12 @@ pub enum Error {
         /// The cache directory.
         dir: PathBuf,
     },
+    /// `init` was run but no refresh has succeeded since.
+    #[error("no trust state in {} yet: run `keyshare refresh`", dir.display())]
+    NotRefreshed {
+        /// The cache directory.
+        dir: PathBuf,
+    },
     /// `init` on a cache that already pins a root.
     #[error("{} already pins the root of {url}: give --force to replace it", dir.display())]
     AlreadyInitialized {
@@ -439,6 +445,11 @@ impl Verifier {
     pub async fn trust_state(&self) -> Result<TrustState, Error> {
         let cache = self.origin();
         let manifest = self.manifest()?;
+        if !manifest.metadata.contains_key("timestamp.json") {
+            return Err(Error::NotRefreshed {
+                dir: self.options.cache_dir.clone(),
+            });
+        }
         Ok(self.sync(&cache, manifest, Remote::Offline).await?.state)
     }
 

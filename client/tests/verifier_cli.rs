@@ -105,6 +105,8 @@ fn decide_gives_each_reason_and_follows_admin_changes_after_refresh() {
     });
     // The namespace "empty" lists no key: its trust document trusts no one.
     client.init(&server.url, &server.root1_sha256());
+    let run = client.run(&["decide", "registry.acme.io/team-a/app", "--key-id", "k1"]);
+    assert!(run.assert_error_line(2).contains("run `keyshare refresh`"));
 
     let run = client.run(&["refresh", "--output", "json"]);
     run.assert_ok();
