@@ -27,7 +27,7 @@ use keyshare_policy::keys::{Key, Scheme};
 use keyshare_policy::metadata::{DelegatedRole, RoleName, Unrecognized};
 use keyshare_policy::pattern::PathPattern;
 use keyshare_policy::repo::{Options, Repository, SharedSigner};
-use keyshare_policy::sign::{InMemorySigner, Signer};
+use keyshare_policy::sign::InMemorySigner;
 
 use common::{new_key, Canned, Client, Reply};
 
