@@ -1,18 +1,47 @@
 //! keyshare-client: the verifier library and the `keyshare` CLI.
 //!
-//! Here so far:
+//! * [`Verifier`] (async) and [`blocking::Verifier`] (the same, blocking):
+//!   pin an organization's root (`init`), refresh its TUF repository over
+//!   HTTP into a local cache (the sans-IO workflow of
+//!   [`keyshare_policy::client`] driven by [`transport`]), load the verified
+//!   trust state ([`Verifier::trust_state`] → [`TrustState`]: the
+//!   [`keyshare_policy::trust::TrustSet`] and the raw verified documents),
+//!   and decide ([`Verifier::decide`]), following peer redirects to other
+//!   keyshare services verified against the root pinned in the signed peer
+//!   map, with loop and depth limits.
+//! * [`cache`]: the cache directory (content-addressed blobs and one
+//!   manifest replaced atomically, so a failed refresh leaves the last good
+//!   state). `docs/client-cache.md` describes the cache, peers and redirects.
+//! * [`transport`]: the HTTP client (reqwest, native-tls): size limits from
+//!   the workflow's requests, timeouts, 302/303/307 redirects only to https
+//!   or loopback.
 //! * [`admin`]: a blocking client of the server's admin API, one method per
 //!   endpoint, used by `keyshare admin ...` (`docs/cli.md`).
+//! * [`tuf`]: `keyshare tuf ...`, a standard TUF client (metadata directory,
+//!   target download) for the TUF conformance harness (`docs/cli.md`).
+//! * [`export`]: the verified trust state as a notation trust store and
+//!   trust policy, or as PEM keys (`docs/notation.md`).
 //!
-//! Not written yet: the TUF transport, the local trust cache and the
-//! verifier commands. The TUF client workflow they will drive is the
-//! sans-IO state machine in [`keyshare_policy::client`].
+//! The library never re-implements a check of `keyshare-policy`: TUF
+//! verification, target hashes and the trust decision are its calls.
 //!
-//! Tests: `cargo test -p keyshare-client` (the CLI is tested as a process
-//! against an in-process server, `tests/admin_cli.rs`).
+//! Tests: `cargo test -p keyshare-client`; the CLI is tested as a process
+//! against real servers on loopback (`tests/admin_cli.rs`,
+//! `tests/verifier_cli.rs`, `tests/verifier_peers.rs`,
+//! `tests/verifier_attacks.rs`, `tests/verifier_layout.rs`); `cargo bench
+//! -p keyshare-client --bench verify` compares a refresh with python-tuf's
+//! (`bench/verify`).
 
 pub mod admin;
 pub mod export;
 pub mod tuf;
+pub mod blocking;
+pub mod cache;
+pub mod transport;
+mod verifier;
 
 pub use keyshare_policy::client;
+pub use verifier::{
+    default_cache_dir, Error, Hop, Options, Outcome, PeerProblem, Pinned, RootPin, TrustState,
+    Verdict, Verifier, DEFAULT_MAX_PEER_DEPTH,
+};

@@ -1,6 +1,7 @@
-//! `keyshare admin ...` run as a process against a real server: the
-//! server's `http::run` on a loopback socket in a background thread with
-//! its own runtime, a published repository in a temporary directory.
+//! `keyshare admin ...` run as a process against a real server (the
+//! shared fixture of `tests/common`: the server's `http::run` on a
+//! loopback socket in a background thread with its own runtime, a
+//! published repository in a temporary directory).
 
 #![allow(
     clippy::unwrap_used,
@@ -9,93 +10,43 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+
 use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::mpsc;
-use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use keyshare_policy::keys::Scheme;
-use keyshare_policy::repo::{Options, SharedSigner};
-use keyshare_policy::sign::InMemorySigner;
 use keyshare_policy::trust::NamespaceName;
-use keyshare_server::http::AppState;
-use keyshare_server::publisher::{OnlineKeys, Publisher};
-use keyshare_server::store::{Store, TokenKind};
+use keyshare_server::store::TokenKind;
 
-/// Longest a `keyshare` process may run.
-const PROCESS_TIMEOUT: Duration = Duration::from_secs(60);
+use common::{keyshare_env as keyshare, localhost_cert, Run};
 
-fn signer() -> SharedSigner {
-    Arc::new(InMemorySigner::generate(Scheme::Ed25519).unwrap())
-}
-
-/// A running server; stopped (bounded wait) when dropped.
+/// A running server (the shared fixture) and an org-admin token.
 struct Server {
-    dir: tempfile::TempDir,
-    publisher: Arc<Publisher>,
-    url: String,
+    base: common::Server,
     /// Secret of an org-admin token.
     admin: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    stopped: mpsc::Receiver<()>,
+}
+
+impl std::ops::Deref for Server {
+    type Target = common::Server;
+
+    fn deref(&self) -> &common::Server {
+        &self.base
+    }
 }
 
 impl Server {
     fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path().join("keyshare.db")).unwrap();
-        let keys = OnlineKeys {
-            targets: signer(),
-            snapshot: signer(),
-            timestamp: signer(),
-            namespaces: signer(),
-        };
-        let publisher = Arc::new(
-            Publisher::init(
-                store,
-                keys,
-                &[signer()],
-                1,
-                Options::default(),
-                OffsetDateTime::now_utc(),
-            )
-            .unwrap(),
-        );
-        let state = AppState::new(publisher.clone());
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let (stopped_tx, stopped) = mpsc::channel();
-        thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .unwrap();
-            let shutdown = async move {
-                let _ = stop_rx.await;
-            };
-            let result = rt.block_on(keyshare_server::http::run(listener, state, shutdown));
-            result.unwrap();
-            let _ = stopped_tx.send(());
-        });
-        let mut server = Self {
-            dir,
-            publisher,
-            url,
-            admin: String::new(),
-            stop: Some(stop),
-            stopped,
-        };
-        server.admin = server.token(TokenKind::OrgAdmin);
-        server
+        let base = common::Server::start();
+        let admin = base.admin_token();
+        Self { base, admin }
     }
 
     fn token(&self, kind: TokenKind) -> String {
@@ -148,93 +99,6 @@ impl Server {
     /// The server's audit chain is intact.
     fn audit_intact(&self) -> bool {
         self.publisher.read(|s| s.verify_audit_chain()).is_ok()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-            // Bounded: the server's graceful shutdown waits at most 10 s.
-            let _ = self.stopped.recv_timeout(Duration::from_secs(20));
-        }
-    }
-}
-
-/// The outcome of one `keyshare` process.
-#[derive(Debug)]
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn assert_ok(&self) {
-        assert_eq!(self.code, Some(0), "{self:?}");
-        assert!(self.stderr.is_empty(), "{self:?}");
-    }
-
-    /// Exit 1 and exactly one `error: ...` line on stderr; returns it.
-    fn assert_error_line(&self) -> &str {
-        assert_eq!(self.code, Some(1), "{self:?}");
-        let lines: Vec<&str> = self.stderr.lines().collect();
-        assert_eq!(lines.len(), 1, "{self:?}");
-        assert!(lines[0].starts_with("error: "), "{self:?}");
-        assert!(!self.stderr.contains("panicked"), "{self:?}");
-        lines[0]
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
-    }
-}
-
-/// Runs the `keyshare` binary with `args` and the given environment
-/// (KEYSHARE_* of the test's own environment removed), at most
-/// [`PROCESS_TIMEOUT`].
-fn keyshare(args: &[&str], env: &[(&str, &str)]) -> Run {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyshare"));
-    cmd.args(args)
-        .env_remove("KEYSHARE_TOKEN")
-        .env_remove("KEYSHARE_SERVER")
-        .env("RUST_BACKTRACE", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out = thread::spawn(move || {
-        let mut s = String::new();
-        out.read_to_string(&mut s).unwrap();
-        s
-    });
-    let err = thread::spawn(move || {
-        let mut s = String::new();
-        err.read_to_string(&mut s).unwrap();
-        s
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > PROCESS_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("keyshare {args:?} did not finish within {PROCESS_TIMEOUT:?}");
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    Run {
-        code: status.code(),
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
     }
 }
 
@@ -403,7 +267,7 @@ fn walkthrough_create_add_key_revoke_list_resolve_and_verify_audit() {
     assert_eq!(v["namespace"], "team-a");
     let run = server.admin(&server.admin, &["resolve", "quay.io/nobody"]);
     assert_eq!(
-        run.assert_error_line(),
+        run.assert_error_line(1),
         "error: 404 no_match: no namespace or peer covers `quay.io/nobody`"
     );
 
@@ -556,7 +420,7 @@ fn identities_sub_delegations_peers_roots_and_tokens_round_trip() {
     assert_eq!(run.stdout, format!("revoked token {id}\n"));
     let run = server.admin(&secret, &["namespace", "list"]);
     assert!(
-        run.assert_error_line().starts_with("error: 401 "),
+        run.assert_error_line(1).starts_with("error: 401 "),
         "{run:?}"
     );
 
@@ -577,7 +441,7 @@ fn maintainer_of_another_namespace_gets_a_403_line() {
         &token,
         &["key", "add", "team-a", "--key-file", pem.to_str().unwrap()],
     );
-    let line = run.assert_error_line();
+    let line = run.assert_error_line(1);
     assert!(line.starts_with("error: 403 forbidden: "), "{run:?}");
     assert!(line.contains("team-a"), "{run:?}");
     assert!(run.stdout.is_empty(), "{run:?}");
@@ -596,7 +460,7 @@ fn unknown_token_gets_a_401_line_without_the_token() {
     let server = Server::start();
     let token = "ks_this-token-does-not-exist-0123456789";
     let run = server.admin(token, &["namespace", "list"]);
-    let line = run.assert_error_line();
+    let line = run.assert_error_line(1);
     assert!(line.starts_with("error: 401 unauthorized: "), "{run:?}");
     assert!(!run.stdout.contains(token) && !run.stderr.contains(token));
     // Same through the environment and a token file.
@@ -605,7 +469,7 @@ fn unknown_token_gets_a_401_line_without_the_token() {
         &[("KEYSHARE_TOKEN", token)],
     );
     assert!(
-        run.assert_error_line().starts_with("error: 401 "),
+        run.assert_error_line(1).starts_with("error: 401 "),
         "{run:?}"
     );
     assert!(!run.stderr.contains(token));
@@ -623,7 +487,7 @@ fn unknown_token_gets_a_401_line_without_the_token() {
         &[],
     );
     assert!(
-        run.assert_error_line().starts_with("error: 401 "),
+        run.assert_error_line(1).starts_with("error: 401 "),
         "{run:?}"
     );
     assert!(!run.stderr.contains(token));
@@ -642,7 +506,7 @@ fn bad_pattern_gets_the_servers_message() {
             "registry.acme.io/[oops",
         ],
     );
-    let line = run.assert_error_line();
+    let line = run.assert_error_line(1);
     assert!(line.starts_with("error: 400 invalid: scopes"), "{run:?}");
     assert!(!run.stderr.contains(&server.admin), "{run:?}");
     // Nothing was created.
@@ -655,7 +519,7 @@ fn bad_pattern_gets_the_servers_message() {
         &["namespace", "create", "team-a", "--scope", "x.io/**"],
     );
     assert!(
-        run.assert_error_line().starts_with("error: 409 "),
+        run.assert_error_line(1).starts_with("error: 409 "),
         "{run:?}"
     );
 }
@@ -681,7 +545,7 @@ fn unreachable_server_is_one_line_naming_the_url() {
         ],
         &[],
     );
-    let line = run.assert_error_line();
+    let line = run.assert_error_line(1);
     assert!(
         line.starts_with(&format!("error: cannot reach {url}/api/v1/namespaces: ")),
         "{run:?}"
@@ -731,7 +595,7 @@ fn local_input_errors_are_one_line_and_never_show_the_token() {
     ];
     for args in cases {
         let run = keyshare(&args, &[]);
-        run.assert_error_line();
+        run.assert_error_line(1);
         assert!(
             !run.stderr.contains("secret") && !run.stdout.contains("secret"),
             "{args:?}: {run:?}"
@@ -740,7 +604,7 @@ fn local_input_errors_are_one_line_and_never_show_the_token() {
     // No token at all.
     let run = keyshare(&["admin", "namespace", "list"], &[]);
     assert_eq!(
-        run.assert_error_line(),
+        run.assert_error_line(1),
         "error: no token: give --token-file FILE or --token TOKEN, or set KEYSHARE_TOKEN"
     );
     // Help is not an error.
@@ -750,45 +614,6 @@ fn local_input_errors_are_one_line_and_never_show_the_token() {
 }
 
 /// A self-signed certificate for `127.0.0.1` and its key, PEM.
-fn localhost_cert() -> (String, String) {
-    use openssl::asn1::Asn1Time;
-    use openssl::bn::BigNum;
-    use openssl::ec::{EcGroup, EcKey};
-    use openssl::hash::MessageDigest;
-    use openssl::nid::Nid;
-    use openssl::pkey::PKey;
-    use openssl::x509::extension::SubjectAlternativeName;
-    use openssl::x509::{X509Builder, X509NameBuilder};
-    let key = PKey::from_ec_key(
-        EcKey::generate(&EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap()).unwrap(),
-    )
-    .unwrap();
-    let mut name = X509NameBuilder::new().unwrap();
-    name.append_entry_by_text("CN", "127.0.0.1").unwrap();
-    let name = name.build();
-    let mut b = X509Builder::new().unwrap();
-    b.set_version(2).unwrap();
-    b.set_serial_number(&BigNum::from_u32(7).unwrap().to_asn1_integer().unwrap())
-        .unwrap();
-    b.set_subject_name(&name).unwrap();
-    b.set_issuer_name(&name).unwrap();
-    b.set_pubkey(&key).unwrap();
-    b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
-        .unwrap();
-    b.set_not_after(&Asn1Time::days_from_now(2).unwrap())
-        .unwrap();
-    let san = SubjectAlternativeName::new()
-        .ip("127.0.0.1")
-        .build(&b.x509v3_context(None, None))
-        .unwrap();
-    b.append_extension(san).unwrap();
-    b.sign(&key, MessageDigest::sha256()).unwrap();
-    (
-        String::from_utf8(b.build().to_pem().unwrap()).unwrap(),
-        String::from_utf8(key.private_key_to_pem_pkcs8().unwrap()).unwrap(),
-    )
-}
-
 /// Reads one request's head (to the blank line), at most 64 KiB.
 fn read_head<R: Read + ?Sized>(stream: &mut R) -> String {
     let mut head = Vec::new();
@@ -892,7 +717,7 @@ fn https_server_is_verified_and_trusted_with_server_ca() {
         ],
         &[],
     );
-    let line = run.assert_error_line();
+    let line = run.assert_error_line(1);
     assert!(
         line.starts_with(&format!("error: cannot reach {url}/api/v1/namespaces: ")),
         "{run:?}"
@@ -944,7 +769,7 @@ fn answers_over_8_mib_are_refused() {
         &[],
     );
     assert_eq!(
-        run.assert_error_line(),
+        run.assert_error_line(1),
         format!("error: answer from {url}/api/v1/namespaces is larger than 8388608 bytes")
     );
 }
@@ -970,7 +795,7 @@ fn non_json_error_answers_still_give_one_line() {
         &[],
     );
     assert_eq!(
-        run.assert_error_line(),
+        run.assert_error_line(1),
         "error: 502 http: <html>upstream down</html>"
     );
     assert!(!run.stderr.contains("canned-test-token"));
@@ -993,7 +818,7 @@ fn broken_audit_chain_exits_1_with_the_first_bad_record() {
         &[],
     );
     assert_eq!(
-        run.assert_error_line(),
+        run.assert_error_line(1),
         "error: audit chain broken at record 3: hash does not match"
     );
     assert!(run.stdout.is_empty(), "{run:?}");
@@ -1011,6 +836,6 @@ fn broken_audit_chain_exits_1_with_the_first_bad_record() {
         ],
         &[],
     );
-    run.assert_error_line();
+    run.assert_error_line(1);
     assert_eq!(run.json()["first_bad_seq"], 3);
 }

@@ -1,13 +1,15 @@
 //! The `keyshare` command line: one clap enum, one module per subcommand.
 //!
 //! Every failure ends as one line `error: <message>` on stderr and exit
-//! status 1 (usage errors included); success is exit 0. Secrets given on
-//! the command line or in the environment are masked out of that line.
+//! status 1 (usage errors included); success is exit 0. `decide` alone
+//! exits 0 trusted, 1 untrusted, 2 on error. Secrets given on the command
+//! line or in the environment are masked out of that line.
 
 mod admin;
 mod output;
 mod root;
 mod tuf;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,6 +29,14 @@ pub(crate) struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Pin the organization's root: `--root FILE` or `--root-sha256 HEX`.
+    Init(verify::InitArgs),
+    /// Refresh the trust state from the server (TUF), into the cache.
+    Refresh(verify::RefreshArgs),
+    /// Is a signer trusted for an artifact? Exit 0 trusted, 1 untrusted, 2 error.
+    Decide(verify::DecideArgs),
+    /// List the namespaces of the cached trust state.
+    List(verify::ListArgs),
     /// Administer a keyshare server (namespaces, keys, revocations, peers,
     /// roots, tokens, audit) through its admin API.
     Admin(admin::AdminArgs),
@@ -53,6 +63,9 @@ pub(crate) enum Error {
     /// The admin API call failed.
     #[error(transparent)]
     Admin(#[from] AdminError),
+    /// A verifier operation failed.
+    #[error(transparent)]
+    Verifier(#[from] keyshare_client::Error),
     /// A local file could not be read.
     #[error("cannot read {}: {source}", path.display())]
     Read {
@@ -82,9 +95,22 @@ pub(crate) fn main() -> ExitCode {
     let secrets = secrets_of_environment();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => return output::clap_error(&e, &secrets),
+        Err(e) => {
+            let code = output::clap_error(&e, &secrets);
+            // `decide` keeps 1 for "untrusted": its usage errors are 2.
+            let decide = std::env::args().nth(1).as_deref() == Some("decide");
+            return if decide && code != ExitCode::SUCCESS {
+                ExitCode::from(2)
+            } else {
+                code
+            };
+        }
     };
     let result = match cli.command {
+        Command::Decide(args) => return verify::decide(args),
+        Command::Init(args) => verify::init(args),
+        Command::Refresh(args) => verify::refresh(args),
+        Command::List(args) => verify::list(args),
         Command::Admin(args) => admin::run(args),
         Command::Root(args) => root::run(args),
         Command::Tuf(args) => tuf::run(args),

@@ -60,6 +60,11 @@ pub(crate) fn error(message: &str, secrets: &[String]) {
     eprintln!("error: {}", one_line(message, secrets));
 }
 
+/// One warning line on stderr.
+pub(crate) fn warning(message: &str) {
+    eprintln!("warning: {}", one_line(message, &[]));
+}
+
 /// A clap outcome: help and version go to stdout with exit 0; errors
 /// become one line on stderr with exit 1.
 pub(crate) fn clap_error(e: &clap::Error, secrets: &[String]) -> ExitCode {

@@ -151,6 +151,20 @@ impl Updater {
         std::mem::take(&mut self.log)
     }
 
+    /// Loads many delegated roles at once into the trusted set, verifying
+    /// them on up to `threads` threads: see
+    /// [`TrustedSet::update_delegated_targets_batch`] (same checks, same
+    /// results). For a client that walks every delegated role (to find all
+    /// trust documents) before searching; a later [`Self::search`] uses the
+    /// roles so loaded without asking for them again.
+    pub fn update_delegated_targets_batch(
+        &mut self,
+        items: &[(&str, &str, &[u8])],
+        threads: usize,
+    ) -> Vec<Result<()>> {
+        self.trusted.update_delegated_targets_batch(items, threads)
+    }
+
     /// Starts looking up `target_path` among the trusted targets roles
     /// (after a completed refresh, else [`Error::Order`]).
     pub fn search(&mut self, target_path: &str) -> Result<TargetSearch<'_>> {

@@ -1,0 +1,336 @@
+//! A verifier's refresh plus 1,000 decisions over HTTP, side by side with
+//! python-tuf's `ngclient.Updater` doing the same refresh and lookups.
+//!
+//! `cargo bench -p keyshare-client --bench verify [-- --namespaces N
+//! --decides D --rounds R]` (or `bench/verify`, which also sets up
+//! python-tuf). Builds a repository with N namespaces (default 10,000),
+//! each listing one Ed25519 key, with the server's own publisher
+//! (`keyshare_server::publisher::Publisher`, one publish per change, so the
+//! layout is exactly what a server publishes), writes its current files
+//! as `keyshare-server publish --to` does, serves that tree with a plain
+//! static file server (Python's `http.server`, HTTP/1.1 with keep-alive:
+//! with HTTP/1.0 its listen backlog of 5 drops the connections of a
+//! client that keeps 8 requests in flight), and times, per round, from an
+//! empty cache:
+//!
+//! * keyshare: `init` (root file) + `refresh` (TUF workflow, every
+//!   delegated role, every trust document downloaded and verified, cache
+//!   written), then D `decide` calls on the loaded state
+//!   (`Verifier::decide_in`, artifacts of random namespaces, signed by the
+//!   namespace's key);
+//! * python-tuf (`bench/python_tuf_updater.py`): `Updater.refresh()`, the
+//!   index documents and every `namespaces/<ns>/trust.json` through
+//!   `get_targetinfo` + `download_target`, then D `get_targetinfo` lookups.
+//!
+//! Prints both, the ratio python-tuf/keyshare, and one JSON line. Median
+//! of the rounds (default 3).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
+use std::net::{TcpListener, TcpStream};
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
+
+use keyshare_client::blocking::Verifier;
+use keyshare_client::{Options, RootPin};
+use keyshare_policy::keys::{Key, Scheme};
+use keyshare_policy::metadata::KeyId;
+use keyshare_policy::pattern::ArtifactPattern;
+use keyshare_policy::repo::SharedSigner;
+use keyshare_policy::sign::InMemorySigner;
+use keyshare_policy::trust::{NamespaceEntry, NamespaceName, SignerRef, TrustedKey};
+use keyshare_server::publisher::{Change, OnlineKeys, Publisher};
+use keyshare_server::store::Store;
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map_or(default, |v| v.parse().expect("a number"))
+}
+
+fn signer() -> SharedSigner {
+    Arc::new(InMemorySigner::generate(Scheme::Ed25519).unwrap())
+}
+
+fn ns_name(i: usize) -> String {
+    format!("ns-{i:05}")
+}
+
+/// Builds the repository and writes its files under `out`.
+fn build(namespaces: usize, data: &Path, out: &Path) -> Vec<u8> {
+    let now = OffsetDateTime::now_utc();
+    let store = Store::open(data.join("keyshare.db")).unwrap();
+    let keys = OnlineKeys {
+        targets: signer(),
+        snapshot: signer(),
+        timestamp: signer(),
+        namespaces: signer(),
+    };
+    let publisher = Publisher::init(
+        store,
+        keys,
+        &[signer()],
+        1,
+        keyshare_policy::repo::Options::default(),
+        now,
+    )
+    .unwrap();
+    let started = Instant::now();
+    for i in 0..namespaces {
+        let name = NamespaceName::parse(&ns_name(i)).unwrap();
+        let entry = NamespaceEntry {
+            name: name.clone(),
+            scopes: vec![
+                ArtifactPattern::parse(&format!("registry.acme.io/{}/**", ns_name(i))).unwrap(),
+            ],
+            maintainers: vec![],
+        };
+        publisher
+            .apply(
+                "bench",
+                Change::CreateNamespace {
+                    entry,
+                    threshold: NonZeroU32::MIN,
+                },
+                now,
+            )
+            .unwrap();
+        let private = openssl::pkey::PKey::generate_ed25519().unwrap();
+        let public =
+            openssl::pkey::PKey::public_key_from_der(&private.public_key_to_der().unwrap())
+                .unwrap();
+        let key = Key::from_public(Scheme::Ed25519, &public).unwrap();
+        publisher
+            .apply(
+                "bench",
+                Change::AddKey {
+                    namespace: name,
+                    key: TrustedKey {
+                        id: KeyId::new(format!("key-{i}")),
+                        key,
+                        not_before: None,
+                        not_after: None,
+                        ephemeral: false,
+                        description: None,
+                    },
+                },
+                now,
+            )
+            .unwrap();
+        if (i + 1) % 500 == 0 {
+            eprintln!(
+                "built {} namespaces in {:.1} s",
+                i + 1,
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    // What `keyshare-server publish --to` writes: the current files,
+    // timestamp last.
+    let mut files = publisher.current_files().unwrap();
+    files.sort_by_key(|f| !f.immutable);
+    for f in &files {
+        let path = out.join(&f.path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &f.bytes).unwrap();
+    }
+    std::fs::read(out.join("metadata/1.root.json")).unwrap()
+}
+
+/// `python -m http.server` on a free loopback port; killed on drop.
+struct Static {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Static {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(python: &Path, dir: &Path) -> Static {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(python)
+        .args([
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            &port.to_string(),
+            "--directory",
+        ])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "http.server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Static {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+fn python() -> Option<PathBuf> {
+    let candidates = [
+        std::env::var_os("KEYSHARE_PYTHON").map(PathBuf::from),
+        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/pyenv/bin/python")),
+    ];
+    candidates.into_iter().flatten().find(|p| {
+        Command::new(p)
+            .args(["-c", "import tuf"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// A small deterministic generator for the artifacts decided.
+fn picks(n: usize, count: usize) -> Vec<usize> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..count)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % n as u64) as usize
+        })
+        .collect()
+}
+
+fn main() {
+    let namespaces = arg("--namespaces", 10_000);
+    let decides = arg("--decides", 1_000);
+    let rounds = arg("--rounds", 3).max(1);
+    let concurrency = arg("--concurrency", Options::new("").concurrency);
+    let Some(python) = python() else {
+        eprintln!("python-tuf not found: set KEYSHARE_PYTHON or run scripts/test once");
+        std::process::exit(1);
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, tree) = (tmp.path().join("data"), tmp.path().join("tree"));
+    std::fs::create_dir_all(&data).unwrap();
+    eprintln!("building a repository with {namespaces} namespaces (one publish per change)...");
+    let started = Instant::now();
+    let root = build(namespaces, &data, &tree);
+    eprintln!("built in {:.1} s", started.elapsed().as_secs_f64());
+    let server = serve(&python, &tree);
+    let picked = picks(namespaces, decides);
+
+    let mut ks_refresh = Vec::new();
+    let mut ks_decide = Vec::new();
+    for round in 0..rounds {
+        let cache = tmp.path().join(format!("ks-cache-{round}"));
+        let mut options = Options::new(&cache);
+        options.concurrency = concurrency;
+        let verifier = Verifier::new(options).unwrap();
+        let t0 = Instant::now();
+        verifier
+            .init(&server.url, RootPin::File(root.clone()), false)
+            .unwrap();
+        let state = verifier.refresh().unwrap();
+        let t1 = Instant::now();
+        let now = OffsetDateTime::now_utc();
+        let mut trusted = 0;
+        for &i in &picked {
+            let artifact = format!("registry.acme.io/{}/app", ns_name(i));
+            let signer = [SignerRef::KeyId(KeyId::new(format!("key-{i}")))];
+            if verifier
+                .decide_in(&state, &artifact, &signer, now)
+                .unwrap()
+                .is_trusted()
+            {
+                trusted += 1;
+            }
+        }
+        let t2 = Instant::now();
+        assert_eq!(trusted, decides, "every decision should be trusted");
+        assert_eq!(state.trust_set.namespaces().count(), namespaces);
+        ks_refresh.push((t1 - t0).as_secs_f64());
+        ks_decide.push((t2 - t1).as_secs_f64());
+    }
+
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/python_tuf_updater.py");
+    let mut py_refresh = Vec::new();
+    let mut py_lookup = Vec::new();
+    for round in 0..rounds {
+        let work = tmp.path().join(format!("py-{round}"));
+        let out = Command::new(&python)
+            .arg(&script)
+            .arg(&server.url)
+            .arg(tree.join("metadata/1.root.json"))
+            .arg(&work)
+            .args(["--lookups", &decides.to_string()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "python-tuf failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(line["trust_documents"].as_u64(), Some(namespaces as u64));
+        py_refresh.push(line["refresh_seconds"].as_f64().unwrap());
+        py_lookup.push(line["lookup_seconds"].as_f64().unwrap());
+    }
+    drop(server);
+
+    let (kr, kd) = (median(ks_refresh), median(ks_decide));
+    let (pr, pl) = (median(py_refresh), median(py_lookup));
+    println!(
+        "{namespaces} namespaces over HTTP (python http.server), median of {rounds}:\n  \
+         refresh + every trust document: keyshare {:.2} s, python-tuf {:.2} s (python-tuf/keyshare = {:.2}x)\n  \
+         {decides} decisions: keyshare {:.1} ms ({:.1} µs each), python-tuf get_targetinfo {:.1} ms\n  \
+         total: keyshare {:.2} s, python-tuf {:.2} s (python-tuf/keyshare = {:.2}x)",
+        kr,
+        pr,
+        pr / kr,
+        kd * 1e3,
+        kd * 1e6 / decides as f64,
+        pl * 1e3,
+        kr + kd,
+        pr + pl,
+        (pr + pl) / (kr + kd)
+    );
+    println!(
+        "{}",
+        serde_json::json!({
+            "bench": "verify",
+            "namespaces": namespaces,
+            "decides": decides,
+            "rounds": rounds,
+            "keyshare_refresh_seconds": kr,
+            "keyshare_decide_seconds": kd,
+            "python_tuf_refresh_seconds": pr,
+            "python_tuf_lookup_seconds": pl,
+            "ratio_total": (pr + pl) / (kr + kd),
+        })
+    );
+}

@@ -1,0 +1,225 @@
+//! The local cache of one repository: verified files stored by content
+//! hash (`blobs/<sha256>`) and one manifest (`state.json`) naming which
+//! blob is which file.
+//!
+//! A refresh writes the blobs it needs, then replaces `state.json`
+//! atomically (temporary file, fsync, rename), then removes blobs no longer
+//! named. Until the rename, readers see the previous state complete; a
+//! failed refresh never touches `state.json`, so the cache stays in its last
+//! good state. Blobs are immutable: their name is their hash, and a blob
+//! whose bytes do not hash to its name is treated as missing.
+//!
+//! Blobs are not fsynced one by one (thousands of fsyncs dominated a
+//! refresh); after a crash of the machine, a blob the manifest names may
+//! be missing or incomplete: it fails its hash check, loading the state
+//! says to refresh, and the next refresh downloads it again.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use keyshare_policy::hash::sha256_hex;
+
+/// `format` of `state.json`.
+pub const STATE_FORMAT: &str = "keyshare.client-cache/v1";
+/// The manifest's file name.
+pub const STATE_FILE: &str = "state.json";
+const BLOBS: &str = "blobs";
+
+/// A cache failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CacheError {
+    /// A file could not be read or written.
+    #[error("cache {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `state.json` is not a keyshare cache manifest.
+    #[error("cache {}: not a keyshare cache ({message}); remove the directory and run `keyshare init` again", path.display())]
+    Corrupt {
+        /// The manifest.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// `state.json`: what the cache holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Always [`STATE_FORMAT`].
+    pub format: String,
+    /// The repository's base URL (metadata under `URL/metadata/`, targets
+    /// under `URL/targets/`).
+    pub url: String,
+    /// Metadata by cache name (`root.json`, `timestamp.json`,
+    /// `<role>.json`) → SHA-256 of the bytes.
+    pub metadata: BTreeMap<String, String>,
+    /// Verified targets by target path → SHA-256 of the bytes.
+    #[serde(default)]
+    pub targets: BTreeMap<String, String>,
+    /// The `ETag` of the last `timestamp.json` download, for a conditional request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp_etag: Option<String>,
+}
+
+impl Manifest {
+    /// A fresh manifest holding only the pinned root.
+    pub fn pinned(url: &str, root_sha256: String) -> Self {
+        Self {
+            format: STATE_FORMAT.to_owned(),
+            url: url.to_owned(),
+            metadata: BTreeMap::from([("root.json".to_owned(), root_sha256)]),
+            targets: BTreeMap::new(),
+            timestamp_etag: None,
+        }
+    }
+}
+
+/// One repository's cache directory.
+#[derive(Debug, Clone)]
+pub struct RepoCache {
+    dir: PathBuf,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CacheError + '_ {
+    move |source| CacheError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+impl RepoCache {
+    /// The cache in `dir` (not created until written).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The manifest, or `None` when the cache was never written.
+    pub fn manifest(&self) -> Result<Option<Manifest>, CacheError> {
+        let path = self.dir.join(STATE_FILE);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(&path)(e)),
+        };
+        let manifest: Manifest =
+            serde_json::from_slice(&bytes).map_err(|e| CacheError::Corrupt {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+        if manifest.format != STATE_FORMAT {
+            return Err(CacheError::Corrupt {
+                path,
+                message: format!("format `{}`", manifest.format),
+            });
+        }
+        Ok(Some(manifest))
+    }
+
+    /// The blob with this hash, if present and intact.
+    pub fn blob(&self, sha256: &str) -> Option<Vec<u8>> {
+        if !is_sha256(sha256) {
+            return None;
+        }
+        let bytes = std::fs::read(self.dir.join(BLOBS).join(sha256)).ok()?;
+        (sha256_hex(&bytes) == sha256).then_some(bytes)
+    }
+
+    /// Writes `blobs` (keyed by their SHA-256) that are not there yet, then
+    /// `manifest` atomically, then removes blobs the manifest does not name.
+    pub fn commit(
+        &self,
+        manifest: &Manifest,
+        blobs: &BTreeMap<String, Vec<u8>>,
+    ) -> Result<(), CacheError> {
+        let blob_dir = self.dir.join(BLOBS);
+        create_private_dir(&self.dir)?;
+        create_private_dir(&blob_dir)?;
+        for (sha, bytes) in blobs {
+            let path = blob_dir.join(sha);
+            if self.blob(sha).is_none() {
+                write_atomic(&path, bytes, false)?;
+            }
+        }
+        let text = serde_json::to_vec_pretty(manifest).map_err(|e| CacheError::Corrupt {
+            path: self.dir.join(STATE_FILE),
+            message: e.to_string(),
+        })?;
+        write_atomic(&self.dir.join(STATE_FILE), &text, true)?;
+        sync_dir(&self.dir);
+        // Garbage collection: best effort, the manifest is already safe.
+        let named: BTreeSet<&String> = manifest
+            .metadata
+            .values()
+            .chain(manifest.targets.values())
+            .collect();
+        if let Ok(entries) = std::fs::read_dir(&blob_dir) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if !named.contains(&name) {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn is_sha256(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), CacheError> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        builder.mode(0o700);
+    }
+    builder.create(dir).map_err(io(dir))
+}
+
+/// Writes `bytes` to a temporary file next to `path`, syncs it if `sync`,
+/// renames it.
+fn write_atomic(path: &Path, bytes: &[u8], sync: bool) -> Result<(), CacheError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io(dir))?;
+    tmp.write_all(bytes).map_err(io(path))?;
+    if sync {
+        tmp.as_file().sync_all().map_err(io(path))?;
+    }
+    tmp.persist(path).map_err(|e| io(path)(e.error))?;
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// The default cache directory: `$XDG_CACHE_HOME/keyshare`, else
+/// `~/.cache/keyshare`.
+pub fn default_dir() -> Option<PathBuf> {
+    if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|x| !x.is_empty()) {
+        return Some(PathBuf::from(x).join("keyshare"));
+    }
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(|h| PathBuf::from(h).join(".cache").join("keyshare"))
+}

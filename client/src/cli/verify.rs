@@ -1,0 +1,452 @@
+//! The verifier commands: `init`, `refresh`, `decide`, `list`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use serde_json::{json, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use keyshare_client::blocking::Verifier;
+use keyshare_client::{Options, Outcome, PeerProblem, RootPin, TrustState, Verdict};
+use keyshare_policy::keys::{Key, Scheme};
+use keyshare_policy::metadata::KeyId;
+use keyshare_policy::trust::{Decision, Reason, SignerRef, TrustRule};
+
+use super::{output, read_text, Error, OutputFormat};
+
+/// Options every verifier command takes.
+#[derive(Debug, Args)]
+pub(crate) struct Common {
+    /// The cache directory (default `$XDG_CACHE_HOME/keyshare`, else `~/.cache/keyshare`).
+    #[arg(long, env = "KEYSHARE_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// PEM CA certificates trusted for HTTPS in addition to the system's.
+    #[arg(long, env = "KEYSHARE_SERVER_CA")]
+    server_ca: Option<PathBuf>,
+    /// Seconds each HTTP request may take, connect to last byte.
+    #[arg(long, default_value_t = 30)]
+    timeout: u64,
+    /// Output mode.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    output: OutputFormat,
+}
+
+impl Common {
+    fn verifier(&self) -> Result<Verifier, Error> {
+        self.verifier_with(|_| ())
+    }
+
+    fn verifier_with(&self, adjust: impl FnOnce(&mut Options)) -> Result<Verifier, Error> {
+        let dir = match &self.cache_dir {
+            Some(d) => d.clone(),
+            None => keyshare_client::default_cache_dir().ok_or_else(|| {
+                Error::Input("no cache directory: give --cache-dir or set HOME".into())
+            })?,
+        };
+        let mut options = Options::new(dir);
+        options.timeout = Duration::from_secs(self.timeout.max(1));
+        if let Some(ca) = &self.server_ca {
+            options.server_ca = Some(read_bytes(ca)?);
+        }
+        adjust(&mut options);
+        Ok(Verifier::new(options)?)
+    }
+}
+
+fn read_bytes(path: &Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(|source| Error::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// `keyshare init`.
+#[derive(Debug, Args)]
+pub(crate) struct InitArgs {
+    /// The repository's base URL (`https://...`, or `http://` for loopback and tests).
+    #[arg(long, env = "KEYSHARE_SERVER")]
+    server: String,
+    /// A root metadata file obtained out of band (e.g. `1.root.json`).
+    #[arg(long, conflicts_with_all = ["root_sha256", "insecure_trust_on_first_use"])]
+    root: Option<PathBuf>,
+    /// The SHA-256 of the server's `1.root.json` (as `keyshare-server init` prints it).
+    #[arg(long, conflicts_with = "insecure_trust_on_first_use")]
+    root_sha256: Option<String>,
+    /// Trust whatever root the server sends now. Anyone able to answer for
+    /// the server at this moment gets your trust for good.
+    #[arg(long)]
+    insecure_trust_on_first_use: bool,
+    /// Replace a root already pinned in the cache directory.
+    #[arg(long)]
+    force: bool,
+    #[command(flatten)]
+    common: Common,
+}
+
+pub(crate) fn init(args: InitArgs) -> Result<(), Error> {
+    let pin = match (
+        &args.root,
+        &args.root_sha256,
+        args.insecure_trust_on_first_use,
+    ) {
+        (Some(path), _, _) => RootPin::File(read_bytes(path)?),
+        (None, Some(hex), _) => RootPin::Sha256(hex.clone()),
+        (None, None, true) => {
+            output::warning(
+                "--insecure-trust-on-first-use: trusting whatever root the server sends now, unverified; pin it with --root or --root-sha256 instead",
+            );
+            RootPin::InsecureTrustOnFirstUse
+        }
+        (None, None, false) => {
+            return Err(Error::Input(
+                "give --root FILE or --root-sha256 HEX (the pinned root)".into(),
+            ))
+        }
+    };
+    let verifier = args.common.verifier()?;
+    let pinned = verifier.init(&args.server, pin, args.force)?;
+    let value = json!({
+        "url": pinned.url,
+        "root_version": pinned.root_version,
+        "root_sha256": pinned.root_sha256,
+        "cache_dir": verifier.inner().options().cache_dir,
+    });
+    emit(args.common.output, &value, || {
+        format!(
+            "pinned root version {} (sha256 {}) of {}; run `keyshare refresh` next",
+            pinned.root_version, pinned.root_sha256, pinned.url
+        )
+    });
+    Ok(())
+}
+
+/// `keyshare refresh`.
+#[derive(Debug, Args)]
+pub(crate) struct RefreshArgs {
+    #[command(flatten)]
+    common: Common,
+}
+
+pub(crate) fn refresh(args: RefreshArgs) -> Result<(), Error> {
+    let verifier = args.common.verifier()?;
+    let state = verifier.refresh()?;
+    let value = summary(&state);
+    emit(args.common.output, &value, || {
+        format!(
+            "refreshed {}: root v{}, timestamp v{}; {} namespaces ({} with a trust document), {} revocations, {} peers",
+            state.url,
+            state.root_version,
+            state.timestamp_version,
+            state.trust_set.index().namespaces.len(),
+            state.trust_set.namespaces().count(),
+            state.trust_set.revocations().len(),
+            state.trust_set.peers().len()
+        )
+    });
+    Ok(())
+}
+
+fn summary(state: &TrustState) -> Value {
+    json!({
+        "url": state.url,
+        "root_version": state.root_version,
+        "timestamp_version": state.timestamp_version,
+        "namespaces": state.trust_set.index().namespaces.len(),
+        "trust_documents": state.trust_set.namespaces().count(),
+        "revocations": state.trust_set.revocations().len(),
+        "peers": state.trust_set.peers().len(),
+        "documents": state.documents.keys().collect::<Vec<_>>(),
+    })
+}
+
+/// `keyshare decide`.
+#[derive(Debug, Args)]
+pub(crate) struct DecideArgs {
+    /// The artifact name (e.g. `registry.acme.io/team-a/app`).
+    artifact: String,
+    /// A signer by key id (repeatable).
+    #[arg(long = "key-id", num_args = 1)]
+    key_ids: Vec<String>,
+    /// A signer's public key: PEM (SubjectPublicKeyInfo) or a TUF key object (repeatable).
+    #[arg(long = "key", num_args = 1)]
+    keys: Vec<PathBuf>,
+    /// A signer's certificate chain: PEM, leaf first (repeatable).
+    #[arg(long = "cert", num_args = 1)]
+    certs: Vec<PathBuf>,
+    /// When the signature was made (RFC 3339; default: now).
+    #[arg(long)]
+    signed_at: Option<String>,
+    /// Most peer redirects to follow.
+    #[arg(long, default_value_t = keyshare_client::DEFAULT_MAX_PEER_DEPTH)]
+    max_peer_depth: usize,
+    #[command(flatten)]
+    common: Common,
+}
+
+/// Runs `decide`: exit 0 trusted, 1 untrusted, 2 error.
+pub(crate) fn decide(args: DecideArgs) -> ExitCode {
+    match decide_inner(&args) {
+        Ok(verdict) => {
+            let value = verdict_json(&args.artifact, &verdict);
+            emit(args.common.output, &value, || {
+                format!("{}: {verdict}", args.artifact)
+            });
+            if verdict.is_trusted() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            output::error(&e.to_string(), &[]);
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn decide_inner(args: &DecideArgs) -> Result<Verdict, Error> {
+    let mut signers: Vec<SignerRef> = args
+        .key_ids
+        .iter()
+        .map(|id| SignerRef::KeyId(KeyId::new(id.as_str())))
+        .collect();
+    for path in &args.keys {
+        signers.push(SignerRef::PublicKey(public_key(path)?));
+    }
+    for path in &args.certs {
+        signers.push(SignerRef::CertChain(cert_chain(path)?));
+    }
+    if signers.is_empty() {
+        return Err(Error::Input(
+            "name a signer: --key-id ID, --key FILE or --cert FILE".into(),
+        ));
+    }
+    let signed_at = match &args.signed_at {
+        Some(t) => OffsetDateTime::parse(t, &Rfc3339)
+            .map_err(|e| Error::Input(format!("--signed-at `{t}`: not an RFC 3339 time ({e})")))?,
+        None => OffsetDateTime::now_utc(),
+    };
+    let verifier = args
+        .common
+        .verifier_with(|o| o.max_peer_depth = args.max_peer_depth)?;
+    Ok(verifier.decide(&args.artifact, &signers, signed_at)?)
+}
+
+/// A public key from a PEM file or a TUF key object.
+fn public_key(path: &Path) -> Result<Key, Error> {
+    let text = read_text(path)?;
+    let bad = |what: String| Error::Input(format!("{}: {what}", path.display()));
+    if text.trim_start().starts_with('{') {
+        return serde_json::from_str(&text).map_err(|e| bad(format!("not a TUF key object ({e})")));
+    }
+    let pkey = openssl::pkey::PKey::public_key_from_pem(text.as_bytes());
+    let _ = openssl::error::ErrorStack::get();
+    let pkey = pkey.map_err(|_| bad("not a PEM public key (SubjectPublicKeyInfo)".into()))?;
+    let scheme = match pkey.id() {
+        openssl::pkey::Id::ED25519 => Scheme::Ed25519,
+        openssl::pkey::Id::EC => Scheme::EcdsaP256Sha256,
+        openssl::pkey::Id::RSA => Scheme::RsaPssSha256,
+        _ => {
+            return Err(bad(
+                "unsupported key type (Ed25519, ECDSA P-256 or RSA)".into()
+            ))
+        }
+    };
+    Key::from_public(scheme, &pkey).map_err(|e| bad(e.to_string()))
+}
+
+/// A PEM certificate chain as DER, leaf first.
+fn cert_chain(path: &Path) -> Result<Vec<Vec<u8>>, Error> {
+    let bytes = read_bytes(path)?;
+    let certs = openssl::x509::X509::stack_from_pem(&bytes);
+    let _ = openssl::error::ErrorStack::get();
+    let certs = certs
+        .ok()
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| Error::Input(format!("{}: no PEM certificate in it", path.display())))?;
+    certs
+        .iter()
+        .map(|c| {
+            c.to_der()
+                .map_err(|e| Error::Input(format!("{}: {e}", path.display())))
+        })
+        .collect()
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
+}
+
+/// A short machine-readable name of each reason.
+fn reason_code(reason: &Reason) -> &'static str {
+    match reason {
+        Reason::NoNamespace { .. } => "no_namespace",
+        Reason::NoTrustDocument { .. } => "no_trust_document",
+        Reason::KeyNotListed { .. } => "key_not_listed",
+        Reason::UnusableKey { .. } => "unusable_key",
+        Reason::KeyNotYetValid { .. } => "key_not_yet_valid",
+        Reason::KeyExpired { .. } => "key_expired",
+        Reason::EphemeralExpired { .. } => "ephemeral_expired",
+        Reason::Revoked { .. } => "revoked",
+        Reason::ChainNotTrusted { .. } => "chain_not_trusted",
+        Reason::SubjectMismatch { .. } => "subject_mismatch",
+        Reason::ThresholdNotMet { .. } => "threshold_not_met",
+        Reason::DelegatedToPeer { .. } => "delegated_to_peer",
+        _ => "other",
+    }
+}
+
+fn peer_code(problem: &PeerProblem) -> &'static str {
+    match problem {
+        PeerProblem::RootMismatch(_) => "peer_root_mismatch",
+        PeerProblem::Unreachable(_) => "peer_unreachable",
+        PeerProblem::Refused(_) => "peer_refused",
+        PeerProblem::Loop(_) => "peer_loop",
+        PeerProblem::TooDeep(_) => "peer_too_deep",
+        _ => "peer_other",
+    }
+}
+
+fn verdict_json(artifact: &str, verdict: &Verdict) -> Value {
+    let via: Vec<Value> = verdict
+        .hops
+        .iter()
+        .map(|h| json!({"peer": h.peer, "url": h.url}))
+        .collect();
+    let mut v = match &verdict.outcome {
+        Outcome::Decided(Decision::Trusted { namespace, rule }) => {
+            let rule = match rule {
+                TrustRule::Namespace {
+                    keys,
+                    identities,
+                    threshold,
+                } => {
+                    json!({"kind": "namespace", "keys": keys, "identities": identities, "threshold": threshold})
+                }
+                TrustRule::SubDelegation {
+                    name,
+                    keys,
+                    threshold,
+                } => {
+                    json!({"kind": "sub_delegation", "name": name, "keys": keys, "threshold": threshold})
+                }
+            };
+            json!({"trusted": true, "namespace": namespace.as_str(), "rule": rule})
+        }
+        Outcome::Decided(Decision::Untrusted { reason }) => json!({
+            "trusted": false,
+            "reason": reason_code(reason),
+            "message": reason.to_string(),
+        }),
+        Outcome::Peer { peer, url, problem } => json!({
+            "trusted": false,
+            "reason": peer_code(problem),
+            "message": problem.to_string(),
+            "peer": peer,
+            "url": url,
+        }),
+    };
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("artifact".into(), json!(artifact));
+        obj.insert("via".into(), Value::Array(via));
+    }
+    v
+}
+
+/// `keyshare list`.
+#[derive(Debug, Args)]
+pub(crate) struct ListArgs {
+    /// Only namespaces whose name matches this glob (`team-*`).
+    pattern: Option<String>,
+    #[command(flatten)]
+    common: Common,
+}
+
+pub(crate) fn list(args: ListArgs) -> Result<(), Error> {
+    let pattern = match &args.pattern {
+        Some(p) => {
+            Some(glob::Pattern::new(p).map_err(|e| Error::Input(format!("pattern `{p}`: {e}")))?)
+        }
+        None => None,
+    };
+    let state = args.common.verifier()?.trust_state()?;
+    let set = &state.trust_set;
+    let mut items = Vec::new();
+    let mut rows = Vec::new();
+    for entry in &set.index().namespaces {
+        if pattern
+            .as_ref()
+            .is_some_and(|p| !p.matches(entry.name.as_str()))
+        {
+            continue;
+        }
+        let doc = set.namespaces().find(|d| d.namespace == entry.name);
+        let keys: Vec<Value> = doc
+            .map(|d| {
+                d.keys
+                    .iter()
+                    .map(|k| {
+                        json!({
+                            "id": k.id,
+                            "keytype": k.key.keytype,
+                            "not_before": k.not_before.map(rfc3339),
+                            "not_after": k.not_after.map(rfc3339),
+                            "ephemeral": k.ephemeral,
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let scopes: Vec<&str> = entry.scopes.iter().map(|s| s.as_str()).collect();
+        rows.push(vec![
+            entry.name.to_string(),
+            scopes.join(" "),
+            doc.map_or("-".into(), |d| d.threshold.to_string()),
+            doc.map_or("(no trust document)".into(), |d| {
+                d.keys
+                    .iter()
+                    .map(|k| short(k.id.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            }),
+            entry.maintainers.join(" "),
+        ]);
+        items.push(json!({
+            "name": entry.name.as_str(),
+            "scopes": scopes,
+            "maintainers": entry.maintainers,
+            "trust_document": doc.is_some(),
+            "threshold": doc.map(|d| d.threshold.get()),
+            "keys": keys,
+            "identities": doc.map(|d| d.identities.iter().map(|i| i.name.clone()).collect::<Vec<_>>()).unwrap_or_default(),
+            "sub_delegations": doc.map(|d| d.sub_delegations.iter().map(|s| s.name.clone()).collect::<Vec<_>>()).unwrap_or_default(),
+        }));
+    }
+    match args.common.output {
+        OutputFormat::Json => output::json(&json!({ "namespaces": items })),
+        OutputFormat::Text => output::table(
+            &["NAME", "SCOPES", "THRESHOLD", "KEYS", "MAINTAINERS"],
+            &rows,
+        ),
+    }
+    Ok(())
+}
+
+/// The first 12 characters of a long id.
+fn short(id: &str) -> String {
+    if id.chars().count() > 16 {
+        format!("{}…", id.chars().take(12).collect::<String>())
+    } else {
+        id.to_owned()
+    }
+}
+
+fn emit(out: OutputFormat, value: &Value, text: impl FnOnce() -> String) {
+    match out {
+        OutputFormat::Json => output::json(value),
+        OutputFormat::Text => output::text(&text()),
+    }
+}

@@ -1,0 +1,594 @@
+//! Shared fixture of the client tests: a real server (the publisher and
+//! `keyshare_server::http::run` on a loopback socket, in a background
+//! thread), a canned HTTP server that serves the same files with
+//! alterations, and a runner for the `keyshare` binary.
+
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use keyshare_policy::keys::{Key, Scheme};
+use keyshare_policy::metadata::KeyId;
+use keyshare_policy::pattern::ArtifactPattern;
+use keyshare_policy::repo::{Options, SharedSigner};
+use keyshare_policy::sign::InMemorySigner;
+use keyshare_policy::trust::{
+    NamespaceEntry, NamespaceName, Peer, PeerUrl, PinnedRoot, Revocation, RevokedSubject,
+    Sha256Hex, TrustedKey,
+};
+use keyshare_server::http::AppState;
+use keyshare_server::publisher::{Change, OnlineKeys, Publisher};
+use keyshare_server::store::{Store, TokenKind};
+
+/// Longest a `keyshare` process may run.
+const PROCESS_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn signer() -> SharedSigner {
+    Arc::new(InMemorySigner::generate(Scheme::Ed25519).unwrap())
+}
+
+/// A real keyshare server; stopped (bounded wait) when dropped.
+pub struct Server {
+    pub dir: tempfile::TempDir,
+    pub publisher: Arc<Publisher>,
+    pub url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    stopped: mpsc::Receiver<()>,
+}
+
+impl Server {
+    /// A server whose repository was created at `created` (its first
+    /// metadata expires by the defaults from then on).
+    pub fn start_at(created: OffsetDateTime) -> Self {
+        Self::spawn(created, None)
+    }
+
+    /// A server speaking HTTPS with a self-signed certificate for
+    /// 127.0.0.1; returns it and the certificate (PEM).
+    pub fn start_tls() -> (Self, String) {
+        use openssl::pkey::PKey;
+        use openssl::ssl::{SslAcceptor, SslMethod};
+        use openssl::x509::X509;
+        let (cert, key) = localhost_cert();
+        let mut tls = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).unwrap();
+        tls.set_certificate(&X509::from_pem(cert.as_bytes()).unwrap())
+            .unwrap();
+        tls.set_private_key(&PKey::private_key_from_pem(key.as_bytes()).unwrap())
+            .unwrap();
+        let mut server = Self::spawn(OffsetDateTime::now_utc(), Some(tls));
+        server.url = server.url.replacen("http://", "https://", 1);
+        (server, cert)
+    }
+
+    fn spawn(created: OffsetDateTime, tls: Option<openssl::ssl::SslAcceptorBuilder>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("keyshare.db")).unwrap();
+        let keys = OnlineKeys {
+            targets: signer(),
+            snapshot: signer(),
+            timestamp: signer(),
+            namespaces: signer(),
+        };
+        let publisher = Arc::new(
+            Publisher::init(store, keys, &[signer()], 1, Options::default(), created).unwrap(),
+        );
+        let state = AppState::new(publisher.clone());
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (stopped_tx, stopped) = mpsc::channel();
+        thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            let shutdown = async move {
+                let _ = stop_rx.await;
+            };
+            let served = match tls {
+                Some(tls) => rt.block_on(keyshare_server::http::run_tls(
+                    listener, tls, state, shutdown,
+                )),
+                None => rt.block_on(keyshare_server::http::run(listener, state, shutdown)),
+            };
+            served.unwrap();
+            let _ = stopped_tx.send(());
+        });
+        Self {
+            dir,
+            publisher,
+            url,
+            stop: Some(stop),
+            stopped,
+        }
+    }
+
+    pub fn start() -> Self {
+        Self::start_at(OffsetDateTime::now_utc())
+    }
+
+    /// An org-admin token's secret.
+    pub fn admin_token(&self) -> String {
+        let new = self
+            .publisher
+            .create_token("test", TokenKind::OrgAdmin, None, OffsetDateTime::now_utc())
+            .unwrap();
+        new.secret.expose().to_owned()
+    }
+
+    /// Applies a change as the system and publishes it.
+    pub fn apply(&self, change: Change) {
+        self.publisher
+            .apply("test", change, OffsetDateTime::now_utc())
+            .unwrap();
+    }
+
+    pub fn create_namespace(&self, name: &str, scopes: &[&str], threshold: u32) {
+        self.apply(Change::CreateNamespace {
+            entry: NamespaceEntry {
+                name: ns(name),
+                scopes: scopes
+                    .iter()
+                    .map(|s| ArtifactPattern::parse(s).unwrap())
+                    .collect(),
+                maintainers: vec![format!("{name}@acme.io")],
+            },
+            threshold: NonZeroU32::new(threshold).unwrap(),
+        });
+    }
+
+    /// Lists `key` in `namespace` under `id`.
+    pub fn add_key(&self, namespace: &str, id: &str, key: &Key, not_after: Option<OffsetDateTime>) {
+        self.apply(Change::AddKey {
+            namespace: ns(namespace),
+            key: TrustedKey {
+                id: KeyId::new(id),
+                key: key.clone(),
+                not_before: None,
+                not_after,
+                ephemeral: false,
+                description: None,
+            },
+        });
+    }
+
+    pub fn revoke(&self, id: &str, at: OffsetDateTime) {
+        self.apply(Change::AddRevocation {
+            revocation: Revocation {
+                subject: RevokedSubject::KeyId(KeyId::new(id)),
+                revoked_at: at,
+                reason: "laptop lost".into(),
+            },
+        });
+    }
+
+    /// Delegates `pattern` to the repository at `url` pinned by the hash of
+    /// `root` (its `1.root.json`).
+    pub fn put_peer(&self, name: &str, pattern: &str, url: &str, root: &[u8]) {
+        self.apply(Change::PutPeer {
+            peer: Peer {
+                name: name.into(),
+                patterns: vec![ArtifactPattern::parse(pattern).unwrap()],
+                url: PeerUrl::parse(url).unwrap(),
+                root: PinnedRoot::Sha256(Sha256Hex::of(root)),
+                terminating: true,
+            },
+        });
+    }
+
+    /// A published file's bytes (`metadata/...`, `targets/...`).
+    pub fn file(&self, path: &str) -> Option<Vec<u8>> {
+        self.publisher.file(path).map(|f| f.bytes.to_vec())
+    }
+
+    pub fn root1(&self) -> Vec<u8> {
+        self.file("metadata/1.root.json").unwrap()
+    }
+
+    pub fn root1_sha256(&self) -> String {
+        keyshare_policy::hash::sha256_hex(&self.root1())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+            let _ = self.stopped.recv_timeout(Duration::from_secs(20));
+        }
+    }
+}
+
+pub fn localhost_cert() -> (String, String) {
+    use openssl::asn1::Asn1Time;
+    use openssl::bn::BigNum;
+    use openssl::ec::{EcGroup, EcKey};
+    use openssl::hash::MessageDigest;
+    use openssl::nid::Nid;
+    use openssl::pkey::PKey;
+    use openssl::x509::extension::SubjectAlternativeName;
+    use openssl::x509::{X509Builder, X509NameBuilder};
+    let key = PKey::from_ec_key(
+        EcKey::generate(&EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap()).unwrap(),
+    )
+    .unwrap();
+    let mut name = X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", "127.0.0.1").unwrap();
+    let name = name.build();
+    let mut b = X509Builder::new().unwrap();
+    b.set_version(2).unwrap();
+    b.set_serial_number(&BigNum::from_u32(7).unwrap().to_asn1_integer().unwrap())
+        .unwrap();
+    b.set_subject_name(&name).unwrap();
+    b.set_issuer_name(&name).unwrap();
+    b.set_pubkey(&key).unwrap();
+    b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::days_from_now(2).unwrap())
+        .unwrap();
+    let san = SubjectAlternativeName::new()
+        .ip("127.0.0.1")
+        .build(&b.x509v3_context(None, None))
+        .unwrap();
+    b.append_extension(san).unwrap();
+    b.sign(&key, MessageDigest::sha256()).unwrap();
+    (
+        String::from_utf8(b.build().to_pem().unwrap()).unwrap(),
+        String::from_utf8(key.private_key_to_pem_pkcs8().unwrap()).unwrap(),
+    )
+}
+
+pub fn ns(name: &str) -> NamespaceName {
+    NamespaceName::parse(name).unwrap()
+}
+
+/// A new Ed25519 key: its TUF key and its public key as PEM.
+pub fn new_key() -> (Key, String) {
+    let pkey = openssl::pkey::PKey::generate_ed25519().unwrap();
+    let public =
+        openssl::pkey::PKey::public_key_from_der(&pkey.public_key_to_der().unwrap()).unwrap();
+    let key = Key::from_public(Scheme::Ed25519, &public).unwrap();
+    let pem = String::from_utf8(public.public_key_to_pem().unwrap()).unwrap();
+    (key, pem)
+}
+
+/// What the canned server answers.
+#[derive(Clone, Debug)]
+pub enum Reply {
+    /// 200 with these bytes.
+    Bytes(Vec<u8>),
+    /// 200 with these bytes and this `ETag`; 304 to a request whose
+    /// `If-None-Match` is that tag.
+    Tagged(Vec<u8>, String),
+    /// This status, empty body.
+    Status(u16),
+    /// A redirect with this status to this URL.
+    Redirect(u16, String),
+    /// 200 with a body that never ends.
+    Endless,
+    /// 200 sending one byte every 200 ms, forever.
+    Slow,
+}
+
+/// Requests a canned server saw: path and `If-None-Match`, if any.
+pub type RequestLog = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
+/// A loopback HTTP/1.1 server answering each GET from `files` (by path
+/// without the leading `/`), else from `fallback`.
+pub struct Canned {
+    pub url: String,
+    pub overrides: Arc<Mutex<HashMap<String, Reply>>>,
+    /// Every request: path and its `If-None-Match` header, if any.
+    pub log: RequestLog,
+}
+
+impl Canned {
+    pub fn start(fallback: Arc<dyn Fn(&str) -> Reply + Send + Sync>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let overrides: Arc<Mutex<HashMap<String, Reply>>> = Arc::default();
+        let log: RequestLog = Arc::default();
+        let (o, l) = (overrides.clone(), log.clone());
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let (o, l) = (o.clone(), l.clone());
+                let fallback = fallback.clone();
+                thread::spawn(move || {
+                    let _ = serve(stream, &o, &l, &*fallback);
+                });
+            }
+        });
+        Self {
+            url,
+            overrides,
+            log,
+        }
+    }
+
+    /// Serves `reply` for `path` from now on.
+    pub fn set(&self, path: &str, reply: Reply) {
+        self.overrides
+            .lock()
+            .unwrap()
+            .insert(path.to_owned(), reply);
+    }
+
+    pub fn clear(&self) {
+        self.overrides.lock().unwrap().clear();
+    }
+}
+
+/// A canned server in front of `server`'s published files.
+pub fn proxy(server: &Server) -> Canned {
+    let publisher = server.publisher.clone();
+    Canned::start(Arc::new(move |path| match publisher.file(path) {
+        Some(f) => Reply::Bytes(f.bytes.to_vec()),
+        None => Reply::Status(404),
+    }))
+}
+
+fn serve(
+    stream: TcpStream,
+    overrides: &Mutex<HashMap<String, Reply>>,
+    log: &Mutex<Vec<(String, Option<String>)>>,
+    fallback: &dyn Fn(&str) -> Reply,
+) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut out = stream;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let path = line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("/")
+            .trim_start_matches('/')
+            .to_owned();
+        let mut if_none_match = None;
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h)? == 0 || h.trim().is_empty() {
+                break;
+            }
+            if let Some((name, value)) = h.split_once(':') {
+                if name.trim().eq_ignore_ascii_case("if-none-match") {
+                    if_none_match = Some(value.trim().to_owned());
+                }
+            }
+        }
+        log.lock()
+            .unwrap()
+            .push((path.clone(), if_none_match.clone()));
+        let reply = overrides
+            .lock()
+            .unwrap()
+            .get(&path)
+            .cloned()
+            .unwrap_or_else(|| fallback(&path));
+        match reply {
+            Reply::Bytes(b) => {
+                write!(
+                    out,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+                    b.len()
+                )?;
+                out.write_all(&b)?;
+            }
+            Reply::Tagged(_, tag) if if_none_match.as_deref() == Some(tag.as_str()) => {
+                write!(out, "HTTP/1.1 304 Not Modified\r\nETag: {tag}\r\n\r\n")?;
+            }
+            Reply::Tagged(b, tag) => {
+                write!(
+                    out,
+                    "HTTP/1.1 200 OK\r\nETag: {tag}\r\nContent-Length: {}\r\n\r\n",
+                    b.len()
+                )?;
+                out.write_all(&b)?;
+            }
+            Reply::Status(s) => {
+                write!(out, "HTTP/1.1 {s} X\r\nContent-Length: 0\r\n\r\n")?;
+            }
+            Reply::Redirect(s, to) => {
+                write!(
+                    out,
+                    "HTTP/1.1 {s} X\r\nLocation: {to}\r\nContent-Length: 0\r\n\r\n"
+                )?;
+            }
+            Reply::Endless => {
+                write!(
+                    out,
+                    "HTTP/1.1 200 OK\r\nContent-Length: 1000000000000\r\n\r\n"
+                )?;
+                let chunk = vec![b'x'; 64 * 1024];
+                loop {
+                    out.write_all(&chunk)?;
+                }
+            }
+            Reply::Slow => {
+                write!(out, "HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n")?;
+                loop {
+                    out.write_all(b" ")?;
+                    out.flush()?;
+                    thread::sleep(Duration::from_millis(200));
+                }
+            }
+        }
+        out.flush()?;
+    }
+}
+
+/// The outcome of one `keyshare` process.
+#[derive(Debug)]
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Exit 0 and nothing on stderr.
+    pub fn assert_ok(&self) -> &Self {
+        assert_eq!(self.code, Some(0), "{self:?}");
+        assert!(self.stderr.is_empty(), "{self:?}");
+        self
+    }
+
+    /// Exit `code` and exactly one `error: ...` line on stderr; returns it.
+    pub fn assert_error_line(&self, code: i32) -> &str {
+        assert_eq!(self.code, Some(code), "{self:?}");
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{self:?}");
+        assert!(lines[0].starts_with("error: "), "{self:?}");
+        assert!(!self.stderr.contains("panicked"), "{self:?}");
+        lines[0]
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
+    }
+}
+
+/// A client cache directory and a runner of `keyshare` against it.
+pub struct Client {
+    pub dir: tempfile::TempDir,
+}
+
+impl Client {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn cache(&self) -> PathBuf {
+        self.dir.path().join("cache")
+    }
+
+    /// Runs `keyshare ARGS... --cache-dir DIR`.
+    pub fn run(&self, args: &[&str]) -> Run {
+        let cache = self.cache();
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--cache-dir", cache.to_str().unwrap()]);
+        keyshare(&all)
+    }
+
+    pub fn init(&self, url: &str, root_sha256: &str) {
+        self.run(&["init", "--server", url, "--root-sha256", root_sha256])
+            .assert_ok();
+    }
+
+    pub fn write(&self, name: &str, contents: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, contents).unwrap();
+        p
+    }
+
+    /// Every file of the cache and its bytes.
+    pub fn snapshot(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut out = Vec::new();
+        walk(&self.cache(), &mut out);
+        out.sort();
+        out
+    }
+
+    /// `decide --output json` for the artifact with these extra args.
+    pub fn decide_json(&self, artifact: &str, extra: &[&str]) -> (i32, Value) {
+        let mut args = vec!["decide", artifact, "--output", "json"];
+        args.extend_from_slice(extra);
+        let run = self.run(&args);
+        let code = run.code.unwrap();
+        assert!(code == 0 || code == 1, "{run:?}");
+        (code, run.json())
+    }
+}
+
+fn walk(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            walk(&p, out);
+        } else {
+            out.push((p.clone(), std::fs::read(&p).unwrap()));
+        }
+    }
+}
+
+/// Runs the `keyshare` binary with `args` (KEYSHARE_* of the test's own
+/// environment removed), at most [`PROCESS_TIMEOUT`].
+pub fn keyshare(args: &[&str]) -> Run {
+    keyshare_env(args, &[])
+}
+
+/// [`keyshare`] with these environment variables set.
+pub fn keyshare_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyshare"));
+    cmd.args(args);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("KEYSHARE_") {
+            cmd.env_remove(&name);
+        }
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.env("RUST_BACKTRACE", "1");
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out = thread::spawn(move || {
+        let mut s = String::new();
+        out.read_to_string(&mut s).unwrap();
+        s
+    });
+    let err = thread::spawn(move || {
+        let mut s = String::new();
+        err.read_to_string(&mut s).unwrap();
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > PROCESS_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("keyshare {args:?} did not finish within {PROCESS_TIMEOUT:?}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    Run {
+        code: status.code(),
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}

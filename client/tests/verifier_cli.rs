@@ -1,0 +1,296 @@
+//! `keyshare init`, `refresh`, `decide` and `list` as processes against a
+//! real server on loopback: every reason of the decision, and a change
+//! made through `keyshare admin` seen after a refresh.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
+mod common;
+
+use time::format_description::well_known::Rfc3339;
+use time::{Duration, OffsetDateTime};
+
+use common::{new_key, Client, Server};
+
+fn t(offset: Duration) -> String {
+    (OffsetDateTime::now_utc() + offset)
+        .format(&Rfc3339)
+        .unwrap()
+}
+
+#[test]
+fn init_pins_the_root_by_hash_or_file_and_refuses_a_wrong_hash() {
+    let server = Server::start();
+    let client = Client::new();
+
+    let wrong = "0".repeat(64);
+    let run = client.run(&["init", "--server", &server.url, "--root-sha256", &wrong]);
+    let line = run.assert_error_line(1);
+    assert!(line.contains("root pin mismatch"), "{line}");
+    assert!(client.snapshot().is_empty(), "nothing is written");
+
+    let run = client.run(&["init", "--server", &server.url]);
+    assert!(run.assert_error_line(1).contains("--root-sha256"));
+
+    client.init(&server.url, &server.root1_sha256());
+    // A second init is refused without --force.
+    let run = client.run(&[
+        "init",
+        "--server",
+        &server.url,
+        "--root-sha256",
+        &server.root1_sha256(),
+    ]);
+    assert!(run.assert_error_line(1).contains("--force"));
+
+    let other = Client::new();
+    let root = other.write("root.json", &String::from_utf8(server.root1()).unwrap());
+    let run = other.run(&[
+        "init",
+        "--server",
+        &server.url,
+        "--root",
+        root.to_str().unwrap(),
+        "--output",
+        "json",
+    ]);
+    run.assert_ok();
+    assert_eq!(run.json()["root_version"], 1);
+    assert_eq!(run.json()["root_sha256"], server.root1_sha256());
+
+    let tofu = Client::new();
+    let run = tofu.run(&[
+        "init",
+        "--server",
+        &server.url,
+        "--insecure-trust-on-first-use",
+    ]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stderr.starts_with("warning: "), "{run:?}");
+}
+
+#[test]
+fn decide_gives_each_reason_and_follows_admin_changes_after_refresh() {
+    let server = Server::start();
+    let client = Client::new();
+
+    // Before init: decide is an error, exit 2.
+    let run = client.run(&["decide", "registry.acme.io/team-a/app", "--key-id", "k"]);
+    assert!(run.assert_error_line(2).contains("keyshare init"));
+
+    server.create_namespace("team-a", &["registry.acme.io/team-a/**"], 1);
+    server.create_namespace("team-b", &["registry.acme.io/team-b/**"], 1);
+    server.create_namespace("empty", &["registry.acme.io/empty/**"], 1);
+    let (k1, k1_pem) = new_key();
+    let (k2, _) = new_key();
+    let (old, _) = new_key();
+    server.add_key("team-a", "k1", &k1, None);
+    server.add_key(
+        "team-a",
+        "old",
+        &old,
+        Some(OffsetDateTime::now_utc() - Duration::days(30)),
+    );
+    server.add_key("team-b", "b1", &k1, None);
+    server.add_key("team-b", "b2", &k2, None);
+    server.apply(keyshare_server::publisher::Change::SetThreshold {
+        namespace: common::ns("team-b"),
+        threshold: std::num::NonZeroU32::new(2).unwrap(),
+    });
+    // The namespace "empty" lists no key: its trust document trusts no one.
+    client.init(&server.url, &server.root1_sha256());
+    let run = client.run(&["decide", "registry.acme.io/team-a/app", "--key-id", "k1"]);
+    assert!(run.assert_error_line(2).contains("run `keyshare refresh`"));
+
+    let run = client.run(&["refresh", "--output", "json"]);
+    run.assert_ok();
+    let summary = run.json();
+    assert_eq!(summary["namespaces"], 3);
+    assert_eq!(summary["url"], server.url);
+
+    let app = "registry.acme.io/team-a/app";
+    let (code, v) = client.decide_json(app, &["--key-id", "k1"]);
+    assert_eq!((code, v["trusted"].as_bool()), (0, Some(true)), "{v}");
+    assert_eq!(v["namespace"], "team-a");
+
+    // By public key, in text mode.
+    let pem = client.write("k1.pem", &k1_pem);
+    let run = client.run(&["decide", app, "--key", pem.to_str().unwrap()]);
+    run.assert_ok();
+    assert!(
+        run.stdout.contains("trusted by namespace `team-a`"),
+        "{run:?}"
+    );
+
+    let (code, v) = client.decide_json("registry.other.io/x", &["--key-id", "k1"]);
+    assert_eq!(
+        (code, v["reason"].as_str()),
+        (1, Some("no_namespace")),
+        "{v}"
+    );
+
+    let (code, v) = client.decide_json(app, &["--key-id", "nobody"]);
+    assert_eq!(
+        (code, v["reason"].as_str()),
+        (1, Some("key_not_listed")),
+        "{v}"
+    );
+
+    let (code, v) = client.decide_json(app, &["--key-id", "old"]);
+    assert_eq!(
+        (code, v["reason"].as_str()),
+        (1, Some("key_expired")),
+        "{v}"
+    );
+    // Signed while it was valid: trusted.
+    let (code, _) = client.decide_json(
+        app,
+        &["--key-id", "old", "--signed-at", &t(-Duration::days(60))],
+    );
+    assert_eq!(code, 0);
+
+    let b = "registry.acme.io/team-b/app";
+    let (code, v) = client.decide_json(b, &["--key-id", "b1"]);
+    assert_eq!(
+        (code, v["reason"].as_str()),
+        (1, Some("threshold_not_met")),
+        "{v}"
+    );
+    let (code, _) = client.decide_json(b, &["--key-id", "b1", "--key-id", "b2"]);
+    assert_eq!(code, 0);
+
+    let (code, v) = client.decide_json("registry.acme.io/empty/x", &["--key-id", "k1"]);
+    assert_eq!(code, 1);
+    assert_eq!(v["reason"], "key_not_listed", "{v}");
+
+    // An admin change through `keyshare admin`: revoke k1 an hour ago.
+    let token = server.admin_token();
+    let run = common::keyshare(&[
+        "admin",
+        "--server",
+        &server.url,
+        "--token",
+        &token,
+        "revocation",
+        "add",
+        "--key-id",
+        "k1",
+        "--reason",
+        "laptop lost",
+        "--revoked-at",
+        &t(-Duration::hours(1)),
+    ]);
+    run.assert_ok();
+    // Not seen before the refresh…
+    assert_eq!(client.decide_json(app, &["--key-id", "k1"]).0, 0);
+    client.run(&["refresh"]).assert_ok();
+    // …then: revoked for signatures after the revocation, trusted before.
+    let (code, v) = client.decide_json(app, &["--key-id", "k1"]);
+    assert_eq!((code, v["reason"].as_str()), (1, Some("revoked")), "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("laptop lost"),
+        "{v}"
+    );
+    let (code, _) = client.decide_json(
+        app,
+        &["--key-id", "k1", "--signed-at", &t(-Duration::hours(2))],
+    );
+    assert_eq!(code, 0);
+    // The same key material under another id in team-b is revoked too:
+    // only b2 counts now, one short of the threshold.
+    let (code, v) = client.decide_json(b, &["--key-id", "b1", "--key-id", "b2"]);
+    assert_eq!(
+        (code, v["reason"].as_str()),
+        (1, Some("threshold_not_met")),
+        "{v}"
+    );
+    let (code, v) = client.decide_json(b, &["--key-id", "b1"]);
+    assert_eq!((code, v["reason"].as_str()), (1, Some("revoked")), "{v}");
+
+    // A namespace deleted: its artifacts belong to no one any more.
+    server.apply(keyshare_server::publisher::Change::DeleteNamespace {
+        namespace: common::ns("empty"),
+    });
+    client.run(&["refresh"]).assert_ok();
+    let (code, v) = client.decide_json("registry.acme.io/empty/x", &["--key-id", "k1"]);
+    assert_eq!(
+        (code, v["reason"].as_str()),
+        (1, Some("no_namespace")),
+        "{v}"
+    );
+
+    // Bad input: exit 2, one line.
+    let run = client.run(&["decide", app]);
+    assert!(run.assert_error_line(2).contains("--key-id"));
+    let run = client.run(&["decide", app, "--key-id", "k1", "--signed-at", "yesterday"]);
+    assert!(run.assert_error_line(2).contains("RFC 3339"));
+    let run = client.run(&["decide", app, "--no-such-flag"]);
+    assert!(run.assert_error_line(2).contains("--no-such-flag"));
+    let key = client.write("not-a-key.pem", "hello");
+    let run = client.run(&["decide", app, "--key", key.to_str().unwrap()]);
+    assert!(run.assert_error_line(2).contains("not a PEM public key"));
+}
+
+#[test]
+fn list_shows_namespaces_scopes_keys_and_maintainers() {
+    let server = Server::start();
+    server.create_namespace("team-a", &["registry.acme.io/team-a/**"], 1);
+    server.create_namespace("web", &["registry.acme.io/web/**"], 1);
+    let (k, _) = new_key();
+    server.add_key("team-a", "release-2030", &k, None);
+    let client = Client::new();
+    client.init(&server.url, &server.root1_sha256());
+    client.run(&["refresh"]).assert_ok();
+
+    let run = client.run(&["list"]);
+    run.assert_ok();
+    assert!(run.stdout.starts_with("NAME"), "{run:?}");
+    assert!(run.stdout.contains("registry.acme.io/team-a/**"), "{run:?}");
+    assert!(run.stdout.contains("team-a@acme.io"), "{run:?}");
+
+    let run = client.run(&["list", "team-*", "--output", "json"]);
+    run.assert_ok();
+    let v = run.json();
+    let list = v["namespaces"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{v}");
+    assert_eq!(list[0]["name"], "team-a");
+    assert_eq!(list[0]["keys"][0]["id"], "release-2030");
+    assert_eq!(list[0]["maintainers"][0], "team-a@acme.io");
+}
+
+#[test]
+fn https_servers_are_verified_and_trusted_with_server_ca() {
+    let (server, cert) = Server::start_tls();
+    server.create_namespace("team-a", &["registry.acme.io/team-a/**"], 1);
+    let (k, _) = new_key();
+    server.add_key("team-a", "k", &k, None);
+    let client = Client::new();
+    let sha = server.root1_sha256();
+    let run = client.run(&["init", "--server", &server.url, "--root-sha256", &sha]);
+    let line = run.assert_error_line(1);
+    assert!(line.contains("cannot fetch"), "{line}");
+    let ca = client.write("ca.pem", &cert);
+    let ca = ca.to_str().unwrap();
+    client
+        .run(&[
+            "init",
+            "--server",
+            &server.url,
+            "--root-sha256",
+            &sha,
+            "--server-ca",
+            ca,
+        ])
+        .assert_ok();
+    client.run(&["refresh", "--server-ca", ca]).assert_ok();
+    let run = client.run(&["refresh"]);
+    assert!(run.assert_error_line(1).contains("cannot fetch"), "{run:?}");
+    let (code, _) = client.decide_json("registry.acme.io/team-a/app", &["--key-id", "k"]);
+    assert_eq!(code, 0);
+}
