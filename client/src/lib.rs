@@ -33,11 +33,11 @@
 //! (`bench/verify`).
 
 pub mod admin;
-pub mod export;
-pub mod tuf;
 pub mod blocking;
 pub mod cache;
+pub mod export;
 pub mod transport;
+pub mod tuf;
 mod verifier;
 
 pub use keyshare_policy::client;

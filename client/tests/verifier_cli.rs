@@ -265,6 +265,47 @@ fn list_shows_namespaces_scopes_keys_and_maintainers() {
 }
 
 #[test]
+fn export_writes_the_verified_trust_state_for_notation_and_as_pem() {
+    let server = Server::start();
+    server.create_namespace("team-a", &["registry.acme.io/team-a/app"], 1);
+    let (k, _) = new_key();
+    server.add_key("team-a", "release-2030", &k, None);
+    let client = Client::new();
+    let out = client.dir.path().join("export");
+    let out_s = out.to_str().unwrap();
+
+    // Nothing verified yet: nothing to export.
+    client.init(&server.url, &server.root1_sha256());
+    client
+        .run(&["export", "pem", "--dir", out_s])
+        .assert_error_line(1);
+    assert!(!out.join("team-a").exists());
+
+    client.run(&["refresh"]).assert_ok();
+    let run = client.run(&["export", "pem", "--dir", out_s, "--output", "json"]);
+    run.assert_ok();
+    let v = run.json();
+    assert_eq!(v["namespaces"][0], "team-a", "{v}");
+    let pem = std::fs::read(out.join("team-a/release-2030.pem")).unwrap();
+    let exported = openssl::pkey::PKey::public_key_from_pem(&pem).unwrap();
+    let listed = k.openssl_key(&k.key_id().unwrap()).unwrap();
+    assert!(
+        exported.public_eq(listed),
+        "the exported key is the listed key"
+    );
+
+    let run = client.run(&["export", "notation", "--dir", out_s, "--output", "json"]);
+    run.assert_ok();
+    let policy: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("trustpolicy.oci.json")).unwrap()).unwrap();
+    assert_eq!(policy["version"], "1.0", "{policy}");
+    // A raw key cannot be expressed in notation: the namespace gets no
+    // policy that would trust anything, and the command says so.
+    let warnings = run.json()["warnings"].as_array().unwrap().len();
+    assert!(warnings > 0, "{run:?}");
+}
+
+#[test]
 fn https_servers_are_verified_and_trusted_with_server_ca() {
     let (server, cert) = Server::start_tls();
     server.create_namespace("team-a", &["registry.acme.io/team-a/**"], 1);

@@ -37,6 +37,9 @@ enum Command {
     Decide(verify::DecideArgs),
     /// List the namespaces of the cached trust state.
     List(verify::ListArgs),
+    /// Write the cached trust state for other tools: a notation trust
+    /// store and trust policy, or PEM public keys.
+    Export(verify::ExportArgs),
     /// Administer a keyshare server (namespaces, keys, revocations, peers,
     /// roots, tokens, audit) through its admin API.
     Admin(admin::AdminArgs),
@@ -111,6 +114,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Init(args) => verify::init(args),
         Command::Refresh(args) => verify::refresh(args),
         Command::List(args) => verify::list(args),
+        Command::Export(args) => verify::export(args),
         Command::Admin(args) => admin::run(args),
         Command::Root(args) => root::run(args),
         Command::Tuf(args) => tuf::run(args),

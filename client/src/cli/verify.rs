@@ -444,6 +444,69 @@ fn short(id: &str) -> String {
     }
 }
 
+/// `keyshare export notation|pem --dir DIR`.
+#[derive(Debug, Args)]
+pub(crate) struct ExportArgs {
+    /// What to write.
+    #[arg(value_enum)]
+    format: ExportFormat,
+    /// The directory to write into (created if missing; for notation, its
+    /// `truststore/` and `trustpolicy.oci.json` are replaced).
+    #[arg(long)]
+    dir: PathBuf,
+    #[command(flatten)]
+    common: Common,
+}
+
+/// The export formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ExportFormat {
+    /// notation's trust store and `trustpolicy.oci.json` (`docs/notation.md`).
+    Notation,
+    /// Each namespace's public keys as PEM files.
+    Pem,
+}
+
+pub(crate) fn export(args: ExportArgs) -> Result<(), Error> {
+    use keyshare_client::export;
+    let state = args.common.verifier()?.trust_state()?;
+    let summary = match args.format {
+        ExportFormat::Notation => export::notation::write(&state.trust_set, &args.dir),
+        ExportFormat::Pem => export::pem::write(&state.trust_set, &args.dir),
+    }
+    .map_err(|e| Error::Input(format!("export to {}: {e}", args.dir.display())))?;
+    let value = json!({
+        "dir": args.dir,
+        "timestamp_version": state.timestamp_version,
+        "namespaces": summary.namespaces,
+        "files": summary.files,
+        "warnings": summary.warnings,
+    });
+    if args.common.output == OutputFormat::Text {
+        for w in &summary.warnings {
+            output::warning(w);
+        }
+    }
+    emit(args.common.output, &value, || {
+        format!(
+            "wrote {} files for {} namespaces to {} (trust state of timestamp version {}){}",
+            summary.files.len(),
+            summary.namespaces.len(),
+            args.dir.display(),
+            state.timestamp_version,
+            if summary.warnings.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; {} left out, see the warnings above",
+                    summary.warnings.len()
+                )
+            }
+        )
+    });
+    Ok(())
+}
+
 fn emit(out: OutputFormat, value: &Value, text: impl FnOnce() -> String) {
     match out {
         OutputFormat::Json => output::json(value),
