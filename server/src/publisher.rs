@@ -1061,7 +1061,7 @@ pub struct BundleEdition {
 
 impl Publisher {
     /// Signs a bundle edition of snapshot and timestamp valid until
-    /// `valid_until`, as one audited publish (`airgap.export`):
+    /// `valid_until`, as one publish audited for `actor` (`airgap.export`):
     ///
     /// 1. re-signs every role that would expire before `valid_until`
     ///    (published), so the whole state stays valid through the window;
@@ -1075,13 +1075,17 @@ impl Publisher {
     /// Blocking.
     pub fn sign_bundle_edition(
         &self,
+        actor: &str,
         valid_until: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<BundleEdition, PublishError> {
         let keys = self.keys.clone();
         let timestamp_period = self.options.expiries.timestamp;
         let mut edition = None;
-        self.system_publish("airgap.export", now, |_tx, repo| {
+        let started = Instant::now();
+        let mut guard = self.lock();
+        let Inner { store, repo } = &mut *guard;
+        let result = store.transaction_at(now, |tx| -> Result<_, PublishError> {
             let root_expires = repo.root().signed.expires.time();
             if root_expires <= valid_until {
                 return Err(store::Error::invalid(
@@ -1127,6 +1131,18 @@ impl Publisher {
                 f.path != "metadata/timestamp.json" && !f.path.ends_with(".snapshot.json")
             }));
             files.extend(repo.refresh_expiring(now, timestamp_period)?);
+            tx.record_published(&files)?;
+            let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+            tx.append_audit(
+                actor,
+                "airgap.export",
+                "repository",
+                &json!({
+                    "files": paths,
+                    "edition": {"timestamp_version": t.signed.version, "snapshot_version": s.signed.version},
+                    "expires": t.signed.expires.to_string(),
+                }),
+            )?;
             edition = Some(BundleEdition {
                 snapshot_path: format!("metadata/{}.snapshot.json", s.signed.version),
                 snapshot: s_bytes,
@@ -1134,7 +1150,19 @@ impl Publisher {
                 timestamp_signer: keys.timestamp.clone(),
             });
             Ok(files)
-        })?;
+        });
+        match result {
+            Ok(files) => {
+                self.cache_files(&files);
+                self.update_versions(repo);
+                self.count_publish(started);
+            }
+            Err(e) => {
+                *repo = restore(store, &self.keys, self.options)
+                    .map_err(|r| PublishError::Broken(format!("{e}; then: {r}")))?;
+                return Err(e);
+            }
+        }
         edition.ok_or_else(|| PublishError::Broken("no bundle edition was signed".into()))
     }
 }

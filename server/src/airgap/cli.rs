@@ -109,6 +109,7 @@ pub fn export_cmd(
         let mut writer = io::BufWriter::new(file);
         let exported = export(
             &publisher,
+            "cli:export",
             window,
             OffsetDateTime::now_utc(),
             &mut writer,

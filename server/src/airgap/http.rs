@@ -58,11 +58,12 @@ pub(crate) async fn export(
     let actor = caller.actor();
     let (bytes, exported) = web::block(move || {
         let mut out = Vec::new();
-        export_bundle(&publisher, valid_for, now, &mut out, &mut |_, _| {}).map(|e| (out, e))
+        export_bundle(&publisher, &actor, valid_for, now, &mut out, &mut |_, _| {})
+            .map(|e| (out, e))
     })
     .await??;
     tracing::info!(
-        actor,
+        actor = caller.actor(),
         timestamp_version = exported.timestamp_version,
         bytes = exported.bytes,
         "bundle exported"

@@ -139,17 +139,18 @@ pub struct Exported {
 }
 
 /// Exports the publisher's current state as a bundle valid for
-/// `valid_for` into `out`. `progress(done, total)` is called as bytes are
-/// written. Blocking.
+/// `valid_for` into `out`, on behalf of `actor` (audit log).
+/// `progress(done, total)` is called as bytes are written. Blocking.
 pub fn export(
     publisher: &Publisher,
+    actor: &str,
     valid_for: Duration,
     now: OffsetDateTime,
     out: &mut dyn Write,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Exported, AirgapError> {
     let valid_until = now + valid_for;
-    let edition = publisher.sign_bundle_edition(valid_until, now)?;
+    let edition = publisher.sign_bundle_edition(actor, valid_until, now)?;
     let walked = walk(now, None, &mut |path| {
         if path == "metadata/timestamp.json" {
             Some(edition.timestamp.clone())

@@ -146,7 +146,15 @@ impl Origin {
     /// A bundle of the current state valid for `valid_for`, exported at `at`.
     pub fn export(&self, valid_for: Duration, at: OffsetDateTime) -> Vec<u8> {
         let mut out = Vec::new();
-        export(&self.publisher, valid_for, at, &mut out, &mut |_, _| {}).unwrap();
+        export(
+            &self.publisher,
+            "token:test",
+            valid_for,
+            at,
+            &mut out,
+            &mut |_, _| {},
+        )
+        .unwrap();
         out
     }
 
