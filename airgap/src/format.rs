@@ -106,10 +106,14 @@ fn check_entry(entry: &Entry, bytes: &[u8]) -> Result<()> {
 /// Never trusts a length before reading the bytes: memory grows with what
 /// was actually read.
 pub fn read_bundle(input: &mut dyn Read, progress: &mut dyn FnMut(u64)) -> Result<RawBundle> {
-    let mut magic = [0u8; MAGIC.len()];
-    read_exact(input, &mut magic, "the magic line")?;
-    if magic != MAGIC {
+    let magic = read_up_to(input, MAGIC.len() as u64)?;
+    if !MAGIC.starts_with(&magic) {
         return Err(Error::NotABundle);
+    }
+    if magic.len() < MAGIC.len() {
+        return Err(Error::Container(
+            "truncated: the file ends inside the magic line".into(),
+        ));
     }
     let mut len = [0u8; 8];
     read_exact(input, &mut len, "the manifest length")?;
