@@ -159,7 +159,7 @@ mod tests {
     fn authorization_matrix_is_the_documented_one() {
         const Y: Option<StatusCode> = None;
         const F: Option<StatusCode> = Some(StatusCode::FORBIDDEN);
-        let rows: [(Action<'_>, [Option<StatusCode>; 4]); 7] = [
+        let rows: [(Action<'_>, [Option<StatusCode>; 4]); 8] = [
             (Action::Read, [Y, Y, Y, F]),
             (Action::ManageNamespaces, [Y, F, F, F]),
             (Action::WriteNamespace("a"), [Y, Y, F, F]),
