@@ -24,8 +24,9 @@
 //! Nothing here reads a clock: `now` is a parameter. The importer with its
 //! atomic swap is the server's (`server/src/airgap/`).
 //!
-//! Tests: `cargo test -p keyshare-server --test airgap_bundle` (tamper
-//! cases against a real export) and the unit tests here.
+//! Tests: `cargo test -p keyshare-airgap` (the container on its own), and
+//! `cargo test -p keyshare-server --test 'airgap_*'` (real exports: round
+//! trip, every kind of tampering, rollback, expiry, SIGKILL during import).
 
 #![forbid(unsafe_code)]
 

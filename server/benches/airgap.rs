@@ -57,10 +57,9 @@ fn main() {
     // `cargo bench` passes `--bench`; only our flags matter.
     let namespaces: usize = arg("--namespaces").map_or(1000, |v| v.parse().unwrap());
     let keys: usize = arg("--keys").map_or(10, |v| v.parse().unwrap());
-    let valid_for = keyshare_server::config::parse_duration(
-        &arg("--valid-for").unwrap_or_else(|| "7d".into()),
-    )
-    .unwrap();
+    let valid_for =
+        keyshare_server::config::parse_duration(&arg("--valid-for").unwrap_or_else(|| "7d".into()))
+            .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let now = OffsetDateTime::now_utc();
     let store = Store::open(dir.path().join("keyshare.db")).unwrap();
@@ -121,7 +120,11 @@ fn main() {
                 .unwrap();
         }
         if (i + 1) % 100 == 0 {
-            eprintln!("  {} namespaces, {:.0} s", i + 1, started.elapsed().as_secs_f64());
+            eprintln!(
+                "  {} namespaces, {:.0} s",
+                i + 1,
+                started.elapsed().as_secs_f64()
+            );
         }
     }
     let seed_s = started.elapsed().as_secs_f64();
@@ -130,8 +133,15 @@ fn main() {
     let export_to = |path: &std::path::Path| {
         let started = Instant::now();
         let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-        let exported = export(&publisher, "bench", valid_for, now, &mut file, &mut |_, _| {})
-            .unwrap();
+        let exported = export(
+            &publisher,
+            "bench",
+            valid_for,
+            now,
+            &mut file,
+            &mut |_, _| {},
+        )
+        .unwrap();
         drop(file);
         (started.elapsed().as_secs_f64(), exported)
     };
