@@ -166,7 +166,6 @@ pub fn walk(
             verify_target(target_file, target_path, &bytes)?;
         }
     }
-    drop(get);
     Ok(Walked { files, trusted })
 }
 
