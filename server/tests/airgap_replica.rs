@@ -10,8 +10,9 @@
 //! The replica as a process: `init --replica`, `import`, `serve --replica`.
 //!
 //! * a running replica serves each import from the next request on, answers
-//!   every admin call with 403, and a TUF client over HTTP decides as it
-//!   would at the origin;
+//!   every admin call with 403, a TUF client over HTTP decides as it would
+//!   at the origin, and python-tuf's `ngclient.Updater` accepts it (needs a
+//!   Python with `tuf` 7.x: `KEYSHARE_PYTHON` or `target/pyenv`);
 //! * `import` killed with SIGKILL at many points leaves the old state or
 //!   the new one, each fully verifiable, never a mix;
 //! * bad input to the commands is one `error:` line and exit 1.
@@ -25,7 +26,7 @@ use std::process::{Child, Stdio};
 use std::time::Duration as StdDuration;
 
 use airgap_common::{decisions, trust_set, Origin};
-use bin_common::{assert_one_line_error, keyshare, run_within};
+use bin_common::{assert_one_line_error, keyshare, python, run_within};
 use keyshare_airgap::read_bundle;
 use keyshare_server::airgap::{Replica, ReplicaFiles};
 use time::{Duration, OffsetDateTime};
@@ -169,6 +170,28 @@ fn running_replica_serves_each_import_and_refuses_admin_calls() {
     assert_eq!(
         decisions(&origin, &replica_set, at),
         decisions(&origin, &origin_set, at)
+    );
+
+    // So does python-tuf, the reference client, with its own expiry checks.
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/updater_against_server.py");
+    let root = tmp.path().join("pinned-root.json");
+    let mut cmd = std::process::Command::new(python());
+    cmd.arg(&script).arg(&server.base).arg(&root).args([
+        "org/namespaces.json",
+        "org/revocations.json",
+        "namespaces/team-c/trust.json",
+    ]);
+    let out = run_within(cmd, DEADLINE);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(&format!("timestamp={}", timestamp_version(&b2))),
+        "{text}"
     );
 
     // Admin calls, reads and writes alike: 403, JSON, saying why.
