@@ -231,10 +231,12 @@ impl Replica {
     /// root that is not signed by its own threshold. Returns the root's
     /// version and SHA-256.
     pub fn init(data_dir: &Path, root: &[u8]) -> Result<(u64, String), AirgapError> {
-        let envelope =
-            Envelope::<Root>::parse("root", root).map_err(keyshare_airgap::Error::from)?;
+        let refused = |e: keyshare_policy::Error| {
+            AirgapError::Invalid(format!("the root to pin is not a signed TUF root: {e}"))
+        };
+        let envelope = Envelope::<Root>::parse("root", root).map_err(refused)?;
         let version = envelope.signed.version;
-        verify_root_self(envelope).map_err(keyshare_airgap::Error::from)?;
+        verify_root_self(envelope).map_err(refused)?;
         for existing in [
             data_dir.join(crate::cli::DB_NAME),
             data_dir.join(REPLICA_DIR),
