@@ -191,7 +191,7 @@ fn read_exact(input: &mut dyn Read, buf: &mut [u8], what: &str) -> Result<()> {
 
 /// Reads at most `len` bytes (fewer only at the end of the input).
 fn read_up_to(input: &mut dyn Read, len: u64) -> Result<Vec<u8>> {
-    let mut bytes = Vec::with_capacity(usize::try_from(len.min(1 << 20)).unwrap_or(0));
+    let mut bytes = Vec::new();
     input.take(len).read_to_end(&mut bytes)?;
     Ok(bytes)
 }
