@@ -182,7 +182,7 @@ fn open_store(db: &Path) -> Result<Store, CliError> {
 }
 
 /// Opens the repository in `dir` (which `init` made).
-fn open_publisher(dir: &Path, config: &Config) -> Result<Publisher, CliError> {
+pub(crate) fn open_publisher(dir: &Path, config: &Config) -> Result<Publisher, CliError> {
     let db = dir.join(DB_NAME);
     if !db.exists() {
         return Err(CliError::Other(format!(
@@ -197,7 +197,7 @@ fn open_publisher(dir: &Path, config: &Config) -> Result<Publisher, CliError> {
 }
 
 /// Sets up `tracing` to stderr with the configured format and filter.
-fn init_logging(config: &Config) -> Result<(), CliError> {
+pub(crate) fn init_logging(config: &Config) -> Result<(), CliError> {
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
         .map_err(|e| CliError::Other(format!("log.level: {e}")))?;
     let builder = tracing_subscriber::fmt()
@@ -323,6 +323,7 @@ pub fn serve(dir: &Path, flags: &Flags, out: &mut dyn Write) -> Result<(), CliEr
         .map_err(|e| CliError::Other(format!("cannot listen on {}: {e}", config.listen)))?;
     let mut state = AppState::new(publisher.clone());
     state.body_limit = config.body_limit;
+    state.export = crate::airgap::ExportLimits::from_config(&config);
     let resign_before = config.expiry.resign_before;
 
     actix_web::rt::System::new().block_on(async move {
@@ -373,7 +374,7 @@ pub fn serve(dir: &Path, flags: &Flags, out: &mut dyn Write) -> Result<(), CliEr
 
 /// Resolves at the first SIGINT or SIGTERM. The handlers are installed
 /// before this returns, so no signal is lost once the server runs.
-fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, CliError> {
+pub(crate) fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, CliError> {
     use tokio::signal::unix::{signal, SignalKind};
     let err = |e: io::Error| CliError::Other(format!("cannot install signal handlers: {e}"));
     let mut term = signal(SignalKind::terminate()).map_err(err)?;

@@ -54,6 +54,15 @@ pub struct Expiry {
     pub resign_before: Duration,
 }
 
+/// Air-gap bundles (`[airgap]`, see docs/airgap.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Airgap {
+    /// Validity window of an exported bundle when none is asked for.
+    pub valid_for: Duration,
+    /// Longest window an export may ask for.
+    pub max_valid_for: Duration,
+}
+
 /// Where one online key is: a PKCS#8 PEM file or a key in a PKCS#11 token.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum KeyRef {
@@ -142,6 +151,8 @@ pub struct Config {
     pub body_limit: usize,
     /// Where the online keys are.
     pub keys: Keys,
+    /// Air-gap bundle windows.
+    pub airgap: Airgap,
 }
 
 impl Default for Config {
@@ -160,6 +171,10 @@ impl Default for Config {
             },
             body_limit: 65_536,
             keys: Keys::default(),
+            airgap: Airgap {
+                valid_for: Duration::days(7),
+                max_valid_for: Duration::days(30),
+            },
         }
     }
 }
@@ -189,6 +204,12 @@ resign_before = "6h"
 
 [limits]
 body_bytes = 65536
+
+# Air-gap bundles (docs/airgap.md): the validity window of an export when
+# --valid-for is not given, and the longest one allowed.
+[airgap]
+valid_for = "7d"
+max_valid_for = "30d"
 
 # Online keys (targets, snapshot, timestamp, namespaces): a PKCS#8 PEM file
 # (`file:PATH` or a path, relative to the data directory) or a key in a
@@ -288,9 +309,11 @@ enum Setting {
     KeyTimestamp,
     KeyNamespaces,
     KeyPinFile,
+    AirgapValidFor,
+    AirgapMaxValidFor,
 }
 
-const KEYS: [Setting; 16] = [
+const KEYS: [Setting; 18] = [
     Setting::Listen,
     Setting::TlsCert,
     Setting::TlsKey,
@@ -307,6 +330,8 @@ const KEYS: [Setting; 16] = [
     Setting::KeyTimestamp,
     Setting::KeyNamespaces,
     Setting::KeyPinFile,
+    Setting::AirgapValidFor,
+    Setting::AirgapMaxValidFor,
 ];
 
 impl Setting {
@@ -328,6 +353,8 @@ impl Setting {
             Self::KeyTimestamp => "keys.timestamp",
             Self::KeyNamespaces => "keys.namespaces",
             Self::KeyPinFile => "keys.pin_file",
+            Self::AirgapValidFor => "airgap.valid_for",
+            Self::AirgapMaxValidFor => "airgap.max_valid_for",
         }
     }
 
@@ -349,6 +376,8 @@ impl Setting {
             Self::KeyTimestamp => "KEYSHARE_KEY_TIMESTAMP",
             Self::KeyNamespaces => "KEYSHARE_KEY_NAMESPACES",
             Self::KeyPinFile => "KEYSHARE_PIN_FILE",
+            Self::AirgapValidFor => "KEYSHARE_AIRGAP_VALID_FOR",
+            Self::AirgapMaxValidFor => "KEYSHARE_AIRGAP_MAX_VALID_FOR",
         }
     }
 
@@ -488,6 +517,14 @@ impl Config {
                     };
                     *slot = key_ref;
                 }
+                Setting::AirgapValidFor | Setting::AirgapMaxValidFor => {
+                    let d = parse_duration(value).map_err(|e| invalid(&e))?;
+                    if key == Setting::AirgapValidFor {
+                        config.airgap.valid_for = d;
+                    } else {
+                        config.airgap.max_valid_for = d;
+                    }
+                }
                 Setting::KeyPinFile => {
                     if value.is_empty() {
                         return Err(invalid("expected a file path"));
@@ -509,6 +546,12 @@ impl Config {
                     "tls.cert and tls.key must be set together".into(),
                 ))
             }
+        }
+        if config.airgap.valid_for > config.airgap.max_valid_for {
+            return Err(ConfigError::Conflict(format!(
+                "airgap.valid_for ({}) must not be longer than airgap.max_valid_for ({})",
+                config.airgap.valid_for, config.airgap.max_valid_for
+            )));
         }
         if config.expiry.resign_before >= config.expiry.timestamp {
             return Err(ConfigError::Conflict(format!(
@@ -568,7 +611,7 @@ fn flatten(
         if let toml::Value::Table(inner) = value {
             if matches!(
                 dotted.as_str(),
-                "tls" | "log" | "expiry" | "limits" | "keys"
+                "tls" | "log" | "expiry" | "limits" | "keys" | "airgap"
             ) {
                 flatten(path, &dotted, inner, raw)?;
                 continue;

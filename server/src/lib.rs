@@ -1,7 +1,9 @@
 //! keyshare-server: the organization's keyshare service.
 //!
-//! The `keyshare-server` binary (`init`, `serve`, `publish --to`) is a thin
-//! wrapper over [`cli`]; `docs/server.md` is the reference for operators.
+//! The `keyshare-server` binary (`init`, `serve`, `publish --to`, `export`,
+//! `import`, `init --replica`, `serve --replica`) is a thin wrapper over
+//! [`cli`] and [`airgap::cli`]; `docs/server.md` is the reference for
+//! operators, `docs/airgap.md` for air-gapped sites.
 //!
 //! * [`config`]: `keyshare.toml`, overridden by `KEYSHARE_*` variables,
 //!   overridden by flags.
@@ -18,6 +20,9 @@
 //!   transaction (a failed change publishes nothing), re-signs expiring
 //!   metadata, sweeps expired ephemeral keys, and caches published files
 //!   for the read API.
+//! * [`airgap`]: bundle export (a bundle edition of snapshot and timestamp
+//!   signed by the publisher for the bundle's window), replica import with
+//!   an atomic swap, and the replica's read-only application.
 //! * [`repo`]: the repository-side metadata builder the publisher uses,
 //!   re-exported from [`keyshare_policy::repo`].
 //!
@@ -29,6 +34,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod airgap;
 pub mod cli;
 pub mod config;
 pub mod http;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use keyshare_server::airgap::cli as airgap;
 use keyshare_server::cli::{self, CliError};
 use keyshare_server::config::Flags;
 
@@ -33,6 +34,12 @@ enum Command {
     Init {
         #[command(flatten)]
         data_dir: DataDir,
+        /// Make an air-gap replica instead, pinned to --root (docs/airgap.md).
+        #[arg(long, requires = "root")]
+        replica: bool,
+        /// The organization's root (`metadata/N.root.json`) a replica pins.
+        #[arg(long, value_name = "FILE", requires = "replica")]
+        root: Option<PathBuf>,
     },
     /// Serve the TUF repository and the admin API until SIGINT or SIGTERM.
     Serve {
@@ -50,6 +57,9 @@ enum Command {
         /// `text` or `json`.
         #[arg(long, value_name = "FORMAT")]
         log_format: Option<String>,
+        /// Serve an air-gap replica's imported state, read-only.
+        #[arg(long)]
+        replica: bool,
     },
     /// Write the current consistent-snapshot tree into OUT for a static
     /// file server (timestamp.json last).
@@ -60,18 +70,46 @@ enum Command {
         #[arg(long, value_name = "OUT")]
         to: PathBuf,
     },
+    /// Write a signed air-gap bundle of the current state (docs/airgap.md).
+    Export {
+        #[command(flatten)]
+        data_dir: DataDir,
+        /// The bundle file to write.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// The bundle's validity window, e.g. `30d` [default: airgap.valid_for].
+        #[arg(long, value_name = "DURATION")]
+        valid_for: Option<String>,
+    },
+    /// Verify a bundle against the replica's pinned root and make it the
+    /// served state.
+    Import {
+        #[command(flatten)]
+        data_dir: DataDir,
+        /// The bundle file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
 }
 
 fn run(cli: Cli) -> Result<(), CliError> {
     let mut stdout = io::stdout();
     match cli.command {
-        Command::Init { data_dir } => cli::init(&cli::data_dir(data_dir.data_dir)?, &mut stdout),
+        Command::Init {
+            data_dir,
+            replica: true,
+            root: Some(root),
+        } => airgap::init_replica(&cli::data_dir(data_dir.data_dir)?, &root, &mut stdout),
+        Command::Init { data_dir, .. } => {
+            cli::init(&cli::data_dir(data_dir.data_dir)?, &mut stdout)
+        }
         Command::Serve {
             data_dir,
             listen,
             tls_cert,
             tls_key,
             log_format,
+            replica,
         } => {
             let flags = Flags {
                 listen,
@@ -79,7 +117,25 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 tls_key,
                 log_format,
             };
-            cli::serve(&cli::data_dir(data_dir.data_dir)?, &flags, &mut stdout)
+            let dir = cli::data_dir(data_dir.data_dir)?;
+            if replica {
+                airgap::serve_replica(&dir, &flags, &mut stdout)
+            } else {
+                cli::serve(&dir, &flags, &mut stdout)
+            }
+        }
+        Command::Export {
+            data_dir,
+            out,
+            valid_for,
+        } => airgap::export_cmd(
+            &cli::data_dir(data_dir.data_dir)?,
+            &out,
+            valid_for.as_deref(),
+            &mut stdout,
+        ),
+        Command::Import { data_dir, file } => {
+            airgap::import_cmd(&cli::data_dir(data_dir.data_dir)?, &file, &mut stdout)
         }
         Command::Publish { data_dir, to } => {
             let published = cli::publish(&cli::data_dir(data_dir.data_dir)?, &to)?;

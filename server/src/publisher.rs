@@ -1044,6 +1044,129 @@ fn stage(
     Ok(files)
 }
 
+/// A bundle edition of snapshot and timestamp: what an air-gap bundle
+/// carries instead of the online ones (see `docs/airgap.md`).
+#[derive(Clone, Debug)]
+pub struct BundleEdition {
+    /// `metadata/<V>.snapshot.json` of the edition.
+    pub snapshot_path: String,
+    /// The edition's snapshot: the current one re-signed as version V with
+    /// the bundle's window as expiry.
+    pub snapshot: Arc<[u8]>,
+    /// The edition's timestamp (listing that snapshot), same expiry.
+    pub timestamp: Arc<[u8]>,
+    /// The timestamp key, which also signs the bundle's manifest.
+    pub timestamp_signer: SharedSigner,
+}
+
+impl Publisher {
+    /// Signs a bundle edition of snapshot and timestamp valid until
+    /// `valid_until`, as one publish audited for `actor` (`airgap.export`):
+    ///
+    /// 1. re-signs every role that would expire before `valid_until`
+    ///    (published), so the whole state stays valid through the window;
+    /// 2. signs the edition: snapshot and timestamp with the next versions
+    ///    and `valid_until` as expiry (not published online);
+    /// 3. publishes snapshot and timestamp two versions on, so the online
+    ///    repository skips the edition's versions and every online client
+    ///    moves past them.
+    ///
+    /// Refused (400) when the current root expires before `valid_until`.
+    /// Blocking.
+    pub fn sign_bundle_edition(
+        &self,
+        actor: &str,
+        valid_until: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<BundleEdition, PublishError> {
+        let keys = self.keys.clone();
+        let timestamp_period = self.options.expiries.timestamp;
+        let mut edition = None;
+        let started = Instant::now();
+        let mut guard = self.lock();
+        let Inner { store, repo } = &mut *guard;
+        let result = store.transaction_at(now, |tx| -> Result<_, PublishError> {
+            let root_expires = repo.root().signed.expires.time();
+            if root_expires <= valid_until {
+                return Err(store::Error::invalid(
+                    "valid_for",
+                    format!(
+                        "root version {} expires at {root_expires}, before the bundle would: rotate the root first or choose a shorter window",
+                        repo.root().signed.version
+                    ),
+                )
+                .into());
+            }
+            let horizon = (valid_until - now).max(timestamp_period);
+            let mut files = repo.refresh_expiring(now, horizon)?;
+            let (Some(snapshot), Some(timestamp)) = (repo.snapshot(), repo.timestamp()) else {
+                return Err(PublishError::Broken("nothing published yet".into()));
+            };
+            let expires = keyshare_policy::datetime::Expires::new(valid_until);
+            let mut s = snapshot.signed.clone();
+            s.version += 1;
+            s.expires = expires;
+            let s = keyshare_policy::sign::sign(s, &[keys.snapshot.as_ref()])?;
+            let s_bytes: Arc<[u8]> = keyshare_policy::sign::to_bytes(&s)?.into();
+            let mut t = timestamp.signed.clone();
+            t.version += 1;
+            t.expires = expires;
+            t.meta = std::collections::BTreeMap::from([(
+                "snapshot.json".to_owned(),
+                keyshare_policy::metadata::MetaFile::with_bytes(s.signed.version, &s_bytes),
+            )]);
+            let t = keyshare_policy::sign::sign(t, &[keys.timestamp.as_ref()])?;
+            let t_bytes: Arc<[u8]> = keyshare_policy::sign::to_bytes(&t)?.into();
+            // Use up the edition's versions online: a commit that is never
+            // published, then the one that is.
+            let skipped = repo.refresh_expiring(now, timestamp_period)?;
+            if repo.timestamp().map(|x| x.signed.version) != Some(t.signed.version)
+                || repo.snapshot().map(|x| x.signed.version) != Some(s.signed.version)
+            {
+                return Err(PublishError::Broken(
+                    "the online repository did not skip the bundle edition's versions".into(),
+                ));
+            }
+            files.extend(skipped.into_iter().filter(|f| {
+                f.path != "metadata/timestamp.json" && !f.path.ends_with(".snapshot.json")
+            }));
+            files.extend(repo.refresh_expiring(now, timestamp_period)?);
+            tx.record_published(&files)?;
+            let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+            tx.append_audit(
+                actor,
+                "airgap.export",
+                "repository",
+                &json!({
+                    "files": paths,
+                    "edition": {"timestamp_version": t.signed.version, "snapshot_version": s.signed.version},
+                    "expires": t.signed.expires.to_string(),
+                }),
+            )?;
+            edition = Some(BundleEdition {
+                snapshot_path: format!("metadata/{}.snapshot.json", s.signed.version),
+                snapshot: s_bytes,
+                timestamp: t_bytes,
+                timestamp_signer: keys.timestamp.clone(),
+            });
+            Ok(files)
+        });
+        match result {
+            Ok(files) => {
+                self.cache_files(&files);
+                self.update_versions(repo);
+                self.count_publish(started);
+            }
+            Err(e) => {
+                *repo = restore(store, &self.keys, self.options)
+                    .map_err(|r| PublishError::Broken(format!("{e}; then: {r}")))?;
+                return Err(e);
+            }
+        }
+        edition.ok_or_else(|| PublishError::Broken("no bundle edition was signed".into()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::lineage;

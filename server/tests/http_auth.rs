@@ -60,7 +60,8 @@ fn class(e: Endpoint) -> Class {
         | E::RevokeToken
         | E::ListAudit
         | E::VerifyAudit
-        | E::SubmitRoot => Class::OrgAdmin,
+        | E::SubmitRoot
+        | E::Export => Class::OrgAdmin,
     }
 }
 
@@ -127,6 +128,7 @@ fn sample(e: Endpoint, victim_token: &str, f: &Fixture) -> (Method, String, Opti
         E::VerifyAudit => (template.to_owned(), None),
         E::Resolve => (format!("{template}?artifact=r.io/a/app"), None),
         E::SubmitRoot => (template.to_owned(), Some(f.next_root_signed())),
+        E::Export => (template.to_owned(), Some(json!({"valid_for": "2d"}))),
     };
     (method, path, body)
 }
@@ -319,13 +321,16 @@ async fn org_admin_succeeds_on_every_endpoint_and_writes_are_published_and_audit
         .await;
         assert!(answer.status.is_success(), "{e:?}: {answer:?}");
         let expected = match method.as_str() {
+            _ if e == Endpoint::Export => StatusCode::OK,
             "POST" if e != Endpoint::CreateToken => StatusCode::CREATED,
             "POST" => StatusCode::CREATED,
             "DELETE" => StatusCode::NO_CONTENT,
             _ => StatusCode::OK,
         };
         assert_eq!(answer.status, expected, "{e:?}");
-        if answer.status != StatusCode::NO_CONTENT {
+        if e == Endpoint::Export {
+            assert!(answer.body.starts_with(keyshare_airgap::MAGIC), "{e:?}");
+        } else if answer.status != StatusCode::NO_CONTENT {
             let _ = answer.json();
         }
         let (head_after, version_after) = f.published_state();

@@ -89,11 +89,13 @@ pub enum Endpoint {
     Resolve,
     /// `POST /api/v1/root`: a new TUF root from a root ceremony.
     SubmitRoot,
+    /// `POST /api/v1/export`: an air-gap bundle.
+    Export,
 }
 
 impl Endpoint {
     /// Every endpoint, in the order of `docs/server.md`.
-    pub const ALL: [Self; 26] = [
+    pub const ALL: [Self; 27] = [
         Self::CreateNamespace,
         Self::ListNamespaces,
         Self::ShowNamespace,
@@ -120,6 +122,7 @@ impl Endpoint {
         Self::VerifyAudit,
         Self::Resolve,
         Self::SubmitRoot,
+        Self::Export,
     ];
 
     /// The method and the path template (relative to the server root,
@@ -155,6 +158,7 @@ impl Endpoint {
             Self::VerifyAudit => (M::GET, "/api/v1/audit/verify"),
             Self::Resolve => (M::GET, "/api/v1/resolve"),
             Self::SubmitRoot => (M::POST, "/api/v1/root"),
+            Self::Export => (M::POST, "/api/v1/export"),
         }
     }
 
@@ -184,6 +188,7 @@ impl Endpoint {
             Self::CreateToken | Self::ListTokens | Self::RevokeToken => Action::Tokens,
             Self::ListAudit | Self::VerifyAudit => Action::Audit,
             Self::SubmitRoot => Action::RotateRoot,
+            Self::Export => Action::Export,
         }
     }
 
@@ -217,6 +222,7 @@ impl Endpoint {
             Self::VerifyAudit => route.to(verify_audit),
             Self::Resolve => route.to(resolve),
             Self::SubmitRoot => route.to(submit_root),
+            Self::Export => route.to(crate::airgap::http::export),
         }
     }
 }

@@ -87,6 +87,8 @@ pub enum Action<'a> {
     Audit,
     /// Submit a new root (a root ceremony's result).
     RotateRoot,
+    /// Export an air-gap bundle.
+    Export,
 }
 
 /// The authorization matrix of `docs/server.md`: `Ok` when `token` may do
@@ -114,6 +116,7 @@ pub fn authorize(token: &Token, action: Action<'_>) -> Result<(), ApiError> {
         Action::Tokens => "manage tokens".to_owned(),
         Action::Audit => "read the audit log".to_owned(),
         Action::RotateRoot => "submit a new root".to_owned(),
+        Action::Export => "export an air-gap bundle".to_owned(),
     };
     let holder = match &token.kind {
         TokenKind::OrgAdmin => "an org-admin token".to_owned(),
@@ -156,7 +159,7 @@ mod tests {
     fn authorization_matrix_is_the_documented_one() {
         const Y: Option<StatusCode> = None;
         const F: Option<StatusCode> = Some(StatusCode::FORBIDDEN);
-        let rows: [(Action<'_>, [Option<StatusCode>; 4]); 7] = [
+        let rows: [(Action<'_>, [Option<StatusCode>; 4]); 8] = [
             (Action::Read, [Y, Y, Y, F]),
             (Action::ManageNamespaces, [Y, F, F, F]),
             (Action::WriteNamespace("a"), [Y, Y, F, F]),
@@ -164,6 +167,7 @@ mod tests {
             (Action::Tokens, [Y, F, F, F]),
             (Action::Audit, [Y, F, F, F]),
             (Action::RotateRoot, [Y, F, F, F]),
+            (Action::Export, [Y, F, F, F]),
         ];
         let tokens = [
             TokenKind::OrgAdmin,

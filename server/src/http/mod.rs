@@ -29,7 +29,7 @@ mod auth;
 mod body;
 mod error;
 mod ops;
-mod read;
+pub(crate) mod read;
 
 use std::fmt;
 use std::future::Future;
@@ -69,6 +69,8 @@ pub struct AppState {
     pub body_limit: usize,
     /// Request counters for `/metrics`.
     pub metrics: Arc<HttpMetrics>,
+    /// Bundle windows for `POST /api/v1/export`.
+    pub export: crate::airgap::ExportLimits,
 }
 
 impl AppState {
@@ -79,6 +81,7 @@ impl AppState {
             clock: Arc::new(OffsetDateTime::now_utc),
             body_limit: DEFAULT_BODY_LIMIT,
             metrics: Arc::new(HttpMetrics::default()),
+            export: crate::airgap::ExportLimits::default(),
         }
     }
 

@@ -67,7 +67,7 @@ fn serve(
     Ok(respond(req, &file))
 }
 
-fn respond(req: &HttpRequest, file: &CachedFile) -> HttpResponse {
+pub(crate) fn respond(req: &HttpRequest, file: &CachedFile) -> HttpResponse {
     let cache = if file.immutable {
         IMMUTABLE
     } else {

@@ -1,0 +1,211 @@
+//! The air-gap commands of `keyshare-server`: `export`, `import`,
+//! `init --replica` and `serve --replica`.
+
+use std::fs;
+use std::io::{self, IsTerminal, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::Arc;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use super::{export, read_file, AirgapError, ExportLimits, Replica, ReplicaFiles};
+use crate::cli::{init_logging, open_publisher, shutdown_signal, tls_acceptor, CliError};
+use crate::config::{Config, Flags};
+
+impl From<AirgapError> for CliError {
+    fn from(e: AirgapError) -> Self {
+        match e {
+            AirgapError::Publish(p) => CliError::Publish(p),
+            AirgapError::Io { path, source } => CliError::Io { path, source },
+            other => CliError::Other(other.to_string()),
+        }
+    }
+}
+
+fn say(out: &mut dyn Write, text: &str) -> Result<(), CliError> {
+    writeln!(out, "{text}").map_err(|source| CliError::Io {
+        path: "<stdout>".into(),
+        source,
+    })
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
+}
+
+/// A byte progress bar on stderr, only when stderr is a terminal; drawn
+/// from the first report on (when the total is known).
+struct Progress {
+    bar: Option<ProgressBar>,
+    enabled: bool,
+    what: &'static str,
+}
+
+impl Progress {
+    fn new(what: &'static str) -> Self {
+        Self {
+            bar: None,
+            enabled: io::stderr().is_terminal(),
+            what,
+        }
+    }
+
+    fn update(&mut self, done: u64, total: u64) {
+        if !self.enabled {
+            return;
+        }
+        let what = self.what;
+        let bar = self.bar.get_or_insert_with(|| {
+            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+            if let Ok(style) =
+                ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} {eta}")
+            {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            bar.set_message(what);
+            bar
+        });
+        bar.set_position(done);
+    }
+
+    fn finish(self) {
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// `export --out FILE [--valid-for DURATION]`: writes a bundle of the
+/// repository in `dir` to `out` (through a temporary file, so a failed
+/// export leaves nothing behind).
+pub fn export_cmd(
+    dir: &Path,
+    out_path: &Path,
+    valid_for: Option<&str>,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let config = Config::load(dir, &Flags::default())?;
+    let window = ExportLimits::from_config(&config).window(valid_for)?;
+    let publisher = open_publisher(dir, &config)?;
+    let parent = out_path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = out_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+    let io_err = |path: &Path| {
+        let path = path.to_owned();
+        move |source| CliError::Io { path, source }
+    };
+    let mut progress = Progress::new("exporting");
+    let result = (|| {
+        let file = fs::File::create(&tmp).map_err(io_err(&tmp))?;
+        let mut writer = io::BufWriter::new(file);
+        let exported = export(
+            &publisher,
+            "cli:export",
+            window,
+            OffsetDateTime::now_utc(),
+            &mut writer,
+            &mut |done, total| progress.update(done, total),
+        )?;
+        let file = writer.into_inner().map_err(|e| CliError::Io {
+            path: tmp.clone(),
+            source: e.into_error(),
+        })?;
+        file.sync_all().map_err(io_err(&tmp))?;
+        fs::rename(&tmp, out_path).map_err(io_err(out_path))?;
+        Ok::<_, CliError>(exported)
+    })();
+    progress.finish();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    let exported = result?;
+    say(
+        out,
+        &format!(
+            "exported {}: {} entries, {} bytes, timestamp version {}, valid until {}",
+            out_path.display(),
+            exported.entries,
+            exported.bytes,
+            exported.timestamp_version,
+            rfc3339(exported.expires)
+        ),
+    )
+}
+
+/// `init --replica --root FILE`: makes `dir` a replica pinned to the root
+/// in `root_path`.
+pub fn init_replica(dir: &Path, root_path: &Path, out: &mut dyn Write) -> Result<(), CliError> {
+    let root = fs::read(root_path).map_err(|source| CliError::Io {
+        path: root_path.to_owned(),
+        source,
+    })?;
+    let (version, sha256) = Replica::init(dir, &root)?;
+    say(
+        out,
+        &format!(
+            "replica initialised in {}, pinned to root version {version}\nroot sha256: {sha256}",
+            dir.display()
+        ),
+    )
+}
+
+/// `import FILE`: verifies the bundle against the replica's pinned root
+/// and current state, then swaps it in.
+pub fn import_cmd(dir: &Path, bundle: &Path, out: &mut dyn Write) -> Result<(), CliError> {
+    let replica = Replica::open(dir)?;
+    let mut progress = Progress::new("reading");
+    let bytes = read_file(bundle, &mut |done, total| progress.update(done, total));
+    progress.finish();
+    let imported = replica
+        .import(&bytes?, OffsetDateTime::now_utc())
+        .map_err(|e| CliError::Other(format!("{}: {e}", bundle.display())))?;
+    let previous = imported
+        .previous
+        .map_or_else(|| "none".to_owned(), |v| v.to_string());
+    say(
+        out,
+        &format!(
+            "imported {}: timestamp version {} (was {previous}), {} files, valid until {}",
+            bundle.display(),
+            imported.timestamp_version,
+            imported.files,
+            rfc3339(imported.expires)
+        ),
+    )
+}
+
+/// `serve --replica`: serves the imported state read-only until SIGINT or
+/// SIGTERM; a new import is picked up on the next request.
+pub fn serve_replica(dir: &Path, flags: &Flags, out: &mut dyn Write) -> Result<(), CliError> {
+    let config = Config::load(dir, flags)?;
+    init_logging(&config)?;
+    let tls = config.tls.as_ref().map(tls_acceptor).transpose()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let files = Arc::new(ReplicaFiles::open(Replica::open(dir)?)?);
+    let listener = TcpListener::bind(config.listen)
+        .map_err(|e| CliError::Other(format!("cannot listen on {}: {e}", config.listen)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| CliError::Other(format!("cannot listen on {}: {e}", config.listen)))?;
+    actix_web::rt::System::new().block_on(async move {
+        let shutdown = shutdown_signal()?;
+        tracing::info!(%addr, scheme, data_dir = %dir.display(), "keyshare-server replica listening");
+        if let Err(e) = writeln!(out, "listening on {scheme}://{addr}").and_then(|()| out.flush()) {
+            tracing::warn!(error = %e, "cannot write the address to stdout");
+        }
+        super::http::run_replica(listener, tls, files, shutdown)
+            .await
+            .map_err(|e| CliError::Other(format!("server failed: {e}")))?;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}

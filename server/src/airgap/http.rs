@@ -1,0 +1,191 @@
+//! HTTP for air gaps: `POST /api/v1/export` on the origin, and the
+//! replica's read-only application.
+
+use std::future::Future;
+use std::io;
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use openssl::ssl::SslAcceptorBuilder;
+use serde::Deserialize;
+use serde_json::json;
+use time::format_description::well_known::Rfc3339;
+
+use super::{export as export_bundle, AirgapError, ReplicaFiles};
+use crate::http::read::{is_clean_path, respond};
+use crate::http::{authorize, ApiError, AppState, Caller, Endpoint};
+
+/// Body of `POST /api/v1/export` (optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportRequest {
+    /// A duration such as `30d`; default `airgap.valid_for`.
+    valid_for: Option<String>,
+}
+
+impl From<AirgapError> for ApiError {
+    fn from(e: AirgapError) -> Self {
+        match e {
+            AirgapError::Publish(p) => p.into(),
+            AirgapError::Invalid(m) => ApiError::invalid("valid_for", m),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+/// `POST /api/v1/export`: org-admin only; answers the bundle
+/// (`application/octet-stream`), built in memory on a blocking thread.
+pub(crate) async fn export(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&caller.token, Endpoint::Export.action(""))?;
+    let request: ExportRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        ExportRequest::default()
+    } else {
+        let mut de = serde_json::Deserializer::from_slice(&body);
+        serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = e.path().to_string();
+            ApiError::invalid(&path, e.inner())
+        })?
+    };
+    let valid_for = state.export.window(request.valid_for.as_deref())?;
+    let publisher = state.publisher.clone();
+    let now = state.now();
+    let actor = caller.actor();
+    let (bytes, exported) = web::block(move || {
+        let mut out = Vec::new();
+        export_bundle(&publisher, &actor, valid_for, now, &mut out, &mut |_, _| {})
+            .map(|e| (out, e))
+    })
+    .await??;
+    tracing::info!(
+        actor = caller.actor(),
+        timestamp_version = exported.timestamp_version,
+        bytes = exported.bytes,
+        "bundle exported"
+    );
+    let expires = exported.expires.format(&Rfc3339).unwrap_or_default();
+    Ok(HttpResponse::Ok()
+        .content_type("application/octet-stream")
+        .insert_header((
+            "Content-Disposition",
+            format!(
+                "attachment; filename=\"keyshare-{}.bundle\"",
+                exported.timestamp_version
+            ),
+        ))
+        .insert_header(("X-Keyshare-Bundle-Expires", expires))
+        .body(bytes))
+}
+
+/// The replica's application: the TUF repository from the imported
+/// state, `/healthz`, and 403 for every admin call.
+pub fn replica_app_config(files: Arc<ReplicaFiles>) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        cfg.app_data(web::Data::new(files))
+            .service(
+                web::resource("/metadata/{file}")
+                    .route(web::get().to(metadata))
+                    .route(web::head().to(metadata)),
+            )
+            .service(
+                web::resource("/targets/{path:.*}")
+                    .route(web::get().to(target))
+                    .route(web::head().to(target)),
+            )
+            .service(web::resource("/healthz").route(web::get().to(healthz)))
+            .service(web::scope("/api").default_service(web::to(read_only)))
+            .default_service(web::to(no_route));
+    }
+}
+
+async fn metadata(
+    files: web::Data<Arc<ReplicaFiles>>,
+    req: HttpRequest,
+    file: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    serve_file(&files, &req, "metadata", &file).await
+}
+
+async fn target(
+    files: web::Data<Arc<ReplicaFiles>>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    serve_file(&files, &req, "targets", &path).await
+}
+
+async fn serve_file(
+    files: &Arc<ReplicaFiles>,
+    req: &HttpRequest,
+    dir: &str,
+    rest: &str,
+) -> Result<HttpResponse, ApiError> {
+    let not_found = || ApiError::not_found(format!("no imported file at {dir}/{rest}"));
+    if !is_clean_path(rest) {
+        return Err(not_found());
+    }
+    let path = format!("{dir}/{rest}");
+    let files = files.clone();
+    // A new import is loaded (and verified) here: not on the async runtime.
+    let file = web::block(move || files.file(&path)).await?;
+    let file = file.ok_or_else(not_found)?;
+    Ok(respond(req, &file))
+}
+
+async fn healthz(files: web::Data<Arc<ReplicaFiles>>) -> HttpResponse {
+    let (version, expires) = files.status();
+    HttpResponse::Ok().json(json!({
+        "status": "ok",
+        "mode": "replica",
+        "timestamp_version": version,
+        "expires": expires.and_then(|e| e.format(&Rfc3339).ok()),
+    }))
+}
+
+async fn read_only() -> HttpResponse {
+    actix_web::ResponseError::error_response(&ApiError::new(
+        StatusCode::FORBIDDEN,
+        "replica",
+        "this keyshare-server is a read-only replica: changes are made at the origin and arrive here by bundle import",
+    ))
+}
+
+async fn no_route(req: HttpRequest) -> HttpResponse {
+    actix_web::ResponseError::error_response(&ApiError::not_found(format!(
+        "no route for {} {}",
+        req.method(),
+        req.path()
+    )))
+}
+
+/// Serves the replica on `listener` (TLS when `tls` is given) until
+/// `shutdown` resolves, then stops gracefully.
+pub async fn run_replica(
+    listener: TcpListener,
+    tls: Option<SslAcceptorBuilder>,
+    files: Arc<ReplicaFiles>,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let server = HttpServer::new(move || App::new().configure(replica_app_config(files.clone())))
+        .disable_signals()
+        .shutdown_timeout(10);
+    let server = match tls {
+        Some(tls) => server.listen_openssl(listener, tls)?,
+        None => server.listen(listener)?,
+    }
+    .run();
+    let handle = server.handle();
+    let mut server = std::pin::pin!(server);
+    tokio::select! {
+        result = &mut server => result,
+        () = shutdown => {
+            let ((), result) = tokio::join!(handle.stop(true), server);
+            result
+        }
+    }
+}

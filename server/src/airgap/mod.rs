@@ -1,0 +1,512 @@
+//! Air-gapped sites: bundle export, verified import, and the replica's
+//! served state (see `docs/airgap.md`).
+//!
+//! * [`export`] asks the publisher for a bundle edition of snapshot and
+//!   timestamp valid for the chosen window
+//!   ([`Publisher::sign_bundle_edition`]), walks the repository from root 1
+//!   with policy's TUF client checks ([`keyshare_airgap::walk`]) to collect
+//!   every file a client can reach, signs the manifest with the timestamp
+//!   key and writes the bundle;
+//! * [`Replica`] is a replica's data: the root pinned at `init --replica`
+//!   and the current bundle. [`Replica::import`] verifies a bundle against
+//!   both (rollback, tampering) and swaps it in with one atomic rename;
+//! * [`ReplicaFiles`] serves the current bundle's files, and notices a new
+//!   import on the next request (`serve --replica`);
+//! * [`http`] has the `POST /api/v1/export` handler and the replica's
+//!   read-only application.
+
+pub mod cli;
+pub mod http;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use time::{Duration, OffsetDateTime};
+
+use keyshare_airgap::format::entry_for;
+use keyshare_airgap::{
+    read_bundle, verify, walk, write_bundle, Anchor, Manifest, VerifiedBundle, MANIFEST_FORMAT,
+    MANIFEST_TYPE,
+};
+use keyshare_policy::datetime::Expires;
+use keyshare_policy::metadata::{Envelope, Root};
+use keyshare_policy::verify::verify_root_self;
+
+use crate::config::Config;
+use crate::publisher::{CachedFile, PublishError, Publisher};
+
+/// The replica's directory inside the data directory.
+pub const REPLICA_DIR: &str = "replica";
+/// The pinned root, in the replica directory.
+pub const PINNED_ROOT: &str = "pinned-root.json";
+/// The current bundle, in the replica directory.
+pub const CURRENT_BUNDLE: &str = "current.bundle";
+
+/// Why an export or import failed. One line each.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AirgapError {
+    /// The publisher could not sign the bundle edition.
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    /// The bundle was refused (or could not be built).
+    #[error(transparent)]
+    Bundle(#[from] keyshare_airgap::Error),
+    /// A request that cannot be met (window too long, not a replica...).
+    #[error("{0}")]
+    Invalid(String),
+    /// A file operation failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+fn io_at(path: &Path) -> impl FnOnce(io::Error) -> AirgapError + '_ {
+    move |source| AirgapError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Validity windows an export may use (from `[airgap]` and `[expiry]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExportLimits {
+    /// Window when none is asked for.
+    pub default: Duration,
+    /// Longest window: `airgap.max_valid_for`, and shorter than
+    /// `expiry.targets` (targets roles re-signed at export must outlive it).
+    pub max: Duration,
+}
+
+impl Default for ExportLimits {
+    fn default() -> Self {
+        Self::from_config(&Config::default())
+    }
+}
+
+impl ExportLimits {
+    /// The limits a configuration sets.
+    pub fn from_config(config: &Config) -> Self {
+        let max = config
+            .airgap
+            .max_valid_for
+            .min(config.expiry.targets - Duration::seconds(1));
+        Self {
+            default: config.airgap.valid_for.min(max),
+            max,
+        }
+    }
+
+    /// The window for `asked` (a duration like `30d`), or the default.
+    pub fn window(&self, asked: Option<&str>) -> Result<Duration, AirgapError> {
+        let Some(text) = asked else {
+            return Ok(self.default);
+        };
+        let d = crate::config::parse_duration(text)
+            .map_err(|e| AirgapError::Invalid(format!("valid_for: {e}")))?;
+        if d <= Duration::ZERO {
+            return Err(AirgapError::Invalid("valid_for: must be positive".into()));
+        }
+        if d > self.max {
+            return Err(AirgapError::Invalid(format!(
+                "valid_for: {d} is longer than the {} allowed (airgap.max_valid_for, and shorter than expiry.targets)",
+                self.max
+            )));
+        }
+        Ok(d)
+    }
+}
+
+/// What an export wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Exported {
+    /// Bundle size in bytes.
+    pub bytes: u64,
+    /// Number of entries.
+    pub entries: usize,
+    /// The bundle edition's timestamp version.
+    pub timestamp_version: u64,
+    /// End of the window.
+    pub expires: OffsetDateTime,
+}
+
+/// Exports the publisher's current state as a bundle valid for
+/// `valid_for` into `out`, on behalf of `actor` (audit log).
+/// `progress(done, total)` is called as bytes are written. Blocking.
+pub fn export(
+    publisher: &Publisher,
+    actor: &str,
+    valid_for: Duration,
+    now: OffsetDateTime,
+    out: &mut dyn Write,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Exported, AirgapError> {
+    let valid_until = now + valid_for;
+    let edition = publisher.sign_bundle_edition(actor, valid_until, now)?;
+    let walked = walk(now, None, &mut |path| {
+        if path == "metadata/timestamp.json" {
+            Some(edition.timestamp.clone())
+        } else if path == edition.snapshot_path {
+            Some(edition.snapshot.clone())
+        } else {
+            publisher.file(path).map(|f| f.bytes.clone())
+        }
+    })?;
+    let trusted = &walked.trusted;
+    let timestamp_version = trusted.timestamp().map_or(0, |t| t.signed().version);
+    let manifest = Manifest {
+        type_: MANIFEST_TYPE.into(),
+        format: MANIFEST_FORMAT.into(),
+        created: Expires::new(now),
+        expires: Expires::new(valid_until),
+        root_version: trusted.root().version,
+        timestamp_version,
+        snapshot_version: trusted.snapshot().map_or(0, |s| s.signed().version),
+        timestamp_sha256: keyshare_policy::hash::sha256_hex(&edition.timestamp),
+        entries: walked
+            .files
+            .iter()
+            .map(|(path, bytes)| entry_for(path, bytes))
+            .collect(),
+    };
+    let entries = manifest.entries.len();
+    let total: u64 = manifest.entries.iter().map(|e| e.length).sum();
+    let signed = keyshare_policy::sign::sign(manifest, &[edition.timestamp_signer.as_ref()])
+        .map_err(keyshare_airgap::Error::from)?;
+    let files: BTreeMap<String, Arc<[u8]>> = walked.files.into_iter().collect();
+    let bytes = write_bundle(out, &signed, &files, &mut |done| progress(done, total))?;
+    Ok(Exported {
+        bytes,
+        entries,
+        timestamp_version,
+        expires: Expires::new(valid_until).time(),
+    })
+}
+
+/// A replica's data: `DIR/replica/pinned-root.json` and
+/// `DIR/replica/current.bundle`.
+#[derive(Clone, Debug)]
+pub struct Replica {
+    dir: PathBuf,
+}
+
+/// What an import did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Imported {
+    /// The new state's timestamp version.
+    pub timestamp_version: u64,
+    /// The timestamp version replaced, if any.
+    pub previous: Option<u64>,
+    /// End of the new state's window.
+    pub expires: OffsetDateTime,
+    /// Number of files served.
+    pub files: usize,
+}
+
+impl Replica {
+    /// The replica of data directory `data_dir`; fails if it was not made
+    /// with `init --replica`.
+    pub fn open(data_dir: &Path) -> Result<Self, AirgapError> {
+        let dir = data_dir.join(REPLICA_DIR);
+        if !dir.join(PINNED_ROOT).exists() {
+            return Err(AirgapError::Invalid(format!(
+                "{} is not a replica: run `keyshare-server init --replica --root ROOT.json` first",
+                data_dir.display()
+            )));
+        }
+        Ok(Self { dir })
+    }
+
+    /// Makes `data_dir` a replica pinned to `root` (the organization's
+    /// root, any version, as published: `metadata/N.root.json`). Refuses a
+    /// data directory that holds a repository or a replica already, and a
+    /// root that is not signed by its own threshold. Returns the root's
+    /// version and SHA-256.
+    pub fn init(data_dir: &Path, root: &[u8]) -> Result<(u64, String), AirgapError> {
+        let refused = |e: keyshare_policy::Error| {
+            AirgapError::Invalid(format!("the root to pin is not a signed TUF root: {e}"))
+        };
+        let envelope = Envelope::<Root>::parse("root", root).map_err(refused)?;
+        let version = envelope.signed.version;
+        verify_root_self(envelope).map_err(refused)?;
+        for existing in [
+            data_dir.join(crate::cli::DB_NAME),
+            data_dir.join(REPLICA_DIR),
+        ] {
+            if existing.exists() {
+                return Err(AirgapError::Invalid(format!(
+                    "{} already holds a repository or replica ({} exists); refusing to overwrite it",
+                    data_dir.display(),
+                    existing.display()
+                )));
+            }
+        }
+        let dir = data_dir.join(REPLICA_DIR);
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(io_at(&dir))?;
+        write_atomically(&dir, PINNED_ROOT, root)?;
+        Ok((version, keyshare_policy::hash::sha256_hex(root)))
+    }
+
+    /// The pinned root's bytes.
+    pub fn pinned_root(&self) -> Result<Vec<u8>, AirgapError> {
+        let path = self.dir.join(PINNED_ROOT);
+        fs::read(&path).map_err(io_at(&path))
+    }
+
+    /// The current state, verified again (at its export time: signatures,
+    /// hashes and completeness; expiry is the clients' to judge), or
+    /// `None` before the first import.
+    pub fn current(&self) -> Result<Option<VerifiedBundle>, AirgapError> {
+        let path = self.dir.join(CURRENT_BUNDLE);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_at(&path)(e)),
+        };
+        let pinned = self.pinned_root()?;
+        load_verified(&bytes, &pinned).map(Some)
+    }
+
+    /// Imports the bundle in `bytes` at `now`: verifies it against the
+    /// pinned root and the current state (no rollback), then replaces the
+    /// current state with one atomic rename. On any error the current
+    /// state is untouched.
+    pub fn import(&self, bytes: &[u8], now: OffsetDateTime) -> Result<Imported, AirgapError> {
+        let pinned = self.pinned_root()?;
+        let previous = self.current()?;
+        let raw = read_bundle(&mut &bytes[..], &mut |_| {})?;
+        let verified = verify(
+            raw,
+            Anchor {
+                pinned_root: &pinned,
+                previous: previous.as_ref(),
+            },
+            now,
+        )?;
+        // Leftovers of an import that was killed.
+        if let Ok(entries) = fs::read_dir(&self.dir) {
+            for entry in entries.flatten() {
+                if entry.file_name().to_string_lossy().starts_with(".import-") {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
+        }
+        write_atomically(&self.dir, CURRENT_BUNDLE, bytes)?;
+        Ok(Imported {
+            timestamp_version: verified.manifest().timestamp_version,
+            previous: previous.map(|p| p.manifest().timestamp_version),
+            expires: verified.expires(),
+            files: verified.files().len(),
+        })
+    }
+}
+
+/// Verifies a stored bundle at its own export time.
+fn load_verified(bytes: &[u8], pinned: &[u8]) -> Result<VerifiedBundle, AirgapError> {
+    let raw = read_bundle(&mut &bytes[..], &mut |_| {})?;
+    let at = raw.manifest.signed.created.time();
+    Ok(verify(
+        raw,
+        Anchor {
+            pinned_root: pinned,
+            previous: None,
+        },
+        at,
+    )?)
+}
+
+/// Writes `dir/name` through a temporary file: write, fsync, rename,
+/// fsync the directory. A crash leaves the old file or the new one.
+fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), AirgapError> {
+    let tmp = dir.join(format!(".import-{}-{name}", std::process::id()));
+    let path = dir.join(name);
+    let _ = fs::remove_file(&tmp);
+    let result = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io_at(&tmp))?;
+        file.write_all(bytes).map_err(io_at(&tmp))?;
+        file.sync_all().map_err(io_at(&tmp))?;
+        fs::rename(&tmp, &path).map_err(io_at(&path))?;
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_at(dir))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Reads a whole file, with `progress(done, total)`.
+pub fn read_file(path: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<Vec<u8>, AirgapError> {
+    let mut file = File::open(path).map_err(io_at(path))?;
+    let total = file.metadata().map_err(io_at(path))?.len();
+    let mut bytes = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io_at(path)(e)),
+        };
+        bytes.extend_from_slice(buf.get(..n).unwrap_or_default());
+        progress(bytes.len() as u64, total);
+    }
+    Ok(bytes)
+}
+
+/// Identity of the current bundle file, to notice a new import.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stamp {
+    ino: u64,
+    len: u64,
+    mtime: i64,
+    mtime_nsec: i64,
+}
+
+/// A loaded state: files by repository path.
+#[derive(Debug, Default)]
+struct Loaded {
+    stamp: Option<Stamp>,
+    files: HashMap<String, Arc<CachedFile>>,
+    timestamp_version: Option<u64>,
+    expires: Option<OffsetDateTime>,
+}
+
+/// The files a running `serve --replica` serves: the current bundle's,
+/// reloaded (and verified again) when an import replaced it. Files of the
+/// state before are still served by path (except `timestamp.json`), so a
+/// client in the middle of a refresh across an import finishes it.
+#[derive(Debug)]
+pub struct ReplicaFiles {
+    replica: Replica,
+    pinned: Vec<u8>,
+    current: RwLock<Arc<Loaded>>,
+    previous: RwLock<Arc<Loaded>>,
+    reload: Mutex<()>,
+}
+
+impl ReplicaFiles {
+    /// Loads the replica's current state (none yet is fine: every file is
+    /// then 404 until the first import).
+    pub fn open(replica: Replica) -> Result<Self, AirgapError> {
+        let pinned = replica.pinned_root()?;
+        let this = Self {
+            replica,
+            pinned,
+            current: RwLock::new(Arc::new(Loaded::default())),
+            previous: RwLock::new(Arc::new(Loaded::default())),
+            reload: Mutex::new(()),
+        };
+        this.refresh()?;
+        Ok(this)
+    }
+
+    fn stamp(&self) -> Option<Stamp> {
+        let meta = fs::metadata(self.replica.dir.join(CURRENT_BUNDLE)).ok()?;
+        Some(Stamp {
+            ino: meta.ino(),
+            len: meta.len(),
+            mtime: meta.mtime(),
+            mtime_nsec: meta.mtime_nsec(),
+        })
+    }
+
+    /// Reloads the state if the bundle file changed since it was loaded.
+    /// On failure the state loaded before stays served.
+    pub fn refresh(&self) -> Result<(), AirgapError> {
+        let stamp = self.stamp();
+        if self.loaded().stamp == stamp {
+            return Ok(());
+        }
+        let _guard = self.reload.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.loaded().stamp == stamp {
+            return Ok(());
+        }
+        let path = self.replica.dir.join(CURRENT_BUNDLE);
+        let bytes = fs::read(&path).map_err(io_at(&path))?;
+        let verified = load_verified(&bytes, &self.pinned)?;
+        let files = verified
+            .files()
+            .iter()
+            .map(|(p, b)| {
+                let etag = format!("\"{}\"", keyshare_policy::hash::sha256_hex(b));
+                let file = CachedFile {
+                    path: p.clone(),
+                    bytes: b.clone(),
+                    etag,
+                    immutable: p != "metadata/timestamp.json",
+                };
+                (p.clone(), Arc::new(file))
+            })
+            .collect();
+        let loaded = Arc::new(Loaded {
+            stamp,
+            files,
+            timestamp_version: Some(verified.manifest().timestamp_version),
+            expires: Some(verified.expires()),
+        });
+        tracing::info!(
+            timestamp_version = verified.manifest().timestamp_version,
+            "replica state loaded"
+        );
+        let old = std::mem::replace(
+            &mut *self.current.write().unwrap_or_else(PoisonError::into_inner),
+            loaded,
+        );
+        *self
+            .previous
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = old;
+        Ok(())
+    }
+
+    fn loaded(&self) -> Arc<Loaded> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// A served file by repository path.
+    pub fn file(&self, path: &str) -> Option<Arc<CachedFile>> {
+        if let Err(e) = self.refresh() {
+            tracing::error!(error = %e, "cannot load the replica's new state; serving the old one");
+        }
+        if let Some(f) = self.loaded().files.get(path) {
+            return Some(f.clone());
+        }
+        if path == "metadata/timestamp.json" {
+            return None;
+        }
+        self.previous
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .files
+            .get(path)
+            .cloned()
+    }
+
+    /// The served timestamp version and window end, if a state is loaded.
+    pub fn status(&self) -> (Option<u64>, Option<OffsetDateTime>) {
+        let l = self.loaded();
+        (l.timestamp_version, l.expires)
+    }
+}
