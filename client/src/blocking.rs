@@ -44,6 +44,12 @@ impl Verifier {
         self.runtime.block_on(self.inner.refresh())
     }
 
+    /// See [`verifier::Verifier::refresh_from_bundle`].
+    pub fn refresh_from_bundle(&self, bundle: &mut dyn std::io::Read) -> Result<TrustState, Error> {
+        self.runtime
+            .block_on(self.inner.refresh_from_bundle(bundle))
+    }
+
     /// See [`verifier::Verifier::trust_state`].
     pub fn trust_state(&self) -> Result<TrustState, Error> {
         self.runtime.block_on(self.inner.trust_state())

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::stream::{self, StreamExt as _};
@@ -277,6 +278,28 @@ enum Remote<'a> {
     Http(&'a HttpTransport, &'a str),
     /// The cache only (loading the last good state without network).
     Offline,
+    /// The files of a verified air-gap bundle, by repository path
+    /// (`metadata/...`, `targets/...`).
+    Bundle(&'a BTreeMap<String, Arc<[u8]>>),
+}
+
+/// A file of a bundle, `None` when it has none at `path`, refused when it is
+/// larger than the workflow allows.
+fn bundle_file(
+    files: &BTreeMap<String, Arc<[u8]>>,
+    path: String,
+    limit: u64,
+) -> Result<Option<Vec<u8>>, Error> {
+    match files.get(&path) {
+        None => Ok(None),
+        Some(bytes) if u64::try_from(bytes.len()).map_or(true, |n| n > limit) => {
+            Err(Error::Input(format!(
+                "bundle: {path} is {} bytes, over the {limit} byte limit",
+                bytes.len()
+            )))
+        }
+        Some(bytes) => Ok(Some(bytes.to_vec())),
+    }
 }
 
 /// A refresh in progress: the cache's files plus what was fetched, written
@@ -434,6 +457,40 @@ impl Verifier {
         let url = manifest.url.clone();
         let synced = self
             .sync(&cache, manifest, Remote::Http(&self.transport, &url))
+            .await?;
+        cache.commit(&synced.manifest, &synced.blobs)?;
+        Ok(synced.state)
+    }
+
+    /// Refreshes from an air-gap bundle instead of the network (a lone
+    /// laptop on the far side of a gap): the bundle is verified as a whole
+    /// (`keyshare_airgap::open_bundle`: its manifest, signed by the
+    /// timestamp role, its validity window, every byte) against the root
+    /// this cache trusts, then run through the same TUF workflow as an HTTP
+    /// refresh, with the cache's current state as the baseline, so an older
+    /// bundle is refused as a rollback. On any failure the cache keeps its
+    /// last good state.
+    pub async fn refresh_from_bundle(
+        &self,
+        bundle: &mut dyn std::io::Read,
+    ) -> Result<TrustState, Error> {
+        let cache = self.origin();
+        let manifest = self.manifest()?;
+        let root_sha = manifest.metadata.get("root.json").cloned();
+        let root =
+            root_sha
+                .and_then(|sha| cache.blob(&sha))
+                .ok_or_else(|| Error::NotInitialized {
+                    dir: cache.dir().to_owned(),
+                })?;
+        let anchor = keyshare_airgap::Anchor {
+            pinned_root: &root,
+            previous: None,
+        };
+        let verified = keyshare_airgap::open_bundle(bundle, anchor, self.now(), &mut |_| {})
+            .map_err(|e| Error::Input(format!("bundle: {e}")))?;
+        let synced = self
+            .sync(&cache, manifest, Remote::Bundle(verified.files()))
             .await?;
         cache.commit(&synced.manifest, &synced.blobs)?;
         Ok(synced.state)
@@ -626,6 +683,12 @@ impl Verifier {
                                 MetadataFile::Root { .. } => Response::NotFound,
                                 _ => work.local(&name).into(),
                             },
+                            Remote::Bundle(files) => bundle_file(
+                                files,
+                                format!("metadata/{}", request.remote_name()),
+                                request.max_length(),
+                            )?
+                            .into(),
                             Remote::Http(transport, base) => {
                                 let is_timestamp =
                                     matches!(request.file(), MetadataFile::Timestamp);
@@ -763,6 +826,14 @@ impl Verifier {
                 }
                 Vec::new()
             }
+            Remote::Bundle(files) => missing
+                .iter()
+                .map(|(path, tf)| {
+                    let file = format!("targets/{}", updater.target_remote_name(path, tf));
+                    bundle_file(files, file.clone(), tf.length)?
+                        .ok_or_else(|| Error::Input(format!("bundle: {file} is missing")))
+                })
+                .collect(),
             Remote::Http(transport, base) => {
                 let jobs = missing.iter().map(|(path, tf)| {
                     let file = format!("{base}/targets/{}", updater.target_remote_name(path, tf));
@@ -808,6 +879,7 @@ impl Verifier {
         manifest.timestamp_etag = match remote {
             Remote::Offline => work.old.timestamp_etag.clone(),
             Remote::Http(..) => work.etag.clone(),
+            Remote::Bundle(_) => None,
         };
         Ok(Synced {
             state,
@@ -853,7 +925,7 @@ impl Verifier {
     ) -> Result<Vec<Vec<u8>>, Error> {
         let url = match remote {
             Remote::Http(_, base) => base.to_owned(),
-            Remote::Offline => String::new(),
+            Remote::Offline | Remote::Bundle(_) => String::new(),
         };
         let tuf = |source| Error::Tuf {
             url: url.clone(),
@@ -879,6 +951,19 @@ impl Verifier {
             };
             let limit = meta.length.unwrap_or(config.targets_max_length);
             files.push((role.clone(), file.remote_name(consistent), limit));
+        }
+        if let Remote::Bundle(bundle) = remote {
+            return files
+                .into_iter()
+                .map(|(role, name, limit)| {
+                    bundle_file(bundle, format!("metadata/{name}"), limit)?.ok_or_else(|| {
+                        tuf(keyshare_policy::Error::Unavailable {
+                            role: keyshare_policy::metadata::RoleName::new(role),
+                            file: format!("{name} (not in the bundle)"),
+                        })
+                    })
+                })
+                .collect();
         }
         let Remote::Http(transport, base) = remote else {
             let (role, name, _) = files.first().cloned().unwrap_or_default();

@@ -335,3 +335,61 @@ fn https_servers_are_verified_and_trusted_with_server_ca() {
     let (code, _) = client.decide_json("registry.acme.io/team-a/app", &["--key-id", "k"]);
     assert_eq!(code, 0);
 }
+
+/// Writes a bundle of the server's current state, valid for `days`.
+fn export_bundle(server: &Server, path: &std::path::Path, days: i64) {
+    let mut out = std::fs::File::create(path).unwrap();
+    keyshare_server::airgap::export(
+        &server.publisher,
+        "test",
+        Duration::days(days),
+        OffsetDateTime::now_utc(),
+        &mut out,
+        &mut |_, _| {},
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_lone_laptop_refreshes_from_a_bundle_without_the_server() {
+    let server = Server::start();
+    server.create_namespace("team-a", &["registry.acme.io/team-a/**"], 1);
+    let (k, _) = new_key();
+    server.add_key("team-a", "k1", &k, None);
+    let client = Client::new();
+    // Pinned from a root file: nothing is fetched, and nothing will be.
+    let root = client.write("root.json", &String::from_utf8(server.root1()).unwrap());
+    let unreachable = "http://127.0.0.1:9";
+    client
+        .run(&["init", "--server", unreachable, "--root", root.to_str().unwrap()])
+        .assert_ok();
+
+    let dir = client.dir.path();
+    let old = dir.join("old.bundle");
+    export_bundle(&server, &old, 30);
+    server.revoke("k1", OffsetDateTime::now_utc() - Duration::hours(1));
+    let new = dir.join("new.bundle");
+    export_bundle(&server, &new, 30);
+
+    client
+        .run(&["refresh", "--from-bundle", new.to_str().unwrap()])
+        .assert_ok();
+    let (code, v) = client.decide_json("registry.acme.io/team-a/app", &["--key-id", "k1"]);
+    assert_eq!((code, v["reason"].as_str()), (1, Some("revoked")), "{v}");
+
+    // An older bundle is a rollback; the cache keeps the newer state.
+    let before = client.snapshot();
+    let run = client.run(&["refresh", "--from-bundle", old.to_str().unwrap()]);
+    assert!(run.assert_error_line(1).contains("rollback"), "{run:?}");
+    assert_eq!(client.snapshot(), before);
+
+    // One altered byte anywhere is refused, and changes nothing.
+    let mut bytes = std::fs::read(&new).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x01;
+    let bad = dir.join("bad.bundle");
+    std::fs::write(&bad, &bytes).unwrap();
+    let run = client.run(&["refresh", "--from-bundle", bad.to_str().unwrap()]);
+    assert!(run.assert_error_line(1).starts_with("error: bundle: "), "{run:?}");
+    assert_eq!(client.snapshot(), before);
+}

@@ -126,13 +126,26 @@ pub(crate) fn init(args: InitArgs) -> Result<(), Error> {
 /// `keyshare refresh`.
 #[derive(Debug, Args)]
 pub(crate) struct RefreshArgs {
+    /// Refresh from an air-gap bundle file (`keyshare-server export`)
+    /// instead of the server: no network.
+    #[arg(long, value_name = "FILE")]
+    from_bundle: Option<PathBuf>,
     #[command(flatten)]
     common: Common,
 }
 
 pub(crate) fn refresh(args: RefreshArgs) -> Result<(), Error> {
     let verifier = args.common.verifier()?;
-    let state = verifier.refresh()?;
+    let state = match &args.from_bundle {
+        Some(path) => {
+            let file = std::fs::File::open(path).map_err(|source| Error::Read {
+                path: path.clone(),
+                source,
+            })?;
+            verifier.refresh_from_bundle(&mut std::io::BufReader::new(file))?
+        }
+        None => verifier.refresh()?,
+    };
     let value = summary(&state);
     emit(args.common.output, &value, || {
         format!(
