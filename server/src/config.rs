@@ -142,6 +142,8 @@ pub struct Config {
     pub body_limit: usize,
     /// Where the online keys are.
     pub keys: Keys,
+    /// `[ci]`: CI delegations (file only); `None` when the section is absent.
+    pub ci: Option<crate::ci::CiConfig>,
 }
 
 impl Default for Config {
@@ -160,6 +162,7 @@ impl Default for Config {
             },
             body_limit: 65_536,
             keys: Keys::default(),
+            ci: None,
         }
     }
 }
@@ -398,8 +401,9 @@ impl Config {
         flags: &Flags,
     ) -> Result<Self, ConfigError> {
         let mut raw = Raw::new();
+        let mut ci = None;
         if let Some((path, text)) = file {
-            read_file(path, text, &mut raw)?;
+            ci = read_file(path, text, &mut raw)?;
         }
         for key in KEYS {
             if let Some(value) = env(key.env()) {
@@ -417,7 +421,9 @@ impl Config {
                 raw.insert(key, (value.clone(), Source::Flag(flag)));
             }
         }
-        Self::from_raw(&raw)
+        let mut config = Self::from_raw(&raw)?;
+        config.ci = ci;
+        Ok(config)
     }
 
     fn from_raw(raw: &Raw) -> Result<Self, ConfigError> {
@@ -536,9 +542,13 @@ impl Config {
 }
 
 /// Flattens the TOML file into `raw`, refusing unknown keys and values that
-/// are neither strings nor integers.
-fn read_file(path: &Path, text: &str, raw: &mut Raw) -> Result<(), ConfigError> {
-    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+/// are neither strings nor integers; returns the `[ci]` section, parsed.
+fn read_file(
+    path: &Path,
+    text: &str,
+    raw: &mut Raw,
+) -> Result<Option<crate::ci::CiConfig>, ConfigError> {
+    let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
         let line = e
             .span()
             .and_then(|s| text.get(..s.start))
@@ -550,7 +560,21 @@ fn read_file(path: &Path, text: &str, raw: &mut Raw) -> Result<(), ConfigError> 
             message: format!("{line}{}", message.join("; ")),
         }
     })?;
-    flatten(path, "", &table, raw)
+    let ci = match table.remove("ci") {
+        None => None,
+        Some(toml::Value::Table(ci)) => Some(
+            crate::ci::CiConfig::from_toml(ci)
+                .map_err(|e| ConfigError::Conflict(format!("{}: [ci]: {e}", path.display())))?,
+        ),
+        Some(_) => {
+            return Err(ConfigError::Conflict(format!(
+                "{}: `ci` must be a table ([ci])",
+                path.display()
+            )))
+        }
+    };
+    flatten(path, "", &table, raw)?;
+    Ok(ci)
 }
 
 fn flatten(

@@ -29,6 +29,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod ci;
 pub mod cli;
 pub mod config;
 pub mod http;

@@ -79,6 +79,7 @@ impl Fixture {
             clock: Arc::new(|| NOW),
             body_limit,
             metrics: Arc::new(HttpMetrics::default()),
+            ci: None,
         };
         let mut fixture = Self {
             dir,
