@@ -68,7 +68,10 @@ fn base64url(part: &str) -> Option<Vec<u8>> {
 }
 
 /// The header and payload of a compact JWS, unverified.
-fn split(token: &str) -> Result<(Map<String, Value>, Map<String, Value>), CiError> {
+/// A JSON object of a token (header or payload).
+type Object = Map<String, Value>;
+
+fn split(token: &str) -> Result<(Object, Object), CiError> {
     let malformed = |m: &str| CiError::MalformedToken(m.to_owned());
     let mut parts = token.split('.');
     let (Some(h), Some(p), Some(_), None) =
