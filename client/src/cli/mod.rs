@@ -5,6 +5,8 @@
 //! the command line or in the environment are masked out of that line.
 
 mod admin;
+mod blob;
+mod ci;
 mod output;
 mod root;
 
@@ -32,6 +34,13 @@ enum Command {
     /// The offline root ceremony: generate keys, create, sign, merge,
     /// rotate, verify and submit root metadata.
     Root(root::RootArgs),
+    /// CI: get an ephemeral signing delegation for a key generated here.
+    Ci(ci::CiArgs),
+    /// Write a detached signature over a file.
+    SignBlob(blob::SignArgs),
+    /// Check a detached signature and whether its key is trusted for an
+    /// artifact name (exit 1 when not).
+    VerifyBlob(blob::VerifyArgs),
 }
 
 /// How results are printed.
@@ -83,6 +92,9 @@ pub(crate) fn main() -> ExitCode {
     let result = match cli.command {
         Command::Admin(args) => admin::run(args),
         Command::Root(args) => root::run(args),
+        Command::Ci(args) => ci::run(args),
+        Command::SignBlob(args) => blob::sign(args),
+        Command::VerifyBlob(args) => blob::verify(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
