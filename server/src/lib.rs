@@ -17,13 +17,16 @@
 //! * [`publisher`]: turns each change into one signed publish in one store
 //!   transaction (a failed change publishes nothing), re-signs expiring
 //!   metadata, sweeps expired ephemeral keys, and caches published files
-//!   for the read API.
+//!   for the read API; [`publisher::Publisher::apply_batch`] publishes
+//!   several changes at once (CI group commit).
+//! * [`ci`]: CI issuance — OIDC ID tokens (or CI tokens) and claim rules,
+//!   nonces and proofs of possession, ephemeral delegations published in
+//!   groups ([`publisher::Publisher::apply_batch`]), short-lived certificates
+//!   under the CI CA, and the expiry sweeper (`docs/ci.md`).
 //! * [`repo`]: the repository-side metadata builder the publisher uses,
 //!   re-exported from [`keyshare_policy::repo`].
 //!
 //! Online keys are key files or PKCS#11 objects (`[keys]` in the configuration).
-//!
-//! Not written yet: CI issuance.
 //!
 //! Tests: `cargo test -p keyshare-server`.
 
