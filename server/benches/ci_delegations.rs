@@ -101,8 +101,10 @@ fn main() {
                 Change::CreateNamespace {
                     entry: NamespaceEntry {
                         name: NamespaceName::parse(name).unwrap(),
-                        scopes: vec![ArtifactPattern::parse(&format!("registry.acme.io/{name}/**"))
-                            .unwrap()],
+                        scopes: vec![ArtifactPattern::parse(&format!(
+                            "registry.acme.io/{name}/**"
+                        ))
+                        .unwrap()],
                         maintainers: vec![],
                     },
                     threshold: NonZeroU32::MIN,
@@ -118,7 +120,12 @@ fn main() {
     let token = publisher
         .create_token(
             "bench",
-            TokenKind::Ci(names.iter().map(|n| NamespaceName::parse(n).unwrap()).collect()),
+            TokenKind::Ci(
+                names
+                    .iter()
+                    .map(|n| NamespaceName::parse(n).unwrap())
+                    .collect(),
+            ),
             None,
             now,
         )
@@ -133,7 +140,14 @@ fn main() {
         ..CiConfig::default()
     };
     state.ci = Some(Arc::new(
-        CiService::new(config, dir.path(), None, publisher.clone(), state.clock.clone()).unwrap(),
+        CiService::new(
+            config,
+            dir.path(),
+            None,
+            publisher.clone(),
+            state.clock.clone(),
+        )
+        .unwrap(),
     ));
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -212,8 +226,10 @@ fn main() {
             .collect();
         barrier.wait();
         let started = Instant::now();
-        let mut latencies: Vec<Duration> =
-            threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+        let mut latencies: Vec<Duration> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
         let elapsed = started.elapsed().as_secs_f64();
         latencies.sort();
         let n = latencies.len();

@@ -14,6 +14,8 @@
 mod ci_common;
 mod http_common;
 
+use std::sync::atomic::Ordering;
+
 use actix_web::http::{Method, StatusCode};
 use serde_json::{json, Value};
 use time::Duration;
@@ -22,7 +24,7 @@ use keyshare_policy::keys::Scheme;
 use keyshare_policy::sign::{InMemorySigner, Signer};
 use keyshare_policy::trust::{Decision, Reason, SignerRef};
 
-use ci_common::{delegation_body, job_key, sign_with, trust_set, CiFixture, AUDIENCE};
+use ci_common::{delegation_body, job_key, sign_with, trust_set, CiFixture};
 use http_common::{request, send, Answer, NOW};
 
 const TEAM_A_ARTIFACT: &str = "registry.acme.io/team-a/app";
@@ -550,6 +552,90 @@ async fn without_a_ci_section_the_endpoints_say_so() {
     assert_refused(&a, StatusCode::NOT_FOUND, "ci_not_configured");
 }
 
+#[actix_web::test]
+async fn an_unknown_kid_refetches_the_issuer_keys_at_most_once_per_interval() {
+    let fx = CiFixture::new();
+    let app = app!(fx.f);
+    let n = nonce!(&app);
+    let a = send(
+        &app,
+        delegate_req(
+            &fx.issuer.token(),
+            &delegation_body(&n, "team-a", &job_key()),
+        )
+        .to_request(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CREATED);
+    assert_eq!(
+        fx.issuer.fetches.load(Ordering::SeqCst),
+        1,
+        "fetched on first use"
+    );
+    // A token under a key id the issuer does not publish (a rotated-in key
+    // the cache lacks, or a forgery): refused; no refetch within a minute.
+    let stranger = sign_with(&fx.issuer.claims(), "RS256", "rsa-2", &ci_common::rsa_pem());
+    for _ in 0..3 {
+        let n = nonce!(&app);
+        let a = send(
+            &app,
+            delegate_req(&stranger, &delegation_body(&n, "team-a", &job_key())).to_request(),
+        )
+        .await;
+        assert_refused(&a, StatusCode::UNAUTHORIZED, "bad_signature");
+    }
+    assert_eq!(fx.issuer.fetches.load(Ordering::SeqCst), 1);
+    // Later, an unknown kid fetches the key set again (once).
+    fx.clock.set(NOW + Duration::minutes(2));
+    let mut claims = fx.issuer.claims();
+    claims["exp"] = json!((NOW + Duration::minutes(10)).unix_timestamp());
+    let stranger = sign_with(&claims, "RS256", "rsa-2", &ci_common::rsa_pem());
+    let n = nonce!(&app);
+    let a = send(
+        &app,
+        delegate_req(&stranger, &delegation_body(&n, "team-a", &job_key())).to_request(),
+    )
+    .await;
+    assert_refused(&a, StatusCode::UNAUTHORIZED, "bad_signature");
+    assert_eq!(fx.issuer.fetches.load(Ordering::SeqCst), 2);
+}
+
+#[actix_web::test]
+async fn a_static_jwks_file_works_without_network_to_the_issuer() {
+    let issuer = ci_common::Issuer::start();
+    let url = "https://issuer.offline.example".to_owned();
+    let fx = CiFixture::with(|c| {
+        c.issuers[0].url.clone_from(&url);
+        c.issuers[0].jwks_file = Some("issuer-jwks.json".into());
+        c.rules[0].issuer.clone_from(&url);
+    });
+    std::fs::write(
+        fx.f.dir.path().join("issuer-jwks.json"),
+        issuer.jwks().to_string(),
+    )
+    .unwrap();
+    let app = app!(fx.f);
+    let mut claims = issuer.claims();
+    claims["iss"] = json!(url);
+    let n = nonce!(&app);
+    let a = send(
+        &app,
+        delegate_req(
+            &issuer.sign(&claims, "ES256"),
+            &delegation_body(&n, "team-a", &job_key()),
+        )
+        .to_request(),
+    )
+    .await;
+    assert_eq!(
+        a.status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&a.body)
+    );
+    assert_eq!(issuer.fetches.load(Ordering::SeqCst), 0);
+}
+
 #[test]
 fn ecdsa_and_rsa_job_keys_are_accepted_too() {
     // The proof is checked in the key's own TUF scheme.
@@ -570,9 +656,4 @@ fn base64url(bytes: &[u8]) -> String {
         .trim_end_matches('=')
         .replace('+', "-")
         .replace('/', "_")
-}
-
-#[allow(dead_code)]
-fn audience() -> &'static str {
-    AUDIENCE
 }

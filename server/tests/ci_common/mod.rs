@@ -72,6 +72,10 @@ fn ec_jwk(pem: &[u8], kid: &str) -> Value {
     serde_json::to_value(jwk.as_ref()).unwrap()
 }
 
+fn jwks(rsa_pem: &[u8], ec_pem: &[u8]) -> Value {
+    json!({ "keys": [rsa_jwk(rsa_pem, "rsa-1"), ec_jwk(ec_pem, "ec-1")] })
+}
+
 pub fn rsa_pem() -> Vec<u8> {
     PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap())
         .unwrap()
@@ -141,6 +145,11 @@ impl Issuer {
             fetches,
             jti: AtomicU64::new(0),
         }
+    }
+
+    /// The issuer's public keys as a JWKS document.
+    pub fn jwks(&self) -> Value {
+        jwks(&self.rsa_pem, &self.ec_pem)
     }
 
     /// Claims of a GitHub Actions job of `acme/app` on main, for this
