@@ -15,6 +15,10 @@
 //! ["namespaces/<ns>/*"]`, terminating, signed with the server's namespaces
 //! key; that role holds `namespaces/<ns>/trust.json`.
 //!
+//! [`Publisher::apply_batch`] publishes several changes in one transaction
+//! and one signing (CI delegations gathered by `crate::ci::batch`), with
+//! one audit record per change.
+//!
 //! Writers are serialised by one mutex; published files are also kept in
 //! an in-memory cache for the read API ([`Publisher::file`]).
 
