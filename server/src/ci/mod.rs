@@ -401,7 +401,7 @@ impl CiService {
             not_before: Some(now),
             not_after: Some(not_after),
             ephemeral: true,
-            description: Some(format!("CI delegation for {}", identity.actor)),
+            description: Some(label(&format!("CI delegation for {}", identity.actor))),
         };
         let mut context = identity.context.clone();
         if let Value::Object(map) = &mut context {
@@ -462,6 +462,16 @@ impl CiService {
     }
 }
 
+/// `text` as a trust-document label: control characters replaced, at most
+/// 200 characters (a long or odd `sub` claim must not make the document
+/// invalid, which would fail the whole batch).
+fn label(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .take(200)
+        .collect()
+}
+
 /// The version of `metadata/<V>.<role>.json` among `files`.
 fn role_version(files: &[String], role: &str) -> Option<u64> {
     let suffix = format!(".{role}.json");
@@ -510,4 +520,29 @@ pub fn key_from_pem(pem: &str) -> Result<Key, CiError> {
         }
     };
     Key::from_public(scheme, &pkey).map_err(|e| invalid(&e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_valid_trust_document_labels() {
+        let long = format!("oidc:x#{}\n{}", "a".repeat(300), "b");
+        let l = label(&long);
+        assert_eq!(l.chars().count(), 200);
+        assert!(!l.chars().any(char::is_control));
+    }
+
+    #[test]
+    fn role_versions_come_from_metadata_paths() {
+        let files = [
+            "metadata/7.team-a.json".to_owned(),
+            "metadata/timestamp.json".to_owned(),
+            "metadata/12.team-ab.json".to_owned(),
+        ];
+        assert_eq!(role_version(&files, "team-a"), Some(7));
+        assert_eq!(role_version(&files, "team-ab"), Some(12));
+        assert_eq!(role_version(&files, "team"), None);
+    }
 }
