@@ -210,3 +210,151 @@ fn a_ca_key_that_does_not_match_the_certificate_is_refused() {
     .unwrap_err();
     assert!(e.to_string().contains("does not belong"), "{e}");
 }
+
+/// The CI CA key in a PKCS#11 token (SoftHSM2), the CA certificate issued
+/// by an offline root: the leaf chains leaf → CI CA → root.
+#[actix_web::test]
+async fn a_ca_key_in_a_pkcs11_token_issues_certificates() {
+    use keyshare_hsm::{generate_key, Pin, PinSource, Pkcs11Signer, Pkcs11Uri};
+    use keyshare_policy::keys::Scheme;
+    const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+    assert!(
+        Path::new(MODULE).is_file(),
+        "{MODULE} is missing: `apt-get install softhsm2`"
+    );
+    let hsm = tempfile::tempdir().unwrap();
+    std::fs::create_dir(hsm.path().join("tokens")).unwrap();
+    let conf = hsm.path().join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}/\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
+            hsm.path().join("tokens").display()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new("softhsm2-util")
+        .env("SOFTHSM2_CONF", &conf)
+        .args([
+            "--init-token",
+            "--free",
+            "--label",
+            "ci-ca",
+            "--pin",
+            "123456",
+            "--so-pin",
+            "12345678",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Only this test of this binary uses PKCS#11: set before C_Initialize.
+    std::env::set_var("SOFTHSM2_CONF", &conf);
+    let pin_file = hsm.path().join("token.pin");
+    std::fs::write(&pin_file, "123456\n").unwrap();
+    std::fs::set_permissions(&pin_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let token = Pkcs11Uri::parse(&format!(
+        "pkcs11:token=ci-ca?module-path={MODULE}&pin-source={}",
+        pin_file.display()
+    ))
+    .unwrap();
+    let pin = PinSource::Value(Pin::new("123456"));
+    let uri = generate_key(&token, &pin, Scheme::EcdsaP256Sha256, "ci-ca").unwrap();
+    let ca_key = Pkcs11Signer::open(&uri, &pin, None).unwrap();
+    let ca_public = ca_key
+        .public_key()
+        .openssl_key(ca_key.key_id())
+        .unwrap()
+        .clone();
+
+    // An offline root issues the CI CA certificate for the token's key.
+    let root_key = PKey::from_ec_key(
+        EcKey::generate(&EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap()).unwrap(),
+    )
+    .unwrap();
+    let name = |cn: &str| {
+        let mut n = X509NameBuilder::new().unwrap();
+        n.append_entry_by_text("CN", cn).unwrap();
+        n.build()
+    };
+    let cert = |subject: &str, key: &openssl::pkey::PKeyRef<openssl::pkey::Public>, serial: u32| {
+        let mut b = X509Builder::new().unwrap();
+        b.set_version(2).unwrap();
+        b.set_serial_number(&BigNum::from_u32(serial).unwrap().to_asn1_integer().unwrap())
+            .unwrap();
+        b.set_subject_name(&name(subject)).unwrap();
+        b.set_issuer_name(&name("Acme Root")).unwrap();
+        b.set_pubkey(key).unwrap();
+        b.set_not_before(&Asn1Time::from_unix(1_700_000_000).unwrap())
+            .unwrap();
+        b.set_not_after(&Asn1Time::from_unix(2_500_000_000).unwrap())
+            .unwrap();
+        b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
+            .unwrap();
+        b.sign(&root_key, MessageDigest::sha256()).unwrap();
+        b.build()
+    };
+    let root_public = PKey::public_key_from_pem(&root_key.public_key_to_pem().unwrap()).unwrap();
+    let root = cert("Acme Root", &root_public, 1);
+    let ca = cert("Acme CI CA", &ca_public, 2);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ci-ca.pem"), ca.to_pem().unwrap()).unwrap();
+
+    let fx = CiFixture::with(|c| {
+        c.ca = Some(CaConfig {
+            cert: dir.path().join("ci-ca.pem"),
+            key: uri.to_string(),
+        });
+    });
+    let app = app!(fx.f);
+    let a = send(
+        &app,
+        request(Method::POST, "/api/v1/ci/nonce", None, None).to_request(),
+    )
+    .await;
+    let nonce = a.json()["nonce"].as_str().unwrap().to_owned();
+    let body = delegation_body(&nonce, "team-a", &job_key());
+    let a = send(
+        &app,
+        request(
+            Method::POST,
+            "/api/v1/ci/delegations",
+            Some(&fx.issuer.token()),
+            Some(&body),
+        )
+        .to_request(),
+    )
+    .await;
+    assert_eq!(
+        a.status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&a.body)
+    );
+    let chain = X509::stack_from_pem(
+        a.json()["certificate_chain_pem"]
+            .as_str()
+            .unwrap()
+            .as_bytes(),
+    )
+    .unwrap();
+    let mut store = X509StoreBuilder::new().unwrap();
+    store.add_cert(root).unwrap();
+    let mut param = X509VerifyParam::new().unwrap();
+    param.set_time(NOW.unix_timestamp() + 60);
+    store.set_param(&param).unwrap();
+    let store = store.build();
+    let mut untrusted = Stack::new().unwrap();
+    untrusted.push(chain[1].clone()).unwrap();
+    let mut ctx = X509StoreContext::new().unwrap();
+    let (ok, error) = ctx
+        .init(&store, &chain[0], &untrusted, |c| {
+            Ok((c.verify_cert()?, c.error().to_string()))
+        })
+        .unwrap();
+    assert!(ok, "{error}");
+}
