@@ -24,7 +24,7 @@ use keyshare_policy::keys::Scheme;
 use keyshare_policy::sign::{InMemorySigner, Signer};
 use keyshare_policy::trust::{Decision, Reason, SignerRef};
 
-use ci_common::{delegation_body, job_key, sign_with, trust_set, CiFixture};
+use ci_common::{base64url, delegation_body, job_key, sign_with, trust_set, CiFixture};
 use http_common::{request, send, Answer, NOW};
 
 const TEAM_A_ARTIFACT: &str = "registry.acme.io/team-a/app";
@@ -452,6 +452,27 @@ async fn a_delegation_is_trusted_until_not_after_and_swept_afterwards() {
 }
 
 #[actix_web::test]
+async fn a_longer_ttl_than_allowed_is_cut_to_the_maximum() {
+    let fx = CiFixture::with(|c| c.max_ttl = Duration::minutes(30));
+    let app = app!(fx.f);
+    let n = nonce!(&app);
+    let mut body = delegation_body(&n, "team-a", &job_key());
+    body["ttl_seconds"] = json!(86_400);
+    let a = send(&app, delegate_req(&fx.issuer.token(), &body).to_request()).await;
+    assert_eq!(a.status, StatusCode::CREATED);
+    let rfc = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    assert_eq!(a.json()["not_after"], rfc(NOW + Duration::minutes(30)));
+    let n = nonce!(&app);
+    let mut body = delegation_body(&n, "team-a", &job_key());
+    body["ttl_seconds"] = json!(0);
+    let a = send(&app, delegate_req(&fx.issuer.token(), &body).to_request()).await;
+    assert_refused(&a, StatusCode::BAD_REQUEST, "invalid");
+}
+
+#[actix_web::test]
 async fn the_sweeper_task_removes_expired_delegations_on_its_own() {
     let fx = CiFixture::new();
     let app = app!(fx.f);
@@ -649,11 +670,4 @@ fn ecdsa_and_rsa_job_keys_are_accepted_too() {
         assert_eq!(parsed.key_id().unwrap(), *key.key_id());
         assert!(parsed.verify(key.key_id(), &message, &proof).unwrap());
     }
-}
-
-fn base64url(bytes: &[u8]) -> String {
-    openssl::base64::encode_block(bytes)
-        .trim_end_matches('=')
-        .replace('+', "-")
-        .replace('/', "_")
 }

@@ -25,6 +25,7 @@
 pub mod batch;
 pub mod cert;
 pub mod config;
+pub mod jwt_openssl;
 pub mod oidc;
 pub mod rules;
 pub mod state;
@@ -350,6 +351,21 @@ impl CiService {
         let now = now.replace_nanosecond(0).unwrap_or(now);
         self.rate.admit(&identity.actor, now)?;
         identity.check_namespace(&req.namespace)?;
+        let ttl = match req.ttl_seconds {
+            None => self.config.default_ttl,
+            Some(0) => {
+                return Err(CiError::Invalid {
+                    field: "ttl_seconds",
+                    message: "must be positive".into(),
+                })
+            }
+            Some(s) => Duration::seconds(
+                i64::try_from(s)
+                    .unwrap_or(i64::MAX)
+                    .min(self.config.max_ttl.whole_seconds()),
+            ),
+        }
+        .min(self.config.max_ttl);
         let key = key_from_pem(&req.public_key_pem)?;
         let key_id = key.key_id().map_err(|e| CiError::Invalid {
             field: "public_key_pem",
@@ -372,21 +388,6 @@ impl CiService {
         if let Some((replay_key, until)) = &identity.replay {
             self.replay.check_and_record(replay_key, *until, now)?;
         }
-        let ttl = match req.ttl_seconds {
-            None => self.config.default_ttl,
-            Some(0) => {
-                return Err(CiError::Invalid {
-                    field: "ttl_seconds",
-                    message: "must be positive".into(),
-                })
-            }
-            Some(s) => Duration::seconds(
-                i64::try_from(s)
-                    .unwrap_or(i64::MAX)
-                    .min(self.config.max_ttl.whole_seconds()),
-            ),
-        }
-        .min(self.config.max_ttl);
         let not_after = now + ttl;
         let id = format!("{}.{}", req.namespace, key_id);
         let certificate_chain_pem = match &self.ca {

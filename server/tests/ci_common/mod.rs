@@ -19,9 +19,10 @@ use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use josekit::jws::JwsHeader;
-use josekit::jwt::JwtPayload;
+use openssl::bn::BigNumContext;
 use openssl::ec::{EcGroup, EcKey};
+use openssl::ecdsa::EcdsaSig;
+use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
 use openssl::pkey::PKey;
 use serde_json::{json, Value};
@@ -54,22 +55,38 @@ pub struct Issuer {
     jti: AtomicU64,
 }
 
+pub fn base64url(bytes: &[u8]) -> String {
+    openssl::base64::encode_block(bytes)
+        .trim_end_matches('=')
+        .replace('+', "-")
+        .replace('/', "_")
+}
+
 fn rsa_jwk(pem: &[u8], kid: &str) -> Value {
-    let mut jwk = josekit::jws::RS256
-        .key_pair_from_pem(pem)
-        .unwrap()
-        .to_jwk_public_key();
-    jwk.set_key_id(kid);
-    serde_json::to_value(jwk.as_ref()).unwrap()
+    let rsa = PKey::private_key_from_pem(pem).unwrap().rsa().unwrap();
+    json!({
+        "kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256",
+        "n": base64url(&rsa.n().to_vec()), "e": base64url(&rsa.e().to_vec()),
+    })
 }
 
 fn ec_jwk(pem: &[u8], kid: &str) -> Value {
-    let mut jwk = josekit::jws::ES256
-        .key_pair_from_pem(pem)
-        .unwrap()
-        .to_jwk_public_key();
-    jwk.set_key_id(kid);
-    serde_json::to_value(jwk.as_ref()).unwrap()
+    let ec = PKey::private_key_from_pem(pem).unwrap().ec_key().unwrap();
+    let mut x = openssl::bn::BigNum::new().unwrap();
+    let mut y = openssl::bn::BigNum::new().unwrap();
+    ec.public_key()
+        .affine_coordinates(
+            ec.group(),
+            &mut x,
+            &mut y,
+            &mut BigNumContext::new().unwrap(),
+        )
+        .unwrap();
+    json!({
+        "kty": "EC", "kid": kid, "use": "sig", "alg": "ES256", "crv": "P-256",
+        "x": base64url(&x.to_vec_padded(32).unwrap()),
+        "y": base64url(&y.to_vec_padded(32).unwrap()),
+    })
 }
 
 fn jwks(rsa_pem: &[u8], ec_pem: &[u8]) -> Value {
@@ -185,27 +202,30 @@ impl Issuer {
     }
 }
 
-/// Signs `claims` with the private key `pem` under header `alg`/`kid`.
+/// Signs `claims` with the private key `pem` under header `alg`/`kid`
+/// (a compact JWS, as an issuer makes it).
 pub fn sign_with(claims: &Value, alg: &str, kid: &str, pem: &[u8]) -> String {
-    let mut header = JwsHeader::new();
-    header.set_token_type("JWT");
-    header.set_key_id(kid);
-    let payload = JwtPayload::from_map(claims.as_object().unwrap().clone()).unwrap();
-    match alg {
-        "RS256" => josekit::jwt::encode_with_signer(
-            &payload,
-            &header,
-            &josekit::jws::RS256.signer_from_pem(pem).unwrap(),
-        )
-        .unwrap(),
-        "ES256" => josekit::jwt::encode_with_signer(
-            &payload,
-            &header,
-            &josekit::jws::ES256.signer_from_pem(pem).unwrap(),
-        )
-        .unwrap(),
+    let header = json!({ "alg": alg, "typ": "JWT", "kid": kid });
+    let input = format!(
+        "{}.{}",
+        base64url(header.to_string().as_bytes()),
+        base64url(claims.to_string().as_bytes())
+    );
+    let key = PKey::private_key_from_pem(pem).unwrap();
+    let mut signer = openssl::sign::Signer::new(MessageDigest::sha256(), &key).unwrap();
+    signer.update(input.as_bytes()).unwrap();
+    let der = signer.sign_to_vec().unwrap();
+    let sig = match alg {
+        "RS256" => der,
+        "ES256" => {
+            let sig = EcdsaSig::from_der(&der).unwrap();
+            let mut raw = sig.r().to_vec_padded(32).unwrap();
+            raw.extend(sig.s().to_vec_padded(32).unwrap());
+            raw
+        }
         other => panic!("cannot sign {other}"),
-    }
+    };
+    format!("{input}.{}", base64url(&sig))
 }
 
 /// A settable clock starting at `NOW`.
