@@ -402,11 +402,11 @@ impl AdminClient {
         self.call("GET", path, &[], None)
     }
 
-    fn delete(&self, path: &str) -> Result<()> {
+    pub(crate) fn delete(&self, path: &str) -> Result<()> {
         self.call("DELETE", path, &[], None).map(drop)
     }
 
-    fn send<T: Serialize>(&self, method: &str, path: &str, body: &T) -> Result<Value> {
+    pub(crate) fn send<T: Serialize>(&self, method: &str, path: &str, body: &T) -> Result<Value> {
         let body = serde_json::to_value(body)
             .map_err(|e| Error::Config(format!("cannot encode the request: {e}")))?;
         self.call(method, path, &[], Some(&body))

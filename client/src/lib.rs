@@ -21,6 +21,11 @@
 //!   target download) for the TUF conformance harness (`docs/cli.md`).
 //! * [`export`]: the verified trust state as a notation trust store and
 //!   trust policy, or as PEM keys (`docs/notation.md`).
+//! * [`ci`]: a CI job's side of ephemeral delegations (`keyshare ci request`):
+//!   the key is generated locally and never sent (`docs/ci.md`).
+//! * [`blob`]: detached signatures over files (`keyshare sign-blob`) and
+//!   their check plus trust decision against a
+//!   [`keyshare_policy::trust::TrustSet`] (`keyshare verify-blob`).
 //!
 //! The library never re-implements a check of `keyshare-policy`: TUF
 //! verification, target hashes and the trust decision are its calls.
@@ -33,8 +38,10 @@
 //! (`bench/verify`).
 
 pub mod admin;
+pub mod blob;
 pub mod blocking;
 pub mod cache;
+pub mod ci;
 pub mod export;
 pub mod transport;
 pub mod tuf;

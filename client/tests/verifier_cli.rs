@@ -361,7 +361,13 @@ fn a_lone_laptop_refreshes_from_a_bundle_without_the_server() {
     let root = client.write("root.json", &String::from_utf8(server.root1()).unwrap());
     let unreachable = "http://127.0.0.1:9";
     client
-        .run(&["init", "--server", unreachable, "--root", root.to_str().unwrap()])
+        .run(&[
+            "init",
+            "--server",
+            unreachable,
+            "--root",
+            root.to_str().unwrap(),
+        ])
         .assert_ok();
 
     let dir = client.dir.path();
@@ -390,6 +396,9 @@ fn a_lone_laptop_refreshes_from_a_bundle_without_the_server() {
     let bad = dir.join("bad.bundle");
     std::fs::write(&bad, &bytes).unwrap();
     let run = client.run(&["refresh", "--from-bundle", bad.to_str().unwrap()]);
-    assert!(run.assert_error_line(1).starts_with("error: bundle: "), "{run:?}");
+    assert!(
+        run.assert_error_line(1).starts_with("error: bundle: "),
+        "{run:?}"
+    );
     assert_eq!(client.snapshot(), before);
 }

@@ -325,6 +325,23 @@ pub fn serve(dir: &Path, flags: &Flags, out: &mut dyn Write) -> Result<(), CliEr
     state.body_limit = config.body_limit;
     state.export = crate::airgap::ExportLimits::from_config(&config);
     let resign_before = config.expiry.resign_before;
+    let ci_sweep = match &config.ci {
+        Some(ci) => {
+            let service = crate::ci::CiService::new(
+                ci.clone(),
+                dir,
+                config.keys.pin_file.as_deref(),
+                publisher.clone(),
+                state.clock.clone(),
+            )
+            .map_err(|e| CliError::Other(e.to_string()))?;
+            state.ci = Some(Arc::new(service));
+            Some(std::time::Duration::from_secs(
+                u64::try_from(ci.sweep_interval.whole_seconds()).unwrap_or(1),
+            ))
+        }
+        None => None,
+    };
 
     actix_web::rt::System::new().block_on(async move {
         let shutdown = shutdown_signal()?;
@@ -334,6 +351,10 @@ pub fn serve(dir: &Path, flags: &Flags, out: &mut dyn Write) -> Result<(), CliEr
         if let Err(e) = writeln!(out, "listening on {scheme}://{addr}").and_then(|()| out.flush()) {
             tracing::warn!(error = %e, "cannot write the address to stdout");
         }
+        let sweeper = ci_sweep.map(|every| {
+            let clock: http::Clock = Arc::new(OffsetDateTime::now_utc);
+            tokio::spawn(crate::ci::sweeper::run(publisher.clone(), clock, every))
+        });
         let maintenance = tokio::spawn(maintain(publisher, resign_before));
         // Stop waiting for the server STOP_DEADLINE after the signal, even
         // if requests in flight (or the server) never finish.
@@ -366,6 +387,9 @@ pub fn serve(dir: &Path, flags: &Flags, out: &mut dyn Write) -> Result<(), CliEr
             }
         };
         maintenance.abort();
+        if let Some(sweeper) = sweeper {
+            sweeper.abort();
+        }
         result.map_err(|e| CliError::Other(format!("server failed: {e}")))?;
         tracing::info!("stopped");
         Ok(())

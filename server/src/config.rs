@@ -153,6 +153,8 @@ pub struct Config {
     pub keys: Keys,
     /// Air-gap bundle windows.
     pub airgap: Airgap,
+    /// `[ci]`: CI delegations (file only); `None` when the section is absent.
+    pub ci: Option<crate::ci::CiConfig>,
 }
 
 impl Default for Config {
@@ -175,6 +177,7 @@ impl Default for Config {
                 valid_for: Duration::days(7),
                 max_valid_for: Duration::days(30),
             },
+            ci: None,
         }
     }
 }
@@ -427,8 +430,9 @@ impl Config {
         flags: &Flags,
     ) -> Result<Self, ConfigError> {
         let mut raw = Raw::new();
+        let mut ci = None;
         if let Some((path, text)) = file {
-            read_file(path, text, &mut raw)?;
+            ci = read_file(path, text, &mut raw)?;
         }
         for key in KEYS {
             if let Some(value) = env(key.env()) {
@@ -446,7 +450,9 @@ impl Config {
                 raw.insert(key, (value.clone(), Source::Flag(flag)));
             }
         }
-        Self::from_raw(&raw)
+        let mut config = Self::from_raw(&raw)?;
+        config.ci = ci;
+        Ok(config)
     }
 
     fn from_raw(raw: &Raw) -> Result<Self, ConfigError> {
@@ -579,9 +585,13 @@ impl Config {
 }
 
 /// Flattens the TOML file into `raw`, refusing unknown keys and values that
-/// are neither strings nor integers.
-fn read_file(path: &Path, text: &str, raw: &mut Raw) -> Result<(), ConfigError> {
-    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+/// are neither strings nor integers; returns the `[ci]` section, parsed.
+fn read_file(
+    path: &Path,
+    text: &str,
+    raw: &mut Raw,
+) -> Result<Option<crate::ci::CiConfig>, ConfigError> {
+    let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
         let line = e
             .span()
             .and_then(|s| text.get(..s.start))
@@ -593,7 +603,21 @@ fn read_file(path: &Path, text: &str, raw: &mut Raw) -> Result<(), ConfigError> 
             message: format!("{line}{}", message.join("; ")),
         }
     })?;
-    flatten(path, "", &table, raw)
+    let ci = match table.remove("ci") {
+        None => None,
+        Some(toml::Value::Table(ci)) => Some(
+            crate::ci::CiConfig::from_toml(ci)
+                .map_err(|e| ConfigError::Conflict(format!("{}: [ci]: {e}", path.display())))?,
+        ),
+        Some(_) => {
+            return Err(ConfigError::Conflict(format!(
+                "{}: `ci` must be a table ([ci])",
+                path.display()
+            )))
+        }
+    };
+    flatten(path, "", &table, raw)?;
+    Ok(ci)
 }
 
 fn flatten(

@@ -19,7 +19,12 @@
 //! * [`publisher`]: turns each change into one signed publish in one store
 //!   transaction (a failed change publishes nothing), re-signs expiring
 //!   metadata, sweeps expired ephemeral keys, and caches published files
-//!   for the read API.
+//!   for the read API; [`publisher::Publisher::apply_batch`] publishes
+//!   several changes at once (CI group commit).
+//! * [`ci`]: CI issuance — OIDC ID tokens (or CI tokens) and claim rules,
+//!   nonces and proofs of possession, ephemeral delegations published in
+//!   groups ([`publisher::Publisher::apply_batch`]), short-lived certificates
+//!   under the CI CA, and the expiry sweeper (`docs/ci.md`).
 //! * [`airgap`]: bundle export (a bundle edition of snapshot and timestamp
 //!   signed by the publisher for the bundle's window), replica import with
 //!   an atomic swap, and the replica's read-only application.
@@ -28,13 +33,12 @@
 //!
 //! Online keys are key files or PKCS#11 objects (`[keys]` in the configuration).
 //!
-//! Not written yet: CI issuance.
-//!
 //! Tests: `cargo test -p keyshare-server`.
 
 #![forbid(unsafe_code)]
 
 pub mod airgap;
+pub mod ci;
 pub mod cli;
 pub mod config;
 pub mod http;

@@ -15,6 +15,10 @@
 //! ["namespaces/<ns>/*"]`, terminating, signed with the server's namespaces
 //! key; that role holds `namespaces/<ns>/trust.json`.
 //!
+//! [`Publisher::apply_batch`] publishes several changes in one transaction
+//! and one signing (CI delegations gathered by `crate::ci::batch`), with
+//! one audit record per change.
+//!
 //! Writers are serialised by one mutex; published files are also kept in
 //! an in-memory cache for the read API ([`Publisher::file`]).
 
@@ -169,6 +173,18 @@ pub enum Change {
         /// Its name.
         name: String,
     },
+}
+
+/// One change of a [`Publisher::apply_batch`].
+#[derive(Clone, Debug)]
+pub struct Batched {
+    /// Who asked, for the audit log (e.g. `oidc:<issuer>#<subject>`).
+    pub actor: String,
+    /// The change.
+    pub change: Change,
+    /// Added to the change's audit details as `context` (e.g. the verified
+    /// identity and claims of a CI job); `Null` adds nothing. No floats.
+    pub context: Value,
 }
 
 /// What one publish produced.
@@ -427,6 +443,120 @@ impl Publisher {
                 Err(e)
             }
         }
+    }
+
+    /// Applies several changes in one store transaction and one signed
+    /// publish (group commit: a burst of CI delegations costs one
+    /// re-signing, not one per change), with one audit record per change.
+    ///
+    /// Each change gets its own result, in order. A change the store
+    /// refuses (a missing namespace, a duplicate key) fails alone: the
+    /// transaction is retried without it, so the others still publish.
+    /// Creating or deleting namespaces is refused in a batch (use
+    /// [`Publisher::apply`]). `Err` only when the publish itself failed; then
+    /// nothing was published. Blocking: call from a blocking thread.
+    pub fn apply_batch(
+        &self,
+        batch: Vec<Batched>,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Result<Applied, PublishError>>, PublishError> {
+        let started = Instant::now();
+        let mut results: Vec<Option<Result<Applied, PublishError>>> =
+            batch.iter().map(|_| None).collect();
+        for (slot, b) in results.iter_mut().zip(&batch) {
+            if matches!(
+                b.change,
+                Change::CreateNamespace { .. } | Change::DeleteNamespace { .. }
+            ) {
+                *slot = Some(Err(store::Error::invalid(
+                    "change",
+                    "namespaces are not created or deleted in a batch",
+                )
+                .into()));
+            }
+        }
+        let mut guard = self.lock();
+        let Inner { store, repo } = &mut *guard;
+        let keys = &self.keys;
+        // Each round either publishes or sets aside at least one refused change.
+        loop {
+            let pending: Vec<usize> = (0..batch.len())
+                .filter(|&i| results.get(i).is_some_and(Option::is_none))
+                .collect();
+            if pending.is_empty() {
+                break;
+            }
+            let result = store.transaction_at(now, |tx| -> Result<_, BatchAbort> {
+                let mut all = Affected::default();
+                let mut audits = Vec::with_capacity(pending.len());
+                let mut refused = Vec::new();
+                for &i in &pending {
+                    let Some(b) = batch.get(i) else { continue };
+                    match apply_change(tx, &b.change) {
+                        Ok((action, subject, details, affected)) => {
+                            all.namespaces.extend(affected.namespaces);
+                            all.index |= affected.index;
+                            all.revocations |= affected.revocations;
+                            all.peers |= affected.peers;
+                            all.roots_put.extend(affected.roots_put);
+                            all.roots_removed.extend(affected.roots_removed);
+                            audits.push((i, action, subject, with_context(details, &b.context)));
+                        }
+                        Err(e) => refused.push((i, e)),
+                    }
+                }
+                if !refused.is_empty() {
+                    // Roll back: the changes that did apply are retried
+                    // without the refused ones.
+                    return Err(BatchAbort::Refused(refused));
+                }
+                let mut files = stage(tx, repo, &all, keys, now)?;
+                files.extend(repo.commit(now)?);
+                tx.record_published(&files)?;
+                let mut seqs = Vec::with_capacity(audits.len());
+                for (i, action, subject, details) in audits {
+                    let actor = batch.get(i).map_or("system", |b| b.actor.as_str());
+                    seqs.push((i, tx.append_audit(actor, action, &subject, &details)?.seq));
+                }
+                Ok((files, seqs))
+            });
+            match result {
+                Err(BatchAbort::Refused(refused)) => {
+                    // The repository was not touched (nothing was staged).
+                    for (i, e) in refused {
+                        if let Some(slot) = results.get_mut(i) {
+                            *slot = Some(Err(e));
+                        }
+                    }
+                }
+                Ok((files, seqs)) => {
+                    self.cache_files(&files);
+                    self.update_versions(repo);
+                    self.count_publish(started);
+                    let paths: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
+                    let timestamp_version = repo.timestamp().map_or(0, |t| t.signed.version);
+                    for (i, audit_seq) in seqs {
+                        if let Some(slot) = results.get_mut(i) {
+                            *slot = Some(Ok(Applied {
+                                files: paths.clone(),
+                                timestamp_version,
+                                audit_seq,
+                            }));
+                        }
+                    }
+                    break;
+                }
+                Err(BatchAbort::Failed(e)) => {
+                    *repo = restore(store, keys, self.options)
+                        .map_err(|r| PublishError::Broken(format!("{e}; then: {r}")))?;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(PublishError::Broken("change not applied".into()))))
+            .collect())
     }
 
     /// Publishes a new root made in a ceremony (`keyshare root ...`) on
@@ -970,6 +1100,32 @@ fn apply_change(
         }
     };
     Ok((action, subject, details, affected))
+}
+
+/// Why one round of [`Publisher::apply_batch`] rolled back.
+enum BatchAbort {
+    /// Changes the store refused, by position in the batch.
+    Refused(Vec<(usize, PublishError)>),
+    /// The publish failed.
+    Failed(PublishError),
+}
+
+impl<E: Into<PublishError>> From<E> for BatchAbort {
+    fn from(e: E) -> Self {
+        Self::Failed(e.into())
+    }
+}
+
+/// `details` with `context` added (see [`Batched::context`]).
+fn with_context(details: Value, context: &Value) -> Value {
+    match (details, context) {
+        (details, Value::Null) => details,
+        (Value::Object(mut map), context) => {
+            map.insert("context".into(), context.clone());
+            Value::Object(map)
+        }
+        (details, context) => json!({ "details": details, "context": context }),
+    }
 }
 
 fn rfc3339(t: Option<OffsetDateTime>) -> Value {

@@ -6,6 +6,8 @@
 //! line or in the environment are masked out of that line.
 
 mod admin;
+mod blob;
+mod ci;
 mod output;
 mod root;
 mod tuf;
@@ -49,6 +51,13 @@ enum Command {
     /// A standard TUF client of any TUF repository (init, refresh,
     /// download), as the tuf-conformance test suite drives it.
     Tuf(tuf::TufArgs),
+    /// CI: get an ephemeral signing delegation for a key generated here.
+    Ci(ci::CiArgs),
+    /// Write a detached signature over a file.
+    SignBlob(blob::SignArgs),
+    /// Check a detached signature and whether its key is trusted for an
+    /// artifact name (exit 1 when not).
+    VerifyBlob(blob::VerifyArgs),
 }
 
 /// How results are printed.
@@ -118,6 +127,9 @@ pub(crate) fn main() -> ExitCode {
         Command::Admin(args) => admin::run(args),
         Command::Root(args) => root::run(args),
         Command::Tuf(args) => tuf::run(args),
+        Command::Ci(args) => ci::run(args),
+        Command::SignBlob(args) => blob::sign(args),
+        Command::VerifyBlob(args) => blob::verify(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

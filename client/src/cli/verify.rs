@@ -35,7 +35,7 @@ pub(crate) struct Common {
 }
 
 impl Common {
-    fn verifier(&self) -> Result<Verifier, Error> {
+    pub(crate) fn verifier(&self) -> Result<Verifier, Error> {
         self.verifier_with(|_| ())
     }
 

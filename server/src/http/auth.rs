@@ -31,7 +31,7 @@ impl Caller {
 }
 
 /// The bearer secret of a request, or why there is none.
-fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
+pub(super) fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
     let value = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -42,7 +42,7 @@ fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
     let secret = secret.trim();
     if !scheme.eq_ignore_ascii_case("bearer")
         || secret.is_empty()
-        || secret.len() > 512
+        || secret.len() > 16 * 1024
         || secret.contains(char::is_whitespace)
     {
         return Err(malformed());

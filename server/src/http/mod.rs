@@ -19,7 +19,10 @@
 //! refused) into the policy crate's types, and the error names the JSON path
 //! of the offending field. Tokens and bodies are never logged.
 //!
-//! Not here yet: the CI delegation endpoints, response compression.
+//! The CI endpoints (`/api/v1/ci/...`) take an OIDC ID token or a CI token
+//! as the bearer credential and hand the work to [`crate::ci::CiService`].
+//!
+//! Not here yet: response compression.
 //!
 //! Tests: `cargo test -p keyshare-server --lib http` and
 //! `cargo test -p keyshare-server --test 'http_*'`.
@@ -27,6 +30,7 @@
 mod admin;
 mod auth;
 mod body;
+mod ci;
 mod error;
 mod ops;
 pub(crate) mod read;
@@ -71,6 +75,8 @@ pub struct AppState {
     pub metrics: Arc<HttpMetrics>,
     /// Bundle windows for `POST /api/v1/export`.
     pub export: crate::airgap::ExportLimits,
+    /// CI delegations (`[ci]`); `None` answers the CI endpoints with 404.
+    pub ci: Option<Arc<crate::ci::CiService>>,
 }
 
 impl AppState {
@@ -82,6 +88,7 @@ impl AppState {
             body_limit: DEFAULT_BODY_LIMIT,
             metrics: Arc::new(HttpMetrics::default()),
             export: crate::airgap::ExportLimits::default(),
+            ci: None,
         }
     }
 
@@ -127,6 +134,7 @@ pub fn app_config(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                     .configure(read::routes)
                     .configure(ops::routes)
                     .configure(admin::routes)
+                    .configure(ci::routes)
                     .default_service(web::to(error::no_route)),
             );
     }

@@ -80,6 +80,7 @@ impl Fixture {
             body_limit,
             metrics: Arc::new(HttpMetrics::default()),
             export: Default::default(),
+            ci: None,
         };
         let mut fixture = Self {
             dir,

@@ -1,0 +1,263 @@
+//! Detached signatures over files ("blobs") and their verification.
+//!
+//! A signature file is one JSON object:
+//!
+//! ```json
+//! {
+//!   "format": "keyshare-blob-signature-v1",
+//!   "key_id": "<the signer's key id>",
+//!   "key": { "keytype": "ed25519", "scheme": "ed25519", "keyval": { "public": "..." } },
+//!   "signed_at": "2030-01-01T12:00:00Z",
+//!   "sha256": "<hex SHA-256 of the file>",
+//!   "signature": "<hex signature>"
+//! }
+//! ```
+//!
+//! The signature is made, in the key's TUF scheme (Ed25519, ECDSA P-256
+//! SHA-256 DER, RSA-PSS SHA-256), over the bytes of [`signed_message`]:
+//! `keyshare-blob-signature-v1\nsha256=<hex>\nsigned_at=<RFC 3339>\n`,
+//! so neither the digest nor the claimed signing time can be changed.
+//! The embedded key only lets the signature be checked: whether it is
+//! trusted is decided by [`verify`] against the trust documents, by key
+//! material, as [`keyshare_policy::trust::TrustSet::decide`] does.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use keyshare_policy::keys::Key;
+use keyshare_policy::metadata::KeyId;
+use keyshare_policy::sign::Signer;
+use keyshare_policy::trust::{Decision, SignerRef, TrustSet};
+
+/// The `format` of signature files.
+pub const FORMAT: &str = "keyshare-blob-signature-v1";
+
+/// A detached signature (the JSON file).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlobSignature {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// The signer's key id.
+    pub key_id: KeyId,
+    /// The signer's public key.
+    pub key: Key,
+    /// When it was signed, by the signer's clock.
+    #[serde(with = "time::serde::rfc3339")]
+    pub signed_at: OffsetDateTime,
+    /// SHA-256 of the signed file, hex.
+    pub sha256: String,
+    /// The signature, hex.
+    pub signature: String,
+}
+
+/// Why a signature could not be checked (before any trust decision).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BlobError {
+    /// The signature file is not a keyshare blob signature.
+    #[error("not a keyshare blob signature: {0}")]
+    Malformed(String),
+    /// The file is not the one that was signed.
+    #[error("the file's SHA-256 {actual} is not the signed {signed}")]
+    DigestMismatch {
+        /// In the signature.
+        signed: String,
+        /// Of the file.
+        actual: String,
+    },
+    /// The signature does not verify with the key it names.
+    #[error("the signature does not verify with key {0}")]
+    BadSignature(KeyId),
+    /// Signing failed.
+    #[error("signing failed: {0}")]
+    Sign(String),
+}
+
+/// The bytes a blob signature signs.
+pub fn signed_message(sha256_hex: &str, signed_at: OffsetDateTime) -> Result<Vec<u8>, BlobError> {
+    let at = signed_at
+        .format(&time::format_description::well_known::Rfc3339)
+        .map_err(|e| BlobError::Sign(e.to_string()))?;
+    Ok(format!("{FORMAT}\nsha256={sha256_hex}\nsigned_at={at}\n").into_bytes())
+}
+
+/// Signs `bytes` with `signer` at `now` (whole seconds).
+pub fn sign(
+    signer: &dyn Signer,
+    bytes: &[u8],
+    now: OffsetDateTime,
+) -> Result<BlobSignature, BlobError> {
+    let signed_at = now.replace_nanosecond(0).unwrap_or(now);
+    let sha256 = keyshare_policy::hash::sha256_hex(bytes);
+    let signature = signer
+        .sign(&signed_message(&sha256, signed_at)?)
+        .map_err(|e| BlobError::Sign(e.to_string()))?;
+    Ok(BlobSignature {
+        format: FORMAT.to_owned(),
+        key_id: signer.key_id().clone(),
+        key: signer.public_key().clone(),
+        signed_at,
+        sha256,
+        signature: hex::encode(signature),
+    })
+}
+
+/// Parses a signature file.
+pub fn parse(sig: &[u8]) -> Result<BlobSignature, BlobError> {
+    let parsed: BlobSignature =
+        serde_json::from_slice(sig).map_err(|e| BlobError::Malformed(e.to_string()))?;
+    if parsed.format != FORMAT {
+        return Err(BlobError::Malformed(format!(
+            "format `{}` is not `{FORMAT}`",
+            parsed.format
+        )));
+    }
+    Ok(parsed)
+}
+
+/// Checks `sig` over `bytes` cryptographically, then decides, with `set`
+/// as of `now`, whether its key is trusted for `artifact` (a signature
+/// made at its `signed_at`). `Err` when the signature itself does not
+/// hold; otherwise the decision, trusted or not, with its reason.
+pub fn verify(
+    set: &TrustSet,
+    artifact: &str,
+    bytes: &[u8],
+    sig: &[u8],
+    now: OffsetDateTime,
+) -> Result<Decision, BlobError> {
+    let sig = parse(sig)?;
+    let actual = keyshare_policy::hash::sha256_hex(bytes);
+    if !actual.eq_ignore_ascii_case(&sig.sha256) {
+        return Err(BlobError::DigestMismatch {
+            signed: sig.sha256,
+            actual,
+        });
+    }
+    let raw = hex::decode(&sig.signature)
+        .map_err(|_| BlobError::Malformed("`signature` is not hex".into()))?;
+    let message = signed_message(&actual, sig.signed_at)?;
+    if !sig.key.verify(&sig.key_id, &message, &raw).unwrap_or(false) {
+        return Err(BlobError::BadSignature(sig.key_id));
+    }
+    Ok(set.decide(
+        artifact,
+        &[SignerRef::PublicKey(sig.key)],
+        sig.signed_at,
+        now,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use std::num::NonZeroU32;
+
+    use keyshare_policy::keys::Scheme;
+    use keyshare_policy::pattern::ArtifactPattern;
+    use keyshare_policy::sign::InMemorySigner;
+    use keyshare_policy::trust::{
+        NamespaceEntry, NamespaceName, NamespaceTrust, Namespaces, Peers, Reason, Revocations,
+        TrustFormat, TrustedKey,
+    };
+    use time::macros::datetime;
+    use time::Duration;
+
+    use super::*;
+
+    const NOW: OffsetDateTime = datetime!(2030-01-01 12:00 UTC);
+
+    fn set_with(key: &InMemorySigner, ephemeral_until: Option<OffsetDateTime>) -> TrustSet {
+        let name = NamespaceName::parse("team-a").unwrap();
+        let index = Namespaces {
+            namespaces: vec![NamespaceEntry {
+                name: name.clone(),
+                scopes: vec![ArtifactPattern::parse("registry.acme.io/team-a/**").unwrap()],
+                maintainers: vec![],
+            }],
+            ..Namespaces::default()
+        };
+        let doc = NamespaceTrust {
+            format: TrustFormat,
+            namespace: name,
+            threshold: NonZeroU32::MIN,
+            keys: vec![TrustedKey {
+                id: key.key_id().clone(),
+                key: key.public_key().clone(),
+                not_before: None,
+                not_after: ephemeral_until,
+                ephemeral: ephemeral_until.is_some(),
+                description: None,
+            }],
+            identities: vec![],
+            sub_delegations: vec![],
+        };
+        TrustSet::new(index, vec![doc], Revocations::default(), Peers::default()).unwrap()
+    }
+
+    #[test]
+    fn a_signature_by_a_listed_key_is_trusted_for_its_namespace_only() {
+        let key = InMemorySigner::generate(Scheme::Ed25519).unwrap();
+        let set = set_with(&key, None);
+        let sig = serde_json::to_vec(&sign(&key, b"artifact", NOW).unwrap()).unwrap();
+        let d = verify(&set, "registry.acme.io/team-a/app", b"artifact", &sig, NOW).unwrap();
+        assert!(d.is_trusted(), "{d}");
+        let d = verify(&set, "registry.acme.io/team-b/app", b"artifact", &sig, NOW).unwrap();
+        assert!(!d.is_trusted(), "{d}");
+    }
+
+    #[test]
+    fn tampering_is_an_error_not_a_decision() {
+        let key = InMemorySigner::generate(Scheme::EcdsaP256Sha256).unwrap();
+        let set = set_with(&key, None);
+        let good = sign(&key, b"artifact", NOW).unwrap();
+        let sig = serde_json::to_vec(&good).unwrap();
+        assert!(matches!(
+            verify(&set, "registry.acme.io/team-a/app", b"other", &sig, NOW),
+            Err(BlobError::DigestMismatch { .. })
+        ));
+        let mut moved = good.clone();
+        moved.signed_at = NOW - Duration::days(1);
+        let sig = serde_json::to_vec(&moved).unwrap();
+        assert!(matches!(
+            verify(&set, "registry.acme.io/team-a/app", b"artifact", &sig, NOW),
+            Err(BlobError::BadSignature(_))
+        ));
+        assert!(matches!(
+            verify(&set, "a", b"artifact", b"{}", NOW),
+            Err(BlobError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn an_unlisted_key_claiming_a_listed_id_is_not_trusted() {
+        let listed = InMemorySigner::generate(Scheme::Ed25519).unwrap();
+        let other = InMemorySigner::generate(Scheme::Ed25519).unwrap();
+        let set = set_with(&listed, None);
+        let mut sig = sign(&other, b"x", NOW).unwrap();
+        sig.key_id = listed.key_id().clone();
+        let bytes = serde_json::to_vec(&sig).unwrap();
+        let d = verify(&set, "registry.acme.io/team-a/app", b"x", &bytes, NOW).unwrap();
+        assert!(!d.is_trusted(), "{d}");
+    }
+
+    #[test]
+    fn an_ephemeral_key_is_untrusted_once_it_expires() {
+        let key = InMemorySigner::generate(Scheme::Ed25519).unwrap();
+        let until = NOW + Duration::minutes(10);
+        let set = set_with(&key, Some(until));
+        let sig = serde_json::to_vec(&sign(&key, b"a", NOW).unwrap()).unwrap();
+        let artifact = "registry.acme.io/team-a/app";
+        assert!(verify(&set, artifact, b"a", &sig, NOW)
+            .unwrap()
+            .is_trusted());
+        match verify(&set, artifact, b"a", &sig, until).unwrap() {
+            Decision::Untrusted {
+                reason: Reason::EphemeralExpired { .. },
+            } => {}
+            other => panic!("{other}"),
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! `keyshare ci request` / `keyshare ci end`: ephemeral CI delegations.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand, ValueEnum};
+use serde_json::{json, Value};
+
+use keyshare_client::admin::AdminClient;
+use keyshare_policy::keys::Scheme;
+
+use super::{output, read_text, Error, OutputFormat};
+
+/// `keyshare ci ...`.
+#[derive(Debug, Args)]
+pub(crate) struct CiArgs {
+    #[command(subcommand)]
+    command: CiCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum CiCommand {
+    /// Generate a signing key here, prove possession of it, and get an
+    /// ephemeral delegation for it in a namespace. The private key never
+    /// leaves this machine: it is written (mode 0600) to --key-out.
+    Request(RequestArgs),
+    /// End a delegation before it expires.
+    End(EndArgs),
+}
+
+/// The job's credential.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+struct Credential {
+    /// Environment variable holding the job's OIDC ID token (e.g. one the
+    /// CI platform provides, such as `KEYSHARE_ID_TOKEN`).
+    #[arg(long, value_name = "VAR")]
+    oidc_token_env: Option<String>,
+    /// File holding the job's OIDC ID token or CI token (first line).
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum KeyScheme {
+    Ed25519,
+    Ecdsa,
+    Rsa,
+}
+
+#[derive(Debug, Args)]
+struct RequestArgs {
+    /// The keyshare server (`https://...`).
+    #[arg(long, env = "KEYSHARE_SERVER", value_name = "URL")]
+    server: String,
+    /// The namespace to sign for.
+    #[arg(long, value_name = "NS")]
+    namespace: String,
+    #[command(flatten)]
+    credential: Credential,
+    /// Lifetime: seconds, or with a unit (`90s`, `5m`, `1h`); at most the
+    /// server's `ci.max_ttl` (default: the server's `ci.default_ttl`).
+    #[arg(long, value_name = "DURATION")]
+    ttl: Option<String>,
+    /// Where to write the private key (PKCS#8 PEM, mode 0600; must not exist).
+    #[arg(long, value_name = "FILE", default_value = "keyshare-ci-key.pem")]
+    key_out: PathBuf,
+    /// Where to write the certificate chain, if the server issues one.
+    #[arg(long, value_name = "FILE")]
+    cert_out: Option<PathBuf>,
+    /// Key type.
+    #[arg(long, value_enum, default_value_t = KeyScheme::Ed25519)]
+    scheme: KeyScheme,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+struct EndArgs {
+    /// The keyshare server.
+    #[arg(long, env = "KEYSHARE_SERVER", value_name = "URL")]
+    server: String,
+    /// The delegation id (`<namespace>.<key id>`).
+    id: String,
+    #[command(flatten)]
+    credential: Credential,
+}
+
+pub(crate) fn run(args: CiArgs) -> Result<(), Error> {
+    match args.command {
+        CiCommand::Request(a) => request(a),
+        CiCommand::End(a) => {
+            let client = AdminClient::new(&a.server, &credential(&a.credential)?)?;
+            keyshare_client::ci::end(&client, &a.id)?;
+            output::text(&format!("ended {}", a.id));
+            Ok(())
+        }
+    }
+}
+
+fn credential(c: &Credential) -> Result<String, Error> {
+    let token = match (&c.oidc_token_env, &c.token_file) {
+        (Some(var), _) => std::env::var(var)
+            .map_err(|_| Error::Input(format!("environment variable {var} is not set")))?,
+        (None, Some(file)) => read_text(file)?,
+        (None, None) => return Err(Error::Input("give --oidc-token-env or --token-file".into())),
+    };
+    let token = token.lines().next().unwrap_or("").trim().to_owned();
+    if token.is_empty() {
+        return Err(Error::Input("the token is empty".into()));
+    }
+    Ok(token)
+}
+
+/// `90`, `90s`, `5m`, `1h` → seconds.
+fn parse_ttl(text: &str) -> Result<u64, Error> {
+    let bad = || Error::Input(format!("--ttl `{text}`: expected seconds or 90s, 5m, 1h"));
+    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let factor = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(factor).filter(|s| *s > 0).ok_or_else(bad)
+}
+
+/// Writes `bytes` to a new file readable by its owner only.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Error::Input(format!("cannot create {}: {e}", path.display())))?;
+    file.write_all(bytes)
+        .map_err(|e| Error::Input(format!("cannot write {}: {e}", path.display())))
+}
+
+fn request(a: RequestArgs) -> Result<(), Error> {
+    let ttl = a.ttl.as_deref().map(parse_ttl).transpose()?;
+    if a.key_out.exists() {
+        return Err(Error::Input(format!(
+            "{} already exists; give another --key-out",
+            a.key_out.display()
+        )));
+    }
+    let client = AdminClient::new(&a.server, &credential(&a.credential)?)?;
+    let scheme = match a.scheme {
+        KeyScheme::Ed25519 => Scheme::Ed25519,
+        KeyScheme::Ecdsa => Scheme::EcdsaP256Sha256,
+        KeyScheme::Rsa => Scheme::RsaPssSha256,
+    };
+    let granted = keyshare_client::ci::request(&client, &a.namespace, scheme, ttl)?;
+    let pem = granted
+        .key
+        .to_pkcs8_pem()
+        .map_err(|e| Error::Input(format!("cannot encode the key: {e}")))?;
+    write_private(&a.key_out, &pem)?;
+    let d = &granted.delegation;
+    let chain = d.get("certificate_chain_pem").and_then(Value::as_str);
+    if let (Some(path), Some(chain)) = (&a.cert_out, chain) {
+        std::fs::write(path, chain)
+            .map_err(|e| Error::Input(format!("cannot write {}: {e}", path.display())))?;
+    }
+    match a.output {
+        OutputFormat::Json => {
+            let mut out = d.clone();
+            if let Value::Object(map) = &mut out {
+                map.insert("key_file".into(), json!(a.key_out.display().to_string()));
+            }
+            output::json(&out);
+        }
+        OutputFormat::Text => {
+            let field = |k: &str| {
+                d.get(k).map_or(String::new(), |v| match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+            };
+            output::text(&format!(
+                "delegation: {}\nnamespace: {}\nkey id: {}\nkey file: {}\nnot after: {}\ntimestamp version: {}\nnamespace version: {}",
+                field("id"),
+                field("namespace"),
+                field("key_id"),
+                a.key_out.display(),
+                field("not_after"),
+                field("timestamp_version"),
+                field("namespace_version"),
+            ));
+            match (&a.cert_out, chain) {
+                (Some(path), Some(_)) => {
+                    output::text(&format!("certificate chain: {}", path.display()))
+                }
+                (None, Some(_)) => {
+                    output::text("certificate chain: issued (write it with --cert-out)")
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::parse_ttl;
+
+    #[test]
+    fn ttls() {
+        assert_eq!(parse_ttl("90").unwrap(), 90);
+        assert_eq!(parse_ttl("5m").unwrap(), 300);
+        assert_eq!(parse_ttl("1h").unwrap(), 3600);
+        assert!(parse_ttl("0").is_err());
+        assert!(parse_ttl("5d").is_err());
+        assert!(parse_ttl("m").is_err());
+    }
+}

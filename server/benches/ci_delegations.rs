@@ -1,0 +1,257 @@
+//! CI delegations issued per second, and their latency, with 1, 16 and 64
+//! concurrent clients.
+//!
+//! `cargo bench -p keyshare-server --bench ci_delegations [-- --namespaces
+//! 100 --clients 1,16,64 --requests 400 --batch-wait-ms 5]` (or
+//! `bench/ci-delegations`). It:
+//!
+//! 1. creates a repository in a temporary directory (SQLite on disk,
+//!    `synchronous=FULL`, in-memory Ed25519 online keys) with
+//!    `--namespaces` namespaces, in process, one publish each (untimed; slow
+//!    for 10,000 namespaces until the publisher's layout rework lands);
+//! 2. serves it with `http::run` on a loopback port with `[ci]` enabled (rate
+//!    limit lifted) and one CI token covering every namespace;
+//! 3. for each client count, runs `--requests` delegations spread over the
+//!    clients, each client a thread with one keep-alive connection doing
+//!    `POST /api/v1/ci/nonce` then `POST /api/v1/ci/delegations` for a
+//!    fresh Ed25519 key in the next namespace (round robin), and reports
+//!    delegations/s, p50/p99/max latency of the pair, and publishes per
+//!    delegation (group commit).
+//!
+//! The credential is a CI token: an OIDC ID token adds one RS256 or ES256
+//! verification per request. Output: a table, then one JSON line per
+//! client count.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::panic,
+    unreachable_pub
+)]
+
+use std::net::TcpListener;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+
+use keyshare_policy::keys::Scheme;
+use keyshare_policy::pattern::ArtifactPattern;
+use keyshare_policy::repo::{Options, SharedSigner};
+use keyshare_policy::sign::{InMemorySigner, Signer};
+use keyshare_policy::trust::{NamespaceEntry, NamespaceName};
+use keyshare_server::ci::{proof_message, CiConfig, CiService};
+use keyshare_server::http::AppState;
+use keyshare_server::publisher::{Change, OnlineKeys, Publisher};
+use keyshare_server::store::{Store, TokenKind};
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+fn signer() -> SharedSigner {
+    Arc::new(InMemorySigner::generate(Scheme::Ed25519).unwrap())
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn main() {
+    let namespaces: usize = arg("--namespaces").map_or(100, |v| v.parse().unwrap());
+    let clients: Vec<usize> = arg("--clients")
+        .unwrap_or_else(|| "1,16,64".into())
+        .split(',')
+        .map(|c| c.trim().parse().unwrap())
+        .collect();
+    let requests: usize = arg("--requests").map_or(400, |v| v.parse().unwrap());
+    let batch_wait_ms: u64 = arg("--batch-wait-ms").map_or(5, |v| v.parse().unwrap());
+
+    let dir = tempfile::tempdir().unwrap();
+    let now = OffsetDateTime::now_utc();
+    let store = Store::open(dir.path().join("keyshare.db")).unwrap();
+    let keys = OnlineKeys {
+        targets: signer(),
+        snapshot: signer(),
+        timestamp: signer(),
+        namespaces: signer(),
+    };
+    let publisher =
+        Arc::new(Publisher::init(store, keys, &[signer()], 1, Options::default(), now).unwrap());
+    let setup = Instant::now();
+    let names: Vec<String> = (0..namespaces).map(|i| format!("ns-{i:05}")).collect();
+    for name in &names {
+        publisher
+            .apply(
+                "bench",
+                Change::CreateNamespace {
+                    entry: NamespaceEntry {
+                        name: NamespaceName::parse(name).unwrap(),
+                        scopes: vec![ArtifactPattern::parse(&format!(
+                            "registry.acme.io/{name}/**"
+                        ))
+                        .unwrap()],
+                        maintainers: vec![],
+                    },
+                    threshold: NonZeroU32::MIN,
+                },
+                OffsetDateTime::now_utc(),
+            )
+            .unwrap();
+    }
+    eprintln!(
+        "bench/ci-delegations: {namespaces} namespaces created in {:.1} s",
+        setup.elapsed().as_secs_f64()
+    );
+    let token = publisher
+        .create_token(
+            "bench",
+            TokenKind::Ci(
+                names
+                    .iter()
+                    .map(|n| NamespaceName::parse(n).unwrap())
+                    .collect(),
+            ),
+            None,
+            now,
+        )
+        .unwrap()
+        .secret
+        .expose()
+        .to_owned();
+    let mut state = AppState::new(publisher.clone());
+    let config = CiConfig {
+        rate_limit: u32::MAX,
+        batch_wait_ms,
+        ..CiConfig::default()
+    };
+    state.ci = Some(Arc::new(
+        CiService::new(
+            config,
+            dir.path(),
+            None,
+            publisher.clone(),
+            state.clock.clone(),
+        )
+        .unwrap(),
+    ));
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            keyshare_server::http::run(listener, state, async move {
+                let _ = stop_rx.await;
+            })
+            .await
+            .unwrap();
+        });
+    });
+
+    println!(
+        "{:>8} {:>8} {:>14} {:>10} {:>10} {:>10} {:>18}",
+        "clients", "requests", "delegations/s", "p50 ms", "p99 ms", "max ms", "publishes/deleg."
+    );
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut lines = Vec::new();
+    for &c in &clients {
+        let publishes_before = publisher.metrics().publishes;
+        let barrier = Arc::new(Barrier::new(c + 1));
+        let per_client = requests.div_ceil(c);
+        let threads: Vec<_> = (0..c)
+            .map(|_| {
+                let (base, token, names, next, barrier) = (
+                    base.clone(),
+                    token.clone(),
+                    names.clone(),
+                    next.clone(),
+                    barrier.clone(),
+                );
+                std::thread::spawn(move || {
+                    let agent = ureq::AgentBuilder::new().build();
+                    // Keys are made before the clock starts.
+                    let keys: Vec<InMemorySigner> = (0..per_client)
+                        .map(|_| InMemorySigner::generate(Scheme::Ed25519).unwrap())
+                        .collect();
+                    barrier.wait();
+                    let mut latencies = Vec::with_capacity(per_client);
+                    for key in keys {
+                        let ns = &names[next.fetch_add(1, Ordering::Relaxed) % names.len()];
+                        let started = Instant::now();
+                        let nonce: Value = agent
+                            .post(&format!("{base}/api/v1/ci/nonce"))
+                            .call()
+                            .unwrap()
+                            .into_json()
+                            .unwrap();
+                        let nonce = nonce["nonce"].as_str().unwrap();
+                        let pem = key
+                            .public_key()
+                            .openssl_key(key.key_id())
+                            .unwrap()
+                            .public_key_to_pem()
+                            .unwrap();
+                        let proof = key
+                            .sign(&proof_message(nonce, ns, key.key_id().as_str()))
+                            .unwrap();
+                        agent
+                            .post(&format!("{base}/api/v1/ci/delegations"))
+                            .set("Authorization", &format!("Bearer {token}"))
+                            .send_json(json!({
+                                "namespace": ns,
+                                "public_key_pem": String::from_utf8(pem).unwrap(),
+                                "nonce": nonce,
+                                "proof": hex::encode(proof),
+                            }))
+                            .unwrap();
+                        latencies.push(started.elapsed());
+                    }
+                    latencies
+                })
+            })
+            .collect();
+        barrier.wait();
+        let started = Instant::now();
+        let mut latencies: Vec<Duration> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        let elapsed = started.elapsed().as_secs_f64();
+        latencies.sort();
+        let n = latencies.len();
+        let publishes = publisher.metrics().publishes - publishes_before;
+        let rate = n as f64 / elapsed;
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let (p50, p99, max) = (
+            ms(percentile(&latencies, 0.50)),
+            ms(percentile(&latencies, 0.99)),
+            ms(latencies.last().copied().unwrap_or_default()),
+        );
+        let per = publishes as f64 / n as f64;
+        println!("{c:>8} {n:>8} {rate:>14.1} {p50:>10.2} {p99:>10.2} {max:>10.2} {per:>18.3}");
+        lines.push(json!({
+            "bench": "ci-delegations", "namespaces": namespaces, "clients": c,
+            "requests": n, "delegations_per_second": rate, "p50_ms": p50, "p99_ms": p99,
+            "max_ms": max, "publishes": publishes, "batch_wait_ms": batch_wait_ms,
+        }));
+    }
+    for l in lines {
+        println!("{l}");
+    }
+    let _ = stop.send(());
+    server.join().unwrap();
+}

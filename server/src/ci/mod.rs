@@ -1,0 +1,549 @@
+//! CI issuance: ephemeral signing delegations for CI jobs.
+//!
+//! A job proves who it is with an OIDC ID token from its CI platform
+//! ([`oidc`], checked against the issuers of `[ci]`) or, where the platform
+//! has none, with a scoped CI token (token kind `ci`). The admin's claim
+//! rules ([`rules`]) map the token's claims to the namespaces the job may
+//! sign for. The job asks for a single-use nonce, signs it (bound to the
+//! namespace and its key id) with the key it generated, and sends the
+//! public key with that proof of possession; the server then lists the key
+//! in the namespace's trust document as ephemeral with
+//! `not_after = now + ttl`, optionally issues a short-lived certificate
+//! under the organization's CI CA ([`cert`]), and publishes.
+//!
+//! * [`CiService`]: the whole flow, independent of HTTP
+//!   (`crate::http` maps it to `POST /api/v1/ci/nonce`,
+//!   `POST /api/v1/ci/delegations`, `DELETE /api/v1/ci/delegations/{id}`).
+//! * [`state`]: nonces, replay detection and rate limits, in memory.
+//! * [`batch`]: group commit — concurrent delegations share one publish.
+//! * [`sweeper`]: removes expired delegations every `ci.sweep_interval`.
+//! * [`config`]: the `[ci]` section.
+//!
+//! Audit records of delegations carry the identity and the token's claims,
+//! never the token. `docs/ci.md` is the guide.
+
+pub mod batch;
+pub mod cert;
+pub mod config;
+pub mod jwt_openssl;
+pub mod oidc;
+pub mod rules;
+pub mod state;
+pub mod sweeper;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use time::{Duration, OffsetDateTime};
+
+use keyshare_policy::keys::{Key, Scheme};
+use keyshare_policy::metadata::KeyId;
+use keyshare_policy::trust::{NamespaceName, TrustedKey};
+
+use crate::http::Clock;
+use crate::publisher::{Batched, Change, PublishError, Publisher};
+use crate::store::{Token, TokenKind};
+
+pub use config::CiConfig;
+
+/// Why a CI request was refused. Each maps to a 4xx (or, for an issuer
+/// that cannot be reached, 503) with a code naming the reason.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CiError {
+    /// The bearer value is not a usable JWT.
+    #[error("malformed ID token: {0}")]
+    MalformedToken(String),
+    /// `iss` is not a configured issuer.
+    #[error("wrong issuer: {0}")]
+    WrongIssuer(String),
+    /// `aud` does not include the configured audience.
+    #[error("wrong audience: {0}")]
+    WrongAudience(String),
+    /// `exp` has passed (or `nbf`/`iat` lie in the future).
+    #[error("expired token: {0}")]
+    ExpiredToken(String),
+    /// The signature does not verify, or the algorithm is not accepted.
+    #[error("bad token signature: {0}")]
+    BadSignature(String),
+    /// No claim rule matches the token's claims.
+    #[error("unmatched claims: {0}")]
+    UnmatchedClaims(String),
+    /// The identity may not sign for the namespace.
+    #[error("namespace not allowed: {0}")]
+    NamespaceNotAllowed(String),
+    /// The token was already used for a delegation.
+    #[error("replayed token: {0}")]
+    Replay(String),
+    /// The nonce is unknown, used or expired.
+    #[error("bad nonce: {0}")]
+    BadNonce(String),
+    /// The proof of possession does not verify with the presented key.
+    #[error("bad proof of possession: {0}")]
+    BadProof(String),
+    /// Too many requests.
+    #[error("rate limited: {0}")]
+    RateLimited(String),
+    /// No or unusable bearer credential.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The credential is valid but not one the CI endpoints take.
+    #[error("{0}")]
+    Forbidden(String),
+    /// A field of the request is wrong.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The JSON field.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// No such delegation.
+    #[error("{0}")]
+    NotFound(String),
+    /// The issuer's keys could not be fetched.
+    #[error("issuer unavailable: {0}")]
+    IssuerUnavailable(String),
+    /// The `[ci]` configuration cannot be used.
+    #[error("{0}")]
+    Config(String),
+    /// Publishing failed.
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    /// Something else failed on the server.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl CiError {
+    /// HTTP status and machine-readable code.
+    pub fn status_code(&self) -> (u16, &'static str) {
+        match self {
+            Self::MalformedToken(_) => (401, "invalid_token"),
+            Self::WrongIssuer(_) => (401, "wrong_issuer"),
+            Self::WrongAudience(_) => (401, "wrong_audience"),
+            Self::ExpiredToken(_) => (401, "expired_token"),
+            Self::BadSignature(_) => (401, "bad_signature"),
+            Self::Unauthorized(_) => (401, "unauthorized"),
+            Self::Replay(_) => (401, "replay"),
+            Self::Forbidden(_) => (403, "forbidden"),
+            Self::UnmatchedClaims(_) => (403, "unmatched_claims"),
+            Self::NamespaceNotAllowed(_) => (403, "namespace_not_allowed"),
+            Self::BadNonce(_) => (400, "bad_nonce"),
+            Self::BadProof(_) => (400, "bad_proof_of_possession"),
+            Self::Invalid { .. } => (400, "invalid"),
+            Self::NotFound(_) => (404, "not_found"),
+            Self::RateLimited(_) => (429, "rate_limited"),
+            Self::IssuerUnavailable(_) => (503, "issuer_unavailable"),
+            Self::Publish(e) => (e.status(), e.code()),
+            Self::Config(_) | Self::Internal(_) => (500, "internal"),
+        }
+    }
+}
+
+/// The message a job signs to prove it holds the key it asks a delegation
+/// for: bound to the nonce, the namespace and the key id.
+pub fn proof_message(nonce: &str, namespace: &str, key_id: &str) -> Vec<u8> {
+    format!("keyshare-ci-delegation-v1\nnonce={nonce}\nnamespace={namespace}\nkey_id={key_id}\n")
+        .into_bytes()
+}
+
+/// A verified caller of the CI endpoints.
+#[derive(Clone, Debug)]
+pub struct CiIdentity {
+    /// For the audit log and rate limits: `oidc:<iss>#<sub>` or `token:<id>`.
+    pub actor: String,
+    /// The namespaces it may sign for, or why none.
+    pub allowed: Result<BTreeSet<NamespaceName>, String>,
+    /// Identity and claims for the audit record (never the token).
+    pub context: Value,
+    /// Replay key of an ID token and when the token expires.
+    pub replay: Option<(String, OffsetDateTime)>,
+    /// A URI naming the identity (for the certificate), for ID tokens.
+    pub uri: Option<String>,
+}
+
+impl CiIdentity {
+    fn check_namespace(&self, namespace: &NamespaceName) -> Result<(), CiError> {
+        match &self.allowed {
+            Err(why) => Err(CiError::UnmatchedClaims(why.clone())),
+            Ok(set) if set.contains(namespace) => Ok(()),
+            Ok(set) => Err(CiError::NamespaceNotAllowed(format!(
+                "{} may sign for {} but not for `{namespace}`",
+                self.actor,
+                set.iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
+}
+
+/// A delegation request (`POST /api/v1/ci/delegations`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DelegationRequest {
+    /// The namespace to sign for.
+    pub namespace: NamespaceName,
+    /// The job's public key, SubjectPublicKeyInfo PEM (Ed25519, ECDSA
+    /// P-256 or RSA of 2048 bits or more).
+    pub public_key_pem: String,
+    /// A nonce from `POST /api/v1/ci/nonce`.
+    pub nonce: String,
+    /// Hex signature by the key over [`proof_message`] (in the key's TUF
+    /// scheme: Ed25519, ECDSA P-256 SHA-256 DER, RSA-PSS SHA-256).
+    pub proof: String,
+    /// Requested lifetime in seconds; at most `ci.max_ttl` (longer asks are cut).
+    #[serde(default)]
+    pub ttl_seconds: Option<u64>,
+}
+
+/// A delegation granted.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Delegation {
+    /// `<namespace>.<key id>`; ends it early with `DELETE`.
+    pub id: String,
+    /// The namespace.
+    pub namespace: NamespaceName,
+    /// The key's id in the trust document.
+    pub key_id: KeyId,
+    /// Start of the window (the grant time).
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_before: OffsetDateTime,
+    /// End of the window.
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_after: OffsetDateTime,
+    /// The certificate and the CA chain, PEM, when `[ci.ca]` is configured.
+    pub certificate_chain_pem: Option<String>,
+    /// Timestamp version that first contains the key.
+    pub timestamp_version: u64,
+    /// Version of the namespace's role that first contains the key.
+    pub namespace_version: Option<u64>,
+}
+
+/// The CI flow, shared by the HTTP handlers.
+pub struct CiService {
+    config: CiConfig,
+    oidc: oidc::Oidc,
+    nonces: state::Nonces,
+    replay: state::ReplayCache,
+    rate: state::RateLimiter,
+    ca: Option<cert::CiCa>,
+    batcher: batch::Batcher,
+    publisher: Arc<Publisher>,
+}
+
+impl std::fmt::Debug for CiService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CiService").finish_non_exhaustive()
+    }
+}
+
+impl CiService {
+    /// Builds the service and starts its publishing thread. Relative paths
+    /// of `config` are relative to `data_dir`; `pin_file` is
+    /// `keys.pin_file` (for a CA key in a token).
+    pub fn new(
+        config: CiConfig,
+        data_dir: &Path,
+        pin_file: Option<&Path>,
+        publisher: Arc<Publisher>,
+        clock: Clock,
+    ) -> Result<Self, CiError> {
+        config.check().map_err(CiError::Config)?;
+        let ca = config
+            .ca
+            .as_ref()
+            .map(|c| cert::CiCa::open(c, data_dir, pin_file))
+            .transpose()?;
+        let batcher = batch::Batcher::start(
+            publisher.clone(),
+            clock,
+            std::time::Duration::from_millis(config.batch_wait_ms),
+            config.batch_max,
+        )
+        .map_err(|e| CiError::Internal(format!("cannot start the publishing thread: {e}")))?;
+        Ok(Self {
+            oidc: oidc::Oidc::new(
+                &config.issuers,
+                data_dir,
+                config.clock_skew,
+                config.jwks_min_refresh,
+            ),
+            nonces: state::Nonces::new(config.nonce_ttl, config.max_nonces),
+            replay: state::ReplayCache::default(),
+            rate: state::RateLimiter::new(config.rate_limit, config.rate_window),
+            ca,
+            batcher,
+            publisher,
+            config,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &CiConfig {
+        &self.config
+    }
+
+    /// A new single-use nonce and when it expires.
+    pub fn nonce(&self, now: OffsetDateTime) -> Result<(String, OffsetDateTime), CiError> {
+        self.nonces.issue(now)
+    }
+
+    /// Verifies a bearer credential: a CI token (`ks_...`) or an OIDC ID
+    /// token. Blocking (store reads, JWKS fetches).
+    pub fn authenticate(&self, bearer: &str, now: OffsetDateTime) -> Result<CiIdentity, CiError> {
+        if bearer.starts_with("ks_") {
+            let token: Option<Token> = self
+                .publisher
+                .read(|s| s.token_by_secret(bearer))
+                .map_err(|e| CiError::Internal(e.to_string()))?;
+            let token = token
+                .filter(Token::is_active)
+                .ok_or_else(|| CiError::Unauthorized("unknown or revoked token".into()))?;
+            let TokenKind::Ci(namespaces) = &token.kind else {
+                return Err(CiError::Forbidden(format!(
+                    "token `{}` is not a CI token; the CI endpoints take CI tokens or OIDC ID tokens",
+                    token.id
+                )));
+            };
+            return Ok(CiIdentity {
+                actor: format!("token:{}", token.id),
+                allowed: Ok(namespaces.iter().cloned().collect()),
+                context: json!({ "identity": format!("token:{}", token.id), "kind": "ci-token" }),
+                replay: None,
+                uri: None,
+            });
+        }
+        let verified = self.oidc.verify(bearer, now)?;
+        let actor = format!("oidc:{}#{}", verified.issuer, verified.subject);
+        let allowed =
+            rules::allowed_namespaces(&self.config.rules, &verified.issuer, &verified.claims)
+                .ok_or_else(|| {
+                    format!(
+                        "no claim rule of issuer {} matches this job (subject `{}`)",
+                        verified.issuer, verified.subject
+                    )
+                });
+        Ok(CiIdentity {
+            context: json!({ "identity": actor, "claims": audit_claims(&verified.claims) }),
+            uri: Some(format!("{}#{}", verified.issuer, verified.subject)),
+            replay: Some((
+                format!("{}|{}", verified.issuer, verified.replay_key),
+                verified.expires_at + self.config.clock_skew,
+            )),
+            actor,
+            allowed,
+        })
+    }
+
+    /// Grants a delegation to `identity` and publishes it.
+    pub async fn delegate(
+        &self,
+        identity: &CiIdentity,
+        req: DelegationRequest,
+        now: OffsetDateTime,
+    ) -> Result<Delegation, CiError> {
+        let now = now.replace_nanosecond(0).unwrap_or(now);
+        self.rate.admit(&identity.actor, now)?;
+        identity.check_namespace(&req.namespace)?;
+        let ttl = match req.ttl_seconds {
+            None => self.config.default_ttl,
+            Some(0) => {
+                return Err(CiError::Invalid {
+                    field: "ttl_seconds",
+                    message: "must be positive".into(),
+                })
+            }
+            Some(s) => Duration::seconds(
+                i64::try_from(s)
+                    .unwrap_or(i64::MAX)
+                    .min(self.config.max_ttl.whole_seconds()),
+            ),
+        }
+        .min(self.config.max_ttl);
+        let key = key_from_pem(&req.public_key_pem)?;
+        let key_id = key.key_id().map_err(|e| CiError::Invalid {
+            field: "public_key_pem",
+            message: e.to_string(),
+        })?;
+        key.check(&key_id).map_err(|e| CiError::Invalid {
+            field: "public_key_pem",
+            message: e.to_string(),
+        })?;
+        self.nonces.consume(&req.nonce, now)?;
+        let proof = hex::decode(&req.proof)
+            .map_err(|_| CiError::BadProof("`proof` is not a hex signature".into()))?;
+        let message = proof_message(&req.nonce, req.namespace.as_str(), key_id.as_str());
+        if !key.verify(&key_id, &message, &proof).unwrap_or(false) {
+            return Err(CiError::BadProof(
+                "the proof does not verify with the presented key over this nonce, namespace and key"
+                    .into(),
+            ));
+        }
+        if let Some((replay_key, until)) = &identity.replay {
+            self.replay.check_and_record(replay_key, *until, now)?;
+        }
+        let not_after = now + ttl;
+        let id = format!("{}.{}", req.namespace, key_id);
+        let certificate_chain_pem = match &self.ca {
+            Some(ca) => {
+                Some(ca.issue(&key, &key_id, &id, identity.uri.as_deref(), now, not_after)?)
+            }
+            None => None,
+        };
+        let trusted = TrustedKey {
+            id: key_id.clone(),
+            key,
+            not_before: Some(now),
+            not_after: Some(not_after),
+            ephemeral: true,
+            description: Some(label(&format!("CI delegation for {}", identity.actor))),
+        };
+        let mut context = identity.context.clone();
+        if let Value::Object(map) = &mut context {
+            map.insert("delegation".into(), Value::String(id.clone()));
+        }
+        let applied = self
+            .batcher
+            .submit(Batched {
+                actor: identity.actor.clone(),
+                change: Change::AddKey {
+                    namespace: req.namespace.clone(),
+                    key: trusted,
+                },
+                context,
+            })
+            .await?;
+        let namespace_version = role_version(&applied.files, req.namespace.as_str());
+        Ok(Delegation {
+            id,
+            namespace: req.namespace,
+            key_id,
+            not_before: now,
+            not_after,
+            certificate_chain_pem,
+            timestamp_version: applied.timestamp_version,
+            namespace_version,
+        })
+    }
+
+    /// Ends delegation `id` (`<namespace>.<key id>`) early.
+    pub async fn end(&self, identity: &CiIdentity, id: &str) -> Result<(), CiError> {
+        let not_found = || CiError::NotFound(format!("no CI delegation `{id}`"));
+        let (ns, key_id) = id.split_once('.').ok_or_else(not_found)?;
+        let namespace = NamespaceName::parse(ns).map_err(|_| not_found())?;
+        identity.check_namespace(&namespace)?;
+        let key_id_owned = key_id.to_owned();
+        let keys = self
+            .publisher
+            .read(|s| s.keys(namespace.as_str()))
+            .map_err(|_| not_found())?;
+        if !keys
+            .iter()
+            .any(|k| k.key.id.as_str() == key_id_owned && k.key.ephemeral)
+        {
+            return Err(not_found());
+        }
+        self.batcher
+            .submit(Batched {
+                actor: identity.actor.clone(),
+                change: Change::RemoveKey {
+                    namespace,
+                    key_id: KeyId::new(key_id_owned),
+                },
+                context: identity.context.clone(),
+            })
+            .await?;
+        Ok(())
+    }
+}
+
+/// `text` as a trust-document label: control characters replaced, at most
+/// 200 characters (a long or odd `sub` claim must not make the document
+/// invalid, which would fail the whole batch).
+fn label(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .take(200)
+        .collect()
+}
+
+/// The version of `metadata/<V>.<role>.json` among `files`.
+fn role_version(files: &[String], role: &str) -> Option<u64> {
+    let suffix = format!(".{role}.json");
+    files.iter().find_map(|f| {
+        f.strip_prefix("metadata/")?
+            .strip_suffix(&suffix)?
+            .parse()
+            .ok()
+    })
+}
+
+/// Claims kept in the audit record: strings, booleans and integers (the
+/// audit log refuses floats); nested values are left out.
+fn audit_claims(claims: &Map<String, Value>) -> Value {
+    Value::Object(
+        claims
+            .iter()
+            .filter(|(_, v)| match v {
+                Value::String(_) | Value::Bool(_) => true,
+                Value::Number(n) => n.is_i64() || n.is_u64(),
+                Value::Array(a) => a.iter().all(Value::is_string),
+                _ => false,
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    )
+}
+
+/// A TUF key from a SubjectPublicKeyInfo PEM.
+pub fn key_from_pem(pem: &str) -> Result<Key, CiError> {
+    let invalid = |m: &str| CiError::Invalid {
+        field: "public_key_pem",
+        message: m.to_owned(),
+    };
+    let pkey = openssl::pkey::PKey::public_key_from_pem(pem.as_bytes());
+    let _ = openssl::error::ErrorStack::get();
+    let pkey = pkey.map_err(|_| invalid("not a PEM public key (SubjectPublicKeyInfo)"))?;
+    let scheme = match pkey.id() {
+        openssl::pkey::Id::ED25519 => Scheme::Ed25519,
+        openssl::pkey::Id::EC => Scheme::EcdsaP256Sha256,
+        openssl::pkey::Id::RSA => Scheme::RsaPssSha256,
+        _ => {
+            return Err(invalid(
+                "unsupported key type (supported: Ed25519, ECDSA P-256, RSA 2048 bits or more)",
+            ))
+        }
+    };
+    Key::from_public(scheme, &pkey).map_err(|e| invalid(&e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_valid_trust_document_labels() {
+        let long = format!("oidc:x#{}\n{}", "a".repeat(300), "b");
+        let l = label(&long);
+        assert_eq!(l.chars().count(), 200);
+        assert!(!l.chars().any(char::is_control));
+    }
+
+    #[test]
+    fn role_versions_come_from_metadata_paths() {
+        let files = [
+            "metadata/7.team-a.json".to_owned(),
+            "metadata/timestamp.json".to_owned(),
+            "metadata/12.team-ab.json".to_owned(),
+        ];
+        assert_eq!(role_version(&files, "team-a"), Some(7));
+        assert_eq!(role_version(&files, "team-ab"), Some(12));
+        assert_eq!(role_version(&files, "team"), None);
+    }
+}

@@ -1,0 +1,116 @@
+//! The CI endpoints: `POST /api/v1/ci/nonce`, `POST /api/v1/ci/delegations`
+//! and `DELETE /api/v1/ci/delegations/{id}` (see `docs/ci.md`).
+//!
+//! The bearer credential is an OIDC ID token or a CI token; it is checked
+//! before the body is read. Every refusal is a JSON error whose code names
+//! the reason ([`CiError::status_code`]).
+
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::json;
+
+use super::auth::bearer;
+use super::body::Body;
+use super::error::ApiError;
+use super::AppState;
+use crate::ci::{CiError, CiIdentity, CiService, DelegationRequest};
+
+impl From<CiError> for ApiError {
+    fn from(e: CiError) -> Self {
+        match e {
+            CiError::Publish(p) => p.into(),
+            other => {
+                let (status, code) = other.status_code();
+                let status =
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                if status == StatusCode::INTERNAL_SERVER_ERROR {
+                    Self::internal(other)
+                } else {
+                    Self::new(status, code, other.to_string())
+                }
+            }
+        }
+    }
+}
+
+pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
+    let not_allowed = || web::to(super::error::method_not_allowed);
+    cfg.service(
+        web::resource("/api/v1/ci/nonce")
+            .route(web::post().to(nonce))
+            .default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/api/v1/ci/delegations")
+            .route(web::post().to(delegate))
+            .default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/api/v1/ci/delegations/{id}")
+            .route(web::delete().to(end))
+            .default_service(not_allowed()),
+    );
+}
+
+fn service(state: &AppState) -> Result<Arc<CiService>, ApiError> {
+    state.ci.clone().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "ci_not_configured",
+            "CI delegations are not configured on this server (no [ci] section)",
+        )
+    })
+}
+
+/// The caller, from its bearer credential (on a blocking thread: store
+/// reads and JWKS fetches).
+async fn identify(
+    state: &AppState,
+    ci: &Arc<CiService>,
+    req: &HttpRequest,
+) -> Result<CiIdentity, ApiError> {
+    let credential = bearer(req)?;
+    let now = state.now();
+    let ci = ci.clone();
+    Ok(web::block(move || ci.authenticate(&credential, now)).await??)
+}
+
+async fn nonce(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let ci = service(&state)?;
+    let (nonce, expires) = ci.nonce(state.now())?;
+    Ok(HttpResponse::Created().json(json!({
+        "nonce": nonce,
+        "expires_at": expires.format(&time::format_description::well_known::Rfc3339).ok(),
+    })))
+}
+
+async fn delegate(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    let ci = service(&state)?;
+    let identity = identify(&state, &ci, &req).await?;
+    let request: DelegationRequest = body.json()?;
+    let delegation = ci.delegate(&identity, request, state.now()).await?;
+    tracing::info!(
+        actor = %identity.actor,
+        delegation = %delegation.id,
+        not_after = %delegation.not_after,
+        "granted a CI delegation"
+    );
+    Ok(HttpResponse::Created().json(delegation))
+}
+
+async fn end(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let ci = service(&state)?;
+    let identity = identify(&state, &ci, &req).await?;
+    ci.end(&identity, &id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

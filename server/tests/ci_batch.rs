@@ -1,0 +1,124 @@
+//! `Publisher::apply_batch`: several changes, one transaction, one
+//! publish, one audit record each; a refused change fails alone.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod ci_common;
+mod http_common;
+
+use std::num::NonZeroU32;
+
+use serde_json::json;
+
+use keyshare_policy::sign::Signer;
+use keyshare_policy::trust::{NamespaceEntry, SignerRef, TrustedKey};
+use keyshare_server::publisher::{Batched, Change};
+
+use ci_common::{create_namespaces, job_key, trust_set};
+use http_common::{ns_name, Fixture, NOW};
+
+fn add(ns: &str, key: &keyshare_policy::sign::InMemorySigner) -> Batched {
+    Batched {
+        actor: format!("test:{ns}"),
+        change: Change::AddKey {
+            namespace: ns_name(ns),
+            key: TrustedKey {
+                id: key.key_id().clone(),
+                key: key.public_key().clone(),
+                not_before: None,
+                not_after: None,
+                ephemeral: false,
+                description: None,
+            },
+        },
+        context: json!({ "identity": "job" }),
+    }
+}
+
+#[test]
+fn a_batch_is_one_publish_and_refused_changes_fail_alone() {
+    let f = Fixture::new();
+    create_namespaces(&f.publisher, &["team-a", "team-b"]);
+    let (k1, k2, k3) = (job_key(), job_key(), job_key());
+    let publishes = f.publisher.metrics().publishes;
+    let head = f.publisher.read(|s| s.audit_head()).unwrap();
+    let results = f
+        .publisher
+        .apply_batch(
+            vec![
+                add("team-a", &k1),
+                add("nowhere", &k2),
+                add("team-a", &k1),
+                add("team-b", &k3),
+                Batched {
+                    actor: "test".into(),
+                    change: Change::CreateNamespace {
+                        entry: NamespaceEntry {
+                            name: ns_name("team-c"),
+                            scopes: vec![],
+                            maintainers: vec![],
+                        },
+                        threshold: NonZeroU32::MIN,
+                    },
+                    context: serde_json::Value::Null,
+                },
+            ],
+            NOW,
+        )
+        .unwrap();
+    let statuses: Vec<Option<u16>> = results
+        .iter()
+        .map(|r| r.as_ref().err().map(|e| e.status()))
+        .collect();
+    assert_eq!(statuses, [None, Some(404), Some(409), None, Some(400)]);
+    assert_eq!(
+        f.publisher.metrics().publishes,
+        publishes + 1,
+        "one publish"
+    );
+    let ok: Vec<_> = results.iter().flatten().collect();
+    assert_eq!(ok[0].timestamp_version, ok[1].timestamp_version);
+    assert_ne!(ok[0].audit_seq, ok[1].audit_seq);
+
+    // One audit record per published change, with the change's context.
+    let records = f
+        .publisher
+        .read(|s| s.audit_records(head.records, 100))
+        .unwrap();
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert_eq!(records[0].actor, "test:team-a");
+    assert_eq!(records[1].actor, "test:team-b");
+    assert_eq!(records[0].details["context"]["identity"], "job");
+    assert!(f.publisher.read(|s| s.verify_audit_chain()).is_ok());
+
+    let set = trust_set(&f.publisher, NOW, &["team-a", "team-b"]);
+    for (key, artifact) in [
+        (&k1, "registry.acme.io/team-a/x"),
+        (&k3, "registry.acme.io/team-b/x"),
+    ] {
+        let d = set.decide(
+            artifact,
+            &[SignerRef::KeyId(key.key_id().clone())],
+            NOW,
+            NOW,
+        );
+        assert!(d.is_trusted(), "{d}");
+    }
+}
+
+#[test]
+fn a_batch_with_nothing_publishable_publishes_nothing() {
+    let f = Fixture::new();
+    let before = f.published_state();
+    let results = f
+        .publisher
+        .apply_batch(vec![add("nowhere", &job_key())], NOW)
+        .unwrap();
+    assert_eq!(results[0].as_ref().unwrap_err().status(), 404);
+    assert_eq!(f.published_state(), before);
+}
