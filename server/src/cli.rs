@@ -193,7 +193,9 @@ fn open_publisher(dir: &Path, config: &Config) -> Result<Publisher, CliError> {
     }
     let online = keys::load_online(&config.keys, dir)?;
     let store = open_store(&db)?;
-    Ok(Publisher::open(store, online, config.repo_options())?)
+    let mut publisher = Publisher::open(store, online, config.repo_options())?;
+    publisher.set_retention(config.keep_superseded);
+    Ok(publisher)
 }
 
 /// Sets up `tracing` to stderr with the configured format and filter.

@@ -142,6 +142,8 @@ pub struct Config {
     pub body_limit: usize,
     /// Where the online keys are.
     pub keys: Keys,
+    /// How long superseded published files are kept (`None`: forever).
+    pub keep_superseded: Option<Duration>,
 }
 
 impl Default for Config {
@@ -160,6 +162,7 @@ impl Default for Config {
             },
             body_limit: 65_536,
             keys: Keys::default(),
+            keep_superseded: Some(crate::publisher::DEFAULT_RETENTION),
         }
     }
 }
@@ -189,6 +192,12 @@ resign_before = "6h"
 
 [limits]
 body_bytes = 65536
+
+# Superseded published versions (older snapshots, timestamps, role
+# versions) stay served this long, then are deleted; roots and current
+# files are kept forever. A duration, or "forever".
+[store]
+keep_superseded = "1h"
 
 # Online keys (targets, snapshot, timestamp, namespaces): a PKCS#8 PEM file
 # (`file:PATH` or a path, relative to the data directory) or a key in a
@@ -288,9 +297,10 @@ enum Setting {
     KeyTimestamp,
     KeyNamespaces,
     KeyPinFile,
+    StoreKeepSuperseded,
 }
 
-const KEYS: [Setting; 16] = [
+const KEYS: [Setting; 17] = [
     Setting::Listen,
     Setting::TlsCert,
     Setting::TlsKey,
@@ -307,6 +317,7 @@ const KEYS: [Setting; 16] = [
     Setting::KeyTimestamp,
     Setting::KeyNamespaces,
     Setting::KeyPinFile,
+    Setting::StoreKeepSuperseded,
 ];
 
 impl Setting {
@@ -328,6 +339,7 @@ impl Setting {
             Self::KeyTimestamp => "keys.timestamp",
             Self::KeyNamespaces => "keys.namespaces",
             Self::KeyPinFile => "keys.pin_file",
+            Self::StoreKeepSuperseded => "store.keep_superseded",
         }
     }
 
@@ -349,6 +361,7 @@ impl Setting {
             Self::KeyTimestamp => "KEYSHARE_KEY_TIMESTAMP",
             Self::KeyNamespaces => "KEYSHARE_KEY_NAMESPACES",
             Self::KeyPinFile => "KEYSHARE_PIN_FILE",
+            Self::StoreKeepSuperseded => "KEYSHARE_STORE_KEEP_SUPERSEDED",
         }
     }
 
@@ -494,6 +507,16 @@ impl Config {
                     }
                     config.keys.pin_file = Some(PathBuf::from(value));
                 }
+                Setting::StoreKeepSuperseded => {
+                    config.keep_superseded = if value == "forever" {
+                        None
+                    } else {
+                        Some(
+                            parse_duration(value)
+                                .map_err(|e| invalid(&format!("{e}, or `forever`")))?,
+                        )
+                    };
+                }
             }
         }
         match (raw.get(&Setting::TlsCert), raw.get(&Setting::TlsKey)) {
@@ -568,7 +591,7 @@ fn flatten(
         if let toml::Value::Table(inner) = value {
             if matches!(
                 dotted.as_str(),
-                "tls" | "log" | "expiry" | "limits" | "keys"
+                "tls" | "log" | "expiry" | "limits" | "keys" | "store"
             ) {
                 flatten(path, &dotted, inner, raw)?;
                 continue;
@@ -835,6 +858,34 @@ mod tests {
             &Flags::default(),
         );
         assert!(e.contains("line 3"), "{e}");
+    }
+
+    #[test]
+    fn keep_superseded_is_a_duration_or_forever() {
+        assert_eq!(Config::default().keep_superseded, Some(Duration::hours(1)));
+        let c = resolve(
+            Some("[store]\nkeep_superseded = \"10m\"\n"),
+            &[],
+            &Flags::default(),
+        )
+        .unwrap();
+        assert_eq!(c.keep_superseded, Some(Duration::minutes(10)));
+        let c = resolve(
+            Some("[store]\nkeep_superseded = \"10m\"\n"),
+            &[("KEYSHARE_STORE_KEEP_SUPERSEDED", "forever")],
+            &Flags::default(),
+        )
+        .unwrap();
+        assert_eq!(c.keep_superseded, None);
+        let e = error(
+            None,
+            &[("KEYSHARE_STORE_KEEP_SUPERSEDED", "soon")],
+            &Flags::default(),
+        );
+        assert!(
+            e.contains("store.keep_superseded") && e.contains("forever"),
+            "{e}"
+        );
     }
 
     #[test]
