@@ -855,22 +855,28 @@ impl Repository {
         new_roles: &BTreeMap<RoleName, (Signed<Targets>, Vec<u8>)>,
         now: OffsetDateTime,
     ) -> Result<(Signed<Snapshot>, Arc<[u8]>, Signed<Timestamp>, Arc<[u8]>)> {
-        let mut meta = BTreeMap::new();
-        for (name, role) in &self.targets {
-            let entry = match (new_roles.get(name), &role.published) {
-                (Some((signed, bytes)), _) => self.meta_entry(signed.signed.version, bytes),
-                (None, Some(published)) => match &self.snapshot {
-                    Some((s, _)) => s
-                        .signed
-                        .meta
-                        .get(&format!("{name}.json"))
-                        .cloned()
-                        .unwrap_or_else(|| MetaFile::new(published.signed.version)),
-                    None => MetaFile::new(published.signed.version),
-                },
-                (None, None) => continue,
-            };
-            meta.insert(format!("{name}.json"), entry);
+        // Every published role is listed by the previous snapshot (roles
+        // are never dropped), so start from its entries and change only the
+        // roles signed now: a publish does not visit every role again.
+        let mut meta = match &self.snapshot {
+            Some((s, _)) => s.signed.meta.clone(),
+            None => self
+                .targets
+                .iter()
+                .filter_map(|(name, role)| {
+                    let published = role.published.as_ref()?;
+                    Some((
+                        format!("{name}.json"),
+                        MetaFile::new(published.signed.version),
+                    ))
+                })
+                .collect(),
+        };
+        for (name, (signed, bytes)) in new_roles {
+            meta.insert(
+                format!("{name}.json"),
+                self.meta_entry(signed.signed.version, bytes),
+            );
         }
         let snapshot = Snapshot {
             type_: Snapshot::TYPE.into(),

@@ -111,12 +111,21 @@ fn metadata_role_version(path: &str, bytes: &[u8]) -> Result<(Option<String>, Op
         ),
         _ => (None, stem),
     };
-    let value: Value =
+    // Only `signed.version` is read; the rest is skipped without building
+    // values (a snapshot lists every role: this runs on every publish).
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        signed: Option<VersionOnly>,
+    }
+    #[derive(serde::Deserialize)]
+    struct VersionOnly {
+        version: Option<u64>,
+    }
+    let envelope: Envelope =
         serde_json::from_slice(bytes).map_err(|e| invalid(format!("not JSON metadata: {e}")))?;
-    let version = value
-        .get("signed")
-        .and_then(|s| s.get("version"))
-        .and_then(Value::as_u64)
+    let version = envelope
+        .signed
+        .and_then(|s| s.version)
         .ok_or_else(|| invalid("no signed.version".into()))?;
     if path_version.is_some_and(|v| v != version) {
         return Err(invalid(format!(
