@@ -35,7 +35,8 @@
 //!
 //! Storage stays bounded: every publish marks the versions it supersedes,
 //! and deletes, in the same transaction, superseded versions older than
-//! the retention period ([`Publisher::set_retention`]); roots and current
+//! the retention period ([`Publisher::set_retention`]), at most 256 per
+//! publish ([`Publisher::prune`] deletes all of them); roots and current
 //! files are never deleted.
 //!
 //! Writers are serialised by one mutex; published files are also kept in
@@ -432,7 +433,7 @@ impl Publisher {
         let mut guard = self.lock();
         Ok(guard
             .store
-            .transaction_at(now, |tx| tx.prune_superseded(now - retention))?)
+            .transaction_at(now, |tx| tx.prune_superseded(now - retention, None))?)
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -924,6 +925,12 @@ fn bins(keys: &OnlineKeys) -> SuccinctRoles {
     namespace_bins(vec![keys.targets.key_id().clone()], NonZeroU32::MIN)
 }
 
+/// At most this many superseded files are deleted by one publish, so a
+/// publish long after a burst of writes does not pay for deleting the whole
+/// burst (a publish supersedes a handful of files; `Publisher::prune`, run
+/// every minute by `serve`, deletes the rest).
+const PRUNE_PER_PUBLISH: usize = 256;
+
 /// Deletes superseded files older than `retention` (inside a publish).
 fn prune(
     tx: &mut Tx<'_>,
@@ -931,7 +938,7 @@ fn prune(
     now: OffsetDateTime,
 ) -> Result<(), PublishError> {
     if let Some(retention) = retention {
-        tx.prune_superseded(now - retention)?;
+        tx.prune_superseded(now - retention, Some(PRUNE_PER_PUBLISH))?;
     }
     Ok(())
 }

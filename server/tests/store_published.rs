@@ -228,13 +228,20 @@ fn pruning_removes_only_versions_superseded_before_the_cutoff() {
 
     let prune = |store: &mut keyshare_server::store::Store, cutoff| {
         store
-            .transaction_at(at(30), |tx| tx.prune_superseded(cutoff))
+            .transaction_at(at(30), |tx| tx.prune_superseded(cutoff, None))
             .unwrap()
     };
     // Nothing was superseded before minute 10.
     assert_eq!(prune(&mut store, at(9)), 0);
-    // Version 1 of snapshot, targets and timestamp were superseded at 10.
-    assert_eq!(prune(&mut store, at(10)), 3);
+    // Version 1 of snapshot, targets and timestamp were superseded at 10:
+    // one at a time with a limit.
+    assert_eq!(
+        store
+            .transaction_at(at(30), |tx| tx.prune_superseded(at(10), Some(1)))
+            .unwrap(),
+        1
+    );
+    assert_eq!(prune(&mut store, at(10)), 2);
     assert!(store
         .latest_published("metadata/1.snapshot.json")
         .unwrap()

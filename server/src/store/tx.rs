@@ -748,15 +748,24 @@ impl<'a> Tx<'a> {
     }
 
     /// Deletes published files superseded at or before `cutoff` (never a
-    /// root, never a current file: the schema's triggers refuse both).
-    /// Returns how many rows were deleted.
-    pub fn prune_superseded(&mut self, cutoff: OffsetDateTime) -> Result<usize> {
+    /// root, never a current file: the schema's triggers refuse both), the
+    /// oldest first and at most `limit` of them (`None`: all). Returns how
+    /// many rows were deleted.
+    pub fn prune_superseded(
+        &mut self,
+        cutoff: OffsetDateTime,
+        limit: Option<usize>,
+    ) -> Result<usize> {
+        let limit = limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
         Ok(self
             .tx
             .prepare_cached(
-                "DELETE FROM published_files
-                 WHERE superseded_at IS NOT NULL AND superseded_at <= ?1 AND role IS NOT 'root'",
+                "DELETE FROM published_files WHERE id IN (
+                     SELECT id FROM published_files
+                     WHERE superseded_at IS NOT NULL AND superseded_at <= ?1
+                       AND role IS NOT 'root'
+                     ORDER BY superseded_at LIMIT ?2)",
             )?
-            .execute([time_text(cutoff)])?)
+            .execute((time_text(cutoff), limit))?)
     }
 }
