@@ -1193,8 +1193,8 @@ mod tests {
             "targets/namespaces/team-a/trust.json"
         );
         assert_eq!(
-            lineage("targets/org/ff.namespaces.json"),
-            "targets/org/namespaces.json"
+            lineage("targets/org/namespaces/ff01.3a.json"),
+            "targets/org/namespaces/3a.json"
         );
     }
 }

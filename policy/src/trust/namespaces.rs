@@ -1,4 +1,6 @@
-//! `org/namespaces.json`: the namespaces, the artifact names each owns and who maintains it.
+//! The namespace index (`org/namespaces.json`, or shards
+//! `org/namespaces/<shard>.json`): the namespaces, the artifact names each
+//! owns and who maintains it.
 //!
 //! A large organization publishes the index in shards, `org/namespaces/<shard>.json`
 //! (see [`is_index_path`]), each a [`Namespaces`] document holding part of the

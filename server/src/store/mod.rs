@@ -1,7 +1,8 @@
 //! The server's store: one SQLite database holding everything the
 //! organization manages (namespaces, keys, identities, sub-delegations,
-//! revocations, peers, X.509 roots, API tokens), every file the publisher
-//! has published, and a hash-chained audit log.
+//! revocations, peers, X.509 roots, API tokens), the files the publisher
+//! has published (every root and the current version of every file, plus
+//! superseded versions until they are pruned), and a hash-chained audit log.
 //!
 //! * [`Store::open`] opens (creating if needed) and migrates the database:
 //!   WAL journal, `synchronous=FULL`, foreign keys on, a busy timeout. A
