@@ -808,3 +808,48 @@ fn a_store_in_the_earlier_layout_is_refused_with_one_clear_error() {
         "{message}"
     );
 }
+
+#[test]
+fn a_bin_signed_by_the_namespaces_key_is_refused() {
+    // The bins decide which key signs which namespace: only the targets key
+    // may sign them, so the namespaces key cannot re-assign a namespace.
+    let f = Fixture::new();
+    f.publisher
+        .apply(
+            "admin",
+            create("team-a", "registry.acme.io/team-a/**"),
+            now(),
+        )
+        .unwrap();
+    let bins = keyshare_server::store::layout_bins();
+    let bin = bins.role_for_target("namespaces/team-a/trust.json");
+    let targets_meta = f.publisher.file("metadata/2.targets.json").unwrap();
+    let targets = keyshare_policy::metadata::Envelope::<keyshare_policy::metadata::Targets>::parse(
+        "targets",
+        &targets_meta.bytes,
+    )
+    .unwrap();
+    let bin_meta = f.publisher.file(&format!("metadata/2.{bin}.json")).unwrap();
+    let published: keyshare_policy::metadata::Signed<keyshare_policy::metadata::Targets> =
+        serde_json::from_slice(&bin_meta.bytes).unwrap();
+    let authority =
+        keyshare_policy::verify::Authority::from_delegator(&targets.signed, bin.as_str()).unwrap();
+    let check = |signed: &keyshare_policy::metadata::Signed<keyshare_policy::metadata::Targets>| {
+        let bytes = keyshare_policy::sign::to_bytes(signed).unwrap();
+        let env = keyshare_policy::metadata::Envelope::<keyshare_policy::metadata::Targets>::parse(
+            bin.as_str(),
+            &bytes,
+        )
+        .unwrap();
+        authority.check(bin.as_str(), &env)
+    };
+    check(&published).unwrap();
+    let forged =
+        keyshare_policy::sign::sign(published.signed.clone(), &[f.keys.namespaces.as_ref()])
+            .unwrap();
+    let err = check(&forged).unwrap_err();
+    assert!(
+        matches!(err, keyshare_policy::Error::ThresholdNotMet { .. }),
+        "{err}"
+    );
+}
