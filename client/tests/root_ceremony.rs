@@ -770,7 +770,7 @@ fn rotated_root_is_submitted_to_the_server_with_the_cli() {
             Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("../server/tests/interop/updater_against_server.py"),
         )
-        .args([&server.url, s(&root1), "org/namespaces.json"])
+        .args([&server.url, s(&root1), "org/peers.json"])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

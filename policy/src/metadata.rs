@@ -359,20 +359,27 @@ impl SuccinctRoles {
 
     /// The name of bin number `bin`.
     pub fn bin_name(&self, bin: u64) -> RoleName {
-        RoleName::new(format!(
-            "{}-{:0width$x}",
-            self.name_prefix,
-            bin,
-            width = self.suffix_width()
-        ))
+        RoleName::new(format!("{}-{}", self.name_prefix, self.bin_suffix(bin)))
+    }
+
+    /// The bin number responsible for `target_path`: the first
+    /// `bit_length` bits of SHA-256(`target_path`).
+    pub fn bin_for_target(&self, target_path: &str) -> u64 {
+        let digest = crate::hash::sha256(target_path.as_bytes());
+        let first = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
+        let shift = 32 - self.bit_length.clamp(1, 32);
+        u64::from(first >> shift)
     }
 
     /// The bin role responsible for `target_path`.
     pub fn role_for_target(&self, target_path: &str) -> RoleName {
-        let digest = crate::hash::sha256(target_path.as_bytes());
-        let first = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
-        let shift = 32 - self.bit_length.clamp(1, 32);
-        self.bin_name(u64::from(first >> shift))
+        self.bin_name(self.bin_for_target(target_path))
+    }
+
+    /// The suffix of bin number `bin`'s name: lowercase hex, zero-padded
+    /// (`bin_name` is `<name_prefix>-<suffix>`).
+    pub fn bin_suffix(&self, bin: u64) -> String {
+        format!("{:0width$x}", bin, width = self.suffix_width())
     }
 
     /// True when `role` is one of the bins.
@@ -822,6 +829,9 @@ mod tests {
         assert_eq!(succinct(8).role_for_target("a").as_str(), "bin-ca");
         assert_eq!(succinct(4).role_for_target("a").as_str(), "bin-c");
         assert_eq!(succinct(32).role_for_target("a").as_str(), "bin-ca978112");
+        assert_eq!(succinct(8).bin_for_target("a"), 0xca);
+        assert_eq!(succinct(8).bin_suffix(0xca), "ca");
+        assert_eq!(succinct(9).bin_suffix(1), "001");
     }
 
     fn role(name: &str, keyid: &str) -> DelegatedRole {

@@ -28,6 +28,11 @@
 //! * A delegated role stays listed in snapshot after its delegation is
 //!   removed, because clients refuse a snapshot that drops a role they saw;
 //!   delegating the same name again continues its version numbers.
+//! * A role delegates either by name ([`Repository::delegate`]) or to
+//!   succinct hashed bins (TAP 15, [`Repository::delegate_succinct`]); every
+//!   bin is a role of its own from then on (listed in snapshot, signed,
+//!   restorable) and may delegate by name in turn, so a change below one
+//!   bin re-signs that bin only, not its delegator.
 
 use std::collections::BTreeMap;
 use std::num::NonZeroU32;
@@ -42,7 +47,7 @@ use crate::error::{Error, Result};
 use crate::keys::Key;
 use crate::metadata::{
     DelegatedRole, Delegations, KeyId, MetaFile, Role, RoleKeys, RoleName, Root, Signed, Snapshot,
-    TargetFile, Targets, Timestamp, Unrecognized, SPEC_VERSION, TOP_LEVEL_ROLES,
+    SuccinctRoles, TargetFile, Targets, Timestamp, Unrecognized, SPEC_VERSION, TOP_LEVEL_ROLES,
 };
 use crate::sign::{sign, to_bytes, Signer};
 
@@ -392,11 +397,16 @@ impl Repository {
                 .delegations
                 .iter()
                 .flat_map(|d| d.roles.iter().flatten());
-            for child in children {
-                if let Some(previous) = delegator_of.insert(child.name.clone(), name.clone()) {
+            let bins = env
+                .signed
+                .delegations
+                .iter()
+                .flat_map(|d| d.succinct_roles.iter())
+                .flat_map(|s| s.bin_names());
+            for child in children.map(|c| c.name.clone()).chain(bins) {
+                if let Some(previous) = delegator_of.insert(child.clone(), name.clone()) {
                     return Err(Error::Sign(format!(
-                        "`{}` is delegated by both `{previous}` and `{name}`",
-                        child.name
+                        "`{child}` is delegated by both `{previous}` and `{name}`"
                     )));
                 }
             }
@@ -611,6 +621,77 @@ impl Repository {
         Ok(())
     }
 
+    /// Delegates from `delegator` to succinct hashed bins (TAP 15): every
+    /// bin role `succinct` names exists from now on (empty until something
+    /// is delegated from it or added to it), is listed in snapshot, and is
+    /// signed with `signers`. `keys` are the public keys of
+    /// `succinct.keyids`. The delegator must not delegate roles by name.
+    ///
+    /// Calling it again with other keys or threshold replaces the
+    /// delegation and re-signs every bin with the new signers at the next
+    /// commit (for a rotated online key).
+    pub fn delegate_succinct(
+        &mut self,
+        delegator: &str,
+        succinct: SuccinctRoles,
+        keys: Vec<(KeyId, Key)>,
+        signers: Vec<SharedSigner>,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        for (id, key) in &keys {
+            key.check(id)?;
+        }
+        let bins: Vec<RoleName> = succinct.bin_names().collect();
+        for bin in &bins {
+            if TOP_LEVEL_ROLES.contains(&bin.as_str()) || bin.as_str() == delegator {
+                return Err(Error::Sign(format!("`{bin}` cannot be a bin role name")));
+            }
+            if let Some(existing) = self.targets.get(bin) {
+                if existing
+                    .delegator
+                    .as_ref()
+                    .is_some_and(|d| d.as_str() != delegator)
+                {
+                    return Err(Error::Sign(format!(
+                        "`{bin}` is already delegated by another role"
+                    )));
+                }
+            }
+        }
+        let parent = self.role_mut(delegator)?;
+        let previous = match &parent.staged.delegations {
+            Some(d) if d.roles.as_ref().is_some_and(|r| !r.is_empty()) => {
+                return Err(Error::Sign(format!(
+                    "`{delegator}` already delegates roles by name"
+                )));
+            }
+            Some(d) => d.succinct_roles.clone(),
+            None => None,
+        };
+        let changed = previous
+            .as_ref()
+            .is_some_and(|p| p.keyids != succinct.keyids || p.threshold != succinct.threshold);
+        parent.staged.delegations =
+            Some(Delegations::succinct(keys.into_iter().collect(), succinct));
+        parent.dirty = true;
+        let expires = now + self.options.expiries.delegated;
+        for bin in bins {
+            let entry = self
+                .targets
+                .entry(bin.clone())
+                .or_insert_with(|| TargetsRole {
+                    published: None,
+                    staged: empty_targets(1, expires),
+                    dirty: true,
+                    delegator: None,
+                });
+            entry.delegator = Some(RoleName::new(delegator));
+            entry.dirty |= changed;
+            self.signers.insert(bin, signers.clone());
+        }
+        Ok(())
+    }
+
     /// Removes the delegation of `role` from its delegator. The role's
     /// metadata stays listed in snapshot (see the module docs).
     pub fn undelegate(&mut self, role: &str) -> Result<()> {
@@ -774,22 +855,28 @@ impl Repository {
         new_roles: &BTreeMap<RoleName, (Signed<Targets>, Vec<u8>)>,
         now: OffsetDateTime,
     ) -> Result<(Signed<Snapshot>, Arc<[u8]>, Signed<Timestamp>, Arc<[u8]>)> {
-        let mut meta = BTreeMap::new();
-        for (name, role) in &self.targets {
-            let entry = match (new_roles.get(name), &role.published) {
-                (Some((signed, bytes)), _) => self.meta_entry(signed.signed.version, bytes),
-                (None, Some(published)) => match &self.snapshot {
-                    Some((s, _)) => s
-                        .signed
-                        .meta
-                        .get(&format!("{name}.json"))
-                        .cloned()
-                        .unwrap_or_else(|| MetaFile::new(published.signed.version)),
-                    None => MetaFile::new(published.signed.version),
-                },
-                (None, None) => continue,
-            };
-            meta.insert(format!("{name}.json"), entry);
+        // Every published role is listed by the previous snapshot (roles
+        // are never dropped), so start from its entries and change only the
+        // roles signed now: a publish does not visit every role again.
+        let mut meta = match &self.snapshot {
+            Some((s, _)) => s.signed.meta.clone(),
+            None => self
+                .targets
+                .iter()
+                .filter_map(|(name, role)| {
+                    let published = role.published.as_ref()?;
+                    Some((
+                        format!("{name}.json"),
+                        MetaFile::new(published.signed.version),
+                    ))
+                })
+                .collect(),
+        };
+        for (name, (signed, bytes)) in new_roles {
+            meta.insert(
+                format!("{name}.json"),
+                self.meta_entry(signed.signed.version, bytes),
+            );
         }
         let snapshot = Snapshot {
             type_: Snapshot::TYPE.into(),
@@ -1157,6 +1244,196 @@ mod tests {
             repo.snapshot().unwrap().signed.meta["team-a.json"].version,
             2
         );
+    }
+
+    fn bins(key: &SharedSigner) -> SuccinctRoles {
+        SuccinctRoles {
+            keyids: vec![key.key_id().clone()],
+            threshold: NonZeroU32::MIN,
+            bit_length: 2,
+            name_prefix: "bins".into(),
+            unrecognized: Unrecognized::new(),
+        }
+    }
+
+    /// A repository delegating from targets to 4 hashed bins signed by
+    /// `bin_key`, committed; returns it with the bins' layout.
+    fn binned_repo() -> (
+        Repository,
+        SuccinctRoles,
+        BTreeMap<RoleName, Vec<SharedSigner>>,
+    ) {
+        let targets_key = signer(Scheme::Ed25519);
+        let snapshot_key = signer(Scheme::EcdsaP256Sha256);
+        let timestamp_key = signer(Scheme::Ed25519);
+        let mut repo = Repository::create(
+            &[signer(Scheme::Ed25519)],
+            1,
+            [
+                ("targets", vec![targets_key.clone()]),
+                ("snapshot", vec![snapshot_key.clone()]),
+                ("timestamp", vec![timestamp_key.clone()]),
+            ],
+            Options::default(),
+            now(),
+        )
+        .unwrap();
+        let layout = bins(&targets_key);
+        repo.delegate_succinct(
+            "targets",
+            layout.clone(),
+            vec![(
+                targets_key.key_id().clone(),
+                targets_key.public_key().clone(),
+            )],
+            vec![targets_key.clone()],
+            now(),
+        )
+        .unwrap();
+        let mut signers = BTreeMap::from([
+            (RoleName::new("targets"), vec![targets_key.clone()]),
+            (RoleName::new("snapshot"), vec![snapshot_key]),
+            (RoleName::new("timestamp"), vec![timestamp_key]),
+        ]);
+        for bin in layout.bin_names() {
+            signers.insert(bin, vec![targets_key.clone()]);
+        }
+        (repo, layout, signers)
+    }
+
+    #[test]
+    fn succinct_bins_exist_from_the_first_commit_and_delegate_onwards() {
+        let (mut repo, layout, mut signers) = binned_repo();
+        let files = repo.commit(now()).unwrap();
+        let mut all: BTreeMap<String, Vec<u8>> = files
+            .iter()
+            .map(|f| (f.path.clone(), f.bytes.to_vec()))
+            .collect();
+        for bin in ["bins-0", "bins-1", "bins-2", "bins-3"] {
+            assert!(all.contains_key(&format!("metadata/1.{bin}.json")), "{bin}");
+            assert_eq!(
+                repo.snapshot().unwrap().signed.meta[&format!("{bin}.json")].version,
+                1
+            );
+        }
+
+        // A namespace delegated from the bin its path hashes to: only that
+        // bin, the new role, snapshot and timestamp are signed.
+        let team = signer(Scheme::Ed25519);
+        let path = "namespaces/team-a/trust.json";
+        let bin = layout.role_for_target(path);
+        repo.delegate(
+            bin.as_str(),
+            delegated("team-a", &["namespaces/team-a/*"], &team),
+            vec![(team.key_id().clone(), team.public_key().clone())],
+            vec![team.clone()],
+            now(),
+        )
+        .unwrap();
+        repo.set_target("team-a", path, b"1", None).unwrap();
+        let files = repo.commit(now()).unwrap();
+        let mut names: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+        names.sort_unstable();
+        let bin_file = format!("metadata/2.{bin}.json");
+        assert_eq!(
+            names,
+            [
+                "metadata/1.team-a.json",
+                bin_file.as_str(),
+                "metadata/2.snapshot.json",
+                "metadata/timestamp.json"
+            ]
+        );
+        for f in &files {
+            all.insert(f.path.clone(), f.bytes.to_vec());
+        }
+
+        // A client follows targets -> bin -> team-a.
+        let mut set = crate::client::TrustedSet::new(&all["metadata/1.root.json"], now()).unwrap();
+        set.update_timestamp(&all["metadata/timestamp.json"])
+            .unwrap();
+        set.update_snapshot(&all["metadata/2.snapshot.json"], false)
+            .unwrap();
+        set.update_targets(&all["metadata/1.targets.json"]).unwrap();
+        set.update_delegated_targets(&all[&bin_file], bin.as_str(), "targets")
+            .unwrap();
+        set.update_delegated_targets(&all["metadata/1.team-a.json"], "team-a", bin.as_str())
+            .unwrap();
+
+        // Restored, with the bins recognised as delegated by targets.
+        signers.insert(RoleName::new("team-a"), vec![team]);
+        let mut back = restore_from(&all, signers).unwrap();
+        assert_eq!(published_files(&back), published_files(&repo));
+        assert_eq!(back.delegated_roles().count(), 5);
+        back.undelegate("team-a").unwrap();
+        let names: Vec<String> = back
+            .commit(now())
+            .unwrap()
+            .into_iter()
+            .map(|f| f.path)
+            .collect();
+        assert!(
+            names.contains(&format!("metadata/3.{bin}.json")),
+            "{names:?}"
+        );
+        assert!(
+            !names.iter().any(|n| n.ends_with("targets.json")),
+            "{names:?}"
+        );
+    }
+
+    #[test]
+    fn succinct_delegation_refuses_a_delegator_with_named_roles_and_rekeys_every_bin() {
+        let (mut repo, layout, _) = binned_repo();
+        repo.commit(now()).unwrap();
+        // Named delegations from targets cannot be added next to bins.
+        let team = signer(Scheme::Ed25519);
+        let err = repo
+            .delegate(
+                "targets",
+                delegated("team-a", &["namespaces/team-a/*"], &team),
+                vec![(team.key_id().clone(), team.public_key().clone())],
+                vec![team.clone()],
+                now(),
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("succinct"), "{err}");
+
+        // A new bin key: targets and every bin are re-signed, and verify.
+        let new_key = signer(Scheme::Ed25519);
+        repo.delegate_succinct(
+            "targets",
+            bins(&new_key),
+            vec![(new_key.key_id().clone(), new_key.public_key().clone())],
+            vec![new_key.clone()],
+            now(),
+        )
+        .unwrap();
+        let files = repo.commit(now()).unwrap();
+        for bin in layout.bin_names() {
+            let f = file(&files, &format!("metadata/2.{bin}.json"));
+            let env = Envelope::<Targets>::parse(bin.as_str(), &f.bytes).unwrap();
+            Authority::from_delegator(&repo.targets("targets").unwrap().signed, bin.as_str())
+                .unwrap()
+                .check(bin.as_str(), &env)
+                .unwrap();
+        }
+
+        // A repository delegating by name cannot switch to bins.
+        let (mut named, _) = new_repo();
+        named
+            .delegate(
+                "targets",
+                delegated("team-a", &["namespaces/team-a/*"], &team),
+                vec![(team.key_id().clone(), team.public_key().clone())],
+                vec![team],
+                now(),
+            )
+            .unwrap();
+        let err = named
+            .delegate_succinct("targets", layout, vec![], vec![], now())
+            .unwrap_err();
+        assert!(err.to_string().contains("by name"), "{err}");
     }
 
     #[test]

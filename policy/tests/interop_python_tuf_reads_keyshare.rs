@@ -10,6 +10,10 @@
 //! included) and `ngclient.Updater` refreshing and downloading targets from
 //! a directory served over HTTP on loopback (`tests/interop/check_repo.py`).
 //!
+//! A repository laid out as keyshare-server publishes it (top-level targets
+//! delegating to 256 succinct hashed bins, a namespace role delegated from
+//! its bin) is followed by `ngclient.Updater` too.
+//!
 //! Needs a Python with `tuf` 7.x: `KEYSHARE_PYTHON`, or `target/pyenv`
 //! made by `scripts/test`. Missing Python is a test failure, not a skip.
 
@@ -23,6 +27,7 @@ use keyshare_policy::metadata::{DelegatedRole, RoleName, Unrecognized};
 use keyshare_policy::pattern::PathPattern;
 use keyshare_policy::repo::{File, Options, Repository, RoleSpec, SharedSigner};
 use keyshare_policy::sign::InMemorySigner;
+use keyshare_policy::trust::{namespace_bin, namespace_bins, shard_path, NamespaceName};
 use time::OffsetDateTime;
 
 fn python() -> PathBuf {
@@ -167,4 +172,89 @@ fn python_tuf_accepts_ecdsa_p256_repository() {
 #[test]
 fn python_tuf_accepts_rsa_pss_repository() {
     check_with_python_tuf(Scheme::RsaPssSha256);
+}
+
+/// The server's layout: targets -> 256 hashed bins (TAP 15) -> namespace
+/// role -> trust document; python-tuf verifies every bin and follows the
+/// bin the document's path hashes to.
+#[test]
+fn python_tuf_follows_succinct_hashed_bins_to_a_namespace() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = OffsetDateTime::now_utc();
+    let targets_key = signer(Scheme::Ed25519);
+    let mut repo = Repository::create(
+        &[signer(Scheme::Ed25519)],
+        1,
+        [
+            ("targets", vec![targets_key.clone()]),
+            ("snapshot", vec![signer(Scheme::Ed25519)]),
+            ("timestamp", vec![signer(Scheme::Ed25519)]),
+        ],
+        Options::default(),
+        now,
+    )
+    .unwrap();
+    let bins = namespace_bins(vec![targets_key.key_id().clone()], NonZeroU32::MIN);
+    repo.delegate_succinct(
+        "targets",
+        bins.clone(),
+        vec![(
+            targets_key.key_id().clone(),
+            targets_key.public_key().clone(),
+        )],
+        vec![targets_key],
+        now,
+    )
+    .unwrap();
+    let team = signer(Scheme::Ed25519);
+    let ns = NamespaceName::parse("team-a").unwrap();
+    let bin = bins.bin_name(namespace_bin(&bins, &ns));
+    repo.delegate(
+        bin.as_str(),
+        DelegatedRole {
+            name: RoleName::new("team-a"),
+            keyids: vec![team.key_id().clone()],
+            threshold: NonZeroU32::MIN,
+            terminating: true,
+            paths: Some(vec![PathPattern::new("namespaces/team-a/*")]),
+            path_hash_prefixes: None,
+            unrecognized: Unrecognized::new(),
+        },
+        vec![(team.key_id().clone(), team.public_key().clone())],
+        vec![team],
+        now,
+    )
+    .unwrap();
+    let shard = shard_path(&bins, namespace_bin(&bins, &ns));
+    let mut files = vec![
+        repo.set_target("targets", &shard, br#"{"namespaces":[]}"#, None)
+            .unwrap(),
+        repo.set_target("team-a", &ns.target_path(), br#"{"keys":[]}"#, None)
+            .unwrap(),
+    ];
+    files.extend(repo.commit(now).unwrap());
+    write(dir.path(), &files);
+
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/check_repo.py");
+    let out = Command::new(python())
+        .arg(&script)
+        .arg(dir.path())
+        .args([shard.as_str(), "namespaces/team-a/trust.json"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "python-tuf refused the hashed-bin layout:\n{stdout}\n{stderr}"
+    );
+    for line in [
+        "ok: bins-00 signed by targets".to_owned(),
+        "ok: bins-ff signed by targets".to_owned(),
+        format!("ok: team-a signed by {bin}"),
+        "ok: ngclient: download namespaces/team-a/trust.json".to_owned(),
+        "all checks passed".to_owned(),
+    ] {
+        assert!(stdout.contains(&line), "missing `{line}` in:\n{stdout}");
+    }
 }

@@ -15,16 +15,19 @@
 //!    projection (per-create time grows linearly with the namespace count)
 //!    says all of them would take longer than `--create-budget` seconds,
 //!    switches to in-process for the rest. Which path made how many is
-//!    printed. The publisher keeps every file version it published in
-//!    memory (so a server that made 10,000 namespaces holds gigabytes):
-//!    in-process, the publisher is reopened every 500 creates, untimed;
+//!    printed;
 //! 3. restarts `serve` and times `--writes` sequential "add a key to an
 //!    existing namespace" requests (`POST /api/v1/namespaces/{ns}/keys`,
 //!    each one full publish) over one keep-alive connection with a minimal
 //!    HTTP/1.1 client (no curl, no per-request process), and reports
 //!    writes/s, p50/p90/p99/max latency, and the server's own mean publish
 //!    time from `/metrics` (`keyshare_publish_seconds_total` /
-//!    `keyshare_publish_total` over the write phase).
+//!    `keyshare_publish_total` over the write phase);
+//! 4. reports the store's size (database + WAL) after the creates and after
+//!    the writes, with the default retention (`store.keep_superseded`, 1 h:
+//!    everything superseded during the run is still kept), and the bytes of
+//!    published files left once everything superseded has aged out (the
+//!    steady-state size: roots plus the current version of every file).
 //!
 //! There is no installable peer that does the same thing (one signed TUF
 //! publish per admin write, durable before the answer), so there is no
@@ -56,9 +59,6 @@ use keyshare_server::store::Store;
 use time::OffsetDateTime;
 
 const BIN: &str = env!("CARGO_BIN_EXE_keyshare-server");
-
-/// In-process creates: reopen the publisher this often (see below).
-const REOPEN_EVERY: usize = 500;
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
@@ -221,6 +221,41 @@ fn free_mib(path: &Path) -> Option<f64> {
     Some(kb / 1024.0)
 }
 
+/// Size of the store (database + WAL), MiB.
+fn store_mib(dir: &Path) -> f64 {
+    ["", "-wal"]
+        .iter()
+        .filter_map(|suffix| {
+            std::fs::metadata(dir.join(format!("{}{suffix}", keyshare_server::cli::DB_NAME))).ok()
+        })
+        .map(|m| m.len() as f64)
+        .sum::<f64>()
+        / (1024.0 * 1024.0)
+}
+
+/// Prunes, as the server would once the retention period has passed with
+/// no new writes, everything superseded; returns the bytes of published
+/// files left, MiB (roots and the current version of every file).
+fn steady_state_mib(dir: &Path) -> f64 {
+    let config = Config::load(dir, &Flags::default()).unwrap();
+    let keys = keyshare_server::keys::load(&dir.join(keyshare_server::keys::DIR_NAME)).unwrap();
+    let store = Store::open(dir.join(keyshare_server::cli::DB_NAME)).unwrap();
+    let mut publisher = Publisher::open(store, keys, config.repo_options()).unwrap();
+    publisher.set_retention(config.keep_superseded);
+    let later = OffsetDateTime::now_utc()
+        + config.keep_superseded.unwrap_or(time::Duration::ZERO)
+        + time::Duration::minutes(1);
+    publisher.prune(later).unwrap();
+    drop(publisher);
+    let conn = rusqlite::Connection::open(dir.join(keyshare_server::cli::DB_NAME)).unwrap();
+    let bytes: i64 = conn
+        .query_row("SELECT sum(length(bytes)) FROM published_files", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -265,8 +300,6 @@ struct Created {
     /// Mean seconds of the last 100 creates (how slow a create is at n).
     last_mean: f64,
     projected_http_total: Option<f64>,
-    /// In-process only: time spent reopening the publisher (not counted).
-    reopen_seconds: f64,
     /// HTTP only: peak memory of the server that made them, MiB.
     http_server_rss: f64,
 }
@@ -280,7 +313,6 @@ fn create_namespaces(dir: &Path, token: &str, n: usize, mode: &str, budget: f64)
         inprocess_seconds: 0.0,
         last_mean: 0.0,
         projected_http_total: None,
-        reopen_seconds: 0.0,
         http_server_rss: 0.0,
     };
     if mode != "inprocess" {
@@ -329,20 +361,10 @@ fn create_namespaces(dir: &Path, token: &str, n: usize, mode: &str, budget: f64)
             let store = Store::open(dir.join(keyshare_server::cli::DB_NAME)).unwrap();
             Publisher::open(store, keys, config.repo_options()).unwrap()
         };
-        let mut publisher = open();
+        let publisher = open();
         let started = Instant::now();
-        let mut reopening = 0.0;
         let first = lat.len();
         while lat.len() < n {
-            if lat.len() > first && (lat.len() - first) % REOPEN_EVERY == 0 {
-                // The publisher's file cache keeps every version it
-                // published (about n * 300 bytes per create): reopen it so
-                // memory stays bounded. Not counted in the create time.
-                let t = Instant::now();
-                drop(publisher);
-                publisher = open();
-                reopening += t.elapsed().as_secs_f64();
-            }
             let name = ns_name(lat.len() + 1);
             let change = Change::CreateNamespace {
                 entry: NamespaceEntry {
@@ -368,8 +390,7 @@ fn create_namespaces(dir: &Path, token: &str, n: usize, mode: &str, budget: f64)
             }
         }
         created.inprocess = n - first;
-        created.inprocess_seconds = started.elapsed().as_secs_f64() - reopening;
-        created.reopen_seconds = reopening;
+        created.inprocess_seconds = started.elapsed().as_secs_f64();
     }
     created.last_mean = mean(&lat[lat.len().saturating_sub(100)..]);
     created
@@ -425,10 +446,10 @@ fn main() {
     for &n in &sizes {
         eprintln!("admin_writes: {n} namespaces");
         let tmp = tempfile::tempdir().unwrap();
-        // Every create stores a new targets.json and snapshot listing every
-        // namespace: the store grows with n² (176 MiB at 1,000 and 4.2 GiB at
-        // 5,000 when measured).
-        let store_estimate_mib = 176.0 * (n as f64 / 1000.0).powi(2);
+        // Every create stores a new snapshot listing every role; with the
+        // default retention (1 h) the run keeps all of them: about
+        // n * (n + 256) * 30 bytes / 2.
+        let store_estimate_mib = (n as f64) * (n as f64 + 256.0) * 15.0 / (1024.0 * 1024.0);
         if let Some(free) = free_mib(tmp.path()) {
             eprintln!(
                 "  the store will take about {store_estimate_mib:.0} MiB; {free:.0} MiB free in {}",
@@ -437,11 +458,6 @@ fn main() {
             if free < store_estimate_mib * 1.2 {
                 eprintln!("  warning: probably not enough free disk (set TMPDIR elsewhere)");
             }
-        }
-        if mode == "http" && n >= 5000 {
-            eprintln!(
-                "  warning: --create http keeps every published version in the server's memory: several GiB at {n} namespaces"
-            );
         }
         let dir = tmp.path().join("data");
         let out = Command::new(BIN)
@@ -466,15 +482,7 @@ fn main() {
             (0, _) => "inprocess".to_owned(),
             (h, i) => format!("http {h} + inprocess {i}"),
         };
-        let db_mib = ["", "-wal"]
-            .iter()
-            .filter_map(|suffix| {
-                std::fs::metadata(dir.join(format!("{}{suffix}", keyshare_server::cli::DB_NAME)))
-                    .ok()
-            })
-            .map(|m| m.len() as f64)
-            .sum::<f64>()
-            / (1024.0 * 1024.0);
+        let db_mib = store_mib(&dir);
         eprintln!(
             "  created {creates_total} namespaces in {create_seconds:.1} s ({create_path}); last 100 took {:.1} ms each; store {db_mib:.0} MiB",
             created.last_mean * 1000.0
@@ -510,6 +518,8 @@ fn main() {
         let after = String::from_utf8(after).unwrap();
         let server_rss = server.peak_rss_mib();
         server.stop();
+        let store_mib_after_writes = store_mib(&dir);
+        let steady_mib = steady_state_mib(&dir);
 
         let publishes =
             metric(&after, "keyshare_publish_total") - metric(&before, "keyshare_publish_total");
@@ -528,7 +538,7 @@ fn main() {
             ms(*sorted.last().unwrap_or(&0.0)),
         );
         rows.push(format!(
-            "{n:>10} {creates_per_s:>11.1} {:>26} {writes_per_s:>9.1} {p50:>8.1} {p90:>8.1} {p99:>8.1} {max:>8.1} {mean_publish_ms:>12.1} {targets_bytes:>12}",
+            "{n:>10} {creates_per_s:>11.1} {:>26} {writes_per_s:>9.1} {p50:>8.1} {p90:>8.1} {p99:>8.1} {max:>8.1} {mean_publish_ms:>12.1} {targets_bytes:>10} {snapshot_bytes:>10} {store_mib_after_writes:>10.0} {steady_mib:>10.1}",
             create_path
         ));
         jsonl.push(serde_json::json!({
@@ -542,9 +552,10 @@ fn main() {
             "creates_per_s": creates_per_s,
             "create_last100_mean_ms": ms(created.last_mean),
             "projected_http_create_seconds": created.projected_http_total,
-            "inprocess_reopen_seconds": created.reopen_seconds,
             "create_server_peak_rss_mib": created.http_server_rss,
             "store_mib_after_creates": db_mib,
+            "store_mib_after_writes": store_mib_after_writes,
+            "published_mib_steady_state": steady_mib,
             "writes": writes,
             "writes_per_s": writes_per_s,
             "write_p50_ms": p50,
@@ -563,7 +574,7 @@ fn main() {
     println!();
     println!("admin writes: each is one full publish (sign changed roles + snapshot + timestamp, SQLite commit with synchronous=FULL)");
     println!(
-        "{:>10} {:>11} {:>26} {:>9} {:>8} {:>8} {:>8} {:>8} {:>12} {:>12}",
+        "{:>10} {:>11} {:>26} {:>9} {:>8} {:>8} {:>8} {:>8} {:>12} {:>10} {:>10} {:>10} {:>10}",
         "namespaces",
         "creates/s",
         "created via",
@@ -573,12 +584,15 @@ fn main() {
         "p99_ms",
         "max_ms",
         "publish_ms",
-        "targets_B"
+        "targets_B",
+        "snapshot_B",
+        "store_MiB",
+        "steady_MiB"
     );
     for r in &rows {
         println!("{r}");
     }
-    println!("(publish_ms: the server's mean from /metrics over the writes; targets_B: size of targets.json)");
+    println!("(publish_ms: the server's mean from /metrics over the writes; targets_B, snapshot_B: sizes of the current top-level targets and snapshot; store_MiB: database + WAL after the run, default retention; steady_MiB: published bytes left once everything superseded has aged out)");
     println!("peer: none. No installable server does the same work (one signed TUF publish per admin write, durable before the answer), so there is no ratio.");
     println!();
     for j in &jsonl {

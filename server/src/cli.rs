@@ -193,7 +193,9 @@ pub(crate) fn open_publisher(dir: &Path, config: &Config) -> Result<Publisher, C
     }
     let online = keys::load_online(&config.keys, dir)?;
     let store = open_store(&db)?;
-    Ok(Publisher::open(store, online, config.repo_options())?)
+    let mut publisher = Publisher::open(store, online, config.repo_options())?;
+    publisher.set_retention(config.keep_superseded);
+    Ok(publisher)
 }
 
 /// Sets up `tracing` to stderr with the configured format and filter.
@@ -413,7 +415,9 @@ pub(crate) fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>,
 }
 
 /// Every minute (and once at start): re-sign what expires within
-/// `resign_before`, and sweep expired ephemeral keys. Runs on a blocking
+/// `resign_before`, sweep expired ephemeral keys, and delete published
+/// versions superseded longer ago than `store.keep_superseded` (publishes
+/// do that too; this covers a server with no writes). Runs on a blocking
 /// thread; errors are logged and retried at the next tick.
 async fn maintain(publisher: Arc<Publisher>, resign_before: time::Duration) {
     let mut ticks = tokio::time::interval(MAINTENANCE_INTERVAL);
@@ -426,10 +430,16 @@ async fn maintain(publisher: Arc<Publisher>, resign_before: time::Duration) {
             (
                 p.refresh_expiring(resign_before, now),
                 p.sweep_ephemeral(now),
+                p.prune(now),
             )
         });
         match work.await {
-            Ok((refreshed, swept)) => {
+            Ok((refreshed, swept, pruned)) => {
+                match pruned {
+                    Ok(n) if n > 0 => tracing::info!(files = n, "pruned superseded versions"),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "pruning superseded versions failed"),
+                }
                 match refreshed {
                     Ok(files) if !files.is_empty() => {
                         tracing::info!(files = files.len(), "re-signed expiring metadata");

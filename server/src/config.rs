@@ -155,6 +155,8 @@ pub struct Config {
     pub airgap: Airgap,
     /// `[ci]`: CI delegations (file only); `None` when the section is absent.
     pub ci: Option<crate::ci::CiConfig>,
+    /// How long superseded published files are kept (`None`: forever).
+    pub keep_superseded: Option<Duration>,
 }
 
 impl Default for Config {
@@ -178,6 +180,7 @@ impl Default for Config {
                 max_valid_for: Duration::days(30),
             },
             ci: None,
+            keep_superseded: Some(crate::publisher::DEFAULT_RETENTION),
         }
     }
 }
@@ -213,6 +216,11 @@ body_bytes = 65536
 [airgap]
 valid_for = "7d"
 max_valid_for = "30d"
+# Superseded published versions (older snapshots, timestamps, role
+# versions) stay served this long, then are deleted; roots and current
+# files are kept forever. A duration, or "forever".
+[store]
+keep_superseded = "1h"
 
 # Online keys (targets, snapshot, timestamp, namespaces): a PKCS#8 PEM file
 # (`file:PATH` or a path, relative to the data directory) or a key in a
@@ -314,9 +322,10 @@ enum Setting {
     KeyPinFile,
     AirgapValidFor,
     AirgapMaxValidFor,
+    StoreKeepSuperseded,
 }
 
-const KEYS: [Setting; 18] = [
+const KEYS: [Setting; 19] = [
     Setting::Listen,
     Setting::TlsCert,
     Setting::TlsKey,
@@ -335,6 +344,7 @@ const KEYS: [Setting; 18] = [
     Setting::KeyPinFile,
     Setting::AirgapValidFor,
     Setting::AirgapMaxValidFor,
+    Setting::StoreKeepSuperseded,
 ];
 
 impl Setting {
@@ -358,6 +368,7 @@ impl Setting {
             Self::KeyPinFile => "keys.pin_file",
             Self::AirgapValidFor => "airgap.valid_for",
             Self::AirgapMaxValidFor => "airgap.max_valid_for",
+            Self::StoreKeepSuperseded => "store.keep_superseded",
         }
     }
 
@@ -381,6 +392,7 @@ impl Setting {
             Self::KeyPinFile => "KEYSHARE_PIN_FILE",
             Self::AirgapValidFor => "KEYSHARE_AIRGAP_VALID_FOR",
             Self::AirgapMaxValidFor => "KEYSHARE_AIRGAP_MAX_VALID_FOR",
+            Self::StoreKeepSuperseded => "KEYSHARE_STORE_KEEP_SUPERSEDED",
         }
     }
 
@@ -537,6 +549,16 @@ impl Config {
                     }
                     config.keys.pin_file = Some(PathBuf::from(value));
                 }
+                Setting::StoreKeepSuperseded => {
+                    config.keep_superseded = if value == "forever" {
+                        None
+                    } else {
+                        Some(
+                            parse_duration(value)
+                                .map_err(|e| invalid(&format!("{e}, or `forever`")))?,
+                        )
+                    };
+                }
             }
         }
         match (raw.get(&Setting::TlsCert), raw.get(&Setting::TlsKey)) {
@@ -635,7 +657,7 @@ fn flatten(
         if let toml::Value::Table(inner) = value {
             if matches!(
                 dotted.as_str(),
-                "tls" | "log" | "expiry" | "limits" | "keys" | "airgap"
+                "tls" | "log" | "expiry" | "limits" | "keys" | "airgap" | "store"
             ) {
                 flatten(path, &dotted, inner, raw)?;
                 continue;
@@ -902,6 +924,34 @@ mod tests {
             &Flags::default(),
         );
         assert!(e.contains("line 3"), "{e}");
+    }
+
+    #[test]
+    fn keep_superseded_is_a_duration_or_forever() {
+        assert_eq!(Config::default().keep_superseded, Some(Duration::hours(1)));
+        let c = resolve(
+            Some("[store]\nkeep_superseded = \"10m\"\n"),
+            &[],
+            &Flags::default(),
+        )
+        .unwrap();
+        assert_eq!(c.keep_superseded, Some(Duration::minutes(10)));
+        let c = resolve(
+            Some("[store]\nkeep_superseded = \"10m\"\n"),
+            &[("KEYSHARE_STORE_KEEP_SUPERSEDED", "forever")],
+            &Flags::default(),
+        )
+        .unwrap();
+        assert_eq!(c.keep_superseded, None);
+        let e = error(
+            None,
+            &[("KEYSHARE_STORE_KEEP_SUPERSEDED", "soon")],
+            &Flags::default(),
+        );
+        assert!(
+            e.contains("store.keep_superseded") && e.contains("forever"),
+            "{e}"
+        );
     }
 
     #[test]

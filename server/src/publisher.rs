@@ -8,12 +8,36 @@
 //! is rebuilt from what the store last published ([`Repository::restore`]),
 //! so a failed publish changes nothing.
 //!
-//! Layout of the published repository (see `docs/server.md`): top-level
-//! `targets` holds `org/namespaces.json`, `org/revocations.json`,
-//! `org/peers.json` and `org/roots/<name>.pem`, and delegates one role per
-//! namespace, named like the namespace, with `paths:
-//! ["namespaces/<ns>/*"]`, terminating, signed with the server's namespaces
-//! key; that role holds `namespaces/<ns>/trust.json`.
+//! Layout of the published repository (see `docs/server.md`), built so
+//! that one change re-signs a bounded number of files however many
+//! namespaces there are:
+//!
+//! * top-level `targets` (online targets key) lists `org/revocations.json`,
+//!   `org/peers.json`, `org/roots/<name>.pem` and the namespace index in
+//!   shards `org/namespaces/<xx>.json` (only non-empty shards; shard `xx`
+//!   holds the namespaces of bin `xx`); it delegates, with TAP 15 succinct
+//!   hashed bins (8 bits, prefix `bins`), to the 256 roles `bins-00` …
+//!   `bins-ff`, which all exist from init and are signed with the online
+//!   targets key (they decide which key signs which namespace, so they are
+//!   governance and the namespaces key cannot sign them);
+//! * bin `bins-xx` delegates to the role of each namespace whose trust
+//!   document path `namespaces/<ns>/trust.json` hashes into bin `xx`,
+//!   named like the namespace, with `paths: ["namespaces/<ns>/*"]`,
+//!   terminating, signed with the server's namespaces key; that role holds
+//!   `namespaces/<ns>/trust.json`.
+//!
+//! Creating or deleting a namespace re-signs its bin, its role (create),
+//! top-level targets (its index shard changed), snapshot and timestamp;
+//! changing a namespace re-signs its role, snapshot and timestamp. A store
+//! holding the earlier layout (namespace roles delegated directly from
+//! `targets`) is refused when the publisher opens it
+//! ([`PublishError::Layout`]).
+//!
+//! Storage stays bounded: every publish marks the versions it supersedes,
+//! and deletes, in the same transaction, superseded versions older than
+//! the retention period ([`Publisher::set_retention`]), at most 256 per
+//! publish ([`Publisher::prune`] deletes all of them); roots and current
+//! files are never deleted.
 //!
 //! [`Publisher::apply_batch`] publishes several changes in one transaction
 //! and one signing (CI delegations gathered by `crate::ci::batch`), with
@@ -31,17 +55,24 @@ use serde_json::{json, Value};
 use time::{Duration, OffsetDateTime};
 
 use keyshare_policy::metadata::{
-    DelegatedRole, Envelope, KeyId, RoleName, Root, Signed, Unrecognized,
+    DelegatedRole, Envelope, KeyId, RoleName, Root, Signed, SuccinctRoles, Unrecognized,
 };
 use keyshare_policy::pattern::PathPattern;
 use keyshare_policy::repo::{File, Options, Repository, SharedSigner};
 use keyshare_policy::trust::{
-    NamespaceEntry, NamespaceName, Peer, Revocation, RevokedSubject, SubDelegation, TrustedKey,
-    X509Identity, NAMESPACES_PATH, PEERS_PATH, REVOCATIONS_PATH,
+    namespace_bins, shard_path, NamespaceEntry, NamespaceName, Peer, Revocation, RevokedSubject,
+    SubDelegation, TrustedKey, X509Identity, PEERS_PATH, REVOCATIONS_PATH,
 };
 use keyshare_policy::verify::{verify_root_self, Authority};
 
-use crate::store::{self, NewToken, Store, TokenKind, Tx};
+use crate::store::{self, lineage, NewToken, Store, TokenKind, Tx};
+
+/// How long superseded published files are kept by default: 1 hour. A
+/// client needs an older version only between reading a timestamp and
+/// fetching what it lists (seconds), or while a cache in front of the
+/// server still hands out an older timestamp; an hour covers both with a
+/// wide margin. See `docs/operations/store.md`.
+pub const DEFAULT_RETENTION: Duration = Duration::hours(1);
 
 /// The server's online keys.
 #[derive(Clone, Debug)]
@@ -216,6 +247,10 @@ pub enum PublishError {
     /// A submitted root is not the next version of the current one.
     #[error("{0}")]
     RootVersion(String),
+    /// The store holds a repository in a layout this server does not
+    /// publish (an earlier layout); initialise a new data directory.
+    #[error("{0}")]
+    Layout(String),
     /// The repository could not be rebuilt after a failed publish; the
     /// server must restart.
     #[error("publisher is unusable: {0}")]
@@ -270,7 +305,8 @@ pub struct PublisherMetrics {
 /// What a change touched, so the publisher knows what to rebuild.
 #[derive(Debug, Default)]
 struct Affected {
-    index: bool,
+    /// Index shards (bin numbers) to rebuild.
+    shards: BTreeSet<u64>,
     revocations: bool,
     peers: bool,
     created: BTreeSet<NamespaceName>,
@@ -278,6 +314,20 @@ struct Affected {
     namespaces: BTreeSet<NamespaceName>,
     roots_put: Vec<(String, String)>,
     roots_removed: Vec<String>,
+}
+
+impl Affected {
+    /// Adds what `other` affects (several changes in one publish).
+    fn absorb(&mut self, other: Affected) {
+        self.shards.extend(other.shards);
+        self.revocations |= other.revocations;
+        self.peers |= other.peers;
+        self.created.extend(other.created);
+        self.deleted.extend(other.deleted);
+        self.namespaces.extend(other.namespaces);
+        self.roots_put.extend(other.roots_put);
+        self.roots_removed.extend(other.roots_removed);
+    }
 }
 
 #[derive(Debug)]
@@ -292,30 +342,13 @@ pub struct Publisher {
     inner: Mutex<Inner>,
     keys: OnlineKeys,
     options: Options,
+    /// How long superseded published files are kept (`None`: forever).
+    retention: Option<Duration>,
     cache: RwLock<HashMap<String, Arc<CachedFile>>>,
     /// For each file lineage (a role's metadata, a target path), the path
     /// of its cached current version.
     current: Mutex<HashMap<String, String>>,
     metrics: Mutex<PublisherMetrics>,
-}
-
-/// What successive versions of one file share: `metadata/<V>.<role>.json`
-/// → `metadata/<role>.json`; `targets/<dir>/<hash>.<name>` →
-/// `targets/<dir>/<name>`; root versions are each their own lineage (every
-/// one stays served from memory, there are few).
-fn lineage(path: &str) -> String {
-    let (dir, base) = path.rsplit_once('/').unwrap_or(("", path));
-    let rest = match base.split_once('.') {
-        Some((prefix, rest))
-            if !base.ends_with(".root.json")
-                && (dir == "metadata" && prefix.bytes().all(|b| b.is_ascii_digit())
-                    || dir.starts_with("targets")) =>
-        {
-            rest
-        }
-        _ => base,
-    };
-    format!("{dir}/{rest}")
 }
 
 impl Publisher {
@@ -348,9 +381,20 @@ impl Publisher {
             options,
             now,
         )?;
+        let bins = bins(&keys);
+        repo.delegate_succinct(
+            "targets",
+            bins.clone(),
+            vec![(
+                keys.targets.key_id().clone(),
+                keys.targets.public_key().clone(),
+            )],
+            vec![keys.targets.clone()],
+            now,
+        )?;
         store.transaction_at(now, |tx| -> Result<(), PublishError> {
             let affected = Affected {
-                index: true,
+                shards: (0..bins.bin_count()).collect(),
                 revocations: true,
                 peers: true,
                 ..Affected::default()
@@ -386,6 +430,7 @@ impl Publisher {
             inner: Mutex::new(Inner { store, repo }),
             keys,
             options,
+            retention: Some(DEFAULT_RETENTION),
             cache: RwLock::new(HashMap::new()),
             current: Mutex::new(HashMap::new()),
             metrics: Mutex::new(PublisherMetrics::default()),
@@ -396,6 +441,29 @@ impl Publisher {
             publisher.update_versions(&inner.repo);
         }
         Ok(publisher)
+    }
+
+    /// Sets how long a superseded published file (an older version of a
+    /// role's metadata, snapshot, timestamp or target) stays in the store
+    /// and is served, so a client in the middle of a refresh does not get
+    /// 404s; `None` keeps every version forever. Default
+    /// [`DEFAULT_RETENTION`]. Every publish deletes, in its own
+    /// transaction, what was superseded longer ago than this.
+    pub fn set_retention(&mut self, retention: Option<Duration>) {
+        self.retention = retention;
+    }
+
+    /// Deletes superseded files older than the retention period (see
+    /// [`set_retention`](Self::set_retention)) in one transaction; returns
+    /// how many. Publishes prune too; this is for a server with no writes.
+    pub fn prune(&self, now: OffsetDateTime) -> Result<usize, PublishError> {
+        let Some(retention) = self.retention else {
+            return Ok(0);
+        };
+        let mut guard = self.lock();
+        Ok(guard
+            .store
+            .transaction_at(now, |tx| tx.prune_superseded(now - retention, None))?)
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -416,11 +484,13 @@ impl Publisher {
         let mut guard = self.lock();
         let Inner { store, repo } = &mut *guard;
         let keys = &self.keys;
+        let retention = self.retention;
         let result = store.transaction_at(now, |tx| -> Result<_, PublishError> {
             let (action, subject, details, affected) = apply_change(tx, &change)?;
             let mut files = stage(tx, repo, &affected, keys, now)?;
             files.extend(repo.commit(now)?);
             tx.record_published(&files)?;
+            prune(tx, retention, now)?;
             let record = tx.append_audit(actor, action, &subject, &details)?;
             Ok((files, record.seq))
         });
@@ -478,6 +548,7 @@ impl Publisher {
         let mut guard = self.lock();
         let Inner { store, repo } = &mut *guard;
         let keys = &self.keys;
+        let retention = self.retention;
         // Each round either publishes or sets aside at least one refused change.
         loop {
             let pending: Vec<usize> = (0..batch.len())
@@ -494,12 +565,7 @@ impl Publisher {
                     let Some(b) = batch.get(i) else { continue };
                     match apply_change(tx, &b.change) {
                         Ok((action, subject, details, affected)) => {
-                            all.namespaces.extend(affected.namespaces);
-                            all.index |= affected.index;
-                            all.revocations |= affected.revocations;
-                            all.peers |= affected.peers;
-                            all.roots_put.extend(affected.roots_put);
-                            all.roots_removed.extend(affected.roots_removed);
+                            all.absorb(affected);
                             audits.push((i, action, subject, with_context(details, &b.context)));
                         }
                         Err(e) => refused.push((i, e)),
@@ -513,6 +579,7 @@ impl Publisher {
                 let mut files = stage(tx, repo, &all, keys, now)?;
                 files.extend(repo.commit(now)?);
                 tx.record_published(&files)?;
+                prune(tx, retention, now)?;
                 let mut seqs = Vec::with_capacity(audits.len());
                 for (i, action, subject, details) in audits {
                     let actor = batch.get(i).map_or("system", |b| b.actor.as_str());
@@ -643,6 +710,25 @@ impl Publisher {
         let result = store.transaction_at(now, |tx| -> Result<_, PublishError> {
             repo.add_root(root).map_err(|e| refused(e.to_string()))?;
             let mut files = Vec::new();
+            // The bins must be signed by the targets key the server holds:
+            // after a targets key rotation, re-delegate and re-sign them.
+            let bins_key = repo
+                .targets("targets")
+                .and_then(|t| t.signed.delegations.as_ref())
+                .and_then(|d| d.succinct_roles.as_ref())
+                .map(|s| s.keyids.clone());
+            if bins_key.as_deref() != Some(std::slice::from_ref(self.keys.targets.key_id())) {
+                repo.delegate_succinct(
+                    "targets",
+                    bins(&self.keys),
+                    vec![(
+                        self.keys.targets.key_id().clone(),
+                        self.keys.targets.public_key().clone(),
+                    )],
+                    vec![self.keys.targets.clone()],
+                    now,
+                )?;
+            }
             if let Some(horizon) = targets_resign_horizon(repo, now)? {
                 // The published targets role was signed by a key the new
                 // root no longer lists: re-sign it (and whatever expires
@@ -651,6 +737,7 @@ impl Publisher {
             }
             files.extend(repo.commit(now)?);
             tx.record_published(&files)?;
+            prune(tx, self.retention, now)?;
             let record =
                 tx.append_audit(actor, "root.rotate", &format!("root v{version}"), &details)?;
             Ok((files, record.seq))
@@ -721,6 +808,7 @@ impl Publisher {
             let files = work(tx, repo)?;
             if !files.is_empty() {
                 tx.record_published(&files)?;
+                prune(tx, self.retention, now)?;
                 let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
                 tx.append_audit("system", action, "repository", &json!({ "files": paths }))?;
             }
@@ -943,13 +1031,57 @@ fn restore(store: &Store, keys: &OnlineKeys, options: Options) -> Result<Reposit
         (RoleName::new("snapshot"), vec![keys.snapshot.clone()]),
         (RoleName::new("timestamp"), vec![keys.timestamp.clone()]),
     ]);
+    let layout = bins(keys);
+    for bin in layout.bin_names() {
+        signers.insert(bin, vec![keys.targets.clone()]);
+    }
     for ns in store.namespaces()? {
         signers.insert(
             RoleName::new(ns.entry.name.as_str()),
             vec![keys.namespaces.clone()],
         );
     }
-    Ok(Repository::restore(&last.as_published(), signers, options)?)
+    let repo = Repository::restore(&last.as_published(), signers, options)?;
+    let delegated = repo
+        .targets("targets")
+        .and_then(|t| t.signed.delegations.as_ref())
+        .and_then(|d| d.succinct_roles.as_ref());
+    let same_layout = delegated
+        .is_some_and(|s| s.bit_length == layout.bit_length && s.name_prefix == layout.name_prefix);
+    if !same_layout {
+        return Err(PublishError::Layout(format!(
+            "the store {} holds a repository in an earlier layout (namespace roles delegated \
+             directly from targets, one org/namespaces.json); this server publishes namespaces \
+             through 256 hashed bins and does not read or migrate that layout: initialise a new \
+             data directory with `keyshare-server init` and create the namespaces again",
+            store.path().display()
+        )));
+    }
+    Ok(repo)
+}
+
+/// The hashed bins top-level targets delegates to, signed with the online
+/// targets key.
+fn bins(keys: &OnlineKeys) -> SuccinctRoles {
+    namespace_bins(vec![keys.targets.key_id().clone()], NonZeroU32::MIN)
+}
+
+/// At most this many superseded files are deleted by one publish, so a
+/// publish long after a burst of writes does not pay for deleting the whole
+/// burst (a publish supersedes a handful of files; `Publisher::prune`, run
+/// every minute by `serve`, deletes the rest).
+const PRUNE_PER_PUBLISH: usize = 256;
+
+/// Deletes superseded files older than `retention` (inside a publish).
+fn prune(
+    tx: &mut Tx<'_>,
+    retention: Option<Duration>,
+    now: OffsetDateTime,
+) -> Result<(), PublishError> {
+    if let Some(retention) = retention {
+        tx.prune_superseded(now - retention, Some(PRUNE_PER_PUBLISH))?;
+    }
+    Ok(())
 }
 
 /// Applies one change to the store; returns the audit action, subject,
@@ -962,7 +1094,7 @@ fn apply_change(
     let (action, subject, details) = match change {
         Change::CreateNamespace { entry, threshold } => {
             tx.create_namespace(entry, *threshold)?;
-            affected.index = true;
+            affected.shards.insert(store::namespace_bin(&entry.name));
             affected.created.insert(entry.name.clone());
             affected.namespaces.insert(entry.name.clone());
             (
@@ -973,7 +1105,7 @@ fn apply_change(
         }
         Change::DeleteNamespace { namespace } => {
             let revoked = tx.delete_namespace(namespace.as_str())?;
-            affected.index = true;
+            affected.shards.insert(store::namespace_bin(namespace));
             affected.deleted.insert(namespace.clone());
             (
                 "namespace.delete",
@@ -1154,10 +1286,12 @@ fn stage(
     for ns in &affected.deleted {
         repo.undelegate(ns.as_str())?;
     }
+    let layout = bins(keys);
     for ns in &affected.created {
         let key = &keys.namespaces;
+        let bin = layout.bin_name(store::namespace_bin(ns));
         repo.delegate(
-            "targets",
+            bin.as_str(),
             DelegatedRole {
                 name: RoleName::new(ns.as_str()),
                 keyids: vec![key.key_id().clone()],
@@ -1172,9 +1306,14 @@ fn stage(
             now,
         )?;
     }
-    if affected.index {
-        let bytes = tx.namespaces_index()?.to_vec()?;
-        files.push(repo.set_target("targets", NAMESPACES_PATH, &bytes, None)?);
+    for &bin in &affected.shards {
+        let path = shard_path(&layout, bin);
+        let shard = tx.namespaces_shard(bin)?;
+        if shard.namespaces.is_empty() {
+            repo.remove_target("targets", &path)?;
+        } else {
+            files.push(repo.set_target("targets", &path, &shard.to_vec()?, None)?);
+        }
     }
     if affected.revocations {
         let bytes = tx.revocations_document()?.to_vec()?;
@@ -1344,8 +1483,8 @@ mod tests {
             "targets/namespaces/team-a/trust.json"
         );
         assert_eq!(
-            lineage("targets/org/ff.namespaces.json"),
-            "targets/org/namespaces.json"
+            lineage("targets/org/namespaces/ff01.3a.json"),
+            "targets/org/namespaces/3a.json"
         );
     }
 }

@@ -160,7 +160,6 @@ fn a_laptop_verifies_a_bundle_and_gets_the_trust_documents() {
     )
     .unwrap();
     for path in [
-        "org/namespaces.json",
         "org/revocations.json",
         "org/peers.json",
         "namespaces/team-a/trust.json",

@@ -17,7 +17,7 @@
 //! (a) every acknowledged change, through the admin API;
 //! (b) a consistent, verifiable repository: keyshare's own TUF client
 //!     ([`Updater`], pinned to `1.root.json`) refreshes over HTTP, and every
-//!     namespace listed in `org/namespaces.json` has a hash-verified
+//!     namespace listed in the index shards `org/namespaces/<xx>.json` has a hash-verified
 //!     `namespaces/<ns>/trust.json` that parses, lists the acknowledged
 //!     keys, and agrees with the admin API;
 //! (c) an intact audit chain (`GET /api/v1/audit/verify`);
@@ -43,7 +43,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use keyshare_policy::client::{self, Config, Lookup, Request, Response, Updater};
-use keyshare_policy::trust::{NamespaceTrust, Namespaces};
+use keyshare_policy::trust::{
+    is_index_path, shard_path, NamespaceName, NamespaceTrust, Namespaces,
+};
+use keyshare_server::store::{layout_bins, namespace_bin};
 use serde_json::{json, Value};
 
 /// The longest any single wait in this test may take.
@@ -428,7 +431,7 @@ fn fetch_metadata(server: &Server, request: &Request) -> Response {
 }
 
 /// Refreshes a fresh [`Updater`] pinned to `root`, then downloads and
-/// verifies `org/namespaces.json` and every namespace's trust document.
+/// verifies the namespace index shards and every namespace's trust document.
 /// Returns the namespaces with the key ids their trust documents list.
 fn verify_repository(server: &Server, root: &[u8]) -> BTreeMap<String, BTreeSet<String>> {
     let now = time::OffsetDateTime::now_utc();
@@ -436,6 +439,16 @@ fn verify_repository(server: &Server, root: &[u8]) -> BTreeMap<String, BTreeSet<
     updater
         .refresh_with(|r| fetch_metadata(server, r))
         .unwrap_or_else(|e| panic!("refresh failed: {e}"));
+    // The index, as a reader loads it: every shard top-level targets lists.
+    let shards: Vec<String> = updater
+        .trusted()
+        .targets("targets")
+        .unwrap()
+        .targets
+        .keys()
+        .filter(|p| is_index_path(p))
+        .cloned()
+        .collect();
     let mut target = |path: &str| -> Vec<u8> {
         let lookup = updater
             .find_target_with(path, |r| fetch_metadata(server, r))
@@ -449,7 +462,15 @@ fn verify_repository(server: &Server, root: &[u8]) -> BTreeMap<String, BTreeSet<
         client::verify_target(&target_file, path, &bytes).unwrap_or_else(|e| panic!("{path}: {e}"));
         bytes
     };
-    let namespaces = Namespaces::from_slice(&target("org/namespaces.json")).unwrap();
+    let shards: Vec<(String, Namespaces)> = shards
+        .into_iter()
+        .map(|p| {
+            let doc = Namespaces::from_slice(&target(&p)).unwrap();
+            (p, doc)
+        })
+        .collect();
+    let namespaces =
+        Namespaces::merge(shards.iter().map(|(p, d)| (p.as_str(), d.clone()))).unwrap();
     let mut published = BTreeMap::new();
     for entry in &namespaces.namespaces {
         let path = entry.name.target_path();
@@ -491,7 +512,7 @@ fn check_restarted(server: &Server, token: &str, root: &[u8], acked: &Acked) {
     assert_eq!(
         published.keys().cloned().collect::<BTreeSet<_>>(),
         stored,
-        "org/namespaces.json and the admin API disagree"
+        "the published index and the admin API disagree"
     );
     for (ns, keys) in &acked.namespaces {
         let in_trust = published
@@ -590,7 +611,12 @@ fn acknowledged_writes_survive_sigkill_mid_burst_and_the_repository_verifies() {
             check_restarted(&server, &token, &root, &acked);
             let root_file = tmp.path().join("1.root.json");
             fs::write(&root_file, &root).unwrap();
-            let mut targets = vec!["org/namespaces.json".to_owned()];
+            let first = acked.namespaces.keys().next().unwrap();
+            let first_bin = namespace_bin(&NamespaceName::parse(first).unwrap());
+            let mut targets = vec![
+                "org/peers.json".to_owned(),
+                shard_path(&layout_bins(), first_bin),
+            ];
             targets.extend(
                 acked
                     .namespaces

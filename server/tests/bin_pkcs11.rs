@@ -426,11 +426,22 @@ fn online_keys_in_a_token_sign_everything_the_server_publishes() {
         let listed: Vec<&str> = keys.keyids.iter().map(|k| k.as_str()).collect();
         assert_eq!(listed, [ids[role].as_str()], "root's {role} keys");
     }
-    // Top-level targets delegates every namespace role to the token's
-    // namespaces key, and lists that key.
+    // Top-level targets delegates to the 256 hashed bins, held by the
+    // token's targets key; the bin of team-a delegates the namespace role
+    // to the token's namespaces key, and lists only that key.
     let targets = trusted.targets("targets").unwrap();
     let delegations = targets.delegations.as_ref().expect("delegations");
-    let roles = delegations.roles.as_ref().expect("delegated roles");
+    let bins = delegations.succinct_roles.as_ref().expect("hashed bins");
+    assert_eq!((bins.bit_length, bins.name_prefix.as_str()), (8, "bins"));
+    let listed: Vec<&str> = bins.keyids.iter().map(|k| k.as_str()).collect();
+    assert_eq!(listed, [ids["targets"].as_str()], "bins' keys");
+    let bin = bins.role_for_target(path);
+    let bin_role = trusted.targets(bin.as_str()).expect("the bin was visited");
+    let roles = bin_role
+        .delegations
+        .as_ref()
+        .and_then(|d| d.roles.as_ref())
+        .expect("delegated roles");
     assert!(roles.iter().any(|r| r.name.as_str() == role.as_str()));
     for delegated in roles {
         let listed: Vec<&str> = delegated.keyids.iter().map(|k| k.as_str()).collect();
@@ -441,10 +452,7 @@ fn online_keys_in_a_token_sign_everything_the_server_publishes() {
             delegated.name.as_str()
         );
     }
-    assert!(delegations
-        .keys
-        .keys()
-        .any(|k| k.as_str() == ids["namespaces"]));
+    assert_eq!(signers_of(bin_role.signatures()), [ids["targets"].clone()]);
 
     // And each verified role was signed by exactly that key.
     assert_eq!(

@@ -321,17 +321,25 @@ fn updater(base: &str, root: &Path, targets: &[&str]) -> Result<BTreeMap<String,
         .collect())
 }
 
-const ORG_TARGETS: [&str; 3] = [
-    "org/namespaces.json",
-    "org/revocations.json",
-    "org/peers.json",
-];
-const ALL_TARGETS: [&str; 4] = [
-    "org/namespaces.json",
-    "org/revocations.json",
-    "org/peers.json",
-    "namespaces/team-a/trust.json",
-];
+const ORG_TARGETS: [&str; 2] = ["org/revocations.json", "org/peers.json"];
+
+/// The index shard that lists namespace `team-a`.
+fn team_a_shard() -> String {
+    let name = keyshare_policy::trust::NamespaceName::parse("team-a").unwrap();
+    keyshare_policy::trust::shard_path(
+        &keyshare_server::store::layout_bins(),
+        keyshare_server::store::namespace_bin(&name),
+    )
+}
+
+fn all_targets() -> Vec<String> {
+    vec![
+        team_a_shard(),
+        "org/revocations.json".into(),
+        "org/peers.json".into(),
+        "namespaces/team-a/trust.json".into(),
+    ]
+}
 
 #[test]
 fn init_creates_the_layout_private_keys_and_a_token_shown_once_that_works() {
@@ -477,9 +485,13 @@ fn python_tuf_updater_follows_admin_changes_made_over_http() {
     assert_eq!(hex::encode(openssl::sha::sha256(&bytes)), hash);
     fs::write(&root, bytes).unwrap();
 
-    let before = updater(&server.base, &root, &ORG_TARGETS).unwrap();
-    let namespaces: Value = serde_json::from_str(&before["org/namespaces.json"]).unwrap();
-    assert_eq!(namespaces["namespaces"], json!([]), "{namespaces}");
+    updater(&server.base, &root, &ORG_TARGETS).unwrap();
+    let shard = team_a_shard();
+    let no_shard = updater(&server.base, &root, &[&shard]).unwrap_err();
+    assert!(
+        no_shard.contains("no such target"),
+        "an empty shard is not published: {no_shard}"
+    );
     let missing = updater(&server.base, &root, &["namespaces/team-a/trust.json"]).unwrap_err();
     assert!(missing.contains("no such target"), "{missing}");
 
@@ -491,8 +503,10 @@ fn python_tuf_updater_follows_admin_changes_made_over_http() {
         "one publish per change"
     );
 
-    let after = updater(&server.base, &root, &ALL_TARGETS).unwrap();
-    let namespaces: Value = serde_json::from_str(&after["org/namespaces.json"]).unwrap();
+    let all = all_targets();
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    let after = updater(&server.base, &root, &all).unwrap();
+    let namespaces: Value = serde_json::from_str(&after[&shard]).unwrap();
     assert_eq!(
         namespaces["namespaces"][0]["name"], "team-a",
         "{namespaces}"
@@ -548,7 +562,7 @@ fn publish_writes_a_tree_python_tuf_accepts_and_twice_changes_nothing() {
     check
         .arg(interop_script("../policy/tests/interop/check_repo.py"))
         .arg(&out)
-        .args(ALL_TARGETS);
+        .args(all_targets());
     let checked = run(check);
     assert!(
         checked.status.success(),

@@ -168,7 +168,7 @@ async fn an_admin_change_is_served_and_reachable_through_the_tuf_chain() {
     assert!(version > version_before);
     assert_eq!(version, f.timestamp_version());
 
-    // Follow timestamp -> snapshot -> targets -> team-a -> trust.json as a client.
+    // Follow timestamp -> snapshot -> targets -> bin -> team-a -> trust.json as a client.
     let mut trusted = TrustedSet::new(&root, NOW).unwrap();
     trusted.update_timestamp(&ts_bytes).unwrap();
     let snapshot_version = trusted.timestamp().unwrap().meta["snapshot.json"].version;
@@ -180,14 +180,25 @@ async fn an_admin_change_is_served_and_reachable_through_the_tuf_chain() {
         &format!("/metadata/{}.targets.json", meta["targets.json"].version)
     );
     trusted.update_targets(&targets).unwrap();
+    let path = "namespaces/team-a/trust.json";
+    let bin = keyshare_server::store::layout_bins().role_for_target(path);
+    let bin_bytes = fetch!(
+        &app,
+        &format!(
+            "/metadata/{}.{bin}.json",
+            meta[&format!("{bin}.json")].version
+        )
+    );
+    trusted
+        .update_delegated_targets(&bin_bytes, bin.as_str(), "targets")
+        .unwrap();
     let role = fetch!(
         &app,
         &format!("/metadata/{}.team-a.json", meta["team-a.json"].version)
     );
     trusted
-        .update_delegated_targets(&role, "team-a", "targets")
+        .update_delegated_targets(&role, "team-a", bin.as_str())
         .unwrap();
-    let path = "namespaces/team-a/trust.json";
     let file = trusted.targets("team-a").unwrap().targets[path].clone();
     let remote = target_remote_name(path, &file, true);
     let bytes = fetch!(&app, &format!("/targets/{remote}"));

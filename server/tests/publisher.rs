@@ -19,8 +19,9 @@ use keyshare_policy::pattern::ArtifactPattern;
 use keyshare_policy::repo::{Options, SharedSigner};
 use keyshare_policy::sign::{InMemorySigner, Signer};
 use keyshare_policy::trust::{
-    NamespaceEntry, NamespaceName, NamespaceTrust, Namespaces, Peers, Revocation, Revocations,
-    RevokedSubject, SignerRef, TrustSet, TrustedKey, NAMESPACES_PATH, PEERS_PATH, REVOCATIONS_PATH,
+    is_index_path, shard_path, NamespaceEntry, NamespaceName, NamespaceTrust, Namespaces, Peers,
+    Revocation, Revocations, RevokedSubject, SignerRef, TrustSet, TrustedKey, NAMESPACES_PATH,
+    PEERS_PATH, REVOCATIONS_PATH,
 };
 use keyshare_server::publisher::{Change, OnlineKeys, PublishError, Publisher};
 use keyshare_server::store::Store;
@@ -127,6 +128,42 @@ impl Fixture {
             .collect()
     }
 
+    /// The namespace index as a reader loads it: every index shard the
+    /// top-level targets role lists, fetched and verified, then merged.
+    fn client_index(&self, at: OffsetDateTime) -> Namespaces {
+        let mut updater = Updater::new(&self.pinned_root, at, Config::default()).unwrap();
+        updater
+            .refresh_with(|request| {
+                self.publisher
+                    .file(&format!("metadata/{}", request.remote_name()))
+                    .map(|f| f.bytes.to_vec())
+                    .into()
+            })
+            .unwrap();
+        let paths: Vec<String> = updater
+            .trusted()
+            .targets("targets")
+            .unwrap()
+            .targets
+            .keys()
+            .filter(|p| is_index_path(p))
+            .cloned()
+            .collect();
+        assert!(
+            !paths.iter().any(|p| p == NAMESPACES_PATH),
+            "the single index is not published"
+        );
+        let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+        let docs = self.client_fetch(at, &refs);
+        Namespaces::merge(
+            paths
+                .iter()
+                .zip(docs)
+                .map(|(p, d)| (p.as_str(), Namespaces::from_slice(&d.unwrap()).unwrap())),
+        )
+        .unwrap()
+    }
+
     fn timestamp_version(&self) -> u64 {
         self.publisher.metrics().versions["timestamp"]
     }
@@ -161,11 +198,10 @@ fn trusted_key(signer: &InMemorySigner) -> TrustedKey {
 #[test]
 fn init_publishes_a_repository_a_client_follows() {
     let f = Fixture::new();
-    let docs = f.client_fetch(now(), &[NAMESPACES_PATH, REVOCATIONS_PATH, PEERS_PATH]);
-    let index = Namespaces::from_slice(docs[0].as_ref().unwrap()).unwrap();
-    assert!(index.namespaces.is_empty());
-    Revocations::from_slice(docs[1].as_ref().unwrap()).unwrap();
-    Peers::from_slice(docs[2].as_ref().unwrap()).unwrap();
+    let docs = f.client_fetch(now(), &[REVOCATIONS_PATH, PEERS_PATH]);
+    assert!(f.client_index(now()).namespaces.is_empty());
+    Revocations::from_slice(docs[0].as_ref().unwrap()).unwrap();
+    Peers::from_slice(docs[1].as_ref().unwrap()).unwrap();
     let audit = f.publisher.read(|s| s.audit_records(0, 10)).unwrap();
     assert_eq!(audit.len(), 1);
     assert_eq!(audit[0].action, "repository.init");
@@ -218,10 +254,10 @@ fn namespace_and_key_changes_are_published_and_decided_on() {
         )
         .unwrap();
 
-    let docs = f.client_fetch(now(), &[NAMESPACES_PATH, "namespaces/team-a/trust.json"]);
-    let index = Namespaces::from_slice(docs[0].as_ref().unwrap()).unwrap();
+    let docs = f.client_fetch(now(), &["namespaces/team-a/trust.json"]);
+    let index = f.client_index(now());
     let doc =
-        NamespaceTrust::from_target("namespaces/team-a/trust.json", docs[1].as_ref().unwrap())
+        NamespaceTrust::from_target("namespaces/team-a/trust.json", docs[0].as_ref().unwrap())
             .unwrap();
     assert_eq!(doc.keys.len(), 1);
     let set = TrustSet::new(index, vec![doc], Revocations::default(), Peers::default()).unwrap();
@@ -374,13 +410,10 @@ fn deleted_namespace_disappears_and_can_be_created_again() {
             now(),
         )
         .unwrap();
-    let docs = f.client_fetch(now(), &[NAMESPACES_PATH, "namespaces/team-a/trust.json"]);
-    assert!(Namespaces::from_slice(docs[0].as_ref().unwrap())
-        .unwrap()
-        .namespaces
-        .is_empty());
+    let docs = f.client_fetch(now(), &["namespaces/team-a/trust.json"]);
+    assert!(f.client_index(now()).namespaces.is_empty());
     assert_eq!(
-        docs[1], None,
+        docs[0], None,
         "an undelegated namespace's document is not reachable"
     );
     f.publisher
@@ -436,7 +469,7 @@ fn expiring_metadata_is_resigned_before_it_expires() {
     );
     assert_eq!(f.timestamp_version(), v + 1);
     // A client a day and a half later still gets fresh metadata.
-    let docs = f.client_fetch(later + Duration::hours(10), &[NAMESPACES_PATH]);
+    let docs = f.client_fetch(later + Duration::hours(10), &[PEERS_PATH]);
     assert!(docs[0].is_some());
 }
 
@@ -504,6 +537,7 @@ fn current_files_hold_every_metadata_and_target_file() {
         "metadata/1.root.json",
         "metadata/timestamp.json",
         "metadata/2.targets.json",
+        "metadata/1.bins-00.json",
     ] {
         assert!(paths.contains(&want), "{want} missing from {paths:?}");
     }
@@ -516,7 +550,7 @@ fn current_files_hold_every_metadata_and_target_file() {
     assert!(
         paths
             .iter()
-            .any(|p| p.starts_with("targets/org/") && p.ends_with(".namespaces.json")),
+            .any(|p| p.starts_with("targets/org/namespaces/") && p.ends_with(".json")),
         "{paths:?}"
     );
     for file in &files {
@@ -527,4 +561,295 @@ fn current_files_hold_every_metadata_and_target_file() {
             file.path
         );
     }
+}
+
+/// Metadata file names of a publish, without versions, sorted.
+fn metadata_roles(files: &[String]) -> Vec<String> {
+    let mut roles: Vec<String> = files
+        .iter()
+        .filter_map(|p| p.strip_prefix("metadata/"))
+        .map(|p| {
+            p.split_once('.')
+                .filter(|(v, _)| v.bytes().all(|b| b.is_ascii_digit()))
+                .map_or(p, |(_, rest)| rest)
+                .to_owned()
+        })
+        .collect();
+    roles.sort();
+    roles
+}
+
+#[test]
+fn a_namespace_change_resigns_its_bin_role_shard_snapshot_and_timestamp_only() {
+    let f = Fixture::new();
+    let bins = keyshare_server::store::layout_bins();
+    let bin = keyshare_server::store::namespace_bin(&ns("team-a"));
+    let bin_role = bins.bin_name(bin);
+    assert_eq!(
+        bin_role,
+        bins.role_for_target("namespaces/team-a/trust.json")
+    );
+    let created = f
+        .publisher
+        .apply(
+            "admin",
+            create("team-a", "registry.acme.io/team-a/**"),
+            now(),
+        )
+        .unwrap();
+    assert_eq!(
+        metadata_roles(&created.files),
+        [
+            format!("{bin_role}.json"),
+            "snapshot.json".into(),
+            "targets.json".into(),
+            "team-a.json".into(),
+            "timestamp.json".into(),
+        ]
+    );
+    let shard = shard_path(&bins, bin);
+    let shard_dir = shard.rsplit_once('/').unwrap().0;
+    let shard_name = shard.rsplit_once('/').unwrap().1;
+    assert!(
+        created
+            .files
+            .iter()
+            .any(|p| p.starts_with(&format!("targets/{shard_dir}/")) && p.ends_with(shard_name)),
+        "{:?}",
+        created.files
+    );
+
+    // A second namespace in another bin: the first bin is not re-signed.
+    let other = (0..100)
+        .map(|i| format!("team-{i}"))
+        .find(|n| keyshare_server::store::namespace_bin(&ns(n)) != bin)
+        .unwrap();
+    let created = f
+        .publisher
+        .apply("admin", create(&other, &format!("r.io/{other}/**")), now())
+        .unwrap();
+    assert!(
+        !created.files.iter().any(|p| p.contains(bin_role.as_str())),
+        "{:?}",
+        created.files
+    );
+
+    // A key: the namespace's role, snapshot, timestamp.
+    let key = InMemorySigner::generate(Scheme::Ed25519).unwrap();
+    let added = f
+        .publisher
+        .apply(
+            "admin",
+            Change::AddKey {
+                namespace: ns("team-a"),
+                key: trusted_key(&key),
+            },
+            now(),
+        )
+        .unwrap();
+    assert_eq!(
+        metadata_roles(&added.files),
+        ["snapshot.json", "team-a.json", "timestamp.json"]
+    );
+
+    // A delete: the bin, targets (the shard is gone), snapshot, timestamp.
+    let deleted = f
+        .publisher
+        .apply(
+            "admin",
+            Change::DeleteNamespace {
+                namespace: ns("team-a"),
+            },
+            now(),
+        )
+        .unwrap();
+    assert_eq!(
+        metadata_roles(&deleted.files),
+        [
+            format!("{bin_role}.json"),
+            "snapshot.json".into(),
+            "targets.json".into(),
+            "timestamp.json".into(),
+        ]
+    );
+    let index = f.client_index(now());
+    let names: Vec<&str> = index.namespaces.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, [other.as_str()]);
+}
+
+#[test]
+fn superseded_versions_are_pruned_after_the_retention_and_the_rest_verifies() {
+    let mut f = Fixture::new();
+    f.publisher.set_retention(Some(Duration::hours(1)));
+    for name in ["team-a", "team-b"] {
+        f.publisher
+            .apply("admin", create(name, &format!("r.io/{name}/**")), now())
+            .unwrap();
+    }
+    let later = now() + Duration::minutes(30);
+    let key = InMemorySigner::generate(Scheme::Ed25519).unwrap();
+    let add = |at| {
+        f.publisher
+            .apply(
+                "admin",
+                Change::RemoveKey {
+                    namespace: ns("team-a"),
+                    key_id: key.key_id().clone(),
+                },
+                at,
+            )
+            .ok();
+        f.publisher
+            .apply(
+                "admin",
+                Change::AddKey {
+                    namespace: ns("team-a"),
+                    key: trusted_key(&key),
+                },
+                at,
+            )
+            .unwrap()
+    };
+    add(later);
+    // Superseded 30 minutes ago: still served to clients mid-refresh.
+    assert!(f.publisher.file("metadata/1.snapshot.json").is_some());
+    let much_later = now() + Duration::hours(3);
+    add(much_later);
+    assert!(
+        f.publisher.file("metadata/1.snapshot.json").is_none(),
+        "superseded 3 hours ago: pruned"
+    );
+    assert!(f.publisher.file("metadata/1.root.json").is_some());
+    // Every current file is still there, and a client verifies all of it.
+    for file in f.publisher.current_files().unwrap() {
+        assert!(f.publisher.file(&file.path).is_some(), "{}", file.path);
+    }
+    let docs = f.client_fetch(
+        much_later,
+        &[
+            "namespaces/team-a/trust.json",
+            "namespaces/team-b/trust.json",
+            PEERS_PATH,
+            REVOCATIONS_PATH,
+        ],
+    );
+    assert!(docs.iter().all(Option::is_some));
+    assert_eq!(f.client_index(much_later).namespaces.len(), 2);
+    // And the server restarts from what is left.
+    let versions = f.publisher.metrics().versions;
+    let f = f.reopen();
+    assert_eq!(f.publisher.metrics().versions, versions);
+    // With no more writes, pruning on its own drops what the last publish
+    // superseded, and the repository still verifies.
+    let idle = much_later + Duration::hours(2);
+    assert!(f.publisher.prune(idle).unwrap() > 0);
+    assert_eq!(f.publisher.prune(idle).unwrap(), 0);
+    let docs = f.client_fetch(idle, &["namespaces/team-a/trust.json"]);
+    assert!(docs[0].is_some());
+}
+
+#[test]
+fn a_store_in_the_earlier_layout_is_refused_with_one_clear_error() {
+    // What the earlier server published: namespace roles delegated
+    // directly from top-level targets, one org/namespaces.json.
+    let dir = tempfile::tempdir().unwrap();
+    let keys = OnlineKeys {
+        targets: signer(),
+        snapshot: signer(),
+        timestamp: signer(),
+        namespaces: signer(),
+    };
+    let mut repo = keyshare_policy::repo::Repository::create(
+        &[signer()],
+        1,
+        [
+            ("targets", vec![keys.targets.clone()]),
+            ("snapshot", vec![keys.snapshot.clone()]),
+            ("timestamp", vec![keys.timestamp.clone()]),
+        ],
+        Options::default(),
+        now(),
+    )
+    .unwrap();
+    let key = &keys.namespaces;
+    repo.delegate(
+        "targets",
+        keyshare_policy::metadata::DelegatedRole {
+            name: keyshare_policy::metadata::RoleName::new("team-a"),
+            keyids: vec![key.key_id().clone()],
+            threshold: NonZeroU32::MIN,
+            terminating: true,
+            paths: Some(vec![keyshare_policy::pattern::PathPattern::new(
+                "namespaces/team-a/*",
+            )]),
+            path_hash_prefixes: None,
+            unrecognized: keyshare_policy::metadata::Unrecognized::new(),
+        },
+        vec![(key.key_id().clone(), key.public_key().clone())],
+        vec![key.clone()],
+        now(),
+    )
+    .unwrap();
+    let mut files = vec![repo
+        .set_target("targets", NAMESPACES_PATH, b"{}", None)
+        .unwrap()];
+    files.extend(repo.commit(now()).unwrap());
+    let mut store = Store::open(dir.path().join("keyshare.db")).unwrap();
+    store
+        .transaction_at(now(), |tx| tx.record_published(&files))
+        .unwrap();
+
+    let err = Publisher::open(store, keys, Options::default()).unwrap_err();
+    assert!(matches!(err, PublishError::Layout(_)), "{err:?}");
+    let message = err.to_string();
+    assert!(!message.contains('\n'), "{message}");
+    assert!(
+        message.contains("earlier layout") && message.contains("keyshare-server init"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_bin_signed_by_the_namespaces_key_is_refused() {
+    // The bins decide which key signs which namespace: only the targets key
+    // may sign them, so the namespaces key cannot re-assign a namespace.
+    let f = Fixture::new();
+    f.publisher
+        .apply(
+            "admin",
+            create("team-a", "registry.acme.io/team-a/**"),
+            now(),
+        )
+        .unwrap();
+    let bins = keyshare_server::store::layout_bins();
+    let bin = bins.role_for_target("namespaces/team-a/trust.json");
+    let targets_meta = f.publisher.file("metadata/2.targets.json").unwrap();
+    let targets = keyshare_policy::metadata::Envelope::<keyshare_policy::metadata::Targets>::parse(
+        "targets",
+        &targets_meta.bytes,
+    )
+    .unwrap();
+    let bin_meta = f.publisher.file(&format!("metadata/2.{bin}.json")).unwrap();
+    let published: keyshare_policy::metadata::Signed<keyshare_policy::metadata::Targets> =
+        serde_json::from_slice(&bin_meta.bytes).unwrap();
+    let authority =
+        keyshare_policy::verify::Authority::from_delegator(&targets.signed, bin.as_str()).unwrap();
+    let check = |signed: &keyshare_policy::metadata::Signed<keyshare_policy::metadata::Targets>| {
+        let bytes = keyshare_policy::sign::to_bytes(signed).unwrap();
+        let env = keyshare_policy::metadata::Envelope::<keyshare_policy::metadata::Targets>::parse(
+            bin.as_str(),
+            &bytes,
+        )
+        .unwrap();
+        authority.check(bin.as_str(), &env)
+    };
+    check(&published).unwrap();
+    let forged =
+        keyshare_policy::sign::sign(published.signed.clone(), &[f.keys.namespaces.as_ref()])
+            .unwrap();
+    let err = check(&forged).unwrap_err();
+    assert!(
+        matches!(err, keyshare_policy::Error::ThresholdNotMet { .. }),
+        "{err}"
+    );
 }

@@ -18,7 +18,7 @@ use actix_web::http::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use http_common::{request, send, Fixture, NOW};
-use keyshare_policy::client::{Config, Response, Source, Updater};
+use keyshare_policy::client::{Config, Lookup, Response, Source, Updater};
 use keyshare_policy::keys::Scheme;
 use keyshare_policy::metadata::{RoleKeys, RoleName, Root, Unrecognized};
 use keyshare_policy::repo::SharedSigner;
@@ -335,6 +335,22 @@ fn a_replaced_online_targets_key_is_taken_into_use_by_the_new_root() {
         .unwrap()
         .bytes
         .to_vec();
+    publisher
+        .apply(
+            "token:test",
+            Change::CreateNamespace {
+                entry: keyshare_policy::trust::NamespaceEntry {
+                    name: keyshare_policy::trust::NamespaceName::parse("team-a").unwrap(),
+                    scopes: vec![
+                        keyshare_policy::pattern::ArtifactPattern::parse("r.io/a/**").unwrap(),
+                    ],
+                    maintainers: vec![],
+                },
+                threshold: NonZeroU32::MIN,
+            },
+            NOW,
+        )
+        .unwrap();
     drop(publisher);
 
     // The targets key is compromised: the operator restarts the server with
@@ -362,6 +378,16 @@ fn a_replaced_online_targets_key_is_taken_into_use_by_the_new_root() {
         "targets re-signed: {:?}",
         applied.files
     );
+    assert_eq!(
+        applied
+            .files
+            .iter()
+            .filter(|f| f.contains(".bins-"))
+            .count(),
+        256,
+        "every bin re-signed with the new key: {:?}",
+        applied.files
+    );
 
     // A client that pinned v1 follows and verifies the new targets.
     let mut updater = Updater::new(&v1_bytes, NOW, Config::default()).unwrap();
@@ -376,6 +402,14 @@ fn a_replaced_online_targets_key_is_taken_into_use_by_the_new_root() {
         .unwrap();
     assert_eq!(updater.trusted().root().version, 2);
     assert!(updater.trusted().targets("targets").is_some());
+    // ... and through the re-signed bin to the namespace's document.
+    let found = updater
+        .find_target_with("namespaces/team-a/trust.json", |r| {
+            let path = format!("metadata/{}", r.file_name());
+            Response::from(publisher.file(&path).map(|c| c.bytes.to_vec()))
+        })
+        .unwrap();
+    assert!(matches!(found, Lookup::Found { .. }), "{found:?}");
     drop(publisher);
     Publisher::open(Store::open(&db).unwrap(), keys, Options::default()).unwrap();
 }

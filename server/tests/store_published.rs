@@ -182,8 +182,93 @@ fn published_rows_cannot_be_changed_or_deleted() {
     let conn = rusqlite::Connection::open(&s.path).unwrap();
     let update = conn.execute("UPDATE published_files SET bytes = x'00'", []);
     assert!(update.unwrap_err().to_string().contains("immutable"));
+    let update = conn.execute("UPDATE published_files SET lineage = 'x'", []);
+    assert!(update.unwrap_err().to_string().contains("immutable"));
     let delete = conn.execute("DELETE FROM published_files", []);
-    assert!(delete.unwrap_err().to_string().contains("immutable"));
+    assert!(delete.unwrap_err().to_string().contains("never deleted"));
+    // Even a root marked superseded stays.
+    conn.execute(
+        "UPDATE published_files SET superseded_at = '2000-01-01T00:00:00Z' WHERE role = 'root'",
+        [],
+    )
+    .unwrap();
+    let delete = conn.execute("DELETE FROM published_files WHERE role = 'root'", []);
+    assert!(delete.unwrap_err().to_string().contains("root versions"));
+    assert_eq!(count(&s.path, "published_files"), files.len() as i64);
+}
+
+#[test]
+fn pruning_removes_only_versions_superseded_before_the_cutoff() {
+    let s = Scratch::new();
+    let mut store = s.open();
+    let mut repo = repository();
+    let at = |minutes: i64| T0 + time::Duration::minutes(minutes);
+    let publish =
+        |store: &mut keyshare_server::store::Store, repo: &mut Repository, bytes: &[u8], t| {
+            let target = repo
+                .set_target("targets", "org/peers.json", bytes, None)
+                .unwrap();
+            let mut files = repo.commit(t).unwrap();
+            files.push(target);
+            store
+                .transaction_at(t, |tx| tx.record_published(&files))
+                .unwrap();
+            files
+        };
+    let first = publish(&mut store, &mut repo, b"{}", at(0));
+    publish(&mut store, &mut repo, b"[]", at(10));
+    // Back to the first content: that target file is current again.
+    publish(&mut store, &mut repo, b"{}", at(20));
+    let peers_first = first
+        .iter()
+        .find(|f| f.path.starts_with("targets/"))
+        .unwrap()
+        .path
+        .clone();
+
+    let prune = |store: &mut keyshare_server::store::Store, cutoff| {
+        store
+            .transaction_at(at(30), |tx| tx.prune_superseded(cutoff, None))
+            .unwrap()
+    };
+    // Nothing was superseded before minute 10.
+    assert_eq!(prune(&mut store, at(9)), 0);
+    // Version 1 of snapshot, targets and timestamp were superseded at 10:
+    // one at a time with a limit.
+    assert_eq!(
+        store
+            .transaction_at(at(30), |tx| tx.prune_superseded(at(10), Some(1)))
+            .unwrap(),
+        1
+    );
+    assert_eq!(prune(&mut store, at(10)), 2);
+    assert!(store
+        .latest_published("metadata/1.snapshot.json")
+        .unwrap()
+        .is_none());
+    assert!(store.published_file("metadata/2.snapshot.json").is_ok());
+    // Far in the future: only the current version of each file and the
+    // roots remain.
+    prune(&mut store, at(100_000));
+    let current = repo.current_files().unwrap();
+    for f in &current {
+        assert_eq!(
+            &store.published_file(&f.path).unwrap().bytes[..],
+            &f.bytes[..],
+            "{}",
+            f.path
+        );
+    }
+    assert!(store.published_file(&peers_first).is_ok(), "current again");
+    assert!(store.published_file("metadata/1.root.json").is_ok());
+    assert_eq!(
+        count(&s.path, "published_files"),
+        current.len() as i64 + 1,
+        "current metadata, one target file"
+    );
+    // What is left restores: a repository served after pruning verifies.
+    let last = store.last_published().unwrap().unwrap();
+    Repository::restore(&last.as_published(), BTreeMap::new(), Options::default()).unwrap();
 }
 
 #[test]

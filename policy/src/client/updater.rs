@@ -8,10 +8,14 @@ use time::OffsetDateTime;
 use super::request::{CacheOp, MetadataFile, Request, Response, Source, Step};
 use super::search::{Lookup, TargetSearch};
 use super::trusted::{TimestampUpdate, TrustedSet};
-use super::{target_remote_name, Config};
+use super::{target_remote_name, verify_target, Config};
 use crate::error::{Error, Result};
 use crate::keys::Key;
 use crate::metadata::{KeyId, RoleName, Root, TargetFile};
+use crate::trust::{
+    is_index_path, NamespaceTrust, Namespaces, Peers, Revocations, TrustSet, PEERS_PATH,
+    REVOCATIONS_PATH,
+};
 
 /// The TUF client workflow (specification §5), sans IO.
 ///
@@ -206,6 +210,81 @@ impl Updater {
     /// `consistent_snapshot` (see [`target_remote_name`]).
     pub fn target_remote_name(&self, target_path: &str, target_file: &TargetFile) -> String {
         target_remote_name(target_path, target_file, self.trusted.consistent_snapshot())
+    }
+
+    /// The organization's trust documents as a [`TrustSet`], after the
+    /// refresh: every namespace-index shard, `org/revocations.json` and
+    /// `org/peers.json` that top-level `targets` lists, and the
+    /// `namespaces/<ns>/trust.json` of each namespace the index lists, each
+    /// found by a TUF target search (`meta` answers its metadata requests,
+    /// as for [`Self::find_target_with`]) and fetched with `target` (given
+    /// the file name under `targets/` and the length limit), then checked
+    /// against its listed length and hashes. A namespace whose trust
+    /// document is not published owns its names but trusts no one.
+    ///
+    /// This loads everything at once (a tool, a test, an importer); the
+    /// client's verifier does the same with concurrent downloads and a cache.
+    pub fn trust_set_with(
+        &mut self,
+        mut meta: impl FnMut(&Request) -> Response,
+        mut target: impl FnMut(&str, u64) -> Option<Vec<u8>>,
+    ) -> Result<TrustSet> {
+        let listed: Vec<String> = self
+            .trusted
+            .targets("targets")
+            .map(|t| t.targets.keys().cloned().collect())
+            .unwrap_or_default();
+        let mut shards = Vec::new();
+        let mut revocations = Revocations::default();
+        let mut peers = Peers::default();
+        for path in &listed {
+            let is_index = is_index_path(path);
+            if !is_index && path != REVOCATIONS_PATH && path != PEERS_PATH {
+                continue;
+            }
+            let Some(bytes) = self.fetch_target(path, &mut meta, &mut target)? else {
+                continue;
+            };
+            if is_index {
+                shards.push((path.as_str(), Namespaces::from_slice(&bytes)?));
+            } else if path == REVOCATIONS_PATH {
+                revocations = Revocations::from_slice(&bytes)?;
+            } else {
+                peers = Peers::from_slice(&bytes)?;
+            }
+        }
+        let index = Namespaces::merge(shards)?;
+        let mut docs = Vec::new();
+        for entry in &index.namespaces {
+            let path = entry.name.target_path();
+            if let Some(bytes) = self.fetch_target(&path, &mut meta, &mut target)? {
+                docs.push(NamespaceTrust::from_target(&path, &bytes)?);
+            }
+        }
+        TrustSet::new(index, docs, revocations, peers)
+    }
+
+    /// One target, found by search, fetched and checked; `None` when no
+    /// trusted role lists it.
+    fn fetch_target(
+        &mut self,
+        path: &str,
+        meta: &mut impl FnMut(&Request) -> Response,
+        target: &mut impl FnMut(&str, u64) -> Option<Vec<u8>>,
+    ) -> Result<Option<Vec<u8>>> {
+        match self.find_target_with(path, &mut *meta)? {
+            Lookup::Found { target_file, .. } => {
+                let name = self.target_remote_name(path, &target_file);
+                let bytes =
+                    target(&name, target_file.length).ok_or_else(|| Error::Unavailable {
+                        role: RoleName::new("targets"),
+                        file: format!("targets/{name}"),
+                    })?;
+                verify_target(&target_file, path, &bytes)?;
+                Ok(Some(bytes))
+            }
+            Lookup::NotFound => Ok(None),
+        }
     }
 
     /// Moves through the steps that need no answer; returns the next request,

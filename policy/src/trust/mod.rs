@@ -67,7 +67,10 @@ use crate::pattern::ArtifactPattern;
 
 pub use decide::{Decision, KeyRef, Listed, Owner, Reason, SignerRef, TrustRule, TrustSet};
 pub use namespace::{NamespaceName, NamespaceTrust, SubDelegation, TrustedKey};
-pub use namespaces::{is_index_path, NamespaceEntry, Namespaces};
+pub use namespaces::{
+    is_index_path, namespace_bin, namespace_bins, shard_path, NamespaceEntry, Namespaces,
+    NAMESPACE_BIN_BITS, NAMESPACE_BIN_PREFIX,
+};
 pub use peers::{Peer, PeerUrl, Peers, PinnedRoot};
 pub use revocations::{Revocation, Revocations, RevokedSubject};
 pub use x509::{CaCert, SubjectAttr, SubjectName, X509Identity};

@@ -1,4 +1,6 @@
-//! `org/namespaces.json`: the namespaces, the artifact names each owns and who maintains it.
+//! The namespace index (`org/namespaces.json`, or shards
+//! `org/namespaces/<shard>.json`): the namespaces, the artifact names each
+//! owns and who maintains it.
 //!
 //! A large organization publishes the index in shards, `org/namespaces/<shard>.json`
 //! (see [`is_index_path`]), each a [`Namespaces`] document holding part of the
@@ -6,12 +8,18 @@
 //! and joins them with [`Namespaces::merge`], which enforces the rules across
 //! shards (a name listed once, a scope granted once).
 //!
+//! keyshare-server always publishes the shards: shard `xx` holds the
+//! namespaces whose role sits in hashed bin `bins-xx` ([`namespace_bin`],
+//! [`shard_path`]), so creating one namespace re-signs one shard, not the
+//! whole index; only non-empty shards are published.
+//!
 //! Signed by the organization's top-level `targets` role. It is the only
 //! source of namespace scopes: a namespace's own `trust.json` is signed by
 //! the namespace's role (which a team may hold offline) and so cannot be
 //! trusted to say which names the team was given.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::num::NonZeroU32;
 
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +29,7 @@ use super::{
     NAMESPACES_PATH, NAMESPACES_SHARD_DIR,
 };
 use crate::error::Result;
+use crate::metadata::{KeyId, SuccinctRoles, Unrecognized};
 use crate::pattern::ArtifactPattern;
 
 /// One namespace, as the organization grants it.
@@ -152,6 +161,38 @@ impl Namespaces {
     }
 }
 
+/// Bits of SHA-256 that choose a namespace's bin: 256 bins.
+pub const NAMESPACE_BIN_BITS: u32 = 8;
+/// Name prefix of the bin roles: `bins-00` … `bins-ff`.
+pub const NAMESPACE_BIN_PREFIX: &str = "bins";
+
+/// The succinct hashed bins (TAP 15) a keyshare repository delegates to
+/// from top-level `targets`: [`NAMESPACE_BIN_BITS`] bits, roles named
+/// `bins-<xx>`, each signed by `threshold` of `keyids`.
+pub fn namespace_bins(keyids: Vec<KeyId>, threshold: NonZeroU32) -> SuccinctRoles {
+    SuccinctRoles {
+        keyids,
+        threshold,
+        bit_length: NAMESPACE_BIN_BITS,
+        name_prefix: NAMESPACE_BIN_PREFIX.into(),
+        unrecognized: Unrecognized::new(),
+    }
+}
+
+/// The bin of namespace `ns` under `bins`: the bin its trust document
+/// `namespaces/<ns>/trust.json` hashes to, exactly as a TUF client
+/// following `bins` looks it up.
+pub fn namespace_bin(bins: &SuccinctRoles, ns: &NamespaceName) -> u64 {
+    bins.bin_for_target(&ns.target_path())
+}
+
+/// The target path of index shard `bin` under `bins`:
+/// `org/namespaces/<bin suffix>.json` (`org/namespaces/3a.json`). Shard
+/// `xx` holds the namespaces of bin `xx`.
+pub fn shard_path(bins: &SuccinctRoles, bin: u64) -> String {
+    format!("{NAMESPACES_SHARD_DIR}{}.json", bins.bin_suffix(bin))
+}
+
 /// Is `path` a target path of the namespace index: `org/namespaces.json`
 /// or a shard `org/namespaces/<shard>.json` (one path segment)?
 pub fn is_index_path(path: &str) -> bool {
@@ -255,6 +296,28 @@ mod tests {
                 .contains("`b/**` of namespace `team-c` is already granted to namespace `team-b`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_namespace_bin_is_the_bin_of_its_trust_document() {
+        let bins = namespace_bins(vec![], NonZeroU32::MIN);
+        assert_eq!(bins.bin_count(), 256);
+        let ns = NamespaceName::parse("team-a").unwrap();
+        let bin = namespace_bin(&bins, &ns);
+        // The role a TUF client visits for the trust document.
+        assert_eq!(
+            bins.role_for_target("namespaces/team-a/trust.json"),
+            bins.bin_name(bin)
+        );
+        assert_eq!(
+            bins.bin_name(bin).as_str(),
+            format!("bins-{}", bins.bin_suffix(bin))
+        );
+        let shard = shard_path(&bins, bin);
+        assert_eq!(shard, format!("org/namespaces/{:02x}.json", bin));
+        assert!(is_index_path(&shard));
+        assert_eq!(shard_path(&bins, 0), "org/namespaces/00.json");
+        assert_eq!(shard_path(&bins, 255), "org/namespaces/ff.json");
     }
 
     #[test]

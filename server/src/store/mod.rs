@@ -1,7 +1,8 @@
 //! The server's store: one SQLite database holding everything the
 //! organization manages (namespaces, keys, identities, sub-delegations,
-//! revocations, peers, X.509 roots, API tokens), every file the publisher
-//! has published, and a hash-chained audit log.
+//! revocations, peers, X.509 roots, API tokens), the files the publisher
+//! has published (every root and the current version of every file, plus
+//! superseded versions until they are pruned), and a hash-chained audit log.
 //!
 //! * [`Store::open`] opens (creating if needed) and migrates the database:
 //!   WAL journal, `synchronous=FULL`, foreign keys on, a busy timeout. A
@@ -15,10 +16,18 @@
 //!   multi-query read sees one consistent state) and, with the same names,
 //!   of [`Tx`] (seeing the transaction's own writes).
 //! * Document builders turn the store into the policy crate's trust
-//!   documents ([`Store::namespace_document`], [`Store::namespaces_index`],
-//!   [`Store::revocations_document`], [`Store::peers_document`]); every
+//!   documents ([`Store::namespace_document`], [`Store::namespaces_shard`]
+//!   (one shard of the index: the namespaces of one hashed bin,
+//!   [`namespace_bin`]), [`Store::namespaces_index`] (all of it, for the
+//!   admin API), [`Store::revocations_document`], [`Store::peers_document`]); every
 //!   built document is serialised and parsed back with the policy parser,
 //!   so what the publisher signs is what a verifier accepts.
+//!
+//! * Published files: every version is recorded with its lineage
+//!   ([`lineage`]); recording a new version marks the previous one
+//!   superseded, and [`Tx::prune_superseded`] deletes versions superseded
+//!   before a cutoff. Schema triggers refuse deleting a root or a current
+//!   file.
 //!
 //! Token secrets are generated here and returned once; only their SHA-256
 //! is stored. `docs/operations/store.md` describes the schema, durability,
@@ -42,7 +51,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, UtcOffset};
 
-use keyshare_policy::trust::{NamespaceTrust, Namespaces, Peers, Revocations};
+use keyshare_policy::trust::{NamespaceName, NamespaceTrust, Namespaces, Peers, Revocations};
 
 pub use error::{Error, Result};
 pub use records::{
@@ -235,8 +244,13 @@ macro_rules! read_methods {
             /// `namespaces/<ns>/trust.json` as the store describes it,
             /// checked by the policy parser.
             fn namespace_document(namespace: &str) -> NamespaceTrust;
-            /// `org/namespaces.json`, checked by the policy parser.
+            /// The whole namespace index (every shard joined), checked by
+            /// the policy parser.
             fn namespaces_index() -> Namespaces;
+            /// Index shard `bin` (`org/namespaces/<xx>.json`): the
+            /// namespaces whose hashed bin is `bin`, by name, checked by the
+            /// policy parser. Empty for a bin without namespaces.
+            fn namespaces_shard(bin: u64) -> Namespaces;
             /// `org/revocations.json`, checked by the policy parser.
             fn revocations_document() -> Revocations;
             /// `org/peers.json`, checked by the policy parser.
@@ -251,6 +265,38 @@ impl Store {
 
 impl Tx<'_> {
     read_methods!();
+}
+
+/// The hashed bins of the published layout: 256 bins `bins-00` … `bins-ff`
+/// (`keyshare_policy::trust::namespace_bins`), without keys.
+pub fn layout_bins() -> keyshare_policy::metadata::SuccinctRoles {
+    keyshare_policy::trust::namespace_bins(Vec::new(), std::num::NonZeroU32::MIN)
+}
+
+/// The hashed bin (0–255) of namespace `name`: the bin of
+/// `namespaces/<name>/trust.json`. Its index shard has the same number.
+pub fn namespace_bin(name: &NamespaceName) -> u64 {
+    keyshare_policy::trust::namespace_bin(&layout_bins(), name)
+}
+
+/// What successive versions of one published file share:
+/// `metadata/<V>.<role>.json` → `metadata/<role>.json`;
+/// `targets/<dir>/<hash>.<name>` → `targets/<dir>/<name>`; the mutable
+/// `metadata/timestamp.json` is its own lineage; each root version is its
+/// own lineage (every root is kept).
+pub fn lineage(path: &str) -> String {
+    let (dir, base) = path.rsplit_once('/').unwrap_or(("", path));
+    let rest = match base.split_once('.') {
+        Some((prefix, rest))
+            if !base.ends_with(".root.json")
+                && (dir == "metadata" && prefix.bytes().all(|b| b.is_ascii_digit())
+                    || dir.starts_with("targets")) =>
+        {
+            rest
+        }
+        _ => base,
+    };
+    format!("{dir}/{rest}")
 }
 
 /// Now, UTC, whole seconds (the store's own timestamps need no more).

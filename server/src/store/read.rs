@@ -698,6 +698,29 @@ pub(crate) fn namespaces_index(conn: &Connection) -> Result<Namespaces> {
     )
 }
 
+pub(crate) fn namespaces_shard(conn: &Connection, bin: u64) -> Result<Namespaces> {
+    let bin = i64::try_from(bin).map_err(|e| Error::invalid("bin", e.to_string()))?;
+    let doc = Namespaces {
+        format: NamespacesFormat,
+        namespaces: collect(
+            conn,
+            &format!("{NAMESPACE_COLUMNS} WHERE bin = ?1 ORDER BY name"),
+            [bin],
+            namespace_row,
+            namespace_record,
+        )?
+        .into_iter()
+        .map(|n| n.entry)
+        .collect(),
+    };
+    checked(
+        NAMESPACES_PATH,
+        &doc,
+        Namespaces::to_vec,
+        Namespaces::from_slice,
+    )
+}
+
 pub(crate) fn revocations_document(conn: &Connection) -> Result<Revocations> {
     let doc = Revocations {
         format: RevocationsFormat,

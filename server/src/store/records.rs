@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 /// A namespace as the organization grants it, plus its signing threshold.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NamespaceRecord {
-    /// Name, scopes and maintainers (an entry of `org/namespaces.json`).
+    /// Name, scopes and maintainers (an entry of the namespace index).
     pub entry: NamespaceEntry,
     /// Distinct keys and identities that must sign the namespace's artifacts.
     pub threshold: NonZeroU32,

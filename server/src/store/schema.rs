@@ -12,10 +12,10 @@ use super::error::{Error, Result};
 use super::time_text;
 
 /// The schema version this build writes.
-pub const CURRENT_VERSION: i64 = 1;
+pub const CURRENT_VERSION: i64 = 2;
 
 /// Migration `i` brings the database from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 const V1: &str = r#"
 CREATE TABLE namespaces (
@@ -135,6 +135,51 @@ CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+"#;
+
+/// Version 2: the layout that scales (hashed bins, index shards, bounded
+/// storage).
+///
+/// * `namespaces.bin`: the namespace's hashed bin (NULL for rows written
+///   before; such stores hold the old layout, which the publisher refuses).
+/// * `namespace_scopes`: one row per granted scope, so a create checks a
+///   scope with one index lookup instead of reading every namespace.
+/// * `published_files.lineage` (what successive versions of one file share)
+///   and `superseded_at` (when a newer version of the lineage was
+///   published; NULL while current). Superseded rows may be deleted after
+///   the retention period; the triggers keep every root and every current
+///   file, and allow no other change than setting `superseded_at`.
+const V2: &str = r#"
+ALTER TABLE namespaces ADD COLUMN bin INTEGER;
+CREATE INDEX namespaces_by_bin ON namespaces(bin);
+
+CREATE TABLE namespace_scopes (
+    scope       TEXT PRIMARY KEY,
+    namespace   TEXT NOT NULL REFERENCES namespaces(name) ON DELETE CASCADE
+) STRICT;
+CREATE INDEX namespace_scopes_by_namespace ON namespace_scopes(namespace);
+INSERT INTO namespace_scopes (scope, namespace)
+    SELECT j.value, n.name FROM namespaces n, json_each(n.scopes) j;
+
+ALTER TABLE published_files ADD COLUMN lineage TEXT;
+ALTER TABLE published_files ADD COLUMN superseded_at TEXT;
+CREATE INDEX published_files_current ON published_files(lineage) WHERE superseded_at IS NULL;
+CREATE INDEX published_files_superseded ON published_files(superseded_at)
+    WHERE superseded_at IS NOT NULL;
+DROP TRIGGER published_files_no_update;
+DROP TRIGGER published_files_no_delete;
+CREATE TRIGGER published_files_no_update BEFORE UPDATE ON published_files
+WHEN NEW.id IS NOT OLD.id OR NEW.path IS NOT OLD.path OR NEW.role IS NOT OLD.role
+  OR NEW.version IS NOT OLD.version OR NEW.bytes IS NOT OLD.bytes
+  OR NEW.sha256 IS NOT OLD.sha256 OR NEW.immutable IS NOT OLD.immutable
+  OR NEW.created_at IS NOT OLD.created_at OR NEW.lineage IS NOT OLD.lineage
+BEGIN SELECT RAISE(ABORT, 'published files are immutable'); END;
+CREATE TRIGGER published_files_keep_roots BEFORE DELETE ON published_files
+WHEN OLD.role = 'root'
+BEGIN SELECT RAISE(ABORT, 'root versions are never deleted'); END;
+CREATE TRIGGER published_files_keep_current BEFORE DELETE ON published_files
+WHEN OLD.superseded_at IS NULL
+BEGIN SELECT RAISE(ABORT, 'current published files are never deleted'); END;
 "#;
 
 /// Brings the database to [`CURRENT_VERSION`], refusing a newer one.

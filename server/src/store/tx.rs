@@ -111,12 +111,21 @@ fn metadata_role_version(path: &str, bytes: &[u8]) -> Result<(Option<String>, Op
         ),
         _ => (None, stem),
     };
-    let value: Value =
+    // Only `signed.version` is read; the rest is skipped without building
+    // values (a snapshot lists every role: this runs on every publish).
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        signed: Option<VersionOnly>,
+    }
+    #[derive(serde::Deserialize)]
+    struct VersionOnly {
+        version: Option<u64>,
+    }
+    let envelope: Envelope =
         serde_json::from_slice(bytes).map_err(|e| invalid(format!("not JSON metadata: {e}")))?;
-    let version = value
-        .get("signed")
-        .and_then(|s| s.get("version"))
-        .and_then(Value::as_u64)
+    let version = envelope
+        .signed
+        .and_then(|s| s.version)
         .ok_or_else(|| invalid("no signed.version".into()))?;
     if path_version.is_some_and(|v| v != version) {
         return Err(invalid(format!(
@@ -170,17 +179,33 @@ impl<'a> Tx<'a> {
         self.check_scopes_free(entry)?;
         self.tx
             .execute(
-                "INSERT INTO namespaces (name, scopes, maintainers, threshold, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO namespaces (name, scopes, maintainers, threshold, created_at, bin)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 (
                     entry.name.as_str(),
                     to_json("scopes", &entry.scopes)?,
                     to_json("maintainers", &entry.maintainers)?,
                     threshold.get(),
                     self.now_text(),
+                    i64::try_from(super::namespace_bin(&entry.name)).unwrap_or(i64::MAX),
                 ),
             )
             .map_err(exists_on_conflict("namespace", entry.name.as_str()))?;
+        self.set_scopes(entry)?;
+        Ok(())
+    }
+
+    /// Makes `namespace_scopes` hold exactly the scopes of `entry`.
+    fn set_scopes(&mut self, entry: &NamespaceEntry) -> Result<()> {
+        let name = entry.name.as_str();
+        self.tx
+            .execute("DELETE FROM namespace_scopes WHERE namespace = ?1", [name])?;
+        for scope in &entry.scopes {
+            self.tx.execute(
+                "INSERT INTO namespace_scopes (scope, namespace) VALUES (?1, ?2)",
+                (scope.as_str(), name),
+            )?;
+        }
         Ok(())
     }
 
@@ -202,6 +227,7 @@ impl<'a> Tx<'a> {
                 threshold.get(),
             ),
         )?;
+        self.set_scopes(entry)?;
         Ok(())
     }
 
@@ -216,22 +242,19 @@ impl<'a> Tx<'a> {
     }
 
     /// Refuses a scope another namespace already has (the index would not parse).
+    /// One index lookup per scope (`namespace_scopes`), not a scan.
     fn check_scopes_free(&self, entry: &NamespaceEntry) -> Result<()> {
-        for other in read::namespaces(&self.tx)? {
-            if other.entry.name == entry.name {
-                continue;
-            }
-            if let Some(scope) = entry
-                .scopes
-                .iter()
-                .find(|s| other.entry.scopes.iter().any(|o| o.as_str() == s.as_str()))
-            {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT namespace FROM namespace_scopes WHERE scope = ?1 AND namespace <> ?2",
+        )?;
+        for scope in &entry.scopes {
+            let owner: Option<String> = stmt
+                .query_row((scope.as_str(), entry.name.as_str()), |r| r.get(0))
+                .optional()?;
+            if let Some(owner) = owner {
                 return Err(Error::invalid(
                     "scopes",
-                    format!(
-                        "`{scope}` is already granted to namespace `{}`",
-                        other.entry.name
-                    ),
+                    format!("`{scope}` is already granted to namespace `{owner}`"),
                 ));
             }
         }
@@ -661,6 +684,9 @@ impl<'a> Tx<'a> {
             if let Some(latest) = read::latest_published(&self.tx, path)? {
                 if file.immutable || latest.immutable {
                     if latest.sha256 == sha256 && latest.immutable == file.immutable {
+                        // Published again (a target back to earlier
+                        // content): current again.
+                        self.supersede(&super::lineage(path), latest.id)?;
                         continue;
                     }
                     return Err(Error::exists("published file", path));
@@ -680,9 +706,11 @@ impl<'a> Tx<'a> {
                 .map(i64::try_from)
                 .transpose()
                 .map_err(|e| Error::invalid(field(), e.to_string()))?;
+            let lineage = super::lineage(path);
             self.tx.execute(
-                "INSERT INTO published_files (path, role, version, bytes, sha256, immutable, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO published_files
+                     (path, role, version, bytes, sha256, immutable, created_at, lineage)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 (
                     path,
                     role,
@@ -691,10 +719,53 @@ impl<'a> Tx<'a> {
                     &sha256,
                     file.immutable,
                     self.now_text(),
+                    &lineage,
                 ),
             )?;
+            let id = self.tx.last_insert_rowid();
+            self.supersede(&lineage, id)?;
             added += 1;
         }
         Ok(added)
+    }
+
+    /// Makes row `id` the current version of `lineage`: every other row of
+    /// the lineage is superseded now (if not already), row `id` is not.
+    fn supersede(&mut self, lineage: &str, id: i64) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "UPDATE published_files SET superseded_at = ?3
+                 WHERE lineage = ?1 AND superseded_at IS NULL AND id <> ?2",
+            )?
+            .execute((lineage, id, self.now_text()))?;
+        self.tx
+            .prepare_cached(
+                "UPDATE published_files SET superseded_at = NULL
+                 WHERE id = ?1 AND superseded_at IS NOT NULL",
+            )?
+            .execute([id])?;
+        Ok(())
+    }
+
+    /// Deletes published files superseded at or before `cutoff` (never a
+    /// root, never a current file: the schema's triggers refuse both), the
+    /// oldest first and at most `limit` of them (`None`: all). Returns how
+    /// many rows were deleted.
+    pub fn prune_superseded(
+        &mut self,
+        cutoff: OffsetDateTime,
+        limit: Option<usize>,
+    ) -> Result<usize> {
+        let limit = limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
+        Ok(self
+            .tx
+            .prepare_cached(
+                "DELETE FROM published_files WHERE id IN (
+                     SELECT id FROM published_files
+                     WHERE superseded_at IS NOT NULL AND superseded_at <= ?1
+                       AND role IS NOT 'root'
+                     ORDER BY superseded_at LIMIT ?2)",
+            )?
+            .execute((time_text(cutoff), limit))?)
     }
 }

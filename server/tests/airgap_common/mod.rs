@@ -14,14 +14,13 @@
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use keyshare_policy::client::{verify_target, Config, Lookup, Request, Response, Updater};
+use keyshare_policy::client::{Config, Request, Response, Updater};
 use keyshare_policy::keys::Scheme;
 use keyshare_policy::pattern::ArtifactPattern;
 use keyshare_policy::repo::{Options, SharedSigner};
 use keyshare_policy::sign::{InMemorySigner, Signer};
 use keyshare_policy::trust::{
-    Decision, NamespaceEntry, NamespaceName, NamespaceTrust, Namespaces, Peers, Revocations,
-    SignerRef, TrustSet, TrustedKey, NAMESPACES_PATH, PEERS_PATH, REVOCATIONS_PATH,
+    Decision, NamespaceEntry, NamespaceName, SignerRef, TrustSet, TrustedKey,
 };
 use keyshare_server::airgap::export;
 use keyshare_server::publisher::{Change, OnlineKeys, Publisher};
@@ -181,28 +180,7 @@ pub fn trust_set(
         }
     };
     updater.refresh_with(meta)?;
-    let mut get = |path: &str| -> keyshare_policy::Result<Option<Vec<u8>>> {
-        match updater.find_target_with(path, meta)? {
-            Lookup::Found { target_file, .. } => {
-                let name = updater.target_remote_name(path, &target_file);
-                let bytes = fetch(&format!("targets/{name}")).expect("listed target served");
-                verify_target(&target_file, path, &bytes)?;
-                Ok(Some(bytes))
-            }
-            _ => Ok(None),
-        }
-    };
-    let index = Namespaces::from_slice(&get(NAMESPACES_PATH)?.unwrap())?;
-    let revocations = Revocations::from_slice(&get(REVOCATIONS_PATH)?.unwrap())?;
-    let peers = Peers::from_slice(&get(PEERS_PATH)?.unwrap())?;
-    let mut docs = Vec::new();
-    for entry in &index.namespaces {
-        let path = format!("namespaces/{}/trust.json", entry.name.as_str());
-        if let Some(bytes) = get(&path)? {
-            docs.push(NamespaceTrust::from_target(&path, &bytes)?);
-        }
-    }
-    TrustSet::new(index, docs, revocations, peers)
+    updater.trust_set_with(meta, |name, _| fetch(&format!("targets/{name}")))
 }
 
 /// The decisions compared between origin and replica: trusted, revoked,

@@ -28,13 +28,11 @@ use openssl::pkey::PKey;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-use keyshare_policy::client::{verify_target, Config, Lookup, Updater};
+use keyshare_policy::client::{Config, Updater};
 use keyshare_policy::keys::Scheme;
 use keyshare_policy::pattern::ArtifactPattern;
 use keyshare_policy::sign::{InMemorySigner, Signer};
-use keyshare_policy::trust::{
-    NamespaceEntry, NamespaceTrust, Namespaces, Peers, Revocations, TrustSet, NAMESPACES_PATH,
-};
+use keyshare_policy::trust::{NamespaceEntry, TrustSet};
 use keyshare_server::ci::config::{ClaimRule, IssuerConfig};
 use keyshare_server::ci::{proof_message, CiConfig, CiService};
 use keyshare_server::publisher::{Change, Publisher};
@@ -375,26 +373,18 @@ pub fn trust_set(publisher: &Publisher, at: OffsetDateTime, namespaces: &[&str])
         }
     };
     updater.refresh_with(fetch).unwrap();
-    let mut get = |path: &str| match updater.find_target_with(path, fetch).unwrap() {
-        Lookup::Found { target_file, .. } => {
-            let name = updater.target_remote_name(path, &target_file);
-            let bytes = publisher
+    let set = updater
+        .trust_set_with(fetch, |name, _| {
+            publisher
                 .file(&format!("targets/{name}"))
-                .unwrap()
-                .bytes
-                .to_vec();
-            verify_target(&target_file, path, &bytes).unwrap();
-            bytes
-        }
-        Lookup::NotFound => panic!("{path} is not published"),
-    };
-    let index = Namespaces::from_slice(&get(NAMESPACES_PATH)).unwrap();
-    let docs = namespaces
-        .iter()
-        .map(|ns| {
-            let path = format!("namespaces/{ns}/trust.json");
-            NamespaceTrust::from_target(&path, &get(&path)).unwrap()
+                .map(|f| f.bytes.to_vec())
         })
-        .collect();
-    TrustSet::new(index, docs, Revocations::default(), Peers::default()).unwrap()
+        .unwrap();
+    for ns in namespaces {
+        assert!(
+            set.namespaces().any(|d| d.namespace.as_str() == *ns),
+            "{ns} has a published trust document"
+        );
+    }
+    set
 }
