@@ -50,7 +50,7 @@ use keyshare_policy::pattern::ArtifactPattern;
 use keyshare_policy::repo::SharedSigner;
 use keyshare_policy::sign::InMemorySigner;
 use keyshare_policy::trust::{NamespaceEntry, NamespaceName, SignerRef, TrustedKey};
-use keyshare_server::publisher::{Change, OnlineKeys, Publisher};
+use keyshare_server::publisher::{Batched, Change, OnlineKeys, Publisher};
 use keyshare_server::store::Store;
 
 fn arg(name: &str, default: usize) -> usize {
@@ -89,6 +89,15 @@ fn build(namespaces: usize, data: &Path, out: &Path) -> Vec<u8> {
     )
     .unwrap();
     let started = Instant::now();
+    // Loaded in batches (`Publisher::apply_batch`, one publish per batch
+    // of namespaces and their keys): the same layout as one publish per
+    // change, built in a fraction of the time.
+    let mut batch = Vec::new();
+    let flush = |batch: &mut Vec<Batched>| {
+        for result in publisher.apply_batch(std::mem::take(batch), now).unwrap() {
+            result.unwrap();
+        }
+    };
     for i in 0..namespaces {
         let name = NamespaceName::parse(&ns_name(i)).unwrap();
         let entry = NamespaceEntry {
@@ -98,39 +107,36 @@ fn build(namespaces: usize, data: &Path, out: &Path) -> Vec<u8> {
             ],
             maintainers: vec![],
         };
-        publisher
-            .apply(
-                "bench",
-                Change::CreateNamespace {
-                    entry,
-                    threshold: NonZeroU32::MIN,
-                },
-                now,
-            )
-            .unwrap();
+        batch.push(Batched {
+            actor: "bench".into(),
+            change: Change::CreateNamespace {
+                entry,
+                threshold: NonZeroU32::MIN,
+            },
+            context: serde_json::Value::Null,
+        });
         let private = openssl::pkey::PKey::generate_ed25519().unwrap();
         let public =
             openssl::pkey::PKey::public_key_from_der(&private.public_key_to_der().unwrap())
                 .unwrap();
         let key = Key::from_public(Scheme::Ed25519, &public).unwrap();
-        publisher
-            .apply(
-                "bench",
-                Change::AddKey {
-                    namespace: name,
-                    key: TrustedKey {
-                        id: KeyId::new(format!("key-{i}")),
-                        key,
-                        not_before: None,
-                        not_after: None,
-                        ephemeral: false,
-                        description: None,
-                    },
+        batch.push(Batched {
+            actor: "bench".into(),
+            change: Change::AddKey {
+                namespace: name,
+                key: TrustedKey {
+                    id: KeyId::new(format!("key-{i}")),
+                    key,
+                    not_before: None,
+                    not_after: None,
+                    ephemeral: false,
+                    description: None,
                 },
-                now,
-            )
-            .unwrap();
+            },
+            context: serde_json::Value::Null,
+        });
         if (i + 1) % 500 == 0 {
+            flush(&mut batch);
             eprintln!(
                 "built {} namespaces in {:.1} s",
                 i + 1,
@@ -138,6 +144,7 @@ fn build(namespaces: usize, data: &Path, out: &Path) -> Vec<u8> {
             );
         }
     }
+    flush(&mut batch);
     // What `keyshare-server publish --to` writes: the current files,
     // timestamp last.
     let mut files = publisher.current_files().unwrap();

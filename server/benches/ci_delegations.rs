@@ -48,7 +48,7 @@ use keyshare_policy::sign::{InMemorySigner, Signer};
 use keyshare_policy::trust::{NamespaceEntry, NamespaceName};
 use keyshare_server::ci::{proof_message, CiConfig, CiService};
 use keyshare_server::http::AppState;
-use keyshare_server::publisher::{Change, OnlineKeys, Publisher};
+use keyshare_server::publisher::{Batched, Change, OnlineKeys, Publisher};
 use keyshare_server::store::{Store, TokenKind};
 
 fn arg(name: &str) -> Option<String> {
@@ -94,11 +94,13 @@ fn main() {
         Arc::new(Publisher::init(store, keys, &[signer()], 1, Options::default(), now).unwrap());
     let setup = Instant::now();
     let names: Vec<String> = (0..namespaces).map(|i| format!("ns-{i:05}")).collect();
-    for name in &names {
-        publisher
-            .apply(
-                "bench",
-                Change::CreateNamespace {
+    // Created in batches of 500 (one publish each, `Publisher::apply_batch`).
+    for chunk in names.chunks(500) {
+        let batch = chunk
+            .iter()
+            .map(|name| Batched {
+                actor: "bench".into(),
+                change: Change::CreateNamespace {
                     entry: NamespaceEntry {
                         name: NamespaceName::parse(name).unwrap(),
                         scopes: vec![ArtifactPattern::parse(&format!(
@@ -109,9 +111,15 @@ fn main() {
                     },
                     threshold: NonZeroU32::MIN,
                 },
-                OffsetDateTime::now_utc(),
-            )
-            .unwrap();
+                context: Value::Null,
+            })
+            .collect();
+        for result in publisher
+            .apply_batch(batch, OffsetDateTime::now_utc())
+            .unwrap()
+        {
+            result.unwrap();
+        }
     }
     eprintln!(
         "bench/ci-delegations: {namespaces} namespaces created in {:.1} s",

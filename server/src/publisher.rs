@@ -522,8 +522,9 @@ impl Publisher {
     /// Each change gets its own result, in order. A change the store
     /// refuses (a missing namespace, a duplicate key) fails alone: the
     /// transaction is retried without it, so the others still publish.
-    /// Creating or deleting namespaces is refused in a batch (use
-    /// [`Publisher::apply`]). `Err` only when the publish itself failed; then
+    /// Deleting a namespace is refused in a batch (use [`Publisher::apply`]):
+    /// a batch that created and deleted one name would stage them out of
+    /// order. Creating namespaces in a batch is fine (bulk loads). `Err` only when the publish itself failed; then
     /// nothing was published. Blocking: call from a blocking thread.
     pub fn apply_batch(
         &self,
@@ -534,13 +535,10 @@ impl Publisher {
         let mut results: Vec<Option<Result<Applied, PublishError>>> =
             batch.iter().map(|_| None).collect();
         for (slot, b) in results.iter_mut().zip(&batch) {
-            if matches!(
-                b.change,
-                Change::CreateNamespace { .. } | Change::DeleteNamespace { .. }
-            ) {
+            if matches!(b.change, Change::DeleteNamespace { .. }) {
                 *slot = Some(Err(store::Error::invalid(
                     "change",
-                    "namespaces are not created or deleted in a batch",
+                    "namespaces are not deleted in a batch",
                 )
                 .into()));
             }

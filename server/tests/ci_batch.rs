@@ -67,6 +67,13 @@ fn a_batch_is_one_publish_and_refused_changes_fail_alone() {
                     },
                     context: serde_json::Value::Null,
                 },
+                Batched {
+                    actor: "test".into(),
+                    change: Change::DeleteNamespace {
+                        namespace: ns_name("team-b"),
+                    },
+                    context: serde_json::Value::Null,
+                },
             ],
             NOW,
         )
@@ -75,7 +82,10 @@ fn a_batch_is_one_publish_and_refused_changes_fail_alone() {
         .iter()
         .map(|r| r.as_ref().err().map(|e| e.status()))
         .collect();
-    assert_eq!(statuses, [None, Some(404), Some(409), None, Some(400)]);
+    assert_eq!(
+        statuses,
+        [None, Some(404), Some(409), None, Some(400), Some(400)]
+    );
     assert_eq!(
         f.publisher.metrics().publishes,
         publishes + 1,
@@ -103,6 +113,46 @@ fn a_batch_is_one_publish_and_refused_changes_fail_alone() {
     ] {
         let d = set.decide(
             artifact,
+            &[SignerRef::KeyId(key.key_id().clone())],
+            NOW,
+            NOW,
+        );
+        assert!(d.is_trusted(), "{d}");
+    }
+}
+
+#[test]
+fn namespaces_created_in_a_batch_are_published_with_their_keys() {
+    let f = Fixture::new();
+    let publishes = f.publisher.metrics().publishes;
+    let keys: Vec<_> = (0..3).map(|_| job_key()).collect();
+    let mut batch = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        let name = format!("bulk-{i}");
+        batch.push(Batched {
+            actor: "test".into(),
+            change: Change::CreateNamespace {
+                entry: NamespaceEntry {
+                    name: ns_name(&name),
+                    scopes: vec![keyshare_policy::pattern::ArtifactPattern::parse(&format!(
+                        "registry.acme.io/{name}/**"
+                    ))
+                    .unwrap()],
+                    maintainers: vec![],
+                },
+                threshold: NonZeroU32::MIN,
+            },
+            context: serde_json::Value::Null,
+        });
+        batch.push(add(&name, key));
+    }
+    let results = f.publisher.apply_batch(batch, NOW).unwrap();
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(f.publisher.metrics().publishes, publishes + 1);
+    let set = trust_set(&f.publisher, NOW, &["bulk-0", "bulk-1", "bulk-2"]);
+    for (i, key) in keys.iter().enumerate() {
+        let d = set.decide(
+            &format!("registry.acme.io/bulk-{i}/app"),
             &[SignerRef::KeyId(key.key_id().clone())],
             NOW,
             NOW,

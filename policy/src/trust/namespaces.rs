@@ -47,6 +47,24 @@ pub struct NamespaceEntry {
     pub maintainers: Vec<String>,
 }
 
+impl NamespaceEntry {
+    /// Checks the entry alone as the index would (at least one scope, no
+    /// duplicates, usable maintainer labels); the error names the field.
+    pub fn check(&self) -> Result<()> {
+        Namespaces {
+            format: NamespacesFormat,
+            namespaces: vec![self.clone()],
+        }
+        .check()
+        .map_err(|(path, message)| {
+            problem_to_error(
+                "namespace",
+                (path.replacen("namespaces[0].", "", 1), message),
+            )
+        })
+    }
+}
+
 /// `org/namespaces.json`: every namespace of the organization.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -318,6 +336,24 @@ mod tests {
         assert!(is_index_path(&shard));
         assert_eq!(shard_path(&bins, 0), "org/namespaces/00.json");
         assert_eq!(shard_path(&bins, 255), "org/namespaces/ff.json");
+    }
+
+    #[test]
+    fn an_entry_is_checked_alone_naming_its_field() {
+        assert!(entry("team-a", &["a/**"]).check().is_ok());
+        let err = entry("team-a", &[]).check().unwrap_err().to_string();
+        assert!(
+            err.contains("scopes") && err.contains("at least one pattern"),
+            "{err}"
+        );
+        let err = entry("team-a", &["a/**", "a/**"])
+            .check()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("scopes[1]") && err.contains("listed twice"),
+            "{err}"
+        );
     }
 
     #[test]

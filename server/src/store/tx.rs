@@ -176,6 +176,9 @@ impl<'a> Tx<'a> {
                 ),
             ));
         }
+        entry
+            .check()
+            .map_err(|e| Error::invalid("namespace", e.to_string()))?;
         self.check_scopes_free(entry)?;
         self.tx
             .execute(
