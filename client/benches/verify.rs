@@ -5,8 +5,8 @@
 //! --decides D --rounds R]` (or `bench/verify`, which also sets up
 //! python-tuf). Builds a repository with N namespaces (default 10,000),
 //! each listing one Ed25519 key, with the server's own publisher
-//! (`keyshare_server::publisher::Publisher`, one publish per change, so the
-//! layout is exactly what a server publishes), writes its current files
+//! (`keyshare_server::publisher::Publisher`, batches of 500 namespaces per
+//! publish, so the layout is exactly what a server publishes), writes its current files
 //! as `keyshare-server publish --to` does, serves that tree with a plain
 //! static file server (Python's `http.server`, HTTP/1.1 with keep-alive:
 //! with HTTP/1.0 its listen backlog of 5 drops the connections of a
@@ -244,7 +244,7 @@ fn main() {
     let tmp = tempfile::tempdir().unwrap();
     let (data, tree) = (tmp.path().join("data"), tmp.path().join("tree"));
     std::fs::create_dir_all(&data).unwrap();
-    eprintln!("building a repository with {namespaces} namespaces (one publish per change)...");
+    eprintln!("building a repository with {namespaces} namespaces (500 namespaces per publish)...");
     let started = Instant::now();
     let root = build(namespaces, &data, &tree);
     eprintln!("built in {:.1} s", started.elapsed().as_secs_f64());

@@ -5,8 +5,8 @@
 //! --keys 10 --valid-for 7d]` (or `bench/airgap`). It:
 //!
 //! 1. seeds a fresh repository in a temporary directory in process, through
-//!    `Publisher::apply` (one publish per namespace and per key, as the
-//!    admin API would; timed but not the point);
+//!    `Publisher::apply_batch` (100 namespaces with their keys per publish;
+//!    timed but not the point);
 //! 2. exports a bundle to a file (`keyshare_server::airgap::export`: the
 //!    bundle edition, the walk with policy's TUF checks, the manifest, the
 //!    write) and reports the time, the size and the number of entries;

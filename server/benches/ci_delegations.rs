@@ -7,8 +7,7 @@
 //!
 //! 1. creates a repository in a temporary directory (SQLite on disk,
 //!    `synchronous=FULL`, in-memory Ed25519 online keys) with
-//!    `--namespaces` namespaces, in process, one publish each (untimed; slow
-//!    for 10,000 namespaces until the publisher's layout rework lands);
+//!    `--namespaces` namespaces, in process, 500 per publish (untimed);
 //! 2. serves it with `http::run` on a loopback port with `[ci]` enabled (rate
 //!    limit lifted) and one CI token covering every namespace;
 //! 3. for each client count, runs `--requests` delegations spread over the
