@@ -999,7 +999,7 @@ fn every_reason_says_what_to_do() {
     );
     let r = reason(set.decide("nowhere/x", &[], now(), now()));
     assert!(
-        r.to_string().contains("nowhere/x") && r.to_string().contains("org/namespaces.json"),
+        r.to_string().contains("nowhere/x") && r.to_string().contains("namespace index"),
         "{r}"
     );
     let r = Reason::NoTrustDocument {

@@ -132,7 +132,7 @@ fn namespace_document_cannot_state_its_own_scopes() {
         v["scopes"] = scopes;
         refused_at(&v, "scopes");
         let err = parse_ns(&v).unwrap_err().to_string();
-        assert!(err.contains("org/namespaces.json"), "{err}");
+        assert!(err.contains("namespace index (org/namespaces/)"), "{err}");
         let bytes = serde_json::to_vec(&v).unwrap();
         let (what, path) = malformed(NamespaceTrust::from_target(WHAT, &bytes));
         assert_eq!((what.as_str(), path.as_str()), (WHAT, "scopes"));
@@ -145,7 +145,7 @@ fn namespace_document_cannot_state_its_own_maintainers() {
     v["maintainers"] = json!(["lead@acme.example"]);
     refused_at(&v, "maintainers");
     let err = parse_ns(&v).unwrap_err().to_string();
-    assert!(err.contains("org/namespaces.json"), "{err}");
+    assert!(err.contains("namespace index (org/namespaces/)"), "{err}");
 }
 
 #[test]

@@ -69,7 +69,7 @@ pub fn write(set: &TrustSet, dir: &Path) -> Result<Summary, ExportError> {
     }
     for ns in set.unlisted_documents() {
         warnings.push(format!(
-            "{ns}: trust document for a namespace not in org/namespaces.json, not exported"
+            "{ns}: trust document for a namespace not in the namespace index, not exported"
         ));
     }
 

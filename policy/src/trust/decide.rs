@@ -143,7 +143,7 @@ impl fmt::Display for TrustRule {
 pub enum Owner<'a> {
     /// A namespace of the organization, by its most specific matching scope.
     Namespace {
-        /// The namespace's entry in `org/namespaces.json`.
+        /// The namespace's entry in the namespace index.
         entry: &'a NamespaceEntry,
         /// The scope that matched.
         scope: &'a ArtifactPattern,
@@ -167,12 +167,12 @@ pub enum Reason {
         /// The artifact name.
         artifact: String,
     },
-    /// The namespace that owns the artifact (by `org/namespaces.json`) has
+    /// The namespace that owns the artifact (by the namespace index) has
     /// published no trust document, so it trusts no signer yet.
     NoTrustDocument {
         /// The namespace that owns the artifact.
         namespace: NamespaceName,
-        /// Its maintainers, as `org/namespaces.json` lists them.
+        /// Its maintainers, as the namespace index lists them.
         maintainers: Vec<String>,
     },
     /// The signer is not listed by the namespace (nor by a sub-delegation covering the artifact).
@@ -278,7 +278,7 @@ impl fmt::Display for Reason {
         match self {
             Self::NoNamespace { artifact } => write!(
                 f,
-                "no namespace or peer covers `{artifact}`: check the name, or ask a security admin to grant a namespace a scope that matches it in org/namespaces.json"
+                "no namespace or peer covers `{artifact}`: check the name, or ask a security admin to grant a namespace a scope that matches it in the organization's namespace index"
             ),
             Self::NoTrustDocument {
                 namespace,
@@ -542,7 +542,7 @@ impl Documented {
 /// Parsed trust documents, indexed for [`TrustSet::decide`].
 #[derive(Debug)]
 pub struct TrustSet {
-    /// `org/namespaces.json`: the namespaces and their scopes.
+    /// The namespace index (all shards joined): the namespaces and their scopes.
     index: Namespaces,
     /// The trust document of each namespace of `index`, same order.
     documents: Vec<Option<Documented>>,
@@ -597,7 +597,7 @@ impl Tally {
 impl TrustSet {
     /// Indexes the documents.
     ///
-    /// `index` (`org/namespaces.json`) says which namespaces exist and which
+    /// `index` (the namespace index, [`Namespaces::merge`] of its shards) says which namespaces exist and which
     /// artifact names each owns; it is the only source of scopes.
     /// `namespaces` are the namespaces' trust documents: each one attaches
     /// to its entry in `index`. A namespace of `index` without a document
@@ -719,7 +719,7 @@ impl TrustSet {
         })
     }
 
-    /// `org/namespaces.json`, as given.
+    /// The namespace index, as given.
     pub fn index(&self) -> &Namespaces {
         &self.index
     }
@@ -743,7 +743,7 @@ impl TrustSet {
     }
 
     /// Namespaces that published a trust document but are not listed in
-    /// `org/namespaces.json`, sorted. Their documents own no artifact and
+    /// the namespace index, sorted. Their documents own no artifact and
     /// are ignored by [`TrustSet::decide`]; callers should report them (a
     /// namespace removed by the organization whose role still publishes, or
     /// a namespace created without its entry).
@@ -751,7 +751,7 @@ impl TrustSet {
         &self.unlisted
     }
 
-    /// Namespaces listed in `org/namespaces.json` that have no trust
+    /// Namespaces listed in the namespace index that have no trust
     /// document, in the index's order. Nothing signed for their artifacts is
     /// trusted until they publish one.
     pub fn missing_documents(&self) -> impl Iterator<Item = &NamespaceName> {
@@ -778,7 +778,7 @@ impl TrustSet {
     /// at `signed_at`, as of `now`.
     ///
     /// Terminating peers are looked at first, then the scopes of
-    /// `org/namespaces.json`, then non-terminating peers; among several
+    /// the namespace index, then non-terminating peers; among several
     /// matches the most specific pattern wins, ties going to the smallest
     /// name. The namespace so chosen owns the artifact even when it has no
     /// trust document ([`Reason::NoTrustDocument`]): the decision never

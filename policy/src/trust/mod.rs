@@ -5,7 +5,8 @@
 //! trusted for this artifact, for a signature made at `signed_at`, as of
 //! `now`?".
 //!
-//! * [`Namespaces`] (`org/namespaces.json`, signed by the organization's
+//! * [`Namespaces`] (the namespace index, `org/namespaces/<shard>.json`
+//!   joined with [`Namespaces::merge`], or one `org/namespaces.json`; signed by the organization's
 //!   top-level `targets` role): the namespaces, the artifact-name scopes each
 //!   one owns and who maintains it. This is the only place scopes come from.
 //! * [`NamespaceTrust`] (`namespaces/<ns>/trust.json`, signed by the

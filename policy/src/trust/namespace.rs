@@ -3,7 +3,7 @@
 //! The document is signed by the namespace's own TUF role, which a team may
 //! hold offline, so it holds only what the team controls. Which artifact
 //! names the namespace owns, and who maintains it, the organization states
-//! in `org/namespaces.json` ([`super::Namespaces`]).
+//! in the namespace index ([`super::Namespaces`], `org/namespaces/<shard>.json`).
 
 use std::borrow::Borrow;
 use std::collections::BTreeSet;
@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use super::x509::X509Identity;
 use super::{
     check_label, check_scopes, check_window, parse_json, problem_to_error, to_json, Problem,
-    TrustFormat, NAMESPACES_PATH,
+    TrustFormat, NAMESPACES_SHARD_DIR,
 };
 use crate::error::{Error, Result};
 use crate::keys::Key;
@@ -122,7 +122,7 @@ pub struct SubDelegation {
     /// Name, unique within the namespace.
     pub name: String,
     /// Artifacts the sub-delegation covers. Only artifacts the namespace owns
-    /// count (those matching its scopes in `org/namespaces.json`, and not
+    /// count (those matching its scopes in the namespace index, and not
     /// owned by a more specific namespace): a sub-delegation narrows the
     /// namespace, it never widens it.
     pub scopes: Vec<ArtifactPattern>,
@@ -136,7 +136,7 @@ pub struct SubDelegation {
 ///
 /// There is deliberately no `scopes` (nor `maintainers`) field: the
 /// artifacts a namespace owns are granted by the organization in
-/// `org/namespaces.json`, and a document carrying either field is refused.
+/// the namespace index, and a document carrying either field is refused.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NamespaceTrust {
@@ -275,7 +275,7 @@ fn org_field_hint(e: Error) -> Error {
             message,
         } if matches!(path.as_str(), "scopes" | "maintainers") => Error::Malformed {
             message: format!(
-                "{message}; a namespace's {path} are granted by the organization in {NAMESPACES_PATH}, not by its own trust document"
+                "{message}; a namespace's {path} are granted by the organization in its namespace index ({NAMESPACES_SHARD_DIR}), not by its own trust document"
             ),
             what,
             path,
