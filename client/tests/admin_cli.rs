@@ -117,36 +117,7 @@ fn p256_public_pem() -> String {
 
 /// A self-signed CA certificate, PEM.
 fn ca_pem(cn: &str) -> String {
-    use openssl::asn1::Asn1Time;
-    use openssl::bn::BigNum;
-    use openssl::ec::{EcGroup, EcKey};
-    use openssl::hash::MessageDigest;
-    use openssl::nid::Nid;
-    use openssl::pkey::PKey;
-    use openssl::x509::extension::BasicConstraints;
-    use openssl::x509::{X509Builder, X509NameBuilder};
-    let key = PKey::from_ec_key(
-        EcKey::generate(&EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap()).unwrap(),
-    )
-    .unwrap();
-    let mut name = X509NameBuilder::new().unwrap();
-    name.append_entry_by_text("CN", cn).unwrap();
-    let name = name.build();
-    let mut b = X509Builder::new().unwrap();
-    b.set_version(2).unwrap();
-    b.set_serial_number(&BigNum::from_u32(1).unwrap().to_asn1_integer().unwrap())
-        .unwrap();
-    b.set_subject_name(&name).unwrap();
-    b.set_issuer_name(&name).unwrap();
-    b.set_pubkey(&key).unwrap();
-    b.set_not_before(&Asn1Time::from_unix(1_700_000_000).unwrap())
-        .unwrap();
-    b.set_not_after(&Asn1Time::from_unix(2_500_000_000).unwrap())
-        .unwrap();
-    b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
-        .unwrap();
-    b.sign(&key, MessageDigest::sha256()).unwrap();
-    String::from_utf8(b.build().to_pem().unwrap()).unwrap()
+    keyshare_testkit::ca_pem(cn)
 }
 
 fn create_team_a(server: &Server) {

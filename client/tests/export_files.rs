@@ -16,12 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use openssl::asn1::Asn1Time;
-use openssl::bn::BigNum;
-use openssl::hash::MessageDigest;
 use openssl::pkey::PKey;
-use openssl::x509::extension::BasicConstraints;
-use openssl::x509::{X509Builder, X509NameBuilder};
 use serde_json::{json, Value};
 
 use keyshare_client::export::{notation, pem};
@@ -31,25 +26,7 @@ use keyshare_policy::trust::{NamespaceTrust, Namespaces, Peers, Revocations, Sha
 
 /// A self-signed CA certificate, PEM.
 fn ca(cn: &str) -> String {
-    let key = PKey::ec_gen("prime256v1").unwrap();
-    let mut name = X509NameBuilder::new().unwrap();
-    name.append_entry_by_text("CN", cn).unwrap();
-    let name = name.build();
-    let mut b = X509Builder::new().unwrap();
-    b.set_version(2).unwrap();
-    b.set_serial_number(&BigNum::from_u32(1).unwrap().to_asn1_integer().unwrap())
-        .unwrap();
-    b.set_subject_name(&name).unwrap();
-    b.set_issuer_name(&name).unwrap();
-    b.set_pubkey(&key).unwrap();
-    b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
-        .unwrap();
-    b.set_not_after(&Asn1Time::days_from_now(365).unwrap())
-        .unwrap();
-    b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
-        .unwrap();
-    b.sign(&key, MessageDigest::sha256()).unwrap();
-    String::from_utf8(b.build().to_pem().unwrap()).unwrap()
+    keyshare_testkit::ca_pem(cn)
 }
 
 fn sha256_of_pem(pem: &str) -> String {

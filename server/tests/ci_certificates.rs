@@ -24,7 +24,7 @@ use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
 use openssl::pkey::PKey;
 use openssl::stack::Stack;
-use openssl::x509::extension::{BasicConstraints, KeyUsage, SubjectKeyIdentifier};
+use openssl::x509::extension::BasicConstraints;
 use openssl::x509::store::X509StoreBuilder;
 use openssl::x509::verify::X509VerifyParam;
 use openssl::x509::{X509Builder, X509NameBuilder, X509StoreContext, X509};
@@ -41,47 +41,17 @@ use http_common::{request, send, NOW};
 /// Writes a self-signed P-256 CI CA (with a subject key identifier) as
 /// `ca.pem` and `ca-key.pem` (0600) into `dir`; returns the certificate.
 fn write_ca(dir: &Path) -> X509 {
-    let key = PKey::from_ec_key(
-        EcKey::generate(&EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap()).unwrap(),
-    )
-    .unwrap();
-    let mut name = X509NameBuilder::new().unwrap();
-    name.append_entry_by_text("O", "Acme").unwrap();
-    name.append_entry_by_text("CN", "Acme CI CA").unwrap();
-    let name = name.build();
-    let mut b = X509Builder::new().unwrap();
-    b.set_version(2).unwrap();
-    b.set_serial_number(&BigNum::from_u32(7).unwrap().to_asn1_integer().unwrap())
-        .unwrap();
-    b.set_subject_name(&name).unwrap();
-    b.set_issuer_name(&name).unwrap();
-    b.set_pubkey(&key).unwrap();
-    b.set_not_before(&Asn1Time::from_unix(1_700_000_000).unwrap())
-        .unwrap();
-    b.set_not_after(&Asn1Time::from_unix(2_500_000_000).unwrap())
-        .unwrap();
-    b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
-        .unwrap();
-    b.append_extension(
-        KeyUsage::new()
-            .critical()
-            .key_cert_sign()
-            .crl_sign()
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
-    let ski = SubjectKeyIdentifier::new()
-        .build(&b.x509v3_context(None, None))
-        .unwrap();
-    b.append_extension(ski).unwrap();
-    b.sign(&key, MessageDigest::sha256()).unwrap();
-    let cert = b.build();
-    std::fs::write(dir.join("ca.pem"), cert.to_pem().unwrap()).unwrap();
+    let ca = keyshare_testkit::CertBuilder::new("Acme CI CA")
+        .subject_attr("O", "Acme")
+        .serial(7)
+        .valid_unix(1_700_000_000, 2_500_000_000)
+        .ca()
+        .build();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
     let key_path = dir.join("ca-key.pem");
-    std::fs::write(&key_path, key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+    std::fs::write(&key_path, ca.key_pem()).unwrap();
     std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    cert
+    ca.cert
 }
 
 #[actix_web::test]

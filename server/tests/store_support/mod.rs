@@ -24,12 +24,6 @@ use keyshare_policy::trust::{
     TrustedKey,
 };
 use keyshare_server::store::{Error, Store};
-use openssl::asn1::Asn1Time;
-use openssl::bn::BigNum;
-use openssl::hash::MessageDigest;
-use openssl::pkey::PKey;
-use openssl::x509::extension::BasicConstraints;
-use openssl::x509::{X509Builder, X509NameBuilder};
 use time::macros::datetime;
 use time::OffsetDateTime;
 
@@ -110,25 +104,11 @@ pub fn key_revocation(id: &KeyId, reason: &str) -> Revocation {
 
 /// A self-signed CA certificate, PEM.
 pub fn ca_pem(cn: &str) -> String {
-    let key = PKey::generate_ed25519().unwrap();
-    let mut name = X509NameBuilder::new().unwrap();
-    name.append_entry_by_text("CN", cn).unwrap();
-    let name = name.build();
-    let mut b = X509Builder::new().unwrap();
-    b.set_version(2).unwrap();
-    b.set_serial_number(&BigNum::from_u32(1).unwrap().to_asn1_integer().unwrap())
-        .unwrap();
-    b.set_subject_name(&name).unwrap();
-    b.set_issuer_name(&name).unwrap();
-    b.set_pubkey(&key).unwrap();
-    b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
-        .unwrap();
-    b.set_not_after(&Asn1Time::days_from_now(365).unwrap())
-        .unwrap();
-    b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
-        .unwrap();
-    b.sign(&key, MessageDigest::null()).unwrap();
-    String::from_utf8(b.build().to_pem().unwrap()).unwrap()
+    keyshare_testkit::CertBuilder::new(cn)
+        .key(keyshare_testkit::KeyKind::Ed25519)
+        .ca()
+        .build()
+        .pem()
 }
 
 /// A small signed repository, for files to publish.
