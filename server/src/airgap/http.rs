@@ -7,7 +7,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, HttpRequest, HttpResponse};
 use openssl::ssl::SslAcceptorBuilder;
 use serde::Deserialize;
 use serde_json::json;
@@ -171,21 +171,11 @@ pub async fn run_replica(
     files: Arc<ReplicaFiles>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let server = HttpServer::new(move || App::new().configure(replica_app_config(files.clone())))
-        .disable_signals()
-        .shutdown_timeout(10);
-    let server = match tls {
-        Some(tls) => server.listen_openssl(listener, tls)?,
-        None => server.listen(listener)?,
-    }
-    .run();
-    let handle = server.handle();
-    let mut server = std::pin::pin!(server);
-    tokio::select! {
-        result = &mut server => result,
-        () = shutdown => {
-            let ((), result) = tokio::join!(handle.stop(true), server);
-            result
-        }
-    }
+    crate::http::serve_app(
+        listener,
+        tls,
+        move || replica_app_config(files.clone()),
+        shutdown,
+    )
+    .await
 }

@@ -171,7 +171,23 @@ async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let server = HttpServer::new(move || App::new().configure(app_config(state.clone())))
+    serve_app(listener, tls, move || app_config(state.clone()), shutdown).await
+}
+
+/// Serves the application `configure()` builds (once per worker) on
+/// `listener`, TLS when `tls` is given, until `shutdown` resolves; then
+/// stops gracefully (in-flight requests finish, up to the shutdown timeout).
+pub(crate) async fn serve_app<F, C>(
+    listener: TcpListener,
+    tls: Option<SslAcceptorBuilder>,
+    configure: F,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()>
+where
+    F: Fn() -> C + Send + Clone + 'static,
+    C: FnOnce(&mut web::ServiceConfig),
+{
+    let server = HttpServer::new(move || App::new().configure(configure()))
         .disable_signals()
         .shutdown_timeout(SHUTDOWN_TIMEOUT.as_secs());
     let server = match tls {
