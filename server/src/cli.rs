@@ -100,7 +100,7 @@ pub fn data_dir(given: Option<PathBuf>) -> Result<PathBuf, CliError> {
 /// directory. A `keyshare.toml` already there is kept and used (so the
 /// expiries can be chosen before the first publish); otherwise the defaults
 /// are written. If anything fails, what `init` created is removed again.
-pub fn init(dir: &Path, out: &mut dyn Write) -> Result<(), CliError> {
+pub fn init(dir: &Path, root: Option<&Path>, out: &mut dyn Write) -> Result<(), CliError> {
     let db = dir.join(DB_NAME);
     let keys_dir = dir.join(keys::DIR_NAME);
     let config_path = dir.join(config::FILE_NAME);
@@ -122,7 +122,7 @@ pub fn init(dir: &Path, out: &mut dyn Write) -> Result<(), CliError> {
     if wrote_config {
         write_new(&config_path, config::DEFAULT_FILE.as_bytes(), 0o644)?;
     }
-    let result = init_repository(dir, &db, out);
+    let result = init_repository(dir, &db, root, out);
     if result.is_err() {
         // Best effort: leave the directory as init found it.
         let _ = fs::remove_dir_all(&keys_dir);
@@ -136,12 +136,29 @@ pub fn init(dir: &Path, out: &mut dyn Write) -> Result<(), CliError> {
     result
 }
 
-fn init_repository(dir: &Path, db: &Path, out: &mut dyn Write) -> Result<(), CliError> {
+fn init_repository(
+    dir: &Path,
+    db: &Path,
+    root: Option<&Path>,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
     let config = Config::load(dir, &Flags::default())?;
-    let (online, root) = keys::init_online(&config.keys, dir)?;
-    let store = open_store(db)?;
     let now = OffsetDateTime::now_utc();
-    let publisher = Publisher::init(store, online, &[root], 1, config.repo_options(), now)?;
+    let publisher = match root {
+        // The embedded default: a local root key, threshold 1.
+        None => {
+            let (online, root_key) = keys::init_online(&config.keys, dir)?;
+            let store = open_store(db)?;
+            Publisher::init(store, online, &[root_key], 1, config.repo_options(), now)?
+        }
+        // A root from the offline ceremony; no root key on this machine.
+        Some(path) => {
+            let bytes = fs::read(path).map_err(io_at(path))?;
+            let online = keys::init_online_for_root(&config.keys, dir)?;
+            let store = open_store(db)?;
+            Publisher::init_with_root(store, online, &bytes, config.repo_options(), now)?
+        }
+    };
     let root_hash = publisher
         .file("metadata/1.root.json")
         .map(|f| hex::encode(sha256(&f.bytes)))
@@ -573,10 +590,10 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("data");
         let mut out = Vec::new();
-        init(&dir, &mut out).unwrap();
+        init(&dir, None, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("root sha256: "), "{text}");
-        let e = init(&dir, &mut Vec::new()).unwrap_err().to_string();
+        let e = init(&dir, None, &mut Vec::new()).unwrap_err().to_string();
         assert!(e.contains("already holds a repository"), "{e}");
 
         let to = tmp.path().join("out");

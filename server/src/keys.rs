@@ -158,6 +158,34 @@ pub fn load(dir: &Path) -> Result<OnlineKeys, KeyError> {
 /// of the embedded default is always a new local file, `keys/root.pem`.
 /// `keys/` is created with mode 0700.
 pub fn init_online(config: &Keys, data_dir: &Path) -> Result<(OnlineKeys, SharedSigner), KeyError> {
+    let online = init_online_keys(config, data_dir)?;
+    let root = generate_file(&data_dir.join(DIR_NAME).join(ROOT))?;
+    Ok((online, root))
+}
+
+/// For `init --root FILE` (a root from an offline ceremony): the online keys
+/// as [`init_online`] makes them, but the targets, snapshot and timestamp
+/// keys must already exist and be named in the configuration (a key file
+/// made beforehand, or a key in a PKCS#11 token), since the ceremony's root
+/// lists them; only the namespaces key may be generated. No root key is
+/// made.
+pub fn init_online_for_root(config: &Keys, data_dir: &Path) -> Result<OnlineKeys, KeyError> {
+    for ((setting, key_ref), name) in config.roles().into_iter().zip(ONLINE) {
+        if matches!(key_ref, KeyRef::Default) && name != "namespaces.pem" {
+            return Err(KeyError::Bad {
+                path: data_dir.join(DIR_NAME).join(name),
+                reason: format!(
+                    "a ceremony root lists the server's online keys, so {setting} must name \
+                     an existing key (a key file or a pkcs11: URI, in keyshare.toml or \
+                     KEYSHARE_KEY_*) before `init --root`"
+                ),
+            });
+        }
+    }
+    init_online_keys(config, data_dir)
+}
+
+fn init_online_keys(config: &Keys, data_dir: &Path) -> Result<OnlineKeys, KeyError> {
     let dir = data_dir.join(DIR_NAME);
     create_dir(&dir)?;
     // Token keys first: a wrong PIN or a missing key fails before any file
@@ -176,8 +204,7 @@ pub fn init_online(config: &Keys, data_dir: &Path) -> Result<(OnlineKeys, Shared
             None => generate_file(&dir.join(name))?,
         });
     }
-    let root = generate_file(&dir.join(ROOT))?;
-    Ok((online_keys(signers)?, root))
+    online_keys(signers)
 }
 
 /// Loads the online keys `config` names, relative to `data_dir`: for each

@@ -37,8 +37,11 @@ enum Command {
         /// Make an air-gap replica instead, pinned to --root (docs/airgap.md).
         #[arg(long, requires = "root")]
         replica: bool,
-        /// The organization's root (`metadata/N.root.json`) a replica pins.
-        #[arg(long, value_name = "FILE", requires = "replica")]
+        /// Start from this root version 1 made in the offline ceremony
+        /// (docs/operations/root-ceremony.md) instead of generating a local
+        /// root key; with --replica, the organization's root
+        /// (`metadata/N.root.json`) the replica pins.
+        #[arg(long, value_name = "FILE")]
         root: Option<PathBuf>,
     },
     /// Serve the TUF repository and the admin API until SIGINT or SIGTERM.
@@ -100,9 +103,11 @@ fn run(cli: Cli) -> Result<(), CliError> {
             replica: true,
             root: Some(root),
         } => airgap::init_replica(&cli::data_dir(data_dir.data_dir)?, &root, &mut stdout),
-        Command::Init { data_dir, .. } => {
-            cli::init(&cli::data_dir(data_dir.data_dir)?, &mut stdout)
-        }
+        Command::Init { data_dir, root, .. } => cli::init(
+            &cli::data_dir(data_dir.data_dir)?,
+            root.as_deref(),
+            &mut stdout,
+        ),
         Command::Serve {
             data_dir,
             listen,

@@ -356,21 +356,14 @@ impl Publisher {
     /// `root_signers` (the embedded default), the org documents, version 1
     /// of everything, published and audited.
     pub fn init(
-        mut store: Store,
+        store: Store,
         keys: OnlineKeys,
         root_signers: &[SharedSigner],
         root_threshold: u32,
         options: Options,
         now: OffsetDateTime,
     ) -> Result<Self, PublishError> {
-        if store.last_published()?.is_some() {
-            return Err(store::Error::AlreadyExists {
-                kind: "published repository in",
-                name: store.path().display().to_string(),
-            }
-            .into());
-        }
-        let mut repo = Repository::create(
+        let repo = Repository::create(
             root_signers,
             root_threshold,
             [
@@ -381,6 +374,64 @@ impl Publisher {
             options,
             now,
         )?;
+        Self::publish_first(store, repo, keys, options, now)
+    }
+
+    /// Like [`Publisher::init`], but starts from `root`, the bytes of a root
+    /// version 1 made and signed in an offline ceremony (`keyshare root`),
+    /// so no root key ever touches the server. The root must meet its own
+    /// threshold, not be expired, and list the server's online targets,
+    /// snapshot and timestamp keys with threshold 1; otherwise
+    /// [`PublishError::RootRefused`] and nothing is stored.
+    pub fn init_with_root(
+        store: Store,
+        keys: OnlineKeys,
+        root: &[u8],
+        options: Options,
+        now: OffsetDateTime,
+    ) -> Result<Self, PublishError> {
+        let refused = |m: String| PublishError::RootRefused(m);
+        let envelope = Envelope::<Root>::parse("root", root).map_err(|e| refused(e.to_string()))?;
+        let version = envelope.signed.version;
+        if version != 1 {
+            return Err(refused(format!(
+                "a new repository starts from root version 1; this is version {version} (start \
+                 from 1.root.json; clients follow the later versions)"
+            )));
+        }
+        check_root_fresh_and_online(&envelope.signed, &keys, now).map_err(refused)?;
+        verify_root_self(envelope)
+            .map_err(|e| refused(format!("root v1 does not meet its own threshold: {e}")))?;
+        let root: Signed<Root> = serde_json::from_slice(root)
+            .map_err(|e| refused(format!("the root cannot be read: {e}")))?;
+        let signers = [
+            ("targets", &keys.targets),
+            ("snapshot", &keys.snapshot),
+            ("timestamp", &keys.timestamp),
+        ]
+        .into_iter()
+        .map(|(role, key)| (RoleName::new(role), vec![key.clone()]))
+        .collect();
+        let repo = Repository::new(root, signers, options, now)?;
+        Self::publish_first(store, repo, keys, options, now)
+    }
+
+    /// Publishes a new repository's first version: `repo`'s root, the bins,
+    /// empty documents, snapshot and timestamp, in one transaction.
+    fn publish_first(
+        mut store: Store,
+        mut repo: Repository,
+        keys: OnlineKeys,
+        options: Options,
+        now: OffsetDateTime,
+    ) -> Result<Self, PublishError> {
+        if store.last_published()?.is_some() {
+            return Err(store::Error::AlreadyExists {
+                kind: "published repository in",
+                name: store.path().display().to_string(),
+            }
+            .into());
+        }
         let bins = bins(&keys);
         repo.delegate_succinct(
             "targets",
@@ -645,30 +696,7 @@ impl Publisher {
         let root: Signed<Root> = serde_json::from_slice(bytes)
             .map_err(|e| refused(format!("the root cannot be read: {e}")))?;
         let version = envelope.signed.version;
-        if envelope.signed.expires.is_expired(now) {
-            return Err(refused(format!(
-                "root v{version} expired at {}",
-                envelope.signed.expires
-            )));
-        }
-        for (role, key) in [
-            ("targets", &self.keys.targets),
-            ("snapshot", &self.keys.snapshot),
-            ("timestamp", &self.keys.timestamp),
-        ] {
-            let listed = envelope.signed.roles.get(&RoleName::new(role));
-            let ok = listed.is_some_and(|r| {
-                r.threshold.get() == 1 && r.keyids.iter().any(|k| k == key.key_id())
-            });
-            if !ok {
-                return Err(refused(format!(
-                    "role `{role}`: root v{version} does not list the server's online {role} key \
-                     {} with threshold 1, so the server could not sign {role}; configure the \
-                     server with the key the root lists first",
-                    key.key_id()
-                )));
-            }
-        }
+        check_root_fresh_and_online(&envelope.signed, &self.keys, now).map_err(refused)?;
         let mut guard = self.lock();
         let Inner { store, repo } = &mut *guard;
         let current = repo.root().signed.clone();
@@ -1273,6 +1301,38 @@ fn org_root_path(name: &str) -> String {
 
 /// Rebuilds the documents `affected` names and stages them in `repo`;
 /// returns the target files to publish.
+/// A root the server can publish under: not expired, and listing the
+/// server's online targets, snapshot and timestamp keys with threshold 1
+/// (the server signs those roles). The message names what is wrong.
+fn check_root_fresh_and_online(
+    root: &Root,
+    keys: &OnlineKeys,
+    now: OffsetDateTime,
+) -> Result<(), String> {
+    let version = root.version;
+    if root.expires.is_expired(now) {
+        return Err(format!("root v{version} expired at {}", root.expires));
+    }
+    for (role, key) in [
+        ("targets", &keys.targets),
+        ("snapshot", &keys.snapshot),
+        ("timestamp", &keys.timestamp),
+    ] {
+        let listed = root.roles.get(&RoleName::new(role));
+        let ok = listed
+            .is_some_and(|r| r.threshold.get() == 1 && r.keyids.iter().any(|k| k == key.key_id()));
+        if !ok {
+            return Err(format!(
+                "role `{role}`: root v{version} does not list the server's online {role} key {} \
+                 with threshold 1, so the server could not sign {role}; configure the server \
+                 with the key the root lists first",
+                key.key_id()
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn stage(
     tx: &mut Tx<'_>,
     repo: &mut Repository,
