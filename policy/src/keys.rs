@@ -7,6 +7,7 @@
 //! | `ed25519` | `ed25519` | 64 hex digits (raw key) |
 //! | `ecdsa` or `ecdsa-sha2-nistp256` | `ecdsa-sha2-nistp256` | PEM SubjectPublicKeyInfo, P-256; signatures DER |
 //! | `rsa` | `rsassa-pss-sha256` | PEM SubjectPublicKeyInfo; PSS, MGF1-SHA256, any salt length |
+//! | `rsa` | `rsa-pkcs1v15-sha256` | PEM SubjectPublicKeyInfo; PKCS#1 v1.5 (repositories other tools sign; keyshare signs RSA with PSS, and its PKCS#11 signer only PSS) |
 //!
 //! Key ids are opaque: a key is found by the id the metadata gives it, and
 //! keyshare never recomputes ids of keys it reads. [`Key::key_id`] computes
@@ -39,6 +40,10 @@ pub enum Scheme {
     EcdsaP256Sha256,
     /// RSASSA-PSS with SHA-256 and MGF1-SHA256.
     RsaPssSha256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256 (securesystemslib's
+    /// `rsa-pkcs1v15-sha256`), for repositories other tools sign; keyshare
+    /// itself signs RSA with PSS.
+    RsaPkcs1v15Sha256,
 }
 
 impl Scheme {
@@ -48,6 +53,7 @@ impl Scheme {
             Self::Ed25519 => ("ed25519", "ed25519"),
             Self::EcdsaP256Sha256 => ("ecdsa", "ecdsa-sha2-nistp256"),
             Self::RsaPssSha256 => ("rsa", "rsassa-pss-sha256"),
+            Self::RsaPkcs1v15Sha256 => ("rsa", "rsa-pkcs1v15-sha256"),
         }
     }
 
@@ -57,6 +63,7 @@ impl Scheme {
             ("ed25519", "ed25519") => Some(Self::Ed25519),
             ("ecdsa" | "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp256") => Some(Self::EcdsaP256Sha256),
             ("rsa", "rsassa-pss-sha256") => Some(Self::RsaPssSha256),
+            ("rsa", "rsa-pkcs1v15-sha256") => Some(Self::RsaPkcs1v15Sha256),
             _ => None,
         }
     }
@@ -77,7 +84,7 @@ pub struct KeyVal {
 pub struct Key {
     /// `ed25519`, `ecdsa`, `ecdsa-sha2-nistp256` or `rsa` (others are kept but cannot verify).
     pub keytype: String,
-    /// `ed25519`, `ecdsa-sha2-nistp256` or `rsassa-pss-sha256`.
+    /// `ed25519`, `ecdsa-sha2-nistp256`, `rsassa-pss-sha256` or `rsa-pkcs1v15-sha256`.
     pub scheme: String,
     /// The key material.
     pub keyval: KeyVal,
@@ -120,7 +127,7 @@ impl Key {
                 }
                 pem_string(pkey)?
             }
-            Scheme::RsaPssSha256 => {
+            Scheme::RsaPssSha256 | Scheme::RsaPkcs1v15Sha256 => {
                 if pkey.id() != Id::RSA {
                     return Err(bad_new_key("not an RSA key"));
                 }
@@ -181,7 +188,7 @@ impl Key {
                 }
                 PKey::public_key_from_raw_bytes(&raw, Id::ED25519).map_err(|e| e.to_string())?
             }
-            Scheme::EcdsaP256Sha256 | Scheme::RsaPssSha256 => {
+            Scheme::EcdsaP256Sha256 | Scheme::RsaPssSha256 | Scheme::RsaPkcs1v15Sha256 => {
                 let pkey = PKey::public_key_from_pem(public.as_bytes())
                     .map_err(|_| "public key is not a PEM SubjectPublicKeyInfo".to_owned())?;
                 match scheme {
@@ -263,6 +270,13 @@ impl Key {
                     v.set_rsa_padding(Padding::PKCS1_PSS)?;
                     v.set_rsa_mgf1_md(MessageDigest::sha256())?;
                     v.set_rsa_pss_saltlen(RsaPssSaltlen::custom(PSS_SALTLEN_AUTO))?;
+                    v.update(msg)?;
+                    v.verify(sig)
+                })
+                .unwrap_or(false),
+            Some(Scheme::RsaPkcs1v15Sha256) => Verifier::new(MessageDigest::sha256(), pkey)
+                .and_then(|mut v| {
+                    v.set_rsa_padding(Padding::PKCS1)?;
                     v.update(msg)?;
                     v.verify(sig)
                 })

@@ -59,7 +59,9 @@ impl InMemorySigner {
             Scheme::EcdsaP256Sha256 => EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)
                 .and_then(|g| EcKey::generate(&g))
                 .and_then(PKey::from_ec_key),
-            Scheme::RsaPssSha256 => Rsa::generate(3072).and_then(PKey::from_rsa),
+            Scheme::RsaPssSha256 | Scheme::RsaPkcs1v15Sha256 => {
+                Rsa::generate(3072).and_then(PKey::from_rsa)
+            }
         }
         .map_err(|e| Error::Sign(format!("key generation failed: {e}")))?;
         Self::from_private(scheme, private)
@@ -142,6 +144,15 @@ impl Signer for InMemorySigner {
                     })
                     .map_err(fail)
             }
+            Scheme::RsaPkcs1v15Sha256 => {
+                openssl::sign::Signer::new(MessageDigest::sha256(), &self.private)
+                    .and_then(|mut s| {
+                        s.set_rsa_padding(Padding::PKCS1)?;
+                        s.update(message)?;
+                        s.sign_to_vec()
+                    })
+                    .map_err(fail)
+            }
         }
     }
 }
@@ -206,11 +217,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_rsa_signature_counts_only_under_the_scheme_it_was_made_with() {
+        let pss = InMemorySigner::generate(Scheme::RsaPssSha256).unwrap();
+        let pem = pss.to_pkcs8_pem().unwrap();
+        let pkcs1 = InMemorySigner::from_private(
+            Scheme::RsaPkcs1v15Sha256,
+            PKey::private_key_from_pem(&pem).unwrap(),
+        )
+        .unwrap();
+        let by_pss = pss.sign(b"m").unwrap();
+        let by_pkcs1 = pkcs1.sign(b"m").unwrap();
+        let (pss_key, pkcs1_key) = (pss.public_key(), pkcs1.public_key());
+        assert!(pss_key.verify(pss.key_id(), b"m", &by_pss).unwrap());
+        assert!(pkcs1_key.verify(pkcs1.key_id(), b"m", &by_pkcs1).unwrap());
+        assert!(!pss_key.verify(pss.key_id(), b"m", &by_pkcs1).unwrap());
+        assert!(!pkcs1_key.verify(pkcs1.key_id(), b"m", &by_pss).unwrap());
+        assert_ne!(
+            pss.key_id(),
+            pkcs1.key_id(),
+            "the scheme is part of the key id"
+        );
+    }
+
+    #[test]
     fn each_scheme_signs_what_its_key_verifies() {
         for scheme in [
             Scheme::Ed25519,
             Scheme::EcdsaP256Sha256,
             Scheme::RsaPssSha256,
+            Scheme::RsaPkcs1v15Sha256,
         ] {
             let s = InMemorySigner::generate(scheme).unwrap();
             let sig = s.sign(b"message").unwrap();

@@ -127,6 +127,11 @@ fn python_tuf_basic_rsa_repository_is_read() {
 }
 
 #[test]
+fn python_tuf_basic_rsa_pkcs1v15_repository_is_read() {
+    check("basic-rsa-pkcs1v15");
+}
+
+#[test]
 fn python_tuf_delegations_repository_is_read() {
     check("delegations");
 }

@@ -62,6 +62,7 @@ FIXTURES = (
     "basic-ed25519",
     "basic-ecdsa",
     "basic-rsa",
+    "basic-rsa-pkcs1v15",
     "delegations",
     "hashed-bins",
     "rotated-root",
@@ -91,6 +92,11 @@ def signer(name: str, kind: str = "ed25519") -> CryptoSigner:
         if name not in _rsa_cache:
             _rsa_cache[name] = CryptoSigner.generate_rsa()
         return _rsa_cache[name]
+    elif kind == "rsa-pkcs1v15":
+        key = f"pkcs1v15:{name}"
+        if key not in _rsa_cache:
+            _rsa_cache[key] = CryptoSigner.generate_rsa(scheme="rsa-pkcs1v15-sha256")
+        return _rsa_cache[key]
     else:
         raise ValueError(f"unknown key kind {kind}")
     # Same as CryptoSigner.generate_ed25519()/generate_ecdsa(), but seeded.
@@ -489,6 +495,7 @@ BUILDERS: dict[str, Callable[[], Repo]] = {
     "basic-ed25519": lambda: basic("ed25519"),
     "basic-ecdsa": lambda: basic("ecdsa"),
     "basic-rsa": lambda: basic("rsa"),
+    "basic-rsa-pkcs1v15": lambda: basic("rsa-pkcs1v15"),
     "delegations": delegations,
     "hashed-bins": hashed_bins,
     "rotated-root": rotated_root,
