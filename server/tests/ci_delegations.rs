@@ -43,6 +43,18 @@ macro_rules! nonce {
     }};
 }
 
+/// A fresh nonce, then a delegation request for `key` in `ns` with `token`.
+macro_rules! delegate {
+    ($app:expr, $token:expr, $ns:expr, $key:expr) => {{
+        let n = nonce!($app);
+        send(
+            $app,
+            delegate_req($token, &delegation_body(&n, $ns, $key)).to_request(),
+        )
+        .await
+    }};
+}
+
 fn delegate_req(token: &str, body: &Value) -> actix_web::test::TestRequest {
     request(
         Method::POST,
@@ -63,12 +75,7 @@ async fn matching_job_gets_a_delegation_trusted_for_its_namespace_only() {
     let fx = CiFixture::new();
     let app = app!(fx.f);
     let key = job_key();
-    let n = nonce!(&app);
-    let a = send(
-        &app,
-        delegate_req(&fx.issuer.token(), &delegation_body(&n, "team-a", &key)).to_request(),
-    )
-    .await;
+    let a = delegate!(&app, &fx.issuer.token(), "team-a", &key);
     assert_eq!(
         a.status,
         StatusCode::CREATED,
@@ -128,12 +135,7 @@ async fn es256_tokens_and_ci_tokens_work_and_other_tokens_do_not() {
     let fx = CiFixture::new();
     let app = app!(fx.f);
     let token = fx.issuer.sign(&fx.issuer.claims(), "ES256");
-    let n = nonce!(&app);
-    let a = send(
-        &app,
-        delegate_req(&token, &delegation_body(&n, "team-a", &job_key())).to_request(),
-    )
-    .await;
+    let a = delegate!(&app, &token, "team-a", &job_key());
     assert_eq!(
         a.status,
         StatusCode::CREATED,
@@ -143,34 +145,19 @@ async fn es256_tokens_and_ci_tokens_work_and_other_tokens_do_not() {
 
     // A scoped CI token: its namespaces, and only those.
     let ci = fx.f.ci("team-b");
-    let n = nonce!(&app);
-    let a = send(
-        &app,
-        delegate_req(&ci, &delegation_body(&n, "team-b", &job_key())).to_request(),
-    )
-    .await;
+    let a = delegate!(&app, &ci, "team-b", &job_key());
     assert_eq!(
         a.status,
         StatusCode::CREATED,
         "{}",
         String::from_utf8_lossy(&a.body)
     );
-    let n = nonce!(&app);
-    let a = send(
-        &app,
-        delegate_req(&ci, &delegation_body(&n, "team-a", &job_key())).to_request(),
-    )
-    .await;
+    let a = delegate!(&app, &ci, "team-a", &job_key());
     assert_refused(&a, StatusCode::FORBIDDEN, "namespace_not_allowed");
 
     // A maintainer token is not a CI credential.
     let m = fx.f.maintainer("team-a");
-    let n = nonce!(&app);
-    let a = send(
-        &app,
-        delegate_req(&m, &delegation_body(&n, "team-a", &job_key())).to_request(),
-    )
-    .await;
+    let a = delegate!(&app, &m, "team-a", &job_key());
     assert_refused(&a, StatusCode::FORBIDDEN, "forbidden");
 }
 
@@ -394,12 +381,7 @@ async fn requests_over_the_rate_limit_are_refused_per_identity() {
     assert_refused(&a, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
     // Another identity is not affected.
     let ci = fx.f.ci("team-a");
-    let n = nonce!(&app);
-    let a = send(
-        &app,
-        delegate_req(&ci, &delegation_body(&n, "team-a", &job_key())).to_request(),
-    )
-    .await;
+    let a = delegate!(&app, &ci, "team-a", &job_key());
     assert_eq!(a.status, StatusCode::CREATED);
 }
 
@@ -477,12 +459,7 @@ async fn the_sweeper_task_removes_expired_delegations_on_its_own() {
     let fx = CiFixture::new();
     let app = app!(fx.f);
     let key = job_key();
-    let n = nonce!(&app);
-    let a = send(
-        &app,
-        delegate_req(&fx.issuer.token(), &delegation_body(&n, "team-a", &key)).to_request(),
-    )
-    .await;
+    let a = delegate!(&app, &fx.issuer.token(), "team-a", &key);
     assert_eq!(a.status, StatusCode::CREATED);
     let listed = |fx: &CiFixture| {
         fx.f.publisher
@@ -517,12 +494,7 @@ async fn a_delegation_can_be_ended_early_by_its_job() {
     let app = app!(fx.f);
     let key = job_key();
     let token = fx.issuer.token();
-    let n = nonce!(&app);
-    let a = send(
-        &app,
-        delegate_req(&token, &delegation_body(&n, "team-a", &key)).to_request(),
-    )
-    .await;
+    let a = delegate!(&app, &token, "team-a", &key);
     let id = a.json()["id"].as_str().unwrap().to_owned();
     let path = format!("/api/v1/ci/delegations/{id}");
     // Another namespace's CI token may not end it.
@@ -597,12 +569,7 @@ async fn an_unknown_kid_refetches_the_issuer_keys_at_most_once_per_interval() {
     // the cache lacks, or a forgery): refused; no refetch within a minute.
     let stranger = sign_with(&fx.issuer.claims(), "RS256", "rsa-2", &ci_common::rsa_pem());
     for _ in 0..3 {
-        let n = nonce!(&app);
-        let a = send(
-            &app,
-            delegate_req(&stranger, &delegation_body(&n, "team-a", &job_key())).to_request(),
-        )
-        .await;
+        let a = delegate!(&app, &stranger, "team-a", &job_key());
         assert_refused(&a, StatusCode::UNAUTHORIZED, "bad_signature");
     }
     assert_eq!(fx.issuer.fetches.load(Ordering::SeqCst), 1);
@@ -611,12 +578,7 @@ async fn an_unknown_kid_refetches_the_issuer_keys_at_most_once_per_interval() {
     let mut claims = fx.issuer.claims();
     claims["exp"] = json!((NOW + Duration::minutes(10)).unix_timestamp());
     let stranger = sign_with(&claims, "RS256", "rsa-2", &ci_common::rsa_pem());
-    let n = nonce!(&app);
-    let a = send(
-        &app,
-        delegate_req(&stranger, &delegation_body(&n, "team-a", &job_key())).to_request(),
-    )
-    .await;
+    let a = delegate!(&app, &stranger, "team-a", &job_key());
     assert_refused(&a, StatusCode::UNAUTHORIZED, "bad_signature");
     assert_eq!(fx.issuer.fetches.load(Ordering::SeqCst), 2);
 }
