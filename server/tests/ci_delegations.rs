@@ -505,6 +505,14 @@ async fn a_delegation_can_be_ended_early_by_its_job() {
     )
     .await;
     assert_refused(&a, StatusCode::FORBIDDEN, "namespace_not_allowed");
+    // Nor may another identity allowed in the same namespace.
+    let same_ns = fx.f.ci("team-a");
+    let a = send(
+        &app,
+        request(Method::DELETE, &path, Some(&same_ns), None).to_request(),
+    )
+    .await;
+    assert_refused(&a, StatusCode::FORBIDDEN, "forbidden");
     let a = send(
         &app,
         request(Method::DELETE, &path, Some(&token), None).to_request(),

@@ -402,7 +402,7 @@ impl CiService {
             not_before: Some(now),
             not_after: Some(not_after),
             ephemeral: true,
-            description: Some(label(&format!("CI delegation for {}", identity.actor))),
+            description: Some(delegation_label(identity)),
         };
         let mut context = identity.context.clone();
         if let Value::Object(map) = &mut context {
@@ -443,11 +443,16 @@ impl CiService {
             .publisher
             .read(|s| s.keys(namespace.as_str()))
             .map_err(|_| not_found())?;
-        if !keys
+        let key = keys
             .iter()
-            .any(|k| k.key.id.as_str() == key_id_owned && k.key.ephemeral)
-        {
-            return Err(not_found());
+            .find(|k| k.key.id.as_str() == key_id_owned && k.key.ephemeral)
+            .ok_or_else(not_found)?;
+        // Only the identity that asked for it may end it early: another job
+        // allowed in the same namespace may not cut a running job short.
+        if key.key.description.as_deref() != Some(delegation_label(identity).as_str()) {
+            return Err(CiError::Forbidden(format!(
+                "CI delegation `{id}` was made by another identity; only it can end the delegation early"
+            )));
         }
         self.batcher
             .submit(Batched {
@@ -461,6 +466,11 @@ impl CiService {
             .await?;
         Ok(())
     }
+}
+
+/// The description of a delegation's key: names the identity that asked.
+fn delegation_label(identity: &CiIdentity) -> String {
+    label(&format!("CI delegation for {}", identity.actor))
 }
 
 /// `text` as a trust-document label: control characters replaced, at most
