@@ -57,16 +57,22 @@ fn collect<R, T>(
     rows.map(|r| convert(r?)).collect()
 }
 
+/// Reads a row into a tuple of its columns, in order (rusqlite's
+/// `TryFrom<&Row>` for tuples); each table's `*_record` turns that into a
+/// typed record.
+fn tuple_row<T>(r: &Row<'_>) -> rusqlite::Result<T>
+where
+    T: for<'a> TryFrom<&'a Row<'a>, Error = rusqlite::Error>,
+{
+    T::try_from(r)
+}
+
 // ---- namespaces ----
 
 type NamespaceRow = (String, String, String, i64, String);
 
 const NAMESPACE_COLUMNS: &str =
     "SELECT name, scopes, maintainers, threshold, created_at FROM namespaces";
-
-fn namespace_row(r: &Row<'_>) -> rusqlite::Result<NamespaceRow> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-}
 
 fn namespace_record(
     (name, scopes, maintainers, t, created): NamespaceRow,
@@ -88,7 +94,7 @@ pub(crate) fn namespaces(conn: &Connection) -> Result<Vec<NamespaceRecord>> {
         conn,
         &format!("{NAMESPACE_COLUMNS} ORDER BY name"),
         [],
-        namespace_row,
+        tuple_row,
         namespace_record,
     )
 }
@@ -98,7 +104,7 @@ pub(crate) fn namespace(conn: &Connection, name: &str) -> Result<NamespaceRecord
         .query_row(
             &format!("{NAMESPACE_COLUMNS} WHERE name = ?1"),
             [name],
-            namespace_row,
+            tuple_row,
         )
         .optional()?
         .ok_or_else(|| Error::not_found("namespace", name))?;
@@ -132,19 +138,6 @@ type KeyRow = (
 
 const KEY_COLUMNS: &str = "SELECT namespace, key_id, key, not_before, not_after, ephemeral, description, added_at FROM keys";
 
-fn key_row(r: &Row<'_>) -> rusqlite::Result<KeyRow> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-    ))
-}
-
 fn key_record(
     (ns, id, key, not_before, not_after, ephemeral, description, added): KeyRow,
 ) -> Result<KeyRecord> {
@@ -169,7 +162,7 @@ pub(crate) fn keys(conn: &Connection, namespace: &str) -> Result<Vec<KeyRecord>>
         conn,
         &format!("{KEY_COLUMNS} WHERE namespace = ?1 ORDER BY key_id"),
         [namespace],
-        key_row,
+        tuple_row,
         key_record,
     )
 }
@@ -180,7 +173,7 @@ pub(crate) fn key(conn: &Connection, namespace: &str, key_id: &str) -> Result<Ke
         .query_row(
             &format!("{KEY_COLUMNS} WHERE namespace = ?1 AND key_id = ?2"),
             [namespace, key_id],
-            key_row,
+            tuple_row,
         )
         .optional()?
         .ok_or_else(|| Error::not_found("key", format!("{namespace}/{key_id}")))?;
@@ -198,18 +191,6 @@ type IdentityRow = (
     Option<String>,
     String,
 );
-
-fn identity_row(r: &Row<'_>) -> rusqlite::Result<IdentityRow> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-    ))
-}
 
 fn identity_record(
     (ns, name, ca_certs, subject, not_before, not_after, added): IdentityRow,
@@ -241,7 +222,7 @@ pub(crate) fn identities(conn: &Connection, namespace: &str) -> Result<Vec<Ident
         "SELECT namespace, name, ca_certs, subject, not_before, not_after, added_at
          FROM identities WHERE namespace = ?1 ORDER BY name",
         [namespace],
-        identity_row,
+        tuple_row,
         identity_record,
     )
 }
@@ -333,17 +314,6 @@ type PeerRow = (String, String, String, String, bool, String);
 
 const PEER_COLUMNS: &str = "SELECT name, patterns, url, root, terminating, updated_at FROM peers";
 
-fn peer_row(r: &Row<'_>) -> rusqlite::Result<PeerRow> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-    ))
-}
-
 fn peer_record((name, patterns, url, root, terminating, updated): PeerRow) -> Result<PeerRecord> {
     const T: &str = "peers";
     Ok(PeerRecord {
@@ -363,14 +333,18 @@ pub(crate) fn peers(conn: &Connection) -> Result<Vec<PeerRecord>> {
         conn,
         &format!("{PEER_COLUMNS} ORDER BY name"),
         [],
-        peer_row,
+        tuple_row,
         peer_record,
     )
 }
 
 pub(crate) fn peer(conn: &Connection, name: &str) -> Result<PeerRecord> {
     let row = conn
-        .query_row(&format!("{PEER_COLUMNS} WHERE name = ?1"), [name], peer_row)
+        .query_row(
+            &format!("{PEER_COLUMNS} WHERE name = ?1"),
+            [name],
+            tuple_row,
+        )
         .optional()?
         .ok_or_else(|| Error::not_found("peer", name))?;
     peer_record(row)
@@ -381,10 +355,6 @@ pub(crate) fn peer(conn: &Connection, name: &str) -> Result<PeerRecord> {
 type RootRow = (String, String, String, String);
 
 const ROOT_COLUMNS: &str = "SELECT name, pem, sha256, added_at FROM org_roots";
-
-fn root_row(r: &Row<'_>) -> rusqlite::Result<RootRow> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-}
 
 fn root_record((name, pem, sha256, added): RootRow) -> Result<OrgRoot> {
     Ok(OrgRoot {
@@ -400,14 +370,18 @@ pub(crate) fn org_roots(conn: &Connection) -> Result<Vec<OrgRoot>> {
         conn,
         &format!("{ROOT_COLUMNS} ORDER BY name"),
         [],
-        root_row,
+        tuple_row,
         root_record,
     )
 }
 
 pub(crate) fn org_root(conn: &Connection, name: &str) -> Result<OrgRoot> {
     let row = conn
-        .query_row(&format!("{ROOT_COLUMNS} WHERE name = ?1"), [name], root_row)
+        .query_row(
+            &format!("{ROOT_COLUMNS} WHERE name = ?1"),
+            [name],
+            tuple_row,
+        )
         .optional()?
         .ok_or_else(|| Error::not_found("org root", name))?;
     root_record(row)
@@ -418,10 +392,6 @@ pub(crate) fn org_root(conn: &Connection, name: &str) -> Result<OrgRoot> {
 type TokenRow = (String, String, Option<String>, String, Option<String>);
 
 const TOKEN_COLUMNS: &str = "SELECT id, kind, description, created_at, revoked_at FROM tokens";
-
-fn token_row(r: &Row<'_>) -> rusqlite::Result<TokenRow> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-}
 
 fn token_record(
     conn: &Connection,
@@ -463,7 +433,7 @@ pub(crate) fn tokens(conn: &Connection) -> Result<Vec<Token>> {
         conn,
         &format!("{TOKEN_COLUMNS} ORDER BY rowid"),
         [],
-        token_row,
+        tuple_row,
         Ok,
     )?;
     rows.into_iter().map(|r| token_record(conn, r)).collect()
@@ -471,7 +441,7 @@ pub(crate) fn tokens(conn: &Connection) -> Result<Vec<Token>> {
 
 pub(crate) fn token(conn: &Connection, id: &str) -> Result<Token> {
     let row = conn
-        .query_row(&format!("{TOKEN_COLUMNS} WHERE id = ?1"), [id], token_row)
+        .query_row(&format!("{TOKEN_COLUMNS} WHERE id = ?1"), [id], tuple_row)
         .optional()?
         .ok_or_else(|| Error::not_found("token", id))?;
     token_record(conn, row)
@@ -495,7 +465,7 @@ pub(crate) fn token_by_secret(conn: &Connection, secret: &str) -> Result<Option<
         .query_row(
             &format!("{TOKEN_COLUMNS} WHERE secret_sha256 = ?1 AND revoked_at IS NULL"),
             [&hash],
-            token_row,
+            tuple_row,
         )
         .optional()?;
     row.map(|r| token_record(conn, r)).transpose()
@@ -516,19 +486,6 @@ type PublishedRow = (
     bool,
     String,
 );
-
-fn published_row(r: &Row<'_>) -> rusqlite::Result<PublishedRow> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-    ))
-}
 
 fn published_record(
     (id, path, role, version, bytes, sha256, immutable, created): PublishedRow,
@@ -552,7 +509,7 @@ pub(crate) fn latest_published(conn: &Connection, path: &str) -> Result<Option<P
     conn.query_row(
         &format!("{PUBLISHED_COLUMNS} WHERE path = ?1 ORDER BY id DESC LIMIT 1"),
         [path],
-        published_row,
+        tuple_row,
     )
     .optional()?
     .map(published_record)
@@ -568,7 +525,7 @@ pub(crate) fn published_history(conn: &Connection, path: &str) -> Result<Vec<Pub
         conn,
         &format!("{PUBLISHED_COLUMNS} WHERE path = ?1 ORDER BY id"),
         [path],
-        published_row,
+        tuple_row,
         published_record,
     )
 }
@@ -706,7 +663,7 @@ pub(crate) fn namespaces_shard(conn: &Connection, bin: u64) -> Result<Namespaces
             conn,
             &format!("{NAMESPACE_COLUMNS} WHERE bin = ?1 ORDER BY name"),
             [bin],
-            namespace_row,
+            tuple_row,
             namespace_record,
         )?
         .into_iter()
