@@ -25,7 +25,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-/// The longest any single wait in these tests may take.
 mod bin_common;
 
 use bin_common::{assert_one_line_error, keyshare, python, run_within};
@@ -35,6 +34,7 @@ fn run(cmd: Command) -> Output {
     run_within(cmd, DEADLINE * 4)
 }
 
+/// The longest any single wait in these tests may take.
 const DEADLINE: Duration = Duration::from_secs(30);
 
 fn interop_script(name: &str) -> PathBuf {
