@@ -244,16 +244,7 @@ async fn each_bad_request_is_refused_naming_the_reason_and_publishes_nothing() {
     }
 
     // Namespace the rules do not grant.
-    let n = nonce!(&app);
-    let a = send(
-        &app,
-        delegate_req(
-            &fx.issuer.token(),
-            &delegation_body(&n, "team-b", &job_key()),
-        )
-        .to_request(),
-    )
-    .await;
+    let a = delegate!(&app, &fx.issuer.token(), "team-b", &job_key());
     assert_refused(&a, StatusCode::FORBIDDEN, "namespace_not_allowed");
 
     // Proof of possession: by another key, for another namespace, over another nonce.
@@ -356,28 +347,10 @@ async fn requests_over_the_rate_limit_are_refused_per_identity() {
     let fx = CiFixture::with(|c| c.rate_limit = 2);
     let app = app!(fx.f);
     for _ in 0..2 {
-        let n = nonce!(&app);
-        let a = send(
-            &app,
-            delegate_req(
-                &fx.issuer.token(),
-                &delegation_body(&n, "team-a", &job_key()),
-            )
-            .to_request(),
-        )
-        .await;
+        let a = delegate!(&app, &fx.issuer.token(), "team-a", &job_key());
         assert_eq!(a.status, StatusCode::CREATED);
     }
-    let n = nonce!(&app);
-    let a = send(
-        &app,
-        delegate_req(
-            &fx.issuer.token(),
-            &delegation_body(&n, "team-a", &job_key()),
-        )
-        .to_request(),
-    )
-    .await;
+    let a = delegate!(&app, &fx.issuer.token(), "team-a", &job_key());
     assert_refused(&a, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
     // Another identity is not affected.
     let ci = fx.f.ci("team-a");
@@ -557,16 +530,7 @@ async fn without_a_ci_section_the_endpoints_say_so() {
 async fn an_unknown_kid_refetches_the_issuer_keys_at_most_once_per_interval() {
     let fx = CiFixture::new();
     let app = app!(fx.f);
-    let n = nonce!(&app);
-    let a = send(
-        &app,
-        delegate_req(
-            &fx.issuer.token(),
-            &delegation_body(&n, "team-a", &job_key()),
-        )
-        .to_request(),
-    )
-    .await;
+    let a = delegate!(&app, &fx.issuer.token(), "team-a", &job_key());
     assert_eq!(a.status, StatusCode::CREATED);
     assert_eq!(
         fx.issuer.fetches.load(Ordering::SeqCst),
