@@ -577,17 +577,7 @@ impl Repository {
         for (id, key) in &keys {
             key.check(id)?;
         }
-        if let Some(existing) = self.targets.get(&name) {
-            if existing
-                .delegator
-                .as_ref()
-                .is_some_and(|d| d.as_str() != delegator)
-            {
-                return Err(Error::Sign(format!(
-                    "`{name}` is already delegated by another role"
-                )));
-            }
-        }
+        self.check_not_delegated_elsewhere(&name, delegator)?;
         let parent = self.role_mut(delegator)?;
         let delegations = parent
             .staged
@@ -606,19 +596,41 @@ impl Repository {
             delegations.keys.insert(id, key);
         }
         parent.dirty = true;
-        let expires = now + self.options.expiries.delegated;
-        let entry = self
-            .targets
-            .entry(name.clone())
-            .or_insert_with(|| TargetsRole {
-                published: None,
-                staged: empty_targets(1, expires),
-                dirty: true,
-                delegator: None,
-            });
-        entry.delegator = Some(RoleName::new(delegator));
-        self.signers.insert(name, signers);
+        self.register_delegated(name, delegator, signers, now);
         Ok(())
+    }
+
+    /// Refuses to delegate `name` from `delegator` when another role
+    /// already delegates it.
+    fn check_not_delegated_elsewhere(&self, name: &RoleName, delegator: &str) -> Result<()> {
+        match self.targets.get(name).and_then(|r| r.delegator.as_ref()) {
+            Some(d) if d.as_str() != delegator => Err(Error::Sign(format!(
+                "`{name}` is already delegated by another role"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records `name` as delegated by `delegator` and signed with
+    /// `signers`, creating its (empty, version 1) metadata if new; returns
+    /// it for further changes.
+    fn register_delegated(
+        &mut self,
+        name: RoleName,
+        delegator: &str,
+        signers: Vec<SharedSigner>,
+        now: OffsetDateTime,
+    ) -> &mut TargetsRole {
+        let expires = now + self.options.expiries.delegated;
+        self.signers.insert(name.clone(), signers);
+        let entry = self.targets.entry(name).or_insert_with(|| TargetsRole {
+            published: None,
+            staged: empty_targets(1, expires),
+            dirty: true,
+            delegator: None,
+        });
+        entry.delegator = Some(RoleName::new(delegator));
+        entry
     }
 
     /// Delegates from `delegator` to succinct hashed bins (TAP 15): every
@@ -646,17 +658,7 @@ impl Repository {
             if TOP_LEVEL_ROLES.contains(&bin.as_str()) || bin.as_str() == delegator {
                 return Err(Error::Sign(format!("`{bin}` cannot be a bin role name")));
             }
-            if let Some(existing) = self.targets.get(bin) {
-                if existing
-                    .delegator
-                    .as_ref()
-                    .is_some_and(|d| d.as_str() != delegator)
-                {
-                    return Err(Error::Sign(format!(
-                        "`{bin}` is already delegated by another role"
-                    )));
-                }
-            }
+            self.check_not_delegated_elsewhere(bin, delegator)?;
         }
         let parent = self.role_mut(delegator)?;
         let previous = match &parent.staged.delegations {
@@ -674,20 +676,9 @@ impl Repository {
         parent.staged.delegations =
             Some(Delegations::succinct(keys.into_iter().collect(), succinct));
         parent.dirty = true;
-        let expires = now + self.options.expiries.delegated;
         for bin in bins {
-            let entry = self
-                .targets
-                .entry(bin.clone())
-                .or_insert_with(|| TargetsRole {
-                    published: None,
-                    staged: empty_targets(1, expires),
-                    dirty: true,
-                    delegator: None,
-                });
-            entry.delegator = Some(RoleName::new(delegator));
-            entry.dirty |= changed;
-            self.signers.insert(bin, signers.clone());
+            self.register_delegated(bin, delegator, signers.clone(), now)
+                .dirty |= changed;
         }
         Ok(())
     }
