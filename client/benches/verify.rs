@@ -131,6 +131,7 @@ fn build(namespaces: usize, data: &Path, out: &Path) -> Vec<u8> {
                     not_after: None,
                     ephemeral: false,
                     description: None,
+                    principal: None,
                 },
             },
             context: serde_json::Value::Null,

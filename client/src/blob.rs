@@ -190,6 +190,7 @@ mod tests {
                 not_after: ephemeral_until,
                 ephemeral: ephemeral_until.is_some(),
                 description: None,
+                principal: None,
             }],
             identities: vec![],
             sub_delegations: vec![],

@@ -16,7 +16,7 @@ use keyshare_policy::keys::Scheme;
 use keyshare_policy::metadata::KeyId;
 use keyshare_policy::sign::{InMemorySigner, Signer};
 use keyshare_policy::trust::{
-    CaCert, NamespaceEntry, NamespaceName, NamespaceTrust, Namespaces, NamespacesFormat,
+    CaCert, NamespaceEntry, NamespaceName, NamespaceTrust, Namespaces, NamespacesFormat, Principal,
     SubDelegation, SubjectName, TrustFormat, TrustedKey, X509Identity,
 };
 use proptest::prelude::*;
@@ -67,23 +67,34 @@ fn text() -> impl Strategy<Value = String> {
 fn keys(max: usize) -> impl Strategy<Value = Vec<TrustedKey>> {
     (
         proptest::sample::subsequence((0..pool().len()).collect::<Vec<_>>(), 1..=max),
-        proptest::collection::vec((window(), any::<bool>(), proptest::option::of(text())), max),
+        proptest::collection::vec(
+            (
+                window(),
+                any::<bool>(),
+                proptest::option::of(text()),
+                proptest::option::of("[a-z]{1,3}:[0-9a-f]{1,8}"),
+            ),
+            max,
+        ),
     )
         .prop_map(|(picked, extras)| {
             picked
                 .into_iter()
                 .zip(extras)
-                .map(|(i, ((not_before, not_after), ephemeral, description))| {
-                    let s = &pool()[i];
-                    TrustedKey {
-                        id: KeyId::new(format!("key-{i}")),
-                        key: s.public_key().clone(),
-                        not_before,
-                        not_after,
-                        ephemeral: ephemeral && not_after.is_some(),
-                        description,
-                    }
-                })
+                .map(
+                    |(i, ((not_before, not_after), ephemeral, description, principal))| {
+                        let s = &pool()[i];
+                        TrustedKey {
+                            id: KeyId::new(format!("key-{i}")),
+                            key: s.public_key().clone(),
+                            not_before,
+                            not_after,
+                            ephemeral: ephemeral && not_after.is_some(),
+                            description,
+                            principal: principal.map(|p| Principal::parse(&p).unwrap()),
+                        }
+                    },
+                )
                 .collect()
         })
 }

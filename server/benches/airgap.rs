@@ -119,6 +119,7 @@ fn main() {
                         not_after: None,
                         ephemeral: false,
                         description: None,
+                        principal: None,
                     },
                 },
                 context: serde_json::Value::Null,

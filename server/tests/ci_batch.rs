@@ -34,6 +34,7 @@ fn add(ns: &str, key: &keyshare_policy::sign::InMemorySigner) -> Batched {
                 not_after: None,
                 ephemeral: false,
                 description: None,
+                principal: None,
             },
         },
         context: json!({ "identity": "job" }),

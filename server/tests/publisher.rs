@@ -192,6 +192,7 @@ fn trusted_key(signer: &InMemorySigner) -> TrustedKey {
         not_after: None,
         ephemeral: false,
         description: Some("release key".into()),
+        principal: None,
     }
 }
 

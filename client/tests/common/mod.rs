@@ -167,6 +167,7 @@ impl Server {
                 not_after,
                 ephemeral: false,
                 description: None,
+                principal: None,
             },
         });
     }

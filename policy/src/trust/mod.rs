@@ -67,7 +67,7 @@ use crate::error::{Error, Result};
 use crate::pattern::ArtifactPattern;
 
 pub use decide::{Decision, KeyRef, Listed, Owner, Reason, SignerRef, TrustRule, TrustSet};
-pub use namespace::{NamespaceName, NamespaceTrust, SubDelegation, TrustedKey};
+pub use namespace::{NamespaceName, NamespaceTrust, Principal, SubDelegation, TrustedKey};
 pub use namespaces::{
     is_index_path, namespace_bin, namespace_bins, shard_path, NamespaceEntry, Namespaces,
     NAMESPACE_BIN_BITS, NAMESPACE_BIN_PREFIX,

@@ -84,6 +84,50 @@ impl<'de> Deserialize<'de> for NamespaceName {
     }
 }
 
+/// An opaque principal id: who holds a key, for counting a threshold by
+/// holders rather than by keys. 1 to 128 of ASCII letters, digits and
+/// `:`, `.`, `_`, `-`. keyshare gives the ephemeral keys of one CI identity
+/// the principal `ci:<64 hex digits>` (a keyed hash of the identity, so the
+/// identity itself is not published).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Principal(String);
+
+impl Principal {
+    /// Parses a principal id.
+    pub fn parse(s: &str) -> std::result::Result<Self, String> {
+        let ok = !s.is_empty()
+            && s.len() <= 128
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'.' | b'_' | b'-'));
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(format!(
+                "`{s}` is not a principal id (1 to 128 of A-Z, a-z, 0-9, `:`, `.`, `_`, `-`)"
+            ))
+        }
+    }
+
+    /// The id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Principal {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 /// A signing key a namespace (or one of its sub-delegations) trusts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -113,6 +157,11 @@ pub struct TrustedKey {
     /// Free text for people (who holds the key, what it is for).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Who holds the key, as an opaque id: keys with the same principal
+    /// count once towards a threshold (all ephemeral keys of one CI
+    /// identity share one). Without it the key is its own principal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<Principal>,
 }
 
 /// Keys of a sub-set of the namespace's artifacts, trusted in addition to the namespace's own.

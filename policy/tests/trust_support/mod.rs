@@ -31,6 +31,7 @@ pub(crate) fn key(s: &InMemorySigner) -> TrustedKey {
         not_after: None,
         ephemeral: false,
         description: None,
+        principal: None,
     }
 }
 

@@ -403,6 +403,7 @@ impl CiService {
             not_after: Some(not_after),
             ephemeral: true,
             description: Some(delegation_label(identity)),
+            principal: None,
         };
         let mut context = identity.context.clone();
         if let Value::Object(map) = &mut context {

@@ -655,6 +655,7 @@ async fn add_key(
         not_after: req.not_after,
         ephemeral: false,
         description: req.description,
+        principal: None,
     };
     check_label("id", trusted.id.as_str())?;
     let spki = if field == "key" {

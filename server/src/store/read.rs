@@ -151,6 +151,7 @@ fn key_record(
             not_after: opt_time(T, not_after)?,
             ephemeral,
             description,
+            principal: None,
         },
         added_at: parse_time(T, &added)?,
     })

@@ -69,6 +69,7 @@ pub fn add_key(namespace: &str, signer: &InMemorySigner) -> Change {
             not_after: None,
             ephemeral: false,
             description: None,
+            principal: None,
         },
     }
 }

@@ -78,6 +78,7 @@ pub fn trusted_key() -> TrustedKey {
         not_after: None,
         ephemeral: false,
         description: None,
+        principal: None,
     }
 }
 
