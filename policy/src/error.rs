@@ -53,12 +53,23 @@ pub enum Error {
         keyid: KeyId,
     },
 
+    /// The metadata lists two signatures under one key id (python-tuf and
+    /// go-tuf refuse this too): malformed, whatever the signatures are.
+    #[error("{role}: key {keyid} has more than one signature")]
+    DuplicateSignature {
+        /// Role whose metadata carries the signatures.
+        role: RoleName,
+        /// The key id listed twice.
+        keyid: KeyId,
+    },
+
     /// Fewer distinct authorised keys signed than the role's threshold.
     #[error("{role}: {valid} valid signature(s) from distinct authorised keys, threshold is {threshold}")]
     ThresholdNotMet {
         /// Role whose metadata is under-signed.
         role: RoleName,
-        /// Distinct authorised key ids with a valid signature.
+        /// Distinct authorised keys with a valid signature: distinct key
+        /// material, however many ids list the same key.
         valid: u32,
         /// The role's threshold.
         threshold: u32,

@@ -17,14 +17,18 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
+use openssl::bn::BigNumContext;
+use openssl::ec::{EcGroup, EcKey, EcPoint, PointConversionForm};
 use openssl::hash::MessageDigest;
-use openssl::pkey::{Id, PKey, Public};
+use openssl::nid::Nid;
+use openssl::pkey::{HasPublic, Id, PKey, PKeyRef, Public};
 use openssl::rsa::Padding;
 use openssl::sign::{RsaPssSaltlen, Verifier};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::hash::Sha256Hex;
 use crate::metadata::KeyId;
 
 /// OpenSSL's "recover the salt length from the signature" (RSA_PSS_SALTLEN_AUTO).
@@ -94,6 +98,9 @@ pub struct Key {
     /// The decoded OpenSSL key, made on first use.
     #[serde(skip)]
     decoded: OnceLock<Result<PKey<Public>, String>>,
+    /// [`Key::material`], made on first use.
+    #[serde(skip)]
+    material: OnceLock<Result<Vec<u8>, String>>,
 }
 
 impl PartialEq for Key {
@@ -149,6 +156,7 @@ impl Key {
             },
             unrecognized: BTreeMap::new(),
             decoded: OnceLock::new(),
+            material: OnceLock::new(),
         }
     }
 
@@ -230,6 +238,29 @@ impl Key {
         })
     }
 
+    /// The key material: the key's DER SubjectPublicKeyInfo with EC points
+    /// uncompressed, the same bytes however the key is written (PEM or hex,
+    /// compressed or not) and whatever id it is listed under. Keys are
+    /// compared by it: revocations, thresholds and duplicates never go by id.
+    pub fn material(&self, keyid: &KeyId) -> Result<&[u8]> {
+        self.material
+            .get_or_init(|| {
+                let pkey = self.decoded().map_err(str::to_owned)?;
+                public_key_material(pkey).map_err(|e| e.to_string())
+            })
+            .as_deref()
+            .map_err(|m| Error::BadKey {
+                keyid: keyid.clone(),
+                message: m.clone(),
+            })
+    }
+
+    /// The SHA-256 of [`Key::material`]: the key's fingerprint, by which
+    /// revocations name keys.
+    pub fn fingerprint(&self, keyid: &KeyId) -> Result<Sha256Hex> {
+        self.material(keyid).map(Sha256Hex::of)
+    }
+
     /// The OpenSSL public key, for callers that verify other formats with it.
     pub fn openssl_key(&self, keyid: &KeyId) -> Result<&PKey<Public>> {
         self.decoded().map_err(|m| Error::BadKey {
@@ -291,6 +322,33 @@ impl Key {
     }
 }
 
+/// The key material of an OpenSSL public key (see [`Key::material`]): DER
+/// SubjectPublicKeyInfo, EC points uncompressed. For keys that come as PEM
+/// or inside certificates.
+pub fn public_key_material<T: HasPublic>(
+    pkey: &PKeyRef<T>,
+) -> std::result::Result<Vec<u8>, openssl::error::ErrorStack> {
+    let Ok(ec) = pkey.ec_key() else {
+        return pkey.public_key_to_der();
+    };
+    let nid = ec.group().curve_name().unwrap_or(Nid::X9_62_PRIME256V1);
+    let group = EcGroup::from_curve_name(nid)?;
+    let mut ctx = BigNumContext::new()?;
+    let bytes =
+        ec.public_key()
+            .to_bytes(ec.group(), PointConversionForm::UNCOMPRESSED, &mut ctx)?;
+    let point = EcPoint::from_bytes(&group, &bytes, &mut ctx)?;
+    let fresh = EcKey::from_public_key(&group, &point)?;
+    PKey::from_ec_key(fresh)?.public_key_to_der()
+}
+
+/// The fingerprint (SHA-256 of [`public_key_material`]) of an OpenSSL public key.
+pub fn public_key_fingerprint<T: HasPublic>(
+    pkey: &PKeyRef<T>,
+) -> std::result::Result<Sha256Hex, openssl::error::ErrorStack> {
+    public_key_material(pkey).map(|m| Sha256Hex::of(&m))
+}
+
 fn pem_string(pkey: &PKey<Public>) -> Result<String> {
     let pem = pkey
         .public_key_to_pem()
@@ -335,6 +393,31 @@ mod tests {
         assert_eq!(
             k.key_id().unwrap().as_str(),
             crate::hash::sha256_hex(&canonical)
+        );
+    }
+
+    #[test]
+    fn material_ignores_ec_point_compression() {
+        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+        let private = EcKey::generate(&group).unwrap();
+        let mut ctx = BigNumContext::new().unwrap();
+        let compressed = private
+            .public_key()
+            .to_bytes(&group, PointConversionForm::COMPRESSED, &mut ctx)
+            .unwrap();
+        // SubjectPublicKeyInfo, id-ecPublicKey on prime256v1, compressed point.
+        let mut compressed_der =
+            hex::decode("3039301306072a8648ce3d020106082a8648ce3d030107032200").unwrap();
+        compressed_der.extend_from_slice(&compressed);
+        let a = PKey::public_key_from_der(&compressed_der).unwrap();
+        let b = PKey::public_key_from_der(&private.public_key_to_der().unwrap()).unwrap();
+        assert_eq!(
+            public_key_material(&a).unwrap(),
+            public_key_material(&b).unwrap()
+        );
+        assert_eq!(
+            public_key_material(&a).unwrap(),
+            private.public_key_to_der().unwrap()
         );
     }
 }

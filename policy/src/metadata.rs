@@ -741,6 +741,15 @@ impl<T: Role> Envelope<T> {
             path: format!("signed.{path}"),
             message,
         })?;
+        let mut seen = std::collections::BTreeSet::new();
+        for sig in &raw.signatures {
+            if !seen.insert(&sig.keyid) {
+                return Err(Error::DuplicateSignature {
+                    role: RoleName::new(role),
+                    keyid: sig.keyid.clone(),
+                });
+            }
+        }
         Ok(Self {
             signed,
             signatures: raw.signatures,

@@ -104,6 +104,17 @@ impl InMemorySigner {
             .map_err(|e| Error::Sign(format!("cannot encode key: {e}")))
     }
 
+    /// The same key under another id (metadata may list a key under any id;
+    /// ids are opaque labels).
+    pub fn with_key_id(&self, key_id: KeyId) -> Self {
+        Self {
+            scheme: self.scheme,
+            private: self.private.clone(),
+            key: self.key.clone(),
+            key_id,
+        }
+    }
+
     /// The scheme of the key.
     pub fn scheme(&self) -> Scheme {
         self.scheme

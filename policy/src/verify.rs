@@ -86,13 +86,17 @@ impl<'a> Authority<'a> {
         })
     }
 
-    /// Counts distinct authorised key ids with a valid signature over `canonical`.
+    /// Counts distinct authorised keys with a valid signature over
+    /// `canonical`: distinct key *material*, so one key listed under two
+    /// ids counts once (a role's keys are listed by id, and nothing stops a
+    /// root from listing the same key twice).
     ///
     /// Stops as soon as the threshold is reached. Returns the count and the
     /// first authorised key whose signature did not verify.
     fn count(&self, signatures: &[Signature], canonical: &[u8]) -> (u32, Option<KeyId>) {
         let allowed: BTreeSet<&KeyId> = self.keyids.iter().collect();
         let mut counted: BTreeSet<&KeyId> = BTreeSet::new();
+        let mut materials: Vec<&[u8]> = Vec::new();
         let mut bad = None;
         for sig in signatures {
             if counted.len() as u64 >= u64::from(self.threshold.get()) {
@@ -108,11 +112,21 @@ impl<'a> Authority<'a> {
                 Ok(raw) => key.verify(&sig.keyid, canonical, &raw).unwrap_or(false),
                 Err(_) => false,
             };
-            if valid {
-                counted.insert(&sig.keyid);
-            } else if bad.is_none() {
-                bad = Some(sig.keyid.clone());
+            if !valid {
+                if bad.is_none() {
+                    bad = Some(sig.keyid.clone());
+                }
+                continue;
             }
+            // A key that verified has usable material.
+            let Ok(material) = key.material(&sig.keyid) else {
+                continue;
+            };
+            if materials.contains(&material) {
+                continue;
+            }
+            materials.push(material);
+            counted.insert(&sig.keyid);
         }
         (counted.len() as u32, bad)
     }

@@ -371,7 +371,7 @@ fn timestamp_with_a_bad_signature_is_refused() {
 }
 
 #[test]
-fn two_signatures_by_one_key_do_not_meet_a_threshold_of_two() {
+fn duplicate_signature_key_ids_are_refused_as_malformed() {
     let mut repo = Repo::new(Scheme::Ed25519);
     let keys = vec![repo.key(), repo.key(), repo.key()];
     repo.set_role_keys("timestamp", keys.clone(), 2);
@@ -381,9 +381,46 @@ fn two_signatures_by_one_key_do_not_meet_a_threshold_of_two() {
     let mut client = Client::new(&repo);
     client.refresh_ok(&repo);
 
+    // Two signatures under one key id, as python-tuf and go-tuf refuse.
     repo.timestamp.version += 1;
     let duplicated = signed_bytes(&repo.timestamp, &[&keys[0], &keys[0]]);
     repo.files.insert("timestamp.json".into(), duplicated);
+    assert_eq!(
+        client.refresh_err(&repo),
+        Error::DuplicateSignature {
+            role: role("timestamp"),
+            keyid: keys[0].key_id().clone(),
+        }
+    );
+    // In every role: a root whose own signatures repeat a key id.
+    let mut repo = Repo::new(Scheme::Ed25519);
+    let old = repo.root_keys[0].clone();
+    repo.root.version = 2;
+    repo.publish_root_signed_by(&[&old, &old]);
+    let mut client = Client::new(&repo);
+    assert_eq!(
+        client.refresh_err(&repo),
+        Error::DuplicateSignature {
+            role: role("root"),
+            keyid: old.key_id().clone(),
+        }
+    );
+}
+
+/// The same key as `key`, listed under another id.
+fn alias(key: &common::Key, id: &str) -> common::Key {
+    std::sync::Arc::new(key.with_key_id(keyshare_policy::metadata::KeyId::new(id)))
+}
+
+#[test]
+fn tuf_thresholds_count_key_ids_one_key_listed_under_two_ids_counts_once() {
+    let mut repo = Repo::new(Scheme::Ed25519);
+    let key = repo.key();
+    let twin = alias(&key, "the-same-key-again");
+    repo.set_role_keys("timestamp", vec![key.clone(), twin.clone()], 2);
+    repo.files.clear();
+    repo.publish();
+    let mut client = Client::new(&repo);
     assert_eq!(
         client.refresh_err(&repo),
         Error::ThresholdNotMet {
@@ -392,6 +429,30 @@ fn two_signatures_by_one_key_do_not_meet_a_threshold_of_two() {
             threshold: 2
         }
     );
+}
+
+#[test]
+fn tuf_thresholds_count_key_ids_a_root_listing_one_key_twice_does_not_meet_two() {
+    // Root v2 lists one new root key under two ids with threshold 2 and is
+    // signed by the old root key and by that key under both ids: its own
+    // threshold of two distinct keys is not met.
+    let mut repo = Repo::new(Scheme::Ed25519);
+    let old = repo.root_keys[0].clone();
+    let key = repo.key();
+    let twin = alias(&key, "the-same-key-again");
+    repo.root.version = 2;
+    repo.set_role_keys("root", vec![key.clone(), twin.clone()], 2);
+    repo.publish_root_signed_by(&[&old, &key, &twin]);
+    let mut client = Client::new(&repo);
+    assert_eq!(
+        client.refresh_err(&repo),
+        Error::ThresholdNotMet {
+            role: role("root"),
+            valid: 1,
+            threshold: 2
+        }
+    );
+    assert_eq!(client.cache["root.json"], repo.root_bytes(1));
 }
 
 #[test]

@@ -14,20 +14,25 @@ use keyshare_policy::keys::{Key, Scheme};
 use keyshare_policy::metadata::KeyId;
 use keyshare_policy::sign::{InMemorySigner, Signer};
 use keyshare_policy::trust::{
-    Decision, KeyRef, Listed, Peer, PeerUrl, Peers, PeersFormat, PinnedRoot, Reason, Revocation,
-    Revocations, RevocationsFormat, RevokedSubject, Sha256Hex, SignerRef, SubDelegation, TrustRule,
-    TrustSet,
+    Counted, Decision, KeyRef, Listed, Peer, PeerUrl, Peers, PeersFormat, PinnedRoot, Reason,
+    Revocation, Revocations, RevocationsFormat, RevokedSubject, Sha256Hex, SignerRef,
+    SubDelegation, TrustRule, TrustSet,
 };
 use keyshare_policy::Error;
 use trust_support::*;
 
 const APP: &str = "registry.acme.io/team-a/app";
 
-fn revoke(id: &KeyId, at: time::OffsetDateTime) -> Revocations {
+/// The fingerprint revocations name `s`'s key by.
+fn fingerprint(s: &InMemorySigner) -> Sha256Hex {
+    s.public_key().fingerprint(&id(s)).unwrap()
+}
+
+fn revoke(s: &InMemorySigner, at: time::OffsetDateTime) -> Revocations {
     Revocations {
         format: RevocationsFormat,
         revocations: vec![Revocation {
-            subject: RevokedSubject::KeyId(id.clone()),
+            subject: RevokedSubject::Key(fingerprint(s)),
             revoked_at: at,
             reason: "key leaked in CI logs".into(),
         }],
@@ -73,6 +78,7 @@ fn listed_key_in_scope_is_trusted() {
             rule: TrustRule::Namespace {
                 keys: vec![id(&s)],
                 identities: vec![],
+                principals: vec![Counted::Key(id(&s))],
                 threshold: 1,
             },
         }
@@ -360,14 +366,14 @@ fn revoked_key_signature_after_revocation_is_untrusted() {
             1,
             vec![key(&s)],
         )],
-        revoke(&id(&s), revoked_at),
+        revoke(&s, revoked_at),
         Peers::default(),
     );
     let r = reason(set.decide(APP, &[by_id(&s)], now(), now()));
     assert_eq!(
         r,
         Reason::Revoked {
-            subject: RevokedSubject::KeyId(id(&s)),
+            subject: RevokedSubject::Key(fingerprint(&s)),
             revoked_at,
             reason: "key leaked in CI logs".into(),
             signed_at: now(),
@@ -385,7 +391,7 @@ fn revoked_key_signature_at_revocation_time_is_untrusted() {
             1,
             vec![key(&s)],
         )],
-        revoke(&id(&s), now()),
+        revoke(&s, now()),
         Peers::default(),
     );
     let r = reason(set.decide(APP, &[by_id(&s)], now(), now()));
@@ -402,7 +408,7 @@ fn revoked_key_signature_before_revocation_stays_trusted() {
             1,
             vec![key(&s)],
         )],
-        revoke(&id(&s), now()),
+        revoke(&s, now()),
         Peers::default(),
     );
     let d = set.decide(APP, &[by_id(&s)], now() - secs(1), now() + secs(86_400));
@@ -421,7 +427,7 @@ fn revoked_key_signature_before_revocation_but_outside_window_is_key_expired() {
             1,
             vec![k],
         )],
-        revoke(&id(&s), now()),
+        revoke(&s, now()),
         Peers::default(),
     );
     let r = reason(set.decide(APP, &[by_id(&s)], now() - secs(3600), now()));
@@ -429,7 +435,7 @@ fn revoked_key_signature_before_revocation_but_outside_window_is_key_expired() {
 }
 
 #[test]
-fn revoking_a_key_id_revokes_the_same_key_listed_under_another_id() {
+fn revoking_a_key_revokes_it_under_every_id_and_in_every_namespace() {
     let s = signer();
     let mut alias = key(&s);
     alias.id = KeyId::new("team-b-release");
@@ -438,7 +444,7 @@ fn revoking_a_key_id_revokes_the_same_key_listed_under_another_id() {
             namespace("team-a", &["registry.acme.io/team-a/**"], 1, vec![key(&s)]),
             namespace("team-b", &["registry.acme.io/team-b/**"], 1, vec![alias]),
         ],
-        revoke(&id(&s), now() - secs(1)),
+        revoke(&s, now() - secs(1)),
         Peers::default(),
     );
     let r = reason(set.decide(
@@ -448,7 +454,7 @@ fn revoking_a_key_id_revokes_the_same_key_listed_under_another_id() {
         now(),
     ));
     assert!(
-        matches!(&r, Reason::Revoked { subject: RevokedSubject::KeyId(k), .. } if *k == id(&s)),
+        matches!(&r, Reason::Revoked { subject: RevokedSubject::Key(k), .. } if *k == fingerprint(&s)),
         "{r}"
     );
 }
@@ -477,6 +483,7 @@ fn threshold_two_is_met_by_two_distinct_keys() {
             rule: TrustRule::Namespace {
                 keys: vec![id(&a), id(&b)],
                 identities: vec![],
+                principals: vec![Counted::Key(id(&a)), Counted::Key(id(&b))],
                 threshold: 2,
             },
         }
@@ -582,8 +589,9 @@ fn public_key_is_matched_by_material_across_ids_and_encodings() {
             Decision::Trusted {
                 namespace: ns_name("team-a"),
                 rule: TrustRule::Namespace {
-                    keys: vec![listed],
+                    keys: vec![listed.clone()],
                     identities: vec![],
+                    principals: vec![Counted::Key(listed)],
                     threshold: 1,
                 },
             }
@@ -623,6 +631,7 @@ fn sub_delegation_key_is_trusted_inside_its_scope() {
             rule: TrustRule::SubDelegation {
                 name: "nightly".into(),
                 keys: vec![id(&ci)],
+                principals: vec![Counted::Key(id(&ci))],
                 threshold: 1,
             },
         }
@@ -794,6 +803,7 @@ fn sub_delegation_applies_only_where_the_namespace_s_granted_scopes_also_match()
             rule: TrustRule::SubDelegation {
                 name: "wide".into(),
                 keys: vec![id(&ci)],
+                principals: vec![Counted::Key(id(&ci))],
                 threshold: 1,
             },
         }
@@ -856,10 +866,10 @@ fn namespace_in_the_index_without_a_document_owns_its_artifacts_but_trusts_no_on
 fn document_without_an_index_entry_is_ignored_and_reported() {
     let (a, rogue) = (signer(), signer());
     let team_a = namespace("team-a", &["registry.acme.io/team-a/**"], 1, vec![key(&a)]);
-    // An unlisted namespace lists team-a's key under an id that is revoked:
-    // being ignored, it cannot get team-a's key revoked either.
+    // An unlisted namespace lists team-a's key under another id: being
+    // ignored, it changes nothing.
     let mut alias = key(&a);
-    alias.id = KeyId::new("revoked-alias");
+    alias.id = KeyId::new("alias");
     let mut stray = document("old-team", 1, vec![key(&rogue), alias]);
     stray.sub_delegations.push(SubDelegation {
         name: "everything".into(),
@@ -870,7 +880,7 @@ fn document_without_an_index_entry_is_ignored_and_reported() {
     let set = TrustSet::new(
         index(vec![team_a.entry]),
         vec![stray, team_a.doc],
-        revoke(&KeyId::new("revoked-alias"), now() - secs(3600)),
+        revoke(&rogue, now() - secs(3600)),
         Peers::default(),
     )
     .unwrap();
@@ -1056,4 +1066,236 @@ fn owner_names_the_namespace_scope_or_peer_that_answers_for_an_artifact() {
     assert!(matches!(set.owner("r.io/partner/x"), Some(Owner::Peer(p)) if p.name == "partner"));
     assert!(matches!(set.owner("docker.io/x/y"), Some(Owner::Peer(p)) if p.name == "fallback"));
     assert_eq!(set.owner("quay.io/x"), None);
+}
+
+// ---- insiders: what a maintainer or a CI job can do with ordinary rights -------
+
+/// An EC key written with its point compressed: the same key material as `s`.
+fn compressed(s: &InMemorySigner) -> Key {
+    use openssl::bn::BigNumContext;
+    use openssl::ec::PointConversionForm;
+    let pkey = s.public_key().openssl_key(&id(s)).unwrap();
+    let ec = pkey.ec_key().unwrap();
+    let mut ctx = BigNumContext::new().unwrap();
+    let point = ec
+        .public_key()
+        .to_bytes(ec.group(), PointConversionForm::COMPRESSED, &mut ctx)
+        .unwrap();
+    // SubjectPublicKeyInfo, id-ecPublicKey on prime256v1, compressed point.
+    let mut der = hex::decode("3039301306072a8648ce3d020106082a8648ce3d030107032200").unwrap();
+    der.extend_from_slice(&point);
+    let pem = openssl::pkey::PKey::public_key_from_der(&der)
+        .unwrap()
+        .public_key_to_pem()
+        .unwrap();
+    Key::new(
+        "ecdsa",
+        "ecdsa-sha2-nistp256",
+        String::from_utf8(pem).unwrap(),
+    )
+}
+
+fn listed_as(s: &InMemorySigner, listed_id: &str) -> keyshare_policy::trust::TrustedKey {
+    let mut k = key(s);
+    k.id = KeyId::new(listed_id);
+    k
+}
+
+#[test]
+fn forged_revocation_a_maintainer_cannot_get_another_teams_key_revoked() {
+    // The organization revoked a retired key, `retired`, three years ago.
+    // A maintainer of team-a lists team-b's public key (public: it is in
+    // team-b's document) in team-a under that retired id.
+    let retired = signer();
+    let b = signer();
+    let set = set_with(
+        vec![
+            namespace(
+                "team-a",
+                &["registry.acme.io/team-a/**"],
+                1,
+                vec![listed_as(&b, "retired")],
+            ),
+            namespace(
+                "team-b",
+                &["registry.acme.io/team-b/**"],
+                1,
+                vec![listed_as(&b, "b-release")],
+            ),
+        ],
+        revoke(&retired, now() - secs(3 * 365 * 86_400)),
+        Peers::default(),
+    );
+    for signer in [
+        SignerRef::KeyId(KeyId::new("b-release")),
+        SignerRef::PublicKey(b.public_key().clone()),
+    ] {
+        let d = set.decide("registry.acme.io/team-b/app", &[signer], now(), now());
+        assert!(d.is_trusted(), "{d}");
+    }
+    // And the retired key stays revoked under any id it is listed.
+    let set = set_with(
+        vec![namespace(
+            "team-a",
+            &["registry.acme.io/team-a/**"],
+            1,
+            vec![listed_as(&retired, "brand-new-id")],
+        )],
+        revoke(&retired, now() - secs(3 * 365 * 86_400)),
+        Peers::default(),
+    );
+    let r = reason(set.decide(
+        APP,
+        &[SignerRef::KeyId(KeyId::new("brand-new-id"))],
+        now(),
+        now(),
+    ));
+    assert!(matches!(r, Reason::Revoked { .. }), "{r}");
+}
+
+#[test]
+fn revocation_undone_by_relisting_is_impossible_under_any_id_encoding_or_namespace() {
+    // The organization revokes team-b's `b-release`; team-b's maintainer
+    // deletes it and lists the same key again, under a new id, in another
+    // encoding, in a sub-delegation; another namespace lists it too.
+    let b = InMemorySigner::generate(Scheme::EcdsaP256Sha256).unwrap();
+    let revoked_at = now() - secs(3600);
+    let mut relisted = listed_as(&b, "b-release-2");
+    relisted.key = compressed(&b);
+    assert_ne!(&relisted.key, b.public_key());
+    let mut team_b = namespace("team-b", &["registry.acme.io/team-b/**"], 1, vec![relisted]);
+    team_b.doc.sub_delegations.push(SubDelegation {
+        name: "nightly".into(),
+        scopes: vec![pattern("registry.acme.io/team-b/nightly/**")],
+        threshold: nz(1),
+        keys: vec![listed_as(&b, "nightly-bot")],
+    });
+    let team_c = namespace(
+        "team-c",
+        &["registry.acme.io/team-c/**"],
+        1,
+        vec![listed_as(&b, "borrowed")],
+    );
+    let set = set_with(
+        vec![team_b, team_c],
+        revoke(&b, revoked_at),
+        Peers::default(),
+    );
+    for (artifact, signer) in [
+        (
+            "registry.acme.io/team-b/app",
+            SignerRef::KeyId(KeyId::new("b-release-2")),
+        ),
+        (
+            "registry.acme.io/team-b/app",
+            SignerRef::PublicKey(b.public_key().clone()),
+        ),
+        (
+            "registry.acme.io/team-b/app",
+            SignerRef::PublicKey(compressed(&b)),
+        ),
+        (
+            "registry.acme.io/team-b/nightly/x",
+            SignerRef::KeyId(KeyId::new("nightly-bot")),
+        ),
+        (
+            "registry.acme.io/team-c/app",
+            SignerRef::KeyId(KeyId::new("borrowed")),
+        ),
+    ] {
+        let r = reason(set.decide(artifact, &[signer], now(), now()));
+        assert_eq!(
+            r,
+            Reason::Revoked {
+                subject: RevokedSubject::Key(fingerprint(&b)),
+                revoked_at,
+                reason: "key leaked in CI logs".into(),
+                signed_at: now(),
+            },
+            "{artifact}"
+        );
+    }
+    // A revoked key presented as a public key is refused as revoked even
+    // where nobody lists it.
+    let r = reason(set.decide(
+        "registry.acme.io/team-c/app",
+        &[SignerRef::PublicKey(compressed(&b))],
+        now(),
+        now(),
+    ));
+    assert!(matches!(r, Reason::Revoked { .. }), "{r}");
+}
+
+/// `n` ephemeral keys of one CI identity (principal `ci:…`) in team-a.
+fn ci_keys(principal: &str, n: usize) -> Vec<(InMemorySigner, keyshare_policy::trust::TrustedKey)> {
+    (0..n)
+        .map(|_| {
+            let s = signer();
+            let mut k = key(&s);
+            k.ephemeral = true;
+            k.not_before = Some(now() - secs(60));
+            k.not_after = Some(now() + secs(600));
+            k.principal = Some(keyshare_policy::trust::Principal::parse(principal).unwrap());
+            (s, k)
+        })
+        .collect()
+}
+
+#[test]
+fn threshold_met_by_one_principal_one_ci_job_with_two_delegations_counts_once() {
+    let release = signer();
+    let job = ci_keys("ci:0a1b2c", 2);
+    let other_job = ci_keys("ci:9f8e7d", 1);
+    let mut keys = vec![key(&release)];
+    keys.extend(job.iter().map(|(_, k)| k.clone()));
+    keys.extend(other_job.iter().map(|(_, k)| k.clone()));
+    let set = set(vec![namespace(
+        "team-a",
+        &["registry.acme.io/team-a/**"],
+        2,
+        keys,
+    )]);
+    // "Two release managers" or "human + CI": one CI job asking for two
+    // delegations is still one principal.
+    let r = reason(set.decide(APP, &[by_id(&job[0].0), by_id(&job[1].0)], now(), now()));
+    assert_eq!(
+        r,
+        Reason::ThresholdNotMet {
+            namespace: ns_name("team-a"),
+            sub_delegation: None,
+            valid: 1,
+            threshold: 2,
+        }
+    );
+    // Human + CI, and two CI identities, are two principals; the decision says which.
+    let d = set.decide(
+        APP,
+        &[by_id(&release), by_id(&job[0].0), by_id(&job[1].0)],
+        now(),
+        now(),
+    );
+    match d {
+        Decision::Trusted {
+            rule: TrustRule::Namespace { principals, .. },
+            ..
+        } => assert_eq!(
+            principals,
+            vec![
+                Counted::Key(id(&release)),
+                Counted::Principal {
+                    principal: keyshare_policy::trust::Principal::parse("ci:0a1b2c").unwrap(),
+                    keys: vec![id(&job[0].0), id(&job[1].0)],
+                },
+            ]
+        ),
+        other => panic!("{other}"),
+    }
+    let d = set.decide(
+        APP,
+        &[by_id(&job[0].0), by_id(&other_job[0].0)],
+        now(),
+        now(),
+    );
+    assert!(d.is_trusted(), "{d}");
+    assert!(d.to_string().contains("principal ci:0a1b2c"), "{d}");
 }

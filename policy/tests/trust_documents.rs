@@ -14,7 +14,7 @@ use keyshare_policy::keys::Scheme;
 use keyshare_policy::metadata::KeyId;
 use keyshare_policy::sign::{InMemorySigner, Signer};
 use keyshare_policy::trust::{
-    Decision, KeyRef, NamespaceTrust, Namespaces, Peers, PinnedRoot, Reason, Revocations,
+    Counted, Decision, KeyRef, NamespaceTrust, Namespaces, Peers, PinnedRoot, Reason, Revocations,
     RevokedSubject, SignerRef, SubjectAttr, TrustRule, TrustSet,
 };
 use keyshare_policy::Error;
@@ -477,13 +477,18 @@ fn namespaces_trailing_bytes_are_refused() {
 
 // ---- revocations -----------------------------------------------------------
 
+const FP: &str = "0c1b2a3948576675849302a1b0c9d8e7f60514233241506f7e8d9cabbac9d8e7";
+const CERT: &str = "fa5489414345b44f5e1b15b0142bd73695ff84f302a01ec12f184017633955b3";
+
 #[test]
 fn revocations_parse_both_subject_forms() {
-    let json = br#"{"format":"keyshare.revocations/v1","revocations":[
-        {"subject":{"key_id":"abc"},"revoked_at":"2030-01-01T00:00:00Z","reason":"lost"},
-        {"subject":{"certificate_sha256":"fa5489414345b44f5e1b15b0142bd73695ff84f302a01ec12f184017633955b3"},"revoked_at":"2030-01-01T00:00:00+02:00","reason":"compromised"}]}"#;
-    let doc = Revocations::from_slice(json).unwrap();
-    assert!(matches!(&doc.revocations[0].subject, RevokedSubject::KeyId(k) if k.as_str() == "abc"));
+    let json = format!(
+        r#"{{"format":"keyshare.revocations/v2","revocations":[
+        {{"subject":{{"spki_sha256":"{FP}"}},"revoked_at":"2030-01-01T00:00:00Z","reason":"lost"}},
+        {{"subject":{{"certificate_sha256":"{CERT}"}},"revoked_at":"2030-01-01T00:00:00+02:00","reason":"compromised"}}]}}"#
+    );
+    let doc = Revocations::from_slice(json.as_bytes()).unwrap();
+    assert!(matches!(&doc.revocations[0].subject, RevokedSubject::Key(k) if k.as_str() == FP));
     assert!(matches!(
         &doc.revocations[1].subject,
         RevokedSubject::Certificate(_)
@@ -495,27 +500,59 @@ fn revocations_parse_both_subject_forms() {
 }
 
 #[test]
-fn revocation_naming_both_a_key_and_a_certificate_is_refused() {
+fn revocations_by_key_id_are_refused_with_a_message_saying_why() {
+    // Version 1 named keys by id: a label any maintainer can give any key.
     let json = br#"{"format":"keyshare.revocations/v1","revocations":[
-        {"subject":{"key_id":"abc","certificate_sha256":"fa5489414345b44f5e1b15b0142bd73695ff84f302a01ec12f184017633955b3"},"revoked_at":"2030-01-01T00:00:00Z","reason":"x"}]}"#;
+        {"subject":{"key_id":"abc"},"revoked_at":"2030-01-01T00:00:00Z","reason":"lost"}]}"#;
+    match Revocations::from_slice(json) {
+        Err(Error::Malformed { path, message, .. }) => {
+            assert_eq!(path, "format");
+            assert!(
+                message.contains("by id") && message.contains("upgraded"),
+                "{message}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // Nor can a version 2 document name a key by id.
+    let json = br#"{"format":"keyshare.revocations/v2","revocations":[
+        {"subject":{"key_id":"abc"},"revoked_at":"2030-01-01T00:00:00Z","reason":"lost"}]}"#;
     let (_, path) = malformed(Revocations::from_slice(json));
     assert!(path.starts_with("revocations[0].subject"), "{path}");
 }
 
 #[test]
-fn revocation_with_bad_certificate_hash_or_twice_the_same_subject_is_refused() {
-    let json = br#"{"format":"keyshare.revocations/v1","revocations":[
+fn revocation_naming_both_a_key_and_a_certificate_is_refused() {
+    let json = format!(
+        r#"{{"format":"keyshare.revocations/v2","revocations":[
+        {{"subject":{{"spki_sha256":"{FP}","certificate_sha256":"{CERT}"}},"revoked_at":"2030-01-01T00:00:00Z","reason":"x"}}]}}"#
+    );
+    let (_, path) = malformed(Revocations::from_slice(json.as_bytes()));
+    assert!(path.starts_with("revocations[0].subject"), "{path}");
+}
+
+#[test]
+fn revocation_with_bad_hash_or_twice_the_same_subject_is_refused() {
+    let json = br#"{"format":"keyshare.revocations/v2","revocations":[
         {"subject":{"certificate_sha256":"FA54"},"revoked_at":"2030-01-01T00:00:00Z","reason":"x"}]}"#;
     let (_, path) = malformed(Revocations::from_slice(json));
     assert_eq!(path, "revocations[0].subject.certificate_sha256");
-    let json = br#"{"format":"keyshare.revocations/v1","revocations":[
-        {"subject":{"key_id":"abc"},"revoked_at":"2030-01-01T00:00:00Z","reason":"x"},
-        {"subject":{"key_id":"abc"},"revoked_at":"2030-02-01T00:00:00Z","reason":"y"}]}"#;
+    let json = br#"{"format":"keyshare.revocations/v2","revocations":[
+        {"subject":{"spki_sha256":"abc"},"revoked_at":"2030-01-01T00:00:00Z","reason":"x"}]}"#;
     let (_, path) = malformed(Revocations::from_slice(json));
+    assert_eq!(path, "revocations[0].subject.spki_sha256");
+    let json = format!(
+        r#"{{"format":"keyshare.revocations/v2","revocations":[
+        {{"subject":{{"spki_sha256":"{FP}"}},"revoked_at":"2030-01-01T00:00:00Z","reason":"x"}},
+        {{"subject":{{"spki_sha256":"{FP}"}},"revoked_at":"2030-02-01T00:00:00Z","reason":"y"}}]}}"#
+    );
+    let (_, path) = malformed(Revocations::from_slice(json.as_bytes()));
     assert_eq!(path, "revocations[1].subject");
-    let json = br#"{"format":"keyshare.revocations/v1","revocations":[
-        {"subject":{"key_id":"abc"},"revoked_at":"2030-01-01T00:00:00Z","reason":" "}]}"#;
-    let (_, path) = malformed(Revocations::from_slice(json));
+    let json = format!(
+        r#"{{"format":"keyshare.revocations/v2","revocations":[
+        {{"subject":{{"spki_sha256":"{FP}"}},"revoked_at":"2030-01-01T00:00:00Z","reason":" "}}]}}"#
+    );
+    let (_, path) = malformed(Revocations::from_slice(json.as_bytes()));
     assert_eq!(path, "revocations[0].reason");
 }
 
@@ -634,7 +671,7 @@ fn examples_in_the_trust_model_document_parse_and_round_trip() {
                 assert_eq!(id.subject.pairs()[0].0, SubjectAttr::Country);
                 trust = Some(d);
             }
-            "keyshare.revocations/v1" => {
+            "keyshare.revocations/v2" => {
                 let d = Revocations::from_slice(json.as_bytes()).unwrap();
                 assert_eq!(Revocations::from_slice(&d.to_vec().unwrap()).unwrap(), d);
                 revocations = Some(d);
@@ -654,7 +691,7 @@ fn examples_in_the_trust_model_document_parse_and_round_trip() {
         [
             "keyshare.namespaces/v1",
             "keyshare.peers/v1",
-            "keyshare.revocations/v1",
+            "keyshare.revocations/v2",
             "keyshare.trust/v1"
         ]
     );
@@ -676,6 +713,7 @@ fn examples_in_the_trust_model_document_parse_and_round_trip() {
             rule: TrustRule::Namespace {
                 keys: vec![KeyId::new("team-a-release-2030")],
                 identities: vec![],
+                principals: vec![Counted::Key(KeyId::new("team-a-release-2030"))],
                 threshold: 1,
             },
         }

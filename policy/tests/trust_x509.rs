@@ -10,7 +10,7 @@
 mod trust_support;
 
 use keyshare_policy::trust::{
-    CaCert, Decision, Listed, Peers, Reason, Revocation, Revocations, RevocationsFormat,
+    CaCert, Counted, Decision, Listed, Peers, Reason, Revocation, Revocations, RevocationsFormat,
     RevokedSubject, Sha256Hex, SignerRef, SubjectName, TrustRule, X509Identity,
 };
 use openssl::asn1::{Asn1Integer, Asn1Time};
@@ -185,6 +185,7 @@ fn chain_to_the_identity_ca_with_matching_subject_is_trusted() {
             rule: TrustRule::Namespace {
                 keys: vec![],
                 identities: vec!["release-ci".into()],
+                principals: vec![Counted::Identity("release-ci".into())],
                 threshold: 1,
             },
         }
@@ -406,6 +407,7 @@ fn key_and_identity_together_meet_threshold_two() {
             rule: TrustRule::Namespace {
                 keys: vec![id(&s)],
                 identities: vec!["release-ci".into()],
+                principals: vec![Counted::Key(id(&s)), Counted::Identity("release-ci".into())],
                 threshold: 2,
             },
         }
@@ -423,4 +425,89 @@ fn key_and_identity_together_meet_threshold_two() {
         ),
         "{r}"
     );
+}
+
+// ---- insiders ------------------------------------------------------------------
+
+#[test]
+fn threshold_met_by_one_principal_two_leaves_of_one_identity_count_once() {
+    // "Two release managers": one person holding two leaf certificates that
+    // the same identity rule matches is one principal.
+    let ca = root_ca("acme ci root");
+    let (first, second) = (leaf(&ca, "team-a"), leaf(&ca, "team-a"));
+    let other_ca = root_ca("acme people root");
+    let colleague = leaf(&other_ca, "team-a");
+    let ns = namespace_with(
+        vec![
+            identity("release", &ca, SUBJECT),
+            identity("people", &other_ca, SUBJECT),
+        ],
+        2,
+    );
+    let set = set(vec![ns]);
+    let r = reason(set.decide(APP, &[chain(&[&first]), chain(&[&second])], now(), now()));
+    assert_eq!(
+        r,
+        Reason::ThresholdNotMet {
+            namespace: ns_name("team-a"),
+            sub_delegation: None,
+            valid: 1,
+            threshold: 2,
+        }
+    );
+    let d = set.decide(APP, &[chain(&[&first]), chain(&[&colleague])], now(), now());
+    assert!(d.is_trusted(), "{d}");
+}
+
+#[test]
+fn a_revoked_key_is_revoked_in_every_certificate_that_carries_it() {
+    use keyshare_policy::keys::public_key_fingerprint;
+    let ca = root_ca("acme ci root");
+    let l = leaf(&ca, "team-a");
+    let revoked_at = now() - secs(60);
+    let revoke_key = |pkey: &PKey<Private>| Revocations {
+        format: RevocationsFormat,
+        revocations: vec![Revocation {
+            subject: RevokedSubject::Key(public_key_fingerprint(pkey).unwrap()),
+            revoked_at,
+            reason: "key stolen".into(),
+        }],
+    };
+    // The leaf's key: its certificate (any certificate for that key) is refused.
+    let set = set_with(
+        vec![namespace_with(vec![identity("release", &ca, SUBJECT)], 1)],
+        revoke_key(&l.key),
+        Peers::default(),
+    );
+    let r = reason(set.decide(APP, &[chain(&[&l])], now(), now()));
+    assert!(
+        matches!(
+            r,
+            Reason::Revoked {
+                subject: RevokedSubject::Key(_),
+                ..
+            }
+        ),
+        "{r}"
+    );
+    // The CA's key: the identity's own CA certificate carries it.
+    let set = set_with(
+        vec![namespace_with(vec![identity("release", &ca, SUBJECT)], 1)],
+        revoke_key(&ca.key),
+        Peers::default(),
+    );
+    let r = reason(set.decide(APP, &[chain(&[&l])], now(), now()));
+    assert!(
+        matches!(
+            r,
+            Reason::Revoked {
+                subject: RevokedSubject::Key(_),
+                ..
+            }
+        ),
+        "{r}"
+    );
+    // Before the revocation the signature keeps its trust.
+    let d = set.decide(APP, &[chain(&[&l])], revoked_at - secs(1), now());
+    assert!(d.is_trusted(), "{d}");
 }

@@ -3,22 +3,18 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
-use openssl::bn::BigNumContext;
-use openssl::ec::{EcGroup, EcKey, EcPoint, PointConversionForm};
-use openssl::nid::Nid;
-use openssl::pkey::{PKey, Public};
 use openssl::stack::Stack;
 use openssl::x509::X509;
 use time::OffsetDateTime;
 
-use super::namespace::{NamespaceName, NamespaceTrust, TrustedKey};
+use super::namespace::{NamespaceName, NamespaceTrust, Principal, TrustedKey};
 use super::namespaces::{NamespaceEntry, Namespaces};
 use super::peers::{Peer, PeerUrl, Peers, PinnedRoot};
 use super::revocations::{Revocation, Revocations, RevokedSubject};
 use super::x509::name_text;
 use super::{problem_to_error, rfc3339, Sha256Hex, NAMESPACES_PATH};
 use crate::error::{Error, Result};
-use crate::keys::Key;
+use crate::keys::{public_key_fingerprint, Key};
 use crate::metadata::KeyId;
 use crate::pattern::ArtifactPattern;
 
@@ -73,6 +69,44 @@ impl fmt::Display for KeyRef {
     }
 }
 
+/// One principal (holder of signing keys) that counted towards a threshold.
+///
+/// A threshold counts principals, not keys: all keys naming one principal
+/// (every ephemeral key of one CI identity) count once, every leaf
+/// certificate one X.509 identity rule matches counts once, and the same
+/// key material counts once under whatever ids and encodings it is listed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Counted {
+    /// A key that is its own principal.
+    Key(KeyId),
+    /// Several listings of one key's material (e.g. as a key and as a
+    /// certificate's key), counted once.
+    Keys(Vec<KeyId>),
+    /// Keys sharing a named principal, counted once.
+    Principal {
+        /// The principal.
+        principal: Principal,
+        /// Its keys that signed.
+        keys: Vec<KeyId>,
+    },
+    /// An X.509 identity: every leaf it matches counts once, together.
+    Identity(String),
+}
+
+impl fmt::Display for Counted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Key(id) => write!(f, "key {id}"),
+            Self::Keys(ids) => write!(f, "keys {} (one key)", join(ids)),
+            Self::Principal { principal, keys } => {
+                write!(f, "principal {principal} (keys {})", join(keys))
+            }
+            Self::Identity(name) => write!(f, "identity `{name}`"),
+        }
+    }
+}
+
 /// The rule that made an artifact trusted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TrustRule {
@@ -82,7 +116,9 @@ pub enum TrustRule {
         keys: Vec<KeyId>,
         /// Identities that counted, by name.
         identities: Vec<String>,
-        /// The namespace's threshold.
+        /// The distinct principals that met the threshold.
+        principals: Vec<Counted>,
+        /// The namespace's threshold (of principals).
         threshold: u32,
     },
     /// A sub-delegation covering the artifact met its threshold.
@@ -91,7 +127,9 @@ pub enum TrustRule {
         name: String,
         /// Keys that counted, by listed id.
         keys: Vec<KeyId>,
-        /// The sub-delegation's threshold.
+        /// The distinct principals that met the threshold.
+        principals: Vec<Counted>,
+        /// The sub-delegation's threshold (of principals).
         threshold: u32,
     },
 }
@@ -108,31 +146,23 @@ impl fmt::Display for TrustRule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Namespace {
-                keys,
-                identities,
+                principals,
                 threshold,
-            } => {
-                let mut parts = Vec::new();
-                if !keys.is_empty() {
-                    parts.push(format!("keys {}", join(keys)));
-                }
-                if !identities.is_empty() {
-                    parts.push(format!("identities {}", join(identities)));
-                }
-                write!(
-                    f,
-                    "namespace {} (threshold {threshold})",
-                    parts.join(" and ")
-                )
-            }
-            Self::SubDelegation {
-                name,
-                keys,
-                threshold,
+                ..
             } => write!(
                 f,
-                "sub-delegation `{name}`, keys {} (threshold {threshold})",
-                join(keys)
+                "namespace threshold {threshold} met by {}",
+                join(principals)
+            ),
+            Self::SubDelegation {
+                name,
+                principals,
+                threshold,
+                ..
+            } => write!(
+                f,
+                "sub-delegation `{name}`, threshold {threshold} met by {}",
+                join(principals)
             ),
         }
     }
@@ -251,13 +281,13 @@ pub enum Reason {
         /// The leaf certificate's subject.
         found: String,
     },
-    /// Too few distinct trusted keys or identities signed.
+    /// Too few distinct principals (holders of trusted keys or identities) signed.
     ThresholdNotMet {
         /// The namespace.
         namespace: NamespaceName,
         /// The sub-delegation that came closest, or `None` for the namespace's own keys.
         sub_delegation: Option<String>,
-        /// Distinct trusted keys/identities that signed.
+        /// Distinct principals whose trusted keys or identities signed.
         valid: u32,
         /// How many are needed.
         threshold: u32,
@@ -372,7 +402,7 @@ impl fmt::Display for Reason {
                 };
                 write!(
                     f,
-                    "{whose} needs signatures by {threshold} distinct trusted keys or identities, {valid} found: add signatures by other listed keys"
+                    "{whose} needs signatures by {threshold} distinct principals (holders of its trusted keys or identities), {valid} found: add signatures by other holders' keys (several keys of one holder, such as one CI identity's ephemeral keys or certificates matched by one identity, count once)"
                 )
             }
             Self::DelegatedToPeer { peer, url, root } => write!(
@@ -418,29 +448,9 @@ impl fmt::Display for Decision {
     }
 }
 
-/// The key material of a key, for comparing keys across ids and encodings:
-/// DER SubjectPublicKeyInfo, with EC points uncompressed.
+/// The key material of a key (see [`Key::material`]).
 pub(super) fn material(key: &Key, id: &KeyId) -> Result<Vec<u8>> {
-    let pkey = key.openssl_key(id)?;
-    pkey_material(pkey).map_err(|e| Error::BadKey {
-        keyid: id.clone(),
-        message: e.to_string(),
-    })
-}
-
-fn pkey_material(pkey: &PKey<Public>) -> std::result::Result<Vec<u8>, openssl::error::ErrorStack> {
-    let Ok(ec) = pkey.ec_key() else {
-        return pkey.public_key_to_der();
-    };
-    let nid = ec.group().curve_name().unwrap_or(Nid::X9_62_PRIME256V1);
-    let group = EcGroup::from_curve_name(nid)?;
-    let mut ctx = BigNumContext::new()?;
-    let bytes =
-        ec.public_key()
-            .to_bytes(ec.group(), PointConversionForm::UNCOMPRESSED, &mut ctx)?;
-    let point = EcPoint::from_bytes(&group, &bytes, &mut ctx)?;
-    let fresh = EcKey::from_public_key(&group, &point)?;
-    PKey::from_ec_key(fresh)?.public_key_to_der()
+    key.material(id).map(<[u8]>::to_vec)
 }
 
 /// Patterns indexed by their literal prefix (the text before the first
@@ -504,14 +514,14 @@ impl PatternIndex {
     }
 }
 
-/// A namespace's trust document with its keys' material computed once.
+/// A namespace's trust document with its keys' fingerprints computed once.
 #[derive(Debug)]
 struct Documented {
     doc: NamespaceTrust,
-    /// Material of `doc.keys`, same order.
-    keys: Vec<Vec<u8>>,
-    /// Material of each sub-delegation's keys, same order.
-    sub_keys: Vec<Vec<Vec<u8>>>,
+    /// Fingerprints of `doc.keys`, same order.
+    keys: Vec<Sha256Hex>,
+    /// Fingerprints of each sub-delegation's keys, same order.
+    sub_keys: Vec<Vec<Sha256Hex>>,
 }
 
 impl Documented {
@@ -519,7 +529,7 @@ impl Documented {
         let keys = doc
             .keys
             .iter()
-            .map(|k| material(&k.key, &k.id))
+            .map(|k| k.key.fingerprint(&k.id))
             .collect::<Result<Vec<_>>>()?;
         let sub_keys = doc
             .sub_delegations
@@ -527,7 +537,7 @@ impl Documented {
             .map(|s| {
                 s.keys
                     .iter()
-                    .map(|k| material(&k.key, &k.id))
+                    .map(|k| k.key.fingerprint(&k.id))
                     .collect::<Result<Vec<_>>>()
             })
             .collect::<Result<Vec<_>>>()?;
@@ -554,8 +564,9 @@ pub struct TrustSet {
     terminating: PatternIndex,
     non_terminating: PatternIndex,
     revocations: Vec<Revocation>,
-    revoked_keys: HashMap<KeyId, usize>,
-    revoked_material: HashMap<Vec<u8>, usize>,
+    /// Revoked keys by fingerprint, revoked certificates by hash: positions
+    /// in `revocations`.
+    revoked_keys: HashMap<Sha256Hex, usize>,
     revoked_certs: HashMap<Sha256Hex, usize>,
 }
 
@@ -570,27 +581,101 @@ enum RuleId {
 /// A signer counting towards the rule at position `rule`.
 struct Contribution {
     rule: usize,
-    material: Vec<u8>,
+    /// The fingerprint of the key that signed (the leaf's key for a chain).
+    fingerprint: Sha256Hex,
+    /// Who holds it.
+    principal: PrincipalId,
     listed: Listed,
 }
 
-/// Distinct contributions to one rule.
+/// Who holds a signing key, for counting a threshold by holders.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum PrincipalId {
+    /// A key that names no principal is its own (by fingerprint).
+    OwnKey,
+    /// A principal the document names on its keys (e.g. one CI identity).
+    Named(Principal),
+    /// Every leaf an X.509 identity rule matches is one holder: the identity.
+    Identity(String),
+}
+
+/// One principal that counted towards a threshold, with what it signed with.
 #[derive(Default)]
-struct Tally {
-    materials: Vec<Vec<u8>>,
+struct Group {
+    fingerprints: Vec<Sha256Hex>,
+    principal: Option<PrincipalId>,
     listed: Vec<Listed>,
 }
 
+/// Distinct principals contributing to one rule. Two signers are the same
+/// principal when they share key material, a named principal, or the
+/// identity rule that matched their certificates.
+#[derive(Default)]
+struct Tally {
+    groups: Vec<Group>,
+}
+
 impl Tally {
-    fn add(&mut self, material: Vec<u8>, listed: Listed) {
-        if !self.materials.contains(&material) {
-            self.materials.push(material);
-            self.listed.push(listed);
+    fn add(&mut self, c: Contribution) {
+        let same = |g: &Group| {
+            g.fingerprints.contains(&c.fingerprint)
+                || (c.principal != PrincipalId::OwnKey
+                    && g.principal.as_ref() == Some(&c.principal))
+        };
+        let group = match self.groups.iter().position(same) {
+            Some(i) => match self.groups.get_mut(i) {
+                Some(g) => g,
+                None => return,
+            },
+            None => {
+                self.groups.push(Group::default());
+                match self.groups.last_mut() {
+                    Some(g) => g,
+                    None => return,
+                }
+            }
+        };
+        if !group.fingerprints.contains(&c.fingerprint) {
+            group.fingerprints.push(c.fingerprint);
+        }
+        if group.principal.is_none() || group.principal == Some(PrincipalId::OwnKey) {
+            group.principal = Some(c.principal);
+        }
+        if !group.listed.contains(&c.listed) {
+            group.listed.push(c.listed);
         }
     }
 
     fn count(&self) -> u32 {
-        u32::try_from(self.listed.len()).unwrap_or(u32::MAX)
+        u32::try_from(self.groups.len()).unwrap_or(u32::MAX)
+    }
+
+    /// The principals, for [`TrustRule`].
+    fn counted(&self) -> Vec<Counted> {
+        self.groups
+            .iter()
+            .map(|g| {
+                let keys: Vec<KeyId> = g
+                    .listed
+                    .iter()
+                    .filter_map(|l| match l {
+                        Listed::Key(id) => Some(id.clone()),
+                        Listed::Identity(_) => None,
+                    })
+                    .collect();
+                match &g.principal {
+                    Some(PrincipalId::Identity(name)) => Counted::Identity(name.clone()),
+                    Some(PrincipalId::Named(p)) => Counted::Principal {
+                        principal: p.clone(),
+                        keys,
+                    },
+                    _ => match keys.as_slice() {
+                        [one] => Counted::Key(one.clone()),
+                        _ => Counted::Keys(keys),
+                    },
+                }
+            })
+            .collect()
     }
 }
 
@@ -665,42 +750,23 @@ impl TrustSet {
             }
         }
 
-        let mut revoked_keys = HashMap::new();
-        let mut revoked_certs = HashMap::new();
-        for (i, r) in revocations.revocations.iter().enumerate() {
-            match &r.subject {
-                RevokedSubject::KeyId(id) => {
-                    revoked_keys.insert(id.clone(), i);
-                }
-                RevokedSubject::Certificate(h) => {
-                    revoked_certs.insert(h.clone(), i);
-                }
-            }
-        }
-        // A key revoked by id is revoked as key material too, wherever it is
-        // listed and under whatever id (the earliest revocation wins).
-        let mut revoked_material: HashMap<Vec<u8>, usize> = HashMap::new();
+        // Each key or certificate is revoked once in a valid document;
+        // should two entries name it anyway, the earliest wins.
+        let mut revoked_keys: HashMap<Sha256Hex, usize> = HashMap::new();
+        let mut revoked_certs: HashMap<Sha256Hex, usize> = HashMap::new();
         let revocations = revocations.revocations;
-        for entry in documents.iter().flatten() {
-            let listed = entry.doc.keys.iter().zip(&entry.keys).chain(
-                entry
-                    .doc
-                    .sub_delegations
-                    .iter()
-                    .zip(&entry.sub_keys)
-                    .flat_map(|(s, m)| s.keys.iter().zip(m)),
-            );
-            for (key, m) in listed {
-                let Some(&i) = revoked_keys.get(&key.id) else {
-                    continue;
-                };
-                let earlier = |j: &usize| {
-                    revocations.get(*j).map(|r| r.revoked_at)
-                        <= revocations.get(i).map(|r| r.revoked_at)
-                };
-                if !revoked_material.get(m).is_some_and(earlier) {
-                    revoked_material.insert(m.clone(), i);
-                }
+        for (i, r) in revocations.iter().enumerate() {
+            let (map, hash) = match &r.subject {
+                RevokedSubject::Key(h) => (&mut revoked_keys, h),
+                RevokedSubject::Certificate(h) => (&mut revoked_certs, h),
+            };
+            let earlier = |j: &usize| {
+                revocations
+                    .get(*j)
+                    .is_some_and(|other| other.revoked_at <= r.revoked_at)
+            };
+            if !map.get(hash).is_some_and(earlier) {
+                map.insert(hash.clone(), i);
             }
         }
 
@@ -714,7 +780,6 @@ impl TrustSet {
             non_terminating,
             revocations,
             revoked_keys,
-            revoked_material,
             revoked_certs,
         })
     }
@@ -908,7 +973,7 @@ impl TrustSet {
                     any_usable = true;
                     for c in contributions {
                         if let Some(t) = tallies.get_mut(c.rule) {
-                            t.add(c.material, c.listed);
+                            t.add(c);
                         }
                     }
                 }
@@ -983,20 +1048,24 @@ impl TrustSet {
                 now,
             ),
             SignerRef::PublicKey(key) => {
-                let presented = material(key, &KeyId::new("(presented key)")).map_err(|e| {
-                    Reason::UnusableKey {
+                let presented = key
+                    .fingerprint(&KeyId::new("(presented key)"))
+                    .map_err(|e| Reason::UnusableKey {
                         detail: match e {
                             Error::BadKey { message, .. } => message,
                             other => other.to_string(),
                         },
-                    }
-                })?;
+                    })?;
+                // A revoked key is refused as such, listed or not.
+                if let Some(reason) = self.revoked_key(&presented, signed_at) {
+                    return Err(reason);
+                }
                 self.evaluate_key(
                     ns,
                     rules,
-                    |_, m| m == presented.as_slice(),
+                    |_, fp| *fp == presented,
                     || KeyRef::Spki {
-                        sha256: Sha256Hex::of(&presented),
+                        sha256: presented.clone(),
                     },
                     signed_at,
                     now,
@@ -1010,7 +1079,7 @@ impl TrustSet {
         &self,
         ns: &Documented,
         rules: &[RuleId],
-        is_it: impl Fn(&TrustedKey, &[u8]) -> bool,
+        is_it: impl Fn(&TrustedKey, &Sha256Hex) -> bool,
         not_listed: impl FnOnce() -> KeyRef,
         signed_at: OffsetDateTime,
         now: OffsetDateTime,
@@ -1018,20 +1087,24 @@ impl TrustSet {
         let mut contributions = Vec::new();
         let mut failure = None;
         for (position, rule) in rules.iter().enumerate() {
-            let (keys, materials) = match rule {
+            let (keys, fingerprints) = match rule {
                 RuleId::Own => (ns.doc.keys.as_slice(), ns.keys.as_slice()),
                 RuleId::Sub(i) => match (ns.doc.sub_delegations.get(*i), ns.sub_keys.get(*i)) {
                     (Some(s), Some(m)) => (s.keys.as_slice(), m.as_slice()),
                     _ => continue,
                 },
             };
-            let Some((key, m)) = keys.iter().zip(materials).find(|(k, m)| is_it(k, m)) else {
+            let Some((key, fp)) = keys.iter().zip(fingerprints).find(|(k, fp)| is_it(k, fp)) else {
                 continue;
             };
-            match self.key_status(&ns.doc.namespace, key, m, signed_at, now) {
+            match self.key_status(&ns.doc.namespace, key, fp, signed_at, now) {
                 Ok(()) => contributions.push(Contribution {
                     rule: position,
-                    material: m.clone(),
+                    fingerprint: fp.clone(),
+                    principal: key
+                        .principal
+                        .clone()
+                        .map_or(PrincipalId::OwnKey, PrincipalId::Named),
                     listed: Listed::Key(key.id.clone()),
                 }),
                 Err(reason) => {
@@ -1053,20 +1126,12 @@ impl TrustSet {
         &self,
         namespace: &NamespaceName,
         key: &TrustedKey,
-        material: &[u8],
+        fingerprint: &Sha256Hex,
         signed_at: OffsetDateTime,
         now: OffsetDateTime,
     ) -> std::result::Result<(), Reason> {
-        let by_id = self.revoked_keys.get(&key.id);
-        let by_material = self.revoked_material.get(material);
-        let revoked = [by_id, by_material]
-            .into_iter()
-            .flatten()
-            .filter_map(|i| self.revocations.get(*i))
-            .filter(|r| signed_at >= r.revoked_at)
-            .min_by_key(|r| r.revoked_at);
-        if let Some(r) = revoked {
-            return Err(revoked_reason(r, signed_at));
+        if let Some(reason) = self.revoked_key(fingerprint, signed_at) {
+            return Err(reason);
         }
         check_window(
             namespace,
@@ -1088,6 +1153,15 @@ impl TrustSet {
             }
         }
         Ok(())
+    }
+
+    /// The revocation of the key with this fingerprint, if it covers `signed_at`.
+    fn revoked_key(&self, fingerprint: &Sha256Hex, signed_at: OffsetDateTime) -> Option<Reason> {
+        self.revoked_keys
+            .get(fingerprint)
+            .and_then(|i| self.revocations.get(*i))
+            .filter(|r| signed_at >= r.revoked_at)
+            .map(|r| revoked_reason(r, signed_at))
     }
 
     fn revoked_cert(&self, hash: &Sha256Hex, signed_at: OffsetDateTime) -> Option<Reason> {
@@ -1124,24 +1198,22 @@ impl TrustSet {
                     return Err(reason);
                 }
             }
+            // A revoked key is revoked in every certificate that carries it.
+            if let Some(reason) =
+                cert_key_fingerprint(&cert).and_then(|fp| self.revoked_key(&fp, signed_at))
+            {
+                return Err(reason);
+            }
             certs.push(cert);
         }
         let mut certs = certs.into_iter();
         let Some(leaf) = certs.next() else {
             return Err(not_trusted("no certificate was presented".into()));
         };
-        let leaf_material = leaf
+        let leaf_fingerprint = leaf
             .public_key()
-            .and_then(|k| pkey_material(&k))
+            .and_then(|k| public_key_fingerprint(&k))
             .map_err(|e| not_trusted(format!("leaf public key: {e}")))?;
-        let by_material = self
-            .revoked_material
-            .get(&leaf_material)
-            .and_then(|i| self.revocations.get(*i))
-            .filter(|r| signed_at >= r.revoked_at);
-        if let Some(r) = by_material {
-            return Err(revoked_reason(r, signed_at));
-        }
         if ns.doc.identities.is_empty() {
             return Err(not_trusted(format!(
                 "namespace `{namespace}` lists no X.509 identities"
@@ -1172,7 +1244,16 @@ impl TrustSet {
                     continue;
                 }
             };
-            if let Some(reason) = hashes.iter().find_map(|h| self.revoked_cert(h, signed_at)) {
+            // The verified chain ends in one of the identity's CA
+            // certificates, which was not presented: check it (and its key) too.
+            let revoked = hashes.iter().find_map(|c| {
+                self.revoked_cert(&c.sha256, signed_at).or_else(|| {
+                    c.key
+                        .as_ref()
+                        .and_then(|fp| self.revoked_key(fp, signed_at))
+                })
+            });
+            if let Some(reason) = revoked {
                 return Err(reason);
             }
             if !identity.subject.matches(leaf.subject_name()) {
@@ -1197,7 +1278,8 @@ impl TrustSet {
                 Ok(()) => {
                     return Ok(vec![Contribution {
                         rule: 0,
-                        material: leaf_material,
+                        fingerprint: leaf_fingerprint,
+                        principal: PrincipalId::Identity(identity.name.clone()),
                         listed: Listed::Identity(identity.name.clone()),
                     }])
                 }
@@ -1211,10 +1293,19 @@ impl TrustSet {
     }
 }
 
+fn cert_key_fingerprint(cert: &X509) -> Option<Sha256Hex> {
+    let fp = cert
+        .public_key()
+        .and_then(|k| public_key_fingerprint(&k))
+        .ok();
+    let _ = openssl::error::ErrorStack::get();
+    fp
+}
+
 fn reencoded_hash(cert: &X509) -> Option<Sha256Hex> {
     cert.digest(openssl::hash::MessageDigest::sha256())
         .ok()
-        .map(|d| Sha256Hex(hex::encode(d)))
+        .map(|d| Sha256Hex::from_digest(&d))
 }
 
 fn revoked_reason(r: &Revocation, signed_at: OffsetDateTime) -> Reason {
@@ -1258,25 +1349,24 @@ fn check_window(
 }
 
 fn trust_rule(ns: &Documented, rule: RuleId, tally: &Tally, threshold: u32) -> TrustRule {
-    let keys = tally
-        .listed
-        .iter()
+    let listed = || tally.groups.iter().flat_map(|g| g.listed.iter());
+    let keys = listed()
         .filter_map(|l| match l {
             Listed::Key(id) => Some(id.clone()),
             Listed::Identity(_) => None,
         })
         .collect();
+    let principals = tally.counted();
     match rule {
         RuleId::Own => TrustRule::Namespace {
             keys,
-            identities: tally
-                .listed
-                .iter()
+            identities: listed()
                 .filter_map(|l| match l {
                     Listed::Identity(name) => Some(name.clone()),
                     Listed::Key(_) => None,
                 })
                 .collect(),
+            principals,
             threshold,
         },
         RuleId::Sub(i) => TrustRule::SubDelegation {
@@ -1287,6 +1377,7 @@ fn trust_rule(ns: &Documented, rule: RuleId, tally: &Tally, threshold: u32) -> T
                 .map(|s| s.name.clone())
                 .unwrap_or_default(),
             keys,
+            principals,
             threshold,
         },
     }
@@ -1352,27 +1443,5 @@ mod tests {
         fn shareable<T: Send + Sync>() {}
         shareable::<TrustSet>();
         shareable::<Decision>();
-    }
-
-    #[test]
-    fn material_ignores_ec_point_compression() {
-        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
-        let private = EcKey::generate(&group).unwrap();
-        let mut ctx = BigNumContext::new().unwrap();
-        let compressed = private
-            .public_key()
-            .to_bytes(&group, PointConversionForm::COMPRESSED, &mut ctx)
-            .unwrap();
-        // SubjectPublicKeyInfo, id-ecPublicKey on prime256v1, compressed point.
-        let mut compressed_der =
-            hex::decode("3039301306072a8648ce3d020106082a8648ce3d030107032200").unwrap();
-        compressed_der.extend_from_slice(&compressed);
-        let a = PKey::public_key_from_der(&compressed_der).unwrap();
-        let b = PKey::public_key_from_der(&private.public_key_to_der().unwrap()).unwrap();
-        assert_eq!(pkey_material(&a).unwrap(), pkey_material(&b).unwrap());
-        assert_eq!(
-            pkey_material(&a).unwrap(),
-            private.public_key_to_der().unwrap()
-        );
     }
 }

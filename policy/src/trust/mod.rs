@@ -15,9 +15,9 @@
 //!   threshold and its sub-delegations. It has no scopes: a team cannot claim
 //!   artifact names, and its sub-delegations only narrow what the
 //!   organization granted it.
-//! * [`Revocations`] (`org/revocations.json`, `targets`): keys and
-//!   certificates whose signatures are untrusted from a point in time on,
-//!   everywhere.
+//! * [`Revocations`] (`org/revocations.json`, `targets`): keys (by the
+//!   fingerprint of their material, never by id) and certificates whose
+//!   signatures are untrusted from a point in time on, everywhere.
 //! * [`Peers`] (`org/peers.json`, `targets`): artifact-name patterns that
 //!   other keyshare services answer for, with the root each is pinned to.
 //!
@@ -64,9 +64,12 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
+pub use crate::hash::Sha256Hex;
 use crate::pattern::ArtifactPattern;
 
-pub use decide::{Decision, KeyRef, Listed, Owner, Reason, SignerRef, TrustRule, TrustSet};
+pub use decide::{
+    Counted, Decision, KeyRef, Listed, Owner, Reason, SignerRef, TrustRule, TrustSet,
+};
 pub use namespace::{NamespaceName, NamespaceTrust, Principal, SubDelegation, TrustedKey};
 pub use namespaces::{
     is_index_path, namespace_bin, namespace_bins, shard_path, NamespaceEntry, Namespaces,
@@ -129,59 +132,15 @@ format_marker!(
     "keyshare.namespaces/v1"
 );
 format_marker!(
-    /// The `format` of the revocations document: `keyshare.revocations/v1`.
+    /// The `format` of the revocations document: `keyshare.revocations/v2`.
     RevocationsFormat,
-    "keyshare.revocations/v1"
+    "keyshare.revocations/v2"
 );
 format_marker!(
     /// The `format` of the peers document: `keyshare.peers/v1`.
     PeersFormat,
     "keyshare.peers/v1"
 );
-
-/// A SHA-256 digest as 64 lowercase hex digits (a certificate or root file hash).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(transparent)]
-pub struct Sha256Hex(String);
-
-impl Sha256Hex {
-    /// Parses 64 lowercase hex digits.
-    pub fn parse(s: &str) -> std::result::Result<Self, String> {
-        if s.len() == 64
-            && s.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        {
-            Ok(Self(s.to_owned()))
-        } else {
-            Err(format!(
-                "`{s}` is not a SHA-256 digest (64 lowercase hex digits)"
-            ))
-        }
-    }
-
-    /// The SHA-256 of `bytes`.
-    pub fn of(bytes: &[u8]) -> Self {
-        Self(crate::hash::sha256_hex(bytes))
-    }
-
-    /// The hex digits.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for Sha256Hex {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for Sha256Hex {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Self::parse(&s).map_err(serde::de::Error::custom)
-    }
-}
 
 /// A problem found after deserialisation: JSON path and message.
 type Problem = (String, String);

@@ -9,16 +9,24 @@ use time::OffsetDateTime;
 use super::{
     parse_json, problem_to_error, to_json, Problem, RevocationsFormat, Sha256Hex, REVOCATIONS_PATH,
 };
-use crate::error::Result;
-use crate::metadata::KeyId;
+use crate::error::{Error, Result};
 
-/// What a revocation names: exactly one of `{"key_id": ...}` and `{"certificate_sha256": ...}`.
+/// What a revocation names: key material or a certificate, never a key
+/// id. An id is only a label a namespace gives a key (any maintainer can
+/// list any public key under any id), so a revocation by id could be
+/// pointed at another team's key, or undone by listing the key again under
+/// a new id.
+///
+/// JSON: exactly one of `{"spki_sha256": ...}` and `{"certificate_sha256": ...}`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "RawSubject", into = "RawSubject")]
 pub enum RevokedSubject {
-    /// A key, by the id trust documents list it under. Any key listed under
-    /// this id, and the same key material listed under any other id, is revoked.
-    KeyId(KeyId),
+    /// A key, by its fingerprint: the SHA-256 of its DER
+    /// SubjectPublicKeyInfo with EC points uncompressed
+    /// ([`crate::keys::Key::fingerprint`]). Refused wherever it appears:
+    /// under any id, in any namespace or sub-delegation, and as the key of
+    /// any certificate of a chain.
+    Key(Sha256Hex),
     /// A certificate, by the SHA-256 of its DER encoding: a chain holding it is revoked.
     Certificate(Sha256Hex),
 }
@@ -27,7 +35,7 @@ pub enum RevokedSubject {
 #[serde(deny_unknown_fields)]
 struct RawSubject {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    key_id: Option<KeyId>,
+    spki_sha256: Option<Sha256Hex>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     certificate_sha256: Option<Sha256Hex>,
 }
@@ -35,10 +43,10 @@ struct RawSubject {
 impl TryFrom<RawSubject> for RevokedSubject {
     type Error = &'static str;
     fn try_from(raw: RawSubject) -> std::result::Result<Self, Self::Error> {
-        match (raw.key_id, raw.certificate_sha256) {
-            (Some(id), None) => Ok(Self::KeyId(id)),
+        match (raw.spki_sha256, raw.certificate_sha256) {
+            (Some(h), None) => Ok(Self::Key(h)),
             (None, Some(h)) => Ok(Self::Certificate(h)),
-            _ => Err("must have exactly one of `key_id` and `certificate_sha256`"),
+            _ => Err("must have exactly one of `spki_sha256` and `certificate_sha256`"),
         }
     }
 }
@@ -46,12 +54,12 @@ impl TryFrom<RawSubject> for RevokedSubject {
 impl From<RevokedSubject> for RawSubject {
     fn from(s: RevokedSubject) -> Self {
         match s {
-            RevokedSubject::KeyId(id) => Self {
-                key_id: Some(id),
+            RevokedSubject::Key(h) => Self {
+                spki_sha256: Some(h),
                 certificate_sha256: None,
             },
             RevokedSubject::Certificate(h) => Self {
-                key_id: None,
+                spki_sha256: None,
                 certificate_sha256: Some(h),
             },
         }
@@ -61,7 +69,7 @@ impl From<RevokedSubject> for RawSubject {
 impl fmt::Display for RevokedSubject {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::KeyId(id) => write!(f, "key {id}"),
+            Self::Key(h) => write!(f, "key with SPKI SHA-256 {h}"),
             Self::Certificate(h) => write!(f, "certificate with SHA-256 {h}"),
         }
     }
@@ -81,11 +89,14 @@ pub struct Revocation {
     pub reason: String,
 }
 
-/// `org/revocations.json`.
+/// `org/revocations.json`, format `keyshare.revocations/v2`.
+///
+/// Version 1 named keys by id; it is refused with a message saying so
+/// (see [`RevokedSubject`] for why ids cannot be trusted).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Revocations {
-    /// Always `keyshare.revocations/v1`.
+    /// Always `keyshare.revocations/v2`.
     pub format: RevocationsFormat,
     /// The revocations (each subject at most once).
     pub revocations: Vec<Revocation>,
@@ -103,6 +114,25 @@ impl Default for Revocations {
 impl Revocations {
     /// Parses `org/revocations.json`.
     pub fn from_slice(bytes: &[u8]) -> Result<Self> {
+        #[derive(Deserialize)]
+        struct Probe {
+            format: Option<String>,
+        }
+        if let Ok(Probe {
+            format: Some(format),
+        }) = serde_json::from_slice::<Probe>(bytes)
+        {
+            if format == "keyshare.revocations/v1" {
+                return Err(Error::Malformed {
+                    what: REVOCATIONS_PATH.to_owned(),
+                    path: "format".to_owned(),
+                    message: "`keyshare.revocations/v1` names revoked keys by id, which this \
+                              verifier no longer trusts: the server must be upgraded to publish \
+                              `keyshare.revocations/v2` (keys by fingerprint)"
+                        .to_owned(),
+                });
+            }
+        }
         let doc: Self = parse_json(REVOCATIONS_PATH, bytes)?;
         doc.check()
             .map_err(|p| problem_to_error(REVOCATIONS_PATH, p))?;

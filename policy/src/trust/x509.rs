@@ -13,6 +13,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::OffsetDateTime;
 
 use super::{check_label, check_window, Problem, Sha256Hex};
+use crate::keys::public_key_fingerprint;
 
 /// A CA certificate, PEM, parsed when the document is parsed.
 #[derive(Clone)]
@@ -322,14 +323,14 @@ impl X509Identity {
     }
 
     /// Verifies `leaf` (with `intermediates`) up to one of the identity's CA
-    /// certificates as of `at`, returning the SHA-256 of every certificate of
-    /// the verified chain, or OpenSSL's reason.
+    /// certificates as of `at`, returning every certificate of the verified
+    /// chain (for revocation checks), or OpenSSL's reason.
     pub(super) fn verify_chain(
         &self,
         leaf: &X509,
         intermediates: &Stack<X509>,
         at: OffsetDateTime,
-    ) -> std::result::Result<Vec<Sha256Hex>, String> {
+    ) -> std::result::Result<Vec<ChainCert>, String> {
         let result = self.verify_chain_inner(leaf, intermediates, at);
         // A failed verification leaves OpenSSL errors queued; drop them.
         let _ = openssl::error::ErrorStack::get();
@@ -341,7 +342,7 @@ impl X509Identity {
         leaf: &X509,
         intermediates: &Stack<X509>,
         at: OffsetDateTime,
-    ) -> std::result::Result<Vec<Sha256Hex>, String> {
+    ) -> std::result::Result<Vec<ChainCert>, String> {
         let ossl = |e: openssl::error::ErrorStack| format!("openssl: {e}");
         let mut builder = X509StoreBuilder::new().map_err(ossl)?;
         for ca in &self.ca_certs {
@@ -369,8 +370,16 @@ impl X509Identity {
                         .map(|chain| {
                             chain
                                 .iter()
-                                .filter_map(|cert| cert.digest(MessageDigest::sha256()).ok())
-                                .map(|d| Sha256Hex(hex::encode(d)))
+                                .filter_map(|cert| {
+                                    let d = cert.digest(MessageDigest::sha256()).ok()?;
+                                    Some(ChainCert {
+                                        sha256: Sha256Hex::from_digest(&d),
+                                        key: cert
+                                            .public_key()
+                                            .and_then(|k| public_key_fingerprint(&k))
+                                            .ok(),
+                                    })
+                                })
                                 .collect()
                         })
                         .unwrap_or_default();
@@ -386,6 +395,15 @@ impl X509Identity {
             .map_err(ossl)?;
         outcome
     }
+}
+
+/// A certificate of a verified chain, as revocations name it.
+#[derive(Debug)]
+pub(super) struct ChainCert {
+    /// SHA-256 of its DER.
+    pub(super) sha256: Sha256Hex,
+    /// The fingerprint of its public key.
+    pub(super) key: Option<Sha256Hex>,
 }
 
 /// A name as `C=US, O=acme, CN=x` text, for messages.
