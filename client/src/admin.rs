@@ -85,6 +85,10 @@ pub enum Error {
     /// The client could not be set up.
     #[error("{0}")]
     Config(String),
+    /// What the caller gave cannot be sent (e.g. a private key where a
+    /// public key belongs): refused before anything leaves the machine.
+    #[error("{0}")]
+    Input(String),
 }
 
 /// `Result` of this module.
@@ -200,13 +204,27 @@ pub struct NewSubDelegation {
     pub keys: Vec<Value>,
 }
 
-/// What a revocation revokes.
+/// What a revocation revokes. A key is always revoked by its material:
+/// the server resolves an id to the key listed under it.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum RevokedSubject {
-    /// A key, by id.
-    KeyId(String),
+    /// The key listed under `id` (in `namespace`, or the one key listed
+    /// under that id in any namespace).
+    KeyId {
+        /// The namespace, when the id alone is ambiguous.
+        namespace: Option<String>,
+        /// The id.
+        id: String,
+    },
+    /// A key given by its public key.
+    Key(KeyMaterial),
+    /// A key by its fingerprint (SHA-256 hex of its material).
+    SpkiSha256(String),
     /// A certificate, by the SHA-256 (hex) of its DER encoding.
     CertificateSha256(String),
+    /// A certificate, PEM.
+    CertificatePem(String),
 }
 
 /// `POST /api/v1/revocations`.
@@ -450,7 +468,7 @@ impl AdminClient {
     pub fn add_key(&self, ns: &str, key: &NewKey) -> Result<Value> {
         let (tuf, pem) = match &key.key {
             KeyMaterial::Tuf(v) => (Some(v), None),
-            KeyMaterial::Pem(p) => (None, Some(p.as_str())),
+            KeyMaterial::Pem(p) => (None, Some(public_pem_only(p)?)),
         };
         let body = NewKeyBody {
             key: tuf,
@@ -518,11 +536,34 @@ impl AdminClient {
     pub fn add_revocation(&self, r: &NewRevocation) -> Result<Value> {
         let mut body = serde_json::Map::new();
         match &r.subject {
-            RevokedSubject::KeyId(id) => body.insert("key_id".into(), id.clone().into()),
-            RevokedSubject::CertificateSha256(h) => {
-                body.insert("certificate_sha256".into(), h.clone().into())
+            RevokedSubject::KeyId { namespace, id } => {
+                body.insert("key_id".into(), id.clone().into());
+                if let Some(ns) = namespace {
+                    body.insert("namespace".into(), ns.clone().into());
+                }
             }
-        };
+            RevokedSubject::Key(KeyMaterial::Pem(p)) => {
+                body.insert("public_key_pem".into(), public_pem_only(p)?.into());
+            }
+            RevokedSubject::Key(KeyMaterial::Tuf(v)) => {
+                body.insert("key".into(), v.clone());
+            }
+            RevokedSubject::SpkiSha256(h) => {
+                body.insert("spki_sha256".into(), h.clone().into());
+            }
+            RevokedSubject::CertificateSha256(h) => {
+                body.insert("certificate_sha256".into(), h.clone().into());
+            }
+            RevokedSubject::CertificatePem(p) => {
+                if p.contains("PRIVATE KEY") {
+                    return Err(Error::Input(
+                        "the certificate file holds a private key; give the certificate alone"
+                            .into(),
+                    ));
+                }
+                body.insert("certificate_pem".into(), p.clone().into());
+            }
+        }
         body.insert("reason".into(), r.reason.clone().into());
         if let Some(t) = &r.revoked_at {
             body.insert("revoked_at".into(), t.clone().into());
@@ -714,6 +755,19 @@ fn transport_message(t: &ureq::Transport) -> String {
         source = s.source();
     }
     msg.replace(['\n', '\r'], " ")
+}
+
+/// `pem` when it is a PEM public key (SubjectPublicKeyInfo); a private
+/// key is refused here, before it could be sent anywhere.
+fn public_pem_only(pem: &str) -> Result<&str> {
+    if pem.contains("PRIVATE KEY") {
+        return Err(Error::Input(
+            "this is a private key: give the public key (`openssl pkey -in KEY -pubout`); \
+             a private key never leaves this machine"
+                .into(),
+        ));
+    }
+    Ok(pem)
 }
 
 #[cfg(test)]

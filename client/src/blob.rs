@@ -20,6 +20,14 @@
 //! The embedded key only lets the signature be checked: whether it is
 //! trusted is decided by [`verify`] against the trust documents, by key
 //! material, as [`keyshare_policy::trust::TrustSet::decide`] does.
+//!
+//! `signed_at` is the signer's word: whoever holds a stolen key writes any
+//! time they like, say one before the key was revoked. [`verify`] therefore
+//! decides as of *now* ([`SigningTime::Now`]); an earlier time is used only
+//! when the caller holds evidence of it that it trusts
+//! ([`SigningTime::Trusted`]: its own record of when it received the
+//! artifact, a timestamp token it verified). The claimed `signed_at` is
+//! returned for display and never decides anything.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -42,7 +50,7 @@ pub struct BlobSignature {
     pub key_id: KeyId,
     /// The signer's public key.
     pub key: Key,
-    /// When it was signed, by the signer's clock.
+    /// When it was signed, by the signer's clock: shown, never trusted.
     #[serde(with = "time::serde::rfc3339")]
     pub signed_at: OffsetDateTime,
     /// SHA-256 of the signed file, hex.
@@ -116,17 +124,46 @@ pub fn parse(sig: &[u8]) -> Result<BlobSignature, BlobError> {
     Ok(parsed)
 }
 
+/// When a signature was made, as far as the verifier knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SigningTime {
+    /// Not known from anything the verifier trusts: decide as if the
+    /// signature were made now. The default, and the only safe one for a
+    /// signature alone.
+    Now,
+    /// Known from evidence the verifier trusts (its own timestamp, a
+    /// verified timestamp token): decide for a signature made then.
+    Trusted(OffsetDateTime),
+}
+
+/// The outcome of [`verify`].
+#[derive(Clone, Debug)]
+pub struct Verified {
+    /// Trusted or not, with the reason.
+    pub decision: Decision,
+    /// The signing time the decision was made for.
+    pub decided_for: OffsetDateTime,
+    /// The signer's own claim of when it signed (shown, not used).
+    pub claimed_signed_at: OffsetDateTime,
+    /// The signer's key id, as the signature names it.
+    pub key_id: KeyId,
+}
+
 /// Checks `sig` over `bytes` cryptographically, then decides, with `set`
-/// as of `now`, whether its key is trusted for `artifact` (a signature
-/// made at its `signed_at`). `Err` when the signature itself does not
-/// hold; otherwise the decision, trusted or not, with its reason.
+/// as of `now`, whether its key is trusted for `artifact`, for a signature
+/// made at `time` (now unless the caller trusts evidence of an earlier
+/// time; never the signature's own `signed_at`). `Err` when the signature
+/// itself does not hold; otherwise the decision, trusted or not, with its
+/// reason.
 pub fn verify(
     set: &TrustSet,
     artifact: &str,
     bytes: &[u8],
     sig: &[u8],
+    time: SigningTime,
     now: OffsetDateTime,
-) -> Result<Decision, BlobError> {
+) -> Result<Verified, BlobError> {
     let sig = parse(sig)?;
     let actual = keyshare_policy::hash::sha256_hex(bytes);
     if !actual.eq_ignore_ascii_case(&sig.sha256) {
@@ -141,12 +178,16 @@ pub fn verify(
     if !sig.key.verify(&sig.key_id, &message, &raw).unwrap_or(false) {
         return Err(BlobError::BadSignature(sig.key_id));
     }
-    Ok(set.decide(
-        artifact,
-        &[SignerRef::PublicKey(sig.key)],
-        sig.signed_at,
-        now,
-    ))
+    let decided_for = match time {
+        SigningTime::Now => now,
+        SigningTime::Trusted(at) => at,
+    };
+    Ok(Verified {
+        decision: set.decide(artifact, &[SignerRef::PublicKey(sig.key)], decided_for, now),
+        decided_for,
+        claimed_signed_at: sig.signed_at,
+        key_id: sig.key_id,
+    })
 }
 
 #[cfg(test)]
@@ -170,6 +211,14 @@ mod tests {
     const NOW: OffsetDateTime = datetime!(2030-01-01 12:00 UTC);
 
     fn set_with(key: &InMemorySigner, ephemeral_until: Option<OffsetDateTime>) -> TrustSet {
+        set_revoking(key, ephemeral_until, Revocations::default())
+    }
+
+    fn set_revoking(
+        key: &InMemorySigner,
+        ephemeral_until: Option<OffsetDateTime>,
+        revocations: Revocations,
+    ) -> TrustSet {
         let name = NamespaceName::parse("team-a").unwrap();
         let index = Namespaces {
             namespaces: vec![NamespaceEntry {
@@ -195,7 +244,7 @@ mod tests {
             identities: vec![],
             sub_delegations: vec![],
         };
-        TrustSet::new(index, vec![doc], Revocations::default(), Peers::default()).unwrap()
+        TrustSet::new(index, vec![doc], revocations, Peers::default()).unwrap()
     }
 
     #[test]
@@ -203,9 +252,27 @@ mod tests {
         let key = InMemorySigner::generate(Scheme::Ed25519).unwrap();
         let set = set_with(&key, None);
         let sig = serde_json::to_vec(&sign(&key, b"artifact", NOW).unwrap()).unwrap();
-        let d = verify(&set, "registry.acme.io/team-a/app", b"artifact", &sig, NOW).unwrap();
+        let d = verify(
+            &set,
+            "registry.acme.io/team-a/app",
+            b"artifact",
+            &sig,
+            SigningTime::Now,
+            NOW,
+        )
+        .unwrap()
+        .decision;
         assert!(d.is_trusted(), "{d}");
-        let d = verify(&set, "registry.acme.io/team-b/app", b"artifact", &sig, NOW).unwrap();
+        let d = verify(
+            &set,
+            "registry.acme.io/team-b/app",
+            b"artifact",
+            &sig,
+            SigningTime::Now,
+            NOW,
+        )
+        .unwrap()
+        .decision;
         assert!(!d.is_trusted(), "{d}");
     }
 
@@ -216,18 +283,32 @@ mod tests {
         let good = sign(&key, b"artifact", NOW).unwrap();
         let sig = serde_json::to_vec(&good).unwrap();
         assert!(matches!(
-            verify(&set, "registry.acme.io/team-a/app", b"other", &sig, NOW),
+            verify(
+                &set,
+                "registry.acme.io/team-a/app",
+                b"other",
+                &sig,
+                SigningTime::Now,
+                NOW
+            ),
             Err(BlobError::DigestMismatch { .. })
         ));
         let mut moved = good.clone();
         moved.signed_at = NOW - Duration::days(1);
         let sig = serde_json::to_vec(&moved).unwrap();
         assert!(matches!(
-            verify(&set, "registry.acme.io/team-a/app", b"artifact", &sig, NOW),
+            verify(
+                &set,
+                "registry.acme.io/team-a/app",
+                b"artifact",
+                &sig,
+                SigningTime::Now,
+                NOW
+            ),
             Err(BlobError::BadSignature(_))
         ));
         assert!(matches!(
-            verify(&set, "a", b"artifact", b"{}", NOW),
+            verify(&set, "a", b"artifact", b"{}", SigningTime::Now, NOW),
             Err(BlobError::Malformed(_))
         ));
     }
@@ -240,7 +321,16 @@ mod tests {
         let mut sig = sign(&other, b"x", NOW).unwrap();
         sig.key_id = listed.key_id().clone();
         let bytes = serde_json::to_vec(&sig).unwrap();
-        let d = verify(&set, "registry.acme.io/team-a/app", b"x", &bytes, NOW).unwrap();
+        let d = verify(
+            &set,
+            "registry.acme.io/team-a/app",
+            b"x",
+            &bytes,
+            SigningTime::Now,
+            NOW,
+        )
+        .unwrap()
+        .decision;
         assert!(!d.is_trusted(), "{d}");
     }
 
@@ -251,13 +341,94 @@ mod tests {
         let set = set_with(&key, Some(until));
         let sig = serde_json::to_vec(&sign(&key, b"a", NOW).unwrap()).unwrap();
         let artifact = "registry.acme.io/team-a/app";
-        assert!(verify(&set, artifact, b"a", &sig, NOW)
+        assert!(verify(&set, artifact, b"a", &sig, SigningTime::Now, NOW)
             .unwrap()
+            .decision
             .is_trusted());
-        match verify(&set, artifact, b"a", &sig, until).unwrap() {
+        match verify(&set, artifact, b"a", &sig, SigningTime::Now, until)
+            .unwrap()
+            .decision
+        {
             Decision::Untrusted {
                 reason: Reason::EphemeralExpired { .. },
             } => {}
+            other => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn back_dated_signatures_a_revoked_key_claiming_an_earlier_time_is_refused() {
+        // A thief of a key revoked yesterday signs today, writing a
+        // signed_at from a year ago (the signer chooses it).
+        let key = InMemorySigner::generate(Scheme::Ed25519).unwrap();
+        let revoked_at = NOW - Duration::days(1);
+        let revocations = Revocations {
+            revocations: vec![keyshare_policy::trust::Revocation {
+                subject: keyshare_policy::trust::RevokedSubject::Key(
+                    key.public_key().fingerprint(key.key_id()).unwrap(),
+                ),
+                revoked_at,
+                reason: "stolen".into(),
+            }],
+            ..Revocations::default()
+        };
+        let set = set_revoking(&key, None, revocations);
+        let claimed = NOW - Duration::days(365);
+        let sig = serde_json::to_vec(&sign(&key, b"a", claimed).unwrap()).unwrap();
+        let artifact = "registry.acme.io/team-a/app";
+        let v = verify(&set, artifact, b"a", &sig, SigningTime::Now, NOW).unwrap();
+        assert_eq!(v.claimed_signed_at, claimed);
+        assert_eq!(v.decided_for, NOW);
+        match v.decision {
+            Decision::Untrusted {
+                reason: Reason::Revoked { signed_at, .. },
+            } => assert_eq!(signed_at, NOW),
+            other => panic!("{other}"),
+        }
+        // Only a time the verifier itself trusts moves the decision.
+        let v = verify(
+            &set,
+            artifact,
+            b"a",
+            &sig,
+            SigningTime::Trusted(claimed),
+            NOW,
+        )
+        .unwrap();
+        assert!(v.decision.is_trusted(), "{}", v.decision);
+    }
+
+    #[test]
+    fn back_dated_signatures_an_expired_key_claiming_an_earlier_time_is_refused() {
+        let key = InMemorySigner::generate(Scheme::Ed25519).unwrap();
+        let mut set = set_with(&key, None);
+        let expired = NOW - Duration::days(30);
+        // The same key with a validity window that ended a month ago.
+        let name = NamespaceName::parse("team-a").unwrap();
+        let mut doc = set.document("team-a").unwrap().clone();
+        doc.keys[0].not_after = Some(expired);
+        set = TrustSet::new(
+            set.index().clone(),
+            vec![doc],
+            Revocations::default(),
+            Peers::default(),
+        )
+        .unwrap();
+        let sig =
+            serde_json::to_vec(&sign(&key, b"a", expired - Duration::days(1)).unwrap()).unwrap();
+        let v = verify(
+            &set,
+            "registry.acme.io/team-a/app",
+            b"a",
+            &sig,
+            SigningTime::Now,
+            NOW,
+        )
+        .unwrap();
+        match v.decision {
+            Decision::Untrusted {
+                reason: Reason::KeyExpired { namespace, .. },
+            } => assert_eq!(namespace, name),
             other => panic!("{other}"),
         }
     }

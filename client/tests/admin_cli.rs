@@ -205,9 +205,17 @@ fn walkthrough_create_add_key_revoke_list_resolve_and_verify_audit() {
         "--revoked-at",
         "2030-01-01T00:00:00Z",
     ]);
+    // Revoked by its material: the answer names its fingerprint and where
+    // the id pointed.
+    let tuf_key: keyshare_policy::keys::Key = serde_json::from_value(key["key"].clone()).unwrap();
+    let fingerprint = tuf_key
+        .fingerprint(&keyshare_policy::metadata::KeyId::new(&key_id))
+        .unwrap();
     assert_eq!(
         run.stdout,
-        format!("revoked key {key_id} from 2030-01-01T00:00:00Z: laptop lost\n")
+        format!(
+            "revoked key {fingerprint} (listed as team-a/{key_id}) from 2030-01-01T00:00:00Z: laptop lost\n"
+        )
     );
     let list = server.ok_json(&["revocation", "list"]);
     assert_eq!(list["revocations"].as_array().unwrap().len(), 1, "{list}");
@@ -216,7 +224,8 @@ fn walkthrough_create_add_key_revoke_list_resolve_and_verify_audit() {
     let lines: Vec<&str> = run.stdout.lines().collect();
     assert_eq!(lines.len(), 2, "{run:?}");
     assert!(lines[0].starts_with("SUBJECT"), "{run:?}");
-    assert!(lines[1].contains(&key_id) && lines[1].contains("laptop lost"));
+    assert!(lines[1].contains(fingerprint.as_str()) && lines[1].contains(&key_id));
+    assert!(lines[1].contains("laptop lost"), "{run:?}");
 
     // Lists: text tables and JSON.
     let run = server.ok(&["namespace", "list"]);

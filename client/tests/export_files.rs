@@ -118,9 +118,9 @@ fn world() -> World {
         }),
     ];
     let revocations = json!({
-        "format": "keyshare.revocations/v1",
+        "format": "keyshare.revocations/v2",
         "revocations": [
-            {"subject": {"key_id": keys["revoked"].key_id().as_str()},
+            {"subject": {"spki_sha256": keys["revoked"].public_key().fingerprint(keys["revoked"].key_id()).unwrap()},
              "revoked_at": "2030-01-01T00:00:00Z", "reason": "lost"},
             {"subject": {"certificate_sha256": sha256_of_pem(&ca_revoked)},
              "revoked_at": "2030-01-01T00:00:00Z", "reason": "CA key exposed"},

@@ -402,3 +402,51 @@ fn a_lone_laptop_refreshes_from_a_bundle_without_the_server() {
     );
     assert_eq!(client.snapshot(), before);
 }
+
+#[test]
+fn back_dated_signatures_verify_blob_decides_at_now_not_at_the_signers_signed_at() {
+    use keyshare_policy::keys::Scheme;
+    use keyshare_policy::sign::{InMemorySigner, Signer};
+
+    let server = Server::start();
+    server.create_namespace("team-a", &["registry.acme.io/team-a/**"], 1);
+    let stolen = InMemorySigner::generate(Scheme::Ed25519).unwrap();
+    server.add_key("team-a", "release", stolen.public_key(), None);
+    server.revoke("release", OffsetDateTime::now_utc() - Duration::hours(1));
+    let client = Client::new();
+    client.init(&server.url, &server.root1_sha256());
+    client.run(&["refresh"]).assert_ok();
+
+    // The thief signs now and writes a signed_at from 2024, long before
+    // the revocation (as `faketime 2024-01-01 keyshare sign-blob` would).
+    let claimed = time::macros::datetime!(2024-01-01 00:00 UTC);
+    let sig = keyshare_client::blob::sign(&stolen, b"the artifact", claimed).unwrap();
+    let file = client.write("app.tar", "the artifact");
+    let sig_file = client.write("app.tar.sig", &serde_json::to_string(&sig).unwrap());
+    let verify = |extra: &[&str]| {
+        let mut args = vec![
+            "verify-blob",
+            "registry.acme.io/team-a/app",
+            file.to_str().unwrap(),
+            "--signature",
+            sig_file.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        client.run(&args)
+    };
+    let run = verify(&[]);
+    let line = run.assert_error_line(1);
+    assert!(line.contains("was revoked at"), "{line}");
+    assert!(
+        line.contains("claims signed_at 2024-01-01T00:00:00Z, which is not used"),
+        "{line}"
+    );
+    // A caller holding its own evidence of the signing time says so, loudly.
+    let run = verify(&["--at", "2024-01-01T00:00:00Z"]);
+    run.assert_ok();
+    assert!(run.stdout.contains("(--at)"), "{run:?}");
+    let line = verify(&["--at", "yesterday"])
+        .assert_error_line(1)
+        .to_owned();
+    assert!(line.contains("--at `yesterday`"), "{line}");
+}

@@ -346,10 +346,15 @@ fn ephemeral_key_is_untrusted_once_now_reaches_not_after_even_for_earlier_signat
 }
 
 #[test]
-fn ephemeral_key_signature_after_not_after_is_key_expired() {
+fn ephemeral_key_signature_at_or_after_not_after_is_refused() {
     let s = signer();
     let not_after = now();
-    let r = reason(ephemeral_set(&s, not_after).decide(APP, &[by_id(&s)], not_after, not_after));
+    let set = ephemeral_set(&s, not_after);
+    // Once the delegation has ended, that is the reason.
+    let r = reason(set.decide(APP, &[by_id(&s)], not_after, not_after));
+    assert!(matches!(r, Reason::EphemeralExpired { .. }), "{r}");
+    // Before it ends, a signature said to be made after it is outside the window.
+    let r = reason(set.decide(APP, &[by_id(&s)], not_after, not_after - secs(1)));
     assert!(matches!(r, Reason::KeyExpired { .. }), "{r}");
 }
 

@@ -212,6 +212,12 @@ pub(crate) fn open_publisher(dir: &Path, config: &Config) -> Result<Publisher, C
     let store = open_store(&db)?;
     let mut publisher = Publisher::open(store, online, config.repo_options())?;
     publisher.set_retention(config.keep_superseded);
+    // A store migrated by this build may hold documents in a shape the
+    // repository has not published yet (revocations by key material).
+    let republished = publisher.republish_outdated(time::OffsetDateTime::now_utc())?;
+    if !republished.is_empty() {
+        tracing::info!(files = ?republished, "published documents in their current shape");
+    }
     Ok(publisher)
 }
 

@@ -65,7 +65,7 @@ use keyshare_policy::trust::{
 };
 use keyshare_policy::verify::{verify_root_self, Authority};
 
-use crate::store::{self, lineage, NewToken, Store, TokenKind, Tx};
+use crate::store::{self, lineage, Listing, NewToken, Store, TokenKind, Tx};
 
 /// How long superseded published files are kept by default: 1 hour. A
 /// client needs an older version only between reading a timestamp and
@@ -177,10 +177,13 @@ pub enum Change {
         /// Its name.
         name: String,
     },
-    /// Revokes a key or certificate organization-wide.
+    /// Revokes a key (by its material) or certificate organization-wide.
     AddRevocation {
         /// What, when and why.
         revocation: Revocation,
+        /// Where the admin named the key (a note kept with the revocation,
+        /// never published).
+        listed_as: Option<Listing>,
     },
     /// Adds or replaces a peer service.
     PutPeer {
@@ -264,7 +267,7 @@ impl PublishError {
             Self::RootRefused(_) => 400,
             Self::RootVersion(_) => 409,
             Self::Store(store::Error::NotFound { .. }) => 404,
-            Self::Store(store::Error::AlreadyExists { .. }) => 409,
+            Self::Store(store::Error::AlreadyExists { .. } | store::Error::Revoked { .. }) => 409,
             Self::Store(store::Error::Invalid { .. } | store::Error::Document { .. }) => 400,
             Self::Policy(
                 keyshare_policy::Error::Malformed { .. } | keyshare_policy::Error::BadKey { .. },
@@ -275,8 +278,10 @@ impl PublishError {
 
     /// A short machine-readable code for the JSON error body.
     pub fn code(&self) -> &'static str {
-        if let Self::RootVersion(_) = self {
-            return "root_version";
+        match self {
+            Self::RootVersion(_) => return "root_version",
+            Self::Store(store::Error::Revoked { .. }) => return "revoked",
+            _ => {}
         }
         match self.status() {
             400 => "invalid",
@@ -799,6 +804,35 @@ impl Publisher {
         })
     }
 
+    /// Publishes again the organization documents whose published bytes are
+    /// not what the store builds now: after an upgrade that changed a
+    /// document's shape (revocations by key material,
+    /// `keyshare.revocations/v2`), so verifiers get the new shape at once.
+    /// Nothing is published when everything is current. Returns the paths
+    /// published.
+    pub fn republish_outdated(&self, now: OffsetDateTime) -> Result<Vec<String>, PublishError> {
+        let keys = self.keys.clone();
+        self.system_publish("documents.republish", now, |tx, repo| {
+            let bytes = tx.revocations_document()?.to_vec()?;
+            let published = repo
+                .targets("targets")
+                .and_then(|t| t.signed.targets.get(REVOCATIONS_PATH))
+                .and_then(|f| f.hashes.get("sha256"));
+            if published.map(String::as_str)
+                == Some(keyshare_policy::hash::sha256_hex(&bytes).as_str())
+            {
+                return Ok(Vec::new());
+            }
+            let affected = Affected {
+                revocations: true,
+                ..Affected::default()
+            };
+            let mut files = stage(tx, repo, &affected, &keys, now)?;
+            files.extend(repo.commit(now)?);
+            Ok(files)
+        })
+    }
+
     /// Removes ephemeral keys whose `not_after` has passed and publishes the
     /// namespaces they were in. Returns how many keys were removed.
     pub fn sweep_ephemeral(&self, now: OffsetDateTime) -> Result<usize, PublishError> {
@@ -1207,17 +1241,25 @@ fn apply_change(
                 Value::Null,
             )
         }
-        Change::AddRevocation { revocation } => {
-            tx.add_revocation(revocation)?;
+        Change::AddRevocation {
+            revocation,
+            listed_as,
+        } => {
+            tx.add_revocation(revocation, listed_as.as_ref())?;
             affected.revocations = true;
-            let subject = match &revocation.subject {
-                RevokedSubject::KeyId(id) => format!("key {id}"),
-                RevokedSubject::Certificate(h) => format!("certificate {h}"),
+            let (subject, listed_in) = match &revocation.subject {
+                RevokedSubject::Key(h) => (format!("key {h}"), tx.listings(h)?),
+                RevokedSubject::Certificate(h) => (format!("certificate {h}"), Vec::new()),
             };
             (
                 "revocation.add",
                 subject,
-                json!({ "revoked_at": rfc3339(Some(revocation.revoked_at)), "reason": revocation.reason }),
+                json!({
+                    "revoked_at": rfc3339(Some(revocation.revoked_at)),
+                    "reason": revocation.reason,
+                    "named_as": listed_as,
+                    "listed_in": listed_in,
+                }),
             )
         }
         Change::PutPeer { peer } => {

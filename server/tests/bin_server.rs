@@ -269,8 +269,9 @@ fn tuf_key() -> Value {
     json!({"keytype": "ed25519", "scheme": "ed25519", "keyval": {"public": hex::encode(public)}})
 }
 
-/// Creates `team-a`, adds a key and revokes it, over HTTP. Returns the key id.
-fn make_changes(server: &Server, token: &str) -> String {
+/// Creates `team-a`, adds a key and revokes it, over HTTP. Returns the key
+/// id and the fingerprint the revocation names the key by.
+fn make_changes(server: &Server, token: &str) -> (String, String) {
     server.json(
         "POST",
         "/api/v1/namespaces",
@@ -286,14 +287,23 @@ fn make_changes(server: &Server, token: &str) -> String {
         201,
     );
     let key_id = key["id"].as_str().unwrap().to_owned();
-    server.json(
+    let revocation = server.json(
         "POST",
         "/api/v1/revocations",
         Some(token),
         Some(&json!({"key_id": key_id, "reason": "laptop lost"})),
         201,
     );
-    key_id
+    assert_eq!(
+        revocation["named_as"]["key_id"],
+        key_id.as_str(),
+        "{revocation}"
+    );
+    let fingerprint = revocation["subject"]["spki_sha256"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (key_id, fingerprint)
 }
 
 /// Runs `updater_against_server.py`; returns the targets it downloaded.
@@ -496,7 +506,7 @@ fn python_tuf_updater_follows_admin_changes_made_over_http() {
     assert!(missing.contains("no such target"), "{missing}");
 
     let version = server.timestamp_version();
-    let key_id = make_changes(&server, &token);
+    let (key_id, fingerprint) = make_changes(&server, &token);
     assert_eq!(
         server.timestamp_version(),
         version + 3,
@@ -515,7 +525,10 @@ fn python_tuf_updater_follows_admin_changes_made_over_http() {
         after["namespaces/team-a/trust.json"].contains(&key_id),
         "{after:?}"
     );
-    assert!(after["org/revocations.json"].contains(&key_id), "{after:?}");
+    assert!(
+        after["org/revocations.json"].contains(&fingerprint),
+        "{after:?}"
+    );
     assert!(
         after["org/revocations.json"].contains("laptop lost"),
         "{after:?}"
@@ -530,7 +543,7 @@ fn publish_writes_a_tree_python_tuf_accepts_and_twice_changes_nothing() {
     let dir = tmp.path().join("data");
     let (token, _) = init(&dir);
     let server = Server::start(&dir);
-    let key_id = make_changes(&server, &token);
+    let (key_id, _) = make_changes(&server, &token);
     let served_timestamp = server
         .request("GET", "/metadata/timestamp.json", None, None)
         .1;
@@ -616,7 +629,7 @@ fn restart_keeps_state_and_versions_and_sigterm_exits_zero() {
     let (token, _) = init(&dir);
 
     let server = Server::start(&dir);
-    let key_id = make_changes(&server, &token);
+    let (_, fingerprint) = make_changes(&server, &token);
     let version = server.timestamp_version();
     let timestamp = server
         .request("GET", "/metadata/timestamp.json", None, None)
@@ -645,7 +658,10 @@ fn restart_keeps_state_and_versions_and_sigterm_exits_zero() {
         namespace
     );
     let revocations = server.json("GET", "/api/v1/revocations", Some(&token), None, 200);
-    assert!(revocations.to_string().contains(&key_id), "{revocations}");
+    assert!(
+        revocations.to_string().contains(&fingerprint),
+        "{revocations}"
+    );
     server.json(
         "POST",
         "/api/v1/namespaces",

@@ -104,7 +104,7 @@ fn sample(e: Endpoint, victim_token: &str, f: &Fixture) -> (Method, String, Opti
         E::RemoveSubDelegation => (template.replace("{ns}", "a").replace("{name}", "sd1"), None),
         E::AddRevocation => (
             template.to_owned(),
-            Some(json!({"key_id": "old-key", "reason": "laptop lost"})),
+            Some(json!({"spki_sha256": "ab".repeat(32), "reason": "laptop lost"})),
         ),
         E::PutPeer => (
             template.replace("{name}", "p2"),

@@ -95,9 +95,10 @@ fn fixture() -> (Fixture, Value) {
             "test",
             Change::AddRevocation {
                 revocation: serde_json::from_value(json!({
-                    "subject": {"key_id": "gone-key"}, "revoked_at": "2029-01-01T00:00:00Z", "reason": "lost"
+                    "subject": {"spki_sha256": "c".repeat(64)}, "revoked_at": "2029-01-01T00:00:00Z", "reason": "lost"
                 }))
                 .unwrap(),
+                listed_as: None,
             },
             NOW,
         )
@@ -515,9 +516,9 @@ fn cases(k1: &Value) -> Vec<Case> {
             "duplicate revocation",
             M::POST,
             "/api/v1/revocations",
-            B::Json(json!({"key_id": "gone-key", "reason": "again"})),
+            B::Json(json!({"spki_sha256": "c".repeat(64), "reason": "again"})),
             409,
-            "gone-key",
+            "already revoked",
         ),
         case(
             "peer over plain http",

@@ -20,8 +20,8 @@ use keyshare_policy::repo::{Options, SharedSigner};
 use keyshare_policy::sign::{InMemorySigner, Signer};
 use keyshare_policy::trust::{
     is_index_path, shard_path, NamespaceEntry, NamespaceName, NamespaceTrust, Namespaces, Peers,
-    Revocation, Revocations, RevokedSubject, SignerRef, TrustSet, TrustedKey, NAMESPACES_PATH,
-    PEERS_PATH, REVOCATIONS_PATH,
+    Revocation, Revocations, RevokedSubject, Sha256Hex, SignerRef, TrustSet, TrustedKey,
+    NAMESPACES_PATH, PEERS_PATH, REVOCATIONS_PATH,
 };
 use keyshare_server::publisher::{Change, OnlineKeys, PublishError, Publisher};
 use keyshare_server::store::Store;
@@ -436,10 +436,11 @@ fn revocations_and_peers_are_published() {
             "admin",
             Change::AddRevocation {
                 revocation: Revocation {
-                    subject: RevokedSubject::KeyId(KeyId::new("leaked")),
+                    subject: RevokedSubject::Key(Sha256Hex::of(b"some key material")),
                     revoked_at: now(),
                     reason: "leaked in a build log".into(),
                 },
+                listed_as: None,
             },
             now(),
         )

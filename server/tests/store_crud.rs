@@ -297,24 +297,24 @@ fn revocation_add_list_remove_and_errors() {
     };
     store
         .transaction_at(T0, |tx| {
-            tx.add_revocation(&key_revocation(&key.id, "key leaked"))?;
-            tx.add_revocation(&by_cert)
+            tx.add_revocation(&key_revocation(&key, "key leaked"), None)?;
+            tx.add_revocation(&by_cert, None)
         })
         .unwrap();
     let listed = store.revocations().unwrap();
     assert_eq!(listed.len(), 2);
-    assert_eq!(listed[0].revocation, key_revocation(&key.id, "key leaked"));
+    assert_eq!(listed[0].revocation, key_revocation(&key, "key leaked"));
     assert_eq!(listed[1].revocation, by_cert);
     assert_eq!(listed[1].recorded_at, T0);
 
     assert_exists(
         store.transaction_at(T0, |tx| {
-            tx.add_revocation(&key_revocation(&key.id, "again"))
+            tx.add_revocation(&key_revocation(&key, "again"), None)
         }),
         "revocation",
     );
     match store.transaction_at(T0, |tx| {
-        tx.add_revocation(&key_revocation(&trusted_key().id, " "))
+        tx.add_revocation(&key_revocation(&trusted_key(), " "), None)
     }) {
         Err(Error::Invalid { field, .. }) => assert_eq!(field, "reason"),
         other => panic!("expected Invalid reason, got {other:?}"),

@@ -63,7 +63,7 @@ fn fixture() -> Fixture {
                     keys: vec![trusted_key()],
                 },
             )?;
-            tx.add_revocation(&key_revocation(&v.id, "key leaked"))?;
+            tx.add_revocation(&key_revocation(&v, "key leaked"), None)?;
             tx.put_peer(&peer("partner", "partner.example/**"))?;
             Ok::<_, Error>(())
         })
@@ -119,7 +119,7 @@ fn namespaces_index_revocations_and_peers_parse_and_hold_the_store() {
             .unwrap();
     assert_eq!(
         revocations.revocations,
-        vec![key_revocation(&f.revoked.id, "key leaked")]
+        vec![key_revocation(&f.revoked, "key leaked")]
     );
 
     let peers = Peers::from_slice(&f.store.peers_document().unwrap().to_vec().unwrap()).unwrap();

@@ -116,7 +116,7 @@ fn everything_written_survives_drop_and_reopen() {
             .transaction_at(T0, |tx| {
                 tx.create_namespace(&entry("team-a", &["registry.acme.io/team-a/**"]), nz(1))?;
                 tx.add_key(&ns("team-a"), &key)?;
-                tx.add_revocation(&key_revocation(&key.id, "laptop stolen"))?;
+                tx.add_revocation(&key_revocation(&key, "laptop stolen"), None)?;
                 tx.put_peer(&peer("partner", "partner.example/**"))?;
                 tx.put_org_root("corp-root", &ca_pem("Corp Root"))?;
                 let t = tx.create_token(

@@ -62,7 +62,7 @@ fn failing_closure_leaves_nothing_written() {
     let result = store.transaction_at(T0, |tx| {
         tx.create_namespace(&entry("team-b", &["b/**"]), nz(1))?;
         tx.add_key(&ns("team-a"), &key)?;
-        tx.add_revocation(&key_revocation(&trusted_key().id, "leaked"))?;
+        tx.add_revocation(&key_revocation(&trusted_key(), "leaked"), None)?;
         tx.put_peer(&peer("partner", "p/**"))?;
         tx.create_token(&TokenKind::OrgAdmin, None)?;
         tx.record_published(&repository().commit(T0).unwrap())?;

@@ -2,7 +2,9 @@
 //!
 //! Only ever a `[dev-dependencies]` entry. Today: X.509 certificates made
 //! with OpenSSL ([`CertBuilder`]) — self-signed CAs for trust documents and
-//! notation exports, CI CAs, loopback TLS certificates.
+//! notation exports, CI CAs, loopback TLS certificates — and
+//! [`read_trust_set`], the trust state a verifier gets from a published
+//! repository.
 //!
 //! Test support panics on failure (a broken fixture is a broken test), so
 //! the usual lints against `unwrap`/`expect` are lifted here.
@@ -143,6 +145,11 @@ impl<'a> CertBuilder<'a> {
             KeyKind::P256 => PKey::ec_gen("prime256v1").expect("P-256 key"),
             KeyKind::Ed25519 => PKey::generate_ed25519().expect("Ed25519 key"),
         };
+        self.build_with_key(key)
+    }
+
+    /// Makes the certificate for an existing key (whatever [`CertBuilder::key`] says).
+    pub fn build_with_key(self, key: PKey<Private>) -> Cert {
         let mut name = X509NameBuilder::new().expect("name");
         for (attr, value) in &self.subject {
             name.append_entry_by_text(attr, value)
@@ -206,6 +213,28 @@ impl<'a> CertBuilder<'a> {
 /// A self-signed CA certificate for `CN=<cn>` (P-256, one year), PEM.
 pub fn ca_pem(cn: &str) -> String {
     CertBuilder::new(cn).ca().build().pem()
+}
+
+/// The trust state a verifier gets from a published repository: policy's
+/// TUF client pinned to `root` (`1.root.json`), at `at`, reading files by
+/// repository path (`metadata/...`, `targets/...`) from `fetch`, every
+/// signature and hash checked, every trust document downloaded.
+pub fn read_trust_set(
+    root: &[u8],
+    at: time::OffsetDateTime,
+    fetch: &dyn Fn(&str) -> Option<Vec<u8>>,
+) -> keyshare_policy::Result<keyshare_policy::trust::TrustSet> {
+    use keyshare_policy::client::{Config, Request, Response, Updater};
+    let mut updater = Updater::new(root, at, Config::default())?;
+    let meta = |request: &Request| -> Response {
+        if request.is_local() {
+            Response::NotFound
+        } else {
+            fetch(&format!("metadata/{}", request.remote_name())).into()
+        }
+    };
+    updater.refresh_with(meta)?;
+    updater.trust_set_with(meta, |name, _| fetch(&format!("targets/{name}")))
 }
 
 #[cfg(test)]

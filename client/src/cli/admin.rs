@@ -199,14 +199,34 @@ enum SubDelegationCommand {
     Remove { ns: String, name: String },
 }
 
+// Parsed once per process: the size of the larger variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum RevocationCommand {
-    /// Revoke a key or a certificate.
-    #[command(group(ArgGroup::new("subject").required(true).args(["key_id", "certificate_sha256"])))]
+    /// Revoke a key (by its material, wherever it is listed) or a certificate.
+    #[command(group(ArgGroup::new("subject").required(true).args([
+        "key_id", "key_file", "key_json", "spki_sha256", "certificate", "certificate_sha256"
+    ])))]
     Add {
-        /// Key id.
+        /// The key listed under this id (add --namespace when several
+        /// namespaces use the id); the server revokes its material.
         #[arg(long, value_name = "ID")]
         key_id: Option<String>,
+        /// The namespace whose --key-id is meant.
+        #[arg(long, value_name = "NS", requires = "key_id")]
+        namespace: Option<String>,
+        /// The key itself: a PEM public key (SubjectPublicKeyInfo).
+        #[arg(long, value_name = "PEM_PUBLIC_KEY")]
+        key_file: Option<PathBuf>,
+        /// The key itself: a TUF key object (JSON).
+        #[arg(long, value_name = "FILE")]
+        key_json: Option<PathBuf>,
+        /// The key's fingerprint: SHA-256 (hex) of its DER SubjectPublicKeyInfo.
+        #[arg(long, value_name = "HEX")]
+        spki_sha256: Option<String>,
+        /// A certificate (PEM file).
+        #[arg(long, value_name = "PEM")]
+        certificate: Option<PathBuf>,
         /// SHA-256 (hex) of the certificate's DER encoding.
         #[arg(long, value_name = "HEX")]
         certificate_sha256: Option<String>,
@@ -723,16 +743,31 @@ fn revocation(client: &AdminClient, c: RevocationCommand, out: OutputFormat) -> 
     match c {
         RevocationCommand::Add {
             key_id,
+            namespace,
+            key_file,
+            key_json,
+            spki_sha256,
+            certificate,
             certificate_sha256,
             reason,
             revoked_at,
         } => {
-            let subject = match (key_id, certificate_sha256) {
-                (Some(id), _) => RevokedSubject::KeyId(id),
-                (None, Some(h)) => RevokedSubject::CertificateSha256(h),
-                (None, None) => {
-                    return Err(Error::Input("give --key-id or --certificate-sha256".into()))
-                }
+            let subject = if let Some(id) = key_id {
+                RevokedSubject::KeyId { namespace, id }
+            } else if let Some(p) = key_file {
+                RevokedSubject::Key(KeyMaterial::Pem(read_text(&p)?))
+            } else if let Some(p) = key_json {
+                RevokedSubject::Key(KeyMaterial::Tuf(read_json(&p)?))
+            } else if let Some(h) = spki_sha256 {
+                RevokedSubject::SpkiSha256(h)
+            } else if let Some(p) = certificate {
+                RevokedSubject::CertificatePem(read_text(&p)?)
+            } else if let Some(h) = certificate_sha256 {
+                RevokedSubject::CertificateSha256(h)
+            } else {
+                return Err(Error::Input(
+                    "give --key-id, --key-file, --key-json, --spki-sha256, --certificate or --certificate-sha256".into(),
+                ));
             };
             let v = client.add_revocation(&NewRevocation {
                 subject,
@@ -771,11 +806,18 @@ fn revocation(client: &AdminClient, c: RevocationCommand, out: OutputFormat) -> 
     Ok(())
 }
 
-/// `key ID` or `certificate HEX` of a revocation answer.
+/// `key <fingerprint> (listed as ns/id)` or `certificate HEX` of a revocation answer.
 fn revoked_subject(v: &Value) -> String {
     let subject = v.get("subject").unwrap_or(v);
-    if let Some(id) = subject.get("key_id").and_then(Value::as_str) {
-        format!("key {id}")
+    if let Some(h) = subject.get("spki_sha256").and_then(Value::as_str) {
+        let named = v.get("named_as").filter(|n| !n.is_null()).map(|n| {
+            format!(
+                " (listed as {}/{})",
+                field(n, "namespace"),
+                field(n, "key_id")
+            )
+        });
+        format!("key {h}{}", named.unwrap_or_default())
     } else if let Some(h) = subject.get("certificate_sha256").and_then(Value::as_str) {
         format!("certificate {h}")
     } else {

@@ -38,6 +38,13 @@ pub(crate) struct VerifyArgs {
     /// without it the cached state is used, verified again, offline.
     #[arg(long)]
     refresh: bool,
+    /// Decide for a signature made at this RFC 3339 time instead of now.
+    /// Only for a time you hold trusted evidence of (your own record of
+    /// when you received the artifact, a timestamp token you verified):
+    /// the signature's own `signed_at` is the signer's word and is never
+    /// used, so a stolen key cannot sign "before" its revocation.
+    #[arg(long, value_name = "TIME")]
+    at: Option<String>,
     #[command(flatten)]
     common: super::verify::Common,
 }
@@ -73,6 +80,13 @@ pub(crate) fn sign(a: SignArgs) -> Result<(), Error> {
 
 pub(crate) fn verify(a: VerifyArgs) -> Result<(), Error> {
     let now = OffsetDateTime::now_utc();
+    let time = match &a.at {
+        None => blob::SigningTime::Now,
+        Some(t) => blob::SigningTime::Trusted(
+            OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                .map_err(|e| Error::Input(format!("--at `{t}`: not an RFC 3339 time ({e})")))?,
+        ),
+    };
     let bytes = read(&a.file)?;
     let sig = read(&a.signature)?;
     let verifier = a.common.verifier()?;
@@ -82,12 +96,28 @@ pub(crate) fn verify(a: VerifyArgs) -> Result<(), Error> {
         verifier.trust_state()?
     }
     .trust_set;
-    let decision = blob::verify(&set, &a.artifact, &bytes, &sig, now)
+    let verified = blob::verify(&set, &a.artifact, &bytes, &sig, time, now)
         .map_err(|e| Error::Failed(e.to_string()))?;
-    if decision.is_trusted() {
-        output::text(&decision.to_string());
+    let when = match time {
+        blob::SigningTime::Now => "as of now".to_owned(),
+        _ => format!(
+            "for a signature made at {} (--at)",
+            rfc3339(verified.decided_for)
+        ),
+    };
+    let note = format!(
+        "decided {when}; the signature claims signed_at {}, which is not used",
+        rfc3339(verified.claimed_signed_at)
+    );
+    if verified.decision.is_trusted() {
+        output::text(&format!("{} ({note})", verified.decision));
         Ok(())
     } else {
-        Err(Error::Failed(decision.to_string()))
+        Err(Error::Failed(format!("{} ({note})", verified.decision)))
     }
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
 }

@@ -13,7 +13,7 @@ use keyshare_client::blocking::Verifier;
 use keyshare_client::{Options, Outcome, PeerProblem, RootPin, TrustState, Verdict};
 use keyshare_policy::keys::{Key, Scheme};
 use keyshare_policy::metadata::KeyId;
-use keyshare_policy::trust::{Decision, Reason, SignerRef, TrustRule};
+use keyshare_policy::trust::{Counted, Decision, Reason, SignerRef, TrustRule};
 
 use super::{output, read_text, Error, OutputFormat};
 
@@ -323,6 +323,26 @@ fn peer_code(problem: &PeerProblem) -> &'static str {
     }
 }
 
+/// The principals that met a threshold: `{"key": id}`, `{"keys": [ids]}`
+/// (one key listed twice), `{"principal": p, "keys": [ids]}` or
+/// `{"identity": name}`.
+fn principals_json(principals: &[Counted]) -> Value {
+    Value::Array(
+        principals
+            .iter()
+            .map(|p| match p {
+                Counted::Key(id) => json!({ "key": id }),
+                Counted::Keys(ids) => json!({ "keys": ids }),
+                Counted::Principal { principal, keys } => {
+                    json!({ "principal": principal, "keys": keys })
+                }
+                Counted::Identity(name) => json!({ "identity": name }),
+                other => json!({ "text": other.to_string() }),
+            })
+            .collect(),
+    )
+}
+
 fn verdict_json(artifact: &str, verdict: &Verdict) -> Value {
     let via: Vec<Value> = verdict
         .hops
@@ -335,16 +355,18 @@ fn verdict_json(artifact: &str, verdict: &Verdict) -> Value {
                 TrustRule::Namespace {
                     keys,
                     identities,
+                    principals,
                     threshold,
                 } => {
-                    json!({"kind": "namespace", "keys": keys, "identities": identities, "threshold": threshold})
+                    json!({"kind": "namespace", "keys": keys, "identities": identities, "principals": principals_json(principals), "threshold": threshold})
                 }
                 TrustRule::SubDelegation {
                     name,
                     keys,
+                    principals,
                     threshold,
                 } => {
-                    json!({"kind": "sub_delegation", "name": name, "keys": keys, "threshold": threshold})
+                    json!({"kind": "sub_delegation", "name": name, "keys": keys, "principals": principals_json(principals), "threshold": threshold})
                 }
             };
             json!({"trusted": true, "namespace": namespace.as_str(), "rule": rule})

@@ -96,33 +96,16 @@ fn replace_dir(
     })
 }
 
-/// True when `key` is revoked in `set`: its id is, or the same key
-/// material is listed anywhere under a revoked id. Revocation is from a
-/// time on in keyshare; exports have no signing time, so any revocation
-/// leaves the key out.
+/// True when `key` is revoked in `set`: its material is, under whatever
+/// id. Revocation is from a time on in keyshare; exports have no signing
+/// time, so any revocation leaves the key out.
 fn key_is_revoked(set: &TrustSet, key: &TrustedKey) -> bool {
-    let revoked_ids: Vec<_> = set
-        .revocations()
-        .iter()
-        .filter_map(|r| match &r.subject {
-            RevokedSubject::KeyId(id) => Some(id),
-            RevokedSubject::Certificate(_) => None,
-        })
-        .collect();
-    if revoked_ids.contains(&&key.id) {
-        return true;
-    }
-    let Ok(material) = key.key.spki_der(&key.id) else {
+    let Ok(fingerprint) = key.key.fingerprint(&key.id) else {
         return false;
     };
-    set.namespaces()
-        .flat_map(|d| {
-            d.keys
-                .iter()
-                .chain(d.sub_delegations.iter().flat_map(|s| &s.keys))
-        })
-        .filter(|k| revoked_ids.contains(&&k.id))
-        .any(|k| k.key.spki_der(&k.id).is_ok_and(|m| m == material))
+    set.revocations()
+        .iter()
+        .any(|r| r.subject == RevokedSubject::Key(fingerprint.clone()))
 }
 
 /// Lists the files under `dir`, relative to `base`, sorted.

@@ -166,14 +166,20 @@ fn export_namespace(
         return None;
     }
 
+    // Certificates revoked by hash, and by the key they carry.
     let revoked: BTreeSet<&str> = set
         .revocations()
         .iter()
-        .filter_map(|r| match &r.subject {
-            RevokedSubject::Certificate(h) => Some(h.as_str()),
-            RevokedSubject::KeyId(_) => None,
+        .map(|r| match &r.subject {
+            RevokedSubject::Certificate(h) | RevokedSubject::Key(h) => h.as_str(),
         })
         .collect();
+    let ca_key = |ca: &keyshare_policy::trust::CaCert| {
+        ca.cert()
+            .public_key()
+            .ok()
+            .and_then(|k| keyshare_policy::keys::public_key_fingerprint(&k).ok())
+    };
     let mut kept: Vec<Kept<'_>> = Vec::new();
     for identity in &doc.identities {
         let id = &identity.name;
@@ -185,7 +191,8 @@ fn export_namespace(
         }
         let mut certs = Vec::new();
         for ca in &identity.ca_certs {
-            if revoked.contains(ca.sha256().as_str()) {
+            let key_revoked = ca_key(ca).is_some_and(|fp| revoked.contains(fp.as_str()));
+            if revoked.contains(ca.sha256().as_str()) || key_revoked {
                 warn(format!(
                     "identity `{id}`: CA certificate {} is revoked, left out",
                     ca.sha256()

@@ -172,13 +172,17 @@ impl Server {
         });
     }
 
+    /// Revokes the key listed under `id` (by its material, as the API does).
     pub fn revoke(&self, id: &str, at: OffsetDateTime) {
+        let found = self.publisher.read(|s| s.listed_under(None, id)).unwrap();
+        let (fingerprint, listing) = found.into_iter().next().expect("the key is listed");
         self.apply(Change::AddRevocation {
             revocation: Revocation {
-                subject: RevokedSubject::KeyId(KeyId::new(id)),
+                subject: RevokedSubject::Key(fingerprint),
                 revoked_at: at,
                 reason: "laptop lost".into(),
             },
+            listed_as: Some(listing),
         });
     }
 

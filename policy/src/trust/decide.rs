@@ -1133,13 +1133,7 @@ impl TrustSet {
         if let Some(reason) = self.revoked_key(fingerprint, signed_at) {
             return Err(reason);
         }
-        check_window(
-            namespace,
-            || Listed::Key(key.id.clone()),
-            key.not_before,
-            key.not_after,
-            signed_at,
-        )?;
+        // An ended delegation is the reason, whenever the signature was made.
         if key.ephemeral {
             if let Some(not_after) = key.not_after {
                 if now >= not_after {
@@ -1152,7 +1146,13 @@ impl TrustSet {
                 }
             }
         }
-        Ok(())
+        check_window(
+            namespace,
+            || Listed::Key(key.id.clone()),
+            key.not_before,
+            key.not_after,
+            signed_at,
+        )
     }
 
     /// The revocation of the key with this fingerprint, if it covers `signed_at`.

@@ -30,7 +30,7 @@ use super::body::Body;
 use super::error::ApiError;
 use super::AppState;
 use crate::publisher::{Applied, Change};
-use crate::store::{self, NamespaceRecord, OrgRoot, Store, Token, TokenKind};
+use crate::store::{self, Listing, NamespaceRecord, OrgRoot, Store, Token, TokenKind};
 
 /// Every admin endpoint. Routes are registered from [`Endpoint::ALL`], so
 /// an endpoint is served exactly when it is listed there (and tests that
@@ -838,16 +838,140 @@ async fn remove_sub_delegation(
 
 // ---- revocations ----
 
+/// `POST /api/v1/revocations`: what to revoke, given exactly one way.
+/// A key is always revoked by its material: an id is resolved to the key
+/// listed under it now.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RevocationRequest {
+    /// A key by the id it is listed under (with `namespace`, or unique
+    /// across namespaces).
     #[serde(default)]
     key_id: Option<KeyId>,
+    /// The namespace whose `key_id` is meant.
+    #[serde(default)]
+    namespace: Option<NamespaceName>,
+    /// A key as a TUF key object.
+    #[serde(default)]
+    key: Option<Key>,
+    /// A key as PEM SubjectPublicKeyInfo.
+    #[serde(default)]
+    public_key_pem: Option<String>,
+    /// A key by its fingerprint (SHA-256 of its material).
+    #[serde(default)]
+    spki_sha256: Option<Sha256Hex>,
+    /// A certificate by the SHA-256 of its DER.
     #[serde(default)]
     certificate_sha256: Option<Sha256Hex>,
+    /// A certificate as PEM.
+    #[serde(default)]
+    certificate_pem: Option<String>,
     #[serde(default, with = "time::serde::rfc3339::option")]
     revoked_at: Option<OffsetDateTime>,
     reason: String,
+}
+
+/// What a revocation request names, resolved to key material or a
+/// certificate hash, with where the admin named the key (by id).
+async fn revocation_subject(
+    state: &AppState,
+    req: &RevocationRequest,
+) -> Result<(RevokedSubject, Option<Listing>), ApiError> {
+    const ONE_OF: &str =
+        "give exactly one of `key_id` (with `namespace` if the id is not unique), \
+                          `key`, `public_key_pem`, `spki_sha256`, `certificate_sha256` and \
+                          `certificate_pem`";
+    let given = [
+        req.key_id.is_some(),
+        req.key.is_some(),
+        req.public_key_pem.is_some(),
+        req.spki_sha256.is_some(),
+        req.certificate_sha256.is_some(),
+        req.certificate_pem.is_some(),
+    ]
+    .into_iter()
+    .filter(|g| *g)
+    .count();
+    if given != 1 {
+        return Err(ApiError::invalid(".", ONE_OF));
+    }
+    if req.namespace.is_some() && req.key_id.is_none() {
+        return Err(ApiError::invalid(
+            "namespace",
+            "`namespace` only goes with `key_id`",
+        ));
+    }
+    let fingerprint = |field: &str, key: &Key| {
+        key.fingerprint(&KeyId::new("(key to revoke)"))
+            .map_err(|e| bad_key(field, e))
+    };
+    if let Some(id) = &req.key_id {
+        check_label("key_id", id.as_str())?;
+        let namespace = req.namespace.clone();
+        let key_id = id.as_str().to_owned();
+        let found = read(state, move |s| {
+            s.listed_under(namespace.as_ref().map(NamespaceName::as_str), &key_id)
+        })
+        .await?;
+        let where_ = match &req.namespace {
+            Some(ns) => format!(" in namespace `{ns}`"),
+            None => String::new(),
+        };
+        let Some((fp, listing)) = found.first().cloned() else {
+            return Err(ApiError::not_found(format!(
+                "no key `{id}` is listed{where_}; give the key itself (`key`, `public_key_pem` or `spki_sha256`) to revoke a key that is not listed"
+            )));
+        };
+        if found.iter().any(|(other, _)| *other != fp) {
+            let places: Vec<String> = found
+                .iter()
+                .map(|(_, l)| match &l.sub_delegation {
+                    Some(sub) => format!("`{}` (sub-delegation `{sub}`)", l.namespace),
+                    None => format!("`{}`", l.namespace),
+                })
+                .collect();
+            return Err(ApiError::conflict(format!(
+                "key id `{id}` names different keys{where_} (listed in {}): name the namespace (`namespace`) or give the key itself",
+                places.join(", ")
+            )));
+        }
+        return Ok((RevokedSubject::Key(fp), Some(listing)));
+    }
+    if let Some(key) = &req.key {
+        check_key_object("key", &KeyId::new("(key to revoke)"), key)?;
+        return Ok((RevokedSubject::Key(fingerprint("key", key)?), None));
+    }
+    if let Some(pem) = &req.public_key_pem {
+        let key = key_from_pem(pem)?;
+        return Ok((
+            RevokedSubject::Key(fingerprint("public_key_pem", &key)?),
+            None,
+        ));
+    }
+    if let Some(h) = &req.spki_sha256 {
+        return Ok((RevokedSubject::Key(h.clone()), None));
+    }
+    if let Some(h) = &req.certificate_sha256 {
+        return Ok((RevokedSubject::Certificate(h.clone()), None));
+    }
+    if let Some(pem) = &req.certificate_pem {
+        let cert = CaCert::parse(pem).map_err(|e| ApiError::invalid("certificate_pem", e))?;
+        return Ok((RevokedSubject::Certificate(cert.sha256().clone()), None));
+    }
+    Err(ApiError::invalid(".", ONE_OF))
+}
+
+fn revocation_view(
+    revocation: &Revocation,
+    listed_as: Option<&Listing>,
+    listed_in: &[Listing],
+) -> Result<Value, ApiError> {
+    let mut v = to_value(revocation)?;
+    if let Value::Object(map) = &mut v {
+        map.insert("named_as".into(), to_value(&listed_as)?);
+        map.insert("listed_in".into(), to_value(&listed_in)?);
+    }
+    Ok(v)
 }
 
 async fn add_revocation(
@@ -857,39 +981,40 @@ async fn add_revocation(
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller.token, Endpoint::AddRevocation.action(""))?;
     let req: RevocationRequest = body.json()?;
-    let subject = match (req.key_id, req.certificate_sha256) {
-        (Some(id), None) => {
-            check_label("key_id", id.as_str())?;
-            RevokedSubject::KeyId(id)
-        }
-        (None, Some(h)) => RevokedSubject::Certificate(h),
-        _ => {
-            return Err(ApiError::invalid(
-                ".",
-                "give exactly one of `key_id` and `certificate_sha256`",
-            ))
-        }
-    };
     if req.reason.trim().is_empty() {
         return Err(ApiError::invalid("reason", "must say why (not empty)"));
     }
+    let (subject, listed_as) = revocation_subject(&state, &req).await?;
     let revocation = Revocation {
         subject,
         revoked_at: req.revoked_at.unwrap_or_else(|| state.now()),
         reason: req.reason,
     };
-    let listed = read(&state, Store::revocations).await?;
-    if listed
-        .iter()
-        .any(|r| r.revocation.subject == revocation.subject)
-    {
+    let subject = revocation.subject.clone();
+    let existing = read(&state, move |s| s.revocation(&subject)).await?;
+    if existing.is_some() {
         return Err(ApiError::conflict(format!(
             "{} is already revoked",
             revocation.subject
         )));
     }
-    let view = to_value(&revocation)?;
-    publish(&state, &caller, Change::AddRevocation { revocation }).await?;
+    let listed_in = match &revocation.subject {
+        RevokedSubject::Key(h) => {
+            let h = h.clone();
+            read(&state, move |s| s.listings(&h)).await?
+        }
+        RevokedSubject::Certificate(_) => Vec::new(),
+    };
+    let view = revocation_view(&revocation, listed_as.as_ref(), &listed_in)?;
+    publish(
+        &state,
+        &caller,
+        Change::AddRevocation {
+            revocation,
+            listed_as,
+        },
+    )
+    .await?;
     Ok(HttpResponse::Created().json(view))
 }
 
@@ -905,6 +1030,7 @@ async fn list_revocations(
             let mut v = to_value(&r.revocation)?;
             if let Value::Object(map) = &mut v {
                 map.insert("recorded_at".into(), Value::String(rfc3339(r.recorded_at)));
+                map.insert("named_as".into(), to_value(&r.listed_as)?);
             }
             Ok(v)
         })

@@ -126,6 +126,9 @@ impl From<store::Error> for ApiError {
         match e {
             store::Error::NotFound { .. } => Self::not_found(e.to_string()),
             store::Error::AlreadyExists { .. } => Self::conflict(e.to_string()),
+            store::Error::Revoked { .. } => {
+                Self::new(StatusCode::CONFLICT, "revoked", e.to_string())
+            }
             store::Error::Invalid { .. } => {
                 Self::new(StatusCode::BAD_REQUEST, "invalid", e.to_string())
             }

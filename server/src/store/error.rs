@@ -27,6 +27,21 @@ pub enum Error {
         name: String,
     },
 
+    /// The key or certificate to list is revoked. Revoked material is
+    /// never listed again, under any id, anywhere.
+    #[error(
+        "{what} is revoked (since {revoked_at}: {reason}); a revoked key or certificate \
+         cannot be listed again, under any id, in any namespace"
+    )]
+    Revoked {
+        /// What was to be listed (`key team-b/b-release-2 (SPKI SHA-256 …)`).
+        what: String,
+        /// When the revocation took effect, RFC 3339.
+        revoked_at: String,
+        /// Its reason.
+        reason: String,
+    },
+
     /// A value given to the store is not acceptable.
     #[error("invalid {field}: {message}")]
     Invalid {

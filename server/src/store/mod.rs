@@ -51,13 +51,15 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, UtcOffset};
 
-use keyshare_policy::trust::{NamespaceName, NamespaceTrust, Namespaces, Peers, Revocations};
+use keyshare_policy::trust::{
+    NamespaceName, NamespaceTrust, Namespaces, Peers, Revocations, RevokedSubject, Sha256Hex,
+};
 
 pub use error::{Error, Result};
 pub use records::{
-    AuditHead, AuditRecord, IdentityRecord, KeyRecord, LastPublished, NamespaceRecord, NewToken,
-    OrgRoot, PeerRecord, PublishedFile, RevocationRecord, SubDelegationRecord, Token, TokenKind,
-    TokenSecret,
+    AuditHead, AuditRecord, IdentityRecord, KeyRecord, LastPublished, Listing, NamespaceRecord,
+    NewToken, OrgRoot, PeerRecord, PublishedFile, RevocationRecord, SubDelegationRecord, Token,
+    TokenKind, TokenSecret,
 };
 pub use schema::CURRENT_VERSION as SCHEMA_VERSION;
 pub use tx::Tx;
@@ -206,6 +208,14 @@ macro_rules! read_methods {
             fn sub_delegations(namespace: &str) -> Vec<SubDelegationRecord>;
             /// Every revocation, in the order recorded.
             fn revocations() -> Vec<RevocationRecord>;
+            /// The revocation of `subject`, if it is revoked.
+            fn revocation(subject: &RevokedSubject) -> Option<RevocationRecord>;
+            /// Where the key with fingerprint `fingerprint` is listed: in
+            /// namespaces' keys and sub-delegations, under any id.
+            fn listings(fingerprint: &Sha256Hex) -> Vec<Listing>;
+            /// The fingerprints of the keys listed under `key_id`, in
+            /// `namespace` or in every namespace, with where each is listed.
+            fn listed_under(namespace: Option<&str>, key_id: &str) -> Vec<(Sha256Hex, Listing)>;
             /// Every peer, by name.
             fn peers() -> Vec<PeerRecord>;
             /// One peer.

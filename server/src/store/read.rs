@@ -19,8 +19,8 @@ use keyshare_policy::trust::{NamespacesFormat, PeersFormat};
 
 use super::error::{Error, Result};
 use super::records::{
-    AuditHead, AuditRecord, IdentityRecord, KeyRecord, LastPublished, NamespaceRecord, OrgRoot,
-    PeerRecord, PublishedFile, RevocationRecord, SubDelegationRecord, Token, TokenKind,
+    AuditHead, AuditRecord, IdentityRecord, KeyRecord, LastPublished, Listing, NamespaceRecord,
+    OrgRoot, PeerRecord, PublishedFile, RevocationRecord, SubDelegationRecord, Token, TokenKind,
 };
 use super::{audit, parse_time};
 
@@ -268,45 +268,169 @@ pub(crate) fn sub_delegations(
 
 // ---- revocations ----
 
-pub(crate) fn revocations(conn: &Connection) -> Result<Vec<RevocationRecord>> {
+type RevocationRow = (
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+);
+
+const REVOCATION_COLUMNS: &str = "SELECT spki_sha256, certificate_sha256, revoked_at, reason, \
+     recorded_at, namespace, key_id FROM revocations";
+
+fn revocation_record(
+    (spki, cert, revoked_at, reason, recorded, namespace, key_id): RevocationRow,
+) -> Result<RevocationRecord> {
     const T: &str = "revocations";
+    let hash = |h: String| Sha256Hex::parse(&h).map_err(|e| Error::corrupt(T, e));
+    let subject = match (spki, cert) {
+        (Some(h), None) => RevokedSubject::Key(hash(h)?),
+        (None, Some(h)) => RevokedSubject::Certificate(hash(h)?),
+        _ => {
+            return Err(Error::corrupt(
+                T,
+                "neither or both of spki_sha256 and certificate_sha256",
+            ))
+        }
+    };
+    Ok(RevocationRecord {
+        revocation: Revocation {
+            subject,
+            revoked_at: parse_time(T, &revoked_at)?,
+            reason,
+        },
+        recorded_at: parse_time(T, &recorded)?,
+        listed_as: match (namespace, key_id) {
+            (Some(namespace), Some(key_id)) => Some(Listing {
+                namespace,
+                sub_delegation: None,
+                key_id,
+            }),
+            _ => None,
+        },
+    })
+}
+
+pub(crate) fn revocations(conn: &Connection) -> Result<Vec<RevocationRecord>> {
     collect(
         conn,
-        "SELECT key_id, certificate_sha256, revoked_at, reason, recorded_at
-         FROM revocations ORDER BY id",
+        &format!("{REVOCATION_COLUMNS} ORDER BY id"),
         [],
-        |r| {
-            Ok((
-                r.get::<_, Option<String>>(0)?,
-                r.get::<_, Option<String>>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-            ))
-        },
-        |(key_id, cert, revoked_at, reason, recorded)| {
-            let subject = match (key_id, cert) {
-                (Some(id), None) => RevokedSubject::KeyId(KeyId::new(id)),
-                (None, Some(h)) => RevokedSubject::Certificate(
-                    Sha256Hex::parse(&h).map_err(|e| Error::corrupt(T, e))?,
-                ),
-                _ => {
-                    return Err(Error::corrupt(
-                        T,
-                        "neither or both of key_id and certificate_sha256",
-                    ))
-                }
-            };
-            Ok(RevocationRecord {
-                revocation: Revocation {
-                    subject,
-                    revoked_at: parse_time(T, &revoked_at)?,
-                    reason,
-                },
-                recorded_at: parse_time(T, &recorded)?,
+        tuple_row,
+        revocation_record,
+    )
+}
+
+pub(crate) fn revocation(
+    conn: &Connection,
+    subject: &RevokedSubject,
+) -> Result<Option<RevocationRecord>> {
+    let (column, hash) = match subject {
+        RevokedSubject::Key(h) => ("spki_sha256", h),
+        RevokedSubject::Certificate(h) => ("certificate_sha256", h),
+    };
+    let mut found = collect(
+        conn,
+        &format!("{REVOCATION_COLUMNS} WHERE {column} = ?1"),
+        [hash.as_str()],
+        tuple_row,
+        revocation_record,
+    )?;
+    Ok(found.pop())
+}
+
+pub(crate) fn listings(conn: &Connection, fingerprint: &Sha256Hex) -> Result<Vec<Listing>> {
+    let mut out = collect(
+        conn,
+        "SELECT namespace, key_id FROM keys WHERE spki_sha256 = ?1 ORDER BY namespace, key_id",
+        [fingerprint.as_str()],
+        tuple_row,
+        |(namespace, key_id): (String, String)| {
+            Ok(Listing {
+                namespace,
+                sub_delegation: None,
+                key_id,
             })
         },
-    )
+    )?;
+    for (namespace, name, key) in sub_delegation_keys(conn)? {
+        if key.key.fingerprint(&key.id).ok().as_ref() == Some(fingerprint) {
+            out.push(Listing {
+                namespace,
+                sub_delegation: Some(name),
+                key_id: key.id.as_str().to_owned(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn listed_under(
+    conn: &Connection,
+    namespace: Option<&str>,
+    key_id: &str,
+) -> Result<Vec<(Sha256Hex, Listing)>> {
+    const T: &str = "keys";
+    let mut out = collect(
+        conn,
+        "SELECT namespace, key_id, key, spki_sha256 FROM keys
+         WHERE key_id = ?1 AND (?2 IS NULL OR namespace = ?2) ORDER BY namespace",
+        (key_id, namespace),
+        tuple_row,
+        |(ns, id, key, fp): (String, String, String, Option<String>)| {
+            let fp = match fp {
+                Some(fp) => Sha256Hex::parse(&fp).map_err(|e| Error::corrupt(T, e))?,
+                None => json::<Key>(T, "key", &key)?
+                    .fingerprint(&KeyId::new(&id))
+                    .map_err(|e| Error::corrupt(T, e))?,
+            };
+            Ok((
+                fp,
+                Listing {
+                    namespace: ns,
+                    sub_delegation: None,
+                    key_id: id,
+                },
+            ))
+        },
+    )?;
+    for (ns, name, key) in sub_delegation_keys(conn)? {
+        if key.id.as_str() != key_id || namespace.is_some_and(|n| n != ns) {
+            continue;
+        }
+        if let Ok(fp) = key.key.fingerprint(&key.id) {
+            out.push((
+                fp,
+                Listing {
+                    namespace: ns,
+                    sub_delegation: Some(name),
+                    key_id: key_id.to_owned(),
+                },
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Every key of every sub-delegation: `(namespace, sub-delegation, key)`.
+fn sub_delegation_keys(conn: &Connection) -> Result<Vec<(String, String, TrustedKey)>> {
+    const T: &str = "sub_delegations";
+    let rows = collect(
+        conn,
+        "SELECT namespace, name, keys FROM sub_delegations ORDER BY namespace, name",
+        [],
+        tuple_row,
+        |(ns, name, keys): (String, String, String)| {
+            Ok((ns, name, json::<Vec<TrustedKey>>(T, "keys", &keys)?))
+        },
+    )?;
+    Ok(rows
+        .into_iter()
+        .flat_map(|(ns, name, keys)| keys.into_iter().map(move |k| (ns.clone(), name.clone(), k)))
+        .collect())
 }
 
 // ---- peers ----

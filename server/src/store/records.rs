@@ -66,6 +66,21 @@ pub struct RevocationRecord {
     pub revocation: Revocation,
     /// When the store recorded it (not `revoked_at`, which may be earlier).
     pub recorded_at: OffsetDateTime,
+    /// Where the key was listed when it was revoked, for people: never
+    /// published, never used to decide.
+    pub listed_as: Option<Listing>,
+}
+
+/// Where a key is listed: a namespace's own keys or one of its sub-delegations.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Listing {
+    /// The namespace.
+    pub namespace: String,
+    /// The sub-delegation, when the key is listed by one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub_delegation: Option<String>,
+    /// The id the key is listed under.
+    pub key_id: String,
 }
 
 /// A peer service.

@@ -6,16 +6,33 @@
 //! version is above [`CURRENT_VERSION`] was written by a newer build and is
 //! refused rather than guessed at.
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+use std::collections::BTreeMap;
+
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
+use serde_json::Value;
+
+use keyshare_policy::keys::Key;
+use keyshare_policy::metadata::KeyId;
+use keyshare_policy::trust::{Sha256Hex, TrustedKey};
 
 use super::error::{Error, Result};
 use super::time_text;
 
 /// The schema version this build writes.
-pub const CURRENT_VERSION: i64 = 2;
+pub const CURRENT_VERSION: i64 = 3;
+
+/// One migration: SQL, or code for what SQL cannot do.
+enum Migration {
+    Sql(&'static str),
+    Code(fn(&Transaction<'_>) -> Result<()>),
+}
 
 /// Migration `i` brings the database from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[Migration] = &[
+    Migration::Sql(V1),
+    Migration::Sql(V2),
+    Migration::Code(v3_revocations_by_key_material),
+];
 
 const V1: &str = r#"
 CREATE TABLE namespaces (
@@ -182,6 +199,211 @@ WHEN OLD.superseded_at IS NULL
 BEGIN SELECT RAISE(ABORT, 'current published files are never deleted'); END;
 "#;
 
+/// Version 3: revocations name key material, not key ids.
+///
+/// * `keys.spki_sha256`: the fingerprint of each listed key (SHA-256 of its
+///   material, [`Key::fingerprint`]), indexed, so "where is this key
+///   listed" and "is this key revoked" are lookups.
+/// * `revocations` is rebuilt with `spki_sha256` instead of `key_id`;
+///   `namespace` and `key_id` stay as notes for people (where the key was
+///   listed when it was revoked), never published or used to decide.
+/// * A revocation by key id is resolved to the material that was listed
+///   under that id *before* the revocation was recorded: the keys added
+///   under that id (the `key.add` audit records before its
+///   `revocation.add` record) and the keys and sub-delegation keys listed
+///   under it now that were added before. Material listed under the id
+///   only later (by someone pointing the revoked id at another key) is not
+///   revoked. An id that resolves to nothing revoked nothing; it is kept
+///   in `revocations_unresolved` for the record.
+const V3_SQL: &str = r#"
+ALTER TABLE keys ADD COLUMN spki_sha256 TEXT;
+CREATE INDEX keys_by_spki ON keys(spki_sha256);
+
+CREATE TABLE revocations_v3 (
+    id                 INTEGER PRIMARY KEY,
+    spki_sha256        TEXT UNIQUE,         -- a key, by fingerprint
+    certificate_sha256 TEXT UNIQUE,         -- a certificate, by SHA-256 of its DER
+    revoked_at         TEXT NOT NULL,
+    reason             TEXT NOT NULL,
+    recorded_at        TEXT NOT NULL,
+    namespace          TEXT,                -- where the key was listed (a note)
+    key_id             TEXT,                -- the id it was listed under (a note)
+    CHECK ((spki_sha256 IS NULL) <> (certificate_sha256 IS NULL))
+) STRICT;
+INSERT INTO revocations_v3 (id, certificate_sha256, revoked_at, reason, recorded_at)
+    SELECT id, certificate_sha256, revoked_at, reason, recorded_at
+    FROM revocations WHERE certificate_sha256 IS NOT NULL;
+
+CREATE TABLE revocations_unresolved (
+    key_id      TEXT NOT NULL,
+    revoked_at  TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    recorded_at TEXT NOT NULL
+) STRICT;
+"#;
+
+fn v3_revocations_by_key_material(tx: &Transaction<'_>) -> Result<()> {
+    tx.execute_batch(V3_SQL)?;
+    let corrupt = |table: &'static str| move |e: String| Error::corrupt(table, e);
+    // Fingerprints of the keys listed now.
+    let listed: Vec<(String, String, String)> = {
+        let mut stmt = tx.prepare("SELECT namespace, key_id, key FROM keys")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    for (namespace, key_id, key) in &listed {
+        let fp = fingerprint_of_json(key, key_id).map_err(corrupt("keys"))?;
+        tx.execute(
+            "UPDATE keys SET spki_sha256 = ?1 WHERE namespace = ?2 AND key_id = ?3",
+            (fp.as_str(), namespace, key_id),
+        )?;
+    }
+    let old: Vec<(i64, String, String, String, String)> = {
+        let mut stmt = tx.prepare(
+            "SELECT id, key_id, revoked_at, reason, recorded_at FROM revocations
+             WHERE key_id IS NOT NULL ORDER BY id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    for (id, key_id, revoked_at, reason, recorded_at) in old {
+        // material -> the namespace it was listed in (a note)
+        let mut found: BTreeMap<Sha256Hex, String> = BTreeMap::new();
+        // The audit record of this revocation, if any: keys added under the
+        // id before it.
+        let revoked_seq: Option<i64> = tx
+            .query_row(
+                "SELECT min(seq) FROM audit_log WHERE action = 'revocation.add' AND subject = ?1",
+                [format!("key {key_id}")],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten();
+        {
+            let mut stmt = tx.prepare(
+                "SELECT subject, details FROM audit_log
+                 WHERE action = 'key.add' AND (?1 IS NULL OR seq < ?1) AND time <= ?2",
+            )?;
+            let rows = stmt.query_map((revoked_seq, &recorded_at), |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })?;
+            for row in rows {
+                let (subject, details) = row?;
+                let Some((namespace, listed_id)) = subject.split_once('/') else {
+                    continue;
+                };
+                if listed_id != key_id {
+                    continue;
+                }
+                let key = serde_json::from_str::<Value>(&details)
+                    .ok()
+                    .and_then(|d| d.get("key").cloned())
+                    .and_then(|k| serde_json::from_value::<Key>(k).ok());
+                if let Some(fp) = key.and_then(|k| k.fingerprint(&KeyId::new(&key_id)).ok()) {
+                    found.entry(fp).or_insert_with(|| namespace.to_owned());
+                }
+            }
+        }
+        // Keys listed under the id now that were added before the revocation.
+        {
+            let mut stmt = tx.prepare(
+                "SELECT namespace, spki_sha256 FROM keys WHERE key_id = ?1 AND added_at <= ?2",
+            )?;
+            let rows = stmt.query_map((&key_id, &recorded_at), |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+            })?;
+            for row in rows {
+                let (namespace, fp) = row?;
+                if let Some(fp) = fp.and_then(|f| Sha256Hex::parse(&f).ok()) {
+                    found.entry(fp).or_insert(namespace);
+                }
+            }
+        }
+        {
+            let mut stmt =
+                tx.prepare("SELECT namespace, keys FROM sub_delegations WHERE updated_at <= ?1")?;
+            let rows = stmt.query_map([&recorded_at], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })?;
+            for row in rows {
+                let (namespace, keys) = row?;
+                let keys: Vec<TrustedKey> = serde_json::from_str(&keys)
+                    .map_err(|e| Error::corrupt("sub_delegations", e.to_string()))?;
+                for k in keys.iter().filter(|k| k.id.as_str() == key_id) {
+                    if let Ok(fp) = k.key.fingerprint(&k.id) {
+                        found.entry(fp).or_insert_with(|| namespace.clone());
+                    }
+                }
+            }
+        }
+        if found.is_empty() {
+            tx.execute(
+                "INSERT INTO revocations_unresolved (key_id, revoked_at, reason, recorded_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+                (&key_id, &revoked_at, &reason, &recorded_at),
+            )?;
+            continue;
+        }
+        for (fp, namespace) in found {
+            // One material revoked twice: the earlier revocation stands.
+            let existing: Option<String> = tx
+                .query_row(
+                    "SELECT revoked_at FROM revocations_v3 WHERE spki_sha256 = ?1",
+                    [fp.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            match existing {
+                Some(at) if at <= revoked_at => {}
+                Some(_) => {
+                    tx.execute(
+                        "UPDATE revocations_v3 SET revoked_at = ?1, reason = ?2 WHERE spki_sha256 = ?3",
+                        (&revoked_at, &reason, fp.as_str()),
+                    )?;
+                }
+                None => {
+                    // Keep the first row's id so the order of revocations stays.
+                    let row_id = tx
+                        .query_row(
+                            "SELECT count(*) FROM revocations_v3 WHERE id = ?1",
+                            [id],
+                            |r| r.get::<_, i64>(0),
+                        )
+                        .map(|n| (n == 0).then_some(id))?;
+                    tx.execute(
+                        "INSERT INTO revocations_v3
+                             (id, spki_sha256, revoked_at, reason, recorded_at, namespace, key_id)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                        (
+                            row_id,
+                            fp.as_str(),
+                            &revoked_at,
+                            &reason,
+                            &recorded_at,
+                            &namespace,
+                            &key_id,
+                        ),
+                    )?;
+                }
+            }
+        }
+    }
+    tx.execute_batch(
+        "DROP TABLE revocations;
+         ALTER TABLE revocations_v3 RENAME TO revocations;",
+    )?;
+    Ok(())
+}
+
+/// The fingerprint of a key stored as a TUF key object (JSON).
+fn fingerprint_of_json(key: &str, key_id: &str) -> std::result::Result<Sha256Hex, String> {
+    let key: Key = serde_json::from_str(key).map_err(|e| format!("key: {e}"))?;
+    key.fingerprint(&KeyId::new(key_id))
+        .map_err(|e| e.to_string())
+}
+
 /// Brings the database to [`CURRENT_VERSION`], refusing a newer one.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
     conn.execute_batch(
@@ -201,7 +423,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
                 supported: CURRENT_VERSION,
             });
         }
-        let Some(sql) = usize::try_from(version)
+        let Some(migration) = usize::try_from(version)
             .ok()
             .and_then(|v| MIGRATIONS.get(v))
         else {
@@ -213,7 +435,10 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
                 })
             };
         };
-        tx.execute_batch(sql)?;
+        match migration {
+            Migration::Sql(sql) => tx.execute_batch(sql)?,
+            Migration::Code(run) => run(&tx)?,
+        }
         tx.execute(
             "INSERT INTO schema_version (version, applied_at) VALUES (?1, ?2)",
             (version + 1, time_text(super::now())),

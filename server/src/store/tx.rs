@@ -11,13 +11,15 @@ use time::OffsetDateTime;
 use keyshare_policy::metadata::TOP_LEVEL_ROLES;
 use keyshare_policy::repo::File;
 use keyshare_policy::trust::{
-    CaCert, NamespaceEntry, NamespaceName, Peer, Revocation, RevokedSubject, SubDelegation,
-    TrustedKey, X509Identity,
+    CaCert, NamespaceEntry, NamespaceName, Peer, Revocation, RevokedSubject, Sha256Hex,
+    SubDelegation, TrustedKey, X509Identity,
 };
 
 use super::error::{Error, Result};
 use super::read::{self, require_namespace, secret_hash};
-use super::records::{AuditRecord, NewToken, Token, TokenKind, TokenSecret};
+use super::records::{
+    AuditRecord, Listing, NewToken, RevocationRecord, Token, TokenKind, TokenSecret,
+};
 use super::{audit, time_text};
 
 /// One write transaction, given to the closure of [`super::Store::transaction`].
@@ -284,12 +286,15 @@ impl<'a> Tx<'a> {
 
     /// Adds a signing key to a namespace. `NotFound` for a missing
     /// namespace, `AlreadyExists` if the key id is already listed there.
+    ///
+    /// `Revoked` if the key's material is revoked, whatever its id.
     pub fn add_key(&mut self, namespace: &NamespaceName, key: &TrustedKey) -> Result<()> {
         require_namespace(&self.tx, namespace.as_str())?;
+        let fingerprint = self.refuse_revoked_key(&format!("{namespace}/{}", key.id), key)?;
         self.tx
             .execute(
-                "INSERT INTO keys (namespace, key_id, key, not_before, not_after, ephemeral, description, added_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO keys (namespace, key_id, key, not_before, not_after, ephemeral, description, added_at, spki_sha256)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 (
                     namespace.as_str(),
                     key.id.as_str(),
@@ -299,10 +304,25 @@ impl<'a> Tx<'a> {
                     key.ephemeral,
                     key.description.as_deref(),
                     self.now_text(),
+                    fingerprint.as_str(),
                 ),
             )
             .map_err(exists_on_conflict("key", format!("{namespace}/{}", key.id)))?;
         Ok(())
+    }
+
+    /// The key's fingerprint; `Revoked` if it is revoked, `Invalid` if the
+    /// key cannot be used. `what` names the listing in the error.
+    fn refuse_revoked_key(&self, what: &str, key: &TrustedKey) -> Result<Sha256Hex> {
+        let fingerprint = key
+            .key
+            .fingerprint(&key.id)
+            .map_err(|e| Error::invalid("key", e.to_string()))?;
+        let subject = RevokedSubject::Key(fingerprint.clone());
+        if let Some(r) = self.revocation(&subject)? {
+            return Err(revoked(format!("key {what} ({subject})"), &r));
+        }
+        Ok(fingerprint)
     }
 
     /// Removes a key from a namespace. `NotFound` if either is missing.
@@ -360,6 +380,28 @@ impl<'a> Tx<'a> {
         identity: &X509Identity,
     ) -> Result<()> {
         require_namespace(&self.tx, namespace.as_str())?;
+        for (i, ca) in identity.ca_certs.iter().enumerate() {
+            let what = format!(
+                "CA certificate {i} of identity {namespace}/{}",
+                identity.name
+            );
+            let key = ca
+                .cert()
+                .public_key()
+                .ok()
+                .and_then(|k| keyshare_policy::keys::public_key_fingerprint(&k).ok());
+            for subject in [
+                Some(RevokedSubject::Certificate(ca.sha256().clone())),
+                key.map(RevokedSubject::Key),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if let Some(r) = self.revocation(&subject)? {
+                    return Err(revoked(format!("{what} ({subject})"), &r));
+                }
+            }
+        }
         let pems: Vec<&str> = identity.ca_certs.iter().map(CaCert::pem).collect();
         self.tx
             .execute(
@@ -402,6 +444,12 @@ impl<'a> Tx<'a> {
         sub: &SubDelegation,
     ) -> Result<()> {
         require_namespace(&self.tx, namespace.as_str())?;
+        for key in &sub.keys {
+            self.refuse_revoked_key(
+                &format!("{namespace}/{} of sub-delegation `{}`", key.id, sub.name),
+                key,
+            )?;
+        }
         self.tx
             .execute(
                 "INSERT INTO sub_delegations (namespace, name, scopes, threshold, keys, updated_at)
@@ -440,26 +488,33 @@ impl<'a> Tx<'a> {
 
     // ---- revocations ----
 
-    /// Records a revocation. `AlreadyExists` if the subject is already revoked;
-    /// `Invalid` for an empty reason.
-    pub fn add_revocation(&mut self, revocation: &Revocation) -> Result<()> {
+    /// Records a revocation; `listed_as` notes where the key was listed
+    /// (for people, never published). `AlreadyExists` if the subject is
+    /// already revoked; `Invalid` for an empty reason.
+    pub fn add_revocation(
+        &mut self,
+        revocation: &Revocation,
+        listed_as: Option<&Listing>,
+    ) -> Result<()> {
         if revocation.reason.trim().is_empty() {
             return Err(Error::invalid("reason", "must say why (not empty)"));
         }
-        let (key_id, cert) = match &revocation.subject {
-            RevokedSubject::KeyId(id) => (Some(id.as_str()), None),
+        let (spki, cert) = match &revocation.subject {
+            RevokedSubject::Key(h) => (Some(h.as_str()), None),
             RevokedSubject::Certificate(h) => (None, Some(h.as_str())),
         };
         self.tx
             .execute(
-                "INSERT INTO revocations (key_id, certificate_sha256, revoked_at, reason, recorded_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO revocations (spki_sha256, certificate_sha256, revoked_at, reason, recorded_at, namespace, key_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 (
-                    key_id,
+                    spki,
                     cert,
                     time_text(revocation.revoked_at),
                     &revocation.reason,
                     self.now_text(),
+                    listed_as.map(|l| l.namespace.as_str()),
+                    listed_as.map(|l| l.key_id.as_str()),
                 ),
             )
             .map_err(exists_on_conflict("revocation", revocation.subject.to_string()))?;
@@ -469,9 +524,10 @@ impl<'a> Tx<'a> {
     /// Removes a revocation (one recorded by mistake). `NotFound` if absent.
     pub fn remove_revocation(&mut self, subject: &RevokedSubject) -> Result<()> {
         let n = match subject {
-            RevokedSubject::KeyId(id) => self
-                .tx
-                .execute("DELETE FROM revocations WHERE key_id = ?1", [id.as_str()])?,
+            RevokedSubject::Key(h) => self.tx.execute(
+                "DELETE FROM revocations WHERE spki_sha256 = ?1",
+                [h.as_str()],
+            )?,
             RevokedSubject::Certificate(h) => self.tx.execute(
                 "DELETE FROM revocations WHERE certificate_sha256 = ?1",
                 [h.as_str()],
@@ -770,5 +826,14 @@ impl<'a> Tx<'a> {
                      ORDER BY superseded_at LIMIT ?2)",
             )?
             .execute((time_text(cutoff), limit))?)
+    }
+}
+
+/// The `Revoked` error for listing `what`, revoked by `r`.
+fn revoked(what: String, r: &RevocationRecord) -> Error {
+    Error::Revoked {
+        what,
+        revoked_at: time_text(r.revocation.revoked_at),
+        reason: r.revocation.reason.clone(),
     }
 }

@@ -108,11 +108,12 @@ impl Origin {
         origin.apply(add_key("team-b", &origin.team_b_key));
         origin.apply(Change::AddRevocation {
             revocation: serde_json::from_value(json!({
-                "subject": {"key_id": origin.team_b_key.key_id().as_str()},
+                "subject": {"spki_sha256": origin.team_b_key.public_key().fingerprint(origin.team_b_key.key_id()).unwrap()},
                 "revoked_at": "2000-01-01T00:00:00Z",
                 "reason": "laptop lost"
             }))
             .unwrap(),
+            listed_as: None,
         });
         origin.apply(Change::PutPeer {
             peer: serde_json::from_value(json!({

@@ -95,9 +95,10 @@ pub fn peer(name: &str, pattern_: &str) -> Peer {
     }
 }
 
-pub fn key_revocation(id: &KeyId, reason: &str) -> Revocation {
+/// A revocation of `key`'s material.
+pub fn key_revocation(key: &keyshare_policy::trust::TrustedKey, reason: &str) -> Revocation {
     Revocation {
-        subject: RevokedSubject::KeyId(id.clone()),
+        subject: RevokedSubject::Key(key.key.fingerprint(&key.id).unwrap()),
         revoked_at: datetime!(2025-12-01 00:00:00 UTC),
         reason: reason.into(),
     }
