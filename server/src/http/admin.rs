@@ -495,7 +495,7 @@ async fn create_namespace(
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller.token, Endpoint::CreateNamespace.action(""))?;
-    let req: CreateNamespaceRequest = body.json()?;
+    let req: CreateNamespaceRequest = body.json().await?;
     if TOP_LEVEL_ROLES.contains(&req.name.as_str()) {
         return Err(ApiError::invalid(
             "name",
@@ -570,7 +570,7 @@ async fn set_threshold(
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller.token, Endpoint::SetThreshold.action(&ns))?;
     let namespace = path_namespace(&ns)?;
-    let req: ThresholdRequest = body.json()?;
+    let req: ThresholdRequest = body.json().await?;
     publish(
         &state,
         &caller,
@@ -633,7 +633,7 @@ async fn add_key(
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller.token, Endpoint::AddKey.action(&ns))?;
     let namespace = path_namespace(&ns)?;
-    let req: AddKeyRequest = body.json()?;
+    let req: AddKeyRequest = body.json().await?;
     let (key, field) = match (req.key, req.public_key_pem) {
         (Some(key), None) => (key, "key"),
         (None, Some(pem)) => (key_from_pem(&pem)?, "public_key_pem"),
@@ -730,7 +730,7 @@ async fn add_identity(
     authorize(&caller.token, Endpoint::AddIdentity.action(&ns))?;
     let namespace = path_namespace(&ns)?;
     // X509Identity refuses unknown fields, parses every CA certificate and the subject.
-    let identity: X509Identity = body.json()?;
+    let identity: X509Identity = body.json().await?;
     check_label("name", &identity.name)?;
     if identity.ca_certs.is_empty() {
         return Err(ApiError::invalid(
@@ -789,7 +789,7 @@ async fn add_sub_delegation(
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller.token, Endpoint::AddSubDelegation.action(&ns))?;
     let namespace = path_namespace(&ns)?;
-    let sub: SubDelegation = body.json()?;
+    let sub: SubDelegation = body.json().await?;
     check_label("name", &sub.name)?;
     check_patterns("scopes", &sub.scopes)?;
     check_keys("keys", &sub.keys)?;
@@ -856,7 +856,7 @@ async fn add_revocation(
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller.token, Endpoint::AddRevocation.action(""))?;
-    let req: RevocationRequest = body.json()?;
+    let req: RevocationRequest = body.json().await?;
     let subject = match (req.key_id, req.certificate_sha256) {
         (Some(id), None) => {
             check_label("key_id", id.as_str())?;
@@ -931,7 +931,7 @@ async fn put_peer(
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller.token, Endpoint::PutPeer.action(""))?;
-    let req: PeerRequest = body.json()?;
+    let req: PeerRequest = body.json().await?;
     check_label("name", &name)?;
     check_patterns("patterns", &req.patterns)?;
     let peer = Peer {
@@ -985,7 +985,7 @@ async fn put_root(
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller.token, Endpoint::PutRoot.action(""))?;
-    let req: RootRequest = body.json()?;
+    let req: RootRequest = body.json().await?;
     let name = name.into_inner();
     if NamespaceName::parse(&name).is_err() {
         return Err(ApiError::invalid(
@@ -1042,7 +1042,7 @@ async fn submit_root(
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller.token, Endpoint::SubmitRoot.action(""))?;
-    let bytes = body.bytes()?;
+    let bytes = body.bytes().await?;
     let value: Value = super::body::parse_json(&bytes)?;
     let version = value
         .get("signed")
@@ -1129,7 +1129,7 @@ async fn create_token(
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller.token, Endpoint::CreateToken.action(""))?;
-    let (kind, description) = token_kind(body.json()?)?;
+    let (kind, description) = token_kind(body.json().await?)?;
     let wanted: Vec<NamespaceName> = kind.namespaces().to_vec();
     let missing = read(&state, move |s| {
         for ns in &wanted {
