@@ -353,20 +353,23 @@ async fn compressed_bodies_inflate_before_authentication_a_body_sent_without_the
     // routes or routes of namespace `a`).
     let maintainer = f.token(TokenKind::Maintainer(http_common::ns_name("b")));
     for (e, method, uri) in body_routes() {
-        let (body, req, payload) = Watched::body(
-            gzipped(method, &uri, Some(&maintainer)),
-            gzip_bomb(),
-            true,
-        );
+        let (body, req, payload) =
+            Watched::body(gzipped(method, &uri, Some(&maintainer)), gzip_bomb(), true);
         let answer = call!(&app, req, payload);
-        assert_error(&answer, StatusCode::FORBIDDEN, "forbidden", "may not", &format!("{e:?}"));
+        assert_error(
+            &answer,
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "may not",
+            &format!("{e:?}"),
+        );
         assert_eq!(body.pulled(), 0, "{e:?}: the body was read");
     }
 }
 
 #[actix_web::test]
-async fn compressed_bodies_inflate_before_authentication_an_oversized_body_is_cut_off_at_the_limit(
-) {
+async fn compressed_bodies_inflate_before_authentication_an_oversized_body_is_cut_off_at_the_limit()
+{
     let fx = CiFixture::new();
     let app = app!(fx.f);
     let before = fx.f.published_state();

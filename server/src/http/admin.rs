@@ -17,7 +17,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use keyshare_policy::keys::{Key, Scheme};
-use keyshare_policy::metadata::{KeyId, TOP_LEVEL_ROLES};
+use keyshare_policy::metadata::KeyId;
 use keyshare_policy::pattern::ArtifactPattern;
 use keyshare_policy::trust::{
     CaCert, NamespaceEntry, NamespaceName, Namespaces, Owner, Peer, PeerUrl, Peers, PinnedRoot,
@@ -495,13 +495,9 @@ async fn create_namespace(
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller.token, Endpoint::CreateNamespace.action(""))?;
+    // `NamespaceName` refuses the names of the repository's own roles
+    // (top-level and hashed bins) as the body is parsed.
     let req: CreateNamespaceRequest = body.json().await?;
-    if TOP_LEVEL_ROLES.contains(&req.name.as_str()) {
-        return Err(ApiError::invalid(
-            "name",
-            format!("`{}` is a top-level TUF role name", req.name),
-        ));
-    }
     check_patterns("scopes", &req.scopes)?;
     let mut seen = BTreeSet::new();
     for (i, m) in req.maintainers.iter().enumerate() {
@@ -987,7 +983,7 @@ async fn put_root(
     authorize(&caller.token, Endpoint::PutRoot.action(""))?;
     let req: RootRequest = body.json().await?;
     let name = name.into_inner();
-    if NamespaceName::parse(&name).is_err() {
+    if !NamespaceName::is_well_formed(&name) {
         return Err(ApiError::invalid(
             "name",
             format!(

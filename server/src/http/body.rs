@@ -194,6 +194,9 @@ mod tests {
         assert_eq!(with(&["Identity, identity"]), None);
         assert_eq!(with(&["gzip"]).as_deref(), Some("gzip"));
         assert_eq!(with(&["identity, br"]).as_deref(), Some("identity, br"));
-        assert_eq!(with(&["identity", "deflate"]).as_deref(), Some("identity, deflate"));
+        assert_eq!(
+            with(&["identity", "deflate"]).as_deref(),
+            Some("identity, deflate")
+        );
     }
 }

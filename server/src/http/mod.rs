@@ -53,8 +53,8 @@ use time::OffsetDateTime;
 use crate::publisher::Publisher;
 
 pub use admin::Endpoint;
-pub(crate) use body::Body;
 pub use auth::{authorize, Action, Caller};
+pub(crate) use body::Body;
 pub use error::ApiError;
 pub use ops::HttpMetrics;
 
