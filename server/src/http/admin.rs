@@ -929,6 +929,17 @@ async fn put_peer(
     authorize(&caller.token, Endpoint::PutPeer.action(""))?;
     let req: PeerRequest = body.json().await?;
     check_label("name", &name)?;
+    // Every verifier will send requests to this URL: not inward.
+    req.url
+        .check_outbound(state.allow_private_peers)
+        .map_err(|refusal| {
+            ApiError::invalid(
+                "url",
+                format!(
+                    "{refusal}; peers must be https:// services on public addresses (private and loopback addresses only where the server sets peers.allow_private_addresses)"
+                ),
+            )
+        })?;
     check_patterns("patterns", &req.patterns)?;
     let peer = Peer {
         name: name.into_inner(),

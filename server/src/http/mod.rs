@@ -82,6 +82,10 @@ pub struct AppState {
     pub export: crate::airgap::ExportLimits,
     /// CI delegations (`[ci]`); `None` answers the CI endpoints with 404.
     pub ci: Option<Arc<crate::ci::CiService>>,
+    /// `peers.allow_private_addresses`: `PUT /api/v1/peers/{name}` accepts
+    /// URLs on private or loopback addresses (tests, local sidecars). Off
+    /// by default: a peer must be `https://` to a public host.
+    pub allow_private_peers: bool,
 }
 
 impl AppState {
@@ -94,6 +98,7 @@ impl AppState {
             metrics: Arc::new(HttpMetrics::default()),
             export: crate::airgap::ExportLimits::default(),
             ci: None,
+            allow_private_peers: false,
         }
     }
 

@@ -256,10 +256,13 @@ pub struct CiFixture {
 /// `acme/app` on main).
 pub fn config(issuer: &Issuer) -> CiConfig {
     CiConfig {
+        // The issuer listens on loopback, over plain http.
+        allow_private_addresses: true,
         issuers: vec![IssuerConfig {
             url: issuer.url.clone(),
             audience: AUDIENCE.into(),
             jwks_file: None,
+            jwks_hosts: Vec::new(),
         }],
         rules: vec![ClaimRule {
             issuer: issuer.url.clone(),
