@@ -311,3 +311,31 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn outbound_requests_steered_inward_names_resolving_to_loopback_are_refused() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let resolve = |resolver: PublicOnly, host: &str| {
+            let name: Name = host.parse().unwrap();
+            rt.block_on(resolver.resolve(name))
+        };
+        // Refused by what `localhost` resolves to, not by its spelling.
+        let e = resolve(PublicOnly::default(), "localhost").err().unwrap();
+        assert!(refused(e.as_ref()), "{e}");
+        assert!(e.to_string().contains("a loopback address"), "{e}");
+        // A proxy the environment names is resolved unchecked.
+        let proxy = PublicOnly {
+            proxies: vec!["localhost".into()],
+        };
+        assert!(resolve(proxy, "localhost").unwrap().next().is_some());
+    }
+}

@@ -465,3 +465,22 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn outbound_requests_steered_inward_names_resolving_to_loopback_are_refused() {
+        // `localhost` resolves to a loopback address: refused by what it
+        // resolves to, not by its spelling.
+        let e = resolve_public("localhost:443", false).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied);
+        assert!(e.to_string().contains("a loopback address"), "{e}");
+        assert!(!resolve_public("localhost:443", true).unwrap().is_empty());
+        let e = resolve_public("169.254.169.254:80", false).unwrap_err();
+        assert!(e.to_string().contains("link-local"), "{e}");
+    }
+}
