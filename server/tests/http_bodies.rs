@@ -92,7 +92,7 @@ impl Watched {
         let counter = pulled.clone();
         let chunks: Vec<Bytes> = bytes
             .chunks(4096)
-            .map(|c| Bytes::copy_from_slice(c))
+            .map(Bytes::copy_from_slice)
             .collect();
         let stream = futures_util::stream::iter(chunks).map(move |c| {
             counter.fetch_add(c.len(), Ordering::SeqCst);

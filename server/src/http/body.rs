@@ -136,7 +136,7 @@ fn encoding(headers: &HeaderMap) -> Option<String> {
 
 /// Whether the `Content-Type` is JSON (`application/json`, `*/*+json`) or absent.
 fn json_content(headers: &HeaderMap) -> bool {
-    headers.get(header::CONTENT_TYPE).map_or(true, |v| {
+    headers.get(header::CONTENT_TYPE).is_none_or(|v| {
         v.to_str()
             .ok()
             .and_then(|s| s.split(';').next())
