@@ -90,10 +90,7 @@ impl Watched {
     fn body(req: TestRequest, bytes: &[u8], sized: bool) -> (Self, TestRequest, Payload) {
         let pulled = Arc::new(AtomicUsize::new(0));
         let counter = pulled.clone();
-        let chunks: Vec<Bytes> = bytes
-            .chunks(4096)
-            .map(Bytes::copy_from_slice)
-            .collect();
+        let chunks: Vec<Bytes> = bytes.chunks(4096).map(Bytes::copy_from_slice).collect();
         let stream = futures_util::stream::iter(chunks).map(move |c| {
             counter.fetch_add(c.len(), Ordering::SeqCst);
             Ok::<_, PayloadError>(c)
