@@ -8,13 +8,14 @@
 //!   [`keyshare_policy::trust::TrustSet`] and the raw verified documents),
 //!   and decide ([`Verifier::decide`]), following peer redirects to other
 //!   keyshare services verified against the root pinned in the signed peer
-//!   map, with loop and depth limits.
+//!   map, with loop and depth limits, never to a peer on (or resolving to)
+//!   a private or loopback address unless [`Options::allow_private_peers`].
 //! * [`cache`]: the cache directory (content-addressed blobs and one
 //!   manifest replaced atomically, so a failed refresh leaves the last good
 //!   state). `docs/client-cache.md` describes the cache, peers and redirects.
 //! * [`transport`]: the HTTP client (reqwest, native-tls): size limits from
-//!   the workflow's requests, timeouts, 302/303/307 redirects only to https
-//!   or loopback.
+//!   the workflow's requests, timeouts, 302/303/307 redirects only within
+//!   the origin asked for; for peers, a resolver refusing private addresses.
 //! * [`admin`]: a blocking client of the server's admin API, one method per
 //!   endpoint, used by `keyshare admin ...` (`docs/cli.md`).
 //! * [`tuf`]: `keyshare tuf ...`, a standard TUF client (metadata directory,

@@ -1,10 +1,22 @@
 //! HTTP transport of the verifier: GET with a size limit, timeouts, and a
 //! strict redirect policy (see `docs/client-cache.md`).
+//!
+//! Redirects never leave the origin (scheme, host and port) of the URL
+//! asked for. The transport for peer services ([`HttpTransport::for_peers`])
+//! also refuses to connect to a private or loopback address, checking every
+//! address a host name resolves to (a custom DNS resolver), unless private
+//! peers are allowed: a peer map cannot steer verifiers at services inside
+//! their own network.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::redirect;
 use reqwest::StatusCode;
+
+use keyshare_policy::outbound::private_kind;
 
 /// Connect timeout of every request.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -24,6 +36,15 @@ pub enum TransportError {
         /// The URL asked for.
         url: String,
         /// The cause.
+        message: String,
+    },
+    /// keyshare will not send the request: the host resolves to a private
+    /// or loopback address, or a redirect leads to another origin.
+    #[error("refused to fetch {url}: {message}")]
+    Refused {
+        /// The URL asked for.
+        url: String,
+        /// Why.
         message: String,
     },
     /// The server answered with a status the workflow has no use for.
@@ -63,13 +84,39 @@ pub struct HttpTransport {
 
 impl HttpTransport {
     /// A client with `timeout` per request and the PEM certificates of
-    /// `extra_ca` trusted in addition to the system's.
+    /// `extra_ca` trusted in addition to the system's: for the repository
+    /// the user configured, on whatever address it is.
     pub fn new(timeout: Duration, extra_ca: Option<&[u8]>) -> Result<Self, TransportError> {
+        Self::build(timeout, extra_ca, None)
+    }
+
+    /// Like [`HttpTransport::new`], for peer services: unless
+    /// `allow_private`, every host name is resolved through a resolver that
+    /// refuses private and loopback addresses (the hosts of the
+    /// `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY` variables excepted: the proxy
+    /// then connects on the client's behalf).
+    pub fn for_peers(
+        timeout: Duration,
+        extra_ca: Option<&[u8]>,
+        allow_private: bool,
+    ) -> Result<Self, TransportError> {
+        let resolver = (!allow_private).then(|| Arc::new(PublicOnly::from_env()));
+        Self::build(timeout, extra_ca, resolver)
+    }
+
+    fn build(
+        timeout: Duration,
+        extra_ca: Option<&[u8]>,
+        resolver: Option<Arc<PublicOnly>>,
+    ) -> Result<Self, TransportError> {
         let mut builder = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT.min(timeout))
             .timeout(timeout)
             .redirect(redirect_policy())
             .user_agent(concat!("keyshare/", env!("CARGO_PKG_VERSION")));
+        if let Some(resolver) = resolver {
+            builder = builder.dns_resolver(resolver);
+        }
         if let Some(pem) = extra_ca {
             let certs = reqwest::Certificate::from_pem_bundle(pem)
                 .map_err(|e| TransportError::Setup(format!("bad CA certificate: {e}")))?;
@@ -98,9 +145,19 @@ impl HttpTransport {
         max_length: u64,
         etag: Option<&str>,
     ) -> Result<Fetched, TransportError> {
-        let unreachable = |e: reqwest::Error| TransportError::Unreachable {
-            url: url.to_owned(),
-            message: error_chain(&e),
+        let unreachable = |e: reqwest::Error| {
+            let message = error_chain(&e);
+            if refused(&e) {
+                TransportError::Refused {
+                    url: url.to_owned(),
+                    message,
+                }
+            } else {
+                TransportError::Unreachable {
+                    url: url.to_owned(),
+                    message,
+                }
+            }
         };
         let mut request = self.client.get(url);
         if let Some(etag) = etag {
@@ -136,9 +193,27 @@ impl HttpTransport {
     }
 }
 
+/// Why the transport would not connect or follow: carried inside reqwest's
+/// error, found again by [`refused`].
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Refusal(String);
+
+/// Whether `e` was caused by a [`Refusal`].
+fn refused(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(e);
+    while let Some(err) = current {
+        if err.is::<Refusal>() {
+            return true;
+        }
+        current = err.source();
+    }
+    false
+}
+
 /// Follows 302, 303 and 307 only (a moved file, never a permanent move a
-/// client would remember), at most [`MAX_REDIRECTS`] times, and only to
-/// `https://` or to `http://` on a loopback host.
+/// client would remember), at most [`MAX_REDIRECTS`] times, and only within
+/// the origin (scheme, host, port) of the URL first asked for.
 fn redirect_policy() -> redirect::Policy {
     redirect::Policy::custom(|attempt| {
         let status = attempt.status().as_u16();
@@ -148,30 +223,78 @@ fn redirect_policy() -> redirect::Policy {
         if attempt.previous().len() > MAX_REDIRECTS {
             return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
         }
-        let url = attempt.url();
-        let allowed = match url.scheme() {
-            "https" => true,
-            "http" => url.host_str().is_some_and(is_loopback),
-            _ => false,
-        };
-        if allowed {
+        let same_origin = attempt
+            .previous()
+            .first()
+            .is_some_and(|first| first.origin() == attempt.url().origin());
+        if same_origin {
             attempt.follow()
         } else {
-            let to = url.to_string();
-            attempt.error(format!(
-                "redirect to {to} refused: only https:// or loopback http:// is followed"
-            ))
+            let to = attempt.url().to_string();
+            attempt.error(Refusal(format!(
+                "redirect to {to} refused: redirects are followed only within the same scheme, host and port"
+            )))
         }
     })
 }
 
-/// `localhost`, `127.x.y.z` or `[::1]`.
-fn is_loopback(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host == "[::1]"
-        || host
-            .parse::<std::net::Ipv4Addr>()
-            .is_ok_and(|ip| ip.is_loopback())
+/// A resolver that refuses a name any of whose addresses is private or
+/// loopback (all of them are checked, so a name cannot mix a public
+/// address with an inward one). Proxy hosts are resolved unchecked.
+#[derive(Debug, Default)]
+struct PublicOnly {
+    /// Hosts of the proxy variables, lowercase.
+    proxies: Vec<String>,
+}
+
+impl PublicOnly {
+    fn from_env() -> Self {
+        let proxies = [
+            "HTTPS_PROXY",
+            "https_proxy",
+            "HTTP_PROXY",
+            "http_proxy",
+            "ALL_PROXY",
+            "all_proxy",
+        ]
+        .iter()
+        .filter_map(|var| std::env::var(var).ok())
+        .filter_map(|value| {
+            let value = if value.contains("://") {
+                value
+            } else {
+                format!("http://{value}")
+            };
+            reqwest::Url::parse(&value)
+                .ok()?
+                .host_str()
+                .map(str::to_ascii_lowercase)
+        })
+        .collect();
+        Self { proxies }
+    }
+}
+
+impl Resolve for PublicOnly {
+    fn resolve(&self, name: Name) -> Resolving {
+        let host = name.as_str().to_ascii_lowercase();
+        let proxy = self.proxies.contains(&host);
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            if !proxy {
+                for addr in &addrs {
+                    if let Some(kind) = private_kind(addr.ip()) {
+                        return Err(Box::new(Refusal(format!(
+                            "{host} resolves to {}, {kind}; peers on private or loopback addresses are contacted only with --allow-private-peers",
+                            addr.ip()
+                        ))) as Box<dyn std::error::Error + Send + Sync>);
+                    }
+                }
+            }
+            Ok(Box::new(addrs.into_iter()) as Addrs)
+        })
+    }
 }
 
 /// An error and its sources on one line.
@@ -187,4 +310,32 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn outbound_requests_steered_inward_names_resolving_to_loopback_are_refused() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let resolve = |resolver: PublicOnly, host: &str| {
+            let name: Name = host.parse().unwrap();
+            rt.block_on(resolver.resolve(name))
+        };
+        // Refused by what `localhost` resolves to, not by its spelling.
+        let e = resolve(PublicOnly::default(), "localhost").err().unwrap();
+        assert!(refused(e.as_ref()), "{e}");
+        assert!(e.to_string().contains("a loopback address"), "{e}");
+        // A proxy the environment names is resolved unchecked.
+        let proxy = PublicOnly {
+            proxies: vec!["localhost".into()],
+        };
+        assert!(resolve(proxy, "localhost").unwrap().next().is_some());
+    }
 }

@@ -116,6 +116,11 @@ pub struct Options {
     pub concurrency: usize,
     /// Size limits and delegation limits of the TUF workflow.
     pub config: Config,
+    /// Contact peer services on private or loopback addresses (and over
+    /// `http://` to loopback): for tests and local sidecars. Off: a peer
+    /// must be `https://` to a host that is not, and does not resolve to,
+    /// a private address.
+    pub allow_private_peers: bool,
 }
 
 impl Options {
@@ -130,6 +135,7 @@ impl Options {
             threads: std::thread::available_parallelism().map_or(1, usize::from),
             concurrency: 4,
             config: Config::default(),
+            allow_private_peers: false,
         }
     }
 }
@@ -192,6 +198,10 @@ pub enum PeerProblem {
     RootMismatch(String),
     /// The peer could not be reached or answered nonsense.
     Unreachable(String),
+    /// keyshare will not contact the peer: its URL is not `https://`, or
+    /// its host is or resolves to a private or loopback address (without
+    /// [`Options::allow_private_peers`]), or it redirected to another origin.
+    UrlRefused(String),
     /// The peer's repository failed verification.
     Refused(String),
     /// The redirect leads back to a repository already asked: the chain of URLs.
@@ -237,6 +247,7 @@ impl std::fmt::Display for PeerProblem {
         match self {
             Self::RootMismatch(m) => write!(f, "peer root mismatch: {m}"),
             Self::Unreachable(m) => write!(f, "peer unreachable: {m}"),
+            Self::UrlRefused(m) => write!(f, "peer URL refused: {m}"),
             Self::Refused(m) => write!(f, "peer repository refused: {m}"),
             Self::Loop(chain) => write!(f, "peer redirect loop: {}", chain.join(" -> ")),
             Self::TooDeep(n) => write!(f, "more than {n} peer redirects"),
@@ -269,6 +280,8 @@ impl std::fmt::Display for Verdict {
 pub struct Verifier {
     options: Options,
     transport: HttpTransport,
+    /// For peer services: refuses private addresses unless allowed.
+    peer_transport: HttpTransport,
 }
 
 /// Where the sync reads "remote" files from.
@@ -350,7 +363,16 @@ impl Verifier {
     /// A verifier with these options.
     pub fn new(options: Options) -> Result<Self, Error> {
         let transport = HttpTransport::new(options.timeout, options.server_ca.as_deref())?;
-        Ok(Self { options, transport })
+        let peer_transport = HttpTransport::for_peers(
+            options.timeout,
+            options.server_ca.as_deref(),
+            options.allow_private_peers,
+        )?;
+        Ok(Self {
+            options,
+            transport,
+            peer_transport,
+        })
     }
 
     /// The options.
@@ -399,7 +421,7 @@ impl Verifier {
         let bytes = match pin {
             RootPin::File(bytes) => bytes,
             RootPin::Sha256(expected) => {
-                let bytes = self.first_root(&url).await?;
+                let bytes = self.first_root(&self.transport, &url).await?;
                 let found = sha256_hex(&bytes);
                 if !found.eq_ignore_ascii_case(expected.trim()) {
                     return Err(Error::RootPin(format!(
@@ -408,7 +430,7 @@ impl Verifier {
                 }
                 bytes
             }
-            RootPin::InsecureTrustOnFirstUse => self.first_root(&url).await?,
+            RootPin::InsecureTrustOnFirstUse => self.first_root(&self.transport, &url).await?,
         };
         let updater =
             Updater::new(&bytes, self.now(), self.options.config.clone()).map_err(|source| {
@@ -428,10 +450,10 @@ impl Verifier {
         })
     }
 
-    async fn first_root(&self, url: &str) -> Result<Vec<u8>, Error> {
+    async fn first_root(&self, transport: &HttpTransport, url: &str) -> Result<Vec<u8>, Error> {
         let file = format!("{url}/metadata/1.root.json");
         let limit = self.options.config.root_max_length;
-        match self.transport.get(&file, limit, None).await? {
+        match transport.get(&file, limit, None).await? {
             Fetched::Bytes { bytes, .. } if bytes.len() as u64 <= limit => Ok(bytes),
             Fetched::Bytes { bytes, .. } => Err(Error::Tuf {
                 url: url.to_owned(),
@@ -550,6 +572,9 @@ impl Verifier {
                     outcome: Outcome::Decided(decision),
                 });
             };
+            // The URL comes from a signed peer map, but must not steer the
+            // verifier at services inside its own network.
+            let allowed = url.check_outbound(self.options.allow_private_peers);
             let url = url.as_str().trim_end_matches('/').to_owned();
             let fail = |problem| Verdict {
                 hops: hops.clone(),
@@ -566,6 +591,11 @@ impl Verifier {
             }
             if hops.len() >= self.options.max_peer_depth {
                 return Ok(fail(PeerProblem::TooDeep(self.options.max_peer_depth)));
+            }
+            if let Err(refusal) = allowed {
+                return Ok(fail(PeerProblem::UrlRefused(format!(
+                    "{refusal}; peers must be https:// on public addresses (private and loopback peers are contacted only with --allow-private-peers)"
+                ))));
             }
             match self.peer_state(&peer, &url, &root).await {
                 Ok(next) => {
@@ -588,13 +618,19 @@ impl Verifier {
     ) -> Result<TrustState, PeerProblem> {
         let cache = RepoCache::new(self.peer_dir(name, url, pin));
         let unreachable = |e: Error| match e {
+            Error::Transport(t @ TransportError::Refused { .. }) => {
+                PeerProblem::UrlRefused(t.to_string())
+            }
             Error::Transport(t) => PeerProblem::Unreachable(t.to_string()),
             other => PeerProblem::Refused(other.to_string()),
         };
         let manifest = match cache.manifest() {
             Ok(Some(m)) => m,
             Ok(None) | Err(_) => {
-                let bytes = self.first_root(url).await.map_err(unreachable)?;
+                let bytes = self
+                    .first_root(&self.peer_transport, url)
+                    .await
+                    .map_err(unreachable)?;
                 check_pin(&bytes, pin).map_err(PeerProblem::RootMismatch)?;
                 let sha = sha256_hex(&bytes);
                 let m = Manifest::pinned(url, sha.clone());
@@ -605,7 +641,7 @@ impl Verifier {
             }
         };
         let synced = self
-            .sync(&cache, manifest, Remote::Http(&self.transport, url))
+            .sync(&cache, manifest, Remote::Http(&self.peer_transport, url))
             .await
             .map_err(unreachable)?;
         cache

@@ -176,30 +176,41 @@ fn endless_and_slow_answers_are_cut_off() {
 }
 
 #[test]
-fn redirects_are_followed_only_when_temporary_and_safe() {
+fn redirects_are_followed_only_when_temporary_and_within_the_origin() {
     let scene = Scene::new();
     let (k2, _) = new_key();
     scene.server.add_key("team-a", "k2", &k2, None);
-    let real = format!("{}/metadata/timestamp.json", scene.server.url);
+    let timestamp = scene.server.file("metadata/timestamp.json").unwrap();
+    scene
+        .canned
+        .set("moved/timestamp.json", Reply::Bytes(timestamp));
+    let moved = format!("{}/moved/timestamp.json", scene.canned.url);
     for status in [301, 308] {
         scene.canned.set(
             "metadata/timestamp.json",
-            Reply::Redirect(status, real.clone()),
+            Reply::Redirect(status, moved.clone()),
         );
         scene.refused(&format!("HTTP {status}"), &[]);
     }
-    scene.canned.set(
-        "metadata/timestamp.json",
-        Reply::Redirect(
-            302,
-            "http://keyshare.example/metadata/timestamp.json".into(),
-        ),
-    );
-    scene.refused("only https:// or loopback http://", &[]);
+    // Another host, another port (the real server, which would answer),
+    // another scheme: not followed.
+    let port = scene.canned.url.rsplit(':').next().unwrap().to_owned();
+    for elsewhere in [
+        "http://keyshare.example/metadata/timestamp.json".to_owned(),
+        format!("{}/metadata/timestamp.json", scene.server.url),
+        format!("http://localhost:{port}/moved/timestamp.json"),
+        format!("https://127.0.0.1:{port}/moved/timestamp.json"),
+    ] {
+        scene.canned.set(
+            "metadata/timestamp.json",
+            Reply::Redirect(302, elsewhere.clone()),
+        );
+        scene.refused("same scheme, host and port", &[]);
+    }
     for status in [302, 303, 307] {
         scene.canned.set(
             "metadata/timestamp.json",
-            Reply::Redirect(status, real.clone()),
+            Reply::Redirect(status, moved.clone()),
         );
         scene.client.run(&["refresh"]).assert_ok();
     }

@@ -16,6 +16,8 @@
 //! * [`repo`]: the repository-side builder that creates and signs metadata.
 //! * [`trust`]: the trust documents keyshare distributes and the trust decision.
 //! * [`pattern`]: glob matching for delegation paths and artifact names.
+//! * [`outbound`]: which URLs keyshare may send requests to on someone
+//!   else's say-so (peers, OIDC issuers): https to public hosts.
 //!
 //! Not here: HTTP, storage, PKCS#11, bundles (the other crates of the workspace).
 //!
@@ -32,6 +34,7 @@ pub mod error;
 pub mod hash;
 pub mod keys;
 pub mod metadata;
+pub mod outbound;
 pub mod pattern;
 pub mod repo;
 pub mod sign;

@@ -348,6 +348,7 @@ pub fn serve(dir: &Path, flags: &Flags, out: &mut dyn Write) -> Result<(), CliEr
         .map_err(|e| CliError::Other(format!("cannot listen on {}: {e}", config.listen)))?;
     let mut state = AppState::new(publisher.clone());
     state.body_limit = config.body_limit;
+    state.allow_private_peers = config.allow_private_peers;
     state.export = crate::airgap::ExportLimits::from_config(&config);
     let resign_before = config.expiry.resign_before;
     let ci_sweep = match &config.ci {

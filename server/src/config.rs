@@ -157,6 +157,10 @@ pub struct Config {
     pub ci: Option<crate::ci::CiConfig>,
     /// How long superseded published files are kept (`None`: forever).
     pub keep_superseded: Option<Duration>,
+    /// `peers.allow_private_addresses`: accept peer URLs on private or
+    /// loopback addresses (and `http://` to loopback). Off: peers must be
+    /// `https://` to public hosts.
+    pub allow_private_peers: bool,
 }
 
 impl Default for Config {
@@ -181,6 +185,7 @@ impl Default for Config {
             },
             ci: None,
             keep_superseded: Some(crate::publisher::DEFAULT_RETENTION),
+            allow_private_peers: false,
         }
     }
 }
@@ -221,6 +226,12 @@ max_valid_for = "30d"
 # files are kept forever. A duration, or "forever".
 [store]
 keep_superseded = "1h"
+
+# Peer services (PUT /api/v1/peers) must be https:// to public hosts.
+# Private and loopback addresses (and http:// to loopback) only for tests
+# and local sidecars:
+# [peers]
+# allow_private_addresses = false
 
 # Online keys (targets, snapshot, timestamp, namespaces): a PKCS#8 PEM file
 # (`file:PATH` or a path, relative to the data directory) or a key in a
@@ -323,9 +334,10 @@ enum Setting {
     AirgapValidFor,
     AirgapMaxValidFor,
     StoreKeepSuperseded,
+    PeersAllowPrivateAddresses,
 }
 
-const KEYS: [Setting; 19] = [
+const KEYS: [Setting; 20] = [
     Setting::Listen,
     Setting::TlsCert,
     Setting::TlsKey,
@@ -345,6 +357,7 @@ const KEYS: [Setting; 19] = [
     Setting::AirgapValidFor,
     Setting::AirgapMaxValidFor,
     Setting::StoreKeepSuperseded,
+    Setting::PeersAllowPrivateAddresses,
 ];
 
 impl Setting {
@@ -369,6 +382,7 @@ impl Setting {
             Self::AirgapValidFor => "airgap.valid_for",
             Self::AirgapMaxValidFor => "airgap.max_valid_for",
             Self::StoreKeepSuperseded => "store.keep_superseded",
+            Self::PeersAllowPrivateAddresses => "peers.allow_private_addresses",
         }
     }
 
@@ -393,6 +407,7 @@ impl Setting {
             Self::AirgapValidFor => "KEYSHARE_AIRGAP_VALID_FOR",
             Self::AirgapMaxValidFor => "KEYSHARE_AIRGAP_MAX_VALID_FOR",
             Self::StoreKeepSuperseded => "KEYSHARE_STORE_KEEP_SUPERSEDED",
+            Self::PeersAllowPrivateAddresses => "KEYSHARE_PEERS_ALLOW_PRIVATE_ADDRESSES",
         }
     }
 
@@ -549,6 +564,10 @@ impl Config {
                     }
                     config.keys.pin_file = Some(PathBuf::from(value));
                 }
+                Setting::PeersAllowPrivateAddresses => {
+                    config.allow_private_peers =
+                        parse_bool(value).ok_or_else(|| invalid("expected `true` or `false`"))?;
+                }
                 Setting::StoreKeepSuperseded => {
                     config.keep_superseded = if value == "forever" {
                         None
@@ -657,7 +676,7 @@ fn flatten(
         if let toml::Value::Table(inner) = value {
             if matches!(
                 dotted.as_str(),
-                "tls" | "log" | "expiry" | "limits" | "keys" | "airgap" | "store"
+                "tls" | "log" | "expiry" | "limits" | "keys" | "airgap" | "store" | "peers"
             ) {
                 flatten(path, &dotted, inner, raw)?;
                 continue;
@@ -672,6 +691,7 @@ fn flatten(
         let text = match value {
             toml::Value::String(s) => s.clone(),
             toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
             other => {
                 return Err(ConfigError::Invalid {
                     key: key.name(),
@@ -684,6 +704,15 @@ fn flatten(
         raw.insert(key, (text, Source::File(path.to_owned())));
     }
     Ok(())
+}
+
+/// `true`/`false` (also `1`/`0`, as environment variables are often set).
+fn parse_bool(text: &str) -> Option<bool> {
+    match text.trim() {
+        "true" | "1" => Some(true),
+        "false" | "0" => Some(false),
+        _ => None,
+    }
 }
 
 /// Replaces the value of every `pin-value=` attribute with `***`.
@@ -1075,5 +1104,35 @@ mod tests {
         for bad in ["", "1", "d", "1x", "0d", "-1d", "1.5d", "99999999999999d"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn private_peer_addresses_are_off_unless_configured_explicitly() {
+        let none = resolve(None, &[], &Flags::default()).unwrap();
+        assert!(!none.allow_private_peers);
+        let file = "[peers]\nallow_private_addresses = true\n";
+        assert!(
+            resolve(Some(file), &[], &Flags::default())
+                .unwrap()
+                .allow_private_peers
+        );
+        let env = [("KEYSHARE_PEERS_ALLOW_PRIVATE_ADDRESSES", "0")];
+        assert!(
+            !resolve(Some(file), &env, &Flags::default())
+                .unwrap()
+                .allow_private_peers
+        );
+        let e = error(
+            None,
+            &[("KEYSHARE_PEERS_ALLOW_PRIVATE_ADDRESSES", "yes please")],
+            &Flags::default(),
+        );
+        assert!(e.contains("peers.allow_private_addresses"), "{e}");
+        let e = error(
+            Some("[peers]\nallow_everything = true\n"),
+            &[],
+            &Flags::default(),
+        );
+        assert!(e.contains("peers.allow_everything"), "{e}");
     }
 }

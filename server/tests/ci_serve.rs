@@ -89,3 +89,26 @@ fn a_bad_ci_section_stops_serve_with_one_line() {
     let line = assert_one_line_error(&out);
     assert!(line.contains("ci.default_ttl"), "{line}");
 }
+
+#[test]
+fn outbound_requests_steered_inward_an_http_or_private_issuer_stops_serve_with_one_line() {
+    for url in [
+        "http://issuer.example",
+        "https://10.0.0.5",
+        "https://169.254.169.254",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        init(
+            dir.path(),
+            &format!("\n[ci]\n[[ci.issuers]]\nurl = \"{url}\"\naudience = \"a\"\n"),
+        );
+        let out = run_within(
+            keyshare(&["serve", "--data-dir", dir.path().to_str().unwrap()]),
+            DEADLINE,
+        );
+        let line = assert_one_line_error(&out);
+        assert!(line.contains("ci.issuers[0].url"), "{url}: {line}");
+        assert!(line.contains(url), "{url}: {line}");
+        assert!(line.contains("ci.allow_private_addresses"), "{url}: {line}");
+    }
+}

@@ -32,6 +32,15 @@ pub(crate) struct Common {
     /// Output mode.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     output: OutputFormat,
+    /// Contact peer services on private or loopback addresses (and plain
+    /// http:// to loopback): for tests and local sidecars only.
+    #[arg(
+        long,
+        env = "KEYSHARE_ALLOW_PRIVATE_PEERS",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    allow_private_peers: bool,
 }
 
 impl Common {
@@ -51,6 +60,7 @@ impl Common {
         if let Some(ca) = &self.server_ca {
             options.server_ca = Some(read_bytes(ca)?);
         }
+        options.allow_private_peers = self.allow_private_peers;
         adjust(&mut options);
         Ok(Verifier::new(options)?)
     }
@@ -316,6 +326,7 @@ fn peer_code(problem: &PeerProblem) -> &'static str {
     match problem {
         PeerProblem::RootMismatch(_) => "peer_root_mismatch",
         PeerProblem::Unreachable(_) => "peer_unreachable",
+        PeerProblem::UrlRefused(_) => "peer_url_refused",
         PeerProblem::Refused(_) => "peer_refused",
         PeerProblem::Loop(_) => "peer_loop",
         PeerProblem::TooDeep(_) => "peer_too_deep",

@@ -14,6 +14,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize};
 use time::OffsetDateTime;
 
+use super::namespaces::{namespace_bins, NAMESPACE_BIN_PREFIX};
 use super::x509::X509Identity;
 use super::{
     check_label, check_scopes, check_window, parse_json, problem_to_error, to_json, Problem,
@@ -21,29 +22,64 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::keys::Key;
-use crate::metadata::KeyId;
+use crate::metadata::{KeyId, TOP_LEVEL_ROLES};
 use crate::pattern::ArtifactPattern;
 
-/// A namespace name: `[a-z0-9][a-z0-9-]{0,62}`.
+/// A namespace name: `[a-z0-9][a-z0-9-]{0,62}`, other than the names of
+/// the repository's own roles ([`NamespaceName::reserved`]).
+///
+/// A namespace's TUF role is named like the namespace, so a namespace
+/// named `targets` or `bins-00` would collide with a role the repository
+/// already has. Every namespace name is parsed here — admin API bodies and
+/// paths, CLI arguments, stored rows, published documents — so none can
+/// name one.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
 pub struct NamespaceName(String);
 
 impl NamespaceName {
     /// Parses a namespace name, refusing anything but lowercase ASCII
-    /// letters, digits and `-` (not first), at most 63 characters.
+    /// letters, digits and `-` (not first), at most 63 characters, and the
+    /// reserved names.
     pub fn parse(s: &str) -> std::result::Result<Self, String> {
+        if !Self::is_well_formed(s) {
+            return Err(format!(
+                "`{s}` is not a namespace name (1 to 63 of a-z, 0-9 and `-`, not starting with `-`)"
+            ));
+        }
+        if let Some(what) = Self::reserved(s) {
+            return Err(format!("`{s}` is reserved: it names {what}"));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    /// Whether `s` has the form of a namespace name,
+    /// `[a-z0-9][a-z0-9-]{0,62}`, reserved or not (other names that become
+    /// path segments, such as those of organization roots, have this form
+    /// too).
+    pub fn is_well_formed(s: &str) -> bool {
         let mut bytes = s.bytes();
         let first_ok = bytes
             .next()
             .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
         let rest_ok = bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if first_ok && rest_ok && s.len() <= 63 {
-            Ok(Self(s.to_owned()))
+        first_ok && rest_ok && s.len() <= 63
+    }
+
+    /// Which of the repository's own roles `s` names, if any: the
+    /// top-level roles (`root`, `targets`, `snapshot`, `timestamp`) and the
+    /// hashed-bin roles the namespaces are delegated through (`bins-00` …
+    /// `bins-ff`, see [`super::namespace_bins`]). Such a name cannot name a
+    /// namespace.
+    pub fn reserved(s: &str) -> Option<&'static str> {
+        if TOP_LEVEL_ROLES.contains(&s) {
+            Some("one of the repository's top-level roles")
+        } else if s.starts_with(NAMESPACE_BIN_PREFIX)
+            && namespace_bins(Vec::new(), NonZeroU32::MIN).is_bin(s)
+        {
+            Some("one of the repository's hashed-bin roles")
         } else {
-            Err(format!(
-                "`{s}` is not a namespace name (1 to 63 of a-z, 0-9 and `-`, not starting with `-`)"
-            ))
+            None
         }
     }
 
@@ -393,4 +429,60 @@ fn check_key_object(at: &str, id: &KeyId, key: &Key) -> std::result::Result<(), 
         };
         (format!("{at}.keyval.public"), message)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn reserved_names_of_the_repositorys_roles_are_not_namespace_names() {
+        let mut reserved: Vec<String> = TOP_LEVEL_ROLES.iter().map(|r| (*r).to_owned()).collect();
+        reserved.extend((0..256).map(|b| format!("bins-{b:02x}")));
+        assert_eq!(reserved.len(), 260);
+        for name in &reserved {
+            let e = NamespaceName::parse(name).unwrap_err();
+            assert!(e.contains(&format!("`{name}` is reserved")), "{e}");
+            assert!(
+                e.contains("top-level roles") || e.contains("hashed-bin roles"),
+                "{e}"
+            );
+            assert!(NamespaceName::is_well_formed(name));
+            // Through serde too (request bodies, documents).
+            let json = format!("\"{name}\"");
+            assert!(
+                serde_json::from_str::<NamespaceName>(&json).is_err(),
+                "{name}"
+            );
+        }
+        assert_eq!(
+            NamespaceName::parse("bins-00").unwrap_err(),
+            "`bins-00` is reserved: it names one of the repository's hashed-bin roles"
+        );
+        // Every bin role the repository delegates to is reserved.
+        let bins = super::super::namespace_bins(Vec::new(), NonZeroU32::MIN);
+        for role in bins.bin_names() {
+            assert!(NamespaceName::reserved(role.as_str()).is_some(), "{role}");
+        }
+        // Names that merely look alike are free.
+        for free in [
+            "bins",
+            "bins-",
+            "bins-0",
+            "bins-000",
+            "bins-0g",
+            "bins-1ff",
+            "bin-00",
+            "roots",
+            "target",
+            "targets-a",
+            "my-root",
+            "timestamps",
+            "bins-ff-x",
+        ] {
+            assert_eq!(NamespaceName::parse(free).unwrap().as_str(), free);
+        }
+    }
 }

@@ -16,6 +16,11 @@ use crate::pattern::ArtifactPattern;
 
 /// A peer service's base URL: `https://`, or `http://` to a loopback host
 /// (`localhost`, `127.x.y.z`, `[::1]`) for tests and local sidecars.
+///
+/// That is what the document format allows. Whether keyshare contacts or
+/// accepts the peer is stricter and up to the caller's configuration:
+/// [`PeerUrl::check_outbound`] (https to a public host unless private
+/// addresses are allowed).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
 pub struct PeerUrl(String);
@@ -58,6 +63,18 @@ impl PeerUrl {
     /// The URL.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// Whether keyshare may send requests to this peer: `https://` to a
+    /// host not written as a private address, or with `allow_private`
+    /// also private hosts and `http://` to loopback
+    /// ([`crate::outbound::check`]). A host name that resolves to a private
+    /// address is for the HTTP client to catch.
+    pub fn check_outbound(
+        &self,
+        allow_private: bool,
+    ) -> std::result::Result<crate::outbound::Origin, crate::outbound::Refusal> {
+        crate::outbound::check(&self.0, allow_private)
     }
 }
 

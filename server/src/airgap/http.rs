@@ -15,7 +15,7 @@ use time::format_description::well_known::Rfc3339;
 
 use super::{export as export_bundle, AirgapError, ReplicaFiles};
 use crate::http::read::{is_clean_path, respond};
-use crate::http::{authorize, ApiError, AppState, Caller, Endpoint};
+use crate::http::{authorize, ApiError, AppState, Body, Caller, Endpoint};
 
 /// Body of `POST /api/v1/export` (optional).
 #[derive(Debug, Default, Deserialize)]
@@ -40,9 +40,10 @@ impl From<AirgapError> for ApiError {
 pub(crate) async fn export(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Bytes,
+    body: Body,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller.token, Endpoint::Export.action(""))?;
+    let body = body.bytes().await?;
     let request: ExportRequest = if body.iter().all(u8::is_ascii_whitespace) {
         ExportRequest::default()
     } else {

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Deserializer};
 use time::Duration;
 
+use keyshare_policy::outbound::{Origin, Refusal};
 use keyshare_policy::trust::NamespaceName;
 
 use crate::config::parse_duration;
@@ -56,6 +57,12 @@ pub struct CiConfig {
     /// The CI certificate authority; without it no certificates are issued.
     #[serde(default)]
     pub ca: Option<CaConfig>,
+    /// Allow issuers (and their `jwks_uri`) on private or loopback
+    /// addresses, and `http://` to loopback: tests and a local issuer only.
+    /// Off: every URL the server fetches keys from is `https://` to a
+    /// public host.
+    #[serde(default)]
+    pub allow_private_addresses: bool,
     /// Trusted OIDC issuers.
     #[serde(default)]
     pub issuers: Vec<IssuerConfig>,
@@ -79,6 +86,7 @@ impl Default for CiConfig {
             batch_max: batch_max(),
             jwks_min_refresh: jwks_refresh(),
             ca: None,
+            allow_private_addresses: false,
             issuers: Vec::new(),
             rules: Vec::new(),
         }
@@ -128,7 +136,17 @@ impl CiConfig {
             }
             urls.push(issuer.url.as_str());
             if issuer.jwks_file.is_none() {
-                check_fetch_url(&issuer.url).map_err(|e| format!("ci.issuers[{i}].url: {e}"))?;
+                check_fetch_url(&issuer.url, self.allow_private_addresses)
+                    .map_err(|e| format!("ci.issuers[{i}].url: {e}"))?;
+            }
+            for (j, host) in issuer.jwks_hosts.iter().enumerate() {
+                let ok = Origin::parse(&format!("https://{host}"))
+                    .is_ok_and(|o| o.port.is_none() && o.host.to_string() == *host);
+                if !ok {
+                    return Err(format!(
+                        "ci.issuers[{i}].jwks_hosts[{j}]: `{host}` is not a lowercase host name"
+                    ));
+                }
             }
         }
         for (i, rule) in self.rules.iter().enumerate() {
@@ -153,23 +171,18 @@ impl CiConfig {
     }
 }
 
-/// Whether an issuer's discovery document may be fetched from `url`:
-/// `https://`, or `http://` on a loopback address only (tests, a local
-/// issuer).
-pub fn check_fetch_url(url: &str) -> Result<(), String> {
-    if url.starts_with("https://") {
-        return Ok(());
-    }
-    let Some(rest) = url.strip_prefix("http://") else {
-        return Err("expected an https:// URL".into());
-    };
-    let host = rest.split(['/', '?']).next().unwrap_or("");
-    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
-    if matches!(host, "127.0.0.1" | "localhost" | "[::1]") {
-        Ok(())
-    } else {
-        Err("expected an https:// URL (http:// only on loopback)".into())
-    }
+/// Whether the server may fetch an issuer's discovery document or key set
+/// from `url`: `https://` to a host not written as a private address; with
+/// `allow_private` (`ci.allow_private_addresses`) also private hosts and
+/// `http://` to loopback. Host names resolving to private addresses are
+/// refused when fetching.
+pub fn check_fetch_url(url: &str, allow_private: bool) -> Result<Origin, String> {
+    keyshare_policy::outbound::check(url, allow_private).map_err(|refusal| match refusal {
+        Refusal::Malformed(m) => m,
+        other => format!(
+            "{other}; issuers must be https:// on public addresses (private and loopback addresses only with ci.allow_private_addresses = true, for tests or a local issuer)"
+        ),
+    })
 }
 
 /// `[ci.ca]`: the organization's CI certificate authority.
@@ -196,6 +209,12 @@ pub struct IssuerConfig {
     /// (sites without network to the issuer). Relative: to the data directory.
     #[serde(default)]
     pub jwks_file: Option<PathBuf>,
+    /// Hosts other than the issuer's own that its discovery document's
+    /// `jwks_uri` may name (e.g. `www.googleapis.com` for
+    /// `https://accounts.google.com`). Empty: the key set must be on the
+    /// issuer's host and port.
+    #[serde(default)]
+    pub jwks_hosts: Vec<String>,
 }
 
 /// `[[ci.rules]]`: jobs of `issuer` whose claims match every pattern of
@@ -316,6 +335,50 @@ mod tests {
         let e =
             parse("[[issuers]]\nurl = \"http://issuer.example\"\naudience = \"a\"").unwrap_err();
         assert!(e.contains("https"), "{e}");
-        parse("[[issuers]]\nurl = \"http://127.0.0.1:8080\"\naudience = \"a\"").unwrap();
+        // Plain http to loopback only where private addresses are allowed.
+        let loopback = "[[issuers]]\nurl = \"http://127.0.0.1:8080\"\naudience = \"a\"";
+        assert!(parse(loopback).is_err());
+        parse(&format!("allow_private_addresses = true\n{loopback}")).unwrap();
+    }
+
+    #[test]
+    fn outbound_requests_steered_inward_issuer_urls_must_be_https_to_public_hosts() {
+        let config = |url: &str, extra: &str| {
+            format!(
+                "{extra}\n[[issuers]]\nurl = \"{url}\"\naudience = \"a\"\n[[rules]]\nissuer = \"{url}\"\nnamespaces = [\"a\"]\nclaims = {{ sub = \"x\" }}\n"
+            )
+        };
+        for (url, allowed_with_opt_in) in [
+            ("http://issuer.example", false),
+            ("http://10.0.0.1", false),
+            ("https://169.254.169.254", true),
+            ("https://10.0.0.5/issuer", true),
+            ("https://127.0.0.1:8443", true),
+            ("https://localhost", true),
+            ("https://[fd00::1]", true),
+            ("http://127.0.0.1:9000", true),
+        ] {
+            let e = parse(&config(url, "")).unwrap_err();
+            assert!(e.starts_with("ci.issuers[0].url: "), "{url}: {e}");
+            assert!(e.contains(url), "{url}: {e}");
+            assert!(!e.contains('\n'), "{url}: {e}");
+            let opted_in = parse(&config(url, "allow_private_addresses = true"));
+            assert_eq!(opted_in.is_ok(), allowed_with_opt_in, "{url}: {opted_in:?}");
+        }
+        parse(&config("https://token.actions.githubusercontent.com", "")).unwrap();
+        // A static key set is never fetched: its issuer URL is a name only.
+        let mut c = parse(&config("https://i.example", "")).unwrap();
+        c.issuers[0].url = "https://10.0.0.5".into();
+        c.rules[0].issuer = "https://10.0.0.5".into();
+        c.issuers[0].jwks_file = Some("jwks.json".into());
+        c.check().unwrap();
+        // Other key set hosts are host names.
+        c.issuers[0].jwks_hosts = vec!["www.googleapis.com".into()];
+        c.check().unwrap();
+        for bad in ["https://x", "x:443", "X.example", ""] {
+            c.issuers[0].jwks_hosts = vec![bad.into()];
+            let e = c.check().unwrap_err();
+            assert!(e.contains("ci.issuers[0].jwks_hosts[0]"), "{bad}: {e}");
+        }
     }
 }

@@ -273,6 +273,7 @@ impl CiService {
                 data_dir,
                 config.clock_skew,
                 config.jwks_min_refresh,
+                config.allow_private_addresses,
             ),
             nonces: state::Nonces::new(config.nonce_ttl, config.max_nonces),
             replay: state::ReplayCache::default(),

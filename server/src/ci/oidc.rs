@@ -12,8 +12,15 @@
 //! (`<issuer>/.well-known/openid-configuration` → `jwks_uri`) on first use
 //! and again when a token names a `kid` the cached set lacks (at most once
 //! per `ci.jwks_min_refresh` per issuer). Tokens are never logged or kept.
+//!
+//! Fetches are not steered inward: both URLs must be `https://` to public
+//! addresses — checked as written and again on every address a host name
+//! resolves to — unless `ci.allow_private_addresses` is set; redirects are
+//! not followed; and the `jwks_uri` must stay on the issuer's host and port
+//! unless its host is one of the issuer's `jwks_hosts`.
 
 use std::collections::HashMap;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
@@ -280,16 +287,19 @@ pub struct Oidc {
     data_dir: PathBuf,
     skew: Duration,
     min_refresh: Duration,
+    allow_private: bool,
 }
 
 impl Oidc {
     /// The issuers of the configuration; relative `jwks_file`s are
-    /// relative to `data_dir`. Nothing is fetched yet.
+    /// relative to `data_dir`. Nothing is fetched yet. `allow_private` is
+    /// `ci.allow_private_addresses`.
     pub fn new(
         issuers: &[IssuerConfig],
         data_dir: &Path,
         skew: Duration,
         min_refresh: Duration,
+        allow_private: bool,
     ) -> Self {
         Self {
             issuers: issuers
@@ -307,6 +317,7 @@ impl Oidc {
             data_dir: data_dir.to_owned(),
             skew,
             min_refresh,
+            allow_private,
         }
     }
 
@@ -355,7 +366,7 @@ impl Oidc {
                 let path = self.data_dir.join(file);
                 std::fs::read(&path).map_err(|e| unavailable(format!("{}: {e}", path.display())))?
             }
-            None => fetch_jwks(&issuer.url).map_err(unavailable)?,
+            None => fetch_jwks(issuer, self.allow_private).map_err(unavailable)?,
         };
         let set: JwkSet =
             serde_json::from_slice(&bytes).map_err(|e| unavailable(format!("bad JWKS: {e}")))?;
@@ -364,18 +375,40 @@ impl Oidc {
     }
 }
 
+/// Resolves `netloc` (`host:port`) for a fetch, refusing every answer that
+/// holds a private or loopback address unless `allow_private`: a public
+/// name must not lead inward, whatever its DNS says.
+fn resolve_public(netloc: &str, allow_private: bool) -> std::io::Result<Vec<SocketAddr>> {
+    let addrs: Vec<SocketAddr> = netloc.to_socket_addrs()?.collect();
+    if !allow_private {
+        for addr in &addrs {
+            if let Some(kind) = keyshare_policy::outbound::private_kind(addr.ip()) {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    format!(
+                        "{netloc} resolves to {}, {kind} (allowed only with ci.allow_private_addresses = true)",
+                        addr.ip()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(addrs)
+}
+
 /// Fetches the issuer's discovery document and then its `jwks_uri`.
-fn fetch_jwks(issuer: &str) -> Result<Vec<u8>, String> {
+fn fetch_jwks(issuer: &IssuerConfig, allow_private: bool) -> Result<Vec<u8>, String> {
     const LIMIT: u64 = 1 << 20;
     let agent = ureq::AgentBuilder::new()
         .timeout(std::time::Duration::from_secs(10))
         .redirects(0)
+        .resolver(move |netloc: &str| resolve_public(netloc, allow_private))
         .build();
     let get = |url: &str| -> Result<Vec<u8>, String> {
         let response = agent
             .get(url)
             .call()
-            .map_err(|e| format!("GET {url}: {e}"))?;
+            .map_err(|e| format!("GET {url}: {}", error_chain(&e)))?;
         let mut bytes = Vec::new();
         std::io::Read::read_to_end(
             &mut std::io::Read::take(response.into_reader(), LIMIT + 1),
@@ -387,19 +420,67 @@ fn fetch_jwks(issuer: &str) -> Result<Vec<u8>, String> {
         }
         Ok(bytes)
     };
+    let url = issuer.url.as_str();
+    let issuer_origin = check_fetch_url(url, allow_private)?;
     let discovery_url = format!(
         "{}/.well-known/openid-configuration",
-        issuer.trim_end_matches('/')
+        url.trim_end_matches('/')
     );
     let discovery: Value = serde_json::from_slice(&get(&discovery_url)?)
         .map_err(|e| format!("{discovery_url}: not JSON: {e}"))?;
-    if discovery.get("issuer").and_then(Value::as_str) != Some(issuer) {
+    if discovery.get("issuer").and_then(Value::as_str) != Some(url) {
         return Err(format!("{discovery_url} names another issuer"));
     }
     let jwks_uri = discovery
         .get("jwks_uri")
         .and_then(Value::as_str)
         .ok_or_else(|| format!("{discovery_url} has no jwks_uri"))?;
-    check_fetch_url(jwks_uri).map_err(|e| format!("jwks_uri {jwks_uri}: {e}"))?;
+    let jwks_origin =
+        check_fetch_url(jwks_uri, allow_private).map_err(|e| format!("jwks_uri {e}"))?;
+    let same_origin = jwks_origin.host == issuer_origin.host
+        && jwks_origin.port_or_default() == issuer_origin.port_or_default();
+    let listed = issuer
+        .jwks_hosts
+        .iter()
+        .any(|h| jwks_origin.host.to_string() == *h);
+    if !same_origin && !listed {
+        return Err(format!(
+            "jwks_uri `{jwks_uri}` is on another host than the issuer; list its host in the issuer's jwks_hosts to allow it"
+        ));
+    }
     get(jwks_uri)
+}
+
+/// An error and its sources on one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let c = cause.to_string();
+        if !s.contains(&c) {
+            s.push_str(": ");
+            s.push_str(&c);
+        }
+        source = cause.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn outbound_requests_steered_inward_names_resolving_to_loopback_are_refused() {
+        // `localhost` resolves to a loopback address: refused by what it
+        // resolves to, not by its spelling.
+        let e = resolve_public("localhost:443", false).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied);
+        assert!(e.to_string().contains("a loopback address"), "{e}");
+        assert!(!resolve_public("localhost:443", true).unwrap().is_empty());
+        let e = resolve_public("169.254.169.254:80", false).unwrap_err();
+        assert!(e.to_string().contains("link-local"), "{e}");
+    }
 }

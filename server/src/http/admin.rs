@@ -17,7 +17,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use keyshare_policy::keys::{Key, Scheme};
-use keyshare_policy::metadata::{KeyId, TOP_LEVEL_ROLES};
+use keyshare_policy::metadata::KeyId;
 use keyshare_policy::pattern::ArtifactPattern;
 use keyshare_policy::trust::{
     CaCert, NamespaceEntry, NamespaceName, Namespaces, Owner, Peer, PeerUrl, Peers, PinnedRoot,
@@ -495,13 +495,9 @@ async fn create_namespace(
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller.token, Endpoint::CreateNamespace.action(""))?;
-    let req: CreateNamespaceRequest = body.json()?;
-    if TOP_LEVEL_ROLES.contains(&req.name.as_str()) {
-        return Err(ApiError::invalid(
-            "name",
-            format!("`{}` is a top-level TUF role name", req.name),
-        ));
-    }
+    // `NamespaceName` refuses the names of the repository's own roles
+    // (top-level and hashed bins) as the body is parsed.
+    let req: CreateNamespaceRequest = body.json().await?;
     check_patterns("scopes", &req.scopes)?;
     let mut seen = BTreeSet::new();
     for (i, m) in req.maintainers.iter().enumerate() {
@@ -570,7 +566,7 @@ async fn set_threshold(
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller.token, Endpoint::SetThreshold.action(&ns))?;
     let namespace = path_namespace(&ns)?;
-    let req: ThresholdRequest = body.json()?;
+    let req: ThresholdRequest = body.json().await?;
     publish(
         &state,
         &caller,
@@ -633,7 +629,7 @@ async fn add_key(
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller.token, Endpoint::AddKey.action(&ns))?;
     let namespace = path_namespace(&ns)?;
-    let req: AddKeyRequest = body.json()?;
+    let req: AddKeyRequest = body.json().await?;
     let (key, field) = match (req.key, req.public_key_pem) {
         (Some(key), None) => (key, "key"),
         (None, Some(pem)) => (key_from_pem(&pem)?, "public_key_pem"),
@@ -730,7 +726,7 @@ async fn add_identity(
     authorize(&caller.token, Endpoint::AddIdentity.action(&ns))?;
     let namespace = path_namespace(&ns)?;
     // X509Identity refuses unknown fields, parses every CA certificate and the subject.
-    let identity: X509Identity = body.json()?;
+    let identity: X509Identity = body.json().await?;
     check_label("name", &identity.name)?;
     if identity.ca_certs.is_empty() {
         return Err(ApiError::invalid(
@@ -789,7 +785,7 @@ async fn add_sub_delegation(
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller.token, Endpoint::AddSubDelegation.action(&ns))?;
     let namespace = path_namespace(&ns)?;
-    let sub: SubDelegation = body.json()?;
+    let sub: SubDelegation = body.json().await?;
     check_label("name", &sub.name)?;
     check_patterns("scopes", &sub.scopes)?;
     check_keys("keys", &sub.keys)?;
@@ -980,7 +976,7 @@ async fn add_revocation(
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller.token, Endpoint::AddRevocation.action(""))?;
-    let req: RevocationRequest = body.json()?;
+    let req: RevocationRequest = body.json().await?;
     if req.reason.trim().is_empty() {
         return Err(ApiError::invalid("reason", "must say why (not empty)"));
     }
@@ -1057,8 +1053,19 @@ async fn put_peer(
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller.token, Endpoint::PutPeer.action(""))?;
-    let req: PeerRequest = body.json()?;
+    let req: PeerRequest = body.json().await?;
     check_label("name", &name)?;
+    // Every verifier will send requests to this URL: not inward.
+    req.url
+        .check_outbound(state.allow_private_peers)
+        .map_err(|refusal| {
+            ApiError::invalid(
+                "url",
+                format!(
+                    "{refusal}; peers must be https:// services on public addresses (private and loopback addresses only where the server sets peers.allow_private_addresses)"
+                ),
+            )
+        })?;
     check_patterns("patterns", &req.patterns)?;
     let peer = Peer {
         name: name.into_inner(),
@@ -1111,9 +1118,9 @@ async fn put_root(
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller.token, Endpoint::PutRoot.action(""))?;
-    let req: RootRequest = body.json()?;
+    let req: RootRequest = body.json().await?;
     let name = name.into_inner();
-    if NamespaceName::parse(&name).is_err() {
+    if !NamespaceName::is_well_formed(&name) {
         return Err(ApiError::invalid(
             "name",
             format!(
@@ -1168,7 +1175,7 @@ async fn submit_root(
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller.token, Endpoint::SubmitRoot.action(""))?;
-    let bytes = body.bytes()?;
+    let bytes = body.bytes().await?;
     let value: Value = super::body::parse_json(&bytes)?;
     let version = value
         .get("signed")
@@ -1255,7 +1262,7 @@ async fn create_token(
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller.token, Endpoint::CreateToken.action(""))?;
-    let (kind, description) = token_kind(body.json()?)?;
+    let (kind, description) = token_kind(body.json().await?)?;
     let wanted: Vec<NamespaceName> = kind.namespaces().to_vec();
     let missing = read(&state, move |s| {
         for ns in &wanted {

@@ -93,7 +93,7 @@ async fn delegate(
 ) -> Result<HttpResponse, ApiError> {
     let ci = service(&state)?;
     let identity = identify(&state, &ci, &req).await?;
-    let request: DelegationRequest = body.json()?;
+    let request: DelegationRequest = body.json().await?;
     let delegation = ci.delegate(&identity, request, state.now()).await?;
     tracing::info!(
         actor = %identity.actor,

@@ -14,15 +14,19 @@
 //!   [`Action`]s.
 //!
 //! Errors are always JSON, `{"error": {"code", "message"}}`, including
-//! actix's own extractor errors (bodies too large, bad query strings) and
-//! unknown routes. Request bodies are parsed strictly (unknown fields are
-//! refused) into the policy crate's types, and the error names the JSON path
-//! of the offending field. Tokens and bodies are never logged.
+//! actix's own extractor errors (bad query strings) and unknown routes.
+//! Request bodies are read only after the caller is authenticated and
+//! authorized, never decompressed (a `Content-Encoding` other than
+//! `identity` is refused with 415), and cut off at `limits.body_bytes`
+//! while streaming ([`body`]); they are parsed strictly (unknown fields are
+//! refused) into the policy crate's types, and the error names the JSON
+//! path of the offending field. Tokens and bodies are never logged.
 //!
 //! The CI endpoints (`/api/v1/ci/...`) take an OIDC ID token or a CI token
 //! as the bearer credential and hand the work to [`crate::ci::CiService`].
 //!
-//! Not here yet: response compression.
+//! Responses are not compressed either: actix-web is built without its
+//! compression features.
 //!
 //! Tests: `cargo test -p keyshare-server --lib http` and
 //! `cargo test -p keyshare-server --test 'http_*'`.
@@ -50,6 +54,7 @@ use crate::publisher::Publisher;
 
 pub use admin::Endpoint;
 pub use auth::{authorize, Action, Caller};
+pub(crate) use body::Body;
 pub use error::ApiError;
 pub use ops::HttpMetrics;
 
@@ -77,6 +82,10 @@ pub struct AppState {
     pub export: crate::airgap::ExportLimits,
     /// CI delegations (`[ci]`); `None` answers the CI endpoints with 404.
     pub ci: Option<Arc<crate::ci::CiService>>,
+    /// `peers.allow_private_addresses`: `PUT /api/v1/peers/{name}` accepts
+    /// URLs on private or loopback addresses (tests, local sidecars). Off
+    /// by default: a peer must be `https://` to a public host.
+    pub allow_private_peers: bool,
 }
 
 impl AppState {
@@ -89,6 +98,7 @@ impl AppState {
             metrics: Arc::new(HttpMetrics::default()),
             export: crate::airgap::ExportLimits::default(),
             ci: None,
+            allow_private_peers: false,
         }
     }
 

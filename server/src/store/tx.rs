@@ -8,7 +8,6 @@ use serde::Serialize;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use keyshare_policy::metadata::TOP_LEVEL_ROLES;
 use keyshare_policy::repo::File;
 use keyshare_policy::trust::{
     CaCert, NamespaceEntry, NamespaceName, Peer, Revocation, RevokedSubject, Sha256Hex,
@@ -86,14 +85,13 @@ fn random_hex(bytes: usize) -> Result<String> {
 
 /// Checks an organization root's name: it becomes `org/roots/<name>.pem`.
 fn check_root_name(name: &str) -> Result<()> {
-    NamespaceName::parse(name).map(|_| ()).map_err(|_| {
-        Error::invalid(
-            "name",
-            format!(
-                "`{name}` is not a root name (1 to 63 of a-z, 0-9 and `-`, not starting with `-`)"
-            ),
-        )
-    })
+    if NamespaceName::is_well_formed(name) {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        "name",
+        format!("`{name}` is not a root name (1 to 63 of a-z, 0-9 and `-`, not starting with `-`)"),
+    ))
 }
 
 /// Role and version of a metadata file, from its path and its bytes.
@@ -169,15 +167,6 @@ impl<'a> Tx<'a> {
         entry: &NamespaceEntry,
         threshold: NonZeroU32,
     ) -> Result<()> {
-        if TOP_LEVEL_ROLES.contains(&entry.name.as_str()) {
-            return Err(Error::invalid(
-                "name",
-                format!(
-                    "`{}` is a top-level TUF role name and cannot name a namespace",
-                    entry.name
-                ),
-            ));
-        }
         entry
             .check()
             .map_err(|e| Error::invalid("namespace", e.to_string()))?;

@@ -109,13 +109,19 @@ pub fn ec_pem() -> Vec<u8> {
 
 impl Issuer {
     pub fn start() -> Self {
+        Self::start_with(|url| format!("{url}/jwks.json"))
+    }
+
+    /// An issuer whose discovery document names `jwks_uri(issuer URL)` as
+    /// its key set.
+    pub fn start_with(jwks_uri: impl FnOnce(&str) -> String) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let rsa_pem = rsa_pem();
         let ec_pem = ec_pem();
         let discovery = json!({
             "issuer": url,
-            "jwks_uri": format!("{url}/jwks.json"),
+            "jwks_uri": jwks_uri(&url),
             "id_token_signing_alg_values_supported": ["RS256", "ES256"],
         })
         .to_string();
@@ -256,10 +262,13 @@ pub struct CiFixture {
 /// `acme/app` on main).
 pub fn config(issuer: &Issuer) -> CiConfig {
     CiConfig {
+        // The issuer listens on loopback, over plain http.
+        allow_private_addresses: true,
         issuers: vec![IssuerConfig {
             url: issuer.url.clone(),
             audience: AUDIENCE.into(),
             jwks_file: None,
+            jwks_hosts: Vec::new(),
         }],
         rules: vec![ClaimRule {
             issuer: issuer.url.clone(),
@@ -303,9 +312,13 @@ impl CiFixture {
 
     /// A fixture whose CI configuration `edit` adjusts.
     pub fn with(edit: impl FnOnce(&mut CiConfig)) -> Self {
+        Self::with_issuer(Issuer::start(), edit)
+    }
+
+    /// A fixture with this issuer, whose CI configuration `edit` adjusts.
+    pub fn with_issuer(issuer: Issuer, edit: impl FnOnce(&mut CiConfig)) -> Self {
         let mut f = Fixture::new();
         create_namespaces(&f.publisher, &["team-a", "team-b"]);
-        let issuer = Issuer::start();
         let clock = TestClock::new();
         let mut config = config(&issuer);
         edit(&mut config);

@@ -81,6 +81,7 @@ impl Fixture {
             metrics: Arc::new(HttpMetrics::default()),
             export: Default::default(),
             ci: None,
+            allow_private_peers: false,
         };
         let mut fixture = Self {
             dir,
