@@ -413,3 +413,26 @@ fn a_replaced_online_targets_key_is_taken_into_use_by_the_new_root() {
     drop(publisher);
     Publisher::open(Store::open(&db).unwrap(), keys, Options::default()).unwrap();
 }
+
+#[actix_web::test]
+async fn tuf_thresholds_count_key_ids_a_root_listing_one_key_under_two_ids_is_refused() {
+    // Root v2 lists one new key twice, under two ids, with threshold 2, and
+    // carries a signature under each id: one key cannot meet a threshold of two.
+    let f = Fixture::new();
+    let app = app!(f);
+    let before = f.published_state();
+    let key = InMemorySigner::generate(Scheme::Ed25519).unwrap();
+    let twin = key.with_key_id(keyshare_policy::metadata::KeyId::new("the-same-key-again"));
+    let keys: [SharedSigner; 2] = [Arc::new(key), Arc::new(twin)];
+    let body = f.next_root(
+        |r| set_root_keys(r, &keys, 2),
+        &[f.root_key.as_ref(), keys[0].as_ref(), keys[1].as_ref()],
+    );
+    let answer = post_root!(app, &f.admin, &body);
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{answer:?}");
+    let message = answer.error().1;
+    assert!(message.contains("its own threshold"), "{message}");
+    assert!(message.contains("1 valid signature"), "{message}");
+    assert_eq!(f.published_state(), before);
+    assert!(f.publisher.file("metadata/2.root.json").is_none());
+}
