@@ -12,10 +12,10 @@ use super::error::{Error, Result};
 use super::time_text;
 
 /// The schema version this build writes.
-pub const CURRENT_VERSION: i64 = 2;
+pub const CURRENT_VERSION: i64 = 3;
 
 /// Migration `i` brings the database from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, CI_DELEGATION_STATE];
 
 const V1: &str = r#"
 CREATE TABLE namespaces (
@@ -180,6 +180,41 @@ BEGIN SELECT RAISE(ABORT, 'root versions are never deleted'); END;
 CREATE TRIGGER published_files_keep_current BEFORE DELETE ON published_files
 WHEN OLD.superseded_at IS NULL
 BEGIN SELECT RAISE(ABORT, 'current published files are never deleted'); END;
+"#;
+
+/// Version 3: CI delegations as data.
+///
+/// * `keys.principal`: who holds the key, an opaque id published in the
+///   trust document (`ci:<hex>` for CI keys); NULL for a key without one.
+/// * `ci_delegations`: who asked for each CI key, exactly (the OIDC issuer
+///   and subject, or the CI token's id), which decides who may end the
+///   delegation early. Never published; goes with its key.
+/// * `ci_used`: nonces and ID tokens already used for a delegation, by
+///   SHA-256, until they expire (`expires_at`, Unix seconds), so neither
+///   grants a second delegation, across restarts too. Expired rows are
+///   pruned by the expiry sweep.
+const CI_DELEGATION_STATE: &str = r#"
+ALTER TABLE keys ADD COLUMN principal TEXT;
+
+CREATE TABLE ci_delegations (
+    namespace   TEXT NOT NULL,
+    key_id      TEXT NOT NULL,
+    issuer      TEXT,                       -- OIDC: `iss` and `sub`, exactly
+    subject     TEXT,
+    token_id    TEXT,                       -- CI token: its id
+    PRIMARY KEY (namespace, key_id),
+    FOREIGN KEY (namespace, key_id) REFERENCES keys(namespace, key_id) ON DELETE CASCADE,
+    CHECK ((issuer IS NULL) = (subject IS NULL)),
+    CHECK ((issuer IS NULL) <> (token_id IS NULL))
+) STRICT;
+
+CREATE TABLE ci_used (
+    kind        TEXT NOT NULL CHECK (kind IN ('nonce', 'token')),
+    digest      TEXT NOT NULL,              -- SHA-256 hex
+    expires_at  INTEGER NOT NULL,           -- Unix seconds
+    PRIMARY KEY (kind, digest)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX ci_used_by_expiry ON ci_used(expires_at);
 "#;
 
 /// Brings the database to [`CURRENT_VERSION`], refusing a newer one.
