@@ -41,7 +41,16 @@
 //!
 //! [`Publisher::apply_batch`] publishes several changes in one transaction
 //! and one signing (CI delegations gathered by `crate::ci::batch`), with
-//! one audit record per change.
+//! one audit record per change; each change is checked alone (a SQLite
+//! savepoint per change, documents rebuilt per namespace), so one bad
+//! change fails alone and the others publish. The expiry sweep
+//! ([`Publisher::sweep_ephemeral`]) goes namespace by namespace the same
+//! way.
+//!
+//! A published namespace may have a threshold above the keys and
+//! identities it lists (the sweep removed the CI keys that made it up;
+//! verifiers then decide `ThresholdNotMet`). Only changes people make
+//! through [`Publisher::apply`] are refused for leaving a namespace so.
 //!
 //! Writers are serialised by one mutex; published files are also kept in
 //! an in-memory cache for the read API ([`Publisher::file`]).
@@ -561,7 +570,11 @@ impl Publisher {
     }
 
     /// Applies `change` on behalf of `actor` (for the audit log, e.g.
-    /// `token:<id>`) and publishes it. Blocking: call from a blocking thread.
+    /// `token:<id>`) and publishes it. This is the path of changes people
+    /// make: setting a threshold above the distinct keys and identities a
+    /// namespace lists, or removing a long-lived key or an identity so that
+    /// it is left so, is refused (400 `threshold`). Blocking: call from a
+    /// blocking thread.
     pub fn apply(
         &self,
         actor: &str,

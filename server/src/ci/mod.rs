@@ -513,10 +513,19 @@ impl CiService {
         let owner = owner.map_err(|e| CiError::Internal(e.to_string()))?;
         // Only the identity that asked for it may end it early: another job
         // allowed in the same namespace may not cut a running job short.
-        if owner.as_ref() != Some(&identity.owner) {
-            return Err(CiError::Forbidden(format!(
-                "CI delegation `{id}` was made by another identity; only it can end the delegation early"
-            )));
+        match owner {
+            Some(owner) if owner == identity.owner => {}
+            Some(_) => {
+                return Err(CiError::Forbidden(format!(
+                    "CI delegation `{id}` was made by another identity; only it can end the delegation early"
+                )))
+            }
+            None => {
+                return Err(CiError::Forbidden(format!(
+                    "CI delegation `{id}` has no recorded owner (it was made by an earlier \
+                     version), so nobody can end it early; it ends at its not_after"
+                )))
+            }
         }
         self.batcher
             .submit(Batched {
