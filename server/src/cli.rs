@@ -159,6 +159,8 @@ fn init_repository(
             Publisher::init_with_root(store, online, &bytes, config.repo_options(), now)?
         }
     };
+    // The CI secret (nonces, principals), whether or not `[ci]` is set yet.
+    keys::generate_ci_secret(&dir.join(keys::DIR_NAME))?;
     let root_hash = publisher
         .file("metadata/1.root.json")
         .map(|f| hex::encode(sha256(&f.bytes)))

@@ -37,6 +37,10 @@ pub const ONLINE: [&str; 4] = [
     "namespaces.pem",
 ];
 
+/// The CI secret (nonces and principals of CI delegations, see
+/// `crate::ci::secret`): 32 random bytes as 64 hex digits.
+pub const CI_SECRET: &str = "ci-secret";
+
 /// Why a key file could not be written or used.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -266,6 +270,59 @@ fn open_ref(
     }
 }
 
+/// Writes a new CI secret to `dir/ci-secret` (a new file, mode 0600;
+/// `dir` is created with mode 0700 if missing). Refuses to overwrite one.
+pub fn generate_ci_secret(dir: &Path) -> Result<(), KeyError> {
+    create_dir(dir)?;
+    let path = dir.join(CI_SECRET);
+    let mut bytes = [0u8; 32];
+    openssl::rand::rand_bytes(&mut bytes).map_err(|e| KeyError::Bad {
+        path: path.clone(),
+        reason: format!("random generator: {e}"),
+    })?;
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(io(&path))?;
+    file.write_all(format!("{}\n", hex::encode(bytes)).as_bytes())
+        .map_err(io(&path))?;
+    file.sync_all().map_err(io(&path))?;
+    Ok(())
+}
+
+/// The CI secret of `data_dir` (`keys/ci-secret`), made first when the
+/// data directory has none (one made before the secret existed). Refused
+/// when group or others may read it. Errors name the file, never its
+/// content.
+pub fn ci_secret(data_dir: &Path) -> Result<[u8; 32], KeyError> {
+    let dir = data_dir.join(DIR_NAME);
+    let path = dir.join(CI_SECRET);
+    if !path.exists() {
+        match generate_ci_secret(&dir) {
+            Ok(()) => {}
+            // Another process made it first: use that one.
+            Err(KeyError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let meta = fs::metadata(&path).map_err(io(&path))?;
+    let mode = meta.mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(KeyError::TooOpen { path, mode });
+    }
+    let text = fs::read_to_string(&path).map_err(io(&path))?;
+    hex::decode(text.trim())
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+        .ok_or_else(|| KeyError::Bad {
+            path,
+            reason: "not a CI secret (64 hex digits)".into(),
+        })
+}
+
 /// Loads one key file, refusing it when group or others may read it.
 pub fn load_one(path: &Path) -> Result<SharedSigner, KeyError> {
     let meta = fs::metadata(path).map_err(io(path))?;
@@ -378,6 +435,27 @@ mod tests {
             text.contains("snapshot.pem") && text.contains("chmod 600"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_ci_secret_is_made_once_private_and_refused_when_others_can_read_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let first = ci_secret(tmp.path()).unwrap();
+        let path = tmp.path().join(DIR_NAME).join(CI_SECRET);
+        assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
+        assert_eq!(
+            ci_secret(tmp.path()).unwrap(),
+            first,
+            "made once, then read"
+        );
+        assert!(generate_ci_secret(&tmp.path().join(DIR_NAME)).is_err());
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        let e = ci_secret(tmp.path()).unwrap_err().to_string();
+        assert!(e.contains("ci-secret") && e.contains("chmod 600"), "{e}");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        fs::write(&path, "TOPSECRET but not hex").unwrap();
+        let e = ci_secret(tmp.path()).unwrap_err().to_string();
+        assert!(e.contains("ci-secret") && !e.contains("TOPSECRET"), "{e}");
     }
 
     #[test]

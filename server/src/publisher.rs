@@ -41,7 +41,16 @@
 //!
 //! [`Publisher::apply_batch`] publishes several changes in one transaction
 //! and one signing (CI delegations gathered by `crate::ci::batch`), with
-//! one audit record per change.
+//! one audit record per change; each change is checked alone (a SQLite
+//! savepoint per change, documents rebuilt per namespace), so one bad
+//! change fails alone and the others publish. The expiry sweep
+//! ([`Publisher::sweep_ephemeral`]) goes namespace by namespace the same
+//! way.
+//!
+//! A published namespace may have a threshold above the keys and
+//! identities it lists (the sweep removed the CI keys that made it up;
+//! verifiers then decide `ThresholdNotMet`). Only changes people make
+//! through [`Publisher::apply`] are refused for leaving a namespace so.
 //!
 //! Writers are serialised by one mutex; published files are also kept in
 //! an in-memory cache for the read API ([`Publisher::file`]).
@@ -65,7 +74,9 @@ use keyshare_policy::trust::{
 };
 use keyshare_policy::verify::{verify_root_self, Authority};
 
-use crate::store::{self, lineage, Listing, NewToken, Store, TokenKind, Tx};
+use crate::store::{
+    self, lineage, CiOwner, Listing, NewToken, SingleUse, SingleUseKind, Store, TokenKind, Tx,
+};
 
 /// How long superseded published files are kept by default: 1 hour. A
 /// client needs an older version only between reading a timestamp and
@@ -141,6 +152,20 @@ pub enum Change {
         namespace: NamespaceName,
         /// The key.
         key: TrustedKey,
+    },
+    /// Lists a CI job's ephemeral key (a CI delegation): the key with its
+    /// principal, who asked for it, and the nonce and ID token it was
+    /// granted for, used up, all in one change.
+    DelegateCi {
+        /// The namespace.
+        namespace: NamespaceName,
+        /// The key: ephemeral, with `not_after` and a principal.
+        key: TrustedKey,
+        /// Who asked, exactly (decides who may end it early; not published).
+        owner: CiOwner,
+        /// Values that grant one delegation only; refused with
+        /// [`PublishError::Used`] when one was used before.
+        single_use: Vec<SingleUse>,
     },
     /// Removes a signing key from a namespace.
     RemoveKey {
@@ -258,14 +283,32 @@ pub enum PublishError {
     /// server must restart.
     #[error("publisher is unusable: {0}")]
     Broken(String),
+    /// A CI nonce or ID token was already used for a delegation.
+    #[error("{}", match .0 {
+        SingleUseKind::Nonce => "the nonce was already used; ask POST /api/v1/ci/nonce for a new one",
+        SingleUseKind::Token => "this ID token was already used for a delegation; each job token gets one",
+    })]
+    Used(SingleUseKind),
+    /// The key is already listed in the namespace under another id.
+    #[error("key `{key_id}`: the same key is already listed in namespace `{namespace}` as `{listed_as}`")]
+    SameKey {
+        /// The namespace.
+        namespace: String,
+        /// The id the key was to be listed under.
+        key_id: String,
+        /// The id it is listed under.
+        listed_as: String,
+    },
 }
 
 impl PublishError {
-    /// The HTTP status this error maps to: 400, 404, 409 or 500.
+    /// The HTTP status this error maps to: 400, 401 (a used ID token),
+    /// 404, 409 or 500.
     pub fn status(&self) -> u16 {
         match self {
-            Self::RootRefused(_) => 400,
-            Self::RootVersion(_) => 409,
+            Self::RootRefused(_) | Self::Used(SingleUseKind::Nonce) => 400,
+            Self::Used(SingleUseKind::Token) => 401,
+            Self::RootVersion(_) | Self::SameKey { .. } => 409,
             Self::Store(store::Error::NotFound { .. }) => 404,
             Self::Store(store::Error::AlreadyExists { .. } | store::Error::Revoked { .. }) => 409,
             Self::Store(store::Error::Invalid { .. } | store::Error::Document { .. }) => 400,
@@ -281,6 +324,8 @@ impl PublishError {
         match self {
             Self::RootVersion(_) => return "root_version",
             Self::Store(store::Error::Revoked { .. }) => return "revoked",
+            Self::Used(SingleUseKind::Nonce) => return "bad_nonce",
+            Self::Used(SingleUseKind::Token) => return "replay",
             _ => {}
         }
         match self.status() {
@@ -529,7 +574,11 @@ impl Publisher {
     }
 
     /// Applies `change` on behalf of `actor` (for the audit log, e.g.
-    /// `token:<id>`) and publishes it. Blocking: call from a blocking thread.
+    /// `token:<id>`) and publishes it. This is the path of changes people
+    /// make: setting a threshold above the distinct keys and identities a
+    /// namespace lists, or removing a long-lived key or an identity so that
+    /// it is left so, is refused (400 `threshold`). Blocking: call from a
+    /// blocking thread.
     pub fn apply(
         &self,
         actor: &str,
@@ -542,7 +591,9 @@ impl Publisher {
         let keys = &self.keys;
         let retention = self.retention;
         let result = store.transaction_at(now, |tx| -> Result<_, PublishError> {
+            let removes_long_lived = removes_long_lived(tx, &change)?;
             let (action, subject, details, affected) = apply_change(tx, &change)?;
+            check_reachable(tx, &change, removes_long_lived)?;
             let mut files = stage(tx, repo, &affected, keys, now)?;
             files.extend(repo.commit(now)?);
             tx.record_published(&files)?;
@@ -575,13 +626,24 @@ impl Publisher {
     /// publish (group commit: a burst of CI delegations costs one
     /// re-signing, not one per change), with one audit record per change.
     ///
-    /// Each change gets its own result, in order. A change the store
-    /// refuses (a missing namespace, a duplicate key) fails alone: the
-    /// transaction is retried without it, so the others still publish.
-    /// Deleting a namespace is refused in a batch (use [`Publisher::apply`]):
-    /// a batch that created and deleted one name would stage them out of
-    /// order. Creating namespaces in a batch is fine (bulk loads). `Err` only when the publish itself failed; then
-    /// nothing was published. Blocking: call from a blocking thread.
+    /// Each change gets its own result, in order, and fails alone: the
+    /// changes of one namespace are applied together inside a savepoint,
+    /// each of them in its own, so a change the store refuses (a missing
+    /// namespace, a duplicate key, a used nonce) is undone alone; then the
+    /// namespace's documents are built and checked. If one cannot be built
+    /// (a key already listed under another id, say), the namespace's
+    /// changes are applied again one at a time, each checked with its
+    /// document, and only the ones that break it are refused (4xx naming
+    /// the problem). Other namespaces are not touched by any of this.
+    ///
+    /// Unlike [`Publisher::apply`], this does not check that a namespace can
+    /// still meet its threshold: a CI job ending its delegation may leave it
+    /// unable to (verifiers then decide `ThresholdNotMet`). Deleting a
+    /// namespace is refused in a batch (use [`Publisher::apply`]): a batch
+    /// that created and deleted one name would stage them out of order.
+    /// Creating namespaces in a batch is fine (bulk loads). `Err` only when
+    /// the publish itself failed; then nothing was published. Blocking: call
+    /// from a blocking thread.
     pub fn apply_batch(
         &self,
         batch: Vec<Batched>,
@@ -599,58 +661,105 @@ impl Publisher {
                 .into()));
             }
         }
+        // The changes by the namespace they touch (org-wide ones together),
+        // in the order each namespace first appears.
+        let mut groups: Vec<(Option<&NamespaceName>, Vec<usize>)> = Vec::new();
+        for (i, b) in batch.iter().enumerate() {
+            if results.get(i).is_some_and(Option::is_some) {
+                continue;
+            }
+            let namespace = change_namespace(&b.change);
+            match groups.iter_mut().find(|(n, _)| *n == namespace) {
+                Some((_, members)) => members.push(i),
+                None => groups.push((namespace, vec![i])),
+            }
+        }
         let mut guard = self.lock();
         let Inner { store, repo } = &mut *guard;
         let keys = &self.keys;
         let retention = self.retention;
-        // Each round either publishes or sets aside at least one refused change.
-        loop {
-            let pending: Vec<usize> = (0..batch.len())
-                .filter(|&i| results.get(i).is_some_and(Option::is_none))
-                .collect();
-            if pending.is_empty() {
-                break;
+        let mut refused: Vec<(usize, PublishError)> = Vec::new();
+        let result = store.transaction_at(now, |tx| -> Result<_, PublishError> {
+            let mut all = Affected::default();
+            let mut audits = Vec::with_capacity(batch.len());
+            for (_, group) in &groups {
+                let together = tx.savepoint(|tx| -> Result<_, PublishError> {
+                    let mut affected = Affected::default();
+                    let mut applied = Vec::with_capacity(group.len());
+                    let mut set_aside = Vec::new();
+                    for &i in group {
+                        let Some(b) = batch.get(i) else { continue };
+                        match tx.savepoint(|tx| apply_change(tx, &b.change)) {
+                            Ok((action, subject, details, a)) => {
+                                affected.absorb(a);
+                                applied.push((
+                                    i,
+                                    action,
+                                    subject,
+                                    with_context(details, &b.context),
+                                ));
+                            }
+                            Err(e) => set_aside.push((i, e)),
+                        }
+                    }
+                    check_documents(tx, &affected)?;
+                    Ok((affected, applied, set_aside))
+                });
+                match together {
+                    Ok((affected, applied, set_aside)) => {
+                        all.absorb(affected);
+                        audits.extend(applied);
+                        refused.extend(set_aside);
+                    }
+                    Err(_) => {
+                        // A document of this namespace cannot be built with
+                        // all of its changes: find the ones that break it.
+                        for &i in group {
+                            let Some(b) = batch.get(i) else { continue };
+                            let one = tx.savepoint(|tx| -> Result<_, PublishError> {
+                                let applied = apply_change(tx, &b.change)?;
+                                check_documents(tx, &applied.3)?;
+                                Ok(applied)
+                            });
+                            match one {
+                                Ok((action, subject, details, a)) => {
+                                    all.absorb(a);
+                                    audits.push((
+                                        i,
+                                        action,
+                                        subject,
+                                        with_context(details, &b.context),
+                                    ));
+                                }
+                                Err(e) => refused.push((i, explain_refusal(tx, &b.change, e))),
+                            }
+                        }
+                    }
+                }
             }
-            let result = store.transaction_at(now, |tx| -> Result<_, BatchAbort> {
-                let mut all = Affected::default();
-                let mut audits = Vec::with_capacity(pending.len());
-                let mut refused = Vec::new();
-                for &i in &pending {
-                    let Some(b) = batch.get(i) else { continue };
-                    match apply_change(tx, &b.change) {
-                        Ok((action, subject, details, affected)) => {
-                            all.absorb(affected);
-                            audits.push((i, action, subject, with_context(details, &b.context)));
-                        }
-                        Err(e) => refused.push((i, e)),
+            if audits.is_empty() {
+                return Ok(None);
+            }
+            let mut files = stage(tx, repo, &all, keys, now)?;
+            files.extend(repo.commit(now)?);
+            tx.record_published(&files)?;
+            prune(tx, retention, now)?;
+            audits.sort_by_key(|a| a.0);
+            let mut seqs = Vec::with_capacity(audits.len());
+            for (i, action, subject, details) in audits {
+                let actor = batch.get(i).map_or("system", |b| b.actor.as_str());
+                seqs.push((i, tx.append_audit(actor, action, &subject, &details)?.seq));
+            }
+            Ok(Some((files, seqs)))
+        });
+        match result {
+            Ok(published) => {
+                for (i, e) in refused {
+                    if let Some(slot) = results.get_mut(i) {
+                        *slot = Some(Err(e));
                     }
                 }
-                if !refused.is_empty() {
-                    // Roll back: the changes that did apply are retried
-                    // without the refused ones.
-                    return Err(BatchAbort::Refused(refused));
-                }
-                let mut files = stage(tx, repo, &all, keys, now)?;
-                files.extend(repo.commit(now)?);
-                tx.record_published(&files)?;
-                prune(tx, retention, now)?;
-                let mut seqs = Vec::with_capacity(audits.len());
-                for (i, action, subject, details) in audits {
-                    let actor = batch.get(i).map_or("system", |b| b.actor.as_str());
-                    seqs.push((i, tx.append_audit(actor, action, &subject, &details)?.seq));
-                }
-                Ok((files, seqs))
-            });
-            match result {
-                Err(BatchAbort::Refused(refused)) => {
-                    // The repository was not touched (nothing was staged).
-                    for (i, e) in refused {
-                        if let Some(slot) = results.get_mut(i) {
-                            *slot = Some(Err(e));
-                        }
-                    }
-                }
-                Ok((files, seqs)) => {
+                if let Some((files, seqs)) = published {
                     self.cache_files(&files);
                     self.update_versions(repo);
                     self.count_publish(started);
@@ -665,13 +774,12 @@ impl Publisher {
                             }));
                         }
                     }
-                    break;
                 }
-                Err(BatchAbort::Failed(e)) => {
-                    *repo = restore(store, keys, self.options)
-                        .map_err(|r| PublishError::Broken(format!("{e}; then: {r}")))?;
-                    return Err(e);
-                }
+            }
+            Err(e) => {
+                *repo = restore(store, keys, self.options)
+                    .map_err(|r| PublishError::Broken(format!("{e}; then: {r}")))?;
+                return Err(e);
             }
         }
         Ok(results
@@ -834,17 +942,47 @@ impl Publisher {
     }
 
     /// Removes ephemeral keys whose `not_after` has passed and publishes the
-    /// namespaces they were in. Returns how many keys were removed.
+    /// namespaces they were in; returns how many keys were removed. Also
+    /// forgets the used CI nonces and ID tokens that expired.
+    ///
+    /// Every namespace is swept on its own: one whose document cannot be
+    /// built (a row no document may hold) keeps its expired keys, which
+    /// verifiers refuse anyway, is logged, and is tried again at the next
+    /// sweep; the others are swept and published. A namespace left with
+    /// fewer keys than its threshold is published so (verifiers decide
+    /// `ThresholdNotMet`).
     pub fn sweep_ephemeral(&self, now: OffsetDateTime) -> Result<usize, PublishError> {
         let mut removed = 0;
         let keys = self.keys.clone();
         self.system_publish("ci.sweep", now, |tx, repo| {
-            let expired = tx.remove_expired_ephemeral_keys(now)?;
-            removed = expired.len();
+            tx.prune_used(now)?;
+            let mut expired: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for (namespace, key_id) in tx.expired_ephemeral_keys(now)? {
+                expired.entry(namespace).or_default().push(key_id);
+            }
             let mut affected = Affected::default();
-            for (namespace, _) in &expired {
-                if let Ok(ns) = NamespaceName::parse(namespace) {
-                    affected.namespaces.insert(ns);
+            for (namespace, ids) in &expired {
+                let swept = tx.savepoint(|tx| -> Result<NamespaceName, PublishError> {
+                    let name = NamespaceName::parse(namespace)
+                        .map_err(|e| store::Error::invalid("namespace", e))?;
+                    for id in ids {
+                        tx.remove_key(namespace, id)?;
+                    }
+                    tx.namespace_document(namespace)?;
+                    Ok(name)
+                });
+                match swept {
+                    Ok(name) => {
+                        removed += ids.len();
+                        affected.namespaces.insert(name);
+                    }
+                    Err(e) => tracing::error!(
+                        namespace = %namespace,
+                        keys = ids.len(),
+                        error = %e,
+                        "cannot publish this namespace without its expired CI keys; they stay \
+                         listed (verifiers refuse them) and the next sweep tries again"
+                    ),
                 }
             }
             let mut files = stage(tx, repo, &affected, &keys, now)?;
@@ -1194,6 +1332,33 @@ fn apply_change(
                 json!({ "key": key.key, "not_before": rfc3339(key.not_before), "not_after": rfc3339(key.not_after), "ephemeral": key.ephemeral }),
             )
         }
+        Change::DelegateCi {
+            namespace,
+            key,
+            owner,
+            single_use,
+        } => {
+            if !key.ephemeral || key.not_after.is_none() {
+                return Err(store::Error::invalid(
+                    "key",
+                    "a CI delegation lists an ephemeral key with not_after",
+                )
+                .into());
+            }
+            for value in single_use {
+                if !tx.use_once(value)? {
+                    return Err(PublishError::Used(value.kind));
+                }
+            }
+            tx.add_key(namespace, key)?;
+            tx.set_ci_owner(namespace, key.id.as_str(), owner)?;
+            affected.namespaces.insert(namespace.clone());
+            (
+                "key.add",
+                format!("{namespace}/{}", key.id),
+                json!({ "key": key.key, "not_before": rfc3339(key.not_before), "not_after": rfc3339(key.not_after), "ephemeral": key.ephemeral, "principal": key.principal }),
+            )
+        }
         Change::RemoveKey { namespace, key_id } => {
             tx.remove_key(namespace.as_str(), key_id.as_str())?;
             affected.namespaces.insert(namespace.clone());
@@ -1302,18 +1467,151 @@ fn apply_change(
     Ok((action, subject, details, affected))
 }
 
-/// Why one round of [`Publisher::apply_batch`] rolled back.
-enum BatchAbort {
-    /// Changes the store refused, by position in the batch.
-    Refused(Vec<(usize, PublishError)>),
-    /// The publish failed.
-    Failed(PublishError),
+/// The namespace a change touches, `None` for org-wide changes.
+fn change_namespace(change: &Change) -> Option<&NamespaceName> {
+    match change {
+        Change::CreateNamespace { entry, .. } => Some(&entry.name),
+        Change::DeleteNamespace { namespace }
+        | Change::SetThreshold { namespace, .. }
+        | Change::AddKey { namespace, .. }
+        | Change::DelegateCi { namespace, .. }
+        | Change::RemoveKey { namespace, .. }
+        | Change::AddIdentity { namespace, .. }
+        | Change::RemoveIdentity { namespace, .. }
+        | Change::AddSubDelegation { namespace, .. }
+        | Change::RemoveSubDelegation { namespace, .. } => Some(namespace),
+        Change::AddRevocation { .. }
+        | Change::PutPeer { .. }
+        | Change::RemovePeer { .. }
+        | Change::PutOrgRoot { .. }
+        | Change::RemoveOrgRoot { .. } => None,
+    }
 }
 
-impl<E: Into<PublishError>> From<E> for BatchAbort {
-    fn from(e: E) -> Self {
-        Self::Failed(e.into())
+/// Builds, and so checks with the policy parser, every document `affected`
+/// names, staging nothing.
+fn check_documents(tx: &Tx<'_>, affected: &Affected) -> Result<(), PublishError> {
+    for &bin in &affected.shards {
+        tx.namespaces_shard(bin)?;
     }
+    if affected.revocations {
+        tx.revocations_document()?;
+    }
+    if affected.peers {
+        tx.peers_document()?;
+    }
+    for ns in &affected.namespaces {
+        if !affected.deleted.contains(ns) {
+            tx.namespace_document(ns.as_str())?;
+        }
+    }
+    Ok(())
+}
+
+/// Why `change` broke its namespace's document, when that can be said
+/// better than the document check does: a key whose material is already
+/// listed under another id is a conflict naming that id. `tx` no longer
+/// holds the change.
+fn explain_refusal(tx: &Tx<'_>, change: &Change, e: PublishError) -> PublishError {
+    let (Change::AddKey { namespace, key } | Change::DelegateCi { namespace, key, .. }) = change
+    else {
+        return e;
+    };
+    let Some(material) = key_material(&key.key, &key.id) else {
+        return e;
+    };
+    let Ok(listed) = tx.keys(namespace.as_str()) else {
+        return e;
+    };
+    let same = listed.iter().find(|r| {
+        r.key.id != key.id && key_material(&r.key.key, &r.key.id).as_ref() == Some(&material)
+    });
+    match same {
+        Some(other) => PublishError::SameKey {
+            namespace: namespace.to_string(),
+            key_id: key.id.to_string(),
+            listed_as: other.key.id.to_string(),
+        },
+        None => e,
+    }
+}
+
+/// A key's material: its SubjectPublicKeyInfo DER, EC points uncompressed.
+fn key_material(key: &keyshare_policy::keys::Key, id: &KeyId) -> Option<Vec<u8>> {
+    let der = key
+        .openssl_key(id)
+        .ok()
+        .and_then(|pkey| crate::ci::canonical_public_key(pkey).ok())
+        .and_then(|pkey| pkey.public_key_to_der().ok());
+    let _ = openssl::error::ErrorStack::get();
+    der
+}
+
+/// For a change people make ([`Publisher::apply`]): true when it removes
+/// a long-lived (not ephemeral) key or an identity. Read before the change.
+fn removes_long_lived(tx: &Tx<'_>, change: &Change) -> Result<bool, PublishError> {
+    Ok(match change {
+        Change::RemoveKey { namespace, key_id } => {
+            match tx.key(namespace.as_str(), key_id.as_str()) {
+                Ok(k) => !k.key.ephemeral,
+                // The change itself reports what is missing.
+                Err(store::Error::NotFound { .. }) => false,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Change::RemoveIdentity { .. } => true,
+        _ => false,
+    })
+}
+
+/// Refuses a change people make that leaves a namespace with a threshold
+/// above the distinct keys and identities it lists (keys with one
+/// principal count once): setting such a threshold, or removing a
+/// long-lived key or an identity. A namespace listing nothing trusts no one
+/// whatever its threshold. The expiry sweep and CI jobs ending their
+/// delegations are not checked: they may leave a namespace so, and
+/// verifiers then decide `ThresholdNotMet`.
+fn check_reachable(
+    tx: &Tx<'_>,
+    change: &Change,
+    removes_long_lived: bool,
+) -> Result<(), PublishError> {
+    let namespace = match change {
+        Change::SetThreshold { namespace, .. } => namespace,
+        Change::RemoveKey { namespace, .. } | Change::RemoveIdentity { namespace, .. }
+            if removes_long_lived =>
+        {
+            namespace
+        }
+        _ => return Ok(()),
+    };
+    let threshold = tx.namespace(namespace.as_str())?.threshold;
+    let mut principals = BTreeSet::new();
+    let mut signers: u64 = 0;
+    for k in tx.keys(namespace.as_str())? {
+        if k.key.principal.is_none_or(|p| principals.insert(p)) {
+            signers += 1;
+        }
+    }
+    signers += u64::try_from(tx.identities(namespace.as_str())?.len()).unwrap_or(u64::MAX);
+    if signers == 0 || u64::from(threshold.get()) <= signers {
+        return Ok(());
+    }
+    let message = match change {
+        Change::RemoveKey { key_id, .. } => format!(
+            "removing key `{key_id}` would leave {signers} distinct keys and identities in \
+             namespace `{namespace}`, fewer than its threshold {threshold}; lower the threshold first"
+        ),
+        Change::RemoveIdentity { name, .. } => format!(
+            "removing identity `{name}` would leave {signers} distinct keys and identities in \
+             namespace `{namespace}`, fewer than its threshold {threshold}; lower the threshold first"
+        ),
+        _ => format!(
+            "threshold {threshold} is more than the {signers} distinct keys and identities \
+             listed in namespace `{namespace}`; list more first"
+        ),
+    };
+    Err(store::Error::invalid("threshold", message).into())
 }
 
 /// `details` with `context` added (see [`Batched::context`]).

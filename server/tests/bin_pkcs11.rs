@@ -362,13 +362,14 @@ fn online_keys_in_a_token_sign_everything_the_server_publishes() {
     let dir = data_dir(tmp.path(), "data", &fx.config_file(&fx.uris));
 
     let (token, root_hash) = init(&dir);
-    // Only the root key (embedded default) is a local file.
+    // Only the root key (embedded default) and the CI secret (nonces and
+    // principals, not a signing key) are local files.
     let mut files: Vec<String> = fs::read_dir(dir.join("keys"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     files.sort();
-    assert_eq!(files, ["root.pem"]);
+    assert_eq!(files, ["ci-secret", "root.pem"]);
 
     let server = Server::start(&dir);
     server.json(

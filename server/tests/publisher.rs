@@ -316,9 +316,9 @@ fn refused_changes_publish_nothing() {
             .status(),
         404
     );
-    // Refused when the rebuilt document is checked: threshold above the keys
-    // listed. The store accepted the row inside the transaction, so this
-    // fails after the change was applied and the repository was staged.
+    // Refused after the store applied it: a threshold above the keys listed
+    // (checked for changes people make). The store accepted the row inside
+    // the transaction, so this fails after the change was applied.
     let too_high = Change::SetThreshold {
         namespace: ns("team-a"),
         threshold: NonZeroU32::new(3).unwrap(),

@@ -46,11 +46,15 @@ fn listed(id: &str, key: &InMemorySigner) -> TrustedKey {
     }
 }
 
-/// Turns a current store back into schema 2 with `revocations` rows by key id.
+/// Turns a current store back into schema 2 (undoing versions 4 and 3) with
+/// `revocations` rows by key id.
 fn downgrade_to_schema_2(path: &std::path::Path, by_id: &[(&str, OffsetDateTime)]) {
     let conn = rusqlite::Connection::open(path).unwrap();
     conn.execute_batch(
-        "DROP INDEX keys_by_spki;
+        "DROP TABLE ci_delegations;
+         DROP TABLE ci_used;
+         ALTER TABLE keys DROP COLUMN principal;
+         DROP INDEX keys_by_spki;
          ALTER TABLE keys DROP COLUMN spki_sha256;
          DROP TABLE revocations;
          DROP TABLE revocations_unresolved;

@@ -311,18 +311,9 @@ impl NamespaceTrust {
                 ));
             }
         }
-        // A namespace that lists nothing yet (just created) trusts no one;
-        // once it lists anything, the threshold must be reachable.
-        let listed = self.keys.len() + self.identities.len();
-        if listed > 0 && usize::try_from(self.threshold.get()).map_or(true, |t| t > listed) {
-            return Err((
-                "threshold".into(),
-                format!(
-                    "threshold {} is more than the {listed} keys and identities listed",
-                    self.threshold
-                ),
-            ));
-        }
+        // The threshold may be more than the keys and identities listed (the
+        // expiry sweep removed the ephemeral keys that made it up): the
+        // document is valid and decisions say `ThresholdNotMet`.
         let mut names = BTreeSet::new();
         for (i, sub) in self.sub_delegations.iter().enumerate() {
             let at = |field: &str| format!("sub_delegations[{i}].{field}");

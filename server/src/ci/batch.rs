@@ -4,9 +4,11 @@
 //! pending change, gathers whatever else arrives within `max_wait` (up to
 //! `max` changes), and hands them all to [`Publisher::apply_batch`]: one
 //! store transaction, one re-signing of the affected roles, snapshot and
-//! timestamp. Changes that arrive while a publish runs wait in the channel
-//! and form the next batch, so under load a batch grows to what arrived
-//! during one publish and the wait adds nothing.
+//! timestamp. Each change is checked alone there, so a bad one (of any
+//! tenant) is refused with its own error and the others publish. Changes
+//! that arrive while a publish runs wait in the channel and form the next
+//! batch, so under load a batch grows to what arrived during one publish
+//! and the wait adds nothing.
 
 use std::sync::mpsc;
 use std::sync::Arc;

@@ -31,9 +31,6 @@ pub struct CiConfig {
     /// Lifetime of a nonce from `POST /api/v1/ci/nonce` (`2m`).
     #[serde(default = "nonce_ttl", deserialize_with = "duration")]
     pub nonce_ttl: Duration,
-    /// Most nonces outstanding at once; more asks are refused with 429 (`100000`).
-    #[serde(default = "max_nonces")]
-    pub max_nonces: usize,
     /// How often the sweeper removes expired delegations and republishes (`30s`).
     #[serde(default = "sweep_interval", deserialize_with = "duration")]
     pub sweep_interval: Duration,
@@ -78,7 +75,6 @@ impl Default for CiConfig {
             max_ttl: max_ttl(),
             clock_skew: clock_skew(),
             nonce_ttl: nonce_ttl(),
-            max_nonces: max_nonces(),
             sweep_interval: sweep_interval(),
             rate_limit: rate_limit(),
             rate_window: rate_window(),
@@ -118,8 +114,11 @@ impl CiConfig {
         if self.rate_limit == 0 || self.rate_window <= Duration::ZERO {
             return Err("ci.rate_limit and ci.rate_window must be positive".into());
         }
-        if self.batch_max == 0 || self.max_nonces == 0 {
-            return Err("ci.batch_max and ci.max_nonces must be positive".into());
+        if self.batch_max == 0 {
+            return Err("ci.batch_max must be positive".into());
+        }
+        if self.nonce_ttl <= Duration::ZERO {
+            return Err("ci.nonce_ttl must be positive".into());
         }
         let mut urls = Vec::new();
         for (i, issuer) in self.issuers.iter().enumerate() {
@@ -248,9 +247,6 @@ fn clock_skew() -> Duration {
 }
 fn nonce_ttl() -> Duration {
     Duration::minutes(2)
-}
-fn max_nonces() -> usize {
-    100_000
 }
 fn sweep_interval() -> Duration {
     Duration::seconds(30)

@@ -14,13 +14,23 @@
 //! * [`CiService`]: the whole flow, independent of HTTP
 //!   (`crate::http` maps it to `POST /api/v1/ci/nonce`,
 //!   `POST /api/v1/ci/delegations`, `DELETE /api/v1/ci/delegations/{id}`).
-//! * [`state`]: nonces, replay detection and rate limits, in memory.
+//! * [`state`]: stateless nonces (a MAC under a server secret) and
+//!   per-identity rate limits (in memory).
+//! * [`secret`]: the CI secret of the data directory and the keys derived
+//!   from it (nonces, principals).
 //! * [`batch`]: group commit — concurrent delegations share one publish.
 //! * [`sweeper`]: removes expired delegations every `ci.sweep_interval`.
 //! * [`config`]: the `[ci]` section.
 //!
-//! Audit records of delegations carry the identity and the token's claims,
-//! never the token. `docs/ci.md` is the guide.
+//! What is published about a CI key is what a verifier needs: the key, its
+//! window, `ephemeral`, the description `CI delegation` and an opaque
+//! principal (`ci:<hex>`, [`secret::CiSecret::principal`]), the same for
+//! every key of one identity. Who asked, exactly (OIDC issuer and subject,
+//! or CI token id), is stored with the key, not published, and decides who
+//! may end the delegation early. Used nonces and ID tokens are recorded in
+//! the store with the key (one transaction), so a restart forgets neither.
+//! Audit records of delegations carry the identity, the principal and the
+//! token's claims, never the token. `docs/ci.md` is the guide.
 
 pub mod batch;
 pub mod cert;
@@ -28,6 +38,7 @@ pub mod config;
 pub mod jwt_openssl;
 pub mod oidc;
 pub mod rules;
+pub mod secret;
 pub mod state;
 pub mod sweeper;
 
@@ -35,17 +46,20 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
+use openssl::bn::BigNumContext;
+use openssl::ec::{EcGroup, EcKey, EcPoint, PointConversionForm};
+use openssl::pkey::{PKey, Public};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use time::{Duration, OffsetDateTime};
 
 use keyshare_policy::keys::{Key, Scheme};
 use keyshare_policy::metadata::KeyId;
-use keyshare_policy::trust::{NamespaceName, TrustedKey};
+use keyshare_policy::trust::{NamespaceName, Principal, TrustedKey};
 
 use crate::http::Clock;
 use crate::publisher::{Batched, Change, PublishError, Publisher};
-use crate::store::{Token, TokenKind};
+use crate::store::{CiOwner, SingleUse, SingleUseKind, Token, TokenKind};
 
 pub use config::CiConfig;
 
@@ -151,17 +165,28 @@ pub fn proof_message(nonce: &str, namespace: &str, key_id: &str) -> Vec<u8> {
         .into_bytes()
 }
 
+/// The description of every CI key in the published documents: who asked
+/// is not published (the key's principal tells keys of one identity apart
+/// from others without naming it).
+pub const DELEGATION_DESCRIPTION: &str = "CI delegation";
+
 /// A verified caller of the CI endpoints.
 #[derive(Clone, Debug)]
 pub struct CiIdentity {
-    /// For the audit log and rate limits: `oidc:<iss>#<sub>` or `token:<id>`.
+    /// For the audit log: `oidc:<iss>#<sub>` or `token:<id>`.
     pub actor: String,
+    /// Exactly who (OIDC issuer and subject, or CI token id): owns the
+    /// delegations it asks for.
+    pub owner: CiOwner,
+    /// The opaque id its keys are published with; also what rate limits
+    /// count by.
+    pub principal: Principal,
     /// The namespaces it may sign for, or why none.
     pub allowed: Result<BTreeSet<NamespaceName>, String>,
-    /// Identity and claims for the audit record (never the token).
+    /// Identity, principal and claims for the audit record (never the token).
     pub context: Value,
-    /// Replay key of an ID token and when the token expires.
-    pub replay: Option<(String, OffsetDateTime)>,
+    /// An ID token: used up by the delegation it asks for (until it expires).
+    pub replay: Option<SingleUse>,
     /// A URI naming the identity (for the certificate), for ID tokens.
     pub uri: Option<String>,
 }
@@ -229,8 +254,8 @@ pub struct Delegation {
 pub struct CiService {
     config: CiConfig,
     oidc: oidc::Oidc,
+    secret: secret::CiSecret,
     nonces: state::Nonces,
-    replay: state::ReplayCache,
     rate: state::RateLimiter,
     ca: Option<cert::CiCa>,
     batcher: batch::Batcher,
@@ -246,7 +271,9 @@ impl std::fmt::Debug for CiService {
 impl CiService {
     /// Builds the service and starts its publishing thread. Relative paths
     /// of `config` are relative to `data_dir`; `pin_file` is
-    /// `keys.pin_file` (for a CA key in a token).
+    /// `keys.pin_file` (for a CA key in a token). The CI secret is read
+    /// from `data_dir` (`keys/ci-secret`), and made there first if the data
+    /// directory has none.
     pub fn new(
         config: CiConfig,
         data_dir: &Path,
@@ -255,6 +282,9 @@ impl CiService {
         clock: Clock,
     ) -> Result<Self, CiError> {
         config.check().map_err(CiError::Config)?;
+        let master =
+            crate::keys::ci_secret(data_dir).map_err(|e| CiError::Config(e.to_string()))?;
+        let secret = secret::CiSecret::derive(master)?;
         let ca = config
             .ca
             .as_ref()
@@ -275,8 +305,8 @@ impl CiService {
                 config.jwks_min_refresh,
                 config.allow_private_addresses,
             ),
-            nonces: state::Nonces::new(config.nonce_ttl, config.max_nonces),
-            replay: state::ReplayCache::default(),
+            nonces: state::Nonces::new(secret.nonce_key().clone(), config.nonce_ttl),
+            secret,
             rate: state::RateLimiter::new(config.rate_limit, config.rate_window),
             ca,
             batcher,
@@ -290,7 +320,7 @@ impl CiService {
         &self.config
     }
 
-    /// A new single-use nonce and when it expires.
+    /// A new single-use nonce and when it expires. Stores nothing.
     pub fn nonce(&self, now: OffsetDateTime) -> Result<(String, OffsetDateTime), CiError> {
         self.nonces.issue(now)
     }
@@ -312,16 +342,31 @@ impl CiService {
                     token.id
                 )));
             };
+            let owner = CiOwner::Token {
+                id: token.id.clone(),
+            };
+            let principal = self.secret.principal(&owner)?;
             return Ok(CiIdentity {
                 actor: format!("token:{}", token.id),
                 allowed: Ok(namespaces.iter().cloned().collect()),
-                context: json!({ "identity": format!("token:{}", token.id), "kind": "ci-token" }),
+                context: json!({
+                    "identity": format!("token:{}", token.id),
+                    "kind": "ci-token",
+                    "principal": principal,
+                }),
+                owner,
+                principal,
                 replay: None,
                 uri: None,
             });
         }
         let verified = self.oidc.verify(bearer, now)?;
         let actor = format!("oidc:{}#{}", verified.issuer, verified.subject);
+        let owner = CiOwner::Oidc {
+            issuer: verified.issuer.clone(),
+            subject: verified.subject.clone(),
+        };
+        let principal = self.secret.principal(&owner)?;
         let allowed =
             rules::allowed_namespaces(&self.config.rules, &verified.issuer, &verified.claims)
                 .ok_or_else(|| {
@@ -330,13 +375,24 @@ impl CiService {
                         verified.issuer, verified.subject
                     )
                 });
+        let replay = SingleUse {
+            kind: SingleUseKind::Token,
+            digest: hex::encode(openssl::sha::sha256(&secret::encode(&[
+                verified.issuer.as_bytes(),
+                verified.replay_key.as_bytes(),
+            ]))),
+            expires_at: verified.expires_at + self.config.clock_skew,
+        };
         Ok(CiIdentity {
-            context: json!({ "identity": actor, "claims": audit_claims(&verified.claims) }),
+            context: json!({
+                "identity": actor,
+                "principal": principal,
+                "claims": audit_claims(&verified.claims),
+            }),
             uri: Some(format!("{}#{}", verified.issuer, verified.subject)),
-            replay: Some((
-                format!("{}|{}", verified.issuer, verified.replay_key),
-                verified.expires_at + self.config.clock_skew,
-            )),
+            replay: Some(replay),
+            owner,
+            principal,
             actor,
             allowed,
         })
@@ -350,7 +406,7 @@ impl CiService {
         now: OffsetDateTime,
     ) -> Result<Delegation, CiError> {
         let now = now.replace_nanosecond(0).unwrap_or(now);
-        self.rate.admit(&identity.actor, now)?;
+        self.rate.admit(identity.principal.as_str(), now)?;
         identity.check_namespace(&req.namespace)?;
         let ttl = match req.ttl_seconds {
             None => self.config.default_ttl,
@@ -376,7 +432,7 @@ impl CiService {
             field: "public_key_pem",
             message: e.to_string(),
         })?;
-        self.nonces.consume(&req.nonce, now)?;
+        let nonce = self.nonces.check(&req.nonce, now)?;
         let proof = hex::decode(&req.proof)
             .map_err(|_| CiError::BadProof("`proof` is not a hex signature".into()))?;
         let message = proof_message(&req.nonce, req.namespace.as_str(), key_id.as_str());
@@ -386,9 +442,10 @@ impl CiService {
                     .into(),
             ));
         }
-        if let Some((replay_key, until)) = &identity.replay {
-            self.replay.check_and_record(replay_key, *until, now)?;
-        }
+        // Used up with the delegation, in the store: refused there if used
+        // before (400 `bad_nonce`, 401 `replay`), restarts or not.
+        let mut single_use = vec![nonce];
+        single_use.extend(identity.replay.clone());
         let not_after = now + ttl;
         let id = format!("{}.{}", req.namespace, key_id);
         let certificate_chain_pem = match &self.ca {
@@ -403,8 +460,8 @@ impl CiService {
             not_before: Some(now),
             not_after: Some(not_after),
             ephemeral: true,
-            description: Some(delegation_label(identity)),
-            principal: None,
+            description: Some(DELEGATION_DESCRIPTION.to_owned()),
+            principal: Some(identity.principal.clone()),
         };
         let mut context = identity.context.clone();
         if let Value::Object(map) = &mut context {
@@ -414,9 +471,11 @@ impl CiService {
             .batcher
             .submit(Batched {
                 actor: identity.actor.clone(),
-                change: Change::AddKey {
+                change: Change::DelegateCi {
                     namespace: req.namespace.clone(),
                     key: trusted,
+                    owner: identity.owner.clone(),
+                    single_use,
                 },
                 context,
             })
@@ -441,20 +500,33 @@ impl CiService {
         let namespace = NamespaceName::parse(ns).map_err(|_| not_found())?;
         identity.check_namespace(&namespace)?;
         let key_id_owned = key_id.to_owned();
-        let keys = self
-            .publisher
-            .read(|s| s.keys(namespace.as_str()))
-            .map_err(|_| not_found())?;
-        let key = keys
-            .iter()
-            .find(|k| k.key.id.as_str() == key_id_owned && k.key.ephemeral)
-            .ok_or_else(not_found)?;
+        let (key, owner) = self.publisher.read(|s| {
+            (
+                s.key(namespace.as_str(), key_id),
+                s.ci_owner(namespace.as_str(), key_id),
+            )
+        });
+        match key {
+            Ok(k) if k.key.ephemeral => {}
+            Ok(_) | Err(crate::store::Error::NotFound { .. }) => return Err(not_found()),
+            Err(e) => return Err(CiError::Internal(e.to_string())),
+        }
+        let owner = owner.map_err(|e| CiError::Internal(e.to_string()))?;
         // Only the identity that asked for it may end it early: another job
         // allowed in the same namespace may not cut a running job short.
-        if key.key.description.as_deref() != Some(delegation_label(identity).as_str()) {
-            return Err(CiError::Forbidden(format!(
-                "CI delegation `{id}` was made by another identity; only it can end the delegation early"
-            )));
+        match owner {
+            Some(owner) if owner == identity.owner => {}
+            Some(_) => {
+                return Err(CiError::Forbidden(format!(
+                    "CI delegation `{id}` was made by another identity; only it can end the delegation early"
+                )))
+            }
+            None => {
+                return Err(CiError::Forbidden(format!(
+                    "CI delegation `{id}` has no recorded owner (it was made by an earlier \
+                     version), so nobody can end it early; it ends at its not_after"
+                )))
+            }
         }
         self.batcher
             .submit(Batched {
@@ -468,21 +540,6 @@ impl CiService {
             .await?;
         Ok(())
     }
-}
-
-/// The description of a delegation's key: names the identity that asked.
-fn delegation_label(identity: &CiIdentity) -> String {
-    label(&format!("CI delegation for {}", identity.actor))
-}
-
-/// `text` as a trust-document label: control characters replaced, at most
-/// 200 characters (a long or odd `sub` claim must not make the document
-/// invalid, which would fail the whole batch).
-fn label(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .take(200)
-        .collect()
 }
 
 /// The version of `metadata/<V>.<role>.json` among `files`.
@@ -513,15 +570,19 @@ fn audit_claims(claims: &Map<String, Value>) -> Value {
     )
 }
 
-/// A TUF key from a SubjectPublicKeyInfo PEM.
+/// A TUF key from a SubjectPublicKeyInfo PEM, in its canonical form (see
+/// [`canonical_public_key`]): one key always gets one key id.
 pub fn key_from_pem(pem: &str) -> Result<Key, CiError> {
     let invalid = |m: &str| CiError::Invalid {
         field: "public_key_pem",
         message: m.to_owned(),
     };
-    let pkey = openssl::pkey::PKey::public_key_from_pem(pem.as_bytes());
+    let pkey = PKey::public_key_from_pem(pem.as_bytes());
     let _ = openssl::error::ErrorStack::get();
     let pkey = pkey.map_err(|_| invalid("not a PEM public key (SubjectPublicKeyInfo)"))?;
+    let pkey = canonical_public_key(&pkey);
+    let _ = openssl::error::ErrorStack::get();
+    let pkey = pkey.map_err(|_| invalid("not a usable public key"))?;
     let scheme = match pkey.id() {
         openssl::pkey::Id::ED25519 => Scheme::Ed25519,
         openssl::pkey::Id::EC => Scheme::EcdsaP256Sha256,
@@ -535,16 +596,69 @@ pub fn key_from_pem(pem: &str) -> Result<Key, CiError> {
     Key::from_public(scheme, &pkey).map_err(|e| invalid(&e.to_string()))
 }
 
+/// `pkey` in one encoding per key: an EC point is re-encoded uncompressed
+/// on its named curve (a point sent compressed, or in hybrid form, is the
+/// same key as sent uncompressed, and must not be listable twice under two
+/// ids). Other keys, and EC keys without a named curve (refused later), are
+/// returned as they are.
+pub(crate) fn canonical_public_key(
+    pkey: &PKey<Public>,
+) -> Result<PKey<Public>, openssl::error::ErrorStack> {
+    let Ok(ec) = pkey.ec_key() else {
+        let _ = openssl::error::ErrorStack::get();
+        return Ok(pkey.clone());
+    };
+    let Some(nid) = ec.group().curve_name() else {
+        return Ok(pkey.clone());
+    };
+    let group = EcGroup::from_curve_name(nid)?;
+    let mut ctx = BigNumContext::new()?;
+    let bytes =
+        ec.public_key()
+            .to_bytes(ec.group(), PointConversionForm::UNCOMPRESSED, &mut ctx)?;
+    let point = EcPoint::from_bytes(&group, &bytes, &mut ctx)?;
+    let fresh = EcKey::from_public_key(&group, &point)?;
+    fresh.check_key()?;
+    PKey::from_ec_key(fresh)
+}
+
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
+    fn spki_pem(der: &[u8]) -> String {
+        let b64 = openssl::base64::encode_block(der);
+        format!("-----BEGIN PUBLIC KEY-----\n{b64}\n-----END PUBLIC KEY-----\n")
+    }
+
     #[test]
-    fn labels_are_valid_trust_document_labels() {
-        let long = format!("oidc:x#{}\n{}", "a".repeat(300), "b");
-        let l = label(&long);
-        assert_eq!(l.chars().count(), 200);
-        assert!(!l.chars().any(char::is_control));
+    fn an_ec_key_sent_compressed_is_the_same_key_as_sent_uncompressed() {
+        let group = EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
+        let private = EcKey::generate(&group).unwrap();
+        let mut ctx = BigNumContext::new().unwrap();
+        let uncompressed = spki_pem(&private.public_key_to_der().unwrap());
+        let mut der = hex::decode("3039301306072a8648ce3d020106082a8648ce3d030107032200").unwrap();
+        der.extend(
+            private
+                .public_key()
+                .to_bytes(&group, PointConversionForm::COMPRESSED, &mut ctx)
+                .unwrap(),
+        );
+        let compressed = spki_pem(&der);
+        let a = key_from_pem(&uncompressed).unwrap();
+        let b = key_from_pem(&compressed).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.key_id().unwrap(), b.key_id().unwrap());
+    }
+
+    #[test]
+    fn other_keys_keep_their_form() {
+        let ed = PKey::generate_ed25519().unwrap();
+        let pem = String::from_utf8(ed.public_key_to_pem().unwrap()).unwrap();
+        let key = key_from_pem(&pem).unwrap();
+        assert_eq!(key.keyval.public, hex::encode(ed.raw_public_key().unwrap()));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! OIDC ID tokens: signature checks against the issuer's JWKS, then the
-//! claims (`iss`, `aud`, `exp`, `nbf`, `iat`) against the configuration
-//! and a given time.
+//! claims (`iss`, `aud`, `exp`, `nbf`, `iat`, and `sub`, which must be
+//! there) against the configuration and a given time.
 //!
 //! Only asymmetric algorithms are accepted (RS256, RS384, RS512, ES256,
 //! ES384); `none` and every HMAC algorithm are refused before any key is
@@ -40,7 +40,7 @@ pub const ALGORITHMS: [&str; 5] = ["RS256", "RS384", "RS512", "ES256", "ES384"];
 pub struct VerifiedToken {
     /// `iss`.
     pub issuer: String,
-    /// `sub` (empty when absent).
+    /// `sub`, exactly (tokens without one are refused).
     pub subject: String,
     /// Every claim of the payload.
     pub claims: Map<String, Value>,
@@ -252,6 +252,18 @@ fn check_claims(
             )));
         }
     }
+    // The subject names the job: its delegations belong to it. A token
+    // without one could not be told apart from another job's.
+    let subject = match claims.get("sub") {
+        Some(Value::String(sub)) if !sub.is_empty() => sub.clone(),
+        _ => {
+            return Err(CiError::MalformedToken(
+                "the token has no `sub` claim (a non-empty string naming the job), which \
+                 keyshare needs to know whose delegation it is"
+                    .into(),
+            ))
+        }
+    };
     let replay_key = match claims.get("jti").and_then(Value::as_str) {
         Some(jti) => format!("jti:{jti}"),
         None => format!(
@@ -261,11 +273,7 @@ fn check_claims(
     };
     Ok(VerifiedToken {
         issuer: issuer.url.clone(),
-        subject: claims
-            .get("sub")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned(),
+        subject,
         claims,
         replay_key,
         expires_at: exp,

@@ -1,95 +1,93 @@
-//! In-memory, single-process state of CI issuance: single-use nonces,
-//! tokens already used (replay), and per-identity rate limits. Every
-//! function takes the time as a parameter.
+//! Nonces and rate limits of CI issuance. Every function takes the time
+//! as a parameter.
 //!
-//! The state is lost on restart: a token used just before a restart could
-//! be used once more within its lifetime (it still needs a fresh nonce and
-//! a proof of possession by the key it delegates to).
+//! Nonces are stateless: `n1.<expiry>.<random>.<mac>`, where the MAC is
+//! HMAC-SHA256 under the nonce key ([`super::secret`]) over everything
+//! before it. Issuing one stores nothing, so asking for nonces, however
+//! often, takes nothing from anybody else. A nonce is checked by its MAC
+//! (compared in constant time) and its expiry; that it was not used before
+//! is checked in the store when the delegation it asks for is granted
+//! (`crate::publisher::Change::DelegateCi`), in the same transaction, so
+//! it holds across restarts.
+//!
+//! Rate-limit counters live in memory: a restart resets them.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, PoisonError};
 
 use time::{Duration, OffsetDateTime};
 
+use super::secret::{hmac_sha256, SecretKey};
 use super::CiError;
+use crate::store::{SingleUse, SingleUseKind};
 
-/// Server-issued single-use nonces.
+/// Longest text taken for a nonce (ours are 111 characters).
+const MAX_NONCE_LEN: usize = 160;
+
+/// Issues and checks stateless nonces.
 #[derive(Debug)]
 pub struct Nonces {
+    key: SecretKey,
     ttl: Duration,
-    max: usize,
-    live: Mutex<HashMap<String, OffsetDateTime>>,
 }
 
 impl Nonces {
-    /// Nonces valid for `ttl`, at most `max` outstanding.
-    pub fn new(ttl: Duration, max: usize) -> Self {
-        Self {
-            ttl,
-            max,
-            live: Mutex::new(HashMap::new()),
-        }
+    /// Nonces MACed with `key`, valid for `ttl`.
+    pub fn new(key: SecretKey, ttl: Duration) -> Self {
+        Self { key, ttl }
     }
 
-    /// A fresh nonce (32 random bytes, hex) and when it expires.
+    fn mac(&self, body: &str) -> Result<String, CiError> {
+        Ok(hex::encode(hmac_sha256(&self.key, body.as_bytes())?))
+    }
+
+    /// A fresh nonce and when it expires (whole seconds).
     pub fn issue(&self, now: OffsetDateTime) -> Result<(String, OffsetDateTime), CiError> {
-        let mut bytes = [0u8; 32];
-        openssl::rand::rand_bytes(&mut bytes).map_err(|e| CiError::Internal(e.to_string()))?;
-        let nonce = hex::encode(bytes);
-        let expires = now + self.ttl;
-        let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
-        if live.len() >= self.max {
-            live.retain(|_, e| *e > now);
-            if live.len() >= self.max {
-                return Err(CiError::RateLimited(
-                    "too many outstanding nonces; try again shortly".into(),
-                ));
-            }
-        }
-        live.insert(nonce.clone(), expires);
-        Ok((nonce, expires))
+        let mut random = [0u8; 16];
+        openssl::rand::rand_bytes(&mut random).map_err(|e| CiError::Internal(e.to_string()))?;
+        let expires = (now + self.ttl).unix_timestamp();
+        let body = format!("n1.{expires}.{}", hex::encode(random));
+        let mac = self.mac(&body)?;
+        let expires = OffsetDateTime::from_unix_timestamp(expires)
+            .map_err(|e| CiError::Internal(e.to_string()))?;
+        Ok((format!("{body}.{mac}"), expires))
     }
 
-    /// Uses up `nonce`: `Ok` once for an issued, unexpired nonce.
-    pub fn consume(&self, nonce: &str, now: OffsetDateTime) -> Result<(), CiError> {
-        let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
-        match live.remove(nonce) {
-            Some(expires) if expires > now => Ok(()),
-            Some(_) => Err(CiError::BadNonce(
-                "the nonce expired; ask for a new one".into(),
-            )),
-            None => Err(CiError::BadNonce(
-                "unknown or already used nonce; ask POST /api/v1/ci/nonce for a new one".into(),
-            )),
+    /// Checks that `nonce` is one of ours and has not expired; returns it
+    /// as a value to use up with the delegation it grants.
+    pub fn check(&self, nonce: &str, now: OffsetDateTime) -> Result<SingleUse, CiError> {
+        let not_ours = || {
+            CiError::BadNonce(
+                "not a nonce this server issued; ask POST /api/v1/ci/nonce for one".into(),
+            )
+        };
+        if nonce.len() > MAX_NONCE_LEN {
+            return Err(not_ours());
         }
-    }
-}
-
-/// ID tokens already used for a delegation, until they expire.
-#[derive(Debug, Default)]
-pub struct ReplayCache {
-    seen: Mutex<HashMap<String, OffsetDateTime>>,
-}
-
-impl ReplayCache {
-    /// Records `key` (valid until `until`); refuses a key seen before.
-    pub fn check_and_record(
-        &self,
-        key: &str,
-        until: OffsetDateTime,
-        now: OffsetDateTime,
-    ) -> Result<(), CiError> {
-        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
-        if seen.len() >= 4096 {
-            seen.retain(|_, u| *u > now);
+        let (body, mac) = nonce.rsplit_once('.').ok_or_else(not_ours)?;
+        let expected = self.mac(body)?;
+        // Constant time (the length is no secret: always 64).
+        if mac.len() != expected.len() || !openssl::memcmp::eq(expected.as_bytes(), mac.as_bytes())
+        {
+            return Err(not_ours());
         }
-        if seen.get(key).is_some_and(|u| *u > now) {
-            return Err(CiError::Replay(
-                "this ID token was already used for a delegation; each job token gets one".into(),
+        // Ours, so well formed; parsed with care all the same.
+        let expires = body
+            .strip_prefix("n1.")
+            .and_then(|rest| rest.split_once('.'))
+            .and_then(|(t, _)| t.parse::<i64>().ok())
+            .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
+            .ok_or_else(not_ours)?;
+        if expires <= now {
+            return Err(CiError::BadNonce(
+                "the nonce expired; ask POST /api/v1/ci/nonce for a new one".into(),
             ));
         }
-        seen.insert(key.to_owned(), until);
-        Ok(())
+        Ok(SingleUse {
+            kind: SingleUseKind::Nonce,
+            digest: keyshare_policy::hash::sha256_hex(nonce.as_bytes()),
+            expires_at: expires,
+        })
     }
 }
 
@@ -143,40 +141,57 @@ mod tests {
 
     const T: OffsetDateTime = datetime!(2030-01-01 0:00 UTC);
 
+    fn nonces() -> Nonces {
+        let secret = super::super::secret::CiSecret::derive([3; 32]).unwrap();
+        Nonces::new(secret.nonce_key().clone(), Duration::minutes(2))
+    }
+
     #[test]
-    fn a_nonce_is_good_once_and_only_before_it_expires() {
-        let n = Nonces::new(Duration::minutes(2), 10);
-        let (a, _) = n.issue(T).unwrap();
-        n.consume(&a, T).unwrap();
-        assert!(matches!(n.consume(&a, T), Err(CiError::BadNonce(_))));
+    fn a_nonce_checks_until_it_expires_and_names_the_same_value_every_time() {
+        let n = nonces();
+        let (a, expires) = n.issue(T).unwrap();
+        assert_eq!(expires, T + Duration::minutes(2));
+        let used = n.check(&a, T).unwrap();
+        assert_eq!(used.kind, SingleUseKind::Nonce);
+        assert_eq!(used.expires_at, expires);
+        assert_eq!(n.check(&a, T + Duration::seconds(119)).unwrap(), used);
+        assert!(matches!(
+            n.check(&a, T + Duration::minutes(2)),
+            Err(CiError::BadNonce(m)) if m.contains("expired")
+        ));
         let (b, _) = n.issue(T).unwrap();
-        assert!(matches!(
-            n.consume(&b, T + Duration::minutes(2)),
-            Err(CiError::BadNonce(_))
-        ));
-        assert!(matches!(n.consume("made-up", T), Err(CiError::BadNonce(_))));
+        assert_ne!(n.check(&b, T).unwrap().digest, used.digest);
     }
 
     #[test]
-    fn outstanding_nonces_are_capped() {
-        let n = Nonces::new(Duration::minutes(2), 2);
-        n.issue(T).unwrap();
-        n.issue(T).unwrap();
-        assert!(matches!(n.issue(T), Err(CiError::RateLimited(_))));
-        // Expired ones make room.
-        n.issue(T + Duration::minutes(3)).unwrap();
-    }
-
-    #[test]
-    fn a_token_is_refused_the_second_time_until_it_expires() {
-        let r = ReplayCache::default();
-        let until = T + Duration::minutes(5);
-        r.check_and_record("jti:1", until, T).unwrap();
-        assert!(matches!(
-            r.check_and_record("jti:1", until, T + Duration::minutes(1)),
-            Err(CiError::Replay(_))
-        ));
-        r.check_and_record("jti:2", until, T).unwrap();
+    fn nonces_of_another_secret_or_altered_are_not_ours() {
+        let n = nonces();
+        let (a, _) = n.issue(T).unwrap();
+        let other = Nonces::new(
+            super::super::secret::CiSecret::derive([4; 32])
+                .unwrap()
+                .nonce_key()
+                .clone(),
+            Duration::minutes(2),
+        );
+        let (b, _) = other.issue(T).unwrap();
+        let upper = {
+            let (body, mac) = a.rsplit_once('.').unwrap();
+            format!("{body}.{}", mac.to_uppercase())
+        };
+        for bad in [
+            b.as_str(),
+            "made-up",
+            "",
+            &upper,
+            &a[..a.len() - 1],
+            &format!("{a}0"),
+        ] {
+            assert!(
+                matches!(n.check(bad, T), Err(CiError::BadNonce(m)) if m.contains("not a nonce")),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

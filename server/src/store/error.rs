@@ -92,7 +92,7 @@ pub enum Error {
     },
 
     /// A trust document built from the store does not pass the policy
-    /// parser (for example a namespace whose threshold exceeds its keys).
+    /// parser (for example a key listed twice under two ids).
     #[error("document {path} built from the store is not valid: {source}")]
     Document {
         /// Target path of the document.

@@ -57,9 +57,9 @@ use keyshare_policy::trust::{
 
 pub use error::{Error, Result};
 pub use records::{
-    AuditHead, AuditRecord, IdentityRecord, KeyRecord, LastPublished, Listing, NamespaceRecord,
-    NewToken, OrgRoot, PeerRecord, PublishedFile, RevocationRecord, SubDelegationRecord, Token,
-    TokenKind, TokenSecret,
+    AuditHead, AuditRecord, CiOwner, IdentityRecord, KeyRecord, LastPublished, Listing,
+    NamespaceRecord, NewToken, OrgRoot, PeerRecord, PublishedFile, RevocationRecord, SingleUse,
+    SingleUseKind, SubDelegationRecord, Token, TokenKind, TokenSecret,
 };
 pub use schema::CURRENT_VERSION as SCHEMA_VERSION;
 pub use tx::Tx;
@@ -202,6 +202,13 @@ macro_rules! read_methods {
             fn keys(namespace: &str) -> Vec<KeyRecord>;
             /// One key of a namespace.
             fn key(namespace: &str, key_id: &str) -> KeyRecord;
+            /// Who asked for CI key `key_id` of `namespace`; `None` for a
+            /// key that is not a CI delegation (or was made before owners
+            /// were recorded).
+            fn ci_owner(namespace: &str, key_id: &str) -> Option<CiOwner>;
+            /// `(namespace, key id)` of every ephemeral key whose
+            /// `not_after` is at or before `at`.
+            fn expired_ephemeral_keys(at: OffsetDateTime) -> Vec<(String, String)>;
             /// The X.509 identities of a namespace, by name.
             fn identities(namespace: &str) -> Vec<IdentityRecord>;
             /// The sub-delegations of a namespace, by name.

@@ -11,7 +11,7 @@ use keyshare_policy::keys::Key;
 use keyshare_policy::metadata::KeyId;
 use keyshare_policy::trust::{
     CaCert, NamespaceEntry, NamespaceName, NamespaceTrust, Namespaces, Peer, PeerUrl, Peers,
-    PinnedRoot, Revocation, Revocations, RevocationsFormat, RevokedSubject, Sha256Hex,
+    PinnedRoot, Principal, Revocation, Revocations, RevocationsFormat, RevokedSubject, Sha256Hex,
     SubDelegation, SubjectName, TrustFormat, TrustedKey, X509Identity, NAMESPACES_PATH, PEERS_PATH,
     REVOCATIONS_PATH,
 };
@@ -19,7 +19,8 @@ use keyshare_policy::trust::{NamespacesFormat, PeersFormat};
 
 use super::error::{Error, Result};
 use super::records::{
-    AuditHead, AuditRecord, IdentityRecord, KeyRecord, LastPublished, Listing, NamespaceRecord,
+    AuditHead, AuditRecord, CiOwner, IdentityRecord, KeyRecord, LastPublished, Listing,
+    NamespaceRecord,
     OrgRoot, PeerRecord, PublishedFile, RevocationRecord, SubDelegationRecord, Token, TokenKind,
 };
 use super::{audit, parse_time};
@@ -134,12 +135,13 @@ type KeyRow = (
     bool,
     Option<String>,
     String,
+    Option<String>,
 );
 
-const KEY_COLUMNS: &str = "SELECT namespace, key_id, key, not_before, not_after, ephemeral, description, added_at FROM keys";
+const KEY_COLUMNS: &str = "SELECT namespace, key_id, key, not_before, not_after, ephemeral, description, added_at, principal FROM keys";
 
 fn key_record(
-    (ns, id, key, not_before, not_after, ephemeral, description, added): KeyRow,
+    (ns, id, key, not_before, not_after, ephemeral, description, added, principal): KeyRow,
 ) -> Result<KeyRecord> {
     const T: &str = "keys";
     Ok(KeyRecord {
@@ -151,7 +153,9 @@ fn key_record(
             not_after: opt_time(T, not_after)?,
             ephemeral,
             description,
-            principal: None,
+            principal: principal
+                .map(|p| Principal::parse(&p).map_err(|e| Error::corrupt(T, e)))
+                .transpose()?,
         },
         added_at: parse_time(T, &added)?,
     })
@@ -179,6 +183,55 @@ pub(crate) fn key(conn: &Connection, namespace: &str, key_id: &str) -> Result<Ke
         .optional()?
         .ok_or_else(|| Error::not_found("key", format!("{namespace}/{key_id}")))?;
     key_record(row)
+}
+
+pub(crate) fn ci_owner(
+    conn: &Connection,
+    namespace: &str,
+    key_id: &str,
+) -> Result<Option<CiOwner>> {
+    const T: &str = "ci_delegations";
+    let row: Option<(Option<String>, Option<String>, Option<String>)> = conn
+        .query_row(
+            "SELECT issuer, subject, token_id FROM ci_delegations
+             WHERE namespace = ?1 AND key_id = ?2",
+            [namespace, key_id],
+            tuple_row,
+        )
+        .optional()?;
+    row.map(|row| match row {
+        (Some(issuer), Some(subject), None) => Ok(CiOwner::Oidc { issuer, subject }),
+        (None, None, Some(id)) => Ok(CiOwner::Token { id }),
+        _ => Err(Error::corrupt(
+            T,
+            format!("delegation {namespace}/{key_id} has no single owner"),
+        )),
+    })
+    .transpose()
+}
+
+pub(crate) fn expired_ephemeral_keys(
+    conn: &Connection,
+    at: time::OffsetDateTime,
+) -> Result<Vec<(String, String)>> {
+    let rows = collect(
+        conn,
+        "SELECT namespace, key_id, not_after FROM keys WHERE ephemeral = 1
+         ORDER BY namespace, key_id",
+        [],
+        tuple_row,
+        // A row whose time does not parse is not due: it belongs to a
+        // namespace whose document cannot be built, and must not stop the
+        // sweep of the others.
+        |(ns, id, not_after): (String, String, Option<String>)| {
+            Ok((ns, id, opt_time("keys", not_after).ok().flatten()))
+        },
+    )?;
+    Ok(rows
+        .into_iter()
+        .filter(|(_, _, not_after)| not_after.is_some_and(|t| t <= at))
+        .map(|(ns, id, _)| (ns, id))
+        .collect())
 }
 
 // ---- identities ----

@@ -112,6 +112,56 @@ impl OrgRoot {
     }
 }
 
+/// Who asked for a CI delegation, exactly as the credential said: decides
+/// who may end the delegation early. Stored, never published (the trust
+/// document carries only the key's opaque principal).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CiOwner {
+    /// An OIDC ID token: its `iss` and `sub`, byte for byte.
+    Oidc {
+        /// `iss`.
+        issuer: String,
+        /// `sub`.
+        subject: String,
+    },
+    /// A CI token, by id.
+    Token {
+        /// The token's id.
+        id: String,
+    },
+}
+
+/// What a [`SingleUse`] value is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SingleUseKind {
+    /// A CI nonce.
+    Nonce,
+    /// An OIDC ID token (its `jti`, or the whole token when it has none).
+    Token,
+}
+
+impl SingleUseKind {
+    /// `nonce` or `token`, as stored.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Nonce => "nonce",
+            Self::Token => "token",
+        }
+    }
+}
+
+/// A value that may grant one CI delegation only: recorded by
+/// [`super::Tx::use_once`] until it expires.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SingleUse {
+    /// What it is.
+    pub kind: SingleUseKind,
+    /// SHA-256 hex of the value (the store never holds the value itself).
+    pub digest: String,
+    /// When the value stops being accepted anyway; the record is pruned after.
+    pub expires_at: OffsetDateTime,
+}
+
 /// What a token may do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TokenKind {

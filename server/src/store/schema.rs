@@ -19,7 +19,7 @@ use super::error::{Error, Result};
 use super::time_text;
 
 /// The schema version this build writes.
-pub const CURRENT_VERSION: i64 = 3;
+pub const CURRENT_VERSION: i64 = 4;
 
 /// One migration: SQL, or code for what SQL cannot do.
 enum Migration {
@@ -32,6 +32,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration::Sql(V1),
     Migration::Sql(V2),
     Migration::Code(v3_revocations_by_key_material),
+    Migration::Sql(V4_CI_DELEGATION_STATE),
 ];
 
 const V1: &str = r#"
@@ -403,6 +404,41 @@ fn fingerprint_of_json(key: &str, key_id: &str) -> std::result::Result<Sha256Hex
     key.fingerprint(&KeyId::new(key_id))
         .map_err(|e| e.to_string())
 }
+
+/// Version 4: CI delegations as data.
+///
+/// * `keys.principal`: who holds the key, an opaque id published in the
+///   trust document (`ci:<hex>` for CI keys); NULL for a key without one.
+/// * `ci_delegations`: who asked for each CI key, exactly (the OIDC issuer
+///   and subject, or the CI token's id), which decides who may end the
+///   delegation early. Never published; goes with its key.
+/// * `ci_used`: nonces and ID tokens already used for a delegation, by
+///   SHA-256, until they expire (`expires_at`, Unix seconds), so neither
+///   grants a second delegation, across restarts too. Expired rows are
+///   pruned by the expiry sweep.
+const V4_CI_DELEGATION_STATE: &str = r#"
+ALTER TABLE keys ADD COLUMN principal TEXT;
+
+CREATE TABLE ci_delegations (
+    namespace   TEXT NOT NULL,
+    key_id      TEXT NOT NULL,
+    issuer      TEXT,                       -- OIDC: `iss` and `sub`, exactly
+    subject     TEXT,
+    token_id    TEXT,                       -- CI token: its id
+    PRIMARY KEY (namespace, key_id),
+    FOREIGN KEY (namespace, key_id) REFERENCES keys(namespace, key_id) ON DELETE CASCADE,
+    CHECK ((issuer IS NULL) = (subject IS NULL)),
+    CHECK ((issuer IS NULL) <> (token_id IS NULL))
+) STRICT;
+
+CREATE TABLE ci_used (
+    kind        TEXT NOT NULL CHECK (kind IN ('nonce', 'token')),
+    digest      TEXT NOT NULL,              -- SHA-256 hex
+    expires_at  INTEGER NOT NULL,           -- Unix seconds
+    PRIMARY KEY (kind, digest)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX ci_used_by_expiry ON ci_used(expires_at);
+"#;
 
 /// Brings the database to [`CURRENT_VERSION`], refusing a newer one.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {

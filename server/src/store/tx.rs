@@ -10,14 +10,16 @@ use time::OffsetDateTime;
 
 use keyshare_policy::repo::File;
 use keyshare_policy::trust::{
-    CaCert, NamespaceEntry, NamespaceName, Peer, Revocation, RevokedSubject, Sha256Hex,
+    CaCert, NamespaceEntry, NamespaceName, Peer, Principal, Revocation, RevokedSubject,
+    Sha256Hex,
     SubDelegation, TrustedKey, X509Identity,
 };
 
 use super::error::{Error, Result};
 use super::read::{self, require_namespace, secret_hash};
 use super::records::{
-    AuditRecord, Listing, NewToken, RevocationRecord, Token, TokenKind, TokenSecret,
+    AuditRecord, CiOwner, Listing, NewToken, RevocationRecord, SingleUse, Token, TokenKind,
+    TokenSecret,
 };
 use super::{audit, time_text};
 
@@ -282,8 +284,8 @@ impl<'a> Tx<'a> {
         let fingerprint = self.refuse_revoked_key(&format!("{namespace}/{}", key.id), key)?;
         self.tx
             .execute(
-                "INSERT INTO keys (namespace, key_id, key, not_before, not_after, ephemeral, description, added_at, spki_sha256)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                "INSERT INTO keys (namespace, key_id, key, not_before, not_after, ephemeral, description, added_at, spki_sha256, principal)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 (
                     namespace.as_str(),
                     key.id.as_str(),
@@ -294,6 +296,7 @@ impl<'a> Tx<'a> {
                     key.description.as_deref(),
                     self.now_text(),
                     fingerprint.as_str(),
+                    key.principal.as_ref().map(Principal::as_str),
                 ),
             )
             .map_err(exists_on_conflict("key", format!("{namespace}/{}", key.id)))?;
@@ -328,28 +331,14 @@ impl<'a> Tx<'a> {
     }
 
     /// Removes the ephemeral keys whose `not_after` is at or before `at`
-    /// (the expiry sweeper); returns `(namespace, key id)` of each.
+    /// in every namespace at once; returns `(namespace, key id)` of each.
+    /// (The expiry sweep goes namespace by namespace, from
+    /// [`Tx::expired_ephemeral_keys`].)
     pub fn remove_expired_ephemeral_keys(
         &mut self,
         at: OffsetDateTime,
     ) -> Result<Vec<(String, String)>> {
-        let mut expired = Vec::new();
-        {
-            let mut stmt = self
-                .tx
-                .prepare("SELECT namespace, key_id, not_after FROM keys WHERE ephemeral = 1")?;
-            let mut rows = stmt.query([])?;
-            while let Some(r) = rows.next()? {
-                let not_after: Option<String> = r.get(2)?;
-                let due = match not_after {
-                    Some(t) => super::parse_time("keys", &t)? <= at,
-                    None => false,
-                };
-                if due {
-                    expired.push((r.get::<_, String>(0)?, r.get::<_, String>(1)?));
-                }
-            }
-        }
+        let expired = read::expired_ephemeral_keys(&self.tx, at)?;
         for (ns, id) in &expired {
             self.tx.execute(
                 "DELETE FROM keys WHERE namespace = ?1 AND key_id = ?2",
@@ -357,6 +346,92 @@ impl<'a> Tx<'a> {
             )?;
         }
         Ok(expired)
+    }
+
+    // ---- CI delegations ----
+
+    /// Records who asked for CI key `key_id` of `namespace` (which must be
+    /// listed). `AlreadyExists` if it already has an owner.
+    pub fn set_ci_owner(
+        &mut self,
+        namespace: &NamespaceName,
+        key_id: &str,
+        owner: &CiOwner,
+    ) -> Result<()> {
+        let (issuer, subject, token_id) = match owner {
+            CiOwner::Oidc { issuer, subject } => {
+                (Some(issuer.as_str()), Some(subject.as_str()), None)
+            }
+            CiOwner::Token { id } => (None, None, Some(id.as_str())),
+        };
+        self.tx
+            .execute(
+                "INSERT INTO ci_delegations (namespace, key_id, issuer, subject, token_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                (namespace.as_str(), key_id, issuer, subject, token_id),
+            )
+            .map_err(exists_on_conflict(
+                "CI delegation",
+                format!("{namespace}/{key_id}"),
+            ))?;
+        Ok(())
+    }
+
+    /// Records `value` as used; false (and nothing written) when it was
+    /// recorded before and has not expired.
+    pub fn use_once(&mut self, value: &SingleUse) -> Result<bool> {
+        let expires_at = value.expires_at.unix_timestamp();
+        let added = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO ci_used (kind, digest, expires_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (kind, digest) DO UPDATE SET expires_at = excluded.expires_at
+                 WHERE ci_used.expires_at <= ?4",
+            )?
+            .execute((
+                value.kind.name(),
+                value.digest.as_str(),
+                expires_at,
+                self.now.unix_timestamp(),
+            ))?;
+        Ok(added == 1)
+    }
+
+    /// Deletes the records of used values that expired at or before `at`;
+    /// returns how many.
+    pub fn prune_used(&mut self, at: OffsetDateTime) -> Result<usize> {
+        Ok(self
+            .tx
+            .prepare_cached("DELETE FROM ci_used WHERE expires_at <= ?1")?
+            .execute([at.unix_timestamp()])?)
+    }
+
+    // ---- savepoints ----
+
+    /// Runs `f` inside a savepoint: what it writes is kept (as part of this
+    /// transaction) when it returns `Ok`, and undone when it returns `Err`,
+    /// leaving the rest of the transaction as it was. Savepoints nest.
+    pub fn savepoint<T, E>(&mut self, f: impl FnOnce(&mut Self) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<Error>,
+    {
+        self.tx
+            .execute_batch("SAVEPOINT keyshare_change")
+            .map_err(Error::from)?;
+        match f(self) {
+            Ok(value) => {
+                self.tx
+                    .execute_batch("RELEASE keyshare_change")
+                    .map_err(Error::from)?;
+                Ok(value)
+            }
+            Err(e) => {
+                self.tx
+                    .execute_batch("ROLLBACK TO keyshare_change; RELEASE keyshare_change")
+                    .map_err(Error::from)?;
+                Err(e)
+            }
+        }
     }
 
     // ---- identities ----
