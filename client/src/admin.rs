@@ -13,6 +13,12 @@
 //! configured server). The token is never part of an error, a `Debug`
 //! output or a log.
 //!
+//! [`AdminClient::check_audit_log`] does not take the server's word for
+//! the audit log: it fetches every record and recomputes the hash chain
+//! here, checking it against audit heads the caller holds (the one in a
+//! verified timestamp, heads a verifier cache remembered, heads written
+//! down earlier).
+//!
 //! HTTP is `ureq` (blocking, no async runtime) with `native-tls` (the
 //! system's OpenSSL), see `docs/cli.md`.
 

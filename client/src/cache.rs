@@ -1,6 +1,7 @@
 //! The local cache of one repository: verified files stored by content
 //! hash (`blobs/<sha256>`) and one manifest (`state.json`) naming which
-//! blob is which file.
+//! blob is which file, plus the audit chain heads the verified timestamps
+//! carried ([`Manifest::remember_head`], bounded).
 //!
 //! A refresh writes the blobs it needs, then replaces `state.json`
 //! atomically (temporary file, fsync, rename), then removes blobs no longer

@@ -260,20 +260,22 @@ fn the_audit_chain_is_unkeyed_a_rewritten_database_contradicts_the_published_hea
     assert_eq!(head_seq, last_seq(&server));
     assert_eq!(head_hash, before.hash);
     let run = cli_verify(&server, &admin, &[]);
-    let line = run.assert_error_line(1);
-    assert!(
-        line.starts_with(&format!(
-            "error: audit log contradicts the head published in timestamp v"
-        )),
-        "{line}"
-    );
-    assert!(
-        line.contains(&format!(
-            " at record {head_seq}: published hash {head_hash}, the log has {}",
+    assert_eq!(
+        run.assert_error_line(1),
+        format!(
+            "error: audit log contradicts the head published in timestamp v{} (unverified) at \
+             record {head_seq}: published hash {head_hash}, the log has {}",
+            timestamp_version(&server),
             bare.hash
-        )),
-        "{line}"
+        )
     );
+    assert!(run.stdout.is_empty(), "{run:?}");
+    // With --output json, the finding is printed first.
+    let run = cli_verify(&server, &admin, &["--output", "json"]);
+    run.assert_error_line(1);
+    let v = run.json();
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["first_bad_seq"], head_seq);
 }
 
 #[test]
@@ -517,5 +519,41 @@ fn a_verifier_cache_of_another_server_is_not_used() {
             other.url
         )),
         "{run:?}"
+    );
+}
+
+#[test]
+fn a_rewrite_signed_over_by_a_later_publish_still_contradicts_the_timestamps_the_server_stores() {
+    let (server, admin, revocation, revocation_timestamp) = server_with_history();
+    rewrite(
+        &db(&server),
+        revocation,
+        &forged_details(&server, revocation),
+    );
+    // The next publish signs a head over the rewritten log: the current
+    // timestamp now agrees with it.
+    let (key, _) = new_key();
+    server.add_key("team-a", "build", &key, None);
+    let bare = server.publisher.read(|s| s.verify_audit_chain()).unwrap();
+    assert_eq!(published_head(&server), (bare.records, bare.hash));
+
+    // The superseded timestamps the store keeps still contradict it.
+    let v = verify_over_http(&server, &admin);
+    assert_eq!(v["ok"], false, "{v}");
+    assert_eq!(v["first_bad_seq"], revocation, "{v}");
+    assert_eq!(
+        v["published_in"],
+        format!("published in timestamp v{revocation_timestamp}")
+    );
+
+    // The CLI without a remembered head agrees with the current timestamp,
+    // and fails on the server's own check.
+    let run = cli_verify(&server, &admin, &[]);
+    assert_eq!(
+        run.assert_error_line(1),
+        format!(
+            "error: the server's check: {}",
+            v["reason"].as_str().unwrap()
+        )
     );
 }

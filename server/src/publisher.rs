@@ -3,8 +3,12 @@
 //! [`Publisher::apply`] runs one SQLite transaction that applies the change
 //! to the store, rebuilds the trust documents it affects, has the
 //! in-memory [`Repository`] sign new versions of the changed roles plus
-//! snapshot and timestamp, records the new files and appends one audit
-//! record. If any step fails the transaction rolls back, and the repository
+//! snapshot and timestamp, appends one audit record and records the new
+//! files. Every publish appends its audit records just before the
+//! timestamp is signed, and the timestamp carries the chain head including
+//! them (`x-keyshare-audit`, see [`keyshare_policy::audit`]): one helper,
+//! `commit_audited`, does that for every kind of publish. If any step
+//! fails the transaction rolls back, and the repository
 //! is rebuilt from what the store last published ([`Repository::restore`]),
 //! so a failed publish changes nothing.
 //!

@@ -1172,7 +1172,10 @@ fn audit_verify(
 /// The verifier cache `audit verify` uses.
 enum Cache {
     /// It pins the root of this server.
-    Pinned { verifier: Verifier, dir: PathBuf },
+    Pinned {
+        verifier: Box<Verifier>,
+        dir: PathBuf,
+    },
     /// None usable, and why.
     None(String),
 }
@@ -1196,9 +1199,10 @@ fn verifier_cache(
     }
     let verifier = Verifier::new(options)?;
     match verifier.inner().url() {
-        Ok(url) if url.trim_end_matches('/') == server.trim_end_matches('/') => {
-            Ok(Cache::Pinned { verifier, dir })
-        }
+        Ok(url) if url.trim_end_matches('/') == server.trim_end_matches('/') => Ok(Cache::Pinned {
+            verifier: Box::new(verifier),
+            dir,
+        }),
         Ok(url) => Ok(Cache::None(format!(
             "the verifier cache {} pins {url}, not this server",
             dir.display()
