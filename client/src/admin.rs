@@ -13,6 +13,12 @@
 //! configured server). The token is never part of an error, a `Debug`
 //! output or a log.
 //!
+//! [`AdminClient::check_audit_log`] does not take the server's word for
+//! the audit log: it fetches every record and recomputes the hash chain
+//! here, checking it against audit heads the caller holds (the one in a
+//! verified timestamp, heads a verifier cache remembered, heads written
+//! down earlier).
+//!
 //! HTTP is `ureq` (blocking, no async runtime) with `native-tls` (the
 //! system's OpenSSL), see `docs/cli.md`.
 
@@ -24,12 +30,19 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
+use keyshare_policy::audit::{ChainCheck, ChainError, ChainSummary, Head, Record};
+
 /// Connect timeout.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Timeout of a whole request (connect, send, read the answer).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest answer read, bytes.
 pub const MAX_RESPONSE_BYTES: u64 = 8 * 1024 * 1024;
+/// Audit records asked for at once by [`AdminClient::check_audit_log`]
+/// (the server's cap).
+pub const AUDIT_PAGE: u32 = 1000;
+/// Largest `timestamp.json` read by [`AdminClient::published_timestamp`].
+const TIMESTAMP_MAX_BYTES: u64 = 16_384;
 
 /// A refusal by the server: an HTTP status with the `code` and `message`
 /// of its JSON error body.
@@ -670,10 +683,121 @@ impl AdminClient {
         self.call("GET", "audit", &query, None)
     }
 
-    /// `GET /api/v1/audit/verify`: `{"ok": true, "records", "hash"}` or
-    /// `{"ok": false, "first_bad_seq", "reason"}`.
+    /// `GET /api/v1/audit/verify`: `{"ok": true, "records", "hash",
+    /// "published_heads", "published_head"}` or `{"ok": false,
+    /// "first_bad_seq", "reason", ...}` (the server's own check of its log
+    /// against the heads it published).
     pub fn verify_audit(&self) -> Result<Value> {
         self.get("audit/verify")
+    }
+
+    /// Reads the whole audit log (`GET /api/v1/audit`, [`AUDIT_PAGE`]
+    /// records at a time) and checks its hash chain and every head of
+    /// `heads` (each with where it came from, for the message) with
+    /// [`ChainCheck`]: the chain is recomputed here, record by record, so a
+    /// server that rewrote its log cannot pass by answering "ok". Memory is
+    /// one page plus the heads. The outer `Err` is a failure to read the
+    /// log; the inner one is what the check found.
+    pub fn check_audit_log(
+        &self,
+        heads: Vec<(Head, String)>,
+    ) -> Result<std::result::Result<ChainSummary, ChainError>> {
+        let mut check = ChainCheck::new(heads);
+        let mut after: u64 = 0;
+        loop {
+            let after_i64 = i64::try_from(after).map_err(|_| Error::BadAnswer {
+                url: self.url("audit"),
+                message: format!("sequence number {after} is out of range"),
+            })?;
+            let page = self.audit(Some(after_i64), Some(AUDIT_PAGE))?;
+            let records = page
+                .get("records")
+                .and_then(Value::as_array)
+                .ok_or_else(|| Error::BadAnswer {
+                    url: self.url("audit"),
+                    message: "no `records` array".into(),
+                })?;
+            if records.is_empty() {
+                break;
+            }
+            for r in records {
+                let bad = |field: &str| Error::BadAnswer {
+                    url: self.url("audit"),
+                    message: format!(
+                        "record after {after}: `{field}` is missing or not the right type"
+                    ),
+                };
+                let text = |field: &'static str| {
+                    r.get(field)
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| bad(field))
+                };
+                let seq = r
+                    .get("seq")
+                    .and_then(Value::as_u64)
+                    .ok_or_else(|| bad("seq"))?;
+                let details = r.get("details").ok_or_else(|| bad("details"))?;
+                let record = Record {
+                    seq,
+                    time: text("time")?,
+                    actor: text("actor")?,
+                    action: text("action")?,
+                    subject: text("subject")?,
+                    details,
+                    prev_hash: text("prev_hash")?,
+                };
+                if let Err(e) = check.push(&record, text("hash")?) {
+                    return Ok(Err(e));
+                }
+                after = seq;
+            }
+        }
+        Ok(check.finish())
+    }
+
+    /// The server's current `metadata/timestamp.json`, as served, **not
+    /// verified** (no token is sent; at most 16 KiB, python-tuf's limit for
+    /// a timestamp). Verify it through the TUF workflow
+    /// ([`crate::Verifier::refresh`]) where a root is pinned.
+    pub fn published_timestamp(&self) -> Result<Vec<u8>> {
+        let url = format!("{}/metadata/timestamp.json", self.base);
+        let response = match self.agent.get(&url).call() {
+            Ok(r) => r,
+            Err(ureq::Error::Status(code, _)) => {
+                return Err(Error::BadAnswer {
+                    url,
+                    message: format!("status {code}"),
+                })
+            }
+            Err(ureq::Error::Transport(t)) => {
+                return Err(Error::Transport {
+                    url,
+                    message: transport_message(&t),
+                })
+            }
+        };
+        if response.status() != 200 {
+            return Err(Error::BadAnswer {
+                url,
+                message: format!("status {}", response.status()),
+            });
+        }
+        let mut bytes = Vec::new();
+        response
+            .into_reader()
+            .take(TIMESTAMP_MAX_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::Transport {
+                url: url.clone(),
+                message: format!("reading the answer: {e}"),
+            })?;
+        if u64::try_from(bytes.len()).map_or(true, |n| n > TIMESTAMP_MAX_BYTES) {
+            return Err(Error::TooLarge {
+                url,
+                limit: TIMESTAMP_MAX_BYTES,
+            });
+        }
+        Ok(bytes)
     }
 
     /// `GET /api/v1/resolve?artifact=NAME`: who answers for an artifact.

@@ -1,6 +1,7 @@
 //! The local cache of one repository: verified files stored by content
 //! hash (`blobs/<sha256>`) and one manifest (`state.json`) naming which
-//! blob is which file.
+//! blob is which file, plus the audit chain heads the verified timestamps
+//! carried ([`Manifest::remember_head`], bounded).
 //!
 //! A refresh writes the blobs it needs, then replaces `state.json`
 //! atomically (temporary file, fsync, rename), then removes blobs no longer
@@ -69,6 +70,27 @@ pub struct Manifest {
     /// The `ETag` of the last `timestamp.json` download, for a conditional request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timestamp_etag: Option<String>,
+    /// Audit chain heads carried by verified timestamps, in the order they
+    /// were first seen, at most [`MAX_REMEMBERED_HEADS`]
+    /// ([`Manifest::remember_head`]); `keyshare admin audit verify` checks
+    /// the server's audit log against them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audit_heads: Vec<RememberedHead>,
+}
+
+/// Most audit heads a cache remembers.
+pub const MAX_REMEMBERED_HEADS: usize = 64;
+
+/// An audit chain head a verified timestamp carried.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RememberedHead {
+    /// The last record's sequence number.
+    pub seq: u64,
+    /// Its hash.
+    pub hash: String,
+    /// The version of the timestamp that carried it.
+    pub timestamp_version: u64,
 }
 
 impl Manifest {
@@ -80,6 +102,43 @@ impl Manifest {
             metadata: BTreeMap::from([("root.json".to_owned(), root_sha256)]),
             targets: BTreeMap::new(),
             timestamp_etag: None,
+            audit_heads: Vec::new(),
+        }
+    }
+
+    /// Remembers the audit head a newly verified timestamp carried, unless
+    /// it is the last one remembered. Bounded: beyond
+    /// [`MAX_REMEMBERED_HEADS`], the head whose removal leaves the smallest
+    /// gap in sequence numbers between its neighbours is dropped, never
+    /// the first or the last, so the heads stay spread over the whole
+    /// history (a rewrite of old records is caught by an old head, one
+    /// after the newest head by the next refresh).
+    pub fn remember_head(&mut self, head: RememberedHead) {
+        if self
+            .audit_heads
+            .last()
+            .is_some_and(|last| last.seq == head.seq && last.hash == head.hash)
+        {
+            return;
+        }
+        self.audit_heads.push(head);
+        while self.audit_heads.len() > MAX_REMEMBERED_HEADS {
+            let gap = |i: usize| {
+                let before = self
+                    .audit_heads
+                    .get(i.saturating_sub(1))
+                    .map_or(0, |h| h.seq);
+                let after = self
+                    .audit_heads
+                    .get(i.saturating_add(1))
+                    .map_or(u64::MAX, |h| h.seq);
+                after.abs_diff(before)
+            };
+            let last = self.audit_heads.len().saturating_sub(1);
+            let Some(drop) = (1..last).min_by_key(|&i| gap(i)) else {
+                break;
+            };
+            self.audit_heads.remove(drop);
         }
     }
 }
@@ -222,4 +281,44 @@ pub fn default_dir() -> Option<PathBuf> {
     std::env::var_os("HOME")
         .filter(|h| !h.is_empty())
         .map(|h| PathBuf::from(h).join(".cache").join("keyshare"))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use super::*;
+
+    fn head(seq: u64) -> RememberedHead {
+        RememberedHead {
+            seq,
+            hash: format!("{seq:064x}"),
+            timestamp_version: seq + 1,
+        }
+    }
+
+    #[test]
+    fn remembered_heads_are_bounded_keep_first_and_last_and_stay_spread() {
+        let mut m = Manifest::pinned("http://x", "00".repeat(32));
+        for seq in 1..=1000 {
+            m.remember_head(head(seq));
+            m.remember_head(head(seq)); // the same head again: not repeated
+        }
+        assert_eq!(m.audit_heads.len(), MAX_REMEMBERED_HEADS);
+        assert_eq!(m.audit_heads[0], head(1));
+        assert_eq!(m.audit_heads[MAX_REMEMBERED_HEADS - 1], head(1000));
+        // Spread over the history: no gap much wider than the average.
+        let widest = m
+            .audit_heads
+            .windows(2)
+            .map(|w| w[1].seq - w[0].seq)
+            .max()
+            .unwrap();
+        assert!(widest <= 2 * 1000 / MAX_REMEMBERED_HEADS as u64, "{widest}");
+        // Old manifests without the field still read; empty lists are not written.
+        let text = serde_json::to_string(&Manifest::pinned("http://x", "00".repeat(32))).unwrap();
+        assert!(!text.contains("audit_heads"), "{text}");
+        let back: Manifest = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
+        assert_eq!(back, m);
+    }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use futures_util::stream::{self, StreamExt as _};
 use time::OffsetDateTime;
 
+use keyshare_policy::audit::Head;
 use keyshare_policy::client::{
     encode_role, verify_target, CacheOp, Config, Lookup, MetadataFile, Response, Step, Updater,
 };
@@ -21,7 +22,7 @@ use keyshare_policy::trust::{
 };
 use keyshare_policy::verify::{verify_root_self, Authority};
 
-use crate::cache::{self, CacheError, Manifest, RepoCache};
+use crate::cache::{self, CacheError, Manifest, RememberedHead, RepoCache};
 use crate::transport::{Fetched, HttpTransport, TransportError, DEFAULT_TIMEOUT};
 
 /// Default most peer redirects one decision follows.
@@ -173,6 +174,10 @@ pub struct TrustState {
     pub root_version: u64,
     /// The trusted timestamp's version.
     pub timestamp_version: u64,
+    /// The audit chain head the trusted timestamp carries
+    /// (`x-keyshare-audit`), if any: the server's audit log as of that
+    /// publish. `None` also when the field is malformed (logged).
+    pub audit_head: Option<Head>,
     /// The documents, indexed for decisions.
     pub trust_set: TrustSet,
     /// Every verified target the state was built from, by target path:
@@ -391,6 +396,13 @@ impl Verifier {
     /// The URL of the pinned repository.
     pub fn url(&self) -> Result<String, Error> {
         Ok(self.manifest()?.url)
+    }
+
+    /// The audit chain heads the organization's cache remembers, oldest
+    /// first (one per verified timestamp that carried a new one, bounded:
+    /// [`cache::MAX_REMEMBERED_HEADS`]).
+    pub fn remembered_heads(&self) -> Result<Vec<RememberedHead>, Error> {
+        Ok(self.manifest()?.audit_heads)
     }
 
     fn manifest(&self) -> Result<Manifest, Error> {
@@ -917,6 +929,14 @@ impl Verifier {
             Remote::Http(..) => work.etag.clone(),
             Remote::Bundle(_) => None,
         };
+        manifest.audit_heads = work.old.audit_heads.clone();
+        if let Some(head) = &state.audit_head {
+            manifest.remember_head(RememberedHead {
+                seq: head.seq,
+                hash: head.hash.clone(),
+                timestamp_version: state.timestamp_version,
+            });
+        }
         Ok(Synced {
             state,
             manifest,
@@ -1100,10 +1120,20 @@ fn build_state(
         tracing::warn!(namespace = %ns, "trust document of a namespace the index does not list; ignored");
     }
     let trusted = updater.trusted();
+    let audit_head = trusted
+        .timestamp()
+        .and_then(|t| match Head::from_timestamp(t) {
+            Ok(head) => head,
+            Err(e) => {
+                tracing::warn!(%url, error = %e, "ignoring the timestamp's audit head");
+                None
+            }
+        });
     Ok(TrustState {
         url: url.to_owned(),
         root_version: trusted.root().version,
         timestamp_version: trusted.timestamp().map_or(0, |t| t.version),
+        audit_head,
         trust_set,
         documents,
     })

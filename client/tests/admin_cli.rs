@@ -71,11 +71,13 @@ impl Server {
         p
     }
 
-    /// Runs `keyshare admin --server URL --token TOKEN ARGS...`.
+    /// Runs `keyshare admin --server URL --token TOKEN ARGS...` (with an
+    /// empty default verifier cache, which `audit verify` looks at).
     fn admin(&self, token: &str, args: &[&str]) -> Run {
         let mut all = vec!["admin", "--server", &self.url, "--token", token];
         all.extend_from_slice(args);
-        keyshare(&all, &[])
+        let xdg = self.path("xdg-cache");
+        keyshare(&all, &[("XDG_CACHE_HOME", xdg.to_str().unwrap())])
     }
 
     /// Runs an admin command as org admin and expects success.
@@ -782,40 +784,46 @@ fn non_json_error_answers_still_give_one_line() {
 }
 
 #[test]
-fn broken_audit_chain_exits_1_with_the_first_bad_record() {
-    let body = br#"{"ok":false,"first_bad_seq":3,"reason":"hash does not match"}"#.to_vec();
-    let (url, _heads) = canned_server(2, None, "200 OK", body);
-    let run = keyshare(
-        &[
-            "admin",
-            "--server",
-            &url,
-            "--token",
-            "canned-test-token",
-            "audit",
-            "verify",
-        ],
-        &[],
-    );
+fn a_break_the_server_reports_exits_1_with_its_first_bad_record() {
+    // The server's log checks out here, record by record, but its own
+    // check (which also covers the timestamps it stores) reports a break:
+    // a proxy answers `audit/verify` for it and passes the rest through.
+    let server = Server::start();
+    let (upstream, admin) = (server.url.clone(), server.admin.clone());
+    let proxy = common::Canned::start(std::sync::Arc::new(move |path: &str| {
+        if path.starts_with("api/v1/audit/verify") {
+            return common::Reply::Bytes(
+                br#"{"ok":false,"first_bad_seq":3,"reason":"hash does not match"}"#.to_vec(),
+            );
+        }
+        let answer = ureq::get(&format!("{upstream}/{path}"))
+            .set("Authorization", &format!("Bearer {admin}"))
+            .call()
+            .unwrap();
+        let mut bytes = Vec::new();
+        answer.into_reader().read_to_end(&mut bytes).unwrap();
+        common::Reply::Bytes(bytes)
+    }));
+    let xdg = server.path("xdg-cache");
+    let env = [("XDG_CACHE_HOME", xdg.to_str().unwrap())];
+    let args = [
+        "admin",
+        "--server",
+        &proxy.url,
+        "--token",
+        "canned-test-token",
+        "audit",
+        "verify",
+    ];
+    let run = keyshare(&args, &env);
     assert_eq!(
         run.assert_error_line(1),
         "error: audit chain broken at record 3: hash does not match"
     );
     assert!(run.stdout.is_empty(), "{run:?}");
-    let run = keyshare(
-        &[
-            "admin",
-            "--server",
-            &url,
-            "--token",
-            "canned-test-token",
-            "--output",
-            "json",
-            "audit",
-            "verify",
-        ],
-        &[],
-    );
+    let mut json_args = args.to_vec();
+    json_args.extend(["--output", "json"]);
+    let run = keyshare(&json_args, &env);
     run.assert_error_line(1);
     assert_eq!(run.json()["first_bad_seq"], 3);
 }

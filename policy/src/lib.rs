@@ -16,6 +16,8 @@
 //! * [`repo`]: the repository-side builder that creates and signs metadata.
 //! * [`trust`]: the trust documents keyshare distributes and the trust decision.
 //! * [`pattern`]: glob matching for delegation paths and artifact names.
+//! * [`audit`]: the audit log's hash chain and the chain heads published in
+//!   every timestamp, and the check of a log against them.
 //! * [`outbound`]: which URLs keyshare may send requests to on someone
 //!   else's say-so (peers, OIDC issuers): https to public hosts.
 //!
@@ -27,6 +29,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod cjson;
 pub mod client;
 pub mod datetime;

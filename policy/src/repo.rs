@@ -6,7 +6,11 @@
 //! them into one consistent set of new files: a new version of each changed
 //! targets role, then snapshot, then timestamp, each signed and each file
 //! immutable under its consistent-snapshot name. A commit that fails leaves
-//! the published state exactly as it was. [`Repository::restore`] rebuilds
+//! the published state exactly as it was. [`Repository::commit_with`]
+//! also hands the caller the paths of the files being published just
+//! before the timestamp is signed, and adds the extension fields it returns
+//! to that timestamp (the server puts the audit chain head there, see
+//! [`crate::audit`]). [`Repository::restore`] rebuilds
 //! the state from the published files (checking them as a client would)
 //! when a server restarts.
 //!
@@ -50,6 +54,9 @@ use crate::metadata::{
     SuccinctRoles, TargetFile, Targets, Timestamp, Unrecognized, SPEC_VERSION, TOP_LEVEL_ROLES,
 };
 use crate::sign::{sign, to_bytes, Signer};
+
+/// The path of the timestamp, the one file rewritten under its name.
+const TIMESTAMP_PATH: &str = "metadata/timestamp.json";
 
 /// A signer shared between the repository and whoever else holds it.
 pub type SharedSigner = Arc<dyn Signer>;
@@ -754,6 +761,23 @@ impl Repository {
     ///
     /// On error nothing is published and the staged changes stay staged.
     pub fn commit(&mut self, now: OffsetDateTime) -> Result<Vec<File>> {
+        self.commit_with(now, |_| Ok(Unrecognized::new()))
+    }
+
+    /// Like [`commit`](Self::commit), and the new timestamp's `signed`
+    /// object also gets the fields `timestamp_fields` returns (extensions
+    /// such as [`crate::audit::TIMESTAMP_FIELD`]; names must start with
+    /// `x-`). `timestamp_fields` is called once everything else is signed
+    /// and before the timestamp is, with the paths of every file this
+    /// commit publishes, in the order returned (`metadata/timestamp.json`
+    /// included), so it can record the publish (an audit record) and put
+    /// what it recorded in the timestamp. It is not called when nothing is
+    /// due. An error from it fails the commit like a signing error.
+    pub fn commit_with<E: From<Error>>(
+        &mut self,
+        now: OffsetDateTime,
+        timestamp_fields: impl FnOnce(&[String]) -> std::result::Result<Unrecognized, E>,
+    ) -> std::result::Result<Vec<File>, E> {
         let dirty: Vec<RoleName> = self
             .targets
             .iter()
@@ -793,29 +817,49 @@ impl Repository {
             ));
             new_roles.insert(name.clone(), (signed, bytes));
         }
-        let (snapshot, snapshot_bytes, timestamp, timestamp_bytes) =
-            self.sign_snapshot_and_timestamp(&new_roles, now)?;
+        let (snapshot, snapshot_bytes) = self.sign_snapshot(&new_roles, now)?;
         files.push(File::immutable(
             format!("metadata/{}.snapshot.json", snapshot.signed.version),
             snapshot_bytes.to_vec(),
         ));
-        files.push(File {
-            path: "metadata/timestamp.json".into(),
-            bytes: timestamp_bytes.clone(),
-            immutable: false,
-        });
+        let timestamp_at = files.len();
         // Roots added since the last commit are new files too.
+        let mut roots = Vec::new();
         for (i, bytes) in self
             .root_history
             .iter()
             .enumerate()
             .skip(self.published_roots)
         {
-            files.push(File::immutable(
+            roots.push(File::immutable(
                 format!("metadata/{}.root.json", i + 1),
                 bytes.to_vec(),
             ));
         }
+        let paths: Vec<String> = files
+            .iter()
+            .map(|f| f.path.clone())
+            .chain(std::iter::once(TIMESTAMP_PATH.to_owned()))
+            .chain(roots.iter().map(|f| f.path.clone()))
+            .collect();
+        let fields = timestamp_fields(&paths)?;
+        if let Some(name) = fields.keys().find(|k| !k.starts_with("x-")) {
+            return Err(Error::Sign(format!(
+                "timestamp field `{name}` is not an extension (names start with `x-`)"
+            ))
+            .into());
+        }
+        let timestamp = self.timestamp_for(&snapshot, &snapshot_bytes, now, fields)?;
+        let timestamp_bytes: Arc<[u8]> = to_bytes(&timestamp)?.into();
+        files.insert(
+            timestamp_at,
+            File {
+                path: TIMESTAMP_PATH.into(),
+                bytes: timestamp_bytes.clone(),
+                immutable: false,
+            },
+        );
+        files.extend(roots);
         for (name, (signed, _)) in new_roles {
             if let Some(r) = self.targets.get_mut(&name) {
                 r.staged.version = signed.signed.version;
@@ -840,12 +884,11 @@ impl Repository {
         Ok(signers.iter().map(|s| s.as_ref()).collect())
     }
 
-    #[allow(clippy::type_complexity)]
-    fn sign_snapshot_and_timestamp(
+    fn sign_snapshot(
         &self,
         new_roles: &BTreeMap<RoleName, (Signed<Targets>, Vec<u8>)>,
         now: OffsetDateTime,
-    ) -> Result<(Signed<Snapshot>, Arc<[u8]>, Signed<Timestamp>, Arc<[u8]>)> {
+    ) -> Result<(Signed<Snapshot>, Arc<[u8]>)> {
         // Every published role is listed by the previous snapshot (roles
         // are never dropped), so start from its entries and change only the
         // roles signed now: a publish does not visit every role again.
@@ -882,9 +925,7 @@ impl Repository {
         };
         let snapshot = sign(snapshot, &self.signer_refs("snapshot")?)?;
         let snapshot_bytes: Arc<[u8]> = to_bytes(&snapshot)?.into();
-        let timestamp = self.timestamp_for(&snapshot, &snapshot_bytes, now)?;
-        let timestamp_bytes: Arc<[u8]> = to_bytes(&timestamp)?.into();
-        Ok((snapshot, snapshot_bytes, timestamp, timestamp_bytes))
+        Ok((snapshot, snapshot_bytes))
     }
 
     fn meta_entry(&self, version: u64, bytes: &[u8]) -> MetaFile {
@@ -900,6 +941,7 @@ impl Repository {
         snapshot: &Signed<Snapshot>,
         snapshot_bytes: &[u8],
         now: OffsetDateTime,
+        fields: Unrecognized,
     ) -> Result<Signed<Timestamp>> {
         let timestamp = Timestamp {
             type_: Timestamp::TYPE.into(),
@@ -913,7 +955,7 @@ impl Repository {
                 "snapshot.json".to_owned(),
                 MetaFile::with_bytes(snapshot.signed.version, snapshot_bytes),
             )]),
-            unrecognized: Unrecognized::new(),
+            unrecognized: fields,
         };
         sign(timestamp, &self.signer_refs("timestamp")?)
     }
@@ -926,6 +968,14 @@ impl Repository {
         now: OffsetDateTime,
         horizon: Duration,
     ) -> Result<Vec<File>> {
+        self.mark_expiring(now, horizon);
+        self.commit(now)
+    }
+
+    /// Marks for the next commit every online role that expires before
+    /// `now + horizon` (and snapshot and timestamp when they do), as
+    /// [`refresh_expiring`](Self::refresh_expiring) does before it commits.
+    pub fn mark_expiring(&mut self, now: OffsetDateTime, horizon: Duration) {
         let deadline = now + horizon;
         let due = |e: Expires| e.time() <= deadline;
         for (name, r) in self.targets.iter_mut() {
@@ -946,7 +996,6 @@ impl Repository {
         if snapshot_due || timestamp_due {
             self.pending = true;
         }
-        self.commit(now)
     }
 
     /// Every file of the current repository state: all roots, the current
@@ -979,7 +1028,7 @@ impl Repository {
         }
         if let Some((_, bytes)) = &self.timestamp {
             files.push(File {
-                path: "metadata/timestamp.json".into(),
+                path: TIMESTAMP_PATH.into(),
                 bytes: bytes.clone(),
                 immutable: false,
             });
@@ -1129,6 +1178,87 @@ mod tests {
         repo.commit(now()).unwrap();
         repo.set_target("targets", "a", b"x", None).unwrap();
         assert!(repo.commit(now()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn commit_with_puts_the_fields_it_is_handed_into_the_signed_timestamp() {
+        let (mut repo, _) = new_repo();
+        repo.commit(now()).unwrap();
+        repo.set_target("targets", "a", b"x", None).unwrap();
+        let mut seen = Vec::new();
+        let files = repo
+            .commit_with(now(), |paths| -> Result<_> {
+                seen = paths.to_vec();
+                Ok(Unrecognized::from([(
+                    "x-keyshare-audit".to_owned(),
+                    serde_json::json!({"seq": 2, "hash": "ab"}),
+                )]))
+            })
+            .unwrap();
+        // Called with every file the commit publishes, in order.
+        let paths: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
+        assert_eq!(seen, paths);
+        assert_eq!(
+            paths,
+            [
+                "metadata/2.targets.json",
+                "metadata/2.snapshot.json",
+                "metadata/timestamp.json"
+            ]
+        );
+        // The field is in the signed part, covered by the signature.
+        let root = repo.root().signed.clone();
+        let bytes = &file(&files, "metadata/timestamp.json").bytes;
+        let ts = Envelope::<Timestamp>::parse("timestamp", bytes).unwrap();
+        let ts = Authority::from_root(&root, "timestamp")
+            .unwrap()
+            .verify("timestamp", ts)
+            .unwrap();
+        assert_eq!(
+            ts.unrecognized["x-keyshare-audit"],
+            serde_json::json!({"seq": 2, "hash": "ab"})
+        );
+        assert_eq!(
+            repo.timestamp().unwrap().signed.unrecognized,
+            ts.unrecognized
+        );
+
+        // Not called when nothing is due.
+        let called = std::cell::Cell::new(false);
+        let files = repo
+            .commit_with(now(), |_| -> Result<_> {
+                called.set(true);
+                Ok(Unrecognized::new())
+            })
+            .unwrap();
+        assert!(files.is_empty() && !called.get());
+
+        // Only extensions: a field TUF defines cannot be overwritten, and
+        // nothing is published.
+        repo.set_target("targets", "a", b"y", None).unwrap();
+        let version = repo.timestamp().unwrap().signed.version;
+        let err = repo
+            .commit_with(now(), |_| -> Result<_> {
+                Ok(Unrecognized::from([(
+                    "version".to_owned(),
+                    serde_json::json!(99),
+                )]))
+            })
+            .unwrap_err();
+        assert_eq!(
+            err,
+            Error::Sign(
+                "timestamp field `version` is not an extension (names start with `x-`)".into()
+            )
+        );
+        assert_eq!(repo.timestamp().unwrap().signed.version, version);
+        // An error of the callback fails the commit the same way.
+        let err = repo
+            .commit_with(now(), |_| Err(Error::Sign("no audit log".into())))
+            .unwrap_err();
+        assert_eq!(err, Error::Sign("no audit log".into()));
+        assert_eq!(repo.timestamp().unwrap().signed.version, version);
+        assert_eq!(repo.commit(now()).unwrap().len(), 3);
     }
 
     #[test]

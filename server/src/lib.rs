@@ -21,6 +21,9 @@
 //!   metadata, sweeps expired ephemeral keys, and caches published files
 //!   for the read API; [`publisher::Publisher::apply_batch`] publishes
 //!   several changes at once (CI group commit).
+//! * [`published_heads`]: the audit chain heads every signed timestamp
+//!   carries, and the check of the audit log against them
+//!   (`GET /api/v1/audit/verify`).
 //! * [`ci`]: CI issuance — OIDC ID tokens (or CI tokens) and claim rules,
 //!   nonces and proofs of possession, ephemeral delegations published in
 //!   groups ([`publisher::Publisher::apply_batch`]), short-lived certificates
@@ -43,6 +46,7 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod keys;
+pub mod published_heads;
 pub mod publisher;
 pub mod store;
 

@@ -3,8 +3,12 @@
 //! [`Publisher::apply`] runs one SQLite transaction that applies the change
 //! to the store, rebuilds the trust documents it affects, has the
 //! in-memory [`Repository`] sign new versions of the changed roles plus
-//! snapshot and timestamp, records the new files and appends one audit
-//! record. If any step fails the transaction rolls back, and the repository
+//! snapshot and timestamp, appends one audit record and records the new
+//! files. Every publish appends its audit records just before the
+//! timestamp is signed, and the timestamp carries the chain head including
+//! them (`x-keyshare-audit`, see [`keyshare_policy::audit`]): one helper,
+//! `commit_audited`, does that for every kind of publish. If any step
+//! fails the transaction rolls back, and the repository
 //! is rebuilt from what the store last published ([`Repository::restore`]),
 //! so a failed publish changes nothing.
 //!
@@ -63,6 +67,7 @@ use std::time::Instant;
 use serde_json::{json, Value};
 use time::{Duration, OffsetDateTime};
 
+use keyshare_policy::audit::Head as AuditChainHead;
 use keyshare_policy::metadata::{
     DelegatedRole, Envelope, KeyId, RoleName, Root, Signed, SuccinctRoles, Unrecognized,
 };
@@ -500,15 +505,16 @@ impl Publisher {
                 peers: true,
                 ..Affected::default()
             };
-            let mut files = stage(tx, &mut repo, &affected, &keys, now)?;
-            files.extend(repo.commit(now)?);
+            let staged = stage(tx, &mut repo, &affected, &keys, now)?;
+            let (files, _) = commit_audited(tx, &mut repo, now, staged, |_| {
+                vec![Audit::new(
+                    "system",
+                    "repository.init",
+                    "repository",
+                    json!({ "root_version": 1 }),
+                )]
+            })?;
             tx.record_published(&files)?;
-            tx.append_audit(
-                "system",
-                "repository.init",
-                "repository",
-                &json!({ "root_version": 1 }),
-            )?;
             Ok(())
         })?;
         Self::with_repo(store, repo, keys, options)
@@ -594,12 +600,13 @@ impl Publisher {
             let removes_long_lived = removes_long_lived(tx, &change)?;
             let (action, subject, details, affected) = apply_change(tx, &change)?;
             check_reachable(tx, &change, removes_long_lived)?;
-            let mut files = stage(tx, repo, &affected, keys, now)?;
-            files.extend(repo.commit(now)?);
+            let staged = stage(tx, repo, &affected, keys, now)?;
+            let (files, seqs) = commit_audited(tx, repo, now, staged, |_| {
+                vec![Audit::new(actor, action, subject, details)]
+            })?;
             tx.record_published(&files)?;
             prune(tx, retention, now)?;
-            let record = tx.append_audit(actor, action, &subject, &details)?;
-            Ok((files, record.seq))
+            Ok((files, seqs.first().copied().unwrap_or_default()))
         });
         match result {
             Ok((files, audit_seq)) => {
@@ -740,17 +747,21 @@ impl Publisher {
             if audits.is_empty() {
                 return Ok(None);
             }
-            let mut files = stage(tx, repo, &all, keys, now)?;
-            files.extend(repo.commit(now)?);
+            audits.sort_by_key(|a| a.0);
+            let staged = stage(tx, repo, &all, keys, now)?;
+            let order: Vec<usize> = audits.iter().map(|(i, ..)| *i).collect();
+            let (files, appended) = commit_audited(tx, repo, now, staged, |_| {
+                audits
+                    .into_iter()
+                    .map(|(i, action, subject, details)| {
+                        let actor = batch.get(i).map_or("system", |b| b.actor.as_str());
+                        Audit::new(actor, action, subject, details)
+                    })
+                    .collect()
+            })?;
             tx.record_published(&files)?;
             prune(tx, retention, now)?;
-            audits.sort_by_key(|a| a.0);
-            let mut seqs = Vec::with_capacity(audits.len());
-            for (i, action, subject, details) in audits {
-                let actor = batch.get(i).map_or("system", |b| b.actor.as_str());
-                seqs.push((i, tx.append_audit(actor, action, &subject, &details)?.seq));
-            }
-            Ok(Some((files, seqs)))
+            Ok(Some((files, order.into_iter().zip(appended).collect::<Vec<_>>())))
         });
         match result {
             Ok(published) => {
@@ -848,7 +859,6 @@ impl Publisher {
         });
         let result = store.transaction_at(now, |tx| -> Result<_, PublishError> {
             repo.add_root(root).map_err(|e| refused(e.to_string()))?;
-            let mut files = Vec::new();
             // The bins must be signed by the targets key the server holds:
             // after a targets key rotation, re-delegate and re-sign them.
             let bins_key = repo
@@ -872,14 +882,19 @@ impl Publisher {
                 // The published targets role was signed by a key the new
                 // root no longer lists: re-sign it (and whatever expires
                 // sooner) with the server's key, which the new root lists.
-                files.extend(repo.refresh_expiring(now, horizon)?);
+                repo.mark_expiring(now, horizon);
             }
-            files.extend(repo.commit(now)?);
+            let (files, seqs) = commit_audited(tx, repo, now, Vec::new(), |_| {
+                vec![Audit::new(
+                    actor,
+                    "root.rotate",
+                    format!("root v{version}"),
+                    details,
+                )]
+            })?;
             tx.record_published(&files)?;
             prune(tx, self.retention, now)?;
-            let record =
-                tx.append_audit(actor, "root.rotate", &format!("root v{version}"), &details)?;
-            Ok((files, record.seq))
+            Ok((files, seqs.first().copied().unwrap_or_default()))
         });
         match result {
             Ok((files, audit_seq)) => {
@@ -908,7 +923,8 @@ impl Publisher {
         now: OffsetDateTime,
     ) -> Result<Vec<String>, PublishError> {
         self.system_publish("metadata.resign", now, |_tx, repo| {
-            Ok(repo.refresh_expiring(now, horizon)?)
+            repo.mark_expiring(now, horizon);
+            Ok(Vec::new())
         })
     }
 
@@ -935,9 +951,7 @@ impl Publisher {
                 revocations: true,
                 ..Affected::default()
             };
-            let mut files = stage(tx, repo, &affected, &keys, now)?;
-            files.extend(repo.commit(now)?);
-            Ok(files)
+            stage(tx, repo, &affected, &keys, now)
         })
     }
 
@@ -985,14 +999,14 @@ impl Publisher {
                     ),
                 }
             }
-            let mut files = stage(tx, repo, &affected, &keys, now)?;
-            files.extend(repo.commit(now)?);
-            Ok(files)
+            stage(tx, repo, &affected, &keys, now)
         })?;
         Ok(removed)
     }
 
-    /// A publish the server makes by itself; audited only when it published.
+    /// A publish the server makes by itself: `work` stages changes (or
+    /// marks roles due) and returns the target files it staged; then
+    /// whatever is due is committed. Audited only when it published.
     fn system_publish(
         &self,
         action: &str,
@@ -1003,12 +1017,21 @@ impl Publisher {
         let mut guard = self.lock();
         let Inner { store, repo } = &mut *guard;
         let result = store.transaction_at(now, |tx| -> Result<_, PublishError> {
-            let files = work(tx, repo)?;
+            let staged = work(tx, repo)?;
+            let (files, _) = commit_audited(tx, repo, now, staged, |paths| {
+                if paths.is_empty() {
+                    return Vec::new();
+                }
+                vec![Audit::new(
+                    "system",
+                    action,
+                    "repository",
+                    json!({ "files": paths }),
+                )]
+            })?;
             if !files.is_empty() {
                 tx.record_published(&files)?;
                 prune(tx, self.retention, now)?;
-                let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
-                tx.append_audit("system", action, "repository", &json!({ "files": paths }))?;
             }
             Ok(files)
         });
@@ -1083,6 +1106,15 @@ impl Publisher {
     /// Runs `f` with the store (reads; blocking).
     pub fn read<T>(&self, f: impl FnOnce(&Store) -> T) -> T {
         f(&self.lock().store)
+    }
+
+    /// Checks the audit chain and that it agrees with the chain heads of
+    /// the published timestamps (the current one and the newest stored
+    /// ones, each verified with the timestamp key), see
+    /// [`crate::published_heads`]. Blocking.
+    pub fn verify_audit(&self) -> Result<crate::published_heads::AuditVerified, PublishError> {
+        let guard = self.lock();
+        crate::published_heads::verify(&guard.store, &guard.repo)
     }
 
     /// Creates an API token (audited). The secret is in the result only.
@@ -1488,6 +1520,78 @@ fn change_namespace(change: &Change) -> Option<&NamespaceName> {
     }
 }
 
+/// One audit record of a publish.
+struct Audit {
+    actor: String,
+    action: String,
+    subject: String,
+    details: Value,
+}
+
+impl Audit {
+    fn new(
+        actor: impl Into<String>,
+        action: impl Into<String>,
+        subject: impl Into<String>,
+        details: Value,
+    ) -> Self {
+        Self {
+            actor: actor.into(),
+            action: action.into(),
+            subject: subject.into(),
+            details,
+        }
+    }
+}
+
+/// Commits what `repo` has staged or marked due, with this publish's audit
+/// records: `audits` gets the paths of every file of the publish (`staged`
+/// first, then what the commit signs) and returns the records, which are
+/// appended to the log just before the timestamp is signed, so the
+/// timestamp carries the chain head including them (`x-keyshare-audit`,
+/// see [`keyshare_policy::audit`]). This is the one place a publish's head
+/// is computed. When nothing is due the records are appended all the same
+/// (a change that left every document as it was) and no timestamp is
+/// signed. Returns `staged` plus the signed files, and the records'
+/// sequence numbers.
+fn commit_audited(
+    tx: &mut Tx<'_>,
+    repo: &mut Repository,
+    now: OffsetDateTime,
+    staged: Vec<File>,
+    audits: impl FnOnce(&[String]) -> Vec<Audit>,
+) -> Result<(Vec<File>, Vec<i64>), PublishError> {
+    fn append(tx: &mut Tx<'_>, audits: Vec<Audit>) -> Result<Vec<i64>, PublishError> {
+        let mut seqs = Vec::with_capacity(audits.len());
+        for a in audits {
+            seqs.push(
+                tx.append_audit(&a.actor, &a.action, &a.subject, &a.details)?
+                    .seq,
+            );
+        }
+        Ok(seqs)
+    }
+    let mut audits = Some(audits);
+    let mut seqs = Vec::new();
+    let staged_paths: Vec<String> = staged.iter().map(|f| f.path.clone()).collect();
+    let signed = repo.commit_with(now, |paths| -> Result<_, PublishError> {
+        if let Some(audits) = audits.take() {
+            let all: Vec<String> = staged_paths.iter().chain(paths).cloned().collect();
+            seqs = append(tx, audits(&all))?;
+        }
+        let head = tx.audit_head()?;
+        let seq = u64::try_from(head.records)
+            .map_err(|e| store::Error::corrupt("audit_log", e.to_string()))?;
+        Ok(AuditChainHead::new(seq, &head.hash)?.timestamp_fields())
+    })?;
+    if let Some(audits) = audits.take() {
+        seqs = append(tx, audits(&staged_paths))?;
+    }
+    let mut files = staged;
+    files.extend(signed);
+    Ok((files, seqs))
+}
+
 /// Builds, and so checks with the policy parser, every document `affected`
 /// names, staging nothing.
 fn check_documents(tx: &Tx<'_>, affected: &Affected) -> Result<(), PublishError> {
@@ -1791,7 +1895,8 @@ impl Publisher {
                 .into());
             }
             let horizon = (valid_until - now).max(timestamp_period);
-            let mut files = repo.refresh_expiring(now, horizon)?;
+            repo.mark_expiring(now, horizon);
+            let (mut files, _) = commit_audited(tx, repo, now, Vec::new(), |_| Vec::new())?;
             let (Some(snapshot), Some(timestamp)) = (repo.snapshot(), repo.timestamp()) else {
                 return Err(PublishError::Broken("nothing published yet".into()));
             };
@@ -1812,7 +1917,8 @@ impl Publisher {
             let t_bytes: Arc<[u8]> = keyshare_policy::sign::to_bytes(&t)?.into();
             // Use up the edition's versions online: a commit that is never
             // published, then the one that is.
-            let skipped = repo.refresh_expiring(now, timestamp_period)?;
+            repo.mark_expiring(now, timestamp_period);
+            let (skipped, _) = commit_audited(tx, repo, now, Vec::new(), |_| Vec::new())?;
             if repo.timestamp().map(|x| x.signed.version) != Some(t.signed.version)
                 || repo.snapshot().map(|x| x.signed.version) != Some(s.signed.version)
             {
@@ -1823,19 +1929,20 @@ impl Publisher {
             files.extend(skipped.into_iter().filter(|f| {
                 f.path != "metadata/timestamp.json" && !f.path.ends_with(".snapshot.json")
             }));
-            files.extend(repo.refresh_expiring(now, timestamp_period)?);
+            repo.mark_expiring(now, timestamp_period);
+            let (files, _) = commit_audited(tx, repo, now, files, |paths| {
+                vec![Audit::new(
+                    actor,
+                    "airgap.export",
+                    "repository",
+                    json!({
+                        "files": paths,
+                        "edition": {"timestamp_version": t.signed.version, "snapshot_version": s.signed.version},
+                        "expires": t.signed.expires.to_string(),
+                    }),
+                )]
+            })?;
             tx.record_published(&files)?;
-            let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
-            tx.append_audit(
-                actor,
-                "airgap.export",
-                "repository",
-                &json!({
-                    "files": paths,
-                    "edition": {"timestamp_version": t.signed.version, "snapshot_version": s.signed.version},
-                    "expires": t.signed.expires.to_string(),
-                }),
-            )?;
             edition = Some(BundleEdition {
                 snapshot_path: format!("metadata/{}.snapshot.json", s.signed.version),
                 snapshot: s_bytes,

@@ -306,7 +306,9 @@ fn make_changes(server: &Server, token: &str) -> (String, String) {
     (key_id, fingerprint)
 }
 
-/// Runs `updater_against_server.py`; returns the targets it downloaded.
+/// Runs `updater_against_server.py`; returns the targets it downloaded,
+/// and under `x-keyshare-audit` the audit head python-tuf kept from the
+/// verified timestamp (JSON).
 fn updater(base: &str, root: &Path, targets: &[&str]) -> Result<BTreeMap<String, String>, String> {
     let out_dir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(python());
@@ -322,11 +324,15 @@ fn updater(base: &str, root: &Path, targets: &[&str]) -> Result<BTreeMap<String,
     }
     Ok(targets
         .iter()
+        .chain(&["x-keyshare-audit"])
         .map(|t| {
-            (
-                (*t).to_owned(),
-                fs::read_to_string(out_dir.path().join(t)).unwrap(),
-            )
+            let file = if *t == "x-keyshare-audit" {
+                "x-keyshare-audit.json"
+            } else {
+                t
+            };
+            let text = fs::read_to_string(out_dir.path().join(file)).unwrap();
+            ((*t).to_owned(), text)
         })
         .collect())
 }
@@ -533,6 +539,12 @@ fn python_tuf_updater_follows_admin_changes_made_over_http() {
         after["org/revocations.json"].contains("laptop lost"),
         "{after:?}"
     );
+    // python-tuf keeps the audit head in the timestamp it verified.
+    let (_, verify) = server.request("GET", "/api/v1/audit/verify", Some(&token), None);
+    let verify: Value = serde_json::from_slice(&verify).unwrap();
+    let kept: Value = serde_json::from_str(&after["x-keyshare-audit"]).unwrap();
+    assert_eq!(kept["seq"], verify["published_head"]["seq"], "{verify}");
+    assert_eq!(kept["hash"], verify["published_head"]["hash"], "{verify}");
     let (status, log) = server.terminate();
     assert!(status.success(), "{log}");
 }

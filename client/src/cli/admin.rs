@@ -13,7 +13,11 @@ use keyshare_client::admin::{
     AdminClient, KeyMaterial, NewIdentity, NewKey, NewNamespace, NewRevocation, NewSubDelegation,
     PeerRoot, PeerSpec, RevokedSubject, TokenKind,
 };
+use keyshare_client::blocking::Verifier;
+use keyshare_client::Options;
+use keyshare_policy::audit::Head;
 use keyshare_policy::keys::{Key, Scheme};
+use keyshare_policy::metadata::{Envelope, Timestamp};
 
 use super::output;
 use super::{read_text, Error, OutputFormat};
@@ -322,8 +326,23 @@ enum AuditCommand {
         #[arg(long, value_name = "N")]
         limit: Option<u32>,
     },
-    /// Verify the audit log's hash chain; exit 1 if it is broken.
-    Verify,
+    /// Verify the audit log: fetch every record and check the hash chain
+    /// here, check it against every published chain head available (the
+    /// server's current timestamp, verified through the TUF workflow when
+    /// the verifier cache pins a root; the heads the verifier cache
+    /// remembered; each --head), then ask the server's own check. Exit 1
+    /// naming the record on any mismatch.
+    Verify {
+        /// A head written down earlier (`SEQ:HASH`, as this command prints
+        /// it), e.g. in a ticket or a ceremony log; repeatable.
+        #[arg(long = "head", value_name = "SEQ:HASH", allow_hyphen_values = true)]
+        heads: Vec<String>,
+        /// The verifier cache whose pinned root verifies the published
+        /// timestamp and whose remembered heads are checked (default
+        /// `$XDG_CACHE_HOME/keyshare`, else `~/.cache/keyshare`).
+        #[arg(long, env = "KEYSHARE_CACHE_DIR", value_name = "DIR")]
+        cache_dir: Option<PathBuf>,
+    },
 }
 
 /// Runs `keyshare admin ...`.
@@ -349,7 +368,7 @@ pub(crate) fn run(args: AdminArgs) -> Result<(), Error> {
         AdminCommand::Peer(c) => peer(&client, c, out),
         AdminCommand::Root(c) => root(&client, c, out),
         AdminCommand::Token(c) => token_command(&client, c, out),
-        AdminCommand::Audit(c) => audit(&client, c, out),
+        AdminCommand::Audit(c) => audit(&client, c, args.server_ca.as_deref(), out),
         AdminCommand::Resolve { artifact } => {
             let v = client.resolve(&artifact)?;
             emit(out, &v, || match v.get("kind").and_then(Value::as_str) {
@@ -1007,7 +1026,12 @@ fn token_command(client: &AdminClient, c: TokenCommand, out: OutputFormat) -> Re
 
 // ---- audit ----
 
-fn audit(client: &AdminClient, c: AuditCommand, out: OutputFormat) -> Result<(), Error> {
+fn audit(
+    client: &AdminClient,
+    c: AuditCommand,
+    server_ca: Option<&Path>,
+    out: OutputFormat,
+) -> Result<(), Error> {
     match c {
         AuditCommand::List { after, limit } => {
             let v = client.audit(after, limit)?;
@@ -1022,27 +1046,213 @@ fn audit(client: &AdminClient, c: AuditCommand, out: OutputFormat) -> Result<(),
                 ),
             }
         }
-        AuditCommand::Verify => {
-            let v = client.verify_audit()?;
-            if v.get("ok") == Some(&Value::Bool(true)) {
-                emit(out, &v, || {
-                    format!(
-                        "audit chain ok: {} records, head {}",
-                        field(&v, "records"),
-                        field(&v, "hash")
-                    )
-                });
-            } else {
-                if out == OutputFormat::Json {
-                    output::json(&v);
-                }
-                return Err(Error::Failed(format!(
-                    "audit chain broken at record {}: {}",
-                    field(&v, "first_bad_seq"),
-                    field(&v, "reason")
-                )));
-            }
+        AuditCommand::Verify { heads, cache_dir } => {
+            audit_verify(client, &heads, cache_dir, server_ca, out)?;
         }
     }
     Ok(())
+}
+
+/// The head of the server's current timestamp, and how it was obtained.
+struct PublishedHead {
+    head: Option<Head>,
+    timestamp_version: u64,
+    /// `verified` or why not.
+    how: String,
+    verified: bool,
+}
+
+/// `keyshare admin audit verify`: see [`AuditCommand::Verify`].
+fn audit_verify(
+    client: &AdminClient,
+    given: &[String],
+    cache_dir: Option<PathBuf>,
+    server_ca: Option<&Path>,
+    out: OutputFormat,
+) -> Result<(), Error> {
+    let mut heads: Vec<(Head, String)> = Vec::new();
+    for g in given {
+        let head: Head = g
+            .parse()
+            .map_err(|_| Error::Input(format!("--head `{g}`: expected SEQ:HASH (a sequence number and the 64 hex digits of that record's hash)")))?;
+        heads.push((head, "given with --head".to_owned()));
+    }
+    let cache = verifier_cache(cache_dir, server_ca, client.base_url())?;
+    let published = match &cache {
+        Cache::Pinned { verifier, .. } => {
+            let state = verifier.refresh()?;
+            PublishedHead {
+                head: state.audit_head,
+                timestamp_version: state.timestamp_version,
+                how: format!(
+                    "verified against the root pinned in {}",
+                    verifier.inner().options().cache_dir.display()
+                ),
+                verified: true,
+            }
+        }
+        Cache::None(why) => {
+            let bytes = client.published_timestamp()?;
+            let url = format!("{}/metadata/timestamp.json", client.base_url());
+            let envelope = Envelope::<Timestamp>::parse("timestamp", &bytes)
+                .map_err(|e| Error::Input(format!("{url}: {e}")))?;
+            PublishedHead {
+                head: Head::from_timestamp(&envelope.signed)
+                    .map_err(|e| Error::Input(format!("{url}: {e}")))?,
+                timestamp_version: envelope.signed.version,
+                how: format!("unverified: {why}"),
+                verified: false,
+            }
+        }
+    };
+    if let Some(head) = &published.head {
+        let label = if published.verified {
+            format!("published in timestamp v{}", published.timestamp_version)
+        } else {
+            format!(
+                "published in timestamp v{} (unverified)",
+                published.timestamp_version
+            )
+        };
+        heads.push((head.clone(), label));
+    }
+    let mut remembered = 0;
+    if let Cache::Pinned { verifier, dir } = &cache {
+        for h in verifier.inner().remembered_heads()? {
+            let Ok(head) = Head::new(h.seq, &h.hash) else {
+                continue;
+            };
+            if published.head.as_ref() == Some(&head) {
+                continue;
+            }
+            remembered += 1;
+            heads.push((
+                head,
+                format!(
+                    "remembered in the verifier cache {} (timestamp v{})",
+                    dir.display(),
+                    h.timestamp_version
+                ),
+            ));
+        }
+    }
+    let checked = heads.len();
+    let summary = match client.check_audit_log(heads)? {
+        Ok(summary) => summary,
+        Err(e) => {
+            if out == OutputFormat::Json {
+                output::json(&json!({
+                    "ok": false,
+                    "first_bad_seq": e.first_bad_seq(),
+                    "reason": e.to_string(),
+                }));
+            }
+            return Err(Error::Failed(e.to_string()));
+        }
+    };
+    // The server's own check also covers the timestamps it still stores.
+    let server = client.verify_audit()?;
+    if server.get("ok") != Some(&Value::Bool(true)) {
+        if out == OutputFormat::Json {
+            output::json(&server);
+        }
+        return Err(Error::Failed(if server.get("published_in").is_some() {
+            format!("the server's check: {}", field(&server, "reason"))
+        } else {
+            format!(
+                "audit chain broken at record {}: {}",
+                field(&server, "first_bad_seq"),
+                field(&server, "reason")
+            )
+        }));
+    }
+    let value = json!({
+        "ok": true,
+        "records": summary.head.seq,
+        "hash": summary.head.hash,
+        "heads_checked": checked,
+        "published_head": published.head.as_ref().map(|h| json!({
+            "seq": h.seq,
+            "hash": h.hash,
+            "timestamp_version": published.timestamp_version,
+            "verified": published.verified,
+        })),
+        "remembered_heads": remembered,
+        "given_heads": given.len(),
+        "server": server,
+    });
+    emit(out, &value, || {
+        let mut against = vec![match &published.head {
+            Some(h) => format!(
+                "the head of timestamp v{} (record {}; {})",
+                published.timestamp_version, h.seq, published.how
+            ),
+            None => format!(
+                "no head: timestamp v{} carries none ({})",
+                published.timestamp_version, published.how
+            ),
+        }];
+        if remembered > 0 {
+            against.push(format!(
+                "{remembered} head(s) remembered by the verifier cache"
+            ));
+        }
+        if !given.is_empty() {
+            against.push(format!("{} head(s) given with --head", given.len()));
+        }
+        format!(
+            "audit chain ok: {} records, head {}\nagrees with: {}; the server's own check agrees ({} published heads)",
+            summary.head.seq,
+            summary.head.hash,
+            against.join(", "),
+            field(&server, "published_heads"),
+        )
+    });
+    Ok(())
+}
+
+/// The verifier cache `audit verify` uses.
+enum Cache {
+    /// It pins the root of this server.
+    Pinned {
+        verifier: Box<Verifier>,
+        dir: PathBuf,
+    },
+    /// None usable, and why.
+    None(String),
+}
+
+/// The verifier cache at `dir` (or the default), if it pins the root of
+/// the repository at `server`.
+fn verifier_cache(
+    dir: Option<PathBuf>,
+    server_ca: Option<&Path>,
+    server: &str,
+) -> Result<Cache, Error> {
+    let Some(dir) = dir.or_else(keyshare_client::default_cache_dir) else {
+        return Ok(Cache::None("no verifier cache directory".into()));
+    };
+    let mut options = Options::new(dir.clone());
+    if let Some(ca) = server_ca {
+        options.server_ca = Some(std::fs::read(ca).map_err(|source| Error::Read {
+            path: ca.to_owned(),
+            source,
+        })?);
+    }
+    let verifier = Verifier::new(options)?;
+    match verifier.inner().url() {
+        Ok(url) if url.trim_end_matches('/') == server.trim_end_matches('/') => Ok(Cache::Pinned {
+            verifier: Box::new(verifier),
+            dir,
+        }),
+        Ok(url) => Ok(Cache::None(format!(
+            "the verifier cache {} pins {url}, not this server",
+            dir.display()
+        ))),
+        Err(keyshare_client::Error::NotInitialized { .. }) => Ok(Cache::None(format!(
+            "no root pinned in {}; run `keyshare init` to verify it",
+            dir.display()
+        ))),
+        Err(e) => Err(e.into()),
+    }
 }

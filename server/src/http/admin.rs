@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use keyshare_policy::audit::ChainError;
 use keyshare_policy::keys::{Key, Scheme};
 use keyshare_policy::metadata::KeyId;
 use keyshare_policy::pattern::ArtifactPattern;
@@ -29,7 +30,7 @@ use super::auth::{authorize, Action, Caller};
 use super::body::Body;
 use super::error::ApiError;
 use super::AppState;
-use crate::publisher::{Applied, Change};
+use crate::publisher::{Applied, Change, PublishError};
 use crate::store::{self, Listing, NamespaceRecord, OrgRoot, Store, Token, TokenKind};
 
 /// Every admin endpoint. Routes are registered from [`Endpoint::ALL`], so
@@ -1365,18 +1366,52 @@ async fn verify_audit(
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller.token, Endpoint::VerifyAudit.action(""))?;
     let publisher = state.publisher.clone();
-    let result = web::block(move || publisher.read(|s| s.verify_audit_chain())).await?;
+    let result = web::block(move || publisher.verify_audit()).await?;
     match result {
-        Ok(head) => Ok(HttpResponse::Ok().json(json!({
+        Ok(v) => Ok(HttpResponse::Ok().json(json!({
             "ok": true,
-            "records": head.records,
-            "hash": head.hash,
+            "records": v.head.records,
+            "hash": v.head.hash,
+            "published_heads": v.heads_checked,
+            "published_head": v.published.map(|p| json!({
+                "seq": p.head.seq,
+                "hash": p.head.hash,
+                "timestamp_version": p.timestamp_version,
+            })),
         }))),
-        Err(store::Error::AuditChain { seq, reason }) => Ok(HttpResponse::Ok().json(json!({
-            "ok": false,
-            "first_bad_seq": seq,
-            "reason": reason,
-        }))),
+        Err(PublishError::Store(store::Error::AuditChain { seq, reason })) => {
+            Ok(HttpResponse::Ok().json(json!({
+                "ok": false,
+                "first_bad_seq": seq,
+                "reason": reason,
+            })))
+        }
+        Err(PublishError::Store(store::Error::AuditHead(e))) => {
+            let (head_seq, published_in, expected, found) = match &e {
+                ChainError::Contradicted {
+                    seq,
+                    published_in,
+                    expected,
+                    found,
+                } => (*seq, published_in, expected, json!(found)),
+                ChainError::Truncated {
+                    seq,
+                    published_in,
+                    expected,
+                    ..
+                } => (*seq, published_in, expected, Value::Null),
+                _ => return Err(ApiError::internal(e)),
+            };
+            Ok(HttpResponse::Ok().json(json!({
+                "ok": false,
+                "first_bad_seq": e.first_bad_seq(),
+                "reason": e.to_string(),
+                "published_in": published_in,
+                "head_seq": head_seq,
+                "expected": expected,
+                "found": found,
+            })))
+        }
         Err(e) => Err(e.into()),
     }
 }

@@ -4,42 +4,26 @@
 //! record 1) and
 //! `hash = SHA-256(canonical JSON of ["keyshare.audit/v1", seq, time, actor, action, subject, details, prev_hash])`,
 //! with canonical JSON as TUF signs it (sorted keys, no insignificant
-//! whitespace, no floats). Editing any field of a record changes its hash;
-//! deleting a record leaves a gap in `seq`; moving records changes the `seq`
-//! they are hashed with; and every later record's `prev_hash` pins the one
-//! before it. Only removing records from the end goes unnoticed by the chain
-//! alone: compare [`AuditHead`] with a copy kept elsewhere for that.
+//! whitespace, no floats): [`keyshare_policy::audit::Record::hash`]. Editing
+//! any field of a record changes its hash; deleting a record leaves a gap in
+//! `seq`; moving records changes the `seq` they are hashed with; and every
+//! later record's `prev_hash` pins the one before it. What the chain alone
+//! cannot show is a rewrite by someone who also recomputes every later
+//! hash, or records removed from the end: [`verify`] also checks the chain
+//! against heads published elsewhere (the heads in signed timestamps, see
+//! `crate::published_heads`) with [`keyshare_policy::audit::ChainCheck`].
 
 use rusqlite::Connection;
-use serde_json::{json, Value};
+use serde_json::Value;
+
+use keyshare_policy::audit::{ChainCheck, ChainError, Head, Record, GENESIS};
 
 use super::error::{Error, Result};
 use super::records::{AuditHead, AuditRecord};
 use super::{parse_time, time_text};
 
-/// `prev_hash` of the first record.
-pub(crate) const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-
-/// Tag hashed into every record, so a record hash cannot be mistaken for another digest.
-const FORMAT: &str = "keyshare.audit/v1";
-
-/// The canonical bytes a record's hash covers.
-pub(crate) fn canonical_bytes(
-    seq: i64,
-    time: &str,
-    actor: &str,
-    action: &str,
-    subject: &str,
-    details: &Value,
-    prev_hash: &str,
-) -> Result<Vec<u8>> {
-    let tuple = json!([FORMAT, seq, time, actor, action, subject, details, prev_hash]);
-    keyshare_policy::cjson::to_canonical(&tuple, "audit record")
-        .map_err(|e| Error::invalid("details", e.to_string()))
-}
-
 /// SHA-256 of a record's canonical bytes, hex.
-pub(crate) fn record_hash(
+fn record_hash(
     seq: i64,
     time: &str,
     actor: &str,
@@ -48,8 +32,18 @@ pub(crate) fn record_hash(
     details: &Value,
     prev_hash: &str,
 ) -> Result<String> {
-    let bytes = canonical_bytes(seq, time, actor, action, subject, details, prev_hash)?;
-    Ok(keyshare_policy::hash::sha256_hex(&bytes))
+    let seq = u64::try_from(seq).map_err(|e| Error::invalid("seq", e.to_string()))?;
+    Record {
+        seq,
+        time,
+        actor,
+        action,
+        subject,
+        details,
+        prev_hash,
+    }
+    .hash()
+    .map_err(|e| Error::invalid("details", e.to_string()))
 }
 
 /// A row as stored, before checking.
@@ -170,50 +164,53 @@ pub(crate) fn records(conn: &Connection, after: i64, limit: u32) -> Result<Vec<A
     rows.map(|r| to_record(r?)).collect()
 }
 
-/// Walks the whole log and checks every link; see the module docs.
-pub(crate) fn verify(conn: &Connection) -> Result<AuditHead> {
+/// Walks the whole log and checks every link and every one of `heads`
+/// (each with where it was published); see the module docs. A broken link
+/// is [`Error::AuditChain`], a head the log contradicts
+/// [`Error::AuditHead`]; either names the first sequence number concerned.
+pub(crate) fn verify(conn: &Connection, heads: &[(Head, String)]) -> Result<AuditHead> {
+    let mut check = ChainCheck::new(heads.iter().cloned());
     let mut stmt = conn.prepare(&format!("{SELECT} ORDER BY seq"))?;
     let mut rows = stmt.query([])?;
-    let mut expected: i64 = 1;
-    let mut prev_hash = GENESIS.to_owned();
     while let Some(r) = rows.next()? {
         let r = row(r)?;
-        let broken = |reason: String| Error::AuditChain {
-            seq: expected,
-            reason,
+        let seq = check.next_seq();
+        let broken = |reason: String| chain_error(ChainError::Broken { seq, reason });
+        let Ok(record_seq) = u64::try_from(r.seq) else {
+            return Err(broken(format!("unexpected sequence number {}", r.seq)));
         };
-        if r.seq != expected {
-            return Err(broken(if r.seq > expected {
-                format!("record missing (the next record is {})", r.seq)
-            } else {
-                format!("unexpected sequence number {}", r.seq)
-            }));
-        }
-        if r.prev_hash != prev_hash {
-            return Err(broken(
-                "prev_hash is not the hash of the previous record".into(),
-            ));
-        }
-        let details: Value = serde_json::from_str(&r.details)
-            .map_err(|e| broken(format!("details are not JSON: {e}")))?;
-        let hash = record_hash(
-            r.seq,
-            &r.time,
-            &r.actor,
-            &r.action,
-            &r.subject,
-            &details,
-            &r.prev_hash,
-        )
-        .map_err(|e| broken(e.to_string()))?;
-        if hash != r.hash {
-            return Err(broken("hash does not match the record's content".into()));
-        }
-        prev_hash = r.hash;
-        expected += 1;
+        let details = match serde_json::from_str::<Value>(&r.details) {
+            Ok(details) => details,
+            Err(e) if record_seq == seq => {
+                return Err(broken(format!("details are not JSON: {e}")));
+            }
+            // A record out of place: `push` reports its sequence number.
+            Err(_) => Value::Null,
+        };
+        let record = Record {
+            seq: record_seq,
+            time: &r.time,
+            actor: &r.actor,
+            action: &r.action,
+            subject: &r.subject,
+            details: &details,
+            prev_hash: &r.prev_hash,
+        };
+        check.push(&record, &r.hash).map_err(chain_error)?;
     }
+    let summary = check.finish().map_err(chain_error)?;
     Ok(AuditHead {
-        records: expected - 1,
-        hash: prev_hash,
+        records: i64::try_from(summary.head.seq).map_err(|e| Error::corrupt("audit_log", e))?,
+        hash: summary.head.hash,
     })
+}
+
+fn chain_error(e: ChainError) -> Error {
+    match e {
+        ChainError::Broken { seq, reason } => Error::AuditChain {
+            seq: i64::try_from(seq).unwrap_or(i64::MAX),
+            reason,
+        },
+        other => Error::AuditHead(other),
+    }
 }

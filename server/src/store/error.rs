@@ -91,6 +91,12 @@ pub enum Error {
         reason: String,
     },
 
+    /// The audit log's chain verifies, but contradicts a head published
+    /// elsewhere (in a signed timestamp): a record was rewritten and the
+    /// later hashes recomputed, or records were cut off the end.
+    #[error("{0}")]
+    AuditHead(keyshare_policy::audit::ChainError),
+
     /// A trust document built from the store does not pass the policy
     /// parser (for example a key listed twice under two ids).
     #[error("document {path} built from the store is not valid: {source}")]

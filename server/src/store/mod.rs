@@ -244,6 +244,8 @@ macro_rules! read_methods {
             fn published_file(path: &str) -> PublishedFile;
             /// Every version recorded at `path`, oldest first.
             fn published_history(path: &str) -> Vec<PublishedFile>;
+            /// The newest `limit` versions recorded at `path`, newest first.
+            fn published_newest(path: &str, limit: u32) -> Vec<PublishedFile>;
             /// What the repository last published (every root, the newest
             /// timestamp, the snapshot it lists and the role versions that
             /// snapshot lists), for `Repository::restore` after a restart;
@@ -258,6 +260,12 @@ macro_rules! read_methods {
             /// number ([`Error::AuditChain`]) if a record was edited,
             /// deleted or moved.
             fn verify_audit_chain() -> AuditHead;
+            /// Checks the whole audit chain and that it agrees with every
+            /// head of `heads` (each with where it was published, for the
+            /// message): [`Error::AuditChain`] for a broken link,
+            /// [`Error::AuditHead`] for a head the log contradicts (a
+            /// rewrite with recomputed hashes, or records cut off the end).
+            fn verify_audit_against(heads: &[(keyshare_policy::audit::Head, String)]) -> AuditHead;
             /// `namespaces/<ns>/trust.json` as the store describes it,
             /// checked by the policy parser.
             fn namespace_document(namespace: &str) -> NamespaceTrust;

@@ -777,7 +777,28 @@ pub(crate) fn audit_head(conn: &Connection) -> Result<AuditHead> {
 }
 
 pub(crate) fn verify_audit_chain(conn: &Connection) -> Result<AuditHead> {
-    audit::verify(conn)
+    audit::verify(conn, &[])
+}
+
+pub(crate) fn verify_audit_against(
+    conn: &Connection,
+    heads: &[(keyshare_policy::audit::Head, String)],
+) -> Result<AuditHead> {
+    audit::verify(conn, heads)
+}
+
+pub(crate) fn published_newest(
+    conn: &Connection,
+    path: &str,
+    limit: u32,
+) -> Result<Vec<PublishedFile>> {
+    collect(
+        conn,
+        &format!("{PUBLISHED_COLUMNS} WHERE path = ?1 ORDER BY id DESC LIMIT ?2"),
+        (path, limit),
+        tuple_row,
+        published_record,
+    )
 }
 
 // ---- documents ----

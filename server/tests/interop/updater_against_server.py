@@ -11,7 +11,9 @@ resolves and downloads every TARGET from BASE_URL/targets/, which verifies
 length and hashes against the signed metadata. The bytes are compared with
 what the server serves for the consistent-snapshot name
 targets/<dir>/<sha256>.<basename>. With --out, each target is also copied
-to DIR/<TARGET> for the caller to inspect.
+to DIR/<TARGET> for the caller to inspect, and the audit chain head the
+verified timestamp carries (the `x-keyshare-audit` field, which python-tuf
+keeps in `unrecognized_fields`) to DIR/x-keyshare-audit.json.
 
 Prints one line per target (`ok: TARGET sha256 LENGTH`) and the versions
 the client ended at (`versions: root=R timestamp=T snapshot=S targets=G`);
@@ -22,6 +24,7 @@ exits 1.
 from __future__ import annotations
 
 import hashlib
+import json
 import sys
 import tempfile
 import urllib.request
@@ -60,6 +63,10 @@ def main(argv: list[str]) -> int:
         except Exception as e:  # noqa: BLE001 - any error is a failure
             return fail(f"refresh from {base}: {type(e).__name__}: {e}")
         trusted = updater._trusted_set
+        if out is not None:
+            head = trusted.timestamp.unrecognized_fields.get("x-keyshare-audit")
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "x-keyshare-audit.json").write_text(json.dumps(head))
         print(
             f"versions: root={trusted.root.version} timestamp={trusted.timestamp.version} "
             f"snapshot={trusted.snapshot.version} targets={trusted.targets.version}",
