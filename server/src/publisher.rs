@@ -761,7 +761,10 @@ impl Publisher {
             })?;
             tx.record_published(&files)?;
             prune(tx, retention, now)?;
-            Ok(Some((files, order.into_iter().zip(appended).collect::<Vec<_>>())))
+            Ok(Some((
+                files,
+                order.into_iter().zip(appended).collect::<Vec<_>>(),
+            )))
         });
         match result {
             Ok(published) => {

@@ -20,8 +20,8 @@ use keyshare_policy::trust::{NamespacesFormat, PeersFormat};
 use super::error::{Error, Result};
 use super::records::{
     AuditHead, AuditRecord, CiOwner, IdentityRecord, KeyRecord, LastPublished, Listing,
-    NamespaceRecord,
-    OrgRoot, PeerRecord, PublishedFile, RevocationRecord, SubDelegationRecord, Token, TokenKind,
+    NamespaceRecord, OrgRoot, PeerRecord, PublishedFile, RevocationRecord, SubDelegationRecord,
+    Token, TokenKind,
 };
 use super::{audit, parse_time};
 

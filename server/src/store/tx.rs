@@ -10,8 +10,7 @@ use time::OffsetDateTime;
 
 use keyshare_policy::repo::File;
 use keyshare_policy::trust::{
-    CaCert, NamespaceEntry, NamespaceName, Peer, Principal, Revocation, RevokedSubject,
-    Sha256Hex,
+    CaCert, NamespaceEntry, NamespaceName, Peer, Principal, Revocation, RevokedSubject, Sha256Hex,
     SubDelegation, TrustedKey, X509Identity,
 };
 
