@@ -990,3 +990,51 @@ async fn ci_identity_labels_collide_and_leak_published_document_names_no_identit
         .iter()
         .any(|r| r.action == "key.add" && r.details["context"]["claims"]["sub"] == private_sub));
 }
+
+#[actix_web::test]
+async fn threshold_met_by_one_principal_a_ci_job_delegated_twice_over_http_is_one_principal() {
+    // "Human + CI": team-a needs two principals. One CI job asks for two
+    // delegations and signs with both keys: still one principal.
+    let fx = CiFixture::new();
+    let app = app!(fx.f);
+    let (human, other_human) = (job_key(), job_key());
+    add_long_lived(&fx, "team-a", &long_lived("alice", &human));
+    add_long_lived(&fx, "team-a", &long_lived("bob", &other_human));
+    set_threshold(&fx, "team-a", 2);
+    let token = token_for(&fx, "repo:acme/app:ref:refs/heads/main");
+    let mut ci_keys = Vec::new();
+    for _ in 0..2 {
+        let key = job_key();
+        let n = fresh_nonce!(&app);
+        // One ID token per delegation (each is single use): same identity.
+        let token = if ci_keys.is_empty() {
+            token.clone()
+        } else {
+            token_for(&fx, "repo:acme/app:ref:refs/heads/main")
+        };
+        let a = delegate_with!(&app, &token, &delegation_body(&n, "team-a", &key));
+        assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.json());
+        ci_keys.push(key);
+    }
+    let set = trust_set(&fx.f.publisher, NOW, &["team-a"]);
+    let by_id = |k: &InMemorySigner| SignerRef::KeyId(k.key_id().clone());
+    let artifact = "registry.acme.io/team-a/app";
+    match set.decide(
+        artifact,
+        &[by_id(&ci_keys[0]), by_id(&ci_keys[1])],
+        NOW,
+        NOW,
+    ) {
+        Decision::Untrusted {
+            reason: Reason::ThresholdNotMet {
+                valid, threshold, ..
+            },
+        } => assert_eq!((valid, threshold), (1, 2)),
+        other => panic!("one CI job met a threshold of two: {other}"),
+    }
+    let by_key = |k: &InMemorySigner| SignerRef::PublicKey(k.public_key().clone());
+    let d = set.decide(artifact, &[by_key(&human), by_id(&ci_keys[0])], NOW, NOW);
+    assert!(d.is_trusted(), "{d}");
+    let d = set.decide(artifact, &[by_key(&human), by_key(&other_human)], NOW, NOW);
+    assert!(d.is_trusted(), "{d}");
+}

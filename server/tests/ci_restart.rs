@@ -40,7 +40,7 @@ fn init(dir: &Path, issuer: &Issuer) -> String {
     let config = dir.join("keyshare.toml");
     let mut text = std::fs::read_to_string(&config).unwrap();
     text.push_str(&format!(
-        "\n[ci]\n[[ci.issuers]]\nurl = \"{url}\"\naudience = \"{AUDIENCE}\"\n\
+        "\n[ci]\n# The test issuer listens on loopback.\nallow_private_addresses = true\n[[ci.issuers]]\nurl = \"{url}\"\naudience = \"{AUDIENCE}\"\n\
          [[ci.rules]]\nissuer = \"{url}\"\nnamespaces = [\"team-a\"]\nclaims = {{ repository = \"acme/*\" }}\n",
         url = issuer.url
     ));
