@@ -2,13 +2,16 @@
 //!
 //! Only ever a `[dev-dependencies]` entry. Today: X.509 certificates made
 //! with OpenSSL ([`CertBuilder`]) — self-signed CAs for trust documents and
-//! notation exports, CI CAs, loopback TLS certificates.
+//! notation exports, CI CAs, loopback TLS certificates; and air-gap bundle
+//! files crafted as an attacker would ([`crafted`]).
 //!
 //! Test support panics on failure (a broken fixture is a broken test), so
 //! the usual lints against `unwrap`/`expect` are lifted here.
 
 #![forbid(unsafe_code)]
 #![allow(clippy::expect_used)]
+
+pub mod crafted;
 
 use openssl::asn1::Asn1Time;
 use openssl::bn::BigNum;
