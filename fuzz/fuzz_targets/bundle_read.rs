@@ -15,7 +15,9 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let mut input = data;
-    let Ok(reader) = Reader::open(&mut input, &mut std::io::sink(), &mut |_, _| {}) else {
+    let mut sink = std::io::sink();
+    let mut progress = |_, _| {};
+    let Ok(reader) = Reader::open(&mut input, &mut sink, &mut progress) else {
         return;
     };
     let Ok((manifest, layout)) = reader.finish() else {
