@@ -474,7 +474,9 @@ impl Verifier {
     ///
     /// The file is read through once, then each file the workflow needs is
     /// read back from it (and checked against the manifest again): memory
-    /// stays bounded whatever the file claims to hold.
+    /// stays bounded whatever the file claims to hold. A bundle that is
+    /// not a regular file (a pipe) is spooled into an unnamed file in the
+    /// cache directory as it is read.
     pub async fn refresh_from_bundle(&self, bundle: std::fs::File) -> Result<TrustState, Error> {
         let cache = self.origin();
         let manifest = self.manifest()?;
@@ -489,9 +491,29 @@ impl Verifier {
             pinned_root: &root,
             previous: None,
         };
-        let verified =
+        let regular = bundle.metadata().is_ok_and(|m| m.is_file());
+        let verified = if regular {
             keyshare_airgap::open_bundle(Arc::new(bundle), anchor, self.now(), &mut |_, _| {})
-                .map_err(|e| Error::Input(format!("bundle: {e}")))?;
+        } else {
+            // A pipe cannot be read twice: spool it, while it is checked,
+            // into an unnamed file in the cache directory (gone when
+            // closed), and read the entries back from there.
+            let spool = tempfile::tempfile_in(cache.dir()).map_err(|e| {
+                Error::Input(format!(
+                    "bundle: cannot make a spool file in {}: {e}",
+                    cache.dir().display()
+                ))
+            })?;
+            // (The reader flushes the copy once it has read the bundle.)
+            let raw = keyshare_airgap::read_bundle(
+                &mut std::io::BufReader::new(bundle),
+                &mut std::io::BufWriter::new(&spool),
+                anchor.pinned_root,
+                &mut |_, _| {},
+            );
+            raw.and_then(|raw| keyshare_airgap::verify(raw, Arc::new(spool), anchor, self.now()))
+        }
+        .map_err(|e| Error::Input(format!("bundle: {e}")))?;
         let synced = self
             .sync(&cache, manifest, Remote::Bundle(&verified))
             .await?;

@@ -36,12 +36,30 @@ const DEADLINE: StdDuration = StdDuration::from_secs(60);
 
 /// `keyshare ARGS --cache-dir CACHE` under `ulimit -v LIMIT_KIB`.
 fn limited(client: &Client, args: &[&str]) -> Run {
+    let mut all: Vec<&str> = args.to_vec();
+    let cache = client.cache();
+    all.extend(["--cache-dir", cache.to_str().unwrap()]);
+    run_limited("exec \"$0\" \"$@\"", &all)
+}
+
+/// `keyshare refresh --from-bundle <(cat FILE) --cache-dir CACHE` under
+/// `ulimit -v LIMIT_KIB`: the bundle comes through a pipe.
+fn limited_through_a_pipe(client: &Client, file: &std::path::Path) -> Run {
+    let cache = client.cache();
+    run_limited(
+        "exec \"$0\" refresh --from-bundle <(cat \"$1\") --cache-dir \"$2\"",
+        &[file.to_str().unwrap(), cache.to_str().unwrap()],
+    )
+}
+
+/// Runs `script` with bash, `$0` being the `keyshare` binary and `$1`...
+/// `args`, under `ulimit -v LIMIT_KIB`, at most [`DEADLINE`].
+fn run_limited(script: &str, args: &[&str]) -> Run {
     let mut cmd = Command::new("bash");
     cmd.arg("-c")
-        .arg(format!("ulimit -v {LIMIT_KIB} && exec \"$0\" \"$@\""))
+        .arg(format!("ulimit -v {LIMIT_KIB} && {script}"))
         .arg(env!("CARGO_BIN_EXE_keyshare"))
-        .args(args)
-        .args(["--cache-dir", client.cache().to_str().unwrap()]);
+        .args(args);
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("KEYSHARE_") {
             cmd.env_remove(&name);
@@ -179,4 +197,36 @@ fn air_gap_import_memory_refresh_from_bundle_of_a_valid_large_bundle_stays_withi
     assert!(run.stdout.contains("40 namespaces"), "{run:?}");
     let (code, v) = client.decide_json("registry.acme.io/team-7/app", &["--key-id", "k1"]);
     assert_eq!(code, 0, "{v}");
+}
+
+#[test]
+fn air_gap_import_memory_refresh_from_bundle_through_a_pipe_is_spooled_within_the_bound() {
+    let server = Server::start();
+    server.create_namespace("team-a", &["registry.acme.io/team-a/**"], 1);
+    let (k, _) = new_key();
+    server.add_key("team-a", "k1", &k, None);
+    let client = laptop(&server);
+    let good = client.dir.path().join("good.bundle");
+    export_bundle(&server, &good);
+
+    // A pipe cannot be read twice: the bundle is spooled as it is checked.
+    let run = limited_through_a_pipe(&client, &good);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let before = client.snapshot();
+    let (code, v) = client.decide_json("registry.acme.io/team-a/app", &["--key-id", "k1"]);
+    assert_eq!(code, 0, "{v}");
+
+    // A crafted gigabyte through the pipe is refused after the root
+    // chain: nothing is spooled past it, nothing is left behind.
+    let crafted = crafted_bundles(client.dir.path(), &server.root1());
+    let unsigned = crafted
+        .iter()
+        .find(|c| c.what == "1 GiB under an unsigned manifest")
+        .unwrap();
+    let run = limited_through_a_pipe(&client, &unsigned.path);
+    let line = run.assert_error_line(1);
+    for name in &unsigned.says {
+        assert!(line.contains(name), "{line} (expected {name:?})");
+    }
+    assert_eq!(client.snapshot(), before);
 }
