@@ -113,14 +113,25 @@ impl Read for SourceReader<'_> {
 /// in order, taken from `files`. `progress` is called with the bytes
 /// written so far after each entry. Returns the bundle's size.
 ///
-/// Fails if a listed file is missing from `files` or differs from its entry.
+/// Fails if a listed file is missing from `files` or differs from its
+/// entry, and, before writing anything, if the bundle would break a cap a
+/// reader enforces (so no bundle is exported that no replica would read).
 pub fn write_bundle(
     out: &mut dyn Write,
     manifest: &Signed<Manifest>,
     files: &BTreeMap<String, Arc<[u8]>>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<u64> {
+    check_claims(&manifest.signed)?;
     let manifest_bytes = to_bytes(manifest)?;
+    if manifest_bytes.len() as u64 > MAX_MANIFEST_BYTES {
+        return Err(Error::Manifest(format!(
+            "{} with {} entries, more than the {} a manifest may have",
+            claimed(manifest_bytes.len() as u64),
+            manifest.signed.entries.len(),
+            cap(MAX_MANIFEST_BYTES)
+        )));
+    }
     out.write_all(MAGIC)?;
     out.write_all(&(manifest_bytes.len() as u64).to_be_bytes())?;
     out.write_all(&manifest_bytes)?;

@@ -207,6 +207,24 @@ fn huge_claimed_lengths_are_refused_without_reading_or_allocating_them() {
 }
 
 #[test]
+fn the_writer_refuses_a_bundle_no_reader_would_accept() {
+    let mut files = files();
+    files.insert(
+        "targets/org/big.json".into(),
+        Arc::from(vec![b' '; MAX_ENTRY_BYTES as usize + 1]),
+    );
+    let key = InMemorySigner::generate(Scheme::Ed25519).unwrap();
+    let signed = sign(manifest(&files), &[&key]).unwrap();
+    let mut out = Vec::new();
+    let err = write_bundle(&mut out, &signed, &files, &mut |_| {}).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "bundle manifest: entry `targets/org/big.json` claims 16.7 MB, more than the 16 MiB an entry may have"
+    );
+    assert!(out.is_empty());
+}
+
+#[test]
 fn manifests_with_unsafe_or_repeated_paths_are_refused() {
     let key = InMemorySigner::generate(Scheme::Ed25519).unwrap();
     for bad in [
