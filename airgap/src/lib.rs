@@ -11,22 +11,35 @@
 //!
 //! * [`write_bundle`] writes one (the server's `export` builds the files
 //!   with [`walk`] and signs the manifest with the timestamp key);
-//! * [`read_bundle`] reads one, checking the container and every entry
-//!   against the manifest, but trusting nothing yet;
+//! * [`read_bundle`] reads one through once, with bounded memory: it
+//!   checks every length the file claims against fixed caps before
+//!   reading anything for it, verifies the root chain at the front of the
+//!   bundle (holding the pinned root) and the manifest's signature by its
+//!   timestamp role as soon as it has read them, then streams the other
+//!   entries (copying them where the caller wants, for an importer its
+//!   temporary file), hashing each against the manifest;
 //! * [`verify`] runs policy's TUF client ([`keyshare_policy::client`])
-//!   over the entries, from root 1 to the newest root, anchored on the
-//!   pinned root (and on what a replica already holds, against rollback),
-//!   then checks the manifest's signature by the timestamp role of the
-//!   verified root and that it names exactly the verified metadata;
-//!   [`open_bundle`] does both. The result, [`VerifiedBundle`], can only
-//!   be made by verification.
+//!   over the entries, read back one at a time from a [`Source`] (the
+//!   bundle file or its copy), from root 1 to the newest root, anchored on
+//!   the pinned root (and on what a replica already holds, against
+//!   rollback), and checks that the manifest names exactly the verified
+//!   metadata; [`open_bundle`] does both. The result, [`VerifiedBundle`],
+//!   can only be made by verification; it keeps where each file is, not
+//!   the files.
+//!
+//! Memory: at most about the manifest twice (it may be 16 MiB), one entry
+//! (16 MiB) or one batch of delegated roles (16 MiB), and the verified TUF
+//! metadata the TUF client keeps, whatever size a bundle claims
+//! (`docs/airgap.md`, "Memory").
 //!
 //! Nothing here reads a clock: `now` is a parameter. The importer with its
 //! atomic swap is the server's (`server/src/airgap/`).
 //!
 //! Tests: `cargo test -p keyshare-airgap` (the container on its own), and
 //! `cargo test -p keyshare-server --test 'airgap_*'` (real exports: round
-//! trip, every kind of tampering, rollback, expiry, SIGKILL during import).
+//! trip, every kind of tampering, rollback, expiry, SIGKILL during import,
+//! crafted files claiming gigabytes given to the binary under a memory
+//! limit).
 
 #![forbid(unsafe_code)]
 
@@ -34,9 +47,14 @@ pub mod format;
 mod manifest;
 mod verify;
 
-pub use format::{read_bundle, write_bundle, RawBundle, MAGIC, MAX_MANIFEST_BYTES};
+pub use format::{
+    read_manifest, write_bundle, Source, SourceReader, MAGIC, MAX_BUNDLE_BYTES, MAX_ENTRY_BYTES,
+    MAX_MANIFEST_BYTES,
+};
 pub use manifest::{Entry, Manifest, MANIFEST_FORMAT, MANIFEST_TYPE};
-pub use verify::{open_bundle, verify, walk, Anchor, VerifiedBundle, Walked};
+pub use verify::{
+    open_bundle, read_bundle, verify, walk, Anchor, Fetch, RawBundle, VerifiedBundle, Walked,
+};
 
 pub use keyshare_policy as policy;
 
@@ -47,14 +65,18 @@ pub enum Error {
     /// Reading the bundle failed (an IO error, not the content).
     #[error("cannot read the bundle: {0}")]
     Io(#[from] std::io::Error),
+    /// Writing the copy of the bundle being read failed.
+    #[error("cannot write the copy of the bundle: {0}")]
+    Copy(std::io::Error),
     /// The file does not start with the bundle magic line.
-    #[error("not a keyshare bundle (the file does not start with {MAGIC:?})")]
+    #[error("not a keyshare bundle (the file does not start with `keyshare-bundle/v1`)")]
     NotABundle,
-    /// The container's structure is broken: truncated, bad lengths,
-    /// trailing bytes.
+    /// The container's structure is broken: truncated, a manifest length
+    /// over the cap, trailing bytes.
     #[error("bundle container: {0}")]
     Container(String),
-    /// The manifest does not parse or breaks a rule.
+    /// The manifest does not parse, breaks a rule, or claims more than a
+    /// bundle may hold.
     #[error("bundle manifest: {0}")]
     Manifest(String),
     /// An entry's bytes do not match the manifest.

@@ -1,6 +1,9 @@
-//! Verification: policy's TUF client checks over the bundle's files.
+//! Verification: the manifest's signature as soon as the root chain at the
+//! front of the bundle has been read, then policy's TUF client checks over
+//! the bundle's files, read back one at a time.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::{self, Read, Write};
 use std::sync::Arc;
 
 use time::OffsetDateTime;
@@ -9,8 +12,8 @@ use keyshare_policy::client::{target_remote_name, verify_target, MetadataFile, T
 use keyshare_policy::metadata::{Envelope, RoleName, Root};
 use keyshare_policy::verify::Authority;
 
-use crate::format::{read_bundle, RawBundle};
-use crate::manifest::Manifest;
+use crate::format::{Layout, Reader, Source, SourceReader, MAX_ENTRY_BYTES};
+use crate::manifest::{Entry, Manifest};
 use crate::{Error, Result};
 
 /// The files of one consistent repository state, verified by
@@ -19,17 +22,27 @@ use crate::{Error, Result};
 /// targets, delegated roles level by level, then target files.
 #[derive(Debug)]
 pub struct Walked {
-    /// `(repository path, bytes)`, in order.
-    pub files: Vec<(String, Arc<[u8]>)>,
+    /// Repository paths of the files read, in order.
+    pub paths: Vec<String>,
     /// The trusted metadata.
     pub trusted: TrustedSet,
 }
 
+/// Where [`walk`] gets a file by repository path: `Ok(None)` when there is
+/// none.
+pub type Fetch<'a> = dyn FnMut(&str) -> Result<Option<Arc<[u8]>>> + 'a;
+
+/// Most bytes of delegated roles verified in one batch (the bytes of one
+/// batch are held at once).
+const BATCH_BYTES: usize = MAX_ENTRY_BYTES as usize;
+
 /// Runs policy's TUF client checks ([`TrustedSet`], in the order of the
 /// client workflow, §5.3–5.6) over the files `fetch` gives by repository
-/// path (`metadata/1.root.json`, ...), starting from root version 1, and
-/// loads every targets role the metadata delegates to and every target
-/// file they list (checked with [`verify_target`]).
+/// path (`metadata/1.root.json`, ...; `Ok(None)` when there is none),
+/// starting from root version 1, and loads every targets role the
+/// metadata delegates to and every target file they list (checked with
+/// [`verify_target`]). Files are not kept: each is dropped once verified
+/// (delegated roles are verified in batches of at most 16 MiB).
 ///
 /// `previous_timestamp` is a timestamp the caller trusted before (a
 /// replica's current state): it is loaded first, so the TUF client's
@@ -42,29 +55,32 @@ pub struct Walked {
 pub fn walk(
     now: OffsetDateTime,
     previous_timestamp: Option<&[u8]>,
-    fetch: &mut dyn FnMut(&str) -> Option<Arc<[u8]>>,
+    fetch: &mut Fetch<'_>,
 ) -> Result<Walked> {
-    let mut files: Vec<(String, Arc<[u8]>)> = Vec::new();
+    let mut paths: Vec<String> = Vec::new();
     // Every file read is recorded, in order.
-    let mut try_get = |path: String| -> Option<Arc<[u8]>> {
+    let mut try_get = |path: String| -> Result<Option<Arc<[u8]>>> {
         let bytes = fetch(&path)?;
-        files.push((path, bytes.clone()));
-        Some(bytes)
+        if bytes.is_some() {
+            paths.push(path);
+        }
+        Ok(bytes)
     };
-    let first = try_get("metadata/1.root.json".into())
+    let first = try_get("metadata/1.root.json".into())?
         .ok_or_else(|| missing("metadata/1.root.json", "the root chain starts at version 1"))?;
     let mut trusted = TrustedSet::new(&first, now)?;
+    drop(first);
     // §5.3: every newer root, in order, until one is missing.
     loop {
         let next = trusted.root().version.saturating_add(1);
-        let Some(bytes) = try_get(format!("metadata/{next}.root.json")) else {
+        let Some(bytes) = try_get(format!("metadata/{next}.root.json"))? else {
             break;
         };
         trusted.update_root(&bytes)?;
     }
     let mut get = |path: String, why: &str| -> Result<Arc<[u8]>> {
         let p = path.clone();
-        try_get(path).ok_or_else(|| missing(&p, why))
+        try_get(path)?.ok_or_else(|| missing(&p, why))
     };
     if let Some(previous) = previous_timestamp {
         // Loaded like a cached timestamp: only for the rollback checks.
@@ -86,6 +102,7 @@ pub fn walk(
     );
     let snapshot = get(snapshot_path, "the timestamp lists it")?;
     trusted.update_snapshot(&snapshot, false)?;
+    drop(snapshot);
     let role_path = |trusted: &TrustedSet, role: &RoleName| -> Result<String> {
         let version = trusted
             .snapshot()
@@ -107,15 +124,16 @@ pub fn walk(
     let path = role_path(&trusted, &targets_role)?;
     let targets = get(path, "the snapshot lists it")?;
     trusted.update_targets(&targets)?;
+    drop(targets);
 
     // Delegated roles, one level of the delegation tree at a time,
-    // verified on several threads.
+    // verified on several threads, in batches of bounded size.
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut loaded: Vec<RoleName> = vec![targets_role];
     let mut seen: BTreeSet<RoleName> = loaded.iter().cloned().collect();
     let mut level = loaded.clone();
     while !level.is_empty() {
-        let mut items: Vec<(RoleName, RoleName, Arc<[u8]>)> = Vec::new();
+        let mut children: Vec<(RoleName, RoleName)> = Vec::new();
         for delegator in &level {
             let Some(d) = trusted
                 .targets(delegator.as_str())
@@ -123,28 +141,32 @@ pub fn walk(
             else {
                 continue;
             };
-            let mut children: Vec<RoleName> =
+            let mut names: Vec<RoleName> =
                 d.roles.iter().flatten().map(|r| r.name.clone()).collect();
             if let Some(s) = &d.succinct_roles {
-                children.extend(s.bin_names());
+                names.extend(s.bin_names());
             }
-            for child in children {
-                if !seen.insert(child.clone()) {
-                    continue;
+            for child in names {
+                if seen.insert(child.clone()) {
+                    children.push((child, delegator.clone()));
                 }
-                let path = role_path(&trusted, &child)?;
-                let bytes = get(path, "a targets role delegates to it")?;
-                items.push((child, delegator.clone(), bytes));
             }
         }
-        let refs: Vec<(&str, &str, &[u8])> = items
-            .iter()
-            .map(|(r, d, b)| (r.as_str(), d.as_str(), &**b))
-            .collect();
-        for result in trusted.update_delegated_targets_batch(&refs, threads) {
-            result?;
+        let mut batch: Vec<(&RoleName, &RoleName, Arc<[u8]>)> = Vec::new();
+        let mut batch_bytes = 0;
+        for (child, delegator) in &children {
+            let path = role_path(&trusted, child)?;
+            let bytes = get(path, "a targets role delegates to it")?;
+            batch_bytes += bytes.len();
+            batch.push((child, delegator, bytes));
+            if batch_bytes >= BATCH_BYTES {
+                verify_batch(&mut trusted, &batch, threads)?;
+                batch.clear();
+                batch_bytes = 0;
+            }
         }
-        level = items.into_iter().map(|(r, _, _)| r).collect();
+        verify_batch(&mut trusted, &batch, threads)?;
+        level = children.into_iter().map(|(r, _)| r).collect();
         loaded.extend(level.iter().cloned());
     }
 
@@ -166,7 +188,25 @@ pub fn walk(
             verify_target(target_file, target_path, &bytes)?;
         }
     }
-    Ok(Walked { files, trusted })
+    Ok(Walked { paths, trusted })
+}
+
+fn verify_batch(
+    trusted: &mut TrustedSet,
+    batch: &[(&RoleName, &RoleName, Arc<[u8]>)],
+    threads: usize,
+) -> Result<()> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let refs: Vec<(&str, &str, &[u8])> = batch
+        .iter()
+        .map(|(r, d, b)| (r.as_str(), d.as_str(), &**b))
+        .collect();
+    for result in trusted.update_delegated_targets_batch(&refs, threads) {
+        result?;
+    }
+    Ok(())
 }
 
 fn missing(path: &str, why: &str) -> Error {
@@ -189,13 +229,118 @@ pub struct Anchor<'a> {
     pub previous: Option<&'a VerifiedBundle>,
 }
 
-/// A bundle whose every byte was verified: only [`verify`] makes one.
+/// A bundle read through once by [`read_bundle`]: the container and every
+/// entry's length and SHA-256 checked against the manifest, the root chain
+/// at its front verified from version 1 and holding the pinned root, and
+/// the manifest signed by that chain's timestamp role. Only
+/// [`read_bundle`] makes one; [`verify`] finishes the checks.
+#[derive(Debug)]
+pub struct RawBundle {
+    manifest: Manifest,
+    layout: Layout,
+}
+
+impl RawBundle {
+    /// The manifest (its signature verified).
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+}
+
+/// Reads a bundle from `input` in one pass, with bounded memory, copying
+/// every byte to `copy` (the file an importer verifies and keeps, or
+/// [`io::sink`] when the input can be read again):
+///
+/// 1. the header: magic line, manifest (at most
+///    [`crate::MAX_MANIFEST_BYTES`]), whose entries may claim at most
+///    [`crate::MAX_ENTRY_BYTES`] each and [`crate::MAX_BUNDLE_BYTES`] in
+///    all, checked before anything is read for them;
+/// 2. the root chain, which is at the front of every bundle: root 1,
+///    checked by itself, then each next root by the one before (policy's
+///    [`TrustedSet`]), the root at the pinned root's version being the
+///    pinned root byte for byte;
+/// 3. the manifest's signature, by a threshold of the timestamp keys of
+///    the chain's newest root, which must be the manifest's `root_version`;
+/// 4. every other entry, streamed, hashed and refused at its first
+///    missing byte or a SHA-256 that differs from the manifest's; nothing
+///    after the last one.
+///
+/// So an unsigned or forged bundle is refused after its roots, whatever
+/// it claims to hold. `progress(done, total)` is called after each entry.
+pub fn read_bundle(
+    input: &mut dyn Read,
+    copy: &mut dyn Write,
+    pinned_root: &[u8],
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<RawBundle> {
+    let pinned = Envelope::<Root>::parse("pinned root", pinned_root)?;
+    let pinned_version = pinned.signed.version;
+    let mut reader = Reader::open(input, copy, progress)?;
+    // Expiry plays no part in chaining roots; the window is `verify`'s.
+    let created = reader.manifest().signed.created.time();
+    let mut chain: Option<TrustedSet> = None;
+    loop {
+        let next = chain
+            .as_ref()
+            .map_or(1, |t| t.root().version.saturating_add(1));
+        let is_next_root = reader
+            .peek()
+            .is_some_and(|e| e.path == format!("metadata/{next}.root.json"));
+        if !is_next_root {
+            break;
+        }
+        let bytes = reader.read_entry()?;
+        match chain.as_mut() {
+            None => chain = Some(TrustedSet::new(&bytes, created)?),
+            Some(trusted) => {
+                trusted.update_root(&bytes)?;
+            }
+        }
+        if next == pinned_version && bytes != pinned_root {
+            return Err(not_the_root(next, "pinned"));
+        }
+    }
+    let Some(chain) = chain else {
+        return Err(missing(
+            "metadata/1.root.json",
+            "a bundle starts with its root chain, from version 1",
+        ));
+    };
+    let newest = chain.root().version;
+    if newest < pinned_version {
+        return Err(no_such_root(pinned_version, "pinned"));
+    }
+    let manifest = reader.manifest();
+    if manifest.signed.root_version != newest {
+        return Err(Error::Manifest(format!(
+            "root_version is {} but the root chain at the front of the bundle ends at version {newest}",
+            manifest.signed.root_version
+        )));
+    }
+    Authority::from_root(chain.root(), "timestamp")
+        .and_then(|a| a.check("timestamp", manifest))
+        .map_err(Error::Signature)?;
+    drop(chain);
+    let (manifest, layout) = reader.finish()?;
+    Ok(RawBundle {
+        manifest: manifest.signed,
+        layout,
+    })
+}
+
+/// A bundle whose every byte was verified: only [`verify`] makes one. It
+/// holds the manifest, the verified metadata and where each file is; the
+/// files themselves stay in the [`Source`] and are read back (checked
+/// against the manifest again) when asked for.
 #[derive(Debug)]
 pub struct VerifiedBundle {
     manifest: Manifest,
-    files: BTreeMap<String, Arc<[u8]>>,
-    targets: BTreeMap<String, Arc<[u8]>>,
+    layout: Layout,
+    source: Arc<dyn Source>,
+    targets: BTreeMap<String, String>,
     trusted: TrustedSet,
+    root: Arc<[u8]>,
+    timestamp: Arc<[u8]>,
 }
 
 impl VerifiedBundle {
@@ -204,16 +349,37 @@ impl VerifiedBundle {
         &self.manifest
     }
 
-    /// Every file by repository path (`metadata/...`, `targets/...`): what
-    /// a replica serves.
-    pub fn files(&self) -> &BTreeMap<String, Arc<[u8]>> {
-        &self.files
+    /// Every file's repository path (`metadata/...`, `targets/...`), in
+    /// bundle order: what a replica serves.
+    pub fn paths(&self) -> impl Iterator<Item = &str> {
+        self.manifest.entries.iter().map(|e| e.path.as_str())
     }
 
-    /// Every target file by target path (`org/namespaces.json`,
-    /// `namespaces/<ns>/trust.json`, ...): what a verifier decides with.
-    pub fn targets(&self) -> &BTreeMap<String, Arc<[u8]>> {
+    /// The manifest's entry for the file at `path` (its length and
+    /// SHA-256), without reading it.
+    pub fn entry(&self, path: &str) -> Option<&Entry> {
+        self.layout.find(&self.manifest, path).map(|(e, _)| e)
+    }
+
+    /// The bytes of the file at `path`, read from the source and checked
+    /// against the manifest again; `None` when the bundle has none.
+    pub fn file(&self, path: &str) -> Result<Option<Vec<u8>>> {
+        self.layout.read(&self.manifest, &*self.source, path)
+    }
+
+    /// Every target file's repository path by target path
+    /// (`org/namespaces.json`, `namespaces/<ns>/trust.json`, ...): what a
+    /// verifier decides with ([`Self::target`] reads one).
+    pub fn targets(&self) -> &BTreeMap<String, String> {
         &self.targets
+    }
+
+    /// The bytes of the target file at `target_path`.
+    pub fn target(&self, target_path: &str) -> Result<Option<Vec<u8>>> {
+        match self.targets.get(target_path) {
+            Some(path) => self.file(path),
+            None => Ok(None),
+        }
     }
 
     /// The verified metadata.
@@ -224,15 +390,12 @@ impl VerifiedBundle {
     /// The bytes of the newest root (what a verifier stores as its trusted
     /// root after using the bundle).
     pub fn root(&self) -> Option<&Arc<[u8]>> {
-        self.files.get(&format!(
-            "metadata/{}.root.json",
-            self.manifest.root_version
-        ))
+        Some(&self.root)
     }
 
     /// The bundle's timestamp (the bundle edition).
     pub fn timestamp(&self) -> Option<&Arc<[u8]>> {
-        self.files.get("metadata/timestamp.json")
+        Some(&self.timestamp)
     }
 
     /// End of the bundle's validity window.
@@ -241,18 +404,28 @@ impl VerifiedBundle {
     }
 }
 
-/// Reads and verifies a bundle: [`read_bundle`] then [`verify`].
+/// Reads and verifies the bundle in `source` (a bundle file, or its bytes
+/// in a `Vec<u8>`): [`read_bundle`] through it once, then [`verify`],
+/// which reads the entries back from it. Memory stays bounded whatever
+/// the file claims (see [`read_bundle`]).
 pub fn open_bundle(
-    input: &mut dyn std::io::Read,
+    source: Arc<dyn Source>,
     anchor: Anchor<'_>,
     now: OffsetDateTime,
-    progress: &mut dyn FnMut(u64),
+    progress: &mut dyn FnMut(u64, u64),
 ) -> Result<VerifiedBundle> {
-    let raw = read_bundle(input, progress)?;
-    verify(raw, anchor, now)
+    let raw = read_bundle(
+        &mut SourceReader::new(&*source),
+        &mut io::sink(),
+        anchor.pinned_root,
+        progress,
+    )?;
+    verify(raw, source, anchor, now)
 }
 
-/// Verifies a bundle read by [`read_bundle`] against `anchor` at `now`:
+/// Verifies a bundle read by [`read_bundle`] against `anchor` at `now`,
+/// reading its entries back from `source` (the bundle `read_bundle` read,
+/// or its copy), one at a time, each checked against the manifest again:
 ///
 /// 1. the window: `now` before the manifest's `expires`;
 /// 2. [`walk`] over the bundle's entries (policy's TUF client checks, the
@@ -260,28 +433,35 @@ pub fn open_bundle(
 /// 3. every entry was reached by the walk (nothing unverified rides along);
 /// 4. the pinned root, and the previous state's newest root, are in the
 ///    bundle's chain byte for byte; no version goes back;
-/// 5. the manifest is signed by a threshold of the timestamp role's keys
-///    of the newest root, and names exactly the verified root, timestamp
-///    (version and SHA-256), snapshot version and window.
-pub fn verify(raw: RawBundle, anchor: Anchor<'_>, now: OffsetDateTime) -> Result<VerifiedBundle> {
-    let RawBundle { manifest, files } = raw;
-    if manifest.signed.expires.is_expired(now) {
+/// 5. the manifest (whose signature by the timestamp role of the newest
+///    root `read_bundle` checked) names exactly the verified root,
+///    timestamp (version and SHA-256), snapshot version and window.
+pub fn verify(
+    raw: RawBundle,
+    source: Arc<dyn Source>,
+    anchor: Anchor<'_>,
+    now: OffsetDateTime,
+) -> Result<VerifiedBundle> {
+    let RawBundle { manifest, layout } = raw;
+    if manifest.expires.is_expired(now) {
         return Err(Error::Expired {
-            expires: manifest.signed.expires.to_string(),
+            expires: manifest.expires.to_string(),
             now: keyshare_policy::datetime::Expires::new(now).to_string(),
         });
     }
-    let previous_timestamp = anchor
-        .previous
-        .and_then(|p| p.timestamp())
-        .map(|t| t.to_vec());
+    let read = |path: &str| layout.read(&manifest, &*source, path);
+    let previous_timestamp = anchor.previous.map(|p| p.timestamp.clone());
     let walked = walk(now, previous_timestamp.as_deref(), &mut |path| {
-        files.get(path).cloned()
+        Ok(read(path)?.map(Arc::from))
     })?;
-    let reached: BTreeSet<&str> = walked.files.iter().map(|(p, _)| p.as_str()).collect();
-    if let Some(extra) = files.keys().find(|p| !reached.contains(p.as_str())) {
+    let reached: BTreeSet<&str> = walked.paths.iter().map(String::as_str).collect();
+    if let Some(extra) = manifest
+        .entries
+        .iter()
+        .find(|e| !reached.contains(e.path.as_str()))
+    {
         return Err(Error::Entry {
-            path: extra.clone(),
+            path: extra.path.clone(),
             problem: "not part of the verified repository (nothing in the metadata lists it)"
                 .into(),
         });
@@ -296,10 +476,16 @@ pub fn verify(raw: RawBundle, anchor: Anchor<'_>, now: OffsetDateTime) -> Result
         .snapshot()
         .map(|s| s.signed().version)
         .unwrap_or_default();
+    let root: Arc<[u8]> = read(&format!("metadata/{root_version}.root.json"))?
+        .ok_or_else(|| no_such_root(root_version, "newest"))?
+        .into();
+    let timestamp_bytes: Arc<[u8]> = read("metadata/timestamp.json")?
+        .ok_or_else(|| missing("metadata/timestamp.json", "every bundle has one"))?
+        .into();
 
     // Anchors: the pinned root and the previous state.
     let pinned = Envelope::<Root>::parse("pinned root", anchor.pinned_root)?;
-    check_root_in_chain(&files, pinned.signed.version, anchor.pinned_root, "pinned")?;
+    check_root_in_chain(&read, pinned.signed.version, anchor.pinned_root, "pinned")?;
     if let Some(prev) = anchor.previous {
         let have = prev.manifest();
         if root_version < have.root_version {
@@ -309,9 +495,7 @@ pub fn verify(raw: RawBundle, anchor: Anchor<'_>, now: OffsetDateTime) -> Result
                 have: have.root_version,
             });
         }
-        if let Some(prev_root) = prev.root() {
-            check_root_in_chain(&files, have.root_version, prev_root, "previously imported")?;
-        }
+        check_root_in_chain(&read, have.root_version, &prev.root, "previously imported")?;
         if timestamp_version < have.timestamp_version {
             return Err(Error::Rollback {
                 what: "timestamp",
@@ -326,24 +510,17 @@ pub fn verify(raw: RawBundle, anchor: Anchor<'_>, now: OffsetDateTime) -> Result
                 have: have.snapshot_version,
             });
         }
-        if timestamp_version == have.timestamp_version
-            && files.get("metadata/timestamp.json").map(|b| &**b) != prev.timestamp().map(|b| &**b)
-        {
+        if timestamp_version == have.timestamp_version && timestamp_bytes != prev.timestamp {
             return Err(Error::Anchor(format!(
                 "timestamp version {timestamp_version} is already imported with other content"
             )));
         }
     }
 
-    // The manifest: signed by the timestamp role, naming what was verified.
-    Authority::from_root(trusted.root(), "timestamp")
-        .and_then(|a| a.check("timestamp", &manifest))
-        .map_err(Error::Signature)?;
-    let m = &manifest.signed;
-    let timestamp_sha256 = files
-        .get("metadata/timestamp.json")
-        .map(|b| keyshare_policy::hash::sha256_hex(b))
-        .unwrap_or_default();
+    // The manifest (signed by the timestamp role: `read_bundle`) names
+    // what was verified.
+    let m = &manifest;
+    let timestamp_sha256 = keyshare_policy::hash::sha256_hex(&timestamp_bytes);
     let mismatch = |field: &str, says: String, verified: String| {
         Err(Error::Manifest(format!(
             "{field} is {says} but the verified metadata has {verified}"
@@ -397,19 +574,20 @@ pub fn verify(raw: RawBundle, anchor: Anchor<'_>, now: OffsetDateTime) -> Result
                     "targets/{}",
                     target_remote_name(target_path, target_file, consistent)
                 );
-                if let Some(bytes) = files.get(&path) {
-                    targets
-                        .entry(target_path.clone())
-                        .or_insert_with(|| bytes.clone());
+                if layout.find(&manifest, &path).is_some() {
+                    targets.entry(target_path.clone()).or_insert(path);
                 }
             }
         }
     }
     Ok(VerifiedBundle {
-        manifest: manifest.signed,
-        files,
+        manifest,
+        layout,
+        source,
         targets,
         trusted,
+        root,
+        timestamp: timestamp_bytes,
     })
 }
 
@@ -430,18 +608,26 @@ fn trusted_role_names(trusted: &TrustedSet) -> Vec<String> {
 }
 
 fn check_root_in_chain(
-    files: &BTreeMap<String, Arc<[u8]>>,
+    read: &dyn Fn(&str) -> Result<Option<Vec<u8>>>,
     version: u64,
     expected: &[u8],
     which: &str,
 ) -> Result<()> {
-    match files.get(&format!("metadata/{version}.root.json")) {
-        Some(b) if **b == *expected => Ok(()),
-        Some(_) => Err(Error::Anchor(format!(
-            "its root version {version} is not the {which} root: the bundle is not from this organization's repository"
-        ))),
-        None => Err(Error::Anchor(format!(
-            "it has no root version {version} (the {which} root): the bundle is older than that root, or from another repository"
-        ))),
+    match read(&format!("metadata/{version}.root.json"))? {
+        Some(b) if *b == *expected => Ok(()),
+        Some(_) => Err(not_the_root(version, which)),
+        None => Err(no_such_root(version, which)),
     }
+}
+
+fn not_the_root(version: u64, which: &str) -> Error {
+    Error::Anchor(format!(
+        "its root version {version} is not the {which} root: the bundle is not from this organization's repository"
+    ))
+}
+
+fn no_such_root(version: u64, which: &str) -> Error {
+    Error::Anchor(format!(
+        "it has no root version {version} (the {which} root): the bundle is older than that root, or from another repository"
+    ))
 }

@@ -45,7 +45,7 @@ impl Verifier {
     }
 
     /// See [`verifier::Verifier::refresh_from_bundle`].
-    pub fn refresh_from_bundle(&self, bundle: &mut dyn std::io::Read) -> Result<TrustState, Error> {
+    pub fn refresh_from_bundle(&self, bundle: std::fs::File) -> Result<TrustState, Error> {
         self.runtime
             .block_on(self.inner.refresh_from_bundle(bundle))
     }

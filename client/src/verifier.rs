@@ -296,27 +296,28 @@ enum Remote<'a> {
     Http(&'a HttpTransport, &'a str),
     /// The cache only (loading the last good state without network).
     Offline,
-    /// The files of a verified air-gap bundle, by repository path
-    /// (`metadata/...`, `targets/...`).
-    Bundle(&'a BTreeMap<String, Arc<[u8]>>),
+    /// A verified air-gap bundle, whose files are read by repository
+    /// path (`metadata/...`, `targets/...`) when the workflow asks.
+    Bundle(&'a keyshare_airgap::VerifiedBundle),
 }
 
-/// A file of a bundle, `None` when it has none at `path`, refused when it is
-/// larger than the workflow allows.
+/// A file of a bundle, `None` when it has none at `path`, refused when its
+/// length (as the manifest gives it, before anything is read) is larger
+/// than the workflow allows.
 fn bundle_file(
-    files: &BTreeMap<String, Arc<[u8]>>,
+    bundle: &keyshare_airgap::VerifiedBundle,
     path: String,
     limit: u64,
 ) -> Result<Option<Vec<u8>>, Error> {
-    match files.get(&path) {
+    match bundle.entry(&path) {
         None => Ok(None),
-        Some(bytes) if u64::try_from(bytes.len()).map_or(true, |n| n > limit) => {
-            Err(Error::Input(format!(
-                "bundle: {path} is {} bytes, over the {limit} byte limit",
-                bytes.len()
-            )))
-        }
-        Some(bytes) => Ok(Some(bytes.to_vec())),
+        Some(entry) if entry.length > limit => Err(Error::Input(format!(
+            "bundle: {path} is {} bytes, over the {limit} byte limit",
+            entry.length
+        ))),
+        Some(_) => bundle
+            .file(&path)
+            .map_err(|e| Error::Input(format!("bundle: {e}"))),
     }
 }
 
@@ -496,18 +497,21 @@ impl Verifier {
         Ok(synced.state)
     }
 
-    /// Refreshes from an air-gap bundle instead of the network (a lone
-    /// laptop on the far side of a gap): the bundle is verified as a whole
-    /// (`keyshare_airgap::open_bundle`: its manifest, signed by the
+    /// Refreshes from an air-gap bundle file instead of the network (a
+    /// lone laptop on the far side of a gap): the bundle is verified as a
+    /// whole (`keyshare_airgap::open_bundle`: its manifest, signed by the
     /// timestamp role, its validity window, every byte) against the root
     /// this cache trusts, then run through the same TUF workflow as an HTTP
     /// refresh, with the cache's current state as the baseline, so an older
     /// bundle is refused as a rollback. On any failure the cache keeps its
     /// last good state.
-    pub async fn refresh_from_bundle(
-        &self,
-        bundle: &mut dyn std::io::Read,
-    ) -> Result<TrustState, Error> {
+    ///
+    /// The file is read through once, then each file the workflow needs is
+    /// read back from it (and checked against the manifest again): memory
+    /// stays bounded whatever the file claims to hold. A bundle that is
+    /// not a regular file (a pipe) is spooled into an unnamed file in the
+    /// cache directory as it is read.
+    pub async fn refresh_from_bundle(&self, bundle: std::fs::File) -> Result<TrustState, Error> {
         let cache = self.origin();
         let manifest = self.manifest()?;
         let root_sha = manifest.metadata.get("root.json").cloned();
@@ -521,10 +525,31 @@ impl Verifier {
             pinned_root: &root,
             previous: None,
         };
-        let verified = keyshare_airgap::open_bundle(bundle, anchor, self.now(), &mut |_| {})
-            .map_err(|e| Error::Input(format!("bundle: {e}")))?;
+        let regular = bundle.metadata().is_ok_and(|m| m.is_file());
+        let verified = if regular {
+            keyshare_airgap::open_bundle(Arc::new(bundle), anchor, self.now(), &mut |_, _| {})
+        } else {
+            // A pipe cannot be read twice: spool it, while it is checked,
+            // into an unnamed file in the cache directory (gone when
+            // closed), and read the entries back from there.
+            let spool = tempfile::tempfile_in(cache.dir()).map_err(|e| {
+                Error::Input(format!(
+                    "bundle: cannot make a spool file in {}: {e}",
+                    cache.dir().display()
+                ))
+            })?;
+            // (The reader flushes the copy once it has read the bundle.)
+            let raw = keyshare_airgap::read_bundle(
+                &mut std::io::BufReader::new(bundle),
+                &mut std::io::BufWriter::new(&spool),
+                anchor.pinned_root,
+                &mut |_, _| {},
+            );
+            raw.and_then(|raw| keyshare_airgap::verify(raw, Arc::new(spool), anchor, self.now()))
+        }
+        .map_err(|e| Error::Input(format!("bundle: {e}")))?;
         let synced = self
-            .sync(&cache, manifest, Remote::Bundle(verified.files()))
+            .sync(&cache, manifest, Remote::Bundle(&verified))
             .await?;
         cache.commit(&synced.manifest, &synced.blobs)?;
         Ok(synced.state)

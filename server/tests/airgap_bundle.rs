@@ -15,7 +15,7 @@
 mod airgap_common;
 
 use airgap_common::{decisions, signer, trust_set, Origin};
-use keyshare_airgap::{read_bundle, Anchor, Manifest, MAGIC};
+use keyshare_airgap::{read_manifest, Anchor, Manifest, MAGIC};
 use keyshare_policy::metadata::Signed;
 use keyshare_policy::sign::{sign, to_bytes};
 use keyshare_server::airgap::{AirgapError, Replica, ReplicaFiles};
@@ -48,14 +48,19 @@ fn split(bundle: &[u8]) -> (Vec<u8>, Vec<(String, Vec<u8>)>) {
     let len_at = MAGIC.len();
     let len = u64::from_be_bytes(bundle[len_at..len_at + 8].try_into().unwrap()) as usize;
     let manifest = bundle[len_at + 8..len_at + 8 + len].to_vec();
-    let raw = read_bundle(&mut &bundle[..], &mut |_| {}).unwrap();
-    let entries = raw
-        .manifest
+    let parsed = read_manifest(&mut &bundle[..]).unwrap();
+    let mut at = len_at + 8 + len;
+    let entries = parsed
         .signed
         .entries
         .iter()
-        .map(|e| (e.path.clone(), raw.files[&e.path].to_vec()))
+        .map(|e| {
+            let bytes = bundle[at..at + e.length as usize].to_vec();
+            at += bytes.len();
+            (e.path.clone(), bytes)
+        })
         .collect();
+    assert_eq!(at, bundle.len());
     (manifest, entries)
 }
 
@@ -129,19 +134,18 @@ fn online_repository_skips_the_bundle_editions_versions() {
         .is_some();
     assert!(before);
     let bundle = origin.export(Duration::days(7), now());
-    let raw = read_bundle(&mut &bundle[..], &mut |_| {}).unwrap();
-    let edition = raw.manifest.signed.timestamp_version;
+    let manifest = read_manifest(&mut &bundle[..]).unwrap().signed;
+    let (_, entries) = split(&bundle);
+    let edition = manifest.timestamp_version;
     let online = origin.publisher.file("metadata/timestamp.json").unwrap();
     let online: serde_json::Value = serde_json::from_slice(&online.bytes).unwrap();
     assert_eq!(online["signed"]["version"], edition + 1);
     // The edition's snapshot is not published online.
-    let snapshot = format!(
-        "metadata/{}.snapshot.json",
-        raw.manifest.signed.snapshot_version
-    );
+    let snapshot = format!("metadata/{}.snapshot.json", manifest.snapshot_version);
+    let in_bundle = entries.iter().find(|(p, _)| *p == snapshot).unwrap();
     assert_ne!(
         origin.publisher.file(&snapshot).map(|f| f.bytes.to_vec()),
-        Some(raw.files[&snapshot].to_vec())
+        Some(in_bundle.1.clone())
     );
 }
 
@@ -150,13 +154,13 @@ fn a_laptop_verifies_a_bundle_and_gets_the_trust_documents() {
     let origin = Origin::new(now());
     let bundle = origin.export(Duration::days(7), now());
     let verified = keyshare_airgap::open_bundle(
-        &mut &bundle[..],
+        std::sync::Arc::new(bundle),
         Anchor {
             pinned_root: &origin.pinned_root,
             previous: None,
         },
         now(),
-        &mut |_| {},
+        &mut |_, _| {},
     )
     .unwrap();
     for path in [
@@ -166,6 +170,7 @@ fn a_laptop_verifies_a_bundle_and_gets_the_trust_documents() {
         "namespaces/team-b/trust.json",
     ] {
         assert!(verified.targets().contains_key(path), "{path}");
+        assert!(verified.target(path).unwrap().is_some(), "{path}");
     }
 }
 
@@ -268,11 +273,11 @@ fn replaced_manifests_are_refused() {
         "registry.acme.io/team-c/**",
     ));
     let bundle = origin.export(Duration::days(7), now());
-    let raw = read_bundle(&mut &bundle[..], &mut |_| {}).unwrap();
-    let (_, entries) = split(&bundle);
+    let parsed = read_manifest(&mut &bundle[..]).unwrap();
+    let (manifest_bytes, entries) = split(&bundle);
     let original: Signed<Manifest> = Signed {
-        signatures: raw.manifest.signatures.clone(),
-        signed: raw.manifest.signed.clone(),
+        signatures: parsed.signatures.clone(),
+        signed: parsed.signed.clone(),
         unrecognized: Default::default(),
     };
 
@@ -303,8 +308,14 @@ fn replaced_manifests_are_refused() {
         .filter(|(p, _)| *p != dropped.path)
         .cloned()
         .collect();
+    // The manifest no longer matches its signature, which is checked as
+    // soon as the root chain at the front has been read.
     let message = refused(&replica, &join(&to_bytes(&fewer).unwrap(), &kept), now());
+    assert!(message.contains("manifest signature"), "{message}");
+    // Dropped from the container only: the manifest still lists it.
+    let message = refused(&replica, &join(&manifest_bytes, &kept), now());
     assert!(message.contains(&dropped.path), "{message}");
+    assert!(message.contains("truncated"), "{message}");
 
     // The previous bundle's manifest, validly signed, with this bundle's entries.
     let (old_manifest, _) = split(&first);

@@ -32,13 +32,13 @@ async fn org_admin_gets_a_bundle_that_verifies_against_the_pinned_root() {
     );
     let root = f.publisher.file("metadata/1.root.json").unwrap();
     let verified = open_bundle(
-        &mut &answer.body[..],
+        std::sync::Arc::new(answer.body.to_vec()),
         Anchor {
             pinned_root: &root.bytes,
             previous: None,
         },
         NOW,
-        &mut |_| {},
+        &mut |_, _| {},
     )
     .unwrap();
     // The default window: airgap.valid_for (7 days).

@@ -2,7 +2,8 @@
 //!
 //! Only ever a `[dev-dependencies]` entry. Today: X.509 certificates made
 //! with OpenSSL ([`CertBuilder`]) — self-signed CAs for trust documents and
-//! notation exports, CI CAs, loopback TLS certificates — and
+//! notation exports, CI CAs, loopback TLS certificates; air-gap bundle
+//! files crafted as an attacker would ([`crafted`]); and
 //! [`read_trust_set`], the trust state a verifier gets from a published
 //! repository.
 //!
@@ -11,6 +12,8 @@
 
 #![forbid(unsafe_code)]
 #![allow(clippy::expect_used)]
+
+pub mod crafted;
 
 use openssl::asn1::Asn1Time;
 use openssl::bn::BigNum;

@@ -152,7 +152,7 @@ pub(crate) fn refresh(args: RefreshArgs) -> Result<(), Error> {
                 path: path.clone(),
                 source,
             })?;
-            verifier.refresh_from_bundle(&mut std::io::BufReader::new(file))?
+            verifier.refresh_from_bundle(file)?
         }
         None => verifier.refresh()?,
     };

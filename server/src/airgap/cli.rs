@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::{export, read_file, AirgapError, ExportLimits, Replica, ReplicaFiles};
+use super::{export, AirgapError, ExportLimits, Replica, ReplicaFiles};
 use crate::cli::{init_logging, open_publisher, shutdown_signal, tls_acceptor, CliError};
 use crate::config::{Config, Flags};
 
@@ -158,16 +158,23 @@ pub fn init_replica(dir: &Path, root_path: &Path, out: &mut dyn Write) -> Result
     )
 }
 
-/// `import FILE`: verifies the bundle against the replica's pinned root
-/// and current state, then swaps it in.
+/// `import FILE`: streams the bundle into the replica's directory while
+/// checking it, verifies it against the replica's pinned root and current
+/// state, then swaps it in. Memory stays bounded whatever the file claims.
 pub fn import_cmd(dir: &Path, bundle: &Path, out: &mut dyn Write) -> Result<(), CliError> {
     let replica = Replica::open(dir)?;
-    let mut progress = Progress::new("reading");
-    let bytes = read_file(bundle, &mut |done, total| progress.update(done, total));
+    let file = fs::File::open(bundle).map_err(|source| CliError::Io {
+        path: bundle.to_owned(),
+        source,
+    })?;
+    let mut input = io::BufReader::with_capacity(1 << 20, file);
+    let mut progress = Progress::new("importing");
+    let imported =
+        replica.import_from(&mut input, OffsetDateTime::now_utc(), &mut |done, total| {
+            progress.update(done, total)
+        });
     progress.finish();
-    let imported = replica
-        .import(&bytes?, OffsetDateTime::now_utc())
-        .map_err(|e| CliError::Other(format!("{}: {e}", bundle.display())))?;
+    let imported = imported.map_err(|e| CliError::Other(format!("{}: {e}", bundle.display())))?;
     let previous = imported
         .previous
         .map_or_else(|| "none".to_owned(), |v| v.to_string());

@@ -8,19 +8,23 @@
 //!   every file a client can reach, signs the manifest with the timestamp
 //!   key and writes the bundle;
 //! * [`Replica`] is a replica's data: the root pinned at `init --replica`
-//!   and the current bundle. [`Replica::import`] verifies a bundle against
-//!   both (rollback, tampering) and swaps it in with one atomic rename;
-//! * [`ReplicaFiles`] serves the current bundle's files, and notices a new
-//!   import on the next request (`serve --replica`);
+//!   and the current bundle. [`Replica::import_from`] streams a bundle
+//!   into a temporary file next to the current one (memory bounded
+//!   whatever the bundle claims: [`keyshare_airgap::read_bundle`]),
+//!   verifies it against both (rollback, tampering) and swaps it in with
+//!   one atomic rename;
+//! * [`ReplicaFiles`] serves the current bundle's files, read from the
+//!   bundle file as they are asked for, and notices a new import on the
+//!   next request (`serve --replica`);
 //! * [`http`] has the `POST /api/v1/export` handler and the replica's
 //!   read-only application.
 
 pub mod cli;
 pub mod http;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -29,8 +33,8 @@ use time::{Duration, OffsetDateTime};
 
 use keyshare_airgap::format::entry_for;
 use keyshare_airgap::{
-    read_bundle, verify, walk, write_bundle, Anchor, Manifest, VerifiedBundle, MANIFEST_FORMAT,
-    MANIFEST_TYPE,
+    read_bundle, verify, walk, write_bundle, Anchor, Manifest, Source, SourceReader,
+    VerifiedBundle, MANIFEST_FORMAT, MANIFEST_TYPE,
 };
 use keyshare_policy::datetime::Expires;
 use keyshare_policy::metadata::{Envelope, Root};
@@ -151,14 +155,19 @@ pub fn export(
 ) -> Result<Exported, AirgapError> {
     let valid_until = now + valid_for;
     let edition = publisher.sign_bundle_edition(actor, valid_until, now)?;
+    let mut files: BTreeMap<String, Arc<[u8]>> = BTreeMap::new();
     let walked = walk(now, None, &mut |path| {
-        if path == "metadata/timestamp.json" {
+        let bytes = if path == "metadata/timestamp.json" {
             Some(edition.timestamp.clone())
         } else if path == edition.snapshot_path {
             Some(edition.snapshot.clone())
         } else {
             publisher.file(path).map(|f| f.bytes.clone())
+        };
+        if let Some(b) = &bytes {
+            files.insert(path.to_owned(), b.clone());
         }
+        Ok(bytes)
     })?;
     let trusted = &walked.trusted;
     let timestamp_version = trusted.timestamp().map_or(0, |t| t.signed().version);
@@ -172,16 +181,15 @@ pub fn export(
         snapshot_version: trusted.snapshot().map_or(0, |s| s.signed().version),
         timestamp_sha256: keyshare_policy::hash::sha256_hex(&edition.timestamp),
         entries: walked
-            .files
+            .paths
             .iter()
-            .map(|(path, bytes)| entry_for(path, bytes))
+            .filter_map(|path| files.get(path).map(|bytes| entry_for(path, bytes)))
             .collect(),
     };
     let entries = manifest.entries.len();
     let total: u64 = manifest.entries.iter().map(|e| e.length).sum();
     let signed = keyshare_policy::sign::sign(manifest, &[edition.timestamp_signer.as_ref()])
         .map_err(keyshare_airgap::Error::from)?;
-    let files: BTreeMap<String, Arc<[u8]>> = walked.files.into_iter().collect();
     let bytes = write_bundle(out, &signed, &files, &mut |done| progress(done, total))?;
     Ok(Exported {
         bytes,
@@ -267,34 +275,41 @@ impl Replica {
 
     /// The current state, verified again (at its export time: signatures,
     /// hashes and completeness; expiry is the clients' to judge), or
-    /// `None` before the first import.
+    /// `None` before the first import. Its files are read from the bundle
+    /// file when asked for.
     pub fn current(&self) -> Result<Option<VerifiedBundle>, AirgapError> {
         let path = self.dir.join(CURRENT_BUNDLE);
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
+        let file = match File::open(&path) {
+            Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_at(&path)(e)),
         };
         let pinned = self.pinned_root()?;
-        load_verified(&bytes, &pinned).map(Some)
+        load_verified(file, &pinned).map(Some)
     }
 
-    /// Imports the bundle in `bytes` at `now`: verifies it against the
-    /// pinned root and the current state (no rollback), then replaces the
-    /// current state with one atomic rename. On any error the current
-    /// state is untouched.
+    /// Imports the bundle in `bytes` at `now`: [`Self::import_from`].
     pub fn import(&self, bytes: &[u8], now: OffsetDateTime) -> Result<Imported, AirgapError> {
+        self.import_from(&mut &bytes[..], now, &mut |_, _| {})
+    }
+
+    /// Imports the bundle read from `input` at `now`, with bounded memory
+    /// whatever the bundle claims: streams it into a temporary file next
+    /// to the current one while checking it
+    /// ([`keyshare_airgap::read_bundle`]: caps, root chain, the manifest's
+    /// signature, every entry's length and SHA-256), verifies it from
+    /// that file against the pinned root and the current state (no
+    /// rollback), then replaces the current state with one atomic rename.
+    /// On any error the current state is untouched and the temporary file
+    /// removed. `progress(done, total)` is called as the bundle is read.
+    pub fn import_from(
+        &self,
+        input: &mut dyn Read,
+        now: OffsetDateTime,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Imported, AirgapError> {
         let pinned = self.pinned_root()?;
         let previous = self.current()?;
-        let raw = read_bundle(&mut &bytes[..], &mut |_| {})?;
-        let verified = verify(
-            raw,
-            Anchor {
-                pinned_root: &pinned,
-                previous: previous.as_ref(),
-            },
-            now,
-        )?;
         // Leftovers of an import that was killed.
         if let Ok(entries) = fs::read_dir(&self.dir) {
             for entry in entries.flatten() {
@@ -303,22 +318,64 @@ impl Replica {
                 }
             }
         }
-        write_atomically(&self.dir, CURRENT_BUNDLE, bytes)?;
-        Ok(Imported {
-            timestamp_version: verified.manifest().timestamp_version,
-            previous: previous.map(|p| p.manifest().timestamp_version),
-            expires: verified.expires(),
-            files: verified.files().len(),
-        })
+        let tmp = self
+            .dir
+            .join(format!(".import-{}-{CURRENT_BUNDLE}", std::process::id()));
+        let path = self.dir.join(CURRENT_BUNDLE);
+        let result = (|| {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(io_at(&tmp))?;
+            let mut copy = BufWriter::with_capacity(1 << 20, &file);
+            let raw = read_bundle(input, &mut copy, &pinned, progress)?;
+            drop(copy);
+            let file = Arc::new(file);
+            let verified = verify(
+                raw,
+                file.clone(),
+                Anchor {
+                    pinned_root: &pinned,
+                    previous: previous.as_ref(),
+                },
+                now,
+            )?;
+            file.sync_all().map_err(io_at(&tmp))?;
+            fs::rename(&tmp, &path).map_err(io_at(&path))?;
+            File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io_at(&self.dir))?;
+            Ok(Imported {
+                timestamp_version: verified.manifest().timestamp_version,
+                previous: previous.as_ref().map(|p| p.manifest().timestamp_version),
+                expires: verified.expires(),
+                files: verified.manifest().entries.len(),
+            })
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
     }
 }
 
-/// Verifies a stored bundle at its own export time.
-fn load_verified(bytes: &[u8], pinned: &[u8]) -> Result<VerifiedBundle, AirgapError> {
-    let raw = read_bundle(&mut &bytes[..], &mut |_| {})?;
-    let at = raw.manifest.signed.created.time();
+/// Verifies a stored bundle at its own export time, reading it from
+/// `file` (once through, then each entry when asked for).
+fn load_verified(file: File, pinned: &[u8]) -> Result<VerifiedBundle, AirgapError> {
+    let source: Arc<dyn Source> = Arc::new(file);
+    let raw = read_bundle(
+        &mut SourceReader::new(&*source),
+        &mut io::sink(),
+        pinned,
+        &mut |_, _| {},
+    )?;
+    let at = raw.manifest().created.time();
     Ok(verify(
         raw,
+        source,
         Anchor {
             pinned_root: pinned,
             previous: None,
@@ -353,25 +410,6 @@ fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), AirgapEr
     result
 }
 
-/// Reads a whole file, with `progress(done, total)`.
-pub fn read_file(path: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<Vec<u8>, AirgapError> {
-    let mut file = File::open(path).map_err(io_at(path))?;
-    let total = file.metadata().map_err(io_at(path))?.len();
-    let mut bytes = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(io_at(path)(e)),
-        };
-        bytes.extend_from_slice(buf.get(..n).unwrap_or_default());
-        progress(bytes.len() as u64, total);
-    }
-    Ok(bytes)
-}
-
 /// Identity of the current bundle file, to notice a new import.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Stamp {
@@ -381,19 +419,52 @@ struct Stamp {
     mtime_nsec: i64,
 }
 
-/// A loaded state: files by repository path.
+impl Stamp {
+    fn of(meta: &fs::Metadata) -> Self {
+        Self {
+            ino: meta.ino(),
+            len: meta.len(),
+            mtime: meta.mtime(),
+            mtime_nsec: meta.mtime_nsec(),
+        }
+    }
+}
+
+/// A loaded state: the verified bundle, whose files are read from its
+/// file (held open, so it stays readable after an import replaced it).
 #[derive(Debug, Default)]
 struct Loaded {
     stamp: Option<Stamp>,
-    files: HashMap<String, Arc<CachedFile>>,
-    timestamp_version: Option<u64>,
-    expires: Option<OffsetDateTime>,
+    bundle: Option<VerifiedBundle>,
+}
+
+impl Loaded {
+    fn file(&self, path: &str) -> Option<Arc<CachedFile>> {
+        let bundle = self.bundle.as_ref()?;
+        let etag = format!("\"{}\"", bundle.entry(path)?.sha256);
+        match bundle.file(path) {
+            Ok(bytes) => bytes.map(|bytes| {
+                Arc::new(CachedFile {
+                    path: path.to_owned(),
+                    bytes: bytes.into(),
+                    etag,
+                    immutable: path != "metadata/timestamp.json",
+                })
+            }),
+            Err(e) => {
+                tracing::error!(error = %e, path, "cannot read a file of the replica's bundle");
+                None
+            }
+        }
+    }
 }
 
 /// The files a running `serve --replica` serves: the current bundle's,
-/// reloaded (and verified again) when an import replaced it. Files of the
-/// state before are still served by path (except `timestamp.json`), so a
-/// client in the middle of a refresh across an import finishes it.
+/// reloaded (and verified again) when an import replaced it, each read
+/// from the bundle file (and checked against the manifest) when asked
+/// for. Files of the state before are still served by path (except
+/// `timestamp.json`), so a client in the middle of a refresh across an
+/// import finishes it.
 #[derive(Debug)]
 pub struct ReplicaFiles {
     replica: Replica,
@@ -421,12 +492,7 @@ impl ReplicaFiles {
 
     fn stamp(&self) -> Option<Stamp> {
         let meta = fs::metadata(self.replica.dir.join(CURRENT_BUNDLE)).ok()?;
-        Some(Stamp {
-            ino: meta.ino(),
-            len: meta.len(),
-            mtime: meta.mtime(),
-            mtime_nsec: meta.mtime_nsec(),
-        })
+        Some(Stamp::of(&meta))
     }
 
     /// Reloads the state if the bundle file changed since it was loaded.
@@ -441,32 +507,19 @@ impl ReplicaFiles {
             return Ok(());
         }
         let path = self.replica.dir.join(CURRENT_BUNDLE);
-        let bytes = fs::read(&path).map_err(io_at(&path))?;
-        let verified = load_verified(&bytes, &self.pinned)?;
-        let files = verified
-            .files()
-            .iter()
-            .map(|(p, b)| {
-                let etag = format!("\"{}\"", keyshare_policy::hash::sha256_hex(b));
-                let file = CachedFile {
-                    path: p.clone(),
-                    bytes: b.clone(),
-                    etag,
-                    immutable: p != "metadata/timestamp.json",
-                };
-                (p.clone(), Arc::new(file))
-            })
-            .collect();
-        let loaded = Arc::new(Loaded {
-            stamp,
-            files,
-            timestamp_version: Some(verified.manifest().timestamp_version),
-            expires: Some(verified.expires()),
-        });
+        let file = File::open(&path).map_err(io_at(&path))?;
+        // The stamp of the file opened (an import may rename another one
+        // into place meanwhile: the next request notices that).
+        let stamp = file.metadata().map(|m| Stamp::of(&m)).ok().or(stamp);
+        let verified = load_verified(file, &self.pinned)?;
         tracing::info!(
             timestamp_version = verified.manifest().timestamp_version,
             "replica state loaded"
         );
+        let loaded = Arc::new(Loaded {
+            stamp,
+            bundle: Some(verified),
+        });
         let old = std::mem::replace(
             &mut *self.current.write().unwrap_or_else(PoisonError::into_inner),
             loaded,
@@ -490,23 +543,25 @@ impl ReplicaFiles {
         if let Err(e) = self.refresh() {
             tracing::error!(error = %e, "cannot load the replica's new state; serving the old one");
         }
-        if let Some(f) = self.loaded().files.get(path) {
-            return Some(f.clone());
+        if let Some(f) = self.loaded().file(path) {
+            return Some(f);
         }
         if path == "metadata/timestamp.json" {
             return None;
         }
-        self.previous
+        let previous = self
+            .previous
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .files
-            .get(path)
-            .cloned()
+            .clone();
+        previous.file(path)
     }
 
     /// The served timestamp version and window end, if a state is loaded.
     pub fn status(&self) -> (Option<u64>, Option<OffsetDateTime>) {
         let l = self.loaded();
-        (l.timestamp_version, l.expires)
+        l.bundle.as_ref().map_or((None, None), |b| {
+            (Some(b.manifest().timestamp_version), Some(b.expires()))
+        })
     }
 }
