@@ -20,7 +20,6 @@ use std::sync::OnceLock;
 use openssl::bn::BigNumContext;
 use openssl::ec::{EcGroup, EcKey, EcPoint, PointConversionForm};
 use openssl::hash::MessageDigest;
-use openssl::nid::Nid;
 use openssl::pkey::{HasPublic, Id, PKey, PKeyRef, Public};
 use openssl::rsa::Padding;
 use openssl::sign::{RsaPssSaltlen, Verifier};
@@ -132,7 +131,11 @@ impl Key {
                 if ec.group().curve_name() != Some(openssl::nid::Nid::X9_62_PRIME256V1) {
                     return Err(bad_new_key("EC key is not on P-256"));
                 }
-                pem_string(pkey)?
+                // One encoding per key (uncompressed point), so one key
+                // always gets one key id.
+                let canonical =
+                    canonical_public_key(pkey).map_err(|e| bad_new_key(&e.to_string()))?;
+                pem_string(&canonical)?
             }
             Scheme::RsaPssSha256 | Scheme::RsaPkcs1v15Sha256 => {
                 if pkey.id() != Id::RSA {
@@ -322,16 +325,20 @@ impl Key {
     }
 }
 
-/// The key material of an OpenSSL public key (see [`Key::material`]): DER
-/// SubjectPublicKeyInfo, EC points uncompressed. For keys that come as PEM
-/// or inside certificates.
-pub fn public_key_material<T: HasPublic>(
+/// `pkey` in one encoding per key: an EC point re-encoded uncompressed on
+/// its named curve (a point sent compressed, or in hybrid form, is the same
+/// key as sent uncompressed, and must never pass for another key). Other
+/// keys, and EC keys without a named curve, are returned as they are.
+pub fn canonical_public_key<T: HasPublic>(
     pkey: &PKeyRef<T>,
-) -> std::result::Result<Vec<u8>, openssl::error::ErrorStack> {
+) -> std::result::Result<PKey<Public>, openssl::error::ErrorStack> {
     let Ok(ec) = pkey.ec_key() else {
-        return pkey.public_key_to_der();
+        let _ = openssl::error::ErrorStack::get();
+        return PKey::public_key_from_der(&pkey.public_key_to_der()?);
     };
-    let nid = ec.group().curve_name().unwrap_or(Nid::X9_62_PRIME256V1);
+    let Some(nid) = ec.group().curve_name() else {
+        return PKey::public_key_from_der(&pkey.public_key_to_der()?);
+    };
     let group = EcGroup::from_curve_name(nid)?;
     let mut ctx = BigNumContext::new()?;
     let bytes =
@@ -339,7 +346,17 @@ pub fn public_key_material<T: HasPublic>(
             .to_bytes(ec.group(), PointConversionForm::UNCOMPRESSED, &mut ctx)?;
     let point = EcPoint::from_bytes(&group, &bytes, &mut ctx)?;
     let fresh = EcKey::from_public_key(&group, &point)?;
-    PKey::from_ec_key(fresh)?.public_key_to_der()
+    fresh.check_key()?;
+    PKey::from_ec_key(fresh)
+}
+
+/// The key material of an OpenSSL public key (see [`Key::material`]): DER
+/// SubjectPublicKeyInfo of its [`canonical_public_key`]. For keys that come
+/// as PEM or inside certificates.
+pub fn public_key_material<T: HasPublic>(
+    pkey: &PKeyRef<T>,
+) -> std::result::Result<Vec<u8>, openssl::error::ErrorStack> {
+    canonical_public_key(pkey)?.public_key_to_der()
 }
 
 /// The fingerprint (SHA-256 of [`public_key_material`]) of an OpenSSL public key.
@@ -398,6 +415,7 @@ mod tests {
 
     #[test]
     fn material_ignores_ec_point_compression() {
+        use openssl::nid::Nid;
         let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
         let private = EcKey::generate(&group).unwrap();
         let mut ctx = BigNumContext::new().unwrap();

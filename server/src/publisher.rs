@@ -1645,13 +1645,7 @@ fn explain_refusal(tx: &Tx<'_>, change: &Change, e: PublishError) -> PublishErro
 
 /// A key's material: its SubjectPublicKeyInfo DER, EC points uncompressed.
 fn key_material(key: &keyshare_policy::keys::Key, id: &KeyId) -> Option<Vec<u8>> {
-    let der = key
-        .openssl_key(id)
-        .ok()
-        .and_then(|pkey| crate::ci::canonical_public_key(pkey).ok())
-        .and_then(|pkey| pkey.public_key_to_der().ok());
-    let _ = openssl::error::ErrorStack::get();
-    der
+    key.material(id).ok().map(<[u8]>::to_vec)
 }
 
 /// For a change people make ([`Publisher::apply`]): true when it removes

@@ -13,6 +13,8 @@
 
 mod http_common;
 
+use std::num::NonZeroU32;
+
 use actix_web::http::{Method, StatusCode};
 use openssl::bn::BigNumContext;
 use openssl::ec::{EcGroup, EcKey, PointConversionForm};
@@ -22,7 +24,10 @@ use serde_json::{json, Value};
 
 use keyshare_policy::keys::public_key_fingerprint;
 use keyshare_policy::metadata::KeyId;
+use keyshare_policy::pattern::ArtifactPattern;
+use keyshare_policy::trust::NamespaceEntry;
 use keyshare_policy::trust::{Decision, Reason, RevokedSubject, SignerRef, TrustSet};
+use keyshare_server::publisher::Change;
 use keyshare_server::store::TokenKind;
 
 use http_common::*;
@@ -96,8 +101,27 @@ macro_rules! call {
     }};
 }
 
-fn namespace(name: &str) -> Value {
-    json!({"name": name, "scopes": [format!("registry.acme.io/{name}/**")]})
+/// Creates namespaces `registry.acme.io/<name>/**` (as an org admin would).
+fn create_namespaces(f: &Fixture, names: &[&str]) {
+    for name in names {
+        f.publisher
+            .apply(
+                "token:admin",
+                Change::CreateNamespace {
+                    entry: NamespaceEntry {
+                        name: ns_name(name),
+                        scopes: vec![ArtifactPattern::parse(&format!(
+                            "registry.acme.io/{name}/**"
+                        ))
+                        .unwrap()],
+                        maintainers: vec![],
+                    },
+                    threshold: NonZeroU32::MIN,
+                },
+                NOW,
+            )
+            .unwrap();
+    }
 }
 
 #[actix_web::test]
@@ -105,16 +129,7 @@ async fn forged_revocation_a_maintainer_cannot_point_a_revoked_id_at_another_tea
     let f = Fixture::new();
     let app = app!(f);
     let admin = f.admin.clone();
-    for ns in ["team-a", "team-b"] {
-        let (status, _) = call!(
-            app,
-            Method::POST,
-            "/api/v1/namespaces",
-            &admin,
-            namespace(ns)
-        );
-        assert_eq!(status, StatusCode::CREATED);
-    }
+    create_namespaces(&f, &["team-a", "team-b"]);
     let (retired, b) = (p256(), p256());
     // Years ago team-a's key `retired` was retired and revoked; the entry was cleaned up.
     let (status, _) = call!(
@@ -194,16 +209,7 @@ async fn revocation_undone_by_relisting_every_way_of_listing_the_key_again_is_re
     let f = Fixture::new();
     let app = app!(f);
     let admin = f.admin.clone();
-    for ns in ["team-b", "team-c", "team-d"] {
-        let (status, _) = call!(
-            app,
-            Method::POST,
-            "/api/v1/namespaces",
-            &admin,
-            namespace(ns)
-        );
-        assert_eq!(status, StatusCode::CREATED);
-    }
+    create_namespaces(&f, &["team-b", "team-c", "team-d"]);
     let b = p256();
     let maintainer_d = f.maintainer("team-d");
     let maintainer_b = f.maintainer("team-b");
@@ -343,15 +349,8 @@ async fn a_key_id_naming_different_keys_must_be_disambiguated_and_an_unknown_id_
     let f = Fixture::new();
     let app = app!(f);
     let admin = f.admin.clone();
+    create_namespaces(&f, &["team-a", "team-b"]);
     for ns in ["team-a", "team-b"] {
-        let (status, _) = call!(
-            app,
-            Method::POST,
-            "/api/v1/namespaces",
-            &admin,
-            namespace(ns)
-        );
-        assert_eq!(status, StatusCode::CREATED);
         let (status, _) = call!(
             app,
             Method::POST,

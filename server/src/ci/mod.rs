@@ -46,9 +46,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
-use openssl::bn::BigNumContext;
-use openssl::ec::{EcGroup, EcKey, EcPoint, PointConversionForm};
-use openssl::pkey::{PKey, Public};
+use openssl::pkey::PKey;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use time::{Duration, OffsetDateTime};
@@ -571,7 +569,8 @@ fn audit_claims(claims: &Map<String, Value>) -> Value {
 }
 
 /// A TUF key from a SubjectPublicKeyInfo PEM, in its canonical form (see
-/// [`canonical_public_key`]): one key always gets one key id.
+/// [`keyshare_policy::keys::canonical_public_key`]): one key always gets
+/// one key id.
 pub fn key_from_pem(pem: &str) -> Result<Key, CiError> {
     let invalid = |m: &str| CiError::Invalid {
         field: "public_key_pem",
@@ -580,7 +579,7 @@ pub fn key_from_pem(pem: &str) -> Result<Key, CiError> {
     let pkey = PKey::public_key_from_pem(pem.as_bytes());
     let _ = openssl::error::ErrorStack::get();
     let pkey = pkey.map_err(|_| invalid("not a PEM public key (SubjectPublicKeyInfo)"))?;
-    let pkey = canonical_public_key(&pkey);
+    let pkey = keyshare_policy::keys::canonical_public_key(&pkey);
     let _ = openssl::error::ErrorStack::get();
     let pkey = pkey.map_err(|_| invalid("not a usable public key"))?;
     let scheme = match pkey.id() {
@@ -596,35 +595,12 @@ pub fn key_from_pem(pem: &str) -> Result<Key, CiError> {
     Key::from_public(scheme, &pkey).map_err(|e| invalid(&e.to_string()))
 }
 
-/// `pkey` in one encoding per key: an EC point is re-encoded uncompressed
-/// on its named curve (a point sent compressed, or in hybrid form, is the
-/// same key as sent uncompressed, and must not be listable twice under two
-/// ids). Other keys, and EC keys without a named curve (refused later), are
-/// returned as they are.
-pub(crate) fn canonical_public_key(
-    pkey: &PKey<Public>,
-) -> Result<PKey<Public>, openssl::error::ErrorStack> {
-    let Ok(ec) = pkey.ec_key() else {
-        let _ = openssl::error::ErrorStack::get();
-        return Ok(pkey.clone());
-    };
-    let Some(nid) = ec.group().curve_name() else {
-        return Ok(pkey.clone());
-    };
-    let group = EcGroup::from_curve_name(nid)?;
-    let mut ctx = BigNumContext::new()?;
-    let bytes =
-        ec.public_key()
-            .to_bytes(ec.group(), PointConversionForm::UNCOMPRESSED, &mut ctx)?;
-    let point = EcPoint::from_bytes(&group, &bytes, &mut ctx)?;
-    let fresh = EcKey::from_public_key(&group, &point)?;
-    fresh.check_key()?;
-    PKey::from_ec_key(fresh)
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+
+    use openssl::bn::BigNumContext;
+    use openssl::ec::{EcGroup, EcKey, PointConversionForm};
 
     use super::*;
 

@@ -14,7 +14,6 @@
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use keyshare_policy::client::{Config, Request, Response, Updater};
 use keyshare_policy::keys::Scheme;
 use keyshare_policy::pattern::ArtifactPattern;
 use keyshare_policy::repo::{Options, SharedSigner};
@@ -173,16 +172,7 @@ pub fn trust_set(
     now: OffsetDateTime,
     fetch: &dyn Fn(&str) -> Option<Vec<u8>>,
 ) -> keyshare_policy::Result<TrustSet> {
-    let mut updater = Updater::new(pinned_root, now, Config::default())?;
-    let meta = |request: &Request| -> Response {
-        if request.is_local() {
-            Response::NotFound
-        } else {
-            fetch(&format!("metadata/{}", request.remote_name())).into()
-        }
-    };
-    updater.refresh_with(meta)?;
-    updater.trust_set_with(meta, |name, _| fetch(&format!("targets/{name}")))
+    keyshare_testkit::read_trust_set(pinned_root, now, fetch)
 }
 
 /// The decisions compared between origin and replica: trusted, revoked,

@@ -28,7 +28,6 @@ use openssl::pkey::PKey;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-use keyshare_policy::client::{Config, Updater};
 use keyshare_policy::keys::Scheme;
 use keyshare_policy::pattern::ArtifactPattern;
 use keyshare_policy::sign::{InMemorySigner, Signer};
@@ -374,25 +373,8 @@ pub fn trust_set(publisher: &Publisher, at: OffsetDateTime, namespaces: &[&str])
         .unwrap()
         .bytes
         .to_vec();
-    let mut updater = Updater::new(&root, at, Config::default()).unwrap();
-    let fetch = |request: &keyshare_policy::client::Request| {
-        if request.is_local() {
-            None.into()
-        } else {
-            publisher
-                .file(&format!("metadata/{}", request.remote_name()))
-                .map(|f| f.bytes.to_vec())
-                .into()
-        }
-    };
-    updater.refresh_with(fetch).unwrap();
-    let set = updater
-        .trust_set_with(fetch, |name, _| {
-            publisher
-                .file(&format!("targets/{name}"))
-                .map(|f| f.bytes.to_vec())
-        })
-        .unwrap();
+    let fetch = |path: &str| publisher.file(path).map(|f| f.bytes.to_vec());
+    let set = keyshare_testkit::read_trust_set(&root, at, &fetch).unwrap();
     for ns in namespaces {
         assert!(
             set.namespaces().any(|d| d.namespace.as_str() == *ns),
