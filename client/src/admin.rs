@@ -387,6 +387,21 @@ impl AdminClient {
         query: &[(&str, String)],
         body: Option<&Value>,
     ) -> Result<Value> {
+        let body = body
+            .map(serde_json::to_vec)
+            .transpose()
+            .map_err(|e| Error::Config(format!("cannot encode the request: {e}")))?;
+        self.call_with_bytes(method, path, query, body.as_deref())
+    }
+
+    /// [`call`](Self::call) with a JSON body sent as these exact bytes.
+    fn call_with_bytes(
+        &self,
+        method: &str,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&[u8]>,
+    ) -> Result<Value> {
         let url = self.url(path);
         let mut req = self
             .agent
@@ -397,7 +412,7 @@ impl AdminClient {
             req = req.query(k, v);
         }
         let sent = match body {
-            Some(b) => req.send_json(b),
+            Some(b) => req.set("Content-Type", "application/json").send_bytes(b),
             None => req.call(),
         };
         let (status, response) = match sent {
@@ -625,10 +640,11 @@ impl AdminClient {
         )
     }
 
-    /// `POST /api/v1/root`: submits a signed TUF root (the next version,
-    /// signed by the old and new root thresholds); the server's answer.
-    pub fn submit_tuf_root(&self, root: &Value) -> Result<Value> {
-        self.call("POST", "root", &[], Some(root))
+    /// `POST /api/v1/root`: submits a signed TUF root file (the next
+    /// version, signed by the old and new root thresholds) as it is, byte
+    /// for byte: the server publishes these bytes. The server's answer.
+    pub fn submit_tuf_root(&self, root: &[u8]) -> Result<Value> {
+        self.call_with_bytes("POST", "root", &[], Some(root))
     }
 
     /// `GET /api/v1/roots`: `{"roots": [...]}`.

@@ -3,6 +3,7 @@
 //! peer redirects.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::num::NonZeroU64;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +15,7 @@ use keyshare_policy::audit::Head;
 use keyshare_policy::client::{
     encode_role, verify_target, CacheOp, Config, Lookup, MetadataFile, Response, Step, Updater,
 };
-use keyshare_policy::hash::sha256_hex;
+use keyshare_policy::hash::{sha256_hex, Sha256Hex};
 use keyshare_policy::metadata::{Envelope, KeyId, Root, TargetFile};
 use keyshare_policy::trust::{
     is_index_path, Decision, NamespaceName, NamespaceTrust, Namespaces, Peers, PinnedRoot, Reason,
@@ -142,12 +143,25 @@ impl Options {
 }
 
 /// How `init` pins the organization's root.
+///
+/// The pinned root, of whatever version, is the trust anchor: `refresh`
+/// follows the roots after it (each signed by the one before), and never
+/// needs an older one.
 #[derive(Debug, Clone)]
 pub enum RootPin {
     /// This root file (any version), trusted as given.
     File(Vec<u8>),
-    /// `1.root.json` from the server must have this SHA-256.
-    Sha256(String),
+    /// The root file the server publishes with this SHA-256: with a
+    /// `version`, `N.root.json` of that version; without, the first of
+    /// `1.root.json`, `2.root.json`, ... with that hash (at most
+    /// [`Config::max_root_rotations`] + 1 files, stopping at the first the
+    /// server does not have).
+    Sha256 {
+        /// The SHA-256 of the root file.
+        sha256: Sha256Hex,
+        /// The root's version, when known.
+        version: Option<NonZeroU64>,
+    },
     /// Whatever `1.root.json` the server sends (trust on first use:
     /// anyone who can answer for the server at this moment owns the
     /// client's trust for good).
@@ -433,16 +447,7 @@ impl Verifier {
         }
         let bytes = match pin {
             RootPin::File(bytes) => bytes,
-            RootPin::Sha256(expected) => {
-                let bytes = self.first_root(&self.transport, &url).await?;
-                let found = sha256_hex(&bytes);
-                if !found.eq_ignore_ascii_case(expected.trim()) {
-                    return Err(Error::RootPin(format!(
-                        "{url}/metadata/1.root.json has SHA-256 {found}, expected {expected}"
-                    )));
-                }
-                bytes
-            }
+            RootPin::Sha256 { sha256, version } => self.pinned_root(&url, &sha256, version).await?,
             RootPin::InsecureTrustOnFirstUse => self.first_root(&self.transport, &url).await?,
         };
         let updater =
@@ -463,11 +468,71 @@ impl Verifier {
         })
     }
 
+    /// The root file the server publishes with SHA-256 `expected`: the
+    /// one of `version`, or else the first of `1.root.json`, `2.root.json`,
+    /// ... (bounded) that has it. Only bytes with that hash are returned.
+    async fn pinned_root(
+        &self,
+        url: &str,
+        expected: &Sha256Hex,
+        version: Option<NonZeroU64>,
+    ) -> Result<Vec<u8>, Error> {
+        if let Some(n) = version {
+            let file = format!("{url}/metadata/{n}.root.json");
+            return match self.root_file(&self.transport, url, n.get()).await? {
+                Some(bytes) if sha256_hex(&bytes) == expected.as_str() => Ok(bytes),
+                Some(bytes) => Err(Error::RootPin(format!(
+                    "{file} has SHA-256 {}, expected {expected}",
+                    sha256_hex(&bytes)
+                ))),
+                None => Err(Error::RootPin(format!(
+                    "{file} is not there (404), expected a root with SHA-256 {expected}"
+                ))),
+            };
+        }
+        // Root versions start at 1 and every rotation adds one; the pinned
+        // root is at most `max_root_rotations` rotations past version 1.
+        let last = u64::from(self.options.config.max_root_rotations).saturating_add(1);
+        let mut n = 1;
+        while n <= last {
+            match self.root_file(&self.transport, url, n).await? {
+                Some(bytes) if sha256_hex(&bytes) == expected.as_str() => return Ok(bytes),
+                Some(_) => n += 1,
+                None => break,
+            }
+        }
+        let looked_at = match n.saturating_sub(1) {
+            0 => format!("{url}/metadata/1.root.json is not there (404)"),
+            1 => format!("{url}/metadata/1.root.json has another"),
+            seen => format!("none of {url}/metadata/1.root.json to {seen}.root.json has it"),
+        };
+        Err(Error::RootPin(format!(
+            "no root the server publishes has SHA-256 {expected}: {looked_at}"
+        )))
+    }
+
+    /// `1.root.json` from the repository at `url`.
     async fn first_root(&self, transport: &HttpTransport, url: &str) -> Result<Vec<u8>, Error> {
-        let file = format!("{url}/metadata/1.root.json");
+        self.root_file(transport, url, 1).await?.ok_or_else(|| {
+            Error::Transport(TransportError::Status {
+                url: format!("{url}/metadata/1.root.json"),
+                status: 404,
+            })
+        })
+    }
+
+    /// `N.root.json` from the repository at `url`; `None` when it has none
+    /// (404).
+    async fn root_file(
+        &self,
+        transport: &HttpTransport,
+        url: &str,
+        version: u64,
+    ) -> Result<Option<Vec<u8>>, Error> {
+        let file = format!("{url}/metadata/{version}.root.json");
         let limit = self.options.config.root_max_length;
         match transport.get(&file, limit, None).await? {
-            Fetched::Bytes { bytes, .. } if bytes.len() as u64 <= limit => Ok(bytes),
+            Fetched::Bytes { bytes, .. } if bytes.len() as u64 <= limit => Ok(Some(bytes)),
             Fetched::Bytes { bytes, .. } => Err(Error::Tuf {
                 url: url.to_owned(),
                 source: keyshare_policy::Error::Oversized {
@@ -476,9 +541,10 @@ impl Verifier {
                     limit,
                 },
             }),
-            _ => Err(Error::Transport(TransportError::Status {
+            Fetched::NotFound => Ok(None),
+            Fetched::NotModified => Err(Error::Transport(TransportError::Status {
                 url: file,
-                status: 404,
+                status: 304,
             })),
         }
     }

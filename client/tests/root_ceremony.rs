@@ -1,10 +1,16 @@
 //! The root ceremony with `keyshare root ...`, every command in its own
 //! process: keys in SoftHSM2 tokens (one token per keyholder), an unsigned
 //! root signed on "separate machines" and merged, rotation, and recovery
-//! from a compromised timestamp key.
+//! from a compromised timestamp key. And the ceremony's files on every
+//! path after it, as processes (`keyshare-server init --root`, `serve`,
+//! `export`, a replica's `import`, clients and a laptop pinned to the
+//! files' SHA-256): published byte for byte.
 //!
 //! Needs `/usr/lib/softhsm/libsofthsm2.so` and `softhsm2-util` (installed by
-//! `scripts/test`); without them the tests fail, they do not skip.
+//! `scripts/test`); without them the tests fail, they do not skip. The
+//! `keyshare-server` binary is built by `cargo build -p keyshare-server`
+//! from the test (a no-op when it is up to date), since cargo gives an
+//! integration test only its own crate's binaries.
 
 #![allow(
     clippy::unwrap_used,
@@ -213,7 +219,7 @@ fn online_repo(root: &Path, dir: &Path) -> Repository {
         );
     }
     Repository::new(
-        read_root(root),
+        &std::fs::read(root).unwrap(),
         signers,
         Options::default(),
         OffsetDateTime::now_utc(),
@@ -392,7 +398,7 @@ fn two_of_three_root_in_three_tokens_signed_merged_verified_and_rotated() {
     let out = String::from_utf8(ok(&keyshare(&["root", "verify", s(&root1), s(&root2)]))).unwrap();
     assert!(out.contains("root chain of 2 file(s) verified"), "{out}");
     let mut repo = online_repo(&root1, dir);
-    repo.add_root(read_root(&root2)).unwrap();
+    repo.add_root(&std::fs::read(&root2).unwrap()).unwrap();
     repo.commit(OffsetDateTime::now_utc()).unwrap();
 
     // Signed only by the new keys: refused by `root verify` and `add_root`.
@@ -405,7 +411,7 @@ fn two_of_three_root_in_three_tokens_signed_merged_verified_and_rotated() {
     assert!(err.contains("only-new-2.json"), "{err}");
     assert!(err.contains("old root (v1)"), "{err}");
     let mut repo = online_repo(&root1, dir);
-    assert!(repo.add_root(read_root(&only_new)).is_err());
+    assert!(repo.add_root(&std::fs::read(&only_new).unwrap()).is_err());
 
     // Signed only by the old keys: the new threshold is not met.
     let only_old = hsm.path("only-old-2.json");
@@ -579,7 +585,7 @@ fn compromised_timestamp_key_is_recovered_by_a_root_rotation() {
         s(&root2),
     ]));
     ok(&keyshare(&["root", "verify", s(&root1), s(&root2)]));
-    repo.add_root(read_root(&root2)).unwrap();
+    repo.add_root(&std::fs::read(&root2).unwrap()).unwrap();
     repo.set_signers("timestamp", vec![open_key(&d.join("timestamp-2.pem"))]);
     publish(&mut files, repo.commit(now).unwrap());
     assert!(files.contains_key("2.root.json"));
@@ -757,8 +763,9 @@ fn rotated_root_is_submitted_to_the_server_with_the_cli() {
     assert_eq!(out["root_version"], 2, "{out}");
     let published = server.publisher.file("metadata/2.root.json").unwrap();
     assert_eq!(
-        serde_json::from_slice::<Value>(&published.bytes).unwrap(),
-        serde_json::from_slice::<Value>(&std::fs::read(&root2).unwrap()).unwrap()
+        &published.bytes[..],
+        &std::fs::read(&root2).unwrap()[..],
+        "published byte for byte"
     );
     // Submitting it again is a version conflict.
     let err = fails(&submit(&root2));
@@ -795,4 +802,481 @@ fn python() -> PathBuf {
          KEYSHARE_PYTHON"
     );
     venv
+}
+
+/// The `keyshare-server` binary of this workspace, built (or found up to
+/// date) by cargo once per test run: the integration tests of this crate
+/// get only its own binaries from cargo, and the path below runs the
+/// server as an operator does.
+fn server_bin() -> &'static Path {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        // The same profile as this test's own binaries (target/<profile>/).
+        let profile = Path::new(env!("CARGO_BIN_EXE_keyshare"))
+            .parent()
+            .and_then(Path::file_name)
+            .and_then(|p| p.to_str())
+            .unwrap()
+            .to_owned();
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(env!("CARGO_MANIFEST_DIR")).args([
+            "build",
+            "--quiet",
+            "--message-format=json",
+            "-p",
+            "keyshare-server",
+            "--bin",
+            "keyshare-server",
+        ]);
+        match profile.as_str() {
+            "debug" => {}
+            "release" => {
+                cmd.arg("--release");
+            }
+            other => {
+                cmd.args(["--profile", other]);
+            }
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "cargo build -p keyshare-server: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|m| {
+                m["reason"] == "compiler-artifact" && m["target"]["name"] == "keyshare-server"
+            })
+            .and_then(|m| m["executable"].as_str().map(PathBuf::from))
+            .expect("cargo names the keyshare-server executable")
+    })
+}
+
+/// Runs `keyshare-server ARGS` (KEYSHARE_* of the test's environment removed).
+fn keyshare_server(args: &[&str]) -> Output {
+    let mut cmd = Command::new(server_bin());
+    cmd.args(args);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("KEYSHARE_") {
+            cmd.env_remove(&name);
+        }
+    }
+    cmd.output().unwrap()
+}
+
+/// `keyshare-server serve` on a loopback port; killed when dropped.
+struct Serve {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Serve {
+    /// Serves on a free loopback port.
+    fn start(data_dir: &Path) -> Self {
+        Self::start_on(data_dir, "127.0.0.1:0")
+    }
+
+    /// Serves on `listen` (a restart on the same address: clients pinned
+    /// the URL).
+    fn start_on(data_dir: &Path, listen: &str) -> Self {
+        use std::io::BufRead;
+        let log = data_dir.with_extension("serve.log");
+        let mut cmd = Command::new(server_bin());
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("KEYSHARE_") {
+                cmd.env_remove(&name);
+            }
+        }
+        let mut child = cmd
+            .args(["serve", "--data-dir", s(data_dir), "--listen", listen])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        // Whatever else it prints is read and dropped.
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| {
+                panic!(
+                    "serve printed {line:?}; log: {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                )
+            })
+            .to_owned();
+        Self { child, url }
+    }
+
+    /// Stops the server as an operator does (SIGTERM, bounded wait), so
+    /// the store is free for `export` and `publish`.
+    fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let started = std::time::Instant::now();
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(30),
+                "serve did not stop"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sha256_of(path: &Path) -> String {
+    keyshare_policy::hash::sha256_hex(&std::fs::read(path).unwrap())
+}
+
+/// The body of `GET url`.
+fn http_get(url: &str) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut ureq::get(url).call().unwrap().into_reader(),
+        &mut bytes,
+    )
+    .unwrap();
+    bytes
+}
+
+/// The one `root sha256: ...` line a `keyshare-server init` printed.
+fn printed_root_sha256(out: &Output) -> String {
+    String::from_utf8(ok(out))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("root sha256: "))
+        .expect("a root sha256 line")
+        .to_owned()
+}
+
+#[test]
+fn a_ceremony_root_is_published_byte_for_byte_on_every_path() {
+    let hsm = Hsm::new(&["holder-1", "holder-2", "holder-3"]);
+    let dir = hsm.dir.path();
+
+    // The server's online keys exist before the ceremony (key files).
+    let data = dir.join("server");
+    std::fs::create_dir_all(data.join("online")).unwrap();
+    let mut toml = String::from("[keys]\n");
+    for role in ["targets", "snapshot", "timestamp"] {
+        key_file(&data.join("online"), &format!("{role}.pem"), "ed25519");
+        toml.push_str(&format!("{role} = \"file:online/{role}.pem\"\n"));
+    }
+    std::fs::write(data.join("keyshare.toml"), toml).unwrap();
+
+    // The ceremony: a 2-of-3 root, keys in three SoftHSM2 tokens.
+    let keys: Vec<(String, PathBuf)> = (1..=3)
+        .map(|i| hsm.generate(&format!("holder-{i}"), "root-1"))
+        .collect();
+    let unsigned = hsm.path("unsigned-1.json");
+    let online = |role: &str| data.join("online").join(format!("{role}.pem"));
+    let (t, sn, ts) = (online("targets"), online("snapshot"), online("timestamp"));
+    let mut args = vec!["root", "create", "--out", s(&unsigned)];
+    for (_, public) in &keys {
+        args.extend(["--root-key", s(public)]);
+    }
+    args.extend([
+        "--root-threshold",
+        "2",
+        "--targets-key",
+        s(&t),
+        "--snapshot-key",
+        s(&sn),
+        "--timestamp-key",
+        s(&ts),
+    ]);
+    ok(&keyshare(&args));
+    let (by1, by2) = (hsm.path("by-1.json"), hsm.path("by-2.json"));
+    hsm.sign(&unsigned, &[&keys[0].0], &by1);
+    hsm.sign(&unsigned, &[&keys[1].0], &by2);
+    let root1 = hsm.path("1.root.json");
+    ok(&keyshare(&[
+        "root",
+        "merge",
+        s(&by1),
+        s(&by2),
+        "--out",
+        s(&root1),
+    ]));
+    ok(&keyshare(&["root", "verify", s(&root1)]));
+    let pin1 = sha256_of(&root1);
+
+    // The server starts from the ceremony file and prints its own hash.
+    let out = keyshare_server(&["init", "--data-dir", s(&data), "--root", s(&root1)]);
+    assert_eq!(printed_root_sha256(&out), pin1);
+    let token = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .to_owned();
+    let token_file = dir.join("admin-token");
+    std::fs::write(&token_file, &token).unwrap();
+    let serve = Serve::start(&data);
+    let url = serve.url.clone();
+    assert_eq!(
+        http_get(&format!("{}/metadata/1.root.json", serve.url)),
+        std::fs::read(&root1).unwrap()
+    );
+
+    // Something to decide on: a namespace with one key.
+    let admin = |url: &str, args: &[&str]| {
+        let mut all = vec!["admin", "--server", url, "--token-file", s(&token_file)];
+        all.extend_from_slice(args);
+        ok(&keyshare(&all));
+    };
+    let release = openssl::pkey::PKey::generate_ed25519().unwrap();
+    let release_pem = dir.join("release.pem");
+    std::fs::write(&release_pem, release.public_key_to_pem().unwrap()).unwrap();
+    admin(
+        &serve.url,
+        &[
+            "namespace",
+            "create",
+            "team-a",
+            "--scope",
+            "registry.acme.io/team-a/**",
+        ],
+    );
+    admin(
+        &serve.url,
+        &[
+            "key",
+            "add",
+            "team-a",
+            "--key-file",
+            s(&release_pem),
+            "--id",
+            "release-1",
+        ],
+    );
+
+    // A client pinned to the SHA-256 of the ceremony file refreshes and decides.
+    let client = dir.join("client");
+    let verifier = |cache: &Path, args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--cache-dir", s(cache)]);
+        keyshare(&all)
+    };
+    let decides = |cache: &Path| {
+        let out = verifier(
+            cache,
+            &[
+                "decide",
+                "registry.acme.io/team-a/app",
+                "--key-id",
+                "release-1",
+            ],
+        );
+        let text = String::from_utf8(ok(&out)).unwrap();
+        assert!(text.contains("trusted by namespace `team-a`"), "{text}");
+    };
+    ok(&verifier(
+        &client,
+        &["init", "--server", &serve.url, "--root-sha256", &pin1],
+    ));
+    ok(&verifier(&client, &["refresh"]));
+    decides(&client);
+
+    // An air-gap bundle, exported with the server stopped.
+    serve.stop();
+    let bundle = dir.join("site-1.bundle");
+    ok(&keyshare_server(&[
+        "export",
+        "--data-dir",
+        s(&data),
+        "--out",
+        s(&bundle),
+    ]));
+
+    // A replica pinned to the ceremony file imports it.
+    let replica = dir.join("replica");
+    let out = keyshare_server(&[
+        "init",
+        "--replica",
+        "--root",
+        s(&root1),
+        "--data-dir",
+        s(&replica),
+    ]);
+    assert_eq!(printed_root_sha256(&out), pin1);
+    ok(&keyshare_server(&[
+        "import",
+        s(&bundle),
+        "--data-dir",
+        s(&replica),
+    ]));
+
+    // A lone laptop pinned to the ceremony file refreshes from the bundle.
+    let laptop = dir.join("laptop");
+    let out = verifier(
+        &laptop,
+        &[
+            "init",
+            "--server",
+            "https://keyshare.invalid",
+            "--root",
+            s(&root1),
+            "--output",
+            "json",
+        ],
+    );
+    let pinned: Value = serde_json::from_slice(&ok(&out)).unwrap();
+    assert_eq!(pinned["root_sha256"], pin1.as_str());
+    ok(&verifier(
+        &laptop,
+        &["refresh", "--from-bundle", s(&bundle)],
+    ));
+    decides(&laptop);
+
+    // The ceremony rotates to root v2 (new keys in the same tokens; holders
+    // 1 and 2 sign with old and new), and submits it.
+    let new_keys: Vec<(String, PathBuf)> = (1..=3)
+        .map(|i| hsm.generate(&format!("holder-{i}"), "root-2"))
+        .collect();
+    let unsigned2 = hsm.path("unsigned-2.json");
+    let mut rot = vec![
+        "root",
+        "rotate",
+        "--current",
+        s(&root1),
+        "--out",
+        s(&unsigned2),
+    ];
+    for (_, public) in &new_keys {
+        rot.extend(["--root-key", s(public)]);
+    }
+    rot.extend(["--root-threshold", "2"]);
+    ok(&keyshare(&rot));
+    let (by1, by2) = (hsm.path("by-1-v2.json"), hsm.path("by-2-v2.json"));
+    hsm.sign(&unsigned2, &[&keys[0].0, &new_keys[0].0], &by1);
+    hsm.sign(&unsigned2, &[&keys[1].0, &new_keys[1].0], &by2);
+    let root2 = hsm.path("2.root.json");
+    ok(&keyshare(&[
+        "root",
+        "merge",
+        s(&by1),
+        s(&by2),
+        "--out",
+        s(&root2),
+    ]));
+    ok(&keyshare(&["root", "verify", s(&root1), s(&root2)]));
+    let address = url.trim_start_matches("http://").to_owned();
+    let serve = Serve::start_on(&data, &address);
+    ok(&keyshare(&[
+        "root",
+        "submit",
+        s(&root2),
+        "--server",
+        &serve.url,
+        "--token-file",
+        s(&token_file),
+    ]));
+
+    // A fresh client pins `sha256sum 2.root.json`, refreshes and decides;
+    // the first client follows to v2.
+    let fresh = dir.join("fresh");
+    let out = verifier(
+        &fresh,
+        &[
+            "init",
+            "--server",
+            &serve.url,
+            "--root-sha256",
+            &sha256_of(&root2),
+        ],
+    );
+    assert!(String::from_utf8(ok(&out))
+        .unwrap()
+        .contains("pinned root version 2"));
+    let out = verifier(&fresh, &["refresh"]);
+    assert!(String::from_utf8(ok(&out)).unwrap().contains("root v2"));
+    decides(&fresh);
+    let out = verifier(&client, &["refresh"]);
+    assert!(String::from_utf8(ok(&out)).unwrap().contains("root v2"));
+    decides(&client);
+
+    // Every published root is the ceremony's file: over HTTP, in
+    // `publish --to`, and in a bundle the replica and the laptop follow.
+    for (n, file) in [(1, &root1), (2, &root2)] {
+        let ceremony = std::fs::read(file).unwrap();
+        let served = http_get(&format!("{}/metadata/{n}.root.json", serve.url));
+        assert_eq!(served, ceremony, "{n}.root.json over HTTP");
+    }
+    serve.stop();
+    let static_dir = dir.join("static");
+    ok(&keyshare_server(&[
+        "publish",
+        "--data-dir",
+        s(&data),
+        "--to",
+        s(&static_dir),
+    ]));
+    let bundle2 = dir.join("site-2.bundle");
+    ok(&keyshare_server(&[
+        "export",
+        "--data-dir",
+        s(&data),
+        "--out",
+        s(&bundle2),
+    ]));
+    ok(&keyshare_server(&[
+        "import",
+        s(&bundle2),
+        "--data-dir",
+        s(&replica),
+    ]));
+    let out = verifier(&laptop, &["refresh", "--from-bundle", s(&bundle2)]);
+    assert!(String::from_utf8(ok(&out)).unwrap().contains("root v2"));
+    decides(&laptop);
+    for (n, file) in [(1, &root1), (2, &root2)] {
+        let ceremony = std::fs::read(file).unwrap();
+        let path = format!("metadata/{n}.root.json");
+        assert_eq!(
+            std::fs::read(static_dir.join(&path)).unwrap(),
+            ceremony,
+            "{path} in publish --to"
+        );
+        let holding: &[&PathBuf] = if n == 1 {
+            &[&bundle, &bundle2]
+        } else {
+            &[&bundle2]
+        };
+        for b in holding {
+            let opened = keyshare_airgap::open_bundle(
+                Arc::new(std::fs::read(b).unwrap()),
+                keyshare_airgap::Anchor {
+                    pinned_root: &ceremony,
+                    previous: None,
+                },
+                OffsetDateTime::now_utc(),
+                &mut |_, _| {},
+            )
+            .unwrap();
+            assert_eq!(
+                opened.file(&path).unwrap().unwrap(),
+                ceremony,
+                "{path} in {}",
+                b.display()
+            );
+        }
+    }
 }

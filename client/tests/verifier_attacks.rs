@@ -268,3 +268,64 @@ fn the_timestamp_is_fetched_with_if_none_match_and_a_304_keeps_it() {
     let run = fresh.run(&["refresh"]);
     assert!(run.assert_error_line(1).contains("HTTP 304"), "{run:?}");
 }
+
+#[test]
+fn a_root_pin_is_met_only_by_those_exact_bytes_within_a_bounded_search() {
+    let server = Server::start();
+    let k2 = common::signer();
+    let v2 = server.rotate_root(&server.root_key, &k2);
+    let sha = keyshare_policy::hash::sha256_hex;
+    let init = |url: &str, extra: &[&str]| {
+        let client = Client::new();
+        let mut args = vec!["init", "--server", url];
+        args.extend_from_slice(extra);
+        let run = client.run(&args);
+        (client, run)
+    };
+
+    // The same root v2, re-serialised (same content, same signatures, other
+    // bytes), does not meet a pin on the file.
+    let canned = proxy(&server);
+    let value: Value = serde_json::from_slice(&v2).unwrap();
+    canned.set(
+        "metadata/2.root.json",
+        Reply::Bytes(serde_json::to_vec(&value).unwrap()),
+    );
+    let (client, run) = init(&canned.url, &["--root-sha256", &sha(&v2)]);
+    let line = run.assert_error_line(1);
+    assert!(line.contains("root pin mismatch"), "{line}");
+    assert!(line.contains(&sha(&v2)), "{line}");
+    assert!(client.snapshot().is_empty(), "nothing is pinned");
+
+    // A pin naming the wrong version is refused with the file it looked at.
+    let (client, run) = init(
+        &server.url,
+        &["--root-sha256", &sha(&v2), "--root-version", "1"],
+    );
+    let line = run.assert_error_line(1);
+    assert!(line.contains("root pin mismatch"), "{line}");
+    assert!(line.contains("/metadata/1.root.json"), "{line}");
+    assert!(client.snapshot().is_empty(), "nothing is pinned");
+
+    // A server that answers every N.root.json (never a 404) is asked a
+    // bounded number of times.
+    let v1 = server.root1();
+    let endless = Canned::start(std::sync::Arc::new(move |_: &str| Reply::Bytes(v1.clone())));
+    let (client, run) = init(&endless.url, &["--root-sha256", &"ab".repeat(32)]);
+    let line = run.assert_error_line(1);
+    assert!(line.contains("root pin mismatch"), "{line}");
+    let asked = endless.log.lock().unwrap().len();
+    assert!((2..=257).contains(&asked), "{asked} roots requested");
+    assert!(client.snapshot().is_empty(), "nothing is pinned");
+
+    // Version 0 is not a root version.
+    let (client, run) = init(
+        &server.url,
+        &["--root-sha256", &sha(&v2), "--root-version", "0"],
+    );
+    assert!(
+        run.assert_error_line(1).contains("--root-version"),
+        "{run:?}"
+    );
+    assert!(client.snapshot().is_empty(), "nothing is pinned");
+}

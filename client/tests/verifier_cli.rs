@@ -450,3 +450,111 @@ fn back_dated_signatures_verify_blob_decides_at_now_not_at_the_signers_signed_at
         .to_owned();
     assert!(line.contains("--at `yesterday`"), "{line}");
 }
+
+/// The roots `init` fetched through `canned`, in order.
+fn root_requests(canned: &common::Canned) -> Vec<String> {
+    canned
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(path, _)| path.clone())
+        .filter(|p| p.ends_with(".root.json"))
+        .collect()
+}
+
+#[test]
+fn a_pin_may_name_any_root_version_and_updates_forward() {
+    let server = Server::start();
+    server.create_namespace("team-a", &["registry.acme.io/team-a/**"], 1);
+    let (key, _) = new_key();
+    server.add_key("team-a", "release-1", &key, None);
+    let (k2, k3, k4) = (common::signer(), common::signer(), common::signer());
+    let v2 = server.rotate_root(&server.root_key, &k2);
+    let v3 = server.rotate_root(&k2, &k3);
+    let sha = keyshare_policy::hash::sha256_hex;
+    let decide = |client: &Client| {
+        let (code, v) =
+            client.decide_json("registry.acme.io/team-a/app", &["--key-id", "release-1"]);
+        assert_eq!((code, &v["trusted"]), (0, &serde_json::json!(true)), "{v}");
+    };
+
+    // `--root-sha256` of `2.root.json`: the client looks at 1.root.json,
+    // then 2.root.json, whose hash is the pin, and stops there.
+    let canned = common::proxy(&server);
+    let client = Client::new();
+    let run = client.run(&[
+        "init",
+        "--server",
+        &canned.url,
+        "--root-sha256",
+        &sha(&v2),
+        "--output",
+        "json",
+    ]);
+    let pinned = run.assert_ok().json();
+    assert_eq!(pinned["root_version"], 2, "{pinned}");
+    assert_eq!(pinned["root_sha256"], sha(&v2).as_str());
+    assert_eq!(
+        root_requests(&canned),
+        ["metadata/1.root.json", "metadata/2.root.json"]
+    );
+    assert!(
+        client.snapshot().iter().any(|(_, bytes)| bytes == &v2),
+        "the pinned file is cached as it was served"
+    );
+
+    // From the pinned root it follows the rotations after it, to v3 now
+    // and to v4 later, and decides.
+    let refreshed = client
+        .run(&["refresh", "--output", "json"])
+        .assert_ok()
+        .json();
+    assert_eq!(refreshed["root_version"], 3, "{refreshed}");
+    decide(&client);
+    server.rotate_root(&k3, &k4);
+    let refreshed = client
+        .run(&["refresh", "--output", "json"])
+        .assert_ok()
+        .json();
+    assert_eq!(refreshed["root_version"], 4, "{refreshed}");
+    decide(&client);
+
+    // `--root-version 3` fetches 3.root.json only; older roots are never
+    // needed (here the server does not even have them).
+    let canned = common::proxy(&server);
+    for n in [1, 2] {
+        canned.set(
+            &format!("metadata/{n}.root.json"),
+            common::Reply::Status(404),
+        );
+    }
+    let client = Client::new();
+    let run = client.run(&[
+        "init",
+        "--server",
+        &canned.url,
+        "--root-sha256",
+        &sha(&v3),
+        "--root-version",
+        "3",
+    ]);
+    assert!(
+        run.assert_ok().stdout.contains("pinned root version 3"),
+        "{run:?}"
+    );
+    assert_eq!(root_requests(&canned), ["metadata/3.root.json"]);
+    let refreshed = client
+        .run(&["refresh", "--output", "json"])
+        .assert_ok()
+        .json();
+    assert_eq!(refreshed["root_version"], 4, "{refreshed}");
+    assert!(
+        !root_requests(&canned)
+            .iter()
+            .any(|p| p == "metadata/1.root.json" || p == "metadata/2.root.json"),
+        "{:?}",
+        root_requests(&canned)
+    );
+    decide(&client);
+}

@@ -243,22 +243,36 @@ pub struct Repository {
 }
 
 impl Repository {
-    /// Starts a repository from a signed root v1 and the online signers of
-    /// targets, snapshot and timestamp (the root keys are not needed).
+    /// Starts a repository from `root`, the file of a signed root version
+    /// 1 (made in a ceremony, or by [`create`](Self::create)), and the
+    /// online signers of targets, snapshot and timestamp (the root keys are
+    /// not needed). The root must meet its own threshold.
+    ///
+    /// The file's bytes are what the repository publishes as
+    /// `metadata/1.root.json`, byte for byte: a client pins that file's
+    /// SHA-256. (Signatures cover the canonical form of `signed`, so the
+    /// file may be laid out in any way.)
     ///
     /// Nothing is published until [`commit`](Self::commit).
     pub fn new(
-        root: Signed<Root>,
+        root: &[u8],
         signers: BTreeMap<RoleName, Vec<SharedSigner>>,
         options: Options,
         now: OffsetDateTime,
     ) -> Result<Self> {
-        let bytes: Arc<[u8]> = to_bytes(&root)?.into();
-        check_root_signed(&root, &bytes)?;
+        let verified = crate::verify::verify_root_self(crate::metadata::Envelope::<Root>::parse(
+            "root", root,
+        )?)?;
+        if verified.version != 1 {
+            return Err(Error::RootVersion {
+                expected: 1,
+                received: verified.version,
+            });
+        }
         let mut repo = Self {
             options,
-            root,
-            root_history: vec![bytes],
+            root: signed_root(&verified),
+            root_history: vec![Arc::from(root)],
             published_roots: 0,
             targets: BTreeMap::new(),
             snapshot: None,
@@ -302,12 +316,12 @@ impl Repository {
             [("root", &root_spec), (n1, &s1), (n2, &s2), (n3, &s3)],
         )?;
         let refs: Vec<&dyn Signer> = root_signers.iter().map(|s| s.as_ref()).collect();
-        let signed = sign(root, &refs)?;
+        let bytes = to_bytes(&sign(root, &refs)?)?;
         let signers = online
             .into_iter()
             .map(|(name, s)| (RoleName::new(name), s))
             .collect();
-        Self::new(signed, signers, options, now)
+        Self::new(&bytes, signers, options, now)
     }
 
     /// Rebuilds a repository from what it last published (for a server that
@@ -446,11 +460,6 @@ impl Repository {
                 },
             );
         }
-        let root_signed = Signed {
-            signatures: root.signatures().to_vec(),
-            signed: root.signed().clone(),
-            unrecognized: Unrecognized::new(),
-        };
         let timestamp_signed = Signed {
             signatures: timestamp.signatures,
             signed: timestamp.signed,
@@ -463,7 +472,7 @@ impl Repository {
         };
         Ok(Self {
             options,
-            root: root_signed,
+            root: signed_root(&root),
             root_history: published.roots.iter().map(|b| Arc::from(*b)).collect(),
             published_roots: published.roots.len(),
             targets,
@@ -713,21 +722,23 @@ impl Repository {
         Ok(())
     }
 
-    /// Adds a new root version signed elsewhere (a ceremony), after checking
-    /// that it is the next version and meets both the old and the new threshold.
-    pub fn add_root(&mut self, root: Signed<Root>) -> Result<()> {
-        let bytes: Arc<[u8]> = to_bytes(&root)?.into();
+    /// Adds `root`, the file of a new root version signed elsewhere (a
+    /// ceremony), after checking that it is the next version and meets both
+    /// the old and the new threshold. The file is published as
+    /// `metadata/N.root.json` byte for byte, like the first root (see
+    /// [`new`](Self::new)).
+    pub fn add_root(&mut self, root: &[u8]) -> Result<()> {
+        let envelope = crate::metadata::Envelope::<Root>::parse("root", root)?;
         let current = &self.root().signed;
-        if root.signed.version != current.version + 1 {
+        if envelope.signed.version != current.version + 1 {
             return Err(Error::RootVersion {
                 expected: current.version + 1,
-                received: root.signed.version,
+                received: envelope.signed.version,
             });
         }
-        let envelope = crate::metadata::Envelope::<Root>::parse("root", &bytes)?;
-        crate::verify::verify_root_successor(current, envelope)?;
-        self.root = root;
-        self.root_history.push(bytes);
+        let verified = crate::verify::verify_root_successor(current, envelope)?;
+        self.root = signed_root(&verified);
+        self.root_history.push(Arc::from(root));
         self.pending = true;
         Ok(())
     }
@@ -752,8 +763,8 @@ impl Repository {
                 all.push(s.as_ref());
             }
         }
-        let signed = sign(root, &all)?;
-        self.add_root(signed)
+        let bytes = to_bytes(&sign(root, &all)?)?;
+        self.add_root(&bytes)
     }
 
     /// Publishes every staged change: new versions of changed targets roles,
@@ -1053,16 +1064,13 @@ fn prune_keys(d: &mut Delegations) {
     d.keys.retain(|id, _| used.contains(id));
 }
 
-fn check_root_signed(root: &Signed<Root>, bytes: &[u8]) -> Result<()> {
-    let envelope = crate::metadata::Envelope::<Root>::parse("root", bytes)?;
-    crate::verify::verify_root_self(envelope)?;
-    if root.signed.version != 1 {
-        return Err(Error::RootVersion {
-            expected: 1,
-            received: root.signed.version,
-        });
+/// The parsed form of a verified root; its file's bytes are kept apart.
+fn signed_root(root: &crate::verify::Verified<Root>) -> Signed<Root> {
+    Signed {
+        signatures: root.signatures().to_vec(),
+        signed: root.signed().clone(),
+        unrecognized: Unrecognized::new(),
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -1581,6 +1589,90 @@ mod tests {
         let files = repo.commit(now()).unwrap();
         assert!(files.iter().any(|f| f.path == "metadata/2.root.json"));
         assert_eq!(repo.root_history().count(), 2);
+    }
+
+    /// A signed root as `keyshare root merge` writes it: indented, with a
+    /// final newline.
+    fn ceremony_file(root: Root, by: &[&SharedSigner]) -> Vec<u8> {
+        let refs: Vec<&dyn Signer> = by.iter().map(|s| s.as_ref() as &dyn Signer).collect();
+        let mut bytes = serde_json::to_vec_pretty(&sign(root, &refs).unwrap()).unwrap();
+        bytes.push(b'\n');
+        bytes
+    }
+
+    #[test]
+    fn a_root_signed_elsewhere_is_published_byte_for_byte() {
+        let root_key = signer(Scheme::EcdsaP256Sha256);
+        let online = [
+            ("targets", signer(Scheme::Ed25519)),
+            ("snapshot", signer(Scheme::Ed25519)),
+            ("timestamp", signer(Scheme::Ed25519)),
+        ];
+        let spec = |s: &SharedSigner| RoleSpec::from_signers(std::slice::from_ref(s), 1).unwrap();
+        let specs = [
+            spec(&root_key),
+            spec(&online[0].1),
+            spec(&online[1].1),
+            spec(&online[2].1),
+        ];
+        let root = build_root(
+            1,
+            now() + Duration::days(365),
+            [
+                ("root", &specs[0]),
+                ("targets", &specs[1]),
+                ("snapshot", &specs[2]),
+                ("timestamp", &specs[3]),
+            ],
+        )
+        .unwrap();
+        let v1 = ceremony_file(root.clone(), &[&root_key]);
+        let compact = to_bytes(&sign(root.clone(), &[root_key.as_ref()]).unwrap()).unwrap();
+        assert_ne!(v1, compact);
+        let signers: BTreeMap<RoleName, Vec<SharedSigner>> = online
+            .iter()
+            .map(|(role, s)| (RoleName::new(*role), vec![s.clone()]))
+            .collect();
+        let mut repo = Repository::new(&v1, signers.clone(), Options::default(), now()).unwrap();
+        let mut all = BTreeMap::new();
+        let files = repo.commit(now()).unwrap();
+        assert_eq!(&file(&files, "metadata/1.root.json").bytes[..], &v1[..]);
+        all.extend(files.into_iter().map(|f| (f.path, f.bytes.to_vec())));
+
+        // A changed byte inside `signed` is refused; a changed layout is
+        // the same signed root.
+        let mut next = root;
+        next.version = 2;
+        let v2 = ceremony_file(next, &[&root_key]);
+        let text = String::from_utf8(v2.clone()).unwrap();
+        let tampered = text.replacen(
+            "\"consistent_snapshot\": true",
+            "\"consistent_snapshot\": false",
+            1,
+        );
+        assert_ne!(tampered, text);
+        let err = repo.add_root(tampered.as_bytes()).unwrap_err();
+        assert!(matches!(err, Error::BadSignature { .. }), "{err}");
+        assert_eq!(repo.root_history().count(), 1);
+        repo.add_root(&v2).unwrap();
+        let files = repo.commit(now()).unwrap();
+        assert_eq!(&file(&files, "metadata/2.root.json").bytes[..], &v2[..]);
+        all.extend(files.into_iter().map(|f| (f.path, f.bytes.to_vec())));
+
+        // The same bytes in the current files, after a restore, and for a
+        // client bootstrapped from either file.
+        let restored = restore_from(&all, signers).unwrap();
+        for published in [published_files(&repo), published_files(&restored)] {
+            assert_eq!(published["metadata/1.root.json"], v1);
+            assert_eq!(published["metadata/2.root.json"], v2);
+        }
+        assert_eq!(
+            restored.root_history().collect::<Vec<_>>(),
+            [&v1[..], &v2[..]]
+        );
+        let mut set = crate::client::TrustedSet::new(&v1, now()).unwrap();
+        set.update_root(&v2).unwrap();
+        crate::client::TrustedSet::new(&v2, now()).unwrap();
     }
 
     #[test]

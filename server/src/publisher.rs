@@ -69,7 +69,7 @@ use time::{Duration, OffsetDateTime};
 
 use keyshare_policy::audit::Head as AuditChainHead;
 use keyshare_policy::metadata::{
-    DelegatedRole, Envelope, KeyId, RoleName, Root, Signed, SuccinctRoles, Unrecognized,
+    DelegatedRole, Envelope, KeyId, RoleName, Root, SuccinctRoles, Unrecognized,
 };
 use keyshare_policy::pattern::PathPattern;
 use keyshare_policy::repo::{File, Options, Repository, SharedSigner};
@@ -434,7 +434,8 @@ impl Publisher {
 
     /// Like [`Publisher::init`], but starts from `root`, the bytes of a root
     /// version 1 made and signed in an offline ceremony (`keyshare root`),
-    /// so no root key ever touches the server. The root must meet its own
+    /// so no root key ever touches the server; those bytes are published
+    /// as `metadata/1.root.json` unchanged. The root must meet its own
     /// threshold, not be expired, and list the server's online targets,
     /// snapshot and timestamp keys with threshold 1; otherwise
     /// [`PublishError::RootRefused`] and nothing is stored.
@@ -457,8 +458,6 @@ impl Publisher {
         check_root_fresh_and_online(&envelope.signed, &keys, now).map_err(refused)?;
         verify_root_self(envelope)
             .map_err(|e| refused(format!("root v1 does not meet its own threshold: {e}")))?;
-        let root: Signed<Root> = serde_json::from_slice(root)
-            .map_err(|e| refused(format!("the root cannot be read: {e}")))?;
         let signers = [
             ("targets", &keys.targets),
             ("snapshot", &keys.snapshot),
@@ -803,7 +802,8 @@ impl Publisher {
     }
 
     /// Publishes a new root made in a ceremony (`keyshare root ...`) on
-    /// behalf of `actor`: `bytes` must be root version N+1 signed by the
+    /// behalf of `actor`, as `metadata/N+1.root.json` with exactly these
+    /// bytes: `bytes` must be root version N+1 signed by the
     /// thresholds of root N and of itself, not expired, and must list the
     /// server's online keys for targets, snapshot and timestamp (threshold
     /// 1), since the server signs those roles. One store transaction
@@ -820,8 +820,6 @@ impl Publisher {
         let refused = |m: String| PublishError::RootRefused(m);
         let envelope =
             Envelope::<Root>::parse("root", bytes).map_err(|e| refused(e.to_string()))?;
-        let root: Signed<Root> = serde_json::from_slice(bytes)
-            .map_err(|e| refused(format!("the root cannot be read: {e}")))?;
         let version = envelope.signed.version;
         check_root_fresh_and_online(&envelope.signed, &self.keys, now).map_err(refused)?;
         let mut guard = self.lock();
@@ -843,13 +841,13 @@ impl Publisher {
                     current.version
                 ))
             })?;
-        verify_root_self(envelope).map_err(|e| {
+        let root = verify_root_self(envelope).map_err(|e| {
             refused(format!(
                 "root v{version} does not meet its own threshold: {e}"
             ))
         })?;
         let previous_roles: BTreeMap<String, Vec<String>> = role_key_ids(&current);
-        let new_roles = role_key_ids(&root.signed);
+        let new_roles = role_key_ids(root.signed());
         let changed: Vec<&String> = new_roles
             .iter()
             .filter(|(r, ids)| previous_roles.get(*r) != Some(*ids))
@@ -861,7 +859,7 @@ impl Publisher {
             "roles_changed": changed,
         });
         let result = store.transaction_at(now, |tx| -> Result<_, PublishError> {
-            repo.add_root(root).map_err(|e| refused(e.to_string()))?;
+            repo.add_root(bytes).map_err(|e| refused(e.to_string()))?;
             // The bins must be signed by the targets key the server holds:
             // after a targets key rotation, re-delegate and re-sign them.
             let bins_key = repo

@@ -19,6 +19,7 @@ use time::{Duration, OffsetDateTime};
 
 use keyshare_policy::client::{Config, Response, Source, Updater};
 use keyshare_policy::keys::Scheme;
+use keyshare_policy::metadata::{Root, Signed};
 use keyshare_policy::repo::{build_root, RoleSpec, SharedSigner};
 use keyshare_policy::sign::{sign, to_bytes, InMemorySigner, Signer};
 use keyshare_server::config::{Config as ServerConfig, Flags};
@@ -189,4 +190,132 @@ fn online_keys_must_exist_before_a_ceremony_root() {
     let e = init(&dir, &root_path).unwrap_err();
     assert!(e.contains("keys.targets must name an existing key"), "{e}");
     assert!(!dir.join("keyshare.db").exists());
+}
+
+/// A signed root as `keyshare root sign` and `merge` write it: indented
+/// JSON with a final newline, not the compact form the server signs its
+/// own metadata in.
+fn ceremony_file(root: &Signed<Root>) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec_pretty(root).unwrap();
+    bytes.push(b'\n');
+    bytes
+}
+
+#[test]
+fn a_ceremony_root_and_a_submitted_root_keep_their_file_bytes_in_store_publish_and_bundle() {
+    let (tmp, dir, online) = prepared_dir();
+    let root_keys: Vec<SharedSigner> = (0..3).map(|_| signer() as SharedSigner).collect();
+    let compact = ceremony_root(&online, &root_keys, 2);
+    let signed_v1: Signed<Root> = serde_json::from_slice(&compact).unwrap();
+    let v1 = ceremony_file(&signed_v1);
+    assert_ne!(v1, compact, "the ceremony file is not in the server's form");
+    let v1_path = tmp.path().join("1.root.json");
+    std::fs::write(&v1_path, &v1).unwrap();
+
+    // `init` prints the SHA-256 of the file itself.
+    let out = init(&dir, &v1_path).unwrap();
+    let sha = keyshare_policy::hash::sha256_hex(&v1);
+    assert!(out.contains(&format!("root sha256: {sha}")), "{out}");
+
+    // Root v2 from the same ceremony, submitted as the file's bytes.
+    let mut next = signed_v1.signed.clone();
+    next.version = 2;
+    let refs: Vec<&dyn Signer> = root_keys
+        .iter()
+        .map(|k| k.as_ref() as &dyn Signer)
+        .collect();
+    let v2 = ceremony_file(&sign(next, &refs).unwrap());
+    let open = || {
+        let config = ServerConfig::load(&dir, &Flags::default()).unwrap();
+        let online = keyshare_server::keys::load_online(&config.keys, &dir).unwrap();
+        let store = keyshare_server::store::Store::open(dir.join("keyshare.db")).unwrap();
+        keyshare_server::publisher::Publisher::open(store, online, config.repo_options()).unwrap()
+    };
+    let now = OffsetDateTime::now_utc();
+    {
+        let publisher = open();
+        publisher.submit_root("test", &v2, now).unwrap();
+        assert_eq!(
+            &publisher.file("metadata/1.root.json").unwrap().bytes[..],
+            &v1[..]
+        );
+        assert_eq!(
+            &publisher.file("metadata/2.root.json").unwrap().bytes[..],
+            &v2[..]
+        );
+    }
+
+    // After a restart (the repository restored from the store), in the
+    // read API's files, in `publish --to` and in an air-gap bundle.
+    let publisher = open();
+    for (path, bytes) in [("metadata/1.root.json", &v1), ("metadata/2.root.json", &v2)] {
+        assert_eq!(
+            &publisher.file(path).unwrap().bytes[..],
+            &bytes[..],
+            "{path}"
+        );
+        let file = publisher
+            .current_files()
+            .unwrap()
+            .into_iter()
+            .find(|f| f.path == path)
+            .unwrap();
+        assert_eq!(&file.bytes[..], &bytes[..], "{path} in current_files");
+    }
+    let mut bundle = Vec::new();
+    keyshare_server::airgap::export(
+        &publisher,
+        "test",
+        Duration::days(7),
+        now,
+        &mut bundle,
+        &mut |_, _| {},
+    )
+    .unwrap();
+    drop(publisher);
+    let published = tmp.path().join("published");
+    keyshare_server::cli::publish(&dir, &published).unwrap();
+    assert_eq!(
+        std::fs::read(published.join("metadata/1.root.json")).unwrap(),
+        v1
+    );
+    assert_eq!(
+        std::fs::read(published.join("metadata/2.root.json")).unwrap(),
+        v2
+    );
+
+    // The bundle opens against the ceremony file as the pinned root, and
+    // carries both files as they are.
+    let opened = keyshare_airgap::open_bundle(
+        Arc::new(bundle),
+        keyshare_airgap::Anchor {
+            pinned_root: &v1,
+            previous: None,
+        },
+        now,
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert_eq!(opened.file("metadata/1.root.json").unwrap().unwrap(), v1);
+    assert_eq!(opened.file("metadata/2.root.json").unwrap().unwrap(), v2);
+
+    // A TUF client that pinned the ceremony's v1 file follows to v2, and so
+    // does one that pinned the v2 file.
+    let publisher = open();
+    for pinned in [&v1, &v2] {
+        let mut updater = Updater::new(pinned, now, Config::default()).unwrap();
+        updater
+            .refresh_with(|r| {
+                if r.source() == Source::Local {
+                    return Response::NotFound;
+                }
+                Response::from(
+                    publisher
+                        .file(&format!("metadata/{}", r.file_name()))
+                        .map(|c| c.bytes.to_vec()),
+                )
+            })
+            .unwrap();
+        assert_eq!(updater.trusted().root().version, 2);
+    }
 }

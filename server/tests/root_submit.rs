@@ -436,3 +436,29 @@ async fn tuf_thresholds_count_key_ids_a_root_listing_one_key_under_two_ids_is_re
     assert_eq!(f.published_state(), before);
     assert!(f.publisher.file("metadata/2.root.json").is_none());
 }
+
+#[actix_web::test]
+async fn a_submitted_root_is_served_as_the_bytes_that_were_posted() {
+    let f = Fixture::new();
+    let app = app!(f);
+    // As `keyshare root merge` writes it: indented, with a final newline.
+    let mut file = serde_json::to_vec_pretty(&f.next_root_signed()).unwrap();
+    file.push(b'\n');
+    let post = request(Method::POST, "/api/v1/root", Some(&f.admin), None)
+        .insert_header(("Content-Type", "application/json"))
+        .set_payload(file.clone())
+        .to_request();
+    let answer = send(&app, post).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
+    let served = send(
+        &app,
+        request(Method::GET, "/metadata/2.root.json", None, None).to_request(),
+    )
+    .await;
+    assert_eq!(served.status, StatusCode::OK);
+    assert_eq!(served.body, file);
+    assert_eq!(
+        &f.publisher.file("metadata/2.root.json").unwrap().bytes[..],
+        &file[..]
+    );
+}

@@ -739,9 +739,10 @@ fn submit(
         None => AdminClient::new(server, &token),
     }?;
     let bytes = read_bytes(root)?;
-    let body: Value = serde_json::from_slice(&bytes)
+    serde_json::from_slice::<Value>(&bytes)
         .map_err(|e| Error::Input(format!("{}: not JSON ({e})", root.display())))?;
-    let answer = client.submit_tuf_root(&body)?;
+    // The file as it is: the server publishes exactly these bytes.
+    let answer = client.submit_tuf_root(&bytes)?;
     output::json(&answer);
     Ok(())
 }

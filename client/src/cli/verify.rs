@@ -1,5 +1,6 @@
 //! The verifier commands: `init`, `refresh`, `decide`, `list`.
 
+use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -11,6 +12,7 @@ use time::OffsetDateTime;
 
 use keyshare_client::blocking::Verifier;
 use keyshare_client::{Options, Outcome, PeerProblem, RootPin, TrustState, Verdict};
+use keyshare_policy::hash::Sha256Hex;
 use keyshare_policy::keys::{Key, Scheme};
 use keyshare_policy::metadata::KeyId;
 use keyshare_policy::trust::{Counted, Decision, Reason, SignerRef, TrustRule};
@@ -82,9 +84,16 @@ pub(crate) struct InitArgs {
     /// A root metadata file obtained out of band (e.g. `1.root.json`).
     #[arg(long, conflicts_with_all = ["root_sha256", "insecure_trust_on_first_use"])]
     root: Option<PathBuf>,
-    /// The SHA-256 of the server's `1.root.json` (as `keyshare-server init` prints it).
+    /// The SHA-256 of a root file the server publishes (`sha256sum
+    /// N.root.json`; `keyshare-server init` prints the one of
+    /// `1.root.json`): the client looks for it among `1.root.json`,
+    /// `2.root.json`, ... and follows later roots from there.
     #[arg(long, conflicts_with = "insecure_trust_on_first_use")]
     root_sha256: Option<String>,
+    /// The version of the root `--root-sha256` names: only `N.root.json`
+    /// is fetched.
+    #[arg(long, value_name = "N", requires = "root_sha256")]
+    root_version: Option<NonZeroU64>,
     /// Trust whatever root the server sends now. Anyone able to answer for
     /// the server at this moment gets your trust for good.
     #[arg(long)]
@@ -103,7 +112,11 @@ pub(crate) fn init(args: InitArgs) -> Result<(), Error> {
         args.insecure_trust_on_first_use,
     ) {
         (Some(path), _, _) => RootPin::File(read_bytes(path)?),
-        (None, Some(hex), _) => RootPin::Sha256(hex.clone()),
+        (None, Some(hex), _) => RootPin::Sha256 {
+            sha256: Sha256Hex::parse(&hex.trim().to_ascii_lowercase())
+                .map_err(|e| Error::Input(format!("--root-sha256: {e}")))?,
+            version: args.root_version,
+        },
         (None, None, true) => {
             output::warning(
                 "--insecure-trust-on-first-use: trusting whatever root the server sends now, unverified; pin it with --root or --root-sha256 instead",

@@ -26,10 +26,10 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use keyshare_policy::keys::{Key, Scheme};
-use keyshare_policy::metadata::KeyId;
+use keyshare_policy::metadata::{KeyId, Root, Signed};
 use keyshare_policy::pattern::ArtifactPattern;
 use keyshare_policy::repo::{Options, SharedSigner};
-use keyshare_policy::sign::InMemorySigner;
+use keyshare_policy::sign::{sign, InMemorySigner, Signer};
 use keyshare_policy::trust::{
     NamespaceEntry, NamespaceName, Peer, PeerUrl, PinnedRoot, Revocation, RevokedSubject,
     Sha256Hex, TrustedKey,
@@ -41,7 +41,7 @@ use keyshare_server::store::{Store, TokenKind};
 /// Longest a `keyshare` process may run.
 const PROCESS_TIMEOUT: Duration = Duration::from_secs(60);
 
-fn signer() -> SharedSigner {
+pub fn signer() -> SharedSigner {
     Arc::new(InMemorySigner::generate(Scheme::Ed25519).unwrap())
 }
 
@@ -50,6 +50,8 @@ pub struct Server {
     pub dir: tempfile::TempDir,
     pub publisher: Arc<Publisher>,
     pub url: String,
+    /// The key of root v1 (threshold 1), for root rotations.
+    pub root_key: SharedSigner,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     stopped: mpsc::Receiver<()>,
 }
@@ -87,8 +89,17 @@ impl Server {
             timestamp: signer(),
             namespaces: signer(),
         };
+        let root_key = signer();
         let publisher = Arc::new(
-            Publisher::init(store, keys, &[signer()], 1, Options::default(), created).unwrap(),
+            Publisher::init(
+                store,
+                keys,
+                std::slice::from_ref(&root_key),
+                1,
+                Options::default(),
+                created,
+            )
+            .unwrap(),
         );
         let state = AppState::new(publisher.clone());
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -117,6 +128,7 @@ impl Server {
             dir,
             publisher,
             url,
+            root_key,
             stop: Some(stop),
             stopped,
         }
@@ -198,6 +210,37 @@ impl Server {
                 terminating: true,
             },
         });
+    }
+
+    /// Publishes root N+1 as a ceremony makes it: the current root with
+    /// its root key `old` replaced by `new`, signed by both, written
+    /// indented with a final newline (as `keyshare root merge` does).
+    /// Returns the file's bytes.
+    pub fn rotate_root(&self, old: &SharedSigner, new: &SharedSigner) -> Vec<u8> {
+        let mut n = 1;
+        while self
+            .file(&format!("metadata/{}.root.json", n + 1))
+            .is_some()
+        {
+            n += 1;
+        }
+        let current: Signed<Root> =
+            serde_json::from_slice(&self.file(&format!("metadata/{n}.root.json")).unwrap())
+                .unwrap();
+        let mut root = current.signed;
+        root.version += 1;
+        root.keys.remove(old.key_id());
+        root.keys
+            .insert(new.key_id().clone(), new.public_key().clone());
+        let role = root.roles.get_mut("root").unwrap();
+        role.keyids = vec![new.key_id().clone()];
+        let signed = sign(root, &[old.as_ref() as &dyn Signer, new.as_ref()]).unwrap();
+        let mut bytes = serde_json::to_vec_pretty(&signed).unwrap();
+        bytes.push(b'\n');
+        self.publisher
+            .submit_root("test", &bytes, OffsetDateTime::now_utc())
+            .unwrap();
+        bytes
     }
 
     /// A published file's bytes (`metadata/...`, `targets/...`).
@@ -329,6 +372,9 @@ fn serve(
     fallback: &dyn Fn(&str) -> Reply,
 ) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
+    // Headers and body go in separate writes: without this, each answer
+    // waits for a delayed ACK.
+    stream.set_nodelay(true)?;
     let mut out = stream;
     loop {
         let mut line = String::new();
