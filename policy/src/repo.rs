@@ -25,6 +25,12 @@
 //! | `targets/<dir>/<sha256>.<basename>` | every target file |
 //!
 //! Choices (see `docs/architecture.md`):
+//! * Roots are published as the files they came in, byte for byte
+//!   ([`Repository::new`], [`Repository::add_root`]): a root signed in a
+//!   ceremony keeps its layout, so the SHA-256 of the ceremony's file is
+//!   the one clients pin. Every other file is the repository's own
+//!   serialisation. (Signatures cover the canonical form of `signed`, so
+//!   layout plays no part in verification.)
 //! * Snapshot lists role versions only, without lengths or hashes, unless
 //!   [`Options::snapshot_hashes`] is set (the specification makes them
 //!   optional; without them snapshot stays small with many namespaces).
