@@ -107,22 +107,44 @@ pub(crate) fn lock_data_dir(
     })
 }
 
-/// What `init` and `init --replica` say when the directory is in use.
-pub(crate) const INIT_IN_USE: &str = "refusing to initialise a data directory in use";
-
-/// Creates the data directory `dir` (and missing parents) with mode 0700,
-/// and takes group and other access away from it if it already existed.
-pub(crate) fn make_private_dir(dir: &Path) -> Result<(), CliError> {
+/// Runs `work`, which makes a repository or a replica in data directory
+/// `dir`, for `keyshare-server <command>` (`init`, `init --replica`):
+/// creates `dir` (and missing parents) with mode 0700, locks it (refusing
+/// a directory another process holds), and takes group and other access
+/// away from a directory that existed. If `work` fails, the directory is
+/// left as it was found: its mode back, and no lock file if it had none.
+pub(crate) fn init_data_dir<T>(
+    dir: &Path,
+    command: &str,
+    work: impl FnOnce() -> Result<T, CliError>,
+) -> Result<T, CliError> {
     DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
         .map_err(io_at(dir))?;
-    let mode = fs::metadata(dir).map_err(io_at(dir))?.permissions().mode();
-    if mode & 0o077 != 0 {
-        fs::set_permissions(dir, fs::Permissions::from_mode(mode & 0o700)).map_err(io_at(dir))?;
+    let had_lock_file = dir.join(crate::lock::LOCK_NAME).exists();
+    let lock = lock_data_dir(
+        dir,
+        command,
+        "refusing to initialise a data directory in use",
+    )?;
+    let mode = fs::metadata(dir).map_err(io_at(dir))?.permissions().mode() & 0o7777;
+    let set_mode =
+        |mode: u32| fs::set_permissions(dir, fs::Permissions::from_mode(mode)).map_err(io_at(dir));
+    let result = if mode & 0o077 != 0 {
+        set_mode(mode & 0o7700).and_then(|()| work())
+    } else {
+        work()
+    };
+    if result.is_err() {
+        // Best effort, like init's own clean-up.
+        let _ = set_mode(mode);
+        if !had_lock_file {
+            let _ = lock.remove();
+        }
     }
-    Ok(())
+    result
 }
 
 /// The data directory: the one given, else `$XDG_DATA_HOME/keyshare`, else
@@ -154,11 +176,13 @@ pub fn data_dir(given: Option<PathBuf>) -> Result<PathBuf, CliError> {
 /// otherwise the defaults are written. If anything fails, what `init`
 /// created is removed again.
 pub fn init(dir: &Path, root: Option<&Path>, out: &mut dyn Write) -> Result<(), CliError> {
+    init_data_dir(dir, "init", || init_locked(dir, root, out))
+}
+
+fn init_locked(dir: &Path, root: Option<&Path>, out: &mut dyn Write) -> Result<(), CliError> {
     let db = dir.join(DB_NAME);
     let keys_dir = dir.join(keys::DIR_NAME);
     let config_path = dir.join(config::FILE_NAME);
-    make_private_dir(dir)?;
-    let _lock = lock_data_dir(dir, "init", INIT_IN_USE)?;
     for existing in [&db, &keys_dir, &dir.join(crate::airgap::REPLICA_DIR)] {
         if existing.exists() {
             return Err(CliError::Other(format!(

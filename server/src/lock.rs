@@ -10,7 +10,10 @@
 //! publishing versions the first one also publishes. The kernel releases
 //! the lock when the process ends, however it ends (SIGKILL included): a
 //! crashed server never leaves a stale lock behind. The file itself stays,
-//! emptied by a holder that exits normally.
+//! emptied by a holder that exits normally (an `init` that fails removes
+//! the one it made: [`DataDirLock::remove`]). A lock taken on a file that
+//! was removed meanwhile is not a lock, so [`DataDirLock::acquire`] checks
+//! that the path still names the file it locked, and tries again if not.
 //!
 //! The lock binds `keyshare-server` processes only (it is advisory):
 //! another program opening `keyshare.db` is not stopped by it. `serve
@@ -20,9 +23,9 @@
 //! `tempfile`); the standard library's `File::try_lock` needs a newer Rust
 //! than the workspace's declared `rust-version`.
 
-use std::fs::{File, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{flock, FlockOperation};
@@ -32,6 +35,10 @@ pub const LOCK_NAME: &str = "keyshare.lock";
 
 /// At most this much of a holder's line is read (and shown).
 const HOLDER_MAX: u64 = 256;
+
+/// How often [`DataDirLock::acquire`] tries again when the lock file was
+/// replaced while it locked it.
+const ATTEMPTS: usize = 8;
 
 /// Why the data directory could not be locked.
 #[derive(Debug, thiserror::Error)]
@@ -74,14 +81,33 @@ impl DataDirLock {
             path: path.clone(),
             source,
         };
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)
-            .map_err(io_err)?;
+        for _ in 0..ATTEMPTS {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(&path)
+                .map_err(io_err)?;
+            if let Some(lock) = Self::lock_opened(file, dir, command)? {
+                return Ok(lock);
+            }
+        }
+        Err(io_err(io::Error::other(
+            "the lock file keeps being replaced while it is locked",
+        )))
+    }
+
+    /// Locks `file`, opened as `dir`'s lock file; `None` when the path no
+    /// longer names it (the holder before removed it between the open and
+    /// the lock: a lock on it would be a lock nobody else takes).
+    fn lock_opened(file: File, dir: &Path, command: &str) -> Result<Option<Self>, LockError> {
+        let path = dir.join(LOCK_NAME);
+        let io_err = |source| LockError::Io {
+            path: path.clone(),
+            source,
+        };
         match flock(&file, FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => {}
             Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
@@ -92,13 +118,33 @@ impl DataDirLock {
             }
             Err(e) => return Err(io_err(e.into())),
         }
+        let locked = file.metadata().map_err(io_err)?;
+        let named = match fs::metadata(&path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(e)),
+        };
+        if (locked.dev(), locked.ino()) != (named.dev(), named.ino()) {
+            return Ok(None);
+        }
         let lock = Self {
             file,
             path: path.clone(),
             command: command.to_owned(),
         };
         lock.describe(None).map_err(io_err)?;
-        Ok(lock)
+        Ok(Some(lock))
+    }
+
+    /// Removes the lock file, then releases the lock: for a command that
+    /// made the file and leaves the directory as it found it (a failed
+    /// `init`). Another process that opened the file meanwhile notices
+    /// that it is gone once it has the lock, and tries again.
+    pub fn remove(self) -> Result<(), LockError> {
+        fs::remove_file(&self.path).map_err(|source| LockError::Io {
+            path: self.path.clone(),
+            source,
+        })
     }
 
     /// Records, for a process that finds the directory locked, what the
@@ -186,6 +232,33 @@ mod tests {
             b"",
             "a holder that exits empties the file"
         );
+    }
+
+    #[test]
+    fn a_lock_file_removed_between_open_and_lock_is_not_taken_as_the_lock() {
+        let tmp = tempfile::tempdir().unwrap();
+        let first = DataDirLock::acquire(tmp.path(), "init").unwrap();
+        // A second process opened the file while `init` held it ...
+        let stale = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(tmp.path().join(LOCK_NAME))
+            .unwrap();
+        // ... `init` failed, removed the file and exited ...
+        first.remove().unwrap();
+        assert!(!tmp.path().join(LOCK_NAME).exists());
+        // ... and a third process took the lock on a new file.
+        let third = DataDirLock::acquire(tmp.path(), "serve").unwrap();
+        // The second can lock the file it opened, but that is not the lock.
+        assert!(DataDirLock::lock_opened(stale, tmp.path(), "export")
+            .unwrap()
+            .is_none());
+        // Trying again from the start, it finds the third holding the lock.
+        let Err(LockError::Held { holder, .. }) = DataDirLock::acquire(tmp.path(), "export") else {
+            panic!("not refused")
+        };
+        assert!(holder.starts_with("keyshare-server serve "), "{holder}");
+        drop(third);
     }
 
     #[test]

@@ -977,6 +977,19 @@ fn the_data_directory_is_0700_and_the_store_0600_on_every_path_that_creates_them
     let ceremony = tmp.path().join("ceremony");
     let root = ceremony_dir(&ceremony);
     assert_eq!(mode(&ceremony), 0o755);
+    // A refused init leaves the directory as it found it, mode included.
+    let junk = tmp.path().join("junk.json");
+    fs::write(&junk, b"{\"signed\": 1}").unwrap();
+    assert_one_line_error(&run(keyshare_umask_022(&[
+        "init",
+        "--data-dir",
+        ceremony.to_str().unwrap(),
+        "--root",
+        junk.to_str().unwrap(),
+    ])));
+    assert_eq!(mode(&ceremony), 0o755);
+    assert!(!ceremony.join("keyshare.lock").exists());
+    assert!(!ceremony.join("keyshare.db").exists());
     bin_common::parse_init(&run(keyshare_umask_022(&[
         "init",
         "--data-dir",

@@ -17,8 +17,8 @@ use time::OffsetDateTime;
 
 use super::{export, AirgapError, ExportLimits, Replica, ReplicaFiles};
 use crate::cli::{
-    init_logging, lock_data_dir, make_private_dir, open_publisher, require_repository,
-    shutdown_signal, tls_acceptor, CliError, INIT_IN_USE,
+    init_data_dir, init_logging, lock_data_dir, open_publisher, require_repository,
+    shutdown_signal, tls_acceptor, CliError,
 };
 use crate::config::{Config, Flags};
 
@@ -174,15 +174,16 @@ fn refuse_existing(path: &Path, force: bool) -> Result<(), CliError> {
 
 /// `init --replica --root FILE`: makes `dir` a replica pinned to the root
 /// in `root_path`. The directory is created with mode 0700 (an existing
-/// one loses group and other access) and locked while it is set up.
+/// one loses group and other access) and locked while it is set up
+/// ([`crate::cli`]'s `init_data_dir`).
 pub fn init_replica(dir: &Path, root_path: &Path, out: &mut dyn Write) -> Result<(), CliError> {
     let root = fs::read(root_path).map_err(|source| CliError::Io {
         path: root_path.to_owned(),
         source,
     })?;
-    make_private_dir(dir)?;
-    let _lock = lock_data_dir(dir, "init --replica", INIT_IN_USE)?;
-    let (version, sha256) = Replica::init(dir, &root)?;
+    let (version, sha256) = init_data_dir(dir, "init --replica", || {
+        Replica::init(dir, &root).map_err(CliError::from)
+    })?;
     say(
         out,
         &format!(
