@@ -111,8 +111,8 @@ pub(crate) fn lock_data_dir(
 /// `dir`, for `keyshare-server <command>` (`init`, `init --replica`):
 /// creates `dir` (and missing parents) with mode 0700, locks it (refusing
 /// a directory another process holds), and takes group and other access
-/// away from a directory that existed. If `work` fails, the directory is
-/// left as it was found: its mode back, and no lock file if it had none.
+/// away from a directory that existed. If `work` fails, the directory gets
+/// its mode back (and the lock file goes, as always when a holder exits).
 pub(crate) fn init_data_dir<T>(
     dir: &Path,
     command: &str,
@@ -123,8 +123,7 @@ pub(crate) fn init_data_dir<T>(
         .mode(0o700)
         .create(dir)
         .map_err(io_at(dir))?;
-    let had_lock_file = dir.join(crate::lock::LOCK_NAME).exists();
-    let lock = lock_data_dir(
+    let _lock = lock_data_dir(
         dir,
         command,
         "refusing to initialise a data directory in use",
@@ -140,9 +139,6 @@ pub(crate) fn init_data_dir<T>(
     if result.is_err() {
         // Best effort, like init's own clean-up.
         let _ = set_mode(mode);
-        if !had_lock_file {
-            let _ = lock.remove();
-        }
     }
     result
 }

@@ -9,11 +9,12 @@
 //! so a second writer refuses at once with one line naming it, instead of
 //! publishing versions the first one also publishes. The kernel releases
 //! the lock when the process ends, however it ends (SIGKILL included): a
-//! crashed server never leaves a stale lock behind. The file itself stays,
-//! emptied by a holder that exits normally (an `init` that fails removes
-//! the one it made: [`DataDirLock::remove`]). A lock taken on a file that
-//! was removed meanwhile is not a lock, so [`DataDirLock::acquire`] checks
-//! that the path still names the file it locked, and tries again if not.
+//! crashed server never leaves a stale lock behind. A holder that exits
+//! normally removes the file before it releases the lock, so the file
+//! exists while a process holds it (one killed leaves it behind, unlocked:
+//! the next writer takes it over). A lock taken on a file that was removed
+//! meanwhile is not a lock, so [`DataDirLock::acquire`] checks that the
+//! path still names the file it locked, and tries again if not.
 //!
 //! The lock binds `keyshare-server` processes only (it is advisory):
 //! another program opening `keyshare.db` is not stopped by it. `serve
@@ -136,17 +137,6 @@ impl DataDirLock {
         Ok(Some(lock))
     }
 
-    /// Removes the lock file, then releases the lock: for a command that
-    /// made the file and leaves the directory as it found it (a failed
-    /// `init`). Another process that opened the file meanwhile notices
-    /// that it is gone once it has the lock, and tries again.
-    pub fn remove(self) -> Result<(), LockError> {
-        fs::remove_file(&self.path).map_err(|source| LockError::Io {
-            path: self.path.clone(),
-            source,
-        })
-    }
-
     /// Records, for a process that finds the directory locked, what the
     /// holder is doing besides its command and pid (`serve`: the address it
     /// listens on, `listening on http://127.0.0.1:8439`).
@@ -169,9 +159,12 @@ impl DataDirLock {
 }
 
 impl Drop for DataDirLock {
+    /// Removes the file, then releases the lock (closing the file). A
+    /// process that opened the file meanwhile finds, once it has locked
+    /// it, that the path no longer names it, and starts again.
     fn drop(&mut self) {
-        // Best effort; closing the file releases the lock.
-        let _ = self.file.set_len(0);
+        // Best effort: a file left behind is taken over by the next writer.
+        let _ = fs::remove_file(&self.path);
     }
 }
 
@@ -227,11 +220,26 @@ mod tests {
         drop(first);
         let again = DataDirLock::acquire(tmp.path(), "export").unwrap();
         drop(again);
-        assert_eq!(
-            std::fs::read(tmp.path().join(LOCK_NAME)).unwrap(),
-            b"",
-            "a holder that exits empties the file"
+        assert!(
+            !tmp.path().join(LOCK_NAME).exists(),
+            "a holder that exits removes the file"
         );
+    }
+
+    #[test]
+    fn a_lock_file_left_by_a_killed_holder_is_taken_over() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(
+            tmp.path().join(LOCK_NAME),
+            "keyshare-server serve (pid 1, listening on http://127.0.0.1:8439)\n",
+        )
+        .unwrap();
+        let lock = DataDirLock::acquire(tmp.path(), "export").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(tmp.path().join(LOCK_NAME)).unwrap(),
+            format!("keyshare-server export (pid {})\n", std::process::id())
+        );
+        drop(lock);
     }
 
     #[test]
@@ -244,8 +252,8 @@ mod tests {
             .write(true)
             .open(tmp.path().join(LOCK_NAME))
             .unwrap();
-        // ... `init` failed, removed the file and exited ...
-        first.remove().unwrap();
+        // ... `init` exited, removing the file ...
+        drop(first);
         assert!(!tmp.path().join(LOCK_NAME).exists());
         // ... and a third process took the lock on a new file.
         let third = DataDirLock::acquire(tmp.path(), "serve").unwrap();
