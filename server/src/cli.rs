@@ -4,11 +4,17 @@
 //! Output for the user goes to the writer given (stdout from `main`); logs
 //! go to stderr through `tracing`. Every error is a [`CliError`] whose
 //! `Display` is one line.
+//!
+//! Every command that writes the data directory holds its lock
+//! ([`crate::lock`]) while it runs (`serve` for its whole life), so a
+//! second writer refuses at once naming the first; [`open_publisher`]
+//! takes the lock as proof. `publish --to` next to a running server reads
+//! the store without writing it ([`Store::open_existing`]).
 
 use std::fs::{self, DirBuilder, OpenOptions};
 use std::io::{self, IsTerminal, Write};
 use std::net::TcpListener;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
@@ -20,6 +26,7 @@ use time::OffsetDateTime;
 use crate::config::{self, Config, ConfigError, Flags, LogFormat};
 use crate::http::{self, AppState};
 use crate::keys::{self, KeyError};
+use crate::lock::{DataDirLock, LockError};
 use crate::publisher::{PublishError, Publisher};
 use crate::store::{self, Store, TokenKind};
 
@@ -55,6 +62,14 @@ pub enum CliError {
     /// The publisher failed.
     #[error(transparent)]
     Publish(#[from] PublishError),
+    /// Another keyshare-server process writes the data directory.
+    #[error("{source}; {advice}")]
+    InUse {
+        /// Who holds the data directory ([`LockError::Held`]).
+        source: LockError,
+        /// What to do instead.
+        advice: &'static str,
+    },
     /// A file operation failed.
     #[error("{}: {source}", path.display())]
     Io {
@@ -73,6 +88,59 @@ fn io_at(path: &Path) -> impl FnOnce(io::Error) -> CliError + '_ {
         path: path.to_owned(),
         source,
     }
+}
+
+/// Takes the lock on data directory `dir` for `keyshare-server <command>`;
+/// when another process holds it, the error names that process and gives
+/// `advice`.
+pub(crate) fn lock_data_dir(
+    dir: &Path,
+    command: &str,
+    advice: &'static str,
+) -> Result<DataDirLock, CliError> {
+    DataDirLock::acquire(dir, command).map_err(|e| match e {
+        held @ LockError::Held { .. } => CliError::InUse {
+            source: held,
+            advice,
+        },
+        LockError::Io { path, source } => CliError::Io { path, source },
+    })
+}
+
+/// Runs `work`, which makes a repository or a replica in data directory
+/// `dir`, for `keyshare-server <command>` (`init`, `init --replica`):
+/// creates `dir` (and missing parents) with mode 0700, locks it (refusing
+/// a directory another process holds), and takes group and other access
+/// away from a directory that existed. If `work` fails, the directory gets
+/// its mode back (and the lock file goes, as always when a holder exits).
+pub(crate) fn init_data_dir<T>(
+    dir: &Path,
+    command: &str,
+    work: impl FnOnce() -> Result<T, CliError>,
+) -> Result<T, CliError> {
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(io_at(dir))?;
+    let _lock = lock_data_dir(
+        dir,
+        command,
+        "refusing to initialise a data directory in use",
+    )?;
+    let mode = fs::metadata(dir).map_err(io_at(dir))?.permissions().mode() & 0o7777;
+    let set_mode =
+        |mode: u32| fs::set_permissions(dir, fs::Permissions::from_mode(mode)).map_err(io_at(dir));
+    let result = if mode & 0o077 != 0 {
+        set_mode(mode & 0o7700).and_then(|()| work())
+    } else {
+        work()
+    };
+    if result.is_err() {
+        // Best effort, like init's own clean-up.
+        let _ = set_mode(mode);
+    }
+    result
 }
 
 /// The data directory: the one given, else `$XDG_DATA_HOME/keyshare`, else
@@ -96,15 +164,22 @@ pub fn data_dir(given: Option<PathBuf>) -> Result<PathBuf, CliError> {
 /// `init`: creates a new repository in `dir` and writes, to `out`, the
 /// pinned root hash and the org-admin token (shown only here).
 ///
-/// Refuses a directory that already holds a database or a `keys/`
-/// directory. A `keyshare.toml` already there is kept and used (so the
-/// expiries can be chosen before the first publish); otherwise the defaults
-/// are written. If anything fails, what `init` created is removed again.
+/// The directory is created with mode 0700 (an existing one loses group
+/// and other access) and locked. Refuses a directory that another
+/// keyshare-server process holds, or that already holds a database, a
+/// `keys/` directory or a replica. A `keyshare.toml` already there is kept
+/// and used (so the expiries can be chosen before the first publish);
+/// otherwise the defaults are written. If anything fails, what `init`
+/// created is removed again.
 pub fn init(dir: &Path, root: Option<&Path>, out: &mut dyn Write) -> Result<(), CliError> {
+    init_data_dir(dir, "init", || init_locked(dir, root, out))
+}
+
+fn init_locked(dir: &Path, root: Option<&Path>, out: &mut dyn Write) -> Result<(), CliError> {
     let db = dir.join(DB_NAME);
     let keys_dir = dir.join(keys::DIR_NAME);
     let config_path = dir.join(config::FILE_NAME);
-    for existing in [&db, &keys_dir] {
+    for existing in [&db, &keys_dir, &dir.join(crate::airgap::REPLICA_DIR)] {
         if existing.exists() {
             return Err(CliError::Other(format!(
                 "{} already holds a repository ({} exists); refusing to overwrite it",
@@ -113,11 +188,6 @@ pub fn init(dir: &Path, root: Option<&Path>, out: &mut dyn Write) -> Result<(), 
             )));
         }
     }
-    DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(io_at(dir))?;
     let wrote_config = !config_path.exists();
     if wrote_config {
         write_new(&config_path, config::DEFAULT_FILE.as_bytes(), 0o644)?;
@@ -200,16 +270,28 @@ fn open_store(db: &Path) -> Result<Store, CliError> {
     })
 }
 
-/// Opens the repository in `dir` (which `init` made).
-pub(crate) fn open_publisher(dir: &Path, config: &Config) -> Result<Publisher, CliError> {
-    let db = dir.join(DB_NAME);
-    if !db.exists() {
-        return Err(CliError::Other(format!(
-            "{} holds no repository (no {DB_NAME}): run `keyshare-server init --data-dir {}` first",
-            dir.display(),
-            dir.display()
-        )));
+/// Refuses a data directory `init` did not make.
+pub(crate) fn require_repository(dir: &Path) -> Result<(), CliError> {
+    if dir.join(DB_NAME).exists() {
+        return Ok(());
     }
+    Err(CliError::Other(format!(
+        "{} holds no repository (no {DB_NAME}): run `keyshare-server init --data-dir {}` first",
+        dir.display(),
+        dir.display()
+    )))
+}
+
+/// Opens the repository in `dir` (which `init` made) to write it: the
+/// caller holds the directory's lock. Migrates the store, and publishes
+/// documents a migration left in an earlier shape.
+pub(crate) fn open_publisher(
+    dir: &Path,
+    config: &Config,
+    _lock: &DataDirLock,
+) -> Result<Publisher, CliError> {
+    require_repository(dir)?;
+    let db = dir.join(DB_NAME);
     let online = keys::load_online(&config.keys, dir)?;
     let store = open_store(&db)?;
     let mut publisher = Publisher::open(store, online, config.repo_options())?;
@@ -221,6 +303,20 @@ pub(crate) fn open_publisher(dir: &Path, config: &Config) -> Result<Publisher, C
         tracing::info!(files = ?republished, "published documents in their current shape");
     }
     Ok(publisher)
+}
+
+/// Opens the repository in `dir` to read it, next to the process that
+/// holds the directory's lock and writes it: nothing is created, migrated
+/// or published.
+fn open_publisher_alongside(dir: &Path, config: &Config) -> Result<Publisher, CliError> {
+    require_repository(dir)?;
+    let db = dir.join(DB_NAME);
+    let online = keys::load_online(&config.keys, dir)?;
+    let store = Store::open_existing(&db).map_err(|source| CliError::Store {
+        path: db.clone(),
+        source,
+    })?;
+    Ok(Publisher::open(store, online, config.repo_options())?)
 }
 
 /// Sets up `tracing` to stderr with the configured format and filter.
@@ -327,6 +423,19 @@ fn build_tls_acceptor(tls: &config::Tls) -> Result<SslAcceptorBuilder, CliError>
     Ok(builder)
 }
 
+/// Warns, once at start, that plain HTTP on an address other hosts can
+/// reach carries admin tokens and API requests in clear.
+pub(crate) fn warn_if_plain_http_off_loopback(addr: std::net::SocketAddr) {
+    if !addr.ip().is_loopback() {
+        tracing::warn!(
+            %addr,
+            "serving plain HTTP on a non-loopback address: bearer tokens and admin requests \
+             cross the network unencrypted; set tls.cert and tls.key, or listen on 127.0.0.1 \
+             behind a TLS-terminating proxy"
+        );
+    }
+}
+
 fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
@@ -342,12 +451,25 @@ pub fn serve(dir: &Path, flags: &Flags, out: &mut dyn Write) -> Result<(), CliEr
     // operator's first problem to hear about.
     let tls = config.tls.as_ref().map(tls_acceptor).transpose()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let publisher = Arc::new(open_publisher(dir, &config)?);
+    require_repository(dir)?;
+    // Held until serve returns: every other writer of this directory
+    // refuses meanwhile, naming this process.
+    let lock = lock_data_dir(
+        dir,
+        "serve",
+        "one process writes a data directory: stop that one first, or serve another --data-dir",
+    )?;
+    let publisher = Arc::new(open_publisher(dir, &config, &lock)?);
     let listener = TcpListener::bind(config.listen)
         .map_err(|e| CliError::Other(format!("cannot listen on {}: {e}", config.listen)))?;
     let addr = listener
         .local_addr()
         .map_err(|e| CliError::Other(format!("cannot listen on {}: {e}", config.listen)))?;
+    lock.set_detail(&format!("listening on {scheme}://{addr}"))
+        .map_err(|e| CliError::Other(e.to_string()))?;
+    if tls.is_none() {
+        warn_if_plain_http_off_loopback(addr);
+    }
     let mut state = AppState::new(publisher.clone());
     state.body_limit = config.body_limit;
     state.allow_private_peers = config.allow_private_peers;
@@ -371,7 +493,8 @@ pub fn serve(dir: &Path, flags: &Flags, out: &mut dyn Write) -> Result<(), CliEr
         None => None,
     };
 
-    actix_web::rt::System::new().block_on(async move {
+    let runtime = actix_web::rt::System::new();
+    let served = runtime.block_on(async move {
         let shutdown = shutdown_signal()?;
         tracing::info!(%addr, scheme, data_dir = %dir.display(), "keyshare-server listening");
         // For whoever started us (tests pass port 0); the log has it too,
@@ -421,7 +544,12 @@ pub fn serve(dir: &Path, flags: &Flags, out: &mut dyn Write) -> Result<(), CliEr
         result.map_err(|e| CliError::Other(format!("server failed: {e}")))?;
         tracing::info!("stopped");
         Ok(())
-    })
+    });
+    // Dropping the runtime waits for blocking work still in flight (a
+    // publish); only then may another writer have the directory.
+    drop(runtime);
+    drop(lock);
+    served
 }
 
 /// Resolves at the first SIGINT or SIGTERM. The handlers are installed
@@ -505,7 +633,19 @@ pub struct Published {
 /// Old versions already in `OUT` are kept.
 pub fn publish(dir: &Path, out_dir: &Path) -> Result<Published, CliError> {
     let config = Config::load(dir, &Flags::default())?;
-    let publisher = open_publisher(dir, &config)?;
+    require_repository(dir)?;
+    // Alone, publish may write the store (a migration, documents to bring
+    // to their current shape); next to a running server (or another
+    // writer), it only reads what that one published.
+    let lock = match DataDirLock::acquire(dir, "publish") {
+        Ok(lock) => Some(lock),
+        Err(LockError::Held { .. }) => None,
+        Err(LockError::Io { path, source }) => return Err(CliError::Io { path, source }),
+    };
+    let publisher = match &lock {
+        Some(lock) => open_publisher(dir, &config, lock)?,
+        None => open_publisher_alongside(dir, &config)?,
+    };
     let mut files = publisher.current_files()?;
     // Immutable files first, timestamp.json last.
     files.sort_by_key(|f| !f.immutable);
@@ -592,6 +732,22 @@ mod tests {
         for bad in ["", "/etc/passwd", "../x", "metadata/../../x", "./x"] {
             assert!(safe_relative(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn init_writes_a_configuration_that_loads_with_a_ci_stub_to_uncomment() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        init(&dir, None, &mut Vec::new()).unwrap();
+        let path = dir.join(config::FILE_NAME);
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\n# [ci]\n"), "{text}");
+        assert!(text.contains("ci_not_configured") && text.contains("docs/ci.md"));
+        assert_eq!(Config::load(&dir, &Flags::default()).unwrap().ci, None);
+        // Uncommenting the one line turns CI on (CI tokens; no issuers yet).
+        fs::write(&path, text.replace("\n# [ci]\n", "\n[ci]\n")).unwrap();
+        let ci = Config::load(&dir, &Flags::default()).unwrap().ci.unwrap();
+        assert!(ci.issuers.is_empty() && ci.rules.is_empty());
     }
 
     #[test]

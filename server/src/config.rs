@@ -240,6 +240,24 @@ keep_superseded = "1h"
 # [keys]
 # targets = "pkcs11:token=keyshare;object=targets;type=private?module-path=/usr/lib/softhsm/libsofthsm2.so"
 # pin_file = "/etc/keyshare/token.pin"
+
+# CI delegations (docs/ci.md): short-lived signing keys for CI jobs, which
+# prove who they are with an OIDC ID token or a scoped CI token
+# (`keyshare admin token create --ci NAMESPACE`). Without a [ci] table every
+# CI endpoint answers 404 ci_not_configured, for CI tokens too. Uncomment
+# [ci] alone to accept CI tokens; for OIDC add the issuers your CI platform
+# signs tokens with and the claim rules that map jobs to namespaces, then
+# restart serve. Every setting and its default is in docs/ci.md.
+# [ci]
+# default_ttl = "10m"
+# max_ttl = "1h"
+# [[ci.issuers]]
+# url = "https://token.actions.githubusercontent.com"
+# audience = "https://keyshare.example.org"
+# [[ci.rules]]
+# issuer = "https://token.actions.githubusercontent.com"
+# namespaces = ["team-a"]
+# claims = { repository = "example/app", ref = "refs/heads/main" }
 "#;
 
 /// Why the configuration could not be read. Each is one line naming the
@@ -1024,6 +1042,40 @@ mod tests {
         assert!(c.keys.namespaces.is_pkcs11());
         assert_eq!(c.keys.targets, KeyRef::File("t.pem".into()));
         assert_eq!(c.keys.pin_file, Some(PathBuf::from("/q")));
+    }
+
+    #[test]
+    fn ci_stub_in_the_default_file_is_off_and_parses_when_uncommented() {
+        assert_eq!(
+            resolve(Some(DEFAULT_FILE), &[], &Flags::default())
+                .unwrap()
+                .ci,
+            None
+        );
+        let stub = DEFAULT_FILE
+            .split_once("\n# [ci]\n")
+            .map(|(_, stub)| stub)
+            .unwrap();
+        // [ci] alone: CI tokens only.
+        let alone = format!("{DEFAULT_FILE}[ci]\n");
+        let ci = resolve(Some(&alone), &[], &Flags::default())
+            .unwrap()
+            .ci
+            .unwrap();
+        assert!(ci.issuers.is_empty() && ci.rules.is_empty());
+        // Everything uncommented: one issuer, one rule.
+        let uncommented: String = std::iter::once("[ci]")
+            .chain(stub.lines().map(|l| l.strip_prefix("# ").unwrap()))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let file = format!("{DEFAULT_FILE}{uncommented}\n");
+        let ci = resolve(Some(&file), &[], &Flags::default())
+            .unwrap()
+            .ci
+            .unwrap();
+        assert_eq!(ci.issuers.len(), 1);
+        assert_eq!(ci.rules.len(), 1);
+        assert_eq!(ci.max_ttl, Duration::hours(1));
     }
 
     #[test]

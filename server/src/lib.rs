@@ -8,6 +8,8 @@
 //! * [`config`]: `keyshare.toml`, overridden by `KEYSHARE_*` variables,
 //!   overridden by flags.
 //! * [`keys`]: the online keys in the data directory (PKCS#8 PEM, mode 0600).
+//! * [`lock`]: one writer per data directory (`DIR/keyshare.lock`, held by
+//!   `serve` for its whole life and by every other command that writes).
 //! * [`http`]: the actix-web application: the TUF repository (read API),
 //!   the admin API with bearer tokens and its authorization matrix, optional TLS,
 //!   `/healthz` and `/metrics`.
@@ -46,6 +48,7 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod keys;
+pub mod lock;
 pub mod published_heads;
 pub mod publisher;
 pub mod store;

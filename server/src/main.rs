@@ -83,6 +83,9 @@ enum Command {
         /// The bundle's validity window, e.g. `30d` [default: airgap.valid_for].
         #[arg(long, value_name = "DURATION")]
         valid_for: Option<String>,
+        /// Replace FILE if it exists (otherwise an existing FILE is refused).
+        #[arg(long)]
+        force: bool,
     },
     /// Verify a bundle against the replica's pinned root and make it the
     /// served state.
@@ -133,10 +136,12 @@ fn run(cli: Cli) -> Result<(), CliError> {
             data_dir,
             out,
             valid_for,
+            force,
         } => airgap::export_cmd(
             &cli::data_dir(data_dir.data_dir)?,
             &out,
             valid_for.as_deref(),
+            force,
             &mut stdout,
         ),
         Command::Import { data_dir, file } => {

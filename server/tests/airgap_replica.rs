@@ -355,3 +355,138 @@ fn bad_input_to_the_commands_is_one_error_line() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+fn healthz(server: &Server) -> serde_json::Value {
+    let (status, body) = call("GET", &format!("{}/healthz", server.base));
+    assert_eq!(status, 200);
+    serde_json::from_slice(&body).unwrap()
+}
+
+#[test]
+fn the_replica_healthz_shows_each_import_before_any_metadata_request() {
+    let now = OffsetDateTime::now_utc();
+    let origin = Origin::new(now);
+    let tmp = tempfile::tempdir().unwrap();
+    let b1 = origin.export(Duration::days(7), now);
+    let b2 = origin.export(Duration::days(3), now);
+    let (p1, p2) = (tmp.path().join("b1.bundle"), tmp.path().join("b2.bundle"));
+    std::fs::write(&p1, &b1).unwrap();
+    std::fs::write(&p2, &b2).unwrap();
+    init_replica(tmp.path(), &origin);
+    let server = serve_replica(tmp.path());
+    let health = healthz(&server);
+    assert_eq!(health["mode"], "replica", "{health}");
+    assert_eq!(
+        health["timestamp_version"],
+        serde_json::Value::Null,
+        "{health}"
+    );
+
+    // Only /healthz is asked, never a metadata file: a monitor watching it
+    // sees each import at once.
+    for (path, bundle, days) in [(&p1, &b1, 7), (&p2, &b2, 3)] {
+        let out = import(tmp.path(), path);
+        assert!(out.status.success(), "{out:?}");
+        let health = healthz(&server);
+        assert_eq!(
+            health["timestamp_version"],
+            timestamp_version(bundle),
+            "{health}"
+        );
+        let expires = time::OffsetDateTime::parse(
+            health["expires"].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap();
+        assert!(
+            (expires - (now + Duration::days(days))).abs() < Duration::minutes(1),
+            "{health}"
+        );
+    }
+}
+
+#[test]
+fn a_second_import_while_one_holds_the_replica_refuses_naming_it() {
+    let now = OffsetDateTime::now_utc();
+    let origin = Origin::new(now);
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = tmp.path().join("b.bundle");
+    std::fs::write(&bundle, origin.export(Duration::days(7), now)).unwrap();
+    init_replica(tmp.path(), &origin);
+    let data = tmp.path().join("replica");
+    // Another import (this process) holds the replica.
+    let held = keyshare_server::lock::DataDirLock::acquire(&data, "import").unwrap();
+    let line = assert_one_line_error(&import(tmp.path(), &bundle));
+    assert_eq!(
+        line,
+        format!(
+            "error: {} is in use by keyshare-server import (pid {}); one import at a time: wait for it to finish",
+            data.display(),
+            std::process::id()
+        )
+    );
+    // So is init --replica on it.
+    let root = tmp.path().join("pinned-root.json");
+    let line = assert_one_line_error(&run(&[
+        "init",
+        "--replica",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--root",
+        root.to_str().unwrap(),
+    ]));
+    assert!(
+        line.contains("is in use by keyshare-server import"),
+        "{line}"
+    );
+    assert!(Replica::open(&data).unwrap().current().unwrap().is_none());
+    drop(held);
+    let out = import(tmp.path(), &bundle);
+    assert!(out.status.success(), "{out:?}");
+}
+
+#[test]
+fn export_refuses_to_overwrite_an_existing_file_unless_forced() {
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = tmp.path().join("origin");
+    let o = origin.to_str().unwrap();
+    let out = run(&["init", "--data-dir", o]);
+    assert!(out.status.success(), "{out:?}");
+    let first = tmp.path().join("first.bundle");
+    let out = run(&["export", "--data-dir", o, "--out", first.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    let first_version = timestamp_version(&std::fs::read(&first).unwrap());
+
+    // A file that is not ours, and the bundle from before.
+    let precious = tmp.path().join("notes.txt");
+    std::fs::write(&precious, "not a bundle").unwrap();
+    for existing in [&precious, &first] {
+        let before = std::fs::read(existing).unwrap();
+        let line = assert_one_line_error(&run(&[
+            "export",
+            "--data-dir",
+            o,
+            "--out",
+            existing.to_str().unwrap(),
+        ]));
+        assert!(
+            line.contains("exists") && line.contains("--force"),
+            "{line}"
+        );
+        assert_eq!(std::fs::read(existing).unwrap(), before);
+    }
+    // The refusals signed nothing: the next export's edition follows the
+    // first export's (re-signed roles, the edition, the online versions
+    // after it) with no versions used up in between.
+    let out = run(&[
+        "export",
+        "--data-dir",
+        o,
+        "--out",
+        first.to_str().unwrap(),
+        "--force",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let second_version = timestamp_version(&std::fs::read(&first).unwrap());
+    assert_eq!(second_version, first_version + 3);
+}

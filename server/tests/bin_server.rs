@@ -73,7 +73,6 @@ impl Server {
     }
 
     fn start_with(dir: &Path, env: &[(&str, &str)]) -> Self {
-        let log = dir.with_extension(format!("serve-{}.log", unique()));
         let mut cmd = keyshare(&[
             "serve",
             "--data-dir",
@@ -84,6 +83,12 @@ impl Server {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        Self::spawn(dir, cmd)
+    }
+
+    /// Starts `cmd`, a `serve` of `dir`.
+    fn spawn(dir: &Path, mut cmd: Command) -> Self {
+        let log = dir.with_extension(format!("serve-{}.log", unique()));
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -713,4 +718,326 @@ fn serve_re_signs_a_timestamp_that_expires_within_resign_before() {
     let (status, log) = server.terminate();
     assert!(status.success(), "{log}");
     assert!(log.contains("re-signed expiring metadata"), "{log}");
+}
+
+/// `keyshare-server ARGS` run under `umask 022`, as on most machines: a
+/// file or directory made without care is then readable by others (0644,
+/// 0755). `exec` keeps the pid.
+fn keyshare_umask_022(args: &[&str]) -> Command {
+    let base = keyshare(args);
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg("umask 022 && exec \"$@\"")
+        .arg("sh")
+        .arg(base.get_program())
+        .args(base.get_args());
+    for (name, value) in base.get_envs() {
+        match value {
+            Some(value) => cmd.env(name, value),
+            None => cmd.env_remove(name),
+        };
+    }
+    cmd
+}
+
+fn mode(path: &Path) -> u32 {
+    fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+#[test]
+fn two_processes_writing_one_store_the_second_writer_refuses_naming_the_running_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let d = dir.to_str().unwrap();
+    let (token, _) = init(&dir);
+    let server = Server::start(&dir);
+    let holder = format!(
+        "error: {d} is in use by keyshare-server serve (pid {}, listening on {})",
+        server.child.id(),
+        server.base
+    );
+    server.json(
+        "POST",
+        "/api/v1/namespaces",
+        Some(&token),
+        Some(&json!({"name": "team-a", "scopes": ["registry.acme.io/team-a/**"]})),
+        201,
+    );
+    let before = server.timestamp_version();
+    let served = server
+        .request("GET", "/metadata/timestamp.json", None, None)
+        .1;
+
+    // An export from the command line would publish versions the server
+    // publishes too: it refuses, and says how to export instead.
+    let bundle = tmp.path().join("site.bundle");
+    let b = bundle.to_str().unwrap();
+    let line = assert_one_line_error(&run(keyshare(&["export", "--data-dir", d, "--out", b])));
+    assert!(line.starts_with(&format!("{holder}; ")), "{line}");
+    assert!(line.contains("POST /api/v1/export"), "{line}");
+    assert!(!bundle.exists());
+    // A second server on the same store.
+    let line = assert_one_line_error(&run(keyshare(&[
+        "serve",
+        "--data-dir",
+        d,
+        "--listen",
+        "127.0.0.1:0",
+    ])));
+    assert!(line.starts_with(&format!("{holder}; ")), "{line}");
+    // init on the directory in use.
+    let again = run(keyshare(&["init", "--data-dir", d]));
+    let line = assert_one_line_error(&again);
+    assert!(line.starts_with(&format!("{holder}; ")), "{line}");
+    assert!(again.stdout.is_empty());
+    // publish --to reads next to the server and writes nothing to the store.
+    let site = tmp.path().join("site");
+    let published = run(keyshare(&[
+        "publish",
+        "--data-dir",
+        d,
+        "--to",
+        site.to_str().unwrap(),
+    ]));
+    assert!(published.status.success(), "{}", stderr(&published));
+    assert_eq!(
+        fs::read(site.join("metadata/timestamp.json")).unwrap(),
+        served
+    );
+
+    // None of them changed what the server serves, and every write of the
+    // server's own succeeds, with versions continuing.
+    assert_eq!(
+        server
+            .request("GET", "/metadata/timestamp.json", None, None)
+            .1,
+        served
+    );
+    server.json(
+        "POST",
+        "/api/v1/namespaces",
+        Some(&token),
+        Some(&json!({"name": "team-b", "scopes": ["registry.acme.io/team-b/**"]})),
+        201,
+    );
+    assert_eq!(server.timestamp_version(), before + 1);
+    let (status, body) = server.request("POST", "/api/v1/export", Some(&token), None);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(body.starts_with(b"keyshare-bundle/v1\n"));
+    // The export published (the bundle edition's versions are skipped
+    // online); the next change is the next version.
+    let exported = server.timestamp_version();
+    assert!(exported > before + 2, "{exported}");
+    server.json(
+        "POST",
+        "/api/v1/namespaces",
+        Some(&token),
+        Some(&json!({"name": "team-c", "scopes": ["registry.acme.io/team-c/**"]})),
+        201,
+    );
+    assert_eq!(server.timestamp_version(), exported + 1);
+    let verified = server.json("GET", "/api/v1/audit/verify", Some(&token), None, 200);
+    assert_eq!(verified["ok"], true, "{verified}");
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+    assert!(!log.contains(" ERROR "), "{log}");
+
+    // Once the server has stopped, the directory is free again.
+    let out = run(keyshare(&["export", "--data-dir", d, "--out", b]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(bundle.is_file());
+    let server = Server::start(&dir);
+    assert!(server.timestamp_version() > exported + 1);
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+}
+
+#[test]
+fn plain_http_on_a_non_loopback_address_is_warned_about_at_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    init(&dir);
+    const WARNING: &str = "serving plain HTTP on a non-loopback address";
+
+    let local = Server::start(&dir);
+    let (status, log) = local.terminate();
+    assert!(status.success(), "{log}");
+    assert!(!log.contains(WARNING), "{log}");
+
+    let everywhere = Server::spawn(
+        &dir,
+        keyshare(&[
+            "serve",
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--listen",
+            "0.0.0.0:0",
+        ]),
+    );
+    assert!(
+        everywhere.addr.starts_with("0.0.0.0:"),
+        "{}",
+        everywhere.addr
+    );
+    let log = fs::read_to_string(&everywhere.log).unwrap();
+    let warning = log
+        .lines()
+        .find(|l| l.contains(WARNING))
+        .unwrap_or_else(|| {
+            panic!("no warning in the log: {log}");
+        });
+    assert!(warning.contains(" WARN "), "{warning}");
+    assert!(warning.contains("tls.cert"), "{warning}");
+    let (status, log) = everywhere.terminate();
+    assert!(status.success(), "{log}");
+}
+
+/// A data directory made beforehand with mode 0755 (as `mkdir` makes it),
+/// holding the ceremony's online keys and a `keyshare.toml` naming them,
+/// and root v1 from the ceremony (threshold 1 of one root key, which stays
+/// offline).
+fn ceremony_dir(dir: &Path) -> PathBuf {
+    use keyshare_policy::keys::Scheme;
+    use keyshare_policy::repo::{build_root, RoleSpec, SharedSigner};
+    use keyshare_policy::sign::{sign, to_bytes, InMemorySigner, Signer};
+
+    let signer = || -> SharedSigner {
+        std::sync::Arc::new(InMemorySigner::generate(Scheme::Ed25519).unwrap())
+    };
+    fs::create_dir_all(dir.join("online")).unwrap();
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let mut toml = String::from("[keys]\n");
+    let mut specs = Vec::new();
+    for role in ["targets", "snapshot", "timestamp"] {
+        let key = std::sync::Arc::new(InMemorySigner::generate(Scheme::Ed25519).unwrap());
+        let path = dir.join(format!("online/{role}.pem"));
+        fs::write(&path, key.to_pkcs8_pem().unwrap()).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        toml.push_str(&format!("{role} = \"file:online/{role}.pem\"\n"));
+        specs.push(RoleSpec::from_signers(&[key as SharedSigner], 1).unwrap());
+    }
+    fs::write(dir.join("keyshare.toml"), toml).unwrap();
+    let root_key = signer();
+    let root = build_root(
+        1,
+        time::OffsetDateTime::now_utc() + time::Duration::days(365),
+        [
+            (
+                "root",
+                &RoleSpec::from_signers(std::slice::from_ref(&root_key), 1).unwrap(),
+            ),
+            ("targets", &specs[0]),
+            ("snapshot", &specs[1]),
+            ("timestamp", &specs[2]),
+        ],
+    )
+    .unwrap();
+    let signed = sign(root, &[root_key.as_ref() as &dyn Signer]).unwrap();
+    let path = dir.with_extension("1.root.json");
+    fs::write(&path, to_bytes(&signed).unwrap()).unwrap();
+    path
+}
+
+#[test]
+fn the_data_directory_is_0700_and_the_store_0600_on_every_path_that_creates_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let private = |dir: &Path| {
+        assert_eq!(mode(dir), 0o700, "{}", dir.display());
+        for name in ["keyshare.db", "keyshare.db-wal", "keyshare.db-shm"] {
+            let file = dir.join(name);
+            if name == "keyshare.db" || file.exists() {
+                assert_eq!(mode(&file), 0o600, "{}", file.display());
+            }
+        }
+    };
+
+    // init, into a new directory and into one made beforehand with 0755.
+    let fresh = tmp.path().join("fresh");
+    let fresh_init = bin_common::parse_init(&run(keyshare_umask_022(&[
+        "init",
+        "--data-dir",
+        fresh.to_str().unwrap(),
+    ])));
+    private(&fresh);
+    let made = tmp.path().join("made");
+    fs::create_dir(&made).unwrap();
+    fs::set_permissions(&made, fs::Permissions::from_mode(0o755)).unwrap();
+    bin_common::parse_init(&run(keyshare_umask_022(&[
+        "init",
+        "--data-dir",
+        made.to_str().unwrap(),
+    ])));
+    private(&made);
+
+    // init --root, the ceremony's path: the operator made the directory.
+    let ceremony = tmp.path().join("ceremony");
+    let root = ceremony_dir(&ceremony);
+    assert_eq!(mode(&ceremony), 0o755);
+    // A refused init leaves the directory as it found it, mode included.
+    let junk = tmp.path().join("junk.json");
+    fs::write(&junk, b"{\"signed\": 1}").unwrap();
+    assert_one_line_error(&run(keyshare_umask_022(&[
+        "init",
+        "--data-dir",
+        ceremony.to_str().unwrap(),
+        "--root",
+        junk.to_str().unwrap(),
+    ])));
+    assert_eq!(mode(&ceremony), 0o755);
+    assert!(!ceremony.join("keyshare.lock").exists());
+    assert!(!ceremony.join("keyshare.db").exists());
+    bin_common::parse_init(&run(keyshare_umask_022(&[
+        "init",
+        "--data-dir",
+        ceremony.to_str().unwrap(),
+        "--root",
+        root.to_str().unwrap(),
+    ])));
+    private(&ceremony);
+
+    // init --replica into a directory made with 0755.
+    let replica = tmp.path().join("replica");
+    fs::create_dir(&replica).unwrap();
+    fs::set_permissions(&replica, fs::Permissions::from_mode(0o755)).unwrap();
+    let out = run(keyshare_umask_022(&[
+        "init",
+        "--replica",
+        "--data-dir",
+        replica.to_str().unwrap(),
+        "--root",
+        root.to_str().unwrap(),
+    ]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(mode(&replica), 0o700);
+    assert_eq!(mode(&replica.join("replica")), 0o700);
+    assert_eq!(mode(&replica.join("replica/pinned-root.json")), 0o600);
+
+    // serve, writing: the WAL, its index and the lock file are private too.
+    let server = Server::spawn(
+        &fresh,
+        keyshare_umask_022(&[
+            "serve",
+            "--data-dir",
+            fresh.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ]),
+    );
+    server.json(
+        "POST",
+        "/api/v1/namespaces",
+        Some(&fresh_init.token),
+        Some(&json!({"name": "team-a", "scopes": ["registry.acme.io/team-a/**"]})),
+        201,
+    );
+    assert!(fresh.join("keyshare.db-wal").exists());
+    assert!(fresh.join("keyshare.db-shm").exists());
+    private(&fresh);
+    assert_eq!(mode(&fresh.join("keyshare.lock")), 0o600);
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
 }

@@ -79,6 +79,89 @@ fn database_from_a_newer_schema_is_refused_naming_both_versions() {
     assert!(message.contains("newer"), "{message}");
 }
 
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+fn with_suffix(path: &std::path::Path, suffix: &str) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    name.into()
+}
+
+#[test]
+fn a_new_store_and_its_wal_and_shm_files_are_readable_by_their_owner_only() {
+    let s = Scratch::new();
+    let mut store = s.open();
+    store
+        .transaction_at(T0, |tx| {
+            tx.create_namespace(&entry("team-a", &["a/**"]), nz(1))
+        })
+        .unwrap();
+    // The store's connection is open and has written: the WAL and the
+    // shared-memory index exist now.
+    for suffix in ["", "-wal", "-shm"] {
+        let file = with_suffix(&s.path, suffix);
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
+}
+
+#[test]
+fn an_existing_store_readable_by_others_is_made_private_when_opened() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Scratch::new();
+    drop(s.open());
+    // As an earlier build (or a careless copy) left it.
+    std::fs::set_permissions(&s.path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let store = s.open();
+    assert_eq!(mode(&s.path), 0o600);
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+}
+
+#[test]
+fn open_existing_reads_without_creating_or_migrating_and_refuses_another_schema() {
+    let s = Scratch::new();
+    // No database: nothing is created.
+    assert!(matches!(
+        Store::open_existing(&s.path),
+        Err(Error::Sqlite(_))
+    ));
+    assert!(!s.path.exists());
+
+    let mut writer = s.open();
+    writer
+        .transaction_at(T0, |tx| {
+            tx.create_namespace(&entry("team-a", &["a/**"]), nz(1))
+        })
+        .unwrap();
+    let reader = Store::open_existing(&s.path).unwrap();
+    assert_eq!(reader.namespaces().unwrap().len(), 1);
+
+    // A schema this build would migrate is left to the writer.
+    let conn = rusqlite::Connection::open(&s.path).unwrap();
+    conn.execute(
+        "DELETE FROM schema_version WHERE version = ?1",
+        [SCHEMA_VERSION],
+    )
+    .unwrap();
+    let older = Store::open_existing(&s.path).unwrap_err().to_string();
+    assert!(
+        older.contains(&format!("version {} is older", SCHEMA_VERSION - 1)),
+        "{older}"
+    );
+    assert_eq!(count(&s.path, "schema_version"), SCHEMA_VERSION - 1);
+    conn.execute(
+        "INSERT INTO schema_version (version, applied_at) VALUES (?1, '2030-01-01T00:00:00Z'), (?2, '2030-01-01T00:00:00Z')",
+        [SCHEMA_VERSION, SCHEMA_VERSION + 1],
+    )
+    .unwrap();
+    assert!(matches!(
+        Store::open_existing(&s.path),
+        Err(Error::SchemaTooNew { found, .. }) if found == SCHEMA_VERSION + 1
+    ));
+}
+
 #[test]
 fn connection_runs_with_wal_full_sync_and_foreign_keys() {
     let s = Scratch::new();

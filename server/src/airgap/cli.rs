@@ -1,5 +1,9 @@
 //! The air-gap commands of `keyshare-server`: `export`, `import`,
 //! `init --replica` and `serve --replica`.
+//!
+//! `export`, `import` and `init --replica` hold the data directory's lock
+//! ([`crate::lock`]) while they run; `serve --replica` only reads and takes
+//! none, so imports run next to it.
 
 use std::fs;
 use std::io::{self, IsTerminal, Write};
@@ -12,7 +16,10 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::{export, AirgapError, ExportLimits, Replica, ReplicaFiles};
-use crate::cli::{init_logging, open_publisher, shutdown_signal, tls_acceptor, CliError};
+use crate::cli::{
+    init_data_dir, init_logging, lock_data_dir, open_publisher, require_repository,
+    shutdown_signal, tls_acceptor, CliError,
+};
 use crate::config::{Config, Flags};
 
 impl From<AirgapError> for CliError {
@@ -78,18 +85,29 @@ impl Progress {
     }
 }
 
-/// `export --out FILE [--valid-for DURATION]`: writes a bundle of the
-/// repository in `dir` to `out` (through a temporary file, so a failed
-/// export leaves nothing behind).
+/// What `export` says when a server (or another writer) holds the data
+/// directory.
+const EXPORT_IN_USE: &str = "export through the running server instead: POST /api/v1/export \
+     with an org-admin token (docs/airgap.md#export)";
+
+/// `export --out FILE [--valid-for DURATION] [--force]`: writes a bundle of
+/// the repository in `dir` to `out` (through a temporary file, so a failed
+/// export leaves nothing behind). Refuses an existing `FILE` unless
+/// `force`, before anything is signed; refuses a data directory another
+/// process holds (a running `serve`: export through it).
 pub fn export_cmd(
     dir: &Path,
     out_path: &Path,
     valid_for: Option<&str>,
+    force: bool,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
     let config = Config::load(dir, &Flags::default())?;
     let window = ExportLimits::from_config(&config).window(valid_for)?;
-    let publisher = open_publisher(dir, &config)?;
+    refuse_existing(out_path, force)?;
+    require_repository(dir)?;
+    let lock = lock_data_dir(dir, "export", EXPORT_IN_USE)?;
+    let publisher = open_publisher(dir, &config, &lock)?;
     let parent = out_path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -120,6 +138,8 @@ pub fn export_cmd(
             source: e.into_error(),
         })?;
         file.sync_all().map_err(io_err(&tmp))?;
+        // Again: the file may have appeared while the bundle was written.
+        refuse_existing(out_path, force)?;
         fs::rename(&tmp, out_path).map_err(io_err(out_path))?;
         Ok::<_, CliError>(exported)
     })();
@@ -141,14 +161,29 @@ pub fn export_cmd(
     )
 }
 
+/// Refuses to replace `path` unless `force`.
+fn refuse_existing(path: &Path, force: bool) -> Result<(), CliError> {
+    if !force && path.symlink_metadata().is_ok() {
+        return Err(CliError::Other(format!(
+            "{} exists; refusing to overwrite it (choose another --out, or pass --force to replace it)",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
 /// `init --replica --root FILE`: makes `dir` a replica pinned to the root
-/// in `root_path`.
+/// in `root_path`. The directory is created with mode 0700 (an existing
+/// one loses group and other access) and locked while it is set up
+/// ([`crate::cli`]'s `init_data_dir`).
 pub fn init_replica(dir: &Path, root_path: &Path, out: &mut dyn Write) -> Result<(), CliError> {
     let root = fs::read(root_path).map_err(|source| CliError::Io {
         path: root_path.to_owned(),
         source,
     })?;
-    let (version, sha256) = Replica::init(dir, &root)?;
+    let (version, sha256) = init_data_dir(dir, "init --replica", || {
+        Replica::init(dir, &root).map_err(CliError::from)
+    })?;
     say(
         out,
         &format!(
@@ -163,6 +198,9 @@ pub fn init_replica(dir: &Path, root_path: &Path, out: &mut dyn Write) -> Result
 /// state, then swaps it in. Memory stays bounded whatever the file claims.
 pub fn import_cmd(dir: &Path, bundle: &Path, out: &mut dyn Write) -> Result<(), CliError> {
     let replica = Replica::open(dir)?;
+    // Two imports at once could each check against the same current state
+    // and the older one be renamed in last.
+    let _lock = lock_data_dir(dir, "import", "one import at a time: wait for it to finish")?;
     let file = fs::File::open(bundle).map_err(|source| CliError::Io {
         path: bundle.to_owned(),
         source,

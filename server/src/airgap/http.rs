@@ -138,14 +138,24 @@ async fn serve_file(
     Ok(respond(req, &file))
 }
 
-async fn healthz(files: web::Data<Arc<ReplicaFiles>>) -> HttpResponse {
-    let (version, expires) = files.status();
-    HttpResponse::Ok().json(json!({
+/// `/healthz`: the state served from now on, so a new import shows here
+/// at once (loaded and verified like for a metadata request; a bundle that
+/// fails to load leaves the state before, and says so in the log).
+async fn healthz(files: web::Data<Arc<ReplicaFiles>>) -> Result<HttpResponse, ApiError> {
+    let files = files.get_ref().clone();
+    let (version, expires) = web::block(move || {
+        if let Err(e) = files.refresh() {
+            tracing::error!(error = %e, "cannot load the replica's new state; serving the old one");
+        }
+        files.status()
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(json!({
         "status": "ok",
         "mode": "replica",
         "timestamp_version": version,
         "expires": expires.and_then(|e| e.format(&Rfc3339).ok()),
-    }))
+    })))
 }
 
 async fn read_only() -> HttpResponse {

@@ -111,6 +111,15 @@ pub enum Error {
     #[error("random generator: {0}")]
     Random(#[from] openssl::error::ErrorStack),
 
+    /// The database file could not be created or its mode set.
+    #[error("{}: {source}", path.display())]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+
     /// SQLite failed.
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),

@@ -7,6 +7,10 @@
 //! * [`Store::open`] opens (creating if needed) and migrates the database:
 //!   WAL journal, `synchronous=FULL`, foreign keys on, a busy timeout. A
 //!   database from a newer schema is refused ([`Error::SchemaTooNew`]).
+//!   The database file (and so its `-wal` and `-shm` files, which SQLite
+//!   creates with the database's mode) is readable by its owner only.
+//!   [`Store::open_existing`] opens one without creating or migrating it,
+//!   for a reader next to the process that writes it.
 //! * Writes go through [`Store::transaction`]: the closure gets a [`Tx`],
 //!   and everything it does is one SQLite transaction, committed only if the
 //!   closure returns `Ok`. The publisher applies a change, records the
@@ -44,6 +48,9 @@ mod records;
 mod schema;
 mod tx;
 
+use std::fs::{self, OpenOptions, Permissions};
+use std::io;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -90,8 +97,13 @@ impl Store {
     ///   at this rate.
     /// * `foreign_keys=ON`: a key cannot outlive its namespace.
     /// * busy timeout [`BUSY_TIMEOUT`]: concurrent writers wait for each other.
+    ///
+    /// A new database file is created with mode 0600 (SQLite would use the
+    /// umask, usually 0644), and group and other access to an existing one
+    /// and its `-wal` and `-shm` files is taken away (with a warning).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
+        make_private(&path)?;
         let mut conn = Connection::open_with_flags(
             &path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -109,6 +121,37 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         schema::migrate(&mut conn)?;
+        Ok(Self { conn, path })
+    }
+
+    /// Opens the existing database at `path` without creating, changing or
+    /// migrating it: for a process that only reads, next to the process
+    /// that writes it (`publish --to` while `serve` runs). A database at
+    /// another schema version than this build's is refused (the writer
+    /// migrates it).
+    pub fn open_existing(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let found = schema::current(&conn)?;
+        if found > SCHEMA_VERSION {
+            return Err(Error::SchemaTooNew {
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if found < SCHEMA_VERSION {
+            return Err(Error::Schema {
+                message: format!(
+                    "version {found} is older than version {SCHEMA_VERSION}, which this \
+                     keyshare-server uses; the process that writes the database migrates it"
+                ),
+            });
+        }
         Ok(Self { conn, path })
     }
 
@@ -176,6 +219,46 @@ impl Store {
         tx.finish()?;
         Ok(value)
     }
+}
+
+/// Creates the database file at `path` with mode 0600 if it does not
+/// exist; otherwise takes group and other access away from it and from
+/// its `-wal` and `-shm` files.
+fn make_private(path: &Path) -> Result<()> {
+    let file_error = |path: &Path| {
+        let path = path.to_owned();
+        move |source| Error::File { path, source }
+    };
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(file_error(path)(e)),
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let file = PathBuf::from(name);
+        let mode = match fs::metadata(&file) {
+            Ok(meta) => meta.permissions().mode(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(file_error(&file)(e)),
+        };
+        if mode & 0o077 != 0 {
+            fs::set_permissions(&file, Permissions::from_mode(mode & 0o700))
+                .map_err(file_error(&file))?;
+            tracing::warn!(
+                file = %file.display(),
+                was = format!("{:o}", mode & 0o777),
+                "the store was readable by others; it is now readable by its owner only"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Defines the read API on a type with `with_conn`.
