@@ -20,7 +20,7 @@ use keyshare_policy::keys::{Key, Scheme};
 use keyshare_policy::metadata::{Envelope, Timestamp};
 
 use super::output;
-use super::{read_text, Error, OutputFormat};
+use super::{read_public, read_text, Error, OutputFormat, Public};
 
 /// Environment variable holding the token.
 pub(crate) const TOKEN_ENV: &str = "KEYSHARE_TOKEN";
@@ -603,8 +603,8 @@ fn key(client: &AdminClient, c: KeyCommand, out: OutputFormat) -> Result<(), Err
             description,
         } => {
             let material = match (key_file, key_json) {
-                (Some(p), _) => KeyMaterial::Pem(read_text(&p)?),
-                (None, Some(p)) => KeyMaterial::Tuf(read_json(&p)?),
+                (Some(p), _) => KeyMaterial::Pem(read_public(&p, Public::Key)?),
+                (None, Some(p)) => KeyMaterial::Tuf(read_public_json(&p)?),
                 (None, None) => {
                     return Err(Error::Input("give --key-file or --key-json".into()));
                 }
@@ -643,7 +643,7 @@ fn identity(client: &AdminClient, c: IdentityCommand, out: OutputFormat) -> Resu
         } => {
             let ca_certs = ca_certs
                 .iter()
-                .map(|p| read_text(p))
+                .map(|p| read_public(p, Public::Certificate))
                 .collect::<Result<Vec<_>, _>>()?;
             let v = client.add_identity(
                 &ns,
@@ -718,18 +718,23 @@ fn sub_delegation(
     Ok(())
 }
 
-fn read_json(path: &Path) -> Result<Value, Error> {
-    serde_json::from_str(&read_text(path)?)
+/// A JSON file that must hold only public material ([`read_public`]).
+fn read_public_json(path: &Path) -> Result<Value, Error> {
+    parse_json(path, &read_public(path, Public::Key)?)
+}
+
+fn parse_json(path: &Path, text: &str) -> Result<Value, Error> {
+    serde_json::from_str(text)
         .map_err(|e| Error::Input(format!("{}: not JSON ({e})", path.display())))
 }
 
 /// A trusted-key entry (`{"id", "key"}`) from a file holding a PEM public
 /// key, a TUF key object, or a trusted-key entry; the id is the TUF key id.
 fn trusted_key(path: &Path) -> Result<Value, Error> {
-    let text = read_text(path)?;
+    let text = read_public(path, Public::Key)?;
     let bad = |what: String| Error::Input(format!("{}: {what}", path.display()));
     let key: Key = if text.trim_start().starts_with('{') {
-        let v = read_json(path)?;
+        let v = parse_json(path, &text)?;
         if v.get("key").is_some() {
             return Ok(v);
         }
@@ -774,13 +779,13 @@ fn revocation(client: &AdminClient, c: RevocationCommand, out: OutputFormat) -> 
             let subject = if let Some(id) = key_id {
                 RevokedSubject::KeyId { namespace, id }
             } else if let Some(p) = key_file {
-                RevokedSubject::Key(KeyMaterial::Pem(read_text(&p)?))
+                RevokedSubject::Key(KeyMaterial::Pem(read_public(&p, Public::Key)?))
             } else if let Some(p) = key_json {
-                RevokedSubject::Key(KeyMaterial::Tuf(read_json(&p)?))
+                RevokedSubject::Key(KeyMaterial::Tuf(read_public_json(&p)?))
             } else if let Some(h) = spki_sha256 {
                 RevokedSubject::SpkiSha256(h)
             } else if let Some(p) = certificate {
-                RevokedSubject::CertificatePem(read_text(&p)?)
+                RevokedSubject::CertificatePem(read_public(&p, Public::Certificate)?)
             } else if let Some(h) = certificate_sha256 {
                 RevokedSubject::CertificateSha256(h)
             } else {
@@ -932,7 +937,7 @@ fn peer(client: &AdminClient, c: PeerCommand, out: OutputFormat) -> Result<(), E
 fn root(client: &AdminClient, c: RootCommand, out: OutputFormat) -> Result<(), Error> {
     match c {
         RootCommand::Put { name, pem } => {
-            let v = client.put_root(&name, &read_text(&pem)?)?;
+            let v = client.put_root(&name, &read_public(&pem, Public::Certificate)?)?;
             emit(out, &v, || {
                 format!(
                     "root {}: sha256 {} (published as {})",

@@ -101,6 +101,45 @@ pub(crate) fn read_text(path: &std::path::Path) -> Result<String, Error> {
     })
 }
 
+/// What a file given to a command must hold: never a private key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Public {
+    /// A public key (PEM SubjectPublicKeyInfo or a TUF key object).
+    Key,
+    /// Certificates (PEM).
+    Certificate,
+    /// A document with public keys in it (a root).
+    Document,
+}
+
+/// Reads a file that must hold only public material: a file with a
+/// private key in it (a key pair where the public key belongs, a
+/// certificate with its key appended) is refused here, before anything is
+/// sent, with how to extract the public part. The message names the file,
+/// never its content.
+pub(crate) fn read_public(path: &std::path::Path, what: Public) -> Result<String, Error> {
+    let text = read_text(path)?;
+    let Some(found) = keyshare_client::admin::private_key_in(&text) else {
+        return Ok(text);
+    };
+    let p = path.display();
+    let fix = match (what, found.contains("keyval.private")) {
+        (_, true) => "give the key object without `keyval.private`".to_owned(),
+        (Public::Key, false) => {
+            format!("give its public key instead: `openssl pkey -in {p} -pubout -out {p}.pub`")
+        }
+        (Public::Certificate, false) => format!(
+            "give the certificate alone: `openssl x509 -in {p} -out {p}.crt` (repeat for each certificate)"
+        ),
+        (Public::Document, false) => {
+            "remove it: only public keys belong there (`openssl pkey -in KEY -pubout`)".to_owned()
+        }
+    };
+    Err(Error::Input(format!(
+        "{p} holds {found}: {fix}; nothing was sent (a private key never leaves this machine)"
+    )))
+}
+
 /// Parses the command line, runs it, prints the outcome, and returns the
 /// exit status.
 pub(crate) fn main() -> ExitCode {

@@ -738,8 +738,8 @@ fn submit(
         Some(ca) => AdminClient::with_server_ca(server, &token, &read_bytes(&ca)?),
         None => AdminClient::new(server, &token),
     }?;
-    let bytes = read_bytes(root)?;
-    let body: Value = serde_json::from_slice(&bytes)
+    let text = super::read_public(root, super::Public::Document)?;
+    let body: Value = serde_json::from_str(&text)
         .map_err(|e| Error::Input(format!("{}: not JSON ({e})", root.display())))?;
     let answer = client.submit_tuf_root(&body)?;
     output::json(&answer);
