@@ -289,6 +289,37 @@ pub enum TokenKind {
     Ci(Vec<String>),
 }
 
+/// When a new token expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenExpiry {
+    /// This many seconds after the server creates it (`expires_in`).
+    In(u64),
+    /// At this RFC 3339 time (`expires_at`).
+    At(String),
+}
+
+/// `GET /api/v1/audit` query: every condition given must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// Only records with a larger sequence number.
+    pub after: Option<i64>,
+    /// Only records with a smaller sequence number (paging newest first).
+    pub before: Option<i64>,
+    /// Only records written at or after this RFC 3339 time.
+    pub since: Option<String>,
+    /// Only this action (`key.add`), or a prefix ending in `.*` (`key.*`).
+    pub action: Option<String>,
+    /// Only this actor (`token:<id>`, `system`, ...).
+    pub actor: Option<String>,
+    /// Only records about this namespace.
+    pub namespace: Option<String>,
+    /// Newest first (else oldest first).
+    pub newest_first: bool,
+    /// At most this many (the server's default 100, cap 1000).
+    pub limit: Option<u32>,
+}
+
 /// Characters left as they are in a path segment (RFC 3986 unreserved).
 fn encode_segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -642,6 +673,16 @@ impl AdminClient {
 
     /// `POST /api/v1/tokens`: the token with its `secret` (shown once).
     pub fn create_token(&self, kind: &TokenKind, description: Option<&str>) -> Result<Value> {
+        self.create_token_expiring(kind, description, None)
+    }
+
+    /// `POST /api/v1/tokens` with an expiry (`expires_in` or `expires_at`).
+    pub fn create_token_expiring(
+        &self,
+        kind: &TokenKind,
+        description: Option<&str>,
+        expiry: Option<&TokenExpiry>,
+    ) -> Result<Value> {
         let mut body = match kind {
             TokenKind::OrgAdmin => serde_json::json!({ "kind": "org-admin" }),
             TokenKind::Maintainer(ns) => {
@@ -649,8 +690,19 @@ impl AdminClient {
             }
             TokenKind::Ci(list) => serde_json::json!({ "kind": "ci", "namespaces": list }),
         };
-        if let (Some(d), Value::Object(map)) = (description, &mut body) {
-            map.insert("description".into(), d.into());
+        if let Value::Object(map) = &mut body {
+            if let Some(d) = description {
+                map.insert("description".into(), d.into());
+            }
+            match expiry {
+                Some(TokenExpiry::In(secs)) => {
+                    map.insert("expires_in".into(), (*secs).into());
+                }
+                Some(TokenExpiry::At(t)) => {
+                    map.insert("expires_at".into(), t.clone().into());
+                }
+                None => {}
+            }
         }
         self.send("POST", "tokens", &body)
     }
@@ -675,6 +727,34 @@ impl AdminClient {
             query.push(("after", a.to_string()));
         }
         if let Some(l) = limit {
+            query.push(("limit", l.to_string()));
+        }
+        self.call("GET", "audit", &query, None)
+    }
+
+    /// `GET /api/v1/audit` with filters: `{"records": [...]}`.
+    pub fn audit_query(&self, q: &AuditQuery) -> Result<Value> {
+        let mut query = Vec::new();
+        if let Some(a) = q.after {
+            query.push(("after", a.to_string()));
+        }
+        if let Some(b) = q.before {
+            query.push(("before", b.to_string()));
+        }
+        for (name, value) in [
+            ("since", &q.since),
+            ("action", &q.action),
+            ("actor", &q.actor),
+            ("namespace", &q.namespace),
+        ] {
+            if let Some(v) = value {
+                query.push((name, v.clone()));
+            }
+        }
+        if q.newest_first {
+            query.push(("order", "desc".to_owned()));
+        }
+        if let Some(l) = q.limit {
             query.push(("limit", l.to_string()));
         }
         self.call("GET", "audit", &query, None)

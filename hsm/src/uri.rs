@@ -110,6 +110,12 @@ impl Pkcs11Uri {
                     };
                     set(&mut uri.object_type, name, t)?;
                 }
+                "module-path" | "pin-source" | "pin-value" => {
+                    return Err(Error::BadUri(format!(
+                        "`{name}` is a query attribute: write it after `?`, e.g. \
+                         pkcs11:token=NAME?module-path=/path/to/module.so"
+                    )));
+                }
                 other => {
                     return Err(Error::BadUri(format!(
                         "unsupported path attribute `{other}`"

@@ -76,7 +76,8 @@ enum RootCommand {
     /// Generates a key pair inside a PKCS#11 token; prints its id, URI and
     /// public key entry.
     GenerateKey {
-        /// The token (`pkcs11:token=...;module-path=...`).
+        /// The token (`pkcs11:token=NAME?module-path=/path/to/module.so`;
+        /// `module-path` may instead come from KEYSHARE_PKCS11_MODULE).
         uri: String,
         #[arg(long, value_enum)]
         scheme: SchemeArg,
