@@ -124,6 +124,9 @@ pub(crate) fn read_public(path: &std::path::Path, what: Public) -> Result<String
     };
     let p = path.display();
     let fix = match (what, found.contains("keyval.private")) {
+        (Public::Document, _) => {
+            "remove it: only public keys belong there (`openssl pkey -in KEY -pubout`)".to_owned()
+        }
         (_, true) => "give the key object without `keyval.private`".to_owned(),
         (Public::Key, false) => {
             format!("give its public key instead: `openssl pkey -in {p} -pubout -out {p}.pub`")
@@ -131,9 +134,6 @@ pub(crate) fn read_public(path: &std::path::Path, what: Public) -> Result<String
         (Public::Certificate, false) => format!(
             "give the certificate alone: `openssl x509 -in {p} -out {p}.crt` (repeat for each certificate)"
         ),
-        (Public::Document, false) => {
-            "remove it: only public keys belong there (`openssl pkey -in KEY -pubout`)".to_owned()
-        }
     };
     Err(Error::Input(format!(
         "{p} holds {found}: {fix}; nothing was sent (a private key never leaves this machine)"
