@@ -1037,6 +1037,47 @@ mod tests {
     use super::*;
 
     #[test]
+    fn private_key_material_is_found_in_every_form_and_public_material_is_not() {
+        for private in [
+            "-----BEGIN PRIVATE KEY-----\nMC4C\n-----END PRIVATE KEY-----\n",
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIGb\n-----END ENCRYPTED PRIVATE KEY-----",
+            "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----",
+            "-----BEGIN EC PRIVATE KEY-----\nMHcC\n-----END EC PRIVATE KEY-----",
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nb3Bl\n-----END OPENSSH PRIVATE KEY-----",
+            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\nMC4C\n-----END PRIVATE KEY-----",
+            "-----BEGIN PRIVATE KEY-----MC4CAQAwBQYDK2VwBCIEI-----END PRIVATE KEY-----",
+            r#"{"keytype":"ed25519","scheme":"ed25519","keyval":{"public":"ab","private":"cd"}}"#,
+        ] {
+            assert!(private_key_in(private).is_some(), "{private}");
+        }
+        for public in [
+            "-----BEGIN PUBLIC KEY-----\nMCow\n-----END PUBLIC KEY-----\n",
+            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+            r#"{"keytype":"ed25519","scheme":"ed25519","keyval":{"public":"ab"}}"#,
+            "a description that mentions a private key",
+            "{not json",
+        ] {
+            assert!(private_key_in(public).is_none(), "{public}");
+        }
+    }
+
+    #[test]
+    fn a_request_body_with_private_material_is_refused_naming_where() {
+        let body = serde_json::json!({
+            "name": "x",
+            "keys": [{"id": "a", "key": {"keyval": {"public": "ab"}}},
+                     {"id": "b", "key": {"keyval": {"public": "ab", "private": "cd"}}}],
+        });
+        let e = refuse_private_material(&body).unwrap_err();
+        assert!(e.to_string().contains("at `keys[1].key.keyval.private`"), "{e}");
+        assert!(!e.to_string().contains("cd\""), "{e}");
+        let body = serde_json::json!({"ca_certs": ["-----BEGIN PRIVATE KEY-----\nX\n-----END PRIVATE KEY-----"]});
+        let e = refuse_private_material(&body).unwrap_err();
+        assert!(e.to_string().contains("at `ca_certs[0]`"), "{e}");
+        assert!(refuse_private_material(&serde_json::json!({"pem": "-----BEGIN CERTIFICATE-----"})).is_ok());
+    }
+
+    #[test]
     fn path_segments_are_percent_encoded() {
         assert_eq!(encode_segment("team-a"), "team-a");
         assert_eq!(encode_segment("a b/c"), "a%20b%2Fc");

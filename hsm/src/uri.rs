@@ -340,6 +340,20 @@ mod tests {
     }
 
     #[test]
+    fn query_attributes_written_in_the_path_are_refused_with_the_right_form() {
+        for attr in ["module-path=/m.so", "pin-source=file:/p", "pin-value=1234"] {
+            let err = Pkcs11Uri::parse(&format!("pkcs11:token=t;{attr}")).unwrap_err();
+            let name = attr.split('=').next().unwrap();
+            assert!(
+                err.to_string()
+                    .contains(&format!("`{name}` is a query attribute: write it after `?`")),
+                "{err}"
+            );
+            assert!(!err.to_string().contains("1234"), "{err}");
+        }
+    }
+
+    #[test]
     fn malformed_uris_are_bad_uri() {
         for bad in [
             "pkcs12:token=t",

@@ -366,3 +366,49 @@ fn chain_error(e: ChainError) -> Error {
         other => Error::AuditHead(other),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::namespaces_of;
+
+    fn names(action: &str, subject: &str, details: serde_json::Value) -> Vec<String> {
+        namespaces_of(action, subject, &details).into_iter().collect()
+    }
+
+    #[test]
+    fn records_are_indexed_under_the_namespaces_they_are_about() {
+        assert_eq!(names("namespace.create", "team-a", json!({})), ["team-a"]);
+        assert_eq!(names("key.add", "team-a/k-1", json!({})), ["team-a"]);
+        assert_eq!(names("sub_delegation.remove", "team-b/s", json!(null)), ["team-b"]);
+        assert_eq!(
+            names(
+                "revocation.add",
+                "key 00ff",
+                json!({"named_as": {"namespace": "team-a", "key_id": "k"},
+                       "listed_in": [{"namespace": "team-b", "key_id": "k"}]})
+            ),
+            ["team-a", "team-b"]
+        );
+        assert_eq!(
+            names("token.create", "tok-1", json!({"namespaces": ["team-c"]})),
+            ["team-c"]
+        );
+        assert_eq!(
+            names(
+                "ci.sweep",
+                "repository",
+                json!({"removed": [{"namespace": "team-a", "key_id": "x"},
+                                   {"namespace": "team-d", "key_id": "y"}],
+                       "files": []})
+            ),
+            ["team-a", "team-d"]
+        );
+        // A peer or a root certificate named like a namespace is not one.
+        assert!(names("peer.create", "team-a", json!({})).is_empty());
+        assert!(names("root_cert.create", "team-a", json!(null)).is_empty());
+        // What is not a namespace name is not indexed.
+        assert!(names("key.add", "Bad_Name/k", json!({})).is_empty());
+    }
+}
