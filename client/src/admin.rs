@@ -13,6 +13,11 @@
 //! configured server). The token is never part of an error, a `Debug`
 //! output or a log.
 //!
+//! No endpoint takes a private key: every request body is searched for
+//! private key material ([`private_key_in`]: PEM private keys of any kind,
+//! `keyval.private`) and one that holds some is refused with
+//! [`Error::Input`], naming where, before anything is sent.
+//!
 //! [`AdminClient::check_audit_log`] does not take the server's word for
 //! the audit log: it fetches every record and recomputes the hash chain
 //! here, checking it against audit heads the caller holds (the one in a
@@ -1069,12 +1074,18 @@ mod tests {
                      {"id": "b", "key": {"keyval": {"public": "ab", "private": "cd"}}}],
         });
         let e = refuse_private_material(&body).unwrap_err();
-        assert!(e.to_string().contains("at `keys[1].key.keyval.private`"), "{e}");
+        assert!(
+            e.to_string().contains("at `keys[1].key.keyval.private`"),
+            "{e}"
+        );
         assert!(!e.to_string().contains("cd\""), "{e}");
         let body = serde_json::json!({"ca_certs": ["-----BEGIN PRIVATE KEY-----\nX\n-----END PRIVATE KEY-----"]});
         let e = refuse_private_material(&body).unwrap_err();
         assert!(e.to_string().contains("at `ca_certs[0]`"), "{e}");
-        assert!(refuse_private_material(&serde_json::json!({"pem": "-----BEGIN CERTIFICATE-----"})).is_ok());
+        assert!(refuse_private_material(
+            &serde_json::json!({"pem": "-----BEGIN CERTIFICATE-----"})
+        )
+        .is_ok());
     }
 
     #[test]

@@ -151,7 +151,11 @@ fn a_private_key_is_refused_by_every_command_that_takes_a_public_key_before_any_
     let how_json = "without `keyval.private`";
     let mut cases: Vec<(Vec<String>, i32, &str)> = Vec::new();
     for key in [&f.pkcs8, &f.encrypted, &f.ec] {
-        cases.push((admin(&["key", "add", "team-a", "--key-file", &p(key)]), 1, how_pub));
+        cases.push((
+            admin(&["key", "add", "team-a", "--key-file", &p(key)]),
+            1,
+            how_pub,
+        ));
         cases.push((
             admin(&[
                 "sub-delegation",
@@ -169,15 +173,29 @@ fn a_private_key_is_refused_by_every_command_that_takes_a_public_key_before_any_
             how_pub,
         ));
         cases.push((
-            admin(&["revocation", "add", "--key-file", &p(key), "--reason", "lost"]),
+            admin(&[
+                "revocation",
+                "add",
+                "--key-file",
+                &p(key),
+                "--reason",
+                "lost",
+            ]),
             1,
             how_pub,
         ));
         cases.push((
-            ["decide", "registry.acme.io/team-a/app", "--key", &p(key), "--cache-dir", cache]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            [
+                "decide",
+                "registry.acme.io/team-a/app",
+                "--key",
+                &p(key),
+                "--cache-dir",
+                cache,
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
             2,
             how_pub,
         ));
@@ -205,7 +223,14 @@ fn a_private_key_is_refused_by_every_command_that_takes_a_public_key_before_any_
             how_json,
         ),
         (
-            admin(&["revocation", "add", "--key-json", &p(&f.tuf_pair), "--reason", "lost"]),
+            admin(&[
+                "revocation",
+                "add",
+                "--key-json",
+                &p(&f.tuf_pair),
+                "--reason",
+                "lost",
+            ]),
             1,
             how_json,
         ),
@@ -357,7 +382,12 @@ fn run_with_closed_stdout(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, 
     let mut child = cmd.spawn().unwrap();
     drop(child.stdout.take());
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     let status = wait_bounded(&mut child, Duration::from_secs(30));
     (status, err)
 }
@@ -381,16 +411,39 @@ fn wait_bounded(child: &mut Child, limit: Duration) -> Option<i32> {
 fn a_closed_stdout_ends_the_command_quietly() {
     let server = Server::start();
     for i in 0..30 {
-        server.create_namespace(&format!("team-{i}"), &[&format!("registry.acme.io/t{i}/**")], 1);
+        server.create_namespace(
+            &format!("team-{i}"),
+            &[&format!("registry.acme.io/t{i}/**")],
+            1,
+        );
     }
     let token = server.admin_token();
     let env = [("KEYSHARE_TOKEN", token.as_str())];
     let url = server.url.as_str();
     let commands: [&[&str]; 5] = [
-        &["admin", "--server", url, "namespace", "list", "--output", "json"],
+        &[
+            "admin",
+            "--server",
+            url,
+            "namespace",
+            "list",
+            "--output",
+            "json",
+        ],
         &["admin", "--server", url, "namespace", "list"],
-        &["admin", "--server", url, "audit", "list", "--output", "json"],
-        &["admin", "--server", url, "audit", "list", "--follow", "--interval", "1"],
+        &[
+            "admin", "--server", url, "audit", "list", "--output", "json",
+        ],
+        &[
+            "admin",
+            "--server",
+            url,
+            "audit",
+            "list",
+            "--follow",
+            "--interval",
+            "1",
+        ],
         &["admin", "--server", url, "token", "list"],
     ];
     for args in commands {
@@ -478,7 +531,8 @@ fn tokens_expire_show_their_last_use_and_an_expired_one_is_refused_naming_the_ex
     let text = run(&["token", "create", "--org-admin", "--expires-at", &at]);
     text.assert_ok();
     assert!(
-        text.stdout.contains(&format!(", expires {at}\nsecret: ks_")),
+        text.stdout
+            .contains(&format!(", expires {at}\nsecret: ks_")),
         "{text:?}"
     );
 
@@ -514,7 +568,16 @@ fn tokens_expire_show_their_last_use_and_an_expired_one_is_refused_naming_the_ex
     let lines: Vec<&str> = list.stdout.lines().collect();
     assert_eq!(
         lines[0].split_whitespace().collect::<Vec<_>>(),
-        ["ID", "KIND", "NAMESPACES", "STATE", "CREATED", "EXPIRES", "LAST_USED", "DESCRIPTION"]
+        [
+            "ID",
+            "KIND",
+            "NAMESPACES",
+            "STATE",
+            "CREATED",
+            "EXPIRES",
+            "LAST_USED",
+            "DESCRIPTION"
+        ]
     );
     let row = |id: &str| -> Vec<String> {
         lines
@@ -530,7 +593,9 @@ fn tokens_expire_show_their_last_use_and_an_expired_one_is_refused_naming_the_ex
         .read(|s| s.tokens())
         .unwrap()
         .into_iter()
-        .find(|t| t.description.is_none() && t.kind == TokenKind::OrgAdmin && t.expires_at.is_none())
+        .find(|t| {
+            t.description.is_none() && t.kind == TokenKind::OrgAdmin && t.expires_at.is_none()
+        })
         .unwrap()
         .id;
     let a = row(&admin_id);
@@ -556,7 +621,13 @@ fn tokens_expire_show_their_last_use_and_an_expired_one_is_refused_naming_the_ex
             "expected a duration",
         ),
         (
-            ["token", "create", "--org-admin", "--expires-at", "2030-01-01"],
+            [
+                "token",
+                "create",
+                "--org-admin",
+                "--expires-at",
+                "2030-01-01",
+            ],
             "expected an RFC 3339 time, e.g. 2030-01-01T00:00:00Z",
         ),
     ] {
@@ -670,15 +741,24 @@ fn audit_list_filters_newest_first_with_details_and_follow_prints_new_records() 
     let pair = |a: &str, s: &str| (a.to_owned(), s.to_owned());
     assert_eq!(
         only(&["--namespace", "team-a"]),
-        [pair("key.add", "team-a/a-1"), pair("namespace.create", "team-a")]
+        [
+            pair("key.add", "team-a/a-1"),
+            pair("namespace.create", "team-a")
+        ]
     );
     assert_eq!(
         only(&["--namespace", "team-a", "--oldest-first"]),
-        [pair("namespace.create", "team-a"), pair("key.add", "team-a/a-1")]
+        [
+            pair("namespace.create", "team-a"),
+            pair("key.add", "team-a/a-1")
+        ]
     );
     assert_eq!(
         only(&["--action", "namespace.*"]),
-        [pair("namespace.create", "team-b"), pair("namespace.create", "team-a")]
+        [
+            pair("namespace.create", "team-b"),
+            pair("namespace.create", "team-a")
+        ]
     );
     assert_eq!(only(&["--actor", "test", "--action", "key.add"]).len(), 1);
     assert_eq!(only(&["--since", "1h", "--namespace", "team-b"]).len(), 1);
@@ -686,7 +766,10 @@ fn audit_list_filters_newest_first_with_details_and_follow_prints_new_records() 
     assert_eq!(only(&["--limit", "2"]).len(), 2);
     for (args, says) in [
         (["--since", "yesterday"], "expected an RFC 3339 time"),
-        (["--namespace", "Team_A"], "namespace: `Team_A` is not a namespace name"),
+        (
+            ["--namespace", "Team_A"],
+            "namespace: `Team_A` is not a namespace name",
+        ),
     ] {
         let r = run(&args);
         let line = r.assert_error_line(1);
@@ -715,7 +798,10 @@ fn audit_list_filters_newest_first_with_details_and_follow_prints_new_records() 
     );
     server.create_namespace("team-c", &["registry.acme.io/team-c/**"], 1);
     let line = follow.next();
-    assert!(line.contains("namespace.create") && line.contains("team-c"), "{line}");
+    assert!(
+        line.contains("namespace.create") && line.contains("team-c"),
+        "{line}"
+    );
     server.create_namespace("team-d", &["registry.acme.io/team-d/**"], 1);
     let (key, _) = common::new_key();
     server.add_key("team-c", "c-1", &key, None);
@@ -777,17 +863,39 @@ fn times_and_names_get_messages_that_say_what_is_expected() {
             "expected an RFC 3339 time, e.g. 2030-01-01T00:00:00Z",
         ),
         (
-            admin_run(&["revocation", "add", "--key-id", "x", "--reason", "r", "--revoked-at", "now"]),
+            admin_run(&[
+                "revocation",
+                "add",
+                "--key-id",
+                "x",
+                "--reason",
+                "r",
+                "--revoked-at",
+                "now",
+            ]),
             1,
             "expected an RFC 3339 time, e.g. 2030-01-01T00:00:00Z",
         ),
         (
-            keyshare(&["decide", "registry.acme.io/a", "--key-id", "k", "--signed-at", "2030"]),
+            keyshare(&[
+                "decide",
+                "registry.acme.io/a",
+                "--key-id",
+                "k",
+                "--signed-at",
+                "2030",
+            ]),
             2,
             "--signed-at `2030`: expected an RFC 3339 time, e.g. 2030-01-01T00:00:00Z",
         ),
         (
-            admin_run(&["namespace", "create", "Team_B", "--scope", "registry.acme.io/b/**"]),
+            admin_run(&[
+                "namespace",
+                "create",
+                "Team_B",
+                "--scope",
+                "registry.acme.io/b/**",
+            ]),
             1,
             "name: `Team_B` is not a namespace name",
         ),
@@ -805,7 +913,11 @@ fn times_and_names_get_messages_that_say_what_is_expected() {
 fn root_generate_key_help_shows_the_uri_form_that_parses() {
     let run = keyshare(&["root", "generate-key", "--help"]);
     run.assert_ok();
-    assert!(run.stdout.contains("pkcs11:token=NAME?module-path="), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("pkcs11:token=NAME?module-path="),
+        "{}",
+        run.stdout
+    );
     assert!(!run.stdout.contains(";module-path="), "{}", run.stdout);
     // The form the help used to show is refused with the right one.
     let run = keyshare(&[
@@ -845,7 +957,11 @@ fn a_bad_bundle_is_named_once_and_its_magic_as_text() {
         let run = client.run(&["refresh", "--from-bundle", file.to_str().unwrap()]);
         let line = run.assert_error_line(1);
         assert!(line.starts_with(says), "{line}");
-        assert_eq!(line.matches("bundle").count(), 1 + usize::from(says.contains("v1")), "{line}");
+        assert_eq!(
+            line.matches("bundle").count(),
+            1 + usize::from(says.contains("v1")),
+            "{line}"
+        );
         assert!(!line.contains("[107"), "{line}");
     }
 }
@@ -906,7 +1022,10 @@ fn verify_blob_on_a_stale_cache_names_the_key_id_and_suggests_refresh() {
 
     let fresh = verify(&["--refresh"]);
     fresh.assert_ok();
-    assert!(fresh.stdout.starts_with("trusted by namespace `team-a`"), "{fresh:?}");
+    assert!(
+        fresh.stdout.starts_with("trusted by namespace `team-a`"),
+        "{fresh:?}"
+    );
 
     // Once refreshed, an unlisted key is not blamed on the cache.
     let other = InMemorySigner::generate(Scheme::Ed25519).unwrap();

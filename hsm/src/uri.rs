@@ -345,8 +345,9 @@ mod tests {
             let err = Pkcs11Uri::parse(&format!("pkcs11:token=t;{attr}")).unwrap_err();
             let name = attr.split('=').next().unwrap();
             assert!(
-                err.to_string()
-                    .contains(&format!("`{name}` is a query attribute: write it after `?`")),
+                err.to_string().contains(&format!(
+                    "`{name}` is a query attribute: write it after `?`"
+                )),
                 "{err}"
             );
             assert!(!err.to_string().contains("1234"), "{err}");

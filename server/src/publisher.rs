@@ -80,7 +80,8 @@ use keyshare_policy::trust::{
 use keyshare_policy::verify::{verify_root_self, Authority};
 
 use crate::store::{
-    self, lineage, CiOwner, Listing, NewToken, SingleUse, SingleUseKind, Store, Token, TokenKind, Tx,
+    self, lineage, CiOwner, Listing, NewToken, SingleUse, SingleUseKind, Store, Token, TokenKind,
+    Tx,
 };
 
 /// How long superseded published files are kept by default: 1 hour. A
@@ -954,7 +955,10 @@ impl Publisher {
                 revocations: true,
                 ..Affected::default()
             };
-            Ok((stage(tx, repo, &affected, &keys, now)?, serde_json::Map::new()))
+            Ok((
+                stage(tx, repo, &affected, &keys, now)?,
+                serde_json::Map::new(),
+            ))
         })
     }
 
@@ -1161,8 +1165,7 @@ impl Publisher {
             .store
             .transaction_at(now, |tx| -> Result<_, PublishError> {
                 let token = tx.create_token_expiring(&kind, description.as_deref(), expires_at)?;
-                let mut details =
-                    json!({ "kind": kind.name(), "namespaces": kind.namespaces() });
+                let mut details = json!({ "kind": kind.name(), "namespaces": kind.namespaces() });
                 if let (Some(t), Value::Object(map)) = (token.token.expires_at, &mut details) {
                     map.insert("expires_at".into(), rfc3339(Some(t)));
                 }

@@ -34,17 +34,16 @@ macro_rules! fresh_nonce {
 #[actix_web::test]
 async fn an_expired_ci_token_gets_no_delegation() {
     let fx = CiFixture::new();
-    let new = fx
-        .f
-        .publisher
-        .create_token_expiring(
-            "test",
-            TokenKind::Ci(vec![ns_name("team-a")]),
-            None,
-            Some(NOW + Duration::minutes(5)),
-            NOW,
-        )
-        .unwrap();
+    let new =
+        fx.f.publisher
+            .create_token_expiring(
+                "test",
+                TokenKind::Ci(vec![ns_name("team-a")]),
+                None,
+                Some(NOW + Duration::minutes(5)),
+                NOW,
+            )
+            .unwrap();
     let token = new.secret.expose().to_owned();
     let app = app!(fx.f);
     let delegate = |nonce: &str, key| {

@@ -196,7 +196,10 @@ async fn bad_expiries_are_refused_naming_the_field_and_create_no_token() {
         assert_eq!(a.status, StatusCode::BAD_REQUEST, "{body}: {a:?}");
         let (code, message) = a.error();
         assert_eq!(code, "invalid", "{body}");
-        assert!(message.starts_with(&format!("{field}: ")), "{body}: {message}");
+        assert!(
+            message.starts_with(&format!("{field}: ")),
+            "{body}: {message}"
+        );
         assert!(message.contains(says), "{body}: {message}");
         assert!(!message.contains("line 1 column"), "{body}: {message}");
         assert!(!message.contains("component"), "{body}: {message}");
@@ -264,10 +267,7 @@ async fn last_use_is_recorded_at_most_once_a_minute_per_token() {
         .into_iter()
         .map(|r| r.action)
         .collect();
-    assert!(
-        actions.iter().all(|a| a != "token.use"),
-        "{actions:?}"
-    );
+    assert!(actions.iter().all(|a| a != "token.use"), "{actions:?}");
 }
 
 fn key(ephemeral: bool, not_after: Option<OffsetDateTime>) -> TrustedKey {
@@ -426,7 +426,13 @@ async fn history(f: &Fixture) -> Vec<Value> {
     }
     let all = send(
         &app,
-        request(Method::GET, "/api/v1/audit?limit=1000", Some(&f.admin), None).to_request(),
+        request(
+            Method::GET,
+            "/api/v1/audit?limit=1000",
+            Some(&f.admin),
+            None,
+        )
+        .to_request(),
     )
     .await
     .json();
@@ -482,14 +488,16 @@ async fn audit_listings_filter_by_action_actor_namespace_and_time_newest_first()
     let v = send(&app, get("action=key.*&order=desc")).await.json();
     assert_eq!(
         seqs(&v),
-        expect(
-            &|r| r["action"].as_str().unwrap().starts_with("key."),
-            true
-        )
+        expect(&|r| r["action"].as_str().unwrap().starts_with("key."), true)
     );
 
-    let v = send(&app, get(&format!("actor={admin_actor}"))).await.json();
-    assert_eq!(seqs(&v), expect(&|r| r["actor"] == admin_actor.as_str(), false));
+    let v = send(&app, get(&format!("actor={admin_actor}")))
+        .await
+        .json();
+    assert_eq!(
+        seqs(&v),
+        expect(&|r| r["actor"] == admin_actor.as_str(), false)
+    );
 
     // team-a: its creation, its key, the revocation of a key listed in it.
     let v = send(&app, get("namespace=team-a")).await.json();
@@ -514,9 +522,12 @@ async fn audit_listings_filter_by_action_actor_namespace_and_time_newest_first()
     let newest = send(&app, get("order=desc&limit=2")).await.json();
     let last = all.last().unwrap()["seq"].as_i64().unwrap();
     assert_eq!(seqs(&newest), [last, last - 1]);
-    let next = send(&app, get(&format!("order=desc&limit=2&before={}", last - 1)))
-        .await
-        .json();
+    let next = send(
+        &app,
+        get(&format!("order=desc&limit=2&before={}", last - 1)),
+    )
+    .await
+    .json();
     assert_eq!(seqs(&next), [last - 2, last - 3]);
 
     // Time: everything was written at NOW; nothing since a second later.
@@ -525,7 +536,9 @@ async fn audit_listings_filter_by_action_actor_namespace_and_time_newest_first()
     let v = send(&app, get("since=2030-01-01T12:00:01Z")).await.json();
     assert!(seqs(&v).is_empty(), "{v}");
     // Filters combine.
-    let v = send(&app, get("namespace=team-a&action=key.add")).await.json();
+    let v = send(&app, get("namespace=team-a&action=key.add"))
+        .await
+        .json();
     assert_eq!(v["records"].as_array().unwrap().len(), 1);
     assert_eq!(v["records"][0]["subject"], "team-a/a-1");
 }
@@ -536,7 +549,11 @@ async fn bad_audit_queries_are_refused_naming_the_parameter() {
     let app = app!(f);
     let cases = [
         ("order=sideways", "order", "`asc`"),
-        ("since=yesterday", "since", "expected e.g. 2030-01-01T00:00:00Z"),
+        (
+            "since=yesterday",
+            "since",
+            "expected e.g. 2030-01-01T00:00:00Z",
+        ),
         ("action=key.*x", "action", "prefix ending in `.*`"),
         ("action=KEY.ADD", "action", "expected an action"),
         ("namespace=Team_A", "namespace", "not a namespace name"),
@@ -651,14 +668,16 @@ async fn a_private_key_next_to_a_certificate_is_refused_and_never_stored() {
     for file in [path.clone(), path.with_extension("db-wal")] {
         let bytes = std::fs::read(&file).unwrap_or_default();
         assert!(
-            !bytes
-                .windows(marker.len())
-                .any(|w| w == marker.as_bytes()),
+            !bytes.windows(marker.len()).any(|w| w == marker.as_bytes()),
             "{} holds the private key",
             file.display()
         );
     }
-    assert!(f.publisher.read(|s| s.identities("team-a")).unwrap().is_empty());
+    assert!(f
+        .publisher
+        .read(|s| s.identities("team-a"))
+        .unwrap()
+        .is_empty());
     assert!(f.publisher.read(Store::org_roots).unwrap().is_empty());
 }
 

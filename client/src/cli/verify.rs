@@ -248,8 +248,9 @@ fn decide_inner(args: &DecideArgs) -> Result<Verdict, Error> {
         ));
     }
     let signed_at = match &args.signed_at {
-        Some(t) => super::parse_rfc3339(t)
-            .map_err(|e| Error::Input(format!("--signed-at `{t}`: {e}")))?,
+        Some(t) => {
+            super::parse_rfc3339(t).map_err(|e| Error::Input(format!("--signed-at `{t}`: {e}")))?
+        }
         None => OffsetDateTime::now_utc(),
     };
     let verifier = args

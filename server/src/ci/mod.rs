@@ -331,8 +331,8 @@ impl CiService {
                 .publisher
                 .authenticate(bearer, now)
                 .map_err(|e| CiError::Internal(e.to_string()))?;
-            let token = token
-                .ok_or_else(|| CiError::Unauthorized("unknown or revoked token".into()))?;
+            let token =
+                token.ok_or_else(|| CiError::Unauthorized("unknown or revoked token".into()))?;
             if let Some(why) = token.refusal(now) {
                 return Err(CiError::Unauthorized(why));
             }

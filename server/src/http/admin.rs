@@ -1488,7 +1488,9 @@ fn audit_filter(q: AuditQuery) -> Result<store::AuditFilter, ApiError> {
             && action
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-*".contains(&b))
-            && action.find('*').map_or(true, |i| i + 1 == action.len() && action.ends_with(".*"));
+            && action
+                .find('*')
+                .is_none_or(|i| i + 1 == action.len() && action.ends_with(".*"));
         if !well_formed {
             return Err(ApiError::invalid(
                 "action",

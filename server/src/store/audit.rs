@@ -281,7 +281,12 @@ pub fn namespaces_of(action: &str, subject: &str, details: &Value) -> BTreeSet<S
     add(details.get("namespace"));
     add(details.get("named_as").and_then(|n| n.get("namespace")));
     for list in ["listed_in", "removed"] {
-        for item in details.get(list).and_then(Value::as_array).into_iter().flatten() {
+        for item in details
+            .get(list)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             add(item.get("namespace"));
         }
     }
@@ -374,14 +379,19 @@ mod tests {
     use super::namespaces_of;
 
     fn names(action: &str, subject: &str, details: serde_json::Value) -> Vec<String> {
-        namespaces_of(action, subject, &details).into_iter().collect()
+        namespaces_of(action, subject, &details)
+            .into_iter()
+            .collect()
     }
 
     #[test]
     fn records_are_indexed_under_the_namespaces_they_are_about() {
         assert_eq!(names("namespace.create", "team-a", json!({})), ["team-a"]);
         assert_eq!(names("key.add", "team-a/k-1", json!({})), ["team-a"]);
-        assert_eq!(names("sub_delegation.remove", "team-b/s", json!(null)), ["team-b"]);
+        assert_eq!(
+            names("sub_delegation.remove", "team-b/s", json!(null)),
+            ["team-b"]
+        );
         assert_eq!(
             names(
                 "revocation.add",

@@ -783,7 +783,10 @@ pub(crate) fn audit_records(conn: &Connection, after: i64, limit: u32) -> Result
     audit::records(conn, after, limit)
 }
 
-pub(crate) fn audit_query(conn: &Connection, filter: &audit::AuditFilter) -> Result<Vec<AuditRecord>> {
+pub(crate) fn audit_query(
+    conn: &Connection,
+    filter: &audit::AuditFilter,
+) -> Result<Vec<AuditRecord>> {
     audit::query(conn, filter)
 }
 

@@ -250,7 +250,7 @@ impl Token {
     /// used, or last used [`LAST_USED_RESOLUTION`] or longer ago).
     pub fn last_used_is_stale(&self, now: OffsetDateTime) -> bool {
         self.last_used_at
-            .map_or(true, |t| now - t >= LAST_USED_RESOLUTION)
+            .is_none_or(|t| now - t >= LAST_USED_RESOLUTION)
     }
 }
 

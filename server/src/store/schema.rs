@@ -474,7 +474,8 @@ CREATE TABLE audit_namespaces (
 
 fn v6_audit_filters(tx: &Transaction<'_>) -> Result<()> {
     tx.execute_batch(V6_SQL)?;
-    let mut stmt = tx.prepare("SELECT seq, action, subject, details FROM audit_log ORDER BY seq")?;
+    let mut stmt =
+        tx.prepare("SELECT seq, action, subject, details FROM audit_log ORDER BY seq")?;
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
         let (seq, action, subject, details): (i64, String, String, String) =
