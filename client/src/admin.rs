@@ -13,6 +13,11 @@
 //! configured server). The token is never part of an error, a `Debug`
 //! output or a log.
 //!
+//! No endpoint takes a private key: every request body is searched for
+//! private key material ([`private_key_in`]: PEM private keys of any kind,
+//! `keyval.private`) and one that holds some is refused with
+//! [`Error::Input`], naming where, before anything is sent.
+//!
 //! [`AdminClient::check_audit_log`] does not take the server's word for
 //! the audit log: it fetches every record and recomputes the hash chain
 //! here, checking it against audit heads the caller holds (the one in a
@@ -289,6 +294,37 @@ pub enum TokenKind {
     Ci(Vec<String>),
 }
 
+/// When a new token expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenExpiry {
+    /// This many seconds after the server creates it (`expires_in`).
+    In(u64),
+    /// At this RFC 3339 time (`expires_at`).
+    At(String),
+}
+
+/// `GET /api/v1/audit` query: every condition given must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// Only records with a larger sequence number.
+    pub after: Option<i64>,
+    /// Only records with a smaller sequence number (paging newest first).
+    pub before: Option<i64>,
+    /// Only records written at or after this RFC 3339 time.
+    pub since: Option<String>,
+    /// Only this action (`key.add`), or a prefix ending in `.*` (`key.*`).
+    pub action: Option<String>,
+    /// Only this actor (`token:<id>`, `system`, ...).
+    pub actor: Option<String>,
+    /// Only records about this namespace.
+    pub namespace: Option<String>,
+    /// Newest first (else oldest first).
+    pub newest_first: bool,
+    /// At most this many (the server's default 100, cap 1000).
+    pub limit: Option<u32>,
+}
+
 /// Characters left as they are in a path segment (RFC 3986 unreserved).
 fn encode_segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -402,6 +438,9 @@ impl AdminClient {
         query: &[(&str, String)],
         body: Option<&[u8]>,
     ) -> Result<Value> {
+        if let Some(value) = body.and_then(|b| serde_json::from_slice::<Value>(b).ok()) {
+            refuse_private_material(&value)?;
+        }
         let url = self.url(path);
         let mut req = self
             .agent
@@ -496,7 +535,7 @@ impl AdminClient {
     pub fn add_key(&self, ns: &str, key: &NewKey) -> Result<Value> {
         let (tuf, pem) = match &key.key {
             KeyMaterial::Tuf(v) => (Some(v), None),
-            KeyMaterial::Pem(p) => (None, Some(public_pem_only(p)?)),
+            KeyMaterial::Pem(p) => (None, Some(p.as_str())),
         };
         let body = NewKeyBody {
             key: tuf,
@@ -571,7 +610,7 @@ impl AdminClient {
                 }
             }
             RevokedSubject::Key(KeyMaterial::Pem(p)) => {
-                body.insert("public_key_pem".into(), public_pem_only(p)?.into());
+                body.insert("public_key_pem".into(), p.clone().into());
             }
             RevokedSubject::Key(KeyMaterial::Tuf(v)) => {
                 body.insert("key".into(), v.clone());
@@ -583,12 +622,6 @@ impl AdminClient {
                 body.insert("certificate_sha256".into(), h.clone().into());
             }
             RevokedSubject::CertificatePem(p) => {
-                if p.contains("PRIVATE KEY") {
-                    return Err(Error::Input(
-                        "the certificate file holds a private key; give the certificate alone"
-                            .into(),
-                    ));
-                }
                 body.insert("certificate_pem".into(), p.clone().into());
             }
         }
@@ -661,6 +694,16 @@ impl AdminClient {
 
     /// `POST /api/v1/tokens`: the token with its `secret` (shown once).
     pub fn create_token(&self, kind: &TokenKind, description: Option<&str>) -> Result<Value> {
+        self.create_token_expiring(kind, description, None)
+    }
+
+    /// `POST /api/v1/tokens` with an expiry (`expires_in` or `expires_at`).
+    pub fn create_token_expiring(
+        &self,
+        kind: &TokenKind,
+        description: Option<&str>,
+        expiry: Option<&TokenExpiry>,
+    ) -> Result<Value> {
         let mut body = match kind {
             TokenKind::OrgAdmin => serde_json::json!({ "kind": "org-admin" }),
             TokenKind::Maintainer(ns) => {
@@ -668,8 +711,19 @@ impl AdminClient {
             }
             TokenKind::Ci(list) => serde_json::json!({ "kind": "ci", "namespaces": list }),
         };
-        if let (Some(d), Value::Object(map)) = (description, &mut body) {
-            map.insert("description".into(), d.into());
+        if let Value::Object(map) = &mut body {
+            if let Some(d) = description {
+                map.insert("description".into(), d.into());
+            }
+            match expiry {
+                Some(TokenExpiry::In(secs)) => {
+                    map.insert("expires_in".into(), (*secs).into());
+                }
+                Some(TokenExpiry::At(t)) => {
+                    map.insert("expires_at".into(), t.clone().into());
+                }
+                None => {}
+            }
         }
         self.send("POST", "tokens", &body)
     }
@@ -694,6 +748,34 @@ impl AdminClient {
             query.push(("after", a.to_string()));
         }
         if let Some(l) = limit {
+            query.push(("limit", l.to_string()));
+        }
+        self.call("GET", "audit", &query, None)
+    }
+
+    /// `GET /api/v1/audit` with filters: `{"records": [...]}`.
+    pub fn audit_query(&self, q: &AuditQuery) -> Result<Value> {
+        let mut query = Vec::new();
+        if let Some(a) = q.after {
+            query.push(("after", a.to_string()));
+        }
+        if let Some(b) = q.before {
+            query.push(("before", b.to_string()));
+        }
+        for (name, value) in [
+            ("since", &q.since),
+            ("action", &q.action),
+            ("actor", &q.actor),
+            ("namespace", &q.namespace),
+        ] {
+            if let Some(v) = value {
+                query.push((name, v.clone()));
+            }
+        }
+        if q.newest_first {
+            query.push(("order", "desc".to_owned()));
+        }
+        if let Some(l) = q.limit {
             query.push(("limit", l.to_string()));
         }
         self.call("GET", "audit", &query, None)
@@ -897,17 +979,76 @@ fn transport_message(t: &ureq::Transport) -> String {
     msg.replace(['\n', '\r'], " ")
 }
 
-/// `pem` when it is a PEM public key (SubjectPublicKeyInfo); a private
-/// key is refused here, before it could be sent anywhere.
-fn public_pem_only(pem: &str) -> Result<&str> {
-    if pem.contains("PRIVATE KEY") {
-        return Err(Error::Input(
-            "this is a private key: give the public key (`openssl pkey -in KEY -pubout`); \
-             a private key never leaves this machine"
-                .into(),
-        ));
+/// The kind of private key `text` holds, if it holds one: a PEM private
+/// key block of any kind (`PRIVATE KEY`, `ENCRYPTED PRIVATE KEY`,
+/// `RSA PRIVATE KEY`, `EC PRIVATE KEY`, `OPENSSH PRIVATE KEY`, ...), or a
+/// JSON key object with `keyval.private` (as securesystemslib writes key
+/// pairs).
+pub fn private_key_in(text: &str) -> Option<&'static str> {
+    let pem_private = text.match_indices("-----BEGIN ").any(|(at, begin)| {
+        text.get(at + begin.len()..)
+            .and_then(|rest| rest.split_once("-----"))
+            .is_some_and(|(label, _)| label.trim_end().ends_with("PRIVATE KEY"))
+    });
+    if pem_private {
+        return Some("a PEM private key");
     }
-    Ok(pem)
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        if let Ok(v) = serde_json::from_str::<Value>(trimmed) {
+            if private_path(&v, &mut String::new()).is_some() {
+                return Some("a private key (`keyval.private`)");
+            }
+        }
+    }
+    None
+}
+
+/// The JSON path of the first private key material in `v`: a string with
+/// a PEM private key block, or a `keyval` object with a `private` member.
+fn private_path(v: &Value, path: &mut String) -> Option<String> {
+    match v {
+        Value::String(s) => private_key_in(s).map(|_| path.clone()),
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
+            let len = path.len();
+            path.push_str(&format!("[{i}]"));
+            let found = private_path(item, path);
+            path.truncate(len);
+            found
+        }),
+        Value::Object(map) => map.iter().find_map(|(k, item)| {
+            let len = path.len();
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(k);
+            let found = if k == "keyval" && item.get("private").is_some() {
+                Some(format!("{path}.private"))
+            } else {
+                private_path(item, path)
+            };
+            path.truncate(len);
+            found
+        }),
+        _ => None,
+    }
+}
+
+/// Refuses a request body that holds private key material anywhere (see
+/// [`private_key_in`]): no admin endpoint takes a private key, so one in a
+/// body is a mistake (a key pair given where its public half belongs, a
+/// certificate file with its key appended), and it is stopped here, before
+/// anything leaves the machine. The message names where, never the key.
+fn refuse_private_material(body: &Value) -> Result<()> {
+    match private_path(body, &mut String::new()) {
+        None => Ok(()),
+        Some(at) => Err(Error::Input(format!(
+            "the request holds a private key (at `{}`): give the public key, \
+             e.g. `openssl pkey -in KEY -pubout`, or a certificate without its key; \
+             nothing was sent: a private key never leaves this machine",
+            if at.is_empty() { "." } else { at.as_str() }
+        ))),
+    }
 }
 
 #[cfg(test)]
@@ -915,6 +1056,53 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn private_key_material_is_found_in_every_form_and_public_material_is_not() {
+        for private in [
+            "-----BEGIN PRIVATE KEY-----\nMC4C\n-----END PRIVATE KEY-----\n",
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIGb\n-----END ENCRYPTED PRIVATE KEY-----",
+            "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----",
+            "-----BEGIN EC PRIVATE KEY-----\nMHcC\n-----END EC PRIVATE KEY-----",
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nb3Bl\n-----END OPENSSH PRIVATE KEY-----",
+            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\nMC4C\n-----END PRIVATE KEY-----",
+            "-----BEGIN PRIVATE KEY-----MC4CAQAwBQYDK2VwBCIEI-----END PRIVATE KEY-----",
+            r#"{"keytype":"ed25519","scheme":"ed25519","keyval":{"public":"ab","private":"cd"}}"#,
+        ] {
+            assert!(private_key_in(private).is_some(), "{private}");
+        }
+        for public in [
+            "-----BEGIN PUBLIC KEY-----\nMCow\n-----END PUBLIC KEY-----\n",
+            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+            r#"{"keytype":"ed25519","scheme":"ed25519","keyval":{"public":"ab"}}"#,
+            "a description that mentions a private key",
+            "{not json",
+        ] {
+            assert!(private_key_in(public).is_none(), "{public}");
+        }
+    }
+
+    #[test]
+    fn a_request_body_with_private_material_is_refused_naming_where() {
+        let body = serde_json::json!({
+            "name": "x",
+            "keys": [{"id": "a", "key": {"keyval": {"public": "ab"}}},
+                     {"id": "b", "key": {"keyval": {"public": "ab", "private": "cd"}}}],
+        });
+        let e = refuse_private_material(&body).unwrap_err();
+        assert!(
+            e.to_string().contains("at `keys[1].key.keyval.private`"),
+            "{e}"
+        );
+        assert!(!e.to_string().contains("cd\""), "{e}");
+        let body = serde_json::json!({"ca_certs": ["-----BEGIN PRIVATE KEY-----\nX\n-----END PRIVATE KEY-----"]});
+        let e = refuse_private_material(&body).unwrap_err();
+        assert!(e.to_string().contains("at `ca_certs[0]`"), "{e}");
+        assert!(refuse_private_material(
+            &serde_json::json!({"pem": "-----BEGIN CERTIFICATE-----"})
+        )
+        .is_ok());
+    }
 
     #[test]
     fn path_segments_are_percent_encoded() {

@@ -329,9 +329,8 @@ fn bundle_file(
             "bundle: {path} is {} bytes, over the {limit} byte limit",
             entry.length
         ))),
-        Some(_) => bundle
-            .file(&path)
-            .map_err(|e| Error::Input(format!("bundle: {e}"))),
+        // The bundle's errors name the bundle ("bundle entry ...").
+        Some(_) => bundle.file(&path).map_err(|e| Error::Input(e.to_string())),
     }
 }
 
@@ -613,7 +612,7 @@ impl Verifier {
             );
             raw.and_then(|raw| keyshare_airgap::verify(raw, Arc::new(spool), anchor, self.now()))
         }
-        .map_err(|e| Error::Input(format!("bundle: {e}")))?;
+        .map_err(|e| Error::Input(e.to_string()))?;
         let synced = self
             .sync(&cache, manifest, Remote::Bundle(&verified))
             .await?;

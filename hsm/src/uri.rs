@@ -110,6 +110,12 @@ impl Pkcs11Uri {
                     };
                     set(&mut uri.object_type, name, t)?;
                 }
+                "module-path" | "pin-source" | "pin-value" => {
+                    return Err(Error::BadUri(format!(
+                        "`{name}` is a query attribute: write it after `?`, e.g. \
+                         pkcs11:token=NAME?module-path=/path/to/module.so"
+                    )));
+                }
                 other => {
                     return Err(Error::BadUri(format!(
                         "unsupported path attribute `{other}`"
@@ -331,6 +337,21 @@ mod tests {
         assert!(err.to_string().contains("`serial`"), "{err}");
         let err = Pkcs11Uri::parse("pkcs11:token=t?module-name=softhsm2").unwrap_err();
         assert!(err.to_string().contains("`module-name`"), "{err}");
+    }
+
+    #[test]
+    fn query_attributes_written_in_the_path_are_refused_with_the_right_form() {
+        for attr in ["module-path=/m.so", "pin-source=file:/p", "pin-value=1234"] {
+            let err = Pkcs11Uri::parse(&format!("pkcs11:token=t;{attr}")).unwrap_err();
+            let name = attr.split('=').next().unwrap();
+            assert!(
+                err.to_string().contains(&format!(
+                    "`{name}` is a query attribute: write it after `?`"
+                )),
+                "{err}"
+            );
+            assert!(!err.to_string().contains("1234"), "{err}");
+        }
     }
 
     #[test]

@@ -80,7 +80,8 @@ use keyshare_policy::trust::{
 use keyshare_policy::verify::{verify_root_self, Authority};
 
 use crate::store::{
-    self, lineage, CiOwner, Listing, NewToken, SingleUse, SingleUseKind, Store, TokenKind, Tx,
+    self, lineage, CiOwner, Listing, NewToken, SingleUse, SingleUseKind, Store, Token, TokenKind,
+    Tx,
 };
 
 /// How long superseded published files are kept by default: 1 hour. A
@@ -925,7 +926,7 @@ impl Publisher {
     ) -> Result<Vec<String>, PublishError> {
         self.system_publish("metadata.resign", now, |_tx, repo| {
             repo.mark_expiring(now, horizon);
-            Ok(Vec::new())
+            Ok((Vec::new(), serde_json::Map::new()))
         })
     }
 
@@ -946,13 +947,16 @@ impl Publisher {
             if published.map(String::as_str)
                 == Some(keyshare_policy::hash::sha256_hex(&bytes).as_str())
             {
-                return Ok(Vec::new());
+                return Ok((Vec::new(), serde_json::Map::new()));
             }
             let affected = Affected {
                 revocations: true,
                 ..Affected::default()
             };
-            stage(tx, repo, &affected, &keys, now)
+            Ok((
+                stage(tx, repo, &affected, &keys, now)?,
+                serde_json::Map::new(),
+            ))
         })
     }
 
@@ -966,6 +970,9 @@ impl Publisher {
     /// sweep; the others are swept and published. A namespace left with
     /// fewer keys than its threshold is published so (verifiers decide
     /// `ThresholdNotMet`).
+    ///
+    /// The `ci.sweep` audit record names every key it removed:
+    /// `details.removed` is a list of `{"namespace", "key_id"}`.
     pub fn sweep_ephemeral(&self, now: OffsetDateTime) -> Result<usize, PublishError> {
         let mut removed = 0;
         let keys = self.keys.clone();
@@ -976,6 +983,7 @@ impl Publisher {
                 expired.entry(namespace).or_default().push(key_id);
             }
             let mut affected = Affected::default();
+            let mut swept_keys = Vec::new();
             for (namespace, ids) in &expired {
                 let swept = tx.savepoint(|tx| -> Result<NamespaceName, PublishError> {
                     let name = NamespaceName::parse(namespace)
@@ -989,6 +997,10 @@ impl Publisher {
                 match swept {
                     Ok(name) => {
                         removed += ids.len();
+                        swept_keys.extend(
+                            ids.iter()
+                                .map(|id| json!({ "namespace": namespace, "key_id": id })),
+                        );
                         affected.namespaces.insert(name);
                     }
                     Err(e) => tracing::error!(
@@ -1000,7 +1012,11 @@ impl Publisher {
                     ),
                 }
             }
-            stage(tx, repo, &affected, &keys, now)
+            let mut details = serde_json::Map::new();
+            if !swept_keys.is_empty() {
+                details.insert("removed".into(), Value::Array(swept_keys));
+            }
+            Ok((stage(tx, repo, &affected, &keys, now)?, details))
         })?;
         Ok(removed)
     }
@@ -1012,22 +1028,26 @@ impl Publisher {
         &self,
         action: &str,
         now: OffsetDateTime,
-        work: impl FnOnce(&mut Tx<'_>, &mut Repository) -> Result<Vec<File>, PublishError>,
+        work: impl FnOnce(
+            &mut Tx<'_>,
+            &mut Repository,
+        ) -> Result<(Vec<File>, serde_json::Map<String, Value>), PublishError>,
     ) -> Result<Vec<String>, PublishError> {
         let started = Instant::now();
         let mut guard = self.lock();
         let Inner { store, repo } = &mut *guard;
         let result = store.transaction_at(now, |tx| -> Result<_, PublishError> {
-            let staged = work(tx, repo)?;
+            let (staged, mut details) = work(tx, repo)?;
             let (files, _) = commit_audited(tx, repo, now, staged, |paths| {
                 if paths.is_empty() {
                     return Vec::new();
                 }
+                details.insert("files".into(), json!(paths));
                 vec![Audit::new(
                     "system",
                     action,
                     "repository",
-                    json!({ "files": paths }),
+                    Value::Object(details),
                 )]
             })?;
             if !files.is_empty() {
@@ -1126,19 +1146,61 @@ impl Publisher {
         description: Option<String>,
         now: OffsetDateTime,
     ) -> Result<NewToken, PublishError> {
+        self.create_token_expiring(actor, kind, description, None, now)
+    }
+
+    /// [`Publisher::create_token`] with an expiry (`None`: never expires).
+    pub fn create_token_expiring(
+        &self,
+        actor: &str,
+        kind: TokenKind,
+        description: Option<String>,
+        expires_at: Option<OffsetDateTime>,
+        now: OffsetDateTime,
+    ) -> Result<NewToken, PublishError> {
         let mut guard = self.lock();
         guard
             .store
             .transaction_at(now, |tx| -> Result<_, PublishError> {
-                let token = tx.create_token(&kind, description.as_deref())?;
-                tx.append_audit(
-                    actor,
-                    "token.create",
-                    &token.token.id,
-                    &json!({ "kind": kind.name(), "namespaces": kind.namespaces() }),
-                )?;
+                let token = tx.create_token_expiring(&kind, description.as_deref(), expires_at)?;
+                let mut details = json!({ "kind": kind.name(), "namespaces": kind.namespaces() });
+                if let (Some(t), Value::Object(map)) = (token.token.expires_at, &mut details) {
+                    map.insert("expires_at".into(), rfc3339(Some(t)));
+                }
+                tx.append_audit(actor, "token.create", &token.token.id, &details)?;
                 Ok(token)
             })
+    }
+
+    /// The token whose secret is `secret`, if one exists and is not
+    /// revoked (whether it expired is the caller's check, with
+    /// [`Token::refusal`], so it can say so). When it is accepted at `now`
+    /// and its recorded last use is older than
+    /// [`store::LAST_USED_RESOLUTION`], the use is recorded: at most one
+    /// write per token per minute, however many requests it makes. A
+    /// failure to record it is logged and does not refuse the request.
+    /// Blocking.
+    pub fn authenticate(
+        &self,
+        secret: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Token>, PublishError> {
+        let mut guard = self.lock();
+        let Some(mut token) = guard.store.token_by_secret(secret)? else {
+            return Ok(None);
+        };
+        if token.refusal(now).is_none() && token.last_used_is_stale(now) {
+            let id = token.id.clone();
+            match guard.store.transaction_at(now, |tx| tx.touch_token(&id)) {
+                Ok(_) => token.last_used_at = Some(now),
+                Err(e) => tracing::warn!(
+                    token = %token.id,
+                    error = %e,
+                    "cannot record the token's last use"
+                ),
+            }
+        }
+        Ok(Some(token))
     }
 
     /// Revokes an API token (audited).

@@ -10,8 +10,8 @@ use clap::{ArgGroup, Args, Subcommand};
 use serde_json::{json, Value};
 
 use keyshare_client::admin::{
-    AdminClient, KeyMaterial, NewIdentity, NewKey, NewNamespace, NewRevocation, NewSubDelegation,
-    PeerRoot, PeerSpec, RevokedSubject, TokenKind,
+    AdminClient, AuditQuery, KeyMaterial, NewIdentity, NewKey, NewNamespace, NewRevocation,
+    NewSubDelegation, PeerRoot, PeerSpec, RevokedSubject, TokenExpiry, TokenKind,
 };
 use keyshare_client::blocking::Verifier;
 use keyshare_client::Options;
@@ -20,7 +20,7 @@ use keyshare_policy::keys::{Key, Scheme};
 use keyshare_policy::metadata::{Envelope, Timestamp};
 
 use super::output;
-use super::{read_text, Error, OutputFormat};
+use super::{duration_arg, read_public, read_text, rfc3339_arg, Error, OutputFormat, Public};
 
 /// Environment variable holding the token.
 pub(crate) const TOKEN_ENV: &str = "KEYSHARE_TOKEN";
@@ -147,10 +147,10 @@ enum KeyCommand {
         #[arg(long)]
         id: Option<String>,
         /// RFC 3339 time; signatures made before it are untrusted.
-        #[arg(long, value_name = "T")]
+        #[arg(long, value_name = "T", value_parser = rfc3339_arg)]
         not_before: Option<String>,
         /// RFC 3339 time; signatures made at or after it are untrusted.
-        #[arg(long, value_name = "T")]
+        #[arg(long, value_name = "T", value_parser = rfc3339_arg)]
         not_after: Option<String>,
         /// Free text (who holds the key, what it is for).
         #[arg(long, value_name = "D")]
@@ -173,10 +173,10 @@ enum IdentityCommand {
         #[arg(long, value_name = "SUBJ")]
         subject: String,
         /// RFC 3339 time.
-        #[arg(long, value_name = "T")]
+        #[arg(long, value_name = "T", value_parser = rfc3339_arg)]
         not_before: Option<String>,
         /// RFC 3339 time.
-        #[arg(long, value_name = "T")]
+        #[arg(long, value_name = "T", value_parser = rfc3339_arg)]
         not_after: Option<String>,
     },
     /// Remove an identity.
@@ -238,7 +238,7 @@ enum RevocationCommand {
         #[arg(long, value_name = "TEXT")]
         reason: String,
         /// RFC 3339 time from which signatures are untrusted (default: now).
-        #[arg(long, value_name = "T")]
+        #[arg(long, value_name = "T", value_parser = rfc3339_arg)]
         revoked_at: Option<String>,
     },
     /// List revocations.
@@ -308,8 +308,16 @@ enum TokenCommand {
         /// Free text.
         #[arg(long, value_name = "D")]
         description: Option<String>,
+        /// The token expires this long after it is created: `90d`, `12h`,
+        /// `30m`, `45s` (at most ten years). Default: never.
+        #[arg(long, value_name = "DURATION", value_parser = duration_arg, conflicts_with = "expires_at")]
+        expires_in: Option<u64>,
+        /// The token expires at this RFC 3339 time.
+        #[arg(long, value_name = "T", value_parser = rfc3339_arg)]
+        expires_at: Option<String>,
     },
-    /// List tokens (never their secrets).
+    /// List tokens (never their secrets): state (active, expired,
+    /// revoked), expiry and last use.
     List,
     /// Revoke a token.
     Revoke { id: String },
@@ -317,15 +325,8 @@ enum TokenCommand {
 
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
-    /// List audit records.
-    List {
-        /// Only records after this sequence number.
-        #[arg(long, value_name = "SEQ")]
-        after: Option<i64>,
-        /// At most this many records (server default 100, cap 1000).
-        #[arg(long, value_name = "N")]
-        limit: Option<u32>,
-    },
+    /// List audit records, newest first, with their details.
+    List(AuditListArgs),
     /// Verify the audit log: fetch every record and check the hash chain
     /// here, check it against every published chain head available (the
     /// server's current timestamp, verified through the TUF workflow when
@@ -343,6 +344,48 @@ enum AuditCommand {
         #[arg(long, env = "KEYSHARE_CACHE_DIR", value_name = "DIR")]
         cache_dir: Option<PathBuf>,
     },
+}
+
+/// `keyshare admin audit list`.
+#[derive(Debug, Args)]
+struct AuditListArgs {
+    /// Only records after this sequence number.
+    #[arg(long, value_name = "SEQ")]
+    after: Option<i64>,
+    /// Only records before this sequence number (the next page, newest
+    /// first: the smallest SEQ shown).
+    #[arg(long, value_name = "SEQ")]
+    before: Option<i64>,
+    /// Only records written since this RFC 3339 time, or this long ago
+    /// (`30m`, `12h`, `7d`).
+    #[arg(long, value_name = "T|DURATION")]
+    since: Option<String>,
+    /// Only this action (`key.add`), or a prefix (`key.*`).
+    #[arg(long, value_name = "ACTION")]
+    action: Option<String>,
+    /// Only records about this namespace (its keys, identities,
+    /// sub-delegations, tokens, revocations of keys listed in it, expired
+    /// CI keys swept from it).
+    #[arg(long, value_name = "NS")]
+    namespace: Option<String>,
+    /// Only this actor (`token:<id>`, `system`, `oidc:<issuer>#<subject>`).
+    #[arg(long, value_name = "ACTOR")]
+    actor: Option<String>,
+    /// Oldest first (default: newest first).
+    #[arg(long)]
+    oldest_first: bool,
+    /// At most this many records (default 100; the server's cap is 1000).
+    #[arg(long, value_name = "N")]
+    limit: Option<u32>,
+    /// Print the newest matching records (oldest first), then keep
+    /// polling and print new ones as they are written, until interrupted
+    /// or stdout is closed. Text mode prints one line per record, JSON
+    /// mode one JSON object per line.
+    #[arg(long, conflicts_with_all = ["before", "oldest_first"])]
+    follow: bool,
+    /// Seconds between polls with --follow.
+    #[arg(long, value_name = "SECS", default_value_t = 2, requires = "follow")]
+    interval: u64,
 }
 
 /// Runs `keyshare admin ...`.
@@ -603,8 +646,8 @@ fn key(client: &AdminClient, c: KeyCommand, out: OutputFormat) -> Result<(), Err
             description,
         } => {
             let material = match (key_file, key_json) {
-                (Some(p), _) => KeyMaterial::Pem(read_text(&p)?),
-                (None, Some(p)) => KeyMaterial::Tuf(read_json(&p)?),
+                (Some(p), _) => KeyMaterial::Pem(read_public(&p, Public::Key)?),
+                (None, Some(p)) => KeyMaterial::Tuf(read_public_json(&p)?),
                 (None, None) => {
                     return Err(Error::Input("give --key-file or --key-json".into()));
                 }
@@ -643,7 +686,7 @@ fn identity(client: &AdminClient, c: IdentityCommand, out: OutputFormat) -> Resu
         } => {
             let ca_certs = ca_certs
                 .iter()
-                .map(|p| read_text(p))
+                .map(|p| read_public(p, Public::Certificate))
                 .collect::<Result<Vec<_>, _>>()?;
             let v = client.add_identity(
                 &ns,
@@ -718,18 +761,23 @@ fn sub_delegation(
     Ok(())
 }
 
-fn read_json(path: &Path) -> Result<Value, Error> {
-    serde_json::from_str(&read_text(path)?)
+/// A JSON file that must hold only public material ([`read_public`]).
+fn read_public_json(path: &Path) -> Result<Value, Error> {
+    parse_json(path, &read_public(path, Public::Key)?)
+}
+
+fn parse_json(path: &Path, text: &str) -> Result<Value, Error> {
+    serde_json::from_str(text)
         .map_err(|e| Error::Input(format!("{}: not JSON ({e})", path.display())))
 }
 
 /// A trusted-key entry (`{"id", "key"}`) from a file holding a PEM public
 /// key, a TUF key object, or a trusted-key entry; the id is the TUF key id.
 fn trusted_key(path: &Path) -> Result<Value, Error> {
-    let text = read_text(path)?;
+    let text = read_public(path, Public::Key)?;
     let bad = |what: String| Error::Input(format!("{}: {what}", path.display()));
     let key: Key = if text.trim_start().starts_with('{') {
-        let v = read_json(path)?;
+        let v = parse_json(path, &text)?;
         if v.get("key").is_some() {
             return Ok(v);
         }
@@ -774,13 +822,13 @@ fn revocation(client: &AdminClient, c: RevocationCommand, out: OutputFormat) -> 
             let subject = if let Some(id) = key_id {
                 RevokedSubject::KeyId { namespace, id }
             } else if let Some(p) = key_file {
-                RevokedSubject::Key(KeyMaterial::Pem(read_text(&p)?))
+                RevokedSubject::Key(KeyMaterial::Pem(read_public(&p, Public::Key)?))
             } else if let Some(p) = key_json {
-                RevokedSubject::Key(KeyMaterial::Tuf(read_json(&p)?))
+                RevokedSubject::Key(KeyMaterial::Tuf(read_public_json(&p)?))
             } else if let Some(h) = spki_sha256 {
                 RevokedSubject::SpkiSha256(h)
             } else if let Some(p) = certificate {
-                RevokedSubject::CertificatePem(read_text(&p)?)
+                RevokedSubject::CertificatePem(read_public(&p, Public::Certificate)?)
             } else if let Some(h) = certificate_sha256 {
                 RevokedSubject::CertificateSha256(h)
             } else {
@@ -932,7 +980,7 @@ fn peer(client: &AdminClient, c: PeerCommand, out: OutputFormat) -> Result<(), E
 fn root(client: &AdminClient, c: RootCommand, out: OutputFormat) -> Result<(), Error> {
     match c {
         RootCommand::Put { name, pem } => {
-            let v = client.put_root(&name, &read_text(&pem)?)?;
+            let v = client.put_root(&name, &read_public(&pem, Public::Certificate)?)?;
             emit(out, &v, || {
                 format!(
                     "root {}: sha256 {} (published as {})",
@@ -969,20 +1017,31 @@ fn token_command(client: &AdminClient, c: TokenCommand, out: OutputFormat) -> Re
             maintainer,
             ci,
             description,
+            expires_in,
+            expires_at,
         } => {
             let kind = match (org_admin, maintainer) {
                 (true, _) => TokenKind::OrgAdmin,
                 (false, Some(ns)) => TokenKind::Maintainer(ns),
                 (false, None) => TokenKind::Ci(ci),
             };
-            let v = client.create_token(&kind, description.as_deref())?;
+            let expiry = match (expires_in, expires_at) {
+                (Some(secs), _) => Some(TokenExpiry::In(secs)),
+                (None, Some(t)) => Some(TokenExpiry::At(t)),
+                (None, None) => None,
+            };
+            let v = client.create_token_expiring(&kind, description.as_deref(), expiry.as_ref())?;
             emit(out, &v, || {
                 let scope = match field(&v, "namespaces").as_str() {
                     "-" => String::new(),
                     list => format!(" ({list})"),
                 };
+                let expires = match field(&v, "expires_at").as_str() {
+                    "-" => String::new(),
+                    t => format!(", expires {t}"),
+                };
                 format!(
-                    "created {} token {}{scope}\nsecret: {}\nThe secret is shown only this once: store it now.",
+                    "created {} token {}{scope}{expires}\nsecret: {}\nThe secret is shown only this once: store it now.",
                     field(&v, "kind"),
                     field(&v, "id"),
                     field(&v, "secret"),
@@ -993,27 +1052,48 @@ fn token_command(client: &AdminClient, c: TokenCommand, out: OutputFormat) -> Re
             let v = client.tokens()?;
             match out {
                 OutputFormat::Json => output::json(&v),
-                OutputFormat::Text => output::table(
-                    &[
-                        "ID",
-                        "KIND",
-                        "NAMESPACES",
-                        "CREATED",
-                        "REVOKED",
-                        "DESCRIPTION",
-                    ],
-                    &rows(
-                        items(&v, "tokens"),
+                OutputFormat::Text => {
+                    let rows: Vec<Vec<String>> = items(&v, "tokens")
+                        .iter()
+                        .map(|t| {
+                            let state = match (field(t, "state").as_str(), field(t, "revoked_at")) {
+                                ("revoked", at) => format!("revoked {at}"),
+                                (state, _) => state.to_owned(),
+                            };
+                            let last_used = match field(t, "last_used_at").as_str() {
+                                "-" => "never".to_owned(),
+                                at => at.to_owned(),
+                            };
+                            let expires = match field(t, "expires_at").as_str() {
+                                "-" => "never".to_owned(),
+                                at => at.to_owned(),
+                            };
+                            vec![
+                                field(t, "id"),
+                                field(t, "kind"),
+                                field(t, "namespaces"),
+                                state,
+                                field(t, "created_at"),
+                                expires,
+                                last_used,
+                                field(t, "description"),
+                            ]
+                        })
+                        .collect();
+                    output::table(
                         &[
-                            "id",
-                            "kind",
-                            "namespaces",
-                            "created_at",
-                            "revoked_at",
-                            "description",
+                            "ID",
+                            "KIND",
+                            "NAMESPACES",
+                            "STATE",
+                            "CREATED",
+                            "EXPIRES",
+                            "LAST_USED",
+                            "DESCRIPTION",
                         ],
-                    ),
-                ),
+                        &rows,
+                    );
+                }
             }
         }
         TokenCommand::Revoke { id } => {
@@ -1033,21 +1113,111 @@ fn audit(
     out: OutputFormat,
 ) -> Result<(), Error> {
     match c {
-        AuditCommand::List { after, limit } => {
-            let v = client.audit(after, limit)?;
-            match out {
-                OutputFormat::Json => output::json(&v),
-                OutputFormat::Text => output::table(
-                    &["SEQ", "TIME", "ACTOR", "ACTION", "SUBJECT"],
-                    &rows(
-                        items(&v, "records"),
-                        &["seq", "time", "actor", "action", "subject"],
-                    ),
-                ),
-            }
-        }
+        AuditCommand::List(a) => audit_list(client, a, out)?,
         AuditCommand::Verify { heads, cache_dir } => {
             audit_verify(client, &heads, cache_dir, server_ca, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// The columns of an audit record in text mode: every field but the
+/// hashes, the details as compact JSON.
+fn audit_row(r: &Value) -> Vec<String> {
+    let details = match r.get("details") {
+        None | Some(Value::Null) => "-".to_owned(),
+        Some(d) => d.to_string(),
+    };
+    vec![
+        field(r, "seq"),
+        field(r, "time"),
+        field(r, "actor"),
+        field(r, "action"),
+        field(r, "subject"),
+        details,
+    ]
+}
+
+const AUDIT_COLUMNS: [&str; 6] = ["SEQ", "TIME", "ACTOR", "ACTION", "SUBJECT", "DETAILS"];
+
+/// `keyshare admin audit list`: see [`AuditListArgs`].
+fn audit_list(client: &AdminClient, a: AuditListArgs, out: OutputFormat) -> Result<(), Error> {
+    let since = match &a.since {
+        None => None,
+        Some(t) if super::parse_rfc3339(t).is_ok() => Some(t.clone()),
+        Some(t) => {
+            let secs = super::duration_arg(t).map_err(|_| {
+                Error::Input(format!(
+                    "--since `{t}`: {}, or a duration (30m, 12h, 7d)",
+                    super::RFC3339_EXAMPLE
+                ))
+            })?;
+            let ago = i64::try_from(secs)
+                .ok()
+                .and_then(|secs| {
+                    time::OffsetDateTime::now_utc().checked_sub(time::Duration::seconds(secs))
+                })
+                .ok_or_else(|| Error::Input(format!("--since `{t}`: too long ago")))?;
+            Some(
+                ago.format(&time::format_description::well_known::Rfc3339)
+                    .map_err(|e| Error::Input(format!("--since `{t}`: {e}")))?,
+            )
+        }
+    };
+    let mut query = AuditQuery {
+        after: a.after,
+        before: a.before,
+        since,
+        action: a.action,
+        actor: a.actor,
+        namespace: a.namespace,
+        newest_first: !a.oldest_first,
+        limit: a.limit,
+    };
+    if !a.follow {
+        let v = client.audit_query(&query)?;
+        match out {
+            OutputFormat::Json => output::json(&v),
+            OutputFormat::Text => {
+                let rows: Vec<Vec<String>> = items(&v, "records").iter().map(audit_row).collect();
+                output::table(&AUDIT_COLUMNS, &rows);
+            }
+        }
+        return Ok(());
+    }
+    // --follow: the newest matching records, printed oldest first, then
+    // every record written after the last one printed.
+    query.newest_first = true;
+    query.limit = Some(a.limit.unwrap_or(10));
+    let first = client.audit_query(&query)?;
+    let mut last = a.after.unwrap_or(0);
+    let print = |records: &[Value], last: &mut i64| {
+        for r in records {
+            match out {
+                OutputFormat::Json => output::json_line(r),
+                OutputFormat::Text => output::text(&audit_row(r).join("  ")),
+            }
+            if let Some(seq) = r.get("seq").and_then(Value::as_i64) {
+                *last = (*last).max(seq);
+            }
+        }
+    };
+    if out == OutputFormat::Text {
+        output::text(&AUDIT_COLUMNS.join("  "));
+    }
+    let mut newest: Vec<Value> = items(&first, "records").to_vec();
+    newest.reverse();
+    print(&newest, &mut last);
+    query.newest_first = false;
+    query.limit = Some(keyshare_client::admin::AUDIT_PAGE);
+    let interval = std::time::Duration::from_secs(a.interval.max(1));
+    while !output::stdout_closed() {
+        query.after = Some(last);
+        let page = client.audit_query(&query)?;
+        let records = items(&page, "records");
+        print(records, &mut last);
+        if records.len() < keyshare_client::admin::AUDIT_PAGE as usize {
+            std::thread::sleep(interval);
         }
     }
     Ok(())

@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 
 use keyshare_client::blob;
 use keyshare_policy::sign::InMemorySigner;
+use keyshare_policy::trust::{Decision, Reason};
 
 use super::{output, Error};
 
@@ -83,20 +84,18 @@ pub(crate) fn verify(a: VerifyArgs) -> Result<(), Error> {
     let time = match &a.at {
         None => blob::SigningTime::Now,
         Some(t) => blob::SigningTime::Trusted(
-            OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
-                .map_err(|e| Error::Input(format!("--at `{t}`: not an RFC 3339 time ({e})")))?,
+            super::parse_rfc3339(t).map_err(|e| Error::Input(format!("--at `{t}`: {e}")))?,
         ),
     };
     let bytes = read(&a.file)?;
     let sig = read(&a.signature)?;
     let verifier = a.common.verifier()?;
-    let set = if a.refresh {
+    let state = if a.refresh {
         verifier.refresh()?
     } else {
         verifier.trust_state()?
-    }
-    .trust_set;
-    let verified = blob::verify(&set, &a.artifact, &bytes, &sig, time, now)
+    };
+    let verified = blob::verify(&state.trust_set, &a.artifact, &bytes, &sig, time, now)
         .map_err(|e| Error::Failed(e.to_string()))?;
     let when = match time {
         blob::SigningTime::Now => "as of now".to_owned(),
@@ -111,10 +110,44 @@ pub(crate) fn verify(a: VerifyArgs) -> Result<(), Error> {
     );
     if verified.decision.is_trusted() {
         output::text(&format!("{} ({note})", verified.decision));
-        Ok(())
-    } else {
-        Err(Error::Failed(format!("{} ({note})", verified.decision)))
+        return Ok(());
     }
+    let mut why = untrusted_message(&verified);
+    if !a.refresh && may_be_stale(&verified.decision) {
+        why.push_str(&format!(
+            "; the cached trust state (timestamp version {}) may predate the key: run again with --refresh to fetch the current one",
+            state.timestamp_version
+        ));
+    }
+    Err(Error::Failed(format!("{why} ({note})")))
+}
+
+/// The decision's text, naming the signer by the key id its signature
+/// carries rather than by the fingerprint the decision computed.
+fn untrusted_message(verified: &blob::Verified) -> String {
+    match &verified.decision {
+        Decision::Untrusted {
+            reason: Reason::KeyNotListed { namespace, .. },
+        } => format!(
+            "untrusted: key {} (the signature's key) is not trusted by namespace `{namespace}` for this artifact: sign with a listed key, or ask the namespace's maintainers to add it",
+            verified.key_id
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// Whether a newer trust state could decide otherwise: the key, its
+/// namespace or the namespace's trust document may have been published
+/// since the cached state.
+fn may_be_stale(decision: &Decision) -> bool {
+    matches!(
+        decision,
+        Decision::Untrusted {
+            reason: Reason::KeyNotListed { .. }
+                | Reason::NoNamespace { .. }
+                | Reason::NoTrustDocument { .. }
+        }
+    )
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {

@@ -101,6 +101,79 @@ pub(crate) fn read_text(path: &std::path::Path) -> Result<String, Error> {
     })
 }
 
+/// What a file given to a command must hold: never a private key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Public {
+    /// A public key (PEM SubjectPublicKeyInfo or a TUF key object).
+    Key,
+    /// Certificates (PEM).
+    Certificate,
+    /// A document with public keys in it (a root).
+    Document,
+}
+
+/// Reads a file that must hold only public material: a file with a
+/// private key in it (a key pair where the public key belongs, a
+/// certificate with its key appended) is refused here, before anything is
+/// sent, with how to extract the public part. The message names the file,
+/// never its content.
+pub(crate) fn read_public(path: &std::path::Path, what: Public) -> Result<String, Error> {
+    let text = read_text(path)?;
+    let Some(found) = keyshare_client::admin::private_key_in(&text) else {
+        return Ok(text);
+    };
+    let p = path.display();
+    let fix = match (what, found.contains("keyval.private")) {
+        (Public::Document, _) => {
+            "remove it: only public keys belong there (`openssl pkey -in KEY -pubout`)".to_owned()
+        }
+        (_, true) => "give the key object without `keyval.private`".to_owned(),
+        (Public::Key, false) => {
+            format!("give its public key instead: `openssl pkey -in {p} -pubout -out {p}.pub`")
+        }
+        (Public::Certificate, false) => format!(
+            "give the certificate alone: `openssl x509 -in {p} -out {p}.crt` (repeat for each certificate)"
+        ),
+    };
+    Err(Error::Input(format!(
+        "{p} holds {found}: {fix}; nothing was sent (a private key never leaves this machine)"
+    )))
+}
+
+/// What an RFC 3339 time argument looks like, for error messages.
+pub(crate) const RFC3339_EXAMPLE: &str = "expected an RFC 3339 time, e.g. 2030-01-01T00:00:00Z";
+
+/// Parses an RFC 3339 time argument; the error says what is expected
+/// (not the parser's internals).
+pub(crate) fn parse_rfc3339(text: &str) -> Result<time::OffsetDateTime, String> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| RFC3339_EXAMPLE.to_owned())
+}
+
+/// clap value parser: an RFC 3339 time, kept as the text given.
+pub(crate) fn rfc3339_arg(text: &str) -> Result<String, String> {
+    parse_rfc3339(text).map(|_| text.to_owned())
+}
+
+/// clap value parser: a duration, `90` (seconds), `45s`, `30m`, `12h` or
+/// `90d`, in seconds (at least 1).
+pub(crate) fn duration_arg(text: &str) -> Result<u64, String> {
+    let bad = || "expected a duration: seconds, or with a unit (45s, 30m, 12h, 90d)".to_owned();
+    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let factor = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(factor).filter(|s| *s > 0).ok_or_else(bad)
+}
+
 /// Parses the command line, runs it, prints the outcome, and returns the
 /// exit status.
 pub(crate) fn main() -> ExitCode {
@@ -108,9 +181,17 @@ pub(crate) fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = output::clap_error(&e, &secrets);
+            let args: Vec<String> = std::env::args().skip(1).collect();
+            let command = command_name(&args);
+            let code = match misplaced_option(&args, command, e.kind()) {
+                Some(message) => {
+                    output::error(&message, &secrets);
+                    ExitCode::FAILURE
+                }
+                None => output::clap_error(&e, &secrets),
+            };
             // `decide` keeps 1 for "untrusted": its usage errors are 2.
-            let decide = std::env::args().nth(1).as_deref() == Some("decide");
+            let decide = command == Some("decide");
             return if decide && code != ExitCode::SUCCESS {
                 ExitCode::from(2)
             } else {
@@ -138,6 +219,61 @@ pub(crate) fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The subcommands' names, as typed.
+const COMMANDS: [&str; 11] = [
+    "init",
+    "refresh",
+    "decide",
+    "list",
+    "export",
+    "admin",
+    "root",
+    "tuf",
+    "ci",
+    "sign-blob",
+    "verify-blob",
+];
+
+/// Options that belong to the commands (after the command's name), which
+/// people may put before it as if they were global.
+const COMMAND_OPTIONS: [&str; 7] = [
+    "--cache-dir",
+    "--server-ca",
+    "--timeout",
+    "--output",
+    "--allow-private-peers",
+    "--server",
+    "--token-file",
+];
+
+/// The first argument that names a subcommand.
+fn command_name(args: &[String]) -> Option<&'static str> {
+    args.iter()
+        .find_map(|a| COMMANDS.iter().find(|c| **c == a.as_str()).copied())
+}
+
+/// For an option of the commands given before the command's name
+/// (`keyshare --cache-dir DIR refresh`), a message that says where it
+/// goes, instead of clap's "unexpected argument".
+fn misplaced_option(
+    args: &[String],
+    command: Option<&str>,
+    kind: clap::error::ErrorKind,
+) -> Option<String> {
+    if kind != clap::error::ErrorKind::UnknownArgument {
+        return None;
+    }
+    let first = args.first()?;
+    let option = first.split_once('=').map_or(first.as_str(), |(o, _)| o);
+    if !COMMAND_OPTIONS.contains(&option) {
+        return None;
+    }
+    let command = command.unwrap_or("refresh");
+    Some(format!(
+        "{option} is an option of the command, not of keyshare: put it after the command's name, e.g. `keyshare {command} {option} ...` (see keyshare {command} --help)"
+    ))
 }
 
 /// Token values from the raw arguments and the environment, to mask them

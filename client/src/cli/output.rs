@@ -1,27 +1,65 @@
 //! Everything the CLI prints goes through here.
+//!
+//! A closed stdout (`keyshare ... | head`) ends the output quietly: the
+//! first write that fails with a broken pipe marks stdout closed
+//! ([`stdout_closed`]), nothing more is written, and the command goes on to
+//! its exit status (a `--follow` loop stops). Writes to stderr never fail
+//! the command either.
 
-#![allow(clippy::print_stdout, clippy::print_stderr)]
-
+use std::io::{self, Write};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::Value;
 
+/// Set once a write to stdout failed.
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Whether stdout was found closed (a reader that went away).
+pub(crate) fn stdout_closed() -> bool {
+    STDOUT_CLOSED.load(Ordering::Relaxed)
+}
+
+/// Writes `s` to stdout and flushes; after a failure (a closed pipe, a
+/// full disk) stdout counts as closed and later writes are skipped.
+pub(crate) fn write_stdout(s: &str) {
+    if stdout_closed() {
+        return;
+    }
+    let mut out = io::stdout().lock();
+    if out
+        .write_all(s.as_bytes())
+        .and_then(|()| out.flush())
+        .is_err()
+    {
+        STDOUT_CLOSED.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Writes `s` to stderr, ignoring failures (there is nowhere left to say so).
+fn write_stderr(s: &str) {
+    let _ = io::stderr().lock().write_all(s.as_bytes());
+}
+
 /// Prints a JSON value, pretty, on stdout.
 pub(crate) fn json(value: &Value) {
-    match serde_json::to_string_pretty(value) {
-        Ok(s) => println!("{s}"),
-        Err(_) => println!("{value}"),
-    }
+    let s = serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string());
+    write_stdout(&format!("{s}\n"));
+}
+
+/// Prints a JSON value on one line (JSON Lines, for streams).
+pub(crate) fn json_line(value: &Value) {
+    write_stdout(&format!("{value}\n"));
 }
 
 /// Prints lines of text on stdout.
 pub(crate) fn text(s: &str) {
-    println!("{s}");
+    write_stdout(&format!("{s}\n"));
 }
 
 /// Prints a table: a header row and aligned columns; "(none)" when empty.
 pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) {
-    print!("{}", render_table(headers, rows));
+    write_stdout(&render_table(headers, rows));
 }
 
 pub(crate) fn render_table(headers: &[&str], rows: &[Vec<String>]) -> String {
@@ -57,12 +95,12 @@ pub(crate) fn render_table(headers: &[&str], rows: &[Vec<String>]) -> String {
 
 /// One error line on stderr, with secrets masked.
 pub(crate) fn error(message: &str, secrets: &[String]) {
-    eprintln!("error: {}", one_line(message, secrets));
+    write_stderr(&format!("error: {}\n", one_line(message, secrets)));
 }
 
 /// One warning line on stderr.
 pub(crate) fn warning(message: &str) {
-    eprintln!("warning: {}", one_line(message, &[]));
+    write_stderr(&format!("warning: {}\n", one_line(message, &[])));
 }
 
 /// A clap outcome: help and version go to stdout with exit 0; errors
@@ -77,10 +115,10 @@ pub(crate) fn clap_error(e: &clap::Error, secrets: &[String]) -> ExitCode {
     ) {
         let rendered = e.render().to_string();
         if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-            eprint!("{rendered}");
+            write_stderr(&rendered);
             return ExitCode::FAILURE;
         }
-        print!("{rendered}");
+        write_stdout(&rendered);
         return ExitCode::SUCCESS;
     }
     // clap renders "error: ...", details on further lines, then a usage

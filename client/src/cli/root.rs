@@ -76,7 +76,8 @@ enum RootCommand {
     /// Generates a key pair inside a PKCS#11 token; prints its id, URI and
     /// public key entry.
     GenerateKey {
-        /// The token (`pkcs11:token=...;module-path=...`).
+        /// The token (`pkcs11:token=NAME?module-path=/path/to/module.so`;
+        /// `module-path` may instead come from KEYSHARE_PKCS11_MODULE).
         uri: String,
         #[arg(long, value_enum)]
         scheme: SchemeArg,
@@ -738,7 +739,7 @@ fn submit(
         Some(ca) => AdminClient::with_server_ca(server, &token, &read_bytes(&ca)?),
         None => AdminClient::new(server, &token),
     }?;
-    let bytes = read_bytes(root)?;
+    let bytes = super::read_public(root, super::Public::Document)?.into_bytes();
     serde_json::from_slice::<Value>(&bytes)
         .map_err(|e| Error::Input(format!("{}: not JSON ({e})", root.display())))?;
     // The file as it is: the server publishes exactly these bytes.

@@ -17,7 +17,7 @@ use keyshare_policy::keys::{Key, Scheme};
 use keyshare_policy::metadata::KeyId;
 use keyshare_policy::trust::{Counted, Decision, Reason, SignerRef, TrustRule};
 
-use super::{output, read_text, Error, OutputFormat};
+use super::{output, read_public, Error, OutputFormat, Public};
 
 /// Options every verifier command takes.
 #[derive(Debug, Args)]
@@ -261,8 +261,9 @@ fn decide_inner(args: &DecideArgs) -> Result<Verdict, Error> {
         ));
     }
     let signed_at = match &args.signed_at {
-        Some(t) => OffsetDateTime::parse(t, &Rfc3339)
-            .map_err(|e| Error::Input(format!("--signed-at `{t}`: not an RFC 3339 time ({e})")))?,
+        Some(t) => {
+            super::parse_rfc3339(t).map_err(|e| Error::Input(format!("--signed-at `{t}`: {e}")))?
+        }
         None => OffsetDateTime::now_utc(),
     };
     let verifier = args
@@ -273,7 +274,7 @@ fn decide_inner(args: &DecideArgs) -> Result<Verdict, Error> {
 
 /// A public key from a PEM file or a TUF key object.
 fn public_key(path: &Path) -> Result<Key, Error> {
-    let text = read_text(path)?;
+    let text = read_public(path, Public::Key)?;
     let bad = |what: String| Error::Input(format!("{}: {what}", path.display()));
     if text.trim_start().starts_with('{') {
         return serde_json::from_str(&text).map_err(|e| bad(format!("not a TUF key object ({e})")));
@@ -296,7 +297,7 @@ fn public_key(path: &Path) -> Result<Key, Error> {
 
 /// A PEM certificate chain as DER, leaf first.
 fn cert_chain(path: &Path) -> Result<Vec<Vec<u8>>, Error> {
-    let bytes = read_bytes(path)?;
+    let bytes = read_public(path, Public::Certificate)?.into_bytes();
     let certs = openssl::x509::X509::stack_from_pem(&bytes);
     let _ = openssl::error::ErrorStack::get();
     let certs = certs

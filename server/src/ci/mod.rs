@@ -329,11 +329,13 @@ impl CiService {
         if bearer.starts_with("ks_") {
             let token: Option<Token> = self
                 .publisher
-                .read(|s| s.token_by_secret(bearer))
+                .authenticate(bearer, now)
                 .map_err(|e| CiError::Internal(e.to_string()))?;
-            let token = token
-                .filter(Token::is_active)
-                .ok_or_else(|| CiError::Unauthorized("unknown or revoked token".into()))?;
+            let token =
+                token.ok_or_else(|| CiError::Unauthorized("unknown or revoked token".into()))?;
+            if let Some(why) = token.refusal(now) {
+                return Err(CiError::Unauthorized(why));
+            }
             let TokenKind::Ci(namespaces) = &token.kind else {
                 return Err(CiError::Forbidden(format!(
                     "token `{}` is not a CI token; the CI endpoints take CI tokens or OIDC ID tokens",

@@ -291,6 +291,41 @@ fn query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiErro
         .map_err(|e| super::error::from_query_error(&e))
 }
 
+/// 400 when `text` holds a PEM private key block next to a certificate
+/// (a certificate file with its key appended): the PEM text of a
+/// certificate is stored and published as given, and a private key must
+/// never be. Nothing of it is echoed.
+fn refuse_private_key(field: &str, text: &str) -> Result<(), ApiError> {
+    let private = text.match_indices("-----BEGIN ").any(|(at, begin)| {
+        text.get(at + begin.len()..)
+            .and_then(|rest| rest.split_once("-----"))
+            .is_some_and(|(label, _)| label.trim_end().ends_with("PRIVATE KEY"))
+    });
+    if private {
+        return Err(ApiError::invalid(
+            field,
+            "holds a private key: send the certificate alone; nothing was stored",
+        ));
+    }
+    Ok(())
+}
+
+/// An RFC 3339 time from a request, or a message that says what is
+/// expected (not the parser's internals).
+fn parse_rfc3339(text: &str) -> Result<OffsetDateTime, String> {
+    OffsetDateTime::parse(text, &Rfc3339).map_err(|_| {
+        let shown: String = text.chars().take(64).collect();
+        format!("`{shown}` is not an RFC 3339 time: expected e.g. 2030-01-01T00:00:00Z")
+    })
+}
+
+/// `#[serde(deserialize_with)]` for an optional RFC 3339 time.
+fn rfc3339_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<OffsetDateTime>, D::Error> {
+    let text: Option<String> = Option::deserialize(d)?;
+    text.map(|t| parse_rfc3339(&t).map_err(serde::de::Error::custom))
+        .transpose()
+}
+
 fn no_content() -> HttpResponse {
     HttpResponse::NoContent().finish()
 }
@@ -439,7 +474,16 @@ fn root_view(r: &OrgRoot) -> Value {
     })
 }
 
-fn token_view(t: &Token) -> Value {
+/// A token as the API shows it (never its secret), with its `state` at
+/// `now`: `active`, `expired` or `revoked`.
+fn token_view(t: &Token, now: OffsetDateTime) -> Value {
+    let state = if !t.is_active() {
+        "revoked"
+    } else if t.is_expired(now) {
+        "expired"
+    } else {
+        "active"
+    };
     json!({
         "id": t.id,
         "kind": t.kind.name(),
@@ -447,6 +491,9 @@ fn token_view(t: &Token) -> Value {
         "description": t.description,
         "created_at": rfc3339(t.created_at),
         "revoked_at": opt_rfc3339(t.revoked_at),
+        "expires_at": opt_rfc3339(t.expires_at),
+        "last_used_at": opt_rfc3339(t.last_used_at),
+        "state": state,
     })
 }
 
@@ -591,9 +638,9 @@ struct AddKeyRequest {
     public_key_pem: Option<String>,
     #[serde(default)]
     id: Option<KeyId>,
-    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[serde(default, deserialize_with = "rfc3339_opt")]
     not_before: Option<OffsetDateTime>,
-    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[serde(default, deserialize_with = "rfc3339_opt")]
     not_after: Option<OffsetDateTime>,
     #[serde(default)]
     description: Option<String>,
@@ -729,6 +776,9 @@ async fn add_identity(
     // X509Identity refuses unknown fields, parses every CA certificate and the subject.
     let identity: X509Identity = body.json().await?;
     check_label("name", &identity.name)?;
+    for (i, ca) in identity.ca_certs.iter().enumerate() {
+        refuse_private_key(&format!("ca_certs[{i}]"), ca.pem())?;
+    }
     if identity.ca_certs.is_empty() {
         return Err(ApiError::invalid(
             "ca_certs",
@@ -863,7 +913,7 @@ struct RevocationRequest {
     /// A certificate as PEM.
     #[serde(default)]
     certificate_pem: Option<String>,
-    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[serde(default, deserialize_with = "rfc3339_opt")]
     revoked_at: Option<OffsetDateTime>,
     reason: String,
 }
@@ -1129,6 +1179,7 @@ async fn put_root(
             ),
         ));
     }
+    refuse_private_key("pem", &req.pem)?;
     CaCert::parse(&req.pem).map_err(|e| ApiError::invalid("pem", e))?;
     publish(
         &state,
@@ -1206,6 +1257,63 @@ struct TokenRequest {
     namespaces: Option<Vec<NamespaceName>>,
     #[serde(default)]
     description: Option<String>,
+    /// Seconds from now until the token expires.
+    #[serde(default)]
+    expires_in: Option<u64>,
+    /// When the token expires.
+    #[serde(default, deserialize_with = "rfc3339_opt")]
+    expires_at: Option<OffsetDateTime>,
+}
+
+/// Longest token lifetime accepted (`expires_in`, `expires_at`): ten
+/// years; a token that should outlive that has no expiry.
+const TOKEN_MAX_LIFETIME: time::Duration = time::Duration::days(3650);
+
+/// When a token asked for at `now` expires: from `expires_in` or
+/// `expires_at` (not both), in the future, at most
+/// [`TOKEN_MAX_LIFETIME`] away; `None` without either.
+fn token_expiry(
+    expires_in: Option<u64>,
+    expires_at: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+) -> Result<Option<OffsetDateTime>, ApiError> {
+    let max = TOKEN_MAX_LIFETIME.whole_seconds();
+    let at = match (expires_in, expires_at) {
+        (None, None) => return Ok(None),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid(
+                "expires_in",
+                "give expires_in or expires_at, not both",
+            ))
+        }
+        (Some(secs), None) => {
+            let secs = i64::try_from(secs).ok().filter(|s| (1..=max).contains(s));
+            let Some(secs) = secs else {
+                return Err(ApiError::invalid(
+                    "expires_in",
+                    format!("must be from 1 to {max} seconds (ten years)"),
+                ));
+            };
+            now + time::Duration::seconds(secs)
+        }
+        (None, Some(at)) => {
+            if at <= now {
+                return Err(ApiError::invalid(
+                    "expires_at",
+                    format!("{} is not in the future", rfc3339(at)),
+                ));
+            }
+            if at - now > TOKEN_MAX_LIFETIME {
+                return Err(ApiError::invalid(
+                    "expires_at",
+                    "must be at most ten years from now",
+                ));
+            }
+            at
+        }
+    };
+    // Whole seconds, as every stored time.
+    Ok(Some(at.replace_nanosecond(0).unwrap_or(at)))
 }
 
 fn token_kind(req: TokenRequest) -> Result<(TokenKind, Option<String>), ApiError> {
@@ -1263,7 +1371,10 @@ async fn create_token(
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller.token, Endpoint::CreateToken.action(""))?;
-    let (kind, description) = token_kind(body.json().await?)?;
+    let req: TokenRequest = body.json().await?;
+    let now = state.now();
+    let expires_at = token_expiry(req.expires_in, req.expires_at, now)?;
+    let (kind, description) = token_kind(req)?;
     let wanted: Vec<NamespaceName> = kind.namespaces().to_vec();
     let missing = read(&state, move |s| {
         for ns in &wanted {
@@ -1281,9 +1392,11 @@ async fn create_token(
     }
     let publisher = state.publisher.clone();
     let actor = caller.actor();
-    let now = state.now();
-    let new = web::block(move || publisher.create_token(&actor, kind, description, now)).await??;
-    let mut view = token_view(&new.token);
+    let new = web::block(move || {
+        publisher.create_token_expiring(&actor, kind, description, expires_at, now)
+    })
+    .await??;
+    let mut view = token_view(&new.token, now);
     if let Value::Object(map) = &mut view {
         map.insert(
             "secret".into(),
@@ -1296,7 +1409,8 @@ async fn create_token(
 async fn list_tokens(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     authorize(&caller.token, Endpoint::ListTokens.action(""))?;
     let list = read(&state, Store::tokens).await?;
-    let views: Vec<Value> = list.iter().map(token_view).collect();
+    let now = state.now();
+    let views: Vec<Value> = list.iter().map(|t| token_view(t, now)).collect();
     Ok(HttpResponse::Ok().json(json!({ "tokens": views })))
 }
 
@@ -1325,7 +1439,86 @@ struct AuditQuery {
     #[serde(default)]
     after: i64,
     #[serde(default)]
+    before: Option<i64>,
+    #[serde(default)]
     limit: Option<u32>,
+    #[serde(default)]
+    since: Option<String>,
+    #[serde(default)]
+    action: Option<String>,
+    #[serde(default)]
+    actor: Option<String>,
+    #[serde(default)]
+    namespace: Option<String>,
+    #[serde(default)]
+    order: Option<String>,
+}
+
+/// The store's filter for an audit query; 400 naming the parameter at
+/// fault.
+fn audit_filter(q: AuditQuery) -> Result<store::AuditFilter, ApiError> {
+    let limit = match q.limit {
+        None => 100,
+        Some(0) => return Err(ApiError::invalid("limit", "must be at least 1")),
+        Some(n) => n.min(AUDIT_LIMIT_MAX),
+    };
+    let newest_first = match q.order.as_deref() {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(other) => {
+            let shown: String = other.chars().take(32).collect();
+            return Err(ApiError::invalid(
+                "order",
+                format!("`{shown}` is not `asc` (oldest first) or `desc` (newest first)"),
+            ));
+        }
+    };
+    if q.before.is_some_and(|b| b < 1) {
+        return Err(ApiError::invalid("before", "must be at least 1"));
+    }
+    let since = q
+        .since
+        .as_deref()
+        .map(parse_rfc3339)
+        .transpose()
+        .map_err(|e| ApiError::invalid("since", e))?;
+    if let Some(action) = &q.action {
+        let well_formed = !action.is_empty()
+            && action.len() <= 64
+            && action
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-*".contains(&b))
+            && action
+                .find('*')
+                .is_none_or(|i| i + 1 == action.len() && action.ends_with(".*"));
+        if !well_formed {
+            return Err(ApiError::invalid(
+                "action",
+                "expected an action (`key.add`) or a prefix ending in `.*` (`key.*`)",
+            ));
+        }
+    }
+    if let Some(actor) = &q.actor {
+        if actor.is_empty() || actor.len() > 512 || actor.chars().any(char::is_control) {
+            return Err(ApiError::invalid(
+                "actor",
+                "expected an actor as records name it (`token:<id>`, `system`, `oidc:<issuer>#<subject>`)",
+            ));
+        }
+    }
+    if let Some(ns) = &q.namespace {
+        NamespaceName::parse(ns).map_err(|e| ApiError::invalid("namespace", e))?;
+    }
+    Ok(store::AuditFilter {
+        after: (q.after > 0).then_some(q.after),
+        before: q.before,
+        since,
+        action: q.action,
+        actor: q.actor,
+        namespace: q.namespace,
+        newest_first,
+        limit,
+    })
 }
 
 async fn list_audit(
@@ -1334,14 +1527,8 @@ async fn list_audit(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller.token, Endpoint::ListAudit.action(""))?;
-    let query: AuditQuery = query(&req)?;
-    let after = query.after.max(0);
-    let limit = match query.limit {
-        None => 100,
-        Some(0) => return Err(ApiError::invalid("limit", "must be at least 1")),
-        Some(n) => n.min(AUDIT_LIMIT_MAX),
-    };
-    let records = read(&state, move |s| s.audit_records(after, limit)).await?;
+    let filter = audit_filter(query(&req)?)?;
+    let records = read(&state, move |s| s.audit_query(&filter)).await?;
     let views: Vec<Value> = records
         .iter()
         .map(|r| {

@@ -15,8 +15,11 @@ use crate::store::{Token, TokenKind};
 /// `Authorization: Bearer <secret>`.
 ///
 /// Extraction fails with 401 (and `WWW-Authenticate: Bearer`) when the
-/// header is missing or malformed, or the secret is unknown or revoked.
-/// The secret itself is dropped once looked up.
+/// header is missing or malformed, or the secret is unknown, revoked or
+/// expired (the message says which of the last two, naming the token's
+/// id, which only the secret's holder learns). The secret itself is
+/// dropped once looked up. Accepting a token records its last use, at
+/// most once a minute ([`crate::publisher::Publisher::authenticate`]).
 #[derive(Debug, Clone)]
 pub struct Caller {
     /// The token (never its secret).
@@ -61,10 +64,13 @@ impl FromRequest for Caller {
             let secret = secret?;
             let state = state.ok_or_else(|| ApiError::internal("AppState is not registered"))?;
             let publisher = state.publisher.clone();
-            let token = web::block(move || publisher.read(|s| s.token_by_secret(&secret)))
+            let now = state.now();
+            let token = web::block(move || publisher.authenticate(&secret, now))
                 .await??
-                .filter(Token::is_active)
                 .ok_or_else(|| ApiError::unauthorized("unknown or revoked token"))?;
+            if let Some(why) = token.refusal(now) {
+                return Err(ApiError::unauthorized(why));
+            }
             Ok(Self { token })
         })
     }
@@ -146,6 +152,8 @@ mod tests {
             description: None,
             created_at: datetime!(2030-01-01 0:00 UTC),
             revoked_at: revoked.then_some(datetime!(2030-01-02 0:00 UTC)),
+            expires_at: None,
+            last_used_at: None,
         }
     }
 

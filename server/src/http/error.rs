@@ -187,7 +187,18 @@ pub(crate) fn json_error(path: &str, e: &serde_json::Error) -> ApiError {
             "malformed_json",
             format!("request body is not valid JSON: {e}"),
         ),
-        Category::Data => ApiError::invalid(path, e),
+        Category::Data => ApiError::invalid(path, data_message(e)),
+    }
+}
+
+/// The message of a JSON data error without serde_json's position suffix
+/// (` at line 1 column 25`): the field path already says where.
+fn data_message(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    match text.strip_suffix(&suffix) {
+        Some(message) => message.to_owned(),
+        None => text,
     }
 }
 

@@ -13,6 +13,9 @@
 //! against heads published elsewhere (the heads in signed timestamps, see
 //! `crate::published_heads`) with [`keyshare_policy::audit::ChainCheck`].
 
+use std::collections::BTreeSet;
+
+use rusqlite::types::Value as SqlValue;
 use rusqlite::Connection;
 use serde_json::Value;
 
@@ -137,6 +140,7 @@ pub(crate) fn append(
             &hash,
         ),
     )?;
+    index_namespaces(conn, seq, action, subject, details)?;
     Ok(AuditRecord {
         seq,
         time: parse_time("audit_log", &time_s)?,
@@ -159,9 +163,162 @@ fn canonical_text(details: &Value) -> Result<String> {
 
 /// Records with `seq > after`, oldest first, at most `limit`.
 pub(crate) fn records(conn: &Connection, after: i64, limit: u32) -> Result<Vec<AuditRecord>> {
-    let mut stmt = conn.prepare(&format!("{SELECT} WHERE seq > ?1 ORDER BY seq LIMIT ?2"))?;
-    let rows = stmt.query_map((after, limit), row)?;
+    let filter = AuditFilter {
+        after: Some(after),
+        limit,
+        ..AuditFilter::default()
+    };
+    query(conn, &filter)
+}
+
+/// Which audit records to list ([`query`]): every condition given must
+/// hold. Each is served by an index (`seq`, `time`, `action`, `actor`,
+/// `audit_namespaces`), so a page costs at most a walk over the records
+/// one condition selects.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Only records with a larger sequence number.
+    pub after: Option<i64>,
+    /// Only records with a smaller sequence number.
+    pub before: Option<i64>,
+    /// Only records written at or after this time (to the second).
+    pub since: Option<time::OffsetDateTime>,
+    /// Only this action (`key.add`), or, ending in `.*`, every action
+    /// with that prefix (`key.*`).
+    pub action: Option<String>,
+    /// Only this actor (`token:tok-...`, `system`, `oidc:...`).
+    pub actor: Option<String>,
+    /// Only records about this namespace (see [`namespaces_of`]).
+    pub namespace: Option<String>,
+    /// Newest first (else oldest first).
+    pub newest_first: bool,
+    /// At most this many.
+    pub limit: u32,
+}
+
+/// The records `filter` selects, in its order.
+pub(crate) fn query(conn: &Connection, filter: &AuditFilter) -> Result<Vec<AuditRecord>> {
+    let mut conditions: Vec<&str> = Vec::new();
+    let mut params: Vec<SqlValue> = Vec::new();
+    if let Some(after) = filter.after {
+        conditions.push("seq > ?");
+        params.push(SqlValue::Integer(after));
+    }
+    if let Some(before) = filter.before {
+        conditions.push("seq < ?");
+        params.push(SqlValue::Integer(before));
+    }
+    if let Some(since) = filter.since {
+        // Stored times are RFC 3339 in UTC, `...:SS[.fraction]Z`: every
+        // time within or after second S sorts at or after `...:SS`.
+        let second = since.replace_nanosecond(0).unwrap_or(since);
+        let text = time_text(second);
+        conditions.push("time >= ?");
+        params.push(SqlValue::Text(
+            text.strip_suffix('Z').unwrap_or(&text).to_owned(),
+        ));
+    }
+    if let Some(action) = &filter.action {
+        match action.strip_suffix('*') {
+            // `key.*`: `key.` <= action < `key/` (`/` follows `.`).
+            Some(prefix) if prefix.ends_with('.') => {
+                conditions.push("action >= ? AND action < ?");
+                let mut upper = prefix.strip_suffix('.').unwrap_or(prefix).to_owned();
+                upper.push('/');
+                params.push(SqlValue::Text(prefix.to_owned()));
+                params.push(SqlValue::Text(upper));
+            }
+            _ => {
+                conditions.push("action = ?");
+                params.push(SqlValue::Text(action.clone()));
+            }
+        }
+    }
+    if let Some(actor) = &filter.actor {
+        conditions.push("actor = ?");
+        params.push(SqlValue::Text(actor.clone()));
+    }
+    if let Some(ns) = &filter.namespace {
+        conditions.push("seq IN (SELECT seq FROM audit_namespaces WHERE namespace = ?)");
+        params.push(SqlValue::Text(ns.clone()));
+    }
+    let mut sql = SELECT.to_owned();
+    if !conditions.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&conditions.join(" AND "));
+    }
+    sql.push_str(if filter.newest_first {
+        " ORDER BY seq DESC LIMIT ?"
+    } else {
+        " ORDER BY seq LIMIT ?"
+    });
+    params.push(SqlValue::Integer(i64::from(filter.limit)));
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(params), row)?;
     rows.map(|r| to_record(r?)).collect()
+}
+
+/// The namespaces an audit record is about, for `--namespace` filters:
+/// the namespace named by the subject of a namespace, key, identity or
+/// sub-delegation record (`team-a`, `team-a/<id>`); the namespaces a
+/// revocation found the key listed in (`named_as`, `listed_in`); a token's
+/// namespaces; the namespaces of the keys an expiry sweep removed
+/// (`removed`); and a `namespace` field of the details.
+pub fn namespaces_of(action: &str, subject: &str, details: &Value) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    let mut add = |v: Option<&Value>| {
+        if let Some(ns) = v.and_then(Value::as_str) {
+            if keyshare_policy::trust::NamespaceName::is_well_formed(ns) {
+                found.insert(ns.to_owned());
+            }
+        }
+    };
+    let kind = action.split_once('.').map_or(action, |(k, _)| k);
+    if matches!(kind, "namespace" | "key" | "identity" | "sub_delegation") {
+        let ns = subject.split_once('/').map_or(subject, |(ns, _)| ns);
+        add(Some(&Value::String(ns.to_owned())));
+    }
+    add(details.get("namespace"));
+    add(details.get("named_as").and_then(|n| n.get("namespace")));
+    for list in ["listed_in", "removed"] {
+        for item in details
+            .get(list)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            add(item.get("namespace"));
+        }
+    }
+    if action == "token.create" {
+        for ns in details
+            .get("namespaces")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            add(Some(ns));
+        }
+    }
+    found
+}
+
+/// Records which namespaces record `seq` is about (`audit_namespaces`,
+/// an index beside the chain: not hashed, rebuilt from the records).
+pub(crate) fn index_namespaces(
+    conn: &Connection,
+    seq: i64,
+    action: &str,
+    subject: &str,
+    details: &Value,
+) -> Result<()> {
+    for ns in namespaces_of(action, subject, details) {
+        conn.execute(
+            "INSERT OR IGNORE INTO audit_namespaces (namespace, seq) VALUES (?1, ?2)",
+            (&ns, seq),
+        )?;
+    }
+    Ok(())
 }
 
 /// Walks the whole log and checks every link and every one of `heads`
@@ -212,5 +369,56 @@ fn chain_error(e: ChainError) -> Error {
             reason,
         },
         other => Error::AuditHead(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::namespaces_of;
+
+    fn names(action: &str, subject: &str, details: serde_json::Value) -> Vec<String> {
+        namespaces_of(action, subject, &details)
+            .into_iter()
+            .collect()
+    }
+
+    #[test]
+    fn records_are_indexed_under_the_namespaces_they_are_about() {
+        assert_eq!(names("namespace.create", "team-a", json!({})), ["team-a"]);
+        assert_eq!(names("key.add", "team-a/k-1", json!({})), ["team-a"]);
+        assert_eq!(
+            names("sub_delegation.remove", "team-b/s", json!(null)),
+            ["team-b"]
+        );
+        assert_eq!(
+            names(
+                "revocation.add",
+                "key 00ff",
+                json!({"named_as": {"namespace": "team-a", "key_id": "k"},
+                       "listed_in": [{"namespace": "team-b", "key_id": "k"}]})
+            ),
+            ["team-a", "team-b"]
+        );
+        assert_eq!(
+            names("token.create", "tok-1", json!({"namespaces": ["team-c"]})),
+            ["team-c"]
+        );
+        assert_eq!(
+            names(
+                "ci.sweep",
+                "repository",
+                json!({"removed": [{"namespace": "team-a", "key_id": "x"},
+                                   {"namespace": "team-d", "key_id": "y"}],
+                       "files": []})
+            ),
+            ["team-a", "team-d"]
+        );
+        // A peer or a root certificate named like a namespace is not one.
+        assert!(names("peer.create", "team-a", json!({})).is_empty());
+        assert!(names("root_cert.create", "team-a", json!(null)).is_empty());
+        // What is not a namespace name is not indexed.
+        assert!(names("key.add", "Bad_Name/k", json!({})).is_empty());
     }
 }

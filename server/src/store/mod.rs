@@ -62,11 +62,12 @@ use keyshare_policy::trust::{
     NamespaceName, NamespaceTrust, Namespaces, Peers, Revocations, RevokedSubject, Sha256Hex,
 };
 
+pub use audit::{namespaces_of as audit_namespaces_of, AuditFilter};
 pub use error::{Error, Result};
 pub use records::{
     AuditHead, AuditRecord, CiOwner, IdentityRecord, KeyRecord, LastPublished, Listing,
     NamespaceRecord, NewToken, OrgRoot, PeerRecord, PublishedFile, RevocationRecord, SingleUse,
-    SingleUseKind, SubDelegationRecord, Token, TokenKind, TokenSecret,
+    SingleUseKind, SubDelegationRecord, Token, TokenKind, TokenSecret, LAST_USED_RESOLUTION,
 };
 pub use schema::CURRENT_VERSION as SCHEMA_VERSION;
 pub use tx::Tx;
@@ -337,6 +338,8 @@ macro_rules! read_methods {
             fn last_published() -> Option<LastPublished>;
             /// Audit records after sequence number `after`, oldest first, at most `limit`.
             fn audit_records(after: i64, limit: u32) -> Vec<AuditRecord>;
+            /// The audit records `filter` selects, in its order.
+            fn audit_query(filter: &AuditFilter) -> Vec<AuditRecord>;
             /// The last audit record's sequence number and hash (not verified).
             fn audit_head() -> AuditHead;
             /// Checks the whole audit chain; names the first bad sequence

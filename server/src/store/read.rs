@@ -567,13 +567,22 @@ pub(crate) fn org_root(conn: &Connection, name: &str) -> Result<OrgRoot> {
 
 // ---- tokens ----
 
-type TokenRow = (String, String, Option<String>, String, Option<String>);
+type TokenRow = (
+    String,
+    String,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
 
-const TOKEN_COLUMNS: &str = "SELECT id, kind, description, created_at, revoked_at FROM tokens";
+const TOKEN_COLUMNS: &str =
+    "SELECT id, kind, description, created_at, revoked_at, expires_at, last_used_at FROM tokens";
 
 fn token_record(
     conn: &Connection,
-    (id, kind, description, created, revoked): TokenRow,
+    (id, kind, description, created, revoked, expires, last_used): TokenRow,
 ) -> Result<Token> {
     const T: &str = "tokens";
     let namespaces = collect(
@@ -603,6 +612,8 @@ fn token_record(
         description,
         created_at: parse_time(T, &created)?,
         revoked_at: opt_time(T, revoked)?,
+        expires_at: opt_time(T, expires)?,
+        last_used_at: opt_time(T, last_used)?,
     })
 }
 
@@ -770,6 +781,13 @@ pub(crate) fn last_published(conn: &Connection) -> Result<Option<LastPublished>>
 
 pub(crate) fn audit_records(conn: &Connection, after: i64, limit: u32) -> Result<Vec<AuditRecord>> {
     audit::records(conn, after, limit)
+}
+
+pub(crate) fn audit_query(
+    conn: &Connection,
+    filter: &audit::AuditFilter,
+) -> Result<Vec<AuditRecord>> {
+    audit::query(conn, filter)
 }
 
 pub(crate) fn audit_head(conn: &Connection) -> Result<AuditHead> {

@@ -206,13 +206,56 @@ pub struct Token {
     pub created_at: OffsetDateTime,
     /// When it was revoked; a revoked token grants nothing.
     pub revoked_at: Option<OffsetDateTime>,
+    /// When it stops being accepted; `None` for a token that does not
+    /// expire. An expired token grants nothing.
+    pub expires_at: Option<OffsetDateTime>,
+    /// When it was last accepted, to within [`LAST_USED_RESOLUTION`];
+    /// `None` if never.
+    pub last_used_at: Option<OffsetDateTime>,
 }
 
+/// How stale a token's `last_used_at` may get: a token accepted again
+/// within this time of its recorded last use is not written again, so
+/// authenticated reads do not each become a write.
+pub const LAST_USED_RESOLUTION: time::Duration = time::Duration::minutes(1);
+
 impl Token {
-    /// True unless revoked.
+    /// True unless revoked (whatever its expiry; see [`Token::refusal`]).
     pub fn is_active(&self) -> bool {
         self.revoked_at.is_none()
     }
+
+    /// True when it has an expiry and `now` is at or after it.
+    pub fn is_expired(&self, now: OffsetDateTime) -> bool {
+        self.expires_at.is_some_and(|t| now >= t)
+    }
+
+    /// Why the token is not accepted at `now` (revoked or expired), or
+    /// `None` when it is.
+    pub fn refusal(&self, now: OffsetDateTime) -> Option<String> {
+        if let Some(at) = self.revoked_at {
+            return Some(format!("token `{}` was revoked at {}", self.id, text(at)));
+        }
+        match self.expires_at {
+            Some(at) if now >= at => Some(format!(
+                "token `{}` expired at {}: ask an org admin for a new one",
+                self.id,
+                text(at)
+            )),
+            _ => None,
+        }
+    }
+
+    /// Whether accepting it at `now` should update `last_used_at` (never
+    /// used, or last used [`LAST_USED_RESOLUTION`] or longer ago).
+    pub fn last_used_is_stale(&self, now: OffsetDateTime) -> bool {
+        self.last_used_at
+            .is_none_or(|t| now - t >= LAST_USED_RESOLUTION)
+    }
+}
+
+fn text(t: OffsetDateTime) -> String {
+    super::time_text(t)
 }
 
 /// A token's secret: `ks_` and 64 hex digits (32 random bytes).

@@ -19,7 +19,7 @@ use super::error::{Error, Result};
 use super::time_text;
 
 /// The schema version this build writes.
-pub const CURRENT_VERSION: i64 = 4;
+pub const CURRENT_VERSION: i64 = 6;
 
 /// One migration: SQL, or code for what SQL cannot do.
 enum Migration {
@@ -33,6 +33,8 @@ const MIGRATIONS: &[Migration] = &[
     Migration::Sql(V2),
     Migration::Code(v3_revocations_by_key_material),
     Migration::Sql(V4_CI_DELEGATION_STATE),
+    Migration::Sql(V5_TOKEN_EXPIRY_AND_USE),
+    Migration::Code(v6_audit_filters),
 ];
 
 const V1: &str = r#"
@@ -439,6 +441,52 @@ CREATE TABLE ci_used (
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX ci_used_by_expiry ON ci_used(expires_at);
 "#;
+
+/// Version 5: token expiry and last use.
+///
+/// * `tokens.expires_at`: from then on the token is refused like a revoked
+///   one; NULL for a token that does not expire (every token made before).
+/// * `tokens.last_used_at`: when the token was last accepted, written at
+///   most once a minute per token (`LAST_USED_RESOLUTION`); NULL if never.
+const V5_TOKEN_EXPIRY_AND_USE: &str = r#"
+ALTER TABLE tokens ADD COLUMN expires_at TEXT;
+ALTER TABLE tokens ADD COLUMN last_used_at TEXT;
+"#;
+
+/// Version 6: indexes for filtered audit listings
+/// (`GET /api/v1/audit?action=&actor=&since=&namespace=`).
+///
+/// * indexes on `audit_log` by action, actor and time (each with `seq`, the
+///   order of a listing);
+/// * `audit_namespaces`: which namespaces each record is about
+///   (`audit::namespaces_of`), filled for the records already written and
+///   on every append. It is an index beside the hash chain, not part of it.
+const V6_SQL: &str = r#"
+CREATE INDEX audit_log_by_action ON audit_log(action, seq);
+CREATE INDEX audit_log_by_actor ON audit_log(actor, seq);
+CREATE INDEX audit_log_by_time ON audit_log(time);
+CREATE TABLE audit_namespaces (
+    namespace   TEXT NOT NULL,
+    seq         INTEGER NOT NULL REFERENCES audit_log(seq),
+    PRIMARY KEY (namespace, seq)
+) STRICT, WITHOUT ROWID;
+"#;
+
+fn v6_audit_filters(tx: &Transaction<'_>) -> Result<()> {
+    tx.execute_batch(V6_SQL)?;
+    let mut stmt =
+        tx.prepare("SELECT seq, action, subject, details FROM audit_log ORDER BY seq")?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let (seq, action, subject, details): (i64, String, String, String) =
+            (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+        // A record whose details do not parse is still indexed by subject;
+        // `audit verify` reports it.
+        let details = serde_json::from_str(&details).unwrap_or(Value::Null);
+        super::audit::index_namespaces(tx, seq, &action, &subject, &details)?;
+    }
+    Ok(())
+}
 
 /// Brings the database to [`CURRENT_VERSION`], refusing a newer one.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {

@@ -708,6 +708,27 @@ impl<'a> Tx<'a> {
         kind: &TokenKind,
         description: Option<&str>,
     ) -> Result<NewToken> {
+        self.create_token_expiring(kind, description, None)
+    }
+
+    /// [`Tx::create_token`], with an expiry: from `expires_at` on, the
+    /// token is refused like a revoked one. `Invalid` (`expires_at`) for
+    /// an expiry not after the transaction's time.
+    pub fn create_token_expiring(
+        &mut self,
+        kind: &TokenKind,
+        description: Option<&str>,
+        expires_at: Option<OffsetDateTime>,
+    ) -> Result<NewToken> {
+        let expires_at = expires_at.map(|t| t.to_offset(time::UtcOffset::UTC));
+        if let Some(t) = expires_at {
+            if t <= self.now {
+                return Err(Error::invalid(
+                    "expires_at",
+                    format!("{} is not in the future", time_text(t)),
+                ));
+            }
+        }
         if let TokenKind::Ci(list) = kind {
             if list.is_empty() {
                 return Err(Error::invalid(
@@ -722,14 +743,15 @@ impl<'a> Tx<'a> {
         let id = format!("tok-{}", random_hex(8)?);
         let secret = TokenSecret(format!("ks_{}", random_hex(32)?));
         self.tx.execute(
-            "INSERT INTO tokens (id, kind, secret_sha256, description, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO tokens (id, kind, secret_sha256, description, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             (
                 &id,
                 kind.name(),
                 secret_hash(secret.expose()),
                 description,
                 self.now_text(),
+                expires_at.map(time_text),
             ),
         )?;
         for ns in kind.namespaces() {
@@ -746,8 +768,28 @@ impl<'a> Tx<'a> {
             description: description.map(str::to_owned),
             created_at: super::parse_time("tokens", &self.now_text())?,
             revoked_at: None,
+            expires_at: expires_at
+                .map(|t| super::parse_time("tokens", &time_text(t)))
+                .transpose()?,
+            last_used_at: None,
         };
         Ok(NewToken { token, secret })
+    }
+
+    /// Records that token `id` was accepted at the transaction's time,
+    /// unless a use at most [`super::LAST_USED_RESOLUTION`] earlier is
+    /// already recorded (so two requests racing write once). Returns
+    /// whether it wrote. Not audited: a use changes nothing.
+    pub fn touch_token(&mut self, id: &str) -> Result<bool> {
+        // Whole seconds, so the texts compare as the times do.
+        let now = self.now.replace_nanosecond(0).unwrap_or(self.now);
+        let cutoff = time_text(now - super::LAST_USED_RESOLUTION);
+        let n = self.tx.execute(
+            "UPDATE tokens SET last_used_at = ?2
+             WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at <= ?3)",
+            (id, time_text(now), cutoff),
+        )?;
+        Ok(n > 0)
     }
 
     /// Revokes a token. `NotFound` if absent, `AlreadyExists` (kind
