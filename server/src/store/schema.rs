@@ -467,7 +467,7 @@ CREATE INDEX audit_log_by_actor ON audit_log(actor, seq);
 CREATE INDEX audit_log_by_time ON audit_log(time);
 CREATE TABLE audit_namespaces (
     namespace   TEXT NOT NULL,
-    seq         INTEGER NOT NULL REFERENCES audit_log(seq),
+    seq         INTEGER NOT NULL,               -- audit_log.seq (no foreign key: an index, not part of the chain)
     PRIMARY KEY (namespace, seq)
 ) STRICT, WITHOUT ROWID;
 "#;
