@@ -114,6 +114,7 @@ fn revocations_by_key_id_migrate_to_the_material_listed_before_them_not_after() 
                 Change::CreateNamespace {
                     entry: entry(name, &[&format!("registry.acme.io/{name}/**")]),
                     threshold: nz(1),
+                    allow_overlap: false,
                 },
                 T0,
             );

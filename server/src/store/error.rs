@@ -42,6 +42,38 @@ pub enum Error {
         reason: String,
     },
 
+    /// The key or certificate to list carries key material the namespace
+    /// itself revoked. It may be listed in other namespaces, never again in
+    /// this one.
+    #[error(
+        "{what} is revoked in namespace `{namespace}` (since {revoked_at}: {reason}); a key the \
+         namespace revoked cannot be listed in it again, under any id"
+    )]
+    RevokedInNamespace {
+        /// What was to be listed.
+        what: String,
+        /// The namespace that revoked it.
+        namespace: String,
+        /// When the revocation took effect, RFC 3339.
+        revoked_at: String,
+        /// Its reason.
+        reason: String,
+    },
+
+    /// The namespace's new scopes overlap other namespaces' scopes, and the
+    /// change did not allow that.
+    #[error(
+        "scopes of namespace `{namespace}` overlap scopes of {overlaps}; the more specific \
+         scope owns the names both match, so this would move artifact names between \
+         namespaces: to do it anyway, allow the overlap explicitly"
+    )]
+    ScopeOverlap {
+        /// The namespace being created or changed.
+        namespace: String,
+        /// What it overlaps.
+        overlaps: super::ScopeOverlaps,
+    },
+
     /// A value given to the store is not acceptable.
     #[error("invalid {field}: {message}")]
     Invalid {

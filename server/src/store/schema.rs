@@ -19,7 +19,7 @@ use super::error::{Error, Result};
 use super::time_text;
 
 /// The schema version this build writes.
-pub const CURRENT_VERSION: i64 = 4;
+pub const CURRENT_VERSION: i64 = 5;
 
 /// One migration: SQL, or code for what SQL cannot do.
 enum Migration {
@@ -33,6 +33,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration::Sql(V2),
     Migration::Code(v3_revocations_by_key_material),
     Migration::Sql(V4_CI_DELEGATION_STATE),
+    Migration::Sql(V5_NAMESPACE_REVOCATIONS),
 ];
 
 const V1: &str = r#"
@@ -438,6 +439,25 @@ CREATE TABLE ci_used (
     PRIMARY KEY (kind, digest)
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX ci_used_by_expiry ON ci_used(expires_at);
+"#;
+
+/// Version 5: keys a namespace revoked itself.
+///
+/// * `namespace_revocations`: one row per key (by fingerprint) a namespace
+///   revoked, published in the namespace's own trust document (format
+///   `keyshare.trust/v2`) and applied to that namespace's artifacts only.
+///   `key_id` is a note for people (the id the key was listed under). Goes
+///   with its namespace.
+const V5_NAMESPACE_REVOCATIONS: &str = r#"
+CREATE TABLE namespace_revocations (
+    namespace   TEXT NOT NULL REFERENCES namespaces(name) ON DELETE CASCADE,
+    spki_sha256 TEXT NOT NULL,
+    revoked_at  TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    recorded_at TEXT NOT NULL,
+    key_id      TEXT,                       -- the id it was listed under (a note)
+    PRIMARY KEY (namespace, spki_sha256)
+) STRICT;
 "#;
 
 /// Brings the database to [`CURRENT_VERSION`], refusing a newer one.
