@@ -46,12 +46,13 @@ fn listed(id: &str, key: &InMemorySigner) -> TrustedKey {
     }
 }
 
-/// Turns a current store back into schema 2 (undoing versions 4 and 3) with
-/// `revocations` rows by key id.
+/// Turns a current store back into schema 2 (undoing versions 5, 4 and 3)
+/// with `revocations` rows by key id.
 fn downgrade_to_schema_2(path: &std::path::Path, by_id: &[(&str, OffsetDateTime)]) {
     let conn = rusqlite::Connection::open(path).unwrap();
     conn.execute_batch(
-        "DROP TABLE ci_delegations;
+        "DROP TABLE namespace_revocations;
+         DROP TABLE ci_delegations;
          DROP TABLE ci_used;
          ALTER TABLE keys DROP COLUMN principal;
          DROP INDEX keys_by_spki;
