@@ -71,7 +71,7 @@ use keyshare_policy::audit::Head as AuditChainHead;
 use keyshare_policy::metadata::{
     DelegatedRole, Envelope, KeyId, RoleName, Root, Signed, SuccinctRoles, Unrecognized,
 };
-use keyshare_policy::pattern::PathPattern;
+use keyshare_policy::pattern::{ArtifactPattern, PathPattern};
 use keyshare_policy::repo::{File, Options, Repository, SharedSigner};
 use keyshare_policy::trust::{
     namespace_bins, shard_path, NamespaceEntry, NamespaceName, Peer, Revocation, RevokedSubject,
@@ -156,6 +156,18 @@ pub enum Change {
         namespace: NamespaceName,
         /// The new threshold.
         threshold: NonZeroU32,
+    },
+    /// Widens a namespace: adds artifact patterns to its scopes.
+    AddScopes {
+        /// The namespace.
+        namespace: NamespaceName,
+        /// The patterns to add (none of them a scope of it already).
+        scopes: Vec<ArtifactPattern>,
+        /// Add them even if one overlaps another namespace's scope (an
+        /// admin said so explicitly); otherwise refused with
+        /// `store::Error::ScopeOverlap`. The audit record lists the
+        /// overlaps either way.
+        allow_overlap: bool,
     },
     /// Lists a signing key in a namespace.
     AddKey {
@@ -1409,6 +1421,46 @@ fn apply_change(
                 json!({ "threshold": threshold }),
             )
         }
+        Change::AddScopes {
+            namespace,
+            scopes,
+            allow_overlap,
+        } => {
+            let current = tx.namespace(namespace.as_str())?;
+            let mut entry = current.entry.clone();
+            for scope in scopes {
+                if entry.scopes.contains(scope) {
+                    return Err(store::Error::invalid(
+                        "scopes",
+                        format!("`{scope}` is already a scope of namespace `{namespace}`"),
+                    )
+                    .into());
+                }
+                entry.scopes.push(scope.clone());
+            }
+            let rule = if *allow_overlap {
+                OverlapRule::Allow
+            } else {
+                OverlapRule::Refuse
+            };
+            let overlaps = tx.update_namespace_with(&entry, current.threshold, rule)?;
+            affected.shards.insert(store::namespace_bin(&entry.name));
+            affected.namespaces.insert(namespace.clone());
+            let mut details = json!({ "added": scopes, "scopes": entry.scopes });
+            if let Value::Object(map) = &mut details {
+                if *allow_overlap {
+                    map.insert("allow_overlap".into(), Value::Bool(true));
+                }
+                if !overlaps.is_empty() {
+                    map.insert(
+                        "overlaps".into(),
+                        serde_json::to_value(&overlaps)
+                            .map_err(|e| store::Error::invalid("overlaps", e.to_string()))?,
+                    );
+                }
+            }
+            ("namespace.scopes", namespace.to_string(), details)
+        }
         Change::AddKey { namespace, key } => {
             tx.add_key(namespace, key)?;
             affected.namespaces.insert(namespace.clone());
@@ -1598,6 +1650,7 @@ fn change_namespace(change: &Change) -> Option<&NamespaceName> {
         Change::CreateNamespace { entry, .. } => Some(&entry.name),
         Change::DeleteNamespace { namespace }
         | Change::SetThreshold { namespace, .. }
+        | Change::AddScopes { namespace, .. }
         | Change::AddKey { namespace, .. }
         | Change::DelegateCi { namespace, .. }
         | Change::RemoveKey { namespace, .. }

@@ -52,6 +52,7 @@ fn class(e: Endpoint) -> Class {
         | E::RevokeNamespaceKey => Class::NamespaceA,
         E::CreateNamespace
         | E::DeleteNamespace
+        | E::AddScopes
         | E::RemoveNamespaceRevocation
         | E::AddRevocation
         | E::PutPeer
@@ -84,6 +85,10 @@ fn sample(e: Endpoint, victim_token: &str, f: &Fixture) -> (Method, String, Opti
         E::ShowNamespace => (template.replace("{ns}", "a"), None),
         E::DeleteNamespace => (template.replace("{ns}", "gone"), None),
         E::SetThreshold => (template.replace("{ns}", "a"), Some(json!({"threshold": 2}))),
+        E::AddScopes => (
+            template.replace("{ns}", "a"),
+            Some(json!({"scopes": ["r.io/a-extra/**"]})),
+        ),
         E::AddKey => (
             template.replace("{ns}", "a"),
             Some(json!({"key": ed25519_key(), "id": "k2", "description": "second"})),

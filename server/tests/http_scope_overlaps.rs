@@ -2,7 +2,9 @@
 //! another namespace's scope matches (and so take those the more specific
 //! pattern wins, or quietly own every name nobody else claims) is refused
 //! with 409 naming the namespaces and who would win, unless an admin allows
-//! the overlap explicitly; the audit record says so.
+//! the overlap explicitly; the audit record says so. The same holds for
+//! widening a namespace (`POST /api/v1/namespaces/{ns}/scopes`), which
+//! only org admins may do.
 
 #![allow(
     clippy::unwrap_used,
@@ -290,5 +292,209 @@ async fn allow_overlap_must_be_a_boolean() {
             .contains("allow_overlap"),
         "{v}"
     );
+    assert_eq!(f.published_state(), before);
+}
+
+/// `POST /api/v1/namespaces/{ns}/scopes` as `token`.
+macro_rules! widen {
+    ($app:expr, $token:expr, $ns:expr, $body:expr) => {
+        call!(
+            $app,
+            Method::POST,
+            &format!("/api/v1/namespaces/{}/scopes", $ns),
+            $token,
+            $body
+        )
+    };
+}
+
+#[actix_web::test]
+async fn widening_a_namespace_into_another_teams_names_is_refused_unless_allowed_and_audited() {
+    let f = Fixture::new();
+    let app = app!(f);
+    for name in ["team-a", "team-b"] {
+        let (status, _) = create!(
+            app,
+            f,
+            json!({"name": name, "scopes": [format!("registry.acme.io/{name}/**")]})
+        );
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let admin = f.admin.clone();
+    let before = f.published_state();
+    let (status, v) = widen!(
+        app,
+        &admin,
+        "team-b",
+        json!({"scopes": ["registry.acme.io/team-a/app"]})
+    );
+    assert_eq!(status, StatusCode::CONFLICT, "{v}");
+    assert_eq!(v["error"]["code"], "scope_overlap");
+    assert_eq!(v["error"]["details"]["namespace"], "team-b");
+    assert_eq!(
+        v["error"]["details"]["overlaps"]["namespaces"],
+        json!(["team-a"])
+    );
+    assert_eq!(
+        v["error"]["details"]["overlaps"]["sample"][0]["winner"],
+        "team-b"
+    );
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(message.contains("`team-a`"), "{message}");
+    assert!(
+        message.contains("allow the overlap explicitly"),
+        "{message}"
+    );
+    assert_eq!(f.published_state(), before, "a refused widening published");
+    assert_eq!(resolve!(app, f, "registry.acme.io/team-a/app"), "team-a");
+
+    // Allowed explicitly: made, answered with the overlaps, audited.
+    let (head, _) = f.published_state();
+    let (status, v) = widen!(
+        app,
+        &admin,
+        "team-b",
+        json!({"scopes": ["registry.acme.io/team-a/app"], "allow_overlap": true})
+    );
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    assert_eq!(
+        v["scopes"],
+        json!(["registry.acme.io/team-b/**", "registry.acme.io/team-a/app"])
+    );
+    assert_eq!(v["overlaps"]["namespaces"], json!(["team-a"]), "{v}");
+    assert_eq!(resolve!(app, f, "registry.acme.io/team-a/app"), "team-b");
+    assert_eq!(resolve!(app, f, "registry.acme.io/team-a/lib"), "team-a");
+    let record = f
+        .publisher
+        .read(|s| s.audit_records(head.records, 10))
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(record.action, "namespace.scopes");
+    assert_eq!(record.subject, "team-b");
+    assert_eq!(
+        record.details["added"],
+        json!(["registry.acme.io/team-a/app"])
+    );
+    assert_eq!(record.details["allow_overlap"], true);
+    assert_eq!(record.details["overlaps"]["namespaces"], json!(["team-a"]));
+
+    // A widening that overlaps nobody needs no permission and records none.
+    let (head, _) = f.published_state();
+    let (status, v) = widen!(
+        app,
+        &admin,
+        "team-b",
+        json!({"scopes": ["ghcr.io/acme/team-b/**"]})
+    );
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let record = f
+        .publisher
+        .read(|s| s.audit_records(head.records, 10))
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert!(
+        record.details.get("overlaps").is_none(),
+        "{}",
+        record.details
+    );
+    assert!(
+        record.details.get("allow_overlap").is_none(),
+        "{}",
+        record.details
+    );
+}
+
+#[actix_web::test]
+async fn a_maintainer_cannot_widen_their_own_namespace_into_another_teams_names() {
+    let f = Fixture::new();
+    let app = app!(f);
+    for name in ["team-a", "team-b"] {
+        let (status, _) = create!(
+            app,
+            f,
+            json!({"name": name, "scopes": [format!("registry.acme.io/{name}/**")]})
+        );
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let maintainer_b = f.maintainer("team-b");
+    let before = f.published_state();
+    for body in [
+        json!({"scopes": ["registry.acme.io/team-a/app"], "allow_overlap": true}),
+        json!({"scopes": ["registry.acme.io/team-b2/**"]}),
+    ] {
+        let (status, v) = widen!(app, &maintainer_b, "team-b", body);
+        assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
+        assert_eq!(v["error"]["code"], "forbidden");
+    }
+    assert_eq!(f.published_state(), before);
+    assert_eq!(resolve!(app, f, "registry.acme.io/team-a/app"), "team-a");
+}
+
+#[actix_web::test]
+async fn bad_widening_requests_are_refused_naming_the_problem() {
+    let f = Fixture::new();
+    let app = app!(f);
+    let (status, _) = create!(
+        app,
+        f,
+        json!({"name": "team-a", "scopes": ["registry.acme.io/team-a/**"]})
+    );
+    assert_eq!(status, StatusCode::CREATED);
+    let admin = f.admin.clone();
+    let before = f.published_state();
+    // (namespace, body, status, what the message names)
+    let table: [(&str, Value, StatusCode, &str); 8] = [
+        (
+            "team-a",
+            json!({"scopes": []}),
+            StatusCode::BAD_REQUEST,
+            "scopes",
+        ),
+        ("team-a", json!({}), StatusCode::BAD_REQUEST, "scopes"),
+        (
+            "team-a",
+            json!({"scopes": ["registry.acme.io/team-a/**"]}),
+            StatusCode::BAD_REQUEST,
+            "already a scope",
+        ),
+        (
+            "team-a",
+            json!({"scopes": ["ghcr.io/x/**", "ghcr.io/x/**"]}),
+            StatusCode::BAD_REQUEST,
+            "scopes[1]",
+        ),
+        (
+            "team-a",
+            json!({"scopes": ["ghcr.io/x/***"]}),
+            StatusCode::BAD_REQUEST,
+            "scopes",
+        ),
+        (
+            "team-a",
+            json!({"scopes": ["ghcr.io/x/**"], "allow_overlap": "yes"}),
+            StatusCode::BAD_REQUEST,
+            "allow_overlap",
+        ),
+        (
+            "team-a",
+            json!({"scopes": ["ghcr.io/x/**"], "threshold": 2}),
+            StatusCode::BAD_REQUEST,
+            "threshold",
+        ),
+        (
+            "nobody",
+            json!({"scopes": ["ghcr.io/x/**"]}),
+            StatusCode::NOT_FOUND,
+            "nobody",
+        ),
+    ];
+    for (ns, body, want, names) in table {
+        let (status, v) = widen!(app, &admin, ns, body.clone());
+        assert_eq!(status, want, "{body}: {v}");
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(message.contains(names), "{body}: {message}");
+    }
     assert_eq!(f.published_state(), before);
 }

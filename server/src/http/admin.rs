@@ -63,6 +63,9 @@ pub enum Endpoint {
     AddSubDelegation,
     /// `DELETE /api/v1/namespaces/{ns}/sub-delegations/{name}`
     RemoveSubDelegation,
+    /// `POST /api/v1/namespaces/{ns}/scopes`: widens a namespace (adds
+    /// scopes).
+    AddScopes,
     /// `POST /api/v1/namespaces/{ns}/revocations`: the namespace revokes
     /// one of its keys, for its own artifacts.
     RevokeNamespaceKey,
@@ -104,12 +107,13 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// Every endpoint, in the order of `docs/server.md`.
-    pub const ALL: [Self; 29] = [
+    pub const ALL: [Self; 30] = [
         Self::CreateNamespace,
         Self::ListNamespaces,
         Self::ShowNamespace,
         Self::DeleteNamespace,
         Self::SetThreshold,
+        Self::AddScopes,
         Self::AddKey,
         Self::RemoveKey,
         Self::AddIdentity,
@@ -146,6 +150,7 @@ impl Endpoint {
             Self::ShowNamespace => (M::GET, "/api/v1/namespaces/{ns}"),
             Self::DeleteNamespace => (M::DELETE, "/api/v1/namespaces/{ns}"),
             Self::SetThreshold => (M::PUT, "/api/v1/namespaces/{ns}/threshold"),
+            Self::AddScopes => (M::POST, "/api/v1/namespaces/{ns}/scopes"),
             Self::AddKey => (M::POST, "/api/v1/namespaces/{ns}/keys"),
             Self::RemoveKey => (M::DELETE, "/api/v1/namespaces/{ns}/keys/{key_id}"),
             Self::AddIdentity => (M::POST, "/api/v1/namespaces/{ns}/identities"),
@@ -188,7 +193,11 @@ impl Endpoint {
             | Self::ListPeers
             | Self::ListRoots
             | Self::Resolve => Action::Read,
-            Self::CreateNamespace | Self::DeleteNamespace => Action::ManageNamespaces,
+            // Which names a namespace owns is the organization's call: a
+            // maintainer cannot widen their own namespace.
+            Self::CreateNamespace | Self::DeleteNamespace | Self::AddScopes => {
+                Action::ManageNamespaces
+            }
             Self::SetThreshold
             | Self::AddKey
             | Self::RemoveKey
@@ -219,6 +228,7 @@ impl Endpoint {
             Self::ShowNamespace => route.to(show_namespace),
             Self::DeleteNamespace => route.to(delete_namespace),
             Self::SetThreshold => route.to(set_threshold),
+            Self::AddScopes => route.to(add_scopes),
             Self::AddKey => route.to(add_key),
             Self::RemoveKey => route.to(remove_key),
             Self::AddIdentity => route.to(add_identity),
@@ -617,7 +627,6 @@ async fn namespace_detail(
                     .collect::<Result<_, _>>()?,
             ),
         );
-        map.insert("as_of".into(), json!(rfc3339(now)));
         map.insert(
             "expiring_within_seconds".into(),
             json!(horizon.whole_seconds()),
@@ -755,6 +764,76 @@ async fn set_threshold(
         HttpResponse::Ok()
             .json(namespace_detail(&state, namespace, DEFAULT_EXPIRING_WITHIN).await?),
     )
+}
+
+/// `POST /api/v1/namespaces/{ns}/scopes`: more artifact patterns for a
+/// namespace. A new scope that overlaps another namespace's is refused
+/// (409 `scope_overlap`) unless `allow_overlap`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddScopesRequest {
+    scopes: Vec<ArtifactPattern>,
+    #[serde(default)]
+    allow_overlap: bool,
+}
+
+async fn add_scopes(
+    state: web::Data<AppState>,
+    caller: Caller,
+    ns: web::Path<String>,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&caller.token, Endpoint::AddScopes.action(&ns))?;
+    let namespace = path_namespace(&ns)?;
+    let req: AddScopesRequest = body.json().await?;
+    if req.scopes.is_empty() {
+        return Err(ApiError::invalid(
+            "scopes",
+            "give at least one scope to add",
+        ));
+    }
+    let current = {
+        let ns = namespace.clone();
+        read(&state, move |s| s.namespace(ns.as_str())).await?
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, scope) in req.scopes.iter().enumerate() {
+        if current.entry.scopes.contains(scope) {
+            return Err(ApiError::invalid(
+                &format!("scopes[{i}]"),
+                format!("`{scope}` is already a scope of namespace `{namespace}`"),
+            ));
+        }
+        if !seen.insert(scope.as_str()) {
+            return Err(ApiError::invalid(
+                &format!("scopes[{i}]"),
+                format!("`{scope}` is given twice"),
+            ));
+        }
+    }
+    publish(
+        &state,
+        &caller,
+        Change::AddScopes {
+            namespace: namespace.clone(),
+            scopes: req.scopes,
+            allow_overlap: req.allow_overlap,
+        },
+    )
+    .await?;
+    let mut view = namespace_detail(&state, namespace.clone(), DEFAULT_EXPIRING_WITHIN).await?;
+    if req.allow_overlap {
+        // What the added scopes overlap (the audit record has it too).
+        let overlaps = read(&state, move |s| {
+            let now = s.namespace(namespace.as_str())?;
+            s.scope_overlaps(&now.entry, &current.entry.scopes)
+        })
+        .await?;
+        if let Value::Object(map) = &mut view {
+            map.insert("overlaps".into(), to_value(&overlaps)?);
+        }
+    }
+    Ok(HttpResponse::Created().json(view))
 }
 
 // ---- keys ----
