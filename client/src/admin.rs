@@ -502,10 +502,11 @@ impl AdminClient {
     /// `POST /api/v1/namespaces/{ns}/scopes`: widens a namespace; the
     /// namespace (with `overlaps` when `allow_overlap` let some through).
     pub fn add_scopes(&self, ns: &str, scopes: &[String], allow_overlap: bool) -> Result<Value> {
-        let mut body = serde_json::json!({ "scopes": scopes });
-        if allow_overlap {
-            body["allow_overlap"] = Value::Bool(true);
-        }
+        let body = if allow_overlap {
+            serde_json::json!({ "scopes": scopes, "allow_overlap": true })
+        } else {
+            serde_json::json!({ "scopes": scopes })
+        };
         self.send(
             "POST",
             &format!("namespaces/{}/scopes", encode_segment(ns)),

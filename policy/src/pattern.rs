@@ -420,22 +420,14 @@ impl Automaton<'_> {
         match state {
             State::At(k) => match self.tokens.get(k) {
                 None => {}
-                Some(Token::AnySequence) => {
-                    if c != '/' {
-                        out.push(State::At(k));
-                    }
-                }
+                Some(Token::AnySequence) => out.extend((c != '/').then_some(State::At(k))),
                 Some(Token::AnyRecursive) => {
                     out.push(State::Inside(k));
                     if c == '/' {
                         out.push(State::At(k + 1));
                     }
                 }
-                Some(t) => {
-                    if t.accepts(c) {
-                        out.push(State::At(k + 1));
-                    }
-                }
+                Some(t) => out.extend(t.accepts(c).then_some(State::At(k + 1))),
             },
             State::Inside(k) => {
                 out.push(State::Inside(k));

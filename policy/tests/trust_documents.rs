@@ -763,6 +763,15 @@ fn examples_in_the_trust_model_document_parse_and_round_trip() {
                 assert_eq!(id.subject.pairs()[0].0, SubjectAttr::Country);
                 trust = Some(d);
             }
+            "keyshare.trust/v2" => {
+                // A namespace's own revocations (another namespace's document).
+                let d =
+                    NamespaceTrust::from_target("namespaces/team-b/trust.json", json.as_bytes())
+                        .unwrap();
+                assert_eq!(NamespaceTrust::from_slice(&d.to_vec().unwrap()).unwrap(), d);
+                assert_eq!(d.revocations.len(), 1);
+                assert!(matches!(d.revocations[0].subject, RevokedSubject::Key(_)));
+            }
             "keyshare.revocations/v2" => {
                 let d = Revocations::from_slice(json.as_bytes()).unwrap();
                 assert_eq!(Revocations::from_slice(&d.to_vec().unwrap()).unwrap(), d);
@@ -784,7 +793,8 @@ fn examples_in_the_trust_model_document_parse_and_round_trip() {
             "keyshare.namespaces/v1",
             "keyshare.peers/v1",
             "keyshare.revocations/v2",
-            "keyshare.trust/v1"
+            "keyshare.trust/v1",
+            "keyshare.trust/v2"
         ]
     );
 

@@ -16,7 +16,7 @@ use store_support::*;
 
 fn overlap_of(r: Result<impl std::fmt::Debug, Error>) -> ScopeOverlaps {
     match r {
-        Err(Error::ScopeOverlap { overlaps, .. }) => overlaps,
+        Err(Error::ScopeOverlap { overlaps, .. }) => *overlaps,
         other => panic!("expected ScopeOverlap, got {other:?}"),
     }
 }
@@ -139,7 +139,7 @@ fn the_overlap_report_is_bounded_however_many_namespaces_overlap() {
     assert_eq!(overlaps.sample.len(), ScopeOverlaps::SAMPLE);
     let message = Error::ScopeOverlap {
         namespace: "broad".into(),
-        overlaps,
+        overlaps: Box::new(overlaps),
     }
     .to_string();
     assert!(message.contains("150 other namespaces"), "{message}");

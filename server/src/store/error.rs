@@ -46,16 +46,17 @@ pub enum Error {
     /// itself revoked. It may be listed in other namespaces, never again in
     /// this one.
     #[error(
-        "{what} is revoked in namespace `{namespace}` (since {revoked_at}: {reason}); a key the \
-         namespace revoked cannot be listed in it again, under any id"
+        "{what} is revoked in namespace `{namespace}` (since {since}: {reason}); a key the \
+         namespace revoked cannot be listed in it again, under any id",
+        since = super::time_text(*.revoked_at)
     )]
     RevokedInNamespace {
         /// What was to be listed.
         what: String,
         /// The namespace that revoked it.
         namespace: String,
-        /// When the revocation took effect, RFC 3339.
-        revoked_at: String,
+        /// When the revocation took effect.
+        revoked_at: time::OffsetDateTime,
         /// Its reason.
         reason: String,
     },
@@ -70,8 +71,8 @@ pub enum Error {
     ScopeOverlap {
         /// The namespace being created or changed.
         namespace: String,
-        /// What it overlaps.
-        overlaps: super::ScopeOverlaps,
+        /// What it overlaps (boxed: it is large, and errors travel far).
+        overlaps: Box<super::ScopeOverlaps>,
     },
 
     /// A value given to the store is not acceptable.

@@ -368,7 +368,7 @@ impl<'a> Tx<'a> {
             return Err(Error::RevokedInNamespace {
                 what: format!("{what} ({subject})"),
                 namespace: namespace.to_string(),
-                revoked_at: time_text(r.revocation.revoked_at),
+                revoked_at: r.revocation.revoked_at,
                 reason: r.revocation.reason,
             });
         }
@@ -1028,7 +1028,7 @@ impl OverlapRule {
         if self == Self::Refuse && !overlaps.is_empty() {
             return Err(Error::ScopeOverlap {
                 namespace: entry.name.to_string(),
-                overlaps: overlaps.clone(),
+                overlaps: Box::new(overlaps.clone()),
             });
         }
         Ok(())
