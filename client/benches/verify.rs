@@ -112,6 +112,7 @@ fn build(namespaces: usize, data: &Path, out: &Path) -> Vec<u8> {
             change: Change::CreateNamespace {
                 entry,
                 threshold: NonZeroU32::MIN,
+                allow_overlap: false,
             },
             context: serde_json::Value::Null,
         });

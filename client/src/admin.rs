@@ -150,6 +150,10 @@ pub struct NewNamespace {
     pub scopes: Vec<String>,
     /// Maintainers (free-form labels).
     pub maintainers: Vec<String>,
+    /// Create it even if a scope overlaps another namespace's (otherwise
+    /// the server refuses with 409 `scope_overlap`, naming them).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub allow_overlap: bool,
 }
 
 /// The key material of [`NewKey`].
@@ -253,6 +257,20 @@ pub struct NewRevocation {
     /// Why.
     pub reason: String,
     /// RFC 3339 time; the server's now when absent.
+    pub revoked_at: Option<String>,
+}
+
+/// `POST /api/v1/namespaces/{ns}/revocations`: a namespace revokes one of
+/// its keys, for its own artifacts only.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewNamespaceRevocation {
+    /// The id the key is listed under in the namespace (its own keys or a
+    /// sub-delegation's).
+    pub key_id: String,
+    /// Why.
+    pub reason: String,
+    /// RFC 3339 time; the server's now when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<String>,
 }
 
@@ -513,6 +531,61 @@ impl AdminClient {
     /// identities and sub-delegations.
     pub fn namespace(&self, ns: &str) -> Result<Value> {
         self.get(&format!("namespaces/{}", encode_segment(ns)))
+    }
+
+    /// [`AdminClient::namespace`], with keys whose `not_after` is at most
+    /// `expiring_within` ahead (`30d`, `12h`) flagged `expires_soon` (the
+    /// server's default when `None`).
+    pub fn namespace_expiring_within(
+        &self,
+        ns: &str,
+        expiring_within: Option<&str>,
+    ) -> Result<Value> {
+        let query: Vec<(&str, String)> = expiring_within
+            .map(|w| ("expiring_within", w.to_owned()))
+            .into_iter()
+            .collect();
+        self.call(
+            "GET",
+            &format!("namespaces/{}", encode_segment(ns)),
+            &query,
+            None,
+        )
+    }
+
+    /// `POST /api/v1/namespaces/{ns}/scopes`: widens a namespace; the
+    /// namespace (with `overlaps` when `allow_overlap` let some through).
+    pub fn add_scopes(&self, ns: &str, scopes: &[String], allow_overlap: bool) -> Result<Value> {
+        let body = if allow_overlap {
+            serde_json::json!({ "scopes": scopes, "allow_overlap": true })
+        } else {
+            serde_json::json!({ "scopes": scopes })
+        };
+        self.send(
+            "POST",
+            &format!("namespaces/{}/scopes", encode_segment(ns)),
+            &body,
+        )
+    }
+
+    /// `POST /api/v1/namespaces/{ns}/revocations`: the namespace's
+    /// revocation of one of its keys (in that namespace only).
+    pub fn revoke_namespace_key(&self, ns: &str, r: &NewNamespaceRevocation) -> Result<Value> {
+        self.send(
+            "POST",
+            &format!("namespaces/{}/revocations", encode_segment(ns)),
+            r,
+        )
+    }
+
+    /// `DELETE /api/v1/namespaces/{ns}/revocations/{spki_sha256}`: withdraws
+    /// a namespace's revocation (org admins only).
+    pub fn remove_namespace_revocation(&self, ns: &str, spki_sha256: &str) -> Result<()> {
+        self.delete(&format!(
+            "namespaces/{}/revocations/{}",
+            encode_segment(ns),
+            encode_segment(spki_sha256)
+        ))
     }
 
     /// `DELETE /api/v1/namespaces/{ns}`.

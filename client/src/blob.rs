@@ -229,7 +229,8 @@ mod tests {
             ..Namespaces::default()
         };
         let doc = NamespaceTrust {
-            format: TrustFormat,
+            format: TrustFormat::V1,
+            revocations: vec![],
             namespace: name,
             threshold: NonZeroU32::MIN,
             keys: vec![TrustedKey {

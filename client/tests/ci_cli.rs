@@ -82,6 +82,7 @@ fn a_job_gets_a_key_signs_a_file_and_a_verifier_trusts_it_for_its_namespace_only
                         maintainers: vec![],
                     },
                     threshold: NonZeroU32::MIN,
+                    allow_overlap: false,
                 },
                 now,
             )

@@ -1,7 +1,9 @@
-//! The TUF `expires` timestamp: `YYYY-MM-DDTHH:MM:SSZ`, UTC, whole seconds.
+//! The TUF `expires` timestamp: `YYYY-MM-DDTHH:MM:SSZ`, UTC, whole seconds;
+//! and durations as people write them in configuration and on command
+//! lines (`90d`, `1d12h`, [`parse_duration`]).
 //!
-//! Parsed strictly (as python-tuf does), so a value re-serialises to the
-//! exact string that was signed.
+//! `expires` is parsed strictly (as python-tuf does), so a value
+//! re-serialises to the exact string that was signed.
 
 use std::fmt;
 
@@ -63,6 +65,47 @@ impl<'de> Deserialize<'de> for Expires {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
         Self::parse(&s).map_err(serde::de::Error::custom)
     }
+}
+
+/// Parses durations such as `90d`, `6h`, `30m`, `45s`, `2w` or `1d12h`.
+pub fn parse_duration(text: &str) -> Result<time::Duration, String> {
+    const EXPECTED: &str = "expected a duration like 6h, 1d or 90d (units s, m, h, d, w)";
+    let mut total = time::Duration::ZERO;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(EXPECTED.into());
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(EXPECTED.into());
+        }
+        let (number, tail) = rest.split_at(digits);
+        let n: i64 = number.parse().map_err(|_| EXPECTED.to_owned())?;
+        let mut chars = tail.chars();
+        let seconds_per = match chars.next() {
+            Some('s') => 1,
+            Some('m') => 60,
+            Some('h') => 3_600,
+            Some('d') => 86_400,
+            Some('w') => 604_800,
+            _ => return Err(EXPECTED.into()),
+        };
+        let part = n
+            .checked_mul(seconds_per)
+            .filter(|s| *s <= 100 * 365 * 86_400)
+            .ok_or_else(|| "duration too long (at most 100 years)".to_owned())?;
+        total = total
+            .checked_add(time::Duration::seconds(part))
+            .ok_or_else(|| "duration too long".to_owned())?;
+        rest = chars.as_str();
+    }
+    if total <= time::Duration::ZERO {
+        return Err("duration must be positive".into());
+    }
+    Ok(total)
 }
 
 #[cfg(test)]

@@ -1304,3 +1304,160 @@ fn threshold_met_by_one_principal_one_ci_job_with_two_delegations_counts_once() 
     assert!(d.is_trusted(), "{d}");
     assert!(d.to_string().contains("principal ci:0a1b2c"), "{d}");
 }
+
+// ---- a namespace's own revocations ----
+
+/// `ns` revoking `s`'s key in its own document (format v2) at `at`.
+fn revoke_in(ns: &mut Ns, s: &InMemorySigner, at: time::OffsetDateTime) {
+    ns.doc.format = keyshare_policy::trust::TrustFormat::V2;
+    ns.doc.revocations.push(Revocation {
+        subject: RevokedSubject::Key(fingerprint(s)),
+        revoked_at: at,
+        reason: "laptop stolen".into(),
+    });
+}
+
+#[test]
+fn a_namespace_revocation_ends_trust_from_revoked_at_on_and_keeps_earlier_signatures() {
+    // team-a's maintainer revokes the key of a stolen laptop; the key stays
+    // listed (removing it would untrust everything it ever signed).
+    let k = signer();
+    let other = signer();
+    let revoked_at = now() - secs(3600);
+    let mut team_a = namespace(
+        "team-a",
+        &["registry.acme.io/team-a/**"],
+        1,
+        vec![key(&k), key(&other)],
+    );
+    team_a.doc.sub_delegations.push(SubDelegation {
+        name: "nightly".into(),
+        scopes: vec![pattern("registry.acme.io/team-a/nightly/**")],
+        threshold: nz(1),
+        keys: vec![listed_as(&k, "nightly-bot")],
+    });
+    revoke_in(&mut team_a, &k, revoked_at);
+    let set = set(vec![team_a]);
+    let revoked = Reason::RevokedInNamespace {
+        namespace: ns_name("team-a"),
+        key: fingerprint(&k),
+        revoked_at,
+        reason: "laptop stolen".into(),
+        signed_at: now(),
+    };
+    for (artifact, signer) in [
+        (APP, by_id(&k)),
+        (APP, SignerRef::PublicKey(k.public_key().clone())),
+        (
+            "registry.acme.io/team-a/nightly/x",
+            SignerRef::KeyId(KeyId::new("nightly-bot")),
+        ),
+    ] {
+        assert_eq!(
+            reason(set.decide(artifact, std::slice::from_ref(&signer), now(), now())),
+            revoked,
+            "{artifact} {signer:?}"
+        );
+        // Signed before the revocation: still trusted.
+        let d = set.decide(artifact, &[signer], revoked_at - secs(1), now());
+        assert!(d.is_trusted(), "{artifact}: {d}");
+    }
+    assert_eq!(
+        revoked.to_string(),
+        format!(
+            "key with SPKI SHA-256 {} was revoked by namespace `team-a` at {} (laptop stolen) and this signature was made at 2030-06-01T12:00:00Z: re-sign with a key that is not revoked",
+            fingerprint(&k),
+            "2030-06-01T11:00:00Z"
+        )
+    );
+    // The namespace's other keys are untouched.
+    assert!(set.decide(APP, &[by_id(&other)], now(), now()).is_trusted());
+}
+
+#[test]
+fn a_maintainer_cannot_affect_another_namespace_by_revoking_a_key_it_also_lists() {
+    // team-b's release key is public (it is in team-b's document). team-a's
+    // maintainer lists it in team-a, under team-b's id and another, and
+    // revokes it there, with a revocation dated before the key ever signed.
+    let b = signer();
+    let mut team_a = namespace(
+        "team-a",
+        &["registry.acme.io/team-a/**"],
+        1,
+        vec![listed_as(&b, "b-release"), key(&signer())],
+    );
+    revoke_in(&mut team_a, &b, now() - secs(10 * 365 * 86_400));
+    let team_b = namespace(
+        "team-b",
+        &["registry.acme.io/team-b/**"],
+        1,
+        vec![listed_as(&b, "b-release")],
+    );
+    let set = set(vec![team_a, team_b]);
+    for signer in [
+        SignerRef::KeyId(KeyId::new("b-release")),
+        SignerRef::PublicKey(b.public_key().clone()),
+    ] {
+        let d = set.decide(
+            "registry.acme.io/team-b/app",
+            std::slice::from_ref(&signer),
+            now(),
+            now(),
+        );
+        assert_eq!(
+            d,
+            Decision::Trusted {
+                namespace: ns_name("team-b"),
+                rule: TrustRule::Namespace {
+                    keys: vec![KeyId::new("b-release")],
+                    identities: vec![],
+                    principals: vec![Counted::Key(KeyId::new("b-release"))],
+                    threshold: 1,
+                },
+            }
+        );
+        // In team-a, where it was revoked, it is.
+        let r = reason(set.decide(APP, &[signer], now(), now()));
+        assert!(matches!(r, Reason::RevokedInNamespace { .. }), "{r}");
+    }
+    // Listings say the same: revoked in team-a, not in team-b.
+    assert_eq!(
+        set.key_revocation("team-a", &fingerprint(&b)).map(|r| r.by),
+        Some(keyshare_policy::trust::RevokedBy::Namespace)
+    );
+    assert_eq!(set.key_revocation("team-b", &fingerprint(&b)), None);
+}
+
+#[test]
+fn a_namespace_revocation_holds_under_any_id_the_namespace_lists_the_key() {
+    // The maintainer who revoked the key (or a thief with their token)
+    // lists the same material again under a new id, in another encoding.
+    let k = InMemorySigner::generate(Scheme::EcdsaP256Sha256).unwrap();
+    let mut relisted = listed_as(&k, "new-id");
+    relisted.key = compressed(&k);
+    let mut team_a = namespace("team-a", &["registry.acme.io/team-a/**"], 1, vec![relisted]);
+    revoke_in(&mut team_a, &k, now() - secs(60));
+    let set = set(vec![team_a]);
+    for signer in [
+        SignerRef::KeyId(KeyId::new("new-id")),
+        SignerRef::PublicKey(compressed(&k)),
+    ] {
+        let r = reason(set.decide(APP, &[signer], now(), now()));
+        assert!(matches!(r, Reason::RevokedInNamespace { .. }), "{r}");
+    }
+}
+
+#[test]
+fn of_an_organization_and_a_namespace_revocation_listings_show_the_earlier() {
+    let k = signer();
+    let mut team_a = namespace("team-a", &["registry.acme.io/team-a/**"], 1, vec![key(&k)]);
+    revoke_in(&mut team_a, &k, now() - secs(60));
+    let org = revoke(&k, now() - secs(3600));
+    let set = set_with(vec![team_a], org, Peers::default());
+    let r = set.key_revocation("team-a", &fingerprint(&k)).unwrap();
+    assert_eq!(r.by, keyshare_policy::trust::RevokedBy::Organization);
+    assert_eq!(r.revocation.revoked_at, now() - secs(3600));
+    // The organization's revocation is the reason, as it came first.
+    let r = reason(set.decide(APP, &[by_id(&k)], now(), now()));
+    assert!(matches!(r, Reason::Revoked { .. }), "{r}");
+}

@@ -96,8 +96,13 @@ fn unknown_field_inside_a_key_object_is_refused() {
 #[test]
 fn wrong_format_string_is_refused() {
     let mut v = namespace_json();
-    v["format"] = json!("keyshare.trust/v2");
+    v["format"] = json!("keyshare.trust/v3");
     refused_at(&v, "format");
+    let err = parse_ns(&v).unwrap_err().to_string();
+    assert!(
+        err.contains("a newer format needs a newer verifier"),
+        "{err}"
+    );
     let (what, path) = malformed(Revocations::from_slice(
         br#"{"format":"keyshare.trust/v1","revocations":[]}"#,
     ));
@@ -109,6 +114,85 @@ fn wrong_format_string_is_refused() {
         br#"{"format":"keyshare.peer/v1","peers":[]}"#,
     ));
     assert_eq!((what.as_str(), path.as_str()), ("org/peers.json", "format"));
+}
+
+/// A namespace's own revocation, as in a `keyshare.trust/v2` document.
+fn namespace_revocation(spki: &str) -> Value {
+    json!({
+        "subject": {"spki_sha256": spki},
+        "revoked_at": "2030-03-04T10:00:00Z",
+        "reason": "laptop stolen"
+    })
+}
+
+#[test]
+fn a_namespace_document_with_revocations_is_format_v2_and_round_trips() {
+    let mut v = namespace_json();
+    v["format"] = json!("keyshare.trust/v2");
+    v["revocations"] = json!([namespace_revocation(&"ab".repeat(32))]);
+    let doc = parse_ns(&v).unwrap();
+    assert_eq!(doc.format, keyshare_policy::trust::TrustFormat::V2);
+    assert_eq!(doc.revocations.len(), 1);
+    let again = NamespaceTrust::from_slice(&doc.to_vec().unwrap()).unwrap();
+    assert_eq!(again, doc);
+    // A v2 document need not revoke anything; a v1 one never carries the field.
+    v["revocations"] = json!([]);
+    assert!(parse_ns(&v).unwrap().revocations.is_empty());
+    let v1 = serde_json::to_value(parse_ns(&namespace_json()).unwrap()).unwrap();
+    assert!(v1.get("revocations").is_none(), "{v1}");
+}
+
+#[test]
+fn bad_namespace_revocations_are_refused_naming_the_field() {
+    let cert = json!({
+        "subject": {"certificate_sha256": "cd".repeat(32)},
+        "revoked_at": "2030-03-04T10:00:00Z",
+        "reason": "x"
+    });
+    let mut empty_reason = namespace_revocation(&"ab".repeat(32));
+    empty_reason["reason"] = json!(" ");
+    let mut unknown = namespace_revocation(&"ab".repeat(32));
+    unknown["namespace"] = json!("team-b");
+    // (format, revocations, the field named)
+    let table = [
+        // Revocations a verifier that knows only v1 could not apply: v2 only.
+        (
+            "keyshare.trust/v1",
+            json!([namespace_revocation(&"ab".repeat(32))]),
+            "revocations",
+        ),
+        // Certificates are revoked organization-wide only.
+        ("keyshare.trust/v2", json!([cert]), "revocations[0].subject"),
+        (
+            "keyshare.trust/v2",
+            json!([
+                namespace_revocation(&"ab".repeat(32)),
+                namespace_revocation(&"ab".repeat(32))
+            ]),
+            "revocations[1].subject",
+        ),
+        (
+            "keyshare.trust/v2",
+            json!([empty_reason]),
+            "revocations[0].reason",
+        ),
+        (
+            "keyshare.trust/v2",
+            json!([unknown]),
+            "revocations[0].namespace",
+        ),
+        (
+            "keyshare.trust/v2",
+            json!([namespace_revocation("AB")]),
+            "revocations[0].subject.spki_sha256",
+        ),
+    ];
+    for (format, revocations, path) in table {
+        let mut v = namespace_json();
+        v["format"] = json!(format);
+        v["revocations"] = revocations;
+        refused_at(&v, path);
+    }
 }
 
 #[test]
@@ -679,6 +763,15 @@ fn examples_in_the_trust_model_document_parse_and_round_trip() {
                 assert_eq!(id.subject.pairs()[0].0, SubjectAttr::Country);
                 trust = Some(d);
             }
+            "keyshare.trust/v2" => {
+                // A namespace's own revocations (another namespace's document).
+                let d =
+                    NamespaceTrust::from_target("namespaces/team-b/trust.json", json.as_bytes())
+                        .unwrap();
+                assert_eq!(NamespaceTrust::from_slice(&d.to_vec().unwrap()).unwrap(), d);
+                assert_eq!(d.revocations.len(), 1);
+                assert!(matches!(d.revocations[0].subject, RevokedSubject::Key(_)));
+            }
             "keyshare.revocations/v2" => {
                 let d = Revocations::from_slice(json.as_bytes()).unwrap();
                 assert_eq!(Revocations::from_slice(&d.to_vec().unwrap()).unwrap(), d);
@@ -700,7 +793,8 @@ fn examples_in_the_trust_model_document_parse_and_round_trip() {
             "keyshare.namespaces/v1",
             "keyshare.peers/v1",
             "keyshare.revocations/v2",
-            "keyshare.trust/v1"
+            "keyshare.trust/v1",
+            "keyshare.trust/v2"
         ]
     );
 

@@ -17,7 +17,8 @@ use keyshare_policy::metadata::KeyId;
 use keyshare_policy::sign::{InMemorySigner, Signer};
 use keyshare_policy::trust::{
     CaCert, NamespaceEntry, NamespaceName, NamespaceTrust, Namespaces, NamespacesFormat, Principal,
-    SubDelegation, SubjectName, TrustFormat, TrustedKey, X509Identity,
+    Revocation, RevokedSubject, Sha256Hex, SubDelegation, SubjectName, TrustFormat, TrustedKey,
+    X509Identity,
 };
 use proptest::prelude::*;
 use time::OffsetDateTime;
@@ -136,11 +137,25 @@ prop_compose! {
         identity in proptest::option::of(identity()),
         threshold in 1u32..=5,
         subs in proptest::collection::vec(sub_delegation(), 0..3),
+        revoked in proptest::collection::btree_map(
+            "[0-9a-f]{64}",
+            (time_strategy(), text()),
+            0..3,
+        ),
     ) -> NamespaceTrust {
         let identities: Vec<X509Identity> = identity.into_iter().collect();
         let listed = u32::try_from(keys.len() + identities.len()).unwrap();
+        let revocations: Vec<Revocation> = revoked
+            .into_iter()
+            .map(|(spki, (revoked_at, reason))| Revocation {
+                subject: RevokedSubject::Key(Sha256Hex::parse(&spki).unwrap()),
+                revoked_at,
+                reason,
+            })
+            .collect();
         NamespaceTrust {
-            format: TrustFormat,
+            format: TrustFormat::for_revocations(&revocations),
+            revocations,
             namespace: NamespaceName::parse(&name).unwrap(),
             threshold: nz(threshold.min(listed)),
             keys,

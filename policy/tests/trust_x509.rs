@@ -511,3 +511,37 @@ fn a_revoked_key_is_revoked_in_every_certificate_that_carries_it() {
     let d = set.decide(APP, &[chain(&[&l])], revoked_at - secs(1), now());
     assert!(d.is_trusted(), "{d}");
 }
+
+#[test]
+fn a_key_revoked_by_the_namespace_is_revoked_in_every_certificate_presented_for_it() {
+    use keyshare_policy::keys::public_key_fingerprint;
+    use keyshare_policy::trust::TrustFormat;
+    let ca = root_ca("acme ci root");
+    let l = leaf(&ca, "team-a");
+    let revoked_at = now() - secs(60);
+    for (what, key) in [("leaf", &l.key), ("CA", &ca.key)] {
+        let fingerprint = public_key_fingerprint(key).unwrap();
+        let mut ns = namespace_with(vec![identity("release", &ca, SUBJECT)], 1);
+        ns.doc.format = TrustFormat::V2;
+        ns.doc.revocations = vec![Revocation {
+            subject: RevokedSubject::Key(fingerprint.clone()),
+            revoked_at,
+            reason: "key stolen".into(),
+        }];
+        let set = set_with(vec![ns], Revocations::default(), Peers::default());
+        let r = reason(set.decide(APP, &[chain(&[&l])], now(), now()));
+        assert_eq!(
+            r,
+            Reason::RevokedInNamespace {
+                namespace: ns_name("team-a"),
+                key: fingerprint,
+                revoked_at,
+                reason: "key stolen".into(),
+                signed_at: now(),
+            },
+            "{what}"
+        );
+        let d = set.decide(APP, &[chain(&[&l])], revoked_at - secs(1), now());
+        assert!(d.is_trusted(), "{what}: {d}");
+    }
+}

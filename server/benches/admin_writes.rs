@@ -375,6 +375,7 @@ fn create_namespaces(dir: &Path, token: &str, n: usize, mode: &str, budget: f64)
                     maintainers: vec!["bench@example".into()],
                 },
                 threshold: NonZeroU32::MIN,
+                allow_overlap: false,
             };
             let t = Instant::now();
             publisher

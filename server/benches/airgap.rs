@@ -105,6 +105,7 @@ fn main() {
                     maintainers: vec!["bench@acme.example".into()],
                 },
                 threshold: NonZeroU32::MIN,
+                allow_overlap: false,
             },
             context: serde_json::Value::Null,
         });

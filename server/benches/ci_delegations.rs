@@ -109,6 +109,7 @@ fn main() {
                         maintainers: vec![],
                     },
                     threshold: NonZeroU32::MIN,
+                    allow_overlap: false,
                 },
                 context: Value::Null,
             })

@@ -749,45 +749,10 @@ fn redact_pin_value(text: &str) -> String {
     out
 }
 
-/// Parses durations such as `90d`, `6h`, `30m`, `45s`, `2w` or `1d12h`.
+/// Parses durations such as `90d`, `6h`, `30m`, `45s`, `2w` or `1d12h`
+/// ([`keyshare_policy::datetime::parse_duration`]).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    const EXPECTED: &str = "expected a duration like 6h, 1d or 90d (units s, m, h, d, w)";
-    let mut total = Duration::ZERO;
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        return Err(EXPECTED.into());
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        if digits == 0 {
-            return Err(EXPECTED.into());
-        }
-        let (number, tail) = rest.split_at(digits);
-        let n: i64 = number.parse().map_err(|_| EXPECTED.to_owned())?;
-        let mut chars = tail.chars();
-        let seconds_per = match chars.next() {
-            Some('s') => 1,
-            Some('m') => 60,
-            Some('h') => 3_600,
-            Some('d') => 86_400,
-            Some('w') => 604_800,
-            _ => return Err(EXPECTED.into()),
-        };
-        let part = n
-            .checked_mul(seconds_per)
-            .filter(|s| *s <= 100 * 365 * 86_400)
-            .ok_or_else(|| "duration too long (at most 100 years)".to_owned())?;
-        total = total
-            .checked_add(Duration::seconds(part))
-            .ok_or_else(|| "duration too long".to_owned())?;
-        rest = chars.as_str();
-    }
-    if total <= Duration::ZERO {
-        return Err("duration must be positive".into());
-    }
-    Ok(total)
+    keyshare_policy::datetime::parse_duration(text)
 }
 
 #[cfg(test)]

@@ -71,17 +71,17 @@ use keyshare_policy::audit::Head as AuditChainHead;
 use keyshare_policy::metadata::{
     DelegatedRole, Envelope, KeyId, RoleName, Root, SuccinctRoles, Unrecognized,
 };
-use keyshare_policy::pattern::PathPattern;
+use keyshare_policy::pattern::{ArtifactPattern, PathPattern};
 use keyshare_policy::repo::{File, Options, Repository, SharedSigner};
 use keyshare_policy::trust::{
     namespace_bins, shard_path, NamespaceEntry, NamespaceName, Peer, Revocation, RevokedSubject,
-    SubDelegation, TrustedKey, X509Identity, PEERS_PATH, REVOCATIONS_PATH,
+    Sha256Hex, SubDelegation, TrustedKey, X509Identity, PEERS_PATH, REVOCATIONS_PATH,
 };
 use keyshare_policy::verify::{verify_root_self, Authority};
 
 use crate::store::{
-    self, lineage, CiOwner, Listing, NewToken, SingleUse, SingleUseKind, Store, Token, TokenKind,
-    Tx,
+    self, lineage, CiOwner, Listing, NewToken, OverlapRule, SingleUse, SingleUseKind, Store,
+    Token, TokenKind, Tx,
 };
 
 /// How long superseded published files are kept by default: 1 hour. A
@@ -139,6 +139,11 @@ pub enum Change {
         entry: NamespaceEntry,
         /// Distinct signatures its artifacts need.
         threshold: NonZeroU32,
+        /// Create it even if a scope overlaps another namespace's (an
+        /// admin said so explicitly); otherwise such a create is refused
+        /// with `store::Error::ScopeOverlap`. The audit record lists the
+        /// overlaps either way.
+        allow_overlap: bool,
     },
     /// Removes a namespace and everything in it.
     DeleteNamespace {
@@ -151,6 +156,18 @@ pub enum Change {
         namespace: NamespaceName,
         /// The new threshold.
         threshold: NonZeroU32,
+    },
+    /// Widens a namespace: adds artifact patterns to its scopes.
+    AddScopes {
+        /// The namespace.
+        namespace: NamespaceName,
+        /// The patterns to add (none of them a scope of it already).
+        scopes: Vec<ArtifactPattern>,
+        /// Add them even if one overlaps another namespace's scope (an
+        /// admin said so explicitly); otherwise refused with
+        /// `store::Error::ScopeOverlap`. The audit record lists the
+        /// overlaps either way.
+        allow_overlap: bool,
     },
     /// Lists a signing key in a namespace.
     AddKey {
@@ -207,6 +224,25 @@ pub enum Change {
         namespace: NamespaceName,
         /// Its name.
         name: String,
+    },
+    /// A namespace revokes one of its keys (by its material) for its own
+    /// artifacts: published in the namespace's trust document, applied in
+    /// that namespace only.
+    RevokeNamespaceKey {
+        /// The namespace.
+        namespace: NamespaceName,
+        /// What (a key, by fingerprint), when and why.
+        revocation: Revocation,
+        /// The id the key is listed under (a note, never published).
+        key_id: Option<KeyId>,
+    },
+    /// Withdraws a namespace's own revocation of a key (an org admin's
+    /// correction of a mistake).
+    RemoveNamespaceRevocation {
+        /// The namespace.
+        namespace: NamespaceName,
+        /// The key's fingerprint.
+        fingerprint: Sha256Hex,
     },
     /// Revokes a key (by its material) or certificate organization-wide.
     AddRevocation {
@@ -316,7 +352,12 @@ impl PublishError {
             Self::Used(SingleUseKind::Token) => 401,
             Self::RootVersion(_) | Self::SameKey { .. } => 409,
             Self::Store(store::Error::NotFound { .. }) => 404,
-            Self::Store(store::Error::AlreadyExists { .. } | store::Error::Revoked { .. }) => 409,
+            Self::Store(
+                store::Error::AlreadyExists { .. }
+                | store::Error::Revoked { .. }
+                | store::Error::RevokedInNamespace { .. }
+                | store::Error::ScopeOverlap { .. },
+            ) => 409,
             Self::Store(store::Error::Invalid { .. } | store::Error::Document { .. }) => 400,
             Self::Policy(
                 keyshare_policy::Error::Malformed { .. } | keyshare_policy::Error::BadKey { .. },
@@ -329,7 +370,10 @@ impl PublishError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::RootVersion(_) => return "root_version",
-            Self::Store(store::Error::Revoked { .. }) => return "revoked",
+            Self::Store(store::Error::Revoked { .. } | store::Error::RevokedInNamespace { .. }) => {
+                return "revoked"
+            }
+            Self::Store(store::Error::ScopeOverlap { .. }) => return "scope_overlap",
             Self::Used(SingleUseKind::Nonce) => return "bad_nonce",
             Self::Used(SingleUseKind::Token) => return "replay",
             _ => {}
@@ -1385,16 +1429,34 @@ fn apply_change(
 ) -> Result<(&'static str, String, Value, Affected), PublishError> {
     let mut affected = Affected::default();
     let (action, subject, details) = match change {
-        Change::CreateNamespace { entry, threshold } => {
-            tx.create_namespace(entry, *threshold)?;
+        Change::CreateNamespace {
+            entry,
+            threshold,
+            allow_overlap,
+        } => {
+            let rule = if *allow_overlap {
+                OverlapRule::Allow
+            } else {
+                OverlapRule::Refuse
+            };
+            let overlaps = tx.create_namespace_with(entry, *threshold, rule)?;
             affected.shards.insert(store::namespace_bin(&entry.name));
             affected.created.insert(entry.name.clone());
             affected.namespaces.insert(entry.name.clone());
-            (
-                "namespace.create",
-                entry.name.to_string(),
-                json!({ "scopes": entry.scopes, "maintainers": entry.maintainers, "threshold": threshold }),
-            )
+            let mut details = json!({ "scopes": entry.scopes, "maintainers": entry.maintainers, "threshold": threshold });
+            if let Value::Object(map) = &mut details {
+                if *allow_overlap {
+                    map.insert("allow_overlap".into(), Value::Bool(true));
+                }
+                if !overlaps.is_empty() {
+                    map.insert(
+                        "overlaps".into(),
+                        serde_json::to_value(&overlaps)
+                            .map_err(|e| store::Error::invalid("overlaps", e.to_string()))?,
+                    );
+                }
+            }
+            ("namespace.create", entry.name.to_string(), details)
         }
         Change::DeleteNamespace { namespace } => {
             let revoked = tx.delete_namespace(namespace.as_str())?;
@@ -1417,6 +1479,46 @@ fn apply_change(
                 namespace.to_string(),
                 json!({ "threshold": threshold }),
             )
+        }
+        Change::AddScopes {
+            namespace,
+            scopes,
+            allow_overlap,
+        } => {
+            let current = tx.namespace(namespace.as_str())?;
+            let mut entry = current.entry.clone();
+            for scope in scopes {
+                if entry.scopes.contains(scope) {
+                    return Err(store::Error::invalid(
+                        "scopes",
+                        format!("`{scope}` is already a scope of namespace `{namespace}`"),
+                    )
+                    .into());
+                }
+                entry.scopes.push(scope.clone());
+            }
+            let rule = if *allow_overlap {
+                OverlapRule::Allow
+            } else {
+                OverlapRule::Refuse
+            };
+            let overlaps = tx.update_namespace_with(&entry, current.threshold, rule)?;
+            affected.shards.insert(store::namespace_bin(&entry.name));
+            affected.namespaces.insert(namespace.clone());
+            let mut details = json!({ "added": scopes, "scopes": entry.scopes });
+            if let Value::Object(map) = &mut details {
+                if *allow_overlap {
+                    map.insert("allow_overlap".into(), Value::Bool(true));
+                }
+                if !overlaps.is_empty() {
+                    map.insert(
+                        "overlaps".into(),
+                        serde_json::to_value(&overlaps)
+                            .map_err(|e| store::Error::invalid("overlaps", e.to_string()))?,
+                    );
+                }
+            }
+            ("namespace.scopes", namespace.to_string(), details)
         }
         Change::AddKey { namespace, key } => {
             tx.add_key(namespace, key)?;
@@ -1501,6 +1603,45 @@ fn apply_change(
                 Value::Null,
             )
         }
+        Change::RevokeNamespaceKey {
+            namespace,
+            revocation,
+            key_id,
+        } => {
+            tx.add_namespace_revocation(namespace, revocation, key_id.as_ref().map(KeyId::as_str))?;
+            affected.namespaces.insert(namespace.clone());
+            (
+                "namespace_revocation.add",
+                format!("{namespace}/{}", revocation.subject),
+                json!({
+                    "revoked_at": rfc3339(Some(revocation.revoked_at)),
+                    "reason": revocation.reason,
+                    "key_id": key_id,
+                }),
+            )
+        }
+        Change::RemoveNamespaceRevocation {
+            namespace,
+            fingerprint,
+        } => {
+            let existing = tx
+                .namespace_revocation(namespace.as_str(), fingerprint)?
+                .ok_or_else(|| store::Error::NotFound {
+                    kind: "revocation",
+                    name: format!("{namespace}/key with SPKI SHA-256 {fingerprint}"),
+                })?;
+            tx.remove_namespace_revocation(namespace.as_str(), fingerprint)?;
+            affected.namespaces.insert(namespace.clone());
+            (
+                "namespace_revocation.remove",
+                format!("{namespace}/{}", existing.revocation.subject),
+                json!({
+                    "revoked_at": rfc3339(Some(existing.revocation.revoked_at)),
+                    "reason": existing.revocation.reason,
+                    "key_id": existing.key_id,
+                }),
+            )
+        }
         Change::AddRevocation {
             revocation,
             listed_as,
@@ -1568,13 +1709,16 @@ fn change_namespace(change: &Change) -> Option<&NamespaceName> {
         Change::CreateNamespace { entry, .. } => Some(&entry.name),
         Change::DeleteNamespace { namespace }
         | Change::SetThreshold { namespace, .. }
+        | Change::AddScopes { namespace, .. }
         | Change::AddKey { namespace, .. }
         | Change::DelegateCi { namespace, .. }
         | Change::RemoveKey { namespace, .. }
         | Change::AddIdentity { namespace, .. }
         | Change::RemoveIdentity { namespace, .. }
         | Change::AddSubDelegation { namespace, .. }
-        | Change::RemoveSubDelegation { namespace, .. } => Some(namespace),
+        | Change::RemoveSubDelegation { namespace, .. }
+        | Change::RevokeNamespaceKey { namespace, .. }
+        | Change::RemoveNamespaceRevocation { namespace, .. } => Some(namespace),
         Change::AddRevocation { .. }
         | Change::PutPeer { .. }
         | Change::RemovePeer { .. }

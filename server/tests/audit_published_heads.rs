@@ -86,6 +86,7 @@ fn create(name: &str) -> Change {
             maintainers: vec![],
         },
         threshold: NonZeroU32::MIN,
+        allow_overlap: false,
     }
 }
 

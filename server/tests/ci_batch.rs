@@ -65,6 +65,7 @@ fn a_batch_is_one_publish_and_refused_changes_fail_alone() {
                             maintainers: vec![],
                         },
                         threshold: NonZeroU32::MIN,
+                        allow_overlap: false,
                     },
                     context: serde_json::Value::Null,
                 },
@@ -142,6 +143,7 @@ fn namespaces_created_in_a_batch_are_published_with_their_keys() {
                     maintainers: vec![],
                 },
                 threshold: NonZeroU32::MIN,
+                allow_overlap: false,
             },
             context: serde_json::Value::Null,
         });

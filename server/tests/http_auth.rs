@@ -15,6 +15,7 @@ use actix_web::http::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use http_common::{ca_pem, ed25519_key, request, send, Fixture, NOW};
+use keyshare_policy::trust::{Revocation, RevokedSubject};
 use keyshare_server::http::Endpoint;
 use keyshare_server::publisher::Change;
 use keyshare_server::store::TokenKind;
@@ -47,9 +48,12 @@ fn class(e: Endpoint) -> Class {
         | E::AddIdentity
         | E::RemoveIdentity
         | E::AddSubDelegation
-        | E::RemoveSubDelegation => Class::NamespaceA,
+        | E::RemoveSubDelegation
+        | E::RevokeNamespaceKey => Class::NamespaceA,
         E::CreateNamespace
         | E::DeleteNamespace
+        | E::AddScopes
+        | E::RemoveNamespaceRevocation
         | E::AddRevocation
         | E::PutPeer
         | E::RemovePeer
@@ -81,6 +85,10 @@ fn sample(e: Endpoint, victim_token: &str, f: &Fixture) -> (Method, String, Opti
         E::ShowNamespace => (template.replace("{ns}", "a"), None),
         E::DeleteNamespace => (template.replace("{ns}", "gone"), None),
         E::SetThreshold => (template.replace("{ns}", "a"), Some(json!({"threshold": 2}))),
+        E::AddScopes => (
+            template.replace("{ns}", "a"),
+            Some(json!({"scopes": ["r.io/a-extra/**"]})),
+        ),
         E::AddKey => (
             template.replace("{ns}", "a"),
             Some(json!({"key": ed25519_key(), "id": "k2", "description": "second"})),
@@ -102,6 +110,28 @@ fn sample(e: Endpoint, victim_token: &str, f: &Fixture) -> (Method, String, Opti
             })),
         ),
         E::RemoveSubDelegation => (template.replace("{ns}", "a").replace("{name}", "sd1"), None),
+        E::RevokeNamespaceKey => (
+            template.replace("{ns}", "a"),
+            Some(json!({"key_id": "k4", "reason": "laptop stolen"})),
+        ),
+        E::RemoveNamespaceRevocation => {
+            let revoked = f
+                .publisher
+                .read(|s| s.namespace_revocations("a"))
+                .unwrap()
+                .into_iter()
+                .find(|r| r.key_id.as_deref() == Some("k3"))
+                .unwrap();
+            let RevokedSubject::Key(fp) = revoked.revocation.subject else {
+                panic!("a namespace revokes keys only")
+            };
+            (
+                template
+                    .replace("{ns}", "a")
+                    .replace("{spki_sha256}", fp.as_str()),
+                None,
+            )
+        }
         E::AddRevocation => (
             template.to_owned(),
             Some(json!({"spki_sha256": "ab".repeat(32), "reason": "laptop lost"})),
@@ -133,8 +163,9 @@ fn sample(e: Endpoint, victim_token: &str, f: &Fixture) -> (Method, String, Opti
     (method, path, body)
 }
 
-/// Namespaces `a`, `b` and `gone`; in `a` key `k1`, identity `id1` and
-/// sub-delegation `sd1`; peer `p1`; root `r1`; a token to revoke.
+/// Namespaces `a`, `b` and `gone`; in `a` keys `k1`, `k3` (revoked by
+/// the namespace) and `k4`, identity `id1` and sub-delegation `sd1`; peer
+/// `p1`; root `r1`; a token to revoke.
 /// Returns the fixture and the id of that token.
 fn populated() -> (Fixture, String) {
     let f = Fixture::new();
@@ -149,12 +180,29 @@ fn populated() -> (Fixture, String) {
         apply(Change::CreateNamespace {
             entry: serde_json::from_value(json!({"name": name, "scopes": [scope]})).unwrap(),
             threshold: std::num::NonZeroU32::MIN,
+            allow_overlap: false,
         });
     }
     let a = http_common::ns_name("a");
     apply(Change::AddKey {
         namespace: a.clone(),
         key: serde_json::from_value(json!({"id": "k1", "key": ed25519_key()})).unwrap(),
+    });
+    for id in ["k3", "k4"] {
+        apply(Change::AddKey {
+            namespace: a.clone(),
+            key: serde_json::from_value(json!({"id": id, "key": ed25519_key()})).unwrap(),
+        });
+    }
+    let k3 = f.publisher.read(|s| s.key("a", "k3")).unwrap().key;
+    apply(Change::RevokeNamespaceKey {
+        namespace: a.clone(),
+        revocation: Revocation {
+            subject: RevokedSubject::Key(k3.key.fingerprint(&k3.id).unwrap()),
+            revoked_at: NOW,
+            reason: "test".into(),
+        },
+        key_id: Some(k3.id),
     });
     apply(Change::AddIdentity {
         namespace: a.clone(),

@@ -62,6 +62,7 @@ fn fixture() -> (Fixture, Value) {
                 entry: serde_json::from_value(json!({"name": "a", "scopes": ["r.io/a/**"]}))
                     .unwrap(),
                 threshold: std::num::NonZeroU32::MIN,
+                allow_overlap: false,
             },
             NOW,
         )

@@ -117,6 +117,7 @@ fn create_namespaces(f: &Fixture, names: &[&str]) {
                         maintainers: vec![],
                     },
                     threshold: NonZeroU32::MIN,
+                    allow_overlap: false,
                 },
                 NOW,
             )

@@ -223,6 +223,7 @@ async fn bad_bodies_and_non_admin_tokens_are_refused() {
                 entry: serde_json::from_value(json!({"name": "a", "scopes": ["r.io/a/**"]}))
                     .unwrap(),
                 threshold: NonZeroU32::MIN,
+                allow_overlap: false,
             },
             NOW,
         )
@@ -347,6 +348,7 @@ fn a_replaced_online_targets_key_is_taken_into_use_by_the_new_root() {
                     maintainers: vec![],
                 },
                 threshold: NonZeroU32::MIN,
+                allow_overlap: false,
             },
             NOW,
         )

@@ -46,12 +46,13 @@ fn listed(id: &str, key: &InMemorySigner) -> TrustedKey {
     }
 }
 
-/// Turns a current store back into schema 2 (undoing versions 6 to 3) with
+/// Turns a current store back into schema 2 (undoing versions 7 to 3) with
 /// `revocations` rows by key id.
 fn downgrade_to_schema_2(path: &std::path::Path, by_id: &[(&str, OffsetDateTime)]) {
     let conn = rusqlite::Connection::open(path).unwrap();
     conn.execute_batch(
-        "DROP TABLE audit_namespaces;
+        "DROP TABLE namespace_revocations;
+         DROP TABLE audit_namespaces;
          DROP INDEX audit_log_by_action;
          DROP INDEX audit_log_by_actor;
          DROP INDEX audit_log_by_time;
@@ -120,6 +121,7 @@ fn revocations_by_key_id_migrate_to_the_material_listed_before_them_not_after() 
                 Change::CreateNamespace {
                     entry: entry(name, &[&format!("registry.acme.io/{name}/**")]),
                     threshold: nz(1),
+                    allow_overlap: false,
                 },
                 T0,
             );

@@ -10,8 +10,9 @@ use clap::{ArgGroup, Args, Subcommand};
 use serde_json::{json, Value};
 
 use keyshare_client::admin::{
-    AdminClient, AuditQuery, KeyMaterial, NewIdentity, NewKey, NewNamespace, NewRevocation,
-    NewSubDelegation, PeerRoot, PeerSpec, RevokedSubject, TokenExpiry, TokenKind,
+    AdminClient, AuditQuery, KeyMaterial, NewIdentity, NewKey, NewNamespace,
+    NewNamespaceRevocation, NewRevocation, NewSubDelegation, PeerRoot, PeerSpec, RevokedSubject,
+    TokenExpiry, TokenKind,
 };
 use keyshare_client::blocking::Verifier;
 use keyshare_client::Options;
@@ -119,11 +120,34 @@ enum NamespaceCommand {
         /// Maintainer label (repeatable).
         #[arg(long = "maintainer", value_name = "M", num_args = 1..)]
         maintainers: Vec<String>,
+        /// Create it even if a scope overlaps another namespace's (without
+        /// it the server refuses, naming the namespaces and who would win).
+        #[arg(long)]
+        allow_overlap: bool,
+    },
+    /// Widen a namespace: add artifact patterns to its scopes (org admins).
+    AddScope {
+        /// Namespace.
+        name: String,
+        /// Artifact pattern to add (repeatable).
+        #[arg(long = "scope", value_name = "PATTERN", required = true, num_args = 1..)]
+        scopes: Vec<String>,
+        /// Add it even if it overlaps another namespace's scope.
+        #[arg(long)]
+        allow_overlap: bool,
     },
     /// List namespaces.
     List,
-    /// Show a namespace with its keys, identities and sub-delegations.
-    Show { name: String },
+    /// Show a namespace with its keys (and how each stands: revoked, when
+    /// and why; expired; expiring soon), identities, sub-delegations and its
+    /// own revocations.
+    Show {
+        name: String,
+        /// Flag keys whose not_after is at most this far ahead (`30d`,
+        /// `12h`; server default 30d).
+        #[arg(long, value_name = "DURATION")]
+        expiring_within: Option<String>,
+    },
     /// Delete a namespace.
     Delete { name: String },
     /// Set how many keys/identities must sign.
@@ -158,6 +182,31 @@ enum KeyCommand {
     },
     /// Remove a signing key from a namespace.
     Remove { ns: String, key_id: String },
+    /// Revoke a key of a namespace in that namespace only (maintainers of
+    /// the namespace may): its signatures made from --revoked-at on stop
+    /// counting for the namespace's artifacts; other namespaces listing the
+    /// same key are not affected. For every namespace, use `revocation add`
+    /// (org admins).
+    Revoke {
+        /// Namespace.
+        ns: String,
+        /// The id the key is listed under in the namespace (its own keys or
+        /// a sub-delegation's).
+        key_id: String,
+        /// Why (required).
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+        /// RFC 3339 time from which signatures are untrusted (default: now).
+        #[arg(long, value_name = "T")]
+        revoked_at: Option<String>,
+    },
+    /// Withdraw a namespace's revocation of a key (org admins only).
+    Unrevoke {
+        /// Namespace.
+        ns: String,
+        /// The key's fingerprint (`spki_sha256`, as `namespace show` lists it).
+        spki_sha256: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -216,7 +265,8 @@ enum RevocationCommand {
         /// namespaces use the id); the server revokes its material.
         #[arg(long, value_name = "ID")]
         key_id: Option<String>,
-        /// The namespace whose --key-id is meant.
+        /// The namespace whose --key-id is meant (the revocation still
+        /// counts everywhere; `key revoke` revokes in one namespace only).
         #[arg(long, value_name = "NS", requires = "key_id")]
         namespace: Option<String>,
         /// The key itself: a PEM public key (SubjectPublicKeyInfo).
@@ -521,18 +571,36 @@ fn namespace(client: &AdminClient, c: NamespaceCommand, out: OutputFormat) -> Re
             name,
             scopes,
             maintainers,
+            allow_overlap,
         } => {
             let v = client.create_namespace(&NewNamespace {
                 name,
                 scopes,
                 maintainers,
+                allow_overlap,
             })?;
             emit(out, &v, || {
                 format!(
-                    "created namespace {} (scopes: {}; threshold {})",
+                    "created namespace {} (scopes: {}; threshold {}){}",
                     field(&v, "name"),
                     field(&v, "scopes"),
-                    field(&v, "threshold")
+                    field(&v, "threshold"),
+                    overlaps_text(&v)
+                )
+            });
+        }
+        NamespaceCommand::AddScope {
+            name,
+            scopes,
+            allow_overlap,
+        } => {
+            let v = client.add_scopes(&name, &scopes, allow_overlap)?;
+            emit(out, &v, || {
+                format!(
+                    "namespace {}: scopes {}{}",
+                    field(&v, "name"),
+                    field(&v, "scopes"),
+                    overlaps_text(&v)
                 )
             });
         }
@@ -549,8 +617,11 @@ fn namespace(client: &AdminClient, c: NamespaceCommand, out: OutputFormat) -> Re
                 ),
             }
         }
-        NamespaceCommand::Show { name } => {
-            let v = client.namespace(&name)?;
+        NamespaceCommand::Show {
+            name,
+            expiring_within,
+        } => {
+            let v = client.namespace_expiring_within(&name, expiring_within.as_deref())?;
             emit(out, &v, || namespace_text(&v));
         }
         NamespaceCommand::Delete { name } => {
@@ -587,15 +658,28 @@ fn namespace_text(v: &Value) -> String {
             vec![
                 field(k, "id"),
                 field(&key, "keytype"),
+                key_state(k),
                 field(k, "not_before"),
                 field(k, "not_after"),
+                key_revocation(k),
                 field(k, "description"),
             ]
         })
         .collect();
-    s.push_str("\nkeys:\n");
+    s.push_str(&format!(
+        "\nkeys (expiring within {} flagged):\n",
+        seconds_text(v.get("expiring_within_seconds"))
+    ));
     s.push_str(&output::render_table(
-        &["ID", "TYPE", "NOT_BEFORE", "NOT_AFTER", "DESCRIPTION"],
+        &[
+            "ID",
+            "TYPE",
+            "STATE",
+            "NOT_BEFORE",
+            "NOT_AFTER",
+            "REVOCATION",
+            "DESCRIPTION",
+        ],
         &keys,
     ));
     let ids: Vec<Vec<String>> = items(v, "identities")
@@ -629,7 +713,114 @@ fn namespace_text(v: &Value) -> String {
         &["NAME", "SCOPES", "THRESHOLD", "KEYS"],
         &subs,
     ));
+    let sub_keys: Vec<Vec<String>> = items(v, "sub_delegations")
+        .iter()
+        .flat_map(|d| {
+            items(d, "keys").iter().map(move |k| {
+                vec![
+                    field(d, "name"),
+                    field(k, "id"),
+                    key_state(k),
+                    field(k, "not_after"),
+                    key_revocation(k),
+                ]
+            })
+        })
+        .collect();
+    if !sub_keys.is_empty() {
+        s.push_str("\nsub-delegation keys:\n");
+        s.push_str(&output::render_table(
+            &["SUB_DELEGATION", "ID", "STATE", "NOT_AFTER", "REVOCATION"],
+            &sub_keys,
+        ));
+    }
+    let own: Vec<Vec<String>> = items(v, "revocations")
+        .iter()
+        .map(|r| {
+            let subject = r.get("subject").cloned().unwrap_or(Value::Null);
+            vec![
+                field(r, "key_id"),
+                field(&subject, "spki_sha256"),
+                field(r, "revoked_at"),
+                field(r, "reason"),
+            ]
+        })
+        .collect();
+    s.push_str("\nrevoked by this namespace (in it only):\n");
+    s.push_str(&output::render_table(
+        &["KEY_ID", "SPKI_SHA256", "REVOKED_AT", "REASON"],
+        &own,
+    ));
     s.trim_end().to_owned()
+}
+
+/// A key's `state` as a word for people (`revoked`, `expires soon`, ...).
+fn key_state(k: &Value) -> String {
+    field(k, "state").replace('_', " ")
+}
+
+/// A key's `revocation` for people: `by namespace at T: reason`, with
+/// `(not yet)` when it takes effect later; `-` when none.
+fn key_revocation(k: &Value) -> String {
+    match k.get("revocation") {
+        Some(r) if r.get("in_effect") == Some(&Value::Bool(false)) => format!(
+            "by {} from {} (not yet in effect): {}",
+            field(r, "by"),
+            field(r, "revoked_at"),
+            field(r, "reason")
+        ),
+        Some(r) if r.is_object() => format!(
+            "by {} at {}: {}",
+            field(r, "by"),
+            field(r, "revoked_at"),
+            field(r, "reason")
+        ),
+        _ => "-".into(),
+    }
+}
+
+/// Seconds as `30d`, `12h` or `90s`; `the server's horizon` when absent.
+fn seconds_text(v: Option<&Value>) -> String {
+    match v.and_then(Value::as_i64) {
+        Some(s) if s > 0 && s % 86_400 == 0 => format!("{}d", s / 86_400),
+        Some(s) if s > 0 && s % 3_600 == 0 => format!("{}h", s / 3_600),
+        Some(s) => format!("{s}s"),
+        None => "the server's horizon".into(),
+    }
+}
+
+/// `; overlaps allowed: ...` for an answer with `overlaps` (namespaces and
+/// a sample of who wins), else nothing.
+fn overlaps_text(v: &Value) -> String {
+    let Some(o) = v.get("overlaps").filter(|o| !o.is_null()) else {
+        return String::new();
+    };
+    let names = field(o, "namespaces");
+    if names == "-" {
+        return String::new();
+    }
+    let sample: Vec<String> = items(o, "sample")
+        .iter()
+        .map(|p| {
+            format!(
+                "`{}` vs `{}` of {}: {} wins {}",
+                field(p, "scope"),
+                field(p, "other_scope"),
+                field(p, "namespace"),
+                field(p, "winner"),
+                field(p, "example"),
+            )
+        })
+        .collect();
+    format!(
+        "; overlap allowed with {} namespace(s) ({names}){}",
+        field(o, "namespace_count"),
+        if sample.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", sample.join("; "))
+        }
+    )
 }
 
 // ---- keys, identities, sub-delegations ----
@@ -669,6 +860,38 @@ fn key(client: &AdminClient, c: KeyCommand, out: OutputFormat) -> Result<(), Err
         KeyCommand::Remove { ns, key_id } => {
             client.remove_key(&ns, &key_id)?;
             done(out, format!("removed key {key_id} from namespace {ns}"));
+        }
+        KeyCommand::Revoke {
+            ns,
+            key_id,
+            reason,
+            revoked_at,
+        } => {
+            let v = client.revoke_namespace_key(
+                &ns,
+                &NewNamespaceRevocation {
+                    key_id,
+                    reason,
+                    revoked_at,
+                },
+            )?;
+            emit(out, &v, || {
+                format!(
+                    "revoked key {} (SPKI SHA-256 {}) in namespace {} only, from {}: {}",
+                    field(&v, "key_id"),
+                    field(v.get("subject").unwrap_or(&Value::Null), "spki_sha256"),
+                    field(&v, "namespace"),
+                    field(&v, "revoked_at"),
+                    field(&v, "reason")
+                )
+            });
+        }
+        KeyCommand::Unrevoke { ns, spki_sha256 } => {
+            client.remove_namespace_revocation(&ns, &spki_sha256)?;
+            done(
+                out,
+                format!("withdrew namespace {ns}'s revocation of key {spki_sha256}"),
+            );
         }
     }
     Ok(())

@@ -15,7 +15,9 @@ use keyshare_client::{Options, Outcome, PeerProblem, RootPin, TrustState, Verdic
 use keyshare_policy::hash::Sha256Hex;
 use keyshare_policy::keys::{Key, Scheme};
 use keyshare_policy::metadata::KeyId;
-use keyshare_policy::trust::{Counted, Decision, Reason, SignerRef, TrustRule};
+use keyshare_policy::trust::{
+    Counted, Decision, KeyStanding, KeyState, Reason, SignerRef, TrustRule, TrustSet, TrustedKey,
+};
 
 use super::{output, read_public, Error, OutputFormat, Public};
 
@@ -421,8 +423,94 @@ fn verdict_json(artifact: &str, verdict: &Verdict) -> Value {
 pub(crate) struct ListArgs {
     /// Only namespaces whose name matches this glob (`team-*`).
     pattern: Option<String>,
+    /// Flag keys whose not_after is at most this far ahead (`30d`, `12h`).
+    #[arg(long, value_name = "DURATION", default_value = "30d")]
+    expiring_within: String,
     #[command(flatten)]
     common: Common,
+}
+
+/// How a key listed in `namespace` (its own or a sub-delegation's) stands
+/// at `now`, as JSON: `spki_sha256`, `state`, `expired`, `expires_soon`,
+/// `revocation` (`{"by", "revoked_at", "reason", "in_effect"}` or null).
+fn key_standing(
+    set: &TrustSet,
+    namespace: &str,
+    k: &TrustedKey,
+    now: OffsetDateTime,
+    horizon: time::Duration,
+) -> (KeyState, Value) {
+    let fingerprint = k.key.fingerprint(&k.id).ok();
+    let revocation = fingerprint
+        .as_ref()
+        .and_then(|fp| set.key_revocation(namespace, fp));
+    let standing = KeyStanding::of(k, revocation, now, horizon);
+    let value = json!({
+        "id": k.id,
+        "keytype": k.key.keytype,
+        "spki_sha256": fingerprint.as_ref().map(|f| f.as_str()),
+        "not_before": k.not_before.map(rfc3339),
+        "not_after": k.not_after.map(rfc3339),
+        "ephemeral": k.ephemeral,
+        "state": standing.state.as_str(),
+        "expired": standing.expired,
+        "expires_soon": standing.expires_soon,
+        "revocation": standing.revocation.map(|r| json!({
+            "by": r.by.as_str(),
+            "revoked_at": rfc3339(r.revocation.revoked_at),
+            "reason": r.revocation.reason,
+            "in_effect": now >= r.revocation.revoked_at,
+        })),
+    });
+    (standing.state, value)
+}
+
+/// One line for people about a key that is not simply active (or has a
+/// revocation to come); `None` for an active key.
+fn key_note(namespace: &str, key: &Value) -> Option<String> {
+    let s = |k: &str| key.get(k).and_then(Value::as_str).unwrap_or("-");
+    let id = format!("{namespace}/{}", s("id"));
+    let revocation = key.get("revocation").filter(|r| !r.is_null());
+    let r = |k: &str| {
+        revocation
+            .and_then(|r| r.get(k))
+            .and_then(Value::as_str)
+            .unwrap_or("-")
+            .to_owned()
+    };
+    match s("state") {
+        "revoked" => Some(format!(
+            "{id}: REVOKED by the {} at {}: {}",
+            r("by"),
+            r("revoked_at"),
+            r("reason")
+        )),
+        "expired" => Some(format!("{id}: expired at {}", s("not_after"))),
+        "not_yet_valid" => Some(format!("{id}: not valid before {}", s("not_before"))),
+        state => {
+            let mut notes = Vec::new();
+            if state == "expires_soon" {
+                notes.push(format!("expires soon, at {}", s("not_after")));
+            }
+            if revocation.is_some() {
+                notes.push(format!(
+                    "to be revoked by the {} from {}: {}",
+                    r("by"),
+                    r("revoked_at"),
+                    r("reason")
+                ));
+            }
+            (!notes.is_empty()).then(|| format!("{id}: {}", notes.join("; ")))
+        }
+    }
+}
+
+/// A key id in the KEYS column, with its state when it is not active.
+fn key_cell(id: &str, state: KeyState) -> String {
+    match state {
+        KeyState::Active => short(id),
+        other => format!("{}[{}]", short(id), other.as_str().replace('_', " ")),
+    }
 }
 
 pub(crate) fn list(args: ListArgs) -> Result<(), Error> {
@@ -432,10 +520,14 @@ pub(crate) fn list(args: ListArgs) -> Result<(), Error> {
         }
         None => None,
     };
+    let horizon = keyshare_policy::datetime::parse_duration(&args.expiring_within)
+        .map_err(|e| Error::Input(format!("--expiring-within `{}`: {e}", args.expiring_within)))?;
+    let now = OffsetDateTime::now_utc();
     let state = args.common.verifier()?.trust_state()?;
     let set = &state.trust_set;
     let mut items = Vec::new();
     let mut rows = Vec::new();
+    let mut notes = Vec::new();
     for entry in &set.index().namespaces {
         if pattern
             .as_ref()
@@ -443,35 +535,39 @@ pub(crate) fn list(args: ListArgs) -> Result<(), Error> {
         {
             continue;
         }
+        let name = entry.name.as_str();
         let doc = set.namespaces().find(|d| d.namespace == entry.name);
-        let keys: Vec<Value> = doc
-            .map(|d| {
-                d.keys
-                    .iter()
-                    .map(|k| {
-                        json!({
-                            "id": k.id,
-                            "keytype": k.key.keytype,
-                            "not_before": k.not_before.map(rfc3339),
-                            "not_after": k.not_after.map(rfc3339),
-                            "ephemeral": k.ephemeral,
-                        })
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut cells = Vec::new();
+        let mut keys = Vec::new();
+        for k in doc.map(|d| d.keys.as_slice()).unwrap_or_default() {
+            let (state, v) = key_standing(set, name, k, now, horizon);
+            cells.push(key_cell(k.id.as_str(), state));
+            notes.extend(key_note(name, &v));
+            keys.push(v);
+        }
+        let mut sub_delegations = Vec::new();
+        for sub in doc
+            .map(|d| d.sub_delegations.as_slice())
+            .unwrap_or_default()
+        {
+            let mut sub_keys = Vec::new();
+            for k in &sub.keys {
+                let (_, v) = key_standing(set, name, k, now, horizon);
+                notes.extend(key_note(&format!("{name}/{}", sub.name), &v));
+                sub_keys.push(v);
+            }
+            sub_delegations.push(json!({ "name": sub.name, "keys": sub_keys }));
+        }
         let scopes: Vec<&str> = entry.scopes.iter().map(|s| s.as_str()).collect();
         rows.push(vec![
             entry.name.to_string(),
             scopes.join(" "),
             doc.map_or("-".into(), |d| d.threshold.to_string()),
-            doc.map_or("(no trust document)".into(), |d| {
-                d.keys
-                    .iter()
-                    .map(|k| short(k.id.as_str()))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            }),
+            if doc.is_some() {
+                cells.join(" ")
+            } else {
+                "(no trust document)".into()
+            },
             entry.maintainers.join(" "),
         ]);
         items.push(json!({
@@ -482,15 +578,28 @@ pub(crate) fn list(args: ListArgs) -> Result<(), Error> {
             "threshold": doc.map(|d| d.threshold.get()),
             "keys": keys,
             "identities": doc.map(|d| d.identities.iter().map(|i| i.name.clone()).collect::<Vec<_>>()).unwrap_or_default(),
-            "sub_delegations": doc.map(|d| d.sub_delegations.iter().map(|s| s.name.clone()).collect::<Vec<_>>()).unwrap_or_default(),
+            "sub_delegations": sub_delegations,
         }));
     }
     match args.common.output {
-        OutputFormat::Json => output::json(&json!({ "namespaces": items })),
-        OutputFormat::Text => output::table(
-            &["NAME", "SCOPES", "THRESHOLD", "KEYS", "MAINTAINERS"],
-            &rows,
-        ),
+        OutputFormat::Json => output::json(&json!({
+            "as_of": rfc3339(now),
+            "expiring_within_seconds": horizon.whole_seconds(),
+            "namespaces": items,
+        })),
+        OutputFormat::Text => {
+            output::table(
+                &["NAME", "SCOPES", "THRESHOLD", "KEYS", "MAINTAINERS"],
+                &rows,
+            );
+            if !notes.is_empty() {
+                output::text(&format!(
+                    "\nkeys that are revoked, expired or expiring within {}:\n{}",
+                    args.expiring_within.trim(),
+                    notes.join("\n")
+                ));
+            }
+        }
     }
     Ok(())
 }

@@ -165,6 +165,7 @@ impl Server {
                 maintainers: vec![format!("{name}@acme.io")],
             },
             threshold: NonZeroU32::new(threshold).unwrap(),
+            allow_overlap: false,
         });
     }
 

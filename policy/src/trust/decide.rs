@@ -11,6 +11,7 @@ use super::namespace::{NamespaceName, NamespaceTrust, Principal, TrustedKey};
 use super::namespaces::{NamespaceEntry, Namespaces};
 use super::peers::{Peer, PeerUrl, Peers, PinnedRoot};
 use super::revocations::{Revocation, Revocations, RevokedSubject};
+use super::standing::KeyRevocation;
 use super::x509::name_text;
 use super::{problem_to_error, rfc3339, Sha256Hex, NAMESPACES_PATH};
 use crate::error::{Error, Result};
@@ -262,6 +263,21 @@ pub enum Reason {
         /// When the signature was made.
         signed_at: OffsetDateTime,
     },
+    /// The namespace that owns the artifact revoked the key (in its own
+    /// trust document) and the signature was made at or after the
+    /// revocation. Such a revocation counts in that namespace only.
+    RevokedInNamespace {
+        /// The namespace that revoked the key.
+        namespace: NamespaceName,
+        /// The key's fingerprint (SHA-256 of its material).
+        key: Sha256Hex,
+        /// When the namespace's trust in it ended.
+        revoked_at: OffsetDateTime,
+        /// Why.
+        reason: String,
+        /// When the signature was made.
+        signed_at: OffsetDateTime,
+    },
     /// The certificate chain does not verify to a CA certificate of the
     /// namespace's identities at `signed_at`.
     ChainNotTrusted {
@@ -374,6 +390,18 @@ impl fmt::Display for Reason {
             } => write!(
                 f,
                 "{subject} was revoked at {} ({reason}) and this signature was made at {}: re-sign with a key that is not revoked",
+                rfc3339(*revoked_at),
+                rfc3339(*signed_at)
+            ),
+            Self::RevokedInNamespace {
+                namespace,
+                key,
+                revoked_at,
+                reason,
+                signed_at,
+            } => write!(
+                f,
+                "key with SPKI SHA-256 {key} was revoked by namespace `{namespace}` at {} ({reason}) and this signature was made at {}: re-sign with a key that is not revoked",
                 rfc3339(*revoked_at),
                 rfc3339(*signed_at)
             ),
@@ -499,11 +527,12 @@ impl PatternIndex {
             for entry in bucket {
                 let better = match best {
                     None => true,
-                    Some(b) => {
-                        entry.specificity > b.specificity
-                            || (entry.specificity == b.specificity
-                                && name(entry.owner) < name(b.owner))
-                    }
+                    Some(b) => crate::pattern::outranks(
+                        entry.specificity,
+                        name(entry.owner),
+                        b.specificity,
+                        name(b.owner),
+                    ),
                 };
                 if better && entry.pattern.matches(artifact) {
                     best = Some(entry);
@@ -522,6 +551,9 @@ struct Documented {
     keys: Vec<Sha256Hex>,
     /// Fingerprints of each sub-delegation's keys, same order.
     sub_keys: Vec<Vec<Sha256Hex>>,
+    /// The namespace's own revocations, by fingerprint: positions in
+    /// `doc.revocations`.
+    revoked: HashMap<Sha256Hex, usize>,
 }
 
 impl Documented {
@@ -541,11 +573,41 @@ impl Documented {
                     .collect::<Result<Vec<_>>>()
             })
             .collect::<Result<Vec<_>>>()?;
+        let revoked = doc
+            .revocations
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| match &r.subject {
+                RevokedSubject::Key(h) => Some((h.clone(), i)),
+                RevokedSubject::Certificate(_) => None,
+            })
+            .collect();
         Ok(Self {
             doc,
             keys,
             sub_keys,
+            revoked,
         })
+    }
+
+    /// The namespace's own revocation of the key with this fingerprint, if
+    /// it covers `signed_at`.
+    fn revoked_key(&self, fingerprint: &Sha256Hex, signed_at: OffsetDateTime) -> Option<Reason> {
+        self.revocation(fingerprint)
+            .filter(|r| signed_at >= r.revoked_at)
+            .map(|r| Reason::RevokedInNamespace {
+                namespace: self.doc.namespace.clone(),
+                key: fingerprint.clone(),
+                revoked_at: r.revoked_at,
+                reason: r.reason.clone(),
+                signed_at,
+            })
+    }
+
+    fn revocation(&self, fingerprint: &Sha256Hex) -> Option<&Revocation> {
+        self.revoked
+            .get(fingerprint)
+            .and_then(|i| self.doc.revocations.get(*i))
     }
 }
 
@@ -838,6 +900,31 @@ impl TrustSet {
         &self.revocations
     }
 
+    /// The revocation that applies to key material `fingerprint` listed in
+    /// namespace `namespace`: the organization's (in every namespace) or
+    /// the namespace's own, the one taking effect first
+    /// ([`KeyRevocation::earliest`]). For listings and exports; decisions
+    /// apply both.
+    pub fn key_revocation(
+        &self,
+        namespace: &str,
+        fingerprint: &Sha256Hex,
+    ) -> Option<KeyRevocation<'_>> {
+        let organization = self
+            .revoked_keys
+            .get(fingerprint)
+            .and_then(|i| self.revocations.get(*i));
+        let own = self
+            .index
+            .namespaces
+            .iter()
+            .zip(&self.documents)
+            .find(|(e, _)| e.name.as_str() == namespace)
+            .and_then(|(_, d)| d.as_ref())
+            .and_then(|d| d.revocation(fingerprint));
+        KeyRevocation::earliest(organization, own)
+    }
+
     /// Decides whether `signers` (whose signatures over the artifact the
     /// caller has verified) are trusted for `artifact`, for a signature made
     /// at `signed_at`, as of `now`.
@@ -1056,8 +1143,13 @@ impl TrustSet {
                             other => other.to_string(),
                         },
                     })?;
-                // A revoked key is refused as such, listed or not.
-                if let Some(reason) = self.revoked_key(&presented, signed_at) {
+                // A revoked key is refused as such, listed or not: revoked
+                // by the organization, or by the namespace that owns the
+                // artifact.
+                if let Some(reason) = self
+                    .revoked_key(&presented, signed_at)
+                    .or_else(|| ns.revoked_key(&presented, signed_at))
+                {
                     return Err(reason);
                 }
                 self.evaluate_key(
@@ -1097,7 +1189,7 @@ impl TrustSet {
             let Some((key, fp)) = keys.iter().zip(fingerprints).find(|(k, fp)| is_it(k, fp)) else {
                 continue;
             };
-            match self.key_status(&ns.doc.namespace, key, fp, signed_at, now) {
+            match self.key_status(ns, key, fp, signed_at, now) {
                 Ok(()) => contributions.push(Contribution {
                     rule: position,
                     fingerprint: fp.clone(),
@@ -1124,13 +1216,17 @@ impl TrustSet {
     /// Whether a listed key is trusted for this signature.
     fn key_status(
         &self,
-        namespace: &NamespaceName,
+        ns: &Documented,
         key: &TrustedKey,
         fingerprint: &Sha256Hex,
         signed_at: OffsetDateTime,
         now: OffsetDateTime,
     ) -> std::result::Result<(), Reason> {
-        if let Some(reason) = self.revoked_key(fingerprint, signed_at) {
+        let namespace = &ns.doc.namespace;
+        if let Some(reason) = self
+            .revoked_key(fingerprint, signed_at)
+            .or_else(|| ns.revoked_key(fingerprint, signed_at))
+        {
             return Err(reason);
         }
         // An ended delegation is the reason, whenever the signature was made.
@@ -1198,10 +1294,13 @@ impl TrustSet {
                     return Err(reason);
                 }
             }
-            // A revoked key is revoked in every certificate that carries it.
-            if let Some(reason) =
-                cert_key_fingerprint(&cert).and_then(|fp| self.revoked_key(&fp, signed_at))
-            {
+            // A revoked key is revoked in every certificate that carries it
+            // (for the namespace that revoked it, in every certificate
+            // presented for the namespace's artifacts).
+            if let Some(reason) = cert_key_fingerprint(&cert).and_then(|fp| {
+                self.revoked_key(&fp, signed_at)
+                    .or_else(|| ns.revoked_key(&fp, signed_at))
+            }) {
                 return Err(reason);
             }
             certs.push(cert);
@@ -1248,9 +1347,10 @@ impl TrustSet {
             // certificates, which was not presented: check it (and its key) too.
             let revoked = hashes.iter().find_map(|c| {
                 self.revoked_cert(&c.sha256, signed_at).or_else(|| {
-                    c.key
-                        .as_ref()
-                        .and_then(|fp| self.revoked_key(fp, signed_at))
+                    c.key.as_ref().and_then(|fp| {
+                        self.revoked_key(fp, signed_at)
+                            .or_else(|| ns.revoked_key(fp, signed_at))
+                    })
                 })
             });
             if let Some(reason) = revoked {

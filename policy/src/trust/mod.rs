@@ -21,6 +21,12 @@
 //! * [`Peers`] (`org/peers.json`, `targets`): artifact-name patterns that
 //!   other keyshare services answer for, with the root each is pinned to.
 //!
+//! A namespace may also revoke keys itself, in its own trust document
+//! ([`NamespaceTrust::revocations`], format `keyshare.trust/v2`): such a
+//! revocation counts for that namespace's artifacts only, so a maintainer
+//! can end trust in a stolen key without an org admin, and cannot touch any
+//! other namespace by it.
+//!
 //! Parsing refuses bad documents outright: unknown fields, a wrong `format`,
 //! unusable keys, unparsable certificates, impossible thresholds or validity
 //! windows, duplicates all fail with [`Error::Malformed`] naming the document
@@ -30,6 +36,9 @@
 //! namespace document read from a target goes through
 //! [`NamespaceTrust::from_target`], which also refuses a document published
 //! under another namespace's path.
+//!
+//! [`KeyStanding`] summarises how a listed key stands at a time (revoked,
+//! expired, expiring soon) for listings.
 //!
 //! [`TrustSet`] indexes a set of documents once and then decides quickly with
 //! [`TrustSet::decide`], returning a [`Decision`]: trusted by a namespace and
@@ -53,6 +62,7 @@ mod namespace;
 mod namespaces;
 mod peers;
 mod revocations;
+mod standing;
 mod x509;
 
 use std::collections::BTreeSet;
@@ -77,6 +87,7 @@ pub use namespaces::{
 };
 pub use peers::{Peer, PeerUrl, Peers, PinnedRoot};
 pub use revocations::{Revocation, Revocations, RevokedSubject};
+pub use standing::{KeyRevocation, KeyStanding, KeyState, RevokedBy};
 pub use x509::{CaCert, SubjectAttr, SubjectName, X509Identity};
 
 /// Target path of the namespaces document (which namespaces exist, what each owns).
@@ -121,11 +132,62 @@ macro_rules! format_marker {
     };
 }
 
-format_marker!(
-    /// The `format` of a namespace trust document: `keyshare.trust/v1`.
-    TrustFormat,
-    "keyshare.trust/v1"
-);
+/// The `format` of a namespace trust document.
+///
+/// `keyshare.trust/v2` is `v1` plus the namespace's own key revocations
+/// ([`NamespaceTrust::revocations`]). keyshare-server publishes `v2` only
+/// for a namespace that has revoked a key, so a verifier from before `v2`
+/// keeps reading every other namespace, and refuses (as malformed, naming
+/// the format) a document whose revocations it could not apply, instead of
+/// trusting a key the namespace revoked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum TrustFormat {
+    /// `keyshare.trust/v1`: no revocations.
+    #[default]
+    V1,
+    /// `keyshare.trust/v2`: may carry the namespace's own revocations.
+    V2,
+}
+
+impl TrustFormat {
+    /// The `format` string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::V1 => "keyshare.trust/v1",
+            Self::V2 => "keyshare.trust/v2",
+        }
+    }
+
+    /// The format a document with these namespace revocations is published
+    /// in: `v1` without any (readable by every verifier), else `v2`.
+    pub fn for_revocations(revocations: &[Revocation]) -> Self {
+        if revocations.is_empty() {
+            Self::V1
+        } else {
+            Self::V2
+        }
+    }
+}
+
+impl Serialize for TrustFormat {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for TrustFormat {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.as_str() {
+            "keyshare.trust/v1" => Ok(Self::V1),
+            "keyshare.trust/v2" => Ok(Self::V2),
+            _ => Err(serde::de::Error::custom(format!(
+                "expected `keyshare.trust/v1` or `keyshare.trust/v2`, found `{s}` (a newer \
+                 format needs a newer verifier)"
+            ))),
+        }
+    }
+}
 format_marker!(
     /// The `format` of the namespaces document: `keyshare.namespaces/v1`.
     NamespacesFormat,

@@ -15,6 +15,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use time::OffsetDateTime;
 
 use super::namespaces::{namespace_bins, NAMESPACE_BIN_PREFIX};
+use super::revocations::{Revocation, RevokedSubject};
 use super::x509::X509Identity;
 use super::{
     check_label, check_scopes, check_window, parse_json, problem_to_error, to_json, Problem,
@@ -225,7 +226,8 @@ pub struct SubDelegation {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NamespaceTrust {
-    /// Always `keyshare.trust/v1`.
+    /// `keyshare.trust/v1`, or `keyshare.trust/v2` when the document
+    /// carries `revocations` ([`TrustFormat::for_revocations`]).
     pub format: TrustFormat,
     /// The namespace, as in the document's target path.
     pub namespace: NamespaceName,
@@ -240,6 +242,14 @@ pub struct NamespaceTrust {
     /// Extra keys for sub-sets of the namespace's artifacts.
     #[serde(default)]
     pub sub_delegations: Vec<SubDelegation>,
+    /// Keys (by the fingerprint of their material, `spki_sha256`) this
+    /// namespace no longer trusts for signatures made at or after
+    /// `revoked_at`: in its own keys, its sub-delegations and any
+    /// certificate chain presented for its artifacts, and nowhere else.
+    /// Format `v2` only. Organization-wide revocations are in
+    /// `org/revocations.json`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revocations: Vec<Revocation>,
 }
 
 /// Just the `namespace` field, to name a document that fails to parse.
@@ -311,6 +321,7 @@ impl NamespaceTrust {
                 ));
             }
         }
+        check_revocations(self.format, &self.revocations)?;
         // The threshold may be more than the keys and identities listed (the
         // expiry sweep removed the ephemeral keys that made it up): the
         // document is valid and decisions say `ThresholdNotMet`.
@@ -339,6 +350,43 @@ impl NamespaceTrust {
         }
         Ok(())
     }
+}
+
+/// A namespace's own revocations: keys only, each once, with a reason,
+/// and only in format `v2`.
+fn check_revocations(
+    format: TrustFormat,
+    revocations: &[Revocation],
+) -> std::result::Result<(), Problem> {
+    if format == TrustFormat::V1 && !revocations.is_empty() {
+        return Err((
+            "revocations".into(),
+            format!(
+                "a document with revocations must have format `{}`",
+                TrustFormat::V2.as_str()
+            ),
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for (i, r) in revocations.iter().enumerate() {
+        let at = |field: &str| format!("revocations[{i}].{field}");
+        if !matches!(r.subject, RevokedSubject::Key(_)) {
+            return Err((
+                at("subject"),
+                "a namespace revokes keys (`spki_sha256`) only; certificates are revoked by the \
+                 organization in org/revocations.json"
+                    .into(),
+            ));
+        }
+        if !seen.insert(&r.subject) {
+            return Err((at("subject"), format!("{} is revoked twice", r.subject)));
+        }
+        if r.reason.trim().is_empty() {
+            return Err((at("reason"), "must say why (not empty)".into()));
+        }
+        check_label(|| at("reason"), &r.reason)?;
+    }
+    Ok(())
 }
 
 /// Says where a field the organization owns belongs, when an (old-style)

@@ -71,12 +71,13 @@ pub(crate) fn entry(name: &str, scopes: &[&str]) -> NamespaceEntry {
 /// A namespace's trust document with keys only.
 pub(crate) fn document(name: &str, threshold: u32, keys: Vec<TrustedKey>) -> NamespaceTrust {
     NamespaceTrust {
-        format: TrustFormat,
+        format: TrustFormat::V1,
         namespace: ns_name(name),
         threshold: nz(threshold),
         keys,
         identities: vec![],
         sub_delegations: vec![],
+        revocations: vec![],
     }
 }
 

@@ -14,16 +14,17 @@ use actix_web::{web, HttpRequest, HttpResponse, Route};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
+use time::{Duration, OffsetDateTime};
 
 use keyshare_policy::audit::ChainError;
+use keyshare_policy::datetime::parse_duration;
 use keyshare_policy::keys::{Key, Scheme};
 use keyshare_policy::metadata::KeyId;
 use keyshare_policy::pattern::ArtifactPattern;
 use keyshare_policy::trust::{
-    CaCert, NamespaceEntry, NamespaceName, Namespaces, Owner, Peer, PeerUrl, Peers, PinnedRoot,
-    Revocation, Revocations, RevokedSubject, Sha256Hex, SubDelegation, TrustSet, TrustedKey,
-    X509Identity,
+    CaCert, KeyRevocation, KeyStanding, NamespaceEntry, NamespaceName, Namespaces, Owner, Peer,
+    PeerUrl, Peers, PinnedRoot, Revocation, Revocations, RevokedSubject, Sha256Hex, SubDelegation,
+    TrustSet, TrustedKey, X509Identity,
 };
 
 use super::auth::{authorize, Action, Caller};
@@ -31,7 +32,9 @@ use super::body::Body;
 use super::error::ApiError;
 use super::AppState;
 use crate::publisher::{Applied, Change, PublishError};
-use crate::store::{self, Listing, NamespaceRecord, OrgRoot, Store, Token, TokenKind};
+use crate::store::{
+    self, Listing, NamespaceRecord, NamespaceRevocationRecord, OrgRoot, Store, Token, TokenKind,
+};
 
 /// Every admin endpoint. Routes are registered from [`Endpoint::ALL`], so
 /// an endpoint is served exactly when it is listed there (and tests that
@@ -60,6 +63,14 @@ pub enum Endpoint {
     AddSubDelegation,
     /// `DELETE /api/v1/namespaces/{ns}/sub-delegations/{name}`
     RemoveSubDelegation,
+    /// `POST /api/v1/namespaces/{ns}/scopes`: widens a namespace (adds
+    /// scopes).
+    AddScopes,
+    /// `POST /api/v1/namespaces/{ns}/revocations`: the namespace revokes
+    /// one of its keys, for its own artifacts.
+    RevokeNamespaceKey,
+    /// `DELETE /api/v1/namespaces/{ns}/revocations/{spki_sha256}`
+    RemoveNamespaceRevocation,
     /// `POST /api/v1/revocations`
     AddRevocation,
     /// `GET /api/v1/revocations`
@@ -96,18 +107,21 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// Every endpoint, in the order of `docs/server.md`.
-    pub const ALL: [Self; 27] = [
+    pub const ALL: [Self; 30] = [
         Self::CreateNamespace,
         Self::ListNamespaces,
         Self::ShowNamespace,
         Self::DeleteNamespace,
         Self::SetThreshold,
+        Self::AddScopes,
         Self::AddKey,
         Self::RemoveKey,
         Self::AddIdentity,
         Self::RemoveIdentity,
         Self::AddSubDelegation,
         Self::RemoveSubDelegation,
+        Self::RevokeNamespaceKey,
+        Self::RemoveNamespaceRevocation,
         Self::AddRevocation,
         Self::ListRevocations,
         Self::PutPeer,
@@ -127,7 +141,7 @@ impl Endpoint {
     ];
 
     /// The method and the path template (relative to the server root,
-    /// placeholders `{ns}`, `{key_id}`, `{name}`, `{id}`).
+    /// placeholders `{ns}`, `{key_id}`, `{name}`, `{id}`, `{spki_sha256}`).
     pub fn route(self) -> (Method, &'static str) {
         use Method as M;
         match self {
@@ -136,6 +150,7 @@ impl Endpoint {
             Self::ShowNamespace => (M::GET, "/api/v1/namespaces/{ns}"),
             Self::DeleteNamespace => (M::DELETE, "/api/v1/namespaces/{ns}"),
             Self::SetThreshold => (M::PUT, "/api/v1/namespaces/{ns}/threshold"),
+            Self::AddScopes => (M::POST, "/api/v1/namespaces/{ns}/scopes"),
             Self::AddKey => (M::POST, "/api/v1/namespaces/{ns}/keys"),
             Self::RemoveKey => (M::DELETE, "/api/v1/namespaces/{ns}/keys/{key_id}"),
             Self::AddIdentity => (M::POST, "/api/v1/namespaces/{ns}/identities"),
@@ -144,6 +159,11 @@ impl Endpoint {
             Self::RemoveSubDelegation => {
                 (M::DELETE, "/api/v1/namespaces/{ns}/sub-delegations/{name}")
             }
+            Self::RevokeNamespaceKey => (M::POST, "/api/v1/namespaces/{ns}/revocations"),
+            Self::RemoveNamespaceRevocation => (
+                M::DELETE,
+                "/api/v1/namespaces/{ns}/revocations/{spki_sha256}",
+            ),
             Self::AddRevocation => (M::POST, "/api/v1/revocations"),
             Self::ListRevocations => (M::GET, "/api/v1/revocations"),
             Self::PutPeer => (M::PUT, "/api/v1/peers/{name}"),
@@ -173,14 +193,20 @@ impl Endpoint {
             | Self::ListPeers
             | Self::ListRoots
             | Self::Resolve => Action::Read,
-            Self::CreateNamespace | Self::DeleteNamespace => Action::ManageNamespaces,
+            // Which names a namespace owns is the organization's call: a
+            // maintainer cannot widen their own namespace.
+            Self::CreateNamespace | Self::DeleteNamespace | Self::AddScopes => {
+                Action::ManageNamespaces
+            }
             Self::SetThreshold
             | Self::AddKey
             | Self::RemoveKey
             | Self::AddIdentity
             | Self::RemoveIdentity
             | Self::AddSubDelegation
-            | Self::RemoveSubDelegation => Action::WriteNamespace(ns),
+            | Self::RemoveSubDelegation
+            | Self::RevokeNamespaceKey => Action::WriteNamespace(ns),
+            Self::RemoveNamespaceRevocation => Action::WithdrawNamespaceRevocation,
             Self::AddRevocation
             | Self::PutPeer
             | Self::RemovePeer
@@ -202,12 +228,15 @@ impl Endpoint {
             Self::ShowNamespace => route.to(show_namespace),
             Self::DeleteNamespace => route.to(delete_namespace),
             Self::SetThreshold => route.to(set_threshold),
+            Self::AddScopes => route.to(add_scopes),
             Self::AddKey => route.to(add_key),
             Self::RemoveKey => route.to(remove_key),
             Self::AddIdentity => route.to(add_identity),
             Self::RemoveIdentity => route.to(remove_identity),
             Self::AddSubDelegation => route.to(add_sub_delegation),
             Self::RemoveSubDelegation => route.to(remove_sub_delegation),
+            Self::RevokeNamespaceKey => route.to(revoke_namespace_key),
+            Self::RemoveNamespaceRevocation => route.to(remove_namespace_revocation),
             Self::AddRevocation => route.to(add_revocation),
             Self::ListRevocations => route.to(list_revocations),
             Self::PutPeer => route.to(put_peer),
@@ -497,30 +526,157 @@ fn token_view(t: &Token, now: OffsetDateTime) -> Value {
     })
 }
 
-/// The namespace with its keys, identities and sub-delegations.
-async fn namespace_detail(state: &AppState, ns: NamespaceName) -> Result<Value, ApiError> {
-    let (record, keys, identities, subs) = read(state, move |s| {
+/// How far ahead a key's `not_after` flags it as expiring soon, unless
+/// the request says (`?expiring_within=`).
+pub(crate) const DEFAULT_EXPIRING_WITHIN: Duration = Duration::days(30);
+
+/// A listed key as the trust document has it, plus how it stands at `now`:
+/// `spki_sha256`, `state` (`active`, `expires_soon`, `not_yet_valid`,
+/// `expired`, `revoked`), `expired`, `expires_soon` and `revocation`
+/// (`{"by": "organization"|"namespace", "revoked_at", "reason",
+/// "in_effect"}`, or null).
+fn key_view(
+    key: &TrustedKey,
+    fingerprint: Option<&Sha256Hex>,
+    revocation: Option<KeyRevocation<'_>>,
+    now: OffsetDateTime,
+    horizon: Duration,
+) -> Result<Value, ApiError> {
+    let standing = KeyStanding::of(key, revocation, now, horizon);
+    let mut v = to_value(key)?;
+    if let Value::Object(map) = &mut v {
+        map.insert("spki_sha256".into(), to_value(&fingerprint)?);
+        map.insert("state".into(), json!(standing.state.as_str()));
+        map.insert("expired".into(), json!(standing.expired));
+        map.insert("expires_soon".into(), json!(standing.expires_soon));
+        map.insert(
+            "revocation".into(),
+            standing.revocation.map_or(Value::Null, |r| {
+                json!({
+                    "by": r.by.as_str(),
+                    "revoked_at": rfc3339(r.revocation.revoked_at),
+                    "reason": r.revocation.reason,
+                    "in_effect": now >= r.revocation.revoked_at,
+                })
+            }),
+        );
+    }
+    Ok(v)
+}
+
+/// Keys with the revocations that apply to them, read in one go.
+struct KeysWithRevocations {
+    keys: Vec<TrustedKey>,
+    /// Per key: its fingerprint (`None` if it cannot be computed), the
+    /// organization's revocation of it.
+    organization: Vec<(Option<Sha256Hex>, Option<Revocation>)>,
+}
+
+fn with_revocations(s: &Store, keys: Vec<TrustedKey>) -> store::Result<KeysWithRevocations> {
+    let mut organization = Vec::with_capacity(keys.len());
+    for k in &keys {
+        let fp = k.key.fingerprint(&k.id).ok();
+        let revocation = match &fp {
+            Some(fp) => s
+                .revocation(&RevokedSubject::Key(fp.clone()))?
+                .map(|r| r.revocation),
+            None => None,
+        };
+        organization.push((fp, revocation));
+    }
+    Ok(KeysWithRevocations { keys, organization })
+}
+
+impl KeysWithRevocations {
+    fn views(
+        &self,
+        own: &[NamespaceRevocationRecord],
+        now: OffsetDateTime,
+        horizon: Duration,
+    ) -> Result<Vec<Value>, ApiError> {
+        self.keys
+            .iter()
+            .zip(&self.organization)
+            .map(|(k, (fp, org))| {
+                let ns = fp.as_ref().and_then(|fp| {
+                    own.iter()
+                        .find(|r| r.revocation.subject == RevokedSubject::Key(fp.clone()))
+                        .map(|r| &r.revocation)
+                });
+                let revocation = KeyRevocation::earliest(org.as_ref(), ns);
+                key_view(k, fp.as_ref(), revocation, now, horizon)
+            })
+            .collect()
+    }
+}
+
+fn namespace_revocation_view(r: &NamespaceRevocationRecord) -> Result<Value, ApiError> {
+    let mut v = to_value(&r.revocation)?;
+    if let Value::Object(map) = &mut v {
+        map.insert("namespace".into(), json!(r.namespace));
+        map.insert("key_id".into(), json!(r.key_id));
+        map.insert("recorded_at".into(), json!(rfc3339(r.recorded_at)));
+    }
+    Ok(v)
+}
+
+/// The namespace with its keys (and how each stands at `now`, keys
+/// expiring within `horizon` flagged), identities, sub-delegations and its
+/// own revocations.
+async fn namespace_detail(
+    state: &AppState,
+    ns: NamespaceName,
+    horizon: Duration,
+) -> Result<Value, ApiError> {
+    let (record, keys, identities, subs, own) = read(state, move |s| {
+        let keys = s.keys(ns.as_str())?.into_iter().map(|k| k.key).collect();
+        let subs = s
+            .sub_delegations(ns.as_str())?
+            .into_iter()
+            .map(|d| {
+                let keys = with_revocations(s, d.sub_delegation.keys.clone())?;
+                Ok((d.sub_delegation, keys))
+            })
+            .collect::<store::Result<Vec<_>>>()?;
         Ok((
             s.namespace(ns.as_str())?,
-            s.keys(ns.as_str())?,
+            with_revocations(s, keys)?,
             s.identities(ns.as_str())?,
-            s.sub_delegations(ns.as_str())?,
+            subs,
+            s.namespace_revocations(ns.as_str())?,
         ))
     })
     .await?;
+    let now = state.now();
     let mut view = namespace_view(&record);
     if let Value::Object(map) = &mut view {
-        map.insert(
-            "keys".into(),
-            to_value(&keys.iter().map(|k| &k.key).collect::<Vec<_>>())?,
-        );
+        map.insert("keys".into(), Value::Array(keys.views(&own, now, horizon)?));
         map.insert(
             "identities".into(),
             to_value(&identities.iter().map(|i| &i.identity).collect::<Vec<_>>())?,
         );
+        let subs = subs
+            .iter()
+            .map(|(sub, keys)| {
+                let mut v = to_value(sub)?;
+                if let Value::Object(m) = &mut v {
+                    m.insert("keys".into(), Value::Array(keys.views(&own, now, horizon)?));
+                }
+                Ok(v)
+            })
+            .collect::<Result<Vec<_>, ApiError>>()?;
+        map.insert("sub_delegations".into(), Value::Array(subs));
         map.insert(
-            "sub_delegations".into(),
-            to_value(&subs.iter().map(|s| &s.sub_delegation).collect::<Vec<_>>())?,
+            "revocations".into(),
+            Value::Array(
+                own.iter()
+                    .map(namespace_revocation_view)
+                    .collect::<Result<_, _>>()?,
+            ),
+        );
+        map.insert(
+            "expiring_within_seconds".into(),
+            json!(horizon.whole_seconds()),
         );
     }
     Ok(view)
@@ -535,6 +691,9 @@ struct CreateNamespaceRequest {
     scopes: Vec<ArtifactPattern>,
     #[serde(default)]
     maintainers: Vec<String>,
+    /// Create the namespace even if a scope overlaps another namespace's.
+    #[serde(default)]
+    allow_overlap: bool,
 }
 
 async fn create_namespace(
@@ -556,16 +715,25 @@ async fn create_namespace(
         }
     }
     let name = req.name.clone();
+    let entry = NamespaceEntry {
+        name: req.name,
+        scopes: req.scopes,
+        maintainers: req.maintainers,
+    };
     let change = Change::CreateNamespace {
-        entry: NamespaceEntry {
-            name: req.name,
-            scopes: req.scopes,
-            maintainers: req.maintainers,
-        },
+        entry: entry.clone(),
         threshold: NonZeroU32::MIN,
+        allow_overlap: req.allow_overlap,
     };
     publish(&state, &caller, change).await?;
-    let view = namespace_detail(&state, name).await?;
+    let mut view = namespace_detail(&state, name, DEFAULT_EXPIRING_WITHIN).await?;
+    if req.allow_overlap {
+        // What the namespace overlaps (the audit record of the create has it too).
+        let overlaps = read(&state, move |s| s.scope_overlaps(&entry, &[])).await?;
+        if let Value::Object(map) = &mut view {
+            map.insert("overlaps".into(), to_value(&overlaps)?);
+        }
+    }
     Ok(HttpResponse::Created().json(view))
 }
 
@@ -579,14 +747,29 @@ async fn list_namespaces(
     Ok(HttpResponse::Ok().json(json!({ "namespaces": views })))
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShowNamespaceQuery {
+    /// Flag keys whose `not_after` is at most this far ahead (`30d`, `12h`).
+    #[serde(default)]
+    expiring_within: Option<String>,
+}
+
 async fn show_namespace(
     state: web::Data<AppState>,
     caller: Caller,
     ns: web::Path<String>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller.token, Endpoint::ShowNamespace.action(&ns))?;
     let ns = path_namespace(&ns)?;
-    Ok(HttpResponse::Ok().json(namespace_detail(&state, ns).await?))
+    let query: ShowNamespaceQuery = query(&req)?;
+    let horizon = match &query.expiring_within {
+        None => DEFAULT_EXPIRING_WITHIN,
+        Some(text) => parse_duration(text)
+            .map_err(|e| ApiError::invalid("expiring_within", format!("`{text}`: {e}")))?,
+    };
+    Ok(HttpResponse::Ok().json(namespace_detail(&state, ns, horizon).await?))
 }
 
 async fn delete_namespace(
@@ -624,7 +807,80 @@ async fn set_threshold(
         },
     )
     .await?;
-    Ok(HttpResponse::Ok().json(namespace_detail(&state, namespace).await?))
+    Ok(
+        HttpResponse::Ok()
+            .json(namespace_detail(&state, namespace, DEFAULT_EXPIRING_WITHIN).await?),
+    )
+}
+
+/// `POST /api/v1/namespaces/{ns}/scopes`: more artifact patterns for a
+/// namespace. A new scope that overlaps another namespace's is refused
+/// (409 `scope_overlap`) unless `allow_overlap`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddScopesRequest {
+    scopes: Vec<ArtifactPattern>,
+    #[serde(default)]
+    allow_overlap: bool,
+}
+
+async fn add_scopes(
+    state: web::Data<AppState>,
+    caller: Caller,
+    ns: web::Path<String>,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&caller.token, Endpoint::AddScopes.action(&ns))?;
+    let namespace = path_namespace(&ns)?;
+    let req: AddScopesRequest = body.json().await?;
+    if req.scopes.is_empty() {
+        return Err(ApiError::invalid(
+            "scopes",
+            "give at least one scope to add",
+        ));
+    }
+    let current = {
+        let ns = namespace.clone();
+        read(&state, move |s| s.namespace(ns.as_str())).await?
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, scope) in req.scopes.iter().enumerate() {
+        if current.entry.scopes.contains(scope) {
+            return Err(ApiError::invalid(
+                &format!("scopes[{i}]"),
+                format!("`{scope}` is already a scope of namespace `{namespace}`"),
+            ));
+        }
+        if !seen.insert(scope.as_str()) {
+            return Err(ApiError::invalid(
+                &format!("scopes[{i}]"),
+                format!("`{scope}` is given twice"),
+            ));
+        }
+    }
+    publish(
+        &state,
+        &caller,
+        Change::AddScopes {
+            namespace: namespace.clone(),
+            scopes: req.scopes,
+            allow_overlap: req.allow_overlap,
+        },
+    )
+    .await?;
+    let mut view = namespace_detail(&state, namespace.clone(), DEFAULT_EXPIRING_WITHIN).await?;
+    if req.allow_overlap {
+        // What the added scopes overlap (the audit record has it too).
+        let overlaps = read(&state, move |s| {
+            let now = s.namespace(namespace.as_str())?;
+            s.scope_overlaps(&now.entry, &current.entry.scopes)
+        })
+        .await?;
+        if let Value::Object(map) = &mut view {
+            map.insert("overlaps".into(), to_value(&overlaps)?);
+        }
+    }
+    Ok(HttpResponse::Created().json(view))
 }
 
 // ---- keys ----
@@ -878,6 +1134,126 @@ async fn remove_sub_delegation(
         &state,
         &caller,
         Change::RemoveSubDelegation { namespace, name },
+    )
+    .await?;
+    Ok(no_content())
+}
+
+// ---- a namespace's own revocations ----
+
+/// `POST /api/v1/namespaces/{ns}/revocations`: the namespace revokes the
+/// key listed under `key_id` (its own keys or its sub-delegations'), by
+/// its material, for its own artifacts only.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NamespaceRevocationRequest {
+    key_id: KeyId,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    revoked_at: Option<OffsetDateTime>,
+    reason: String,
+}
+
+async fn revoke_namespace_key(
+    state: web::Data<AppState>,
+    caller: Caller,
+    ns: web::Path<String>,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&caller.token, Endpoint::RevokeNamespaceKey.action(&ns))?;
+    let namespace = path_namespace(&ns)?;
+    let req: NamespaceRevocationRequest = body.json().await?;
+    check_label("key_id", req.key_id.as_str())?;
+    check_label("reason", &req.reason)?;
+    let found = {
+        let (ns, id) = (namespace.clone(), req.key_id.clone());
+        read(&state, move |s| {
+            s.namespace(ns.as_str())?;
+            s.listed_under(Some(ns.as_str()), id.as_str())
+        })
+        .await?
+    };
+    let Some((fingerprint, _)) = found.first().cloned() else {
+        return Err(ApiError::not_found(format!(
+            "no key `{}` is listed in namespace `{namespace}` (its keys or sub-delegations)",
+            req.key_id
+        )));
+    };
+    if found.iter().any(|(other, _)| *other != fingerprint) {
+        return Err(ApiError::conflict(format!(
+            "key_id: `{}` names different keys in namespace `{namespace}` (its own keys and a \
+             sub-delegation's); remove or rename one first",
+            req.key_id
+        )));
+    }
+    let existing = {
+        let (ns, fp) = (namespace.clone(), fingerprint.clone());
+        read(&state, move |s| s.namespace_revocation(ns.as_str(), &fp)).await?
+    };
+    if let Some(r) = existing {
+        return Err(ApiError::conflict(format!(
+            "key `{}` (SPKI SHA-256 {fingerprint}) is already revoked in namespace `{namespace}` \
+             (since {}: {})",
+            req.key_id,
+            rfc3339(r.revocation.revoked_at),
+            r.revocation.reason
+        )));
+    }
+    let revocation = Revocation {
+        subject: RevokedSubject::Key(fingerprint),
+        revoked_at: req.revoked_at.unwrap_or_else(|| state.now()),
+        reason: req.reason,
+    };
+    let mut view = to_value(&revocation)?;
+    if let Value::Object(map) = &mut view {
+        map.insert("namespace".into(), json!(namespace));
+        map.insert("key_id".into(), json!(req.key_id));
+        map.insert(
+            "listed_in".into(),
+            to_value(&found.iter().map(|(_, l)| l).collect::<Vec<_>>())?,
+        );
+    }
+    publish(
+        &state,
+        &caller,
+        Change::RevokeNamespaceKey {
+            namespace,
+            revocation,
+            key_id: Some(req.key_id),
+        },
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+#[derive(Debug, Deserialize)]
+struct NamespaceRevocationPath {
+    ns: String,
+    spki_sha256: String,
+}
+
+async fn remove_namespace_revocation(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<NamespaceRevocationPath>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(
+        &caller.token,
+        Endpoint::RemoveNamespaceRevocation.action(&path.ns),
+    )?;
+    let namespace = path_namespace(&path.ns)?;
+    let fingerprint = Sha256Hex::parse(&path.spki_sha256).map_err(|_| {
+        ApiError::not_found(format!(
+            "`{}` is not a key fingerprint (64 lowercase hex digits)",
+            path.spki_sha256
+        ))
+    })?;
+    publish(
+        &state,
+        &caller,
+        Change::RemoveNamespaceRevocation {
+            namespace,
+            fingerprint,
+        },
     )
     .await?;
     Ok(no_content())

@@ -87,6 +87,9 @@ pub enum Action<'a> {
     WriteNamespace(&'a str),
     /// Revocations, peers, organization roots.
     WriteOrgDocuments,
+    /// Withdraw a namespace's own revocation of a key (an org admin's
+    /// correction; maintainers can revoke, not un-revoke).
+    WithdrawNamespaceRevocation,
     /// Create, list or revoke tokens.
     Tokens,
     /// List or verify the audit log.
@@ -119,6 +122,9 @@ pub fn authorize(token: &Token, action: Action<'_>) -> Result<(), ApiError> {
         Action::ManageNamespaces => "create or delete namespaces".to_owned(),
         Action::WriteNamespace(ns) => format!("change namespace `{ns}`"),
         Action::WriteOrgDocuments => "change revocations, peers or organization roots".to_owned(),
+        Action::WithdrawNamespaceRevocation => {
+            "withdraw a revocation (only org admins may; maintainers may revoke keys of their own namespace)".to_owned()
+        }
         Action::Tokens => "manage tokens".to_owned(),
         Action::Audit => "read the audit log".to_owned(),
         Action::RotateRoot => "submit a new root".to_owned(),
@@ -167,11 +173,12 @@ mod tests {
     fn authorization_matrix_is_the_documented_one() {
         const Y: Option<StatusCode> = None;
         const F: Option<StatusCode> = Some(StatusCode::FORBIDDEN);
-        let rows: [(Action<'_>, [Option<StatusCode>; 4]); 8] = [
+        let rows: [(Action<'_>, [Option<StatusCode>; 4]); 9] = [
             (Action::Read, [Y, Y, Y, F]),
             (Action::ManageNamespaces, [Y, F, F, F]),
             (Action::WriteNamespace("a"), [Y, Y, F, F]),
             (Action::WriteOrgDocuments, [Y, F, F, F]),
+            (Action::WithdrawNamespaceRevocation, [Y, F, F, F]),
             (Action::Tokens, [Y, F, F, F]),
             (Action::Audit, [Y, F, F, F]),
             (Action::RotateRoot, [Y, F, F, F]),

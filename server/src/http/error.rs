@@ -1,6 +1,7 @@
 //! The API's one error type and the handlers that turn actix's own
 //! extractor errors into it, so every error answer is
-//! `{"error": {"code": "...", "message": "..."}}`.
+//! `{"error": {"code": "...", "message": "..."}}` (with `details` added
+//! where a refusal has structured detail, e.g. a scope overlap).
 
 use std::fmt;
 
@@ -19,6 +20,10 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// Structured detail added to the error object as `details`, when the
+    /// refusal has more to say than its message (the overlaps of a
+    /// refused scope).
+    details: Option<serde_json::Value>,
 }
 
 impl ApiError {
@@ -28,7 +33,19 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            details: None,
         }
+    }
+
+    /// The same error with `details` in its body.
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    /// The structured details, if any.
+    pub fn details(&self) -> Option<&serde_json::Value> {
+        self.details.as_ref()
     }
 
     /// 400 about one field of the request (`field` is its JSON path, or `.`).
@@ -106,7 +123,11 @@ impl ResponseError for ApiError {
         if self.status == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
-        response.json(json!({ "error": { "code": self.code, "message": self.message } }))
+        let mut error = json!({ "code": self.code, "message": self.message });
+        if let (Some(details), Some(map)) = (&self.details, error.as_object_mut()) {
+            map.insert("details".into(), details.clone());
+        }
+        response.json(json!({ "error": error }))
     }
 }
 
@@ -116,8 +137,27 @@ impl From<PublishError> for ApiError {
         if status.is_server_error() {
             Self::internal(e)
         } else {
-            Self::new(status, e.code(), e.to_string())
+            let details = match &e {
+                PublishError::Store(store) => store_details(store),
+                _ => None,
+            };
+            let error = Self::new(status, e.code(), e.to_string());
+            match details {
+                Some(d) => error.with_details(d),
+                None => error,
+            }
         }
+    }
+}
+
+/// The `details` of a store refusal that has them.
+fn store_details(e: &store::Error) -> Option<serde_json::Value> {
+    match e {
+        store::Error::ScopeOverlap {
+            namespace,
+            overlaps,
+        } => Some(json!({ "namespace": namespace, "overlaps": overlaps })),
+        _ => None,
     }
 }
 
@@ -126,8 +166,15 @@ impl From<store::Error> for ApiError {
         match e {
             store::Error::NotFound { .. } => Self::not_found(e.to_string()),
             store::Error::AlreadyExists { .. } => Self::conflict(e.to_string()),
-            store::Error::Revoked { .. } => {
+            store::Error::Revoked { .. } | store::Error::RevokedInNamespace { .. } => {
                 Self::new(StatusCode::CONFLICT, "revoked", e.to_string())
+            }
+            store::Error::ScopeOverlap { .. } => {
+                let error = Self::new(StatusCode::CONFLICT, "scope_overlap", e.to_string());
+                match store_details(&e) {
+                    Some(d) => error.with_details(d),
+                    None => error,
+                }
             }
             store::Error::Invalid { .. } => {
                 Self::new(StatusCode::BAD_REQUEST, "invalid", e.to_string())

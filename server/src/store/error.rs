@@ -42,6 +42,39 @@ pub enum Error {
         reason: String,
     },
 
+    /// The key or certificate to list carries key material the namespace
+    /// itself revoked. It may be listed in other namespaces, never again in
+    /// this one.
+    #[error(
+        "{what} is revoked in namespace `{namespace}` (since {since}: {reason}); a key the \
+         namespace revoked cannot be listed in it again, under any id",
+        since = super::time_text(*.revoked_at)
+    )]
+    RevokedInNamespace {
+        /// What was to be listed.
+        what: String,
+        /// The namespace that revoked it.
+        namespace: String,
+        /// When the revocation took effect.
+        revoked_at: time::OffsetDateTime,
+        /// Its reason.
+        reason: String,
+    },
+
+    /// The namespace's new scopes overlap other namespaces' scopes, and the
+    /// change did not allow that.
+    #[error(
+        "scopes of namespace `{namespace}` overlap scopes of {overlaps}; the more specific \
+         scope owns the names both match, so this would move artifact names between \
+         namespaces: to do it anyway, allow the overlap explicitly"
+    )]
+    ScopeOverlap {
+        /// The namespace being created or changed.
+        namespace: String,
+        /// What it overlaps (boxed: it is large, and errors travel far).
+        overlaps: Box<super::ScopeOverlaps>,
+    },
+
     /// A value given to the store is not acceptable.
     #[error("invalid {field}: {message}")]
     Invalid {

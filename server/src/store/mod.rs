@@ -59,18 +59,20 @@ use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, UtcOffset};
 
 use keyshare_policy::trust::{
-    NamespaceName, NamespaceTrust, Namespaces, Peers, Revocations, RevokedSubject, Sha256Hex,
+    NamespaceEntry, NamespaceName, NamespaceTrust, Namespaces, Peers, Revocations, RevokedSubject,
+    Sha256Hex,
 };
 
 pub use audit::{namespaces_of as audit_namespaces_of, AuditFilter};
 pub use error::{Error, Result};
 pub use records::{
     AuditHead, AuditRecord, CiOwner, IdentityRecord, KeyRecord, LastPublished, Listing,
-    NamespaceRecord, NewToken, OrgRoot, PeerRecord, PublishedFile, RevocationRecord, SingleUse,
-    SingleUseKind, SubDelegationRecord, Token, TokenKind, TokenSecret, LAST_USED_RESOLUTION,
+    NamespaceRecord, NamespaceRevocationRecord, NewToken, OrgRoot, PeerRecord, PublishedFile,
+    RevocationRecord, ScopeOverlap, ScopeOverlaps, SingleUse, SingleUseKind, SubDelegationRecord,
+    Token, TokenKind, TokenSecret, LAST_USED_RESOLUTION,
 };
 pub use schema::CURRENT_VERSION as SCHEMA_VERSION;
-pub use tx::Tx;
+pub use tx::{OverlapRule, Tx};
 
 /// How long a connection waits for another writer before giving up with `SQLITE_BUSY`.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -282,6 +284,11 @@ macro_rules! read_methods {
             fn namespaces() -> Vec<NamespaceRecord>;
             /// One namespace.
             fn namespace(name: &str) -> NamespaceRecord;
+            /// The scopes of other namespaces that the scopes of `entry`
+            /// overlap (some artifact name matches both), leaving out the
+            /// scopes in `already` (those it has now). Index range lookups
+            /// find the candidates; each is compared exactly.
+            fn scope_overlaps(entry: &NamespaceEntry, already: &[keyshare_policy::pattern::ArtifactPattern]) -> ScopeOverlaps;
             /// The keys of a namespace, by key id.
             fn keys(namespace: &str) -> Vec<KeyRecord>;
             /// One key of a namespace.
@@ -301,6 +308,11 @@ macro_rules! read_methods {
             fn revocations() -> Vec<RevocationRecord>;
             /// The revocation of `subject`, if it is revoked.
             fn revocation(subject: &RevokedSubject) -> Option<RevocationRecord>;
+            /// The keys namespace `namespace` revoked itself, in the order recorded.
+            fn namespace_revocations(namespace: &str) -> Vec<NamespaceRevocationRecord>;
+            /// Namespace `namespace`'s own revocation of the key with
+            /// fingerprint `fingerprint`, if it revoked it.
+            fn namespace_revocation(namespace: &str, fingerprint: &Sha256Hex) -> Option<NamespaceRevocationRecord>;
             /// Where the key with fingerprint `fingerprint` is listed: in
             /// namespaces' keys and sub-delegations, under any id.
             fn listings(fingerprint: &Sha256Hex) -> Vec<Listing>;

@@ -1,7 +1,7 @@
 //! Queries, over any connection (a read transaction of [`super::Store`] or
 //! a write transaction of [`super::Tx`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::num::NonZeroU32;
 
 use rusqlite::{Connection, OptionalExtension, Row};
@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 
 use keyshare_policy::keys::Key;
 use keyshare_policy::metadata::KeyId;
+use keyshare_policy::pattern::ArtifactPattern;
 use keyshare_policy::trust::{
     CaCert, NamespaceEntry, NamespaceName, NamespaceTrust, Namespaces, Peer, PeerUrl, Peers,
     PinnedRoot, Principal, Revocation, Revocations, RevocationsFormat, RevokedSubject, Sha256Hex,
@@ -20,8 +21,8 @@ use keyshare_policy::trust::{NamespacesFormat, PeersFormat};
 use super::error::{Error, Result};
 use super::records::{
     AuditHead, AuditRecord, CiOwner, IdentityRecord, KeyRecord, LastPublished, Listing,
-    NamespaceRecord, OrgRoot, PeerRecord, PublishedFile, RevocationRecord, SubDelegationRecord,
-    Token, TokenKind,
+    NamespaceRecord, NamespaceRevocationRecord, OrgRoot, PeerRecord, PublishedFile,
+    RevocationRecord, ScopeOverlap, ScopeOverlaps, SubDelegationRecord, Token, TokenKind,
 };
 use super::{audit, parse_time};
 
@@ -122,6 +123,130 @@ pub(crate) fn require_namespace(conn: &Connection, name: &str) -> Result<()> {
     found
         .map(|_| ())
         .ok_or_else(|| Error::not_found("namespace", name))
+}
+
+// ---- scope overlaps ----
+
+/// The scopes of other namespaces that the scopes of `entry` overlap,
+/// leaving out the scopes in `already` (those the namespace has now:
+/// only a new scope can take names from another namespace).
+///
+/// Two scopes can overlap only if the literal text before the first
+/// wildcard of one starts with that of the other, so the candidates
+/// are found with index range lookups on `namespace_scopes` (one range
+/// per character of the new scope's literal prefix, and one for the
+/// scopes under it), not a scan; only a scope starting with a wildcard
+/// (`**/x`, `*.example/**`) must be compared with every other. Each
+/// candidate is then compared exactly
+/// (`ArtifactPattern::common_match`).
+pub(crate) fn scope_overlaps(
+    conn: &Connection,
+    entry: &NamespaceEntry,
+    already: &[ArtifactPattern],
+) -> Result<ScopeOverlaps> {
+    let mut found = OverlapCollector::default();
+    let name = entry.name.as_str();
+    for scope in entry.scopes.iter().filter(|s| !already.contains(s)) {
+        let prefix = scope.literal_prefix();
+        let mut compare = |other_scope: String, other_ns: String| -> Result<()> {
+            let other = ArtifactPattern::parse(&other_scope)
+                .map_err(|e| Error::corrupt("namespace_scopes", e))?;
+            if let Some(overlap) = scope.common_match(&other) {
+                let winner = if scope.outranks(name, &other, &other_ns) {
+                    name.to_owned()
+                } else {
+                    other_ns.clone()
+                };
+                found.add(ScopeOverlap {
+                    scope: scope.to_string(),
+                    namespace: other_ns,
+                    other_scope,
+                    example: overlap.example().map(str::to_owned),
+                    winner,
+                });
+            }
+            Ok(())
+        };
+        // Scopes whose literal prefix starts with this one's.
+        {
+            let mut stmt = conn.prepare_cached(
+                "SELECT scope, namespace FROM namespace_scopes
+                 WHERE scope >= ?1 AND (?2 IS NULL OR scope < ?2) AND namespace <> ?3",
+            )?;
+            let mut rows = stmt.query((prefix, successor(prefix), name))?;
+            while let Some(row) = rows.next()? {
+                compare(row.get(0)?, row.get(1)?)?;
+            }
+        }
+        // Scopes whose literal prefix is a shorter prefix of this one's:
+        // that prefix alone, or followed by a wildcard.
+        let mut stmt = conn.prepare_cached(
+            "SELECT scope, namespace FROM namespace_scopes WHERE scope = ?1 AND namespace <> ?2
+             UNION ALL
+             SELECT scope, namespace FROM namespace_scopes
+              WHERE scope >= ?1 || '*' AND scope < ?1 || '+' AND namespace <> ?2
+             UNION ALL
+             SELECT scope, namespace FROM namespace_scopes
+              WHERE scope >= ?1 || '?' AND scope < ?1 || '@' AND namespace <> ?2
+             UNION ALL
+             SELECT scope, namespace FROM namespace_scopes
+              WHERE scope >= ?1 || '[' AND scope < ?1 || '\\' AND namespace <> ?2",
+        )?;
+        for (end, _) in prefix.char_indices() {
+            let shorter = prefix.get(..end).unwrap_or_default();
+            let mut rows = stmt.query((shorter, name))?;
+            while let Some(row) = rows.next()? {
+                compare(row.get(0)?, row.get(1)?)?;
+            }
+        }
+    }
+    Ok(found.finish())
+}
+
+/// Gathers overlapping pairs into a bounded [`ScopeOverlaps`].
+#[derive(Default)]
+struct OverlapCollector {
+    namespaces: BTreeSet<String>,
+    pairs: usize,
+    sample: Vec<ScopeOverlap>,
+}
+
+impl OverlapCollector {
+    fn add(&mut self, pair: ScopeOverlap) {
+        self.pairs += 1;
+        let new_namespace = self.namespaces.insert(pair.namespace.clone());
+        if new_namespace && self.sample.len() < ScopeOverlaps::SAMPLE {
+            self.sample.push(pair);
+        }
+    }
+
+    fn finish(self) -> ScopeOverlaps {
+        ScopeOverlaps {
+            namespace_count: self.namespaces.len(),
+            namespaces: self
+                .namespaces
+                .into_iter()
+                .take(ScopeOverlaps::NAMES)
+                .collect(),
+            pair_count: self.pairs,
+            sample: self.sample,
+        }
+    }
+}
+
+/// The least string greater than every string that starts with `prefix`
+/// (in SQLite's binary order, which is code point order): `prefix` with its
+/// last character incremented. `None` when there is none (an empty prefix).
+fn successor(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = (u32::from(last) + 1..=u32::from(char::MAX)).find_map(char::from_u32);
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
 }
 
 // ---- keys ----
@@ -391,6 +516,62 @@ pub(crate) fn revocation(
         [hash.as_str()],
         tuple_row,
         revocation_record,
+    )?;
+    Ok(found.pop())
+}
+
+// ---- namespace revocations ----
+
+const NAMESPACE_REVOCATION_COLUMNS: &str = "SELECT namespace, spki_sha256, revoked_at, reason, \
+     recorded_at, key_id FROM namespace_revocations";
+
+type NamespaceRevocationRow = (String, String, String, String, String, Option<String>);
+
+fn namespace_revocation_record(
+    (ns, spki, revoked_at, reason, recorded, key_id): NamespaceRevocationRow,
+) -> Result<NamespaceRevocationRecord> {
+    const T: &str = "namespace_revocations";
+    Ok(NamespaceRevocationRecord {
+        namespace: namespace_name(T, &ns)?,
+        revocation: Revocation {
+            subject: RevokedSubject::Key(
+                Sha256Hex::parse(&spki).map_err(|e| Error::corrupt(T, e))?,
+            ),
+            revoked_at: parse_time(T, &revoked_at)?,
+            reason,
+        },
+        recorded_at: parse_time(T, &recorded)?,
+        key_id,
+    })
+}
+
+pub(crate) fn namespace_revocations(
+    conn: &Connection,
+    namespace: &str,
+) -> Result<Vec<NamespaceRevocationRecord>> {
+    require_namespace(conn, namespace)?;
+    collect(
+        conn,
+        &format!(
+            "{NAMESPACE_REVOCATION_COLUMNS} WHERE namespace = ?1 ORDER BY recorded_at, spki_sha256"
+        ),
+        [namespace],
+        tuple_row,
+        namespace_revocation_record,
+    )
+}
+
+pub(crate) fn namespace_revocation(
+    conn: &Connection,
+    namespace: &str,
+    fingerprint: &Sha256Hex,
+) -> Result<Option<NamespaceRevocationRecord>> {
+    let mut found = collect(
+        conn,
+        &format!("{NAMESPACE_REVOCATION_COLUMNS} WHERE namespace = ?1 AND spki_sha256 = ?2"),
+        [namespace, fingerprint.as_str()],
+        tuple_row,
+        namespace_revocation_record,
     )?;
     Ok(found.pop())
 }
@@ -839,8 +1020,13 @@ fn checked<T>(
 
 pub(crate) fn namespace_document(conn: &Connection, namespace: &str) -> Result<NamespaceTrust> {
     let record = self::namespace(conn, namespace)?;
+    let revocations: Vec<Revocation> = namespace_revocations(conn, namespace)?
+        .into_iter()
+        .map(|r| r.revocation)
+        .collect();
     let doc = NamespaceTrust {
-        format: TrustFormat,
+        format: TrustFormat::for_revocations(&revocations),
+        revocations,
         threshold: record.threshold,
         keys: keys(conn, namespace)?.into_iter().map(|k| k.key).collect(),
         identities: identities(conn, namespace)?

@@ -71,6 +71,108 @@ pub struct RevocationRecord {
     pub listed_as: Option<Listing>,
 }
 
+/// A key a namespace revoked itself (its maintainers, or an org admin for
+/// it): published in the namespace's own trust document, so it counts for
+/// that namespace's artifacts only.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NamespaceRevocationRecord {
+    /// The namespace that revoked the key.
+    pub namespace: NamespaceName,
+    /// The revocation (its subject is always a key, by fingerprint), as
+    /// listed in the namespace's trust document.
+    pub revocation: Revocation,
+    /// When the store recorded it.
+    pub recorded_at: OffsetDateTime,
+    /// The id the key was listed under when it was revoked, for people:
+    /// never published, never used to decide.
+    pub key_id: Option<String>,
+}
+
+/// Scopes of other namespaces that a namespace's new scopes overlap: some
+/// artifact name matches both, and the more specific scope takes it
+/// (`ArtifactPattern::common_match`, `ArtifactPattern::outranks`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ScopeOverlaps {
+    /// How many other namespaces have an overlapping scope.
+    pub namespace_count: usize,
+    /// Those namespaces, by name (the first [`ScopeOverlaps::NAMES`]).
+    pub namespaces: Vec<String>,
+    /// How many (new scope, other scope) pairs overlap.
+    pub pair_count: usize,
+    /// Some of the pairs, with who would win (at most
+    /// [`ScopeOverlaps::SAMPLE`]; one per namespace, in the order found).
+    pub sample: Vec<ScopeOverlap>,
+}
+
+impl ScopeOverlaps {
+    /// Most namespace names listed.
+    pub const NAMES: usize = 100;
+    /// Most pairs in the sample.
+    pub const SAMPLE: usize = 10;
+
+    /// True when nothing overlaps.
+    pub fn is_empty(&self) -> bool {
+        self.pair_count == 0
+    }
+}
+
+impl fmt::Display for ScopeOverlaps {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let more = self.namespace_count.saturating_sub(self.namespaces.len());
+        write!(
+            f,
+            "{} other namespace{} ({}{})",
+            self.namespace_count,
+            if self.namespace_count == 1 { "" } else { "s" },
+            self.namespaces
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        )?;
+        for pair in &self.sample {
+            write!(f, "; {pair}")?;
+        }
+        Ok(())
+    }
+}
+
+/// One overlapping pair of scopes.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ScopeOverlap {
+    /// The new scope.
+    pub scope: String,
+    /// The other namespace.
+    pub namespace: String,
+    /// Its scope that overlaps.
+    pub other_scope: String,
+    /// An artifact name both match (absent when the search was cut off
+    /// and the pair was taken to overlap).
+    pub example: Option<String>,
+    /// The namespace that would own the names both match.
+    pub winner: String,
+}
+
+impl fmt::Display for ScopeOverlap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "`{}` and `{}` of `{}` both match ",
+            self.scope, self.other_scope, self.namespace
+        )?;
+        match &self.example {
+            Some(name) => write!(f, "`{name}`")?,
+            None => f.write_str("names (undecided: the patterns are too complex to compare)")?,
+        }
+        write!(f, ", which `{}` would own", self.winner)
+    }
+}
+
 /// Where a key is listed: a namespace's own keys or one of its sub-delegations.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Listing {

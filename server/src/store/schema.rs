@@ -19,7 +19,7 @@ use super::error::{Error, Result};
 use super::time_text;
 
 /// The schema version this build writes.
-pub const CURRENT_VERSION: i64 = 6;
+pub const CURRENT_VERSION: i64 = 7;
 
 /// One migration: SQL, or code for what SQL cannot do.
 enum Migration {
@@ -35,6 +35,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration::Sql(V4_CI_DELEGATION_STATE),
     Migration::Sql(V5_TOKEN_EXPIRY_AND_USE),
     Migration::Code(v6_audit_filters),
+    Migration::Sql(V7_NAMESPACE_REVOCATIONS),
 ];
 
 const V1: &str = r#"
@@ -487,6 +488,25 @@ fn v6_audit_filters(tx: &Transaction<'_>) -> Result<()> {
     }
     Ok(())
 }
+
+/// Version 7: keys a namespace revoked itself.
+///
+/// * `namespace_revocations`: one row per key (by fingerprint) a namespace
+///   revoked, published in the namespace's own trust document (format
+///   `keyshare.trust/v2`) and applied to that namespace's artifacts only.
+///   `key_id` is a note for people (the id the key was listed under). Goes
+///   with its namespace.
+const V7_NAMESPACE_REVOCATIONS: &str = r#"
+CREATE TABLE namespace_revocations (
+    namespace   TEXT NOT NULL REFERENCES namespaces(name) ON DELETE CASCADE,
+    spki_sha256 TEXT NOT NULL,
+    revoked_at  TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    recorded_at TEXT NOT NULL,
+    key_id      TEXT,                       -- the id it was listed under (a note)
+    PRIMARY KEY (namespace, spki_sha256)
+) STRICT;
+"#;
 
 /// Brings the database to [`CURRENT_VERSION`], refusing a newer one.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {

@@ -17,8 +17,8 @@ use keyshare_policy::trust::{
 use super::error::{Error, Result};
 use super::read::{self, require_namespace, secret_hash};
 use super::records::{
-    AuditRecord, CiOwner, Listing, NewToken, RevocationRecord, SingleUse, Token, TokenKind,
-    TokenSecret,
+    AuditRecord, CiOwner, Listing, NewToken, RevocationRecord, ScopeOverlaps, SingleUse, Token,
+    TokenKind, TokenSecret,
 };
 use super::{audit, time_text};
 
@@ -162,16 +162,32 @@ impl<'a> Tx<'a> {
     // ---- namespaces ----
 
     /// Creates a namespace. `AlreadyExists` if the name is taken; `Invalid`
-    /// if one of its scopes is already granted to another namespace.
+    /// if one of its scopes is already granted to another namespace;
+    /// `ScopeOverlap` if one overlaps another namespace's scope
+    /// ([`Tx::create_namespace_with`] can allow that).
     pub fn create_namespace(
         &mut self,
         entry: &NamespaceEntry,
         threshold: NonZeroU32,
     ) -> Result<()> {
+        self.create_namespace_with(entry, threshold, OverlapRule::Refuse)
+            .map(drop)
+    }
+
+    /// [`Tx::create_namespace`], with overlapping scopes refused or
+    /// allowed by `rule`; returns the overlaps (empty when none).
+    pub fn create_namespace_with(
+        &mut self,
+        entry: &NamespaceEntry,
+        threshold: NonZeroU32,
+        rule: OverlapRule,
+    ) -> Result<ScopeOverlaps> {
         entry
             .check()
             .map_err(|e| Error::invalid("namespace", e.to_string()))?;
         self.check_scopes_free(entry)?;
+        let overlaps = read::scope_overlaps(&self.tx, entry, &[])?;
+        rule.check(entry, &overlaps)?;
         self.tx
             .execute(
                 "INSERT INTO namespaces (name, scopes, maintainers, threshold, created_at, bin)
@@ -187,7 +203,7 @@ impl<'a> Tx<'a> {
             )
             .map_err(exists_on_conflict("namespace", entry.name.as_str()))?;
         self.set_scopes(entry)?;
-        Ok(())
+        Ok(overlaps)
     }
 
     /// Makes `namespace_scopes` hold exactly the scopes of `entry`.
@@ -205,14 +221,30 @@ impl<'a> Tx<'a> {
     }
 
     /// Replaces a namespace's scopes, maintainers and threshold. `NotFound`
-    /// if it does not exist.
+    /// if it does not exist; `ScopeOverlap` if a scope it did not have
+    /// before overlaps another namespace's scope
+    /// ([`Tx::update_namespace_with`] can allow that).
     pub fn update_namespace(
         &mut self,
         entry: &NamespaceEntry,
         threshold: NonZeroU32,
     ) -> Result<()> {
-        require_namespace(&self.tx, entry.name.as_str())?;
+        self.update_namespace_with(entry, threshold, OverlapRule::Refuse)
+            .map(drop)
+    }
+
+    /// [`Tx::update_namespace`], with new scopes that overlap refused or
+    /// allowed by `rule`; returns the overlaps of the new scopes.
+    pub fn update_namespace_with(
+        &mut self,
+        entry: &NamespaceEntry,
+        threshold: NonZeroU32,
+        rule: OverlapRule,
+    ) -> Result<ScopeOverlaps> {
+        let current = read::namespace(&self.tx, entry.name.as_str())?;
         self.check_scopes_free(entry)?;
+        let overlaps = read::scope_overlaps(&self.tx, entry, &current.entry.scopes)?;
+        rule.check(entry, &overlaps)?;
         self.tx.execute(
             "UPDATE namespaces SET scopes = ?2, maintainers = ?3, threshold = ?4 WHERE name = ?1",
             (
@@ -223,7 +255,7 @@ impl<'a> Tx<'a> {
             ),
         )?;
         self.set_scopes(entry)?;
-        Ok(())
+        Ok(overlaps)
     }
 
     /// Sets a namespace's threshold. `NotFound` if it does not exist.
@@ -280,7 +312,8 @@ impl<'a> Tx<'a> {
     /// `Revoked` if the key's material is revoked, whatever its id.
     pub fn add_key(&mut self, namespace: &NamespaceName, key: &TrustedKey) -> Result<()> {
         require_namespace(&self.tx, namespace.as_str())?;
-        let fingerprint = self.refuse_revoked_key(&format!("{namespace}/{}", key.id), key)?;
+        let fingerprint =
+            self.refuse_revoked_key(namespace, &format!("{namespace}/{}", key.id), key)?;
         self.tx
             .execute(
                 "INSERT INTO keys (namespace, key_id, key, not_before, not_after, ephemeral, description, added_at, spki_sha256, principal)
@@ -302,18 +335,44 @@ impl<'a> Tx<'a> {
         Ok(())
     }
 
-    /// The key's fingerprint; `Revoked` if it is revoked, `Invalid` if the
-    /// key cannot be used. `what` names the listing in the error.
-    fn refuse_revoked_key(&self, what: &str, key: &TrustedKey) -> Result<Sha256Hex> {
+    /// The key's fingerprint; `Revoked` if it is revoked, `RevokedInNamespace`
+    /// if `namespace` revoked it, `Invalid` if the key cannot be used.
+    /// `what` names the listing in the error.
+    fn refuse_revoked_key(
+        &self,
+        namespace: &NamespaceName,
+        what: &str,
+        key: &TrustedKey,
+    ) -> Result<Sha256Hex> {
         let fingerprint = key
             .key
             .fingerprint(&key.id)
             .map_err(|e| Error::invalid("key", e.to_string()))?;
+        self.refuse_revoked_material(namespace, &format!("key {what}"), &fingerprint)?;
+        Ok(fingerprint)
+    }
+
+    /// `Revoked` if key material `fingerprint` is revoked, `RevokedInNamespace`
+    /// if `namespace` revoked it. `what` names the listing in the error.
+    fn refuse_revoked_material(
+        &self,
+        namespace: &NamespaceName,
+        what: &str,
+        fingerprint: &Sha256Hex,
+    ) -> Result<()> {
         let subject = RevokedSubject::Key(fingerprint.clone());
         if let Some(r) = self.revocation(&subject)? {
-            return Err(revoked(format!("key {what} ({subject})"), &r));
+            return Err(revoked(format!("{what} ({subject})"), &r));
         }
-        Ok(fingerprint)
+        if let Some(r) = self.namespace_revocation(namespace.as_str(), fingerprint)? {
+            return Err(Error::RevokedInNamespace {
+                what: format!("{what} ({subject})"),
+                namespace: namespace.to_string(),
+                revoked_at: r.revocation.revoked_at,
+                reason: r.revocation.reason,
+            });
+        }
+        Ok(())
     }
 
     /// Removes a key from a namespace. `NotFound` if either is missing.
@@ -453,16 +512,12 @@ impl<'a> Tx<'a> {
                 .public_key()
                 .ok()
                 .and_then(|k| keyshare_policy::keys::public_key_fingerprint(&k).ok());
-            for subject in [
-                Some(RevokedSubject::Certificate(ca.sha256().clone())),
-                key.map(RevokedSubject::Key),
-            ]
-            .into_iter()
-            .flatten()
-            {
-                if let Some(r) = self.revocation(&subject)? {
-                    return Err(revoked(format!("{what} ({subject})"), &r));
-                }
+            let subject = RevokedSubject::Certificate(ca.sha256().clone());
+            if let Some(r) = self.revocation(&subject)? {
+                return Err(revoked(format!("{what} ({subject})"), &r));
+            }
+            if let Some(key) = &key {
+                self.refuse_revoked_material(namespace, &what, key)?;
             }
         }
         let pems: Vec<&str> = identity.ca_certs.iter().map(CaCert::pem).collect();
@@ -509,6 +564,7 @@ impl<'a> Tx<'a> {
         require_namespace(&self.tx, namespace.as_str())?;
         for key in &sub.keys {
             self.refuse_revoked_key(
+                namespace,
                 &format!("{namespace}/{} of sub-delegation `{}`", key.id, sub.name),
                 key,
             )?;
@@ -598,6 +654,70 @@ impl<'a> Tx<'a> {
         };
         if n == 0 {
             return Err(Error::not_found("revocation", subject.to_string()));
+        }
+        Ok(())
+    }
+
+    // ---- namespace revocations ----
+
+    /// Records that `namespace` revoked a key (`revocation.subject`, by
+    /// fingerprint) for its own artifacts; `key_id` notes the id it was
+    /// listed under (for people, never published). `NotFound` for a
+    /// missing namespace, `AlreadyExists` if the namespace already revoked
+    /// it, `Invalid` for a certificate subject or an empty reason.
+    pub fn add_namespace_revocation(
+        &mut self,
+        namespace: &NamespaceName,
+        revocation: &Revocation,
+        key_id: Option<&str>,
+    ) -> Result<()> {
+        require_namespace(&self.tx, namespace.as_str())?;
+        let RevokedSubject::Key(fingerprint) = &revocation.subject else {
+            return Err(Error::invalid(
+                "subject",
+                "a namespace revokes keys only; certificates are revoked organization-wide",
+            ));
+        };
+        if revocation.reason.trim().is_empty() {
+            return Err(Error::invalid("reason", "must say why (not empty)"));
+        }
+        self.tx
+            .execute(
+                "INSERT INTO namespace_revocations (namespace, spki_sha256, revoked_at, reason, recorded_at, key_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                (
+                    namespace.as_str(),
+                    fingerprint.as_str(),
+                    time_text(revocation.revoked_at),
+                    &revocation.reason,
+                    self.now_text(),
+                    key_id,
+                ),
+            )
+            .map_err(exists_on_conflict(
+                "revocation",
+                format!("{namespace}/{}", revocation.subject),
+            ))?;
+        Ok(())
+    }
+
+    /// Withdraws `namespace`'s own revocation of the key with fingerprint
+    /// `fingerprint`. `NotFound` if the namespace or the revocation is missing.
+    pub fn remove_namespace_revocation(
+        &mut self,
+        namespace: &str,
+        fingerprint: &Sha256Hex,
+    ) -> Result<()> {
+        require_namespace(&self.tx, namespace)?;
+        let n = self.tx.execute(
+            "DELETE FROM namespace_revocations WHERE namespace = ?1 AND spki_sha256 = ?2",
+            [namespace, fingerprint.as_str()],
+        )?;
+        if n == 0 {
+            return Err(Error::not_found(
+                "revocation",
+                format!("{namespace}/key with SPKI SHA-256 {fingerprint}"),
+            ));
         }
         Ok(())
     }
@@ -935,6 +1055,28 @@ impl<'a> Tx<'a> {
 }
 
 /// The `Revoked` error for listing `what`, revoked by `r`.
+/// Whether a change may give a namespace scopes that overlap other
+/// namespaces' scopes ([`Tx::create_namespace_with`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OverlapRule {
+    /// Refuse with `ScopeOverlap` (the default).
+    Refuse,
+    /// Allow it: an admin said so explicitly.
+    Allow,
+}
+
+impl OverlapRule {
+    fn check(self, entry: &NamespaceEntry, overlaps: &ScopeOverlaps) -> Result<()> {
+        if self == Self::Refuse && !overlaps.is_empty() {
+            return Err(Error::ScopeOverlap {
+                namespace: entry.name.to_string(),
+                overlaps: Box::new(overlaps.clone()),
+            });
+        }
+        Ok(())
+    }
+}
+
 fn revoked(what: String, r: &RevocationRecord) -> Error {
     Error::Revoked {
         what,

@@ -55,6 +55,7 @@ pub fn create(name: &str, scope: &str) -> Change {
             maintainers: vec![format!("{name}@acme.example")],
         },
         threshold: NonZeroU32::MIN,
+        allow_overlap: false,
     }
 }
 

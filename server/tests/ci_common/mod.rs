@@ -297,6 +297,7 @@ pub fn create_namespaces(publisher: &Publisher, names: &[&str]) {
                         maintainers: vec![],
                     },
                     threshold: NonZeroU32::MIN,
+                    allow_overlap: false,
                 },
                 NOW,
             )
