@@ -80,8 +80,8 @@ use keyshare_policy::trust::{
 use keyshare_policy::verify::{verify_root_self, Authority};
 
 use crate::store::{
-    self, lineage, CiOwner, Listing, NewToken, OverlapRule, SingleUse, SingleUseKind, Store,
-    Token, TokenKind, Tx,
+    self, lineage, CiOwner, Listing, NewToken, OverlapRule, SingleUse, SingleUseKind, Store, Token,
+    TokenKind, Tx,
 };
 
 /// How long superseded published files are kept by default: 1 hour. A

@@ -297,6 +297,7 @@ fn create_namespace(f: &Fixture, name: &str) {
                     maintainers: vec![],
                 },
                 threshold: std::num::NonZeroU32::MIN,
+                allow_overlap: false,
             },
             NOW,
         )

@@ -274,7 +274,10 @@ pub fn namespaces_of(action: &str, subject: &str, details: &Value) -> BTreeSet<S
         }
     };
     let kind = action.split_once('.').map_or(action, |(k, _)| k);
-    if matches!(kind, "namespace" | "key" | "identity" | "sub_delegation") {
+    if matches!(
+        kind,
+        "namespace" | "key" | "identity" | "sub_delegation" | "namespace_revocation"
+    ) {
         let ns = subject.split_once('/').map_or(subject, |(ns, _)| ns);
         add(Some(&Value::String(ns.to_owned())));
     }
@@ -289,6 +292,16 @@ pub fn namespaces_of(action: &str, subject: &str, details: &Value) -> BTreeSet<S
         {
             add(item.get("namespace"));
         }
+    }
+    // The namespaces whose names an allowed overlap shares.
+    for ns in details
+        .get("overlaps")
+        .and_then(|o| o.get("namespaces"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        add(Some(ns));
     }
     if action == "token.create" {
         for ns in details
@@ -412,6 +425,20 @@ mod tests {
                 json!({"removed": [{"namespace": "team-a", "key_id": "x"},
                                    {"namespace": "team-d", "key_id": "y"}],
                        "files": []})
+            ),
+            ["team-a", "team-d"]
+        );
+        assert_eq!(
+            names("namespace_revocation.add", "team-a/key 00ff", json!({})),
+            ["team-a"]
+        );
+        // An allowed overlap is about the namespaces whose names it shares.
+        assert_eq!(
+            names(
+                "namespace.create",
+                "team-d",
+                json!({"allow_overlap": true,
+                       "overlaps": {"namespace_count": 1, "namespaces": ["team-a"]}})
             ),
             ["team-a", "team-d"]
         );
