@@ -4,7 +4,7 @@
 //! one line a person can act on. Variants map one-to-one to the attacks and
 //! malformations the TUF specification tells a client to detect.
 
-use crate::metadata::{KeyId, RoleName};
+use crate::ids::{KeyId, RoleName};
 
 /// Everything that can go wrong while parsing, verifying or building metadata.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]

@@ -28,7 +28,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::hash::Sha256Hex;
-use crate::metadata::KeyId;
+use crate::ids::KeyId;
 
 /// OpenSSL's "recover the salt length from the signature" (RSA_PSS_SALTLEN_AUTO).
 const PSS_SALTLEN_AUTO: i32 = -2;

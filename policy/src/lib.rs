@@ -35,6 +35,7 @@ pub mod client;
 pub mod datetime;
 pub mod error;
 pub mod hash;
+pub mod ids;
 pub mod keys;
 pub mod metadata;
 pub mod outbound;

@@ -12,7 +12,6 @@
 //! `paths` and `path_hash_prefixes`, …) with the JSON path of the offending
 //! field.
 
-use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::num::NonZeroU32;
@@ -23,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::cjson::to_canonical;
+pub use crate::ids::{KeyId, RoleName, TOP_LEVEL_ROLES};
 use crate::datetime::Expires;
 use crate::error::{Error, Result};
 use crate::keys::Key;
@@ -33,57 +33,6 @@ pub type Unrecognized = BTreeMap<String, Value>;
 
 /// The specification version keyshare writes.
 pub const SPEC_VERSION: &str = "1.0.31";
-
-/// Names of the four top-level roles.
-pub const TOP_LEVEL_ROLES: [&str; 4] = ["root", "targets", "snapshot", "timestamp"];
-
-macro_rules! string_newtype {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        #[serde(transparent)]
-        pub struct $name(String);
-
-        impl $name {
-            /// Wraps a string.
-            pub fn new(s: impl Into<String>) -> Self {
-                Self(s.into())
-            }
-
-            /// The string.
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl Borrow<str> for $name {
-            fn borrow(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl From<&str> for $name {
-            fn from(s: &str) -> Self {
-                Self(s.to_owned())
-            }
-        }
-    };
-}
-
-string_newtype!(
-    /// A key id, opaque: compared as given by the metadata, never recomputed.
-    KeyId
-);
-string_newtype!(
-    /// The name of a role (`root`, `targets`, `snapshot`, `timestamp` or a delegated role).
-    RoleName
-);
 
 /// A signature in an envelope's `signatures` list.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -546,7 +495,7 @@ pub struct Targets {
 }
 
 macro_rules! impl_role {
-    ($ty:ty, $name:literal, $check:expr) => {
+    ($ty:ty, $name:expr, $check:expr) => {
         impl Role for $ty {
             const TYPE: &'static str = $name;
             fn version(&self) -> u64 {
@@ -570,7 +519,7 @@ macro_rules! impl_role {
     };
 }
 
-impl_role!(Root, "root", |r: &Root| {
+impl_role!(Root, RoleName::ROOT, |r: &Root| {
     let names: BTreeSet<&str> = r.roles.keys().map(RoleName::as_str).collect();
     if names != BTreeSet::from(TOP_LEVEL_ROLES) {
         return Err((
@@ -583,7 +532,7 @@ impl_role!(Root, "root", |r: &Root| {
     }
     Ok(())
 });
-impl_role!(Targets, "targets", |t: &Targets| {
+impl_role!(Targets, RoleName::TARGETS, |t: &Targets| {
     for (path, file) in &t.targets {
         if file.hashes.is_empty() {
             return Err((format!("targets.{path}.hashes"), "must not be empty".into()));
@@ -594,10 +543,10 @@ impl_role!(Targets, "targets", |t: &Targets| {
     }
     Ok(())
 });
-impl_role!(Snapshot, "snapshot", |s: &Snapshot| check_meta_versions(
+impl_role!(Snapshot, RoleName::SNAPSHOT, |s: &Snapshot| check_meta_versions(
     &s.meta
 ));
-impl_role!(Timestamp, "timestamp", |t: &Timestamp| {
+impl_role!(Timestamp, RoleName::TIMESTAMP, |t: &Timestamp| {
     if t.meta.len() != 1 || !t.meta.contains_key("snapshot.json") {
         return Err((
             "meta".into(),

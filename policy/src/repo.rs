@@ -267,7 +267,7 @@ impl Repository {
         now: OffsetDateTime,
     ) -> Result<Self> {
         let verified = crate::verify::verify_root_self(crate::metadata::Envelope::<Root>::parse(
-            "root", root,
+            RoleName::ROOT, root,
         )?)?;
         if verified.version != 1 {
             return Err(Error::RootVersion {
@@ -288,7 +288,7 @@ impl Repository {
         };
         let expires = now + options.expiries.targets;
         repo.targets.insert(
-            RoleName::new("targets"),
+            RoleName::targets(),
             TargetsRole {
                 published: None,
                 staged: empty_targets(1, expires),
@@ -319,7 +319,7 @@ impl Repository {
         let root = build_root(
             1,
             now + options.expiries.root,
-            [("root", &root_spec), (n1, &s1), (n2, &s2), (n3, &s3)],
+            [(RoleName::ROOT, &root_spec), (n1, &s1), (n2, &s2), (n3, &s3)],
         )?;
         let refs: Vec<&dyn Signer> = root_signers.iter().map(|s| s.as_ref()).collect();
         let bytes = to_bytes(&sign(root, &refs)?)?;
@@ -353,10 +353,10 @@ impl Repository {
             .roots
             .split_first()
             .ok_or_else(|| Error::MissingRole {
-                role: RoleName::new("root"),
+                role: RoleName::new(RoleName::ROOT),
                 message: "no published root to restore from".into(),
             })?;
-        let mut root = verify_root_self(Envelope::<Root>::parse("root", first)?)?;
+        let mut root = verify_root_self(Envelope::<Root>::parse(RoleName::ROOT, first)?)?;
         if root.version != 1 {
             return Err(Error::RootVersion {
                 expected: 1,
@@ -364,7 +364,7 @@ impl Repository {
             });
         }
         for bytes in rest {
-            let next = verify_root_successor(&root, Envelope::<Root>::parse("root", bytes)?)?;
+            let next = verify_root_successor(&root, Envelope::<Root>::parse(RoleName::ROOT, bytes)?)?;
             if next.version != root.version + 1 {
                 return Err(Error::RootVersion {
                     expected: root.version + 1,
@@ -373,16 +373,16 @@ impl Repository {
             }
             root = next;
         }
-        let timestamp = Envelope::<Timestamp>::parse("timestamp", published.timestamp)?;
-        Authority::from_root(&root, "timestamp")?.check("timestamp", &timestamp)?;
+        let timestamp = Envelope::<Timestamp>::parse(RoleName::TIMESTAMP, published.timestamp)?;
+        Authority::from_root(&root, RoleName::TIMESTAMP)?.check(RoleName::TIMESTAMP, &timestamp)?;
         let snapshot_meta = timestamp.signed.snapshot_meta();
-        snapshot_meta.check_bytes("snapshot", published.snapshot)?;
-        let snapshot = Envelope::<Snapshot>::parse("snapshot", published.snapshot)?;
-        Authority::from_root(&root, "snapshot")?.check("snapshot", &snapshot)?;
+        snapshot_meta.check_bytes(RoleName::SNAPSHOT, published.snapshot)?;
+        let snapshot = Envelope::<Snapshot>::parse(RoleName::SNAPSHOT, published.snapshot)?;
+        Authority::from_root(&root, RoleName::SNAPSHOT)?.check(RoleName::SNAPSHOT, &snapshot)?;
         if snapshot.signed.version != snapshot_meta.version {
             return Err(Error::VersionMismatch {
-                role: RoleName::new("snapshot"),
-                listed_by: "timestamp",
+                role: RoleName::new(RoleName::SNAPSHOT),
+                listed_by: RoleName::TIMESTAMP,
                 expected: snapshot_meta.version,
                 received: snapshot.signed.version,
             });
@@ -404,18 +404,18 @@ impl Repository {
             if env.signed.version != meta.version {
                 return Err(Error::VersionMismatch {
                     role: RoleName::new(name),
-                    listed_by: "snapshot",
+                    listed_by: RoleName::SNAPSHOT,
                     expected: meta.version,
                     received: env.signed.version,
                 });
             }
             roles.insert(RoleName::new(name), env);
         }
-        let top = roles.get("targets").ok_or_else(|| Error::MissingRole {
-            role: RoleName::new("targets"),
+        let top = roles.get(RoleName::TARGETS).ok_or_else(|| Error::MissingRole {
+            role: RoleName::targets(),
             message: "snapshot does not list the top-level targets role".into(),
         })?;
-        Authority::from_root(&root, "targets")?.check("targets", top)?;
+        Authority::from_root(&root, RoleName::TARGETS)?.check(RoleName::TARGETS, top)?;
         // Who delegates whom, then each delegated role checked by its delegator.
         let mut delegator_of: BTreeMap<RoleName, RoleName> = BTreeMap::new();
         for (name, env) in &roles {
@@ -734,7 +734,7 @@ impl Repository {
     /// `metadata/N.root.json` byte for byte, like the first root (see
     /// [`new`](Self::new)).
     pub fn add_root(&mut self, root: &[u8]) -> Result<()> {
-        let envelope = crate::metadata::Envelope::<Root>::parse("root", root)?;
+        let envelope = crate::metadata::Envelope::<Root>::parse(RoleName::ROOT, root)?;
         let current = &self.root().signed;
         if envelope.signed.version != current.version + 1 {
             return Err(Error::RootVersion {
@@ -813,7 +813,7 @@ impl Repository {
             };
             let mut t = r.staged.clone();
             t.version = r.published.as_ref().map_or(1, |p| p.signed.version + 1);
-            let period = if name.as_str() == "targets" {
+            let period = if name.as_str() == RoleName::TARGETS {
                 self.options.expiries.targets
             } else {
                 self.options.expiries.delegated
@@ -940,7 +940,7 @@ impl Repository {
             meta,
             unrecognized: Unrecognized::new(),
         };
-        let snapshot = sign(snapshot, &self.signer_refs("snapshot")?)?;
+        let snapshot = sign(snapshot, &self.signer_refs(RoleName::SNAPSHOT)?)?;
         let snapshot_bytes: Arc<[u8]> = to_bytes(&snapshot)?.into();
         Ok((snapshot, snapshot_bytes))
     }
@@ -974,7 +974,7 @@ impl Repository {
             )]),
             unrecognized: fields,
         };
-        sign(timestamp, &self.signer_refs("timestamp")?)
+        sign(timestamp, &self.signer_refs(RoleName::TIMESTAMP)?)
     }
 
     /// Re-signs, with new versions, every online role that expires before
@@ -997,7 +997,7 @@ impl Repository {
         let due = |e: Expires| e.time() <= deadline;
         for (name, r) in self.targets.iter_mut() {
             // Roles whose delegation was removed are no longer read by anyone.
-            let live = name.as_str() == "targets" || r.delegator.is_some();
+            let live = name.as_str() == RoleName::TARGETS || r.delegator.is_some();
             if live && r.published.as_ref().is_some_and(|p| due(p.signed.expires)) {
                 r.dirty = true;
             }

@@ -163,15 +163,15 @@ impl<'a> Authority<'a> {
 /// The version rule (exactly `trusted + 1`) is the caller's, because a
 /// bootstrap root is checked against itself.
 pub fn verify_root_successor(trusted: &Root, new: Envelope<Root>) -> Result<Verified<Root>> {
-    Authority::from_root(trusted, "root")?.check("root", &new)?;
-    let own = Authority::from_root(&new.signed, "root")?;
-    own.check("root", &new)?;
+    Authority::from_root(trusted, RoleName::ROOT)?.check(RoleName::ROOT, &new)?;
+    let own = Authority::from_root(&new.signed, RoleName::ROOT)?;
+    own.check(RoleName::ROOT, &new)?;
     Ok(Verified { envelope: new })
 }
 
 /// Verifies a root against its own root role (a bootstrap or locally stored root).
 pub fn verify_root_self(new: Envelope<Root>) -> Result<Verified<Root>> {
-    let own = Authority::from_root(&new.signed, "root")?;
-    own.check("root", &new)?;
+    let own = Authority::from_root(&new.signed, RoleName::ROOT)?;
+    own.check(RoleName::ROOT, &new)?;
     Ok(Verified { envelope: new })
 }

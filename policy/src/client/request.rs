@@ -44,9 +44,9 @@ impl MetadataFile {
     /// The role the file holds.
     pub fn role(&self) -> &str {
         match self {
-            Self::Root { .. } => "root",
-            Self::Timestamp => "timestamp",
-            Self::Snapshot { .. } => "snapshot",
+            Self::Root { .. } => RoleName::ROOT,
+            Self::Timestamp => RoleName::TIMESTAMP,
+            Self::Snapshot { .. } => RoleName::SNAPSHOT,
             Self::Targets { role, .. } => role.as_str(),
         }
     }

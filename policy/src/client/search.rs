@@ -56,7 +56,7 @@ impl<'u> TargetSearch<'u> {
         Self {
             updater,
             path: path.to_owned(),
-            to_visit: vec![(RoleName::new("targets"), RoleName::new("root"))],
+            to_visit: vec![(RoleName::targets(), RoleName::new(RoleName::ROOT))],
             visited: BTreeSet::new(),
             loading: None,
             pending: None,

@@ -62,8 +62,8 @@ impl TrustedSet {
 
     /// Like [`Self::new`], with explicit limits.
     pub fn with_config(root_bytes: &[u8], now: OffsetDateTime, config: Config) -> Result<Self> {
-        check_size("root", root_bytes, config.root_max_length)?;
-        let root = verify_root_self(Envelope::parse("root", root_bytes)?)?;
+        check_size(RoleName::ROOT, root_bytes, config.root_max_length)?;
+        let root = verify_root_self(Envelope::parse(RoleName::ROOT, root_bytes)?)?;
         Ok(Self {
             config,
             now,
@@ -132,8 +132,8 @@ impl TrustedSet {
                 "root cannot be updated once a timestamp is loaded".into(),
             ));
         }
-        check_size("root", bytes, self.config.root_max_length)?;
-        let new = verify_root_successor(&self.root, Envelope::parse("root", bytes)?)?;
+        check_size(RoleName::ROOT, bytes, self.config.root_max_length)?;
+        let new = verify_root_successor(&self.root, Envelope::parse(RoleName::ROOT, bytes)?)?;
         let trusted = self.root.version;
         let expected = trusted.checked_add(1).unwrap_or(trusted);
         if new.version != expected || expected == trusted {
@@ -161,24 +161,24 @@ impl TrustedSet {
                 "timestamp cannot be updated once a snapshot is loaded".into(),
             ));
         }
-        check_expiry("root", &*self.root, self.now)?;
-        check_size("timestamp", bytes, self.config.timestamp_max_length)?;
-        let envelope = Envelope::<Timestamp>::parse("timestamp", bytes)?;
-        let new = Authority::from_root(&self.root, "timestamp")?.verify("timestamp", envelope)?;
+        check_expiry(RoleName::ROOT, &*self.root, self.now)?;
+        check_size(RoleName::TIMESTAMP, bytes, self.config.timestamp_max_length)?;
+        let envelope = Envelope::<Timestamp>::parse(RoleName::TIMESTAMP, bytes)?;
+        let new = Authority::from_root(&self.root, RoleName::TIMESTAMP)?.verify(RoleName::TIMESTAMP, envelope)?;
         if let Some(trusted) = &self.timestamp {
             if new.version < trusted.version {
-                return Err(rollback("timestamp", trusted.version, new.version));
+                return Err(rollback(RoleName::TIMESTAMP, trusted.version, new.version));
             }
             if new.version == trusted.version {
                 return Ok(TimestampUpdate::Unchanged);
             }
             let (old, received) = (trusted.snapshot_meta().version, new.snapshot_meta().version);
             if received < old {
-                return Err(rollback("snapshot", old, received));
+                return Err(rollback(RoleName::SNAPSHOT, old, received));
             }
         }
         let stored = self.timestamp.insert(new);
-        check_expiry("timestamp", &**stored, self.now)?;
+        check_expiry(RoleName::TIMESTAMP, &**stored, self.now)?;
         Ok(TimestampUpdate::Updated)
     }
 
@@ -214,18 +214,18 @@ impl TrustedSet {
                 "snapshot cannot be updated once targets are loaded".into(),
             ));
         }
-        check_expiry("timestamp", &**timestamp, self.now)?;
+        check_expiry(RoleName::TIMESTAMP, &**timestamp, self.now)?;
         let meta = timestamp.snapshot_meta();
         let limit = match (trusted_local, meta.length) {
             (false, Some(length)) => length,
             _ => self.config.snapshot_max_length,
         };
-        check_size("snapshot", bytes, limit)?;
+        check_size(RoleName::SNAPSHOT, bytes, limit)?;
         if !trusted_local {
-            meta.check_bytes("snapshot", bytes)?;
+            meta.check_bytes(RoleName::SNAPSHOT, bytes)?;
         }
-        let envelope = Envelope::<Snapshot>::parse("snapshot", bytes)?;
-        let new = Authority::from_root(&self.root, "snapshot")?.verify("snapshot", envelope)?;
+        let envelope = Envelope::<Snapshot>::parse(RoleName::SNAPSHOT, bytes)?;
+        let new = Authority::from_root(&self.root, RoleName::SNAPSHOT)?.verify(RoleName::SNAPSHOT, envelope)?;
         if let Some(trusted) = &self.snapshot {
             for (name, old) in &trusted.meta {
                 let role = name.strip_suffix(".json").unwrap_or(name);
@@ -253,20 +253,20 @@ impl TrustedSet {
         let expected = timestamp.snapshot_meta().version;
         if snapshot.version != expected {
             return Err(Error::VersionMismatch {
-                role: RoleName::new("snapshot"),
-                listed_by: "timestamp",
+                role: RoleName::new(RoleName::SNAPSHOT),
+                listed_by: RoleName::TIMESTAMP,
                 expected,
                 received: snapshot.version,
             });
         }
-        check_expiry("snapshot", &**snapshot, self.now)?;
+        check_expiry(RoleName::SNAPSHOT, &**snapshot, self.now)?;
         Ok(snapshot)
     }
 
     /// Verifies `bytes` as the top-level targets role (§5.6):
     /// [`Self::update_delegated_targets`] with role `targets` delegated by `root`.
     pub fn update_targets(&mut self, bytes: &[u8]) -> Result<&Verified<Targets>> {
-        self.update_delegated_targets(bytes, "targets", "root")
+        self.update_delegated_targets(bytes, RoleName::TARGETS, RoleName::ROOT)
     }
 
     /// Verifies `bytes` as targets role `role`, delegated by `delegator`
@@ -357,14 +357,14 @@ impl TrustedSet {
         delegator: &str,
     ) -> Result<Verified<Targets>> {
         let snapshot = self.check_final_snapshot()?;
-        let authority = if delegator == "root" {
-            if role != "targets" {
+        let authority = if delegator == RoleName::ROOT {
+            if role != RoleName::TARGETS {
                 return Err(Error::MissingRole {
                     role: RoleName::new(role),
                     message: "root delegates only the top-level targets role".into(),
                 });
             }
-            Authority::from_root(&self.root, "targets")?
+            Authority::from_root(&self.root, RoleName::TARGETS)?
         } else {
             let parent = self.targets.get(delegator).ok_or_else(|| {
                 Error::Order(format!(
@@ -387,7 +387,7 @@ impl TrustedSet {
         if new.version != meta.version {
             return Err(Error::VersionMismatch {
                 role: RoleName::new(role),
-                listed_by: "snapshot",
+                listed_by: RoleName::SNAPSHOT,
                 expected: meta.version,
                 received: new.version,
             });

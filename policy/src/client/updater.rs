@@ -231,7 +231,7 @@ impl Updater {
     ) -> Result<TrustSet> {
         let listed: Vec<String> = self
             .trusted
-            .targets("targets")
+            .targets(RoleName::TARGETS)
             .map(|t| t.targets.keys().cloned().collect())
             .unwrap_or_default();
         let mut shards = Vec::new();
@@ -277,7 +277,7 @@ impl Updater {
                 let name = self.target_remote_name(path, &target_file);
                 let bytes =
                     target(&name, target_file.length).ok_or_else(|| Error::Unavailable {
-                        role: RoleName::new("targets"),
+                        role: RoleName::targets(),
                         file: format!("targets/{name}"),
                     })?;
                 verify_target(&target_file, path, &bytes)?;
@@ -312,7 +312,7 @@ impl Updater {
                     let root = self.trusted.root();
                     if root.expires.is_expired(self.trusted.now()) {
                         return Err(Error::Expired {
-                            role: RoleName::new("root"),
+                            role: RoleName::new(RoleName::ROOT),
                             expires: root.expires.to_string(),
                         });
                     }
@@ -432,7 +432,7 @@ impl Updater {
                         if let Some(kept) = self.trusted.timestamp() {
                             if kept.expires.is_expired(self.trusted.now()) {
                                 return Err(Error::Expired {
-                                    role: RoleName::new("timestamp"),
+                                    role: RoleName::new(RoleName::TIMESTAMP),
                                     expires: kept.expires.to_string(),
                                 });
                             }
@@ -443,7 +443,7 @@ impl Updater {
             }
             Phase::SnapshotLocal => match bytes {
                 Some(bytes) if self.trusted.update_snapshot(&bytes, true).is_ok() => {
-                    Phase::Targets(Load::new("targets", "root"))
+                    Phase::Targets(Load::new(RoleName::TARGETS, RoleName::ROOT))
                 }
                 _ => Phase::SnapshotRemote,
             },
@@ -451,7 +451,7 @@ impl Updater {
                 let bytes = bytes.ok_or_else(|| unavailable(request))?;
                 self.trusted.update_snapshot(&bytes, false)?;
                 self.store(request, bytes);
-                Phase::Targets(Load::new("targets", "root"))
+                Phase::Targets(Load::new(RoleName::TARGETS, RoleName::ROOT))
             }
             Phase::Targets(mut load) => match load.answer(&mut self.trusted, request, bytes)? {
                 Loaded::Yes(op) => {
@@ -481,7 +481,7 @@ impl Updater {
 type RotationKeys = Vec<Option<(BTreeMap<KeyId, Option<Key>>, NonZeroU32)>>;
 
 fn rotation_keys(root: &Root) -> RotationKeys {
-    ["timestamp", "snapshot"]
+    [RoleName::TIMESTAMP, RoleName::SNAPSHOT]
         .iter()
         .map(|role| {
             root.roles.get(*role).map(|r| {
