@@ -22,9 +22,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::cjson::to_canonical;
-pub use crate::ids::{KeyId, RoleName, TOP_LEVEL_ROLES};
 use crate::datetime::Expires;
 use crate::error::{Error, Result};
+pub use crate::ids::{KeyId, RoleName, TOP_LEVEL_ROLES};
 use crate::keys::Key;
 use crate::pattern::PathPattern;
 
@@ -543,9 +543,9 @@ impl_role!(Targets, RoleName::TARGETS, |t: &Targets| {
     }
     Ok(())
 });
-impl_role!(Snapshot, RoleName::SNAPSHOT, |s: &Snapshot| check_meta_versions(
-    &s.meta
-));
+impl_role!(Snapshot, RoleName::SNAPSHOT, |s: &Snapshot| {
+    check_meta_versions(&s.meta)
+});
 impl_role!(Timestamp, RoleName::TIMESTAMP, |t: &Timestamp| {
     if t.meta.len() != 1 || !t.meta.contains_key("snapshot.json") {
         return Err((

@@ -267,7 +267,8 @@ impl Repository {
         now: OffsetDateTime,
     ) -> Result<Self> {
         let verified = crate::verify::verify_root_self(crate::metadata::Envelope::<Root>::parse(
-            RoleName::ROOT, root,
+            RoleName::ROOT,
+            root,
         )?)?;
         if verified.version != 1 {
             return Err(Error::RootVersion {
@@ -319,7 +320,12 @@ impl Repository {
         let root = build_root(
             1,
             now + options.expiries.root,
-            [(RoleName::ROOT, &root_spec), (n1, &s1), (n2, &s2), (n3, &s3)],
+            [
+                (RoleName::ROOT, &root_spec),
+                (n1, &s1),
+                (n2, &s2),
+                (n3, &s3),
+            ],
         )?;
         let refs: Vec<&dyn Signer> = root_signers.iter().map(|s| s.as_ref()).collect();
         let bytes = to_bytes(&sign(root, &refs)?)?;
@@ -364,7 +370,8 @@ impl Repository {
             });
         }
         for bytes in rest {
-            let next = verify_root_successor(&root, Envelope::<Root>::parse(RoleName::ROOT, bytes)?)?;
+            let next =
+                verify_root_successor(&root, Envelope::<Root>::parse(RoleName::ROOT, bytes)?)?;
             if next.version != root.version + 1 {
                 return Err(Error::RootVersion {
                     expected: root.version + 1,
@@ -411,10 +418,12 @@ impl Repository {
             }
             roles.insert(RoleName::new(name), env);
         }
-        let top = roles.get(RoleName::TARGETS).ok_or_else(|| Error::MissingRole {
-            role: RoleName::targets(),
-            message: "snapshot does not list the top-level targets role".into(),
-        })?;
+        let top = roles
+            .get(RoleName::TARGETS)
+            .ok_or_else(|| Error::MissingRole {
+                role: RoleName::targets(),
+                message: "snapshot does not list the top-level targets role".into(),
+            })?;
         Authority::from_root(&root, RoleName::TARGETS)?.check(RoleName::TARGETS, top)?;
         // Who delegates whom, then each delegated role checked by its delegator.
         let mut delegator_of: BTreeMap<RoleName, RoleName> = BTreeMap::new();

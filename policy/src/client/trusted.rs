@@ -164,7 +164,8 @@ impl TrustedSet {
         check_expiry(RoleName::ROOT, &*self.root, self.now)?;
         check_size(RoleName::TIMESTAMP, bytes, self.config.timestamp_max_length)?;
         let envelope = Envelope::<Timestamp>::parse(RoleName::TIMESTAMP, bytes)?;
-        let new = Authority::from_root(&self.root, RoleName::TIMESTAMP)?.verify(RoleName::TIMESTAMP, envelope)?;
+        let new = Authority::from_root(&self.root, RoleName::TIMESTAMP)?
+            .verify(RoleName::TIMESTAMP, envelope)?;
         if let Some(trusted) = &self.timestamp {
             if new.version < trusted.version {
                 return Err(rollback(RoleName::TIMESTAMP, trusted.version, new.version));
@@ -225,7 +226,8 @@ impl TrustedSet {
             meta.check_bytes(RoleName::SNAPSHOT, bytes)?;
         }
         let envelope = Envelope::<Snapshot>::parse(RoleName::SNAPSHOT, bytes)?;
-        let new = Authority::from_root(&self.root, RoleName::SNAPSHOT)?.verify(RoleName::SNAPSHOT, envelope)?;
+        let new = Authority::from_root(&self.root, RoleName::SNAPSHOT)?
+            .verify(RoleName::SNAPSHOT, envelope)?;
         if let Some(trusted) = &self.snapshot {
             for (name, old) in &trusted.meta {
                 let role = name.strip_suffix(".json").unwrap_or(name);

@@ -476,11 +476,6 @@ impl fmt::Display for Decision {
     }
 }
 
-/// The key material of a key (see [`Key::material`]).
-pub(super) fn material(key: &Key, id: &KeyId) -> Result<Vec<u8>> {
-    key.material(id).map(<[u8]>::to_vec)
-}
-
 /// Patterns indexed by their literal prefix (the text before the first
 /// wildcard): a lookup lists the artifact name's prefixes and glob-matches
 /// only the patterns filed under one of them, so its cost grows with the

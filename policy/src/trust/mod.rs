@@ -57,6 +57,7 @@
 //! Tests: `cargo test -p keyshare-policy --lib trust` and
 //! `cargo test -p keyshare-policy --test 'trust_*'`.
 
+mod bins;
 mod decide;
 mod namespace;
 mod namespaces;
@@ -77,14 +78,12 @@ use crate::error::{Error, Result};
 pub use crate::hash::Sha256Hex;
 use crate::pattern::ArtifactPattern;
 
+pub use bins::{namespace_bins, NAMESPACE_BIN_BITS, NAMESPACE_BIN_PREFIX};
 pub use decide::{
     Counted, Decision, KeyRef, Listed, Owner, Reason, SignerRef, TrustRule, TrustSet,
 };
 pub use namespace::{NamespaceName, NamespaceTrust, Principal, SubDelegation, TrustedKey};
-pub use namespaces::{
-    is_index_path, namespace_bin, namespace_bins, shard_path, NamespaceEntry, Namespaces,
-    NAMESPACE_BIN_BITS, NAMESPACE_BIN_PREFIX,
-};
+pub use namespaces::{is_index_path, namespace_bin, shard_path, NamespaceEntry, Namespaces};
 pub use peers::{Peer, PeerUrl, Peers, PinnedRoot};
 pub use revocations::{Revocation, Revocations, RevokedSubject};
 pub use standing::{KeyRevocation, KeyStanding, KeyState, RevokedBy};

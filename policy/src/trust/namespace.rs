@@ -14,7 +14,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize};
 use time::OffsetDateTime;
 
-use super::namespaces::{namespace_bins, NAMESPACE_BIN_PREFIX};
+use super::bins::{namespace_bins, NAMESPACE_BIN_PREFIX};
 use super::revocations::{Revocation, RevokedSubject};
 use super::x509::X509Identity;
 use super::{
@@ -418,8 +418,11 @@ fn check_keys(at: &str, keys: &[TrustedKey]) -> std::result::Result<(), Problem>
             return Err((field("id"), format!("key id `{}` is listed twice", k.id)));
         }
         check_key_object(&field("key"), &k.id, &k.key)?;
-        let spki =
-            super::decide::material(&k.key, &k.id).map_err(|e| (field("key"), e.to_string()))?;
+        let spki = k
+            .key
+            .material(&k.id)
+            .map(<[u8]>::to_vec)
+            .map_err(|e| (field("key"), e.to_string()))?;
         if let Some((_, other)) = material.iter().find(|(m, _)| *m == spki) {
             return Err((
                 field("key"),

@@ -19,7 +19,6 @@
 //! trusted to say which names the team was given.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::num::NonZeroU32;
 
 use serde::{Deserialize, Serialize};
 
@@ -29,7 +28,7 @@ use super::{
     NAMESPACES_PATH, NAMESPACES_SHARD_DIR,
 };
 use crate::error::Result;
-use crate::metadata::{KeyId, SuccinctRoles, Unrecognized};
+use crate::metadata::SuccinctRoles;
 use crate::pattern::ArtifactPattern;
 
 /// One namespace, as the organization grants it.
@@ -179,24 +178,6 @@ impl Namespaces {
     }
 }
 
-/// Bits of SHA-256 that choose a namespace's bin: 256 bins.
-pub const NAMESPACE_BIN_BITS: u32 = 8;
-/// Name prefix of the bin roles: `bins-00` … `bins-ff`.
-pub const NAMESPACE_BIN_PREFIX: &str = "bins";
-
-/// The succinct hashed bins (TAP 15) a keyshare repository delegates to
-/// from top-level `targets`: [`NAMESPACE_BIN_BITS`] bits, roles named
-/// `bins-<xx>`, each signed by `threshold` of `keyids`.
-pub fn namespace_bins(keyids: Vec<KeyId>, threshold: NonZeroU32) -> SuccinctRoles {
-    SuccinctRoles {
-        keyids,
-        threshold,
-        bit_length: NAMESPACE_BIN_BITS,
-        name_prefix: NAMESPACE_BIN_PREFIX.into(),
-        unrecognized: Unrecognized::new(),
-    }
-}
-
 /// The bin of namespace `ns` under `bins`: the bin its trust document
 /// `namespaces/<ns>/trust.json` hashes to, exactly as a TUF client
 /// following `bins` looks it up.
@@ -224,7 +205,10 @@ pub fn is_index_path(path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+    use std::num::NonZeroU32;
+
     use super::*;
+    use crate::trust::namespace_bins;
 
     fn entry(name: &str, scopes: &[&str]) -> NamespaceEntry {
         NamespaceEntry {
