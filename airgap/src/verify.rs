@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-use keyshare_policy::client::{target_remote_name, verify_target, MetadataFile, TrustedSet};
+use keyshare_policy::client::{verify_target, MetadataFile, TrustedSet};
+use keyshare_policy::layout::target_remote_name;
 use keyshare_policy::metadata::{Envelope, RoleName, Root};
 use keyshare_policy::verify::Authority;
 

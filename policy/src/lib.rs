@@ -37,6 +37,7 @@ pub mod error;
 pub mod hash;
 pub mod ids;
 pub mod keys;
+pub mod layout;
 pub mod metadata;
 pub mod outbound;
 pub mod pattern;

@@ -51,10 +51,10 @@ use std::sync::Arc;
 use serde_json::Value;
 use time::{Duration, OffsetDateTime};
 
-use crate::client::{encode_role, target_remote_name};
 use crate::datetime::Expires;
 use crate::error::{Error, Result};
 use crate::keys::Key;
+use crate::layout::{metadata_path, target_path, TIMESTAMP_PATH};
 use crate::metadata::{
     DelegatedRole, Delegations, KeyId, MetaFile, Role, RoleKeys, RoleName, Root, Signed, Snapshot,
     SuccinctRoles, TargetFile, Targets, Timestamp, Unrecognized, SPEC_VERSION, TOP_LEVEL_ROLES,
@@ -62,7 +62,6 @@ use crate::metadata::{
 use crate::sign::{sign, to_bytes, Signer};
 
 /// The path of the timestamp, the one file rewritten under its name.
-const TIMESTAMP_PATH: &str = "metadata/timestamp.json";
 
 /// A signer shared between the repository and whoever else holds it.
 pub type SharedSigner = Arc<dyn Signer>;
@@ -570,7 +569,7 @@ impl Repository {
         if let Some(custom) = custom {
             file.unrecognized.insert("custom".into(), custom);
         }
-        let disk = format!("targets/{}", target_remote_name(path, &file, true));
+        let disk = target_path(path, &file);
         let r = self.role_mut(role)?;
         if r.staged.targets.get(path) != Some(&file) {
             r.staged.targets.insert(path.to_owned(), file);
@@ -834,18 +833,14 @@ impl Repository {
             let signed = sign(t, &self.signer_refs(name.as_str())?)?;
             let bytes = to_bytes(&signed)?;
             files.push(File::immutable(
-                format!(
-                    "metadata/{}.{}.json",
-                    signed.signed.version,
-                    encode_role(name.as_str())
-                ),
+                metadata_path(name.as_str(), signed.signed.version),
                 bytes.clone(),
             ));
             new_roles.insert(name.clone(), (signed, bytes));
         }
         let (snapshot, snapshot_bytes) = self.sign_snapshot(&new_roles, now)?;
         files.push(File::immutable(
-            format!("metadata/{}.snapshot.json", snapshot.signed.version),
+            metadata_path(RoleName::SNAPSHOT, snapshot.signed.version),
             snapshot_bytes.to_vec(),
         ));
         let timestamp_at = files.len();
@@ -858,7 +853,7 @@ impl Repository {
             .skip(self.published_roots)
         {
             roots.push(File::immutable(
-                format!("metadata/{}.root.json", i + 1),
+                metadata_path(RoleName::ROOT, i as u64 + 1),
                 bytes.to_vec(),
             ));
         }
@@ -1030,25 +1025,21 @@ impl Repository {
         let mut files = Vec::new();
         for (i, bytes) in self.root_history.iter().enumerate() {
             files.push(File::immutable(
-                format!("metadata/{}.root.json", i + 1),
+                metadata_path(RoleName::ROOT, i as u64 + 1),
                 bytes.to_vec(),
             ));
         }
         for (name, r) in &self.targets {
             if let Some(p) = &r.published {
                 files.push(File::immutable(
-                    format!(
-                        "metadata/{}.{}.json",
-                        p.signed.version,
-                        encode_role(name.as_str())
-                    ),
+                    metadata_path(name.as_str(), p.signed.version),
                     to_bytes(p)?,
                 ));
             }
         }
         if let Some((s, bytes)) = &self.snapshot {
             files.push(File::immutable(
-                format!("metadata/{}.snapshot.json", s.signed.version),
+                metadata_path(RoleName::SNAPSHOT, s.signed.version),
                 bytes.to_vec(),
             ));
         }
@@ -1094,6 +1085,7 @@ mod tests {
 
     use super::*;
     use crate::keys::Scheme;
+    use crate::layout::encode_role;
     use crate::metadata::Envelope;
     use crate::pattern::PathPattern;
     use crate::sign::InMemorySigner;

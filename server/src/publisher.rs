@@ -1155,7 +1155,7 @@ impl Publisher {
             for (path, file) in &targets.signed.targets {
                 let disk = format!(
                     "targets/{}",
-                    keyshare_policy::client::target_remote_name(path, file, true)
+                    keyshare_policy::layout::target_remote_name(path, file, true)
                 );
                 let stored = guard.store.published_file(&disk)?;
                 files.push(File {

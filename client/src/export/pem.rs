@@ -15,7 +15,7 @@
 
 use std::path::Path;
 
-use keyshare_policy::client::encode_role;
+use keyshare_policy::layout::encode_role;
 use keyshare_policy::trust::{TrustSet, TrustedKey};
 
 use super::{files_under, key_is_revoked, replace_dir, write_file, ExportError, Summary};

@@ -198,7 +198,8 @@ mod search;
 mod trusted;
 mod updater;
 
-pub use request::{encode_role, CacheOp, MetadataFile, Request, Response, Source, Step};
+pub use crate::layout::{encode_role, target_remote_name};
+pub use request::{CacheOp, MetadataFile, Request, Response, Source, Step};
 pub use search::{Lookup, TargetSearch};
 pub use trusted::{TimestampUpdate, TrustedSet};
 pub use updater::Updater;
@@ -249,55 +250,9 @@ pub fn verify_target(target_file: &TargetFile, target_path: &str, bytes: &[u8]) 
     target_file.check_bytes(target_path, bytes)
 }
 
-/// The file name of a target in the repository's targets directory.
-///
-/// With consistent snapshots: `dir/<hash>.<basename>`, with the SHA-256 hash
-/// if listed (keyshare always lists it), else the first listed hash by
-/// algorithm name; without: the target path itself.
-pub fn target_remote_name(
-    target_path: &str,
-    target_file: &TargetFile,
-    consistent_snapshot: bool,
-) -> String {
-    let hash = target_file
-        .sha256()
-        .or_else(|| target_file.hashes.values().next().map(String::as_str));
-    match hash {
-        Some(hash) if consistent_snapshot => match target_path.rsplit_once('/') {
-            Some((dir, base)) => format!("{dir}/{hash}.{base}"),
-            None => format!("{hash}.{target_path}"),
-        },
-        _ => target_path.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
-    use crate::metadata::Unrecognized;
-
-    #[test]
-    fn client_target_names_use_sha256_before_the_basename() {
-        let t = TargetFile::from_bytes(b"abc");
-        let sha = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
-        assert_eq!(
-            target_remote_name("a/b/c.json", &t, true),
-            format!("a/b/{sha}.c.json")
-        );
-        assert_eq!(
-            target_remote_name("c.json", &t, true),
-            format!("{sha}.c.json")
-        );
-        assert_eq!(target_remote_name("a/b/c.json", &t, false), "a/b/c.json");
-        let other = TargetFile {
-            length: 3,
-            hashes: BTreeMap::from([("sha512".to_owned(), "00ff".to_owned())]),
-            unrecognized: Unrecognized::new(),
-        };
-        assert_eq!(target_remote_name("x/y", &other, true), "x/00ff.y");
-    }
 
     #[test]
     fn client_config_defaults_are_python_tufs() {

@@ -1,8 +1,7 @@
 //! What the state machines ask of their caller, and what the caller answers.
 
-use std::fmt::Write as _;
-
-use crate::metadata::RoleName;
+use crate::ids::RoleName;
+use crate::layout::{metadata_name, remote_metadata_name};
 
 /// Where a requested file is read from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -62,9 +61,9 @@ impl MetadataFile {
     }
 
     /// The file's name in the client's cache: `root.json`, `timestamp.json`,
-    /// `snapshot.json`, `targets.json`, `<encoded role>.json` (see [`encode_role`]).
+    /// `snapshot.json`, `targets.json`, `<encoded role>.json` (see [`crate::layout::encode_role`]).
     pub fn cache_name(&self) -> String {
-        format!("{}.json", encode_role(self.role()))
+        metadata_name(self.role())
     }
 
     /// The file's name in the repository's metadata directory.
@@ -73,18 +72,7 @@ impl MetadataFile {
     /// `timestamp.json`; snapshot and targets roles are `V.<encoded role>.json`
     /// with consistent snapshots and `<encoded role>.json` without.
     pub fn remote_name(&self, consistent_snapshot: bool) -> String {
-        let name = encode_role(self.role());
-        match self {
-            Self::Root { version } => format!("{version}.{name}.json"),
-            Self::Timestamp => format!("{name}.json"),
-            Self::Snapshot { version } | Self::Targets { version, .. } => {
-                if consistent_snapshot {
-                    format!("{version}.{name}.json")
-                } else {
-                    format!("{name}.json")
-                }
-            }
-        }
+        remote_metadata_name(self.role(), self.version(), consistent_snapshot)
     }
 }
 
@@ -221,34 +209,9 @@ pub enum Step<T> {
     Done(T),
 }
 
-/// Percent-encodes a role name for a file name, as python-tuf does
-/// (`urllib.parse.quote(name, safe="")`): every byte but ASCII letters,
-/// digits and `-._~` becomes `%XX`, so `/` and `..` never make a path.
-pub fn encode_role(role: &str) -> String {
-    let mut out = String::with_capacity(role.len());
-    for b in role.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            // Writing to a String cannot fail.
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn client_role_names_are_percent_encoded_with_no_safe_characters() {
-        assert_eq!(encode_role("team-a_1.x~"), "team-a_1.x~");
-        assert_eq!(encode_role("a/b"), "a%2Fb");
-        assert_eq!(encode_role("a b%"), "a%20b%25");
-        assert_eq!(encode_role("é"), "%C3%A9");
-        assert_eq!(encode_role(".."), "..");
-    }
 
     #[test]
     fn client_remote_names_follow_consistent_snapshot() {

@@ -943,7 +943,7 @@ pub(crate) fn last_published(conn: &Connection) -> Result<Option<LastPublished>>
         let v = listed_version("snapshot", &snapshot, &file)?;
         let path = format!(
             "metadata/{v}.{}.json",
-            keyshare_policy::client::encode_role(role)
+            keyshare_policy::layout::encode_role(role)
         );
         // A missing file is left for `Repository::restore` to report.
         if let Some(f) = latest_published(conn, &path)? {
