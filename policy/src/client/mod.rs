@@ -193,6 +193,7 @@
 //! # }
 //! ```
 
+mod load;
 mod request;
 mod search;
 mod trusted;

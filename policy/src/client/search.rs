@@ -2,8 +2,9 @@
 
 use std::collections::{BTreeSet, VecDeque};
 
+use super::load::{Load, Loaded};
 use super::request::{CacheOp, Request, Response, Step};
-use super::updater::{Load, Loaded, Updater};
+use super::updater::Updater;
 use crate::error::{Error, Result};
 use crate::metadata::{RoleName, TargetFile};
 
