@@ -1,0 +1,292 @@
+//! Turning staged changes into one consistent set of new files: each
+//! changed targets role, then snapshot, then timestamp; and re-signing what
+//! is about to expire.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use time::{Duration, OffsetDateTime};
+
+use crate::datetime::Expires;
+use crate::error::{Error, Result};
+use crate::layout::{metadata_path, TIMESTAMP_PATH};
+use crate::metadata::{
+    MetaFile, Role, RoleName, Signed, Snapshot, Targets, Timestamp, Unrecognized, SPEC_VERSION,
+};
+use crate::sign::{sign, to_bytes, Signer};
+
+use super::{prune_keys, File, Repository};
+
+impl Repository {
+    /// Publishes every staged change: new versions of changed targets roles,
+    /// a new snapshot and a new timestamp. Returns the new files.
+    ///
+    /// On error nothing is published and the staged changes stay staged.
+    pub fn commit(&mut self, now: OffsetDateTime) -> Result<Vec<File>> {
+        self.commit_with(now, |_| Ok(Unrecognized::new()))
+    }
+
+    /// Like [`commit`](Self::commit), and the new timestamp's `signed`
+    /// object also gets the fields `timestamp_fields` returns (extensions
+    /// such as [`crate::audit::TIMESTAMP_FIELD`]; names must start with
+    /// `x-`). `timestamp_fields` is called once everything else is signed
+    /// and before the timestamp is, with the paths of every file this
+    /// commit publishes, in the order returned (`metadata/timestamp.json`
+    /// included), so it can record the publish (an audit record) and put
+    /// what it recorded in the timestamp. It is not called when nothing is
+    /// due. An error from it fails the commit like a signing error.
+    pub fn commit_with<E: From<Error>>(
+        &mut self,
+        now: OffsetDateTime,
+        timestamp_fields: impl FnOnce(&[String]) -> std::result::Result<Unrecognized, E>,
+    ) -> std::result::Result<Vec<File>, E> {
+        let dirty: Vec<RoleName> = self
+            .targets
+            .iter()
+            .filter(|(_, r)| r.dirty)
+            .map(|(n, _)| n.clone())
+            .collect();
+        if dirty.is_empty() && !self.pending {
+            return Ok(Vec::new());
+        }
+        // Sign everything first; apply only when all of it succeeded.
+        let mut new_roles = BTreeMap::new();
+        let mut files = Vec::with_capacity(dirty.len() + 3);
+        for name in &dirty {
+            let Some(r) = self.targets.get(name) else {
+                continue;
+            };
+            let mut t = r.staged.clone();
+            t.version = r.published.as_ref().map_or(1, |p| p.signed.version + 1);
+            let period = if name.as_str() == RoleName::TARGETS {
+                self.options.expiries.targets
+            } else {
+                self.options.expiries.delegated
+            };
+            t.expires = Expires::new(now + period);
+            if let Some(d) = t.delegations.as_mut() {
+                prune_keys(d);
+            }
+            let signed = sign(t, &self.signer_refs(name.as_str())?)?;
+            let bytes = to_bytes(&signed)?;
+            files.push(File::immutable(
+                metadata_path(name.as_str(), signed.signed.version),
+                bytes.clone(),
+            ));
+            new_roles.insert(name.clone(), (signed, bytes));
+        }
+        let (snapshot, snapshot_bytes) = self.sign_snapshot(&new_roles, now)?;
+        files.push(File::immutable(
+            metadata_path(RoleName::SNAPSHOT, snapshot.signed.version),
+            snapshot_bytes.to_vec(),
+        ));
+        let timestamp_at = files.len();
+        // Roots added since the last commit are new files too.
+        let mut roots = Vec::new();
+        for (i, bytes) in self
+            .root_history
+            .iter()
+            .enumerate()
+            .skip(self.published_roots)
+        {
+            roots.push(File::immutable(
+                metadata_path(RoleName::ROOT, i as u64 + 1),
+                bytes.to_vec(),
+            ));
+        }
+        let paths: Vec<String> = files
+            .iter()
+            .map(|f| f.path.clone())
+            .chain(std::iter::once(TIMESTAMP_PATH.to_owned()))
+            .chain(roots.iter().map(|f| f.path.clone()))
+            .collect();
+        let fields = timestamp_fields(&paths)?;
+        if let Some(name) = fields.keys().find(|k| !k.starts_with("x-")) {
+            return Err(Error::Sign(format!(
+                "timestamp field `{name}` is not an extension (names start with `x-`)"
+            ))
+            .into());
+        }
+        let timestamp = self.timestamp_for(&snapshot, &snapshot_bytes, now, fields)?;
+        let timestamp_bytes: Arc<[u8]> = to_bytes(&timestamp)?.into();
+        files.insert(
+            timestamp_at,
+            File {
+                path: TIMESTAMP_PATH.into(),
+                bytes: timestamp_bytes.clone(),
+                immutable: false,
+            },
+        );
+        files.extend(roots);
+        for (name, (signed, _)) in new_roles {
+            if let Some(r) = self.targets.get_mut(&name) {
+                r.staged.version = signed.signed.version;
+                r.staged.expires = signed.signed.expires;
+                r.published = Some(signed);
+                r.dirty = false;
+            }
+        }
+        self.snapshot = Some((snapshot, snapshot_bytes));
+        self.timestamp = Some((timestamp, timestamp_bytes));
+        self.published_roots = self.root_history.len();
+        self.pending = false;
+        Ok(files)
+    }
+
+    fn signer_refs(&self, role: &str) -> Result<Vec<&dyn Signer>> {
+        let signers = self
+            .signers
+            .get(role)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| Error::Sign(format!("no signing key for role `{role}`")))?;
+        Ok(signers.iter().map(|s| s.as_ref()).collect())
+    }
+
+    fn sign_snapshot(
+        &self,
+        new_roles: &BTreeMap<RoleName, (Signed<Targets>, Vec<u8>)>,
+        now: OffsetDateTime,
+    ) -> Result<(Signed<Snapshot>, Arc<[u8]>)> {
+        // Every published role is listed by the previous snapshot (roles
+        // are never dropped), so start from its entries and change only the
+        // roles signed now: a publish does not visit every role again.
+        let mut meta = match &self.snapshot {
+            Some((s, _)) => s.signed.meta.clone(),
+            None => self
+                .targets
+                .iter()
+                .filter_map(|(name, role)| {
+                    let published = role.published.as_ref()?;
+                    Some((
+                        format!("{name}.json"),
+                        MetaFile::new(published.signed.version),
+                    ))
+                })
+                .collect(),
+        };
+        for (name, (signed, bytes)) in new_roles {
+            meta.insert(
+                format!("{name}.json"),
+                self.meta_entry(signed.signed.version, bytes),
+            );
+        }
+        let snapshot = Snapshot {
+            type_: Snapshot::TYPE.into(),
+            spec_version: SPEC_VERSION.into(),
+            version: self
+                .snapshot
+                .as_ref()
+                .map_or(1, |(s, _)| s.signed.version + 1),
+            expires: Expires::new(now + self.options.expiries.snapshot),
+            meta,
+            unrecognized: Unrecognized::new(),
+        };
+        let snapshot = sign(snapshot, &self.signer_refs(RoleName::SNAPSHOT)?)?;
+        let snapshot_bytes: Arc<[u8]> = to_bytes(&snapshot)?.into();
+        Ok((snapshot, snapshot_bytes))
+    }
+
+    fn meta_entry(&self, version: u64, bytes: &[u8]) -> MetaFile {
+        if self.options.snapshot_hashes {
+            MetaFile::with_bytes(version, bytes)
+        } else {
+            MetaFile::new(version)
+        }
+    }
+
+    fn timestamp_for(
+        &self,
+        snapshot: &Signed<Snapshot>,
+        snapshot_bytes: &[u8],
+        now: OffsetDateTime,
+        fields: Unrecognized,
+    ) -> Result<Signed<Timestamp>> {
+        let timestamp = Timestamp {
+            type_: Timestamp::TYPE.into(),
+            spec_version: SPEC_VERSION.into(),
+            version: self
+                .timestamp
+                .as_ref()
+                .map_or(1, |(t, _)| t.signed.version + 1),
+            expires: Expires::new(now + self.options.expiries.timestamp),
+            meta: BTreeMap::from([(
+                "snapshot.json".to_owned(),
+                MetaFile::with_bytes(snapshot.signed.version, snapshot_bytes),
+            )]),
+            unrecognized: fields,
+        };
+        sign(timestamp, &self.signer_refs(RoleName::TIMESTAMP)?)
+    }
+
+    /// Re-signs, with new versions, every online role that expires before
+    /// `now + horizon`, and always a fresh timestamp when anything changed.
+    /// Returns the new files (empty when nothing was due).
+    pub fn refresh_expiring(
+        &mut self,
+        now: OffsetDateTime,
+        horizon: Duration,
+    ) -> Result<Vec<File>> {
+        self.mark_expiring(now, horizon);
+        self.commit(now)
+    }
+
+    /// Marks for the next commit every online role that expires before
+    /// `now + horizon` (and snapshot and timestamp when they do), as
+    /// [`refresh_expiring`](Self::refresh_expiring) does before it commits.
+    pub fn mark_expiring(&mut self, now: OffsetDateTime, horizon: Duration) {
+        let deadline = now + horizon;
+        let due = |e: Expires| e.time() <= deadline;
+        for (name, r) in self.targets.iter_mut() {
+            // Roles whose delegation was removed are no longer read by anyone.
+            let live = name.as_str() == RoleName::TARGETS || r.delegator.is_some();
+            if live && r.published.as_ref().is_some_and(|p| due(p.signed.expires)) {
+                r.dirty = true;
+            }
+        }
+        let snapshot_due = self
+            .snapshot
+            .as_ref()
+            .is_some_and(|(s, _)| due(s.signed.expires));
+        let timestamp_due = self
+            .timestamp
+            .as_ref()
+            .is_some_and(|(t, _)| due(t.signed.expires));
+        if snapshot_due || timestamp_due {
+            self.pending = true;
+        }
+    }
+
+    /// Every file of the current repository state: all roots, the current
+    /// version of every role, snapshot and timestamp (for `publish --to`).
+    pub fn current_files(&self) -> Result<Vec<File>> {
+        let mut files = Vec::new();
+        for (i, bytes) in self.root_history.iter().enumerate() {
+            files.push(File::immutable(
+                metadata_path(RoleName::ROOT, i as u64 + 1),
+                bytes.to_vec(),
+            ));
+        }
+        for (name, r) in &self.targets {
+            if let Some(p) = &r.published {
+                files.push(File::immutable(
+                    metadata_path(name.as_str(), p.signed.version),
+                    to_bytes(p)?,
+                ));
+            }
+        }
+        if let Some((s, bytes)) = &self.snapshot {
+            files.push(File::immutable(
+                metadata_path(RoleName::SNAPSHOT, s.signed.version),
+                bytes.to_vec(),
+            ));
+        }
+        if let Some((_, bytes)) = &self.timestamp {
+            files.push(File {
+                path: TIMESTAMP_PATH.into(),
+                bytes: bytes.clone(),
+                immutable: false,
+            });
+        }
+        Ok(files)
+    }
+}

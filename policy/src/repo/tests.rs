@@ -1,0 +1,841 @@
+//! Tests of the repository builder.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::num::NonZeroU32;
+
+use time::Duration;
+
+use super::*;
+use crate::keys::Scheme;
+use crate::layout::encode_role;
+use crate::metadata::{DelegatedRole, Envelope, SuccinctRoles, TargetFile};
+use crate::pattern::PathPattern;
+use crate::sign::InMemorySigner;
+use crate::verify::Authority;
+
+fn signer(scheme: Scheme) -> SharedSigner {
+    Arc::new(InMemorySigner::generate(scheme).unwrap())
+}
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
+}
+
+fn new_repo() -> (Repository, SharedSigner) {
+    let root = signer(Scheme::Ed25519);
+    let repo = Repository::create(
+        std::slice::from_ref(&root),
+        1,
+        [
+            ("targets", vec![signer(Scheme::Ed25519)]),
+            ("snapshot", vec![signer(Scheme::EcdsaP256Sha256)]),
+            ("timestamp", vec![signer(Scheme::Ed25519)]),
+        ],
+        Options::default(),
+        now(),
+    )
+    .unwrap();
+    (repo, root)
+}
+
+fn file<'a>(files: &'a [File], path: &str) -> &'a File {
+    files.iter().find(|f| f.path == path).unwrap_or_else(|| {
+        panic!(
+            "{path} not in {:?}",
+            files.iter().map(|f| &f.path).collect::<Vec<_>>()
+        )
+    })
+}
+
+fn delegated(name: &str, paths: &[&str], key: &SharedSigner) -> DelegatedRole {
+    DelegatedRole {
+        name: RoleName::new(name),
+        keyids: vec![key.key_id().clone()],
+        threshold: NonZeroU32::MIN,
+        terminating: true,
+        paths: Some(paths.iter().map(|p| PathPattern::new(p)).collect()),
+        path_hash_prefixes: None,
+        unrecognized: Unrecognized::new(),
+    }
+}
+
+#[test]
+fn first_commit_publishes_a_verifiable_repository() {
+    let (mut repo, _) = new_repo();
+    let target = repo
+        .set_target("targets", "org/peers.json", b"{}", None)
+        .unwrap();
+    assert_eq!(
+        target.path,
+        format!("targets/org/{}.peers.json", crate::hash::sha256_hex(b"{}"))
+    );
+    let files = repo.commit(now()).unwrap();
+    let root =
+        Envelope::<Root>::parse("root", &file(&files, "metadata/1.root.json").bytes).unwrap();
+    let root = crate::verify::verify_root_self(root).unwrap();
+    let ts =
+        Envelope::<Timestamp>::parse("timestamp", &file(&files, "metadata/timestamp.json").bytes)
+            .unwrap();
+    let ts = Authority::from_root(&root, "timestamp")
+        .unwrap()
+        .verify("timestamp", ts)
+        .unwrap();
+    assert!(!file(&files, "metadata/timestamp.json").immutable);
+    let snap_bytes = &file(&files, "metadata/1.snapshot.json").bytes;
+    ts.snapshot_meta()
+        .check_bytes("snapshot", snap_bytes)
+        .unwrap();
+    let snap = Envelope::<Snapshot>::parse("snapshot", snap_bytes).unwrap();
+    let snap = Authority::from_root(&root, "snapshot")
+        .unwrap()
+        .verify("snapshot", snap)
+        .unwrap();
+    assert_eq!(snap.role_meta("targets").unwrap().version, 1);
+    let targets =
+        Envelope::<Targets>::parse("targets", &file(&files, "metadata/1.targets.json").bytes)
+            .unwrap();
+    let targets = Authority::from_root(&root, "targets")
+        .unwrap()
+        .verify("targets", targets)
+        .unwrap();
+    targets.targets["org/peers.json"]
+        .check_bytes("org/peers.json", b"{}")
+        .unwrap();
+}
+
+#[test]
+fn commit_without_changes_publishes_nothing() {
+    let (mut repo, _) = new_repo();
+    repo.commit(now()).unwrap();
+    assert!(repo.commit(now()).unwrap().is_empty());
+    // Setting the same content again is no change either.
+    repo.set_target("targets", "a", b"x", None).unwrap();
+    repo.commit(now()).unwrap();
+    repo.set_target("targets", "a", b"x", None).unwrap();
+    assert!(repo.commit(now()).unwrap().is_empty());
+}
+
+#[test]
+fn commit_with_puts_the_fields_it_is_handed_into_the_signed_timestamp() {
+    let (mut repo, _) = new_repo();
+    repo.commit(now()).unwrap();
+    repo.set_target("targets", "a", b"x", None).unwrap();
+    let mut seen = Vec::new();
+    let files = repo
+        .commit_with(now(), |paths| -> Result<_> {
+            seen = paths.to_vec();
+            Ok(Unrecognized::from([(
+                "x-keyshare-audit".to_owned(),
+                serde_json::json!({"seq": 2, "hash": "ab"}),
+            )]))
+        })
+        .unwrap();
+    // Called with every file the commit publishes, in order.
+    let paths: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
+    assert_eq!(seen, paths);
+    assert_eq!(
+        paths,
+        [
+            "metadata/2.targets.json",
+            "metadata/2.snapshot.json",
+            "metadata/timestamp.json"
+        ]
+    );
+    // The field is in the signed part, covered by the signature.
+    let root = repo.root().signed.clone();
+    let bytes = &file(&files, "metadata/timestamp.json").bytes;
+    let ts = Envelope::<Timestamp>::parse("timestamp", bytes).unwrap();
+    let ts = Authority::from_root(&root, "timestamp")
+        .unwrap()
+        .verify("timestamp", ts)
+        .unwrap();
+    assert_eq!(
+        ts.unrecognized["x-keyshare-audit"],
+        serde_json::json!({"seq": 2, "hash": "ab"})
+    );
+    assert_eq!(
+        repo.timestamp().unwrap().signed.unrecognized,
+        ts.unrecognized
+    );
+
+    // Not called when nothing is due.
+    let called = std::cell::Cell::new(false);
+    let files = repo
+        .commit_with(now(), |_| -> Result<_> {
+            called.set(true);
+            Ok(Unrecognized::new())
+        })
+        .unwrap();
+    assert!(files.is_empty() && !called.get());
+
+    // Only extensions: a field TUF defines cannot be overwritten, and
+    // nothing is published.
+    repo.set_target("targets", "a", b"y", None).unwrap();
+    let version = repo.timestamp().unwrap().signed.version;
+    let err = repo
+        .commit_with(now(), |_| -> Result<_> {
+            Ok(Unrecognized::from([(
+                "version".to_owned(),
+                serde_json::json!(99),
+            )]))
+        })
+        .unwrap_err();
+    assert_eq!(
+        err,
+        Error::Sign("timestamp field `version` is not an extension (names start with `x-`)".into())
+    );
+    assert_eq!(repo.timestamp().unwrap().signed.version, version);
+    // An error of the callback fails the commit the same way.
+    let err = repo
+        .commit_with(now(), |_| Err(Error::Sign("no audit log".into())))
+        .unwrap_err();
+    assert_eq!(err, Error::Sign("no audit log".into()));
+    assert_eq!(repo.timestamp().unwrap().signed.version, version);
+    assert_eq!(repo.commit(now()).unwrap().len(), 3);
+}
+
+#[test]
+fn each_commit_bumps_changed_roles_snapshot_and_timestamp_only() {
+    let (mut repo, _) = new_repo();
+    let team = signer(Scheme::Ed25519);
+    repo.delegate(
+        "targets",
+        delegated("team-a", &["namespaces/team-a/*"], &team),
+        vec![(team.key_id().clone(), team.public_key().clone())],
+        vec![team.clone()],
+        now(),
+    )
+    .unwrap();
+    repo.commit(now()).unwrap();
+    repo.set_target("team-a", "namespaces/team-a/trust.json", b"1", None)
+        .unwrap();
+    let files = repo.commit(now()).unwrap();
+    let names: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    assert!(names.contains(&"metadata/2.team-a.json"), "{names:?}");
+    assert!(names.contains(&"metadata/2.snapshot.json"), "{names:?}");
+    assert!(
+        !names.iter().any(|n| n.ends_with(".targets.json")),
+        "{names:?}"
+    );
+    assert!(
+        !names.iter().any(|n| n.ends_with(".root.json")),
+        "{names:?}"
+    );
+    let snap = repo.snapshot().unwrap();
+    assert_eq!(snap.signed.meta["team-a.json"].version, 2);
+    assert_eq!(snap.signed.meta["targets.json"].version, 1);
+    assert_eq!(repo.timestamp().unwrap().signed.version, 2);
+}
+
+#[test]
+fn failed_commit_publishes_nothing_and_keeps_changes_staged() {
+    let (mut repo, _) = new_repo();
+    repo.commit(now()).unwrap();
+    let before_ts = repo.timestamp().unwrap().clone();
+    let team = signer(Scheme::Ed25519);
+    repo.delegate(
+        "targets",
+        delegated("team-a", &["namespaces/team-a/*"], &team),
+        vec![(team.key_id().clone(), team.public_key().clone())],
+        vec![],
+        now(),
+    )
+    .unwrap();
+    let err = repo.commit(now()).unwrap_err();
+    assert!(
+        matches!(&err, Error::Sign(m) if m.contains("team-a")),
+        "{err}"
+    );
+    assert_eq!(repo.timestamp().unwrap(), &before_ts);
+    assert_eq!(repo.targets("targets").unwrap().signed.version, 1);
+    assert!(repo.targets("team-a").is_none());
+    repo.set_signers("team-a", vec![team]);
+    repo.commit(now()).unwrap();
+    assert_eq!(repo.targets("targets").unwrap().signed.version, 2);
+    assert_eq!(repo.targets("team-a").unwrap().signed.version, 1);
+}
+
+#[test]
+fn undelegated_role_stays_in_snapshot_and_redelegation_continues_versions() {
+    let (mut repo, _) = new_repo();
+    let team = signer(Scheme::Ed25519);
+    let keys = vec![(team.key_id().clone(), team.public_key().clone())];
+    let role = delegated("team-a", &["namespaces/team-a/*"], &team);
+    repo.delegate(
+        "targets",
+        role.clone(),
+        keys.clone(),
+        vec![team.clone()],
+        now(),
+    )
+    .unwrap();
+    repo.commit(now()).unwrap();
+    repo.undelegate("team-a").unwrap();
+    repo.commit(now()).unwrap();
+    let t = &repo.targets("targets").unwrap().signed;
+    assert!(t
+        .delegations
+        .as_ref()
+        .unwrap()
+        .roles
+        .as_ref()
+        .unwrap()
+        .is_empty());
+    assert!(
+        t.delegations.as_ref().unwrap().keys.is_empty(),
+        "unused keys are pruned"
+    );
+    assert_eq!(
+        repo.snapshot().unwrap().signed.meta["team-a.json"].version,
+        1
+    );
+    repo.delegate("targets", role, keys, vec![team], now())
+        .unwrap();
+    repo.set_target("team-a", "namespaces/team-a/trust.json", b"2", None)
+        .unwrap();
+    repo.commit(now()).unwrap();
+    assert_eq!(
+        repo.snapshot().unwrap().signed.meta["team-a.json"].version,
+        2
+    );
+}
+
+fn bins(key: &SharedSigner) -> SuccinctRoles {
+    SuccinctRoles {
+        keyids: vec![key.key_id().clone()],
+        threshold: NonZeroU32::MIN,
+        bit_length: 2,
+        name_prefix: "bins".into(),
+        unrecognized: Unrecognized::new(),
+    }
+}
+
+/// A repository delegating from targets to 4 hashed bins signed by
+/// `bin_key`, committed; returns it with the bins' layout.
+fn binned_repo() -> (
+    Repository,
+    SuccinctRoles,
+    BTreeMap<RoleName, Vec<SharedSigner>>,
+) {
+    let targets_key = signer(Scheme::Ed25519);
+    let snapshot_key = signer(Scheme::EcdsaP256Sha256);
+    let timestamp_key = signer(Scheme::Ed25519);
+    let mut repo = Repository::create(
+        &[signer(Scheme::Ed25519)],
+        1,
+        [
+            ("targets", vec![targets_key.clone()]),
+            ("snapshot", vec![snapshot_key.clone()]),
+            ("timestamp", vec![timestamp_key.clone()]),
+        ],
+        Options::default(),
+        now(),
+    )
+    .unwrap();
+    let layout = bins(&targets_key);
+    repo.delegate_succinct(
+        "targets",
+        layout.clone(),
+        vec![(
+            targets_key.key_id().clone(),
+            targets_key.public_key().clone(),
+        )],
+        vec![targets_key.clone()],
+        now(),
+    )
+    .unwrap();
+    let mut signers = BTreeMap::from([
+        (RoleName::new("targets"), vec![targets_key.clone()]),
+        (RoleName::new("snapshot"), vec![snapshot_key]),
+        (RoleName::new("timestamp"), vec![timestamp_key]),
+    ]);
+    for bin in layout.bin_names() {
+        signers.insert(bin, vec![targets_key.clone()]);
+    }
+    (repo, layout, signers)
+}
+
+#[test]
+fn succinct_bins_exist_from_the_first_commit_and_delegate_onwards() {
+    let (mut repo, layout, mut signers) = binned_repo();
+    let files = repo.commit(now()).unwrap();
+    let mut all: BTreeMap<String, Vec<u8>> = files
+        .iter()
+        .map(|f| (f.path.clone(), f.bytes.to_vec()))
+        .collect();
+    for bin in ["bins-0", "bins-1", "bins-2", "bins-3"] {
+        assert!(all.contains_key(&format!("metadata/1.{bin}.json")), "{bin}");
+        assert_eq!(
+            repo.snapshot().unwrap().signed.meta[&format!("{bin}.json")].version,
+            1
+        );
+    }
+
+    // A namespace delegated from the bin its path hashes to: only that
+    // bin, the new role, snapshot and timestamp are signed.
+    let team = signer(Scheme::Ed25519);
+    let path = "namespaces/team-a/trust.json";
+    let bin = layout.role_for_target(path);
+    repo.delegate(
+        bin.as_str(),
+        delegated("team-a", &["namespaces/team-a/*"], &team),
+        vec![(team.key_id().clone(), team.public_key().clone())],
+        vec![team.clone()],
+        now(),
+    )
+    .unwrap();
+    repo.set_target("team-a", path, b"1", None).unwrap();
+    let files = repo.commit(now()).unwrap();
+    let mut names: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    names.sort_unstable();
+    let bin_file = format!("metadata/2.{bin}.json");
+    assert_eq!(
+        names,
+        [
+            "metadata/1.team-a.json",
+            bin_file.as_str(),
+            "metadata/2.snapshot.json",
+            "metadata/timestamp.json"
+        ]
+    );
+    for f in &files {
+        all.insert(f.path.clone(), f.bytes.to_vec());
+    }
+
+    // A client follows targets -> bin -> team-a.
+    let mut set = crate::client::TrustedSet::new(&all["metadata/1.root.json"], now()).unwrap();
+    set.update_timestamp(&all["metadata/timestamp.json"])
+        .unwrap();
+    set.update_snapshot(&all["metadata/2.snapshot.json"], false)
+        .unwrap();
+    set.update_targets(&all["metadata/1.targets.json"]).unwrap();
+    set.update_delegated_targets(&all[&bin_file], bin.as_str(), "targets")
+        .unwrap();
+    set.update_delegated_targets(&all["metadata/1.team-a.json"], "team-a", bin.as_str())
+        .unwrap();
+
+    // Restored, with the bins recognised as delegated by targets.
+    signers.insert(RoleName::new("team-a"), vec![team]);
+    let mut back = restore_from(&all, signers).unwrap();
+    assert_eq!(published_files(&back), published_files(&repo));
+    assert_eq!(back.delegated_roles().count(), 5);
+    back.undelegate("team-a").unwrap();
+    let names: Vec<String> = back
+        .commit(now())
+        .unwrap()
+        .into_iter()
+        .map(|f| f.path)
+        .collect();
+    assert!(
+        names.contains(&format!("metadata/3.{bin}.json")),
+        "{names:?}"
+    );
+    assert!(
+        !names.iter().any(|n| n.ends_with("targets.json")),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn succinct_delegation_refuses_a_delegator_with_named_roles_and_rekeys_every_bin() {
+    let (mut repo, layout, _) = binned_repo();
+    repo.commit(now()).unwrap();
+    // Named delegations from targets cannot be added next to bins.
+    let team = signer(Scheme::Ed25519);
+    let err = repo
+        .delegate(
+            "targets",
+            delegated("team-a", &["namespaces/team-a/*"], &team),
+            vec![(team.key_id().clone(), team.public_key().clone())],
+            vec![team.clone()],
+            now(),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("succinct"), "{err}");
+
+    // A new bin key: targets and every bin are re-signed, and verify.
+    let new_key = signer(Scheme::Ed25519);
+    repo.delegate_succinct(
+        "targets",
+        bins(&new_key),
+        vec![(new_key.key_id().clone(), new_key.public_key().clone())],
+        vec![new_key.clone()],
+        now(),
+    )
+    .unwrap();
+    let files = repo.commit(now()).unwrap();
+    for bin in layout.bin_names() {
+        let f = file(&files, &format!("metadata/2.{bin}.json"));
+        let env = Envelope::<Targets>::parse(bin.as_str(), &f.bytes).unwrap();
+        Authority::from_delegator(&repo.targets("targets").unwrap().signed, bin.as_str())
+            .unwrap()
+            .check(bin.as_str(), &env)
+            .unwrap();
+    }
+
+    // A repository delegating by name cannot switch to bins.
+    let (mut named, _) = new_repo();
+    named
+        .delegate(
+            "targets",
+            delegated("team-a", &["namespaces/team-a/*"], &team),
+            vec![(team.key_id().clone(), team.public_key().clone())],
+            vec![team],
+            now(),
+        )
+        .unwrap();
+    let err = named
+        .delegate_succinct("targets", layout, vec![], vec![], now())
+        .unwrap_err();
+    assert!(err.to_string().contains("by name"), "{err}");
+}
+
+#[test]
+fn root_rotation_needs_old_and_new_thresholds() {
+    let (mut repo, old) = new_repo();
+    repo.commit(now()).unwrap();
+    let new = signer(Scheme::EcdsaP256Sha256);
+    let swap = |r: &mut Root| {
+        let spec = RoleSpec::from_signers(std::slice::from_ref(&new), 1).unwrap();
+        let (id, key) = spec.keys[0].clone();
+        r.keys.insert(id.clone(), key);
+        r.roles.get_mut("root").unwrap().keyids = vec![id];
+    };
+    let err = repo
+        .rotate_root(swap, &[], std::slice::from_ref(&new), now())
+        .unwrap_err();
+    assert!(matches!(err, Error::ThresholdNotMet { .. }), "{err}");
+    let err = repo
+        .rotate_root(swap, std::slice::from_ref(&old), &[], now())
+        .unwrap_err();
+    assert!(matches!(err, Error::ThresholdNotMet { .. }), "{err}");
+    repo.rotate_root(swap, &[old], std::slice::from_ref(&new), now())
+        .unwrap();
+    let files = repo.commit(now()).unwrap();
+    assert!(files.iter().any(|f| f.path == "metadata/2.root.json"));
+    assert_eq!(repo.root_history().count(), 2);
+}
+
+/// A signed root as `keyshare root merge` writes it: indented, with a
+/// final newline.
+fn ceremony_file(root: Root, by: &[&SharedSigner]) -> Vec<u8> {
+    let refs: Vec<&dyn Signer> = by.iter().map(|s| s.as_ref() as &dyn Signer).collect();
+    let mut bytes = serde_json::to_vec_pretty(&sign(root, &refs).unwrap()).unwrap();
+    bytes.push(b'\n');
+    bytes
+}
+
+#[test]
+fn a_root_signed_elsewhere_is_published_byte_for_byte() {
+    let root_key = signer(Scheme::EcdsaP256Sha256);
+    let online = [
+        ("targets", signer(Scheme::Ed25519)),
+        ("snapshot", signer(Scheme::Ed25519)),
+        ("timestamp", signer(Scheme::Ed25519)),
+    ];
+    let spec = |s: &SharedSigner| RoleSpec::from_signers(std::slice::from_ref(s), 1).unwrap();
+    let specs = [
+        spec(&root_key),
+        spec(&online[0].1),
+        spec(&online[1].1),
+        spec(&online[2].1),
+    ];
+    let root = build_root(
+        1,
+        now() + Duration::days(365),
+        [
+            ("root", &specs[0]),
+            ("targets", &specs[1]),
+            ("snapshot", &specs[2]),
+            ("timestamp", &specs[3]),
+        ],
+    )
+    .unwrap();
+    let v1 = ceremony_file(root.clone(), &[&root_key]);
+    let compact = to_bytes(&sign(root.clone(), &[root_key.as_ref()]).unwrap()).unwrap();
+    assert_ne!(v1, compact);
+    let signers: BTreeMap<RoleName, Vec<SharedSigner>> = online
+        .iter()
+        .map(|(role, s)| (RoleName::new(*role), vec![s.clone()]))
+        .collect();
+    let mut repo = Repository::new(&v1, signers.clone(), Options::default(), now()).unwrap();
+    let mut all = BTreeMap::new();
+    let files = repo.commit(now()).unwrap();
+    assert_eq!(&file(&files, "metadata/1.root.json").bytes[..], &v1[..]);
+    all.extend(files.into_iter().map(|f| (f.path, f.bytes.to_vec())));
+
+    // A changed byte inside `signed` is refused; a changed layout is
+    // the same signed root.
+    let mut next = root;
+    next.version = 2;
+    let v2 = ceremony_file(next, &[&root_key]);
+    let text = String::from_utf8(v2.clone()).unwrap();
+    let tampered = text.replacen(
+        "\"consistent_snapshot\": true",
+        "\"consistent_snapshot\": false",
+        1,
+    );
+    assert_ne!(tampered, text);
+    let err = repo.add_root(tampered.as_bytes()).unwrap_err();
+    assert!(matches!(err, Error::BadSignature { .. }), "{err}");
+    assert_eq!(repo.root_history().count(), 1);
+    repo.add_root(&v2).unwrap();
+    let files = repo.commit(now()).unwrap();
+    assert_eq!(&file(&files, "metadata/2.root.json").bytes[..], &v2[..]);
+    all.extend(files.into_iter().map(|f| (f.path, f.bytes.to_vec())));
+
+    // The same bytes in the current files, after a restore, and for a
+    // client bootstrapped from either file.
+    let restored = restore_from(&all, signers).unwrap();
+    for published in [published_files(&repo), published_files(&restored)] {
+        assert_eq!(published["metadata/1.root.json"], v1);
+        assert_eq!(published["metadata/2.root.json"], v2);
+    }
+    assert_eq!(
+        restored.root_history().collect::<Vec<_>>(),
+        [&v1[..], &v2[..]]
+    );
+    let mut set = crate::client::TrustedSet::new(&v1, now()).unwrap();
+    set.update_root(&v2).unwrap();
+    crate::client::TrustedSet::new(&v2, now()).unwrap();
+}
+
+#[test]
+fn refresh_resigns_only_what_expires_soon() {
+    let (mut repo, _) = new_repo();
+    repo.commit(now()).unwrap();
+    assert!(repo
+        .refresh_expiring(now(), Duration::hours(1))
+        .unwrap()
+        .is_empty());
+    let later = now() + Duration::hours(23);
+    let files = repo.refresh_expiring(later, Duration::hours(2)).unwrap();
+    let names: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(
+        names,
+        ["metadata/2.snapshot.json", "metadata/timestamp.json"]
+    );
+    assert_eq!(
+        repo.timestamp().unwrap().signed.expires.time(),
+        later + Duration::days(1)
+    );
+}
+
+#[test]
+fn current_files_match_what_commits_published() {
+    let (mut repo, _) = new_repo();
+    let mut published = BTreeMap::new();
+    for f in repo.commit(now()).unwrap() {
+        published.insert(f.path.clone(), f);
+    }
+    repo.set_target("targets", "x", b"1", None).unwrap();
+    for f in repo.commit(now()).unwrap() {
+        published.insert(f.path.clone(), f);
+    }
+    for f in repo.current_files().unwrap() {
+        assert_eq!(published.get(&f.path), Some(&f), "{}", f.path);
+    }
+}
+
+#[test]
+fn bad_target_paths_are_refused() {
+    let (mut repo, _) = new_repo();
+    for bad in ["", "/abs", "a/../b", "a//b"] {
+        assert!(
+            repo.set_target("targets", bad, b"", None).is_err(),
+            "{bad:?}"
+        );
+    }
+}
+
+fn published_files(repo: &Repository) -> BTreeMap<String, Vec<u8>> {
+    repo.current_files()
+        .unwrap()
+        .into_iter()
+        .map(|f| (f.path, f.bytes.to_vec()))
+        .collect()
+}
+
+fn restore_from(
+    files: &BTreeMap<String, Vec<u8>>,
+    signers: BTreeMap<RoleName, Vec<SharedSigner>>,
+) -> Result<Repository> {
+    let mut published = Published::default();
+    let mut n = 1;
+    while let Some(root) = files.get(&format!("metadata/{n}.root.json")) {
+        published.roots.push(root);
+        n += 1;
+    }
+    published.timestamp = &files["metadata/timestamp.json"];
+    let ts: Signed<Timestamp> = serde_json::from_slice(published.timestamp).unwrap();
+    let v = ts.signed.snapshot_meta().version;
+    published.snapshot = &files[&format!("metadata/{v}.snapshot.json")];
+    let snap: Signed<Snapshot> = serde_json::from_slice(published.snapshot).unwrap();
+    for (file, meta) in &snap.signed.meta {
+        let name = file.strip_suffix(".json").unwrap();
+        let path = format!("metadata/{}.{}.json", meta.version, encode_role(name));
+        published.targets.insert(name.to_owned(), &files[&path]);
+    }
+    Repository::restore(&published, signers, Options::default())
+}
+
+#[test]
+fn restored_repository_continues_where_it_left_off() {
+    let targets_key = signer(Scheme::Ed25519);
+    let snapshot_key = signer(Scheme::EcdsaP256Sha256);
+    let timestamp_key = signer(Scheme::Ed25519);
+    let root_key = signer(Scheme::Ed25519);
+    let mut repo = Repository::create(
+        std::slice::from_ref(&root_key),
+        1,
+        [
+            ("targets", vec![targets_key.clone()]),
+            ("snapshot", vec![snapshot_key.clone()]),
+            ("timestamp", vec![timestamp_key.clone()]),
+        ],
+        Options::default(),
+        now(),
+    )
+    .unwrap();
+    let team = signer(Scheme::Ed25519);
+    let gone = signer(Scheme::Ed25519);
+    for (name, key) in [("team-a", &team), ("team-old", &gone)] {
+        repo.delegate(
+            "targets",
+            delegated(name, &[&format!("namespaces/{name}/*")], key),
+            vec![(key.key_id().clone(), key.public_key().clone())],
+            vec![key.clone()],
+            now(),
+        )
+        .unwrap();
+    }
+    let mut all = BTreeMap::new();
+    let mut keep = |files: Vec<File>| {
+        for f in files {
+            all.insert(f.path.clone(), f.bytes.to_vec());
+        }
+    };
+    keep(vec![repo
+        .set_target("team-a", "namespaces/team-a/trust.json", b"1", None)
+        .unwrap()]);
+    keep(repo.commit(now()).unwrap());
+    repo.undelegate("team-old").unwrap();
+    keep(repo.commit(now()).unwrap());
+    let new_root = signer(Scheme::Ed25519);
+    let spec = RoleSpec::from_signers(std::slice::from_ref(&new_root), 1).unwrap();
+    repo.rotate_root(
+        |r| {
+            let (id, key) = spec.keys[0].clone();
+            r.keys.insert(id.clone(), key);
+            r.roles.get_mut("root").unwrap().keyids = vec![id];
+        },
+        &[root_key],
+        &[new_root],
+        now(),
+    )
+    .unwrap();
+    keep(repo.commit(now()).unwrap());
+    assert_eq!(published_files(&repo).len(), 2 + 3 + 2);
+
+    let signers = BTreeMap::from([
+        (RoleName::new("targets"), vec![targets_key]),
+        (RoleName::new("snapshot"), vec![snapshot_key]),
+        (RoleName::new("timestamp"), vec![timestamp_key]),
+        (RoleName::new("team-a"), vec![team]),
+    ]);
+    let mut back = restore_from(&all, signers).unwrap();
+    assert_eq!(published_files(&back), published_files(&repo));
+    assert_eq!(back.root().signed.version, 2);
+    assert_eq!(
+        back.delegated_roles()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>(),
+        ["team-a"]
+    );
+    assert!(
+        back.commit(now()).unwrap().is_empty(),
+        "nothing is staged after a restore"
+    );
+
+    back.set_target("team-a", "namespaces/team-a/trust.json", b"2", None)
+        .unwrap();
+    let files = back.commit(now()).unwrap();
+    let names: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    assert!(names.contains(&"metadata/2.team-a.json"), "{names:?}");
+    assert!(names.contains(&"metadata/4.snapshot.json"), "{names:?}");
+    assert!(!names.iter().any(|n| n.ends_with("root.json")), "{names:?}");
+    let snap = back.snapshot().unwrap();
+    assert_eq!(
+        snap.signed.meta["team-old.json"].version, 1,
+        "removed role stays listed"
+    );
+
+    // A client that trusts root v1 follows the restored repository.
+    for f in files {
+        all.insert(f.path.clone(), f.bytes.to_vec());
+    }
+    let mut set = crate::client::TrustedSet::new(&all["metadata/1.root.json"], now()).unwrap();
+    set.update_root(&all["metadata/2.root.json"]).unwrap();
+    set.update_timestamp(&all["metadata/timestamp.json"])
+        .unwrap();
+    set.update_snapshot(&all["metadata/4.snapshot.json"], false)
+        .unwrap();
+    set.update_targets(&all["metadata/2.targets.json"]).unwrap();
+    set.update_delegated_targets(&all["metadata/2.team-a.json"], "team-a", "targets")
+        .unwrap();
+}
+
+#[test]
+fn restore_refuses_tampered_or_missing_files() {
+    let (mut repo, _) = new_repo();
+    let team = signer(Scheme::Ed25519);
+    repo.delegate(
+        "targets",
+        delegated("team-a", &["namespaces/team-a/*"], &team),
+        vec![(team.key_id().clone(), team.public_key().clone())],
+        vec![team],
+        now(),
+    )
+    .unwrap();
+    repo.commit(now()).unwrap();
+    let good = published_files(&repo);
+    assert!(restore_from(&good, BTreeMap::new()).is_ok());
+
+    // A role re-signed by a key its delegator does not list.
+    let mut forged = good.clone();
+    let mut team_a: Signed<Targets> =
+        serde_json::from_slice(&forged["metadata/1.team-a.json"]).unwrap();
+    team_a
+        .signed
+        .targets
+        .insert("namespaces/team-a/x".into(), TargetFile::from_bytes(b"x"));
+    let intruder = InMemorySigner::generate(Scheme::Ed25519).unwrap();
+    let resigned = sign(team_a.signed, &[&intruder]).unwrap();
+    forged.insert(
+        "metadata/1.team-a.json".into(),
+        to_bytes(&resigned).unwrap(),
+    );
+    let err = restore_from(&forged, BTreeMap::new()).unwrap_err();
+    assert!(
+        matches!(&err, Error::ThresholdNotMet { role, .. } if role.as_str() == "team-a"),
+        "{err}"
+    );
+
+    // A timestamp signed by the wrong key.
+    let mut bad_ts = good.clone();
+    let ts: Signed<Timestamp> = serde_json::from_slice(&bad_ts["metadata/timestamp.json"]).unwrap();
+    bad_ts.insert(
+        "metadata/timestamp.json".into(),
+        to_bytes(&sign(ts.signed, &[&intruder]).unwrap()).unwrap(),
+    );
+    let err = restore_from(&bad_ts, BTreeMap::new()).unwrap_err();
+    assert!(matches!(err, Error::ThresholdNotMet { .. }), "{err}");
+
+    // A snapshot that is not the one timestamp lists.
+    let mut bad_snap = good;
+    let snap = bad_snap.get_mut("metadata/1.snapshot.json").unwrap();
+    snap.push(b' ');
+    let err = restore_from(&bad_snap, BTreeMap::new()).unwrap_err();
+    assert!(matches!(err, Error::LengthMismatch { .. }), "{err}");
+}
