@@ -1,6 +1,8 @@
 //! The TUF `expires` timestamp: `YYYY-MM-DDTHH:MM:SSZ`, UTC, whole seconds;
-//! and durations as people write them in configuration and on command
-//! lines (`90d`, `1d12h`, [`parse_duration`]).
+//! RFC 3339 times as the trust documents, the admin API, the store and
+//! messages write them ([`rfc3339`], [`parse_rfc3339`]); and durations as
+//! people write them in configuration and on command lines (`90d`,
+//! `1d12h`, [`parse_duration`]).
 //!
 //! `expires` is parsed strictly (as python-tuf does), so a value
 //! re-serialises to the exact string that was signed.
@@ -8,6 +10,7 @@
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use time::format_description::well_known::Rfc3339;
 use time::format_description::FormatItem;
 use time::macros::format_description;
 use time::{OffsetDateTime, PrimitiveDateTime};
@@ -65,6 +68,22 @@ impl<'de> Deserialize<'de> for Expires {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
         Self::parse(&s).map_err(serde::de::Error::custom)
     }
+}
+
+/// RFC 3339 text of a time (`2030-01-01T00:00:00Z` for a UTC time), for
+/// documents, JSON answers and messages. A time RFC 3339 cannot express
+/// (a year past 9999) is written in `time`'s own form instead of failing.
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
+}
+
+/// Parses an RFC 3339 time; the error says what is expected and shows at
+/// most 64 characters of the input, not the parser's internals.
+pub fn parse_rfc3339(text: &str) -> Result<OffsetDateTime, String> {
+    OffsetDateTime::parse(text, &Rfc3339).map_err(|_| {
+        let shown: String = text.chars().take(64).collect();
+        format!("`{shown}` is not an RFC 3339 time: expected e.g. 2030-01-01T00:00:00Z")
+    })
 }
 
 /// Parses durations such as `90d`, `6h`, `30m`, `45s`, `2w` or `1d12h`.
@@ -127,6 +146,21 @@ mod tests {
         assert!(Expires::parse("2030-01-02T03:04:05.1Z").is_err());
         assert!(Expires::parse("2030-01-02T03:04:05+01:00").is_err());
         assert!(Expires::parse("2030-01-02").is_err());
+    }
+
+    #[test]
+    fn rfc3339_round_trips_and_bad_text_is_named_but_cut_short() {
+        let t = parse_rfc3339("2030-01-02T03:04:05Z").unwrap();
+        assert_eq!(rfc3339(t), "2030-01-02T03:04:05Z");
+        let offset = parse_rfc3339("2030-01-02T04:04:05+01:00").unwrap();
+        assert_eq!(offset, t);
+        assert_eq!(
+            parse_rfc3339("tomorrow"),
+            Err("`tomorrow` is not an RFC 3339 time: expected e.g. 2030-01-01T00:00:00Z".into())
+        );
+        let long = "x".repeat(10_000);
+        let message = parse_rfc3339(&long).unwrap_err();
+        assert!(message.len() < 200, "{message}");
     }
 
     #[test]

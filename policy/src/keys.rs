@@ -114,6 +114,32 @@ impl PartialEq for Key {
 impl Eq for Key {}
 
 impl Key {
+    /// Makes a key entry from a PEM SubjectPublicKeyInfo (`-----BEGIN
+    /// PUBLIC KEY-----`), the one PEM → TUF key conversion of the
+    /// workspace (admin API, CI keys, the CLI). The scheme follows the key
+    /// type: Ed25519, ECDSA P-256 (SHA-256) or RSA-PSS-SHA256; the key is
+    /// taken in its canonical form ([`canonical_public_key`]), so one key
+    /// always gets one key id however its PEM is written.
+    ///
+    /// Errors are [`Error::BadKey`] for `(new key)`, with a message a
+    /// person can act on: not PEM, unusable, or an unsupported key type.
+    pub fn from_spki_pem(pem: &str) -> Result<Self> {
+        let pkey = PKey::public_key_from_pem(pem.as_bytes());
+        // OpenSSL may leave errors queued after a failed PEM parse.
+        let _ = openssl::error::ErrorStack::get();
+        let pkey = pkey.map_err(|_| bad_new_key("not a PEM public key (SubjectPublicKeyInfo)"))?;
+        let pkey = canonical_public_key(&pkey);
+        let _ = openssl::error::ErrorStack::get();
+        let pkey = pkey.map_err(|_| bad_new_key("not a usable public key"))?;
+        let scheme = match pkey.id() {
+            Id::ED25519 => Scheme::Ed25519,
+            Id::EC => Scheme::EcdsaP256Sha256,
+            Id::RSA => Scheme::RsaPssSha256,
+            _ => return Err(bad_new_key(UNSUPPORTED_PEM_KEY)),
+        };
+        Self::from_public(scheme, &pkey)
+    }
+
     /// Makes a key entry from an OpenSSL public key.
     pub fn from_public(scheme: Scheme, pkey: &PKey<Public>) -> Result<Self> {
         let public = match scheme {
@@ -373,6 +399,10 @@ fn pem_string(pkey: &PKey<Public>) -> Result<String> {
     String::from_utf8(pem).map_err(|_| bad_new_key("PEM is not UTF-8"))
 }
 
+/// What [`Key::from_spki_pem`] says about a key of another type.
+const UNSUPPORTED_PEM_KEY: &str =
+    "unsupported key type (supported: Ed25519, ECDSA P-256, RSA 2048 bits or more)";
+
 fn bad_new_key(message: &str) -> Error {
     Error::BadKey {
         keyid: KeyId::new("(new key)"),
@@ -436,6 +466,95 @@ mod tests {
         assert_eq!(
             public_key_material(&a).unwrap(),
             private.public_key_to_der().unwrap()
+        );
+    }
+
+    fn new_key_message(r: Result<Key>) -> String {
+        match r {
+            Err(Error::BadKey { keyid, message }) => {
+                assert_eq!(keyid.as_str(), "(new key)");
+                message
+            }
+            other => panic!("expected BadKey, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn spki_pem_keys_get_the_scheme_of_their_type() {
+        let ed = PKey::generate_ed25519().unwrap();
+        let pem = String::from_utf8(ed.public_key_to_pem().unwrap()).unwrap();
+        let key = Key::from_spki_pem(&pem).unwrap();
+        assert_eq!(key.scheme(), Some(Scheme::Ed25519));
+        assert_eq!(key.keyval.public, hex::encode(ed.raw_public_key().unwrap()));
+
+        let group = EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
+        let ec = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
+        let pem = String::from_utf8(ec.public_key_to_pem().unwrap()).unwrap();
+        assert_eq!(
+            Key::from_spki_pem(&pem).unwrap().scheme(),
+            Some(Scheme::EcdsaP256Sha256)
+        );
+
+        let rsa = PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
+        let pem = String::from_utf8(rsa.public_key_to_pem().unwrap()).unwrap();
+        assert_eq!(
+            Key::from_spki_pem(&pem).unwrap().scheme(),
+            Some(Scheme::RsaPssSha256)
+        );
+    }
+
+    #[test]
+    fn spki_pem_of_a_compressed_ec_point_gets_the_same_key_id_as_uncompressed() {
+        let group = EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
+        let private = EcKey::generate(&group).unwrap();
+        let mut ctx = BigNumContext::new().unwrap();
+        let compressed = private
+            .public_key()
+            .to_bytes(&group, PointConversionForm::COMPRESSED, &mut ctx)
+            .unwrap();
+        let mut der = hex::decode("3039301306072a8648ce3d020106082a8648ce3d030107032200").unwrap();
+        der.extend_from_slice(&compressed);
+        let compressed_pem = PKey::public_key_from_der(&der)
+            .unwrap()
+            .public_key_to_pem()
+            .unwrap();
+        let uncompressed_pem = PKey::from_ec_key(private)
+            .unwrap()
+            .public_key_to_pem()
+            .unwrap();
+        let a = Key::from_spki_pem(std::str::from_utf8(&compressed_pem).unwrap()).unwrap();
+        let b = Key::from_spki_pem(std::str::from_utf8(&uncompressed_pem).unwrap()).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.key_id().unwrap(), b.key_id().unwrap());
+    }
+
+    #[test]
+    fn spki_pem_that_is_not_a_supported_public_key_is_refused_by_name() {
+        assert_eq!(
+            new_key_message(Key::from_spki_pem(
+                "-----BEGIN PUBLIC KEY-----\nnot base64\n"
+            )),
+            "not a PEM public key (SubjectPublicKeyInfo)"
+        );
+        // A private key is not a public key, even in PEM.
+        let ed = PKey::generate_ed25519().unwrap();
+        let private = String::from_utf8(ed.private_key_to_pem_pkcs8().unwrap()).unwrap();
+        assert_eq!(
+            new_key_message(Key::from_spki_pem(&private)),
+            "not a PEM public key (SubjectPublicKeyInfo)"
+        );
+        let x448 = PKey::generate_x448().unwrap();
+        let pem = String::from_utf8(x448.public_key_to_pem().unwrap()).unwrap();
+        assert_eq!(
+            new_key_message(Key::from_spki_pem(&pem)),
+            UNSUPPORTED_PEM_KEY
+        );
+        let p384 = EcGroup::from_curve_name(openssl::nid::Nid::SECP384R1).unwrap();
+        let ec = PKey::from_ec_key(EcKey::generate(&p384).unwrap()).unwrap();
+        let pem = String::from_utf8(ec.public_key_to_pem().unwrap()).unwrap();
+        assert_eq!(
+            new_key_message(Key::from_spki_pem(&pem)),
+            "EC key is not on P-256"
         );
     }
 }

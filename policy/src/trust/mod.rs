@@ -71,9 +71,9 @@ use std::fmt;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use crate::datetime::rfc3339;
 use crate::error::{Error, Result};
 pub use crate::hash::Sha256Hex;
 use crate::pattern::ArtifactPattern;
@@ -279,9 +279,4 @@ fn check_window(
         }
     }
     Ok(())
-}
-
-/// RFC 3339 text of a time, for messages.
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
 }

@@ -6,13 +6,13 @@ use std::fmt;
 
 use time::OffsetDateTime;
 
+use crate::datetime::rfc3339;
 use crate::hash::Sha256Hex;
 use crate::keys::Key;
 use crate::metadata::KeyId;
 use crate::trust::namespace::{NamespaceName, Principal};
 use crate::trust::peers::{PeerUrl, PinnedRoot};
 use crate::trust::revocations::RevokedSubject;
-use crate::trust::rfc3339;
 
 /// Who signed, as the caller knows it after checking the signature itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
