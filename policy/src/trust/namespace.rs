@@ -15,12 +15,14 @@ use serde::{Deserialize, Deserializer, Serialize};
 use time::OffsetDateTime;
 
 use super::bins::{namespace_bins, NAMESPACE_BIN_PREFIX};
+use super::check::{
+    check_label, check_scopes, check_window, parse_json, problem_to_error, to_json, Invalid,
+    Problem,
+};
+use super::format::TrustFormat;
 use super::revocations::{Revocation, RevokedSubject};
 use super::x509::X509Identity;
-use super::{
-    check_label, check_scopes, check_window, parse_json, problem_to_error, to_json, Problem,
-    TrustFormat, NAMESPACES_SHARD_DIR,
-};
+use super::NAMESPACES_SHARD_DIR;
 use crate::error::{Error, Result};
 use crate::keys::Key;
 use crate::metadata::{KeyId, TOP_LEVEL_ROLES};
@@ -408,6 +410,31 @@ fn org_field_hint(e: Error) -> Error {
     }
 }
 
+/// The keys of a namespace or sub-delegation, checked as the trust
+/// document's parser checks them: each usable and of a supported scheme,
+/// no id twice, no key material twice (under any id or encoding), a sane
+/// window, `not_after` on ephemeral keys, descriptions that are labels.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrustedKeys(Vec<TrustedKey>);
+
+impl TrustedKeys {
+    /// Checks `keys`; a refusal is `at` `[i].<field>`.
+    pub fn new(keys: Vec<TrustedKey>) -> std::result::Result<Self, Invalid> {
+        check_keys("", &keys)?;
+        Ok(Self(keys))
+    }
+
+    /// The keys.
+    pub fn as_slice(&self) -> &[TrustedKey] {
+        &self.0
+    }
+
+    /// The keys as a `Vec`.
+    pub fn into_vec(self) -> Vec<TrustedKey> {
+        self.0
+    }
+}
+
 /// Checks a list of keys: usable, unique ids, unique key material, sane windows.
 fn check_keys(at: &str, keys: &[TrustedKey]) -> std::result::Result<(), Problem> {
     let mut ids = BTreeSet::new();
@@ -526,5 +553,54 @@ mod tests {
         ] {
             assert_eq!(NamespaceName::parse(free).unwrap().as_str(), free);
         }
+    }
+
+    fn trusted(id: &str, key: &Key) -> TrustedKey {
+        TrustedKey {
+            id: KeyId::new(id),
+            key: key.clone(),
+            not_before: None,
+            not_after: None,
+            ephemeral: false,
+            description: None,
+            principal: None,
+        }
+    }
+
+    #[test]
+    fn trusted_keys_refuse_one_key_listed_under_two_ids() {
+        use crate::sign::{InMemorySigner, Signer as _};
+        let a = InMemorySigner::generate(crate::keys::Scheme::Ed25519).unwrap();
+        let b = InMemorySigner::generate(crate::keys::Scheme::Ed25519).unwrap();
+        let ok = TrustedKeys::new(vec![
+            trusted("a", a.public_key()),
+            trusted("b", b.public_key()),
+        ])
+        .unwrap();
+        assert_eq!(ok.as_slice().len(), 2);
+        // The same key under a second id would count twice towards a threshold.
+        let twice = TrustedKeys::new(vec![
+            trusted("a", a.public_key()),
+            trusted("b", b.public_key()),
+            trusted("a-again", a.public_key()),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            twice,
+            Invalid {
+                at: "[2].key".into(),
+                message: "the same key is already listed as `a`".into()
+            }
+        );
+        assert_eq!(twice.field("keys"), "keys[2].key");
+        let mut ephemeral = trusted("c", a.public_key());
+        ephemeral.ephemeral = true;
+        assert_eq!(
+            TrustedKeys::new(vec![ephemeral]).unwrap_err(),
+            Invalid {
+                at: "[0].not_after".into(),
+                message: "an ephemeral key must have not_after".into()
+            }
+        );
     }
 }

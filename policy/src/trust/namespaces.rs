@@ -22,11 +22,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::check::{check_label, check_scopes, parse_json, problem_to_error, to_json, Problem};
+use super::format::NamespacesFormat;
 use super::namespace::NamespaceName;
-use super::{
-    check_label, check_scopes, parse_json, problem_to_error, to_json, NamespacesFormat, Problem,
-    NAMESPACES_PATH, NAMESPACES_SHARD_DIR,
-};
+use super::{NAMESPACES_PATH, NAMESPACES_SHARD_DIR};
 use crate::error::Result;
 use crate::metadata::SuccinctRoles;
 use crate::pattern::ArtifactPattern;

@@ -7,9 +7,9 @@ use std::num::NonZeroU32;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::{
-    check_label, parse_json, problem_to_error, to_json, PeersFormat, Problem, Sha256Hex, PEERS_PATH,
-};
+use super::check::{check_label, parse_json, problem_to_error, to_json, Problem};
+use super::format::PeersFormat;
+use super::{Sha256Hex, PEERS_PATH};
 use crate::error::Result;
 use crate::metadata::KeyId;
 use crate::pattern::ArtifactPattern;

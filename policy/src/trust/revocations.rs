@@ -6,9 +6,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{
-    parse_json, problem_to_error, to_json, Problem, RevocationsFormat, Sha256Hex, REVOCATIONS_PATH,
-};
+use super::check::{parse_json, problem_to_error, to_json, Problem};
+use super::format::{RevocationsFormat, TrustFormat};
+use super::{Sha256Hex, REVOCATIONS_PATH};
 use crate::error::{Error, Result};
 
 /// What a revocation names: key material or a certificate, never a key
@@ -161,5 +161,17 @@ impl Revocations {
             }
         }
         Ok(())
+    }
+}
+
+impl TrustFormat {
+    /// The format a document with these namespace revocations is published
+    /// in: `v1` without any (readable by every verifier), else `v2`.
+    pub fn for_revocations(revocations: &[Revocation]) -> Self {
+        if revocations.is_empty() {
+            Self::V1
+        } else {
+            Self::V2
+        }
     }
 }

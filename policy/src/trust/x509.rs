@@ -12,7 +12,8 @@ use openssl::x509::{X509NameRef, X509StoreContext, X509};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::OffsetDateTime;
 
-use super::{check_label, check_window, Problem, Sha256Hex};
+use super::check::{check_label, check_window, Problem};
+use super::Sha256Hex;
 use crate::keys::public_key_fingerprint;
 
 /// A CA certificate, PEM, parsed when the document is parsed.

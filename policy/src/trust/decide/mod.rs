@@ -13,12 +13,13 @@ use crate::error::{Error, Result};
 use crate::hash::Sha256Hex;
 use crate::metadata::KeyId;
 use crate::pattern::ArtifactPattern;
+use crate::trust::check::problem_to_error;
 use crate::trust::namespace::{NamespaceName, NamespaceTrust, TrustedKey};
 use crate::trust::namespaces::Namespaces;
 use crate::trust::peers::{Peer, Peers};
 use crate::trust::revocations::{Revocation, Revocations, RevokedSubject};
 use crate::trust::standing::KeyRevocation;
-use crate::trust::{problem_to_error, NAMESPACES_PATH};
+use crate::trust::NAMESPACES_PATH;
 
 use index::{OwnerIndex, PatternIndex};
 use tally::{Contribution, PrincipalId, RuleId, Tally};
