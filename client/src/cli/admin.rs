@@ -17,7 +17,7 @@ use keyshare_client::admin::{
 use keyshare_client::blocking::Verifier;
 use keyshare_client::Options;
 use keyshare_policy::audit::Head;
-use keyshare_policy::keys::{Key, Scheme};
+use keyshare_policy::keys::Key;
 use keyshare_policy::metadata::{Envelope, Timestamp};
 
 use super::output;
@@ -1006,21 +1006,10 @@ fn trusted_key(path: &Path) -> Result<Value, Error> {
         }
         serde_json::from_value(v).map_err(|e| bad(format!("not a TUF key object ({e})")))?
     } else {
-        let pkey = openssl::pkey::PKey::public_key_from_pem(text.as_bytes());
-        // OpenSSL may leave errors queued after a failed parse.
-        let _ = openssl::error::ErrorStack::get();
-        let pkey = pkey.map_err(|_| bad("not a PEM public key (SubjectPublicKeyInfo)".into()))?;
-        let scheme = match pkey.id() {
-            openssl::pkey::Id::ED25519 => Scheme::Ed25519,
-            openssl::pkey::Id::EC => Scheme::EcdsaP256Sha256,
-            openssl::pkey::Id::RSA => Scheme::RsaPssSha256,
-            _ => {
-                return Err(bad(
-                    "unsupported key type (Ed25519, ECDSA P-256 or RSA)".into()
-                ))
-            }
-        };
-        Key::from_public(scheme, &pkey).map_err(|e| bad(e.to_string()))?
+        Key::from_spki_pem(&text).map_err(|e| match e {
+            keyshare_policy::Error::BadKey { message, .. } => bad(message),
+            other => bad(other.to_string()),
+        })?
     };
     let id = key.key_id().map_err(|e| bad(e.to_string()))?;
     let key = serde_json::to_value(&key).map_err(|e| bad(e.to_string()))?;

@@ -151,6 +151,5 @@ fn may_be_stale(decision: &Decision) -> bool {
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| t.to_string())
+    keyshare_policy::datetime::rfc3339(t)
 }

@@ -146,8 +146,7 @@ pub(crate) const RFC3339_EXAMPLE: &str = "expected an RFC 3339 time, e.g. 2030-0
 /// Parses an RFC 3339 time argument; the error says what is expected
 /// (not the parser's internals).
 pub(crate) fn parse_rfc3339(text: &str) -> Result<time::OffsetDateTime, String> {
-    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-        .map_err(|_| RFC3339_EXAMPLE.to_owned())
+    keyshare_policy::datetime::parse_rfc3339(text).map_err(|_| RFC3339_EXAMPLE.to_owned())
 }
 
 /// clap value parser: an RFC 3339 time, kept as the text given.

@@ -7,13 +7,12 @@ use std::time::Duration;
 
 use clap::Args;
 use serde_json::{json, Value};
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use keyshare_client::blocking::Verifier;
 use keyshare_client::{Options, Outcome, PeerProblem, RootPin, TrustState, Verdict};
 use keyshare_policy::hash::Sha256Hex;
-use keyshare_policy::keys::{Key, Scheme};
+use keyshare_policy::keys::Key;
 use keyshare_policy::metadata::KeyId;
 use keyshare_policy::trust::{
     Counted, Decision, KeyStanding, KeyState, Reason, SignerRef, TrustRule, TrustSet, TrustedKey,
@@ -281,20 +280,10 @@ fn public_key(path: &Path) -> Result<Key, Error> {
     if text.trim_start().starts_with('{') {
         return serde_json::from_str(&text).map_err(|e| bad(format!("not a TUF key object ({e})")));
     }
-    let pkey = openssl::pkey::PKey::public_key_from_pem(text.as_bytes());
-    let _ = openssl::error::ErrorStack::get();
-    let pkey = pkey.map_err(|_| bad("not a PEM public key (SubjectPublicKeyInfo)".into()))?;
-    let scheme = match pkey.id() {
-        openssl::pkey::Id::ED25519 => Scheme::Ed25519,
-        openssl::pkey::Id::EC => Scheme::EcdsaP256Sha256,
-        openssl::pkey::Id::RSA => Scheme::RsaPssSha256,
-        _ => {
-            return Err(bad(
-                "unsupported key type (Ed25519, ECDSA P-256 or RSA)".into()
-            ))
-        }
-    };
-    Key::from_public(scheme, &pkey).map_err(|e| bad(e.to_string()))
+    Key::from_spki_pem(&text).map_err(|e| match e {
+        keyshare_policy::Error::BadKey { message, .. } => bad(message),
+        other => bad(other.to_string()),
+    })
 }
 
 /// A PEM certificate chain as DER, leaf first.
@@ -316,7 +305,7 @@ fn cert_chain(path: &Path) -> Result<Vec<Vec<u8>>, Error> {
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
+    keyshare_policy::datetime::rfc3339(t)
 }
 
 /// A short machine-readable name of each reason.

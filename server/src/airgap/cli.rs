@@ -12,7 +12,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::{export, AirgapError, ExportLimits, Replica, ReplicaFiles};
@@ -40,7 +39,7 @@ fn say(out: &mut dyn Write, text: &str) -> Result<(), CliError> {
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
+    keyshare_policy::datetime::rfc3339(t)
 }
 
 /// A byte progress bar on stderr, only when stderr is a terminal; drawn

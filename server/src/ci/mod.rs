@@ -46,12 +46,11 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
-use openssl::pkey::PKey;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use time::{Duration, OffsetDateTime};
 
-use keyshare_policy::keys::{Key, Scheme};
+use keyshare_policy::keys::Key;
 use keyshare_policy::metadata::KeyId;
 use keyshare_policy::trust::{NamespaceName, Principal, TrustedKey};
 
@@ -578,23 +577,10 @@ pub fn key_from_pem(pem: &str) -> Result<Key, CiError> {
         field: "public_key_pem",
         message: m.to_owned(),
     };
-    let pkey = PKey::public_key_from_pem(pem.as_bytes());
-    let _ = openssl::error::ErrorStack::get();
-    let pkey = pkey.map_err(|_| invalid("not a PEM public key (SubjectPublicKeyInfo)"))?;
-    let pkey = keyshare_policy::keys::canonical_public_key(&pkey);
-    let _ = openssl::error::ErrorStack::get();
-    let pkey = pkey.map_err(|_| invalid("not a usable public key"))?;
-    let scheme = match pkey.id() {
-        openssl::pkey::Id::ED25519 => Scheme::Ed25519,
-        openssl::pkey::Id::EC => Scheme::EcdsaP256Sha256,
-        openssl::pkey::Id::RSA => Scheme::RsaPssSha256,
-        _ => {
-            return Err(invalid(
-                "unsupported key type (supported: Ed25519, ECDSA P-256, RSA 2048 bits or more)",
-            ))
-        }
-    };
-    Key::from_public(scheme, &pkey).map_err(|e| invalid(&e.to_string()))
+    Key::from_spki_pem(pem).map_err(|e| match e {
+        keyshare_policy::Error::BadKey { message, .. } => invalid(&message),
+        other => invalid(&other.to_string()),
+    })
 }
 
 #[cfg(test)]
@@ -603,6 +589,7 @@ mod tests {
 
     use openssl::bn::BigNumContext;
     use openssl::ec::{EcGroup, EcKey, PointConversionForm};
+    use openssl::pkey::PKey;
 
     use super::*;
 

@@ -13,12 +13,11 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse, Route};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
 use keyshare_policy::audit::ChainError;
 use keyshare_policy::datetime::parse_duration;
-use keyshare_policy::keys::{Key, Scheme};
+use keyshare_policy::keys::Key;
 use keyshare_policy::metadata::KeyId;
 use keyshare_policy::pattern::ArtifactPattern;
 use keyshare_policy::trust::{
@@ -297,7 +296,7 @@ async fn publish(state: &AppState, caller: &Caller, change: Change) -> Result<Ap
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
+    keyshare_policy::datetime::rfc3339(t)
 }
 
 fn opt_rfc3339(t: Option<OffsetDateTime>) -> Value {
@@ -342,10 +341,7 @@ fn refuse_private_key(field: &str, text: &str) -> Result<(), ApiError> {
 /// An RFC 3339 time from a request, or a message that says what is
 /// expected (not the parser's internals).
 fn parse_rfc3339(text: &str) -> Result<OffsetDateTime, String> {
-    OffsetDateTime::parse(text, &Rfc3339).map_err(|_| {
-        let shown: String = text.chars().take(64).collect();
-        format!("`{shown}` is not an RFC 3339 time: expected e.g. 2030-01-01T00:00:00Z")
-    })
+    keyshare_policy::datetime::parse_rfc3339(text)
 }
 
 /// `#[serde(deserialize_with)]` for an optional RFC 3339 time.
@@ -362,36 +358,16 @@ fn no_content() -> HttpResponse {
 /// A human-chosen name or label: not empty, at most 200 characters, no
 /// control characters (the policy crate's rule for names in documents).
 fn check_label(field: &str, value: &str) -> Result<(), ApiError> {
-    if value.trim().is_empty() {
-        return Err(ApiError::invalid(field, "must not be empty"));
-    }
-    if value.chars().count() > 200 {
-        return Err(ApiError::invalid(field, "must be at most 200 characters"));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(ApiError::invalid(
-            field,
-            "must not contain control characters",
-        ));
-    }
-    Ok(())
+    keyshare_policy::trust::Label::parse(value)
+        .map(drop)
+        .map_err(|e| ApiError::invalid(&e.field(field), e.message))
 }
 
 /// At least one pattern, none twice.
 fn check_patterns(field: &str, patterns: &[ArtifactPattern]) -> Result<(), ApiError> {
-    if patterns.is_empty() {
-        return Err(ApiError::invalid(field, "must list at least one pattern"));
-    }
-    let mut seen = BTreeSet::new();
-    for (i, p) in patterns.iter().enumerate() {
-        if !seen.insert(p.as_str()) {
-            return Err(ApiError::invalid(
-                &format!("{field}[{i}]"),
-                format!("`{p}` is listed twice"),
-            ));
-        }
-    }
-    Ok(())
+    keyshare_policy::trust::Scopes::new(patterns.to_vec())
+        .map(drop)
+        .map_err(|e| ApiError::invalid(&e.field(field), e.message))
 }
 
 /// `not_before < not_after` when both are given.
@@ -400,13 +376,9 @@ fn check_window(
     not_before: Option<OffsetDateTime>,
     not_after: Option<OffsetDateTime>,
 ) -> Result<(), ApiError> {
-    match (not_before, not_after) {
-        (Some(nb), Some(na)) if nb >= na => Err(ApiError::invalid(
-            &format!("{field}not_after"),
-            format!("must be later than not_before ({})", rfc3339(nb)),
-        )),
-        _ => Ok(()),
-    }
+    keyshare_policy::trust::Window::new(not_before, not_after)
+        .map(drop)
+        .map_err(|e| ApiError::invalid(&e.field(field), e.message))
 }
 
 /// A TUF key object as the policy parser accepts it: no unknown fields, a
@@ -905,24 +877,7 @@ struct AddKeyRequest {
 /// A TUF key entry from a PEM SubjectPublicKeyInfo; the scheme follows the
 /// key type: Ed25519, ECDSA P-256, RSA-PSS-SHA256.
 fn key_from_pem(pem: &str) -> Result<Key, ApiError> {
-    let field = "public_key_pem";
-    let pkey = openssl::pkey::PKey::public_key_from_pem(pem.as_bytes());
-    // OpenSSL may leave errors queued after a failed PEM parse.
-    let _ = openssl::error::ErrorStack::get();
-    let pkey =
-        pkey.map_err(|_| ApiError::invalid(field, "not a PEM public key (SubjectPublicKeyInfo)"))?;
-    let scheme = match pkey.id() {
-        openssl::pkey::Id::ED25519 => Scheme::Ed25519,
-        openssl::pkey::Id::EC => Scheme::EcdsaP256Sha256,
-        openssl::pkey::Id::RSA => Scheme::RsaPssSha256,
-        _ => {
-            return Err(ApiError::invalid(
-                field,
-                "unsupported key type (supported: Ed25519, ECDSA P-256, RSA 2048 bits or more)",
-            ))
-        }
-    };
-    Key::from_public(scheme, &pkey).map_err(|e| bad_key(field, e))
+    Key::from_spki_pem(pem).map_err(|e| bad_key("public_key_pem", e))
 }
 
 async fn add_key(
