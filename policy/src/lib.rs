@@ -5,16 +5,26 @@
 //! current time come in as parameters, decisions and typed errors go out.
 //! The server, the client and the air-gap importer all share it.
 //!
+//! * [`ids`]: key ids and role names, the ground floor every other
+//!   module names things by (it imports nothing from the crate).
 //! * [`metadata`]: the TUF 1.0 metadata model (root, targets with
 //!   delegations and succinct hashed bins, snapshot, timestamp), keeping
 //!   unknown fields so signed bytes survive a round trip.
 //! * [`cjson`]: OLPC canonical JSON, the form TUF signs.
 //! * [`keys`] and [`verify`]: Ed25519, ECDSA P-256 and RSA-PSS keys,
 //!   verified with OpenSSL; thresholds count distinct key ids.
+//!   [`keys::Key::from_spki_pem`] is the workspace's one PEM → TUF key
+//!   conversion.
+//! * [`datetime`]: TUF `expires`, RFC 3339 text ([`datetime::rfc3339`],
+//!   [`datetime::parse_rfc3339`]) and durations.
+//! * [`layout`]: consistent-snapshot file names, for writers and readers.
 //! * [`sign`]: the [`sign::Signer`] trait that key backends implement.
 //! * [`client`]: the TUF client workflow as a sans-IO state machine.
 //! * [`repo`]: the repository-side builder that creates and signs metadata.
-//! * [`trust`]: the trust documents keyshare distributes and the trust decision.
+//! * [`trust`]: the trust documents keyshare distributes and the trust
+//!   decision; the documents' field rules as validating constructors
+//!   ([`trust::Label`], [`trust::Scopes`], [`trust::Window`],
+//!   [`trust::TrustedKeys`]) that the admin API applies too.
 //! * [`pattern`]: glob matching for delegation paths and artifact names.
 //! * [`audit`]: the audit log's hash chain and the chain heads published in
 //!   every timestamp, and the check of a log against them.

@@ -39,7 +39,7 @@ macro_rules! format_marker {
 /// The `format` of a namespace trust document.
 ///
 /// `keyshare.trust/v2` is `v1` plus the namespace's own key revocations
-/// ([`NamespaceTrust::revocations`]). keyshare-server publishes `v2` only
+/// ([`NamespaceTrust::revocations`](super::NamespaceTrust::revocations)). keyshare-server publishes `v2` only
 /// for a namespace that has revoked a key, so a verifier from before `v2`
 /// keeps reading every other namespace, and refuses (as malformed, naming
 /// the format) a document whose revocations it could not apply, instead of

@@ -29,13 +29,18 @@
 //!
 //! Parsing refuses bad documents outright: unknown fields, a wrong `format`,
 //! unusable keys, unparsable certificates, impossible thresholds or validity
-//! windows, duplicates all fail with [`Error::Malformed`] naming the document
+//! windows, duplicates all fail with [`crate::Error::Malformed`] naming the document
 //! and the JSON path of the offending field. A parsed document is therefore
 //! one the decision can rely on. Which bytes to parse (the TUF targets,
 //! verified against the repository's metadata) is the caller's business; a
 //! namespace document read from a target goes through
 //! [`NamespaceTrust::from_target`], which also refuses a document published
 //! under another namespace's path.
+//!
+//! The rules of the documents' fields are also validating constructors
+//! ([`Label::parse`], [`Scopes::new`], [`Window::new`], [`TrustedKeys::new`])
+//! so that the admin API refuses a value with the same message a published
+//! document would get; a refusal is an [`Invalid`] naming the part refused.
 //!
 //! [`KeyStanding`] summarises how a listed key stands at a time (revoked,
 //! expired, expiring soon) for listings.

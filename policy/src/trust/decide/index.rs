@@ -7,7 +7,7 @@ use crate::pattern::ArtifactPattern;
 use crate::trust::namespaces::NamespaceEntry;
 use crate::trust::peers::Peer;
 
-/// Who answers for an artifact name ([`TrustSet::owner`]).
+/// Who answers for an artifact name ([`TrustSet::owner`](super::TrustSet::owner)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Owner<'a> {
     /// A namespace of the organization, by its most specific matching scope.

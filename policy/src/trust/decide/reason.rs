@@ -416,7 +416,7 @@ impl fmt::Display for Reason {
     }
 }
 
-/// The outcome of [`TrustSet::decide`].
+/// The outcome of [`TrustSet::decide`](super::TrustSet::decide).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Decision {
     /// The signers are trusted for the artifact.
