@@ -10,7 +10,6 @@ use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand, ValueEnum};
-use openssl::pkey::{Id, PKey, Public};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
@@ -386,10 +385,12 @@ fn public_key(text: &str, secrets: &SecretArgs) -> Result<(KeyId, Key), Error> {
     let trimmed = String::from_utf8_lossy(&bytes);
     let trimmed = trimmed.trim_start();
     let key = if trimmed.starts_with("-----BEGIN PUBLIC KEY-----") {
-        let pkey = PKey::public_key_from_pem(&bytes)
-            .map_err(|_| Error::Input(format!("{}: not a PEM public key", path.display())))?;
-        let _ = openssl::error::ErrorStack::get();
-        Key::from_public(scheme_of(&pkey, path)?, &pkey).map_err(policy)?
+        Key::from_spki_pem(trimmed).map_err(|e| match e {
+            keyshare_policy::Error::BadKey { message, .. } => {
+                Error::Input(format!("{}: {message}", path.display()))
+            }
+            other => policy(other),
+        })?
     } else if trimmed.starts_with("-----BEGIN") {
         let s = open_signer(text, secrets)?;
         return Ok((s.key_id().clone(), s.public_key().clone()));
@@ -412,18 +413,6 @@ fn public_key(text: &str, secrets: &SecretArgs) -> Result<(KeyId, Key), Error> {
     key.check(&id)
         .map_err(|e| Error::Input(format!("{}: {e}", path.display())))?;
     Ok((id, key))
-}
-
-fn scheme_of(pkey: &PKey<Public>, path: &Path) -> Result<Scheme, Error> {
-    match pkey.id() {
-        Id::ED25519 => Ok(Scheme::Ed25519),
-        Id::EC => Ok(Scheme::EcdsaP256Sha256),
-        Id::RSA => Ok(Scheme::RsaPssSha256),
-        _ => Err(Error::Input(format!(
-            "{}: unsupported key type (Ed25519, ECDSA P-256 or RSA expected)",
-            path.display()
-        ))),
-    }
 }
 
 fn role_spec(

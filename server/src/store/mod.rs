@@ -430,8 +430,7 @@ pub(crate) fn now() -> OffsetDateTime {
 
 /// RFC 3339 text of a time, in UTC.
 pub(crate) fn time_text(t: OffsetDateTime) -> String {
-    let t = t.to_offset(UtcOffset::UTC);
-    t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
+    keyshare_policy::datetime::rfc3339(t.to_offset(UtcOffset::UTC))
 }
 
 /// Parses a time column.
