@@ -23,6 +23,7 @@ use openssl::sha::sha256;
 use openssl::ssl::{SslAcceptor, SslAcceptorBuilder, SslMethod, SslVersion};
 use time::OffsetDateTime;
 
+use crate::clock::Clock;
 use crate::config::{self, Config, ConfigError, Flags, LogFormat};
 use crate::http::{self, AppState};
 use crate::keys::{self, KeyError};
@@ -503,10 +504,13 @@ pub fn serve(dir: &Path, flags: &Flags, out: &mut dyn Write) -> Result<(), CliEr
             tracing::warn!(error = %e, "cannot write the address to stdout");
         }
         let sweeper = ci_sweep.map(|every| {
-            let clock: http::Clock = Arc::new(OffsetDateTime::now_utc);
-            tokio::spawn(crate::ci::sweeper::run(publisher.clone(), clock, every))
+            tokio::spawn(crate::ci::sweeper::run(
+                publisher.clone(),
+                state.clock.clone(),
+                every,
+            ))
         });
-        let maintenance = tokio::spawn(maintain(publisher, resign_before));
+        let maintenance = tokio::spawn(maintain(publisher, state.clock.clone(), resign_before));
         // Stop waiting for the server STOP_DEADLINE after the signal, even
         // if requests in flight (or the server) never finish.
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
@@ -573,14 +577,14 @@ pub(crate) fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>,
 /// versions superseded longer ago than `store.keep_superseded` (publishes
 /// do that too; this covers a server with no writes). Runs on a blocking
 /// thread; errors are logged and retried at the next tick.
-async fn maintain(publisher: Arc<Publisher>, resign_before: time::Duration) {
+async fn maintain(publisher: Arc<Publisher>, clock: Clock, resign_before: time::Duration) {
     let mut ticks = tokio::time::interval(MAINTENANCE_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
         let p = publisher.clone();
+        let now = clock();
         let work = tokio::task::spawn_blocking(move || {
-            let now = OffsetDateTime::now_utc();
             (
                 p.refresh_expiring(resign_before, now),
                 p.sweep_ephemeral(now),

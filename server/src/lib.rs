@@ -45,6 +45,7 @@
 pub mod airgap;
 pub mod ci;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod http;
 pub mod keys;

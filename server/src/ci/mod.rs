@@ -55,7 +55,7 @@ use keyshare_policy::keys::{Key, Scheme};
 use keyshare_policy::metadata::KeyId;
 use keyshare_policy::trust::{NamespaceName, Principal, TrustedKey};
 
-use crate::http::Clock;
+use crate::clock::Clock;
 use crate::publisher::{Batched, Change, PublishError, Publisher};
 use crate::store::{CiOwner, SingleUse, SingleUseKind, Token, TokenKind};
 

@@ -50,6 +50,7 @@ use actix_web::{web, App, HttpServer};
 use openssl::ssl::SslAcceptorBuilder;
 use time::OffsetDateTime;
 
+use crate::clock::{self, Clock};
 use crate::publisher::Publisher;
 
 pub use admin::Endpoint;
@@ -63,9 +64,6 @@ pub const DEFAULT_BODY_LIMIT: usize = 65_536;
 
 /// How long a graceful shutdown waits for requests in flight.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A source of the current time.
-pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -93,7 +91,7 @@ impl AppState {
     pub fn new(publisher: Arc<Publisher>) -> Self {
         Self {
             publisher,
-            clock: Arc::new(OffsetDateTime::now_utc),
+            clock: clock::system(),
             body_limit: DEFAULT_BODY_LIMIT,
             metrics: Arc::new(HttpMetrics::default()),
             export: crate::airgap::ExportLimits::default(),

@@ -244,7 +244,7 @@ impl TestClock {
         self.0.store(t.unix_timestamp(), Ordering::SeqCst);
     }
 
-    pub fn clock(&self) -> keyshare_server::http::Clock {
+    pub fn clock(&self) -> keyshare_server::clock::Clock {
         let t = self.0.clone();
         Arc::new(move || OffsetDateTime::from_unix_timestamp(t.load(Ordering::SeqCst)).unwrap())
     }
