@@ -84,12 +84,7 @@ use crate::store::{
     TokenKind, Tx,
 };
 
-/// How long superseded published files are kept by default: 1 hour. A
-/// client needs an older version only between reading a timestamp and
-/// fetching what it lists (seconds), or while a cache in front of the
-/// server still hands out an older timestamp; an hour covers both with a
-/// wide margin. See `docs/operations/store.md`.
-pub const DEFAULT_RETENTION: Duration = Duration::hours(1);
+pub use crate::config::DEFAULT_RETENTION;
 
 /// The server's online keys.
 #[derive(Clone, Debug)]

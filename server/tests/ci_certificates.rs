@@ -32,7 +32,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use keyshare_policy::sign::Signer;
-use keyshare_server::ci::config::CaConfig;
+use keyshare_server::config::ci::CaConfig;
 use keyshare_server::ci::{CiConfig, CiService};
 
 use ci_common::{delegation_body, job_key, CiFixture};

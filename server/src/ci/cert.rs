@@ -29,7 +29,7 @@ use keyshare_policy::keys::{Key, Scheme};
 use keyshare_policy::metadata::KeyId;
 use keyshare_policy::repo::SharedSigner;
 
-use super::config::CaConfig;
+use crate::config::ci::CaConfig;
 use super::CiError;
 use crate::config::KeyRef;
 

@@ -34,7 +34,6 @@
 
 pub mod batch;
 pub mod cert;
-pub mod config;
 pub mod jwt_openssl;
 pub mod oidc;
 pub mod rules;
@@ -59,7 +58,7 @@ use crate::clock::Clock;
 use crate::publisher::{Batched, Change, PublishError, Publisher};
 use crate::store::{CiOwner, SingleUse, SingleUseKind, Token, TokenKind};
 
-pub use config::CiConfig;
+pub use crate::config::CiConfig;
 
 /// Why a CI request was refused. Each maps to a 4xx (or, for an issuer
 /// that cannot be reached, 503) with a code naming the reason.

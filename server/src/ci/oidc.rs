@@ -29,7 +29,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 use time::{Duration, OffsetDateTime};
 
-use super::config::{check_fetch_url, IssuerConfig};
+use crate::config::ci::{check_fetch_url, IssuerConfig};
 use super::CiError;
 
 /// Algorithms accepted in ID tokens.
