@@ -11,10 +11,10 @@
 //! takes the lock as proof. `publish --to` next to a running server reads
 //! the store without writing it ([`Store::open_existing`]).
 
-use std::fs::{self, DirBuilder, OpenOptions};
+use std::fs::{self, DirBuilder};
 use std::io::{self, IsTerminal, Write};
 use std::net::TcpListener;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
@@ -24,15 +24,13 @@ use openssl::ssl::{SslAcceptor, SslAcceptorBuilder, SslMethod, SslVersion};
 use time::OffsetDateTime;
 
 use crate::clock::Clock;
+use crate::data_dir::{self, DataDir, WriteError, DB_NAME};
 use crate::config::{self, Config, ConfigError, Flags, LogFormat};
 use crate::http::{self, AppState};
 use crate::keys::{self, KeyError};
 use crate::lock::{DataDirLock, LockError};
 use crate::publisher::{PublishError, Publisher};
 use crate::store::{self, Store, TokenKind};
-
-/// The SQLite store's file name inside the data directory.
-pub const DB_NAME: &str = "keyshare.db";
 
 /// How often `serve` re-signs expiring metadata and sweeps expired
 /// ephemeral keys.
@@ -82,6 +80,15 @@ pub enum CliError {
     /// Anything else, explained.
     #[error("{0}")]
     Other(String),
+}
+
+impl From<WriteError> for CliError {
+    fn from(e: WriteError) -> Self {
+        CliError::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
 }
 
 fn io_at(path: &Path) -> impl FnOnce(io::Error) -> CliError + '_ {
@@ -177,10 +184,11 @@ pub fn init(dir: &Path, root: Option<&Path>, out: &mut dyn Write) -> Result<(), 
 }
 
 fn init_locked(dir: &Path, root: Option<&Path>, out: &mut dyn Write) -> Result<(), CliError> {
-    let db = dir.join(DB_NAME);
-    let keys_dir = dir.join(keys::DIR_NAME);
-    let config_path = dir.join(config::FILE_NAME);
-    for existing in [&db, &keys_dir, &dir.join(crate::airgap::REPLICA_DIR)] {
+    let layout = DataDir::new(dir);
+    let db = layout.db();
+    let keys_dir = layout.keys();
+    let config_path = layout.config();
+    for existing in [&db, &keys_dir, &layout.replica()] {
         if existing.exists() {
             return Err(CliError::Other(format!(
                 "{} already holds a repository ({} exists); refusing to overwrite it",
@@ -191,7 +199,7 @@ fn init_locked(dir: &Path, root: Option<&Path>, out: &mut dyn Write) -> Result<(
     }
     let wrote_config = !config_path.exists();
     if wrote_config {
-        write_new(&config_path, config::DEFAULT_FILE.as_bytes(), 0o644)?;
+        data_dir::write_new(&config_path, config::DEFAULT_FILE.as_bytes(), 0o644)?;
     }
     let result = init_repository(dir, &db, root, out);
     if result.is_err() {
@@ -231,7 +239,7 @@ fn init_repository(
         }
     };
     // The CI secret (nonces, principals), whether or not `[ci]` is set yet.
-    keys::generate_ci_secret(&dir.join(keys::DIR_NAME))?;
+    keys::generate_ci_secret(&DataDir::new(dir).keys())?;
     let root_hash = publisher
         .file("metadata/1.root.json")
         .map(|f| hex::encode(sha256(&f.bytes)))
@@ -273,7 +281,7 @@ fn open_store(db: &Path) -> Result<Store, CliError> {
 
 /// Refuses a data directory `init` did not make.
 pub(crate) fn require_repository(dir: &Path) -> Result<(), CliError> {
-    if dir.join(DB_NAME).exists() {
+    if DataDir::new(dir).db().exists() {
         return Ok(());
     }
     Err(CliError::Other(format!(
@@ -292,7 +300,7 @@ pub(crate) fn open_publisher(
     _lock: &DataDirLock,
 ) -> Result<Publisher, CliError> {
     require_repository(dir)?;
-    let db = dir.join(DB_NAME);
+    let db = DataDir::new(dir).db();
     let online = keys::load_online(&config.keys, dir)?;
     let store = open_store(&db)?;
     let mut publisher = Publisher::open(store, online, config.repo_options())?;
@@ -311,7 +319,7 @@ pub(crate) fn open_publisher(
 /// or published.
 fn open_publisher_alongside(dir: &Path, config: &Config) -> Result<Publisher, CliError> {
     require_repository(dir)?;
-    let db = dir.join(DB_NAME);
+    let db = DataDir::new(dir).db();
     let online = keys::load_online(&config.keys, dir)?;
     let store = Store::open_existing(&db).map_err(|source| CliError::Store {
         path: db.clone(),
@@ -673,7 +681,10 @@ pub fn publish(dir: &Path, out_dir: &Path) -> Result<Published, CliError> {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(io_at(&path)(e)),
         }
-        write_atomically(&path, &file.bytes)?;
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).map_err(io_at(parent))?;
+        }
+        data_dir::write_atomically(&path, &file.bytes, 0o644)?;
         done.written += 1;
     }
     Ok(done)
@@ -692,36 +703,6 @@ fn safe_relative(path: &str) -> Result<&Path, CliError> {
             "refusing to write unsafe path {path:?}"
         )))
     }
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
-    let parent = path
-        .parent()
-        .ok_or_else(|| CliError::Other(format!("{} has no parent", path.display())))?;
-    fs::create_dir_all(parent).map_err(io_at(parent))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-    let _ = fs::remove_file(&tmp);
-    let written =
-        write_new(&tmp, bytes, 0o644).and_then(|()| fs::rename(&tmp, path).map_err(io_at(path)));
-    if written.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    written
-}
-
-fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CliError> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
-        .map_err(io_at(path))?;
-    file.write_all(bytes).map_err(io_at(path))?;
-    file.sync_all().map_err(io_at(path))
 }
 
 #[cfg(test)]
@@ -743,7 +724,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("data");
         init(&dir, None, &mut Vec::new()).unwrap();
-        let path = dir.join(config::FILE_NAME);
+        let path = DataDir::new(&dir).config();
         let text = fs::read_to_string(&path).unwrap();
         assert!(text.contains("\n# [ci]\n"), "{text}");
         assert!(text.contains("ci_not_configured") && text.contains("docs/ci.md"));

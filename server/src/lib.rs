@@ -47,6 +47,7 @@ pub mod ci;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod data_dir;
 pub mod http;
 pub mod keys;
 pub mod lock;

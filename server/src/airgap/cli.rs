@@ -21,6 +21,7 @@ use crate::cli::{
     shutdown_signal, tls_acceptor, CliError,
 };
 use crate::config::{Config, Flags};
+use crate::data_dir;
 
 impl From<AirgapError> for CliError {
     fn from(e: AirgapError) -> Self {
@@ -108,22 +109,8 @@ pub fn export_cmd(
     require_repository(dir)?;
     let lock = lock_data_dir(dir, "export", EXPORT_IN_USE)?;
     let publisher = open_publisher(dir, &config, &lock)?;
-    let parent = out_path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = out_path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-    let io_err = |path: &Path| {
-        let path = path.to_owned();
-        move |source| CliError::Io { path, source }
-    };
     let mut progress = Progress::new("exporting");
-    let result = (|| {
-        let file = fs::File::create(&tmp).map_err(io_err(&tmp))?;
+    let result = data_dir::write_atomically_with(out_path, 0o644, |file, tmp| {
         let mut writer = io::BufWriter::new(file);
         let exported = export(
             &publisher,
@@ -133,20 +120,15 @@ pub fn export_cmd(
             &mut writer,
             &mut |done, total| progress.update(done, total),
         )?;
-        let file = writer.into_inner().map_err(|e| CliError::Io {
-            path: tmp.clone(),
-            source: e.into_error(),
+        writer.flush().map_err(|source| CliError::Io {
+            path: tmp.to_owned(),
+            source,
         })?;
-        file.sync_all().map_err(io_err(&tmp))?;
         // Again: the file may have appeared while the bundle was written.
         refuse_existing(out_path, force)?;
-        fs::rename(&tmp, out_path).map_err(io_err(out_path))?;
         Ok::<_, CliError>(exported)
-    })();
+    });
     progress.finish();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
     let exported = result?;
     say(
         out,

@@ -36,8 +36,6 @@ pub use duration::parse_duration;
 /// `docs/operations/store.md`.
 pub const DEFAULT_RETENTION: Duration = Duration::hours(1);
 
-/// The configuration file's name inside the data directory.
-pub const FILE_NAME: &str = "keyshare.toml";
 
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -475,7 +473,7 @@ impl Config {
     /// Reads `<data_dir>/keyshare.toml` (absent: defaults only), then the
     /// process environment, then `flags`.
     pub fn load(data_dir: &Path, flags: &Flags) -> Result<Self, ConfigError> {
-        let path = data_dir.join(FILE_NAME);
+        let path = crate::data_dir::DataDir::new(data_dir).config();
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => Some(text),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
