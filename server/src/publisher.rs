@@ -1174,7 +1174,7 @@ impl Publisher {
     /// [`crate::published_heads`]. Blocking.
     pub fn verify_audit(&self) -> Result<crate::published_heads::AuditVerified, PublishError> {
         let guard = self.lock();
-        crate::published_heads::verify(&guard.store, &guard.repo)
+        Ok(crate::published_heads::verify(&guard.store, &guard.repo)?)
     }
 
     /// Creates an API token (audited). The secret is in the result only.
