@@ -338,49 +338,6 @@ pub enum PublishError {
     },
 }
 
-impl PublishError {
-    /// The HTTP status this error maps to: 400, 401 (a used ID token),
-    /// 404, 409 or 500.
-    pub fn status(&self) -> u16 {
-        match self {
-            Self::RootRefused(_) | Self::Used(SingleUseKind::Nonce) => 400,
-            Self::Used(SingleUseKind::Token) => 401,
-            Self::RootVersion(_) | Self::SameKey { .. } => 409,
-            Self::Store(store::Error::NotFound { .. }) => 404,
-            Self::Store(
-                store::Error::AlreadyExists { .. }
-                | store::Error::Revoked { .. }
-                | store::Error::RevokedInNamespace { .. }
-                | store::Error::ScopeOverlap { .. },
-            ) => 409,
-            Self::Store(store::Error::Invalid { .. } | store::Error::Document { .. }) => 400,
-            Self::Policy(
-                keyshare_policy::Error::Malformed { .. } | keyshare_policy::Error::BadKey { .. },
-            ) => 400,
-            _ => 500,
-        }
-    }
-
-    /// A short machine-readable code for the JSON error body.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::RootVersion(_) => return "root_version",
-            Self::Store(store::Error::Revoked { .. } | store::Error::RevokedInNamespace { .. }) => {
-                return "revoked"
-            }
-            Self::Store(store::Error::ScopeOverlap { .. }) => return "scope_overlap",
-            Self::Used(SingleUseKind::Nonce) => return "bad_nonce",
-            Self::Used(SingleUseKind::Token) => return "replay",
-            _ => {}
-        }
-        match self.status() {
-            400 => "invalid",
-            404 => "not_found",
-            409 => "already_exists",
-            _ => "internal",
-        }
-    }
-}
 
 /// Counters for `/metrics`.
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -18,10 +18,11 @@ use time::OffsetDateTime;
 use super::{export, AirgapError, ExportLimits, Replica, ReplicaFiles};
 use crate::cli::{
     init_data_dir, init_logging, lock_data_dir, open_publisher, require_repository,
-    shutdown_signal, tls_acceptor, CliError,
+    shutdown_signal, CliError,
 };
 use crate::config::{Config, Flags};
 use crate::data_dir;
+use crate::http::tls::tls_acceptor;
 
 impl From<AirgapError> for CliError {
     fn from(e: AirgapError) -> Self {
@@ -229,7 +230,7 @@ pub fn serve_replica(dir: &Path, flags: &Flags, out: &mut dyn Write) -> Result<(
         if let Err(e) = writeln!(out, "listening on {scheme}://{addr}").and_then(|()| out.flush()) {
             tracing::warn!(error = %e, "cannot write the address to stdout");
         }
-        super::http::run_replica(listener, tls, files, shutdown)
+        crate::http::run_replica(listener, tls, files, shutdown)
             .await
             .map_err(|e| CliError::Other(format!("server failed: {e}")))?;
         tracing::info!("stopped");

@@ -16,11 +16,11 @@
 //! * [`ReplicaFiles`] serves the current bundle's files, read from the
 //!   bundle file as they are asked for, and notices a new import on the
 //!   next request (`serve --replica`);
-//! * [`http`] has the `POST /api/v1/export` handler and the replica's
-//!   read-only application.
+//!
+//! Its HTTP (`POST /api/v1/export`, the replica's read-only application)
+//! lives in `crate::http`.
 
 pub mod cli;
-pub mod http;
 
 use std::collections::BTreeMap;
 use std::fs::{self, DirBuilder, File};

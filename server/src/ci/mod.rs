@@ -60,8 +60,9 @@ use crate::store::{CiOwner, SingleUse, SingleUseKind, Token, TokenKind};
 
 pub use crate::config::CiConfig;
 
-/// Why a CI request was refused. Each maps to a 4xx (or, for an issuer
-/// that cannot be reached, 503) with a code naming the reason.
+/// Why a CI request was refused. `crate::http` answers each with a 4xx
+/// (or, for an issuer that cannot be reached, 503) and a code naming the
+/// reason.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CiError {
@@ -127,32 +128,6 @@ pub enum CiError {
     /// Something else failed on the server.
     #[error("{0}")]
     Internal(String),
-}
-
-impl CiError {
-    /// HTTP status and machine-readable code.
-    pub fn status_code(&self) -> (u16, &'static str) {
-        match self {
-            Self::MalformedToken(_) => (401, "invalid_token"),
-            Self::WrongIssuer(_) => (401, "wrong_issuer"),
-            Self::WrongAudience(_) => (401, "wrong_audience"),
-            Self::ExpiredToken(_) => (401, "expired_token"),
-            Self::BadSignature(_) => (401, "bad_signature"),
-            Self::Unauthorized(_) => (401, "unauthorized"),
-            Self::Replay(_) => (401, "replay"),
-            Self::Forbidden(_) => (403, "forbidden"),
-            Self::UnmatchedClaims(_) => (403, "unmatched_claims"),
-            Self::NamespaceNotAllowed(_) => (403, "namespace_not_allowed"),
-            Self::BadNonce(_) => (400, "bad_nonce"),
-            Self::BadProof(_) => (400, "bad_proof_of_possession"),
-            Self::Invalid { .. } => (400, "invalid"),
-            Self::NotFound(_) => (404, "not_found"),
-            Self::RateLimited(_) => (429, "rate_limited"),
-            Self::IssuerUnavailable(_) => (503, "issuer_unavailable"),
-            Self::Publish(e) => (e.status(), e.code()),
-            Self::Config(_) | Self::Internal(_) => (500, "internal"),
-        }
-    }
 }
 
 /// The message a job signs to prove it holds the key it asks a delegation

@@ -1,5 +1,7 @@
 //! The HTTP API: the read API (the TUF repository), the admin API under
-//! `/api/v1/`, `/healthz` and `/metrics`, as one actix-web application.
+//! `/api/v1/`, `/healthz` and `/metrics`, as one actix-web application;
+//! and the air-gap replica's read-only application ([`replica_app_config`]).
+//! Every route the server answers is registered from this folder.
 //!
 //! `docs/server.md` is the reference for every route, the authorization
 //! matrix and the error shape. This module maps requests to the
@@ -32,12 +34,14 @@
 //! `cargo test -p keyshare-server --test 'http_*'`.
 
 mod admin;
+mod airgap;
 mod auth;
 mod body;
 mod ci;
 mod error;
 mod ops;
 pub(crate) mod read;
+pub mod tls;
 
 use std::fmt;
 use std::future::Future;
@@ -54,6 +58,7 @@ use crate::clock::{self, Clock};
 use crate::publisher::Publisher;
 
 pub use admin::Endpoint;
+pub use airgap::{replica_app_config, run_replica};
 pub use auth::{authorize, Action, Caller};
 pub(crate) use body::Body;
 pub use error::ApiError;
