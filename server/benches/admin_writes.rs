@@ -226,7 +226,8 @@ fn store_mib(dir: &Path) -> f64 {
     ["", "-wal"]
         .iter()
         .filter_map(|suffix| {
-            std::fs::metadata(dir.join(format!("{}{suffix}", keyshare_server::data_dir::DB_NAME))).ok()
+            std::fs::metadata(dir.join(format!("{}{suffix}", keyshare_server::data_dir::DB_NAME)))
+                .ok()
         })
         .map(|m| m.len() as f64)
         .sum::<f64>()
@@ -356,8 +357,8 @@ fn create_namespaces(dir: &Path, token: &str, n: usize, mode: &str, budget: f64)
     if lat.len() < n {
         let open = || {
             let config = Config::load(dir, &Flags::default()).unwrap();
-            let keys =
-                keyshare_server::keys::load(&dir.join(keyshare_server::data_dir::KEYS_DIR)).unwrap();
+            let keys = keyshare_server::keys::load(&dir.join(keyshare_server::data_dir::KEYS_DIR))
+                .unwrap();
             let store = Store::open(dir.join(keyshare_server::data_dir::DB_NAME)).unwrap();
             Publisher::open(store, keys, config.repo_options()).unwrap()
         };

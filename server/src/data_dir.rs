@@ -246,7 +246,12 @@ mod tests {
     #[test]
     fn leftover_temporaries_are_removed_and_nothing_else() {
         let tmp = tempfile::tempdir().unwrap();
-        for name in [".current.bundle.tmp-12", ".import-7-x", "current.bundle", ".hidden"] {
+        for name in [
+            ".current.bundle.tmp-12",
+            ".import-7-x",
+            "current.bundle",
+            ".hidden",
+        ] {
             fs::write(tmp.path().join(name), "x").unwrap();
         }
         remove_temporaries(tmp.path());

@@ -44,8 +44,8 @@
 
 pub mod airgap;
 pub mod ci;
-pub mod cli;
 pub mod clock;
+pub mod commands;
 pub mod config;
 pub mod data_dir;
 pub mod http;

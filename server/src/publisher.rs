@@ -338,7 +338,6 @@ pub enum PublishError {
     },
 }
 
-
 /// Counters for `/metrics`.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PublisherMetrics {

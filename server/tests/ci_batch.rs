@@ -83,7 +83,11 @@ fn a_batch_is_one_publish_and_refused_changes_fail_alone() {
         .unwrap();
     let statuses: Vec<Option<u16>> = results
         .iter()
-        .map(|r| r.as_ref().err().map(|e| ApiError::from(e).status().as_u16()))
+        .map(|r| {
+            r.as_ref()
+                .err()
+                .map(|e| ApiError::from(e).status().as_u16())
+        })
         .collect();
     assert_eq!(
         statuses,
@@ -174,7 +178,9 @@ fn a_batch_with_nothing_publishable_publishes_nothing() {
         .apply_batch(vec![add("nowhere", &job_key())], NOW)
         .unwrap();
     assert_eq!(
-        ApiError::from(results[0].as_ref().unwrap_err()).status().as_u16(),
+        ApiError::from(results[0].as_ref().unwrap_err())
+            .status()
+            .as_u16(),
         404
     );
     assert_eq!(f.published_state(), before);

@@ -18,9 +18,7 @@
 //!   next request (`serve --replica`);
 //!
 //! Its HTTP (`POST /api/v1/export`, the replica's read-only application)
-//! lives in `crate::http`.
-
-pub mod cli;
+//! lives in `crate::http`, its commands in `crate::commands::airgap`.
 
 use std::collections::BTreeMap;
 use std::fs::{self, DirBuilder, File};
@@ -43,7 +41,6 @@ use keyshare_policy::verify::verify_root_self;
 use crate::config::Config;
 use crate::data_dir::{self, DataDir, WriteError, CURRENT_BUNDLE, PINNED_ROOT};
 use crate::publisher::{CachedFile, PublishError, Publisher};
-
 
 /// Why an export or import failed. One line each.
 #[derive(Debug, thiserror::Error)]

@@ -29,8 +29,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 use time::{Duration, OffsetDateTime};
 
-use crate::config::ci::{check_fetch_url, IssuerConfig};
 use super::CiError;
+use crate::config::ci::{check_fetch_url, IssuerConfig};
 
 /// Algorithms accepted in ID tokens.
 pub const ALGORITHMS: [&str; 5] = ["RS256", "RS384", "RS512", "ES256", "ES384"];

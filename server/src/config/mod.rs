@@ -36,7 +36,6 @@ pub use duration::parse_duration;
 /// `docs/operations/store.md`.
 pub const DEFAULT_RETENTION: Duration = Duration::hours(1);
 
-
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
@@ -664,11 +663,7 @@ impl Config {
 
 /// Flattens the TOML file into `raw`, refusing unknown keys and values that
 /// are neither strings nor integers; returns the `[ci]` section, parsed.
-fn read_file(
-    path: &Path,
-    text: &str,
-    raw: &mut Raw,
-) -> Result<Option<CiConfig>, ConfigError> {
+fn read_file(path: &Path, text: &str, raw: &mut Raw) -> Result<Option<CiConfig>, ConfigError> {
     let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
         let line = e
             .span()

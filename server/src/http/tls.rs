@@ -40,9 +40,8 @@ fn build_tls_acceptor(tls: &config::Tls) -> Result<SslAcceptorBuilder, TlsError>
     let cert_pem = read("tls.cert", &tls.cert)?;
     let key_pem = read("tls.key", &tls.key)?;
 
-    let chain = openssl::x509::X509::stack_from_pem(&cert_pem).map_err(|_| {
-        TlsError(format!("tls.cert {cert_path}: not a PEM certificate chain"))
-    })?;
+    let chain = openssl::x509::X509::stack_from_pem(&cert_pem)
+        .map_err(|_| TlsError(format!("tls.cert {cert_path}: not a PEM certificate chain")))?;
     let mut chain = chain.into_iter();
     let leaf = chain.next().ok_or_else(|| {
         TlsError(format!(

@@ -32,8 +32,8 @@ use keyshare_policy::keys::Scheme;
 use keyshare_policy::pattern::ArtifactPattern;
 use keyshare_policy::sign::{InMemorySigner, Signer};
 use keyshare_policy::trust::{NamespaceEntry, TrustSet};
-use keyshare_server::config::ci::{ClaimRule, IssuerConfig};
 use keyshare_server::ci::{proof_message, CiConfig, CiService};
+use keyshare_server::config::ci::{ClaimRule, IssuerConfig};
 use keyshare_server::publisher::{Change, Publisher};
 
 use crate::http_common::{ns_name, Fixture, NOW};

@@ -7,7 +7,6 @@
 
 use std::fs;
 use std::io::{self, IsTerminal, Write};
-use std::net::TcpListener;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -15,31 +14,13 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::{export, AirgapError, ExportLimits, Replica, ReplicaFiles};
-use crate::cli::{
-    init_data_dir, init_logging, lock_data_dir, open_publisher, require_repository,
-    shutdown_signal, CliError,
+use super::{
+    init_data_dir, init_logging, lock_data_dir, open_publisher, require_repository, say,
+    serve_until_stopped, shutdown_signal, CliError, Listening,
 };
+use crate::airgap::{export, ExportLimits, Replica, ReplicaFiles};
 use crate::config::{Config, Flags};
 use crate::data_dir;
-use crate::http::tls::tls_acceptor;
-
-impl From<AirgapError> for CliError {
-    fn from(e: AirgapError) -> Self {
-        match e {
-            AirgapError::Publish(p) => CliError::Publish(p),
-            AirgapError::Io { path, source } => CliError::Io { path, source },
-            other => CliError::Other(other.to_string()),
-        }
-    }
-}
-
-fn say(out: &mut dyn Write, text: &str) -> Result<(), CliError> {
-    writeln!(out, "{text}").map_err(|source| CliError::Io {
-        path: "<stdout>".into(),
-        source,
-    })
-}
 
 fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
@@ -158,7 +139,7 @@ fn refuse_existing(path: &Path, force: bool) -> Result<(), CliError> {
 /// `init --replica --root FILE`: makes `dir` a replica pinned to the root
 /// in `root_path`. The directory is created with mode 0700 (an existing
 /// one loses group and other access) and locked while it is set up
-/// ([`crate::cli`]'s `init_data_dir`).
+/// ([`super::init_data_dir`]).
 pub fn init_replica(dir: &Path, root_path: &Path, out: &mut dyn Write) -> Result<(), CliError> {
     let root = fs::read(root_path).map_err(|source| CliError::Io {
         path: root_path.to_owned(),
@@ -216,24 +197,15 @@ pub fn import_cmd(dir: &Path, bundle: &Path, out: &mut dyn Write) -> Result<(), 
 pub fn serve_replica(dir: &Path, flags: &Flags, out: &mut dyn Write) -> Result<(), CliError> {
     let config = Config::load(dir, flags)?;
     init_logging(&config)?;
-    let tls = config.tls.as_ref().map(tls_acceptor).transpose()?;
-    let scheme = if tls.is_some() { "https" } else { "http" };
+    let tls = super::tls(&config)?;
     let files = Arc::new(ReplicaFiles::open(Replica::open(dir)?)?);
-    let listener = TcpListener::bind(config.listen)
-        .map_err(|e| CliError::Other(format!("cannot listen on {}: {e}", config.listen)))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| CliError::Other(format!("cannot listen on {}: {e}", config.listen)))?;
-    actix_web::rt::System::new().block_on(async move {
-        let shutdown = shutdown_signal()?;
-        tracing::info!(%addr, scheme, data_dir = %dir.display(), "keyshare-server replica listening");
-        if let Err(e) = writeln!(out, "listening on {scheme}://{addr}").and_then(|()| out.flush()) {
-            tracing::warn!(error = %e, "cannot write the address to stdout");
-        }
-        crate::http::run_replica(listener, tls, files, shutdown)
-            .await
-            .map_err(|e| CliError::Other(format!("server failed: {e}")))?;
-        tracing::info!("stopped");
-        Ok(())
-    })
+    let listening = Listening::bind(&config, tls)?;
+    serve_until_stopped(
+        listening,
+        "keyshare-server replica listening",
+        dir,
+        out,
+        shutdown_signal,
+        move |listener, tls, stop| crate::http::run_replica(listener, tls, files, stop),
+    )
 }
