@@ -77,7 +77,7 @@ pub enum CiError {
     WrongAudience(String),
     /// `exp` has passed (or `nbf`/`iat` lie in the future).
     #[error("expired token: {0}")]
-    ExpiredToken(String),
+    ExpiredToken(TokenTime),
     /// The signature does not verify, or the algorithm is not accepted.
     #[error("bad token signature: {0}")]
     BadSignature(String),
@@ -90,15 +90,20 @@ pub enum CiError {
     /// The token was already used for a delegation.
     #[error("replayed token: {0}")]
     Replay(String),
-    /// The nonce is unknown, used or expired.
+    /// The nonce is not one this server issued, or expired.
     #[error("bad nonce: {0}")]
-    BadNonce(String),
+    BadNonce(NonceRefusal),
     /// The proof of possession does not verify with the presented key.
     #[error("bad proof of possession: {0}")]
     BadProof(String),
-    /// Too many requests.
-    #[error("rate limited: {0}")]
-    RateLimited(String),
+    /// Too many delegation requests by one identity.
+    #[error("rate limited: more than {limit} delegation requests in {window} by this identity")]
+    RateLimited {
+        /// Requests allowed per window (`ci.rate_limit`).
+        limit: usize,
+        /// The window (`ci.rate_window`).
+        window: Duration,
+    },
     /// No or unusable bearer credential.
     #[error("{0}")]
     Unauthorized(String),
@@ -128,6 +133,49 @@ pub enum CiError {
     /// Something else failed on the server.
     #[error("{0}")]
     Internal(String),
+}
+
+/// Why an ID token's times were refused ([`CiError::ExpiredToken`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenTime {
+    /// `exp` has passed (allowing for the clock skew).
+    #[error("the token expired at {exp} (now {now})")]
+    Expired {
+        /// The token's `exp`.
+        exp: OffsetDateTime,
+        /// The server's time.
+        now: OffsetDateTime,
+    },
+    /// `nbf` lies in the future.
+    #[error("the token is not valid before {nbf} (now {now})")]
+    NotYetValid {
+        /// The token's `nbf`.
+        nbf: OffsetDateTime,
+        /// The server's time.
+        now: OffsetDateTime,
+    },
+    /// `iat` lies in the future.
+    #[error("the token was issued in the future ({iat}, now {now})")]
+    IssuedInFuture {
+        /// The token's `iat`.
+        iat: OffsetDateTime,
+        /// The server's time.
+        now: OffsetDateTime,
+    },
+}
+
+/// Why a nonce was refused ([`CiError::BadNonce`]); either way the job
+/// asks for a new one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NonceRefusal {
+    /// Not a nonce this server issued (malformed, or a bad MAC).
+    #[error("not a nonce this server issued; ask POST /api/v1/ci/nonce for one")]
+    NotIssued,
+    /// Issued, but its lifetime has passed.
+    #[error("the nonce expired; ask POST /api/v1/ci/nonce for a new one")]
+    Expired,
 }
 
 /// The message a job signs to prove it holds the key it asks a delegation

@@ -229,7 +229,7 @@ impl From<&CiError> for ApiError {
             CiError::BadProof(_) => (StatusCode::BAD_REQUEST, "bad_proof_of_possession"),
             CiError::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid"),
             CiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            CiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            CiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             CiError::IssuerUnavailable(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "issuer_unavailable")
             }
