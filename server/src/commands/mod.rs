@@ -46,8 +46,9 @@ pub use init::init;
 pub use publish::{publish, Published};
 pub use serve::serve;
 
-/// How long `serve` waits, after SIGINT or SIGTERM, for the server to stop
-/// before exiting anyway (the server itself gives requests in flight 10 s).
+/// How long `serve` and `serve --replica` wait, after SIGINT or SIGTERM,
+/// for the server to stop before exiting anyway (the server itself gives
+/// requests in flight 10 s).
 pub const STOP_DEADLINE: StdDuration = StdDuration::from_secs(12);
 
 /// Why a command failed. `Display` is one line.
