@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-use keyshare_policy::client::{verify_target, MetadataFile, TrustedSet};
+use keyshare_policy::client::{verify_target, MetadataFile, Response, Step, TrustedSet, Walk};
 use keyshare_policy::layout::target_remote_name;
 use keyshare_policy::metadata::{Envelope, RoleName, Root};
 use keyshare_policy::verify::Authority;
@@ -41,9 +41,11 @@ const BATCH_BYTES: usize = MAX_ENTRY_BYTES as usize;
 /// client workflow, §5.3–5.6) over the files `fetch` gives by repository
 /// path (`metadata/1.root.json`, ...; `Ok(None)` when there is none),
 /// starting from root version 1, and loads every targets role the
-/// metadata delegates to and every target file they list (checked with
-/// [`verify_target`]). Files are not kept: each is dropped once verified
-/// (delegated roles are verified in batches of at most 16 MiB).
+/// metadata delegates to (policy's [`Walk`]: each role once, level by
+/// level; a delegated role the snapshot does not list is an error) and
+/// every target file they list (checked with [`verify_target`]). Files are
+/// not kept: each is dropped once verified (delegated roles are verified in
+/// batches of at most 16 MiB).
 ///
 /// `previous_timestamp` is a timestamp the caller trusted before (a
 /// replica's current state): it is loaded first, so the TUF client's
@@ -127,49 +129,30 @@ pub fn walk(
     trusted.update_targets(&targets)?;
     drop(targets);
 
-    // Delegated roles, one level of the delegation tree at a time,
+    // Every delegated role, one level of the delegation graph at a time
+    // (policy's walk: each role once, only roles the snapshot lists),
     // verified on several threads, in batches of bounded size.
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut loaded: Vec<RoleName> = vec![targets_role];
-    let mut seen: BTreeSet<RoleName> = loaded.iter().cloned().collect();
-    let mut level = loaded.clone();
-    while !level.is_empty() {
-        let mut children: Vec<(RoleName, RoleName)> = Vec::new();
-        for delegator in &level {
-            let Some(d) = trusted
-                .targets(delegator.as_str())
-                .and_then(|t| t.signed().delegations.clone())
-            else {
-                continue;
-            };
-            let mut names: Vec<RoleName> =
-                d.roles.iter().flatten().map(|r| r.name.clone()).collect();
-            if let Some(s) = &d.succinct_roles {
-                names.extend(s.bin_names());
-            }
-            for child in names {
-                if seen.insert(child.clone()) {
-                    children.push((child, delegator.clone()));
+    let loaded = {
+        let mut walk = Walk::new(&mut trusted, threads)?.batch_bytes(BATCH_BYTES);
+        loop {
+            match walk.poll()? {
+                Step::Fetch(request) => {
+                    // No cache here: every role comes from the files.
+                    let response = if request.is_local() {
+                        Response::NotFound
+                    } else {
+                        let path = format!("metadata/{}", request.remote_name());
+                        Response::Bytes(get(path, "a targets role delegates to it")?.to_vec())
+                    };
+                    walk.answer(response);
                 }
+                // Verified: the bytes are dropped.
+                Step::Cache(_) => {}
+                Step::Done(roles) => break roles,
             }
         }
-        let mut batch: Vec<(&RoleName, &RoleName, Arc<[u8]>)> = Vec::new();
-        let mut batch_bytes = 0;
-        for (child, delegator) in &children {
-            let path = role_path(&trusted, child)?;
-            let bytes = get(path, "a targets role delegates to it")?;
-            batch_bytes += bytes.len();
-            batch.push((child, delegator, bytes));
-            if batch_bytes >= BATCH_BYTES {
-                verify_batch(&mut trusted, &batch, threads)?;
-                batch.clear();
-                batch_bytes = 0;
-            }
-        }
-        verify_batch(&mut trusted, &batch, threads)?;
-        level = children.into_iter().map(|(r, _)| r).collect();
-        loaded.extend(level.iter().cloned());
-    }
+    };
 
     // Target files, each checked against its listing.
     let mut targets_seen = BTreeSet::new();
@@ -190,24 +173,6 @@ pub fn walk(
         }
     }
     Ok(Walked { paths, trusted })
-}
-
-fn verify_batch(
-    trusted: &mut TrustedSet,
-    batch: &[(&RoleName, &RoleName, Arc<[u8]>)],
-    threads: usize,
-) -> Result<()> {
-    if batch.is_empty() {
-        return Ok(());
-    }
-    let refs: Vec<(&str, &str, &[u8])> = batch
-        .iter()
-        .map(|(r, d, b)| (r.as_str(), d.as_str(), &**b))
-        .collect();
-    for result in trusted.update_delegated_targets_batch(&refs, threads) {
-        result?;
-    }
-    Ok(())
 }
 
 fn missing(path: &str, why: &str) -> Error {

@@ -24,23 +24,22 @@
 //! verified timestamp, heads a verifier cache remembered, heads written
 //! down earlier).
 //!
-//! HTTP is `ureq` (blocking, no async runtime) with `native-tls` (the
-//! system's OpenSSL), see `docs/cli.md`.
+//! HTTP is reqwest with `native-tls` (the system's OpenSSL), the verifier's
+//! client, run to completion on a private single-threaded runtime
+//! ([`crate::fetch::BlockingClient`]), with the verifier's timeouts and CA
+//! loading ([`crate::fetch::HttpSettings`]); see `docs/cli.md`.
 
 use std::fmt;
-use std::io::Read;
-use std::sync::Arc;
-use std::time::Duration;
 
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::Method;
 use serde::Serialize;
 use serde_json::Value;
 
 use keyshare_policy::audit::{ChainCheck, ChainError, ChainSummary, Head, Record};
 
-/// Connect timeout.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Timeout of a whole request (connect, send, read the answer).
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+use crate::fetch::http::{error_chain, load_ca};
+use crate::fetch::{BlockingClient, HttpSettings};
 /// Largest answer read, bytes.
 pub const MAX_RESPONSE_BYTES: u64 = 8 * 1024 * 1024;
 /// Audit records asked for at once by [`AdminClient::check_audit_log`]
@@ -127,7 +126,7 @@ impl fmt::Debug for Token {
 pub struct AdminClient {
     base: String,
     token: Token,
-    agent: ureq::Agent,
+    http: BlockingClient,
 }
 
 impl fmt::Debug for AdminClient {
@@ -360,7 +359,7 @@ impl AdminClient {
     /// A client of the server at `base_url` (`http://` or `https://`, no
     /// path needed) authenticating with `token`.
     pub fn new(base_url: &str, token: &str) -> Result<Self> {
-        Self::build(base_url, token, None)
+        Self::build(base_url, token, Vec::new())
     }
 
     /// Like [`new`](Self::new), and HTTPS servers are also trusted when
@@ -368,21 +367,12 @@ impl AdminClient {
     /// `ca_pem` (for a server with a private CA or a self-signed
     /// certificate).
     pub fn with_server_ca(base_url: &str, token: &str, ca_pem: &[u8]) -> Result<Self> {
-        let certs = native_tls::Certificate::stack_from_pem(ca_pem)
-            .map_err(|e| Error::Config(format!("server CA certificates: {e}")))?;
-        if certs.is_empty() {
-            return Err(Error::Config(
-                "server CA certificates: no PEM certificate found".into(),
-            ));
-        }
-        Self::build(base_url, token, Some(certs))
+        let certs =
+            load_ca(ca_pem).map_err(|e| Error::Config(format!("server CA certificates: {e}")))?;
+        Self::build(base_url, token, certs)
     }
 
-    fn build(
-        base_url: &str,
-        token: &str,
-        ca: Option<Vec<native_tls::Certificate>>,
-    ) -> Result<Self> {
+    fn build(base_url: &str, token: &str, ca: Vec<reqwest::Certificate>) -> Result<Self> {
         let base = base_url.trim_end_matches('/').to_owned();
         let rest = base
             .strip_prefix("http://")
@@ -403,24 +393,19 @@ impl AdminClient {
                 "the token is empty or has characters a bearer token cannot have".into(),
             ));
         }
-        let mut tls = native_tls::TlsConnector::builder();
-        for cert in ca.into_iter().flatten() {
-            tls.add_root_certificate(cert);
-        }
-        let tls = tls
-            .build()
-            .map_err(|e| Error::Config(format!("cannot set up TLS: {e}")))?;
-        let agent = ureq::AgentBuilder::new()
-            .timeout_connect(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
-            .redirects(0)
-            .user_agent(concat!("keyshare/", env!("CARGO_PKG_VERSION")))
-            .tls_connector(Arc::new(tls))
-            .build();
+        let settings = HttpSettings {
+            extra_ca: ca,
+            ..HttpSettings::default()
+        };
+        // No redirects: the token goes to the configured server only.
+        let builder = settings
+            .builder()
+            .redirect(reqwest::redirect::Policy::none());
+        let http = BlockingClient::new(builder).map_err(|e| Error::Config(e.to_string()))?;
         Ok(Self {
             base,
             token: Token(token.to_owned()),
-            agent,
+            http,
         })
     }
 
@@ -460,29 +445,30 @@ impl AdminClient {
             refuse_private_material(&value)?;
         }
         let url = self.url(path);
+        let method = Method::from_bytes(method.as_bytes())
+            .map_err(|e| Error::Config(format!("HTTP method `{method}`: {e}")))?;
         let mut req = self
-            .agent
+            .http
+            .client()
             .request(method, &url)
-            .set("Authorization", &format!("Bearer {}", self.token.0))
-            .set("Accept", "application/json");
-        for (k, v) in query {
-            req = req.query(k, v);
+            .header(AUTHORIZATION, format!("Bearer {}", self.token.0))
+            .header(ACCEPT, "application/json");
+        if !query.is_empty() {
+            req = req.query(query);
         }
-        let sent = match body {
-            Some(b) => req.set("Content-Type", "application/json").send_bytes(b),
-            None => req.call(),
-        };
-        let (status, response) = match sent {
-            Ok(r) => (r.status(), r),
-            Err(ureq::Error::Status(code, r)) => (code, r),
-            Err(ureq::Error::Transport(t)) => {
-                return Err(Error::Transport {
-                    url,
-                    message: transport_message(&t),
-                })
-            }
-        };
-        let bytes = read_capped(response, &url)?;
+        if let Some(b) = body {
+            req = req
+                .header(CONTENT_TYPE, "application/json")
+                .body(b.to_vec());
+        }
+        let (status, bytes) = self.http.block_on(async {
+            let response = req.send().await.map_err(|e| transport(&url, e))?;
+            let status = response.status().as_u16();
+            Ok::<_, Error>((
+                status,
+                read_capped(response, &url, MAX_RESPONSE_BYTES).await?,
+            ))
+        })?;
         if (200..300).contains(&status) {
             if bytes.iter().all(u8::is_ascii_whitespace) {
                 return Ok(Value::Null);
@@ -932,43 +918,18 @@ impl AdminClient {
     /// ([`crate::Verifier::refresh`]) where a root is pinned.
     pub fn published_timestamp(&self) -> Result<Vec<u8>> {
         let url = format!("{}/metadata/timestamp.json", self.base);
-        let response = match self.agent.get(&url).call() {
-            Ok(r) => r,
-            Err(ureq::Error::Status(code, _)) => {
+        let request = self.http.client().get(&url);
+        self.http.block_on(async {
+            let response = request.send().await.map_err(|e| transport(&url, e))?;
+            let status = response.status().as_u16();
+            if status != 200 {
                 return Err(Error::BadAnswer {
-                    url,
-                    message: format!("status {code}"),
-                })
+                    url: url.clone(),
+                    message: format!("status {status}"),
+                });
             }
-            Err(ureq::Error::Transport(t)) => {
-                return Err(Error::Transport {
-                    url,
-                    message: transport_message(&t),
-                })
-            }
-        };
-        if response.status() != 200 {
-            return Err(Error::BadAnswer {
-                url,
-                message: format!("status {}", response.status()),
-            });
-        }
-        let mut bytes = Vec::new();
-        response
-            .into_reader()
-            .take(TIMESTAMP_MAX_BYTES + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| Error::Transport {
-                url: url.clone(),
-                message: format!("reading the answer: {e}"),
-            })?;
-        if u64::try_from(bytes.len()).map_or(true, |n| n > TIMESTAMP_MAX_BYTES) {
-            return Err(Error::TooLarge {
-                url,
-                limit: TIMESTAMP_MAX_BYTES,
-            });
-        }
-        Ok(bytes)
+            read_capped(response, &url, TIMESTAMP_MAX_BYTES).await
+        })
     }
 
     /// `GET /api/v1/resolve?artifact=NAME`: who answers for an artifact.
@@ -977,22 +938,20 @@ impl AdminClient {
     }
 }
 
-/// Reads an answer of at most [`MAX_RESPONSE_BYTES`].
-fn read_capped(response: ureq::Response, url: &str) -> Result<Vec<u8>> {
+/// Reads an answer of at most `limit` bytes ([`Error::TooLarge`] beyond).
+async fn read_capped(mut response: reqwest::Response, url: &str, limit: u64) -> Result<Vec<u8>> {
     let mut bytes = Vec::new();
-    response
-        .into_reader()
-        .take(MAX_RESPONSE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| Error::Transport {
-            url: url.to_owned(),
-            message: format!("reading the answer: {e}"),
-        })?;
-    if u64::try_from(bytes.len()).map_or(true, |n| n > MAX_RESPONSE_BYTES) {
-        return Err(Error::TooLarge {
-            url: url.to_owned(),
-            limit: MAX_RESPONSE_BYTES,
-        });
+    while let Some(chunk) = response.chunk().await.map_err(|e| Error::Transport {
+        url: url.to_owned(),
+        message: format!("reading the answer: {}", one_line(e)),
+    })? {
+        bytes.extend_from_slice(&chunk);
+        if u64::try_from(bytes.len()).map_or(true, |n| n > limit) {
+            return Err(Error::TooLarge {
+                url: url.to_owned(),
+                limit,
+            });
+        }
     }
     Ok(bytes)
 }
@@ -1032,24 +991,18 @@ fn api_error(status: u16, body: &[u8]) -> AdminError {
     }
 }
 
+/// The server could not be reached at `url`.
+fn transport(url: &str, e: reqwest::Error) -> Error {
+    Error::Transport {
+        url: url.to_owned(),
+        message: one_line(e),
+    }
+}
+
 /// A one-line description of a transport error, without the URL (the
 /// caller adds it).
-fn transport_message(t: &ureq::Transport) -> String {
-    let mut msg = t.kind().to_string();
-    if let Some(m) = t.message() {
-        msg.push_str(": ");
-        msg.push_str(m);
-    }
-    let mut source = std::error::Error::source(t);
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !msg.contains(&text) {
-            msg.push_str(": ");
-            msg.push_str(&text);
-        }
-        source = s.source();
-    }
-    msg.replace(['\n', '\r'], " ")
+fn one_line(e: reqwest::Error) -> String {
+    error_chain(&e.without_url()).replace(['\n', '\r'], " ")
 }
 
 /// The kind of private key `text` holds, if it holds one: a PEM private

@@ -2,8 +2,9 @@
 //!
 //! * [`Verifier`] (async) and [`blocking::Verifier`] (the same, blocking):
 //!   pin an organization's root (`init`), refresh its TUF repository over
-//!   HTTP into a local cache (the sans-IO workflow of
-//!   [`keyshare_policy::client`] driven by [`transport`]), load the verified
+//!   HTTP or from an air-gap bundle into a local cache (the sans-IO
+//!   workflow and delegation walk of [`keyshare_policy::client`] driven
+//!   through a [`fetch::Fetcher`]), load the verified
 //!   trust state ([`Verifier::trust_state`] → [`TrustState`]: the
 //!   [`keyshare_policy::trust::TrustSet`] and the raw verified documents),
 //!   and decide ([`Verifier::decide`]), following peer redirects to other
@@ -13,9 +14,13 @@
 //! * [`cache`]: the cache directory (content-addressed blobs and one
 //!   manifest replaced atomically, so a failed refresh leaves the last good
 //!   state). `docs/client-cache.md` describes the cache, peers and redirects.
-//! * [`transport`]: the HTTP client (reqwest, native-tls): size limits from
-//!   the workflow's requests, timeouts, 302/303/307 redirects only within
-//!   the origin asked for; for peers, a resolver refusing private addresses.
+//! * [`fetch`]: where files come from, the [`fetch::Fetcher`] trait (as
+//!   tough's `Transport`, python-tuf's `FetcherInterface`): HTTP (reqwest,
+//!   native-tls: size limits from the workflow's requests, timeouts,
+//!   302/303/307 redirects only within the origin asked for; for peers, a
+//!   resolver refusing private addresses), a verified air-gap bundle, or
+//!   the cache only; and the HTTP settings (timeouts, CA loading, user
+//!   agent) and blocking client every command shares.
 //! * [`admin`]: a blocking client of the server's admin API, one method per
 //!   endpoint, used by `keyshare admin ...` (`docs/cli.md`).
 //! * [`tuf`]: `keyshare tuf ...`, a standard TUF client (metadata directory,
@@ -44,7 +49,7 @@ pub mod blocking;
 pub mod cache;
 pub mod ci;
 pub mod export;
-pub mod transport;
+pub mod fetch;
 pub mod tuf;
 mod verifier;
 

@@ -32,15 +32,17 @@
 //!
 //! # HTTP
 //!
-//! `ureq` with `native-tls`, connect timeout 10 s, 30 s a request. 200 is
-//! the file, read up to the size limit the workflow gives plus one byte (so
-//! an endless answer is cut and refused); 403 and 404 are "not found" (how
-//! the root loop ends); anything else is an error naming the URL.
+//! The verifier's [`HttpTransport`] (reqwest with `native-tls`, connect
+//! timeout 10 s, 30 s a request, redirects 302/303/307 only and only within
+//! the origin asked for), run to completion on a private single-threaded
+//! runtime. 200 is the file, read up to the size limit the workflow gives
+//! plus one byte (so an endless answer is cut and refused); 403 and 404 are
+//! "not found" (how the root loop ends); anything else is an error naming
+//! the URL.
 
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use time::OffsetDateTime;
 
@@ -50,7 +52,7 @@ use keyshare_policy::client::{
 };
 use keyshare_policy::metadata::TargetFile;
 
-use crate::admin::{CONNECT_TIMEOUT, REQUEST_TIMEOUT};
+use crate::fetch::{Fetched, HttpTransport, TransportError, DEFAULT_TIMEOUT};
 
 /// Why a TUF client operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -122,7 +124,8 @@ pub fn init(metadata_dir: &Path, root_file: &Path) -> Result<()> {
 pub struct Client {
     metadata_dir: PathBuf,
     metadata_url: String,
-    agent: ureq::Agent,
+    transport: HttpTransport,
+    runtime: tokio::runtime::Runtime,
     config: Config,
 }
 
@@ -131,18 +134,21 @@ impl Client {
     /// (`http://` or `https://`; a trailing `/` is optional), with trusted
     /// metadata in `metadata_dir` (which must hold `root.json`, see [`init`]).
     pub fn new(metadata_dir: &Path, metadata_url: &str) -> Result<Self> {
-        let tls = native_tls::TlsConnector::new()
-            .map_err(|e| Error::Config(format!("cannot set up TLS: {e}")))?;
-        let agent = ureq::AgentBuilder::new()
-            .timeout_connect(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
-            .user_agent(concat!("keyshare/", env!("CARGO_PKG_VERSION")))
-            .tls_connector(Arc::new(tls))
-            .build();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Config(format!("cannot start the I/O runtime: {e}")))?;
+        // reqwest's client must be built inside a runtime context.
+        let transport = {
+            let _guard = runtime.enter();
+            HttpTransport::new(DEFAULT_TIMEOUT, None)
+                .map_err(|e| Error::Config(format!("cannot set up TLS: {e}")))?
+        };
         Ok(Self {
             metadata_dir: metadata_dir.to_owned(),
             metadata_url: base_url(metadata_url)?,
-            agent,
+            transport,
+            runtime,
             config: Config::default(),
         })
     }
@@ -242,22 +248,20 @@ impl Client {
             url: url.to_owned(),
             message,
         };
-        let response = match self.agent.get(url).call() {
-            Ok(response) => response,
-            Err(ureq::Error::Status(403 | 404, _)) => return Ok(None),
-            Err(ureq::Error::Status(status, _)) => return Err(http(format!("HTTP {status}"))),
-            Err(ureq::Error::Transport(t)) => return Err(http(t.to_string())),
-        };
-        if response.status() != 200 {
-            return Err(http(format!("HTTP {}", response.status())));
+        match self
+            .runtime
+            .block_on(self.transport.get(url, max_length, None))
+        {
+            Ok(Fetched::Bytes { bytes, .. }) => Ok(Some(bytes)),
+            Ok(Fetched::NotFound) => Ok(None),
+            Ok(Fetched::NotModified) => Err(http("HTTP 304".into())),
+            Err(TransportError::Status { status, .. }) => Err(http(format!("HTTP {status}"))),
+            Err(
+                TransportError::Unreachable { message, .. }
+                | TransportError::Refused { message, .. },
+            ) => Err(http(message)),
+            Err(e) => Err(http(e.to_string())),
         }
-        let mut bytes = Vec::new();
-        response
-            .into_reader()
-            .take(max_length.saturating_add(1))
-            .read_to_end(&mut bytes)
-            .map_err(|e| http(format!("reading the answer: {e}")))?;
-        Ok(Some(bytes))
     }
 
     fn apply(&self, op: &CacheOp) -> Result<()> {

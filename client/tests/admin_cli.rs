@@ -13,6 +13,8 @@
 mod common;
 
 use std::io::Read;
+
+use keyshare_client::fetch::BlockingClient;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -796,13 +798,13 @@ fn a_break_the_server_reports_exits_1_with_its_first_bad_record() {
                 br#"{"ok":false,"first_bad_seq":3,"reason":"hash does not match"}"#.to_vec(),
             );
         }
-        let answer = ureq::get(&format!("{upstream}/{path}"))
-            .set("Authorization", &format!("Bearer {admin}"))
-            .call()
-            .unwrap();
-        let mut bytes = Vec::new();
-        answer.into_reader().read_to_end(&mut bytes).unwrap();
-        common::Reply::Bytes(bytes)
+        let http = BlockingClient::new(reqwest::Client::builder()).unwrap();
+        let request = http
+            .client()
+            .get(format!("{upstream}/{path}"))
+            .bearer_auth(&admin);
+        let bytes = http.block_on(async { request.send().await.unwrap().bytes().await.unwrap() });
+        common::Reply::Bytes(bytes.to_vec())
     }));
     let xdg = server.path("xdg-cache");
     let env = [("XDG_CACHE_HOME", xdg.to_str().unwrap())];

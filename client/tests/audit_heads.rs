@@ -16,6 +16,8 @@
 
 mod common;
 
+use keyshare_client::fetch::BlockingClient;
+
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
@@ -169,12 +171,13 @@ fn forged_details(server: &Server, seq: i64) -> Value {
 
 /// `GET /api/v1/audit/verify` over HTTP.
 fn verify_over_http(server: &Server, token: &str) -> Value {
-    ureq::get(&format!("{}/api/v1/audit/verify", server.url))
-        .set("Authorization", &format!("Bearer {token}"))
-        .call()
-        .unwrap()
-        .into_json()
-        .unwrap()
+    let http = BlockingClient::new(reqwest::Client::builder()).unwrap();
+    let request = http
+        .client()
+        .get(format!("{}/api/v1/audit/verify", server.url))
+        .bearer_auth(token);
+    let bytes = http.block_on(async { request.send().await.unwrap().bytes().await.unwrap() });
+    serde_json::from_slice(&bytes).unwrap()
 }
 
 /// `keyshare admin audit verify ARGS...` as a process, with an empty

@@ -948,13 +948,10 @@ fn sha256_of(path: &Path) -> String {
 
 /// The body of `GET url`.
 fn http_get(url: &str) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    std::io::Read::read_to_end(
-        &mut ureq::get(url).call().unwrap().into_reader(),
-        &mut bytes,
-    )
-    .unwrap();
-    bytes
+    let http = keyshare_client::fetch::BlockingClient::new(reqwest::Client::builder()).unwrap();
+    let request = http.client().get(url);
+    let bytes = http.block_on(async { request.send().await.unwrap().bytes().await.unwrap() });
+    bytes.to_vec()
 }
 
 /// The one `root sha256: ...` line a `keyshare-server init` printed.

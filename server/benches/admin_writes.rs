@@ -226,7 +226,8 @@ fn store_mib(dir: &Path) -> f64 {
     ["", "-wal"]
         .iter()
         .filter_map(|suffix| {
-            std::fs::metadata(dir.join(format!("{}{suffix}", keyshare_server::cli::DB_NAME))).ok()
+            std::fs::metadata(dir.join(format!("{}{suffix}", keyshare_server::data_dir::DB_NAME)))
+                .ok()
         })
         .map(|m| m.len() as f64)
         .sum::<f64>()
@@ -238,8 +239,8 @@ fn store_mib(dir: &Path) -> f64 {
 /// files left, MiB (roots and the current version of every file).
 fn steady_state_mib(dir: &Path) -> f64 {
     let config = Config::load(dir, &Flags::default()).unwrap();
-    let keys = keyshare_server::keys::load(&dir.join(keyshare_server::keys::DIR_NAME)).unwrap();
-    let store = Store::open(dir.join(keyshare_server::cli::DB_NAME)).unwrap();
+    let keys = keyshare_server::keys::load(&dir.join(keyshare_server::data_dir::KEYS_DIR)).unwrap();
+    let store = Store::open(dir.join(keyshare_server::data_dir::DB_NAME)).unwrap();
     let mut publisher = Publisher::open(store, keys, config.repo_options()).unwrap();
     publisher.set_retention(config.keep_superseded);
     let later = OffsetDateTime::now_utc()
@@ -247,7 +248,7 @@ fn steady_state_mib(dir: &Path) -> f64 {
         + time::Duration::minutes(1);
     publisher.prune(later).unwrap();
     drop(publisher);
-    let conn = rusqlite::Connection::open(dir.join(keyshare_server::cli::DB_NAME)).unwrap();
+    let conn = rusqlite::Connection::open(dir.join(keyshare_server::data_dir::DB_NAME)).unwrap();
     let bytes: i64 = conn
         .query_row("SELECT sum(length(bytes)) FROM published_files", [], |r| {
             r.get(0)
@@ -356,9 +357,9 @@ fn create_namespaces(dir: &Path, token: &str, n: usize, mode: &str, budget: f64)
     if lat.len() < n {
         let open = || {
             let config = Config::load(dir, &Flags::default()).unwrap();
-            let keys =
-                keyshare_server::keys::load(&dir.join(keyshare_server::keys::DIR_NAME)).unwrap();
-            let store = Store::open(dir.join(keyshare_server::cli::DB_NAME)).unwrap();
+            let keys = keyshare_server::keys::load(&dir.join(keyshare_server::data_dir::KEYS_DIR))
+                .unwrap();
+            let store = Store::open(dir.join(keyshare_server::data_dir::DB_NAME)).unwrap();
             Publisher::open(store, keys, config.repo_options()).unwrap()
         };
         let publisher = open();

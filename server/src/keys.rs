@@ -23,10 +23,9 @@ use keyshare_policy::repo::SharedSigner;
 use keyshare_policy::sign::InMemorySigner;
 
 use crate::config::{KeyRef, Keys};
+use crate::data_dir::KEYS_DIR;
 use crate::publisher::OnlineKeys;
 
-/// The keys directory's name inside the data directory.
-pub const DIR_NAME: &str = "keys";
 /// The root key (embedded default only).
 pub const ROOT: &str = "root.pem";
 /// The online keys, in the order of [`OnlineKeys`]' fields.
@@ -163,7 +162,7 @@ pub fn load(dir: &Path) -> Result<OnlineKeys, KeyError> {
 /// `keys/` is created with mode 0700.
 pub fn init_online(config: &Keys, data_dir: &Path) -> Result<(OnlineKeys, SharedSigner), KeyError> {
     let online = init_online_keys(config, data_dir)?;
-    let root = generate_file(&data_dir.join(DIR_NAME).join(ROOT))?;
+    let root = generate_file(&data_dir.join(KEYS_DIR).join(ROOT))?;
     Ok((online, root))
 }
 
@@ -177,7 +176,7 @@ pub fn init_online_for_root(config: &Keys, data_dir: &Path) -> Result<OnlineKeys
     for ((setting, key_ref), name) in config.roles().into_iter().zip(ONLINE) {
         if matches!(key_ref, KeyRef::Default) && name != "namespaces.pem" {
             return Err(KeyError::Bad {
-                path: data_dir.join(DIR_NAME).join(name),
+                path: data_dir.join(KEYS_DIR).join(name),
                 reason: format!(
                     "a ceremony root lists the server's online keys, so {setting} must name \
                      an existing key (a key file or a pkcs11: URI, in keyshare.toml or \
@@ -190,7 +189,7 @@ pub fn init_online_for_root(config: &Keys, data_dir: &Path) -> Result<OnlineKeys
 }
 
 fn init_online_keys(config: &Keys, data_dir: &Path) -> Result<OnlineKeys, KeyError> {
-    let dir = data_dir.join(DIR_NAME);
+    let dir = data_dir.join(KEYS_DIR);
     create_dir(&dir)?;
     // Token keys first: a wrong PIN or a missing key fails before any file
     // is written.
@@ -215,7 +214,7 @@ fn init_online_keys(config: &Keys, data_dir: &Path) -> Result<OnlineKeys, KeyErr
 /// role, `keys/<role>.pem` (the default), another PEM file, or a key in a
 /// PKCS#11 token.
 pub fn load_online(config: &Keys, data_dir: &Path) -> Result<OnlineKeys, KeyError> {
-    let dir = data_dir.join(DIR_NAME);
+    let dir = data_dir.join(KEYS_DIR);
     let mut signers = Vec::with_capacity(ONLINE.len());
     for ((setting, key_ref), name) in config.roles().into_iter().zip(ONLINE) {
         signers.push(open_ref(
@@ -233,7 +232,7 @@ fn online_keys(signers: Vec<SharedSigner>) -> Result<OnlineKeys, KeyError> {
     let Ok([targets, snapshot, timestamp, namespaces]) = <[SharedSigner; 4]>::try_from(signers)
     else {
         return Err(KeyError::Bad {
-            path: PathBuf::from(DIR_NAME),
+            path: PathBuf::from(KEYS_DIR),
             reason: "expected four online keys".into(),
         });
     };
@@ -297,7 +296,7 @@ pub fn generate_ci_secret(dir: &Path) -> Result<(), KeyError> {
 /// when group or others may read it. Errors name the file, never its
 /// content.
 pub fn ci_secret(data_dir: &Path) -> Result<[u8; 32], KeyError> {
-    let dir = data_dir.join(DIR_NAME);
+    let dir = data_dir.join(KEYS_DIR);
     let path = dir.join(CI_SECRET);
     if !path.exists() {
         match generate_ci_secret(&dir) {
@@ -381,7 +380,7 @@ mod tests {
         let (online, root) = init_online(&config, data).unwrap();
         assert_eq!(online.snapshot.key_id(), keys.snapshot.key_id());
         assert_eq!(online.timestamp.key_id(), keys.timestamp.key_id());
-        let mut made: Vec<_> = fs::read_dir(data.join(DIR_NAME))
+        let mut made: Vec<_> = fs::read_dir(data.join(KEYS_DIR))
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
@@ -406,7 +405,7 @@ mod tests {
             namespaces: KeyRef::Pkcs11(uri),
             ..Keys::default()
         };
-        generate(&tmp.path().join(DIR_NAME)).unwrap();
+        generate(&tmp.path().join(KEYS_DIR)).unwrap();
         let e = load_online(&config, tmp.path()).unwrap_err().to_string();
         assert!(
             e.starts_with("keys.namespaces: no PIN") && e.contains("KEYSHARE_PIN_FILE"),
@@ -441,14 +440,14 @@ mod tests {
     fn the_ci_secret_is_made_once_private_and_refused_when_others_can_read_it() {
         let tmp = tempfile::tempdir().unwrap();
         let first = ci_secret(tmp.path()).unwrap();
-        let path = tmp.path().join(DIR_NAME).join(CI_SECRET);
+        let path = tmp.path().join(KEYS_DIR).join(CI_SECRET);
         assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
         assert_eq!(
             ci_secret(tmp.path()).unwrap(),
             first,
             "made once, then read"
         );
-        assert!(generate_ci_secret(&tmp.path().join(DIR_NAME)).is_err());
+        assert!(generate_ci_secret(&tmp.path().join(KEYS_DIR)).is_err());
         fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
         let e = ci_secret(tmp.path()).unwrap_err().to_string();
         assert!(e.contains("ci-secret") && e.contains("chmod 600"), "{e}");

@@ -31,8 +31,7 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::{flock, FlockOperation};
 
-/// The lock file's name inside the data directory.
-pub const LOCK_NAME: &str = "keyshare.lock";
+use crate::data_dir::LOCK_FILE;
 
 /// At most this much of a holder's line is read (and shown).
 const HOLDER_MAX: u64 = 256;
@@ -77,7 +76,7 @@ impl DataDirLock {
     /// <command>`, without waiting: [`LockError::Held`] names the holder
     /// when another process has it.
     pub fn acquire(dir: &Path, command: &str) -> Result<Self, LockError> {
-        let path = dir.join(LOCK_NAME);
+        let path = dir.join(LOCK_FILE);
         let io_err = |source| LockError::Io {
             path: path.clone(),
             source,
@@ -104,7 +103,7 @@ impl DataDirLock {
     /// longer names it (the holder before removed it between the open and
     /// the lock: a lock on it would be a lock nobody else takes).
     fn lock_opened(file: File, dir: &Path, command: &str) -> Result<Option<Self>, LockError> {
-        let path = dir.join(LOCK_NAME);
+        let path = dir.join(LOCK_FILE);
         let io_err = |source| LockError::Io {
             path: path.clone(),
             source,
@@ -221,7 +220,7 @@ mod tests {
         let again = DataDirLock::acquire(tmp.path(), "export").unwrap();
         drop(again);
         assert!(
-            !tmp.path().join(LOCK_NAME).exists(),
+            !tmp.path().join(LOCK_FILE).exists(),
             "a holder that exits removes the file"
         );
     }
@@ -230,13 +229,13 @@ mod tests {
     fn a_lock_file_left_by_a_killed_holder_is_taken_over() {
         let tmp = tempfile::tempdir().unwrap();
         std::fs::write(
-            tmp.path().join(LOCK_NAME),
+            tmp.path().join(LOCK_FILE),
             "keyshare-server serve (pid 1, listening on http://127.0.0.1:8439)\n",
         )
         .unwrap();
         let lock = DataDirLock::acquire(tmp.path(), "export").unwrap();
         assert_eq!(
-            std::fs::read_to_string(tmp.path().join(LOCK_NAME)).unwrap(),
+            std::fs::read_to_string(tmp.path().join(LOCK_FILE)).unwrap(),
             format!("keyshare-server export (pid {})\n", std::process::id())
         );
         drop(lock);
@@ -250,11 +249,11 @@ mod tests {
         let stale = OpenOptions::new()
             .read(true)
             .write(true)
-            .open(tmp.path().join(LOCK_NAME))
+            .open(tmp.path().join(LOCK_FILE))
             .unwrap();
         // ... `init` exited, removing the file ...
         drop(first);
-        assert!(!tmp.path().join(LOCK_NAME).exists());
+        assert!(!tmp.path().join(LOCK_FILE).exists());
         // ... and a third process took the lock on a new file.
         let third = DataDirLock::acquire(tmp.path(), "serve").unwrap();
         // The second can lock the file it opened, but that is not the lock.
@@ -274,7 +273,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let held = DataDirLock::acquire(tmp.path(), "serve").unwrap();
         std::fs::write(
-            tmp.path().join(LOCK_NAME),
+            tmp.path().join(LOCK_FILE),
             format!("evil\x1b[2J holder\rmore\nsecond line{}", "x".repeat(1000)),
         )
         .unwrap();
@@ -282,7 +281,7 @@ mod tests {
             panic!("not refused")
         };
         assert_eq!(holder, "evil[2J holder");
-        std::fs::write(tmp.path().join(LOCK_NAME), "").unwrap();
+        std::fs::write(tmp.path().join(LOCK_FILE), "").unwrap();
         let Err(e) = DataDirLock::acquire(tmp.path(), "init") else {
             panic!("not refused")
         };

@@ -1,5 +1,5 @@
 //! `keyshare-server`: parses the command line and calls
-//! [`keyshare_server::cli`]. Errors are one line on stderr and exit 1.
+//! [`keyshare_server::commands`]. Errors are one line on stderr and exit 1.
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -7,8 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use keyshare_server::airgap::cli as airgap;
-use keyshare_server::cli::{self, CliError};
+use keyshare_server::commands::{self, airgap, CliError};
 use keyshare_server::config::Flags;
 
 /// The organization's keyshare service (see docs/server.md).
@@ -105,9 +104,9 @@ fn run(cli: Cli) -> Result<(), CliError> {
             data_dir,
             replica: true,
             root: Some(root),
-        } => airgap::init_replica(&cli::data_dir(data_dir.data_dir)?, &root, &mut stdout),
-        Command::Init { data_dir, root, .. } => cli::init(
-            &cli::data_dir(data_dir.data_dir)?,
+        } => airgap::init_replica(&commands::data_dir(data_dir.data_dir)?, &root, &mut stdout),
+        Command::Init { data_dir, root, .. } => commands::init(
+            &commands::data_dir(data_dir.data_dir)?,
             root.as_deref(),
             &mut stdout,
         ),
@@ -125,11 +124,11 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 tls_key,
                 log_format,
             };
-            let dir = cli::data_dir(data_dir.data_dir)?;
+            let dir = commands::data_dir(data_dir.data_dir)?;
             if replica {
                 airgap::serve_replica(&dir, &flags, &mut stdout)
             } else {
-                cli::serve(&dir, &flags, &mut stdout)
+                commands::serve(&dir, &flags, &mut stdout)
             }
         }
         Command::Export {
@@ -138,17 +137,17 @@ fn run(cli: Cli) -> Result<(), CliError> {
             valid_for,
             force,
         } => airgap::export_cmd(
-            &cli::data_dir(data_dir.data_dir)?,
+            &commands::data_dir(data_dir.data_dir)?,
             &out,
             valid_for.as_deref(),
             force,
             &mut stdout,
         ),
         Command::Import { data_dir, file } => {
-            airgap::import_cmd(&cli::data_dir(data_dir.data_dir)?, &file, &mut stdout)
+            airgap::import_cmd(&commands::data_dir(data_dir.data_dir)?, &file, &mut stdout)
         }
         Command::Publish { data_dir, to } => {
-            let published = cli::publish(&cli::data_dir(data_dir.data_dir)?, &to)?;
+            let published = commands::publish(&commands::data_dir(data_dir.data_dir)?, &to)?;
             writeln!(
                 stdout,
                 "published to {}: {} file(s) written, {} unchanged",

@@ -16,14 +16,16 @@
 //! a key rotation, of an earlier root of the verified chain. A stored
 //! timestamp that verifies under none is not used (and logged): it is no
 //! evidence of anything the server signed.
+//!
+//! Reads the store and the repository it is given; the publisher calls it
+//! (it imports nothing above [`crate::store`]).
 
 use keyshare_policy::audit::Head;
 use keyshare_policy::metadata::{Envelope, Root, Timestamp};
 use keyshare_policy::repo::Repository;
 use keyshare_policy::verify::Authority;
 
-use crate::publisher::PublishError;
-use crate::store::{AuditHead, Store};
+use crate::store::{self, AuditHead, Store};
 
 /// At most this many stored timestamps (the newest) are checked besides
 /// the current one, so a store keeping every version (`keep_superseded =
@@ -62,7 +64,7 @@ pub struct AuditVerified {
 pub fn published_heads(
     store: &Store,
     repo: &Repository,
-) -> Result<Vec<PublishedHead>, PublishError> {
+) -> Result<Vec<PublishedHead>, store::Error> {
     let mut heads: Vec<PublishedHead> = Vec::new();
     if let Some(current) = repo.timestamp() {
         if let Some(head) = head_of(&current.signed) {
@@ -126,7 +128,7 @@ fn head_of(timestamp: &Timestamp) -> Option<Head> {
 /// head; [`crate::store::Error::AuditChain`] or
 /// [`crate::store::Error::AuditHead`] name
 /// the first sequence number that does not.
-pub fn verify(store: &Store, repo: &Repository) -> Result<AuditVerified, PublishError> {
+pub fn verify(store: &Store, repo: &Repository) -> Result<AuditVerified, store::Error> {
     let heads = published_heads(store, repo)?;
     let checked: Vec<(Head, String)> = heads.iter().map(|p| (p.head.clone(), p.source())).collect();
     let head = store.verify_audit_against(&checked)?;

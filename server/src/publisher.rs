@@ -84,12 +84,7 @@ use crate::store::{
     TokenKind, Tx,
 };
 
-/// How long superseded published files are kept by default: 1 hour. A
-/// client needs an older version only between reading a timestamp and
-/// fetching what it lists (seconds), or while a cache in front of the
-/// server still hands out an older timestamp; an hour covers both with a
-/// wide margin. See `docs/operations/store.md`.
-pub const DEFAULT_RETENTION: Duration = Duration::hours(1);
+pub use crate::config::DEFAULT_RETENTION;
 
 /// The server's online keys.
 #[derive(Clone, Debug)]
@@ -341,50 +336,6 @@ pub enum PublishError {
         /// The id it is listed under.
         listed_as: String,
     },
-}
-
-impl PublishError {
-    /// The HTTP status this error maps to: 400, 401 (a used ID token),
-    /// 404, 409 or 500.
-    pub fn status(&self) -> u16 {
-        match self {
-            Self::RootRefused(_) | Self::Used(SingleUseKind::Nonce) => 400,
-            Self::Used(SingleUseKind::Token) => 401,
-            Self::RootVersion(_) | Self::SameKey { .. } => 409,
-            Self::Store(store::Error::NotFound { .. }) => 404,
-            Self::Store(
-                store::Error::AlreadyExists { .. }
-                | store::Error::Revoked { .. }
-                | store::Error::RevokedInNamespace { .. }
-                | store::Error::ScopeOverlap { .. },
-            ) => 409,
-            Self::Store(store::Error::Invalid { .. } | store::Error::Document { .. }) => 400,
-            Self::Policy(
-                keyshare_policy::Error::Malformed { .. } | keyshare_policy::Error::BadKey { .. },
-            ) => 400,
-            _ => 500,
-        }
-    }
-
-    /// A short machine-readable code for the JSON error body.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::RootVersion(_) => return "root_version",
-            Self::Store(store::Error::Revoked { .. } | store::Error::RevokedInNamespace { .. }) => {
-                return "revoked"
-            }
-            Self::Store(store::Error::ScopeOverlap { .. }) => return "scope_overlap",
-            Self::Used(SingleUseKind::Nonce) => return "bad_nonce",
-            Self::Used(SingleUseKind::Token) => return "replay",
-            _ => {}
-        }
-        match self.status() {
-            400 => "invalid",
-            404 => "not_found",
-            409 => "already_exists",
-            _ => "internal",
-        }
-    }
 }
 
 /// Counters for `/metrics`.
@@ -1179,7 +1130,7 @@ impl Publisher {
     /// [`crate::published_heads`]. Blocking.
     pub fn verify_audit(&self) -> Result<crate::published_heads::AuditVerified, PublishError> {
         let guard = self.lock();
-        crate::published_heads::verify(&guard.store, &guard.repo)
+        Ok(crate::published_heads::verify(&guard.store, &guard.repo)?)
     }
 
     /// Creates an API token (audited). The secret is in the result only.

@@ -17,6 +17,7 @@ use serde_json::json;
 
 use keyshare_policy::sign::Signer;
 use keyshare_policy::trust::{NamespaceEntry, SignerRef, TrustedKey};
+use keyshare_server::http::ApiError;
 use keyshare_server::publisher::{Batched, Change};
 
 use ci_common::{create_namespaces, job_key, trust_set};
@@ -82,7 +83,11 @@ fn a_batch_is_one_publish_and_refused_changes_fail_alone() {
         .unwrap();
     let statuses: Vec<Option<u16>> = results
         .iter()
-        .map(|r| r.as_ref().err().map(|e| e.status()))
+        .map(|r| {
+            r.as_ref()
+                .err()
+                .map(|e| ApiError::from(e).status().as_u16())
+        })
         .collect();
     assert_eq!(
         statuses,
@@ -172,6 +177,11 @@ fn a_batch_with_nothing_publishable_publishes_nothing() {
         .publisher
         .apply_batch(vec![add("nowhere", &job_key())], NOW)
         .unwrap();
-    assert_eq!(results[0].as_ref().unwrap_err().status(), 404);
+    assert_eq!(
+        ApiError::from(results[0].as_ref().unwrap_err())
+            .status()
+            .as_u16(),
+        404
+    );
     assert_eq!(f.published_state(), before);
 }

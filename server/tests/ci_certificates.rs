@@ -32,8 +32,8 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use keyshare_policy::sign::Signer;
-use keyshare_server::ci::config::CaConfig;
 use keyshare_server::ci::{CiConfig, CiService};
+use keyshare_server::config::ci::CaConfig;
 
 use ci_common::{delegation_body, job_key, CiFixture};
 use http_common::{request, send, NOW};

@@ -115,3 +115,144 @@ fn outbound_requests_steered_inward_an_http_or_private_issuer_stops_serve_with_o
         assert!(line.contains("ci.allow_private_addresses"), "{url}: {line}");
     }
 }
+
+/// The output of `serve` in this process, line by line.
+struct Lines(std::sync::mpsc::Sender<String>);
+
+impl std::io::Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = self.0.send(String::from_utf8_lossy(buf).into_owned());
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `serve` hands its one clock to the CI expiry sweeper (it used to make
+/// a second, system clock for it): a delegation that the wall clock says
+/// is good for ten more minutes is swept within a sweep interval once the
+/// injected clock passes its `not_after`, with no real waiting for it.
+#[test]
+fn the_ci_sweeper_of_serve_follows_the_injected_clock() {
+    use std::num::NonZeroU32;
+    use std::sync::atomic::{AtomicI64, Ordering};
+    use std::sync::Arc;
+
+    use keyshare_policy::keys::Scheme;
+    use keyshare_policy::pattern::ArtifactPattern;
+    use keyshare_policy::sign::{InMemorySigner, Signer};
+    use keyshare_policy::trust::{NamespaceEntry, NamespaceName, Principal, TrustedKey};
+    use keyshare_server::clock::Clock;
+    use keyshare_server::config::{Config, Flags};
+    use keyshare_server::data_dir::DataDir;
+    use keyshare_server::publisher::{Change, Publisher};
+    use keyshare_server::store::{CiOwner, Store};
+    use time::OffsetDateTime;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    keyshare_server::commands::init(&dir, None, &mut Vec::new()).unwrap();
+    let layout = DataDir::new(&dir);
+    let mut text = std::fs::read_to_string(layout.config()).unwrap();
+    text.push_str("\n[ci]\nsweep_interval = \"1s\"\n");
+    std::fs::write(layout.config(), text).unwrap();
+    let flags = Flags {
+        listen: Some("127.0.0.1:0".into()),
+        ..Flags::default()
+    };
+    let config = Config::load(&dir, &flags).unwrap();
+
+    // A delegation good for ten minutes by the wall clock.
+    let start = OffsetDateTime::now_utc();
+    let team_a = NamespaceName::parse("team-a").unwrap();
+    let key = InMemorySigner::generate(Scheme::Ed25519).unwrap();
+    {
+        let online = keyshare_server::keys::load_online(&config.keys, &dir).unwrap();
+        let store = Store::open(layout.db()).unwrap();
+        let publisher = Publisher::open(store, online, config.repo_options()).unwrap();
+        let create = Change::CreateNamespace {
+            entry: NamespaceEntry {
+                name: team_a.clone(),
+                scopes: vec![ArtifactPattern::parse("registry.acme.io/team-a/**").unwrap()],
+                maintainers: vec![],
+            },
+            threshold: NonZeroU32::MIN,
+            allow_overlap: false,
+        };
+        publisher.apply("test", create, start).unwrap();
+        let delegate = Change::DelegateCi {
+            namespace: team_a.clone(),
+            key: TrustedKey {
+                id: key.key_id().clone(),
+                key: key.public_key().clone(),
+                not_before: Some(start),
+                not_after: Some(start + time::Duration::minutes(10)),
+                ephemeral: true,
+                description: Some("CI delegation".into()),
+                principal: Some(Principal::parse("p1").unwrap()),
+            },
+            owner: CiOwner::Token { id: "t1".into() },
+            single_use: vec![],
+        };
+        publisher.apply("test", delegate, start).unwrap();
+    }
+    let listed = || {
+        Store::open_existing(layout.db())
+            .unwrap()
+            .keys("team-a")
+            .unwrap()
+            .iter()
+            .any(|k| k.key.id == *key.key_id())
+    };
+    assert!(listed());
+
+    // serve in this process, with a settable clock that starts now.
+    let now = Arc::new(AtomicI64::new(start.unix_timestamp()));
+    let read = now.clone();
+    let clock: Clock =
+        Arc::new(move || OffsetDateTime::from_unix_timestamp(read.load(Ordering::SeqCst)).unwrap());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
+    let server = {
+        let dir = dir.clone();
+        std::thread::spawn(move || {
+            let shutdown = move || {
+                Ok(async move {
+                    let _ = stop_rx.await;
+                })
+            };
+            keyshare_server::commands::serve::run(
+                &dir,
+                &config,
+                clock,
+                shutdown,
+                &mut Lines(lines_tx),
+            )
+        })
+    };
+    let mut line = String::new();
+    while !line.ends_with('\n') {
+        line.push_str(&lines_rx.recv_timeout(DEADLINE).unwrap());
+    }
+    assert!(line.starts_with("listening on http://127.0.0.1:"), "{line}");
+    // The maintenance task's first round (at start) runs by the same
+    // clock: still before not_after, so the key stays.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(listed(), "swept before its not_after by the injected clock");
+
+    now.store(
+        (start + time::Duration::minutes(11)).unix_timestamp(),
+        Ordering::SeqCst,
+    );
+    // The sweeper runs every second; maintenance not for another minute.
+    let waited = std::time::Instant::now();
+    while listed() && waited.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let swept = !listed();
+    stop_tx.send(()).unwrap();
+    server.join().unwrap().unwrap();
+    assert!(swept, "the sweeper did not follow the injected clock");
+}

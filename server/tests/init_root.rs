@@ -76,7 +76,7 @@ fn ceremony_root(online: &[SharedSigner; 3], root_keys: &[SharedSigner], by: usi
 
 fn init(dir: &Path, root: &Path) -> Result<String, String> {
     let mut out = Vec::new();
-    keyshare_server::cli::init(dir, Some(root), &mut out)
+    keyshare_server::commands::init(dir, Some(root), &mut out)
         .map(|()| String::from_utf8(out).unwrap())
         .map_err(|e| e.to_string())
 }
@@ -274,7 +274,7 @@ fn a_ceremony_root_and_a_submitted_root_keep_their_file_bytes_in_store_publish_a
     .unwrap();
     drop(publisher);
     let published = tmp.path().join("published");
-    keyshare_server::cli::publish(&dir, &published).unwrap();
+    keyshare_server::commands::publish(&dir, &published).unwrap();
     assert_eq!(
         std::fs::read(published.join("metadata/1.root.json")).unwrap(),
         v1

@@ -23,6 +23,7 @@ use keyshare_policy::keys::Scheme;
 use keyshare_policy::metadata::{RoleKeys, RoleName, Root, Unrecognized};
 use keyshare_policy::repo::SharedSigner;
 use keyshare_policy::sign::InMemorySigner;
+use keyshare_server::http::ApiError;
 use keyshare_server::publisher::Change;
 
 fn signer() -> SharedSigner {
@@ -293,7 +294,7 @@ fn a_submitted_root_survives_a_restart_and_is_audited() {
     let again = publisher
         .submit_root("token:test", &bytes, NOW)
         .unwrap_err();
-    assert_eq!(again.status(), 409);
+    assert_eq!(ApiError::from(again).status().as_u16(), 409);
     drop(publisher);
 
     let reopened = Publisher::open(Store::open(&db).unwrap(), keys, Options::default()).unwrap();

@@ -11,6 +11,10 @@
 //!   its metadata cache ([`CacheOp`]).
 //! * [`TargetSearch`] looks one target path up through the delegations
 //!   (python-tuf's `get_targetinfo`), loading delegated roles as needed.
+//! * [`Walk`] loads every delegated role, one level of the delegation
+//!   graph at a time, for a client that needs them all (the verifier, an
+//!   air-gap export or import); each role is walked once, and only if the
+//!   snapshot lists it.
 //! * [`verify_target`] and [`target_remote_name`] are for downloading the
 //!   target itself.
 //!
@@ -37,7 +41,8 @@
 //!    `V.targets.json` from the repository.
 //!
 //! A [`TargetSearch`] then loads each delegated role it visits the same way:
-//! `<role>.json` from the cache, else `V.<role>.json` from the repository.
+//! `<role>.json` from the cache, else `V.<role>.json` from the repository;
+//! a [`Walk`] loads every role, a level at a time, the same way.
 //!
 //! File names: [`Request::remote_name`] is `N.root.json`, `timestamp.json`,
 //! `V.snapshot.json`, `V.targets.json` and `V.<role>.json`, or without the
@@ -198,12 +203,14 @@ mod request;
 mod search;
 mod trusted;
 mod updater;
+mod walk;
 
 pub use crate::layout::{encode_role, target_remote_name};
 pub use request::{CacheOp, MetadataFile, Request, Response, Source, Step};
 pub use search::{Lookup, TargetSearch};
 pub use trusted::{TimestampUpdate, TrustedSet};
 pub use updater::Updater;
+pub use walk::{Walk, DEFAULT_BATCH_BYTES};
 
 use crate::error::Result;
 use crate::metadata::TargetFile;

@@ -9,6 +9,7 @@ use super::load::{unavailable, Load, Loaded};
 use super::request::{CacheOp, MetadataFile, Request, Response, Source, Step};
 use super::search::{Lookup, TargetSearch};
 use super::trusted::{TimestampUpdate, TrustedSet};
+use super::walk::Walk;
 use super::{verify_target, Config};
 use crate::error::{Error, Result};
 use crate::keys::Key;
@@ -169,6 +170,19 @@ impl Updater {
         threads: usize,
     ) -> Vec<Result<()>> {
         self.trusted.update_delegated_targets_batch(items, threads)
+    }
+
+    /// Starts the walk of every delegated role (after a completed refresh,
+    /// else [`Error::Order`]), verifying on up to `threads` threads: see
+    /// [`Walk`]. A later [`Self::search`] uses the roles so loaded without
+    /// asking for them again.
+    pub fn walk(&mut self, threads: usize) -> Result<Walk<'_>> {
+        if !self.is_refreshed() {
+            return Err(Error::Order(
+                "delegations can be walked only after a completed refresh".into(),
+            ));
+        }
+        Walk::new(&mut self.trusted, threads)
     }
 
     /// Starts looking up `target_path` among the trusted targets roles

@@ -16,16 +16,14 @@
 //! * [`ReplicaFiles`] serves the current bundle's files, read from the
 //!   bundle file as they are asked for, and notices a new import on the
 //!   next request (`serve --replica`);
-//! * [`http`] has the `POST /api/v1/export` handler and the replica's
-//!   read-only application.
-
-pub mod cli;
-pub mod http;
+//!
+//! Its HTTP (`POST /api/v1/export`, the replica's read-only application)
+//! lives in `crate::http`, its commands in `crate::commands::airgap`.
 
 use std::collections::BTreeMap;
-use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::fs::{self, DirBuilder, File};
 use std::io::{self, BufWriter, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
@@ -41,14 +39,8 @@ use keyshare_policy::metadata::{Envelope, Root};
 use keyshare_policy::verify::verify_root_self;
 
 use crate::config::Config;
+use crate::data_dir::{self, DataDir, WriteError, CURRENT_BUNDLE, PINNED_ROOT};
 use crate::publisher::{CachedFile, PublishError, Publisher};
-
-/// The replica's directory inside the data directory.
-pub const REPLICA_DIR: &str = "replica";
-/// The pinned root, in the replica directory.
-pub const PINNED_ROOT: &str = "pinned-root.json";
-/// The current bundle, in the replica directory.
-pub const CURRENT_BUNDLE: &str = "current.bundle";
 
 /// Why an export or import failed. One line each.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +63,15 @@ pub enum AirgapError {
         /// Why.
         source: io::Error,
     },
+}
+
+impl From<WriteError> for AirgapError {
+    fn from(e: WriteError) -> Self {
+        AirgapError::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
 }
 
 fn io_at(path: &Path) -> impl FnOnce(io::Error) -> AirgapError + '_ {
@@ -223,7 +224,7 @@ impl Replica {
     /// The replica of data directory `data_dir`; fails if it was not made
     /// with `init --replica`.
     pub fn open(data_dir: &Path) -> Result<Self, AirgapError> {
-        let dir = data_dir.join(REPLICA_DIR);
+        let dir = DataDir::new(data_dir).replica();
         if !dir.join(PINNED_ROOT).exists() {
             return Err(AirgapError::Invalid(format!(
                 "{} is not a replica: run `keyshare-server init --replica --root ROOT.json` first",
@@ -246,8 +247,8 @@ impl Replica {
         let version = envelope.signed.version;
         verify_root_self(envelope).map_err(refused)?;
         for existing in [
-            data_dir.join(crate::cli::DB_NAME),
-            data_dir.join(REPLICA_DIR),
+            DataDir::new(data_dir).db(),
+            DataDir::new(data_dir).replica(),
         ] {
             if existing.exists() {
                 return Err(AirgapError::Invalid(format!(
@@ -257,13 +258,13 @@ impl Replica {
                 )));
             }
         }
-        let dir = data_dir.join(REPLICA_DIR);
+        let dir = DataDir::new(data_dir).replica();
         DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(&dir)
             .map_err(io_at(&dir))?;
-        write_atomically(&dir, PINNED_ROOT, root)?;
+        data_dir::write_atomically(&dir.join(PINNED_ROOT), root, 0o600)?;
         Ok((version, keyshare_policy::hash::sha256_hex(root)))
     }
 
@@ -311,54 +312,30 @@ impl Replica {
         let pinned = self.pinned_root()?;
         let previous = self.current()?;
         // Leftovers of an import that was killed.
-        if let Ok(entries) = fs::read_dir(&self.dir) {
-            for entry in entries.flatten() {
-                if entry.file_name().to_string_lossy().starts_with(".import-") {
-                    let _ = fs::remove_file(entry.path());
-                }
-            }
-        }
-        let tmp = self
-            .dir
-            .join(format!(".import-{}-{CURRENT_BUNDLE}", std::process::id()));
+        data_dir::remove_temporaries(&self.dir);
         let path = self.dir.join(CURRENT_BUNDLE);
-        let result = (|| {
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)
-                .map_err(io_at(&tmp))?;
-            let mut copy = BufWriter::with_capacity(1 << 20, &file);
+        data_dir::write_atomically_with(&path, 0o600, |file, tmp| {
+            let mut copy = BufWriter::with_capacity(1 << 20, file);
             let raw = read_bundle(input, &mut copy, &pinned, progress)?;
+            copy.flush().map_err(io_at(tmp))?;
             drop(copy);
-            let file = Arc::new(file);
+            let source: Arc<dyn Source> = Arc::new(file.try_clone().map_err(io_at(tmp))?);
             let verified = verify(
                 raw,
-                file.clone(),
+                source,
                 Anchor {
                     pinned_root: &pinned,
                     previous: previous.as_ref(),
                 },
                 now,
             )?;
-            file.sync_all().map_err(io_at(&tmp))?;
-            fs::rename(&tmp, &path).map_err(io_at(&path))?;
-            File::open(&self.dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io_at(&self.dir))?;
             Ok(Imported {
                 timestamp_version: verified.manifest().timestamp_version,
                 previous: previous.as_ref().map(|p| p.manifest().timestamp_version),
                 expires: verified.expires(),
                 files: verified.manifest().entries.len(),
             })
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result
+        })
     }
 }
 
@@ -382,32 +359,6 @@ fn load_verified(file: File, pinned: &[u8]) -> Result<VerifiedBundle, AirgapErro
         },
         at,
     )?)
-}
-
-/// Writes `dir/name` through a temporary file: write, fsync, rename,
-/// fsync the directory. A crash leaves the old file or the new one.
-fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), AirgapError> {
-    let tmp = dir.join(format!(".import-{}-{name}", std::process::id()));
-    let path = dir.join(name);
-    let _ = fs::remove_file(&tmp);
-    let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io_at(&tmp))?;
-        file.write_all(bytes).map_err(io_at(&tmp))?;
-        file.sync_all().map_err(io_at(&tmp))?;
-        fs::rename(&tmp, &path).map_err(io_at(&path))?;
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_at(dir))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
 }
 
 /// Identity of the current bundle file, to notice a new import.

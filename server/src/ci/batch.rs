@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use crate::http::Clock;
+use crate::clock::Clock;
 use crate::publisher::{Applied, Batched, PublishError, Publisher};
 
 type Reply = oneshot::Sender<Result<Applied, PublishError>>;

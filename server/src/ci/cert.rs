@@ -29,8 +29,8 @@ use keyshare_policy::keys::{Key, Scheme};
 use keyshare_policy::metadata::KeyId;
 use keyshare_policy::repo::SharedSigner;
 
-use super::config::CaConfig;
 use super::CiError;
+use crate::config::ci::CaConfig;
 use crate::config::KeyRef;
 
 /// A public key in the shape `rcgen` wants.

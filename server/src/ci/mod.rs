@@ -34,7 +34,6 @@
 
 pub mod batch;
 pub mod cert;
-pub mod config;
 pub mod jwt_openssl;
 pub mod oidc;
 pub mod rules;
@@ -54,14 +53,15 @@ use keyshare_policy::keys::Key;
 use keyshare_policy::metadata::KeyId;
 use keyshare_policy::trust::{NamespaceName, Principal, TrustedKey};
 
-use crate::http::Clock;
+use crate::clock::Clock;
 use crate::publisher::{Batched, Change, PublishError, Publisher};
 use crate::store::{CiOwner, SingleUse, SingleUseKind, Token, TokenKind};
 
-pub use config::CiConfig;
+pub use crate::config::CiConfig;
 
-/// Why a CI request was refused. Each maps to a 4xx (or, for an issuer
-/// that cannot be reached, 503) with a code naming the reason.
+/// Why a CI request was refused. `crate::http` answers each with a 4xx
+/// (or, for an issuer that cannot be reached, 503) and a code naming the
+/// reason.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CiError {
@@ -76,7 +76,7 @@ pub enum CiError {
     WrongAudience(String),
     /// `exp` has passed (or `nbf`/`iat` lie in the future).
     #[error("expired token: {0}")]
-    ExpiredToken(String),
+    ExpiredToken(TokenTime),
     /// The signature does not verify, or the algorithm is not accepted.
     #[error("bad token signature: {0}")]
     BadSignature(String),
@@ -89,15 +89,20 @@ pub enum CiError {
     /// The token was already used for a delegation.
     #[error("replayed token: {0}")]
     Replay(String),
-    /// The nonce is unknown, used or expired.
+    /// The nonce is not one this server issued, or expired.
     #[error("bad nonce: {0}")]
-    BadNonce(String),
+    BadNonce(NonceRefusal),
     /// The proof of possession does not verify with the presented key.
     #[error("bad proof of possession: {0}")]
     BadProof(String),
-    /// Too many requests.
-    #[error("rate limited: {0}")]
-    RateLimited(String),
+    /// Too many delegation requests by one identity.
+    #[error("rate limited: more than {limit} delegation requests in {window} by this identity")]
+    RateLimited {
+        /// Requests allowed per window (`ci.rate_limit`).
+        limit: usize,
+        /// The window (`ci.rate_window`).
+        window: Duration,
+    },
     /// No or unusable bearer credential.
     #[error("{0}")]
     Unauthorized(String),
@@ -129,30 +134,47 @@ pub enum CiError {
     Internal(String),
 }
 
-impl CiError {
-    /// HTTP status and machine-readable code.
-    pub fn status_code(&self) -> (u16, &'static str) {
-        match self {
-            Self::MalformedToken(_) => (401, "invalid_token"),
-            Self::WrongIssuer(_) => (401, "wrong_issuer"),
-            Self::WrongAudience(_) => (401, "wrong_audience"),
-            Self::ExpiredToken(_) => (401, "expired_token"),
-            Self::BadSignature(_) => (401, "bad_signature"),
-            Self::Unauthorized(_) => (401, "unauthorized"),
-            Self::Replay(_) => (401, "replay"),
-            Self::Forbidden(_) => (403, "forbidden"),
-            Self::UnmatchedClaims(_) => (403, "unmatched_claims"),
-            Self::NamespaceNotAllowed(_) => (403, "namespace_not_allowed"),
-            Self::BadNonce(_) => (400, "bad_nonce"),
-            Self::BadProof(_) => (400, "bad_proof_of_possession"),
-            Self::Invalid { .. } => (400, "invalid"),
-            Self::NotFound(_) => (404, "not_found"),
-            Self::RateLimited(_) => (429, "rate_limited"),
-            Self::IssuerUnavailable(_) => (503, "issuer_unavailable"),
-            Self::Publish(e) => (e.status(), e.code()),
-            Self::Config(_) | Self::Internal(_) => (500, "internal"),
-        }
-    }
+/// Why an ID token's times were refused ([`CiError::ExpiredToken`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenTime {
+    /// `exp` has passed (allowing for the clock skew).
+    #[error("the token expired at {exp} (now {now})")]
+    Expired {
+        /// The token's `exp`.
+        exp: OffsetDateTime,
+        /// The server's time.
+        now: OffsetDateTime,
+    },
+    /// `nbf` lies in the future.
+    #[error("the token is not valid before {nbf} (now {now})")]
+    NotYetValid {
+        /// The token's `nbf`.
+        nbf: OffsetDateTime,
+        /// The server's time.
+        now: OffsetDateTime,
+    },
+    /// `iat` lies in the future.
+    #[error("the token was issued in the future ({iat}, now {now})")]
+    IssuedInFuture {
+        /// The token's `iat`.
+        iat: OffsetDateTime,
+        /// The server's time.
+        now: OffsetDateTime,
+    },
+}
+
+/// Why a nonce was refused ([`CiError::BadNonce`]); either way the job
+/// asks for a new one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NonceRefusal {
+    /// Not a nonce this server issued (malformed, or a bad MAC).
+    #[error("not a nonce this server issued; ask POST /api/v1/ci/nonce for one")]
+    NotIssued,
+    /// Issued, but its lifetime has passed.
+    #[error("the nonce expired; ask POST /api/v1/ci/nonce for a new one")]
+    Expired,
 }
 
 /// The message a job signs to prove it holds the key it asks a delegation

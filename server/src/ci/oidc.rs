@@ -29,8 +29,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 use time::{Duration, OffsetDateTime};
 
-use super::config::{check_fetch_url, IssuerConfig};
-use super::CiError;
+use super::{CiError, TokenTime};
+use crate::config::ci::{check_fetch_url, IssuerConfig};
 
 /// Algorithms accepted in ID tokens.
 pub const ALGORITHMS: [&str; 5] = ["RS256", "RS384", "RS512", "ES256", "ES384"];
@@ -234,22 +234,19 @@ fn check_claims(
     let exp = time_claim(&claims, "exp")?
         .ok_or_else(|| CiError::MalformedToken("the token has no `exp` claim".into()))?;
     if now >= exp + skew {
-        return Err(CiError::ExpiredToken(format!(
-            "the token expired at {exp} (now {now})"
-        )));
+        return Err(CiError::ExpiredToken(TokenTime::Expired { exp, now }));
     }
     if let Some(nbf) = time_claim(&claims, "nbf")? {
         if now + skew < nbf {
-            return Err(CiError::ExpiredToken(format!(
-                "the token is not valid before {nbf} (now {now})"
-            )));
+            return Err(CiError::ExpiredToken(TokenTime::NotYetValid { nbf, now }));
         }
     }
     if let Some(iat) = time_claim(&claims, "iat")? {
         if now + skew < iat {
-            return Err(CiError::ExpiredToken(format!(
-                "the token was issued in the future ({iat}, now {now})"
-            )));
+            return Err(CiError::ExpiredToken(TokenTime::IssuedInFuture {
+                iat,
+                now,
+            }));
         }
     }
     // The subject names the job: its delegations belong to it. A token

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use keyshare_policy::trust::NamespaceName;
 
-use super::config::ClaimRule;
+use crate::config::ci::ClaimRule;
 
 /// The namespaces granted by every rule of `issuer` whose claim patterns
 /// all match `claims`; `None` when no rule matches.

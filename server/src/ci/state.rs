@@ -18,7 +18,7 @@ use std::sync::{Mutex, PoisonError};
 use time::{Duration, OffsetDateTime};
 
 use super::secret::{hmac_sha256, SecretKey};
-use super::CiError;
+use super::{CiError, NonceRefusal};
 use crate::store::{SingleUse, SingleUseKind};
 
 /// Longest text taken for a nonce (ours are 111 characters).
@@ -56,11 +56,7 @@ impl Nonces {
     /// Checks that `nonce` is one of ours and has not expired; returns it
     /// as a value to use up with the delegation it grants.
     pub fn check(&self, nonce: &str, now: OffsetDateTime) -> Result<SingleUse, CiError> {
-        let not_ours = || {
-            CiError::BadNonce(
-                "not a nonce this server issued; ask POST /api/v1/ci/nonce for one".into(),
-            )
-        };
+        let not_ours = || CiError::BadNonce(NonceRefusal::NotIssued);
         if nonce.len() > MAX_NONCE_LEN {
             return Err(not_ours());
         }
@@ -79,9 +75,7 @@ impl Nonces {
             .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
             .ok_or_else(not_ours)?;
         if expires <= now {
-            return Err(CiError::BadNonce(
-                "the nonce expired; ask POST /api/v1/ci/nonce for a new one".into(),
-            ));
+            return Err(CiError::BadNonce(NonceRefusal::Expired));
         }
         Ok(SingleUse {
             kind: SingleUseKind::Nonce,
@@ -121,10 +115,10 @@ impl RateLimiter {
             q.pop_front();
         }
         if q.len() >= self.limit {
-            return Err(CiError::RateLimited(format!(
-                "more than {} delegation requests in {} by this identity",
-                self.limit, self.window
-            )));
+            return Err(CiError::RateLimited {
+                limit: self.limit,
+                window: self.window,
+            });
         }
         q.push_back(now);
         Ok(())
@@ -157,7 +151,7 @@ mod tests {
         assert_eq!(n.check(&a, T + Duration::seconds(119)).unwrap(), used);
         assert!(matches!(
             n.check(&a, T + Duration::minutes(2)),
-            Err(CiError::BadNonce(m)) if m.contains("expired")
+            Err(CiError::BadNonce(NonceRefusal::Expired))
         ));
         let (b, _) = n.issue(T).unwrap();
         assert_ne!(n.check(&b, T).unwrap().digest, used.digest);
@@ -188,7 +182,10 @@ mod tests {
             &format!("{a}0"),
         ] {
             assert!(
-                matches!(n.check(bad, T), Err(CiError::BadNonce(m)) if m.contains("not a nonce")),
+                matches!(
+                    n.check(bad, T),
+                    Err(CiError::BadNonce(NonceRefusal::NotIssued))
+                ),
                 "{bad}"
             );
         }
@@ -199,7 +196,15 @@ mod tests {
         let l = RateLimiter::new(2, Duration::minutes(1));
         l.admit("a", T).unwrap();
         l.admit("a", T).unwrap();
-        assert!(matches!(l.admit("a", T), Err(CiError::RateLimited(_))));
+        let refused = l.admit("a", T).unwrap_err();
+        assert!(
+            matches!(refused, CiError::RateLimited { limit: 2, .. }),
+            "{refused:?}"
+        );
+        assert_eq!(
+            refused.to_string(),
+            "rate limited: more than 2 delegation requests in 1m by this identity"
+        );
         l.admit("b", T).unwrap();
         l.admit("a", T + Duration::minutes(1)).unwrap();
     }

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use crate::http::Clock;
+use crate::clock::Clock;
 use crate::publisher::Publisher;
 
 /// Sweeps every `interval`, the first time after one interval, until the

@@ -251,7 +251,7 @@ impl Endpoint {
             Self::VerifyAudit => route.to(verify_audit),
             Self::Resolve => route.to(resolve),
             Self::SubmitRoot => route.to(submit_root),
-            Self::Export => route.to(crate::airgap::http::export),
+            Self::Export => route.to(super::airgap::export),
         }
     }
 }

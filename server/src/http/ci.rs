@@ -3,7 +3,7 @@
 //!
 //! The bearer credential is an OIDC ID token or a CI token; it is checked
 //! before the body is read. Every refusal is a JSON error whose code names
-//! the reason ([`CiError::status_code`]).
+//! the reason (the status table in `http/error.rs`).
 
 use std::sync::Arc;
 
@@ -15,25 +15,7 @@ use super::auth::bearer;
 use super::body::Body;
 use super::error::ApiError;
 use super::AppState;
-use crate::ci::{CiError, CiIdentity, CiService, DelegationRequest};
-
-impl From<CiError> for ApiError {
-    fn from(e: CiError) -> Self {
-        match e {
-            CiError::Publish(p) => p.into(),
-            other => {
-                let (status, code) = other.status_code();
-                let status =
-                    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                if status == StatusCode::INTERNAL_SERVER_ERROR {
-                    Self::internal(other)
-                } else {
-                    Self::new(status, code, other.to_string())
-                }
-            }
-        }
-    }
-}
+use crate::ci::{CiIdentity, CiService, DelegationRequest};
 
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     let not_allowed = || web::to(super::error::method_not_allowed);

@@ -2,6 +2,10 @@
 //! extractor errors into it, so every error answer is
 //! `{"error": {"code": "...", "message": "..."}}` (with `details` added
 //! where a refusal has structured detail, e.g. a scope overlap).
+//!
+//! It is also the one status table: the `From` impls below give every
+//! domain error (store, publisher, CI, air gap) its status and code; the
+//! domain errors themselves know nothing of HTTP.
 
 use std::fmt;
 
@@ -10,8 +14,10 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
+use crate::airgap::AirgapError;
+use crate::ci::CiError;
 use crate::publisher::PublishError;
-use crate::store;
+use crate::store::{self, SingleUseKind};
 
 /// An error answer: status, a short machine-readable code and a message
 /// that names what to fix (a field, a name). Never carries a secret.
@@ -131,21 +137,36 @@ impl ResponseError for ApiError {
     }
 }
 
-impl From<PublishError> for ApiError {
-    fn from(e: PublishError) -> Self {
-        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        if status.is_server_error() {
-            Self::internal(e)
-        } else {
-            let details = match &e {
-                PublishError::Store(store) => store_details(store),
-                _ => None,
-            };
-            let error = Self::new(status, e.code(), e.to_string());
-            match details {
-                Some(d) => error.with_details(d),
-                None => error,
+// The status table: every domain error's HTTP answer is decided here and
+// nowhere else. A 5xx is logged and answers nothing about its cause.
+
+impl From<store::Error> for ApiError {
+    fn from(e: store::Error) -> Self {
+        Self::from(&e)
+    }
+}
+
+impl From<&store::Error> for ApiError {
+    fn from(e: &store::Error) -> Self {
+        let (status, code) = match e {
+            store::Error::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
+            store::Error::AlreadyExists { .. } => (StatusCode::CONFLICT, "already_exists"),
+            store::Error::Revoked { .. } | store::Error::RevokedInNamespace { .. } => {
+                (StatusCode::CONFLICT, "revoked")
             }
+            store::Error::ScopeOverlap { .. } => (StatusCode::CONFLICT, "scope_overlap"),
+            // A document the store builds is refused by the policy parser
+            // because of what a request asked to store (a key listed
+            // twice): the request's fault, whichever path reports it.
+            store::Error::Invalid { .. } | store::Error::Document { .. } => {
+                (StatusCode::BAD_REQUEST, "invalid")
+            }
+            other => return Self::internal(other),
+        };
+        let error = Self::new(status, code, e.to_string());
+        match store_details(e) {
+            Some(d) => error.with_details(d),
+            None => error,
         }
     }
 }
@@ -161,25 +182,70 @@ fn store_details(e: &store::Error) -> Option<serde_json::Value> {
     }
 }
 
-impl From<store::Error> for ApiError {
-    fn from(e: store::Error) -> Self {
+impl From<PublishError> for ApiError {
+    fn from(e: PublishError) -> Self {
+        Self::from(&e)
+    }
+}
+
+impl From<&PublishError> for ApiError {
+    fn from(e: &PublishError) -> Self {
+        let (status, code) = match e {
+            PublishError::Store(store) => return store.into(),
+            PublishError::RootRefused(_)
+            | PublishError::Policy(
+                keyshare_policy::Error::Malformed { .. } | keyshare_policy::Error::BadKey { .. },
+            ) => (StatusCode::BAD_REQUEST, "invalid"),
+            PublishError::Used(SingleUseKind::Nonce) => (StatusCode::BAD_REQUEST, "bad_nonce"),
+            PublishError::Used(SingleUseKind::Token) => (StatusCode::UNAUTHORIZED, "replay"),
+            PublishError::RootVersion(_) => (StatusCode::CONFLICT, "root_version"),
+            PublishError::SameKey { .. } => (StatusCode::CONFLICT, "already_exists"),
+            other => return Self::internal(other),
+        };
+        Self::new(status, code, e.to_string())
+    }
+}
+
+impl From<CiError> for ApiError {
+    fn from(e: CiError) -> Self {
+        Self::from(&e)
+    }
+}
+
+impl From<&CiError> for ApiError {
+    fn from(e: &CiError) -> Self {
+        let (status, code) = match e {
+            CiError::MalformedToken(_) => (StatusCode::UNAUTHORIZED, "invalid_token"),
+            CiError::WrongIssuer(_) => (StatusCode::UNAUTHORIZED, "wrong_issuer"),
+            CiError::WrongAudience(_) => (StatusCode::UNAUTHORIZED, "wrong_audience"),
+            CiError::ExpiredToken(_) => (StatusCode::UNAUTHORIZED, "expired_token"),
+            CiError::BadSignature(_) => (StatusCode::UNAUTHORIZED, "bad_signature"),
+            CiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            CiError::Replay(_) => (StatusCode::UNAUTHORIZED, "replay"),
+            CiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            CiError::UnmatchedClaims(_) => (StatusCode::FORBIDDEN, "unmatched_claims"),
+            CiError::NamespaceNotAllowed(_) => (StatusCode::FORBIDDEN, "namespace_not_allowed"),
+            CiError::BadNonce(_) => (StatusCode::BAD_REQUEST, "bad_nonce"),
+            CiError::BadProof(_) => (StatusCode::BAD_REQUEST, "bad_proof_of_possession"),
+            CiError::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid"),
+            CiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            CiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            CiError::IssuerUnavailable(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "issuer_unavailable")
+            }
+            CiError::Publish(p) => return p.into(),
+            other => return Self::internal(other),
+        };
+        Self::new(status, code, e.to_string())
+    }
+}
+
+impl From<AirgapError> for ApiError {
+    fn from(e: AirgapError) -> Self {
         match e {
-            store::Error::NotFound { .. } => Self::not_found(e.to_string()),
-            store::Error::AlreadyExists { .. } => Self::conflict(e.to_string()),
-            store::Error::Revoked { .. } | store::Error::RevokedInNamespace { .. } => {
-                Self::new(StatusCode::CONFLICT, "revoked", e.to_string())
-            }
-            store::Error::ScopeOverlap { .. } => {
-                let error = Self::new(StatusCode::CONFLICT, "scope_overlap", e.to_string());
-                match store_details(&e) {
-                    Some(d) => error.with_details(d),
-                    None => error,
-                }
-            }
-            store::Error::Invalid { .. } => {
-                Self::new(StatusCode::BAD_REQUEST, "invalid", e.to_string())
-            }
-            other => Self::internal(other),
+            AirgapError::Publish(p) => p.into(),
+            AirgapError::Invalid(m) => ApiError::invalid("valid_for", m),
+            other => ApiError::internal(other),
         }
     }
 }
@@ -274,4 +340,31 @@ pub(crate) async fn method_not_allowed(req: actix_web::HttpRequest) -> HttpRespo
         format!("{} is not offered on {}", req.method(), req.path()),
     )
     .error_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn document_error() -> store::Error {
+        store::Error::Document {
+            path: "namespaces/team-a/trust.json".into(),
+            source: keyshare_policy::Error::Malformed {
+                what: "team-a".into(),
+                path: ".keys".into(),
+                message: "key listed twice".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn a_store_error_answers_the_same_through_a_read_and_through_a_publish() {
+        let read = ApiError::from(document_error());
+        let publish = ApiError::from(PublishError::Store(document_error()));
+        assert_eq!(read.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(read.code(), "invalid");
+        assert_eq!(read, publish);
+        let ci = ApiError::from(CiError::Publish(PublishError::Store(document_error())));
+        assert_eq!(read, ci);
+    }
 }

@@ -1,5 +1,7 @@
 //! The HTTP API: the read API (the TUF repository), the admin API under
-//! `/api/v1/`, `/healthz` and `/metrics`, as one actix-web application.
+//! `/api/v1/`, `/healthz` and `/metrics`, as one actix-web application;
+//! and the air-gap replica's read-only application ([`replica_app_config`]).
+//! Every route the server answers is registered from this folder.
 //!
 //! `docs/server.md` is the reference for every route, the authorization
 //! matrix and the error shape. This module maps requests to the
@@ -32,12 +34,14 @@
 //! `cargo test -p keyshare-server --test 'http_*'`.
 
 mod admin;
+mod airgap;
 mod auth;
 mod body;
 mod ci;
 mod error;
 mod ops;
 pub(crate) mod read;
+pub mod tls;
 
 use std::fmt;
 use std::future::Future;
@@ -50,9 +54,11 @@ use actix_web::{web, App, HttpServer};
 use openssl::ssl::SslAcceptorBuilder;
 use time::OffsetDateTime;
 
+use crate::clock::{self, Clock};
 use crate::publisher::Publisher;
 
 pub use admin::Endpoint;
+pub use airgap::{replica_app_config, run_replica};
 pub use auth::{authorize, Action, Caller};
 pub(crate) use body::Body;
 pub use error::ApiError;
@@ -63,9 +69,6 @@ pub const DEFAULT_BODY_LIMIT: usize = 65_536;
 
 /// How long a graceful shutdown waits for requests in flight.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A source of the current time.
-pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -93,7 +96,7 @@ impl AppState {
     pub fn new(publisher: Arc<Publisher>) -> Self {
         Self {
             publisher,
-            clock: Arc::new(OffsetDateTime::now_utc),
+            clock: clock::system(),
             body_limit: DEFAULT_BODY_LIMIT,
             metrics: Arc::new(HttpMetrics::default()),
             export: crate::airgap::ExportLimits::default(),

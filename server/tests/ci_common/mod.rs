@@ -32,8 +32,8 @@ use keyshare_policy::keys::Scheme;
 use keyshare_policy::pattern::ArtifactPattern;
 use keyshare_policy::sign::{InMemorySigner, Signer};
 use keyshare_policy::trust::{NamespaceEntry, TrustSet};
-use keyshare_server::ci::config::{ClaimRule, IssuerConfig};
 use keyshare_server::ci::{proof_message, CiConfig, CiService};
+use keyshare_server::config::ci::{ClaimRule, IssuerConfig};
 use keyshare_server::publisher::{Change, Publisher};
 
 use crate::http_common::{ns_name, Fixture, NOW};
@@ -244,7 +244,7 @@ impl TestClock {
         self.0.store(t.unix_timestamp(), Ordering::SeqCst);
     }
 
-    pub fn clock(&self) -> keyshare_server::http::Clock {
+    pub fn clock(&self) -> keyshare_server::clock::Clock {
         let t = self.0.clone();
         Arc::new(move || OffsetDateTime::from_unix_timestamp(t.load(Ordering::SeqCst)).unwrap())
     }

@@ -6,6 +6,13 @@
 //! unknown key in the file is one readable error that names the key and
 //! where it came from. Durations are written `<number><unit>` with the units
 //! `s`, `m`, `h`, `d` and `w`, and may be combined (`1d12h`).
+//!
+//! * this module: the whole file, the environment and the flags ([`Config`]);
+//! * [`ci`]: the `[ci]` table ([`CiConfig`]: issuers, claim rules, the CI CA);
+//! * [`duration`]: [`parse_duration`], for the file and the command line.
+//!
+//! On the ground floor of `server/src`: it imports nothing from the crate
+//! outside this folder.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -15,8 +22,19 @@ use keyshare_hsm::Pkcs11Uri;
 use keyshare_policy::repo::{Expiries, Options};
 use time::Duration;
 
-/// The configuration file's name inside the data directory.
-pub const FILE_NAME: &str = "keyshare.toml";
+pub mod ci;
+pub mod duration;
+
+pub use ci::CiConfig;
+pub use duration::parse_duration;
+
+/// How long superseded published files are kept by default
+/// (`store.keep_superseded`): 1 hour. A client needs an older version only
+/// between reading a timestamp and fetching what it lists (seconds), or
+/// while a cache in front of the server still hands out an older
+/// timestamp; an hour covers both with a wide margin. See
+/// `docs/operations/store.md`.
+pub const DEFAULT_RETENTION: Duration = Duration::hours(1);
 
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -154,7 +172,7 @@ pub struct Config {
     /// Air-gap bundle windows.
     pub airgap: Airgap,
     /// `[ci]`: CI delegations (file only); `None` when the section is absent.
-    pub ci: Option<crate::ci::CiConfig>,
+    pub ci: Option<CiConfig>,
     /// How long superseded published files are kept (`None`: forever).
     pub keep_superseded: Option<Duration>,
     /// `peers.allow_private_addresses`: accept peer URLs on private or
@@ -184,7 +202,7 @@ impl Default for Config {
                 max_valid_for: Duration::days(30),
             },
             ci: None,
-            keep_superseded: Some(crate::publisher::DEFAULT_RETENTION),
+            keep_superseded: Some(DEFAULT_RETENTION),
             allow_private_peers: false,
         }
     }
@@ -454,7 +472,7 @@ impl Config {
     /// Reads `<data_dir>/keyshare.toml` (absent: defaults only), then the
     /// process environment, then `flags`.
     pub fn load(data_dir: &Path, flags: &Flags) -> Result<Self, ConfigError> {
-        let path = data_dir.join(FILE_NAME);
+        let path = crate::data_dir::DataDir::new(data_dir).config();
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => Some(text),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -645,11 +663,7 @@ impl Config {
 
 /// Flattens the TOML file into `raw`, refusing unknown keys and values that
 /// are neither strings nor integers; returns the `[ci]` section, parsed.
-fn read_file(
-    path: &Path,
-    text: &str,
-    raw: &mut Raw,
-) -> Result<Option<crate::ci::CiConfig>, ConfigError> {
+fn read_file(path: &Path, text: &str, raw: &mut Raw) -> Result<Option<CiConfig>, ConfigError> {
     let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
         let line = e
             .span()
@@ -665,7 +679,7 @@ fn read_file(
     let ci = match table.remove("ci") {
         None => None,
         Some(toml::Value::Table(ci)) => Some(
-            crate::ci::CiConfig::from_toml(ci)
+            CiConfig::from_toml(ci)
                 .map_err(|e| ConfigError::Conflict(format!("{}: [ci]: {e}", path.display())))?,
         ),
         Some(_) => {
@@ -747,12 +761,6 @@ fn redact_pin_value(text: &str) -> String {
     }
     out.push_str(rest);
     out
-}
-
-/// Parses durations such as `90d`, `6h`, `30m`, `45s`, `2w` or `1d12h`
-/// ([`keyshare_policy::datetime::parse_duration`]).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    keyshare_policy::datetime::parse_duration(text)
 }
 
 #[cfg(test)]
@@ -1108,19 +1116,6 @@ mod tests {
             e.contains("keys.targets") && !e.contains("s3cr3tpin"),
             "{e}"
         );
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("1d").unwrap(), Duration::days(1));
-        assert_eq!(parse_duration("6h").unwrap(), Duration::hours(6));
-        assert_eq!(parse_duration("90d").unwrap(), Duration::days(90));
-        assert_eq!(parse_duration("2w").unwrap(), Duration::weeks(2));
-        assert_eq!(parse_duration("1d12h").unwrap(), Duration::hours(36));
-        assert_eq!(parse_duration("45s").unwrap(), Duration::seconds(45));
-        for bad in ["", "1", "d", "1x", "0d", "-1d", "1.5d", "99999999999999d"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]

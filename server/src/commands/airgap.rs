@@ -7,36 +7,19 @@
 
 use std::fs;
 use std::io::{self, IsTerminal, Write};
-use std::net::TcpListener;
 use std::path::Path;
 use std::sync::Arc;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use time::OffsetDateTime;
 
-use super::{export, AirgapError, ExportLimits, Replica, ReplicaFiles};
-use crate::cli::{
-    init_data_dir, init_logging, lock_data_dir, open_publisher, require_repository,
-    shutdown_signal, tls_acceptor, CliError,
+use super::{
+    init_data_dir, init_logging, lock_data_dir, open_publisher, require_repository, say,
+    serve_until_stopped, shutdown_signal, CliError, Listening,
 };
+use crate::airgap::{export, ExportLimits, Replica, ReplicaFiles};
 use crate::config::{Config, Flags};
-
-impl From<AirgapError> for CliError {
-    fn from(e: AirgapError) -> Self {
-        match e {
-            AirgapError::Publish(p) => CliError::Publish(p),
-            AirgapError::Io { path, source } => CliError::Io { path, source },
-            other => CliError::Other(other.to_string()),
-        }
-    }
-}
-
-fn say(out: &mut dyn Write, text: &str) -> Result<(), CliError> {
-    writeln!(out, "{text}").map_err(|source| CliError::Io {
-        path: "<stdout>".into(),
-        source,
-    })
-}
+use crate::data_dir;
 
 fn rfc3339(t: OffsetDateTime) -> String {
     keyshare_policy::datetime::rfc3339(t)
@@ -107,22 +90,8 @@ pub fn export_cmd(
     require_repository(dir)?;
     let lock = lock_data_dir(dir, "export", EXPORT_IN_USE)?;
     let publisher = open_publisher(dir, &config, &lock)?;
-    let parent = out_path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = out_path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-    let io_err = |path: &Path| {
-        let path = path.to_owned();
-        move |source| CliError::Io { path, source }
-    };
     let mut progress = Progress::new("exporting");
-    let result = (|| {
-        let file = fs::File::create(&tmp).map_err(io_err(&tmp))?;
+    let result = data_dir::write_atomically_with(out_path, 0o644, |file, tmp| {
         let mut writer = io::BufWriter::new(file);
         let exported = export(
             &publisher,
@@ -132,20 +101,15 @@ pub fn export_cmd(
             &mut writer,
             &mut |done, total| progress.update(done, total),
         )?;
-        let file = writer.into_inner().map_err(|e| CliError::Io {
-            path: tmp.clone(),
-            source: e.into_error(),
+        writer.flush().map_err(|source| CliError::Io {
+            path: tmp.to_owned(),
+            source,
         })?;
-        file.sync_all().map_err(io_err(&tmp))?;
         // Again: the file may have appeared while the bundle was written.
         refuse_existing(out_path, force)?;
-        fs::rename(&tmp, out_path).map_err(io_err(out_path))?;
         Ok::<_, CliError>(exported)
-    })();
+    });
     progress.finish();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
     let exported = result?;
     say(
         out,
@@ -174,7 +138,7 @@ fn refuse_existing(path: &Path, force: bool) -> Result<(), CliError> {
 /// `init --replica --root FILE`: makes `dir` a replica pinned to the root
 /// in `root_path`. The directory is created with mode 0700 (an existing
 /// one loses group and other access) and locked while it is set up
-/// ([`crate::cli`]'s `init_data_dir`).
+/// ([`super::init_data_dir`]).
 pub fn init_replica(dir: &Path, root_path: &Path, out: &mut dyn Write) -> Result<(), CliError> {
     let root = fs::read(root_path).map_err(|source| CliError::Io {
         path: root_path.to_owned(),
@@ -232,24 +196,15 @@ pub fn import_cmd(dir: &Path, bundle: &Path, out: &mut dyn Write) -> Result<(), 
 pub fn serve_replica(dir: &Path, flags: &Flags, out: &mut dyn Write) -> Result<(), CliError> {
     let config = Config::load(dir, flags)?;
     init_logging(&config)?;
-    let tls = config.tls.as_ref().map(tls_acceptor).transpose()?;
-    let scheme = if tls.is_some() { "https" } else { "http" };
+    let tls = super::tls(&config)?;
     let files = Arc::new(ReplicaFiles::open(Replica::open(dir)?)?);
-    let listener = TcpListener::bind(config.listen)
-        .map_err(|e| CliError::Other(format!("cannot listen on {}: {e}", config.listen)))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| CliError::Other(format!("cannot listen on {}: {e}", config.listen)))?;
-    actix_web::rt::System::new().block_on(async move {
-        let shutdown = shutdown_signal()?;
-        tracing::info!(%addr, scheme, data_dir = %dir.display(), "keyshare-server replica listening");
-        if let Err(e) = writeln!(out, "listening on {scheme}://{addr}").and_then(|()| out.flush()) {
-            tracing::warn!(error = %e, "cannot write the address to stdout");
-        }
-        super::http::run_replica(listener, tls, files, shutdown)
-            .await
-            .map_err(|e| CliError::Other(format!("server failed: {e}")))?;
-        tracing::info!("stopped");
-        Ok(())
-    })
+    let listening = Listening::bind(&config, tls)?;
+    serve_until_stopped(
+        listening,
+        "keyshare-server replica listening",
+        dir,
+        out,
+        shutdown_signal,
+        move |listener, tls, stop| crate::http::run_replica(listener, tls, files, stop),
+    )
 }

@@ -13,9 +13,9 @@ use serde::Deserialize;
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 
-use super::{export as export_bundle, AirgapError, ReplicaFiles};
-use crate::http::read::{is_clean_path, respond};
-use crate::http::{authorize, ApiError, AppState, Body, Caller, Endpoint};
+use super::read::{is_clean_path, respond};
+use super::{authorize, ApiError, AppState, Body, Caller, Endpoint};
+use crate::airgap::{export as export_bundle, ReplicaFiles};
 
 /// Body of `POST /api/v1/export` (optional).
 #[derive(Debug, Default, Deserialize)]
@@ -23,16 +23,6 @@ use crate::http::{authorize, ApiError, AppState, Body, Caller, Endpoint};
 struct ExportRequest {
     /// A duration such as `30d`; default `airgap.valid_for`.
     valid_for: Option<String>,
-}
-
-impl From<AirgapError> for ApiError {
-    fn from(e: AirgapError) -> Self {
-        match e {
-            AirgapError::Publish(p) => p.into(),
-            AirgapError::Invalid(m) => ApiError::invalid("valid_for", m),
-            other => ApiError::internal(other),
-        }
-    }
 }
 
 /// `POST /api/v1/export`: org-admin only; answers the bundle
@@ -182,7 +172,7 @@ pub async fn run_replica(
     files: Arc<ReplicaFiles>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    crate::http::serve_app(
+    super::serve_app(
         listener,
         tls,
         move || replica_app_config(files.clone()),

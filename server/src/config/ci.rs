@@ -13,7 +13,7 @@ use time::Duration;
 use keyshare_policy::outbound::{Origin, Refusal};
 use keyshare_policy::trust::NamespaceName;
 
-use crate::config::parse_duration;
+use super::duration::parse_duration;
 
 /// The resolved `[ci]` section.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]

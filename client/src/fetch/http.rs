@@ -1,5 +1,9 @@
-//! HTTP transport of the verifier: GET with a size limit, timeouts, and a
-//! strict redirect policy (see `docs/client-cache.md`).
+//! The repository over HTTP: [`HttpTransport`] (GET with a size limit,
+//! timeouts, and a strict redirect policy, see `docs/client-cache.md`) and
+//! [`HttpFetcher`], the [`Fetcher`] of one repository on it; and
+//! [`HttpSettings`], the timeouts, extra CA certificates and user agent
+//! every HTTP client of keyshare shares (the verifier, the admin client,
+//! `keyshare tuf`).
 //!
 //! Redirects never leave the origin (scheme, host and port) of the URL
 //! asked for. The transport for peer services ([`HttpTransport::for_peers`])
@@ -16,12 +20,18 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::redirect;
 use reqwest::StatusCode;
 
+use keyshare_policy::metadata::RoleName;
 use keyshare_policy::outbound::private_kind;
+
+use super::{Fetcher, Missing};
+use crate::verifier::Error;
 
 /// Connect timeout of every request.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default limit for a whole request (connect, send, read the answer).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The `User-Agent` of every request.
+pub const USER_AGENT: &str = concat!("keyshare/", env!("CARGO_PKG_VERSION"));
 /// Most HTTP redirects followed for one request.
 pub const MAX_REDIRECTS: usize = 5;
 
@@ -76,6 +86,73 @@ pub enum Fetched {
     NotModified,
 }
 
+/// Why PEM CA certificates could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CaError {
+    /// The PEM text does not parse.
+    #[error("{0}")]
+    Bad(String),
+    /// It holds no certificate.
+    #[error("no PEM certificate found")]
+    Empty,
+}
+
+/// Parses the PEM certificates of `pem` (at least one): the one CA loader
+/// of every HTTP client.
+pub fn load_ca(pem: &[u8]) -> Result<Vec<reqwest::Certificate>, CaError> {
+    let certs =
+        reqwest::Certificate::from_pem_bundle(pem).map_err(|e| CaError::Bad(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(CaError::Empty);
+    }
+    Ok(certs)
+}
+
+/// What every HTTP client of keyshare is built with: connect and request
+/// timeouts, CA certificates trusted in addition to the system's, and
+/// [`USER_AGENT`].
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Limit for connecting ([`CONNECT_TIMEOUT`], or the request timeout
+    /// if shorter).
+    pub connect_timeout: Duration,
+    /// Limit for a whole request ([`DEFAULT_TIMEOUT`] by default).
+    pub timeout: Duration,
+    /// Extra trusted CA certificates (see [`load_ca`]).
+    pub extra_ca: Vec<reqwest::Certificate>,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self::new(DEFAULT_TIMEOUT)
+    }
+}
+
+impl HttpSettings {
+    /// `timeout` per request, the system's CA certificates only.
+    pub fn new(timeout: Duration) -> Self {
+        Self {
+            connect_timeout: CONNECT_TIMEOUT.min(timeout),
+            timeout,
+            extra_ca: Vec::new(),
+        }
+    }
+
+    /// An async client builder with these settings (the redirect policy
+    /// is the caller's).
+    pub fn builder(&self) -> reqwest::ClientBuilder {
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(self.connect_timeout)
+            .timeout(self.timeout)
+            .user_agent(USER_AGENT);
+        for cert in &self.extra_ca {
+            builder = builder.add_root_certificate(cert.clone());
+        }
+        builder
+    }
+}
+
 /// An async HTTP client for TUF repositories (reqwest, native-tls).
 #[derive(Debug, Clone)]
 pub struct HttpTransport {
@@ -109,25 +186,16 @@ impl HttpTransport {
         extra_ca: Option<&[u8]>,
         resolver: Option<Arc<PublicOnly>>,
     ) -> Result<Self, TransportError> {
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT.min(timeout))
-            .timeout(timeout)
-            .redirect(redirect_policy())
-            .user_agent(concat!("keyshare/", env!("CARGO_PKG_VERSION")));
+        let mut settings = HttpSettings::new(timeout);
+        if let Some(pem) = extra_ca {
+            settings.extra_ca = load_ca(pem).map_err(|e| match e {
+                CaError::Bad(e) => TransportError::Setup(format!("bad CA certificate: {e}")),
+                CaError::Empty => TransportError::Setup("no PEM certificate in --server-ca".into()),
+            })?;
+        }
+        let mut builder = settings.builder().redirect(redirect_policy());
         if let Some(resolver) = resolver {
             builder = builder.dns_resolver(resolver);
-        }
-        if let Some(pem) = extra_ca {
-            let certs = reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| TransportError::Setup(format!("bad CA certificate: {e}")))?;
-            if certs.is_empty() {
-                return Err(TransportError::Setup(
-                    "no PEM certificate in --server-ca".into(),
-                ));
-            }
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
         }
         let client = builder
             .build()
@@ -190,6 +258,80 @@ impl HttpTransport {
             }
         }
         Ok(Fetched::Bytes { bytes, etag })
+    }
+}
+
+/// A blocking HTTP client: reqwest's async client run to completion on a
+/// private single-threaded runtime (as [`crate::blocking`] runs the
+/// verifier), for the admin client and `keyshare tuf`. Not for use from
+/// inside an async runtime.
+#[derive(Debug, Clone)]
+pub struct BlockingClient {
+    runtime: Arc<tokio::runtime::Runtime>,
+    client: reqwest::Client,
+}
+
+impl BlockingClient {
+    /// Builds the client of `builder` (see [`HttpSettings::builder`]).
+    pub fn new(builder: reqwest::ClientBuilder) -> Result<Self, TransportError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| TransportError::Setup(format!("cannot start the I/O runtime: {e}")))?;
+        // reqwest's client must be built inside a runtime context.
+        let client = {
+            let _guard = runtime.enter();
+            builder
+                .build()
+                .map_err(|e| TransportError::Setup(e.to_string()))?
+        };
+        Ok(Self {
+            runtime: Arc::new(runtime),
+            client,
+        })
+    }
+
+    /// The async client, to build requests with.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// Runs `future` (a request made with [`Self::client`]) to completion.
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+}
+
+/// The [`Fetcher`] of the repository at `base` (its base URL, no
+/// trailing `/`) over `transport`.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpFetcher<'a> {
+    /// The transport.
+    pub transport: &'a HttpTransport,
+    /// The repository's base URL.
+    pub base: &'a str,
+}
+
+impl Fetcher for HttpFetcher<'_> {
+    async fn get(&self, path: &str, limit: u64, etag: Option<&str>) -> Result<Fetched, Error> {
+        let url = format!("{}/{path}", self.base);
+        Ok(self.transport.get(&url, limit, etag).await?)
+    }
+
+    fn missing(&self, file: Missing<'_>) -> Error {
+        match file {
+            Missing::Role { role, name } => Error::Tuf {
+                url: self.base.to_owned(),
+                source: keyshare_policy::Error::Unavailable {
+                    role: RoleName::new(role),
+                    file: name.to_owned(),
+                },
+            },
+            Missing::Target { file, .. } => Error::Transport(TransportError::Status {
+                url: format!("{}/{file}", self.base),
+                status: 404,
+            }),
+        }
     }
 }
 
@@ -298,7 +440,7 @@ impl Resolve for PublicOnly {
 }
 
 /// An error and its sources on one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {

@@ -1,0 +1,451 @@
+//! The sync: one repository's TUF workflow, the walk of every delegated
+//! role, its trust documents and the trust state, read through a
+//! [`Fetcher`] and checked as of now, in five named steps (as python-tuf's
+//! `Updater.refresh` is `_load_root`, `_load_timestamp`, `_load_snapshot`,
+//! `_load_targets`):
+//!
+//! 1. [`Verifier::load_top_level`]: root, timestamp, snapshot, targets
+//!    (TUF §5.3–5.6, policy's [`Updater`]);
+//! 2. [`Verifier::load_delegations`]: every delegated role, a level at a
+//!    time (policy's [`Walk`](keyshare_policy::client::Walk)), cache first,
+//!    downloads concurrent;
+//! 3. [`resolve_documents`]: which trust documents to fetch, each found by
+//!    a TUF target search (a path listed by a role not trusted for it is
+//!    ignored);
+//! 4. [`Verifier::fetch_documents`]: the documents, from the cache when the
+//!    hash matches, else downloaded concurrently, each checked against its
+//!    listing;
+//! 5. [`build_state`] and [`finish`]: the [`TrustState`], and what to write
+//!    to the cache (written by the caller only when all of it verified).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use futures_util::stream::{self, StreamExt as _};
+
+use keyshare_policy::audit::Head;
+use keyshare_policy::client::{
+    encode_role, verify_target, CacheOp, Lookup, MetadataFile, Response, Step, Updater,
+};
+use keyshare_policy::hash::sha256_hex;
+use keyshare_policy::metadata::{RoleName, TargetFile};
+use keyshare_policy::trust::{
+    is_index_path, NamespaceName, NamespaceTrust, Namespaces, Peers, Revocations, TrustSet,
+    PEERS_PATH, REVOCATIONS_PATH,
+};
+
+use super::{Error, TrustState, Verifier};
+use crate::cache::{Manifest, RememberedHead, RepoCache};
+use crate::fetch::{Fetched, Fetcher, Missing};
+
+/// A refresh in progress: the cache's files plus what was fetched, written
+/// back only when everything verified.
+pub(super) struct Work<'c> {
+    cache: &'c RepoCache,
+    old: Manifest,
+    /// Metadata by cache name: fetched or read this time.
+    metadata: BTreeMap<String, Vec<u8>>,
+    deleted: BTreeSet<String>,
+    etag: Option<String>,
+}
+
+impl<'c> Work<'c> {
+    fn new(cache: &'c RepoCache, old: Manifest) -> Self {
+        Self {
+            cache,
+            old,
+            metadata: BTreeMap::new(),
+            deleted: BTreeSet::new(),
+            etag: None,
+        }
+    }
+
+    fn local(&mut self, name: &str) -> Option<Vec<u8>> {
+        if self.deleted.contains(name) {
+            return None;
+        }
+        if let Some(b) = self.metadata.get(name) {
+            return Some(b.clone());
+        }
+        let bytes = self.cache.blob(self.old.metadata.get(name)?)?;
+        self.metadata.insert(name.to_owned(), bytes.clone());
+        Some(bytes)
+    }
+
+    fn peek(&self, name: &str) -> Option<Vec<u8>> {
+        if self.deleted.contains(name) {
+            return None;
+        }
+        self.metadata.get(name).cloned()
+    }
+
+    fn store(&mut self, name: String, bytes: Vec<u8>) {
+        self.deleted.remove(&name);
+        self.metadata.insert(name, bytes);
+    }
+
+    fn apply(&mut self, op: CacheOp) {
+        match op {
+            CacheOp::Store { name, bytes } => self.store(name, bytes),
+            CacheOp::Delete { name } => {
+                self.metadata.remove(&name);
+                self.deleted.insert(name);
+            }
+        }
+    }
+}
+
+/// The result of a sync: the state, and what to write to the cache.
+pub(super) struct Synced {
+    pub(super) state: TrustState,
+    pub(super) manifest: Manifest,
+    pub(super) blobs: BTreeMap<String, Vec<u8>>,
+}
+
+impl Verifier {
+    /// The TUF workflow, the walk of every delegated role, the trust
+    /// documents, from `fetcher`, checked as of now.
+    pub(super) async fn sync<F: Fetcher + Sync>(
+        &self,
+        cache: &RepoCache,
+        manifest: Manifest,
+        fetcher: &F,
+    ) -> Result<Synced, Error> {
+        let url = manifest.url.clone();
+        let mut work = Work::new(cache, manifest);
+        let mut updater = self.load_top_level(&url, &mut work, fetcher).await?;
+        let roles = self
+            .load_delegations(&url, &mut updater, &mut work, fetcher)
+            .await?;
+        let found = resolve_documents(&url, &mut updater, &work, &roles)?;
+        let documents = self
+            .fetch_documents(&url, &updater, &work, fetcher, found)
+            .await?;
+        let state = build_state(&url, &updater, documents)?;
+        Ok(finish(state, &work, &roles))
+    }
+
+    /// Step 1, top-level metadata (TUF §5.3–5.6): the trusted root from the
+    /// cache, then policy's [`Updater`], with cached files as its cache and
+    /// `fetcher` as the repository. The timestamp is asked for with the
+    /// cached copy's `ETag`; "not modified" is the cached copy.
+    async fn load_top_level<F: Fetcher + Sync>(
+        &self,
+        url: &str,
+        work: &mut Work<'_>,
+        fetcher: &F,
+    ) -> Result<Updater, Error> {
+        let tuf = |source| tuf(url, source);
+        let root = work
+            .local("root.json")
+            .ok_or_else(|| Error::NotInitialized {
+                dir: work.cache.dir().to_owned(),
+            })?;
+        let mut updater =
+            Updater::new(&root, self.now(), self.options.config.clone()).map_err(tuf)?;
+        let etag = work.old.timestamp_etag.clone();
+        loop {
+            match updater.poll().map_err(tuf)? {
+                Step::Done(()) => return Ok(updater),
+                Step::Cache(op) => work.apply(op),
+                Step::Fetch(request) => {
+                    let name = request.cache_name();
+                    let response = if request.is_local() {
+                        work.local(&name).into()
+                    } else {
+                        let is_timestamp = matches!(request.file(), MetadataFile::Timestamp);
+                        let cached = is_timestamp
+                            .then(|| work.local(&name))
+                            .flatten()
+                            .and(etag.clone());
+                        let path = format!("metadata/{}", request.remote_name());
+                        match fetcher
+                            .get(&path, request.max_length(), cached.as_deref())
+                            .await?
+                        {
+                            Fetched::Bytes { bytes, etag } => {
+                                if is_timestamp {
+                                    work.etag = etag;
+                                }
+                                Response::Bytes(bytes)
+                            }
+                            Fetched::NotFound => Response::NotFound,
+                            Fetched::NotModified => {
+                                work.etag = cached;
+                                work.local(&name).into()
+                            }
+                        }
+                    };
+                    updater.answer(response);
+                }
+            }
+        }
+    }
+
+    /// Step 2, every delegated role, one level of the delegation graph at a
+    /// time (policy's walk: each role once; a role the snapshot does not
+    /// list is skipped, no target search could load it either): cached
+    /// copies first, then the rest downloaded concurrently and verified on
+    /// [`super::Options::threads`] threads. Returns the roles loaded,
+    /// `targets` first.
+    async fn load_delegations<F: Fetcher + Sync>(
+        &self,
+        url: &str,
+        updater: &mut Updater,
+        work: &mut Work<'_>,
+        fetcher: &F,
+    ) -> Result<Vec<RoleName>, Error> {
+        let tuf = |source| tuf(url, source);
+        let mut walk = updater
+            .walk(self.options.threads)
+            .map_err(tuf)?
+            .skip_unlisted();
+        loop {
+            match walk.poll().map_err(tuf)? {
+                Step::Done(roles) => return Ok(roles),
+                Step::Cache(op) => work.apply(op),
+                Step::Fetch(request) if request.is_local() => {
+                    let bytes = work.local(&request.cache_name());
+                    walk.answer(bytes.into());
+                }
+                Step::Fetch(_) => {
+                    // The whole batch at once, answered in order.
+                    let batch = walk.pending();
+                    let jobs = batch.iter().map(|request| async move {
+                        let name = request.remote_name();
+                        let path = format!("metadata/{name}");
+                        match fetcher.get(&path, request.max_length(), None).await? {
+                            Fetched::Bytes { bytes, .. } => Ok(bytes),
+                            Fetched::NotFound | Fetched::NotModified => {
+                                Err(fetcher.missing(Missing::Role {
+                                    role: request.role(),
+                                    name: &name,
+                                }))
+                            }
+                        }
+                    });
+                    let fetched: Vec<Result<Vec<u8>, Error>> = stream::iter(jobs)
+                        .buffered(self.options.concurrency.max(1))
+                        .collect()
+                        .await;
+                    for bytes in fetched {
+                        walk.answer(Response::Bytes(bytes?));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Step 4, the trust documents themselves: from the cache when the
+    /// hash matches, else downloaded concurrently; each checked against
+    /// its listing.
+    async fn fetch_documents<F: Fetcher + Sync>(
+        &self,
+        url: &str,
+        updater: &Updater,
+        work: &Work<'_>,
+        fetcher: &F,
+        found: Vec<(String, TargetFile)>,
+    ) -> Result<BTreeMap<String, Vec<u8>>, Error> {
+        let mut documents = BTreeMap::new();
+        let mut missing = Vec::new();
+        for (path, tf) in found {
+            let cached = work
+                .old
+                .targets
+                .get(&path)
+                .filter(|sha| tf.sha256() == Some(sha.as_str()))
+                .and_then(|sha| work.cache.blob(sha));
+            match cached {
+                Some(bytes) if verify_target(&tf, &path, &bytes).is_ok() => {
+                    documents.insert(path, bytes);
+                }
+                _ => missing.push((path, tf)),
+            }
+        }
+        let jobs = missing.iter().map(|(path, tf)| async move {
+            let file = format!("targets/{}", updater.target_remote_name(path, tf));
+            match fetcher.get(&file, tf.length, None).await? {
+                Fetched::Bytes { bytes, .. } => Ok(bytes),
+                Fetched::NotFound | Fetched::NotModified => {
+                    Err(fetcher.missing(Missing::Target { path, file: &file }))
+                }
+            }
+        });
+        let fetched: Vec<Result<Vec<u8>, Error>> = stream::iter(jobs)
+            .buffered(self.options.concurrency.max(1))
+            .collect()
+            .await;
+        for ((path, tf), bytes) in missing.into_iter().zip(fetched) {
+            let bytes = bytes?;
+            verify_target(&tf, &path, &bytes).map_err(|source| tuf(url, source))?;
+            documents.insert(path, bytes);
+        }
+        Ok(documents)
+    }
+}
+
+fn tuf(url: &str, source: keyshare_policy::Error) -> Error {
+    Error::Tuf {
+        url: url.to_owned(),
+        source,
+    }
+}
+
+/// Step 3, which targets to fetch: the namespace index shards,
+/// `org/revocations.json`, `org/peers.json` and `org/roots/*.pem` that
+/// top-level `targets` lists, and every `namespaces/<ns>/trust.json` any
+/// loaded role lists; each resolved by a TUF target search.
+fn resolve_documents(
+    url: &str,
+    updater: &mut Updater,
+    work: &Work<'_>,
+    roles: &[RoleName],
+) -> Result<Vec<(String, TargetFile)>, Error> {
+    let mut wanted: BTreeSet<String> = BTreeSet::new();
+    if let Some(top) = updater.trusted().targets("targets") {
+        for path in top.targets.keys() {
+            if is_index_path(path)
+                || path == REVOCATIONS_PATH
+                || path == PEERS_PATH
+                || (path.starts_with("org/roots/") && path.ends_with(".pem"))
+            {
+                wanted.insert(path.clone());
+            }
+        }
+    }
+    for role in roles {
+        if let Some(t) = updater.trusted().targets(role.as_str()) {
+            wanted.extend(t.targets.keys().filter(|p| is_trust_path(p)).cloned());
+        }
+    }
+    let mut found: Vec<(String, TargetFile)> = Vec::new();
+    for path in wanted {
+        let lookup = updater
+            .find_target_with(&path, |request| work.peek(&request.cache_name()).into())
+            .map_err(|source| tuf(url, source))?;
+        let _ = updater.take_cache_ops();
+        match lookup {
+            Lookup::Found { target_file, .. } => found.push((path, target_file)),
+            Lookup::NotFound => {
+                tracing::warn!(%path, "listed by a role not trusted for it; ignored");
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Step 5, what to write to the cache: every metadata file of the walk,
+/// every document, the timestamp's `ETag` and the audit heads remembered.
+fn finish(state: TrustState, work: &Work<'_>, roles: &[RoleName]) -> Synced {
+    let used: BTreeSet<String> = ["root", "timestamp", "snapshot"]
+        .iter()
+        .copied()
+        .chain(roles.iter().map(RoleName::as_str))
+        .map(role_file)
+        .collect();
+    let mut manifest = Manifest::pinned(&state.url, String::new());
+    manifest.metadata.clear();
+    let mut blobs = BTreeMap::new();
+    for name in &used {
+        if let Some(bytes) = work.peek(name) {
+            let sha = sha256_hex(&bytes);
+            manifest.metadata.insert(name.clone(), sha.clone());
+            blobs.insert(sha, bytes);
+        }
+    }
+    for (path, bytes) in &state.documents {
+        let sha = sha256_hex(bytes);
+        manifest.targets.insert(path.clone(), sha.clone());
+        blobs.insert(sha, bytes.clone());
+    }
+    manifest.timestamp_etag = work.etag.clone();
+    manifest.audit_heads = work.old.audit_heads.clone();
+    if let Some(head) = &state.audit_head {
+        manifest.remember_head(RememberedHead {
+            seq: head.seq,
+            hash: head.hash.clone(),
+            timestamp_version: state.timestamp_version,
+        });
+    }
+    Synced {
+        state,
+        manifest,
+        blobs,
+    }
+}
+
+/// The cache name of a delegated role's metadata.
+fn role_file(role: &str) -> String {
+    format!("{}.json", encode_role(role))
+}
+
+/// `namespaces/<ns>/trust.json` with a valid namespace name.
+fn is_trust_path(path: &str) -> bool {
+    path.strip_prefix("namespaces/")
+        .and_then(|rest| rest.strip_suffix("/trust.json"))
+        .is_some_and(|ns| NamespaceName::parse(ns).is_ok())
+}
+
+/// Step 5, the trust state: the verified documents parsed and indexed
+/// ([`TrustSet`]), with the timestamp's audit head.
+fn build_state(
+    url: &str,
+    updater: &Updater,
+    documents: BTreeMap<String, Vec<u8>>,
+) -> Result<TrustState, Error> {
+    let bad = |source| Error::Documents {
+        url: url.to_owned(),
+        source,
+    };
+    let mut shards = Vec::new();
+    let mut namespaces = Vec::new();
+    let mut revocations = Revocations::default();
+    let mut peers = Peers::default();
+    for (path, bytes) in &documents {
+        if is_index_path(path) {
+            shards.push((path.as_str(), Namespaces::from_slice(bytes).map_err(bad)?));
+        } else if path == REVOCATIONS_PATH {
+            revocations = Revocations::from_slice(bytes).map_err(bad)?;
+        } else if path == PEERS_PATH {
+            peers = Peers::from_slice(bytes).map_err(bad)?;
+        } else if is_trust_path(path) {
+            namespaces.push(NamespaceTrust::from_target(path, bytes).map_err(bad)?);
+        }
+    }
+    let index = Namespaces::merge(shards).map_err(bad)?;
+    let trust_set = TrustSet::new(index, namespaces, revocations, peers).map_err(bad)?;
+    for ns in trust_set.unlisted_documents() {
+        tracing::warn!(namespace = %ns, "trust document of a namespace the index does not list; ignored");
+    }
+    let trusted = updater.trusted();
+    let audit_head = trusted
+        .timestamp()
+        .and_then(|t| match Head::from_timestamp(t) {
+            Ok(head) => head,
+            Err(e) => {
+                tracing::warn!(%url, error = %e, "ignoring the timestamp's audit head");
+                None
+            }
+        });
+    Ok(TrustState {
+        url: url.to_owned(),
+        root_version: trusted.root().version,
+        timestamp_version: trusted.timestamp().map_or(0, |t| t.version),
+        audit_head,
+        trust_set,
+        documents,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trust_document_paths_need_a_valid_namespace_name() {
+        assert!(is_trust_path("namespaces/team-a/trust.json"));
+        assert!(!is_trust_path("namespaces/Team A/trust.json"));
+        assert!(!is_trust_path("namespaces/team-a/other.json"));
+        assert!(!is_trust_path("namespaces/a/b/trust.json"));
+    }
+}

@@ -1,0 +1,141 @@
+//! `keyshare-server init`: a new repository in a data directory.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use openssl::sha::sha256;
+use time::OffsetDateTime;
+
+use super::{init_data_dir, io_at, open_store, CliError};
+use crate::config::{self, Config, Flags};
+use crate::data_dir::{self, DataDir, DB_NAME};
+use crate::keys;
+use crate::publisher::Publisher;
+use crate::store::TokenKind;
+
+/// `init`: creates a new repository in `dir` and writes, to `out`, the
+/// pinned root hash and the org-admin token (shown only here).
+///
+/// The directory is created with mode 0700 (an existing one loses group
+/// and other access) and locked. Refuses a directory that another
+/// keyshare-server process holds, or that already holds a database, a
+/// `keys/` directory or a replica. A `keyshare.toml` already there is kept
+/// and used (so the expiries can be chosen before the first publish);
+/// otherwise the defaults are written. If anything fails, what `init`
+/// created is removed again.
+pub fn init(dir: &Path, root: Option<&Path>, out: &mut dyn Write) -> Result<(), CliError> {
+    init_data_dir(dir, "init", || init_locked(dir, root, out))
+}
+
+fn init_locked(dir: &Path, root: Option<&Path>, out: &mut dyn Write) -> Result<(), CliError> {
+    let layout = DataDir::new(dir);
+    let db = layout.db();
+    let keys_dir = layout.keys();
+    let config_path = layout.config();
+    for existing in [&db, &keys_dir, &layout.replica()] {
+        if existing.exists() {
+            return Err(CliError::Other(format!(
+                "{} already holds a repository ({} exists); refusing to overwrite it",
+                dir.display(),
+                existing.display()
+            )));
+        }
+    }
+    let wrote_config = !config_path.exists();
+    if wrote_config {
+        data_dir::write_new(&config_path, config::DEFAULT_FILE.as_bytes(), 0o644)?;
+    }
+    let result = init_repository(dir, &db, root, out);
+    if result.is_err() {
+        // Best effort: leave the directory as init found it.
+        let _ = fs::remove_dir_all(&keys_dir);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = fs::remove_file(dir.join(format!("{DB_NAME}{suffix}")));
+        }
+        if wrote_config {
+            let _ = fs::remove_file(&config_path);
+        }
+    }
+    result
+}
+
+fn init_repository(
+    dir: &Path,
+    db: &Path,
+    root: Option<&Path>,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let config = Config::load(dir, &Flags::default())?;
+    let now = OffsetDateTime::now_utc();
+    let publisher = match root {
+        // The embedded default: a local root key, threshold 1.
+        None => {
+            let (online, root_key) = keys::init_online(&config.keys, dir)?;
+            let store = open_store(db)?;
+            Publisher::init(store, online, &[root_key], 1, config.repo_options(), now)?
+        }
+        // A root from the offline ceremony; no root key on this machine.
+        Some(path) => {
+            let bytes = fs::read(path).map_err(io_at(path))?;
+            let online = keys::init_online_for_root(&config.keys, dir)?;
+            let store = open_store(db)?;
+            Publisher::init_with_root(store, online, &bytes, config.repo_options(), now)?
+        }
+    };
+    // The CI secret (nonces, principals), whether or not `[ci]` is set yet.
+    keys::generate_ci_secret(&DataDir::new(dir).keys())?;
+    let root_hash = publisher
+        .file("metadata/1.root.json")
+        .map(|f| hex::encode(sha256(&f.bytes)))
+        .ok_or_else(|| CliError::Other("init published no metadata/1.root.json".into()))?;
+    let token = publisher.create_token(
+        "system",
+        TokenKind::OrgAdmin,
+        Some("created by init".into()),
+        now,
+    )?;
+    let stdout = |e: io::Error| CliError::Io {
+        path: PathBuf::from("<stdout>"),
+        source: e,
+    };
+    writeln!(
+        out,
+        "initialized a keyshare repository in {}",
+        dir.display()
+    )
+    .map_err(stdout)?;
+    writeln!(out, "root sha256: {root_hash}").map_err(stdout)?;
+    writeln!(
+        out,
+        "org-admin token (id {}); it will not be shown again:",
+        token.token.id
+    )
+    .map_err(stdout)?;
+    writeln!(out, "{}", token.secret.expose()).map_err(stdout)?;
+    out.flush().map_err(stdout)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn init_writes_a_configuration_that_loads_with_a_ci_stub_to_uncomment() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        init(&dir, None, &mut Vec::new()).unwrap();
+        let path = DataDir::new(&dir).config();
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\n# [ci]\n"), "{text}");
+        assert!(text.contains("ci_not_configured") && text.contains("docs/ci.md"));
+        assert_eq!(Config::load(&dir, &Flags::default()).unwrap().ci, None);
+        // Uncommenting the one line turns CI on (CI tokens; no issuers yet).
+        fs::write(&path, text.replace("\n# [ci]\n", "\n[ci]\n")).unwrap();
+        let ci = Config::load(&dir, &Flags::default()).unwrap().ci.unwrap();
+        assert!(ci.issuers.is_empty() && ci.rules.is_empty());
+    }
+}

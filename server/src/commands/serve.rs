@@ -1,0 +1,183 @@
+//! `keyshare-server serve`: the repository, the admin API and the CI
+//! endpoints over HTTP(S) until SIGINT or SIGTERM, with the maintenance
+//! task and the CI expiry sweeper beside it. One [`Clock`] (the system's,
+//! or a test's through [`run`]) reaches all of them.
+
+use std::future::Future;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use super::{
+    init_logging, lock_data_dir, open_publisher, require_repository, serve_until_stopped,
+    shutdown_signal, CliError, Listening,
+};
+use crate::clock::{self, Clock};
+use crate::config::{Config, Flags};
+use crate::http::tls::warn_if_plain_http_off_loopback;
+use crate::http::{self, AppState};
+use crate::publisher::Publisher;
+
+/// How often `serve` re-signs expiring metadata and sweeps expired
+/// ephemeral keys.
+pub const MAINTENANCE_INTERVAL: StdDuration = StdDuration::from_secs(60);
+
+/// `serve`: serves the repository in `dir` until SIGINT or SIGTERM, then
+/// stops gracefully. Writes `listening on http://ADDR` (or `https://` when
+/// `tls.cert` and `tls.key` are set) to `out` once bound (with the real
+/// port when the configured one is 0).
+pub fn serve(dir: &Path, flags: &Flags, out: &mut dyn Write) -> Result<(), CliError> {
+    let config = Config::load(dir, flags)?;
+    init_logging(&config)?;
+    run(dir, &config, clock::system(), shutdown_signal, out)
+}
+
+/// What `serve` does once its configuration is loaded and logging set up:
+/// serves the repository in `dir` until the future `shutdown` makes (on
+/// the server's runtime) resolves. `clock` is the one clock of the whole
+/// server: the HTTP handlers, CI issuance, the maintenance task and the CI
+/// expiry sweeper all read it (tests pass their own).
+pub fn run<S: Future<Output = ()> + 'static>(
+    dir: &Path,
+    config: &Config,
+    clock: Clock,
+    shutdown: impl FnOnce() -> Result<S, CliError>,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let tls = super::tls(config)?;
+    require_repository(dir)?;
+    // Held until serve returns: every other writer of this directory
+    // refuses meanwhile, naming this process.
+    let lock = lock_data_dir(
+        dir,
+        "serve",
+        "one process writes a data directory: stop that one first, or serve another --data-dir",
+    )?;
+    let publisher = Arc::new(open_publisher(dir, config, &lock)?);
+    let listening = Listening::bind(config, tls)?;
+    lock.set_detail(&format!("listening on {}", listening.url()))
+        .map_err(|e| CliError::Other(e.to_string()))?;
+    if !listening.is_tls() {
+        warn_if_plain_http_off_loopback(listening.addr());
+    }
+    let mut state = AppState::new(publisher.clone());
+    state.clock = clock.clone();
+    state.body_limit = config.body_limit;
+    state.allow_private_peers = config.allow_private_peers;
+    state.export = crate::airgap::ExportLimits::from_config(config);
+    let resign_before = config.expiry.resign_before;
+    let ci_sweep = match &config.ci {
+        Some(ci) => {
+            let service = crate::ci::CiService::new(
+                ci.clone(),
+                dir,
+                config.keys.pin_file.as_deref(),
+                publisher.clone(),
+                clock.clone(),
+            )
+            .map_err(|e| CliError::Other(e.to_string()))?;
+            state.ci = Some(Arc::new(service));
+            Some(StdDuration::from_secs(
+                u64::try_from(ci.sweep_interval.whole_seconds()).unwrap_or(1),
+            ))
+        }
+        None => None,
+    };
+    let served = serve_until_stopped(
+        listening,
+        "keyshare-server listening",
+        dir,
+        out,
+        shutdown,
+        move |listener, tls, stop| {
+            // Stopped with the server, or when it is given up on.
+            let background = Background::spawn(publisher, clock, resign_before, ci_sweep);
+            async move {
+                let _background = background;
+                match tls {
+                    Some(tls) => http::run_tls(listener, tls, state, stop).await,
+                    None => http::run(listener, state, stop).await,
+                }
+            }
+        },
+    );
+    drop(lock);
+    served
+}
+
+/// `serve`'s background tasks: maintenance, and the CI expiry sweeper when
+/// `[ci]` is set. Aborted when dropped.
+struct Background(Vec<tokio::task::JoinHandle<()>>);
+
+impl Background {
+    fn spawn(
+        publisher: Arc<Publisher>,
+        clock: Clock,
+        resign_before: time::Duration,
+        ci_sweep: Option<StdDuration>,
+    ) -> Self {
+        let mut tasks = Vec::new();
+        if let Some(every) = ci_sweep {
+            tasks.push(tokio::spawn(crate::ci::sweeper::run(
+                publisher.clone(),
+                clock.clone(),
+                every,
+            )));
+        }
+        tasks.push(tokio::spawn(maintain(publisher, clock, resign_before)));
+        Self(tasks)
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+/// Every minute (and once at start): re-sign what expires within
+/// `resign_before`, sweep expired ephemeral keys, and delete published
+/// versions superseded longer ago than `store.keep_superseded` (publishes
+/// do that too; this covers a server with no writes). Runs on a blocking
+/// thread; errors are logged and retried at the next tick.
+async fn maintain(publisher: Arc<Publisher>, clock: Clock, resign_before: time::Duration) {
+    let mut ticks = tokio::time::interval(MAINTENANCE_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let p = publisher.clone();
+        let now = clock();
+        let work = tokio::task::spawn_blocking(move || {
+            (
+                p.refresh_expiring(resign_before, now),
+                p.sweep_ephemeral(now),
+                p.prune(now),
+            )
+        });
+        match work.await {
+            Ok((refreshed, swept, pruned)) => {
+                match pruned {
+                    Ok(n) if n > 0 => tracing::info!(files = n, "pruned superseded versions"),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "pruning superseded versions failed"),
+                }
+                match refreshed {
+                    Ok(files) if !files.is_empty() => {
+                        tracing::info!(files = files.len(), "re-signed expiring metadata");
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "re-signing expiring metadata failed"),
+                }
+                match swept {
+                    Ok(n) if n > 0 => tracing::info!(keys = n, "removed expired ephemeral keys"),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "sweeping ephemeral keys failed"),
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "maintenance task failed"),
+        }
+    }
+}
