@@ -38,7 +38,7 @@ use serde_json::Value;
 
 use keyshare_policy::audit::{ChainCheck, ChainError, ChainSummary, Head, Record};
 
-use crate::fetch::http::{error_chain, load_ca};
+use crate::fetch::http::load_ca;
 use crate::fetch::{BlockingClient, HttpSettings};
 /// Largest answer read, bytes.
 pub const MAX_RESPONSE_BYTES: u64 = 8 * 1024 * 1024;
@@ -1002,7 +1002,7 @@ fn transport(url: &str, e: reqwest::Error) -> Error {
 /// A one-line description of a transport error, without the URL (the
 /// caller adds it).
 fn one_line(e: reqwest::Error) -> String {
-    error_chain(&e.without_url()).replace(['\n', '\r'], " ")
+    keyshare_policy::error::one_line(&e.without_url()).replace(['\n', '\r'], " ")
 }
 
 /// The kind of private key `text` holds, if it holds one: a PEM private

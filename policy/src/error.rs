@@ -186,3 +186,43 @@ pub enum Error {
 
 /// Result alias for the trust core.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error and its sources on one line (`outer: cause: root cause`), each
+/// source left out when the line already says it: for messages that end up
+/// as one readable line (CLI errors, logs).
+pub fn one_line(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let c = cause.to_string();
+        if !s.contains(&c) {
+            s.push_str(": ");
+            s.push_str(&c);
+        }
+        source = cause.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{0}")]
+    struct Outer(String, #[source] std::io::Error);
+
+    #[test]
+    fn one_line_names_each_source_once() {
+        let root = || std::io::Error::other("connection refused");
+        assert_eq!(
+            one_line(&Outer("GET https://issuer/jwks".into(), root())),
+            "GET https://issuer/jwks: connection refused"
+        );
+        // A source the message already quotes is not repeated.
+        assert_eq!(
+            one_line(&Outer("cannot connect: connection refused".into(), root())),
+            "cannot connect: connection refused"
+        );
+    }
+}

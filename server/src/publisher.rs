@@ -1395,18 +1395,7 @@ fn apply_change(
             affected.created.insert(entry.name.clone());
             affected.namespaces.insert(entry.name.clone());
             let mut details = json!({ "scopes": entry.scopes, "maintainers": entry.maintainers, "threshold": threshold });
-            if let Value::Object(map) = &mut details {
-                if *allow_overlap {
-                    map.insert("allow_overlap".into(), Value::Bool(true));
-                }
-                if !overlaps.is_empty() {
-                    map.insert(
-                        "overlaps".into(),
-                        serde_json::to_value(&overlaps)
-                            .map_err(|e| store::Error::invalid("overlaps", e.to_string()))?,
-                    );
-                }
-            }
+            note_overlaps(&mut details, *allow_overlap, &overlaps)?;
             ("namespace.create", entry.name.to_string(), details)
         }
         Change::DeleteNamespace { namespace } => {
@@ -1457,18 +1446,7 @@ fn apply_change(
             affected.shards.insert(store::namespace_bin(&entry.name));
             affected.namespaces.insert(namespace.clone());
             let mut details = json!({ "added": scopes, "scopes": entry.scopes });
-            if let Value::Object(map) = &mut details {
-                if *allow_overlap {
-                    map.insert("allow_overlap".into(), Value::Bool(true));
-                }
-                if !overlaps.is_empty() {
-                    map.insert(
-                        "overlaps".into(),
-                        serde_json::to_value(&overlaps)
-                            .map_err(|e| store::Error::invalid("overlaps", e.to_string()))?,
-                    );
-                }
-            }
+            note_overlaps(&mut details, *allow_overlap, &overlaps)?;
             ("namespace.scopes", namespace.to_string(), details)
         }
         Change::AddKey { namespace, key } => {
@@ -1880,6 +1858,27 @@ fn with_context(details: Value, context: &Value) -> Value {
         }
         (details, context) => json!({ "details": details, "context": context }),
     }
+}
+
+/// Adds to an audit record's details that overlaps were allowed, and which.
+fn note_overlaps(
+    details: &mut Value,
+    allowed: bool,
+    overlaps: &store::ScopeOverlaps,
+) -> Result<(), store::Error> {
+    if let Value::Object(map) = details {
+        if allowed {
+            map.insert("allow_overlap".into(), Value::Bool(true));
+        }
+        if !overlaps.is_empty() {
+            map.insert(
+                "overlaps".into(),
+                serde_json::to_value(overlaps)
+                    .map_err(|e| store::Error::invalid("overlaps", e.to_string()))?,
+            );
+        }
+    }
+    Ok(())
 }
 
 fn rfc3339(t: Option<OffsetDateTime>) -> Value {

@@ -214,7 +214,7 @@ impl HttpTransport {
         etag: Option<&str>,
     ) -> Result<Fetched, TransportError> {
         let unreachable = |e: reqwest::Error| {
-            let message = error_chain(&e);
+            let message = keyshare_policy::error::one_line(&e);
             if refused(&e) {
                 TransportError::Refused {
                     url: url.to_owned(),
@@ -437,21 +437,6 @@ impl Resolve for PublicOnly {
             Ok(Box::new(addrs.into_iter()) as Addrs)
         })
     }
-}
-
-/// An error and its sources on one line.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let c = cause.to_string();
-        if !s.contains(&c) {
-            s.push_str(": ");
-            s.push_str(&c);
-        }
-        source = cause.source();
-    }
-    s
 }
 
 #[cfg(test)]

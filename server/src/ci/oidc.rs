@@ -413,7 +413,7 @@ fn fetch_jwks(issuer: &IssuerConfig, allow_private: bool) -> Result<Vec<u8>, Str
         let response = agent
             .get(url)
             .call()
-            .map_err(|e| format!("GET {url}: {}", error_chain(&e)))?;
+            .map_err(|e| format!("GET {url}: {}", keyshare_policy::error::one_line(&e)))?;
         let mut bytes = Vec::new();
         std::io::Read::read_to_end(
             &mut std::io::Read::take(response.into_reader(), LIMIT + 1),
@@ -454,21 +454,6 @@ fn fetch_jwks(issuer: &IssuerConfig, allow_private: bool) -> Result<Vec<u8>, Str
         ));
     }
     get(jwks_uri)
-}
-
-/// An error and its sources on one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let c = cause.to_string();
-        if !s.contains(&c) {
-            s.push_str(": ");
-            s.push_str(&c);
-        }
-        source = cause.source();
-    }
-    s
 }
 
 #[cfg(test)]
