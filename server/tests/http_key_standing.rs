@@ -11,6 +11,7 @@
     clippy::indexing_slicing
 )]
 
+#[macro_use]
 mod http_common;
 
 use actix_web::http::{Method, StatusCode};
@@ -18,30 +19,6 @@ use serde_json::{json, Value};
 use time::Duration;
 
 use http_common::*;
-
-fn status_and_json(answer: Answer) -> (StatusCode, Value) {
-    let v = if answer.body.is_empty() {
-        Value::Null
-    } else {
-        answer.json()
-    };
-    (answer.status, v)
-}
-
-/// `call!(app, METHOD, uri, token, body)`: sends and reads the answer.
-macro_rules! call {
-    ($app:expr, $method:expr, $uri:expr, $token:expr, $body:expr) => {{
-        let body: Value = $body;
-        let body = (!body.is_null()).then_some(body);
-        status_and_json(
-            send(
-                &$app,
-                request($method, $uri, Some($token), body.as_ref()).to_request(),
-            )
-            .await,
-        )
-    }};
-}
 
 fn rfc3339(t: time::OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)

@@ -11,6 +11,7 @@
     clippy::indexing_slicing
 )]
 
+#[macro_use]
 mod http_common;
 
 use std::num::NonZeroU32;
@@ -74,31 +75,6 @@ fn published_trust(f: &Fixture) -> TrustSet {
 
 fn decide(f: &Fixture, artifact: &str, id: &str) -> Decision {
     published_trust(f).decide(artifact, &[SignerRef::KeyId(KeyId::new(id))], NOW, NOW)
-}
-
-/// Status and JSON body (`null` when empty) of an answer.
-fn status_and_json(answer: Answer) -> (StatusCode, Value) {
-    let v = if answer.body.is_empty() {
-        Value::Null
-    } else {
-        answer.json()
-    };
-    (answer.status, v)
-}
-
-/// `call!(app, METHOD, uri, token, body)`: sends and reads the answer.
-macro_rules! call {
-    ($app:expr, $method:expr, $uri:expr, $token:expr, $body:expr) => {{
-        let body: Value = $body;
-        let body = (!body.is_null()).then_some(body);
-        status_and_json(
-            send(
-                &$app,
-                request($method, $uri, Some($token), body.as_ref()).to_request(),
-            )
-            .await,
-        )
-    }};
 }
 
 /// Creates namespaces `registry.acme.io/<name>/**` (as an org admin would).

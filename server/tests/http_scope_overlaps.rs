@@ -13,36 +13,13 @@
     clippy::indexing_slicing
 )]
 
+#[macro_use]
 mod http_common;
 
 use actix_web::http::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use http_common::*;
-
-fn status_and_json(answer: Answer) -> (StatusCode, Value) {
-    let v = if answer.body.is_empty() {
-        Value::Null
-    } else {
-        answer.json()
-    };
-    (answer.status, v)
-}
-
-/// `call!(app, METHOD, uri, token, body)`: sends and reads the answer.
-macro_rules! call {
-    ($app:expr, $method:expr, $uri:expr, $token:expr, $body:expr) => {{
-        let body: Value = $body;
-        let body = (!body.is_null()).then_some(body);
-        status_and_json(
-            send(
-                &$app,
-                request($method, $uri, Some($token), body.as_ref()).to_request(),
-            )
-            .await,
-        )
-    }};
-}
 
 /// Creates a namespace over HTTP as an org admin; returns status and body.
 macro_rules! create {

@@ -291,3 +291,30 @@ pub fn public_pem(kind: &str) -> String {
 pub fn ca_pem(cn: &str) -> String {
     keyshare_testkit::ca_pem(cn)
 }
+
+/// Status and JSON body (`null` when empty) of an answer.
+pub fn status_and_json(answer: Answer) -> (StatusCode, Value) {
+    let v = if answer.body.is_empty() {
+        Value::Null
+    } else {
+        answer.json()
+    };
+    (answer.status, v)
+}
+
+/// `call!(app, METHOD, uri, token, body)`: sends and reads the answer
+/// (status and JSON body; `body` `Value::Null` sends none).
+#[allow(unused_macros)]
+macro_rules! call {
+    ($app:expr, $method:expr, $uri:expr, $token:expr, $body:expr) => {{
+        let body: serde_json::Value = $body;
+        let body = (!body.is_null()).then_some(body);
+        http_common::status_and_json(
+            http_common::send(
+                &$app,
+                http_common::request($method, $uri, Some($token), body.as_ref()).to_request(),
+            )
+            .await,
+        )
+    }};
+}
