@@ -4,11 +4,12 @@
 //! carried ([`Manifest::remember_head`], bounded).
 //!
 //! A refresh writes the blobs it needs, then replaces `state.json`
-//! atomically (temporary file, fsync, rename), then removes blobs no longer
-//! named. Until the rename, readers see the previous state complete; a
-//! failed refresh never touches `state.json`, so the cache stays in its last
-//! good state. Blobs are immutable: their name is their hash, and a blob
-//! whose bytes do not hash to its name is treated as missing.
+//! atomically (`keyshare_fsio`: temporary file, fsync, rename, fsync of the
+//! directory), then removes blobs no longer named. Until the rename,
+//! readers see the previous state complete; a failed refresh never touches
+//! `state.json`, so the cache stays in its last good state. Blobs are
+//! immutable: their name is their hash, and a blob whose bytes do not hash
+//! to its name is treated as missing.
 //!
 //! Blobs are not fsynced one by one (thousands of fsyncs dominated a
 //! refresh); after a crash of the machine, a blob the manifest names may
@@ -16,7 +17,6 @@
 //! says to refresh, and the next refresh downloads it again.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -211,15 +211,17 @@ impl RepoCache {
         for (sha, bytes) in blobs {
             let path = blob_dir.join(sha);
             if self.blob(sha).is_none() {
-                write_atomic(&path, bytes, false)?;
+                // Unsynced: a blob is checked against its hash when read,
+                // so a crash costs a fetch, never a wrong answer.
+                keyshare_fsio::write_atomically_unsynced(&path, bytes, 0o600).map_err(from_fsio)?;
             }
         }
         let text = serde_json::to_vec_pretty(manifest).map_err(|e| CacheError::Corrupt {
             path: self.dir.join(STATE_FILE),
             message: e.to_string(),
         })?;
-        write_atomic(&self.dir.join(STATE_FILE), &text, true)?;
-        sync_dir(&self.dir);
+        keyshare_fsio::write_atomically(&self.dir.join(STATE_FILE), &text, 0o600)
+            .map_err(from_fsio)?;
         // Garbage collection: best effort, the manifest is already safe.
         let named: BTreeSet<&String> = manifest
             .metadata
@@ -253,23 +255,8 @@ fn create_private_dir(dir: &Path) -> Result<(), CacheError> {
     builder.create(dir).map_err(io(dir))
 }
 
-/// Writes `bytes` to a temporary file next to `path`, syncs it if `sync`,
-/// renames it.
-fn write_atomic(path: &Path, bytes: &[u8], sync: bool) -> Result<(), CacheError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io(dir))?;
-    tmp.write_all(bytes).map_err(io(path))?;
-    if sync {
-        tmp.as_file().sync_all().map_err(io(path))?;
-    }
-    tmp.persist(path).map_err(|e| io(path)(e.error))?;
-    Ok(())
-}
-
-fn sync_dir(dir: &Path) {
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
+fn from_fsio(e: keyshare_fsio::Error) -> CacheError {
+    io(&e.path)(e.source)
 }
 
 /// The default cache directory: `$XDG_CACHE_HOME/keyshare`, else

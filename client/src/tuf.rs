@@ -41,7 +41,7 @@
 //! the URL.
 
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;
@@ -303,20 +303,11 @@ fn read_capped(path: &Path, max_length: u64) -> Option<Vec<u8>> {
     Some(bytes)
 }
 
-/// Writes `dir/name` atomically: a `.tmp-*` file in `dir`, synced, then
-/// renamed over `name`. The temporary file is removed on failure.
-pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .suffix(".part")
-        .tempfile_in(dir)
-        .map_err(|source| io_error(dir, source))?;
-    tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
-        .map_err(|source| io_error(tmp.path(), source))?;
-    let path = dir.join(name);
-    tmp.persist(&path).map_err(|e| io_error(&path, e.error))?;
-    Ok(())
+/// Replaces `dir/name` with `bytes` (mode 0600) with
+/// [`keyshare_fsio::write_atomically`].
+fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+    keyshare_fsio::write_atomically(&dir.join(name), bytes, 0o600)
+        .map_err(|e| io_error(&e.path, e.source))
 }
 
 fn io_error(path: &Path, source: std::io::Error) -> Error {

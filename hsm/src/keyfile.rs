@@ -1,7 +1,6 @@
 //! Keys in PKCS#8 PEM files, optionally encrypted with a passphrase.
 
 use std::fmt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use keyshare_policy::keys::{Key, Scheme};
@@ -156,19 +155,10 @@ fn scheme_of(private: &PKey<Private>) -> Option<Scheme> {
     }
 }
 
+/// Creates the key file `path` (mode 0600 on Unix), refusing an existing one.
 fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
-    let fail = |e: std::io::Error| Error::KeyFile {
+    keyshare_fsio::write_new(path, bytes, 0o600).map_err(|e| Error::KeyFile {
         path: path.to_owned(),
-        message: e.to_string(),
-    };
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path).map_err(fail)?;
-    file.write_all(bytes).map_err(fail)?;
-    file.sync_all().map_err(fail)
+        message: e.source.to_string(),
+    })
 }

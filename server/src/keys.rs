@@ -11,9 +11,8 @@
 //! load when group or others can read them. Errors name the file or the
 //! setting and never contain key material or a PIN; nothing here logs.
 
-use std::fs::{self, DirBuilder, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::fs::{self, DirBuilder};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -98,6 +97,13 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
     }
 }
 
+fn from_fsio(e: keyshare_fsio::Error) -> KeyError {
+    KeyError::Io {
+        path: e.path,
+        source: e.source,
+    }
+}
+
 fn create_dir(dir: &Path) -> Result<(), KeyError> {
     DirBuilder::new()
         .recursive(true)
@@ -116,14 +122,7 @@ fn generate_file(path: &Path) -> Result<SharedSigner, KeyError> {
         path: path.to_owned(),
         reason: e.to_string(),
     })?;
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io(path))?;
-    file.write_all(&pem).map_err(io(path))?;
-    file.sync_all().map_err(io(path))?;
+    keyshare_fsio::write_new(path, &pem, 0o600).map_err(from_fsio)?;
     Ok(Arc::new(signer))
 }
 
@@ -279,16 +278,8 @@ pub fn generate_ci_secret(dir: &Path) -> Result<(), KeyError> {
         path: path.clone(),
         reason: format!("random generator: {e}"),
     })?;
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(io(&path))?;
-    file.write_all(format!("{}\n", hex::encode(bytes)).as_bytes())
-        .map_err(io(&path))?;
-    file.sync_all().map_err(io(&path))?;
-    Ok(())
+    let text = format!("{}\n", hex::encode(bytes));
+    keyshare_fsio::write_new(&path, text.as_bytes(), 0o600).map_err(from_fsio)
 }
 
 /// The CI secret of `data_dir` (`keys/ci-secret`), made first when the
@@ -344,7 +335,9 @@ pub fn load_one(path: &Path) -> Result<SharedSigner, KeyError> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
-    use std::os::unix::fs::PermissionsExt;
+    use std::fs::OpenOptions;
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 
     use super::*;
 

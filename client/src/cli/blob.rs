@@ -69,12 +69,9 @@ pub(crate) fn sign(a: SignArgs) -> Result<(), Error> {
         p.into()
     });
     let json = serde_json::to_vec_pretty(&sig).map_err(|e| Error::Input(e.to_string()))?;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&out)
-        .and_then(|mut f| std::io::Write::write_all(&mut f, &json))
-        .map_err(|e| Error::Input(format!("cannot write {}: {e}", out.display())))?;
+    // A new file, with the mode a plain create gives (0666 less the umask).
+    keyshare_fsio::write_new(&out, &json, 0o666)
+        .map_err(|e| Error::Input(format!("cannot write {}: {}", out.display(), e.source)))?;
     output::text(&format!("signature: {}", out.display()));
     Ok(())
 }

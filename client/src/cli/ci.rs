@@ -1,7 +1,5 @@
 //! `keyshare ci request` / `keyshare ci end`: ephemeral CI delegations.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand, ValueEnum};
@@ -133,14 +131,8 @@ fn parse_ttl(text: &str) -> Result<u64, Error> {
 
 /// Writes `bytes` to a new file readable by its owner only.
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| Error::Input(format!("cannot create {}: {e}", path.display())))?;
-    file.write_all(bytes)
-        .map_err(|e| Error::Input(format!("cannot write {}: {e}", path.display())))
+    keyshare_fsio::write_new(path, bytes, 0o600)
+        .map_err(|e| Error::Input(format!("cannot create {}: {}", path.display(), e.source)))
 }
 
 fn request(a: RequestArgs) -> Result<(), Error> {

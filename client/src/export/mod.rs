@@ -62,12 +62,11 @@ fn io_error(path: &Path, source: std::io::Error) -> ExportError {
     }
 }
 
-/// Writes `dir/name` atomically.
+/// Replaces `dir/name` with `bytes` (mode 0600) with
+/// [`keyshare_fsio::write_atomically`].
 fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), ExportError> {
-    crate::tuf::write_atomic(dir, name, bytes).map_err(|e| match e {
-        crate::tuf::Error::Io { path, source } => ExportError::Io { path, source },
-        other => io_error(&dir.join(name), std::io::Error::other(other.to_string())),
-    })
+    keyshare_fsio::write_atomically(&dir.join(name), bytes, 0o600)
+        .map_err(|e| io_error(&e.path, e.source))
 }
 
 /// Replaces directory `parent/name` by one that `fill` builds: `fill`

@@ -39,7 +39,7 @@ use keyshare_policy::metadata::{Envelope, Root};
 use keyshare_policy::verify::verify_root_self;
 
 use crate::config::Config;
-use crate::data_dir::{self, DataDir, WriteError, CURRENT_BUNDLE, PINNED_ROOT};
+use crate::data_dir::{DataDir, CURRENT_BUNDLE, PINNED_ROOT};
 use crate::publisher::{CachedFile, PublishError, Publisher};
 
 /// Why an export or import failed. One line each.
@@ -65,8 +65,8 @@ pub enum AirgapError {
     },
 }
 
-impl From<WriteError> for AirgapError {
-    fn from(e: WriteError) -> Self {
+impl From<keyshare_fsio::Error> for AirgapError {
+    fn from(e: keyshare_fsio::Error) -> Self {
         AirgapError::Io {
             path: e.path,
             source: e.source,
@@ -264,7 +264,7 @@ impl Replica {
             .mode(0o700)
             .create(&dir)
             .map_err(io_at(&dir))?;
-        data_dir::write_atomically(&dir.join(PINNED_ROOT), root, 0o600)?;
+        keyshare_fsio::write_atomically(&dir.join(PINNED_ROOT), root, 0o600)?;
         Ok((version, keyshare_policy::hash::sha256_hex(root)))
     }
 
@@ -312,9 +312,9 @@ impl Replica {
         let pinned = self.pinned_root()?;
         let previous = self.current()?;
         // Leftovers of an import that was killed.
-        data_dir::remove_temporaries(&self.dir);
+        keyshare_fsio::remove_temporaries(&self.dir);
         let path = self.dir.join(CURRENT_BUNDLE);
-        data_dir::write_atomically_with(&path, 0o600, |file, tmp| {
+        keyshare_fsio::write_atomically_with(&path, 0o600, |file, tmp| {
             let mut copy = BufWriter::with_capacity(1 << 20, file);
             let raw = read_bundle(input, &mut copy, &pinned, progress)?;
             copy.flush().map_err(io_at(tmp))?;

@@ -19,7 +19,6 @@ use super::{
 };
 use crate::airgap::{export, ExportLimits, Replica, ReplicaFiles};
 use crate::config::{Config, Flags};
-use crate::data_dir;
 
 fn rfc3339(t: OffsetDateTime) -> String {
     keyshare_policy::datetime::rfc3339(t)
@@ -91,7 +90,7 @@ pub fn export_cmd(
     let lock = lock_data_dir(dir, "export", EXPORT_IN_USE)?;
     let publisher = open_publisher(dir, &config, &lock)?;
     let mut progress = Progress::new("exporting");
-    let result = data_dir::write_atomically_with(out_path, 0o644, |file, tmp| {
+    let result = keyshare_fsio::write_atomically_with(out_path, 0o644, |file, tmp| {
         let mut writer = io::BufWriter::new(file);
         let exported = export(
             &publisher,

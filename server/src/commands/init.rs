@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use super::{init_data_dir, io_at, open_store, CliError};
 use crate::config::{self, Config, Flags};
-use crate::data_dir::{self, DataDir, DB_NAME};
+use crate::data_dir::{DataDir, DB_NAME};
 use crate::keys;
 use crate::publisher::Publisher;
 use crate::store::TokenKind;
@@ -44,7 +44,7 @@ fn init_locked(dir: &Path, root: Option<&Path>, out: &mut dyn Write) -> Result<(
     }
     let wrote_config = !config_path.exists();
     if wrote_config {
-        data_dir::write_new(&config_path, config::DEFAULT_FILE.as_bytes(), 0o644)?;
+        keyshare_fsio::write_new(&config_path, config::DEFAULT_FILE.as_bytes(), 0o644)?;
     }
     let result = init_repository(dir, &db, root, out);
     if result.is_err() {

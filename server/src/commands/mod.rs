@@ -35,7 +35,7 @@ use openssl::ssl::SslAcceptorBuilder;
 
 use crate::airgap::AirgapError;
 use crate::config::{Config, ConfigError, LogFormat};
-use crate::data_dir::{DataDir, WriteError, DB_NAME};
+use crate::data_dir::{DataDir, DB_NAME};
 use crate::http::tls::{tls_acceptor, TlsError};
 use crate::keys::{self, KeyError};
 use crate::lock::{DataDirLock, LockError};
@@ -96,8 +96,8 @@ pub enum CliError {
     Other(String),
 }
 
-impl From<WriteError> for CliError {
-    fn from(e: WriteError) -> Self {
+impl From<keyshare_fsio::Error> for CliError {
+    fn from(e: keyshare_fsio::Error) -> Self {
         CliError::Io {
             path: e.path,
             source: e.source,

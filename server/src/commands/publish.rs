@@ -6,7 +6,6 @@ use std::path::Path;
 
 use super::{io_at, open_publisher, open_publisher_alongside, require_repository, CliError};
 use crate::config::{Config, Flags};
-use crate::data_dir;
 use crate::lock::{DataDirLock, LockError};
 
 /// What `publish` wrote.
@@ -69,7 +68,7 @@ pub fn publish(dir: &Path, out_dir: &Path) -> Result<Published, CliError> {
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent).map_err(io_at(parent))?;
         }
-        data_dir::write_atomically(&path, &file.bytes, 0o644)?;
+        keyshare_fsio::write_atomically(&path, &file.bytes, 0o644)?;
         done.written += 1;
     }
     Ok(done)
