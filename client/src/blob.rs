@@ -84,9 +84,7 @@ pub enum BlobError {
 
 /// The bytes a blob signature signs.
 pub fn signed_message(sha256_hex: &str, signed_at: OffsetDateTime) -> Result<Vec<u8>, BlobError> {
-    let at = signed_at
-        .format(&time::format_description::well_known::Rfc3339)
-        .map_err(|e| BlobError::Sign(e.to_string()))?;
+    let at = keyshare_policy::datetime::rfc3339(signed_at);
     Ok(format!("{FORMAT}\nsha256={sha256_hex}\nsigned_at={at}\n").into_bytes())
 }
 

@@ -7,6 +7,7 @@ use clap::Args;
 use time::OffsetDateTime;
 
 use keyshare_client::blob;
+use keyshare_policy::datetime::rfc3339;
 use keyshare_policy::sign::InMemorySigner;
 use keyshare_policy::trust::{Decision, Reason};
 
@@ -145,8 +146,4 @@ fn may_be_stale(decision: &Decision) -> bool {
                 | Reason::NoTrustDocument { .. }
         }
     )
-}
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    keyshare_policy::datetime::rfc3339(t)
 }

@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 
 use keyshare_client::blocking::Verifier;
 use keyshare_client::{Options, Outcome, PeerProblem, RootPin, TrustState, Verdict};
+use keyshare_policy::datetime::rfc3339;
 use keyshare_policy::hash::Sha256Hex;
 use keyshare_policy::keys::Key;
 use keyshare_policy::metadata::KeyId;
@@ -302,10 +303,6 @@ fn cert_chain(path: &Path) -> Result<Vec<Vec<u8>>, Error> {
                 .map_err(|e| Error::Input(format!("{}: {e}", path.display())))
         })
         .collect()
-}
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    keyshare_policy::datetime::rfc3339(t)
 }
 
 /// A short machine-readable name of each reason.

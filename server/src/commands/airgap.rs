@@ -13,16 +13,14 @@ use std::sync::Arc;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use time::OffsetDateTime;
 
+use keyshare_policy::datetime::rfc3339;
+
 use super::{
     init_data_dir, init_logging, lock_data_dir, open_publisher, require_repository, say,
     serve_until_stopped, shutdown_signal, CliError, Listening,
 };
 use crate::airgap::{export, ExportLimits, Replica, ReplicaFiles};
 use crate::config::{Config, Flags};
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    keyshare_policy::datetime::rfc3339(t)
-}
 
 /// A byte progress bar on stderr, only when stderr is a terminal; drawn
 /// from the first report on (when the total is known).

@@ -11,7 +11,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use openssl::ssl::SslAcceptorBuilder;
 use serde::Deserialize;
 use serde_json::json;
-use time::format_description::well_known::Rfc3339;
+
+use keyshare_policy::datetime::rfc3339;
 
 use super::read::{is_clean_path, respond};
 use super::{authorize, ApiError, AppState, Body, Caller, Endpoint};
@@ -59,7 +60,7 @@ pub(crate) async fn export(
         bytes = exported.bytes,
         "bundle exported"
     );
-    let expires = exported.expires.format(&Rfc3339).unwrap_or_default();
+    let expires = rfc3339(exported.expires);
     Ok(HttpResponse::Ok()
         .content_type("application/octet-stream")
         .insert_header((
@@ -144,7 +145,7 @@ async fn healthz(files: web::Data<Arc<ReplicaFiles>>) -> Result<HttpResponse, Ap
         "status": "ok",
         "mode": "replica",
         "timestamp_version": version,
-        "expires": expires.and_then(|e| e.format(&Rfc3339).ok()),
+        "expires": expires.map(rfc3339),
     })))
 }
 

@@ -11,6 +11,8 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
+use keyshare_policy::datetime::rfc3339;
+
 use super::auth::bearer;
 use super::body::Body;
 use super::error::ApiError;
@@ -64,7 +66,7 @@ async fn nonce(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let (nonce, expires) = ci.nonce(state.now())?;
     Ok(HttpResponse::Created().json(json!({
         "nonce": nonce,
-        "expires_at": expires.format(&time::format_description::well_known::Rfc3339).ok(),
+        "expires_at": rfc3339(expires),
     })))
 }
 

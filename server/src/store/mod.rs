@@ -55,7 +55,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
-use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, UtcOffset};
 
 use keyshare_policy::trust::{
@@ -435,8 +434,7 @@ pub(crate) fn time_text(t: OffsetDateTime) -> String {
 
 /// Parses a time column.
 pub(crate) fn parse_time(table: &'static str, s: &str) -> Result<OffsetDateTime> {
-    OffsetDateTime::parse(s, &Rfc3339)
-        .map_err(|e| Error::corrupt(table, format!("time `{s}`: {e}")))
+    keyshare_policy::datetime::parse_rfc3339(s).map_err(|e| Error::corrupt(table, e))
 }
 
 #[cfg(test)]
