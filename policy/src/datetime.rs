@@ -2,7 +2,8 @@
 //! RFC 3339 times as the trust documents, the admin API, the store and
 //! messages write them ([`rfc3339`], [`parse_rfc3339`]); and durations as
 //! people write them in configuration and on command lines (`90d`,
-//! `1d12h`, [`parse_duration`]).
+//! `1d12h`, `90` seconds where a flag allows it: [`parse_duration`],
+//! [`parse_duration_as`]).
 //!
 //! `expires` is parsed strictly (as python-tuf does), so a value
 //! re-serialises to the exact string that was signed.
@@ -86,31 +87,79 @@ pub fn parse_rfc3339(text: &str) -> Result<OffsetDateTime, String> {
     })
 }
 
-/// Parses durations such as `90d`, `6h`, `30m`, `45s`, `2w` or `1d12h`.
+/// How a duration may be written: the units it may use and whether a bare
+/// number counts as seconds. [`parse_duration`] takes
+/// [`DurationSyntax::UNITS`]; command-line flags take the others.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DurationSyntax {
+    /// A number without a unit is seconds (`90`).
+    pub bare_seconds: bool,
+    /// The units allowed, from `s`, `m`, `h`, `d` and `w`.
+    pub units: &'static str,
+    /// What the error says is expected.
+    pub expected: &'static str,
+}
+
+impl DurationSyntax {
+    /// Configuration and flags such as `--valid-for`: `90d`, `6h`, `1d12h`;
+    /// every number has a unit.
+    pub const UNITS: Self = Self {
+        bare_seconds: false,
+        units: "smhdw",
+        expected: "expected a duration like 6h, 1d or 90d (units s, m, h, d, w)",
+    };
+    /// Command-line flags that also take a number of seconds: `90`, `30m`,
+    /// `90d`, `1d12h`.
+    pub const SECONDS_OR_UNITS: Self = Self {
+        bare_seconds: true,
+        units: "smhdw",
+        expected: "expected a duration: seconds, or with a unit (45s, 30m, 12h, 90d, 2w, 1d12h)",
+    };
+    /// Short lifetimes (a CI key's): seconds, or with a unit up to hours:
+    /// `90`, `90s`, `5m`, `1h`, `1h30m`.
+    pub const SECONDS_TO_HOURS: Self = Self {
+        bare_seconds: true,
+        units: "smh",
+        expected: "expected a duration: seconds, or with a unit up to hours (90s, 5m, 1h, 1h30m)",
+    };
+}
+
+/// Parses durations such as `90d`, `6h`, `30m`, `45s`, `2w` or `1d12h`
+/// ([`DurationSyntax::UNITS`]).
 pub fn parse_duration(text: &str) -> Result<time::Duration, String> {
-    const EXPECTED: &str = "expected a duration like 6h, 1d or 90d (units s, m, h, d, w)";
+    parse_duration_as(text, DurationSyntax::UNITS)
+}
+
+/// Parses a duration written as `syntax` allows: numbers each followed by
+/// a unit (`s`, `m`, `h`, `d`, `w`), added up (`1d12h`), or one bare
+/// number of seconds where allowed. Surrounding spaces are ignored. It
+/// must be more than zero and no part over 100 years.
+pub fn parse_duration_as(text: &str, syntax: DurationSyntax) -> Result<time::Duration, String> {
+    let expected = || syntax.expected.to_owned();
     let mut total = time::Duration::ZERO;
     let mut rest = text.trim();
     if rest.is_empty() {
-        return Err(EXPECTED.into());
+        return Err(expected());
     }
+    let bare = syntax.bare_seconds && rest.bytes().all(|b| b.is_ascii_digit());
     while !rest.is_empty() {
         let digits = rest
             .find(|c: char| !c.is_ascii_digit())
             .unwrap_or(rest.len());
         if digits == 0 {
-            return Err(EXPECTED.into());
+            return Err(expected());
         }
         let (number, tail) = rest.split_at(digits);
-        let n: i64 = number.parse().map_err(|_| EXPECTED.to_owned())?;
+        let n: i64 = number.parse().map_err(|_| expected())?;
         let mut chars = tail.chars();
-        let seconds_per = match chars.next() {
+        let unit = if bare { Some('s') } else { chars.next() };
+        let seconds_per = match unit.filter(|u| syntax.units.contains(*u)) {
             Some('s') => 1,
             Some('m') => 60,
             Some('h') => 3_600,
             Some('d') => 86_400,
             Some('w') => 604_800,
-            _ => return Err(EXPECTED.into()),
+            _ => return Err(expected()),
         };
         let part = n
             .checked_mul(seconds_per)
@@ -122,7 +171,7 @@ pub fn parse_duration(text: &str) -> Result<time::Duration, String> {
         rest = chars.as_str();
     }
     if total <= time::Duration::ZERO {
-        return Err("duration must be positive".into());
+        return Err("expected a duration longer than zero".into());
     }
     Ok(total)
 }
@@ -161,6 +210,55 @@ mod tests {
         let long = "x".repeat(10_000);
         let message = parse_rfc3339(&long).unwrap_err();
         assert!(message.len() < 200, "{message}");
+    }
+
+    #[test]
+    fn durations() {
+        use time::Duration;
+        assert_eq!(parse_duration("1d").unwrap(), Duration::days(1));
+        assert_eq!(parse_duration("6h").unwrap(), Duration::hours(6));
+        assert_eq!(parse_duration("90d").unwrap(), Duration::days(90));
+        assert_eq!(parse_duration("2w").unwrap(), Duration::weeks(2));
+        assert_eq!(parse_duration("1d12h").unwrap(), Duration::hours(36));
+        assert_eq!(parse_duration("45s").unwrap(), Duration::seconds(45));
+        for bad in ["", "1", "d", "1x", "0d", "-1d", "1.5d", "99999999999999d"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn command_line_durations_also_take_seconds_and_keep_their_units() {
+        use time::Duration;
+        let cli = DurationSyntax::SECONDS_OR_UNITS;
+        let ttl = DurationSyntax::SECONDS_TO_HOURS;
+        for syntax in [cli, ttl] {
+            assert_eq!(parse_duration_as("90", syntax), Ok(Duration::seconds(90)));
+            assert_eq!(parse_duration_as("5m", syntax), Ok(Duration::minutes(5)));
+            assert_eq!(
+                parse_duration_as("1h30m", syntax),
+                Ok(Duration::minutes(90))
+            );
+            for bad in ["", "0", "m", "1x", "-1", "1.5h", "5y", "90 s"] {
+                let e = parse_duration_as(bad, syntax).unwrap_err();
+                assert!(e.starts_with("expected a duration"), "{bad}: {e}");
+            }
+        }
+        assert_eq!(parse_duration_as("90d", cli), Ok(Duration::days(90)));
+        assert_eq!(parse_duration_as("2w", cli), Ok(Duration::weeks(2)));
+        assert_eq!(parse_duration_as("5d", ttl), Err(ttl.expected.to_owned()));
+        assert_eq!(parse_duration_as("1w", ttl), Err(ttl.expected.to_owned()));
+        assert_eq!(
+            parse_duration_as("5y", cli),
+            Err(
+                "expected a duration: seconds, or with a unit (45s, 30m, 12h, 90d, 2w, 1d12h)"
+                    .into()
+            )
+        );
+        assert_eq!(
+            parse_duration("0d"),
+            Err("expected a duration longer than zero".into())
+        );
+        assert!(parse_duration_as("99999999999999", cli).is_err());
     }
 
     #[test]

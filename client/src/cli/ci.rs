@@ -6,6 +6,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{json, Value};
 
 use keyshare_client::admin::AdminClient;
+use keyshare_policy::datetime::{parse_duration_as, DurationSyntax};
 use keyshare_policy::keys::Scheme;
 
 use super::{output, read_text, Error, OutputFormat};
@@ -112,21 +113,13 @@ fn credential(c: &Credential) -> Result<String, Error> {
     Ok(token)
 }
 
-/// `90`, `90s`, `5m`, `1h` → seconds.
+/// `90`, `90s`, `5m`, `1h`, `1h30m` → seconds
+/// ([`DurationSyntax::SECONDS_TO_HOURS`]).
 fn parse_ttl(text: &str) -> Result<u64, Error> {
-    let bad = || Error::Input(format!("--ttl `{text}`: expected seconds or 90s, 5m, 1h"));
-    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
-        Some((i, _)) => text.split_at(i),
-        None => (text, "s"),
-    };
-    let n: u64 = digits.parse().map_err(|_| bad())?;
-    let factor = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        _ => return Err(bad()),
-    };
-    n.checked_mul(factor).filter(|s| *s > 0).ok_or_else(bad)
+    let bad = |e: String| Error::Input(format!("--ttl `{text}`: {e}"));
+    let d = parse_duration_as(text, DurationSyntax::SECONDS_TO_HOURS).map_err(bad)?;
+    u64::try_from(d.whole_seconds())
+        .map_err(|_| bad(DurationSyntax::SECONDS_TO_HOURS.expected.to_owned()))
 }
 
 /// Writes `bytes` to a new file readable by its owner only.

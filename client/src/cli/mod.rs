@@ -19,6 +19,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use keyshare_client::admin::Error as AdminError;
+use keyshare_policy::datetime::{parse_duration_as, DurationSyntax};
 
 /// keyshare: the organization's key-sharing and trust-distribution client.
 #[derive(Debug, Parser)]
@@ -154,23 +155,13 @@ pub(crate) fn rfc3339_arg(text: &str) -> Result<String, String> {
     parse_rfc3339(text).map(|_| text.to_owned())
 }
 
-/// clap value parser: a duration, `90` (seconds), `45s`, `30m`, `12h` or
-/// `90d`, in seconds (at least 1).
+/// clap value parser: a duration, `90` (seconds), `45s`, `30m`, `12h`,
+/// `90d`, `2w` or `1d12h` ([`DurationSyntax::SECONDS_OR_UNITS`]), in
+/// seconds (at least 1).
 pub(crate) fn duration_arg(text: &str) -> Result<u64, String> {
-    let bad = || "expected a duration: seconds, or with a unit (45s, 30m, 12h, 90d)".to_owned();
-    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
-        Some((i, _)) => text.split_at(i),
-        None => (text, "s"),
-    };
-    let n: u64 = digits.parse().map_err(|_| bad())?;
-    let factor = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3_600,
-        "d" => 86_400,
-        _ => return Err(bad()),
-    };
-    n.checked_mul(factor).filter(|s| *s > 0).ok_or_else(bad)
+    let d = parse_duration_as(text, DurationSyntax::SECONDS_OR_UNITS)?;
+    u64::try_from(d.whole_seconds())
+        .map_err(|_| DurationSyntax::SECONDS_OR_UNITS.expected.to_owned())
 }
 
 /// Parses the command line, runs it, prints the outcome, and returns the

@@ -10,10 +10,9 @@ use std::path::PathBuf;
 use serde::{Deserialize, Deserializer};
 use time::Duration;
 
+use keyshare_policy::datetime::parse_duration;
 use keyshare_policy::outbound::{Origin, Refusal};
 use keyshare_policy::trust::NamespaceName;
-
-use super::duration::parse_duration;
 
 /// The resolved `[ci]` section.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]

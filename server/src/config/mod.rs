@@ -8,8 +8,10 @@
 //! `s`, `m`, `h`, `d` and `w`, and may be combined (`1d12h`).
 //!
 //! * this module: the whole file, the environment and the flags ([`Config`]);
-//! * [`ci`]: the `[ci]` table ([`CiConfig`]: issuers, claim rules, the CI CA);
-//! * [`duration`]: [`parse_duration`], for the file and the command line.
+//! * [`ci`]: the `[ci]` table ([`CiConfig`]: issuers, claim rules, the CI CA).
+//!
+//! Durations, in the file and on the command line, are parsed by
+//! [`parse_duration`] (`keyshare_policy::datetime`, re-exported here).
 //!
 //! On the ground floor of `server/src`: it imports nothing from the crate
 //! outside this folder.
@@ -23,10 +25,9 @@ use keyshare_policy::repo::{Expiries, Options};
 use time::Duration;
 
 pub mod ci;
-pub mod duration;
 
 pub use ci::CiConfig;
-pub use duration::parse_duration;
+pub use keyshare_policy::datetime::parse_duration;
 
 /// How long superseded published files are kept by default
 /// (`store.keep_superseded`): 1 hour. A client needs an older version only
