@@ -342,17 +342,10 @@ pub struct AuditQuery {
     pub limit: Option<u32>,
 }
 
-/// Characters left as they are in a path segment (RFC 3986 unreserved).
+/// A path segment, percent-encoded but for RFC 3986's unreserved
+/// characters ([`keyshare_policy::layout::percent_encode`]).
 fn encode_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    keyshare_policy::layout::percent_encode(s)
 }
 
 impl AdminClient {

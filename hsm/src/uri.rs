@@ -13,7 +13,9 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use percent_encoding::{
+    percent_decode_str, percent_encode_byte, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC,
+};
 
 use crate::error::{Error, Result};
 use crate::pin::{Pin, PinSource};
@@ -226,7 +228,7 @@ impl fmt::Display for Pkcs11Uri {
             path.push(format!("object={}", utf8_percent_encode(o, VALUE)));
         }
         if let Some(id) = &self.id {
-            let enc: String = id.iter().map(|b| format!("%{b:02X}")).collect();
+            let enc: String = id.iter().map(|b| percent_encode_byte(*b)).collect();
             path.push(format!("id={enc}"));
         }
         if let Some(n) = self.slot_id {

@@ -14,7 +14,7 @@
 //! | timestamp | `metadata/timestamp.json` (never versioned) |
 //! | target `dir/base` | `targets/dir/<sha256>.base` |
 
-use std::fmt::Write as _;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use crate::ids::RoleName;
 use crate::metadata::TargetFile;
@@ -27,20 +27,26 @@ pub const TARGETS_DIR: &str = "targets";
 /// every commit, never versioned.
 pub const TIMESTAMP_PATH: &str = "metadata/timestamp.json";
 
+/// What [`percent_encode`] keeps: RFC 3986's unreserved characters (ASCII
+/// letters, digits and `-._~`).
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Percent-encodes `text` with no safe characters, as python's
+/// `urllib.parse.quote(text, safe="")`: every byte but ASCII letters,
+/// digits and `-._~` becomes `%XX` (upper-case hex). For file names and
+/// URL path segments: `/` and `..` never make a path.
+pub fn percent_encode(text: &str) -> String {
+    utf8_percent_encode(text, UNRESERVED).to_string()
+}
+
 /// Percent-encodes a role name for a file name, as python-tuf does
-/// (`urllib.parse.quote(name, safe="")`): every byte but ASCII letters,
-/// digits and `-._~` becomes `%XX`, so `/` and `..` never make a path.
+/// ([`percent_encode`]), so `/` and `..` never make a path.
 pub fn encode_role(role: &str) -> String {
-    let mut out = String::with_capacity(role.len());
-    for b in role.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            // Writing to a String cannot fail.
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
+    percent_encode(role)
 }
 
 /// A role's metadata file name without a version: `<encoded role>.json`
