@@ -9,7 +9,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use keyshare_policy::client::{verify_target, MetadataFile, Response, Step, TrustedSet, Walk};
-use keyshare_policy::layout::target_remote_name;
+use keyshare_policy::layout::{target_remote_name, TARGETS_DIR};
 use keyshare_policy::metadata::{Envelope, RoleName, Root};
 use keyshare_policy::verify::Authority;
 
@@ -123,7 +123,7 @@ pub fn walk(
             .remote_name(consistent)
         ))
     };
-    let targets_role = RoleName::new("targets");
+    let targets_role = RoleName::targets();
     let path = role_path(&trusted, &targets_role)?;
     let targets = get(path, "the snapshot lists it")?;
     trusted.update_targets(&targets)?;
@@ -162,7 +162,7 @@ pub fn walk(
         };
         for (target_path, target_file) in &t.signed().targets {
             let path = format!(
-                "targets/{}",
+                "{TARGETS_DIR}/{}",
                 target_remote_name(target_path, target_file, consistent)
             );
             if !targets_seen.insert(path.clone()) {
@@ -530,14 +530,14 @@ pub fn verify(
 
     let mut targets = BTreeMap::new();
     let consistent = trusted.consistent_snapshot();
-    let mut roles: Vec<&str> = vec!["targets"];
+    let mut roles: Vec<&str> = vec![RoleName::TARGETS];
     let delegated: Vec<String> = trusted_role_names(&trusted);
     roles.extend(delegated.iter().map(String::as_str));
     for role in roles {
         if let Some(t) = trusted.targets(role) {
             for (target_path, target_file) in &t.signed().targets {
                 let path = format!(
-                    "targets/{}",
+                    "{TARGETS_DIR}/{}",
                     target_remote_name(target_path, target_file, consistent)
                 );
                 if layout.find(&manifest, &path).is_some() {
@@ -566,7 +566,7 @@ fn trusted_role_names(trusted: &TrustedSet) -> Vec<String> {
                 .meta
                 .keys()
                 .filter_map(|k| k.strip_suffix(".json"))
-                .filter(|r| *r != "targets" && trusted.targets(r).is_some())
+                .filter(|r| *r != RoleName::TARGETS && trusted.targets(r).is_some())
                 .map(str::to_owned)
                 .collect()
         })

@@ -27,6 +27,7 @@ use keyshare_policy::client::{
     encode_role, verify_target, CacheOp, Lookup, MetadataFile, Response, Step, Updater,
 };
 use keyshare_policy::hash::sha256_hex;
+use keyshare_policy::layout::TARGETS_DIR;
 use keyshare_policy::metadata::{RoleName, TargetFile};
 use keyshare_policy::trust::{
     is_index_path, NamespaceName, NamespaceTrust, Namespaces, Peers, Revocations, TrustSet,
@@ -263,7 +264,7 @@ impl Verifier {
             }
         }
         let jobs = missing.iter().map(|(path, tf)| async move {
-            let file = format!("targets/{}", updater.target_remote_name(path, tf));
+            let file = format!("{TARGETS_DIR}/{}", updater.target_remote_name(path, tf));
             match fetcher.get(&file, tf.length, None).await? {
                 Fetched::Bytes { bytes, .. } => Ok(bytes),
                 Fetched::NotFound | Fetched::NotModified => {
@@ -302,7 +303,7 @@ fn resolve_documents(
     roles: &[RoleName],
 ) -> Result<Vec<(String, TargetFile)>, Error> {
     let mut wanted: BTreeSet<String> = BTreeSet::new();
-    if let Some(top) = updater.trusted().targets("targets") {
+    if let Some(top) = updater.trusted().targets(RoleName::TARGETS) {
         for path in top.targets.keys() {
             if is_index_path(path)
                 || path == REVOCATIONS_PATH

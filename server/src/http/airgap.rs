@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use keyshare_policy::datetime::rfc3339;
+use keyshare_policy::layout::{METADATA_DIR, TARGETS_DIR};
 
 use super::read::{is_clean_path, respond};
 use super::{authorize, ApiError, AppState, Body, Caller, Endpoint};
@@ -100,7 +101,7 @@ async fn metadata(
     req: HttpRequest,
     file: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    serve_file(&files, &req, "metadata", &file).await
+    serve_file(&files, &req, METADATA_DIR, &file).await
 }
 
 async fn target(
@@ -108,7 +109,7 @@ async fn target(
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    serve_file(&files, &req, "targets", &path).await
+    serve_file(&files, &req, TARGETS_DIR, &path).await
 }
 
 async fn serve_file(

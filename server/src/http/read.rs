@@ -3,6 +3,8 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
+use keyshare_policy::layout::{METADATA_DIR, TARGETS_DIR};
+
 use super::error::ApiError;
 use super::AppState;
 use crate::publisher::CachedFile;
@@ -30,7 +32,7 @@ async fn metadata(
     req: HttpRequest,
     file: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    serve(&state, &req, "metadata", &file)
+    serve(&state, &req, METADATA_DIR, &file)
 }
 
 async fn target(
@@ -38,7 +40,7 @@ async fn target(
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    serve(&state, &req, "targets", &path)
+    serve(&state, &req, TARGETS_DIR, &path)
 }
 
 /// True for a relative path of plain segments: no empty segment, no `.`

@@ -57,6 +57,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use time::{OffsetDateTime, UtcOffset};
 
+use keyshare_policy::layout::{METADATA_DIR, TARGETS_DIR};
 use keyshare_policy::trust::{
     NamespaceEntry, NamespaceName, NamespaceTrust, Namespaces, Peers, Revocations, RevokedSubject,
     Sha256Hex,
@@ -411,8 +412,8 @@ pub fn lineage(path: &str) -> String {
     let rest = match base.split_once('.') {
         Some((prefix, rest))
             if !base.ends_with(".root.json")
-                && (dir == "metadata" && prefix.bytes().all(|b| b.is_ascii_digit())
-                    || dir.starts_with("targets")) =>
+                && (dir == METADATA_DIR && prefix.bytes().all(|b| b.is_ascii_digit())
+                    || dir.starts_with(TARGETS_DIR)) =>
         {
             rest
         }
