@@ -1,0 +1,71 @@
+//! The configuration file `init` writes.
+
+/// The text `init` writes as `keyshare.toml`: every default, spelled out.
+pub const DEFAULT_FILE: &str = r#"# keyshare-server configuration (see docs/server.md).
+# KEYSHARE_* environment variables and command-line flags override it.
+
+listen = "127.0.0.1:8439"
+
+# HTTPS: with both set, serve speaks TLS only (1.2 or later).
+# cert is a PEM chain (server certificate first), key an unencrypted PEM key.
+# [tls]
+# cert = "/path/to/cert.pem"
+# key = "/path/to/key.pem"
+
+[log]
+format = "text"
+level = "info"
+
+[expiry]
+timestamp = "1d"
+snapshot = "7d"
+targets = "90d"
+root = "365d"
+resign_before = "6h"
+
+[limits]
+body_bytes = 65536
+
+# Air-gap bundles (docs/airgap.md): the validity window of an export when
+# --valid-for is not given, and the longest one allowed.
+[airgap]
+valid_for = "7d"
+max_valid_for = "30d"
+# Superseded published versions (older snapshots, timestamps, role
+# versions) stay served this long, then are deleted; roots and current
+# files are kept forever. A duration, or "forever".
+[store]
+keep_superseded = "1h"
+
+# Peer services (PUT /api/v1/peers) must be https:// to public hosts.
+# Private and loopback addresses (and http:// to loopback) only for tests
+# and local sidecars:
+# [peers]
+# allow_private_addresses = false
+
+# Online keys (targets, snapshot, timestamp, namespaces): a PKCS#8 PEM file
+# (`file:PATH` or a path, relative to the data directory) or a key in a
+# PKCS#11 token (an RFC 7512 URI with module-path; the PIN from the URI's
+# pin-source, else from pin_file). Default: keys/<role>.pem.
+# [keys]
+# targets = "pkcs11:token=keyshare;object=targets;type=private?module-path=/usr/lib/softhsm/libsofthsm2.so"
+# pin_file = "/etc/keyshare/token.pin"
+
+# CI delegations (docs/ci.md): short-lived signing keys for CI jobs, which
+# prove who they are with an OIDC ID token or a scoped CI token
+# (`keyshare admin token create --ci NAMESPACE`). Without a [ci] table every
+# CI endpoint answers 404 ci_not_configured, for CI tokens too. Uncomment
+# [ci] alone to accept CI tokens; for OIDC add the issuers your CI platform
+# signs tokens with and the claim rules that map jobs to namespaces, then
+# restart serve. Every setting and its default is in docs/ci.md.
+# [ci]
+# default_ttl = "10m"
+# max_ttl = "1h"
+# [[ci.issuers]]
+# url = "https://token.actions.githubusercontent.com"
+# audience = "https://keyshare.example.org"
+# [[ci.rules]]
+# issuer = "https://token.actions.githubusercontent.com"
+# namespaces = ["team-a"]
+# claims = { repository = "example/app", ref = "refs/heads/main" }
+"#;
