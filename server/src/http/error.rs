@@ -16,7 +16,7 @@ use serde_json::json;
 
 use crate::airgap::AirgapError;
 use crate::ci::CiError;
-use crate::publisher::PublishError;
+use crate::publisher::{PublishError, RootRefusal};
 use crate::store::{self, SingleUseKind};
 
 /// An error answer: status, a short machine-readable code and a message
@@ -192,13 +192,17 @@ impl From<&PublishError> for ApiError {
     fn from(e: &PublishError) -> Self {
         let (status, code) = match e {
             PublishError::Store(store) => return store.into(),
-            PublishError::RootRefused(_)
+            // A root that is not the next version conflicts with the
+            // current one; every other refused root is the request's fault.
+            PublishError::Root(RootRefusal::NotNextVersion { .. }) => {
+                (StatusCode::CONFLICT, "root_version")
+            }
+            PublishError::Root(_)
             | PublishError::Policy(
                 keyshare_policy::Error::Malformed { .. } | keyshare_policy::Error::BadKey { .. },
             ) => (StatusCode::BAD_REQUEST, "invalid"),
             PublishError::Used(SingleUseKind::Nonce) => (StatusCode::BAD_REQUEST, "bad_nonce"),
             PublishError::Used(SingleUseKind::Token) => (StatusCode::UNAUTHORIZED, "replay"),
-            PublishError::RootVersion(_) => (StatusCode::CONFLICT, "root_version"),
             PublishError::SameKey { .. } => (StatusCode::CONFLICT, "already_exists"),
             other => return Self::internal(other),
         };
