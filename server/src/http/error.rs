@@ -371,4 +371,30 @@ mod tests {
         let ci = ApiError::from(CiError::Publish(PublishError::Store(document_error())));
         assert_eq!(read, ci);
     }
+
+    #[test]
+    fn a_root_that_is_not_the_next_version_conflicts_and_other_refused_roots_are_invalid() {
+        let next = ApiError::from(PublishError::from(RootRefusal::NotNextVersion {
+            version: 3,
+            current: 1,
+        }));
+        assert_eq!(next.status(), StatusCode::CONFLICT);
+        assert_eq!(next.code(), "root_version");
+        assert_eq!(
+            next.message(),
+            "root v3 is not the next version: the current root is v1, so v2 is expected"
+        );
+        let first = ApiError::from(PublishError::from(RootRefusal::NotVersionOne {
+            version: 2,
+        }));
+        assert_eq!(first.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(first.code(), "invalid");
+        assert!(
+            first.message().starts_with(
+                "a new repository starts from root version 1; this is version 2 (start from"
+            ),
+            "{}",
+            first.message()
+        );
+    }
 }

@@ -1,9 +1,9 @@
 //! [`Change`]: what an admin, a maintainer or the system asks to change,
 //! how each change applies itself to the store ([`Change::apply`]) and
-//! what it says in the audit log ([`Effect::entry`]), and the checks a
-//! change people make must pass. A new change kind is a variant here, its
-//! arm in `apply` (store calls, audit entry, what to rebuild), and, if it
-//! touches a namespace, its arm in [`Change::namespace`].
+//! what it says in the audit log ([`Effect::entry`]). A new change kind
+//! is a variant here, its arm in `apply` (store calls, audit entry, what to
+//! rebuild), and its arm in [`Change::namespace`]; the publish skeleton
+//! does the rest. The checks on changes people make are in `checks.rs`.
 
 use std::collections::BTreeSet;
 use std::num::NonZeroU32;

@@ -23,8 +23,9 @@
 //!   place a publish's chain head is computed and signed into the
 //!   timestamp;
 //! * `change.rs`: [`Change`], how each change applies itself to the store
-//!   and what it says in the audit log; the checks a change people make
-//!   must pass;
+//!   and what it says in the audit log;
+//! * `checks.rs`: the checks a change people make must pass, and a
+//!   refused key said better (a key already listed under another id);
 //! * `stage.rs`: what a change makes the repository rebuild and re-sign
 //!   (the published layout below);
 //! * `batch.rs`: [`Publisher::apply_batch`], several changes in one
