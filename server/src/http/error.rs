@@ -16,7 +16,7 @@ use serde_json::json;
 
 use crate::airgap::AirgapError;
 use crate::ci::CiError;
-use crate::publisher::PublishError;
+use crate::publisher::{PublishError, RootRefusal};
 use crate::store::{self, SingleUseKind};
 
 /// An error answer: status, a short machine-readable code and a message
@@ -192,13 +192,17 @@ impl From<&PublishError> for ApiError {
     fn from(e: &PublishError) -> Self {
         let (status, code) = match e {
             PublishError::Store(store) => return store.into(),
-            PublishError::RootRefused(_)
+            // A root that is not the next version conflicts with the
+            // current one; every other refused root is the request's fault.
+            PublishError::Root(RootRefusal::NotNextVersion { .. }) => {
+                (StatusCode::CONFLICT, "root_version")
+            }
+            PublishError::Root(_)
             | PublishError::Policy(
                 keyshare_policy::Error::Malformed { .. } | keyshare_policy::Error::BadKey { .. },
             ) => (StatusCode::BAD_REQUEST, "invalid"),
             PublishError::Used(SingleUseKind::Nonce) => (StatusCode::BAD_REQUEST, "bad_nonce"),
             PublishError::Used(SingleUseKind::Token) => (StatusCode::UNAUTHORIZED, "replay"),
-            PublishError::RootVersion(_) => (StatusCode::CONFLICT, "root_version"),
             PublishError::SameKey { .. } => (StatusCode::CONFLICT, "already_exists"),
             other => return Self::internal(other),
         };
@@ -366,5 +370,31 @@ mod tests {
         assert_eq!(read, publish);
         let ci = ApiError::from(CiError::Publish(PublishError::Store(document_error())));
         assert_eq!(read, ci);
+    }
+
+    #[test]
+    fn a_root_that_is_not_the_next_version_conflicts_and_other_refused_roots_are_invalid() {
+        let next = ApiError::from(PublishError::from(RootRefusal::NotNextVersion {
+            version: 3,
+            current: 1,
+        }));
+        assert_eq!(next.status(), StatusCode::CONFLICT);
+        assert_eq!(next.code(), "root_version");
+        assert_eq!(
+            next.message(),
+            "root v3 is not the next version: the current root is v1, so v2 is expected"
+        );
+        let first = ApiError::from(PublishError::from(RootRefusal::NotVersionOne {
+            version: 2,
+        }));
+        assert_eq!(first.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(first.code(), "invalid");
+        assert!(
+            first.message().starts_with(
+                "a new repository starts from root version 1; this is version 2 (start from"
+            ),
+            "{}",
+            first.message()
+        );
     }
 }

@@ -473,4 +473,26 @@ mod tests {
         assert_eq!(time_text(t), "2026-01-02T03:04:05Z");
         assert_eq!(parse_time("x", "2026-01-02T03:04:05Z").unwrap(), t);
     }
+
+    #[test]
+    fn versions_of_one_file_share_a_lineage() {
+        assert_eq!(
+            lineage("metadata/3.snapshot.json"),
+            "metadata/snapshot.json"
+        );
+        assert_eq!(lineage("metadata/12.team-a.json"), "metadata/team-a.json");
+        assert_eq!(
+            lineage("metadata/timestamp.json"),
+            "metadata/timestamp.json"
+        );
+        assert_eq!(lineage("metadata/2.root.json"), "metadata/2.root.json");
+        assert_eq!(
+            lineage("targets/namespaces/team-a/abc123.trust.json"),
+            "targets/namespaces/team-a/trust.json"
+        );
+        assert_eq!(
+            lineage("targets/org/namespaces/ff01.3a.json"),
+            "targets/org/namespaces/3a.json"
+        );
+    }
 }

@@ -1,0 +1,451 @@
+//! The publisher: every accepted change becomes one signed publish.
+//!
+//! [`Publisher::apply`] runs one SQLite transaction that applies the change
+//! to the store, rebuilds the trust documents it affects, has the
+//! in-memory [`Repository`] sign new versions of the changed roles plus
+//! snapshot and timestamp, appends one audit record and records the new
+//! files. Every publish appends its audit records just before the
+//! timestamp is signed, and the timestamp carries the chain head including
+//! them (`x-keyshare-audit`, see [`keyshare_policy::audit`]). If any step
+//! fails the transaction rolls back, and the repository is rebuilt from
+//! what the store last published ([`Repository::restore`]), so a failed
+//! publish changes nothing.
+//!
+//! One job a file:
+//!
+//! * `mod.rs` (here): [`Publisher`], its public types and the public API
+//!   that is not one of the jobs below (open, apply, read);
+//! * `publish.rs`: the one publish skeleton every kind of publish goes
+//!   through (transaction → the caller's work → audit and commit → record
+//!   and prune → cache and metrics, or the repository restored on
+//!   failure);
+//! * `audit.rs`: a publish's audit records and `commit_audited`, the one
+//!   place a publish's chain head is computed and signed into the
+//!   timestamp;
+//! * `change.rs`: [`Change`], how each change applies itself to the store
+//!   and what it says in the audit log;
+//! * `checks.rs`: the checks a change people make must pass, and a
+//!   refused key said better (a key already listed under another id);
+//! * `stage.rs`: what a change makes the repository rebuild and re-sign
+//!   (the published layout below);
+//! * `batch.rs`: [`Publisher::apply_batch`], several changes in one
+//!   publish ([`Batched`]);
+//! * `root.rs`: root rotation ([`Publisher::submit_root`]) and the checks a
+//!   submitted root must pass, refused with a [`RootRefusal`];
+//! * `system.rs`: the publishes the server makes by itself (re-signing,
+//!   republishing, the expiry sweep);
+//! * `bundle.rs`: the bundle edition of snapshot and timestamp an air-gap
+//!   export carries ([`BundleEdition`]);
+//! * `cache.rs`: the published files in memory for the read API
+//!   ([`CachedFile`], [`Publisher::file`]);
+//! * `metrics.rs`: counters for `/metrics` ([`PublisherMetrics`]);
+//! * `tokens.rs`: API tokens (audited, not published).
+//!
+//! A new change kind goes in `change.rs`: a [`Change`] variant, its apply,
+//! its audit.
+//!
+//! Layout of the published repository (see `docs/server.md`), built so
+//! that one change re-signs a bounded number of files however many
+//! namespaces there are:
+//!
+//! * top-level `targets` (online targets key) lists `org/revocations.json`,
+//!   `org/peers.json`, `org/roots/<name>.pem` and the namespace index in
+//!   shards `org/namespaces/<xx>.json` (only non-empty shards; shard `xx`
+//!   holds the namespaces of bin `xx`); it delegates, with TAP 15 succinct
+//!   hashed bins (8 bits, prefix `bins`), to the 256 roles `bins-00` …
+//!   `bins-ff`, which all exist from init and are signed with the online
+//!   targets key (they decide which key signs which namespace, so they are
+//!   governance and the namespaces key cannot sign them);
+//! * bin `bins-xx` delegates to the role of each namespace whose trust
+//!   document path `namespaces/<ns>/trust.json` hashes into bin `xx`,
+//!   named like the namespace, with `paths: ["namespaces/<ns>/*"]`,
+//!   terminating, signed with the server's namespaces key; that role holds
+//!   `namespaces/<ns>/trust.json`.
+//!
+//! Creating or deleting a namespace re-signs its bin, its role (create),
+//! top-level targets (its index shard changed), snapshot and timestamp;
+//! changing a namespace re-signs its role, snapshot and timestamp. A store
+//! holding the earlier layout (namespace roles delegated directly from
+//! `targets`) is refused when the publisher opens it
+//! ([`PublishError::Layout`]).
+//!
+//! Storage stays bounded: every publish marks the versions it supersedes,
+//! and deletes, in the same transaction, superseded versions older than
+//! the retention period ([`Publisher::set_retention`]), at most 256 per
+//! publish ([`Publisher::prune`] deletes all of them); roots and current
+//! files are never deleted.
+//!
+//! [`Publisher::apply_batch`] publishes several changes in one transaction
+//! and one signing (CI delegations gathered by `crate::ci::batch`), with
+//! one audit record per change; each change is checked alone (a SQLite
+//! savepoint per change, documents rebuilt per namespace), so one bad
+//! change fails alone and the others publish. The expiry sweep
+//! ([`Publisher::sweep_ephemeral`]) goes namespace by namespace the same
+//! way.
+//!
+//! A published namespace may have a threshold above the keys and
+//! identities it lists (the sweep removed the CI keys that made it up;
+//! verifiers then decide `ThresholdNotMet`). Only changes people make
+//! through [`Publisher::apply`] are refused for leaving a namespace so.
+//!
+//! Writers are serialised by one mutex; published files are also kept in
+//! an in-memory cache for the read API ([`Publisher::file`]).
+
+mod audit;
+mod batch;
+mod bundle;
+mod cache;
+mod change;
+mod checks;
+mod metrics;
+mod publish;
+mod root;
+mod stage;
+mod system;
+mod tokens;
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use serde_json::json;
+use time::{Duration, OffsetDateTime};
+
+use keyshare_policy::metadata::RoleName;
+use keyshare_policy::repo::{File, Options, Repository, SharedSigner};
+
+use crate::store::{self, SingleUseKind, Store};
+
+use audit::{Audit, Audits};
+use cache::Cache;
+use metrics::Metrics;
+use publish::{publish_in, restore, Staged};
+use stage::{bins, stage, Affected};
+
+pub use crate::config::DEFAULT_RETENTION;
+pub use batch::Batched;
+pub use bundle::BundleEdition;
+pub use cache::CachedFile;
+pub use change::Change;
+pub use metrics::PublisherMetrics;
+pub use root::RootRefusal;
+
+/// The server's online keys.
+#[derive(Clone, Debug)]
+pub struct OnlineKeys {
+    /// Top-level targets.
+    pub targets: SharedSigner,
+    /// Snapshot.
+    pub snapshot: SharedSigner,
+    /// Timestamp.
+    pub timestamp: SharedSigner,
+    /// Every namespace role the server holds.
+    pub namespaces: SharedSigner,
+}
+
+/// What one publish produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Applied {
+    /// Paths of the files published.
+    pub files: Vec<String>,
+    /// The new timestamp version.
+    pub timestamp_version: u64,
+    /// Sequence number of the audit record.
+    pub audit_seq: i64,
+}
+
+/// Why a change was not published.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PublishError {
+    /// The store refused the change or failed.
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    /// Building or signing metadata failed.
+    #[error("{0}")]
+    Policy(#[from] keyshare_policy::Error),
+    /// A submitted root was refused: not the next version, not chained
+    /// (old or new threshold not met), malformed, expired, or listing
+    /// online keys the server does not hold.
+    #[error(transparent)]
+    Root(RootRefusal),
+    /// The store holds a repository in a layout this server does not
+    /// publish (an earlier layout); initialise a new data directory.
+    #[error("{0}")]
+    Layout(String),
+    /// The repository could not be rebuilt after a failed publish; the
+    /// server must restart.
+    #[error("publisher is unusable: {0}")]
+    Broken(String),
+    /// A CI nonce or ID token was already used for a delegation.
+    #[error("{}", match .0 {
+        SingleUseKind::Nonce => "the nonce was already used; ask POST /api/v1/ci/nonce for a new one",
+        SingleUseKind::Token => "this ID token was already used for a delegation; each job token gets one",
+    })]
+    Used(SingleUseKind),
+    /// The key is already listed in the namespace under another id.
+    #[error("key `{key_id}`: the same key is already listed in namespace `{namespace}` as `{listed_as}`")]
+    SameKey {
+        /// The namespace.
+        namespace: String,
+        /// The id the key was to be listed under.
+        key_id: String,
+        /// The id it is listed under.
+        listed_as: String,
+    },
+}
+
+impl From<RootRefusal> for PublishError {
+    fn from(refusal: RootRefusal) -> Self {
+        Self::Root(refusal)
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    repo: Repository,
+}
+
+/// The publisher. `Send + Sync`; share it as `Arc<Publisher>`.
+#[derive(Debug)]
+pub struct Publisher {
+    inner: Mutex<Inner>,
+    keys: OnlineKeys,
+    options: Options,
+    /// How long superseded published files are kept (`None`: forever).
+    retention: Option<Duration>,
+    cache: Cache,
+    metrics: Metrics,
+}
+
+impl Publisher {
+    /// Creates a new repository in an empty store: root v1 signed here by
+    /// `root_signers` (the embedded default), the org documents, version 1
+    /// of everything, published and audited.
+    pub fn init(
+        store: Store,
+        keys: OnlineKeys,
+        root_signers: &[SharedSigner],
+        root_threshold: u32,
+        options: Options,
+        now: OffsetDateTime,
+    ) -> Result<Self, PublishError> {
+        let repo = Repository::create(
+            root_signers,
+            root_threshold,
+            [
+                (RoleName::TARGETS, vec![keys.targets.clone()]),
+                (RoleName::SNAPSHOT, vec![keys.snapshot.clone()]),
+                (RoleName::TIMESTAMP, vec![keys.timestamp.clone()]),
+            ],
+            options,
+            now,
+        )?;
+        Self::publish_first(store, repo, keys, options, now)
+    }
+
+    /// Like [`Publisher::init`], but starts from `root`, the bytes of a root
+    /// version 1 made and signed in an offline ceremony (`keyshare root`),
+    /// so no root key ever touches the server; those bytes are published
+    /// as `metadata/1.root.json` unchanged. The root must meet its own
+    /// threshold, not be expired, and list the server's online targets,
+    /// snapshot and timestamp keys with threshold 1; otherwise
+    /// [`PublishError::Root`] and nothing is stored.
+    pub fn init_with_root(
+        store: Store,
+        keys: OnlineKeys,
+        root: &[u8],
+        options: Options,
+        now: OffsetDateTime,
+    ) -> Result<Self, PublishError> {
+        root::check_first(root, &keys, now)?;
+        let signers = [
+            (RoleName::TARGETS, &keys.targets),
+            (RoleName::SNAPSHOT, &keys.snapshot),
+            (RoleName::TIMESTAMP, &keys.timestamp),
+        ]
+        .into_iter()
+        .map(|(role, key)| (RoleName::new(role), vec![key.clone()]))
+        .collect();
+        let repo = Repository::new(root, signers, options, now)?;
+        Self::publish_first(store, repo, keys, options, now)
+    }
+
+    /// Publishes a new repository's first version: `repo`'s root, the bins,
+    /// empty documents, snapshot and timestamp, in one transaction. This
+    /// goes through the publish skeleton's transaction
+    /// ([`publish_in`]) but not through [`Publisher::publish`]: there is no
+    /// publisher yet, nor a published repository to restore on failure;
+    /// the publisher made from it caches every file.
+    fn publish_first(
+        mut store: Store,
+        mut repo: Repository,
+        keys: OnlineKeys,
+        options: Options,
+        now: OffsetDateTime,
+    ) -> Result<Self, PublishError> {
+        if store.last_published()?.is_some() {
+            return Err(store::Error::AlreadyExists {
+                kind: "published repository in",
+                name: store.path().display().to_string(),
+            }
+            .into());
+        }
+        let bins = bins(&keys);
+        repo.delegate_succinct(
+            RoleName::TARGETS,
+            bins.clone(),
+            vec![(
+                keys.targets.key_id().clone(),
+                keys.targets.public_key().clone(),
+            )],
+            vec![keys.targets.clone()],
+            now,
+        )?;
+        publish_in(&mut store, &mut repo, now, None, |tx, repo| {
+            let affected = Affected {
+                shards: (0..bins.bin_count()).collect(),
+                revocations: true,
+                peers: true,
+                ..Affected::default()
+            };
+            let staged = stage(tx, repo, &affected, &keys, now)?;
+            let audit = Audit::new(
+                "system",
+                "repository.init",
+                "repository",
+                json!({ "root_version": 1 }),
+            );
+            // A new store has nothing superseded to prune.
+            Ok(Staged::new(staged, Audits::Records(vec![audit]), ()).keeping_superseded())
+        })?;
+        Self::with_repo(store, repo, keys, options)
+    }
+
+    /// Opens a store that holds a published repository, rebuilding the
+    /// repository from what it last published (verified as a client would).
+    pub fn open(store: Store, keys: OnlineKeys, options: Options) -> Result<Self, PublishError> {
+        let repo = restore(&store, &keys, options)?;
+        Self::with_repo(store, repo, keys, options)
+    }
+
+    fn with_repo(
+        store: Store,
+        repo: Repository,
+        keys: OnlineKeys,
+        options: Options,
+    ) -> Result<Self, PublishError> {
+        let publisher = Self {
+            inner: Mutex::new(Inner { store, repo }),
+            keys,
+            options,
+            retention: Some(DEFAULT_RETENTION),
+            cache: Cache::default(),
+            metrics: Metrics::default(),
+        };
+        {
+            let inner = publisher.lock();
+            publisher.cache.insert(&inner.repo.current_files()?);
+            publisher.metrics.update_versions(&inner.repo);
+        }
+        Ok(publisher)
+    }
+
+    /// Sets how long a superseded published file (an older version of a
+    /// role's metadata, snapshot, timestamp or target) stays in the store
+    /// and is served, so a client in the middle of a refresh does not get
+    /// 404s; `None` keeps every version forever. Default
+    /// [`DEFAULT_RETENTION`]. Every publish deletes, in its own
+    /// transaction, what was superseded longer ago than this.
+    pub fn set_retention(&mut self, retention: Option<Duration>) {
+        self.retention = retention;
+    }
+
+    /// Deletes superseded files older than the retention period (see
+    /// [`set_retention`](Self::set_retention)) in one transaction; returns
+    /// how many. Publishes prune too; this is for a server with no writes.
+    pub fn prune(&self, now: OffsetDateTime) -> Result<usize, PublishError> {
+        let Some(retention) = self.retention else {
+            return Ok(0);
+        };
+        let mut guard = self.lock();
+        Ok(guard
+            .store
+            .transaction_at(now, |tx| tx.prune_superseded(now - retention, None))?)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves the repository possibly
+        // ahead of the store; `apply` restores it before the next change.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Applies `change` on behalf of `actor` (for the audit log, e.g.
+    /// `token:<id>`) and publishes it. This is the path of changes people
+    /// make: setting a threshold above the distinct keys and identities a
+    /// namespace lists, or removing a long-lived key or an identity so that
+    /// it is left so, is refused (400 `threshold`). Blocking: call from a
+    /// blocking thread.
+    pub fn apply(
+        &self,
+        actor: &str,
+        change: Change,
+        now: OffsetDateTime,
+    ) -> Result<Applied, PublishError> {
+        let keys = &self.keys;
+        let published = self.publish(self.writer(), now, |tx, repo| {
+            let removes_long_lived = change.removes_long_lived(tx)?;
+            let effect = change.apply(tx)?;
+            change.check_reachable(tx, removes_long_lived)?;
+            let staged = stage(tx, repo, &effect.affected, keys, now)?;
+            let audit = effect.entry.by(actor);
+            Ok(Staged::new(staged, Audits::Records(vec![audit]), ()))
+        })?;
+        Ok(published.applied())
+    }
+
+    /// Every file of the current repository state plus every target file
+    /// it lists (for `publish --to`).
+    pub fn current_files(&self) -> Result<Vec<File>, PublishError> {
+        let guard = self.lock();
+        let mut files = guard.repo.current_files()?;
+        let mut roles: Vec<RoleName> = vec![RoleName::targets()];
+        roles.extend(guard.repo.delegated_roles().cloned());
+        for role in roles {
+            let Some(targets) = guard.repo.targets(role.as_str()) else {
+                continue;
+            };
+            for (path, file) in &targets.signed.targets {
+                let disk = format!(
+                    "targets/{}",
+                    keyshare_policy::layout::target_remote_name(path, file, true)
+                );
+                let stored = guard.store.published_file(&disk)?;
+                files.push(File {
+                    path: disk,
+                    bytes: stored.bytes.into(),
+                    immutable: true,
+                });
+            }
+        }
+        Ok(files)
+    }
+
+    /// Runs `f` with the store (reads; blocking).
+    pub fn read<T>(&self, f: impl FnOnce(&Store) -> T) -> T {
+        f(&self.lock().store)
+    }
+
+    /// Checks the audit chain and that it agrees with the chain heads of
+    /// the published timestamps (the current one and the newest stored
+    /// ones, each verified with the timestamp key), see
+    /// [`crate::published_heads`]. Blocking.
+    pub fn verify_audit(&self) -> Result<crate::published_heads::AuditVerified, PublishError> {
+        let guard = self.lock();
+        Ok(crate::published_heads::verify(&guard.store, &guard.repo)?)
+    }
+
+    /// Counters and versions for `/metrics`.
+    pub fn metrics(&self) -> PublisherMetrics {
+        self.metrics.get()
+    }
+}

@@ -1,0 +1,249 @@
+//! The one publish skeleton. Every kind of publish (a change, a batch, a
+//! root, the server's own re-signing and sweeps, a bundle edition, the
+//! first publish of a new store) hands its own work to it and gets the
+//! rest done the same way:
+//!
+//! 1. one store transaction, in which
+//! 2. the caller's work applies what it must to the store and stages what
+//!    the repository must re-sign ([`Staged`]);
+//! 3. the staged files and whatever is due are committed with the
+//!    publish's audit records ([`commit_audited`]);
+//! 4. the files are recorded as published and superseded ones pruned;
+//! 5. then the new files are cached and the metrics counted, or, when
+//!    anything failed, the repository is rebuilt from what the store last
+//!    published ([`restore`]), so a failed publish changes nothing.
+//!
+//! A publish that signed no file (nothing was due) records, caches and
+//! counts nothing.
+
+use std::collections::BTreeMap;
+use std::sync::MutexGuard;
+use std::time::Instant;
+
+use time::{Duration, OffsetDateTime};
+
+use keyshare_policy::metadata::RoleName;
+use keyshare_policy::repo::{File, Options, Repository, SharedSigner};
+
+use crate::store::{Store, Tx};
+
+use super::audit::{commit_audited, Audits};
+use super::stage::bins;
+use super::{Applied, Inner, OnlineKeys, PublishError, Publisher};
+
+/// A publish about to start: the writers' lock held, and the time it was
+/// asked for (the metrics count a publish's wait for the lock too).
+pub(super) struct Writer<'a> {
+    started: Instant,
+    inner: MutexGuard<'a, Inner>,
+}
+
+impl Writer<'_> {
+    /// The repository as last published, for checks made under the lock
+    /// before the publish starts (a refusal there restores nothing).
+    pub(super) fn repo(&self) -> &Repository {
+        &self.inner.repo
+    }
+}
+
+/// What a publish's work hands to the skeleton to commit.
+pub(super) struct Staged<T> {
+    /// Files staged (targets set, or files already signed by the work
+    /// itself); they are published with what the commit signs.
+    files: Vec<File>,
+    /// The publish's audit records.
+    audits: Audits,
+    /// What the caller gets back.
+    value: T,
+    /// Whether the publish prunes superseded files.
+    prune: bool,
+}
+
+impl<T> Staged<T> {
+    /// `files` to publish with `audits`, giving `value` back.
+    pub(super) fn new(files: Vec<File>, audits: Audits, value: T) -> Self {
+        Self {
+            files,
+            audits,
+            value,
+            prune: true,
+        }
+    }
+
+    /// The same, for a publish that prunes nothing (a new store; an
+    /// air-gap export).
+    pub(super) fn keeping_superseded(mut self) -> Self {
+        self.prune = false;
+        self
+    }
+}
+
+/// What a publish published.
+pub(super) struct Published<T> {
+    /// Every file published, staged files first.
+    pub(super) files: Vec<File>,
+    /// Sequence numbers of its audit records, in order.
+    pub(super) audit_seqs: Vec<i64>,
+    /// The timestamp version after it (0 when there is none).
+    pub(super) timestamp_version: u64,
+    /// What the work gave back.
+    pub(super) value: T,
+}
+
+impl<T> Published<T> {
+    /// The paths of the files published.
+    pub(super) fn paths(&self) -> Vec<String> {
+        self.files.iter().map(|f| f.path.clone()).collect()
+    }
+
+    /// The answer to a publish of one audited change.
+    pub(super) fn applied(&self) -> Applied {
+        Applied {
+            files: self.paths(),
+            timestamp_version: self.timestamp_version,
+            audit_seq: self.audit_seqs.first().copied().unwrap_or_default(),
+        }
+    }
+}
+
+impl Publisher {
+    /// Takes the writers' lock for one publish.
+    pub(super) fn writer(&self) -> Writer<'_> {
+        Writer {
+            started: Instant::now(),
+            inner: self.lock(),
+        }
+    }
+
+    /// The publish skeleton (see the module documentation): `work` runs in
+    /// the store transaction with the repository; on success the files are
+    /// cached and counted, on failure the repository is restored (or the
+    /// publisher is [`PublishError::Broken`]) and the error returned.
+    pub(super) fn publish<T>(
+        &self,
+        mut writer: Writer<'_>,
+        now: OffsetDateTime,
+        work: impl FnOnce(&mut Tx<'_>, &mut Repository) -> Result<Staged<T>, PublishError>,
+    ) -> Result<Published<T>, PublishError> {
+        let Inner { store, repo } = &mut *writer.inner;
+        match publish_in(store, repo, now, self.retention, work) {
+            Ok(mut published) => {
+                if !published.files.is_empty() {
+                    self.cache.insert(&published.files);
+                    self.metrics.update_versions(repo);
+                    self.metrics.count_publish(writer.started);
+                }
+                published.timestamp_version = repo.timestamp().map_or(0, |t| t.signed.version);
+                Ok(published)
+            }
+            Err(e) => {
+                // The repository may have staged or signed what the store
+                // did not keep: rebuild it from the store.
+                *repo = restore(store, &self.keys, self.options)
+                    .map_err(|r| PublishError::Broken(format!("{e}; then: {r}")))?;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The skeleton's transaction: `work`, then the commit with the audit
+/// records, then the files recorded and superseded ones pruned (when
+/// `retention` is set and the work prunes). The repository is left as it
+/// is on failure; the caller restores it.
+pub(super) fn publish_in<T>(
+    store: &mut Store,
+    repo: &mut Repository,
+    now: OffsetDateTime,
+    retention: Option<Duration>,
+    work: impl FnOnce(&mut Tx<'_>, &mut Repository) -> Result<Staged<T>, PublishError>,
+) -> Result<Published<T>, PublishError> {
+    store.transaction_at(now, |tx| {
+        let Staged {
+            files,
+            audits,
+            value,
+            prune: prunes,
+        } = work(tx, repo)?;
+        let (files, audit_seqs) = commit_audited(tx, repo, now, files, audits)?;
+        if !files.is_empty() {
+            tx.record_published(&files)?;
+            if prunes {
+                prune(tx, retention, now)?;
+            }
+        }
+        Ok(Published {
+            files,
+            audit_seqs,
+            timestamp_version: 0,
+            value,
+        })
+    })
+}
+
+/// The repository as the store last published it.
+pub(super) fn restore(
+    store: &Store,
+    keys: &OnlineKeys,
+    options: Options,
+) -> Result<Repository, PublishError> {
+    let last = store.last_published()?.ok_or_else(|| {
+        PublishError::Broken("the store holds no published repository; run init".into())
+    })?;
+    let mut signers: BTreeMap<RoleName, Vec<SharedSigner>> = BTreeMap::from([
+        (RoleName::targets(), vec![keys.targets.clone()]),
+        (
+            RoleName::new(RoleName::SNAPSHOT),
+            vec![keys.snapshot.clone()],
+        ),
+        (
+            RoleName::new(RoleName::TIMESTAMP),
+            vec![keys.timestamp.clone()],
+        ),
+    ]);
+    let layout = bins(keys);
+    for bin in layout.bin_names() {
+        signers.insert(bin, vec![keys.targets.clone()]);
+    }
+    for ns in store.namespaces()? {
+        signers.insert(
+            RoleName::new(ns.entry.name.as_str()),
+            vec![keys.namespaces.clone()],
+        );
+    }
+    let repo = Repository::restore(&last.as_published(), signers, options)?;
+    let delegated = repo
+        .targets(RoleName::TARGETS)
+        .and_then(|t| t.signed.delegations.as_ref())
+        .and_then(|d| d.succinct_roles.as_ref());
+    let same_layout = delegated
+        .is_some_and(|s| s.bit_length == layout.bit_length && s.name_prefix == layout.name_prefix);
+    if !same_layout {
+        return Err(PublishError::Layout(format!(
+            "the store {} holds a repository in an earlier layout (namespace roles delegated \
+             directly from targets, one org/namespaces.json); this server publishes namespaces \
+             through 256 hashed bins and does not read or migrate that layout: initialise a new \
+             data directory with `keyshare-server init` and create the namespaces again",
+            store.path().display()
+        )));
+    }
+    Ok(repo)
+}
+
+/// At most this many superseded files are deleted by one publish, so a
+/// publish long after a burst of writes does not pay for deleting the whole
+/// burst (a publish supersedes a handful of files; `Publisher::prune`, run
+/// every minute by `serve`, deletes the rest).
+const PRUNE_PER_PUBLISH: usize = 256;
+
+/// Deletes superseded files older than `retention` (inside a publish).
+fn prune(
+    tx: &mut Tx<'_>,
+    retention: Option<Duration>,
+    now: OffsetDateTime,
+) -> Result<(), PublishError> {
+    if let Some(retention) = retention {
+        tx.prune_superseded(now - retention, Some(PRUNE_PER_PUBLISH))?;
+    }
+    Ok(())
+}
