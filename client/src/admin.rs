@@ -36,7 +36,9 @@ use reqwest::Method;
 use serde::Serialize;
 use serde_json::Value;
 
+use keyshare_policy::api::admin as api;
 use keyshare_policy::audit::{ChainCheck, ChainError, ChainSummary, Head, Record};
+use keyshare_policy::metadata::KeyId;
 
 use crate::fetch::http::load_ca;
 use crate::fetch::{BlockingClient, HttpSettings};
@@ -140,20 +142,9 @@ impl fmt::Debug for AdminClient {
 
 // ---- requests ----
 
-/// `POST /api/v1/namespaces`.
-#[derive(Debug, Clone, Serialize)]
-pub struct NewNamespace {
-    /// Namespace name.
-    pub name: String,
-    /// Artifact patterns the namespace owns.
-    pub scopes: Vec<String>,
-    /// Maintainers (free-form labels).
-    pub maintainers: Vec<String>,
-    /// Create it even if a scope overlaps another namespace's (otherwise
-    /// the server refuses with 409 `scope_overlap`, naming them).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub allow_overlap: bool,
-}
+/// `POST /api/v1/namespaces`: the wire type, with the name and scopes as
+/// given (the server checks them).
+pub type NewNamespace = api::CreateNamespace<String, String>;
 
 /// The key material of [`NewKey`].
 #[derive(Debug, Clone)]
@@ -177,22 +168,6 @@ pub struct NewKey {
     pub not_after: Option<String>,
     /// Free text.
     pub description: Option<String>,
-}
-
-#[derive(Serialize)]
-struct NewKeyBody<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    key: Option<&'a Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    public_key_pem: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    not_before: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    not_after: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    description: Option<&'a str>,
 }
 
 /// `POST /api/v1/namespaces/{ns}/identities`.
@@ -527,10 +502,10 @@ impl AdminClient {
         ns: &str,
         expiring_within: Option<&str>,
     ) -> Result<Value> {
-        let query: Vec<(&str, String)> = expiring_within
-            .map(|w| ("expiring_within", w.to_owned()))
-            .into_iter()
-            .collect();
+        let query = api::NamespaceQuery {
+            expiring_within: expiring_within.map(str::to_owned),
+        }
+        .pairs();
         self.call(
             "GET",
             &format!("namespaces/{}", encode_segment(ns)),
@@ -542,10 +517,9 @@ impl AdminClient {
     /// `POST /api/v1/namespaces/{ns}/scopes`: widens a namespace; the
     /// namespace (with `overlaps` when `allow_overlap` let some through).
     pub fn add_scopes(&self, ns: &str, scopes: &[String], allow_overlap: bool) -> Result<Value> {
-        let body = if allow_overlap {
-            serde_json::json!({ "scopes": scopes, "allow_overlap": true })
-        } else {
-            serde_json::json!({ "scopes": scopes })
+        let body = api::AddScopes {
+            scopes: scopes.to_vec(),
+            allow_overlap,
         };
         self.send(
             "POST",
@@ -557,10 +531,15 @@ impl AdminClient {
     /// `POST /api/v1/namespaces/{ns}/revocations`: the namespace's
     /// revocation of one of its keys (in that namespace only).
     pub fn revoke_namespace_key(&self, ns: &str, r: &NewNamespaceRevocation) -> Result<Value> {
+        let body = api::RevokeNamespaceKey {
+            key_id: KeyId::new(r.key_id.as_str()),
+            reason: r.reason.clone(),
+            revoked_at: r.revoked_at.clone(),
+        };
         self.send(
             "POST",
             &format!("namespaces/{}/revocations", encode_segment(ns)),
-            r,
+            &body,
         )
     }
 
@@ -584,7 +563,7 @@ impl AdminClient {
         self.send(
             "PUT",
             &format!("namespaces/{}/threshold", encode_segment(ns)),
-            &serde_json::json!({ "threshold": threshold }),
+            &api::SetThreshold { threshold },
         )
     }
 
@@ -596,13 +575,13 @@ impl AdminClient {
             KeyMaterial::Tuf(v) => (Some(v), None),
             KeyMaterial::Pem(p) => (None, Some(p.as_str())),
         };
-        let body = NewKeyBody {
+        let body = api::AddKey {
             key: tuf,
-            public_key_pem: pem,
-            id: key.id.as_deref(),
+            public_key_pem: pem.map(str::to_owned),
+            id: key.id.as_deref().map(KeyId::new),
             not_before: key.not_before.as_deref(),
             not_after: key.not_after.as_deref(),
-            description: key.description.as_deref(),
+            description: key.description.clone(),
         };
         self.send(
             "POST",
@@ -660,35 +639,29 @@ impl AdminClient {
 
     /// `POST /api/v1/revocations`: the revocation.
     pub fn add_revocation(&self, r: &NewRevocation) -> Result<Value> {
-        let mut body = serde_json::Map::new();
+        let mut body: api::AddRevocation<&str, &Value, &str, &str> = api::AddRevocation {
+            key_id: None,
+            namespace: None,
+            key: None,
+            public_key_pem: None,
+            spki_sha256: None,
+            certificate_sha256: None,
+            certificate_pem: None,
+            revoked_at: r.revoked_at.as_deref(),
+            reason: r.reason.clone(),
+        };
         match &r.subject {
             RevokedSubject::KeyId { namespace, id } => {
-                body.insert("key_id".into(), id.clone().into());
-                if let Some(ns) = namespace {
-                    body.insert("namespace".into(), ns.clone().into());
-                }
+                body.key_id = Some(KeyId::new(id.as_str()));
+                body.namespace = namespace.as_deref();
             }
-            RevokedSubject::Key(KeyMaterial::Pem(p)) => {
-                body.insert("public_key_pem".into(), p.clone().into());
-            }
-            RevokedSubject::Key(KeyMaterial::Tuf(v)) => {
-                body.insert("key".into(), v.clone());
-            }
-            RevokedSubject::SpkiSha256(h) => {
-                body.insert("spki_sha256".into(), h.clone().into());
-            }
-            RevokedSubject::CertificateSha256(h) => {
-                body.insert("certificate_sha256".into(), h.clone().into());
-            }
-            RevokedSubject::CertificatePem(p) => {
-                body.insert("certificate_pem".into(), p.clone().into());
-            }
+            RevokedSubject::Key(KeyMaterial::Pem(p)) => body.public_key_pem = Some(p.clone()),
+            RevokedSubject::Key(KeyMaterial::Tuf(v)) => body.key = Some(v),
+            RevokedSubject::SpkiSha256(h) => body.spki_sha256 = Some(h),
+            RevokedSubject::CertificateSha256(h) => body.certificate_sha256 = Some(h),
+            RevokedSubject::CertificatePem(p) => body.certificate_pem = Some(p.clone()),
         }
-        body.insert("reason".into(), r.reason.clone().into());
-        if let Some(t) = &r.revoked_at {
-            body.insert("revoked_at".into(), t.clone().into());
-        }
-        self.send("POST", "revocations", &Value::Object(body))
+        self.send("POST", "revocations", &body)
     }
 
     /// `GET /api/v1/revocations`: `{"revocations": [...]}`.
@@ -704,12 +677,12 @@ impl AdminClient {
                 serde_json::json!({ "keyids": keyids, "threshold": threshold })
             }
         };
-        let body = serde_json::json!({
-            "patterns": peer.patterns,
-            "url": peer.url,
-            "root": root,
-            "terminating": peer.terminating,
-        });
+        let body = api::PutPeer {
+            patterns: peer.patterns.clone(),
+            url: peer.url.clone(),
+            root,
+            terminating: peer.terminating,
+        };
         self.send("PUT", &format!("peers/{}", encode_segment(name)), &body)
     }
 
@@ -728,7 +701,9 @@ impl AdminClient {
         self.send(
             "PUT",
             &format!("roots/{}", encode_segment(name)),
-            &serde_json::json!({ "pem": pem }),
+            &api::PutRoot {
+                pem: pem.to_owned(),
+            },
         )
     }
 
@@ -763,27 +738,24 @@ impl AdminClient {
         description: Option<&str>,
         expiry: Option<&TokenExpiry>,
     ) -> Result<Value> {
-        let mut body = match kind {
-            TokenKind::OrgAdmin => serde_json::json!({ "kind": "org-admin" }),
-            TokenKind::Maintainer(ns) => {
-                serde_json::json!({ "kind": "maintainer", "namespace": ns })
-            }
-            TokenKind::Ci(list) => serde_json::json!({ "kind": "ci", "namespaces": list }),
+        let (kind, namespace, namespaces) = match kind {
+            TokenKind::OrgAdmin => ("org-admin", None, None),
+            TokenKind::Maintainer(ns) => ("maintainer", Some(ns.as_str()), None),
+            TokenKind::Ci(list) => ("ci", None, Some(list.iter().map(String::as_str).collect())),
         };
-        if let Value::Object(map) = &mut body {
-            if let Some(d) = description {
-                map.insert("description".into(), d.into());
-            }
-            match expiry {
-                Some(TokenExpiry::In(secs)) => {
-                    map.insert("expires_in".into(), (*secs).into());
-                }
-                Some(TokenExpiry::At(t)) => {
-                    map.insert("expires_at".into(), t.clone().into());
-                }
-                None => {}
-            }
-        }
+        let (expires_in, expires_at) = match expiry {
+            Some(TokenExpiry::In(secs)) => (Some(*secs), None),
+            Some(TokenExpiry::At(t)) => (None, Some(t.as_str())),
+            None => (None, None),
+        };
+        let body = api::CreateToken {
+            kind: kind.to_owned(),
+            namespace,
+            namespaces,
+            description: description.map(str::to_owned),
+            expires_in,
+            expires_at,
+        };
         self.send("POST", "tokens", &body)
     }
 
@@ -802,42 +774,26 @@ impl AdminClient {
     /// `GET /api/v1/audit`: `{"records": [...]}` after sequence number
     /// `after`, at most `limit`.
     pub fn audit(&self, after: Option<i64>, limit: Option<u32>) -> Result<Value> {
-        let mut query = Vec::new();
-        if let Some(a) = after {
-            query.push(("after", a.to_string()));
-        }
-        if let Some(l) = limit {
-            query.push(("limit", l.to_string()));
-        }
-        self.call("GET", "audit", &query, None)
+        self.audit_query(&AuditQuery {
+            after,
+            limit,
+            ..AuditQuery::default()
+        })
     }
 
     /// `GET /api/v1/audit` with filters: `{"records": [...]}`.
     pub fn audit_query(&self, q: &AuditQuery) -> Result<Value> {
-        let mut query = Vec::new();
-        if let Some(a) = q.after {
-            query.push(("after", a.to_string()));
-        }
-        if let Some(b) = q.before {
-            query.push(("before", b.to_string()));
-        }
-        for (name, value) in [
-            ("since", &q.since),
-            ("action", &q.action),
-            ("actor", &q.actor),
-            ("namespace", &q.namespace),
-        ] {
-            if let Some(v) = value {
-                query.push((name, v.clone()));
-            }
-        }
-        if q.newest_first {
-            query.push(("order", "desc".to_owned()));
-        }
-        if let Some(l) = q.limit {
-            query.push(("limit", l.to_string()));
-        }
-        self.call("GET", "audit", &query, None)
+        let query = api::AuditQuery {
+            after: q.after.unwrap_or(0),
+            before: q.before,
+            limit: q.limit,
+            since: q.since.clone(),
+            action: q.action.clone(),
+            actor: q.actor.clone(),
+            namespace: q.namespace.clone(),
+            order: q.newest_first.then(|| "desc".to_owned()),
+        };
+        self.call("GET", "audit", &query.pairs(), None)
     }
 
     /// `GET /api/v1/audit/verify`: `{"ok": true, "records", "hash",
@@ -867,43 +823,29 @@ impl AdminClient {
                 message: format!("sequence number {after} is out of range"),
             })?;
             let page = self.audit(Some(after_i64), Some(AUDIT_PAGE))?;
-            let records = page
-                .get("records")
-                .and_then(Value::as_array)
-                .ok_or_else(|| Error::BadAnswer {
+            let page: api::AuditRecords =
+                serde_json::from_value(page).map_err(|e| Error::BadAnswer {
                     url: self.url("audit"),
-                    message: "no `records` array".into(),
+                    message: format!("records after {after}: {e}"),
                 })?;
-            if records.is_empty() {
+            if page.records.is_empty() {
                 break;
             }
-            for r in records {
-                let bad = |field: &str| Error::BadAnswer {
+            for r in &page.records {
+                let seq = u64::try_from(r.seq).map_err(|_| Error::BadAnswer {
                     url: self.url("audit"),
-                    message: format!(
-                        "record after {after}: `{field}` is missing or not the right type"
-                    ),
-                };
-                let text = |field: &'static str| {
-                    r.get(field)
-                        .and_then(Value::as_str)
-                        .ok_or_else(|| bad(field))
-                };
-                let seq = r
-                    .get("seq")
-                    .and_then(Value::as_u64)
-                    .ok_or_else(|| bad("seq"))?;
-                let details = r.get("details").ok_or_else(|| bad("details"))?;
+                    message: format!("record after {after}: `seq` {} is not positive", r.seq),
+                })?;
                 let record = Record {
                     seq,
-                    time: text("time")?,
-                    actor: text("actor")?,
-                    action: text("action")?,
-                    subject: text("subject")?,
-                    details,
-                    prev_hash: text("prev_hash")?,
+                    time: &r.time,
+                    actor: &r.actor,
+                    action: &r.action,
+                    subject: &r.subject,
+                    details: &r.details,
+                    prev_hash: &r.prev_hash,
                 };
-                if let Err(e) = check.push(&record, text("hash")?) {
+                if let Err(e) = check.push(&record, &r.hash) {
                     return Ok(Err(e));
                 }
                 after = seq;
@@ -934,7 +876,10 @@ impl AdminClient {
 
     /// `GET /api/v1/resolve?artifact=NAME`: who answers for an artifact.
     pub fn resolve(&self, artifact: &str) -> Result<Value> {
-        self.call("GET", "resolve", &[("artifact", artifact.to_owned())], None)
+        let query = api::ResolveQuery {
+            artifact: artifact.to_owned(),
+        };
+        self.call("GET", "resolve", &query.pairs(), None)
     }
 }
 

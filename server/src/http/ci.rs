@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::json;
+use keyshare_policy::api::ci::Nonce;
 
 use super::auth::bearer;
 use super::body::Body;
@@ -62,10 +62,12 @@ async fn identify(
 async fn nonce(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let ci = service(&state)?;
     let (nonce, expires) = ci.nonce(state.now())?;
-    Ok(HttpResponse::Created().json(json!({
-        "nonce": nonce,
-        "expires_at": expires.format(&time::format_description::well_known::Rfc3339).ok(),
-    })))
+    Ok(HttpResponse::Created().json(Nonce {
+        expires_at: expires
+            .format(&time::format_description::well_known::Rfc3339)
+            .ok(),
+        nonce,
+    }))
 }
 
 async fn delegate(

@@ -1,0 +1,91 @@
+//! The audit log: `GET /api/v1/audit`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The query of `GET /api/v1/audit`: every condition given must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// Only records with a larger sequence number (0: from the start).
+    #[serde(default)]
+    pub after: i64,
+    /// Only records with a smaller sequence number (paging newest first).
+    #[serde(default = "Option::default", skip_serializing_if = "Option::is_none")]
+    pub before: Option<i64>,
+    /// At most this many (the server's default 100, cap 1000).
+    #[serde(default = "Option::default", skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// Only records written at or after this RFC 3339 time.
+    #[serde(default = "Option::default", skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// Only this action (`key.add`), or a prefix ending in `.*` (`key.*`).
+    #[serde(default = "Option::default", skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// Only this actor (`token:<id>`, `system`, ...).
+    #[serde(default = "Option::default", skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    /// Only records about this namespace.
+    #[serde(default = "Option::default", skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// `asc` (oldest first, the default) or `desc` (newest first).
+    #[serde(default = "Option::default", skip_serializing_if = "Option::is_none")]
+    pub order: Option<String>,
+}
+
+impl AuditQuery {
+    /// The query's parameters, as a client sends them (`after` only when
+    /// it is not 0, which means from the start).
+    pub fn pairs(&self) -> Vec<(&'static str, String)> {
+        let mut pairs = Vec::new();
+        if self.after != 0 {
+            pairs.push(("after", self.after.to_string()));
+        }
+        if let Some(b) = self.before {
+            pairs.push(("before", b.to_string()));
+        }
+        for (name, value) in [
+            ("since", &self.since),
+            ("action", &self.action),
+            ("actor", &self.actor),
+            ("namespace", &self.namespace),
+            ("order", &self.order),
+        ] {
+            if let Some(v) = value {
+                pairs.push((name, v.clone()));
+            }
+        }
+        if let Some(l) = self.limit {
+            pairs.push(("limit", l.to_string()));
+        }
+        pairs
+    }
+}
+
+/// One record of the audit log as `GET /api/v1/audit` answers it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Sequence number, from 1.
+    pub seq: i64,
+    /// When (RFC 3339).
+    pub time: String,
+    /// Who (`token:<id>`, `system`, `oidc:<issuer>#<subject>`).
+    pub actor: String,
+    /// What (`key.add`, ...).
+    pub action: String,
+    /// On what.
+    pub subject: String,
+    /// The change's details.
+    pub details: Value,
+    /// The previous record's hash.
+    pub prev_hash: String,
+    /// This record's hash.
+    pub hash: String,
+}
+
+/// The answer to `GET /api/v1/audit`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecords {
+    /// The records, in the order asked.
+    pub records: Vec<AuditRecord>,
+}

@@ -1,0 +1,25 @@
+//! The admin API under `/api/v1/`, by resource: what each route's request
+//! body or query holds, and its answers.
+//!
+//! Bodies of identities and sub-delegations are the trust document's own
+//! types ([`crate::trust::X509Identity`], [`crate::trust::SubDelegation`]);
+//! `POST /api/v1/root` takes a signed root file as it is.
+
+mod audit;
+mod keys;
+mod namespaces;
+mod peers;
+mod revocations;
+mod roots;
+mod tokens;
+
+pub use audit::{AuditQuery, AuditRecord, AuditRecords};
+pub use keys::AddKey;
+pub use namespaces::{
+    AddScopes, CreateNamespace, NamespaceList, NamespaceQuery, NamespaceSummary, ResolveQuery,
+    Resolved, SetThreshold,
+};
+pub use peers::{PeerList, PutPeer};
+pub use revocations::{AddRevocation, RevokeNamespaceKey};
+pub use roots::{OrgRootList, OrgRootView, PutRoot, RootSubmitted};
+pub use tokens::{CreateToken, TokenList, TokenView};
