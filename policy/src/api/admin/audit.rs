@@ -89,3 +89,72 @@ pub struct AuditRecords {
     /// The records, in the order asked.
     pub records: Vec<AuditRecord>,
 }
+
+/// The answer to `GET /api/v1/audit/verify`: the server's own check of
+/// its log against the audit heads it published.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AuditVerification {
+    /// The chain is intact and agrees with every published head checked.
+    Intact(AuditIntact),
+    /// A published head contradicts the log, or names records it lost.
+    HeadMismatch(AuditHeadMismatch),
+    /// A record does not chain to the one before.
+    Broken(AuditBroken),
+}
+
+/// [`AuditVerification::Intact`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditIntact {
+    /// `true`.
+    pub ok: bool,
+    /// Number of records (the last sequence number).
+    pub records: i64,
+    /// Hash of the last record.
+    pub hash: String,
+    /// How many published heads the log was checked against.
+    pub published_heads: usize,
+    /// The head the current timestamp carries, if any.
+    pub published_head: Option<AuditPublishedHead>,
+}
+
+/// An audit head as a timestamp published it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditPublishedHead {
+    /// The last record's sequence number.
+    pub seq: u64,
+    /// Its hash.
+    pub hash: String,
+    /// The timestamp's version.
+    pub timestamp_version: u64,
+}
+
+/// [`AuditVerification::HeadMismatch`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditHeadMismatch {
+    /// `false`.
+    pub ok: bool,
+    /// The first sequence number that does not agree.
+    pub first_bad_seq: u64,
+    /// What is wrong, for people.
+    pub reason: String,
+    /// Where the head came from (`published in timestamp v12`).
+    pub published_in: String,
+    /// The head's sequence number.
+    pub head_seq: u64,
+    /// The hash the head published.
+    pub expected: String,
+    /// The log's hash at `head_seq` (null when the log no longer has it).
+    pub found: Option<String>,
+}
+
+/// [`AuditVerification::Broken`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditBroken {
+    /// `false`.
+    pub ok: bool,
+    /// The first sequence number that does not verify.
+    pub first_bad_seq: i64,
+    /// What is wrong, for people.
+    pub reason: String,
+}

@@ -13,13 +13,19 @@ mod revocations;
 mod roots;
 mod tokens;
 
-pub use audit::{AuditQuery, AuditRecord, AuditRecords};
+pub use audit::{
+    AuditBroken, AuditHeadMismatch, AuditIntact, AuditPublishedHead, AuditQuery, AuditRecord,
+    AuditRecords, AuditVerification,
+};
 pub use keys::AddKey;
 pub use namespaces::{
     AddScopes, CreateNamespace, NamespaceList, NamespaceQuery, NamespaceSummary, ResolveQuery,
     Resolved, SetThreshold,
 };
 pub use peers::{PeerList, PutPeer};
-pub use revocations::{AddRevocation, RevokeNamespaceKey};
+pub use revocations::{
+    AddRevocation, Listing, NamespaceKeyRevoked, RevocationAdded, RevocationList, RevocationListed,
+    RevokeNamespaceKey,
+};
 pub use roots::{OrgRootList, OrgRootView, PutRoot, RootSubmitted};
 pub use tokens::{CreateToken, TokenList, TokenView};

@@ -7,7 +7,7 @@ use crate::datetime::Rfc3339Time;
 use crate::hash::Sha256Hex;
 use crate::ids::KeyId;
 use crate::keys::Key;
-use crate::trust::NamespaceName;
+use crate::trust::{NamespaceName, Revocation};
 
 /// `POST /api/v1/revocations`: what to revoke, given exactly one way, and
 /// why. A key is always revoked by its material: an id is resolved to the
@@ -57,4 +57,63 @@ pub struct RevokeNamespaceKey<Time = Rfc3339Time> {
     /// From when; the server's now when absent.
     #[serde(default = "Option::default", skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<Time>,
+}
+
+/// Where a key is listed: a namespace's own keys or one of its
+/// sub-delegations.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listing {
+    /// The namespace.
+    pub namespace: String,
+    /// The sub-delegation, when the key is listed by one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub_delegation: Option<String>,
+    /// The id the key is listed under.
+    pub key_id: String,
+}
+
+/// The answer to `POST /api/v1/revocations`: the revocation, where the
+/// request named the key (by id) and where the key is listed now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RevocationAdded {
+    /// The revocation as `org/revocations.json` lists it.
+    #[serde(flatten)]
+    pub revocation: Revocation,
+    /// The listing the request named the key by (`key_id`), if it did.
+    pub named_as: Option<Listing>,
+    /// Every listing of the key now.
+    pub listed_in: Vec<Listing>,
+}
+
+/// One revocation of `GET /api/v1/revocations`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RevocationListed {
+    /// The revocation as `org/revocations.json` lists it.
+    #[serde(flatten)]
+    pub revocation: Revocation,
+    /// When the server recorded it (RFC 3339).
+    pub recorded_at: String,
+    /// The listing the request named the key by, if it did.
+    pub named_as: Option<Listing>,
+}
+
+/// The answer to `GET /api/v1/revocations`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RevocationList {
+    /// Every revocation of the organization.
+    pub revocations: Vec<RevocationListed>,
+}
+
+/// The answer to `POST /api/v1/namespaces/{ns}/revocations`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NamespaceKeyRevoked {
+    /// The revocation as the namespace's trust document lists it.
+    #[serde(flatten)]
+    pub revocation: Revocation,
+    /// The namespace.
+    pub namespace: NamespaceName,
+    /// The id the request named the key by.
+    pub key_id: KeyId,
+    /// Where the key is listed in the namespace.
+    pub listed_in: Vec<Listing>,
 }

@@ -2,9 +2,11 @@
 //! of the chain against the heads it published.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::{json, Value};
 
-use keyshare_policy::api::admin::{AuditQuery, AuditRecord, AuditRecords};
+use keyshare_policy::api::admin::{
+    AuditBroken, AuditHeadMismatch, AuditIntact, AuditPublishedHead, AuditQuery, AuditRecord,
+    AuditRecords, AuditVerification,
+};
 use keyshare_policy::audit::ChainError;
 use keyshare_policy::datetime::{parse_rfc3339, rfc3339};
 use keyshare_policy::trust::NamespaceName;
@@ -119,24 +121,24 @@ pub(super) async fn verify_audit(
     authorize(&caller.token, Endpoint::VerifyAudit.action(""))?;
     let publisher = state.publisher.clone();
     let result = web::block(move || publisher.verify_audit()).await?;
-    match result {
-        Ok(v) => Ok(HttpResponse::Ok().json(json!({
-            "ok": true,
-            "records": v.head.records,
-            "hash": v.head.hash,
-            "published_heads": v.heads_checked,
-            "published_head": v.published.map(|p| json!({
-                "seq": p.head.seq,
-                "hash": p.head.hash,
-                "timestamp_version": p.timestamp_version,
-            })),
-        }))),
+    let answer = match result {
+        Ok(v) => AuditVerification::Intact(AuditIntact {
+            ok: true,
+            records: v.head.records,
+            hash: v.head.hash,
+            published_heads: v.heads_checked,
+            published_head: v.published.map(|p| AuditPublishedHead {
+                seq: p.head.seq,
+                hash: p.head.hash,
+                timestamp_version: p.timestamp_version,
+            }),
+        }),
         Err(PublishError::Store(store::Error::AuditChain { seq, reason })) => {
-            Ok(HttpResponse::Ok().json(json!({
-                "ok": false,
-                "first_bad_seq": seq,
-                "reason": reason,
-            })))
+            AuditVerification::Broken(AuditBroken {
+                ok: false,
+                first_bad_seq: seq,
+                reason,
+            })
         }
         Err(PublishError::Store(store::Error::AuditHead(e))) => {
             let (head_seq, published_in, expected, found) = match &e {
@@ -145,25 +147,26 @@ pub(super) async fn verify_audit(
                     published_in,
                     expected,
                     found,
-                } => (*seq, published_in, expected, json!(found)),
+                } => (*seq, published_in, expected, Some(found.clone())),
                 ChainError::Truncated {
                     seq,
                     published_in,
                     expected,
                     ..
-                } => (*seq, published_in, expected, Value::Null),
+                } => (*seq, published_in, expected, None),
                 _ => return Err(ApiError::internal(e)),
             };
-            Ok(HttpResponse::Ok().json(json!({
-                "ok": false,
-                "first_bad_seq": e.first_bad_seq(),
-                "reason": e.to_string(),
-                "published_in": published_in,
-                "head_seq": head_seq,
-                "expected": expected,
-                "found": found,
-            })))
+            AuditVerification::HeadMismatch(AuditHeadMismatch {
+                ok: false,
+                first_bad_seq: e.first_bad_seq(),
+                reason: e.to_string(),
+                published_in: published_in.clone(),
+                head_seq,
+                expected: expected.clone(),
+                found,
+            })
         }
-        Err(e) => Err(e.into()),
-    }
+        Err(e) => return Err(e.into()),
+    };
+    Ok(HttpResponse::Ok().json(to_value(&answer)?))
 }

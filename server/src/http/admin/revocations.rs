@@ -3,9 +3,11 @@
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
-use serde_json::{json, Value};
 
-use keyshare_policy::api::admin::{AddRevocation, RevokeNamespaceKey};
+use keyshare_policy::api::admin::{
+    AddRevocation, NamespaceKeyRevoked, RevocationAdded, RevocationList, RevocationListed,
+    RevokeNamespaceKey,
+};
 use keyshare_policy::datetime::{rfc3339, Rfc3339Time};
 use keyshare_policy::keys::Key;
 use keyshare_policy::metadata::KeyId;
@@ -75,15 +77,12 @@ pub(super) async fn revoke_namespace_key(
             .map_or_else(|| state.now(), Rfc3339Time::time),
         reason: req.reason,
     };
-    let mut view = to_value(&revocation)?;
-    if let Value::Object(map) = &mut view {
-        map.insert("namespace".into(), json!(namespace));
-        map.insert("key_id".into(), json!(req.key_id));
-        map.insert(
-            "listed_in".into(),
-            to_value(&found.iter().map(|(_, l)| l).collect::<Vec<_>>())?,
-        );
-    }
+    let view = to_value(&NamespaceKeyRevoked {
+        revocation: revocation.clone(),
+        namespace: namespace.clone(),
+        key_id: req.key_id.clone(),
+        listed_in: found.into_iter().map(|(_, l)| l).collect(),
+    })?;
     publish(
         &state,
         &caller,
@@ -223,19 +222,6 @@ async fn revocation_subject(
     Err(ApiError::invalid(".", ONE_OF))
 }
 
-fn revocation_view(
-    revocation: &Revocation,
-    listed_as: Option<&Listing>,
-    listed_in: &[Listing],
-) -> Result<Value, ApiError> {
-    let mut v = to_value(revocation)?;
-    if let Value::Object(map) = &mut v {
-        map.insert("named_as".into(), to_value(&listed_as)?);
-        map.insert("listed_in".into(), to_value(&listed_in)?);
-    }
-    Ok(v)
-}
-
 pub(super) async fn add_revocation(
     state: web::Data<AppState>,
     caller: Caller,
@@ -269,7 +255,11 @@ pub(super) async fn add_revocation(
         }
         RevokedSubject::Certificate(_) => Vec::new(),
     };
-    let view = revocation_view(&revocation, listed_as.as_ref(), &listed_in)?;
+    let view = to_value(&RevocationAdded {
+        revocation: revocation.clone(),
+        named_as: listed_as.clone(),
+        listed_in,
+    })?;
     publish(
         &state,
         &caller,
@@ -288,16 +278,15 @@ pub(super) async fn list_revocations(
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller.token, Endpoint::ListRevocations.action(""))?;
     let list = read(&state, Store::revocations).await?;
-    let views = list
-        .iter()
-        .map(|r| {
-            let mut v = to_value(&r.revocation)?;
-            if let Value::Object(map) = &mut v {
-                map.insert("recorded_at".into(), Value::String(rfc3339(r.recorded_at)));
-                map.insert("named_as".into(), to_value(&r.listed_as)?);
-            }
-            Ok(v)
-        })
-        .collect::<Result<Vec<_>, ApiError>>()?;
-    Ok(HttpResponse::Ok().json(json!({ "revocations": views })))
+    let answer = RevocationList {
+        revocations: list
+            .into_iter()
+            .map(|r| RevocationListed {
+                revocation: r.revocation,
+                recorded_at: rfc3339(r.recorded_at),
+                named_as: r.listed_as,
+            })
+            .collect(),
+    };
+    Ok(HttpResponse::Ok().json(to_value(&answer)?))
 }
