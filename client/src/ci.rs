@@ -3,9 +3,7 @@
 //! (`POST /api/v1/ci/nonce`, `POST /api/v1/ci/delegations`, see
 //! `docs/ci.md`). The private key never leaves the job.
 
-use serde_json::Value;
-
-use keyshare_policy::api::ci::{DelegationRequest, Nonce};
+use keyshare_policy::api::ci::{Delegation, DelegationRequest, Nonce};
 use keyshare_policy::keys::Scheme;
 use keyshare_policy::sign::{InMemorySigner, Signer};
 
@@ -20,10 +18,8 @@ pub use keyshare_policy::api::ci::proof_message;
 pub struct Granted {
     /// The job's key (keep it secret; it is trusted until `not_after`).
     pub key: InMemorySigner,
-    /// The server's answer: `id`, `namespace`, `key_id`, `not_before`,
-    /// `not_after`, `certificate_chain_pem`, `timestamp_version`,
-    /// `namespace_version`.
-    pub delegation: Value,
+    /// The server's answer.
+    pub delegation: Delegation,
 }
 
 /// Generates a `scheme` key and asks `client`'s server (whose token is the
@@ -56,7 +52,7 @@ pub fn request(
     let proof = key
         .sign(&proof_message(&nonce, namespace, key.key_id().as_str()))
         .map_err(|e| Error::Config(format!("cannot sign the proof: {e}")))?;
-    let delegation = client.send(
+    let answer = client.send(
         "POST",
         "ci/delegations",
         &DelegationRequest {
@@ -67,6 +63,10 @@ pub fn request(
             ttl_seconds,
         },
     )?;
+    let delegation = serde_json::from_value(answer).map_err(|e| Error::BadAnswer {
+        url: format!("{}/api/v1/ci/delegations", client.base_url()),
+        message: format!("not a delegation: {e}"),
+    })?;
     Ok(Granted { key, delegation })
 }
 
