@@ -19,8 +19,9 @@ pub use audit::{
 };
 pub use keys::AddKey;
 pub use namespaces::{
-    AddScopes, CreateNamespace, NamespaceList, NamespaceQuery, NamespaceSummary, ResolveQuery,
-    Resolved, SetThreshold,
+    AddScopes, CreateNamespace, KeyRevocationView, KeyView, NamespaceDetail, NamespaceList,
+    NamespaceQuery, NamespaceRevocationView, NamespaceSummary, ResolveQuery, Resolved,
+    SetThreshold, SubDelegationView,
 };
 pub use peers::{PeerList, PutPeer};
 pub use revocations::{

@@ -4,9 +4,11 @@
 use std::num::NonZeroU32;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
+use crate::hash::Sha256Hex;
 use crate::pattern::ArtifactPattern;
-use crate::trust::NamespaceName;
+use crate::trust::{NamespaceName, Revocation, TrustedKey, X509Identity};
 
 /// A namespace as `GET /api/v1/namespaces` lists it; the detail of one
 /// (`GET /api/v1/namespaces/{ns}`) adds its keys, identities,
@@ -122,4 +124,85 @@ pub enum Resolved {
         /// Its URL.
         url: String,
     },
+}
+
+/// The answer to `GET /api/v1/namespaces/{ns}` (and to the writes that
+/// change a namespace): the namespace with its keys (and how each stands),
+/// identities, sub-delegations and its own revocations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NamespaceDetail {
+    /// Name, scopes, maintainers, threshold, creation time.
+    #[serde(flatten)]
+    pub namespace: NamespaceSummary,
+    /// Its keys.
+    pub keys: Vec<KeyView>,
+    /// Its X.509 identities.
+    pub identities: Vec<X509Identity>,
+    /// Its sub-delegations.
+    pub sub_delegations: Vec<SubDelegationView>,
+    /// Its own revocations of its keys.
+    pub revocations: Vec<NamespaceRevocationView>,
+    /// How far ahead a key's `not_after` flags it `expires_soon`.
+    pub expiring_within_seconds: i64,
+    /// What a create or a widening let through with `allow_overlap`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overlaps: Option<Value>,
+}
+
+/// A listed key as the trust document has it, plus how it stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyView {
+    /// The key as listed.
+    #[serde(flatten)]
+    pub key: TrustedKey,
+    /// Its fingerprint (null when it cannot be computed).
+    pub spki_sha256: Option<Sha256Hex>,
+    /// `active`, `expires_soon`, `not_yet_valid`, `expired` or `revoked`.
+    pub state: String,
+    /// Its window has ended.
+    pub expired: bool,
+    /// Its window ends within `expiring_within_seconds`.
+    pub expires_soon: bool,
+    /// The revocation that applies to it, if any.
+    pub revocation: Option<KeyRevocationView>,
+}
+
+/// The revocation of a listed key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRevocationView {
+    /// `organization` or `namespace`.
+    pub by: String,
+    /// From when (RFC 3339).
+    pub revoked_at: String,
+    /// Why.
+    pub reason: String,
+    /// Whether that time has come.
+    pub in_effect: bool,
+}
+
+/// A sub-delegation with how each of its keys stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SubDelegationView {
+    /// Name, unique within the namespace.
+    pub name: String,
+    /// Artifacts it covers.
+    pub scopes: Vec<ArtifactPattern>,
+    /// Distinct keys that must have signed.
+    pub threshold: NonZeroU32,
+    /// Its keys.
+    pub keys: Vec<KeyView>,
+}
+
+/// A namespace's own revocation of one of its keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NamespaceRevocationView {
+    /// The revocation as the namespace's trust document lists it.
+    #[serde(flatten)]
+    pub revocation: Revocation,
+    /// The namespace.
+    pub namespace: NamespaceName,
+    /// The id the key was listed under when it was revoked.
+    pub key_id: Option<String>,
+    /// When the server recorded it (RFC 3339).
+    pub recorded_at: String,
 }

@@ -5,11 +5,11 @@ use std::collections::BTreeSet;
 use std::num::NonZeroU32;
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::{json, Value};
 use time::{Duration, OffsetDateTime};
 
 use keyshare_policy::api::admin::{
-    AddScopes, CreateNamespace, NamespaceList, NamespaceQuery, NamespaceSummary, SetThreshold,
+    AddScopes, CreateNamespace, KeyRevocationView, KeyView, NamespaceDetail, NamespaceList,
+    NamespaceQuery, NamespaceRevocationView, NamespaceSummary, SetThreshold, SubDelegationView,
 };
 use keyshare_policy::datetime::{parse_duration, rfc3339};
 use keyshare_policy::trust::{
@@ -53,27 +53,21 @@ fn key_view(
     revocation: Option<KeyRevocation<'_>>,
     now: OffsetDateTime,
     horizon: Duration,
-) -> Result<Value, ApiError> {
+) -> KeyView {
     let standing = KeyStanding::of(key, revocation, now, horizon);
-    let mut v = to_value(key)?;
-    if let Value::Object(map) = &mut v {
-        map.insert("spki_sha256".into(), to_value(&fingerprint)?);
-        map.insert("state".into(), json!(standing.state.as_str()));
-        map.insert("expired".into(), json!(standing.expired));
-        map.insert("expires_soon".into(), json!(standing.expires_soon));
-        map.insert(
-            "revocation".into(),
-            standing.revocation.map_or(Value::Null, |r| {
-                json!({
-                    "by": r.by.as_str(),
-                    "revoked_at": rfc3339(r.revocation.revoked_at),
-                    "reason": r.revocation.reason,
-                    "in_effect": now >= r.revocation.revoked_at,
-                })
-            }),
-        );
+    KeyView {
+        key: key.clone(),
+        spki_sha256: fingerprint.cloned(),
+        state: standing.state.as_str().to_owned(),
+        expired: standing.expired,
+        expires_soon: standing.expires_soon,
+        revocation: standing.revocation.map(|r| KeyRevocationView {
+            by: r.by.as_str().to_owned(),
+            revoked_at: rfc3339(r.revocation.revoked_at),
+            reason: r.revocation.reason.clone(),
+            in_effect: now >= r.revocation.revoked_at,
+        }),
     }
-    Ok(v)
 }
 
 /// Keys with the revocations that apply to them, read in one go.
@@ -105,7 +99,7 @@ impl KeysWithRevocations {
         own: &[NamespaceRevocationRecord],
         now: OffsetDateTime,
         horizon: Duration,
-    ) -> Result<Vec<Value>, ApiError> {
+    ) -> Vec<KeyView> {
         self.keys
             .iter()
             .zip(&self.organization)
@@ -122,14 +116,13 @@ impl KeysWithRevocations {
     }
 }
 
-fn namespace_revocation_view(r: &NamespaceRevocationRecord) -> Result<Value, ApiError> {
-    let mut v = to_value(&r.revocation)?;
-    if let Value::Object(map) = &mut v {
-        map.insert("namespace".into(), json!(r.namespace));
-        map.insert("key_id".into(), json!(r.key_id));
-        map.insert("recorded_at".into(), json!(rfc3339(r.recorded_at)));
+fn namespace_revocation_view(r: &NamespaceRevocationRecord) -> NamespaceRevocationView {
+    NamespaceRevocationView {
+        revocation: r.revocation.clone(),
+        namespace: r.namespace.clone(),
+        key_id: r.key_id.clone(),
+        recorded_at: rfc3339(r.recorded_at),
     }
-    Ok(v)
 }
 
 /// The namespace with its keys (and how each stands at `now`, keys
@@ -139,7 +132,7 @@ async fn namespace_detail(
     state: &AppState,
     ns: NamespaceName,
     horizon: Duration,
-) -> Result<Value, ApiError> {
+) -> Result<NamespaceDetail, ApiError> {
     let (record, keys, identities, subs, own) = read(state, move |s| {
         let keys = s.keys(ns.as_str())?.into_iter().map(|k| k.key).collect();
         let subs = s
@@ -160,38 +153,23 @@ async fn namespace_detail(
     })
     .await?;
     let now = state.now();
-    let mut view = to_value(&namespace_view(&record))?;
-    if let Value::Object(map) = &mut view {
-        map.insert("keys".into(), Value::Array(keys.views(&own, now, horizon)?));
-        map.insert(
-            "identities".into(),
-            to_value(&identities.iter().map(|i| &i.identity).collect::<Vec<_>>())?,
-        );
-        let subs = subs
-            .iter()
-            .map(|(sub, keys)| {
-                let mut v = to_value(sub)?;
-                if let Value::Object(m) = &mut v {
-                    m.insert("keys".into(), Value::Array(keys.views(&own, now, horizon)?));
-                }
-                Ok(v)
+    Ok(NamespaceDetail {
+        namespace: namespace_view(&record),
+        keys: keys.views(&own, now, horizon),
+        identities: identities.into_iter().map(|i| i.identity).collect(),
+        sub_delegations: subs
+            .into_iter()
+            .map(|(sub, keys)| SubDelegationView {
+                name: sub.name,
+                scopes: sub.scopes,
+                threshold: sub.threshold,
+                keys: keys.views(&own, now, horizon),
             })
-            .collect::<Result<Vec<_>, ApiError>>()?;
-        map.insert("sub_delegations".into(), Value::Array(subs));
-        map.insert(
-            "revocations".into(),
-            Value::Array(
-                own.iter()
-                    .map(namespace_revocation_view)
-                    .collect::<Result<_, _>>()?,
-            ),
-        );
-        map.insert(
-            "expiring_within_seconds".into(),
-            json!(horizon.whole_seconds()),
-        );
-    }
-    Ok(view)
+            .collect(),
+        revocations: own.iter().map(namespace_revocation_view).collect(),
+        expiring_within_seconds: horizon.whole_seconds(),
+        overlaps: None,
+    })
 }
 
 // ---- namespaces ----
@@ -230,11 +208,9 @@ pub(super) async fn create_namespace(
     if req.allow_overlap {
         // What the namespace overlaps (the audit record of the create has it too).
         let overlaps = read(&state, move |s| s.scope_overlaps(&entry, &[])).await?;
-        if let Value::Object(map) = &mut view {
-            map.insert("overlaps".into(), to_value(&overlaps)?);
-        }
+        view.overlaps = Some(to_value(&overlaps)?);
     }
-    Ok(HttpResponse::Created().json(view))
+    Ok(HttpResponse::Created().json(to_value(&view)?))
 }
 
 pub(super) async fn list_namespaces(
@@ -263,7 +239,8 @@ pub(super) async fn show_namespace(
         Some(text) => parse_duration(text)
             .map_err(|e| ApiError::invalid("expiring_within", format!("`{text}`: {e}")))?,
     };
-    Ok(HttpResponse::Ok().json(namespace_detail(&state, ns, horizon).await?))
+    let view = namespace_detail(&state, ns, horizon).await?;
+    Ok(HttpResponse::Ok().json(to_value(&view)?))
 }
 
 pub(super) async fn delete_namespace(
@@ -295,10 +272,9 @@ pub(super) async fn set_threshold(
         },
     )
     .await?;
-    Ok(
-        HttpResponse::Ok()
-            .json(namespace_detail(&state, namespace, DEFAULT_EXPIRING_WITHIN).await?),
-    )
+    Ok(HttpResponse::Ok().json(to_value(
+        &namespace_detail(&state, namespace, DEFAULT_EXPIRING_WITHIN).await?,
+    )?))
 }
 
 pub(super) async fn add_scopes(
@@ -353,9 +329,7 @@ pub(super) async fn add_scopes(
             s.scope_overlaps(&now.entry, &current.entry.scopes)
         })
         .await?;
-        if let Value::Object(map) = &mut view {
-            map.insert("overlaps".into(), to_value(&overlaps)?);
-        }
+        view.overlaps = Some(to_value(&overlaps)?);
     }
-    Ok(HttpResponse::Created().json(view))
+    Ok(HttpResponse::Created().json(to_value(&view)?))
 }
