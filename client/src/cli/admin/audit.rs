@@ -8,8 +8,8 @@ use serde_json::{json, Value};
 use keyshare_client::admin::{AdminClient, AuditQuery};
 use keyshare_client::blocking::Verifier;
 use keyshare_client::Options;
+use keyshare_policy::api::admin::AuditVerification;
 use keyshare_policy::audit::Head;
-
 use keyshare_policy::metadata::{Envelope, Timestamp};
 
 use super::{emit, field, items};
@@ -297,20 +297,28 @@ fn audit_verify(
     };
     // The server's own check also covers the timestamps it still stores.
     let server = client.verify_audit()?;
-    if server.get("ok") != Some(&Value::Bool(true)) {
+    let failed = |message: String| {
         if out == OutputFormat::Json {
             output::json(&server);
         }
-        return Err(Error::Failed(if server.get("published_in").is_some() {
-            format!("the server's check: {}", field(&server, "reason"))
-        } else {
-            format!(
+        Err(Error::Failed(message))
+    };
+    let published_heads = match serde_json::from_value::<AuditVerification>(server.clone()) {
+        Ok(AuditVerification::Intact(intact)) if intact.ok => intact.published_heads,
+        Ok(AuditVerification::HeadMismatch(m)) => {
+            return failed(format!("the server's check: {}", m.reason))
+        }
+        Ok(AuditVerification::Broken(b)) => {
+            return failed(format!(
                 "audit chain broken at record {}: {}",
-                field(&server, "first_bad_seq"),
-                field(&server, "reason")
-            )
-        }));
-    }
+                b.first_bad_seq, b.reason
+            ))
+        }
+        Ok(AuditVerification::Intact(_)) => {
+            return failed("the server's check did not say ok".to_owned())
+        }
+        Err(e) => return failed(format!("the server's check answered something else: {e}")),
+    };
     let value = json!({
         "ok": true,
         "records": summary.head.seq,
@@ -350,7 +358,7 @@ fn audit_verify(
             summary.head.seq,
             summary.head.hash,
             against.join(", "),
-            field(&server, "published_heads"),
+            published_heads,
         )
     });
     Ok(())
