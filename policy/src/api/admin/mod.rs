@@ -30,3 +30,6 @@ pub use revocations::{
 };
 pub use roots::{OrgRootList, OrgRootView, PutRoot, RootSubmitted};
 pub use tokens::{CreateToken, TokenList, TokenView};
+
+#[cfg(test)]
+mod tests;
