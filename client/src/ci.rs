@@ -3,41 +3,23 @@
 //! (`POST /api/v1/ci/nonce`, `POST /api/v1/ci/delegations`, see
 //! `docs/ci.md`). The private key never leaves the job.
 
-use serde::Serialize;
-use serde_json::Value;
-
+use keyshare_policy::api::ci::{Delegation, DelegationRequest, Nonce};
 use keyshare_policy::keys::Scheme;
 use keyshare_policy::sign::{InMemorySigner, Signer};
 
 use crate::admin::{AdminClient, Error};
 
-/// The message a job signs to prove it holds its key: bound to the
-/// server's nonce, the namespace and the key id. The server checks the
-/// same bytes (`keyshare_server::ci::proof_message`).
-pub fn proof_message(nonce: &str, namespace: &str, key_id: &str) -> Vec<u8> {
-    format!("keyshare-ci-delegation-v1\nnonce={nonce}\nnamespace={namespace}\nkey_id={key_id}\n")
-        .into_bytes()
-}
-
-#[derive(Serialize)]
-struct DelegationRequest<'a> {
-    namespace: &'a str,
-    public_key_pem: String,
-    nonce: &'a str,
-    proof: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ttl_seconds: Option<u64>,
-}
+/// The message a job signs to prove it holds its key, as the server
+/// checks it (one definition: `keyshare_policy::api::ci`).
+pub use keyshare_policy::api::ci::proof_message;
 
 /// A delegation granted to a freshly generated key.
 #[derive(Debug)]
 pub struct Granted {
     /// The job's key (keep it secret; it is trusted until `not_after`).
     pub key: InMemorySigner,
-    /// The server's answer: `id`, `namespace`, `key_id`, `not_before`,
-    /// `not_after`, `certificate_chain_pem`, `timestamp_version`,
-    /// `namespace_version`.
-    pub delegation: Value,
+    /// The server's answer.
+    pub delegation: Delegation,
 }
 
 /// Generates a `scheme` key and asks `client`'s server (whose token is the
@@ -62,29 +44,29 @@ pub fn request(
                 })
         })
         .map_err(|e| Error::Config(format!("cannot encode the public key: {e}")))?;
-    let nonce = client.send("POST", "ci/nonce", &serde_json::json!({}))?;
-    let nonce = nonce
-        .get("nonce")
-        .and_then(Value::as_str)
-        .ok_or_else(|| Error::BadAnswer {
-            url: format!("{}/api/v1/ci/nonce", client.base_url()),
-            message: "no `nonce` in the answer".into(),
-        })?
-        .to_owned();
+    let answer = client.send("POST", "ci/nonce", &serde_json::json!({}))?;
+    let Nonce { nonce, .. } = serde_json::from_value(answer).map_err(|_| Error::BadAnswer {
+        url: format!("{}/api/v1/ci/nonce", client.base_url()),
+        message: "no `nonce` in the answer".into(),
+    })?;
     let proof = key
         .sign(&proof_message(&nonce, namespace, key.key_id().as_str()))
         .map_err(|e| Error::Config(format!("cannot sign the proof: {e}")))?;
-    let delegation = client.send(
+    let answer = client.send(
         "POST",
         "ci/delegations",
         &DelegationRequest {
             namespace,
             public_key_pem: String::from_utf8_lossy(&pem).into_owned(),
-            nonce: &nonce,
+            nonce,
             proof: hex::encode(proof),
             ttl_seconds,
         },
     )?;
+    let delegation = serde_json::from_value(answer).map_err(|e| Error::BadAnswer {
+        url: format!("{}/api/v1/ci/delegations", client.base_url()),
+        message: format!("not a delegation: {e}"),
+    })?;
     Ok(Granted { key, delegation })
 }
 

@@ -87,6 +87,34 @@ pub fn parse_rfc3339(text: &str) -> Result<OffsetDateTime, String> {
     })
 }
 
+/// A time that travels as RFC 3339 text (the admin API's requests):
+/// parsed with [`parse_rfc3339`], whose message is the refusal, and
+/// written with [`rfc3339`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Rfc3339Time(pub OffsetDateTime);
+
+impl Rfc3339Time {
+    /// The time.
+    pub fn time(self) -> OffsetDateTime {
+        self.0
+    }
+}
+
+impl Serialize for Rfc3339Time {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&rfc3339(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Rfc3339Time {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        parse_rfc3339(&text)
+            .map(Self)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 /// How a duration may be written: the units it may use and whether a bare
 /// number counts as seconds. [`parse_duration`] takes
 /// [`DurationSyntax::UNITS`]; command-line flags take the others.
@@ -259,6 +287,19 @@ mod tests {
             Err("expected a duration longer than zero".into())
         );
         assert!(parse_duration_as("99999999999999", cli).is_err());
+    }
+
+    #[test]
+    fn rfc3339_on_the_wire_refuses_with_the_parsers_message() {
+        let t: Rfc3339Time = serde_json::from_str("\"2030-01-02T03:04:05Z\"").unwrap();
+        assert_eq!(
+            serde_json::to_string(&t).unwrap(),
+            "\"2030-01-02T03:04:05Z\""
+        );
+        let e = serde_json::from_str::<Rfc3339Time>("\"soon\"").unwrap_err();
+        assert!(e
+            .to_string()
+            .starts_with("`soon` is not an RFC 3339 time: expected e.g. 2030-01-01T00:00:00Z"));
     }
 
     #[test]

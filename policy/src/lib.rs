@@ -26,6 +26,9 @@
 //!   ([`trust::Label`], [`trust::Scopes`], [`trust::Window`],
 //!   [`trust::TrustedKeys`]) that the admin API applies too.
 //! * [`pattern`]: glob matching for delegation paths and artifact names.
+//! * [`api`]: the wire vocabulary of the server's HTTP API (`/api/v1/`):
+//!   request and answer types the server and the client share, and the
+//!   CI proof message ([`api::ci::proof_message`]).
 //! * [`audit`]: the audit log's hash chain and the chain heads published in
 //!   every timestamp, and the check of a log against them.
 //! * [`outbound`]: which URLs keyshare may send requests to on someone
@@ -39,6 +42,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod audit;
 pub mod cjson;
 pub mod client;

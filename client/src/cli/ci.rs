@@ -6,7 +6,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{json, Value};
 
 use keyshare_client::admin::AdminClient;
-use keyshare_policy::datetime::{parse_duration_as, DurationSyntax};
+use keyshare_policy::datetime::{parse_duration_as, rfc3339, DurationSyntax};
 use keyshare_policy::keys::Scheme;
 
 use super::{output, read_text, Error, OutputFormat};
@@ -149,35 +149,31 @@ fn request(a: RequestArgs) -> Result<(), Error> {
         .map_err(|e| Error::Input(format!("cannot encode the key: {e}")))?;
     write_private(&a.key_out, &pem)?;
     let d = &granted.delegation;
-    let chain = d.get("certificate_chain_pem").and_then(Value::as_str);
+    let chain = d.certificate_chain_pem.as_deref();
     if let (Some(path), Some(chain)) = (&a.cert_out, chain) {
         std::fs::write(path, chain)
             .map_err(|e| Error::Input(format!("cannot write {}: {e}", path.display())))?;
     }
     match a.output {
         OutputFormat::Json => {
-            let mut out = d.clone();
+            let mut out = serde_json::to_value(d)
+                .map_err(|e| Error::Input(format!("cannot encode the delegation: {e}")))?;
             if let Value::Object(map) = &mut out {
                 map.insert("key_file".into(), json!(a.key_out.display().to_string()));
             }
             output::json(&out);
         }
         OutputFormat::Text => {
-            let field = |k: &str| {
-                d.get(k).map_or(String::new(), |v| match v {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                })
-            };
             output::text(&format!(
                 "delegation: {}\nnamespace: {}\nkey id: {}\nkey file: {}\nnot after: {}\ntimestamp version: {}\nnamespace version: {}",
-                field("id"),
-                field("namespace"),
-                field("key_id"),
+                d.id,
+                d.namespace,
+                d.key_id,
                 a.key_out.display(),
-                field("not_after"),
-                field("timestamp_version"),
-                field("namespace_version"),
+                rfc3339(d.not_after),
+                d.timestamp_version,
+                d.namespace_version
+                    .map_or_else(|| "null".to_owned(), |v| v.to_string()),
             ));
             match (&a.cert_out, chain) {
                 (Some(path), Some(_)) => {

@@ -38,7 +38,8 @@
 //! under another namespace's path.
 //!
 //! The rules of the documents' fields are also validating constructors
-//! ([`Label::parse`], [`Scopes::new`], [`Window::new`], [`TrustedKeys::new`])
+//! ([`Label::parse`], [`Scopes::new`], [`Window::new`], [`TrustedKeys::new`],
+//! [`check_key`] for one key object)
 //! so that the admin API refuses a value with the same message a published
 //! document would get; a refusal is an [`Invalid`] naming the part refused.
 //!
@@ -82,7 +83,7 @@ pub use decide::{
 };
 pub use format::{NamespacesFormat, PeersFormat, RevocationsFormat, TrustFormat};
 pub use namespace::{
-    NamespaceName, NamespaceTrust, Principal, SubDelegation, TrustedKey, TrustedKeys,
+    check_key, NamespaceName, NamespaceTrust, Principal, SubDelegation, TrustedKey, TrustedKeys,
 };
 pub use namespaces::{is_index_path, namespace_bin, shard_path, NamespaceEntry, Namespaces};
 pub use peers::{Peer, PeerUrl, Peers, PinnedRoot};

@@ -471,6 +471,14 @@ fn check_keys(at: &str, keys: &[TrustedKey]) -> std::result::Result<(), Problem>
     Ok(())
 }
 
+/// Checks one TUF key object as the documents' parser does: no field
+/// keyshare does not know, a supported keytype and scheme, usable key
+/// material. A refusal is `at` the part relative to the key object
+/// (`.keytype`, `.keyval.public`, `.<unknown field>`).
+pub fn check_key(id: &KeyId, key: &Key) -> std::result::Result<(), Invalid> {
+    check_key_object("", id, key).map_err(Invalid::from)
+}
+
 /// A key object must be one keyshare can use, with no fields it does not know.
 fn check_key_object(at: &str, id: &KeyId, key: &Key) -> std::result::Result<(), Problem> {
     if let Some(name) = key.unrecognized.keys().next() {

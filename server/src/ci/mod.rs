@@ -45,7 +45,6 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
-use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use time::{Duration, OffsetDateTime};
 
@@ -58,6 +57,9 @@ use crate::publisher::{Batched, Change, PublishError, Publisher};
 use crate::store::{CiOwner, SingleUse, SingleUseKind, Token, TokenKind};
 
 pub use crate::config::CiConfig;
+/// The wire types of the CI endpoints and the proof a job signs, shared
+/// with the client (`keyshare_policy::api::ci`).
+pub use keyshare_policy::api::ci::{proof_message, Delegation, DelegationRequest};
 
 /// Why a CI request was refused. `crate::http` answers each with a 4xx
 /// (or, for an issuer that cannot be reached, 503) and a code naming the
@@ -177,13 +179,6 @@ pub enum NonceRefusal {
     Expired,
 }
 
-/// The message a job signs to prove it holds the key it asks a delegation
-/// for: bound to the nonce, the namespace and the key id.
-pub fn proof_message(nonce: &str, namespace: &str, key_id: &str) -> Vec<u8> {
-    format!("keyshare-ci-delegation-v1\nnonce={nonce}\nnamespace={namespace}\nkey_id={key_id}\n")
-        .into_bytes()
-}
-
 /// The description of every CI key in the published documents: who asked
 /// is not published (the key's principal tells keys of one identity apart
 /// from others without naming it).
@@ -225,48 +220,6 @@ impl CiIdentity {
             ))),
         }
     }
-}
-
-/// A delegation request (`POST /api/v1/ci/delegations`).
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DelegationRequest {
-    /// The namespace to sign for.
-    pub namespace: NamespaceName,
-    /// The job's public key, SubjectPublicKeyInfo PEM (Ed25519, ECDSA
-    /// P-256 or RSA of 2048 bits or more).
-    pub public_key_pem: String,
-    /// A nonce from `POST /api/v1/ci/nonce`.
-    pub nonce: String,
-    /// Hex signature by the key over [`proof_message`] (in the key's TUF
-    /// scheme: Ed25519, ECDSA P-256 SHA-256 DER, RSA-PSS SHA-256).
-    pub proof: String,
-    /// Requested lifetime in seconds; at most `ci.max_ttl` (longer asks are cut).
-    #[serde(default)]
-    pub ttl_seconds: Option<u64>,
-}
-
-/// A delegation granted.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct Delegation {
-    /// `<namespace>.<key id>`; ends it early with `DELETE`.
-    pub id: String,
-    /// The namespace.
-    pub namespace: NamespaceName,
-    /// The key's id in the trust document.
-    pub key_id: KeyId,
-    /// Start of the window (the grant time).
-    #[serde(with = "time::serde::rfc3339")]
-    pub not_before: OffsetDateTime,
-    /// End of the window.
-    #[serde(with = "time::serde::rfc3339")]
-    pub not_after: OffsetDateTime,
-    /// The certificate and the CA chain, PEM, when `[ci.ca]` is configured.
-    pub certificate_chain_pem: Option<String>,
-    /// Timestamp version that first contains the key.
-    pub timestamp_version: u64,
-    /// Version of the namespace's role that first contains the key.
-    pub namespace_version: Option<u64>,
 }
 
 /// The CI flow, shared by the HTTP handlers.

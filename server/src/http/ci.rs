@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::json;
+use keyshare_policy::api::ci::Nonce;
 
 use keyshare_policy::datetime::rfc3339;
 
@@ -64,10 +64,10 @@ async fn identify(
 async fn nonce(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let ci = service(&state)?;
     let (nonce, expires) = ci.nonce(state.now())?;
-    Ok(HttpResponse::Created().json(json!({
-        "nonce": nonce,
-        "expires_at": rfc3339(expires),
-    })))
+    Ok(HttpResponse::Created().json(Nonce {
+        expires_at: Some(rfc3339(expires)),
+        nonce,
+    }))
 }
 
 async fn delegate(

@@ -21,8 +21,13 @@
 //! authorized, never decompressed (a `Content-Encoding` other than
 //! `identity` is refused with 415), and cut off at `limits.body_bytes`
 //! while streaming ([`body`]); they are parsed strictly (unknown fields are
-//! refused) into the policy crate's types, and the error names the JSON
-//! path of the offending field. Tokens and bodies are never logged.
+//! refused) into the policy crate's types — the request types of
+//! `keyshare_policy::api`, which the client writes with, so both sides
+//! share one wire vocabulary; answers are built from that module's types
+//! too — and the error names the JSON path of the offending field. Tokens
+//! and bodies are never logged. The admin API is `admin/`: the
+//! [`Endpoint`] table and the request checks in its `mod.rs`, a file per
+//! resource.
 //!
 //! The CI endpoints (`/api/v1/ci/...`) take an OIDC ID token or a CI token
 //! as the bearer credential and hand the work to [`crate::ci::CiService`].

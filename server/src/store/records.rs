@@ -173,17 +173,9 @@ impl fmt::Display for ScopeOverlap {
     }
 }
 
-/// Where a key is listed: a namespace's own keys or one of its sub-delegations.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Listing {
-    /// The namespace.
-    pub namespace: String,
-    /// The sub-delegation, when the key is listed by one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sub_delegation: Option<String>,
-    /// The id the key is listed under.
-    pub key_id: String,
-}
+/// Where a key is listed: a namespace's own keys or one of its
+/// sub-delegations (a wire type of the admin API too).
+pub use keyshare_policy::api::admin::Listing;
 
 /// A peer service.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,0 +1,79 @@
+//! A namespace's X.509 identities: add and remove.
+
+use std::collections::BTreeSet;
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+
+use keyshare_policy::trust::X509Identity;
+
+use super::{
+    check_label, check_window, no_content, path_namespace, publish, refuse_private_key, to_value,
+    Endpoint,
+};
+use crate::http::auth::{authorize, Caller};
+use crate::http::body::Body;
+use crate::http::error::ApiError;
+use crate::http::AppState;
+use crate::publisher::Change;
+
+pub(super) async fn add_identity(
+    state: web::Data<AppState>,
+    caller: Caller,
+    ns: web::Path<String>,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&caller.token, Endpoint::AddIdentity.action(&ns))?;
+    let namespace = path_namespace(&ns)?;
+    // X509Identity refuses unknown fields, parses every CA certificate and the subject.
+    let identity: X509Identity = body.json().await?;
+    check_label("name", &identity.name)?;
+    for (i, ca) in identity.ca_certs.iter().enumerate() {
+        refuse_private_key(&format!("ca_certs[{i}]"), ca.pem())?;
+    }
+    if identity.ca_certs.is_empty() {
+        return Err(ApiError::invalid(
+            "ca_certs",
+            "must list at least one CA certificate",
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for (i, ca) in identity.ca_certs.iter().enumerate() {
+        if !seen.insert(ca.sha256().clone()) {
+            return Err(ApiError::invalid(
+                &format!("ca_certs[{i}]"),
+                "certificate is listed twice",
+            ));
+        }
+    }
+    check_window("", identity.not_before, identity.not_after)?;
+    let view = to_value(&identity)?;
+    publish(
+        &state,
+        &caller,
+        Change::AddIdentity {
+            namespace,
+            identity,
+        },
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct NamedPath {
+    pub(super) ns: String,
+    pub(super) name: String,
+}
+
+pub(super) async fn remove_identity(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<NamedPath>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&caller.token, Endpoint::RemoveIdentity.action(&path.ns))?;
+    let namespace = path_namespace(&path.ns)?;
+    let name = path.name.clone();
+    publish(&state, &caller, Change::RemoveIdentity { namespace, name }).await?;
+    Ok(no_content())
+}

@@ -1,0 +1,120 @@
+//! A namespace's keys: add (a TUF key object or PEM) and remove.
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+
+use keyshare_policy::api::admin::AddKey;
+use keyshare_policy::datetime::Rfc3339Time;
+use keyshare_policy::keys::Key;
+use keyshare_policy::metadata::KeyId;
+use keyshare_policy::trust::TrustedKey;
+
+use super::{
+    bad_key, check_key_object, check_label, check_window, no_content, path_namespace, publish,
+    read, to_value, Endpoint,
+};
+use crate::http::auth::{authorize, Caller};
+use crate::http::body::Body;
+use crate::http::error::ApiError;
+use crate::http::AppState;
+use crate::publisher::Change;
+
+/// A TUF key entry from a PEM SubjectPublicKeyInfo; the scheme follows the
+/// key type: Ed25519, ECDSA P-256, RSA-PSS-SHA256.
+pub(super) fn key_from_pem(pem: &str) -> Result<Key, ApiError> {
+    Key::from_spki_pem(pem).map_err(|e| bad_key("public_key_pem", e))
+}
+
+pub(super) async fn add_key(
+    state: web::Data<AppState>,
+    caller: Caller,
+    ns: web::Path<String>,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&caller.token, Endpoint::AddKey.action(&ns))?;
+    let namespace = path_namespace(&ns)?;
+    let req: AddKey = body.json().await?;
+    let (key, field) = match (req.key, req.public_key_pem) {
+        (Some(key), None) => (key, "key"),
+        (None, Some(pem)) => (key_from_pem(&pem)?, "public_key_pem"),
+        _ => {
+            return Err(ApiError::invalid(
+                ".",
+                "give exactly one of `key` (a TUF key object) and `public_key_pem`",
+            ))
+        }
+    };
+    let id = match req.id {
+        Some(id) => id,
+        None => key.key_id().map_err(|e| ApiError::invalid(field, e))?,
+    };
+    let trusted = TrustedKey {
+        id,
+        key,
+        not_before: req.not_before.map(Rfc3339Time::time),
+        not_after: req.not_after.map(Rfc3339Time::time),
+        ephemeral: false,
+        description: req.description,
+        principal: None,
+    };
+    check_label("id", trusted.id.as_str())?;
+    let spki = if field == "key" {
+        check_key_object(field, &trusted.id, &trusted.key)?
+    } else {
+        trusted
+            .key
+            .spki_der(&trusted.id)
+            .map_err(|e| bad_key(field, e))?
+    };
+    check_window("", trusted.not_before, trusted.not_after)?;
+    if let Some(d) = &trusted.description {
+        check_label("description", d)?;
+    }
+    let listed = {
+        let ns = namespace.clone();
+        read(&state, move |s| s.keys(ns.as_str())).await?
+    };
+    for other in &listed {
+        if other.key.id == trusted.id {
+            return Err(ApiError::conflict(format!(
+                "id: key `{}` is already listed in namespace `{namespace}`",
+                trusted.id
+            )));
+        }
+        if other.key.key.spki_der(&other.key.id).ok().as_ref() == Some(&spki) {
+            return Err(ApiError::conflict(format!(
+                "{field}: the same key is already listed in namespace `{namespace}` as `{}`",
+                other.key.id
+            )));
+        }
+    }
+    let view = to_value(&trusted)?;
+    publish(
+        &state,
+        &caller,
+        Change::AddKey {
+            namespace,
+            key: trusted,
+        },
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct KeyPath {
+    ns: String,
+    key_id: String,
+}
+
+pub(super) async fn remove_key(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<KeyPath>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&caller.token, Endpoint::RemoveKey.action(&path.ns))?;
+    let namespace = path_namespace(&path.ns)?;
+    let key_id = KeyId::new(path.key_id.clone());
+    publish(&state, &caller, Change::RemoveKey { namespace, key_id }).await?;
+    Ok(no_content())
+}

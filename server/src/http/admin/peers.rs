@@ -1,0 +1,76 @@
+//! Peer keyshare services: put, list, remove.
+
+use actix_web::{web, HttpResponse};
+
+use keyshare_policy::api::admin::{PeerList, PutPeer};
+use keyshare_policy::trust::Peer;
+
+use super::{check_label, check_patterns, no_content, publish, read, to_value, Endpoint};
+use crate::http::auth::{authorize, Caller};
+use crate::http::body::Body;
+use crate::http::error::ApiError;
+use crate::http::AppState;
+use crate::publisher::Change;
+use crate::store::Store;
+
+pub(super) async fn put_peer(
+    state: web::Data<AppState>,
+    caller: Caller,
+    name: web::Path<String>,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&caller.token, Endpoint::PutPeer.action(""))?;
+    let req: PutPeer = body.json().await?;
+    check_label("name", &name)?;
+    // Every verifier will send requests to this URL: not inward.
+    req.url
+        .check_outbound(state.allow_private_peers)
+        .map_err(|refusal| {
+            ApiError::invalid(
+                "url",
+                format!(
+                    "{refusal}; peers must be https:// services on public addresses (private and loopback addresses only where the server sets peers.allow_private_addresses)"
+                ),
+            )
+        })?;
+    check_patterns("patterns", &req.patterns)?;
+    let peer = Peer {
+        name: name.into_inner(),
+        patterns: req.patterns,
+        url: req.url,
+        root: req.root,
+        terminating: req.terminating,
+    };
+    let view = to_value(&peer)?;
+    publish(&state, &caller, Change::PutPeer { peer }).await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+pub(super) async fn list_peers(
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&caller.token, Endpoint::ListPeers.action(""))?;
+    let list = read(&state, Store::peers).await?;
+    let answer = PeerList {
+        peers: list.into_iter().map(|p| p.peer).collect(),
+    };
+    Ok(HttpResponse::Ok().json(to_value(&answer)?))
+}
+
+pub(super) async fn remove_peer(
+    state: web::Data<AppState>,
+    caller: Caller,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&caller.token, Endpoint::RemovePeer.action(""))?;
+    publish(
+        &state,
+        &caller,
+        Change::RemovePeer {
+            name: name.into_inner(),
+        },
+    )
+    .await?;
+    Ok(no_content())
+}

@@ -1,0 +1,114 @@
+//! The organization's X.509 roots (put, list, remove) and the TUF root a
+//! root ceremony submits.
+
+use actix_web::{web, HttpResponse};
+use serde_json::Value;
+
+use keyshare_policy::api::admin::{OrgRootList, OrgRootView, PutRoot, RootSubmitted};
+use keyshare_policy::datetime::rfc3339;
+use keyshare_policy::trust::{CaCert, NamespaceName};
+
+use super::{no_content, publish, read, refuse_private_key, to_value, Endpoint};
+use crate::http::auth::{authorize, Caller};
+use crate::http::body::Body;
+use crate::http::error::ApiError;
+use crate::http::AppState;
+use crate::publisher::Change;
+use crate::store::{OrgRoot, Store};
+
+fn root_view(r: &OrgRoot) -> OrgRootView {
+    OrgRootView {
+        name: r.name.clone(),
+        pem: r.pem.clone(),
+        sha256: r.sha256.clone(),
+        target: r.target_path(),
+        added_at: rfc3339(r.added_at),
+    }
+}
+
+pub(super) async fn put_root(
+    state: web::Data<AppState>,
+    caller: Caller,
+    name: web::Path<String>,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&caller.token, Endpoint::PutRoot.action(""))?;
+    let req: PutRoot = body.json().await?;
+    let name = name.into_inner();
+    if !NamespaceName::is_well_formed(&name) {
+        return Err(ApiError::invalid(
+            "name",
+            format!(
+                "`{name}` is not a root name (1 to 63 of a-z, 0-9 and `-`, not starting with `-`)"
+            ),
+        ));
+    }
+    refuse_private_key("pem", &req.pem)?;
+    CaCert::parse(&req.pem).map_err(|e| ApiError::invalid("pem", e))?;
+    publish(
+        &state,
+        &caller,
+        Change::PutOrgRoot {
+            name: name.clone(),
+            pem: req.pem,
+        },
+    )
+    .await?;
+    let root = read(&state, move |s| s.org_root(&name)).await?;
+    Ok(HttpResponse::Ok().json(to_value(&root_view(&root))?))
+}
+
+pub(super) async fn list_roots(
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&caller.token, Endpoint::ListRoots.action(""))?;
+    let list = read(&state, Store::org_roots).await?;
+    let answer = OrgRootList {
+        roots: list.iter().map(root_view).collect(),
+    };
+    Ok(HttpResponse::Ok().json(to_value(&answer)?))
+}
+
+pub(super) async fn remove_root(
+    state: web::Data<AppState>,
+    caller: Caller,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&caller.token, Endpoint::RemoveRoot.action(""))?;
+    publish(
+        &state,
+        &caller,
+        Change::RemoveOrgRoot {
+            name: name.into_inner(),
+        },
+    )
+    .await?;
+    Ok(no_content())
+}
+
+/// `POST /api/v1/root`: the body is the signed root (N+1) itself.
+pub(super) async fn submit_root(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&caller.token, Endpoint::SubmitRoot.action(""))?;
+    let bytes = body.bytes().await?;
+    let value: Value = crate::http::body::parse_json(&bytes)?;
+    let version = value
+        .get("signed")
+        .and_then(|s| s.get("version"))
+        .and_then(Value::as_u64);
+    let publisher = state.publisher.clone();
+    let actor = caller.actor();
+    let now = state.now();
+    let applied = web::block(move || publisher.submit_root(&actor, &bytes, now)).await??;
+    let answer = RootSubmitted {
+        root_version: version,
+        files: applied.files,
+        timestamp_version: applied.timestamp_version,
+        audit_seq: applied.audit_seq,
+    };
+    Ok(HttpResponse::Created().json(to_value(&answer)?))
+}

@@ -1,0 +1,71 @@
+//! A namespace's sub-delegations: add and remove.
+
+use actix_web::{web, HttpResponse};
+
+use keyshare_policy::trust::SubDelegation;
+
+use super::identities::NamedPath;
+use super::{
+    check_keys, check_label, check_patterns, no_content, path_namespace, publish, to_value,
+    Endpoint,
+};
+use crate::http::auth::{authorize, Caller};
+use crate::http::body::Body;
+use crate::http::error::ApiError;
+use crate::http::AppState;
+use crate::publisher::Change;
+
+pub(super) async fn add_sub_delegation(
+    state: web::Data<AppState>,
+    caller: Caller,
+    ns: web::Path<String>,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&caller.token, Endpoint::AddSubDelegation.action(&ns))?;
+    let namespace = path_namespace(&ns)?;
+    let sub: SubDelegation = body.json().await?;
+    check_label("name", &sub.name)?;
+    check_patterns("scopes", &sub.scopes)?;
+    check_keys("keys", &sub.keys)?;
+    if usize::try_from(sub.threshold.get()).map_or(true, |t| t > sub.keys.len()) {
+        return Err(ApiError::invalid(
+            "threshold",
+            format!(
+                "threshold {} is more than the {} keys listed",
+                sub.threshold,
+                sub.keys.len()
+            ),
+        ));
+    }
+    let view = to_value(&sub)?;
+    publish(
+        &state,
+        &caller,
+        Change::AddSubDelegation {
+            namespace,
+            sub_delegation: sub,
+        },
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+pub(super) async fn remove_sub_delegation(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<NamedPath>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(
+        &caller.token,
+        Endpoint::RemoveSubDelegation.action(&path.ns),
+    )?;
+    let namespace = path_namespace(&path.ns)?;
+    let name = path.name.clone();
+    publish(
+        &state,
+        &caller,
+        Change::RemoveSubDelegation { namespace, name },
+    )
+    .await?;
+    Ok(no_content())
+}
