@@ -6,12 +6,10 @@
     clippy::indexing_slicing
 )]
 
-mod store_support;
-
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use crate::support::*;
 use keyshare_server::store::{Error, TokenKind};
-use store_support::*;
 
 const TABLES: &[&str] = &[
     "namespaces",

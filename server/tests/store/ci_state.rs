@@ -5,14 +5,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod store_support;
-
 use time::Duration;
 
 use keyshare_policy::trust::Principal;
 use keyshare_server::store::{CiOwner, Error, SingleUse, SingleUseKind};
 
-use store_support::{entry, ns, nz, trusted_key, Scratch, T0};
+use crate::support::{entry, ns, nz, trusted_key, Scratch, T0};
 
 fn with_team_a(s: &Scratch) -> keyshare_server::store::Store {
     let mut store = s.open();

@@ -9,10 +9,8 @@
     clippy::indexing_slicing
 )]
 
-mod store_support;
-
+use crate::support::*;
 use keyshare_server::store::{Error, OverlapRule, ScopeOverlaps};
-use store_support::*;
 
 fn overlap_of(r: Result<impl std::fmt::Debug, Error>) -> ScopeOverlaps {
     match r {

@@ -6,13 +6,11 @@
     clippy::indexing_slicing
 )]
 
-mod store_support;
-
+use crate::support::*;
 use keyshare_policy::trust::{
     CaCert, NamespaceName, RevokedSubject, Sha256Hex, SubDelegation, SubjectName, X509Identity,
 };
 use keyshare_server::store::{Error, Store};
-use store_support::*;
 use time::macros::datetime;
 
 fn with_namespace(s: &Scratch, name: &str, scope: &str) -> Store {

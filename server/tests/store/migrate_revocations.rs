@@ -11,14 +11,13 @@
     clippy::indexing_slicing
 )]
 
-mod store_support;
-
 use std::sync::Arc;
 
 use serde_json::json;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
+use crate::support::*;
 use keyshare_policy::keys::Scheme;
 use keyshare_policy::metadata::KeyId;
 use keyshare_policy::repo::{Options, SharedSigner};
@@ -26,7 +25,6 @@ use keyshare_policy::sign::{InMemorySigner, Signer};
 use keyshare_policy::trust::{Revocations, RevokedSubject, SignerRef, TrustedKey};
 use keyshare_server::publisher::{Change, OnlineKeys, Publisher};
 use keyshare_server::store::{Store, SCHEMA_VERSION};
-use store_support::*;
 
 const T0: OffsetDateTime = datetime!(2030-01-01 00:00 UTC);
 

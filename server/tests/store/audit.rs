@@ -6,11 +6,9 @@
     clippy::indexing_slicing
 )]
 
-mod store_support;
-
+use crate::support::*;
 use keyshare_server::store::{AuditHead, Error, Store};
 use serde_json::json;
-use store_support::*;
 
 /// A store with five audit records, written in three transactions.
 fn five_records(s: &Scratch) -> Store {

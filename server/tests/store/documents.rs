@@ -7,14 +7,12 @@
     clippy::indexing_slicing
 )]
 
-mod store_support;
-
+use crate::support::*;
 use keyshare_policy::trust::{
     CaCert, NamespaceTrust, Namespaces, Peers, Reason, Revocations, SignerRef, SubDelegation,
     SubjectName, TrustSet, X509Identity,
 };
 use keyshare_server::store::{Error, Store};
-use store_support::*;
 use time::macros::datetime;
 
 struct Fixture {

@@ -6,10 +6,8 @@
     clippy::indexing_slicing
 )]
 
-mod store_support;
-
+use crate::support::*;
 use keyshare_server::store::{Error, NewToken, Store, TokenKind};
-use store_support::*;
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)

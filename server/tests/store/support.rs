@@ -1,6 +1,4 @@
-//! Helpers shared by the `store_*` tests (included with `mod store_support;`).
-//!
-//! A directory module, so that cargo does not build it as a test binary of its own.
+//! Helpers shared by the store tests (`mod support;` of `main.rs`).
 
 #![allow(
     dead_code,

@@ -6,13 +6,11 @@
     clippy::indexing_slicing
 )]
 
-mod store_support;
-
 use std::collections::BTreeMap;
 
+use crate::support::*;
 use keyshare_policy::repo::{File, Options, Repository};
 use keyshare_server::store::Error;
-use store_support::*;
 
 #[test]
 fn commit_files_are_recorded_with_role_and_version() {

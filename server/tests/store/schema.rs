@@ -6,10 +6,8 @@
     clippy::indexing_slicing
 )]
 
-mod store_support;
-
+use crate::support::*;
 use keyshare_server::store::{Error, Store, SCHEMA_VERSION};
-use store_support::*;
 
 const TABLES: &[&str] = &[
     "namespaces",
