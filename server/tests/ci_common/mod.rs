@@ -1,6 +1,6 @@
-//! Shared fixture of the `ci_*` tests: a local OIDC issuer on loopback
-//! (discovery document and JWKS over HTTP, keys made with OpenSSL), a
-//! published repository with namespaces `team-a` and `team-b`, and a CI
+//! Shared fixture of the CI tests (and `http/bodies.rs`): a local OIDC
+//! issuer on loopback (discovery document and JWKS over HTTP, keys made
+//! with OpenSSL), a published repository with namespaces `team-a` and `team-b`, and a CI
 //! service whose claim rule lets `acme/app` on `refs/heads/main` sign for
 //! `team-a`.
 

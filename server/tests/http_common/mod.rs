@@ -1,6 +1,6 @@
-//! Shared fixture of the `http_*` tests: a published repository in a
-//! temporary directory, an org-admin token, and helpers to call the app
-//! in-process (no sockets).
+//! Shared fixture of the HTTP tests (also used by the CI, air-gap and
+//! publish tests): a published repository in a temporary directory, an
+//! org-admin token, and helpers to call the app in-process (no sockets).
 
 #![allow(
     dead_code,
@@ -309,10 +309,11 @@ macro_rules! call {
     ($app:expr, $method:expr, $uri:expr, $token:expr, $body:expr) => {{
         let body: serde_json::Value = $body;
         let body = (!body.is_null()).then_some(body);
-        http_common::status_and_json(
-            http_common::send(
+        $crate::http_common::status_and_json(
+            $crate::http_common::send(
                 &$app,
-                http_common::request($method, $uri, Some($token), body.as_ref()).to_request(),
+                $crate::http_common::request($method, $uri, Some($token), body.as_ref())
+                    .to_request(),
             )
             .await,
         )

@@ -11,14 +11,11 @@
     clippy::indexing_slicing
 )]
 
-#[macro_use]
-mod http_common;
-
 use actix_web::http::{Method, StatusCode};
 use serde_json::{json, Value};
 use time::Duration;
 
-use http_common::*;
+use crate::http_common::*;
 
 fn rfc3339(t: time::OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)

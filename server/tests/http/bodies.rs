@@ -11,8 +11,8 @@
     clippy::indexing_slicing
 )]
 
-mod ci_common;
-mod http_common;
+use crate::ci_common;
+use crate::http_common;
 
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -9,7 +9,7 @@
     clippy::indexing_slicing
 )]
 
-mod http_common;
+use crate::http_common;
 
 use actix_web::http::{Method, StatusCode};
 use serde_json::{json, Value};

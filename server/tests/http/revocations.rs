@@ -11,9 +11,6 @@
     clippy::indexing_slicing
 )]
 
-#[macro_use]
-mod http_common;
-
 use std::num::NonZeroU32;
 
 use actix_web::http::{Method, StatusCode};
@@ -31,7 +28,7 @@ use keyshare_policy::trust::{Decision, Reason, RevokedSubject, SignerRef, TrustS
 use keyshare_server::publisher::Change;
 use keyshare_server::store::TokenKind;
 
-use http_common::*;
+use crate::http_common::*;
 
 /// A P-256 key pair.
 fn p256() -> PKey<Private> {

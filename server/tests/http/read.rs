@@ -7,12 +7,10 @@
     clippy::indexing_slicing
 )]
 
-mod http_common;
-
 use actix_web::http::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use http_common::{ed25519_key, request, send, Answer, Fixture, NOW};
+use crate::http_common::{ed25519_key, request, send, Answer, Fixture, NOW};
 use keyshare_policy::client::{target_remote_name, verify_target, TrustedSet};
 use keyshare_policy::trust::NamespaceTrust;
 

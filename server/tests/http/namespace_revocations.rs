@@ -13,9 +13,6 @@
     clippy::indexing_slicing
 )]
 
-#[macro_use]
-mod http_common;
-
 use std::num::NonZeroU32;
 
 use actix_web::http::{Method, StatusCode};
@@ -34,7 +31,7 @@ use keyshare_policy::trust::{
 };
 use keyshare_server::publisher::Change;
 
-use http_common::*;
+use crate::http_common::*;
 
 fn p256() -> PKey<Private> {
     let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();

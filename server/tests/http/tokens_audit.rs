@@ -9,15 +9,13 @@
     clippy::indexing_slicing
 )]
 
-mod http_common;
-
 use std::sync::{Arc, Mutex};
 
 use actix_web::http::{Method, StatusCode};
 use serde_json::{json, Value};
 use time::{Duration, OffsetDateTime};
 
-use http_common::{ca_pem, ed25519_key, ns_name, request, send, Fixture, NOW};
+use crate::http_common::{ca_pem, ed25519_key, ns_name, request, send, Fixture, NOW};
 use keyshare_policy::keys::Scheme;
 use keyshare_policy::metadata::KeyId;
 use keyshare_policy::sign::{InMemorySigner, Signer};

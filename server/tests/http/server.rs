@@ -8,15 +8,13 @@
     clippy::indexing_slicing
 )]
 
-mod http_common;
-
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_common::Fixture;
+use crate::http_common::Fixture;
 
 fn get(addr: std::net::SocketAddr, path: &str) -> String {
     let mut stream = TcpStream::connect(addr).unwrap();

@@ -10,12 +10,10 @@
     clippy::indexing_slicing
 )]
 
-mod http_common;
-
 use actix_web::http::{Method, StatusCode};
 use serde_json::json;
 
-use http_common::{request, send, Fixture};
+use crate::http_common::{request, send, Fixture};
 
 /// (URL, accepted where private addresses are allowed)
 const INWARD: [(&str, bool); 12] = [

@@ -13,13 +13,10 @@
     clippy::indexing_slicing
 )]
 
-#[macro_use]
-mod http_common;
-
 use actix_web::http::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use http_common::*;
+use crate::http_common::*;
 
 /// Creates a namespace over HTTP as an org admin; returns status and body.
 macro_rules! create {
