@@ -10,17 +10,14 @@
     clippy::print_stderr
 )]
 
-mod ci_common;
-mod http_common;
-
 use std::net::{TcpListener, ToSocketAddrs};
 use std::sync::atomic::Ordering;
 
 use actix_web::http::{Method, StatusCode};
 use serde_json::json;
 
-use ci_common::{delegation_body, job_key, CiFixture, Issuer};
-use http_common::{request, send, Answer};
+use crate::ci_common::{delegation_body, job_key, CiFixture, Issuer};
+use crate::http_common::{request, send, Answer};
 
 /// A fresh nonce, then a delegation request for `team-a` with `token`.
 macro_rules! delegate {

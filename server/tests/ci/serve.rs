@@ -8,13 +8,11 @@
     clippy::indexing_slicing
 )]
 
-mod bin_common;
-
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::Duration;
 
-use bin_common::{assert_one_line_error, keyshare, parse_init, run_within};
+use crate::bin_common::{assert_one_line_error, keyshare, parse_init, run_within};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 

@@ -10,9 +10,7 @@
     clippy::indexing_slicing
 )]
 
-mod bin_common;
-mod ci_common;
-mod http_common;
+use crate::bin_common;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
@@ -23,8 +21,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
+use crate::ci_common::{answer, delegation_body, job_key, Issuer, AUDIENCE};
 use bin_common::{keyshare, parse_init, run_within};
-use ci_common::{answer, delegation_body, job_key, Issuer, AUDIENCE};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 const SECRET: &str = "keys/ci-secret";

@@ -8,14 +8,11 @@
     clippy::indexing_slicing
 )]
 
-mod ci_common;
-mod http_common;
-
 use actix_web::http::{Method, StatusCode};
 use time::Duration;
 
-use ci_common::{delegation_body, job_key, CiFixture};
-use http_common::{ns_name, request, send, NOW};
+use crate::ci_common::{delegation_body, job_key, CiFixture};
+use crate::http_common::{ns_name, request, send, NOW};
 use keyshare_server::store::TokenKind;
 
 /// A fresh nonce from the app.

@@ -8,9 +8,6 @@
     clippy::indexing_slicing
 )]
 
-mod ci_common;
-mod http_common;
-
 use std::num::NonZeroU32;
 
 use serde_json::json;
@@ -20,8 +17,8 @@ use keyshare_policy::trust::{NamespaceEntry, SignerRef, TrustedKey};
 use keyshare_server::http::ApiError;
 use keyshare_server::publisher::{Batched, Change};
 
-use ci_common::{create_namespaces, job_key, trust_set};
-use http_common::{ns_name, Fixture, NOW};
+use crate::ci_common::{create_namespaces, job_key, trust_set};
+use crate::http_common::{ns_name, Fixture, NOW};
 
 fn add(ns: &str, key: &keyshare_policy::sign::InMemorySigner) -> Batched {
     Batched {

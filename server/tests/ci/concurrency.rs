@@ -10,9 +10,6 @@
     clippy::print_stderr
 )]
 
-mod ci_common;
-mod http_common;
-
 use std::net::TcpListener;
 use std::sync::{Arc, Barrier};
 
@@ -21,8 +18,8 @@ use serde_json::Value;
 use keyshare_policy::sign::Signer;
 use keyshare_policy::trust::SignerRef;
 
-use ci_common::{delegation_body, job_key, trust_set, CiFixture};
-use http_common::NOW;
+use crate::ci_common::{delegation_body, job_key, trust_set, CiFixture};
+use crate::http_common::NOW;
 
 const REQUESTS: usize = 200;
 

@@ -11,8 +11,8 @@
     clippy::print_stderr
 )]
 
-mod ci_common;
-mod http_common;
+use crate::ci_common;
+use crate::http_common;
 
 use std::sync::atomic::Ordering;
 

@@ -21,8 +21,7 @@
     clippy::print_stderr
 )]
 
-mod ci_common;
-mod http_common;
+use crate::http_common;
 
 use std::collections::BTreeSet;
 use std::num::NonZeroU32;
@@ -40,7 +39,7 @@ use keyshare_policy::trust::{Decision, Reason, SignerRef, TrustedKey};
 use keyshare_server::ci::{key_from_pem, proof_message};
 use keyshare_server::publisher::Change;
 
-use ci_common::{
+use crate::ci_common::{
     answer, create_namespaces, delegation_body, job_key, public_pem, trust_set, CiFixture, Running,
 };
 use http_common::{ns_name, request, send, NOW};
