@@ -8,12 +8,10 @@
 //! `POST /api/v1/export`: the bundle for an org admin, JSON errors for bad
 //! windows and bodies (who may call it is in http_auth.rs).
 
-mod http_common;
-
 use actix_web::http::{Method, StatusCode};
 use serde_json::json;
 
-use http_common::{request, send, Fixture, NOW};
+use crate::http_common::{request, send, Fixture, NOW};
 use keyshare_airgap::{open_bundle, Anchor};
 
 #[actix_web::test]

@@ -12,9 +12,9 @@
 //! same from either. Every kind of damage to a bundle is refused with a
 //! message naming it, and the replica keeps serving its previous state.
 
-mod airgap_common;
+use crate::common;
 
-use airgap_common::{decisions, signer, trust_set, Origin};
+use common::{decisions, signer, trust_set, Origin};
 use keyshare_airgap::{read_manifest, Anchor, Manifest, MAGIC};
 use keyshare_policy::metadata::Signed;
 use keyshare_policy::sign::{sign, to_bytes};
@@ -179,10 +179,7 @@ fn every_flipped_byte_is_refused_and_the_previous_state_stays() {
     let origin = Origin::new(now());
     let first = origin.export(Duration::days(7), now());
     let (_dir, replica) = replica_with(&origin, &first);
-    origin.apply(airgap_common::create(
-        "team-c",
-        "registry.acme.io/team-c/**",
-    ));
+    origin.apply(common::create("team-c", "registry.acme.io/team-c/**"));
     let bundle = origin.export(Duration::days(7), now());
     let (manifest, entries) = split(&bundle);
     let header = MAGIC.len() + 8 + manifest.len();
@@ -235,10 +232,7 @@ fn truncated_appended_and_reordered_bundles_are_refused() {
     let origin = Origin::new(now());
     let first = origin.export(Duration::days(7), now());
     let (_dir, replica) = replica_with(&origin, &first);
-    origin.apply(airgap_common::create(
-        "team-c",
-        "registry.acme.io/team-c/**",
-    ));
+    origin.apply(common::create("team-c", "registry.acme.io/team-c/**"));
     let bundle = origin.export(Duration::days(7), now());
     for len in [
         0,
@@ -268,10 +262,7 @@ fn replaced_manifests_are_refused() {
     let origin = Origin::new(now());
     let first = origin.export(Duration::days(7), now());
     let (_dir, replica) = replica_with(&origin, &first);
-    origin.apply(airgap_common::create(
-        "team-c",
-        "registry.acme.io/team-c/**",
-    ));
+    origin.apply(common::create("team-c", "registry.acme.io/team-c/**"));
     let bundle = origin.export(Duration::days(7), now());
     let parsed = read_manifest(&mut &bundle[..]).unwrap();
     let (manifest_bytes, entries) = split(&bundle);

@@ -15,16 +15,13 @@
 //! exactly as they were. A genuine bundle larger than the memory the limit
 //! leaves still imports under the same limit: import streams.
 
-mod airgap_common;
-mod bin_common;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration as StdDuration;
 
-use airgap_common::Origin;
-use bin_common::{assert_one_line_error, run_within, BIN};
+use crate::bin_common::{assert_one_line_error, run_within, BIN};
+use crate::common::Origin;
 use keyshare_server::airgap::Replica;
 use keyshare_server::publisher::Change;
 use keyshare_testkit::crafted::crafted_bundles;

@@ -17,16 +17,15 @@
 //!   the new one, each fully verifiable, never a mix;
 //! * bad input to the commands is one `error:` line and exit 1.
 
-mod airgap_common;
-mod bin_common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::Duration as StdDuration;
 
-use airgap_common::{decisions, trust_set, Origin};
-use bin_common::{assert_one_line_error, keyshare, python, run_within};
+use crate::bin_common::{assert_one_line_error, keyshare, python, run_within};
+use common::{decisions, trust_set, Origin};
 use keyshare_airgap::read_manifest;
 use keyshare_server::airgap::{Replica, ReplicaFiles};
 use time::{Duration, OffsetDateTime};
@@ -130,10 +129,7 @@ fn running_replica_serves_each_import_and_refuses_admin_calls() {
     let origin = Origin::new(now);
     let tmp = tempfile::tempdir().unwrap();
     let b1 = origin.export(Duration::days(7), now);
-    origin.apply(airgap_common::create(
-        "team-c",
-        "registry.acme.io/team-c/**",
-    ));
+    origin.apply(common::create("team-c", "registry.acme.io/team-c/**"));
     let b2 = origin.export(Duration::days(7), now);
     let (p1, p2) = (tmp.path().join("b1.bundle"), tmp.path().join("b2.bundle"));
     std::fs::write(&p1, &b1).unwrap();
