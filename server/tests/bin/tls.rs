@@ -36,7 +36,7 @@ use openssl::x509::{X509Builder, X509NameBuilder, X509};
 use serde_json::Value;
 
 /// The longest any single wait in these tests may take.
-mod bin_common;
+use crate::bin_common;
 
 use bin_common::{assert_one_line_error, keyshare, run_within};
 

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-mod bin_common;
+use crate::bin_common;
 
 use bin_common::{assert_one_line_error, keyshare, python, run_within};
 

@@ -50,7 +50,7 @@ use keyshare_server::store::{layout_bins, namespace_bin};
 use serde_json::{json, Value};
 
 /// The longest any single wait in this test may take.
-mod bin_common;
+use crate::bin_common;
 
 use bin_common::{keyshare, python, run_within};
 
