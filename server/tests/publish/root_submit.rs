@@ -9,15 +9,13 @@
     clippy::indexing_slicing
 )]
 
-mod http_common;
-
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use actix_web::http::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use http_common::{request, send, Fixture, NOW};
+use crate::http_common::{request, send, Fixture, NOW};
 use keyshare_policy::client::{Config, Lookup, Response, Source, Updater};
 use keyshare_policy::keys::Scheme;
 use keyshare_policy::metadata::{RoleKeys, RoleName, Root, Unrecognized};

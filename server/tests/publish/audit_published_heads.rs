@@ -12,13 +12,11 @@
     clippy::indexing_slicing
 )]
 
-mod http_common;
-
 use std::num::NonZeroU32;
 
 use time::Duration;
 
-use http_common::{ns_name, Fixture, NOW};
+use crate::http_common::{ns_name, Fixture, NOW};
 use keyshare_policy::audit::Head;
 use keyshare_policy::keys::Scheme;
 use keyshare_policy::metadata::{Envelope, KeyId, Timestamp};
