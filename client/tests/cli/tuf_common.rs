@@ -1,4 +1,4 @@
-//! Shared fixture of the `tuf_*` tests: a TUF repository built with
+//! Shared fixture of the `keyshare tuf` tests (`tuf.rs`): a TUF repository built with
 //! `keyshare_policy::repo::Repository`, written to a temporary directory
 //! and served over loopback by a tiny std-only HTTP server that logs every
 //! request path, and a runner for `keyshare tuf ...`.

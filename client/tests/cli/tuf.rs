@@ -13,7 +13,7 @@
 //! the files it leaves in the metadata and target directories, and the
 //! exact requests it makes.
 
-mod tuf_common;
+use crate::tuf_common;
 
 use std::collections::BTreeSet;
 

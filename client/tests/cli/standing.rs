@@ -19,8 +19,6 @@
     clippy::indexing_slicing
 )]
 
-mod common;
-
 use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
@@ -30,7 +28,7 @@ use keyshare_policy::trust::{Revocation, RevokedSubject};
 use keyshare_server::publisher::Change;
 use keyshare_server::store::TokenKind;
 
-use common::{keyshare_env, new_key, ns, Client, Run, Server};
+use crate::common::{keyshare_env, new_key, ns, Client, Run, Server};
 
 fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap()

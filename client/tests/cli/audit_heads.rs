@@ -14,8 +14,6 @@
     clippy::indexing_slicing
 )]
 
-mod common;
-
 use keyshare_client::fetch::BlockingClient;
 
 use std::path::{Path, PathBuf};
@@ -27,7 +25,7 @@ use keyshare_policy::pattern::ArtifactPattern;
 use keyshare_policy::trust::{Peer, PeerUrl, PinnedRoot, Sha256Hex};
 use keyshare_server::publisher::Change;
 
-use common::{keyshare_env, new_key, Client, Run, Server};
+use crate::common::{keyshare_env, new_key, Client, Run, Server};
 
 /// A server with some history: a namespace, a key, the key's revocation,
 /// and two changes after the revocation. Returns the server, an org-admin
