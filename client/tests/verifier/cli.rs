@@ -11,7 +11,7 @@
     clippy::print_stderr
 )]
 
-mod common;
+use crate::common;
 
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};

@@ -14,8 +14,6 @@
     clippy::print_stderr
 )]
 
-mod common;
-
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -29,7 +27,7 @@ use keyshare_policy::pattern::PathPattern;
 use keyshare_policy::repo::{Options, Repository, SharedSigner};
 use keyshare_policy::sign::InMemorySigner;
 
-use common::{new_key, Canned, Client, Reply};
+use crate::common::{new_key, Canned, Client, Reply};
 
 fn signer() -> SharedSigner {
     Arc::new(InMemorySigner::generate(Scheme::Ed25519).unwrap())

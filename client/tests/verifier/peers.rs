@@ -14,11 +14,9 @@
     clippy::print_stderr
 )]
 
-mod common;
-
 use std::net::{TcpListener, ToSocketAddrs};
 
-use common::{keyshare_env, new_key, proxy, Canned, Client, Reply, Server};
+use crate::common::{keyshare_env, new_key, proxy, Canned, Client, Reply, Server};
 
 /// The peers of these tests listen on loopback over plain http: the
 /// verifier contacts them only when told to.

@@ -12,7 +12,7 @@
     clippy::print_stderr
 )]
 
-mod common;
+use crate::common;
 
 use serde_json::Value;
 use time::{Duration, OffsetDateTime};

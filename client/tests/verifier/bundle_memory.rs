@@ -13,15 +13,13 @@
 //! last good state byte for byte. A genuine bundle still refreshes under
 //! the same limit.
 
-mod common;
-
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration as StdDuration, Instant};
 
 use time::{Duration, OffsetDateTime};
 
-use common::{new_key, Client, Run, Server};
+use crate::common::{new_key, Client, Run, Server};
 use keyshare_server::publisher::Change;
 use keyshare_testkit::crafted::crafted_bundles;
 
