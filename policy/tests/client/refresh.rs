@@ -8,7 +8,7 @@
     clippy::indexing_slicing
 )]
 
-mod common;
+use crate::common;
 
 use common::{Client, Repo};
 use keyshare_policy::client::{CacheOp, Lookup, Source, Step, Updater};

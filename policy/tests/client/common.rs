@@ -1,5 +1,5 @@
 //! A test-only TUF repository generator and an in-memory client around the
-//! sans-IO [`Updater`], for the `client_*` tests.
+//! sans-IO [`Updater`], for the client tests.
 //!
 //! [`Repo`] keeps every role as a typed value plus its signers; `publish`
 //! signs them into `files` (metadata, keyed by remote file name with

@@ -8,7 +8,7 @@
     clippy::indexing_slicing
 )]
 
-mod common;
+use crate::common;
 
 use common::{corrupt_signature, expires_in_days, signed_bytes, Client, Repo, NOW};
 use keyshare_policy::client::CacheOp;

@@ -9,9 +9,7 @@
     clippy::indexing_slicing
 )]
 
-mod common;
-
-use common::{expires_in_days, signed_bytes, Client, Repo};
+use crate::common::{expires_in_days, signed_bytes, Client, Repo};
 use keyshare_policy::client::{verify_target, Lookup, Source};
 use keyshare_policy::hash::sha256_hex;
 use keyshare_policy::keys::Scheme;

@@ -8,7 +8,7 @@
     clippy::indexing_slicing
 )]
 
-mod common;
+use crate::common;
 
 use common::{expires_in_days, Repo, NOW};
 use keyshare_policy::client::{TimestampUpdate, TrustedSet};

@@ -10,12 +10,10 @@
     clippy::indexing_slicing
 )]
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{corrupt_signature, Client, Repo};
+use crate::common::{corrupt_signature, Client, Repo};
 use keyshare_policy::client::{CacheOp, Lookup, Request, Response, Source, Step, Updater, Walk};
 use keyshare_policy::keys::Scheme;
 use keyshare_policy::metadata::RoleName;
