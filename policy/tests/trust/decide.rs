@@ -8,8 +8,7 @@
     clippy::indexing_slicing
 )]
 
-mod trust_support;
-
+use crate::support::*;
 use keyshare_policy::keys::{Key, Scheme};
 use keyshare_policy::metadata::KeyId;
 use keyshare_policy::sign::{InMemorySigner, Signer};
@@ -19,7 +18,6 @@ use keyshare_policy::trust::{
     SubDelegation, TrustRule, TrustSet,
 };
 use keyshare_policy::Error;
-use trust_support::*;
 
 const APP: &str = "registry.acme.io/team-a/app";
 

@@ -8,10 +8,9 @@
     clippy::indexing_slicing
 )]
 
-mod trust_support;
-
 use std::sync::OnceLock;
 
+use crate::support::{nz, pattern};
 use keyshare_policy::keys::Scheme;
 use keyshare_policy::metadata::KeyId;
 use keyshare_policy::sign::{InMemorySigner, Signer};
@@ -22,7 +21,6 @@ use keyshare_policy::trust::{
 };
 use proptest::prelude::*;
 use time::OffsetDateTime;
-use trust_support::{nz, pattern};
 
 /// Keys to draw from (generating keys per case would be slow).
 fn pool() -> &'static [InMemorySigner] {

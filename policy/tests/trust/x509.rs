@@ -7,8 +7,7 @@
     clippy::indexing_slicing
 )]
 
-mod trust_support;
-
+use crate::support::*;
 use keyshare_policy::trust::{
     CaCert, Counted, Decision, Listed, Peers, Reason, Revocation, Revocations, RevocationsFormat,
     RevokedSubject, Sha256Hex, SignerRef, SubjectName, TrustRule, X509Identity,
@@ -22,7 +21,6 @@ use openssl::pkey::{PKey, Private};
 use openssl::x509::extension::{BasicConstraints, KeyUsage};
 use openssl::x509::{X509Name, X509};
 use time::OffsetDateTime;
-use trust_support::*;
 
 const APP: &str = "registry.acme.io/team-a/app";
 const SUBJECT: &str = "C=US, O=acme, CN=team-a";

@@ -8,8 +8,7 @@
     clippy::indexing_slicing
 )]
 
-mod trust_support;
-
+use crate::support::*;
 use keyshare_policy::keys::Scheme;
 use keyshare_policy::metadata::KeyId;
 use keyshare_policy::sign::{InMemorySigner, Signer};
@@ -19,7 +18,6 @@ use keyshare_policy::trust::{
 };
 use keyshare_policy::Error;
 use serde_json::{json, Value};
-use trust_support::*;
 
 const WHAT: &str = "namespaces/team-a/trust.json";
 

@@ -1,6 +1,4 @@
-//! Helpers shared by the `trust_*` tests (included with `mod trust_support;`).
-//!
-//! A directory module, so that cargo does not build it as a test binary of its own.
+//! Helpers shared by the trust tests (`mod support;` of `main.rs`).
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
