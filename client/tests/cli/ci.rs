@@ -18,19 +18,15 @@ use std::sync::Arc;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use keyshare_policy::keys::Scheme;
 use keyshare_policy::pattern::ArtifactPattern;
-use keyshare_policy::repo::{Options, SharedSigner};
-use keyshare_policy::sign::InMemorySigner;
+use keyshare_policy::repo::Options;
 use keyshare_policy::trust::{NamespaceEntry, NamespaceName};
 use keyshare_server::ci::{CiConfig, CiService};
 use keyshare_server::http::AppState;
 use keyshare_server::publisher::{Change, OnlineKeys, Publisher};
 use keyshare_server::store::{Store, TokenKind};
 
-fn signer() -> SharedSigner {
-    Arc::new(InMemorySigner::generate(Scheme::Ed25519).unwrap())
-}
+use keyshare_testkit::signer;
 
 fn keyshare(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_keyshare"))

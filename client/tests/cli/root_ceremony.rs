@@ -33,6 +33,7 @@ use keyshare_policy::metadata::{Envelope, RoleName, Root, Signed, Timestamp};
 use keyshare_policy::repo::{Options, Repository, SharedSigner};
 use keyshare_policy::sign::{sign, to_bytes, Signer};
 use keyshare_policy::verify::verify_root_self;
+use keyshare_testkit::python;
 
 const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 const PIN: &str = "123456";
@@ -787,21 +788,6 @@ fn rotated_root_is_submitted_to_the_server_with_the_cli() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("versions: root=2 "), "{stdout}");
-}
-
-/// A Python with python-tuf: `KEYSHARE_PYTHON`, else `target/pyenv`
-/// (created by `scripts/test`).
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("KEYSHARE_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/pyenv/bin/python");
-    assert!(
-        venv.exists(),
-        "python-tuf is needed: run scripts/test once (it creates target/pyenv) or set \
-         KEYSHARE_PYTHON"
-    );
-    venv
 }
 
 /// The `keyshare-server` binary of this workspace, built (or found up to

@@ -21,16 +21,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use keyshare_policy::keys::Scheme;
 use keyshare_policy::metadata::{DelegatedRole, RoleName, Unrecognized};
 use keyshare_policy::pattern::PathPattern;
 use keyshare_policy::repo::{File, Options, Repository, SharedSigner};
-use keyshare_policy::sign::InMemorySigner;
 use time::OffsetDateTime;
 
-pub fn signer() -> SharedSigner {
-    Arc::new(InMemorySigner::generate(Scheme::Ed25519).unwrap())
-}
+pub use keyshare_testkit::signer;
 
 /// Serves the files under a directory at `http://127.0.0.1:PORT/<path>`
 /// (the raw request path, not decoded, so `1.a%2Fb.json` is that file

@@ -12,24 +12,20 @@
 )]
 
 use std::num::NonZeroU32;
-use std::sync::Arc;
 
 use keyshare_policy::keys::Scheme;
 use keyshare_policy::pattern::ArtifactPattern;
-use keyshare_policy::repo::{Options, SharedSigner};
+use keyshare_policy::repo::Options;
 use keyshare_policy::sign::{InMemorySigner, Signer};
-use keyshare_policy::trust::{
-    Decision, NamespaceEntry, NamespaceName, SignerRef, TrustSet, TrustedKey,
-};
+use keyshare_policy::trust::{Decision, NamespaceEntry, SignerRef, TrustSet, TrustedKey};
 use keyshare_server::airgap::export;
 use keyshare_server::publisher::{Change, OnlineKeys, Publisher};
 use keyshare_server::store::Store;
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
 
-pub fn signer() -> SharedSigner {
-    Arc::new(InMemorySigner::generate(Scheme::Ed25519).unwrap())
-}
+use keyshare_testkit::ns;
+pub use keyshare_testkit::signer;
 
 /// An origin: a publisher in a temporary directory, with its pinned root.
 pub struct Origin {
@@ -41,10 +37,6 @@ pub struct Origin {
     pub team_a_key: InMemorySigner,
     pub team_b_key: InMemorySigner,
     pub now: OffsetDateTime,
-}
-
-fn ns(name: &str) -> NamespaceName {
-    NamespaceName::parse(name).unwrap()
 }
 
 pub fn create(name: &str, scope: &str) -> Change {

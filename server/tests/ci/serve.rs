@@ -135,8 +135,6 @@ impl std::io::Write for Lines {
 #[test]
 fn the_ci_sweeper_of_serve_follows_the_injected_clock() {
     use std::num::NonZeroU32;
-    use std::sync::atomic::{AtomicI64, Ordering};
-    use std::sync::Arc;
 
     use keyshare_policy::keys::Scheme;
     use keyshare_policy::pattern::ArtifactPattern;
@@ -207,10 +205,8 @@ fn the_ci_sweeper_of_serve_follows_the_injected_clock() {
     assert!(listed());
 
     // serve in this process, with a settable clock that starts now.
-    let now = Arc::new(AtomicI64::new(start.unix_timestamp()));
-    let read = now.clone();
-    let clock: Clock =
-        Arc::new(move || OffsetDateTime::from_unix_timestamp(read.load(Ordering::SeqCst)).unwrap());
+    let now = keyshare_testkit::TestClock::at(start);
+    let clock: Clock = now.clock();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (lines_tx, lines_rx) = std::sync::mpsc::channel();
     let server = {
@@ -240,10 +236,7 @@ fn the_ci_sweeper_of_serve_follows_the_injected_clock() {
     std::thread::sleep(Duration::from_millis(500));
     assert!(listed(), "swept before its not_after by the injected clock");
 
-    now.store(
-        (start + time::Duration::minutes(11)).unix_timestamp(),
-        Ordering::SeqCst,
-    );
+    now.set(start + time::Duration::minutes(11));
     // The sweeper runs every second; maintenance not for another minute.
     let waited = std::time::Instant::now();
     while listed() && waited.elapsed() < Duration::from_secs(20) {

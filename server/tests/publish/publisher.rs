@@ -10,22 +10,22 @@
 )]
 
 use std::num::NonZeroU32;
-use std::sync::Arc;
 
 use keyshare_policy::client::{verify_target, Config, Lookup, Updater};
 use keyshare_policy::keys::Scheme;
 use keyshare_policy::metadata::KeyId;
 use keyshare_policy::pattern::ArtifactPattern;
-use keyshare_policy::repo::{Options, SharedSigner};
+use keyshare_policy::repo::Options;
 use keyshare_policy::sign::{InMemorySigner, Signer};
 use keyshare_policy::trust::{
-    is_index_path, shard_path, NamespaceEntry, NamespaceName, NamespaceTrust, Namespaces, Peers,
-    Revocation, Revocations, RevokedSubject, Sha256Hex, SignerRef, TrustSet, TrustedKey,
-    NAMESPACES_PATH, PEERS_PATH, REVOCATIONS_PATH,
+    is_index_path, shard_path, NamespaceEntry, NamespaceTrust, Namespaces, Peers, Revocation,
+    Revocations, RevokedSubject, Sha256Hex, SignerRef, TrustSet, TrustedKey, NAMESPACES_PATH,
+    PEERS_PATH, REVOCATIONS_PATH,
 };
 use keyshare_server::http::ApiError;
 use keyshare_server::publisher::{Change, OnlineKeys, PublishError, Publisher};
 use keyshare_server::store::Store;
+use keyshare_testkit::{ns, signer};
 use time::{Duration, OffsetDateTime};
 
 fn now() -> OffsetDateTime {
@@ -36,10 +36,6 @@ fn now() -> OffsetDateTime {
 /// `http/error.rs`).
 fn status(e: &PublishError) -> u16 {
     ApiError::from(e).status().as_u16()
-}
-
-fn signer() -> SharedSigner {
-    Arc::new(InMemorySigner::generate(Scheme::Ed25519).unwrap())
 }
 
 struct Fixture {
@@ -174,10 +170,6 @@ impl Fixture {
     fn timestamp_version(&self) -> u64 {
         self.publisher.metrics().versions["timestamp"]
     }
-}
-
-fn ns(name: &str) -> NamespaceName {
-    NamespaceName::parse(name).unwrap()
 }
 
 fn create(name: &str, scope: &str) -> Change {

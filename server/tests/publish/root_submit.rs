@@ -24,9 +24,7 @@ use keyshare_policy::sign::InMemorySigner;
 use keyshare_server::http::ApiError;
 use keyshare_server::publisher::Change;
 
-fn signer() -> SharedSigner {
-    Arc::new(InMemorySigner::generate(Scheme::Ed25519).unwrap())
-}
+use keyshare_testkit::signer;
 
 /// Replaces the root role's keys with `keys` (threshold `threshold`).
 fn set_root_keys(root: &mut Root, keys: &[SharedSigner], threshold: u32) {

@@ -11,8 +11,6 @@
     clippy::indexing_slicing
 )]
 
-use std::sync::Arc;
-
 use serde_json::json;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -20,17 +18,14 @@ use time::{Duration, OffsetDateTime};
 use crate::support::*;
 use keyshare_policy::keys::Scheme;
 use keyshare_policy::metadata::KeyId;
-use keyshare_policy::repo::{Options, SharedSigner};
+use keyshare_policy::repo::Options;
 use keyshare_policy::sign::{InMemorySigner, Signer};
 use keyshare_policy::trust::{Revocations, RevokedSubject, SignerRef, TrustedKey};
 use keyshare_server::publisher::{Change, OnlineKeys, Publisher};
 use keyshare_server::store::{Store, SCHEMA_VERSION};
+use keyshare_testkit::signer;
 
 const T0: OffsetDateTime = datetime!(2030-01-01 00:00 UTC);
-
-fn signer() -> SharedSigner {
-    Arc::new(InMemorySigner::generate(Scheme::Ed25519).unwrap())
-}
 
 fn listed(id: &str, key: &InMemorySigner) -> TrustedKey {
     TrustedKey {

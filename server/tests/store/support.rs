@@ -18,10 +18,10 @@ use keyshare_policy::pattern::ArtifactPattern;
 use keyshare_policy::repo::{Options, Repository, SharedSigner};
 use keyshare_policy::sign::{InMemorySigner, Signer};
 use keyshare_policy::trust::{
-    NamespaceEntry, NamespaceName, Peer, PeerUrl, PinnedRoot, Revocation, RevokedSubject,
-    TrustedKey,
+    NamespaceEntry, Peer, PeerUrl, PinnedRoot, Revocation, RevokedSubject, TrustedKey,
 };
 use keyshare_server::store::{Error, Store};
+pub use keyshare_testkit::ns;
 use time::macros::datetime;
 use time::OffsetDateTime;
 
@@ -52,10 +52,6 @@ pub fn nz(n: u32) -> NonZeroU32 {
 
 pub fn pattern(p: &str) -> ArtifactPattern {
     ArtifactPattern::parse(p).unwrap()
-}
-
-pub fn ns(name: &str) -> NamespaceName {
-    NamespaceName::parse(name).unwrap()
 }
 
 pub fn entry(name: &str, scopes: &[&str]) -> NamespaceEntry {
