@@ -4,7 +4,6 @@
 //! request path, and a runner for `keyshare tuf ...`.
 
 #![allow(
-    dead_code,
     unreachable_pub,
     clippy::unwrap_used,
     clippy::expect_used,

@@ -8,7 +8,6 @@
 //! [`Client`] keeps a metadata cache and a log of requests.
 
 #![allow(
-    dead_code,
     unreachable_pub,
     clippy::unwrap_used,
     clippy::expect_used,

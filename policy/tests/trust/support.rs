@@ -1,6 +1,6 @@
 //! Helpers shared by the trust tests (`mod support;` of `main.rs`).
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::num::NonZeroU32;
 

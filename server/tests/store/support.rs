@@ -1,7 +1,6 @@
 //! Helpers shared by the store tests (`mod support;` of `main.rs`).
 
 #![allow(
-    dead_code,
     unreachable_pub,
     clippy::unwrap_used,
     clippy::expect_used,
