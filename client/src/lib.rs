@@ -37,9 +37,9 @@
 //! verification, target hashes and the trust decision are its calls.
 //!
 //! Tests: `cargo test -p keyshare-client`; the CLI is tested as a process
-//! against real servers on loopback (`tests/admin_cli.rs`, `tests/cli_edges.rs`,
-//! `tests/verifier_cli.rs`, `tests/verifier_peers.rs`,
-//! `tests/verifier_attacks.rs`, `tests/verifier_layout.rs`); `cargo bench
+//! against real servers on loopback (`tests/cli/admin.rs`, `tests/cli/edges.rs`,
+//! `tests/verifier/cli.rs`, `tests/verifier/peers.rs`,
+//! `tests/verifier/attacks.rs`, `tests/verifier/layout.rs`); `cargo bench
 //! -p keyshare-client --bench verify` compares a refresh with python-tuf's
 //! (`bench/verify`).
 

@@ -1,11 +1,14 @@
 //! keyshare-testkit: what the tests of several keyshare crates need alike.
 //!
-//! Only ever a `[dev-dependencies]` entry. Today: X.509 certificates made
-//! with OpenSSL ([`CertBuilder`]) — self-signed CAs for trust documents and
-//! notation exports, CI CAs, loopback TLS certificates; air-gap bundle
-//! files crafted as an attacker would ([`crafted`]); and
+//! Only ever a `[dev-dependencies]` entry, below the server and the client
+//! (it may use `keyshare-policy`, never them). Today: X.509 certificates
+//! made with OpenSSL ([`CertBuilder`]) — self-signed CAs for trust
+//! documents and notation exports, CI CAs, loopback TLS certificates;
+//! air-gap bundle files crafted as an attacker would ([`crafted`]);
 //! [`read_trust_set`], the trust state a verifier gets from a published
-//! repository.
+//! repository; and the small builders of [`fixture`]: an in-memory signer
+//! ([`signer`]), a namespace name ([`ns`]), a settable clock
+//! ([`TestClock`]) and the Python with python-tuf ([`python`]).
 //!
 //! Test support panics on failure (a broken fixture is a broken test), so
 //! the usual lints against `unwrap`/`expect` are lifted here.
@@ -14,6 +17,9 @@
 #![allow(clippy::expect_used)]
 
 pub mod crafted;
+pub mod fixture;
+
+pub use fixture::{ns, python, signer, TestClock};
 
 use openssl::asn1::Asn1Time;
 use openssl::bn::BigNum;

@@ -29,21 +29,17 @@ use keyshare_policy::keys::{Key, Scheme};
 use keyshare_policy::metadata::{KeyId, Root, Signed};
 use keyshare_policy::pattern::ArtifactPattern;
 use keyshare_policy::repo::{Options, SharedSigner};
-use keyshare_policy::sign::{sign, InMemorySigner, Signer};
+use keyshare_policy::sign::{sign, Signer};
 use keyshare_policy::trust::{
-    NamespaceEntry, NamespaceName, Peer, PeerUrl, PinnedRoot, Revocation, RevokedSubject,
-    Sha256Hex, TrustedKey,
+    NamespaceEntry, Peer, PeerUrl, PinnedRoot, Revocation, RevokedSubject, Sha256Hex, TrustedKey,
 };
 use keyshare_server::http::AppState;
 use keyshare_server::publisher::{Change, OnlineKeys, Publisher};
 use keyshare_server::store::{Store, TokenKind};
+pub use keyshare_testkit::{ns, signer};
 
 /// Longest a `keyshare` process may run.
 const PROCESS_TIMEOUT: Duration = Duration::from_secs(60);
-
-pub fn signer() -> SharedSigner {
-    Arc::new(InMemorySigner::generate(Scheme::Ed25519).unwrap())
-}
 
 /// A real keyshare server; stopped (bounded wait) when dropped.
 pub struct Server {
@@ -274,10 +270,6 @@ pub fn localhost_cert() -> (String, String) {
         .san_ip("127.0.0.1")
         .build();
     (cert.pem(), cert.key_pem())
-}
-
-pub fn ns(name: &str) -> NamespaceName {
-    NamespaceName::parse(name).unwrap()
 }
 
 /// A new Ed25519 key: its TUF key and its public key as PEM.

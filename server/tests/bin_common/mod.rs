@@ -9,9 +9,11 @@
     clippy::indexing_slicing
 )]
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+#[allow(unused_imports)] // not every test binary that includes this module uses it
+pub use keyshare_testkit::python;
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_keyshare-server");
@@ -67,25 +69,6 @@ pub fn assert_one_line_error(out: &Output) -> String {
     assert_eq!(lines.len(), 1, "not one line: {err}");
     assert!(lines[0].starts_with("error: "), "{err}");
     lines[0].to_owned()
-}
-
-/// The Python with python-tuf: `KEYSHARE_PYTHON`, or `target/pyenv`.
-pub fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("KEYSHARE_PYTHON") {
-        let p = PathBuf::from(p);
-        assert!(
-            p.exists(),
-            "KEYSHARE_PYTHON={} does not exist (it must be a Python with python-tuf)",
-            p.display()
-        );
-        return p;
-    }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/pyenv/bin/python");
-    assert!(
-        venv.exists(),
-        "python-tuf is needed: run scripts/test once (it creates target/pyenv) or set KEYSHARE_PYTHON"
-    );
-    venv
 }
 
 /// What `keyshare-server init` printed: the org-admin token (shown once)

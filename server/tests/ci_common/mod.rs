@@ -1,6 +1,6 @@
-//! Shared fixture of the `ci_*` tests: a local OIDC issuer on loopback
-//! (discovery document and JWKS over HTTP, keys made with OpenSSL), a
-//! published repository with namespaces `team-a` and `team-b`, and a CI
+//! Shared fixture of the CI tests (and `http/bodies.rs`): a local OIDC
+//! issuer on loopback (discovery document and JWKS over HTTP, keys made
+//! with OpenSSL), a published repository with namespaces `team-a` and `team-b`, and a CI
 //! service whose claim rule lets `acme/app` on `refs/heads/main` sign for
 //! `team-a`.
 
@@ -16,7 +16,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use openssl::bn::BigNumContext;
@@ -37,6 +37,7 @@ use keyshare_server::config::ci::{ClaimRule, IssuerConfig};
 use keyshare_server::publisher::{Change, Publisher};
 
 use crate::http_common::{ns_name, Fixture, NOW};
+pub use keyshare_testkit::TestClock;
 
 pub const AUDIENCE: &str = "https://keyshare.test";
 
@@ -231,25 +232,6 @@ pub fn sign_with(claims: &Value, alg: &str, kid: &str, pem: &[u8]) -> String {
     format!("{input}.{}", base64url(&sig))
 }
 
-/// A settable clock starting at `NOW`.
-#[derive(Clone)]
-pub struct TestClock(Arc<AtomicI64>);
-
-impl TestClock {
-    pub fn new() -> Self {
-        Self(Arc::new(AtomicI64::new(NOW.unix_timestamp())))
-    }
-
-    pub fn set(&self, t: OffsetDateTime) {
-        self.0.store(t.unix_timestamp(), Ordering::SeqCst);
-    }
-
-    pub fn clock(&self) -> keyshare_server::clock::Clock {
-        let t = self.0.clone();
-        Arc::new(move || OffsetDateTime::from_unix_timestamp(t.load(Ordering::SeqCst)).unwrap())
-    }
-}
-
 pub struct CiFixture {
     pub f: Fixture,
     pub issuer: Issuer,
@@ -319,7 +301,7 @@ impl CiFixture {
     pub fn with_issuer(issuer: Issuer, edit: impl FnOnce(&mut CiConfig)) -> Self {
         let mut f = Fixture::new();
         create_namespaces(&f.publisher, &["team-a", "team-b"]);
-        let clock = TestClock::new();
+        let clock = TestClock::at(NOW);
         let mut config = config(&issuer);
         edit(&mut config);
         let service = Arc::new(

@@ -1,6 +1,6 @@
-//! Shared fixture of the `http_*` tests: a published repository in a
-//! temporary directory, an org-admin token, and helpers to call the app
-//! in-process (no sockets).
+//! Shared fixture of the HTTP tests (also used by the CI, air-gap and
+//! publish tests): a published repository in a temporary directory, an
+//! org-admin token, and helpers to call the app in-process (no sockets).
 
 #![allow(
     dead_code,
@@ -26,10 +26,11 @@ use keyshare_policy::keys::Scheme;
 use keyshare_policy::metadata::{Root, Signed};
 use keyshare_policy::repo::{Options, SharedSigner};
 use keyshare_policy::sign::{sign, to_bytes, InMemorySigner, Signer};
-use keyshare_policy::trust::NamespaceName;
 use keyshare_server::http::{AppState, HttpMetrics};
 use keyshare_server::publisher::{OnlineKeys, Publisher};
 use keyshare_server::store::{AuditHead, Store, TokenKind};
+pub use keyshare_testkit::ns as ns_name;
+use keyshare_testkit::signer;
 
 /// The fixed time of every test.
 pub const NOW: OffsetDateTime = datetime!(2030-01-01 12:00 UTC);
@@ -42,10 +43,6 @@ pub struct Fixture {
     pub admin: String,
     /// The root key (threshold 1) of root v1.
     pub root_key: SharedSigner,
-}
-
-fn signer() -> SharedSigner {
-    Arc::new(InMemorySigner::generate(Scheme::Ed25519).unwrap())
 }
 
 impl Fixture {
@@ -166,10 +163,6 @@ impl Fixture {
         let v: Value = serde_json::from_slice(&file.bytes).unwrap();
         v["signed"]["version"].as_u64().unwrap()
     }
-}
-
-pub fn ns_name(s: &str) -> NamespaceName {
-    NamespaceName::parse(s).unwrap()
 }
 
 /// An answer, read to the end.
@@ -309,10 +302,11 @@ macro_rules! call {
     ($app:expr, $method:expr, $uri:expr, $token:expr, $body:expr) => {{
         let body: serde_json::Value = $body;
         let body = (!body.is_null()).then_some(body);
-        http_common::status_and_json(
-            http_common::send(
+        $crate::http_common::status_and_json(
+            $crate::http_common::send(
                 &$app,
-                http_common::request($method, $uri, Some($token), body.as_ref()).to_request(),
+                $crate::http_common::request($method, $uri, Some($token), body.as_ref())
+                    .to_request(),
             )
             .await,
         )

@@ -1,0 +1,184 @@
+//! The verifier does not assume who delegates a trust document or where
+//! the namespace index lives: a repository built with the policy crate's
+//! builder, whose index is split into shards (`org/namespaces/<x>.json`)
+//! and whose namespace roles sit one level down (targets → `bins-0` →
+//! namespace role), is refreshed and decided on like the server's layout.
+//! A trust document listed by a role not trusted for its path is ignored.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use serde_json::json;
+use time::OffsetDateTime;
+
+use keyshare_policy::keys::{Key, Scheme};
+use keyshare_policy::metadata::{DelegatedRole, RoleName, Unrecognized};
+use keyshare_policy::pattern::PathPattern;
+use keyshare_policy::repo::{Options, Repository, SharedSigner};
+use keyshare_policy::sign::InMemorySigner;
+
+use crate::common::{new_key, Canned, Client, Reply};
+
+fn signer() -> SharedSigner {
+    Arc::new(InMemorySigner::generate(Scheme::Ed25519).unwrap())
+}
+
+fn role(name: &str, paths: &[&str], s: &SharedSigner, terminating: bool) -> DelegatedRole {
+    DelegatedRole {
+        name: RoleName::new(name),
+        keyids: vec![s.key_id().clone()],
+        threshold: NonZeroU32::MIN,
+        terminating,
+        paths: Some(paths.iter().map(|p| PathPattern::new(p)).collect()),
+        path_hash_prefixes: None,
+        unrecognized: Unrecognized::new(),
+    }
+}
+
+fn trust_doc(ns: &str, key_id: &str, key: &Key) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "format": "keyshare.trust/v1",
+        "namespace": ns,
+        "threshold": 1,
+        "keys": [{"id": key_id, "key": key}],
+    }))
+    .unwrap()
+}
+
+fn shard(names: &[&str]) -> Vec<u8> {
+    let entries: Vec<_> = names
+        .iter()
+        .map(|n| json!({"name": n, "scopes": [format!("registry.acme.io/{n}/**")]}))
+        .collect();
+    serde_json::to_vec(&json!({"format": "keyshare.namespaces/v1", "namespaces": entries})).unwrap()
+}
+
+#[test]
+fn sharded_index_and_nested_delegations_are_found_through_the_graph() {
+    let now = OffsetDateTime::now_utc();
+    let mut repo = Repository::create(
+        &[signer()],
+        1,
+        [
+            ("targets", vec![signer()]),
+            ("snapshot", vec![signer()]),
+            ("timestamp", vec![signer()]),
+        ],
+        Options::default(),
+        now,
+    )
+    .unwrap();
+    let (ka, _) = new_key();
+    let (kb, _) = new_key();
+    let (kc, _) = new_key();
+    let mut files = Vec::new();
+    files.push(
+        repo.set_target(
+            "targets",
+            "org/namespaces/0a.json",
+            &shard(&["team-a"]),
+            None,
+        )
+        .unwrap(),
+    );
+    files.push(
+        repo.set_target(
+            "targets",
+            "org/namespaces/7f.json",
+            &shard(&["team-b", "team-c"]),
+            None,
+        )
+        .unwrap(),
+    );
+    let bins = signer();
+    let ns_key = signer();
+    let bin_key = (bins.key_id().clone(), bins.public_key().clone());
+    let ns_keys = (ns_key.key_id().clone(), ns_key.public_key().clone());
+    repo.delegate(
+        "targets",
+        role("bins-0", &["namespaces/*/*"], &bins, true),
+        vec![bin_key],
+        vec![bins.clone()],
+        now,
+    )
+    .unwrap();
+    for ns in ["team-a", "team-b"] {
+        repo.delegate(
+            "bins-0",
+            role(ns, &[&format!("namespaces/{ns}/*")], &ns_key, true),
+            vec![ns_keys.clone()],
+            vec![ns_key.clone()],
+            now,
+        )
+        .unwrap();
+    }
+    files.push(
+        repo.set_target(
+            "team-a",
+            "namespaces/team-a/trust.json",
+            &trust_doc("team-a", "ka", &ka),
+            None,
+        )
+        .unwrap(),
+    );
+    files.push(
+        repo.set_target(
+            "team-b",
+            "namespaces/team-b/trust.json",
+            &trust_doc("team-b", "kb", &kb),
+            None,
+        )
+        .unwrap(),
+    );
+    // team-b's role also lists a document for team-c, a path it is not
+    // delegated: a TUF search does not accept it there.
+    files.push(
+        repo.set_target(
+            "team-b",
+            "namespaces/team-c/trust.json",
+            &trust_doc("team-c", "kc", &kc),
+            None,
+        )
+        .unwrap(),
+    );
+    files.extend(repo.commit(now).unwrap());
+    files.extend(repo.current_files().unwrap());
+    let served: HashMap<String, Vec<u8>> = files
+        .into_iter()
+        .map(|f| (f.path, f.bytes.to_vec()))
+        .collect();
+    let root = served["metadata/1.root.json"].clone();
+    let canned = Canned::start(Arc::new(move |path| match served.get(path) {
+        Some(b) => Reply::Bytes(b.clone()),
+        None => Reply::Status(404),
+    }));
+
+    let client = Client::new();
+    client.init(&canned.url, &keyshare_policy::hash::sha256_hex(&root));
+    let run = client.run(&["refresh", "--output", "json"]);
+    run.assert_ok();
+    let summary = run.json();
+    assert_eq!(summary["namespaces"], 3, "{summary}");
+    assert_eq!(summary["trust_documents"], 2, "{summary}");
+
+    let (code, v) = client.decide_json("registry.acme.io/team-a/app", &["--key-id", "ka"]);
+    assert_eq!(code, 0, "{v}");
+    let (code, v) = client.decide_json("registry.acme.io/team-b/app", &["--key-id", "kb"]);
+    assert_eq!(code, 0, "{v}");
+    let (code, v) = client.decide_json("registry.acme.io/team-c/app", &["--key-id", "kc"]);
+    assert_eq!(
+        (code, v["reason"].as_str()),
+        (1, Some("no_trust_document")),
+        "{v}"
+    );
+}

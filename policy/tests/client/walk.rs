@@ -1,0 +1,382 @@
+//! The walk of every delegated role ([`Walk`]): the order of requests,
+//! the cache, and what a hostile repository cannot make it do (loop on a
+//! delegation cycle, enumerate 2³² hashed bins, load a role the snapshot
+//! does not list, keep a tampered role, hold unbounded bytes).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use crate::common::{corrupt_signature, Client, Repo};
+use keyshare_policy::client::{CacheOp, Lookup, Request, Response, Source, Step, Updater, Walk};
+use keyshare_policy::keys::Scheme;
+use keyshare_policy::metadata::RoleName;
+use keyshare_policy::Error;
+
+fn names(roles: &[RoleName]) -> Vec<&str> {
+    roles.iter().map(RoleName::as_str).collect()
+}
+
+/// What a walk did: every step, in order (`L name`/`R name` for a local or
+/// remote request, `store name` for a cache write).
+#[derive(Debug, Default)]
+struct Trace {
+    steps: Vec<String>,
+}
+
+impl Trace {
+    fn requests(&self, prefix: &str) -> Vec<&str> {
+        self.steps
+            .iter()
+            .filter_map(|s| s.strip_prefix(prefix))
+            .collect()
+    }
+}
+
+/// Drives `walk` against `repo`'s files and `client`'s cache, applying
+/// cache writes to the cache.
+fn drive(
+    walk: &mut Walk<'_>,
+    client: &mut Client,
+    files: &BTreeMap<String, Vec<u8>>,
+    trace: &mut Trace,
+) -> Result<Vec<RoleName>, Error> {
+    loop {
+        match walk.poll()? {
+            Step::Fetch(request) => {
+                let response = serve(client, files, trace, &request);
+                walk.answer(response);
+            }
+            Step::Cache(op) => {
+                trace.steps.push(format!("store {}", op.name()));
+                if let CacheOp::Store { name, bytes } = op {
+                    client.cache.insert(name, bytes);
+                }
+            }
+            Step::Done(roles) => return Ok(roles),
+        }
+    }
+}
+
+fn serve(
+    client: &Client,
+    files: &BTreeMap<String, Vec<u8>>,
+    trace: &mut Trace,
+    request: &Request,
+) -> Response {
+    let name = request.file_name();
+    let (tag, from) = match request.source() {
+        Source::Local => ("L ", &client.cache),
+        Source::Remote => ("R ", files),
+    };
+    trace.steps.push(format!("{tag}{name}"));
+    from.get(&name).cloned().into()
+}
+
+/// Refreshes, then walks with `setup` applied to the walk.
+fn walk_with(
+    client: &mut Client,
+    repo: &Repo,
+    setup: impl FnOnce(Walk<'_>) -> Walk<'_>,
+) -> (Updater, Trace, Result<Vec<RoleName>, Error>) {
+    let mut updater = client.refresh_ok(repo);
+    let mut trace = Trace::default();
+    let result = {
+        let mut walk = setup(updater.walk(2).unwrap());
+        drive(&mut walk, client, &repo.files, &mut trace)
+    };
+    (updater, trace, result)
+}
+
+fn walk(client: &mut Client, repo: &Repo) -> (Trace, Result<Vec<RoleName>, Error>) {
+    let (_, trace, result) = walk_with(client, repo, |w| w);
+    (trace, result)
+}
+
+/// targets → a, b; a → c.
+fn tree() -> Repo {
+    let mut repo = Repo::new(Scheme::Ed25519);
+    repo.delegate("targets", "a", &["a/*", "a/*/*"], false);
+    repo.delegate("targets", "b", &["b/*"], false);
+    repo.delegate("a", "c", &["a/c/*"], false);
+    repo.add_target("c", "a/c/doc", b"c");
+    repo.publish();
+    repo
+}
+
+#[test]
+fn walk_loads_every_level_from_the_cache_first_then_the_repository() {
+    let repo = tree();
+    let mut client = Client::new(&repo);
+    let (trace, roles) = walk(&mut client, &repo);
+    assert_eq!(names(&roles.unwrap()), ["targets", "a", "b", "c"]);
+    assert_eq!(
+        trace.steps,
+        [
+            "L a.json",
+            "L b.json",
+            "R 1.a.json",
+            "R 1.b.json",
+            "store a.json",
+            "store b.json",
+            "L c.json",
+            "R 1.c.json",
+            "store c.json",
+        ]
+    );
+    // With the cache filled, nothing is fetched or written again.
+    let (trace, roles) = walk(&mut client, &repo);
+    assert_eq!(names(&roles.unwrap()), ["targets", "a", "b", "c"]);
+    assert_eq!(trace.steps, ["L a.json", "L b.json", "L c.json"]);
+}
+
+#[test]
+fn a_search_after_the_walk_asks_for_nothing_more() {
+    let repo = tree();
+    let mut client = Client::new(&repo);
+    let (mut updater, _, roles) = walk_with(&mut client, &repo, |w| w);
+    roles.unwrap();
+    let mut asked = Vec::new();
+    let lookup = updater
+        .find_target_with("a/c/doc", |r| {
+            asked.push(r.file_name());
+            Response::NotFound
+        })
+        .unwrap();
+    assert!(
+        matches!(&lookup, Lookup::Found { role, .. } if role.as_str() == "c"),
+        "{lookup:?}"
+    );
+    assert!(asked.is_empty(), "{asked:?}");
+}
+
+#[test]
+fn walk_of_a_delegation_cycle_visits_each_role_once_and_ends() {
+    let mut repo = Repo::new(Scheme::Ed25519);
+    // a → b → a, a → a, b → c: a cycle, a self-delegation and a way out.
+    repo.delegate("targets", "a", &["*"], false);
+    repo.delegate("a", "b", &["*"], false);
+    repo.delegate("a", "a", &["*"], false);
+    repo.delegate("b", "a", &["*"], false);
+    repo.delegate("b", "c", &["*"], false);
+    repo.publish();
+    let mut client = Client::new(&repo);
+    let (trace, roles) = walk(&mut client, &repo);
+    assert_eq!(names(&roles.unwrap()), ["targets", "a", "b", "c"]);
+    assert_eq!(
+        trace.requests("R "),
+        ["1.a.json", "1.b.json", "1.c.json"],
+        "each role fetched once"
+    );
+}
+
+/// targets delegates 2³² hashed bins (TAP 15) of which the repository
+/// publishes the first and the last.
+fn huge_fan_out() -> Repo {
+    let mut repo = Repo::new(Scheme::Ed25519);
+    repo.delegate_succinct("targets", 1, "bins");
+    for (old, new) in [("bins-0", "bins-00000000"), ("bins-1", "bins-ffffffff")] {
+        let role = repo.targets.remove(old).unwrap();
+        repo.targets.insert(new.to_owned(), role);
+        let keys = repo.signers.remove(old).unwrap();
+        repo.signers.insert(new.to_owned(), keys);
+    }
+    let delegations = repo
+        .targets
+        .get_mut("targets")
+        .unwrap()
+        .delegations
+        .as_mut()
+        .unwrap();
+    delegations.succinct_roles.as_mut().unwrap().bit_length = 32;
+    repo.publish();
+    repo
+}
+
+#[test]
+fn walk_of_two_to_the_32_hashed_bins_stops_at_the_first_bin_the_snapshot_does_not_list() {
+    let repo = huge_fan_out();
+    let mut client = Client::new(&repo);
+    let started = Instant::now();
+    let (trace, result) = walk(&mut client, &repo);
+    assert_eq!(
+        result,
+        Err(Error::MissingRole {
+            role: RoleName::new("bins-00000001"),
+            message: "delegated but not listed in snapshot".into(),
+        })
+    );
+    assert!(trace.steps.is_empty(), "{:?}", trace.steps);
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn walk_skipping_unlisted_roles_looks_2_to_the_32_bins_up_in_the_snapshot() {
+    let repo = huge_fan_out();
+    let mut client = Client::new(&repo);
+    let started = Instant::now();
+    let (_, trace, roles) = walk_with(&mut client, &repo, |w| w.skip_unlisted());
+    assert_eq!(
+        names(&roles.unwrap()),
+        ["targets", "bins-00000000", "bins-ffffffff"]
+    );
+    assert_eq!(
+        trace.requests("R "),
+        ["1.bins-00000000.json", "1.bins-ffffffff.json"]
+    );
+    // Enumerating 2³² names would take minutes.
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn a_delegated_role_the_snapshot_does_not_list_is_refused_or_skipped_never_fetched() {
+    let mut repo = tree();
+    repo.snapshot.version += 1;
+    repo.timestamp.version += 1;
+    repo.publish_targets();
+    repo.snapshot.meta.remove("a.json");
+    repo.sign_snapshot();
+    repo.sign_timestamp();
+    let mut client = Client::new(&repo);
+    let (trace, result) = walk(&mut client, &repo);
+    assert_eq!(
+        result,
+        Err(Error::MissingRole {
+            role: RoleName::new("a"),
+            message: "delegated but not listed in snapshot".into(),
+        })
+    );
+    assert!(trace.steps.is_empty(), "{:?}", trace.steps);
+
+    let (_, trace, roles) = walk_with(&mut client, &repo, |w| w.skip_unlisted());
+    // a is skipped, and so is c, which only a delegates to.
+    assert_eq!(names(&roles.unwrap()), ["targets", "b"]);
+    assert_eq!(trace.requests("R "), ["1.b.json"]);
+}
+
+#[test]
+fn a_delegated_role_missing_from_the_repository_is_unavailable() {
+    let mut repo = tree();
+    repo.files.remove("1.b.json");
+    let mut client = Client::new(&repo);
+    let (trace, result) = walk(&mut client, &repo);
+    assert_eq!(
+        result,
+        Err(Error::Unavailable {
+            role: RoleName::new("b"),
+            file: "1.b.json".into(),
+        })
+    );
+    // Nothing of the failed level is stored, nothing below it asked for.
+    assert!(!trace.steps.iter().any(|s| s.starts_with("store")));
+    assert!(!trace.steps.iter().any(|s| s.contains("c.json")));
+}
+
+#[test]
+fn a_tampered_delegated_role_ends_the_walk_and_is_not_stored() {
+    let mut repo = tree();
+    repo.meta_hashes = false;
+    repo.publish();
+    let tampered = corrupt_signature(&repo.files["1.b.json"]);
+    repo.files.insert("1.b.json".into(), tampered);
+    let mut client = Client::new(&repo);
+    let (trace, result) = walk(&mut client, &repo);
+    let err = result.unwrap_err();
+    assert!(
+        matches!(&err, Error::BadSignature { role, .. } if role.as_str() == "b"),
+        "{err:?}"
+    );
+    assert_eq!(trace.requests("store "), ["a.json"]);
+    assert!(!client.cache.contains_key("b.json"));
+}
+
+#[test]
+fn a_tampered_cached_role_is_fetched_again_from_the_repository() {
+    let repo = tree();
+    let mut client = Client::new(&repo);
+    walk(&mut client, &repo).1.unwrap();
+    let bad = corrupt_signature(&client.cache["a.json"]);
+    client.cache.insert("a.json".into(), bad);
+    let (trace, roles) = walk(&mut client, &repo);
+    assert_eq!(names(&roles.unwrap()), ["targets", "a", "b", "c"]);
+    assert_eq!(trace.requests("R "), ["1.a.json"]);
+    assert_eq!(client.cache["a.json"], repo.files["1.a.json"]);
+}
+
+#[test]
+fn walk_verifies_and_releases_answers_once_a_batch_is_full() {
+    let repo = tree();
+    let mut client = Client::new(&repo);
+    // One byte per batch: each fetched role is verified (and handed to the
+    // cache) before the next is asked for, so no more than one is held.
+    let (_, trace, roles) = walk_with(&mut client, &repo, |w| w.batch_bytes(1));
+    roles.unwrap();
+    assert_eq!(
+        trace.steps,
+        [
+            "L a.json",
+            "L b.json",
+            "R 1.a.json",
+            "store a.json",
+            "R 1.b.json",
+            "store b.json",
+            "L c.json",
+            "R 1.c.json",
+            "store c.json",
+        ]
+    );
+}
+
+#[test]
+fn pending_lists_the_whole_batch_for_concurrent_fetches() {
+    let repo = tree();
+    let mut client = Client::new(&repo);
+    let mut updater = client.refresh_ok(&repo);
+    let mut walk = updater.walk(1).unwrap();
+    let mut batches = Vec::new();
+    loop {
+        match walk.poll().unwrap() {
+            Step::Fetch(first) => {
+                let pending = walk.pending();
+                assert_eq!(pending.first(), Some(&first));
+                batches.push(pending.iter().map(Request::file_name).collect::<Vec<_>>());
+                let mut trace = Trace::default();
+                for request in &pending {
+                    let response = serve(&client, &repo.files, &mut trace, request);
+                    walk.answer(response);
+                }
+            }
+            Step::Cache(_) => {}
+            Step::Done(_) => break,
+        }
+    }
+    assert_eq!(
+        batches,
+        [
+            vec!["a.json", "b.json"],
+            vec!["1.a.json", "1.b.json"],
+            vec!["c.json"],
+            vec!["1.c.json"],
+        ]
+    );
+}
+
+#[test]
+fn walk_needs_a_completed_refresh_and_a_pending_request() {
+    let repo = tree();
+    let mut client = Client::new(&repo);
+    let mut fresh = client.updater();
+    assert!(matches!(fresh.walk(1), Err(Error::Order(_))));
+    let mut updater = client.refresh_ok(&repo);
+    let mut walk = updater.walk(1).unwrap();
+    // An answer nobody asked for is an error, on every poll.
+    walk.answer(Response::NotFound);
+    assert!(matches!(walk.poll(), Err(Error::Order(_))));
+    assert!(matches!(walk.poll(), Err(Error::Order(_))));
+}

@@ -1,0 +1,154 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
+//! Air-gap import memory, from the attacker's side: crafted bundle files,
+//! sparse (no disk used) and claiming far more than a bundle may hold,
+//! given to the real `keyshare-server import` running under an
+//! address-space limit (`ulimit -v`). Each is refused with exit 1 and one
+//! line naming the problem, within the limit, and the replica's files stay
+//! exactly as they were. A genuine bundle larger than the memory the limit
+//! leaves still imports under the same limit: import streams.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration as StdDuration;
+
+use crate::bin_common::{assert_one_line_error, run_within, BIN};
+use crate::common::Origin;
+use keyshare_server::airgap::Replica;
+use keyshare_server::publisher::Change;
+use keyshare_testkit::crafted::crafted_bundles;
+use time::{Duration, OffsetDateTime};
+
+/// The address-space limit of every `import` here, in KiB: the binary's
+/// own baseline (about 50 MiB of address space for a small import) plus
+/// the import's bound (a manifest of up to 16 MiB, twice, and one entry of
+/// up to 16 MiB) with room to spare; far below the 1 GiB and more the
+/// crafted files claim, and below twice the valid bundle imported here.
+const LIMIT_KIB: u64 = 256 * 1024;
+
+const DEADLINE: StdDuration = StdDuration::from_secs(60);
+
+/// `keyshare-server ARGS` under `ulimit -v LIMIT_KIB`.
+fn limited(args: &[&str]) -> Command {
+    let mut cmd = Command::new("bash");
+    cmd.arg("-c")
+        .arg(format!("ulimit -v {LIMIT_KIB} && exec \"$0\" \"$@\""))
+        .arg(BIN)
+        .args(args);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("KEYSHARE_") {
+            cmd.env_remove(&name);
+        }
+    }
+    cmd
+}
+
+fn import(data: &Path, bundle: &Path) -> std::process::Output {
+    run_within(
+        limited(&[
+            "import",
+            "--data-dir",
+            data.to_str().unwrap(),
+            bundle.to_str().unwrap(),
+        ]),
+        DEADLINE,
+    )
+}
+
+/// Every file under `dir` with its bytes.
+fn files_under(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut todo = vec![dir.to_owned()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.insert(p.clone(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn air_gap_import_memory_a_sparse_bundle_is_refused_within_bounded_memory() {
+    let now = OffsetDateTime::now_utc();
+    let origin = Origin::new(now);
+    let first = origin.export(Duration::days(7), now);
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("replica");
+    Replica::init(&data, &origin.pinned_root).unwrap();
+    Replica::open(&data).unwrap().import(&first, now).unwrap();
+    let before = files_under(&data);
+
+    for crafted in crafted_bundles(tmp.path(), &origin.pinned_root) {
+        let (what, path) = (crafted.what, &crafted.path);
+        let out = import(&data, path);
+        let line = assert_one_line_error(&out);
+        assert!(line.contains(path.to_str().unwrap()), "{what}: {line}");
+        for name in crafted.says {
+            assert!(line.contains(name), "{what}: {line} (expected {name:?})");
+        }
+        assert_eq!(files_under(&data), before, "{what}: the replica changed");
+        std::fs::remove_file(path).unwrap();
+    }
+}
+
+/// A genuine bundle of about 135 MB: 16 organization root certificates,
+/// each carrying 8 MiB of explanatory text before its PEM block (which
+/// PEM allows), and 20 namespaces.
+fn large_origin(now: OffsetDateTime) -> Origin {
+    let origin = Origin::new(now);
+    origin.add_bulk(20);
+    let padding: String = (0..(8 << 20) / 64)
+        .map(|i| format!("{:<63}\n", format!("explanatory text, line {i}")))
+        .collect();
+    for i in 0..16 {
+        let pem = keyshare_testkit::ca_pem(&format!("Acme Root {i}"));
+        origin.apply(Change::PutOrgRoot {
+            name: format!("root-{i}"),
+            pem: format!("{padding}{pem}"),
+        });
+    }
+    origin
+}
+
+#[test]
+fn air_gap_import_memory_a_valid_large_bundle_imports_within_the_same_bound() {
+    let now = OffsetDateTime::now_utc();
+    let origin = large_origin(now);
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("replica");
+    Replica::init(&data, &origin.pinned_root).unwrap();
+    for round in 0..2 {
+        // The second import also verifies the first again (the state it
+        // replaces), under the same limit.
+        let bundle = origin.export(Duration::days(7), now);
+        assert!(bundle.len() > 130_000_000, "{}", bundle.len());
+        let path = tmp.path().join(format!("site-{round}.bundle"));
+        std::fs::write(&path, &bundle).unwrap();
+        drop(bundle);
+        let out = import(&data, &path);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "round {round}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.starts_with("imported "), "{stdout}");
+        assert_eq!(
+            std::fs::read(data.join("replica/current.bundle")).unwrap(),
+            std::fs::read(&path).unwrap()
+        );
+    }
+}

@@ -1,0 +1,184 @@
+//! `Publisher::apply_batch`: several changes, one transaction, one
+//! publish, one audit record each; a refused change fails alone.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::num::NonZeroU32;
+
+use serde_json::json;
+
+use keyshare_policy::sign::Signer;
+use keyshare_policy::trust::{NamespaceEntry, SignerRef, TrustedKey};
+use keyshare_server::http::ApiError;
+use keyshare_server::publisher::{Batched, Change};
+
+use crate::ci_common::{create_namespaces, job_key, trust_set};
+use crate::http_common::{ns_name, Fixture, NOW};
+
+fn add(ns: &str, key: &keyshare_policy::sign::InMemorySigner) -> Batched {
+    Batched {
+        actor: format!("test:{ns}"),
+        change: Change::AddKey {
+            namespace: ns_name(ns),
+            key: TrustedKey {
+                id: key.key_id().clone(),
+                key: key.public_key().clone(),
+                not_before: None,
+                not_after: None,
+                ephemeral: false,
+                description: None,
+                principal: None,
+            },
+        },
+        context: json!({ "identity": "job" }),
+    }
+}
+
+#[test]
+fn a_batch_is_one_publish_and_refused_changes_fail_alone() {
+    let f = Fixture::new();
+    create_namespaces(&f.publisher, &["team-a", "team-b"]);
+    let (k1, k2, k3) = (job_key(), job_key(), job_key());
+    let publishes = f.publisher.metrics().publishes;
+    let head = f.publisher.read(|s| s.audit_head()).unwrap();
+    let results = f
+        .publisher
+        .apply_batch(
+            vec![
+                add("team-a", &k1),
+                add("nowhere", &k2),
+                add("team-a", &k1),
+                add("team-b", &k3),
+                Batched {
+                    actor: "test".into(),
+                    change: Change::CreateNamespace {
+                        entry: NamespaceEntry {
+                            name: ns_name("team-c"),
+                            scopes: vec![],
+                            maintainers: vec![],
+                        },
+                        threshold: NonZeroU32::MIN,
+                        allow_overlap: false,
+                    },
+                    context: serde_json::Value::Null,
+                },
+                Batched {
+                    actor: "test".into(),
+                    change: Change::DeleteNamespace {
+                        namespace: ns_name("team-b"),
+                    },
+                    context: serde_json::Value::Null,
+                },
+            ],
+            NOW,
+        )
+        .unwrap();
+    let statuses: Vec<Option<u16>> = results
+        .iter()
+        .map(|r| {
+            r.as_ref()
+                .err()
+                .map(|e| ApiError::from(e).status().as_u16())
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        [None, Some(404), Some(409), None, Some(400), Some(400)]
+    );
+    assert_eq!(
+        f.publisher.metrics().publishes,
+        publishes + 1,
+        "one publish"
+    );
+    let ok: Vec<_> = results.iter().flatten().collect();
+    assert_eq!(ok[0].timestamp_version, ok[1].timestamp_version);
+    assert_ne!(ok[0].audit_seq, ok[1].audit_seq);
+
+    // One audit record per published change, with the change's context.
+    let records = f
+        .publisher
+        .read(|s| s.audit_records(head.records, 100))
+        .unwrap();
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert_eq!(records[0].actor, "test:team-a");
+    assert_eq!(records[1].actor, "test:team-b");
+    assert_eq!(records[0].details["context"]["identity"], "job");
+    assert!(f.publisher.read(|s| s.verify_audit_chain()).is_ok());
+
+    let set = trust_set(&f.publisher, NOW, &["team-a", "team-b"]);
+    for (key, artifact) in [
+        (&k1, "registry.acme.io/team-a/x"),
+        (&k3, "registry.acme.io/team-b/x"),
+    ] {
+        let d = set.decide(
+            artifact,
+            &[SignerRef::KeyId(key.key_id().clone())],
+            NOW,
+            NOW,
+        );
+        assert!(d.is_trusted(), "{d}");
+    }
+}
+
+#[test]
+fn namespaces_created_in_a_batch_are_published_with_their_keys() {
+    let f = Fixture::new();
+    let publishes = f.publisher.metrics().publishes;
+    let keys: Vec<_> = (0..3).map(|_| job_key()).collect();
+    let mut batch = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        let name = format!("bulk-{i}");
+        batch.push(Batched {
+            actor: "test".into(),
+            change: Change::CreateNamespace {
+                entry: NamespaceEntry {
+                    name: ns_name(&name),
+                    scopes: vec![keyshare_policy::pattern::ArtifactPattern::parse(&format!(
+                        "registry.acme.io/{name}/**"
+                    ))
+                    .unwrap()],
+                    maintainers: vec![],
+                },
+                threshold: NonZeroU32::MIN,
+                allow_overlap: false,
+            },
+            context: serde_json::Value::Null,
+        });
+        batch.push(add(&name, key));
+    }
+    let results = f.publisher.apply_batch(batch, NOW).unwrap();
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(f.publisher.metrics().publishes, publishes + 1);
+    let set = trust_set(&f.publisher, NOW, &["bulk-0", "bulk-1", "bulk-2"]);
+    for (i, key) in keys.iter().enumerate() {
+        let d = set.decide(
+            &format!("registry.acme.io/bulk-{i}/app"),
+            &[SignerRef::KeyId(key.key_id().clone())],
+            NOW,
+            NOW,
+        );
+        assert!(d.is_trusted(), "{d}");
+    }
+}
+
+#[test]
+fn a_batch_with_nothing_publishable_publishes_nothing() {
+    let f = Fixture::new();
+    let before = f.published_state();
+    let results = f
+        .publisher
+        .apply_batch(vec![add("nowhere", &job_key())], NOW)
+        .unwrap();
+    assert_eq!(
+        ApiError::from(results[0].as_ref().unwrap_err())
+            .status()
+            .as_u16(),
+        404
+    );
+    assert_eq!(f.published_state(), before);
+}

@@ -1,0 +1,81 @@
+//! A CI token past its expiry gets no delegation: the CI endpoints refuse
+//! it like a revoked one, with 401 naming the expiry.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use actix_web::http::{Method, StatusCode};
+use time::Duration;
+
+use crate::ci_common::{delegation_body, job_key, CiFixture};
+use crate::http_common::{ns_name, request, send, NOW};
+use keyshare_server::store::TokenKind;
+
+/// A fresh nonce from the app.
+macro_rules! fresh_nonce {
+    ($app:expr) => {{
+        let a = send(
+            $app,
+            request(Method::POST, "/api/v1/ci/nonce", None, None).to_request(),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.body);
+        a.json()["nonce"].as_str().unwrap().to_owned()
+    }};
+}
+
+#[actix_web::test]
+async fn an_expired_ci_token_gets_no_delegation() {
+    let fx = CiFixture::new();
+    let new =
+        fx.f.publisher
+            .create_token_expiring(
+                "test",
+                TokenKind::Ci(vec![ns_name("team-a")]),
+                None,
+                Some(NOW + Duration::minutes(5)),
+                NOW,
+            )
+            .unwrap();
+    let token = new.secret.expose().to_owned();
+    let app = app!(fx.f);
+    let delegate = |nonce: &str, key| {
+        request(
+            Method::POST,
+            "/api/v1/ci/delegations",
+            Some(&token),
+            Some(&delegation_body(nonce, "team-a", key)),
+        )
+        .to_request()
+    };
+
+    // Before the expiry it works.
+    let key = job_key();
+    let n = fresh_nonce!(&app);
+    let a = send(&app, delegate(&n, &key)).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.json());
+
+    // At the expiry it does not, and nothing is listed.
+    fx.clock.set(NOW + Duration::minutes(5));
+    let keys_before = fx.f.publisher.read(|s| s.keys("team-a")).unwrap().len();
+    let key = job_key();
+    let n = fresh_nonce!(&app);
+    let a = send(&app, delegate(&n, &key)).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{:?}", a.json());
+    let (_, message) = a.error();
+    assert!(
+        message.contains(&format!(
+            "token `{}` expired at 2030-01-01T12:05:00Z",
+            new.token.id
+        )),
+        "{message}"
+    );
+    assert_eq!(
+        fx.f.publisher.read(|s| s.keys("team-a")).unwrap().len(),
+        keys_before
+    );
+}

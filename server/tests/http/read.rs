@@ -1,0 +1,269 @@
+//! The read API (the TUF repository), `/healthz` and `/metrics`.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use actix_web::http::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::http_common::{ed25519_key, request, send, Answer, Fixture, NOW};
+use keyshare_policy::client::{target_remote_name, verify_target, TrustedSet};
+use keyshare_policy::trust::NamespaceTrust;
+
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+fn etag_of(bytes: &[u8]) -> String {
+    format!("\"{}\"", keyshare_policy::hash::sha256_hex(bytes))
+}
+
+fn get(uri: &str) -> actix_web::test::TestRequest {
+    request(Method::GET, uri, None, None)
+}
+
+#[actix_web::test]
+async fn published_files_are_served_with_cache_headers_and_etags() {
+    let f = Fixture::new();
+    let app = app!(f);
+
+    let root = send(&app, get("/metadata/1.root.json").to_request()).await;
+    assert_eq!(root.status, StatusCode::OK);
+    assert_eq!(root.header("cache-control"), Some(IMMUTABLE));
+    assert_eq!(root.header("etag"), Some(etag_of(&root.body).as_str()));
+    assert_eq!(root.header("content-type"), Some("application/json"));
+    assert_eq!(root.json()["signed"]["_type"], "root");
+
+    let head = send(
+        &app,
+        request(Method::HEAD, "/metadata/1.root.json", None, None).to_request(),
+    )
+    .await;
+    assert_eq!(head.status, StatusCode::OK);
+    assert_eq!(head.header("etag"), root.header("etag"));
+    assert!(head.body.is_empty(), "HEAD answered with a body");
+
+    let ts = send(&app, get("/metadata/timestamp.json").to_request()).await;
+    assert_eq!(ts.status, StatusCode::OK);
+    assert_eq!(ts.header("cache-control"), Some("no-cache"));
+    assert_eq!(ts.header("etag"), Some(etag_of(&ts.body).as_str()));
+
+    // Conditional requests.
+    let etag = root.header("etag").unwrap().to_owned();
+    for (if_none_match, status) in [
+        (etag.clone(), StatusCode::NOT_MODIFIED),
+        (format!("W/{etag}"), StatusCode::NOT_MODIFIED),
+        (format!("\"other\", {etag}"), StatusCode::NOT_MODIFIED),
+        ("*".to_owned(), StatusCode::NOT_MODIFIED),
+        ("\"other\"".to_owned(), StatusCode::OK),
+    ] {
+        let answer = send(
+            &app,
+            get("/metadata/1.root.json")
+                .insert_header(("If-None-Match", if_none_match.clone()))
+                .to_request(),
+        )
+        .await;
+        assert_eq!(answer.status, status, "If-None-Match: {if_none_match}");
+        assert_eq!(answer.header("etag"), Some(etag.as_str()));
+        if status == StatusCode::NOT_MODIFIED {
+            assert!(answer.body.is_empty());
+            assert_eq!(answer.header("cache-control"), Some(IMMUTABLE));
+        }
+    }
+}
+
+#[actix_web::test]
+async fn unknown_files_and_traversal_are_404_json() {
+    let f = Fixture::new();
+    let app = app!(f);
+    for uri in [
+        "/metadata/2.root.json",
+        "/metadata/nothing.json",
+        "/metadata/..",
+        "/metadata/.",
+        "/metadata/",
+        "/metadata",
+        "/targets/../metadata/1.root.json",
+        "/targets/org/../../metadata/1.root.json",
+        "/targets/org//namespaces.json",
+        "/targets/",
+        "/targets/org/namespaces.json",
+        "/targets/%2e%2e/metadata/1.root.json",
+        "/nothing",
+    ] {
+        let answer = send(&app, get(uri).to_request()).await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{uri}: {answer:?}");
+        assert_eq!(answer.error().0, "not_found", "{uri}");
+    }
+    let post = send(
+        &app,
+        request(
+            Method::POST,
+            "/metadata/1.root.json",
+            None,
+            Some(&json!({})),
+        )
+        .to_request(),
+    )
+    .await;
+    assert_eq!(post.status, StatusCode::METHOD_NOT_ALLOWED);
+    let _ = post.error();
+}
+
+/// Fetches a file through the app and fails on anything but 200.
+macro_rules! fetch {
+    ($app:expr, $path:expr) => {{
+        let path: &str = &$path;
+        let answer: Answer = send($app, get(path).to_request()).await;
+        assert_eq!(answer.status, StatusCode::OK, "{path}: {answer:?}");
+        answer.body
+    }};
+}
+
+#[actix_web::test]
+async fn an_admin_change_is_served_and_reachable_through_the_tuf_chain() {
+    let f = Fixture::new();
+    let app = app!(f);
+    let root = send(&app, get("/metadata/1.root.json").to_request())
+        .await
+        .body;
+    let version_before = f.timestamp_version();
+
+    let admin = Some(f.admin.as_str());
+    let created = send(
+        &app,
+        request(
+            Method::POST,
+            "/api/v1/namespaces",
+            admin,
+            Some(&json!({"name": "team-a", "scopes": ["r.io/team-a/**"], "maintainers": ["leads@acme"]})),
+        )
+        .to_request(),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+    let key = ed25519_key();
+    let added = send(
+        &app,
+        request(
+            Method::POST,
+            "/api/v1/namespaces/team-a/keys",
+            admin,
+            Some(&json!({"key": key, "id": "release"})),
+        )
+        .to_request(),
+    )
+    .await;
+    assert_eq!(added.status, StatusCode::CREATED, "{added:?}");
+
+    // The new timestamp is served.
+    let ts_bytes = fetch!(&app, "/metadata/timestamp.json");
+    let ts: Value = serde_json::from_slice(&ts_bytes).unwrap();
+    let version = ts["signed"]["version"].as_u64().unwrap();
+    assert!(version > version_before);
+    assert_eq!(version, f.timestamp_version());
+
+    // Follow timestamp -> snapshot -> targets -> bin -> team-a -> trust.json as a client.
+    let mut trusted = TrustedSet::new(&root, NOW).unwrap();
+    trusted.update_timestamp(&ts_bytes).unwrap();
+    let snapshot_version = trusted.timestamp().unwrap().meta["snapshot.json"].version;
+    let snapshot = fetch!(&app, &format!("/metadata/{snapshot_version}.snapshot.json"));
+    trusted.update_snapshot(&snapshot, false).unwrap();
+    let meta = trusted.snapshot().unwrap().meta.clone();
+    let targets = fetch!(
+        &app,
+        &format!("/metadata/{}.targets.json", meta["targets.json"].version)
+    );
+    trusted.update_targets(&targets).unwrap();
+    let path = "namespaces/team-a/trust.json";
+    let bin = keyshare_server::store::layout_bins().role_for_target(path);
+    let bin_bytes = fetch!(
+        &app,
+        &format!(
+            "/metadata/{}.{bin}.json",
+            meta[&format!("{bin}.json")].version
+        )
+    );
+    trusted
+        .update_delegated_targets(&bin_bytes, bin.as_str(), "targets")
+        .unwrap();
+    let role = fetch!(
+        &app,
+        &format!("/metadata/{}.team-a.json", meta["team-a.json"].version)
+    );
+    trusted
+        .update_delegated_targets(&role, "team-a", bin.as_str())
+        .unwrap();
+    let file = trusted.targets("team-a").unwrap().targets[path].clone();
+    let remote = target_remote_name(path, &file, true);
+    let bytes = fetch!(&app, &format!("/targets/{remote}"));
+    verify_target(&file, path, &bytes).unwrap();
+    let doc = NamespaceTrust::from_target(path, &bytes).unwrap();
+    assert_eq!(doc.keys.len(), 1);
+    assert_eq!(doc.keys[0].id.as_str(), "release");
+
+    // Target files are immutable too.
+    let answer = send(&app, get(&format!("/targets/{remote}")).to_request()).await;
+    assert_eq!(answer.header("cache-control"), Some(IMMUTABLE));
+
+    // The org index lists the namespace, and resolve finds it.
+    let resolved = send(
+        &app,
+        request(
+            Method::GET,
+            "/api/v1/resolve?artifact=r.io/team-a/app",
+            admin,
+            None,
+        )
+        .to_request(),
+    )
+    .await
+    .json();
+    assert_eq!(
+        resolved,
+        json!({"kind": "namespace", "namespace": "team-a", "scope": "r.io/team-a/**"})
+    );
+}
+
+#[actix_web::test]
+async fn healthz_and_metrics_need_no_token() {
+    let f = Fixture::new();
+    let app = app!(f);
+    let health = send(&app, get("/healthz").to_request()).await;
+    assert_eq!(health.status, StatusCode::OK);
+    assert_eq!(health.json(), json!({"status": "ok"}));
+
+    let _ = send(&app, get("/metadata/1.root.json").to_request()).await;
+    let _ = send(&app, get("/metadata/9.root.json").to_request()).await;
+    let metrics = send(&app, get("/metrics").to_request()).await;
+    assert_eq!(metrics.status, StatusCode::OK);
+    assert!(metrics
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    let text = String::from_utf8(metrics.body).unwrap();
+    for line in [
+        "keyshare_http_requests_total{route=\"/metadata/{file}\",status=\"200\"} 1",
+        "keyshare_http_requests_total{route=\"/metadata/{file}\",status=\"404\"} 1",
+        "keyshare_http_requests_total{route=\"/healthz\",status=\"200\"} 1",
+        "# TYPE keyshare_publish_total counter",
+        "keyshare_metadata_version{role=\"timestamp\"} ",
+        "keyshare_metadata_version{role=\"root\"} 1",
+        "keyshare_publish_seconds_total ",
+        "keyshare_expiry_horizon_seconds ",
+    ] {
+        assert!(text.contains(line), "missing `{line}` in:\n{text}");
+    }
+    // The earliest expiry is the timestamp's, one day after NOW.
+    let horizon: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("keyshare_expiry_horizon_seconds "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((horizon - 86_400.0).abs() < 1.0, "{horizon}");
+    assert_eq!(f.state.metrics.requests("/healthz", 200), 1);
+}
