@@ -118,7 +118,7 @@ use audit::{Audit, Audits};
 use cache::Cache;
 use metrics::Metrics;
 use publish::{publish_in, restore, Staged};
-use stage::{bins, stage, Affected};
+use stage::{bins, delegate_bins, stage, Affected};
 
 pub use crate::config::DEFAULT_RETENTION;
 pub use batch::Batched;
@@ -291,16 +291,7 @@ impl Publisher {
             .into());
         }
         let bins = bins(&keys);
-        repo.delegate_succinct(
-            RoleName::TARGETS,
-            bins.clone(),
-            vec![(
-                keys.targets.key_id().clone(),
-                keys.targets.public_key().clone(),
-            )],
-            vec![keys.targets.clone()],
-            now,
-        )?;
+        delegate_bins(&mut repo, &keys, now)?;
         publish_in(&mut store, &mut repo, now, None, |tx, repo| {
             let affected = Affected {
                 shards: (0..bins.bin_count()).collect(),

@@ -61,6 +61,26 @@ pub(super) fn bins(keys: &OnlineKeys) -> SuccinctRoles {
     namespace_bins(vec![keys.targets.key_id().clone()], NonZeroU32::MIN)
 }
 
+/// Delegates from `targets` to the bins, signed with the online targets key
+/// (at init, and again when a root rotation changed that key).
+pub(super) fn delegate_bins(
+    repo: &mut Repository,
+    keys: &OnlineKeys,
+    now: OffsetDateTime,
+) -> Result<(), PublishError> {
+    repo.delegate_succinct(
+        RoleName::TARGETS,
+        bins(keys),
+        vec![(
+            keys.targets.key_id().clone(),
+            keys.targets.public_key().clone(),
+        )],
+        vec![keys.targets.clone()],
+        now,
+    )?;
+    Ok(())
+}
+
 /// The target path of an org root certificate.
 fn org_root_path(name: &str) -> String {
     format!("org/roots/{name}.pem")

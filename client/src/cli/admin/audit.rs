@@ -133,10 +133,7 @@ fn audit_list(client: &AdminClient, a: AuditListArgs, out: OutputFormat) -> Resu
                     time::OffsetDateTime::now_utc().checked_sub(time::Duration::seconds(secs))
                 })
                 .ok_or_else(|| Error::Input(format!("--since `{t}`: too long ago")))?;
-            Some(
-                ago.format(&time::format_description::well_known::Rfc3339)
-                    .map_err(|e| Error::Input(format!("--since `{t}`: {e}")))?,
-            )
+            Some(keyshare_policy::datetime::rfc3339(ago))
         }
     };
     let mut query = AuditQuery {
