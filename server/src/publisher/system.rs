@@ -38,7 +38,6 @@ impl Publisher {
     /// Nothing is published when everything is current. Returns the paths
     /// published.
     pub fn republish_outdated(&self, now: OffsetDateTime) -> Result<Vec<String>, PublishError> {
-        let keys = &self.keys;
         self.system_publish("documents.republish", now, |tx, repo| {
             let bytes = tx.revocations_document()?.to_vec()?;
             let published = repo
@@ -54,10 +53,7 @@ impl Publisher {
                 revocations: true,
                 ..Affected::default()
             };
-            Ok((
-                stage(tx, repo, &affected, keys, now)?,
-                serde_json::Map::new(),
-            ))
+            Ok((stage(tx, repo, &affected)?, serde_json::Map::new()))
         })
     }
 
@@ -76,7 +72,6 @@ impl Publisher {
     /// `details.removed` is a list of `{"namespace", "key_id"}`.
     pub fn sweep_ephemeral(&self, now: OffsetDateTime) -> Result<usize, PublishError> {
         let mut removed = 0;
-        let keys = &self.keys;
         self.system_publish("ci.sweep", now, |tx, repo| {
             tx.prune_used(now)?;
             let mut expired: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -117,7 +112,7 @@ impl Publisher {
             if !swept_keys.is_empty() {
                 details.insert("removed".into(), Value::Array(swept_keys));
             }
-            Ok((stage(tx, repo, &affected, keys, now)?, details))
+            Ok((stage(tx, repo, &affected)?, details))
         })?;
         Ok(removed)
     }

@@ -347,10 +347,7 @@ const ORG_TARGETS: [&str; 2] = ["org/revocations.json", "org/peers.json"];
 /// The index shard that lists namespace `team-a`.
 fn team_a_shard() -> String {
     let name = keyshare_policy::trust::NamespaceName::parse("team-a").unwrap();
-    keyshare_policy::trust::shard_path(
-        &keyshare_server::store::layout_bins(),
-        keyshare_server::store::namespace_bin(&name),
-    )
+    keyshare_policy::trust::shard_path(keyshare_server::store::namespace_shard(&name))
 }
 
 fn all_targets() -> Vec<String> {
