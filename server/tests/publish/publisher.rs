@@ -28,7 +28,7 @@ use keyshare_server::store::Store;
 use keyshare_testkit::{ns, signer};
 use time::{Duration, OffsetDateTime};
 
-fn now() -> OffsetDateTime {
+pub(super) fn now() -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap()
 }
 
@@ -38,15 +38,15 @@ fn status(e: &PublishError) -> u16 {
     ApiError::from(e).status().as_u16()
 }
 
-struct Fixture {
-    dir: tempfile::TempDir,
-    keys: OnlineKeys,
-    publisher: Publisher,
-    pinned_root: Vec<u8>,
+pub(super) struct Fixture {
+    pub(super) dir: tempfile::TempDir,
+    pub(super) keys: OnlineKeys,
+    pub(super) publisher: Publisher,
+    pub(super) pinned_root: Vec<u8>,
 }
 
 impl Fixture {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let keys = OnlineKeys {
             targets: signer(),
@@ -77,7 +77,7 @@ impl Fixture {
         }
     }
 
-    fn reopen(self) -> Self {
+    pub(super) fn reopen(self) -> Self {
         let Self {
             dir,
             keys,
@@ -97,7 +97,7 @@ impl Fixture {
 
     /// A client refresh from the published files, then every target asked
     /// for, verified; `None` when the target is not in the repository.
-    fn client_fetch(&self, at: OffsetDateTime, paths: &[&str]) -> Vec<Option<Vec<u8>>> {
+    pub(super) fn client_fetch(&self, at: OffsetDateTime, paths: &[&str]) -> Vec<Option<Vec<u8>>> {
         let mut updater = Updater::new(&self.pinned_root, at, Config::default()).unwrap();
         let fetch = |request: &keyshare_policy::client::Request| {
             if request.is_local() {
@@ -133,7 +133,7 @@ impl Fixture {
 
     /// The namespace index as a reader loads it: every index shard the
     /// top-level targets role lists, fetched and verified, then merged.
-    fn client_index(&self, at: OffsetDateTime) -> Namespaces {
+    pub(super) fn client_index(&self, at: OffsetDateTime) -> Namespaces {
         let mut updater = Updater::new(&self.pinned_root, at, Config::default()).unwrap();
         updater
             .refresh_with(|request| {
@@ -167,12 +167,12 @@ impl Fixture {
         .unwrap()
     }
 
-    fn timestamp_version(&self) -> u64 {
+    pub(super) fn timestamp_version(&self) -> u64 {
         self.publisher.metrics().versions["timestamp"]
     }
 }
 
-fn create(name: &str, scope: &str) -> Change {
+pub(super) fn create(name: &str, scope: &str) -> Change {
     Change::CreateNamespace {
         entry: NamespaceEntry {
             name: ns(name),
@@ -184,7 +184,7 @@ fn create(name: &str, scope: &str) -> Change {
     }
 }
 
-fn trusted_key(signer: &InMemorySigner) -> TrustedKey {
+pub(super) fn trusted_key(signer: &InMemorySigner) -> TrustedKey {
     TrustedKey {
         id: signer.key_id().clone(),
         key: signer.public_key().clone(),
@@ -573,7 +573,7 @@ fn current_files_hold_every_metadata_and_target_file() {
 }
 
 /// Metadata file names of a publish, without versions, sorted.
-fn metadata_roles(files: &[String]) -> Vec<String> {
+pub(super) fn metadata_roles(files: &[String]) -> Vec<String> {
     let mut roles: Vec<String> = files
         .iter()
         .filter_map(|p| p.strip_prefix("metadata/"))
