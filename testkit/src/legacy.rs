@@ -95,8 +95,11 @@ pub fn into_namespace_roles(
                 now,
             )
             .expect("delegates the namespace role");
-            assert!(repo.copy_target(bin.as_str(), ns, &path).unwrap());
-            repo.remove_target(bin.as_str(), &path).unwrap();
+            assert!(repo
+                .copy_target(bin.as_str(), ns, &path)
+                .expect("lists the document in the namespace role"));
+            repo.remove_target(bin.as_str(), &path)
+                .expect("removes the document from the bin");
         }
     }
     repo.commit_with(now, |_| Ok::<_, keyshare_policy::Error>(fields.clone()))
