@@ -211,7 +211,6 @@ impl Change {
                 let overlaps = tx.create_namespace_with(entry, *threshold, rule(*allow_overlap))?;
                 let affected = Affected {
                     shards: BTreeSet::from([store::namespace_shard(&entry.name)]),
-                    created: BTreeSet::from([entry.name.clone()]),
                     namespaces: BTreeSet::from([entry.name.clone()]),
                     ..Affected::default()
                 };

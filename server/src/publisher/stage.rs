@@ -27,7 +27,6 @@ pub(super) struct Affected {
     pub(super) shards: BTreeSet<u64>,
     pub(super) revocations: bool,
     pub(super) peers: bool,
-    pub(super) created: BTreeSet<NamespaceName>,
     pub(super) deleted: BTreeSet<NamespaceName>,
     pub(super) namespaces: BTreeSet<NamespaceName>,
     pub(super) roots_put: Vec<(String, String)>,
@@ -48,7 +47,6 @@ impl Affected {
         self.shards.extend(other.shards);
         self.revocations |= other.revocations;
         self.peers |= other.peers;
-        self.created.extend(other.created);
         self.deleted.extend(other.deleted);
         self.namespaces.extend(other.namespaces);
         self.roots_put.extend(other.roots_put);
