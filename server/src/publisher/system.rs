@@ -19,7 +19,10 @@ use super::{PublishError, Publisher, Staged};
 
 impl Publisher {
     /// Re-signs every role that expires within `horizon` (timestamp,
-    /// snapshot, targets, namespace roles). Returns the paths published.
+    /// snapshot, targets, the bins). Roles no longer delegated (the
+    /// namespace roles a migration undelegated) are never re-signed: no
+    /// client reads them, and their snapshot entries stay as they are.
+    /// Returns the paths published.
     pub fn refresh_expiring(
         &self,
         horizon: Duration,
