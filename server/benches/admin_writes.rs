@@ -2,7 +2,8 @@
 //! with many namespaces.
 //!
 //! `cargo bench -p keyshare-server --bench admin_writes [-- --namespaces
-//! 1000,10000 --writes 200 --create auto|http|inprocess --create-budget 600]`
+//! 1000,10000 --writes 200 --create auto|http|inprocess --create-budget 600
+//! --batch 1000 --bins 256|1024|4096]`
 //! (or `bench/server-write`). For each namespace count it:
 //!
 //! 1. inits a fresh repository in a temporary directory with the release
@@ -10,8 +11,8 @@
 //! 2. creates the namespaces one by one, each one full publish, and reports
 //!    namespace creates/s. `http` creates all of them with
 //!    `POST /api/v1/namespaces`; `inprocess` stops the server and calls
-//!    `Publisher::apply` in this process (still one publish per namespace,
-//!    no HTTP); `auto` (the default) starts over HTTP and, when the
+//!    `Publisher::apply_batch` in this process (`--batch` creates per
+//!    publish, default 1,000; no HTTP); `auto` (the default) starts over HTTP and, when the
 //!    projection (per-create time grows linearly with the namespace count)
 //!    says all of them would take longer than `--create-budget` seconds,
 //!    switches to in-process for the rest. Which path made how many is
@@ -54,7 +55,7 @@ use std::time::Instant;
 use keyshare_policy::pattern::ArtifactPattern;
 use keyshare_policy::trust::{NamespaceEntry, NamespaceName};
 use keyshare_server::config::{Config, Flags};
-use keyshare_server::publisher::{Change, Publisher};
+use keyshare_server::publisher::{Batched, Change, Publisher};
 use keyshare_server::store::Store;
 use time::OffsetDateTime;
 
@@ -343,7 +344,7 @@ fn create_namespaces(dir: &Path, token: &str, n: usize, mode: &str, budget: f64)
                 if total > budget {
                     created.projected_http_total = Some(total);
                     eprintln!(
-                        "  projected {total:.0} s > budget {budget:.0} s: creating the rest in-process (Publisher::apply, one publish each)"
+                        "  projected {total:.0} s > budget {budget:.0} s: creating the rest in-process (Publisher::apply_batch)"
                     );
                     break;
                 }
@@ -365,31 +366,47 @@ fn create_namespaces(dir: &Path, token: &str, n: usize, mode: &str, budget: f64)
         let publisher = open();
         let started = Instant::now();
         let first = lat.len();
+        // In batches (`Publisher::apply_batch`, `--batch` creates per
+        // publish): one publish per namespace would re-sign snapshot and
+        // timestamp n times for nothing but seeding.
+        let batch = arg("--batch").map_or(1000, |v| v.parse().expect("--batch: a number"));
         while lat.len() < n {
-            let name = ns_name(lat.len() + 1);
-            let change = Change::CreateNamespace {
-                entry: NamespaceEntry {
-                    name: NamespaceName::parse(&name).unwrap(),
-                    scopes: vec![
-                        ArtifactPattern::parse(&format!("registry.example/{name}/**")).unwrap(),
-                    ],
-                    maintainers: vec!["bench@example".into()],
-                },
-                threshold: NonZeroU32::MIN,
-                allow_overlap: false,
-            };
+            let names: Vec<String> = (lat.len() + 1..=(lat.len() + batch).min(n))
+                .map(ns_name)
+                .collect();
+            let changes: Vec<Batched> = names
+                .iter()
+                .map(|name| Batched {
+                    actor: "bench".into(),
+                    change: Change::CreateNamespace {
+                        entry: NamespaceEntry {
+                            name: NamespaceName::parse(name).unwrap(),
+                            scopes: vec![ArtifactPattern::parse(&format!(
+                                "registry.example/{name}/**"
+                            ))
+                            .unwrap()],
+                            maintainers: vec!["bench@example".into()],
+                        },
+                        threshold: NonZeroU32::MIN,
+                        allow_overlap: false,
+                    },
+                    context: serde_json::Value::Null,
+                })
+                .collect();
             let t = Instant::now();
-            publisher
-                .apply("bench", change, OffsetDateTime::now_utc())
-                .unwrap();
-            lat.push(t.elapsed().as_secs_f64());
-            if (lat.len() - first) % 1000 == 0 {
-                eprintln!(
-                    "  {} of {n} namespaces ({:.0} s in-process so far)",
-                    lat.len(),
-                    started.elapsed().as_secs_f64()
-                );
+            for result in publisher
+                .apply_batch(changes, OffsetDateTime::now_utc())
+                .unwrap()
+            {
+                result.unwrap();
             }
+            let each = t.elapsed().as_secs_f64() / names.len() as f64;
+            lat.extend(std::iter::repeat_n(each, names.len()));
+            eprintln!(
+                "  {} of {n} namespaces ({:.0} s in-process so far, {batch} per publish)",
+                lat.len(),
+                started.elapsed().as_secs_f64()
+            );
         }
         created.inprocess = n - first;
         created.inprocess_seconds = started.elapsed().as_secs_f64();
@@ -448,10 +465,10 @@ fn main() {
     for &n in &sizes {
         eprintln!("admin_writes: {n} namespaces");
         let tmp = tempfile::tempdir().unwrap();
-        // Every create stores a new snapshot listing every role; with the
-        // default retention (1 h) the run keeps all of them: about
-        // n * (n + 256) * 30 bytes / 2.
-        let store_estimate_mib = (n as f64) * (n as f64 + 256.0) * 15.0 / (1024.0 * 1024.0);
+        // Every publish stores a new snapshot (targets and the bins only,
+        // a few KB) and re-signed bin; with the default retention (1 h) the
+        // run keeps all of them: about n creates * 12 KB over HTTP.
+        let store_estimate_mib = (n as f64) * 12.0 / 1024.0;
         if let Some(free) = free_mib(tmp.path()) {
             eprintln!(
                 "  the store will take about {store_estimate_mib:.0} MiB; {free:.0} MiB free in {}",
@@ -462,8 +479,9 @@ fn main() {
             }
         }
         let dir = tmp.path().join("data");
+        let bins = arg("--bins").unwrap_or_else(|| "256".into());
         let out = Command::new(BIN)
-            .args(["init", "--data-dir"])
+            .args(["init", "--bins", &bins, "--data-dir"])
             .arg(&dir)
             .output()
             .unwrap();

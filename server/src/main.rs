@@ -42,6 +42,16 @@ enum Command {
         /// (`metadata/N.root.json`) the replica pins.
         #[arg(long, value_name = "FILE")]
         root: Option<PathBuf>,
+        /// How many hashed bins the namespaces' trust documents are spread
+        /// over: 256, or 1024 or 4096 for very large organizations
+        /// (docs/server.md#hashed-bins); fixed for the repository's life.
+        #[arg(
+            long,
+            value_name = "N",
+            default_value_t = 256,
+            conflicts_with = "replica"
+        )]
+        bins: u64,
     },
     /// Serve the TUF repository and the admin API until SIGINT or SIGTERM.
     Serve {
@@ -104,10 +114,17 @@ fn run(cli: Cli) -> Result<(), CliError> {
             data_dir,
             replica: true,
             root: Some(root),
+            ..
         } => airgap::init_replica(&commands::data_dir(data_dir.data_dir)?, &root, &mut stdout),
-        Command::Init { data_dir, root, .. } => commands::init(
+        Command::Init {
+            data_dir,
+            root,
+            bins,
+            ..
+        } => commands::init::init_with_bins(
             &commands::data_dir(data_dir.data_dir)?,
             root.as_deref(),
+            bins,
             &mut stdout,
         ),
         Command::Serve {

@@ -8,7 +8,9 @@
 //! [`read_trust_set`], the trust state a verifier gets from a published
 //! repository; and the small builders of [`fixture`]: an in-memory signer
 //! ([`signer`]), a namespace name ([`ns`]), a settable clock
-//! ([`TestClock`]) and the Python with python-tuf ([`python`]).
+//! ([`TestClock`]) and the Python with python-tuf ([`python`]); and
+//! [`legacy`], a repository rewritten into the layout of earlier versions
+//! (a role per namespace) for the migration's tests.
 //!
 //! Test support panics on failure (a broken fixture is a broken test), so
 //! the usual lints against `unwrap`/`expect` are lifted here.
@@ -18,6 +20,7 @@
 
 pub mod crafted;
 pub mod fixture;
+pub mod legacy;
 
 pub use fixture::{ns, python, signer, TestClock};
 

@@ -97,6 +97,92 @@ impl Server {
             )
             .unwrap(),
         );
+        Self::serve(dir, publisher, root_key, tls)
+    }
+
+    /// A server whose repository is in the layout of earlier versions (a
+    /// role per namespace, delegated from its bin, signed by the
+    /// namespaces key): `namespaces` (name, key id, key) are created with
+    /// one key each, then the repository is rewritten into that layout
+    /// ([`keyshare_testkit::legacy`]) and the publisher opened on it
+    /// without migrating (the next publish, or
+    /// `publisher.migrate_layout`, migrates).
+    pub fn start_legacy(namespaces: &[(&str, &str, &Key)]) -> Self {
+        let created = OffsetDateTime::now_utc();
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("keyshare.db");
+        let keys = OnlineKeys {
+            targets: signer(),
+            snapshot: signer(),
+            timestamp: signer(),
+            namespaces: signer(),
+        };
+        let root_key = signer();
+        let publisher = Publisher::init(
+            Store::open(&db).unwrap(),
+            keys.clone(),
+            std::slice::from_ref(&root_key),
+            1,
+            Options::default(),
+            created,
+        )
+        .unwrap();
+        for (name, id, key) in namespaces {
+            for change in [
+                Change::CreateNamespace {
+                    entry: NamespaceEntry {
+                        name: ns(name),
+                        scopes: vec![ArtifactPattern::parse(&format!(
+                            "registry.acme.io/{name}/**"
+                        ))
+                        .unwrap()],
+                        maintainers: vec![],
+                    },
+                    threshold: NonZeroU32::MIN,
+                    allow_overlap: false,
+                },
+                Change::AddKey {
+                    namespace: ns(name),
+                    key: TrustedKey {
+                        id: KeyId::new(*id),
+                        key: (*key).clone(),
+                        not_before: None,
+                        not_after: None,
+                        ephemeral: false,
+                        description: None,
+                        principal: None,
+                    },
+                },
+            ] {
+                publisher.apply("test", change, created).unwrap();
+            }
+        }
+        drop(publisher);
+        let mut store = Store::open(&db).unwrap();
+        let last = store.last_published().unwrap().unwrap();
+        let legacy = keyshare_testkit::legacy::LegacyKeys {
+            targets: keys.targets.clone(),
+            snapshot: keys.snapshot.clone(),
+            timestamp: keys.timestamp.clone(),
+            namespaces: keys.namespaces.clone(),
+        };
+        let files =
+            keyshare_testkit::legacy::into_namespace_roles(&last.as_published(), &legacy, created);
+        store
+            .transaction_at(created, |tx| tx.record_published(&files))
+            .unwrap();
+        drop(store);
+        let publisher =
+            Publisher::open(Store::open(&db).unwrap(), keys, Options::default()).unwrap();
+        Self::serve(dir, Arc::new(publisher), root_key, None)
+    }
+
+    fn serve(
+        dir: tempfile::TempDir,
+        publisher: Arc<Publisher>,
+        root_key: SharedSigner,
+        tls: Option<openssl::ssl::SslAcceptorBuilder>,
+    ) -> Self {
         let state = AppState::new(publisher.clone());
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());

@@ -133,20 +133,26 @@ fn a_frozen_expired_timestamp_is_refused() {
 }
 
 #[test]
-fn mix_and_match_of_a_namespace_role_version_is_refused() {
+fn mix_and_match_of_the_bin_listing_a_namespace_is_refused() {
+    // The role that lists team-a's trust document is its hashed bin: an
+    // older version of it served under the new version's name is refused.
     let scene = Scene::new();
-    let v = scene.snapshot_meta("team-a");
+    let bin = scene
+        .server
+        .publisher
+        .trust_role(&keyshare_policy::trust::NamespaceName::parse("team-a").unwrap());
+    let v = scene.snapshot_meta(bin.as_str());
     let old = scene
         .server
-        .file(&format!("metadata/{v}.team-a.json"))
+        .file(&format!("metadata/{v}.{bin}.json"))
         .unwrap();
     let (k2, _) = new_key();
     scene.server.add_key("team-a", "k2", &k2, None);
-    let new = scene.snapshot_meta("team-a");
+    let new = scene.snapshot_meta(bin.as_str());
     assert!(new > v);
     scene
         .canned
-        .set(&format!("metadata/{new}.team-a.json"), Reply::Bytes(old));
+        .set(&format!("metadata/{new}.{bin}.json"), Reply::Bytes(old));
     scene.refused("does not match version", &[]);
 }
 

@@ -11,4 +11,5 @@ mod attacks;
 mod bundle_memory;
 mod cli;
 mod layout;
+mod migration;
 mod peers;

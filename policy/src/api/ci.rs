@@ -63,7 +63,8 @@ pub struct Delegation {
     pub certificate_chain_pem: Option<String>,
     /// Timestamp version that first contains the key.
     pub timestamp_version: u64,
-    /// Version of the namespace's role that first contains the key.
+    /// Version of the role that lists the namespace's trust document (its
+    /// hashed bin, `bins-xx`) that first contains the key.
     pub namespace_version: Option<u64>,
 }
 

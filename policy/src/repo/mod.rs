@@ -262,6 +262,12 @@ impl Repository {
             .map(|(n, _)| n)
     }
 
+    /// The role that delegates `role`, if one does (`None` for top-level
+    /// targets, an unknown role, or one whose delegation was removed).
+    pub fn delegator(&self, role: &str) -> Option<&RoleName> {
+        self.targets.get(role).and_then(|r| r.delegator.as_ref())
+    }
+
     /// Replaces the signers of a role (online key rotation). For top-level
     /// roles the new keys must already be in root; for delegated roles the
     /// delegator must list them, see [`delegate`](Self::delegate).

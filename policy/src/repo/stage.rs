@@ -56,6 +56,22 @@ impl Repository {
         Ok(File::immutable(disk, bytes.to_vec()))
     }
 
+    /// Lists in `to` the target `path` exactly as `from` lists it (same
+    /// length, hashes and custom fields; the file is already published);
+    /// false when `from` does not list it. For moving a target from one
+    /// role to another without publishing its bytes again.
+    pub fn copy_target(&mut self, from: &str, to: &str, path: &str) -> Result<bool> {
+        let Some(file) = self.role_mut(from)?.staged.targets.get(path).cloned() else {
+            return Ok(false);
+        };
+        let r = self.role_mut(to)?;
+        if r.staged.targets.get(path) != Some(&file) {
+            r.staged.targets.insert(path.to_owned(), file);
+            r.dirty = true;
+        }
+        Ok(true)
+    }
+
     /// Removes target `path` from `role`; true if it was there.
     pub fn remove_target(&mut self, role: &str, path: &str) -> Result<bool> {
         let r = self.role_mut(role)?;

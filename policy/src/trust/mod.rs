@@ -9,8 +9,10 @@
 //!   joined with [`Namespaces::merge`], or one `org/namespaces.json`; signed by the organization's
 //!   top-level `targets` role): the namespaces, the artifact-name scopes each
 //!   one owns and who maintains it. This is the only place scopes come from.
-//! * [`NamespaceTrust`] (`namespaces/<ns>/trust.json`, signed by the
-//!   namespace's own delegated role, which a team may hold offline): what the
+//! * [`NamespaceTrust`] (`namespaces/<ns>/trust.json`, listed in the hashed
+//!   bin its path hashes to and signed with the online targets key by
+//!   keyshare-server, or by a role of its own delegated from that bin, which
+//!   a team may hold offline): what the
 //!   team controls, namely its signing keys and X.509 identities, its
 //!   threshold and its sub-delegations. It has no scopes: a team cannot claim
 //!   artifact names, and its sub-delegations only narrow what the
@@ -76,7 +78,10 @@ mod x509;
 
 pub use crate::hash::Sha256Hex;
 
-pub use bins::{namespace_bins, NAMESPACE_BIN_BITS, NAMESPACE_BIN_PREFIX};
+pub use bins::{
+    bin_bits_for_count, namespace_bins, namespace_bins_of, shard_layout, BIN_BITS,
+    NAMESPACE_BIN_BITS, NAMESPACE_BIN_PREFIX, SHARD_BITS,
+};
 pub use check::{Invalid, Label, Scopes, Window};
 pub use decide::{
     Counted, Decision, KeyRef, Listed, Owner, Reason, SignerRef, TrustRule, TrustSet,
@@ -85,7 +90,9 @@ pub use format::{NamespacesFormat, PeersFormat, RevocationsFormat, TrustFormat};
 pub use namespace::{
     check_key, NamespaceName, NamespaceTrust, Principal, SubDelegation, TrustedKey, TrustedKeys,
 };
-pub use namespaces::{is_index_path, namespace_bin, shard_path, NamespaceEntry, Namespaces};
+pub use namespaces::{
+    is_index_path, namespace_bin, namespace_shard, shard_path, NamespaceEntry, Namespaces,
+};
 pub use peers::{Peer, PeerUrl, Peers, PinnedRoot};
 pub use revocations::{Revocation, Revocations, RevokedSubject};
 pub use standing::{KeyRevocation, KeyStanding, KeyState, RevokedBy};

@@ -1,7 +1,9 @@
 //! `namespaces/<ns>/trust.json`: a namespace's keys, identities, threshold and sub-delegations.
 //!
-//! The document is signed by the namespace's own TUF role, which a team may
-//! hold offline, so it holds only what the team controls. Which artifact
+//! keyshare-server lists the document directly in the hashed bin its path
+//! hashes to, signed with the online targets key; a repository may also
+//! delegate it to a role of its own (which a team may hold offline), so it
+//! holds only what the team controls. Which artifact
 //! names the namespace owns, and who maintains it, the organization states
 //! in the namespace index ([`super::Namespaces`], `org/namespaces/<shard>.json`).
 
@@ -14,7 +16,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize};
 use time::OffsetDateTime;
 
-use super::bins::{namespace_bins, NAMESPACE_BIN_PREFIX};
+use super::bins::{namespace_bins_of, BIN_BITS, NAMESPACE_BIN_PREFIX};
 use super::check::{
     check_label, check_scopes, check_window, parse_json, problem_to_error, to_json, Invalid,
     Problem,
@@ -31,9 +33,10 @@ use crate::pattern::ArtifactPattern;
 /// A namespace name: `[a-z0-9][a-z0-9-]{0,62}`, other than the names of
 /// the repository's own roles ([`NamespaceName::reserved`]).
 ///
-/// A namespace's TUF role is named like the namespace, so a namespace
-/// named `targets` or `bins-00` would collide with a role the repository
-/// already has. Every namespace name is parsed here — admin API bodies and
+/// In a repository of an earlier layout a namespace's TUF role is named
+/// like the namespace, and a role of its own delegated from a bin is still
+/// read (generic TUF), so a namespace named `targets` or `bins-00` would
+/// collide with a role the repository already has. Every namespace name is parsed here — admin API bodies and
 /// paths, CLI arguments, stored rows, published documents — so none can
 /// name one.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -71,14 +74,20 @@ impl NamespaceName {
 
     /// Which of the repository's own roles `s` names, if any: the
     /// top-level roles (`root`, `targets`, `snapshot`, `timestamp`) and the
-    /// hashed-bin roles the namespaces are delegated through (`bins-00` …
-    /// `bins-ff`, see [`super::namespace_bins`]). Such a name cannot name a
-    /// namespace.
+    /// hashed-bin roles of every bin count a repository may choose
+    /// (`bins-` and two or three lowercase hex digits: `bins-00` …
+    /// `bins-ff`, `bins-000` … `bins-fff`, see
+    /// [`super::namespace_bins_of`] and [`super::BIN_BITS`]). Such a name
+    /// cannot name a namespace: a repository of an earlier layout names a
+    /// namespace's role like the namespace, and a name that is a role in a
+    /// repository of one bin count must not be a namespace in another.
     pub fn reserved(s: &str) -> Option<&'static str> {
         if TOP_LEVEL_ROLES.contains(&s) {
             Some("one of the repository's top-level roles")
         } else if s.starts_with(NAMESPACE_BIN_PREFIX)
-            && namespace_bins(Vec::new(), NonZeroU32::MIN).is_bin(s)
+            && BIN_BITS
+                .iter()
+                .any(|&bits| namespace_bins_of(bits, Vec::new(), NonZeroU32::MIN).is_bin(s))
         {
             Some("one of the repository's hashed-bin roles")
         } else {
@@ -518,7 +527,8 @@ mod tests {
     fn reserved_names_of_the_repositorys_roles_are_not_namespace_names() {
         let mut reserved: Vec<String> = TOP_LEVEL_ROLES.iter().map(|r| (*r).to_owned()).collect();
         reserved.extend((0..256).map(|b| format!("bins-{b:02x}")));
-        assert_eq!(reserved.len(), 260);
+        reserved.extend((0..4096).map(|b| format!("bins-{b:03x}")));
+        assert_eq!(reserved.len(), 4 + 256 + 4096);
         for name in &reserved {
             let e = NamespaceName::parse(name).unwrap_err();
             assert!(e.contains(&format!("`{name}` is reserved")), "{e}");
@@ -538,26 +548,36 @@ mod tests {
             NamespaceName::parse("bins-00").unwrap_err(),
             "`bins-00` is reserved: it names one of the repository's hashed-bin roles"
         );
-        // Every bin role the repository delegates to is reserved.
-        let bins = super::super::namespace_bins(Vec::new(), NonZeroU32::MIN);
-        for role in bins.bin_names() {
-            assert!(NamespaceName::reserved(role.as_str()).is_some(), "{role}");
+        assert_eq!(
+            NamespaceName::parse("bins-3ff").unwrap_err(),
+            "`bins-3ff` is reserved: it names one of the repository's hashed-bin roles"
+        );
+        // Every bin role a repository of any supported size delegates to
+        // is reserved.
+        for bits in BIN_BITS {
+            let bins = super::super::namespace_bins_of(bits, Vec::new(), NonZeroU32::MIN);
+            for role in bins.bin_names() {
+                assert!(NamespaceName::reserved(role.as_str()).is_some(), "{role}");
+            }
         }
         // Names that merely look alike are free.
         for free in [
             "bins",
             "bins-",
             "bins-0",
-            "bins-000",
+            "bins-0000",
+            "bins-1fff",
             "bins-0g",
-            "bins-1ff",
+            "bins-0fg",
             "bin-00",
+            "bin-000",
             "roots",
             "target",
             "targets-a",
             "my-root",
             "timestamps",
             "bins-ff-x",
+            "bins-fff-x",
         ] {
             assert_eq!(NamespaceName::parse(free).unwrap().as_str(), free);
         }

@@ -9,9 +9,10 @@
 //! shards (a name listed once, a scope granted once).
 //!
 //! keyshare-server always publishes the shards: shard `xx` holds the
-//! namespaces whose role sits in hashed bin `bins-xx` ([`namespace_bin`],
-//! [`shard_path`]), so creating one namespace re-signs one shard, not the
-//! whole index; only non-empty shards are published.
+//! namespaces whose trust document path hashes (first 8 bits of SHA-256,
+//! [`namespace_shard`], [`shard_path`]) to `xx`, whatever the repository's
+//! bin count, so creating one namespace re-signs one shard, not the whole
+//! index; only non-empty shards are published.
 //!
 //! Signed by the organization's top-level `targets` role. It is the only
 //! source of namespace scopes: a namespace's own `trust.json` is signed by
@@ -22,6 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::bins::shard_layout;
 use super::check::{check_label, check_scopes, parse_json, problem_to_error, to_json, Problem};
 use super::format::NamespacesFormat;
 use super::namespace::NamespaceName;
@@ -184,11 +186,20 @@ pub fn namespace_bin(bins: &SuccinctRoles, ns: &NamespaceName) -> u64 {
     bins.bin_for_target(&ns.target_path())
 }
 
-/// The target path of index shard `bin` under `bins`:
-/// `org/namespaces/<bin suffix>.json` (`org/namespaces/3a.json`). Shard
-/// `xx` holds the namespaces of bin `xx`.
-pub fn shard_path(bins: &SuccinctRoles, bin: u64) -> String {
-    format!("{NAMESPACES_SHARD_DIR}{}.json", bins.bin_suffix(bin))
+/// The index shard (0–255) of namespace `ns`: the first
+/// [`super::SHARD_BITS`] bits of SHA-256 of its trust document's path,
+/// whatever the repository's bin count.
+pub fn namespace_shard(ns: &NamespaceName) -> u64 {
+    namespace_bin(&shard_layout(), ns)
+}
+
+/// The target path of index shard `shard` (0–255):
+/// `org/namespaces/<two hex digits>.json` (`org/namespaces/3a.json`).
+pub fn shard_path(shard: u64) -> String {
+    format!(
+        "{NAMESPACES_SHARD_DIR}{}.json",
+        shard_layout().bin_suffix(shard)
+    )
 }
 
 /// Is `path` a target path of the namespace index: `org/namespaces.json`
@@ -301,24 +312,33 @@ mod tests {
 
     #[test]
     fn a_namespace_bin_is_the_bin_of_its_trust_document() {
+        for bits in crate::trust::BIN_BITS {
+            let bins = crate::trust::namespace_bins_of(bits, vec![], NonZeroU32::MIN);
+            assert_eq!(bins.bin_count(), 1 << bits);
+            let ns = NamespaceName::parse("team-a").unwrap();
+            let bin = namespace_bin(&bins, &ns);
+            // The role a TUF client visits for the trust document.
+            assert_eq!(
+                bins.role_for_target("namespaces/team-a/trust.json"),
+                bins.bin_name(bin)
+            );
+            assert_eq!(
+                bins.bin_name(bin).as_str(),
+                format!("bins-{}", bins.bin_suffix(bin))
+            );
+        }
         let bins = namespace_bins(vec![], NonZeroU32::MIN);
-        assert_eq!(bins.bin_count(), 256);
         let ns = NamespaceName::parse("team-a").unwrap();
-        let bin = namespace_bin(&bins, &ns);
-        // The role a TUF client visits for the trust document.
+        // 256 bins: the shard has the bin's number.
+        assert_eq!(namespace_shard(&ns), namespace_bin(&bins, &ns));
+        let shard = shard_path(namespace_shard(&ns));
         assert_eq!(
-            bins.role_for_target("namespaces/team-a/trust.json"),
-            bins.bin_name(bin)
+            shard,
+            format!("org/namespaces/{:02x}.json", namespace_shard(&ns))
         );
-        assert_eq!(
-            bins.bin_name(bin).as_str(),
-            format!("bins-{}", bins.bin_suffix(bin))
-        );
-        let shard = shard_path(&bins, bin);
-        assert_eq!(shard, format!("org/namespaces/{:02x}.json", bin));
         assert!(is_index_path(&shard));
-        assert_eq!(shard_path(&bins, 0), "org/namespaces/00.json");
-        assert_eq!(shard_path(&bins, 255), "org/namespaces/ff.json");
+        assert_eq!(shard_path(0), "org/namespaces/00.json");
+        assert_eq!(shard_path(255), "org/namespaces/ff.json");
     }
 
     #[test]

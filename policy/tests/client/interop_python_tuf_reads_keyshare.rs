@@ -27,7 +27,9 @@ use keyshare_policy::metadata::{DelegatedRole, RoleName, Unrecognized};
 use keyshare_policy::pattern::PathPattern;
 use keyshare_policy::repo::{File, Options, Repository, RoleSpec, SharedSigner};
 use keyshare_policy::sign::InMemorySigner;
-use keyshare_policy::trust::{namespace_bin, namespace_bins, shard_path, NamespaceName};
+use keyshare_policy::trust::{
+    namespace_bin, namespace_bins_of, namespace_shard, shard_path, NamespaceName,
+};
 use time::OffsetDateTime;
 
 fn python() -> PathBuf {
@@ -174,11 +176,24 @@ fn python_tuf_accepts_rsa_pss_repository() {
     check_with_python_tuf(Scheme::RsaPssSha256);
 }
 
-/// The server's layout: targets -> 256 hashed bins (TAP 15) -> namespace
-/// role -> trust document; python-tuf verifies every bin and follows the
-/// bin the document's path hashes to.
+/// The server's layout: targets -> 256 hashed bins (TAP 15) -> trust
+/// document listed in the bin; and, as generic TUF allows, a namespace with
+/// a role of its own delegated from its bin (the layout of repositories
+/// published before). python-tuf verifies every bin and follows the bin
+/// the document's path hashes to.
 #[test]
-fn python_tuf_follows_succinct_hashed_bins_to_a_namespace() {
+fn python_tuf_follows_succinct_hashed_bins_to_trust_documents() {
+    python_tuf_follows_bins(8, "bins-00", "bins-ff");
+}
+
+/// The same with 1,024 bins (`init --bins 1024`): bin names three hex
+/// digits wide, as TAP 15 and python-tuf name them.
+#[test]
+fn python_tuf_follows_1024_hashed_bins_to_trust_documents() {
+    python_tuf_follows_bins(10, "bins-000", "bins-3ff");
+}
+
+fn python_tuf_follows_bins(bits: u32, first: &str, last: &str) {
     let dir = tempfile::tempdir().unwrap();
     let now = OffsetDateTime::now_utc();
     let targets_key = signer(Scheme::Ed25519);
@@ -194,7 +209,7 @@ fn python_tuf_follows_succinct_hashed_bins_to_a_namespace() {
         now,
     )
     .unwrap();
-    let bins = namespace_bins(vec![targets_key.key_id().clone()], NonZeroU32::MIN);
+    let bins = namespace_bins_of(bits, vec![targets_key.key_id().clone()], NonZeroU32::MIN);
     repo.delegate_succinct(
         "targets",
         bins.clone(),
@@ -225,12 +240,21 @@ fn python_tuf_follows_succinct_hashed_bins_to_a_namespace() {
         now,
     )
     .unwrap();
-    let shard = shard_path(&bins, namespace_bin(&bins, &ns));
+    let direct = NamespaceName::parse("team-b").unwrap();
+    let direct_bin = bins.bin_name(namespace_bin(&bins, &direct));
+    let shard = shard_path(namespace_shard(&ns));
     let mut files = vec![
         repo.set_target("targets", &shard, br#"{"namespaces":[]}"#, None)
             .unwrap(),
         repo.set_target("team-a", &ns.target_path(), br#"{"keys":[]}"#, None)
             .unwrap(),
+        repo.set_target(
+            direct_bin.as_str(),
+            &direct.target_path(),
+            br#"{"keys":["b"]}"#,
+            None,
+        )
+        .unwrap(),
     ];
     files.extend(repo.commit(now).unwrap());
     write(dir.path(), &files);
@@ -239,7 +263,11 @@ fn python_tuf_follows_succinct_hashed_bins_to_a_namespace() {
     let out = Command::new(python())
         .arg(&script)
         .arg(dir.path())
-        .args([shard.as_str(), "namespaces/team-a/trust.json"])
+        .args([
+            shard.as_str(),
+            "namespaces/team-a/trust.json",
+            "namespaces/team-b/trust.json",
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -249,10 +277,11 @@ fn python_tuf_follows_succinct_hashed_bins_to_a_namespace() {
         "python-tuf refused the hashed-bin layout:\n{stdout}\n{stderr}"
     );
     for line in [
-        "ok: bins-00 signed by targets".to_owned(),
-        "ok: bins-ff signed by targets".to_owned(),
+        format!("ok: {first} signed by targets"),
+        format!("ok: {last} signed by targets"),
         format!("ok: team-a signed by {bin}"),
         "ok: ngclient: download namespaces/team-a/trust.json".to_owned(),
+        "ok: ngclient: download namespaces/team-b/trust.json".to_owned(),
         "all checks passed".to_owned(),
     ] {
         assert!(stdout.contains(&line), "missing `{line}` in:\n{stdout}");

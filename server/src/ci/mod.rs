@@ -454,7 +454,8 @@ impl CiService {
                 context,
             })
             .await?;
-        let namespace_version = role_version(&applied.files, req.namespace.as_str());
+        let trust_role = self.publisher.trust_role(&req.namespace);
+        let namespace_version = role_version(&applied.files, trust_role.as_str());
         Ok(Delegation {
             id,
             namespace: req.namespace,

@@ -4,6 +4,7 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use keyshare_policy::trust::bin_bits_for_count;
 use openssl::sha::sha256;
 use time::OffsetDateTime;
 
@@ -25,10 +26,30 @@ use crate::store::TokenKind;
 /// otherwise the defaults are written. If anything fails, what `init`
 /// created is removed again.
 pub fn init(dir: &Path, root: Option<&Path>, out: &mut dyn Write) -> Result<(), CliError> {
-    init_data_dir(dir, "init", || init_locked(dir, root, out))
+    init_with_bins(dir, root, 256, out)
 }
 
-fn init_locked(dir: &Path, root: Option<&Path>, out: &mut dyn Write) -> Result<(), CliError> {
+/// `init --bins N`: the same with `bins` hashed bins (256, 1024 or 4096).
+pub fn init_with_bins(
+    dir: &Path,
+    root: Option<&Path>,
+    bins: u64,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let bin_bits = bin_bits_for_count(bins).ok_or_else(|| {
+        CliError::Other(format!(
+            "--bins {bins}: a repository has 256, 1024 or 4096 hashed bins"
+        ))
+    })?;
+    init_data_dir(dir, "init", || init_locked(dir, root, bin_bits, out))
+}
+
+fn init_locked(
+    dir: &Path,
+    root: Option<&Path>,
+    bin_bits: u32,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
     let layout = DataDir::new(dir);
     let db = layout.db();
     let keys_dir = layout.keys();
@@ -46,7 +67,7 @@ fn init_locked(dir: &Path, root: Option<&Path>, out: &mut dyn Write) -> Result<(
     if wrote_config {
         keyshare_fsio::write_new(&config_path, config::DEFAULT_FILE.as_bytes(), 0o644)?;
     }
-    let result = init_repository(dir, &db, root, out);
+    let result = init_repository(dir, &db, root, bin_bits, out);
     if result.is_err() {
         // Best effort: leave the directory as init found it.
         let _ = fs::remove_dir_all(&keys_dir);
@@ -64,6 +85,7 @@ fn init_repository(
     dir: &Path,
     db: &Path,
     root: Option<&Path>,
+    bin_bits: u32,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
     let config = Config::load(dir, &Flags::default())?;
@@ -73,14 +95,22 @@ fn init_repository(
         None => {
             let (online, root_key) = keys::init_online(&config.keys, dir)?;
             let store = open_store(db)?;
-            Publisher::init(store, online, &[root_key], 1, config.repo_options(), now)?
+            Publisher::init_with_bins(
+                store,
+                online,
+                &[root_key],
+                1,
+                config.repo_options(),
+                bin_bits,
+                now,
+            )?
         }
         // A root from the offline ceremony; no root key on this machine.
         Some(path) => {
             let bytes = fs::read(path).map_err(io_at(path))?;
             let online = keys::init_online_for_root(&config.keys, dir)?;
             let store = open_store(db)?;
-            Publisher::init_with_root(store, online, &bytes, config.repo_options(), now)?
+            Publisher::init_with_root(store, online, &bytes, config.repo_options(), bin_bits, now)?
         }
     };
     // The CI secret (nonces, principals), whether or not `[ci]` is set yet.

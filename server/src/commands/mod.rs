@@ -234,6 +234,15 @@ pub(crate) fn open_publisher(
     let store = open_store(&db)?;
     let mut publisher = Publisher::open(store, online, config.repo_options())?;
     publisher.set_retention(config.keep_superseded);
+    // A repository whose bins delegate to namespace roles: list every
+    // trust document in its bin, in one publish of its own.
+    if let Some(migrated) = publisher.migrate_layout(time::OffsetDateTime::now_utc())? {
+        tracing::info!(
+            files = migrated.files.len(),
+            audit_seq = migrated.audit_seq,
+            "migrated the repository: trust documents listed in their hashed bins, namespace roles undelegated"
+        );
+    }
     // A store migrated by this build may hold documents in a shape the
     // repository has not published yet (revocations by key material).
     let republished = publisher.republish_outdated(time::OffsetDateTime::now_utc())?;

@@ -77,7 +77,6 @@ impl Publisher {
                 None => groups.push((namespace, vec![i])),
             }
         }
-        let keys = &self.keys;
         let mut refused: Vec<(usize, PublishError)> = Vec::new();
         let published = self.publish(writer, now, |tx, repo| {
             let mut all = Affected::default();
@@ -130,7 +129,7 @@ impl Publisher {
             audits.sort_by_key(|a| a.0);
             // With no change left this stages nothing and the publish
             // signs nothing.
-            let staged = stage(tx, repo, &all, keys, now)?;
+            let staged = stage(tx, repo, &all)?;
             let order: Vec<usize> = audits.iter().map(|(i, _)| *i).collect();
             let records = audits
                 .into_iter()

@@ -210,8 +210,7 @@ impl Change {
             } => {
                 let overlaps = tx.create_namespace_with(entry, *threshold, rule(*allow_overlap))?;
                 let affected = Affected {
-                    shards: BTreeSet::from([store::namespace_bin(&entry.name)]),
-                    created: BTreeSet::from([entry.name.clone()]),
+                    shards: BTreeSet::from([store::namespace_shard(&entry.name)]),
                     namespaces: BTreeSet::from([entry.name.clone()]),
                     ..Affected::default()
                 };
@@ -227,7 +226,7 @@ impl Change {
             Change::DeleteNamespace { namespace } => {
                 let revoked = tx.delete_namespace(namespace.as_str())?;
                 let affected = Affected {
-                    shards: BTreeSet::from([store::namespace_bin(namespace)]),
+                    shards: BTreeSet::from([store::namespace_shard(namespace)]),
                     deleted: BTreeSet::from([namespace.clone()]),
                     ..Affected::default()
                 };
@@ -270,7 +269,7 @@ impl Change {
                 let overlaps =
                     tx.update_namespace_with(&entry, current.threshold, rule(*allow_overlap))?;
                 let affected = Affected {
-                    shards: BTreeSet::from([store::namespace_bin(&entry.name)]),
+                    shards: BTreeSet::from([store::namespace_shard(&entry.name)]),
                     ..Affected::namespace(namespace)
                 };
                 let mut details = json!({ "added": scopes, "scopes": entry.scopes });

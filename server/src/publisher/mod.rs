@@ -50,22 +50,31 @@
 //!
 //! * top-level `targets` (online targets key) lists `org/revocations.json`,
 //!   `org/peers.json`, `org/roots/<name>.pem` and the namespace index in
-//!   shards `org/namespaces/<xx>.json` (only non-empty shards; shard `xx`
-//!   holds the namespaces of bin `xx`); it delegates, with TAP 15 succinct
-//!   hashed bins (8 bits, prefix `bins`), to the 256 roles `bins-00` …
-//!   `bins-ff`, which all exist from init and are signed with the online
-//!   targets key (they decide which key signs which namespace, so they are
-//!   governance and the namespaces key cannot sign them);
-//! * bin `bins-xx` delegates to the role of each namespace whose trust
-//!   document path `namespaces/<ns>/trust.json` hashes into bin `xx`,
-//!   named like the namespace, with `paths: ["namespaces/<ns>/*"]`,
-//!   terminating, signed with the server's namespaces key; that role holds
-//!   `namespaces/<ns>/trust.json`.
+//!   256 shards `org/namespaces/<xx>.json` (only non-empty shards; shard
+//!   `xx` holds the namespaces whose trust document path has `xx` as the
+//!   first 8 bits of its SHA-256, whatever the bin count); it delegates,
+//!   with TAP 15 succinct hashed bins (prefix `bins`), to 256, 1,024 or
+//!   4,096 roles (`bins-00` … `bins-ff`, `bins-000` … `bins-3ff` or
+//!   `bins-fff`; chosen at init, recorded as the published `bit_length`),
+//!   which all exist from init and are signed with the online targets key;
+//! * bin `bins-xx` lists `namespaces/<ns>/trust.json` of every namespace
+//!   whose trust document path hashes into it. There are no namespace
+//!   roles: the namespaces key the server holds signs nothing in a new
+//!   repository (it is still loaded, for existing configurations).
 //!
-//! Creating or deleting a namespace re-signs its bin, its role (create),
-//! top-level targets (its index shard changed), snapshot and timestamp;
-//! changing a namespace re-signs its role, snapshot and timestamp. A store
-//! holding the earlier layout (namespace roles delegated directly from
+//! Creating or deleting a namespace re-signs its bin, top-level targets
+//! (its index shard changed), snapshot and timestamp; changing a namespace
+//! re-signs its bin, snapshot and timestamp. Snapshot lists targets, the
+//! bins and nothing else in a new repository, so its size does not grow
+//! with the number of namespaces.
+//!
+//! A repository published before (bins delegating to a role per
+//! namespace, signed by the namespaces key) is migrated in one publish,
+//! audited as `repository.migrate`: at open by the commands
+//! ([`Publisher::migrate_layout`]), or else before the next publish. Its
+//! namespace roles stay in snapshot at their last version, frozen, since
+//! TUF clients refuse a snapshot that drops a role. A store holding the
+//! layout before the bins (namespace roles delegated directly from
 //! `targets`) is refused when the publisher opens it
 //! ([`PublishError::Layout`]).
 //!
@@ -111,14 +120,15 @@ use time::{Duration, OffsetDateTime};
 
 use keyshare_policy::metadata::RoleName;
 use keyshare_policy::repo::{File, Options, Repository, SharedSigner};
+use keyshare_policy::trust::{shard_layout, BIN_BITS, NAMESPACE_BIN_BITS};
 
 use crate::store::{self, SingleUseKind, Store};
 
 use audit::{Audit, Audits};
 use cache::Cache;
 use metrics::Metrics;
-use publish::{publish_in, restore, Staged};
-use stage::{bins, delegate_bins, stage, Affected};
+use publish::{needs_migration, publish_in, restore, Staged};
+use stage::{delegate_bins, stage, Affected};
 
 pub use crate::config::DEFAULT_RETENTION;
 pub use batch::Batched;
@@ -137,7 +147,10 @@ pub struct OnlineKeys {
     pub snapshot: SharedSigner,
     /// Timestamp.
     pub timestamp: SharedSigner,
-    /// Every namespace role the server holds.
+    /// The key of the namespace roles of repositories published before
+    /// trust documents were listed in the bins. Loaded when configured, so
+    /// existing configurations keep working; it signs nothing (the
+    /// migration undelegates those roles and never signs them again).
     pub namespaces: SharedSigner,
 }
 
@@ -193,6 +206,18 @@ pub enum PublishError {
     },
 }
 
+/// Refuses a bin count keyshare does not publish.
+fn check_bin_bits(bin_bits: u32) -> Result<(), PublishError> {
+    if BIN_BITS.contains(&bin_bits) {
+        Ok(())
+    } else {
+        Err(PublishError::Layout(format!(
+            "{} hashed bins: a repository has 256, 1024 or 4096",
+            1u64 << bin_bits.min(63)
+        )))
+    }
+}
+
 impl From<RootRefusal> for PublishError {
     fn from(refusal: RootRefusal) -> Self {
         Self::Root(refusal)
@@ -203,6 +228,9 @@ impl From<RootRefusal> for PublishError {
 struct Inner {
     store: Store,
     repo: Repository,
+    /// The bins still delegate to namespace roles: the next publish
+    /// migrates first ([`Publisher::migrate_layout`]).
+    legacy: bool,
 }
 
 /// The publisher. `Send + Sync`; share it as `Arc<Publisher>`.
@@ -220,7 +248,7 @@ pub struct Publisher {
 impl Publisher {
     /// Creates a new repository in an empty store: root v1 signed here by
     /// `root_signers` (the embedded default), the org documents, version 1
-    /// of everything, published and audited.
+    /// of everything, published and audited; 256 hashed bins.
     pub fn init(
         store: Store,
         keys: OnlineKeys,
@@ -229,6 +257,31 @@ impl Publisher {
         options: Options,
         now: OffsetDateTime,
     ) -> Result<Self, PublishError> {
+        Self::init_with_bins(
+            store,
+            keys,
+            root_signers,
+            root_threshold,
+            options,
+            NAMESPACE_BIN_BITS,
+            now,
+        )
+    }
+
+    /// Like [`Publisher::init`], with `2^bin_bits` hashed bins (`bin_bits`
+    /// one of [`BIN_BITS`]: 256, 1,024 or 4,096 bins). The published
+    /// `succinct_roles.bit_length` of top-level targets records the choice;
+    /// it cannot change afterwards.
+    pub fn init_with_bins(
+        store: Store,
+        keys: OnlineKeys,
+        root_signers: &[SharedSigner],
+        root_threshold: u32,
+        options: Options,
+        bin_bits: u32,
+        now: OffsetDateTime,
+    ) -> Result<Self, PublishError> {
+        check_bin_bits(bin_bits)?;
         let repo = Repository::create(
             root_signers,
             root_threshold,
@@ -240,10 +293,10 @@ impl Publisher {
             options,
             now,
         )?;
-        Self::publish_first(store, repo, keys, options, now)
+        Self::publish_first(store, repo, keys, options, bin_bits, now)
     }
 
-    /// Like [`Publisher::init`], but starts from `root`, the bytes of a root
+    /// Like [`Publisher::init_with_bins`], but starts from `root`, the bytes of a root
     /// version 1 made and signed in an offline ceremony (`keyshare root`),
     /// so no root key ever touches the server; those bytes are published
     /// as `metadata/1.root.json` unchanged. The root must meet its own
@@ -255,8 +308,10 @@ impl Publisher {
         keys: OnlineKeys,
         root: &[u8],
         options: Options,
+        bin_bits: u32,
         now: OffsetDateTime,
     ) -> Result<Self, PublishError> {
+        check_bin_bits(bin_bits)?;
         root::check_first(root, &keys, now)?;
         let signers = [
             (RoleName::TARGETS, &keys.targets),
@@ -267,7 +322,7 @@ impl Publisher {
         .map(|(role, key)| (RoleName::new(role), vec![key.clone()]))
         .collect();
         let repo = Repository::new(root, signers, options, now)?;
-        Self::publish_first(store, repo, keys, options, now)
+        Self::publish_first(store, repo, keys, options, bin_bits, now)
     }
 
     /// Publishes a new repository's first version: `repo`'s root, the bins,
@@ -281,6 +336,7 @@ impl Publisher {
         mut repo: Repository,
         keys: OnlineKeys,
         options: Options,
+        bin_bits: u32,
         now: OffsetDateTime,
     ) -> Result<Self, PublishError> {
         if store.last_published()?.is_some() {
@@ -290,21 +346,20 @@ impl Publisher {
             }
             .into());
         }
-        let bins = bins(&keys);
-        delegate_bins(&mut repo, &keys, now)?;
+        delegate_bins(&mut repo, &keys, bin_bits, now)?;
         publish_in(&mut store, &mut repo, now, None, |tx, repo| {
             let affected = Affected {
-                shards: (0..bins.bin_count()).collect(),
+                shards: (0..shard_layout().bin_count()).collect(),
                 revocations: true,
                 peers: true,
                 ..Affected::default()
             };
-            let staged = stage(tx, repo, &affected, &keys, now)?;
+            let staged = stage(tx, repo, &affected)?;
             let audit = Audit::new(
                 "system",
                 "repository.init",
                 "repository",
-                json!({ "root_version": 1 }),
+                json!({ "root_version": 1, "bins": 1u64 << bin_bits }),
             );
             // A new store has nothing superseded to prune.
             Ok(Staged::new(staged, Audits::Records(vec![audit]), ()).keeping_superseded())
@@ -314,6 +369,9 @@ impl Publisher {
 
     /// Opens a store that holds a published repository, rebuilding the
     /// repository from what it last published (verified as a client would).
+    /// A repository whose bins still delegate to namespace roles is
+    /// migrated by its next publish, or at once by
+    /// [`Publisher::migrate_layout`].
     pub fn open(store: Store, keys: OnlineKeys, options: Options) -> Result<Self, PublishError> {
         let repo = restore(&store, &keys, options)?;
         Self::with_repo(store, repo, keys, options)
@@ -325,8 +383,13 @@ impl Publisher {
         keys: OnlineKeys,
         options: Options,
     ) -> Result<Self, PublishError> {
+        let legacy = needs_migration(&repo)?;
         let publisher = Self {
-            inner: Mutex::new(Inner { store, repo }),
+            inner: Mutex::new(Inner {
+                store,
+                repo,
+                legacy,
+            }),
             keys,
             options,
             retention: Some(DEFAULT_RETENTION),
@@ -382,16 +445,46 @@ impl Publisher {
         change: Change,
         now: OffsetDateTime,
     ) -> Result<Applied, PublishError> {
-        let keys = &self.keys;
         let published = self.publish(self.writer(), now, |tx, repo| {
             let removes_long_lived = change.removes_long_lived(tx)?;
             let effect = change.apply(tx)?;
             change.check_reachable(tx, removes_long_lived)?;
-            let staged = stage(tx, repo, &effect.affected, keys, now)?;
+            let staged = stage(tx, repo, &effect.affected)?;
             let audit = effect.entry.by(actor);
             Ok(Staged::new(staged, Audits::Records(vec![audit]), ()))
         })?;
         Ok(published.applied())
+    }
+
+    /// Migrates a repository published before trust documents were listed
+    /// in the bins, in one publish audited as `system` doing
+    /// `repository.migrate`: every namespace role is undelegated from its
+    /// bin and every `namespaces/<ns>/trust.json` it listed is listed, as
+    /// published, in the bin its path hashes to (re-signing those bins,
+    /// snapshot and timestamp). The namespace roles stay in snapshot at
+    /// their last version (TUF clients refuse a snapshot that drops a role
+    /// they saw) and are never signed again. `None` when there is nothing
+    /// to migrate. Every other publish does this first when it is due.
+    pub fn migrate_layout(&self, now: OffsetDateTime) -> Result<Option<Applied>, PublishError> {
+        let mut writer = self.writer();
+        Ok(self
+            .migrate_locked(&mut writer, now)?
+            .map(|published| published.applied()))
+    }
+
+    /// How many hashed bins the repository delegates to (256, 1,024 or
+    /// 4,096), as its top-level targets records.
+    pub fn bin_count(&self) -> u64 {
+        stage::current_bins(&self.lock().repo).map_or(0, |b| b.bin_count())
+    }
+
+    /// The role that lists `namespaces/<ns>/trust.json`: the hashed bin
+    /// its path hashes to.
+    pub fn trust_role(&self, ns: &keyshare_policy::trust::NamespaceName) -> RoleName {
+        let bins = stage::current_bins(&self.lock().repo).unwrap_or_else(|_| {
+            keyshare_policy::trust::namespace_bins(Vec::new(), std::num::NonZeroU32::MIN)
+        });
+        bins.role_for_target(&ns.target_path())
     }
 
     /// Every file of the current repository state plus every target file

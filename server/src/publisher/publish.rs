@@ -20,15 +20,17 @@ use std::collections::BTreeMap;
 use std::sync::MutexGuard;
 use std::time::Instant;
 
+use serde_json::json;
 use time::{Duration, OffsetDateTime};
 
 use keyshare_policy::metadata::RoleName;
 use keyshare_policy::repo::{File, Options, Repository, SharedSigner};
+use keyshare_policy::trust::{BIN_BITS, NAMESPACE_BIN_PREFIX};
 
 use crate::store::{Store, Tx};
 
-use super::audit::{commit_audited, Audits};
-use super::stage::bins;
+use super::audit::{commit_audited, Audit, Audits};
+use super::stage::{current_bins, legacy_roles, stage_migration};
 use super::{Applied, Inner, OnlineKeys, PublishError, Publisher};
 
 /// A publish about to start: the writers' lock held, and the time it was
@@ -119,13 +121,62 @@ impl Publisher {
     /// the store transaction with the repository; on success the files are
     /// cached and counted, on failure the repository is restored (or the
     /// publisher is [`PublishError::Broken`]) and the error returned.
+    ///
+    /// A repository whose bins still delegate to namespace roles is
+    /// migrated first, in a publish of its own ([`Publisher::migrate_layout`]).
     pub(super) fn publish<T>(
         &self,
         mut writer: Writer<'_>,
         now: OffsetDateTime,
         work: impl FnOnce(&mut Tx<'_>, &mut Repository) -> Result<Staged<T>, PublishError>,
     ) -> Result<Published<T>, PublishError> {
-        let Inner { store, repo } = &mut *writer.inner;
+        self.migrate_locked(&mut writer, now)?;
+        self.publish_locked(&mut writer, now, work)
+    }
+
+    /// The migration publish, when the repository needs it (see
+    /// [`Publisher::migrate_layout`]): every namespace role undelegated
+    /// from its bin, every trust document listed in its bin, audited as
+    /// `system` doing `repository.migrate`.
+    pub(super) fn migrate_locked(
+        &self,
+        writer: &mut Writer<'_>,
+        now: OffsetDateTime,
+    ) -> Result<Option<Published<()>>, PublishError> {
+        if !writer.inner.legacy {
+            return Ok(None);
+        }
+        let published = self.publish_locked(writer, now, |_tx, repo| {
+            let bins = current_bins(repo)?.bin_count();
+            let (roles, moved) = stage_migration(repo)?;
+            let audit = Audit::new(
+                "system",
+                "repository.migrate",
+                "repository",
+                json!({
+                    "bins": bins,
+                    "roles_undelegated": roles,
+                    "trust_documents_moved": moved,
+                }),
+            );
+            Ok(Staged::new(Vec::new(), Audits::ListingFiles(audit), ()))
+        })?;
+        writer.inner.legacy = false;
+        Ok(Some(published))
+    }
+
+    /// One publish under the writers' lock (the skeleton proper).
+    fn publish_locked<T>(
+        &self,
+        writer: &mut Writer<'_>,
+        now: OffsetDateTime,
+        work: impl FnOnce(&mut Tx<'_>, &mut Repository) -> Result<Staged<T>, PublishError>,
+    ) -> Result<Published<T>, PublishError> {
+        let Inner {
+            store,
+            repo,
+            legacy,
+        } = &mut *writer.inner;
         match publish_in(store, repo, now, self.retention, work) {
             Ok(mut published) => {
                 if !published.files.is_empty() {
@@ -141,6 +192,7 @@ impl Publisher {
                 // did not keep: rebuild it from the store.
                 *repo = restore(store, &self.keys, self.options)
                     .map_err(|r| PublishError::Broken(format!("{e}; then: {r}")))?;
+                *legacy = needs_migration(repo)?;
                 Err(e)
             }
         }
@@ -190,7 +242,10 @@ pub(super) fn restore(
     let last = store.last_published()?.ok_or_else(|| {
         PublishError::Broken("the store holds no published repository; run init".into())
     })?;
-    let mut signers: BTreeMap<RoleName, Vec<SharedSigner>> = BTreeMap::from([
+    // Namespace roles of an unmigrated repository get no signer: the
+    // migration undelegates them before anything else is published, and
+    // they are never signed again.
+    let signers: BTreeMap<RoleName, Vec<SharedSigner>> = BTreeMap::from([
         (RoleName::targets(), vec![keys.targets.clone()]),
         (
             RoleName::new(RoleName::SNAPSHOT),
@@ -201,33 +256,33 @@ pub(super) fn restore(
             vec![keys.timestamp.clone()],
         ),
     ]);
-    let layout = bins(keys);
-    for bin in layout.bin_names() {
-        signers.insert(bin, vec![keys.targets.clone()]);
-    }
-    for ns in store.namespaces()? {
-        signers.insert(
-            RoleName::new(ns.entry.name.as_str()),
-            vec![keys.namespaces.clone()],
-        );
-    }
-    let repo = Repository::restore(&last.as_published(), signers, options)?;
+    let mut repo = Repository::restore(&last.as_published(), signers, options)?;
     let delegated = repo
         .targets(RoleName::TARGETS)
         .and_then(|t| t.signed.delegations.as_ref())
-        .and_then(|d| d.succinct_roles.as_ref());
-    let same_layout = delegated
-        .is_some_and(|s| s.bit_length == layout.bit_length && s.name_prefix == layout.name_prefix);
-    if !same_layout {
+        .and_then(|d| d.succinct_roles.clone());
+    let layout = delegated
+        .filter(|s| BIN_BITS.contains(&s.bit_length) && s.name_prefix == NAMESPACE_BIN_PREFIX);
+    let Some(layout) = layout else {
         return Err(PublishError::Layout(format!(
             "the store {} holds a repository in an earlier layout (namespace roles delegated \
              directly from targets, one org/namespaces.json); this server publishes namespaces \
-             through 256 hashed bins and does not read or migrate that layout: initialise a new \
+             through hashed bins and does not read or migrate that layout: initialise a new \
              data directory with `keyshare-server init` and create the namespaces again",
             store.path().display()
         )));
+    };
+    // The bins are signed with the targets key, however many there are.
+    for bin in layout.bin_names() {
+        repo.set_signers(bin.as_str(), vec![keys.targets.clone()]);
     }
     Ok(repo)
+}
+
+/// Whether `repo`'s bins still delegate to namespace roles (a repository
+/// published before trust documents were listed in the bins).
+pub(super) fn needs_migration(repo: &Repository) -> Result<bool, PublishError> {
+    Ok(!legacy_roles(repo)?.is_empty())
 }
 
 /// At most this many superseded files are deleted by one publish, so a

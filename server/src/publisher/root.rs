@@ -14,7 +14,7 @@ use keyshare_policy::repo::Repository;
 use keyshare_policy::verify::{verify_root_self, Authority};
 
 use super::audit::{Audit, Audits};
-use super::stage::delegate_bins;
+use super::stage::{current_bins, delegate_bins};
 use super::{Applied, OnlineKeys, PublishError, Publisher, Staged};
 
 /// Why a submitted root was refused. The messages name what is wrong and
@@ -173,7 +173,8 @@ impl Publisher {
                 .and_then(|d| d.succinct_roles.as_ref())
                 .map(|s| s.keyids.clone());
             if bins_key.as_deref() != Some(std::slice::from_ref(keys.targets.key_id())) {
-                delegate_bins(repo, keys, now)?;
+                let bit_length = current_bins(repo)?.bit_length;
+                delegate_bins(repo, keys, bit_length, now)?;
             }
             if let Some(horizon) = targets_resign_horizon(repo, now)? {
                 // The published targets role was signed by a key the new

@@ -19,7 +19,10 @@ use super::{PublishError, Publisher, Staged};
 
 impl Publisher {
     /// Re-signs every role that expires within `horizon` (timestamp,
-    /// snapshot, targets, namespace roles). Returns the paths published.
+    /// snapshot, targets, the bins). Roles no longer delegated (the
+    /// namespace roles a migration undelegated) are never re-signed: no
+    /// client reads them, and their snapshot entries stay as they are.
+    /// Returns the paths published.
     pub fn refresh_expiring(
         &self,
         horizon: Duration,
@@ -38,7 +41,6 @@ impl Publisher {
     /// Nothing is published when everything is current. Returns the paths
     /// published.
     pub fn republish_outdated(&self, now: OffsetDateTime) -> Result<Vec<String>, PublishError> {
-        let keys = &self.keys;
         self.system_publish("documents.republish", now, |tx, repo| {
             let bytes = tx.revocations_document()?.to_vec()?;
             let published = repo
@@ -54,10 +56,7 @@ impl Publisher {
                 revocations: true,
                 ..Affected::default()
             };
-            Ok((
-                stage(tx, repo, &affected, keys, now)?,
-                serde_json::Map::new(),
-            ))
+            Ok((stage(tx, repo, &affected)?, serde_json::Map::new()))
         })
     }
 
@@ -76,7 +75,6 @@ impl Publisher {
     /// `details.removed` is a list of `{"namespace", "key_id"}`.
     pub fn sweep_ephemeral(&self, now: OffsetDateTime) -> Result<usize, PublishError> {
         let mut removed = 0;
-        let keys = &self.keys;
         self.system_publish("ci.sweep", now, |tx, repo| {
             tx.prune_used(now)?;
             let mut expired: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -117,7 +115,7 @@ impl Publisher {
             if !swept_keys.is_empty() {
                 details.insert("removed".into(), Value::Array(swept_keys));
             }
-            Ok((stage(tx, repo, &affected, keys, now)?, details))
+            Ok((stage(tx, repo, &affected)?, details))
         })?;
         Ok(removed)
     }

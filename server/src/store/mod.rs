@@ -21,8 +21,8 @@
 //!   of [`Tx`] (seeing the transaction's own writes).
 //! * Document builders turn the store into the policy crate's trust
 //!   documents ([`Store::namespace_document`], [`Store::namespaces_shard`]
-//!   (one shard of the index: the namespaces of one hashed bin,
-//!   [`namespace_bin`]), [`Store::namespaces_index`] (all of it, for the
+//!   (one shard of the index: the namespaces of one shard,
+//!   [`namespace_shard`]), [`Store::namespaces_index`] (all of it, for the
 //!   admin API), [`Store::revocations_document`], [`Store::peers_document`]); every
 //!   built document is serialised and parsed back with the policy parser,
 //!   so what the publisher signs is what a verifier accepts.
@@ -371,8 +371,10 @@ macro_rules! read_methods {
             /// the policy parser.
             fn namespaces_index() -> Namespaces;
             /// Index shard `bin` (`org/namespaces/<xx>.json`): the
-            /// namespaces whose hashed bin is `bin`, by name, checked by the
-            /// policy parser. Empty for a bin without namespaces.
+            /// namespaces whose shard ([`namespace_shard`], the first 8 bits
+            /// of SHA-256 of the trust document's path) is `bin`, by name,
+            /// checked by the policy parser. Empty for a shard without
+            /// namespaces.
             fn namespaces_shard(bin: u64) -> Namespaces;
             /// `org/revocations.json`, checked by the policy parser.
             fn revocations_document() -> Revocations;
@@ -390,16 +392,12 @@ impl Tx<'_> {
     read_methods!();
 }
 
-/// The hashed bins of the published layout: 256 bins `bins-00` … `bins-ff`
-/// (`keyshare_policy::trust::namespace_bins`), without keys.
-pub fn layout_bins() -> keyshare_policy::metadata::SuccinctRoles {
-    keyshare_policy::trust::namespace_bins(Vec::new(), std::num::NonZeroU32::MIN)
-}
-
-/// The hashed bin (0–255) of namespace `name`: the bin of
-/// `namespaces/<name>/trust.json`. Its index shard has the same number.
-pub fn namespace_bin(name: &NamespaceName) -> u64 {
-    keyshare_policy::trust::namespace_bin(&layout_bins(), name)
+/// The index shard (0–255) of namespace `name`: the first 8 bits of
+/// SHA-256 of `namespaces/<name>/trust.json`
+/// ([`keyshare_policy::trust::namespace_shard`]), whatever the
+/// repository's bin count. Stored as the namespace's `bin` column.
+pub fn namespace_shard(name: &NamespaceName) -> u64 {
+    keyshare_policy::trust::namespace_shard(name)
 }
 
 /// What successive versions of one published file share:

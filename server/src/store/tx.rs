@@ -198,7 +198,7 @@ impl<'a> Tx<'a> {
                     to_json("maintainers", &entry.maintainers)?,
                     threshold.get(),
                     self.now_text(),
-                    i64::try_from(super::namespace_bin(&entry.name)).unwrap_or(i64::MAX),
+                    i64::try_from(super::namespace_shard(&entry.name)).unwrap_or(i64::MAX),
                 ),
             )
             .map_err(exists_on_conflict("namespace", entry.name.as_str()))?;

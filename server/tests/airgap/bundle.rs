@@ -125,6 +125,33 @@ fn replica_decides_like_the_origin_and_outlives_the_online_timestamp() {
 }
 
 #[test]
+fn a_repository_with_namespace_roles_exports_migrated_and_the_replica_decides_alike() {
+    // Before the export the origin is in the earlier layout (a role per
+    // namespace); the export's publish migrates it first, and the bundle
+    // carries the migrated repository, whose snapshot still lists the
+    // frozen namespace roles. The replica (policy's TUF client) accepts it.
+    let origin = Origin::new(now()).into_legacy();
+    let at = now() + Duration::hours(1);
+    let before = trust_set(&origin.pinned_root, at, &origin.fetch()).unwrap();
+    let expected = decisions(&origin, &before, at);
+    assert!(expected[0].is_trusted(), "{:?}", expected[0]);
+
+    let bundle = origin.export(Duration::days(7), now());
+    let records = origin.publisher.read(|s| s.audit_records(0, 1000)).unwrap();
+    assert!(records.iter().any(|r| r.action == "repository.migrate"));
+    let dir = tempfile::tempdir().unwrap();
+    Replica::init(dir.path(), &origin.pinned_root).unwrap();
+    let replica = Replica::open(dir.path()).unwrap();
+    replica.import(&bundle, now()).unwrap();
+    let served = ReplicaFiles::open(Replica::open(dir.path()).unwrap()).unwrap();
+    let from_replica = |path: &str| served.file(path).map(|f| f.bytes.to_vec());
+    let replica_set = trust_set(&origin.pinned_root, at, &from_replica).unwrap();
+    assert_eq!(decisions(&origin, &replica_set, at), expected);
+    let origin_set = trust_set(&origin.pinned_root, at, &origin.fetch()).unwrap();
+    assert_eq!(decisions(&origin, &origin_set, at), expected);
+}
+
+#[test]
 fn online_repository_skips_the_bundle_editions_versions() {
     let origin = Origin::new(now());
     let before = origin

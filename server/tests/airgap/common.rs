@@ -37,6 +37,8 @@ pub struct Origin {
     pub team_a_key: InMemorySigner,
     pub team_b_key: InMemorySigner,
     pub now: OffsetDateTime,
+    /// The online keys.
+    pub keys: OnlineKeys,
 }
 
 pub fn create(name: &str, scope: &str) -> Change {
@@ -80,7 +82,7 @@ impl Origin {
         };
         let store = Store::open(dir.path().join("keyshare.db")).unwrap();
         let publisher =
-            Publisher::init(store, keys, &[signer()], 1, Options::default(), now).unwrap();
+            Publisher::init(store, keys.clone(), &[signer()], 1, Options::default(), now).unwrap();
         let pinned_root = publisher
             .file("metadata/1.root.json")
             .unwrap()
@@ -93,6 +95,7 @@ impl Origin {
             team_a_key: InMemorySigner::generate(Scheme::Ed25519).unwrap(),
             team_b_key: InMemorySigner::generate(Scheme::EcdsaP256Sha256).unwrap(),
             now,
+            keys,
         };
         origin.apply(create("team-a", "registry.acme.io/team-a/**"));
         origin.apply(create("team-b", "registry.acme.io/team-b/**"));
@@ -118,6 +121,49 @@ impl Origin {
             .unwrap(),
         });
         origin
+    }
+
+    /// The same origin rewritten into the layout of earlier versions (a
+    /// role per namespace delegated from its bin,
+    /// [`keyshare_testkit::legacy`]), its publisher reopened on it: the
+    /// next publish migrates.
+    pub fn into_legacy(self) -> Self {
+        let Self {
+            dir,
+            publisher,
+            pinned_root,
+            team_a_key,
+            team_b_key,
+            now,
+            keys,
+        } = self;
+        drop(publisher);
+        let db = dir.path().join("keyshare.db");
+        let mut store = Store::open(&db).unwrap();
+        let last = store.last_published().unwrap().unwrap();
+        let legacy = keyshare_testkit::legacy::LegacyKeys {
+            targets: keys.targets.clone(),
+            snapshot: keys.snapshot.clone(),
+            timestamp: keys.timestamp.clone(),
+            namespaces: keys.namespaces.clone(),
+        };
+        let files =
+            keyshare_testkit::legacy::into_namespace_roles(&last.as_published(), &legacy, now);
+        store
+            .transaction_at(now, |tx| tx.record_published(&files))
+            .unwrap();
+        drop(store);
+        let publisher =
+            Publisher::open(Store::open(&db).unwrap(), keys.clone(), Options::default()).unwrap();
+        Self {
+            dir,
+            publisher,
+            pinned_root,
+            team_a_key,
+            team_b_key,
+            now,
+            keys,
+        }
     }
 
     pub fn apply(&self, change: Change) {

@@ -46,7 +46,7 @@ use keyshare_policy::client::{self, Config, Lookup, Request, Response, Updater};
 use keyshare_policy::trust::{
     is_index_path, shard_path, NamespaceName, NamespaceTrust, Namespaces,
 };
-use keyshare_server::store::{layout_bins, namespace_bin};
+use keyshare_server::store::namespace_shard;
 use serde_json::{json, Value};
 
 /// The longest any single wait in this test may take.
@@ -612,11 +612,8 @@ fn acknowledged_writes_survive_sigkill_mid_burst_and_the_repository_verifies() {
             let root_file = tmp.path().join("1.root.json");
             fs::write(&root_file, &root).unwrap();
             let first = acked.namespaces.keys().next().unwrap();
-            let first_bin = namespace_bin(&NamespaceName::parse(first).unwrap());
-            let mut targets = vec![
-                "org/peers.json".to_owned(),
-                shard_path(&layout_bins(), first_bin),
-            ];
+            let first_shard = namespace_shard(&NamespaceName::parse(first).unwrap());
+            let mut targets = vec!["org/peers.json".to_owned(), shard_path(first_shard)];
             targets.extend(
                 acked
                     .namespaces

@@ -347,10 +347,7 @@ const ORG_TARGETS: [&str; 2] = ["org/revocations.json", "org/peers.json"];
 /// The index shard that lists namespace `team-a`.
 fn team_a_shard() -> String {
     let name = keyshare_policy::trust::NamespaceName::parse("team-a").unwrap();
-    keyshare_policy::trust::shard_path(
-        &keyshare_server::store::layout_bins(),
-        keyshare_server::store::namespace_bin(&name),
-    )
+    keyshare_policy::trust::shard_path(keyshare_server::store::namespace_shard(&name))
 }
 
 fn all_targets() -> Vec<String> {
@@ -1038,6 +1035,48 @@ fn the_data_directory_is_0700_and_the_store_0600_on_every_path_that_creates_them
     assert!(fresh.join("keyshare.db-shm").exists());
     private(&fresh);
     assert_eq!(mode(&fresh.join("keyshare.lock")), 0o600);
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+}
+
+#[test]
+fn init_bins_chooses_the_bin_count_and_refuses_other_counts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let d = dir.to_str().unwrap();
+    let line = assert_one_line_error(&run(keyshare(&["init", "--bins", "512", "--data-dir", d])));
+    assert!(
+        line.contains("--bins 512") && line.contains("256, 1024 or 4096"),
+        "{line}"
+    );
+    assert!(!dir.join("keyshare.db").exists(), "nothing was created");
+
+    let out = run(keyshare(&["init", "--bins", "1024", "--data-dir", d]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The published targets records the count; serve reads it back.
+    let server = Server::start(&dir);
+    let ts: Value = serde_json::from_slice(
+        &server
+            .request("GET", "/metadata/timestamp.json", None, None)
+            .1,
+    )
+    .unwrap();
+    let sv = &ts["signed"]["meta"]["snapshot.json"]["version"];
+    let (_, snapshot) = server.request("GET", &format!("/metadata/{sv}.snapshot.json"), None, None);
+    let snapshot: Value = serde_json::from_slice(&snapshot).unwrap();
+    let meta = snapshot["signed"]["meta"].as_object().unwrap();
+    assert_eq!(meta.len(), 1025, "targets and 1,024 bins");
+    assert!(meta.contains_key("bins-000.json") && meta.contains_key("bins-3ff.json"));
+    let tv = &meta["targets.json"]["version"];
+    let (_, targets) = server.request("GET", &format!("/metadata/{tv}.targets.json"), None, None);
+    let targets: Value = serde_json::from_slice(&targets).unwrap();
+    let succinct = &targets["signed"]["delegations"]["succinct_roles"];
+    assert_eq!(succinct["bit_length"], 10, "{succinct}");
+    assert_eq!(succinct["name_prefix"], "bins", "{succinct}");
     let (status, log) = server.terminate();
     assert!(status.success(), "{log}");
 }

@@ -885,7 +885,7 @@ async fn ci_identity_labels_collide_and_leak_a_token_without_sub_is_refused() {
 }
 
 /// The bytes of `namespaces/<ns>/trust.json` as the TUF read API serves
-/// them: timestamp → snapshot → the namespace's role → the target.
+/// them: timestamp → snapshot → the namespace's bin → the target.
 macro_rules! published_trust_json {
     ($app:expr, $ns:expr) => {{
         let ns: &str = $ns;
@@ -897,11 +897,13 @@ macro_rules! published_trust_json {
         let snapshot = send($app, get(format!("/metadata/{v}.snapshot.json")))
             .await
             .json();
-        let v = &snapshot["signed"]["meta"][format!("{ns}.json")]["version"];
-        let role = send($app, get(format!("/metadata/{v}.{ns}.json")))
+        let path = format!("namespaces/{ns}/trust.json");
+        let bin = keyshare_policy::trust::namespace_bins(vec![], std::num::NonZeroU32::MIN)
+            .role_for_target(&path);
+        let v = &snapshot["signed"]["meta"][format!("{bin}.json")]["version"];
+        let role = send($app, get(format!("/metadata/{v}.{bin}.json")))
             .await
             .json();
-        let path = format!("namespaces/{ns}/trust.json");
         let hash = role["signed"]["targets"][&path]["hashes"]["sha256"]
             .as_str()
             .unwrap()

@@ -105,9 +105,12 @@ fn two_hundred_concurrent_delegations_share_few_publishes() {
         assert!(decision.is_trusted(), "{decision}");
         // The versions named in the answer contain the key.
         let v = d["namespace_version"].as_u64().unwrap();
+        let bin =
+            fx.f.publisher
+                .trust_role(&keyshare_policy::trust::NamespaceName::parse("team-a").unwrap());
         let role =
             fx.f.publisher
-                .file(&format!("metadata/{v}.team-a.json"))
+                .file(&format!("metadata/{v}.{bin}.json"))
                 .unwrap();
         assert!(!role.bytes.is_empty());
     }

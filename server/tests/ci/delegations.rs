@@ -97,11 +97,19 @@ async fn matching_job_gets_a_delegation_trusted_for_its_namespace_only() {
     // The versions named are the ones published.
     let metrics = fx.f.publisher.metrics();
     assert_eq!(d["timestamp_version"], metrics.versions["timestamp"]);
+    // The namespace version is the version of the bin listing team-a's
+    // trust document, and that version lists the key.
     let ns_version = d["namespace_version"].as_u64().unwrap();
-    assert!(fx
-        .f
-        .publisher
-        .file(&format!("metadata/{ns_version}.team-a.json"))
+    let bin =
+        fx.f.publisher
+            .trust_role(&keyshare_policy::trust::NamespaceName::parse("team-a").unwrap());
+    let listing =
+        fx.f.publisher
+            .file(&format!("metadata/{ns_version}.{bin}.json"))
+            .unwrap();
+    let listing: serde_json::Value = serde_json::from_slice(&listing.bytes).unwrap();
+    assert!(listing["signed"]["targets"]
+        .get("namespaces/team-a/trust.json")
         .is_some());
 
     let set = trust_set(&fx.f.publisher, NOW, &["team-a", "team-b"]);

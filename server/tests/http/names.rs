@@ -27,6 +27,11 @@ async fn reserved_names_of_the_repositorys_roles_are_refused_with_400_and_nothin
         ("bins-00", "hashed-bin roles"),
         ("bins-ff", "hashed-bin roles"),
         ("bins-7a", "hashed-bin roles"),
+        // The bins of a repository of 1,024 or 4,096 bins.
+        ("bins-000", "hashed-bin roles"),
+        ("bins-100", "hashed-bin roles"),
+        ("bins-3ff", "hashed-bin roles"),
+        ("bins-fff", "hashed-bin roles"),
         ("targets", "top-level roles"),
         ("root", "top-level roles"),
         ("snapshot", "top-level roles"),
@@ -91,7 +96,7 @@ async fn reserved_names_of_the_repositorys_roles_are_refused_with_400_and_nothin
     assert_eq!(f.published_state(), before);
 
     // Names that only look like a role's are ordinary namespaces.
-    for name in ["bins-0", "bins-100", "bins", "targets-a"] {
+    for name in ["bins-0", "bins-1000", "bins", "targets-a"] {
         let body = json!({"name": name, "scopes": [format!("r.io/{name}/**")]});
         let answer = send(
             &app,

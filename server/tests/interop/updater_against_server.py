@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Run python-tuf's ngclient.Updater against a running keyshare server.
 
-Usage: updater_against_server.py [--out DIR] BASE_URL ROOT_FILE TARGET [TARGET...]
+Usage: updater_against_server.py [--out DIR] [--metadata-dir DIR] BASE_URL ROOT_FILE TARGET [TARGET...]
 
 BASE_URL is the server (http://127.0.0.1:PORT); ROOT_FILE the trusted root
 to bootstrap from (metadata/1.root.json as the operator pinned it). With a
@@ -13,7 +13,12 @@ what the server serves for the consistent-snapshot name
 targets/<dir>/<sha256>.<basename>. With --out, each target is also copied
 to DIR/<TARGET> for the caller to inspect, and the audit chain head the
 verified timestamp carries (the `x-keyshare-audit` field, which python-tuf
-keeps in `unrecognized_fields`) to DIR/x-keyshare-audit.json.
+keeps in `unrecognized_fields`) to DIR/x-keyshare-audit.json. With
+--metadata-dir, the Updater's metadata cache is that directory and is kept
+between runs, as a long-lived client's is: ROOT_FILE bootstraps it only
+while it holds no root.json, and later runs start from what the earlier
+ones verified (so a new snapshot must list every role the cached one did,
+at the same or a newer version).
 
 Prints one line per target (`ok: TARGET sha256 LENGTH`) and the versions
 the client ended at (`versions: root=R timestamp=T snapshot=S targets=G`);
@@ -40,8 +45,12 @@ def fail(msg: str) -> int:
 
 def main(argv: list[str]) -> int:
     out: Path | None = None
-    if len(argv) >= 2 and argv[0] == "--out":
-        out = Path(argv[1])
+    keep: Path | None = None
+    while len(argv) >= 2 and argv[0] in ("--out", "--metadata-dir"):
+        if argv[0] == "--out":
+            out = Path(argv[1])
+        else:
+            keep = Path(argv[1])
         argv = argv[2:]
     if len(argv) < 3:
         print(__doc__.split("\n\n")[1], file=sys.stderr)
@@ -50,14 +59,20 @@ def main(argv: list[str]) -> int:
     root = Path(argv[1]).read_bytes()
     targets = argv[2:]
     failures = 0
-    with tempfile.TemporaryDirectory() as md_dir, tempfile.TemporaryDirectory() as dl_dir:
+    with tempfile.TemporaryDirectory() as tmp_md, tempfile.TemporaryDirectory() as dl_dir:
+        md_dir = str(keep) if keep is not None else tmp_md
+        bootstrap = root
+        if keep is not None:
+            keep.mkdir(parents=True, exist_ok=True)
+            if (keep / "root.json").exists():
+                bootstrap = None
         try:
             updater = Updater(
                 metadata_dir=md_dir,
                 metadata_base_url=f"{base}/metadata/",
                 target_base_url=f"{base}/targets/",
                 target_dir=dl_dir,
-                bootstrap=root,
+                bootstrap=bootstrap,
             )
             updater.refresh()
         except Exception as e:  # noqa: BLE001 - any error is a failure

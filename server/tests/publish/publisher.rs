@@ -28,7 +28,7 @@ use keyshare_server::store::Store;
 use keyshare_testkit::{ns, signer};
 use time::{Duration, OffsetDateTime};
 
-fn now() -> OffsetDateTime {
+pub(super) fn now() -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap()
 }
 
@@ -38,15 +38,15 @@ fn status(e: &PublishError) -> u16 {
     ApiError::from(e).status().as_u16()
 }
 
-struct Fixture {
-    dir: tempfile::TempDir,
-    keys: OnlineKeys,
-    publisher: Publisher,
-    pinned_root: Vec<u8>,
+pub(super) struct Fixture {
+    pub(super) dir: tempfile::TempDir,
+    pub(super) keys: OnlineKeys,
+    pub(super) publisher: Publisher,
+    pub(super) pinned_root: Vec<u8>,
 }
 
 impl Fixture {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let keys = OnlineKeys {
             targets: signer(),
@@ -77,7 +77,7 @@ impl Fixture {
         }
     }
 
-    fn reopen(self) -> Self {
+    pub(super) fn reopen(self) -> Self {
         let Self {
             dir,
             keys,
@@ -97,7 +97,7 @@ impl Fixture {
 
     /// A client refresh from the published files, then every target asked
     /// for, verified; `None` when the target is not in the repository.
-    fn client_fetch(&self, at: OffsetDateTime, paths: &[&str]) -> Vec<Option<Vec<u8>>> {
+    pub(super) fn client_fetch(&self, at: OffsetDateTime, paths: &[&str]) -> Vec<Option<Vec<u8>>> {
         let mut updater = Updater::new(&self.pinned_root, at, Config::default()).unwrap();
         let fetch = |request: &keyshare_policy::client::Request| {
             if request.is_local() {
@@ -133,7 +133,7 @@ impl Fixture {
 
     /// The namespace index as a reader loads it: every index shard the
     /// top-level targets role lists, fetched and verified, then merged.
-    fn client_index(&self, at: OffsetDateTime) -> Namespaces {
+    pub(super) fn client_index(&self, at: OffsetDateTime) -> Namespaces {
         let mut updater = Updater::new(&self.pinned_root, at, Config::default()).unwrap();
         updater
             .refresh_with(|request| {
@@ -167,12 +167,12 @@ impl Fixture {
         .unwrap()
     }
 
-    fn timestamp_version(&self) -> u64 {
+    pub(super) fn timestamp_version(&self) -> u64 {
         self.publisher.metrics().versions["timestamp"]
     }
 }
 
-fn create(name: &str, scope: &str) -> Change {
+pub(super) fn create(name: &str, scope: &str) -> Change {
     Change::CreateNamespace {
         entry: NamespaceEntry {
             name: ns(name),
@@ -184,7 +184,7 @@ fn create(name: &str, scope: &str) -> Change {
     }
 }
 
-fn trusted_key(signer: &InMemorySigner) -> TrustedKey {
+pub(super) fn trusted_key(signer: &InMemorySigner) -> TrustedKey {
     TrustedKey {
         id: signer.key_id().clone(),
         key: signer.public_key().clone(),
@@ -239,9 +239,19 @@ fn namespace_and_key_changes_are_published_and_decided_on() {
         )
         .unwrap();
     assert_eq!(applied.timestamp_version, v0 + 1);
+    let bin = keyshare_policy::trust::namespace_bins(vec![], NonZeroU32::MIN)
+        .role_for_target("namespaces/team-a/trust.json");
     assert!(
-        applied.files.iter().any(|p| p.ends_with(".team-a.json")),
+        applied
+            .files
+            .iter()
+            .any(|p| p.ends_with(&format!(".{bin}.json"))),
         "{:?}",
+        applied.files
+    );
+    assert!(
+        !applied.files.iter().any(|p| p.ends_with(".team-a.json")),
+        "no namespace role: {:?}",
         applied.files
     );
     f.publisher
@@ -563,7 +573,7 @@ fn current_files_hold_every_metadata_and_target_file() {
 }
 
 /// Metadata file names of a publish, without versions, sorted.
-fn metadata_roles(files: &[String]) -> Vec<String> {
+pub(super) fn metadata_roles(files: &[String]) -> Vec<String> {
     let mut roles: Vec<String> = files
         .iter()
         .filter_map(|p| p.strip_prefix("metadata/"))
@@ -579,10 +589,10 @@ fn metadata_roles(files: &[String]) -> Vec<String> {
 }
 
 #[test]
-fn a_namespace_change_resigns_its_bin_role_shard_snapshot_and_timestamp_only() {
+fn a_namespace_change_resigns_its_bin_shard_snapshot_and_timestamp_only() {
     let f = Fixture::new();
-    let bins = keyshare_server::store::layout_bins();
-    let bin = keyshare_server::store::namespace_bin(&ns("team-a"));
+    let bins = keyshare_policy::trust::namespace_bins(vec![], NonZeroU32::MIN);
+    let bin = keyshare_policy::trust::namespace_bin(&bins, &ns("team-a"));
     let bin_role = bins.bin_name(bin);
     assert_eq!(
         bin_role,
@@ -602,11 +612,10 @@ fn a_namespace_change_resigns_its_bin_role_shard_snapshot_and_timestamp_only() {
             format!("{bin_role}.json"),
             "snapshot.json".into(),
             "targets.json".into(),
-            "team-a.json".into(),
             "timestamp.json".into(),
         ]
     );
-    let shard = shard_path(&bins, bin);
+    let shard = shard_path(keyshare_server::store::namespace_shard(&ns("team-a")));
     let shard_dir = shard.rsplit_once('/').unwrap().0;
     let shard_name = shard.rsplit_once('/').unwrap().1;
     assert!(
@@ -621,7 +630,7 @@ fn a_namespace_change_resigns_its_bin_role_shard_snapshot_and_timestamp_only() {
     // A second namespace in another bin: the first bin is not re-signed.
     let other = (0..100)
         .map(|i| format!("team-{i}"))
-        .find(|n| keyshare_server::store::namespace_bin(&ns(n)) != bin)
+        .find(|n| keyshare_policy::trust::namespace_bin(&bins, &ns(n)) != bin)
         .unwrap();
     let created = f
         .publisher
@@ -633,7 +642,7 @@ fn a_namespace_change_resigns_its_bin_role_shard_snapshot_and_timestamp_only() {
         created.files
     );
 
-    // A key: the namespace's role, snapshot, timestamp.
+    // A key: the namespace's bin, snapshot, timestamp.
     let key = InMemorySigner::generate(Scheme::Ed25519).unwrap();
     let added = f
         .publisher
@@ -648,7 +657,11 @@ fn a_namespace_change_resigns_its_bin_role_shard_snapshot_and_timestamp_only() {
         .unwrap();
     assert_eq!(
         metadata_roles(&added.files),
-        ["snapshot.json", "team-a.json", "timestamp.json"]
+        [
+            format!("{bin_role}.json"),
+            "snapshot.json".into(),
+            "timestamp.json".into()
+        ]
     );
 
     // A delete: the bin, targets (the shard is gone), snapshot, timestamp.
@@ -820,7 +833,7 @@ fn a_bin_signed_by_the_namespaces_key_is_refused() {
             now(),
         )
         .unwrap();
-    let bins = keyshare_server::store::layout_bins();
+    let bins = keyshare_policy::trust::namespace_bins(vec![], NonZeroU32::MIN);
     let bin = bins.role_for_target("namespaces/team-a/trust.json");
     let targets_meta = f.publisher.file("metadata/2.targets.json").unwrap();
     let targets = keyshare_policy::metadata::Envelope::<keyshare_policy::metadata::Targets>::parse(
