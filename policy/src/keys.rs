@@ -121,7 +121,12 @@ impl Decoded {
 
 /// Most entries of [`decoded_cache`]; when it is full it starts again
 /// empty (keys held by metadata keep their own decoded value).
-const DECODED_CACHE_MAX: usize = 16_384;
+const DECODED_CACHE_MAX: usize = 8_192;
+
+/// Longest public value [`decoded_cache`] keeps (an RSA 8192-bit PEM is
+/// about 1,500 characters), so metadata listing huge or junk keys cannot
+/// make it hold much memory; longer ones are decoded each time they are read.
+const DECODED_CACHE_MAX_PUBLIC: usize = 2_048;
 
 /// What a decoded key is found by: its scheme and public value, the only
 /// inputs of decoding.
@@ -145,6 +150,9 @@ fn cached(key: &CacheKey) -> Option<Arc<Decoded>> {
 }
 
 fn remember(key: CacheKey, decoded: &Arc<Decoded>) {
+    if key.1.len() > DECODED_CACHE_MAX_PUBLIC {
+        return;
+    }
     let mut cache = decoded_cache()
         .write()
         .unwrap_or_else(PoisonError::into_inner);
