@@ -3,7 +3,6 @@
 
 use std::fmt;
 
-use openssl::hash::{hash, MessageDigest};
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// Hex SHA-256 of `data`.
@@ -12,24 +11,25 @@ pub fn sha256_hex(data: &[u8]) -> String {
 }
 
 /// Raw SHA-256 of `data`.
+///
+/// Hashes here use OpenSSL's SHA-2 functions directly (`openssl::sha`),
+/// not the `EVP` digest interface: OpenSSL 3 looks the algorithm up by name
+/// (locks, a hash table of names) on every `EVP` digest of a built-in
+/// `MessageDigest`, which cost more than hashing the small documents
+/// keyshare hashes.
 pub fn sha256(data: &[u8]) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    if let Ok(d) = hash(MessageDigest::sha256(), data) {
-        out.copy_from_slice(&d);
-    }
-    out
+    openssl::sha::sha256(data)
 }
 
 /// Hex digest of `data` with the algorithm TUF names `algorithm`
 /// (`sha256`, `sha384`, `sha512`), or `None` for one keyshare does not compute.
 pub fn digest_hex(algorithm: &str, data: &[u8]) -> Option<String> {
-    let md = match algorithm {
-        "sha256" => MessageDigest::sha256(),
-        "sha384" => MessageDigest::sha384(),
-        "sha512" => MessageDigest::sha512(),
-        _ => return None,
-    };
-    hash(md, data).ok().map(hex::encode)
+    match algorithm {
+        "sha256" => Some(hex::encode(openssl::sha::sha256(data))),
+        "sha384" => Some(hex::encode(openssl::sha::sha384(data))),
+        "sha512" => Some(hex::encode(openssl::sha::sha512(data))),
+        _ => None,
+    }
 }
 
 /// A SHA-256 digest as 64 lowercase hex digits (a certificate or root file hash).
@@ -92,5 +92,22 @@ mod tests {
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         assert_eq!(digest_hex("md5", b"abc"), None);
+        assert_eq!(
+            digest_hex("sha384", b"abc").unwrap(),
+            "cb00753f45a35e8bb5a03d699ac65007272c32ab0eded1631a8b605a43ff5bed\
+             8086072ba1e7cc2358baeca134c825a7"
+        );
+        assert_eq!(
+            digest_hex("sha512", b"abc").unwrap(),
+            "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a\
+             2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f"
+        );
+        let data = vec![0xa5u8; 100_000];
+        assert_eq!(
+            sha256(&data).to_vec(),
+            openssl::hash::hash(openssl::hash::MessageDigest::sha256(), &data)
+                .unwrap()
+                .to_vec()
+        );
     }
 }

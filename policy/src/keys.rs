@@ -14,8 +14,8 @@
 //! the conventional id (SHA-256 of the key's canonical JSON) only for keys
 //! keyshare creates.
 
-use std::collections::BTreeMap;
-use std::sync::OnceLock;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
 use openssl::bn::BigNumContext;
 use openssl::ec::{EcGroup, EcKey, EcPoint, PointConversionForm};
@@ -94,12 +94,72 @@ pub struct Key {
     /// Fields keyshare does not know, kept so the key re-serialises unchanged.
     #[serde(flatten)]
     pub unrecognized: BTreeMap<String, Value>,
-    /// The decoded OpenSSL key, made on first use.
+    /// The decoded OpenSSL key and its material, made on first use (or
+    /// when the key is made from an OpenSSL key) and shared by every copy
+    /// of the key and every key with the same scheme and public value
+    /// ([`decoded_cache`]). Not compared, hashed or serialised.
     #[serde(skip)]
-    decoded: OnceLock<Result<PKey<Public>, String>>,
-    /// [`Key::material`], made on first use.
-    #[serde(skip)]
-    material: OnceLock<Result<Vec<u8>, String>>,
+    decoded: OnceLock<Arc<Decoded>>,
+}
+
+/// A key's public value decoded once: the OpenSSL key (or why it cannot be
+/// used) and, made on first use, its [`Key::material`].
+#[derive(Debug)]
+struct Decoded {
+    pkey: std::result::Result<PKey<Public>, String>,
+    material: OnceLock<std::result::Result<Vec<u8>, String>>,
+}
+
+impl Decoded {
+    fn new(pkey: std::result::Result<PKey<Public>, String>) -> Arc<Self> {
+        Arc::new(Self {
+            pkey,
+            material: OnceLock::new(),
+        })
+    }
+}
+
+/// Most entries of [`decoded_cache`]; when it is full it starts again
+/// empty (keys held by metadata keep their own decoded value).
+const DECODED_CACHE_MAX: usize = 8_192;
+
+/// Longest public value [`decoded_cache`] keeps (an RSA 8192-bit PEM is
+/// about 1,500 characters), so metadata listing huge or junk keys cannot
+/// make it hold much memory; longer ones are decoded each time they are read.
+const DECODED_CACHE_MAX_PUBLIC: usize = 2_048;
+
+/// What a decoded key is found by: its scheme and public value, the only
+/// inputs of decoding.
+type CacheKey = (Scheme, String);
+
+/// Keys decoded in this process, by scheme and public value, so a key read
+/// again (a trust document rebuilt from the store, metadata parsed again)
+/// is not decoded again: decoding runs OpenSSL's decoders and algorithm
+/// lookups, which cost far more than a signature check's arithmetic.
+fn decoded_cache() -> &'static RwLock<HashMap<CacheKey, Arc<Decoded>>> {
+    static CACHE: OnceLock<RwLock<HashMap<CacheKey, Arc<Decoded>>>> = OnceLock::new();
+    CACHE.get_or_init(|| RwLock::new(HashMap::new()))
+}
+
+fn cached(key: &CacheKey) -> Option<Arc<Decoded>> {
+    decoded_cache()
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(key)
+        .cloned()
+}
+
+fn remember(key: CacheKey, decoded: &Arc<Decoded>) {
+    if key.1.len() > DECODED_CACHE_MAX_PUBLIC {
+        return;
+    }
+    let mut cache = decoded_cache()
+        .write()
+        .unwrap_or_else(PoisonError::into_inner);
+    if cache.len() >= DECODED_CACHE_MAX {
+        cache.clear();
+    }
+    cache.insert(key, decoded.clone());
 }
 
 impl PartialEq for Key {
@@ -124,13 +184,27 @@ impl Key {
     /// Errors are [`Error::BadKey`] for `(new key)`, with a message a
     /// person can act on: not PEM, unusable, or an unsupported key type.
     pub fn from_spki_pem(pem: &str) -> Result<Self> {
+        if let Some(raw) = ed25519_spki_pem(pem) {
+            // The one DER encoding of an Ed25519 key: no need for OpenSSL's
+            // PEM decoders, which cost more than the key's signature check.
+            if let Ok(pkey) = PKey::public_key_from_raw_bytes(&raw, Id::ED25519) {
+                return Self::from_public(Scheme::Ed25519, &pkey);
+            }
+            let _ = openssl::error::ErrorStack::get();
+        }
         let pkey = PKey::public_key_from_pem(pem.as_bytes());
         // OpenSSL may leave errors queued after a failed PEM parse.
         let _ = openssl::error::ErrorStack::get();
         let pkey = pkey.map_err(|_| bad_new_key("not a PEM public key (SubjectPublicKeyInfo)"))?;
-        let pkey = canonical_public_key(&pkey);
-        let _ = openssl::error::ErrorStack::get();
-        let pkey = pkey.map_err(|_| bad_new_key("not a usable public key"))?;
+        // Only an EC point has more than one encoding; other keys are used
+        // as decoded.
+        let pkey = if pkey.id() == Id::EC {
+            let canonical = canonical_public_key(&pkey);
+            let _ = openssl::error::ErrorStack::get();
+            canonical.map_err(|_| bad_new_key("not a usable public key"))?
+        } else {
+            pkey
+        };
         let scheme = match pkey.id() {
             Id::ED25519 => Scheme::Ed25519,
             Id::EC => Scheme::EcdsaP256Sha256,
@@ -140,8 +214,11 @@ impl Key {
         Self::from_public(scheme, &pkey)
     }
 
-    /// Makes a key entry from an OpenSSL public key.
+    /// Makes a key entry from an OpenSSL public key. The entry keeps the
+    /// OpenSSL key (checked as a decoded one would be), so it is not
+    /// decoded again from its text.
     pub fn from_public(scheme: Scheme, pkey: &PKey<Public>) -> Result<Self> {
+        let mut ready = pkey.clone();
         let public = match scheme {
             Scheme::Ed25519 => {
                 if pkey.id() != Id::ED25519 {
@@ -161,7 +238,9 @@ impl Key {
                 // always gets one key id.
                 let canonical =
                     canonical_public_key(pkey).map_err(|e| bad_new_key(&e.to_string()))?;
-                pem_string(&canonical)?
+                let pem = pem_string(&canonical)?;
+                ready = canonical;
+                pem
             }
             Scheme::RsaPssSha256 | Scheme::RsaPkcs1v15Sha256 => {
                 if pkey.id() != Id::RSA {
@@ -171,7 +250,11 @@ impl Key {
             }
         };
         let (keytype, scheme_name) = scheme.names();
-        Ok(Self::new(keytype, scheme_name, public))
+        let key = Self::new(keytype, scheme_name, public);
+        let decoded = Decoded::new(checked(scheme, ready));
+        remember((scheme, key.keyval.public.clone()), &decoded);
+        let _ = key.decoded.set(decoded);
+        Ok(key)
     }
 
     /// Makes a key entry from its fields.
@@ -185,7 +268,6 @@ impl Key {
             },
             unrecognized: BTreeMap::new(),
             decoded: OnceLock::new(),
-            material: OnceLock::new(),
         }
     }
 
@@ -200,58 +282,29 @@ impl Key {
         Ok(KeyId::new(crate::hash::sha256_hex(&bytes)))
     }
 
-    /// The decoded key, or why it cannot be used.
-    fn decoded(&self) -> std::result::Result<&PKey<Public>, &str> {
-        self.decoded
-            .get_or_init(|| self.decode())
-            .as_ref()
-            .map_err(String::as_str)
+    /// The decoded key and its material: this key's own, or one decoded
+    /// before for the same scheme and public value, or decoded now.
+    fn decoded_entry(&self) -> &Arc<Decoded> {
+        self.decoded.get_or_init(|| {
+            let Some(scheme) = self.scheme() else {
+                return Decoded::new(Err(format!(
+                    "unsupported keytype/scheme `{}`/`{}`",
+                    self.keytype, self.scheme
+                )));
+            };
+            let key = (scheme, self.keyval.public.clone());
+            if let Some(found) = cached(&key) {
+                return found;
+            }
+            let decoded = Decoded::new(decode(scheme, &self.keyval.public));
+            remember(key, &decoded);
+            decoded
+        })
     }
 
-    fn decode(&self) -> std::result::Result<PKey<Public>, String> {
-        let scheme = self.scheme().ok_or_else(|| {
-            format!(
-                "unsupported keytype/scheme `{}`/`{}`",
-                self.keytype, self.scheme
-            )
-        })?;
-        let public = &self.keyval.public;
-        let pkey = match scheme {
-            Scheme::Ed25519 => {
-                let raw =
-                    hex::decode(public).map_err(|_| "Ed25519 public key is not hex".to_owned())?;
-                if raw.len() != 32 {
-                    return Err(format!("Ed25519 public key is {} bytes, not 32", raw.len()));
-                }
-                PKey::public_key_from_raw_bytes(&raw, Id::ED25519).map_err(|e| e.to_string())?
-            }
-            Scheme::EcdsaP256Sha256 | Scheme::RsaPssSha256 | Scheme::RsaPkcs1v15Sha256 => {
-                let pkey = PKey::public_key_from_pem(public.as_bytes())
-                    .map_err(|_| "public key is not a PEM SubjectPublicKeyInfo".to_owned())?;
-                match scheme {
-                    Scheme::EcdsaP256Sha256 => {
-                        let ec = pkey
-                            .ec_key()
-                            .map_err(|_| "ecdsa key holds no EC public key".to_owned())?;
-                        if ec.group().curve_name() != Some(openssl::nid::Nid::X9_62_PRIME256V1) {
-                            return Err("ecdsa key is not on curve P-256".to_owned());
-                        }
-                    }
-                    _ => {
-                        if pkey.id() != Id::RSA {
-                            return Err("rsa key holds no RSA public key".to_owned());
-                        }
-                        if pkey.bits() < 2048 {
-                            return Err(format!("RSA key of {} bits is too small", pkey.bits()));
-                        }
-                    }
-                }
-                pkey
-            }
-        };
-        // OpenSSL may leave errors queued after a failed attempt inside PEM parsing.
-        let _ = openssl::error::ErrorStack::get();
-        Ok(pkey)
+    /// The decoded key, or why it cannot be used.
+    fn decoded(&self) -> std::result::Result<&PKey<Public>, &str> {
+        self.decoded_entry().pkey.as_ref().map_err(String::as_str)
     }
 
     /// The key as DER SubjectPublicKeyInfo, for comparing keys written in
@@ -272,9 +325,11 @@ impl Key {
     /// compressed or not) and whatever id it is listed under. Keys are
     /// compared by it: revocations, thresholds and duplicates never go by id.
     pub fn material(&self, keyid: &KeyId) -> Result<&[u8]> {
-        self.material
+        let decoded = self.decoded_entry();
+        decoded
+            .material
             .get_or_init(|| {
-                let pkey = self.decoded().map_err(str::to_owned)?;
+                let pkey = decoded.pkey.as_ref().map_err(String::clone)?;
                 public_key_material(pkey).map_err(|e| e.to_string())
             })
             .as_deref()
@@ -351,6 +406,87 @@ impl Key {
     }
 }
 
+/// The DER SubjectPublicKeyInfo of an Ed25519 key, up to its 32 key bytes
+/// (RFC 8410: algorithm id-Ed25519, no parameters).
+const ED25519_SPKI_PREFIX: [u8; 12] = [
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+];
+
+/// The key bytes of `pem` when it is exactly one `PUBLIC KEY` PEM block
+/// holding an Ed25519 SubjectPublicKeyInfo in its one DER encoding; `None`
+/// for anything else (which OpenSSL's PEM reader then decides on).
+fn ed25519_spki_pem(pem: &str) -> Option<[u8; 32]> {
+    let body = pem
+        .trim()
+        .strip_prefix("-----BEGIN PUBLIC KEY-----")?
+        .strip_suffix("-----END PUBLIC KEY-----")?;
+    let b64: String = body.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    // 44 bytes are 59 base64 characters and one `=`.
+    let digits = b64.strip_suffix('=')?;
+    if digits.len() != 59
+        || !digits
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+    {
+        return None;
+    }
+    let der = openssl::base64::decode_block(&b64);
+    let _ = openssl::error::ErrorStack::get();
+    let der = der.ok()?;
+    <[u8; 32]>::try_from(der.strip_prefix(&ED25519_SPKI_PREFIX)?).ok()
+}
+
+/// Decodes the public value of a key of `scheme` and checks it ([`checked`]).
+fn decode(scheme: Scheme, public: &str) -> std::result::Result<PKey<Public>, String> {
+    let pkey = match scheme {
+        Scheme::Ed25519 => {
+            let raw =
+                hex::decode(public).map_err(|_| "Ed25519 public key is not hex".to_owned())?;
+            if raw.len() != 32 {
+                return Err(format!("Ed25519 public key is {} bytes, not 32", raw.len()));
+            }
+            PKey::public_key_from_raw_bytes(&raw, Id::ED25519).map_err(|e| e.to_string())
+        }
+        Scheme::EcdsaP256Sha256 | Scheme::RsaPssSha256 | Scheme::RsaPkcs1v15Sha256 => {
+            PKey::public_key_from_pem(public.as_bytes())
+                .map_err(|_| "public key is not a PEM SubjectPublicKeyInfo".to_owned())
+        }
+    };
+    // OpenSSL may leave errors queued after a failed attempt inside PEM parsing.
+    let _ = openssl::error::ErrorStack::get();
+    checked(scheme, pkey?)
+}
+
+/// `pkey` if keyshare verifies signatures of `scheme` with it: an Ed25519
+/// key, an EC key on P-256, an RSA key of 2048 bits or more.
+fn checked(scheme: Scheme, pkey: PKey<Public>) -> std::result::Result<PKey<Public>, String> {
+    match scheme {
+        Scheme::Ed25519 => {
+            if pkey.id() != Id::ED25519 {
+                return Err("ed25519 key holds no Ed25519 public key".to_owned());
+            }
+        }
+        Scheme::EcdsaP256Sha256 => {
+            let ec = pkey
+                .ec_key()
+                .map_err(|_| "ecdsa key holds no EC public key".to_owned());
+            let _ = openssl::error::ErrorStack::get();
+            if ec?.group().curve_name() != Some(openssl::nid::Nid::X9_62_PRIME256V1) {
+                return Err("ecdsa key is not on curve P-256".to_owned());
+            }
+        }
+        Scheme::RsaPssSha256 | Scheme::RsaPkcs1v15Sha256 => {
+            if pkey.id() != Id::RSA {
+                return Err("rsa key holds no RSA public key".to_owned());
+            }
+            if pkey.bits() < 2048 {
+                return Err(format!("RSA key of {} bits is too small", pkey.bits()));
+            }
+        }
+    }
+    Ok(pkey)
+}
+
 /// `pkey` in one encoding per key: an EC point re-encoded uncompressed on
 /// its named curve (a point sent compressed, or in hybrid form, is the same
 /// key as sent uncompressed, and must never pass for another key). Other
@@ -382,6 +518,16 @@ pub fn canonical_public_key<T: HasPublic>(
 pub fn public_key_material<T: HasPublic>(
     pkey: &PKeyRef<T>,
 ) -> std::result::Result<Vec<u8>, openssl::error::ErrorStack> {
+    if pkey.id() == Id::ED25519 {
+        // Its one DER encoding, without OpenSSL's encoders.
+        let mut der = ED25519_SPKI_PREFIX.to_vec();
+        der.extend(pkey.raw_public_key()?);
+        return Ok(der);
+    }
+    if pkey.id() != Id::EC {
+        // One encoding per key already: its DER is its material.
+        return pkey.public_key_to_der();
+    }
     canonical_public_key(pkey)?.public_key_to_der()
 }
 
@@ -423,6 +569,93 @@ mod tests {
             k.verify(&id, b"m", b"s"),
             Err(Error::BadKey { .. })
         ));
+    }
+
+    #[test]
+    fn a_key_read_again_is_not_decoded_again() {
+        let signer = crate::sign::InMemorySigner::generate(Scheme::EcdsaP256Sha256).unwrap();
+        let id = KeyId::new("k");
+        let json = serde_json::to_string(crate::sign::Signer::public_key(&signer)).unwrap();
+        // Two keys parsed from the same text, as a document rebuilt from
+        // the store or metadata parsed again would be.
+        let a: Key = serde_json::from_str(&json).unwrap();
+        let b: Key = serde_json::from_str(&json).unwrap();
+        let (pa, pb) = (a.openssl_key(&id).unwrap(), b.openssl_key(&id).unwrap());
+        assert!(std::ptr::eq(pa, pb), "decoded twice");
+        assert!(std::ptr::eq(
+            a.material(&id).unwrap().as_ptr(),
+            b.material(&id).unwrap().as_ptr()
+        ));
+        // The cached object plays no part in equality or serialisation.
+        assert_eq!(a, b);
+        assert_eq!(serde_json::to_string(&a).unwrap(), json);
+        // Made from an OpenSSL key, the entry holds that key already.
+        let own = crate::sign::Signer::public_key(&signer);
+        assert!(std::ptr::eq(own.openssl_key(&id).unwrap(), pa));
+    }
+
+    #[test]
+    fn a_key_made_from_an_openssl_key_is_checked_as_a_decoded_one() {
+        // A 1024-bit RSA key: `from_public` writes it, but it must be as
+        // unusable as the same key read from metadata.
+        let rsa = openssl::rsa::Rsa::generate(1024).unwrap();
+        let public =
+            PKey::public_key_from_der(&PKey::from_rsa(rsa).unwrap().public_key_to_der().unwrap())
+                .unwrap();
+        let id = KeyId::new("k");
+        let made = Key::from_public(Scheme::RsaPssSha256, &public).unwrap();
+        let read = Key::new("rsa", "rsassa-pss-sha256", made.keyval.public.clone());
+        for key in [&made, &read] {
+            let err = key.check(&id).unwrap_err();
+            assert!(err.to_string().contains("too small"), "{err}");
+            assert!(key.verify(&id, b"m", b"s").is_err());
+        }
+        // An Ed25519 key listed under the RSA scheme is no RSA key.
+        let ed = PKey::generate_ed25519().unwrap();
+        let ed =
+            PKey::public_key_from_raw_bytes(&ed.raw_public_key().unwrap(), Id::ED25519).unwrap();
+        assert!(Key::from_public(Scheme::RsaPssSha256, &ed).is_err());
+    }
+
+    #[test]
+    fn ed25519_keys_read_without_openssl_decoders_are_the_keys_openssl_reads() {
+        for _ in 0..8 {
+            let ed = PKey::generate_ed25519().unwrap();
+            let pem = String::from_utf8(ed.public_key_to_pem().unwrap()).unwrap();
+            let raw = ed25519_spki_pem(&pem).unwrap();
+            assert_eq!(raw.to_vec(), ed.raw_public_key().unwrap());
+            let key = Key::from_spki_pem(&pem).unwrap();
+            let id = KeyId::new("k");
+            // Material is the DER OpenSSL writes.
+            assert_eq!(
+                key.material(&id).unwrap(),
+                ed.public_key_to_der().unwrap().as_slice()
+            );
+            assert_eq!(
+                public_key_material(&ed).unwrap(),
+                ed.public_key_to_der().unwrap()
+            );
+            // CRLF line ends and surrounding blank lines are the same key.
+            let crlf = format!("\n{}\n", pem.replace('\n', "\r\n"));
+            assert_eq!(Key::from_spki_pem(&crlf).unwrap(), key);
+        }
+        // Anything else goes to OpenSSL's reader: other key types, another
+        // label, trailing bytes inside the block.
+        let group = EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
+        let ec = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
+        let ec_pem = String::from_utf8(ec.public_key_to_pem().unwrap()).unwrap();
+        assert_eq!(ed25519_spki_pem(&ec_pem), None);
+        let ed = PKey::generate_ed25519().unwrap();
+        let mut der = ed.public_key_to_der().unwrap();
+        der.extend([0, 0, 0]);
+        let b64 = openssl::base64::encode_block(&der);
+        let longer = format!("-----BEGIN PUBLIC KEY-----\n{b64}\n-----END PUBLIC KEY-----\n");
+        assert_eq!(ed25519_spki_pem(&longer), None);
+        let other_label = String::from_utf8(ed.public_key_to_pem().unwrap())
+            .unwrap()
+            .replace("PUBLIC KEY", "X25519 KEY");
+        assert_eq!(ed25519_spki_pem(&other_label), None);
+        assert!(Key::from_spki_pem(&other_label).is_err());
     }
 
     #[test]

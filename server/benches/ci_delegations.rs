@@ -2,7 +2,7 @@
 //! concurrent clients.
 //!
 //! `cargo bench -p keyshare-server --bench ci_delegations [-- --namespaces
-//! 100 --clients 1,16,64 --requests 400 --batch-wait-ms 5]` (or
+//! 100 --clients 1,16,64 --requests 400 --batch-wait-ms 0]` (or
 //! `bench/ci-delegations`). It:
 //!
 //! 1. creates a repository in a temporary directory (SQLite on disk,
@@ -13,7 +13,8 @@
 //! 3. for each client count, runs `--requests` delegations spread over the
 //!    clients, each client a thread with one keep-alive connection doing
 //!    `POST /api/v1/ci/nonce` then `POST /api/v1/ci/delegations` for a
-//!    fresh Ed25519 key in the next namespace (round robin), and reports
+//!    fresh Ed25519 key (made, with its PEM, before the clock starts) in
+//!    the next namespace (round robin), and reports
 //!    delegations/s, p50/p99/max latency of the pair, and publishes per
 //!    delegation (group commit).
 //!
@@ -78,7 +79,7 @@ fn main() {
         .map(|c| c.trim().parse().unwrap())
         .collect();
     let requests: usize = arg("--requests").map_or(400, |v| v.parse().unwrap());
-    let batch_wait_ms: u64 = arg("--batch-wait-ms").map_or(5, |v| v.parse().unwrap());
+    let batch_wait_ms: u64 = arg("--batch-wait-ms").map_or(0, |v| v.parse().unwrap());
 
     let dir = tempfile::tempdir().unwrap();
     let now = OffsetDateTime::now_utc();
@@ -191,13 +192,22 @@ fn main() {
                 );
                 std::thread::spawn(move || {
                     let agent = ureq::AgentBuilder::new().build();
-                    // Keys are made before the clock starts.
-                    let keys: Vec<InMemorySigner> = (0..per_client)
-                        .map(|_| InMemorySigner::generate(Scheme::Ed25519).unwrap())
+                    // Keys (and their PEM) are made before the clock starts.
+                    let keys: Vec<(InMemorySigner, String)> = (0..per_client)
+                        .map(|_| {
+                            let key = InMemorySigner::generate(Scheme::Ed25519).unwrap();
+                            let pem = key
+                                .public_key()
+                                .openssl_key(key.key_id())
+                                .unwrap()
+                                .public_key_to_pem()
+                                .unwrap();
+                            (key, String::from_utf8(pem).unwrap())
+                        })
                         .collect();
                     barrier.wait();
                     let mut latencies = Vec::with_capacity(per_client);
-                    for key in keys {
+                    for (key, pem) in keys {
                         let ns = &names[next.fetch_add(1, Ordering::Relaxed) % names.len()];
                         let started = Instant::now();
                         let nonce: Value = agent
@@ -207,12 +217,6 @@ fn main() {
                             .into_json()
                             .unwrap();
                         let nonce = nonce["nonce"].as_str().unwrap();
-                        let pem = key
-                            .public_key()
-                            .openssl_key(key.key_id())
-                            .unwrap()
-                            .public_key_to_pem()
-                            .unwrap();
                         let proof = key
                             .sign(&proof_message(nonce, ns, key.key_id().as_str()))
                             .unwrap();
@@ -221,7 +225,7 @@ fn main() {
                             .set("Authorization", &format!("Bearer {token}"))
                             .send_json(json!({
                                 "namespace": ns,
-                                "public_key_pem": String::from_utf8(pem).unwrap(),
+                                "public_key_pem": pem,
                                 "nonce": nonce,
                                 "proof": hex::encode(proof),
                             }))

@@ -1,14 +1,24 @@
 //! Group commit: delegations arriving together share one publish.
 //!
-//! Requests go into a channel drained by one thread. It takes the first
-//! pending change, gathers whatever else arrives within `max_wait` (up to
-//! `max` changes), and hands them all to [`Publisher::apply_batch`]: one
-//! store transaction, one re-signing of the affected roles, snapshot and
-//! timestamp. Each change is checked alone there, so a bad one (of any
-//! tenant) is refused with its own error and the others publish. Changes
-//! that arrive while a publish runs wait in the channel and form the next
-//! batch, so under load a batch grows to what arrived during one publish
-//! and the wait adds nothing.
+//! Requests go into a channel drained by one publishing thread. It blocks
+//! until a change is pending, takes it with everything else already queued
+//! (up to `max` changes) and hands them all to [`Publisher::apply_batch`]:
+//! one store transaction, one re-signing of the affected roles, snapshot
+//! and timestamp. Each change is checked alone there, so a bad one (of any
+//! tenant) is refused with its own error and the others publish.
+//!
+//! There is no timer: a change that arrives while nothing is being
+//! published is published at once, alone; changes that arrive while a
+//! publish runs gather in the channel and form the next batch, published
+//! as soon as the running one is committed. So the next batch gathers
+//! while the current one is published, and a request waits for at most
+//! the publish in flight and then its own. `max_wait` (`ci.batch_wait_ms`,
+//! default 0) adds an optional wait for more changes after the queue is
+//! drained, for servers that prefer fewer publishes to lower latency.
+//!
+//! A change is answered only after the publish holding it is committed
+//! (durably, in the store) or refused: nothing is granted before it is
+//! published.
 
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -55,6 +65,30 @@ impl Batcher {
     }
 }
 
+/// `first` and whatever is queued behind it (at most `max` in all); with a
+/// `max_wait`, also whatever arrives within it once the queue is empty.
+fn gather<T>(rx: &mpsc::Receiver<T>, first: T, max_wait: Duration, max: usize) -> Vec<T> {
+    let deadline = Instant::now() + max_wait;
+    let mut jobs = vec![first];
+    while jobs.len() < max {
+        match rx.try_recv() {
+            Ok(job) => jobs.push(job),
+            Err(mpsc::TryRecvError::Disconnected) => break,
+            Err(mpsc::TryRecvError::Empty) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                match rx.recv_timeout(left) {
+                    Ok(job) => jobs.push(job),
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+    jobs
+}
+
 fn run(
     rx: &mpsc::Receiver<(Batched, Reply)>,
     publisher: &Publisher,
@@ -63,25 +97,7 @@ fn run(
     max: usize,
 ) {
     while let Ok(first) = rx.recv() {
-        let deadline = Instant::now() + max_wait;
-        let mut jobs = vec![first];
-        while jobs.len() < max {
-            // Everything already queued, then whatever comes before the deadline.
-            match rx.try_recv() {
-                Ok(job) => jobs.push(job),
-                Err(mpsc::TryRecvError::Disconnected) => break,
-                Err(mpsc::TryRecvError::Empty) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        break;
-                    }
-                    match rx.recv_timeout(left) {
-                        Ok(job) => jobs.push(job),
-                        Err(_) => break,
-                    }
-                }
-            }
-        }
+        let jobs = gather(rx, first, max_wait, max);
         let (changes, replies): (Vec<Batched>, Vec<Reply>) = jobs.into_iter().unzip();
         let count = changes.len();
         match publisher.apply_batch(changes, clock()) {
@@ -99,5 +115,33 @@ fn run(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_batch_is_what_is_queued_without_waiting_and_at_most_max() {
+        let (tx, rx) = mpsc::channel();
+        for i in 1..=5 {
+            tx.send(i).unwrap();
+        }
+        // Nothing more will come: with no wait, gathering does not wait
+        // for it (the sender is still open).
+        let started = Instant::now();
+        assert_eq!(gather(&rx, 0, Duration::ZERO, 4), [0, 1, 2, 3]);
+        assert_eq!(gather(&rx, 10, Duration::ZERO, 4), [10, 4, 5]);
+        assert!(started.elapsed() < Duration::from_secs(1));
+        // With a wait, what arrives within it joins.
+        let late = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            tx.send(7).unwrap();
+        });
+        assert_eq!(gather(&rx, 6, Duration::from_secs(5), 2), [6, 7]);
+        late.join().unwrap();
     }
 }

@@ -13,7 +13,6 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
 use openssl::pkey::{Id, PKey, Public};
 use openssl::x509::X509;
@@ -252,8 +251,7 @@ impl CiCa {
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
         // Subject key identifier: SHA-1 of the key bits (RFC 5280 4.2.1.2).
-        let ski = openssl::hash::hash(MessageDigest::sha1(), &leaf.der)
-            .map_err(|e| internal(e.to_string()))?;
+        let ski = openssl::sha::sha1(&leaf.der);
         params.key_identifier_method = KeyIdMethod::PreSpecified(ski.to_vec());
         let mut issuer_params = CertificateParams::default();
         issuer_params.distinguished_name = self.subject.clone();

@@ -3,6 +3,13 @@
 //! providers are RustCrypto or aws-lc-rs). Verification only: RS256,
 //! RS384, RS512 (RSA of 2048 bits or more) and ES256, ES384. Everything
 //! else, and every signing request, is refused.
+//!
+//! `jsonwebtoken` asks for a verifier for every token, with the key's JWK
+//! parameters; the OpenSSL key made from them is kept ([`KEYS`]), so an
+//! issuer's key is built and checked once, not once per token.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use jsonwebtoken::crypto::{CryptoProvider, JwtSigner, JwtVerifier, KeyUtils};
 use jsonwebtoken::errors::{Error, ErrorKind};
@@ -81,8 +88,21 @@ impl JwtVerifier for Verifier {
     }
 }
 
+/// Most OpenSSL keys kept; when full, [`KEYS`] starts again empty. Keys
+/// come from the configured issuers' key sets, never from a token.
+const KEYS_MAX: usize = 256;
+
+/// OpenSSL keys made from JWK parameters, by an unambiguous encoding of
+/// the key type and those parameters.
+static KEYS: OnceLock<Mutex<HashMap<Vec<u8>, PKey<Public>>>> = OnceLock::new();
+
+fn keys() -> std::sync::MutexGuard<'static, HashMap<Vec<u8>, PKey<Public>>> {
+    KEYS.get_or_init(|| Mutex::new(HashMap::new()))
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+}
+
 fn verifier(alg: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtVerifier>, Error> {
-    let bad = |_| Error::from(ErrorKind::InvalidKeyFormat);
     let (digest, curve) = match alg {
         Algorithm::RS256 => (MessageDigest::sha256(), None),
         Algorithm::RS384 => (MessageDigest::sha384(), None),
@@ -91,7 +111,52 @@ fn verifier(alg: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtVerifier>, 
         Algorithm::ES384 => (MessageDigest::sha384(), Some((Nid::SECP384R1, 48))),
         _ => return Err(ErrorKind::InvalidAlgorithm.into()),
     };
-    let (pkey, ec_len) = match (curve, key.kind()) {
+    let ec_len = curve.map(|(_, len)| len);
+    let cache_key = match (curve, key.kind()) {
+        (None, DecodingKeyKind::RsaModulusExponent { n, e }) => {
+            super::secret::encode(&[b"rsa", n.as_slice(), e.as_slice()])
+        }
+        (Some((nid, _)), DecodingKeyKind::SecretOrDer(point)) => {
+            let curve = nid.as_raw().to_be_bytes();
+            super::secret::encode(&[b"ec", &curve, point.as_slice()])
+        }
+        _ => return Err(ErrorKind::InvalidKeyFormat.into()),
+    };
+    let found = keys().get(&cache_key).cloned();
+    let pkey = match found {
+        Some(pkey) => pkey,
+        None => {
+            // Through DER once, so the key kept is a provider-native key,
+            // not a legacy one made from components, which OpenSSL 3 looks
+            // up its export of on every use.
+            let pkey = make_key(curve.map(|(nid, _)| nid), key).and_then(|k| {
+                k.public_key_to_der()
+                    .and_then(|der| PKey::public_key_from_der(&der))
+                    .map_err(|_| Error::from(ErrorKind::InvalidKeyFormat))
+            });
+            let _ = openssl::error::ErrorStack::get();
+            let pkey = pkey?;
+            let mut kept = keys();
+            if kept.len() >= KEYS_MAX {
+                kept.clear();
+            }
+            kept.insert(cache_key, pkey.clone());
+            pkey
+        }
+    };
+    Ok(Box::new(Verifier {
+        alg: *alg,
+        digest,
+        key: pkey,
+        ec_len,
+    }))
+}
+
+/// The OpenSSL key of JWK parameters: RSA of 2048 bits or more, or a point
+/// on `curve`.
+fn make_key(curve: Option<Nid>, key: &DecodingKey) -> Result<PKey<Public>, Error> {
+    let bad = |_| Error::from(ErrorKind::InvalidKeyFormat);
+    match (curve, key.kind()) {
         (None, DecodingKeyKind::RsaModulusExponent { n, e }) => {
             let rsa = Rsa::from_public_components(
                 BigNum::from_slice(n).map_err(bad)?,
@@ -101,25 +166,18 @@ fn verifier(alg: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtVerifier>, 
             if rsa.size() < 256 {
                 return Err(ErrorKind::InvalidKeyFormat.into());
             }
-            (PKey::from_rsa(rsa).map_err(bad)?, None)
+            PKey::from_rsa(rsa).map_err(bad)
         }
-        (Some((nid, len)), DecodingKeyKind::SecretOrDer(point)) => {
+        (Some(nid), DecodingKeyKind::SecretOrDer(point)) => {
             let group = EcGroup::from_curve_name(nid).map_err(bad)?;
             let mut ctx = BigNumContext::new().map_err(bad)?;
             let point = EcPoint::from_bytes(&group, point, &mut ctx).map_err(bad)?;
             let ec = EcKey::from_public_key(&group, &point).map_err(bad)?;
             ec.check_key().map_err(bad)?;
-            (PKey::from_ec_key(ec).map_err(bad)?, Some(len))
+            PKey::from_ec_key(ec).map_err(bad)
         }
-        _ => return Err(ErrorKind::InvalidKeyFormat.into()),
-    };
-    let _ = openssl::error::ErrorStack::get();
-    Ok(Box::new(Verifier {
-        alg: *alg,
-        digest,
-        key: pkey,
-        ec_len,
-    }))
+        _ => Err(ErrorKind::InvalidKeyFormat.into()),
+    }
 }
 
 #[cfg(test)]

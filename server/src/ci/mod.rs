@@ -43,7 +43,7 @@ pub mod sweeper;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::{json, Map, Value};
 use time::{Duration, OffsetDateTime};
@@ -54,7 +54,7 @@ use keyshare_policy::trust::{NamespaceName, Principal, TrustedKey};
 
 use crate::clock::Clock;
 use crate::publisher::{Batched, Change, PublishError, Publisher};
-use crate::store::{CiOwner, SingleUse, SingleUseKind, Token, TokenKind};
+use crate::store::{CiOwner, SingleUse, SingleUseKind, Store, Token, TokenKind};
 
 pub use crate::config::CiConfig;
 /// The wire types of the CI endpoints and the proof a job signs, shared
@@ -232,6 +232,11 @@ pub struct CiService {
     ca: Option<cert::CiCa>,
     batcher: batch::Batcher,
     publisher: Arc<Publisher>,
+    /// A read connection of its own to the store, for CI token lookups,
+    /// so authenticating does not wait for the publish in flight (which
+    /// holds the publisher's lock); `None` when the store could not be
+    /// opened twice, and then lookups go through the publisher.
+    tokens: Option<Mutex<Store>>,
 }
 
 impl std::fmt::Debug for CiService {
@@ -269,7 +274,18 @@ impl CiService {
             config.batch_max,
         )
         .map_err(|e| CiError::Internal(format!("cannot start the publishing thread: {e}")))?;
+        let db = publisher.read(|s| s.path().to_owned());
+        let in_memory = db.as_os_str().is_empty() || db.as_os_str() == ":memory:";
+        let tokens = match Store::open_existing(&db) {
+            Ok(store) if !in_memory => Some(Mutex::new(store)),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "CI token lookups go through the publisher's lock");
+                None
+            }
+        };
         Ok(Self {
+            tokens,
             oidc: oidc::Oidc::new(
                 &config.issuers,
                 data_dir,
@@ -301,10 +317,7 @@ impl CiService {
     /// token. Blocking (store reads, JWKS fetches).
     pub fn authenticate(&self, bearer: &str, now: OffsetDateTime) -> Result<CiIdentity, CiError> {
         if bearer.starts_with("ks_") {
-            let token: Option<Token> = self
-                .publisher
-                .authenticate(bearer, now)
-                .map_err(|e| CiError::Internal(e.to_string()))?;
+            let token = self.ci_token(bearer, now)?;
             let token =
                 token.ok_or_else(|| CiError::Unauthorized("unknown or revoked token".into()))?;
             if let Some(why) = token.refusal(now) {
@@ -370,6 +383,29 @@ impl CiService {
             actor,
             allowed,
         })
+    }
+
+    /// The token whose secret is `bearer`, if one exists and is not
+    /// revoked (as [`Publisher::authenticate`]), looked up on the service's
+    /// own read connection. Only a token whose last use must be recorded
+    /// (at most once a minute) goes through the publisher, which records
+    /// it under its lock.
+    fn ci_token(&self, bearer: &str, now: OffsetDateTime) -> Result<Option<Token>, CiError> {
+        let internal = |e: &dyn std::fmt::Display| CiError::Internal(e.to_string());
+        if let Some(reader) = &self.tokens {
+            let found = reader
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .token_by_secret(bearer)
+                .map_err(|e| internal(&e))?;
+            match found {
+                Some(token) if token.refusal(now).is_none() && token.last_used_is_stale(now) => {}
+                other => return Ok(other),
+            }
+        }
+        self.publisher
+            .authenticate(bearer, now)
+            .map_err(|e| internal(&e))
     }
 
     /// Grants a delegation to `identity` and publishes it.

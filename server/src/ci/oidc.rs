@@ -22,7 +22,7 @@
 use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, JwkSet, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -281,8 +281,9 @@ fn check_claims(
 #[derive(Debug)]
 struct Issuer {
     config: IssuerConfig,
-    /// The key set and when it was fetched.
-    jwks: Mutex<Option<(JwkSet, OffsetDateTime)>>,
+    /// The key set and when it was fetched. Tokens are checked against a
+    /// shared copy, outside the lock, so checks run side by side.
+    jwks: Mutex<Option<(Arc<JwkSet>, OffsetDateTime)>>,
 }
 
 /// The configured issuers with their key sets.
@@ -332,35 +333,45 @@ impl Oidc {
         let issuer = self.issuers.get(&iss).ok_or_else(|| {
             CiError::WrongIssuer(format!("token issuer `{iss}` is not a configured issuer"))
         })?;
-        let mut cached = issuer.jwks.lock().unwrap_or_else(PoisonError::into_inner);
-        if cached.is_none() {
-            *cached = Some((self.fetch(&issuer.config)?, now));
-        }
-        let Some((jwks, fetched)) = cached.as_ref() else {
-            return Err(CiError::IssuerUnavailable("no key set".into()));
+        let jwks = {
+            let mut cached = issuer.jwks.lock().unwrap_or_else(PoisonError::into_inner);
+            if cached.is_none() {
+                *cached = Some((Arc::new(self.fetch(&issuer.config)?), now));
+            }
+            let Some((jwks, _)) = cached.as_ref() else {
+                return Err(CiError::IssuerUnavailable("no key set".into()));
+            };
+            jwks.clone()
         };
-        match check_token(token, &issuer.config, jwks, now, self.skew)? {
-            Ok(v) => Ok(v),
-            Err(KeyMiss::UnknownKid(kid)) => {
-                // The issuer may have rotated its keys: fetch again, but
-                // not more often than min_refresh.
+        let kid = match check_token(token, &issuer.config, &jwks, now, self.skew)? {
+            Ok(v) => return Ok(v),
+            Err(KeyMiss::UnknownKid(kid)) => kid,
+        };
+        // The issuer may have rotated its keys: fetch again (unless another
+        // request did meanwhile), but not more often than min_refresh.
+        let jwks = {
+            let mut cached = issuer.jwks.lock().unwrap_or_else(PoisonError::into_inner);
+            let Some((current, fetched)) = cached.as_ref() else {
+                return Err(CiError::IssuerUnavailable("no key set".into()));
+            };
+            if Arc::ptr_eq(current, &jwks) {
                 if now - *fetched < self.min_refresh {
                     return Err(CiError::BadSignature(format!(
                         "the issuer's key set has no key `{kid}`"
                     )));
                 }
-                *cached = Some((self.fetch(&issuer.config)?, now));
-                let jwks = cached
-                    .as_ref()
-                    .map(|(j, _)| j)
-                    .ok_or_else(|| CiError::IssuerUnavailable("no key set".into()))?;
-                match check_token(token, &issuer.config, jwks, now, self.skew)? {
-                    Ok(v) => Ok(v),
-                    Err(KeyMiss::UnknownKid(kid)) => Err(CiError::BadSignature(format!(
-                        "the issuer's key set has no key `{kid}`"
-                    ))),
-                }
+                let fresh = Arc::new(self.fetch(&issuer.config)?);
+                *cached = Some((fresh.clone(), now));
+                fresh
+            } else {
+                current.clone()
             }
+        };
+        match check_token(token, &issuer.config, &jwks, now, self.skew)? {
+            Ok(v) => Ok(v),
+            Err(KeyMiss::UnknownKid(kid)) => Err(CiError::BadSignature(format!(
+                "the issuer's key set has no key `{kid}`"
+            ))),
         }
     }
 

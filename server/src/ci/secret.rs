@@ -15,18 +15,41 @@
 
 use std::fmt;
 
-use openssl::hash::MessageDigest;
-use openssl::pkey::PKey;
-use openssl::sign::Signer;
+use openssl::sha::Sha256;
 
 use keyshare_policy::trust::Principal;
 
 use super::CiError;
 use crate::store::CiOwner;
 
-/// A 32-byte key. `Debug` does not show it.
+/// A 32-byte HMAC-SHA256 key, held as the two SHA-256 states HMAC starts
+/// from (the key XORed with the inner and the outer pad, each hashed once
+/// when the key is made), so a MAC costs two SHA-256 continuations and no
+/// key object, algorithm lookup or OpenSSL context per call. `Debug` does
+/// not show it.
 #[derive(Clone)]
-pub struct SecretKey([u8; 32]);
+pub struct SecretKey {
+    inner: Sha256,
+    outer: Sha256,
+}
+
+impl SecretKey {
+    /// The key `bytes` (RFC 2104: shorter than SHA-256's 64-byte block, so
+    /// padded with zeros).
+    pub fn new(bytes: [u8; 32]) -> Self {
+        let mut ipad = [0x36u8; 64];
+        let mut opad = [0x5cu8; 64];
+        for ((i, o), k) in ipad.iter_mut().zip(opad.iter_mut()).zip(bytes) {
+            *i ^= k;
+            *o ^= k;
+        }
+        let mut inner = Sha256::new();
+        inner.update(&ipad);
+        let mut outer = Sha256::new();
+        outer.update(&opad);
+        Self { inner, outer }
+    }
+}
 
 impl fmt::Debug for SecretKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -34,17 +57,14 @@ impl fmt::Debug for SecretKey {
     }
 }
 
-/// HMAC-SHA256 of `data` under `key`.
+/// HMAC-SHA256 of `data` under `key` (RFC 2104), with OpenSSL's SHA-256.
 pub fn hmac_sha256(key: &SecretKey, data: &[u8]) -> Result<[u8; 32], CiError> {
-    let mac = (|| {
-        let pkey = PKey::hmac(&key.0)?;
-        let mut signer = Signer::new(MessageDigest::sha256(), &pkey)?;
-        signer.sign_oneshot_to_vec(data)
-    })()
-    .map_err(|_| CiError::Internal("HMAC-SHA256 failed".into()))?;
-    let _ = openssl::error::ErrorStack::get();
-    <[u8; 32]>::try_from(mac.as_slice())
-        .map_err(|_| CiError::Internal("HMAC-SHA256 gave no 32 bytes".into()))
+    let mut inner = key.inner.clone();
+    inner.update(data);
+    let inner = inner.finish();
+    let mut outer = key.outer.clone();
+    outer.update(&inner);
+    Ok(outer.finish())
 }
 
 /// `parts`, each preceded by its length (8 bytes, big-endian): no two
@@ -68,10 +88,10 @@ pub struct CiSecret {
 impl CiSecret {
     /// Derives the keys from the 32 bytes of `keys/ci-secret`.
     pub fn derive(master: [u8; 32]) -> Result<Self, CiError> {
-        let master = SecretKey(master);
+        let master = SecretKey::new(master);
         Ok(Self {
-            nonce: SecretKey(hmac_sha256(&master, b"keyshare-ci-nonce-key-v1")?),
-            principal: SecretKey(hmac_sha256(&master, b"keyshare-ci-principal-key-v1")?),
+            nonce: SecretKey::new(hmac_sha256(&master, b"keyshare-ci-nonce-key-v1")?),
+            principal: SecretKey::new(hmac_sha256(&master, b"keyshare-ci-principal-key-v1")?),
         })
     }
 
@@ -114,11 +134,41 @@ mod tests {
         // pads short keys with zeros).
         let mut key = [0u8; 32];
         key[..4].copy_from_slice(b"Jefe");
-        let mac = hmac_sha256(&SecretKey(key), b"what do ya want for nothing?").unwrap();
+        let mac = hmac_sha256(&SecretKey::new(key), b"what do ya want for nothing?").unwrap();
         assert_eq!(
             hex::encode(mac),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
+    }
+
+    #[test]
+    fn hmac_sha256_matches_rfc_4231_cases_1_and_3_and_openssl() {
+        // Case 1: a 20-byte key of 0x0b; case 3: 20 bytes of 0xaa over 50
+        // bytes of 0xdd (keys zero-padded to 32 bytes, as HMAC pads them).
+        let mut k1 = [0u8; 32];
+        k1[..20].fill(0x0b);
+        assert_eq!(
+            hex::encode(hmac_sha256(&SecretKey::new(k1), b"Hi There").unwrap()),
+            "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"
+        );
+        let mut k3 = [0u8; 32];
+        k3[..20].fill(0xaa);
+        assert_eq!(
+            hex::encode(hmac_sha256(&SecretKey::new(k3), &[0xdd; 50]).unwrap()),
+            "773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe"
+        );
+        // A full 32-byte key and long input, against OpenSSL's own HMAC;
+        // one key used twice gives the same MAC (its states are copied, not
+        // used up).
+        let key = [0x5a; 32];
+        let data = vec![7u8; 1000];
+        let pkey = openssl::pkey::PKey::hmac(&key).unwrap();
+        let mut signer =
+            openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &pkey).unwrap();
+        let expected = signer.sign_oneshot_to_vec(&data).unwrap();
+        let k = SecretKey::new(key);
+        assert_eq!(hmac_sha256(&k, &data).unwrap().to_vec(), expected);
+        assert_eq!(hmac_sha256(&k, &data).unwrap().to_vec(), expected);
     }
 
     #[test]

@@ -39,8 +39,10 @@ pub struct CiConfig {
     /// The window of `rate_limit` (`1m`).
     #[serde(default = "rate_window", deserialize_with = "duration")]
     pub rate_window: Duration,
-    /// Longest a delegation waits for others to share its publish, in
-    /// milliseconds (`5`).
+    /// Extra time, in milliseconds, the publishing thread waits for more
+    /// delegations once its queue is empty before it publishes (`0`: none;
+    /// delegations that arrive while a publish runs share the next one
+    /// anyway).
     #[serde(default = "batch_wait_ms")]
     pub batch_wait_ms: u64,
     /// Most changes in one publish (`512`).
@@ -257,7 +259,7 @@ fn rate_window() -> Duration {
     Duration::minutes(1)
 }
 fn batch_wait_ms() -> u64 {
-    5
+    0
 }
 fn batch_max() -> usize {
     512

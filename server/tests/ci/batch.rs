@@ -9,6 +9,8 @@
 )]
 
 use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::json;
 
@@ -181,4 +183,91 @@ fn a_batch_with_nothing_publishable_publishes_nothing() {
         404
     );
     assert_eq!(f.published_state(), before);
+}
+
+/// The role file of `ns` among `files` (`metadata/<V>.<ns>.json`), and the
+/// trust document it lists, as published.
+fn published_document(f: &Fixture, files: &[String], ns: &str) -> String {
+    let role = files
+        .iter()
+        .find(|p| p.starts_with("metadata/") && p.ends_with(&format!(".{ns}.json")))
+        .unwrap_or_else(|| panic!("no role of {ns} in {files:?}"));
+    let role: serde_json::Value =
+        serde_json::from_slice(&f.publisher.file(role).unwrap().bytes).unwrap();
+    let path = format!("namespaces/{ns}/trust.json");
+    let sha = role["signed"]["targets"][&path]["hashes"]["sha256"]
+        .as_str()
+        .unwrap();
+    let doc = f
+        .publisher
+        .file(&format!("targets/namespaces/{ns}/{sha}.trust.json"))
+        .unwrap();
+    String::from_utf8(doc.bytes.to_vec()).unwrap()
+}
+
+#[test]
+fn concurrent_submissions_share_publishes_and_a_refused_one_fails_alone() {
+    use keyshare_server::ci::batch::Batcher;
+
+    const JOBS: usize = 32;
+    let f = Fixture::new();
+    create_namespaces(&f.publisher, &["team-a", "team-b"]);
+    // No wait: batches form only from what arrives while a publish runs.
+    let clock: keyshare_server::clock::Clock = Arc::new(|| NOW);
+    let batcher =
+        Arc::new(Batcher::start(f.publisher.clone(), clock, Duration::ZERO, 512).unwrap());
+    let keys: Vec<_> = (0..JOBS).map(|_| job_key()).collect();
+    let publishes = f.publisher.metrics().publishes;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let results = runtime.block_on(async {
+        let tasks: Vec<_> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, key)| {
+                // Every fifth names a namespace that does not exist.
+                let ns = match i % 5 {
+                    4 => "nowhere",
+                    n if n % 2 == 0 => "team-a",
+                    _ => "team-b",
+                };
+                let (batcher, change) = (batcher.clone(), add(ns, key));
+                tokio::spawn(async move { (ns, batcher.submit(change).await) })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for t in tasks {
+            results.push(t.await.unwrap());
+        }
+        results
+    });
+    let publishes = f.publisher.metrics().publishes - publishes;
+    assert!(
+        publishes < JOBS as u64 / 2,
+        "{JOBS} concurrent changes took {publishes} publishes"
+    );
+    for ((ns, result), key) in results.iter().zip(&keys) {
+        if *ns == "nowhere" {
+            let e = result.as_ref().unwrap_err();
+            assert_eq!(ApiError::from(e).status().as_u16(), 404, "{e}");
+            continue;
+        }
+        // Granted only once published: the document of the role version
+        // its answer names lists the key.
+        let applied = result.as_ref().unwrap();
+        let doc = published_document(&f, &applied.files, ns);
+        assert!(doc.contains(key.key_id().as_str()), "{ns}: {doc}");
+    }
+    let set = trust_set(&f.publisher, NOW, &["team-a", "team-b"]);
+    for ((ns, result), key) in results.iter().zip(&keys) {
+        let d = set.decide(
+            &format!("registry.acme.io/{ns}/x"),
+            &[SignerRef::KeyId(key.key_id().clone())],
+            NOW,
+            NOW,
+        );
+        assert_eq!(d.is_trusted(), result.is_ok(), "{ns}: {d}");
+    }
 }

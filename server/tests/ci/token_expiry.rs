@@ -1,5 +1,6 @@
 //! A CI token past its expiry gets no delegation: the CI endpoints refuse
-//! it like a revoked one, with 401 naming the expiry.
+//! it like a revoked one, with 401 naming the expiry. A revoked one is
+//! refused from the next request on.
 
 #![allow(
     clippy::unwrap_used,
@@ -74,6 +75,49 @@ async fn an_expired_ci_token_gets_no_delegation() {
         )),
         "{message}"
     );
+    assert_eq!(
+        fx.f.publisher.read(|s| s.keys("team-a")).unwrap().len(),
+        keys_before
+    );
+}
+
+/// CI tokens are looked up on the CI service's own read connection (not
+/// under the publisher's lock): a revocation is seen by the very next
+/// request, and the token's last use is still recorded.
+#[actix_web::test]
+async fn a_revoked_ci_token_gets_no_delegation_from_the_next_request_on() {
+    let fx = CiFixture::new();
+    let new =
+        fx.f.publisher
+            .create_token("test", TokenKind::Ci(vec![ns_name("team-a")]), None, NOW)
+            .unwrap();
+    let token = new.secret.expose().to_owned();
+    let app = app!(fx.f);
+    let delegate = |nonce: &str, key| {
+        request(
+            Method::POST,
+            "/api/v1/ci/delegations",
+            Some(&token),
+            Some(&delegation_body(nonce, "team-a", key)),
+        )
+        .to_request()
+    };
+    let stored = || fx.f.publisher.read(|s| s.token(&new.token.id)).unwrap();
+    assert_eq!(stored().last_used_at, None);
+
+    let (first, second) = (job_key(), job_key());
+    let n = fresh_nonce!(&app);
+    let a = send(&app, delegate(&n, &first)).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.json());
+    assert_eq!(stored().last_used_at, Some(NOW));
+
+    fx.f.publisher
+        .revoke_token("test", &new.token.id, NOW)
+        .unwrap();
+    let keys_before = fx.f.publisher.read(|s| s.keys("team-a")).unwrap().len();
+    let n = fresh_nonce!(&app);
+    let a = send(&app, delegate(&n, &second)).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{:?}", a.json());
     assert_eq!(
         fx.f.publisher.read(|s| s.keys("team-a")).unwrap().len(),
         keys_before
