@@ -10,5 +10,6 @@ mod common;
 mod attacks;
 mod bundle_memory;
 mod cli;
+mod incremental;
 mod layout;
 mod peers;
