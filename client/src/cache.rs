@@ -209,10 +209,7 @@ fn pack_entries(bytes: &[u8]) -> Vec<(String, Range<usize>)> {
         return entries;
     };
     let mut at = PACK_MAGIC.len();
-    loop {
-        let Some(eol) = rest.iter().position(|&b| b == b'\n') else {
-            break;
-        };
+    while let Some(eol) = rest.iter().position(|&b| b == b'\n') {
         let header = rest.get(..eol).and_then(|h| std::str::from_utf8(h).ok());
         let Some((sha, len)) = header.and_then(|h| h.split_once(' ')) else {
             break;

@@ -71,9 +71,9 @@ fn a_refresh_after_one_change_fetches_only_what_changed() {
         .filter(|path| !before.contains_key(*path))
         .cloned()
         .collect();
-    assert_eq!(
-        before.get("metadata/timestamp.json") != after.get("metadata/timestamp.json"),
-        true,
+    assert_ne!(
+        before.get("metadata/timestamp.json"),
+        after.get("metadata/timestamp.json"),
         "the publish made a new timestamp"
     );
     expected.insert("metadata/timestamp.json".to_owned());
