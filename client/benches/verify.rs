@@ -10,9 +10,9 @@
 //! as `keyshare-server publish --to` does, serves that tree with a plain
 //! static file server (`--server nginx`, the default: nginx with 2 workers
 //! and keep-alive, as `bench/server-read` runs it; `--server python`:
-//! Python's `http.server`, HTTP/1.1 with keep-alive, where keyshare keeps 4
-//! requests in flight by default since its listen backlog of 5 drops the
-//! connections of a client that keeps more), and times, per round, from an
+//! Python's `http.server`, where keyshare keeps 4 requests in flight by
+//! default since its listen backlog of 5 drops the connections of a client
+//! that keeps more), and times, per round, from an
 //! empty cache (both clients against the same server in the same run):
 //!
 //! * keyshare: `init` (root file) + `refresh` (TUF workflow, every
@@ -181,6 +181,18 @@ struct Static {
 
 impl Drop for Static {
     fn drop(&mut self) {
+        // nginx's master stops its workers on SIGTERM; SIGKILL would leave
+        // them running, orphaned, on the port.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -205,15 +217,15 @@ fn wait_for(child: &mut Child, port: u16, what: &str) {
     }
 }
 
-/// `python -m http.server` (HTTP/1.1, keep-alive) serving `dir`.
+/// `python -m http.server` serving `dir` (as before nginx was the default:
+/// its default HTTP/1.0; with `--protocol HTTP/1.1` each keep-alive answer
+/// waited ~40 ms for a delayed ACK, headers and body being separate sends).
 fn serve_python(python: &Path, dir: &Path) -> Static {
     let port = free_port();
     let mut child = Command::new(python)
         .args([
             "-m",
             "http.server",
-            "--protocol",
-            "HTTP/1.1",
             "--bind",
             "127.0.0.1",
             &port.to_string(),
