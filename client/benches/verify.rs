@@ -8,10 +8,12 @@
 //! (`keyshare_server::publisher::Publisher`, batches of 500 namespaces per
 //! publish, so the layout is exactly what a server publishes), writes its current files
 //! as `keyshare-server publish --to` does, serves that tree with a plain
-//! static file server (Python's `http.server`, HTTP/1.1 with keep-alive:
-//! with HTTP/1.0 its listen backlog of 5 drops the connections of a
-//! client that keeps 8 requests in flight), and times, per round, from an
-//! empty cache:
+//! static file server (`--server nginx`, the default: nginx with 2 workers
+//! and keep-alive, as `bench/server-read` runs it; `--server python`:
+//! Python's `http.server`, where keyshare keeps 4 requests in flight by
+//! default since its listen backlog of 5 drops the connections of a client
+//! that keeps more), and times, per round, from an
+//! empty cache (both clients against the same server in the same run):
 //!
 //! * keyshare: `init` (root file) + `refresh` (TUF workflow, every
 //!   delegated role, every trust document downloaded and verified, cache
@@ -23,11 +25,14 @@
 //!   `get_targetinfo` + `download_target`, then D `get_targetinfo` lookups.
 //!
 //! Prints both, the ratio python-tuf/keyshare, and one JSON line. Median
-//! of the rounds (default 3).
+//! of the rounds (default 3; `--python-rounds 0` runs keyshare alone, for
+//! profiling). `--concurrency N`: keyshare's requests in
+//! flight (default: the verifier's default with nginx, 4 with Python).
 
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
+    clippy::panic,
     clippy::indexing_slicing,
     clippy::print_stdout,
     clippy::print_stderr
@@ -59,6 +64,14 @@ fn arg(name: &str, default: usize) -> usize {
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1))
         .map_or(default, |v| v.parse().expect("a number"))
+}
+
+fn arg_str(name: &str, default: &str) -> String {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map_or_else(|| default.to_owned(), Clone::clone)
 }
 
 fn signer() -> SharedSigner {
@@ -159,26 +172,57 @@ fn build(namespaces: usize, data: &Path, out: &Path) -> Vec<u8> {
     std::fs::read(out.join("metadata/1.root.json")).unwrap()
 }
 
-/// `python -m http.server` on a free loopback port; killed on drop.
+/// A static file server on a free loopback port; killed on drop.
 struct Static {
     child: Child,
     url: String,
+    name: &'static str,
 }
 
 impl Drop for Static {
     fn drop(&mut self) {
+        // nginx's master stops its workers on SIGTERM; SIGKILL would leave
+        // them running, orphaned, on the port.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
-fn serve(python: &Path, dir: &Path) -> Static {
-    let port = TcpListener::bind("127.0.0.1:0")
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port();
-    let child = Command::new(python)
+        .port()
+}
+
+fn wait_for(child: &mut Child, port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited: {status}");
+        }
+        assert!(Instant::now() < deadline, "{what} did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `python -m http.server` serving `dir` (as before nginx was the default:
+/// its default HTTP/1.0; with `--protocol HTTP/1.1` each keep-alive answer
+/// waited ~40 ms for a delayed ACK, headers and body being separate sends).
+fn serve_python(python: &Path, dir: &Path) -> Static {
+    let port = free_port();
+    let mut child = Command::new(python)
         .args([
             "-m",
             "http.server",
@@ -192,14 +236,76 @@ fn serve(python: &Path, dir: &Path) -> Static {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "http.server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for(&mut child, port, "http.server");
     Static {
         child,
         url: format!("http://127.0.0.1:{port}"),
+        name: "python http.server",
+    }
+}
+
+/// nginx serving `dir`, configured as `bench/server-read` does (2
+/// workers, keep-alive, no access log, sendfile), with its files in `work`.
+fn serve_nginx(dir: &Path, work: &Path) -> Static {
+    let nginx = ["nginx", "/usr/sbin/nginx"]
+        .into_iter()
+        .find(|n| Command::new(n).arg("-v").output().is_ok())
+        .expect("nginx not found: bench/verify installs nginx-light, or give --server python");
+    let port = free_port();
+    std::fs::create_dir_all(work).unwrap();
+    // As root, nginx's workers would run as `nobody`, who cannot read the
+    // temporary directory: keep them root (what bench/server-read does).
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    let w = work.display();
+    let conf = format!(
+        "daemon off;\n\
+         worker_processes 2;\n\
+         {user}\
+         pid {w}/nginx.pid;\n\
+         error_log {w}/error.log warn;\n\
+         events {{ worker_connections 1024; }}\n\
+         http {{\n\
+         access_log off;\n\
+         sendfile on;\n\
+         tcp_nopush on;\n\
+         keepalive_requests 1000000;\n\
+         types {{ application/json json; application/x-pem-file pem; }}\n\
+         default_type application/octet-stream;\n\
+         client_body_temp_path {w}/body;\n\
+         proxy_temp_path {w}/proxy;\n\
+         fastcgi_temp_path {w}/fastcgi;\n\
+         uwsgi_temp_path {w}/uwsgi;\n\
+         scgi_temp_path {w}/scgi;\n\
+         server {{\n\
+         listen 127.0.0.1:{port};\n\
+         root {dir};\n\
+         location = /metadata/timestamp.json {{ add_header Cache-Control no-cache; }}\n\
+         }}\n\
+         }}\n",
+        user = if root { "user root;\n" } else { "" },
+        dir = dir.display(),
+    );
+    let conf_path = work.join("nginx.conf");
+    std::fs::write(&conf_path, conf).unwrap();
+    let mut child = Command::new(nginx)
+        .arg("-p")
+        .arg(work)
+        .arg("-c")
+        .arg(&conf_path)
+        .arg("-e")
+        .arg(work.join("error.log"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(&mut child, port, "nginx");
+    Static {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        name: "nginx",
     }
 }
 
@@ -238,7 +344,16 @@ fn main() {
     let namespaces = arg("--namespaces", 10_000);
     let decides = arg("--decides", 1_000);
     let rounds = arg("--rounds", 3).max(1);
-    let concurrency = arg("--concurrency", Options::new("").concurrency);
+    // 0: keyshare only (for profiling the verifier).
+    let python_rounds = arg("--python-rounds", rounds);
+    let server_kind = arg_str("--server", "nginx");
+    // Python's http.server takes 4 requests in flight (a listen backlog of
+    // 5); nginx takes the verifier's default.
+    let default_concurrency = match server_kind.as_str() {
+        "python" => 4,
+        _ => Options::new("").concurrency,
+    };
+    let concurrency = arg("--concurrency", default_concurrency);
     let Some(python) = python() else {
         eprintln!("python-tuf not found: set KEYSHARE_PYTHON or run scripts/test once");
         std::process::exit(1);
@@ -250,7 +365,15 @@ fn main() {
     let started = Instant::now();
     let root = build(namespaces, &data, &tree);
     eprintln!("built in {:.1} s", started.elapsed().as_secs_f64());
-    let server = serve(&python, &tree);
+    let server = match server_kind.as_str() {
+        "nginx" => serve_nginx(&tree, &tmp.path().join("nginx")),
+        "python" => serve_python(&python, &tree),
+        other => panic!("--server {other}: nginx or python"),
+    };
+    eprintln!(
+        "serving with {} at {}, keyshare with {concurrency} requests in flight",
+        server.name, server.url
+    );
     let picked = picks(namespaces, decides);
 
     let mut ks_refresh = Vec::new();
@@ -282,6 +405,10 @@ fn main() {
         let t2 = Instant::now();
         assert_eq!(trusted, decides, "every decision should be trusted");
         assert_eq!(state.trust_set.namespaces().count(), namespaces);
+        eprintln!(
+            "keyshare round {round}: refresh {:.3} s",
+            (t1 - t0).as_secs_f64()
+        );
         ks_refresh.push((t1 - t0).as_secs_f64());
         ks_decide.push((t2 - t1).as_secs_f64());
     }
@@ -289,7 +416,7 @@ fn main() {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/python_tuf_updater.py");
     let mut py_refresh = Vec::new();
     let mut py_lookup = Vec::new();
-    for round in 0..rounds {
+    for round in 0..python_rounds {
         let work = tmp.path().join(format!("py-{round}"));
         let out = Command::new(&python)
             .arg(&script)
@@ -309,12 +436,21 @@ fn main() {
         py_refresh.push(line["refresh_seconds"].as_f64().unwrap());
         py_lookup.push(line["lookup_seconds"].as_f64().unwrap());
     }
+    let server_name = server.name;
     drop(server);
 
     let (kr, kd) = (median(ks_refresh), median(ks_decide));
+    if py_refresh.is_empty() {
+        println!(
+            "{namespaces} namespaces over HTTP ({server_name}, keyshare {concurrency} requests in flight), median of {rounds}:\n  \
+             refresh + every trust document: keyshare {kr:.2} s; {decides} decisions: {:.1} ms (python-tuf not run)",
+            kd * 1e3
+        );
+        return;
+    }
     let (pr, pl) = (median(py_refresh), median(py_lookup));
     println!(
-        "{namespaces} namespaces over HTTP (python http.server), median of {rounds}:\n  \
+        "{namespaces} namespaces over HTTP ({server_name}, keyshare {concurrency} requests in flight), median of {rounds}:\n  \
          refresh + every trust document: keyshare {:.2} s, python-tuf {:.2} s (python-tuf/keyshare = {:.2}x)\n  \
          {decides} decisions: keyshare {:.1} ms ({:.1} µs each), python-tuf get_targetinfo {:.1} ms\n  \
          total: keyshare {:.2} s, python-tuf {:.2} s (python-tuf/keyshare = {:.2}x)",
@@ -332,6 +468,8 @@ fn main() {
         "{}",
         serde_json::json!({
             "bench": "verify",
+            "server": server_name,
+            "concurrency": concurrency,
             "namespaces": namespaces,
             "decides": decides,
             "rounds": rounds,

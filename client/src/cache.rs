@@ -1,23 +1,33 @@
 //! The local cache of one repository: verified files stored by content
-//! hash (`blobs/<sha256>`) and one manifest (`state.json`) naming which
-//! blob is which file, plus the audit chain heads the verified timestamps
-//! carried ([`Manifest::remember_head`], bounded).
+//! hash, each either a file of its own (`blobs/<sha256>`) or an entry of a
+//! pack (`packs/<sha256 of the pack>.pack`, many blobs in one file), and
+//! one manifest (`state.json`) naming which blob is which file, plus the
+//! audit chain heads the verified timestamps carried
+//! ([`Manifest::remember_head`], bounded).
 //!
-//! A refresh writes the blobs it needs, then replaces `state.json`
-//! atomically (`keyshare_fsio`: temporary file, fsync, rename, fsync of the
-//! directory), then removes blobs no longer named. Until the rename,
-//! readers see the previous state complete; a failed refresh never touches
+//! A refresh writes the blobs it needs (many at once as one new pack, a
+//! few as files of their own), then replaces `state.json` atomically
+//! (`keyshare_fsio`: temporary file, fsync, rename, fsync of the
+//! directory): the manifest is the one durable commit point. Then it
+//! removes blobs and packs no longer named. Until the rename, readers see
+//! the previous state complete; a failed refresh never touches
 //! `state.json`, so the cache stays in its last good state. Blobs are
 //! immutable: their name is their hash, and a blob whose bytes do not hash
-//! to its name is treated as missing.
+//! to its name is treated as missing, wherever it is stored.
 //!
-//! Blobs are not fsynced one by one (thousands of fsyncs dominated a
-//! refresh); after a crash of the machine, a blob the manifest names may
-//! be missing or incomplete: it fails its hash check, loading the state
-//! says to refresh, and the next refresh downloads it again.
+//! Blobs and packs are not fsynced (thousands of fsyncs dominated a
+//! refresh, and so did creating thousands of files: a pack is one file);
+//! after a crash of the machine, a blob the manifest names may be missing
+//! or incomplete: it fails its hash check, loading the state says to
+//! refresh, and the next refresh downloads it again. A pack whose live
+//! blobs make up less than half of it is rewritten into the next pack
+//! (and a torn pack's intact blobs with it), so packs never hold much
+//! more than the manifest names.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +38,13 @@ pub const STATE_FORMAT: &str = "keyshare.client-cache/v1";
 /// The manifest's file name.
 pub const STATE_FILE: &str = "state.json";
 const BLOBS: &str = "blobs";
+const PACKS: &str = "packs";
+/// The first line of a pack.
+const PACK_MAGIC: &[u8] = b"keyshare.client-cache.pack/v1\n";
+/// About the bytes of an entry's header in a pack (hash, length, separators).
+const ENTRY_HEADER: usize = 64 + 1 + 8 + 2;
+/// A commit with at least this many blobs to write writes them as one pack.
+pub const PACK_MIN_BLOBS: usize = 16;
 
 /// A cache failure.
 #[derive(Debug, thiserror::Error)]
@@ -147,6 +164,90 @@ impl Manifest {
 #[derive(Debug, Clone)]
 pub struct RepoCache {
     dir: PathBuf,
+    /// The packs' intact blobs, read on first use (and again after a
+    /// commit).
+    packs: Arc<Mutex<Option<Arc<PackIndex>>>>,
+}
+
+/// Every pack of a cache, read into memory, and where each intact blob is.
+#[derive(Default)]
+struct PackIndex {
+    /// Pack file name → its bytes, its intact entries (SHA-256, range) and
+    /// its length.
+    packs: BTreeMap<String, Pack>,
+    /// SHA-256 → the pack and range holding it.
+    by_sha: HashMap<String, (String, Range<usize>)>,
+}
+
+struct Pack {
+    bytes: Vec<u8>,
+    entries: Vec<(String, Range<usize>)>,
+}
+
+impl std::fmt::Debug for PackIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PackIndex")
+            .field("packs", &self.packs.keys().collect::<Vec<_>>())
+            .field("blobs", &self.by_sha.len())
+            .finish()
+    }
+}
+
+impl PackIndex {
+    fn blob(&self, sha256: &str) -> Option<&[u8]> {
+        let (pack, range) = self.by_sha.get(sha256)?;
+        self.packs.get(pack)?.bytes.get(range.clone())
+    }
+}
+
+/// The intact entries of a pack: `<sha256 hex> <length>\n<bytes>\n` after
+/// [`PACK_MAGIC`]; reading stops at the first malformed or truncated
+/// entry, and an entry whose bytes do not hash to its name is left out.
+fn pack_entries(bytes: &[u8]) -> Vec<(String, Range<usize>)> {
+    let mut entries = Vec::new();
+    let Some(mut rest) = bytes.strip_prefix(PACK_MAGIC) else {
+        return entries;
+    };
+    let mut at = PACK_MAGIC.len();
+    while let Some(eol) = rest.iter().position(|&b| b == b'\n') {
+        let header = rest.get(..eol).and_then(|h| std::str::from_utf8(h).ok());
+        let Some((sha, len)) = header.and_then(|h| h.split_once(' ')) else {
+            break;
+        };
+        let Ok(len) = len.parse::<usize>() else {
+            break;
+        };
+        let start = eol.saturating_add(1);
+        let end = start.saturating_add(len);
+        if !is_sha256(sha) || rest.get(end) != Some(&b'\n') {
+            break;
+        }
+        if rest
+            .get(start..end)
+            .is_some_and(|blob| sha256_hex(blob) == sha)
+        {
+            entries.push((
+                sha.to_owned(),
+                at.saturating_add(start)..at.saturating_add(end),
+            ));
+        }
+        let next = end.saturating_add(1);
+        at = at.saturating_add(next);
+        rest = rest.get(next..).unwrap_or_default();
+    }
+    entries
+}
+
+/// A pack of `blobs`, and its file name.
+fn pack_of<'b>(blobs: impl Iterator<Item = (&'b String, &'b [u8])>) -> (String, Vec<u8>) {
+    let mut bytes = PACK_MAGIC.to_vec();
+    for (sha, blob) in blobs {
+        bytes.extend_from_slice(format!("{sha} {}\n", blob.len()).as_bytes());
+        bytes.extend_from_slice(blob);
+        bytes.push(b'\n');
+    }
+    let name = format!("{}.pack", sha256_hex(&bytes));
+    (name, bytes)
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CacheError + '_ {
@@ -159,7 +260,41 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CacheError + '_ {
 impl RepoCache {
     /// The cache in `dir` (not created until written).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+        Self {
+            dir: dir.into(),
+            packs: Arc::default(),
+        }
+    }
+
+    /// The packs, read on first use.
+    fn pack_index(&self) -> Arc<PackIndex> {
+        let mut slot = self.packs.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(index) = &*slot {
+            return index.clone();
+        }
+        let mut index = PackIndex::default();
+        if let Ok(dir) = std::fs::read_dir(self.dir.join(PACKS)) {
+            for entry in dir.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if !name.ends_with(".pack") || name.starts_with('.') {
+                    continue;
+                }
+                let Ok(bytes) = std::fs::read(entry.path()) else {
+                    continue;
+                };
+                let entries = pack_entries(&bytes);
+                for (sha, range) in &entries {
+                    index
+                        .by_sha
+                        .entry(sha.clone())
+                        .or_insert_with(|| (name.clone(), range.clone()));
+                }
+                index.packs.insert(name, Pack { bytes, entries });
+            }
+        }
+        let index = Arc::new(index);
+        *slot = Some(index.clone());
+        index
     }
 
     /// The directory.
@@ -189,31 +324,89 @@ impl RepoCache {
         Ok(Some(manifest))
     }
 
-    /// The blob with this hash, if present and intact.
+    /// The blob with this hash, if present and intact (in a pack or a
+    /// file of its own).
     pub fn blob(&self, sha256: &str) -> Option<Vec<u8>> {
         if !is_sha256(sha256) {
             return None;
+        }
+        if let Some(bytes) = self.pack_index().blob(sha256) {
+            return Some(bytes.to_vec());
         }
         let bytes = std::fs::read(self.dir.join(BLOBS).join(sha256)).ok()?;
         (sha256_hex(&bytes) == sha256).then_some(bytes)
     }
 
-    /// Writes `blobs` (keyed by their SHA-256) that are not there yet, then
-    /// `manifest` atomically, then removes blobs the manifest does not name.
+    /// Writes `blobs` (keyed by their SHA-256) that are not there yet
+    /// ([`PACK_MIN_BLOBS`] or more as one pack, with the live blobs of packs
+    /// that are more than half dead; fewer as files of their own), then
+    /// `manifest` atomically, then removes blobs and packs the manifest
+    /// does not need.
     pub fn commit(
         &self,
         manifest: &Manifest,
         blobs: &BTreeMap<String, Vec<u8>>,
     ) -> Result<(), CacheError> {
         let blob_dir = self.dir.join(BLOBS);
+        let pack_dir = self.dir.join(PACKS);
         create_private_dir(&self.dir)?;
         create_private_dir(&blob_dir)?;
-        for (sha, bytes) in blobs {
-            let path = blob_dir.join(sha);
-            if self.blob(sha).is_none() {
-                // Unsynced: a blob is checked against its hash when read,
-                // so a crash costs a fetch, never a wrong answer.
-                keyshare_fsio::write_atomically_unsynced(&path, bytes, 0o600).map_err(from_fsio)?;
+        let named: BTreeSet<&String> = manifest
+            .metadata
+            .values()
+            .chain(manifest.targets.values())
+            .collect();
+        let index = self.pack_index();
+        // Packs to keep as they are: more than half of their bytes named.
+        let mut kept: BTreeSet<&String> = BTreeSet::new();
+        // Named blobs of the other packs, carried into the new pack.
+        let mut carried: BTreeMap<&String, &[u8]> = BTreeMap::new();
+        for (name, pack) in &index.packs {
+            let live: Vec<&(String, Range<usize>)> = pack
+                .entries
+                .iter()
+                .filter(|(sha, _)| named.contains(sha))
+                .collect();
+            // An entry's header is its hash, its length and two separators.
+            let live_bytes: usize = live
+                .iter()
+                .map(|(_, r)| r.len().saturating_add(ENTRY_HEADER))
+                .sum();
+            if live_bytes.saturating_mul(2) > pack.bytes.len() {
+                kept.insert(name);
+            } else {
+                for (sha, range) in live {
+                    if let Some(bytes) = pack.bytes.get(range.clone()) {
+                        carried.insert(sha, bytes);
+                    }
+                }
+            }
+        }
+        // Blobs already held intact (and staying) are not written again.
+        let fresh: Vec<(&String, &[u8])> = blobs
+            .iter()
+            .filter(|(sha, _)| {
+                let in_kept = index
+                    .by_sha
+                    .get(sha.as_str())
+                    .is_some_and(|(pack, _)| kept.contains(pack));
+                !in_kept && !carried.contains_key(sha) && self.loose_blob(sha).is_none()
+            })
+            .map(|(sha, bytes)| (sha, bytes.as_slice()))
+            .collect();
+        let mut new_pack = None;
+        if fresh.len().saturating_add(carried.len()) >= PACK_MIN_BLOBS || !carried.is_empty() {
+            create_private_dir(&pack_dir)?;
+            let (name, bytes) = pack_of(fresh.into_iter().chain(carried));
+            // Unsynced: every blob is checked against its hash when read,
+            // so a crash costs a fetch, never a wrong answer.
+            keyshare_fsio::write_atomically_unsynced(&pack_dir.join(&name), &bytes, 0o600)
+                .map_err(from_fsio)?;
+            new_pack = Some(name);
+        } else {
+            for (sha, bytes) in fresh {
+                keyshare_fsio::write_atomically_unsynced(&blob_dir.join(sha), bytes, 0o600)
+                    .map_err(from_fsio)?;
             }
         }
         let text = serde_json::to_vec_pretty(manifest).map_err(|e| CacheError::Corrupt {
@@ -223,11 +416,6 @@ impl RepoCache {
         keyshare_fsio::write_atomically(&self.dir.join(STATE_FILE), &text, 0o600)
             .map_err(from_fsio)?;
         // Garbage collection: best effort, the manifest is already safe.
-        let named: BTreeSet<&String> = manifest
-            .metadata
-            .values()
-            .chain(manifest.targets.values())
-            .collect();
         if let Ok(entries) = std::fs::read_dir(&blob_dir) {
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
@@ -236,7 +424,23 @@ impl RepoCache {
                 }
             }
         }
+        if let Ok(entries) = std::fs::read_dir(&pack_dir) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if !kept.contains(&name) && new_pack.as_ref() != Some(&name) {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+        drop(index);
+        *self.packs.lock().unwrap_or_else(PoisonError::into_inner) = None;
         Ok(())
+    }
+
+    /// The blob with this hash stored as a file of its own, if intact.
+    fn loose_blob(&self, sha256: &str) -> Option<Vec<u8>> {
+        let bytes = std::fs::read(self.dir.join(BLOBS).join(sha256)).ok()?;
+        (sha256_hex(&bytes) == sha256).then_some(bytes)
     }
 }
 
@@ -282,6 +486,151 @@ mod tests {
             hash: format!("{seq:064x}"),
             timestamp_version: seq + 1,
         }
+    }
+
+    fn blobs(range: std::ops::Range<u32>) -> BTreeMap<String, Vec<u8>> {
+        range
+            .map(|i| {
+                let bytes = format!("{{\"blob\": {i}}}\n").into_bytes();
+                (sha256_hex(&bytes), bytes)
+            })
+            .collect()
+    }
+
+    fn manifest_of(blobs: &BTreeMap<String, Vec<u8>>) -> Manifest {
+        let mut m = Manifest::pinned("http://x", "00".repeat(32));
+        m.metadata.clear();
+        m.targets = blobs
+            .keys()
+            .enumerate()
+            .map(|(i, sha)| (format!("t/{i}"), sha.clone()))
+            .collect();
+        m
+    }
+
+    fn files(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn many_blobs_go_into_one_pack_few_into_files_and_dead_packs_are_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = RepoCache::new(dir.path());
+        let all = blobs(0..100);
+        cache.commit(&manifest_of(&all), &all).unwrap();
+        assert_eq!(files(&dir.path().join(PACKS)).len(), 1);
+        assert!(files(&dir.path().join(BLOBS)).is_empty());
+        let fresh = RepoCache::new(dir.path());
+        for (sha, bytes) in &all {
+            assert_eq!(fresh.blob(sha).as_ref(), Some(bytes));
+        }
+
+        // A few new blobs, most old ones still named: files of their own.
+        let mut next: BTreeMap<String, Vec<u8>> = blobs(10..100);
+        let few = blobs(100..103);
+        next.extend(few.clone());
+        fresh.commit(&manifest_of(&next), &few).unwrap();
+        assert_eq!(files(&dir.path().join(PACKS)).len(), 1);
+        assert_eq!(files(&dir.path().join(BLOBS)).len(), 3);
+        let again = RepoCache::new(dir.path());
+        for (sha, bytes) in &next {
+            assert_eq!(again.blob(sha).as_ref(), Some(bytes));
+        }
+
+        // Most of the pack dead: its named blobs move into a new pack, the
+        // old pack and every unnamed blob are gone.
+        let kept = blobs(90..103);
+        again.commit(&manifest_of(&kept), &BTreeMap::new()).unwrap();
+        let packs = files(&dir.path().join(PACKS));
+        assert_eq!(packs.len(), 1);
+        let pack = std::fs::read(dir.path().join(PACKS).join(&packs[0])).unwrap();
+        assert_eq!(format!("{}.pack", sha256_hex(&pack)), packs[0]);
+        assert_eq!(pack_entries(&pack).len(), 10, "only the named blobs");
+        assert_eq!(files(&dir.path().join(BLOBS)).len(), 3);
+        let last = RepoCache::new(dir.path());
+        for (sha, bytes) in &kept {
+            assert_eq!(last.blob(sha).as_ref(), Some(bytes));
+        }
+        for sha in blobs(0..90).keys() {
+            assert_eq!(last.blob(sha), None);
+        }
+    }
+
+    #[test]
+    fn a_torn_pack_loses_only_its_torn_blobs_and_the_next_commit_restores_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = RepoCache::new(dir.path());
+        let all = blobs(0..40);
+        cache.commit(&manifest_of(&all), &all).unwrap();
+        let name = files(&dir.path().join(PACKS)).remove(0);
+        let path = dir.path().join(PACKS).join(&name);
+        let bytes = std::fs::read(&path).unwrap();
+        // A crash of the machine: the end of the pack never reached the disk,
+        // and a byte in the middle is wrong.
+        let mut torn = bytes.get(..bytes.len() / 2).unwrap().to_vec();
+        let middle = torn.len() / 2;
+        torn[middle] ^= 0x20;
+        std::fs::write(&path, &torn).unwrap();
+        let reread = RepoCache::new(dir.path());
+        let intact: Vec<&String> = all
+            .keys()
+            .filter(|sha| reread.blob(sha).is_some())
+            .collect();
+        assert!(
+            !intact.is_empty() && intact.len() < all.len() / 2,
+            "{}",
+            intact.len()
+        );
+        for sha in &intact {
+            assert_eq!(
+                reread.blob(sha).as_ref(),
+                all.get(*sha),
+                "only intact bytes"
+            );
+        }
+        // The refresh after it downloads what is missing and commits it.
+        let missing: BTreeMap<String, Vec<u8>> = all
+            .iter()
+            .filter(|(sha, _)| reread.blob(sha).is_none())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        reread.commit(&manifest_of(&all), &missing).unwrap();
+        let healed = RepoCache::new(dir.path());
+        for (sha, bytes) in &all {
+            assert_eq!(healed.blob(sha).as_ref(), Some(bytes));
+        }
+        // The missing blobs went into a new pack; the torn one stays only
+        // while more than half of it is live.
+        assert_eq!(files(&dir.path().join(PACKS)).len(), 2);
+        // Once the torn pack's blobs are no longer named, it goes.
+        let later = blobs(40..60);
+        healed.commit(&manifest_of(&later), &later).unwrap();
+        assert!(!files(&dir.path().join(PACKS)).contains(&name));
+        assert_eq!(files(&dir.path().join(PACKS)).len(), 1);
+    }
+
+    #[test]
+    fn pack_entries_stop_at_garbage() {
+        let all = blobs(0..3);
+        let (_, mut pack) = pack_of(all.iter().map(|(k, v)| (k, v.as_slice())));
+        assert_eq!(pack_entries(&pack).len(), 3);
+        pack.extend_from_slice(b"not an entry\n");
+        assert_eq!(pack_entries(&pack).len(), 3);
+        assert!(pack_entries(b"other magic\n").is_empty());
+        let huge = format!(
+            "{}{} 99999999999999999999\n",
+            String::from_utf8_lossy(PACK_MAGIC),
+            "0".repeat(64)
+        );
+        assert!(pack_entries(huge.as_bytes()).is_empty());
     }
 
     #[test]

@@ -56,5 +56,5 @@ mod verifier;
 pub use keyshare_policy::client;
 pub use verifier::{
     default_cache_dir, Error, Hop, Options, Outcome, PeerProblem, Pinned, RootPin, TrustState,
-    Verdict, Verifier, DEFAULT_MAX_PEER_DEPTH,
+    Verdict, Verifier, DEFAULT_CONCURRENCY, DEFAULT_MAX_PEER_DEPTH,
 };

@@ -36,6 +36,11 @@ use crate::fetch::{
     BundleFetcher, CacheOnly, Fetched, HttpFetcher, HttpTransport, TransportError, DEFAULT_TIMEOUT,
 };
 
+/// Default downloads in flight during a refresh: enough to keep a static
+/// server (nginx, a CDN, `keyshare-server`) busy over keep-alive
+/// connections.
+pub const DEFAULT_CONCURRENCY: usize = 16;
+
 /// Default most peer redirects one decision follows.
 pub const DEFAULT_MAX_PEER_DEPTH: usize = 4;
 
@@ -123,8 +128,10 @@ pub struct Options {
     pub max_peer_depth: usize,
     /// Threads that verify delegated roles.
     pub threads: usize,
-    /// Downloads in flight at once (default 4: Python's `http.server`, with
-    /// a listen backlog of 5, drops connections beyond that).
+    /// Downloads in flight at once, over keep-alive connections
+    /// ([`DEFAULT_CONCURRENCY`]). A server that takes few connections
+    /// (Python's `http.server`, with a listen backlog of 5, drops
+    /// connections beyond 4) needs less.
     pub concurrency: usize,
     /// Size limits and delegation limits of the TUF workflow.
     pub config: Config,
@@ -145,7 +152,7 @@ impl Options {
             now: None,
             max_peer_depth: DEFAULT_MAX_PEER_DEPTH,
             threads: std::thread::available_parallelism().map_or(1, usize::from),
-            concurrency: 4,
+            concurrency: DEFAULT_CONCURRENCY,
             config: Config::default(),
             allow_private_peers: false,
         }

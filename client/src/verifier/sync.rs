@@ -47,6 +47,9 @@ pub(super) struct Work<'c> {
     metadata: BTreeMap<String, Vec<u8>>,
     deleted: BTreeSet<String>,
     etag: Option<String>,
+    /// Blobs read from the cache intact this time (by SHA-256): the
+    /// commit need not write them again.
+    intact: BTreeSet<String>,
 }
 
 impl<'c> Work<'c> {
@@ -57,6 +60,7 @@ impl<'c> Work<'c> {
             metadata: BTreeMap::new(),
             deleted: BTreeSet::new(),
             etag: None,
+            intact: BTreeSet::new(),
         }
     }
 
@@ -67,7 +71,9 @@ impl<'c> Work<'c> {
         if let Some(b) = self.metadata.get(name) {
             return Some(b.clone());
         }
-        let bytes = self.cache.blob(self.old.metadata.get(name)?)?;
+        let sha = self.old.metadata.get(name)?;
+        let bytes = self.cache.blob(sha)?;
+        self.intact.insert(sha.clone());
         self.metadata.insert(name.to_owned(), bytes.clone());
         Some(bytes)
     }
@@ -99,6 +105,8 @@ impl<'c> Work<'c> {
 pub(super) struct Synced {
     pub(super) state: TrustState,
     pub(super) manifest: Manifest,
+    /// The blobs the manifest names that the cache does not hold intact
+    /// already (those read from it intact during the sync are left out).
     pub(super) blobs: BTreeMap<String, Vec<u8>>,
 }
 
@@ -118,10 +126,11 @@ impl Verifier {
             .load_delegations(&url, &mut updater, &mut work, fetcher)
             .await?;
         let found = resolve_documents(&url, &mut updater, &work, &roles)?;
-        let documents = self
+        let (documents, intact) = self
             .fetch_documents(&url, &updater, &work, fetcher, found)
             .await?;
-        let state = build_state(&url, &updater, documents)?;
+        work.intact.extend(intact);
+        let state = build_state(&url, &updater, documents, self.options.threads)?;
         Ok(finish(state, &work, &roles))
     }
 
@@ -238,7 +247,8 @@ impl Verifier {
 
     /// Step 4, the trust documents themselves: from the cache when the
     /// hash matches, else downloaded concurrently; each checked against
-    /// its listing.
+    /// its listing. Also returns the SHA-256 of each document read from
+    /// the cache intact.
     async fn fetch_documents<F: Fetcher + Sync>(
         &self,
         url: &str,
@@ -246,8 +256,9 @@ impl Verifier {
         work: &Work<'_>,
         fetcher: &F,
         found: Vec<(String, TargetFile)>,
-    ) -> Result<BTreeMap<String, Vec<u8>>, Error> {
+    ) -> Result<(BTreeMap<String, Vec<u8>>, BTreeSet<String>), Error> {
         let mut documents = BTreeMap::new();
+        let mut intact = BTreeSet::new();
         let mut missing = Vec::new();
         for (path, tf) in found {
             let cached = work
@@ -258,6 +269,7 @@ impl Verifier {
                 .and_then(|sha| work.cache.blob(sha));
             match cached {
                 Some(bytes) if verify_target(&tf, &path, &bytes).is_ok() => {
+                    intact.extend(tf.sha256().map(str::to_owned));
                     documents.insert(path, bytes);
                 }
                 _ => missing.push((path, tf)),
@@ -281,7 +293,7 @@ impl Verifier {
             verify_target(&tf, &path, &bytes).map_err(|source| tuf(url, source))?;
             documents.insert(path, bytes);
         }
-        Ok(documents)
+        Ok((documents, intact))
     }
 }
 
@@ -351,13 +363,17 @@ fn finish(state: TrustState, work: &Work<'_>, roles: &[RoleName]) -> Synced {
         if let Some(bytes) = work.peek(name) {
             let sha = sha256_hex(&bytes);
             manifest.metadata.insert(name.clone(), sha.clone());
-            blobs.insert(sha, bytes);
+            if !work.intact.contains(&sha) {
+                blobs.insert(sha, bytes);
+            }
         }
     }
     for (path, bytes) in &state.documents {
         let sha = sha256_hex(bytes);
         manifest.targets.insert(path.clone(), sha.clone());
-        blobs.insert(sha, bytes.clone());
+        if !work.intact.contains(&sha) {
+            blobs.insert(sha, bytes.clone());
+        }
     }
     manifest.timestamp_etag = work.etag.clone();
     manifest.audit_heads = work.old.audit_heads.clone();
@@ -387,19 +403,21 @@ fn is_trust_path(path: &str) -> bool {
         .is_some_and(|ns| NamespaceName::parse(ns).is_ok())
 }
 
-/// Step 5, the trust state: the verified documents parsed and indexed
-/// ([`TrustSet`]), with the timestamp's audit head.
+/// Step 5, the trust state: the verified documents parsed (the trust
+/// documents on `threads` threads) and indexed ([`TrustSet`]), with the
+/// timestamp's audit head.
 fn build_state(
     url: &str,
     updater: &Updater,
     documents: BTreeMap<String, Vec<u8>>,
+    threads: usize,
 ) -> Result<TrustState, Error> {
     let bad = |source| Error::Documents {
         url: url.to_owned(),
         source,
     };
     let mut shards = Vec::new();
-    let mut namespaces = Vec::new();
+    let mut trust = Vec::new();
     let mut revocations = Revocations::default();
     let mut peers = Peers::default();
     for (path, bytes) in &documents {
@@ -410,9 +428,13 @@ fn build_state(
         } else if path == PEERS_PATH {
             peers = Peers::from_slice(bytes).map_err(bad)?;
         } else if is_trust_path(path) {
-            namespaces.push(NamespaceTrust::from_target(path, bytes).map_err(bad)?);
+            trust.push((path.as_str(), bytes.as_slice()));
         }
     }
+    let namespaces = parse_wide(&trust, threads, |(path, bytes)| {
+        NamespaceTrust::from_target(path, bytes)
+    })
+    .map_err(bad)?;
     let index = Namespaces::merge(shards).map_err(bad)?;
     let trust_set = TrustSet::new(index, namespaces, revocations, peers).map_err(bad)?;
     for ns in trust_set.unlisted_documents() {
@@ -438,9 +460,63 @@ fn build_state(
     })
 }
 
+/// `parse` applied to each item, on up to `threads` scoped threads for
+/// many items; results in order, the first error (in order) wins.
+fn parse_wide<I: Sync, T: Send, E: Send>(
+    items: &[I],
+    threads: usize,
+    parse: impl Fn(&I) -> Result<T, E> + Sync,
+) -> Result<Vec<T>, E> {
+    /// Fewer items than this are parsed on the calling thread.
+    const MIN_PER_THREAD: usize = 64;
+    let threads = threads.min(items.len() / MIN_PER_THREAD).max(1);
+    if threads == 1 {
+        return items.iter().map(&parse).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    let parse = &parse;
+    let parts: Vec<Result<Vec<T>, E>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(parse).collect()))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    let mut out = Vec::with_capacity(items.len());
+    for part in parts {
+        out.extend(part?);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wide_parsing_keeps_the_order_and_the_first_error() {
+        let items: Vec<u32> = (0..1000).collect();
+        for threads in [1, 2, 7] {
+            let doubled = parse_wide(&items, threads, |i| Ok::<_, u32>(i * 2)).unwrap();
+            assert_eq!(doubled, items.iter().map(|i| i * 2).collect::<Vec<_>>());
+            let first_bad =
+                parse_wide(
+                    &items,
+                    threads,
+                    |&i| {
+                        if i % 300 == 299 {
+                            Err(i)
+                        } else {
+                            Ok(i)
+                        }
+                    },
+                );
+            assert_eq!(first_bad, Err(299), "{threads} threads");
+        }
+    }
 
     #[test]
     fn trust_document_paths_need_a_valid_namespace_name() {

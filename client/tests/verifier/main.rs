@@ -10,6 +10,7 @@ mod common;
 mod attacks;
 mod bundle_memory;
 mod cli;
+mod incremental;
 mod layout;
 mod migration;
 mod peers;

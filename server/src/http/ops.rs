@@ -10,11 +10,12 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::Next;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpMessage as _, HttpResponse};
 use serde_json::json;
 use tracing::Instrument as _;
 
 use super::error::ApiError;
+use super::read::{RouteLabel, UNMATCHED_ROUTE};
 use super::AppState;
 
 /// Request counters by route pattern and status.
@@ -197,13 +198,20 @@ pub(crate) async fn observe(
     );
     let result = next.call(req).instrument(span.clone()).await;
     let (route, status) = match &result {
-        Ok(res) => (
-            res.request().match_pattern(),
-            res.response().status().as_u16(),
-        ),
+        Ok(res) => {
+            // Handlers that route themselves (the repository reads) say
+            // which route they are; the others are found in the router's
+            // map.
+            let label = res.request().extensions().get::<RouteLabel>().copied();
+            let route = match label {
+                Some(RouteLabel(label)) => Some(label.to_owned()),
+                None => res.request().match_pattern(),
+            };
+            (route, res.response().status().as_u16())
+        }
         Err(e) => (None, e.as_response_error().status_code().as_u16()),
     };
-    let route = route.unwrap_or_else(|| "unmatched".to_owned());
+    let route = route.unwrap_or_else(|| UNMATCHED_ROUTE.to_owned());
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     span.record("route", route.as_str());
     span.record("status", status);

@@ -113,6 +113,96 @@ async fn unknown_files_and_traversal_are_404_json() {
     let _ = post.error();
 }
 
+/// The repository reads route themselves (no regular expression per
+/// request): every spelling of a path outside the repository, percent-encoded
+/// or not, is a 404 JSON answer, a percent-encoded spelling of a published
+/// file's name is that file (as actix's path extractor decoded it), other
+/// methods are 405, and `/metrics` still names the route.
+#[actix_web::test]
+async fn encoded_and_dot_paths_stay_inside_the_repository() {
+    let f = Fixture::new();
+    let app = app!(f);
+    // A published target, by its consistent-snapshot name.
+    let files = f.publisher.current_files().unwrap();
+    let target = files
+        .iter()
+        .find(|file| file.path.starts_with("targets/org/"))
+        .expect("a published org document")
+        .clone();
+    let doc = format!("/{}", target.path);
+    let served = send(&app, get(&doc).to_request()).await;
+    assert_eq!(served.status, StatusCode::OK, "{doc}: {served:?}");
+    assert_eq!(served.body, target.bytes.to_vec());
+    assert_eq!(served.header("cache-control"), Some(IMMUTABLE));
+    assert_eq!(served.header("content-type"), Some("application/json"));
+
+    for uri in [
+        "/targets/%2e%2e/metadata/1.root.json",
+        "/targets/%2E%2E/%2E%2E/metadata/1.root.json",
+        "/targets/org%2F..%2F..%2Fmetadata%2F1.root.json",
+        "/targets/..%2Fmetadata%2F1.root.json",
+        "/targets/%2Fetc%2Fpasswd",
+        "/targets/org/%2e/revocations.json",
+        "/targets/org%5C..%5C..%5Cmetadata%5C1.root.json",
+        "/targets/org/%00",
+        "/targets/org/%0a",
+        "/targets/%ff%fe",
+        "/targets/%",
+        "/targets/%2",
+        "/targets",
+        "/metadata/..%2F..%2Fmetadata%2F1.root.json",
+        "/metadata/%2e%2e",
+        "/metadata/%2E",
+        "/metadata/%2F1.root.json",
+        "/metadata/a/1.root.json",
+        "/metadata/1.root.json/",
+        "/metadata/%",
+        "/metadatax/1.root.json",
+        "/targetsx/org/revocations.json",
+    ] {
+        let answer = send(&app, get(uri).to_request()).await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{uri}: {answer:?}");
+        assert_eq!(answer.error().0, "not_found", "{uri}");
+    }
+
+    // Percent-encoded spellings of published names are the same files.
+    let root = send(&app, get("/metadata/1.root.json").to_request()).await;
+    for uri in ["/metadata/1.root%2Ejson", "/metadata/%31.root.json"] {
+        let answer = send(&app, get(uri).to_request()).await;
+        assert_eq!(answer.status, StatusCode::OK, "{uri}: {answer:?}");
+        assert_eq!(answer.body, root.body, "{uri}");
+    }
+    let encoded = doc.replacen("/org/", "/org%2F", 1);
+    let answer = send(&app, get(&encoded).to_request()).await;
+    assert_eq!(answer.status, StatusCode::OK, "{encoded}: {answer:?}");
+    assert_eq!(answer.body, target.bytes.to_vec());
+
+    // HEAD: headers only; other methods: 405 on both prefixes.
+    let head = send(&app, request(Method::HEAD, &doc, None, None).to_request()).await;
+    assert_eq!(head.status, StatusCode::OK);
+    assert_eq!(head.header("etag"), served.header("etag"));
+    assert!(head.body.is_empty(), "HEAD answered with a body");
+    for (method, uri) in [
+        (Method::PUT, doc.as_str()),
+        (Method::DELETE, "/metadata/1.root.json"),
+        (Method::POST, "/targets/org/anything.json"),
+    ] {
+        let answer = send(&app, request(method.clone(), uri, None, None).to_request()).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {uri}: {answer:?}"
+        );
+        assert_eq!(answer.error().0, "method_not_allowed");
+    }
+
+    // The route labels of `/metrics` are the routes' patterns.
+    assert_eq!(f.state.metrics.requests("/targets/{path:.*}", 200), 3);
+    assert_eq!(f.state.metrics.requests("/targets/{path:.*}", 405), 2);
+    assert_eq!(f.state.metrics.requests("/metadata/{file}", 200), 3);
+    assert_eq!(f.state.metrics.requests("/metadata/{file}", 405), 1);
+}
+
 /// Fetches a file through the app and fails on anything but 200.
 macro_rules! fetch {
     ($app:expr, $path:expr) => {{
