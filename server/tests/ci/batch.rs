@@ -185,13 +185,15 @@ fn a_batch_with_nothing_publishable_publishes_nothing() {
     assert_eq!(f.published_state(), before);
 }
 
-/// The role file of `ns` among `files` (`metadata/<V>.<ns>.json`), and the
-/// trust document it lists, as published.
+/// The file of the role that lists `ns`'s trust document (its hashed bin,
+/// `metadata/<V>.<bin>.json`) among `files`, and the trust document that
+/// role lists, as published.
 fn published_document(f: &Fixture, files: &[String], ns: &str) -> String {
+    let bin = f.publisher.trust_role(&ns_name(ns));
     let role = files
         .iter()
-        .find(|p| p.starts_with("metadata/") && p.ends_with(&format!(".{ns}.json")))
-        .unwrap_or_else(|| panic!("no role of {ns} in {files:?}"));
+        .find(|p| p.starts_with("metadata/") && p.ends_with(&format!(".{bin}.json")))
+        .unwrap_or_else(|| panic!("no role {bin} of {ns} in {files:?}"));
     let role: serde_json::Value =
         serde_json::from_slice(&f.publisher.file(role).unwrap().bytes).unwrap();
     let path = format!("namespaces/{ns}/trust.json");
