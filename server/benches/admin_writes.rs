@@ -426,8 +426,11 @@ fn public_keys(count: usize) -> Vec<String> {
         .collect()
 }
 
-/// Sizes of the current timestamp, snapshot and top-level targets.
-fn metadata_sizes(conn: &mut Conn) -> (usize, usize) {
+/// Sizes of the current snapshot and top-level targets, and how many
+/// roles the snapshot lists (what must not grow with the namespaces; its
+/// bytes also hold each role's version number, whose digits depend on how
+/// many publishes there were).
+fn metadata_sizes(conn: &mut Conn) -> (usize, usize, usize) {
     let (_, ts) = conn.request("GET", "/metadata/timestamp.json", None, None);
     let ts: serde_json::Value = serde_json::from_slice(&ts).unwrap();
     let sv = ts["signed"]["meta"]["snapshot.json"]["version"]
@@ -438,8 +441,11 @@ fn metadata_sizes(conn: &mut Conn) -> (usize, usize) {
     let tv = snap_json["signed"]["meta"]["targets.json"]["version"]
         .as_u64()
         .unwrap();
+    let entries = snap_json["signed"]["meta"]
+        .as_object()
+        .map_or(0, serde_json::Map::len);
     let (_, targets) = conn.request("GET", &format!("/metadata/{tv}.targets.json"), None, None);
-    (snap.len(), targets.len())
+    (snap.len(), targets.len(), entries)
 }
 
 fn main() {
@@ -512,7 +518,7 @@ fn main() {
         let keys = public_keys(writes);
         let server = Server::start(&dir);
         let mut conn = Conn::connect(&server.addr);
-        let (snapshot_bytes, targets_bytes) = metadata_sizes(&mut conn);
+        let (snapshot_bytes, targets_bytes, snapshot_entries) = metadata_sizes(&mut conn);
         let (_, before) = conn.request("GET", "/metrics", None, None);
         let before = String::from_utf8(before).unwrap();
         let mut lat = Vec::with_capacity(writes);
@@ -558,7 +564,7 @@ fn main() {
             ms(*sorted.last().unwrap_or(&0.0)),
         );
         rows.push(format!(
-            "{n:>10} {creates_per_s:>11.1} {:>26} {writes_per_s:>9.1} {p50:>8.1} {p90:>8.1} {p99:>8.1} {max:>8.1} {mean_publish_ms:>12.1} {targets_bytes:>10} {snapshot_bytes:>10} {store_mib_after_writes:>10.0} {steady_mib:>10.1}",
+            "{n:>10} {creates_per_s:>11.1} {:>26} {writes_per_s:>9.1} {p50:>8.1} {p90:>8.1} {p99:>8.1} {max:>8.1} {mean_publish_ms:>12.1} {targets_bytes:>10} {snapshot_bytes:>10} {snapshot_entries:>12} {store_mib_after_writes:>10.0} {steady_mib:>10.1}",
             create_path
         ));
         jsonl.push(serde_json::json!({
@@ -585,6 +591,7 @@ fn main() {
             "publishes": publishes,
             "server_mean_publish_ms": mean_publish_ms,
             "snapshot_bytes": snapshot_bytes,
+            "snapshot_entries": snapshot_entries,
             "targets_bytes": targets_bytes,
             "write_server_peak_rss_mib": server_rss,
             "peer": null,
@@ -594,7 +601,7 @@ fn main() {
     println!();
     println!("admin writes: each is one full publish (sign changed roles + snapshot + timestamp, SQLite commit with synchronous=FULL)");
     println!(
-        "{:>10} {:>11} {:>26} {:>9} {:>8} {:>8} {:>8} {:>8} {:>12} {:>10} {:>10} {:>10} {:>10}",
+        "{:>10} {:>11} {:>26} {:>9} {:>8} {:>8} {:>8} {:>8} {:>12} {:>10} {:>10} {:>12} {:>10} {:>10}",
         "namespaces",
         "creates/s",
         "created via",
@@ -606,13 +613,14 @@ fn main() {
         "publish_ms",
         "targets_B",
         "snapshot_B",
+        "snapshot_roles",
         "store_MiB",
         "steady_MiB"
     );
     for r in &rows {
         println!("{r}");
     }
-    println!("(publish_ms: the server's mean from /metrics over the writes; targets_B, snapshot_B: sizes of the current top-level targets and snapshot; store_MiB: database + WAL after the run, default retention; steady_MiB: published bytes left once everything superseded has aged out)");
+    println!("(publish_ms: the server's mean from /metrics over the writes; targets_B, snapshot_B: sizes of the current top-level targets and snapshot; snapshot_roles: the roles the snapshot lists; store_MiB: database + WAL after the run, default retention; steady_MiB: published bytes left once everything superseded has aged out)");
     println!("peer: none. No installable server does the same work (one signed TUF publish per admin write, durable before the answer), so there is no ratio.");
     println!();
     for j in &jsonl {
