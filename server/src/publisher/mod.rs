@@ -243,6 +243,10 @@ pub struct Publisher {
     retention: Option<Duration>,
     cache: Cache,
     metrics: Metrics,
+    /// The hashed bins top-level targets delegates to. Their count is
+    /// chosen at init and never changes, so which bin lists a namespace's
+    /// trust document is known without the lock.
+    bins: keyshare_policy::metadata::SuccinctRoles,
 }
 
 impl Publisher {
@@ -384,6 +388,7 @@ impl Publisher {
         options: Options,
     ) -> Result<Self, PublishError> {
         let legacy = needs_migration(&repo)?;
+        let bins = stage::current_bins(&repo)?;
         let publisher = Self {
             inner: Mutex::new(Inner {
                 store,
@@ -395,6 +400,7 @@ impl Publisher {
             retention: Some(DEFAULT_RETENTION),
             cache: Cache::default(),
             metrics: Metrics::default(),
+            bins,
         };
         {
             let inner = publisher.lock();
@@ -475,16 +481,13 @@ impl Publisher {
     /// How many hashed bins the repository delegates to (256, 1,024 or
     /// 4,096), as its top-level targets records.
     pub fn bin_count(&self) -> u64 {
-        stage::current_bins(&self.lock().repo).map_or(0, |b| b.bin_count())
+        self.bins.bin_count()
     }
 
     /// The role that lists `namespaces/<ns>/trust.json`: the hashed bin
     /// its path hashes to.
     pub fn trust_role(&self, ns: &keyshare_policy::trust::NamespaceName) -> RoleName {
-        let bins = stage::current_bins(&self.lock().repo).unwrap_or_else(|_| {
-            keyshare_policy::trust::namespace_bins(Vec::new(), std::num::NonZeroU32::MIN)
-        });
-        bins.role_for_target(&ns.target_path())
+        self.bins.role_for_target(&ns.target_path())
     }
 
     /// Every file of the current repository state plus every target file
