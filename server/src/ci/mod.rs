@@ -54,7 +54,7 @@ use keyshare_policy::trust::{NamespaceName, Principal, TrustedKey};
 
 use crate::clock::Clock;
 use crate::publisher::{Batched, Change, PublishError, Publisher};
-use crate::store::{CiOwner, SingleUse, SingleUseKind, Store, Token, TokenKind};
+use crate::store::{CiOwner, SingleUse, SingleUseKind, Store, TokenKind, TokenState};
 
 pub use crate::config::CiConfig;
 /// The wire types of the CI endpoints and the proof a job signs, shared
@@ -196,7 +196,7 @@ pub struct CiIdentity {
     /// count by.
     pub principal: Principal,
     /// The namespaces it may sign for, or why none.
-    pub allowed: Result<BTreeSet<NamespaceName>, String>,
+    pub allowed: Allowed,
     /// Identity, principal and claims for the audit record (never the token).
     pub context: Value,
     /// An ID token: used up by the delegation it asks for (until it expires).
@@ -205,21 +205,43 @@ pub struct CiIdentity {
     pub uri: Option<String>,
 }
 
-impl CiIdentity {
-    fn check_namespace(&self, namespace: &NamespaceName) -> Result<(), CiError> {
-        match &self.allowed {
-            Err(why) => Err(CiError::UnmatchedClaims(why.clone())),
-            Ok(set) if set.contains(namespace) => Ok(()),
-            Ok(set) => Err(CiError::NamespaceNotAllowed(format!(
-                "{} may sign for {} but not for `{namespace}`",
-                self.actor,
-                set.iter()
-                    .map(|n| format!("`{n}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))),
-        }
-    }
+/// The namespaces a CI caller may sign for.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Allowed {
+    /// Those the claim rules give an OIDC identity.
+    Namespaces(BTreeSet<NamespaceName>),
+    /// Those CI token `id` is scoped to, asked of the store one namespace
+    /// at a time (a token may cover thousands; its list is not loaded for
+    /// every request).
+    TokenScope {
+        /// The token's id.
+        id: String,
+    },
+    /// None, and why.
+    Nothing(String),
+}
+
+/// How many allowed namespaces a refusal names before it says how many
+/// more there are.
+const NAMED_IN_REFUSAL: u32 = 10;
+
+fn not_allowed(
+    actor: &str,
+    namespace: &NamespaceName,
+    named: impl Iterator<Item = NamespaceName>,
+    total: u64,
+) -> CiError {
+    let named: Vec<String> = named.map(|n| format!("`{n}`")).collect();
+    let more = total.saturating_sub(named.len() as u64);
+    let list = if more == 0 {
+        named.join(", ")
+    } else {
+        format!("{} and {more} more", named.join(", "))
+    };
+    CiError::NamespaceNotAllowed(format!(
+        "{actor} may sign for {list} but not for `{namespace}`"
+    ))
 }
 
 /// The CI flow, shared by the HTTP handlers.
@@ -323,19 +345,21 @@ impl CiService {
             if let Some(why) = token.refusal(now) {
                 return Err(CiError::Unauthorized(why));
             }
-            let TokenKind::Ci(namespaces) = &token.kind else {
+            if token.kind != TokenKind::Ci(Vec::new()).name() {
                 return Err(CiError::Forbidden(format!(
                     "token `{}` is not a CI token; the CI endpoints take CI tokens or OIDC ID tokens",
                     token.id
                 )));
-            };
+            }
             let owner = CiOwner::Token {
                 id: token.id.clone(),
             };
             let principal = self.secret.principal(&owner)?;
             return Ok(CiIdentity {
                 actor: format!("token:{}", token.id),
-                allowed: Ok(namespaces.iter().cloned().collect()),
+                allowed: Allowed::TokenScope {
+                    id: token.id.clone(),
+                },
                 context: json!({
                     "identity": format!("token:{}", token.id),
                     "kind": "ci-token",
@@ -355,13 +379,14 @@ impl CiService {
         };
         let principal = self.secret.principal(&owner)?;
         let allowed =
-            rules::allowed_namespaces(&self.config.rules, &verified.issuer, &verified.claims)
-                .ok_or_else(|| {
-                    format!(
-                        "no claim rule of issuer {} matches this job (subject `{}`)",
-                        verified.issuer, verified.subject
-                    )
-                });
+            match rules::allowed_namespaces(&self.config.rules, &verified.issuer, &verified.claims)
+            {
+                Some(set) => Allowed::Namespaces(set),
+                None => Allowed::Nothing(format!(
+                    "no claim rule of issuer {} matches this job (subject `{}`)",
+                    verified.issuer, verified.subject
+                )),
+            };
         let replay = SingleUse {
             kind: SingleUseKind::Token,
             digest: hex::encode(openssl::sha::sha256(&secret::encode(&[
@@ -385,27 +410,75 @@ impl CiService {
         })
     }
 
-    /// The token whose secret is `bearer`, if one exists and is not
-    /// revoked (as [`Publisher::authenticate`]), looked up on the service's
-    /// own read connection. Only a token whose last use must be recorded
-    /// (at most once a minute) goes through the publisher, which records
-    /// it under its lock.
-    fn ci_token(&self, bearer: &str, now: OffsetDateTime) -> Result<Option<Token>, CiError> {
-        let internal = |e: &dyn std::fmt::Display| CiError::Internal(e.to_string());
+    /// The state of the token whose secret is `bearer`, if one exists and
+    /// is not revoked (as [`Publisher::authenticate`]), looked up on the
+    /// service's own read connection and without the token's scope list
+    /// ([`Self::check_namespace`] asks about one namespace). Only a token
+    /// whose last use must be recorded (at most once a minute) goes through
+    /// the publisher, which records it under its lock.
+    fn ci_token(&self, bearer: &str, now: OffsetDateTime) -> Result<Option<TokenState>, CiError> {
         if let Some(reader) = &self.tokens {
             let found = reader
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .token_by_secret(bearer)
-                .map_err(|e| internal(&e))?;
+                .token_state_by_secret(bearer)
+                .map_err(internal)?;
             match found {
                 Some(token) if token.refusal(now).is_none() && token.last_used_is_stale(now) => {}
                 other => return Ok(other),
             }
         }
-        self.publisher
+        Ok(self
+            .publisher
             .authenticate(bearer, now)
-            .map_err(|e| internal(&e))
+            .map_err(internal)?
+            .map(|t| t.state()))
+    }
+
+    /// Reads from the store on the service's read connection, or through
+    /// the publisher when it has none.
+    fn read_tokens<T>(
+        &self,
+        f: impl FnOnce(&Store) -> crate::store::Result<T>,
+    ) -> Result<T, CiError> {
+        match &self.tokens {
+            Some(reader) => f(&reader.lock().unwrap_or_else(PoisonError::into_inner)),
+            None => self.publisher.read(f),
+        }
+        .map_err(internal)
+    }
+
+    /// Whether `identity` may sign for `namespace`: a refusal names the
+    /// reason and (some of) the namespaces it may sign for. For a CI token,
+    /// one indexed lookup in the store.
+    fn check_namespace(
+        &self,
+        identity: &CiIdentity,
+        namespace: &NamespaceName,
+    ) -> Result<(), CiError> {
+        match &identity.allowed {
+            Allowed::Nothing(why) => Err(CiError::UnmatchedClaims(why.clone())),
+            Allowed::Namespaces(set) if set.contains(namespace) => Ok(()),
+            Allowed::Namespaces(set) => Err(not_allowed(
+                &identity.actor,
+                namespace,
+                set.iter().take(NAMED_IN_REFUSAL as usize).cloned(),
+                set.len() as u64,
+            )),
+            Allowed::TokenScope { id } => {
+                if self.read_tokens(|s| s.token_covers(id, namespace.as_str()))? {
+                    return Ok(());
+                }
+                let (named, total) =
+                    self.read_tokens(|s| s.token_scope_sample(id, NAMED_IN_REFUSAL))?;
+                Err(not_allowed(
+                    &identity.actor,
+                    namespace,
+                    named.into_iter(),
+                    total,
+                ))
+            }
+        }
     }
 
     /// Grants a delegation to `identity` and publishes it.
@@ -417,7 +490,7 @@ impl CiService {
     ) -> Result<Delegation, CiError> {
         let now = now.replace_nanosecond(0).unwrap_or(now);
         self.rate.admit(identity.principal.as_str(), now)?;
-        identity.check_namespace(&req.namespace)?;
+        self.check_namespace(identity, &req.namespace)?;
         let ttl = match req.ttl_seconds {
             None => self.config.default_ttl,
             Some(0) => {
@@ -509,7 +582,7 @@ impl CiService {
         let not_found = || CiError::NotFound(format!("no CI delegation `{id}`"));
         let (ns, key_id) = id.split_once('.').ok_or_else(not_found)?;
         let namespace = NamespaceName::parse(ns).map_err(|_| not_found())?;
-        identity.check_namespace(&namespace)?;
+        self.check_namespace(identity, &namespace)?;
         let key_id_owned = key_id.to_owned();
         let (key, owner) = self.publisher.read(|s| {
             (
@@ -551,6 +624,10 @@ impl CiService {
             .await?;
         Ok(())
     }
+}
+
+fn internal(e: impl std::fmt::Display) -> CiError {
+    CiError::Internal(e.to_string())
 }
 
 /// The version of `metadata/<V>.<role>.json` among `files`.
@@ -636,6 +713,21 @@ mod tests {
         let pem = String::from_utf8(ed.public_key_to_pem().unwrap()).unwrap();
         let key = key_from_pem(&pem).unwrap();
         assert_eq!(key.keyval.public, hex::encode(ed.raw_public_key().unwrap()));
+    }
+
+    #[test]
+    fn a_refusal_names_at_most_a_few_allowed_namespaces_and_counts_the_rest() {
+        let ns = |n: &str| NamespaceName::parse(n).unwrap();
+        let few = not_allowed("token:t", &ns("z"), [ns("a"), ns("b")].into_iter(), 2);
+        assert_eq!(
+            few.to_string(),
+            "namespace not allowed: token:t may sign for `a`, `b` but not for `z`"
+        );
+        let many = not_allowed("token:t", &ns("z"), [ns("a"), ns("b")].into_iter(), 10_000);
+        assert_eq!(
+            many.to_string(),
+            "namespace not allowed: token:t may sign for `a`, `b` and 9998 more but not for `z`"
+        );
     }
 
     #[test]

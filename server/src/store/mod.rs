@@ -69,7 +69,7 @@ pub use records::{
     AuditHead, AuditRecord, CiOwner, IdentityRecord, KeyRecord, LastPublished, Listing,
     NamespaceRecord, NamespaceRevocationRecord, NewToken, OrgRoot, PeerRecord, PublishedFile,
     RevocationRecord, ScopeOverlap, ScopeOverlaps, SingleUse, SingleUseKind, SubDelegationRecord,
-    Token, TokenKind, TokenSecret, LAST_USED_RESOLUTION,
+    Token, TokenKind, TokenSecret, TokenState, LAST_USED_RESOLUTION,
 };
 pub use schema::CURRENT_VERSION as SCHEMA_VERSION;
 pub use tx::{OverlapRule, Tx};
@@ -334,6 +334,16 @@ macro_rules! read_methods {
             /// The active (not revoked) token whose secret is `secret`, if
             /// any. The presented secret is hashed and looked up by its hash.
             fn token_by_secret(secret: &str) -> Option<Token>;
+            /// The state of the active token whose secret is `secret`, if
+            /// any, without its scope list (as [`Self::token_by_secret`]).
+            fn token_state_by_secret(secret: &str) -> Option<TokenState>;
+            /// Whether token `token_id` is scoped to `namespace` (one
+            /// indexed lookup, however many namespaces it covers).
+            fn token_covers(token_id: &str, namespace: &str) -> bool;
+            /// The first `limit` namespaces token `token_id` is scoped to,
+            /// by name, and how many there are in all (for an error that
+            /// names them without growing with them).
+            fn token_scope_sample(token_id: &str, limit: u32) -> (Vec<NamespaceName>, u64);
             /// The newest version recorded at `path`, if any.
             fn latest_published(path: &str) -> Option<PublishedFile>;
             /// The file to serve at `path` (its newest version).

@@ -23,6 +23,7 @@ use super::records::{
     AuditHead, AuditRecord, CiOwner, IdentityRecord, KeyRecord, LastPublished, Listing,
     NamespaceRecord, NamespaceRevocationRecord, OrgRoot, PeerRecord, PublishedFile,
     RevocationRecord, ScopeOverlap, ScopeOverlaps, SubDelegationRecord, Token, TokenKind,
+    TokenState,
 };
 use super::{audit, parse_time};
 
@@ -839,6 +840,70 @@ pub(crate) fn token_by_secret(conn: &Connection, secret: &str) -> Result<Option<
         )
         .optional()?;
     row.map(|r| token_record(conn, r)).transpose()
+}
+
+pub(crate) fn token_state_by_secret(conn: &Connection, secret: &str) -> Result<Option<TokenState>> {
+    // As `token_by_secret`: looked up by the hash of the presented secret.
+    const T: &str = "tokens";
+    let hash = secret_hash(secret);
+    let row: Option<(
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    )> = conn
+        .prepare_cached(
+            "SELECT id, kind, revoked_at, expires_at, last_used_at FROM tokens
+             WHERE secret_sha256 = ?1 AND revoked_at IS NULL",
+        )?
+        .query_row([&hash], tuple_row)
+        .optional()?;
+    let Some((id, kind, revoked, expires, last_used)) = row else {
+        return Ok(None);
+    };
+    let kind = match kind.as_str() {
+        "org-admin" => "org-admin",
+        "maintainer" => "maintainer",
+        "ci" => "ci",
+        other => {
+            return Err(Error::corrupt(
+                T,
+                format!("token `{id}` has unknown kind `{other}`"),
+            ))
+        }
+    };
+    Ok(Some(TokenState {
+        id,
+        kind,
+        revoked_at: opt_time(T, revoked)?,
+        expires_at: opt_time(T, expires)?,
+        last_used_at: opt_time(T, last_used)?,
+    }))
+}
+
+pub(crate) fn token_covers(conn: &Connection, token_id: &str, namespace: &str) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM token_namespaces WHERE token_id = ?1 AND namespace = ?2")?
+        .exists((token_id, namespace))?)
+}
+
+pub(crate) fn token_scope_sample(
+    conn: &Connection,
+    token_id: &str,
+    limit: u32,
+) -> Result<(Vec<NamespaceName>, u64)> {
+    let names = collect(
+        conn,
+        "SELECT namespace FROM token_namespaces WHERE token_id = ?1 ORDER BY namespace LIMIT ?2",
+        (token_id, limit),
+        |r| r.get::<_, String>(0),
+        |s| namespace_name("token_namespaces", &s),
+    )?;
+    let count: i64 = conn
+        .prepare_cached("SELECT count(*) FROM token_namespaces WHERE token_id = ?1")?
+        .query_row([token_id], |r| r.get(0))?;
+    Ok((names, u64::try_from(count).unwrap_or(0)))
 }
 
 // ---- published files ----

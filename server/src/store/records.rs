@@ -327,25 +327,77 @@ impl Token {
     /// Why the token is not accepted at `now` (revoked or expired), or
     /// `None` when it is.
     pub fn refusal(&self, now: OffsetDateTime) -> Option<String> {
-        if let Some(at) = self.revoked_at {
-            return Some(format!("token `{}` was revoked at {}", self.id, text(at)));
-        }
-        match self.expires_at {
-            Some(at) if now >= at => Some(format!(
-                "token `{}` expired at {}: ask an org admin for a new one",
-                self.id,
-                text(at)
-            )),
-            _ => None,
-        }
+        refusal(&self.id, self.revoked_at, self.expires_at, now)
     }
 
     /// Whether accepting it at `now` should update `last_used_at` (never
     /// used, or last used [`LAST_USED_RESOLUTION`] or longer ago).
     pub fn last_used_is_stale(&self, now: OffsetDateTime) -> bool {
-        self.last_used_at
-            .is_none_or(|t| now - t >= LAST_USED_RESOLUTION)
+        last_used_is_stale(self.last_used_at, now)
     }
+
+    /// Its state, without what it grants.
+    pub fn state(&self) -> TokenState {
+        TokenState {
+            id: self.id.clone(),
+            kind: self.kind.name(),
+            revoked_at: self.revoked_at,
+            expires_at: self.expires_at,
+            last_used_at: self.last_used_at,
+        }
+    }
+}
+
+/// A token's state without its scope list: what the CI endpoints check on
+/// every request. A CI token may cover thousands of namespaces; whether it
+/// covers the one asked for is one indexed lookup
+/// ([`super::Store::token_covers`]), not a load of the whole list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenState {
+    /// Public id.
+    pub id: String,
+    /// `org-admin`, `maintainer` or `ci` ([`TokenKind::name`]).
+    pub kind: &'static str,
+    /// When it was revoked.
+    pub revoked_at: Option<OffsetDateTime>,
+    /// When it stops being accepted.
+    pub expires_at: Option<OffsetDateTime>,
+    /// When it was last accepted.
+    pub last_used_at: Option<OffsetDateTime>,
+}
+
+impl TokenState {
+    /// As [`Token::refusal`].
+    pub fn refusal(&self, now: OffsetDateTime) -> Option<String> {
+        refusal(&self.id, self.revoked_at, self.expires_at, now)
+    }
+
+    /// As [`Token::last_used_is_stale`].
+    pub fn last_used_is_stale(&self, now: OffsetDateTime) -> bool {
+        last_used_is_stale(self.last_used_at, now)
+    }
+}
+
+fn refusal(
+    id: &str,
+    revoked_at: Option<OffsetDateTime>,
+    expires_at: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+) -> Option<String> {
+    if let Some(at) = revoked_at {
+        return Some(format!("token `{id}` was revoked at {}", text(at)));
+    }
+    match expires_at {
+        Some(at) if now >= at => Some(format!(
+            "token `{id}` expired at {}: ask an org admin for a new one",
+            text(at)
+        )),
+        _ => None,
+    }
+}
+
+fn last_used_is_stale(last_used_at: Option<OffsetDateTime>, now: OffsetDateTime) -> bool {
+    last_used_at.is_none_or(|t| now - t >= LAST_USED_RESOLUTION)
 }
 
 fn text(t: OffsetDateTime) -> String {

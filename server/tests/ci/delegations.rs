@@ -23,6 +23,7 @@ use time::Duration;
 use keyshare_policy::keys::Scheme;
 use keyshare_policy::sign::{InMemorySigner, Signer};
 use keyshare_policy::trust::{Decision, Reason, SignerRef};
+use keyshare_server::store::TokenKind;
 
 use ci_common::{base64url, delegation_body, job_key, sign_with, trust_set, CiFixture};
 use http_common::{request, send, Answer, NOW};
@@ -467,6 +468,45 @@ async fn the_sweeper_task_removes_expired_delegations_on_its_own() {
     assert!(!listed(&fx), "the sweeper did not remove the expired key");
     let set = trust_set(&fx.f.publisher, NOW + Duration::minutes(11), &["team-a"]);
     assert!(set.namespaces().next().unwrap().keys.is_empty());
+}
+
+/// A CI token scoped to many namespaces: each request asks the store about
+/// the one namespace it names (the last of thirteen works as well as the
+/// first), a namespace outside the scope is refused, and the refusal names
+/// a bounded sample of the scope rather than every namespace it covers.
+#[actix_web::test]
+async fn a_ci_token_with_a_wide_scope_is_checked_namespace_by_namespace() {
+    let fx = CiFixture::new();
+    let app = app!(fx.f);
+    let extra: Vec<String> = (0..12).map(|i| format!("wide-{i:02}")).collect();
+    let extra_refs: Vec<&str> = extra.iter().map(String::as_str).collect();
+    ci_common::create_namespaces(&fx.f.publisher, &extra_refs);
+    let mut scope = vec![http_common::ns_name("team-b")];
+    scope.extend(extra.iter().map(|n| http_common::ns_name(n)));
+    let ci = fx.f.token(TokenKind::Ci(scope));
+
+    for ns in ["team-b", "wide-00", "wide-11"] {
+        let a = delegate!(&app, &ci, ns, &job_key());
+        assert_eq!(
+            a.status,
+            StatusCode::CREATED,
+            "{ns}: {}",
+            String::from_utf8_lossy(&a.body)
+        );
+    }
+    let before = fx.f.published_state();
+    let a = delegate!(&app, &ci, "team-a", &job_key());
+    assert_refused(&a, StatusCode::FORBIDDEN, "namespace_not_allowed");
+    let message = a.error().1;
+    assert!(message.contains("`team-b`"), "{message}");
+    assert!(message.contains("and 3 more"), "{message}");
+    assert!(!message.contains("`wide-11`"), "{message}");
+    assert!(message.ends_with("but not for `team-a`"), "{message}");
+    assert_eq!(
+        fx.f.published_state(),
+        before,
+        "a refusal publishes nothing"
+    );
 }
 
 #[actix_web::test]
