@@ -172,13 +172,20 @@ fn main() {
     });
 
     println!(
-        "{:>8} {:>8} {:>14} {:>10} {:>10} {:>10} {:>18}",
-        "clients", "requests", "delegations/s", "p50 ms", "p99 ms", "max ms", "publishes/deleg."
+        "{:>8} {:>8} {:>14} {:>10} {:>10} {:>10} {:>18} {:>16}",
+        "clients",
+        "requests",
+        "delegations/s",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "publishes/deleg.",
+        "publishing %"
     );
     let next = Arc::new(AtomicUsize::new(0));
     let mut lines = Vec::new();
     for &c in &clients {
-        let publishes_before = publisher.metrics().publishes;
+        let before = publisher.metrics();
         let barrier = Arc::new(Barrier::new(c + 1));
         let per_client = requests.div_ceil(c);
         let threads: Vec<_> = (0..c)
@@ -245,7 +252,10 @@ fn main() {
         let elapsed = started.elapsed().as_secs_f64();
         latencies.sort();
         let n = latencies.len();
-        let publishes = publisher.metrics().publishes - publishes_before;
+        let after = publisher.metrics();
+        let publishes = after.publishes - before.publishes;
+        // How much of the run the publishing thread spent publishing.
+        let busy = (after.publish_seconds_total - before.publish_seconds_total) / elapsed;
         let rate = n as f64 / elapsed;
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         let (p50, p99, max) = (
@@ -254,11 +264,15 @@ fn main() {
             ms(latencies.last().copied().unwrap_or_default()),
         );
         let per = publishes as f64 / n as f64;
-        println!("{c:>8} {n:>8} {rate:>14.1} {p50:>10.2} {p99:>10.2} {max:>10.2} {per:>18.3}");
+        println!(
+            "{c:>8} {n:>8} {rate:>14.1} {p50:>10.2} {p99:>10.2} {max:>10.2} {per:>18.3} {:>16.0}",
+            busy * 100.0
+        );
         lines.push(json!({
             "bench": "ci-delegations", "namespaces": namespaces, "clients": c,
             "requests": n, "delegations_per_second": rate, "p50_ms": p50, "p99_ms": p99,
             "max_ms": max, "publishes": publishes, "batch_wait_ms": batch_wait_ms,
+            "publishing_busy": busy,
         }));
     }
     for l in lines {

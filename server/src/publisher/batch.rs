@@ -96,7 +96,7 @@ impl Publisher {
                             Err(e) => set_aside.push((i, e)),
                         }
                     }
-                    check_documents(tx, &affected)?;
+                    check_documents(tx, &mut affected)?;
                     Ok((affected, applied, set_aside))
                 });
                 match together {
@@ -111,8 +111,8 @@ impl Publisher {
                         for &i in group {
                             let Some(b) = batch.get(i) else { continue };
                             let one = tx.savepoint(|tx| -> Result<_, PublishError> {
-                                let effect = b.change.apply(tx)?;
-                                check_documents(tx, &effect.affected)?;
+                                let mut effect = b.change.apply(tx)?;
+                                check_documents(tx, &mut effect.affected)?;
                                 Ok(effect)
                             });
                             match one {

@@ -4,7 +4,7 @@
 //! repository whose bins delegate to namespace roles (the layout is
 //! described in the publisher's module documentation).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::num::NonZeroU32;
 
 use time::OffsetDateTime;
@@ -31,6 +31,10 @@ pub(super) struct Affected {
     pub(super) namespaces: BTreeSet<NamespaceName>,
     pub(super) roots_put: Vec<(String, String)>,
     pub(super) roots_removed: Vec<String>,
+    /// Trust documents already built and checked in this transaction
+    /// ([`check_documents`]) after the last change to their namespace,
+    /// so staging does not build them again.
+    pub(super) built: BTreeMap<NamespaceName, Vec<u8>>,
 }
 
 impl Affected {
@@ -51,6 +55,8 @@ impl Affected {
         self.namespaces.extend(other.namespaces);
         self.roots_put.extend(other.roots_put);
         self.roots_removed.extend(other.roots_removed);
+        // `other` comes later: its documents are the newer ones.
+        self.built.extend(other.built);
     }
 }
 
@@ -153,8 +159,10 @@ fn org_root_path(name: &str) -> String {
 }
 
 /// Builds, and so checks with the policy parser, every document `affected`
-/// names, staging nothing.
-pub(super) fn check_documents(tx: &Tx<'_>, affected: &Affected) -> Result<(), PublishError> {
+/// names, staging nothing. The trust documents built are kept in
+/// `affected.built` for [`stage`]: whoever calls this must stage in the
+/// same transaction, with no change to those namespaces in between.
+pub(super) fn check_documents(tx: &Tx<'_>, affected: &mut Affected) -> Result<(), PublishError> {
     for &bin in &affected.shards {
         tx.namespaces_shard(bin)?;
     }
@@ -166,7 +174,8 @@ pub(super) fn check_documents(tx: &Tx<'_>, affected: &Affected) -> Result<(), Pu
     }
     for ns in &affected.namespaces {
         if !affected.deleted.contains(ns) {
-            tx.namespace_document(ns.as_str())?;
+            let bytes = tx.namespace_document_bytes(ns.as_str())?;
+            affected.built.insert(ns.clone(), bytes);
         }
     }
     Ok(())
@@ -222,7 +231,10 @@ pub(super) fn stage(
         if affected.deleted.contains(ns) {
             continue;
         }
-        let bytes = tx.namespace_document(ns.as_str())?.to_vec()?;
+        let bytes = match affected.built.get(ns) {
+            Some(bytes) => bytes.clone(),
+            None => tx.namespace_document_bytes(ns.as_str())?,
+        };
         let path = ns.target_path();
         let bin = layout.role_for_target(&path);
         files.push(repo.set_target(bin.as_str(), &path, &bytes, None)?);

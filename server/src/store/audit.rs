@@ -23,7 +23,7 @@ use keyshare_policy::audit::{ChainCheck, ChainError, Head, Record, GENESIS};
 
 use super::error::{Error, Result};
 use super::records::{AuditHead, AuditRecord};
-use super::{parse_time, time_text};
+use super::{parse_time, time_text, Cached};
 
 /// SHA-256 of a record's canonical bytes, hex.
 fn record_hash(
@@ -92,7 +92,7 @@ fn to_record(r: Row) -> Result<AuditRecord> {
 
 /// The last record's sequence number and hash, without verifying.
 pub(crate) fn head(conn: &Connection) -> Result<AuditHead> {
-    let last = conn.query_row(
+    let last = conn.row(
         "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
         [],
         |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
@@ -126,7 +126,7 @@ pub(crate) fn append(
     let time_s = time_text(time);
     let hash = record_hash(seq, &time_s, actor, action, subject, details, &prev.hash)?;
     let details_text = canonical_text(details)?;
-    conn.execute(
+    conn.exec(
         "INSERT INTO audit_log (seq, time, actor, action, subject, details, prev_hash, hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         (
@@ -326,7 +326,7 @@ pub(crate) fn index_namespaces(
     details: &Value,
 ) -> Result<()> {
     for ns in namespaces_of(action, subject, details) {
-        conn.execute(
+        conn.exec(
             "INSERT OR IGNORE INTO audit_namespaces (namespace, seq) VALUES (?1, ?2)",
             (&ns, seq),
         )?;

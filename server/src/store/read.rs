@@ -25,7 +25,7 @@ use super::records::{
     RevocationRecord, ScopeOverlap, ScopeOverlaps, SubDelegationRecord, Token, TokenKind,
     TokenState,
 };
-use super::{audit, parse_time};
+use super::{audit, parse_time, Cached};
 
 /// Parses a JSON column.
 pub(crate) fn json<T: DeserializeOwned>(table: &'static str, column: &str, s: &str) -> Result<T> {
@@ -104,7 +104,7 @@ pub(crate) fn namespaces(conn: &Connection) -> Result<Vec<NamespaceRecord>> {
 
 pub(crate) fn namespace(conn: &Connection, name: &str) -> Result<NamespaceRecord> {
     let row = conn
-        .query_row(
+        .row(
             &format!("{NAMESPACE_COLUMNS} WHERE name = ?1"),
             [name],
             tuple_row,
@@ -117,7 +117,7 @@ pub(crate) fn namespace(conn: &Connection, name: &str) -> Result<NamespaceRecord
 /// Fails with `NotFound` unless namespace `name` exists.
 pub(crate) fn require_namespace(conn: &Connection, name: &str) -> Result<()> {
     let found: Option<i64> = conn
-        .query_row("SELECT 1 FROM namespaces WHERE name = ?1", [name], |r| {
+        .row("SELECT 1 FROM namespaces WHERE name = ?1", [name], |r| {
             r.get(0)
         })
         .optional()?;
@@ -301,7 +301,7 @@ pub(crate) fn keys(conn: &Connection, namespace: &str) -> Result<Vec<KeyRecord>>
 pub(crate) fn key(conn: &Connection, namespace: &str, key_id: &str) -> Result<KeyRecord> {
     require_namespace(conn, namespace)?;
     let row = conn
-        .query_row(
+        .row(
             &format!("{KEY_COLUMNS} WHERE namespace = ?1 AND key_id = ?2"),
             [namespace, key_id],
             tuple_row,
@@ -318,7 +318,7 @@ pub(crate) fn ci_owner(
 ) -> Result<Option<CiOwner>> {
     const T: &str = "ci_delegations";
     let row: Option<(Option<String>, Option<String>, Option<String>)> = conn
-        .query_row(
+        .row(
             "SELECT issuer, subject, token_id FROM ci_delegations
              WHERE namespace = ?1 AND key_id = ?2",
             [namespace, key_id],
@@ -700,7 +700,7 @@ pub(crate) fn peers(conn: &Connection) -> Result<Vec<PeerRecord>> {
 
 pub(crate) fn peer(conn: &Connection, name: &str) -> Result<PeerRecord> {
     let row = conn
-        .query_row(
+        .row(
             &format!("{PEER_COLUMNS} WHERE name = ?1"),
             [name],
             tuple_row,
@@ -737,7 +737,7 @@ pub(crate) fn org_roots(conn: &Connection) -> Result<Vec<OrgRoot>> {
 
 pub(crate) fn org_root(conn: &Connection, name: &str) -> Result<OrgRoot> {
     let row = conn
-        .query_row(
+        .row(
             &format!("{ROOT_COLUMNS} WHERE name = ?1"),
             [name],
             tuple_row,
@@ -812,7 +812,7 @@ pub(crate) fn tokens(conn: &Connection) -> Result<Vec<Token>> {
 
 pub(crate) fn token(conn: &Connection, id: &str) -> Result<Token> {
     let row = conn
-        .query_row(&format!("{TOKEN_COLUMNS} WHERE id = ?1"), [id], tuple_row)
+        .row(&format!("{TOKEN_COLUMNS} WHERE id = ?1"), [id], tuple_row)
         .optional()?
         .ok_or_else(|| Error::not_found("token", id))?;
     token_record(conn, row)
@@ -833,7 +833,7 @@ pub(crate) fn token_by_secret(conn: &Connection, secret: &str) -> Result<Option<
     // infeasible for 256-bit random secrets).
     let hash = secret_hash(secret);
     let row = conn
-        .query_row(
+        .row(
             &format!("{TOKEN_COLUMNS} WHERE secret_sha256 = ?1 AND revoked_at IS NULL"),
             [&hash],
             tuple_row,
@@ -842,17 +842,20 @@ pub(crate) fn token_by_secret(conn: &Connection, secret: &str) -> Result<Option<
     row.map(|r| token_record(conn, r)).transpose()
 }
 
+/// `id, kind, revoked_at, expires_at, last_used_at` of `tokens`.
+type TokenStateRow = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
 pub(crate) fn token_state_by_secret(conn: &Connection, secret: &str) -> Result<Option<TokenState>> {
     // As `token_by_secret`: looked up by the hash of the presented secret.
     const T: &str = "tokens";
     let hash = secret_hash(secret);
-    let row: Option<(
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    )> = conn
+    let row: Option<TokenStateRow> = conn
         .prepare_cached(
             "SELECT id, kind, revoked_at, expires_at, last_used_at FROM tokens
              WHERE secret_sha256 = ?1 AND revoked_at IS NULL",
@@ -941,7 +944,7 @@ fn published_record(
 }
 
 pub(crate) fn latest_published(conn: &Connection, path: &str) -> Result<Option<PublishedFile>> {
-    conn.query_row(
+    conn.row(
         &format!("{PUBLISHED_COLUMNS} WHERE path = ?1 ORDER BY id DESC LIMIT 1"),
         [path],
         tuple_row,
@@ -1083,13 +1086,15 @@ fn checked<T>(
     parse(&bytes).map_err(document)
 }
 
-pub(crate) fn namespace_document(conn: &Connection, namespace: &str) -> Result<NamespaceTrust> {
+/// Namespace `namespace`'s trust document as the store holds it (not yet
+/// checked).
+fn namespace_trust(conn: &Connection, namespace: &str) -> Result<NamespaceTrust> {
     let record = self::namespace(conn, namespace)?;
     let revocations: Vec<Revocation> = namespace_revocations(conn, namespace)?
         .into_iter()
         .map(|r| r.revocation)
         .collect();
-    let doc = NamespaceTrust {
+    Ok(NamespaceTrust {
         format: TrustFormat::for_revocations(&revocations),
         revocations,
         threshold: record.threshold,
@@ -1103,11 +1108,30 @@ pub(crate) fn namespace_document(conn: &Connection, namespace: &str) -> Result<N
             .map(|s| s.sub_delegation)
             .collect(),
         namespace: record.entry.name,
-    };
+    })
+}
+
+pub(crate) fn namespace_document(conn: &Connection, namespace: &str) -> Result<NamespaceTrust> {
+    let doc = namespace_trust(conn, namespace)?;
     let path = doc.namespace.target_path();
     checked(&path, &doc, NamespaceTrust::to_vec, |b| {
         NamespaceTrust::from_target(&path, b)
     })
+}
+
+pub(crate) fn namespace_document_bytes(conn: &Connection, namespace: &str) -> Result<Vec<u8>> {
+    let doc = namespace_trust(conn, namespace)?;
+    let path = doc.namespace.target_path();
+    let document = |source| Error::Document {
+        path: path.clone(),
+        source,
+    };
+    // What is published is what the policy parser read back, as
+    // `namespace_document(..).to_vec()` is.
+    let bytes = doc.to_vec().map_err(document)?;
+    NamespaceTrust::from_target(&path, &bytes)
+        .and_then(|parsed| parsed.to_vec())
+        .map_err(document)
 }
 
 pub(crate) fn namespaces_index(conn: &Connection) -> Result<Namespaces> {

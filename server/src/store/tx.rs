@@ -20,7 +20,7 @@ use super::records::{
     AuditRecord, CiOwner, Listing, NewToken, RevocationRecord, ScopeOverlaps, SingleUse, Token,
     TokenKind, TokenSecret,
 };
-use super::{audit, time_text};
+use super::{audit, time_text, Cached};
 
 /// One write transaction, given to the closure of [`super::Store::transaction`].
 ///
@@ -189,7 +189,7 @@ impl<'a> Tx<'a> {
         let overlaps = read::scope_overlaps(&self.tx, entry, &[])?;
         rule.check(entry, &overlaps)?;
         self.tx
-            .execute(
+            .exec(
                 "INSERT INTO namespaces (name, scopes, maintainers, threshold, created_at, bin)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 (
@@ -210,9 +210,9 @@ impl<'a> Tx<'a> {
     fn set_scopes(&mut self, entry: &NamespaceEntry) -> Result<()> {
         let name = entry.name.as_str();
         self.tx
-            .execute("DELETE FROM namespace_scopes WHERE namespace = ?1", [name])?;
+            .exec("DELETE FROM namespace_scopes WHERE namespace = ?1", [name])?;
         for scope in &entry.scopes {
-            self.tx.execute(
+            self.tx.exec(
                 "INSERT INTO namespace_scopes (scope, namespace) VALUES (?1, ?2)",
                 (scope.as_str(), name),
             )?;
@@ -245,7 +245,7 @@ impl<'a> Tx<'a> {
         self.check_scopes_free(entry)?;
         let overlaps = read::scope_overlaps(&self.tx, entry, &current.entry.scopes)?;
         rule.check(entry, &overlaps)?;
-        self.tx.execute(
+        self.tx.exec(
             "UPDATE namespaces SET scopes = ?2, maintainers = ?3, threshold = ?4 WHERE name = ?1",
             (
                 entry.name.as_str(),
@@ -261,7 +261,7 @@ impl<'a> Tx<'a> {
     /// Sets a namespace's threshold. `NotFound` if it does not exist.
     pub fn set_threshold(&mut self, namespace: &str, threshold: NonZeroU32) -> Result<()> {
         require_namespace(&self.tx, namespace)?;
-        self.tx.execute(
+        self.tx.exec(
             "UPDATE namespaces SET threshold = ?2 WHERE name = ?1",
             (namespace, threshold.get()),
         )?;
@@ -293,14 +293,14 @@ impl<'a> Tx<'a> {
     /// grants nothing to old tokens). Returns how many tokens were revoked.
     pub fn delete_namespace(&mut self, name: &str) -> Result<usize> {
         require_namespace(&self.tx, name)?;
-        let revoked = self.tx.execute(
+        let revoked = self.tx.exec(
             "UPDATE tokens SET revoked_at = ?2
              WHERE revoked_at IS NULL
                AND id IN (SELECT token_id FROM token_namespaces WHERE namespace = ?1)",
             (name, self.now_text()),
         )?;
         self.tx
-            .execute("DELETE FROM namespaces WHERE name = ?1", [name])?;
+            .exec("DELETE FROM namespaces WHERE name = ?1", [name])?;
         Ok(revoked)
     }
 
@@ -315,7 +315,7 @@ impl<'a> Tx<'a> {
         let fingerprint =
             self.refuse_revoked_key(namespace, &format!("{namespace}/{}", key.id), key)?;
         self.tx
-            .execute(
+            .exec(
                 "INSERT INTO keys (namespace, key_id, key, not_before, not_after, ephemeral, description, added_at, spki_sha256, principal)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 (
@@ -378,7 +378,7 @@ impl<'a> Tx<'a> {
     /// Removes a key from a namespace. `NotFound` if either is missing.
     pub fn remove_key(&mut self, namespace: &str, key_id: &str) -> Result<()> {
         require_namespace(&self.tx, namespace)?;
-        let n = self.tx.execute(
+        let n = self.tx.exec(
             "DELETE FROM keys WHERE namespace = ?1 AND key_id = ?2",
             [namespace, key_id],
         )?;
@@ -398,7 +398,7 @@ impl<'a> Tx<'a> {
     ) -> Result<Vec<(String, String)>> {
         let expired = read::expired_ephemeral_keys(&self.tx, at)?;
         for (ns, id) in &expired {
-            self.tx.execute(
+            self.tx.exec(
                 "DELETE FROM keys WHERE namespace = ?1 AND key_id = ?2",
                 [ns, id],
             )?;
@@ -423,7 +423,7 @@ impl<'a> Tx<'a> {
             CiOwner::Token { id } => (None, None, Some(id.as_str())),
         };
         self.tx
-            .execute(
+            .exec(
                 "INSERT INTO ci_delegations (namespace, key_id, issuer, subject, token_id)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
                 (namespace.as_str(), key_id, issuer, subject, token_id),
@@ -474,18 +474,19 @@ impl<'a> Tx<'a> {
         E: From<Error>,
     {
         self.tx
-            .execute_batch("SAVEPOINT keyshare_change")
+            .exec("SAVEPOINT keyshare_change", [])
             .map_err(Error::from)?;
         match f(self) {
             Ok(value) => {
                 self.tx
-                    .execute_batch("RELEASE keyshare_change")
+                    .exec("RELEASE keyshare_change", [])
                     .map_err(Error::from)?;
                 Ok(value)
             }
             Err(e) => {
                 self.tx
-                    .execute_batch("ROLLBACK TO keyshare_change; RELEASE keyshare_change")
+                    .exec("ROLLBACK TO keyshare_change", [])
+                    .and_then(|_| self.tx.exec("RELEASE keyshare_change", []))
                     .map_err(Error::from)?;
                 Err(e)
             }
@@ -522,7 +523,7 @@ impl<'a> Tx<'a> {
         }
         let pems: Vec<&str> = identity.ca_certs.iter().map(CaCert::pem).collect();
         self.tx
-            .execute(
+            .exec(
                 "INSERT INTO identities (namespace, name, ca_certs, subject, not_before, not_after, added_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 (
@@ -542,7 +543,7 @@ impl<'a> Tx<'a> {
     /// Removes an identity. `NotFound` if it (or the namespace) is missing.
     pub fn remove_identity(&mut self, namespace: &str, name: &str) -> Result<()> {
         require_namespace(&self.tx, namespace)?;
-        let n = self.tx.execute(
+        let n = self.tx.exec(
             "DELETE FROM identities WHERE namespace = ?1 AND name = ?2",
             [namespace, name],
         )?;
@@ -570,7 +571,7 @@ impl<'a> Tx<'a> {
             )?;
         }
         self.tx
-            .execute(
+            .exec(
                 "INSERT INTO sub_delegations (namespace, name, scopes, threshold, keys, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 (
@@ -592,7 +593,7 @@ impl<'a> Tx<'a> {
     /// Removes a sub-delegation. `NotFound` if it (or the namespace) is missing.
     pub fn remove_sub_delegation(&mut self, namespace: &str, name: &str) -> Result<()> {
         require_namespace(&self.tx, namespace)?;
-        let n = self.tx.execute(
+        let n = self.tx.exec(
             "DELETE FROM sub_delegations WHERE namespace = ?1 AND name = ?2",
             [namespace, name],
         )?;
@@ -623,7 +624,7 @@ impl<'a> Tx<'a> {
             RevokedSubject::Certificate(h) => (None, Some(h.as_str())),
         };
         self.tx
-            .execute(
+            .exec(
                 "INSERT INTO revocations (spki_sha256, certificate_sha256, revoked_at, reason, recorded_at, namespace, key_id)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 (
@@ -643,11 +644,11 @@ impl<'a> Tx<'a> {
     /// Removes a revocation (one recorded by mistake). `NotFound` if absent.
     pub fn remove_revocation(&mut self, subject: &RevokedSubject) -> Result<()> {
         let n = match subject {
-            RevokedSubject::Key(h) => self.tx.execute(
+            RevokedSubject::Key(h) => self.tx.exec(
                 "DELETE FROM revocations WHERE spki_sha256 = ?1",
                 [h.as_str()],
             )?,
-            RevokedSubject::Certificate(h) => self.tx.execute(
+            RevokedSubject::Certificate(h) => self.tx.exec(
                 "DELETE FROM revocations WHERE certificate_sha256 = ?1",
                 [h.as_str()],
             )?,
@@ -682,7 +683,7 @@ impl<'a> Tx<'a> {
             return Err(Error::invalid("reason", "must say why (not empty)"));
         }
         self.tx
-            .execute(
+            .exec(
                 "INSERT INTO namespace_revocations (namespace, spki_sha256, revoked_at, reason, recorded_at, key_id)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 (
@@ -709,7 +710,7 @@ impl<'a> Tx<'a> {
         fingerprint: &Sha256Hex,
     ) -> Result<()> {
         require_namespace(&self.tx, namespace)?;
-        let n = self.tx.execute(
+        let n = self.tx.exec(
             "DELETE FROM namespace_revocations WHERE namespace = ?1 AND spki_sha256 = ?2",
             [namespace, fingerprint.as_str()],
         )?;
@@ -743,7 +744,7 @@ impl<'a> Tx<'a> {
             Err(Error::NotFound { .. }) => false,
             Err(e) => return Err(e),
         };
-        self.tx.execute(
+        self.tx.exec(
             "INSERT INTO peers (name, patterns, url, root, terminating, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (name) DO UPDATE SET patterns = excluded.patterns, url = excluded.url,
@@ -797,7 +798,7 @@ impl<'a> Tx<'a> {
             Err(Error::NotFound { .. }) => false,
             Err(e) => return Err(e),
         };
-        self.tx.execute(
+        self.tx.exec(
             "INSERT INTO org_roots (name, pem, sha256, added_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (name) DO UPDATE SET pem = excluded.pem, sha256 = excluded.sha256,
                  added_at = excluded.added_at",
@@ -862,7 +863,7 @@ impl<'a> Tx<'a> {
         }
         let id = format!("tok-{}", random_hex(8)?);
         let secret = TokenSecret(format!("ks_{}", random_hex(32)?));
-        self.tx.execute(
+        self.tx.exec(
             "INSERT INTO tokens (id, kind, secret_sha256, description, created_at, expires_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             (
@@ -876,7 +877,7 @@ impl<'a> Tx<'a> {
         )?;
         for ns in kind.namespaces() {
             self.tx
-                .execute(
+                .exec(
                     "INSERT INTO token_namespaces (token_id, namespace) VALUES (?1, ?2)",
                     [id.as_str(), ns.as_str()],
                 )
@@ -904,7 +905,7 @@ impl<'a> Tx<'a> {
         // Whole seconds, so the texts compare as the times do.
         let now = self.now.replace_nanosecond(0).unwrap_or(self.now);
         let cutoff = time_text(now - super::LAST_USED_RESOLUTION);
-        let n = self.tx.execute(
+        let n = self.tx.exec(
             "UPDATE tokens SET last_used_at = ?2
              WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at <= ?3)",
             (id, time_text(now), cutoff),
@@ -919,7 +920,7 @@ impl<'a> Tx<'a> {
         if !token.is_active() {
             return Err(Error::exists("token revocation", id));
         }
-        self.tx.execute(
+        self.tx.exec(
             "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1",
             (id, self.now_text()),
         )?;
@@ -991,7 +992,7 @@ impl<'a> Tx<'a> {
                 .transpose()
                 .map_err(|e| Error::invalid(field(), e.to_string()))?;
             let lineage = super::lineage(path);
-            self.tx.execute(
+            self.tx.exec(
                 "INSERT INTO published_files
                      (path, role, version, bytes, sha256, immutable, created_at, lineage)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
