@@ -20,4 +20,5 @@ mod read;
 mod revocations;
 mod scope_overlaps;
 mod server;
+mod timestamps;
 mod tokens_audit;
