@@ -199,4 +199,33 @@ mod tests {
         let ci = Config::load(&dir, &Flags::default()).unwrap().ci.unwrap();
         assert!(ci.issuers.is_empty() && ci.rules.is_empty());
     }
+
+    #[test]
+    fn init_makes_the_timestamp_authority_and_audits_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        let mut out = Vec::new();
+        init(&dir, None, &mut out).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        let tsa = DataDir::new(&dir).tsa();
+        assert!(
+            out.contains(&format!("CA certificate {}", tsa.join("ca.pem").display())),
+            "{out}"
+        );
+        for file in ["tsa/ca.pem", "tsa/tsa.pem", "tsa/chain.pem", "keys/tsa.pem", "keys/tsa-ca.pem"] {
+            assert!(dir.join(file).is_file(), "{file}");
+        }
+        let store = crate::store::Store::open(DataDir::new(&dir).db()).unwrap();
+        let records = store.audit_records(0, 100).unwrap();
+        let setup = records.iter().find(|r| r.action == "tsa.setup").unwrap();
+        assert_eq!(setup.actor, "system");
+        assert_eq!(setup.details["key"], "file");
+        assert_eq!(setup.details["ca_made"], true);
+        let tsa_pem = fs::read(tsa.join("tsa.pem")).unwrap();
+        let der = openssl::x509::X509::from_pem(&tsa_pem).unwrap().to_der().unwrap();
+        assert_eq!(
+            setup.details["certificate_sha256"],
+            hex::encode(sha256(&der)).as_str()
+        );
+    }
 }

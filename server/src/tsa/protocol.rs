@@ -503,3 +503,84 @@ fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
     out.extend_from_slice(content);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use super::*;
+
+    /// PKIStatusInfo read back with plain `der` types.
+    #[derive(Sequence)]
+    struct StatusInfo {
+        status: u8,
+        #[asn1(optional = "true")]
+        text: Option<Vec<String>>,
+        #[asn1(optional = "true")]
+        fail: Option<der::asn1::BitString>,
+    }
+
+    #[derive(Sequence)]
+    struct Resp {
+        status: StatusInfo,
+    }
+
+    #[test]
+    fn rejections_are_der_with_the_one_fail_bit_and_the_reason_however_long() {
+        for fail in [
+            FailInfo::BadAlg,
+            FailInfo::BadRequest,
+            FailInfo::BadDataFormat,
+            FailInfo::UnacceptedPolicy,
+            FailInfo::UnacceptedExtension,
+            FailInfo::SystemFailure,
+        ] {
+            for reason in ["", "short", &"long reason ".repeat(40), &"x".repeat(70_000)] {
+                let der = rejection(fail, reason);
+                let resp = Resp::from_der(&der).unwrap();
+                assert_eq!(resp.status.status, 2);
+                assert_eq!(resp.status.text.unwrap(), [reason.to_owned()]);
+                let bits: Vec<usize> = resp
+                    .status
+                    .fail
+                    .unwrap()
+                    .bits()
+                    .enumerate()
+                    .filter_map(|(i, b)| b.then_some(i))
+                    .collect();
+                assert_eq!(bits, [usize::try_from(fail.bit()).unwrap()]);
+                // DER: re-encoding gives the same bytes.
+                assert_eq!(Any::from_der(&der).unwrap().to_der().unwrap(), der);
+            }
+        }
+    }
+
+    #[test]
+    fn serial_numbers_are_positive_minimal_integers() {
+        for (bytes, hex, der_content) in [
+            (&[0u8; 16][..], "0", &[0u8][..]),
+            (&[0, 0, 1][..], "1", &[1][..]),
+            (&[0x80, 0][..], "8000", &[0, 0x80, 0][..]),
+            (&[0, 0x7f, 0xff][..], "7fff", &[0x7f, 0xff][..]),
+        ] {
+            assert_eq!(serial_hex(bytes), hex);
+            assert_eq!(unsigned_int(bytes).unwrap().as_bytes(), der_content);
+        }
+    }
+
+    #[test]
+    fn any_input_is_refused_without_panicking() {
+        let policy = Policy::parse("1.2.3").unwrap();
+        let mut inputs: Vec<Vec<u8>> = vec![vec![], vec![0x30], vec![0x30, 0x80, 0, 0]];
+        for n in 0..=255u8 {
+            inputs.push(vec![n; 3]);
+            inputs.push(vec![0x30, n, 0x02, 0x01, 0x01]);
+        }
+        // Indefinite length (BER) of an otherwise plausible request.
+        inputs.push(vec![0x30, 0x80, 0x02, 0x01, 0x01, 0x00, 0x00]);
+        for input in inputs {
+            let refusal = read_request(&input, &policy).unwrap_err();
+            assert_eq!(refusal.fail, FailInfo::BadDataFormat, "{input:02x?}");
+        }
+    }
+}

@@ -330,3 +330,86 @@ fn issue_tsa(
     b.sign(ca_key, MessageDigest::sha256())?;
     Ok(b.build())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::os::unix::fs::MetadataExt;
+
+    use time::macros::datetime;
+
+    use super::*;
+
+    const T: OffsetDateTime = datetime!(2030-01-01 0:00 UTC);
+
+    fn sha(der: &[u8]) -> Vec<u8> {
+        openssl::sha::sha256(der).to_vec()
+    }
+
+    #[test]
+    fn made_once_then_loaded_and_a_new_key_gets_a_new_certificate_from_the_same_ca() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let config = TsaConfig::default();
+        assert!(prepare(&config, None, dir, T, false).is_err(), "nothing to load");
+        let (first, made) = prepare(&config, None, dir, T, true).unwrap();
+        assert_eq!(made, Made { key: true, ca: true, cert: true });
+        for key in ["keys/tsa.pem", "keys/tsa-ca.pem"] {
+            assert_eq!(fs::metadata(dir.join(key)).unwrap().mode() & 0o777, 0o600, "{key}");
+        }
+        let ca = X509::from_pem(&fs::read(dir.join("tsa/ca.pem")).unwrap()).unwrap();
+        let tsa = X509::from_pem(&fs::read(dir.join("tsa/tsa.pem")).unwrap()).unwrap();
+        assert_eq!(first.chain, [tsa.to_der().unwrap(), ca.to_der().unwrap()]);
+        assert!(tsa.verify(&ca.public_key().unwrap()).unwrap(), "issued by the CA");
+        assert!(ca.verify(&ca.public_key().unwrap()).unwrap(), "self-signed");
+        assert_eq!(
+            tsa.not_after().compare(&Asn1Time::from_unix(T.unix_timestamp() + i64::from(TSA_VALIDITY_DAYS) * 86_400).unwrap()).unwrap(),
+            std::cmp::Ordering::Equal
+        );
+
+        let (again, made) = prepare(&config, None, dir, T, true).unwrap();
+        assert_eq!(made, Made::default(), "nothing made twice");
+        assert_eq!(again.chain, first.chain);
+
+        // The key changes (another file): a new certificate, the same CA.
+        fs::rename(dir.join("keys/tsa.pem"), dir.join("keys/old-tsa.pem")).unwrap();
+        let (third, made) = prepare(&config, None, dir, T, true).unwrap();
+        assert_eq!(made, Made { key: true, ca: false, cert: true });
+        assert_ne!(sha(&third.chain[0]), sha(&first.chain[0]));
+        assert_eq!(third.chain[1], first.chain[1]);
+        // Without `create`, a chain for another key is refused.
+        let config = TsaConfig {
+            key: KeyRef::File("keys/old-tsa.pem".into()),
+            ..TsaConfig::default()
+        };
+        let e = prepare(&config, None, dir, T, false).unwrap_err().to_string();
+        assert!(e.contains("does not certify the TSA key"), "{e}");
+    }
+
+    #[test]
+    fn a_half_present_ca_or_a_key_that_is_not_p256_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        prepare(&TsaConfig::default(), None, dir, T, true).unwrap();
+        fs::remove_file(dir.join("tsa/chain.pem")).unwrap();
+        fs::remove_file(dir.join("tsa/ca.pem")).unwrap();
+        let e = prepare(&TsaConfig::default(), None, dir, T, true)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("half there"), "{e}");
+
+        let ed = dir.join("ed25519.pem");
+        let key = keyshare_policy::sign::InMemorySigner::generate(
+            keyshare_policy::keys::Scheme::Ed25519,
+        )
+        .unwrap();
+        keyshare_fsio::write_new(&ed, &key.to_pkcs8_pem().unwrap(), 0o600).unwrap();
+        let config = TsaConfig {
+            key: KeyRef::File(ed),
+            ..TsaConfig::default()
+        };
+        let e = prepare(&config, None, dir, T, true).unwrap_err().to_string();
+        assert!(e.contains("ECDSA P-256"), "{e}");
+    }
+}
