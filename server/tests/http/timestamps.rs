@@ -225,6 +225,17 @@ async fn openssl_verifies_a_token_for_an_openssl_query_with_nonce_time_and_recor
     assert_eq!(tst.accuracy.as_ref().unwrap().seconds, Some(1));
     assert!(!tst.ordering);
     assert_eq!(r.certs, 2, "certReq: the TSA certificate and its CA");
+    // DER: `ordering` FALSE is the default, so it is left out.
+    let token = TimeStampResp::from_der(&answer.body)
+        .unwrap()
+        .time_stamp_token
+        .unwrap();
+    let sd = SignedData::from_der(&token.content.to_der().unwrap()).unwrap();
+    let tst_der = sd.encap_content_info.econtent.unwrap().value().to_vec();
+    let tst_file = f.file("tst.der", &tst_der);
+    let parsed = ok(&openssl(&["asn1parse", "-inform", "DER", "-in", tst_file.to_str().unwrap()]));
+    assert!(!parsed.contains("BOOLEAN"), "{parsed}");
+    assert!(parsed.contains("GENERALIZEDTIME"), "{parsed}");
 
     let reply_file = f.file("reply.tsr", &answer.body);
     let ca = f.ca();
