@@ -172,10 +172,7 @@ fn main() {
     let queries = Arc::new(queries(dir.path(), requests));
 
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!(
-        "http://{}/api/v1/timestamp",
-        listener.local_addr().unwrap()
-    );
+    let url = format!("http://{}/api/v1/timestamp", listener.local_addr().unwrap());
     let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {

@@ -356,12 +356,13 @@ pub fn tsa_key(
                 .pin()
                 .or_else(|| pin_file.map(|p| PinSource::File(p.to_owned())))
                 .ok_or(KeyError::NoPin { setting: SETTING })?;
-            let signer = Pkcs11Signer::open(uri, &pin, Some(Scheme::EcdsaP256Sha256)).map_err(
-                |source| KeyError::Token {
-                    setting: SETTING,
-                    source,
-                },
-            )?;
+            let signer =
+                Pkcs11Signer::open(uri, &pin, Some(Scheme::EcdsaP256Sha256)).map_err(|source| {
+                    KeyError::Token {
+                        setting: SETTING,
+                        source,
+                    }
+                })?;
             return Ok((Arc::new(signer), false));
         }
     };

@@ -637,7 +637,10 @@ fn a_tsa_key_in_a_token_signs_timestamp_tokens_that_openssl_verifies() {
     let fx = fixture();
     let dir = data_dir(fx.dir.path(), "tsa-in-token", &fx.config_file(&fx.uris));
     init(&dir);
-    assert!(!dir.join("keys/tsa.pem").exists(), "a TSA key file was made");
+    assert!(
+        !dir.join("keys/tsa.pem").exists(),
+        "a TSA key file was made"
+    );
     let tsa_pem = dir.join("tsa/tsa.pem");
     let ca_pem = dir.join("tsa/ca.pem");
     let data = dir.with_extension("artifact");

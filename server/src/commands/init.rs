@@ -212,7 +212,13 @@ mod tests {
             out.contains(&format!("CA certificate {}", tsa.join("ca.pem").display())),
             "{out}"
         );
-        for file in ["tsa/ca.pem", "tsa/tsa.pem", "tsa/chain.pem", "keys/tsa.pem", "keys/tsa-ca.pem"] {
+        for file in [
+            "tsa/ca.pem",
+            "tsa/tsa.pem",
+            "tsa/chain.pem",
+            "keys/tsa.pem",
+            "keys/tsa-ca.pem",
+        ] {
             assert!(dir.join(file).is_file(), "{file}");
         }
         let store = crate::store::Store::open(DataDir::new(&dir).db()).unwrap();
@@ -222,7 +228,10 @@ mod tests {
         assert_eq!(setup.details["key"], "file");
         assert_eq!(setup.details["ca_made"], true);
         let tsa_pem = fs::read(tsa.join("tsa.pem")).unwrap();
-        let der = openssl::x509::X509::from_pem(&tsa_pem).unwrap().to_der().unwrap();
+        let der = openssl::x509::X509::from_pem(&tsa_pem)
+            .unwrap()
+            .to_der()
+            .unwrap();
         assert_eq!(
             setup.details["certificate_sha256"],
             hex::encode(sha256(&der)).as_str()

@@ -560,7 +560,10 @@ mod tests {
         assert_eq!(c.tsa.policy, crate::config::DEFAULT_POLICY);
         // The commented-out lines of the [tsa] table, enabled.
         let file = DEFAULT_FILE
-            .replace("# key = \"pkcs11:token=keyshare;object=tsa", "key = \"pkcs11:token=keyshare;object=tsa")
+            .replace(
+                "# key = \"pkcs11:token=keyshare;object=tsa",
+                "key = \"pkcs11:token=keyshare;object=tsa",
+            )
             .replace("# cert_chain = ", "cert_chain = ");
         let c = resolve(
             Some(&file),
@@ -580,7 +583,10 @@ mod tests {
         assert_eq!(c.tsa.rate_limit, 0);
         assert!(!c.tsa.enabled);
         for (var, value) in [
-            ("KEYSHARE_TSA_POLICY", "2.25.96320766088623288303540650397250267126"),
+            (
+                "KEYSHARE_TSA_POLICY",
+                "2.25.96320766088623288303540650397250267126",
+            ),
             ("KEYSHARE_TSA_POLICY", "policy-1"),
             ("KEYSHARE_TSA_ACCURACY", "0s"),
             ("KEYSHARE_TSA_RATE_LIMIT", "-1"),
@@ -591,9 +597,15 @@ mod tests {
             let e = error(None, &[(var, value)], &Flags::default());
             assert!(e.contains("tsa.") && e.contains(var), "{e}");
         }
-        let e = error(Some("[tsa]
+        let e = error(
+            Some(
+                "[tsa]
 serial = 1
-"), &[], &Flags::default());
+",
+            ),
+            &[],
+            &Flags::default(),
+        );
         assert!(e.contains("unknown key `tsa.serial`"), "{e}");
     }
 

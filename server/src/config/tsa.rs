@@ -86,7 +86,13 @@ mod tests {
 
     #[test]
     fn oids_are_checked_as_the_asn1_library_takes_them() {
-        for good in [DEFAULT_POLICY, "1.2", "2.999.1", "0.39", "1.3.6.1.4.1.4294967295"] {
+        for good in [
+            DEFAULT_POLICY,
+            "1.2",
+            "2.999.1",
+            "0.39",
+            "1.3.6.1.4.1.4294967295",
+        ] {
             assert_eq!(check_oid(good), Ok(()), "{good}");
         }
         for bad in [

@@ -92,7 +92,11 @@ impl Body {
     /// otherwise, unread) and at most `max` bytes (or the configured limit
     /// when it is lower); as [`Body::bytes`] otherwise. For the binary
     /// protocols (`application/timestamp-query`).
-    pub(crate) async fn bytes_of(mut self, media: &str, max: usize) -> Result<web::Bytes, ApiError> {
+    pub(crate) async fn bytes_of(
+        mut self,
+        media: &str,
+        max: usize,
+    ) -> Result<web::Bytes, ApiError> {
         if self.media_type.as_deref() != Some(media) {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -946,7 +946,10 @@ impl<'a> Tx<'a> {
                     &record.tsa_cert,
                 ),
             )
-            .map_err(exists_on_conflict("timestamp serial", record.serial.clone()))?;
+            .map_err(exists_on_conflict(
+                "timestamp serial",
+                record.serial.clone(),
+            ))?;
         Ok(())
     }
 

@@ -160,12 +160,11 @@ impl Tsa {
     /// TSA certificate (extendedKeyUsage timeStamping, critical, alone).
     pub fn new(material: Material, config: &TsaConfig, store: Store) -> Result<Self, TsaError> {
         let policy = protocol::Policy::parse(&config.policy).map_err(TsaError::Policy)?;
-        let signing = protocol::Signing::new(&material.chain).map_err(|reason| {
-            TsaError::Certificate {
+        let signing =
+            protocol::Signing::new(&material.chain).map_err(|reason| TsaError::Certificate {
                 path: material.chain_path.clone(),
                 reason,
-            }
-        })?;
+            })?;
         let cert_sha256 = material
             .chain
             .first()
@@ -177,7 +176,9 @@ impl Tsa {
             signer: material.signer,
             signing,
             policy,
-            accuracy_seconds: u64::try_from(config.accuracy.whole_seconds()).unwrap_or(1).max(1),
+            accuracy_seconds: u64::try_from(config.accuracy.whole_seconds())
+                .unwrap_or(1)
+                .max(1),
             cert_sha256,
             limiter,
             store: Mutex::new(store),
@@ -230,18 +231,17 @@ impl Tsa {
         }
     }
 
-    fn grant(&self, req: &protocol::Request, now: OffsetDateTime) -> Result<(Vec<u8>, String), String> {
+    fn grant(
+        &self,
+        req: &protocol::Request,
+        now: OffsetDateTime,
+    ) -> Result<(Vec<u8>, String), String> {
         let gen_time = now.to_offset(time::UtcOffset::UTC);
         let gen_time = gen_time.replace_nanosecond(0).unwrap_or(gen_time);
         let mut serial = [0u8; 16];
         openssl::rand::rand_bytes(&mut serial).map_err(|e| format!("random serial: {e}"))?;
-        let tst_info = protocol::tst_info(
-            req,
-            &self.policy,
-            &serial,
-            gen_time,
-            self.accuracy_seconds,
-        )?;
+        let tst_info =
+            protocol::tst_info(req, &self.policy, &serial, gen_time, self.accuracy_seconds)?;
         let token = self.signing.sign(&tst_info, req.cert_req, |message| {
             self.signer.sign(message).map_err(|e| e.to_string())
         })?;

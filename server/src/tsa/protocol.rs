@@ -205,7 +205,10 @@ pub(super) fn read_request(der: &[u8], policy: &Policy) -> Result<Request, Refus
         if *asked != policy.0 {
             return Err(refuse(
                 FailInfo::UnacceptedPolicy,
-                format!("policy {asked} is not offered; this TSA issues under {}", policy.0),
+                format!(
+                    "policy {asked} is not offered; this TSA issues under {}",
+                    policy.0
+                ),
             ));
         }
     }
@@ -380,7 +383,9 @@ impl Signing {
             self.signing_certificate.clone(),
         ])
         .map_err(|e| format!("signed attributes: {e}"))?;
-        let to_sign = attrs.to_der().map_err(|e| format!("signed attributes: {e}"))?;
+        let to_sign = attrs
+            .to_der()
+            .map_err(|e| format!("signed attributes: {e}"))?;
         let signature = sign(&to_sign)?;
         let sha256 = AlgorithmIdentifierOwned {
             oid: SHA256,

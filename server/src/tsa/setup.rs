@@ -253,7 +253,10 @@ fn issue_default_chain(
         })
     };
     write(&tsa_path, &tsa_pem)?;
-    write(&dir.join(TSA_CHAIN), &[tsa_pem.as_slice(), &ca_pem].concat())?;
+    write(
+        &dir.join(TSA_CHAIN),
+        &[tsa_pem.as_slice(), &ca_pem].concat(),
+    )?;
     Ok((vec![tsa, ca_cert], ca_made))
 }
 
@@ -295,7 +298,13 @@ fn new_ca(key: &PKey<Private>, now: OffsetDateTime) -> Result<X509, openssl::err
     b.set_pubkey(key)?;
     validity(&mut b, now, CA_VALIDITY_DAYS)?;
     b.append_extension(BasicConstraints::new().critical().ca().pathlen(0).build()?)?;
-    b.append_extension(KeyUsage::new().critical().key_cert_sign().crl_sign().build()?)?;
+    b.append_extension(
+        KeyUsage::new()
+            .critical()
+            .key_cert_sign()
+            .crl_sign()
+            .build()?,
+    )?;
     let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(None, None))?;
     b.append_extension(ski)?;
     b.sign(key, MessageDigest::sha256())?;
@@ -352,19 +361,43 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
         let config = TsaConfig::default();
-        assert!(prepare(&config, None, dir, T, false).is_err(), "nothing to load");
+        assert!(
+            prepare(&config, None, dir, T, false).is_err(),
+            "nothing to load"
+        );
         let (first, made) = prepare(&config, None, dir, T, true).unwrap();
-        assert_eq!(made, Made { key: true, ca: true, cert: true });
+        assert_eq!(
+            made,
+            Made {
+                key: true,
+                ca: true,
+                cert: true
+            }
+        );
         for key in ["keys/tsa.pem", "keys/tsa-ca.pem"] {
-            assert_eq!(fs::metadata(dir.join(key)).unwrap().mode() & 0o777, 0o600, "{key}");
+            assert_eq!(
+                fs::metadata(dir.join(key)).unwrap().mode() & 0o777,
+                0o600,
+                "{key}"
+            );
         }
         let ca = X509::from_pem(&fs::read(dir.join("tsa/ca.pem")).unwrap()).unwrap();
         let tsa = X509::from_pem(&fs::read(dir.join("tsa/tsa.pem")).unwrap()).unwrap();
         assert_eq!(first.chain, [tsa.to_der().unwrap(), ca.to_der().unwrap()]);
-        assert!(tsa.verify(&ca.public_key().unwrap()).unwrap(), "issued by the CA");
+        assert!(
+            tsa.verify(&ca.public_key().unwrap()).unwrap(),
+            "issued by the CA"
+        );
         assert!(ca.verify(&ca.public_key().unwrap()).unwrap(), "self-signed");
         assert_eq!(
-            tsa.not_after().compare(&Asn1Time::from_unix(T.unix_timestamp() + i64::from(TSA_VALIDITY_DAYS) * 86_400).unwrap()).unwrap(),
+            tsa.not_after()
+                .compare(
+                    &Asn1Time::from_unix(
+                        T.unix_timestamp() + i64::from(TSA_VALIDITY_DAYS) * 86_400
+                    )
+                    .unwrap()
+                )
+                .unwrap(),
             std::cmp::Ordering::Equal
         );
 
@@ -375,7 +408,14 @@ mod tests {
         // The key changes (another file): a new certificate, the same CA.
         fs::rename(dir.join("keys/tsa.pem"), dir.join("keys/old-tsa.pem")).unwrap();
         let (third, made) = prepare(&config, None, dir, T, true).unwrap();
-        assert_eq!(made, Made { key: true, ca: false, cert: true });
+        assert_eq!(
+            made,
+            Made {
+                key: true,
+                ca: false,
+                cert: true
+            }
+        );
         assert_ne!(sha(&third.chain[0]), sha(&first.chain[0]));
         assert_eq!(third.chain[1], first.chain[1]);
         // Without `create`, a chain for another key is refused.
@@ -383,7 +423,9 @@ mod tests {
             key: KeyRef::File("keys/old-tsa.pem".into()),
             ..TsaConfig::default()
         };
-        let e = prepare(&config, None, dir, T, false).unwrap_err().to_string();
+        let e = prepare(&config, None, dir, T, false)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("does not certify the TSA key"), "{e}");
     }
 
@@ -400,16 +442,17 @@ mod tests {
         assert!(e.contains("half there"), "{e}");
 
         let ed = dir.join("ed25519.pem");
-        let key = keyshare_policy::sign::InMemorySigner::generate(
-            keyshare_policy::keys::Scheme::Ed25519,
-        )
-        .unwrap();
+        let key =
+            keyshare_policy::sign::InMemorySigner::generate(keyshare_policy::keys::Scheme::Ed25519)
+                .unwrap();
         keyshare_fsio::write_new(&ed, &key.to_pkcs8_pem().unwrap(), 0o600).unwrap();
         let config = TsaConfig {
             key: KeyRef::File(ed),
             ..TsaConfig::default()
         };
-        let e = prepare(&config, None, dir, T, true).unwrap_err().to_string();
+        let e = prepare(&config, None, dir, T, true)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("ECDSA P-256"), "{e}");
     }
 }

@@ -85,10 +85,7 @@ impl TsaFixture {
     }
 
     fn recorded(&self) -> u64 {
-        self.http
-            .publisher
-            .read(|s| s.timestamp_count())
-            .unwrap()
+        self.http.publisher.read(|s| s.timestamp_count()).unwrap()
     }
 }
 
@@ -216,7 +213,11 @@ async fn openssl_verifies_a_token_for_an_openssl_query_with_nonce_time_and_recor
     let r = reply(&answer);
     assert_eq!(r.status, 0, "granted: {:?}", r.text);
     let tst = r.tst.unwrap();
-    assert_eq!(unix(&tst), NOW.unix_timestamp(), "genTime is the server's clock");
+    assert_eq!(
+        unix(&tst),
+        NOW.unix_timestamp(),
+        "genTime is the server's clock"
+    );
     let req = TimeStampReq::from_der(&q).unwrap();
     assert!(req.nonce.is_some(), "openssl sends a nonce by default");
     assert_eq!(tst.nonce, req.nonce, "the nonce is echoed");
@@ -233,7 +234,13 @@ async fn openssl_verifies_a_token_for_an_openssl_query_with_nonce_time_and_recor
     let sd = SignedData::from_der(&token.content.to_der().unwrap()).unwrap();
     let tst_der = sd.encap_content_info.econtent.unwrap().value().to_vec();
     let tst_file = f.file("tst.der", &tst_der);
-    let parsed = ok(&openssl(&["asn1parse", "-inform", "DER", "-in", tst_file.to_str().unwrap()]));
+    let parsed = ok(&openssl(&[
+        "asn1parse",
+        "-inform",
+        "DER",
+        "-in",
+        tst_file.to_str().unwrap(),
+    ]));
     assert!(!parsed.contains("BOOLEAN"), "{parsed}");
     assert!(parsed.contains("GENERALIZEDTIME"), "{parsed}");
 
@@ -280,7 +287,10 @@ async fn openssl_verifies_a_token_for_an_openssl_query_with_nonce_time_and_recor
     ]);
     assert!(!out.status.success(), "a token verified for other data");
     // A CA that did not issue the TSA certificate is not trusted.
-    let stranger = f.file("stranger.pem", keyshare_testkit::ca_pem("stranger").as_bytes());
+    let stranger = f.file(
+        "stranger.pem",
+        keyshare_testkit::ca_pem("stranger").as_bytes(),
+    );
     let out = openssl(&[
         "ts",
         "-verify",
@@ -366,13 +376,23 @@ async fn other_hash_algorithms_and_unknown_policies_are_rejected_and_not_recorde
     let answer = send(&app, post(&q).to_request()).await;
     // openssl reads the rejection too.
     let file = f.file("rejected.tsr", &answer.body);
-    let text = ok(&openssl(&["ts", "-reply", "-in", file.to_str().unwrap(), "-text"]));
+    let text = ok(&openssl(&[
+        "ts",
+        "-reply",
+        "-in",
+        file.to_str().unwrap(),
+        "-text",
+    ]));
     assert!(
         text.contains("Status: Rejected") && text.contains("requested TSA policy is not supported"),
         "{text}"
     );
     let r = reply(&answer);
-    assert_eq!((r.status, r.fail_bits.as_slice()), (2, &[15][..]), "unacceptedPolicy");
+    assert_eq!(
+        (r.status, r.fail_bits.as_slice()),
+        (2, &[15][..]),
+        "unacceptedPolicy"
+    );
     assert!(r.text.unwrap().contains("1.2.3.4.5"));
     // The configured policy, asked for by name, is granted.
     let q = query(&data, &["-sha256", "-tspolicy", &f.config.policy]);
@@ -428,7 +448,11 @@ async fn malformed_bodies_are_refused_with_bad_data_format_or_an_http_error() {
     // Every truncation of a valid request, none answered but by a rejection.
     for n in 0..q.len() {
         let r = reply(&send(&app, post(&q[..n]).to_request()).await);
-        assert_eq!((r.status, r.fail_bits.as_slice()), (2, &[5][..]), "{n} bytes");
+        assert_eq!(
+            (r.status, r.fail_bits.as_slice()),
+            (2, &[5][..]),
+            "{n} bytes"
+        );
     }
     assert_eq!(f.recorded(), 0);
 
@@ -453,11 +477,7 @@ async fn malformed_bodies_are_refused_with_bad_data_format_or_an_http_error() {
     )
     .await;
     assert_eq!(answer.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    let answer = send(
-        &app,
-        TestRequest::get().uri(URI).to_request(),
-    )
-    .await;
+    let answer = send(&app, TestRequest::get().uri(URI).to_request()).await;
     assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(f.recorded(), 0);
 }
@@ -483,7 +503,10 @@ async fn serials_are_unique_and_recorded_and_gen_time_follows_the_server_clock()
         let serial = hex::encode(tst.serial_number.as_bytes())
             .trim_start_matches('0')
             .to_owned();
-        assert!(serials.insert(serial.clone()), "serial {serial} issued twice");
+        assert!(
+            serials.insert(serial.clone()),
+            "serial {serial} issued twice"
+        );
         let record = f
             .http
             .publisher
@@ -513,7 +536,10 @@ async fn the_rate_limit_is_per_client_address() {
     assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(answer.error().0, "rate_limited");
     // Another address is not limited; another port of the same is.
-    assert_eq!(reply(&send(&app, from("192.0.2.8:1").to_request()).await).status, 0);
+    assert_eq!(
+        reply(&send(&app, from("192.0.2.8:1").to_request()).await).status,
+        0
+    );
     // An IPv6 client counts by its /64.
     for i in 0..3 {
         let r = reply(&send(&app, from(&format!("[2001:db8::{i}]:1")).to_request()).await);
@@ -523,7 +549,10 @@ async fn the_rate_limit_is_per_client_address() {
     assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS);
     // The window slides with the server's clock.
     f.clock.set(NOW + time::Duration::minutes(1));
-    assert_eq!(reply(&send(&app, from("192.0.2.7:1").to_request()).await).status, 0);
+    assert_eq!(
+        reply(&send(&app, from("192.0.2.7:1").to_request()).await).status,
+        0
+    );
     assert_eq!(f.recorded(), 8);
 }
 
