@@ -113,31 +113,52 @@ pub struct Answer {
     pub outcome: Outcome,
 }
 
-/// Records in the audit log (`tsa.setup`, actor `system`) what
-/// [`setup::prepare`] made, if anything: which files, the SHA-256 of the
-/// TSA certificate and of the CA certificate, where the key is, the policy.
+/// Records the TSA's key and certificate in the audit log (actor
+/// `system`): `tsa.setup` when [`setup::prepare`] made anything (which
+/// files), else `tsa.certificate` when the TSA certificate is not the one
+/// the newest `tsa.*` record names (a configured chain or key changed);
+/// nothing when it is. Details: the SHA-256 of the TSA certificate and of
+/// the CA certificate, where the key is, the policy. So every certificate
+/// that signed tokens is in the audit log. Returns the action recorded.
 pub fn audit_setup(
     publisher: &crate::publisher::Publisher,
     material: &Material,
     made: Made,
     config: &TsaConfig,
     now: OffsetDateTime,
-) -> Result<(), crate::publisher::PublishError> {
-    if !made.any() {
-        return Ok(());
-    }
+) -> Result<Option<&'static str>, crate::publisher::PublishError> {
     let sha = |der: Option<&Vec<u8>>| der.map(|d| hex::encode(openssl::sha::sha256(d)));
+    let certificate = sha(material.chain.first());
+    let action = if made.any() {
+        "tsa.setup"
+    } else {
+        let last = publisher.read(|store| {
+            store.audit_query(&store::AuditFilter {
+                action: Some("tsa.*".into()),
+                newest_first: true,
+                limit: 1,
+                ..store::AuditFilter::default()
+            })
+        })?;
+        let audited = last
+            .first()
+            .and_then(|r| r.details["certificate_sha256"].as_str().map(str::to_owned));
+        if audited == certificate {
+            return Ok(None);
+        }
+        "tsa.certificate"
+    };
     let details = serde_json::json!({
         "key": if material.pkcs11 { "pkcs11" } else { "file" },
         "key_made": made.key,
         "ca_made": made.ca,
         "certificate_made": made.cert,
-        "certificate_sha256": sha(material.chain.first()),
+        "certificate_sha256": certificate,
         "ca_sha256": sha(material.chain.get(1..).and_then(<[Vec<u8>]>::last)),
         "policy": config.policy,
     });
-    publisher.audit_event("system", "tsa.setup", "tsa", &details, now)?;
-    Ok(())
+    publisher.audit_event("system", action, "tsa", &details, now)?;
+    Ok(Some(action))
 }
 
 /// The timestamp authority. `Send + Sync`; share it as `Arc<Tsa>`.

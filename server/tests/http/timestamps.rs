@@ -590,3 +590,48 @@ fn a_chain_whose_first_certificate_is_not_a_tsa_certificate_is_refused() {
         .to_string();
     assert!(e.contains("does not certify the TSA key"), "{e}");
 }
+
+#[test]
+fn every_tsa_certificate_that_signs_is_in_the_audit_log_once() {
+    let f = Fixture::new();
+    let dir = f.dir.path();
+    let now = OffsetDateTime::now_utc();
+    let config = TsaConfig::default();
+    let audit = |config: &TsaConfig| {
+        let (material, made) = setup::prepare(config, None, dir, now, true).unwrap();
+        keyshare_server::tsa::audit_setup(&f.publisher, &material, made, config, NOW).unwrap()
+    };
+    assert_eq!(audit(&config), Some("tsa.setup"));
+    assert_eq!(audit(&config), None, "the same certificate again");
+    // Another key and chain, configured (made elsewhere): recorded once.
+    let elsewhere = tempfile::tempdir().unwrap();
+    setup::prepare(&config, None, elsewhere.path(), now, true).unwrap();
+    let other = TsaConfig {
+        key: keyshare_server::config::KeyRef::File(elsewhere.path().join("keys/tsa.pem")),
+        cert_chain: Some(elsewhere.path().join("tsa/chain.pem")),
+        ..TsaConfig::default()
+    };
+    assert_eq!(audit(&other), Some("tsa.certificate"));
+    assert_eq!(audit(&other), None);
+    let records = f
+        .publisher
+        .read(|s| {
+            s.audit_query(&keyshare_server::store::AuditFilter {
+                action: Some("tsa.*".into()),
+                limit: 10,
+                ..Default::default()
+            })
+        })
+        .unwrap();
+    let actions: Vec<&str> = records.iter().map(|r| r.action.as_str()).collect();
+    assert_eq!(actions, ["tsa.setup", "tsa.certificate"]);
+    let chain = std::fs::read(elsewhere.path().join("tsa/tsa.pem")).unwrap();
+    let der = openssl::x509::X509::from_pem(&chain)
+        .unwrap()
+        .to_der()
+        .unwrap();
+    assert_eq!(
+        records[1].details["certificate_sha256"],
+        hex::encode(openssl::sha::sha256(&der)).as_str()
+    );
+}
