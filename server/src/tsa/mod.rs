@@ -140,9 +140,12 @@ pub fn audit_setup(
                 ..store::AuditFilter::default()
             })
         })?;
-        let audited = last
-            .first()
-            .and_then(|r| r.details["certificate_sha256"].as_str().map(str::to_owned));
+        let audited = last.first().and_then(|r| {
+            r.details
+                .get("certificate_sha256")?
+                .as_str()
+                .map(str::to_owned)
+        });
         if audited == certificate {
             return Ok(None);
         }

@@ -70,7 +70,7 @@ impl HashAlg {
     }
 
     /// The digest's length, bytes.
-    pub fn len(self) -> usize {
+    pub fn digest_len(self) -> usize {
         match self {
             Self::Sha256 => 32,
             Self::Sha384 => 48,
@@ -190,14 +190,14 @@ pub(super) fn read_request(der: &[u8], policy: &Policy) -> Result<Request, Refus
         }
     }
     let hash = req.message_imprint.hashed_message.as_bytes().to_vec();
-    if hash.len() != hash_alg.len() {
+    if hash.len() != hash_alg.digest_len() {
         return Err(refuse(
             FailInfo::BadDataFormat,
             format!(
                 "the message imprint is {} bytes, but a {} digest is {}",
                 hash.len(),
                 hash_alg.name(),
-                hash_alg.len()
+                hash_alg.digest_len()
             ),
         ));
     }
