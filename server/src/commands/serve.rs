@@ -87,6 +87,10 @@ pub fn run<S: Future<Output = ()> + 'static>(
         }
         None => None,
     };
+    let tsa_ready = state
+        .tsa
+        .as_ref()
+        .map(|t| (t.certificate_sha256().to_owned(), config.tsa.policy.clone()));
     let served = serve_until_stopped(
         listening,
         "keyshare-server listening",
@@ -94,6 +98,14 @@ pub fn run<S: Future<Output = ()> + 'static>(
         out,
         shutdown,
         move |listener, tls, stop| {
+            // Logged once serving, so a start-up failure stays one line.
+            if let Some((certificate, policy)) = &tsa_ready {
+                tracing::info!(
+                    certificate_sha256 = %certificate,
+                    policy = %policy,
+                    "timestamp authority at POST /api/v1/timestamp"
+                );
+            }
             // Stopped with the server, or when it is given up on.
             let background = Background::spawn(publisher, clock, resign_before, ci_sweep);
             async move {
@@ -128,13 +140,7 @@ fn open_tsa(
         path: db.clone(),
         source,
     })?;
-    let tsa = crate::tsa::Tsa::new(material, &config.tsa, store).map_err(tsa_error)?;
-    tracing::info!(
-        certificate_sha256 = tsa.certificate_sha256(),
-        policy = %config.tsa.policy,
-        "timestamp authority ready at POST /api/v1/timestamp"
-    );
-    Ok(tsa)
+    crate::tsa::Tsa::new(material, &config.tsa, store).map_err(tsa_error)
 }
 
 /// `serve`'s background tasks: maintenance, and the CI expiry sweeper when
