@@ -189,6 +189,26 @@ impl Tsa {
                 path: material.chain_path.clone(),
                 reason,
             })?;
+        // The chain must certify the key that signs, or no token verifies.
+        let certifies = material
+            .chain
+            .first()
+            .and_then(|der| openssl::x509::X509::from_der(der).ok())
+            .and_then(|cert| cert.public_key().ok())
+            .zip(
+                material
+                    .signer
+                    .public_key()
+                    .openssl_key(material.signer.key_id())
+                    .ok(),
+            )
+            .is_some_and(|(cert, key)| cert.public_eq(key));
+        if !certifies {
+            return Err(TsaError::Certificate {
+                path: material.chain_path.clone(),
+                reason: "its first certificate does not certify the TSA key (tsa.key)".into(),
+            });
+        }
         let cert_sha256 = material
             .chain
             .first()
@@ -262,6 +282,14 @@ impl Tsa {
     ) -> Result<(Vec<u8>, String), String> {
         let gen_time = now.to_offset(time::UtcOffset::UTC);
         let gen_time = gen_time.replace_nanosecond(0).unwrap_or(gen_time);
+        let (not_before, not_after) = self.signing.valid;
+        let seconds = u64::try_from(gen_time.unix_timestamp()).unwrap_or(0);
+        if seconds < not_before || seconds > not_after {
+            return Err(format!(
+                "the TSA certificate is not valid at {gen_time} (valid from Unix time \
+                 {not_before} to {not_after}): renew it (docs/tsa.md)"
+            ));
+        }
         let mut serial = [0u8; 16];
         openssl::rand::rand_bytes(&mut serial).map_err(|e| format!("random serial: {e}"))?;
         let tst_info =

@@ -320,6 +320,9 @@ fn any_of<T: Encode>(what: &str, value: &T) -> Result<Any, String> {
 /// `signingCertificateV2` attribute.
 #[derive(Debug)]
 pub(super) struct Signing {
+    /// The TSA certificate's validity, Unix seconds: no token is issued
+    /// outside it.
+    pub(super) valid: (u64, u64),
     chain: Vec<Certificate>,
     sid: IssuerAndSerialNumber,
     signing_certificate: Attribute,
@@ -357,7 +360,13 @@ impl Signing {
             SIGNING_CERTIFICATE_V2,
             any_of("signingCertificateV2", &ess)?,
         )?;
+        let validity = &tbs.validity;
+        let valid = (
+            validity.not_before.to_unix_duration().as_secs(),
+            validity.not_after.to_unix_duration().as_secs(),
+        );
         Ok(Self {
+            valid,
             chain: certs,
             sid,
             signing_certificate,

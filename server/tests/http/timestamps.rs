@@ -26,7 +26,6 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::test::TestRequest;
 use cms::signed_data::SignedData;
 use der::{Decode, Encode};
-use time::macros::datetime;
 use time::OffsetDateTime;
 use x509_tsp::{TimeStampReq, TimeStampResp, TstInfo};
 
@@ -41,6 +40,9 @@ const QUERY: &str = "application/timestamp-query";
 
 struct TsaFixture {
     http: Fixture,
+    /// The server clock's start: the real time (whole seconds), since the
+    /// certificates are made now and no token is issued outside them.
+    now: OffsetDateTime,
     clock: TestClock,
     config: TsaConfig,
     work: tempfile::TempDir,
@@ -53,17 +55,18 @@ impl TsaFixture {
 
     fn with(config: TsaConfig) -> Self {
         let mut http = Fixture::new();
-        let clock = TestClock::at(NOW);
+        let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+        let clock = TestClock::at(now);
         http.state.clock = clock.clock();
         let dir = http.dir.path().to_owned();
-        // Certificates valid now (openssl verifies at the real time).
-        let (material, made) =
-            setup::prepare(&config, None, &dir, OffsetDateTime::now_utc(), true).unwrap();
+        // Certificates valid from now (openssl verifies at the real time).
+        let (material, made) = setup::prepare(&config, None, &dir, now, true).unwrap();
         assert!(made.key && made.ca && made.cert, "{made:?}");
         let store = Store::open(dir.join("keyshare.db")).unwrap();
         http.state.tsa = Some(Arc::new(Tsa::new(material, &config, store).unwrap()));
         Self {
             http,
+            now,
             clock,
             config,
             work: tempfile::tempdir().unwrap(),
@@ -215,7 +218,7 @@ async fn openssl_verifies_a_token_for_an_openssl_query_with_nonce_time_and_recor
     let tst = r.tst.unwrap();
     assert_eq!(
         unix(&tst),
-        NOW.unix_timestamp(),
+        f.now.unix_timestamp(),
         "genTime is the server's clock"
     );
     let req = TimeStampReq::from_der(&q).unwrap();
@@ -315,7 +318,7 @@ async fn openssl_verifies_a_token_for_an_openssl_query_with_nonce_time_and_recor
         .read(|s| s.timestamp_record(&serial))
         .unwrap()
         .unwrap_or_else(|| panic!("serial {serial} not recorded"));
-    assert_eq!(record.gen_time, NOW);
+    assert_eq!(record.gen_time, f.now);
     assert_eq!(record.hash_alg, "sha256");
     assert_eq!(
         record.hash,
@@ -489,10 +492,11 @@ async fn serials_are_unique_and_recorded_and_gen_time_follows_the_server_clock()
     let data = f.file("a.txt", b"hello\n");
     let q = query(&data, &["-sha256"]);
     let mut serials = BTreeSet::new();
+    // Inside the TSA certificate's validity (made now, for 5 years).
     let times = [
-        NOW,
-        datetime!(2031-06-01 08:30:15 UTC),
-        datetime!(2029-02-03 04:05:06 UTC),
+        f.now,
+        f.now + time::Duration::days(1500) + time::Duration::seconds(7),
+        f.now + time::Duration::days(400) + time::Duration::seconds(3601),
     ];
     for i in 0..150 {
         let t = times[i % times.len()];
@@ -548,7 +552,7 @@ async fn the_rate_limit_is_per_client_address() {
     let answer = send(&app, from("[2001:db8::99]:1").to_request()).await;
     assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS);
     // The window slides with the server's clock.
-    f.clock.set(NOW + time::Duration::minutes(1));
+    f.clock.set(f.now + time::Duration::minutes(1));
     assert_eq!(
         reply(&send(&app, from("192.0.2.7:1").to_request()).await).status,
         0
@@ -634,4 +638,33 @@ fn every_tsa_certificate_that_signs_is_in_the_audit_log_once() {
         records[1].details["certificate_sha256"],
         hex::encode(openssl::sha::sha256(&der)).as_str()
     );
+}
+
+#[actix_web::test]
+async fn no_token_is_issued_outside_the_tsa_certificate_validity() {
+    let f = TsaFixture::new();
+    let app = app!(f.http);
+    let data = f.file("a.txt", b"hello\n");
+    let q = query(&data, &["-sha256"]);
+    for t in [
+        f.now + time::Duration::days(6 * 366),
+        f.now - time::Duration::seconds(1),
+    ] {
+        f.clock.set(t);
+        let answer = send(&app, post(&q).to_request()).await;
+        assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR, "{t}");
+        let resp = Resp::from_der(&answer.body).unwrap();
+        assert_eq!(resp.status.status, 2);
+        let fail = resp.status.fail.unwrap();
+        let bits: Vec<usize> = fail
+            .bits()
+            .enumerate()
+            .filter_map(|(i, set)| set.then_some(i))
+            .collect();
+        assert_eq!(bits, [25], "systemFailure");
+        assert!(resp.token.is_none());
+    }
+    assert_eq!(f.recorded(), 0);
+    f.clock.set(f.now);
+    assert_eq!(reply(&send(&app, post(&q).to_request()).await).status, 0);
 }
