@@ -4,7 +4,7 @@
 //! certificate.
 //!
 //! `cargo bench -p keyshare-server --bench timestamps [-- --clients 1,16
-//! --requests 2000 --openssl 200]` (or `bench/timestamps`). It:
+//! --requests 2000 --openssl 2000]` (or `bench/timestamps`). It:
 //!
 //! 1. creates a repository in a temporary directory (SQLite on disk,
 //!    `synchronous=FULL`) and the TSA as `init` makes it (ECDSA P-256 key
@@ -16,7 +16,8 @@
 //!    keep-alive connection, and reports tokens/s and p50/p99/max latency;
 //!    every token is signed and recorded in the store (one transaction,
 //!    fsync'd, each);
-//! 4. runs `openssl ts -reply` `--openssl` times (one process per reply,
+//! 4. runs `openssl ts -reply` `--openssl` times (default: `--requests`;
+//!    one process per reply,
 //!    as a shell script would) with the same key, certificate and a
 //!    request, and prints the rate and the ratio (0 skips it).
 //!
@@ -148,7 +149,8 @@ fn main() {
         .map(|c| c.trim().parse().unwrap())
         .collect();
     let requests: usize = arg("--requests").map_or(2000, |v| v.parse().unwrap());
-    let openssl_runs: usize = arg("--openssl").map_or(200, |v| v.parse().unwrap());
+    // As many openssl replies as tokens per run, unless told otherwise.
+    let openssl_runs: usize = arg("--openssl").map_or(requests, |v| v.parse().unwrap());
 
     let dir = tempfile::tempdir().unwrap();
     let now = OffsetDateTime::now_utc();
