@@ -247,6 +247,8 @@ pub struct Publisher {
     /// chosen at init and never changes, so which bin lists a namespace's
     /// trust document is known without the lock.
     bins: keyshare_policy::metadata::SuccinctRoles,
+    /// Checkpoints the store's WAL outside the publishes.
+    _checkpointer: store::Checkpointer,
 }
 
 impl Publisher {
@@ -389,7 +391,9 @@ impl Publisher {
     ) -> Result<Self, PublishError> {
         let legacy = needs_migration(&repo)?;
         let bins = stage::current_bins(&repo)?;
+        let checkpointer = store.checkpoint_in_background()?;
         let publisher = Self {
+            _checkpointer: checkpointer,
             inner: Mutex::new(Inner {
                 store,
                 repo,

@@ -1008,7 +1008,8 @@ impl<'a> Tx<'a> {
                 ),
             )?;
             let id = self.tx.last_insert_rowid();
-            self.supersede(&lineage, id)?;
+            // A row just inserted is current already.
+            self.supersede_others(&lineage, id)?;
             added += 1;
         }
         Ok(added)
@@ -1017,18 +1018,24 @@ impl<'a> Tx<'a> {
     /// Makes row `id` the current version of `lineage`: every other row of
     /// the lineage is superseded now (if not already), row `id` is not.
     fn supersede(&mut self, lineage: &str, id: i64) -> Result<()> {
-        self.tx
-            .prepare_cached(
-                "UPDATE published_files SET superseded_at = ?3
-                 WHERE lineage = ?1 AND superseded_at IS NULL AND id <> ?2",
-            )?
-            .execute((lineage, id, self.now_text()))?;
+        self.supersede_others(lineage, id)?;
         self.tx
             .prepare_cached(
                 "UPDATE published_files SET superseded_at = NULL
                  WHERE id = ?1 AND superseded_at IS NOT NULL",
             )?
             .execute([id])?;
+        Ok(())
+    }
+
+    /// Marks every current file of `lineage` but `id` superseded now.
+    fn supersede_others(&mut self, lineage: &str, id: i64) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "UPDATE published_files SET superseded_at = ?3
+                 WHERE lineage = ?1 AND superseded_at IS NULL AND id <> ?2",
+            )?
+            .execute((lineage, id, self.now_text()))?;
         Ok(())
     }
 
