@@ -633,7 +633,10 @@ mod tests {
             rest: std::collections::BTreeMap<String, serde_json::Value>,
         }
         mod serde_bytes_as_seq {
-            pub(super) fn serialize<S: serde::Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+            pub(super) fn serialize<S: serde::Serializer>(
+                v: &[u8],
+                s: S,
+            ) -> Result<S::Ok, S::Error> {
                 s.serialize_bytes(v)
             }
         }
