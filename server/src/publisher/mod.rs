@@ -113,7 +113,7 @@ mod stage;
 mod system;
 mod tokens;
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
@@ -157,8 +157,9 @@ pub struct OnlineKeys {
 /// What one publish produced.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Applied {
-    /// Paths of the files published.
-    pub files: Vec<String>,
+    /// Paths of the files published (shared by every change of one
+    /// publish).
+    pub files: Arc<[String]>,
     /// The new timestamp version.
     pub timestamp_version: u64,
     /// Sequence number of the audit record.
