@@ -68,6 +68,7 @@ pub use error::{Error, Result};
 pub use records::{
     AuditHead, AuditRecord, CiOwner, IdentityRecord, KeyRecord, LastPublished, Listing,
     NamespaceRecord, NamespaceRevocationRecord, NewToken, OrgRoot, PeerRecord, PublishedFile,
+    TsaRecord,
     RevocationRecord, ScopeOverlap, ScopeOverlaps, SingleUse, SingleUseKind, SubDelegationRecord,
     Token, TokenKind, TokenSecret, TokenState, LAST_USED_RESOLUTION,
 };
@@ -376,6 +377,10 @@ macro_rules! read_methods {
             fn org_roots() -> Vec<OrgRoot>;
             /// One organization X.509 root.
             fn org_root(name: &str) -> OrgRoot;
+            /// Every trusted timestamp authority, by name.
+            fn tsas() -> Vec<TsaRecord>;
+            /// One trusted timestamp authority.
+            fn tsa(name: &str) -> TsaRecord;
             /// Every token (active and revoked), in creation order. No secrets.
             fn tokens() -> Vec<Token>;
             /// One token by id.
@@ -442,6 +447,8 @@ macro_rules! read_methods {
             fn revocations_document() -> Revocations;
             /// `org/peers.json`, checked by the policy parser.
             fn peers_document() -> Peers;
+            /// `org/tsas.json`, checked by the policy parser.
+            fn tsas_document() -> keyshare_policy::trust::Tsas;
         }
     };
 }
