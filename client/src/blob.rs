@@ -359,7 +359,15 @@ mod tests {
             Err(BlobError::BadSignature(_))
         ));
         assert!(matches!(
-            verify(&set, &Tsas::default(), "a", b"artifact", b"{}", SigningTime::Now, NOW),
+            verify(
+                &set,
+                &Tsas::default(),
+                "a",
+                b"artifact",
+                b"{}",
+                SigningTime::Now,
+                NOW
+            ),
             Err(BlobError::Malformed(_))
         ));
     }
@@ -393,13 +401,29 @@ mod tests {
         let set = set_with(&key, Some(until));
         let sig = serde_json::to_vec(&sign(&key, b"a", NOW).unwrap()).unwrap();
         let artifact = "registry.acme.io/team-a/app";
-        assert!(verify(&set, &Tsas::default(), artifact, b"a", &sig, SigningTime::Now, NOW)
-            .unwrap()
-            .decision
-            .is_trusted());
-        match verify(&set, &Tsas::default(), artifact, b"a", &sig, SigningTime::Now, until)
-            .unwrap()
-            .decision
+        assert!(verify(
+            &set,
+            &Tsas::default(),
+            artifact,
+            b"a",
+            &sig,
+            SigningTime::Now,
+            NOW
+        )
+        .unwrap()
+        .decision
+        .is_trusted());
+        match verify(
+            &set,
+            &Tsas::default(),
+            artifact,
+            b"a",
+            &sig,
+            SigningTime::Now,
+            until,
+        )
+        .unwrap()
+        .decision
         {
             Decision::Untrusted {
                 reason: Reason::EphemeralExpired { .. },
@@ -428,7 +452,16 @@ mod tests {
         let claimed = NOW - Duration::days(365);
         let sig = serde_json::to_vec(&sign(&key, b"a", claimed).unwrap()).unwrap();
         let artifact = "registry.acme.io/team-a/app";
-        let v = verify(&set, &Tsas::default(), artifact, b"a", &sig, SigningTime::Now, NOW).unwrap();
+        let v = verify(
+            &set,
+            &Tsas::default(),
+            artifact,
+            b"a",
+            &sig,
+            SigningTime::Now,
+            NOW,
+        )
+        .unwrap();
         assert_eq!(v.claimed_signed_at, claimed);
         assert_eq!(v.decided_for, NOW);
         match v.decision {

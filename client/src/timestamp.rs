@@ -75,8 +75,12 @@ pub fn fetch(
         },
         ..HttpSettings::default()
     };
-    let http = BlockingClient::new(settings.builder().redirect(reqwest::redirect::Policy::none()))
-        .map_err(|e| Error::Config(e.to_string()))?;
+    let http = BlockingClient::new(
+        settings
+            .builder()
+            .redirect(reqwest::redirect::Policy::none()),
+    )
+    .map_err(|e| Error::Config(e.to_string()))?;
     let transport = |message: String| Error::Transport {
         url: url.clone(),
         message,

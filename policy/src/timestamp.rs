@@ -67,8 +67,7 @@ pub const MAX_TOKEN_CERTS: usize = 16;
 pub const MAX_CLOCK_SKEW: Duration = Duration::minutes(5);
 
 const ID_SIGNED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.2");
-const ID_CT_TST_INFO: ObjectIdentifier =
-    ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.1.4");
+const ID_CT_TST_INFO: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.1.4");
 const ID_CONTENT_TYPE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.3");
 const ID_MESSAGE_DIGEST: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.4");
 const ID_AA_SIGNING_CERTIFICATE: ObjectIdentifier =
@@ -305,20 +304,19 @@ fn generalized_time(any: &Any) -> TokenResult<OffsetDateTime> {
         return Err(bad());
     }
     let num = |r: std::ops::Range<usize>| -> TokenResult<u32> {
-        whole
-            .get(r)
-            .and_then(|d| d.parse().ok())
-            .ok_or_else(bad)
+        whole.get(r).and_then(|d| d.parse().ok()).ok_or_else(bad)
     };
     let year = i32::try_from(num(0..4)?).map_err(|_| bad())?;
     let month = Month::try_from(u8::try_from(num(4..6)?).map_err(|_| bad())?).map_err(|_| bad())?;
     let small = |v: u32| u8::try_from(v).map_err(|_| bad());
-    let date =
-        Date::from_calendar_date(year, month, small(num(6..8)?)?).map_err(|_| bad())?;
+    let date = Date::from_calendar_date(year, month, small(num(6..8)?)?).map_err(|_| bad())?;
     let nanos = match fraction {
         None => 0,
         Some(f) => {
-            if f.is_empty() || f.len() > 9 || !f.bytes().all(|b| b.is_ascii_digit()) || f.ends_with('0')
+            if f.is_empty()
+                || f.len() > 9
+                || !f.bytes().all(|b| b.is_ascii_digit())
+                || f.ends_with('0')
             {
                 return Err(bad());
             }
@@ -381,10 +379,10 @@ impl Candidate {
     }
 }
 
-fn attribute<'a>(
-    attrs: &'a x509_cert::attr::Attributes,
+fn attribute(
+    attrs: &x509_cert::attr::Attributes,
     oid: ObjectIdentifier,
-) -> TokenResult<Option<&'a Any>> {
+) -> TokenResult<Option<&Any>> {
     let mut found = attrs.iter().filter(|a| a.oid == oid);
     let Some(attr) = found.next() else {
         return Ok(None);
@@ -538,7 +536,13 @@ fn verify_inner(
         .take(carried)
         .map(|c| c.x509.clone())
         .collect::<Vec<_>>();
-    let chain = verify_chain(tsas, &leaf.x509, intermediates, parsed.gen_time, &gen_time_text)?;
+    let chain = verify_chain(
+        tsas,
+        &leaf.x509,
+        intermediates,
+        parsed.gen_time,
+        &gen_time_text,
+    )?;
 
     // 8. Not revoked, whenever.
     for cert in &chain {
@@ -646,9 +650,10 @@ fn check_signing_certificate(
         let sc = any
             .decode_as::<SigningCertificate>()
             .map_err(malformed("signing-certificate attribute"))?;
-        let first = sc.certs.first().ok_or_else(|| {
-            TokenError::Malformed("empty signing-certificate attribute".into())
-        })?;
+        let first = sc
+            .certs
+            .first()
+            .ok_or_else(|| TokenError::Malformed("empty signing-certificate attribute".into()))?;
         if first.cert_hash.as_bytes() != &*hash(MessageDigest::sha1(), cert_der).map_err(ossl)? {
             return Err(TokenError::SigningCertificateMismatch("ESSCertID"));
         }
@@ -690,7 +695,8 @@ fn verify_chain(
     gen_time: OffsetDateTime,
     text: &str,
 ) -> TokenResult<Vec<X509>> {
-    let untrusted = |e: openssl::error::ErrorStack| TokenError::UntrustedTsa(format!("openssl: {e}"));
+    let untrusted =
+        |e: openssl::error::ErrorStack| TokenError::UntrustedTsa(format!("openssl: {e}"));
     if tsas.tsas.is_empty() {
         return Err(TokenError::UntrustedTsa(
             "the organization lists no TSA (org/tsas.json)".into(),
@@ -730,7 +736,10 @@ fn verify_chain(
         } else {
             let code = c.error().as_raw();
             let depth = c.error_depth();
-            let detail = format!("{} (certificate {depth} of the chain)", c.error().error_string());
+            let detail = format!(
+                "{} (certificate {depth} of the chain)",
+                c.error().error_string()
+            );
             Ok(Err(
                 if code == X509_V_ERR_CERT_HAS_EXPIRED || code == X509_V_ERR_CERT_NOT_YET_VALID {
                     TokenError::TsaCertNotValid {
@@ -801,7 +810,9 @@ pub fn token_from_response(
         .map_err(malformed("TimeStampToken"))?;
     let parsed = parse(&token)?;
     let (md, algorithm) = digest_of(&parsed.tst.message_imprint.hash_algorithm.oid)?;
-    if parsed.tst.message_imprint.hashed_message.as_bytes() != &*hash(md, signature).map_err(ossl)? {
+    if parsed.tst.message_imprint.hashed_message.as_bytes()
+        != &*hash(md, signature).map_err(ossl)?
+    {
         return Err(TokenError::ImprintMismatch { algorithm });
     }
     let expected = Int::new(nonce).map_err(malformed("nonce"))?;

@@ -98,7 +98,12 @@ impl AdminClient {
     }
 
     /// `PUT /api/v1/tsas/{name}`: a timestamp authority to trust.
-    pub fn put_tsa(&self, name: &str, certificate: &str, description: Option<&str>) -> Result<Value> {
+    pub fn put_tsa(
+        &self,
+        name: &str,
+        certificate: &str,
+        description: Option<&str>,
+    ) -> Result<Value> {
         self.send(
             "PUT",
             &format!("tsas/{}", encode_segment(name)),

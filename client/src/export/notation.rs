@@ -42,9 +42,7 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use keyshare_policy::trust::{
-    NamespaceTrust, Owner, RevokedSubject, SubjectAttr, TrustSet, Tsas,
-};
+use keyshare_policy::trust::{NamespaceTrust, Owner, RevokedSubject, SubjectAttr, TrustSet, Tsas};
 
 use super::{files_under, io_error, replace_dir, write_file, ExportError, Summary};
 
@@ -143,7 +141,9 @@ fn tsa_roots(set: &TrustSet, tsas: &Tsas, warnings: &mut Vec<String>) -> Vec<(St
         let cert = tsa.certificate.cert();
         let key = cert.public_key().ok();
         let self_signed = cert.issuer_name_hash() == cert.subject_name_hash()
-            && key.as_ref().is_some_and(|k| cert.verify(k).unwrap_or(false));
+            && key
+                .as_ref()
+                .is_some_and(|k| cert.verify(k).unwrap_or(false));
         let _ = openssl::error::ErrorStack::get();
         let fp = key
             .as_ref()
@@ -160,7 +160,10 @@ fn tsa_roots(set: &TrustSet, tsas: &Tsas, warnings: &mut Vec<String>) -> Vec<(St
                 tsa.name
             ));
         } else {
-            roots.push((tsa.certificate.sha256().to_string(), tsa.certificate.pem().to_owned()));
+            roots.push((
+                tsa.certificate.sha256().to_string(),
+                tsa.certificate.pem().to_owned(),
+            ));
         }
     }
     roots.sort();
@@ -174,13 +177,16 @@ fn trust_policy(exported: &[Exported], with_tsa: bool) -> Value {
     let policies: Vec<Value> = exported
         .iter()
         .map(|e| {
-            let mut stores: Vec<String> =
-                STORE_TYPES.iter().map(|t| format!("{t}:{}", e.name)).collect();
-            let mut verification = json!({"level": "strict"});
-            if with_tsa {
+            let mut stores: Vec<String> = STORE_TYPES
+                .iter()
+                .map(|t| format!("{t}:{}", e.name))
+                .collect();
+            let verification = if with_tsa {
                 stores.push(format!("tsa:{TSA_STORE}"));
-                verification["verifyTimestamp"] = json!("always");
-            }
+                json!({"level": "strict", "verifyTimestamp": "always"})
+            } else {
+                json!({"level": "strict"})
+            };
             json!({
                 "name": e.name,
                 "registryScopes": e.scopes,

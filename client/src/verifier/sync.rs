@@ -30,8 +30,8 @@ use keyshare_policy::hash::sha256_hex;
 use keyshare_policy::layout::TARGETS_DIR;
 use keyshare_policy::metadata::{RoleName, TargetFile};
 use keyshare_policy::trust::{
-    is_index_path, NamespaceName, NamespaceTrust, Namespaces, Peers, Revocations, TrustSet,
-    Tsas, PEERS_PATH, REVOCATIONS_PATH, TSAS_PATH,
+    is_index_path, NamespaceName, NamespaceTrust, Namespaces, Peers, Revocations, TrustSet, Tsas,
+    PEERS_PATH, REVOCATIONS_PATH, TSAS_PATH,
 };
 
 use super::{Error, TrustState, Verifier};

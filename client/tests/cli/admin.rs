@@ -844,7 +844,10 @@ fn admin_tsa_add_list_remove_and_local_refusals_in_one_line() {
         "the server's own",
     ]);
     assert_eq!(v["name"], "acme-tsa");
-    assert!(v["subject"].as_str().unwrap().contains("Acme TSA CA"), "{v}");
+    assert!(
+        v["subject"].as_str().unwrap().contains("Acme TSA CA"),
+        "{v}"
+    );
     let v = server.ok_json(&["tsa", "list"]);
     assert_eq!(v["tsas"].as_array().unwrap().len(), 1);
     let run = server.ok(&["tsa", "list"]);
@@ -854,7 +857,10 @@ fn admin_tsa_add_list_remove_and_local_refusals_in_one_line() {
     let leaf = keyshare_testkit::CertBuilder::new("not a TSA").build();
     let key = server.write("tsa.key", &leaf.key_pem());
     let plain = server.write("plain.pem", &leaf.pem());
-    let garbage = server.write("garbage.pem", "-----BEGIN CERTIFICATE-----\nxx\n-----END CERTIFICATE-----\n");
+    let garbage = server.write(
+        "garbage.pem",
+        "-----BEGIN CERTIFICATE-----\nxx\n-----END CERTIFICATE-----\n",
+    );
     for (file, says) in [
         (&key, "private key"),
         (&plain, "neither a CA certificate nor a TSA certificate"),
@@ -868,7 +874,10 @@ fn admin_tsa_add_list_remove_and_local_refusals_in_one_line() {
         assert!(line.contains(says), "{line}");
     }
     assert_eq!(
-        server.ok_json(&["tsa", "list"])["tsas"].as_array().unwrap().len(),
+        server.ok_json(&["tsa", "list"])["tsas"]
+            .as_array()
+            .unwrap()
+            .len(),
         1
     );
     let run = server.ok(&["tsa", "remove", "acme-tsa"]);

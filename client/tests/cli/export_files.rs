@@ -466,7 +466,9 @@ fn export_notation_puts_the_trusted_tsas_in_a_tsa_store_every_policy_verifies_ti
     let w = world();
     let dir = tempfile::tempdir().unwrap();
     let root = ca("acme TSA root");
-    let issuer = keyshare_testkit::CertBuilder::new("acme TSA CA").ca().build();
+    let issuer = keyshare_testkit::CertBuilder::new("acme TSA CA")
+        .ca()
+        .build();
     let intermediate = keyshare_testkit::CertBuilder::new("acme TSA intermediate")
         .ca()
         .issued_by(&issuer)

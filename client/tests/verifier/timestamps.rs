@@ -33,18 +33,40 @@ fn openssl(dir: &Path, args: &[&str]) {
 /// A TSA CA and a TSA certificate (critical timeStamping EKU) made with
 /// the openssl CLI in `dir`; returns the CA's PEM.
 fn make_tsa(dir: &Path) -> String {
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
     let mut args = vec!["req", "-x509"];
     args.extend(ec);
     args.extend([
-        "-keyout", "ca.key", "-out", "ca.pem", "-days", "3650", "-subj", "/O=acme/CN=acme TSA CA",
-        "-addext", "basicConstraints=critical,CA:TRUE", "-addext",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "3650",
+        "-subj",
+        "/O=acme/CN=acme TSA CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
         "keyUsage=critical,keyCertSign,cRLSign",
     ]);
     openssl(dir, &args);
     let mut args = vec!["req", "-new"];
     args.extend(ec);
-    args.extend(["-keyout", "tsa.key", "-out", "tsa.csr", "-subj", "/O=acme/CN=acme TSA"]);
+    args.extend([
+        "-keyout",
+        "tsa.key",
+        "-out",
+        "tsa.csr",
+        "-subj",
+        "/O=acme/CN=acme TSA",
+    ]);
     openssl(dir, &args);
     std::fs::write(
         dir.join("ext.cnf"),
@@ -54,8 +76,22 @@ fn make_tsa(dir: &Path) -> String {
     openssl(
         dir,
         &[
-            "x509", "-req", "-in", "tsa.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-            "-CAcreateserial", "-out", "tsa.pem", "-days", "365", "-sha256", "-extfile", "ext.cnf",
+            "x509",
+            "-req",
+            "-in",
+            "tsa.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "tsa.pem",
+            "-days",
+            "365",
+            "-sha256",
+            "-extfile",
+            "ext.cnf",
         ],
     );
     std::fs::write(
@@ -78,15 +114,34 @@ fn stamp(dir: &Path, data: &[u8]) -> Vec<u8> {
     std::fs::write(dir.join("data.bin"), data).unwrap();
     openssl(
         dir,
-        &["ts", "-query", "-data", "data.bin", "-sha256", "-cert", "-out", "q.tsq"],
+        &[
+            "ts", "-query", "-data", "data.bin", "-sha256", "-cert", "-out", "q.tsq",
+        ],
     );
     openssl(
         dir,
-        &["ts", "-reply", "-config", "ts.cnf", "-queryfile", "q.tsq", "-out", "r.tsr"],
+        &[
+            "ts",
+            "-reply",
+            "-config",
+            "ts.cnf",
+            "-queryfile",
+            "q.tsq",
+            "-out",
+            "r.tsr",
+        ],
     );
     openssl(
         dir,
-        &["ts", "-reply", "-in", "r.tsr", "-token_out", "-out", "token.der"],
+        &[
+            "ts",
+            "-reply",
+            "-in",
+            "r.tsr",
+            "-token_out",
+            "-out",
+            "token.der",
+        ],
     );
     std::fs::read(dir.join("token.der")).unwrap()
 }
@@ -120,7 +175,8 @@ fn an_ephemeral_keys_stamped_signature_verifies_after_its_window_and_an_unstampe
     client.run(&["refresh"]).assert_ok();
 
     // Signed and stamped inside the window.
-    let mut sig = keyshare_client::blob::sign(&ci, b"the release", OffsetDateTime::now_utc()).unwrap();
+    let mut sig =
+        keyshare_client::blob::sign(&ci, b"the release", OffsetDateTime::now_utc()).unwrap();
     let plain = serde_json::to_string(&sig).unwrap();
     let token = stamp(tmp.path(), &sig.signature_bytes().unwrap());
     sig.timestamp_token = Some(hex::encode(&token));
@@ -146,13 +202,17 @@ fn an_ephemeral_keys_stamped_signature_verifies_after_its_window_and_an_unstampe
     }
     let run = verify(&stamped_file);
     run.assert_ok();
-    assert!(run.stdout.contains("timestamp token of TSA `acme-tsa`"), "{run:?}");
+    assert!(
+        run.stdout.contains("timestamp token of TSA `acme-tsa`"),
+        "{run:?}"
+    );
     let line = verify(&plain_file).assert_error_line(1).to_owned();
     assert!(line.contains("expired"), "{line}");
     assert!(line.contains("no timestamp token"), "{line}");
 
     // A token over another signature is refused, naming why.
-    let mut other = keyshare_client::blob::sign(&ci, b"the release", OffsetDateTime::now_utc()).unwrap();
+    let mut other =
+        keyshare_client::blob::sign(&ci, b"the release", OffsetDateTime::now_utc()).unwrap();
     other.timestamp_token = Some(hex::encode(&token));
     let other_file = client.write("other.sig", &serde_json::to_string(&other).unwrap());
     let line = verify(&other_file).assert_error_line(1).to_owned();
@@ -164,7 +224,10 @@ fn sign_blob_carries_on_without_a_token_when_the_server_runs_no_tsa() {
     let server = Server::start();
     let client = Client::new();
     let key = InMemorySigner::generate(Scheme::Ed25519).unwrap();
-    let key_file = client.write("key.pem", &String::from_utf8(key.to_pkcs8_pem().unwrap()).unwrap());
+    let key_file = client.write(
+        "key.pem",
+        &String::from_utf8(key.to_pkcs8_pem().unwrap()).unwrap(),
+    );
     let file = client.write("app.tar", "the release");
     let run = keyshare(&[
         "sign-blob",
@@ -175,7 +238,10 @@ fn sign_blob_carries_on_without_a_token_when_the_server_runs_no_tsa() {
         file.to_str().unwrap(),
     ]);
     assert_eq!(run.code, Some(0), "{run:?}");
-    assert!(run.stderr.contains("runs no timestamp authority (404)"), "{run:?}");
+    assert!(
+        run.stderr.contains("runs no timestamp authority (404)"),
+        "{run:?}"
+    );
     let sig: serde_json::Value =
         serde_json::from_slice(&std::fs::read(client.dir.path().join("app.tar.sig")).unwrap())
             .unwrap();

@@ -100,11 +100,11 @@ pub use namespaces::{
 pub use peers::{Peer, PeerUrl, Peers, PinnedRoot};
 pub use revocations::{Revocation, Revocations, RevokedSubject};
 pub use standing::{KeyRevocation, KeyStanding, KeyState, RevokedBy};
+pub(crate) use tsas::AnchorKind;
 pub use tsas::{
     check_tsa_certificate, TrustedTsa, Tsas, ID_KP_TIME_STAMPING, MAX_TSAS, MAX_TSAS_DOCUMENT,
     MAX_TSA_CERT_PEM, MAX_TSA_DESCRIPTION,
 };
-pub(crate) use tsas::AnchorKind;
 pub use x509::{CaCert, SubjectAttr, SubjectName, X509Identity};
 
 /// Target path of the namespaces document (which namespaces exist, what each owns).

@@ -4,7 +4,12 @@
 //! their `genTime` (revocations, ephemeral windows). Every refusal is
 //! checked for its reason.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -60,14 +65,29 @@ impl Tsa {
     fn new(name: &str, eku: Eku, days: u32) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().to_owned();
-        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ];
         let mut args = vec!["req", "-x509"];
         args.extend(ec);
         let subj = format!("/O=acme/CN={name} TSA CA");
         args.extend([
-            "-keyout", "ca.key", "-out", "ca.pem", "-days", "3650", "-subj", &subj,
-            "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "3650",
+            "-subj",
+            &subj,
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
         ]);
         openssl(&dir, &args);
         let mut args = vec!["req", "-new"];
@@ -89,8 +109,21 @@ impl Tsa {
         openssl(
             &dir,
             &[
-                "x509", "-req", "-in", "tsa.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-                "-CAcreateserial", "-out", "tsa.pem", "-days", &days, "-sha256", "-extfile",
+                "x509",
+                "-req",
+                "-in",
+                "tsa.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "tsa.pem",
+                "-days",
+                &days,
+                "-sha256",
+                "-extfile",
                 "ext.cnf",
             ],
         );
@@ -130,15 +163,34 @@ impl Tsa {
         }
         openssl(
             d,
-            &["ts", "-query", "-data", "data.bin", "-sha256", "-cert", "-out", "q.tsq"],
+            &[
+                "ts", "-query", "-data", "data.bin", "-sha256", "-cert", "-out", "q.tsq",
+            ],
         );
         openssl(
             d,
-            &["ts", "-reply", "-config", "ts.cnf", "-queryfile", "q.tsq", "-out", "r.tsr"],
+            &[
+                "ts",
+                "-reply",
+                "-config",
+                "ts.cnf",
+                "-queryfile",
+                "q.tsq",
+                "-out",
+                "r.tsr",
+            ],
         );
         openssl(
             d,
-            &["ts", "-reply", "-in", "r.tsr", "-token_out", "-out", "token.der"],
+            &[
+                "ts",
+                "-reply",
+                "-in",
+                "r.tsr",
+                "-token_out",
+                "-out",
+                "token.der",
+            ],
         );
         std::fs::read(d.join("token.der")).unwrap()
     }
@@ -175,9 +227,25 @@ impl Tsa {
         openssl(
             d,
             &[
-                "cms", "-sign", "-binary", "-nodetach", "-outform", "DER", "-econtent_type",
-                "1.2.840.113549.1.9.16.1.4", "-cades", "-md", "sha256", "-nosmimecap",
-                "-signer", "tsa.pem", "-inkey", "tsa.key", "-in", "tst.der", "-out",
+                "cms",
+                "-sign",
+                "-binary",
+                "-nodetach",
+                "-outform",
+                "DER",
+                "-econtent_type",
+                "1.2.840.113549.1.9.16.1.4",
+                "-cades",
+                "-md",
+                "sha256",
+                "-nosmimecap",
+                "-signer",
+                "tsa.pem",
+                "-inkey",
+                "tsa.key",
+                "-in",
+                "tst.der",
+                "-out",
                 "crafted.der",
             ],
         );
@@ -230,7 +298,10 @@ fn a_token_from_openssls_own_tsa_is_accepted_with_its_gen_time_and_tsa_name() {
     // The TSA's own certificate listed (a leaf anchor) is as good.
     let token = tsa.openssl_token(&sig, "sha256");
     let leaf = tsas(&[("leaf", &tsa.tsa_pem)]);
-    assert_eq!(verify_token(&token, &sig, &leaf, &[], now()).unwrap().tsa, "leaf");
+    assert_eq!(
+        verify_token(&token, &sig, &leaf, &[], now()).unwrap().tsa,
+        "leaf"
+    );
 }
 
 #[test]
@@ -245,7 +316,11 @@ fn a_tampered_token_is_refused_as_a_bad_signature() {
         .position(|w| w == [0x18, 0x0f])
         .expect("a GeneralizedTime");
     let mut tampered = token.clone();
-    tampered[pos + 5] = if tampered[pos + 5] == b'0' { b'9' } else { tampered[pos + 5] - 1 };
+    tampered[pos + 5] = if tampered[pos + 5] == b'0' {
+        b'9'
+    } else {
+        tampered[pos + 5] - 1
+    };
     match verify_token(&tampered, &sig, &tsa.listed(), &[], now()) {
         Err(e @ TokenError::BadSignature(_)) => {
             assert!(e.to_string().contains("tampered"), "{e}");
@@ -302,7 +377,14 @@ fn a_token_made_after_the_tsa_certificate_expired_is_refused() {
     let token = tsa.crafted_token(&sig, now());
     verify_token(&token, &sig, &tsa.listed(), &[], now()).unwrap();
     // ... and still a year after the certificate expired: what counts is genTime.
-    verify_token(&token, &sig, &tsa.listed(), &[], now() + Duration::days(365)).unwrap();
+    verify_token(
+        &token,
+        &sig,
+        &tsa.listed(),
+        &[],
+        now() + Duration::days(365),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -311,13 +393,19 @@ fn a_tsa_certificate_without_the_critical_time_stamping_eku_is_refused() {
     let missing = Tsa::new("plain", Eku::Missing, 365);
     let token = missing.crafted_token(&sig, now());
     let e = verify_token(&token, &sig, &missing.listed(), &[], now()).unwrap_err();
-    assert!(matches!(e, TokenError::MissingTimestampingEku { .. }), "{e:?}");
+    assert!(
+        matches!(e, TokenError::MissingTimestampingEku { .. }),
+        "{e:?}"
+    );
     assert!(e.to_string().contains("id-kp-timeStamping"), "{e}");
 
     let soft = Tsa::new("soft", Eku::NotCritical, 365);
     let token = soft.crafted_token(&sig, now());
     let e = verify_token(&token, &sig, &soft.listed(), &[], now()).unwrap_err();
-    assert!(matches!(e, TokenError::TimestampingEkuNotCritical { .. }), "{e:?}");
+    assert!(
+        matches!(e, TokenError::TimestampingEkuNotCritical { .. }),
+        "{e:?}"
+    );
     assert!(e.to_string().contains("not marked critical"), "{e}");
 
     // The crafted path itself is sound: the same signer with the EKU passes.
@@ -352,11 +440,17 @@ fn tsa_list_entries_must_be_certificates_of_a_ca_or_a_tsa() {
     assert!(check_tsa_certificate(&tsa.ca_pem).is_ok());
     assert!(check_tsa_certificate(&tsa.tsa_pem).is_ok());
     let e = check_tsa_certificate(&plain.tsa_pem).unwrap_err();
-    assert!(e.contains("neither a CA certificate nor a TSA certificate"), "{e}");
+    assert!(
+        e.contains("neither a CA certificate nor a TSA certificate"),
+        "{e}"
+    );
     let key = std::fs::read_to_string(tsa.dir.join("tsa.key")).unwrap();
     let e = check_tsa_certificate(&key).unwrap_err();
     assert!(e.contains("private key"), "{e}");
-    assert!(check_tsa_certificate("-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n").is_err());
+    assert!(check_tsa_certificate(
+        "-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n"
+    )
+    .is_err());
 
     // The document refuses them too, naming the entry.
     let doc = tsas(&[("plain", &plain.tsa_pem)]);
@@ -402,7 +496,14 @@ fn a_key_revoked_later_verifies_with_a_token_from_before_and_not_with_one_from_a
     let signers = [SignerRef::PublicKey(signer.public_key().clone())];
 
     let before = tsa.crafted_token(&sig, t0);
-    let t = verify_token(&before, &sig, &tsa.listed(), set.revocations(), verifier_now).unwrap();
+    let t = verify_token(
+        &before,
+        &sig,
+        &tsa.listed(),
+        set.revocations(),
+        verifier_now,
+    )
+    .unwrap();
     assert_eq!(t.gen_time, t0);
     let d = set.decide_attested(artifact, &signers, t.gen_time, verifier_now);
     assert!(d.is_trusted(), "{d}");
@@ -416,7 +517,9 @@ fn a_key_revoked_later_verifies_with_a_token_from_before_and_not_with_one_from_a
         other => panic!("{other}"),
     }
     // Without a token the decision is as of now: revoked.
-    assert!(!set.decide(artifact, &signers, verifier_now, verifier_now).is_trusted());
+    assert!(!set
+        .decide(artifact, &signers, verifier_now, verifier_now)
+        .is_trusted());
 }
 
 #[test]

@@ -15,8 +15,7 @@ use keyshare_policy::metadata::KeyId;
 use keyshare_policy::pattern::ArtifactPattern;
 use keyshare_policy::trust::{
     NamespaceEntry, NamespaceName, Peer, Revocation, RevokedSubject, Sha256Hex, SubDelegation,
-    TrustedTsa,
-    TrustedKey, X509Identity,
+    TrustedKey, TrustedTsa, X509Identity,
 };
 
 use crate::store::{self, CiOwner, Listing, OverlapRule, SingleUse, Tx};

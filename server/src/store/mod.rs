@@ -68,9 +68,8 @@ pub use error::{Error, Result};
 pub use records::{
     AuditHead, AuditRecord, CiOwner, IdentityRecord, KeyRecord, LastPublished, Listing,
     NamespaceRecord, NamespaceRevocationRecord, NewToken, OrgRoot, PeerRecord, PublishedFile,
-    TsaRecord,
     RevocationRecord, ScopeOverlap, ScopeOverlaps, SingleUse, SingleUseKind, SubDelegationRecord,
-    Token, TokenKind, TokenSecret, TokenState, LAST_USED_RESOLUTION,
+    Token, TokenKind, TokenSecret, TokenState, TsaRecord, LAST_USED_RESOLUTION,
 };
 pub use schema::CURRENT_VERSION as SCHEMA_VERSION;
 pub use tx::{OverlapRule, Tx};

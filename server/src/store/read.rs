@@ -16,14 +16,16 @@ use keyshare_policy::trust::{
     SubDelegation, SubjectName, TrustFormat, TrustedKey, X509Identity, NAMESPACES_PATH, PEERS_PATH,
     REVOCATIONS_PATH,
 };
-use keyshare_policy::trust::{NamespacesFormat, PeersFormat, TrustedTsa, Tsas, TsasFormat, TSAS_PATH};
+use keyshare_policy::trust::{
+    NamespacesFormat, PeersFormat, TrustedTsa, Tsas, TsasFormat, TSAS_PATH,
+};
 
 use super::error::{Error, Result};
 use super::records::{
     AuditHead, AuditRecord, CiOwner, IdentityRecord, KeyRecord, LastPublished, Listing,
-    NamespaceRecord, NamespaceRevocationRecord, OrgRoot, PeerRecord, PublishedFile, TsaRecord,
+    NamespaceRecord, NamespaceRevocationRecord, OrgRoot, PeerRecord, PublishedFile,
     RevocationRecord, ScopeOverlap, ScopeOverlaps, SubDelegationRecord, Token, TokenKind,
-    TokenState,
+    TokenState, TsaRecord,
 };
 use super::{audit, parse_time, Cached};
 

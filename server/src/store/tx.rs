@@ -11,8 +11,8 @@ use time::OffsetDateTime;
 use keyshare_policy::repo::File;
 use keyshare_policy::trust::{
     check_tsa_certificate, CaCert, NamespaceEntry, NamespaceName, Peer, Principal, Revocation,
-    RevokedSubject, Sha256Hex, TrustedTsa, MAX_TSAS, MAX_TSA_DESCRIPTION,
-    SubDelegation, TrustedKey, X509Identity,
+    RevokedSubject, Sha256Hex, SubDelegation, TrustedKey, TrustedTsa, X509Identity, MAX_TSAS,
+    MAX_TSA_DESCRIPTION,
 };
 
 use super::error::{Error, Result};
@@ -835,7 +835,8 @@ impl<'a> Tx<'a> {
                 "must be 1 to 200 characters without control characters",
             ));
         }
-        check_tsa_certificate(tsa.certificate.pem()).map_err(|e| Error::invalid("certificate", e))?;
+        check_tsa_certificate(tsa.certificate.pem())
+            .map_err(|e| Error::invalid("certificate", e))?;
         if tsa
             .description
             .as_ref()
@@ -866,7 +867,9 @@ impl<'a> Tx<'a> {
         if !existed && read::tsas(&self.tx)?.len() >= MAX_TSAS {
             return Err(Error::invalid(
                 "name",
-                format!("the organization already trusts {MAX_TSAS} TSAs, the most org/tsas.json lists"),
+                format!(
+                    "the organization already trusts {MAX_TSAS} TSAs, the most org/tsas.json lists"
+                ),
             ));
         }
         self.tx.exec(
@@ -886,7 +889,9 @@ impl<'a> Tx<'a> {
 
     /// Removes a trusted TSA. `NotFound` if absent.
     pub fn remove_tsa(&mut self, name: &str) -> Result<()> {
-        let n = self.tx.execute("DELETE FROM tsas WHERE name = ?1", [name])?;
+        let n = self
+            .tx
+            .execute("DELETE FROM tsas WHERE name = ?1", [name])?;
         if n == 0 {
             return Err(Error::not_found("TSA", name));
         }

@@ -44,7 +44,10 @@ async fn an_org_admin_lists_a_tsa_and_it_is_published_in_org_tsas_json() {
     );
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["name"], "acme-tsa");
-    assert!(v["subject"].as_str().unwrap().contains("acme TSA CA"), "{v}");
+    assert!(
+        v["subject"].as_str().unwrap().contains("acme TSA CA"),
+        "{v}"
+    );
     let doc = published(&f).expect("org/tsas.json is published");
     assert_eq!(doc.tsas.len(), 1);
     assert_eq!(doc.tsas[0].name, "acme-tsa");
@@ -65,10 +68,22 @@ async fn an_org_admin_lists_a_tsa_and_it_is_published_in_org_tsas_json() {
     );
     assert_eq!(status, StatusCode::CONFLICT, "{v}");
 
-    let (status, _) = call!(app, Method::DELETE, "/api/v1/tsas/acme-tsa", &f.admin, Value::Null);
+    let (status, _) = call!(
+        app,
+        Method::DELETE,
+        "/api/v1/tsas/acme-tsa",
+        &f.admin,
+        Value::Null
+    );
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert!(published(&f).expect("republished").tsas.is_empty());
-    let (status, _) = call!(app, Method::DELETE, "/api/v1/tsas/acme-tsa", &f.admin, Value::Null);
+    let (status, _) = call!(
+        app,
+        Method::DELETE,
+        "/api/v1/tsas/acme-tsa",
+        &f.admin,
+        Value::Null
+    );
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
@@ -81,7 +96,11 @@ async fn a_private_key_a_plain_leaf_and_garbage_are_refused_naming_the_certifica
     for (what, pem, says) in [
         ("private key", leaf.key_pem(), "private key"),
         ("certificate and key", with_key, "private key"),
-        ("plain leaf", leaf.pem(), "neither a CA certificate nor a TSA certificate"),
+        (
+            "plain leaf",
+            leaf.pem(),
+            "neither a CA certificate nor a TSA certificate",
+        ),
         ("garbage", "hello".to_owned(), "PEM certificate"),
     ] {
         let (status, v) = call!(
@@ -131,7 +150,13 @@ async fn a_maintainer_cannot_add_or_remove_a_tsa() {
         json!({"certificate": ca_pem("my tsa")})
     );
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, _) = call!(app, Method::DELETE, "/api/v1/tsas/t1", &maintainer, Value::Null);
+    let (status, _) = call!(
+        app,
+        Method::DELETE,
+        "/api/v1/tsas/t1",
+        &maintainer,
+        Value::Null
+    );
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(published(&f).unwrap().tsas.len(), 1);
 }

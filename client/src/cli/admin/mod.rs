@@ -8,8 +8,8 @@ mod namespaces;
 mod peers;
 mod revocations;
 mod roots;
-mod tsas;
 mod tokens;
+mod tsas;
 
 use std::convert::Infallible;
 use std::fmt;
@@ -27,8 +27,8 @@ use namespaces::NamespaceCommand;
 use peers::PeerCommand;
 use revocations::RevocationCommand;
 use roots::RootCommand;
-use tsas::TsaCommand;
 use tokens::TokenCommand;
+use tsas::TsaCommand;
 
 use super::output;
 use super::{read_text, Error, OutputFormat};

@@ -59,7 +59,10 @@ pub(super) fn tsa(client: &AdminClient, c: TsaCommand, out: OutputFormat) -> Res
                 OutputFormat::Json => output::json(&v),
                 OutputFormat::Text => output::table(
                     &["NAME", "SUBJECT", "SHA256", "ADDED"],
-                    &rows(items(&v, "tsas"), &["name", "subject", "sha256", "added_at"]),
+                    &rows(
+                        items(&v, "tsas"),
+                        &["name", "subject", "sha256", "added_at"],
+                    ),
                 ),
             }
         }

@@ -545,8 +545,7 @@ impl TrustSet {
                 |k, _| &k.id == id,
                 || KeyRef::Id(id.clone()),
                 signed_at,
-                now,
-                attested,
+                (!attested).then_some(now),
             ),
             SignerRef::PublicKey(key) => {
                 let presented = key
@@ -574,8 +573,7 @@ impl TrustSet {
                         sha256: presented.clone(),
                     },
                     signed_at,
-                    now,
-                    attested,
+                    (!attested).then_some(now),
                 )
             }
             SignerRef::CertChain(chain) => self.evaluate_chain(ns, chain, signed_at),
@@ -589,8 +587,7 @@ impl TrustSet {
         is_it: impl Fn(&TrustedKey, &Sha256Hex) -> bool,
         not_listed: impl FnOnce() -> KeyRef,
         signed_at: OffsetDateTime,
-        now: OffsetDateTime,
-        attested: bool,
+        ephemeral_now: Option<OffsetDateTime>,
     ) -> std::result::Result<Vec<Contribution>, Reason> {
         let mut contributions = Vec::new();
         let mut failure = None;
@@ -605,7 +602,7 @@ impl TrustSet {
             let Some((key, fp)) = keys.iter().zip(fingerprints).find(|(k, fp)| is_it(k, fp)) else {
                 continue;
             };
-            match self.key_status(ns, key, fp, signed_at, now, attested) {
+            match self.key_status(ns, key, fp, signed_at, ephemeral_now) {
                 Ok(()) => contributions.push(Contribution {
                     rule: position,
                     fingerprint: fp.clone(),
@@ -636,8 +633,7 @@ impl TrustSet {
         key: &TrustedKey,
         fingerprint: &Sha256Hex,
         signed_at: OffsetDateTime,
-        now: OffsetDateTime,
-        attested: bool,
+        ephemeral_now: Option<OffsetDateTime>,
     ) -> std::result::Result<(), Reason> {
         let namespace = &ns.doc.namespace;
         if let Some(reason) = self
@@ -647,9 +643,10 @@ impl TrustSet {
             return Err(reason);
         }
         // An ended delegation is the reason, whenever the signature was
-        // made, unless the verifier trusts the signing time: then the
-        // window below (`signed_at < not_after`) decides.
-        if key.ephemeral && !attested {
+        // made, unless the verifier trusts the signing time
+        // (`ephemeral_now` is `None`): then the window below
+        // (`signed_at < not_after`) decides.
+        if let (true, Some(now)) = (key.ephemeral, ephemeral_now) {
             if let Some(not_after) = key.not_after {
                 if now >= not_after {
                     return Err(Reason::EphemeralExpired {

@@ -34,9 +34,7 @@ fn subject_text(t: &TrustedTsa) -> String {
             format!(
                 "{}={}",
                 e.object().nid().short_name().unwrap_or("?"),
-                e.data()
-                    .to_string()
-                    .unwrap_or_else(|_| "?".to_owned())
+                e.data().to_string().unwrap_or_else(|_| "?".to_owned())
             )
         })
         .collect::<Vec<_>>()
