@@ -1,6 +1,6 @@
 //! Trust documents and the trust decision.
 //!
-//! keyshare distributes four kinds of trust documents as TUF targets; this
+//! keyshare distributes five kinds of trust documents as TUF targets; this
 //! module parses them and answers, with no IO and no clock, "is this signer
 //! trusted for this artifact, for a signature made at `signed_at`, as of
 //! `now`?".
