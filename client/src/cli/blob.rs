@@ -134,7 +134,23 @@ pub(crate) fn verify(a: VerifyArgs) -> Result<(), Error> {
         time,
         now,
     )
-    .map_err(|e| Error::Failed(e.to_string()))?;
+    .map_err(|e| {
+        let mut message = e.to_string();
+        if !a.refresh
+            && matches!(
+                e,
+                blob::BlobError::Timestamp(
+                    keyshare_policy::timestamp::TokenError::UntrustedTsa(_)
+                )
+            )
+        {
+            message.push_str(&format!(
+                "; the cached trust state (timestamp version {}) may predate the TSA's listing in org/tsas.json: run again with --refresh to fetch the current one",
+                state.timestamp_version
+            ));
+        }
+        Error::Failed(message)
+    })?;
     let when = match (time, &verified.timestamp) {
         (blob::SigningTime::Now, None) => "as of now (no timestamp token)".to_owned(),
         (blob::SigningTime::Now, Some(t)) => format!(

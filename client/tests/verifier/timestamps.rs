@@ -166,6 +166,10 @@ fn an_ephemeral_keys_stamped_signature_verifies_after_its_window_and_an_unstampe
             principal: None,
         },
     });
+    // A cache from before the TSA was listed.
+    let stale = Client::new();
+    stale.init(&server.url, &server.root1_sha256());
+    stale.run(&["refresh"]).assert_ok();
     server.apply(Change::PutTsa {
         tsa: serde_json::from_value(serde_json::json!({"name": "acme-tsa", "certificate": ca}))
             .unwrap(),
@@ -194,6 +198,23 @@ fn an_ephemeral_keys_stamped_signature_verifies_after_its_window_and_an_unstampe
         ])
     };
     verify(&stamped_file).assert_ok();
+
+    // The same file against a cache that has no org/tsas.json yet: the
+    // token is refused (untrusted TSA) and the line says to refresh.
+    let stale_sig = stale.write("app.tar.sig", &stamped);
+    let stale_file = stale.write("app.tar", "the release");
+    let line = stale
+        .run(&[
+            "verify-blob",
+            "registry.acme.io/team-a/app",
+            stale_file.to_str().unwrap(),
+            "--signature",
+            stale_sig.to_str().unwrap(),
+        ])
+        .assert_error_line(1)
+        .to_owned();
+    assert!(line.contains("untrusted TSA"), "{line}");
+    assert!(line.contains("--refresh"), "{line}");
 
     // After the delegation ended.
     let wait = not_after - OffsetDateTime::now_utc() + Duration::milliseconds(300);
