@@ -69,7 +69,7 @@ pub use records::{
     AuditHead, AuditRecord, CiOwner, IdentityRecord, KeyRecord, LastPublished, Listing,
     NamespaceRecord, NamespaceRevocationRecord, NewToken, OrgRoot, PeerRecord, PublishedFile,
     RevocationRecord, ScopeOverlap, ScopeOverlaps, SingleUse, SingleUseKind, SubDelegationRecord,
-    Token, TokenKind, TokenSecret, TokenState, LAST_USED_RESOLUTION,
+    Token, TokenKind, TokenSecret, TokenState, TsaRecord, LAST_USED_RESOLUTION,
 };
 pub use schema::CURRENT_VERSION as SCHEMA_VERSION;
 pub use tx::{OverlapRule, Tx};
@@ -448,6 +448,10 @@ macro_rules! read_methods {
             fn org_roots() -> Vec<OrgRoot>;
             /// One organization X.509 root.
             fn org_root(name: &str) -> OrgRoot;
+            /// Every trusted timestamp authority, by name.
+            fn tsas() -> Vec<TsaRecord>;
+            /// One trusted timestamp authority.
+            fn tsa(name: &str) -> TsaRecord;
             /// Every token (active and revoked), in creation order. No secrets.
             fn tokens() -> Vec<Token>;
             /// One token by id.
@@ -514,6 +518,8 @@ macro_rules! read_methods {
             fn revocations_document() -> Revocations;
             /// `org/peers.json`, checked by the policy parser.
             fn peers_document() -> Peers;
+            /// `org/tsas.json`, checked by the policy parser.
+            fn tsas_document() -> keyshare_policy::trust::Tsas;
         }
     };
 }

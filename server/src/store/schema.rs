@@ -19,7 +19,7 @@ use super::error::{Error, Result};
 use super::time_text;
 
 /// The schema version this build writes.
-pub const CURRENT_VERSION: i64 = 7;
+pub const CURRENT_VERSION: i64 = 8;
 
 /// One migration: SQL, or code for what SQL cannot do.
 enum Migration {
@@ -36,6 +36,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration::Sql(V5_TOKEN_EXPIRY_AND_USE),
     Migration::Code(v6_audit_filters),
     Migration::Sql(V7_NAMESPACE_REVOCATIONS),
+    Migration::Sql(V8_TSAS),
 ];
 
 const V1: &str = r#"
@@ -505,6 +506,19 @@ CREATE TABLE namespace_revocations (
     recorded_at TEXT NOT NULL,
     key_id      TEXT,                       -- the id it was listed under (a note)
     PRIMARY KEY (namespace, spki_sha256)
+) STRICT;
+"#;
+
+/// Version 8: the timestamp authorities the organization trusts, published
+///   as `org/tsas.json` (trust anchors: a TSA's CA or its own certificate,
+///   PEM; `sha256` of the DER, unique).
+const V8_TSAS: &str = r#"
+CREATE TABLE tsas (
+    name        TEXT PRIMARY KEY,
+    pem         TEXT NOT NULL,
+    sha256      TEXT NOT NULL UNIQUE,
+    description TEXT,
+    added_at    TEXT NOT NULL
 ) STRICT;
 "#;
 

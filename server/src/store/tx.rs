@@ -10,8 +10,9 @@ use time::OffsetDateTime;
 
 use keyshare_policy::repo::File;
 use keyshare_policy::trust::{
-    CaCert, NamespaceEntry, NamespaceName, Peer, Principal, Revocation, RevokedSubject, Sha256Hex,
-    SubDelegation, TrustedKey, X509Identity,
+    check_tsa_certificate, CaCert, NamespaceEntry, NamespaceName, Peer, Principal, Revocation,
+    RevokedSubject, Sha256Hex, SubDelegation, TrustedKey, TrustedTsa, X509Identity, MAX_TSAS,
+    MAX_TSA_DESCRIPTION,
 };
 
 use super::error::{Error, Result};
@@ -814,6 +815,85 @@ impl<'a> Tx<'a> {
             .execute("DELETE FROM org_roots WHERE name = ?1", [name])?;
         if n == 0 {
             return Err(Error::not_found("org root", name));
+        }
+        Ok(())
+    }
+
+    // ---- trusted timestamp authorities ----
+
+    /// Adds or replaces (by name) a trusted TSA; true when the name was
+    /// new. The certificate must be fit to be a TSA trust anchor
+    /// ([`check_tsa_certificate`]). `AlreadyExists` (kind `TSA
+    /// certificate`) if the same certificate is listed under another name.
+    pub fn put_tsa(&mut self, tsa: &TrustedTsa) -> Result<bool> {
+        if tsa.name.trim().is_empty()
+            || tsa.name.chars().count() > 200
+            || tsa.name.chars().any(char::is_control)
+        {
+            return Err(Error::invalid(
+                "name",
+                "must be 1 to 200 characters without control characters",
+            ));
+        }
+        check_tsa_certificate(tsa.certificate.pem())
+            .map_err(|e| Error::invalid("certificate", e))?;
+        if tsa
+            .description
+            .as_ref()
+            .is_some_and(|d| d.chars().count() > MAX_TSA_DESCRIPTION)
+        {
+            return Err(Error::invalid(
+                "description",
+                format!("must be at most {MAX_TSA_DESCRIPTION} characters"),
+            ));
+        }
+        let sha256 = tsa.certificate.sha256().as_str();
+        if let Some(other) = self
+            .tx
+            .query_row(
+                "SELECT name FROM tsas WHERE sha256 = ?1 AND name <> ?2",
+                [sha256, tsa.name.as_str()],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()?
+        {
+            return Err(Error::exists("TSA certificate", other));
+        }
+        let existed = match read::tsa(&self.tx, &tsa.name) {
+            Ok(_) => true,
+            Err(Error::NotFound { .. }) => false,
+            Err(e) => return Err(e),
+        };
+        if !existed && read::tsas(&self.tx)?.len() >= MAX_TSAS {
+            return Err(Error::invalid(
+                "name",
+                format!(
+                    "the organization already trusts {MAX_TSAS} TSAs, the most org/tsas.json lists"
+                ),
+            ));
+        }
+        self.tx.exec(
+            "INSERT INTO tsas (name, pem, sha256, description, added_at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (name) DO UPDATE SET pem = excluded.pem, sha256 = excluded.sha256,
+                 description = excluded.description, added_at = excluded.added_at",
+            (
+                tsa.name.as_str(),
+                tsa.certificate.pem(),
+                sha256,
+                tsa.description.as_deref(),
+                self.now_text(),
+            ),
+        )?;
+        Ok(!existed)
+    }
+
+    /// Removes a trusted TSA. `NotFound` if absent.
+    pub fn remove_tsa(&mut self, name: &str) -> Result<()> {
+        let n = self
+            .tx
+            .execute("DELETE FROM tsas WHERE name = ?1", [name])?;
+        if n == 0 {
+            return Err(Error::not_found("TSA", name));
         }
         Ok(())
     }

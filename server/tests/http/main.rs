@@ -21,3 +21,4 @@ mod revocations;
 mod scope_overlaps;
 mod server;
 mod tokens_audit;
+mod tsas;
