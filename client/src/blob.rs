@@ -28,6 +28,19 @@
 //! ([`SigningTime::Trusted`]: its own record of when it received the
 //! artifact, a timestamp token it verified). The claimed `signed_at` is
 //! returned for display and never decides anything.
+//!
+//! **Trusted time.** A signature file may carry an RFC 3161 timestamp token
+//! over the signature's bytes (`timestamp_token`, hex DER), obtained by
+//! `keyshare sign-blob` from the server's timestamp authority. [`verify`]
+//! checks it against the organization's trusted TSAs (`org/tsas.json`) and
+//! revocations ([`keyshare_policy::timestamp::verify_token`]) and then
+//! decides for a signature made at the token's `genTime`
+//! ([`SigningTime::Now`] with a token), ephemeral keys included: a CI
+//! key's signature stamped inside its window keeps verifying after the
+//! delegation ends. A token that does not verify is an error
+//! ([`BlobError::Timestamp`]), never a silent fallback to now. Files
+//! without the field are read as before; verifiers older than the field
+//! refuse files that carry it (unknown field `timestamp_token`).
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -35,7 +48,8 @@ use time::OffsetDateTime;
 use keyshare_policy::keys::Key;
 use keyshare_policy::metadata::KeyId;
 use keyshare_policy::sign::Signer;
-use keyshare_policy::trust::{Decision, SignerRef, TrustSet};
+use keyshare_policy::timestamp::{verify_token, TokenError, TrustedTime};
+use keyshare_policy::trust::{Decision, SignerRef, TrustSet, Tsas};
 
 /// The `format` of signature files.
 pub const FORMAT: &str = "keyshare-blob-signature-v1";
@@ -57,6 +71,18 @@ pub struct BlobSignature {
     pub sha256: String,
     /// The signature, hex.
     pub signature: String,
+    /// An RFC 3161 timestamp token over the signature's bytes (the
+    /// hex-decoded `signature`), DER, hex: when a TSA saw the signature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp_token: Option<String>,
+}
+
+impl BlobSignature {
+    /// The signature's bytes (what a timestamp token stamps).
+    pub fn signature_bytes(&self) -> Result<Vec<u8>, BlobError> {
+        hex::decode(&self.signature)
+            .map_err(|_| BlobError::Malformed("`signature` is not hex".into()))
+    }
 }
 
 /// Why a signature could not be checked (before any trust decision).
@@ -80,6 +106,9 @@ pub enum BlobError {
     /// Signing failed.
     #[error("signing failed: {0}")]
     Sign(String),
+    /// The signature's timestamp token is refused.
+    #[error("{0}")]
+    Timestamp(#[from] TokenError),
 }
 
 /// The bytes a blob signature signs.
@@ -106,6 +135,7 @@ pub fn sign(
         signed_at,
         sha256,
         signature: hex::encode(signature),
+        timestamp_token: None,
     })
 }
 
@@ -126,9 +156,10 @@ pub fn parse(sig: &[u8]) -> Result<BlobSignature, BlobError> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SigningTime {
-    /// Not known from anything the verifier trusts: decide as if the
-    /// signature were made now. The default, and the only safe one for a
-    /// signature alone.
+    /// No evidence of the verifier's own: the signature's timestamp token,
+    /// verified against the trusted TSAs, gives the signing time; without
+    /// a token, decide as if the signature were made now (the only safe
+    /// time for a signature alone).
     Now,
     /// Known from evidence the verifier trusts (its own timestamp, a
     /// verified timestamp token): decide for a signature made then.
@@ -146,16 +177,20 @@ pub struct Verified {
     pub claimed_signed_at: OffsetDateTime,
     /// The signer's key id, as the signature names it.
     pub key_id: KeyId,
+    /// The verified timestamp token the signing time came from, if any.
+    pub timestamp: Option<TrustedTime>,
 }
 
 /// Checks `sig` over `bytes` cryptographically, then decides, with `set`
 /// as of `now`, whether its key is trusted for `artifact`, for a signature
-/// made at `time` (now unless the caller trusts evidence of an earlier
-/// time; never the signature's own `signed_at`). `Err` when the signature
-/// itself does not hold; otherwise the decision, trusted or not, with its
-/// reason.
+/// made at `time`: the caller's trusted time if it gives one, else the
+/// `genTime` of the signature's timestamp token (verified against `tsas`
+/// and the revocations of `set`), else now; never the signature's own
+/// `signed_at`. `Err` when the signature or its token does not hold;
+/// otherwise the decision, trusted or not, with its reason.
 pub fn verify(
     set: &TrustSet,
+    tsas: &Tsas,
     artifact: &str,
     bytes: &[u8],
     sig: &[u8],
@@ -170,21 +205,34 @@ pub fn verify(
             actual,
         });
     }
-    let raw = hex::decode(&sig.signature)
-        .map_err(|_| BlobError::Malformed("`signature` is not hex".into()))?;
+    let raw = sig.signature_bytes()?;
     let message = signed_message(&actual, sig.signed_at)?;
     if !sig.key.verify(&sig.key_id, &message, &raw).unwrap_or(false) {
         return Err(BlobError::BadSignature(sig.key_id));
     }
-    let decided_for = match time {
-        SigningTime::Now => now,
-        SigningTime::Trusted(at) => at,
+    let timestamp = match &sig.timestamp_token {
+        None => None,
+        Some(token) => {
+            let der = hex::decode(token)
+                .map_err(|_| BlobError::Malformed("`timestamp_token` is not hex".into()))?;
+            Some(verify_token(&der, &raw, tsas, set.revocations(), now)?)
+        }
+    };
+    let signers = [SignerRef::PublicKey(sig.key)];
+    let (decided_for, decision) = match (time, &timestamp) {
+        (SigningTime::Trusted(at), _) => (at, set.decide(artifact, &signers, at, now)),
+        (SigningTime::Now, Some(t)) => (
+            t.gen_time,
+            set.decide_attested(artifact, &signers, t.gen_time, now),
+        ),
+        (SigningTime::Now, None) => (now, set.decide(artifact, &signers, now, now)),
     };
     Ok(Verified {
-        decision: set.decide(artifact, &[SignerRef::PublicKey(sig.key)], decided_for, now),
+        decision,
         decided_for,
         claimed_signed_at: sig.signed_at,
         key_id: sig.key_id,
+        timestamp,
     })
 }
 
@@ -253,6 +301,7 @@ mod tests {
         let sig = serde_json::to_vec(&sign(&key, b"artifact", NOW).unwrap()).unwrap();
         let d = verify(
             &set,
+            &Tsas::default(),
             "registry.acme.io/team-a/app",
             b"artifact",
             &sig,
@@ -264,6 +313,7 @@ mod tests {
         assert!(d.is_trusted(), "{d}");
         let d = verify(
             &set,
+            &Tsas::default(),
             "registry.acme.io/team-b/app",
             b"artifact",
             &sig,
@@ -284,6 +334,7 @@ mod tests {
         assert!(matches!(
             verify(
                 &set,
+                &Tsas::default(),
                 "registry.acme.io/team-a/app",
                 b"other",
                 &sig,
@@ -298,6 +349,7 @@ mod tests {
         assert!(matches!(
             verify(
                 &set,
+                &Tsas::default(),
                 "registry.acme.io/team-a/app",
                 b"artifact",
                 &sig,
@@ -307,7 +359,15 @@ mod tests {
             Err(BlobError::BadSignature(_))
         ));
         assert!(matches!(
-            verify(&set, "a", b"artifact", b"{}", SigningTime::Now, NOW),
+            verify(
+                &set,
+                &Tsas::default(),
+                "a",
+                b"artifact",
+                b"{}",
+                SigningTime::Now,
+                NOW
+            ),
             Err(BlobError::Malformed(_))
         ));
     }
@@ -322,6 +382,7 @@ mod tests {
         let bytes = serde_json::to_vec(&sig).unwrap();
         let d = verify(
             &set,
+            &Tsas::default(),
             "registry.acme.io/team-a/app",
             b"x",
             &bytes,
@@ -340,13 +401,29 @@ mod tests {
         let set = set_with(&key, Some(until));
         let sig = serde_json::to_vec(&sign(&key, b"a", NOW).unwrap()).unwrap();
         let artifact = "registry.acme.io/team-a/app";
-        assert!(verify(&set, artifact, b"a", &sig, SigningTime::Now, NOW)
-            .unwrap()
-            .decision
-            .is_trusted());
-        match verify(&set, artifact, b"a", &sig, SigningTime::Now, until)
-            .unwrap()
-            .decision
+        assert!(verify(
+            &set,
+            &Tsas::default(),
+            artifact,
+            b"a",
+            &sig,
+            SigningTime::Now,
+            NOW
+        )
+        .unwrap()
+        .decision
+        .is_trusted());
+        match verify(
+            &set,
+            &Tsas::default(),
+            artifact,
+            b"a",
+            &sig,
+            SigningTime::Now,
+            until,
+        )
+        .unwrap()
+        .decision
         {
             Decision::Untrusted {
                 reason: Reason::EphemeralExpired { .. },
@@ -375,7 +452,16 @@ mod tests {
         let claimed = NOW - Duration::days(365);
         let sig = serde_json::to_vec(&sign(&key, b"a", claimed).unwrap()).unwrap();
         let artifact = "registry.acme.io/team-a/app";
-        let v = verify(&set, artifact, b"a", &sig, SigningTime::Now, NOW).unwrap();
+        let v = verify(
+            &set,
+            &Tsas::default(),
+            artifact,
+            b"a",
+            &sig,
+            SigningTime::Now,
+            NOW,
+        )
+        .unwrap();
         assert_eq!(v.claimed_signed_at, claimed);
         assert_eq!(v.decided_for, NOW);
         match v.decision {
@@ -387,6 +473,7 @@ mod tests {
         // Only a time the verifier itself trusts moves the decision.
         let v = verify(
             &set,
+            &Tsas::default(),
             artifact,
             b"a",
             &sig,
@@ -417,6 +504,7 @@ mod tests {
             serde_json::to_vec(&sign(&key, b"a", expired - Duration::days(1)).unwrap()).unwrap();
         let v = verify(
             &set,
+            &Tsas::default(),
             "registry.acme.io/team-a/app",
             b"a",
             &sig,

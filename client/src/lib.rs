@@ -50,6 +50,7 @@ pub mod cache;
 pub mod ci;
 pub mod export;
 pub mod fetch;
+pub mod timestamp;
 pub mod tuf;
 mod verifier;
 

@@ -13,61 +13,550 @@
 //! A property test compares this encoder with a reference written from the
 //! definition.
 
+use std::io::Write as _;
+
+use serde::ser;
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::error::{Error, Result};
 
 /// Serialises `value` to canonical JSON bytes.
 ///
 /// `what` names the document for the error message (for example the role name).
+///
+/// Written directly by a serde serializer (not through `serde_json::Value`):
+/// each object's entries are written to buffers of their own, then sorted
+/// by key and joined, so keys come out sorted whatever order a struct
+/// declares its fields in, and a key given twice (a flattened field
+/// repeating a named one) keeps its last value, as a JSON map would.
 pub fn to_canonical<T: Serialize + ?Sized>(value: &T, what: &str) -> Result<Vec<u8>> {
-    // Through `Value`, whose objects are ordered maps: keys come out sorted
-    // whatever order the struct declares its fields in.
-    let value = serde_json::to_value(value).map_err(|e| refused(what, &e.to_string()))?;
     let mut out = Vec::with_capacity(512);
-    write_value(&value, &mut out, what)?;
+    value
+        .serialize(Canonical { out: &mut out })
+        .map_err(|e| refused(what, &e.0))?;
     Ok(out)
 }
 
-fn write_value(value: &Value, out: &mut Vec<u8>, what: &str) -> Result<()> {
-    match value {
-        Value::Null => out.extend_from_slice(b"null"),
-        Value::Bool(true) => out.extend_from_slice(b"true"),
-        Value::Bool(false) => out.extend_from_slice(b"false"),
-        Value::Number(n) => {
-            if n.is_f64() {
-                return Err(refused(what, &format!("{n} is not an integer")));
-            }
-            out.extend_from_slice(n.to_string().as_bytes());
+/// Why a value cannot be written as canonical JSON.
+#[derive(Debug)]
+struct Refused(String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+impl ser::Error for Refused {
+    fn custom<T: std::fmt::Display>(msg: T) -> Self {
+        Self(msg.to_string())
+    }
+}
+
+type Done = std::result::Result<(), Refused>;
+
+/// Writes one value to `out`.
+struct Canonical<'a> {
+    out: &'a mut Vec<u8>,
+}
+
+impl Canonical<'_> {
+    fn integer(self, n: impl std::fmt::Display) -> Done {
+        write!(self.out, "{n}").map_err(|e| Refused(e.to_string()))
+    }
+
+    /// `{"variant":` before a variant's content.
+    fn open_variant(&mut self, variant: &str) {
+        self.out.push(b'{');
+        write_string(variant, self.out);
+        self.out.push(b':');
+    }
+}
+
+impl<'a> ser::Serializer for Canonical<'a> {
+    type Ok = ();
+    type Error = Refused;
+    type SerializeSeq = Array<'a>;
+    type SerializeTuple = Array<'a>;
+    type SerializeTupleStruct = Array<'a>;
+    type SerializeTupleVariant = Array<'a>;
+    type SerializeMap = Object<'a>;
+    type SerializeStruct = Object<'a>;
+    type SerializeStructVariant = Object<'a>;
+
+    fn serialize_bool(self, v: bool) -> Done {
+        self.out
+            .extend_from_slice(if v { b"true" } else { b"false" });
+        Ok(())
+    }
+    fn serialize_i8(self, v: i8) -> Done {
+        self.integer(v)
+    }
+    fn serialize_i16(self, v: i16) -> Done {
+        self.integer(v)
+    }
+    fn serialize_i32(self, v: i32) -> Done {
+        self.integer(v)
+    }
+    fn serialize_i64(self, v: i64) -> Done {
+        self.integer(v)
+    }
+    fn serialize_i128(self, v: i128) -> Done {
+        self.integer(v)
+    }
+    fn serialize_u8(self, v: u8) -> Done {
+        self.integer(v)
+    }
+    fn serialize_u16(self, v: u16) -> Done {
+        self.integer(v)
+    }
+    fn serialize_u32(self, v: u32) -> Done {
+        self.integer(v)
+    }
+    fn serialize_u64(self, v: u64) -> Done {
+        self.integer(v)
+    }
+    fn serialize_u128(self, v: u128) -> Done {
+        self.integer(v)
+    }
+    fn serialize_f32(self, v: f32) -> Done {
+        Err(Refused(format!("{v} is not an integer")))
+    }
+    fn serialize_f64(self, v: f64) -> Done {
+        Err(Refused(format!("{v} is not an integer")))
+    }
+    fn serialize_char(self, v: char) -> Done {
+        write_string(v.encode_utf8(&mut [0; 4]), self.out);
+        Ok(())
+    }
+    fn serialize_str(self, v: &str) -> Done {
+        write_string(v, self.out);
+        Ok(())
+    }
+    fn serialize_bytes(self, v: &[u8]) -> Done {
+        // As serde_json writes bytes: an array of numbers.
+        let mut seq = ser::Serializer::serialize_seq(self, Some(v.len()))?;
+        for b in v {
+            ser::SerializeSeq::serialize_element(&mut seq, b)?;
         }
-        Value::String(s) => write_string(s, out),
-        Value::Array(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_value(item, out, what)?;
-            }
-            out.push(b']');
+        ser::SerializeSeq::end(seq)
+    }
+    fn serialize_none(self) -> Done {
+        self.serialize_unit()
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Done {
+        value.serialize(self)
+    }
+    fn serialize_unit(self) -> Done {
+        self.out.extend_from_slice(b"null");
+        Ok(())
+    }
+    fn serialize_unit_struct(self, _name: &'static str) -> Done {
+        self.serialize_unit()
+    }
+    fn serialize_unit_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+    ) -> Done {
+        self.serialize_str(variant)
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        value: &T,
+    ) -> Done {
+        value.serialize(self)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        mut self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+        value: &T,
+    ) -> Done {
+        self.open_variant(variant);
+        value.serialize(Canonical { out: self.out })?;
+        self.out.push(b'}');
+        Ok(())
+    }
+    fn serialize_seq(self, _len: Option<usize>) -> std::result::Result<Array<'a>, Refused> {
+        self.out.push(b'[');
+        Ok(Array {
+            out: self.out,
+            first: true,
+            variant: false,
+        })
+    }
+    fn serialize_tuple(self, len: usize) -> std::result::Result<Array<'a>, Refused> {
+        self.serialize_seq(Some(len))
+    }
+    fn serialize_tuple_struct(
+        self,
+        _name: &'static str,
+        len: usize,
+    ) -> std::result::Result<Array<'a>, Refused> {
+        self.serialize_seq(Some(len))
+    }
+    fn serialize_tuple_variant(
+        mut self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+        _len: usize,
+    ) -> std::result::Result<Array<'a>, Refused> {
+        self.open_variant(variant);
+        self.out.push(b'[');
+        Ok(Array {
+            out: self.out,
+            first: true,
+            variant: true,
+        })
+    }
+    fn serialize_map(self, len: Option<usize>) -> std::result::Result<Object<'a>, Refused> {
+        Ok(Object::new(self.out, len.unwrap_or(0), false))
+    }
+    fn serialize_struct(
+        self,
+        _name: &'static str,
+        len: usize,
+    ) -> std::result::Result<Object<'a>, Refused> {
+        Ok(Object::new(self.out, len, false))
+    }
+    fn serialize_struct_variant(
+        mut self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+        len: usize,
+    ) -> std::result::Result<Object<'a>, Refused> {
+        self.open_variant(variant);
+        Ok(Object::new(self.out, len, true))
+    }
+}
+
+/// An array being written.
+struct Array<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
+    /// Inside `{"variant":` (a tuple variant), closed by `end`.
+    variant: bool,
+}
+
+impl Array<'_> {
+    fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Done {
+        if !self.first {
+            self.out.push(b',');
         }
-        Value::Object(map) => {
-            out.push(b'{');
-            // serde_json's map is a BTreeMap<String, _>: byte order of UTF-8
-            // keys, which is code point order.
-            for (i, (key, item)) in map.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_string(key, out);
-                out.push(b':');
-                write_value(item, out, what)?;
-            }
-            out.push(b'}');
+        self.first = false;
+        value.serialize(Canonical { out: self.out })
+    }
+
+    fn close(self) -> Done {
+        self.out.push(b']');
+        if self.variant {
+            self.out.push(b'}');
+        }
+        Ok(())
+    }
+}
+
+impl ser::SerializeSeq for Array<'_> {
+    type Ok = ();
+    type Error = Refused;
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Done {
+        self.element(value)
+    }
+    fn end(self) -> Done {
+        self.close()
+    }
+}
+
+impl ser::SerializeTuple for Array<'_> {
+    type Ok = ();
+    type Error = Refused;
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Done {
+        self.element(value)
+    }
+    fn end(self) -> Done {
+        self.close()
+    }
+}
+
+impl ser::SerializeTupleStruct for Array<'_> {
+    type Ok = ();
+    type Error = Refused;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Done {
+        self.element(value)
+    }
+    fn end(self) -> Done {
+        self.close()
+    }
+}
+
+impl ser::SerializeTupleVariant for Array<'_> {
+    type Ok = ();
+    type Error = Refused;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Done {
+        self.element(value)
+    }
+    fn end(self) -> Done {
+        self.close()
+    }
+}
+
+/// An object being written: its entries, each key with its value's
+/// canonical bytes, sorted and joined at the end.
+struct Object<'a> {
+    out: &'a mut Vec<u8>,
+    entries: Vec<(String, Vec<u8>)>,
+    /// The key given to `serialize_key`, waiting for its value.
+    key: Option<String>,
+    /// Inside `{"variant":` (a struct variant), closed by `end`.
+    variant: bool,
+}
+
+impl<'a> Object<'a> {
+    fn new(out: &'a mut Vec<u8>, len: usize, variant: bool) -> Self {
+        Self {
+            out,
+            entries: Vec::with_capacity(len),
+            key: None,
+            variant,
         }
     }
-    Ok(())
+
+    fn entry<T: Serialize + ?Sized>(&mut self, key: String, value: &T) -> Done {
+        let mut bytes = Vec::new();
+        value.serialize(Canonical { out: &mut bytes })?;
+        self.entries.push((key, bytes));
+        Ok(())
+    }
+
+    fn close(mut self) -> Done {
+        // Sorted by the keys' UTF-8 bytes (code point order); stable, so
+        // of two entries with one key the later one comes last.
+        self.entries.sort_by(|a, b| a.0.cmp(&b.0));
+        self.out.push(b'{');
+        let mut first = true;
+        let mut entries = self.entries.iter().peekable();
+        while let Some((key, value)) = entries.next() {
+            if entries.peek().is_some_and(|(next, _)| next == key) {
+                continue; // a later value for this key wins
+            }
+            if !first {
+                self.out.push(b',');
+            }
+            first = false;
+            write_string(key, self.out);
+            self.out.push(b':');
+            self.out.extend_from_slice(value);
+        }
+        self.out.push(b'}');
+        if self.variant {
+            self.out.push(b'}');
+        }
+        Ok(())
+    }
+}
+
+impl ser::SerializeMap for Object<'_> {
+    type Ok = ();
+    type Error = Refused;
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Done {
+        self.key = Some(key.serialize(KeyText)?);
+        Ok(())
+    }
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Done {
+        let key = self
+            .key
+            .take()
+            .ok_or_else(|| Refused("a map value without its key".into()))?;
+        self.entry(key, value)
+    }
+    fn end(self) -> Done {
+        self.close()
+    }
+}
+
+impl ser::SerializeStruct for Object<'_> {
+    type Ok = ();
+    type Error = Refused;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Done {
+        self.entry(key.to_owned(), value)
+    }
+    fn end(self) -> Done {
+        self.close()
+    }
+}
+
+impl ser::SerializeStructVariant for Object<'_> {
+    type Ok = ();
+    type Error = Refused;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Done {
+        self.entry(key.to_owned(), value)
+    }
+    fn end(self) -> Done {
+        self.close()
+    }
+}
+
+/// A map key as the text JSON writes it, as `serde_json` takes keys:
+/// strings, characters, integers and booleans (written as their text),
+/// unit variants (their name) and newtypes of those.
+struct KeyText;
+
+impl KeyText {
+    fn refuse<T>(what: &str) -> std::result::Result<T, Refused> {
+        Err(Refused(format!("a map key must be a string, not {what}")))
+    }
+}
+
+impl ser::Serializer for KeyText {
+    type Ok = String;
+    type Error = Refused;
+    type SerializeSeq = ser::Impossible<String, Refused>;
+    type SerializeTuple = ser::Impossible<String, Refused>;
+    type SerializeTupleStruct = ser::Impossible<String, Refused>;
+    type SerializeTupleVariant = ser::Impossible<String, Refused>;
+    type SerializeMap = ser::Impossible<String, Refused>;
+    type SerializeStruct = ser::Impossible<String, Refused>;
+    type SerializeStructVariant = ser::Impossible<String, Refused>;
+
+    fn serialize_bool(self, v: bool) -> std::result::Result<String, Refused> {
+        Ok(v.to_string())
+    }
+    fn serialize_i8(self, v: i8) -> std::result::Result<String, Refused> {
+        Ok(v.to_string())
+    }
+    fn serialize_i16(self, v: i16) -> std::result::Result<String, Refused> {
+        Ok(v.to_string())
+    }
+    fn serialize_i32(self, v: i32) -> std::result::Result<String, Refused> {
+        Ok(v.to_string())
+    }
+    fn serialize_i64(self, v: i64) -> std::result::Result<String, Refused> {
+        Ok(v.to_string())
+    }
+    fn serialize_i128(self, v: i128) -> std::result::Result<String, Refused> {
+        Ok(v.to_string())
+    }
+    fn serialize_u8(self, v: u8) -> std::result::Result<String, Refused> {
+        Ok(v.to_string())
+    }
+    fn serialize_u16(self, v: u16) -> std::result::Result<String, Refused> {
+        Ok(v.to_string())
+    }
+    fn serialize_u32(self, v: u32) -> std::result::Result<String, Refused> {
+        Ok(v.to_string())
+    }
+    fn serialize_u64(self, v: u64) -> std::result::Result<String, Refused> {
+        Ok(v.to_string())
+    }
+    fn serialize_u128(self, v: u128) -> std::result::Result<String, Refused> {
+        Ok(v.to_string())
+    }
+    fn serialize_f32(self, _v: f32) -> std::result::Result<String, Refused> {
+        Self::refuse("a float")
+    }
+    fn serialize_f64(self, _v: f64) -> std::result::Result<String, Refused> {
+        Self::refuse("a float")
+    }
+    fn serialize_char(self, v: char) -> std::result::Result<String, Refused> {
+        Ok(v.to_string())
+    }
+    fn serialize_str(self, v: &str) -> std::result::Result<String, Refused> {
+        Ok(v.to_owned())
+    }
+    fn serialize_bytes(self, _v: &[u8]) -> std::result::Result<String, Refused> {
+        Self::refuse("bytes")
+    }
+    fn serialize_none(self) -> std::result::Result<String, Refused> {
+        Self::refuse("null")
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, _v: &T) -> std::result::Result<String, Refused> {
+        Self::refuse("an option")
+    }
+    fn serialize_unit(self) -> std::result::Result<String, Refused> {
+        Self::refuse("null")
+    }
+    fn serialize_unit_struct(self, _name: &'static str) -> std::result::Result<String, Refused> {
+        Self::refuse("null")
+    }
+    fn serialize_unit_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+    ) -> std::result::Result<String, Refused> {
+        Ok(variant.to_owned())
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        value: &T,
+    ) -> std::result::Result<String, Refused> {
+        value.serialize(self)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        _index: u32,
+        _variant: &'static str,
+        _value: &T,
+    ) -> std::result::Result<String, Refused> {
+        Self::refuse("an enum variant with data")
+    }
+    fn serialize_seq(
+        self,
+        _len: Option<usize>,
+    ) -> std::result::Result<Self::SerializeSeq, Refused> {
+        Self::refuse("an array")
+    }
+    fn serialize_tuple(self, _len: usize) -> std::result::Result<Self::SerializeTuple, Refused> {
+        Self::refuse("an array")
+    }
+    fn serialize_tuple_struct(
+        self,
+        _name: &'static str,
+        _len: usize,
+    ) -> std::result::Result<Self::SerializeTupleStruct, Refused> {
+        Self::refuse("an array")
+    }
+    fn serialize_tuple_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        _variant: &'static str,
+        _len: usize,
+    ) -> std::result::Result<Self::SerializeTupleVariant, Refused> {
+        Self::refuse("an array")
+    }
+    fn serialize_map(
+        self,
+        _len: Option<usize>,
+    ) -> std::result::Result<Self::SerializeMap, Refused> {
+        Self::refuse("an object")
+    }
+    fn serialize_struct(
+        self,
+        _name: &'static str,
+        _len: usize,
+    ) -> std::result::Result<Self::SerializeStruct, Refused> {
+        Self::refuse("an object")
+    }
+    fn serialize_struct_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        _variant: &'static str,
+        _len: usize,
+    ) -> std::result::Result<Self::SerializeStructVariant, Refused> {
+        Self::refuse("an object")
+    }
 }
 
 fn write_string(s: &str, out: &mut Vec<u8>) {
@@ -114,6 +603,73 @@ mod tests {
         assert_eq!(
             to_canonical(&S { z: 1, a: 2 }, "t").unwrap(),
             b"{\"a\":2,\"z\":1}"
+        );
+    }
+
+    /// The typed value and its `serde_json::Value` form (objects as sorted
+    /// maps) give the same bytes: flattened fields, a flattened key that
+    /// repeats a named field (the later wins, as in a JSON map), options,
+    /// enum variants of every shape, bytes and integer map keys.
+    #[test]
+    fn a_typed_value_writes_as_its_json_value_does() {
+        #[derive(Serialize)]
+        enum E {
+            Unit,
+            New(u8),
+            Tuple(u8, i64),
+            Fields { z: u8, a: String },
+        }
+        #[derive(Serialize)]
+        struct S {
+            z: u64,
+            b: Option<u8>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            skipped: Option<u8>,
+            e: Vec<E>,
+            #[serde(with = "serde_bytes_as_seq")]
+            raw: Vec<u8>,
+            ints: std::collections::BTreeMap<u32, bool>,
+            #[serde(flatten)]
+            rest: std::collections::BTreeMap<String, serde_json::Value>,
+        }
+        mod serde_bytes_as_seq {
+            pub(super) fn serialize<S: serde::Serializer>(
+                v: &[u8],
+                s: S,
+            ) -> Result<S::Ok, S::Error> {
+                s.serialize_bytes(v)
+            }
+        }
+        let s = S {
+            z: u64::MAX,
+            b: None,
+            skipped: None,
+            e: vec![
+                E::Unit,
+                E::New(7),
+                E::Tuple(1, -2),
+                E::Fields {
+                    z: 1,
+                    a: "q\"".into(),
+                },
+            ],
+            raw: vec![0, 255],
+            ints: [(10, true), (9, false)].into_iter().collect(),
+            rest: [("a".to_owned(), json!(1)), ("z".to_owned(), json!("later"))]
+                .into_iter()
+                .collect(),
+        };
+        let typed = to_canonical(&s, "t").unwrap();
+        let value = to_canonical(&serde_json::to_value(&s).unwrap(), "t").unwrap();
+        assert_eq!(
+            String::from_utf8(typed.clone()).unwrap(),
+            String::from_utf8(value).unwrap()
+        );
+        assert!(
+            String::from_utf8(typed)
+                .unwrap()
+                .contains("\"z\":\"later\""),
+            "the flattened `z` comes after the named one and wins"
         );
     }
 

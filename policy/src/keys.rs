@@ -594,6 +594,44 @@ mod tests {
         assert!(std::ptr::eq(own.openssl_key(&id).unwrap(), pa));
     }
 
+    /// Whoever writes metadata (a peer, a mirror, a namespace's keys) can
+    /// make a verifier read as many distinct keys as it likes: the process
+    /// cache of decoded keys stays within its bound, and a huge public
+    /// value is not kept at all.
+    #[test]
+    fn crafted_keys_cannot_grow_the_decoded_key_cache_past_its_bound() {
+        let id = KeyId::new("k");
+        let len = || {
+            decoded_cache()
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .len()
+        };
+        let mut most = 0;
+        for i in 0..(DECODED_CACHE_MAX + 500) {
+            // Distinct 32-byte values: decoded (or refused) and remembered.
+            let public = format!("{:064x}", i + 1);
+            let key = Key::new("ed25519", "ed25519", public);
+            let _ = key.verify(&id, b"m", &[0; 64]);
+            most = most.max(len());
+            assert!(most <= DECODED_CACHE_MAX, "{most} entries after {i} keys");
+        }
+        // The keys were remembered (the bound was reached, not avoided).
+        assert!(most > DECODED_CACHE_MAX / 2, "at most {most} entries");
+        let huge = "ab".repeat(DECODED_CACHE_MAX_PUBLIC);
+        let key = Key::new("ed25519", "ed25519", huge.clone());
+        assert!(key.check(&id).is_err());
+        let kept = decoded_cache()
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(&(Scheme::Ed25519, huge));
+        assert!(
+            !kept,
+            "a {}-character public value was cached",
+            2 * DECODED_CACHE_MAX_PUBLIC
+        );
+    }
+
     #[test]
     fn a_key_made_from_an_openssl_key_is_checked_as_a_decoded_one() {
         // A 1024-bit RSA key: `from_public` writes it, but it must be as

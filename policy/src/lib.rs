@@ -31,6 +31,8 @@
 //!   CI proof message ([`api::ci::proof_message`]).
 //! * [`audit`]: the audit log's hash chain and the chain heads published in
 //!   every timestamp, and the check of a log against them.
+//! * [`timestamp`]: trusted time, RFC 3161 timestamp tokens over
+//!   signatures verified against `org/tsas.json` ([`trust::Tsas`]).
 //! * [`outbound`]: which URLs keyshare may send requests to on someone
 //!   else's say-so (peers, OIDC issuers): https to public hosts.
 //!
@@ -57,6 +59,7 @@ pub mod outbound;
 pub mod pattern;
 pub mod repo;
 pub mod sign;
+pub mod timestamp;
 pub mod trust;
 pub mod verify;
 

@@ -96,4 +96,31 @@ impl AdminClient {
     pub fn delete_root(&self, name: &str) -> Result<()> {
         self.delete(&format!("roots/{}", encode_segment(name)))
     }
+
+    /// `PUT /api/v1/tsas/{name}`: a timestamp authority to trust.
+    pub fn put_tsa(
+        &self,
+        name: &str,
+        certificate: &str,
+        description: Option<&str>,
+    ) -> Result<Value> {
+        self.send(
+            "PUT",
+            &format!("tsas/{}", encode_segment(name)),
+            &api::PutTsa {
+                certificate: certificate.to_owned(),
+                description: description.map(str::to_owned),
+            },
+        )
+    }
+
+    /// `GET /api/v1/tsas`: `{"tsas": [...]}`.
+    pub fn tsas(&self) -> Result<Value> {
+        self.get("tsas")
+    }
+
+    /// `DELETE /api/v1/tsas/{name}`.
+    pub fn delete_tsa(&self, name: &str) -> Result<()> {
+        self.delete(&format!("tsas/{}", encode_segment(name)))
+    }
 }

@@ -22,6 +22,18 @@ pub(crate) struct SignArgs {
     /// Where to write the signature (default: FILE.sig; must not exist).
     #[arg(long, value_name = "SIG")]
     signature: Option<PathBuf>,
+    /// The keyshare server whose timestamp authority stamps the signature
+    /// (`POST /api/v1/timestamp`); without it no token is asked for.
+    #[arg(long, env = "KEYSHARE_SERVER", value_name = "URL")]
+    server: Option<String>,
+    /// Extra CA certificates (PEM) for an HTTPS server with a private CA.
+    #[arg(long, value_name = "FILE")]
+    server_ca: Option<PathBuf>,
+    /// Do not ask for a timestamp token: verifiers then decide as of the
+    /// time they verify (an ephemeral CI key's signature stops verifying
+    /// when its delegation ends).
+    #[arg(long)]
+    no_timestamp: bool,
     /// The file to sign.
     file: PathBuf,
 }
@@ -62,8 +74,28 @@ pub(crate) fn sign(a: SignArgs) -> Result<(), Error> {
     let key = InMemorySigner::from_pkcs8_pem(&read(&a.key)?)
         .map_err(|e| Error::Input(format!("{}: {e}", a.key.display())))?;
     let bytes = read(&a.file)?;
-    let sig = blob::sign(&key, &bytes, OffsetDateTime::now_utc())
+    let mut sig = blob::sign(&key, &bytes, OffsetDateTime::now_utc())
         .map_err(|e| Error::Input(e.to_string()))?;
+    match (&a.server, a.no_timestamp) {
+        (_, true) => {}
+        (None, false) => output::warning(
+            "no timestamp token: no --server (or KEYSHARE_SERVER) to ask; verifiers will decide as of the time they verify",
+        ),
+        (Some(server), false) => {
+            let ca = a.server_ca.as_deref().map(read).transpose()?;
+            let raw = sig
+                .signature_bytes()
+                .map_err(|e| Error::Input(e.to_string()))?;
+            match keyshare_client::timestamp::fetch(server, ca.as_deref(), &raw)
+                .map_err(|e| Error::Failed(format!("{e} (use --no-timestamp to sign without one)")))?
+            {
+                Some(token) => sig.timestamp_token = Some(hex::encode(token)),
+                None => output::warning(&format!(
+                    "no timestamp token: {server} runs no timestamp authority (404); verifiers will decide as of the time they verify"
+                )),
+            }
+        }
+    }
     let out = a.signature.unwrap_or_else(|| {
         let mut p = a.file.clone().into_os_string();
         p.push(".sig");
@@ -93,10 +125,39 @@ pub(crate) fn verify(a: VerifyArgs) -> Result<(), Error> {
     } else {
         verifier.trust_state()?
     };
-    let verified = blob::verify(&state.trust_set, &a.artifact, &bytes, &sig, time, now)
-        .map_err(|e| Error::Failed(e.to_string()))?;
-    let when = match time {
-        blob::SigningTime::Now => "as of now".to_owned(),
+    let verified = blob::verify(
+        &state.trust_set,
+        &state.tsas,
+        &a.artifact,
+        &bytes,
+        &sig,
+        time,
+        now,
+    )
+    .map_err(|e| {
+        let mut message = e.to_string();
+        if !a.refresh
+            && matches!(
+                e,
+                blob::BlobError::Timestamp(
+                    keyshare_policy::timestamp::TokenError::UntrustedTsa(_)
+                )
+            )
+        {
+            message.push_str(&format!(
+                "; the cached trust state (timestamp version {}) may predate the TSA's listing in org/tsas.json: run again with --refresh to fetch the current one",
+                state.timestamp_version
+            ));
+        }
+        Error::Failed(message)
+    })?;
+    let when = match (time, &verified.timestamp) {
+        (blob::SigningTime::Now, None) => "as of now (no timestamp token)".to_owned(),
+        (blob::SigningTime::Now, Some(t)) => format!(
+            "for a signature made at {} (timestamp token of TSA `{}`)",
+            rfc3339(verified.decided_for),
+            t.tsa
+        ),
         _ => format!(
             "for a signature made at {} (--at)",
             rfc3339(verified.decided_for)

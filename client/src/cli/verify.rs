@@ -626,7 +626,7 @@ pub(crate) fn export(args: ExportArgs) -> Result<(), Error> {
     use keyshare_client::export;
     let state = args.common.verifier()?.trust_state()?;
     let summary = match args.format {
-        ExportFormat::Notation => export::notation::write(&state.trust_set, &args.dir),
+        ExportFormat::Notation => export::notation::write(&state.trust_set, &state.tsas, &args.dir),
         ExportFormat::Pem => export::pem::write(&state.trust_set, &args.dir),
     }
     .map_err(|e| Error::Input(format!("export to {}: {e}", args.dir.display())))?;

@@ -15,6 +15,16 @@
 //!   `["ca:<ns>", "signingAuthority:<ns>"]`, `trustedIdentities`
 //!   `x509.subject: C=.., ST=.., O=..` per identity.
 //!
+//! The timestamp authorities the organization trusts (`org/tsas.json`)
+//! go into one `tsa` store, `truststore/x509/tsa/keyshare/<sha256>.pem`
+//! (notation's `tsa` stores hold root certificates, so a TSA listed by a
+//! certificate that is not self-signed is left out with a warning), and
+//! every exported policy references it (`"tsa:keyshare"` in `trustStores`)
+//! with `signatureVerification.verifyTimestamp` `always`: notation then
+//! checks a signature's RFC 3161 countersignature against those TSAs, as
+//! keyshare checks a blob signature's token. Without trusted TSAs the
+//! policies carry neither.
+//!
 //! `trustpolicy.oci.json` is rewritten whole (keyshare owns it); each
 //! exported namespace's stores are replaced whole; stores of namespaces no
 //! longer exported are left alone (they confer no trust without a policy).
@@ -32,7 +42,7 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use keyshare_policy::trust::{NamespaceTrust, Owner, RevokedSubject, SubjectAttr, TrustSet};
+use keyshare_policy::trust::{NamespaceTrust, Owner, RevokedSubject, SubjectAttr, TrustSet, Tsas};
 
 use super::{files_under, io_error, replace_dir, write_file, ExportError, Summary};
 
@@ -41,6 +51,9 @@ pub const TRUST_POLICY_FILE: &str = "trustpolicy.oci.json";
 
 /// The trust store types written, with the directory under `truststore/x509/`.
 pub const STORE_TYPES: [&str; 2] = ["ca", "signingAuthority"];
+
+/// The named `tsa` store every exported policy references.
+pub const TSA_STORE: &str = "keyshare";
 
 /// One namespace's exportable part.
 struct Exported {
@@ -51,9 +64,11 @@ struct Exported {
     identities: Vec<String>,
 }
 
-/// Writes the notation trust store and trust policy for `set` into `dir`.
-pub fn write(set: &TrustSet, dir: &Path) -> Result<Summary, ExportError> {
+/// Writes the notation trust store and trust policy for `set` (and the
+/// trusted TSAs `tsas`) into `dir`.
+pub fn write(set: &TrustSet, tsas: &Tsas, dir: &Path) -> Result<Summary, ExportError> {
     let mut warnings = Vec::new();
+    let tsa_certs = tsa_roots(set, tsas, &mut warnings);
     let mut exported = Vec::new();
     for entry in &set.index().namespaces {
         let ns = entry.name.as_str();
@@ -84,7 +99,16 @@ pub fn write(set: &TrustSet, dir: &Path) -> Result<Summary, ExportError> {
             })?;
         }
     }
-    let policy = trust_policy(&exported);
+    let tsa_root = store_root.join("tsa");
+    if !tsa_certs.is_empty() {
+        replace_dir(&tsa_root, TSA_STORE, |tmp| {
+            for (sha, pem) in &tsa_certs {
+                write_file(tmp, &format!("{sha}.pem"), pem.as_bytes())?;
+            }
+            Ok(())
+        })?;
+    }
+    let policy = trust_policy(&exported, !tsa_certs.is_empty());
     let text = serde_json::to_vec_pretty(&policy).map_err(|e| ExportError::Encode {
         what: TRUST_POLICY_FILE.into(),
         message: e.to_string(),
@@ -98,6 +122,9 @@ pub fn write(set: &TrustSet, dir: &Path) -> Result<Summary, ExportError> {
             files_under(dir, &store_root.join(store).join(&e.name), &mut files);
         }
     }
+    if !tsa_certs.is_empty() {
+        files_under(dir, &tsa_root.join(TSA_STORE), &mut files);
+    }
     files.sort();
     Ok(Summary {
         namespaces: exported.into_iter().map(|e| e.name).collect(),
@@ -106,16 +133,65 @@ pub fn write(set: &TrustSet, dir: &Path) -> Result<Summary, ExportError> {
     })
 }
 
-/// The trust policy document for the exported namespaces.
-fn trust_policy(exported: &[Exported]) -> Value {
+/// The trusted TSAs notation can take: self-signed (root) certificates,
+/// not revoked; `(sha256, pem)`, sorted.
+fn tsa_roots(set: &TrustSet, tsas: &Tsas, warnings: &mut Vec<String>) -> Vec<(String, String)> {
+    let mut roots = Vec::new();
+    for tsa in &tsas.tsas {
+        let cert = tsa.certificate.cert();
+        let key = cert.public_key().ok();
+        let self_signed = cert.issuer_name_hash() == cert.subject_name_hash()
+            && key
+                .as_ref()
+                .is_some_and(|k| cert.verify(k).unwrap_or(false));
+        let _ = openssl::error::ErrorStack::get();
+        let fp = key
+            .as_ref()
+            .and_then(|k| keyshare_policy::keys::public_key_fingerprint(k).ok());
+        let revoked = set.revocations().iter().any(|r| match &r.subject {
+            RevokedSubject::Certificate(h) => h == tsa.certificate.sha256(),
+            RevokedSubject::Key(h) => fp.as_ref() == Some(h),
+        });
+        if revoked {
+            warnings.push(format!("tsa `{}`: revoked, left out", tsa.name));
+        } else if !self_signed {
+            warnings.push(format!(
+                "tsa `{}`: notation's tsa store takes root certificates and this one is not self-signed, left out (list the TSA's root CA in org/tsas.json)",
+                tsa.name
+            ));
+        } else {
+            roots.push((
+                tsa.certificate.sha256().to_string(),
+                tsa.certificate.pem().to_owned(),
+            ));
+        }
+    }
+    roots.sort();
+    roots.dedup();
+    roots
+}
+
+/// The trust policy document for the exported namespaces; with trusted
+/// TSAs, every policy verifies timestamps against the `tsa` store.
+fn trust_policy(exported: &[Exported], with_tsa: bool) -> Value {
     let policies: Vec<Value> = exported
         .iter()
         .map(|e| {
+            let mut stores: Vec<String> = STORE_TYPES
+                .iter()
+                .map(|t| format!("{t}:{}", e.name))
+                .collect();
+            let verification = if with_tsa {
+                stores.push(format!("tsa:{TSA_STORE}"));
+                json!({"level": "strict", "verifyTimestamp": "always"})
+            } else {
+                json!({"level": "strict"})
+            };
             json!({
                 "name": e.name,
                 "registryScopes": e.scopes,
-                "signatureVerification": {"level": "strict"},
-                "trustStores": STORE_TYPES.iter().map(|t| format!("{t}:{}", e.name)).collect::<Vec<_>>(),
+                "signatureVerification": verification,
+                "trustStores": stores,
                 "trustedIdentities": e.identities,
             })
         })

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use keyshare_policy::audit::Head;
-use keyshare_policy::trust::TrustSet;
+use keyshare_policy::trust::{TrustSet, Tsas};
 
 /// The verified trust state of one repository.
 #[derive(Debug)]
@@ -20,8 +20,12 @@ pub struct TrustState {
     pub audit_head: Option<Head>,
     /// The documents, indexed for decisions.
     pub trust_set: TrustSet,
+    /// The timestamp authorities the organization trusts
+    /// (`org/tsas.json`; empty when it publishes none).
+    pub tsas: Tsas,
     /// Every verified target the state was built from, by target path:
     /// the namespace index, `org/revocations.json`, `org/peers.json`,
+    /// `org/tsas.json`,
     /// `org/roots/<name>.pem`, and each `namespaces/<ns>/trust.json`.
     pub documents: BTreeMap<String, Vec<u8>>,
 }

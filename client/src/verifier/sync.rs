@@ -30,8 +30,8 @@ use keyshare_policy::hash::sha256_hex;
 use keyshare_policy::layout::TARGETS_DIR;
 use keyshare_policy::metadata::{RoleName, TargetFile};
 use keyshare_policy::trust::{
-    is_index_path, NamespaceName, NamespaceTrust, Namespaces, Peers, Revocations, TrustSet,
-    PEERS_PATH, REVOCATIONS_PATH,
+    is_index_path, NamespaceName, NamespaceTrust, Namespaces, Peers, Revocations, TrustSet, Tsas,
+    PEERS_PATH, REVOCATIONS_PATH, TSAS_PATH,
 };
 
 use super::{Error, TrustState, Verifier};
@@ -305,7 +305,7 @@ fn tuf(url: &str, source: keyshare_policy::Error) -> Error {
 }
 
 /// Step 3, which targets to fetch: the namespace index shards,
-/// `org/revocations.json`, `org/peers.json` and `org/roots/*.pem` that
+/// `org/revocations.json`, `org/peers.json`, `org/tsas.json` and `org/roots/*.pem` that
 /// top-level `targets` lists, and every `namespaces/<ns>/trust.json` any
 /// loaded role lists; each resolved by a TUF target search.
 fn resolve_documents(
@@ -320,6 +320,7 @@ fn resolve_documents(
             if is_index_path(path)
                 || path == REVOCATIONS_PATH
                 || path == PEERS_PATH
+                || path == TSAS_PATH
                 || (path.starts_with("org/roots/") && path.ends_with(".pem"))
             {
                 wanted.insert(path.clone());
@@ -420,6 +421,7 @@ fn build_state(
     let mut trust = Vec::new();
     let mut revocations = Revocations::default();
     let mut peers = Peers::default();
+    let mut tsas = Tsas::default();
     for (path, bytes) in &documents {
         if is_index_path(path) {
             shards.push((path.as_str(), Namespaces::from_slice(bytes).map_err(bad)?));
@@ -427,6 +429,8 @@ fn build_state(
             revocations = Revocations::from_slice(bytes).map_err(bad)?;
         } else if path == PEERS_PATH {
             peers = Peers::from_slice(bytes).map_err(bad)?;
+        } else if path == TSAS_PATH {
+            tsas = Tsas::from_slice(bytes).map_err(bad)?;
         } else if is_trust_path(path) {
             trust.push((path.as_str(), bytes.as_slice()));
         }
@@ -456,6 +460,7 @@ fn build_state(
         timestamp_version: trusted.timestamp().map_or(0, |t| t.version),
         audit_head,
         trust_set,
+        tsas,
         documents,
     })
 }

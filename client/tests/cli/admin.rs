@@ -829,3 +829,58 @@ fn a_break_the_server_reports_exits_1_with_its_first_bad_record() {
     run.assert_error_line(1);
     assert_eq!(run.json()["first_bad_seq"], 3);
 }
+
+#[test]
+fn admin_tsa_add_list_remove_and_local_refusals_in_one_line() {
+    let server = Server::start();
+    let ca = server.write("tsa-ca.pem", &ca_pem("Acme TSA CA"));
+    let v = server.ok_json(&[
+        "tsa",
+        "add",
+        "acme-tsa",
+        "--cert",
+        ca.to_str().unwrap(),
+        "--description",
+        "the server's own",
+    ]);
+    assert_eq!(v["name"], "acme-tsa");
+    assert!(
+        v["subject"].as_str().unwrap().contains("Acme TSA CA"),
+        "{v}"
+    );
+    let v = server.ok_json(&["tsa", "list"]);
+    assert_eq!(v["tsas"].as_array().unwrap().len(), 1);
+    let run = server.ok(&["tsa", "list"]);
+    assert!(run.stdout.contains("acme-tsa"), "{run:?}");
+
+    // Refused here, before anything is sent, in one line each.
+    let leaf = keyshare_testkit::CertBuilder::new("not a TSA").build();
+    let key = server.write("tsa.key", &leaf.key_pem());
+    let plain = server.write("plain.pem", &leaf.pem());
+    let garbage = server.write(
+        "garbage.pem",
+        "-----BEGIN CERTIFICATE-----\nxx\n-----END CERTIFICATE-----\n",
+    );
+    for (file, says) in [
+        (&key, "private key"),
+        (&plain, "neither a CA certificate nor a TSA certificate"),
+        (&garbage, "PEM certificate"),
+    ] {
+        let run = server.admin(
+            &server.admin,
+            &["tsa", "add", "t2", "--cert", file.to_str().unwrap()],
+        );
+        let line = run.assert_error_line(1);
+        assert!(line.contains(says), "{line}");
+    }
+    assert_eq!(
+        server.ok_json(&["tsa", "list"])["tsas"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let run = server.ok(&["tsa", "remove", "acme-tsa"]);
+    assert_eq!(run.stdout, "removed tsa acme-tsa\n");
+    assert!(server.audit_intact());
+}

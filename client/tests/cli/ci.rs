@@ -187,13 +187,23 @@ fn a_job_gets_a_key_signs_a_file_and_a_verifier_trusts_it_for_its_namespace_only
     assert!(!e.contains(&ci_token));
 
     // sign-blob, then verify-blob against the published trust documents.
-    let out = ok(&keyshare(&[
+    // The server runs no timestamp authority: the job carries on without a
+    // token and says so.
+    let signed = keyshare(&[
         "sign-blob",
+        "--server",
+        &url,
         "--key",
         &path("job.pem"),
         &path("artifact.tar"),
-    ]));
+    ]);
+    let out = ok(&signed);
     assert!(out.contains("artifact.tar.sig"), "{out}");
+    let warned = String::from_utf8(signed.stderr.clone()).unwrap();
+    assert!(
+        warned.contains("runs no timestamp authority (404)"),
+        "{warned}"
+    );
     ok(&keyshare(&[
         "init",
         "--server",

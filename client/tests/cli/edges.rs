@@ -990,6 +990,7 @@ fn verify_blob_on_a_stale_cache_names_the_key_id_and_suggests_refresh() {
     let sig = client.dir.path().join("app.tar.sig");
     keyshare(&[
         "sign-blob",
+        "--no-timestamp",
         "--key",
         key.to_str().unwrap(),
         "--signature",
@@ -1036,6 +1037,7 @@ fn verify_blob_on_a_stale_cache_names_the_key_id_and_suggests_refresh() {
     std::fs::remove_file(&sig).unwrap();
     keyshare(&[
         "sign-blob",
+        "--no-timestamp",
         "--key",
         other_key.to_str().unwrap(),
         "--signature",

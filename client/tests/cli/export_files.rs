@@ -22,7 +22,9 @@ use serde_json::{json, Value};
 use keyshare_client::export::{notation, pem};
 use keyshare_policy::keys::Scheme;
 use keyshare_policy::sign::{InMemorySigner, Signer};
-use keyshare_policy::trust::{NamespaceTrust, Namespaces, Peers, Revocations, Sha256Hex, TrustSet};
+use keyshare_policy::trust::{
+    NamespaceTrust, Namespaces, Peers, Revocations, Sha256Hex, TrustSet, Tsas,
+};
 
 /// A self-signed CA certificate, PEM.
 fn ca(cn: &str) -> String {
@@ -320,7 +322,7 @@ fn store_files(dir: &Path, kind: &str, store: &str) -> BTreeSet<String> {
 fn export_notation_writes_a_valid_trust_policy_and_stores() {
     let w = world();
     let dir = tempfile::tempdir().unwrap();
-    let summary = notation::write(&w.set, dir.path()).unwrap();
+    let summary = notation::write(&w.set, &Tsas::default(), dir.path()).unwrap();
     let policies = check_notation(dir.path());
     assert_eq!(policies.keys().collect::<Vec<_>>(), ["team-a", "team-b"]);
     assert_eq!(summary.namespaces, ["team-a", "team-b"]);
@@ -403,7 +405,7 @@ fn export_notation_writes_a_valid_trust_policy_and_stores() {
 
     // A second export replaces the stores and the policy, same result.
     std::fs::write(dir.path().join("truststore/x509/ca/team-a/stale.pem"), "x").unwrap();
-    notation::write(&w.set, dir.path()).unwrap();
+    notation::write(&w.set, &Tsas::default(), dir.path()).unwrap();
     assert_eq!(check_notation(dir.path()), policies);
     assert!(!dir
         .path()
@@ -457,4 +459,62 @@ fn export_pem_writes_public_keys_but_not_ephemeral_or_revoked_ones() {
             "`{needle}` not in:\n{joined}"
         );
     }
+}
+
+#[test]
+fn export_notation_puts_the_trusted_tsas_in_a_tsa_store_every_policy_verifies_timestamps_with() {
+    let w = world();
+    let dir = tempfile::tempdir().unwrap();
+    let root = ca("acme TSA root");
+    let issuer = keyshare_testkit::CertBuilder::new("acme TSA CA")
+        .ca()
+        .build();
+    let intermediate = keyshare_testkit::CertBuilder::new("acme TSA intermediate")
+        .ca()
+        .issued_by(&issuer)
+        .build()
+        .pem();
+    let tsas: Tsas = serde_json::from_value(json!({
+        "format": "keyshare.tsas/v1",
+        "tsas": [
+            {"name": "acme-tsa", "certificate": root},
+            {"name": "not-a-root", "certificate": intermediate},
+        ]
+    }))
+    .unwrap();
+    let summary = notation::write(&w.set, &tsas, dir.path()).unwrap();
+    let policies = check_notation(dir.path());
+    for (name, p) in &policies {
+        assert_eq!(
+            p["signatureVerification"],
+            json!({"level": "strict", "verifyTimestamp": "always"}),
+            "{name}"
+        );
+        assert_eq!(
+            p["trustStores"],
+            json!([
+                format!("ca:{name}"),
+                format!("signingAuthority:{name}"),
+                "tsa:keyshare"
+            ]),
+            "{name}"
+        );
+    }
+    // Only the self-signed TSA certificate: notation's tsa stores hold roots.
+    assert_eq!(
+        store_files(dir.path(), "tsa", "keyshare"),
+        BTreeSet::from([format!("{}.pem", sha256_of_pem(&root))])
+    );
+    assert!(
+        summary
+            .warnings
+            .iter()
+            .any(|w| w.contains("tsa `not-a-root`") && w.contains("not self-signed")),
+        "{:#?}",
+        summary.warnings
+    );
+    assert!(summary
+        .files
+        .iter()
+        .any(|f| f.starts_with("truststore/x509/tsa/keyshare")));
 }

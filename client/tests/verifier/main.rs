@@ -14,3 +14,4 @@ mod incremental;
 mod layout;
 mod migration;
 mod peers;
+mod timestamps;

@@ -97,3 +97,8 @@ format_marker!(
     PeersFormat,
     "keyshare.peers/v1"
 );
+format_marker!(
+    /// The `format` of the trusted timestamp authorities: `keyshare.tsas/v1`.
+    TsasFormat,
+    "keyshare.tsas/v1"
+);

@@ -1,6 +1,6 @@
 //! Trust documents and the trust decision.
 //!
-//! keyshare distributes four kinds of trust documents as TUF targets; this
+//! keyshare distributes five kinds of trust documents as TUF targets; this
 //! module parses them and answers, with no IO and no clock, "is this signer
 //! trusted for this artifact, for a signature made at `signed_at`, as of
 //! `now`?".
@@ -22,6 +22,9 @@
 //!   signatures are untrusted from a point in time on, everywhere.
 //! * [`Peers`] (`org/peers.json`, `targets`): artifact-name patterns that
 //!   other keyshare services answer for, with the root each is pinned to.
+//! * [`Tsas`] (`org/tsas.json`, `targets`): the RFC 3161 timestamp
+//!   authorities whose tokens say when a signature was made
+//!   ([`crate::timestamp`] verifies the tokens).
 //!
 //! A namespace may also revoke keys itself, in its own trust document
 //! ([`NamespaceTrust::revocations`], format `keyshare.trust/v2`): such a
@@ -74,6 +77,7 @@ mod namespaces;
 mod peers;
 mod revocations;
 mod standing;
+mod tsas;
 mod x509;
 
 pub use crate::hash::Sha256Hex;
@@ -86,7 +90,7 @@ pub use check::{Invalid, Label, Scopes, Window};
 pub use decide::{
     Counted, Decision, KeyRef, Listed, Owner, Reason, SignerRef, TrustRule, TrustSet,
 };
-pub use format::{NamespacesFormat, PeersFormat, RevocationsFormat, TrustFormat};
+pub use format::{NamespacesFormat, PeersFormat, RevocationsFormat, TrustFormat, TsasFormat};
 pub use namespace::{
     check_key, NamespaceName, NamespaceTrust, Principal, SubDelegation, TrustedKey, TrustedKeys,
 };
@@ -96,6 +100,11 @@ pub use namespaces::{
 pub use peers::{Peer, PeerUrl, Peers, PinnedRoot};
 pub use revocations::{Revocation, Revocations, RevokedSubject};
 pub use standing::{KeyRevocation, KeyStanding, KeyState, RevokedBy};
+pub(crate) use tsas::AnchorKind;
+pub use tsas::{
+    check_tsa_certificate, TrustedTsa, Tsas, ID_KP_TIME_STAMPING, MAX_TSAS, MAX_TSAS_DOCUMENT,
+    MAX_TSA_CERT_PEM, MAX_TSA_DESCRIPTION,
+};
 pub use x509::{CaCert, SubjectAttr, SubjectName, X509Identity};
 
 /// Target path of the namespaces document (which namespaces exist, what each owns).
@@ -106,3 +115,5 @@ pub const NAMESPACES_SHARD_DIR: &str = "org/namespaces/";
 pub const REVOCATIONS_PATH: &str = "org/revocations.json";
 /// Target path of the peers document.
 pub const PEERS_PATH: &str = "org/peers.json";
+/// Target path of the trusted timestamp authorities document.
+pub const TSAS_PATH: &str = "org/tsas.json";

@@ -780,6 +780,14 @@ fn examples_in_the_trust_model_document_parse_and_round_trip() {
                 assert_eq!(Peers::from_slice(&d.to_vec().unwrap()).unwrap(), d);
                 peers = Some(d);
             }
+            "keyshare.tsas/v1" => {
+                let d = keyshare_policy::trust::Tsas::from_slice(json.as_bytes()).unwrap();
+                assert_eq!(
+                    keyshare_policy::trust::Tsas::from_slice(&d.to_vec().unwrap()).unwrap(),
+                    d
+                );
+                assert_eq!(d.tsas[0].name, "acme-tsa");
+            }
             other => panic!("unknown format {other}"),
         }
         seen.push(format);
@@ -792,7 +800,8 @@ fn examples_in_the_trust_model_document_parse_and_round_trip() {
             "keyshare.peers/v1",
             "keyshare.revocations/v2",
             "keyshare.trust/v1",
-            "keyshare.trust/v2"
+            "keyshare.trust/v2",
+            "keyshare.tsas/v1"
         ]
     );
 

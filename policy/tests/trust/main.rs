@@ -8,4 +8,5 @@ mod support;
 mod decide;
 mod documents;
 mod roundtrip;
+mod timestamp;
 mod x509;

@@ -160,9 +160,11 @@ pub fn app_config(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                     .wrap(actix_web::middleware::from_fn(ops::observe))
                     .configure(read::routes)
                     .configure(ops::routes)
-                    .configure(admin::routes)
+                    // Before the admin routes, whose patterns a CI request
+                    // would otherwise be matched against one by one.
                     .configure(ci::routes)
                     .configure(tsa::routes)
+                    .configure(admin::routes)
                     .default_service(web::to(error::no_route)),
             );
     }

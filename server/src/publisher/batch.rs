@@ -142,7 +142,7 @@ impl Publisher {
                 *slot = Some(Err(e));
             }
         }
-        let paths = published.paths();
+        let paths: std::sync::Arc<[String]> = published.paths().into();
         for (i, audit_seq) in published.value.into_iter().zip(published.audit_seqs) {
             if let Some(slot) = results.get_mut(i) {
                 *slot = Some(Ok(Applied {

@@ -15,7 +15,7 @@ use keyshare_policy::metadata::KeyId;
 use keyshare_policy::pattern::ArtifactPattern;
 use keyshare_policy::trust::{
     NamespaceEntry, NamespaceName, Peer, Revocation, RevokedSubject, Sha256Hex, SubDelegation,
-    TrustedKey, X509Identity,
+    TrustedKey, TrustedTsa, X509Identity,
 };
 
 use crate::store::{self, CiOwner, Listing, OverlapRule, SingleUse, Tx};
@@ -166,6 +166,16 @@ pub enum Change {
     },
     /// Removes an organization root certificate.
     RemoveOrgRoot {
+        /// Its name.
+        name: String,
+    },
+    /// Adds or replaces a trusted timestamp authority (`org/tsas.json`).
+    PutTsa {
+        /// The entry.
+        tsa: TrustedTsa,
+    },
+    /// Removes a trusted timestamp authority.
+    RemoveTsa {
         /// Its name.
         name: String,
     },
@@ -486,6 +496,30 @@ impl Change {
                     },
                 )
             }
+            Change::PutTsa { tsa } => {
+                let created = tx.put_tsa(tsa)?;
+                Effect::new(
+                    if created { "tsa.create" } else { "tsa.update" },
+                    tsa.name.clone(),
+                    json!({ "certificate_sha256": tsa.certificate.sha256() }),
+                    Affected {
+                        tsas: true,
+                        ..Affected::default()
+                    },
+                )
+            }
+            Change::RemoveTsa { name } => {
+                tx.remove_tsa(name)?;
+                Effect::new(
+                    "tsa.remove",
+                    name.clone(),
+                    Value::Null,
+                    Affected {
+                        tsas: true,
+                        ..Affected::default()
+                    },
+                )
+            }
         })
     }
 
@@ -509,7 +543,9 @@ impl Change {
             | Change::PutPeer { .. }
             | Change::RemovePeer { .. }
             | Change::PutOrgRoot { .. }
-            | Change::RemoveOrgRoot { .. } => None,
+            | Change::RemoveOrgRoot { .. }
+            | Change::PutTsa { .. }
+            | Change::RemoveTsa { .. } => None,
         }
     }
 }

@@ -113,7 +113,7 @@ mod stage;
 mod system;
 mod tokens;
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
@@ -157,8 +157,9 @@ pub struct OnlineKeys {
 /// What one publish produced.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Applied {
-    /// Paths of the files published.
-    pub files: Vec<String>,
+    /// Paths of the files published (shared by every change of one
+    /// publish).
+    pub files: Arc<[String]>,
     /// The new timestamp version.
     pub timestamp_version: u64,
     /// Sequence number of the audit record.
@@ -247,6 +248,8 @@ pub struct Publisher {
     /// chosen at init and never changes, so which bin lists a namespace's
     /// trust document is known without the lock.
     bins: keyshare_policy::metadata::SuccinctRoles,
+    /// Checkpoints the store's WAL outside the publishes.
+    _checkpointer: store::Checkpointer,
 }
 
 impl Publisher {
@@ -389,7 +392,9 @@ impl Publisher {
     ) -> Result<Self, PublishError> {
         let legacy = needs_migration(&repo)?;
         let bins = stage::current_bins(&repo)?;
+        let checkpointer = store.checkpoint_in_background()?;
         let publisher = Self {
+            _checkpointer: checkpointer,
             inner: Mutex::new(Inner {
                 store,
                 repo,

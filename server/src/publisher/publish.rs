@@ -101,7 +101,7 @@ impl<T> Published<T> {
     /// The answer to a publish of one audited change.
     pub(super) fn applied(&self) -> Applied {
         Applied {
-            files: self.paths(),
+            files: self.paths().into(),
             timestamp_version: self.timestamp_version,
             audit_seq: self.audit_seqs.first().copied().unwrap_or_default(),
         }

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use keyshare_policy::metadata::{RoleName, SuccinctRoles};
 use keyshare_policy::repo::{File, Repository};
 use keyshare_policy::trust::{
-    namespace_bins_of, shard_path, NamespaceName, PEERS_PATH, REVOCATIONS_PATH,
+    namespace_bins_of, shard_path, NamespaceName, PEERS_PATH, REVOCATIONS_PATH, TSAS_PATH,
 };
 
 use crate::store::Tx;
@@ -27,6 +27,8 @@ pub(super) struct Affected {
     pub(super) shards: BTreeSet<u64>,
     pub(super) revocations: bool,
     pub(super) peers: bool,
+    /// `org/tsas.json`.
+    pub(super) tsas: bool,
     pub(super) deleted: BTreeSet<NamespaceName>,
     pub(super) namespaces: BTreeSet<NamespaceName>,
     pub(super) roots_put: Vec<(String, String)>,
@@ -51,6 +53,7 @@ impl Affected {
         self.shards.extend(other.shards);
         self.revocations |= other.revocations;
         self.peers |= other.peers;
+        self.tsas |= other.tsas;
         self.deleted.extend(other.deleted);
         self.namespaces.extend(other.namespaces);
         self.roots_put.extend(other.roots_put);
@@ -172,6 +175,9 @@ pub(super) fn check_documents(tx: &Tx<'_>, affected: &mut Affected) -> Result<()
     if affected.peers {
         tx.peers_document()?;
     }
+    if affected.tsas {
+        tx.tsas_document()?;
+    }
     for ns in &affected.namespaces {
         if !affected.deleted.contains(ns) {
             let bytes = tx.namespace_document_bytes(ns.as_str())?;
@@ -215,6 +221,10 @@ pub(super) fn stage(
     if affected.peers {
         let bytes = tx.peers_document()?.to_vec()?;
         files.push(repo.set_target(RoleName::TARGETS, PEERS_PATH, &bytes, None)?);
+    }
+    if affected.tsas {
+        let bytes = tx.tsas_document()?.to_vec()?;
+        files.push(repo.set_target(RoleName::TARGETS, TSAS_PATH, &bytes, None)?);
     }
     for (name, pem) in &affected.roots_put {
         files.push(repo.set_target(

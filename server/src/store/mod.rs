@@ -69,7 +69,7 @@ pub use records::{
     AuditHead, AuditRecord, CiOwner, IdentityRecord, KeyRecord, LastPublished, Listing,
     NamespaceRecord, NamespaceRevocationRecord, NewToken, OrgRoot, PeerRecord, PublishedFile,
     RevocationRecord, ScopeOverlap, ScopeOverlaps, SingleUse, SingleUseKind, SubDelegationRecord,
-    TimestampRecord, Token, TokenKind, TokenSecret, TokenState, LAST_USED_RESOLUTION,
+    TimestampRecord, Token, TokenKind, TokenSecret, TokenState, TsaRecord, LAST_USED_RESOLUTION,
 };
 pub use schema::CURRENT_VERSION as SCHEMA_VERSION;
 pub use tx::{OverlapRule, Tx};
@@ -118,6 +118,30 @@ impl Cached for Connection {
         F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
     {
         self.prepare_cached(sql)?.query_row(params, f)
+    }
+}
+
+/// How often [`Store::checkpoint_in_background`] checkpoints.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+/// WAL pages after which a connection whose checkpoints are done in the
+/// background checkpoints by itself all the same (SQLite's default is
+/// 1,000 pages, about 4 MB).
+pub const CHECKPOINT_BACKSTOP: i64 = 10_000;
+
+/// The thread of [`Store::checkpoint_in_background`]; stops it when dropped.
+#[derive(Debug)]
+pub struct Checkpointer {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -210,6 +234,54 @@ impl Store {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Moves WAL checkpoints off this connection: a thread with a
+    /// connection of its own copies committed pages from the WAL into the
+    /// database every [`CHECKPOINT_EVERY`] (SQLite's passive checkpoint,
+    /// which waits for no reader or writer), so a publish no longer pays
+    /// for a checkpoint (and its fsync of the database file) every few
+    /// megabytes of WAL. This connection still checkpoints by itself when
+    /// the WAL passes [`CHECKPOINT_BACKSTOP`] pages, should the thread
+    /// fall behind. The thread stops when the [`Checkpointer`] is dropped.
+    pub fn checkpoint_in_background(&self) -> Result<Checkpointer> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("keyshare-checkpoint".into())
+            .spawn(move || {
+                let mut failing = false;
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(CHECKPOINT_EVERY)
+                {
+                    let result: rusqlite::Result<(i64, i64, i64)> =
+                        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                        });
+                    match result {
+                        Ok(_) => failing = false,
+                        Err(e) if !failing => {
+                            failing = true;
+                            tracing::warn!(error = %e, "background WAL checkpoint failed");
+                        }
+                        Err(_) => {}
+                    }
+                }
+            })
+            .map_err(|source| Error::File {
+                path: self.path.clone(),
+                source,
+            })?;
+        self.conn
+            .pragma_update(None, "wal_autocheckpoint", CHECKPOINT_BACKSTOP)?;
+        Ok(Checkpointer {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
     }
 
     /// The schema version of the open database (always [`SCHEMA_VERSION`]
@@ -376,6 +448,10 @@ macro_rules! read_methods {
             fn org_roots() -> Vec<OrgRoot>;
             /// One organization X.509 root.
             fn org_root(name: &str) -> OrgRoot;
+            /// Every trusted timestamp authority, by name.
+            fn tsas() -> Vec<TsaRecord>;
+            /// One trusted timestamp authority.
+            fn tsa(name: &str) -> TsaRecord;
             /// Every token (active and revoked), in creation order. No secrets.
             fn tokens() -> Vec<Token>;
             /// One token by id.
@@ -447,6 +523,8 @@ macro_rules! read_methods {
             fn revocations_document() -> Revocations;
             /// `org/peers.json`, checked by the policy parser.
             fn peers_document() -> Peers;
+            /// `org/tsas.json`, checked by the policy parser.
+            fn tsas_document() -> keyshare_policy::trust::Tsas;
         }
     };
 }
@@ -559,6 +637,51 @@ mod tests {
             lineage("targets/org/namespaces/ff01.3a.json"),
             "targets/org/namespaces/3a.json"
         );
+    }
+}
+
+#[cfg(test)]
+mod background_checkpoint {
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::{Duration, Instant};
+
+    /// What a publish commits reaches the database file without the
+    /// writer checkpointing: the checkpointer's thread copies it there.
+    #[test]
+    fn committed_pages_reach_the_database_file_without_the_writer_checkpointing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.db");
+        let store = super::Store::open(&path).unwrap();
+        let checkpointer = store.checkpoint_in_background().unwrap();
+        let autocheckpoint: i64 = store
+            .conn
+            .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(autocheckpoint, super::CHECKPOINT_BACKSTOP);
+        // Far below the backstop, so the writer does not checkpoint.
+        store
+            .conn
+            .execute_batch("CREATE TABLE filler (b BLOB)")
+            .unwrap();
+        let size = || std::fs::metadata(&path).unwrap().len();
+        let before = size();
+        for _ in 0..64 {
+            store
+                .conn
+                .execute("INSERT INTO filler (b) VALUES (zeroblob(8192))", [])
+                .unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while size() < before + 64 * 8192 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            size() >= before + 64 * 8192,
+            "the database file is {} bytes; {before} before 512 KiB were committed",
+            size()
+        );
+        drop(checkpointer);
     }
 }
 

@@ -16,14 +16,16 @@ use keyshare_policy::trust::{
     SubDelegation, SubjectName, TrustFormat, TrustedKey, X509Identity, NAMESPACES_PATH, PEERS_PATH,
     REVOCATIONS_PATH,
 };
-use keyshare_policy::trust::{NamespacesFormat, PeersFormat};
+use keyshare_policy::trust::{
+    NamespacesFormat, PeersFormat, TrustedTsa, Tsas, TsasFormat, TSAS_PATH,
+};
 
 use super::error::{Error, Result};
 use super::records::{
     AuditHead, AuditRecord, CiOwner, IdentityRecord, KeyRecord, LastPublished, Listing,
     NamespaceRecord, NamespaceRevocationRecord, OrgRoot, PeerRecord, PublishedFile,
     RevocationRecord, ScopeOverlap, ScopeOverlaps, SubDelegationRecord, TimestampRecord, Token,
-    TokenKind, TokenState,
+    TokenKind, TokenState, TsaRecord,
 };
 use super::{audit, parse_time, Cached};
 
@@ -772,6 +774,50 @@ pub(crate) fn org_root(conn: &Connection, name: &str) -> Result<OrgRoot> {
         .optional()?
         .ok_or_else(|| Error::not_found("org root", name))?;
     root_record(row)
+}
+
+// ---- trusted timestamp authorities ----
+
+type TsaRow = (String, String, Option<String>, String);
+
+const TSA_COLUMNS: &str = "SELECT name, pem, description, added_at FROM tsas";
+
+fn tsa_record((name, pem, description, added): TsaRow) -> Result<TsaRecord> {
+    const T: &str = "tsas";
+    Ok(TsaRecord {
+        tsa: TrustedTsa {
+            name,
+            certificate: CaCert::parse(&pem).map_err(|e| Error::corrupt(T, e))?,
+            description,
+        },
+        added_at: parse_time(T, &added)?,
+    })
+}
+
+pub(crate) fn tsas(conn: &Connection) -> Result<Vec<TsaRecord>> {
+    collect(
+        conn,
+        &format!("{TSA_COLUMNS} ORDER BY name"),
+        [],
+        tuple_row,
+        tsa_record,
+    )
+}
+
+pub(crate) fn tsa(conn: &Connection, name: &str) -> Result<TsaRecord> {
+    let row = conn
+        .row(&format!("{TSA_COLUMNS} WHERE name = ?1"), [name], tuple_row)
+        .optional()?
+        .ok_or_else(|| Error::not_found("TSA", name))?;
+    tsa_record(row)
+}
+
+pub(crate) fn tsas_document(conn: &Connection) -> Result<Tsas> {
+    let doc = Tsas {
+        format: TsasFormat,
+        tsas: tsas(conn)?.into_iter().map(|t| t.tsa).collect(),
+    };
+    checked(TSAS_PATH, &doc, Tsas::to_vec, Tsas::from_slice)
 }
 
 // ---- tokens ----

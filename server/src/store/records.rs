@@ -225,6 +225,15 @@ impl OrgRoot {
     }
 }
 
+/// A timestamp authority the organization trusts (`org/tsas.json`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TsaRecord {
+    /// The entry as published.
+    pub tsa: keyshare_policy::trust::TrustedTsa,
+    /// When it was added or last replaced.
+    pub added_at: OffsetDateTime,
+}
+
 /// Who asked for a CI delegation, exactly as the credential said: decides
 /// who may end the delegation early. Stored, never published (the trust
 /// document carries only the key's opaque principal).

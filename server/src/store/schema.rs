@@ -19,7 +19,7 @@ use super::error::{Error, Result};
 use super::time_text;
 
 /// The schema version this build writes.
-pub const CURRENT_VERSION: i64 = 8;
+pub const CURRENT_VERSION: i64 = 9;
 
 /// One migration: SQL, or code for what SQL cannot do.
 enum Migration {
@@ -36,7 +36,8 @@ const MIGRATIONS: &[Migration] = &[
     Migration::Sql(V5_TOKEN_EXPIRY_AND_USE),
     Migration::Code(v6_audit_filters),
     Migration::Sql(V7_NAMESPACE_REVOCATIONS),
-    Migration::Sql(V8_TIMESTAMPS),
+    Migration::Sql(V8_TSAS),
+    Migration::Sql(V9_TIMESTAMPS),
 ];
 
 const V1: &str = r#"
@@ -509,7 +510,20 @@ CREATE TABLE namespace_revocations (
 ) STRICT;
 "#;
 
-/// Version 8: the RFC 3161 timestamp tokens the server issued
+/// Version 8: the timestamp authorities the organization trusts, published
+///   as `org/tsas.json` (trust anchors: a TSA's CA or its own certificate,
+///   PEM; `sha256` of the DER, unique).
+const V8_TSAS: &str = r#"
+CREATE TABLE tsas (
+    name        TEXT PRIMARY KEY,
+    pem         TEXT NOT NULL,
+    sha256      TEXT NOT NULL UNIQUE,
+    description TEXT,
+    added_at    TEXT NOT NULL
+) STRICT;
+"#;
+
+/// Version 9: the RFC 3161 timestamp tokens the server issued
 /// (`POST /api/v1/timestamp`, docs/tsa.md), one row per token, for audit:
 ///
 /// * `serial`: the token's serial number, lowercase hex of its unsigned
@@ -522,7 +536,7 @@ CREATE TABLE namespace_revocations (
 /// * `tsa_cert`: SHA-256 (hex) of the TSA certificate that signed it.
 ///
 /// The request itself (nonce, extensions) is not kept.
-const V8_TIMESTAMPS: &str = r#"
+const V9_TIMESTAMPS: &str = r#"
 CREATE TABLE timestamps (
     serial      TEXT PRIMARY KEY,
     gen_time    TEXT NOT NULL,

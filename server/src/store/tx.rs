@@ -10,8 +10,9 @@ use time::OffsetDateTime;
 
 use keyshare_policy::repo::File;
 use keyshare_policy::trust::{
-    CaCert, NamespaceEntry, NamespaceName, Peer, Principal, Revocation, RevokedSubject, Sha256Hex,
-    SubDelegation, TrustedKey, X509Identity,
+    check_tsa_certificate, CaCert, NamespaceEntry, NamespaceName, Peer, Principal, Revocation,
+    RevokedSubject, Sha256Hex, SubDelegation, TrustedKey, TrustedTsa, X509Identity, MAX_TSAS,
+    MAX_TSA_DESCRIPTION,
 };
 
 use super::error::{Error, Result};
@@ -818,6 +819,85 @@ impl<'a> Tx<'a> {
         Ok(())
     }
 
+    // ---- trusted timestamp authorities ----
+
+    /// Adds or replaces (by name) a trusted TSA; true when the name was
+    /// new. The certificate must be fit to be a TSA trust anchor
+    /// ([`check_tsa_certificate`]). `AlreadyExists` (kind `TSA
+    /// certificate`) if the same certificate is listed under another name.
+    pub fn put_tsa(&mut self, tsa: &TrustedTsa) -> Result<bool> {
+        if tsa.name.trim().is_empty()
+            || tsa.name.chars().count() > 200
+            || tsa.name.chars().any(char::is_control)
+        {
+            return Err(Error::invalid(
+                "name",
+                "must be 1 to 200 characters without control characters",
+            ));
+        }
+        check_tsa_certificate(tsa.certificate.pem())
+            .map_err(|e| Error::invalid("certificate", e))?;
+        if tsa
+            .description
+            .as_ref()
+            .is_some_and(|d| d.chars().count() > MAX_TSA_DESCRIPTION)
+        {
+            return Err(Error::invalid(
+                "description",
+                format!("must be at most {MAX_TSA_DESCRIPTION} characters"),
+            ));
+        }
+        let sha256 = tsa.certificate.sha256().as_str();
+        if let Some(other) = self
+            .tx
+            .query_row(
+                "SELECT name FROM tsas WHERE sha256 = ?1 AND name <> ?2",
+                [sha256, tsa.name.as_str()],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()?
+        {
+            return Err(Error::exists("TSA certificate", other));
+        }
+        let existed = match read::tsa(&self.tx, &tsa.name) {
+            Ok(_) => true,
+            Err(Error::NotFound { .. }) => false,
+            Err(e) => return Err(e),
+        };
+        if !existed && read::tsas(&self.tx)?.len() >= MAX_TSAS {
+            return Err(Error::invalid(
+                "name",
+                format!(
+                    "the organization already trusts {MAX_TSAS} TSAs, the most org/tsas.json lists"
+                ),
+            ));
+        }
+        self.tx.exec(
+            "INSERT INTO tsas (name, pem, sha256, description, added_at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (name) DO UPDATE SET pem = excluded.pem, sha256 = excluded.sha256,
+                 description = excluded.description, added_at = excluded.added_at",
+            (
+                tsa.name.as_str(),
+                tsa.certificate.pem(),
+                sha256,
+                tsa.description.as_deref(),
+                self.now_text(),
+            ),
+        )?;
+        Ok(!existed)
+    }
+
+    /// Removes a trusted TSA. `NotFound` if absent.
+    pub fn remove_tsa(&mut self, name: &str) -> Result<()> {
+        let n = self
+            .tx
+            .execute("DELETE FROM tsas WHERE name = ?1", [name])?;
+        if n == 0 {
+            return Err(Error::not_found("TSA", name));
+        }
+        Ok(())
+    }
+
     // ---- tokens ----
 
     /// Creates a token and returns it with its secret, the only time the
@@ -1034,7 +1114,8 @@ impl<'a> Tx<'a> {
                 ),
             )?;
             let id = self.tx.last_insert_rowid();
-            self.supersede(&lineage, id)?;
+            // A row just inserted is current already.
+            self.supersede_others(&lineage, id)?;
             added += 1;
         }
         Ok(added)
@@ -1043,18 +1124,24 @@ impl<'a> Tx<'a> {
     /// Makes row `id` the current version of `lineage`: every other row of
     /// the lineage is superseded now (if not already), row `id` is not.
     fn supersede(&mut self, lineage: &str, id: i64) -> Result<()> {
-        self.tx
-            .prepare_cached(
-                "UPDATE published_files SET superseded_at = ?3
-                 WHERE lineage = ?1 AND superseded_at IS NULL AND id <> ?2",
-            )?
-            .execute((lineage, id, self.now_text()))?;
+        self.supersede_others(lineage, id)?;
         self.tx
             .prepare_cached(
                 "UPDATE published_files SET superseded_at = NULL
                  WHERE id = ?1 AND superseded_at IS NOT NULL",
             )?
             .execute([id])?;
+        Ok(())
+    }
+
+    /// Marks every current file of `lineage` but `id` superseded now.
+    fn supersede_others(&mut self, lineage: &str, id: i64) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "UPDATE published_files SET superseded_at = ?3
+                 WHERE lineage = ?1 AND superseded_at IS NULL AND id <> ?2",
+            )?
+            .execute((lineage, id, self.now_text()))?;
         Ok(())
     }
 

@@ -41,6 +41,7 @@ fn class(e: Endpoint) -> Class {
         | E::ListRevocations
         | E::ListPeers
         | E::ListRoots
+        | E::ListTsas
         | E::Resolve => Class::Read,
         E::SetThreshold
         | E::AddKey
@@ -59,6 +60,8 @@ fn class(e: Endpoint) -> Class {
         | E::RemovePeer
         | E::PutRoot
         | E::RemoveRoot
+        | E::PutTsa
+        | E::RemoveTsa
         | E::CreateToken
         | E::ListTokens
         | E::RevokeToken
@@ -79,9 +82,12 @@ fn sample(e: Endpoint, victim_token: &str, f: &Fixture) -> (Method, String, Opti
             template.to_owned(),
             Some(json!({"name": "new-ns", "scopes": ["r.io/new/**"], "maintainers": ["x@acme"]})),
         ),
-        E::ListNamespaces | E::ListRevocations | E::ListPeers | E::ListRoots | E::ListTokens => {
-            (template.to_owned(), None)
-        }
+        E::ListNamespaces
+        | E::ListRevocations
+        | E::ListPeers
+        | E::ListRoots
+        | E::ListTsas
+        | E::ListTokens => (template.to_owned(), None),
         E::ShowNamespace => (template.replace("{ns}", "a"), None),
         E::DeleteNamespace => (template.replace("{ns}", "gone"), None),
         E::SetThreshold => (template.replace("{ns}", "a"), Some(json!({"threshold": 2}))),
@@ -149,6 +155,11 @@ fn sample(e: Endpoint, victim_token: &str, f: &Fixture) -> (Method, String, Opti
             Some(json!({"pem": ca_pem("root two")})),
         ),
         E::RemoveRoot => (template.replace("{name}", "r1"), None),
+        E::PutTsa => (
+            template.replace("{name}", "t2"),
+            Some(json!({"certificate": ca_pem("tsa ca two"), "description": "second"})),
+        ),
+        E::RemoveTsa => (template.replace("{name}", "t1"), None),
         E::CreateToken => (
             template.to_owned(),
             Some(json!({"kind": "maintainer", "namespace": "a", "description": "team a"})),
@@ -229,6 +240,10 @@ fn populated() -> (Fixture, String) {
     apply(Change::PutOrgRoot {
         name: "r1".into(),
         pem: ca_pem("root one"),
+    });
+    apply(Change::PutTsa {
+        tsa: serde_json::from_value(json!({"name": "t1", "certificate": ca_pem("tsa ca one")}))
+            .unwrap(),
     });
     let victim = f
         .publisher

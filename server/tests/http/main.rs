@@ -22,3 +22,4 @@ mod scope_overlaps;
 mod server;
 mod timestamps;
 mod tokens_audit;
+mod tsas;

@@ -39,12 +39,13 @@ fn listed(id: &str, key: &InMemorySigner) -> TrustedKey {
     }
 }
 
-/// Turns a current store back into schema 2 (undoing versions 7 to 3) with
+/// Turns a current store back into schema 2 (undoing versions 8 to 3) with
 /// `revocations` rows by key id.
 fn downgrade_to_schema_2(path: &std::path::Path, by_id: &[(&str, OffsetDateTime)]) {
     let conn = rusqlite::Connection::open(path).unwrap();
     conn.execute_batch(
         "DROP TABLE timestamps;
+         DROP TABLE tsas;
          DROP TABLE namespace_revocations;
          DROP TABLE audit_namespaces;
          DROP INDEX audit_log_by_action;

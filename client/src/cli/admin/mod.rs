@@ -9,6 +9,7 @@ mod peers;
 mod revocations;
 mod roots;
 mod tokens;
+mod tsas;
 
 use std::convert::Infallible;
 use std::fmt;
@@ -27,6 +28,7 @@ use peers::PeerCommand;
 use revocations::RevocationCommand;
 use roots::RootCommand;
 use tokens::TokenCommand;
+use tsas::TsaCommand;
 
 use super::output;
 use super::{read_text, Error, OutputFormat};
@@ -103,6 +105,9 @@ enum AdminCommand {
     /// X.509 roots the organization trusts.
     #[command(subcommand)]
     Root(RootCommand),
+    /// Timestamp authorities the organization trusts (org/tsas.json).
+    #[command(subcommand)]
+    Tsa(TsaCommand),
     /// API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -138,6 +143,7 @@ pub(crate) fn run(args: AdminArgs) -> Result<(), Error> {
         AdminCommand::Revocation(c) => revocations::revocation(&client, c, out),
         AdminCommand::Peer(c) => peers::peer(&client, c, out),
         AdminCommand::Root(c) => roots::root(&client, c, out),
+        AdminCommand::Tsa(c) => tsas::tsa(&client, c, out),
         AdminCommand::Token(c) => tokens::token_command(&client, c, out),
         AdminCommand::Audit(c) => audit::audit(&client, c, args.server_ca.as_deref(), out),
         AdminCommand::Resolve { artifact } => {

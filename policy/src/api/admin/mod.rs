@@ -12,6 +12,7 @@ mod peers;
 mod revocations;
 mod roots;
 mod tokens;
+mod tsas;
 
 pub use audit::{
     AuditBroken, AuditHeadMismatch, AuditIntact, AuditPublishedHead, AuditQuery, AuditRecord,
@@ -30,6 +31,7 @@ pub use revocations::{
 };
 pub use roots::{OrgRootList, OrgRootView, PutRoot, RootSubmitted};
 pub use tokens::{CreateToken, TokenList, TokenView};
+pub use tsas::{PutTsa, TsaList, TsaView};
 
 #[cfg(test)]
 mod tests;

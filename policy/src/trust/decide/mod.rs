@@ -322,11 +322,42 @@ impl TrustSet {
         signed_at: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Decision {
+        self.decide_with(artifact, signers, signed_at, now, false)
+    }
+
+    /// [`Self::decide`] for a signing time the verifier holds trusted
+    /// evidence of (a verified RFC 3161 timestamp token,
+    /// [`crate::timestamp::verify_token`], or its own record): an
+    /// ephemeral key then counts when the signature was made inside its
+    /// window (`signed_at < not_after`), even after the delegation ended
+    /// (`now >= not_after`). Without such evidence the signing time could
+    /// be anything the signer chose, so [`Self::decide`] refuses every
+    /// signature of an ended ephemeral key.
+    pub fn decide_attested(
+        &self,
+        artifact: &str,
+        signers: &[SignerRef],
+        signed_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Decision {
+        self.decide_with(artifact, signers, signed_at, now, true)
+    }
+
+    fn decide_with(
+        &self,
+        artifact: &str,
+        signers: &[SignerRef],
+        signed_at: OffsetDateTime,
+        now: OffsetDateTime,
+        attested: bool,
+    ) -> Decision {
         match self.owner_index(artifact) {
             Some(OwnerIndex::Peer(peer)) => self.delegated(peer, artifact),
             Some(OwnerIndex::Namespace(owner)) => {
                 match (self.documents.get(owner), self.index.namespaces.get(owner)) {
-                    (Some(Some(ns)), _) => self.decide_in(ns, artifact, signers, signed_at, now),
+                    (Some(Some(ns)), _) => {
+                        self.decide_in(ns, artifact, signers, signed_at, now, attested)
+                    }
                     (_, Some(entry)) => Decision::Untrusted {
                         reason: Reason::NoTrustDocument {
                             namespace: entry.name.clone(),
@@ -405,6 +436,7 @@ impl TrustSet {
         signers: &[SignerRef],
         signed_at: OffsetDateTime,
         now: OffsetDateTime,
+        attested: bool,
     ) -> Decision {
         let namespace = &ns.doc.namespace;
         // The namespace's own rule first, then sub-delegations covering the
@@ -435,7 +467,7 @@ impl TrustSet {
         let mut first_failure = None;
         let mut any_usable = false;
         for signer in signers {
-            match self.evaluate(ns, &rules, signer, signed_at, now) {
+            match self.evaluate(ns, &rules, signer, signed_at, now, attested) {
                 Ok(contributions) => {
                     any_usable = true;
                     for c in contributions {
@@ -504,6 +536,7 @@ impl TrustSet {
         signer: &SignerRef,
         signed_at: OffsetDateTime,
         now: OffsetDateTime,
+        attested: bool,
     ) -> std::result::Result<Vec<Contribution>, Reason> {
         match signer {
             SignerRef::KeyId(id) => self.evaluate_key(
@@ -512,7 +545,7 @@ impl TrustSet {
                 |k, _| &k.id == id,
                 || KeyRef::Id(id.clone()),
                 signed_at,
-                now,
+                (!attested).then_some(now),
             ),
             SignerRef::PublicKey(key) => {
                 let presented = key
@@ -540,7 +573,7 @@ impl TrustSet {
                         sha256: presented.clone(),
                     },
                     signed_at,
-                    now,
+                    (!attested).then_some(now),
                 )
             }
             SignerRef::CertChain(chain) => self.evaluate_chain(ns, chain, signed_at),
@@ -554,7 +587,7 @@ impl TrustSet {
         is_it: impl Fn(&TrustedKey, &Sha256Hex) -> bool,
         not_listed: impl FnOnce() -> KeyRef,
         signed_at: OffsetDateTime,
-        now: OffsetDateTime,
+        ephemeral_now: Option<OffsetDateTime>,
     ) -> std::result::Result<Vec<Contribution>, Reason> {
         let mut contributions = Vec::new();
         let mut failure = None;
@@ -569,7 +602,7 @@ impl TrustSet {
             let Some((key, fp)) = keys.iter().zip(fingerprints).find(|(k, fp)| is_it(k, fp)) else {
                 continue;
             };
-            match self.key_status(ns, key, fp, signed_at, now) {
+            match self.key_status(ns, key, fp, signed_at, ephemeral_now) {
                 Ok(()) => contributions.push(Contribution {
                     rule: position,
                     fingerprint: fp.clone(),
@@ -600,7 +633,7 @@ impl TrustSet {
         key: &TrustedKey,
         fingerprint: &Sha256Hex,
         signed_at: OffsetDateTime,
-        now: OffsetDateTime,
+        ephemeral_now: Option<OffsetDateTime>,
     ) -> std::result::Result<(), Reason> {
         let namespace = &ns.doc.namespace;
         if let Some(reason) = self
@@ -609,8 +642,11 @@ impl TrustSet {
         {
             return Err(reason);
         }
-        // An ended delegation is the reason, whenever the signature was made.
-        if key.ephemeral {
+        // An ended delegation is the reason, whenever the signature was
+        // made, unless the verifier trusts the signing time
+        // (`ephemeral_now` is `None`): then the window below
+        // (`signed_at < not_after`) decides.
+        if let (true, Some(now)) = (key.ephemeral, ephemeral_now) {
             if let Some(not_after) = key.not_after {
                 if now >= not_after {
                     return Err(Reason::EphemeralExpired {

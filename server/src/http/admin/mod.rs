@@ -16,6 +16,7 @@ mod revocations;
 mod roots;
 mod sub_delegations;
 mod tokens;
+mod tsas;
 
 use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse, Route};
@@ -84,6 +85,12 @@ pub enum Endpoint {
     ListRoots,
     /// `DELETE /api/v1/roots/{name}`
     RemoveRoot,
+    /// `PUT /api/v1/tsas/{name}`
+    PutTsa,
+    /// `GET /api/v1/tsas`
+    ListTsas,
+    /// `DELETE /api/v1/tsas/{name}`
+    RemoveTsa,
     /// `POST /api/v1/tokens`
     CreateToken,
     /// `GET /api/v1/tokens`
@@ -104,7 +111,7 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// Every endpoint, in the order of `docs/server.md`.
-    pub const ALL: [Self; 30] = [
+    pub const ALL: [Self; 33] = [
         Self::CreateNamespace,
         Self::ListNamespaces,
         Self::ShowNamespace,
@@ -127,6 +134,9 @@ impl Endpoint {
         Self::PutRoot,
         Self::ListRoots,
         Self::RemoveRoot,
+        Self::PutTsa,
+        Self::ListTsas,
+        Self::RemoveTsa,
         Self::CreateToken,
         Self::ListTokens,
         Self::RevokeToken,
@@ -169,6 +179,9 @@ impl Endpoint {
             Self::PutRoot => (M::PUT, "/api/v1/roots/{name}"),
             Self::ListRoots => (M::GET, "/api/v1/roots"),
             Self::RemoveRoot => (M::DELETE, "/api/v1/roots/{name}"),
+            Self::PutTsa => (M::PUT, "/api/v1/tsas/{name}"),
+            Self::ListTsas => (M::GET, "/api/v1/tsas"),
+            Self::RemoveTsa => (M::DELETE, "/api/v1/tsas/{name}"),
             Self::CreateToken => (M::POST, "/api/v1/tokens"),
             Self::ListTokens => (M::GET, "/api/v1/tokens"),
             Self::RevokeToken => (M::DELETE, "/api/v1/tokens/{id}"),
@@ -189,6 +202,7 @@ impl Endpoint {
             | Self::ListRevocations
             | Self::ListPeers
             | Self::ListRoots
+            | Self::ListTsas
             | Self::Resolve => Action::Read,
             // Which names a namespace owns is the organization's call: a
             // maintainer cannot widen their own namespace.
@@ -208,7 +222,9 @@ impl Endpoint {
             | Self::PutPeer
             | Self::RemovePeer
             | Self::PutRoot
-            | Self::RemoveRoot => Action::WriteOrgDocuments,
+            | Self::RemoveRoot
+            | Self::PutTsa
+            | Self::RemoveTsa => Action::WriteOrgDocuments,
             Self::CreateToken | Self::ListTokens | Self::RevokeToken => Action::Tokens,
             Self::ListAudit | Self::VerifyAudit => Action::Audit,
             Self::SubmitRoot => Action::RotateRoot,
@@ -242,6 +258,9 @@ impl Endpoint {
             Self::PutRoot => route.to(roots::put_root),
             Self::ListRoots => route.to(roots::list_roots),
             Self::RemoveRoot => route.to(roots::remove_root),
+            Self::PutTsa => route.to(tsas::put_tsa),
+            Self::ListTsas => route.to(tsas::list_tsas),
+            Self::RemoveTsa => route.to(tsas::remove_tsa),
             Self::CreateToken => route.to(tokens::create_token),
             Self::ListTokens => route.to(tokens::list_tokens),
             Self::RevokeToken => route.to(tokens::revoke_token),

@@ -106,7 +106,7 @@ pub(super) async fn submit_root(
     let applied = web::block(move || publisher.submit_root(&actor, &bytes, now)).await??;
     let answer = RootSubmitted {
         root_version: version,
-        files: applied.files,
+        files: applied.files.to_vec(),
         timestamp_version: applied.timestamp_version,
         audit_seq: applied.audit_seq,
     };

@@ -1,0 +1,104 @@
+//! Trusted timestamp authorities (`org/tsas.json`): put, list, remove.
+
+use actix_web::{web, HttpResponse};
+
+use keyshare_policy::api::admin::{PutTsa, TsaList, TsaView};
+use keyshare_policy::datetime::rfc3339;
+use keyshare_policy::trust::{check_tsa_certificate, TrustedTsa, MAX_TSA_DESCRIPTION};
+
+use super::{check_label, no_content, publish, read, refuse_private_key, to_value, Endpoint};
+use crate::http::auth::{authorize, Caller};
+use crate::http::body::Body;
+use crate::http::error::ApiError;
+use crate::http::AppState;
+use crate::publisher::Change;
+use crate::store::{Store, TsaRecord};
+
+fn tsa_view(r: &TsaRecord) -> TsaView {
+    TsaView {
+        name: r.tsa.name.clone(),
+        certificate: r.tsa.certificate.pem().to_owned(),
+        sha256: r.tsa.certificate.sha256().to_string(),
+        subject: subject_text(&r.tsa),
+        description: r.tsa.description.clone(),
+        added_at: rfc3339(r.added_at),
+    }
+}
+
+fn subject_text(t: &TrustedTsa) -> String {
+    t.certificate
+        .cert()
+        .subject_name()
+        .entries()
+        .map(|e| {
+            format!(
+                "{}={}",
+                e.object().nid().short_name().unwrap_or("?"),
+                e.data().to_string().unwrap_or_else(|_| "?".to_owned())
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub(super) async fn put_tsa(
+    state: web::Data<AppState>,
+    caller: Caller,
+    name: web::Path<String>,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&caller.token, Endpoint::PutTsa.action(""))?;
+    let req: PutTsa = body.json().await?;
+    let name = name.into_inner();
+    check_label("name", &name)?;
+    refuse_private_key("certificate", &req.certificate)?;
+    let certificate =
+        check_tsa_certificate(&req.certificate).map_err(|e| ApiError::invalid("certificate", e))?;
+    if req
+        .description
+        .as_ref()
+        .is_some_and(|d| d.chars().count() > MAX_TSA_DESCRIPTION)
+    {
+        return Err(ApiError::invalid(
+            "description",
+            format!("must be at most {MAX_TSA_DESCRIPTION} characters"),
+        ));
+    }
+    let tsa = TrustedTsa {
+        name: name.clone(),
+        certificate,
+        description: req.description,
+    };
+    publish(&state, &caller, Change::PutTsa { tsa }).await?;
+    let record = read(&state, move |s| s.tsa(&name)).await?;
+    Ok(HttpResponse::Ok().json(to_value(&tsa_view(&record))?))
+}
+
+pub(super) async fn list_tsas(
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&caller.token, Endpoint::ListTsas.action(""))?;
+    let list = read(&state, Store::tsas).await?;
+    let answer = TsaList {
+        tsas: list.iter().map(tsa_view).collect(),
+    };
+    Ok(HttpResponse::Ok().json(to_value(&answer)?))
+}
+
+pub(super) async fn remove_tsa(
+    state: web::Data<AppState>,
+    caller: Caller,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&caller.token, Endpoint::RemoveTsa.action(""))?;
+    publish(
+        &state,
+        &caller,
+        Change::RemoveTsa {
+            name: name.into_inner(),
+        },
+    )
+    .await?;
+    Ok(no_content())
+}
