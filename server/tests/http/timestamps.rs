@@ -668,3 +668,39 @@ async fn no_token_is_issued_outside_the_tsa_certificate_validity() {
     f.clock.set(f.now);
     assert_eq!(reply(&send(&app, post(&q).to_request()).await).status, 0);
 }
+
+/// The workspace's own verifier (`keyshare_policy::timestamp`, what
+/// `keyshare sign-blob` and `verify-blob` use) asks for a token as it does,
+/// reads the answer, and trusts the token through an `org/tsas.json` that
+/// lists the TSA CA `init` made.
+#[actix_web::test]
+async fn the_workspace_verifier_trusts_the_tokens_through_org_tsas() {
+    use keyshare_policy::timestamp::{request, token_from_response, verify_token};
+    let f = TsaFixture::new();
+    let app = app!(f.http);
+    let signature = b"the bytes of a signature";
+    let nonce = [0x41u8, 2, 3, 4, 5, 6, 7, 8];
+    let q = request(signature, &nonce).unwrap();
+    let answer = send(&app, post(&q).to_request()).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let token = token_from_response(&answer.body, signature, &nonce).unwrap();
+    let ca = std::fs::read_to_string(f.ca()).unwrap();
+    let doc = serde_json::json!({
+        "format": "keyshare.tsas/v1",
+        "tsas": [{"name": "keyshare", "certificate": ca, "description": "made at init"}],
+    });
+    let tsas =
+        keyshare_policy::trust::Tsas::from_slice(&serde_json::to_vec(&doc).unwrap()).unwrap();
+    let trusted = verify_token(&token, signature, &tsas, &[], f.now).unwrap();
+    assert_eq!(trusted.gen_time, f.now);
+    assert_eq!(trusted.tsa, "keyshare");
+    // Over other bytes, or under a list without this CA, it does not count.
+    assert!(verify_token(&token, b"another signature", &tsas, &[], f.now).is_err());
+    let stranger = serde_json::json!({
+        "format": "keyshare.tsas/v1",
+        "tsas": [{"name": "other", "certificate": keyshare_testkit::ca_pem("other")}],
+    });
+    let stranger =
+        keyshare_policy::trust::Tsas::from_slice(&serde_json::to_vec(&stranger).unwrap()).unwrap();
+    assert!(verify_token(&token, signature, &stranger, &[], f.now).is_err());
+}
