@@ -6,8 +6,13 @@
 //! ```text
 //! DIR/keyshare.toml            configuration (CONFIG_FILE)
 //! DIR/keyshare.db (-wal, -shm) the SQLite store (DB_NAME)
-//! DIR/keys/                    online keys, the root key, ci-secret (KEYS_DIR)
+//! DIR/keys/                    online keys, the root key, ci-secret, the TSA key
+//!                              and the TSA CA key (KEYS_DIR; crate::keys)
 //! DIR/keyshare.lock            one writer at a time (LOCK_FILE)
+//! DIR/tsa/                     the timestamp authority's certificates (TSA_DIR):
+//!     ca.pem                   the organization's TSA CA (TSA_CA_CERT)
+//!     tsa.pem                  the TSA certificate (TSA_CERT)
+//!     chain.pem                both, TSA first: `tsa.cert_chain` (TSA_CHAIN)
 //! DIR/replica/                 an air-gap replica instead (REPLICA_DIR):
 //!     pinned-root.json         the root pinned at `init --replica`
 //!     current.bundle           the bundle last imported
@@ -27,6 +32,14 @@ pub const KEYS_DIR: &str = "keys";
 pub const LOCK_FILE: &str = "keyshare.lock";
 /// The replica's directory inside the data directory.
 pub const REPLICA_DIR: &str = "replica";
+/// The timestamp authority's certificates' directory inside the data directory.
+pub const TSA_DIR: &str = "tsa";
+/// The TSA CA certificate (PEM), in the TSA directory.
+pub const TSA_CA_CERT: &str = "ca.pem";
+/// The TSA certificate (PEM), in the TSA directory.
+pub const TSA_CERT: &str = "tsa.pem";
+/// The TSA certificate then the CA certificate (PEM), in the TSA directory.
+pub const TSA_CHAIN: &str = "chain.pem";
 /// The pinned root, in the replica directory.
 pub const PINNED_ROOT: &str = "pinned-root.json";
 /// The current bundle, in the replica directory.
@@ -65,6 +78,11 @@ impl<'a> DataDir<'a> {
     /// `keyshare.lock`.
     pub fn lock(&self) -> PathBuf {
         self.0.join(LOCK_FILE)
+    }
+
+    /// `tsa/`.
+    pub fn tsa(&self) -> PathBuf {
+        self.0.join(TSA_DIR)
     }
 
     /// `replica/`.

@@ -35,6 +35,13 @@ pub const ONLINE: [&str; 4] = [
     "namespaces.pem",
 ];
 
+/// The timestamp authority's key (embedded default of `tsa.key`): ECDSA
+/// P-256, PKCS#8 PEM.
+pub const TSA_KEY: &str = "tsa.pem";
+/// The key of the organization's TSA CA, which issues the TSA
+/// certificate: ECDSA P-256, PKCS#8 PEM.
+pub const TSA_CA_KEY: &str = "tsa-ca.pem";
+
 /// The CI secret (nonces and principals of CI delegations, see
 /// `crate::ci::secret`): 32 random bytes as 64 hex digits.
 pub const CI_SECRET: &str = "ci-secret";
@@ -114,7 +121,12 @@ fn create_dir(dir: &Path) -> Result<(), KeyError> {
 
 /// Generates an Ed25519 key into the new file `path` (mode 0600).
 fn generate_file(path: &Path) -> Result<SharedSigner, KeyError> {
-    let signer = InMemorySigner::generate(Scheme::Ed25519).map_err(|e| KeyError::Bad {
+    generate_file_of(path, Scheme::Ed25519)
+}
+
+/// Generates a key of `scheme` into the new file `path` (mode 0600).
+fn generate_file_of(path: &Path, scheme: Scheme) -> Result<SharedSigner, KeyError> {
+    let signer = InMemorySigner::generate(scheme).map_err(|e| KeyError::Bad {
         path: path.to_owned(),
         reason: e.to_string(),
     })?;
@@ -311,6 +323,84 @@ pub fn ci_secret(data_dir: &Path) -> Result<[u8; 32], KeyError> {
             path,
             reason: "not a CI secret (64 hex digits)".into(),
         })
+}
+
+/// The timestamp authority's signing key as `tsa.key` names it (`key_ref`):
+/// `keys/tsa.pem` (the default), another PEM file relative to `data_dir`,
+/// or a key in a PKCS#11 token (PIN from the URI, else `pin_file`). With
+/// `create`, a missing default key file is generated (ECDSA P-256); the
+/// flag in the result says whether it was. The key must be ECDSA P-256:
+/// RFC 3161 verifiers rarely know Ed25519.
+pub fn tsa_key(
+    key_ref: &KeyRef,
+    pin_file: Option<&Path>,
+    data_dir: &Path,
+    create: bool,
+) -> Result<(SharedSigner, bool), KeyError> {
+    const SETTING: &str = "tsa.key";
+    let dir = data_dir.join(KEYS_DIR);
+    let default_path = dir.join(TSA_KEY);
+    let (signer, created, path): (SharedSigner, bool, PathBuf) = match key_ref {
+        KeyRef::Default if create && !default_path.exists() => {
+            create_dir(&dir)?;
+            let signer = generate_file_of(&default_path, Scheme::EcdsaP256Sha256)?;
+            (signer, true, default_path)
+        }
+        KeyRef::Default => (load_one(&default_path)?, false, default_path),
+        KeyRef::File(path) => {
+            let path = data_dir.join(path);
+            (load_one(&path)?, false, path)
+        }
+        KeyRef::Pkcs11(uri) => {
+            let pin = uri
+                .pin()
+                .or_else(|| pin_file.map(|p| PinSource::File(p.to_owned())))
+                .ok_or(KeyError::NoPin { setting: SETTING })?;
+            let signer =
+                Pkcs11Signer::open(uri, &pin, Some(Scheme::EcdsaP256Sha256)).map_err(|source| {
+                    KeyError::Token {
+                        setting: SETTING,
+                        source,
+                    }
+                })?;
+            return Ok((Arc::new(signer), false));
+        }
+    };
+    if signer.public_key().scheme() != Some(Scheme::EcdsaP256Sha256) {
+        return Err(KeyError::Bad {
+            path,
+            reason: "the TSA key must be an ECDSA P-256 key".into(),
+        });
+    }
+    Ok((signer, created))
+}
+
+/// The TSA CA's private key, `keys/tsa-ca.pem` in `data_dir`; with
+/// `create`, a missing one is generated (ECDSA P-256, mode 0600). The flag
+/// in the result says whether it was. Refused when group or others may
+/// read it.
+pub fn tsa_ca_key(
+    data_dir: &Path,
+    create: bool,
+) -> Result<(openssl::pkey::PKey<openssl::pkey::Private>, bool), KeyError> {
+    let dir = data_dir.join(KEYS_DIR);
+    let path = dir.join(TSA_CA_KEY);
+    let created = create && !path.exists();
+    if created {
+        create_dir(&dir)?;
+        generate_file_of(&path, Scheme::EcdsaP256Sha256)?;
+    }
+    let meta = fs::metadata(&path).map_err(io(&path))?;
+    let mode = meta.mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(KeyError::TooOpen { path, mode });
+    }
+    let pem = fs::read(&path).map_err(io(&path))?;
+    let key = openssl::pkey::PKey::private_key_from_pem(&pem).map_err(|_| KeyError::Bad {
+        path: path.clone(),
+        reason: "not a PEM private key".into(),
+    })?;
+    Ok((key, created))
 }
 
 /// Loads one key file, refusing it when group or others may read it.

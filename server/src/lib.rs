@@ -19,6 +19,8 @@
 //!     overridden by flags; the `[ci]` table; durations;
 //!   * [`lock`]: one writer per data directory (held by `serve` for its
 //!     whole life and by every other command that writes);
+//!   * [`rate_limit`]: a sliding-window limit per identity (CI principals,
+//!     timestamp clients);
 //!   * [`store`]: the SQLite store — namespaces, keys, identities,
 //!     sub-delegations, revocations, peers, X.509 roots, API tokens
 //!     (hashed), every published metadata file, and a hash-chained audit
@@ -42,6 +44,9 @@
 //!   * [`airgap`]: bundle export (a bundle edition of snapshot and
 //!     timestamp signed by the publisher for the bundle's window), replica
 //!     import with an atomic swap, and the replica's served files;
+//!   * [`tsa`]: the RFC 3161 timestamp authority — its key, CA and
+//!     certificate, the answer to a `TimeStampReq`, and the record of
+//!     every token issued (`docs/tsa.md`);
 //! * [`http`]: every route — the TUF repository (read API), the admin API
 //!   with bearer tokens and its authorization matrix, the CI endpoints,
 //!   export, the replica's read-only application, `/healthz`, `/metrics`,
@@ -66,6 +71,8 @@ pub mod keys;
 pub mod lock;
 pub mod published_heads;
 pub mod publisher;
+pub mod rate_limit;
 pub mod store;
+pub mod tsa;
 
 pub use keyshare_policy::repo;

@@ -9,7 +9,8 @@
 //! (SoftHSM2): `init` and `serve` configured with four `pkcs11:` URIs in
 //! `keyshare.toml`, an admin change over HTTP, and keyshare's own TUF
 //! client (pinned to `1.root.json`) verifying what was published, down to
-//! the key ids that signed each role. Also: a wrong PIN, a missing key and
+//! the key ids that signed each role; the timestamp authority's key in the
+//! token too, its tokens verified by `openssl ts -verify`. Also: a wrong PIN, a missing key and
 //! a missing module are one `error:` line that never shows the PIN.
 //!
 //! The token and its keys are made in this process with
@@ -77,12 +78,14 @@ impl Fixture {
         self.dir.path().join("wrong.pin")
     }
 
-    /// `keyshare.toml` naming the four token keys (and `extra` lines).
+    /// `keyshare.toml` naming the four token keys and the TSA key in the
+    /// token.
     fn config_file(&self, uris: &BTreeMap<&'static str, Pkcs11Uri>) -> String {
         let mut text = String::from("[keys]\n");
         for (role, _) in ROLES {
             text.push_str(&format!("{role} = \"{}\"\n", uris[role]));
         }
+        text.push_str(&format!("[tsa]\nkey = \"{}\"\n", self.uris["tsa"]));
         text
     }
 }
@@ -146,7 +149,11 @@ fn fixture() -> &'static Fixture {
         let pin = PinSource::Value(Pin::new(PIN));
         let mut uris = BTreeMap::new();
         let mut key_ids = BTreeMap::new();
-        for (role, scheme) in ROLES {
+        // The online keys, and the timestamp authority's key ("tsa").
+        for (role, scheme) in ROLES
+            .into_iter()
+            .chain([("tsa", Scheme::EcdsaP256Sha256)])
+        {
             let uri = generate_key(&token_uri, &pin, scheme, role).unwrap();
             let signer = Pkcs11Signer::open(&uri, &pin, Some(scheme)).unwrap();
             key_ids.insert(role, signer.key_id().as_str().to_owned());
@@ -335,6 +342,32 @@ fn http(
     (status, raw[split + 4..].to_vec())
 }
 
+/// `POST path` with a binary body of `content_type` (one request per
+/// connection); the status and the body.
+fn post_bytes(addr: &str, path: &str, content_type: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete HTTP response");
+    let status = text(&raw[..split])
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status code");
+    (status, raw[split + 4..].to_vec())
+}
+
 fn fetch_metadata(server: &Server, request: &Request) -> Response {
     if request.is_local() {
         return Response::NotFound;
@@ -362,14 +395,15 @@ fn online_keys_in_a_token_sign_everything_the_server_publishes() {
     let dir = data_dir(tmp.path(), "data", &fx.config_file(&fx.uris));
 
     let (token, root_hash) = init(&dir);
-    // Only the root key (embedded default) and the CI secret (nonces and
-    // principals, not a signing key) are local files.
+    // Only the root key (embedded default), the TSA CA key (it certified
+    // the token's TSA key) and the CI secret (nonces and principals, not a
+    // signing key) are local files.
     let mut files: Vec<String> = fs::read_dir(dir.join("keys"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     files.sort();
-    assert_eq!(files, ["ci-secret", "root.pem"]);
+    assert_eq!(files, ["ci-secret", "root.pem", "tsa-ca.pem"]);
 
     let server = Server::start(&dir);
     server.json(
@@ -591,4 +625,65 @@ fn token_problems_are_one_line_without_the_pin() {
         line.contains("keys.targets") && line.contains("module-path"),
         "{line}"
     );
+}
+
+/// The timestamp authority's key in the token: `init` has the TSA CA
+/// certify the token's public key (no key file is made), `serve` signs
+/// every token in the token, and `openssl ts -verify` accepts the reply
+/// against the CA `init` made.
+#[test]
+fn a_tsa_key_in_a_token_signs_timestamp_tokens_that_openssl_verifies() {
+    let _serial = one_at_a_time();
+    let fx = fixture();
+    let dir = data_dir(fx.dir.path(), "tsa-in-token", &fx.config_file(&fx.uris));
+    init(&dir);
+    assert!(
+        !dir.join("keys/tsa.pem").exists(),
+        "a TSA key file was made"
+    );
+    let tsa_pem = dir.join("tsa/tsa.pem");
+    let ca_pem = dir.join("tsa/ca.pem");
+    let data = dir.with_extension("artifact");
+    fs::write(&data, b"signed in the HSM\n").unwrap();
+    let query = dir.with_extension("tsq");
+    let out = run({
+        let mut c = Command::new("openssl");
+        c.args(["ts", "-query", "-data"])
+            .arg(&data)
+            .args(["-sha256", "-cert", "-out"])
+            .arg(&query);
+        c
+    });
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let server = Server::start(&dir);
+    let (status, body) = post_bytes(
+        &server.addr,
+        "/api/v1/timestamp",
+        "application/timestamp-query",
+        &fs::read(&query).unwrap(),
+    );
+    assert_eq!(status, 200, "{}", text(&body));
+    let reply = dir.with_extension("tsr");
+    fs::write(&reply, &body).unwrap();
+    for extra in [&["-untrusted"][..], &[]] {
+        let mut c = Command::new("openssl");
+        c.args(["ts", "-verify", "-data"])
+            .arg(&data)
+            .arg("-in")
+            .arg(&reply)
+            .arg("-CAfile")
+            .arg(&ca_pem);
+        if !extra.is_empty() {
+            c.args(extra).arg(&tsa_pem);
+        }
+        let out = run(c);
+        assert!(
+            out.status.success(),
+            "openssl ts -verify: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+    }
+    server.terminate();
 }

@@ -136,6 +136,15 @@ pub enum CiError {
     Internal(String),
 }
 
+impl From<crate::rate_limit::RateLimited> for CiError {
+    fn from(e: crate::rate_limit::RateLimited) -> Self {
+        Self::RateLimited {
+            limit: e.limit,
+            window: e.window,
+        }
+    }
+}
+
 /// Why an ID token's times were refused ([`CiError::ExpiredToken`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

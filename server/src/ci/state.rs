@@ -10,10 +10,8 @@
 //! (`crate::publisher::Change::DelegateCi`), in the same transaction, so
 //! it holds across restarts.
 //!
-//! Rate-limit counters live in memory: a restart resets them.
-
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Mutex, PoisonError};
+//! Rate-limit counters live in memory (`crate::rate_limit`): a restart
+//! resets them.
 
 use time::{Duration, OffsetDateTime};
 
@@ -85,45 +83,9 @@ impl Nonces {
     }
 }
 
-/// At most `limit` requests per identity per `window` (sliding window).
-#[derive(Debug)]
-pub struct RateLimiter {
-    limit: usize,
-    window: Duration,
-    recent: Mutex<HashMap<String, VecDeque<OffsetDateTime>>>,
-}
-
-impl RateLimiter {
-    /// A limiter of `limit` per `window`.
-    pub fn new(limit: u32, window: Duration) -> Self {
-        Self {
-            limit: usize::try_from(limit).unwrap_or(usize::MAX),
-            window,
-            recent: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Counts one request of `identity`; refuses it over the limit.
-    pub fn admit(&self, identity: &str, now: OffsetDateTime) -> Result<(), CiError> {
-        let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
-        if recent.len() >= 4096 {
-            let window = self.window;
-            recent.retain(|_, q| q.back().is_some_and(|t| *t > now - window));
-        }
-        let q = recent.entry(identity.to_owned()).or_default();
-        while q.front().is_some_and(|t| *t <= now - self.window) {
-            q.pop_front();
-        }
-        if q.len() >= self.limit {
-            return Err(CiError::RateLimited {
-                limit: self.limit,
-                window: self.window,
-            });
-        }
-        q.push_back(now);
-        Ok(())
-    }
-}
+/// The rate limit of delegation requests per principal
+/// (`ci.rate_limit` per `ci.rate_window`).
+pub use crate::rate_limit::RateLimiter;
 
 #[cfg(test)]
 mod tests {
@@ -196,7 +158,7 @@ mod tests {
         let l = RateLimiter::new(2, Duration::minutes(1));
         l.admit("a", T).unwrap();
         l.admit("a", T).unwrap();
-        let refused = l.admit("a", T).unwrap_err();
+        let refused = CiError::from(l.admit("a", T).unwrap_err());
         assert!(
             matches!(refused, CiError::RateLimited { limit: 2, .. }),
             "{refused:?}"

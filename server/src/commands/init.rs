@@ -63,6 +63,8 @@ fn init_locked(
             )));
         }
     }
+    let tsa_dir = layout.tsa();
+    let had_tsa_dir = tsa_dir.exists();
     let wrote_config = !config_path.exists();
     if wrote_config {
         keyshare_fsio::write_new(&config_path, config::DEFAULT_FILE.as_bytes(), 0o644)?;
@@ -71,6 +73,9 @@ fn init_locked(
     if result.is_err() {
         // Best effort: leave the directory as init found it.
         let _ = fs::remove_dir_all(&keys_dir);
+        if !had_tsa_dir {
+            let _ = fs::remove_dir_all(&tsa_dir);
+        }
         for suffix in ["", "-wal", "-shm"] {
             let _ = fs::remove_file(dir.join(format!("{DB_NAME}{suffix}")));
         }
@@ -115,6 +120,22 @@ fn init_repository(
     };
     // The CI secret (nonces, principals), whether or not `[ci]` is set yet.
     keys::generate_ci_secret(&DataDir::new(dir).keys())?;
+    // The timestamp authority: its key, the organization's TSA CA and the
+    // TSA certificate (docs/tsa.md).
+    let tsa = if config.tsa.enabled {
+        let (material, made) = crate::tsa::setup::prepare(
+            &config.tsa,
+            config.keys.pin_file.as_deref(),
+            dir,
+            now,
+            true,
+        )
+        .map_err(|e| CliError::Other(e.to_string()))?;
+        crate::tsa::audit_setup(&publisher, &material, made, &config.tsa, now)?;
+        Some(material.chain_path)
+    } else {
+        None
+    };
     let root_hash = publisher
         .file("metadata/1.root.json")
         .map(|f| hex::encode(sha256(&f.bytes)))
@@ -136,6 +157,16 @@ fn init_repository(
     )
     .map_err(stdout)?;
     writeln!(out, "root sha256: {root_hash}").map_err(stdout)?;
+    if let Some(chain) = tsa {
+        let tsa_dir = DataDir::new(dir).tsa();
+        writeln!(
+            out,
+            "timestamp authority: CA certificate {}, TSA certificate chain {}",
+            tsa_dir.join(crate::data_dir::TSA_CA_CERT).display(),
+            chain.display()
+        )
+        .map_err(stdout)?;
+    }
     writeln!(
         out,
         "org-admin token (id {}); it will not be shown again:",
@@ -167,5 +198,43 @@ mod tests {
         fs::write(&path, text.replace("\n# [ci]\n", "\n[ci]\n")).unwrap();
         let ci = Config::load(&dir, &Flags::default()).unwrap().ci.unwrap();
         assert!(ci.issuers.is_empty() && ci.rules.is_empty());
+    }
+
+    #[test]
+    fn init_makes_the_timestamp_authority_and_audits_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        let mut out = Vec::new();
+        init(&dir, None, &mut out).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        let tsa = DataDir::new(&dir).tsa();
+        assert!(
+            out.contains(&format!("CA certificate {}", tsa.join("ca.pem").display())),
+            "{out}"
+        );
+        for file in [
+            "tsa/ca.pem",
+            "tsa/tsa.pem",
+            "tsa/chain.pem",
+            "keys/tsa.pem",
+            "keys/tsa-ca.pem",
+        ] {
+            assert!(dir.join(file).is_file(), "{file}");
+        }
+        let store = crate::store::Store::open(DataDir::new(&dir).db()).unwrap();
+        let records = store.audit_records(0, 100).unwrap();
+        let setup = records.iter().find(|r| r.action == "tsa.setup").unwrap();
+        assert_eq!(setup.actor, "system");
+        assert_eq!(setup.details["key"], "file");
+        assert_eq!(setup.details["ca_made"], true);
+        let tsa_pem = fs::read(tsa.join("tsa.pem")).unwrap();
+        let der = openssl::x509::X509::from_pem(&tsa_pem)
+            .unwrap()
+            .to_der()
+            .unwrap();
+        assert_eq!(
+            setup.details["certificate_sha256"],
+            hex::encode(sha256(&der)).as_str()
+        );
     }
 }

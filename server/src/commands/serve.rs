@@ -66,6 +66,9 @@ pub fn run<S: Future<Output = ()> + 'static>(
     state.body_limit = config.body_limit;
     state.allow_private_peers = config.allow_private_peers;
     state.export = crate::airgap::ExportLimits::from_config(config);
+    if config.tsa.enabled {
+        state.tsa = Some(Arc::new(open_tsa(dir, config, &publisher, clock())?));
+    }
     let resign_before = config.expiry.resign_before;
     let ci_sweep = match &config.ci {
         Some(ci) => {
@@ -84,6 +87,10 @@ pub fn run<S: Future<Output = ()> + 'static>(
         }
         None => None,
     };
+    let tsa_ready = state
+        .tsa
+        .as_ref()
+        .map(|t| (t.certificate_sha256().to_owned(), config.tsa.policy.clone()));
     let served = serve_until_stopped(
         listening,
         "keyshare-server listening",
@@ -91,6 +98,14 @@ pub fn run<S: Future<Output = ()> + 'static>(
         out,
         shutdown,
         move |listener, tls, stop| {
+            // Logged once serving, so a start-up failure stays one line.
+            if let Some((certificate, policy)) = &tsa_ready {
+                tracing::info!(
+                    certificate_sha256 = %certificate,
+                    policy = %policy,
+                    "timestamp authority at POST /api/v1/timestamp"
+                );
+            }
             // Stopped with the server, or when it is given up on.
             let background = Background::spawn(publisher, clock, resign_before, ci_sweep);
             async move {
@@ -104,6 +119,28 @@ pub fn run<S: Future<Output = ()> + 'static>(
     );
     drop(lock);
     served
+}
+
+/// The timestamp authority of `dir`: its key and chain (what is missing at
+/// the default places is made and audited, for a data directory made
+/// before the TSA), with its own store connection.
+fn open_tsa(
+    dir: &Path,
+    config: &Config,
+    publisher: &Publisher,
+    now: time::OffsetDateTime,
+) -> Result<crate::tsa::Tsa, CliError> {
+    let tsa_error = |e: crate::tsa::TsaError| CliError::Other(e.to_string());
+    let (material, made) =
+        crate::tsa::setup::prepare(&config.tsa, config.keys.pin_file.as_deref(), dir, now, true)
+            .map_err(tsa_error)?;
+    crate::tsa::audit_setup(publisher, &material, made, &config.tsa, now)?;
+    let db = crate::data_dir::DataDir::new(dir).db();
+    let store = crate::store::Store::open(&db).map_err(|source| CliError::Store {
+        path: db.clone(),
+        source,
+    })?;
+    crate::tsa::Tsa::new(material, &config.tsa, store).map_err(tsa_error)
 }
 
 /// `serve`'s background tasks: maintenance, and the CI expiry sweeper when

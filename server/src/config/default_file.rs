@@ -51,6 +51,23 @@ keep_superseded = "1h"
 # targets = "pkcs11:token=keyshare;object=targets;type=private?module-path=/usr/lib/softhsm/libsofthsm2.so"
 # pin_file = "/etc/keyshare/token.pin"
 
+# RFC 3161 timestamp authority (docs/tsa.md): POST /api/v1/timestamp.
+# init makes its key (keys/tsa.pem, ECDSA P-256), an organization TSA CA
+# (key keys/tsa-ca.pem, certificate tsa/ca.pem) and the TSA certificate
+# (tsa/tsa.pem; tsa/chain.pem holds it and the CA). key: a PEM file or a
+# pkcs11: URI, as under [keys]; cert_chain: PEM, the TSA certificate first.
+# policy: the TSA policy OID of every token; the default lies under IANA's
+# example arc: set your organization's own. rate_limit: requests per
+# client address per rate_window (0: no limit).
+[tsa]
+enabled = true
+# key = "pkcs11:token=keyshare;object=tsa;type=private?module-path=/usr/lib/softhsm/libsofthsm2.so"
+# cert_chain = "tsa/chain.pem"
+policy = "1.3.6.1.4.1.32473.3161.1"
+accuracy = "1s"
+rate_limit = 600
+rate_window = "1m"
+
 # CI delegations (docs/ci.md): short-lived signing keys for CI jobs, which
 # prove who they are with an OIDC ID token or a scoped CI token
 # (`keyshare admin token create --ci NAMESPACE`). Without a [ci] table every

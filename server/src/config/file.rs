@@ -57,7 +57,7 @@ fn flatten(
         if let toml::Value::Table(inner) = value {
             if matches!(
                 dotted.as_str(),
-                "tls" | "log" | "expiry" | "limits" | "keys" | "airgap" | "store" | "peers"
+                "tls" | "log" | "expiry" | "limits" | "keys" | "airgap" | "store" | "peers" | "tsa"
             ) {
                 flatten(path, &dotted, inner, raw)?;
                 continue;

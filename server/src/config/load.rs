@@ -158,6 +158,42 @@ impl Config {
                     config.allow_private_peers =
                         parse_bool(value).ok_or_else(|| invalid("expected `true` or `false`"))?;
                 }
+                Setting::TsaEnabled => {
+                    config.tsa.enabled =
+                        parse_bool(value).ok_or_else(|| invalid("expected `true` or `false`"))?;
+                }
+                Setting::TsaKey => {
+                    config.tsa.key = KeyRef::parse(value).map_err(|e| invalid(&e))?;
+                }
+                Setting::TsaCertChain => {
+                    if value.is_empty() {
+                        return Err(invalid("expected a file path"));
+                    }
+                    config.tsa.cert_chain = Some(PathBuf::from(value));
+                }
+                Setting::TsaPolicy => {
+                    super::tsa::check_oid(value).map_err(|e| invalid(&e))?;
+                    config.tsa.policy.clone_from(value);
+                }
+                Setting::TsaAccuracy => {
+                    let d = parse_duration(value).map_err(|e| invalid(&e))?;
+                    if d < time::Duration::seconds(1) || d.subsec_nanoseconds() != 0 {
+                        return Err(invalid("expected whole seconds, at least 1s"));
+                    }
+                    config.tsa.accuracy = d;
+                }
+                Setting::TsaRateLimit => {
+                    config.tsa.rate_limit = value
+                        .parse::<u32>()
+                        .map_err(|_| invalid("expected a number of requests (0: no limit)"))?;
+                }
+                Setting::TsaRateWindow => {
+                    let d = parse_duration(value).map_err(|e| invalid(&e))?;
+                    if d <= time::Duration::ZERO {
+                        return Err(invalid("expected a positive duration"));
+                    }
+                    config.tsa.rate_window = d;
+                }
                 Setting::StoreKeepSuperseded => {
                     config.keep_superseded = if value == "forever" {
                         None
@@ -515,6 +551,62 @@ mod tests {
         assert_eq!(ci.issuers.len(), 1);
         assert_eq!(ci.rules.len(), 1);
         assert_eq!(ci.max_ttl, Duration::hours(1));
+    }
+
+    #[test]
+    fn tsa_settings_from_file_and_env_and_their_refusals() {
+        let c = resolve(Some(DEFAULT_FILE), &[], &Flags::default()).unwrap();
+        assert!(c.tsa.enabled);
+        assert_eq!(c.tsa.policy, crate::config::DEFAULT_POLICY);
+        // The commented-out lines of the [tsa] table, enabled.
+        let file = DEFAULT_FILE
+            .replace(
+                "# key = \"pkcs11:token=keyshare;object=tsa",
+                "key = \"pkcs11:token=keyshare;object=tsa",
+            )
+            .replace("# cert_chain = ", "cert_chain = ");
+        let c = resolve(
+            Some(&file),
+            &[
+                ("KEYSHARE_TSA_POLICY", "1.2.3.4"),
+                ("KEYSHARE_TSA_ACCURACY", "2s"),
+                ("KEYSHARE_TSA_RATE_LIMIT", "0"),
+                ("KEYSHARE_TSA_ENABLED", "false"),
+            ],
+            &Flags::default(),
+        )
+        .unwrap();
+        assert!(c.tsa.key.is_pkcs11(), "{:?}", c.tsa.key);
+        assert_eq!(c.tsa.cert_chain, Some(PathBuf::from("tsa/chain.pem")));
+        assert_eq!(c.tsa.policy, "1.2.3.4");
+        assert_eq!(c.tsa.accuracy, Duration::seconds(2));
+        assert_eq!(c.tsa.rate_limit, 0);
+        assert!(!c.tsa.enabled);
+        for (var, value) in [
+            (
+                "KEYSHARE_TSA_POLICY",
+                "2.25.96320766088623288303540650397250267126",
+            ),
+            ("KEYSHARE_TSA_POLICY", "policy-1"),
+            ("KEYSHARE_TSA_ACCURACY", "0s"),
+            ("KEYSHARE_TSA_RATE_LIMIT", "-1"),
+            ("KEYSHARE_TSA_RATE_WINDOW", "0s"),
+            ("KEYSHARE_TSA_ENABLED", "yes"),
+            ("KEYSHARE_TSA_KEY", "pkcs11:token=t"),
+        ] {
+            let e = error(None, &[(var, value)], &Flags::default());
+            assert!(e.contains("tsa.") && e.contains(var), "{e}");
+        }
+        let e = error(
+            Some(
+                "[tsa]
+serial = 1
+",
+            ),
+            &[],
+            &Flags::default(),
+        );
+        assert!(e.contains("unknown key `tsa.serial`"), "{e}");
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! * `settings`: every setting's dotted key and environment variable;
 //! * `file`: the TOML file, flattened into settings;
 //! * `keys`: where the online keys are ([`KeyRef`], [`Keys`]);
+//! * `tsa`: the timestamp authority's `[tsa]` ([`TsaConfig`]);
 //! * `error`: why it could not be read ([`ConfigError`], [`Source`]);
 //! * `default_file`: the file `init` writes ([`DEFAULT_FILE`]).
 //!
@@ -36,6 +37,7 @@ mod file;
 mod keys;
 mod load;
 mod settings;
+mod tsa;
 
 pub use ci::CiConfig;
 pub use default_file::DEFAULT_FILE;
@@ -43,6 +45,7 @@ pub use error::{ConfigError, Source};
 pub use keys::{KeyRef, Keys};
 pub use keyshare_policy::datetime::parse_duration;
 pub use load::Flags;
+pub use tsa::{TsaConfig, DEFAULT_POLICY};
 
 /// How long superseded published files are kept by default
 /// (`store.keep_superseded`): 1 hour. A client needs an older version only
@@ -124,6 +127,8 @@ pub struct Config {
     /// loopback addresses (and `http://` to loopback). Off: peers must be
     /// `https://` to public hosts.
     pub allow_private_peers: bool,
+    /// `[tsa]`: the RFC 3161 timestamp authority.
+    pub tsa: TsaConfig,
 }
 
 impl Default for Config {
@@ -149,6 +154,7 @@ impl Default for Config {
             ci: None,
             keep_superseded: Some(DEFAULT_RETENTION),
             allow_private_peers: false,
+            tsa: TsaConfig::default(),
         }
     }
 }

@@ -26,9 +26,16 @@ pub(super) enum Setting {
     AirgapMaxValidFor,
     StoreKeepSuperseded,
     PeersAllowPrivateAddresses,
+    TsaEnabled,
+    TsaKey,
+    TsaCertChain,
+    TsaPolicy,
+    TsaAccuracy,
+    TsaRateLimit,
+    TsaRateWindow,
 }
 
-pub(super) const KEYS: [Setting; 20] = [
+pub(super) const KEYS: [Setting; 27] = [
     Setting::Listen,
     Setting::TlsCert,
     Setting::TlsKey,
@@ -49,6 +56,13 @@ pub(super) const KEYS: [Setting; 20] = [
     Setting::AirgapMaxValidFor,
     Setting::StoreKeepSuperseded,
     Setting::PeersAllowPrivateAddresses,
+    Setting::TsaEnabled,
+    Setting::TsaKey,
+    Setting::TsaCertChain,
+    Setting::TsaPolicy,
+    Setting::TsaAccuracy,
+    Setting::TsaRateLimit,
+    Setting::TsaRateWindow,
 ];
 
 impl Setting {
@@ -74,6 +88,13 @@ impl Setting {
             Self::AirgapMaxValidFor => "airgap.max_valid_for",
             Self::StoreKeepSuperseded => "store.keep_superseded",
             Self::PeersAllowPrivateAddresses => "peers.allow_private_addresses",
+            Self::TsaEnabled => "tsa.enabled",
+            Self::TsaKey => "tsa.key",
+            Self::TsaCertChain => "tsa.cert_chain",
+            Self::TsaPolicy => "tsa.policy",
+            Self::TsaAccuracy => "tsa.accuracy",
+            Self::TsaRateLimit => "tsa.rate_limit",
+            Self::TsaRateWindow => "tsa.rate_window",
         }
     }
 
@@ -99,6 +120,13 @@ impl Setting {
             Self::AirgapMaxValidFor => "KEYSHARE_AIRGAP_MAX_VALID_FOR",
             Self::StoreKeepSuperseded => "KEYSHARE_STORE_KEEP_SUPERSEDED",
             Self::PeersAllowPrivateAddresses => "KEYSHARE_PEERS_ALLOW_PRIVATE_ADDRESSES",
+            Self::TsaEnabled => "KEYSHARE_TSA_ENABLED",
+            Self::TsaKey => "KEYSHARE_TSA_KEY",
+            Self::TsaCertChain => "KEYSHARE_TSA_CERT_CHAIN",
+            Self::TsaPolicy => "KEYSHARE_TSA_POLICY",
+            Self::TsaAccuracy => "KEYSHARE_TSA_ACCURACY",
+            Self::TsaRateLimit => "KEYSHARE_TSA_RATE_LIMIT",
+            Self::TsaRateWindow => "KEYSHARE_TSA_RATE_WINDOW",
         }
     }
 

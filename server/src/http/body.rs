@@ -38,6 +38,8 @@ pub(crate) struct Body {
     length: Option<Result<usize, ()>>,
     /// Whether `Content-Type` is JSON (or absent).
     json_content: bool,
+    /// The media type of `Content-Type` (lowercase, without parameters).
+    media_type: Option<String>,
 }
 
 impl std::fmt::Debug for Body {
@@ -84,6 +86,27 @@ impl Body {
             return Err(error::unsupported_media_type());
         }
         Ok(bytes)
+    }
+
+    /// Reads a body that must be of media type `media` (refused with 415
+    /// otherwise, unread) and at most `max` bytes (or the configured limit
+    /// when it is lower); as [`Body::bytes`] otherwise. For the binary
+    /// protocols (`application/timestamp-query`).
+    pub(crate) async fn bytes_of(
+        mut self,
+        media: &str,
+        max: usize,
+    ) -> Result<web::Bytes, ApiError> {
+        if self.media_type.as_deref() != Some(media) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!("the request body must be `Content-Type: {media}`"),
+            ));
+        }
+        self.limit = self.limit.min(max);
+        self.json_content = true;
+        self.bytes().await
     }
 
     /// Reads the body and parses it as JSON into `T` (whose request structs
@@ -168,6 +191,11 @@ impl FromRequest for Body {
             encoding: encoding(headers),
             length,
             json_content: json_content(headers),
+            media_type: headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|s| s.split(';').next())
+                .map(|m| m.trim().to_ascii_lowercase()),
         }))
     }
 }

@@ -113,6 +113,19 @@ impl ApiError {
     }
 }
 
+impl From<crate::rate_limit::RateLimited> for ApiError {
+    fn from(e: crate::rate_limit::RateLimited) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "rate limited: more than {} requests in {} from this address",
+                e.limit, e.window
+            ),
+        )
+    }
+}
+
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} ({}): {}", self.status, self.code, self.message)

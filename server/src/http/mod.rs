@@ -32,6 +32,10 @@
 //! The CI endpoints (`/api/v1/ci/...`) take an OIDC ID token or a CI token
 //! as the bearer credential and hand the work to [`crate::ci::CiService`].
 //!
+//! `POST /api/v1/timestamp` (`tsa.rs`) is unauthenticated and binary: a
+//! DER `TimeStampReq` in, a DER `TimeStampResp` out ([`crate::tsa::Tsa`]),
+//! rate-limited per client address.
+//!
 //! Responses are not compressed either: actix-web is built without its
 //! compression features.
 //!
@@ -47,6 +51,7 @@ mod error;
 mod ops;
 pub(crate) mod read;
 pub mod tls;
+mod tsa;
 
 use std::fmt;
 use std::future::Future;
@@ -94,6 +99,9 @@ pub struct AppState {
     /// URLs on private or loopback addresses (tests, local sidecars). Off
     /// by default: a peer must be `https://` to a public host.
     pub allow_private_peers: bool,
+    /// The RFC 3161 timestamp authority (`[tsa]`); `None` answers
+    /// `POST /api/v1/timestamp` with 404.
+    pub tsa: Option<Arc<crate::tsa::Tsa>>,
 }
 
 impl AppState {
@@ -107,6 +115,7 @@ impl AppState {
             export: crate::airgap::ExportLimits::default(),
             ci: None,
             allow_private_peers: false,
+            tsa: None,
         }
     }
 
@@ -154,6 +163,7 @@ pub fn app_config(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                     // Before the admin routes, whose patterns a CI request
                     // would otherwise be matched against one by one.
                     .configure(ci::routes)
+                    .configure(tsa::routes)
                     .configure(admin::routes)
                     .default_service(web::to(error::no_route)),
             );

@@ -1,5 +1,6 @@
 //! API tokens: created and revoked with an audit record, authenticated
-//! with their last use recorded. Not published.
+//! with their last use recorded. Not published. Also the audit record of
+//! a server event that publishes nothing ([`Publisher::audit_event`]).
 
 use serde_json::{json, Value};
 use time::OffsetDateTime;
@@ -90,6 +91,25 @@ impl Publisher {
                 tx.revoke_token(id)?;
                 tx.append_audit(actor, "token.revoke", id, &Value::Null)?;
                 Ok(())
+            })
+    }
+
+    /// Appends one audit record for a server event that publishes nothing
+    /// (the timestamp authority's key and certificates being made, say).
+    /// `details` must be JSON without floating-point numbers.
+    pub fn audit_event(
+        &self,
+        actor: &str,
+        action: &str,
+        subject: &str,
+        details: &Value,
+        now: OffsetDateTime,
+    ) -> Result<i64, PublishError> {
+        let mut guard = self.lock();
+        guard
+            .store
+            .transaction_at(now, |tx| -> Result<_, PublishError> {
+                Ok(tx.append_audit(actor, action, subject, details)?.seq)
             })
     }
 }

@@ -69,7 +69,7 @@ pub use records::{
     AuditHead, AuditRecord, CiOwner, IdentityRecord, KeyRecord, LastPublished, Listing,
     NamespaceRecord, NamespaceRevocationRecord, NewToken, OrgRoot, PeerRecord, PublishedFile,
     RevocationRecord, ScopeOverlap, ScopeOverlaps, SingleUse, SingleUseKind, SubDelegationRecord,
-    Token, TokenKind, TokenSecret, TokenState, TsaRecord, LAST_USED_RESOLUTION,
+    TimestampRecord, Token, TokenKind, TokenSecret, TokenState, TsaRecord, LAST_USED_RESOLUTION,
 };
 pub use schema::CURRENT_VERSION as SCHEMA_VERSION;
 pub use tx::{OverlapRule, Tx};
@@ -469,6 +469,11 @@ macro_rules! read_methods {
             /// by name, and how many there are in all (for an error that
             /// names them without growing with them).
             fn token_scope_sample(token_id: &str, limit: u32) -> (Vec<NamespaceName>, u64);
+            /// The timestamp token with serial `serial` (lowercase hex), if
+            /// the server issued one.
+            fn timestamp_record(serial: &str) -> Option<TimestampRecord>;
+            /// How many timestamp tokens the server has issued.
+            fn timestamp_count() -> u64;
             /// The newest version recorded at `path`, if any.
             fn latest_published(path: &str) -> Option<PublishedFile>;
             /// The file to serve at `path` (its newest version).

@@ -24,8 +24,8 @@ use super::error::{Error, Result};
 use super::records::{
     AuditHead, AuditRecord, CiOwner, IdentityRecord, KeyRecord, LastPublished, Listing,
     NamespaceRecord, NamespaceRevocationRecord, OrgRoot, PeerRecord, PublishedFile,
-    RevocationRecord, ScopeOverlap, ScopeOverlaps, SubDelegationRecord, Token, TokenKind,
-    TokenState, TsaRecord,
+    RevocationRecord, ScopeOverlap, ScopeOverlaps, SubDelegationRecord, TimestampRecord, Token,
+    TokenKind, TokenState, TsaRecord,
 };
 use super::{audit, parse_time, Cached};
 
@@ -577,6 +577,33 @@ pub(crate) fn namespace_revocation(
         namespace_revocation_record,
     )?;
     Ok(found.pop())
+}
+
+pub(crate) fn timestamp_record(conn: &Connection, serial: &str) -> Result<Option<TimestampRecord>> {
+    const T: &str = "timestamps";
+    let row: Option<(String, String, String, String, String, String)> = conn
+        .row(
+            "SELECT serial, gen_time, hash_alg, hash, policy, tsa_cert FROM timestamps WHERE serial = ?1",
+            [serial],
+            tuple_row,
+        )
+        .optional()?;
+    row.map(|(serial, gen_time, hash_alg, hash, policy, tsa_cert)| {
+        Ok(TimestampRecord {
+            serial,
+            gen_time: parse_time(T, &gen_time)?,
+            hash_alg,
+            hash,
+            policy,
+            tsa_cert,
+        })
+    })
+    .transpose()
+}
+
+pub(crate) fn timestamp_count(conn: &Connection) -> Result<u64> {
+    let n: i64 = conn.row("SELECT count(*) FROM timestamps", [], |r| r.get(0))?;
+    u64::try_from(n).map_err(|_| Error::corrupt("timestamps", format!("count {n}")))
 }
 
 pub(crate) fn listings(conn: &Connection, fingerprint: &Sha256Hex) -> Result<Vec<Listing>> {

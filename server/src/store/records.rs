@@ -88,6 +88,25 @@ pub struct NamespaceRevocationRecord {
     pub key_id: Option<String>,
 }
 
+/// One RFC 3161 timestamp token the server issued (the `timestamps`
+/// table): what was stamped, when, under which policy and certificate.
+/// The request itself is not kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TimestampRecord {
+    /// The token's serial number: lowercase hex of its unsigned value.
+    pub serial: String,
+    /// The token's genTime (whole seconds, UTC).
+    pub gen_time: OffsetDateTime,
+    /// The message imprint's hash algorithm: `sha256`, `sha384` or `sha512`.
+    pub hash_alg: String,
+    /// The message imprint: lowercase hex.
+    pub hash: String,
+    /// The TSA policy OID of the token, dotted.
+    pub policy: String,
+    /// SHA-256 (hex) of the TSA certificate that signed the token.
+    pub tsa_cert: String,
+}
+
 /// Scopes of other namespaces that a namespace's new scopes overlap: some
 /// artifact name matches both, and the more specific scope takes it
 /// (`ArtifactPattern::common_match`, `ArtifactPattern::outranks`).

@@ -19,7 +19,7 @@ use super::error::{Error, Result};
 use super::time_text;
 
 /// The schema version this build writes.
-pub const CURRENT_VERSION: i64 = 8;
+pub const CURRENT_VERSION: i64 = 9;
 
 /// One migration: SQL, or code for what SQL cannot do.
 enum Migration {
@@ -37,6 +37,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration::Code(v6_audit_filters),
     Migration::Sql(V7_NAMESPACE_REVOCATIONS),
     Migration::Sql(V8_TSAS),
+    Migration::Sql(V9_TIMESTAMPS),
 ];
 
 const V1: &str = r#"
@@ -520,6 +521,31 @@ CREATE TABLE tsas (
     description TEXT,
     added_at    TEXT NOT NULL
 ) STRICT;
+"#;
+
+/// Version 9: the RFC 3161 timestamp tokens the server issued
+/// (`POST /api/v1/timestamp`, docs/tsa.md), one row per token, for audit:
+///
+/// * `serial`: the token's serial number, lowercase hex of its unsigned
+///   value (128 random bits); unique, so a serial is never issued twice;
+/// * `gen_time`: the token's genTime (RFC 3339, whole seconds, UTC), from
+///   the server's clock;
+/// * `hash_alg`, `hash`: the message imprint (`sha256`, `sha384` or
+///   `sha512`; lowercase hex), what was timestamped;
+/// * `policy`: the TSA policy OID of the token (dotted);
+/// * `tsa_cert`: SHA-256 (hex) of the TSA certificate that signed it.
+///
+/// The request itself (nonce, extensions) is not kept.
+const V9_TIMESTAMPS: &str = r#"
+CREATE TABLE timestamps (
+    serial      TEXT PRIMARY KEY,
+    gen_time    TEXT NOT NULL,
+    hash_alg    TEXT NOT NULL,
+    hash        TEXT NOT NULL,
+    policy      TEXT NOT NULL,
+    tsa_cert    TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE INDEX timestamps_by_time ON timestamps(gen_time);
 "#;
 
 /// Brings the database to [`CURRENT_VERSION`], refusing a newer one.

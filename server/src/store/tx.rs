@@ -18,8 +18,8 @@ use keyshare_policy::trust::{
 use super::error::{Error, Result};
 use super::read::{self, require_namespace, secret_hash};
 use super::records::{
-    AuditRecord, CiOwner, Listing, NewToken, RevocationRecord, ScopeOverlaps, SingleUse, Token,
-    TokenKind, TokenSecret,
+    AuditRecord, CiOwner, Listing, NewToken, RevocationRecord, ScopeOverlaps, SingleUse,
+    TimestampRecord, Token, TokenKind, TokenSecret,
 };
 use super::{audit, time_text, Cached};
 
@@ -1004,6 +1004,32 @@ impl<'a> Tx<'a> {
             "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1",
             (id, self.now_text()),
         )?;
+        Ok(())
+    }
+
+    // ---- timestamp tokens ----
+
+    /// Records a timestamp token the server is about to hand out.
+    /// `AlreadyExists` (kind `timestamp serial`) if its serial was issued
+    /// before: a serial is never used twice.
+    pub fn record_timestamp(&mut self, record: &TimestampRecord) -> Result<()> {
+        self.tx
+            .exec(
+                "INSERT INTO timestamps (serial, gen_time, hash_alg, hash, policy, tsa_cert)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                (
+                    &record.serial,
+                    time_text(record.gen_time),
+                    &record.hash_alg,
+                    &record.hash,
+                    &record.policy,
+                    &record.tsa_cert,
+                ),
+            )
+            .map_err(exists_on_conflict(
+                "timestamp serial",
+                record.serial.clone(),
+            ))?;
         Ok(())
     }
 

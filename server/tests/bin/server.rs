@@ -1080,3 +1080,92 @@ fn init_bins_chooses_the_bin_count_and_refuses_other_counts() {
     let (status, log) = server.terminate();
     assert!(status.success(), "{log}");
 }
+
+/// `POST path` with a binary body (one request per connection).
+fn post_bytes(addr: &str, path: &str, content_type: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete HTTP response");
+    let status = String::from_utf8_lossy(&raw[..split])
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status code");
+    (status, raw[split + 4..].to_vec())
+}
+
+/// `openssl ts -verify -data DATA -in REPLY -CAfile CA -untrusted TSA`.
+fn openssl_ts_verify(data: &Path, reply: &Path, dir: &Path) -> Output {
+    let mut cmd = Command::new("openssl");
+    cmd.args(["ts", "-verify", "-data"])
+        .arg(data)
+        .arg("-in")
+        .arg(reply)
+        .arg("-CAfile")
+        .arg(dir.join("tsa/ca.pem"))
+        .arg("-untrusted")
+        .arg(dir.join("tsa/tsa.pem"));
+    run(cmd)
+}
+
+/// The timestamp authority out of the box: `init`, `serve`, a request made
+/// by `openssl ts -query` answered with a token `openssl ts -verify`
+/// accepts against `tsa/ca.pem`. A data directory made before the TSA
+/// (no `tsa/`, no TSA keys) gets them at the first `serve`, audited.
+#[test]
+fn the_timestamp_authority_answers_after_init_and_after_an_upgrade() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let (token, _) = init(&dir);
+    let data = tmp.path().join("artifact.bin");
+    fs::write(&data, b"an artifact\n").unwrap();
+    let query = tmp.path().join("q.tsq");
+    let mut cmd = Command::new("openssl");
+    cmd.args(["ts", "-query", "-sha256", "-data"])
+        .arg(&data)
+        .arg("-out")
+        .arg(&query);
+    assert!(run(cmd).status.success());
+    let query = fs::read(&query).unwrap();
+    let stamp = |server: &Server, name: &str| {
+        let (status, body) = post_bytes(
+            &server.addr,
+            "/api/v1/timestamp",
+            "application/timestamp-query",
+            &query,
+        );
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let reply = tmp.path().join(name);
+        fs::write(&reply, body).unwrap();
+        let out = openssl_ts_verify(&data, &reply, &dir);
+        assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    };
+    let server = Server::start(&dir);
+    stamp(&server, "first.tsr");
+    drop(server);
+
+    // As a data directory from before the TSA.
+    fs::remove_dir_all(dir.join("tsa")).unwrap();
+    fs::remove_file(dir.join("keys/tsa.pem")).unwrap();
+    fs::remove_file(dir.join("keys/tsa-ca.pem")).unwrap();
+    let server = Server::start(&dir);
+    stamp(&server, "second.tsr");
+    let (status, body) =
+        server.request("GET", "/api/v1/audit?action=tsa.setup", Some(&token), None);
+    assert_eq!(status, 200);
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    let records = v["records"].as_array().unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(records.len(), 2, "init's and the first start's: {v}");
+}

@@ -20,5 +20,6 @@ mod read;
 mod revocations;
 mod scope_overlaps;
 mod server;
+mod timestamps;
 mod tokens_audit;
 mod tsas;

@@ -79,6 +79,7 @@ impl Fixture {
             export: Default::default(),
             ci: None,
             allow_private_peers: false,
+            tsa: None,
         };
         let mut fixture = Self {
             dir,

@@ -44,7 +44,8 @@ fn listed(id: &str, key: &InMemorySigner) -> TrustedKey {
 fn downgrade_to_schema_2(path: &std::path::Path, by_id: &[(&str, OffsetDateTime)]) {
     let conn = rusqlite::Connection::open(path).unwrap();
     conn.execute_batch(
-        "DROP TABLE tsas;
+        "DROP TABLE timestamps;
+         DROP TABLE tsas;
          DROP TABLE namespace_revocations;
          DROP TABLE audit_namespaces;
          DROP INDEX audit_log_by_action;
