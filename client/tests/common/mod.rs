@@ -76,7 +76,28 @@ impl Server {
         (server, cert)
     }
 
+    /// A server that runs its timestamp authority as `init` sets it up:
+    /// the TSA key and CA made in its data directory, the CA listed in
+    /// `org/tsas.json` (`keyshare_server::tsa::trust_own`).
+    pub fn start_with_tsa() -> Self {
+        let created = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+        let (dir, publisher, root_key) = Self::init(created);
+        let config = keyshare_server::config::TsaConfig::default();
+        let (material, _) =
+            keyshare_server::tsa::setup::prepare(&config, None, dir.path(), created, true).unwrap();
+        keyshare_server::tsa::trust_own(&publisher, &material, created).unwrap();
+        let store = Store::open(dir.path().join("keyshare.db")).unwrap();
+        let tsa = keyshare_server::tsa::Tsa::new(material, &config, store).unwrap();
+        Self::serve_with(dir, publisher, root_key, None, Some(Arc::new(tsa)))
+    }
+
     fn spawn(created: OffsetDateTime, tls: Option<openssl::ssl::SslAcceptorBuilder>) -> Self {
+        let (dir, publisher, root_key) = Self::init(created);
+        Self::serve(dir, publisher, root_key, tls)
+    }
+
+    /// A new repository created at `created`, with its data directory.
+    fn init(created: OffsetDateTime) -> (tempfile::TempDir, Arc<Publisher>, SharedSigner) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path().join("keyshare.db")).unwrap();
         let keys = OnlineKeys {
@@ -97,7 +118,7 @@ impl Server {
             )
             .unwrap(),
         );
-        Self::serve(dir, publisher, root_key, tls)
+        (dir, publisher, root_key)
     }
 
     /// A server whose repository is in the layout of earlier versions (a
@@ -183,7 +204,18 @@ impl Server {
         root_key: SharedSigner,
         tls: Option<openssl::ssl::SslAcceptorBuilder>,
     ) -> Self {
-        let state = AppState::new(publisher.clone());
+        Self::serve_with(dir, publisher, root_key, tls, None)
+    }
+
+    fn serve_with(
+        dir: tempfile::TempDir,
+        publisher: Arc<Publisher>,
+        root_key: SharedSigner,
+        tls: Option<openssl::ssl::SslAcceptorBuilder>,
+        tsa: Option<Arc<keyshare_server::tsa::Tsa>>,
+    ) -> Self {
+        let mut state = AppState::new(publisher.clone());
+        state.tsa = tsa;
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();

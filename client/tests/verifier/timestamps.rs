@@ -1,7 +1,8 @@
 //! Trusted time end to end: `keyshare verify-blob` with a signature file
 //! carrying an RFC 3161 token made by OpenSSL's own TSA (`openssl ts
-//! -reply`, a CA listed in `org/tsas.json` through the admin change), and
-//! `keyshare sign-blob` against a server that runs no TSA.
+//! -reply`, a CA listed in `org/tsas.json` through the admin change),
+//! `keyshare sign-blob` against a server that runs no TSA, and the whole
+//! flow against the server's own TSA as `init` sets it up.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -268,4 +269,67 @@ fn sign_blob_carries_on_without_a_token_when_the_server_runs_no_tsa() {
             .unwrap();
     assert!(sig.get("timestamp_token").is_none(), "{sig}");
     assert!(sig.get("signature").is_some(), "{sig}");
+}
+
+/// The whole flow against keyshare's own TSA as `init` sets it up (its CA
+/// listed in `org/tsas.json`, nothing configured by hand): `sign-blob
+/// --server` stamps the signature, and `verify-blob` trusts it at the
+/// token's time, after the CI key's window has ended.
+#[test]
+fn a_signature_stamped_by_the_servers_own_tsa_verifies_after_the_keys_window() {
+    let server = Server::start_with_tsa();
+    server.create_namespace("team-a", &["registry.acme.io/team-a/**"], 1);
+    let ci = InMemorySigner::generate(Scheme::Ed25519).unwrap();
+    let not_after = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap() + Duration::seconds(3);
+    server.apply(Change::AddKey {
+        namespace: keyshare_testkit::ns("team-a"),
+        key: TrustedKey {
+            id: KeyId::new("ci-1"),
+            key: ci.public_key().clone(),
+            not_before: None,
+            not_after: Some(not_after),
+            ephemeral: true,
+            description: None,
+            principal: None,
+        },
+    });
+    let client = Client::new();
+    client.init(&server.url, &server.root1_sha256());
+    let key_file = client.write(
+        "ks.pem",
+        &String::from_utf8(ci.to_pkcs8_pem().unwrap()).unwrap(),
+    );
+    let file = client.write("app.tar", "the release");
+    let run = keyshare(&[
+        "sign-blob",
+        "--server",
+        &server.url,
+        "--key",
+        key_file.to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let sig_path = client.dir.path().join("app.tar.sig");
+    let sig: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&sig_path).unwrap()).unwrap();
+    assert!(sig["timestamp_token"].is_string(), "{sig}");
+
+    // After the delegation ended.
+    let wait = not_after - OffsetDateTime::now_utc() + Duration::milliseconds(300);
+    if wait.is_positive() {
+        std::thread::sleep(wait.unsigned_abs());
+    }
+    let run = client.run(&[
+        "verify-blob",
+        "registry.acme.io/team-a/app",
+        file.to_str().unwrap(),
+        "--signature",
+        sig_path.to_str().unwrap(),
+        "--refresh",
+    ]);
+    run.assert_ok();
+    assert!(
+        run.stdout.contains("timestamp token of TSA `keyshare`"),
+        "{run:?}"
+    );
 }

@@ -132,6 +132,7 @@ fn init_repository(
         )
         .map_err(|e| CliError::Other(e.to_string()))?;
         crate::tsa::audit_setup(&publisher, &material, made, &config.tsa, now)?;
+        crate::tsa::trust_own(&publisher, &material, now)?;
         Some(material.chain_path)
     } else {
         None
@@ -236,5 +237,22 @@ mod tests {
             setup.details["certificate_sha256"],
             hex::encode(sha256(&der)).as_str()
         );
+        // The TSA CA is trusted out of the box: listed in org/tsas.json,
+        // which is published.
+        let ca_der = openssl::x509::X509::from_pem(&fs::read(tsa.join("ca.pem")).unwrap())
+            .unwrap()
+            .to_der()
+            .unwrap();
+        let listed = store.tsas().unwrap();
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        assert_eq!(listed[0].tsa.name, crate::tsa::OWN_TSA_NAME);
+        assert_eq!(listed[0].tsa.certificate.cert().to_der().unwrap(), ca_der);
+        let bytes = store.tsas_document().unwrap().to_vec().unwrap();
+        let path = format!("targets/org/{}.tsas.json", hex::encode(sha256(&bytes)));
+        let published = store.latest_published(&path).unwrap();
+        assert!(published.is_some(), "{path} is not published");
+        assert!(records.iter().any(|r| r.action == "tsa.create"
+            && r.subject == crate::tsa::OWN_TSA_NAME
+            && r.actor == "system"));
     }
 }

@@ -113,6 +113,51 @@ pub struct Answer {
     pub outcome: Outcome,
 }
 
+/// The name under which `init` lists this server's own timestamp
+/// authority in `org/tsas.json`.
+pub const OWN_TSA_NAME: &str = "keyshare";
+
+/// Lists the top certificate of this server's TSA chain (the TSA CA `init`
+/// made, or the CA of a configured chain) in `org/tsas.json` as
+/// [`OWN_TSA_NAME`], so tokens of this server's TSA verify out of the box;
+/// an org admin may remove it or list others (`keyshare admin tsa`).
+/// Audited as `system` (`tsa.create`).
+pub fn trust_own(
+    publisher: &crate::publisher::Publisher,
+    material: &Material,
+    now: OffsetDateTime,
+) -> Result<(), crate::publisher::PublishError> {
+    let refused = |m: String| {
+        crate::publisher::PublishError::from(store::Error::invalid(
+            "tsa",
+            format!("listing this server's TSA in org/tsas.json: {m}"),
+        ))
+    };
+    let top = material
+        .chain
+        .last()
+        .ok_or_else(|| refused("the TSA certificate chain is empty".into()))?;
+    let pem = openssl::x509::X509::from_der(top)
+        .and_then(|c| c.to_pem())
+        .map_err(|e| refused(e.to_string()))?;
+    let pem = String::from_utf8(pem).map_err(|e| refused(e.to_string()))?;
+    let certificate = keyshare_policy::trust::check_tsa_certificate(&pem).map_err(refused)?;
+    publisher.apply(
+        "system",
+        crate::publisher::Change::PutTsa {
+            tsa: keyshare_policy::trust::TrustedTsa {
+                name: OWN_TSA_NAME.to_owned(),
+                certificate,
+                description: Some(
+                    "this keyshare server's timestamp authority (listed by init)".into(),
+                ),
+            },
+        },
+        now,
+    )?;
+    Ok(())
+}
+
 /// Records the TSA's key and certificate in the audit log (actor
 /// `system`): `tsa.setup` when [`setup::prepare`] made anything (which
 /// files), else `tsa.certificate` when the TSA certificate is not the one
