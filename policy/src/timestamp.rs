@@ -792,17 +792,13 @@ pub fn token_from_response(
             "response larger than {MAX_TOKEN} bytes"
         )));
     }
-    let resp = TimeStampResp::from_der(response).map_err(malformed("TimeStampResp"))?;
-    let status = resp.status.status as u8;
-    if status > 1 {
-        let text = resp
-            .status
-            .status_string
-            .as_ref()
-            .map(|t| format!(": {t:?}"))
-            .unwrap_or_default();
-        return Err(TokenError::Refused { status, text });
+    // A refusal is read first, by hand: the ASN.1 crates do not decode
+    // every failure-info bit string a TSA may send (`unacceptedExtension`,
+    // `systemFailure`), and a refusal must say why, not "malformed".
+    if let Some(refused) = refusal(response) {
+        return Err(refused);
     }
+    let resp = TimeStampResp::from_der(response).map_err(malformed("TimeStampResp"))?;
     let token = resp
         .time_stamp_token
         .ok_or_else(|| TokenError::Malformed("the response carries no token".into()))?
@@ -824,6 +820,63 @@ pub fn token_from_response(
     Ok(token)
 }
 
+/// The TSA's refusal in `response` (PKIStatus 2 and up, RFC 3161 §2.4.2),
+/// with its status strings and failure-info names; `None` when the
+/// response grants a token or cannot be read that far.
+fn refusal(response: &[u8]) -> Option<TokenError> {
+    // TimeStampResp ::= SEQUENCE { status PKIStatusInfo, timeStampToken OPTIONAL }
+    // PKIStatusInfo ::= SEQUENCE { status INTEGER, statusString SEQUENCE OF
+    //     UTF8String OPTIONAL, failInfo BIT STRING OPTIONAL }
+    let outer = Vec::<Any>::from_der(response).ok()?;
+    let info = Vec::<Any>::from_der(&outer.first()?.to_der().ok()?).ok()?;
+    let status = info.first()?.decode_as::<u8>().ok()?;
+    if status <= 1 {
+        return None;
+    }
+    let mut parts = Vec::new();
+    for field in info.iter().skip(1) {
+        if field.tag() == Tag::Sequence {
+            let der = field.to_der().ok()?;
+            let texts = Vec::<der::asn1::Utf8StringRef<'_>>::from_der(&der).ok()?;
+            parts.extend(texts.iter().map(|t| t.as_str().to_owned()));
+        } else if field.tag() == Tag::BitString {
+            let der = field.to_der().ok()?;
+            let bits = der::asn1::BitStringRef::from_der(&der).ok()?;
+            let names: Vec<String> = bits
+                .bits()
+                .enumerate()
+                .filter(|(_, set)| *set)
+                .map(|(i, _)| failure_name(i))
+                .collect();
+            if !names.is_empty() {
+                parts.push(format!("failure info {}", names.join(", ")));
+            }
+        }
+    }
+    let text = if parts.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", parts.join("; "))
+    };
+    Some(TokenError::Refused { status, text })
+}
+
+/// The name of PKIFailureInfo bit `bit` (RFC 3161 §2.4.2).
+fn failure_name(bit: usize) -> String {
+    match bit {
+        0 => "badAlg",
+        2 => "badRequest",
+        5 => "badDataFormat",
+        14 => "timeNotAvailable",
+        15 => "unacceptedPolicy",
+        16 => "unacceptedExtension",
+        17 => "addInfoNotAvailable",
+        25 => "systemFailure",
+        _ => return format!("bit {bit}"),
+    }
+    .to_owned()
+}
+
 /// The `genTime` a token claims, unverified (for display only).
 pub fn claimed_gen_time(token: &[u8]) -> TokenResult<OffsetDateTime> {
     parse(token).map(|p| p.gen_time)
@@ -837,6 +890,39 @@ mod tests {
     fn gt(s: &str) -> TokenResult<OffsetDateTime> {
         let any = Any::new(Tag::GeneralizedTime, s.as_bytes()).unwrap();
         generalized_time(&any)
+    }
+
+    /// A TSA's refusal names its status, its text and its failure info,
+    /// whichever bit is set (the ASN.1 crate's own decoding fails on some).
+    #[test]
+    fn a_refusal_says_why_whatever_its_failure_info() {
+        // TimeStampResp { PKIStatusInfo { rejection, ["nope"], failInfo } }
+        let response = |bits: &[u8]| {
+            let mut info = vec![0x02, 0x01, 0x02, 0x30, 0x06, 0x0c, 0x04];
+            info.extend(b"nope");
+            info.push(0x03);
+            info.push(u8::try_from(bits.len()).unwrap());
+            info.extend(bits);
+            let mut status = vec![0x30, u8::try_from(info.len()).unwrap()];
+            status.extend(info);
+            let mut out = vec![0x30, u8::try_from(status.len()).unwrap()];
+            out.extend(status);
+            out
+        };
+        for (bits, name) in [
+            (&[0x07, 0x00, 0x00, 0x80][..], "unacceptedExtension"),
+            (&[0x06, 0x00, 0x00, 0x00, 0x40][..], "systemFailure"),
+            (&[0x07, 0x80][..], "badAlg"),
+            (&[0x00, 0x00, 0x01][..], "unacceptedPolicy"),
+            (&[0x00, 0x01][..], "bit 7"),
+        ] {
+            let e = token_from_response(&response(bits), b"sig", b"\x01").unwrap_err();
+            let TokenError::Refused { status, text } = &e else {
+                panic!("{name}: {e}");
+            };
+            assert_eq!(*status, 2, "{name}");
+            assert!(text.contains("nope") && text.contains(name), "{name}: {e}");
+        }
     }
 
     #[test]
