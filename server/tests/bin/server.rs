@@ -693,8 +693,9 @@ fn serve_re_signs_a_timestamp_that_expires_within_resign_before() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
     init(&dir);
-    // init signed timestamp v1 for 1 day; with a 2-day horizon it is due at
-    // once, and the new one (3 days) is not due again.
+    // init signed timestamp v1 for 1 day, and v2 when it listed its own
+    // TSA in org/tsas.json; with a 2-day horizon v2 is due at once, and the
+    // new one (3 days) is not due again.
     let server = Server::start_with(
         &dir,
         &[
@@ -703,7 +704,7 @@ fn serve_re_signs_a_timestamp_that_expires_within_resign_before() {
         ],
     );
     let started = Instant::now();
-    while server.timestamp_version() < 2 {
+    while server.timestamp_version() < 3 {
         assert!(
             started.elapsed() < DEADLINE,
             "timestamp not re-signed; log: {}",
@@ -711,7 +712,7 @@ fn serve_re_signs_a_timestamp_that_expires_within_resign_before() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(server.timestamp_version(), 2);
+    assert_eq!(server.timestamp_version(), 3);
     let (status, log) = server.terminate();
     assert!(status.success(), "{log}");
     assert!(log.contains("re-signed expiring metadata"), "{log}");
