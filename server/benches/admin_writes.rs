@@ -45,6 +45,8 @@
     unreachable_pub
 )]
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::num::NonZeroU32;
@@ -52,6 +54,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
+use common::arg;
 use keyshare_policy::pattern::ArtifactPattern;
 use keyshare_policy::trust::{NamespaceEntry, NamespaceName};
 use keyshare_server::config::{Config, Flags};
@@ -60,14 +63,6 @@ use keyshare_server::store::Store;
 use time::OffsetDateTime;
 
 const BIN: &str = env!("CARGO_BIN_EXE_keyshare-server");
-
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-}
 
 fn ns_name(i: usize) -> String {
     format!("ns-{i:05}")

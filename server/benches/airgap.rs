@@ -29,31 +29,21 @@
     unreachable_pub
 )]
 
+mod common;
+
 use std::num::NonZeroU32;
-use std::sync::Arc;
 use std::time::Instant;
 
+use common::{arg, signer};
 use keyshare_policy::keys::Scheme;
 use keyshare_policy::pattern::ArtifactPattern;
-use keyshare_policy::repo::{Options, SharedSigner};
+use keyshare_policy::repo::Options;
 use keyshare_policy::sign::{InMemorySigner, Signer};
 use keyshare_policy::trust::{NamespaceEntry, NamespaceName, TrustedKey};
 use keyshare_server::airgap::{export, Replica};
 use keyshare_server::publisher::{Batched, Change, OnlineKeys, Publisher};
 use keyshare_server::store::Store;
 use time::OffsetDateTime;
-
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-}
-
-fn signer() -> SharedSigner {
-    Arc::new(InMemorySigner::generate(Scheme::Ed25519).unwrap())
-}
 
 fn main() {
     // `cargo bench` passes `--bench`; only our flags matter.

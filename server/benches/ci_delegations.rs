@@ -32,6 +32,8 @@
     unreachable_pub
 )]
 
+mod common;
+
 use std::net::TcpListener;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -41,35 +43,16 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
+use common::{arg, percentile, signer};
 use keyshare_policy::keys::Scheme;
 use keyshare_policy::pattern::ArtifactPattern;
-use keyshare_policy::repo::{Options, SharedSigner};
+use keyshare_policy::repo::Options;
 use keyshare_policy::sign::{InMemorySigner, Signer};
 use keyshare_policy::trust::{NamespaceEntry, NamespaceName};
 use keyshare_server::ci::{proof_message, CiConfig, CiService};
 use keyshare_server::http::AppState;
 use keyshare_server::publisher::{Batched, Change, OnlineKeys, Publisher};
 use keyshare_server::store::{Store, TokenKind};
-
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-}
-
-fn signer() -> SharedSigner {
-    Arc::new(InMemorySigner::generate(Scheme::Ed25519).unwrap())
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
 
 fn main() {
     let namespaces: usize = arg("--namespaces").map_or(100, |v| v.parse().unwrap());

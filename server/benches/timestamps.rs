@@ -33,6 +33,8 @@
     unreachable_pub
 )]
 
+mod common;
+
 use std::io::Read;
 use std::net::TcpListener;
 use std::path::Path;
@@ -43,34 +45,13 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use time::OffsetDateTime;
 
-use keyshare_policy::keys::Scheme;
-use keyshare_policy::repo::{Options, SharedSigner};
-use keyshare_policy::sign::InMemorySigner;
+use common::{arg, percentile, signer};
+use keyshare_policy::repo::Options;
 use keyshare_server::config::TsaConfig;
 use keyshare_server::http::AppState;
 use keyshare_server::publisher::{OnlineKeys, Publisher};
 use keyshare_server::store::Store;
 use keyshare_server::tsa::{setup, Tsa};
-
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-}
-
-fn signer() -> SharedSigner {
-    Arc::new(InMemorySigner::generate(Scheme::Ed25519).unwrap())
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
 
 fn openssl(args: &[&str]) {
     let out = Command::new("openssl").args(args).output().unwrap();
