@@ -388,3 +388,47 @@ fn export_refuses_a_window_over_the_configured_cap() {
         assert!(err.to_string().contains("valid_for"), "{err}");
     }
 }
+
+/// The timestamp authorities the organization trusts travel with the
+/// bundle like its other documents, so an air-gapped verifier can check
+/// tokens.
+#[test]
+fn the_trusted_timestamp_authorities_travel_in_the_bundle() {
+    let origin = Origin::new(now());
+    let ca = keyshare_testkit::ca_pem("acme TSA CA");
+    origin.apply(keyshare_server::publisher::Change::PutTsa {
+        tsa: keyshare_policy::trust::TrustedTsa {
+            name: "acme-tsa".into(),
+            certificate: keyshare_policy::trust::check_tsa_certificate(&ca).unwrap(),
+            description: None,
+        },
+    });
+    let bundle = origin.export(Duration::days(7), now());
+    let verified = keyshare_airgap::open_bundle(
+        std::sync::Arc::new(bundle.clone()),
+        Anchor {
+            pinned_root: &origin.pinned_root,
+            previous: None,
+        },
+        now(),
+        &mut |_, _| {},
+    )
+    .unwrap();
+    let bytes = verified
+        .target(keyshare_policy::trust::TSAS_PATH)
+        .unwrap()
+        .expect("org/tsas.json is in the bundle");
+    let tsas = keyshare_policy::trust::Tsas::from_slice(&bytes).unwrap();
+    assert_eq!(tsas.tsas.len(), 1);
+    assert_eq!(tsas.tsas[0].name, "acme-tsa");
+    assert_eq!(
+        tsas.tsas[0].certificate.cert().to_pem().unwrap(),
+        openssl::x509::X509::from_pem(ca.as_bytes())
+            .unwrap()
+            .to_pem()
+            .unwrap()
+    );
+    // And a replica takes it.
+    let (_dir, replica) = replica_with(&origin, &bundle);
+    assert!(current_version(&replica) > 0);
+}
