@@ -34,15 +34,13 @@ mod common;
 use std::num::NonZeroU32;
 use std::time::Instant;
 
-use common::{arg, signer};
+use common::{arg, publisher};
 use keyshare_policy::keys::Scheme;
 use keyshare_policy::pattern::ArtifactPattern;
-use keyshare_policy::repo::Options;
 use keyshare_policy::sign::{InMemorySigner, Signer};
 use keyshare_policy::trust::{NamespaceEntry, NamespaceName, TrustedKey};
 use keyshare_server::airgap::{export, Replica};
-use keyshare_server::publisher::{Batched, Change, OnlineKeys, Publisher};
-use keyshare_server::store::Store;
+use keyshare_server::publisher::{Batched, Change};
 use time::OffsetDateTime;
 
 fn main() {
@@ -54,15 +52,7 @@ fn main() {
             .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let now = OffsetDateTime::now_utc();
-    let store = Store::open(dir.path().join("keyshare.db")).unwrap();
-    let online = OnlineKeys {
-        targets: signer(),
-        snapshot: signer(),
-        timestamp: signer(),
-        namespaces: signer(),
-    };
-    let publisher =
-        Publisher::init(store, online, &[signer()], 1, Options::default(), now).unwrap();
+    let publisher = publisher(dir.path(), now);
     let pinned_root = publisher
         .file("metadata/1.root.json")
         .unwrap()

@@ -34,7 +34,6 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
@@ -43,16 +42,15 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-use common::{arg, percentile, signer};
+use common::{arg, percentile, publisher, Served};
 use keyshare_policy::keys::Scheme;
 use keyshare_policy::pattern::ArtifactPattern;
-use keyshare_policy::repo::Options;
 use keyshare_policy::sign::{InMemorySigner, Signer};
 use keyshare_policy::trust::{NamespaceEntry, NamespaceName};
 use keyshare_server::ci::{proof_message, CiConfig, CiService};
 use keyshare_server::http::AppState;
-use keyshare_server::publisher::{Batched, Change, OnlineKeys, Publisher};
-use keyshare_server::store::{Store, TokenKind};
+use keyshare_server::publisher::{Batched, Change};
+use keyshare_server::store::TokenKind;
 
 fn main() {
     let namespaces: usize = arg("--namespaces").map_or(100, |v| v.parse().unwrap());
@@ -66,15 +64,7 @@ fn main() {
 
     let dir = tempfile::tempdir().unwrap();
     let now = OffsetDateTime::now_utc();
-    let store = Store::open(dir.path().join("keyshare.db")).unwrap();
-    let keys = OnlineKeys {
-        targets: signer(),
-        snapshot: signer(),
-        timestamp: signer(),
-        namespaces: signer(),
-    };
-    let publisher =
-        Arc::new(Publisher::init(store, keys, &[signer()], 1, Options::default(), now).unwrap());
+    let publisher = Arc::new(publisher(dir.path(), now));
     let setup = Instant::now();
     let names: Vec<String> = (0..namespaces).map(|i| format!("ns-{i:05}")).collect();
     // Created in batches of 500 (one publish each, `Publisher::apply_batch`).
@@ -141,18 +131,8 @@ fn main() {
         )
         .unwrap(),
     ));
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = std::thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            keyshare_server::http::run(listener, state, async move {
-                let _ = stop_rx.await;
-            })
-            .await
-            .unwrap();
-        });
-    });
+    let served = Served::start(state);
+    let base = served.base.clone();
 
     println!(
         "{:>8} {:>8} {:>14} {:>10} {:>10} {:>10} {:>18} {:>16}",
@@ -261,6 +241,5 @@ fn main() {
     for l in lines {
         println!("{l}");
     }
-    let _ = stop.send(());
-    server.join().unwrap();
+    served.stop();
 }

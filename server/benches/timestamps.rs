@@ -36,7 +36,6 @@
 mod common;
 
 use std::io::Read;
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Barrier};
@@ -45,11 +44,9 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use time::OffsetDateTime;
 
-use common::{arg, percentile, signer};
-use keyshare_policy::repo::Options;
+use common::{arg, percentile, publisher, Served};
 use keyshare_server::config::TsaConfig;
 use keyshare_server::http::AppState;
-use keyshare_server::publisher::{OnlineKeys, Publisher};
 use keyshare_server::store::Store;
 use keyshare_server::tsa::{setup, Tsa};
 
@@ -135,15 +132,7 @@ fn main() {
 
     let dir = tempfile::tempdir().unwrap();
     let now = OffsetDateTime::now_utc();
-    let store = Store::open(dir.path().join("keyshare.db")).unwrap();
-    let keys = OnlineKeys {
-        targets: signer(),
-        snapshot: signer(),
-        timestamp: signer(),
-        namespaces: signer(),
-    };
-    let publisher =
-        Arc::new(Publisher::init(store, keys, &[signer()], 1, Options::default(), now).unwrap());
+    let publisher = Arc::new(publisher(dir.path(), now));
     let config = TsaConfig {
         rate_limit: 0,
         ..TsaConfig::default()
@@ -154,18 +143,8 @@ fn main() {
     state.tsa = Some(Arc::new(Tsa::new(material, &config, tsa_store).unwrap()));
     let queries = Arc::new(queries(dir.path(), requests));
 
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/api/v1/timestamp", listener.local_addr().unwrap());
-    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = std::thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            keyshare_server::http::run(listener, state, async move {
-                let _ = stop_rx.await;
-            })
-            .await
-            .unwrap();
-        });
-    });
+    let served = Served::start(state);
+    let url = format!("{}/api/v1/timestamp", served.base);
 
     println!(
         "{:>8} {:>8} {:>12} {:>10} {:>10} {:>10}",
@@ -241,6 +220,5 @@ fn main() {
     for l in lines {
         println!("{l}");
     }
-    let _ = stop.send(());
-    server.join().unwrap();
+    served.stop();
 }

@@ -35,3 +35,59 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
         .copied()
         .unwrap_or_default()
 }
+
+/// A new repository in `dir` (SQLite on disk) with fresh in-memory keys.
+pub fn publisher(
+    dir: &std::path::Path,
+    now: time::OffsetDateTime,
+) -> keyshare_server::publisher::Publisher {
+    let store = keyshare_server::store::Store::open(dir.join("keyshare.db")).expect("a store");
+    let keys = keyshare_server::publisher::OnlineKeys {
+        targets: signer(),
+        snapshot: signer(),
+        timestamp: signer(),
+        namespaces: signer(),
+    };
+    keyshare_server::publisher::Publisher::init(
+        store,
+        keys,
+        &[signer()],
+        1,
+        keyshare_policy::repo::Options::default(),
+        now,
+    )
+    .expect("a new repository")
+}
+
+/// `http::run` serving `state` on a loopback port, on a thread of its own.
+pub struct Served {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Served {
+    /// Starts serving.
+    pub fn start(state: keyshare_server::http::AppState) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        let base = format!("http://{}", listener.local_addr().expect("its address"));
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                keyshare_server::http::run(listener, state, async move {
+                    let _ = stop_rx.await;
+                })
+                .await
+                .expect("the server runs");
+            });
+        });
+        Self { base, stop, thread }
+    }
+
+    /// Stops serving and waits for the server to end.
+    pub fn stop(self) {
+        let _ = self.stop.send(());
+        self.thread.join().expect("the server thread");
+    }
+}
