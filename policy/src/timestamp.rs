@@ -923,6 +923,22 @@ mod tests {
             assert_eq!(*status, 2, "{name}");
             assert!(text.contains("nope") && text.contains(name), "{name}: {e}");
         }
+        // What a hostile server might send instead: every truncation of a
+        // refusal, a granted status with no token, and junk are malformed
+        // answers, never a refusal made up from part of the bytes or a panic.
+        let full = response(&[0x07, 0x00, 0x00, 0x80]);
+        for cut in 0..full.len() {
+            let e = token_from_response(&full[..cut], b"sig", b"\x01").unwrap_err();
+            assert!(matches!(e, TokenError::Malformed(_)), "cut at {cut}: {e}");
+        }
+        for junk in [
+            &[0x30, 0x05, 0x30, 0x03, 0x02, 0x01, 0x00][..],
+            &[0xff; 64][..],
+            b"",
+        ] {
+            let e = token_from_response(junk, b"sig", b"\x01").unwrap_err();
+            assert!(matches!(e, TokenError::Malformed(_)), "{junk:?}: {e}");
+        }
     }
 
     #[test]

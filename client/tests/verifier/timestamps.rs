@@ -147,11 +147,8 @@ fn stamp(dir: &Path, data: &[u8]) -> Vec<u8> {
     std::fs::read(dir.join("token.der")).unwrap()
 }
 
-#[test]
-fn an_ephemeral_keys_stamped_signature_verifies_after_its_window_and_an_unstamped_one_does_not() {
-    let tmp = tempfile::tempdir().unwrap();
-    let ca = make_tsa(tmp.path());
-    let server = Server::start();
+/// Namespace `team-a` with one CI key whose window ends in 3 seconds.
+fn ci_key_in_team_a(server: &Server) -> (InMemorySigner, OffsetDateTime) {
     server.create_namespace("team-a", &["registry.acme.io/team-a/**"], 1);
     let ci = InMemorySigner::generate(Scheme::Ed25519).unwrap();
     let not_after = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap() + Duration::seconds(3);
@@ -167,6 +164,23 @@ fn an_ephemeral_keys_stamped_signature_verifies_after_its_window_and_an_unstampe
             principal: None,
         },
     });
+    (ci, not_after)
+}
+
+/// Waits until `at` has passed.
+fn sleep_past(at: OffsetDateTime) {
+    let wait = at - OffsetDateTime::now_utc() + Duration::milliseconds(300);
+    if wait.is_positive() {
+        std::thread::sleep(wait.unsigned_abs());
+    }
+}
+
+#[test]
+fn an_ephemeral_keys_stamped_signature_verifies_after_its_window_and_an_unstamped_one_does_not() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = make_tsa(tmp.path());
+    let server = Server::start();
+    let (ci, not_after) = ci_key_in_team_a(&server);
     // A cache from before the TSA was listed.
     let stale = Client::new();
     stale.init(&server.url, &server.root1_sha256());
@@ -218,10 +232,7 @@ fn an_ephemeral_keys_stamped_signature_verifies_after_its_window_and_an_unstampe
     assert!(line.contains("--refresh"), "{line}");
 
     // After the delegation ended.
-    let wait = not_after - OffsetDateTime::now_utc() + Duration::milliseconds(300);
-    if wait.is_positive() {
-        std::thread::sleep(wait.unsigned_abs());
-    }
+    sleep_past(not_after);
     let run = verify(&stamped_file);
     run.assert_ok();
     assert!(
@@ -278,21 +289,7 @@ fn sign_blob_carries_on_without_a_token_when_the_server_runs_no_tsa() {
 #[test]
 fn a_signature_stamped_by_the_servers_own_tsa_verifies_after_the_keys_window() {
     let server = Server::start_with_tsa();
-    server.create_namespace("team-a", &["registry.acme.io/team-a/**"], 1);
-    let ci = InMemorySigner::generate(Scheme::Ed25519).unwrap();
-    let not_after = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap() + Duration::seconds(3);
-    server.apply(Change::AddKey {
-        namespace: keyshare_testkit::ns("team-a"),
-        key: TrustedKey {
-            id: KeyId::new("ci-1"),
-            key: ci.public_key().clone(),
-            not_before: None,
-            not_after: Some(not_after),
-            ephemeral: true,
-            description: None,
-            principal: None,
-        },
-    });
+    let (ci, not_after) = ci_key_in_team_a(&server);
     let client = Client::new();
     client.init(&server.url, &server.root1_sha256());
     let key_file = client.write(
@@ -315,10 +312,7 @@ fn a_signature_stamped_by_the_servers_own_tsa_verifies_after_the_keys_window() {
     assert!(sig["timestamp_token"].is_string(), "{sig}");
 
     // After the delegation ended.
-    let wait = not_after - OffsetDateTime::now_utc() + Duration::milliseconds(300);
-    if wait.is_positive() {
-        std::thread::sleep(wait.unsigned_abs());
-    }
+    sleep_past(not_after);
     let run = client.run(&[
         "verify-blob",
         "registry.acme.io/team-a/app",

@@ -54,7 +54,7 @@ use keyshare_policy::trust::{NamespaceName, Principal, TrustedKey};
 
 use crate::clock::Clock;
 use crate::publisher::{Batched, Change, PublishError, Publisher};
-use crate::store::{CiOwner, SingleUse, SingleUseKind, Store, TokenKind, TokenState};
+use crate::store::{CiOwner, SingleUse, SingleUseKind, Store, TokenState};
 
 pub use crate::config::CiConfig;
 /// The wire types of the CI endpoints and the proof a job signs, shared
@@ -354,7 +354,7 @@ impl CiService {
             if let Some(why) = token.refusal(now) {
                 return Err(CiError::Unauthorized(why));
             }
-            if token.kind != TokenKind::Ci(Vec::new()).name() {
+            if token.kind != "ci" {
                 return Err(CiError::Forbidden(format!(
                     "token `{}` is not a CI token; the CI endpoints take CI tokens or OIDC ID tokens",
                     token.id
