@@ -41,15 +41,31 @@
 //! ([`BlobError::Timestamp`]), never a silent fallback to now. Files
 //! without the field are read as before; verifiers older than the field
 //! refuse files that carry it (unknown field `timestamp_token`).
+//!
+//! **Delegation evidence.** Once the sweep removed a CI key from its
+//! namespace's document, the current documents no longer say the key was
+//! ever trusted. A signature file may carry `delegation_evidence`
+//! ([`keyshare_policy::evidence::DelegationEvidence`]: the namespace's
+//! `trust.json` that listed the key and the signed bin that listed that
+//! document), fetched by `keyshare sign-blob` from the server
+//! ([`crate::evidence`]). When a stamped signature is otherwise untrusted,
+//! [`verify`] checks the evidence of the namespace that owns the artifact
+//! against the verifier's trust state ([`Against::evidence`]) and decides
+//! again with the key's window from that document
+//! ([`TrustSet::decide_attested_with_history`]); evidence that does not
+//! check is an error ([`BlobError::Evidence`]). Without a token evidence
+//! is never used: the window says nothing without a trusted time.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use keyshare_policy::evidence::{DelegationEvidence, EvidenceAnchor, EvidenceError};
+use keyshare_policy::ids::RoleName;
 use keyshare_policy::keys::Key;
 use keyshare_policy::metadata::KeyId;
 use keyshare_policy::sign::Signer;
 use keyshare_policy::timestamp::{verify_token, TokenError, TrustedTime};
-use keyshare_policy::trust::{Decision, SignerRef, TrustSet, Tsas};
+use keyshare_policy::trust::{Decision, NamespaceName, Owner, SignerRef, TrustSet, Tsas};
 
 /// The `format` of signature files.
 pub const FORMAT: &str = "keyshare-blob-signature-v1";
@@ -75,7 +91,14 @@ pub struct BlobSignature {
     /// hex-decoded `signature`), DER, hex: when a TSA saw the signature.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timestamp_token: Option<String>,
+    /// Evidence that the key was delegated (an ephemeral CI key), at most
+    /// [`MAX_EVIDENCE`]: for verifiers after the key was swept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub delegation_evidence: Vec<DelegationEvidence>,
 }
+
+/// Most delegation evidence one signature file may carry.
+pub const MAX_EVIDENCE: usize = 8;
 
 impl BlobSignature {
     /// The signature's bytes (what a timestamp token stamps).
@@ -109,6 +132,9 @@ pub enum BlobError {
     /// The signature's timestamp token is refused.
     #[error("{0}")]
     Timestamp(#[from] TokenError),
+    /// The signature's delegation evidence is refused.
+    #[error("{0}")]
+    Evidence(#[from] EvidenceError),
 }
 
 /// The bytes a blob signature signs.
@@ -136,6 +162,7 @@ pub fn sign(
         sha256,
         signature: hex::encode(signature),
         timestamp_token: None,
+        delegation_evidence: Vec::new(),
     })
 }
 
@@ -147,6 +174,11 @@ pub fn parse(sig: &[u8]) -> Result<BlobSignature, BlobError> {
         return Err(BlobError::Malformed(format!(
             "format `{}` is not `{FORMAT}`",
             parsed.format
+        )));
+    }
+    if parsed.delegation_evidence.len() > MAX_EVIDENCE {
+        return Err(BlobError::Malformed(format!(
+            "more than {MAX_EVIDENCE} delegation evidence entries"
         )));
     }
     Ok(parsed)
@@ -179,18 +211,56 @@ pub struct Verified {
     pub key_id: KeyId,
     /// The verified timestamp token the signing time came from, if any.
     pub timestamp: Option<TrustedTime>,
+    /// The delegation evidence the decision used, if it took any.
+    pub evidence: Option<EvidenceUsed>,
 }
 
-/// Checks `sig` over `bytes` cryptographically, then decides, with `set`
-/// as of `now`, whether its key is trusted for `artifact`, for a signature
-/// made at `time`: the caller's trusted time if it gives one, else the
-/// `genTime` of the signature's timestamp token (verified against `tsas`
-/// and the revocations of `set`), else now; never the signature's own
-/// `signed_at`. `Err` when the signature or its token does not hold;
+/// Delegation evidence a decision used: which published bin version
+/// listed the namespace document that listed the key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EvidenceUsed {
+    /// The namespace.
+    pub namespace: NamespaceName,
+    /// The hashed bin.
+    pub role: RoleName,
+    /// Its version.
+    pub version: u64,
+}
+
+impl<'a> From<&'a crate::TrustState> for Against<'a> {
+    fn from(state: &'a crate::TrustState) -> Self {
+        Self {
+            set: &state.trust_set,
+            tsas: &state.tsas,
+            evidence: &state.evidence,
+        }
+    }
+}
+
+/// What a signature is verified against: the parts of the verifier's
+/// trust state a decision needs.
+#[derive(Clone, Copy, Debug)]
+pub struct Against<'a> {
+    /// The trust documents, indexed.
+    pub set: &'a TrustSet,
+    /// The timestamp authorities the organization trusts.
+    pub tsas: &'a Tsas,
+    /// What delegation evidence is checked against.
+    pub evidence: &'a EvidenceAnchor,
+}
+
+/// Checks `sig` over `bytes` cryptographically, then decides, with the
+/// trust state `against` as of `now`, whether its key is trusted for
+/// `artifact`, for a signature made at `time`: the caller's trusted time
+/// if it gives one, else the `genTime` of the signature's timestamp token
+/// (verified against the trusted TSAs and the revocations), else now;
+/// never the signature's own `signed_at`. A stamped signature the current
+/// documents do not trust is decided again with its delegation evidence
+/// for the artifact's namespace, if it carries any (module docs). `Err`
+/// when the signature, its token or the evidence used does not hold;
 /// otherwise the decision, trusted or not, with its reason.
 pub fn verify(
-    set: &TrustSet,
-    tsas: &Tsas,
+    against: Against<'_>,
     artifact: &str,
     bytes: &[u8],
     sig: &[u8],
@@ -215,16 +285,41 @@ pub fn verify(
         Some(token) => {
             let der = hex::decode(token)
                 .map_err(|_| BlobError::Malformed("`timestamp_token` is not hex".into()))?;
-            Some(verify_token(&der, &raw, tsas, set.revocations(), now)?)
+            Some(verify_token(
+                &der,
+                &raw,
+                against.tsas,
+                against.set.revocations(),
+                now,
+            )?)
         }
     };
+    let set = against.set;
     let signers = [SignerRef::PublicKey(sig.key)];
+    let mut evidence = None;
     let (decided_for, decision) = match (time, &timestamp) {
         (SigningTime::Trusted(at), _) => (at, set.decide(artifact, &signers, at, now)),
-        (SigningTime::Now, Some(t)) => (
-            t.gen_time,
-            set.decide_attested(artifact, &signers, t.gen_time, now),
-        ),
+        (SigningTime::Now, Some(t)) => {
+            let decision = set.decide_attested(artifact, &signers, t.gen_time, now);
+            if decision.is_trusted() {
+                (t.gen_time, decision)
+            } else {
+                match with_evidence(
+                    against,
+                    artifact,
+                    &signers,
+                    t.gen_time,
+                    now,
+                    &sig.delegation_evidence,
+                )? {
+                    Some((decision, used)) => {
+                        evidence = Some(used);
+                        (t.gen_time, decision)
+                    }
+                    None => (t.gen_time, decision),
+                }
+            }
+        }
         (SigningTime::Now, None) => (now, set.decide(artifact, &signers, now, now)),
     };
     Ok(Verified {
@@ -233,7 +328,44 @@ pub fn verify(
         claimed_signed_at: sig.signed_at,
         key_id: sig.key_id,
         timestamp,
+        evidence,
     })
+}
+
+/// The decision with the signature's delegation evidence for the
+/// namespace that owns `artifact`, if it carries some: `Err` if that
+/// evidence does not check, `None` without any. Evidence for other
+/// namespaces is left alone (it proves nothing about this artifact).
+fn with_evidence(
+    against: Against<'_>,
+    artifact: &str,
+    signers: &[SignerRef],
+    signed_at: OffsetDateTime,
+    now: OffsetDateTime,
+    evidence: &[DelegationEvidence],
+) -> Result<Option<(Decision, EvidenceUsed)>, BlobError> {
+    let Some(Owner::Namespace { entry, .. }) = against.set.owner(artifact) else {
+        return Ok(None);
+    };
+    let Some(ours) = evidence.iter().find(|e| e.namespace == entry.name) else {
+        return Ok(None);
+    };
+    let checked = against.evidence.check(ours)?;
+    let decision = against.set.decide_attested_with_history(
+        artifact,
+        signers,
+        signed_at,
+        now,
+        &checked.document,
+    );
+    Ok(Some((
+        decision,
+        EvidenceUsed {
+            namespace: entry.name.clone(),
+            role: checked.role,
+            version: checked.version,
+        },
+    )))
 }
 
 #[cfg(test)]
@@ -255,6 +387,16 @@ mod tests {
     use super::*;
 
     const NOW: OffsetDateTime = datetime!(2030-01-01 12:00 UTC);
+
+    fn against(set: &TrustSet) -> Against<'_> {
+        static NO_TSAS: std::sync::OnceLock<Tsas> = std::sync::OnceLock::new();
+        static NO_EVIDENCE: std::sync::OnceLock<EvidenceAnchor> = std::sync::OnceLock::new();
+        Against {
+            set,
+            tsas: NO_TSAS.get_or_init(Tsas::default),
+            evidence: NO_EVIDENCE.get_or_init(EvidenceAnchor::default),
+        }
+    }
 
     fn set_with(key: &InMemorySigner, ephemeral_until: Option<OffsetDateTime>) -> TrustSet {
         set_revoking(key, ephemeral_until, Revocations::default())
@@ -300,8 +442,7 @@ mod tests {
         let set = set_with(&key, None);
         let sig = serde_json::to_vec(&sign(&key, b"artifact", NOW).unwrap()).unwrap();
         let d = verify(
-            &set,
-            &Tsas::default(),
+            against(&set),
             "registry.acme.io/team-a/app",
             b"artifact",
             &sig,
@@ -312,8 +453,7 @@ mod tests {
         .decision;
         assert!(d.is_trusted(), "{d}");
         let d = verify(
-            &set,
-            &Tsas::default(),
+            against(&set),
             "registry.acme.io/team-b/app",
             b"artifact",
             &sig,
@@ -333,8 +473,7 @@ mod tests {
         let sig = serde_json::to_vec(&good).unwrap();
         assert!(matches!(
             verify(
-                &set,
-                &Tsas::default(),
+                against(&set),
                 "registry.acme.io/team-a/app",
                 b"other",
                 &sig,
@@ -348,8 +487,7 @@ mod tests {
         let sig = serde_json::to_vec(&moved).unwrap();
         assert!(matches!(
             verify(
-                &set,
-                &Tsas::default(),
+                against(&set),
                 "registry.acme.io/team-a/app",
                 b"artifact",
                 &sig,
@@ -360,8 +498,7 @@ mod tests {
         ));
         assert!(matches!(
             verify(
-                &set,
-                &Tsas::default(),
+                against(&set),
                 "a",
                 b"artifact",
                 b"{}",
@@ -381,8 +518,7 @@ mod tests {
         sig.key_id = listed.key_id().clone();
         let bytes = serde_json::to_vec(&sig).unwrap();
         let d = verify(
-            &set,
-            &Tsas::default(),
+            against(&set),
             "registry.acme.io/team-a/app",
             b"x",
             &bytes,
@@ -401,29 +537,15 @@ mod tests {
         let set = set_with(&key, Some(until));
         let sig = serde_json::to_vec(&sign(&key, b"a", NOW).unwrap()).unwrap();
         let artifact = "registry.acme.io/team-a/app";
-        assert!(verify(
-            &set,
-            &Tsas::default(),
-            artifact,
-            b"a",
-            &sig,
-            SigningTime::Now,
-            NOW
-        )
-        .unwrap()
-        .decision
-        .is_trusted());
-        match verify(
-            &set,
-            &Tsas::default(),
-            artifact,
-            b"a",
-            &sig,
-            SigningTime::Now,
-            until,
-        )
-        .unwrap()
-        .decision
+        assert!(
+            verify(against(&set), artifact, b"a", &sig, SigningTime::Now, NOW)
+                .unwrap()
+                .decision
+                .is_trusted()
+        );
+        match verify(against(&set), artifact, b"a", &sig, SigningTime::Now, until)
+            .unwrap()
+            .decision
         {
             Decision::Untrusted {
                 reason: Reason::EphemeralExpired { .. },
@@ -452,16 +574,7 @@ mod tests {
         let claimed = NOW - Duration::days(365);
         let sig = serde_json::to_vec(&sign(&key, b"a", claimed).unwrap()).unwrap();
         let artifact = "registry.acme.io/team-a/app";
-        let v = verify(
-            &set,
-            &Tsas::default(),
-            artifact,
-            b"a",
-            &sig,
-            SigningTime::Now,
-            NOW,
-        )
-        .unwrap();
+        let v = verify(against(&set), artifact, b"a", &sig, SigningTime::Now, NOW).unwrap();
         assert_eq!(v.claimed_signed_at, claimed);
         assert_eq!(v.decided_for, NOW);
         match v.decision {
@@ -472,8 +585,7 @@ mod tests {
         }
         // Only a time the verifier itself trusts moves the decision.
         let v = verify(
-            &set,
-            &Tsas::default(),
+            against(&set),
             artifact,
             b"a",
             &sig,
@@ -503,8 +615,7 @@ mod tests {
         let sig =
             serde_json::to_vec(&sign(&key, b"a", expired - Duration::days(1)).unwrap()).unwrap();
         let v = verify(
-            &set,
-            &Tsas::default(),
+            against(&set),
             "registry.acme.io/team-a/app",
             b"a",
             &sig,

@@ -31,7 +31,10 @@
 //!   the key is generated locally and never sent (`docs/ci.md`).
 //! * [`blob`]: detached signatures over files (`keyshare sign-blob`) and
 //!   their check plus trust decision against a
-//!   [`keyshare_policy::trust::TrustSet`] (`keyshare verify-blob`).
+//!   [`keyshare_policy::trust::TrustSet`] (`keyshare verify-blob`), with
+//!   the signing time from a timestamp token ([`timestamp`]: asking the
+//!   server's TSA) and, for a swept CI key, its delegation evidence
+//!   ([`evidence`]: asking the server for it).
 //!
 //! The library never re-implements a check of `keyshare-policy`: TUF
 //! verification, target hashes and the trust decision are its calls.
@@ -48,6 +51,7 @@ pub mod blob;
 pub mod blocking;
 pub mod cache;
 pub mod ci;
+pub mod evidence;
 pub mod export;
 pub mod fetch;
 pub mod timestamp;

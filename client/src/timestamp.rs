@@ -10,7 +10,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE};
 
 use keyshare_policy::timestamp::{request, token_from_response, TokenError, MAX_TOKEN};
 
-use crate::fetch::{load_ca, BlockingClient, HttpSettings};
+use crate::fetch::{answer_text, server_base, BlockingClient};
 
 /// The request's media type.
 pub const QUERY_TYPE: &str = "application/timestamp-query";
@@ -51,12 +51,7 @@ pub fn fetch(
     server_ca: Option<&[u8]>,
     signature: &[u8],
 ) -> Result<Option<Vec<u8>>, Error> {
-    let base = server.trim_end_matches('/');
-    if !(base.starts_with("https://") || base.starts_with("http://")) {
-        return Err(Error::Config(format!(
-            "server URL `{server}` must start with http:// or https://"
-        )));
-    }
+    let base = server_base(server).map_err(Error::Config)?;
     let url = format!("{base}/api/v1/timestamp");
     let mut nonce = [0u8; 8];
     openssl::rand::rand_bytes(&mut nonce).map_err(|e| Error::Config(e.to_string()))?;
@@ -68,55 +63,29 @@ pub fn fetch(
         url: url.clone(),
         source,
     })?;
-    let settings = HttpSettings {
-        extra_ca: match server_ca {
-            Some(pem) => load_ca(pem).map_err(|e| Error::Config(format!("server CA: {e}")))?,
-            None => Vec::new(),
-        },
-        ..HttpSettings::default()
-    };
-    let http = BlockingClient::new(
-        settings
-            .builder()
-            .redirect(reqwest::redirect::Policy::none()),
-    )
-    .map_err(|e| Error::Config(e.to_string()))?;
+    let http = BlockingClient::for_server(server_ca).map_err(|e| Error::Config(e.to_string()))?;
     let transport = |message: String| Error::Transport {
         url: url.clone(),
         message,
     };
-    let (status, bytes) = http.block_on(async {
-        let response = http
-            .client()
-            .post(&url)
-            .header(CONTENT_TYPE, QUERY_TYPE)
-            .header(ACCEPT, REPLY_TYPE)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| transport(one_line(&e)))?;
-        let status = response.status().as_u16();
-        let mut response = response;
-        let mut bytes = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| transport(one_line(&e)))?
-        {
-            bytes.extend_from_slice(&chunk);
-            if bytes.len() > MAX_TOKEN {
-                return Err(transport(format!("answer larger than {MAX_TOKEN} bytes")));
-            }
-        }
-        Ok((status, bytes))
-    })?;
+    let (status, bytes) = http
+        .send(
+            http.client()
+                .post(&url)
+                .header(CONTENT_TYPE, QUERY_TYPE)
+                .header(ACCEPT, REPLY_TYPE)
+                .body(body),
+            MAX_TOKEN,
+        )
+        .map_err(transport)?;
     if status == 404 {
         return Ok(None);
     }
     if status != 200 {
-        let text = String::from_utf8_lossy(&bytes);
-        let text: String = text.chars().take(300).filter(|c| !c.is_control()).collect();
-        return Err(transport(format!("status {status}: {text}")));
+        return Err(transport(format!(
+            "status {status}: {}",
+            answer_text(&bytes)
+        )));
     }
     token_from_response(&bytes, signature, &nonce)
         .map(Some)
@@ -124,15 +93,4 @@ pub fn fetch(
             url: url.clone(),
             source,
         })
-}
-
-fn one_line(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text.replace('\n', " ")
 }

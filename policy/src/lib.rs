@@ -33,6 +33,9 @@
 //!   every timestamp, and the check of a log against them.
 //! * [`timestamp`]: trusted time, RFC 3161 timestamp tokens over
 //!   signatures verified against `org/tsas.json` ([`trust::Tsas`]).
+//! * [`evidence`]: delegation evidence, a namespace's earlier trust
+//!   document with the signed bin that listed it, so a swept CI key's
+//!   timestamped signature still verifies.
 //! * [`outbound`]: which URLs keyshare may send requests to on someone
 //!   else's say-so (peers, OIDC issuers): https to public hosts.
 //!
@@ -50,6 +53,7 @@ pub mod cjson;
 pub mod client;
 pub mod datetime;
 pub mod error;
+pub mod evidence;
 pub mod hash;
 pub mod ids;
 pub mod keys;

@@ -63,6 +63,33 @@ pub(crate) struct VerifyArgs {
     common: super::verify::Common,
 }
 
+/// Largest signature file `verify-blob` reads (a token and a few
+/// namespaces' delegation evidence are well under 1 MiB).
+const MAX_SIGNATURE_FILE: u64 = 16 << 20;
+
+/// Reads the signature file, refusing one over [`MAX_SIGNATURE_FILE`].
+fn read_signature(path: &Path) -> Result<Vec<u8>, Error> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).map_err(|source| Error::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut bytes = Vec::new();
+    file.take(MAX_SIGNATURE_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|source| Error::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+    if bytes.len() as u64 > MAX_SIGNATURE_FILE {
+        return Err(Error::Input(format!(
+            "{}: larger than a signature file may be ({MAX_SIGNATURE_FILE} bytes)",
+            path.display()
+        )));
+    }
+    Ok(bytes)
+}
+
 fn read(path: &Path) -> Result<Vec<u8>, Error> {
     std::fs::read(path).map_err(|source| Error::Read {
         path: path.to_owned(),
@@ -89,7 +116,20 @@ pub(crate) fn sign(a: SignArgs) -> Result<(), Error> {
             match keyshare_client::timestamp::fetch(server, ca.as_deref(), &raw)
                 .map_err(|e| Error::Failed(format!("{e} (use --no-timestamp to sign without one)")))?
             {
-                Some(token) => sig.timestamp_token = Some(hex::encode(token)),
+                Some(token) => {
+                    sig.timestamp_token = Some(hex::encode(token));
+                    // An ephemeral (CI) key's delegation, for verifiers after
+                    // the sweep; none for a key the server lists as long-lived.
+                    sig.delegation_evidence = keyshare_client::evidence::fetch(
+                        server,
+                        ca.as_deref(),
+                        &sig.key_id,
+                        &sig.key,
+                    )
+                    .map_err(|e| {
+                        Error::Failed(format!("{e} (use --no-timestamp to sign without a token or evidence)"))
+                    })?;
+                }
                 None => output::warning(&format!(
                     "no timestamp token: {server} runs no timestamp authority (404); verifiers will decide as of the time they verify"
                 )),
@@ -118,7 +158,7 @@ pub(crate) fn verify(a: VerifyArgs) -> Result<(), Error> {
         ),
     };
     let bytes = read(&a.file)?;
-    let sig = read(&a.signature)?;
+    let sig = read_signature(&a.signature)?;
     let verifier = a.common.verifier()?;
     let state = if a.refresh {
         verifier.refresh()?
@@ -126,8 +166,7 @@ pub(crate) fn verify(a: VerifyArgs) -> Result<(), Error> {
         verifier.trust_state()?
     };
     let verified = blob::verify(
-        &state.trust_set,
-        &state.tsas,
+        (&state).into(),
         &a.artifact,
         &bytes,
         &sig,
@@ -161,6 +200,13 @@ pub(crate) fn verify(a: VerifyArgs) -> Result<(), Error> {
         _ => format!(
             "for a signature made at {} (--at)",
             rfc3339(verified.decided_for)
+        ),
+    };
+    let when = match &verified.evidence {
+        None => when,
+        Some(e) => format!(
+            "{when}, with the key's delegation from the signature's evidence (namespace `{}` as `{}` version {} listed it)",
+            e.namespace, e.role, e.version
         ),
     };
     let note = format!(

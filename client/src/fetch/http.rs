@@ -300,6 +300,72 @@ impl BlockingClient {
     pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
         self.runtime.block_on(future)
     }
+
+    /// A client for the keyshare server a user named (`sign-blob --server`):
+    /// the default settings, the PEM certificates of `server_ca` trusted
+    /// besides the system's, no redirects.
+    pub fn for_server(server_ca: Option<&[u8]>) -> Result<Self, TransportError> {
+        let settings = HttpSettings {
+            extra_ca: match server_ca {
+                Some(pem) => {
+                    load_ca(pem).map_err(|e| TransportError::Setup(format!("server CA: {e}")))?
+                }
+                None => Vec::new(),
+            },
+            ..HttpSettings::default()
+        };
+        Self::new(
+            settings
+                .builder()
+                .redirect(reqwest::redirect::Policy::none()),
+        )
+    }
+
+    /// Sends `request` and reads the answer: its status and its body, of
+    /// at most `max` bytes (a longer body is an error, and no more of it is
+    /// read). The error is one line.
+    pub fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        max: usize,
+    ) -> Result<(u16, Vec<u8>), String> {
+        let line = |e: reqwest::Error| keyshare_policy::error::one_line(&e).replace('\n', " ");
+        self.block_on(async {
+            let mut response = request.send().await.map_err(line)?;
+            let status = response.status().as_u16();
+            let mut bytes = Vec::new();
+            while let Some(chunk) = response.chunk().await.map_err(line)? {
+                bytes.extend_from_slice(&chunk);
+                if bytes.len() > max {
+                    return Err(format!("answer larger than {max} bytes"));
+                }
+            }
+            Ok((status, bytes))
+        })
+    }
+}
+
+/// The base URL of a keyshare server a user named: `server` without a
+/// trailing `/`, which must start with `http://` or `https://`.
+pub fn server_base(server: &str) -> Result<&str, String> {
+    let base = server.trim_end_matches('/');
+    if base.starts_with("https://") || base.starts_with("http://") {
+        Ok(base)
+    } else {
+        Err(format!(
+            "server URL `{server}` must start with http:// or https://"
+        ))
+    }
+}
+
+/// An error answer's text for a message: its first 300 characters,
+/// control characters left out.
+pub fn answer_text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .chars()
+        .take(300)
+        .filter(|c| !c.is_control())
+        .collect()
 }
 
 /// The [`Fetcher`] of the repository at `base` (its base URL, no

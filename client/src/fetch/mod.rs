@@ -26,8 +26,8 @@ use std::future::Future;
 pub use bundle::BundleFetcher;
 pub use cache_only::CacheOnly;
 pub use http::{
-    load_ca, BlockingClient, CaError, Fetched, HttpFetcher, HttpSettings, HttpTransport,
-    TransportError, CONNECT_TIMEOUT, DEFAULT_TIMEOUT, MAX_REDIRECTS, USER_AGENT,
+    answer_text, load_ca, server_base, BlockingClient, CaError, Fetched, HttpFetcher, HttpSettings,
+    HttpTransport, TransportError, CONNECT_TIMEOUT, DEFAULT_TIMEOUT, MAX_REDIRECTS, USER_AGENT,
 };
 
 use crate::verifier::Error;

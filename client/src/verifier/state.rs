@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use keyshare_policy::audit::Head;
+use keyshare_policy::evidence::EvidenceAnchor;
 use keyshare_policy::trust::{TrustSet, Tsas};
 
 /// The verified trust state of one repository.
@@ -23,6 +24,9 @@ pub struct TrustState {
     /// The timestamp authorities the organization trusts
     /// (`org/tsas.json`; empty when it publishes none).
     pub tsas: Tsas,
+    /// What delegation evidence is checked against: the trusted top-level
+    /// targets' delegations and the trusted snapshot's versions.
+    pub evidence: EvidenceAnchor,
     /// Every verified target the state was built from, by target path:
     /// the namespace index, `org/revocations.json`, `org/peers.json`,
     /// `org/tsas.json`,

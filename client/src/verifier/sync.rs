@@ -26,6 +26,7 @@ use keyshare_policy::audit::Head;
 use keyshare_policy::client::{
     encode_role, verify_target, CacheOp, Lookup, MetadataFile, Response, Step, Updater,
 };
+use keyshare_policy::evidence::EvidenceAnchor;
 use keyshare_policy::hash::sha256_hex;
 use keyshare_policy::layout::TARGETS_DIR;
 use keyshare_policy::metadata::{RoleName, TargetFile};
@@ -454,6 +455,10 @@ fn build_state(
                 None
             }
         });
+    let evidence = match (trusted.targets(RoleName::TARGETS), trusted.snapshot()) {
+        (Some(targets), Some(snapshot)) => EvidenceAnchor::new(targets, snapshot),
+        _ => EvidenceAnchor::default(),
+    };
     Ok(TrustState {
         url: url.to_owned(),
         root_version: trusted.root().version,
@@ -461,6 +466,7 @@ fn build_state(
         audit_head,
         trust_set,
         tsas,
+        evidence,
         documents,
     })
 }

@@ -26,15 +26,22 @@ use keyshare_server::http::AppState;
 use keyshare_server::publisher::{Change, OnlineKeys, Publisher};
 use keyshare_server::store::{Store, TokenKind};
 
-use keyshare_testkit::signer;
+use keyshare_testkit::{signer, TestClock};
 
 fn keyshare(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_keyshare"))
-        .args(args)
-        .env_remove("KEYSHARE_SERVER")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+    keyshare_with_server(args, None)
+}
+
+/// `keyshare ARGS` with `KEYSHARE_SERVER` set to `server` (as a CI job
+/// sets it), or unset.
+fn keyshare_with_server(args: &[&str], server: Option<&str>) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_keyshare"));
+    command.args(args).stdin(Stdio::null());
+    match server {
+        Some(url) => command.env("KEYSHARE_SERVER", url),
+        None => command.env_remove("KEYSHARE_SERVER"),
+    };
+    command.output().unwrap()
 }
 
 fn ok(out: &Output) -> String {
@@ -51,83 +58,142 @@ fn error_line(out: &Output) -> String {
     lines[0].to_owned()
 }
 
+/// A keyshare server with CI delegations (a CI token scoped to `team-a`
+/// as the job's credential), namespaces `team-a` and `team-b`, its
+/// repository created at `created` and its clock reading `clock`, on a
+/// loopback socket; with `tsa`, its own timestamp authority as `init` sets
+/// it up (the CA listed in `org/tsas.json`). Stopped when dropped.
+struct CiServer {
+    dir: tempfile::TempDir,
+    publisher: Arc<Publisher>,
+    url: String,
+    ci_token: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl CiServer {
+    fn start(created: OffsetDateTime, clock: &TestClock, tsa: bool) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("keyshare.db")).unwrap();
+        let keys = OnlineKeys {
+            targets: signer(),
+            snapshot: signer(),
+            timestamp: signer(),
+            namespaces: signer(),
+        };
+        let publisher = Arc::new(
+            Publisher::init(store, keys, &[signer()], 1, Options::default(), created).unwrap(),
+        );
+        for name in ["team-a", "team-b"] {
+            publisher
+                .apply(
+                    "test",
+                    Change::CreateNamespace {
+                        entry: NamespaceEntry {
+                            name: NamespaceName::parse(name).unwrap(),
+                            scopes: vec![ArtifactPattern::parse(&format!(
+                                "registry.acme.io/{name}/**"
+                            ))
+                            .unwrap()],
+                            maintainers: vec![],
+                        },
+                        threshold: NonZeroU32::MIN,
+                        allow_overlap: false,
+                    },
+                    created,
+                )
+                .unwrap();
+        }
+        let ci_token = publisher
+            .create_token(
+                "test",
+                TokenKind::Ci(vec![NamespaceName::parse("team-a").unwrap()]),
+                None,
+                created,
+            )
+            .unwrap()
+            .secret
+            .expose()
+            .to_owned();
+        let mut state = AppState::new(publisher.clone());
+        state.clock = clock.clock();
+        state.ci = Some(Arc::new(
+            CiService::new(
+                CiConfig::default(),
+                dir.path(),
+                None,
+                publisher.clone(),
+                state.clock.clone(),
+            )
+            .unwrap(),
+        ));
+        if tsa {
+            let config = keyshare_server::config::TsaConfig::default();
+            let (material, _) =
+                keyshare_server::tsa::setup::prepare(&config, None, dir.path(), created, true)
+                    .unwrap();
+            keyshare_server::tsa::trust_own(&publisher, &material, created).unwrap();
+            let store = Store::open(dir.path().join("keyshare.db")).unwrap();
+            state.tsa = Some(Arc::new(
+                keyshare_server::tsa::Tsa::new(material, &config, store).unwrap(),
+            ));
+        }
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(keyshare_server::http::run(listener, state, async move {
+                let _ = stop_rx.await;
+            }))
+            .unwrap();
+        });
+        let server = Self {
+            dir,
+            publisher,
+            url,
+            ci_token,
+            stop: Some(stop),
+            thread: Some(thread),
+        };
+        std::fs::write(server.path("token"), format!("{}\n", server.ci_token)).unwrap();
+        std::fs::write(
+            server.path("root.json"),
+            &server.publisher.file("metadata/1.root.json").unwrap().bytes[..],
+        )
+        .unwrap();
+        server
+    }
+
+    /// A path in the server's scratch directory (the job's and the
+    /// verifier's files live there too).
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+}
+
+impl Drop for CiServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 #[test]
 fn a_job_gets_a_key_signs_a_file_and_a_verifier_trusts_it_for_its_namespace_only() {
-    let dir = tempfile::tempdir().unwrap();
     let now = OffsetDateTime::now_utc();
-    let store = Store::open(dir.path().join("keyshare.db")).unwrap();
-    let keys = OnlineKeys {
-        targets: signer(),
-        snapshot: signer(),
-        timestamp: signer(),
-        namespaces: signer(),
-    };
-    let publisher =
-        Arc::new(Publisher::init(store, keys, &[signer()], 1, Options::default(), now).unwrap());
-    for name in ["team-a", "team-b"] {
-        publisher
-            .apply(
-                "test",
-                Change::CreateNamespace {
-                    entry: NamespaceEntry {
-                        name: NamespaceName::parse(name).unwrap(),
-                        scopes: vec![ArtifactPattern::parse(&format!(
-                            "registry.acme.io/{name}/**"
-                        ))
-                        .unwrap()],
-                        maintainers: vec![],
-                    },
-                    threshold: NonZeroU32::MIN,
-                    allow_overlap: false,
-                },
-                now,
-            )
-            .unwrap();
-    }
-    let ci_token = publisher
-        .create_token(
-            "test",
-            TokenKind::Ci(vec![NamespaceName::parse("team-a").unwrap()]),
-            None,
-            now,
-        )
-        .unwrap()
-        .secret
-        .expose()
-        .to_owned();
-    let mut state = AppState::new(publisher.clone());
-    state.ci = Some(Arc::new(
-        CiService::new(
-            CiConfig::default(),
-            dir.path(),
-            None,
-            publisher.clone(),
-            state.clock.clone(),
-        )
-        .unwrap(),
-    ));
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(keyshare_server::http::run(listener, state, async move {
-            let _ = stop_rx.await;
-        }))
-        .unwrap();
-    });
-
-    let path = |n: &str| dir.path().join(n).display().to_string();
-    std::fs::write(path("token"), format!("{ci_token}\n")).unwrap();
-    std::fs::write(
-        path("root.json"),
-        &publisher.file("metadata/1.root.json").unwrap().bytes[..],
-    )
-    .unwrap();
+    let server = CiServer::start(now, &TestClock::at(now), false);
+    let (url, ci_token) = (server.url.clone(), server.ci_token.clone());
+    let path = |n: &str| server.path(n);
     std::fs::write(path("artifact.tar"), b"the artifact").unwrap();
 
     // ci request: the key is written 0600, the answer names the delegation.
@@ -247,7 +313,144 @@ fn a_job_gets_a_key_signs_a_file_and_a_verifier_trusts_it_for_its_namespace_only
     std::fs::write(path("artifact.tar"), b"the artifact").unwrap();
     let e = error_line(&verify("registry.acme.io/team-a/app"));
     assert!(e.contains("untrusted"), "{e}");
+}
 
-    let _ = stop.send(());
-    server.join().unwrap();
+/// docs/ci.md's release example, run as written (with a CI token as the
+/// job's credential instead of an OIDC ID token): `ci request`, then
+/// `sign-blob --key ... dist/app.tar` with `KEYSHARE_SERVER` set. The
+/// server's clock is injected: the job ran two hours ago, its 5-minute
+/// delegation ended and the sweep removed the key from `team-a`'s
+/// document. Today's verifier still trusts the release, by the token's
+/// time and the delegation evidence the signature carries, and nothing
+/// else: without the evidence, with altered evidence, for another
+/// namespace, or once the key is revoked from before it signed, refused.
+#[test]
+fn the_release_example_verifies_after_the_delegation_ended_and_was_swept() {
+    let today = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+    let job_time = today - time::Duration::hours(2);
+    let clock = TestClock::at(job_time);
+    let server = CiServer::start(job_time - time::Duration::minutes(1), &clock, true);
+    let path = |n: &str| server.path(n);
+    std::fs::create_dir(path("dist")).unwrap();
+    std::fs::write(path("dist/app.tar"), b"release 1.0").unwrap();
+
+    // The job.
+    ok(&keyshare(&[
+        "ci",
+        "request",
+        "--server",
+        &server.url,
+        "--namespace",
+        "team-a",
+        "--token-file",
+        &path("token"),
+        "--ttl",
+        "5m",
+        "--key-out",
+        &path("ks.pem"),
+    ]));
+    let signed = keyshare_with_server(
+        &["sign-blob", "--key", &path("ks.pem"), &path("dist/app.tar")],
+        Some(&server.url),
+    );
+    ok(&signed);
+    let sig: Value =
+        serde_json::from_slice(&std::fs::read(path("dist/app.tar.sig")).unwrap()).unwrap();
+    assert!(sig["timestamp_token"].is_string(), "{sig}");
+    assert_eq!(
+        sig["delegation_evidence"][0]["namespace"], "team-a",
+        "{sig}"
+    );
+
+    // Two hours later: the delegation ended long ago; the sweep runs.
+    clock.set(today);
+    assert_eq!(server.publisher.sweep_ephemeral(today).unwrap(), 1);
+    let key_id = sig["key_id"].as_str().unwrap();
+    let team_a = server.publisher.read(|s| s.keys("team-a")).unwrap();
+    assert!(
+        team_a.iter().all(|k| k.key.id.as_str() != key_id),
+        "the sweep removed the key"
+    );
+
+    ok(&keyshare(&[
+        "init",
+        "--server",
+        &server.url,
+        "--root",
+        &path("root.json"),
+        "--cache-dir",
+        &path("cache"),
+    ]));
+    let verify = |artifact: &str, sig: &str| {
+        keyshare(&[
+            "verify-blob",
+            artifact,
+            &path("dist/app.tar"),
+            "--signature",
+            &path(sig),
+            "--refresh",
+            "--cache-dir",
+            &path("cache"),
+        ])
+    };
+    let out = ok(&verify("registry.acme.io/team-a/app", "dist/app.tar.sig"));
+    assert!(out.contains("trusted by namespace `team-a`"), "{out}");
+    assert!(
+        out.contains("delegation from the signature's evidence"),
+        "{out}"
+    );
+    assert!(out.contains("timestamp token of TSA `keyshare`"), "{out}");
+
+    // Not for another namespace's artifacts.
+    let e = error_line(&verify("registry.acme.io/team-b/app", "dist/app.tar.sig"));
+    assert!(e.contains("untrusted"), "{e}");
+
+    // Without the evidence the swept key is not listed.
+    let mut bare = sig.clone();
+    bare.as_object_mut().unwrap().remove("delegation_evidence");
+    std::fs::write(path("bare.sig"), bare.to_string()).unwrap();
+    let e = error_line(&verify("registry.acme.io/team-a/app", "bare.sig"));
+    assert!(e.contains("not trusted by namespace `team-a`"), "{e}");
+
+    // Evidence whose document was widened: refused, naming the evidence.
+    let mut altered = sig.clone();
+    let document = openssl::base64::decode_block(
+        altered["delegation_evidence"][0]["document"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let mut document: Value = serde_json::from_slice(&document).unwrap();
+    for k in document["keys"].as_array_mut().unwrap() {
+        k["not_after"] = "2099-01-01T00:00:00Z".into();
+    }
+    altered["delegation_evidence"][0]["document"] =
+        openssl::base64::encode_block(document.to_string().as_bytes()).into();
+    std::fs::write(path("altered.sig"), altered.to_string()).unwrap();
+    let e = error_line(&verify("registry.acme.io/team-a/app", "altered.sig"));
+    assert!(e.contains("delegation evidence"), "{e}");
+    assert!(e.contains("does not list this trust document"), "{e}");
+
+    // Revoked (today) from before the job signed: refused.
+    let key: keyshare_policy::keys::Key = serde_json::from_value(sig["key"].clone()).unwrap();
+    let fingerprint = key
+        .fingerprint(&keyshare_policy::metadata::KeyId::new(key_id))
+        .unwrap();
+    server
+        .publisher
+        .apply(
+            "test",
+            Change::AddRevocation {
+                revocation: keyshare_policy::trust::Revocation {
+                    subject: keyshare_policy::trust::RevokedSubject::Key(fingerprint),
+                    revoked_at: job_time - time::Duration::minutes(1),
+                    reason: "runner compromised".into(),
+                },
+                listed_as: None,
+            },
+            today,
+        )
+        .unwrap();
+    let e = error_line(&verify("registry.acme.io/team-a/app", "dist/app.tar.sig"));
+    assert!(e.contains("revoked"), "{e}");
 }

@@ -68,6 +68,15 @@ pub struct Delegation {
     pub namespace_version: Option<u64>,
 }
 
+/// The answer to `GET /api/v1/ci/evidence/{spki_sha256}`: the delegation
+/// evidence of an ephemeral key, one per namespace that lists it now
+/// ([`crate::evidence`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvidenceAnswer {
+    /// The evidence, by namespace name (at most 8).
+    pub evidence: Vec<crate::evidence::DelegationEvidence>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@ mod support;
 
 mod decide;
 mod documents;
+mod evidence;
 mod roundtrip;
 mod timestamp;
 mod x509;

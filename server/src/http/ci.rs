@@ -1,15 +1,19 @@
 //! The CI endpoints: `POST /api/v1/ci/nonce`, `POST /api/v1/ci/delegations`
-//! and `DELETE /api/v1/ci/delegations/{id}` (see `docs/ci.md`).
+//! and `DELETE /api/v1/ci/delegations/{id}` (see `docs/ci.md`), and
+//! `GET /api/v1/ci/evidence/{spki_sha256}`.
 //!
 //! The bearer credential is an OIDC ID token or a CI token; it is checked
-//! before the body is read. Every refusal is a JSON error whose code names
+//! before the body is read. The evidence of an ephemeral key takes none: it
+//! is published data (the current bin and trust document that list the
+//! key), answered with or without `[ci]`, from the published files. Every refusal is a JSON error whose code names
 //! the reason (the status table in `http/error.rs`).
 
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use keyshare_policy::api::ci::Nonce;
+use keyshare_policy::api::ci::{EvidenceAnswer, Nonce};
+use keyshare_policy::trust::Sha256Hex;
 
 use keyshare_policy::datetime::rfc3339;
 
@@ -34,6 +38,11 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/api/v1/ci/delegations/{id}")
             .route(web::delete().to(end))
+            .default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/api/v1/ci/evidence/{spki_sha256}")
+            .route(web::get().to(evidence))
             .default_service(not_allowed()),
     );
 }
@@ -97,4 +106,31 @@ async fn end(
     let identity = identify(&state, &ci, &req).await?;
     ci.end(&identity, &id).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// `GET /api/v1/ci/evidence/{spki_sha256}`: the delegation evidence of the
+/// ephemeral key with that fingerprint (SHA-256 of its material, lowercase
+/// hex), for `keyshare sign-blob` to keep with a signature. 404 when no
+/// namespace lists the key as ephemeral now.
+async fn evidence(
+    state: web::Data<AppState>,
+    fingerprint: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let fingerprint = Sha256Hex::parse(&fingerprint).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            format!("the key fingerprint in the path: {e}"),
+        )
+    })?;
+    let publisher = state.publisher.clone();
+    let evidence = web::block(move || publisher.delegation_evidence(&fingerprint)).await??;
+    if evidence.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no namespace lists this key as an ephemeral (CI) key",
+        ));
+    }
+    Ok(HttpResponse::Ok().json(EvidenceAnswer { evidence }))
 }

@@ -38,6 +38,8 @@
 //!   export carries ([`BundleEdition`]);
 //! * `cache.rs`: the published files in memory for the read API
 //!   ([`CachedFile`], [`Publisher::file`]);
+//! * `evidence.rs`: the delegation evidence of an ephemeral key, read
+//!   from the published files ([`Publisher::delegation_evidence`]);
 //! * `metrics.rs`: counters for `/metrics` ([`PublisherMetrics`]);
 //! * `tokens.rs`: API tokens (audited, not published).
 //!
@@ -106,6 +108,7 @@ mod bundle;
 mod cache;
 mod change;
 mod checks;
+mod evidence;
 mod metrics;
 mod publish;
 mod root;
@@ -135,6 +138,7 @@ pub use batch::Batched;
 pub use bundle::BundleEdition;
 pub use cache::CachedFile;
 pub use change::Change;
+pub use evidence::MAX_EVIDENCE_NAMESPACES;
 pub use metrics::PublisherMetrics;
 pub use root::RootRefusal;
 

@@ -437,6 +437,9 @@ macro_rules! read_methods {
             /// Where the key with fingerprint `fingerprint` is listed: in
             /// namespaces' keys and sub-delegations, under any id.
             fn listings(fingerprint: &Sha256Hex) -> Vec<Listing>;
+            /// The namespaces that list the key with fingerprint
+            /// `fingerprint` as an ephemeral key, by name, at most `limit`.
+            fn ephemeral_namespaces(fingerprint: &Sha256Hex, limit: u32) -> Vec<String>;
             /// The fingerprints of the keys listed under `key_id`, in
             /// `namespace` or in every namespace, with where each is listed.
             fn listed_under(namespace: Option<&str>, key_id: &str) -> Vec<(Sha256Hex, Listing)>;

@@ -606,6 +606,21 @@ pub(crate) fn timestamp_count(conn: &Connection) -> Result<u64> {
     u64::try_from(n).map_err(|_| Error::corrupt("timestamps", format!("count {n}")))
 }
 
+pub(crate) fn ephemeral_namespaces(
+    conn: &Connection,
+    fingerprint: &Sha256Hex,
+    limit: u32,
+) -> Result<Vec<String>> {
+    collect(
+        conn,
+        "SELECT namespace FROM keys WHERE spki_sha256 = ?1 AND ephemeral = 1
+         ORDER BY namespace LIMIT ?2",
+        rusqlite::params![fingerprint.as_str(), limit],
+        |r| r.get(0),
+        Ok,
+    )
+}
+
 pub(crate) fn listings(conn: &Connection, fingerprint: &Sha256Hex) -> Result<Vec<Listing>> {
     let mut out = collect(
         conn,

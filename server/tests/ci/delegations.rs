@@ -653,3 +653,143 @@ fn ecdsa_and_rsa_job_keys_are_accepted_too() {
         assert!(parsed.verify(key.key_id(), &message, &proof).unwrap());
     }
 }
+
+/// The trusted top-level targets and snapshot of what the publisher
+/// serves now, as an evidence anchor.
+fn evidence_anchor(
+    publisher: &keyshare_server::publisher::Publisher,
+) -> keyshare_policy::evidence::EvidenceAnchor {
+    use keyshare_policy::metadata::{Envelope, Snapshot, Targets, Timestamp};
+    let file = |path: &str| publisher.file(path).unwrap().bytes.to_vec();
+    let timestamp =
+        Envelope::<Timestamp>::parse("timestamp", &file("metadata/timestamp.json")).unwrap();
+    let snapshot = Envelope::<Snapshot>::parse(
+        "snapshot",
+        &file(&format!(
+            "metadata/{}.snapshot.json",
+            timestamp.signed.snapshot_meta().version
+        )),
+    )
+    .unwrap()
+    .signed;
+    let targets = Envelope::<Targets>::parse(
+        "targets",
+        &file(&format!(
+            "metadata/{}.targets.json",
+            snapshot.role_meta("targets").unwrap().version
+        )),
+    )
+    .unwrap()
+    .signed;
+    keyshare_policy::evidence::EvidenceAnchor::new(&targets, &snapshot)
+}
+
+#[actix_web::test]
+async fn a_ci_keys_evidence_is_served_to_anyone_and_proves_the_delegation_after_the_sweep() {
+    let fx = CiFixture::new();
+    let app = app!(fx.f);
+    let key = job_key();
+    let a = delegate!(&app, &fx.issuer.token(), "team-a", &key);
+    assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.body);
+    let fingerprint = key.public_key().fingerprint(key.key_id()).unwrap();
+
+    // No credential needed: it is published data.
+    let path = format!("/api/v1/ci/evidence/{fingerprint}");
+    let a = send(&app, request(Method::GET, &path, None, None).to_request()).await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    let answer: keyshare_policy::api::ci::EvidenceAnswer = serde_json::from_slice(&a.body).unwrap();
+    assert_eq!(answer.evidence.len(), 1);
+    let evidence = answer.evidence.into_iter().next().unwrap();
+    assert_eq!(evidence.namespace.as_str(), "team-a");
+    let checked = evidence_anchor(&fx.f.publisher).check(&evidence).unwrap();
+    assert!(checked
+        .document
+        .keys
+        .iter()
+        .any(|k| k.ephemeral && k.id == *key.key_id()));
+
+    // The sweep removes the key; the evidence still checks against the
+    // newer state and proves the window to a stamped signature.
+    fx.f.publisher
+        .sweep_ephemeral(NOW + Duration::hours(1))
+        .unwrap();
+    let a = send(&app, request(Method::GET, &path, None, None).to_request()).await;
+    assert_refused(&a, StatusCode::NOT_FOUND, "not_found");
+    let later = NOW + Duration::hours(2);
+    let set = trust_set(&fx.f.publisher, later, &["team-a"]);
+    let signer = [SignerRef::PublicKey(key.public_key().clone())];
+    let signed_at = NOW + Duration::minutes(1);
+    assert!(!set
+        .decide_attested(TEAM_A_ARTIFACT, &signer, signed_at, later)
+        .is_trusted());
+    let checked = evidence_anchor(&fx.f.publisher).check(&evidence).unwrap();
+    let d = set.decide_attested_with_history(
+        TEAM_A_ARTIFACT,
+        &signer,
+        signed_at,
+        later,
+        &checked.document,
+    );
+    assert!(d.is_trusted(), "{d}");
+    // Not for another namespace's artifacts, not outside the window.
+    assert!(!set
+        .decide_attested_with_history(
+            TEAM_B_ARTIFACT,
+            &signer,
+            signed_at,
+            later,
+            &checked.document
+        )
+        .is_trusted());
+    assert!(!set
+        .decide_attested_with_history(
+            TEAM_A_ARTIFACT,
+            &signer,
+            NOW + Duration::minutes(11),
+            later,
+            &checked.document
+        )
+        .is_trusted());
+}
+
+#[actix_web::test]
+async fn evidence_is_refused_for_long_lived_keys_unknown_keys_and_bad_fingerprints() {
+    let fx = CiFixture::new();
+    let app = app!(fx.f);
+    let long_lived = job_key();
+    fx.f.publisher
+        .apply(
+            "test",
+            keyshare_server::publisher::Change::AddKey {
+                namespace: keyshare_policy::trust::NamespaceName::parse("team-a").unwrap(),
+                key: keyshare_policy::trust::TrustedKey {
+                    id: long_lived.key_id().clone(),
+                    key: long_lived.public_key().clone(),
+                    not_before: None,
+                    not_after: None,
+                    ephemeral: false,
+                    description: None,
+                    principal: None,
+                },
+            },
+            NOW,
+        )
+        .unwrap();
+    for key in [&long_lived, &job_key()] {
+        let fingerprint = key.public_key().fingerprint(key.key_id()).unwrap();
+        let path = format!("/api/v1/ci/evidence/{fingerprint}");
+        let a = send(&app, request(Method::GET, &path, None, None).to_request()).await;
+        assert_refused(&a, StatusCode::NOT_FOUND, "not_found");
+    }
+    for bad in ["abc", &"G".repeat(64), &"A".repeat(64)] {
+        let path = format!("/api/v1/ci/evidence/{bad}");
+        let a = send(&app, request(Method::GET, &path, None, None).to_request()).await;
+        assert_refused(&a, StatusCode::BAD_REQUEST, "invalid");
+    }
+    let a = send(
+        &app,
+        request(Method::POST, "/api/v1/ci/evidence/abc", None, None).to_request(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED);
+}

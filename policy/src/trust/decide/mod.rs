@@ -343,6 +343,62 @@ impl TrustSet {
         self.decide_with(artifact, signers, signed_at, now, true)
     }
 
+    /// [`Self::decide_attested`], and when that is untrusted, again with
+    /// the ephemeral keys of `history` (an earlier trust document of the
+    /// namespace, proven by [`crate::evidence::EvidenceAnchor::check`])
+    /// added to the namespace's current document: a CI key swept from the
+    /// document since still counts for a signature made inside the window
+    /// that earlier document gave it.
+    ///
+    /// Only when `history` is the document of the namespace that owns
+    /// `artifact` now (and that namespace has a current document), only its
+    /// keys marked ephemeral (a key removed on purpose is not brought back),
+    /// never under a key id or key material the current document lists; the
+    /// current threshold, sub-delegations and revocations (the
+    /// organization's and the namespace's) decide as usual. `signed_at`
+    /// must come from evidence the verifier trusts, as for
+    /// [`Self::decide_attested`].
+    pub fn decide_attested_with_history(
+        &self,
+        artifact: &str,
+        signers: &[SignerRef],
+        signed_at: OffsetDateTime,
+        now: OffsetDateTime,
+        history: &NamespaceTrust,
+    ) -> Decision {
+        let decision = self.decide_attested(artifact, signers, signed_at, now);
+        if decision.is_trusted() {
+            return decision;
+        }
+        let Some(OwnerIndex::Namespace(owner)) = self.owner_index(artifact) else {
+            return decision;
+        };
+        let Some(Some(current)) = self.documents.get(owner) else {
+            return decision;
+        };
+        if current.doc.namespace != history.namespace {
+            return decision;
+        }
+        let mut doc = current.doc.clone();
+        for key in history.keys.iter().filter(|k| k.ephemeral) {
+            let Ok(fingerprint) = key.key.fingerprint(&key.id) else {
+                continue;
+            };
+            let listed =
+                current.keys.contains(&fingerprint) || doc.keys.iter().any(|k| k.id == key.id);
+            if !listed {
+                doc.keys.push(key.clone());
+            }
+        }
+        if doc.keys.len() == current.doc.keys.len() {
+            return decision;
+        }
+        match Documented::new(doc) {
+            Ok(ns) => self.decide_in(&ns, artifact, signers, signed_at, now, true),
+            Err(_) => decision,
+        }
+    }
+
     fn decide_with(
         &self,
         artifact: &str,
