@@ -318,8 +318,8 @@ fn a_job_gets_a_key_signs_a_file_and_a_verifier_trusts_it_for_its_namespace_only
 /// docs/ci.md's release example, run as written (with a CI token as the
 /// job's credential instead of an OIDC ID token): `ci request`, then
 /// `sign-blob --key ... dist/app.tar` with `KEYSHARE_SERVER` set. The
-/// server's clock is injected: the job ran two hours ago, its 5-minute
-/// delegation ended and the sweep removed the key from `team-a`'s
+/// server's clock is injected: the job ran two hours ago, its delegation
+/// (the default 10 minutes) ended and the sweep removed the key from `team-a`'s
 /// document. Today's verifier still trusts the release, by the token's
 /// time and the delegation evidence the signature carries, and nothing
 /// else: without the evidence, with altered evidence, for another
@@ -335,20 +335,19 @@ fn the_release_example_verifies_after_the_delegation_ended_and_was_swept() {
     std::fs::write(path("dist/app.tar"), b"release 1.0").unwrap();
 
     // The job.
-    ok(&keyshare(&[
-        "ci",
-        "request",
-        "--server",
-        &server.url,
-        "--namespace",
-        "team-a",
-        "--token-file",
-        &path("token"),
-        "--ttl",
-        "5m",
-        "--key-out",
-        &path("ks.pem"),
-    ]));
+    ok(&keyshare_with_server(
+        &[
+            "ci",
+            "request",
+            "--namespace",
+            "team-a",
+            "--token-file",
+            &path("token"),
+            "--key-out",
+            &path("ks.pem"),
+        ],
+        Some(&server.url),
+    ));
     let signed = keyshare_with_server(
         &["sign-blob", "--key", &path("ks.pem"), &path("dist/app.tar")],
         Some(&server.url),
