@@ -111,11 +111,16 @@ async fn end(
 /// `GET /api/v1/ci/evidence/{spki_sha256}`: the delegation evidence of the
 /// ephemeral key with that fingerprint (SHA-256 of its material, lowercase
 /// hex), for `keyshare sign-blob` to keep with a signature. 404 when no
-/// namespace lists the key as ephemeral now.
+/// namespace lists the key as ephemeral now; 429 past
+/// [`super::EVIDENCE_RATE_LIMIT`] a minute from one client address.
 async fn evidence(
     state: web::Data<AppState>,
+    req: HttpRequest,
     fingerprint: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    state
+        .evidence_limit
+        .admit(&super::client_address(&req), state.now())?;
     let fingerprint = Sha256Hex::parse(&fingerprint).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,

@@ -56,7 +56,7 @@ mod tsa;
 use std::fmt;
 use std::future::Future;
 use std::io;
-use std::net::TcpListener;
+use std::net::{IpAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -102,7 +102,15 @@ pub struct AppState {
     /// The RFC 3161 timestamp authority (`[tsa]`); `None` answers
     /// `POST /api/v1/timestamp` with 404.
     pub tsa: Option<Arc<crate::tsa::Tsa>>,
+    /// `GET /api/v1/ci/evidence/...` per client address
+    /// ([`EVIDENCE_RATE_LIMIT`] a minute): unauthenticated, and each answer
+    /// parses published metadata.
+    pub evidence_limit: Arc<crate::rate_limit::RateLimiter>,
 }
+
+/// Delegation evidence requests a client address may make per minute
+/// (a signing job makes one per signature).
+pub const EVIDENCE_RATE_LIMIT: u32 = 600;
 
 impl AppState {
     /// State with the system clock, the default body limit and fresh metrics.
@@ -116,12 +124,32 @@ impl AppState {
             ci: None,
             allow_private_peers: false,
             tsa: None,
+            evidence_limit: Arc::new(crate::rate_limit::RateLimiter::new(
+                EVIDENCE_RATE_LIMIT,
+                time::Duration::minutes(1),
+            )),
         }
     }
 
     /// Now, by the state's clock.
     pub fn now(&self) -> OffsetDateTime {
         (self.clock)()
+    }
+}
+
+/// The rate-limit identity of a client: its IPv4 address, or the /64 of
+/// its IPv6 address (one host usually holds a whole /64).
+pub(crate) fn client_address(req: &actix_web::HttpRequest) -> String {
+    match req.peer_addr().map(|a| a.ip()) {
+        Some(IpAddr::V4(ip)) => ip.to_string(),
+        Some(IpAddr::V6(ip)) => match ip.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = ip.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        None => "unknown".to_owned(),
     }
 }
 

@@ -12,8 +12,6 @@
 //! rejected (HTTP 200, the `PKIStatusInfo` says why), or `systemFailure`
 //! (HTTP 500).
 
-use std::net::IpAddr;
-
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
@@ -30,22 +28,6 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     );
 }
 
-/// The rate-limit identity of a client: its IPv4 address, or the /64 of
-/// its IPv6 address (one host usually holds a whole /64).
-fn client_key(req: &HttpRequest) -> String {
-    match req.peer_addr().map(|a| a.ip()) {
-        Some(IpAddr::V4(ip)) => ip.to_string(),
-        Some(IpAddr::V6(ip)) => match ip.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => {
-                let s = ip.segments();
-                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-            }
-        },
-        None => "unknown".to_owned(),
-    }
-}
-
 async fn timestamp(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -59,7 +41,7 @@ async fn timestamp(
         )
     })?;
     let now = state.now();
-    tsa.admit(&client_key(&req), now)?;
+    tsa.admit(&super::client_address(&req), now)?;
     let request = body.bytes_of(QUERY_MEDIA_TYPE, MAX_REQUEST_BYTES).await?;
     let answer = web::block(move || tsa.answer(&request, now))
         .await

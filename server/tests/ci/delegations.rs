@@ -793,3 +793,16 @@ async fn evidence_is_refused_for_long_lived_keys_unknown_keys_and_bad_fingerprin
     .await;
     assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED);
 }
+
+#[actix_web::test]
+async fn evidence_requests_are_limited_per_client_address() {
+    let fx = CiFixture::new();
+    let app = app!(fx.f);
+    let path = format!("/api/v1/ci/evidence/{}", "0".repeat(64));
+    for _ in 0..keyshare_server::http::EVIDENCE_RATE_LIMIT {
+        let a = send(&app, request(Method::GET, &path, None, None).to_request()).await;
+        assert_refused(&a, StatusCode::NOT_FOUND, "not_found");
+    }
+    let a = send(&app, request(Method::GET, &path, None, None).to_request()).await;
+    assert_refused(&a, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+}

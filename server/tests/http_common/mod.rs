@@ -26,7 +26,7 @@ use keyshare_policy::keys::Scheme;
 use keyshare_policy::metadata::{Root, Signed};
 use keyshare_policy::repo::{Options, SharedSigner};
 use keyshare_policy::sign::{sign, to_bytes, InMemorySigner, Signer};
-use keyshare_server::http::{AppState, HttpMetrics};
+use keyshare_server::http::AppState;
 use keyshare_server::publisher::{OnlineKeys, Publisher};
 use keyshare_server::store::{AuditHead, Store, TokenKind};
 pub use keyshare_testkit::ns as ns_name;
@@ -71,16 +71,9 @@ impl Fixture {
             )
             .unwrap(),
         );
-        let state = AppState {
-            publisher: publisher.clone(),
-            clock: Arc::new(|| NOW),
-            body_limit,
-            metrics: Arc::new(HttpMetrics::default()),
-            export: Default::default(),
-            ci: None,
-            allow_private_peers: false,
-            tsa: None,
-        };
+        let mut state = AppState::new(publisher.clone());
+        state.clock = Arc::new(|| NOW);
+        state.body_limit = body_limit;
         let mut fixture = Self {
             dir,
             publisher,
