@@ -64,6 +64,7 @@ pub fn run<S: Future<Output = ()> + 'static>(
     let mut state = AppState::new(publisher.clone());
     state.clock = clock.clone();
     state.body_limit = config.body_limit;
+    state.waiters = Arc::new(crate::http::read::Waiters::new(config.max_waiters));
     state.allow_private_peers = config.allow_private_peers;
     state.export = crate::airgap::ExportLimits::from_config(config);
     if config.tsa.enabled {

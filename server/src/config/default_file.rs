@@ -25,6 +25,10 @@ resign_before = "6h"
 
 [limits]
 body_bytes = 65536
+# Readers waiting for the next publish at once (long polls of
+# metadata/timestamp.json, `keyshare watch`); past it they get 503.
+# 0 turns waiting off (every read is answered at once).
+max_waiters = 10000
 
 # Air-gap bundles (docs/airgap.md): the validity window of an export when
 # --valid-for is not given, and the longest one allowed.

@@ -127,6 +127,11 @@ impl Config {
                         .filter(|n| *n > 0)
                         .ok_or_else(|| invalid("expected a positive number of bytes"))?;
                 }
+                Setting::MaxWaiters => {
+                    config.max_waiters = value
+                        .parse::<usize>()
+                        .map_err(|_| invalid("expected a number of readers (0: nobody waits)"))?;
+                }
                 Setting::KeyTargets
                 | Setting::KeySnapshot
                 | Setting::KeyTimestamp
@@ -320,8 +325,10 @@ mod tests {
             ("KEYSHARE_LISTEN", "127.0.0.1:2000"),
             ("KEYSHARE_EXPIRY_TIMESTAMP", "12h"),
             ("KEYSHARE_BODY_LIMIT", "1024"),
+            ("KEYSHARE_MAX_WAITERS", "0"),
         ];
         let c = resolve(Some(file), &env, &Flags::default()).unwrap();
+        assert_eq!(c.max_waiters, 0);
         assert_eq!(c.listen.port(), 2000);
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.expiry.timestamp, Duration::hours(12));
@@ -432,6 +439,12 @@ mod tests {
             &Flags::default(),
         );
         assert!(e.contains("limits.body_bytes"), "{e}");
+        let e = error(
+            Some("[limits]\nmax_waiters = -3\n"),
+            &[],
+            &Flags::default(),
+        );
+        assert!(e.contains("limits.max_waiters"), "{e}");
         let e = error(None, &[("KEYSHARE_LOG", "a=b=c")], &Flags::default());
         assert!(e.contains("log.level"), "{e}");
     }

@@ -100,6 +100,10 @@ pub struct Airgap {
     pub max_valid_for: Duration,
 }
 
+/// The default of `limits.max_waiters`: readers waiting for the next
+/// publish at once.
+pub const DEFAULT_MAX_WAITERS: usize = 10_000;
+
 /// The resolved configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -115,6 +119,9 @@ pub struct Config {
     pub expiry: Expiry,
     /// Largest accepted request body, bytes.
     pub body_limit: usize,
+    /// `limits.max_waiters`: readers that may wait for the next publish at
+    /// once (`GET /metadata/timestamp.json` with `Prefer: wait`).
+    pub max_waiters: usize,
     /// Where the online keys are.
     pub keys: Keys,
     /// Air-gap bundle windows.
@@ -146,6 +153,7 @@ impl Default for Config {
                 resign_before: Duration::hours(6),
             },
             body_limit: 65_536,
+            max_waiters: DEFAULT_MAX_WAITERS,
             keys: Keys::default(),
             airgap: Airgap {
                 valid_for: Duration::days(7),

@@ -17,6 +17,7 @@ pub(super) enum Setting {
     ExpiryRoot,
     ExpiryResignBefore,
     BodyBytes,
+    MaxWaiters,
     KeyTargets,
     KeySnapshot,
     KeyTimestamp,
@@ -35,7 +36,7 @@ pub(super) enum Setting {
     TsaRateWindow,
 }
 
-pub(super) const KEYS: [Setting; 27] = [
+pub(super) const KEYS: [Setting; 28] = [
     Setting::Listen,
     Setting::TlsCert,
     Setting::TlsKey,
@@ -47,6 +48,7 @@ pub(super) const KEYS: [Setting; 27] = [
     Setting::ExpiryRoot,
     Setting::ExpiryResignBefore,
     Setting::BodyBytes,
+    Setting::MaxWaiters,
     Setting::KeyTargets,
     Setting::KeySnapshot,
     Setting::KeyTimestamp,
@@ -79,6 +81,7 @@ impl Setting {
             Self::ExpiryRoot => "expiry.root",
             Self::ExpiryResignBefore => "expiry.resign_before",
             Self::BodyBytes => "limits.body_bytes",
+            Self::MaxWaiters => "limits.max_waiters",
             Self::KeyTargets => "keys.targets",
             Self::KeySnapshot => "keys.snapshot",
             Self::KeyTimestamp => "keys.timestamp",
@@ -111,6 +114,7 @@ impl Setting {
             Self::ExpiryRoot => "KEYSHARE_EXPIRY_ROOT",
             Self::ExpiryResignBefore => "KEYSHARE_EXPIRY_RESIGN_BEFORE",
             Self::BodyBytes => "KEYSHARE_BODY_LIMIT",
+            Self::MaxWaiters => "KEYSHARE_MAX_WAITERS",
             Self::KeyTargets => "KEYSHARE_KEY_TARGETS",
             Self::KeySnapshot => "KEYSHARE_KEY_SNAPSHOT",
             Self::KeyTimestamp => "KEYSHARE_KEY_TIMESTAMP",

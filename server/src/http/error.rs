@@ -142,6 +142,9 @@ impl ResponseError for ApiError {
         if self.status == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header((header::RETRY_AFTER, "1"));
+        }
         let mut error = json!({ "code": self.code, "message": self.message });
         if let (Some(details), Some(map)) = (&self.details, error.as_object_mut()) {
             map.insert("details".into(), details.clone());

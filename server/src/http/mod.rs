@@ -49,7 +49,7 @@ mod body;
 mod ci;
 mod error;
 mod ops;
-pub(crate) mod read;
+pub mod read;
 pub mod tls;
 mod tsa;
 
@@ -106,7 +106,11 @@ pub struct AppState {
     /// ([`EVIDENCE_RATE_LIMIT`] a minute): unauthenticated, and each answer
     /// parses published metadata.
     pub evidence_limit: Arc<crate::rate_limit::RateLimiter>,
+    /// Readers waiting for the next publish (`limits.max_waiters`).
+    pub waiters: Arc<read::Waiters>,
 }
+
+pub use crate::config::DEFAULT_MAX_WAITERS;
 
 /// Delegation evidence requests a client address may make per minute
 /// (a signing job makes one per signature).
@@ -128,6 +132,7 @@ impl AppState {
                 EVIDENCE_RATE_LIMIT,
                 time::Duration::minutes(1),
             )),
+            waiters: Arc::new(read::Waiters::new(DEFAULT_MAX_WAITERS)),
         }
     }
 

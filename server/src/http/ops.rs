@@ -162,6 +162,31 @@ pub(crate) fn render(state: &AppState) -> String {
             label(role)
         );
     }
+    family(
+        &mut out,
+        "keyshare_read_waiters",
+        "gauge",
+        "Readers waiting for the next publish (long polls of metadata/timestamp.json).",
+    );
+    let _ = writeln!(out, "keyshare_read_waiters {}", state.waiters.waiting());
+    family(
+        &mut out,
+        "keyshare_read_waiters_max",
+        "gauge",
+        "limits.max_waiters: readers that may wait at once.",
+    );
+    let _ = writeln!(out, "keyshare_read_waiters_max {}", state.waiters.max());
+    family(
+        &mut out,
+        "keyshare_read_waiters_refused_total",
+        "counter",
+        "Waits refused at limits.max_waiters (answered 503).",
+    );
+    let _ = writeln!(
+        out,
+        "keyshare_read_waiters_refused_total {}",
+        state.waiters.refused()
+    );
     if let Some(expiry) = p.earliest_expiry {
         family(
             &mut out,
@@ -220,7 +245,9 @@ pub(crate) async fn observe(
     // metrics (the high-volume, cacheable traffic) only at debug, so the
     // default level does not cost the read path a log line per request.
     span.in_scope(|| {
-        if status >= 500 {
+        // A 503 is load shed on purpose (readers past limits.max_waiters):
+        // not a server fault, and a crowd of them must not flood the log.
+        if status >= 500 && status != 503 {
             tracing::warn!("request");
         } else if route.starts_with("/api/") {
             tracing::info!("request");

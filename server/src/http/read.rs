@@ -1,6 +1,24 @@
 //! The read API: the TUF repository, served from the publisher's cache.
+//!
+//! **Waiting for the next publish.** `GET /metadata/timestamp.json` with
+//! `If-None-Match: <the ETag the client holds>` and `Prefer: wait=N`
+//! (RFC 7240, seconds, at most [`MAX_WAIT_SECONDS`]) is a long poll: when
+//! the client's copy is current the answer is held until a publish
+//! replaces the timestamp (200 with the new one, at once) or the wait ends
+//! (304), and says `Preference-Applied: wait=N`. A client whose copy is
+//! already old gets the current one at once. The waiters are futures on
+//! the server's workers, no thread each, counted against
+//! `limits.max_waiters` ([`Waiters`]): past it the answer is 503
+//! `too_many_waiters` with `Retry-After: 1`, and `/metrics` reports them.
+//! The answer carries nothing a client must trust beyond what the file
+//! itself proves: it is the same signed timestamp a poll would get. A
+//! static mirror ignores `Prefer` and answers at once, so the same client
+//! code polls it (`docs/server.md`, "Waiting for changes").
 
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::http::{header, Method};
 use actix_web::{web, HttpMessage as _, HttpRequest, HttpResponse};
@@ -21,6 +39,69 @@ pub(crate) const METADATA_ROUTE: &str = "/metadata/{file}";
 pub(crate) const TARGETS_ROUTE: &str = "/targets/{path:.*}";
 /// The label of a request no route matched.
 pub(crate) const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// The longest a reader may wait for the next publish, seconds.
+pub const MAX_WAIT_SECONDS: u64 = 60;
+
+/// Readers waiting for the next publish, counted against a cap.
+#[derive(Debug)]
+pub struct Waiters {
+    waiting: AtomicUsize,
+    max: usize,
+    refused: AtomicU64,
+}
+
+impl Waiters {
+    /// At most `max` waiting at once (0: waiting is off, and every answer
+    /// is immediate, as a static mirror's).
+    pub fn new(max: usize) -> Self {
+        Self {
+            waiting: AtomicUsize::new(0),
+            max,
+            refused: AtomicU64::new(0),
+        }
+    }
+
+    /// Readers waiting now.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
+    /// The cap.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Waits refused at the cap since the server started.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    /// A place among the waiters, given back when dropped; `None` at the cap.
+    fn enter(self: &Arc<Self>) -> Option<Waiting> {
+        let entered = self
+            .waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .is_ok();
+        if entered {
+            Some(Waiting(self.clone()))
+        } else {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
+}
+
+/// One waiter's place ([`Waiters::enter`]).
+struct Waiting(Arc<Waiters>);
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 /// The repository reads: `/metadata/{file}` (one path segment) and
 /// `/targets/{path}` (any number of segments), GET and HEAD.
@@ -78,7 +159,75 @@ async fn read(
     if method != Method::GET && method != Method::HEAD {
         return Ok(super::error::method_not_allowed(req.clone()).await);
     }
+    if method == Method::GET
+        && dir == METADATA_DIR
+        && rest == "timestamp.json"
+        && state.waiters.max() > 0
+    {
+        if let Some(wait) = prefer_wait(req) {
+            return long_poll(state, req, wait).await;
+        }
+    }
     serve(state, req, dir, rest)
+}
+
+/// The wait a request asks for with `Prefer: wait=N` (RFC 7240), capped at
+/// [`MAX_WAIT_SECONDS`]; `None` without one (or `wait=0`, or a value that
+/// is not a number of seconds: ignored, as RFC 7240 says).
+fn prefer_wait(req: &HttpRequest) -> Option<u64> {
+    req.headers()
+        .get_all("prefer")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|p| {
+            let (name, value) = p.split_once('=')?;
+            name.trim()
+                .eq_ignore_ascii_case("wait")
+                .then(|| value.trim().trim_matches('"').parse::<u64>().ok())
+                .flatten()
+        })
+        .next()
+        .filter(|w| *w > 0)
+        .map(|w| w.min(MAX_WAIT_SECONDS))
+}
+
+/// The long poll of the module docs.
+async fn long_poll(
+    state: &AppState,
+    req: &HttpRequest,
+    wait: u64,
+) -> Result<HttpResponse, ApiError> {
+    let mut changes = state.publisher.timestamp_watch();
+    let held = changes.borrow_and_update().clone();
+    let Some(current) = held else {
+        return serve(state, req, METADATA_DIR, "timestamp.json");
+    };
+    if !none_match(req, &current.etag) {
+        return Ok(respond(req, &current));
+    }
+    let Some(_waiting) = state.waiters.enter() else {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_waiters",
+            format!(
+                "{} readers are waiting for the next publish already (limits.max_waiters): poll again, or retry the wait in a moment",
+                state.waiters.max()
+            ),
+        ));
+    };
+    let file = match tokio::time::timeout(Duration::from_secs(wait), changes.changed()).await {
+        Ok(Ok(())) => changes.borrow_and_update().clone().unwrap_or(current),
+        // The wait ended, or the publisher is gone (shutting down).
+        Ok(Err(_)) | Err(_) => current,
+    };
+    let mut response = respond(req, &file);
+    if let Ok(applied) = header::HeaderValue::from_str(&format!("wait={wait}")) {
+        response.headers_mut().insert(
+            header::HeaderName::from_static("preference-applied"),
+            applied,
+        );
+    }
+    Ok(response)
 }
 
 /// A path under a read prefix that is not of the route's shape: what the

@@ -36,12 +36,25 @@ impl CachedFile {
 }
 
 /// The current version of every published file, by path.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Cache {
     files: RwLock<HashMap<String, Arc<CachedFile>>>,
     /// For each file lineage (a role's metadata, a target path), the path
     /// of its cached current version.
     current: Mutex<HashMap<String, String>>,
+    /// The current `metadata/timestamp.json`, sent once it is in `files`:
+    /// what waiting readers wake on.
+    timestamp: tokio::sync::watch::Sender<Option<Arc<CachedFile>>>,
+}
+
+impl Default for Cache {
+    fn default() -> Self {
+        Self {
+            files: RwLock::default(),
+            current: Mutex::default(),
+            timestamp: tokio::sync::watch::Sender::new(None),
+        }
+    }
 }
 
 impl Cache {
@@ -65,6 +78,20 @@ impl Cache {
                 )),
             );
         }
+        let timestamp = cache.get(TIMESTAMP_PATH).cloned();
+        drop(current);
+        drop(cache);
+        if let Some(new) = timestamp {
+            // Only a new timestamp wakes the waiters (the files of a
+            // publish arrive together, the timestamp among them).
+            self.timestamp.send_if_modified(|held| {
+                let changed = held.as_ref().is_none_or(|old| old.etag != new.etag);
+                if changed {
+                    *held = Some(new);
+                }
+                changed
+            });
+        }
     }
 
     fn get(&self, path: &str) -> Option<Arc<CachedFile>> {
@@ -76,14 +103,24 @@ impl Cache {
     }
 }
 
+/// The path of the one mutable published file.
+const TIMESTAMP_PATH: &str = "metadata/timestamp.json";
+
 impl Publisher {
+    /// The current `metadata/timestamp.json`, and a receiver that wakes when
+    /// a publish replaces it (a long poll waits on it; nothing is sent for a
+    /// publish whose timestamp is unchanged).
+    pub fn timestamp_watch(&self) -> tokio::sync::watch::Receiver<Option<Arc<CachedFile>>> {
+        self.cache.timestamp.subscribe()
+    }
+
     /// A published file by path, from memory, or from the store for older
     /// versions (then kept in memory).
     pub fn file(&self, path: &str) -> Option<Arc<CachedFile>> {
         if let Some(f) = self.cache.get(path) {
             return Some(f);
         }
-        if path == "metadata/timestamp.json" {
+        if path == TIMESTAMP_PATH {
             return None;
         }
         // Older versions come from the store and are not kept in memory:

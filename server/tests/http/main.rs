@@ -23,3 +23,4 @@ mod server;
 mod timestamps;
 mod tokens_audit;
 mod tsas;
+mod waiting;
