@@ -20,7 +20,7 @@ use crate::http::{self, AppState};
 use crate::publisher::Publisher;
 
 /// How often `serve` re-signs expiring metadata and sweeps expired
-/// ephemeral keys.
+/// ephemeral keys, at most ([`maintenance_interval`]).
 pub const MAINTENANCE_INTERVAL: StdDuration = StdDuration::from_secs(60);
 
 /// `serve`: serves the repository in `dir` until SIGINT or SIGTERM, then
@@ -176,13 +176,23 @@ impl Drop for Background {
     }
 }
 
-/// Every minute (and once at start): re-sign what expires within
+/// How often the maintenance task runs: every minute, or a quarter of
+/// `resign_before` when that is shorter (short timestamps), but not more
+/// often than every 5 seconds; so a role is re-signed at least three runs
+/// before it expires.
+pub fn maintenance_interval(resign_before: time::Duration) -> StdDuration {
+    let quarter: time::Duration = resign_before / 4;
+    let quarter = u64::try_from(quarter.whole_milliseconds()).unwrap_or(0);
+    StdDuration::from_millis(quarter).clamp(StdDuration::from_secs(5), MAINTENANCE_INTERVAL)
+}
+
+/// Every [`maintenance_interval`] (and once at start): re-sign what expires within
 /// `resign_before`, sweep expired ephemeral keys, and delete published
 /// versions superseded longer ago than `store.keep_superseded` (publishes
 /// do that too; this covers a server with no writes). Runs on a blocking
 /// thread; errors are logged and retried at the next tick.
 async fn maintain(publisher: Arc<Publisher>, clock: Clock, resign_before: time::Duration) {
-    let mut ticks = tokio::time::interval(MAINTENANCE_INTERVAL);
+    let mut ticks = tokio::time::interval(maintenance_interval(resign_before));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
@@ -217,5 +227,20 @@ async fn maintain(publisher: Arc<Publisher>, clock: Clock, resign_before: time::
             }
             Err(e) => tracing::error!(error = %e, "maintenance task failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maintenance_runs_at_least_four_times_per_resign_window() {
+        let every = |d: time::Duration| maintenance_interval(d).as_millis();
+        assert_eq!(every(time::Duration::hours(6)), 60_000);
+        assert_eq!(every(time::Duration::seconds(150)), 37_500);
+        assert_eq!(every(time::Duration::minutes(1)), 15_000);
+        // Never busier than every 5 seconds.
+        assert_eq!(every(time::Duration::seconds(4)), 5_000);
     }
 }

@@ -16,12 +16,18 @@ listen = "127.0.0.1:8439"
 format = "text"
 level = "info"
 
+# How long signed metadata is valid. A verifier that cannot reach the
+# server stops trusting its copy when the timestamp expires: a shorter
+# timestamp (down to "2m") bounds how long an offline verifier can miss a
+# revocation, at the cost of one small signed file per interval. Roles are
+# re-signed resign_before ahead of expiry (default: 6h, or half of the
+# timestamp's lifetime when that is shorter; at least 1m).
 [expiry]
 timestamp = "1d"
 snapshot = "7d"
 targets = "90d"
 root = "365d"
-resign_before = "6h"
+# resign_before = "6h"
 
 [limits]
 body_bytes = 65536

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use super::file::read_file;
 use super::settings::{Raw, Setting, KEYS};
-use super::{parse_duration, Config, ConfigError, KeyRef, LogFormat, Source, Tls};
+use super::{
+    parse_duration, Config, ConfigError, KeyRef, LogFormat, Source, Tls, MIN_RESIGN_BEFORE,
+};
 
 /// Values given on the command line (each overrides file and environment).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -231,6 +233,20 @@ impl Config {
                 config.airgap.valid_for, config.airgap.max_valid_for
             )));
         }
+        if !raw.contains_key(&Setting::ExpiryResignBefore) {
+            // Half the timestamp's lifetime when that is shorter than the
+            // default: short timestamps need no second setting.
+            config.expiry.resign_before =
+                config.expiry.resign_before.min(config.expiry.timestamp / 2);
+        }
+        if config.expiry.resign_before < MIN_RESIGN_BEFORE {
+            return Err(ConfigError::Conflict(format!(
+                "expiry.resign_before ({}) must be at least {MIN_RESIGN_BEFORE}: the server re-signs on a timer, \
+                 and a timestamp must not expire between two runs (expiry.timestamp at least {} then)",
+                config.expiry.resign_before,
+                MIN_RESIGN_BEFORE * 2
+            )));
+        }
         if config.expiry.resign_before >= config.expiry.timestamp {
             return Err(ConfigError::Conflict(format!(
                 "expiry.resign_before ({}) must be shorter than expiry.timestamp ({}), \
@@ -439,11 +455,7 @@ mod tests {
             &Flags::default(),
         );
         assert!(e.contains("limits.body_bytes"), "{e}");
-        let e = error(
-            Some("[limits]\nmax_waiters = -3\n"),
-            &[],
-            &Flags::default(),
-        );
+        let e = error(Some("[limits]\nmax_waiters = -3\n"), &[], &Flags::default());
         assert!(e.contains("limits.max_waiters"), "{e}");
         let e = error(None, &[("KEYSHARE_LOG", "a=b=c")], &Flags::default());
         assert!(e.contains("log.level"), "{e}");
@@ -487,6 +499,49 @@ mod tests {
             e.contains("store.keep_superseded") && e.contains("forever"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn short_timestamps_are_re_signed_at_half_their_lifetime_unless_told_otherwise() {
+        let c = resolve(
+            None,
+            &[("KEYSHARE_EXPIRY_TIMESTAMP", "5m")],
+            &Flags::default(),
+        )
+        .unwrap();
+        assert_eq!(c.expiry.timestamp, Duration::minutes(5));
+        assert_eq!(c.expiry.resign_before, Duration::seconds(150));
+        let c = resolve(Some(DEFAULT_FILE), &[], &Flags::default()).unwrap();
+        assert_eq!(c.expiry.resign_before, Duration::hours(6));
+        let c = resolve(
+            None,
+            &[
+                ("KEYSHARE_EXPIRY_TIMESTAMP", "5m"),
+                ("KEYSHARE_EXPIRY_RESIGN_BEFORE", "4m"),
+            ],
+            &Flags::default(),
+        )
+        .unwrap();
+        assert_eq!(c.expiry.resign_before, Duration::minutes(4));
+        // Too short to be re-signed on the timer in time.
+        let e = error(
+            None,
+            &[("KEYSHARE_EXPIRY_TIMESTAMP", "90s")],
+            &Flags::default(),
+        );
+        assert!(
+            e.contains("expiry.resign_before") && e.contains("at least"),
+            "{e}"
+        );
+        let e = error(
+            None,
+            &[
+                ("KEYSHARE_EXPIRY_TIMESTAMP", "10m"),
+                ("KEYSHARE_EXPIRY_RESIGN_BEFORE", "30s"),
+            ],
+            &Flags::default(),
+        );
+        assert!(e.contains("at least"), "{e}");
     }
 
     #[test]

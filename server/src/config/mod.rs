@@ -100,6 +100,10 @@ pub struct Airgap {
     pub max_valid_for: Duration,
 }
 
+/// The shortest `expiry.resign_before`: the server re-signs on a timer
+/// (`commands::serve::maintenance_interval`), at most a quarter of it apart.
+pub const MIN_RESIGN_BEFORE: Duration = Duration::minutes(1);
+
 /// The default of `limits.max_waiters`: readers waiting for the next
 /// publish at once.
 pub const DEFAULT_MAX_WAITERS: usize = 10_000;
