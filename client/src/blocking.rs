@@ -34,6 +34,12 @@ impl Verifier {
         &self.inner
     }
 
+    /// Runs `future` (async work with [`Self::inner`], such as
+    /// [`crate::watch::watch`]) to completion on this verifier's runtime.
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+
     /// See [`verifier::Verifier::init`].
     pub fn init(&self, url: &str, pin: RootPin, force: bool) -> Result<Pinned, Error> {
         self.runtime.block_on(self.inner.init(url, pin, force))

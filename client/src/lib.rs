@@ -57,6 +57,7 @@ pub mod fetch;
 pub mod timestamp;
 pub mod tuf;
 mod verifier;
+pub mod watch;
 
 pub use keyshare_policy::client;
 pub use verifier::{

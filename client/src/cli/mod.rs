@@ -12,6 +12,7 @@ mod output;
 mod root;
 mod tuf;
 mod verify;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,6 +44,10 @@ enum Command {
     /// Write the cached trust state for other tools: a notation trust
     /// store and trust policy, or PEM public keys.
     Export(verify::ExportArgs),
+    /// Keep the cache fresh within a second of each publish (the server's
+    /// long poll), re-export and run a command after each change; until
+    /// SIGTERM.
+    Watch(watch::WatchArgs),
     /// Administer a keyshare server (namespaces, keys, revocations, peers,
     /// roots, tokens, audit) through its admin API.
     Admin(admin::AdminArgs),
@@ -195,6 +200,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Refresh(args) => verify::refresh(args),
         Command::List(args) => verify::list(args),
         Command::Export(args) => verify::export(args),
+        Command::Watch(args) => watch::run(args),
         Command::Admin(args) => admin::run(args),
         Command::Root(args) => root::run(args),
         Command::Tuf(args) => tuf::run(args),
@@ -212,12 +218,13 @@ pub(crate) fn main() -> ExitCode {
 }
 
 /// The subcommands' names, as typed.
-const COMMANDS: [&str; 11] = [
+const COMMANDS: [&str; 12] = [
     "init",
     "refresh",
     "decide",
     "list",
     "export",
+    "watch",
     "admin",
     "root",
     "tuf",

@@ -48,6 +48,11 @@ pub(crate) struct Common {
 }
 
 impl Common {
+    /// The output mode asked for.
+    pub(crate) fn output(&self) -> OutputFormat {
+        self.output
+    }
+
     pub(crate) fn verifier(&self) -> Result<Verifier, Error> {
         self.verifier_with(|_| ())
     }

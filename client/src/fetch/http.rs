@@ -86,6 +86,23 @@ pub enum Fetched {
     NotModified,
 }
 
+/// What a wait for the next publish came back with
+/// ([`HttpTransport::wait_for_change`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitAnswer {
+    /// 200: the file is not the one held any more (a publish).
+    Changed,
+    /// 304: still the one held. `waited`: the server held the request
+    /// (`Preference-Applied: wait`); a server that did not (a static
+    /// mirror) is to be polled.
+    Unchanged {
+        /// Whether the server waited.
+        waited: bool,
+    },
+    /// 503: the server has too many waiters; poll, or wait again later.
+    Busy,
+}
+
 /// Why PEM CA certificates could not be used.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -258,6 +275,45 @@ impl HttpTransport {
             }
         }
         Ok(Fetched::Bytes { bytes, etag })
+    }
+}
+
+impl HttpTransport {
+    /// Asks for `url` (`metadata/timestamp.json`) with `If-None-Match:
+    /// etag` and `Prefer: wait=<wait seconds>` (the server's long poll,
+    /// `docs/server.md`), the request's time limit raised by the wait. The
+    /// body is not read: the caller fetches and verifies the file through
+    /// the TUF workflow.
+    pub async fn wait_for_change(
+        &self,
+        url: &str,
+        etag: &str,
+        wait: Duration,
+    ) -> Result<WaitAnswer, TransportError> {
+        let seconds = wait.as_secs().max(1);
+        let response = self
+            .client
+            .get(url)
+            .header(reqwest::header::IF_NONE_MATCH, etag)
+            .header("prefer", format!("wait={seconds}"))
+            .timeout(wait + DEFAULT_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| TransportError::Unreachable {
+                url: url.to_owned(),
+                message: keyshare_policy::error::one_line(&e),
+            })?;
+        match response.status() {
+            StatusCode::OK => Ok(WaitAnswer::Changed),
+            StatusCode::NOT_MODIFIED => Ok(WaitAnswer::Unchanged {
+                waited: response.headers().contains_key("preference-applied"),
+            }),
+            StatusCode::SERVICE_UNAVAILABLE => Ok(WaitAnswer::Busy),
+            status => Err(TransportError::Status {
+                url: url.to_owned(),
+                status: status.as_u16(),
+            }),
+        }
     }
 }
 

@@ -33,7 +33,8 @@ pub use state::TrustState;
 
 use crate::cache::{self, CacheError, Manifest, RememberedHead, RepoCache};
 use crate::fetch::{
-    BundleFetcher, CacheOnly, Fetched, HttpFetcher, HttpTransport, TransportError, DEFAULT_TIMEOUT,
+    BundleFetcher, CacheOnly, Fetched, HttpFetcher, HttpTransport, TransportError, WaitAnswer,
+    DEFAULT_TIMEOUT,
 };
 
 /// Default downloads in flight during a refresh: enough to keep a static
@@ -558,6 +559,24 @@ impl Verifier {
             .await?;
         cache.commit(&synced.manifest, &synced.blobs)?;
         Ok(synced.state)
+    }
+
+    /// Waits (at most `wait`) for the organization's repository to publish
+    /// a timestamp other than the one the cache holds, with the server's
+    /// long poll. Nothing is trusted from the answer: the caller refreshes
+    /// to learn what changed. Without a cached timestamp `ETag` (never
+    /// refreshed, or a server that sends none) there is nothing to wait
+    /// on: `Unchanged { waited: false }`, so the caller polls.
+    pub async fn wait_for_publish(&self, wait: std::time::Duration) -> Result<WaitAnswer, Error> {
+        let manifest = self.manifest()?;
+        let Some(etag) = manifest.timestamp_etag.as_deref() else {
+            return Ok(WaitAnswer::Unchanged { waited: false });
+        };
+        let url = format!(
+            "{}/metadata/timestamp.json",
+            manifest.url.trim_end_matches('/')
+        );
+        Ok(self.transport.wait_for_change(&url, etag, wait).await?)
     }
 
     /// The verified trust state of the organization's repository, from the

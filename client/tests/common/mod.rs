@@ -214,9 +214,45 @@ impl Server {
         tls: Option<openssl::ssl::SslAcceptorBuilder>,
         tsa: Option<Arc<keyshare_server::tsa::Tsa>>,
     ) -> Self {
-        let mut state = AppState::new(publisher.clone());
-        state.tsa = tsa;
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (url, stop, stopped) = Self::spawn_http(listener, publisher.clone(), tls, tsa);
+        Self {
+            dir,
+            publisher,
+            url,
+            root_key,
+            stop: Some(stop),
+            stopped,
+        }
+    }
+
+    /// Stops serving, then serves the same repository on the same address
+    /// again (plain HTTP, no TSA): a server restart as clients see it.
+    /// The address is unreachable for `down`.
+    pub fn restart(&mut self, down: Duration) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+            let _ = self.stopped.recv_timeout(Duration::from_secs(20));
+        }
+        thread::sleep(down);
+        let addr = self.url.trim_start_matches("http://").to_owned();
+        let listener = TcpListener::bind(&addr).unwrap();
+        let (url, stop, stopped) = Self::spawn_http(listener, self.publisher.clone(), None, None);
+        assert_eq!(url, self.url);
+        self.stop = Some(stop);
+        self.stopped = stopped;
+    }
+
+    /// Serves `publisher` on `listener` in a thread of its own; returns the
+    /// URL, the stop sender and the stopped signal.
+    fn spawn_http(
+        listener: TcpListener,
+        publisher: Arc<Publisher>,
+        tls: Option<openssl::ssl::SslAcceptorBuilder>,
+        tsa: Option<Arc<keyshare_server::tsa::Tsa>>,
+    ) -> (String, tokio::sync::oneshot::Sender<()>, mpsc::Receiver<()>) {
+        let mut state = AppState::new(publisher);
+        state.tsa = tsa;
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (stopped_tx, stopped) = mpsc::channel();
@@ -238,14 +274,7 @@ impl Server {
             served.unwrap();
             let _ = stopped_tx.send(());
         });
-        Self {
-            dir,
-            publisher,
-            url,
-            root_key,
-            stop: Some(stop),
-            stopped,
-        }
+        (url, stop, stopped)
     }
 
     pub fn start() -> Self {

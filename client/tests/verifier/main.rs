@@ -15,3 +15,4 @@ mod layout;
 mod migration;
 mod peers;
 mod timestamps;
+mod watch;

@@ -1,0 +1,348 @@
+//! Keeping a verifier's trust state fresh: the loop behind `keyshare
+//! watch`.
+//!
+//! [`watch`] refreshes the organization's repository (the whole TUF
+//! workflow, [`Verifier::refresh`]), then waits for the next publish with
+//! the server's long poll ([`Verifier::wait_for_publish`]: `If-None-Match`
+//! and `Prefer: wait`), and refreshes again as soon as there is one. A
+//! server that does not hold the request (a static mirror) is polled every
+//! [`WatchOptions::poll_interval`] instead. Every state the loop holds is
+//! one a refresh verified: the long poll only says *when* to refresh, so a
+//! server that announces a publish it did not make, or serves a rollback,
+//! gets a refresh that fails and leaves the cache and the state as they
+//! were. Failures (the server down, the network gone, a refused refresh)
+//! are retried after a capped exponential backoff with jitter.
+//!
+//! The caller learns of each new state through [`Event::State`], with what
+//! changed ([`Changes`]); it runs exports, commands and its decision
+//! endpoint from there. The loop ends when `shutdown` resolves, between
+//! two steps: a refresh commits its cache atomically, so stopping never
+//! leaves a half-written cache.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use keyshare_policy::trust::{is_index_path, PEERS_PATH, REVOCATIONS_PATH, TSAS_PATH};
+
+use crate::fetch::WaitAnswer;
+use crate::verifier::{Error, TrustState, Verifier};
+
+/// How [`watch`] waits and retries.
+#[derive(Debug, Clone)]
+pub struct WatchOptions {
+    /// How long one long poll asks the server to hold the request (the
+    /// server caps it at 60 seconds).
+    pub wait: Duration,
+    /// How often a server that does not wait (a static mirror) is polled.
+    pub poll_interval: Duration,
+    /// The first retry delay after a failure; doubled per failure in a row.
+    pub min_backoff: Duration,
+    /// The longest retry delay.
+    pub max_backoff: Duration,
+}
+
+impl Default for WatchOptions {
+    fn default() -> Self {
+        Self {
+            wait: Duration::from_secs(30),
+            poll_interval: Duration::from_secs(30),
+            min_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What changed from one trust state to the next, by target path of the
+/// verified documents.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// The new state's timestamp version.
+    pub timestamp_version: u64,
+    /// The first state the loop holds (nothing to compare with).
+    pub first: bool,
+    /// Namespaces whose trust document appeared.
+    pub namespaces_added: Vec<String>,
+    /// Namespaces whose trust document is gone.
+    pub namespaces_removed: Vec<String>,
+    /// Namespaces whose trust document changed.
+    pub namespaces_changed: Vec<String>,
+    /// The namespace index (scopes, maintainers) changed.
+    pub index: bool,
+    /// `org/revocations.json` changed.
+    pub revocations: bool,
+    /// `org/peers.json` changed.
+    pub peers: bool,
+    /// `org/tsas.json` changed.
+    pub tsas: bool,
+    /// `org/roots/` changed.
+    pub roots: bool,
+}
+
+impl Changes {
+    /// What changed from `old` (none: the first state) to `new`.
+    pub fn between(old: Option<&TrustState>, new: &TrustState) -> Self {
+        let mut changes = Self {
+            timestamp_version: new.timestamp_version,
+            first: old.is_none(),
+            ..Self::default()
+        };
+        let Some(old) = old else {
+            return changes;
+        };
+        let paths: BTreeSet<&String> = old.documents.keys().chain(new.documents.keys()).collect();
+        for path in paths {
+            let (before, after) = (old.documents.get(path), new.documents.get(path));
+            if before == after {
+                continue;
+            }
+            if let Some(ns) = path
+                .strip_prefix("namespaces/")
+                .and_then(|rest| rest.strip_suffix("/trust.json"))
+            {
+                let list = match (before, after) {
+                    (None, _) => &mut changes.namespaces_added,
+                    (_, None) => &mut changes.namespaces_removed,
+                    _ => &mut changes.namespaces_changed,
+                };
+                list.push(ns.to_owned());
+            } else if is_index_path(path) {
+                changes.index = true;
+            } else if path == REVOCATIONS_PATH {
+                changes.revocations = true;
+            } else if path == PEERS_PATH {
+                changes.peers = true;
+            } else if path == TSAS_PATH {
+                changes.tsas = true;
+            } else if path.starts_with("org/roots/") {
+                changes.roots = true;
+            }
+        }
+        changes
+    }
+
+    /// True when no document changed (a re-signed timestamp, say).
+    pub fn is_empty(&self) -> bool {
+        self.namespaces_added.is_empty()
+            && self.namespaces_removed.is_empty()
+            && self.namespaces_changed.is_empty()
+            && !(self.index || self.revocations || self.peers || self.tsas || self.roots)
+    }
+}
+
+impl fmt::Display for Changes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "timestamp version {}: ", self.timestamp_version)?;
+        if self.first {
+            return f.write_str("trust state loaded");
+        }
+        let mut parts: Vec<String> = Vec::new();
+        let names = |sign: &str, list: &[String]| {
+            list.iter()
+                .map(|n| format!("{sign}{n}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let namespaces = [
+            names("+", &self.namespaces_added),
+            names("-", &self.namespaces_removed),
+            names("~", &self.namespaces_changed),
+        ]
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+        if !namespaces.is_empty() {
+            parts.push(format!("namespaces {namespaces}"));
+        }
+        for (changed, what) in [
+            (self.index, "namespace index"),
+            (self.revocations, "revocations"),
+            (self.peers, "peers"),
+            (self.tsas, "timestamp authorities"),
+            (self.roots, "organization roots"),
+        ] {
+            if changed {
+                parts.push(what.to_owned());
+            }
+        }
+        if parts.is_empty() {
+            f.write_str("no document changed")
+        } else {
+            write!(f, "{} changed", parts.join("; "))
+        }
+    }
+}
+
+/// What [`watch`] reports.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// A new verified state (the first one, or one after a publish).
+    State {
+        /// The state.
+        state: &'a Arc<TrustState>,
+        /// What changed from the one before.
+        changes: &'a Changes,
+    },
+    /// A refresh or a wait failed; the state stays the last good one and
+    /// the loop tries again after `retry_in`.
+    Problem {
+        /// The error.
+        error: &'a Error,
+        /// When it tries again.
+        retry_in: Duration,
+    },
+}
+
+/// Keeps `verifier`'s organization state fresh until `shutdown` resolves
+/// (module docs), reporting each new state and each failure to `report`.
+/// The first state is the cached one, if the cache holds a valid one, so
+/// the caller can serve decisions while the server is unreachable.
+pub async fn watch<S: Future<Output = ()>>(
+    verifier: &Verifier,
+    options: &WatchOptions,
+    mut report: impl FnMut(Event<'_>),
+    shutdown: S,
+) {
+    tokio::pin!(shutdown);
+    let mut held: Option<Arc<TrustState>> = None;
+    if let Ok(cached) = verifier.trust_state().await {
+        let state = Arc::new(cached);
+        let changes = Changes::between(None, &state);
+        report(Event::State {
+            state: &state,
+            changes: &changes,
+        });
+        held = Some(state);
+    }
+    let mut failures: u32 = 0;
+    // Publishes the server announced that a refresh did not find, in a row.
+    let mut false_alarms: u32 = 0;
+    let mut announced = false;
+    loop {
+        // Refresh (the TUF workflow): a new state, or a failure to retry.
+        let refreshed = tokio::select! {
+            () = &mut shutdown => return,
+            r = verifier.refresh() => r,
+        };
+        match refreshed {
+            Ok(new) => {
+                failures = 0;
+                let new = Arc::new(new);
+                let same = held
+                    .as_ref()
+                    .is_some_and(|old| old.timestamp_version == new.timestamp_version);
+                if same && announced {
+                    // Announced, not published: a server that says so on
+                    // every wait gets polled, no faster.
+                    false_alarms = false_alarms.saturating_add(1);
+                    let pause = backoff_between(
+                        options.min_backoff,
+                        options.poll_interval,
+                        false_alarms - 1,
+                    );
+                    tokio::select! {
+                        () = &mut shutdown => return,
+                        () = tokio::time::sleep(pause) => {}
+                    }
+                } else if !same {
+                    false_alarms = 0;
+                    let changes = Changes::between(held.as_deref(), &new);
+                    report(Event::State {
+                        state: &new,
+                        changes: &changes,
+                    });
+                    held = Some(new);
+                }
+            }
+            Err(error) => {
+                let retry_in = backoff(options, failures);
+                failures = failures.saturating_add(1);
+                report(Event::Problem {
+                    error: &error,
+                    retry_in,
+                });
+                tokio::select! {
+                    () = &mut shutdown => return,
+                    () = tokio::time::sleep(retry_in) => {}
+                }
+                continue;
+            }
+        }
+        // Wait for the next publish, or poll a server that does not wait.
+        loop {
+            let answer = tokio::select! {
+                () = &mut shutdown => return,
+                a = verifier.wait_for_publish(options.wait) => a,
+            };
+            announced = false;
+            let pause = match answer {
+                Ok(WaitAnswer::Changed) => {
+                    announced = true;
+                    break;
+                }
+                Ok(WaitAnswer::Unchanged { waited: true }) => continue,
+                Ok(WaitAnswer::Unchanged { waited: false } | WaitAnswer::Busy) => {
+                    options.poll_interval
+                }
+                Err(error) => {
+                    let retry_in = backoff(options, failures);
+                    failures = failures.saturating_add(1);
+                    report(Event::Problem {
+                        error: &error,
+                        retry_in,
+                    });
+                    retry_in
+                }
+            };
+            tokio::select! {
+                () = &mut shutdown => return,
+                () = tokio::time::sleep(pause) => {}
+            }
+            break;
+        }
+    }
+}
+
+/// The delay before retry number `failures + 1`: `min_backoff` doubled per
+/// failure in a row, at most `max_backoff`, then between half and all of
+/// it at random (so a crowd of verifiers does not return in step).
+fn backoff(options: &WatchOptions, failures: u32) -> Duration {
+    backoff_between(options.min_backoff, options.max_backoff, failures)
+}
+
+/// `min` doubled `n` times, at most `max`, then between half and all of it
+/// at random.
+fn backoff_between(min: Duration, max: Duration, n: u32) -> Duration {
+    let doubled = min.saturating_mul(1u32.checked_shl(n.min(16)).unwrap_or(u32::MAX));
+    let capped = doubled.min(max);
+    let mut byte = [0u8; 1];
+    let random = match openssl::rand::rand_bytes(&mut byte) {
+        Ok(()) => f64::from(byte.first().copied().unwrap_or(u8::MAX)) / 255.0,
+        Err(_) => 1.0,
+    };
+    capped.mul_f64(0.5 + random / 2.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_with_jitter_below_it() {
+        let options = WatchOptions {
+            min_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(8),
+            ..WatchOptions::default()
+        };
+        for (failures, full) in [(0, 1), (1, 2), (2, 4), (3, 8), (4, 8), (40, 8)] {
+            for _ in 0..20 {
+                let d = backoff(&options, failures);
+                assert!(d <= Duration::from_secs(full), "{failures}: {d:?}");
+                assert!(d >= Duration::from_secs(full) / 2, "{failures}: {d:?}");
+            }
+        }
+    }
+}
