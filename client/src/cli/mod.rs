@@ -8,6 +8,7 @@
 mod admin;
 mod blob;
 mod ci;
+mod decisions;
 mod output;
 mod root;
 mod tuf;

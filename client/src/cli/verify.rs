@@ -282,31 +282,39 @@ fn decide_inner(args: &DecideArgs) -> Result<Verdict, Error> {
 /// A public key from a PEM file or a TUF key object.
 fn public_key(path: &Path) -> Result<Key, Error> {
     let text = read_public(path, Public::Key)?;
-    let bad = |what: String| Error::Input(format!("{}: {what}", path.display()));
+    parse_public_key(&text).map_err(|what| Error::Input(format!("{}: {what}", path.display())))
+}
+
+/// A public key from PEM (SubjectPublicKeyInfo) or TUF key object text
+/// (already checked to hold no private key).
+pub(crate) fn parse_public_key(text: &str) -> Result<Key, String> {
     if text.trim_start().starts_with('{') {
-        return serde_json::from_str(&text).map_err(|e| bad(format!("not a TUF key object ({e})")));
+        return serde_json::from_str(text).map_err(|e| format!("not a TUF key object ({e})"));
     }
-    Key::from_spki_pem(&text).map_err(|e| match e {
-        keyshare_policy::Error::BadKey { message, .. } => bad(message),
-        other => bad(other.to_string()),
+    Key::from_spki_pem(text).map_err(|e| match e {
+        keyshare_policy::Error::BadKey { message, .. } => message,
+        other => other.to_string(),
     })
 }
 
 /// A PEM certificate chain as DER, leaf first.
 fn cert_chain(path: &Path) -> Result<Vec<Vec<u8>>, Error> {
-    let bytes = read_public(path, Public::Certificate)?.into_bytes();
-    let certs = openssl::x509::X509::stack_from_pem(&bytes);
+    let text = read_public(path, Public::Certificate)?;
+    parse_cert_chain(&text).map_err(|what| Error::Input(format!("{}: {what}", path.display())))
+}
+
+/// A PEM certificate chain as DER, leaf first, from text (already checked
+/// to hold no private key).
+pub(crate) fn parse_cert_chain(text: &str) -> Result<Vec<Vec<u8>>, String> {
+    let certs = openssl::x509::X509::stack_from_pem(text.as_bytes());
     let _ = openssl::error::ErrorStack::get();
     let certs = certs
         .ok()
         .filter(|c| !c.is_empty())
-        .ok_or_else(|| Error::Input(format!("{}: no PEM certificate in it", path.display())))?;
+        .ok_or_else(|| "no PEM certificate in it".to_owned())?;
     certs
         .iter()
-        .map(|c| {
-            c.to_der()
-                .map_err(|e| Error::Input(format!("{}: {e}", path.display())))
-        })
+        .map(|c| c.to_der().map_err(|e| e.to_string()))
         .collect()
 }
 
@@ -361,7 +369,7 @@ fn principals_json(principals: &[Counted]) -> Value {
     )
 }
 
-fn verdict_json(artifact: &str, verdict: &Verdict) -> Value {
+pub(crate) fn verdict_json(artifact: &str, verdict: &Verdict) -> Value {
     let via: Vec<Value> = verdict
         .hops
         .iter()

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use clap::Args;
@@ -14,6 +14,7 @@ use keyshare_client::export;
 use keyshare_client::watch::{watch, Changes, Event, WatchOptions};
 use keyshare_client::TrustState;
 
+use super::decisions::{self, Listen, Shared};
 use super::{duration_arg, output, Error, OutputFormat};
 
 /// `keyshare watch`.
@@ -36,6 +37,11 @@ pub(crate) struct WatchArgs {
     /// How often to poll a server that does not wait (a static mirror).
     #[arg(long, default_value = "30s", value_parser = duration_arg, value_name = "DURATION")]
     poll_interval: u64,
+    /// Answer decision queries from the always-fresh state on a Unix
+    /// socket (`unix:PATH`) or a loopback address (`127.0.0.1:8440`):
+    /// `POST /v1/decide` (docs/watch.md).
+    #[arg(long, value_name = "unix:PATH|ADDRESS")]
+    listen: Option<String>,
     #[command(flatten)]
     common: super::verify::Common,
 }
@@ -80,9 +86,19 @@ impl Export {
 
 pub(crate) fn run(a: WatchArgs) -> Result<(), Error> {
     let exports = Export::parse(&a.export)?;
+    let listen = a.listen.as_deref().map(Listen::parse).transpose()?;
     let verifier = a.common.verifier()?;
     // Not initialised: say so once, rather than retrying forever.
     verifier.inner().url()?;
+    let shared: Shared = Shared::default();
+    let _endpoint = match &listen {
+        Some(listen) => Some(decisions::start(
+            listen,
+            shared.clone(),
+            verifier.inner().clone(),
+        )?),
+        None => None,
+    };
     let options = WatchOptions {
         wait: Duration::from_secs(a.wait),
         poll_interval: Duration::from_secs(a.poll_interval),
@@ -91,7 +107,9 @@ pub(crate) fn run(a: WatchArgs) -> Result<(), Error> {
     let json_lines = a.common.output() == OutputFormat::Json;
     let report = |event: Event<'_>| match event {
         Event::State { state, changes } => {
-            on_state(state, changes, &exports, a.exec.as_deref(), json_lines)
+            // Decisions use the new state from now on.
+            *shared.write().unwrap_or_else(PoisonError::into_inner) = Some(state.clone());
+            on_state(state, changes, &exports, a.exec.as_deref(), json_lines);
         }
         Event::Problem { error, retry_in } => {
             output::warning(&format!(

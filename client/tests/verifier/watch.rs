@@ -318,3 +318,118 @@ fn watch_refuses_an_uninitialised_cache_and_bad_exports_with_one_line() {
     let line = run.assert_error_line(1);
     assert!(line.contains("notation") && line.contains("pem"), "{line}");
 }
+
+/// One HTTP/1.1 request over the Unix socket at `socket`: status and JSON
+/// body.
+fn ask(socket: &std::path::Path, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    let body = body.unwrap_or("");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (head, rest) = answer.split_once("\r\n\r\n").unwrap();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    // The body may be chunked: take the JSON object inside.
+    let start = rest.find('{').unwrap_or(0);
+    let end = rest.rfind('}').map_or(rest.len(), |e| e + 1);
+    let json = serde_json::from_str(&rest[start..end])
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {answer}"));
+    (status, json)
+}
+
+#[test]
+fn the_decision_endpoint_answers_from_the_fresh_state_and_refuses_private_keys() {
+    let server = Server::start();
+    server.create_namespace("team-a", &["registry.acme.io/team-a/**"], 1);
+    let (key, pem) = new_key();
+    server.add_key("team-a", "k1", &key, None);
+    let client = Client::new();
+    client.init(&server.url, &server.root1_sha256());
+    let socket = client.dir.path().join("decide.sock");
+    let listen = format!("unix:{}", socket.display());
+    let watcher = Watcher::start(&client, &["--listen", &listen]);
+    watcher.next();
+
+    let query =
+        serde_json::json!({"artifact": "registry.acme.io/team-a/app", "keys": [pem]}).to_string();
+    let (status, answer) = ask(&socket, "POST", "/v1/decide", Some(&query));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["trusted"], true, "{answer}");
+    let (status, state) = ask(&socket, "GET", "/v1/state", None);
+    assert_eq!(status, 200);
+    assert_eq!(state["timestamp_version"], answer["timestamp_version"]);
+
+    // Revoked: the very next answer after the watcher saw it says so.
+    server.revoke("k1", OffsetDateTime::now_utc());
+    let seen = watcher.next();
+    assert_eq!(seen["revocations"], true, "{seen}");
+    let (status, answer) = ask(&socket, "POST", "/v1/decide", Some(&query));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["trusted"], false, "{answer}");
+    assert_eq!(answer["reason"], "revoked", "{answer}");
+
+    // A private key is refused and never echoed.
+    let private = String::from_utf8(
+        openssl::pkey::PKey::generate_ed25519()
+            .unwrap()
+            .private_key_to_pem_pkcs8()
+            .unwrap(),
+    )
+    .unwrap();
+    let body = serde_json::json!({"artifact": "registry.acme.io/team-a/app", "keys": [private]})
+        .to_string();
+    let (status, answer) = ask(&socket, "POST", "/v1/decide", Some(&body));
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("private key"),
+        "{answer}"
+    );
+    let secret_line = private.lines().nth(1).unwrap();
+    assert!(!answer.to_string().contains(secret_line));
+
+    // Bad input: one JSON error each.
+    for (body, what) in [
+        ("{", "the request body"),
+        (r#"{"artifact": "x"}"#, "name a signer"),
+        (
+            r#"{"artifact": "x", "key_ids": ["a"], "extra": 1}"#,
+            "the request body",
+        ),
+        (
+            r#"{"artifact": "x", "key_ids": ["a"], "signed_at": "yesterday"}"#,
+            "signed_at",
+        ),
+    ] {
+        let (status, answer) = ask(&socket, "POST", "/v1/decide", Some(body));
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert!(
+            answer["error"]["message"].as_str().unwrap().contains(what),
+            "{answer}"
+        );
+    }
+    let (status, _) = ask(&socket, "GET", "/nowhere", None);
+    assert_eq!(status, 404);
+
+    let status = watcher.terminate();
+    assert!(status.success(), "{status:?}");
+    assert!(!socket.exists(), "the socket is removed on exit");
+}
+
+#[test]
+fn the_decision_endpoint_listens_on_loopback_or_a_unix_socket_only() {
+    let server = Server::start();
+    let client = Client::new();
+    client.init(&server.url, &server.root1_sha256());
+    let run = client.run(&["watch", "--listen", "0.0.0.0:8440"]);
+    let line = run.assert_error_line(1);
+    assert!(line.contains("loopback"), "{line}");
+}
