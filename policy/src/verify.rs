@@ -1,8 +1,14 @@
 //! Threshold signature verification, and the only way to make a [`Verified`] value.
+//!
+//! [`SignatureCache`] remembers signatures that verified, so a long-running
+//! verifier that checks the same metadata again on every refresh (a
+//! `keyshare watch` re-reading 256 unchanged bins after each publish) pays
+//! for each signature once.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::num::NonZeroU32;
 use std::ops::Deref;
+use std::sync::{Mutex, PoisonError};
 
 use crate::error::{Error, Result};
 use crate::keys::Key;
@@ -38,6 +44,66 @@ impl<T> Deref for Verified<T> {
     type Target = T;
     fn deref(&self) -> &T {
         &self.envelope.signed
+    }
+}
+
+/// Signatures that verified: `(key scheme and material, message,
+/// signature)` triples, by their SHA-256, in memory. Verifying a signature
+/// is a pure function of those three, so a triple that verified once
+/// verifies again and need not be checked; anything else (another key,
+/// one changed byte of the message or of the signature) is a different
+/// digest and is verified as usual. Only successes are kept, at most
+/// [`SignatureCache::CAPACITY`] (then it starts over). Never persisted: a
+/// cache on disk could be edited.
+#[derive(Debug, Default)]
+pub struct SignatureCache {
+    seen: Mutex<HashSet<[u8; 32]>>,
+}
+
+impl SignatureCache {
+    /// Most remembered signatures (about 10 MB).
+    pub const CAPACITY: usize = 200_000;
+
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Signatures remembered.
+    pub fn len(&self) -> usize {
+        self.seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// True when nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn digest(scheme: &str, material: &[u8], message: &[u8], signature: &[u8]) -> [u8; 32] {
+        let mut h = openssl::sha::Sha256::new();
+        for part in [scheme.as_bytes(), material, message, signature] {
+            h.update(&(part.len() as u64).to_be_bytes());
+            h.update(part);
+        }
+        h.finish()
+    }
+
+    fn contains(&self, digest: &[u8; 32]) -> bool {
+        self.seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(digest)
+    }
+
+    fn insert(&self, digest: [u8; 32]) {
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        if seen.len() >= Self::CAPACITY {
+            seen.clear();
+        }
+        seen.insert(digest);
     }
 }
 
@@ -92,8 +158,15 @@ impl<'a> Authority<'a> {
     /// root from listing the same key twice).
     ///
     /// Stops as soon as the threshold is reached. Returns the count and the
-    /// first authorised key whose signature did not verify.
-    fn count(&self, signatures: &[Signature], canonical: &[u8]) -> (u32, Option<KeyId>) {
+    /// first authorised key whose signature did not verify. With `cache`,
+    /// a signature it remembers counts without being verified again, and
+    /// one that verifies is remembered.
+    fn count(
+        &self,
+        signatures: &[Signature],
+        canonical: &[u8],
+        cache: Option<&SignatureCache>,
+    ) -> (u32, Option<KeyId>) {
         let allowed: BTreeSet<&KeyId> = self.keyids.iter().collect();
         let mut counted: BTreeSet<&KeyId> = BTreeSet::new();
         let mut materials: Vec<&[u8]> = Vec::new();
@@ -109,7 +182,21 @@ impl<'a> Authority<'a> {
                 continue;
             };
             let valid = match hex::decode(&sig.sig) {
-                Ok(raw) => key.verify(&sig.keyid, canonical, &raw).unwrap_or(false),
+                Ok(raw) => {
+                    let digest = cache
+                        .zip(key.material(&sig.keyid).ok())
+                        .map(|(c, m)| (c, SignatureCache::digest(&key.scheme, m, canonical, &raw)));
+                    match digest {
+                        Some((c, d)) if c.contains(&d) => true,
+                        _ => {
+                            let ok = key.verify(&sig.keyid, canonical, &raw).unwrap_or(false);
+                            if let (true, Some((c, d))) = (ok, digest) {
+                                c.insert(d);
+                            }
+                            ok
+                        }
+                    }
+                }
                 Err(_) => false,
             };
             if !valid {
@@ -133,7 +220,18 @@ impl<'a> Authority<'a> {
 
     /// Checks `envelope` against this authority without consuming it.
     pub fn check<T>(&self, role: &str, envelope: &Envelope<T>) -> Result<()> {
-        let (valid, bad) = self.count(&envelope.signatures, &envelope.canonical);
+        self.check_cached(role, envelope, None)
+    }
+
+    /// [`Self::check`], remembering (and trusting) verified signatures in
+    /// `cache` ([`SignatureCache`]).
+    pub fn check_cached<T>(
+        &self,
+        role: &str,
+        envelope: &Envelope<T>,
+        cache: Option<&SignatureCache>,
+    ) -> Result<()> {
+        let (valid, bad) = self.count(&envelope.signatures, &envelope.canonical, cache);
         if valid >= self.threshold.get() {
             return Ok(());
         }
@@ -152,7 +250,17 @@ impl<'a> Authority<'a> {
 
     /// Verifies `envelope` and returns it as [`Verified`].
     pub fn verify<T: Role>(&self, role: &str, envelope: Envelope<T>) -> Result<Verified<T>> {
-        self.check(role, &envelope)?;
+        self.verify_cached(role, envelope, None)
+    }
+
+    /// [`Self::verify`] with a [`SignatureCache`].
+    pub fn verify_cached<T: Role>(
+        &self,
+        role: &str,
+        envelope: Envelope<T>,
+        cache: Option<&SignatureCache>,
+    ) -> Result<Verified<T>> {
+        self.check_cached(role, &envelope, cache)?;
         Ok(Verified { envelope })
     }
 }
@@ -174,4 +282,84 @@ pub fn verify_root_self(new: Envelope<Root>) -> Result<Verified<Root>> {
     let own = Authority::from_root(&new.signed, RoleName::ROOT)?;
     own.check(RoleName::ROOT, &new)?;
     Ok(Verified { envelope: new })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::datetime::Expires;
+    use crate::keys::Scheme;
+    use crate::metadata::Unrecognized;
+    use crate::sign::{sign, to_bytes, InMemorySigner, Signer};
+
+    fn targets(version: u64) -> Targets {
+        Targets {
+            type_: "targets".into(),
+            spec_version: "1.0.31".into(),
+            version,
+            expires: Expires::new(time::macros::datetime!(2040-01-01 0:00 UTC)),
+            targets: BTreeMap::new(),
+            delegations: None,
+            unrecognized: Unrecognized::new(),
+        }
+    }
+
+    fn envelope(t: Targets, by: &InMemorySigner) -> Envelope<Targets> {
+        let bytes = to_bytes(&sign(t, &[by]).unwrap()).unwrap();
+        Envelope::parse("targets", &bytes).unwrap()
+    }
+
+    #[test]
+    fn a_cached_signature_counts_only_for_the_same_key_message_and_signature() {
+        let a = InMemorySigner::generate(Scheme::Ed25519).unwrap();
+        let keys = BTreeMap::from([(a.key_id().clone(), a.public_key().clone())]);
+        let keyids = [a.key_id().clone()];
+        let authority = Authority {
+            keys: &keys,
+            keyids: &keyids,
+            threshold: NonZeroU32::MIN,
+        };
+        let cache = SignatureCache::new();
+        let good = envelope(targets(1), &a);
+        authority
+            .check_cached("targets", &good, Some(&cache))
+            .unwrap();
+        assert_eq!(cache.len(), 1);
+        authority
+            .check_cached("targets", &good, Some(&cache))
+            .unwrap();
+        assert_eq!(cache.len(), 1, "remembered, not added again");
+
+        // The same signature over one changed byte of the message.
+        let mut changed = good.clone();
+        let last = changed.canonical.len() - 2;
+        changed.canonical[last] ^= 1;
+        assert!(authority
+            .check_cached("targets", &changed, Some(&cache))
+            .is_err());
+        // A changed signature over the same message.
+        let mut forged = good.clone();
+        let mut raw = hex::decode(&forged.signatures[0].sig).unwrap();
+        raw[0] ^= 1;
+        forged.signatures[0].sig = hex::encode(raw);
+        assert!(authority
+            .check_cached("targets", &forged, Some(&cache))
+            .is_err());
+        // The signature (valid for a's key) claimed for another key under
+        // the same id.
+        let b = InMemorySigner::generate(Scheme::Ed25519).unwrap();
+        let other_keys = BTreeMap::from([(a.key_id().clone(), b.public_key().clone())]);
+        let other = Authority {
+            keys: &other_keys,
+            keyids: &keyids,
+            threshold: NonZeroU32::MIN,
+        };
+        assert!(other.check_cached("targets", &good, Some(&cache)).is_err());
+        // Failures are not remembered.
+        assert_eq!(cache.len(), 1);
+    }
 }

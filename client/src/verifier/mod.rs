@@ -298,6 +298,9 @@ pub struct Verifier {
     transport: HttpTransport,
     /// For peer services: refuses private addresses unless allowed.
     peer_transport: HttpTransport,
+    /// Signatures this verifier found valid, so a refresh does not verify
+    /// unchanged metadata again (in memory only; shared by clones).
+    signatures: std::sync::Arc<keyshare_policy::verify::SignatureCache>,
 }
 
 impl Verifier {
@@ -313,6 +316,7 @@ impl Verifier {
             options,
             transport,
             peer_transport,
+            signatures: std::sync::Arc::default(),
         })
     }
 

@@ -153,6 +153,7 @@ impl Verifier {
             })?;
         let mut updater =
             Updater::new(&root, self.now(), self.options.config.clone()).map_err(tuf)?;
+        updater.set_signature_cache(self.signatures.clone());
         let etag = work.old.timestamp_etag.clone();
         loop {
             match updater.poll().map_err(tuf)? {

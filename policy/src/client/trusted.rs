@@ -3,13 +3,14 @@
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use time::OffsetDateTime;
 
 use super::Config;
 use crate::error::{Error, Result};
 use crate::metadata::{Envelope, Role, RoleName, Root, Snapshot, Targets, Timestamp};
-use crate::verify::{verify_root_self, verify_root_successor, Authority, Verified};
+use crate::verify::{verify_root_self, verify_root_successor, Authority, SignatureCache, Verified};
 
 /// What [`TrustedSet::update_timestamp`] did with a valid timestamp.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,6 +49,9 @@ pub struct TrustedSet {
     targets: BTreeMap<RoleName, Verified<Targets>>,
     /// `(role, delegator)` pairs verified so far.
     verified_by: BTreeSet<(RoleName, RoleName)>,
+    /// Signatures of the caller's earlier refreshes that verified
+    /// ([`Self::set_signature_cache`]).
+    signatures: Option<Arc<SignatureCache>>,
 }
 
 impl TrustedSet {
@@ -72,7 +76,17 @@ impl TrustedSet {
             snapshot: None,
             targets: BTreeMap::new(),
             verified_by: BTreeSet::new(),
+            signatures: None,
         })
+    }
+
+    /// Remembers signatures that verify in `cache`, and counts the ones it
+    /// remembers without verifying them again: for a caller that refreshes
+    /// the same repository again and again and keeps `cache` across
+    /// refreshes ([`SignatureCache`]). Every other check (hashes and
+    /// lengths, versions, expiry, rollback) runs as always.
+    pub fn set_signature_cache(&mut self, cache: Arc<SignatureCache>) {
+        self.signatures = Some(cache);
     }
 
     /// The limits in force.
@@ -164,8 +178,11 @@ impl TrustedSet {
         check_expiry(RoleName::ROOT, &*self.root, self.now)?;
         check_size(RoleName::TIMESTAMP, bytes, self.config.timestamp_max_length)?;
         let envelope = Envelope::<Timestamp>::parse(RoleName::TIMESTAMP, bytes)?;
-        let new = Authority::from_root(&self.root, RoleName::TIMESTAMP)?
-            .verify(RoleName::TIMESTAMP, envelope)?;
+        let new = Authority::from_root(&self.root, RoleName::TIMESTAMP)?.verify_cached(
+            RoleName::TIMESTAMP,
+            envelope,
+            self.signatures.as_deref(),
+        )?;
         if let Some(trusted) = &self.timestamp {
             if new.version < trusted.version {
                 return Err(rollback(RoleName::TIMESTAMP, trusted.version, new.version));
@@ -226,8 +243,11 @@ impl TrustedSet {
             meta.check_bytes(RoleName::SNAPSHOT, bytes)?;
         }
         let envelope = Envelope::<Snapshot>::parse(RoleName::SNAPSHOT, bytes)?;
-        let new = Authority::from_root(&self.root, RoleName::SNAPSHOT)?
-            .verify(RoleName::SNAPSHOT, envelope)?;
+        let new = Authority::from_root(&self.root, RoleName::SNAPSHOT)?.verify_cached(
+            RoleName::SNAPSHOT,
+            envelope,
+            self.signatures.as_deref(),
+        )?;
         if let Some(trusted) = &self.snapshot {
             for (name, old) in &trusted.meta {
                 let role = name.strip_suffix(".json").unwrap_or(name);
@@ -385,7 +405,11 @@ impl TrustedSet {
             meta.length.unwrap_or(self.config.targets_max_length),
         )?;
         meta.check_bytes(role, bytes)?;
-        let new = authority.verify(role, Envelope::<Targets>::parse(role, bytes)?)?;
+        let new = authority.verify_cached(
+            role,
+            Envelope::<Targets>::parse(role, bytes)?,
+            self.signatures.as_deref(),
+        )?;
         if new.version != meta.version {
             return Err(Error::VersionMismatch {
                 role: RoleName::new(role),

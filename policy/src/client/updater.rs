@@ -80,6 +80,12 @@ impl Updater {
         })
     }
 
+    /// Keeps verified signatures in `cache` across refreshes
+    /// ([`TrustedSet::set_signature_cache`]).
+    pub fn set_signature_cache(&mut self, cache: std::sync::Arc<crate::verify::SignatureCache>) {
+        self.trusted.set_signature_cache(cache);
+    }
+
     /// The trusted metadata so far.
     pub fn trusted(&self) -> &TrustedSet {
         &self.trusted
