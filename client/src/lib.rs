@@ -61,6 +61,6 @@ pub mod watch;
 
 pub use keyshare_policy::client;
 pub use verifier::{
-    default_cache_dir, Error, Hop, Options, Outcome, PeerProblem, Pinned, RootPin, TrustState,
-    Verdict, Verifier, DEFAULT_CONCURRENCY, DEFAULT_MAX_PEER_DEPTH,
+    default_cache_dir, Commit, Error, Hop, Options, Outcome, PeerProblem, Pinned, RootPin,
+    TrustState, Verdict, Verifier, DEFAULT_CONCURRENCY, DEFAULT_MAX_PEER_DEPTH,
 };

@@ -218,6 +218,8 @@ pub async fn watch<S: Future<Output = ()>>(
         held = Some(state);
     }
     let mut failures: u32 = 0;
+    // The timestamp the last wait was answered with, for the next refresh.
+    let mut prefetched = None;
     // Publishes the server announced that a refresh did not find, in a row.
     let mut false_alarms: u32 = 0;
     let mut announced = false;
@@ -225,10 +227,10 @@ pub async fn watch<S: Future<Output = ()>>(
         // Refresh (the TUF workflow): a new state, or a failure to retry.
         let refreshed = tokio::select! {
             () = &mut shutdown => return,
-            r = verifier.refresh() => r,
+            r = verifier.refresh_from(prefetched.take()) => r,
         };
         match refreshed {
-            Ok(new) => {
+            Ok((new, commit)) => {
                 failures = 0;
                 let new = Arc::new(new);
                 let same = held
@@ -256,6 +258,17 @@ pub async fn watch<S: Future<Output = ()>>(
                     });
                     held = Some(new);
                 }
+                // The cache after the state is acted on: decisions do not
+                // wait for the disk, and the write runs off the runtime's
+                // thread. A failed write leaves the last one whole; the
+                // next refresh writes again.
+                let written = tokio::task::spawn_blocking(move || commit.commit()).await;
+                if let Ok(Err(error)) = written {
+                    report(Event::Problem {
+                        error: &error,
+                        retry_in: Duration::ZERO,
+                    });
+                }
             }
             Err(error) => {
                 let retry_in = backoff(options, failures);
@@ -279,8 +292,9 @@ pub async fn watch<S: Future<Output = ()>>(
             };
             announced = false;
             let pause = match answer {
-                Ok(WaitAnswer::Changed) => {
+                Ok(WaitAnswer::Changed(timestamp)) => {
                     announced = true;
+                    prefetched = Some(timestamp);
                     break;
                 }
                 Ok(WaitAnswer::Unchanged { waited: true }) => continue,

@@ -38,6 +38,12 @@ impl<T> Verified<T> {
     pub fn signed(&self) -> &T {
         &self.envelope.signed
     }
+
+    /// The envelope as received (to check it again, against another
+    /// authority).
+    pub fn envelope(&self) -> &Envelope<T> {
+        &self.envelope
+    }
 }
 
 impl<T> Deref for Verified<T> {

@@ -88,10 +88,12 @@ pub enum Fetched {
 
 /// What a wait for the next publish came back with
 /// ([`HttpTransport::wait_for_change`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WaitAnswer {
-    /// 200: the file is not the one held any more (a publish).
-    Changed,
+    /// 200: the file is not the one held any more (a publish); its bytes
+    /// (at most the limit asked for, plus one) and `ETag`, unverified: a
+    /// refresh may start from them ([`Prefetched`]).
+    Changed(Prefetched),
     /// 304: still the one held. `waited`: the server held the request
     /// (`Preference-Applied: wait`); a server that did not (a static
     /// mirror) is to be polled.
@@ -101,6 +103,17 @@ pub enum WaitAnswer {
     },
     /// 503: the server has too many waiters; poll, or wait again later.
     Busy,
+}
+
+/// A file already fetched, with its `ETag`: handed to the next refresh
+/// so it is not fetched again. Nothing in it is trusted: the refresh
+/// verifies it like any answer.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Prefetched {
+    /// The body.
+    pub bytes: Vec<u8>,
+    /// The entity tag, if the server sent one.
+    pub etag: Option<String>,
 }
 
 /// Why PEM CA certificates could not be used.
@@ -289,9 +302,14 @@ impl HttpTransport {
         url: &str,
         etag: &str,
         wait: Duration,
+        max_length: u64,
     ) -> Result<WaitAnswer, TransportError> {
         let seconds = wait.as_secs().max(1);
-        let response = self
+        let unreachable = |e: reqwest::Error| TransportError::Unreachable {
+            url: url.to_owned(),
+            message: keyshare_policy::error::one_line(&e),
+        };
+        let mut response = self
             .client
             .get(url)
             .header(reqwest::header::IF_NONE_MATCH, etag)
@@ -299,12 +317,25 @@ impl HttpTransport {
             .timeout(wait + DEFAULT_TIMEOUT)
             .send()
             .await
-            .map_err(|e| TransportError::Unreachable {
-                url: url.to_owned(),
-                message: keyshare_policy::error::one_line(&e),
-            })?;
+            .map_err(unreachable)?;
         match response.status() {
-            StatusCode::OK => Ok(WaitAnswer::Changed),
+            StatusCode::OK => {
+                let etag = response
+                    .headers()
+                    .get(reqwest::header::ETAG)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                let cap = usize::try_from(max_length.saturating_add(1)).unwrap_or(usize::MAX);
+                let mut bytes = Vec::new();
+                while let Some(chunk) = response.chunk().await.map_err(unreachable)? {
+                    let room = cap.saturating_sub(bytes.len());
+                    bytes.extend_from_slice(chunk.get(..room.min(chunk.len())).unwrap_or_default());
+                    if bytes.len() >= cap {
+                        break;
+                    }
+                }
+                Ok(WaitAnswer::Changed(Prefetched { bytes, etag }))
+            }
             StatusCode::NOT_MODIFIED => Ok(WaitAnswer::Unchanged {
                 waited: response.headers().contains_key("preference-applied"),
             }),
@@ -432,10 +463,23 @@ pub struct HttpFetcher<'a> {
     pub transport: &'a HttpTransport,
     /// The repository's base URL.
     pub base: &'a str,
+    /// `metadata/timestamp.json` as a wait for the next publish already
+    /// fetched it: answered once from here instead of the network.
+    pub timestamp: Option<&'a std::sync::Mutex<Option<Prefetched>>>,
 }
 
 impl Fetcher for HttpFetcher<'_> {
     async fn get(&self, path: &str, limit: u64, etag: Option<&str>) -> Result<Fetched, Error> {
+        if path == "metadata/timestamp.json" {
+            let held = self.timestamp.and_then(|t| {
+                t.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .take()
+            });
+            if let Some(Prefetched { bytes, etag }) = held {
+                return Ok(Fetched::Bytes { bytes, etag });
+            }
+        }
         let url = format!("{}/{path}", self.base);
         Ok(self.transport.get(&url, limit, etag).await?)
     }

@@ -27,8 +27,8 @@ pub use bundle::BundleFetcher;
 pub use cache_only::CacheOnly;
 pub use http::{
     answer_text, load_ca, server_base, BlockingClient, CaError, Fetched, HttpFetcher, HttpSettings,
-    HttpTransport, TransportError, WaitAnswer, CONNECT_TIMEOUT, DEFAULT_TIMEOUT, MAX_REDIRECTS,
-    USER_AGENT,
+    HttpTransport, Prefetched, TransportError, WaitAnswer, CONNECT_TIMEOUT, DEFAULT_TIMEOUT,
+    MAX_REDIRECTS, USER_AGENT,
 };
 
 use crate::verifier::Error;

@@ -33,8 +33,8 @@ pub use state::TrustState;
 
 use crate::cache::{self, CacheError, Manifest, RememberedHead, RepoCache};
 use crate::fetch::{
-    BundleFetcher, CacheOnly, Fetched, HttpFetcher, HttpTransport, TransportError, WaitAnswer,
-    DEFAULT_TIMEOUT,
+    BundleFetcher, CacheOnly, Fetched, HttpFetcher, HttpTransport, Prefetched, TransportError,
+    WaitAnswer, DEFAULT_TIMEOUT,
 };
 
 /// Default downloads in flight during a refresh: enough to keep a static
@@ -301,6 +301,26 @@ pub struct Verifier {
     /// Signatures this verifier found valid, so a refresh does not verify
     /// unchanged metadata again (in memory only; shared by clones).
     signatures: std::sync::Arc<keyshare_policy::verify::SignatureCache>,
+    /// The delegated roles the last refresh of each cache directory
+    /// verified, taken over by the next one when unchanged (in memory
+    /// only; shared by clones).
+    earlier: std::sync::Arc<
+        std::sync::Mutex<
+            std::collections::HashMap<
+                PathBuf,
+                std::sync::Arc<keyshare_policy::client::EarlierRoles>,
+            >,
+        >,
+    >,
+    /// The parsed documents of the last state of each cache directory.
+    parsed: std::sync::Arc<
+        std::sync::Mutex<
+            std::collections::HashMap<
+                PathBuf,
+                std::sync::Arc<std::sync::Mutex<sync::ParsedDocuments>>,
+            >,
+        >,
+    >,
 }
 
 impl Verifier {
@@ -317,7 +337,46 @@ impl Verifier {
             transport,
             peer_transport,
             signatures: std::sync::Arc::default(),
+            earlier: std::sync::Arc::default(),
+            parsed: std::sync::Arc::default(),
         })
+    }
+
+    /// The parsed documents of the last state of the cache at `dir`.
+    fn parsed_documents(
+        &self,
+        dir: &std::path::Path,
+    ) -> std::sync::Arc<std::sync::Mutex<sync::ParsedDocuments>> {
+        self.parsed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(dir.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// The delegated roles the last sync of the cache at `dir` verified.
+    pub(super) fn earlier_roles(
+        &self,
+        dir: &std::path::Path,
+    ) -> Option<std::sync::Arc<keyshare_policy::client::EarlierRoles>> {
+        self.earlier
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(dir)
+            .cloned()
+    }
+
+    /// Remembers the delegated roles a sync of the cache at `dir` verified.
+    pub(super) fn remember_earlier_roles(
+        &self,
+        dir: &std::path::Path,
+        roles: keyshare_policy::client::EarlierRoles,
+    ) {
+        self.earlier
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(dir.to_owned(), std::sync::Arc::new(roles));
     }
 
     /// The options.
@@ -482,9 +541,30 @@ impl Verifier {
     /// workflow, then every trust document), and stores the result in the
     /// cache. On any failure the cache keeps its last good state.
     pub async fn refresh(&self) -> Result<TrustState, Error> {
+        let (state, commit) = self.refresh_uncommitted().await?;
+        commit.commit()?;
+        Ok(state)
+    }
+
+    /// [`Self::refresh`], with the cache written by [`Commit::commit`]
+    /// afterwards: for a caller that acts on the new state first (a
+    /// watcher's decisions) and writes the cache after. Until it does, the
+    /// cache holds the last state written, whole.
+    pub async fn refresh_uncommitted(&self) -> Result<(TrustState, Commit), Error> {
+        self.refresh_from(None).await
+    }
+
+    /// [`Self::refresh_uncommitted`] starting from a timestamp a wait for
+    /// the next publish already fetched ([`Self::wait_for_publish`]),
+    /// verified by the refresh like a fetched one.
+    pub async fn refresh_from(
+        &self,
+        timestamp: Option<Prefetched>,
+    ) -> Result<(TrustState, Commit), Error> {
         let cache = self.origin();
         let manifest = self.manifest()?;
         let url = manifest.url.clone();
+        let prefetched = std::sync::Mutex::new(timestamp);
         let synced = self
             .sync(
                 &cache,
@@ -492,11 +572,18 @@ impl Verifier {
                 &HttpFetcher {
                     transport: &self.transport,
                     base: &url,
+                    timestamp: Some(&prefetched),
                 },
             )
             .await?;
-        cache.commit(&synced.manifest, &synced.blobs)?;
-        Ok(synced.state)
+        Ok((
+            synced.state,
+            Commit {
+                cache,
+                manifest: synced.manifest,
+                blobs: synced.blobs,
+            },
+        ))
     }
 
     /// Refreshes from an air-gap bundle file instead of the network (a
@@ -580,7 +667,10 @@ impl Verifier {
             "{}/metadata/timestamp.json",
             manifest.url.trim_end_matches('/')
         );
-        Ok(self.transport.wait_for_change(&url, etag, wait).await?)
+        Ok(self
+            .transport
+            .wait_for_change(&url, etag, wait, self.options.config.timestamp_max_length)
+            .await?)
     }
 
     /// The verified trust state of the organization's repository, from the
@@ -613,6 +703,23 @@ impl Verifier {
     ) -> Result<Verdict, Error> {
         let state = self.trust_state().await?;
         self.decide_in(&state, artifact, signers, signed_at).await
+    }
+}
+
+/// A refreshed state's cache write, not done yet
+/// ([`Verifier::refresh_uncommitted`]).
+#[derive(Debug)]
+#[must_use = "the cache is written only by commit()"]
+pub struct Commit {
+    cache: RepoCache,
+    manifest: Manifest,
+    blobs: std::collections::BTreeMap<String, Vec<u8>>,
+}
+
+impl Commit {
+    /// Writes the cache (atomically: the manifest last).
+    pub fn commit(self) -> Result<(), Error> {
+        Ok(self.cache.commit(&self.manifest, &self.blobs)?)
     }
 }
 

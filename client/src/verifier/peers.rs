@@ -118,6 +118,7 @@ impl Verifier {
                 &cache,
                 manifest,
                 &HttpFetcher {
+                    timestamp: None,
                     transport: &self.peer_transport,
                     base: url,
                 },

@@ -18,7 +18,8 @@
 //! 5. [`build_state`] and [`finish`]: the [`TrustState`], and what to write
 //!    to the cache (written by the caller only when all of it verified).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Mutex, PoisonError};
 
 use futures_util::stream::{self, StreamExt as _};
 
@@ -131,8 +132,15 @@ impl Verifier {
             .fetch_documents(&url, &updater, &work, fetcher, found)
             .await?;
         work.intact.extend(intact);
-        let state = build_state(&url, &updater, documents, self.options.threads)?;
-        Ok(finish(state, &work, &roles))
+        let state = build_state(
+            &url,
+            &updater,
+            documents,
+            self.options.threads,
+            &self.parsed_documents(cache.dir()),
+        )?;
+        self.remember_earlier_roles(cache.dir(), updater.trusted().earlier_roles());
+        Ok(finish(state, &work, &roles, &updater))
     }
 
     /// Step 1, top-level metadata (TUF §5.3–5.6): the trusted root from the
@@ -154,6 +162,9 @@ impl Verifier {
         let mut updater =
             Updater::new(&root, self.now(), self.options.config.clone()).map_err(tuf)?;
         updater.set_signature_cache(self.signatures.clone());
+        if let Some(earlier) = self.earlier_roles(work.cache.dir()) {
+            updater.set_earlier_roles(earlier);
+        }
         let etag = work.old.timestamp_etag.clone();
         loop {
             match updater.poll().map_err(tuf)? {
@@ -352,7 +363,7 @@ fn resolve_documents(
 
 /// Step 5, what to write to the cache: every metadata file of the walk,
 /// every document, the timestamp's `ETag` and the audit heads remembered.
-fn finish(state: TrustState, work: &Work<'_>, roles: &[RoleName]) -> Synced {
+fn finish(state: TrustState, work: &Work<'_>, roles: &[RoleName], updater: &Updater) -> Synced {
     let used: BTreeSet<String> = ["root", "timestamp", "snapshot"]
         .iter()
         .copied()
@@ -368,6 +379,20 @@ fn finish(state: TrustState, work: &Work<'_>, roles: &[RoleName]) -> Synced {
             manifest.metadata.insert(name.clone(), sha.clone());
             if !work.intact.contains(&sha) {
                 blobs.insert(sha, bytes);
+            }
+        }
+    }
+    // Roles taken over from the last refresh were not read: their cached
+    // file stays named, if it is the one they were verified from.
+    for role in roles {
+        let name = role_file(role.as_str());
+        if manifest.metadata.contains_key(&name) {
+            continue;
+        }
+        let adopted = updater.trusted().delegated_file(role.as_str());
+        if let (Some(file), Some(cached)) = (adopted, work.old.metadata.get(&name)) {
+            if *cached == file.sha256 {
+                manifest.metadata.insert(name, cached.clone());
             }
         }
     }
@@ -414,33 +439,58 @@ fn build_state(
     updater: &Updater,
     documents: BTreeMap<String, Vec<u8>>,
     threads: usize,
+    memo: &Mutex<ParsedDocuments>,
 ) -> Result<TrustState, Error> {
     let bad = |source| Error::Documents {
         url: url.to_owned(),
         source,
     };
+    let earlier = std::mem::take(&mut *memo.lock().unwrap_or_else(PoisonError::into_inner));
+    let mut parsed = ParsedDocuments::default();
     let mut shards = Vec::new();
     let mut trust = Vec::new();
+    let mut namespaces = Vec::new();
     let mut revocations = Revocations::default();
     let mut peers = Peers::default();
     let mut tsas = Tsas::default();
     for (path, bytes) in &documents {
-        if is_index_path(path) {
-            shards.push((path.as_str(), Namespaces::from_slice(bytes).map_err(bad)?));
-        } else if path == REVOCATIONS_PATH {
-            revocations = Revocations::from_slice(bytes).map_err(bad)?;
-        } else if path == PEERS_PATH {
-            peers = Peers::from_slice(bytes).map_err(bad)?;
-        } else if path == TSAS_PATH {
-            tsas = Tsas::from_slice(bytes).map_err(bad)?;
-        } else if is_trust_path(path) {
-            trust.push((path.as_str(), bytes.as_slice()));
+        let key = ParsedDocuments::key(path, bytes);
+        let known = earlier.0.get(&key).cloned();
+        let doc = match known {
+            Some(doc) => doc,
+            None if is_index_path(path) => {
+                Parsed::Shard(Namespaces::from_slice(bytes).map_err(bad)?)
+            }
+            None if path == REVOCATIONS_PATH => {
+                Parsed::Revocations(Revocations::from_slice(bytes).map_err(bad)?)
+            }
+            None if path == PEERS_PATH => Parsed::Peers(Peers::from_slice(bytes).map_err(bad)?),
+            None if path == TSAS_PATH => Parsed::Tsas(Tsas::from_slice(bytes).map_err(bad)?),
+            None if is_trust_path(path) => {
+                // Parsed below, on several threads.
+                trust.push((key, path.as_str(), bytes.as_slice()));
+                continue;
+            }
+            None => continue,
+        };
+        match &doc {
+            Parsed::Shard(s) => shards.push((path.as_str(), s.clone())),
+            Parsed::Revocations(r) => revocations = r.clone(),
+            Parsed::Peers(p) => peers = p.clone(),
+            Parsed::Tsas(t) => tsas = t.clone(),
+            Parsed::Trust(t) => namespaces.push(t.clone()),
         }
+        parsed.0.insert(key, doc);
     }
-    let namespaces = parse_wide(&trust, threads, |(path, bytes)| {
+    let fresh = parse_wide(&trust, threads, |(_, path, bytes)| {
         NamespaceTrust::from_target(path, bytes)
     })
     .map_err(bad)?;
+    for ((key, _, _), doc) in trust.into_iter().zip(fresh) {
+        namespaces.push(doc.clone());
+        parsed.0.insert(key, Parsed::Trust(doc));
+    }
+    *memo.lock().unwrap_or_else(PoisonError::into_inner) = parsed;
     let index = Namespaces::merge(shards).map_err(bad)?;
     let trust_set = TrustSet::new(index, namespaces, revocations, peers).map_err(bad)?;
     for ns in trust_set.unlisted_documents() {
@@ -470,6 +520,28 @@ fn build_state(
         evidence,
         documents,
     })
+}
+
+/// The documents of a verifier's last trust state, parsed, by path and
+/// SHA-256 of their bytes: the next state parses only documents that
+/// changed. Holds the documents of one state (each build replaces it).
+#[derive(Debug, Default)]
+pub(super) struct ParsedDocuments(HashMap<String, Parsed>);
+
+impl ParsedDocuments {
+    fn key(path: &str, bytes: &[u8]) -> String {
+        format!("{path}\n{}", sha256_hex(bytes))
+    }
+}
+
+/// One parsed document.
+#[derive(Debug, Clone)]
+enum Parsed {
+    Shard(Namespaces),
+    Revocations(Revocations),
+    Peers(Peers),
+    Tsas(Tsas),
+    Trust(NamespaceTrust),
 }
 
 /// `parse` applied to each item, on up to `threads` scoped threads for

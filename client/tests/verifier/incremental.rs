@@ -132,4 +132,25 @@ fn a_refresh_after_one_change_fetches_only_what_changed() {
         log.len()
     );
     assert!(first > 2 * names.len(), "first refresh: {first} requests");
+
+    // The second refresh took the unchanged roles over from the first
+    // without reading them; the cache it left still names every one: a
+    // new verifier on it (a new process) fetches only the timestamp.
+    http.log.lock().unwrap().clear();
+    let cold = Verifier::new(Options::new(cache.path())).unwrap();
+    let again = cold.refresh().unwrap();
+    assert_eq!(again.timestamp_version, state.timestamp_version);
+    let log: Vec<String> = http
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(path, _)| path.clone())
+        .filter(|p| root_version(p).is_none())
+        .collect();
+    assert_eq!(
+        log,
+        ["metadata/timestamp.json"],
+        "a cold refresh of the cache"
+    );
 }

@@ -208,7 +208,7 @@ mod walk;
 pub use crate::layout::{encode_role, target_remote_name};
 pub use request::{CacheOp, MetadataFile, Request, Response, Source, Step};
 pub use search::{Lookup, TargetSearch};
-pub use trusted::{TimestampUpdate, TrustedSet};
+pub use trusted::{EarlierRoles, FileId, TimestampUpdate, TrustedSet};
 pub use updater::Updater;
 pub use walk::{Walk, DEFAULT_BATCH_BYTES};
 

@@ -52,6 +52,41 @@ pub struct TrustedSet {
     /// Signatures of the caller's earlier refreshes that verified
     /// ([`Self::set_signature_cache`]).
     signatures: Option<Arc<SignatureCache>>,
+    /// The length and SHA-256 of the file each delegated role was verified
+    /// from (or adopted with).
+    files: BTreeMap<RoleName, FileId>,
+    /// Delegated roles an earlier refresh verified
+    /// ([`Self::set_earlier_roles`]).
+    earlier: Option<Arc<EarlierRoles>>,
+}
+
+/// The length and SHA-256 (hex) of a metadata file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileId {
+    /// Bytes.
+    pub length: u64,
+    /// SHA-256, lowercase hex.
+    pub sha256: String,
+}
+
+/// Delegated roles an earlier refresh verified, with the file each came
+/// from: what [`TrustedSet::adopt_delegated_targets`] may take over
+/// instead of reading and parsing the file again.
+#[derive(Clone, Debug, Default)]
+pub struct EarlierRoles {
+    roles: BTreeMap<RoleName, (Verified<Targets>, FileId)>,
+}
+
+impl EarlierRoles {
+    /// Roles held.
+    pub fn len(&self) -> usize {
+        self.roles.len()
+    }
+
+    /// True when none are held.
+    pub fn is_empty(&self) -> bool {
+        self.roles.is_empty()
+    }
 }
 
 impl TrustedSet {
@@ -77,7 +112,81 @@ impl TrustedSet {
             targets: BTreeMap::new(),
             verified_by: BTreeSet::new(),
             signatures: None,
+            files: BTreeMap::new(),
+            earlier: None,
         })
+    }
+
+    /// Delegated roles an earlier refresh of the same repository verified
+    /// ([`Self::earlier_roles`] of that refresh), for
+    /// [`Self::adopt_delegated_targets`].
+    pub fn set_earlier_roles(&mut self, earlier: Arc<EarlierRoles>) {
+        self.earlier = Some(earlier);
+    }
+
+    /// The delegated roles this refresh verified or adopted, with their
+    /// files, for the next refresh ([`Self::set_earlier_roles`]).
+    pub fn earlier_roles(&self) -> EarlierRoles {
+        let roles = self
+            .files
+            .iter()
+            .filter_map(|(role, file)| {
+                let verified = self.targets.get(role)?;
+                Some((role.clone(), (verified.clone(), file.clone())))
+            })
+            .collect();
+        EarlierRoles { roles }
+    }
+
+    /// The length and SHA-256 of the file the delegated role `role` was
+    /// verified from (or adopted with), if it is loaded.
+    pub fn delegated_file(&self, role: &str) -> Option<&FileId> {
+        self.files.get(role)
+    }
+
+    /// Loads the delegated role `role` (delegated by `delegator`) as an
+    /// earlier refresh verified it, without its file, when that is the
+    /// version the snapshot lists now (and, where the snapshot lists them,
+    /// its length and SHA-256): every check of
+    /// [`Self::update_delegated_targets`] but reading the file runs again,
+    /// the signatures against the keys `delegator` gives the role *now*
+    /// (a [`SignatureCache`] makes that a lookup) and the expiry. `Ok(false)`
+    /// when there is nothing to take over or any check fails: the caller
+    /// then loads the file as usual, which reports the failure.
+    pub fn adopt_delegated_targets(&mut self, role: &str, delegator: &str) -> Result<bool> {
+        let Some((earlier, file)) = self
+            .earlier
+            .as_ref()
+            .and_then(|e| e.roles.get(role))
+            .cloned()
+        else {
+            return Ok(false);
+        };
+        let snapshot = self.check_final_snapshot()?;
+        let Some(meta) = snapshot.role_meta(role) else {
+            return Ok(false);
+        };
+        let same_file = meta.version == earlier.version
+            && meta.length.is_none_or(|l| l == file.length)
+            && meta.hashes.as_ref().is_none_or(|hashes| {
+                hashes.len() == 1 && hashes.get("sha256") == Some(&file.sha256)
+            });
+        if !same_file || check_expiry(role, &*earlier, self.now).is_err() {
+            return Ok(false);
+        }
+        let Some(parent) = self.targets.get(delegator) else {
+            return Ok(false);
+        };
+        let Ok(authority) = Authority::from_delegator(parent, role) else {
+            return Ok(false);
+        };
+        let signed = authority.check_cached(role, earlier.envelope(), self.signatures.as_deref());
+        if signed.is_err() {
+            return Ok(false);
+        }
+        self.files.insert(RoleName::new(role), file);
+        self.store_targets(role, delegator, earlier);
+        Ok(true)
     }
 
     /// Remembers signatures that verify in `cache`, and counts the ones it
@@ -307,7 +416,8 @@ impl TrustedSet {
         role: &str,
         delegator: &str,
     ) -> Result<&Verified<Targets>> {
-        let new = self.check_delegated_targets(bytes, role, delegator)?;
+        let (new, file) = self.check_delegated_targets(bytes, role, delegator)?;
+        self.files.insert(RoleName::new(role), file);
         Ok(self.store_targets(role, delegator, new))
     }
 
@@ -325,7 +435,7 @@ impl TrustedSet {
     ) -> Vec<Result<()>> {
         let threads = threads.clamp(1, items.len().max(1));
         let chunk = items.len().div_ceil(threads).max(1);
-        let checked: Vec<Result<Verified<Targets>>> = if threads == 1 {
+        let checked: Vec<Result<(Verified<Targets>, FileId)>> = if threads == 1 {
             items
                 .iter()
                 .map(|(role, delegator, bytes)| {
@@ -364,20 +474,22 @@ impl TrustedSet {
             .iter()
             .zip(checked)
             .map(|((role, delegator, _), result)| {
-                result.map(|new| {
+                result.map(|(new, file)| {
+                    self.files.insert(RoleName::new(*role), file);
                     self.store_targets(role, delegator, new);
                 })
             })
             .collect()
     }
 
-    /// Every check of [`Self::update_delegated_targets`], storing nothing.
+    /// Every check of [`Self::update_delegated_targets`], storing nothing;
+    /// with the file's length and SHA-256.
     fn check_delegated_targets(
         &self,
         bytes: &[u8],
         role: &str,
         delegator: &str,
-    ) -> Result<Verified<Targets>> {
+    ) -> Result<(Verified<Targets>, FileId)> {
         let snapshot = self.check_final_snapshot()?;
         let authority = if delegator == RoleName::ROOT {
             if role != RoleName::TARGETS {
@@ -419,7 +531,11 @@ impl TrustedSet {
             });
         }
         check_expiry(role, &*new, self.now)?;
-        Ok(new)
+        let file = FileId {
+            length: bytes.len() as u64,
+            sha256: crate::hash::sha256_hex(bytes),
+        };
+        Ok((new, file))
     }
 
     fn store_targets(

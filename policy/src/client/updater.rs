@@ -86,6 +86,12 @@ impl Updater {
         self.trusted.set_signature_cache(cache);
     }
 
+    /// Takes over unchanged delegated roles from an earlier refresh
+    /// ([`TrustedSet::set_earlier_roles`]).
+    pub fn set_earlier_roles(&mut self, earlier: std::sync::Arc<super::EarlierRoles>) {
+        self.trusted.set_earlier_roles(earlier);
+    }
+
     /// The trusted metadata so far.
     pub fn trusted(&self) -> &TrustedSet {
         &self.trusted
