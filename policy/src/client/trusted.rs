@@ -125,11 +125,13 @@ impl TrustedSet {
     }
 
     /// The delegated roles this refresh verified or adopted, with their
-    /// files, for the next refresh ([`Self::set_earlier_roles`]).
+    /// files, for the next refresh ([`Self::set_earlier_roles`]); not the
+    /// top-level `targets`, which every refresh loads itself.
     pub fn earlier_roles(&self) -> EarlierRoles {
         let roles = self
             .files
             .iter()
+            .filter(|(role, _)| role.as_str() != RoleName::TARGETS)
             .filter_map(|(role, file)| {
                 let verified = self.targets.get(role)?;
                 Some((role.clone(), (verified.clone(), file.clone())))

@@ -17,6 +17,7 @@ use crate::common::{corrupt_signature, Client, Repo};
 use keyshare_policy::client::{CacheOp, Lookup, Request, Response, Source, Step, Updater, Walk};
 use keyshare_policy::keys::Scheme;
 use keyshare_policy::metadata::RoleName;
+use keyshare_policy::sign::Signer as _;
 use keyshare_policy::Error;
 
 fn names(roles: &[RoleName]) -> Vec<&str> {
@@ -379,4 +380,130 @@ fn walk_needs_a_completed_refresh_and_a_pending_request() {
     walk.answer(Response::NotFound);
     assert!(matches!(walk.poll(), Err(Error::Order(_))));
     assert!(matches!(walk.poll(), Err(Error::Order(_))));
+}
+
+/// Refreshes and walks, taking roles over from `earlier` when given.
+fn walk_after(
+    client: &mut Client,
+    repo: &Repo,
+    earlier: Option<std::sync::Arc<keyshare_policy::client::EarlierRoles>>,
+) -> (Updater, Trace, Result<Vec<RoleName>, Error>) {
+    let mut updater = client.refresh_ok(repo);
+    if let Some(earlier) = earlier {
+        updater.set_earlier_roles(earlier);
+    }
+    let mut trace = Trace::default();
+    let result = {
+        let mut walk = updater.walk(2).unwrap();
+        drive(&mut walk, client, &repo.files, &mut trace)
+    };
+    (updater, trace, result)
+}
+
+#[test]
+fn a_walk_takes_over_the_roles_the_last_one_verified_and_reads_only_what_changed() {
+    for hashes in [false, true] {
+        let mut repo = tree();
+        repo.meta_hashes = hashes;
+        repo.publish();
+        let mut client = Client::new(&repo);
+        let (first, _, result) = walk_after(&mut client, &repo, None);
+        assert_eq!(names(&result.unwrap()), ["targets", "a", "b", "c"]);
+        let earlier = std::sync::Arc::new(first.trusted().earlier_roles());
+        assert_eq!(earlier.len(), 3);
+
+        repo.add_target("b", "b/new", b"new");
+        repo.bump_role("b");
+        let (second, trace, result) = walk_after(&mut client, &repo, Some(earlier));
+        assert_eq!(names(&result.unwrap()), ["targets", "a", "b", "c"]);
+        // Only b, the role that changed, is read (its old copy from the
+        // cache is the wrong version; then the repository's).
+        let read: Vec<&str> = trace
+            .steps
+            .iter()
+            .filter(|s| s.starts_with("L ") || s.starts_with("R "))
+            .map(String::as_str)
+            .collect();
+        assert!(
+            read.iter()
+                .all(|s| s.ends_with(" b.json") || s.ends_with(".b.json")),
+            "{read:?}"
+        );
+        assert!(read.iter().any(|s| s.starts_with("R ")), "{read:?}");
+        assert!(second
+            .trusted()
+            .targets("b")
+            .unwrap()
+            .targets
+            .contains_key("b/new"));
+        assert!(second.trusted().targets("c").is_some());
+    }
+}
+
+#[test]
+fn a_role_is_not_taken_over_once_its_delegator_gives_it_other_keys() {
+    let mut repo = tree();
+    let mut client = Client::new(&repo);
+    let (first, _, result) = walk_after(&mut client, &repo, None);
+    result.unwrap();
+    let earlier = std::sync::Arc::new(first.trusted().earlier_roles());
+
+    // targets now delegates `a` to a new key; `a` itself is unchanged,
+    // still signed by the old one.
+    let new_key = repo.key();
+    {
+        let d = repo
+            .targets
+            .get_mut("targets")
+            .unwrap()
+            .delegations
+            .as_mut()
+            .unwrap();
+        d.keys
+            .insert(new_key.key_id().clone(), new_key.public_key().clone());
+        let a = d
+            .roles_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|r| r.name.as_str() == "a")
+            .unwrap();
+        a.keyids = vec![new_key.key_id().clone()];
+    }
+    repo.bump_role("targets");
+    let (_, trace, result) = walk_after(&mut client, &repo, Some(earlier));
+    // Not taken over: read, and refused, as a fresh client would.
+    assert!(
+        trace.steps.iter().any(|s| s.ends_with("a.json")),
+        "{:?}",
+        trace.steps
+    );
+    assert!(result.is_err(), "a role signed by keys no longer delegated");
+}
+
+#[test]
+fn a_role_is_not_taken_over_when_the_snapshot_lists_other_bytes_for_its_version() {
+    let mut repo = tree();
+    repo.meta_hashes = true;
+    repo.publish();
+    let mut client = Client::new(&repo);
+    let (first, _, result) = walk_after(&mut client, &repo, None);
+    result.unwrap();
+    let earlier = std::sync::Arc::new(first.trusted().earlier_roles());
+    // The same version of `b` with other content (a repository that
+    // re-signed it without a new version): the snapshot's hash differs.
+    repo.add_target("b", "b/other", b"other");
+    repo.bump();
+    let (second, trace, result) = walk_after(&mut client, &repo, Some(earlier));
+    result.unwrap();
+    assert!(
+        trace.steps.iter().any(|s| s.ends_with("b.json")),
+        "{:?}",
+        trace.steps
+    );
+    assert!(second
+        .trusted()
+        .targets("b")
+        .unwrap()
+        .targets
+        .contains_key("b/other"));
 }
