@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use super::Config;
 use crate::error::{Error, Result};
-use crate::metadata::{Envelope, Role, RoleName, Root, Snapshot, Targets, Timestamp};
+use crate::metadata::{Envelope, KeyId, Role, RoleName, Root, Snapshot, Targets, Timestamp};
 use crate::verify::{verify_root_self, verify_root_successor, Authority, SignatureCache, Verified};
 
 /// What [`TrustedSet::update_timestamp`] did with a valid timestamp.
@@ -46,7 +46,7 @@ pub struct TrustedSet {
     root: Verified<Root>,
     timestamp: Option<Verified<Timestamp>>,
     snapshot: Option<Verified<Snapshot>>,
-    targets: BTreeMap<RoleName, Verified<Targets>>,
+    targets: BTreeMap<RoleName, Arc<Verified<Targets>>>,
     /// `(role, delegator)` pairs verified so far.
     verified_by: BTreeSet<(RoleName, RoleName)>,
     /// Signatures of the caller's earlier refreshes that verified
@@ -74,7 +74,16 @@ pub struct FileId {
 /// instead of reading and parsing the file again.
 #[derive(Clone, Debug, Default)]
 pub struct EarlierRoles {
-    roles: BTreeMap<RoleName, (Verified<Targets>, FileId)>,
+    roles: BTreeMap<RoleName, Earlier>,
+}
+
+/// One role of [`EarlierRoles`]: as verified, its file, and the digest of
+/// the keys and threshold it was verified with.
+#[derive(Clone, Debug)]
+struct Earlier {
+    verified: Arc<Verified<Targets>>,
+    file: FileId,
+    authority: Option<[u8; 32]>,
 }
 
 impl EarlierRoles {
@@ -128,13 +137,27 @@ impl TrustedSet {
     /// files, for the next refresh ([`Self::set_earlier_roles`]); not the
     /// top-level `targets`, which every refresh loads itself.
     pub fn earlier_roles(&self) -> EarlierRoles {
+        let mut digests = AuthorityDigests::default();
         let roles = self
             .files
             .iter()
             .filter(|(role, _)| role.as_str() != RoleName::TARGETS)
             .filter_map(|(role, file)| {
                 let verified = self.targets.get(role)?;
-                Some((role.clone(), (verified.clone(), file.clone())))
+                let authority = self
+                    .verified_by
+                    .range((role.clone(), RoleName::new(""))..)
+                    .next()
+                    .filter(|(r, _)| r == role)
+                    .and_then(|(_, delegator)| digests.of(self, role.as_str(), delegator.as_str()));
+                Some((
+                    role.clone(),
+                    Earlier {
+                        verified: verified.clone(),
+                        file: file.clone(),
+                        authority,
+                    },
+                ))
             })
             .collect();
         EarlierRoles { roles }
@@ -156,7 +179,22 @@ impl TrustedSet {
     /// when there is nothing to take over or any check fails: the caller
     /// then loads the file as usual, which reports the failure.
     pub fn adopt_delegated_targets(&mut self, role: &str, delegator: &str) -> Result<bool> {
-        let Some((earlier, file)) = self
+        self.adopt_with(role, delegator, &mut AuthorityDigests::default())
+    }
+
+    /// [`Self::adopt_delegated_targets`] with the authority digests of this
+    /// walk's level (the hashed bins share one).
+    pub(crate) fn adopt_with(
+        &mut self,
+        role: &str,
+        delegator: &str,
+        digests: &mut AuthorityDigests,
+    ) -> Result<bool> {
+        let Some(Earlier {
+            verified: earlier,
+            file,
+            authority: earlier_authority,
+        }) = self
             .earlier
             .as_ref()
             .and_then(|e| e.roles.get(role))
@@ -173,18 +211,25 @@ impl TrustedSet {
             && meta.hashes.as_ref().is_none_or(|hashes| {
                 hashes.len() == 1 && hashes.get("sha256") == Some(&file.sha256)
             });
-        if !same_file || check_expiry(role, &*earlier, self.now).is_err() {
+        if !same_file || check_expiry(role, earlier.signed(), self.now).is_err() {
             return Ok(false);
         }
-        let Some(parent) = self.targets.get(delegator) else {
-            return Ok(false);
-        };
-        let Ok(authority) = Authority::from_delegator(parent, role) else {
-            return Ok(false);
-        };
-        let signed = authority.check_cached(role, earlier.envelope(), self.signatures.as_deref());
-        if signed.is_err() {
-            return Ok(false);
+        // The same envelope under the very keys and threshold it was
+        // verified with verifies again; under any others, check it.
+        let same_keys =
+            earlier_authority.is_some() && digests.of(self, role, delegator) == earlier_authority;
+        if !same_keys {
+            let Some(parent) = self.targets.get(delegator) else {
+                return Ok(false);
+            };
+            let Ok(authority) = Authority::from_delegator(parent, role) else {
+                return Ok(false);
+            };
+            let signed =
+                authority.check_cached(role, earlier.envelope(), self.signatures.as_deref());
+            if signed.is_err() {
+                return Ok(false);
+            }
         }
         self.files.insert(RoleName::new(role), file);
         self.store_targets(role, delegator, earlier);
@@ -228,7 +273,7 @@ impl TrustedSet {
     /// The trusted metadata of targets role `role` (`targets` for the
     /// top-level role), if loaded.
     pub fn targets(&self, role: &str) -> Option<&Verified<Targets>> {
-        self.targets.get(role)
+        self.targets.get(role).map(|t| &**t)
     }
 
     /// True when `role` was loaded and verified with the keys `delegator`
@@ -544,17 +589,60 @@ impl TrustedSet {
         &mut self,
         role: &str,
         delegator: &str,
-        new: Verified<Targets>,
+        new: impl Into<Arc<Verified<Targets>>>,
     ) -> &Verified<Targets> {
         self.verified_by
             .insert((RoleName::new(role), RoleName::new(delegator)));
+        let new = new.into();
         match self.targets.entry(RoleName::new(role)) {
             Entry::Occupied(mut slot) => {
                 slot.insert(new);
-                slot.into_mut()
+                &**slot.into_mut()
             }
-            Entry::Vacant(slot) => slot.insert(new),
+            Entry::Vacant(slot) => &**slot.insert(new),
         }
+    }
+}
+
+/// Digests of the keys and threshold delegators give roles, computed once
+/// per `(delegator, key ids, threshold)`: the 256 hashed bins share one.
+#[derive(Debug, Default)]
+pub(crate) struct AuthorityDigests {
+    known: BTreeMap<(RoleName, Vec<KeyId>, u32), Option<[u8; 32]>>,
+}
+
+impl AuthorityDigests {
+    /// The digest of the authority `delegator` (loaded in `set`) gives
+    /// `role`: SHA-256 over the threshold and each allowed key's id,
+    /// scheme and material. `None` if either is unknown.
+    fn of(&mut self, set: &TrustedSet, role: &str, delegator: &str) -> Option<[u8; 32]> {
+        let parent = set.targets.get(delegator)?;
+        let authority = Authority::from_delegator(parent, role).ok()?;
+        let key = (
+            RoleName::new(delegator),
+            authority.keyids.to_vec(),
+            authority.threshold.get(),
+        );
+        if let Some(known) = self.known.get(&key) {
+            return *known;
+        }
+        let mut h = openssl::sha::Sha256::new();
+        h.update(&authority.threshold.get().to_be_bytes());
+        let mut digest = Some(());
+        for id in authority.keyids {
+            match authority.keys.get(id).map(|k| (k, k.material(id))) {
+                Some((k, Ok(material))) => {
+                    for part in [id.as_str().as_bytes(), k.scheme.as_bytes(), material] {
+                        h.update(&(part.len() as u64).to_be_bytes());
+                        h.update(part);
+                    }
+                }
+                _ => digest = None,
+            }
+        }
+        let digest = digest.map(|()| h.finish());
+        self.known.insert(key, digest);
+        digest
     }
 }
 
