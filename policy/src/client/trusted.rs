@@ -597,7 +597,7 @@ impl TrustedSet {
         match self.targets.entry(RoleName::new(role)) {
             Entry::Occupied(mut slot) => {
                 slot.insert(new);
-                &**slot.into_mut()
+                slot.into_mut()
             }
             Entry::Vacant(slot) => &**slot.insert(new),
         }
