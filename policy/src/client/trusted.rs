@@ -599,7 +599,7 @@ impl TrustedSet {
                 slot.insert(new);
                 slot.into_mut()
             }
-            Entry::Vacant(slot) => &**slot.insert(new),
+            Entry::Vacant(slot) => slot.insert(new),
         }
     }
 }
