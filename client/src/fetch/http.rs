@@ -261,7 +261,7 @@ impl HttpTransport {
         if let Some(etag) = etag {
             request = request.header(reqwest::header::IF_NONE_MATCH, etag);
         }
-        let mut response = request.send().await.map_err(unreachable)?;
+        let response = request.send().await.map_err(unreachable)?;
         match response.status() {
             StatusCode::OK => {}
             StatusCode::NOT_FOUND | StatusCode::FORBIDDEN => return Ok(Fetched::NotFound),
@@ -273,30 +273,43 @@ impl HttpTransport {
                 })
             }
         }
-        let etag = response
-            .headers()
-            .get(reqwest::header::ETAG)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let cap = usize::try_from(max_length.saturating_add(1)).unwrap_or(usize::MAX);
-        let mut bytes = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(unreachable)? {
-            let room = cap.saturating_sub(bytes.len());
-            bytes.extend_from_slice(chunk.get(..room.min(chunk.len())).unwrap_or_default());
-            if bytes.len() >= cap {
-                break;
-            }
-        }
+        let (bytes, etag) = read_capped(response, max_length, unreachable).await?;
         Ok(Fetched::Bytes { bytes, etag })
     }
+}
+
+/// A 200 answer's `ETag` and at most `max_length + 1` bytes of its body
+/// (the endless-data defence: the caller refuses anything over
+/// `max_length`).
+async fn read_capped(
+    mut response: reqwest::Response,
+    max_length: u64,
+    unreachable: impl Fn(reqwest::Error) -> TransportError,
+) -> Result<(Vec<u8>, Option<String>), TransportError> {
+    let etag = response
+        .headers()
+        .get(reqwest::header::ETAG)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let cap = usize::try_from(max_length.saturating_add(1)).unwrap_or(usize::MAX);
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(&unreachable)? {
+        let room = cap.saturating_sub(bytes.len());
+        bytes.extend_from_slice(chunk.get(..room.min(chunk.len())).unwrap_or_default());
+        if bytes.len() >= cap {
+            break;
+        }
+    }
+    Ok((bytes, etag))
 }
 
 impl HttpTransport {
     /// Asks for `url` (`metadata/timestamp.json`) with `If-None-Match:
     /// etag` and `Prefer: wait=<wait seconds>` (the server's long poll,
-    /// `docs/server.md`), the request's time limit raised by the wait. The
-    /// body is not read: the caller fetches and verifies the file through
-    /// the TUF workflow.
+    /// `docs/server.md`), the request's time limit raised by the wait. A
+    /// new file's body (at most `max_length + 1` bytes) comes back
+    /// unverified: the caller's refresh verifies it through the TUF
+    /// workflow ([`Prefetched`]).
     pub async fn wait_for_change(
         &self,
         url: &str,
@@ -309,7 +322,7 @@ impl HttpTransport {
             url: url.to_owned(),
             message: keyshare_policy::error::one_line(&e),
         };
-        let mut response = self
+        let response = self
             .client
             .get(url)
             .header(reqwest::header::IF_NONE_MATCH, etag)
@@ -320,20 +333,7 @@ impl HttpTransport {
             .map_err(unreachable)?;
         match response.status() {
             StatusCode::OK => {
-                let etag = response
-                    .headers()
-                    .get(reqwest::header::ETAG)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned);
-                let cap = usize::try_from(max_length.saturating_add(1)).unwrap_or(usize::MAX);
-                let mut bytes = Vec::new();
-                while let Some(chunk) = response.chunk().await.map_err(unreachable)? {
-                    let room = cap.saturating_sub(bytes.len());
-                    bytes.extend_from_slice(chunk.get(..room.min(chunk.len())).unwrap_or_default());
-                    if bytes.len() >= cap {
-                        break;
-                    }
-                }
+                let (bytes, etag) = read_capped(response, max_length, unreachable).await?;
                 Ok(WaitAnswer::Changed(Prefetched { bytes, etag }))
             }
             StatusCode::NOT_MODIFIED => Ok(WaitAnswer::Unchanged {

@@ -19,14 +19,13 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use keyshare_policy::pattern::ArtifactPattern;
-use keyshare_policy::repo::Options;
 use keyshare_policy::trust::{NamespaceEntry, NamespaceName};
 use keyshare_server::ci::{CiConfig, CiService};
 use keyshare_server::http::AppState;
-use keyshare_server::publisher::{Change, OnlineKeys, Publisher};
+use keyshare_server::publisher::{Change, Publisher};
 use keyshare_server::store::{Store, TokenKind};
 
-use keyshare_testkit::{signer, TestClock};
+use keyshare_testkit::TestClock;
 
 fn keyshare(args: &[&str]) -> Output {
     keyshare_with_server(args, None)
@@ -74,17 +73,7 @@ struct CiServer {
 
 impl CiServer {
     fn start(created: OffsetDateTime, clock: &TestClock, tsa: bool) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path().join("keyshare.db")).unwrap();
-        let keys = OnlineKeys {
-            targets: signer(),
-            snapshot: signer(),
-            timestamp: signer(),
-            namespaces: signer(),
-        };
-        let publisher = Arc::new(
-            Publisher::init(store, keys, &[signer()], 1, Options::default(), created).unwrap(),
-        );
+        let (dir, publisher, _) = crate::common::Server::init(created);
         for name in ["team-a", "team-b"] {
             publisher
                 .apply(

@@ -97,7 +97,7 @@ impl Server {
     }
 
     /// A new repository created at `created`, with its data directory.
-    fn init(created: OffsetDateTime) -> (tempfile::TempDir, Arc<Publisher>, SharedSigner) {
+    pub fn init(created: OffsetDateTime) -> (tempfile::TempDir, Arc<Publisher>, SharedSigner) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path().join("keyshare.db")).unwrap();
         let keys = OnlineKeys {

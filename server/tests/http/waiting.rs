@@ -24,6 +24,19 @@ use keyshare_server::publisher::{Change, Publisher};
 
 const TIMESTAMP: &str = "/metadata/timestamp.json";
 
+/// The current timestamp and its `ETag`.
+macro_rules! current {
+    ($app:expr) => {{
+        let now = send(
+            $app,
+            request(Method::GET, TIMESTAMP, None, None).to_request(),
+        )
+        .await;
+        let etag = now.header("etag").unwrap().to_owned();
+        (now, etag)
+    }};
+}
+
 fn wait_for_next(etag: &str, prefer: &str) -> actix_web::test::TestRequest {
     request(Method::GET, TIMESTAMP, None, None)
         .insert_header(("If-None-Match", etag.to_owned()))
@@ -71,12 +84,7 @@ fn publish_later(
 async fn a_waiting_reader_gets_the_next_timestamp_as_soon_as_it_is_published() {
     let f = Fixture::new();
     let app = app!(f);
-    let now = send(
-        &app,
-        request(Method::GET, TIMESTAMP, None, None).to_request(),
-    )
-    .await;
-    let etag = now.header("etag").unwrap().to_owned();
+    let (now, etag) = current!(&app);
 
     let publishing = publish_later(f.publisher.clone(), "team-a", Duration::from_millis(300));
     let started = Instant::now();
@@ -98,12 +106,7 @@ async fn a_waiting_reader_gets_the_next_timestamp_as_soon_as_it_is_published() {
 async fn a_wait_with_no_publish_ends_in_not_modified() {
     let f = Fixture::new();
     let app = app!(f);
-    let now = send(
-        &app,
-        request(Method::GET, TIMESTAMP, None, None).to_request(),
-    )
-    .await;
-    let etag = now.header("etag").unwrap().to_owned();
+    let (_, etag) = current!(&app);
     let started = Instant::now();
     let a = send(&app, wait_for_next(&etag, "wait=1").to_request()).await;
     assert_eq!(a.status, StatusCode::NOT_MODIFIED);
@@ -116,12 +119,7 @@ async fn a_wait_with_no_publish_ends_in_not_modified() {
 async fn a_reader_with_an_old_copy_or_no_wait_is_answered_at_once() {
     let f = Fixture::new();
     let app = app!(f);
-    let now = send(
-        &app,
-        request(Method::GET, TIMESTAMP, None, None).to_request(),
-    )
-    .await;
-    let etag = now.header("etag").unwrap().to_owned();
+    let (now, etag) = current!(&app);
 
     // An old copy: the current timestamp, without waiting.
     let a = send(&app, wait_for_next("\"0000\"", "wait=60").to_request()).await;
@@ -170,12 +168,7 @@ async fn past_max_waiters_a_wait_is_refused_with_503_and_counted() {
     let mut f = Fixture::new();
     f.state.waiters = Arc::new(Waiters::new(1));
     let app = app!(f);
-    let now = send(
-        &app,
-        request(Method::GET, TIMESTAMP, None, None).to_request(),
-    )
-    .await;
-    let etag = now.header("etag").unwrap().to_owned();
+    let (_, etag) = current!(&app);
 
     let (first, second) = tokio::join!(
         send(&app, wait_for_next(&etag, "wait=2").to_request()),
@@ -216,14 +209,7 @@ async fn past_max_waiters_a_wait_is_refused_with_503_and_counted() {
     let mut f = Fixture::new();
     f.state.waiters = Arc::new(Waiters::new(0));
     let app = app!(f);
-    let etag = send(
-        &app,
-        request(Method::GET, TIMESTAMP, None, None).to_request(),
-    )
-    .await
-    .header("etag")
-    .unwrap()
-    .to_owned();
+    let (_, etag) = current!(&app);
     let a = send(&app, wait_for_next(&etag, "wait=2").to_request()).await;
     assert_eq!(a.status, StatusCode::NOT_MODIFIED);
     assert_eq!(applied(&a), None);
