@@ -262,6 +262,7 @@ fn main() {
                 local.spawn_local(async move {
                     let mut options = Options::new(dir);
                     options.threads = 1;
+                    options.concurrency = 4;
                     let verifier = Verifier::new(options).unwrap();
                     verifier
                         .init(&url, RootPin::File(root), false)
