@@ -661,14 +661,30 @@ impl ser::Serializer for KeyText<'_> {
     }
 }
 
+/// `s` quoted, with `"` and `\\` escaped; the runs between them are copied whole.
 fn write_string(s: &str, out: &mut Vec<u8>) {
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
     out.push(b'"');
-    for b in s.bytes() {
-        if b == b'"' || b == b'\\' {
-            out.push(b'\\');
-        }
-        out.push(b);
+    // Most strings (paths, hashes, key ids) have nothing to escape; this
+    // test has no early exit, so it is vectorised.
+    let plain = !bytes
+        .iter()
+        .fold(false, |seen, &b| seen | (b == b'"') | (b == b'\\'));
+    if plain {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
     }
+    let mut run = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'"' || b == b'\\' {
+            out.extend_from_slice(bytes.get(run..i).unwrap_or_default());
+            out.push(b'\\');
+            run = i; // the escaped byte starts the next run
+        }
+    }
+    out.extend_from_slice(bytes.get(run..).unwrap_or_default());
     out.push(b'"');
 }
 
