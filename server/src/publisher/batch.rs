@@ -29,8 +29,10 @@ impl Publisher {
     /// publish (group commit: a burst of CI delegations costs one
     /// re-signing, not one per change), with one audit record per change.
     ///
-    /// Each change gets its own result, in order, and fails alone: the
-    /// changes of one namespace are applied together inside a savepoint,
+    /// Each change gets its own result, in order, and fails alone. The
+    /// whole batch is first applied under one savepoint; if any change in
+    /// it fails, that is rolled back and the batch applied again this way:
+    /// the changes of one namespace are applied together inside a savepoint,
     /// each of them in its own, so a change the store refuses (a missing
     /// namespace, a duplicate key, a used nonce) is undone alone; then the
     /// namespace's documents are built and checked. If one cannot be built
