@@ -473,24 +473,9 @@ impl CiService {
     }
 
     /// Whether this request is the one to record the use of `token` (whose
-    /// recorded last use is stale at `now`): no other has recorded it, or
-    /// begun to, within the last
-    /// [`LAST_USED_RESOLUTION`](crate::store::LAST_USED_RESOLUTION).
+    /// recorded last use is stale at `now`); see [`claim_use`].
     fn claim_use(&self, token: &TokenState, now: OffsetDateTime) -> bool {
-        let mut recorded = self
-            .recorded_use
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let since = recorded.get(&token.id).copied();
-        let stale = TokenState {
-            last_used_at: since,
-            ..token.clone()
-        }
-        .last_used_is_stale(now);
-        if stale {
-            recorded.insert(token.id.clone(), now);
-        }
-        stale
+        claim_use(&self.recorded_use, token, now)
     }
 
     /// Reads from the store on the service's read connection, or through
@@ -684,6 +669,27 @@ impl CiService {
     }
 }
 
+/// Whether the caller is the one to record the use of `token` at `now`:
+/// no other has recorded it, or begun to, within the last
+/// [`LAST_USED_RESOLUTION`](crate::store::LAST_USED_RESOLUTION), as
+/// `recorded` (by token id) remembers. If so, `now` is remembered.
+fn claim_use(
+    recorded: &Mutex<HashMap<String, OffsetDateTime>>,
+    token: &TokenState,
+    now: OffsetDateTime,
+) -> bool {
+    let mut recorded = recorded.lock().unwrap_or_else(PoisonError::into_inner);
+    let stale = TokenState {
+        last_used_at: recorded.get(&token.id).copied(),
+        ..token.clone()
+    }
+    .last_used_is_stale(now);
+    if stale {
+        recorded.insert(token.id.clone(), now);
+    }
+    stale
+}
+
 fn internal(e: impl std::fmt::Display) -> CiError {
     CiError::Internal(e.to_string())
 }
@@ -739,6 +745,40 @@ mod tests {
     use openssl::pkey::PKey;
 
     use super::*;
+
+    /// Of requests that find a token's last use due, one records it: the
+    /// others, until a minute after, do not (nor wait for it); the next
+    /// due use after that is claimed again, and other tokens apart.
+    #[test]
+    fn one_request_records_a_tokens_use_per_minute() {
+        let recorded = Mutex::new(HashMap::new());
+        let now = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
+        let token = |id: &str| TokenState {
+            id: id.to_owned(),
+            kind: "ci",
+            revoked_at: None,
+            expires_at: None,
+            last_used_at: None,
+        };
+        assert!(claim_use(&recorded, &token("a"), now));
+        assert!(!claim_use(&recorded, &token("a"), now));
+        assert!(!claim_use(
+            &recorded,
+            &token("a"),
+            now + Duration::seconds(59)
+        ));
+        assert!(claim_use(&recorded, &token("b"), now));
+        assert!(claim_use(
+            &recorded,
+            &token("a"),
+            now + Duration::seconds(60)
+        ));
+        assert!(!claim_use(
+            &recorded,
+            &token("a"),
+            now + Duration::seconds(61)
+        ));
+    }
 
     fn spki_pem(der: &[u8]) -> String {
         let b64 = openssl::base64::encode_block(der);
