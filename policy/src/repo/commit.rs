@@ -7,15 +7,17 @@ use std::sync::Arc;
 
 use time::{Duration, OffsetDateTime};
 
+use crate::cjson::to_canonical;
 use crate::datetime::Expires;
 use crate::error::{Error, Result};
 use crate::layout::{metadata_path, TIMESTAMP_PATH};
 use crate::metadata::{
-    MetaFile, Role, RoleName, Signed, Snapshot, Targets, Timestamp, Unrecognized, SPEC_VERSION,
+    Delegations, KeyId, MetaFile, Role, RoleName, Signature, Signed, Snapshot, Targets, Timestamp,
+    Unrecognized, SPEC_VERSION,
 };
 use crate::sign::{sign, to_bytes, Signer};
 
-use super::{prune_keys, File, Repository};
+use super::{prune_keys, File, Repository, SharedSigner, TargetsRole};
 
 impl Repository {
     /// Publishes every staged change: new versions of changed targets roles,
@@ -49,31 +51,80 @@ impl Repository {
         if dirty.is_empty() && !self.pending {
             return Ok(Vec::new());
         }
-        // Sign everything first; apply only when all of it succeeded.
-        let mut new_roles = BTreeMap::new();
+        // A changed role is signed where it is staged: its version and
+        // expiry are set there, and put back if the commit fails.
+        let mut undo = Vec::with_capacity(dirty.len());
+        let committed = self.sign_and_apply(now, &dirty, &mut undo, timestamp_fields);
+        if committed.is_err() {
+            for (name, version, expires) in undo {
+                if let Some(r) = self.targets.get_mut(&name) {
+                    r.staged.version = version;
+                    r.staged.expires = expires;
+                }
+            }
+        }
+        committed
+    }
+
+    /// [`commit_with`](Self::commit_with) once it is known that something
+    /// is due: signs everything first and applies it only when all of it
+    /// succeeded. The version and expiry of each role signed in place are
+    /// pushed to `undo` before they are changed.
+    fn sign_and_apply<E: From<Error>>(
+        &mut self,
+        now: OffsetDateTime,
+        dirty: &[RoleName],
+        undo: &mut Vec<(RoleName, u64, Expires)>,
+        timestamp_fields: impl FnOnce(&[String]) -> std::result::Result<Unrecognized, E>,
+    ) -> std::result::Result<Vec<File>, E> {
+        let mut new_roles: BTreeMap<RoleName, NewRole> = BTreeMap::new();
         let mut files = Vec::with_capacity(dirty.len() + 3);
-        for name in &dirty {
-            let Some(r) = self.targets.get(name) else {
-                continue;
-            };
-            let mut t = r.staged.clone();
-            t.version = r.published.as_ref().map_or(1, |p| p.signed.version + 1);
+        for name in dirty {
             let period = if name.as_str() == RoleName::TARGETS {
                 self.options.expiries.targets
             } else {
                 self.options.expiries.delegated
             };
-            t.expires = Expires::new(now + period);
-            if let Some(d) = t.delegations.as_mut() {
-                prune_keys(d);
-            }
-            let signed = sign(t, &self.signer_refs(name.as_str())?)?;
-            let bytes = to_bytes(&signed)?;
-            files.push(File::immutable(
-                metadata_path(name.as_str(), signed.signed.version),
-                bytes.clone(),
-            ));
-            new_roles.insert(name.clone(), (signed, bytes));
+            let signers = signer_refs(&self.signers, name.as_str())?;
+            let Some(r) = self.targets.get_mut(name) else {
+                continue;
+            };
+            let version = r.published.as_ref().map_or(1, |p| p.signed.version + 1);
+            let expires = Expires::new(now + period);
+            let prunes = r.staged.delegations.as_ref().is_some_and(prunes_keys);
+            let (signed, bytes) = if r.published.is_none() || prunes {
+                // A new role, or one whose delegations drop keys no role
+                // uses any more: the published version is a pruned copy.
+                let mut t = r.staged.clone();
+                t.version = version;
+                t.expires = expires;
+                if let Some(d) = t.delegations.as_mut() {
+                    prune_keys(d);
+                }
+                let signed = sign(t, &signers)?;
+                let bytes: Arc<[u8]> = to_bytes(&signed)?.into();
+                (Signing::Copy(Box::new(signed)), bytes)
+            } else {
+                undo.push((name.clone(), r.staged.version, r.staged.expires));
+                r.staged.version = version;
+                r.staged.expires = expires;
+                let signatures = signatures(&r.staged, &signers)?;
+                let (signatures, bytes) = envelope_bytes(signatures, &r.staged)?;
+                (Signing::InPlace(signatures), bytes.into())
+            };
+            files.push(File {
+                path: metadata_path(name.as_str(), version),
+                bytes: bytes.clone(),
+                immutable: true,
+            });
+            new_roles.insert(
+                name.clone(),
+                NewRole {
+                    version,
+                    bytes,
+                    signed,
+                },
+            );
         }
         let (snapshot, snapshot_bytes) = self.sign_snapshot(&new_roles, now)?;
         files.push(File::immutable(
@@ -118,12 +169,10 @@ impl Repository {
             },
         );
         files.extend(roots);
-        for (name, (signed, _)) in new_roles {
+        // Nothing fails from here on.
+        for (name, new) in new_roles {
             if let Some(r) = self.targets.get_mut(&name) {
-                r.staged.version = signed.signed.version;
-                r.staged.expires = signed.signed.expires;
-                r.published = Some(signed);
-                r.dirty = false;
+                r.keep_published(new.signed);
             }
         }
         self.snapshot = Some((snapshot, snapshot_bytes));
@@ -133,18 +182,9 @@ impl Repository {
         Ok(files)
     }
 
-    fn signer_refs(&self, role: &str) -> Result<Vec<&dyn Signer>> {
-        let signers = self
-            .signers
-            .get(role)
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| Error::Sign(format!("no signing key for role `{role}`")))?;
-        Ok(signers.iter().map(|s| s.as_ref()).collect())
-    }
-
     fn sign_snapshot(
         &self,
-        new_roles: &BTreeMap<RoleName, (Signed<Targets>, Vec<u8>)>,
+        new_roles: &BTreeMap<RoleName, NewRole>,
         now: OffsetDateTime,
     ) -> Result<(Signed<Snapshot>, Arc<[u8]>)> {
         // Every published role is listed by the previous snapshot (roles
@@ -164,10 +204,10 @@ impl Repository {
                 })
                 .collect(),
         };
-        for (name, (signed, bytes)) in new_roles {
+        for (name, new) in new_roles {
             meta.insert(
                 format!("{name}.json"),
-                self.meta_entry(signed.signed.version, bytes),
+                self.meta_entry(new.version, &new.bytes),
             );
         }
         let snapshot = Snapshot {
@@ -181,7 +221,7 @@ impl Repository {
             meta,
             unrecognized: Unrecognized::new(),
         };
-        let snapshot = sign(snapshot, &self.signer_refs(RoleName::SNAPSHOT)?)?;
+        let snapshot = sign(snapshot, &signer_refs(&self.signers, RoleName::SNAPSHOT)?)?;
         let snapshot_bytes: Arc<[u8]> = to_bytes(&snapshot)?.into();
         Ok((snapshot, snapshot_bytes))
     }
@@ -215,7 +255,7 @@ impl Repository {
             )]),
             unrecognized: fields,
         };
-        sign(timestamp, &self.signer_refs(RoleName::TIMESTAMP)?)
+        sign(timestamp, &signer_refs(&self.signers, RoleName::TIMESTAMP)?)
     }
 
     /// Re-signs, with new versions, every online role that expires before
@@ -289,4 +329,126 @@ impl Repository {
         }
         Ok(files)
     }
+}
+
+/// A targets role signed by a commit that has not applied yet.
+struct NewRole {
+    version: u64,
+    /// The file's bytes.
+    bytes: Arc<[u8]>,
+    signed: Signing,
+}
+
+/// How a role was signed.
+enum Signing {
+    /// Its staged content, where it is: these are its signatures.
+    InPlace(Vec<Signature>),
+    /// A copy of its staged content (a new role, or pruned keys).
+    Copy(Box<Signed<Targets>>),
+}
+
+impl TargetsRole {
+    /// Makes what a commit signed this role's published version.
+    fn keep_published(&mut self, signed: Signing) {
+        match (signed, self.published.as_mut()) {
+            (Signing::InPlace(signatures), Some(published)) => {
+                // `staged` is the new published content; the superseded
+                // one becomes `staged`, brought up to date by copying what
+                // changed since (a few targets, not the whole role).
+                std::mem::swap(&mut published.signed, &mut self.staged);
+                published.signatures = signatures;
+                published.unrecognized = Unrecognized::new();
+                let (new, stale) = (&published.signed, &mut self.staged);
+                stale.version = new.version;
+                stale.expires = new.expires;
+                for path in std::mem::take(&mut self.changed.paths) {
+                    match new.targets.get(&path) {
+                        Some(file) => {
+                            stale.targets.insert(path, file.clone());
+                        }
+                        None => {
+                            stale.targets.remove(&path);
+                        }
+                    }
+                }
+                if self.changed.delegations {
+                    stale.delegations = new.delegations.clone();
+                    self.changed.delegations = false;
+                }
+                debug_assert!(
+                    *stale == *new,
+                    "a role's staged content is its published one after a commit"
+                );
+            }
+            (Signing::Copy(signed), _) => {
+                self.staged.version = signed.signed.version;
+                self.staged.expires = signed.signed.expires;
+                self.published = Some(*signed);
+                // The targets are the published ones; the delegations may
+                // still list keys the published copy pruned.
+                self.changed.paths.clear();
+                self.changed.delegations = true;
+            }
+            (Signing::InPlace(_), None) => {}
+        }
+        self.dirty = false;
+    }
+}
+
+/// The signers of `role`, at least one.
+fn signer_refs<'a>(
+    signers: &'a BTreeMap<RoleName, Vec<SharedSigner>>,
+    role: &str,
+) -> Result<Vec<&'a dyn Signer>> {
+    let signers = signers
+        .get(role)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| Error::Sign(format!("no signing key for role `{role}`")))?;
+    Ok(signers.iter().map(|s| s.as_ref()).collect())
+}
+
+/// Whether [`prune_keys`] would drop a key from `d`.
+fn prunes_keys(d: &Delegations) -> bool {
+    let used = |id: &KeyId| {
+        d.roles.iter().flatten().any(|r| r.keyids.contains(id))
+            || d.succinct_roles.iter().any(|s| s.keyids.contains(id))
+    };
+    d.keys.keys().any(|id| !used(id))
+}
+
+/// The signatures of `signed` by every signer, over its canonical form
+/// (what [`sign`] makes, for content that stays where it is).
+fn signatures(signed: &Targets, signers: &[&dyn Signer]) -> Result<Vec<Signature>> {
+    let canonical = to_canonical(signed, Targets::TYPE)?;
+    let mut signatures = Vec::with_capacity(signers.len());
+    for s in signers {
+        let raw = s
+            .sign(&canonical)
+            .map_err(|e| Error::Sign(format!("key {}: {e}", s.key_id())))?;
+        signatures.push(Signature {
+            keyid: s.key_id().clone(),
+            sig: hex::encode(raw),
+            unrecognized: Unrecognized::new(),
+        });
+    }
+    Ok(signatures)
+}
+
+/// The file of the envelope of `signed` with `signatures`: the bytes
+/// [`to_bytes`] writes for that envelope. The signatures are handed back.
+fn envelope_bytes(
+    signatures: Vec<Signature>,
+    signed: &Targets,
+) -> Result<(Vec<Signature>, Vec<u8>)> {
+    let envelope = Signed {
+        signatures,
+        signed,
+        unrecognized: Unrecognized::new(),
+    };
+    let bytes = serde_json::to_vec(&envelope).map_err(|e| Error::Malformed {
+        what: Targets::TYPE.to_owned(),
+        path: ".".to_owned(),
+        message: format!("cannot be written as JSON: {e}"),
+    })?;
+    Ok((envelope.signatures, bytes))
 }

@@ -51,7 +51,7 @@
 //! changes, snapshot and timestamp; re-signing what expires) and `restore`
 //! (rebuilding the state from published files).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use time::OffsetDateTime;
@@ -101,8 +101,37 @@ struct TargetsRole {
     staged: Targets,
     /// Whether `staged` differs from what is published.
     dirty: bool,
+    /// Where `staged` may differ from `published` besides version and
+    /// expiry (see [`Changed`]).
+    changed: Changed,
     /// Who delegates this role (`None` for top-level targets or a removed delegation).
     delegator: Option<RoleName>,
+}
+
+impl TargetsRole {
+    /// A role as it was published (restored, or committed as `staged` is).
+    fn new(published: Option<Signed<Targets>>, staged: Targets, dirty: bool) -> Self {
+        Self {
+            published,
+            staged,
+            dirty,
+            changed: Changed::default(),
+            delegator: None,
+        }
+    }
+}
+
+/// What was staged in a role since it was last published, beyond its
+/// version and expiry. A commit signs a role's `staged` content where it
+/// is (no copy of the whole role) and keeps it as the published version;
+/// the superseded published content then becomes `staged` again, brought
+/// up to date by copying only what is recorded here.
+#[derive(Clone, Debug, Default)]
+struct Changed {
+    /// Target paths set or removed.
+    paths: BTreeSet<String>,
+    /// Whether `delegations` may differ.
+    delegations: bool,
 }
 
 /// What a repository last published, as [`Repository::restore`] reads it.
@@ -178,12 +207,7 @@ impl Repository {
         let expires = now + options.expiries.targets;
         repo.targets.insert(
             RoleName::targets(),
-            TargetsRole {
-                published: None,
-                staged: empty_targets(1, expires),
-                dirty: true,
-                delegator: None,
-            },
+            TargetsRole::new(None, empty_targets(1, expires), true),
         );
         Ok(repo)
     }

@@ -143,10 +143,8 @@ impl Repository {
             targets.insert(
                 name.clone(),
                 TargetsRole {
-                    staged: signed.signed.clone(),
-                    published: Some(signed),
-                    dirty: false,
                     delegator: delegator_of.get(&name).cloned(),
+                    ..TargetsRole::new(Some(signed.clone()), signed.signed, false)
                 },
             );
         }

@@ -51,6 +51,7 @@ impl Repository {
         let r = self.role_mut(role)?;
         if r.staged.targets.get(path) != Some(&file) {
             r.staged.targets.insert(path.to_owned(), file);
+            r.changed.paths.insert(path.to_owned());
             r.dirty = true;
         }
         Ok(File::immutable(disk, bytes.to_vec()))
@@ -67,6 +68,7 @@ impl Repository {
         let r = self.role_mut(to)?;
         if r.staged.targets.get(path) != Some(&file) {
             r.staged.targets.insert(path.to_owned(), file);
+            r.changed.paths.insert(path.to_owned());
             r.dirty = true;
         }
         Ok(true)
@@ -76,6 +78,9 @@ impl Repository {
     pub fn remove_target(&mut self, role: &str, path: &str) -> Result<bool> {
         let r = self.role_mut(role)?;
         let removed = r.staged.targets.remove(path).is_some();
+        if removed {
+            r.changed.paths.insert(path.to_owned());
+        }
         r.dirty |= removed;
         Ok(removed)
     }
@@ -119,6 +124,7 @@ impl Repository {
         for (id, key) in keys {
             delegations.keys.insert(id, key);
         }
+        parent.changed.delegations = true;
         parent.dirty = true;
         self.register_delegated(name, delegator, signers, now);
         Ok(())
@@ -147,12 +153,10 @@ impl Repository {
     ) -> &mut TargetsRole {
         let expires = now + self.options.expiries.delegated;
         self.signers.insert(name.clone(), signers);
-        let entry = self.targets.entry(name).or_insert_with(|| TargetsRole {
-            published: None,
-            staged: empty_targets(1, expires),
-            dirty: true,
-            delegator: None,
-        });
+        let entry = self
+            .targets
+            .entry(name)
+            .or_insert_with(|| TargetsRole::new(None, empty_targets(1, expires), true));
         entry.delegator = Some(RoleName::new(delegator));
         entry
     }
@@ -199,6 +203,7 @@ impl Repository {
             .is_some_and(|p| p.keyids != succinct.keyids || p.threshold != succinct.threshold);
         parent.staged.delegations =
             Some(Delegations::succinct(keys.into_iter().collect(), succinct));
+        parent.changed.delegations = true;
         parent.dirty = true;
         for bin in bins {
             self.register_delegated(bin, delegator, signers.clone(), now)
@@ -225,6 +230,7 @@ impl Repository {
             }
             prune_keys(d);
         }
+        parent.changed.delegations = true;
         parent.dirty = true;
         self.signers.remove(role);
         Ok(())

@@ -256,6 +256,61 @@ fn failed_commit_publishes_nothing_and_keeps_changes_staged() {
     assert_eq!(repo.targets("team-a").unwrap().signed.version, 1);
 }
 
+/// A changed role is signed where it is staged (no copy of it): after a
+/// commit its staged content is the published one, and a commit that fails
+/// after signing it leaves both as they were.
+#[test]
+fn a_role_signed_where_it_is_staged_is_put_back_when_the_commit_fails() {
+    let (mut repo, _) = new_repo();
+    repo.commit(now()).unwrap();
+    repo.set_target("targets", "org/a.json", b"a", None)
+        .unwrap();
+    repo.set_target("targets", "org/b.json", b"b", None)
+        .unwrap();
+    repo.commit(now()).unwrap();
+    assert_eq!(
+        repo.staged("targets").unwrap(),
+        &repo.targets("targets").unwrap().signed
+    );
+    repo.remove_target("targets", "org/a.json").unwrap();
+    repo.set_target("targets", "org/b.json", b"b2", None)
+        .unwrap();
+    let staged = repo.staged("targets").unwrap().clone();
+    let published = repo.targets("targets").unwrap().clone();
+    let snapshot = repo.snapshot().unwrap().clone();
+    let err = repo
+        .commit_with(now() + Duration::hours(1), |_| {
+            Err::<Unrecognized, Error>(Error::Sign("no audit record".into()))
+        })
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Sign(m) if m == "no audit record"),
+        "{err}"
+    );
+    assert_eq!(repo.staged("targets").unwrap(), &staged);
+    assert_eq!(repo.targets("targets").unwrap(), &published);
+    assert_eq!(repo.snapshot().unwrap(), &snapshot);
+
+    let files = repo.commit(now() + Duration::hours(2)).unwrap();
+    let t = repo.targets("targets").unwrap();
+    assert_eq!(t.signed.version, published.signed.version + 1);
+    assert_eq!(t.signed.targets.keys().collect::<Vec<_>>(), ["org/b.json"]);
+    assert_eq!(
+        t.signed.targets["org/b.json"],
+        TargetFile::from_bytes(b"b2")
+    );
+    assert_eq!(repo.staged("targets").unwrap(), &t.signed);
+    // The file is the envelope as `to_bytes` writes it, and verifies.
+    let path = format!("metadata/{}.targets.json", t.signed.version);
+    assert_eq!(&*file(&files, &path).bytes, &to_bytes(t).unwrap()[..]);
+    let root = &repo.root().signed;
+    let parsed = Envelope::<Targets>::parse("targets", &file(&files, &path).bytes).unwrap();
+    Authority::from_root(root, "targets")
+        .unwrap()
+        .verify("targets", parsed)
+        .unwrap();
+}
+
 #[test]
 fn undelegated_role_stays_in_snapshot_and_redelegation_continues_versions() {
     let (mut repo, _) = new_repo();

@@ -41,7 +41,7 @@ pub mod secret;
 pub mod state;
 pub mod sweeper;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -268,6 +268,11 @@ pub struct CiService {
     /// holds the publisher's lock); `None` when the store could not be
     /// opened twice, and then lookups go through the publisher.
     tokens: Option<Mutex<Store>>,
+    /// When this service last recorded (or began to record) the use of
+    /// each CI token, by id: of the requests that find a token's recorded
+    /// last use stale, only the first records it, and the others do not
+    /// queue for the publisher's lock behind it.
+    recorded_use: Mutex<HashMap<String, OffsetDateTime>>,
 }
 
 impl std::fmt::Debug for CiService {
@@ -331,6 +336,7 @@ impl CiService {
             batcher,
             publisher,
             config,
+            recorded_use: Mutex::new(HashMap::new()),
         })
     }
 
@@ -422,9 +428,11 @@ impl CiService {
     /// The state of the token whose secret is `bearer`, if one exists and
     /// is not revoked (as [`Publisher::authenticate`]), looked up on the
     /// service's own read connection and without the token's scope list
-    /// ([`Self::check_namespace`] asks about one namespace). Only a token
-    /// whose last use must be recorded (at most once a minute) goes through
-    /// the publisher, which records it under its lock.
+    /// ([`Self::check_namespace`] asks about one namespace). When the
+    /// token's last use must be recorded (at most once a minute), the first
+    /// request to see that records it through the publisher, under its
+    /// lock, without reading the token again (its scope list may name
+    /// thousands of namespaces); requests racing it do not wait for it.
     fn ci_token(&self, bearer: &str, now: OffsetDateTime) -> Result<Option<TokenState>, CiError> {
         if let Some(reader) = &self.tokens {
             let found = reader
@@ -432,16 +440,42 @@ impl CiService {
                 .unwrap_or_else(PoisonError::into_inner)
                 .token_state_by_secret(bearer)
                 .map_err(internal)?;
-            match found {
-                Some(token) if token.refusal(now).is_none() && token.last_used_is_stale(now) => {}
-                other => return Ok(other),
-            }
+            return Ok(match found {
+                Some(mut token)
+                    if token.refusal(now).is_none() && token.last_used_is_stale(now) =>
+                {
+                    if self.claim_use(&token, now) {
+                        match self.publisher.record_token_use(&token.id, now) {
+                            Ok(_) => token.last_used_at = Some(now),
+                            Err(e) => {
+                                self.recorded_use
+                                    .lock()
+                                    .unwrap_or_else(PoisonError::into_inner)
+                                    .remove(&token.id);
+                                tracing::warn!(
+                                    token = %token.id,
+                                    error = %e,
+                                    "cannot record the token's last use"
+                                );
+                            }
+                        }
+                    }
+                    Some(token)
+                }
+                other => other,
+            });
         }
         Ok(self
             .publisher
             .authenticate(bearer, now)
             .map_err(internal)?
             .map(|t| t.state()))
+    }
+
+    /// Whether this request is the one to record the use of `token` (whose
+    /// recorded last use is stale at `now`); see [`claim_use`].
+    fn claim_use(&self, token: &TokenState, now: OffsetDateTime) -> bool {
+        claim_use(&self.recorded_use, token, now)
     }
 
     /// Reads from the store on the service's read connection, or through
@@ -635,6 +669,27 @@ impl CiService {
     }
 }
 
+/// Whether the caller is the one to record the use of `token` at `now`:
+/// no other has recorded it, or begun to, within the last
+/// [`LAST_USED_RESOLUTION`](crate::store::LAST_USED_RESOLUTION), as
+/// `recorded` (by token id) remembers. If so, `now` is remembered.
+fn claim_use(
+    recorded: &Mutex<HashMap<String, OffsetDateTime>>,
+    token: &TokenState,
+    now: OffsetDateTime,
+) -> bool {
+    let mut recorded = recorded.lock().unwrap_or_else(PoisonError::into_inner);
+    let stale = TokenState {
+        last_used_at: recorded.get(&token.id).copied(),
+        ..token.clone()
+    }
+    .last_used_is_stale(now);
+    if stale {
+        recorded.insert(token.id.clone(), now);
+    }
+    stale
+}
+
 fn internal(e: impl std::fmt::Display) -> CiError {
     CiError::Internal(e.to_string())
 }
@@ -690,6 +745,40 @@ mod tests {
     use openssl::pkey::PKey;
 
     use super::*;
+
+    /// Of requests that find a token's last use due, one records it: the
+    /// others, until a minute after, do not (nor wait for it); the next
+    /// due use after that is claimed again, and other tokens apart.
+    #[test]
+    fn one_request_records_a_tokens_use_per_minute() {
+        let recorded = Mutex::new(HashMap::new());
+        let now = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
+        let token = |id: &str| TokenState {
+            id: id.to_owned(),
+            kind: "ci",
+            revoked_at: None,
+            expires_at: None,
+            last_used_at: None,
+        };
+        assert!(claim_use(&recorded, &token("a"), now));
+        assert!(!claim_use(&recorded, &token("a"), now));
+        assert!(!claim_use(
+            &recorded,
+            &token("a"),
+            now + Duration::seconds(59)
+        ));
+        assert!(claim_use(&recorded, &token("b"), now));
+        assert!(claim_use(
+            &recorded,
+            &token("a"),
+            now + Duration::seconds(60)
+        ));
+        assert!(!claim_use(
+            &recorded,
+            &token("a"),
+            now + Duration::seconds(61)
+        ));
+    }
 
     fn spki_pem(der: &[u8]) -> String {
         let b64 = openssl::base64::encode_block(der);

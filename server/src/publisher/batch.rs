@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 
 use keyshare_policy::trust::NamespaceName;
 
-use crate::store;
+use crate::store::{self, Tx};
 
 use super::audit::{Audits, Entry};
 use super::stage::{check_documents, stage, Affected};
@@ -29,8 +29,10 @@ impl Publisher {
     /// publish (group commit: a burst of CI delegations costs one
     /// re-signing, not one per change), with one audit record per change.
     ///
-    /// Each change gets its own result, in order, and fails alone: the
-    /// changes of one namespace are applied together inside a savepoint,
+    /// Each change gets its own result, in order, and fails alone. The
+    /// whole batch is first applied under one savepoint; if any change in
+    /// it fails, that is rolled back and the batch applied again this way:
+    /// the changes of one namespace are applied together inside a savepoint,
     /// each of them in its own, so a change the store refuses (a missing
     /// namespace, a duplicate key, a used nonce) is undone alone; then the
     /// namespace's documents are built and checked. If one cannot be built
@@ -79,53 +81,31 @@ impl Publisher {
         }
         let mut refused: Vec<(usize, PublishError)> = Vec::new();
         let published = self.publish(writer, now, |tx, repo| {
-            let mut all = Affected::default();
-            let mut audits: Vec<(usize, Entry)> = Vec::with_capacity(batch.len());
-            for (_, group) in &groups {
-                let together = tx.savepoint(|tx| -> Result<_, PublishError> {
+            // Most batches hold no bad change: all of them are applied under
+            // one savepoint, as below but without a savepoint per namespace
+            // and per change (each costs statements, and SQLite copies every
+            // page it changes first after a savepoint opens). Only when
+            // something fails is that undone and the batch gone over as below.
+            let together = tx.savepoint(|tx| -> Result<_, PublishError> {
+                let mut all = Affected::default();
+                let mut audits: Vec<(usize, Entry)> = Vec::with_capacity(batch.len());
+                for (_, group) in &groups {
                     let mut affected = Affected::default();
-                    let mut applied = Vec::with_capacity(group.len());
-                    let mut set_aside = Vec::new();
                     for &i in group {
                         let Some(b) = batch.get(i) else { continue };
-                        match tx.savepoint(|tx| b.change.apply(tx)) {
-                            Ok(effect) => {
-                                affected.absorb(effect.affected);
-                                applied.push((i, effect.entry.with_context(&b.context)));
-                            }
-                            Err(e) => set_aside.push((i, e)),
-                        }
+                        let effect = b.change.apply(tx)?;
+                        affected.absorb(effect.affected);
+                        audits.push((i, effect.entry.with_context(&b.context)));
                     }
                     check_documents(tx, &mut affected)?;
-                    Ok((affected, applied, set_aside))
-                });
-                match together {
-                    Ok((affected, applied, set_aside)) => {
-                        all.absorb(affected);
-                        audits.extend(applied);
-                        refused.extend(set_aside);
-                    }
-                    Err(_) => {
-                        // A document of this namespace cannot be built with
-                        // all of its changes: find the ones that break it.
-                        for &i in group {
-                            let Some(b) = batch.get(i) else { continue };
-                            let one = tx.savepoint(|tx| -> Result<_, PublishError> {
-                                let mut effect = b.change.apply(tx)?;
-                                check_documents(tx, &mut effect.affected)?;
-                                Ok(effect)
-                            });
-                            match one {
-                                Ok(effect) => {
-                                    all.absorb(effect.affected);
-                                    audits.push((i, effect.entry.with_context(&b.context)));
-                                }
-                                Err(e) => refused.push((i, b.change.explain_refusal(tx, e))),
-                            }
-                        }
-                    }
+                    all.absorb(affected);
                 }
-            }
+                Ok((all, audits))
+            });
+            let (all, mut audits) = match together {
+                Ok(applied) => applied,
+                Err(_) => apply_one_by_one(tx, &batch, &groups, &mut refused),
+            };
             audits.sort_by_key(|a| a.0);
             // With no change left this stages nothing and the publish
             // signs nothing.
@@ -157,4 +137,65 @@ impl Publisher {
             .map(|r| r.unwrap_or_else(|| Err(PublishError::Broken("change not applied".into()))))
             .collect())
     }
+}
+
+/// Applies the changes of `batch`, by `groups` (the changes of one
+/// namespace together), each group in a savepoint and each change in one of
+/// its own, so a change the store refuses, or that breaks its namespace's
+/// document, is undone alone and put in `refused`. Returns what the others
+/// affect and their audit entries, by position in `batch`.
+fn apply_one_by_one(
+    tx: &mut Tx<'_>,
+    batch: &[Batched],
+    groups: &[(Option<&NamespaceName>, Vec<usize>)],
+    refused: &mut Vec<(usize, PublishError)>,
+) -> (Affected, Vec<(usize, Entry)>) {
+    let mut all = Affected::default();
+    let mut audits: Vec<(usize, Entry)> = Vec::with_capacity(batch.len());
+    for (_, group) in groups {
+        let together = tx.savepoint(|tx| -> Result<_, PublishError> {
+            let mut affected = Affected::default();
+            let mut applied = Vec::with_capacity(group.len());
+            let mut set_aside = Vec::new();
+            for &i in group {
+                let Some(b) = batch.get(i) else { continue };
+                match tx.savepoint(|tx| b.change.apply(tx)) {
+                    Ok(effect) => {
+                        affected.absorb(effect.affected);
+                        applied.push((i, effect.entry.with_context(&b.context)));
+                    }
+                    Err(e) => set_aside.push((i, e)),
+                }
+            }
+            check_documents(tx, &mut affected)?;
+            Ok((affected, applied, set_aside))
+        });
+        match together {
+            Ok((affected, applied, set_aside)) => {
+                all.absorb(affected);
+                audits.extend(applied);
+                refused.extend(set_aside);
+            }
+            Err(_) => {
+                // A document of this namespace cannot be built with
+                // all of its changes: find the ones that break it.
+                for &i in group {
+                    let Some(b) = batch.get(i) else { continue };
+                    let one = tx.savepoint(|tx| -> Result<_, PublishError> {
+                        let mut effect = b.change.apply(tx)?;
+                        check_documents(tx, &mut effect.affected)?;
+                        Ok(effect)
+                    });
+                    match one {
+                        Ok(effect) => {
+                            all.absorb(effect.affected);
+                            audits.push((i, effect.entry.with_context(&b.context)));
+                        }
+                        Err(e) => refused.push((i, b.change.explain_refusal(tx, e))),
+                    }
+                }
+            }
+        }
+    }
+    (all, audits)
 }

@@ -77,6 +77,16 @@ impl Publisher {
         Ok(Some(token))
     }
 
+    /// Records that token `id` was accepted at `now`, unless a use at most
+    /// [`store::LAST_USED_RESOLUTION`](crate::store::LAST_USED_RESOLUTION)
+    /// earlier is already recorded; returns whether it wrote. For a caller
+    /// that already looked the token up and checked it
+    /// ([`Publisher::authenticate`] does both). Blocking.
+    pub fn record_token_use(&self, id: &str, now: OffsetDateTime) -> Result<bool, PublishError> {
+        let mut guard = self.lock();
+        Ok(guard.store.transaction_at(now, |tx| tx.touch_token(id))?)
+    }
+
     /// Revokes an API token (audited).
     pub fn revoke_token(
         &self,
