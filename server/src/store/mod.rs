@@ -194,6 +194,10 @@ impl Store {
         }
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Savepoints' statement journals and sorts in memory, not in
+        // temporary files: transient data only; the database's own
+        // durability (WAL, synchronous=FULL) is unchanged.
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
         cache_statements(&conn)?;
         schema::migrate(&mut conn)?;
         Ok(Self { conn, path })
@@ -611,6 +615,7 @@ mod tests {
         assert_eq!(pragma("synchronous"), "2"); // FULL
         assert_eq!(pragma("foreign_keys"), "1");
         assert_eq!(pragma("busy_timeout"), "5000");
+        assert_eq!(pragma("temp_store"), "2"); // MEMORY
     }
 
     #[test]
