@@ -318,21 +318,9 @@ fn main() {
         started.elapsed().as_secs_f64()
     );
     if idle > 0 {
-        let http = BlockingClient::for_server(None).unwrap();
-        let response = http
-            .block_on(
-                http.client()
-                    .get(format!("{}/metadata/timestamp.json", server.url))
-                    .send(),
-            )
-            .unwrap();
-        let etag = response
-            .headers()
-            .get("etag")
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .to_owned();
+        // keyshare-server's ETag: the quoted SHA-256 of the file.
+        let (_, timestamp) = get(&format!("{}/metadata/timestamp.json", server.url));
+        let etag = format!("\"{}\"", keyshare_policy::hash::sha256_hex(&timestamp));
         let addr = server.url.trim_start_matches("http://").to_owned();
         for _ in 0..idle {
             idle_rt.spawn(idle_waiter(addr.clone(), etag.clone()));
