@@ -36,6 +36,10 @@
 //!   server's TSA) and, for a swept CI key, its delegation evidence
 //!   ([`evidence`]: asking the server for it).
 //!
+//! * [`watch`]: keeping the state fresh (`keyshare watch`): the server's
+//!   long poll, then a refresh that takes over what did not change, with
+//!   what changed reported ([`watch::Changes`]).
+//!
 //! The library never re-implements a check of `keyshare-policy`: TUF
 //! verification, target hashes and the trust decision are its calls.
 //!
