@@ -35,7 +35,6 @@
 //!   the signing time from a timestamp token ([`timestamp`]: asking the
 //!   server's TSA) and, for a swept CI key, its delegation evidence
 //!   ([`evidence`]: asking the server for it).
-//!
 //! * [`watch`]: keeping the state fresh (`keyshare watch`): the server's
 //!   long poll, then a refresh that takes over what did not change, with
 //!   what changed reported ([`watch::Changes`]).
