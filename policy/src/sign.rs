@@ -170,7 +170,17 @@ impl Signer for InMemorySigner {
 
 /// Signs `signed` with every signer, producing the envelope.
 pub fn sign<T: Role>(signed: T, signers: &[&dyn Signer]) -> Result<Signed<T>> {
-    let canonical = to_canonical(&signed, T::TYPE)?;
+    Ok(Signed {
+        signatures: signatures(&signed, signers)?,
+        signed,
+        unrecognized: Unrecognized::new(),
+    })
+}
+
+/// The signatures of `signed` by every signer, over its canonical form:
+/// what [`sign`] puts in the envelope, for content that stays where it is.
+pub fn signatures<T: Role>(signed: &T, signers: &[&dyn Signer]) -> Result<Vec<Signature>> {
+    let canonical = to_canonical(signed, T::TYPE)?;
     let mut signatures = Vec::with_capacity(signers.len());
     for s in signers {
         let raw = s
@@ -182,11 +192,7 @@ pub fn sign<T: Role>(signed: T, signers: &[&dyn Signer]) -> Result<Signed<T>> {
             unrecognized: Unrecognized::new(),
         });
     }
-    Ok(Signed {
-        signatures,
-        signed,
-        unrecognized: Unrecognized::new(),
-    })
+    Ok(signatures)
 }
 
 /// Adds signatures to an existing envelope, replacing any by the same keys.

@@ -132,15 +132,22 @@ impl Verifier {
             .fetch_documents(&url, &updater, &work, fetcher, found)
             .await?;
         work.intact.extend(intact);
+        // Each document's SHA-256, once: the parse memo's key and the
+        // cache's blob name.
+        let shas: BTreeMap<String, String> = documents
+            .iter()
+            .map(|(path, bytes)| (path.clone(), sha256_hex(bytes)))
+            .collect();
         let state = build_state(
             &url,
             &updater,
             documents,
+            &shas,
             self.options.threads,
             &self.parsed_documents(cache.dir()),
         )?;
         self.remember_earlier_roles(cache.dir(), updater.trusted().earlier_roles());
-        Ok(finish(state, &work, &roles, &updater))
+        Ok(finish(state, &shas, &work, &roles, &updater))
     }
 
     /// Step 1, top-level metadata (TUF §5.3–5.6): the trusted root from the
@@ -363,7 +370,13 @@ fn resolve_documents(
 
 /// Step 5, what to write to the cache: every metadata file of the walk,
 /// every document, the timestamp's `ETag` and the audit heads remembered.
-fn finish(state: TrustState, work: &Work<'_>, roles: &[RoleName], updater: &Updater) -> Synced {
+fn finish(
+    state: TrustState,
+    shas: &BTreeMap<String, String>,
+    work: &Work<'_>,
+    roles: &[RoleName],
+    updater: &Updater,
+) -> Synced {
     let used: BTreeSet<String> = ["root", "timestamp", "snapshot"]
         .iter()
         .copied()
@@ -397,7 +410,7 @@ fn finish(state: TrustState, work: &Work<'_>, roles: &[RoleName], updater: &Upda
         }
     }
     for (path, bytes) in &state.documents {
-        let sha = sha256_hex(bytes);
+        let sha = shas.get(path).cloned().unwrap_or_else(|| sha256_hex(bytes));
         manifest.targets.insert(path.clone(), sha.clone());
         if !work.intact.contains(&sha) {
             blobs.insert(sha, bytes.clone());
@@ -438,6 +451,7 @@ fn build_state(
     url: &str,
     updater: &Updater,
     documents: BTreeMap<String, Vec<u8>>,
+    shas: &BTreeMap<String, String>,
     threads: usize,
     memo: &Mutex<ParsedDocuments>,
 ) -> Result<TrustState, Error> {
@@ -454,7 +468,10 @@ fn build_state(
     let mut peers = Peers::default();
     let mut tsas = Tsas::default();
     for (path, bytes) in &documents {
-        let key = ParsedDocuments::key(path, bytes);
+        let key = match shas.get(path) {
+            Some(sha) => ParsedDocuments::key(path, sha),
+            None => ParsedDocuments::key(path, &sha256_hex(bytes)),
+        };
         let known = earlier.0.get(&key).cloned();
         let doc = match known {
             Some(doc) => doc,
@@ -529,8 +546,8 @@ fn build_state(
 pub(super) struct ParsedDocuments(HashMap<String, Parsed>);
 
 impl ParsedDocuments {
-    fn key(path: &str, bytes: &[u8]) -> String {
-        format!("{path}\n{}", sha256_hex(bytes))
+    fn key(path: &str, sha256: &str) -> String {
+        format!("{path}\n{sha256}")
     }
 }
 

@@ -167,6 +167,18 @@ fn ci_key_in_team_a(server: &Server) -> (InMemorySigner, OffsetDateTime) {
     (ci, not_after)
 }
 
+/// `keyshare sign-blob --server URL --key KEY FILE`.
+fn sign_blob(url: &str, key: &Path, file: &Path) -> crate::common::Run {
+    keyshare(&[
+        "sign-blob",
+        "--server",
+        url,
+        "--key",
+        key.to_str().unwrap(),
+        file.to_str().unwrap(),
+    ])
+}
+
 /// Waits until `at` has passed.
 fn sleep_past(at: OffsetDateTime) {
     let wait = at - OffsetDateTime::now_utc() + Duration::milliseconds(300);
@@ -262,14 +274,7 @@ fn sign_blob_carries_on_without_a_token_when_the_server_runs_no_tsa() {
         &String::from_utf8(key.to_pkcs8_pem().unwrap()).unwrap(),
     );
     let file = client.write("app.tar", "the release");
-    let run = keyshare(&[
-        "sign-blob",
-        "--server",
-        &server.url,
-        "--key",
-        key_file.to_str().unwrap(),
-        file.to_str().unwrap(),
-    ]);
+    let run = sign_blob(&server.url, &key_file, &file);
     assert_eq!(run.code, Some(0), "{run:?}");
     assert!(
         run.stderr.contains("runs no timestamp authority (404)"),
@@ -297,14 +302,7 @@ fn a_signature_stamped_by_the_servers_own_tsa_verifies_after_the_keys_window() {
         &String::from_utf8(ci.to_pkcs8_pem().unwrap()).unwrap(),
     );
     let file = client.write("app.tar", "the release");
-    let run = keyshare(&[
-        "sign-blob",
-        "--server",
-        &server.url,
-        "--key",
-        key_file.to_str().unwrap(),
-        file.to_str().unwrap(),
-    ]);
+    let run = sign_blob(&server.url, &key_file, &file);
     assert_eq!(run.code, Some(0), "{run:?}");
     let sig_path = client.dir.path().join("app.tar.sig");
     let sig: serde_json::Value =

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use time::{Duration, OffsetDateTime};
 
-use crate::cjson::to_canonical;
 use crate::datetime::Expires;
 use crate::error::{Error, Result};
 use crate::layout::{metadata_path, TIMESTAMP_PATH};
@@ -15,7 +14,7 @@ use crate::metadata::{
     Delegations, KeyId, MetaFile, Role, RoleName, Signature, Signed, Snapshot, Targets, Timestamp,
     Unrecognized, SPEC_VERSION,
 };
-use crate::sign::{sign, to_bytes, Signer};
+use crate::sign::{sign, signatures, to_bytes, Signer};
 
 use super::{prune_keys, File, Repository, SharedSigner, TargetsRole};
 
@@ -414,24 +413,6 @@ fn prunes_keys(d: &Delegations) -> bool {
             || d.succinct_roles.iter().any(|s| s.keyids.contains(id))
     };
     d.keys.keys().any(|id| !used(id))
-}
-
-/// The signatures of `signed` by every signer, over its canonical form
-/// (what [`sign`] makes, for content that stays where it is).
-fn signatures(signed: &Targets, signers: &[&dyn Signer]) -> Result<Vec<Signature>> {
-    let canonical = to_canonical(signed, Targets::TYPE)?;
-    let mut signatures = Vec::with_capacity(signers.len());
-    for s in signers {
-        let raw = s
-            .sign(&canonical)
-            .map_err(|e| Error::Sign(format!("key {}: {e}", s.key_id())))?;
-        signatures.push(Signature {
-            keyid: s.key_id().clone(),
-            sig: hex::encode(raw),
-            unrecognized: Unrecognized::new(),
-        });
-    }
-    Ok(signatures)
 }
 
 /// The file of the envelope of `signed` with `signatures`: the bytes
