@@ -164,9 +164,36 @@ impl Manifest {
 #[derive(Debug, Clone)]
 pub struct RepoCache {
     dir: PathBuf,
-    /// The packs' intact blobs, read on first use (and again after a
-    /// commit).
+    /// The packs' intact blobs, read on first use, kept up to date by
+    /// [`Self::commit`] (shared by clones).
     packs: Arc<Mutex<Option<Arc<PackIndex>>>>,
+    /// The manifest as last read or written, with the identity of its
+    /// file ([`Self::manifest_shared`]).
+    manifest: Arc<Mutex<Option<(Stamp, Arc<Manifest>)>>>,
+}
+
+/// Which file a manifest was read from: `state.json` is replaced by
+/// renaming a new file over it, so a write gives a new inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime_ns: i128,
+}
+
+impl Stamp {
+    fn of(meta: &std::fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt as _;
+        Self {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            len: meta.len(),
+            mtime_ns: i128::from(meta.mtime())
+                .saturating_mul(1_000_000_000)
+                .saturating_add(i128::from(meta.mtime_nsec())),
+        }
+    }
 }
 
 /// Every pack of a cache, read into memory, and where each intact blob is.
@@ -179,9 +206,22 @@ struct PackIndex {
     by_sha: HashMap<String, (String, Range<usize>)>,
 }
 
+#[derive(Clone)]
 struct Pack {
     bytes: Vec<u8>,
     entries: Vec<(String, Range<usize>)>,
+}
+
+impl PackIndex {
+    /// Adds a pack whose entries are known intact.
+    fn add(&mut self, name: String, pack: Pack) {
+        for (sha, range) in &pack.entries {
+            self.by_sha
+                .entry(sha.clone())
+                .or_insert_with(|| (name.clone(), range.clone()));
+        }
+        self.packs.insert(name, pack);
+    }
 }
 
 impl std::fmt::Debug for PackIndex {
@@ -239,15 +279,18 @@ fn pack_entries(bytes: &[u8]) -> Vec<(String, Range<usize>)> {
 }
 
 /// A pack of `blobs`, and its file name.
-fn pack_of<'b>(blobs: impl Iterator<Item = (&'b String, &'b [u8])>) -> (String, Vec<u8>) {
+fn pack_of<'b>(blobs: impl Iterator<Item = (&'b String, &'b [u8])>) -> (String, Pack) {
     let mut bytes = PACK_MAGIC.to_vec();
+    let mut entries = Vec::new();
     for (sha, blob) in blobs {
         bytes.extend_from_slice(format!("{sha} {}\n", blob.len()).as_bytes());
+        let start = bytes.len();
         bytes.extend_from_slice(blob);
+        entries.push((sha.clone(), start..bytes.len()));
         bytes.push(b'\n');
     }
     let name = format!("{}.pack", sha256_hex(&bytes));
-    (name, bytes)
+    (name, Pack { bytes, entries })
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CacheError + '_ {
@@ -263,6 +306,7 @@ impl RepoCache {
         Self {
             dir: dir.into(),
             packs: Arc::default(),
+            manifest: Arc::default(),
         }
     }
 
@@ -283,13 +327,7 @@ impl RepoCache {
                     continue;
                 };
                 let entries = pack_entries(&bytes);
-                for (sha, range) in &entries {
-                    index
-                        .by_sha
-                        .entry(sha.clone())
-                        .or_insert_with(|| (name.clone(), range.clone()));
-                }
-                index.packs.insert(name, Pack { bytes, entries });
+                index.add(name, Pack { bytes, entries });
             }
         }
         let index = Arc::new(index);
@@ -304,12 +342,32 @@ impl RepoCache {
 
     /// The manifest, or `None` when the cache was never written.
     pub fn manifest(&self) -> Result<Option<Manifest>, CacheError> {
+        Ok(self.manifest_shared()?.map(Arc::unwrap_or_clone))
+    }
+
+    /// [`Self::manifest`], shared: read and parsed again only when the file
+    /// changed since this cache (or a clone) last read or wrote it. A file
+    /// replaced by another process is read again, and the packs with it.
+    pub fn manifest_shared(&self) -> Result<Option<Arc<Manifest>>, CacheError> {
+        use std::io::Read as _;
         let path = self.dir.join(STATE_FILE);
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        let mut file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                *self.manifest.lock().unwrap_or_else(PoisonError::into_inner) = None;
+                return Ok(None);
+            }
             Err(e) => return Err(io(&path)(e)),
         };
+        let stamp = Stamp::of(&file.metadata().map_err(io(&path))?);
+        let mut memo = self.manifest.lock().unwrap_or_else(PoisonError::into_inner);
+        match &*memo {
+            Some((known, manifest)) if *known == stamp => return Ok(Some(manifest.clone())),
+            Some(_) => *self.packs.lock().unwrap_or_else(PoisonError::into_inner) = None,
+            None => {}
+        }
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(io(&path))?;
         let manifest: Manifest =
             serde_json::from_slice(&bytes).map_err(|e| CacheError::Corrupt {
                 path: path.clone(),
@@ -321,6 +379,8 @@ impl RepoCache {
                 message: format!("format `{}`", manifest.format),
             });
         }
+        let manifest = Arc::new(manifest);
+        *memo = Some((stamp, manifest.clone()));
         Ok(Some(manifest))
     }
 
@@ -397,12 +457,12 @@ impl RepoCache {
         let mut new_pack = None;
         if fresh.len().saturating_add(carried.len()) >= PACK_MIN_BLOBS || !carried.is_empty() {
             create_private_dir(&pack_dir)?;
-            let (name, bytes) = pack_of(fresh.into_iter().chain(carried));
+            let (name, pack) = pack_of(fresh.into_iter().chain(carried));
             // Unsynced: every blob is checked against its hash when read,
             // so a crash costs a fetch, never a wrong answer.
-            keyshare_fsio::write_atomically_unsynced(&pack_dir.join(&name), &bytes, 0o600)
+            keyshare_fsio::write_atomically_unsynced(&pack_dir.join(&name), &pack.bytes, 0o600)
                 .map_err(from_fsio)?;
-            new_pack = Some(name);
+            new_pack = Some((name, pack));
         } else {
             for (sha, bytes) in fresh {
                 keyshare_fsio::write_atomically_unsynced(&blob_dir.join(sha), bytes, 0o600)
@@ -413,8 +473,12 @@ impl RepoCache {
             path: self.dir.join(STATE_FILE),
             message: e.to_string(),
         })?;
-        keyshare_fsio::write_atomically(&self.dir.join(STATE_FILE), &text, 0o600)
-            .map_err(from_fsio)?;
+        let state_file = self.dir.join(STATE_FILE);
+        keyshare_fsio::write_atomically(&state_file, &text, 0o600).map_err(from_fsio)?;
+        if let Ok(meta) = std::fs::metadata(&state_file) {
+            *self.manifest.lock().unwrap_or_else(PoisonError::into_inner) =
+                Some((Stamp::of(&meta), Arc::new(manifest.clone())));
+        }
         // Garbage collection: best effort, the manifest is already safe.
         if let Ok(entries) = std::fs::read_dir(&blob_dir) {
             for entry in entries.flatten() {
@@ -427,13 +491,23 @@ impl RepoCache {
         if let Ok(entries) = std::fs::read_dir(&pack_dir) {
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                if !kept.contains(&name) && new_pack.as_ref() != Some(&name) {
+                if !kept.contains(&name) && new_pack.as_ref().map(|(n, _)| n) != Some(&name) {
                     let _ = std::fs::remove_file(entry.path());
                 }
             }
         }
-        drop(index);
-        *self.packs.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        // The packs now: the kept ones and the new one, known without
+        // reading them back.
+        let mut next = PackIndex::default();
+        for name in kept {
+            if let Some(pack) = index.packs.get(name) {
+                next.add(name.clone(), pack.clone());
+            }
+        }
+        if let Some((name, pack)) = new_pack {
+            next.add(name, pack);
+        }
+        *self.packs.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(next));
         Ok(())
     }
 
@@ -620,7 +694,10 @@ mod tests {
     #[test]
     fn pack_entries_stop_at_garbage() {
         let all = blobs(0..3);
-        let (_, mut pack) = pack_of(all.iter().map(|(k, v)| (k, v.as_slice())));
+        let (_, written) = pack_of(all.iter().map(|(k, v)| (k, v.as_slice())));
+        // What a commit keeps in memory is what reading the pack finds.
+        assert_eq!(pack_entries(&written.bytes), written.entries);
+        let mut pack = written.bytes;
         assert_eq!(pack_entries(&pack).len(), 3);
         pack.extend_from_slice(b"not an entry\n");
         assert_eq!(pack_entries(&pack).len(), 3);

@@ -15,9 +15,13 @@
 //!
 //! The caller learns of each new state through [`Event::State`], with what
 //! changed ([`Changes`]); it runs exports, commands and its decision
-//! endpoint from there. The loop ends when `shutdown` resolves, between
-//! two steps: a refresh commits its cache atomically, so stopping never
-//! leaves a half-written cache.
+//! endpoint from there. The cache is written behind the state
+//! ([`WatchOptions::write_behind`] later, or before the next refresh or
+//! the shutdown, whichever comes first), atomically; the state held never
+//! goes back to an older timestamp version than it had, even if the cache
+//! fell behind it. The loop ends when `shutdown` resolves, between two
+//! steps, after writing the cache: stopping never leaves a half-written
+//! cache, nor one behind the last state reported.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -25,10 +29,13 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
+use keyshare_policy::metadata::RoleName;
 use keyshare_policy::trust::{is_index_path, PEERS_PATH, REVOCATIONS_PATH, TSAS_PATH};
 
 use crate::fetch::WaitAnswer;
-use crate::verifier::{Error, TrustState, Verifier};
+use crate::verifier::{Commit, Error, TrustState, Verifier};
 
 /// How [`watch`] waits and retries.
 #[derive(Debug, Clone)]
@@ -42,6 +49,12 @@ pub struct WatchOptions {
     pub min_backoff: Duration,
     /// The longest retry delay.
     pub max_backoff: Duration,
+    /// How long after a new state the cache is written, unless the next
+    /// refresh or the shutdown comes first (both write it before they go
+    /// on). Decisions and exports never wait for the disk; the delay keeps
+    /// the write out of the way of the refreshes of a burst of publishes
+    /// (or of many watchers on one machine). Zero writes at once.
+    pub write_behind: Duration,
 }
 
 impl Default for WatchOptions {
@@ -51,6 +64,7 @@ impl Default for WatchOptions {
             poll_interval: Duration::from_secs(30),
             min_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(30),
+            write_behind: Duration::from_secs(2),
         }
     }
 }
@@ -223,7 +237,11 @@ pub async fn watch<S: Future<Output = ()>>(
     // Publishes the server announced that a refresh did not find, in a row.
     let mut false_alarms: u32 = 0;
     let mut announced = false;
+    // The cache write of the last new state, and when it is due.
+    let mut pending: Option<(Commit, Instant)> = None;
     loop {
+        // A refresh starts from the cache: the state held is written first.
+        write(&mut pending, &mut report).await;
         // Refresh (the TUF workflow): a new state, or a failure to retry.
         let refreshed = tokio::select! {
             () = &mut shutdown => return,
@@ -233,9 +251,31 @@ pub async fn watch<S: Future<Output = ()>>(
             Ok((new, commit)) => {
                 failures = 0;
                 let new = Arc::new(new);
-                let same = held
-                    .as_ref()
-                    .is_some_and(|old| old.timestamp_version == new.timestamp_version);
+                let held_version = held.as_ref().map(|old| old.timestamp_version);
+                if let Some(trusted) = held_version.filter(|v| new.timestamp_version < *v) {
+                    // Older than the state held (a cache that fell behind
+                    // it, say, and a server replaying): never go back.
+                    let error = Error::Tuf {
+                        url: new.url.clone(),
+                        source: keyshare_policy::Error::Rollback {
+                            role: RoleName::new(RoleName::TIMESTAMP),
+                            trusted,
+                            received: new.timestamp_version,
+                        },
+                    };
+                    let retry_in = backoff(options, failures);
+                    failures = failures.saturating_add(1);
+                    report(Event::Problem {
+                        error: &error,
+                        retry_in,
+                    });
+                    tokio::select! {
+                        () = &mut shutdown => return,
+                        () = tokio::time::sleep(retry_in) => {}
+                    }
+                    continue;
+                }
+                let same = held_version == Some(new.timestamp_version);
                 if same && announced {
                     // Announced, not published: a server that says so on
                     // every wait gets polled, no faster.
@@ -258,17 +298,9 @@ pub async fn watch<S: Future<Output = ()>>(
                     });
                     held = Some(new);
                 }
-                // The cache after the state is acted on: decisions do not
-                // wait for the disk, and the write runs off the runtime's
-                // thread. A failed write leaves the last one whole; the
-                // next refresh writes again.
-                let written = tokio::task::spawn_blocking(move || commit.commit()).await;
-                if let Ok(Err(error)) = written {
-                    report(Event::Problem {
-                        error: &error,
-                        retry_in: Duration::ZERO,
-                    });
-                }
+                // The cache after the state is acted on, a little later
+                // (write-behind): decisions do not wait for the disk.
+                pending = Some((commit, Instant::now() + options.write_behind));
             }
             Err(error) => {
                 let retry_in = backoff(options, failures);
@@ -278,28 +310,35 @@ pub async fn watch<S: Future<Output = ()>>(
                     retry_in,
                 });
                 tokio::select! {
-                    () = &mut shutdown => return,
+                    () = &mut shutdown => return write(&mut pending, &mut report).await,
                     () = tokio::time::sleep(retry_in) => {}
                 }
                 continue;
             }
         }
-        // Wait for the next publish, or poll a server that does not wait.
-        loop {
-            let answer = tokio::select! {
-                () = &mut shutdown => return,
-                a = verifier.wait_for_publish(options.wait) => a,
+        // Wait for the next publish, or poll a server that does not wait;
+        // the cache is written when due, meanwhile.
+        let pause = loop {
+            let waited = verifier.wait_for_publish(options.wait);
+            tokio::pin!(waited);
+            let answer = loop {
+                let due = pending.as_ref().map(|(_, at)| *at);
+                tokio::select! {
+                    () = &mut shutdown => return write(&mut pending, &mut report).await,
+                    a = &mut waited => break a,
+                    () = sleep_until(due) => write(&mut pending, &mut report).await,
+                }
             };
             announced = false;
-            let pause = match answer {
+            match answer {
                 Ok(WaitAnswer::Changed(timestamp)) => {
                     announced = true;
                     prefetched = Some(timestamp);
-                    break;
+                    break Duration::ZERO;
                 }
-                Ok(WaitAnswer::Unchanged { waited: true }) => continue,
+                Ok(WaitAnswer::Unchanged { waited: true }) => {}
                 Ok(WaitAnswer::Unchanged { waited: false } | WaitAnswer::Busy) => {
-                    options.poll_interval
+                    break options.poll_interval;
                 }
                 Err(error) => {
                     let retry_in = backoff(options, failures);
@@ -308,15 +347,43 @@ pub async fn watch<S: Future<Output = ()>>(
                         error: &error,
                         retry_in,
                     });
-                    retry_in
+                    break retry_in;
                 }
-            };
-            tokio::select! {
-                () = &mut shutdown => return,
-                () = tokio::time::sleep(pause) => {}
             }
-            break;
+        };
+        let until = Instant::now() + pause;
+        while Instant::now() < until {
+            let due = pending.as_ref().map(|(_, at)| *at);
+            tokio::select! {
+                () = &mut shutdown => return write(&mut pending, &mut report).await,
+                () = tokio::time::sleep_until(until) => {}
+                () = sleep_until(due) => write(&mut pending, &mut report).await,
+            }
         }
+    }
+}
+
+/// Writes the pending cache write, if any, off the runtime's threads. A
+/// failed write leaves the last one whole (the next new state writes
+/// again); it is reported.
+async fn write(pending: &mut Option<(Commit, Instant)>, report: &mut impl FnMut(Event<'_>)) {
+    let Some((commit, _)) = pending.take() else {
+        return;
+    };
+    let written = tokio::task::spawn_blocking(move || commit.commit()).await;
+    if let Ok(Err(error)) = written {
+        report(Event::Problem {
+            error: &error,
+            retry_in: Duration::ZERO,
+        });
+    }
+}
+
+/// Resolves at `at`, or never.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -312,6 +312,12 @@ pub struct Verifier {
             >,
         >,
     >,
+    /// The organization's cache (its memos shared by clones).
+    origin: RepoCache,
+    /// The URL and timestamp `ETag` of the last refresh of the
+    /// organization's repository, written to the cache or not yet: what
+    /// the next wait for a publish asks with.
+    latest: std::sync::Arc<std::sync::Mutex<Option<(String, Option<String>)>>>,
     /// The parsed documents of the last state of each cache directory.
     parsed: std::sync::Arc<
         std::sync::Mutex<
@@ -333,6 +339,8 @@ impl Verifier {
             options.allow_private_peers,
         )?;
         Ok(Self {
+            origin: RepoCache::new(options.cache_dir.join("origin")),
+            latest: std::sync::Arc::default(),
             options,
             transport,
             peer_transport,
@@ -389,24 +397,24 @@ impl Verifier {
     }
 
     fn origin(&self) -> RepoCache {
-        RepoCache::new(self.options.cache_dir.join("origin"))
+        self.origin.clone()
     }
 
     /// The URL of the pinned repository.
     pub fn url(&self) -> Result<String, Error> {
-        Ok(self.manifest()?.url)
+        Ok(self.manifest()?.url.clone())
     }
 
     /// The audit chain heads the organization's cache remembers, oldest
     /// first (one per verified timestamp that carried a new one, bounded:
     /// [`cache::MAX_REMEMBERED_HEADS`]).
     pub fn remembered_heads(&self) -> Result<Vec<RememberedHead>, Error> {
-        Ok(self.manifest()?.audit_heads)
+        Ok(self.manifest()?.audit_heads.clone())
     }
 
-    fn manifest(&self) -> Result<Manifest, Error> {
-        self.origin()
-            .manifest()?
+    fn manifest(&self) -> Result<std::sync::Arc<Manifest>, Error> {
+        self.origin
+            .manifest_shared()?
             .ok_or_else(|| Error::NotInitialized {
                 dir: self.options.cache_dir.clone(),
             })
@@ -445,6 +453,7 @@ impl Verifier {
         let sha = sha256_hex(&bytes);
         let manifest = Manifest::pinned(&url, sha.clone());
         cache.commit(&manifest, &BTreeMap::from([(sha.clone(), bytes)]))?;
+        self.forget_latest();
         Ok(Pinned {
             url,
             root_version,
@@ -576,6 +585,13 @@ impl Verifier {
                 },
             )
             .await?;
+        *self
+            .latest
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((
+            synced.manifest.url.clone(),
+            synced.manifest.timestamp_etag.clone(),
+        ));
         Ok((
             synced.state,
             Commit {
@@ -649,27 +665,44 @@ impl Verifier {
             )
             .await?;
         cache.commit(&synced.manifest, &synced.blobs)?;
+        self.forget_latest();
         Ok(synced.state)
     }
 
+    /// The next wait asks with the cache's timestamp `ETag` again.
+    fn forget_latest(&self) {
+        *self
+            .latest
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    }
+
     /// Waits (at most `wait`) for the organization's repository to publish
-    /// a timestamp other than the one the cache holds, with the server's
-    /// long poll. Nothing is trusted from the answer: the caller refreshes
+    /// a timestamp other than the one this verifier's last refresh got
+    /// (before any, the one the cache holds), with the server's long poll. Nothing is trusted from the answer: the caller refreshes
     /// to learn what changed. Without a cached timestamp `ETag` (never
     /// refreshed, or a server that sends none) there is nothing to wait
     /// on: `Unchanged { waited: false }`, so the caller polls.
     pub async fn wait_for_publish(&self, wait: std::time::Duration) -> Result<WaitAnswer, Error> {
-        let manifest = self.manifest()?;
-        let Some(etag) = manifest.timestamp_etag.as_deref() else {
+        let latest = self
+            .latest
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let (url, etag) = match latest {
+            Some(latest) => latest,
+            None => {
+                let manifest = self.manifest()?;
+                (manifest.url.clone(), manifest.timestamp_etag.clone())
+            }
+        };
+        let Some(etag) = etag else {
             return Ok(WaitAnswer::Unchanged { waited: false });
         };
-        let url = format!(
-            "{}/metadata/timestamp.json",
-            manifest.url.trim_end_matches('/')
-        );
+        let url = format!("{}/metadata/timestamp.json", url.trim_end_matches('/'));
         Ok(self
             .transport
-            .wait_for_change(&url, etag, wait, self.options.config.timestamp_max_length)
+            .wait_for_change(&url, &etag, wait, self.options.config.timestamp_max_length)
             .await?)
     }
 

@@ -97,7 +97,7 @@ impl Verifier {
             Error::Transport(t) => PeerProblem::Unreachable(t.to_string()),
             other => PeerProblem::Refused(other.to_string()),
         };
-        let manifest = match cache.manifest() {
+        let manifest = match cache.manifest_shared() {
             Ok(Some(m)) => m,
             Ok(None) | Err(_) => {
                 let bytes = self
@@ -110,7 +110,7 @@ impl Verifier {
                 cache
                     .commit(&m, &BTreeMap::from([(sha, bytes)]))
                     .map_err(|e| PeerProblem::Refused(e.to_string()))?;
-                m
+                std::sync::Arc::new(m)
             }
         };
         let synced = self

@@ -19,7 +19,7 @@
 //!    to the cache (written by the caller only when all of it verified).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use futures_util::stream::{self, StreamExt as _};
 
@@ -44,7 +44,7 @@ use crate::fetch::{Fetched, Fetcher, Missing};
 /// back only when everything verified.
 pub(super) struct Work<'c> {
     cache: &'c RepoCache,
-    old: Manifest,
+    old: Arc<Manifest>,
     /// Metadata by cache name: fetched or read this time.
     metadata: BTreeMap<String, Vec<u8>>,
     deleted: BTreeSet<String>,
@@ -55,7 +55,7 @@ pub(super) struct Work<'c> {
 }
 
 impl<'c> Work<'c> {
-    fn new(cache: &'c RepoCache, old: Manifest) -> Self {
+    fn new(cache: &'c RepoCache, old: Arc<Manifest>) -> Self {
         Self {
             cache,
             old,
@@ -118,7 +118,7 @@ impl Verifier {
     pub(super) async fn sync<F: Fetcher + Sync>(
         &self,
         cache: &RepoCache,
-        manifest: Manifest,
+        manifest: Arc<Manifest>,
         fetcher: &F,
     ) -> Result<Synced, Error> {
         let url = manifest.url.clone();
