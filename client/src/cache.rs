@@ -169,8 +169,11 @@ pub struct RepoCache {
     packs: Arc<Mutex<Option<Arc<PackIndex>>>>,
     /// The manifest as last read or written, with the identity of its
     /// file ([`Self::manifest_shared`]).
-    manifest: Arc<Mutex<Option<(Stamp, Arc<Manifest>)>>>,
+    manifest: Arc<Mutex<Option<Remembered>>>,
 }
+
+/// A manifest with the identity of the file it was read from or written to.
+type Remembered = (Stamp, Arc<Manifest>);
 
 /// Which file a manifest was read from: `state.json` is replaced by
 /// renaming a new file over it, so a write gives a new inode.

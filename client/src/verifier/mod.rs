@@ -317,7 +317,7 @@ pub struct Verifier {
     /// The URL and timestamp `ETag` of the last refresh of the
     /// organization's repository, written to the cache or not yet: what
     /// the next wait for a publish asks with.
-    latest: std::sync::Arc<std::sync::Mutex<Option<(String, Option<String>)>>>,
+    latest: std::sync::Arc<std::sync::Mutex<Option<Latest>>>,
     /// The parsed documents of the last state of each cache directory.
     parsed: std::sync::Arc<
         std::sync::Mutex<
@@ -328,6 +328,9 @@ pub struct Verifier {
         >,
     >,
 }
+
+/// A repository's URL and the `ETag` of its timestamp.
+type Latest = (String, Option<String>);
 
 impl Verifier {
     /// A verifier with these options.
