@@ -751,3 +751,28 @@ fn the_matchers_written_out_agree_with_the_tools_documented_examples() {
     assert!(kyverno_match("ab?", "ab"));
     assert!(!kyverno_match("abc", "ab"));
 }
+
+/// The PEM export leaves out a key the namespace revoked itself, as it
+/// does one the organization revoked.
+#[test]
+fn export_pem_leaves_out_keys_the_namespace_revoked() {
+    let w = world();
+    let dir = tempfile::tempdir().unwrap();
+    let summary = keyshare_client::export::pem::write(&w.set, dir.path()).unwrap();
+    for (ns, name) in [("team-b", "b4"), ("team-a", "a4")] {
+        assert!(
+            !dir.path().join(format!("{ns}/{}.pem", w.id(name))).exists(),
+            "{name}"
+        );
+        let needle = format!("{ns}: key {}: revoked", w.id(name));
+        assert!(
+            summary.warnings.iter().any(|x| x.contains(&needle)),
+            "{needle}: {:#?}",
+            summary.warnings
+        );
+    }
+    assert!(dir
+        .path()
+        .join(format!("team-b/{}.pem", w.id("b1")))
+        .exists());
+}
