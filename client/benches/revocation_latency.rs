@@ -228,6 +228,7 @@ fn main() {
                 not_before: None,
                 not_after: None,
                 description: None,
+                layout_root: false,
             },
         )
         .unwrap();

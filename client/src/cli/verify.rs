@@ -612,7 +612,7 @@ fn short(id: &str) -> String {
     }
 }
 
-/// `keyshare export notation|pem|kyverno|policy-controller|cosign --dir DIR`.
+/// `keyshare export notation|pem|kyverno|policy-controller|cosign|layout-keys --dir DIR`.
 #[derive(Debug, Args)]
 pub(crate) struct ExportArgs {
     /// What to write.
@@ -642,6 +642,9 @@ pub(crate) enum ExportFormat {
     /// Public keys for `cosign verify --key` and `cosign.json`, a map from
     /// scopes to them (`docs/exports.md`).
     Cosign,
+    /// The namespaces' layout-root keys: `layout-keys.json` (in-toto key
+    /// maps) and PEM files (`docs/exports.md`).
+    LayoutKeys,
 }
 
 pub(crate) fn export(args: ExportArgs) -> Result<(), Error> {
@@ -656,6 +659,7 @@ pub(crate) fn export(args: ExportArgs) -> Result<(), Error> {
             export::policy_controller::write(&state.trust_set, &args.dir, now)
         }
         ExportFormat::Cosign => export::cosign::write(&state.trust_set, &args.dir, now),
+        ExportFormat::LayoutKeys => export::layout::write(&state.trust_set, &args.dir, now),
     }
     .map_err(|e| Error::Input(format!("export to {}: {e}", args.dir.display())))?;
     let value = json!({

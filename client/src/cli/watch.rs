@@ -22,7 +22,8 @@ use super::{duration_arg, output, Error, OutputFormat};
 pub(crate) struct WatchArgs {
     /// After each change, write an export: `notation DIR` (a notation
     /// trust store and trust policy), `pem DIR` (PEM public keys),
-    /// `kyverno DIR`, `policy-controller DIR` or `cosign DIR`
+    /// `kyverno DIR`, `policy-controller DIR`, `cosign DIR` or
+    /// `layout-keys DIR`
     /// (docs/exports.md), as `keyshare export` does. May be given several
     /// times.
     #[arg(long, num_args = 2, value_names = ["FORMAT", "DIR"], action = clap::ArgAction::Append)]
@@ -56,6 +57,7 @@ enum Export {
     Kyverno(PathBuf),
     PolicyController(PathBuf),
     Cosign(PathBuf),
+    LayoutKeys(PathBuf),
 }
 
 impl Export {
@@ -70,8 +72,9 @@ impl Export {
                     Ok(Self::PolicyController(dir.into()))
                 }
                 [format, dir] if format == "cosign" => Ok(Self::Cosign(dir.into())),
+                [format, dir] if format == "layout-keys" => Ok(Self::LayoutKeys(dir.into())),
                 [format, _] => Err(Error::Input(format!(
-                    "--export {format}: the format is `notation`, `pem`, `kyverno`, `policy-controller` or `cosign`"
+                    "--export {format}: the format is `notation`, `pem`, `kyverno`, `policy-controller`, `cosign` or `layout-keys`"
                 ))),
                 _ => Err(Error::Input(
                     "--export takes a format and a directory".into(),
@@ -93,6 +96,7 @@ impl Export {
                 dir,
             ),
             Self::Cosign(dir) => (export::cosign::write(&state.trust_set, dir, now()), dir),
+            Self::LayoutKeys(dir) => (export::layout::write(&state.trust_set, dir, now()), dir),
         };
         summary
             .map(|s| s.files.len())

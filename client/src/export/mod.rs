@@ -10,6 +10,8 @@
 //!   `ClusterImagePolicy` resources.
 //! * [`cosign::write`]: public keys for `cosign verify --key` and a map
 //!   from scopes to them (`cosign.json`).
+//! * [`layout::write`]: the namespaces' layout-root keys as an in-toto key
+//!   map and PEM files.
 //!
 //! All take a [`TrustSet`] built from documents the caller has verified
 //! (the TUF workflow) and write files; neither fetches anything. What the
@@ -24,6 +26,7 @@
 pub mod cosign;
 mod images;
 pub mod kyverno;
+pub mod layout;
 pub mod notation;
 pub mod pem;
 pub mod policy_controller;

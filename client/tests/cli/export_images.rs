@@ -776,3 +776,124 @@ fn export_pem_leaves_out_keys_the_namespace_revoked() {
         .join(format!("team-b/{}.pem", w.id("b1")))
         .exists());
 }
+
+/// Layout-root keys: the in-toto key map (keyid the SHA-256 of the key
+/// object's canonical JSON) and PEM files, only of keys marked
+/// `layout_root`, without revoked or expired ones.
+#[test]
+fn export_layout_keys_writes_in_toto_key_maps_of_layout_root_keys_only() {
+    let names = ["l1", "l2", "l3", "l4", "l5", "m1"];
+    let keys: BTreeMap<&str, InMemorySigner> = names
+        .into_iter()
+        .map(|n| {
+            let scheme = if n == "l5" {
+                Scheme::EcdsaP256Sha256
+            } else {
+                Scheme::Ed25519
+            };
+            (n, InMemorySigner::generate(scheme).unwrap())
+        })
+        .collect();
+    let root = json!({"layout_root": true});
+    let index = json!({
+        "format": "keyshare.namespaces/v1",
+        "namespaces": [
+            {"name": "team-l", "maintainers": [], "scopes": ["registry.acme.io/team-l/**"]},
+            {"name": "team-m", "maintainers": [], "scopes": ["registry.acme.io/team-m/**"]},
+        ]
+    });
+    let l = json!({
+        "format": "keyshare.trust/v3", "namespace": "team-l", "threshold": 1,
+        "keys": [
+            // Another opaque id than the computed one: the map uses the
+            // computed one, the file name keyshare's.
+            key_entry(&keys["l1"], json!({"layout_root": true})).as_object().unwrap().clone()
+                .into_iter().map(|(k, v)| if k == "id" { (k, json!("release-root")) } else { (k, v) }).collect::<serde_json::Map<_, _>>(),
+            key_entry(&keys["l2"], root.clone()).as_object().unwrap().clone(),
+            key_entry(&keys["l3"], json!({"layout_root": true, "not_after": "2030-01-01T00:00:00Z"})).as_object().unwrap().clone(),
+            key_entry(&keys["l4"], json!({})).as_object().unwrap().clone(),
+            key_entry(&keys["l5"], json!({"layout_root": true, "not_after": "2031-01-01T00:00:00Z"})).as_object().unwrap().clone(),
+        ],
+        "revocations": [{
+            "subject": {"spki_sha256": keys["l2"].public_key().fingerprint(keys["l2"].key_id()).unwrap()},
+            "revoked_at": "2030-02-01T00:00:00Z", "reason": "rotated"
+        }]
+    });
+    let m = json!({
+        "format": "keyshare.trust/v1", "namespace": "team-m", "threshold": 1,
+        "keys": [key_entry(&keys["m1"], json!({}))],
+    });
+    let bytes = |v: &Value| serde_json::to_vec(v).unwrap();
+    let set = TrustSet::new(
+        Namespaces::from_slice(&bytes(&index)).unwrap(),
+        [l, m]
+            .iter()
+            .map(|d| NamespaceTrust::from_slice(&bytes(d)).unwrap())
+            .collect(),
+        Revocations::from_slice(&bytes(
+            &json!({"format": "keyshare.revocations/v2", "revocations": []}),
+        ))
+        .unwrap(),
+        Peers::from_slice(&bytes(&json!({"format": "keyshare.peers/v1", "peers": []}))).unwrap(),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let summary = keyshare_client::export::layout::write(&set, dir.path(), NOW).unwrap();
+    assert_eq!(summary.namespaces, ["team-l"]);
+    let id = |n: &str| keys[n].key_id().as_str().to_owned();
+    let mut files = vec![
+        "layout-keys.json".to_owned(),
+        "team-l/release-root.pem".to_owned(),
+        format!("team-l/{}.pem", id("l5")),
+    ];
+    files.sort();
+    let got: Vec<String> = summary
+        .files
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    assert_eq!(got, files);
+    let object = |n: &str| serde_json::to_value(keys[n].public_key()).unwrap();
+    // The in-toto KEYID: hex SHA-256 of the key object's canonical JSON.
+    let keyid = |n: &str| {
+        let canonical = keyshare_policy::cjson::to_canonical(&object(n), "key").unwrap();
+        openssl::sha::sha256(&canonical)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let doc = read_json(&dir.path().join("layout-keys.json"));
+    assert_eq!(
+        doc,
+        json!({"team-l": {keyid("l1"): object("l1"), keyid("l5"): object("l5")}})
+    );
+    for (file, n) in [
+        ("team-l/release-root.pem".to_owned(), "l1"),
+        (format!("team-l/{}.pem", id("l5")), "l5"),
+    ] {
+        let pem = std::fs::read(dir.path().join(&file)).unwrap();
+        let want = keys[n].public_key().openssl_key(keys[n].key_id()).unwrap();
+        assert!(
+            PKey::public_key_from_pem(&pem).unwrap().public_eq(want),
+            "{file}"
+        );
+    }
+    for entry in doc["team-l"].as_object().unwrap().values() {
+        let fields: BTreeSet<&str> = entry
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(fields, BTreeSet::from(["keytype", "scheme", "keyval"]));
+        assert_eq!(entry["keyval"].as_object().unwrap().len(), 1);
+    }
+    assert_warned(
+        &summary.warnings,
+        &[
+            format!("team-l: layout-root key {}: revoked", id("l2")),
+            format!("team-l: layout-root key {}: expired", id("l3")),
+            format!("team-l: layout-root key {}: its validity window", id("l5")),
+        ],
+    );
+}

@@ -91,6 +91,7 @@ fn keys(max: usize) -> impl Strategy<Value = Vec<TrustedKey>> {
                             ephemeral: ephemeral && not_after.is_some(),
                             description,
                             principal: principal.map(|p| Principal::parse(&p).unwrap()),
+                            layout_root: false,
                         }
                     },
                 )

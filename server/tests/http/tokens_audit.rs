@@ -278,6 +278,7 @@ fn key(ephemeral: bool, not_after: Option<OffsetDateTime>) -> TrustedKey {
         ephemeral,
         description: None,
         principal: None,
+        layout_root: false,
     }
 }
 
