@@ -13,6 +13,10 @@
 //! * `<ns>/<key id>.pem`: each key as PEM SubjectPublicKeyInfo, for
 //!   `in-toto-verify --layout-keys`. Each namespace's directory is
 //!   replaced whole.
+//! * `witness-publickeys.json`: for each such namespace, a witness policy's
+//!   `publickeys` map, `{KEYID: {"keyid", "key"}}`, `key` the PEM in
+//!   base64 and KEYID the hex SHA-256 of that PEM, as witness computes it
+//!   (`cryptoutil.GeneratePublicKeyID`).
 //!
 //! Left out, with a warning each: revoked layout-root keys (by the
 //! organization or the namespace, whatever `revoked_at`), expired ones and
@@ -34,15 +38,20 @@ use super::{files_under, io_error, key_is_revoked, replace_dir, write_file, Expo
 /// The key map file.
 pub const FILE: &str = "layout-keys.json";
 
+/// The witness `publickeys` file.
+pub const WITNESS_FILE: &str = "witness-publickeys.json";
+
 /// Writes the layout-root keys of `set`, as of `now`, into `dir`.
 pub fn write(set: &TrustSet, dir: &Path, now: OffsetDateTime) -> Result<Summary, ExportError> {
     let mut summary = Summary::default();
     let mut bundle: BTreeMap<String, Value> = BTreeMap::new();
+    let mut witness: BTreeMap<String, Value> = BTreeMap::new();
     std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
     for doc in set.namespaces() {
         let ns = doc.namespace.as_str();
         let mut warn = |w: String| summary.warnings.push(format!("{ns}: {w}"));
         let mut map = serde_json::Map::new();
+        let mut publickeys = serde_json::Map::new();
         let mut files: Vec<(String, Vec<u8>)> = Vec::new();
         for key in doc.keys.iter().filter(|k| k.layout_root) {
             let id = key.id.as_str();
@@ -83,6 +92,11 @@ pub fn write(set: &TrustSet, dir: &Path, now: OffsetDateTime) -> Result<Summary,
                     "keyval": {"public": key.key.keyval.public},
                 }),
             );
+            let witness_id = keyshare_policy::hash::sha256_hex(&pem);
+            publickeys.insert(
+                witness_id.clone(),
+                json!({"keyid": witness_id, "key": openssl::base64::encode_block(&pem)}),
+            );
             files.push((format!("{}.pem", encode_role(id)), pem));
         }
         if map.is_empty() {
@@ -96,14 +110,17 @@ pub fn write(set: &TrustSet, dir: &Path, now: OffsetDateTime) -> Result<Summary,
         })?;
         files_under(dir, &dir.join(ns), &mut summary.files);
         bundle.insert(ns.to_owned(), Value::Object(map));
+        witness.insert(ns.to_owned(), Value::Object(publickeys));
         summary.namespaces.push(ns.to_owned());
     }
-    let text = serde_json::to_vec_pretty(&bundle).map_err(|e| ExportError::Encode {
-        what: FILE.into(),
-        message: e.to_string(),
-    })?;
-    write_file(dir, FILE, &text)?;
-    summary.files.push(FILE.into());
+    for (name, value) in [(FILE, &bundle), (WITNESS_FILE, &witness)] {
+        let text = serde_json::to_vec_pretty(value).map_err(|e| ExportError::Encode {
+            what: name.into(),
+            message: e.to_string(),
+        })?;
+        write_file(dir, name, &text)?;
+        summary.files.push(name.into());
+    }
     summary.files.sort();
     Ok(summary)
 }

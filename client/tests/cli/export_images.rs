@@ -845,6 +845,7 @@ fn export_layout_keys_writes_in_toto_key_maps_of_layout_root_keys_only() {
         "layout-keys.json".to_owned(),
         "team-l/release-root.pem".to_owned(),
         format!("team-l/{}.pem", id("l5")),
+        "witness-publickeys.json".to_owned(),
     ];
     files.sort();
     let got: Vec<String> = summary
@@ -888,6 +889,31 @@ fn export_layout_keys_writes_in_toto_key_maps_of_layout_root_keys_only() {
         assert_eq!(fields, BTreeSet::from(["keytype", "scheme", "keyval"]));
         assert_eq!(entry["keyval"].as_object().unwrap().len(), 1);
     }
+    // witness's policy `publickeys`: KEYID the hex SHA-256 of the PEM
+    // (cryptoutil.GeneratePublicKeyID), `key` the PEM in base64.
+    let witness = read_json(&dir.path().join("witness-publickeys.json"));
+    let entry = |n: &str| {
+        let pem = String::from_utf8(
+            keys[n]
+                .public_key()
+                .openssl_key(keys[n].key_id())
+                .unwrap()
+                .public_key_to_pem()
+                .unwrap(),
+        )
+        .unwrap();
+        let id: String = openssl::sha::sha256(pem.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        (
+            id.clone(),
+            json!({"keyid": id, "key": openssl::base64::encode_block(pem.as_bytes())}),
+        )
+    };
+    let (w1, e1) = entry("l1");
+    let (w5, e5) = entry("l5");
+    assert_eq!(witness, json!({"team-l": {w1: e1, w5: e5}}));
     assert_warned(
         &summary.warnings,
         &[

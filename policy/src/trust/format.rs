@@ -39,7 +39,10 @@ macro_rules! format_marker {
 /// The `format` of a namespace trust document.
 ///
 /// `keyshare.trust/v3` is `v2` plus layout-root keys, published only for
-/// a namespace that marks one, for the same reason.
+/// a namespace that marks one, so that every other document reads as
+/// before. (keyshare's verifier refuses a whole refresh when one document
+/// does not parse, and keeps its last good state: a verifier from before
+/// `v3` stops advancing once any namespace marks a layout-root key.)
 ///
 /// `keyshare.trust/v2` is `v1` plus the namespace's own key revocations
 /// ([`NamespaceTrust::revocations`](super::NamespaceTrust::revocations)). keyshare-server publishes `v2` only
