@@ -250,6 +250,7 @@ fn main() {
                 not_before: None,
                 not_after: None,
                 description: None,
+                layout_root: false,
             },
         )
         .unwrap();

@@ -146,6 +146,7 @@ fn build(namespaces: usize, data: &Path, out: &Path) -> Vec<u8> {
                     ephemeral: false,
                     description: None,
                     principal: None,
+                    layout_root: false,
                 },
             },
             context: serde_json::Value::Null,

@@ -429,6 +429,7 @@ mod tests {
                 ephemeral: ephemeral_until.is_some(),
                 description: None,
                 principal: None,
+                layout_root: false,
             }],
             identities: vec![],
             sub_delegations: vec![],

@@ -26,7 +26,9 @@
 //! * [`tuf`]: `keyshare tuf ...`, a standard TUF client (metadata directory,
 //!   target download) for the TUF conformance harness (`docs/cli.md`).
 //! * [`export`]: the verified trust state as a notation trust store and
-//!   trust policy, or as PEM keys (`docs/notation.md`).
+//!   trust policy, or as PEM keys (`docs/notation.md`); as Kyverno and
+//!   policy-controller admission policies, or cosign key files
+//!   (`docs/exports.md`).
 //! * [`ci`]: a CI job's side of ephemeral delegations (`keyshare ci request`):
 //!   the key is generated locally and never sent (`docs/ci.md`).
 //! * [`blob`]: detached signatures over files (`keyshare sign-blob`) and

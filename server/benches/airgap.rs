@@ -103,6 +103,7 @@ fn main() {
                         ephemeral: false,
                         description: None,
                         principal: None,
+                        layout_root: false,
                     },
                 },
                 context: serde_json::Value::Null,

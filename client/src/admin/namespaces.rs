@@ -116,6 +116,7 @@ impl AdminClient {
             not_before: key.not_before.as_deref(),
             not_after: key.not_after.as_deref(),
             description: key.description.clone(),
+            layout_root: key.layout_root,
         };
         self.send(
             "POST",

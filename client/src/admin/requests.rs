@@ -32,6 +32,8 @@ pub struct NewKey {
     pub not_after: Option<String>,
     /// Free text.
     pub description: Option<String>,
+    /// Also trusted to sign the namespace's in-toto layouts.
+    pub layout_root: bool,
 }
 
 /// `POST /api/v1/namespaces/{ns}/identities`.

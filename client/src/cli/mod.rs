@@ -43,7 +43,8 @@ enum Command {
     /// List the namespaces of the cached trust state.
     List(verify::ListArgs),
     /// Write the cached trust state for other tools: a notation trust
-    /// store and trust policy, or PEM public keys.
+    /// store and trust policy, PEM public keys, Kyverno or policy-controller
+    /// admission policies, or cosign key files.
     Export(verify::ExportArgs),
     /// Keep the cache fresh within a second of each publish (the server's
     /// long poll), re-export and run a command after each change; until

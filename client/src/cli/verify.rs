@@ -612,7 +612,7 @@ fn short(id: &str) -> String {
     }
 }
 
-/// `keyshare export notation|pem --dir DIR`.
+/// `keyshare export notation|pem|kyverno|policy-controller|cosign|layout-keys --dir DIR`.
 #[derive(Debug, Args)]
 pub(crate) struct ExportArgs {
     /// What to write.
@@ -633,14 +633,33 @@ pub(crate) enum ExportFormat {
     Notation,
     /// Each namespace's public keys as PEM files.
     Pem,
+    /// Kyverno `ClusterPolicy` resources with `verifyImages` rules,
+    /// `kyverno.json` (`docs/exports.md`).
+    Kyverno,
+    /// Sigstore policy-controller `ClusterImagePolicy` resources,
+    /// `policy-controller.json` (`docs/exports.md`).
+    PolicyController,
+    /// Public keys for `cosign verify --key` and `cosign.json`, a map from
+    /// scopes to them (`docs/exports.md`).
+    Cosign,
+    /// The namespaces' layout-root keys: `layout-keys.json` (in-toto key
+    /// maps) and PEM files (`docs/exports.md`).
+    LayoutKeys,
 }
 
 pub(crate) fn export(args: ExportArgs) -> Result<(), Error> {
     use keyshare_client::export;
     let state = args.common.verifier()?.trust_state()?;
+    let now = time::OffsetDateTime::now_utc();
     let summary = match args.format {
         ExportFormat::Notation => export::notation::write(&state.trust_set, &state.tsas, &args.dir),
         ExportFormat::Pem => export::pem::write(&state.trust_set, &args.dir),
+        ExportFormat::Kyverno => export::kyverno::write(&state.trust_set, &args.dir, now),
+        ExportFormat::PolicyController => {
+            export::policy_controller::write(&state.trust_set, &args.dir, now)
+        }
+        ExportFormat::Cosign => export::cosign::write(&state.trust_set, &args.dir, now),
+        ExportFormat::LayoutKeys => export::layout::write(&state.trust_set, &args.dir, now),
     }
     .map_err(|e| Error::Input(format!("export to {}: {e}", args.dir.display())))?;
     let value = json!({

@@ -21,8 +21,11 @@ use super::{duration_arg, output, Error, OutputFormat};
 #[derive(Debug, Args)]
 pub(crate) struct WatchArgs {
     /// After each change, write an export: `notation DIR` (a notation
-    /// trust store and trust policy) or `pem DIR` (PEM public keys), as
-    /// `keyshare export` does. May be given several times.
+    /// trust store and trust policy), `pem DIR` (PEM public keys),
+    /// `kyverno DIR`, `policy-controller DIR`, `cosign DIR` or
+    /// `layout-keys DIR`
+    /// (docs/exports.md), as `keyshare export` does. May be given several
+    /// times.
     #[arg(long, num_args = 2, value_names = ["FORMAT", "DIR"], action = clap::ArgAction::Append)]
     export: Vec<String>,
     /// After each change (and once at start), run this command with
@@ -51,6 +54,10 @@ pub(crate) struct WatchArgs {
 enum Export {
     Notation(PathBuf),
     Pem(PathBuf),
+    Kyverno(PathBuf),
+    PolicyController(PathBuf),
+    Cosign(PathBuf),
+    LayoutKeys(PathBuf),
 }
 
 impl Export {
@@ -60,8 +67,14 @@ impl Export {
             .map(|pair| match pair {
                 [format, dir] if format == "notation" => Ok(Self::Notation(dir.into())),
                 [format, dir] if format == "pem" => Ok(Self::Pem(dir.into())),
+                [format, dir] if format == "kyverno" => Ok(Self::Kyverno(dir.into())),
+                [format, dir] if format == "policy-controller" => {
+                    Ok(Self::PolicyController(dir.into()))
+                }
+                [format, dir] if format == "cosign" => Ok(Self::Cosign(dir.into())),
+                [format, dir] if format == "layout-keys" => Ok(Self::LayoutKeys(dir.into())),
                 [format, _] => Err(Error::Input(format!(
-                    "--export {format}: the format is `notation` or `pem`"
+                    "--export {format}: the format is `notation`, `pem`, `kyverno`, `policy-controller`, `cosign` or `layout-keys`"
                 ))),
                 _ => Err(Error::Input(
                     "--export takes a format and a directory".into(),
@@ -77,11 +90,22 @@ impl Export {
                 dir,
             ),
             Self::Pem(dir) => (export::pem::write(&state.trust_set, dir), dir),
+            Self::Kyverno(dir) => (export::kyverno::write(&state.trust_set, dir, now()), dir),
+            Self::PolicyController(dir) => (
+                export::policy_controller::write(&state.trust_set, dir, now()),
+                dir,
+            ),
+            Self::Cosign(dir) => (export::cosign::write(&state.trust_set, dir, now()), dir),
+            Self::LayoutKeys(dir) => (export::layout::write(&state.trust_set, dir, now()), dir),
         };
         summary
             .map(|s| s.files.len())
             .map_err(|e| format!("export to {}: {e}", dir.display()))
     }
+}
+
+fn now() -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc()
 }
 
 pub(crate) fn run(a: WatchArgs) -> Result<(), Error> {

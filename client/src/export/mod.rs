@@ -4,22 +4,36 @@
 //!   (`truststore/x509/...`, `trustpolicy.oci.json`) from the namespaces'
 //!   X.509 identities.
 //! * [`pem::write`]: the namespaces' raw public keys as PEM files.
+//! * [`kyverno::write`]: Kyverno `ClusterPolicy` resources with
+//!   `verifyImages` rules.
+//! * [`policy_controller::write`]: Sigstore policy-controller
+//!   `ClusterImagePolicy` resources.
+//! * [`cosign::write`]: public keys for `cosign verify --key` and a map
+//!   from scopes to them (`cosign.json`).
+//! * [`layout::write`]: the namespaces' layout-root keys as an in-toto key
+//!   map and PEM files.
 //!
-//! Both take a [`TrustSet`] built from documents the caller has verified
+//! All take a [`TrustSet`] built from documents the caller has verified
 //! (the TUF workflow) and write files; neither fetches anything. What the
 //! target format cannot say is left out rather than widened, and each such
-//! omission is a warning in the [`Summary`]: `docs/notation.md` lists them.
+//! omission is a warning in the [`Summary`]: `docs/notation.md` and
+//! `docs/exports.md` list them.
 //!
 //! Files are written atomically one by one (a temporary file, then a
 //! rename); a directory keyshare owns (one trust store, one namespace's PEM
 //! keys) is built beside the old one and swapped in.
 
+pub mod cosign;
+mod images;
+pub mod kyverno;
+pub mod layout;
 pub mod notation;
 pub mod pem;
+pub mod policy_controller;
 
 use std::path::{Path, PathBuf};
 
-use keyshare_policy::trust::{RevokedSubject, TrustSet, TrustedKey};
+use keyshare_policy::trust::{TrustSet, TrustedKey};
 
 /// Why an export failed.
 #[derive(Debug, thiserror::Error)]
@@ -95,16 +109,15 @@ fn replace_dir(
     })
 }
 
-/// True when `key` is revoked in `set`: its material is, under whatever
-/// id. Revocation is from a time on in keyshare; exports have no signing
-/// time, so any revocation leaves the key out.
-fn key_is_revoked(set: &TrustSet, key: &TrustedKey) -> bool {
+/// True when `key`, listed in namespace `ns`, is revoked in `set`: its
+/// material is, under whatever id, by the organization or by the namespace
+/// itself. Revocation is from a time on in keyshare; exports have no
+/// signing time, so any revocation leaves the key out.
+fn key_is_revoked(set: &TrustSet, ns: &str, key: &TrustedKey) -> bool {
     let Ok(fingerprint) = key.key.fingerprint(&key.id) else {
         return false;
     };
-    set.revocations()
-        .iter()
-        .any(|r| r.subject == RevokedSubject::Key(fingerprint.clone()))
+    set.key_revocation(ns, &fingerprint).is_some()
 }
 
 /// Lists the files under `dir`, relative to `base`, sorted.

@@ -9,7 +9,8 @@
 //! namespace's directory is replaced whole.
 //!
 //! Left out, with a warning each: ephemeral (CI) keys, which expire within
-//! minutes of being published, and revoked keys. Written, with a warning:
+//! minutes of being published, and keys revoked by the organization or
+//! the namespace. Written, with a warning:
 //! keys with a validity window and namespaces with a threshold above 1,
 //! since a key file carries neither (`docs/notation.md`).
 
@@ -43,7 +44,7 @@ pub fn write(set: &TrustSet, dir: &Path) -> Result<Summary, ExportError> {
         );
         for (prefix, keys) in groups {
             for key in keys {
-                if let Some(pem) = exportable(set, key, &mut warn)? {
+                if let Some(pem) = exportable(set, ns, key, &mut warn)? {
                     planned.push((format!("{prefix}{}.pem", encode_role(key.id.as_str())), pem));
                 }
             }
@@ -75,6 +76,7 @@ pub fn write(set: &TrustSet, dir: &Path) -> Result<Summary, ExportError> {
 /// The key's PEM, or `None` (with a warning) when it is left out.
 fn exportable(
     set: &TrustSet,
+    ns: &str,
     key: &TrustedKey,
     warn: &mut impl FnMut(String),
 ) -> Result<Option<Vec<u8>>, ExportError> {
@@ -83,7 +85,7 @@ fn exportable(
         warn(format!("key {id}: ephemeral (CI) key, left out"));
         return Ok(None);
     }
-    if key_is_revoked(set, key) {
+    if key_is_revoked(set, ns, key) {
         warn(format!("key {id}: revoked, left out"));
         return Ok(None);
     }

@@ -14,6 +14,7 @@ mod audit_heads;
 mod ci;
 mod edges;
 mod export_files;
+mod export_images;
 mod root_ceremony;
 mod standing;
 mod tuf;

@@ -172,6 +172,7 @@ impl Server {
                         ephemeral: false,
                         description: None,
                         principal: None,
+                        layout_root: false,
                     },
                 },
             ] {
@@ -324,6 +325,7 @@ impl Server {
                 ephemeral: false,
                 description: None,
                 principal: None,
+                layout_root: false,
             },
         });
     }

@@ -305,6 +305,95 @@ fn export_writes_the_verified_trust_state_for_notation_and_as_pem() {
     assert!(warnings > 0, "{run:?}");
 }
 
+/// The image-policy and layout-key exports through the binary: a key
+/// marked `--layout-root` with `keyshare admin key add`, a refresh, then
+/// `keyshare export kyverno|policy-controller|cosign|layout-keys`.
+#[test]
+fn export_writes_kyverno_policy_controller_cosign_and_layout_keys_files() {
+    let server = Server::start();
+    server.create_namespace("team-a", &["registry.acme.io/team-a/**"], 1);
+    let (k, _) = new_key();
+    server.add_key("team-a", "release-2030", &k, None);
+    let (root, root_pem) = new_key();
+    let client = Client::new();
+    let pem_file = client.write("root.pub", &root_pem);
+    let token = server.admin_token();
+    common::keyshare(&[
+        "admin",
+        "--server",
+        &server.url,
+        "--token",
+        &token,
+        "key",
+        "add",
+        "team-a",
+        "--key-file",
+        pem_file.to_str().unwrap(),
+        "--id",
+        "layout-root",
+        "--layout-root",
+    ])
+    .assert_ok();
+    client.init(&server.url, &server.root1_sha256());
+    client.run(&["refresh"]).assert_ok();
+    let out = client.dir.path().join("export");
+    let out_s = out.to_str().unwrap();
+    let export = |format: &str| {
+        let run = client.run(&["export", format, "--dir", out_s, "--output", "json"]);
+        run.assert_ok();
+        run.json()
+    };
+
+    let v = export("kyverno");
+    assert_eq!(v["namespaces"], serde_json::json!(["team-a"]), "{v}");
+    let ky: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("kyverno.json")).unwrap()).unwrap();
+    let iv = &ky["items"][0]["spec"]["rules"][0]["verifyImages"][0];
+    assert_eq!(
+        iv["imageReferences"],
+        serde_json::json!(["registry.acme.io/team-a/*"])
+    );
+    assert_eq!(iv["attestors"][0]["count"], 1);
+    assert_eq!(iv["attestors"][0]["entries"].as_array().unwrap().len(), 2);
+
+    export("policy-controller");
+    let pc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("policy-controller.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        pc["items"][0]["spec"]["images"],
+        serde_json::json!([{"glob": "registry.acme.io/team-a/**"}])
+    );
+    let names: Vec<&str> = pc["items"][0]["spec"]["authorities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    // In the published document's order (the server lists keys by id).
+    assert_eq!(names, ["layout-root", "release-2030"]);
+
+    export("cosign");
+    let map: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("cosign.json")).unwrap()).unwrap();
+    assert_eq!(map["registry.acme.io/team-a/**"]["threshold"], 1);
+    let pem = std::fs::read(out.join("team-a/release-2030.pub")).unwrap();
+    let exported = openssl::pkey::PKey::public_key_from_pem(&pem).unwrap();
+    assert!(exported.public_eq(k.openssl_key(&k.key_id().unwrap()).unwrap()));
+
+    let v = export("layout-keys");
+    assert_eq!(v["namespaces"], serde_json::json!(["team-a"]), "{v}");
+    let keys: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("layout-keys.json")).unwrap()).unwrap();
+    let team_a = keys["team-a"].as_object().unwrap();
+    assert_eq!(team_a.len(), 1, "only the marked key: {keys}");
+    assert_eq!(
+        team_a.get(root.key_id().unwrap().as_str()),
+        Some(&serde_json::to_value(&root).unwrap())
+    );
+    assert!(out.join("team-a/layout-root.pem").exists());
+}
+
 #[test]
 fn https_servers_are_verified_and_trusted_with_server_ca() {
     let (server, cert) = Server::start_tls();

@@ -162,6 +162,7 @@ fn ci_key_in_team_a(server: &Server) -> (InMemorySigner, OffsetDateTime) {
             ephemeral: true,
             description: None,
             principal: None,
+            layout_root: false,
         },
     });
     (ci, not_after)

@@ -38,6 +38,12 @@ macro_rules! format_marker {
 
 /// The `format` of a namespace trust document.
 ///
+/// `keyshare.trust/v3` is `v2` plus layout-root keys, published only for
+/// a namespace that marks one, so that every other document reads as
+/// before. (keyshare's verifier refuses a whole refresh when one document
+/// does not parse, and keeps its last good state: a verifier from before
+/// `v3` stops advancing once any namespace marks a layout-root key.)
+///
 /// `keyshare.trust/v2` is `v1` plus the namespace's own key revocations
 /// ([`NamespaceTrust::revocations`](super::NamespaceTrust::revocations)). keyshare-server publishes `v2` only
 /// for a namespace that has revoked a key, so a verifier from before `v2`
@@ -51,6 +57,9 @@ pub enum TrustFormat {
     V1,
     /// `keyshare.trust/v2`: may carry the namespace's own revocations.
     V2,
+    /// `keyshare.trust/v3`: `v2` plus layout-root keys
+    /// ([`TrustedKey::layout_root`](super::TrustedKey::layout_root)).
+    V3,
 }
 
 impl TrustFormat {
@@ -59,6 +68,7 @@ impl TrustFormat {
         match self {
             Self::V1 => "keyshare.trust/v1",
             Self::V2 => "keyshare.trust/v2",
+            Self::V3 => "keyshare.trust/v3",
         }
     }
 }
@@ -75,9 +85,10 @@ impl<'de> Deserialize<'de> for TrustFormat {
         match s.as_str() {
             "keyshare.trust/v1" => Ok(Self::V1),
             "keyshare.trust/v2" => Ok(Self::V2),
+            "keyshare.trust/v3" => Ok(Self::V3),
             _ => Err(serde::de::Error::custom(format!(
-                "expected `keyshare.trust/v1` or `keyshare.trust/v2`, found `{s}` (a newer \
-                 format needs a newer verifier)"
+                "expected `keyshare.trust/v1`, `keyshare.trust/v2` or `keyshare.trust/v3`, \
+                 found `{s}` (a newer format needs a newer verifier)"
             ))),
         }
     }

@@ -210,6 +210,14 @@ pub struct TrustedKey {
     /// identity share one). Without it the key is its own principal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub principal: Option<Principal>,
+    /// A layout-root key: the namespace also trusts it to sign in-toto
+    /// (or witness) layouts for its artifacts, which verifiers take from
+    /// keyshare's layout-key export. It changes no trust decision. Only on
+    /// the namespace's own keys, never ephemeral, and only in a document
+    /// of format `v3` ([`TrustFormat::for_contents`]); absent (false) it
+    /// is not written, so documents without it keep their bytes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub layout_root: bool,
 }
 
 /// Keys of a sub-set of the namespace's artifacts, trusted in addition to the namespace's own.
@@ -237,8 +245,9 @@ pub struct SubDelegation {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NamespaceTrust {
-    /// `keyshare.trust/v1`, or `keyshare.trust/v2` when the document
-    /// carries `revocations` ([`TrustFormat::for_revocations`]).
+    /// `keyshare.trust/v1`; `keyshare.trust/v2` when the document carries
+    /// `revocations`; `keyshare.trust/v3` when a key is a layout-root key
+    /// ([`TrustFormat::for_contents`]).
     pub format: TrustFormat,
     /// The namespace, as in the document's target path.
     pub namespace: NamespaceName,
@@ -321,6 +330,7 @@ impl NamespaceTrust {
     /// Checks the rules serde cannot express.
     pub(super) fn check(&self) -> std::result::Result<(), Problem> {
         check_keys("keys", &self.keys)?;
+        check_layout_roots(self.format, &self.keys)?;
         let mut names = BTreeSet::new();
         for (i, identity) in self.identities.iter().enumerate() {
             let at = |field: &str| format!("identities[{i}].{field}");
@@ -348,6 +358,12 @@ impl NamespaceTrust {
             }
             check_scopes(&at("scopes"), &sub.scopes)?;
             check_keys(&at("keys"), &sub.keys)?;
+            if let Some(j) = sub.keys.iter().position(|k| k.layout_root) {
+                return Err((
+                    at(&format!("keys[{j}].layout_root")),
+                    "layout-root keys are the namespace's own keys, not a sub-delegation's".into(),
+                ));
+            }
             if usize::try_from(sub.threshold.get()).map_or(true, |t| t > sub.keys.len()) {
                 return Err((
                     at("threshold"),
@@ -363,8 +379,32 @@ impl NamespaceTrust {
     }
 }
 
+/// Layout-root keys: only in format `v3`, and never ephemeral (a layout
+/// outlives a CI job).
+fn check_layout_roots(
+    format: TrustFormat,
+    keys: &[TrustedKey],
+) -> std::result::Result<(), Problem> {
+    for (i, k) in keys.iter().enumerate().filter(|(_, k)| k.layout_root) {
+        let at = format!("keys[{i}].layout_root");
+        if format != TrustFormat::V3 {
+            return Err((
+                at,
+                format!(
+                    "a document with layout-root keys must have format `{}`",
+                    TrustFormat::V3.as_str()
+                ),
+            ));
+        }
+        if k.ephemeral {
+            return Err((at, "an ephemeral key cannot be a layout-root key".into()));
+        }
+    }
+    Ok(())
+}
+
 /// A namespace's own revocations: keys only, each once, with a reason,
-/// and only in format `v2`.
+/// and only in format `v2` or `v3`.
 fn check_revocations(
     format: TrustFormat,
     revocations: &[Revocation],
@@ -592,6 +632,7 @@ mod tests {
             ephemeral: false,
             description: None,
             principal: None,
+            layout_root: false,
         }
     }
 

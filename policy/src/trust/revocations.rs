@@ -174,4 +174,16 @@ impl TrustFormat {
             Self::V2
         }
     }
+
+    /// The oldest format that can carry these revocations and keys: `v3`
+    /// when a key is a layout-root key, else [`Self::for_revocations`], so
+    /// that verifiers from before `v3` keep reading every document that
+    /// does not use it.
+    pub fn for_contents(revocations: &[Revocation], keys: &[super::TrustedKey]) -> Self {
+        if keys.iter().any(|k| k.layout_root) {
+            Self::V3
+        } else {
+            Self::for_revocations(revocations)
+        }
+    }
 }

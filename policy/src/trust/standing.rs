@@ -165,6 +165,7 @@ mod tests {
             ephemeral: false,
             description: None,
             principal: None,
+            layout_root: false,
         }
     }
 

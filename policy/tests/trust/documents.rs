@@ -94,7 +94,7 @@ fn unknown_field_inside_a_key_object_is_refused() {
 #[test]
 fn wrong_format_string_is_refused() {
     let mut v = namespace_json();
-    v["format"] = json!("keyshare.trust/v3");
+    v["format"] = json!("keyshare.trust/v4");
     refused_at(&v, "format");
     let err = parse_ns(&v).unwrap_err().to_string();
     assert!(
@@ -138,6 +138,90 @@ fn a_namespace_document_with_revocations_is_format_v2_and_round_trips() {
     assert!(parse_ns(&v).unwrap().revocations.is_empty());
     let v1 = serde_json::to_value(parse_ns(&namespace_json()).unwrap()).unwrap();
     assert!(v1.get("revocations").is_none(), "{v1}");
+}
+
+#[test]
+fn a_layout_root_key_needs_format_v3_and_round_trips() {
+    use keyshare_policy::trust::TrustFormat;
+    let mut v = namespace_json();
+    v["keys"][0]["layout_root"] = json!(true);
+    // v1 and v2 cannot carry it: an older verifier would not know the key
+    // is a layout key, and refuses the newer format by name instead.
+    refused_at(&v, "keys[0].layout_root");
+    v["format"] = json!("keyshare.trust/v2");
+    refused_at(&v, "keys[0].layout_root");
+    v["format"] = json!("keyshare.trust/v3");
+    let doc = parse_ns(&v).unwrap();
+    assert_eq!(doc.format, TrustFormat::V3);
+    assert!(doc.keys[0].layout_root);
+    let again = NamespaceTrust::from_slice(&doc.to_vec().unwrap()).unwrap();
+    assert_eq!(again, doc);
+    let written = serde_json::to_value(&doc).unwrap();
+    assert_eq!(written["keys"][0]["layout_root"], json!(true));
+    assert_eq!(
+        TrustFormat::for_contents(&doc.revocations, &doc.keys),
+        TrustFormat::V3
+    );
+    // v3 carries revocations as v2 does.
+    v["revocations"] = json!([namespace_revocation(&"ab".repeat(32))]);
+    assert_eq!(parse_ns(&v).unwrap().revocations.len(), 1);
+
+    // Never on an ephemeral key, nor on a sub-delegation's.
+    let mut e = v.clone();
+    e["keys"][0]["ephemeral"] = json!(true);
+    e["keys"][0]["not_after"] = json!("2030-01-01T00:00:00Z");
+    refused_at(&e, "keys[0].layout_root");
+    let mut s = v.clone();
+    s["keys"][0]["layout_root"] = json!(false);
+    s["sub_delegations"][0]["keys"][0]["layout_root"] = json!(true);
+    refused_at(&s, "sub_delegations[0].keys[0].layout_root");
+}
+
+/// Documents that mark no layout-root key keep their canonical bytes (what
+/// TUF hashes and verifiers compare): the field is never written when
+/// false, and their format stays `v1` / `v2`.
+#[test]
+fn documents_without_layout_root_keys_keep_their_bytes_and_format() {
+    use keyshare_policy::cjson::to_canonical;
+    use keyshare_policy::trust::TrustFormat;
+    let mut v2 = namespace_json();
+    v2["format"] = json!("keyshare.trust/v2");
+    v2["revocations"] = json!([namespace_revocation(&"cd".repeat(32))]);
+    for mut v in [namespace_json(), v2] {
+        let doc = parse_ns(&v).unwrap();
+        // As written before layout-root keys existed: the input, with the
+        // (always written) empty `identities`.
+        v["identities"] = json!([]);
+        assert_eq!(
+            to_canonical(&doc, "doc").unwrap(),
+            to_canonical(&v, "doc").unwrap()
+        );
+        assert!(!String::from_utf8(doc.to_vec().unwrap())
+            .unwrap()
+            .contains("layout_root"));
+        assert_eq!(
+            TrustFormat::for_contents(&doc.revocations, &doc.keys),
+            doc.format
+        );
+    }
+    // An explicit `false` is the default: accepted, and not written back.
+    let mut f = namespace_json();
+    f["keys"][0]["layout_root"] = json!(false);
+    let doc = parse_ns(&f).unwrap();
+    assert!(!doc.keys[0].layout_root);
+    assert_eq!(
+        to_canonical(&doc, "doc").unwrap(),
+        to_canonical(
+            &{
+                let mut g = f.clone();
+                g["keys"][0].as_object_mut().unwrap().remove("layout_root");
+                g["identities"] = json!([]);
+                g
+            },
+            "doc"
+        )
+        .unwrap()
+    );
 }
 
 #[test]

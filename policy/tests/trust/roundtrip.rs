@@ -91,6 +91,7 @@ fn keys(max: usize) -> impl Strategy<Value = Vec<TrustedKey>> {
                             ephemeral: ephemeral && not_after.is_some(),
                             description,
                             principal: principal.map(|p| Principal::parse(&p).unwrap()),
+                            layout_root: false,
                         }
                     },
                 )
@@ -131,7 +132,8 @@ fn sub_delegation() -> impl Strategy<Value = (Vec<String>, Vec<TrustedKey>, u32)
 prop_compose! {
     fn namespace_doc()(
         name in "[a-z0-9][a-z0-9-]{0,20}",
-        keys in keys(4),
+        mut keys in keys(4),
+        layout_roots in proptest::collection::vec(any::<bool>(), 4),
         identity in proptest::option::of(identity()),
         threshold in 1u32..=5,
         subs in proptest::collection::vec(sub_delegation(), 0..3),
@@ -151,8 +153,12 @@ prop_compose! {
                 reason,
             })
             .collect();
+        // Layout-root keys (never ephemeral) make the document `v3`.
+        for (k, root) in keys.iter_mut().zip(layout_roots) {
+            k.layout_root = root && !k.ephemeral;
+        }
         NamespaceTrust {
-            format: TrustFormat::for_revocations(&revocations),
+            format: TrustFormat::for_contents(&revocations, &keys),
             revocations,
             namespace: NamespaceName::parse(&name).unwrap(),
             threshold: nz(threshold.min(listed)),

@@ -30,6 +30,7 @@ pub(crate) fn key(s: &InMemorySigner) -> TrustedKey {
         ephemeral: false,
         description: None,
         principal: None,
+        layout_root: false,
     }
 }
 

@@ -588,6 +588,7 @@ impl CiService {
             ephemeral: true,
             description: Some(DELEGATION_DESCRIPTION.to_owned()),
             principal: Some(identity.principal.clone()),
+            layout_root: false,
         };
         let mut context = identity.context.clone();
         if let Value::Object(map) = &mut context {

@@ -264,12 +264,13 @@ type KeyRow = (
     Option<String>,
     String,
     Option<String>,
+    bool,
 );
 
-const KEY_COLUMNS: &str = "SELECT namespace, key_id, key, not_before, not_after, ephemeral, description, added_at, principal FROM keys";
+const KEY_COLUMNS: &str = "SELECT namespace, key_id, key, not_before, not_after, ephemeral, description, added_at, principal, layout_root FROM keys";
 
 fn key_record(
-    (ns, id, key, not_before, not_after, ephemeral, description, added, principal): KeyRow,
+    (ns, id, key, not_before, not_after, ephemeral, description, added, principal, layout_root): KeyRow,
 ) -> Result<KeyRecord> {
     const T: &str = "keys";
     Ok(KeyRecord {
@@ -284,6 +285,7 @@ fn key_record(
             principal: principal
                 .map(|p| Principal::parse(&p).map_err(|e| Error::corrupt(T, e)))
                 .transpose()?,
+            layout_root,
         },
         added_at: parse_time(T, &added)?,
     })
@@ -1182,11 +1184,12 @@ fn namespace_trust(conn: &Connection, namespace: &str) -> Result<NamespaceTrust>
         .into_iter()
         .map(|r| r.revocation)
         .collect();
+    let keys: Vec<TrustedKey> = keys(conn, namespace)?.into_iter().map(|k| k.key).collect();
     Ok(NamespaceTrust {
-        format: TrustFormat::for_revocations(&revocations),
+        format: TrustFormat::for_contents(&revocations, &keys),
         revocations,
         threshold: record.threshold,
-        keys: keys(conn, namespace)?.into_iter().map(|k| k.key).collect(),
+        keys,
         identities: identities(conn, namespace)?
             .into_iter()
             .map(|i| i.identity)

@@ -19,7 +19,7 @@ use super::error::{Error, Result};
 use super::time_text;
 
 /// The schema version this build writes.
-pub const CURRENT_VERSION: i64 = 9;
+pub const CURRENT_VERSION: i64 = 10;
 
 /// One migration: SQL, or code for what SQL cannot do.
 enum Migration {
@@ -38,6 +38,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration::Sql(V7_NAMESPACE_REVOCATIONS),
     Migration::Sql(V8_TSAS),
     Migration::Sql(V9_TIMESTAMPS),
+    Migration::Sql(V10_LAYOUT_ROOT_KEYS),
 ];
 
 const V1: &str = r#"
@@ -546,6 +547,13 @@ CREATE TABLE timestamps (
     tsa_cert    TEXT NOT NULL
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX timestamps_by_time ON timestamps(gen_time);
+"#;
+
+/// Version 10: `keys.layout_root`, whether the namespace also trusts the
+///   key to sign in-toto layouts (published as `layout_root: true` in a
+///   `keyshare.trust/v3` document); 0 for every key listed before.
+const V10_LAYOUT_ROOT_KEYS: &str = r#"
+ALTER TABLE keys ADD COLUMN layout_root INTEGER NOT NULL DEFAULT 0 CHECK (layout_root IN (0, 1));
 "#;
 
 /// Brings the database to [`CURRENT_VERSION`], refusing a newer one.

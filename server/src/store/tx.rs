@@ -317,8 +317,8 @@ impl<'a> Tx<'a> {
             self.refuse_revoked_key(namespace, &format!("{namespace}/{}", key.id), key)?;
         self.tx
             .exec(
-                "INSERT INTO keys (namespace, key_id, key, not_before, not_after, ephemeral, description, added_at, spki_sha256, principal)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                "INSERT INTO keys (namespace, key_id, key, not_before, not_after, ephemeral, description, added_at, spki_sha256, principal, layout_root)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 (
                     namespace.as_str(),
                     key.id.as_str(),
@@ -330,6 +330,7 @@ impl<'a> Tx<'a> {
                     self.now_text(),
                     fingerprint.as_str(),
                     key.principal.as_ref().map(Principal::as_str),
+                    key.layout_root,
                 ),
             )
             .map_err(exists_on_conflict("key", format!("{namespace}/{}", key.id)))?;

@@ -64,6 +64,7 @@ pub fn add_key(namespace: &str, signer: &InMemorySigner) -> Change {
             ephemeral: false,
             description: None,
             principal: None,
+            layout_root: false,
         },
     }
 }

@@ -113,6 +113,7 @@ fn long_lived(id: &str, key: &InMemorySigner) -> TrustedKey {
         ephemeral: false,
         description: Some("release key".into()),
         principal: None,
+        layout_root: false,
     }
 }
 

@@ -35,6 +35,7 @@ fn add(ns: &str, key: &keyshare_policy::sign::InMemorySigner) -> Batched {
                 ephemeral: false,
                 description: None,
                 principal: None,
+                layout_root: false,
             },
         },
         context: json!({ "identity": "job" }),

@@ -770,6 +770,7 @@ async fn evidence_is_refused_for_long_lived_keys_unknown_keys_and_bad_fingerprin
                     ephemeral: false,
                     description: None,
                     principal: None,
+                    layout_root: false,
                 },
             },
             NOW,

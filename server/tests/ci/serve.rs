@@ -188,6 +188,7 @@ fn the_ci_sweeper_of_serve_follows_the_injected_clock() {
                 ephemeral: true,
                 description: Some("CI delegation".into()),
                 principal: Some(Principal::parse("p1").unwrap()),
+                layout_root: false,
             },
             owner: CiOwner::Token { id: "t1".into() },
             single_use: vec![],

@@ -469,6 +469,16 @@ fn cases(k1: &Value) -> Vec<Case> {
             "threshold",
         ),
         case(
+            "sub-delegation layout-root key",
+            M::POST,
+            "/api/v1/namespaces/a/sub-delegations",
+            B::Json(
+                json!({"name": "s", "scopes": ["r.io/a/s/**"], "threshold": 1, "keys": [{"id": "x", "key": ed, "layout_root": true}]}),
+            ),
+            400,
+            "keys[0].layout_root",
+        ),
+        case(
             "sub-delegation duplicate key",
             M::POST,
             "/api/v1/namespaces/a/sub-delegations",

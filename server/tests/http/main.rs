@@ -13,6 +13,7 @@ mod auth;
 mod bodies;
 mod input;
 mod key_standing;
+mod layout_keys;
 mod names;
 mod namespace_revocations;
 mod outbound;

@@ -278,6 +278,7 @@ fn key(ephemeral: bool, not_after: Option<OffsetDateTime>) -> TrustedKey {
         ephemeral,
         description: None,
         principal: None,
+        layout_root: false,
     }
 }
 
@@ -601,12 +602,13 @@ async fn a_namespace_filter_finds_records_written_before_the_index_existed() {
     history(&f).await;
     let path = f.publisher.read(|s| s.path().to_owned());
     // Take the database back to before the audit index (version 5, so
-    // versions 9, 8, 7 and 6 undone), as a store written by an older
+    // versions 10, 9, 8, 7 and 6 undone), as a store written by an older
     // build, and open it again.
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute_batch(
-            "DROP TABLE timestamps;
+            "ALTER TABLE keys DROP COLUMN layout_root;
+             DROP TABLE timestamps;
              DROP TABLE tsas;
              DROP TABLE namespace_revocations;
              DROP TABLE audit_namespaces;

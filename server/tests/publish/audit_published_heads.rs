@@ -98,6 +98,7 @@ fn key(ephemeral: bool, not_after: Option<time::OffsetDateTime>) -> TrustedKey {
         ephemeral,
         description: None,
         principal: None,
+        layout_root: false,
     }
 }
 

@@ -193,6 +193,7 @@ pub(super) fn trusted_key(signer: &InMemorySigner) -> TrustedKey {
         ephemeral: false,
         description: Some("release key".into()),
         principal: None,
+        layout_root: false,
     }
 }
 

@@ -36,15 +36,17 @@ fn listed(id: &str, key: &InMemorySigner) -> TrustedKey {
         ephemeral: false,
         description: None,
         principal: None,
+        layout_root: false,
     }
 }
 
-/// Turns a current store back into schema 2 (undoing versions 8 to 3) with
+/// Turns a current store back into schema 2 (undoing versions 10 to 3) with
 /// `revocations` rows by key id.
 fn downgrade_to_schema_2(path: &std::path::Path, by_id: &[(&str, OffsetDateTime)]) {
     let conn = rusqlite::Connection::open(path).unwrap();
     conn.execute_batch(
-        "DROP TABLE timestamps;
+        "ALTER TABLE keys DROP COLUMN layout_root;
+         DROP TABLE timestamps;
          DROP TABLE tsas;
          DROP TABLE namespace_revocations;
          DROP TABLE audit_namespaces;

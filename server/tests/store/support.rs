@@ -72,6 +72,7 @@ pub fn trusted_key() -> TrustedKey {
         ephemeral: false,
         description: None,
         principal: None,
+        layout_root: false,
     }
 }
 

@@ -39,6 +39,11 @@ pub(super) enum KeyCommand {
         /// Free text (who holds the key, what it is for).
         #[arg(long, value_name = "D")]
         description: Option<String>,
+        /// Also trust the key to sign the namespace's in-toto layouts
+        /// (`keyshare export layout-keys`; the document becomes
+        /// `keyshare.trust/v3`).
+        #[arg(long)]
+        layout_root: bool,
     },
     /// Remove a signing key from a namespace.
     Remove { ns: String, key_id: String },
@@ -122,6 +127,7 @@ pub(super) fn key(client: &AdminClient, c: KeyCommand, out: OutputFormat) -> Res
             not_before,
             not_after,
             description,
+            layout_root,
         } => {
             let material = match (key_file, key_json) {
                 (Some(p), _) => KeyMaterial::Pem(read_public(&p, Public::Key)?),
@@ -138,6 +144,7 @@ pub(super) fn key(client: &AdminClient, c: KeyCommand, out: OutputFormat) -> Res
                     not_before,
                     not_after,
                     description,
+                    layout_root,
                 },
             )?;
             emit(out, &v, || {

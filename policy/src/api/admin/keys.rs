@@ -29,4 +29,9 @@ pub struct AddKey<TufKey = Key, Time = Rfc3339Time> {
     /// Free text.
     #[serde(default = "Option::default", skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// A layout-root key: also trusted to sign the namespace's in-toto
+    /// layouts (`TrustedKey::layout_root`). The namespace's document is
+    /// then published as `keyshare.trust/v3`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub layout_root: bool,
 }

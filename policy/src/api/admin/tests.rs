@@ -18,6 +18,7 @@ fn a_clients_request_leaves_out_what_it_does_not_give_and_the_server_reads_it() 
         not_before: None,
         not_after: Some("2030-01-01T00:00:00Z"),
         description: None,
+        layout_root: false,
     };
     let sent = serde_json::to_value(&req).unwrap();
     assert_eq!(
@@ -29,6 +30,10 @@ fn a_clients_request_leaves_out_what_it_does_not_give_and_the_server_reads_it() 
         read.not_after.map(Rfc3339Time::time),
         Some(datetime!(2030-01-01 00:00 UTC))
     );
+    assert!(!read.layout_root);
+    let marked: AddKey =
+        serde_json::from_value(json!({"public_key_pem": "PEM", "layout_root": true})).unwrap();
+    assert!(marked.layout_root);
 
     let create: CreateNamespace<String, String> = CreateNamespace {
         name: "team-a".into(),

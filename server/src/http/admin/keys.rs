@@ -56,6 +56,7 @@ pub(super) async fn add_key(
         ephemeral: false,
         description: req.description,
         principal: None,
+        layout_root: req.layout_root,
     };
     check_label("id", trusted.id.as_str())?;
     let spki = if field == "key" {

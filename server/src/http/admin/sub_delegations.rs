@@ -27,6 +27,12 @@ pub(super) async fn add_sub_delegation(
     check_label("name", &sub.name)?;
     check_patterns("scopes", &sub.scopes)?;
     check_keys("keys", &sub.keys)?;
+    if let Some(i) = sub.keys.iter().position(|k| k.layout_root) {
+        return Err(ApiError::invalid(
+            &format!("keys[{i}].layout_root"),
+            "layout-root keys are the namespace's own keys, not a sub-delegation's",
+        ));
+    }
     if usize::try_from(sub.threshold.get()).map_or(true, |t| t > sub.keys.len()) {
         return Err(ApiError::invalid(
             "threshold",
