@@ -172,7 +172,21 @@ pub struct Snapshot {
 impl Snapshot {
     /// The listing of a targets role (`targets` or a delegated role).
     pub fn role_meta(&self, role: &str) -> Option<&MetaFile> {
-        self.meta.get(&format!("{role}.json"))
+        // `<role>.json` built on the stack for the usual short names (a
+        // lookup per delegated role, on every refresh).
+        let mut buf = [0u8; 64];
+        let name = buf
+            .get_mut(..role.len().saturating_add(5))
+            .and_then(|slot| {
+                let (head, tail) = slot.split_at_mut(role.len());
+                head.copy_from_slice(role.as_bytes());
+                tail.copy_from_slice(b".json");
+                std::str::from_utf8(slot).ok()
+            });
+        match name {
+            Some(name) => self.meta.get(name),
+            None => self.meta.get(&format!("{role}.json")),
+        }
     }
 }
 

@@ -81,10 +81,14 @@ impl<'c> Work<'c> {
     }
 
     fn peek(&self, name: &str) -> Option<Vec<u8>> {
+        self.peek_ref(name).cloned()
+    }
+
+    fn peek_ref(&self, name: &str) -> Option<&Vec<u8>> {
         if self.deleted.contains(name) {
             return None;
         }
-        self.metadata.get(name).cloned()
+        self.metadata.get(name)
     }
 
     fn store(&mut self, name: String, bytes: Vec<u8>) {
@@ -377,32 +381,23 @@ fn finish(
     roles: &[RoleName],
     updater: &Updater,
 ) -> Synced {
-    let used: BTreeSet<String> = ["root", "timestamp", "snapshot"]
-        .iter()
-        .copied()
-        .chain(roles.iter().map(RoleName::as_str))
-        .map(role_file)
-        .collect();
     let mut manifest = Manifest::pinned(&state.url, String::new());
     manifest.metadata.clear();
     let mut blobs = BTreeMap::new();
-    for name in &used {
-        if let Some(bytes) = work.peek(name) {
-            let sha = sha256_hex(&bytes);
-            manifest.metadata.insert(name.clone(), sha.clone());
+    let top = ["root", "timestamp", "snapshot"];
+    for role in top.into_iter().chain(roles.iter().map(RoleName::as_str)) {
+        let name = role_file(role);
+        if let Some(bytes) = work.peek_ref(&name) {
+            let sha = sha256_hex(bytes);
             if !work.intact.contains(&sha) {
-                blobs.insert(sha, bytes);
+                blobs.insert(sha.clone(), bytes.clone());
             }
-        }
-    }
-    // Roles taken over from the last refresh were not read: their cached
-    // file stays named, if it is the one they were verified from.
-    for role in roles {
-        let name = role_file(role.as_str());
-        if manifest.metadata.contains_key(&name) {
+            manifest.metadata.insert(name, sha);
             continue;
         }
-        let adopted = updater.trusted().delegated_file(role.as_str());
+        // Roles taken over from the last refresh were not read: their
+        // cached file stays named, if it is the one they were verified from.
+        let adopted = updater.trusted().delegated_file(role);
         if let (Some(file), Some(cached)) = (adopted, work.old.metadata.get(&name)) {
             if *cached == file.sha256 {
                 manifest.metadata.insert(name, cached.clone());

@@ -138,16 +138,18 @@ impl TrustedSet {
     /// top-level `targets`, which every refresh loads itself.
     pub fn earlier_roles(&self) -> EarlierRoles {
         let mut digests = AuthorityDigests::default();
+        // `verified_by` is sorted by role like `files`: each role's first
+        // delegator is found walking both together.
+        let mut delegators = self.verified_by.iter().peekable();
         let roles = self
             .files
             .iter()
             .filter(|(role, _)| role.as_str() != RoleName::TARGETS)
             .filter_map(|(role, file)| {
                 let verified = self.targets.get(role)?;
-                let authority = self
-                    .verified_by
-                    .range((role.clone(), RoleName::new(""))..)
-                    .next()
+                while delegators.next_if(|(r, _)| r < role).is_some() {}
+                let authority = delegators
+                    .peek()
                     .filter(|(r, _)| r == role)
                     .and_then(|(_, delegator)| digests.of(self, role.as_str(), delegator.as_str()));
                 Some((
@@ -608,7 +610,9 @@ impl TrustedSet {
 /// per `(delegator, key ids, threshold)`: the 256 hashed bins share one.
 #[derive(Debug, Default)]
 pub(crate) struct AuthorityDigests {
-    known: BTreeMap<(RoleName, Vec<KeyId>, u32), Option<[u8; 32]>>,
+    /// `(delegator, key ids, threshold, digest)`: a few at most, searched
+    /// in place (no key is built to look one up).
+    known: Vec<(RoleName, Vec<KeyId>, u32, Option<[u8; 32]>)>,
 }
 
 impl AuthorityDigests {
@@ -618,12 +622,10 @@ impl AuthorityDigests {
     fn of(&mut self, set: &TrustedSet, role: &str, delegator: &str) -> Option<[u8; 32]> {
         let parent = set.targets.get(delegator)?;
         let authority = Authority::from_delegator(parent, role).ok()?;
-        let key = (
-            RoleName::new(delegator),
-            authority.keyids.to_vec(),
-            authority.threshold.get(),
-        );
-        if let Some(known) = self.known.get(&key) {
+        let threshold = authority.threshold.get();
+        if let Some((.., known)) = self.known.iter().find(|(d, ids, t, _)| {
+            d.as_str() == delegator && ids.as_slice() == authority.keyids && *t == threshold
+        }) {
             return *known;
         }
         let mut h = openssl::sha::Sha256::new();
@@ -641,7 +643,12 @@ impl AuthorityDigests {
             }
         }
         let digest = digest.map(|()| h.finish());
-        self.known.insert(key, digest);
+        self.known.push((
+            RoleName::new(delegator),
+            authority.keyids.to_vec(),
+            threshold,
+            digest,
+        ));
         digest
     }
 }
