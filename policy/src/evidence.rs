@@ -44,13 +44,14 @@
 //! No IO and no clock.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::ids::RoleName;
 use crate::metadata::{Delegations, Envelope, Snapshot, Targets};
 use crate::trust::{NamespaceName, NamespaceTrust};
-use crate::verify::Authority;
+use crate::verify::{Authority, Verified};
 
 /// Largest evidence document or bin accepted, bytes (each; the bins of a
 /// 100,000-namespace repository are about 100 KB at 256 bins).
@@ -80,8 +81,31 @@ pub struct DelegationEvidence {
 #[derive(Clone, Debug, Default)]
 pub struct EvidenceAnchor {
     delegations: Option<Delegations>,
-    /// Snapshot version of each role top-level `targets` delegates to.
-    versions: HashMap<String, u64>,
+    /// Where the snapshot versions of the delegated roles are read.
+    versions: Versions,
+}
+
+/// The snapshot versions of the roles top-level `targets` delegates to.
+#[derive(Clone, Debug, Default)]
+enum Versions {
+    /// None known.
+    #[default]
+    None,
+    /// Copied out of a snapshot.
+    Copied(HashMap<String, u64>),
+    /// The verifier's trusted snapshot itself, shared (nothing copied for
+    /// a state that may never check evidence).
+    Shared(Arc<Verified<Snapshot>>),
+}
+
+impl Versions {
+    fn of(&self, role: &str) -> Option<u64> {
+        match self {
+            Self::None => None,
+            Self::Copied(map) => map.get(role).copied(),
+            Self::Shared(snapshot) => snapshot.role_meta(role).map(|m| m.version),
+        }
+    }
 }
 
 /// Evidence that checked: the document, and the bin version that listed it.
@@ -170,7 +194,17 @@ impl EvidenceAnchor {
             .unwrap_or_default();
         Self {
             delegations,
-            versions,
+            versions: Versions::Copied(versions),
+        }
+    }
+
+    /// [`Self::new`] with the verifier's trusted snapshot shared rather
+    /// than copied (checked evidence reads a version only for the role
+    /// `targets` delegates the namespace to, as `new`'s copy holds).
+    pub fn shared(targets: &Targets, snapshot: Arc<Verified<Snapshot>>) -> Self {
+        Self {
+            delegations: targets.delegations.clone(),
+            versions: Versions::Shared(snapshot),
         }
     }
 
@@ -223,7 +257,7 @@ impl EvidenceAnchor {
             version,
             detail: e.to_string(),
         })?;
-        let held = self.versions.get(role.as_str()).copied().unwrap_or(0);
+        let held = self.versions.of(role.as_str()).unwrap_or(0);
         if version > held {
             return Err(EvidenceError::Newer {
                 role: role.clone(),

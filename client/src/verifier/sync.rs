@@ -518,8 +518,11 @@ fn build_state(
                 None
             }
         });
-    let evidence = match (trusted.targets(RoleName::TARGETS), trusted.snapshot()) {
-        (Some(targets), Some(snapshot)) => EvidenceAnchor::new(targets, snapshot),
+    let evidence = match (
+        trusted.targets(RoleName::TARGETS),
+        trusted.snapshot_shared(),
+    ) {
+        (Some(targets), Some(snapshot)) => EvidenceAnchor::shared(targets, snapshot),
         _ => EvidenceAnchor::default(),
     };
     Ok(TrustState {

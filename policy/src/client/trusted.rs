@@ -45,7 +45,9 @@ pub struct TrustedSet {
     now: OffsetDateTime,
     root: Verified<Root>,
     timestamp: Option<Verified<Timestamp>>,
-    snapshot: Option<Verified<Snapshot>>,
+    snapshot: Option<Arc<Verified<Snapshot>>>,
+    /// The file the snapshot was loaded from.
+    snapshot_file: Option<FileId>,
     targets: BTreeMap<RoleName, Arc<Verified<Targets>>>,
     /// `(role, delegator)` pairs verified so far.
     verified_by: BTreeSet<(RoleName, RoleName)>,
@@ -75,6 +77,9 @@ pub struct FileId {
 #[derive(Clone, Debug, Default)]
 pub struct EarlierRoles {
     roles: BTreeMap<RoleName, Earlier>,
+    /// The snapshot that refresh ended with, and its file: the next
+    /// refresh's cached snapshot, taken over rather than parsed again.
+    snapshot: Option<(FileId, Arc<Verified<Snapshot>>)>,
 }
 
 /// One role of [`EarlierRoles`]: as verified, its file, and the digest of
@@ -118,6 +123,7 @@ impl TrustedSet {
             root,
             timestamp: None,
             snapshot: None,
+            snapshot_file: None,
             targets: BTreeMap::new(),
             verified_by: BTreeSet::new(),
             signatures: None,
@@ -162,7 +168,8 @@ impl TrustedSet {
                 ))
             })
             .collect();
-        EarlierRoles { roles }
+        let snapshot = self.snapshot_file.clone().zip(self.snapshot.clone());
+        EarlierRoles { roles, snapshot }
     }
 
     /// The length and SHA-256 of the file the delegated role `role` was
@@ -269,7 +276,12 @@ impl TrustedSet {
 
     /// The trusted snapshot, if loaded (possibly intermediate).
     pub fn snapshot(&self) -> Option<&Verified<Snapshot>> {
-        self.snapshot.as_ref()
+        self.snapshot.as_deref()
+    }
+
+    /// [`Self::snapshot`], shared.
+    pub fn snapshot_shared(&self) -> Option<Arc<Verified<Snapshot>>> {
+        self.snapshot.clone()
     }
 
     /// The trusted metadata of targets role `role` (`targets` for the
@@ -400,12 +412,38 @@ impl TrustedSet {
         if !trusted_local {
             meta.check_bytes(RoleName::SNAPSHOT, bytes)?;
         }
-        let envelope = Envelope::<Snapshot>::parse(RoleName::SNAPSHOT, bytes)?;
-        let new = Authority::from_root(&self.root, RoleName::SNAPSHOT)?.verify_cached(
-            RoleName::SNAPSHOT,
-            envelope,
-            self.signatures.as_deref(),
-        )?;
+        let file = FileId {
+            length: bytes.len() as u64,
+            sha256: crate::hash::sha256_hex(bytes),
+        };
+        let authority = Authority::from_root(&self.root, RoleName::SNAPSHOT)?;
+        // The cached snapshot an earlier refresh ended with: taken over as
+        // it verified then, its signatures checked against the root's
+        // snapshot keys now.
+        let earlier = self
+            .earlier
+            .as_ref()
+            .and_then(|e| e.snapshot.as_ref())
+            .filter(|(f, _)| trusted_local && *f == file)
+            .map(|(_, s)| s.clone());
+        let new = match earlier {
+            Some(earlier) => {
+                authority.check_cached(
+                    RoleName::SNAPSHOT,
+                    earlier.envelope(),
+                    self.signatures.as_deref(),
+                )?;
+                earlier
+            }
+            None => {
+                let envelope = Envelope::<Snapshot>::parse(RoleName::SNAPSHOT, bytes)?;
+                Arc::new(authority.verify_cached(
+                    RoleName::SNAPSHOT,
+                    envelope,
+                    self.signatures.as_deref(),
+                )?)
+            }
+        };
         if let Some(trusted) = &self.snapshot {
             for (name, old) in &trusted.meta {
                 let role = name.strip_suffix(".json").unwrap_or(name);
@@ -419,13 +457,14 @@ impl TrustedSet {
             }
         }
         self.snapshot = Some(new);
+        self.snapshot_file = Some(file);
         self.check_final_snapshot()
     }
 
     /// The loaded snapshot if it is final: the version the timestamp lists,
     /// not expired.
     fn check_final_snapshot(&self) -> Result<&Verified<Snapshot>> {
-        let (Some(timestamp), Some(snapshot)) = (&self.timestamp, &self.snapshot) else {
+        let (Some(timestamp), Some(snapshot)) = (&self.timestamp, self.snapshot.as_deref()) else {
             return Err(Error::Order(
                 "targets cannot be loaded before a snapshot".into(),
             ));

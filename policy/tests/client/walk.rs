@@ -507,3 +507,63 @@ fn a_role_is_not_taken_over_when_the_snapshot_lists_other_bytes_for_its_version(
         .targets
         .contains_key("b/other"));
 }
+
+#[test]
+fn a_cached_snapshot_is_taken_over_only_as_the_same_file_under_the_root_trusted_now() {
+    use keyshare_policy::client::TrustedSet;
+    use std::sync::Arc;
+    let mut repo = tree();
+    repo.meta_hashes = true;
+    repo.publish();
+    let mut client = Client::new(&repo);
+    let (first, _, result) = walk_after(&mut client, &repo, None);
+    result.unwrap();
+    let earlier = Arc::new(first.trusted().earlier_roles());
+    let root = client.cache["root.json"].clone();
+    let timestamp = client.cache["timestamp.json"].clone();
+    let snapshot = client.cache["snapshot.json"].clone();
+    let load = |root_updates: &[&[u8]], bytes: &[u8]| {
+        let mut set = TrustedSet::new(&root, client.now).unwrap();
+        for update in root_updates {
+            set.update_root(update).unwrap();
+        }
+        set.set_earlier_roles(earlier.clone());
+        set.update_timestamp(&timestamp).unwrap();
+        let loaded = set.update_snapshot(bytes, true).map(|_| ());
+        (set, loaded)
+    };
+
+    // The very file: the snapshot that refresh verified, not parsed again.
+    let (set, loaded) = load(&[], &snapshot);
+    loaded.unwrap();
+    assert!(Arc::ptr_eq(
+        &set.snapshot_shared().unwrap(),
+        &first.trusted().snapshot_shared().unwrap()
+    ));
+
+    // Other bytes (a signature changed): parsed and verified, and refused.
+    let (_, loaded) = load(&[], &corrupt_signature(&snapshot));
+    assert!(
+        matches!(
+            loaded,
+            Err(Error::BadSignature { .. } | Error::ThresholdNotMet { .. })
+        ),
+        "{loaded:?}"
+    );
+
+    // The same file under a newer root that gives snapshot another key:
+    // its signatures are checked against that root, and it is refused.
+    let new_key = repo.key();
+    repo.set_role_keys("snapshot", vec![new_key], 1);
+    repo.root.version = 2;
+    repo.publish_root();
+    let root2 = repo.root_bytes(2);
+    let (_, loaded) = load(&[&root2], &snapshot);
+    assert!(
+        matches!(
+            loaded,
+            Err(Error::BadSignature { .. } | Error::ThresholdNotMet { .. })
+        ),
+        "{loaded:?}"
+    );
+}
