@@ -649,9 +649,17 @@ impl TrustedSet {
 /// per `(delegator, key ids, threshold)`: the 256 hashed bins share one.
 #[derive(Debug, Default)]
 pub(crate) struct AuthorityDigests {
-    /// `(delegator, key ids, threshold, digest)`: a few at most, searched
-    /// in place (no key is built to look one up).
-    known: Vec<(RoleName, Vec<KeyId>, u32, Option<[u8; 32]>)>,
+    /// A few at most, searched in place (no key is built to look one up).
+    known: Vec<KnownAuthority>,
+}
+
+/// One authority of [`AuthorityDigests`].
+#[derive(Debug)]
+struct KnownAuthority {
+    delegator: RoleName,
+    keyids: Vec<KeyId>,
+    threshold: u32,
+    digest: Option<[u8; 32]>,
 }
 
 impl AuthorityDigests {
@@ -662,10 +670,12 @@ impl AuthorityDigests {
         let parent = set.targets.get(delegator)?;
         let authority = Authority::from_delegator(parent, role).ok()?;
         let threshold = authority.threshold.get();
-        if let Some((.., known)) = self.known.iter().find(|(d, ids, t, _)| {
-            d.as_str() == delegator && ids.as_slice() == authority.keyids && *t == threshold
+        if let Some(known) = self.known.iter().find(|k| {
+            k.delegator.as_str() == delegator
+                && k.keyids.as_slice() == authority.keyids
+                && k.threshold == threshold
         }) {
-            return *known;
+            return known.digest;
         }
         let mut h = openssl::sha::Sha256::new();
         h.update(&authority.threshold.get().to_be_bytes());
@@ -682,12 +692,12 @@ impl AuthorityDigests {
             }
         }
         let digest = digest.map(|()| h.finish());
-        self.known.push((
-            RoleName::new(delegator),
-            authority.keyids.to_vec(),
+        self.known.push(KnownAuthority {
+            delegator: RoleName::new(delegator),
+            keyids: authority.keyids.to_vec(),
             threshold,
             digest,
-        ));
+        });
         digest
     }
 }
