@@ -378,18 +378,6 @@ impl Verifier {
             .cloned()
     }
 
-    /// Remembers the delegated roles a sync of the cache at `dir` verified.
-    pub(super) fn remember_earlier_roles(
-        &self,
-        dir: &std::path::Path,
-        roles: keyshare_policy::client::EarlierRoles,
-    ) {
-        self.earlier
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(dir.to_owned(), std::sync::Arc::new(roles));
-    }
-
     /// The options.
     pub fn options(&self) -> &Options {
         &self.options
@@ -591,16 +579,12 @@ impl Verifier {
         *self
             .latest
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((
-            synced.manifest.url.clone(),
-            synced.manifest.timestamp_etag.clone(),
-        ));
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some((url, synced.behind.timestamp_etag().map(str::to_owned)));
         Ok((
             synced.state,
             Commit {
-                cache,
-                manifest: synced.manifest,
-                blobs: synced.blobs,
+                behind: synced.behind,
             },
         ))
     }
@@ -667,7 +651,8 @@ impl Verifier {
                 },
             )
             .await?;
-        cache.commit(&synced.manifest, &synced.blobs)?;
+        let (manifest, blobs) = synced.behind.finish();
+        cache.commit(&manifest, &blobs)?;
         self.forget_latest();
         Ok(synced.state)
     }
@@ -721,10 +706,11 @@ impl Verifier {
             });
         }
         let url = manifest.url.clone();
-        Ok(self
+        let synced = self
             .sync(&cache, manifest, &CacheOnly { url: &url })
-            .await?
-            .state)
+            .await?;
+        synced.behind.remember();
+        Ok(synced.state)
     }
 
     /// Decides whether `signers` are trusted for `artifact` (signature made
@@ -742,20 +728,30 @@ impl Verifier {
     }
 }
 
-/// A refreshed state's cache write, not done yet
-/// ([`Verifier::refresh_uncommitted`]).
-#[derive(Debug)]
+/// What a refresh leaves to do once its state is acted on
+/// ([`Verifier::refresh_uncommitted`]): remembering the roles it verified
+/// (so the next refresh takes the unchanged ones over) and writing the
+/// cache.
 #[must_use = "the cache is written only by commit()"]
 pub struct Commit {
-    cache: RepoCache,
-    manifest: Manifest,
-    blobs: std::collections::BTreeMap<String, Vec<u8>>,
+    behind: sync::Behind,
+}
+
+impl std::fmt::Debug for Commit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Commit")
+            .field("cache", &self.behind.cache().dir())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Commit {
-    /// Writes the cache (atomically: the manifest last).
+    /// Remembers the roles the refresh verified, then writes the cache
+    /// (atomically: the manifest last).
     pub fn commit(self) -> Result<(), Error> {
-        Ok(self.cache.commit(&self.manifest, &self.blobs)?)
+        let cache = self.behind.cache().clone();
+        let (manifest, blobs) = self.behind.finish();
+        Ok(cache.commit(&manifest, &blobs)?)
     }
 }
 

@@ -125,8 +125,9 @@ impl Verifier {
             )
             .await
             .map_err(unreachable)?;
+        let (manifest, blobs) = synced.behind.finish();
         cache
-            .commit(&synced.manifest, &synced.blobs)
+            .commit(&manifest, &blobs)
             .map_err(|e| PeerProblem::Refused(e.to_string()))?;
         Ok(synced.state)
     }

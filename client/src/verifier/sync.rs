@@ -19,13 +19,15 @@
 //!    to the cache (written by the caller only when all of it verified).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use futures_util::stream::{self, StreamExt as _};
 
 use keyshare_policy::audit::Head;
 use keyshare_policy::client::{
-    encode_role, verify_target, CacheOp, Lookup, MetadataFile, Response, Step, Updater,
+    encode_role, verify_target, CacheOp, EarlierRoles, Lookup, MetadataFile, Response, Step,
+    Updater,
 };
 use keyshare_policy::evidence::EvidenceAnchor;
 use keyshare_policy::hash::sha256_hex;
@@ -42,8 +44,8 @@ use crate::fetch::{Fetched, Fetcher, Missing};
 
 /// A refresh in progress: the cache's files plus what was fetched, written
 /// back only when everything verified.
-pub(super) struct Work<'c> {
-    cache: &'c RepoCache,
+pub(super) struct Work {
+    cache: RepoCache,
     old: Arc<Manifest>,
     /// Metadata by cache name: fetched or read this time.
     metadata: BTreeMap<String, Vec<u8>>,
@@ -54,8 +56,8 @@ pub(super) struct Work<'c> {
     intact: BTreeSet<String>,
 }
 
-impl<'c> Work<'c> {
-    fn new(cache: &'c RepoCache, old: Arc<Manifest>) -> Self {
+impl Work {
+    fn new(cache: RepoCache, old: Arc<Manifest>) -> Self {
         Self {
             cache,
             old,
@@ -107,13 +109,69 @@ impl<'c> Work<'c> {
     }
 }
 
-/// The result of a sync: the state, and what to write to the cache.
+/// The result of a sync: the state, and what is left to do once the
+/// state is acted on ([`Behind`]).
 pub(super) struct Synced {
     pub(super) state: TrustState,
-    pub(super) manifest: Manifest,
-    /// The blobs the manifest names that the cache does not hold intact
-    /// already (those read from it intact during the sync are left out).
-    pub(super) blobs: BTreeMap<String, Vec<u8>>,
+    pub(super) behind: Behind,
+}
+
+/// The delegated roles a sync verified, by cache directory, for the next
+/// sync of that directory ([`Verifier::earlier_roles`]).
+pub(super) type EarlierMemo = Arc<Mutex<HashMap<PathBuf, Arc<EarlierRoles>>>>;
+
+/// The bookkeeping of a sync that no decision waits for: remembering the
+/// roles it verified for the next sync, and the cache's manifest of its
+/// metadata. Done by [`Behind::finish`] (or [`Behind::remember`]).
+pub(super) struct Behind {
+    work: Work,
+    updater: Updater,
+    roles: Vec<RoleName>,
+    earlier: EarlierMemo,
+    /// The manifest with the trust documents, the `ETag` and the audit
+    /// heads; the metadata is added by `finish`.
+    manifest: Manifest,
+    /// The documents' blobs the cache does not hold intact.
+    blobs: BTreeMap<String, Vec<u8>>,
+}
+
+impl Behind {
+    /// The cache the sync read.
+    pub(super) fn cache(&self) -> &RepoCache {
+        &self.work.cache
+    }
+
+    /// The timestamp `ETag` the sync got, if any.
+    pub(super) fn timestamp_etag(&self) -> Option<&str> {
+        self.manifest.timestamp_etag.as_deref()
+    }
+
+    /// Remembers the delegated roles the sync verified, for the next sync
+    /// of the same cache to take over.
+    pub(super) fn remember(&self) {
+        let roles = Arc::new(self.updater.trusted().earlier_roles());
+        self.earlier
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(self.work.cache.dir().to_owned(), roles);
+    }
+
+    /// [`Self::remember`], then what to write to the cache: the manifest
+    /// and the blobs it names that the cache does not hold intact already
+    /// (those read from it intact during the sync are left out).
+    pub(super) fn finish(self) -> (Manifest, BTreeMap<String, Vec<u8>>) {
+        self.remember();
+        let Self {
+            work,
+            updater,
+            roles,
+            mut manifest,
+            mut blobs,
+            ..
+        } = self;
+        add_metadata(&mut manifest, &mut blobs, &work, &roles, &updater);
+        (manifest, blobs)
+    }
 }
 
 impl Verifier {
@@ -126,7 +184,7 @@ impl Verifier {
         fetcher: &F,
     ) -> Result<Synced, Error> {
         let url = manifest.url.clone();
-        let mut work = Work::new(cache, manifest);
+        let mut work = Work::new(cache.clone(), manifest);
         let mut updater = self.load_top_level(&url, &mut work, fetcher).await?;
         let roles = self
             .load_delegations(&url, &mut updater, &mut work, fetcher)
@@ -150,8 +208,18 @@ impl Verifier {
             self.options.threads,
             &self.parsed_documents(cache.dir()),
         )?;
-        self.remember_earlier_roles(cache.dir(), updater.trusted().earlier_roles());
-        Ok(finish(state, &shas, &work, &roles, &updater))
+        let (manifest, blobs) = documents_manifest(&state, &shas, &work);
+        Ok(Synced {
+            state,
+            behind: Behind {
+                work,
+                updater,
+                roles,
+                earlier: self.earlier.clone(),
+                manifest,
+                blobs,
+            },
+        })
     }
 
     /// Step 1, top-level metadata (TUF §5.3–5.6): the trusted root from the
@@ -161,7 +229,7 @@ impl Verifier {
     async fn load_top_level<F: Fetcher + Sync>(
         &self,
         url: &str,
-        work: &mut Work<'_>,
+        work: &mut Work,
         fetcher: &F,
     ) -> Result<Updater, Error> {
         let tuf = |source| tuf(url, source);
@@ -225,7 +293,7 @@ impl Verifier {
         &self,
         url: &str,
         updater: &mut Updater,
-        work: &mut Work<'_>,
+        work: &mut Work,
         fetcher: &F,
     ) -> Result<Vec<RoleName>, Error> {
         let tuf = |source| tuf(url, source);
@@ -277,7 +345,7 @@ impl Verifier {
         &self,
         url: &str,
         updater: &Updater,
-        work: &Work<'_>,
+        work: &Work,
         fetcher: &F,
         found: Vec<(String, TargetFile)>,
     ) -> Result<(BTreeMap<String, Vec<u8>>, BTreeSet<String>), Error> {
@@ -335,7 +403,7 @@ fn tuf(url: &str, source: keyshare_policy::Error) -> Error {
 fn resolve_documents(
     url: &str,
     updater: &mut Updater,
-    work: &Work<'_>,
+    work: &Work,
     roles: &[RoleName],
 ) -> Result<Vec<(String, TargetFile)>, Error> {
     let mut wanted: BTreeSet<String> = BTreeSet::new();
@@ -372,18 +440,46 @@ fn resolve_documents(
     Ok(found)
 }
 
-/// Step 5, what to write to the cache: every metadata file of the walk,
-/// every document, the timestamp's `ETag` and the audit heads remembered.
-fn finish(
-    state: TrustState,
+/// Step 5, the cache's manifest of the trust documents (the metadata is
+/// added behind the state, [`add_metadata`]): what the state holds, the
+/// timestamp's `ETag` and audit head, and the documents' blobs the cache
+/// does not hold intact.
+fn documents_manifest(
+    state: &TrustState,
     shas: &BTreeMap<String, String>,
-    work: &Work<'_>,
-    roles: &[RoleName],
-    updater: &Updater,
-) -> Synced {
+    work: &Work,
+) -> (Manifest, BTreeMap<String, Vec<u8>>) {
     let mut manifest = Manifest::pinned(&state.url, String::new());
     manifest.metadata.clear();
     let mut blobs = BTreeMap::new();
+    for (path, bytes) in &state.documents {
+        let sha = shas.get(path).cloned().unwrap_or_else(|| sha256_hex(bytes));
+        manifest.targets.insert(path.clone(), sha.clone());
+        if !work.intact.contains(&sha) {
+            blobs.insert(sha, bytes.clone());
+        }
+    }
+    manifest.timestamp_etag = work.etag.clone();
+    manifest.audit_heads = work.old.audit_heads.clone();
+    if let Some(head) = &state.audit_head {
+        manifest.remember_head(RememberedHead {
+            seq: head.seq,
+            hash: head.hash.clone(),
+            timestamp_version: state.timestamp_version,
+        });
+    }
+    (manifest, blobs)
+}
+
+/// The metadata the sync verified, into the cache's manifest, with the
+/// blobs the cache does not hold intact.
+fn add_metadata(
+    manifest: &mut Manifest,
+    blobs: &mut BTreeMap<String, Vec<u8>>,
+    work: &Work,
+    roles: &[RoleName],
+    updater: &Updater,
+) {
     let top = ["root", "timestamp", "snapshot"];
     for role in top.into_iter().chain(roles.iter().map(RoleName::as_str)) {
         let name = role_file(role);
@@ -403,27 +499,6 @@ fn finish(
                 manifest.metadata.insert(name, cached.clone());
             }
         }
-    }
-    for (path, bytes) in &state.documents {
-        let sha = shas.get(path).cloned().unwrap_or_else(|| sha256_hex(bytes));
-        manifest.targets.insert(path.clone(), sha.clone());
-        if !work.intact.contains(&sha) {
-            blobs.insert(sha, bytes.clone());
-        }
-    }
-    manifest.timestamp_etag = work.etag.clone();
-    manifest.audit_heads = work.old.audit_heads.clone();
-    if let Some(head) = &state.audit_head {
-        manifest.remember_head(RememberedHead {
-            seq: head.seq,
-            hash: head.hash.clone(),
-            timestamp_version: state.timestamp_version,
-        });
-    }
-    Synced {
-        state,
-        manifest,
-        blobs,
     }
 }
 
