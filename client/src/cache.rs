@@ -170,6 +170,10 @@ pub struct RepoCache {
     /// The manifest as last read or written, with the identity of its
     /// file ([`Self::manifest_shared`]).
     manifest: Arc<Mutex<Option<Remembered>>>,
+    /// Blobs stored as files of their own that this cache (or a clone)
+    /// wrote or read intact, by SHA-256; after a commit, only those its
+    /// manifest names.
+    loose: Arc<Mutex<HashMap<String, Arc<[u8]>>>>,
 }
 
 /// A manifest with the identity of the file it was read from or written to.
@@ -310,6 +314,7 @@ impl RepoCache {
             dir: dir.into(),
             packs: Arc::default(),
             manifest: Arc::default(),
+            loose: Arc::default(),
         }
     }
 
@@ -396,8 +401,16 @@ impl RepoCache {
         if let Some(bytes) = self.pack_index().blob(sha256) {
             return Some(bytes.to_vec());
         }
+        let mut loose = self.loose.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(bytes) = loose.get(sha256) {
+            return Some(bytes.to_vec());
+        }
         let bytes = std::fs::read(self.dir.join(BLOBS).join(sha256)).ok()?;
-        (sha256_hex(&bytes) == sha256).then_some(bytes)
+        if sha256_hex(&bytes) != sha256 {
+            return None;
+        }
+        loose.insert(sha256.to_owned(), Arc::from(bytes.as_slice()));
+        Some(bytes)
     }
 
     /// Writes `blobs` (keyed by their SHA-256) that are not there yet
@@ -467,9 +480,11 @@ impl RepoCache {
                 .map_err(from_fsio)?;
             new_pack = Some((name, pack));
         } else {
+            let mut loose = self.loose.lock().unwrap_or_else(PoisonError::into_inner);
             for (sha, bytes) in fresh {
                 keyshare_fsio::write_atomically_unsynced(&blob_dir.join(sha), bytes, 0o600)
                     .map_err(from_fsio)?;
+                loose.insert(sha.clone(), Arc::from(bytes));
             }
         }
         let text = serde_json::to_vec_pretty(manifest).map_err(|e| CacheError::Corrupt {
@@ -511,6 +526,10 @@ impl RepoCache {
             next.add(name, pack);
         }
         *self.packs.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(next));
+        self.loose
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|sha, _| named.contains(sha));
         Ok(())
     }
 
