@@ -3,6 +3,7 @@
 //! of its scopes keyshare gives to it alone.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use time::OffsetDateTime;
 
@@ -10,7 +11,7 @@ use keyshare_policy::keys::Scheme;
 use keyshare_policy::pattern::ArtifactPattern;
 use keyshare_policy::trust::{NamespaceTrust, TrustSet, TrustedKey};
 
-use super::ExportError;
+use super::{io_error, write_file, ExportError, Summary};
 
 /// Who holds a key, for counting a threshold: keys naming one principal
 /// count once in keyshare, and a key without one is its own.
@@ -36,6 +37,55 @@ impl Kept<'_> {
             None => Holder::Key(self.key.id.as_str().to_owned()),
         }
     }
+}
+
+/// One policy of a namespace: its trust document and its scopes, as of
+/// `now`; `None` when nothing can be written for it (warned).
+pub(super) type PolicyOf = fn(
+    &TrustSet,
+    &NamespaceTrust,
+    &[ArtifactPattern],
+    OffsetDateTime,
+    &mut dyn FnMut(String),
+) -> Result<Option<serde_json::Value>, ExportError>;
+
+/// Writes `file` into `dir`: a `v1` `List` of each listed namespace's
+/// policy (`policy`), with a warning for each namespace left out.
+pub(super) fn write_list(
+    set: &TrustSet,
+    dir: &Path,
+    now: OffsetDateTime,
+    file: &str,
+    policy: PolicyOf,
+) -> Result<Summary, ExportError> {
+    let mut summary = Summary::default();
+    let mut items = Vec::new();
+    for entry in &set.index().namespaces {
+        let ns = entry.name.as_str();
+        let mut warn = |w: String| summary.warnings.push(format!("{ns}: {w}"));
+        let Some(doc) = set.document(ns) else {
+            warn("no trust document, no policy".into());
+            continue;
+        };
+        if let Some(item) = policy(set, doc, &entry.scopes, now, &mut warn)? {
+            items.push(item);
+            summary.namespaces.push(ns.to_owned());
+        }
+    }
+    for ns in set.unlisted_documents() {
+        summary.warnings.push(format!(
+            "{ns}: trust document for a namespace not in the namespace index, not exported"
+        ));
+    }
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
+    let text = serde_json::to_vec_pretty(&list).map_err(|e| ExportError::Encode {
+        what: file.into(),
+        message: e.to_string(),
+    })?;
+    std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
+    write_file(dir, file, &text)?;
+    summary.files.push(file.into());
+    Ok(summary)
 }
 
 /// The namespace's own keys a cosign verifier may be given, in document

@@ -41,7 +41,7 @@ use keyshare_policy::pattern::ArtifactPattern;
 use keyshare_policy::trust::{NamespaceTrust, TrustSet};
 
 use super::images::{self, Kept};
-use super::{io_error, write_file, ExportError, Summary};
+use super::{ExportError, Summary};
 
 /// The file written.
 pub const FILE: &str = "kyverno.json";
@@ -51,34 +51,7 @@ pub const RULE: &str = "verify-signatures";
 
 /// Writes the Kyverno policies for `set`, as of `now`, into `dir`.
 pub fn write(set: &TrustSet, dir: &Path, now: OffsetDateTime) -> Result<Summary, ExportError> {
-    let mut summary = Summary::default();
-    let mut items = Vec::new();
-    for entry in &set.index().namespaces {
-        let ns = entry.name.as_str();
-        let mut warn = |w: String| summary.warnings.push(format!("{ns}: {w}"));
-        let Some(doc) = set.document(ns) else {
-            warn("no trust document, no policy".into());
-            continue;
-        };
-        if let Some(policy) = policy(set, doc, &entry.scopes, now, &mut warn)? {
-            items.push(policy);
-            summary.namespaces.push(ns.to_owned());
-        }
-    }
-    for ns in set.unlisted_documents() {
-        summary.warnings.push(format!(
-            "{ns}: trust document for a namespace not in the namespace index, not exported"
-        ));
-    }
-    let list = json!({"apiVersion": "v1", "kind": "List", "items": items});
-    let text = serde_json::to_vec_pretty(&list).map_err(|e| ExportError::Encode {
-        what: FILE.into(),
-        message: e.to_string(),
-    })?;
-    std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
-    write_file(dir, FILE, &text)?;
-    summary.files.push(FILE.into());
-    Ok(summary)
+    images::write_list(set, dir, now, FILE, policy)
 }
 
 fn policy(
@@ -86,8 +59,9 @@ fn policy(
     doc: &NamespaceTrust,
     scopes: &[ArtifactPattern],
     now: OffsetDateTime,
-    warn: &mut impl FnMut(String),
+    warn: &mut dyn FnMut(String),
 ) -> Result<Option<Value>, ExportError> {
+    let warn = &mut |w: String| warn(w);
     let ns = doc.namespace.as_str();
     images::warn_unexpressed(doc, "Kyverno", warn);
     let kept = images::keys(set, doc, now, warn)?;
