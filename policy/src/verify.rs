@@ -285,8 +285,17 @@ pub fn verify_root_successor(trusted: &Root, new: Envelope<Root>) -> Result<Veri
 
 /// Verifies a root against its own root role (a bootstrap or locally stored root).
 pub fn verify_root_self(new: Envelope<Root>) -> Result<Verified<Root>> {
+    verify_root_self_cached(new, None)
+}
+
+/// [`verify_root_self`] with a [`SignatureCache`]: a signature it
+/// remembers counts without being verified again.
+pub fn verify_root_self_cached(
+    new: Envelope<Root>,
+    cache: Option<&SignatureCache>,
+) -> Result<Verified<Root>> {
     let own = Authority::from_root(&new.signed, RoleName::ROOT)?;
-    own.check(RoleName::ROOT, &new)?;
+    own.check_cached(RoleName::ROOT, &new, cache)?;
     Ok(Verified { envelope: new })
 }
 

@@ -238,9 +238,13 @@ impl Verifier {
             .ok_or_else(|| Error::NotInitialized {
                 dir: work.cache.dir().to_owned(),
             })?;
-        let mut updater =
-            Updater::new(&root, self.now(), self.options.config.clone()).map_err(tuf)?;
-        updater.set_signature_cache(self.signatures.clone());
+        let mut updater = Updater::with_signature_cache(
+            &root,
+            self.now(),
+            self.options.config.clone(),
+            Some(self.signatures.clone()),
+        )
+        .map_err(tuf)?;
         if let Some(earlier) = self.earlier_roles(work.cache.dir()) {
             updater.set_earlier_roles(earlier);
         }

@@ -10,7 +10,9 @@ use time::OffsetDateTime;
 use super::Config;
 use crate::error::{Error, Result};
 use crate::metadata::{Envelope, KeyId, Role, RoleName, Root, Snapshot, Targets, Timestamp};
-use crate::verify::{verify_root_self, verify_root_successor, Authority, SignatureCache, Verified};
+use crate::verify::{
+    verify_root_self_cached, verify_root_successor, Authority, SignatureCache, Verified,
+};
 
 /// What [`TrustedSet::update_timestamp`] did with a valid timestamp.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,8 +117,23 @@ impl TrustedSet {
 
     /// Like [`Self::new`], with explicit limits.
     pub fn with_config(root_bytes: &[u8], now: OffsetDateTime, config: Config) -> Result<Self> {
+        Self::with_signature_cache(root_bytes, now, config, None)
+    }
+
+    /// [`Self::with_config`] with a [`SignatureCache`] from the start
+    /// ([`Self::set_signature_cache`]), so the trusted root's own
+    /// signatures, unchanged since the last refresh, are not verified again.
+    pub fn with_signature_cache(
+        root_bytes: &[u8],
+        now: OffsetDateTime,
+        config: Config,
+        signatures: Option<Arc<SignatureCache>>,
+    ) -> Result<Self> {
         check_size(RoleName::ROOT, root_bytes, config.root_max_length)?;
-        let root = verify_root_self(Envelope::parse(RoleName::ROOT, root_bytes)?)?;
+        let root = verify_root_self_cached(
+            Envelope::parse(RoleName::ROOT, root_bytes)?,
+            signatures.as_deref(),
+        )?;
         Ok(Self {
             config,
             now,
@@ -126,7 +143,7 @@ impl TrustedSet {
             snapshot_file: None,
             targets: BTreeMap::new(),
             verified_by: BTreeSet::new(),
-            signatures: None,
+            signatures,
             files: BTreeMap::new(),
             earlier: None,
         })

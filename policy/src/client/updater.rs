@@ -65,7 +65,18 @@ impl Updater {
     ///
     /// `now` is the fixed update start time: every expiry is checked against it.
     pub fn new(trusted_root: &[u8], now: OffsetDateTime, config: Config) -> Result<Self> {
-        let trusted = TrustedSet::with_config(trusted_root, now, config)?;
+        Self::with_signature_cache(trusted_root, now, config, None)
+    }
+
+    /// [`Self::new`] with a [`SignatureCache`] from the start
+    /// ([`TrustedSet::with_signature_cache`]).
+    pub fn with_signature_cache(
+        trusted_root: &[u8],
+        now: OffsetDateTime,
+        config: Config,
+        signatures: Option<std::sync::Arc<crate::verify::SignatureCache>>,
+    ) -> Result<Self> {
+        let trusted = TrustedSet::with_signature_cache(trusted_root, now, config, signatures)?;
         let phase = Phase::Root {
             next: trusted.root().version.saturating_add(1),
             left: trusted.config().max_root_rotations,
