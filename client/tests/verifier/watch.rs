@@ -309,6 +309,45 @@ fn a_server_that_announces_publishes_it_did_not_make_or_rolls_back_is_refused() 
 }
 
 #[test]
+fn a_cache_put_back_to_an_older_state_with_a_replaying_server_does_not_take_the_watcher_back() {
+    let server = Server::start();
+    let relay = mirror(&server);
+    let client = Client::new();
+    client.init(&relay.url, &server.root1_sha256());
+    // Polled every 6 s: each state's cache is written (2 s behind it)
+    // well before the next refresh.
+    let watcher = Watcher::start(&client, &["--poll-interval", "6s"]);
+    let first = watcher.next();
+    // Wait for the first state's cache write.
+    std::thread::sleep(Duration::from_secs(3));
+    let origin = client.cache().join("origin");
+    let saved = client.dir.path().join("origin-then");
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(&origin)
+        .arg(&saved)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let old_timestamp = server.file("metadata/timestamp.json").unwrap();
+
+    server.create_namespace("team-n", &["registry.acme.io/n/**"], 1);
+    let seen = watcher.next();
+    assert!(version(&seen) > version(&first));
+    std::thread::sleep(Duration::from_secs(3));
+
+    // Someone on the host puts the older cache back, and the relay replays
+    // the older timestamp: the next refresh, against that cache, checks;
+    // but the watcher holds a newer state and keeps it.
+    std::fs::remove_dir_all(&origin).unwrap();
+    std::fs::rename(&saved, &origin).unwrap();
+    relay.set("metadata/timestamp.json", Reply::Bytes(old_timestamp));
+    let line = watcher.warned("keeping the last good state");
+    assert!(line.contains("rollback"), "{line}");
+    watcher.quiet_for(Duration::from_secs(2));
+}
+
+#[test]
 fn watch_refuses_an_uninitialised_cache_and_bad_exports_with_one_line() {
     let client = Client::new();
     let run = client.run(&["watch"]);
