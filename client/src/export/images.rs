@@ -147,18 +147,10 @@ pub(super) fn keys<'a>(
                 "key {id}: its validity window is not carried (export again when it ends, as `keyshare watch --export` does)"
             ));
         }
-        let encode = |message: String| ExportError::Encode {
+        let pem = String::from_utf8(super::public_pem(key)?).map_err(|e| ExportError::Encode {
             what: format!("key {id}"),
-            message,
-        };
-        let pkey = key
-            .key
-            .openssl_key(&key.id)
-            .map_err(|e| encode(e.to_string()))?;
-        let pem = pkey
-            .public_key_to_pem()
-            .map_err(|e| encode(e.to_string()))?;
-        let pem = String::from_utf8(pem).map_err(|e| encode(e.to_string()))?;
+            message: e.to_string(),
+        })?;
         kept.push(Kept { key, pem });
     }
     Ok(kept)

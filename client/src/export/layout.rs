@@ -77,13 +77,7 @@ pub fn write(set: &TrustSet, dir: &Path, now: OffsetDateTime) -> Result<Summary,
                 message,
             };
             let keyid = key.key.key_id().map_err(|e| encode(e.to_string()))?;
-            let pkey = key
-                .key
-                .openssl_key(&key.id)
-                .map_err(|e| encode(e.to_string()))?;
-            let pem = pkey
-                .public_key_to_pem()
-                .map_err(|e| encode(e.to_string()))?;
+            let pem = super::public_pem(key)?;
             map.insert(
                 keyid.as_str().to_owned(),
                 json!({

@@ -109,6 +109,19 @@ fn replace_dir(
     })
 }
 
+/// The public key of `key` as PEM (SubjectPublicKeyInfo).
+fn public_pem(key: &TrustedKey) -> Result<Vec<u8>, ExportError> {
+    let encode = |message: String| ExportError::Encode {
+        what: format!("key {}", key.id),
+        message,
+    };
+    key.key
+        .openssl_key(&key.id)
+        .map_err(|e| encode(e.to_string()))?
+        .public_key_to_pem()
+        .map_err(|e| encode(e.to_string()))
+}
+
 /// True when `key`, listed in namespace `ns`, is revoked in `set`: its
 /// material is, under whatever id, by the organization or by the namespace
 /// itself. Revocation is from a time on in keyshare; exports have no

@@ -94,16 +94,5 @@ fn exportable(
             "key {id}: its validity window is not carried by the key file"
         ));
     }
-    let encode = |message: String| ExportError::Encode {
-        what: format!("key {id}"),
-        message,
-    };
-    let pkey = key
-        .key
-        .openssl_key(&key.id)
-        .map_err(|e| encode(e.to_string()))?;
-    let pem = pkey
-        .public_key_to_pem()
-        .map_err(|e| encode(e.to_string()))?;
-    Ok(Some(pem))
+    Ok(Some(super::public_pem(key)?))
 }
