@@ -667,8 +667,9 @@ impl Verifier {
 
     /// Waits (at most `wait`) for the organization's repository to publish
     /// a timestamp other than the one this verifier's last refresh got
-    /// (before any, the one the cache holds), with the server's long poll. Nothing is trusted from the answer: the caller refreshes
-    /// to learn what changed. Without a cached timestamp `ETag` (never
+    /// (before any, the one the cache holds), with the server's long poll.
+    /// Nothing is trusted from the answer: the caller refreshes to learn
+    /// what changed. Without a cached timestamp `ETag` (never
     /// refreshed, or a server that sends none) there is nothing to wait
     /// on: `Unchanged { waited: false }`, so the caller polls.
     pub async fn wait_for_publish(&self, wait: std::time::Duration) -> Result<WaitAnswer, Error> {
