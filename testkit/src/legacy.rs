@@ -3,6 +3,9 @@
 //! delegating `namespaces/<ns>/*` to a role named like the namespace,
 //! signed by the namespaces key, that lists `namespaces/<ns>/trust.json`.
 //! For the tests of the migration to the current layout.
+//!
+//! Also [`UNDO_SCHEMA_11`], for the tests that take a store back to an
+//! older schema version.
 
 use std::collections::BTreeMap;
 use std::num::NonZeroU32;
@@ -105,3 +108,30 @@ pub fn into_namespace_roles(
     repo.commit_with(now, |_| Ok::<_, keyshare_policy::Error>(fields.clone()))
         .expect("signs the earlier layout")
 }
+
+/// SQL that takes a store of schema version 11 back to version 10: which
+/// published file is current and when the others were superseded go back
+/// into `published_files.superseded_at`, with version 2's indexes and
+/// triggers, as a store written by an older build holds them.
+pub const UNDO_SCHEMA_11: &str = "
+    DROP TRIGGER published_files_no_update;
+    DROP TRIGGER published_files_keep_current;
+    ALTER TABLE published_files ADD COLUMN superseded_at TEXT;
+    UPDATE published_files SET superseded_at =
+        (SELECT s.superseded_at FROM published_superseded s WHERE s.id = published_files.id);
+    DROP TABLE published_superseded;
+    DROP TABLE published_current;
+    CREATE INDEX published_files_current ON published_files(lineage) WHERE superseded_at IS NULL;
+    CREATE INDEX published_files_superseded ON published_files(superseded_at)
+        WHERE superseded_at IS NOT NULL;
+    CREATE TRIGGER published_files_no_update BEFORE UPDATE ON published_files
+    WHEN NEW.id IS NOT OLD.id OR NEW.path IS NOT OLD.path OR NEW.role IS NOT OLD.role
+      OR NEW.version IS NOT OLD.version OR NEW.bytes IS NOT OLD.bytes
+      OR NEW.sha256 IS NOT OLD.sha256 OR NEW.immutable IS NOT OLD.immutable
+      OR NEW.created_at IS NOT OLD.created_at OR NEW.lineage IS NOT OLD.lineage
+    BEGIN SELECT RAISE(ABORT, 'published files are immutable'); END;
+    CREATE TRIGGER published_files_keep_current BEFORE DELETE ON published_files
+    WHEN OLD.superseded_at IS NULL
+    BEGIN SELECT RAISE(ABORT, 'current published files are never deleted'); END;
+    DELETE FROM schema_version WHERE version > 10;
+";

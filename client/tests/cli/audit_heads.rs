@@ -300,7 +300,7 @@ fn a_head_remembered_by_a_client_before_the_rewrite_catches_a_rewrite_done_after
     let conn = rusqlite::Connection::open(db(&server)).unwrap();
     conn.execute(
         "DELETE FROM published_files WHERE path = 'metadata/timestamp.json' \
-         AND superseded_at IS NOT NULL",
+         AND id IN (SELECT id FROM published_superseded)",
         [],
     )
     .unwrap();

@@ -19,7 +19,7 @@ use super::error::{Error, Result};
 use super::time_text;
 
 /// The schema version this build writes.
-pub const CURRENT_VERSION: i64 = 10;
+pub const CURRENT_VERSION: i64 = 11;
 
 /// One migration: SQL, or code for what SQL cannot do.
 enum Migration {
@@ -39,6 +39,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration::Sql(V8_TSAS),
     Migration::Sql(V9_TIMESTAMPS),
     Migration::Sql(V10_LAYOUT_ROOT_KEYS),
+    Migration::Sql(V11_SUPERSEDED_BESIDE_THE_FILE),
 ];
 
 const V1: &str = r#"
@@ -554,6 +555,57 @@ CREATE INDEX timestamps_by_time ON timestamps(gen_time);
 ///   `keyshare.trust/v3` document); 0 for every key listed before.
 const V10_LAYOUT_ROOT_KEYS: &str = r#"
 ALTER TABLE keys ADD COLUMN layout_root INTEGER NOT NULL DEFAULT 0 CHECK (layout_root IN (0, 1));
+"#;
+
+/// Version 11: which published file is current, and when the others were
+/// superseded, kept beside the files instead of in their rows.
+///
+/// Marking a file superseded used to set `published_files.superseded_at`,
+/// which made SQLite write the whole row again, the file's bytes included:
+/// every publish wrote the previous version of each file it replaced a
+/// second time. Now:
+///
+/// * `published_current`: the current row of each lineage (one per
+///   lineage: what `superseded_at IS NULL` was).
+/// * `published_superseded`: when each superseded row was superseded (what
+///   `superseded_at` was), removed with its file (`ON DELETE CASCADE`).
+/// * `published_files` loses `superseded_at` and takes no `UPDATE` at all;
+///   a file that is not superseded (every current file, and rows from
+///   before lineages existed) still cannot be deleted, nor can a root.
+///
+/// Rows that were current although a newer row of their lineage was too
+/// (which no build wrote) are superseded now.
+const V11_SUPERSEDED_BESIDE_THE_FILE: &str = r#"
+CREATE TABLE published_current (
+    lineage     TEXT PRIMARY KEY,
+    id          INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE TABLE published_superseded (
+    id             INTEGER PRIMARY KEY REFERENCES published_files(id) ON DELETE CASCADE,
+    superseded_at  TEXT NOT NULL
+) STRICT;
+CREATE INDEX published_superseded_by_time ON published_superseded(superseded_at);
+
+INSERT INTO published_current (lineage, id)
+    SELECT lineage, max(id) FROM published_files
+    WHERE lineage IS NOT NULL AND superseded_at IS NULL GROUP BY lineage;
+INSERT INTO published_superseded (id, superseded_at)
+    SELECT id, superseded_at FROM published_files WHERE superseded_at IS NOT NULL;
+INSERT INTO published_superseded (id, superseded_at)
+    SELECT f.id, strftime('%Y-%m-%dT%H:%M:%SZ', 'now') FROM published_files f
+    WHERE f.lineage IS NOT NULL AND f.superseded_at IS NULL
+      AND f.id <> (SELECT c.id FROM published_current c WHERE c.lineage = f.lineage);
+
+DROP TRIGGER published_files_no_update;
+DROP TRIGGER published_files_keep_current;
+DROP INDEX published_files_current;
+DROP INDEX published_files_superseded;
+ALTER TABLE published_files DROP COLUMN superseded_at;
+CREATE TRIGGER published_files_no_update BEFORE UPDATE ON published_files
+BEGIN SELECT RAISE(ABORT, 'published files are immutable'); END;
+CREATE TRIGGER published_files_keep_current BEFORE DELETE ON published_files
+WHEN NOT EXISTS (SELECT 1 FROM published_superseded s WHERE s.id = OLD.id)
+BEGIN SELECT RAISE(ABORT, 'current published files are never deleted'); END;
 "#;
 
 /// Brings the database to [`CURRENT_VERSION`], refusing a newer one.

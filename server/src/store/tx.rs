@@ -1115,34 +1115,41 @@ impl<'a> Tx<'a> {
                 ),
             )?;
             let id = self.tx.last_insert_rowid();
-            // A row just inserted is current already.
+            // The row just inserted is current; the one before it is not.
             self.supersede_others(&lineage, id)?;
             added += 1;
         }
         Ok(added)
     }
 
-    /// Makes row `id` the current version of `lineage`: every other row of
-    /// the lineage is superseded now (if not already), row `id` is not.
+    /// Makes row `id` the current version of `lineage`: the row current
+    /// before (if another) is superseded now, row `id` is not.
     fn supersede(&mut self, lineage: &str, id: i64) -> Result<()> {
         self.supersede_others(lineage, id)?;
         self.tx
-            .prepare_cached(
-                "UPDATE published_files SET superseded_at = NULL
-                 WHERE id = ?1 AND superseded_at IS NOT NULL",
-            )?
+            .prepare_cached("DELETE FROM published_superseded WHERE id = ?1")?
             .execute([id])?;
         Ok(())
     }
 
-    /// Marks every current file of `lineage` but `id` superseded now.
+    /// Makes row `id`, just inserted, the current version of `lineage`, and
+    /// marks the row that was current (if any) superseded now. Neither
+    /// touches the files' rows (`published_current` and
+    /// `published_superseded` hold which is current and since when the
+    /// others are not; schema version 11).
     fn supersede_others(&mut self, lineage: &str, id: i64) -> Result<()> {
         self.tx
             .prepare_cached(
-                "UPDATE published_files SET superseded_at = ?3
-                 WHERE lineage = ?1 AND superseded_at IS NULL AND id <> ?2",
+                "INSERT INTO published_superseded (id, superseded_at)
+                 SELECT id, ?3 FROM published_current WHERE lineage = ?1 AND id <> ?2",
             )?
             .execute((lineage, id, self.now_text()))?;
+        self.tx
+            .prepare_cached(
+                "INSERT INTO published_current (lineage, id) VALUES (?1, ?2)
+                 ON CONFLICT (lineage) DO UPDATE SET id = excluded.id",
+            )?
+            .execute((lineage, id))?;
         Ok(())
     }
 
@@ -1160,10 +1167,10 @@ impl<'a> Tx<'a> {
             .tx
             .prepare_cached(
                 "DELETE FROM published_files WHERE id IN (
-                     SELECT id FROM published_files
-                     WHERE superseded_at IS NOT NULL AND superseded_at <= ?1
-                       AND role IS NOT 'root'
-                     ORDER BY superseded_at LIMIT ?2)",
+                     SELECT s.id FROM published_superseded s
+                     JOIN published_files f ON f.id = s.id
+                     WHERE s.superseded_at <= ?1 AND f.role IS NOT 'root'
+                     ORDER BY s.superseded_at LIMIT ?2)",
             )?
             .execute((time_text(cutoff), limit))?)
     }

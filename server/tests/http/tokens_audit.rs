@@ -602,10 +602,12 @@ async fn a_namespace_filter_finds_records_written_before_the_index_existed() {
     history(&f).await;
     let path = f.publisher.read(|s| s.path().to_owned());
     // Take the database back to before the audit index (version 5, so
-    // versions 10, 9, 8, 7 and 6 undone), as a store written by an older
-    // build, and open it again.
+    // versions 11, 10, 9, 8, 7 and 6 undone), as a store written by an
+    // older build, and open it again.
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(keyshare_testkit::legacy::UNDO_SCHEMA_11)
+            .unwrap();
         conn.execute_batch(
             "ALTER TABLE keys DROP COLUMN layout_root;
              DROP TABLE timestamps;

@@ -40,9 +40,10 @@ fn listed(id: &str, key: &InMemorySigner) -> TrustedKey {
     }
 }
 
-/// Turns a current store back into schema 2 (undoing versions 10 to 3) with
+/// Turns a current store back into schema 2 (undoing versions 11 to 3) with
 /// `revocations` rows by key id.
 fn downgrade_to_schema_2(path: &std::path::Path, by_id: &[(&str, OffsetDateTime)]) {
+    downgrade_published_files_to_schema_10(path);
     let conn = rusqlite::Connection::open(path).unwrap();
     conn.execute_batch(
         "ALTER TABLE keys DROP COLUMN layout_root;

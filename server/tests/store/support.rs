@@ -147,3 +147,11 @@ pub fn assert_exists<T: std::fmt::Debug>(r: Result<T, Error>, kind: &str) {
         other => panic!("expected AlreadyExists {kind}, got {other:?}"),
     }
 }
+
+/// Undoes schema version 11 in the store at `path`
+/// ([`keyshare_testkit::legacy::UNDO_SCHEMA_11`]).
+pub fn downgrade_published_files_to_schema_10(path: &std::path::Path) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(keyshare_testkit::legacy::UNDO_SCHEMA_11)
+        .unwrap();
+}
