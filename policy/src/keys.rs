@@ -87,10 +87,11 @@ pub struct KeyVal {
 pub struct Key {
     /// `ed25519`, `ecdsa`, `ecdsa-sha2-nistp256` or `rsa` (others are kept but cannot verify).
     pub keytype: String,
-    /// `ed25519`, `ecdsa-sha2-nistp256`, `rsassa-pss-sha256` or `rsa-pkcs1v15-sha256`.
-    pub scheme: String,
     /// The key material.
     pub keyval: KeyVal,
+    /// `ed25519`, `ecdsa-sha2-nistp256`, `rsassa-pss-sha256` or `rsa-pkcs1v15-sha256`.
+    /// (Fields in canonical JSON's order: see [`crate::metadata`].)
+    pub scheme: String,
     /// Fields keyshare does not know, kept so the key re-serialises unchanged.
     #[serde(flatten)]
     pub unrecognized: BTreeMap<String, Value>,

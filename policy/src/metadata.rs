@@ -7,6 +7,11 @@
 //! the `signed` object as received (see [`Envelope`]), never over a
 //! re-serialisation of the typed values.
 //!
+//! Fields are declared in the order of their JSON names, which is the order
+//! canonical JSON writes them in, so [`to_canonical`] writes each object's
+//! entries where they come instead of sorting them again (a test checks
+//! that `serde_json` already writes these types canonically).
+//!
 //! Parsing refuses what the specification forbids (wrong `_type`, a
 //! threshold of zero, duplicate key ids in a role, both or neither of
 //! `paths` and `path_hash_prefixes`, …) with the JSON path of the offending
@@ -80,19 +85,19 @@ pub struct Root {
     /// Always `root`.
     #[serde(rename = "_type")]
     pub type_: String,
-    /// Specification version, e.g. `1.0.31`.
-    pub spec_version: String,
-    /// Version, counting from 1.
-    pub version: u64,
-    /// Expiry.
-    pub expires: Expires,
     /// Whether the repository uses consistent snapshots.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consistent_snapshot: Option<bool>,
+    /// Expiry.
+    pub expires: Expires,
     /// Every key used by a top-level role, by id.
     pub keys: BTreeMap<KeyId, Key>,
     /// The four top-level roles.
     pub roles: BTreeMap<RoleName, RoleKeys>,
+    /// Specification version, e.g. `1.0.31`.
+    pub spec_version: String,
+    /// Version, counting from 1.
+    pub version: u64,
     /// Fields keyshare does not know.
     #[serde(flatten)]
     pub unrecognized: Unrecognized,
@@ -101,14 +106,14 @@ pub struct Root {
 /// Snapshot and timestamp's description of a metadata file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MetaFile {
-    /// Version of the described role.
-    pub version: u64,
-    /// Length in bytes, if listed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub length: Option<u64>,
     /// Hashes by algorithm, if listed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hashes: Option<BTreeMap<String, String>>,
+    /// Length in bytes, if listed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub length: Option<u64>,
+    /// Version of the described role.
+    pub version: u64,
     /// Fields keyshare does not know.
     #[serde(flatten)]
     pub unrecognized: Unrecognized,
@@ -156,14 +161,14 @@ pub struct Snapshot {
     /// Always `snapshot`.
     #[serde(rename = "_type")]
     pub type_: String,
-    /// Specification version.
-    pub spec_version: String,
-    /// Version.
-    pub version: u64,
     /// Expiry.
     pub expires: Expires,
     /// `targets.json` and `<role>.json` of every delegated role.
     pub meta: BTreeMap<String, MetaFile>,
+    /// Specification version.
+    pub spec_version: String,
+    /// Version.
+    pub version: u64,
     /// Fields keyshare does not know.
     #[serde(flatten)]
     pub unrecognized: Unrecognized,
@@ -196,14 +201,14 @@ pub struct Timestamp {
     /// Always `timestamp`.
     #[serde(rename = "_type")]
     pub type_: String,
-    /// Specification version.
-    pub spec_version: String,
-    /// Version.
-    pub version: u64,
     /// Expiry.
     pub expires: Expires,
     /// Exactly one entry, `snapshot.json`.
     pub meta: BTreeMap<String, MetaFile>,
+    /// Specification version.
+    pub spec_version: String,
+    /// Version.
+    pub version: u64,
     /// Fields keyshare does not know.
     #[serde(flatten)]
     pub unrecognized: Unrecognized,
@@ -223,10 +228,10 @@ impl Timestamp {
 /// A target file's description.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TargetFile {
-    /// Length in bytes.
-    pub length: u64,
     /// Hashes by algorithm (at least one).
     pub hashes: BTreeMap<String, String>,
+    /// Length in bytes.
+    pub length: u64,
     /// Fields keyshare does not know, including `custom`.
     #[serde(flatten)]
     pub unrecognized: Unrecognized,
@@ -257,20 +262,20 @@ impl TargetFile {
 /// A delegated role in a targets role's `delegations.roles`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DelegatedRole {
-    /// The role's name.
-    pub name: RoleName,
     /// Keys allowed to sign the role.
     pub keyids: Vec<KeyId>,
-    /// How many distinct keys must sign.
-    pub threshold: NonZeroU32,
-    /// If true, a search that reaches this role stops here.
-    pub terminating: bool,
-    /// Target path patterns delegated.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub paths: Option<Vec<PathPattern>>,
+    /// The role's name.
+    pub name: RoleName,
     /// Hex prefixes of SHA-256(target path) delegated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path_hash_prefixes: Option<Vec<String>>,
+    /// Target path patterns delegated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paths: Option<Vec<PathPattern>>,
+    /// If true, a search that reaches this role stops here.
+    pub terminating: bool,
+    /// How many distinct keys must sign.
+    pub threshold: NonZeroU32,
     /// Fields keyshare does not know.
     #[serde(flatten)]
     pub unrecognized: Unrecognized,
@@ -297,14 +302,14 @@ impl DelegatedRole {
 /// bits of SHA-256(target path).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SuccinctRoles {
-    /// Keys allowed to sign every bin.
-    pub keyids: Vec<KeyId>,
-    /// How many distinct keys must sign each bin.
-    pub threshold: NonZeroU32,
     /// Number of hash bits that choose the bin, 1 to 32.
     pub bit_length: u32,
+    /// Keys allowed to sign every bin.
+    pub keyids: Vec<KeyId>,
     /// Prefix of every bin's role name.
     pub name_prefix: String,
+    /// How many distinct keys must sign each bin.
+    pub threshold: NonZeroU32,
     /// Fields keyshare does not know.
     #[serde(flatten)]
     pub unrecognized: Unrecognized,
@@ -492,17 +497,17 @@ pub struct Targets {
     /// Always `targets`.
     #[serde(rename = "_type")]
     pub type_: String,
-    /// Specification version.
-    pub spec_version: String,
-    /// Version.
-    pub version: u64,
-    /// Expiry.
-    pub expires: Expires,
-    /// Target files by path.
-    pub targets: BTreeMap<String, TargetFile>,
     /// Delegations to other roles.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delegations: Option<Delegations>,
+    /// Expiry.
+    pub expires: Expires,
+    /// Specification version.
+    pub spec_version: String,
+    /// Target files by path.
+    pub targets: BTreeMap<String, TargetFile>,
+    /// Version.
+    pub version: u64,
     /// Fields keyshare does not know.
     #[serde(flatten)]
     pub unrecognized: Unrecognized,
@@ -778,6 +783,76 @@ mod tests {
             name_prefix: "bin".into(),
             unrecognized: Unrecognized::new(),
         }
+    }
+
+    /// Fields declared in canonical order: `serde_json`'s compact output is
+    /// already canonical JSON, with no object for the canonical encoder to
+    /// sort (each type written with every field it has, and one unknown
+    /// field, sorting after the known ones, from input in another order).
+    #[test]
+    fn every_role_is_declared_in_canonical_key_order() {
+        fn canonical_as_declared<T: Serialize + DeserializeOwned>(json: &str) {
+            let value: T = serde_json::from_str(json).unwrap();
+            let declared = serde_json::to_vec(&value).unwrap();
+            let canonical = to_canonical(&value, "test").unwrap();
+            assert_eq!(
+                String::from_utf8(declared).unwrap(),
+                String::from_utf8(canonical).unwrap(),
+                "{}",
+                std::any::type_name::<T>()
+            );
+        }
+        let meta = r#"{"version": 3, "length": 10, "hashes": {"sha256": "ab"}, "zz": 1}"#;
+        let target = r#"{"length": 10, "hashes": {"sha512": "cd", "sha256": "ab"}, "zz": 1}"#;
+        let key = r#"{"keytype": "ed25519", "scheme": "ed25519", "keyval": {"public": "ab"}}"#;
+        canonical_as_declared::<MetaFile>(meta);
+        canonical_as_declared::<TargetFile>(target);
+        canonical_as_declared::<Timestamp>(&format!(
+            r#"{{"_type": "timestamp", "spec_version": "1.0.31", "version": 2,
+                "expires": "2030-01-01T00:00:00Z", "meta": {{"snapshot.json": {meta}}}, "zz": 1}}"#
+        ));
+        canonical_as_declared::<Snapshot>(&format!(
+            r#"{{"_type": "snapshot", "spec_version": "1.0.31", "version": 2,
+                "expires": "2030-01-01T00:00:00Z",
+                "meta": {{"targets.json": {meta}, "bins-00.json": {meta}}}, "zz": 1}}"#
+        ));
+        canonical_as_declared::<Targets>(&format!(
+            r#"{{"_type": "targets", "spec_version": "1.0.31", "version": 2,
+                "expires": "2030-01-01T00:00:00Z",
+                "targets": {{"b/x": {target}, "a/y": {target}}},
+                "delegations": {{
+                    "keys": {{"k1": {key}}},
+                    "roles": [
+                        {{"name": "team", "keyids": ["k1"], "threshold": 1,
+                          "terminating": true, "paths": ["a/*"], "zz": 1}},
+                        {{"name": "hashed", "keyids": ["k1"], "threshold": 1,
+                          "terminating": false, "path_hash_prefixes": ["ab"]}}
+                    ],
+                    "zz": 1
+                }},
+                "zz": 1}}"#
+        ));
+        canonical_as_declared::<Targets>(&format!(
+            r#"{{"_type": "targets", "spec_version": "1.0.31", "version": 2,
+                "expires": "2030-01-01T00:00:00Z", "targets": {{}},
+                "delegations": {{
+                    "keys": {{"k1": {key}}},
+                    "succinct_roles": {{"keyids": ["k1"], "threshold": 1,
+                        "bit_length": 8, "name_prefix": "bins", "zz": 1}}
+                }}}}"#
+        ));
+        canonical_as_declared::<Root>(&format!(
+            r#"{{"_type": "root", "spec_version": "1.0.31", "version": 1,
+                "expires": "2030-01-01T00:00:00Z", "consistent_snapshot": true,
+                "keys": {{"k1": {key}}},
+                "roles": {{
+                    "root": {{"keyids": ["k1"], "threshold": 1}},
+                    "targets": {{"keyids": ["k1"], "threshold": 1}},
+                    "snapshot": {{"keyids": ["k1"], "threshold": 1}},
+                    "timestamp": {{"keyids": ["k1"], "threshold": 1, "zz": 1}}
+                }},
+                "zz": 1}}"#
+        ));
     }
 
     #[test]
