@@ -15,6 +15,7 @@ mod ci;
 mod edges;
 mod export_files;
 mod export_images;
+mod generated;
 mod root_ceremony;
 mod standing;
 mod tuf;
