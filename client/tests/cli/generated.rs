@@ -20,11 +20,21 @@ fn bash_completion_defines_the_function_names_the_subcommands_and_parses() {
         .map(str::trim)
         .any(|l| l.starts_with("complete -F _keyshare ") && l.ends_with(" keyshare"));
     assert!(registers, "no `complete -F _keyshare ... keyshare` line");
-    for sub in ["refresh", "decide", "watch", "verify-blob", "completions", "man"] {
+    for sub in [
+        "refresh",
+        "decide",
+        "watch",
+        "verify-blob",
+        "completions",
+        "man",
+    ] {
         assert!(script.contains(sub), "the script does not mention `{sub}`");
     }
     // Nested subcommands and their options too.
-    assert!(script.contains("keyshare__subcmd__admin__subcmd__namespace"), "no admin namespace");
+    assert!(
+        script.contains("keyshare__subcmd__admin__subcmd__namespace"),
+        "no admin namespace"
+    );
     assert!(script.contains("--expiring-within"), "no list option");
     assert_bash_accepts(script);
 }
@@ -88,10 +98,16 @@ fn man_writes_a_page_per_command_and_subcommand_that_man_renders() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert!(names.iter().all(|n| n.starts_with("keyshare") && n.ends_with(".1")), "{names:?}");
+    assert!(
+        names
+            .iter()
+            .all(|n| n.starts_with("keyshare") && n.ends_with(".1")),
+        "{names:?}"
+    );
     assert!(!names.iter().any(|n| n.contains("-help")), "{names:?}");
     assert!(
-        run.stdout.contains(&format!("wrote {} man pages", names.len())),
+        run.stdout
+            .contains(&format!("wrote {} man pages", names.len())),
         "{run:?}"
     );
 
@@ -102,7 +118,10 @@ fn man_writes_a_page_per_command_and_subcommand_that_man_renders() {
     );
     assert!(page.contains("--from-bundle"), "{page}");
     let top = render(&out.join("keyshare.1"));
-    assert!(top.contains("key-sharing and trust-distribution client"), "{top}");
+    assert!(
+        top.contains("key-sharing and trust-distribution client"),
+        "{top}"
+    );
 
     // Again into the same directory: the pages are replaced, no temporary
     // file is left.

@@ -19,6 +19,7 @@
 //! none imports from it.
 
 pub mod airgap;
+pub mod generate;
 pub mod init;
 pub mod publish;
 pub mod serve;
@@ -120,6 +121,41 @@ impl From<AirgapError> for CliError {
             other => CliError::Other(other.to_string()),
         }
     }
+}
+
+/// How a command prints its result: `--output text|json`, as `keyshare`'s
+/// commands take it (docs/cli.md#json-output).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// A short summary for people.
+    #[default]
+    Text,
+    /// One JSON document (a line per event for `serve`).
+    Json,
+}
+
+/// Prints the result: `value` as one pretty JSON document, or `text()` as
+/// lines for people.
+pub(crate) fn report(
+    out: &mut dyn Write,
+    format: OutputFormat,
+    value: &serde_json::Value,
+    text: impl FnOnce() -> String,
+) -> Result<(), CliError> {
+    match format {
+        OutputFormat::Json => {
+            let json = serde_json::to_string_pretty(value)
+                .map_err(|e| CliError::Other(format!("cannot encode the result: {e}")))?;
+            say(out, &json)
+        }
+        OutputFormat::Text => say(out, &text()),
+    }
+    .and_then(|()| {
+        out.flush().map_err(|source| CliError::Io {
+            path: "<stdout>".into(),
+            source,
+        })
+    })
 }
 
 /// Writes one line of the command's output to `out`.
