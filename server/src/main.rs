@@ -84,6 +84,10 @@ enum Command {
         /// Serve an air-gap replica's imported state, read-only.
         #[arg(long)]
         replica: bool,
+        /// How the address is announced on stdout once bound: `listening
+        /// on URL`, or one JSON line `{"listening", "address", "tls"}`.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
     },
     /// Write the current consistent-snapshot tree into OUT for a static
     /// file server (timestamp.json last).
@@ -175,6 +179,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             tls_key,
             log_format,
             replica,
+            output,
         } => {
             let flags = Flags {
                 listen,
@@ -184,9 +189,9 @@ fn run(cli: Cli) -> Result<(), CliError> {
             };
             let dir = commands::data_dir(data_dir.data_dir)?;
             if replica {
-                airgap::serve_replica(&dir, &flags, &mut stdout)
+                airgap::serve_replica(&dir, &flags, output, &mut stdout)
             } else {
-                commands::serve(&dir, &flags, &mut stdout)
+                commands::serve(&dir, &flags, output, &mut stdout)
             }
         }
         Command::Export {

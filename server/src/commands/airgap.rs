@@ -218,12 +218,17 @@ pub fn import_cmd(
 
 /// `serve --replica`: serves the imported state read-only until SIGINT or
 /// SIGTERM; a new import is picked up on the next request.
-pub fn serve_replica(dir: &Path, flags: &Flags, out: &mut dyn Write) -> Result<(), CliError> {
+pub fn serve_replica(
+    dir: &Path,
+    flags: &Flags,
+    format: OutputFormat,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
     let config = Config::load(dir, flags)?;
     init_logging(&config)?;
     let tls = super::tls(&config)?;
     let files = Arc::new(ReplicaFiles::open(Replica::open(dir)?)?);
-    let listening = Listening::bind(&config, tls)?;
+    let listening = Listening::bind(&config, tls)?.announced_as(format);
     serve_until_stopped(
         listening,
         "keyshare-server replica listening",

@@ -348,6 +348,7 @@ pub(crate) struct Listening {
     listener: TcpListener,
     addr: SocketAddr,
     tls: Option<SslAcceptorBuilder>,
+    format: OutputFormat,
 }
 
 impl Listening {
@@ -362,7 +363,15 @@ impl Listening {
             listener,
             addr,
             tls,
+            format: OutputFormat::Text,
         })
+    }
+
+    /// Announces the address as `format` asks: `listening on URL`, or one
+    /// JSON line `{"listening": URL, "address", "tls"}`.
+    pub(crate) fn announced_as(mut self, format: OutputFormat) -> Self {
+        self.format = format;
+        self
     }
 
     /// The address bound (with the real port).
@@ -419,12 +428,22 @@ where
             listener,
             addr,
             tls,
+            format,
         } = listening;
         let scheme = if tls.is_some() { "https" } else { "http" };
         tracing::info!(%addr, scheme, data_dir = %dir.display(), "{label}");
+        let announce = match format {
+            OutputFormat::Text => format!("listening on {url}"),
+            OutputFormat::Json => serde_json::json!({
+                "listening": url,
+                "address": addr.to_string(),
+                "tls": tls.is_some(),
+            })
+            .to_string(),
+        };
         // For whoever started us (tests pass port 0); the log has it too,
         // so a closed stdout is not a reason to stop.
-        if let Err(e) = writeln!(out, "listening on {url}").and_then(|()| out.flush()) {
+        if let Err(e) = writeln!(out, "{announce}").and_then(|()| out.flush()) {
             tracing::warn!(error = %e, "cannot write the address to stdout");
         }
         // Stop waiting for the server STOP_DEADLINE after the signal.

@@ -6,12 +6,16 @@
 )]
 
 //! `keyshare-server --output json` on the commands that print a result
-//! (`init`, `init --replica`, `publish`, `export`, `import`), and the
-//! shell completions and man pages generated from the clap definitions.
+//! (`init`, `init --replica`, `publish`, `export`, `import`, and the
+//! address `serve` announces), and the shell completions and man pages
+//! generated from the clap definitions.
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Output};
-use std::time::Duration;
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -147,6 +151,148 @@ fn init_publish_export_replica_and_import_print_json_results() {
     // Again: the same state, now with a previous version.
     let again = json(&["import", b, "--data-dir", r, "--output", "json"]);
     assert_eq!(again["previous_timestamp_version"], version, "{again}");
+
+    // The replica serves it, its address announced in JSON too.
+    let serving = Serving::start(&[
+        "serve",
+        "--replica",
+        "--data-dir",
+        r,
+        "--listen",
+        "127.0.0.1:0",
+        "--output",
+        "json",
+    ]);
+    let address = serving.address();
+    assert!(
+        get(&address, "/metadata/timestamp.json").starts_with("HTTP/1.1 200"),
+        "the replica serves its state"
+    );
+    serving.stop();
+}
+
+/// A `serve` started with `args`, its stdout lines, and the JSON line it
+/// announced its address with.
+struct Serving {
+    child: std::process::Child,
+    lines: mpsc::Receiver<String>,
+    announced: Value,
+}
+
+impl Serving {
+    fn start(args: &[&str]) -> Self {
+        let mut child = keyshare(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let line = match lines.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => line,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("serve printed no address: {e}");
+            }
+        };
+        let announced: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("not one JSON line ({e}): {line:?}"));
+        Self {
+            child,
+            lines,
+            announced,
+        }
+    }
+
+    /// The address announced, checked against the URL beside it.
+    fn address(&self) -> String {
+        let a = &self.announced;
+        let address = a["address"].as_str().unwrap().to_owned();
+        assert!(address.starts_with("127.0.0.1:"), "{a}");
+        assert_ne!(address, "127.0.0.1:0", "the real port: {a}");
+        assert_eq!(a["listening"], format!("http://{address}"));
+        assert_eq!(a["tls"], false);
+        address
+    }
+
+    /// SIGTERM; exit 0 with nothing more on stdout.
+    fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                let _ = self.child.kill();
+                panic!("serve did not stop after SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(status.success(), "{status:?}");
+        assert!(self.lines.recv_timeout(Duration::from_secs(5)).is_err());
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// GET `path` from `address`: the status line.
+fn get(address: &str, path: &str) -> String {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer.lines().next().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn serve_announces_its_address_as_one_json_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let d = dir.to_str().unwrap();
+    json(&["init", "--data-dir", d, "--output", "json"]);
+    let serving = Serving::start(&[
+        "serve",
+        "--data-dir",
+        d,
+        "--listen",
+        "127.0.0.1:0",
+        "--output",
+        "json",
+    ]);
+    let address = serving.address();
+    assert!(
+        get(&address, "/metadata/1.root.json").starts_with("HTTP/1.1 200"),
+        "it serves there"
+    );
+    serving.stop();
 }
 
 #[test]
