@@ -1,13 +1,15 @@
 //! The `keyshare-server` commands, one file each: [`init`], [`serve`],
-//! [`publish`] and the air-gap ones ([`airgap`]: `export`, `import`,
-//! `init --replica`, `serve --replica`). `main.rs` only parses arguments
-//! and calls these; this module holds what they share: [`CliError`], the
-//! data directory's lock and set-up, opening the repository, logging, and
-//! the start-up of a serving command ([`Listening`], [`serve_until_stopped`]).
+//! [`publish`], the air-gap ones ([`airgap`]: `export`, `import`,
+//! `init --replica`, `serve --replica`) and [`generate`] (`completions`,
+//! `man`). `main.rs` only parses arguments and calls these; this module
+//! holds what they share: [`CliError`], [`OutputFormat`] and the printing
+//! of a result, the data directory's lock and set-up, opening the
+//! repository, logging, and the start-up of a serving command
+//! ([`Listening`], [`serve_until_stopped`]).
 //!
-//! Output for the user goes to the writer given (stdout from `main`); logs
-//! go to stderr through `tracing`. Every error is a [`CliError`] whose
-//! `Display` is one line.
+//! Output for the user goes to the writer given (stdout from `main`), as
+//! text or one JSON document (`--output`); logs go to stderr through
+//! `tracing`. Every error is a [`CliError`] whose `Display` is one line.
 //!
 //! Every command that writes the data directory holds its lock
 //! ([`crate::lock`]) while it runs (`serve` for its whole life), so a
