@@ -80,7 +80,9 @@ enum Command {
 pub(crate) enum OutputFormat {
     /// A short summary for people (tables for lists).
     Text,
-    /// The server's JSON answer, pretty-printed.
+    /// One JSON document, pretty-printed (for admin commands the server's
+    /// answer; one object per line for streams); errors stay one line of
+    /// text on stderr (docs/cli.md#json-output).
     Json,
 }
 
