@@ -1,13 +1,15 @@
 //! `keyshare-server`: parses the command line and calls
-//! [`keyshare_server::commands`]. Errors are one line on stderr and exit 1.
+//! [`keyshare_server::commands`]. Errors are one line on stderr and exit 1,
+//! usage errors included; `--help` and `--version` go to stdout, exit 0.
 
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
-use keyshare_server::commands::{self, airgap, CliError};
+use keyshare_server::commands::generate::{self, Shell};
+use keyshare_server::commands::{self, airgap, CliError, OutputFormat};
 use keyshare_server::config::Flags;
 
 /// The organization's keyshare service (see docs/server.md).
@@ -24,6 +26,14 @@ struct DataDir {
     /// ~/.local/share/keyshare].
     #[arg(long, env = "KEYSHARE_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
+}
+
+/// `--output text|json`, as the commands that print a result take it.
+#[derive(Debug, clap::Args)]
+struct Output {
+    /// Output mode: a short summary for people, or one JSON document.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    output: OutputFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -52,6 +62,8 @@ enum Command {
             conflicts_with = "replica"
         )]
         bins: u64,
+        #[command(flatten)]
+        output: Output,
     },
     /// Serve the TUF repository and the admin API until SIGINT or SIGTERM.
     Serve {
@@ -72,6 +84,10 @@ enum Command {
         /// Serve an air-gap replica's imported state, read-only.
         #[arg(long)]
         replica: bool,
+        /// How the address is announced on stdout once bound: `listening
+        /// on URL`, or one JSON line `{"listening", "address", "tls"}`.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
     },
     /// Write the current consistent-snapshot tree into OUT for a static
     /// file server (timestamp.json last).
@@ -81,6 +97,8 @@ enum Command {
         /// The output directory.
         #[arg(long, value_name = "OUT")]
         to: PathBuf,
+        #[command(flatten)]
+        output: Output,
     },
     /// Write a signed air-gap bundle of the current state (docs/airgap.md).
     Export {
@@ -95,6 +113,8 @@ enum Command {
         /// Replace FILE if it exists (otherwise an existing FILE is refused).
         #[arg(long)]
         force: bool,
+        #[command(flatten)]
+        output: Output,
     },
     /// Verify a bundle against the replica's pinned root and make it the
     /// served state.
@@ -104,6 +124,23 @@ enum Command {
         /// The bundle file.
         #[arg(value_name = "FILE")]
         file: PathBuf,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish,
+    /// powershell), generated from these definitions.
+    Completions {
+        /// The shell to write a completion script for.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Write man pages for keyshare-server and each subcommand into DIR,
+    /// generated from these definitions.
+    Man {
+        /// The directory to write the pages into (created if missing):
+        /// `keyshare-server.1`, `keyshare-server-serve.1`, ...
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
     },
 }
 
@@ -114,17 +151,25 @@ fn run(cli: Cli) -> Result<(), CliError> {
             data_dir,
             replica: true,
             root: Some(root),
+            output,
             ..
-        } => airgap::init_replica(&commands::data_dir(data_dir.data_dir)?, &root, &mut stdout),
+        } => airgap::init_replica(
+            &commands::data_dir(data_dir.data_dir)?,
+            &root,
+            output.output,
+            &mut stdout,
+        ),
         Command::Init {
             data_dir,
             root,
             bins,
+            output,
             ..
         } => commands::init::init_with_bins(
             &commands::data_dir(data_dir.data_dir)?,
             root.as_deref(),
             bins,
+            output.output,
             &mut stdout,
         ),
         Command::Serve {
@@ -134,6 +179,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             tls_key,
             log_format,
             replica,
+            output,
         } => {
             let flags = Flags {
                 listen,
@@ -143,9 +189,9 @@ fn run(cli: Cli) -> Result<(), CliError> {
             };
             let dir = commands::data_dir(data_dir.data_dir)?;
             if replica {
-                airgap::serve_replica(&dir, &flags, &mut stdout)
+                airgap::serve_replica(&dir, &flags, output, &mut stdout)
             } else {
-                commands::serve(&dir, &flags, &mut stdout)
+                commands::serve(&dir, &flags, output, &mut stdout)
             }
         }
         Command::Export {
@@ -153,24 +199,45 @@ fn run(cli: Cli) -> Result<(), CliError> {
             out,
             valid_for,
             force,
+            output,
         } => airgap::export_cmd(
             &commands::data_dir(data_dir.data_dir)?,
             &out,
             valid_for.as_deref(),
             force,
+            output.output,
             &mut stdout,
         ),
-        Command::Import { data_dir, file } => {
-            airgap::import_cmd(&commands::data_dir(data_dir.data_dir)?, &file, &mut stdout)
+        Command::Import {
+            data_dir,
+            file,
+            output,
+        } => airgap::import_cmd(
+            &commands::data_dir(data_dir.data_dir)?,
+            &file,
+            output.output,
+            &mut stdout,
+        ),
+        Command::Publish {
+            data_dir,
+            to,
+            output,
+        } => commands::publish::publish_cmd(
+            &commands::data_dir(data_dir.data_dir)?,
+            &to,
+            output.output,
+            &mut stdout,
+        ),
+        Command::Completions { shell } => {
+            generate::completions(Cli::command(), "keyshare-server", shell, &mut stdout)
         }
-        Command::Publish { data_dir, to } => {
-            let published = commands::publish(&commands::data_dir(data_dir.data_dir)?, &to)?;
+        Command::Man { dir } => {
+            let written = generate::man_pages(Cli::command(), &dir)?;
             writeln!(
                 stdout,
-                "published to {}: {} file(s) written, {} unchanged",
-                to.display(),
-                published.written,
-                published.unchanged
+                "wrote {} man pages to {} (keyshare-server.1 and one per subcommand)",
+                written.len(),
+                dir.display()
             )
             .map_err(|source| CliError::Io {
                 path: "<stdout>".into(),
@@ -180,8 +247,43 @@ fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
+/// A clap outcome that is not a command line to run: help and version go
+/// to stdout with exit 0; the help shown for a missing subcommand goes to
+/// stderr with exit 1; a usage error is one line `error: ... (see --help)`
+/// on stderr with exit 1, as every other error.
+fn usage(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let rendered = e.render().to_string();
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = io::stdout().write_all(rendered.as_bytes());
+            return ExitCode::SUCCESS;
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = io::stderr().write_all(rendered.as_bytes());
+            return ExitCode::FAILURE;
+        }
+        _ => {}
+    }
+    // clap renders "error: ...", details on further lines, then a usage
+    // section: keep what comes before the usage, on one line.
+    let parts: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty())
+        .collect();
+    let joined = parts.join(" ");
+    let message = joined.strip_prefix("error:").unwrap_or(&joined).trim();
+    let _ = writeln!(io::stderr(), "error: {message} (see --help)");
+    ExitCode::FAILURE
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage(&e),
+    };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

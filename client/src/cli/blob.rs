@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
+use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use keyshare_client::blob;
@@ -11,7 +12,7 @@ use keyshare_policy::datetime::rfc3339;
 use keyshare_policy::sign::InMemorySigner;
 use keyshare_policy::trust::{Decision, Reason};
 
-use super::{output, Error};
+use super::{output, Error, OutputFormat};
 
 /// `keyshare sign-blob`.
 #[derive(Debug, Args)]
@@ -34,6 +35,9 @@ pub(crate) struct SignArgs {
     /// when its delegation ends).
     #[arg(long)]
     no_timestamp: bool,
+    /// Output mode.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    output: OutputFormat,
     /// The file to sign.
     file: PathBuf,
 }
@@ -145,7 +149,18 @@ pub(crate) fn sign(a: SignArgs) -> Result<(), Error> {
     // A new file, with the mode a plain create gives (0666 less the umask).
     keyshare_fsio::write_new(&out, &json, 0o666)
         .map_err(|e| Error::Input(format!("cannot write {}: {}", out.display(), e.source)))?;
-    output::text(&format!("signature: {}", out.display()));
+    match a.output {
+        OutputFormat::Json => output::json(&json!({
+            "signature": out,
+            "file": a.file,
+            "key_id": sig.key_id,
+            "sha256": sig.sha256,
+            "signed_at": rfc3339(sig.signed_at),
+            "timestamp_token": sig.timestamp_token.is_some(),
+            "delegation_evidence": sig.delegation_evidence.len(),
+        })),
+        OutputFormat::Text => output::text(&format!("signature: {}", out.display())),
+    }
     Ok(())
 }
 
@@ -213,8 +228,56 @@ pub(crate) fn verify(a: VerifyArgs) -> Result<(), Error> {
         "decided {when}; the signature claims signed_at {}, which is not used",
         rfc3339(verified.claimed_signed_at)
     );
+    let json_mode = a.common.output() == OutputFormat::Json;
+    let source = match (time, &verified.timestamp) {
+        (blob::SigningTime::Now, None) => "now",
+        (blob::SigningTime::Now, Some(_)) => "timestamp_token",
+        _ => "at",
+    };
+    let value = |message: Option<&str>| {
+        let mut v = super::verify::decision_json(&verified.decision);
+        if let (Some(obj), Some(m)) = (v.as_object_mut(), message) {
+            obj.insert("message".into(), json!(m));
+        }
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("artifact".into(), json!(a.artifact));
+            obj.insert("file".into(), json!(a.file));
+            obj.insert("signature".into(), json!(a.signature));
+            obj.insert("key_id".into(), json!(verified.key_id));
+            obj.insert("decided_for".into(), json!(rfc3339(verified.decided_for)));
+            obj.insert("decided_for_source".into(), json!(source));
+            obj.insert(
+                "claimed_signed_at".into(),
+                json!(rfc3339(verified.claimed_signed_at)),
+            );
+            obj.insert(
+                "timestamp".into(),
+                verified.timestamp.as_ref().map_or(Value::Null, |t| {
+                    json!({
+                        "tsa": t.tsa,
+                        "gen_time": rfc3339(t.gen_time),
+                        "signer": t.signer,
+                        "signer_sha256": t.signer_sha256,
+                        "serial": t.serial,
+                    })
+                }),
+            );
+            obj.insert(
+                "evidence".into(),
+                verified.evidence.as_ref().map_or(Value::Null, |e| {
+                    json!({"namespace": e.namespace.as_str(), "role": e.role, "version": e.version})
+                }),
+            );
+            obj.insert("timestamp_version".into(), json!(state.timestamp_version));
+        }
+        v
+    };
     if verified.decision.is_trusted() {
-        output::text(&format!("{} ({note})", verified.decision));
+        if json_mode {
+            output::json(&value(None));
+        } else {
+            output::text(&format!("{} ({note})", verified.decision));
+        }
         return Ok(());
     }
     let mut why = untrusted_message(&verified);
@@ -224,7 +287,12 @@ pub(crate) fn verify(a: VerifyArgs) -> Result<(), Error> {
             state.timestamp_version
         ));
     }
-    Err(Error::Failed(format!("{why} ({note})")))
+    let message = format!("{why} ({note})");
+    if json_mode {
+        // The decision on stdout for scripts; the error line on stderr.
+        output::json(&value(Some(&message)));
+    }
+    Err(Error::Failed(message))
 }
 
 /// The decision's text, naming the signer by the key id its signature

@@ -85,6 +85,10 @@ struct EndArgs {
     id: String,
     #[command(flatten)]
     credential: Credential,
+    /// Output mode: in JSON nothing is printed (the server answers 204;
+    /// the exit status says it ended), as for the admin commands.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    output: OutputFormat,
 }
 
 pub(crate) fn run(args: CiArgs) -> Result<(), Error> {
@@ -93,7 +97,9 @@ pub(crate) fn run(args: CiArgs) -> Result<(), Error> {
         CiCommand::End(a) => {
             let client = AdminClient::new(&a.server, &credential(&a.credential)?)?;
             keyshare_client::ci::end(&client, &a.id)?;
-            output::text(&format!("ended {}", a.id));
+            if a.output == OutputFormat::Text {
+                output::text(&format!("ended {}", a.id));
+            }
             Ok(())
         }
     }

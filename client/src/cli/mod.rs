@@ -9,6 +9,7 @@ mod admin;
 mod blob;
 mod ci;
 mod decisions;
+mod generate;
 mod output;
 mod root;
 mod tuf;
@@ -66,6 +67,12 @@ enum Command {
     /// Check a detached signature and whether its key is trusted for an
     /// artifact name (exit 1 when not).
     VerifyBlob(blob::VerifyArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish,
+    /// powershell), generated from these definitions.
+    Completions(generate::CompletionsArgs),
+    /// Write man pages for keyshare and each subcommand into DIR,
+    /// generated from these definitions.
+    Man(generate::ManArgs),
 }
 
 /// How results are printed.
@@ -73,7 +80,9 @@ enum Command {
 pub(crate) enum OutputFormat {
     /// A short summary for people (tables for lists).
     Text,
-    /// The server's JSON answer, pretty-printed.
+    /// One JSON document, pretty-printed (for admin commands the server's
+    /// answer; one object per line for streams); errors stay one line of
+    /// text on stderr (docs/cli.md#json-output).
     Json,
 }
 
@@ -209,6 +218,8 @@ pub(crate) fn main() -> ExitCode {
         Command::Ci(args) => ci::run(args),
         Command::SignBlob(args) => blob::sign(args),
         Command::VerifyBlob(args) => blob::verify(args),
+        Command::Completions(args) => generate::completions(args),
+        Command::Man(args) => generate::man(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -220,7 +231,7 @@ pub(crate) fn main() -> ExitCode {
 }
 
 /// The subcommands' names, as typed.
-const COMMANDS: [&str; 12] = [
+const COMMANDS: [&str; 14] = [
     "init",
     "refresh",
     "decide",
@@ -233,6 +244,8 @@ const COMMANDS: [&str; 12] = [
     "ci",
     "sign-blob",
     "verify-blob",
+    "completions",
+    "man",
 ];
 
 /// Options that belong to the commands (after the command's name), which

@@ -25,7 +25,7 @@ use keyshare_policy::verify::Authority;
 
 use super::admin::Secret;
 use super::output;
-use super::Error;
+use super::{Error, OutputFormat};
 
 /// Environment variable holding a token PIN.
 pub(crate) const PIN_ENV: &str = "KEYSHARE_PIN";
@@ -36,8 +36,20 @@ pub(crate) const MODULE_ENV: &str = "KEYSHARE_PKCS11_MODULE";
 
 #[derive(Debug, Args)]
 pub(crate) struct RootArgs {
+    /// Output: a short summary for people, or one JSON document
+    /// (`generate-key`, `generate-key-file` and `submit` print JSON in both).
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    output: OutputFormat,
     #[command(subcommand)]
     command: RootCommand,
+}
+
+/// Prints `value` as JSON, or `text()` as text.
+fn emit(out: OutputFormat, value: &Value, text: impl FnOnce() -> String) {
+    match out {
+        OutputFormat::Json => output::json(value),
+        OutputFormat::Text => output::text(&text()),
+    }
 }
 
 /// Where secrets for keys come from.
@@ -212,6 +224,7 @@ struct RotateArgs {
 }
 
 pub(crate) fn run(args: RootArgs) -> Result<(), Error> {
+    let out = args.output;
     match args.command {
         RootCommand::GenerateKey {
             uri,
@@ -242,16 +255,16 @@ pub(crate) fn run(args: RootArgs) -> Result<(), Error> {
                 KeyFileSigner::generate(&path, scheme.scheme(), pass.as_ref()).map_err(hsm)?;
             print_key(&signer, json!({ "path": path }), public_out)
         }
-        RootCommand::Create(args) => create(args),
+        RootCommand::Create(args) => create(args, out),
         RootCommand::Sign {
             root,
             keys,
-            out,
+            out: file,
             secrets,
-        } => sign(&root, &keys, &out, &secrets),
-        RootCommand::Merge { files, out } => merge(&files, &out),
-        RootCommand::Rotate(args) => rotate(args),
-        RootCommand::Verify { files } => verify(&files),
+        } => sign(&root, &keys, &file, &secrets, out),
+        RootCommand::Merge { files, out: file } => merge(&files, &file, out),
+        RootCommand::Rotate(args) => rotate(args, out),
+        RootCommand::Verify { files } => verify(&files, out),
         RootCommand::Submit {
             root,
             server,
@@ -491,7 +504,22 @@ fn unsigned(root: Root) -> Signed<Root> {
     }
 }
 
-fn create(args: CreateArgs) -> Result<(), Error> {
+/// The roles of a root as JSON: `{"root": {"keyids", "threshold"}, ...}`.
+fn roles_json(root: &Root) -> Value {
+    Value::Object(
+        root.roles
+            .iter()
+            .map(|(name, r)| {
+                (
+                    name.as_str().to_owned(),
+                    json!({"keyids": r.keyids, "threshold": r.threshold.get()}),
+                )
+            })
+            .collect(),
+    )
+}
+
+fn create(args: CreateArgs, out: OutputFormat) -> Result<(), Error> {
     let now = OffsetDateTime::now_utc();
     let expires = expires(&args.expires, now)?;
     if args.version == 0 {
@@ -514,18 +542,33 @@ fn create(args: CreateArgs) -> Result<(), Error> {
         ],
     )
     .map_err(policy)?;
+    let value = json!({
+        "file": args.out,
+        "version": root.version,
+        "expires": root.expires.to_string(),
+        "roles": roles_json(&root),
+        "signatures": 0,
+    });
     write_root(&args.out, &unsigned(root))?;
-    output::text(&format!(
-        "wrote unsigned root v{} to {} (root threshold {} of {})",
-        args.version,
-        args.out.display(),
-        r.threshold,
-        r.keys.len()
-    ));
+    emit(out, &value, || {
+        format!(
+            "wrote unsigned root v{} to {} (root threshold {} of {})",
+            args.version,
+            args.out.display(),
+            r.threshold,
+            r.keys.len()
+        )
+    });
     Ok(())
 }
 
-fn sign(root: &Path, keys: &[String], out: &Path, secrets: &SecretArgs) -> Result<(), Error> {
+fn sign(
+    root: &Path,
+    keys: &[String],
+    out: &Path,
+    secrets: &SecretArgs,
+    format: OutputFormat,
+) -> Result<(), Error> {
     let (mut envelope, _) = read_root(root)?;
     let mut signers = Vec::new();
     for k in keys {
@@ -534,6 +577,8 @@ fn sign(root: &Path, keys: &[String], out: &Path, secrets: &SecretArgs) -> Resul
     let refs: Vec<&dyn Signer> = signers.iter().map(|s| s.as_ref()).collect();
     add_signatures(&mut envelope, &refs).map_err(policy)?;
     write_root(out, &envelope)?;
+    let mut lines = Vec::new();
+    let mut signed_with = Vec::new();
     for s in &signers {
         let listed = envelope
             .signed
@@ -545,17 +590,25 @@ fn sign(root: &Path, keys: &[String], out: &Path, secrets: &SecretArgs) -> Resul
         } else {
             " (not a root key of this version: counts only for a rotation from the previous one)"
         };
-        output::text(&format!("signed with {}{note}", s.key_id()));
+        lines.push(format!("signed with {}{note}", s.key_id()));
+        signed_with.push(json!({"keyid": s.key_id().as_str(), "root_key": listed}));
     }
-    output::text(&format!(
+    lines.push(format!(
         "wrote {} ({} signature(s))",
         out.display(),
         envelope.signatures.len()
     ));
+    let value = json!({
+        "file": out,
+        "version": envelope.signed.version,
+        "signed_with": signed_with,
+        "signatures": envelope.signatures.len(),
+    });
+    emit(format, &value, || lines.join("\n"));
     Ok(())
 }
 
-fn merge(files: &[PathBuf], out: &Path) -> Result<(), Error> {
+fn merge(files: &[PathBuf], out: &Path, format: OutputFormat) -> Result<(), Error> {
     let mut merged: Option<(Signed<Root>, Vec<u8>, &Path)> = None;
     for f in files {
         let (root, canonical) = read_root(f)?;
@@ -581,15 +634,24 @@ fn merge(files: &[PathBuf], out: &Path) -> Result<(), Error> {
         return Err(Error::Input("no files to merge".into()));
     };
     write_root(out, &root)?;
-    output::text(&format!(
-        "wrote {} ({} signature(s))",
-        out.display(),
-        root.signatures.len()
-    ));
+    let value = json!({
+        "file": out,
+        "version": root.signed.version,
+        "merged": files,
+        "signatures": root.signatures.len(),
+        "keyids": root.signatures.iter().map(|s| s.keyid.as_str()).collect::<Vec<_>>(),
+    });
+    emit(format, &value, || {
+        format!(
+            "wrote {} ({} signature(s))",
+            out.display(),
+            root.signatures.len()
+        )
+    });
     Ok(())
 }
 
-fn rotate(args: RotateArgs) -> Result<(), Error> {
+fn rotate(args: RotateArgs, out: OutputFormat) -> Result<(), Error> {
     let now = OffsetDateTime::now_utc();
     let expires = expires(&args.expires, now)?;
     let (current, _) = read_root(&args.current)?;
@@ -642,24 +704,36 @@ fn rotate(args: RotateArgs) -> Result<(), Error> {
         .collect();
     root.keys.retain(|id, _| used.contains(id));
     to_canonical(&root, Root::TYPE).map_err(policy)?;
+    let value = json!({
+        "file": args.out,
+        "version": root.version,
+        "previous_version": current.signed.version,
+        "expires": root.expires.to_string(),
+        "changed": changed,
+        "roles": roles_json(&root),
+        "signatures": 0,
+    });
     write_root(&args.out, &unsigned(root))?;
-    output::text(&format!(
-        "wrote unsigned root v{} to {} (changed: {}); it needs the threshold of v{} and its own",
-        current.signed.version + 1,
-        args.out.display(),
-        if changed.is_empty() {
-            "expiry only".to_owned()
-        } else {
-            changed.join(", ")
-        },
-        current.signed.version
-    ));
+    emit(out, &value, || {
+        format!(
+            "wrote unsigned root v{} to {} (changed: {}); it needs the threshold of v{} and its own",
+            current.signed.version + 1,
+            args.out.display(),
+            if changed.is_empty() {
+                "expiry only".to_owned()
+            } else {
+                changed.join(", ")
+            },
+            current.signed.version
+        )
+    });
     Ok(())
 }
 
-fn verify(files: &[PathBuf]) -> Result<(), Error> {
+fn verify(files: &[PathBuf], out: OutputFormat) -> Result<(), Error> {
     let mut trusted: Option<Root> = None;
     let mut lines = Vec::new();
+    let mut roots = Vec::new();
     let now = OffsetDateTime::now_utc();
     for f in files {
         let bytes = read_bytes(f)?;
@@ -707,12 +781,20 @@ fn verify(files: &[PathBuf]) -> Result<(), Error> {
             env.signatures.len(),
             env.signed.expires
         ));
+        roots.push(json!({
+            "file": f,
+            "version": version,
+            "root_threshold": root_role.map_or(0, |r| r.threshold.get()),
+            "root_keys": root_role.map_or(0, |r| r.keyids.len()),
+            "signatures": env.signatures.len(),
+            "expires": env.signed.expires.to_string(),
+            "expired": !expired.is_empty(),
+        }));
         trusted = Some(env.signed);
     }
-    for l in &lines {
-        output::text(l);
-    }
-    output::text(&format!("root chain of {} file(s) verified", files.len()));
+    lines.push(format!("root chain of {} file(s) verified", files.len()));
+    let value = json!({"verified": true, "roots": roots});
+    emit(out, &value, || lines.join("\n"));
     Ok(())
 }
 

@@ -13,11 +13,12 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
+use serde_json::json;
 use time::OffsetDateTime;
 
 use keyshare_client::tuf::{self, Client, Downloaded};
 
-use super::{output, Error};
+use super::{output, Error, OutputFormat};
 
 #[derive(Debug, Args)]
 pub(crate) struct TufArgs {
@@ -36,6 +37,9 @@ pub(crate) struct TufArgs {
     /// Base URL of the repository's targets (download).
     #[arg(long, value_name = "URL")]
     target_base_url: Option<String>,
+    /// Output: a line per result for people, or one JSON document.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    output: OutputFormat,
     #[command(subcommand)]
     command: TufCommand,
 }
@@ -63,16 +67,32 @@ pub(crate) fn run(args: TufArgs) -> Result<(), Error> {
 
 fn run_inner(args: TufArgs) -> Result<(), Error> {
     let dir = &args.metadata_dir;
+    let json = args.output == OutputFormat::Json;
     match args.command {
         TufCommand::Init { root_file } => {
             tuf::init(dir, &root_file).map_err(failed)?;
-            output::text(&format!("initialized {}", dir.display()));
+            if json {
+                output::json(&json!({"metadata_dir": dir, "root": root_file}));
+            } else {
+                output::text(&format!("initialized {}", dir.display()));
+            }
         }
         TufCommand::Refresh => {
             let client = client(dir, args.metadata_url.as_deref())?;
             let updater = client.refresh(OffsetDateTime::now_utc()).map_err(failed)?;
-            let version = updater.trusted().timestamp().map_or(0, |t| t.version);
-            output::text(&format!("refreshed: timestamp version {version}"));
+            let trusted = updater.trusted();
+            let version = trusted.timestamp().map_or(0, |t| t.version);
+            if json {
+                output::json(&json!({
+                    "metadata_dir": dir,
+                    "root_version": trusted.root().version,
+                    "timestamp_version": version,
+                    "snapshot_version": trusted.snapshot().map(|s| s.version),
+                    "targets_version": trusted.targets("targets").map(|t| t.version),
+                }));
+            } else {
+                output::text(&format!("refreshed: timestamp version {version}"));
+            }
         }
         TufCommand::Download => {
             if args.target_names.is_empty() {
@@ -86,15 +106,23 @@ fn run_inner(args: TufArgs) -> Result<(), Error> {
                 .ok_or_else(|| Error::Input("download needs --target-base-url".into()))?;
             let client = client(dir, args.metadata_url.as_deref())?;
             let mut updater = client.refresh(OffsetDateTime::now_utc()).map_err(failed)?;
+            let mut targets = Vec::new();
             for name in &args.target_names {
                 let done = client
                     .download(&mut updater, name, &target_dir, &base)
                     .map_err(failed)?;
-                let how = match &done {
-                    Downloaded::Fetched(_) => "downloaded",
-                    Downloaded::Cached(_) => "already present",
+                let (how, status) = match &done {
+                    Downloaded::Fetched(_) => ("downloaded", "downloaded"),
+                    Downloaded::Cached(_) => ("already present", "already_present"),
                 };
-                output::text(&format!("{name}: {how} ({})", done.path().display()));
+                if json {
+                    targets.push(json!({"name": name, "status": status, "path": done.path()}));
+                } else {
+                    output::text(&format!("{name}: {how} ({})", done.path().display()));
+                }
+            }
+            if json {
+                output::json(&json!({"target_dir": target_dir, "targets": targets}));
             }
         }
     }

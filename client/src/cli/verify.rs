@@ -369,14 +369,11 @@ fn principals_json(principals: &[Counted]) -> Value {
     )
 }
 
-pub(crate) fn verdict_json(artifact: &str, verdict: &Verdict) -> Value {
-    let via: Vec<Value> = verdict
-        .hops
-        .iter()
-        .map(|h| json!({"peer": h.peer, "url": h.url}))
-        .collect();
-    let mut v = match &verdict.outcome {
-        Outcome::Decided(Decision::Trusted { namespace, rule }) => {
+/// A decision as JSON: `{"trusted": true, "namespace", "rule"}` or
+/// `{"trusted": false, "reason", "message"}`.
+pub(crate) fn decision_json(decision: &Decision) -> Value {
+    match decision {
+        Decision::Trusted { namespace, rule } => {
             let rule = match rule {
                 TrustRule::Namespace {
                     keys,
@@ -397,11 +394,22 @@ pub(crate) fn verdict_json(artifact: &str, verdict: &Verdict) -> Value {
             };
             json!({"trusted": true, "namespace": namespace.as_str(), "rule": rule})
         }
-        Outcome::Decided(Decision::Untrusted { reason }) => json!({
+        Decision::Untrusted { reason } => json!({
             "trusted": false,
             "reason": reason_code(reason),
             "message": reason.to_string(),
         }),
+    }
+}
+
+pub(crate) fn verdict_json(artifact: &str, verdict: &Verdict) -> Value {
+    let via: Vec<Value> = verdict
+        .hops
+        .iter()
+        .map(|h| json!({"peer": h.peer, "url": h.url}))
+        .collect();
+    let mut v = match &verdict.outcome {
+        Outcome::Decided(decision) => decision_json(decision),
         Outcome::Peer { peer, url, problem } => json!({
             "trusted": false,
             "reason": peer_code(problem),

@@ -302,6 +302,45 @@ fn a_job_gets_a_key_signs_a_file_and_a_verifier_trusts_it_for_its_namespace_only
     std::fs::write(path("artifact.tar"), b"the artifact").unwrap();
     let e = error_line(&verify("registry.acme.io/team-a/app"));
     assert!(e.contains("untrusted"), "{e}");
+
+    // ci end --output json: nothing on stdout (the server answers 204, as
+    // for the admin commands), exit 0; the delegation is gone.
+    let second: Value = serde_json::from_str(&ok(&keyshare(&[
+        "ci",
+        "request",
+        "--server",
+        &url,
+        "--namespace",
+        "team-a",
+        "--token-file",
+        &path("token"),
+        "--key-out",
+        &path("job-2.pem"),
+        "--output",
+        "json",
+    ])))
+    .unwrap();
+    let second_id = second["id"].as_str().unwrap();
+    let ended = keyshare(&[
+        "ci",
+        "end",
+        "--server",
+        &url,
+        "--token-file",
+        &path("token"),
+        "--output",
+        "json",
+        second_id,
+    ]);
+    assert_eq!(ok(&ended), "");
+    assert!(ended.stderr.is_empty(), "{ended:?}");
+    let delegations = server.publisher.read(|s| s.keys("team-a")).unwrap();
+    assert!(
+        delegations
+            .iter()
+            .all(|k| k.key.id.as_str() != second["key_id"].as_str().unwrap()),
+        "the delegation ended"
+    );
 }
 
 /// docs/ci.md's release example, run as written (with a CI token as the

@@ -15,6 +15,8 @@ mod ci;
 mod edges;
 mod export_files;
 mod export_images;
+mod generated;
+mod json_output;
 mod root_ceremony;
 mod standing;
 mod tuf;

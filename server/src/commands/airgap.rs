@@ -16,8 +16,8 @@ use time::OffsetDateTime;
 use keyshare_policy::datetime::rfc3339;
 
 use super::{
-    init_data_dir, init_logging, lock_data_dir, open_publisher, require_repository, say,
-    serve_until_stopped, shutdown_signal, CliError, Listening,
+    init_data_dir, init_logging, lock_data_dir, open_publisher, report, require_repository,
+    serve_until_stopped, shutdown_signal, CliError, Listening, OutputFormat,
 };
 use crate::airgap::{export, ExportLimits, Replica, ReplicaFiles};
 use crate::config::{Config, Flags};
@@ -79,6 +79,7 @@ pub fn export_cmd(
     out_path: &Path,
     valid_for: Option<&str>,
     force: bool,
+    format: OutputFormat,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
     let config = Config::load(dir, &Flags::default())?;
@@ -108,17 +109,23 @@ pub fn export_cmd(
     });
     progress.finish();
     let exported = result?;
-    say(
-        out,
-        &format!(
+    let value = serde_json::json!({
+        "file": out_path,
+        "entries": exported.entries,
+        "bytes": exported.bytes,
+        "timestamp_version": exported.timestamp_version,
+        "expires": rfc3339(exported.expires),
+    });
+    report(out, format, &value, || {
+        format!(
             "exported {}: {} entries, {} bytes, timestamp version {}, valid until {}",
             out_path.display(),
             exported.entries,
             exported.bytes,
             exported.timestamp_version,
             rfc3339(exported.expires)
-        ),
-    )
+        )
+    })
 }
 
 /// Refuses to replace `path` unless `force`.
@@ -136,7 +143,12 @@ fn refuse_existing(path: &Path, force: bool) -> Result<(), CliError> {
 /// in `root_path`. The directory is created with mode 0700 (an existing
 /// one loses group and other access) and locked while it is set up
 /// ([`super::init_data_dir`]).
-pub fn init_replica(dir: &Path, root_path: &Path, out: &mut dyn Write) -> Result<(), CliError> {
+pub fn init_replica(
+    dir: &Path,
+    root_path: &Path,
+    format: OutputFormat,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
     let root = fs::read(root_path).map_err(|source| CliError::Io {
         path: root_path.to_owned(),
         source,
@@ -144,19 +156,29 @@ pub fn init_replica(dir: &Path, root_path: &Path, out: &mut dyn Write) -> Result
     let (version, sha256) = init_data_dir(dir, "init --replica", || {
         Replica::init(dir, &root).map_err(CliError::from)
     })?;
-    say(
-        out,
-        &format!(
+    let value = serde_json::json!({
+        "data_dir": dir,
+        "replica": true,
+        "root_version": version,
+        "root_sha256": sha256,
+    });
+    report(out, format, &value, || {
+        format!(
             "replica initialised in {}, pinned to root version {version}\nroot sha256: {sha256}",
             dir.display()
-        ),
-    )
+        )
+    })
 }
 
 /// `import FILE`: streams the bundle into the replica's directory while
 /// checking it, verifies it against the replica's pinned root and current
 /// state, then swaps it in. Memory stays bounded whatever the file claims.
-pub fn import_cmd(dir: &Path, bundle: &Path, out: &mut dyn Write) -> Result<(), CliError> {
+pub fn import_cmd(
+    dir: &Path,
+    bundle: &Path,
+    format: OutputFormat,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
     let replica = Replica::open(dir)?;
     // Two imports at once could each check against the same current state
     // and the older one be renamed in last.
@@ -173,29 +195,40 @@ pub fn import_cmd(dir: &Path, bundle: &Path, out: &mut dyn Write) -> Result<(), 
         });
     progress.finish();
     let imported = imported.map_err(|e| CliError::Other(format!("{}: {e}", bundle.display())))?;
-    let previous = imported
-        .previous
-        .map_or_else(|| "none".to_owned(), |v| v.to_string());
-    say(
-        out,
-        &format!(
+    let value = serde_json::json!({
+        "file": bundle,
+        "timestamp_version": imported.timestamp_version,
+        "previous_timestamp_version": imported.previous,
+        "files": imported.files,
+        "expires": rfc3339(imported.expires),
+    });
+    report(out, format, &value, || {
+        let previous = imported
+            .previous
+            .map_or_else(|| "none".to_owned(), |v| v.to_string());
+        format!(
             "imported {}: timestamp version {} (was {previous}), {} files, valid until {}",
             bundle.display(),
             imported.timestamp_version,
             imported.files,
             rfc3339(imported.expires)
-        ),
-    )
+        )
+    })
 }
 
 /// `serve --replica`: serves the imported state read-only until SIGINT or
 /// SIGTERM; a new import is picked up on the next request.
-pub fn serve_replica(dir: &Path, flags: &Flags, out: &mut dyn Write) -> Result<(), CliError> {
+pub fn serve_replica(
+    dir: &Path,
+    flags: &Flags,
+    format: OutputFormat,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
     let config = Config::load(dir, flags)?;
     init_logging(&config)?;
     let tls = super::tls(&config)?;
     let files = Arc::new(ReplicaFiles::open(Replica::open(dir)?)?);
-    let listening = Listening::bind(&config, tls)?;
+    let listening = Listening::bind(&config, tls)?.announced_as(format);
     serve_until_stopped(
         listening,
         "keyshare-server replica listening",

@@ -1,14 +1,14 @@
 //! `keyshare-server init`: a new repository in a data directory.
 
 use std::fs;
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::Path;
 
 use keyshare_policy::trust::bin_bits_for_count;
 use openssl::sha::sha256;
 use time::OffsetDateTime;
 
-use super::{init_data_dir, io_at, open_store, CliError};
+use super::{init_data_dir, io_at, open_store, report, CliError, OutputFormat};
 use crate::config::{self, Config, Flags};
 use crate::data_dir::{DataDir, DB_NAME};
 use crate::keys;
@@ -26,14 +26,16 @@ use crate::store::TokenKind;
 /// otherwise the defaults are written. If anything fails, what `init`
 /// created is removed again.
 pub fn init(dir: &Path, root: Option<&Path>, out: &mut dyn Write) -> Result<(), CliError> {
-    init_with_bins(dir, root, 256, out)
+    init_with_bins(dir, root, 256, OutputFormat::Text, out)
 }
 
-/// `init --bins N`: the same with `bins` hashed bins (256, 1024 or 4096).
+/// `init --bins N [--output json]`: the same with `bins` hashed bins (256,
+/// 1024 or 4096), the result printed as `format` asks.
 pub fn init_with_bins(
     dir: &Path,
     root: Option<&Path>,
     bins: u64,
+    format: OutputFormat,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
     let bin_bits = bin_bits_for_count(bins).ok_or_else(|| {
@@ -41,13 +43,16 @@ pub fn init_with_bins(
             "--bins {bins}: a repository has 256, 1024 or 4096 hashed bins"
         ))
     })?;
-    init_data_dir(dir, "init", || init_locked(dir, root, bin_bits, out))
+    init_data_dir(dir, "init", || {
+        init_locked(dir, root, bin_bits, format, out)
+    })
 }
 
 fn init_locked(
     dir: &Path,
     root: Option<&Path>,
     bin_bits: u32,
+    format: OutputFormat,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
     let layout = DataDir::new(dir);
@@ -69,7 +74,7 @@ fn init_locked(
     if wrote_config {
         keyshare_fsio::write_new(&config_path, config::DEFAULT_FILE.as_bytes(), 0o644)?;
     }
-    let result = init_repository(dir, &db, root, bin_bits, out);
+    let result = init_repository(dir, &db, root, bin_bits, format, out);
     if result.is_err() {
         // Best effort: leave the directory as init found it.
         let _ = fs::remove_dir_all(&keys_dir);
@@ -91,6 +96,7 @@ fn init_repository(
     db: &Path,
     root: Option<&Path>,
     bin_bits: u32,
+    format: OutputFormat,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
     let config = Config::load(dir, &Flags::default())?;
@@ -147,36 +153,39 @@ fn init_repository(
         Some("created by init".into()),
         now,
     )?;
-    let stdout = |e: io::Error| CliError::Io {
-        path: PathBuf::from("<stdout>"),
-        source: e,
-    };
-    writeln!(
-        out,
-        "initialized a keyshare repository in {}",
-        dir.display()
-    )
-    .map_err(stdout)?;
-    writeln!(out, "root sha256: {root_hash}").map_err(stdout)?;
-    if let Some(chain) = tsa {
-        let tsa_dir = DataDir::new(dir).tsa();
-        writeln!(
-            out,
-            "timestamp authority: CA certificate {}, TSA certificate chain {}",
-            tsa_dir.join(crate::data_dir::TSA_CA_CERT).display(),
-            chain.display()
-        )
-        .map_err(stdout)?;
-    }
-    writeln!(
-        out,
-        "org-admin token (id {}); it will not be shown again:",
-        token.token.id
-    )
-    .map_err(stdout)?;
-    writeln!(out, "{}", token.secret.expose()).map_err(stdout)?;
-    out.flush().map_err(stdout)?;
-    Ok(())
+    let tsa_ca = tsa
+        .as_ref()
+        .map(|_| DataDir::new(dir).tsa().join(crate::data_dir::TSA_CA_CERT));
+    let value = serde_json::json!({
+        "data_dir": dir,
+        "root_sha256": root_hash,
+        "root_version": 1,
+        "bins": 1u64 << bin_bits,
+        "timestamp_authority": tsa.as_ref().map(|chain| serde_json::json!({
+            "ca_certificate": tsa_ca,
+            "certificate_chain": chain,
+        })),
+        "token": {"id": token.token.id, "secret": token.secret.expose()},
+    });
+    report(out, format, &value, || {
+        let mut lines = vec![
+            format!("initialized a keyshare repository in {}", dir.display()),
+            format!("root sha256: {root_hash}"),
+        ];
+        if let (Some(chain), Some(ca)) = (&tsa, &tsa_ca) {
+            lines.push(format!(
+                "timestamp authority: CA certificate {}, TSA certificate chain {}",
+                ca.display(),
+                chain.display()
+            ));
+        }
+        lines.push(format!(
+            "org-admin token (id {}); it will not be shown again:",
+            token.token.id
+        ));
+        lines.push(token.secret.expose().to_owned());
+        lines.join("\n")
+    })
 }
 
 #[cfg(test)]

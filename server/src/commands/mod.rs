@@ -1,13 +1,15 @@
 //! The `keyshare-server` commands, one file each: [`init`], [`serve`],
-//! [`publish`] and the air-gap ones ([`airgap`]: `export`, `import`,
-//! `init --replica`, `serve --replica`). `main.rs` only parses arguments
-//! and calls these; this module holds what they share: [`CliError`], the
-//! data directory's lock and set-up, opening the repository, logging, and
-//! the start-up of a serving command ([`Listening`], [`serve_until_stopped`]).
+//! [`publish`], the air-gap ones ([`airgap`]: `export`, `import`,
+//! `init --replica`, `serve --replica`) and [`generate`] (`completions`,
+//! `man`). `main.rs` only parses arguments and calls these; this module
+//! holds what they share: [`CliError`], [`OutputFormat`] and the printing
+//! of a result, the data directory's lock and set-up, opening the
+//! repository, logging, and the start-up of a serving command
+//! ([`Listening`], [`serve_until_stopped`]).
 //!
-//! Output for the user goes to the writer given (stdout from `main`); logs
-//! go to stderr through `tracing`. Every error is a [`CliError`] whose
-//! `Display` is one line.
+//! Output for the user goes to the writer given (stdout from `main`), as
+//! text or one JSON document (`--output`); logs go to stderr through
+//! `tracing`. Every error is a [`CliError`] whose `Display` is one line.
 //!
 //! Every command that writes the data directory holds its lock
 //! ([`crate::lock`]) while it runs (`serve` for its whole life), so a
@@ -19,6 +21,7 @@
 //! none imports from it.
 
 pub mod airgap;
+pub mod generate;
 pub mod init;
 pub mod publish;
 pub mod serve;
@@ -120,6 +123,41 @@ impl From<AirgapError> for CliError {
             other => CliError::Other(other.to_string()),
         }
     }
+}
+
+/// How a command prints its result: `--output text|json`, as `keyshare`'s
+/// commands take it (docs/cli.md#json-output).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// A short summary for people.
+    #[default]
+    Text,
+    /// One JSON document (a line per event for `serve`).
+    Json,
+}
+
+/// Prints the result: `value` as one pretty JSON document, or `text()` as
+/// lines for people.
+pub(crate) fn report(
+    out: &mut dyn Write,
+    format: OutputFormat,
+    value: &serde_json::Value,
+    text: impl FnOnce() -> String,
+) -> Result<(), CliError> {
+    match format {
+        OutputFormat::Json => {
+            let json = serde_json::to_string_pretty(value)
+                .map_err(|e| CliError::Other(format!("cannot encode the result: {e}")))?;
+            say(out, &json)
+        }
+        OutputFormat::Text => say(out, &text()),
+    }
+    .and_then(|()| {
+        out.flush().map_err(|source| CliError::Io {
+            path: "<stdout>".into(),
+            source,
+        })
+    })
 }
 
 /// Writes one line of the command's output to `out`.
@@ -312,6 +350,7 @@ pub(crate) struct Listening {
     listener: TcpListener,
     addr: SocketAddr,
     tls: Option<SslAcceptorBuilder>,
+    format: OutputFormat,
 }
 
 impl Listening {
@@ -326,7 +365,15 @@ impl Listening {
             listener,
             addr,
             tls,
+            format: OutputFormat::Text,
         })
+    }
+
+    /// Announces the address as `format` asks: `listening on URL`, or one
+    /// JSON line `{"listening": URL, "address", "tls"}`.
+    pub(crate) fn announced_as(mut self, format: OutputFormat) -> Self {
+        self.format = format;
+        self
     }
 
     /// The address bound (with the real port).
@@ -383,12 +430,22 @@ where
             listener,
             addr,
             tls,
+            format,
         } = listening;
         let scheme = if tls.is_some() { "https" } else { "http" };
         tracing::info!(%addr, scheme, data_dir = %dir.display(), "{label}");
+        let announce = match format {
+            OutputFormat::Text => format!("listening on {url}"),
+            OutputFormat::Json => serde_json::json!({
+                "listening": url,
+                "address": addr.to_string(),
+                "tls": tls.is_some(),
+            })
+            .to_string(),
+        };
         // For whoever started us (tests pass port 0); the log has it too,
         // so a closed stdout is not a reason to stop.
-        if let Err(e) = writeln!(out, "listening on {url}").and_then(|()| out.flush()) {
+        if let Err(e) = writeln!(out, "{announce}").and_then(|()| out.flush()) {
             tracing::warn!(error = %e, "cannot write the address to stdout");
         }
         // Stop waiting for the server STOP_DEADLINE after the signal.

@@ -1,10 +1,13 @@
 //! `keyshare-server publish --to OUT`: the repository as static files.
 
 use std::fs;
-use std::io;
+use std::io::{self, Write};
 use std::path::Path;
 
-use super::{io_at, open_publisher, open_publisher_alongside, require_repository, CliError};
+use super::{
+    io_at, open_publisher, open_publisher_alongside, report, require_repository, CliError,
+    OutputFormat,
+};
 use crate::config::{Config, Flags};
 use crate::lock::{DataDirLock, LockError};
 
@@ -15,6 +18,30 @@ pub struct Published {
     pub written: usize,
     /// Files already present with the same bytes.
     pub unchanged: usize,
+}
+
+/// `publish --to OUT [--output json]`: [`publish`], then prints what it
+/// wrote as `format` asks.
+pub fn publish_cmd(
+    dir: &Path,
+    out_dir: &Path,
+    format: OutputFormat,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let published = publish(dir, out_dir)?;
+    let value = serde_json::json!({
+        "to": out_dir,
+        "written": published.written,
+        "unchanged": published.unchanged,
+    });
+    report(out, format, &value, || {
+        format!(
+            "published to {}: {} file(s) written, {} unchanged",
+            out_dir.display(),
+            published.written,
+            published.unchanged
+        )
+    })
 }
 
 /// `publish --to OUT`: writes the current consistent-snapshot tree into

@@ -11,7 +11,7 @@ use std::time::Duration as StdDuration;
 
 use super::{
     init_logging, lock_data_dir, open_publisher, require_repository, serve_until_stopped,
-    shutdown_signal, CliError, Listening,
+    shutdown_signal, CliError, Listening, OutputFormat,
 };
 use crate::clock::{self, Clock};
 use crate::config::{Config, Flags};
@@ -26,11 +26,17 @@ pub const MAINTENANCE_INTERVAL: StdDuration = StdDuration::from_secs(60);
 /// `serve`: serves the repository in `dir` until SIGINT or SIGTERM, then
 /// stops gracefully. Writes `listening on http://ADDR` (or `https://` when
 /// `tls.cert` and `tls.key` are set) to `out` once bound (with the real
-/// port when the configured one is 0).
-pub fn serve(dir: &Path, flags: &Flags, out: &mut dyn Write) -> Result<(), CliError> {
+/// port when the configured one is 0); with `format` JSON, one JSON line
+/// `{"listening": URL, "address", "tls"}` instead.
+pub fn serve(
+    dir: &Path,
+    flags: &Flags,
+    format: OutputFormat,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
     let config = Config::load(dir, flags)?;
     init_logging(&config)?;
-    run(dir, &config, clock::system(), shutdown_signal, out)
+    run_as(dir, &config, clock::system(), shutdown_signal, format, out)
 }
 
 /// What `serve` does once its configuration is loaded and logging set up:
@@ -45,6 +51,18 @@ pub fn run<S: Future<Output = ()> + 'static>(
     shutdown: impl FnOnce() -> Result<S, CliError>,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
+    run_as(dir, config, clock, shutdown, OutputFormat::Text, out)
+}
+
+/// [`run`], the address announced as `format` asks.
+fn run_as<S: Future<Output = ()> + 'static>(
+    dir: &Path,
+    config: &Config,
+    clock: Clock,
+    shutdown: impl FnOnce() -> Result<S, CliError>,
+    format: OutputFormat,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
     let tls = super::tls(config)?;
     require_repository(dir)?;
     // Held until serve returns: every other writer of this directory
@@ -55,7 +73,7 @@ pub fn run<S: Future<Output = ()> + 'static>(
         "one process writes a data directory: stop that one first, or serve another --data-dir",
     )?;
     let publisher = Arc::new(open_publisher(dir, config, &lock)?);
-    let listening = Listening::bind(config, tls)?;
+    let listening = Listening::bind(config, tls)?.announced_as(format);
     lock.set_detail(&format!("listening on {}", listening.url()))
         .map_err(|e| CliError::Other(e.to_string()))?;
     if !listening.is_tls() {

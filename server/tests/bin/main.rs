@@ -9,5 +9,6 @@
 mod bin_common;
 
 mod durability;
+mod output;
 mod server;
 mod tls;
