@@ -45,6 +45,23 @@ pub fn to_canonical<T: Serialize + ?Sized>(value: &T, what: &str) -> Result<Vec<
     Ok(buf.out)
 }
 
+/// `"key":value` as an entry of a canonical JSON object: the bytes
+/// [`to_canonical`] writes for that entry of a map.
+pub(crate) fn canonical_entry<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<Vec<u8>> {
+    let mut buf = Buffers {
+        out: Vec::with_capacity(key.len() + 128),
+        entries: Vec::new(),
+        keys: String::new(),
+        scratch: Vec::new(),
+    };
+    write_string(key, &mut buf.out);
+    buf.out.push(b':');
+    value
+        .serialize(Canonical { b: &mut buf })
+        .map_err(|e| refused(key, &e.0))?;
+    Ok(buf.out)
+}
+
 /// The output and the scratch space shared by every object being written.
 struct Buffers {
     /// The canonical bytes.

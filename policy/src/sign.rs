@@ -180,11 +180,16 @@ pub fn sign<T: Role>(signed: T, signers: &[&dyn Signer]) -> Result<Signed<T>> {
 /// The signatures of `signed` by every signer, over its canonical form:
 /// what [`sign`] puts in the envelope, for content that stays where it is.
 pub fn signatures<T: Role>(signed: &T, signers: &[&dyn Signer]) -> Result<Vec<Signature>> {
-    let canonical = to_canonical(signed, T::TYPE)?;
+    signatures_over(&to_canonical(signed, T::TYPE)?, signers)
+}
+
+/// The signatures by every signer over `canonical`, the canonical form of
+/// a `signed` object the caller wrote.
+pub fn signatures_over(canonical: &[u8], signers: &[&dyn Signer]) -> Result<Vec<Signature>> {
     let mut signatures = Vec::with_capacity(signers.len());
     for s in signers {
         let raw = s
-            .sign(&canonical)
+            .sign(canonical)
             .map_err(|e| Error::Sign(format!("key {}: {e}", s.key_id())))?;
         signatures.push(Signature {
             keyid: s.key_id().clone(),

@@ -14,8 +14,9 @@ use crate::metadata::{
     Delegations, KeyId, MetaFile, Role, RoleName, Signature, Signed, Snapshot, Targets, Timestamp,
     Unrecognized, SPEC_VERSION,
 };
-use crate::sign::{sign, signatures, to_bytes, Signer};
+use crate::sign::{sign, signatures, signatures_over, to_bytes, Signer};
 
+use super::canonical::{signed_bytes, CanonicalTargets};
 use super::{prune_keys, File, Repository, SharedSigner, TargetsRole};
 
 impl Repository {
@@ -107,8 +108,7 @@ impl Repository {
                 undo.push((name.clone(), r.staged.version, r.staged.expires));
                 r.staged.version = version;
                 r.staged.expires = expires;
-                let signatures = signatures(&r.staged, &signers)?;
-                let (signatures, bytes) = envelope_bytes(signatures, &r.staged)?;
+                let (signatures, bytes) = sign_in_place(r, &signers)?;
                 (Signing::InPlace(signatures), bytes.into())
             };
             files.push(File {
@@ -413,6 +413,43 @@ fn prunes_keys(d: &Delegations) -> bool {
             || d.succinct_roles.iter().any(|s| s.keyids.contains(id))
     };
     d.keys.keys().any(|id| !used(id))
+}
+
+/// Signs `r.staged` where it is, and writes its file. The canonical bytes
+/// come from the role's memo of its targets when they determine them (a
+/// role without delegations or unknown fields: every hashed bin), made on
+/// the role's first signing; the file is then those bytes in the envelope
+/// when they are strict JSON. Otherwise both are written from the role.
+fn sign_in_place(
+    r: &mut TargetsRole,
+    signers: &[&dyn Signer],
+) -> Result<(Vec<Signature>, Vec<u8>)> {
+    if r.staged.delegations.is_none() && r.staged.unrecognized.is_empty() {
+        if r.canonical.is_none() {
+            r.canonical = Some(CanonicalTargets::new(&r.staged.targets)?);
+        }
+        if let Some(memo) = &r.canonical {
+            if let Some((canonical, strict)) = signed_bytes(&r.staged, memo)? {
+                let signatures = signatures_over(&canonical, signers)?;
+                if !strict {
+                    return envelope_bytes(signatures, &r.staged);
+                }
+                let mut bytes = Vec::with_capacity(canonical.len() + 64 + 160 * signatures.len());
+                bytes.extend_from_slice(b"{\"signatures\":");
+                serde_json::to_writer(&mut bytes, &signatures).map_err(|e| Error::Malformed {
+                    what: Targets::TYPE.to_owned(),
+                    path: ".signatures".to_owned(),
+                    message: format!("cannot be written as JSON: {e}"),
+                })?;
+                bytes.extend_from_slice(b",\"signed\":");
+                bytes.extend_from_slice(&canonical);
+                bytes.push(b'}');
+                return Ok((signatures, bytes));
+            }
+        }
+    }
+    let signatures = signatures(&r.staged, signers)?;
+    envelope_bytes(signatures, &r.staged)
 }
 
 /// The file of the envelope of `signed` with `signatures`: the bytes

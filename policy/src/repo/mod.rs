@@ -48,20 +48,24 @@
 //! The builder is split by job: `options` (expiries, options, the
 //! top-level role specs of a new root), `stage` (changes staged for the
 //! next commit: targets, delegations, roots), `commit` (signing the staged
-//! changes, snapshot and timestamp; re-signing what expires) and `restore`
-//! (rebuilding the state from published files).
+//! changes, snapshot and timestamp; re-signing what expires), `canonical`
+//! (each role's targets kept as canonical JSON, so re-signing a bin does
+//! not serialise every target again) and `restore` (rebuilding the state
+//! from published files).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use time::OffsetDateTime;
 
+use self::canonical::CanonicalTargets;
 use crate::error::{Error, Result};
 use crate::metadata::{
     Delegations, KeyId, RoleName, Root, Signed, Snapshot, Targets, Timestamp, Unrecognized,
 };
 use crate::sign::{sign, to_bytes, Signer};
 
+mod canonical;
 mod commit;
 mod options;
 mod restore;
@@ -106,6 +110,10 @@ struct TargetsRole {
     changed: Changed,
     /// Who delegates this role (`None` for top-level targets or a removed delegation).
     delegator: Option<RoleName>,
+    /// The canonical JSON of `staged.targets`, made when the role is first
+    /// signed in place and kept up to date by every change of its targets
+    /// (`None` until then, or after a change it could not follow).
+    canonical: Option<CanonicalTargets>,
 }
 
 impl TargetsRole {
@@ -117,7 +125,22 @@ impl TargetsRole {
             dirty,
             changed: Changed::default(),
             delegator: None,
+            canonical: None,
         }
+    }
+
+    /// Lists `file` at `path` in the staged content (which does not list
+    /// it so already), and records the change.
+    fn set_staged_target(&mut self, path: &str, file: crate::metadata::TargetFile) {
+        if let Some(memo) = self.canonical.as_mut() {
+            if memo.set(path, &file).is_err() {
+                // Not canonical JSON: the commit says why, from the role.
+                self.canonical = None;
+            }
+        }
+        self.staged.targets.insert(path.to_owned(), file);
+        self.changed.paths.insert(path.to_owned());
+        self.dirty = true;
     }
 }
 

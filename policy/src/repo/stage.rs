@@ -50,9 +50,7 @@ impl Repository {
         let disk = target_path(path, &file);
         let r = self.role_mut(role)?;
         if r.staged.targets.get(path) != Some(&file) {
-            r.staged.targets.insert(path.to_owned(), file);
-            r.changed.paths.insert(path.to_owned());
-            r.dirty = true;
+            r.set_staged_target(path, file);
         }
         Ok(File::immutable(disk, bytes.to_vec()))
     }
@@ -67,9 +65,7 @@ impl Repository {
         };
         let r = self.role_mut(to)?;
         if r.staged.targets.get(path) != Some(&file) {
-            r.staged.targets.insert(path.to_owned(), file);
-            r.changed.paths.insert(path.to_owned());
-            r.dirty = true;
+            r.set_staged_target(path, file);
         }
         Ok(true)
     }
@@ -80,6 +76,9 @@ impl Repository {
         let removed = r.staged.targets.remove(path).is_some();
         if removed {
             r.changed.paths.insert(path.to_owned());
+            if let Some(memo) = r.canonical.as_mut() {
+                memo.remove(path);
+            }
         }
         r.dirty |= removed;
         Ok(removed)
