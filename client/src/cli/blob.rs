@@ -319,6 +319,7 @@ fn may_be_stale(decision: &Decision) -> bool {
             reason: Reason::KeyNotListed { .. }
                 | Reason::NoNamespace { .. }
                 | Reason::NoTrustDocument { .. }
+                | Reason::UnreadableTrustDocument { .. }
         }
     )
 }

@@ -178,8 +178,18 @@ pub(crate) fn refresh(args: RefreshArgs) -> Result<(), Error> {
     };
     let value = summary(&state);
     emit(args.common.output, &value, || {
+        let unreadable = state.trust_set.unreadable_documents();
+        let unreadable = if unreadable.is_empty() {
+            String::new()
+        } else {
+            let names: Vec<String> = unreadable.iter().map(|(n, _)| format!("`{n}`")).collect();
+            format!(
+                "; cannot read the trust document of {} (nothing signed for their artifacts is trusted; a newer format needs a newer keyshare)",
+                names.join(", ")
+            )
+        };
         format!(
-            "refreshed {}: root v{}, timestamp v{}; {} namespaces ({} with a trust document), {} revocations, {} peers",
+            "refreshed {}: root v{}, timestamp v{}; {} namespaces ({} with a trust document), {} revocations, {} peers{unreadable}",
             state.url,
             state.root_version,
             state.timestamp_version,
@@ -199,6 +209,12 @@ fn summary(state: &TrustState) -> Value {
         "timestamp_version": state.timestamp_version,
         "namespaces": state.trust_set.index().namespaces.len(),
         "trust_documents": state.trust_set.namespaces().count(),
+        "unreadable_trust_documents": state
+            .trust_set
+            .unreadable_documents()
+            .into_iter()
+            .map(|(namespace, why)| json!({"namespace": namespace, "error": why}))
+            .collect::<Vec<_>>(),
         "revocations": state.trust_set.revocations().len(),
         "peers": state.trust_set.peers().len(),
         "documents": state.documents.keys().collect::<Vec<_>>(),
@@ -323,6 +339,7 @@ fn reason_code(reason: &Reason) -> &'static str {
     match reason {
         Reason::NoNamespace { .. } => "no_namespace",
         Reason::NoTrustDocument { .. } => "no_trust_document",
+        Reason::UnreadableTrustDocument { .. } => "unreadable_trust_document",
         Reason::KeyNotListed { .. } => "key_not_listed",
         Reason::UnusableKey { .. } => "unusable_key",
         Reason::KeyNotYetValid { .. } => "key_not_yet_valid",
@@ -670,6 +687,12 @@ pub(crate) fn export(args: ExportArgs) -> Result<(), Error> {
         ExportFormat::LayoutKeys => export::layout::write(&state.trust_set, &args.dir, now),
     }
     .map_err(|e| Error::Input(format!("export to {}: {e}", args.dir.display())))?;
+    let mut summary = summary;
+    for (namespace, why) in state.trust_set.unreadable_documents() {
+        summary.warnings.push(format!(
+            "namespace `{namespace}`: its trust document cannot be read ({why}); nothing is exported for it"
+        ));
+    }
     let value = json!({
         "dir": args.dir,
         "timestamp_version": state.timestamp_version,

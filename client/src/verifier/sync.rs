@@ -513,9 +513,14 @@ fn role_file(role: &str) -> String {
 
 /// `namespaces/<ns>/trust.json` with a valid namespace name.
 fn is_trust_path(path: &str) -> bool {
+    trust_path_namespace(path).is_some()
+}
+
+/// The namespace of a `namespaces/<ns>/trust.json` path.
+fn trust_path_namespace(path: &str) -> Option<NamespaceName> {
     path.strip_prefix("namespaces/")
         .and_then(|rest| rest.strip_suffix("/trust.json"))
-        .is_some_and(|ns| NamespaceName::parse(ns).is_ok())
+        .and_then(|ns| NamespaceName::parse(ns).ok())
 }
 
 /// Step 5, the trust state: the verified documents parsed (the trust
@@ -573,17 +578,37 @@ fn build_state(
         }
         parsed.0.insert(key, doc);
     }
+    // A trust document that does not parse (a newer format this verifier
+    // does not know) fails closed for its own namespace, not the refresh.
     let fresh = parse_wide(&trust, threads, |(_, path, bytes)| {
-        NamespaceTrust::from_target(path, bytes)
+        Ok::<_, keyshare_policy::error::Error>(NamespaceTrust::from_target(path, bytes))
     })
     .map_err(bad)?;
-    for ((key, _, _), doc) in trust.into_iter().zip(fresh) {
-        namespaces.push(doc.clone());
-        parsed.0.insert(key, Parsed::Trust(doc));
+    let mut unreadable = Vec::new();
+    for ((key, path, _), doc) in trust.into_iter().zip(fresh) {
+        match doc {
+            Ok(doc) => {
+                namespaces.push(doc.clone());
+                parsed.0.insert(key, Parsed::Trust(doc));
+            }
+            Err(e) => {
+                let namespace = trust_path_namespace(path).ok_or_else(|| bad(e.clone()))?;
+                unreadable.push((namespace, e.to_string()));
+            }
+        }
     }
     *memo.lock().unwrap_or_else(PoisonError::into_inner) = parsed;
     let index = Namespaces::merge(shards).map_err(bad)?;
-    let trust_set = TrustSet::new(index, namespaces, revocations, peers).map_err(bad)?;
+    let mut trust_set = TrustSet::new(index, namespaces, revocations, peers).map_err(bad)?;
+    for (namespace, why) in unreadable {
+        tracing::warn!(
+            %url,
+            namespace = %namespace,
+            error = %why,
+            "cannot read the namespace's trust document; nothing signed for its artifacts is trusted"
+        );
+        trust_set.set_unreadable(&namespace, why);
+    }
     for ns in trust_set.unlisted_documents() {
         tracing::warn!(namespace = %ns, "trust document of a namespace the index does not list; ignored");
     }

@@ -346,3 +346,90 @@ fn a_bin_signed_by_a_key_other_than_the_targets_key_is_refused() {
         "a refused refresh keeps nothing"
     );
 }
+
+#[test]
+fn a_trust_document_of_a_newer_format_fails_closed_for_its_namespace_only() {
+    // team-b publishes a document of a format this verifier does not know
+    // (as a server newer than the verifier would): the refresh goes
+    // through, team-a's decisions stand, and nothing is trusted for team-b,
+    // the decision naming why. Also a document that breaks its format's
+    // rules (team-c: a threshold of zero).
+    let (ka, _) = new_key();
+    let (kb, _) = new_key();
+    let (kc, _) = new_key();
+    let mut newer: serde_json::Value =
+        serde_json::from_slice(&trust_doc("team-b", "kb", &kb)).unwrap();
+    newer["format"] = json!("keyshare.trust/v9");
+    let mut broken: serde_json::Value =
+        serde_json::from_slice(&trust_doc("team-c", "kc", &kc)).unwrap();
+    broken["threshold"] = json!(0);
+    let (served, _) = bins_repository(
+        &[
+            ("team-a", trust_doc("team-a", "ka", &ka)),
+            ("team-b", serde_json::to_vec(&newer).unwrap()),
+            ("team-c", serde_json::to_vec(&broken).unwrap()),
+        ],
+        &[],
+    );
+    let (_canned, client) = serve(served);
+    let run = client.run(&["refresh", "--output", "json"]);
+    run.assert_ok();
+    let summary = run.json();
+    assert_eq!(summary["namespaces"], 3, "{summary}");
+    assert_eq!(summary["trust_documents"], 1, "{summary}");
+    let unreadable = summary["unreadable_trust_documents"].as_array().unwrap();
+    assert_eq!(unreadable.len(), 2, "{summary}");
+    assert_eq!(unreadable[0]["namespace"], "team-b", "{summary}");
+    assert!(
+        unreadable[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("a newer format needs a newer verifier"),
+        "{summary}"
+    );
+    assert_eq!(unreadable[1]["namespace"], "team-c", "{summary}");
+    let text = client.run(&["refresh"]);
+    text.assert_ok();
+    assert!(
+        text.stdout
+            .contains("cannot read the trust document of `team-b`, `team-c`"),
+        "{}",
+        text.stdout
+    );
+
+    // An export leaves them out, saying so.
+    let dir = tempfile::tempdir().unwrap();
+    let run = client.run(&[
+        "export",
+        "pem",
+        "--dir",
+        dir.path().to_str().unwrap(),
+        "--output",
+        "json",
+    ]);
+    run.assert_ok();
+    let export = run.json();
+    assert_eq!(export["namespaces"], json!(["team-a"]), "{export}");
+    let warnings = export["warnings"].to_string();
+    assert!(
+        warnings.contains("namespace `team-b`: its trust document cannot be read"),
+        "{export}"
+    );
+
+    let (code, v) = client.decide_json("registry.acme.io/team-a/app", &["--key-id", "ka"]);
+    assert_eq!(code, 0, "team-a is decided as before: {v}");
+    for (ns, key) in [("team-b", "kb"), ("team-c", "kc")] {
+        let (code, v) =
+            client.decide_json(&format!("registry.acme.io/{ns}/app"), &["--key-id", key]);
+        assert_eq!(
+            (code, v["reason"].as_str()),
+            (1, Some("unreadable_trust_document")),
+            "{v}"
+        );
+        let message = v["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(&format!("namespaces/{ns}/trust.json")),
+            "{v}"
+        );
+    }
+}

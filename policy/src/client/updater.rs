@@ -259,7 +259,10 @@ impl Updater {
     /// as for [`Self::find_target_with`]) and fetched with `target` (given
     /// the file name under `targets/` and the length limit), then checked
     /// against its listed length and hashes. A namespace whose trust
-    /// document is not published owns its names but trusts no one.
+    /// document is not published owns its names but trusts no one; so does
+    /// one whose document does not parse (a newer format): it is recorded
+    /// with why ([`TrustSet::set_unreadable`]) and every other namespace is
+    /// decided as usual.
     ///
     /// This loads everything at once (a tool, a test, an importer); the
     /// client's verifier does the same with concurrent downloads and a cache.
@@ -294,13 +297,23 @@ impl Updater {
         }
         let index = Namespaces::merge(shards)?;
         let mut docs = Vec::new();
+        let mut unreadable = Vec::new();
         for entry in &index.namespaces {
             let path = entry.name.target_path();
             if let Some(bytes) = self.fetch_target(&path, &mut meta, &mut target)? {
-                docs.push(NamespaceTrust::from_target(&path, &bytes)?);
+                // A document this verifier cannot read fails closed for its
+                // own namespace ([`TrustSet::set_unreadable`]), not for all.
+                match NamespaceTrust::from_target(&path, &bytes) {
+                    Ok(doc) => docs.push(doc),
+                    Err(e) => unreadable.push((entry.name.clone(), e.to_string())),
+                }
             }
         }
-        TrustSet::new(index, docs, revocations, peers)
+        let mut set = TrustSet::new(index, docs, revocations, peers)?;
+        for (namespace, why) in unreadable {
+            set.set_unreadable(&namespace, why);
+        }
+        Ok(set)
     }
 
     /// One target, found by search, fetched and checked; `None` when no

@@ -930,6 +930,30 @@ fn examples_in_the_trust_model_document_parse_and_round_trip() {
         "{r}"
     );
     assert!(set.unlisted_documents().is_empty());
+
+    // team-b's document could not be read (a newer format): still nothing
+    // trusted for team-b, now saying why; team-a is untouched. A namespace
+    // with a document, or one the index does not list, is not marked.
+    let mut set = set;
+    assert!(!set.set_unreadable(&ns_name("team-a"), "not marked"));
+    assert!(!set.set_unreadable(&ns_name("team-z"), "not listed"));
+    assert!(set.set_unreadable(&ns_name("team-b"), "format v9"));
+    let r = reason(set.decide("registry.acme.io/team-b/app", &[release()], at, at));
+    assert!(
+        matches!(&r, Reason::UnreadableTrustDocument { namespace, why } if namespace.as_str() == "team-b" && why == "format v9"),
+        "{r}"
+    );
+    assert!(
+        r.to_string().contains("namespaces/team-b/trust.json"),
+        "{r}"
+    );
+    assert!(set
+        .decide("registry.acme.io/team-a/app", &[release()], at, at)
+        .is_trusted());
+    assert_eq!(
+        set.unreadable_documents(),
+        vec![(&ns_name("team-b"), "format v9")]
+    );
 }
 
 #[test]

@@ -107,6 +107,9 @@ pub struct TrustSet {
     index: Namespaces,
     /// The trust document of each namespace of `index`, same order.
     documents: Vec<Option<Documented>>,
+    /// Why the document of a namespace of `index` could not be read, by
+    /// position in `index` (see [`TrustSet::set_unreadable`]).
+    unreadable: HashMap<usize, String>,
     /// Namespaces with a trust document but no entry in `index`, sorted.
     unlisted: Vec<NamespaceName>,
     /// The scopes of `index`, owners being positions in `index.namespaces`.
@@ -215,6 +218,7 @@ impl TrustSet {
         Ok(Self {
             index,
             documents,
+            unreadable: HashMap::new(),
             unlisted,
             scopes,
             peers: peers.peers,
@@ -256,6 +260,46 @@ impl TrustSet {
     /// a namespace created without its entry).
     pub fn unlisted_documents(&self) -> &[NamespaceName] {
         &self.unlisted
+    }
+
+    /// Records that the trust document published for `namespace` cannot
+    /// be read (`why`: the parser's message), so its decisions say so
+    /// ([`Reason::UnreadableTrustDocument`]) instead of
+    /// [`Reason::NoTrustDocument`]. Either way it trusts no signer: a
+    /// document a verifier cannot read fails closed for its own namespace
+    /// only, never for the others. False (and nothing recorded) when the
+    /// index does not list `namespace` or it has a document.
+    pub fn set_unreadable(&mut self, namespace: &NamespaceName, why: impl Into<String>) -> bool {
+        let Some(i) = self
+            .index
+            .namespaces
+            .iter()
+            .position(|e| &e.name == namespace)
+        else {
+            return false;
+        };
+        if !matches!(self.documents.get(i), Some(None)) {
+            return false;
+        }
+        self.unreadable.insert(i, why.into());
+        true
+    }
+
+    /// The namespaces whose trust document could not be read, with why,
+    /// in the index's order.
+    pub fn unreadable_documents(&self) -> Vec<(&NamespaceName, &str)> {
+        let mut out: Vec<(usize, &NamespaceName, &str)> = self
+            .unreadable
+            .iter()
+            .filter_map(|(&i, why)| {
+                self.index
+                    .namespaces
+                    .get(i)
+                    .map(|e| (i, &e.name, why.as_str()))
+            })
+            .collect();
+        out.sort_by_key(|(i, _, _)| *i);
+        out.into_iter().map(|(_, n, w)| (n, w)).collect()
     }
 
     /// Namespaces listed in the namespace index that have no trust
@@ -415,9 +459,15 @@ impl TrustSet {
                         self.decide_in(ns, artifact, signers, signed_at, now, attested)
                     }
                     (_, Some(entry)) => Decision::Untrusted {
-                        reason: Reason::NoTrustDocument {
-                            namespace: entry.name.clone(),
-                            maintainers: entry.maintainers.clone(),
+                        reason: match self.unreadable.get(&owner) {
+                            Some(why) => Reason::UnreadableTrustDocument {
+                                namespace: entry.name.clone(),
+                                why: why.clone(),
+                            },
+                            None => Reason::NoTrustDocument {
+                                namespace: entry.name.clone(),
+                                maintainers: entry.maintainers.clone(),
+                            },
                         },
                     },
                     (_, None) => Decision::Untrusted {

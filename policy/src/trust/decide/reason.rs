@@ -181,6 +181,16 @@ pub enum Reason {
         /// Its maintainers, as the namespace index lists them.
         maintainers: Vec<String>,
     },
+    /// The namespace that owns the artifact published a trust document
+    /// this verifier cannot read (a newer format, or one that breaks a rule
+    /// of the format it names), so it trusts no signer for the namespace's
+    /// artifacts; every other namespace's decisions stand.
+    UnreadableTrustDocument {
+        /// The namespace that owns the artifact.
+        namespace: NamespaceName,
+        /// Why the document cannot be read.
+        why: String,
+    },
     /// The signer is not listed by the namespace (nor by a sub-delegation covering the artifact).
     KeyNotListed {
         /// The namespace that owns the artifact.
@@ -316,6 +326,11 @@ impl fmt::Display for Reason {
                     namespace.target_path()
                 )
             }
+            Self::UnreadableTrustDocument { namespace, why } => write!(
+                f,
+                "namespace `{namespace}` owns the artifact but this verifier cannot read its trust document {} ({why}), so no signer is trusted for it: a document of a newer format needs a newer keyshare",
+                namespace.target_path()
+            ),
             Self::KeyNotListed { namespace, key } => write!(
                 f,
                 "{key} is not trusted by namespace `{namespace}` for this artifact: sign with a listed key, or ask the namespace's maintainers to add it"
