@@ -105,6 +105,9 @@ enum Command {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+    /// Print the OpenAPI 3.1 document of the API under /api/v1/ (the one
+    /// `GET /api/v1/openapi.json` serves and docs/openapi.json holds).
+    Openapi,
 }
 
 fn run(cli: Cli) -> Result<(), CliError> {
@@ -163,6 +166,12 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Import { data_dir, file } => {
             airgap::import_cmd(&commands::data_dir(data_dir.data_dir)?, &file, &mut stdout)
         }
+        Command::Openapi => stdout
+            .write_all(keyshare_server::http::openapi_json().as_bytes())
+            .map_err(|source| CliError::Io {
+                path: "<stdout>".into(),
+                source,
+            }),
         Command::Publish { data_dir, to } => {
             let published = commands::publish(&commands::data_dir(data_dir.data_dir)?, &to)?;
             writeln!(

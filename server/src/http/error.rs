@@ -145,12 +145,38 @@ impl ResponseError for ApiError {
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header((header::RETRY_AFTER, "1"));
         }
-        let mut error = json!({ "code": self.code, "message": self.message });
-        if let (Some(details), Some(map)) = (&self.details, error.as_object_mut()) {
-            map.insert("details".into(), details.clone());
-        }
-        response.json(json!({ "error": error }))
+        response.json(ErrorBody {
+            error: ErrorObject {
+                code: self.code.to_owned(),
+                message: self.message.clone(),
+                details: self.details.clone(),
+            },
+        })
     }
+}
+
+/// The body of every error answer of the server (the API, the read API,
+/// unknown routes): `{"error": {"code", "message", "details"?}}`. One
+/// component schema of the OpenAPI document (`ErrorBody`).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorBody {
+    /// What went wrong.
+    pub(crate) error: ErrorObject,
+}
+
+/// The error object of an [`ErrorBody`].
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorObject {
+    /// A short machine-readable code (`invalid`, `not_found`,
+    /// `scope_overlap`, ...): the same code always means the same refusal.
+    pub(crate) code: String,
+    /// What to fix, for people: names the offending field (its JSON path,
+    /// `scopes[0]: ...`) or parameter. Never carries a secret.
+    pub(crate) message: String,
+    /// Structured detail, where a refusal has more to say than its message
+    /// (the overlaps of a refused scope, `scope_overlap`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) details: Option<serde_json::Value>,
 }
 
 // The status table: every domain error's HTTP answer is decided here and

@@ -5,6 +5,11 @@ use serde_json::Value;
 
 /// The query of `GET /api/v1/audit`: every condition given must hold.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema, utoipa::IntoParams),
+    into_params(parameter_in = Query)
+)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// Only records with a larger sequence number (0: from the start).
@@ -64,6 +69,7 @@ impl AuditQuery {
 
 /// One record of the audit log as `GET /api/v1/audit` answers it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditRecord {
     /// Sequence number, from 1.
     pub seq: i64,
@@ -85,6 +91,7 @@ pub struct AuditRecord {
 
 /// The answer to `GET /api/v1/audit`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditRecords {
     /// The records, in the order asked.
     pub records: Vec<AuditRecord>,
@@ -93,6 +100,7 @@ pub struct AuditRecords {
 /// The answer to `GET /api/v1/audit/verify`: the server's own check of
 /// its log against the audit heads it published.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum AuditVerification {
     /// The chain is intact and agrees with every published head checked.
@@ -105,6 +113,7 @@ pub enum AuditVerification {
 
 /// [`AuditVerification::Intact`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditIntact {
     /// `true`.
     pub ok: bool,
@@ -120,6 +129,7 @@ pub struct AuditIntact {
 
 /// An audit head as a timestamp published it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditPublishedHead {
     /// The last record's sequence number.
     pub seq: u64,
@@ -131,6 +141,7 @@ pub struct AuditPublishedHead {
 
 /// [`AuditVerification::HeadMismatch`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditHeadMismatch {
     /// `false`.
     pub ok: bool,
@@ -150,6 +161,7 @@ pub struct AuditHeadMismatch {
 
 /// [`AuditVerification::Broken`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditBroken {
     /// `false`.
     pub ok: bool,
