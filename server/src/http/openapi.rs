@@ -15,7 +15,9 @@ use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use actix_web::{web, HttpResponse};
-use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+use utoipa::openapi::schema::{
+    AdditionalProperties, KnownFormat, ObjectBuilder, SchemaFormat, Type,
+};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder, Schema};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
@@ -37,7 +39,48 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(super::admin::AdminApi::openapi());
+    open_flattened(&mut doc);
     doc
+}
+
+/// An answer that flattens a closed type (`#[serde(flatten)]` of a
+/// `deny_unknown_fields` struct: a revocation, a trusted key) is one object
+/// with the fields of both, but utoipa describes it as `allOf` of the
+/// closed type's schema (`additionalProperties: false`) and the rest, which
+/// no answer can meet. The closed part is put inline without the closure;
+/// the type's own schema (in requests and documents) stays closed.
+fn open_flattened(doc: &mut utoipa::openapi::OpenApi) {
+    let Some(components) = doc.components.as_mut() else {
+        return;
+    };
+    let closed: std::collections::BTreeMap<String, Schema> = components
+        .schemas
+        .iter()
+        .filter_map(|(name, schema)| match schema {
+            RefOr::T(Schema::Object(o))
+                if matches!(
+                    o.additional_properties.as_deref(),
+                    Some(AdditionalProperties::FreeForm(false))
+                ) =>
+            {
+                let mut open = o.clone();
+                open.additional_properties = None;
+                Some((format!("#/components/schemas/{name}"), Schema::Object(open)))
+            }
+            _ => None,
+        })
+        .collect();
+    for schema in components.schemas.values_mut() {
+        if let RefOr::T(Schema::AllOf(all_of)) = schema {
+            for item in &mut all_of.items {
+                if let RefOr::Ref(r) = item {
+                    if let Some(open) = closed.get(&r.ref_location) {
+                        *item = RefOr::T(open.clone());
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The document as served and committed: pretty JSON with a final newline.

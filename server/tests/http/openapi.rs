@@ -184,6 +184,41 @@ fn every_route_is_described_with_its_security_and_errors() {
     }
 }
 
+/// An answer that flattens a closed type (a revocation, a trusted key) is
+/// one object: no member of an `allOf` may refuse the other members' fields.
+#[test]
+fn no_all_of_member_is_closed() {
+    fn walk(doc: &Value, v: &Value, at: &str) {
+        match v {
+            Value::Object(map) => {
+                if let Some(items) = map.get("allOf").and_then(Value::as_array) {
+                    for item in items {
+                        let item = match item.get("$ref").and_then(Value::as_str) {
+                            Some(r) => {
+                                &doc["components"]["schemas"]
+                                    [r.trim_start_matches("#/components/schemas/")]
+                            }
+                            None => item,
+                        };
+                        assert_ne!(
+                            item.get("additionalProperties"),
+                            Some(&Value::Bool(false)),
+                            "{at}: a closed allOf member"
+                        );
+                    }
+                }
+                for (k, v) in map {
+                    walk(doc, v, &format!("{at}/{k}"));
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| walk(doc, v, at)),
+            _ => {}
+        }
+    }
+    let doc = document();
+    walk(&doc, &doc, "");
+}
+
 #[actix_web::test]
 async fn an_error_answer_has_the_documented_shape() {
     let f = Fixture::new();
