@@ -25,26 +25,26 @@ use super::AppState;
 use crate::ci::{CiIdentity, CiService, DelegationRequest};
 
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
-    let not_allowed = || web::to(super::error::method_not_allowed);
+    let not_allowed = super::error::method_not_allowed;
     cfg.service(
         web::resource("/api/v1/ci/nonce")
             .route(web::post().to(nonce))
-            .default_service(not_allowed()),
+            .default_service(not_allowed("POST")),
     )
     .service(
         web::resource("/api/v1/ci/delegations")
             .route(web::post().to(delegate))
-            .default_service(not_allowed()),
+            .default_service(not_allowed("POST")),
     )
     .service(
         web::resource("/api/v1/ci/delegations/{id}")
             .route(web::delete().to(end))
-            .default_service(not_allowed()),
+            .default_service(not_allowed("DELETE")),
     )
     .service(
         web::resource("/api/v1/ci/evidence/{spki_sha256}")
             .route(web::get().to(evidence))
-            .default_service(not_allowed()),
+            .default_service(not_allowed("GET")),
     );
 }
 

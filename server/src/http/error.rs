@@ -378,14 +378,34 @@ pub(crate) async fn no_route(req: actix_web::HttpRequest) -> HttpResponse {
     ApiError::not_found(format!("no route for {} {}", req.method(), req.path())).error_response()
 }
 
-/// A known path with a method it does not offer.
-pub(crate) async fn method_not_allowed(req: actix_web::HttpRequest) -> HttpResponse {
-    ApiError::new(
+/// The default service of a resource that offers the methods `allow`
+/// (`"GET, HEAD"`): any other method is answered by
+/// [`method_not_allowed_answer`].
+pub(crate) fn method_not_allowed(allow: impl Into<String>) -> actix_web::Route {
+    let allow: String = allow.into();
+    actix_web::web::to(move |req: actix_web::HttpRequest| {
+        let answer = method_not_allowed_answer(&req, &allow);
+        async move { answer }
+    })
+}
+
+/// 405 for a known path with a method it does not offer, with the `Allow`
+/// header RFC 9110 (§15.5.6) requires: the methods it does offer.
+pub(crate) fn method_not_allowed_answer(req: &actix_web::HttpRequest, allow: &str) -> HttpResponse {
+    let mut response = ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
-        format!("{} is not offered on {}", req.method(), req.path()),
+        format!(
+            "{} is not offered on {} (only {allow})",
+            req.method(),
+            req.path()
+        ),
     )
-    .error_response()
+    .error_response();
+    if let Ok(value) = header::HeaderValue::from_str(allow) {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    response
 }
 
 #[cfg(test)]

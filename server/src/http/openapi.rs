@@ -31,7 +31,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource(OPENAPI_PATH)
             .route(web::get().to(openapi_json))
-            .default_service(web::to(super::error::method_not_allowed)),
+            .default_service(super::error::method_not_allowed("GET")),
     );
 }
 
@@ -87,11 +87,34 @@ fn open_flattened(doc: &mut utoipa::openapi::OpenApi) {
 pub fn document_json() -> &'static str {
     static JSON: OnceLock<String> = OnceLock::new();
     JSON.get_or_init(|| {
-        let mut text = serde_json::to_string_pretty(&document())
+        let mut value = serde_json::to_value(document()).unwrap_or_default();
+        unsigned_formats(&mut value);
+        let mut text = serde_json::to_string_pretty(&value)
             .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
         text.push('\n');
         text
     })
+}
+
+/// utoipa writes the formats of unsigned integers (`u32`: `uint32`) in
+/// kebab case, `u-int32`: spelled as the OpenAPI format registry has them.
+fn unsigned_formats(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                match v {
+                    serde_json::Value::String(text) if key == "format" => {
+                        if let Some(bits) = text.strip_prefix("u-int") {
+                            *text = format!("uint{bits}");
+                        }
+                    }
+                    _ => unsigned_formats(v),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(unsigned_formats),
+        _ => {}
+    }
 }
 
 #[utoipa::path(

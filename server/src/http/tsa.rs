@@ -25,7 +25,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/api/v1/timestamp")
             .route(web::post().to(timestamp))
-            .default_service(web::to(super::error::method_not_allowed)),
+            .default_service(super::error::method_not_allowed("POST")),
     );
 }
 

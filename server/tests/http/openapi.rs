@@ -219,6 +219,21 @@ fn no_all_of_member_is_closed() {
     walk(&doc, &doc, "");
 }
 
+/// Unsigned integers are `uint32` and `uint64` (what the server takes),
+/// not the signed `int32` and `int64`, nor utoipa's `u-int32`.
+#[test]
+fn unsigned_integers_have_the_registry_formats() {
+    let doc = document();
+    let text = doc.to_string();
+    assert!(
+        !text.contains("\"u-int"),
+        "utoipa's kebab-case formats are left"
+    );
+    let threshold = &doc["components"]["schemas"]["SetThreshold"]["properties"]["threshold"];
+    assert_eq!(threshold["format"], "uint32");
+    assert_eq!(threshold["minimum"], 1);
+}
+
 #[actix_web::test]
 async fn an_error_answer_has_the_documented_shape() {
     let f = Fixture::new();
@@ -246,6 +261,49 @@ async fn an_error_answer_has_the_documented_shape() {
         body.as_object().unwrap().keys().collect::<Vec<_>>(),
         vec!["error"]
     );
+}
+
+/// Every documented path answers a method it does not offer with 405 and
+/// an `Allow` header naming exactly the documented methods (RFC 9110
+/// §15.5.6), whoever asks.
+#[actix_web::test]
+async fn an_undocumented_method_is_405_with_the_documented_methods_in_allow() {
+    let f = Fixture::new();
+    let app = app!(f);
+    let doc = document();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let mut documented: Vec<String> = item
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|m| m.to_ascii_uppercase())
+            .collect();
+        documented.sort();
+        let uri = path
+            .replace("{spki_sha256}", &"0".repeat(64))
+            .replace(['{', '}'], "");
+        for token in [None, Some(f.admin.as_str())] {
+            let answer = send(&app, request(Method::PATCH, &uri, token, None).to_request()).await;
+            assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED, "PATCH {uri}");
+            assert_eq!(answer.error().0, "method_not_allowed");
+            let mut allowed: Vec<String> = answer
+                .header("allow")
+                .unwrap_or_else(|| panic!("PATCH {uri}: no Allow header"))
+                .split(',')
+                .map(|m| m.trim().to_owned())
+                .collect();
+            allowed.sort();
+            assert_eq!(allowed, documented, "PATCH {uri}");
+        }
+    }
+    // The read API too.
+    let answer = send(
+        &app,
+        request(Method::PUT, "/metadata/1.root.json", None, None).to_request(),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(answer.header("allow"), Some("GET, HEAD"));
 }
 
 /// Serves the app on a loopback port while `f` runs (on a blocking thread).

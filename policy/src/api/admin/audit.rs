@@ -17,9 +17,11 @@ pub struct AuditQuery {
     pub after: i64,
     /// Only records with a smaller sequence number (paging newest first).
     #[serde(default = "Option::default", skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(minimum = 1))]
     pub before: Option<i64>,
     /// At most this many (the server's default 100, cap 1000).
     #[serde(default = "Option::default", skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(minimum = 1))]
     pub limit: Option<u32>,
     /// Only records written at or after this RFC 3339 time.
     #[serde(default = "Option::default", skip_serializing_if = "Option::is_none")]
@@ -35,6 +37,7 @@ pub struct AuditQuery {
     pub namespace: Option<String>,
     /// `asc` (oldest first, the default) or `desc` (newest first).
     #[serde(default = "Option::default", skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(pattern = "^(asc|desc)$"))]
     pub order: Option<String>,
 }
 

@@ -325,9 +325,11 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         }
     }
     for path in paths {
+        let endpoints = Endpoint::ALL.into_iter().filter(|e| e.route().1 == path);
+        let allow: Vec<String> = endpoints.clone().map(|e| e.route().0.to_string()).collect();
         let mut resource =
-            web::resource(path).default_service(web::to(super::error::method_not_allowed));
-        for e in Endpoint::ALL.into_iter().filter(|e| e.route().1 == path) {
+            web::resource(path).default_service(super::error::method_not_allowed(allow.join(", ")));
+        for e in endpoints {
             resource = resource.route(e.handler());
         }
         cfg.service(resource);
