@@ -170,7 +170,7 @@ pub(super) async fn end(
     path = "/api/v1/ci/evidence/{spki_sha256}",
     tag = "ci",
     summary = "The delegation evidence of an ephemeral key (no credential: published data)",
-    params(("spki_sha256" = String, Path, description = "The key's fingerprint (SHA-256 of its material), 64 lowercase hex digits.")),
+    params(("spki_sha256" = keyshare_policy::trust::Sha256Hex, Path, description = "The key's fingerprint (SHA-256 of its material), 64 lowercase hex digits.")),
     responses(
         (status = 200, description = "The evidence, one per namespace that lists the key as ephemeral now.", body = EvidenceAnswer),
         (status = 400, description = "`invalid`: a malformed fingerprint.", body = ErrorBody),

@@ -24,7 +24,7 @@ use crate::publisher::Change;
     path = "/api/v1/namespaces/{ns}/identities",
     tag = "identities",
     summary = "Add an X.509 identity to a namespace",
-    params(("ns" = String, Path, description = "The namespace.")),
+    params(("ns" = keyshare_policy::trust::NamespaceName, Path, description = "The namespace.")),
     request_body = keyshare_policy::trust::X509Identity,
     responses(
         (status = 201, description = "The identity as listed.", body = keyshare_policy::trust::X509Identity),
@@ -93,7 +93,7 @@ pub(super) struct NamedPath {
     path = "/api/v1/namespaces/{ns}/identities/{name}",
     tag = "identities",
     summary = "Remove an X.509 identity",
-    params(("ns" = String, Path, description = "The namespace."), ("name" = String, Path, description = "The identity's name.")),
+    params(("ns" = keyshare_policy::trust::NamespaceName, Path, description = "The namespace."), ("name" = String, Path, description = "The identity's name.")),
     responses(
         (status = 204, description = "Removed."),
         (status = 400, description = "`invalid`: removing it would leave fewer distinct keys and identities than the threshold.", body = ErrorBody),

@@ -32,7 +32,7 @@ pub(super) fn key_from_pem(pem: &str) -> Result<Key, ApiError> {
     path = "/api/v1/namespaces/{ns}/keys",
     tag = "keys",
     summary = "List a key in a namespace",
-    params(("ns" = String, Path, description = "The namespace.")),
+    params(("ns" = keyshare_policy::trust::NamespaceName, Path, description = "The namespace.")),
     request_body = keyshare_policy::api::admin::AddKey,
     responses(
         (status = 201, description = "The key as listed, with its id.", body = keyshare_policy::trust::TrustedKey),
@@ -135,7 +135,7 @@ pub(super) struct KeyPath {
     path = "/api/v1/namespaces/{ns}/keys/{key_id}",
     tag = "keys",
     summary = "Remove a key from a namespace",
-    params(("ns" = String, Path, description = "The namespace."), ("key_id" = String, Path, description = "The id the key is listed under.")),
+    params(("ns" = keyshare_policy::trust::NamespaceName, Path, description = "The namespace."), ("key_id" = String, Path, description = "The id the key is listed under.")),
     responses(
         (status = 204, description = "Removed."),
         (status = 400, description = "`invalid`: removing it would leave fewer distinct keys and identities than the threshold.", body = ErrorBody),

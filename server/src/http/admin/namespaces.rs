@@ -263,7 +263,7 @@ pub(super) async fn list_namespaces(
     path = "/api/v1/namespaces/{ns}",
     tag = "namespaces",
     summary = "A namespace with its keys and how each stands",
-    params(("ns" = String, Path, description = "The namespace."), keyshare_policy::api::admin::NamespaceQuery),
+    params(("ns" = keyshare_policy::trust::NamespaceName, Path, description = "The namespace."), keyshare_policy::api::admin::NamespaceQuery),
     responses(
         (status = 200, description = "The namespace with its keys, identities, sub-delegations and own revocations.", body = keyshare_policy::api::admin::NamespaceDetail),
         (status = 400, description = "`invalid`: `expiring_within` does not parse, or an unknown query parameter.", body = ErrorBody),
@@ -297,7 +297,7 @@ pub(super) async fn show_namespace(
     path = "/api/v1/namespaces/{ns}",
     tag = "namespaces",
     summary = "Delete a namespace",
-    params(("ns" = String, Path, description = "The namespace.")),
+    params(("ns" = keyshare_policy::trust::NamespaceName, Path, description = "The namespace.")),
     responses(
         (status = 204, description = "Deleted."),
         (status = 401, response = oa::Unauthorized),
@@ -323,7 +323,7 @@ pub(super) async fn delete_namespace(
     path = "/api/v1/namespaces/{ns}/threshold",
     tag = "namespaces",
     summary = "Set the threshold of a namespace",
-    params(("ns" = String, Path, description = "The namespace.")),
+    params(("ns" = keyshare_policy::trust::NamespaceName, Path, description = "The namespace.")),
     request_body = keyshare_policy::api::admin::SetThreshold,
     responses(
         (status = 200, description = "The namespace.", body = keyshare_policy::api::admin::NamespaceDetail),
@@ -365,7 +365,7 @@ pub(super) async fn set_threshold(
     path = "/api/v1/namespaces/{ns}/scopes",
     tag = "namespaces",
     summary = "Widen a namespace (add scopes)",
-    params(("ns" = String, Path, description = "The namespace.")),
+    params(("ns" = keyshare_policy::trust::NamespaceName, Path, description = "The namespace.")),
     request_body = keyshare_policy::api::admin::AddScopes,
     responses(
         (status = 201, description = "The namespace (with `overlaps` when `allow_overlap` let some through).", body = keyshare_policy::api::admin::NamespaceDetail),

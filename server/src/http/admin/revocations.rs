@@ -32,7 +32,7 @@ use crate::store::{Listing, Store};
     path = "/api/v1/namespaces/{ns}/revocations",
     tag = "revocations",
     summary = "Revoke a key for a namespace's own artifacts",
-    params(("ns" = String, Path, description = "The namespace.")),
+    params(("ns" = keyshare_policy::trust::NamespaceName, Path, description = "The namespace.")),
     request_body = keyshare_policy::api::admin::RevokeNamespaceKey,
     responses(
         (status = 201, description = "The revocation, with where the key is listed in the namespace.", body = keyshare_policy::api::admin::NamespaceKeyRevoked),
@@ -129,7 +129,7 @@ pub(super) struct NamespaceRevocationPath {
     path = "/api/v1/namespaces/{ns}/revocations/{spki_sha256}",
     tag = "revocations",
     summary = "Withdraw a namespace's revocation of a key",
-    params(("ns" = String, Path, description = "The namespace."), ("spki_sha256" = String, Path, description = "The key's fingerprint, 64 lowercase hex digits.")),
+    params(("ns" = keyshare_policy::trust::NamespaceName, Path, description = "The namespace."), ("spki_sha256" = keyshare_policy::trust::Sha256Hex, Path, description = "The key's fingerprint, 64 lowercase hex digits.")),
     responses(
         (status = 204, description = "Withdrawn."),
         (status = 401, response = oa::Unauthorized),

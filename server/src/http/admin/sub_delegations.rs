@@ -22,7 +22,7 @@ use crate::publisher::Change;
     path = "/api/v1/namespaces/{ns}/sub-delegations",
     tag = "sub-delegations",
     summary = "Add a sub-delegation to a namespace",
-    params(("ns" = String, Path, description = "The namespace.")),
+    params(("ns" = keyshare_policy::trust::NamespaceName, Path, description = "The namespace.")),
     request_body = keyshare_policy::trust::SubDelegation,
     responses(
         (status = 201, description = "The sub-delegation as listed.", body = keyshare_policy::trust::SubDelegation),
@@ -83,7 +83,7 @@ pub(super) async fn add_sub_delegation(
     path = "/api/v1/namespaces/{ns}/sub-delegations/{name}",
     tag = "sub-delegations",
     summary = "Remove a sub-delegation",
-    params(("ns" = String, Path, description = "The namespace."), ("name" = String, Path, description = "The sub-delegation's name.")),
+    params(("ns" = keyshare_policy::trust::NamespaceName, Path, description = "The namespace."), ("name" = String, Path, description = "The sub-delegation's name.")),
     responses(
         (status = 204, description = "Removed."),
         (status = 401, response = oa::Unauthorized),
