@@ -73,7 +73,7 @@ pub use airgap::{replica_app_config, run_replica};
 pub use auth::{authorize, Action, Caller};
 pub(crate) use body::Body;
 pub use error::ApiError;
-pub use openapi::{document as openapi_document, document_json as openapi_json, OPENAPI_PATH};
+pub use openapi::{document_json as openapi_json, OPENAPI_PATH};
 pub use ops::HttpMetrics;
 
 /// Default largest accepted request body (`limits.body_bytes`).

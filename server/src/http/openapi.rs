@@ -35,8 +35,9 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     );
 }
 
-/// The document, as a value.
-pub fn document() -> utoipa::openapi::OpenApi {
+/// The document as utoipa builds it, flattened closed types opened
+/// ([`document_json`] also corrects the formats of unsigned integers).
+fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(super::admin::AdminApi::openapi());
     open_flattened(&mut doc);
