@@ -61,6 +61,7 @@ pub const MAX_EVIDENCE_FILE: usize = 4 << 20;
 /// that lists it. Serialised with both files as standard base64 of their
 /// exact bytes (a target's hashes are over its bytes).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DelegationEvidence {
     /// The namespace whose document it is.
@@ -69,9 +70,11 @@ pub struct DelegationEvidence {
     pub role: RoleName,
     /// That bin's metadata file (`<version>.bins-3f.json`), base64.
     #[serde(with = "base64_bytes")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, content_encoding = "base64"))]
     pub metadata: Vec<u8>,
     /// `namespaces/<namespace>/trust.json` as the bin lists it, base64.
     #[serde(with = "base64_bytes")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, content_encoding = "base64"))]
     pub document: Vec<u8>,
 }
 

@@ -142,6 +142,9 @@ enum Command {
         #[arg(value_name = "DIR")]
         dir: PathBuf,
     },
+    /// Print the OpenAPI 3.1 document of the API under /api/v1/ (the one
+    /// `GET /api/v1/openapi.json` serves and docs/openapi.json holds).
+    Openapi,
 }
 
 fn run(cli: Cli) -> Result<(), CliError> {
@@ -231,6 +234,12 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Completions { shell } => {
             generate::completions(Cli::command(), "keyshare-server", shell, &mut stdout)
         }
+        Command::Openapi => stdout
+            .write_all(keyshare_server::http::openapi_json().as_bytes())
+            .map_err(|source| CliError::Io {
+                path: "<stdout>".into(),
+                source,
+            }),
         Command::Man { dir } => {
             let written = generate::man_pages(Cli::command(), &dir)?;
             writeln!(

@@ -18,6 +18,7 @@ pub fn proof_message(nonce: &str, namespace: &str, key_id: &str) -> Vec<u8> {
 
 /// The answer to `POST /api/v1/ci/nonce`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Nonce {
     /// When the server stops accepting it (RFC 3339).
     pub expires_at: Option<String>,
@@ -27,6 +28,7 @@ pub struct Nonce {
 
 /// A delegation request (`POST /api/v1/ci/delegations`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DelegationRequest<Name = NamespaceName> {
     /// The namespace to sign for.
@@ -46,6 +48,7 @@ pub struct DelegationRequest<Name = NamespaceName> {
 
 /// A delegation granted: the answer to `POST /api/v1/ci/delegations`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Delegation {
     /// `<namespace>.<key id>`; ends it early with `DELETE`.
     pub id: String,
@@ -72,6 +75,7 @@ pub struct Delegation {
 /// evidence of an ephemeral key, one per namespace that lists it now
 /// ([`crate::evidence`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EvidenceAnswer {
     /// The evidence, by namespace name (at most 8).
     pub evidence: Vec<crate::evidence::DelegationEvidence>,

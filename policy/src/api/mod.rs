@@ -23,6 +23,8 @@
 
 pub mod admin;
 pub mod ci;
+#[cfg(feature = "openapi")]
+mod schema;
 
 /// For `skip_serializing_if`: a flag that is off is left out.
 pub(crate) fn is_false(b: &bool) -> bool {

@@ -178,6 +178,7 @@ impl<'de> Deserialize<'de> for Principal {
 
 /// A signing key a namespace (or one of its sub-delegations) trusts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TrustedKey {
     /// The key's id, opaque: signers name the key by it.
@@ -222,6 +223,7 @@ pub struct TrustedKey {
 
 /// Keys of a sub-set of the namespace's artifacts, trusted in addition to the namespace's own.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SubDelegation {
     /// Name, unique within the namespace.
@@ -232,6 +234,7 @@ pub struct SubDelegation {
     /// namespace, it never widens it.
     pub scopes: Vec<ArtifactPattern>,
     /// Distinct keys of `keys` that must have signed.
+    #[cfg_attr(feature = "openapi", schema(value_type = u32, minimum = 1))]
     pub threshold: NonZeroU32,
     /// The sub-delegation's keys.
     pub keys: Vec<TrustedKey>,

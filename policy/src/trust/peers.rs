@@ -215,6 +215,7 @@ impl From<PinnedRoot> for RawPinnedRoot {
 
 /// One peer keyshare service.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Peer {
     /// Name, unique in the document.

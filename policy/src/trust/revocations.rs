@@ -77,6 +77,7 @@ impl fmt::Display for RevokedSubject {
 
 /// One revocation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Revocation {
     /// The revoked key or certificate.

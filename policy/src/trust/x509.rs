@@ -278,6 +278,7 @@ fn unescape(s: &str) -> String {
 /// An X.509 identity: certificates chaining to one of `ca_certs` whose leaf
 /// has `subject`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct X509Identity {
     /// Name, unique within the namespace.

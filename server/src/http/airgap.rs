@@ -18,9 +18,11 @@ use keyshare_policy::layout::{METADATA_DIR, TARGETS_DIR};
 use super::read::{is_clean_path, respond};
 use super::{authorize, ApiError, AppState, Body, Caller, Endpoint};
 use crate::airgap::{export as export_bundle, ReplicaFiles};
+use crate::http::error::ErrorBody;
+use crate::http::openapi as oa;
 
 /// Body of `POST /api/v1/export` (optional).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ExportRequest {
     /// A duration such as `30d`; default `airgap.valid_for`.
@@ -29,6 +31,24 @@ struct ExportRequest {
 
 /// `POST /api/v1/export`: org-admin only; answers the bundle
 /// (`application/octet-stream`), built in memory on a blocking thread.
+#[utoipa::path(
+    post,
+    path = "/api/v1/export",
+    tag = "export",
+    summary = "Export an air-gap bundle",
+    request_body = Option<ExportRequest>,
+    responses(
+        (status = 200, description = "The signed bundle.", content_type = "application/octet-stream", body = oa::Binary,
+            headers(("X-Keyshare-Bundle-Expires" = String, description = "When the bundle expires (RFC 3339)."))),
+        (status = 400, description = "`invalid`: `valid_for` does not parse or exceeds `airgap.max_valid_for`; `malformed_json`.", body = ErrorBody),
+        (status = 413, response = oa::TooLarge),
+        (status = 415, response = oa::UnsupportedMedia),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 500, response = oa::Internal),
+    ),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn export(
     state: web::Data<AppState>,
     caller: Caller,

@@ -19,31 +19,32 @@ use keyshare_policy::datetime::rfc3339;
 
 use super::auth::bearer;
 use super::body::Body;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
+use super::openapi as oa;
 use super::AppState;
 use crate::ci::{CiIdentity, CiService, DelegationRequest};
 
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
-    let not_allowed = || web::to(super::error::method_not_allowed);
+    let not_allowed = super::error::method_not_allowed;
     cfg.service(
         web::resource("/api/v1/ci/nonce")
             .route(web::post().to(nonce))
-            .default_service(not_allowed()),
+            .default_service(not_allowed("POST")),
     )
     .service(
         web::resource("/api/v1/ci/delegations")
             .route(web::post().to(delegate))
-            .default_service(not_allowed()),
+            .default_service(not_allowed("POST")),
     )
     .service(
         web::resource("/api/v1/ci/delegations/{id}")
             .route(web::delete().to(end))
-            .default_service(not_allowed()),
+            .default_service(not_allowed("DELETE")),
     )
     .service(
         web::resource("/api/v1/ci/evidence/{spki_sha256}")
             .route(web::get().to(evidence))
-            .default_service(not_allowed()),
+            .default_service(not_allowed("GET")),
     );
 }
 
@@ -70,7 +71,18 @@ async fn identify(
     Ok(web::block(move || ci.authenticate(&credential, now)).await??)
 }
 
-async fn nonce(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(
+    post,
+    path = "/api/v1/ci/nonce",
+    tag = "ci",
+    summary = "A nonce to sign into a delegation request (no credential)",
+    responses(
+        (status = 201, description = "A nonce, good for one delegation until `expires_at`.", body = Nonce),
+        (status = 404, description = "`ci_not_configured`: no `[ci]` section.", body = ErrorBody),
+        (status = 500, response = oa::Internal),
+    ),
+)]
+pub(super) async fn nonce(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let ci = service(&state)?;
     let (nonce, expires) = ci.nonce(state.now())?;
     Ok(HttpResponse::Created().json(Nonce {
@@ -79,7 +91,28 @@ async fn nonce(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     }))
 }
 
-async fn delegate(
+#[utoipa::path(
+    post,
+    path = "/api/v1/ci/delegations",
+    tag = "ci",
+    summary = "A CI delegation: an ephemeral key listed in a namespace",
+    request_body = keyshare_policy::api::ci::DelegationRequest,
+    responses(
+        (status = 201, description = "The delegation granted.", body = keyshare_policy::api::ci::Delegation),
+        (status = 400, description = "`invalid`, `malformed_json`, `bad_body`, `bad_nonce`, `bad_proof_of_possession`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `invalid_token`, `wrong_issuer`, `wrong_audience`, `expired_token`, `bad_signature`, `replay`.", body = ErrorBody),
+        (status = 403, description = "`forbidden` (not a CI credential), `unmatched_claims`, `namespace_not_allowed`.", body = ErrorBody),
+        (status = 404, description = "`ci_not_configured`, or no such namespace.", body = ErrorBody),
+        (status = 409, description = "`already_exists`: the key is already listed; `revoked`.", body = ErrorBody),
+        (status = 413, response = oa::TooLarge),
+        (status = 415, response = oa::UnsupportedMedia),
+        (status = 429, response = oa::RateLimited),
+        (status = 503, description = "`issuer_unavailable`: the OIDC issuer's keys could not be fetched.", body = ErrorBody),
+        (status = 500, response = oa::Internal),
+    ),
+    security(("bearer" = [])),
+)]
+pub(super) async fn delegate(
     state: web::Data<AppState>,
     req: HttpRequest,
     body: Body,
@@ -97,7 +130,26 @@ async fn delegate(
     Ok(HttpResponse::Created().json(delegation))
 }
 
-async fn end(
+#[utoipa::path(
+    delete,
+    path = "/api/v1/ci/delegations/{id}",
+    tag = "ci",
+    operation_id = "end_delegation",
+    summary = "End a CI delegation early",
+    params(("id" = String, Path, description = "The delegation's id, `<namespace>.<key id>`.")),
+    responses(
+        (status = 204, description = "Ended."),
+        (status = 400, description = "`invalid`: the id does not parse.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `invalid_token`, `wrong_issuer`, `wrong_audience`, `expired_token`, `bad_signature`, `replay`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not the identity that made the delegation, or not a CI credential.", body = ErrorBody),
+        (status = 404, description = "`ci_not_configured`, or no such delegation.", body = ErrorBody),
+        (status = 429, response = oa::RateLimited),
+        (status = 503, description = "`issuer_unavailable`.", body = ErrorBody),
+        (status = 500, response = oa::Internal),
+    ),
+    security(("bearer" = [])),
+)]
+pub(super) async fn end(
     state: web::Data<AppState>,
     req: HttpRequest,
     id: web::Path<String>,
@@ -113,7 +165,21 @@ async fn end(
 /// hex), for `keyshare sign-blob` to keep with a signature. 404 when no
 /// namespace lists the key as ephemeral now; 429 past
 /// [`super::EVIDENCE_RATE_LIMIT`] a minute from one client address.
-async fn evidence(
+#[utoipa::path(
+    get,
+    path = "/api/v1/ci/evidence/{spki_sha256}",
+    tag = "ci",
+    summary = "The delegation evidence of an ephemeral key (no credential: published data)",
+    params(("spki_sha256" = keyshare_policy::trust::Sha256Hex, Path, description = "The key's fingerprint (SHA-256 of its material), 64 lowercase hex digits.")),
+    responses(
+        (status = 200, description = "The evidence, one per namespace that lists the key as ephemeral now.", body = EvidenceAnswer),
+        (status = 400, description = "`invalid`: a malformed fingerprint.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no namespace lists the key as ephemeral.", body = ErrorBody),
+        (status = 429, response = oa::RateLimited),
+        (status = 500, response = oa::Internal),
+    ),
+)]
+pub(super) async fn evidence(
     state: web::Data<AppState>,
     req: HttpRequest,
     fingerprint: web::Path<String>,

@@ -145,12 +145,38 @@ impl ResponseError for ApiError {
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header((header::RETRY_AFTER, "1"));
         }
-        let mut error = json!({ "code": self.code, "message": self.message });
-        if let (Some(details), Some(map)) = (&self.details, error.as_object_mut()) {
-            map.insert("details".into(), details.clone());
-        }
-        response.json(json!({ "error": error }))
+        response.json(ErrorBody {
+            error: ErrorObject {
+                code: self.code.to_owned(),
+                message: self.message.clone(),
+                details: self.details.clone(),
+            },
+        })
     }
+}
+
+/// The body of every error answer of the server (the API, the read API,
+/// unknown routes): `{"error": {"code", "message", "details"?}}`. One
+/// component schema of the OpenAPI document (`ErrorBody`).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorBody {
+    /// What went wrong.
+    pub(crate) error: ErrorObject,
+}
+
+/// The error object of an [`ErrorBody`].
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorObject {
+    /// A short machine-readable code (`invalid`, `not_found`,
+    /// `scope_overlap`, ...): the same code always means the same refusal.
+    pub(crate) code: String,
+    /// What to fix, for people: names the offending field (its JSON path,
+    /// `scopes[0]: ...`) or parameter. Never carries a secret.
+    pub(crate) message: String,
+    /// Structured detail, where a refusal has more to say than its message
+    /// (the overlaps of a refused scope, `scope_overlap`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) details: Option<serde_json::Value>,
 }
 
 // The status table: every domain error's HTTP answer is decided here and
@@ -352,14 +378,34 @@ pub(crate) async fn no_route(req: actix_web::HttpRequest) -> HttpResponse {
     ApiError::not_found(format!("no route for {} {}", req.method(), req.path())).error_response()
 }
 
-/// A known path with a method it does not offer.
-pub(crate) async fn method_not_allowed(req: actix_web::HttpRequest) -> HttpResponse {
-    ApiError::new(
+/// The default service of a resource that offers the methods `allow`
+/// (`"GET, HEAD"`): any other method is answered by
+/// [`method_not_allowed_answer`].
+pub(crate) fn method_not_allowed(allow: impl Into<String>) -> actix_web::Route {
+    let allow: String = allow.into();
+    actix_web::web::to(move |req: actix_web::HttpRequest| {
+        let answer = method_not_allowed_answer(&req, &allow);
+        async move { answer }
+    })
+}
+
+/// 405 for a known path with a method it does not offer, with the `Allow`
+/// header RFC 9110 (§15.5.6) requires: the methods it does offer.
+pub(crate) fn method_not_allowed_answer(req: &actix_web::HttpRequest, allow: &str) -> HttpResponse {
+    let mut response = ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
-        format!("{} is not offered on {}", req.method(), req.path()),
+        format!(
+            "{} is not offered on {} (only {allow})",
+            req.method(),
+            req.path()
+        ),
     )
-    .error_response()
+    .error_response();
+    if let Ok(value) = header::HeaderValue::from_str(allow) {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    response
 }
 
 #[cfg(test)]

@@ -48,6 +48,7 @@ mod auth;
 mod body;
 mod ci;
 mod error;
+mod openapi;
 mod ops;
 pub mod read;
 pub mod tls;
@@ -72,6 +73,7 @@ pub use airgap::{replica_app_config, run_replica};
 pub use auth::{authorize, Action, Caller};
 pub(crate) use body::Body;
 pub use error::ApiError;
+pub use openapi::{document_json as openapi_json, OPENAPI_PATH};
 pub use ops::HttpMetrics;
 
 /// Default largest accepted request body (`limits.body_bytes`).
@@ -197,6 +199,7 @@ pub fn app_config(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                     // would otherwise be matched against one by one.
                     .configure(ci::routes)
                     .configure(tsa::routes)
+                    .configure(openapi::routes)
                     .configure(admin::routes)
                     .default_service(web::to(error::no_route)),
             );

@@ -55,12 +55,12 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/healthz")
             .route(web::get().to(healthz))
-            .default_service(web::to(super::error::method_not_allowed)),
+            .default_service(super::error::method_not_allowed("GET")),
     )
     .service(
         web::resource("/metrics")
             .route(web::get().to(metrics))
-            .default_service(web::to(super::error::method_not_allowed)),
+            .default_service(super::error::method_not_allowed("GET")),
     );
 }
 

@@ -157,7 +157,7 @@ async fn read(
     req.extensions_mut().insert(RouteLabel(route));
     let method = req.method();
     if method != Method::GET && method != Method::HEAD {
-        return Ok(super::error::method_not_allowed(req.clone()).await);
+        return Ok(super::error::method_not_allowed_answer(req, "GET, HEAD"));
     }
     if method == Method::GET
         && dir == METADATA_DIR

@@ -16,7 +16,8 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::body::Body;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
+use super::openapi as oa;
 use super::AppState;
 use crate::tsa::{Outcome, MAX_REQUEST_BYTES, QUERY_MEDIA_TYPE, REPLY_MEDIA_TYPE};
 
@@ -24,11 +25,29 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/api/v1/timestamp")
             .route(web::post().to(timestamp))
-            .default_service(web::to(super::error::method_not_allowed)),
+            .default_service(super::error::method_not_allowed("POST")),
     );
 }
 
-async fn timestamp(
+#[utoipa::path(
+    post,
+    path = "/api/v1/timestamp",
+    tag = "timestamp",
+    summary = "RFC 3161 timestamp (no credential)",
+    request_body(content = oa::Binary, content_type = "application/timestamp-query", description = "A DER `TimeStampReq`, at most 4 KiB."),
+    responses(
+        (status = 200, description = "A DER `TimeStampResp`: granted with the token, or a rejection with a failInfo.", content_type = "application/timestamp-reply", body = oa::Binary),
+        (status = 404, description = "`tsa_not_configured`: `tsa.enabled = false`.", body = ErrorBody),
+        (status = 413, response = oa::TooLarge),
+        (status = 415, description = "`unsupported_media_type` (another media type), `unsupported_encoding`.", body = ErrorBody),
+        (status = 429, response = oa::RateLimited),
+        (status = 500, description = "A DER `TimeStampResp` with `systemFailure`, or a JSON error.", content(
+            (oa::Binary = "application/timestamp-reply"),
+            (ErrorBody = "application/json"),
+        )),
+    ),
+)]
+pub(super) async fn timestamp(
     state: web::Data<AppState>,
     req: HttpRequest,
     body: Body,

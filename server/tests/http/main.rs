@@ -16,6 +16,7 @@ mod key_standing;
 mod layout_keys;
 mod names;
 mod namespace_revocations;
+mod openapi;
 mod outbound;
 mod read;
 mod revocations;

@@ -5,6 +5,11 @@ use serde_json::Value;
 
 /// The query of `GET /api/v1/audit`: every condition given must hold.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema, utoipa::IntoParams),
+    into_params(parameter_in = Query)
+)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// Only records with a larger sequence number (0: from the start).
@@ -12,9 +17,11 @@ pub struct AuditQuery {
     pub after: i64,
     /// Only records with a smaller sequence number (paging newest first).
     #[serde(default = "Option::default", skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(minimum = 1))]
     pub before: Option<i64>,
     /// At most this many (the server's default 100, cap 1000).
     #[serde(default = "Option::default", skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(minimum = 1))]
     pub limit: Option<u32>,
     /// Only records written at or after this RFC 3339 time.
     #[serde(default = "Option::default", skip_serializing_if = "Option::is_none")]
@@ -30,6 +37,7 @@ pub struct AuditQuery {
     pub namespace: Option<String>,
     /// `asc` (oldest first, the default) or `desc` (newest first).
     #[serde(default = "Option::default", skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(pattern = "^(asc|desc)$"))]
     pub order: Option<String>,
 }
 
@@ -64,6 +72,7 @@ impl AuditQuery {
 
 /// One record of the audit log as `GET /api/v1/audit` answers it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditRecord {
     /// Sequence number, from 1.
     pub seq: i64,
@@ -85,6 +94,7 @@ pub struct AuditRecord {
 
 /// The answer to `GET /api/v1/audit`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditRecords {
     /// The records, in the order asked.
     pub records: Vec<AuditRecord>,
@@ -93,6 +103,7 @@ pub struct AuditRecords {
 /// The answer to `GET /api/v1/audit/verify`: the server's own check of
 /// its log against the audit heads it published.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum AuditVerification {
     /// The chain is intact and agrees with every published head checked.
@@ -105,6 +116,7 @@ pub enum AuditVerification {
 
 /// [`AuditVerification::Intact`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditIntact {
     /// `true`.
     pub ok: bool,
@@ -120,6 +132,7 @@ pub struct AuditIntact {
 
 /// An audit head as a timestamp published it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditPublishedHead {
     /// The last record's sequence number.
     pub seq: u64,
@@ -131,6 +144,7 @@ pub struct AuditPublishedHead {
 
 /// [`AuditVerification::HeadMismatch`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditHeadMismatch {
     /// `false`.
     pub ok: bool,
@@ -150,6 +164,7 @@ pub struct AuditHeadMismatch {
 
 /// [`AuditVerification::Broken`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditBroken {
     /// `false`.
     pub ok: bool,

@@ -9,6 +9,7 @@ use crate::keys::Key;
 /// `POST /api/v1/namespaces/{ns}/keys`: exactly one of `key` and
 /// `public_key_pem`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AddKey<TufKey = Key, Time = Rfc3339Time> {
     /// The key as a TUF key object.

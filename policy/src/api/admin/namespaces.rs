@@ -14,6 +14,7 @@ use crate::trust::{NamespaceName, Revocation, TrustedKey, X509Identity};
 /// (`GET /api/v1/namespaces/{ns}`) adds its keys, identities,
 /// sub-delegations and revocations.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NamespaceSummary {
     /// Namespace name.
     pub name: NamespaceName,
@@ -22,6 +23,7 @@ pub struct NamespaceSummary {
     /// Maintainers (free-form labels).
     pub maintainers: Vec<String>,
     /// Distinct keys (or identities) that must sign.
+    #[cfg_attr(feature = "openapi", schema(value_type = u32, minimum = 1))]
     pub threshold: NonZeroU32,
     /// When it was created (RFC 3339).
     pub created_at: String,
@@ -29,6 +31,7 @@ pub struct NamespaceSummary {
 
 /// The answer to `GET /api/v1/namespaces`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NamespaceList {
     /// Every namespace, by name.
     pub namespaces: Vec<NamespaceSummary>,
@@ -36,6 +39,7 @@ pub struct NamespaceList {
 
 /// `POST /api/v1/namespaces`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateNamespace<Name = NamespaceName, Pattern = ArtifactPattern> {
     /// Namespace name.
@@ -53,6 +57,11 @@ pub struct CreateNamespace<Name = NamespaceName, Pattern = ArtifactPattern> {
 
 /// The query of `GET /api/v1/namespaces/{ns}`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema, utoipa::IntoParams),
+    into_params(parameter_in = Query)
+)]
 #[serde(deny_unknown_fields)]
 pub struct NamespaceQuery {
     /// Flag keys whose `not_after` is at most this far ahead (`30d`, `12h`).
@@ -72,9 +81,11 @@ impl NamespaceQuery {
 
 /// `PUT /api/v1/namespaces/{ns}/threshold`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(bound = ""))]
 #[serde(deny_unknown_fields)]
 pub struct SetThreshold<Threshold = NonZeroU32> {
     /// Distinct keys (or identities) that must sign.
+    #[cfg_attr(feature = "openapi", schema(value_type = u32, minimum = 1))]
     pub threshold: Threshold,
 }
 
@@ -82,6 +93,7 @@ pub struct SetThreshold<Threshold = NonZeroU32> {
 /// namespace. A new scope that overlaps another namespace's is refused
 /// (409 `scope_overlap`) unless `allow_overlap`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AddScopes<Pattern = ArtifactPattern> {
     /// The patterns to add.
@@ -93,6 +105,11 @@ pub struct AddScopes<Pattern = ArtifactPattern> {
 
 /// The query of `GET /api/v1/resolve`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema, utoipa::IntoParams),
+    into_params(parameter_in = Query)
+)]
 #[serde(deny_unknown_fields)]
 pub struct ResolveQuery {
     /// The artifact name whose owner is asked.
@@ -108,6 +125,7 @@ impl ResolveQuery {
 
 /// The answer to `GET /api/v1/resolve`: who answers for an artifact name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Resolved {
     /// A namespace, by its most specific matching scope.
@@ -130,6 +148,7 @@ pub enum Resolved {
 /// change a namespace): the namespace with its keys (and how each stands),
 /// identities, sub-delegations and its own revocations.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NamespaceDetail {
     /// Name, scopes, maintainers, threshold, creation time.
     #[serde(flatten)]
@@ -151,6 +170,7 @@ pub struct NamespaceDetail {
 
 /// A listed key as the trust document has it, plus how it stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KeyView {
     /// The key as listed.
     #[serde(flatten)]
@@ -169,6 +189,7 @@ pub struct KeyView {
 
 /// The revocation of a listed key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KeyRevocationView {
     /// `organization` or `namespace`.
     pub by: String,
@@ -182,12 +203,14 @@ pub struct KeyRevocationView {
 
 /// A sub-delegation with how each of its keys stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SubDelegationView {
     /// Name, unique within the namespace.
     pub name: String,
     /// Artifacts it covers.
     pub scopes: Vec<ArtifactPattern>,
     /// Distinct keys that must have signed.
+    #[cfg_attr(feature = "openapi", schema(value_type = u32, minimum = 1))]
     pub threshold: NonZeroU32,
     /// Its keys.
     pub keys: Vec<KeyView>,
@@ -195,6 +218,7 @@ pub struct SubDelegationView {
 
 /// A namespace's own revocation of one of its keys.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NamespaceRevocationView {
     /// The revocation as the namespace's trust document lists it.
     #[serde(flatten)]

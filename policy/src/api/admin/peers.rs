@@ -7,6 +7,7 @@ use crate::trust::{Peer, PeerUrl, PinnedRoot};
 
 /// `PUT /api/v1/peers/{name}`: a peer keyshare service.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PutPeer<Pattern = ArtifactPattern, Url = PeerUrl, Root = PinnedRoot> {
     /// Artifact patterns the peer answers for.
@@ -22,6 +23,7 @@ pub struct PutPeer<Pattern = ArtifactPattern, Url = PeerUrl, Root = PinnedRoot> 
 
 /// The answer to `GET /api/v1/peers`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PeerList {
     /// Every peer, by name.
     pub peers: Vec<Peer>,

@@ -13,6 +13,7 @@ use crate::trust::{NamespaceName, Revocation};
 /// why. A key is always revoked by its material: an id is resolved to the
 /// key listed under it now.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AddRevocation<Name = NamespaceName, TufKey = Key, Hash = Sha256Hex, Time = Rfc3339Time> {
     /// A key by the id it is listed under (with `namespace`, or unique
@@ -48,6 +49,7 @@ pub struct AddRevocation<Name = NamespaceName, TufKey = Key, Hash = Sha256Hex, T
 /// key listed under `key_id` (its own keys or its sub-delegations'), by
 /// its material, for its own artifacts only.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RevokeNamespaceKey<Time = Rfc3339Time> {
     /// The id the key is listed under in the namespace.
@@ -62,6 +64,7 @@ pub struct RevokeNamespaceKey<Time = Rfc3339Time> {
 /// Where a key is listed: a namespace's own keys or one of its
 /// sub-delegations.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Listing {
     /// The namespace.
     pub namespace: String,
@@ -75,6 +78,7 @@ pub struct Listing {
 /// The answer to `POST /api/v1/revocations`: the revocation, where the
 /// request named the key (by id) and where the key is listed now.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RevocationAdded {
     /// The revocation as `org/revocations.json` lists it.
     #[serde(flatten)]
@@ -87,6 +91,7 @@ pub struct RevocationAdded {
 
 /// One revocation of `GET /api/v1/revocations`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RevocationListed {
     /// The revocation as `org/revocations.json` lists it.
     #[serde(flatten)]
@@ -99,6 +104,7 @@ pub struct RevocationListed {
 
 /// The answer to `GET /api/v1/revocations`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RevocationList {
     /// Every revocation of the organization.
     pub revocations: Vec<RevocationListed>,
@@ -106,6 +112,7 @@ pub struct RevocationList {
 
 /// The answer to `POST /api/v1/namespaces/{ns}/revocations`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NamespaceKeyRevoked {
     /// The revocation as the namespace's trust document lists it.
     #[serde(flatten)]

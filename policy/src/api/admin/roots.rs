@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// An organization root as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OrgRootView {
     /// Its name.
     pub name: String,
@@ -20,6 +21,7 @@ pub struct OrgRootView {
 
 /// The answer to `GET /api/v1/roots`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OrgRootList {
     /// Every root, by name.
     pub roots: Vec<OrgRootView>,
@@ -27,6 +29,7 @@ pub struct OrgRootList {
 
 /// `PUT /api/v1/roots/{name}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PutRoot {
     /// The root certificate, PEM.
@@ -35,6 +38,7 @@ pub struct PutRoot {
 
 /// The answer to `POST /api/v1/root`: what the new root's publish made.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RootSubmitted {
     /// The new root's version.
     pub root_version: Option<u64>,

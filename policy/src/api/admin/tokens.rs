@@ -9,6 +9,7 @@ use crate::trust::NamespaceName;
 /// `namespace`) or `ci` (with `namespaces`); an expiry from `expires_in`
 /// or `expires_at` (not both), or none.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken<Name = NamespaceName, Time = Rfc3339Time> {
     /// `org-admin`, `maintainer` or `ci`.
@@ -33,6 +34,7 @@ pub struct CreateToken<Name = NamespaceName, Time = Rfc3339Time> {
 /// A token as the API shows it: never its secret, except in the answer
 /// to `POST /api/v1/tokens` (once).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenView {
     /// Its id (`token:<id>` in the audit log).
     pub id: String,
@@ -59,6 +61,7 @@ pub struct TokenView {
 
 /// The answer to `GET /api/v1/tokens`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenList {
     /// Every token, oldest first.
     pub tokens: Vec<TokenView>,

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// `PUT /api/v1/tsas/{name}`: a TSA the organization trusts.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PutTsa {
     /// The trust anchor, one PEM certificate: the TSA's CA, or the TSA's
@@ -17,6 +18,7 @@ pub struct PutTsa {
 
 /// A trusted TSA as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TsaView {
     /// Its name.
     pub name: String,
@@ -35,6 +37,7 @@ pub struct TsaView {
 
 /// The answer to `GET /api/v1/tsas`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TsaList {
     /// Every trusted TSA, by name.
     pub tsas: Vec<TsaView>,

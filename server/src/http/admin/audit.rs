@@ -14,6 +14,8 @@ use keyshare_policy::trust::NamespaceName;
 use super::{query, read, to_value, Endpoint};
 use crate::http::auth::{authorize, Caller};
 use crate::http::error::ApiError;
+use crate::http::error::ErrorBody;
+use crate::http::openapi as oa;
 use crate::http::AppState;
 use crate::publisher::PublishError;
 use crate::store;
@@ -88,6 +90,21 @@ fn audit_filter(q: AuditQuery) -> Result<store::AuditFilter, ApiError> {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit",
+    tag = "audit",
+    summary = "Read the audit log",
+    params(keyshare_policy::api::admin::AuditQuery),
+    responses(
+        (status = 200, description = "The records, in the order asked.", body = keyshare_policy::api::admin::AuditRecords),
+        (status = 400, description = "`invalid`: a query parameter does not parse, or is unknown.", body = ErrorBody),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 500, response = oa::Internal),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn list_audit(
     state: web::Data<AppState>,
     caller: Caller,
@@ -114,6 +131,19 @@ pub(super) async fn list_audit(
     Ok(HttpResponse::Ok().json(to_value(&answer)?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit/verify",
+    tag = "audit",
+    summary = "Check the audit log against the published heads",
+    responses(
+        (status = 200, description = "The chain is intact, or the first disagreement.", body = keyshare_policy::api::admin::AuditVerification),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 500, response = oa::Internal),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn verify_audit(
     state: web::Data<AppState>,
     caller: Caller,

@@ -14,9 +14,31 @@ use super::{
 use crate::http::auth::{authorize, Caller};
 use crate::http::body::Body;
 use crate::http::error::ApiError;
+use crate::http::error::ErrorBody;
+use crate::http::openapi as oa;
 use crate::http::AppState;
 use crate::publisher::Change;
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/namespaces/{ns}/identities",
+    tag = "identities",
+    summary = "Add an X.509 identity to a namespace",
+    params(("ns" = keyshare_policy::trust::NamespaceName, Path, description = "The namespace.")),
+    request_body = keyshare_policy::trust::X509Identity,
+    responses(
+        (status = 201, description = "The identity as listed.", body = keyshare_policy::trust::X509Identity),
+        (status = 400, response = oa::BadRequest),
+        (status = 413, response = oa::TooLarge),
+        (status = 415, response = oa::UnsupportedMedia),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 404, description = "No such namespace.", body = ErrorBody),
+        (status = 409, description = "`already_exists`: an identity of that name exists.", body = ErrorBody),
+        (status = 500, response = oa::Internal),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn add_identity(
     state: web::Data<AppState>,
     caller: Caller,
@@ -66,6 +88,22 @@ pub(super) struct NamedPath {
     pub(super) name: String,
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/namespaces/{ns}/identities/{name}",
+    tag = "identities",
+    summary = "Remove an X.509 identity",
+    params(("ns" = keyshare_policy::trust::NamespaceName, Path, description = "The namespace."), ("name" = String, Path, description = "The identity's name.")),
+    responses(
+        (status = 204, description = "Removed."),
+        (status = 400, description = "`invalid`: removing it would leave fewer distinct keys and identities than the threshold.", body = ErrorBody),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 404, description = "No such namespace or identity.", body = ErrorBody),
+        (status = 500, response = oa::Internal),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn remove_identity(
     state: web::Data<AppState>,
     caller: Caller,

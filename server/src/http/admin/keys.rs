@@ -16,6 +16,8 @@ use super::{
 use crate::http::auth::{authorize, Caller};
 use crate::http::body::Body;
 use crate::http::error::ApiError;
+use crate::http::error::ErrorBody;
+use crate::http::openapi as oa;
 use crate::http::AppState;
 use crate::publisher::Change;
 
@@ -25,6 +27,26 @@ pub(super) fn key_from_pem(pem: &str) -> Result<Key, ApiError> {
     Key::from_spki_pem(pem).map_err(|e| bad_key("public_key_pem", e))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/namespaces/{ns}/keys",
+    tag = "keys",
+    summary = "List a key in a namespace",
+    params(("ns" = keyshare_policy::trust::NamespaceName, Path, description = "The namespace.")),
+    request_body = keyshare_policy::api::admin::AddKey,
+    responses(
+        (status = 201, description = "The key as listed, with its id.", body = keyshare_policy::trust::TrustedKey),
+        (status = 400, response = oa::BadRequest),
+        (status = 413, response = oa::TooLarge),
+        (status = 415, response = oa::UnsupportedMedia),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 404, description = "No such namespace.", body = ErrorBody),
+        (status = 409, description = "`already_exists`: the id or the same key is already listed; `revoked`: the key is revoked.", body = ErrorBody),
+        (status = 500, response = oa::Internal),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn add_key(
     state: web::Data<AppState>,
     caller: Caller,
@@ -108,6 +130,22 @@ pub(super) struct KeyPath {
     key_id: String,
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/namespaces/{ns}/keys/{key_id}",
+    tag = "keys",
+    summary = "Remove a key from a namespace",
+    params(("ns" = keyshare_policy::trust::NamespaceName, Path, description = "The namespace."), ("key_id" = String, Path, description = "The id the key is listed under.")),
+    responses(
+        (status = 204, description = "Removed."),
+        (status = 400, description = "`invalid`: removing it would leave fewer distinct keys and identities than the threshold.", body = ErrorBody),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 404, description = "No such namespace or key.", body = ErrorBody),
+        (status = 500, response = oa::Internal),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn remove_key(
     state: web::Data<AppState>,
     caller: Caller,

@@ -273,6 +273,47 @@ impl Endpoint {
     }
 }
 
+/// The OpenAPI paths of every endpoint of [`Endpoint::ALL`] (merged into
+/// the document by `http/openapi.rs`; a test checks that every endpoint is
+/// there with its method).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    namespaces::create_namespace,
+    namespaces::list_namespaces,
+    namespaces::show_namespace,
+    namespaces::delete_namespace,
+    namespaces::set_threshold,
+    namespaces::add_scopes,
+    keys::add_key,
+    keys::remove_key,
+    identities::add_identity,
+    identities::remove_identity,
+    sub_delegations::add_sub_delegation,
+    sub_delegations::remove_sub_delegation,
+    revocations::revoke_namespace_key,
+    revocations::remove_namespace_revocation,
+    revocations::add_revocation,
+    revocations::list_revocations,
+    peers::put_peer,
+    peers::list_peers,
+    peers::remove_peer,
+    roots::put_root,
+    roots::list_roots,
+    roots::remove_root,
+    tsas::put_tsa,
+    tsas::list_tsas,
+    tsas::remove_tsa,
+    tokens::create_token,
+    tokens::list_tokens,
+    tokens::revoke_token,
+    audit::list_audit,
+    audit::verify_audit,
+    resolve::resolve,
+    roots::submit_root,
+    super::airgap::export,
+))]
+pub(super) struct AdminApi;
+
 /// Registers every endpoint of [`Endpoint::ALL`], one resource per path
 /// (other methods on a known path are 405 JSON).
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
@@ -284,9 +325,11 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         }
     }
     for path in paths {
+        let endpoints = Endpoint::ALL.into_iter().filter(|e| e.route().1 == path);
+        let allow: Vec<String> = endpoints.clone().map(|e| e.route().0.to_string()).collect();
         let mut resource =
-            web::resource(path).default_service(web::to(super::error::method_not_allowed));
-        for e in Endpoint::ALL.into_iter().filter(|e| e.route().1 == path) {
+            web::resource(path).default_service(super::error::method_not_allowed(allow.join(", ")));
+        for e in endpoints {
             resource = resource.route(e.handler());
         }
         cfg.service(resource);

@@ -24,6 +24,8 @@ use super::{
 use crate::http::auth::{authorize, Caller};
 use crate::http::body::Body;
 use crate::http::error::ApiError;
+use crate::http::error::ErrorBody;
+use crate::http::openapi as oa;
 use crate::http::AppState;
 use crate::publisher::Change;
 use crate::store::{self, NamespaceRecord, NamespaceRevocationRecord, Store};
@@ -174,6 +176,24 @@ async fn namespace_detail(
 
 // ---- namespaces ----
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/namespaces",
+    tag = "namespaces",
+    summary = "Create a namespace",
+    request_body = keyshare_policy::api::admin::CreateNamespace,
+    responses(
+        (status = 201, description = "The namespace (with `overlaps` when `allow_overlap` let some through).", body = keyshare_policy::api::admin::NamespaceDetail),
+        (status = 400, response = oa::BadRequest),
+        (status = 413, response = oa::TooLarge),
+        (status = 415, response = oa::UnsupportedMedia),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 409, description = "`already_exists`: a namespace of that name exists; `scope_overlap`: a scope overlaps another namespace's (`details` names them).", body = ErrorBody),
+        (status = 500, response = oa::Internal),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn create_namespace(
     state: web::Data<AppState>,
     caller: Caller,
@@ -213,6 +233,19 @@ pub(super) async fn create_namespace(
     Ok(HttpResponse::Created().json(to_value(&view)?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/namespaces",
+    tag = "namespaces",
+    summary = "List the namespaces",
+    responses(
+        (status = 200, description = "Every namespace, by name.", body = keyshare_policy::api::admin::NamespaceList),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 500, response = oa::Internal),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn list_namespaces(
     state: web::Data<AppState>,
     caller: Caller,
@@ -225,6 +258,22 @@ pub(super) async fn list_namespaces(
     Ok(HttpResponse::Ok().json(to_value(&answer)?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/namespaces/{ns}",
+    tag = "namespaces",
+    summary = "A namespace with its keys and how each stands",
+    params(("ns" = keyshare_policy::trust::NamespaceName, Path, description = "The namespace."), keyshare_policy::api::admin::NamespaceQuery),
+    responses(
+        (status = 200, description = "The namespace with its keys, identities, sub-delegations and own revocations.", body = keyshare_policy::api::admin::NamespaceDetail),
+        (status = 400, description = "`invalid`: `expiring_within` does not parse, or an unknown query parameter.", body = ErrorBody),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 404, description = "No such namespace.", body = ErrorBody),
+        (status = 500, response = oa::Internal),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn show_namespace(
     state: web::Data<AppState>,
     caller: Caller,
@@ -243,6 +292,21 @@ pub(super) async fn show_namespace(
     Ok(HttpResponse::Ok().json(to_value(&view)?))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/namespaces/{ns}",
+    tag = "namespaces",
+    summary = "Delete a namespace",
+    params(("ns" = keyshare_policy::trust::NamespaceName, Path, description = "The namespace.")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 404, description = "No such namespace.", body = ErrorBody),
+        (status = 500, response = oa::Internal),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn delete_namespace(
     state: web::Data<AppState>,
     caller: Caller,
@@ -254,6 +318,25 @@ pub(super) async fn delete_namespace(
     Ok(no_content())
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/namespaces/{ns}/threshold",
+    tag = "namespaces",
+    summary = "Set the threshold of a namespace",
+    params(("ns" = keyshare_policy::trust::NamespaceName, Path, description = "The namespace.")),
+    request_body = keyshare_policy::api::admin::SetThreshold,
+    responses(
+        (status = 200, description = "The namespace.", body = keyshare_policy::api::admin::NamespaceDetail),
+        (status = 400, response = oa::BadRequest),
+        (status = 413, response = oa::TooLarge),
+        (status = 415, response = oa::UnsupportedMedia),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 404, description = "No such namespace.", body = ErrorBody),
+        (status = 500, response = oa::Internal),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn set_threshold(
     state: web::Data<AppState>,
     caller: Caller,
@@ -277,6 +360,26 @@ pub(super) async fn set_threshold(
     )?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/namespaces/{ns}/scopes",
+    tag = "namespaces",
+    summary = "Widen a namespace (add scopes)",
+    params(("ns" = keyshare_policy::trust::NamespaceName, Path, description = "The namespace.")),
+    request_body = keyshare_policy::api::admin::AddScopes,
+    responses(
+        (status = 201, description = "The namespace (with `overlaps` when `allow_overlap` let some through).", body = keyshare_policy::api::admin::NamespaceDetail),
+        (status = 400, response = oa::BadRequest),
+        (status = 413, response = oa::TooLarge),
+        (status = 415, response = oa::UnsupportedMedia),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 404, description = "No such namespace.", body = ErrorBody),
+        (status = 409, description = "`scope_overlap`: a new scope overlaps another namespace's (`details` names them).", body = ErrorBody),
+        (status = 500, response = oa::Internal),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn add_scopes(
     state: web::Data<AppState>,
     caller: Caller,

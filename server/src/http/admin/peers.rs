@@ -9,10 +9,30 @@ use super::{check_label, check_patterns, no_content, publish, read, to_value, En
 use crate::http::auth::{authorize, Caller};
 use crate::http::body::Body;
 use crate::http::error::ApiError;
+use crate::http::error::ErrorBody;
+use crate::http::openapi as oa;
 use crate::http::AppState;
 use crate::publisher::Change;
 use crate::store::Store;
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/peers/{name}",
+    tag = "peers",
+    summary = "Add or replace a peer keyshare service",
+    params(("name" = String, Path, description = "The peer's name.")),
+    request_body = keyshare_policy::api::admin::PutPeer,
+    responses(
+        (status = 200, description = "The peer as published.", body = keyshare_policy::trust::Peer),
+        (status = 400, response = oa::BadRequest),
+        (status = 413, response = oa::TooLarge),
+        (status = 415, response = oa::UnsupportedMedia),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 500, response = oa::Internal),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn put_peer(
     state: web::Data<AppState>,
     caller: Caller,
@@ -46,6 +66,19 @@ pub(super) async fn put_peer(
     Ok(HttpResponse::Ok().json(view))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/peers",
+    tag = "peers",
+    summary = "List the peers",
+    responses(
+        (status = 200, description = "Every peer, by name.", body = keyshare_policy::api::admin::PeerList),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 500, response = oa::Internal),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn list_peers(
     state: web::Data<AppState>,
     caller: Caller,
@@ -58,6 +91,21 @@ pub(super) async fn list_peers(
     Ok(HttpResponse::Ok().json(to_value(&answer)?))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/peers/{name}",
+    tag = "peers",
+    summary = "Remove a peer",
+    params(("name" = String, Path, description = "The peer's name.")),
+    responses(
+        (status = 204, description = "Removed."),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 404, description = "No such peer.", body = ErrorBody),
+        (status = 500, response = oa::Internal),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn remove_peer(
     state: web::Data<AppState>,
     caller: Caller,

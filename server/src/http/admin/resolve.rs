@@ -9,6 +9,8 @@ use keyshare_policy::trust::{Namespaces, Owner, Peers, Revocations, TrustSet};
 use super::{query, read, to_value, Endpoint};
 use crate::http::auth::{authorize, Caller};
 use crate::http::error::ApiError;
+use crate::http::error::ErrorBody;
+use crate::http::openapi as oa;
 use crate::http::AppState;
 
 /// The owner of `artifact`, by the policy crate's own rule
@@ -34,6 +36,22 @@ fn resolve_artifact(index: &Namespaces, peers: &Peers, artifact: &str) -> Option
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/resolve",
+    tag = "resolve",
+    summary = "Who answers for an artifact name",
+    params(keyshare_policy::api::admin::ResolveQuery),
+    responses(
+        (status = 200, description = "A namespace or a peer.", body = keyshare_policy::api::admin::Resolved),
+        (status = 400, description = "`invalid`: `artifact` is missing or empty, or an unknown query parameter.", body = ErrorBody),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 404, description = "`no_match`: no namespace or peer covers the name.", body = ErrorBody),
+        (status = 500, response = oa::Internal),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn resolve(
     state: web::Data<AppState>,
     caller: Caller,

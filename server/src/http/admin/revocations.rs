@@ -21,10 +21,32 @@ use super::{
 use crate::http::auth::{authorize, Caller};
 use crate::http::body::Body;
 use crate::http::error::ApiError;
+use crate::http::error::ErrorBody;
+use crate::http::openapi as oa;
 use crate::http::AppState;
 use crate::publisher::Change;
 use crate::store::{Listing, Store};
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/namespaces/{ns}/revocations",
+    tag = "revocations",
+    summary = "Revoke a key for a namespace's own artifacts",
+    params(("ns" = keyshare_policy::trust::NamespaceName, Path, description = "The namespace.")),
+    request_body = keyshare_policy::api::admin::RevokeNamespaceKey,
+    responses(
+        (status = 201, description = "The revocation, with where the key is listed in the namespace.", body = keyshare_policy::api::admin::NamespaceKeyRevoked),
+        (status = 400, response = oa::BadRequest),
+        (status = 413, response = oa::TooLarge),
+        (status = 415, response = oa::UnsupportedMedia),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 404, description = "No such namespace, or no key listed there under `key_id`.", body = ErrorBody),
+        (status = 409, description = "`already_exists`: the key is already revoked there, or the id names two different keys.", body = ErrorBody),
+        (status = 500, response = oa::Internal),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn revoke_namespace_key(
     state: web::Data<AppState>,
     caller: Caller,
@@ -102,6 +124,21 @@ pub(super) struct NamespaceRevocationPath {
     spki_sha256: String,
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/namespaces/{ns}/revocations/{spki_sha256}",
+    tag = "revocations",
+    summary = "Withdraw a namespace's revocation of a key",
+    params(("ns" = keyshare_policy::trust::NamespaceName, Path, description = "The namespace."), ("spki_sha256" = keyshare_policy::trust::Sha256Hex, Path, description = "The key's fingerprint, 64 lowercase hex digits.")),
+    responses(
+        (status = 204, description = "Withdrawn."),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 404, description = "No such namespace, a path segment that is not a fingerprint, or no such revocation.", body = ErrorBody),
+        (status = 500, response = oa::Internal),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn remove_namespace_revocation(
     state: web::Data<AppState>,
     caller: Caller,
@@ -222,6 +259,25 @@ async fn revocation_subject(
     Err(ApiError::invalid(".", ONE_OF))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/revocations",
+    tag = "revocations",
+    summary = "Revoke a key or certificate organization-wide",
+    request_body = keyshare_policy::api::admin::AddRevocation,
+    responses(
+        (status = 201, description = "The revocation, where the request named the key and where it is listed now.", body = keyshare_policy::api::admin::RevocationAdded),
+        (status = 400, response = oa::BadRequest),
+        (status = 413, response = oa::TooLarge),
+        (status = 415, response = oa::UnsupportedMedia),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 404, description = "`key_id` names no listed key.", body = ErrorBody),
+        (status = 409, description = "`already_exists`: already revoked; the id names different keys.", body = ErrorBody),
+        (status = 500, response = oa::Internal),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn add_revocation(
     state: web::Data<AppState>,
     caller: Caller,
@@ -272,6 +328,19 @@ pub(super) async fn add_revocation(
     Ok(HttpResponse::Created().json(view))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/revocations",
+    tag = "revocations",
+    summary = "List the organization's revocations",
+    responses(
+        (status = 200, description = "Every revocation.", body = keyshare_policy::api::admin::RevocationList),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 500, response = oa::Internal),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn list_revocations(
     state: web::Data<AppState>,
     caller: Caller,

@@ -12,6 +12,8 @@ use super::{no_content, publish, read, refuse_private_key, to_value, Endpoint};
 use crate::http::auth::{authorize, Caller};
 use crate::http::body::Body;
 use crate::http::error::ApiError;
+use crate::http::error::ErrorBody;
+use crate::http::openapi as oa;
 use crate::http::AppState;
 use crate::publisher::Change;
 use crate::store::{OrgRoot, Store};
@@ -26,6 +28,25 @@ fn root_view(r: &OrgRoot) -> OrgRootView {
     }
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/roots/{name}",
+    tag = "roots",
+    summary = "Add or replace an organization root certificate",
+    params(("name" = String, Path, description = "The root's name.")),
+    request_body = keyshare_policy::api::admin::PutRoot,
+    responses(
+        (status = 200, description = "The root certificate.", body = keyshare_policy::api::admin::OrgRootView),
+        (status = 400, response = oa::BadRequest),
+        (status = 413, response = oa::TooLarge),
+        (status = 415, response = oa::UnsupportedMedia),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 409, description = "`already_exists`: the same certificate is listed under another name.", body = ErrorBody),
+        (status = 500, response = oa::Internal),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn put_root(
     state: web::Data<AppState>,
     caller: Caller,
@@ -58,6 +79,19 @@ pub(super) async fn put_root(
     Ok(HttpResponse::Ok().json(to_value(&root_view(&root))?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/roots",
+    tag = "roots",
+    summary = "List the organization's root certificates",
+    responses(
+        (status = 200, description = "Every root, by name.", body = keyshare_policy::api::admin::OrgRootList),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 500, response = oa::Internal),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn list_roots(
     state: web::Data<AppState>,
     caller: Caller,
@@ -70,6 +104,21 @@ pub(super) async fn list_roots(
     Ok(HttpResponse::Ok().json(to_value(&answer)?))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/roots/{name}",
+    tag = "roots",
+    summary = "Remove an organization root certificate",
+    params(("name" = String, Path, description = "The root's name.")),
+    responses(
+        (status = 204, description = "Removed."),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 404, description = "No such root.", body = ErrorBody),
+        (status = 500, response = oa::Internal),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn remove_root(
     state: web::Data<AppState>,
     caller: Caller,
@@ -88,6 +137,24 @@ pub(super) async fn remove_root(
 }
 
 /// `POST /api/v1/root`: the body is the signed root (N+1) itself.
+#[utoipa::path(
+    post,
+    path = "/api/v1/root",
+    tag = "root",
+    summary = "Submit the next TUF root (from a root ceremony)",
+    request_body = oa::SignedRoot,
+    responses(
+        (status = 201, description = "What the new root's publish made.", body = keyshare_policy::api::admin::RootSubmitted),
+        (status = 400, description = "`invalid`: a threshold is not met, the root has expired or does not list the online keys; `malformed_json`.", body = ErrorBody),
+        (status = 413, response = oa::TooLarge),
+        (status = 415, response = oa::UnsupportedMedia),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 409, description = "`root_version`: not the next version.", body = ErrorBody),
+        (status = 500, response = oa::Internal),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn submit_root(
     state: web::Data<AppState>,
     caller: Caller,

@@ -12,9 +12,31 @@ use super::{
 use crate::http::auth::{authorize, Caller};
 use crate::http::body::Body;
 use crate::http::error::ApiError;
+use crate::http::error::ErrorBody;
+use crate::http::openapi as oa;
 use crate::http::AppState;
 use crate::publisher::Change;
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/namespaces/{ns}/sub-delegations",
+    tag = "sub-delegations",
+    summary = "Add a sub-delegation to a namespace",
+    params(("ns" = keyshare_policy::trust::NamespaceName, Path, description = "The namespace.")),
+    request_body = keyshare_policy::trust::SubDelegation,
+    responses(
+        (status = 201, description = "The sub-delegation as listed.", body = keyshare_policy::trust::SubDelegation),
+        (status = 400, response = oa::BadRequest),
+        (status = 413, response = oa::TooLarge),
+        (status = 415, response = oa::UnsupportedMedia),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 404, description = "No such namespace.", body = ErrorBody),
+        (status = 409, description = "`already_exists`: a sub-delegation of that name exists; `revoked`: a key is revoked.", body = ErrorBody),
+        (status = 500, response = oa::Internal),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn add_sub_delegation(
     state: web::Data<AppState>,
     caller: Caller,
@@ -56,6 +78,21 @@ pub(super) async fn add_sub_delegation(
     Ok(HttpResponse::Created().json(view))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/namespaces/{ns}/sub-delegations/{name}",
+    tag = "sub-delegations",
+    summary = "Remove a sub-delegation",
+    params(("ns" = keyshare_policy::trust::NamespaceName, Path, description = "The namespace."), ("name" = String, Path, description = "The sub-delegation's name.")),
+    responses(
+        (status = 204, description = "Removed."),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 404, description = "No such namespace or sub-delegation.", body = ErrorBody),
+        (status = 500, response = oa::Internal),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn remove_sub_delegation(
     state: web::Data<AppState>,
     caller: Caller,

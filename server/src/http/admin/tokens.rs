@@ -13,6 +13,8 @@ use super::{check_label, no_content, read, to_value, Endpoint};
 use crate::http::auth::{authorize, Caller};
 use crate::http::body::Body;
 use crate::http::error::ApiError;
+use crate::http::error::ErrorBody;
+use crate::http::openapi as oa;
 use crate::http::AppState;
 use crate::store::{self, Store, Token, TokenKind};
 
@@ -140,6 +142,24 @@ fn token_kind(req: CreateToken) -> Result<(TokenKind, Option<String>), ApiError>
     Ok((kind, req.description))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/tokens",
+    tag = "tokens",
+    summary = "Create a token",
+    request_body = keyshare_policy::api::admin::CreateToken,
+    responses(
+        (status = 201, description = "The token, with its secret (shown once).", body = keyshare_policy::api::admin::TokenView),
+        (status = 400, response = oa::BadRequest),
+        (status = 413, response = oa::TooLarge),
+        (status = 415, response = oa::UnsupportedMedia),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 404, description = "A namespace the token is for does not exist.", body = ErrorBody),
+        (status = 500, response = oa::Internal),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn create_token(
     state: web::Data<AppState>,
     caller: Caller,
@@ -178,6 +198,19 @@ pub(super) async fn create_token(
     Ok(HttpResponse::Created().json(to_value(&view)?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/tokens",
+    tag = "tokens",
+    summary = "List the tokens (never their secrets)",
+    responses(
+        (status = 200, description = "Every token, oldest first.", body = keyshare_policy::api::admin::TokenList),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 500, response = oa::Internal),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn list_tokens(
     state: web::Data<AppState>,
     caller: Caller,
@@ -191,6 +224,21 @@ pub(super) async fn list_tokens(
     Ok(HttpResponse::Ok().json(to_value(&answer)?))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tokens/{id}",
+    tag = "tokens",
+    summary = "Revoke a token",
+    params(("id" = String, Path, description = "The token's id.")),
+    responses(
+        (status = 204, description = "Revoked."),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 404, description = "No such token.", body = ErrorBody),
+        (status = 500, response = oa::Internal),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn revoke_token(
     state: web::Data<AppState>,
     caller: Caller,

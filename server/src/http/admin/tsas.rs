@@ -10,6 +10,8 @@ use super::{check_label, no_content, publish, read, refuse_private_key, to_value
 use crate::http::auth::{authorize, Caller};
 use crate::http::body::Body;
 use crate::http::error::ApiError;
+use crate::http::error::ErrorBody;
+use crate::http::openapi as oa;
 use crate::http::AppState;
 use crate::publisher::Change;
 use crate::store::{Store, TsaRecord};
@@ -41,6 +43,25 @@ fn subject_text(t: &TrustedTsa) -> String {
         .join(", ")
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/tsas/{name}",
+    tag = "tsas",
+    summary = "Trust a timestamp authority",
+    params(("name" = String, Path, description = "The TSA's name.")),
+    request_body = keyshare_policy::api::admin::PutTsa,
+    responses(
+        (status = 200, description = "The TSA as listed.", body = keyshare_policy::api::admin::TsaView),
+        (status = 400, response = oa::BadRequest),
+        (status = 413, response = oa::TooLarge),
+        (status = 415, response = oa::UnsupportedMedia),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 409, description = "`already_exists`: the same certificate is listed under another name.", body = ErrorBody),
+        (status = 500, response = oa::Internal),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn put_tsa(
     state: web::Data<AppState>,
     caller: Caller,
@@ -74,6 +95,19 @@ pub(super) async fn put_tsa(
     Ok(HttpResponse::Ok().json(to_value(&tsa_view(&record))?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/tsas",
+    tag = "tsas",
+    summary = "List the trusted timestamp authorities",
+    responses(
+        (status = 200, description = "Every trusted TSA, by name.", body = keyshare_policy::api::admin::TsaList),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 500, response = oa::Internal),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn list_tsas(
     state: web::Data<AppState>,
     caller: Caller,
@@ -86,6 +120,21 @@ pub(super) async fn list_tsas(
     Ok(HttpResponse::Ok().json(to_value(&answer)?))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tsas/{name}",
+    tag = "tsas",
+    summary = "Stop trusting a timestamp authority",
+    params(("name" = String, Path, description = "The TSA's name.")),
+    responses(
+        (status = 204, description = "Removed."),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 404, description = "No such TSA.", body = ErrorBody),
+        (status = 500, response = oa::Internal),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn remove_tsa(
     state: web::Data<AppState>,
     caller: Caller,
