@@ -43,9 +43,7 @@ struct ExportRequest {
         (status = 400, description = "`invalid`: `valid_for` does not parse or exceeds `airgap.max_valid_for`; `malformed_json`.", body = ErrorBody),
         (status = 413, response = oa::TooLarge),
         (status = 415, response = oa::UnsupportedMedia),
-        (status = 401, response = oa::Unauthorized),
-        (status = 403, response = oa::Forbidden),
-        (status = 500, response = oa::Internal),
+        oa::AuthErrors,
     ),
     security(("bearer" = [])),
 )]

@@ -252,6 +252,37 @@ error_response!(
     "`internal`: the server failed; the cause is in its log, not in the answer."
 );
 
+/// The error answers a route shares with others, each a reference to its
+/// response component: one `responses(...)` entry instead of one per
+/// status.
+macro_rules! error_responses {
+    ($(#[$doc:meta])* $name:ident: $($status:literal => $response:ident),+) => {
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub(crate) struct $name;
+
+        impl utoipa::IntoResponses for $name {
+            fn responses() -> std::collections::BTreeMap<String, RefOr<Response>> {
+                std::collections::BTreeMap::from([
+                    $((
+                        $status.to_owned(),
+                        RefOr::Ref(Ref::from_response_name(stringify!($response))),
+                    )),+
+                ])
+            }
+        }
+    };
+}
+
+error_responses!(
+    /// Every route that takes a token: 401, 403 and 500.
+    AuthErrors: "401" => Unauthorized, "403" => Forbidden, "500" => Internal
+);
+error_responses!(
+    /// Every route that reads a JSON body: 400, 413 and 415.
+    BodyErrors: "400" => BadRequest, "413" => TooLarge, "415" => UnsupportedMedia
+);
+
 /// Binary content (a bundle, an RFC 3161 message).
 #[derive(Debug)]
 pub(crate) struct Binary;

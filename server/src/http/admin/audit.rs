@@ -99,9 +99,7 @@ fn audit_filter(q: AuditQuery) -> Result<store::AuditFilter, ApiError> {
     responses(
         (status = 200, description = "The records, in the order asked.", body = keyshare_policy::api::admin::AuditRecords),
         (status = 400, description = "`invalid`: a query parameter does not parse, or is unknown.", body = ErrorBody),
-        (status = 401, response = oa::Unauthorized),
-        (status = 403, response = oa::Forbidden),
-        (status = 500, response = oa::Internal),
+        oa::AuthErrors,
     ),
     security(("bearer" = [])),
 )]
@@ -138,9 +136,7 @@ pub(super) async fn list_audit(
     summary = "Check the audit log against the published heads",
     responses(
         (status = 200, description = "The chain is intact, or the first disagreement.", body = keyshare_policy::api::admin::AuditVerification),
-        (status = 401, response = oa::Unauthorized),
-        (status = 403, response = oa::Forbidden),
-        (status = 500, response = oa::Internal),
+        oa::AuthErrors,
     ),
     security(("bearer" = [])),
 )]

@@ -28,14 +28,10 @@ use crate::publisher::Change;
     request_body = keyshare_policy::trust::X509Identity,
     responses(
         (status = 201, description = "The identity as listed.", body = keyshare_policy::trust::X509Identity),
-        (status = 400, response = oa::BadRequest),
-        (status = 413, response = oa::TooLarge),
-        (status = 415, response = oa::UnsupportedMedia),
-        (status = 401, response = oa::Unauthorized),
-        (status = 403, response = oa::Forbidden),
+        oa::BodyErrors,
+        oa::AuthErrors,
         (status = 404, description = "No such namespace.", body = ErrorBody),
         (status = 409, description = "`already_exists`: an identity of that name exists.", body = ErrorBody),
-        (status = 500, response = oa::Internal),
     ),
     security(("bearer" = [])),
 )]
@@ -97,10 +93,8 @@ pub(super) struct NamedPath {
     responses(
         (status = 204, description = "Removed."),
         (status = 400, description = "`invalid`: removing it would leave fewer distinct keys and identities than the threshold.", body = ErrorBody),
-        (status = 401, response = oa::Unauthorized),
-        (status = 403, response = oa::Forbidden),
+        oa::AuthErrors,
         (status = 404, description = "No such namespace or identity.", body = ErrorBody),
-        (status = 500, response = oa::Internal),
     ),
     security(("bearer" = [])),
 )]

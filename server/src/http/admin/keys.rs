@@ -36,14 +36,10 @@ pub(super) fn key_from_pem(pem: &str) -> Result<Key, ApiError> {
     request_body = keyshare_policy::api::admin::AddKey,
     responses(
         (status = 201, description = "The key as listed, with its id.", body = keyshare_policy::trust::TrustedKey),
-        (status = 400, response = oa::BadRequest),
-        (status = 413, response = oa::TooLarge),
-        (status = 415, response = oa::UnsupportedMedia),
-        (status = 401, response = oa::Unauthorized),
-        (status = 403, response = oa::Forbidden),
+        oa::BodyErrors,
+        oa::AuthErrors,
         (status = 404, description = "No such namespace.", body = ErrorBody),
         (status = 409, description = "`already_exists`: the id or the same key is already listed; `revoked`: the key is revoked.", body = ErrorBody),
-        (status = 500, response = oa::Internal),
     ),
     security(("bearer" = [])),
 )]
@@ -139,10 +135,8 @@ pub(super) struct KeyPath {
     responses(
         (status = 204, description = "Removed."),
         (status = 400, description = "`invalid`: removing it would leave fewer distinct keys and identities than the threshold.", body = ErrorBody),
-        (status = 401, response = oa::Unauthorized),
-        (status = 403, response = oa::Forbidden),
+        oa::AuthErrors,
         (status = 404, description = "No such namespace or key.", body = ErrorBody),
-        (status = 500, response = oa::Internal),
     ),
     security(("bearer" = [])),
 )]

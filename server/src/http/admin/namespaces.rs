@@ -184,13 +184,9 @@ async fn namespace_detail(
     request_body = keyshare_policy::api::admin::CreateNamespace,
     responses(
         (status = 201, description = "The namespace (with `overlaps` when `allow_overlap` let some through).", body = keyshare_policy::api::admin::NamespaceDetail),
-        (status = 400, response = oa::BadRequest),
-        (status = 413, response = oa::TooLarge),
-        (status = 415, response = oa::UnsupportedMedia),
-        (status = 401, response = oa::Unauthorized),
-        (status = 403, response = oa::Forbidden),
+        oa::BodyErrors,
+        oa::AuthErrors,
         (status = 409, description = "`already_exists`: a namespace of that name exists; `scope_overlap`: a scope overlaps another namespace's (`details` names them).", body = ErrorBody),
-        (status = 500, response = oa::Internal),
     ),
     security(("bearer" = [])),
 )]
@@ -240,9 +236,7 @@ pub(super) async fn create_namespace(
     summary = "List the namespaces",
     responses(
         (status = 200, description = "Every namespace, by name.", body = keyshare_policy::api::admin::NamespaceList),
-        (status = 401, response = oa::Unauthorized),
-        (status = 403, response = oa::Forbidden),
-        (status = 500, response = oa::Internal),
+        oa::AuthErrors,
     ),
     security(("bearer" = [])),
 )]
@@ -267,10 +261,8 @@ pub(super) async fn list_namespaces(
     responses(
         (status = 200, description = "The namespace with its keys, identities, sub-delegations and own revocations.", body = keyshare_policy::api::admin::NamespaceDetail),
         (status = 400, description = "`invalid`: `expiring_within` does not parse, or an unknown query parameter.", body = ErrorBody),
-        (status = 401, response = oa::Unauthorized),
-        (status = 403, response = oa::Forbidden),
+        oa::AuthErrors,
         (status = 404, description = "No such namespace.", body = ErrorBody),
-        (status = 500, response = oa::Internal),
     ),
     security(("bearer" = [])),
 )]
@@ -300,10 +292,8 @@ pub(super) async fn show_namespace(
     params(("ns" = keyshare_policy::trust::NamespaceName, Path, description = "The namespace.")),
     responses(
         (status = 204, description = "Deleted."),
-        (status = 401, response = oa::Unauthorized),
-        (status = 403, response = oa::Forbidden),
+        oa::AuthErrors,
         (status = 404, description = "No such namespace.", body = ErrorBody),
-        (status = 500, response = oa::Internal),
     ),
     security(("bearer" = [])),
 )]
@@ -327,13 +317,9 @@ pub(super) async fn delete_namespace(
     request_body = keyshare_policy::api::admin::SetThreshold,
     responses(
         (status = 200, description = "The namespace.", body = keyshare_policy::api::admin::NamespaceDetail),
-        (status = 400, response = oa::BadRequest),
-        (status = 413, response = oa::TooLarge),
-        (status = 415, response = oa::UnsupportedMedia),
-        (status = 401, response = oa::Unauthorized),
-        (status = 403, response = oa::Forbidden),
+        oa::BodyErrors,
+        oa::AuthErrors,
         (status = 404, description = "No such namespace.", body = ErrorBody),
-        (status = 500, response = oa::Internal),
     ),
     security(("bearer" = [])),
 )]
@@ -369,14 +355,10 @@ pub(super) async fn set_threshold(
     request_body = keyshare_policy::api::admin::AddScopes,
     responses(
         (status = 201, description = "The namespace (with `overlaps` when `allow_overlap` let some through).", body = keyshare_policy::api::admin::NamespaceDetail),
-        (status = 400, response = oa::BadRequest),
-        (status = 413, response = oa::TooLarge),
-        (status = 415, response = oa::UnsupportedMedia),
-        (status = 401, response = oa::Unauthorized),
-        (status = 403, response = oa::Forbidden),
+        oa::BodyErrors,
+        oa::AuthErrors,
         (status = 404, description = "No such namespace.", body = ErrorBody),
         (status = 409, description = "`scope_overlap`: a new scope overlaps another namespace's (`details` names them).", body = ErrorBody),
-        (status = 500, response = oa::Internal),
     ),
     security(("bearer" = [])),
 )]

@@ -24,12 +24,8 @@ use crate::store::Store;
     request_body = keyshare_policy::api::admin::PutPeer,
     responses(
         (status = 200, description = "The peer as published.", body = keyshare_policy::trust::Peer),
-        (status = 400, response = oa::BadRequest),
-        (status = 413, response = oa::TooLarge),
-        (status = 415, response = oa::UnsupportedMedia),
-        (status = 401, response = oa::Unauthorized),
-        (status = 403, response = oa::Forbidden),
-        (status = 500, response = oa::Internal),
+        oa::BodyErrors,
+        oa::AuthErrors,
     ),
     security(("bearer" = [])),
 )]
@@ -73,9 +69,7 @@ pub(super) async fn put_peer(
     summary = "List the peers",
     responses(
         (status = 200, description = "Every peer, by name.", body = keyshare_policy::api::admin::PeerList),
-        (status = 401, response = oa::Unauthorized),
-        (status = 403, response = oa::Forbidden),
-        (status = 500, response = oa::Internal),
+        oa::AuthErrors,
     ),
     security(("bearer" = [])),
 )]
@@ -99,10 +93,8 @@ pub(super) async fn list_peers(
     params(("name" = String, Path, description = "The peer's name.")),
     responses(
         (status = 204, description = "Removed."),
-        (status = 401, response = oa::Unauthorized),
-        (status = 403, response = oa::Forbidden),
+        oa::AuthErrors,
         (status = 404, description = "No such peer.", body = ErrorBody),
-        (status = 500, response = oa::Internal),
     ),
     security(("bearer" = [])),
 )]

@@ -45,10 +45,8 @@ fn resolve_artifact(index: &Namespaces, peers: &Peers, artifact: &str) -> Option
     responses(
         (status = 200, description = "A namespace or a peer.", body = keyshare_policy::api::admin::Resolved),
         (status = 400, description = "`invalid`: `artifact` is missing or empty, or an unknown query parameter.", body = ErrorBody),
-        (status = 401, response = oa::Unauthorized),
-        (status = 403, response = oa::Forbidden),
+        oa::AuthErrors,
         (status = 404, description = "`no_match`: no namespace or peer covers the name.", body = ErrorBody),
-        (status = 500, response = oa::Internal),
     ),
     security(("bearer" = [])),
 )]

@@ -36,14 +36,10 @@ use crate::store::{Listing, Store};
     request_body = keyshare_policy::api::admin::RevokeNamespaceKey,
     responses(
         (status = 201, description = "The revocation, with where the key is listed in the namespace.", body = keyshare_policy::api::admin::NamespaceKeyRevoked),
-        (status = 400, response = oa::BadRequest),
-        (status = 413, response = oa::TooLarge),
-        (status = 415, response = oa::UnsupportedMedia),
-        (status = 401, response = oa::Unauthorized),
-        (status = 403, response = oa::Forbidden),
+        oa::BodyErrors,
+        oa::AuthErrors,
         (status = 404, description = "No such namespace, or no key listed there under `key_id`.", body = ErrorBody),
         (status = 409, description = "`already_exists`: the key is already revoked there, or the id names two different keys.", body = ErrorBody),
-        (status = 500, response = oa::Internal),
     ),
     security(("bearer" = [])),
 )]
@@ -132,10 +128,8 @@ pub(super) struct NamespaceRevocationPath {
     params(("ns" = keyshare_policy::trust::NamespaceName, Path, description = "The namespace."), ("spki_sha256" = keyshare_policy::trust::Sha256Hex, Path, description = "The key's fingerprint, 64 lowercase hex digits.")),
     responses(
         (status = 204, description = "Withdrawn."),
-        (status = 401, response = oa::Unauthorized),
-        (status = 403, response = oa::Forbidden),
+        oa::AuthErrors,
         (status = 404, description = "No such namespace, a path segment that is not a fingerprint, or no such revocation.", body = ErrorBody),
-        (status = 500, response = oa::Internal),
     ),
     security(("bearer" = [])),
 )]
@@ -267,14 +261,10 @@ async fn revocation_subject(
     request_body = keyshare_policy::api::admin::AddRevocation,
     responses(
         (status = 201, description = "The revocation, where the request named the key and where it is listed now.", body = keyshare_policy::api::admin::RevocationAdded),
-        (status = 400, response = oa::BadRequest),
-        (status = 413, response = oa::TooLarge),
-        (status = 415, response = oa::UnsupportedMedia),
-        (status = 401, response = oa::Unauthorized),
-        (status = 403, response = oa::Forbidden),
+        oa::BodyErrors,
+        oa::AuthErrors,
         (status = 404, description = "`key_id` names no listed key.", body = ErrorBody),
         (status = 409, description = "`already_exists`: already revoked; the id names different keys.", body = ErrorBody),
-        (status = 500, response = oa::Internal),
     ),
     security(("bearer" = [])),
 )]
@@ -335,9 +325,7 @@ pub(super) async fn add_revocation(
     summary = "List the organization's revocations",
     responses(
         (status = 200, description = "Every revocation.", body = keyshare_policy::api::admin::RevocationList),
-        (status = 401, response = oa::Unauthorized),
-        (status = 403, response = oa::Forbidden),
-        (status = 500, response = oa::Internal),
+        oa::AuthErrors,
     ),
     security(("bearer" = [])),
 )]

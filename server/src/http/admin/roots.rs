@@ -37,13 +37,9 @@ fn root_view(r: &OrgRoot) -> OrgRootView {
     request_body = keyshare_policy::api::admin::PutRoot,
     responses(
         (status = 200, description = "The root certificate.", body = keyshare_policy::api::admin::OrgRootView),
-        (status = 400, response = oa::BadRequest),
-        (status = 413, response = oa::TooLarge),
-        (status = 415, response = oa::UnsupportedMedia),
-        (status = 401, response = oa::Unauthorized),
-        (status = 403, response = oa::Forbidden),
+        oa::BodyErrors,
+        oa::AuthErrors,
         (status = 409, description = "`already_exists`: the same certificate is listed under another name.", body = ErrorBody),
-        (status = 500, response = oa::Internal),
     ),
     security(("bearer" = [])),
 )]
@@ -86,9 +82,7 @@ pub(super) async fn put_root(
     summary = "List the organization's root certificates",
     responses(
         (status = 200, description = "Every root, by name.", body = keyshare_policy::api::admin::OrgRootList),
-        (status = 401, response = oa::Unauthorized),
-        (status = 403, response = oa::Forbidden),
-        (status = 500, response = oa::Internal),
+        oa::AuthErrors,
     ),
     security(("bearer" = [])),
 )]
@@ -112,10 +106,8 @@ pub(super) async fn list_roots(
     params(("name" = String, Path, description = "The root's name.")),
     responses(
         (status = 204, description = "Removed."),
-        (status = 401, response = oa::Unauthorized),
-        (status = 403, response = oa::Forbidden),
+        oa::AuthErrors,
         (status = 404, description = "No such root.", body = ErrorBody),
-        (status = 500, response = oa::Internal),
     ),
     security(("bearer" = [])),
 )]
@@ -148,10 +140,8 @@ pub(super) async fn remove_root(
         (status = 400, description = "`invalid`: a threshold is not met, the root has expired or does not list the online keys; `malformed_json`.", body = ErrorBody),
         (status = 413, response = oa::TooLarge),
         (status = 415, response = oa::UnsupportedMedia),
-        (status = 401, response = oa::Unauthorized),
-        (status = 403, response = oa::Forbidden),
+        oa::AuthErrors,
         (status = 409, description = "`root_version`: not the next version.", body = ErrorBody),
-        (status = 500, response = oa::Internal),
     ),
     security(("bearer" = [])),
 )]

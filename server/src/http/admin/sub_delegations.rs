@@ -26,14 +26,10 @@ use crate::publisher::Change;
     request_body = keyshare_policy::trust::SubDelegation,
     responses(
         (status = 201, description = "The sub-delegation as listed.", body = keyshare_policy::trust::SubDelegation),
-        (status = 400, response = oa::BadRequest),
-        (status = 413, response = oa::TooLarge),
-        (status = 415, response = oa::UnsupportedMedia),
-        (status = 401, response = oa::Unauthorized),
-        (status = 403, response = oa::Forbidden),
+        oa::BodyErrors,
+        oa::AuthErrors,
         (status = 404, description = "No such namespace.", body = ErrorBody),
         (status = 409, description = "`already_exists`: a sub-delegation of that name exists; `revoked`: a key is revoked.", body = ErrorBody),
-        (status = 500, response = oa::Internal),
     ),
     security(("bearer" = [])),
 )]
@@ -86,10 +82,8 @@ pub(super) async fn add_sub_delegation(
     params(("ns" = keyshare_policy::trust::NamespaceName, Path, description = "The namespace."), ("name" = String, Path, description = "The sub-delegation's name.")),
     responses(
         (status = 204, description = "Removed."),
-        (status = 401, response = oa::Unauthorized),
-        (status = 403, response = oa::Forbidden),
+        oa::AuthErrors,
         (status = 404, description = "No such namespace or sub-delegation.", body = ErrorBody),
-        (status = 500, response = oa::Internal),
     ),
     security(("bearer" = [])),
 )]

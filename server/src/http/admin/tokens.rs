@@ -150,13 +150,9 @@ fn token_kind(req: CreateToken) -> Result<(TokenKind, Option<String>), ApiError>
     request_body = keyshare_policy::api::admin::CreateToken,
     responses(
         (status = 201, description = "The token, with its secret (shown once).", body = keyshare_policy::api::admin::TokenView),
-        (status = 400, response = oa::BadRequest),
-        (status = 413, response = oa::TooLarge),
-        (status = 415, response = oa::UnsupportedMedia),
-        (status = 401, response = oa::Unauthorized),
-        (status = 403, response = oa::Forbidden),
+        oa::BodyErrors,
+        oa::AuthErrors,
         (status = 404, description = "A namespace the token is for does not exist.", body = ErrorBody),
-        (status = 500, response = oa::Internal),
     ),
     security(("bearer" = [])),
 )]
@@ -205,9 +201,7 @@ pub(super) async fn create_token(
     summary = "List the tokens (never their secrets)",
     responses(
         (status = 200, description = "Every token, oldest first.", body = keyshare_policy::api::admin::TokenList),
-        (status = 401, response = oa::Unauthorized),
-        (status = 403, response = oa::Forbidden),
-        (status = 500, response = oa::Internal),
+        oa::AuthErrors,
     ),
     security(("bearer" = [])),
 )]
@@ -232,10 +226,8 @@ pub(super) async fn list_tokens(
     params(("id" = String, Path, description = "The token's id.")),
     responses(
         (status = 204, description = "Revoked."),
-        (status = 401, response = oa::Unauthorized),
-        (status = 403, response = oa::Forbidden),
+        oa::AuthErrors,
         (status = 404, description = "No such token.", body = ErrorBody),
-        (status = 500, response = oa::Internal),
     ),
     security(("bearer" = [])),
 )]

@@ -52,13 +52,9 @@ fn subject_text(t: &TrustedTsa) -> String {
     request_body = keyshare_policy::api::admin::PutTsa,
     responses(
         (status = 200, description = "The TSA as listed.", body = keyshare_policy::api::admin::TsaView),
-        (status = 400, response = oa::BadRequest),
-        (status = 413, response = oa::TooLarge),
-        (status = 415, response = oa::UnsupportedMedia),
-        (status = 401, response = oa::Unauthorized),
-        (status = 403, response = oa::Forbidden),
+        oa::BodyErrors,
+        oa::AuthErrors,
         (status = 409, description = "`already_exists`: the same certificate is listed under another name.", body = ErrorBody),
-        (status = 500, response = oa::Internal),
     ),
     security(("bearer" = [])),
 )]
@@ -102,9 +98,7 @@ pub(super) async fn put_tsa(
     summary = "List the trusted timestamp authorities",
     responses(
         (status = 200, description = "Every trusted TSA, by name.", body = keyshare_policy::api::admin::TsaList),
-        (status = 401, response = oa::Unauthorized),
-        (status = 403, response = oa::Forbidden),
-        (status = 500, response = oa::Internal),
+        oa::AuthErrors,
     ),
     security(("bearer" = [])),
 )]
@@ -128,10 +122,8 @@ pub(super) async fn list_tsas(
     params(("name" = String, Path, description = "The TSA's name.")),
     responses(
         (status = 204, description = "Removed."),
-        (status = 401, response = oa::Unauthorized),
-        (status = 403, response = oa::Forbidden),
+        oa::AuthErrors,
         (status = 404, description = "No such TSA.", body = ErrorBody),
-        (status = 500, response = oa::Internal),
     ),
     security(("bearer" = [])),
 )]
