@@ -68,3 +68,39 @@ pub fn python() -> PathBuf {
     );
     venv
 }
+
+/// `man -l PAGE` at 80 columns, as plain text with its whitespace
+/// collapsed (overstrike sequences removed). `man` comes with the packages
+/// `scripts/test` installs (man-db); without it this panics saying so, so a
+/// test of the pages fails rather than passing unchecked.
+#[allow(clippy::panic)]
+pub fn render_man_page(page: &std::path::Path) -> String {
+    let out = std::process::Command::new("man")
+        .arg("-l")
+        .arg("-P")
+        .arg("cat")
+        .arg(page)
+        .env("MANWIDTH", "80")
+        .env("MAN_KEEP_FORMATTING", "")
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("`man` cannot run ({e}): install man-db (scripts/test does) to check the pages")
+        });
+    assert!(
+        out.status.success(),
+        "man -l {} failed: {}",
+        page.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut plain = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if chars.peek() == Some(&'\u{8}') {
+            chars.next();
+            continue;
+        }
+        plain.push(c);
+    }
+    plain.split_whitespace().collect::<Vec<_>>().join(" ")
+}

@@ -8,7 +8,8 @@
 //! [`read_trust_set`], the trust state a verifier gets from a published
 //! repository; and the small builders of [`fixture`]: an in-memory signer
 //! ([`signer`]), a namespace name ([`ns`]), a settable clock
-//! ([`TestClock`]) and the Python with python-tuf ([`python`]); and
+//! ([`TestClock`]), the Python with python-tuf ([`python`]) and a man page
+//! rendered as text ([`fixture::render_man_page`]); and
 //! [`legacy`], a repository rewritten into the layout of earlier versions
 //! (a role per namespace) for the migration's tests.
 //!

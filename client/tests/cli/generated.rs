@@ -4,7 +4,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::Path;
 use std::process::Command;
 
 use crate::common::keyshare;
@@ -111,13 +110,13 @@ fn man_writes_a_page_per_command_and_subcommand_that_man_renders() {
         "{run:?}"
     );
 
-    let page = render(&out.join("keyshare-refresh.1"));
+    let page = keyshare_testkit::fixture::render_man_page(&out.join("keyshare-refresh.1"));
     assert!(
         page.contains("Refresh the trust state from the server (TUF), into the cache"),
         "{page}"
     );
     assert!(page.contains("--from-bundle"), "{page}");
-    let top = render(&out.join("keyshare.1"));
+    let top = keyshare_testkit::fixture::render_man_page(&out.join("keyshare.1"));
     assert!(
         top.contains("key-sharing and trust-distribution client"),
         "{top}"
@@ -128,39 +127,4 @@ fn man_writes_a_page_per_command_and_subcommand_that_man_renders() {
     keyshare(&["man", out.to_str().unwrap()]).assert_ok();
     let again = std::fs::read_dir(&out).unwrap().count();
     assert_eq!(again, names.len());
-}
-
-/// `man -l FILE` at 80 columns, as plain text, whitespace collapsed. `man`
-/// comes with the packages `scripts/test` installs (man-db); without it
-/// the test fails saying so rather than passing unchecked.
-pub(crate) fn render(page: &Path) -> String {
-    let out = Command::new("man")
-        .arg("-l")
-        .arg("-P")
-        .arg("cat")
-        .arg(page)
-        .env("MANWIDTH", "80")
-        .env("MAN_KEEP_FORMATTING", "")
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("`man` cannot run ({e}): install man-db (scripts/test does) to check the pages")
-        });
-    assert!(
-        out.status.success(),
-        "man -l {} failed: {}",
-        page.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    // Overstrike (bold) sequences, if any, and line breaks inside sentences.
-    let mut plain = String::new();
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if chars.peek() == Some(&'\u{8}') {
-            chars.next();
-            continue;
-        }
-        plain.push(c);
-    }
-    plain.split_whitespace().collect::<Vec<_>>().join(" ")
 }

@@ -388,46 +388,12 @@ fn man_writes_a_page_per_command_that_man_renders() {
             "keyshare-server.1",
         ]
     );
-    let page = render(&dir.join("keyshare-server-serve.1"));
+    let page = keyshare_testkit::fixture::render_man_page(&dir.join("keyshare-server-serve.1"));
     assert!(
         page.contains("Serve the TUF repository and the admin API until SIGINT or SIGTERM"),
         "{page}"
     );
     assert!(page.contains("--tls-cert"), "{page}");
-    let top = render(&dir.join("keyshare-server.1"));
+    let top = keyshare_testkit::fixture::render_man_page(&dir.join("keyshare-server.1"));
     assert!(top.contains("The organization's keyshare service"), "{top}");
-}
-
-/// `man -l FILE` at 80 columns, as plain text, whitespace collapsed. `man`
-/// comes with the packages `scripts/test` installs (man-db); without it
-/// the test fails saying so rather than passing unchecked.
-fn render(page: &Path) -> String {
-    let out = Command::new("man")
-        .arg("-l")
-        .arg("-P")
-        .arg("cat")
-        .arg(page)
-        .env("MANWIDTH", "80")
-        .env("MAN_KEEP_FORMATTING", "")
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("`man` cannot run ({e}): install man-db (scripts/test does) to check the pages")
-        });
-    assert!(
-        out.status.success(),
-        "man -l {}: {}",
-        page.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut plain = String::new();
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if chars.peek() == Some(&'\u{8}') {
-            chars.next();
-            continue;
-        }
-        plain.push(c);
-    }
-    plain.split_whitespace().collect::<Vec<_>>().join(" ")
 }
