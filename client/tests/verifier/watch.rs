@@ -140,6 +140,32 @@ fn version(v: &Value) -> u64 {
     v["timestamp_version"].as_u64().unwrap()
 }
 
+/// Waits (at most [`SEE_WITHIN`]) until the cache in `origin` holds the
+/// state of timestamp `v`, written behind it: the last audit head its
+/// `state.json` records names that timestamp (or a later one).
+fn wait_for_cache_write(origin: &std::path::Path, v: u64) {
+    let deadline = Instant::now() + SEE_WITHIN;
+    loop {
+        let written = std::fs::read(origin.join("state.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .and_then(|state| {
+                state["audit_heads"]
+                    .as_array()
+                    .and_then(|heads| heads.last())
+                    .and_then(|head| head["timestamp_version"].as_u64())
+            });
+        if written.is_some_and(|w| w >= v) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the cache was not written for timestamp {v} within {SEE_WITHIN:?} (it holds {written:?})"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn a_watcher_sees_each_publish_re_exports_runs_its_command_and_stops_on_sigterm() {
     let server = Server::start();
@@ -318,9 +344,8 @@ fn a_cache_put_back_to_an_older_state_with_a_replaying_server_does_not_take_the_
     // well before the next refresh.
     let watcher = Watcher::start(&client, &["--poll-interval", "6s"]);
     let first = watcher.next();
-    // Wait for the first state's cache write.
-    std::thread::sleep(Duration::from_secs(3));
     let origin = client.cache().join("origin");
+    wait_for_cache_write(&origin, version(&first));
     let saved = client.dir.path().join("origin-then");
     let copied = Command::new("cp")
         .arg("-a")
@@ -334,7 +359,7 @@ fn a_cache_put_back_to_an_older_state_with_a_replaying_server_does_not_take_the_
     server.create_namespace("team-n", &["registry.acme.io/n/**"], 1);
     let seen = watcher.next();
     assert!(version(&seen) > version(&first));
-    std::thread::sleep(Duration::from_secs(3));
+    wait_for_cache_write(&origin, version(&seen));
 
     // Someone on the host puts the older cache back, and the relay replays
     // the older timestamp: the next refresh, against that cache, checks;
