@@ -28,7 +28,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{mpsc, Mutex, MutexGuard, OnceLock, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use keyshare_hsm::{generate_key, Pin, PinSource, Pkcs11Signer, Pkcs11Uri, Signer};
 use keyshare_policy::client::{self, Config, Lookup, Request, Response, Updater};
@@ -267,20 +267,8 @@ impl Server {
 
     /// SIGTERM, then a bounded wait; asserts a clean exit.
     fn terminate(mut self) {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success());
-        let started = Instant::now();
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(started.elapsed() < DEADLINE, "serve did not stop");
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        let status =
+            keyshare_testkit::fixture::sigterm_and_wait(&mut self.child, DEADLINE, "serve");
         let log = fs::read_to_string(&self.log).unwrap_or_default();
         assert!(status.success(), "serve exited with {status}; log: {log}");
         assert!(!log.contains(PIN), "the PIN is in the log: {log}");

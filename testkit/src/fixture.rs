@@ -104,3 +104,31 @@ pub fn render_man_page(page: &std::path::Path) -> String {
     }
     plain.split_whitespace().collect::<Vec<_>>().join(" ")
 }
+
+/// Sends SIGTERM to `child` (as an operator or systemd stops a service)
+/// and waits for it to exit, at most `within`; its exit status. Panics
+/// naming `what` when the signal cannot be sent or the process is still
+/// running after `within` (it is killed then, so the test ends).
+#[allow(clippy::panic)]
+pub fn sigterm_and_wait(
+    child: &mut std::process::Child,
+    within: std::time::Duration,
+    what: &str,
+) -> std::process::ExitStatus {
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success(), "cannot send SIGTERM to {what}");
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("the child's status") {
+            return status;
+        }
+        if started.elapsed() > within {
+            let _ = child.kill();
+            panic!("{what} did not stop within {within:?} of SIGTERM");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

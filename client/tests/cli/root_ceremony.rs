@@ -904,20 +904,11 @@ impl Serve {
     /// Stops the server as an operator does (SIGTERM, bounded wait), so
     /// the store is free for `export` and `publish`.
     fn stop(mut self) {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success());
-        let started = std::time::Instant::now();
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(
-                started.elapsed() < std::time::Duration::from_secs(30),
-                "serve did not stop"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        keyshare_testkit::fixture::sigterm_and_wait(
+            &mut self.child,
+            std::time::Duration::from_secs(30),
+            "serve",
+        );
     }
 }
 

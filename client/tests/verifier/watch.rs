@@ -104,19 +104,11 @@ impl Watcher {
 
     /// SIGTERM, then the exit status (within 10 s).
     fn terminate(mut self) -> ExitStatus {
-        let sent = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(sent.success());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "watch did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        keyshare_testkit::fixture::sigterm_and_wait(
+            &mut self.child,
+            Duration::from_secs(10),
+            "watch",
+        )
     }
 }
 

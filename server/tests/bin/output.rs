@@ -15,7 +15,7 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -227,23 +227,11 @@ impl Serving {
 
     /// SIGTERM; exit 0 with nothing more on stdout.
     fn stop(mut self) {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success());
-        let started = Instant::now();
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            if started.elapsed() > Duration::from_secs(30) {
-                let _ = self.child.kill();
-                panic!("serve did not stop after SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        let status = keyshare_testkit::fixture::sigterm_and_wait(
+            &mut self.child,
+            Duration::from_secs(30),
+            "serve",
+        );
         assert!(status.success(), "{status:?}");
         assert!(self.lines.recv_timeout(Duration::from_secs(5)).is_err());
     }

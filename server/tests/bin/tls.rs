@@ -20,7 +20,7 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use openssl::asn1::{Asn1Integer, Asn1Time};
 use openssl::bn::BigNum;
@@ -219,20 +219,8 @@ impl Server {
 
     /// Sends SIGTERM and waits (bounded) for the process to exit.
     fn terminate(mut self) -> (ExitStatus, String) {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success());
-        let started = Instant::now();
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(started.elapsed() < DEADLINE, "serve did not exit");
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let status =
+            keyshare_testkit::fixture::sigterm_and_wait(&mut self.child, DEADLINE, "serve");
         (status, fs::read_to_string(&self.log).unwrap_or_default())
     }
 }
