@@ -140,6 +140,11 @@ impl CanonicalTargets {
         }
     }
 
+    /// How many entries it holds.
+    pub(super) fn len(&self) -> usize {
+        self.keys.len()
+    }
+
     /// The object's canonical bytes.
     #[cfg(test)]
     pub(super) fn bytes(&self) -> &[u8] {

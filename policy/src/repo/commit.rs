@@ -425,7 +425,10 @@ fn sign_in_place(
     signers: &[&dyn Signer],
 ) -> Result<(Vec<Signature>, Vec<u8>)> {
     if r.staged.delegations.is_none() && r.staged.unrecognized.is_empty() {
-        if r.canonical.is_none() {
+        // Made on first use; made again should it ever not list as many
+        // targets as the role (a change it did not follow): what is signed
+        // and published must be the role's targets, never a stale copy.
+        if r.canonical.as_ref().map(CanonicalTargets::len) != Some(r.staged.targets.len()) {
             r.canonical = Some(CanonicalTargets::new(&r.staged.targets)?);
         }
         if let Some(memo) = &r.canonical {

@@ -958,3 +958,48 @@ fn bins_signed_from_their_kept_canonical_form_verify_after_every_change() {
         restore_from(&current, signers.clone()).unwrap();
     }
 }
+
+#[test]
+fn a_kept_canonical_form_that_lost_a_target_is_made_again_before_signing() {
+    // Should the kept canonical JSON of a bin ever miss a change (a bug),
+    // the bin is not signed over it: it is made again from the role, so
+    // the published bin still lists every target the role lists.
+    let (mut repo, layout, _) = binned_repo();
+    let paths = ["namespaces/a/trust.json", "namespaces/b/trust.json"];
+    let bin = layout.role_for_target(paths[0]);
+    for p in paths {
+        repo.set_target(bin.as_str(), p, p.as_bytes(), None)
+            .unwrap();
+    }
+    repo.commit(now()).unwrap();
+    // Signed in place from the second version on: the memo is made then.
+    repo.set_target(bin.as_str(), paths[0], b"a2", None).unwrap();
+    repo.commit(now()).unwrap();
+    let role = repo.targets.get_mut(bin.as_str()).unwrap();
+    role.canonical.as_mut().unwrap().remove(paths[1]);
+    repo.set_target(bin.as_str(), "namespaces/c/trust.json", b"c", None)
+        .unwrap();
+    let files = repo.commit(now()).unwrap();
+    let file = files
+        .iter()
+        .find(|f| f.path.ends_with(&format!(".{bin}.json")))
+        .unwrap();
+    let signed: Signed<crate::metadata::Targets> = serde_json::from_slice(&file.bytes).unwrap();
+    assert!(
+        signed.signed.targets.contains_key(paths[1]),
+        "{:?}",
+        signed.signed.targets.keys()
+    );
+    let current = published_files(&repo);
+    let mut set = crate::client::TrustedSet::new(&current["metadata/1.root.json"], now()).unwrap();
+    set.update_timestamp(&current["metadata/timestamp.json"])
+        .unwrap();
+    let v = repo.snapshot().unwrap().signed.version;
+    set.update_snapshot(&current[&format!("metadata/{v}.snapshot.json")], false)
+        .unwrap();
+    let t = repo.snapshot().unwrap().signed.meta["targets.json"].version;
+    set.update_targets(&current[&format!("metadata/{t}.targets.json")])
+        .unwrap();
+    set.update_delegated_targets(&file.bytes, bin.as_str(), "targets")
+        .unwrap();
+}
