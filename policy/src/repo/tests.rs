@@ -973,7 +973,8 @@ fn a_kept_canonical_form_that_lost_a_target_is_made_again_before_signing() {
     }
     repo.commit(now()).unwrap();
     // Signed in place from the second version on: the memo is made then.
-    repo.set_target(bin.as_str(), paths[0], b"a2", None).unwrap();
+    repo.set_target(bin.as_str(), paths[0], b"a2", None)
+        .unwrap();
     repo.commit(now()).unwrap();
     let role = repo.targets.get_mut(bin.as_str()).unwrap();
     role.canonical.as_mut().unwrap().remove(paths[1]);
