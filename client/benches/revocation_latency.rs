@@ -32,6 +32,11 @@
     clippy::print_stderr
 )]
 
+/// The allocator the binaries use, so the code measured runs as it does
+/// there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;

@@ -38,6 +38,11 @@
     clippy::print_stderr
 )]
 
+/// The allocator the binaries use, so the code measured runs as it does
+/// there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::net::{TcpListener, TcpStream};
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};

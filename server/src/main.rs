@@ -288,6 +288,11 @@ fn usage(e: &clap::Error) -> ExitCode {
     ExitCode::FAILURE
 }
 
+/// The allocator: mimalloc rather than glibc's (docs/architecture.md,
+/// "The allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

@@ -11,6 +11,11 @@ use keyshare_policy::repo::SharedSigner;
 use keyshare_policy::sign::InMemorySigner;
 
 /// The value after `name` on the command line, if any.
+/// The allocator the binaries use, so the code measured runs as it does
+/// there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
     args.iter()
