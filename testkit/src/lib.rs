@@ -11,7 +11,8 @@
 //! ([`TestClock`]), the Python with python-tuf ([`python`]) and a man page
 //! rendered as text ([`fixture::render_man_page`]); and
 //! [`legacy`], a repository rewritten into the layout of earlier versions
-//! (a role per namespace) for the migration's tests.
+//! (a role per namespace) for the migration's tests; [`memory`], the peak
+//! resident memory of a child process, for the memory-bound tests.
 //!
 //! Test support panics on failure (a broken fixture is a broken test), so
 //! the usual lints against `unwrap`/`expect` are lifted here.
@@ -22,6 +23,7 @@
 pub mod crafted;
 pub mod fixture;
 pub mod legacy;
+pub mod memory;
 
 pub use fixture::{ns, python, signer, TestClock};
 

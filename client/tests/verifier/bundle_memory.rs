@@ -7,14 +7,14 @@
 
 //! Air-gap import memory on a lone laptop, from the attacker's side:
 //! crafted bundle files, sparse and claiming far more than a bundle may
-//! hold, given to the real `keyshare refresh --from-bundle` running under
-//! an address-space limit (`ulimit -v`). Each is refused with exit 1 and
-//! one line naming the problem, within the limit, and the cache keeps its
-//! last good state byte for byte. A genuine bundle still refreshes under
-//! the same limit.
+//! hold, given to the real `keyshare refresh --from-bundle`, whose peak
+//! resident memory is measured (testkit's [`Measured`], under a generous
+//! address-space cap). Each is refused with exit 1 and one line naming the
+//! problem, within the bound, and the cache keeps its last good state byte
+//! for byte. A genuine bundle still refreshes within the same bound.
 
 use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration as StdDuration, Instant};
 
 use time::{Duration, OffsetDateTime};
@@ -22,42 +22,42 @@ use time::{Duration, OffsetDateTime};
 use crate::common::{new_key, Client, Run, Server};
 use keyshare_server::publisher::Change;
 use keyshare_testkit::crafted::crafted_bundles;
+use keyshare_testkit::memory::Measured;
 
-/// The address-space limit of every `keyshare` here, in KiB: the binary's
-/// own baseline (about 50 MiB of address space for a small refresh) plus
-/// the reader's bound (a manifest of up to 16 MiB, twice, and one entry of
-/// up to 16 MiB) and the trust documents a refresh holds, with room to
+/// The bound on the peak resident memory of every `keyshare` here, in
+/// KiB: the binary's own baseline (about 30 MiB for a small refresh) plus
+/// the reader's bound (a manifest of up to 16 MiB, twice, and one entry
+/// of up to 16 MiB) and the trust documents a refresh holds, with room to
 /// spare; far below the 1 GiB and more the crafted files claim.
 const LIMIT_KIB: u64 = 256 * 1024;
 
 const DEADLINE: StdDuration = StdDuration::from_secs(60);
 
-/// `keyshare ARGS --cache-dir CACHE` under `ulimit -v LIMIT_KIB`.
+/// `keyshare ARGS --cache-dir CACHE`, its memory measured.
 fn limited(client: &Client, args: &[&str]) -> Run {
     let mut all: Vec<&str> = args.to_vec();
     let cache = client.cache();
     all.extend(["--cache-dir", cache.to_str().unwrap()]);
-    run_limited("exec \"$0\" \"$@\"", &all)
+    run_limited(r#""$0" "$@""#, &all)
 }
 
-/// `keyshare refresh --from-bundle <(cat FILE) --cache-dir CACHE` under
-/// `ulimit -v LIMIT_KIB`: the bundle comes through a pipe.
+/// `keyshare refresh --from-bundle <(cat FILE) --cache-dir CACHE`, its
+/// memory measured: the bundle comes through a pipe.
 fn limited_through_a_pipe(client: &Client, file: &std::path::Path) -> Run {
     let cache = client.cache();
     run_limited(
-        "exec \"$0\" refresh --from-bundle <(cat \"$1\") --cache-dir \"$2\"",
+        r#""$0" refresh --from-bundle <(cat "$1") --cache-dir "$2""#,
         &[file.to_str().unwrap(), cache.to_str().unwrap()],
     )
 }
 
-/// Runs `script` with bash, `$0` being the `keyshare` binary and `$1`...
-/// `args`, under `ulimit -v LIMIT_KIB`, at most [`DEADLINE`].
-fn run_limited(script: &str, args: &[&str]) -> Run {
-    let mut cmd = Command::new("bash");
-    cmd.arg("-c")
-        .arg(format!("ulimit -v {LIMIT_KIB} && {script}"))
-        .arg(env!("CARGO_BIN_EXE_keyshare"))
-        .args(args);
+/// Runs `command` with bash, `$0` being the `keyshare` binary and `$1`...
+/// `args`, at most [`DEADLINE`]; asserts its peak resident memory stayed
+/// within [`LIMIT_KIB`].
+fn run_limited(command: &str, args: &[&str]) -> Run {
+    let measured = Measured::new();
+    let mut cmd = measured.bash(command);
+    cmd.arg(env!("CARGO_BIN_EXE_keyshare")).args(args);
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("KEYSHARE_") {
             cmd.env_remove(&name);
@@ -91,11 +91,18 @@ fn run_limited(script: &str, args: &[&str]) -> Run {
         }
         std::thread::sleep(StdDuration::from_millis(20));
     };
-    Run {
+    let run = Run {
         code: status.code(),
         stdout: out.join().unwrap(),
         stderr: err.join().unwrap(),
-    }
+    };
+    let peak = measured.peak_rss_kib();
+    eprintln!("keyshare {args:?}: peak resident memory {peak} KiB");
+    assert!(
+        peak <= LIMIT_KIB,
+        "keyshare {args:?} used {peak} KiB, more than {LIMIT_KIB} KiB: {run:?}"
+    );
+    run
 }
 
 /// Writes a bundle of the server's current state, valid for 30 days.

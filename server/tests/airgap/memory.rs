@@ -9,15 +9,15 @@
 
 //! Air-gap import memory, from the attacker's side: crafted bundle files,
 //! sparse (no disk used) and claiming far more than a bundle may hold,
-//! given to the real `keyshare-server import` running under an
-//! address-space limit (`ulimit -v`). Each is refused with exit 1 and one
-//! line naming the problem, within the limit, and the replica's files stay
-//! exactly as they were. A genuine bundle larger than the memory the limit
-//! leaves still imports under the same limit: import streams.
+//! given to the real `keyshare-server import`, whose peak resident memory
+//! is measured (testkit's [`Measured`], under a generous address-space
+//! cap). Each is refused with exit 1 and one line naming the problem,
+//! within the bound, and the replica's files stay exactly as they were. A
+//! genuine bundle larger than the bound still imports within it: import
+//! streams.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration as StdDuration;
 
 use crate::bin_common::{assert_one_line_error, run_within, BIN};
@@ -25,42 +25,44 @@ use crate::common::Origin;
 use keyshare_server::airgap::Replica;
 use keyshare_server::publisher::Change;
 use keyshare_testkit::crafted::crafted_bundles;
+use keyshare_testkit::memory::Measured;
 use time::{Duration, OffsetDateTime};
 
-/// The address-space limit of every `import` here, in KiB: the binary's
-/// own baseline (about 50 MiB of address space for a small import) plus
-/// the import's bound (a manifest of up to 16 MiB, twice, and one entry of
-/// up to 16 MiB) with room to spare; far below the 1 GiB and more the
-/// crafted files claim, and below twice the valid bundle imported here.
-const LIMIT_KIB: u64 = 256 * 1024;
+/// The bound on the peak resident memory of every `import` here, in KiB:
+/// the binary's own baseline (about 35 MiB for a small import) plus the
+/// import's bound (a manifest of up to 16 MiB, twice, and one entry of up
+/// to 16 MiB) with room to spare; far below the 1 GiB and more the crafted
+/// files claim, and below the valid bundle imported here.
+const LIMIT_KIB: u64 = 128 * 1024;
 
 const DEADLINE: StdDuration = StdDuration::from_secs(60);
 
-/// `keyshare-server ARGS` under `ulimit -v LIMIT_KIB`.
-fn limited(args: &[&str]) -> Command {
-    let mut cmd = Command::new("bash");
-    cmd.arg("-c")
-        .arg(format!("ulimit -v {LIMIT_KIB} && exec \"$0\" \"$@\""))
-        .arg(BIN)
-        .args(args);
+/// `keyshare-server import --data-dir DATA BUNDLE`, at most [`DEADLINE`];
+/// asserts its peak resident memory stayed within [`LIMIT_KIB`].
+fn import(data: &Path, bundle: &Path) -> std::process::Output {
+    let measured = Measured::new();
+    let mut cmd = measured.bash(r#""$0" "$@""#);
+    cmd.arg(BIN).args([
+        "import",
+        "--data-dir",
+        data.to_str().unwrap(),
+        bundle.to_str().unwrap(),
+    ]);
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("KEYSHARE_") {
             cmd.env_remove(&name);
         }
     }
-    cmd
-}
-
-fn import(data: &Path, bundle: &Path) -> std::process::Output {
-    run_within(
-        limited(&[
-            "import",
-            "--data-dir",
-            data.to_str().unwrap(),
-            bundle.to_str().unwrap(),
-        ]),
-        DEADLINE,
-    )
+    let out = run_within(cmd, DEADLINE);
+    let peak = measured.peak_rss_kib();
+    eprintln!("import {}: peak resident memory {peak} KiB", bundle.display());
+    assert!(
+        peak <= LIMIT_KIB,
+        "import of {} used {peak} KiB, more than {LIMIT_KIB} KiB: {}",
+        bundle.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 /// Every file under `dir` with its bytes.
