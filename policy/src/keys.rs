@@ -104,20 +104,45 @@ pub struct Key {
 }
 
 /// A key's public value decoded once: the OpenSSL key (or why it cannot be
-/// used) and, made on first use, its [`Key::material`].
+/// used), for an Ed25519 key its point for [`Key::verify`] ([`ed25519`]),
+/// and, made on first use, its [`Key::material`].
 #[derive(Debug)]
 struct Decoded {
     pkey: std::result::Result<PKey<Public>, String>,
+    /// The Ed25519 public point, decompressed once; `None` for other keys
+    /// and for 32 bytes that are no point on the curve (no signature
+    /// verifies under those).
+    ed25519: Option<ed25519_dalek::VerifyingKey>,
     material: OnceLock<std::result::Result<Vec<u8>, String>>,
 }
 
 impl Decoded {
     fn new(pkey: std::result::Result<PKey<Public>, String>) -> Arc<Self> {
+        let ed25519 = pkey
+            .as_ref()
+            .ok()
+            .filter(|pkey| pkey.id() == Id::ED25519)
+            .and_then(|pkey| pkey.raw_public_key().ok())
+            .and_then(|raw| <[u8; 32]>::try_from(raw.as_slice()).ok())
+            .and_then(|raw| ed25519_dalek::VerifyingKey::from_bytes(&raw).ok());
+        let _ = openssl::error::ErrorStack::get();
         Arc::new(Self {
             pkey,
+            ed25519,
             material: OnceLock::new(),
         })
     }
+}
+
+/// Verifies an Ed25519 signature ([`ed25519`]): RFC 8032 with the checks
+/// of `verify_strict` (a canonical `S`, and neither the key nor `R` of
+/// small order, which no honest signer produces), so a signature verifies
+/// here only if it verifies under every RFC 8032 verifier.
+fn verify_ed25519(key: Option<&ed25519_dalek::VerifyingKey>, msg: &[u8], sig: &[u8]) -> bool {
+    let (Some(key), Ok(sig)) = (key, ed25519_dalek::Signature::from_slice(sig)) else {
+        return false;
+    };
+    key.verify_strict(msg, &sig).is_ok()
 }
 
 /// Most entries of [`decoded_cache`]; when it is full it starts again
@@ -367,14 +392,13 @@ impl Key {
     /// `Ok(false)` is a signature that does not verify; `Err` is a key that
     /// cannot be used at all.
     pub fn verify(&self, keyid: &KeyId, msg: &[u8], sig: &[u8]) -> Result<bool> {
-        let pkey = self.decoded().map_err(|m| Error::BadKey {
+        let decoded = self.decoded_entry();
+        let pkey = decoded.pkey.as_ref().map_err(|m| Error::BadKey {
             keyid: keyid.clone(),
-            message: m.to_owned(),
+            message: m.clone(),
         })?;
         let ok = match self.scheme() {
-            Some(Scheme::Ed25519) => Verifier::new_without_digest(pkey)
-                .and_then(|mut v| v.verify_oneshot(sig, msg))
-                .unwrap_or(false),
+            Some(Scheme::Ed25519) => return Ok(verify_ed25519(decoded.ed25519.as_ref(), msg, sig)),
             Some(Scheme::EcdsaP256Sha256) => Verifier::new(MessageDigest::sha256(), pkey)
                 .and_then(|mut v| {
                     v.update(msg)?;
@@ -695,6 +719,108 @@ mod tests {
             .replace("PUBLIC KEY", "X25519 KEY");
         assert_eq!(ed25519_spki_pem(&other_label), None);
         assert!(Key::from_spki_pem(&other_label).is_err());
+    }
+
+    /// An Ed25519 signature made by OpenSSL, over `msg`, with `pkey`.
+    fn openssl_ed25519_sign(pkey: &PKey<openssl::pkey::Private>, msg: &[u8]) -> Vec<u8> {
+        openssl::sign::Signer::new_without_digest(pkey)
+            .unwrap()
+            .sign_oneshot_to_vec(msg)
+            .unwrap()
+    }
+
+    /// OpenSSL's own Ed25519 verification, the one keyshare used before.
+    fn openssl_ed25519_verify(pkey: &PKey<Public>, msg: &[u8], sig: &[u8]) -> bool {
+        let ok = Verifier::new_without_digest(pkey)
+            .and_then(|mut v| v.verify_oneshot(sig, msg))
+            .unwrap_or(false);
+        let _ = openssl::error::ErrorStack::get();
+        ok
+    }
+
+    #[test]
+    fn ed25519_verification_agrees_with_openssl_on_signatures_and_on_every_tampering() {
+        let id = KeyId::new("k");
+        for round in 0..24_usize {
+            let private = PKey::generate_ed25519().unwrap();
+            let public =
+                PKey::public_key_from_raw_bytes(&private.raw_public_key().unwrap(), Id::ED25519)
+                    .unwrap();
+            let key = Key::from_public(Scheme::Ed25519, &public).unwrap();
+            let msg: Vec<u8> = (0..round * 37).map(|i| (i * 7 + round) as u8).collect();
+            let sig = openssl_ed25519_sign(&private, &msg);
+            assert!(key.verify(&id, &msg, &sig).unwrap(), "round {round}");
+            assert!(openssl_ed25519_verify(&public, &msg, &sig));
+            // Every flipped bit of the signature, and of the message (where
+            // there is one), is refused by both.
+            for bit in (0..sig.len() * 8).step_by(5) {
+                let mut bad = sig.clone();
+                bad[bit / 8] ^= 1 << (bit % 8);
+                assert!(!key.verify(&id, &msg, &bad).unwrap(), "sig bit {bit}");
+                assert!(
+                    !openssl_ed25519_verify(&public, &msg, &bad),
+                    "sig bit {bit}"
+                );
+            }
+            if !msg.is_empty() {
+                let mut bad = msg.clone();
+                bad[round % msg.len()] ^= 0x10;
+                assert!(!key.verify(&id, &bad, &sig).unwrap());
+                assert!(!openssl_ed25519_verify(&public, &bad, &sig));
+            }
+            // Wrong lengths are no signature, not an error.
+            assert!(!key.verify(&id, &msg, &sig[..63]).unwrap());
+            assert!(!key
+                .verify(&id, &msg, &[sig.clone(), vec![0]].concat())
+                .unwrap());
+            assert!(!key.verify(&id, &msg, b"").unwrap());
+        }
+    }
+
+    #[test]
+    fn ed25519_rfc_8032_test_vectors_verify() {
+        // RFC 8032 section 7.1, TEST 1 (empty message) and TEST 2.
+        let vectors = [
+            (
+                "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a",
+                "",
+                "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e06522490155\
+                 5fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b",
+            ),
+            (
+                "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c",
+                "72",
+                "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da\
+                 085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00",
+            ),
+        ];
+        let id = KeyId::new("k");
+        for (public, msg, sig) in vectors {
+            let key = Key::new("ed25519", "ed25519", public.to_owned());
+            let msg = hex::decode(msg).unwrap();
+            let sig = hex::decode(sig.replace(' ', "")).unwrap();
+            assert!(key.verify(&id, &msg, &sig).unwrap());
+            assert!(!key.verify(&id, b"another message", &sig).unwrap());
+        }
+    }
+
+    #[test]
+    fn an_ed25519_key_of_small_order_verifies_nothing() {
+        // The identity point as a public key, with R the identity and S = 0:
+        // the cofactorless equation [S]B = R + [k]A holds for every message,
+        // so a lax verifier takes this one "signature" for any document.
+        // Listed by whoever controls a delegation, it must count for nothing.
+        let identity = format!("01{}", "00".repeat(31));
+        let key = Key::new("ed25519", "ed25519", identity.clone());
+        let id = KeyId::new("small-order");
+        let sig = hex::decode(format!("{identity}{}", "00".repeat(32))).unwrap();
+        for msg in [&b""[..], b"root.json", b"{\"signed\":{}}"] {
+            assert!(!key.verify(&id, msg, &sig).unwrap());
+        }
+        // A point that is not on the curve verifies nothing either.
+        let off_curve = Key::new("ed25519", "ed25519", "02".repeat(32));
+        let any = vec![7_u8; 64];
+        assert!(!off_curve.verify(&id, b"m", &any).unwrap_or(false));
     }
 
     #[test]

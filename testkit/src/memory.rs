@@ -51,10 +51,8 @@ impl Measured {
     pub fn new() -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let report = std::env::temp_dir().join(format!(
-            "keyshare-peak-rss-{}-{n}",
-            std::process::id()
-        ));
+        let report =
+            std::env::temp_dir().join(format!("keyshare-peak-rss-{}-{n}", std::process::id()));
         let _ = std::fs::remove_file(&report);
         Self { report }
     }

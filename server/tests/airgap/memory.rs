@@ -55,7 +55,10 @@ fn import(data: &Path, bundle: &Path) -> std::process::Output {
     }
     let out = run_within(cmd, DEADLINE);
     let peak = measured.peak_rss_kib();
-    eprintln!("import {}: peak resident memory {peak} KiB", bundle.display());
+    eprintln!(
+        "import {}: peak resident memory {peak} KiB",
+        bundle.display()
+    );
     assert!(
         peak <= LIMIT_KIB,
         "import of {} used {peak} KiB, more than {LIMIT_KIB} KiB: {}",
