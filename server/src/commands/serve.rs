@@ -85,6 +85,12 @@ fn run_as<S: Future<Output = ()> + 'static>(
     state.waiters = Arc::new(crate::http::read::Waiters::new(config.max_waiters));
     state.allow_private_peers = config.allow_private_peers;
     state.export = crate::airgap::ExportLimits::from_config(config);
+    // Session cookies are `Secure` when the server runs TLS.
+    state.portal = Arc::new(crate::http::portal::Portal::new(
+        crate::http::portal::SessionLimits::default(),
+        listening.is_tls(),
+    ));
+    tracing::info!(url = %format!("{}{}", listening.url(), crate::http::portal::PORTAL_PATH), "portal");
     if config.tsa.enabled {
         state.tsa = Some(Arc::new(open_tsa(dir, config, &publisher, clock())?));
     }
