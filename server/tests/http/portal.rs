@@ -54,6 +54,9 @@ fn populated() -> Fixture {
     f
 }
 
+/// A form's fields.
+type Fields<'a> = Vec<(&'a str, &'a str)>;
+
 fn text(a: &Answer) -> String {
     String::from_utf8_lossy(&a.body).into_owned()
 }
@@ -422,7 +425,7 @@ async fn a_maintainer_sees_and_reaches_only_their_namespace_and_no_org_action() 
         .id
         .clone();
     let before = f.published_state();
-    let posts: Vec<(&str, Vec<(&str, &str)>, StatusCode)> = vec![
+    let posts: Vec<(&str, Fields<'_>, StatusCode)> = vec![
         (
             "/ui/namespaces/b/keys",
             vec![("public_key_pem", &pem), ("id", "evil")],

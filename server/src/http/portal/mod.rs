@@ -151,7 +151,10 @@ pub(crate) fn see_other(to: &str) -> HttpResponse {
 /// a redirect to the sign-in page (with the cookie cleared when it named
 /// a session that ended). The session's token is looked up again: a
 /// revoked or expired token ends every session opened with it.
-pub(crate) async fn signed_in(req: &HttpRequest, state: &AppState) -> Result<Who, HttpResponse> {
+pub(crate) async fn signed_in(
+    req: &HttpRequest,
+    state: &AppState,
+) -> Result<Who, Box<HttpResponse>> {
     let portal = &state.portal;
     let to_sign_in = |clear: bool| {
         let mut r = see_other("/ui/sign-in");
@@ -160,7 +163,7 @@ pub(crate) async fn signed_in(req: &HttpRequest, state: &AppState) -> Result<Who
                 r.headers_mut().append(header::SET_COOKIE, v);
             }
         }
-        r
+        Box::new(r)
     };
     let Some(id) = cookie_session(req) else {
         return Err(to_sign_in(false));
@@ -178,8 +181,8 @@ pub(crate) async fn signed_in(req: &HttpRequest, state: &AppState) -> Result<Who
             portal.sessions.end(&id);
             return Err(to_sign_in(true));
         }
-        Ok(Err(e)) => return Err(views::error_page(&super::ApiError::from(e))),
-        Err(e) => return Err(views::error_page(&super::ApiError::internal(e))),
+        Ok(Err(e)) => return Err(Box::new(views::error_page(&super::ApiError::from(e)))),
+        Err(e) => return Err(Box::new(views::error_page(&super::ApiError::internal(e)))),
     };
     if token.refusal(now).is_some() || matches!(token.kind, TokenKind::Ci(_)) {
         portal.sessions.end_token(&token.id);

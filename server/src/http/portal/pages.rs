@@ -38,7 +38,7 @@ macro_rules! who {
     ($req:expr, $state:expr) => {
         match signed_in(&$req, &$state).await {
             Ok(w) => w,
-            Err(answer) => return answer,
+            Err(answer) => return *answer,
         }
     };
 }
@@ -53,21 +53,24 @@ macro_rules! posted {
 }
 
 /// 403 for a page or action of the organization's.
-fn org_only(who: &Who) -> Result<(), HttpResponse> {
+fn org_only(who: &Who) -> Result<(), Box<HttpResponse>> {
     if who.is_admin() {
         return Ok(());
     }
-    Err(views::error_page(&ApiError::forbidden(format!(
+    Err(Box::new(views::error_page(&ApiError::forbidden(format!(
         "token `{}` is a maintainer's: this page and its actions are for org admins",
         who.caller.token.id
-    ))))
+    )))))
 }
 
 /// 404 for a namespace the caller may not see (whether or not it
 /// exists: a maintainer learns nothing of other namespaces).
-fn visible(who: &Who, ns: &str) -> Result<NamespaceName, HttpResponse> {
-    let not_found =
-        || views::error_page(&ApiError::not_found(format!("namespace `{ns}` not found")));
+fn visible(who: &Who, ns: &str) -> Result<NamespaceName, Box<HttpResponse>> {
+    let not_found = || {
+        Box::new(views::error_page(&ApiError::not_found(format!(
+            "namespace `{ns}` not found"
+        ))))
+    };
     if !who.may_see(ns) {
         return Err(not_found());
     }
@@ -242,7 +245,10 @@ fn repository_versions(state: &AppState) -> Vec<(&'static str, u64, String)> {
     };
     let snapshot_version = serde_json::from_slice::<serde_json::Value>(&ts.bytes)
         .ok()
-        .and_then(|v| v["signed"]["meta"]["snapshot.json"]["version"].as_u64());
+        .and_then(|v| {
+            v.pointer("/signed/meta/snapshot.json/version")
+                .and_then(serde_json::Value::as_u64)
+        });
     let mut targets_version = None;
     if let Some(sv) = snapshot_version {
         if let Some(f) = state
@@ -251,7 +257,10 @@ fn repository_versions(state: &AppState) -> Vec<(&'static str, u64, String)> {
         {
             targets_version = serde_json::from_slice::<serde_json::Value>(&f.bytes)
                 .ok()
-                .and_then(|v| v["signed"]["meta"]["targets.json"]["version"].as_u64());
+                .and_then(|v| {
+                    v.pointer("/signed/meta/targets.json/version")
+                        .and_then(serde_json::Value::as_u64)
+                });
             if let Some((v, e)) = role_facts(&f.bytes) {
                 out.push(("snapshot", v, e));
             }
@@ -454,7 +463,7 @@ async fn post_namespaces(req: HttpRequest, state: Data, body: Body) -> HttpRespo
     let who = who!(req, state);
     let form = posted!(req, state, body, who);
     if let Err(answer) = org_only(&who) {
-        return answer;
+        return *answer;
     }
     let result = async {
         let r: CreateNamespace = form::request(&form, &CREATE_NAMESPACE)?;
@@ -622,7 +631,7 @@ async fn get_namespace(req: HttpRequest, state: Data, ns: web::Path<String>) -> 
     let who = who!(req, state);
     let name = match visible(&who, &ns) {
         Ok(n) => n,
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
     };
     namespace_page(
         &who,
@@ -637,14 +646,17 @@ async fn get_namespace(req: HttpRequest, state: Data, ns: web::Path<String>) -> 
 
 /// A namespace form post: session, CSRF, visibility, then `act`; on a
 /// refusal the namespace page again with the error at its field.
+/// A form of the namespace page: its name, its fields, the `?done=` of
+/// its success.
+struct NamespaceForm {
+    name: &'static str,
+    fields: &'static [(&'static str, As)],
+    done: &'static str,
+}
+
 async fn namespace_post<F, Fut>(
-    req: HttpRequest,
-    state: Data,
-    ns: web::Path<String>,
-    body: Body,
-    form_name: &'static str,
-    fields: &[(&str, As)],
-    done: &str,
+    (req, state, ns, body): (HttpRequest, Data, web::Path<String>, Body),
+    which: NamespaceForm,
     act: F,
 ) -> HttpResponse
 where
@@ -655,15 +667,15 @@ where
     let form = posted!(req, state, body, who);
     let name = match visible(&who, &ns) {
         Ok(n) => n,
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
     };
     let values = form.values();
     let (who, result) = act(state.get_ref().clone(), who, ns.into_inner(), form).await;
     match result {
-        Ok(()) => see_other(&format!("{}?done={done}", ns_path(name.as_str()))),
+        Ok(()) => see_other(&format!("{}?done={}", ns_path(name.as_str()), which.done)),
         Err(e) => {
-            let names: Vec<&str> = fields.iter().map(|(n, _)| *n).collect();
-            let f = FormState::refused(form_name, values, &e, &names);
+            let names: Vec<&str> = which.fields.iter().map(|(n, _)| *n).collect();
+            let f = FormState::refused(which.name, values, &e, &names);
             namespace_page(&who, &state, name, Some(&f), e.status(), None).await
         }
     }
@@ -676,13 +688,12 @@ async fn post_add_key(
     body: Body,
 ) -> HttpResponse {
     namespace_post(
-        req,
-        state,
-        ns,
-        body,
-        "add-key",
-        &ADD_KEY,
-        "key-added",
+        (req, state, ns, body),
+        NamespaceForm {
+            name: "add-key",
+            fields: &ADD_KEY,
+            done: "key-added",
+        },
         |state, who, ns, form| async move {
             let result = async {
                 let r: AddKey = form::request(&form, &ADD_KEY)?;
@@ -704,13 +715,12 @@ async fn post_remove_key(
     body: Body,
 ) -> HttpResponse {
     namespace_post(
-        req,
-        state,
-        ns,
-        body,
-        "remove-key",
-        &[("key_id", As::Text)],
-        "key-removed",
+        (req, state, ns, body),
+        NamespaceForm {
+            name: "remove-key",
+            fields: &[("key_id", As::Text)],
+            done: "key-removed",
+        },
         |state, who, ns, form| async move {
             let result = match form.get("key_id") {
                 Some(id) => keys::remove_key_as(&state, &who.caller, &ns, id).await,
@@ -729,13 +739,12 @@ async fn post_revoke_key(
     body: Body,
 ) -> HttpResponse {
     namespace_post(
-        req,
-        state,
-        ns,
-        body,
-        "revoke-key",
-        &REVOKE_KEY,
-        "key-revoked",
+        (req, state, ns, body),
+        NamespaceForm {
+            name: "revoke-key",
+            fields: &REVOKE_KEY,
+            done: "key-revoked",
+        },
         |state, who, ns, form| async move {
             let result = async {
                 let r: RevokeNamespaceKey = form::request(&form, &REVOKE_KEY)?;
@@ -830,7 +839,7 @@ async fn tokens_page(
 async fn get_tokens(req: HttpRequest, state: Data) -> HttpResponse {
     let who = who!(req, state);
     if let Err(answer) = org_only(&who) {
-        return answer;
+        return *answer;
     }
     tokens_page(
         &who,
@@ -847,7 +856,7 @@ async fn post_tokens(req: HttpRequest, state: Data, body: Body) -> HttpResponse 
     let who = who!(req, state);
     let form = posted!(req, state, body, who);
     if let Err(answer) = org_only(&who) {
-        return answer;
+        return *answer;
     }
     let result = async {
         let r: CreateToken = form::request(&form, &CREATE_TOKEN)?;
@@ -868,7 +877,7 @@ async fn post_revoke_token(req: HttpRequest, state: Data, body: Body) -> HttpRes
     let who = who!(req, state);
     let form = posted!(req, state, body, who);
     if let Err(answer) = org_only(&who) {
-        return answer;
+        return *answer;
     }
     let Some(id) = form.get("id") else {
         return views::error_page(&ApiError::invalid("id", "name the token to revoke"));
@@ -943,7 +952,7 @@ async fn revocations_page(
 async fn get_revocations(req: HttpRequest, state: Data) -> HttpResponse {
     let who = who!(req, state);
     if let Err(answer) = org_only(&who) {
-        return answer;
+        return *answer;
     }
     revocations_page(&who, &state, None, StatusCode::OK, done_of(&req).as_deref()).await
 }
@@ -952,7 +961,7 @@ async fn post_revocations(req: HttpRequest, state: Data, body: Body) -> HttpResp
     let who = who!(req, state);
     let form = posted!(req, state, body, who);
     if let Err(answer) = org_only(&who) {
-        return answer;
+        return *answer;
     }
     let result = async {
         let r: AddRevocation = form::request(&form, &ADD_REVOCATION)?;
@@ -982,7 +991,7 @@ struct AuditPage {
 async fn get_audit(req: HttpRequest, state: Data) -> HttpResponse {
     let who = who!(req, state);
     if let Err(answer) = org_only(&who) {
-        return answer;
+        return *answer;
     }
     let after = web::Query::<AuditPage>::from_query(req.query_string())
         .ok()
@@ -1111,7 +1120,7 @@ async fn get_who_can_sign(req: HttpRequest, state: Data) -> HttpResponse {
 async fn get_ci(req: HttpRequest, state: Data) -> HttpResponse {
     let who = who!(req, state);
     if let Err(answer) = org_only(&who) {
-        return answer;
+        return *answer;
     }
     let details = match visible_details(&state, &who).await {
         Ok(d) => d,
@@ -1146,7 +1155,7 @@ async fn get_ci(req: HttpRequest, state: Data) -> HttpResponse {
 async fn get_peers(req: HttpRequest, state: Data) -> HttpResponse {
     let who = who!(req, state);
     if let Err(answer) = org_only(&who) {
-        return answer;
+        return *answer;
     }
     let read = crate::http::admin::read_store(&state, |s| Ok((s.peers()?, s.org_roots()?))).await;
     let (peers, roots) = match read {
