@@ -323,6 +323,16 @@ async fn changes_without_the_csrf_token_or_from_another_site_are_refused() {
                 .insert_header(("Sec-Fetch-Site", "cross-site")),
         ),
         (
+            "Origin null without Sec-Fetch-Site",
+            post("/ui/namespaces", Some(&cookie), &fields(tok)).insert_header(("Origin", "null")),
+        ),
+        (
+            "Origin null, Sec-Fetch-Site cross-site",
+            post("/ui/namespaces", Some(&cookie), &fields(tok))
+                .insert_header(("Origin", "null"))
+                .insert_header(("Sec-Fetch-Site", "cross-site")),
+        ),
+        (
             "Sec-Fetch-Site same-site",
             post("/ui/namespaces", Some(&cookie), &fields(tok))
                 .insert_header(("Sec-Fetch-Site", "same-site")),

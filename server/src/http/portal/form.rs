@@ -45,10 +45,12 @@ impl Form {
     }
 }
 
-/// Refuses a post that a browser says comes from another site: an
-/// `Origin` other than the server's own, or a `Sec-Fetch-Site` other than
-/// `same-origin`. (A client that sends neither is no browser, and has to
-/// carry the session's token like everyone.)
+/// Refuses a post that a browser says comes from another site: a
+/// `Sec-Fetch-Site` other than `same-origin`, or an `Origin` other than
+/// the server's own. `Origin: null` (what Chromium sends for a form post
+/// under `Referrer-Policy: no-referrer`) counts only with
+/// `Sec-Fetch-Site: same-origin`. (A client that sends neither header is
+/// no browser, and has to carry the session's token like everyone.)
 pub(crate) fn same_origin(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
     let refused = || {
         ApiError::new(
@@ -58,19 +60,24 @@ pub(crate) fn same_origin(req: &HttpRequest, state: &AppState) -> Result<(), Api
         )
     };
     let headers = req.headers();
-    if let Some(site) = headers.get("sec-fetch-site") {
-        if site.as_bytes() != b"same-origin" {
-            return Err(refused());
-        }
+    let site = headers.get("sec-fetch-site").map(|v| v.as_bytes());
+    if site.is_some_and(|s| s != b"same-origin") {
+        return Err(refused());
     }
     if let Some(origin) = headers.get(header::ORIGIN) {
-        let host = headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .ok_or_else(refused)?;
-        let scheme = if state.portal.secure { "https" } else { "http" };
-        if origin.to_str().ok() != Some(format!("{scheme}://{host}").as_str()) {
-            return Err(refused());
+        if origin.as_bytes() == b"null" {
+            if site.is_none() {
+                return Err(refused());
+            }
+        } else {
+            let host = headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .ok_or_else(refused)?;
+            let scheme = if state.portal.secure { "https" } else { "http" };
+            if origin.to_str().ok() != Some(format!("{scheme}://{host}").as_str()) {
+                return Err(refused());
+            }
         }
     }
     Ok(())
