@@ -87,7 +87,11 @@ fn run_as<S: Future<Output = ()> + 'static>(
     state.export = crate::airgap::ExportLimits::from_config(config);
     // Session cookies are `Secure` when the server runs TLS.
     state.portal = Arc::new(crate::http::portal::Portal::new(
-        crate::http::portal::SessionLimits::default(),
+        crate::http::portal::SessionLimits {
+            idle: config.portal.session_idle,
+            absolute: config.portal.session_lifetime,
+            ..crate::http::portal::SessionLimits::default()
+        },
         listening.is_tls(),
     ));
     tracing::info!(url = %format!("{}{}", listening.url(), crate::http::portal::PORTAL_PATH), "portal");
