@@ -94,7 +94,6 @@ fn run_as<S: Future<Output = ()> + 'static>(
         },
         listening.is_tls(),
     ));
-    tracing::info!(url = %format!("{}{}", listening.url(), crate::http::portal::PORTAL_PATH), "portal");
     if config.tsa.enabled {
         state.tsa = Some(Arc::new(open_tsa(dir, config, &publisher, clock())?));
     }
@@ -120,6 +119,8 @@ fn run_as<S: Future<Output = ()> + 'static>(
         .tsa
         .as_ref()
         .map(|t| (t.certificate_sha256().to_owned(), config.tsa.policy.clone()));
+    // Once nothing above can fail: a failed start is one line on stderr.
+    tracing::info!(url = %format!("{}{}", listening.url(), crate::http::portal::PORTAL_PATH), "portal");
     let served = serve_until_stopped(
         listening,
         "keyshare-server listening",

@@ -774,3 +774,193 @@ async fn admin_flow_changes_go_through_the_api_checks_and_are_audited() {
     let ns = text(&send(&app, get("/ui/namespaces/a", Some(&cookie)).to_request()).await);
     assert!(ns.contains("laptop lost"));
 }
+
+/// A simulator case: artifact, signer text, key id, the signers a
+/// verifier is given.
+type SimCase<'a> = (
+    &'a str,
+    Option<&'a str>,
+    Option<&'a str>,
+    Vec<keyshare_policy::trust::SignerRef>,
+);
+
+/// `s` as maud writes text: `&`, `<`, `>`, `"` escaped.
+fn escaped(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+#[actix_web::test]
+async fn the_simulator_decides_as_a_verifier_of_the_published_repository() {
+    use keyshare_policy::datetime::rfc3339;
+    use keyshare_policy::keys::Key;
+    use keyshare_policy::metadata::KeyId;
+    use keyshare_policy::trust::SignerRef;
+
+    let f = populated();
+    let key = http_common::ed25519_key();
+    f.publisher
+        .apply(
+            "test",
+            Change::AddKey {
+                namespace: http_common::ns_name("a"),
+                key: serde_json::from_value(json!({"id": "sim", "key": key})).unwrap(),
+            },
+            NOW,
+        )
+        .unwrap();
+    let maintainer = f.maintainer("b");
+    let app = app!(f);
+    // What a verifier pinned to the first root decides, from the files
+    // the server publishes.
+    let root = f
+        .publisher
+        .file("metadata/1.root.json")
+        .unwrap()
+        .bytes
+        .to_vec();
+    let set = keyshare_testkit::read_trust_set(&root, NOW, &|p| {
+        f.publisher.file(p).map(|file| file.bytes.to_vec())
+    })
+    .unwrap();
+    let tuf: Key = serde_json::from_value(key.clone()).unwrap();
+    let key_text = key.to_string();
+    let when = rfc3339(NOW);
+    let cases: [SimCase<'_>; 5] = [
+        (
+            "r.io/a/app",
+            Some(&key_text),
+            None,
+            vec![SignerRef::PublicKey(tuf.clone())],
+        ),
+        (
+            "r.io/b/app",
+            Some(&key_text),
+            None,
+            vec![SignerRef::PublicKey(tuf.clone())],
+        ),
+        (
+            "x.io/nobody",
+            Some(&key_text),
+            None,
+            vec![SignerRef::PublicKey(tuf.clone())],
+        ),
+        (
+            "r.io/a/app",
+            None,
+            Some("sim"),
+            vec![SignerRef::KeyId(KeyId::new("sim"))],
+        ),
+        (
+            "r.io/a/app",
+            None,
+            Some("nope"),
+            vec![SignerRef::KeyId(KeyId::new("nope"))],
+        ),
+    ];
+    // An org admin and a maintainer of another namespace get the same answers.
+    for token in [f.admin.clone(), maintainer] {
+        let (_, cookie) = sign_in!(app, &token);
+        let csrf = csrf!(app, cookie);
+        for (artifact, signer, key_id, signers) in &cases {
+            let expected = format!("{artifact}: {}", set.decide(artifact, signers, NOW, NOW));
+            let mut fields = vec![
+                ("artifact", *artifact),
+                ("signed_at", when.as_str()),
+                ("csrf", csrf.as_str()),
+            ];
+            if let Some(s) = signer {
+                fields.push(("signer", s));
+            }
+            if let Some(k) = key_id {
+                fields.push(("key_id", k));
+            }
+            let a = send(
+                &app,
+                post("/ui/simulate", Some(&cookie), &fields).to_request(),
+            )
+            .await;
+            assert_eq!(a.status, StatusCode::OK, "{}", text(&a));
+            assert!(
+                text(&a).contains(&escaped(&expected)),
+                "{expected}\n{}",
+                text(&a)
+            );
+        }
+        // A private key is refused and not echoed.
+        let private = String::from_utf8(
+            openssl::pkey::PKey::generate_ed25519()
+                .unwrap()
+                .private_key_to_pem_pkcs8()
+                .unwrap(),
+        )
+        .unwrap();
+        let a = send(
+            &app,
+            post(
+                "/ui/simulate",
+                Some(&cookie),
+                &[
+                    ("artifact", "r.io/a/app"),
+                    ("signer", &private),
+                    ("csrf", &csrf),
+                ],
+            )
+            .to_request(),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST);
+        assert!(!text(&a).contains("PRIVATE KEY-----\n"), "{}", text(&a));
+    }
+}
+
+#[actix_web::test]
+async fn many_namespaces_are_paged_and_pages_stay_small() {
+    let f = Fixture::new();
+    for i in 0..230 {
+        f.publisher
+            .apply(
+                "test",
+                Change::CreateNamespace {
+                    entry: serde_json::from_value(
+                        json!({"name": format!("n{i:03}"), "scopes": [format!("r.io/n{i:03}/**")]}),
+                    )
+                    .unwrap(),
+                    threshold: std::num::NonZeroU32::MIN,
+                    allow_overlap: false,
+                },
+                NOW,
+            )
+            .unwrap();
+    }
+    let app = app!(f);
+    let (_, cookie) = sign_in!(app, &f.admin);
+    let first = send(&app, get("/ui/namespaces", Some(&cookie)).to_request()).await;
+    let body = text(&first);
+    assert!(body.contains(">n199<") && !body.contains(">n200<"));
+    assert!(
+        body.contains(r#"href="/ui/namespaces?after=n199""#),
+        "{body}"
+    );
+    let second = send(
+        &app,
+        get("/ui/namespaces?after=n199", Some(&cookie)).to_request(),
+    )
+    .await;
+    let body = text(&second);
+    assert!(body.contains(">n229<") && !body.contains(">n199<"));
+    assert!(!body.contains("Next page"));
+    for uri in [
+        "/ui/",
+        "/ui/namespaces",
+        "/ui/who-can-sign",
+        "/ui/ci",
+        "/ui/audit",
+    ] {
+        let a = send(&app, get(uri, Some(&cookie)).to_request()).await;
+        assert_eq!(a.status, StatusCode::OK, "{uri}");
+        assert!(a.body.len() < 200 * 1024, "{uri}: {} bytes", a.body.len());
+    }
+}

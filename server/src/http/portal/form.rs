@@ -34,12 +34,14 @@ impl Form {
             .filter(|v| !v.trim().is_empty())
     }
 
-    /// The fields as the form shows them again after a refusal (never the
-    /// CSRF token, never a secret field).
+    /// The fields as the form shows them again after a refusal: never the
+    /// CSRF token, the sign-in token, or a value holding a PEM private key
+    /// (pasted by mistake where a public key or certificate goes).
     pub(crate) fn values(&self) -> BTreeMap<String, String> {
         self.fields
             .iter()
             .filter(|(n, _)| n != "csrf" && n != "token")
+            .filter(|(_, v)| !v.contains("PRIVATE KEY"))
             .map(|(n, v)| (n.clone(), v.clone()))
             .collect()
     }

@@ -402,17 +402,35 @@ const CREATE_NAMESPACE: [(&str, As); 4] = [
     ("allow_overlap", As::Flag),
 ];
 
+/// Namespaces a page of the list shows.
+const NAMESPACES_PAGE: usize = 200;
+
+#[derive(Debug, Deserialize)]
+struct NamespacesPage {
+    after: Option<String>,
+}
+
 async fn namespaces_page(
     who: &Who,
     state: &AppState,
     form_state: Option<&FormState>,
     status: StatusCode,
-    done: Option<&str>,
+    (done, after): (Option<&str>, Option<&str>),
 ) -> HttpResponse {
-    let list = match visible_namespaces(state, who).await {
+    let all = match visible_namespaces(state, who).await {
         Ok(l) => l,
         Err(e) => return views::error_page(&e),
     };
+    // By name, a page after `after`.
+    let list: Vec<_> = all
+        .iter()
+        .filter(|n| after.is_none_or(|a| n.name.as_str() > a))
+        .take(NAMESPACES_PAGE)
+        .collect();
+    let next = (list.len() == NAMESPACES_PAGE)
+        .then(|| list.last().map(|n| n.name.to_string()))
+        .flatten()
+        .filter(|last| all.iter().any(|n| n.name.as_str() > last.as_str()));
     let f = FormState::of(form_state, "create-namespace");
     let content = html! {
         (done_notice(done))
@@ -429,6 +447,10 @@ async fn namespaces_page(
                     }
                 }
             }
+        }
+        nav.pager aria-label="Namespace pages" {
+            @if after.is_some() { a href="/ui/namespaces" { "First page" } }
+            @if let Some(n) = &next { a href=(format!("/ui/namespaces?after={}", percent_encode(n))) { "Next page" } }
         }
         @if who.is_admin() {
             h2 { "Create a namespace" }
@@ -456,7 +478,17 @@ async fn namespaces_page(
 
 async fn get_namespaces(req: HttpRequest, state: Data) -> HttpResponse {
     let who = who!(req, state);
-    namespaces_page(&who, &state, None, StatusCode::OK, done_of(&req).as_deref()).await
+    let after = web::Query::<NamespacesPage>::from_query(req.query_string())
+        .ok()
+        .and_then(|q| q.into_inner().after);
+    namespaces_page(
+        &who,
+        &state,
+        None,
+        StatusCode::OK,
+        (done_of(&req).as_deref(), after.as_deref()),
+    )
+    .await
 }
 
 async fn post_namespaces(req: HttpRequest, state: Data, body: Body) -> HttpResponse {
@@ -478,7 +510,7 @@ async fn post_namespaces(req: HttpRequest, state: Data, body: Body) -> HttpRespo
         Err(e) => {
             let names: Vec<&str> = CREATE_NAMESPACE.iter().map(|(n, _)| *n).collect();
             let f = FormState::refused("create-namespace", form.values(), &e, &names);
-            namespaces_page(&who, &state, Some(&f), e.status(), None).await
+            namespaces_page(&who, &state, Some(&f), e.status(), (None, None)).await
         }
     }
 }
