@@ -60,6 +60,7 @@ test('an admin signs in, creates a namespace, a maintainer token, adds a key, re
   await page.goto(`${URL_}/ui/tokens`);
   assert.ok(!(await page.content()).includes(maintainerSecret), 'the secret is shown once');
   assert.ok(!page.url().includes('ks_'), 'no token in a URL');
+  assert.equal(await page.evaluate(() => localStorage.length + sessionStorage.length), 0, 'nothing in web storage');
 
   // A key in team-b (the maintainer must never see it).
   await api('POST', '/api/v1/namespaces/team-b/keys', { public_key_pem: newKey('p256').pem, id: 'b-secret-key', description: 'only-for-team-b' });
@@ -179,10 +180,15 @@ test('a maintainer sees and reaches only their namespace, and no org action', as
 });
 
 test('a screenshot of each view', async () => {
+  // A peer, so its views have something to show.
+  await api('PUT', '/api/v1/peers/partner', {
+    patterns: ['registry.partner.example/**'], url: 'https://keyshare.partner.example',
+    root: { sha256: 'ab'.repeat(32) },
+  });
   const views = [
     ['overview', '/ui/'], ['namespaces', '/ui/namespaces'], ['namespace', '/ui/namespaces/team-a'],
     ['who-can-sign', '/ui/who-can-sign'], ['revocations', '/ui/revocations'], ['ci', '/ui/ci'],
-    ['peers', '/ui/peers'], ['tokens', '/ui/tokens'], ['audit', '/ui/audit'], ['simulate', '/ui/simulate'],
+    ['peers', '/ui/peers'], ['tokens', '/ui/tokens'], ['audit', '/ui/audit'],
   ];
   for (const [name, view] of views) {
     const r = await page.goto(URL_ + view);
@@ -191,6 +197,13 @@ test('a screenshot of each view', async () => {
     assert.ok(size < 200 * 1024, `${view}: ${size} bytes`);
     await shot(page, name);
   }
+  // The simulator with a decision.
+  await page.goto(`${URL_}/ui/simulate`);
+  await page.fill('#simulate-artifact', 'registry.example/team-a/app');
+  await page.fill('#simulate-key_id', 'maintainer-key');
+  await Promise.all([page.waitForLoadState('load'), page.click('form[action="/ui/simulate"] button[type=submit]')]);
+  assert.match(await page.textContent('#decision-line'), /^registry\.example\/team-a\/app: trusted by namespace `team-a`/);
+  await shot(page, 'simulate');
   const anon = await browser();
   try {
     const p = await anon.newPage();

@@ -964,3 +964,40 @@ async fn many_namespaces_are_paged_and_pages_stay_small() {
         assert!(a.body.len() < 200 * 1024, "{uri}: {} bytes", a.body.len());
     }
 }
+
+#[actix_web::test]
+async fn live_ci_delegations_are_listed_with_their_time_left() {
+    let f = populated();
+    for (id, until) in [
+        ("ci-live", "2030-01-01T12:30:00Z"),
+        ("ci-ended", "2030-01-01T11:00:00Z"),
+    ] {
+        f.publisher
+            .apply(
+                "test",
+                Change::AddKey {
+                    namespace: http_common::ns_name("a"),
+                    key: serde_json::from_value(json!({
+                        "id": id, "key": http_common::ed25519_key(), "ephemeral": true,
+                        "not_before": "2030-01-01T10:00:00Z", "not_after": until,
+                    }))
+                    .unwrap(),
+                },
+                NOW,
+            )
+            .unwrap();
+    }
+    let maintainer = f.maintainer("a");
+    let app = app!(f);
+    let (_, cookie) = sign_in!(app, &f.admin);
+    let a = send(&app, get("/ui/ci", Some(&cookie)).to_request()).await;
+    let body = text(&a);
+    assert!(body.contains("ci-live"), "{body}");
+    assert!(body.contains("30m 0s"), "time left: {body}");
+    assert!(!body.contains("ci-ended"), "{body}");
+    // Organization-wide: not a maintainer's page.
+    let (_, cookie) = sign_in!(app, &maintainer);
+    let a = send(&app, get("/ui/ci", Some(&cookie)).to_request()).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert!(!text(&a).contains("ci-live"));
+}
