@@ -50,6 +50,8 @@ pub(super) async fn add_key(
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller.token, Endpoint::AddKey.action(&ns))?;
+    // A path that cannot name a namespace is 404 before the body is read.
+    path_namespace(&ns)?;
     let req: AddKey = body.json().await?;
     let view = add_key_as(&state, &caller, &ns, req).await?;
     Ok(HttpResponse::Created().json(to_value(&view)?))

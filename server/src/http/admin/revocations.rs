@@ -50,6 +50,8 @@ pub(super) async fn revoke_namespace_key(
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller.token, Endpoint::RevokeNamespaceKey.action(&ns))?;
+    // A path that cannot name a namespace is 404 before the body is read.
+    path_namespace(&ns)?;
     let req: RevokeNamespaceKey = body.json().await?;
     let view = revoke_namespace_key_as(&state, &caller, &ns, req).await?;
     Ok(HttpResponse::Created().json(to_value(&view)?))
