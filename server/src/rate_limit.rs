@@ -41,6 +41,23 @@ impl RateLimiter {
         }
     }
 
+    /// Whether one more request of `identity` at `now` would be admitted,
+    /// without counting it (for limits on failures only: check first,
+    /// [`Self::admit`] once the request failed).
+    pub fn would_admit(&self, identity: &str, now: OffsetDateTime) -> Result<(), RateLimited> {
+        let recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = recent
+            .get(identity)
+            .map_or(0, |q| q.iter().filter(|t| **t > now - self.window).count());
+        if count >= self.limit {
+            return Err(RateLimited {
+                limit: self.limit,
+                window: self.window,
+            });
+        }
+        Ok(())
+    }
+
     /// Counts one request of `identity`; refuses it over the limit (a
     /// refused request is not counted).
     pub fn admit(&self, identity: &str, now: OffsetDateTime) -> Result<(), RateLimited> {

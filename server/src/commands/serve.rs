@@ -85,6 +85,15 @@ fn run_as<S: Future<Output = ()> + 'static>(
     state.waiters = Arc::new(crate::http::read::Waiters::new(config.max_waiters));
     state.allow_private_peers = config.allow_private_peers;
     state.export = crate::airgap::ExportLimits::from_config(config);
+    // Session cookies are `Secure` when the server runs TLS.
+    state.portal = Arc::new(crate::http::portal::Portal::new(
+        crate::http::portal::SessionLimits {
+            idle: config.portal.session_idle,
+            absolute: config.portal.session_lifetime,
+            ..crate::http::portal::SessionLimits::default()
+        },
+        listening.is_tls(),
+    ));
     if config.tsa.enabled {
         state.tsa = Some(Arc::new(open_tsa(dir, config, &publisher, clock())?));
     }
@@ -110,6 +119,8 @@ fn run_as<S: Future<Output = ()> + 'static>(
         .tsa
         .as_ref()
         .map(|t| (t.certificate_sha256().to_owned(), config.tsa.policy.clone()));
+    // Once nothing above can fail: a failed start is one line on stderr.
+    tracing::info!(url = %format!("{}{}", listening.url(), crate::http::portal::PORTAL_PATH), "portal");
     let served = serve_until_stopped(
         listening,
         "keyshare-server listening",

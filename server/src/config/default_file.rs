@@ -61,6 +61,12 @@ keep_superseded = "1h"
 # targets = "pkcs11:token=keyshare;object=targets;type=private?module-path=/usr/lib/softhsm/libsofthsm2.so"
 # pin_file = "/etc/keyshare/token.pin"
 
+# The portal (/ui/, docs/portal.md): a session ends after session_idle
+# without use, and session_lifetime after sign-in however busy.
+[portal]
+session_idle = "30m"
+session_lifetime = "12h"
+
 # RFC 3161 timestamp authority (docs/tsa.md): POST /api/v1/timestamp.
 # init makes its key (keys/tsa.pem, ECDSA P-256), an organization TSA CA
 # (key keys/tsa-ca.pem, certificate tsa/ca.pem) and the TSA certificate

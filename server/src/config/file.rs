@@ -57,7 +57,16 @@ fn flatten(
         if let toml::Value::Table(inner) = value {
             if matches!(
                 dotted.as_str(),
-                "tls" | "log" | "expiry" | "limits" | "keys" | "airgap" | "store" | "peers" | "tsa"
+                "tls"
+                    | "log"
+                    | "expiry"
+                    | "limits"
+                    | "keys"
+                    | "airgap"
+                    | "store"
+                    | "peers"
+                    | "tsa"
+                    | "portal"
             ) {
                 flatten(path, &dotted, inner, raw)?;
                 continue;

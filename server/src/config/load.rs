@@ -201,6 +201,17 @@ impl Config {
                     }
                     config.tsa.rate_window = d;
                 }
+                Setting::PortalSessionIdle | Setting::PortalSessionLifetime => {
+                    let d = parse_duration(value).map_err(|e| invalid(&e))?;
+                    if d < time::Duration::minutes(1) {
+                        return Err(invalid("expected a duration of at least 1m"));
+                    }
+                    if key == Setting::PortalSessionIdle {
+                        config.portal.session_idle = d;
+                    } else {
+                        config.portal.session_lifetime = d;
+                    }
+                }
                 Setting::StoreKeepSuperseded => {
                     config.keep_superseded = if value == "forever" {
                         None
@@ -226,6 +237,12 @@ impl Config {
                     "tls.cert and tls.key must be set together".into(),
                 ))
             }
+        }
+        if config.portal.session_idle > config.portal.session_lifetime {
+            return Err(ConfigError::Conflict(format!(
+                "portal.session_idle ({}) must not be longer than portal.session_lifetime ({})",
+                config.portal.session_idle, config.portal.session_lifetime
+            )));
         }
         if config.airgap.valid_for > config.airgap.max_valid_for {
             return Err(ConfigError::Conflict(format!(
@@ -619,6 +636,41 @@ mod tests {
         assert_eq!(ci.issuers.len(), 1);
         assert_eq!(ci.rules.len(), 1);
         assert_eq!(ci.max_ttl, Duration::hours(1));
+    }
+
+    #[test]
+    fn portal_session_lengths_from_file_and_env_and_their_refusals() {
+        let c = resolve(Some(DEFAULT_FILE), &[], &Flags::default()).unwrap();
+        assert_eq!(c.portal.session_idle, Duration::minutes(30));
+        assert_eq!(c.portal.session_lifetime, Duration::hours(12));
+        let c = resolve(
+            Some(DEFAULT_FILE),
+            &[
+                ("KEYSHARE_PORTAL_SESSION_IDLE", "10m"),
+                ("KEYSHARE_PORTAL_SESSION_LIFETIME", "1h"),
+            ],
+            &Flags::default(),
+        )
+        .unwrap();
+        assert_eq!(c.portal.session_idle, Duration::minutes(10));
+        assert_eq!(c.portal.session_lifetime, Duration::hours(1));
+        for env in [
+            [
+                ("KEYSHARE_PORTAL_SESSION_IDLE", "2h"),
+                ("KEYSHARE_PORTAL_SESSION_LIFETIME", "1h"),
+            ],
+            [
+                ("KEYSHARE_PORTAL_SESSION_IDLE", "10s"),
+                ("KEYSHARE_PORTAL_SESSION_LIFETIME", "1h"),
+            ],
+            [
+                ("KEYSHARE_PORTAL_SESSION_IDLE", "soon"),
+                ("KEYSHARE_PORTAL_SESSION_LIFETIME", "1h"),
+            ],
+        ] {
+            let e = resolve(Some(DEFAULT_FILE), &env, &Flags::default()).unwrap_err();
+            assert!(e.to_string().contains("portal.session_idle"), "{e}");
+        }
     }
 
     #[test]

@@ -100,6 +100,15 @@ pub struct Airgap {
     pub max_valid_for: Duration,
 }
 
+/// The portal's sessions (`[portal]`, see docs/portal.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Portal {
+    /// A session unused this long ends.
+    pub session_idle: Duration,
+    /// A session ends this long after sign-in, however busy.
+    pub session_lifetime: Duration,
+}
+
 /// The shortest `expiry.resign_before`: the server re-signs on a timer
 /// (`commands::serve::maintenance_interval`), at most a quarter of it apart.
 pub const MIN_RESIGN_BEFORE: Duration = Duration::minutes(1);
@@ -140,6 +149,8 @@ pub struct Config {
     pub allow_private_peers: bool,
     /// `[tsa]`: the RFC 3161 timestamp authority.
     pub tsa: TsaConfig,
+    /// `[portal]`: how long the portal's sessions last.
+    pub portal: Portal,
 }
 
 impl Default for Config {
@@ -167,6 +178,10 @@ impl Default for Config {
             keep_superseded: Some(DEFAULT_RETENTION),
             allow_private_peers: false,
             tsa: TsaConfig::default(),
+            portal: Portal {
+                session_idle: Duration::minutes(30),
+                session_lifetime: Duration::hours(12),
+            },
         }
     }
 }

@@ -34,9 +34,11 @@ pub(super) enum Setting {
     TsaAccuracy,
     TsaRateLimit,
     TsaRateWindow,
+    PortalSessionIdle,
+    PortalSessionLifetime,
 }
 
-pub(super) const KEYS: [Setting; 28] = [
+pub(super) const KEYS: [Setting; 30] = [
     Setting::Listen,
     Setting::TlsCert,
     Setting::TlsKey,
@@ -65,6 +67,8 @@ pub(super) const KEYS: [Setting; 28] = [
     Setting::TsaAccuracy,
     Setting::TsaRateLimit,
     Setting::TsaRateWindow,
+    Setting::PortalSessionIdle,
+    Setting::PortalSessionLifetime,
 ];
 
 impl Setting {
@@ -98,6 +102,8 @@ impl Setting {
             Self::TsaAccuracy => "tsa.accuracy",
             Self::TsaRateLimit => "tsa.rate_limit",
             Self::TsaRateWindow => "tsa.rate_window",
+            Self::PortalSessionIdle => "portal.session_idle",
+            Self::PortalSessionLifetime => "portal.session_lifetime",
         }
     }
 
@@ -131,6 +137,8 @@ impl Setting {
             Self::TsaAccuracy => "KEYSHARE_TSA_ACCURACY",
             Self::TsaRateLimit => "KEYSHARE_TSA_RATE_LIMIT",
             Self::TsaRateWindow => "KEYSHARE_TSA_RATE_WINDOW",
+            Self::PortalSessionIdle => "KEYSHARE_PORTAL_SESSION_IDLE",
+            Self::PortalSessionLifetime => "KEYSHARE_PORTAL_SESSION_LIFETIME",
         }
     }
 

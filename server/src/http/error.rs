@@ -30,6 +30,9 @@ pub struct ApiError {
     /// refusal has more to say than its message (the overlaps of a
     /// refused scope).
     details: Option<serde_json::Value>,
+    /// The JSON path of the request field at fault, when one is (the
+    /// portal shows the message next to that field).
+    field: Option<String>,
 }
 
 impl ApiError {
@@ -40,7 +43,14 @@ impl ApiError {
             code,
             message: message.into(),
             details: None,
+            field: None,
         }
+    }
+
+    /// The JSON path of the request field the error is about (`scopes[0]`,
+    /// `key.keyval.public`), if it names one.
+    pub fn field(&self) -> Option<&str> {
+        self.field.as_deref()
     }
 
     /// The same error with `details` in its body.
@@ -56,15 +66,20 @@ impl ApiError {
 
     /// 400 about one field of the request (`field` is its JSON path, or `.`).
     pub fn invalid(field: &str, message: impl fmt::Display) -> Self {
-        Self::new(
+        let named = !(field.is_empty() || field == ".");
+        let mut e = Self::new(
             StatusCode::BAD_REQUEST,
             "invalid",
-            if field.is_empty() || field == "." {
-                message.to_string()
-            } else {
+            if named {
                 format!("{field}: {message}")
+            } else {
+                message.to_string()
             },
-        )
+        );
+        if named {
+            e.field = Some(field.to_owned());
+        }
+        e
     }
 
     /// 401: no usable bearer token.

@@ -50,6 +50,7 @@ mod ci;
 mod error;
 mod openapi;
 mod ops;
+pub mod portal;
 pub mod read;
 pub mod tls;
 mod tsa;
@@ -110,6 +111,8 @@ pub struct AppState {
     pub evidence_limit: Arc<crate::rate_limit::RateLimiter>,
     /// Readers waiting for the next publish (`limits.max_waiters`).
     pub waiters: Arc<read::Waiters>,
+    /// The portal's sessions (`/ui/`).
+    pub portal: Arc<portal::Portal>,
 }
 
 pub use crate::config::DEFAULT_MAX_WAITERS;
@@ -135,6 +138,7 @@ impl AppState {
                 time::Duration::minutes(1),
             )),
             waiters: Arc::new(read::Waiters::new(DEFAULT_MAX_WAITERS)),
+            portal: Arc::new(portal::Portal::default()),
         }
     }
 
@@ -201,6 +205,7 @@ pub fn app_config(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                     .configure(tsa::routes)
                     .configure(openapi::routes)
                     .configure(admin::routes)
+                    .configure(portal::routes)
                     .default_service(web::to(error::no_route)),
             );
     }

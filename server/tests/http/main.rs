@@ -18,6 +18,7 @@ mod names;
 mod namespace_revocations;
 mod openapi;
 mod outbound;
+mod portal;
 mod read;
 mod revocations;
 mod scope_overlaps;

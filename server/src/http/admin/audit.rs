@@ -109,9 +109,21 @@ pub(super) async fn list_audit(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller.token, Endpoint::ListAudit.action(""))?;
-    let filter = audit_filter(query(&req)?)?;
-    let records = read(&state, move |s| s.audit_query(&filter)).await?;
-    let answer = AuditRecords {
+    let answer = list_audit_as(&state, &caller, query(&req)?).await?;
+    Ok(HttpResponse::Ok().json(to_value(&answer)?))
+}
+
+/// A page of the audit log, as `caller` may read it (the API and the
+/// portal).
+pub(in crate::http) async fn list_audit_as(
+    state: &AppState,
+    caller: &Caller,
+    q: AuditQuery,
+) -> Result<AuditRecords, ApiError> {
+    authorize(&caller.token, Endpoint::ListAudit.action(""))?;
+    let filter = audit_filter(q)?;
+    let records = read(state, move |s| s.audit_query(&filter)).await?;
+    Ok(AuditRecords {
         records: records
             .into_iter()
             .map(|r| AuditRecord {
@@ -125,8 +137,7 @@ pub(super) async fn list_audit(
                 hash: r.hash,
             })
             .collect(),
-    };
-    Ok(HttpResponse::Ok().json(to_value(&answer)?))
+    })
 }
 
 #[utoipa::path(
@@ -144,6 +155,15 @@ pub(super) async fn verify_audit(
     state: web::Data<AppState>,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
+    let answer = verify_audit_as(&state, &caller).await?;
+    Ok(HttpResponse::Ok().json(to_value(&answer)?))
+}
+
+/// The server's check of the audit chain against the published heads.
+pub(in crate::http) async fn verify_audit_as(
+    state: &AppState,
+    caller: &Caller,
+) -> Result<AuditVerification, ApiError> {
     authorize(&caller.token, Endpoint::VerifyAudit.action(""))?;
     let publisher = state.publisher.clone();
     let result = web::block(move || publisher.verify_audit()).await?;
@@ -194,5 +214,5 @@ pub(super) async fn verify_audit(
         }
         Err(e) => return Err(e.into()),
     };
-    Ok(HttpResponse::Ok().json(to_value(&answer)?))
+    Ok(answer)
 }

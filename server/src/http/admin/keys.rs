@@ -50,8 +50,23 @@ pub(super) async fn add_key(
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller.token, Endpoint::AddKey.action(&ns))?;
-    let namespace = path_namespace(&ns)?;
+    // A path that cannot name a namespace is 404 before the body is read.
+    path_namespace(&ns)?;
     let req: AddKey = body.json().await?;
+    let view = add_key_as(&state, &caller, &ns, req).await?;
+    Ok(HttpResponse::Created().json(to_value(&view)?))
+}
+
+/// Lists a key in namespace `ns` as `caller`: the one implementation of
+/// `POST /api/v1/namespaces/{ns}/keys` and of the portal's form.
+pub(in crate::http) async fn add_key_as(
+    state: &AppState,
+    caller: &Caller,
+    ns: &str,
+    req: AddKey,
+) -> Result<TrustedKey, ApiError> {
+    authorize(&caller.token, Endpoint::AddKey.action(ns))?;
+    let namespace = path_namespace(ns)?;
     let (key, field) = match (req.key, req.public_key_pem) {
         (Some(key), None) => (key, "key"),
         (None, Some(pem)) => (key_from_pem(&pem)?, "public_key_pem"),
@@ -91,7 +106,7 @@ pub(super) async fn add_key(
     }
     let listed = {
         let ns = namespace.clone();
-        read(&state, move |s| s.keys(ns.as_str())).await?
+        read(state, move |s| s.keys(ns.as_str())).await?
     };
     for other in &listed {
         if other.key.id == trusted.id {
@@ -107,17 +122,16 @@ pub(super) async fn add_key(
             )));
         }
     }
-    let view = to_value(&trusted)?;
     publish(
-        &state,
-        &caller,
+        state,
+        caller,
         Change::AddKey {
             namespace,
-            key: trusted,
+            key: trusted.clone(),
         },
     )
     .await?;
-    Ok(HttpResponse::Created().json(view))
+    Ok(trusted)
 }
 
 #[derive(Debug, Deserialize)]
@@ -145,9 +159,21 @@ pub(super) async fn remove_key(
     caller: Caller,
     path: web::Path<KeyPath>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&caller.token, Endpoint::RemoveKey.action(&path.ns))?;
-    let namespace = path_namespace(&path.ns)?;
-    let key_id = KeyId::new(path.key_id.clone());
-    publish(&state, &caller, Change::RemoveKey { namespace, key_id }).await?;
+    remove_key_as(&state, &caller, &path.ns, &path.key_id).await?;
     Ok(no_content())
+}
+
+/// Removes key `key_id` from namespace `ns` as `caller` (the API's
+/// `DELETE` and the portal's form).
+pub(in crate::http) async fn remove_key_as(
+    state: &AppState,
+    caller: &Caller,
+    ns: &str,
+    key_id: &str,
+) -> Result<(), ApiError> {
+    authorize(&caller.token, Endpoint::RemoveKey.action(ns))?;
+    let namespace = path_namespace(ns)?;
+    let key_id = KeyId::new(key_id);
+    publish(state, caller, Change::RemoveKey { namespace, key_id }).await?;
+    Ok(())
 }

@@ -6,16 +6,16 @@
 //! are one [`Publisher::apply`](crate::publisher::Publisher::apply) each,
 //! on a blocking thread, audited as `token:<id>`.
 
-mod audit;
+pub(super) mod audit;
 mod identities;
-mod keys;
-mod namespaces;
+pub(super) mod keys;
+pub(super) mod namespaces;
 mod peers;
 mod resolve;
-mod revocations;
+pub(super) mod revocations;
 mod roots;
 mod sub_delegations;
-mod tokens;
+pub(super) mod tokens;
 mod tsas;
 
 use actix_web::http::Method;
@@ -347,6 +347,14 @@ async fn read<T: Send + 'static>(
     Ok(web::block(move || publisher.read(f)).await??)
 }
 
+/// A store read on a blocking thread, for the portal's pages.
+pub(in crate::http) async fn read_store<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce(&Store) -> store::Result<T> + Send + 'static,
+) -> Result<T, ApiError> {
+    read(state, f).await
+}
+
 /// Publishes one change on a blocking thread, as the caller.
 async fn publish(state: &AppState, caller: &Caller, change: Change) -> Result<Applied, ApiError> {
     let publisher = state.publisher.clone();
@@ -375,7 +383,7 @@ fn query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiErro
 /// (a certificate file with its key appended): the PEM text of a
 /// certificate is stored and published as given, and a private key must
 /// never be. Nothing of it is echoed.
-fn refuse_private_key(field: &str, text: &str) -> Result<(), ApiError> {
+pub(in crate::http) fn refuse_private_key(field: &str, text: &str) -> Result<(), ApiError> {
     let private = text.match_indices("-----BEGIN ").any(|(at, begin)| {
         text.get(at + begin.len()..)
             .and_then(|rest| rest.split_once("-----"))

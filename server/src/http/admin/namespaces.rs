@@ -30,7 +30,7 @@ use crate::http::AppState;
 use crate::publisher::Change;
 use crate::store::{self, NamespaceRecord, NamespaceRevocationRecord, Store};
 
-fn namespace_view(r: &NamespaceRecord) -> NamespaceSummary {
+pub(in crate::http) fn namespace_view(r: &NamespaceRecord) -> NamespaceSummary {
     NamespaceSummary {
         name: r.entry.name.clone(),
         scopes: r.entry.scopes.clone(),
@@ -42,7 +42,7 @@ fn namespace_view(r: &NamespaceRecord) -> NamespaceSummary {
 
 /// How far ahead a key's `not_after` flags it as expiring soon, unless
 /// the request says (`?expiring_within=`).
-const DEFAULT_EXPIRING_WITHIN: Duration = Duration::days(30);
+pub(in crate::http) const DEFAULT_EXPIRING_WITHIN: Duration = Duration::days(30);
 
 /// A listed key as the trust document has it, plus how it stands at `now`:
 /// `spki_sha256`, `state` (`active`, `expires_soon`, `not_yet_valid`,
@@ -130,7 +130,7 @@ fn namespace_revocation_view(r: &NamespaceRevocationRecord) -> NamespaceRevocati
 /// The namespace with its keys (and how each stands at `now`, keys
 /// expiring within `horizon` flagged), identities, sub-delegations and its
 /// own revocations.
-async fn namespace_detail(
+pub(in crate::http) async fn namespace_detail(
     state: &AppState,
     ns: NamespaceName,
     horizon: Duration,
@@ -174,6 +174,13 @@ async fn namespace_detail(
     })
 }
 
+/// Every namespace record, by name (after the caller was authorized to read).
+pub(in crate::http) async fn list_records(
+    state: &AppState,
+) -> Result<Vec<NamespaceRecord>, ApiError> {
+    read(state, Store::namespaces).await
+}
+
 // ---- namespaces ----
 
 #[utoipa::path(
@@ -199,6 +206,17 @@ pub(super) async fn create_namespace(
     // `NamespaceName` refuses the names of the repository's own roles
     // (top-level and hashed bins) as the body is parsed.
     let req: CreateNamespace = body.json().await?;
+    let view = create_namespace_as(&state, &caller, req).await?;
+    Ok(HttpResponse::Created().json(to_value(&view)?))
+}
+
+/// Creates a namespace as `caller` (the API and the portal's form).
+pub(in crate::http) async fn create_namespace_as(
+    state: &AppState,
+    caller: &Caller,
+    req: CreateNamespace,
+) -> Result<NamespaceDetail, ApiError> {
+    authorize(&caller.token, Endpoint::CreateNamespace.action(""))?;
     check_patterns("scopes", &req.scopes)?;
     let mut seen = BTreeSet::new();
     for (i, m) in req.maintainers.iter().enumerate() {
@@ -219,14 +237,14 @@ pub(super) async fn create_namespace(
         threshold: NonZeroU32::MIN,
         allow_overlap: req.allow_overlap,
     };
-    publish(&state, &caller, change).await?;
-    let mut view = namespace_detail(&state, name, DEFAULT_EXPIRING_WITHIN).await?;
+    publish(state, caller, change).await?;
+    let mut view = namespace_detail(state, name, DEFAULT_EXPIRING_WITHIN).await?;
     if req.allow_overlap {
         // What the namespace overlaps (the audit record of the create has it too).
-        let overlaps = read(&state, move |s| s.scope_overlaps(&entry, &[])).await?;
+        let overlaps = read(state, move |s| s.scope_overlaps(&entry, &[])).await?;
         view.overlaps = Some(to_value(&overlaps)?);
     }
-    Ok(HttpResponse::Created().json(to_value(&view)?))
+    Ok(view)
 }
 
 #[utoipa::path(

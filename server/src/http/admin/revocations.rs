@@ -50,13 +50,28 @@ pub(super) async fn revoke_namespace_key(
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller.token, Endpoint::RevokeNamespaceKey.action(&ns))?;
-    let namespace = path_namespace(&ns)?;
+    // A path that cannot name a namespace is 404 before the body is read.
+    path_namespace(&ns)?;
     let req: RevokeNamespaceKey = body.json().await?;
+    let view = revoke_namespace_key_as(&state, &caller, &ns, req).await?;
+    Ok(HttpResponse::Created().json(to_value(&view)?))
+}
+
+/// Namespace `ns` revokes one of its keys, as `caller` (the API and the
+/// portal's form).
+pub(in crate::http) async fn revoke_namespace_key_as(
+    state: &AppState,
+    caller: &Caller,
+    ns: &str,
+    req: RevokeNamespaceKey,
+) -> Result<NamespaceKeyRevoked, ApiError> {
+    authorize(&caller.token, Endpoint::RevokeNamespaceKey.action(ns))?;
+    let namespace = path_namespace(ns)?;
     check_label("key_id", req.key_id.as_str())?;
     check_label("reason", &req.reason)?;
     let found = {
         let (ns, id) = (namespace.clone(), req.key_id.clone());
-        read(&state, move |s| {
+        read(state, move |s| {
             s.namespace(ns.as_str())?;
             s.listed_under(Some(ns.as_str()), id.as_str())
         })
@@ -77,7 +92,7 @@ pub(super) async fn revoke_namespace_key(
     }
     let existing = {
         let (ns, fp) = (namespace.clone(), fingerprint.clone());
-        read(&state, move |s| s.namespace_revocation(ns.as_str(), &fp)).await?
+        read(state, move |s| s.namespace_revocation(ns.as_str(), &fp)).await?
     };
     if let Some(r) = existing {
         return Err(ApiError::conflict(format!(
@@ -95,15 +110,15 @@ pub(super) async fn revoke_namespace_key(
             .map_or_else(|| state.now(), Rfc3339Time::time),
         reason: req.reason,
     };
-    let view = to_value(&NamespaceKeyRevoked {
+    let view = NamespaceKeyRevoked {
         revocation: revocation.clone(),
         namespace: namespace.clone(),
         key_id: req.key_id.clone(),
         listed_in: found.into_iter().map(|(_, l)| l).collect(),
-    })?;
+    };
     publish(
-        &state,
-        &caller,
+        state,
+        caller,
         Change::RevokeNamespaceKey {
             namespace,
             revocation,
@@ -111,7 +126,7 @@ pub(super) async fn revoke_namespace_key(
         },
     )
     .await?;
-    Ok(HttpResponse::Created().json(view))
+    Ok(view)
 }
 
 #[derive(Debug, Deserialize)]
@@ -275,10 +290,22 @@ pub(super) async fn add_revocation(
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller.token, Endpoint::AddRevocation.action(""))?;
     let req: AddRevocation = body.json().await?;
+    let view = add_revocation_as(&state, &caller, req).await?;
+    Ok(HttpResponse::Created().json(to_value(&view)?))
+}
+
+/// The organization revokes a key or certificate, as `caller` (the API
+/// and the portal's form).
+pub(in crate::http) async fn add_revocation_as(
+    state: &AppState,
+    caller: &Caller,
+    req: AddRevocation,
+) -> Result<RevocationAdded, ApiError> {
+    authorize(&caller.token, Endpoint::AddRevocation.action(""))?;
     if req.reason.trim().is_empty() {
         return Err(ApiError::invalid("reason", "must say why (not empty)"));
     }
-    let (subject, listed_as) = revocation_subject(&state, &req).await?;
+    let (subject, listed_as) = revocation_subject(state, &req).await?;
     let revocation = Revocation {
         subject,
         revoked_at: req
@@ -287,7 +314,7 @@ pub(super) async fn add_revocation(
         reason: req.reason,
     };
     let subject = revocation.subject.clone();
-    let existing = read(&state, move |s| s.revocation(&subject)).await?;
+    let existing = read(state, move |s| s.revocation(&subject)).await?;
     if existing.is_some() {
         return Err(ApiError::conflict(format!(
             "{} is already revoked",
@@ -297,25 +324,25 @@ pub(super) async fn add_revocation(
     let listed_in = match &revocation.subject {
         RevokedSubject::Key(h) => {
             let h = h.clone();
-            read(&state, move |s| s.listings(&h)).await?
+            read(state, move |s| s.listings(&h)).await?
         }
         RevokedSubject::Certificate(_) => Vec::new(),
     };
-    let view = to_value(&RevocationAdded {
+    let view = RevocationAdded {
         revocation: revocation.clone(),
         named_as: listed_as.clone(),
         listed_in,
-    })?;
+    };
     publish(
-        &state,
-        &caller,
+        state,
+        caller,
         Change::AddRevocation {
             revocation,
             listed_as,
         },
     )
     .await?;
-    Ok(HttpResponse::Created().json(view))
+    Ok(view)
 }
 
 #[utoipa::path(
@@ -333,9 +360,18 @@ pub(super) async fn list_revocations(
     state: web::Data<AppState>,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
+    let answer = list_revocations_as(&state, &caller).await?;
+    Ok(HttpResponse::Ok().json(to_value(&answer)?))
+}
+
+/// The organization's revocations, as `caller` may read them.
+pub(in crate::http) async fn list_revocations_as(
+    state: &AppState,
+    caller: &Caller,
+) -> Result<RevocationList, ApiError> {
     authorize(&caller.token, Endpoint::ListRevocations.action(""))?;
-    let list = read(&state, Store::revocations).await?;
-    let answer = RevocationList {
+    let list = read(state, Store::revocations).await?;
+    Ok(RevocationList {
         revocations: list
             .into_iter()
             .map(|r| RevocationListed {
@@ -344,6 +380,5 @@ pub(super) async fn list_revocations(
                 named_as: r.listed_as,
             })
             .collect(),
-    };
-    Ok(HttpResponse::Ok().json(to_value(&answer)?))
+    })
 }

@@ -163,11 +163,23 @@ pub(super) async fn create_token(
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller.token, Endpoint::CreateToken.action(""))?;
     let req: CreateToken = body.json().await?;
+    let view = create_token_as(&state, &caller, req).await?;
+    Ok(HttpResponse::Created().json(to_value(&view)?))
+}
+
+/// Creates a token as `caller`; the answer carries its secret, the only
+/// time it is shown (the API and the portal's form).
+pub(in crate::http) async fn create_token_as(
+    state: &AppState,
+    caller: &Caller,
+    req: CreateToken,
+) -> Result<TokenView, ApiError> {
+    authorize(&caller.token, Endpoint::CreateToken.action(""))?;
     let now = state.now();
     let expires_at = token_expiry(req.expires_in, req.expires_at.map(Rfc3339Time::time), now)?;
     let (kind, description) = token_kind(req)?;
     let wanted: Vec<NamespaceName> = kind.namespaces().to_vec();
-    let missing = read(&state, move |s| {
+    let missing = read(state, move |s| {
         for ns in &wanted {
             match s.namespace(ns.as_str()) {
                 Ok(_) => {}
@@ -187,11 +199,10 @@ pub(super) async fn create_token(
         publisher.create_token_expiring(&actor, kind, description, expires_at, now)
     })
     .await??;
-    let view = TokenView {
+    Ok(TokenView {
         secret: Some(new.secret.expose().to_owned()),
         ..token_view(&new.token, now)
-    };
-    Ok(HttpResponse::Created().json(to_value(&view)?))
+    })
 }
 
 #[utoipa::path(
@@ -209,13 +220,21 @@ pub(super) async fn list_tokens(
     state: web::Data<AppState>,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&caller.token, Endpoint::ListTokens.action(""))?;
-    let list = read(&state, Store::tokens).await?;
-    let now = state.now();
-    let answer = TokenList {
-        tokens: list.iter().map(|t| token_view(t, now)).collect(),
-    };
+    let answer = list_tokens_as(&state, &caller).await?;
     Ok(HttpResponse::Ok().json(to_value(&answer)?))
+}
+
+/// Every token (never a secret), as `caller` may list them.
+pub(in crate::http) async fn list_tokens_as(
+    state: &AppState,
+    caller: &Caller,
+) -> Result<TokenList, ApiError> {
+    authorize(&caller.token, Endpoint::ListTokens.action(""))?;
+    let list = read(state, Store::tokens).await?;
+    let now = state.now();
+    Ok(TokenList {
+        tokens: list.iter().map(|t| token_view(t, now)).collect(),
+    })
 }
 
 #[utoipa::path(
@@ -236,11 +255,21 @@ pub(super) async fn revoke_token(
     caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    revoke_token_as(&state, &caller, &id).await?;
+    Ok(no_content())
+}
+
+/// Revokes token `id` as `caller` (the API and the portal's form).
+pub(in crate::http) async fn revoke_token_as(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<(), ApiError> {
     authorize(&caller.token, Endpoint::RevokeToken.action(""))?;
     let publisher = state.publisher.clone();
     let actor = caller.actor();
     let now = state.now();
-    let id = id.into_inner();
+    let id = id.to_owned();
     web::block(move || publisher.revoke_token(&actor, &id, now)).await??;
-    Ok(no_content())
+    Ok(())
 }

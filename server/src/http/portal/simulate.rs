@@ -1,0 +1,144 @@
+//! The decision simulator: what a verifier decides for an artifact and a
+//! signer, by policy's `TrustSet::decide` over the trust state built from
+//! what this server published — read through policy's TUF client pinned
+//! to the first root, every signature checked, as `keyshare init` and
+//! `keyshare refresh` read it — so it answers as `keyshare decide` does.
+//! (Except for names a peer answers for: `keyshare decide` follows the
+//! redirect to the peer, the simulator does not leave the server.)
+
+use actix_web::web;
+use openssl::x509::X509;
+
+use keyshare_policy::client::{Config, Request, Response, Updater};
+use keyshare_policy::datetime::parse_rfc3339;
+use keyshare_policy::keys::Key;
+use keyshare_policy::metadata::KeyId;
+use keyshare_policy::trust::{Decision, Reason, SignerRef};
+
+use super::form::Form;
+use crate::http::{ApiError, AppState};
+
+/// A decision as the portal shows it.
+#[derive(Debug, Clone)]
+pub(crate) struct Outcome {
+    pub(crate) trusted: bool,
+    /// `<artifact>: <decision>`, the line `keyshare decide` prints.
+    pub(crate) line: String,
+    /// The reason's code (as `keyshare decide --output json` names it).
+    pub(crate) reason: Option<String>,
+}
+
+fn reason_code(reason: &Reason) -> &'static str {
+    match reason {
+        Reason::NoNamespace { .. } => "no_namespace",
+        Reason::NoTrustDocument { .. } => "no_trust_document",
+        Reason::UnreadableTrustDocument { .. } => "unreadable_trust_document",
+        Reason::KeyNotListed { .. } => "key_not_listed",
+        Reason::UnusableKey { .. } => "unusable_key",
+        Reason::KeyNotYetValid { .. } => "key_not_yet_valid",
+        Reason::KeyExpired { .. } => "key_expired",
+        Reason::EphemeralExpired { .. } => "ephemeral_expired",
+        Reason::Revoked { .. } => "revoked",
+        Reason::ChainNotTrusted { .. } => "chain_not_trusted",
+        Reason::SubjectMismatch { .. } => "subject_mismatch",
+        Reason::ThresholdNotMet { .. } => "threshold_not_met",
+        Reason::DelegatedToPeer { .. } => "delegated_to_peer",
+        _ => "other",
+    }
+}
+
+/// The signers the form names.
+fn signers(form: &Form) -> Result<Vec<SignerRef>, ApiError> {
+    let mut out = Vec::new();
+    if let Some(id) = form.get("key_id") {
+        out.push(SignerRef::KeyId(KeyId::new(id.trim())));
+    }
+    if let Some(text) = form.get("signer") {
+        crate::http::admin::refuse_private_key("signer", text)?;
+        if text.contains("-----BEGIN CERTIFICATE-----") {
+            let certs = X509::stack_from_pem(text.as_bytes())
+                .map_err(|_| ApiError::invalid("signer", "no PEM certificate in it"))?;
+            let der = certs
+                .iter()
+                .map(|c| c.to_der())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| ApiError::invalid("signer", e))?;
+            out.push(SignerRef::CertChain(der));
+        } else if text.trim_start().starts_with('{') {
+            let key: Key = serde_json::from_str(text)
+                .map_err(|e| ApiError::invalid("signer", format!("not a TUF key object ({e})")))?;
+            out.push(SignerRef::PublicKey(key));
+        } else {
+            let key = Key::from_spki_pem(text).map_err(|e| match e {
+                keyshare_policy::Error::BadKey { message, .. } => {
+                    ApiError::invalid("signer", message)
+                }
+                other => ApiError::invalid("signer", other),
+            })?;
+            out.push(SignerRef::PublicKey(key));
+        }
+    }
+    if out.is_empty() {
+        return Err(ApiError::invalid(
+            "signer",
+            "name a signer: a public key or certificate, or a key id",
+        ));
+    }
+    Ok(out)
+}
+
+/// The decision for the simulator's form.
+pub(crate) async fn decide(state: &AppState, form: &Form) -> Result<Outcome, ApiError> {
+    let artifact = form
+        .get("artifact")
+        .map(|a| a.trim().to_owned())
+        .ok_or_else(|| ApiError::invalid("artifact", "name the artifact"))?;
+    let signers = signers(form)?;
+    let now = state.now();
+    let signed_at = match form.get("signed_at") {
+        Some(t) => parse_rfc3339(t.trim())
+            .map_err(|e| ApiError::invalid("signed_at", format!("`{}`: {e}", t.trim())))?,
+        None => now,
+    };
+    let publisher = state.publisher.clone();
+    let decision = web::block(move || {
+        let fetch = |path: &str| publisher.file(path).map(|f| f.bytes.to_vec());
+        let root = fetch("metadata/1.root.json")
+            .ok_or_else(|| ApiError::internal("no metadata/1.root.json is published"))?;
+        let mut updater =
+            Updater::new(&root, now, Config::default()).map_err(ApiError::internal)?;
+        let meta = |request: &Request| -> Response {
+            if request.is_local() {
+                Response::NotFound
+            } else {
+                fetch(&format!("metadata/{}", request.remote_name())).into()
+            }
+        };
+        updater.refresh_with(meta).map_err(ApiError::internal)?;
+        let set = updater
+            .trust_set_with(meta, |name, _| fetch(&format!("targets/{name}")))
+            .map_err(ApiError::internal)?;
+        Ok::<Decision, ApiError>(set.decide(
+            &artifact_for_block(&artifact),
+            &signers,
+            signed_at,
+            now,
+        ))
+        .map(|d| (artifact, d))
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    let (artifact, decision) = decision;
+    Ok(Outcome {
+        trusted: decision.is_trusted(),
+        line: format!("{artifact}: {decision}"),
+        reason: match &decision {
+            Decision::Untrusted { reason } => Some(reason_code(reason).to_owned()),
+            Decision::Trusted { .. } => None,
+        },
+    })
+}
+
+fn artifact_for_block(a: &str) -> String {
+    a.to_owned()
+}

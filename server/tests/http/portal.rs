@@ -1,0 +1,1003 @@
+//! The portal (`/ui/`), from the attacker's side: cookie flags, headers on
+//! every page, CSRF (no token, wrong token, cross-site origin: refused,
+//! nothing changes), a maintainer kept to their own namespace and away
+//! from organization pages and actions, escaping, sign-in refusals and
+//! their rate limit, sign-out, expiry and revocation ending sessions, and
+//! the token never echoed.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use actix_web::http::{Method, StatusCode};
+use actix_web::test::TestRequest;
+use serde_json::json;
+
+use crate::http_common::{self, public_pem, send, Answer, Fixture, NOW};
+use keyshare_server::http::portal::{Portal, SessionLimits, CSP};
+use keyshare_server::publisher::Change;
+use keyshare_server::store::TokenKind;
+
+/// Namespaces `a` (key `k1`) and `b` (key `secret-b-key`, described
+/// `b-only-description`).
+fn populated() -> Fixture {
+    let f = Fixture::new();
+    let apply = |change: Change| {
+        f.publisher.apply("test", change, NOW).unwrap();
+    };
+    for (name, scope) in [("a", "r.io/a/**"), ("b", "r.io/b/**")] {
+        apply(Change::CreateNamespace {
+            entry: serde_json::from_value(json!({"name": name, "scopes": [scope]})).unwrap(),
+            threshold: std::num::NonZeroU32::MIN,
+            allow_overlap: false,
+        });
+    }
+    apply(Change::AddKey {
+        namespace: http_common::ns_name("a"),
+        key: serde_json::from_value(json!({"id": "k1", "key": http_common::ed25519_key()}))
+            .unwrap(),
+    });
+    apply(Change::AddKey {
+        namespace: http_common::ns_name("b"),
+        key: serde_json::from_value(json!({
+            "id": "secret-b-key", "key": http_common::ed25519_key(),
+            "description": "b-only-description"
+        }))
+        .unwrap(),
+    });
+    f
+}
+
+/// A form's fields.
+type Fields<'a> = Vec<(&'a str, &'a str)>;
+
+fn text(a: &Answer) -> String {
+    String::from_utf8_lossy(&a.body).into_owned()
+}
+
+/// `name=value` pairs as a form body.
+fn form_body(fields: &[(&str, &str)]) -> String {
+    serde_urlencoded::to_string(fields).unwrap()
+}
+
+fn get(uri: &str, cookie: Option<&str>) -> TestRequest {
+    let mut r = TestRequest::get().uri(uri);
+    if let Some(c) = cookie {
+        r = r.insert_header(("Cookie", c.to_owned()));
+    }
+    r
+}
+
+fn post(uri: &str, cookie: Option<&str>, fields: &[(&str, &str)]) -> TestRequest {
+    let mut r = TestRequest::default()
+        .method(Method::POST)
+        .uri(uri)
+        .insert_header(("Content-Type", "application/x-www-form-urlencoded"))
+        .insert_header(("Host", "localhost:8439"))
+        .set_payload(form_body(fields));
+    if let Some(c) = cookie {
+        r = r.insert_header(("Cookie", c.to_owned()));
+    }
+    r
+}
+
+/// Signs in with `token`: the answer and the `name=value` of the cookie.
+macro_rules! sign_in {
+    ($app:expr, $token:expr) => {{
+        let answer = send(
+            &$app,
+            post("/ui/sign-in", None, &[("token", $token)])
+                .insert_header(("Origin", "http://localhost:8439"))
+                .insert_header(("Sec-Fetch-Site", "same-origin"))
+                .to_request(),
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", text(&answer));
+        let cookie = answer
+            .header("set-cookie")
+            .expect("a session cookie")
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        (answer, cookie)
+    }};
+}
+
+/// The CSRF token of the forms of a page.
+fn csrf_of(page: &Answer) -> String {
+    let body = text(page);
+    let at = body
+        .find(r#"name="csrf" value=""#)
+        .unwrap_or_else(|| panic!("no CSRF field in {body}"));
+    let rest = &body[at + r#"name="csrf" value=""#.len()..];
+    rest[..rest.find('"').unwrap()].to_owned()
+}
+
+macro_rules! csrf {
+    ($app:expr, $cookie:expr) => {{
+        let page = send(&$app, get("/ui/", Some(&$cookie)).to_request()).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", text(&page));
+        csrf_of(&page)
+    }};
+}
+
+fn namespaces(f: &Fixture) -> Vec<String> {
+    f.publisher
+        .read(|s| s.namespaces())
+        .unwrap()
+        .into_iter()
+        .map(|r| r.entry.name.to_string())
+        .collect()
+}
+
+fn assert_security_headers(uri: &str, a: &Answer) {
+    assert_eq!(a.header("content-security-policy"), Some(CSP), "{uri}");
+    assert_eq!(a.header("x-content-type-options"), Some("nosniff"), "{uri}");
+    assert_eq!(a.header("referrer-policy"), Some("no-referrer"), "{uri}");
+    assert_eq!(a.header("x-frame-options"), Some("DENY"), "{uri}");
+    assert!(a.body.len() < 200 * 1024, "{uri}: {} bytes", a.body.len());
+}
+
+#[actix_web::test]
+async fn the_session_cookie_is_httponly_samesite_strict_and_scoped_to_ui() {
+    let f = populated();
+    let app = app!(f);
+    let (answer, cookie) = sign_in!(app, &f.admin);
+    let set = answer.header("set-cookie").unwrap();
+    assert!(set.contains("; HttpOnly"), "{set}");
+    assert!(set.contains("; SameSite=Strict"), "{set}");
+    assert!(set.contains("; Path=/ui/"), "{set}");
+    assert!(!set.contains("Secure"), "plain HTTP: {set}");
+    assert!(!set.contains(&f.admin), "{set}");
+    assert_eq!(answer.header("location"), Some("/ui/"));
+    let id = cookie.strip_prefix("ks_portal=").unwrap();
+    assert_eq!(id.len(), 64, "256 bits, hex");
+    assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+
+    // Over TLS the cookie is Secure too.
+    let mut tls = populated();
+    tls.state.portal = Arc::new(Portal::new(SessionLimits::default(), true));
+    let app = app!(tls);
+    let answer = send(
+        &app,
+        post("/ui/sign-in", None, &[("token", &tls.admin)])
+            .insert_header(("Origin", "https://localhost:8439"))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", text(&answer));
+    assert!(answer.header("set-cookie").unwrap().contains("; Secure"));
+}
+
+#[actix_web::test]
+async fn every_page_has_the_csp_and_security_headers_and_no_token() {
+    let f = populated();
+    let maintainer = f.maintainer("a");
+    let app = app!(f);
+    let (_, cookie) = sign_in!(app, &f.admin);
+    let pages = [
+        "/ui/",
+        "/ui/namespaces",
+        "/ui/namespaces/a",
+        "/ui/namespaces/b",
+        "/ui/tokens",
+        "/ui/revocations",
+        "/ui/audit",
+        "/ui/who-can-sign",
+        "/ui/ci",
+        "/ui/peers",
+        "/ui/simulate",
+        "/ui/no-such-page",
+        "/ui/namespaces/nope",
+    ];
+    for uri in pages {
+        let a = send(&app, get(uri, Some(&cookie)).to_request()).await;
+        assert_security_headers(uri, &a);
+        assert_eq!(a.header("cache-control"), Some("no-store"), "{uri}");
+        assert!(
+            a.header("content-type").unwrap().starts_with("text/html"),
+            "{uri}"
+        );
+        let body = text(&a);
+        assert!(!body.contains(&f.admin), "{uri} shows the token");
+        assert!(!body.contains(&maintainer), "{uri} shows a token");
+        if uri.contains("no") {
+            assert_eq!(a.status, StatusCode::NOT_FOUND, "{uri}");
+        } else {
+            assert_eq!(a.status, StatusCode::OK, "{uri}: {body}");
+        }
+    }
+    // Signed out, sign-in page and redirects too.
+    for uri in ["/ui/sign-in", "/ui/", "/ui/tokens"] {
+        let a = send(&app, get(uri, None).to_request()).await;
+        assert_security_headers(uri, &a);
+    }
+    // The assets: hashed names, same headers, cached for good.
+    let page = send(&app, get("/ui/sign-in", None).to_request()).await;
+    let body = text(&page);
+    for ext in [".css", ".js"] {
+        let end = body.find(ext).unwrap() + ext.len();
+        let start = body[..end].rfind("/ui/assets/").unwrap();
+        let uri = &body[start..end];
+        let a = send(&app, get(uri, None).to_request()).await;
+        assert_eq!(a.status, StatusCode::OK, "{uri}");
+        assert_security_headers(uri, &a);
+        assert!(a.header("cache-control").unwrap().contains("immutable"));
+    }
+    let a = send(&app, get("/ui/assets/portal.css", None).to_request()).await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+}
+
+#[actix_web::test]
+async fn pages_need_a_session() {
+    let f = populated();
+    let app = app!(f);
+    for uri in ["/ui/", "/ui/namespaces/a", "/ui/tokens", "/ui/audit"] {
+        let a = send(&app, get(uri, None).to_request()).await;
+        assert_eq!(a.status, StatusCode::SEE_OTHER, "{uri}");
+        assert_eq!(a.header("location"), Some("/ui/sign-in"));
+        // A made-up session is no session.
+        let forged = format!("ks_portal={}", "ab".repeat(32));
+        let a = send(&app, get(uri, Some(&forged)).to_request()).await;
+        assert_eq!(a.status, StatusCode::SEE_OTHER, "{uri}");
+    }
+    // A bearer token is not a session either.
+    let a = send(
+        &app,
+        get("/ui/tokens", None)
+            .insert_header(("Authorization", format!("Bearer {}", f.admin)))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+    let before = f.published_state();
+    let a = send(
+        &app,
+        post(
+            "/ui/namespaces",
+            None,
+            &[("name", "evil"), ("scopes", "r.io/evil/**")],
+        )
+        .to_request(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+    assert_eq!(f.published_state(), before);
+}
+
+#[actix_web::test]
+async fn changes_without_the_csrf_token_or_from_another_site_are_refused() {
+    let f = populated();
+    let app = app!(f);
+    let (_, cookie) = sign_in!(app, &f.admin);
+    let token = csrf!(app, cookie);
+    let before = f.published_state();
+    let fields = |csrf: &'static str| {
+        vec![
+            ("name", "forged"),
+            ("scopes", "r.io/forged/**"),
+            ("csrf", csrf),
+        ]
+    };
+    let wrong = "0".repeat(token.len());
+    let wrong: &'static str = Box::leak(wrong.into_boxed_str());
+    let tok: &'static str = Box::leak(token.clone().into_boxed_str());
+    let short: &'static str = Box::leak(token[..10].to_owned().into_boxed_str());
+    let cases: Vec<(&str, TestRequest)> = vec![
+        (
+            "no token",
+            post("/ui/namespaces", Some(&cookie), &fields("")[..2]),
+        ),
+        (
+            "empty token",
+            post("/ui/namespaces", Some(&cookie), &fields("")),
+        ),
+        (
+            "wrong token",
+            post("/ui/namespaces", Some(&cookie), &fields(wrong)),
+        ),
+        (
+            "a prefix of the token",
+            post("/ui/namespaces", Some(&cookie), &fields(short)),
+        ),
+        (
+            "cross-site origin",
+            post("/ui/namespaces", Some(&cookie), &fields(tok))
+                .insert_header(("Origin", "https://evil.example")),
+        ),
+        (
+            "same host, other scheme",
+            post("/ui/namespaces", Some(&cookie), &fields(tok))
+                .insert_header(("Origin", "https://localhost:8439")),
+        ),
+        (
+            "Sec-Fetch-Site cross-site",
+            post("/ui/namespaces", Some(&cookie), &fields(tok))
+                .insert_header(("Sec-Fetch-Site", "cross-site")),
+        ),
+        (
+            "Origin null without Sec-Fetch-Site",
+            post("/ui/namespaces", Some(&cookie), &fields(tok)).insert_header(("Origin", "null")),
+        ),
+        (
+            "Origin null, Sec-Fetch-Site cross-site",
+            post("/ui/namespaces", Some(&cookie), &fields(tok))
+                .insert_header(("Origin", "null"))
+                .insert_header(("Sec-Fetch-Site", "cross-site")),
+        ),
+        (
+            "Sec-Fetch-Site same-site",
+            post("/ui/namespaces", Some(&cookie), &fields(tok))
+                .insert_header(("Sec-Fetch-Site", "same-site")),
+        ),
+    ];
+    for (what, req) in cases {
+        let a = send(&app, req.to_request()).await;
+        assert_eq!(a.status, StatusCode::FORBIDDEN, "{what}: {}", text(&a));
+        assert_eq!(f.published_state(), before, "{what} changed something");
+        assert!(!namespaces(&f).contains(&"forged".to_owned()), "{what}");
+    }
+    // Another session's token is a wrong token.
+    let (_, other) = sign_in!(app, &f.admin);
+    let other_token = csrf!(app, other);
+    assert_ne!(other_token, token);
+    let other_token: &'static str = Box::leak(other_token.into_boxed_str());
+    let a = send(
+        &app,
+        post("/ui/namespaces", Some(&cookie), &fields(other_token)).to_request(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert_eq!(f.published_state(), before);
+    // Sign-out is a change too.
+    let a = send(&app, post("/ui/sign-out", Some(&cookie), &[]).to_request()).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    // With the token, from the portal's origin: done.
+    let a = send(
+        &app,
+        post("/ui/namespaces", Some(&cookie), &fields(tok))
+            .insert_header(("Origin", "http://localhost:8439"))
+            .insert_header(("Sec-Fetch-Site", "same-origin"))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", text(&a));
+    assert!(namespaces(&f).contains(&"forged".to_owned()));
+}
+
+#[actix_web::test]
+async fn a_maintainer_sees_and_reaches_only_their_namespace_and_no_org_action() {
+    let f = populated();
+    let maintainer = f.maintainer("a");
+    let app = app!(f);
+    let (_, cookie) = sign_in!(app, &maintainer);
+    let token = csrf!(app, cookie);
+    // Their own namespace.
+    let a = send(&app, get("/ui/namespaces/a", Some(&cookie)).to_request()).await;
+    assert_eq!(a.status, StatusCode::OK);
+    for uri in ["/ui/", "/ui/namespaces", "/ui/who-can-sign", "/ui/simulate"] {
+        let a = send(&app, get(uri, Some(&cookie)).to_request()).await;
+        assert_eq!(a.status, StatusCode::OK, "{uri}");
+        let body = text(&a);
+        for leak in [
+            "r.io/b/",
+            "secret-b-key",
+            "b-only-description",
+            "/ui/namespaces/b",
+        ] {
+            assert!(!body.contains(leak), "{uri} shows {leak}");
+        }
+        // The navigation offers no organization page.
+        for org in [
+            "/ui/tokens",
+            "/ui/audit",
+            "/ui/revocations\"",
+            "/ui/peers",
+            "/ui/ci\"",
+        ] {
+            assert!(!body.contains(org), "{uri} links {org}");
+        }
+    }
+    // Another namespace, existing or not: the same 404, nothing of it.
+    let b = send(&app, get("/ui/namespaces/b", Some(&cookie)).to_request()).await;
+    let nope = send(&app, get("/ui/namespaces/zz", Some(&cookie)).to_request()).await;
+    assert_eq!(b.status, StatusCode::NOT_FOUND);
+    assert_eq!(nope.status, StatusCode::NOT_FOUND);
+    assert!(!text(&b).contains("secret-b-key"));
+    // Organization pages.
+    for uri in [
+        "/ui/tokens",
+        "/ui/revocations",
+        "/ui/audit",
+        "/ui/peers",
+        "/ui/ci",
+    ] {
+        let a = send(&app, get(uri, Some(&cookie)).to_request()).await;
+        assert_eq!(a.status, StatusCode::FORBIDDEN, "{uri}");
+    }
+    // Every change outside their namespace, with a valid CSRF token.
+    let pem = public_pem("ed25519");
+    let fingerprint = "ab".repeat(32);
+    let victim = f.token(TokenKind::OrgAdmin);
+    let victim_id = f
+        .publisher
+        .read(|s| s.tokens())
+        .unwrap()
+        .last()
+        .unwrap()
+        .id
+        .clone();
+    let before = f.published_state();
+    let posts: Vec<(&str, Fields<'_>, StatusCode)> = vec![
+        (
+            "/ui/namespaces/b/keys",
+            vec![("public_key_pem", &pem), ("id", "evil")],
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/ui/namespaces/b/keys/remove",
+            vec![("key_id", "secret-b-key")],
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/ui/namespaces/b/revocations",
+            vec![("key_id", "secret-b-key"), ("reason", "evil")],
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/ui/namespaces",
+            vec![("name", "evil"), ("scopes", "r.io/evil/**")],
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "/ui/tokens",
+            vec![("kind", "org-admin")],
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "/ui/tokens/revoke",
+            vec![("id", &victim_id)],
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "/ui/revocations",
+            vec![("spki_sha256", &fingerprint), ("reason", "evil")],
+            StatusCode::FORBIDDEN,
+        ),
+    ];
+    for (uri, mut fields, status) in posts {
+        fields.push(("csrf", &token));
+        let a = send(&app, post(uri, Some(&cookie), &fields).to_request()).await;
+        assert_eq!(a.status, status, "{uri}: {}", text(&a));
+        assert!(!text(&a).contains("secret-b-key"), "{uri}");
+        assert_eq!(f.published_state(), before, "{uri} changed something");
+    }
+    assert!(f
+        .publisher
+        .read(|s| s.token(&victim_id))
+        .unwrap()
+        .is_active());
+    drop(victim);
+    // Their own namespace they can change.
+    let a = send(
+        &app,
+        post(
+            "/ui/namespaces/a/keys",
+            Some(&cookie),
+            &[("public_key_pem", &pem), ("id", "mine"), ("csrf", &token)],
+        )
+        .to_request(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", text(&a));
+    assert!(f
+        .publisher
+        .read(|s| s.keys("a"))
+        .unwrap()
+        .iter()
+        .any(|k| k.key.id.as_str() == "mine"));
+}
+
+#[actix_web::test]
+async fn a_description_with_markup_renders_escaped() {
+    let f = populated();
+    let app = app!(f);
+    let (_, cookie) = sign_in!(app, &f.admin);
+    let token = csrf!(app, cookie);
+    let evil = r#"<script>alert(1)</script><img src=x onerror=alert(2)>"#;
+    let a = send(
+        &app,
+        post(
+            "/ui/namespaces/a/keys",
+            Some(&cookie),
+            &[
+                ("public_key_pem", &public_pem("ed25519")),
+                ("id", "xss"),
+                ("description", evil),
+                ("csrf", &token),
+            ],
+        )
+        .to_request(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", text(&a));
+    let page = send(&app, get("/ui/namespaces/a", Some(&cookie)).to_request()).await;
+    let body = text(&page);
+    assert!(!body.contains("<script>alert"), "{body}");
+    assert!(!body.contains("<img src=x"), "{body}");
+    assert!(
+        body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{body}"
+    );
+    // A refused form shows the value back, escaped too.
+    let a = send(
+        &app,
+        post(
+            "/ui/namespaces/a/keys",
+            Some(&cookie),
+            &[
+                ("public_key_pem", "not a key"),
+                ("id", "\"><script>alert(3)</script>"),
+                ("csrf", &token),
+            ],
+        )
+        .to_request(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    let body = text(&a);
+    assert!(!body.contains("<script>alert(3)"), "{body}");
+    // ... with the error next to the field it names.
+    assert!(
+        body.contains(r#"id="add-key-public_key_pem-error""#),
+        "{body}"
+    );
+}
+
+#[actix_web::test]
+async fn bad_tokens_do_not_sign_in_and_failures_are_rate_limited() {
+    let f = populated();
+    let ci = f.ci("a");
+    let revoked = f.revoked_token();
+    let app = app!(f);
+    for bad in ["ks_nope", "", "a b", &revoked, &ci] {
+        let a = send(
+            &app,
+            post("/ui/sign-in", None, &[("token", bad)]).to_request(),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{bad}");
+        assert!(a.header("set-cookie").is_none(), "{bad}");
+        assert!(bad.is_empty() || !text(&a).contains(bad), "{bad} echoed");
+    }
+    // Sign-in from another site is refused before the token is looked at.
+    let a = send(
+        &app,
+        post("/ui/sign-in", None, &[("token", &f.admin)])
+            .insert_header(("Origin", "https://evil.example"))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert!(a.header("set-cookie").is_none());
+    // Ten failures in five minutes: then even a good token waits.
+    for _ in 0..5 {
+        let a = send(
+            &app,
+            post("/ui/sign-in", None, &[("token", "ks_x")]).to_request(),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    }
+    let a = send(
+        &app,
+        post("/ui/sign-in", None, &[("token", &f.admin)]).to_request(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "{}", text(&a));
+    assert!(a.header("set-cookie").is_none());
+}
+
+#[actix_web::test]
+async fn sign_out_idle_and_absolute_expiry_end_the_session() {
+    let mut f = populated();
+    let offset = Arc::new(AtomicI64::new(0));
+    let o = offset.clone();
+    f.state.clock = Arc::new(move || NOW + time::Duration::seconds(o.load(Ordering::SeqCst)));
+    let app = app!(f);
+    let at = |secs: i64| offset.store(secs, Ordering::SeqCst);
+
+    // Sign-out.
+    let (_, cookie) = sign_in!(app, &f.admin);
+    let token = csrf!(app, cookie);
+    let a = send(
+        &app,
+        post("/ui/sign-out", Some(&cookie), &[("csrf", &token)]).to_request(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+    assert!(a.header("set-cookie").unwrap().contains("Max-Age=0"));
+    let a = send(&app, get("/ui/", Some(&cookie)).to_request()).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+    assert_eq!(a.header("location"), Some("/ui/sign-in"));
+    // The old session's forms do nothing either.
+    let before = f.published_state();
+    let a = send(
+        &app,
+        post(
+            "/ui/namespaces",
+            Some(&cookie),
+            &[
+                ("name", "late"),
+                ("scopes", "r.io/late/**"),
+                ("csrf", &token),
+            ],
+        )
+        .to_request(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+    assert_eq!(f.published_state(), before);
+
+    // Idle: 30 minutes.
+    let (_, cookie) = sign_in!(app, &f.admin);
+    at(29 * 60);
+    let a = send(&app, get("/ui/", Some(&cookie)).to_request()).await;
+    assert_eq!(a.status, StatusCode::OK);
+    at(29 * 60 + 30 * 60);
+    let a = send(&app, get("/ui/", Some(&cookie)).to_request()).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+
+    // Absolute: 12 hours, however busy.
+    at(0);
+    let (_, cookie) = sign_in!(app, &f.admin);
+    let mut t = 0;
+    while t + 20 * 60 < 12 * 3600 {
+        t += 20 * 60;
+        at(t);
+        let a = send(&app, get("/ui/", Some(&cookie)).to_request()).await;
+        assert_eq!(a.status, StatusCode::OK, "at {t} s");
+    }
+    at(12 * 3600);
+    let a = send(&app, get("/ui/", Some(&cookie)).to_request()).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+}
+
+#[actix_web::test]
+async fn a_revoked_token_ends_its_sessions() {
+    let f = populated();
+    let maintainer = f.maintainer("a");
+    let app = app!(f);
+    let (_, cookie) = sign_in!(app, &maintainer);
+    let token = csrf!(app, cookie);
+    let id = f
+        .publisher
+        .read(|s| s.tokens())
+        .unwrap()
+        .last()
+        .unwrap()
+        .id
+        .clone();
+    // Revoked through the API, not the portal.
+    f.publisher.revoke_token("test", &id, NOW).unwrap();
+    let a = send(&app, get("/ui/namespaces/a", Some(&cookie)).to_request()).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+    assert_eq!(a.header("location"), Some("/ui/sign-in"));
+    let before = f.published_state();
+    let a = send(
+        &app,
+        post(
+            "/ui/namespaces/a/keys",
+            Some(&cookie),
+            &[("public_key_pem", &public_pem("ed25519")), ("csrf", &token)],
+        )
+        .to_request(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+    assert_eq!(f.published_state(), before);
+}
+
+#[actix_web::test]
+async fn admin_flow_changes_go_through_the_api_checks_and_are_audited() {
+    let f = populated();
+    let app = app!(f);
+    let (_, cookie) = sign_in!(app, &f.admin);
+    let token = csrf!(app, cookie);
+    // A refused create names its field (the API's check of scopes).
+    let a = send(
+        &app,
+        post(
+            "/ui/namespaces",
+            Some(&cookie),
+            &[("name", "c"), ("scopes", "r.io/a/**"), ("csrf", &token)],
+        )
+        .to_request(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", text(&a));
+    assert!(
+        text(&a).contains(r#"id="create-namespace-scopes-error""#),
+        "{}",
+        text(&a)
+    );
+    // A maintainer token: the secret shown once, on the answer only.
+    let a = send(
+        &app,
+        post(
+            "/ui/tokens",
+            Some(&cookie),
+            &[
+                ("kind", "maintainer"),
+                ("namespace", "a"),
+                ("description", "team a"),
+                ("csrf", &token),
+            ],
+        )
+        .to_request(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", text(&a));
+    let body = text(&a);
+    let at = body.find(r#"id="new-secret" readonly value=""#).unwrap();
+    let rest = &body[at + r#"id="new-secret" readonly value=""#.len()..];
+    let secret = &rest[..rest.find('"').unwrap()];
+    assert!(secret.starts_with("ks_"), "{secret}");
+    let list = send(&app, get("/ui/tokens", Some(&cookie)).to_request()).await;
+    assert!(!text(&list).contains(secret));
+    // Revoke a key with a reason, then the audit log shows both changes.
+    let a = send(
+        &app,
+        post(
+            "/ui/namespaces/a/revocations",
+            Some(&cookie),
+            &[
+                ("key_id", "k1"),
+                ("reason", "laptop lost"),
+                ("csrf", &token),
+            ],
+        )
+        .to_request(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", text(&a));
+    let audit = text(&send(&app, get("/ui/audit", Some(&cookie)).to_request()).await);
+    assert!(audit.contains("token.create"), "{audit}");
+    assert!(audit.contains("The audit chain verifies"), "{audit}");
+    let ns = text(&send(&app, get("/ui/namespaces/a", Some(&cookie)).to_request()).await);
+    assert!(ns.contains("laptop lost"));
+}
+
+/// A simulator case: artifact, signer text, key id, the signers a
+/// verifier is given.
+type SimCase<'a> = (
+    &'a str,
+    Option<&'a str>,
+    Option<&'a str>,
+    Vec<keyshare_policy::trust::SignerRef>,
+);
+
+/// `s` as maud writes text: `&`, `<`, `>`, `"` escaped.
+fn escaped(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+#[actix_web::test]
+async fn the_simulator_decides_as_a_verifier_of_the_published_repository() {
+    use keyshare_policy::datetime::rfc3339;
+    use keyshare_policy::keys::Key;
+    use keyshare_policy::metadata::KeyId;
+    use keyshare_policy::trust::SignerRef;
+
+    let f = populated();
+    let key = http_common::ed25519_key();
+    f.publisher
+        .apply(
+            "test",
+            Change::AddKey {
+                namespace: http_common::ns_name("a"),
+                key: serde_json::from_value(json!({"id": "sim", "key": key})).unwrap(),
+            },
+            NOW,
+        )
+        .unwrap();
+    let maintainer = f.maintainer("b");
+    let app = app!(f);
+    // What a verifier pinned to the first root decides, from the files
+    // the server publishes.
+    let root = f
+        .publisher
+        .file("metadata/1.root.json")
+        .unwrap()
+        .bytes
+        .to_vec();
+    let set = keyshare_testkit::read_trust_set(&root, NOW, &|p| {
+        f.publisher.file(p).map(|file| file.bytes.to_vec())
+    })
+    .unwrap();
+    let tuf: Key = serde_json::from_value(key.clone()).unwrap();
+    let key_text = key.to_string();
+    let when = rfc3339(NOW);
+    let cases: [SimCase<'_>; 5] = [
+        (
+            "r.io/a/app",
+            Some(&key_text),
+            None,
+            vec![SignerRef::PublicKey(tuf.clone())],
+        ),
+        (
+            "r.io/b/app",
+            Some(&key_text),
+            None,
+            vec![SignerRef::PublicKey(tuf.clone())],
+        ),
+        (
+            "x.io/nobody",
+            Some(&key_text),
+            None,
+            vec![SignerRef::PublicKey(tuf.clone())],
+        ),
+        (
+            "r.io/a/app",
+            None,
+            Some("sim"),
+            vec![SignerRef::KeyId(KeyId::new("sim"))],
+        ),
+        (
+            "r.io/a/app",
+            None,
+            Some("nope"),
+            vec![SignerRef::KeyId(KeyId::new("nope"))],
+        ),
+    ];
+    // An org admin and a maintainer of another namespace get the same answers.
+    for token in [f.admin.clone(), maintainer] {
+        let (_, cookie) = sign_in!(app, &token);
+        let csrf = csrf!(app, cookie);
+        for (artifact, signer, key_id, signers) in &cases {
+            let expected = format!("{artifact}: {}", set.decide(artifact, signers, NOW, NOW));
+            let mut fields = vec![
+                ("artifact", *artifact),
+                ("signed_at", when.as_str()),
+                ("csrf", csrf.as_str()),
+            ];
+            if let Some(s) = signer {
+                fields.push(("signer", s));
+            }
+            if let Some(k) = key_id {
+                fields.push(("key_id", k));
+            }
+            let a = send(
+                &app,
+                post("/ui/simulate", Some(&cookie), &fields).to_request(),
+            )
+            .await;
+            assert_eq!(a.status, StatusCode::OK, "{}", text(&a));
+            assert!(
+                text(&a).contains(&escaped(&expected)),
+                "{expected}\n{}",
+                text(&a)
+            );
+        }
+        // A private key is refused and not echoed.
+        let private = String::from_utf8(
+            openssl::pkey::PKey::generate_ed25519()
+                .unwrap()
+                .private_key_to_pem_pkcs8()
+                .unwrap(),
+        )
+        .unwrap();
+        let a = send(
+            &app,
+            post(
+                "/ui/simulate",
+                Some(&cookie),
+                &[
+                    ("artifact", "r.io/a/app"),
+                    ("signer", &private),
+                    ("csrf", &csrf),
+                ],
+            )
+            .to_request(),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST);
+        assert!(!text(&a).contains("PRIVATE KEY-----\n"), "{}", text(&a));
+    }
+}
+
+#[actix_web::test]
+async fn many_namespaces_are_paged_and_pages_stay_small() {
+    let f = Fixture::new();
+    for i in 0..230 {
+        f.publisher
+            .apply(
+                "test",
+                Change::CreateNamespace {
+                    entry: serde_json::from_value(
+                        json!({"name": format!("n{i:03}"), "scopes": [format!("r.io/n{i:03}/**")]}),
+                    )
+                    .unwrap(),
+                    threshold: std::num::NonZeroU32::MIN,
+                    allow_overlap: false,
+                },
+                NOW,
+            )
+            .unwrap();
+    }
+    let app = app!(f);
+    let (_, cookie) = sign_in!(app, &f.admin);
+    let first = send(&app, get("/ui/namespaces", Some(&cookie)).to_request()).await;
+    let body = text(&first);
+    assert!(body.contains(">n199<") && !body.contains(">n200<"));
+    assert!(
+        body.contains(r#"href="/ui/namespaces?after=n199""#),
+        "{body}"
+    );
+    let second = send(
+        &app,
+        get("/ui/namespaces?after=n199", Some(&cookie)).to_request(),
+    )
+    .await;
+    let body = text(&second);
+    assert!(body.contains(">n229<") && !body.contains(">n199<"));
+    assert!(!body.contains("Next page"));
+    for uri in [
+        "/ui/",
+        "/ui/namespaces",
+        "/ui/who-can-sign",
+        "/ui/ci",
+        "/ui/audit",
+    ] {
+        let a = send(&app, get(uri, Some(&cookie)).to_request()).await;
+        assert_eq!(a.status, StatusCode::OK, "{uri}");
+        assert!(a.body.len() < 200 * 1024, "{uri}: {} bytes", a.body.len());
+    }
+}
+
+#[actix_web::test]
+async fn live_ci_delegations_are_listed_with_their_time_left() {
+    let f = populated();
+    for (id, until) in [
+        ("ci-live", "2030-01-01T12:30:00Z"),
+        ("ci-ended", "2030-01-01T11:00:00Z"),
+    ] {
+        f.publisher
+            .apply(
+                "test",
+                Change::AddKey {
+                    namespace: http_common::ns_name("a"),
+                    key: serde_json::from_value(json!({
+                        "id": id, "key": http_common::ed25519_key(), "ephemeral": true,
+                        "not_before": "2030-01-01T10:00:00Z", "not_after": until,
+                    }))
+                    .unwrap(),
+                },
+                NOW,
+            )
+            .unwrap();
+    }
+    let maintainer = f.maintainer("a");
+    let app = app!(f);
+    let (_, cookie) = sign_in!(app, &f.admin);
+    let a = send(&app, get("/ui/ci", Some(&cookie)).to_request()).await;
+    let body = text(&a);
+    assert!(body.contains("ci-live"), "{body}");
+    assert!(body.contains("30m 0s"), "time left: {body}");
+    assert!(!body.contains("ci-ended"), "{body}");
+    // Organization-wide: not a maintainer's page.
+    let (_, cookie) = sign_in!(app, &maintainer);
+    let a = send(&app, get("/ui/ci", Some(&cookie)).to_request()).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert!(!text(&a).contains("ci-live"));
+}
