@@ -22,6 +22,7 @@
 pub mod crafted;
 pub mod fixture;
 pub mod legacy;
+pub mod postgres;
 
 pub use fixture::{ns, python, signer, TestClock};
 

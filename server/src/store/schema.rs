@@ -907,8 +907,18 @@ CREATE TABLE audit_namespaces (
 /// SQLite's is. Runs under the write lock, so two servers starting on one
 /// empty database do not both create it.
 pub(crate) fn create_postgres(conn: &std::cell::RefCell<super::db::PgConn>) -> Result<()> {
-    let tx = super::pg::PgTx::begin_write(conn)?;
     let db = Db::Postgres(conn);
+    // A database at the current version is not changed: no need to wait
+    // for the lock (and for another server's publish) to see that.
+    let made: bool = db.one(
+        "SELECT to_regclass('schema_version') IS NOT NULL",
+        [],
+        |r| r.get(0),
+    )?;
+    if made && current(&db)? == CURRENT_VERSION {
+        return Ok(());
+    }
+    let tx = super::pg::PgTx::begin_write(conn)?;
     db.batch(
         r#"CREATE TABLE IF NOT EXISTS schema_version (
                version    BIGINT PRIMARY KEY,

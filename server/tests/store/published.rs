@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::support::*;
+use super::support::*;
 use keyshare_policy::repo::{File, Options, Repository};
 use keyshare_server::store::Error;
 

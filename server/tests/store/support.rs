@@ -42,6 +42,24 @@ impl Scratch {
     }
 }
 
+/// Opens the store at `path` (another connection to a [`Scratch`]'s).
+pub fn open_at(path: &std::path::Path) -> Store {
+    Store::open(path).unwrap()
+}
+
+/// Every byte SQLite keeps for the database: the main file, the WAL and the shared memory.
+pub fn database_bytes(s: &Scratch) -> Vec<u8> {
+    let mut all = Vec::new();
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = s.path.clone().into_os_string();
+        p.push(suffix);
+        if let Ok(bytes) = std::fs::read(&p) {
+            all.extend(bytes);
+        }
+    }
+    all
+}
+
 /// A fixed transaction time.
 pub const T0: OffsetDateTime = datetime!(2026-01-02 03:04:05 UTC);
 
