@@ -39,7 +39,7 @@ pub(crate) enum Backend {
 /// A PostgreSQL connection with its prepared statements (by the store's
 /// SQLite text of each).
 pub(crate) struct PgConn {
-    pub(crate) client: postgres::Client,
+    pub(crate) client: Client,
     statements: HashMap<String, postgres::Statement>,
     /// A statement failed since the transaction began (PostgreSQL then
     /// refuses the rest of it, unless a savepoint is rolled back to).
@@ -57,7 +57,7 @@ impl std::fmt::Debug for PgConn {
 impl PgConn {
     pub(crate) fn new(client: postgres::Client) -> Self {
         Self {
-            client,
+            client: Client(Some(client)),
             statements: HashMap::new(),
             failed: false,
         }
@@ -76,7 +76,7 @@ impl PgConn {
     ) -> Result<T> {
         let result = self.prepare(sql).and_then(|statement| {
             let values = pg_values(params)?;
-            Ok(f(&mut self.client, &statement, &pg_refs(&values))?)
+            Ok(f(&mut *self.client, &statement, &pg_refs(&values))?)
         });
         if result.is_err() {
             self.failed = true;
@@ -91,6 +91,42 @@ impl PgConn {
         let statement = self.client.prepare(&translate(sql))?;
         self.statements.insert(sql.to_owned(), statement.clone());
         Ok(statement)
+    }
+}
+
+/// A `postgres::Client` that may be dropped on any thread.
+///
+/// The client runs its connection on a runtime of its own and blocks on
+/// it, which panics on a thread that drives an async runtime (the store is
+/// used from blocking threads, but may be dropped on the server's main
+/// thread): there, it is closed on a thread of its own.
+pub(crate) struct Client(Option<postgres::Client>);
+
+impl std::ops::Deref for Client {
+    type Target = postgres::Client;
+
+    #[allow(clippy::expect_used)]
+    fn deref(&self) -> &postgres::Client {
+        self.0.as_ref().expect("taken only when dropped")
+    }
+}
+
+impl std::ops::DerefMut for Client {
+    #[allow(clippy::expect_used)]
+    fn deref_mut(&mut self) -> &mut postgres::Client {
+        self.0.as_mut().expect("taken only when dropped")
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            if tokio::runtime::Handle::try_current().is_ok() {
+                let _ = std::thread::Builder::new()
+                    .name("keyshare-pg-close".into())
+                    .spawn(move || drop(client));
+            }
+        }
     }
 }
 

@@ -159,7 +159,10 @@ pub enum Error {
 
     /// The PostgreSQL database could not be reached (`database` is its URL
     /// without the password).
-    #[error("cannot connect to the PostgreSQL store {database}: {source}")]
+    #[error(
+        "cannot connect to the PostgreSQL store {database}: {}",
+        with_causes(source)
+    )]
     Connect {
         /// The database's URL, without its password.
         database: String,
@@ -170,6 +173,21 @@ pub enum Error {
     /// PostgreSQL failed (the database URL is never part of the message).
     #[error("postgres: {0}")]
     Postgres(#[from] postgres::Error),
+}
+
+/// An error and its causes, on one line (`a: b: c`).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let next = c.to_string();
+        if !text.ends_with(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        cause = c.source();
+    }
+    text.replace('\n', " ")
 }
 
 /// The store's result type.

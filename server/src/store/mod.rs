@@ -133,6 +133,8 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Store {
     conn: Conn,
     path: PathBuf,
+    /// Where a PostgreSQL store connects (for [`Store::open_alongside`]).
+    url: Option<PostgresUrl>,
 }
 
 /// The store's one connection.
@@ -199,6 +201,7 @@ impl Store {
         Ok(Self {
             conn: Conn::Sqlite(conn),
             path,
+            url: None,
         })
     }
 
@@ -234,6 +237,7 @@ impl Store {
         Ok(Self {
             conn: Conn::Sqlite(conn),
             path,
+            url: None,
         })
     }
 
@@ -249,7 +253,17 @@ impl Store {
         Ok(Self {
             conn: Conn::Postgres(conn),
             path: PathBuf::from(url.redacted()),
+            url: Some(url.clone()),
         })
+    }
+
+    /// Another connection to the same database, to read next to this one
+    /// (as [`Store::open_existing`] for SQLite).
+    pub fn open_alongside(&self) -> Result<Self> {
+        match &self.url {
+            Some(url) => Self::open_postgres(url),
+            None => Self::open_existing(&self.path),
+        }
     }
 
     /// The database file; for PostgreSQL, the database's URL without its
