@@ -39,7 +39,7 @@ impl Cluster {
     ///
     /// When the cluster cannot be started (or PostgreSQL is missing and
     /// skipping is not allowed).
-    #[allow(clippy::panic)]
+    #[allow(clippy::panic, clippy::print_stderr)]
     pub fn shared() -> Option<&'static Cluster> {
         let mode = std::env::var("KEYSHARE_TEST_POSTGRES").unwrap_or_default();
         let Some(bin) = find_bin() else {

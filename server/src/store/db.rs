@@ -76,7 +76,7 @@ impl PgConn {
     ) -> Result<T> {
         let result = self.prepare(sql).and_then(|statement| {
             let values = pg_values(params)?;
-            Ok(f(&mut *self.client, &statement, &pg_refs(&values))?)
+            Ok(f(&mut self.client, &statement, &pg_refs(&values))?)
         });
         if result.is_err() {
             self.failed = true;

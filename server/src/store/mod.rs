@@ -141,7 +141,7 @@ pub struct Store {
 #[derive(Debug)]
 enum Conn {
     Sqlite(Connection),
-    Postgres(RefCell<PgConn>),
+    Postgres(Box<RefCell<PgConn>>),
 }
 
 impl Conn {
@@ -248,7 +248,7 @@ impl Store {
     /// the transaction-scoped advisory lock [`PUBLISH_LOCK`], so writes
     /// (a publish above all) are one at a time, as SQLite's are.
     pub fn open_postgres(url: &PostgresUrl) -> Result<Self> {
-        let conn = RefCell::new(PgConn::new(url.connect()?));
+        let conn = Box::new(RefCell::new(PgConn::new(url.connect()?)));
         schema::create_postgres(&conn)?;
         Ok(Self {
             conn: Conn::Postgres(conn),

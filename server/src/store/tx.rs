@@ -473,21 +473,16 @@ impl<'a> Tx<'a> {
     where
         E: From<Error>,
     {
-        self.db()
-            .control("SAVEPOINT keyshare_change")
-            .map_err(Error::from)?;
+        self.db().control("SAVEPOINT keyshare_change")?;
         match f(self) {
             Ok(value) => {
-                self.db()
-                    .control("RELEASE keyshare_change")
-                    .map_err(Error::from)?;
+                self.db().control("RELEASE keyshare_change")?;
                 Ok(value)
             }
             Err(e) => {
                 self.db()
                     .control("ROLLBACK TO keyshare_change")
-                    .and_then(|()| self.db().control("RELEASE keyshare_change"))
-                    .map_err(Error::from)?;
+                    .and_then(|()| self.db().control("RELEASE keyshare_change"))?;
                 Err(e)
             }
         }

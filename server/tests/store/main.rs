@@ -9,6 +9,9 @@
 //! Run one module with `cargo test -p keyshare-server --test store crud::`
 //! (both backends) or `... postgres::crud::` (PostgreSQL only).
 
+// Each backend-neutral test file is compiled twice, on purpose.
+#![allow(clippy::duplicate_mod)]
+
 mod support;
 
 mod audit;
