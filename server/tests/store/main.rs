@@ -20,6 +20,7 @@ mod crud;
 mod documents;
 mod migrate_revocations;
 mod published;
+mod published_sqlite;
 mod schema;
 mod scope_overlaps;
 mod tokens;
@@ -27,11 +28,13 @@ mod transactions;
 
 /// The same tests on PostgreSQL. Left out: what is about SQLite's file
 /// and its migrations from older schemas (`schema`, `migrate_revocations`),
-/// and the tests that edit rows behind the store with SQLite's SQL (`audit`,
-/// `published`); `postgres/backend.rs` tests the same refusals there.
+/// and `published_sqlite` (SQLite's rows); `postgres/backend.rs` tests the
+/// same refusals there.
 mod postgres {
     mod support;
 
+    #[path = "../audit.rs"]
+    mod audit;
     mod backend;
     #[path = "../ci_state.rs"]
     mod ci_state;
@@ -39,6 +42,8 @@ mod postgres {
     mod crud;
     #[path = "../documents.rs"]
     mod documents;
+    #[path = "../published.rs"]
+    mod published;
     #[path = "../scope_overlaps.rs"]
     mod scope_overlaps;
     #[path = "../tokens.rs"]

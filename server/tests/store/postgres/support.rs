@@ -83,6 +83,71 @@ pub fn open_at(path: &Path) -> Store {
     }
 }
 
+/// A raw connection to a [`Scratch`]'s database, behind the store's back
+/// (as `Raw` of `support.rs`, with the statements' `?N` as `$N`).
+pub enum Raw {
+    Postgres(std::cell::RefCell<postgres::Client>),
+    Sqlite(crate::support::Raw),
+}
+
+impl Raw {
+    /// Runs one statement with text parameters (`?1`, ...).
+    pub fn execute<const N: usize>(
+        &self,
+        sql: &str,
+        params: [&String; N],
+    ) -> Result<usize, String> {
+        match self {
+            Raw::Postgres(c) => {
+                let params: Vec<&(dyn postgres::types::ToSql + Sync)> = params
+                    .iter()
+                    .map(|p| *p as &(dyn postgres::types::ToSql + Sync))
+                    .collect();
+                c.borrow_mut()
+                    .execute(&sql.replace('?', "$"), &params)
+                    .map(|n| usize::try_from(n).unwrap())
+                    .map_err(|e| error_text(&e))
+            }
+            Raw::Sqlite(raw) => raw.execute(sql, params),
+        }
+    }
+
+    /// Runs statements without parameters.
+    pub fn execute_batch(&self, sql: &str) -> Result<(), String> {
+        match self {
+            Raw::Postgres(c) => c
+                .borrow_mut()
+                .batch_execute(sql)
+                .map_err(|e| error_text(&e)),
+            Raw::Sqlite(raw) => raw.execute_batch(sql),
+        }
+    }
+
+    /// Takes away the triggers that keep the audit log append-only.
+    pub fn allow_audit_log_changes(&self) {
+        match self {
+            Raw::Postgres(_) => self
+                .execute_batch("ALTER TABLE audit_log DISABLE TRIGGER USER")
+                .unwrap(),
+            Raw::Sqlite(raw) => raw.allow_audit_log_changes(),
+        }
+    }
+}
+
+/// The database's message (what a trigger raised), not just "db error".
+fn error_text(e: &postgres::Error) -> String {
+    e.as_db_error()
+        .map_or_else(|| e.to_string(), |db| db.message().to_owned())
+}
+
+/// A raw connection to `s`'s database.
+pub fn raw(s: &Scratch) -> Raw {
+    match &s.sqlite {
+        Some(sqlite) => Raw::Sqlite(crate::support::raw(sqlite)),
+        None => Raw::Postgres(std::cell::RefCell::new(s.client())),
+    }
+}
+
 /// Row count of a table, through a separate connection.
 pub fn count(path: &Path, table: &str) -> i64 {
     if !is_url(path) {
