@@ -42,6 +42,7 @@
 //! timeout makes a writer wait instead of failing).
 
 mod audit;
+mod copy;
 mod db;
 mod error;
 mod pg;
@@ -68,6 +69,7 @@ use keyshare_policy::trust::{
 };
 
 pub use audit::{namespaces_of as audit_namespaces_of, AuditFilter};
+pub use copy::CopyReport;
 pub use error::{Error, Result};
 pub use pg::{PostgresUrl, CONNECT_TIMEOUT, PUBLISH_LOCK};
 pub use records::{

@@ -142,7 +142,7 @@ impl<'a> Tx<'a> {
     }
 
     /// The transaction's connection.
-    fn db(&self) -> Db<'_> {
+    pub(super) fn db(&self) -> Db<'_> {
         match &self.tx {
             TxConn::Sqlite(tx) => Db::Sqlite(tx),
             TxConn::Postgres(tx) => Db::Postgres(tx.conn),

@@ -235,3 +235,114 @@ fn an_unreachable_database_is_one_clear_line_without_the_password() {
     assert!(!e.contains("s3cret"), "{e}");
     assert!(!e.contains('\n'), "{e}");
 }
+
+/// A SQLite store copied into an empty PostgreSQL one: every record, file
+/// and audit record the same, the chain verified, and the copy goes on
+/// where the source stopped (ids, sequence numbers, versions).
+#[test]
+fn a_sqlite_store_copied_into_postgres_is_the_same_store_and_goes_on() {
+    let Some(s) = pg() else { return };
+    let sqlite = crate::support::Scratch::new();
+    let mut source = sqlite.open();
+    let key = trusted_key();
+    let mut repo = repository();
+    let first = repo.commit(T0).unwrap();
+    let tokens = source
+        .transaction_at(T0, |tx| {
+            tx.create_namespace(&entry("team-a", &["a/**"]), nz(1))?;
+            tx.create_namespace(&entry("team-b", &["b/**"]), nz(2))?;
+            tx.add_key(&ns("team-a"), &key)?;
+            tx.put_peer(&peer("partner", "partner.example/**"))?;
+            tx.add_revocation(&key_revocation(&trusted_key(), "lost"), None)?;
+            tx.record_published(&first)?;
+            tx.append_audit(
+                "admin",
+                "namespace.create",
+                "team-a",
+                &serde_json::json!({}),
+            )?;
+            Ok::<_, Error>(vec![
+                tx.create_token(&keyshare_server::store::TokenKind::OrgAdmin, Some("admin"))?,
+                tx.create_token(
+                    &keyshare_server::store::TokenKind::Maintainer(ns("team-b")),
+                    None,
+                )?,
+            ])
+        })
+        .unwrap();
+    repo.set_target("targets", "org/peers.json", b"{}", None)
+        .unwrap();
+    let second = repo.commit(T0 + time::Duration::minutes(1)).unwrap();
+    source
+        .transaction_at(T0, |tx| {
+            tx.record_published(&second)?;
+            tx.append_audit("admin", "peer.put", "partner", &serde_json::json!({"n": 2}))
+        })
+        .unwrap();
+
+    let mut dest = s.open();
+    let report = source.copy_into(&mut dest).unwrap();
+    assert_eq!(report.audit_head, source.verify_audit_chain().unwrap());
+    assert_eq!(dest.verify_audit_chain().unwrap(), report.audit_head);
+    assert_eq!(dest.namespaces().unwrap(), source.namespaces().unwrap());
+    assert_eq!(dest.keys("team-a").unwrap(), source.keys("team-a").unwrap());
+    assert_eq!(dest.peers().unwrap(), source.peers().unwrap());
+    assert_eq!(dest.revocations().unwrap(), source.revocations().unwrap());
+    assert_eq!(dest.tokens().unwrap(), source.tokens().unwrap());
+    assert_eq!(
+        dest.token_by_secret(tokens[1].secret.expose()).unwrap(),
+        source.token_by_secret(tokens[1].secret.expose()).unwrap()
+    );
+    assert_eq!(
+        dest.audit_records(0, 100).unwrap(),
+        source.audit_records(0, 100).unwrap()
+    );
+    assert_eq!(
+        dest.namespace_document_bytes("team-b").unwrap(),
+        source.namespace_document_bytes("team-b").unwrap()
+    );
+    for path in [
+        "metadata/timestamp.json",
+        "metadata/1.root.json",
+        "metadata/2.snapshot.json",
+    ] {
+        assert_eq!(
+            dest.published_history(path).unwrap(),
+            source.published_history(path).unwrap(),
+            "{path}"
+        );
+    }
+    assert_eq!(
+        dest.last_published().unwrap(),
+        source.last_published().unwrap()
+    );
+
+    // A copy goes only into an empty store.
+    let mut again = s.open();
+    match source.copy_into(&mut again) {
+        Err(Error::Invalid { message, .. }) => assert!(message.contains("not empty"), "{message}"),
+        other => panic!("expected Invalid (not empty), got {other:?}"),
+    }
+
+    // The copy goes on: new ids after the copied ones, the next audit
+    // sequence number, the next timestamp version.
+    repo.set_target("targets", "org/peers.json", b"{\"x\": 1}", None)
+        .unwrap();
+    let third = repo.commit(T0 + time::Duration::minutes(2)).unwrap();
+    let record = dest
+        .transaction_at(T0, |tx| {
+            tx.record_published(&third)?;
+            tx.add_revocation(&key_revocation(&trusted_key(), "stolen"), None)?;
+            tx.append_audit("admin", "test.after", "copy", &serde_json::json!({}))
+        })
+        .unwrap();
+    assert_eq!(record.seq, report.audit_head.records + 1);
+    assert_eq!(
+        dest.published_file("metadata/timestamp.json")
+            .unwrap()
+            .version,
+        Some(3)
+    );
+    assert_eq!(dest.revocations().unwrap().len(), 2);
+    dest.verify_audit_chain().unwrap();
+}
