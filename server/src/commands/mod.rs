@@ -23,6 +23,7 @@
 pub mod airgap;
 pub mod generate;
 pub mod init;
+pub mod migrate_store;
 pub mod publish;
 pub mod serve;
 
