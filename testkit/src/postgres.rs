@@ -1,6 +1,8 @@
 //! A throwaway PostgreSQL cluster for tests: one per test binary, started
 //! on first use, listening on a Unix socket only (no TCP port), with
 //! `fsync=off`; each test gets a fresh database ([`Cluster::database`]).
+//! Benchmarks take [`Cluster::durable`], with PostgreSQL's durable
+//! settings.
 //!
 //! The binaries are found in `KEYSHARE_PG_BIN`, else the newest
 //! `/usr/lib/postgresql/<version>/bin` (Debian's `postgresql` package),
@@ -30,6 +32,19 @@ pub struct Cluster {
 }
 
 static SHARED: OnceLock<Result<Cluster, String>> = OnceLock::new();
+static DURABLE: OnceLock<Result<Cluster, String>> = OnceLock::new();
+
+/// Settings of the test cluster: no fsync (tests need no durability).
+const TEST_SETTINGS: &[&str] = &[
+    "fsync=off",
+    "synchronous_commit=off",
+    "full_page_writes=off",
+];
+
+/// Settings of the benchmarks' cluster: PostgreSQL's durable defaults
+/// (a commit returns once its WAL is flushed), as the SQLite store's
+/// `synchronous=FULL`.
+const DURABLE_SETTINGS: &[&str] = &["fsync=on", "synchronous_commit=on"];
 
 impl Cluster {
     /// The test binary's cluster, started on first use; `None` only when
@@ -53,13 +68,31 @@ impl Cluster {
                  or set KEYSHARE_TEST_POSTGRES=skip to skip the PostgreSQL tests"
             );
         };
-        match SHARED.get_or_init(|| Cluster::start(bin)) {
+        match SHARED.get_or_init(|| Cluster::start(bin, TEST_SETTINGS)) {
             Ok(cluster) => Some(cluster),
             Err(e) => panic!("starting a PostgreSQL cluster for the tests: {e}"),
         }
     }
 
-    fn start(bin: PathBuf) -> Result<Self, String> {
+    /// A cluster with PostgreSQL's durable settings (`fsync`,
+    /// `synchronous_commit`), for benchmarks that compare with SQLite's
+    /// `synchronous=FULL`; started on first use, one per process.
+    ///
+    /// # Panics
+    ///
+    /// When PostgreSQL is not installed or the cluster cannot be started.
+    #[allow(clippy::panic)]
+    pub fn durable() -> &'static Cluster {
+        let Some(bin) = find_bin() else {
+            panic!("PostgreSQL is not installed (Debian: apt-get install postgresql)");
+        };
+        match DURABLE.get_or_init(|| Cluster::start(bin, DURABLE_SETTINGS)) {
+            Ok(cluster) => cluster,
+            Err(e) => panic!("starting a PostgreSQL cluster: {e}"),
+        }
+    }
+
+    fn start(bin: PathBuf, settings: &[&str]) -> Result<Self, String> {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
@@ -115,8 +148,8 @@ impl Cluster {
             .arg(&data)
             .arg("-k")
             .arg(&dir)
-            .args(["-h", "", "-c", "fsync=off", "-c", "synchronous_commit=off"])
-            .args(["-c", "full_page_writes=off", "-c", "max_connections=200"])
+            .args(["-h", "", "-c", "max_connections=200"])
+            .args(settings.iter().flat_map(|s| ["-c", s]))
             .current_dir(&dir)
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
