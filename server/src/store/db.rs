@@ -40,10 +40,16 @@ pub(crate) enum Backend {
 /// SQLite text of each).
 pub(crate) struct PgConn {
     pub(crate) client: Client,
+    /// Where to connect again when the connection is lost.
+    url: super::pg::PostgresUrl,
     statements: HashMap<String, postgres::Statement>,
     /// A statement failed since the transaction began (PostgreSQL then
     /// refuses the rest of it, unless a savepoint is rolled back to).
     pub(crate) failed: bool,
+    /// An error that was not the database's answer to a statement (the
+    /// connection reset or closed): connect again before the next
+    /// transaction.
+    broken: bool,
 }
 
 impl std::fmt::Debug for PgConn {
@@ -55,12 +61,46 @@ impl std::fmt::Debug for PgConn {
 }
 
 impl PgConn {
-    pub(crate) fn new(client: postgres::Client) -> Self {
-        Self {
-            client: Client(Some(client)),
+    pub(crate) fn connect(url: &super::pg::PostgresUrl) -> Result<Self> {
+        Ok(Self {
+            client: Client(Some(url.connect()?)),
+            url: url.clone(),
             statements: HashMap::new(),
             failed: false,
+            broken: false,
+        })
+    }
+
+    /// Notes an error of the client: a statement that failed, and whether
+    /// the connection itself may be gone.
+    pub(crate) fn note(&mut self, e: &postgres::Error) {
+        self.failed = true;
+        if e.as_db_error().is_none() {
+            self.broken = true;
         }
+    }
+
+    /// `batch_execute`, noting a failure.
+    pub(crate) fn batch(&mut self, sql: &str) -> Result<()> {
+        self.client.batch_execute(sql).map_err(|e| {
+            self.note(&e);
+            e.into()
+        })
+    }
+
+    /// Connects again if the connection was lost (the database restarted,
+    /// or ended this session): called before a transaction begins, so a
+    /// lost connection costs the transaction that found it lost, not every
+    /// one after it.
+    pub(crate) fn reconnect_if_closed(&mut self) -> Result<()> {
+        if !self.broken && !self.client.is_closed() {
+            return Ok(());
+        }
+        tracing::warn!(database = %self.url, "the PostgreSQL connection was lost; connecting again");
+        self.client = Client(Some(self.url.connect()?));
+        self.statements.clear();
+        self.broken = false;
+        Ok(())
     }
 
     /// Runs `f` with the prepared statement and the parameters; notes a failure.
@@ -74,21 +114,22 @@ impl PgConn {
             &[&(dyn PgToSql + Sync)],
         ) -> Result<T, postgres::Error>,
     ) -> Result<T> {
-        let result = self.prepare(sql).and_then(|statement| {
-            let values = pg_values(params)?;
-            Ok(f(&mut self.client, &statement, &pg_refs(&values))?)
-        });
-        if result.is_err() {
-            self.failed = true;
-        }
-        result
+        let statement = self.prepare(sql)?;
+        let values = pg_values(params)?;
+        f(&mut self.client, &statement, &pg_refs(&values)).map_err(|e| {
+            self.note(&e);
+            e.into()
+        })
     }
 
     fn prepare(&mut self, sql: &str) -> Result<postgres::Statement> {
         if let Some(s) = self.statements.get(sql) {
             return Ok(s.clone());
         }
-        let statement = self.client.prepare(&translate(sql))?;
+        let statement = self.client.prepare(&translate(sql)).map_err(|e| {
+            self.note(&e);
+            Error::from(e)
+        })?;
         self.statements.insert(sql.to_owned(), statement.clone());
         Ok(statement)
     }
@@ -372,14 +413,7 @@ impl<'c> Db<'c> {
     pub(crate) fn batch(&self, sql: &str) -> Result<()> {
         match self {
             Db::Sqlite(c) => Ok(c.execute_batch(sql)?),
-            Db::Postgres(c) => {
-                let mut c = c.borrow_mut();
-                let result = c.client.batch_execute(sql);
-                if result.is_err() {
-                    c.failed = true;
-                }
-                Ok(result?)
-            }
+            Db::Postgres(c) => c.borrow_mut().batch(sql),
         }
     }
 }

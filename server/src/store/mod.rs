@@ -250,7 +250,7 @@ impl Store {
     /// the transaction-scoped advisory lock [`PUBLISH_LOCK`], so writes
     /// (a publish above all) are one at a time, as SQLite's are.
     pub fn open_postgres(url: &PostgresUrl) -> Result<Self> {
-        let conn = Box::new(RefCell::new(PgConn::new(url.connect()?)));
+        let conn = Box::new(RefCell::new(PgConn::connect(url)?));
         schema::create_postgres(&conn)?;
         Ok(Self {
             conn: Conn::Postgres(conn),

@@ -127,8 +127,7 @@ impl<'a> PgTx<'a> {
     pub(crate) fn begin_write(conn: &'a RefCell<PgConn>) -> Result<Self> {
         let tx = Self::begin(conn, "BEGIN ISOLATION LEVEL READ COMMITTED")?;
         conn.borrow_mut()
-            .client
-            .batch_execute(&format!("SELECT pg_advisory_xact_lock({PUBLISH_LOCK})"))?;
+            .batch(&format!("SELECT pg_advisory_xact_lock({PUBLISH_LOCK})"))?;
         Ok(tx)
     }
 
@@ -139,8 +138,9 @@ impl<'a> PgTx<'a> {
 
     fn begin(conn: &'a RefCell<PgConn>, sql: &str) -> Result<Self> {
         let mut c = conn.borrow_mut();
+        c.reconnect_if_closed()?;
+        c.batch(sql)?;
         c.failed = false;
-        c.client.batch_execute(sql)?;
         Ok(Self { conn, open: true })
     }
 
@@ -151,13 +151,12 @@ impl<'a> PgTx<'a> {
         self.open = false;
         let mut c = self.conn.borrow_mut();
         if c.failed {
-            if let Err(e) = c.client.batch_execute("SELECT 1") {
-                let _ = c.client.batch_execute("ROLLBACK");
-                return Err(e.into());
+            if let Err(e) = c.batch("SELECT 1") {
+                let _ = c.batch("ROLLBACK");
+                return Err(e);
             }
         }
-        c.client.batch_execute("COMMIT")?;
-        Ok(())
+        c.batch("COMMIT")
     }
 }
 
@@ -165,7 +164,7 @@ impl Drop for PgTx<'_> {
     fn drop(&mut self) {
         if self.open {
             if let Ok(mut c) = self.conn.try_borrow_mut() {
-                if let Err(e) = c.client.batch_execute("ROLLBACK") {
+                if let Err(e) = c.batch("ROLLBACK") {
                     tracing::warn!(error = %e, "rolling back a PostgreSQL transaction failed");
                 }
             }

@@ -346,3 +346,42 @@ fn a_sqlite_store_copied_into_postgres_is_the_same_store_and_goes_on() {
     assert_eq!(dest.revocations().unwrap().len(), 2);
     dest.verify_audit_chain().unwrap();
 }
+
+/// The database ends the store's session (a restart, an administrator):
+/// the transaction that finds the connection lost fails, and the store
+/// connects again for the next one.
+#[test]
+fn a_lost_connection_is_made_again_for_the_next_transaction() {
+    let Some(s) = pg() else { return };
+    let mut store = s.open();
+    store
+        .transaction_at(T0, |tx| {
+            tx.create_namespace(&entry("team-a", &["a/**"]), nz(1))
+        })
+        .unwrap();
+    let ended: i64 = s
+        .client()
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(ended, 1, "the store's one session");
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let r = store.transaction_at(T0, |tx| {
+            tx.create_namespace(&entry("team-b", &["b/**"]), nz(1))
+        });
+        match r {
+            Ok(()) => break,
+            Err(e) if attempts == 1 => {
+                assert!(matches!(e, Error::Postgres(_)), "{e:?}");
+            }
+            Err(e) => panic!("the store did not connect again: {e:?}"),
+        }
+    }
+    assert_eq!(store.namespaces().unwrap().len(), 2);
+}
