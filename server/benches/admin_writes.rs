@@ -3,7 +3,14 @@
 //!
 //! `cargo bench -p keyshare-server --bench admin_writes [-- --namespaces
 //! 1000,10000 --writes 200 --create auto|http|inprocess --create-budget 600
-//! --batch 1000 --bins 256|1024|4096]`
+//! --batch 1000 --bins 256|1024|4096 --store sqlite|postgres]`
+//!
+//! `--store postgres`: the repository's store is a database of a throwaway
+//! PostgreSQL cluster with PostgreSQL's durable settings
+//! (`keyshare_testkit::postgres::Cluster::durable`: `fsync=on`,
+//! `synchronous_commit=on`, as SQLite's `synchronous=FULL`), on a Unix
+//! socket on the same machine; `store.url` is written into `keyshare.toml`
+//! before `init`. Store sizes are then `pg_database_size`.
 //! (or `bench/server-write`). For each namespace count it:
 //!
 //! 1. inits a fresh repository in a temporary directory with the release
@@ -217,8 +224,36 @@ fn free_mib(path: &Path) -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-/// Size of the store (database + WAL), MiB.
+/// The store of `dir` as its configuration says (SQLite file or
+/// `store.url`).
+fn open_store(dir: &Path) -> Store {
+    let config = Config::load(dir, &Flags::default()).unwrap();
+    match &config.store_url {
+        Some(url) => {
+            Store::open_postgres(&keyshare_server::store::PostgresUrl::parse(url.expose()).unwrap())
+                .unwrap()
+        }
+        None => Store::open(dir.join(keyshare_server::data_dir::DB_NAME)).unwrap(),
+    }
+}
+
+/// A plain client on the PostgreSQL store of `dir`, if it has one.
+fn postgres_client(dir: &Path) -> Option<postgres::Client> {
+    let config = Config::load(dir, &Flags::default()).unwrap();
+    config
+        .store_url
+        .map(|url| postgres::Client::connect(url.expose(), postgres::NoTls).unwrap())
+}
+
+/// Size of the store (database + WAL; PostgreSQL: the database), MiB.
 fn store_mib(dir: &Path) -> f64 {
+    if let Some(mut client) = postgres_client(dir) {
+        let bytes: i64 = client
+            .query_one("SELECT pg_database_size(current_database())", &[])
+            .unwrap()
+            .get(0);
+        return bytes as f64 / (1024.0 * 1024.0);
+    }
     ["", "-wal"]
         .iter()
         .filter_map(|suffix| {
@@ -236,7 +271,7 @@ fn store_mib(dir: &Path) -> f64 {
 fn steady_state_mib(dir: &Path) -> f64 {
     let config = Config::load(dir, &Flags::default()).unwrap();
     let keys = keyshare_server::keys::load(&dir.join(keyshare_server::data_dir::KEYS_DIR)).unwrap();
-    let store = Store::open(dir.join(keyshare_server::data_dir::DB_NAME)).unwrap();
+    let store = open_store(dir);
     let mut publisher = Publisher::open(store, keys, config.repo_options()).unwrap();
     publisher.set_retention(config.keep_superseded);
     let later = OffsetDateTime::now_utc()
@@ -244,6 +279,16 @@ fn steady_state_mib(dir: &Path) -> f64 {
         + time::Duration::minutes(1);
     publisher.prune(later).unwrap();
     drop(publisher);
+    if let Some(mut client) = postgres_client(dir) {
+        let bytes: i64 = client
+            .query_one(
+                "SELECT sum(length(bytes))::bigint FROM published_files",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        return bytes as f64 / (1024.0 * 1024.0);
+    }
     let conn = rusqlite::Connection::open(dir.join(keyshare_server::data_dir::DB_NAME)).unwrap();
     let bytes: i64 = conn
         .query_row("SELECT sum(length(bytes)) FROM published_files", [], |r| {
@@ -355,7 +400,7 @@ fn create_namespaces(dir: &Path, token: &str, n: usize, mode: &str, budget: f64)
             let config = Config::load(dir, &Flags::default()).unwrap();
             let keys = keyshare_server::keys::load(&dir.join(keyshare_server::data_dir::KEYS_DIR))
                 .unwrap();
-            let store = Store::open(dir.join(keyshare_server::data_dir::DB_NAME)).unwrap();
+            let store = open_store(dir);
             Publisher::open(store, keys, config.repo_options()).unwrap()
         };
         let publisher = open();
@@ -460,6 +505,11 @@ fn main() {
         "--create: auto, http or inprocess"
     );
     let budget: f64 = arg("--create-budget").map_or(600.0, |v| v.parse().unwrap());
+    let backend = arg("--store").unwrap_or_else(|| "sqlite".into());
+    assert!(
+        ["sqlite", "postgres"].contains(&backend.as_str()),
+        "--store: sqlite or postgres"
+    );
 
     let mut rows = Vec::new();
     let mut jsonl = Vec::new();
@@ -480,6 +530,15 @@ fn main() {
             }
         }
         let dir = tmp.path().join("data");
+        if backend == "postgres" {
+            let (_, url) = keyshare_testkit::postgres::Cluster::durable().database();
+            std::fs::create_dir(&dir).unwrap();
+            std::fs::write(
+                dir.join("keyshare.toml"),
+                format!("[store]\nurl = \"{url}\"\n"),
+            )
+            .unwrap();
+        }
         let bins = arg("--bins").unwrap_or_else(|| "256".into());
         let out = Command::new(BIN)
             .args(["init", "--bins", &bins, "--data-dir"])
@@ -589,12 +648,20 @@ fn main() {
             "snapshot_entries": snapshot_entries,
             "targets_bytes": targets_bytes,
             "write_server_peak_rss_mib": server_rss,
+            "store": backend,
             "peer": null,
         }));
     }
 
     println!();
-    println!("admin writes: each is one full publish (sign changed roles + snapshot + timestamp, SQLite commit with synchronous=FULL)");
+    println!(
+        "admin writes: each is one full publish (sign changed roles + snapshot + timestamp, {})",
+        if backend == "postgres" {
+            "PostgreSQL commit with fsync and synchronous_commit on, Unix socket"
+        } else {
+            "SQLite commit with synchronous=FULL"
+        }
+    );
     println!(
         "{:>10} {:>11} {:>26} {:>9} {:>8} {:>8} {:>8} {:>8} {:>12} {:>10} {:>10} {:>12} {:>10} {:>10}",
         "namespaces",

@@ -127,6 +127,24 @@ enum Command {
         #[command(flatten)]
         output: Output,
     },
+    /// Copy the store into an empty PostgreSQL database, verified by its
+    /// audit head (docs/operations/postgres.md); then set store.url.
+    MigrateStore {
+        #[command(flatten)]
+        data_dir: DataDir,
+        /// The PostgreSQL database, `postgres://user:password@host/db`
+        /// (or KEYSHARE_MIGRATE_TO, which keeps a password out of the
+        /// process list).
+        #[arg(
+            long,
+            value_name = "URL",
+            env = "KEYSHARE_MIGRATE_TO",
+            hide_env_values = true
+        )]
+        to: String,
+        #[command(flatten)]
+        output: Output,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish,
     /// powershell), generated from these definitions.
     Completions {
@@ -226,6 +244,16 @@ fn run(cli: Cli) -> Result<(), CliError> {
             to,
             output,
         } => commands::publish::publish_cmd(
+            &commands::data_dir(data_dir.data_dir)?,
+            &to,
+            output.output,
+            &mut stdout,
+        ),
+        Command::MigrateStore {
+            data_dir,
+            to,
+            output,
+        } => commands::migrate_store::migrate_store_cmd(
             &commands::data_dir(data_dir.data_dir)?,
             &to,
             output.output,

@@ -24,6 +24,7 @@ pub mod crafted;
 pub mod fixture;
 pub mod legacy;
 pub mod memory;
+pub mod postgres;
 
 pub use fixture::{ns, python, signer, TestClock};
 

@@ -312,7 +312,7 @@ impl CiService {
         .map_err(|e| CiError::Internal(format!("cannot start the publishing thread: {e}")))?;
         let db = publisher.read(|s| s.path().to_owned());
         let in_memory = db.as_os_str().is_empty() || db.as_os_str() == ":memory:";
-        let tokens = match Store::open_existing(&db) {
+        let tokens = match publisher.read(Store::open_alongside) {
             Ok(store) if !in_memory => Some(Mutex::new(store)),
             Ok(_) => None,
             Err(e) => {

@@ -85,7 +85,7 @@ pub fn export_cmd(
     let config = Config::load(dir, &Flags::default())?;
     let window = ExportLimits::from_config(&config).window(valid_for)?;
     refuse_existing(out_path, force)?;
-    require_repository(dir)?;
+    require_repository(dir, &config)?;
     let lock = lock_data_dir(dir, "export", EXPORT_IN_USE)?;
     let publisher = open_publisher(dir, &config, &lock)?;
     let mut progress = Progress::new("exporting");

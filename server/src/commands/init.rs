@@ -105,7 +105,7 @@ fn init_repository(
         // The embedded default: a local root key, threshold 1.
         None => {
             let (online, root_key) = keys::init_online(&config.keys, dir)?;
-            let store = open_store(db)?;
+            let store = open_store(db, &config)?;
             Publisher::init_with_bins(
                 store,
                 online,
@@ -120,7 +120,7 @@ fn init_repository(
         Some(path) => {
             let bytes = fs::read(path).map_err(io_at(path))?;
             let online = keys::init_online_for_root(&config.keys, dir)?;
-            let store = open_store(db)?;
+            let store = open_store(db, &config)?;
             Publisher::init_with_root(store, online, &bytes, config.repo_options(), bin_bits, now)?
         }
     };

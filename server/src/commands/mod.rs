@@ -23,6 +23,7 @@
 pub mod airgap;
 pub mod generate;
 pub mod init;
+pub mod migrate_store;
 pub mod publish;
 pub mod serve;
 
@@ -239,16 +240,32 @@ pub fn data_dir(given: Option<PathBuf>) -> Result<PathBuf, CliError> {
     ))
 }
 
-pub(crate) fn open_store(db: &Path) -> Result<Store, CliError> {
-    Store::open(db).map_err(|source| CliError::Store {
-        path: db.to_owned(),
-        source,
+/// Opens (creating and migrating if needed) the store: the PostgreSQL
+/// database of `store.url` when it is set, else the SQLite file `db`.
+pub(crate) fn open_store(db: &Path, config: &Config) -> Result<Store, CliError> {
+    let Some(url) = &config.store_url else {
+        return Store::open(db).map_err(|source| CliError::Store {
+            path: db.to_owned(),
+            source,
+        });
+    };
+    let url = crate::store::PostgresUrl::parse(url.expose())
+        .map_err(|e| CliError::Other(format!("store.url: {e}")))?;
+    Store::open_postgres(&url).map_err(|source| match source {
+        // Already names the database (without its password).
+        e @ crate::store::Error::Connect { .. } => CliError::Other(e.to_string()),
+        source => CliError::Store {
+            path: PathBuf::from(url.redacted()),
+            source,
+        },
     })
 }
 
-/// Refuses a data directory `init` did not make.
-pub(crate) fn require_repository(dir: &Path) -> Result<(), CliError> {
-    if DataDir::new(dir).db().exists() {
+/// Refuses a data directory `init` did not make. (With `store.url`, the
+/// repository is in PostgreSQL: the keys in the directory are checked
+/// when the publisher opens.)
+pub(crate) fn require_repository(dir: &Path, config: &Config) -> Result<(), CliError> {
+    if config.store_url.is_some() || DataDir::new(dir).db().exists() {
         return Ok(());
     }
     Err(CliError::Other(format!(
@@ -266,10 +283,10 @@ pub(crate) fn open_publisher(
     config: &Config,
     _lock: &DataDirLock,
 ) -> Result<Publisher, CliError> {
-    require_repository(dir)?;
+    require_repository(dir, config)?;
     let db = DataDir::new(dir).db();
     let online = keys::load_online(&config.keys, dir)?;
-    let store = open_store(&db)?;
+    let store = open_store(&db, config)?;
     let mut publisher = Publisher::open(store, online, config.repo_options())?;
     publisher.set_retention(config.keep_superseded);
     // A repository whose bins delegate to namespace roles: list every
@@ -294,13 +311,17 @@ pub(crate) fn open_publisher(
 /// holds the directory's lock and writes it: nothing is created, migrated
 /// or published.
 pub(crate) fn open_publisher_alongside(dir: &Path, config: &Config) -> Result<Publisher, CliError> {
-    require_repository(dir)?;
+    require_repository(dir, config)?;
     let db = DataDir::new(dir).db();
     let online = keys::load_online(&config.keys, dir)?;
-    let store = Store::open_existing(&db).map_err(|source| CliError::Store {
-        path: db.clone(),
-        source,
-    })?;
+    let store = match config.store_url {
+        // PostgreSQL: another connection like the writer's.
+        Some(_) => open_store(&db, config)?,
+        None => Store::open_existing(&db).map_err(|source| CliError::Store {
+            path: db.clone(),
+            source,
+        })?,
+    };
     Ok(Publisher::open(store, online, config.repo_options())?)
 }
 

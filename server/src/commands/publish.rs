@@ -56,7 +56,7 @@ pub fn publish_cmd(
 /// Old versions already in `OUT` are kept.
 pub fn publish(dir: &Path, out_dir: &Path) -> Result<Published, CliError> {
     let config = Config::load(dir, &Flags::default())?;
-    require_repository(dir)?;
+    require_repository(dir, &config)?;
     // Alone, publish may write the store (a migration, documents to bring
     // to their current shape); next to a running server (or another
     // writer), it only reads what that one published.

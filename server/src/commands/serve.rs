@@ -64,7 +64,7 @@ fn run_as<S: Future<Output = ()> + 'static>(
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
     let tls = super::tls(config)?;
-    require_repository(dir)?;
+    require_repository(dir, config)?;
     // Held until serve returns: every other writer of this directory
     // refuses meanwhile, naming this process.
     let lock = lock_data_dir(
@@ -166,10 +166,7 @@ fn open_tsa(
             .map_err(tsa_error)?;
     crate::tsa::audit_setup(publisher, &material, made, &config.tsa, now)?;
     let db = crate::data_dir::DataDir::new(dir).db();
-    let store = crate::store::Store::open(&db).map_err(|source| CliError::Store {
-        path: db.clone(),
-        source,
-    })?;
+    let store = super::open_store(&db, config)?;
     crate::tsa::Tsa::new(material, &config.tsa, store).map_err(tsa_error)
 }
 

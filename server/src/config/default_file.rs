@@ -46,6 +46,9 @@ max_valid_for = "30d"
 # files are kept forever. A duration, or "forever".
 [store]
 keep_superseded = "1h"
+# The store is the SQLite file keyshare.db in this directory, unless url
+# names a PostgreSQL database (docs/operations/postgres.md).
+# url = "postgres://keyshare@db.example/keyshare"
 
 # Peer services (PUT /api/v1/peers) must be https:// to public hosts.
 # Private and loopback addresses (and http:// to loopback) only for tests

@@ -212,6 +212,24 @@ impl Config {
                         config.portal.session_lifetime = d;
                     }
                 }
+                Setting::StoreUrl => {
+                    config.store_url = if value.is_empty() {
+                        None
+                    } else if value.starts_with("postgres://") || value.starts_with("postgresql://")
+                    {
+                        Some(super::StoreUrl(value.clone()))
+                    } else {
+                        // The value may hold a password: never shown.
+                        return Err(ConfigError::Invalid {
+                            key: key.name(),
+                            value: "(not shown)".into(),
+                            origin: source.clone(),
+                            expected: "a postgres:// or postgresql:// URL, or empty for the \
+                                       SQLite file in the data directory"
+                                .into(),
+                        });
+                    };
+                }
                 Setting::StoreKeepSuperseded => {
                     config.keep_superseded = if value == "forever" {
                         None
@@ -488,6 +506,34 @@ mod tests {
             &Flags::default(),
         );
         assert!(e.contains("line 3"), "{e}");
+    }
+
+    #[test]
+    fn store_url_is_a_postgres_url_never_shown() {
+        assert_eq!(Config::default().store_url, None);
+        let c = resolve(
+            Some("[store]\nurl = \"postgres://ks:s3cret@db.example/ks\"\n"),
+            &[],
+            &Flags::default(),
+        )
+        .unwrap();
+        let url = c.store_url.clone().unwrap();
+        assert_eq!(url.expose(), "postgres://ks:s3cret@db.example/ks");
+        assert!(!format!("{c:?}").contains("s3cret"));
+        let c = resolve(
+            Some("[store]\nurl = \"postgres://x/y\"\n"),
+            &[("KEYSHARE_STORE_URL", "")],
+            &Flags::default(),
+        )
+        .unwrap();
+        assert_eq!(c.store_url, None, "empty: the SQLite file");
+        let e = error(
+            None,
+            &[("KEYSHARE_STORE_URL", "mysql://ks:s3cret@db/ks")],
+            &Flags::default(),
+        );
+        assert!(e.contains("store.url") && e.contains("postgres://"), "{e}");
+        assert!(!e.contains("s3cret"), "{e}");
     }
 
     #[test]

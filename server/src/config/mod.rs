@@ -55,6 +55,24 @@ pub use tsa::{TsaConfig, DEFAULT_POLICY};
 /// `docs/operations/store.md`.
 pub const DEFAULT_RETENTION: Duration = Duration::hours(1);
 
+/// `store.url`: a `postgres://` or `postgresql://` URL. It may hold a
+/// password, so it is never shown: `Debug` and errors leave it out.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoreUrl(String);
+
+impl StoreUrl {
+    /// The URL, to connect with (never to show).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoreUrl(..)")
+    }
+}
+
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
@@ -143,6 +161,9 @@ pub struct Config {
     pub ci: Option<CiConfig>,
     /// How long superseded published files are kept (`None`: forever).
     pub keep_superseded: Option<Duration>,
+    /// `store.url`: the PostgreSQL database of the store; `None` (the
+    /// default): the SQLite file in the data directory.
+    pub store_url: Option<StoreUrl>,
     /// `peers.allow_private_addresses`: accept peer URLs on private or
     /// loopback addresses (and `http://` to loopback). Off: peers must be
     /// `https://` to public hosts.
@@ -176,6 +197,7 @@ impl Default for Config {
             },
             ci: None,
             keep_superseded: Some(DEFAULT_RETENTION),
+            store_url: None,
             allow_private_peers: false,
             tsa: TsaConfig::default(),
             portal: Portal {

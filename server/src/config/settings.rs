@@ -26,6 +26,7 @@ pub(super) enum Setting {
     AirgapValidFor,
     AirgapMaxValidFor,
     StoreKeepSuperseded,
+    StoreUrl,
     PeersAllowPrivateAddresses,
     TsaEnabled,
     TsaKey,
@@ -38,7 +39,7 @@ pub(super) enum Setting {
     PortalSessionLifetime,
 }
 
-pub(super) const KEYS: [Setting; 30] = [
+pub(super) const KEYS: [Setting; 31] = [
     Setting::Listen,
     Setting::TlsCert,
     Setting::TlsKey,
@@ -59,6 +60,7 @@ pub(super) const KEYS: [Setting; 30] = [
     Setting::AirgapValidFor,
     Setting::AirgapMaxValidFor,
     Setting::StoreKeepSuperseded,
+    Setting::StoreUrl,
     Setting::PeersAllowPrivateAddresses,
     Setting::TsaEnabled,
     Setting::TsaKey,
@@ -94,6 +96,7 @@ impl Setting {
             Self::AirgapValidFor => "airgap.valid_for",
             Self::AirgapMaxValidFor => "airgap.max_valid_for",
             Self::StoreKeepSuperseded => "store.keep_superseded",
+            Self::StoreUrl => "store.url",
             Self::PeersAllowPrivateAddresses => "peers.allow_private_addresses",
             Self::TsaEnabled => "tsa.enabled",
             Self::TsaKey => "tsa.key",
@@ -129,6 +132,7 @@ impl Setting {
             Self::AirgapValidFor => "KEYSHARE_AIRGAP_VALID_FOR",
             Self::AirgapMaxValidFor => "KEYSHARE_AIRGAP_MAX_VALID_FOR",
             Self::StoreKeepSuperseded => "KEYSHARE_STORE_KEEP_SUPERSEDED",
+            Self::StoreUrl => "KEYSHARE_STORE_URL",
             Self::PeersAllowPrivateAddresses => "KEYSHARE_PEERS_ALLOW_PRIVATE_ADDRESSES",
             Self::TsaEnabled => "KEYSHARE_TSA_ENABLED",
             Self::TsaKey => "KEYSHARE_TSA_KEY",

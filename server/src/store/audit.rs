@@ -16,14 +16,14 @@
 use std::collections::BTreeSet;
 
 use rusqlite::types::Value as SqlValue;
-use rusqlite::Connection;
 use serde_json::Value;
 
 use keyshare_policy::audit::{ChainCheck, ChainError, Head, Record, GENESIS};
 
+use super::db::{self, Db};
 use super::error::{Error, Result};
 use super::records::{AuditHead, AuditRecord};
-use super::{parse_time, time_text, Cached};
+use super::{parse_time, time_text};
 
 /// SHA-256 of a record's canonical bytes, hex.
 fn record_hash(
@@ -64,7 +64,7 @@ struct Row {
 const SELECT: &str =
     "SELECT seq, time, actor, action, subject, details, prev_hash, hash FROM audit_log";
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+fn row(r: &db::Row<'_>) -> Result<Row> {
     Ok(Row {
         seq: r.get(0)?,
         time: r.get(1)?,
@@ -91,25 +91,24 @@ fn to_record(r: Row) -> Result<AuditRecord> {
 }
 
 /// The last record's sequence number and hash, without verifying.
-pub(crate) fn head(conn: &Connection) -> Result<AuditHead> {
+pub(crate) fn head(conn: &Db<'_>) -> Result<AuditHead> {
     let last = conn.row(
         "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
         [],
         |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
     );
-    match last {
-        Ok((records, hash)) => Ok(AuditHead { records, hash }),
-        Err(rusqlite::Error::QueryReturnedNoRows) => Ok(AuditHead {
+    match last? {
+        Some((records, hash)) => Ok(AuditHead { records, hash }),
+        None => Ok(AuditHead {
             records: 0,
             hash: GENESIS.to_owned(),
         }),
-        Err(e) => Err(e.into()),
     }
 }
 
 /// Appends a record after the current head.
 pub(crate) fn append(
-    conn: &Connection,
+    conn: &Db<'_>,
     time: time::OffsetDateTime,
     actor: &str,
     action: &str,
@@ -162,7 +161,7 @@ fn canonical_text(details: &Value) -> Result<String> {
 }
 
 /// Records with `seq > after`, oldest first, at most `limit`.
-pub(crate) fn records(conn: &Connection, after: i64, limit: u32) -> Result<Vec<AuditRecord>> {
+pub(crate) fn records(conn: &Db<'_>, after: i64, limit: u32) -> Result<Vec<AuditRecord>> {
     let filter = AuditFilter {
         after: Some(after),
         limit,
@@ -197,7 +196,7 @@ pub struct AuditFilter {
 }
 
 /// The records `filter` selects, in its order.
-pub(crate) fn query(conn: &Connection, filter: &AuditFilter) -> Result<Vec<AuditRecord>> {
+pub(crate) fn query(conn: &Db<'_>, filter: &AuditFilter) -> Result<Vec<AuditRecord>> {
     let mut conditions: Vec<&str> = Vec::new();
     let mut params: Vec<SqlValue> = Vec::new();
     if let Some(after) = filter.after {
@@ -253,9 +252,7 @@ pub(crate) fn query(conn: &Connection, filter: &AuditFilter) -> Result<Vec<Audit
         " ORDER BY seq LIMIT ?"
     });
     params.push(SqlValue::Integer(i64::from(filter.limit)));
-    let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(params), row)?;
-    rows.map(|r| to_record(r?)).collect()
+    conn.rows(&sql, params, |r| to_record(row(r)?))
 }
 
 /// The namespaces an audit record is about, for `--namespace` filters:
@@ -319,7 +316,7 @@ pub fn namespaces_of(action: &str, subject: &str, details: &Value) -> BTreeSet<S
 /// Records which namespaces record `seq` is about (`audit_namespaces`,
 /// an index beside the chain: not hashed, rebuilt from the records).
 pub(crate) fn index_namespaces(
-    conn: &Connection,
+    conn: &Db<'_>,
     seq: i64,
     action: &str,
     subject: &str,
@@ -338,11 +335,9 @@ pub(crate) fn index_namespaces(
 /// (each with where it was published); see the module docs. A broken link
 /// is [`Error::AuditChain`], a head the log contradicts
 /// [`Error::AuditHead`]; either names the first sequence number concerned.
-pub(crate) fn verify(conn: &Connection, heads: &[(Head, String)]) -> Result<AuditHead> {
+pub(crate) fn verify(conn: &Db<'_>, heads: &[(Head, String)]) -> Result<AuditHead> {
     let mut check = ChainCheck::new(heads.iter().cloned());
-    let mut stmt = conn.prepare(&format!("{SELECT} ORDER BY seq"))?;
-    let mut rows = stmt.query([])?;
-    while let Some(r) = rows.next()? {
+    conn.each(&format!("{SELECT} ORDER BY seq"), [], |r| {
         let r = row(r)?;
         let seq = check.next_seq();
         let broken = |reason: String| chain_error(ChainError::Broken { seq, reason });
@@ -366,8 +361,8 @@ pub(crate) fn verify(conn: &Connection, heads: &[(Head, String)]) -> Result<Audi
             details: &details,
             prev_hash: &r.prev_hash,
         };
-        check.push(&record, &r.hash).map_err(chain_error)?;
-    }
+        check.push(&record, &r.hash).map_err(chain_error)
+    })?;
     let summary = check.finish().map_err(chain_error)?;
     Ok(AuditHead {
         records: i64::try_from(summary.head.seq).map_err(|e| Error::corrupt("audit_log", e))?,

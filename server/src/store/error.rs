@@ -156,6 +156,38 @@ pub enum Error {
     /// SQLite failed.
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+
+    /// The PostgreSQL database could not be reached (`database` is its URL
+    /// without the password).
+    #[error(
+        "cannot connect to the PostgreSQL store {database}: {}",
+        with_causes(source)
+    )]
+    Connect {
+        /// The database's URL, without its password.
+        database: String,
+        /// Why.
+        source: postgres::Error,
+    },
+
+    /// PostgreSQL failed (the database URL is never part of the message).
+    #[error("postgres: {0}")]
+    Postgres(#[from] postgres::Error),
+}
+
+/// An error and its causes, on one line (`a: b: c`).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let next = c.to_string();
+        if !text.ends_with(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        cause = c.source();
+    }
+    text.replace('\n', " ")
 }
 
 /// The store's result type.
@@ -180,6 +212,25 @@ impl Error {
         Self::Invalid {
             field: field.into(),
             message: message.into(),
+        }
+    }
+
+    /// True when the error is a uniqueness (primary key or UNIQUE) violation.
+    pub(crate) fn is_unique_violation(&self) -> bool {
+        match self {
+            Self::Sqlite(e) => {
+                matches!(
+                    e.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::ConstraintViolation)
+                ) && matches!(
+                    e,
+                    rusqlite::Error::SqliteFailure(f, _)
+                        if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                            || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                )
+            }
+            Self::Postgres(e) => e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION),
+            _ => false,
         }
     }
 

@@ -42,7 +42,10 @@
 //! timeout makes a writer wait instead of failing).
 
 mod audit;
+mod copy;
+mod db;
 mod error;
+mod pg;
 mod read;
 mod records;
 mod schema;
@@ -54,6 +57,8 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::cell::RefCell;
+
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use time::{OffsetDateTime, UtcOffset};
 
@@ -64,7 +69,9 @@ use keyshare_policy::trust::{
 };
 
 pub use audit::{namespaces_of as audit_namespaces_of, AuditFilter};
+pub use copy::CopyReport;
 pub use error::{Error, Result};
+pub use pg::{PostgresUrl, CONNECT_TIMEOUT, PUBLISH_LOCK};
 pub use records::{
     AuditHead, AuditRecord, CiOwner, IdentityRecord, KeyRecord, LastPublished, Listing,
     NamespaceRecord, NamespaceRevocationRecord, NewToken, OrgRoot, PeerRecord, PublishedFile,
@@ -73,6 +80,8 @@ pub use records::{
 };
 pub use schema::CURRENT_VERSION as SCHEMA_VERSION;
 pub use tx::{OverlapRule, Tx};
+
+use db::{Db, PgConn};
 
 /// How many prepared statements a connection keeps: more than the store
 /// has, so every statement is compiled once per connection, not once per
@@ -92,33 +101,6 @@ fn cache_statements(conn: &Connection) -> Result<()> {
         true,
     )?;
     Ok(())
-}
-
-/// `execute` and `query_row` through the connection's statement cache
-/// ([`STATEMENT_CACHE`]): each of the store's statements is compiled once
-/// per connection.
-pub(crate) trait Cached {
-    /// As [`Connection::execute`].
-    fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
-    /// As [`Connection::query_row`].
-    fn row<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
-    where
-        P: rusqlite::Params,
-        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>;
-}
-
-impl Cached for Connection {
-    fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
-        self.prepare_cached(sql)?.execute(params)
-    }
-
-    fn row<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
-    where
-        P: rusqlite::Params,
-        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
-    {
-        self.prepare_cached(sql)?.query_row(params, f)
-    }
 }
 
 /// How often [`Store::checkpoint_in_background`] checkpoints.
@@ -151,8 +133,26 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The keyshare database.
 #[derive(Debug)]
 pub struct Store {
-    conn: Connection,
+    conn: Conn,
     path: PathBuf,
+    /// Where a PostgreSQL store connects (for [`Store::open_alongside`]).
+    url: Option<PostgresUrl>,
+}
+
+/// The store's one connection.
+#[derive(Debug)]
+enum Conn {
+    Sqlite(Connection),
+    Postgres(Box<RefCell<PgConn>>),
+}
+
+impl Conn {
+    fn db(&self) -> Db<'_> {
+        match self {
+            Conn::Sqlite(c) => Db::Sqlite(c),
+            Conn::Postgres(c) => Db::Postgres(c),
+        }
+    }
 }
 
 impl Store {
@@ -200,7 +200,11 @@ impl Store {
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         cache_statements(&conn)?;
         schema::migrate(&mut conn)?;
-        Ok(Self { conn, path })
+        Ok(Self {
+            conn: Conn::Sqlite(conn),
+            path,
+            url: None,
+        })
     }
 
     /// Opens the existing database at `path` without creating, changing or
@@ -217,7 +221,7 @@ impl Store {
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         cache_statements(&conn)?;
-        let found = schema::current(&conn)?;
+        let found = schema::current(&Db::Sqlite(&conn))?;
         if found > SCHEMA_VERSION {
             return Err(Error::SchemaTooNew {
                 found,
@@ -232,12 +236,56 @@ impl Store {
                 ),
             });
         }
-        Ok(Self { conn, path })
+        Ok(Self {
+            conn: Conn::Sqlite(conn),
+            path,
+            url: None,
+        })
     }
 
-    /// The database file.
+    /// Connects to the PostgreSQL database at `url` and creates the schema
+    /// in it if it has none (directly at [`SCHEMA_VERSION`]); refuses a
+    /// database at a newer schema version, as [`Store::open`] does. Several
+    /// processes may open one database: each write transaction first takes
+    /// the transaction-scoped advisory lock [`PUBLISH_LOCK`], so writes
+    /// (a publish above all) are one at a time, as SQLite's are.
+    pub fn open_postgres(url: &PostgresUrl) -> Result<Self> {
+        let conn = Box::new(RefCell::new(PgConn::connect(url)?));
+        schema::create_postgres(&conn)?;
+        Ok(Self {
+            conn: Conn::Postgres(conn),
+            path: PathBuf::from(url.redacted()),
+            url: Some(url.clone()),
+        })
+    }
+
+    /// Another connection to the same database, to read next to this one
+    /// (as [`Store::open_existing`] for SQLite).
+    pub fn open_alongside(&self) -> Result<Self> {
+        match &self.url {
+            Some(url) => Self::open_postgres(url),
+            None => Self::open_existing(&self.path),
+        }
+    }
+
+    /// The database file; for PostgreSQL, the database's URL without its
+    /// password (for messages).
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// True when the store is a PostgreSQL database.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.conn, Conn::Postgres(_))
+    }
+
+    /// The SQLite connection (tests that look at the file's settings).
+    #[cfg(test)]
+    fn sqlite(&self) -> &Connection {
+        match &self.conn {
+            Conn::Sqlite(c) => c,
+            Conn::Postgres(_) => panic!("not a SQLite store"),
+        }
     }
 
     /// Moves WAL checkpoints off this connection: a thread with a
@@ -248,7 +296,19 @@ impl Store {
     /// megabytes of WAL. This connection still checkpoints by itself when
     /// the WAL passes [`CHECKPOINT_BACKSTOP`] pages, should the thread
     /// fall behind. The thread stops when the [`Checkpointer`] is dropped.
+    ///
+    /// PostgreSQL checkpoints by itself: there, the returned
+    /// [`Checkpointer`] runs no thread.
     pub fn checkpoint_in_background(&self) -> Result<Checkpointer> {
+        let own = match &self.conn {
+            Conn::Sqlite(c) => c,
+            Conn::Postgres(_) => {
+                return Ok(Checkpointer {
+                    stop: None,
+                    thread: None,
+                })
+            }
+        };
         let conn = Connection::open_with_flags(
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -280,8 +340,7 @@ impl Store {
                 path: self.path.clone(),
                 source,
             })?;
-        self.conn
-            .pragma_update(None, "wal_autocheckpoint", CHECKPOINT_BACKSTOP)?;
+        own.pragma_update(None, "wal_autocheckpoint", CHECKPOINT_BACKSTOP)?;
         Ok(Checkpointer {
             stop: Some(stop),
             thread: Some(thread),
@@ -291,7 +350,7 @@ impl Store {
     /// The schema version of the open database (always [`SCHEMA_VERSION`]
     /// after a successful [`Store::open`]).
     pub fn schema_version(&self) -> Result<i64> {
-        schema::current(&self.conn)
+        schema::current(&self.conn.db())
     }
 
     /// Runs `f` as one transaction, timestamped now (whole seconds, UTC).
@@ -319,33 +378,55 @@ impl Store {
     where
         E: From<Error>,
     {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(Error::from)?;
+        let tx = match &mut self.conn {
+            Conn::Sqlite(c) => tx::TxConn::Sqlite(
+                c.transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(Error::from)?,
+            ),
+            Conn::Postgres(c) => tx::TxConn::Postgres(pg::PgTx::begin_write(c)?),
+        };
         let mut tx = Tx::new(tx, now.to_offset(UtcOffset::UTC));
         let value = f(&mut tx)?;
-        tx.commit().map_err(Error::from)?;
+        tx.commit()?;
         Ok(value)
     }
 
     /// Writes a consistent copy of the database to `dest` (which must not
     /// exist) with `VACUUM INTO`, while the store stays usable.
+    ///
+    /// A PostgreSQL store is backed up with PostgreSQL's own tools
+    /// (`pg_dump`): this fails with `Invalid` there.
     pub fn backup_into(&self, dest: impl AsRef<Path>) -> Result<()> {
+        let Conn::Sqlite(conn) = &self.conn else {
+            return Err(Error::invalid(
+                "backup",
+                "a PostgreSQL store is backed up with pg_dump, not keyshare-server",
+            ));
+        };
         let dest = dest.as_ref();
         let dest = dest
             .to_str()
             .ok_or_else(|| Error::invalid("backup path", "must be valid UTF-8"))?;
-        self.conn.execute("VACUUM INTO ?1", [dest])?;
+        conn.execute("VACUUM INTO ?1", [dest])?;
         Ok(())
     }
 
     /// Runs `f` in a read transaction, so that several queries see one state.
-    fn with_conn<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let tx = self.conn.unchecked_transaction()?;
-        let value = f(&tx)?;
-        tx.finish()?;
-        Ok(value)
+    fn with_conn<T>(&self, f: impl FnOnce(&Db<'_>) -> Result<T>) -> Result<T> {
+        match &self.conn {
+            Conn::Sqlite(c) => {
+                let tx = c.unchecked_transaction()?;
+                let value = f(&Db::Sqlite(&tx))?;
+                tx.finish()?;
+                Ok(value)
+            }
+            Conn::Postgres(c) => {
+                let tx = pg::PgTx::begin_read(c)?;
+                let value = f(&Db::Postgres(c))?;
+                tx.commit()?;
+                Ok(value)
+            }
+        }
     }
 }
 
@@ -600,7 +681,7 @@ mod tests {
         let store = Store::open(dir.path().join("db")).unwrap();
         let pragma = |name: &str| -> String {
             store
-                .conn
+                .sqlite()
                 .query_row(&format!("PRAGMA {name}"), [], |r| {
                     r.get::<_, rusqlite::types::Value>(0)
                 })
@@ -663,20 +744,20 @@ mod background_checkpoint {
         let store = super::Store::open(&path).unwrap();
         let checkpointer = store.checkpoint_in_background().unwrap();
         let autocheckpoint: i64 = store
-            .conn
+            .sqlite()
             .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
             .unwrap();
         assert_eq!(autocheckpoint, super::CHECKPOINT_BACKSTOP);
         // Far below the backstop, so the writer does not checkpoint.
         store
-            .conn
+            .sqlite()
             .execute_batch("CREATE TABLE filler (b BLOB)")
             .unwrap();
         let size = || std::fs::metadata(&path).unwrap().len();
         let before = size();
         for _ in 0..64 {
             store
-                .conn
+                .sqlite()
                 .execute("INSERT INTO filler (b) VALUES (zeroblob(8192))", [])
                 .unwrap();
         }
@@ -714,12 +795,12 @@ mod statement_cache {
             ] {
                 let params = sql.matches('?').count();
                 for v in ["a", "b", "c", "d"] {
-                    let mut s = store.conn.prepare_cached(sql).unwrap();
+                    let mut s = store.sqlite().prepare_cached(sql).unwrap();
                     let values = vec![v; params];
                     let mut rows = s.query(rusqlite::params_from_iter(values)).unwrap();
                     assert!(rows.next().unwrap().is_none());
                 }
-                let s = store.conn.prepare_cached(sql).unwrap();
+                let s = store.sqlite().prepare_cached(sql).unwrap();
                 assert_eq!(
                     s.get_status(rusqlite::StatementStatus::RePrepare),
                     0,

@@ -4,7 +4,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::num::NonZeroU32;
 
-use rusqlite::{Connection, OptionalExtension, Row};
 use serde::de::DeserializeOwned;
 
 use keyshare_policy::keys::Key;
@@ -20,6 +19,7 @@ use keyshare_policy::trust::{
     NamespacesFormat, PeersFormat, TrustedTsa, Tsas, TsasFormat, TSAS_PATH,
 };
 
+use super::db::{tuple_row, Db, Params, Row};
 use super::error::{Error, Result};
 use super::records::{
     AuditHead, AuditRecord, CiOwner, IdentityRecord, KeyRecord, LastPublished, Listing,
@@ -27,7 +27,7 @@ use super::records::{
     RevocationRecord, ScopeOverlap, ScopeOverlaps, SubDelegationRecord, TimestampRecord, Token,
     TokenKind, TokenState, TsaRecord,
 };
-use super::{audit, parse_time, Cached};
+use super::{audit, parse_time};
 
 /// Parses a JSON column.
 pub(crate) fn json<T: DeserializeOwned>(table: &'static str, column: &str, s: &str) -> Result<T> {
@@ -51,25 +51,13 @@ fn namespace_name(table: &'static str, s: &str) -> Result<NamespaceName> {
 
 /// Collects rows through a fallible conversion.
 fn collect<R, T>(
-    conn: &Connection,
+    conn: &Db<'_>,
     sql: &str,
-    params: impl rusqlite::Params,
-    raw: impl FnMut(&Row<'_>) -> rusqlite::Result<R>,
+    params: impl Params,
+    mut raw: impl FnMut(&Row<'_>) -> Result<R>,
     convert: impl Fn(R) -> Result<T>,
 ) -> Result<Vec<T>> {
-    let mut stmt = conn.prepare_cached(sql)?;
-    let rows = stmt.query_map(params, raw)?;
-    rows.map(|r| convert(r?)).collect()
-}
-
-/// Reads a row into a tuple of its columns, in order (rusqlite's
-/// `TryFrom<&Row>` for tuples); each table's `*_record` turns that into a
-/// typed record.
-fn tuple_row<T>(r: &Row<'_>) -> rusqlite::Result<T>
-where
-    T: for<'a> TryFrom<&'a Row<'a>, Error = rusqlite::Error>,
-{
-    T::try_from(r)
+    conn.rows(sql, params, |r| convert(raw(r)?))
 }
 
 // ---- namespaces ----
@@ -94,7 +82,7 @@ fn namespace_record(
     })
 }
 
-pub(crate) fn namespaces(conn: &Connection) -> Result<Vec<NamespaceRecord>> {
+pub(crate) fn namespaces(conn: &Db<'_>) -> Result<Vec<NamespaceRecord>> {
     collect(
         conn,
         &format!("{NAMESPACE_COLUMNS} ORDER BY name"),
@@ -104,25 +92,22 @@ pub(crate) fn namespaces(conn: &Connection) -> Result<Vec<NamespaceRecord>> {
     )
 }
 
-pub(crate) fn namespace(conn: &Connection, name: &str) -> Result<NamespaceRecord> {
+pub(crate) fn namespace(conn: &Db<'_>, name: &str) -> Result<NamespaceRecord> {
     let row = conn
         .row(
             &format!("{NAMESPACE_COLUMNS} WHERE name = ?1"),
             [name],
             tuple_row,
-        )
-        .optional()?
+        )?
         .ok_or_else(|| Error::not_found("namespace", name))?;
     namespace_record(row)
 }
 
 /// Fails with `NotFound` unless namespace `name` exists.
-pub(crate) fn require_namespace(conn: &Connection, name: &str) -> Result<()> {
-    let found: Option<i64> = conn
-        .row("SELECT 1 FROM namespaces WHERE name = ?1", [name], |r| {
-            r.get(0)
-        })
-        .optional()?;
+pub(crate) fn require_namespace(conn: &Db<'_>, name: &str) -> Result<()> {
+    let found: Option<i64> = conn.row("SELECT 1 FROM namespaces WHERE name = ?1", [name], |r| {
+        r.get(0)
+    })?;
     found
         .map(|_| ())
         .ok_or_else(|| Error::not_found("namespace", name))
@@ -143,7 +128,7 @@ pub(crate) fn require_namespace(conn: &Connection, name: &str) -> Result<()> {
 /// candidate is then compared exactly
 /// (`ArtifactPattern::common_match`).
 pub(crate) fn scope_overlaps(
-    conn: &Connection,
+    conn: &Db<'_>,
     entry: &NamespaceEntry,
     already: &[ArtifactPattern],
 ) -> Result<ScopeOverlaps> {
@@ -172,18 +157,16 @@ pub(crate) fn scope_overlaps(
         };
         // Scopes whose literal prefix starts with this one's.
         {
-            let mut stmt = conn.prepare_cached(
+            conn.each(
                 "SELECT scope, namespace FROM namespace_scopes
                  WHERE scope >= ?1 AND (?2 IS NULL OR scope < ?2) AND namespace <> ?3",
+                (prefix, successor(prefix), name),
+                |row| compare(row.get(0)?, row.get(1)?),
             )?;
-            let mut rows = stmt.query((prefix, successor(prefix), name))?;
-            while let Some(row) = rows.next()? {
-                compare(row.get(0)?, row.get(1)?)?;
-            }
         }
         // Scopes whose literal prefix is a shorter prefix of this one's:
         // that prefix alone, or followed by a wildcard.
-        let mut stmt = conn.prepare_cached(
+        const SHORTER: &str =
             "SELECT scope, namespace FROM namespace_scopes WHERE scope = ?1 AND namespace <> ?2
              UNION ALL
              SELECT scope, namespace FROM namespace_scopes
@@ -193,14 +176,12 @@ pub(crate) fn scope_overlaps(
               WHERE scope >= ?1 || '?' AND scope < ?1 || '@' AND namespace <> ?2
              UNION ALL
              SELECT scope, namespace FROM namespace_scopes
-              WHERE scope >= ?1 || '[' AND scope < ?1 || '\\' AND namespace <> ?2",
-        )?;
+              WHERE scope >= ?1 || '[' AND scope < ?1 || '\\' AND namespace <> ?2";
         for (end, _) in prefix.char_indices() {
             let shorter = prefix.get(..end).unwrap_or_default();
-            let mut rows = stmt.query((shorter, name))?;
-            while let Some(row) = rows.next()? {
-                compare(row.get(0)?, row.get(1)?)?;
-            }
+            conn.each(SHORTER, (shorter, name), |row| {
+                compare(row.get(0)?, row.get(1)?)
+            })?;
         }
     }
     Ok(found.finish())
@@ -291,7 +272,7 @@ fn key_record(
     })
 }
 
-pub(crate) fn keys(conn: &Connection, namespace: &str) -> Result<Vec<KeyRecord>> {
+pub(crate) fn keys(conn: &Db<'_>, namespace: &str) -> Result<Vec<KeyRecord>> {
     require_namespace(conn, namespace)?;
     collect(
         conn,
@@ -302,33 +283,26 @@ pub(crate) fn keys(conn: &Connection, namespace: &str) -> Result<Vec<KeyRecord>>
     )
 }
 
-pub(crate) fn key(conn: &Connection, namespace: &str, key_id: &str) -> Result<KeyRecord> {
+pub(crate) fn key(conn: &Db<'_>, namespace: &str, key_id: &str) -> Result<KeyRecord> {
     require_namespace(conn, namespace)?;
     let row = conn
         .row(
             &format!("{KEY_COLUMNS} WHERE namespace = ?1 AND key_id = ?2"),
             [namespace, key_id],
             tuple_row,
-        )
-        .optional()?
+        )?
         .ok_or_else(|| Error::not_found("key", format!("{namespace}/{key_id}")))?;
     key_record(row)
 }
 
-pub(crate) fn ci_owner(
-    conn: &Connection,
-    namespace: &str,
-    key_id: &str,
-) -> Result<Option<CiOwner>> {
+pub(crate) fn ci_owner(conn: &Db<'_>, namespace: &str, key_id: &str) -> Result<Option<CiOwner>> {
     const T: &str = "ci_delegations";
-    let row: Option<(Option<String>, Option<String>, Option<String>)> = conn
-        .row(
-            "SELECT issuer, subject, token_id FROM ci_delegations
+    let row: Option<(Option<String>, Option<String>, Option<String>)> = conn.row(
+        "SELECT issuer, subject, token_id FROM ci_delegations
              WHERE namespace = ?1 AND key_id = ?2",
-            [namespace, key_id],
-            tuple_row,
-        )
-        .optional()?;
+        [namespace, key_id],
+        tuple_row,
+    )?;
     row.map(|row| match row {
         (Some(issuer), Some(subject), None) => Ok(CiOwner::Oidc { issuer, subject }),
         (None, None, Some(id)) => Ok(CiOwner::Token { id }),
@@ -341,7 +315,7 @@ pub(crate) fn ci_owner(
 }
 
 pub(crate) fn expired_ephemeral_keys(
-    conn: &Connection,
+    conn: &Db<'_>,
     at: time::OffsetDateTime,
 ) -> Result<Vec<(String, String)>> {
     let rows = collect(
@@ -399,7 +373,7 @@ fn identity_record(
     })
 }
 
-pub(crate) fn identities(conn: &Connection, namespace: &str) -> Result<Vec<IdentityRecord>> {
+pub(crate) fn identities(conn: &Db<'_>, namespace: &str) -> Result<Vec<IdentityRecord>> {
     require_namespace(conn, namespace)?;
     collect(
         conn,
@@ -413,10 +387,7 @@ pub(crate) fn identities(conn: &Connection, namespace: &str) -> Result<Vec<Ident
 
 // ---- sub-delegations ----
 
-pub(crate) fn sub_delegations(
-    conn: &Connection,
-    namespace: &str,
-) -> Result<Vec<SubDelegationRecord>> {
+pub(crate) fn sub_delegations(conn: &Db<'_>, namespace: &str) -> Result<Vec<SubDelegationRecord>> {
     const T: &str = "sub_delegations";
     require_namespace(conn, namespace)?;
     collect(
@@ -497,7 +468,7 @@ fn revocation_record(
     })
 }
 
-pub(crate) fn revocations(conn: &Connection) -> Result<Vec<RevocationRecord>> {
+pub(crate) fn revocations(conn: &Db<'_>) -> Result<Vec<RevocationRecord>> {
     collect(
         conn,
         &format!("{REVOCATION_COLUMNS} ORDER BY id"),
@@ -508,7 +479,7 @@ pub(crate) fn revocations(conn: &Connection) -> Result<Vec<RevocationRecord>> {
 }
 
 pub(crate) fn revocation(
-    conn: &Connection,
+    conn: &Db<'_>,
     subject: &RevokedSubject,
 ) -> Result<Option<RevocationRecord>> {
     let (column, hash) = match subject {
@@ -551,7 +522,7 @@ fn namespace_revocation_record(
 }
 
 pub(crate) fn namespace_revocations(
-    conn: &Connection,
+    conn: &Db<'_>,
     namespace: &str,
 ) -> Result<Vec<NamespaceRevocationRecord>> {
     require_namespace(conn, namespace)?;
@@ -567,7 +538,7 @@ pub(crate) fn namespace_revocations(
 }
 
 pub(crate) fn namespace_revocation(
-    conn: &Connection,
+    conn: &Db<'_>,
     namespace: &str,
     fingerprint: &Sha256Hex,
 ) -> Result<Option<NamespaceRevocationRecord>> {
@@ -581,15 +552,14 @@ pub(crate) fn namespace_revocation(
     Ok(found.pop())
 }
 
-pub(crate) fn timestamp_record(conn: &Connection, serial: &str) -> Result<Option<TimestampRecord>> {
+pub(crate) fn timestamp_record(conn: &Db<'_>, serial: &str) -> Result<Option<TimestampRecord>> {
     const T: &str = "timestamps";
     let row: Option<(String, String, String, String, String, String)> = conn
         .row(
             "SELECT serial, gen_time, hash_alg, hash, policy, tsa_cert FROM timestamps WHERE serial = ?1",
             [serial],
             tuple_row,
-        )
-        .optional()?;
+        )?;
     row.map(|(serial, gen_time, hash_alg, hash, policy, tsa_cert)| {
         Ok(TimestampRecord {
             serial,
@@ -603,13 +573,13 @@ pub(crate) fn timestamp_record(conn: &Connection, serial: &str) -> Result<Option
     .transpose()
 }
 
-pub(crate) fn timestamp_count(conn: &Connection) -> Result<u64> {
-    let n: i64 = conn.row("SELECT count(*) FROM timestamps", [], |r| r.get(0))?;
+pub(crate) fn timestamp_count(conn: &Db<'_>) -> Result<u64> {
+    let n: i64 = conn.one("SELECT count(*) FROM timestamps", [], |r| r.get(0))?;
     u64::try_from(n).map_err(|_| Error::corrupt("timestamps", format!("count {n}")))
 }
 
 pub(crate) fn ephemeral_namespaces(
-    conn: &Connection,
+    conn: &Db<'_>,
     fingerprint: &Sha256Hex,
     limit: u32,
 ) -> Result<Vec<String>> {
@@ -617,13 +587,13 @@ pub(crate) fn ephemeral_namespaces(
         conn,
         "SELECT namespace FROM keys WHERE spki_sha256 = ?1 AND ephemeral = 1
          ORDER BY namespace LIMIT ?2",
-        rusqlite::params![fingerprint.as_str(), limit],
+        (fingerprint.as_str(), limit),
         |r| r.get(0),
         Ok,
     )
 }
 
-pub(crate) fn listings(conn: &Connection, fingerprint: &Sha256Hex) -> Result<Vec<Listing>> {
+pub(crate) fn listings(conn: &Db<'_>, fingerprint: &Sha256Hex) -> Result<Vec<Listing>> {
     let mut out = collect(
         conn,
         "SELECT namespace, key_id FROM keys WHERE spki_sha256 = ?1 ORDER BY namespace, key_id",
@@ -650,7 +620,7 @@ pub(crate) fn listings(conn: &Connection, fingerprint: &Sha256Hex) -> Result<Vec
 }
 
 pub(crate) fn listed_under(
-    conn: &Connection,
+    conn: &Db<'_>,
     namespace: Option<&str>,
     key_id: &str,
 ) -> Result<Vec<(Sha256Hex, Listing)>> {
@@ -697,7 +667,7 @@ pub(crate) fn listed_under(
 }
 
 /// Every key of every sub-delegation: `(namespace, sub-delegation, key)`.
-fn sub_delegation_keys(conn: &Connection) -> Result<Vec<(String, String, TrustedKey)>> {
+fn sub_delegation_keys(conn: &Db<'_>) -> Result<Vec<(String, String, TrustedKey)>> {
     const T: &str = "sub_delegations";
     let rows = collect(
         conn,
@@ -734,7 +704,7 @@ fn peer_record((name, patterns, url, root, terminating, updated): PeerRow) -> Re
     })
 }
 
-pub(crate) fn peers(conn: &Connection) -> Result<Vec<PeerRecord>> {
+pub(crate) fn peers(conn: &Db<'_>) -> Result<Vec<PeerRecord>> {
     collect(
         conn,
         &format!("{PEER_COLUMNS} ORDER BY name"),
@@ -744,14 +714,13 @@ pub(crate) fn peers(conn: &Connection) -> Result<Vec<PeerRecord>> {
     )
 }
 
-pub(crate) fn peer(conn: &Connection, name: &str) -> Result<PeerRecord> {
+pub(crate) fn peer(conn: &Db<'_>, name: &str) -> Result<PeerRecord> {
     let row = conn
         .row(
             &format!("{PEER_COLUMNS} WHERE name = ?1"),
             [name],
             tuple_row,
-        )
-        .optional()?
+        )?
         .ok_or_else(|| Error::not_found("peer", name))?;
     peer_record(row)
 }
@@ -771,7 +740,7 @@ fn root_record((name, pem, sha256, added): RootRow) -> Result<OrgRoot> {
     })
 }
 
-pub(crate) fn org_roots(conn: &Connection) -> Result<Vec<OrgRoot>> {
+pub(crate) fn org_roots(conn: &Db<'_>) -> Result<Vec<OrgRoot>> {
     collect(
         conn,
         &format!("{ROOT_COLUMNS} ORDER BY name"),
@@ -781,14 +750,13 @@ pub(crate) fn org_roots(conn: &Connection) -> Result<Vec<OrgRoot>> {
     )
 }
 
-pub(crate) fn org_root(conn: &Connection, name: &str) -> Result<OrgRoot> {
+pub(crate) fn org_root(conn: &Db<'_>, name: &str) -> Result<OrgRoot> {
     let row = conn
         .row(
             &format!("{ROOT_COLUMNS} WHERE name = ?1"),
             [name],
             tuple_row,
-        )
-        .optional()?
+        )?
         .ok_or_else(|| Error::not_found("org root", name))?;
     root_record(row)
 }
@@ -811,7 +779,7 @@ fn tsa_record((name, pem, description, added): TsaRow) -> Result<TsaRecord> {
     })
 }
 
-pub(crate) fn tsas(conn: &Connection) -> Result<Vec<TsaRecord>> {
+pub(crate) fn tsas(conn: &Db<'_>) -> Result<Vec<TsaRecord>> {
     collect(
         conn,
         &format!("{TSA_COLUMNS} ORDER BY name"),
@@ -821,15 +789,14 @@ pub(crate) fn tsas(conn: &Connection) -> Result<Vec<TsaRecord>> {
     )
 }
 
-pub(crate) fn tsa(conn: &Connection, name: &str) -> Result<TsaRecord> {
+pub(crate) fn tsa(conn: &Db<'_>, name: &str) -> Result<TsaRecord> {
     let row = conn
-        .row(&format!("{TSA_COLUMNS} WHERE name = ?1"), [name], tuple_row)
-        .optional()?
+        .row(&format!("{TSA_COLUMNS} WHERE name = ?1"), [name], tuple_row)?
         .ok_or_else(|| Error::not_found("TSA", name))?;
     tsa_record(row)
 }
 
-pub(crate) fn tsas_document(conn: &Connection) -> Result<Tsas> {
+pub(crate) fn tsas_document(conn: &Db<'_>) -> Result<Tsas> {
     let doc = Tsas {
         format: TsasFormat,
         tsas: tsas(conn)?.into_iter().map(|t| t.tsa).collect(),
@@ -853,7 +820,7 @@ const TOKEN_COLUMNS: &str =
     "SELECT id, kind, description, created_at, revoked_at, expires_at, last_used_at FROM tokens";
 
 fn token_record(
-    conn: &Connection,
+    conn: &Db<'_>,
     (id, kind, description, created, revoked, expires, last_used): TokenRow,
 ) -> Result<Token> {
     const T: &str = "tokens";
@@ -889,7 +856,7 @@ fn token_record(
     })
 }
 
-pub(crate) fn tokens(conn: &Connection) -> Result<Vec<Token>> {
+pub(crate) fn tokens(conn: &Db<'_>) -> Result<Vec<Token>> {
     let rows = collect(
         conn,
         &format!("{TOKEN_COLUMNS} ORDER BY rowid"),
@@ -900,10 +867,9 @@ pub(crate) fn tokens(conn: &Connection) -> Result<Vec<Token>> {
     rows.into_iter().map(|r| token_record(conn, r)).collect()
 }
 
-pub(crate) fn token(conn: &Connection, id: &str) -> Result<Token> {
+pub(crate) fn token(conn: &Db<'_>, id: &str) -> Result<Token> {
     let row = conn
-        .row(&format!("{TOKEN_COLUMNS} WHERE id = ?1"), [id], tuple_row)
-        .optional()?
+        .row(&format!("{TOKEN_COLUMNS} WHERE id = ?1"), [id], tuple_row)?
         .ok_or_else(|| Error::not_found("token", id))?;
     token_record(conn, row)
 }
@@ -913,7 +879,7 @@ pub(crate) fn secret_hash(secret: &str) -> String {
     keyshare_policy::hash::sha256_hex(secret.as_bytes())
 }
 
-pub(crate) fn token_by_secret(conn: &Connection, secret: &str) -> Result<Option<Token>> {
+pub(crate) fn token_by_secret(conn: &Db<'_>, secret: &str) -> Result<Option<Token>> {
     // The lookup is by SHA-256 of the presented secret through an index, so
     // no comparison of secret bytes happens here and there is nothing to make
     // constant-time: the timing of the index search depends on the hash of
@@ -922,13 +888,11 @@ pub(crate) fn token_by_secret(conn: &Connection, secret: &str) -> Result<Option<
     // presented value whose hash shares a long prefix with a stored one, is
     // infeasible for 256-bit random secrets).
     let hash = secret_hash(secret);
-    let row = conn
-        .row(
-            &format!("{TOKEN_COLUMNS} WHERE secret_sha256 = ?1 AND revoked_at IS NULL"),
-            [&hash],
-            tuple_row,
-        )
-        .optional()?;
+    let row = conn.row(
+        &format!("{TOKEN_COLUMNS} WHERE secret_sha256 = ?1 AND revoked_at IS NULL"),
+        [&hash],
+        tuple_row,
+    )?;
     row.map(|r| token_record(conn, r)).transpose()
 }
 
@@ -941,17 +905,16 @@ type TokenStateRow = (
     Option<String>,
 );
 
-pub(crate) fn token_state_by_secret(conn: &Connection, secret: &str) -> Result<Option<TokenState>> {
+pub(crate) fn token_state_by_secret(conn: &Db<'_>, secret: &str) -> Result<Option<TokenState>> {
     // As `token_by_secret`: looked up by the hash of the presented secret.
     const T: &str = "tokens";
     let hash = secret_hash(secret);
-    let row: Option<TokenStateRow> = conn
-        .prepare_cached(
-            "SELECT id, kind, revoked_at, expires_at, last_used_at FROM tokens
-             WHERE secret_sha256 = ?1 AND revoked_at IS NULL",
-        )?
-        .query_row([&hash], tuple_row)
-        .optional()?;
+    let row: Option<TokenStateRow> = conn.row(
+        "SELECT id, kind, revoked_at, expires_at, last_used_at FROM tokens
+         WHERE secret_sha256 = ?1 AND revoked_at IS NULL",
+        [&hash],
+        tuple_row,
+    )?;
     let Some((id, kind, revoked, expires, last_used)) = row else {
         return Ok(None);
     };
@@ -975,14 +938,18 @@ pub(crate) fn token_state_by_secret(conn: &Connection, secret: &str) -> Result<O
     }))
 }
 
-pub(crate) fn token_covers(conn: &Connection, token_id: &str, namespace: &str) -> Result<bool> {
+pub(crate) fn token_covers(conn: &Db<'_>, token_id: &str, namespace: &str) -> Result<bool> {
     Ok(conn
-        .prepare_cached("SELECT 1 FROM token_namespaces WHERE token_id = ?1 AND namespace = ?2")?
-        .exists((token_id, namespace))?)
+        .row(
+            "SELECT 1 FROM token_namespaces WHERE token_id = ?1 AND namespace = ?2",
+            (token_id, namespace),
+            |_| Ok(()),
+        )?
+        .is_some())
 }
 
 pub(crate) fn token_scope_sample(
-    conn: &Connection,
+    conn: &Db<'_>,
     token_id: &str,
     limit: u32,
 ) -> Result<(Vec<NamespaceName>, u64)> {
@@ -993,9 +960,11 @@ pub(crate) fn token_scope_sample(
         |r| r.get::<_, String>(0),
         |s| namespace_name("token_namespaces", &s),
     )?;
-    let count: i64 = conn
-        .prepare_cached("SELECT count(*) FROM token_namespaces WHERE token_id = ?1")?
-        .query_row([token_id], |r| r.get(0))?;
+    let count: i64 = conn.one(
+        "SELECT count(*) FROM token_namespaces WHERE token_id = ?1",
+        [token_id],
+        |r| r.get(0),
+    )?;
     Ok((names, u64::try_from(count).unwrap_or(0)))
 }
 
@@ -1033,22 +1002,21 @@ fn published_record(
     })
 }
 
-pub(crate) fn latest_published(conn: &Connection, path: &str) -> Result<Option<PublishedFile>> {
+pub(crate) fn latest_published(conn: &Db<'_>, path: &str) -> Result<Option<PublishedFile>> {
     conn.row(
         &format!("{PUBLISHED_COLUMNS} WHERE path = ?1 ORDER BY id DESC LIMIT 1"),
         [path],
         tuple_row,
-    )
-    .optional()?
+    )?
     .map(published_record)
     .transpose()
 }
 
-pub(crate) fn published_file(conn: &Connection, path: &str) -> Result<PublishedFile> {
+pub(crate) fn published_file(conn: &Db<'_>, path: &str) -> Result<PublishedFile> {
     latest_published(conn, path)?.ok_or_else(|| Error::not_found("published file", path))
 }
 
-pub(crate) fn published_history(conn: &Connection, path: &str) -> Result<Vec<PublishedFile>> {
+pub(crate) fn published_history(conn: &Db<'_>, path: &str) -> Result<Vec<PublishedFile>> {
     collect(
         conn,
         &format!("{PUBLISHED_COLUMNS} WHERE path = ?1 ORDER BY id"),
@@ -1072,7 +1040,7 @@ fn listed_version(what: &str, bytes: &[u8], file: &str) -> Result<u64> {
         .ok_or_else(|| Error::corrupt("published_files", format!("{what} does not list {file}")))
 }
 
-pub(crate) fn last_published(conn: &Connection) -> Result<Option<LastPublished>> {
+pub(crate) fn last_published(conn: &Db<'_>) -> Result<Option<LastPublished>> {
     let Some(timestamp) = latest_published(conn, "metadata/timestamp.json")? else {
         return Ok(None);
     };
@@ -1118,34 +1086,31 @@ pub(crate) fn last_published(conn: &Connection) -> Result<Option<LastPublished>>
 
 // ---- audit ----
 
-pub(crate) fn audit_records(conn: &Connection, after: i64, limit: u32) -> Result<Vec<AuditRecord>> {
+pub(crate) fn audit_records(conn: &Db<'_>, after: i64, limit: u32) -> Result<Vec<AuditRecord>> {
     audit::records(conn, after, limit)
 }
 
-pub(crate) fn audit_query(
-    conn: &Connection,
-    filter: &audit::AuditFilter,
-) -> Result<Vec<AuditRecord>> {
+pub(crate) fn audit_query(conn: &Db<'_>, filter: &audit::AuditFilter) -> Result<Vec<AuditRecord>> {
     audit::query(conn, filter)
 }
 
-pub(crate) fn audit_head(conn: &Connection) -> Result<AuditHead> {
+pub(crate) fn audit_head(conn: &Db<'_>) -> Result<AuditHead> {
     audit::head(conn)
 }
 
-pub(crate) fn verify_audit_chain(conn: &Connection) -> Result<AuditHead> {
+pub(crate) fn verify_audit_chain(conn: &Db<'_>) -> Result<AuditHead> {
     audit::verify(conn, &[])
 }
 
 pub(crate) fn verify_audit_against(
-    conn: &Connection,
+    conn: &Db<'_>,
     heads: &[(keyshare_policy::audit::Head, String)],
 ) -> Result<AuditHead> {
     audit::verify(conn, heads)
 }
 
 pub(crate) fn published_newest(
-    conn: &Connection,
+    conn: &Db<'_>,
     path: &str,
     limit: u32,
 ) -> Result<Vec<PublishedFile>> {
@@ -1178,7 +1143,7 @@ fn checked<T>(
 
 /// Namespace `namespace`'s trust document as the store holds it (not yet
 /// checked).
-fn namespace_trust(conn: &Connection, namespace: &str) -> Result<NamespaceTrust> {
+fn namespace_trust(conn: &Db<'_>, namespace: &str) -> Result<NamespaceTrust> {
     let record = self::namespace(conn, namespace)?;
     let revocations: Vec<Revocation> = namespace_revocations(conn, namespace)?
         .into_iter()
@@ -1202,7 +1167,7 @@ fn namespace_trust(conn: &Connection, namespace: &str) -> Result<NamespaceTrust>
     })
 }
 
-pub(crate) fn namespace_document(conn: &Connection, namespace: &str) -> Result<NamespaceTrust> {
+pub(crate) fn namespace_document(conn: &Db<'_>, namespace: &str) -> Result<NamespaceTrust> {
     let doc = namespace_trust(conn, namespace)?;
     let path = doc.namespace.target_path();
     checked(&path, &doc, NamespaceTrust::to_vec, |b| {
@@ -1210,7 +1175,7 @@ pub(crate) fn namespace_document(conn: &Connection, namespace: &str) -> Result<N
     })
 }
 
-pub(crate) fn namespace_document_bytes(conn: &Connection, namespace: &str) -> Result<Vec<u8>> {
+pub(crate) fn namespace_document_bytes(conn: &Db<'_>, namespace: &str) -> Result<Vec<u8>> {
     let doc = namespace_trust(conn, namespace)?;
     let path = doc.namespace.target_path();
     let document = |source| Error::Document {
@@ -1225,7 +1190,7 @@ pub(crate) fn namespace_document_bytes(conn: &Connection, namespace: &str) -> Re
         .map_err(document)
 }
 
-pub(crate) fn namespaces_index(conn: &Connection) -> Result<Namespaces> {
+pub(crate) fn namespaces_index(conn: &Db<'_>) -> Result<Namespaces> {
     let doc = Namespaces {
         format: NamespacesFormat,
         namespaces: namespaces(conn)?.into_iter().map(|n| n.entry).collect(),
@@ -1238,7 +1203,7 @@ pub(crate) fn namespaces_index(conn: &Connection) -> Result<Namespaces> {
     )
 }
 
-pub(crate) fn namespaces_shard(conn: &Connection, bin: u64) -> Result<Namespaces> {
+pub(crate) fn namespaces_shard(conn: &Db<'_>, bin: u64) -> Result<Namespaces> {
     let bin = i64::try_from(bin).map_err(|e| Error::invalid("bin", e.to_string()))?;
     let doc = Namespaces {
         format: NamespacesFormat,
@@ -1261,7 +1226,7 @@ pub(crate) fn namespaces_shard(conn: &Connection, bin: u64) -> Result<Namespaces
     )
 }
 
-pub(crate) fn revocations_document(conn: &Connection) -> Result<Revocations> {
+pub(crate) fn revocations_document(conn: &Db<'_>) -> Result<Revocations> {
     let doc = Revocations {
         format: RevocationsFormat,
         revocations: revocations(conn)?
@@ -1277,7 +1242,7 @@ pub(crate) fn revocations_document(conn: &Connection) -> Result<Revocations> {
     )
 }
 
-pub(crate) fn peers_document(conn: &Connection) -> Result<Peers> {
+pub(crate) fn peers_document(conn: &Db<'_>) -> Result<Peers> {
     let doc = Peers {
         format: PeersFormat,
         peers: peers(conn)?.into_iter().map(|p| p.peer).collect(),

@@ -15,6 +15,7 @@ use keyshare_policy::keys::Key;
 use keyshare_policy::metadata::KeyId;
 use keyshare_policy::trust::{Sha256Hex, TrustedKey};
 
+use super::db::Db;
 use super::error::{Error, Result};
 use super::time_text;
 
@@ -488,7 +489,7 @@ fn v6_audit_filters(tx: &Transaction<'_>) -> Result<()> {
         // A record whose details do not parse is still indexed by subject;
         // `audit verify` reports it.
         let details = serde_json::from_str(&details).unwrap_or(Value::Null);
-        super::audit::index_namespaces(tx, seq, &action, &subject, &details)?;
+        super::audit::index_namespaces(&Db::Sqlite(tx), seq, &action, &subject, &details)?;
     }
     Ok(())
 }
@@ -620,7 +621,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
         // IMMEDIATE: two processes opening a fresh database at once must not
         // both apply the same migration; the second waits, then sees it done.
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let version = current(&tx)?;
+        let version = current(&Db::Sqlite(&tx))?;
         if version > CURRENT_VERSION {
             return Err(Error::SchemaTooNew {
                 found: version,
@@ -652,10 +653,300 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
 }
 
 /// The newest applied version, 0 for an empty database.
-pub(crate) fn current(conn: &Connection) -> Result<i64> {
+pub(crate) fn current(conn: &Db<'_>) -> Result<i64> {
     let v: Option<i64> = conn
-        .query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))
-        .optional()?
+        .row("SELECT max(version) FROM schema_version", [], |r| r.get(0))?
         .flatten();
     Ok(v.unwrap_or(0))
+}
+
+/// The schema at [`CURRENT_VERSION`] in PostgreSQL's dialect: the tables,
+/// constraints, indexes and triggers SQLite reaches through migrations 1 to
+/// 11, made at once. The differences, all here:
+///
+/// * `INTEGER` is `BIGINT` (SQLite's integers are 64-bit); `BLOB` is
+///   `BYTEA`; there is no `STRICT` (PostgreSQL's columns are typed) and no
+///   `WITHOUT ROWID`.
+/// * Every `TEXT` column compares and sorts by code point (`COLLATE "C"`),
+///   as SQLite's do: scope lookups are ranges over that order.
+/// * SQLite's `INTEGER PRIMARY KEY` row ids that the store lets the
+///   database choose (`revocations.id`, `published_files.id`) are identity
+///   columns; `audit_log.seq` is chosen by the store, as in SQLite.
+///   `tokens.rowid` stands for SQLite's implicit row id (tokens are listed
+///   in creation order).
+/// * Triggers are PL/pgSQL functions raising the same messages.
+const POSTGRES_SCHEMA: &str = r#"
+CREATE TABLE namespaces (
+    name        TEXT PRIMARY KEY,
+    scopes      TEXT NOT NULL,
+    maintainers TEXT NOT NULL,
+    threshold   BIGINT NOT NULL CHECK (threshold >= 1),
+    created_at  TEXT NOT NULL,
+    bin         BIGINT
+);
+CREATE INDEX namespaces_by_bin ON namespaces(bin);
+
+CREATE TABLE namespace_scopes (
+    scope       TEXT PRIMARY KEY,
+    namespace   TEXT NOT NULL REFERENCES namespaces(name) ON DELETE CASCADE
+);
+CREATE INDEX namespace_scopes_by_namespace ON namespace_scopes(namespace);
+
+CREATE TABLE keys (
+    namespace   TEXT NOT NULL REFERENCES namespaces(name) ON DELETE CASCADE,
+    key_id      TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    not_before  TEXT,
+    not_after   TEXT,
+    ephemeral   BIGINT NOT NULL CHECK (ephemeral IN (0, 1)),
+    description TEXT,
+    added_at    TEXT NOT NULL,
+    spki_sha256 TEXT,
+    principal   TEXT,
+    layout_root BIGINT NOT NULL DEFAULT 0 CHECK (layout_root IN (0, 1)),
+    PRIMARY KEY (namespace, key_id)
+);
+CREATE INDEX keys_by_spki ON keys(spki_sha256);
+
+CREATE TABLE ci_delegations (
+    namespace   TEXT NOT NULL,
+    key_id      TEXT NOT NULL,
+    issuer      TEXT,
+    subject     TEXT,
+    token_id    TEXT,
+    PRIMARY KEY (namespace, key_id),
+    FOREIGN KEY (namespace, key_id) REFERENCES keys(namespace, key_id) ON DELETE CASCADE,
+    CHECK ((issuer IS NULL) = (subject IS NULL)),
+    CHECK ((issuer IS NULL) <> (token_id IS NULL))
+);
+
+CREATE TABLE ci_used (
+    kind        TEXT NOT NULL CHECK (kind IN ('nonce', 'token')),
+    digest      TEXT NOT NULL,
+    expires_at  BIGINT NOT NULL,
+    PRIMARY KEY (kind, digest)
+);
+CREATE INDEX ci_used_by_expiry ON ci_used(expires_at);
+
+CREATE TABLE identities (
+    namespace   TEXT NOT NULL REFERENCES namespaces(name) ON DELETE CASCADE,
+    name        TEXT NOT NULL,
+    ca_certs    TEXT NOT NULL,
+    subject     TEXT NOT NULL,
+    not_before  TEXT,
+    not_after   TEXT,
+    added_at    TEXT NOT NULL,
+    PRIMARY KEY (namespace, name)
+);
+
+CREATE TABLE sub_delegations (
+    namespace   TEXT NOT NULL REFERENCES namespaces(name) ON DELETE CASCADE,
+    name        TEXT NOT NULL,
+    scopes      TEXT NOT NULL,
+    threshold   BIGINT NOT NULL CHECK (threshold >= 1),
+    keys        TEXT NOT NULL,
+    updated_at  TEXT NOT NULL,
+    PRIMARY KEY (namespace, name)
+);
+
+CREATE TABLE revocations (
+    id                 BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    spki_sha256        TEXT UNIQUE,
+    certificate_sha256 TEXT UNIQUE,
+    revoked_at         TEXT NOT NULL,
+    reason             TEXT NOT NULL,
+    recorded_at        TEXT NOT NULL,
+    namespace          TEXT,
+    key_id             TEXT,
+    CHECK ((spki_sha256 IS NULL) <> (certificate_sha256 IS NULL))
+);
+
+CREATE TABLE revocations_unresolved (
+    key_id      TEXT NOT NULL,
+    revoked_at  TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    recorded_at TEXT NOT NULL
+);
+
+CREATE TABLE namespace_revocations (
+    namespace   TEXT NOT NULL REFERENCES namespaces(name) ON DELETE CASCADE,
+    spki_sha256 TEXT NOT NULL,
+    revoked_at  TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    recorded_at TEXT NOT NULL,
+    key_id      TEXT,
+    PRIMARY KEY (namespace, spki_sha256)
+);
+
+CREATE TABLE peers (
+    name        TEXT PRIMARY KEY,
+    patterns    TEXT NOT NULL,
+    url         TEXT NOT NULL,
+    root        TEXT NOT NULL,
+    terminating BIGINT NOT NULL CHECK (terminating IN (0, 1)),
+    updated_at  TEXT NOT NULL
+);
+
+CREATE TABLE org_roots (
+    name        TEXT PRIMARY KEY,
+    pem         TEXT NOT NULL,
+    sha256      TEXT NOT NULL UNIQUE,
+    added_at    TEXT NOT NULL
+);
+
+CREATE TABLE tsas (
+    name        TEXT PRIMARY KEY,
+    pem         TEXT NOT NULL,
+    sha256      TEXT NOT NULL UNIQUE,
+    description TEXT,
+    added_at    TEXT NOT NULL
+);
+
+CREATE TABLE tokens (
+    id            TEXT PRIMARY KEY,
+    kind          TEXT NOT NULL CHECK (kind IN ('org-admin', 'maintainer', 'ci')),
+    secret_sha256 TEXT NOT NULL UNIQUE,
+    description   TEXT,
+    created_at    TEXT NOT NULL,
+    revoked_at    TEXT,
+    expires_at    TEXT,
+    last_used_at  TEXT,
+    rowid         BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE
+);
+
+CREATE TABLE token_namespaces (
+    token_id    TEXT NOT NULL REFERENCES tokens(id) ON DELETE CASCADE,
+    namespace   TEXT NOT NULL,
+    PRIMARY KEY (token_id, namespace)
+);
+CREATE INDEX token_namespaces_by_namespace ON token_namespaces(namespace);
+
+CREATE TABLE timestamps (
+    serial      TEXT PRIMARY KEY,
+    gen_time    TEXT NOT NULL,
+    hash_alg    TEXT NOT NULL,
+    hash        TEXT NOT NULL,
+    policy      TEXT NOT NULL,
+    tsa_cert    TEXT NOT NULL
+);
+CREATE INDEX timestamps_by_time ON timestamps(gen_time);
+
+CREATE TABLE published_files (
+    id          BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    path        TEXT NOT NULL,
+    role        TEXT,
+    version     BIGINT,
+    bytes       BYTEA NOT NULL,
+    sha256      TEXT NOT NULL,
+    immutable   BIGINT NOT NULL CHECK (immutable IN (0, 1)),
+    created_at  TEXT NOT NULL,
+    lineage     TEXT
+);
+CREATE INDEX published_files_by_path ON published_files(path, id);
+CREATE UNIQUE INDEX published_files_immutable_path ON published_files(path) WHERE immutable = 1;
+
+CREATE TABLE published_current (
+    lineage     TEXT PRIMARY KEY,
+    id          BIGINT NOT NULL
+);
+CREATE TABLE published_superseded (
+    id             BIGINT PRIMARY KEY REFERENCES published_files(id) ON DELETE CASCADE,
+    superseded_at  TEXT NOT NULL
+);
+CREATE INDEX published_superseded_by_time ON published_superseded(superseded_at);
+
+CREATE FUNCTION keyshare_published_files_no_update() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'published files are immutable'; END $$;
+CREATE TRIGGER published_files_no_update BEFORE UPDATE ON published_files
+FOR EACH ROW EXECUTE FUNCTION keyshare_published_files_no_update();
+CREATE FUNCTION keyshare_published_files_keep() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF OLD.role = 'root' THEN
+        RAISE EXCEPTION 'root versions are never deleted';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM published_superseded s WHERE s.id = OLD.id) THEN
+        RAISE EXCEPTION 'current published files are never deleted';
+    END IF;
+    RETURN OLD;
+END $$;
+CREATE TRIGGER published_files_keep BEFORE DELETE ON published_files
+FOR EACH ROW EXECUTE FUNCTION keyshare_published_files_keep();
+CREATE TRIGGER published_files_no_truncate BEFORE TRUNCATE ON published_files
+FOR EACH STATEMENT EXECUTE FUNCTION keyshare_published_files_no_update();
+
+CREATE TABLE audit_log (
+    seq         BIGINT PRIMARY KEY,
+    time        TEXT NOT NULL,
+    actor       TEXT NOT NULL,
+    action      TEXT NOT NULL,
+    subject     TEXT NOT NULL,
+    details     TEXT NOT NULL,
+    prev_hash   TEXT NOT NULL,
+    hash        TEXT NOT NULL
+);
+CREATE INDEX audit_log_by_action ON audit_log(action, seq);
+CREATE INDEX audit_log_by_actor ON audit_log(actor, seq);
+CREATE INDEX audit_log_by_time ON audit_log(time);
+CREATE FUNCTION keyshare_audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$;
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE OR DELETE ON audit_log
+FOR EACH ROW EXECUTE FUNCTION keyshare_audit_log_append_only();
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
+FOR EACH STATEMENT EXECUTE FUNCTION keyshare_audit_log_append_only();
+
+CREATE TABLE audit_namespaces (
+    namespace   TEXT NOT NULL,
+    seq         BIGINT NOT NULL,
+    PRIMARY KEY (namespace, seq)
+);
+"#;
+
+/// Creates the schema in an empty PostgreSQL database, directly at
+/// [`CURRENT_VERSION`] (one `schema_version` row), or checks the version of
+/// one that has it: a newer one is refused ([`Error::SchemaTooNew`]), as
+/// SQLite's is. Runs under the write lock, so two servers starting on one
+/// empty database do not both create it.
+pub(crate) fn create_postgres(conn: &std::cell::RefCell<super::db::PgConn>) -> Result<()> {
+    let db = Db::Postgres(conn);
+    // A database at the current version is not changed: no need to wait
+    // for the lock (and for another server's publish) to see that.
+    let made: bool = db.one(
+        "SELECT to_regclass('schema_version') IS NOT NULL",
+        [],
+        |r| r.get(0),
+    )?;
+    if made && current(&db)? == CURRENT_VERSION {
+        return Ok(());
+    }
+    let tx = super::pg::PgTx::begin_write(conn)?;
+    db.batch(
+        r#"CREATE TABLE IF NOT EXISTS schema_version (
+               version    BIGINT PRIMARY KEY,
+               applied_at TEXT COLLATE "C" NOT NULL
+           )"#,
+    )?;
+    let version = current(&db)?;
+    if version > CURRENT_VERSION {
+        return Err(Error::SchemaTooNew {
+            found: version,
+            supported: CURRENT_VERSION,
+        });
+    }
+    if version == 0 {
+        db.batch(&POSTGRES_SCHEMA.replace(" TEXT", " TEXT COLLATE \"C\""))?;
+        db.exec(
+            "INSERT INTO schema_version (version, applied_at) VALUES (?1, ?2)",
+            (CURRENT_VERSION, time_text(super::now())),
+        )?;
+    } else if version < CURRENT_VERSION {
+        // Every PostgreSQL store so far was made at the current version;
+        // migrations start with the first schema change after it.
+        return Err(Error::Schema {
+            message: format!(
+                "recorded schema version {version} is older than version {CURRENT_VERSION}, \
+                 and no PostgreSQL store was ever made at it"
+            ),
+        });
+    }
+    tx.commit()
 }

@@ -3,7 +3,6 @@
 use std::fmt;
 use std::num::NonZeroU32;
 
-use rusqlite::{Connection, OptionalExtension, Transaction};
 use serde::Serialize;
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -15,13 +14,15 @@ use keyshare_policy::trust::{
     MAX_TSA_DESCRIPTION,
 };
 
+use super::db::{Backend, Db};
 use super::error::{Error, Result};
+use super::pg::PgTx;
 use super::read::{self, require_namespace, secret_hash};
 use super::records::{
     AuditRecord, CiOwner, Listing, NewToken, RevocationRecord, ScopeOverlaps, SingleUse,
     TimestampRecord, Token, TokenKind, TokenSecret,
 };
-use super::{audit, time_text, Cached};
+use super::{audit, time_text};
 
 /// One write transaction, given to the closure of [`super::Store::transaction`].
 ///
@@ -30,8 +31,14 @@ use super::{audit, time_text, Cached};
 /// transaction commits. Read methods (the same as [`super::Store`]'s) see
 /// the transaction's own writes.
 pub struct Tx<'a> {
-    tx: Transaction<'a>,
+    tx: TxConn<'a>,
     now: OffsetDateTime,
+}
+
+/// The open transaction under a [`Tx`].
+pub(super) enum TxConn<'a> {
+    Sqlite(rusqlite::Transaction<'a>),
+    Postgres(PgTx<'a>),
 }
 
 impl fmt::Debug for Tx<'_> {
@@ -50,30 +57,14 @@ fn opt_text(t: Option<OffsetDateTime>) -> Option<String> {
     t.map(time_text)
 }
 
-/// True when the error is a uniqueness (primary key or UNIQUE) violation.
-fn is_unique_violation(e: &rusqlite::Error) -> bool {
-    matches!(
-        e.sqlite_error_code(),
-        Some(rusqlite::ErrorCode::ConstraintViolation)
-    ) && matches!(
-        e,
-        rusqlite::Error::SqliteFailure(f, _)
-            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
-                || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
-    )
-}
-
 /// Maps a uniqueness violation to `AlreadyExists`.
-fn exists_on_conflict(
-    kind: &'static str,
-    name: impl Into<String>,
-) -> impl FnOnce(rusqlite::Error) -> Error {
+fn exists_on_conflict(kind: &'static str, name: impl Into<String>) -> impl FnOnce(Error) -> Error {
     let name = name.into();
     move |e| {
-        if is_unique_violation(&e) {
+        if e.is_unique_violation() {
             Error::exists(kind, name)
         } else {
-            e.into()
+            e
         }
     }
 }
@@ -139,16 +130,27 @@ fn metadata_role_version(path: &str, bytes: &[u8]) -> Result<(Option<String>, Op
 }
 
 impl<'a> Tx<'a> {
-    pub(super) fn new(tx: Transaction<'a>, now: OffsetDateTime) -> Self {
+    pub(super) fn new(tx: TxConn<'a>, now: OffsetDateTime) -> Self {
         Self { tx, now }
     }
 
-    pub(super) fn commit(self) -> rusqlite::Result<()> {
-        self.tx.commit()
+    pub(super) fn commit(self) -> Result<()> {
+        match self.tx {
+            TxConn::Sqlite(tx) => Ok(tx.commit()?),
+            TxConn::Postgres(tx) => tx.commit(),
+        }
     }
 
-    pub(super) fn with_conn<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        f(&self.tx)
+    /// The transaction's connection.
+    pub(super) fn db(&self) -> Db<'_> {
+        match &self.tx {
+            TxConn::Sqlite(tx) => Db::Sqlite(tx),
+            TxConn::Postgres(tx) => Db::Postgres(tx.conn),
+        }
+    }
+
+    pub(super) fn with_conn<T>(&self, f: impl FnOnce(&Db<'_>) -> Result<T>) -> Result<T> {
+        f(&self.db())
     }
 
     /// The transaction's time: every row and the audit record it writes carry it.
@@ -187,9 +189,9 @@ impl<'a> Tx<'a> {
             .check()
             .map_err(|e| Error::invalid("namespace", e.to_string()))?;
         self.check_scopes_free(entry)?;
-        let overlaps = read::scope_overlaps(&self.tx, entry, &[])?;
+        let overlaps = read::scope_overlaps(&self.db(), entry, &[])?;
         rule.check(entry, &overlaps)?;
-        self.tx
+        self.db()
             .exec(
                 "INSERT INTO namespaces (name, scopes, maintainers, threshold, created_at, bin)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -210,10 +212,10 @@ impl<'a> Tx<'a> {
     /// Makes `namespace_scopes` hold exactly the scopes of `entry`.
     fn set_scopes(&mut self, entry: &NamespaceEntry) -> Result<()> {
         let name = entry.name.as_str();
-        self.tx
+        self.db()
             .exec("DELETE FROM namespace_scopes WHERE namespace = ?1", [name])?;
         for scope in &entry.scopes {
-            self.tx.exec(
+            self.db().exec(
                 "INSERT INTO namespace_scopes (scope, namespace) VALUES (?1, ?2)",
                 (scope.as_str(), name),
             )?;
@@ -242,11 +244,11 @@ impl<'a> Tx<'a> {
         threshold: NonZeroU32,
         rule: OverlapRule,
     ) -> Result<ScopeOverlaps> {
-        let current = read::namespace(&self.tx, entry.name.as_str())?;
+        let current = read::namespace(&self.db(), entry.name.as_str())?;
         self.check_scopes_free(entry)?;
-        let overlaps = read::scope_overlaps(&self.tx, entry, &current.entry.scopes)?;
+        let overlaps = read::scope_overlaps(&self.db(), entry, &current.entry.scopes)?;
         rule.check(entry, &overlaps)?;
-        self.tx.exec(
+        self.db().exec(
             "UPDATE namespaces SET scopes = ?2, maintainers = ?3, threshold = ?4 WHERE name = ?1",
             (
                 entry.name.as_str(),
@@ -261,8 +263,8 @@ impl<'a> Tx<'a> {
 
     /// Sets a namespace's threshold. `NotFound` if it does not exist.
     pub fn set_threshold(&mut self, namespace: &str, threshold: NonZeroU32) -> Result<()> {
-        require_namespace(&self.tx, namespace)?;
-        self.tx.exec(
+        require_namespace(&self.db(), namespace)?;
+        self.db().exec(
             "UPDATE namespaces SET threshold = ?2 WHERE name = ?1",
             (namespace, threshold.get()),
         )?;
@@ -272,13 +274,12 @@ impl<'a> Tx<'a> {
     /// Refuses a scope another namespace already has (the index would not parse).
     /// One index lookup per scope (`namespace_scopes`), not a scan.
     fn check_scopes_free(&self, entry: &NamespaceEntry) -> Result<()> {
-        let mut stmt = self.tx.prepare_cached(
-            "SELECT namespace FROM namespace_scopes WHERE scope = ?1 AND namespace <> ?2",
-        )?;
         for scope in &entry.scopes {
-            let owner: Option<String> = stmt
-                .query_row((scope.as_str(), entry.name.as_str()), |r| r.get(0))
-                .optional()?;
+            let owner: Option<String> = self.db().row(
+                "SELECT namespace FROM namespace_scopes WHERE scope = ?1 AND namespace <> ?2",
+                (scope.as_str(), entry.name.as_str()),
+                |r| r.get(0),
+            )?;
             if let Some(owner) = owner {
                 return Err(Error::invalid(
                     "scopes",
@@ -293,14 +294,14 @@ impl<'a> Tx<'a> {
     /// and revokes every token scoped to it (so re-creating the name later
     /// grants nothing to old tokens). Returns how many tokens were revoked.
     pub fn delete_namespace(&mut self, name: &str) -> Result<usize> {
-        require_namespace(&self.tx, name)?;
-        let revoked = self.tx.exec(
+        require_namespace(&self.db(), name)?;
+        let revoked = self.db().exec(
             "UPDATE tokens SET revoked_at = ?2
              WHERE revoked_at IS NULL
                AND id IN (SELECT token_id FROM token_namespaces WHERE namespace = ?1)",
             (name, self.now_text()),
         )?;
-        self.tx
+        self.db()
             .exec("DELETE FROM namespaces WHERE name = ?1", [name])?;
         Ok(revoked)
     }
@@ -312,11 +313,10 @@ impl<'a> Tx<'a> {
     ///
     /// `Revoked` if the key's material is revoked, whatever its id.
     pub fn add_key(&mut self, namespace: &NamespaceName, key: &TrustedKey) -> Result<()> {
-        require_namespace(&self.tx, namespace.as_str())?;
+        require_namespace(&self.db(), namespace.as_str())?;
         let fingerprint =
             self.refuse_revoked_key(namespace, &format!("{namespace}/{}", key.id), key)?;
-        self.tx
-            .exec(
+        self.db().exec(
                 "INSERT INTO keys (namespace, key_id, key, not_before, not_after, ephemeral, description, added_at, spki_sha256, principal, layout_root)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 (
@@ -379,8 +379,8 @@ impl<'a> Tx<'a> {
 
     /// Removes a key from a namespace. `NotFound` if either is missing.
     pub fn remove_key(&mut self, namespace: &str, key_id: &str) -> Result<()> {
-        require_namespace(&self.tx, namespace)?;
-        let n = self.tx.exec(
+        require_namespace(&self.db(), namespace)?;
+        let n = self.db().exec(
             "DELETE FROM keys WHERE namespace = ?1 AND key_id = ?2",
             [namespace, key_id],
         )?;
@@ -398,9 +398,9 @@ impl<'a> Tx<'a> {
         &mut self,
         at: OffsetDateTime,
     ) -> Result<Vec<(String, String)>> {
-        let expired = read::expired_ephemeral_keys(&self.tx, at)?;
+        let expired = read::expired_ephemeral_keys(&self.db(), at)?;
         for (ns, id) in &expired {
-            self.tx.exec(
+            self.db().exec(
                 "DELETE FROM keys WHERE namespace = ?1 AND key_id = ?2",
                 [ns, id],
             )?;
@@ -424,7 +424,7 @@ impl<'a> Tx<'a> {
             }
             CiOwner::Token { id } => (None, None, Some(id.as_str())),
         };
-        self.tx
+        self.db()
             .exec(
                 "INSERT INTO ci_delegations (namespace, key_id, issuer, subject, token_id)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -441,29 +441,27 @@ impl<'a> Tx<'a> {
     /// recorded before and has not expired.
     pub fn use_once(&mut self, value: &SingleUse) -> Result<bool> {
         let expires_at = value.expires_at.unix_timestamp();
-        let added = self
-            .tx
-            .prepare_cached(
-                "INSERT INTO ci_used (kind, digest, expires_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (kind, digest) DO UPDATE SET expires_at = excluded.expires_at
-                 WHERE ci_used.expires_at <= ?4",
-            )?
-            .execute((
+        let added = self.db().exec(
+            "INSERT INTO ci_used (kind, digest, expires_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (kind, digest) DO UPDATE SET expires_at = excluded.expires_at
+             WHERE ci_used.expires_at <= ?4",
+            (
                 value.kind.name(),
                 value.digest.as_str(),
                 expires_at,
                 self.now.unix_timestamp(),
-            ))?;
+            ),
+        )?;
         Ok(added == 1)
     }
 
     /// Deletes the records of used values that expired at or before `at`;
     /// returns how many.
     pub fn prune_used(&mut self, at: OffsetDateTime) -> Result<usize> {
-        Ok(self
-            .tx
-            .prepare_cached("DELETE FROM ci_used WHERE expires_at <= ?1")?
-            .execute([at.unix_timestamp()])?)
+        self.db().exec(
+            "DELETE FROM ci_used WHERE expires_at <= ?1",
+            [at.unix_timestamp()],
+        )
     }
 
     // ---- savepoints ----
@@ -475,21 +473,16 @@ impl<'a> Tx<'a> {
     where
         E: From<Error>,
     {
-        self.tx
-            .exec("SAVEPOINT keyshare_change", [])
-            .map_err(Error::from)?;
+        self.db().control("SAVEPOINT keyshare_change")?;
         match f(self) {
             Ok(value) => {
-                self.tx
-                    .exec("RELEASE keyshare_change", [])
-                    .map_err(Error::from)?;
+                self.db().control("RELEASE keyshare_change")?;
                 Ok(value)
             }
             Err(e) => {
-                self.tx
-                    .exec("ROLLBACK TO keyshare_change", [])
-                    .and_then(|_| self.tx.exec("RELEASE keyshare_change", []))
-                    .map_err(Error::from)?;
+                self.db()
+                    .control("ROLLBACK TO keyshare_change")
+                    .and_then(|()| self.db().control("RELEASE keyshare_change"))?;
                 Err(e)
             }
         }
@@ -504,7 +497,7 @@ impl<'a> Tx<'a> {
         namespace: &NamespaceName,
         identity: &X509Identity,
     ) -> Result<()> {
-        require_namespace(&self.tx, namespace.as_str())?;
+        require_namespace(&self.db(), namespace.as_str())?;
         for (i, ca) in identity.ca_certs.iter().enumerate() {
             let what = format!(
                 "CA certificate {i} of identity {namespace}/{}",
@@ -524,8 +517,7 @@ impl<'a> Tx<'a> {
             }
         }
         let pems: Vec<&str> = identity.ca_certs.iter().map(CaCert::pem).collect();
-        self.tx
-            .exec(
+        self.db().exec(
                 "INSERT INTO identities (namespace, name, ca_certs, subject, not_before, not_after, added_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 (
@@ -544,8 +536,8 @@ impl<'a> Tx<'a> {
 
     /// Removes an identity. `NotFound` if it (or the namespace) is missing.
     pub fn remove_identity(&mut self, namespace: &str, name: &str) -> Result<()> {
-        require_namespace(&self.tx, namespace)?;
-        let n = self.tx.exec(
+        require_namespace(&self.db(), namespace)?;
+        let n = self.db().exec(
             "DELETE FROM identities WHERE namespace = ?1 AND name = ?2",
             [namespace, name],
         )?;
@@ -564,7 +556,7 @@ impl<'a> Tx<'a> {
         namespace: &NamespaceName,
         sub: &SubDelegation,
     ) -> Result<()> {
-        require_namespace(&self.tx, namespace.as_str())?;
+        require_namespace(&self.db(), namespace.as_str())?;
         for key in &sub.keys {
             self.refuse_revoked_key(
                 namespace,
@@ -572,7 +564,7 @@ impl<'a> Tx<'a> {
                 key,
             )?;
         }
-        self.tx
+        self.db()
             .exec(
                 "INSERT INTO sub_delegations (namespace, name, scopes, threshold, keys, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -594,8 +586,8 @@ impl<'a> Tx<'a> {
 
     /// Removes a sub-delegation. `NotFound` if it (or the namespace) is missing.
     pub fn remove_sub_delegation(&mut self, namespace: &str, name: &str) -> Result<()> {
-        require_namespace(&self.tx, namespace)?;
-        let n = self.tx.exec(
+        require_namespace(&self.db(), namespace)?;
+        let n = self.db().exec(
             "DELETE FROM sub_delegations WHERE namespace = ?1 AND name = ?2",
             [namespace, name],
         )?;
@@ -625,8 +617,7 @@ impl<'a> Tx<'a> {
             RevokedSubject::Key(h) => (Some(h.as_str()), None),
             RevokedSubject::Certificate(h) => (None, Some(h.as_str())),
         };
-        self.tx
-            .exec(
+        self.db().exec(
                 "INSERT INTO revocations (spki_sha256, certificate_sha256, revoked_at, reason, recorded_at, namespace, key_id)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 (
@@ -646,11 +637,11 @@ impl<'a> Tx<'a> {
     /// Removes a revocation (one recorded by mistake). `NotFound` if absent.
     pub fn remove_revocation(&mut self, subject: &RevokedSubject) -> Result<()> {
         let n = match subject {
-            RevokedSubject::Key(h) => self.tx.exec(
+            RevokedSubject::Key(h) => self.db().exec(
                 "DELETE FROM revocations WHERE spki_sha256 = ?1",
                 [h.as_str()],
             )?,
-            RevokedSubject::Certificate(h) => self.tx.exec(
+            RevokedSubject::Certificate(h) => self.db().exec(
                 "DELETE FROM revocations WHERE certificate_sha256 = ?1",
                 [h.as_str()],
             )?,
@@ -674,7 +665,7 @@ impl<'a> Tx<'a> {
         revocation: &Revocation,
         key_id: Option<&str>,
     ) -> Result<()> {
-        require_namespace(&self.tx, namespace.as_str())?;
+        require_namespace(&self.db(), namespace.as_str())?;
         let RevokedSubject::Key(fingerprint) = &revocation.subject else {
             return Err(Error::invalid(
                 "subject",
@@ -684,8 +675,7 @@ impl<'a> Tx<'a> {
         if revocation.reason.trim().is_empty() {
             return Err(Error::invalid("reason", "must say why (not empty)"));
         }
-        self.tx
-            .exec(
+        self.db().exec(
                 "INSERT INTO namespace_revocations (namespace, spki_sha256, revoked_at, reason, recorded_at, key_id)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 (
@@ -711,8 +701,8 @@ impl<'a> Tx<'a> {
         namespace: &str,
         fingerprint: &Sha256Hex,
     ) -> Result<()> {
-        require_namespace(&self.tx, namespace)?;
-        let n = self.tx.exec(
+        require_namespace(&self.db(), namespace)?;
+        let n = self.db().exec(
             "DELETE FROM namespace_revocations WHERE namespace = ?1 AND spki_sha256 = ?2",
             [namespace, fingerprint.as_str()],
         )?;
@@ -741,12 +731,12 @@ impl<'a> Tx<'a> {
         if peer.patterns.is_empty() {
             return Err(Error::invalid("patterns", "must list at least one pattern"));
         }
-        let existed = match read::peer(&self.tx, &peer.name) {
+        let existed = match read::peer(&self.db(), &peer.name) {
             Ok(_) => true,
             Err(Error::NotFound { .. }) => false,
             Err(e) => return Err(e),
         };
-        self.tx.exec(
+        self.db().exec(
             "INSERT INTO peers (name, patterns, url, root, terminating, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (name) DO UPDATE SET patterns = excluded.patterns, url = excluded.url,
@@ -767,8 +757,8 @@ impl<'a> Tx<'a> {
     /// Removes a peer. `NotFound` if absent.
     pub fn remove_peer(&mut self, name: &str) -> Result<()> {
         let n = self
-            .tx
-            .execute("DELETE FROM peers WHERE name = ?1", [name])?;
+            .db()
+            .exec("DELETE FROM peers WHERE name = ?1", [name])?;
         if n == 0 {
             return Err(Error::not_found("peer", name));
         }
@@ -784,23 +774,19 @@ impl<'a> Tx<'a> {
     pub fn put_org_root(&mut self, name: &str, pem: &str) -> Result<bool> {
         check_root_name(name)?;
         let cert = CaCert::parse(pem).map_err(|e| Error::invalid("pem", e))?;
-        if let Some(other) = self
-            .tx
-            .query_row(
-                "SELECT name FROM org_roots WHERE sha256 = ?1 AND name <> ?2",
-                [cert.sha256().as_str(), name],
-                |r| r.get::<_, String>(0),
-            )
-            .optional()?
-        {
+        if let Some(other) = self.db().row(
+            "SELECT name FROM org_roots WHERE sha256 = ?1 AND name <> ?2",
+            [cert.sha256().as_str(), name],
+            |r| r.get::<_, String>(0),
+        )? {
             return Err(Error::exists("org root certificate", other));
         }
-        let existed = match read::org_root(&self.tx, name) {
+        let existed = match read::org_root(&self.db(), name) {
             Ok(_) => true,
             Err(Error::NotFound { .. }) => false,
             Err(e) => return Err(e),
         };
-        self.tx.exec(
+        self.db().exec(
             "INSERT INTO org_roots (name, pem, sha256, added_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (name) DO UPDATE SET pem = excluded.pem, sha256 = excluded.sha256,
                  added_at = excluded.added_at",
@@ -812,8 +798,8 @@ impl<'a> Tx<'a> {
     /// Removes an X.509 root. `NotFound` if absent.
     pub fn remove_org_root(&mut self, name: &str) -> Result<()> {
         let n = self
-            .tx
-            .execute("DELETE FROM org_roots WHERE name = ?1", [name])?;
+            .db()
+            .exec("DELETE FROM org_roots WHERE name = ?1", [name])?;
         if n == 0 {
             return Err(Error::not_found("org root", name));
         }
@@ -849,23 +835,19 @@ impl<'a> Tx<'a> {
             ));
         }
         let sha256 = tsa.certificate.sha256().as_str();
-        if let Some(other) = self
-            .tx
-            .query_row(
-                "SELECT name FROM tsas WHERE sha256 = ?1 AND name <> ?2",
-                [sha256, tsa.name.as_str()],
-                |r| r.get::<_, String>(0),
-            )
-            .optional()?
-        {
+        if let Some(other) = self.db().row(
+            "SELECT name FROM tsas WHERE sha256 = ?1 AND name <> ?2",
+            [sha256, tsa.name.as_str()],
+            |r| r.get::<_, String>(0),
+        )? {
             return Err(Error::exists("TSA certificate", other));
         }
-        let existed = match read::tsa(&self.tx, &tsa.name) {
+        let existed = match read::tsa(&self.db(), &tsa.name) {
             Ok(_) => true,
             Err(Error::NotFound { .. }) => false,
             Err(e) => return Err(e),
         };
-        if !existed && read::tsas(&self.tx)?.len() >= MAX_TSAS {
+        if !existed && read::tsas(&self.db())?.len() >= MAX_TSAS {
             return Err(Error::invalid(
                 "name",
                 format!(
@@ -873,7 +855,7 @@ impl<'a> Tx<'a> {
                 ),
             ));
         }
-        self.tx.exec(
+        self.db().exec(
             "INSERT INTO tsas (name, pem, sha256, description, added_at) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (name) DO UPDATE SET pem = excluded.pem, sha256 = excluded.sha256,
                  description = excluded.description, added_at = excluded.added_at",
@@ -890,9 +872,7 @@ impl<'a> Tx<'a> {
 
     /// Removes a trusted TSA. `NotFound` if absent.
     pub fn remove_tsa(&mut self, name: &str) -> Result<()> {
-        let n = self
-            .tx
-            .execute("DELETE FROM tsas WHERE name = ?1", [name])?;
+        let n = self.db().exec("DELETE FROM tsas WHERE name = ?1", [name])?;
         if n == 0 {
             return Err(Error::not_found("TSA", name));
         }
@@ -940,11 +920,11 @@ impl<'a> Tx<'a> {
             }
         }
         for ns in kind.namespaces() {
-            require_namespace(&self.tx, ns.as_str())?;
+            require_namespace(&self.db(), ns.as_str())?;
         }
         let id = format!("tok-{}", random_hex(8)?);
         let secret = TokenSecret(format!("ks_{}", random_hex(32)?));
-        self.tx.exec(
+        self.db().exec(
             "INSERT INTO tokens (id, kind, secret_sha256, description, created_at, expires_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             (
@@ -957,7 +937,7 @@ impl<'a> Tx<'a> {
             ),
         )?;
         for ns in kind.namespaces() {
-            self.tx
+            self.db()
                 .exec(
                     "INSERT INTO token_namespaces (token_id, namespace) VALUES (?1, ?2)",
                     [id.as_str(), ns.as_str()],
@@ -986,7 +966,7 @@ impl<'a> Tx<'a> {
         // Whole seconds, so the texts compare as the times do.
         let now = self.now.replace_nanosecond(0).unwrap_or(self.now);
         let cutoff = time_text(now - super::LAST_USED_RESOLUTION);
-        let n = self.tx.exec(
+        let n = self.db().exec(
             "UPDATE tokens SET last_used_at = ?2
              WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at <= ?3)",
             (id, time_text(now), cutoff),
@@ -997,11 +977,11 @@ impl<'a> Tx<'a> {
     /// Revokes a token. `NotFound` if absent, `AlreadyExists` (kind
     /// `token revocation`) if it was already revoked.
     pub fn revoke_token(&mut self, id: &str) -> Result<()> {
-        let token = read::token(&self.tx, id)?;
+        let token = read::token(&self.db(), id)?;
         if !token.is_active() {
             return Err(Error::exists("token revocation", id));
         }
-        self.tx.exec(
+        self.db().exec(
             "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1",
             (id, self.now_text()),
         )?;
@@ -1014,7 +994,7 @@ impl<'a> Tx<'a> {
     /// `AlreadyExists` (kind `timestamp serial`) if its serial was issued
     /// before: a serial is never used twice.
     pub fn record_timestamp(&mut self, record: &TimestampRecord) -> Result<()> {
-        self.tx
+        self.db()
             .exec(
                 "INSERT INTO timestamps (serial, gen_time, hash_alg, hash, policy, tsa_cert)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -1045,7 +1025,7 @@ impl<'a> Tx<'a> {
         subject: &str,
         details: &Value,
     ) -> Result<AuditRecord> {
-        audit::append(&self.tx, self.now, actor, action, subject, details)
+        audit::append(&self.db(), self.now, actor, action, subject, details)
     }
 
     // ---- published files ----
@@ -1073,7 +1053,7 @@ impl<'a> Tx<'a> {
             }
             let (role, version) = metadata_role_version(path, &file.bytes)?;
             let sha256 = keyshare_policy::hash::sha256_hex(&file.bytes);
-            if let Some(latest) = read::latest_published(&self.tx, path)? {
+            if let Some(latest) = read::latest_published(&self.db(), path)? {
                 if file.immutable || latest.immutable {
                     if latest.sha256 == sha256 && latest.immutable == file.immutable {
                         // Published again (a target back to earlier
@@ -1099,22 +1079,29 @@ impl<'a> Tx<'a> {
                 .transpose()
                 .map_err(|e| Error::invalid(field(), e.to_string()))?;
             let lineage = super::lineage(path);
-            self.tx.exec(
-                "INSERT INTO published_files
+            const INSERT: &str = "INSERT INTO published_files
                      (path, role, version, bytes, sha256, immutable, created_at, lineage)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                (
-                    path,
-                    role,
-                    version,
-                    &file.bytes[..],
-                    &sha256,
-                    file.immutable,
-                    self.now_text(),
-                    &lineage,
-                ),
-            )?;
-            let id = self.tx.last_insert_rowid();
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+            let row = (
+                path,
+                role,
+                version,
+                &file.bytes[..],
+                &sha256,
+                file.immutable,
+                self.now_text(),
+                &lineage,
+            );
+            let id = match &self.tx {
+                TxConn::Sqlite(tx) => {
+                    self.db().exec(INSERT, row)?;
+                    tx.last_insert_rowid()
+                }
+                TxConn::Postgres(_) => {
+                    self.db()
+                        .one(&format!("{INSERT} RETURNING id"), row, |r| r.get(0))?
+                }
+            };
             // The row just inserted is current; the one before it is not.
             self.supersede_others(&lineage, id)?;
             added += 1;
@@ -1126,9 +1113,8 @@ impl<'a> Tx<'a> {
     /// before (if another) is superseded now, row `id` is not.
     fn supersede(&mut self, lineage: &str, id: i64) -> Result<()> {
         self.supersede_others(lineage, id)?;
-        self.tx
-            .prepare_cached("DELETE FROM published_superseded WHERE id = ?1")?
-            .execute([id])?;
+        self.db()
+            .exec("DELETE FROM published_superseded WHERE id = ?1", [id])?;
         Ok(())
     }
 
@@ -1138,18 +1124,16 @@ impl<'a> Tx<'a> {
     /// `published_superseded` hold which is current and since when the
     /// others are not; schema version 11).
     fn supersede_others(&mut self, lineage: &str, id: i64) -> Result<()> {
-        self.tx
-            .prepare_cached(
-                "INSERT INTO published_superseded (id, superseded_at)
-                 SELECT id, ?3 FROM published_current WHERE lineage = ?1 AND id <> ?2",
-            )?
-            .execute((lineage, id, self.now_text()))?;
-        self.tx
-            .prepare_cached(
-                "INSERT INTO published_current (lineage, id) VALUES (?1, ?2)
-                 ON CONFLICT (lineage) DO UPDATE SET id = excluded.id",
-            )?
-            .execute((lineage, id))?;
+        self.db().exec(
+            "INSERT INTO published_superseded (id, superseded_at)
+             SELECT id, ?3 FROM published_current WHERE lineage = ?1 AND id <> ?2",
+            (lineage, id, self.now_text()),
+        )?;
+        self.db().exec(
+            "INSERT INTO published_current (lineage, id) VALUES (?1, ?2)
+             ON CONFLICT (lineage) DO UPDATE SET id = excluded.id",
+            (lineage, id),
+        )?;
         Ok(())
     }
 
@@ -1162,17 +1146,20 @@ impl<'a> Tx<'a> {
         cutoff: OffsetDateTime,
         limit: Option<usize>,
     ) -> Result<usize> {
-        let limit = limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
-        Ok(self
-            .tx
-            .prepare_cached(
-                "DELETE FROM published_files WHERE id IN (
-                     SELECT s.id FROM published_superseded s
-                     JOIN published_files f ON f.id = s.id
-                     WHERE s.superseded_at <= ?1 AND f.role IS NOT 'root'
-                     ORDER BY s.superseded_at LIMIT ?2)",
-            )?
-            .execute((time_text(cutoff), limit))?)
+        let limit = limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX));
+        // No limit: -1 to SQLite, NULL to PostgreSQL.
+        let limit = match self.db().backend() {
+            Backend::Sqlite => Some(limit.unwrap_or(-1)),
+            Backend::Postgres => limit,
+        };
+        self.db().exec(
+            "DELETE FROM published_files WHERE id IN (
+                 SELECT s.id FROM published_superseded s
+                 JOIN published_files f ON f.id = s.id
+                 WHERE s.superseded_at <= ?1 AND f.role IS NOT 'root'
+                 ORDER BY s.superseded_at LIMIT ?2)",
+            (time_text(cutoff), limit),
+        )
     }
 }
 

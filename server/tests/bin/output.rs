@@ -370,6 +370,7 @@ fn man_writes_a_page_per_command_that_man_renders() {
             "keyshare-server-import.1",
             "keyshare-server-init.1",
             "keyshare-server-man.1",
+            "keyshare-server-migrate-store.1",
             "keyshare-server-openapi.1",
             "keyshare-server-publish.1",
             "keyshare-server-serve.1",

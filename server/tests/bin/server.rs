@@ -1170,3 +1170,161 @@ fn the_timestamp_authority_answers_after_init_and_after_an_upgrade() {
     let records = v["records"].as_array().unwrap_or_else(|| panic!("{v}"));
     assert_eq!(records.len(), 2, "init's and the first start's: {v}");
 }
+
+/// `init` and `serve` with `store.url`: the repository lives in the
+/// PostgreSQL database (no `keyshare.db` in the data directory), survives a
+/// restart, and SIGTERM stops the server cleanly (its PostgreSQL
+/// connections closed off the async runtime).
+#[test]
+fn a_repository_in_postgres_is_served_changed_and_restarted() {
+    let Some(cluster) = keyshare_testkit::postgres::Cluster::shared() else {
+        return;
+    };
+    let (_, url) = cluster.database();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    fs::create_dir(&dir).unwrap();
+    fs::write(
+        dir.join("keyshare.toml"),
+        format!("[store]\nurl = \"{url}\"\n"),
+    )
+    .unwrap();
+    let (token, _) = init(&dir);
+    assert!(
+        !dir.join("keyshare.db").exists(),
+        "the store is not the SQLite file"
+    );
+
+    let server = Server::start(&dir);
+    make_changes(&server, &token);
+    let version = server.timestamp_version();
+    let (status, log) = server.terminate();
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+
+    let server = Server::start(&dir);
+    assert_eq!(server.timestamp_version(), version);
+    server.json(
+        "POST",
+        "/api/v1/namespaces",
+        Some(&token),
+        Some(&json!({"name": "team-b", "scopes": ["registry.acme.io/team-b/**"]})),
+        201,
+    );
+    assert_eq!(server.timestamp_version(), version + 1);
+    let (status, log) = server.terminate();
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+
+    let mut db = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let names: Vec<String> = db
+        .query("SELECT name FROM namespaces ORDER BY name", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(names, ["team-a", "team-b"]);
+    assert!(!dir.join("keyshare.db").exists());
+}
+
+/// A PostgreSQL store that cannot be reached: one line naming the
+/// database, never its password.
+#[test]
+fn serve_with_an_unreachable_postgres_store_is_one_line_without_the_password() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    init(&dir);
+    let mut cmd = keyshare(&[
+        "serve",
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    cmd.env(
+        "KEYSHARE_STORE_URL",
+        "postgres://keyshare:s3cret@127.0.0.1:1/keyshare?connect_timeout=5",
+    );
+    let line = assert_one_line_error(&run(cmd));
+    assert!(
+        line.starts_with(
+            "error: cannot connect to the PostgreSQL store postgres://keyshare@127.0.0.1:1/keyshare: "
+        ),
+        "{line}"
+    );
+    assert!(!line.contains("s3cret"), "{line}");
+}
+
+/// `migrate-store`: a repository served from SQLite, copied into
+/// PostgreSQL, then served from there with `store.url`: the same metadata,
+/// the same state, and it goes on. A second copy into the same database,
+/// or a copy while `serve` runs, is refused with one line.
+#[test]
+fn migrate_store_moves_a_served_repository_to_postgres() {
+    let Some(cluster) = keyshare_testkit::postgres::Cluster::shared() else {
+        return;
+    };
+    let (_, url) = cluster.database();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let d = dir.to_str().unwrap();
+    let (token, _) = init(&dir);
+    let server = Server::start(&dir);
+    make_changes(&server, &token);
+    let version = server.timestamp_version();
+    let timestamp = server
+        .request("GET", "/metadata/timestamp.json", None, None)
+        .1;
+    let namespace = server.json("GET", "/api/v1/namespaces/team-a", Some(&token), None, 200);
+
+    let mut running = keyshare(&["migrate-store", "--data-dir", d]);
+    running.env("KEYSHARE_MIGRATE_TO", &url);
+    let line = assert_one_line_error(&run(running));
+    assert!(line.contains("serve"), "{line}");
+    let (status, log) = server.terminate();
+    assert_eq!(status.code(), Some(0), "{log}");
+
+    let mut migrate = keyshare(&["migrate-store", "--data-dir", d, "--output", "json"]);
+    migrate.env("KEYSHARE_MIGRATE_TO", &url);
+    let out = run(migrate);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        report["rows"]["published_files"].as_u64().unwrap() > 0,
+        "{report}"
+    );
+    assert!(
+        report["audit_head"]["records"].as_u64().unwrap() >= 3,
+        "{report}"
+    );
+    let again = run(keyshare(&["migrate-store", "--data-dir", d, "--to", &url]));
+    let line = assert_one_line_error(&again);
+    assert!(line.contains("not empty"), "{line}");
+
+    let config = fs::read_to_string(dir.join("keyshare.toml")).unwrap();
+    let config = config.replacen("[store]\n", &format!("[store]\nurl = \"{url}\"\n"), 1);
+    fs::write(dir.join("keyshare.toml"), config).unwrap();
+    fs::remove_file(dir.join("keyshare.db")).unwrap();
+    let server = Server::start(&dir);
+    assert_eq!(
+        server
+            .request("GET", "/metadata/timestamp.json", None, None)
+            .1,
+        timestamp
+    );
+    assert_eq!(
+        server.json("GET", "/api/v1/namespaces/team-a", Some(&token), None, 200),
+        namespace
+    );
+    server.json(
+        "POST",
+        "/api/v1/namespaces",
+        Some(&token),
+        Some(&json!({"name": "team-b", "scopes": ["registry.acme.io/team-b/**"]})),
+        201,
+    );
+    assert_eq!(server.timestamp_version(), version + 1);
+    let (status, log) = server.terminate();
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert!(!dir.join("keyshare.db").exists(), "served from PostgreSQL");
+}

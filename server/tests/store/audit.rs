@@ -6,7 +6,7 @@
     clippy::indexing_slicing
 )]
 
-use crate::support::*;
+use super::support::*;
 use keyshare_server::store::{AuditHead, Error, Store};
 use serde_json::json;
 
@@ -50,10 +50,9 @@ fn five_records(s: &Scratch) -> Store {
 
 /// A raw connection with the append-only triggers dropped, as an attacker
 /// with write access to the file could do.
-fn tamper(s: &Scratch) -> rusqlite::Connection {
-    let conn = rusqlite::Connection::open(&s.path).unwrap();
-    conn.execute_batch("DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete;")
-        .unwrap();
+fn tamper(s: &Scratch) -> Raw {
+    let conn = raw(s);
+    conn.allow_audit_log_changes();
     conn
 }
 
@@ -101,7 +100,7 @@ fn empty_log_verifies_with_a_zero_head() {
 fn plain_update_or_delete_of_an_audit_record_is_refused_by_the_database() {
     let s = Scratch::new();
     drop(five_records(&s));
-    let conn = rusqlite::Connection::open(&s.path).unwrap();
+    let conn = raw(&s);
     let update = conn.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2", []);
     assert!(update.unwrap_err().to_string().contains("append-only"));
     let delete = conn.execute("DELETE FROM audit_log WHERE seq = 2", []);

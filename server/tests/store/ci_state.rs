@@ -10,7 +10,7 @@ use time::Duration;
 use keyshare_policy::trust::Principal;
 use keyshare_server::store::{CiOwner, Error, SingleUse, SingleUseKind};
 
-use crate::support::{entry, ns, nz, trusted_key, Scratch, T0};
+use super::support::{entry, ns, nz, trusted_key, Scratch, T0};
 
 fn with_team_a(s: &Scratch) -> keyshare_server::store::Store {
     let mut store = s.open();

@@ -6,7 +6,7 @@
     clippy::indexing_slicing
 )]
 
-use crate::support::*;
+use super::support::*;
 use keyshare_policy::trust::{
     CaCert, NamespaceName, RevokedSubject, Sha256Hex, SubDelegation, SubjectName, X509Identity,
 };

@@ -7,7 +7,7 @@
     clippy::indexing_slicing
 )]
 
-use crate::support::*;
+use super::support::*;
 use keyshare_policy::trust::{
     CaCert, NamespaceTrust, Namespaces, Peers, Reason, Revocations, SignerRef, SubDelegation,
     SubjectName, TrustSet, X509Identity,

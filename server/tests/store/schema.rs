@@ -6,7 +6,7 @@
     clippy::indexing_slicing
 )]
 
-use crate::support::*;
+use super::support::*;
 use keyshare_server::store::{Error, Store, SCHEMA_VERSION};
 
 const TABLES: &[&str] = &[

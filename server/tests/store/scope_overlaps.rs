@@ -9,7 +9,7 @@
     clippy::indexing_slicing
 )]
 
-use crate::support::*;
+use super::support::*;
 use keyshare_server::store::{Error, OverlapRule, ScopeOverlaps};
 
 fn overlap_of(r: Result<impl std::fmt::Debug, Error>) -> ScopeOverlaps {

@@ -42,6 +42,24 @@ impl Scratch {
     }
 }
 
+/// Opens the store at `path` (another connection to a [`Scratch`]'s).
+pub fn open_at(path: &std::path::Path) -> Store {
+    Store::open(path).unwrap()
+}
+
+/// Every byte SQLite keeps for the database: the main file, the WAL and the shared memory.
+pub fn database_bytes(s: &Scratch) -> Vec<u8> {
+    let mut all = Vec::new();
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = s.path.clone().into_os_string();
+        p.push(suffix);
+        if let Ok(bytes) = std::fs::read(&p) {
+            all.extend(bytes);
+        }
+    }
+    all
+}
+
 /// A fixed transaction time.
 pub const T0: OffsetDateTime = datetime!(2026-01-02 03:04:05 UTC);
 
@@ -123,6 +141,40 @@ pub fn repository() -> Repository {
         T0,
     )
     .unwrap()
+}
+
+/// A raw connection to a [`Scratch`]'s database, behind the store's back
+/// (what someone with write access to the database could do). The same
+/// calls on PostgreSQL (`postgres/support.rs`).
+pub struct Raw(rusqlite::Connection);
+
+impl Raw {
+    /// Runs one statement with text parameters (`?1`, ...).
+    pub fn execute<const N: usize>(
+        &self,
+        sql: &str,
+        params: [&String; N],
+    ) -> Result<usize, String> {
+        self.0
+            .execute(sql, rusqlite::params_from_iter(params))
+            .map_err(|e| e.to_string())
+    }
+
+    /// Runs statements without parameters.
+    pub fn execute_batch(&self, sql: &str) -> Result<(), String> {
+        self.0.execute_batch(sql).map_err(|e| e.to_string())
+    }
+
+    /// Takes away the triggers that keep the audit log append-only.
+    pub fn allow_audit_log_changes(&self) {
+        self.execute_batch("DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete;")
+            .unwrap();
+    }
+}
+
+/// A raw connection to `s`'s database.
+pub fn raw(s: &Scratch) -> Raw {
+    Raw(rusqlite::Connection::open(&s.path).unwrap())
 }
 
 /// Row count of a table, through a separate raw connection.

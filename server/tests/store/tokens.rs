@@ -6,24 +6,11 @@
     clippy::indexing_slicing
 )]
 
-use crate::support::*;
+use super::support::*;
 use keyshare_server::store::{Error, NewToken, Store, TokenKind};
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-/// Every byte SQLite keeps for the database: the main file, the WAL and the shared memory.
-fn database_bytes(s: &Scratch) -> Vec<u8> {
-    let mut all = Vec::new();
-    for suffix in ["", "-wal", "-shm"] {
-        let mut p = s.path.clone().into_os_string();
-        p.push(suffix);
-        if let Ok(bytes) = std::fs::read(&p) {
-            all.extend(bytes);
-        }
-    }
-    all
 }
 
 fn setup(s: &Scratch) -> (Store, Vec<NewToken>) {

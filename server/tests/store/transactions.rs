@@ -8,7 +8,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use crate::support::*;
+use super::support::*;
 use keyshare_server::store::{Error, TokenKind};
 
 const TABLES: &[&str] = &[
@@ -175,7 +175,7 @@ fn concurrent_writers_on_separate_connections_keep_one_unbroken_audit_chain() {
         .map(|w| {
             let path = s.path.clone();
             std::thread::spawn(move || {
-                let mut store = keyshare_server::store::Store::open(&path).unwrap();
+                let mut store = open_at(&path);
                 for i in 0..15 {
                     store
                         .transaction_at(T0, |tx| {
