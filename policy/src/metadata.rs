@@ -685,9 +685,53 @@ pub struct Envelope<T> {
     pub canonical: Vec<u8>,
 }
 
+/// Raw envelope shape with `signed` left as its text
+/// ([`Envelope::parse_canonical_text`]).
+#[derive(Deserialize)]
+struct RawEnvelopeText<'a> {
+    signatures: Vec<Signature>,
+    #[serde(borrow)]
+    signed: &'a serde_json::value::RawValue,
+}
+
 impl<T: Role> Envelope<T> {
     /// Parses metadata bytes fetched for role `role`.
     pub fn parse(role: &str, bytes: &[u8]) -> Result<Self> {
+        let (signed, signatures, canonical) = match Self::parse_canonical_text(role, bytes) {
+            Some(parsed) => parsed,
+            None => Self::parse_value(role, bytes)?,
+        };
+        Self::checked(role, signed, signatures, canonical)
+    }
+
+    /// The fast path for a snapshot or timestamp written compactly in
+    /// canonical form, as keyshare writes them: `signed` deserialised from
+    /// its text (no JSON value tree), and its canonical form written from
+    /// the typed value. Taken only when that canonical form is the text
+    /// byte for byte; then the text is a canonical JSON text, so it is the
+    /// canonical form of what was received, exactly what
+    /// [`Self::parse_value`] computes. Otherwise (another writer's layout,
+    /// escapes, duplicate keys, anything malformed) `None`, and the general
+    /// path parses it, with its errors. A snapshot lists every role, so it
+    /// is the largest file a refresh parses on every change; other roles
+    /// hold PEM keys, whose newlines canonical JSON leaves unescaped, and
+    /// would rarely match.
+    fn parse_canonical_text(role: &str, bytes: &[u8]) -> Option<(T, Vec<Signature>, Vec<u8>)> {
+        if (T::TYPE != RoleName::SNAPSHOT && T::TYPE != RoleName::TIMESTAMP)
+            || !bytes.starts_with(b"{\"signatures\":")
+        {
+            return None;
+        }
+        let raw: RawEnvelopeText<'_> = serde_json::from_slice(bytes).ok()?;
+        let text = raw.signed.get();
+        let signed: T = serde_json::from_str(text).ok()?;
+        let canonical = to_canonical(&signed, role).ok()?;
+        (canonical == text.as_bytes()).then_some((signed, raw.signatures, canonical))
+    }
+
+    /// The general path: the envelope through a JSON value, its canonical
+    /// form computed from the value, the typed role from the same value.
+    fn parse_value(role: &str, bytes: &[u8]) -> Result<(T, Vec<Signature>, Vec<u8>)> {
         let mut de = serde_json::Deserializer::from_slice(bytes);
         let raw: RawEnvelope = serde_path_to_error::deserialize(&mut de)
             .map_err(|e| malformed(role, &e.path().to_string(), e.inner()))?;
@@ -697,6 +741,16 @@ impl<T: Role> Envelope<T> {
             let path = format!("signed.{}", e.path());
             malformed(role, &path, e.inner())
         })?;
+        Ok((signed, raw.signatures, canonical))
+    }
+
+    /// The checks serde cannot make, on either path's result.
+    fn checked(
+        role: &str,
+        signed: T,
+        signatures: Vec<Signature>,
+        canonical: Vec<u8>,
+    ) -> Result<Self> {
         if signed.type_field() != T::TYPE {
             return Err(Error::WrongType {
                 role: RoleName::new(role),
@@ -710,7 +764,7 @@ impl<T: Role> Envelope<T> {
             message,
         })?;
         let mut seen = std::collections::BTreeSet::new();
-        for sig in &raw.signatures {
+        for sig in &signatures {
             if !seen.insert(&sig.keyid) {
                 return Err(Error::DuplicateSignature {
                     role: RoleName::new(role),
@@ -720,7 +774,7 @@ impl<T: Role> Envelope<T> {
         }
         Ok(Self {
             signed,
-            signatures: raw.signatures,
+            signatures,
             canonical,
         })
     }
@@ -774,6 +828,118 @@ fn check_hashes(what: &str, hashes: &BTreeMap<String, String>, bytes: &[u8]) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The general path's result, for comparing with [`Envelope::parse`].
+    fn by_value<T: Role>(bytes: &str) -> std::result::Result<(T, Vec<u8>, usize), String> {
+        Envelope::<T>::parse_value("r", bytes.as_bytes())
+            .and_then(|(t, sigs, c)| Envelope::checked("r", t, sigs, c))
+            .map(|e| (e.signed, e.canonical, e.signatures.len()))
+            .map_err(|e| e.to_string())
+    }
+
+    fn parsed<T: Role>(bytes: &str) -> std::result::Result<(T, Vec<u8>, usize), String> {
+        Envelope::<T>::parse("r", bytes.as_bytes())
+            .map(|e| (e.signed, e.canonical, e.signatures.len()))
+            .map_err(|e| e.to_string())
+    }
+
+    const SIGS: &str = r#"{"signatures":[{"keyid":"ab","sig":"cd"}],"signed":"#;
+
+    #[test]
+    fn a_compact_canonical_snapshot_is_parsed_from_its_text_with_the_same_result() {
+        let signed = r#"{"_type":"snapshot","expires":"2030-01-01T00:00:00Z","meta":{"bins-00.json":{"version":2},"targets.json":{"hashes":{"sha256":"00"},"length":10,"version":1}},"spec_version":"1.0.31","version":3,"zz-custom":{"a":[1,"x"],"b":null}}"#;
+        let text = format!("{SIGS}{signed}}}");
+        let fast = Envelope::<Snapshot>::parse_canonical_text("snapshot", text.as_bytes());
+        let (_, _, canonical) = fast.expect("the fast path is taken");
+        assert_eq!(canonical, signed.as_bytes());
+        assert_eq!(parsed::<Snapshot>(&text), by_value::<Snapshot>(&text));
+        let timestamp = r#"{"_type":"timestamp","expires":"2030-01-01T00:00:00Z","meta":{"snapshot.json":{"version":3}},"spec_version":"1.0.31","version":4}"#;
+        let text = format!("{SIGS}{timestamp}}}");
+        assert!(Envelope::<Timestamp>::parse_canonical_text("t", text.as_bytes()).is_some());
+        assert_eq!(parsed::<Timestamp>(&text), by_value::<Timestamp>(&text));
+    }
+
+    #[test]
+    fn the_snapshots_keyshare_writes_take_the_fast_path() {
+        let meta = (0..256)
+            .map(|i| {
+                let file = MetaFile {
+                    hashes: (i % 2 == 0).then(|| BTreeMap::from([("sha256".into(), "ab".repeat(32))])),
+                    length: (i % 2 == 0).then_some(1000 + i),
+                    version: i + 1,
+                    unrecognized: Unrecognized::new(),
+                };
+                (format!("bins-{i:02x}.json"), file)
+            })
+            .collect();
+        let snapshot = Snapshot {
+            type_: "snapshot".into(),
+            expires: Expires::parse("2030-01-01T00:00:00Z").unwrap(),
+            meta,
+            spec_version: "1.0.31".into(),
+            version: 7,
+            unrecognized: Unrecognized::new(),
+        };
+        let envelope = Signed {
+            signatures: vec![Signature {
+                keyid: KeyId::new("ab"),
+                sig: "cd".into(),
+                unrecognized: Unrecognized::new(),
+            }],
+            signed: snapshot,
+            unrecognized: Unrecognized::new(),
+        };
+        let bytes = crate::sign::to_bytes(&envelope).unwrap();
+        let (signed, _, canonical) =
+            Envelope::<Snapshot>::parse_canonical_text("snapshot", &bytes).expect("fast path");
+        assert_eq!(signed, envelope.signed);
+        assert_eq!(canonical, to_canonical(&envelope.signed, "snapshot").unwrap());
+    }
+
+    #[test]
+    fn anything_but_canonical_text_takes_the_general_path_with_the_same_result() {
+        let variants = [
+            // Whitespace, as python-tuf writes.
+            "{\n \"signatures\": [{\"keyid\": \"ab\", \"sig\": \"cd\"}],\n \"signed\": {\"_type\": \"snapshot\", \"expires\": \"2030-01-01T00:00:00Z\", \"meta\": {\"targets.json\": {\"version\": 1}}, \"spec_version\": \"1.0.31\", \"version\": 3}}".to_owned(),
+            // Keys out of order.
+            format!("{SIGS}{{\"version\":3,\"_type\":\"snapshot\",\"expires\":\"2030-01-01T00:00:00Z\",\"meta\":{{\"targets.json\":{{\"version\":1}}}},\"spec_version\":\"1.0.31\"}}}}"),
+            // An escape canonical JSON would not write.
+            format!("{SIGS}{{\"_type\":\"snaps\\u0068ot\",\"expires\":\"2030-01-01T00:00:00Z\",\"meta\":{{\"targets.json\":{{\"version\":1}}}},\"spec_version\":\"1.0.31\",\"version\":3}}}}"),
+            // A duplicate key.
+            format!("{SIGS}{{\"_type\":\"snapshot\",\"expires\":\"2030-01-01T00:00:00Z\",\"meta\":{{\"targets.json\":{{\"version\":1}}}},\"spec_version\":\"1.0.31\",\"version\":3,\"version\":4}}}}"),
+            // An unknown field sorting before known ones, and unsorted inside.
+            format!("{SIGS}{{\"_type\":\"snapshot\",\"a\":{{\"b\":1,\"a\":2}},\"expires\":\"2030-01-01T00:00:00Z\",\"meta\":{{\"targets.json\":{{\"version\":1}}}},\"spec_version\":\"1.0.31\",\"version\":3}}}}"),
+            // A float (canonical JSON has none), a version 0, the wrong type.
+            format!("{SIGS}{{\"_type\":\"snapshot\",\"expires\":\"2030-01-01T00:00:00Z\",\"meta\":{{\"targets.json\":{{\"version\":1}}}},\"spec_version\":\"1.0.31\",\"version\":3,\"z\":1.5}}}}"),
+            format!("{SIGS}{{\"_type\":\"snapshot\",\"expires\":\"2030-01-01T00:00:00Z\",\"meta\":{{\"targets.json\":{{\"version\":1}}}},\"spec_version\":\"1.0.31\",\"version\":0}}}}"),
+            format!("{SIGS}{{\"_type\":\"timestamp\",\"expires\":\"2030-01-01T00:00:00Z\",\"meta\":{{\"snapshot.json\":{{\"version\":1}}}},\"spec_version\":\"1.0.31\",\"version\":3}}}}"),
+            // Trailing bytes, a duplicate signature, truncation.
+            format!("{SIGS}{{\"_type\":\"snapshot\",\"expires\":\"2030-01-01T00:00:00Z\",\"meta\":{{}},\"spec_version\":\"1.0.31\",\"version\":3}}}} x"),
+            format!("{{\"signatures\":[{{\"keyid\":\"ab\",\"sig\":\"cd\"}},{{\"keyid\":\"ab\",\"sig\":\"ef\"}}],\"signed\":{{\"_type\":\"snapshot\",\"expires\":\"2030-01-01T00:00:00Z\",\"meta\":{{}},\"spec_version\":\"1.0.31\",\"version\":3}}}}"),
+            format!("{SIGS}{{\"_type\":\"snapshot\",\"expires\":\"2030-01-01T00:00:00Z\""),
+        ];
+        for (i, text) in variants.iter().enumerate() {
+            let fast = Envelope::<Snapshot>::parse_canonical_text("r", text.as_bytes());
+            // Canonical text, refused after parsing: version 0, the wrong
+            // type, a duplicate signature.
+            assert_eq!(fast.is_some(), [6, 7, 9].contains(&i), "{text}");
+            let general = by_value::<Snapshot>(text);
+            // Only canonical text may take the fast path, and then the
+            // general path computes the same canonical form.
+            if let Some((signed, _, canonical)) = fast {
+                let (by_value, _, general_canonical) =
+                    Envelope::<Snapshot>::parse_value("r", text.as_bytes()).unwrap();
+                assert_eq!(canonical, general_canonical, "{text}");
+                assert_eq!(signed, by_value, "{text}");
+            }
+            assert_eq!(parsed::<Snapshot>(text), general, "{text}");
+        }
+        // Those that are canonical but wrong are still refused by the same
+        // checks.
+        assert!(parsed::<Snapshot>(&variants[6]).unwrap_err().contains("at least 1"));
+        assert!(parsed::<Snapshot>(&variants[7]).is_err());
+        assert!(parsed::<Snapshot>(&variants[9]).is_err());
+    }
 
     fn succinct(bits: u32) -> SuccinctRoles {
         SuccinctRoles {
