@@ -864,7 +864,8 @@ mod tests {
         let meta = (0..256)
             .map(|i| {
                 let file = MetaFile {
-                    hashes: (i % 2 == 0).then(|| BTreeMap::from([("sha256".into(), "ab".repeat(32))])),
+                    hashes: (i % 2 == 0)
+                        .then(|| BTreeMap::from([("sha256".into(), "ab".repeat(32))])),
                     length: (i % 2 == 0).then_some(1000 + i),
                     version: i + 1,
                     unrecognized: Unrecognized::new(),
@@ -893,7 +894,10 @@ mod tests {
         let (signed, _, canonical) =
             Envelope::<Snapshot>::parse_canonical_text("snapshot", &bytes).expect("fast path");
         assert_eq!(signed, envelope.signed);
-        assert_eq!(canonical, to_canonical(&envelope.signed, "snapshot").unwrap());
+        assert_eq!(
+            canonical,
+            to_canonical(&envelope.signed, "snapshot").unwrap()
+        );
     }
 
     #[test]
@@ -915,7 +919,7 @@ mod tests {
             format!("{SIGS}{{\"_type\":\"timestamp\",\"expires\":\"2030-01-01T00:00:00Z\",\"meta\":{{\"snapshot.json\":{{\"version\":1}}}},\"spec_version\":\"1.0.31\",\"version\":3}}}}"),
             // Trailing bytes, a duplicate signature, truncation.
             format!("{SIGS}{{\"_type\":\"snapshot\",\"expires\":\"2030-01-01T00:00:00Z\",\"meta\":{{}},\"spec_version\":\"1.0.31\",\"version\":3}}}} x"),
-            format!("{{\"signatures\":[{{\"keyid\":\"ab\",\"sig\":\"cd\"}},{{\"keyid\":\"ab\",\"sig\":\"ef\"}}],\"signed\":{{\"_type\":\"snapshot\",\"expires\":\"2030-01-01T00:00:00Z\",\"meta\":{{}},\"spec_version\":\"1.0.31\",\"version\":3}}}}"),
+            r#"{"signatures":[{"keyid":"ab","sig":"cd"},{"keyid":"ab","sig":"ef"}],"signed":{"_type":"snapshot","expires":"2030-01-01T00:00:00Z","meta":{},"spec_version":"1.0.31","version":3}}"#.to_owned(),
             format!("{SIGS}{{\"_type\":\"snapshot\",\"expires\":\"2030-01-01T00:00:00Z\""),
         ];
         for (i, text) in variants.iter().enumerate() {
@@ -936,7 +940,9 @@ mod tests {
         }
         // Those that are canonical but wrong are still refused by the same
         // checks.
-        assert!(parsed::<Snapshot>(&variants[6]).unwrap_err().contains("at least 1"));
+        assert!(parsed::<Snapshot>(&variants[6])
+            .unwrap_err()
+            .contains("at least 1"));
         assert!(parsed::<Snapshot>(&variants[7]).is_err());
         assert!(parsed::<Snapshot>(&variants[9]).is_err());
     }

@@ -75,15 +75,15 @@ impl Measured {
     /// The child's peak resident set in KiB, once it has exited (panics
     /// when GNU `time` wrote no report: it did not run, or was killed).
     pub fn peak_rss_kib(&self) -> u64 {
-        let text = std::fs::read_to_string(&self.report).unwrap_or_else(|e| {
-            panic!(
-                "no peak-memory report at {} ({e}); is Debian's `time` package installed?",
-                self.report.display()
-            )
-        });
-        let line = text.lines().rev().find(|l| !l.trim().is_empty());
-        line.and_then(|l| l.trim().parse().ok())
-            .unwrap_or_else(|| panic!("unreadable peak-memory report: {text:?}"))
+        let text = std::fs::read_to_string(&self.report)
+            .map_err(|e| format!("{}: {e}", self.report.display()))
+            .expect("a peak-memory report (is Debian's `time` package installed?)");
+        text.lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .and_then(|l| l.trim().parse().ok())
+            .ok_or(text)
+            .expect("a peak-memory report that is a number of KiB")
     }
 }
 

@@ -97,7 +97,6 @@ fn run_limited(command: &str, args: &[&str]) -> Run {
         stderr: err.join().unwrap(),
     };
     let peak = measured.peak_rss_kib();
-    eprintln!("keyshare {args:?}: peak resident memory {peak} KiB");
     assert!(
         peak <= LIMIT_KIB,
         "keyshare {args:?} used {peak} KiB, more than {LIMIT_KIB} KiB: {run:?}"
