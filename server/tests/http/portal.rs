@@ -1001,3 +1001,122 @@ async fn live_ci_delegations_are_listed_with_their_time_left() {
     assert_eq!(a.status, StatusCode::FORBIDDEN);
     assert!(!text(&a).contains("ci-live"));
 }
+
+/// Posts the simulator's form; the answer.
+macro_rules! simulate {
+    ($app:expr, $cookie:expr, $csrf:expr, $artifact:expr, $key_id:expr) => {
+        send(
+            &$app,
+            post(
+                "/ui/simulate",
+                Some(&$cookie),
+                &[
+                    ("artifact", $artifact),
+                    ("key_id", $key_id),
+                    ("csrf", $csrf.as_str()),
+                ],
+            )
+            .to_request(),
+        )
+        .await
+    };
+}
+
+#[actix_web::test]
+async fn many_simulations_cost_one_verification_and_a_publish_is_seen_next() {
+    let mut f = populated();
+    let offset = Arc::new(AtomicI64::new(0));
+    let o = offset.clone();
+    f.state.clock = Arc::new(move || NOW + time::Duration::seconds(o.load(Ordering::SeqCst)));
+    let maintainer = f.maintainer("b");
+    let app = app!(f);
+    let portal = f.state.portal.clone();
+    assert_eq!(portal.simulator_builds(), 0);
+
+    // An attacker with a maintainer's token, several sessions, many
+    // decisions: the published repository is verified once.
+    let mut sessions = Vec::new();
+    for _ in 0..3 {
+        let (_, cookie) = sign_in!(app, &maintainer);
+        let csrf = csrf!(app, cookie);
+        sessions.push((cookie, csrf));
+    }
+    for (cookie, csrf) in &sessions {
+        for _ in 0..20 {
+            let a = simulate!(app, cookie, csrf, "r.io/a/app", "k1");
+            assert_eq!(a.status, StatusCode::OK, "{}", text(&a));
+            assert!(text(&a).contains("r.io/a/app: trusted"), "{}", text(&a));
+        }
+    }
+    assert_eq!(portal.simulator_builds(), 1, "60 decisions, one build");
+
+    // A publish (the key removed): the next decision sees it, after one
+    // more build.
+    f.publisher
+        .apply(
+            "test",
+            Change::RemoveKey {
+                namespace: http_common::ns_name("a"),
+                key_id: keyshare_policy::metadata::KeyId::new("k1"),
+            },
+            NOW,
+        )
+        .unwrap();
+    offset.store(61, Ordering::SeqCst);
+    // Many decisions at once after the publish: one build among them.
+    let answers = futures_util::future::join_all(sessions.iter().flat_map(|(cookie, csrf)| {
+        (0..5).map(|_| {
+            send(
+                &app,
+                post(
+                    "/ui/simulate",
+                    Some(cookie),
+                    &[
+                        ("artifact", "r.io/a/app"),
+                        ("key_id", "k1"),
+                        ("csrf", csrf.as_str()),
+                    ],
+                )
+                .to_request(),
+            )
+        })
+    }))
+    .await;
+    for a in &answers {
+        assert_eq!(a.status, StatusCode::OK, "{}", text(a));
+        assert!(!text(a).contains("r.io/a/app: trusted"), "{}", text(a));
+        assert!(text(a).contains("key_not_listed"), "{}", text(a));
+    }
+    assert_eq!(portal.simulator_builds(), 2);
+}
+
+#[actix_web::test]
+async fn simulations_are_rate_limited_per_session() {
+    let mut f = populated();
+    let offset = Arc::new(AtomicI64::new(0));
+    let o = offset.clone();
+    f.state.clock = Arc::new(move || NOW + time::Duration::seconds(o.load(Ordering::SeqCst)));
+    let app = app!(f);
+    let (_, cookie) = sign_in!(app, &f.admin);
+    let csrf = csrf!(app, cookie);
+    let limit = keyshare_server::http::portal::SIMULATIONS;
+    for _ in 0..limit {
+        let a = simulate!(app, cookie, csrf, "r.io/a/app", "k1");
+        assert_eq!(a.status, StatusCode::OK, "{}", text(&a));
+    }
+    let a = simulate!(app, cookie, csrf, "r.io/a/app", "k1");
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "{}", text(&a));
+    assert!(!text(&a).contains("r.io/a/app: trusted"), "{}", text(&a));
+    // Another session of the same token is not held back by this one.
+    let (_, other) = sign_in!(app, &f.admin);
+    let other_csrf = csrf!(app, other);
+    let a = simulate!(app, other, other_csrf, "r.io/a/app", "k1");
+    assert_eq!(a.status, StatusCode::OK, "{}", text(&a));
+    // The window slides.
+    offset.store(
+        keyshare_server::http::portal::SIMULATIONS_WINDOW.whole_seconds(),
+        Ordering::SeqCst,
+    );
+    let a = simulate!(app, cookie, csrf, "r.io/a/app", "k1");
+    assert_eq!(a.status, StatusCode::OK, "{}", text(&a));
+}

@@ -1274,7 +1274,7 @@ async fn post_simulate(req: HttpRequest, state: Data, body: Body) -> HttpRespons
     let who = who!(req, state);
     let form = posted!(req, state, body, who);
     let values: BTreeMap<String, String> = form.values();
-    match super::simulate::decide(&state, &form).await {
+    match super::simulate::decide(&state, &who.session_id, &form).await {
         Ok(outcome) => {
             let f = FormState {
                 form: "simulate",
