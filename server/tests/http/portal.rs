@@ -1120,3 +1120,117 @@ async fn simulations_are_rate_limited_per_session() {
     let a = simulate!(app, cookie, csrf, "r.io/a/app", "k1");
     assert_eq!(a.status, StatusCode::OK, "{}", text(&a));
 }
+
+#[actix_web::test]
+async fn views_over_every_namespace_see_past_the_first_page() {
+    let f = Fixture::new();
+    let apply = |change: Change| f.publisher.apply("test", change, NOW).unwrap();
+    for i in 0..230 {
+        apply(Change::CreateNamespace {
+            entry: serde_json::from_value(
+                json!({"name": format!("n{i:03}"), "scopes": [format!("r.io/n{i:03}/**")]}),
+            )
+            .unwrap(),
+            threshold: std::num::NonZeroU32::MIN,
+            allow_overlap: false,
+        });
+    }
+    // Past the first 200 by name: a key expiring tomorrow, a CI key.
+    apply(Change::AddKey {
+        namespace: http_common::ns_name("n210"),
+        key: serde_json::from_value(json!({
+            "id": "late-expiring", "key": http_common::ed25519_key(),
+            "not_after": "2030-01-02T12:00:00Z",
+        }))
+        .unwrap(),
+    });
+    for ns in ["n005", "n225"] {
+        apply(Change::AddKey {
+            namespace: http_common::ns_name(ns),
+            key: serde_json::from_value(json!({
+                "id": format!("ci-{ns}"), "key": http_common::ed25519_key(), "ephemeral": true,
+                "not_before": "2030-01-01T10:00:00Z", "not_after": "2030-01-01T12:30:00Z",
+            }))
+            .unwrap(),
+        });
+    }
+    let app = app!(f);
+    let (_, cookie) = sign_in!(app, &f.admin);
+    let page = |uri: &'static str| {
+        let app = &app;
+        let cookie = &cookie;
+        async move {
+            let a = send(app, get(uri, Some(cookie)).to_request()).await;
+            assert_eq!(a.status, StatusCode::OK, "{uri}");
+            assert!(a.body.len() < 200 * 1024, "{uri}: {} bytes", a.body.len());
+            text(&a)
+        }
+    };
+
+    // The overview counts every namespace and key.
+    let body = page("/ui/").await;
+    assert!(body.contains("<strong>230</strong>namespaces"), "{body}");
+    assert!(body.contains("<strong>3</strong>keys"), "{body}");
+    assert!(body.contains("late-expiring"), "{body}");
+
+    // Who can sign what: pages of 100 namespaces, linked.
+    let first = page("/ui/who-can-sign").await;
+    assert!(first.contains("r.io/n099/**") && !first.contains("r.io/n100/**"));
+    assert!(first.contains(r#"href="/ui/who-can-sign?after=n099""#), "{first}");
+    let second = page("/ui/who-can-sign?after=n099").await;
+    assert!(second.contains("r.io/n100/**") && second.contains("r.io/n199/**"));
+    assert!(!second.contains("r.io/n099/**") && !second.contains("r.io/n200/**"));
+    assert!(second.contains(r#"href="/ui/who-can-sign?after=n199""#));
+    assert!(second.contains(r#"href="/ui/who-can-sign""#));
+    let third = page("/ui/who-can-sign?after=n199").await;
+    assert!(third.contains("r.io/n229/**") && third.contains("late-expiring"));
+    assert!(!third.contains("Next page"), "{third}");
+
+    // CI delegations: every namespace's.
+    let ci = page("/ui/ci").await;
+    assert!(ci.contains("ci-n005") && ci.contains("ci-n225"), "{ci}");
+    assert!(!ci.contains("Next page"));
+}
+
+#[actix_web::test]
+async fn ci_delegations_are_paged() {
+    let f = populated();
+    for (ns, n) in [("a", 150), ("b", 60)] {
+        for i in 0..n {
+            f.publisher
+                .apply(
+                    "test",
+                    Change::AddKey {
+                        namespace: http_common::ns_name(ns),
+                        key: serde_json::from_value(json!({
+                            "id": format!("ci-{ns}-{i:03}"), "key": http_common::ed25519_key(),
+                            "ephemeral": true,
+                            "not_before": "2030-01-01T10:00:00Z", "not_after": "2030-01-01T12:30:00Z",
+                        }))
+                        .unwrap(),
+                    },
+                    NOW,
+                )
+                .unwrap();
+        }
+    }
+    let app = app!(f);
+    let (_, cookie) = sign_in!(app, &f.admin);
+    let first = text(&send(&app, get("/ui/ci", Some(&cookie)).to_request()).await);
+    assert!(first.contains("ci-a-149") && first.contains("ci-b-049"), "{first}");
+    assert!(!first.contains("ci-b-050"), "{first}");
+    assert!(
+        first.contains(r#"href="/ui/ci?after=b%2Fci-b-049""#),
+        "{first}"
+    );
+    let second = text(
+        &send(
+            &app,
+            get("/ui/ci?after=b%2Fci-b-049", Some(&cookie)).to_request(),
+        )
+        .await,
+    );
+    assert!(second.contains("ci-b-050") && second.contains("ci-b-059"));
+    assert!(!second.contains("ci-b-049") && !second.contains("ci-a-"));
+    assert!(!second.contains("Next page"), "{second}");
+}
