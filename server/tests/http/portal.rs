@@ -1234,3 +1234,104 @@ async fn ci_delegations_are_paged() {
     assert!(!second.contains("ci-b-049") && !second.contains("ci-a-"));
     assert!(!second.contains("Next page"), "{second}");
 }
+
+#[actix_web::test]
+async fn the_simulator_decides_for_x509_certificates_as_a_verifier() {
+    use keyshare_policy::trust::SignerRef;
+    use keyshare_testkit::CertBuilder;
+
+    let f = populated();
+    let (from, to) = (
+        NOW.unix_timestamp() - 86_400,
+        NOW.unix_timestamp() + 365 * 86_400,
+    );
+    let ca = CertBuilder::new("Team A CA")
+        .ca()
+        .valid_unix(from, to)
+        .build();
+    let other_ca = CertBuilder::new("Other CA")
+        .ca()
+        .valid_unix(from, to)
+        .build();
+    f.publisher
+        .apply(
+            "test",
+            Change::AddIdentity {
+                namespace: http_common::ns_name("a"),
+                identity: serde_json::from_value(
+                    json!({"name": "builders", "ca_certs": [ca.pem()], "subject": "CN=builder"}),
+                )
+                .unwrap(),
+            },
+            NOW,
+        )
+        .unwrap();
+    let leaf = |cn: &str, issuer| {
+        CertBuilder::new(cn)
+            .serial(7)
+            .valid_unix(from, to)
+            .issued_by(issuer)
+            .build()
+    };
+    let good = leaf("builder", &ca);
+    let wrong_subject = leaf("intruder", &ca);
+    let foreign = leaf("builder", &other_ca);
+    let chain = |leaf: &keyshare_testkit::Cert, ca: &keyshare_testkit::Cert| {
+        (
+            format!("{}{}", leaf.pem(), ca.pem()),
+            vec![
+                leaf.cert.to_der().unwrap(),
+                ca.cert.to_der().unwrap(),
+            ],
+        )
+    };
+    let cases = [
+        ("r.io/a/app", chain(&good, &ca), "trusted"),
+        ("r.io/a/app", chain(&wrong_subject, &ca), "subject_mismatch"),
+        ("r.io/a/app", chain(&foreign, &other_ca), "chain_not_trusted"),
+        ("r.io/b/app", chain(&good, &ca), ""),
+    ];
+    let maintainer = f.maintainer("b");
+    let app = app!(f);
+    let root = f
+        .publisher
+        .file("metadata/1.root.json")
+        .unwrap()
+        .bytes
+        .to_vec();
+    let set = keyshare_testkit::read_trust_set(&root, NOW, &|p| {
+        f.publisher.file(p).map(|file| file.bytes.to_vec())
+    })
+    .unwrap();
+    let (_, cookie) = sign_in!(app, &maintainer);
+    let csrf = csrf!(app, cookie);
+    for (artifact, (pem, der), code) in &cases {
+        let expected = format!(
+            "{artifact}: {}",
+            set.decide(artifact, &[SignerRef::CertChain(der.clone())], NOW, NOW)
+        );
+        let a = send(
+            &app,
+            post(
+                "/ui/simulate",
+                Some(&cookie),
+                &[
+                    ("artifact", *artifact),
+                    ("signer", pem.as_str()),
+                    ("signed_at", "2030-01-01T12:00:00Z"),
+                    ("csrf", csrf.as_str()),
+                ],
+            )
+            .to_request(),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", text(&a));
+        let body = text(&a);
+        assert!(body.contains(&escaped(&expected)), "{expected}\n{body}");
+        if *code == "trusted" {
+            assert!(body.contains(&format!("{artifact}: trusted")), "{body}");
+        } else if !code.is_empty() {
+            assert!(body.contains(&format!("<code>{code}</code>")), "{code}\n{body}");
+        }
+    }
+}
