@@ -452,6 +452,11 @@ async fn a_maintainer_sees_and_reaches_only_their_namespace_and_no_org_action() 
             StatusCode::NOT_FOUND,
         ),
         (
+            "/ui/namespaces/b/threshold",
+            vec![("threshold", "2")],
+            StatusCode::NOT_FOUND,
+        ),
+        (
             "/ui/namespaces",
             vec![("name", "evil"), ("scopes", "r.io/evil/**")],
             StatusCode::FORBIDDEN,
@@ -1334,4 +1339,110 @@ async fn the_simulator_decides_for_x509_certificates_as_a_verifier() {
             assert!(body.contains(&format!("<code>{code}</code>")), "{code}\n{body}");
         }
     }
+}
+
+#[actix_web::test]
+async fn the_threshold_form_is_the_apis_and_refusals_change_nothing() {
+    let f = populated();
+    let maintainer_a = f.maintainer("a");
+    let maintainer_b = f.maintainer("b");
+    let app = app!(f);
+    let threshold = |ns: &str| {
+        f.publisher
+            .read(|s| s.namespace(ns))
+            .unwrap()
+            .threshold
+            .get()
+    };
+    let (_, cookie_b) = sign_in!(app, &maintainer_b);
+    let csrf_b = csrf!(app, cookie_b);
+    let (_, cookie) = sign_in!(app, &maintainer_a);
+    let csrf = csrf!(app, cookie);
+    let before = f.published_state();
+
+    // No CSRF token, another session's: 403.
+    for token in ["", csrf_b.as_str()] {
+        let a = send(
+            &app,
+            post(
+                "/ui/namespaces/a/threshold",
+                Some(&cookie),
+                &[("threshold", "2"), ("csrf", token)],
+            )
+            .to_request(),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", text(&a));
+    }
+    // A maintainer of another namespace, with their own valid token: 404.
+    let a = send(
+        &app,
+        post(
+            "/ui/namespaces/a/threshold",
+            Some(&cookie_b),
+            &[("threshold", "2"), ("csrf", &csrf_b)],
+        )
+        .to_request(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", text(&a));
+    // Bad values: 400, the message at the field, the value echoed as text.
+    for (value, message) in [
+        ("0", "threshold"),
+        ("two", "must be a whole number"),
+        ("<b>9", "must be a whole number"),
+        ("2", "more than the 1 distinct keys"),
+    ] {
+        let a = send(
+            &app,
+            post(
+                "/ui/namespaces/a/threshold",
+                Some(&cookie),
+                &[("threshold", value), ("csrf", &csrf)],
+            )
+            .to_request(),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{value}: {}", text(&a));
+        let body = text(&a);
+        assert!(body.contains(r#"id="set-threshold-threshold""#), "{body}");
+        assert!(
+            body.contains(r#"aria-invalid="true""#) && body.contains(r#"id="set-threshold-threshold-error""#),
+            "{value}: {body}"
+        );
+        assert!(body.contains(message), "{value}: {body}");
+        assert!(!body.contains("<b>9"), "{body}");
+    }
+    assert_eq!(f.published_state(), before, "a refusal changed something");
+    assert_eq!(threshold("a"), 1);
+
+    // Accepted once there are two keys: the same change the API makes.
+    f.publisher
+        .apply(
+            "test",
+            Change::AddKey {
+                namespace: http_common::ns_name("a"),
+                key: serde_json::from_value(json!({"id": "k2", "key": http_common::ed25519_key()}))
+                    .unwrap(),
+            },
+            NOW,
+        )
+        .unwrap();
+    let a = send(
+        &app,
+        post(
+            "/ui/namespaces/a/threshold",
+            Some(&cookie),
+            &[("threshold", "2"), ("csrf", &csrf)],
+        )
+        .to_request(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", text(&a));
+    assert_eq!(
+        a.header("location"),
+        Some("/ui/namespaces/a?done=threshold-set")
+    );
+    assert_eq!(threshold("a"), 2);
+    assert_eq!(threshold("b"), 1);
 }

@@ -348,20 +348,32 @@ pub(super) async fn set_threshold(
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller.token, Endpoint::SetThreshold.action(&ns))?;
-    let namespace = path_namespace(&ns)?;
     let req: SetThreshold = body.json().await?;
+    let detail = set_threshold_as(&state, &caller, &ns, req).await?;
+    Ok(HttpResponse::Ok().json(to_value(&detail)?))
+}
+
+/// Sets the threshold of namespace `ns` as `caller`: the one
+/// implementation of `PUT /api/v1/namespaces/{ns}/threshold` and of the
+/// portal's form.
+pub(in crate::http) async fn set_threshold_as(
+    state: &AppState,
+    caller: &Caller,
+    ns: &str,
+    req: SetThreshold,
+) -> Result<NamespaceDetail, ApiError> {
+    authorize(&caller.token, Endpoint::SetThreshold.action(ns))?;
+    let namespace = path_namespace(ns)?;
     publish(
-        &state,
-        &caller,
+        state,
+        caller,
         Change::SetThreshold {
             namespace: namespace.clone(),
             threshold: req.threshold,
         },
     )
     .await?;
-    Ok(HttpResponse::Ok().json(to_value(
-        &namespace_detail(&state, namespace, DEFAULT_EXPIRING_WITHIN).await?,
-    )?))
+    namespace_detail(state, namespace, DEFAULT_EXPIRING_WITHIN).await
 }
 
 #[utoipa::path(

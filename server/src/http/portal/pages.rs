@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 
 use keyshare_policy::api::admin::{
     AddKey, AddRevocation, AuditQuery, AuditVerification, CreateNamespace, CreateToken,
-    NamespaceDetail, RevokeNamespaceKey, TokenView,
+    NamespaceDetail, RevokeNamespaceKey, SetThreshold, TokenView,
 };
 use keyshare_policy::datetime::rfc3339;
 use keyshare_policy::layout::percent_encode;
@@ -106,6 +106,7 @@ fn done_notice(done: Option<&str>) -> Markup {
         Some("key-added") => "Key added.",
         Some("key-removed") => "Key removed.",
         Some("key-revoked") => "Key revoked.",
+        Some("threshold-set") => "Threshold set.",
         Some("token-revoked") => "Token revoked.",
         Some("revoked") => "Revocation recorded.",
         _ => return html! {},
@@ -590,6 +591,8 @@ const ADD_KEY: [(&str, As); 5] = [
     ("not_after", As::Text),
 ];
 
+const SET_THRESHOLD: [(&str, As); 1] = [("threshold", As::Number)];
+
 const REVOKE_KEY: [(&str, As); 2] = [("key_id", As::Text), ("reason", As::Text)];
 
 fn key_rows(
@@ -653,6 +656,7 @@ async fn namespace_page(
     let writable = authorize(&who.caller.token, Action::WriteNamespace(&name)).is_ok();
     let add = FormState::of(form_state, "add-key");
     let revoke = FormState::of(form_state, "revoke-key");
+    let threshold = FormState::of(form_state, "set-threshold");
     let content = html! {
         (done_notice(done))
         section.card aria-labelledby="ns-summary" {
@@ -704,6 +708,13 @@ async fn namespace_page(
                 (input(&add, "not_before", "Valid from", Some("Optional, RFC 3339 (2030-01-01T00:00:00Z)."), "text", false))
                 (input(&add, "not_after", "Valid until", Some("Optional, RFC 3339."), "text", false))
                 button type="submit" { "Add key" }
+            }
+            h2 { "Threshold" }
+            form.card method="post" action=(format!("{}/threshold", ns_path(&name))) {
+                (csrf(who))
+                (general_error(&threshold))
+                (input(&threshold, "threshold", "Threshold", Some("How many of the namespace's keys and identities must sign an artifact (1 or more)."), "text", true))
+                button type="submit" { "Set threshold" }
             }
             h2 { "Revoke a key" }
             form.card method="post" action=(format!("{}/revocations", ns_path(&name))) {
@@ -797,6 +808,33 @@ async fn post_add_key(
             let result = async {
                 let r: AddKey = form::request(&form, &ADD_KEY)?;
                 keys::add_key_as(&state, &who.caller, &ns, r)
+                    .await
+                    .map(drop)
+            }
+            .await;
+            (who, result)
+        },
+    )
+    .await
+}
+
+async fn post_set_threshold(
+    req: HttpRequest,
+    state: Data,
+    ns: web::Path<String>,
+    body: Body,
+) -> HttpResponse {
+    namespace_post(
+        (req, state, ns, body),
+        NamespaceForm {
+            name: "set-threshold",
+            fields: &SET_THRESHOLD,
+            done: "threshold-set",
+        },
+        |state, who, ns, form| async move {
+            let result = async {
+                let r: SetThreshold = form::request(&form, &SET_THRESHOLD)?;
+                namespaces::set_threshold_as(&state, &who.caller, &ns, r)
                     .await
                     .map(drop)
             }
@@ -1404,6 +1442,10 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/namespaces", web::post().to(post_namespaces))
         .route("/namespaces/{ns}", web::get().to(get_namespace))
         .route("/namespaces/{ns}/keys", web::post().to(post_add_key))
+        .route(
+            "/namespaces/{ns}/threshold",
+            web::post().to(post_set_threshold),
+        )
         .route(
             "/namespaces/{ns}/keys/remove",
             web::post().to(post_remove_key),
