@@ -457,6 +457,11 @@ async fn a_maintainer_sees_and_reaches_only_their_namespace_and_no_org_action() 
             StatusCode::NOT_FOUND,
         ),
         (
+            "/ui/namespaces/b/scopes",
+            vec![("scopes", "r.io/evil/**")],
+            StatusCode::NOT_FOUND,
+        ),
+        (
             "/ui/namespaces",
             vec![("name", "evil"), ("scopes", "r.io/evil/**")],
             StatusCode::FORBIDDEN,
@@ -1445,4 +1450,97 @@ async fn the_threshold_form_is_the_apis_and_refusals_change_nothing() {
     );
     assert_eq!(threshold("a"), 2);
     assert_eq!(threshold("b"), 1);
+}
+
+#[actix_web::test]
+async fn the_scopes_form_is_the_apis_and_refusals_change_nothing() {
+    let f = populated();
+    let maintainer_a = f.maintainer("a");
+    let maintainer_b = f.maintainer("b");
+    let app = app!(f);
+    let scopes = |ns: &str| {
+        f.publisher
+            .read(|s| s.namespace(ns))
+            .unwrap()
+            .entry
+            .scopes
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+    };
+    let (_, admin) = sign_in!(app, &f.admin);
+    let admin_csrf = csrf!(app, admin);
+    let before = f.published_state();
+    let post_scopes = |cookie: &str, fields: &[(&str, &str)]| {
+        post("/ui/namespaces/a/scopes", Some(cookie), fields).to_request()
+    };
+
+    // No CSRF token: 403.
+    let a = send(&app, post_scopes(&admin, &[("scopes", "r.io/a2/**")])).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", text(&a));
+    // A maintainer may not widen even their own namespace (the API's
+    // matrix), and gets no form for it; another namespace's: 404.
+    let (_, cookie_a) = sign_in!(app, &maintainer_a);
+    let csrf_a = csrf!(app, cookie_a);
+    let page = text(&send(&app, get("/ui/namespaces/a", Some(&cookie_a)).to_request()).await);
+    assert!(!page.contains("/ui/namespaces/a/scopes"), "{page}");
+    let a = send(
+        &app,
+        post_scopes(&cookie_a, &[("scopes", "r.io/a2/**"), ("csrf", &csrf_a)]),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", text(&a));
+    let (_, cookie_b) = sign_in!(app, &maintainer_b);
+    let csrf_b = csrf!(app, cookie_b);
+    let a = send(
+        &app,
+        post_scopes(&cookie_b, &[("scopes", "r.io/a2/**"), ("csrf", &csrf_b)]),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", text(&a));
+    // Bad input from an org admin: 4xx, the message at the field.
+    for (value, status, message) in [
+        ("", StatusCode::BAD_REQUEST, "missing field"),
+        ("r.io/a/**", StatusCode::BAD_REQUEST, "already a scope"),
+        ("not a pattern[", StatusCode::BAD_REQUEST, ""),
+    ] {
+        let a = send(
+            &app,
+            post_scopes(&admin, &[("scopes", value), ("csrf", &admin_csrf)]),
+        )
+        .await;
+        assert_eq!(a.status, status, "{value}: {}", text(&a));
+        let body = text(&a);
+        assert!(
+            body.contains(r#"id="add-scopes-scopes-error""#),
+            "{value}: {body}"
+        );
+        assert!(body.contains(message), "{value}: {body}");
+    }
+    // Overlapping another namespace's scope: 409, above the form.
+    let a = send(
+        &app,
+        post_scopes(&admin, &[("scopes", "r.io/b/x/**"), ("csrf", &admin_csrf)]),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CONFLICT, "{}", text(&a));
+    assert!(text(&a).contains("r.io/b/**"), "{}", text(&a));
+    assert_eq!(f.published_state(), before, "a refusal changed something");
+    assert_eq!(scopes("a"), ["r.io/a/**"]);
+
+    // Accepted.
+    let a = send(
+        &app,
+        post_scopes(
+            &admin,
+            &[("scopes", "r.io/a2/**\r\nr.io/a3/**"), ("csrf", &admin_csrf)],
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", text(&a));
+    assert_eq!(
+        a.header("location"),
+        Some("/ui/namespaces/a?done=scopes-added")
+    );
+    assert_eq!(scopes("a"), ["r.io/a/**", "r.io/a2/**", "r.io/a3/**"]);
 }

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use keyshare_policy::api::admin::{
-    AddKey, AddRevocation, AuditQuery, AuditVerification, CreateNamespace, CreateToken,
+    AddKey, AddRevocation, AddScopes, AuditQuery, AuditVerification, CreateNamespace, CreateToken,
     NamespaceDetail, RevokeNamespaceKey, SetThreshold, TokenView,
 };
 use keyshare_policy::datetime::rfc3339;
@@ -107,6 +107,7 @@ fn done_notice(done: Option<&str>) -> Markup {
         Some("key-removed") => "Key removed.",
         Some("key-revoked") => "Key revoked.",
         Some("threshold-set") => "Threshold set.",
+        Some("scopes-added") => "Scopes added.",
         Some("token-revoked") => "Token revoked.",
         Some("revoked") => "Revocation recorded.",
         _ => return html! {},
@@ -593,6 +594,8 @@ const ADD_KEY: [(&str, As); 5] = [
 
 const SET_THRESHOLD: [(&str, As); 1] = [("threshold", As::Number)];
 
+const ADD_SCOPES: [(&str, As); 2] = [("scopes", As::Lines), ("allow_overlap", As::Flag)];
+
 const REVOKE_KEY: [(&str, As); 2] = [("key_id", As::Text), ("reason", As::Text)];
 
 fn key_rows(
@@ -657,6 +660,10 @@ async fn namespace_page(
     let add = FormState::of(form_state, "add-key");
     let revoke = FormState::of(form_state, "revoke-key");
     let threshold = FormState::of(form_state, "set-threshold");
+    let scopes = FormState::of(form_state, "add-scopes");
+    // Which names a namespace owns is the organization's call (the API's
+    // matrix): a maintainer gets no form for it.
+    let widenable = authorize(&who.caller.token, Action::ManageNamespaces).is_ok();
     let content = html! {
         (done_notice(done))
         section.card aria-labelledby="ns-summary" {
@@ -695,6 +702,21 @@ async fn namespace_page(
                     td { (rfc3339(r.revocation.revoked_at)) }
                     td { (r.revocation.reason) }
                 } } }
+            }
+        }
+        @if widenable {
+            h2 { "Add scopes" }
+            form.card method="post" action=(format!("{}/scopes", ns_path(&name))) {
+                (csrf(who))
+                (general_error(&scopes))
+                (textarea(&scopes, "scopes", "Scopes to add", Some("Artifact patterns, one a line (registry.example/team-a/**)."), true))
+                div.field {
+                    label for="add-scopes-allow_overlap" {
+                        input type="checkbox" id="add-scopes-allow_overlap" name="allow_overlap" value="true" checked[scopes.values.contains_key("allow_overlap")];
+                        " Allow scopes that overlap another namespace's"
+                    }
+                }
+                button type="submit" { "Add scopes" }
             }
         }
         @if writable {
@@ -835,6 +857,33 @@ async fn post_set_threshold(
             let result = async {
                 let r: SetThreshold = form::request(&form, &SET_THRESHOLD)?;
                 namespaces::set_threshold_as(&state, &who.caller, &ns, r)
+                    .await
+                    .map(drop)
+            }
+            .await;
+            (who, result)
+        },
+    )
+    .await
+}
+
+async fn post_add_scopes(
+    req: HttpRequest,
+    state: Data,
+    ns: web::Path<String>,
+    body: Body,
+) -> HttpResponse {
+    namespace_post(
+        (req, state, ns, body),
+        NamespaceForm {
+            name: "add-scopes",
+            fields: &ADD_SCOPES,
+            done: "scopes-added",
+        },
+        |state, who, ns, form| async move {
+            let result = async {
+                let r: AddScopes = form::request(&form, &ADD_SCOPES)?;
+                namespaces::add_scopes_as(&state, &who.caller, &ns, r)
                     .await
                     .map(drop)
             }
@@ -1446,6 +1495,7 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
             "/namespaces/{ns}/threshold",
             web::post().to(post_set_threshold),
         )
+        .route("/namespaces/{ns}/scopes", web::post().to(post_add_scopes))
         .route(
             "/namespaces/{ns}/keys/remove",
             web::post().to(post_remove_key),
