@@ -1186,7 +1186,10 @@ async fn views_over_every_namespace_see_past_the_first_page() {
     // Who can sign what: pages of 100 namespaces, linked.
     let first = page("/ui/who-can-sign").await;
     assert!(first.contains("r.io/n099/**") && !first.contains("r.io/n100/**"));
-    assert!(first.contains(r#"href="/ui/who-can-sign?after=n099""#), "{first}");
+    assert!(
+        first.contains(r#"href="/ui/who-can-sign?after=n099""#),
+        "{first}"
+    );
     let second = page("/ui/who-can-sign?after=n099").await;
     assert!(second.contains("r.io/n100/**") && second.contains("r.io/n199/**"));
     assert!(!second.contains("r.io/n099/**") && !second.contains("r.io/n200/**"));
@@ -1227,7 +1230,10 @@ async fn ci_delegations_are_paged() {
     let app = app!(f);
     let (_, cookie) = sign_in!(app, &f.admin);
     let first = text(&send(&app, get("/ui/ci", Some(&cookie)).to_request()).await);
-    assert!(first.contains("ci-a-149") && first.contains("ci-b-049"), "{first}");
+    assert!(
+        first.contains("ci-a-149") && first.contains("ci-b-049"),
+        "{first}"
+    );
     assert!(!first.contains("ci-b-050"), "{first}");
     assert!(
         first.contains(r#"href="/ui/ci?after=b%2Fci-b-049""#),
@@ -1289,16 +1295,17 @@ async fn the_simulator_decides_for_x509_certificates_as_a_verifier() {
     let chain = |leaf: &keyshare_testkit::Cert, ca: &keyshare_testkit::Cert| {
         (
             format!("{}{}", leaf.pem(), ca.pem()),
-            vec![
-                leaf.cert.to_der().unwrap(),
-                ca.cert.to_der().unwrap(),
-            ],
+            vec![leaf.cert.to_der().unwrap(), ca.cert.to_der().unwrap()],
         )
     };
     let cases = [
         ("r.io/a/app", chain(&good, &ca), "trusted"),
         ("r.io/a/app", chain(&wrong_subject, &ca), "subject_mismatch"),
-        ("r.io/a/app", chain(&foreign, &other_ca), "chain_not_trusted"),
+        (
+            "r.io/a/app",
+            chain(&foreign, &other_ca),
+            "chain_not_trusted",
+        ),
         ("r.io/b/app", chain(&good, &ca), ""),
     ];
     let maintainer = f.maintainer("b");
@@ -1341,7 +1348,10 @@ async fn the_simulator_decides_for_x509_certificates_as_a_verifier() {
         if *code == "trusted" {
             assert!(body.contains(&format!("{artifact}: trusted")), "{body}");
         } else if !code.is_empty() {
-            assert!(body.contains(&format!("<code>{code}</code>")), "{code}\n{body}");
+            assert!(
+                body.contains(&format!("<code>{code}</code>")),
+                "{code}\n{body}"
+            );
         }
     }
 }
@@ -1412,7 +1422,8 @@ async fn the_threshold_form_is_the_apis_and_refusals_change_nothing() {
         let body = text(&a);
         assert!(body.contains(r#"id="set-threshold-threshold""#), "{body}");
         assert!(
-            body.contains(r#"aria-invalid="true""#) && body.contains(r#"id="set-threshold-threshold-error""#),
+            body.contains(r#"aria-invalid="true""#)
+                && body.contains(r#"id="set-threshold-threshold-error""#),
             "{value}: {body}"
         );
         assert!(body.contains(message), "{value}: {body}");
@@ -1533,7 +1544,10 @@ async fn the_scopes_form_is_the_apis_and_refusals_change_nothing() {
         &app,
         post_scopes(
             &admin,
-            &[("scopes", "r.io/a2/**\r\nr.io/a3/**"), ("csrf", &admin_csrf)],
+            &[
+                ("scopes", "r.io/a2/**\r\nr.io/a3/**"),
+                ("csrf", &admin_csrf),
+            ],
         ),
     )
     .await;

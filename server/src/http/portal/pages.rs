@@ -338,9 +338,7 @@ async fn visible_details_page(
         .into_iter()
         .filter(|n| after.is_none_or(|a| n.name.as_str() > a));
     let page: Vec<_> = rest.by_ref().take(SCAN_PAGE).collect();
-    let next = rest
-        .next()
-        .and(page.last().map(|n| n.name.to_string()));
+    let next = rest.next().and(page.last().map(|n| n.name.to_string()));
     let mut out = Vec::new();
     for ns in page {
         out.push(
