@@ -1,14 +1,34 @@
 // The decision simulator answers as `keyshare decide` (the CLI, refreshed
-// from the same server) does: 20 cases, compared line for line.
+// from the same server) does: 24 cases (4 of them X.509 certificate
+// chains), compared line for line.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { URL_, ADMIN, ROOT_SHA256, WORK, browser, signIn, api, newKey, keyshare } from './lib.mjs';
 
 let ctx;
 let page;
 const keys = {};
+
+// A certificate (PEM) for CN=`cn`, P-256, made by the openssl CLI:
+// self-signed CA when `issuer` is null, else issued by `issuer`.
+function certificate(cn, issuer) {
+  const base = path.join(WORK, `sim-cert-${cn.replace(/\W/g, '-')}-${Math.random().toString(16).slice(2)}`);
+  const openssl = (args) => execFileSync('openssl', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', `${base}.key`]);
+  if (issuer === null) {
+    openssl(['req', '-x509', '-new', '-key', `${base}.key`, '-subj', `/CN=${cn}`, '-days', '30',
+      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
+      '-out', `${base}.pem`]);
+  } else {
+    openssl(['req', '-new', '-key', `${base}.key`, '-subj', `/CN=${cn}`, '-out', `${base}.csr`]);
+    openssl(['x509', '-req', '-in', `${base}.csr`, '-CA', `${issuer.base}.pem`, '-CAkey', `${issuer.base}.key`,
+      '-set_serial', '7', '-days', '30', '-out', `${base}.pem`]);
+  }
+  return { base, pem: fs.readFileSync(`${base}.pem`, 'utf8') };
+}
 
 function keyFile(name, text) {
   const file = path.join(WORK, `sim-${name}`);
@@ -40,6 +60,14 @@ before(async () => {
   await api('PUT', '/api/v1/namespaces/sim-t/threshold', { threshold: 2 });
   await api('POST', '/api/v1/namespaces/sim-a/revocations', { key_id: 'ns-revoked', reason: 'left the team' });
   await api('POST', '/api/v1/revocations', { public_key_pem: keys['org-revoked'].pem, reason: 'key leaked' });
+  // X.509: an identity of sim-a (its CA, subject CN=builder), and chains
+  // (leaf first) from it, with another subject, and from another CA.
+  const ca = certificate('Sim A CA', null);
+  const otherCa = certificate('Other CA', null);
+  await api('POST', '/api/v1/namespaces/sim-a/identities', { name: 'builders', ca_certs: [ca.pem], subject: 'CN=builder' });
+  keys['cert-good'] = { pem: certificate('builder', ca).pem + ca.pem, cert: true };
+  keys['cert-subject'] = { pem: certificate('intruder', ca).pem + ca.pem, cert: true };
+  keys['cert-foreign'] = { pem: certificate('builder', otherCa).pem + otherCa.pem, cert: true };
 
   // The CLI, pinned to the same server's root.
   fs.mkdirSync(path.join(WORK, 'home'), { recursive: true });
@@ -79,10 +107,14 @@ const CASES = [
   ['org-revoked key elsewhere', 'registry.example/sim-b/app', 'org-revoked', null, null],
   ['signed in the past', 'registry.example/sim-a/app', 'good-p256', null, '2021-03-04T05:06:07Z'],
   ['revoked key of one namespace, by id', 'registry.example/sim-a/app', null, 'ns-revoked', null],
+  ['X.509 chain of the identity', 'registry.example/sim-a/app', 'cert-good', null, null],
+  ['X.509 chain, another subject', 'registry.example/sim-a/app', 'cert-subject', null, null],
+  ['X.509 chain from another CA', 'registry.example/sim-a/app', 'cert-foreign', null, null],
+  ['X.509 chain of the identity, other namespace', 'registry.example/sim-b/app', 'cert-good', null, null],
 ];
 
-test('the simulator gives the decision `keyshare decide` gives, in 20 cases', async () => {
-  assert.equal(CASES.length, 20);
+test('the simulator gives the decision `keyshare decide` gives, in 24 cases', async () => {
+  assert.equal(CASES.length, 24);
   const outcomes = new Set();
   // A signing time both sides are given (messages name it): now, to the
   // second, after every change above.
@@ -94,7 +126,7 @@ test('the simulator gives the decision `keyshare decide` gives, in 20 cases', as
     let signerText = '';
     if (key) {
       signerText = tuf ? JSON.stringify(keys[key].tuf) : keys[key].pem;
-      args.push('--key', keyFile(`${key}${tuf ? '.json' : '.pem'}`, signerText));
+      args.push(keys[key].cert ? '--cert' : '--key', keyFile(`${key}${tuf ? '.json' : '.pem'}`, signerText));
     }
     if (keyId) args.push('--key-id', keyId);
     if (signedAt) args.push('--signed-at', signedAt);

@@ -452,6 +452,16 @@ async fn a_maintainer_sees_and_reaches_only_their_namespace_and_no_org_action() 
             StatusCode::NOT_FOUND,
         ),
         (
+            "/ui/namespaces/b/threshold",
+            vec![("threshold", "2")],
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/ui/namespaces/b/scopes",
+            vec![("scopes", "r.io/evil/**")],
+            StatusCode::NOT_FOUND,
+        ),
+        (
             "/ui/namespaces",
             vec![("name", "evil"), ("scopes", "r.io/evil/**")],
             StatusCode::FORBIDDEN,
@@ -1000,4 +1010,551 @@ async fn live_ci_delegations_are_listed_with_their_time_left() {
     let a = send(&app, get("/ui/ci", Some(&cookie)).to_request()).await;
     assert_eq!(a.status, StatusCode::FORBIDDEN);
     assert!(!text(&a).contains("ci-live"));
+}
+
+/// Posts the simulator's form; the answer.
+macro_rules! simulate {
+    ($app:expr, $cookie:expr, $csrf:expr, $artifact:expr, $key_id:expr) => {
+        send(
+            &$app,
+            post(
+                "/ui/simulate",
+                Some(&$cookie),
+                &[
+                    ("artifact", $artifact),
+                    ("key_id", $key_id),
+                    ("csrf", $csrf.as_str()),
+                ],
+            )
+            .to_request(),
+        )
+        .await
+    };
+}
+
+#[actix_web::test]
+async fn many_simulations_cost_one_verification_and_a_publish_is_seen_next() {
+    let mut f = populated();
+    let offset = Arc::new(AtomicI64::new(0));
+    let o = offset.clone();
+    f.state.clock = Arc::new(move || NOW + time::Duration::seconds(o.load(Ordering::SeqCst)));
+    let maintainer = f.maintainer("b");
+    let app = app!(f);
+    let portal = f.state.portal.clone();
+    assert_eq!(portal.simulator_builds(), 0);
+
+    // An attacker with a maintainer's token, several sessions, many
+    // decisions: the published repository is verified once.
+    let mut sessions = Vec::new();
+    for _ in 0..3 {
+        let (_, cookie) = sign_in!(app, &maintainer);
+        let csrf = csrf!(app, cookie);
+        sessions.push((cookie, csrf));
+    }
+    for (cookie, csrf) in &sessions {
+        for _ in 0..20 {
+            let a = simulate!(app, cookie, csrf, "r.io/a/app", "k1");
+            assert_eq!(a.status, StatusCode::OK, "{}", text(&a));
+            assert!(text(&a).contains("r.io/a/app: trusted"), "{}", text(&a));
+        }
+    }
+    assert_eq!(portal.simulator_builds(), 1, "60 decisions, one build");
+
+    // A publish (the key removed): the next decision sees it, after one
+    // more build.
+    f.publisher
+        .apply(
+            "test",
+            Change::RemoveKey {
+                namespace: http_common::ns_name("a"),
+                key_id: keyshare_policy::metadata::KeyId::new("k1"),
+            },
+            NOW,
+        )
+        .unwrap();
+    offset.store(61, Ordering::SeqCst);
+    // Many decisions at once after the publish: one build among them.
+    let answers = futures_util::future::join_all(sessions.iter().flat_map(|(cookie, csrf)| {
+        (0..5).map(|_| {
+            send(
+                &app,
+                post(
+                    "/ui/simulate",
+                    Some(cookie),
+                    &[
+                        ("artifact", "r.io/a/app"),
+                        ("key_id", "k1"),
+                        ("csrf", csrf.as_str()),
+                    ],
+                )
+                .to_request(),
+            )
+        })
+    }))
+    .await;
+    for a in &answers {
+        assert_eq!(a.status, StatusCode::OK, "{}", text(a));
+        assert!(!text(a).contains("r.io/a/app: trusted"), "{}", text(a));
+        assert!(text(a).contains("key_not_listed"), "{}", text(a));
+    }
+    assert_eq!(portal.simulator_builds(), 2);
+}
+
+#[actix_web::test]
+async fn simulations_are_rate_limited_per_session() {
+    let mut f = populated();
+    let offset = Arc::new(AtomicI64::new(0));
+    let o = offset.clone();
+    f.state.clock = Arc::new(move || NOW + time::Duration::seconds(o.load(Ordering::SeqCst)));
+    let app = app!(f);
+    let (_, cookie) = sign_in!(app, &f.admin);
+    let csrf = csrf!(app, cookie);
+    let limit = keyshare_server::http::portal::SIMULATIONS;
+    for _ in 0..limit {
+        let a = simulate!(app, cookie, csrf, "r.io/a/app", "k1");
+        assert_eq!(a.status, StatusCode::OK, "{}", text(&a));
+    }
+    let a = simulate!(app, cookie, csrf, "r.io/a/app", "k1");
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "{}", text(&a));
+    assert!(!text(&a).contains("r.io/a/app: trusted"), "{}", text(&a));
+    // Another session of the same token is not held back by this one.
+    let (_, other) = sign_in!(app, &f.admin);
+    let other_csrf = csrf!(app, other);
+    let a = simulate!(app, other, other_csrf, "r.io/a/app", "k1");
+    assert_eq!(a.status, StatusCode::OK, "{}", text(&a));
+    // The window slides.
+    offset.store(
+        keyshare_server::http::portal::SIMULATIONS_WINDOW.whole_seconds(),
+        Ordering::SeqCst,
+    );
+    let a = simulate!(app, cookie, csrf, "r.io/a/app", "k1");
+    assert_eq!(a.status, StatusCode::OK, "{}", text(&a));
+}
+
+#[actix_web::test]
+async fn views_over_every_namespace_see_past_the_first_page() {
+    let f = Fixture::new();
+    let apply = |change: Change| f.publisher.apply("test", change, NOW).unwrap();
+    for i in 0..230 {
+        apply(Change::CreateNamespace {
+            entry: serde_json::from_value(
+                json!({"name": format!("n{i:03}"), "scopes": [format!("r.io/n{i:03}/**")]}),
+            )
+            .unwrap(),
+            threshold: std::num::NonZeroU32::MIN,
+            allow_overlap: false,
+        });
+    }
+    // Past the first 200 by name: a key expiring tomorrow, a CI key.
+    apply(Change::AddKey {
+        namespace: http_common::ns_name("n210"),
+        key: serde_json::from_value(json!({
+            "id": "late-expiring", "key": http_common::ed25519_key(),
+            "not_after": "2030-01-02T12:00:00Z",
+        }))
+        .unwrap(),
+    });
+    for ns in ["n005", "n225"] {
+        apply(Change::AddKey {
+            namespace: http_common::ns_name(ns),
+            key: serde_json::from_value(json!({
+                "id": format!("ci-{ns}"), "key": http_common::ed25519_key(), "ephemeral": true,
+                "not_before": "2030-01-01T10:00:00Z", "not_after": "2030-01-01T12:30:00Z",
+            }))
+            .unwrap(),
+        });
+    }
+    let app = app!(f);
+    let (_, cookie) = sign_in!(app, &f.admin);
+    let page = |uri: &'static str| {
+        let app = &app;
+        let cookie = &cookie;
+        async move {
+            let a = send(app, get(uri, Some(cookie)).to_request()).await;
+            assert_eq!(a.status, StatusCode::OK, "{uri}");
+            assert!(a.body.len() < 200 * 1024, "{uri}: {} bytes", a.body.len());
+            text(&a)
+        }
+    };
+
+    // The overview counts every namespace and key.
+    let body = page("/ui/").await;
+    assert!(body.contains("<strong>230</strong>namespaces"), "{body}");
+    assert!(body.contains("<strong>3</strong>keys"), "{body}");
+    assert!(body.contains("late-expiring"), "{body}");
+
+    // Who can sign what: pages of 100 namespaces, linked.
+    let first = page("/ui/who-can-sign").await;
+    assert!(first.contains("r.io/n099/**") && !first.contains("r.io/n100/**"));
+    assert!(
+        first.contains(r#"href="/ui/who-can-sign?after=n099""#),
+        "{first}"
+    );
+    let second = page("/ui/who-can-sign?after=n099").await;
+    assert!(second.contains("r.io/n100/**") && second.contains("r.io/n199/**"));
+    assert!(!second.contains("r.io/n099/**") && !second.contains("r.io/n200/**"));
+    assert!(second.contains(r#"href="/ui/who-can-sign?after=n199""#));
+    assert!(second.contains(r#"href="/ui/who-can-sign""#));
+    let third = page("/ui/who-can-sign?after=n199").await;
+    assert!(third.contains("r.io/n229/**") && third.contains("late-expiring"));
+    assert!(!third.contains("Next page"), "{third}");
+
+    // CI delegations: every namespace's.
+    let ci = page("/ui/ci").await;
+    assert!(ci.contains("ci-n005") && ci.contains("ci-n225"), "{ci}");
+    assert!(!ci.contains("Next page"));
+}
+
+#[actix_web::test]
+async fn ci_delegations_are_paged() {
+    let f = populated();
+    for (ns, n) in [("a", 150), ("b", 60)] {
+        for i in 0..n {
+            f.publisher
+                .apply(
+                    "test",
+                    Change::AddKey {
+                        namespace: http_common::ns_name(ns),
+                        key: serde_json::from_value(json!({
+                            "id": format!("ci-{ns}-{i:03}"), "key": http_common::ed25519_key(),
+                            "ephemeral": true,
+                            "not_before": "2030-01-01T10:00:00Z", "not_after": "2030-01-01T12:30:00Z",
+                        }))
+                        .unwrap(),
+                    },
+                    NOW,
+                )
+                .unwrap();
+        }
+    }
+    let app = app!(f);
+    let (_, cookie) = sign_in!(app, &f.admin);
+    let first = text(&send(&app, get("/ui/ci", Some(&cookie)).to_request()).await);
+    assert!(
+        first.contains("ci-a-149") && first.contains("ci-b-049"),
+        "{first}"
+    );
+    assert!(!first.contains("ci-b-050"), "{first}");
+    assert!(
+        first.contains(r#"href="/ui/ci?after=b%2Fci-b-049""#),
+        "{first}"
+    );
+    let second = text(
+        &send(
+            &app,
+            get("/ui/ci?after=b%2Fci-b-049", Some(&cookie)).to_request(),
+        )
+        .await,
+    );
+    assert!(second.contains("ci-b-050") && second.contains("ci-b-059"));
+    assert!(!second.contains("ci-b-049") && !second.contains("ci-a-"));
+    assert!(!second.contains("Next page"), "{second}");
+}
+
+#[actix_web::test]
+async fn the_simulator_decides_for_x509_certificates_as_a_verifier() {
+    use keyshare_policy::trust::SignerRef;
+    use keyshare_testkit::CertBuilder;
+
+    let f = populated();
+    let (from, to) = (
+        NOW.unix_timestamp() - 86_400,
+        NOW.unix_timestamp() + 365 * 86_400,
+    );
+    let ca = CertBuilder::new("Team A CA")
+        .ca()
+        .valid_unix(from, to)
+        .build();
+    let other_ca = CertBuilder::new("Other CA")
+        .ca()
+        .valid_unix(from, to)
+        .build();
+    f.publisher
+        .apply(
+            "test",
+            Change::AddIdentity {
+                namespace: http_common::ns_name("a"),
+                identity: serde_json::from_value(
+                    json!({"name": "builders", "ca_certs": [ca.pem()], "subject": "CN=builder"}),
+                )
+                .unwrap(),
+            },
+            NOW,
+        )
+        .unwrap();
+    let leaf = |cn: &str, issuer| {
+        CertBuilder::new(cn)
+            .serial(7)
+            .valid_unix(from, to)
+            .issued_by(issuer)
+            .build()
+    };
+    let good = leaf("builder", &ca);
+    let wrong_subject = leaf("intruder", &ca);
+    let foreign = leaf("builder", &other_ca);
+    let chain = |leaf: &keyshare_testkit::Cert, ca: &keyshare_testkit::Cert| {
+        (
+            format!("{}{}", leaf.pem(), ca.pem()),
+            vec![leaf.cert.to_der().unwrap(), ca.cert.to_der().unwrap()],
+        )
+    };
+    let cases = [
+        ("r.io/a/app", chain(&good, &ca), "trusted"),
+        ("r.io/a/app", chain(&wrong_subject, &ca), "subject_mismatch"),
+        (
+            "r.io/a/app",
+            chain(&foreign, &other_ca),
+            "chain_not_trusted",
+        ),
+        ("r.io/b/app", chain(&good, &ca), ""),
+    ];
+    let maintainer = f.maintainer("b");
+    let app = app!(f);
+    let root = f
+        .publisher
+        .file("metadata/1.root.json")
+        .unwrap()
+        .bytes
+        .to_vec();
+    let set = keyshare_testkit::read_trust_set(&root, NOW, &|p| {
+        f.publisher.file(p).map(|file| file.bytes.to_vec())
+    })
+    .unwrap();
+    let (_, cookie) = sign_in!(app, &maintainer);
+    let csrf = csrf!(app, cookie);
+    for (artifact, (pem, der), code) in &cases {
+        let expected = format!(
+            "{artifact}: {}",
+            set.decide(artifact, &[SignerRef::CertChain(der.clone())], NOW, NOW)
+        );
+        let a = send(
+            &app,
+            post(
+                "/ui/simulate",
+                Some(&cookie),
+                &[
+                    ("artifact", *artifact),
+                    ("signer", pem.as_str()),
+                    ("signed_at", "2030-01-01T12:00:00Z"),
+                    ("csrf", csrf.as_str()),
+                ],
+            )
+            .to_request(),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", text(&a));
+        let body = text(&a);
+        assert!(body.contains(&escaped(&expected)), "{expected}\n{body}");
+        if *code == "trusted" {
+            assert!(body.contains(&format!("{artifact}: trusted")), "{body}");
+        } else if !code.is_empty() {
+            assert!(
+                body.contains(&format!("<code>{code}</code>")),
+                "{code}\n{body}"
+            );
+        }
+    }
+}
+
+#[actix_web::test]
+async fn the_threshold_form_is_the_apis_and_refusals_change_nothing() {
+    let f = populated();
+    let maintainer_a = f.maintainer("a");
+    let maintainer_b = f.maintainer("b");
+    let app = app!(f);
+    let threshold = |ns: &str| {
+        f.publisher
+            .read(|s| s.namespace(ns))
+            .unwrap()
+            .threshold
+            .get()
+    };
+    let (_, cookie_b) = sign_in!(app, &maintainer_b);
+    let csrf_b = csrf!(app, cookie_b);
+    let (_, cookie) = sign_in!(app, &maintainer_a);
+    let csrf = csrf!(app, cookie);
+    let before = f.published_state();
+
+    // No CSRF token, another session's: 403.
+    for token in ["", csrf_b.as_str()] {
+        let a = send(
+            &app,
+            post(
+                "/ui/namespaces/a/threshold",
+                Some(&cookie),
+                &[("threshold", "2"), ("csrf", token)],
+            )
+            .to_request(),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", text(&a));
+    }
+    // A maintainer of another namespace, with their own valid token: 404.
+    let a = send(
+        &app,
+        post(
+            "/ui/namespaces/a/threshold",
+            Some(&cookie_b),
+            &[("threshold", "2"), ("csrf", &csrf_b)],
+        )
+        .to_request(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", text(&a));
+    // Bad values: 400, the message at the field, the value echoed as text.
+    for (value, message) in [
+        ("0", "threshold"),
+        ("two", "must be a whole number"),
+        ("<b>9", "must be a whole number"),
+        ("2", "more than the 1 distinct keys"),
+    ] {
+        let a = send(
+            &app,
+            post(
+                "/ui/namespaces/a/threshold",
+                Some(&cookie),
+                &[("threshold", value), ("csrf", &csrf)],
+            )
+            .to_request(),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{value}: {}", text(&a));
+        let body = text(&a);
+        assert!(body.contains(r#"id="set-threshold-threshold""#), "{body}");
+        assert!(
+            body.contains(r#"aria-invalid="true""#)
+                && body.contains(r#"id="set-threshold-threshold-error""#),
+            "{value}: {body}"
+        );
+        assert!(body.contains(message), "{value}: {body}");
+        assert!(!body.contains("<b>9"), "{body}");
+    }
+    assert_eq!(f.published_state(), before, "a refusal changed something");
+    assert_eq!(threshold("a"), 1);
+
+    // Accepted once there are two keys: the same change the API makes.
+    f.publisher
+        .apply(
+            "test",
+            Change::AddKey {
+                namespace: http_common::ns_name("a"),
+                key: serde_json::from_value(json!({"id": "k2", "key": http_common::ed25519_key()}))
+                    .unwrap(),
+            },
+            NOW,
+        )
+        .unwrap();
+    let a = send(
+        &app,
+        post(
+            "/ui/namespaces/a/threshold",
+            Some(&cookie),
+            &[("threshold", "2"), ("csrf", &csrf)],
+        )
+        .to_request(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", text(&a));
+    assert_eq!(
+        a.header("location"),
+        Some("/ui/namespaces/a?done=threshold-set")
+    );
+    assert_eq!(threshold("a"), 2);
+    assert_eq!(threshold("b"), 1);
+}
+
+#[actix_web::test]
+async fn the_scopes_form_is_the_apis_and_refusals_change_nothing() {
+    let f = populated();
+    let maintainer_a = f.maintainer("a");
+    let maintainer_b = f.maintainer("b");
+    let app = app!(f);
+    let scopes = |ns: &str| {
+        f.publisher
+            .read(|s| s.namespace(ns))
+            .unwrap()
+            .entry
+            .scopes
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+    };
+    let (_, admin) = sign_in!(app, &f.admin);
+    let admin_csrf = csrf!(app, admin);
+    let before = f.published_state();
+    let post_scopes = |cookie: &str, fields: &[(&str, &str)]| {
+        post("/ui/namespaces/a/scopes", Some(cookie), fields).to_request()
+    };
+
+    // No CSRF token: 403.
+    let a = send(&app, post_scopes(&admin, &[("scopes", "r.io/a2/**")])).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", text(&a));
+    // A maintainer may not widen even their own namespace (the API's
+    // matrix), and gets no form for it; another namespace's: 404.
+    let (_, cookie_a) = sign_in!(app, &maintainer_a);
+    let csrf_a = csrf!(app, cookie_a);
+    let page = text(&send(&app, get("/ui/namespaces/a", Some(&cookie_a)).to_request()).await);
+    assert!(!page.contains("/ui/namespaces/a/scopes"), "{page}");
+    let a = send(
+        &app,
+        post_scopes(&cookie_a, &[("scopes", "r.io/a2/**"), ("csrf", &csrf_a)]),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", text(&a));
+    let (_, cookie_b) = sign_in!(app, &maintainer_b);
+    let csrf_b = csrf!(app, cookie_b);
+    let a = send(
+        &app,
+        post_scopes(&cookie_b, &[("scopes", "r.io/a2/**"), ("csrf", &csrf_b)]),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", text(&a));
+    // Bad input from an org admin: 4xx, the message at the field.
+    for (value, status, message) in [
+        ("", StatusCode::BAD_REQUEST, "missing field"),
+        ("r.io/a/**", StatusCode::BAD_REQUEST, "already a scope"),
+        ("not a pattern[", StatusCode::BAD_REQUEST, ""),
+    ] {
+        let a = send(
+            &app,
+            post_scopes(&admin, &[("scopes", value), ("csrf", &admin_csrf)]),
+        )
+        .await;
+        assert_eq!(a.status, status, "{value}: {}", text(&a));
+        let body = text(&a);
+        assert!(
+            body.contains(r#"id="add-scopes-scopes-error""#),
+            "{value}: {body}"
+        );
+        assert!(body.contains(message), "{value}: {body}");
+    }
+    // Overlapping another namespace's scope: 409, above the form.
+    let a = send(
+        &app,
+        post_scopes(&admin, &[("scopes", "r.io/b/x/**"), ("csrf", &admin_csrf)]),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CONFLICT, "{}", text(&a));
+    assert!(text(&a).contains("r.io/b/**"), "{}", text(&a));
+    assert_eq!(f.published_state(), before, "a refusal changed something");
+    assert_eq!(scopes("a"), ["r.io/a/**"]);
+
+    // Accepted.
+    let a = send(
+        &app,
+        post_scopes(
+            &admin,
+            &[
+                ("scopes", "r.io/a2/**\r\nr.io/a3/**"),
+                ("csrf", &admin_csrf),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", text(&a));
+    assert_eq!(
+        a.header("location"),
+        Some("/ui/namespaces/a?done=scopes-added")
+    );
+    assert_eq!(scopes("a"), ["r.io/a/**", "r.io/a2/**", "r.io/a3/**"]);
 }

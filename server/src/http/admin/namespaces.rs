@@ -348,20 +348,32 @@ pub(super) async fn set_threshold(
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller.token, Endpoint::SetThreshold.action(&ns))?;
-    let namespace = path_namespace(&ns)?;
     let req: SetThreshold = body.json().await?;
+    let detail = set_threshold_as(&state, &caller, &ns, req).await?;
+    Ok(HttpResponse::Ok().json(to_value(&detail)?))
+}
+
+/// Sets the threshold of namespace `ns` as `caller`: the one
+/// implementation of `PUT /api/v1/namespaces/{ns}/threshold` and of the
+/// portal's form.
+pub(in crate::http) async fn set_threshold_as(
+    state: &AppState,
+    caller: &Caller,
+    ns: &str,
+    req: SetThreshold,
+) -> Result<NamespaceDetail, ApiError> {
+    authorize(&caller.token, Endpoint::SetThreshold.action(ns))?;
+    let namespace = path_namespace(ns)?;
     publish(
-        &state,
-        &caller,
+        state,
+        caller,
         Change::SetThreshold {
             namespace: namespace.clone(),
             threshold: req.threshold,
         },
     )
     .await?;
-    Ok(HttpResponse::Ok().json(to_value(
-        &namespace_detail(&state, namespace, DEFAULT_EXPIRING_WITHIN).await?,
-    )?))
+    namespace_detail(state, namespace, DEFAULT_EXPIRING_WITHIN).await
 }
 
 #[utoipa::path(
@@ -387,8 +399,21 @@ pub(super) async fn add_scopes(
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller.token, Endpoint::AddScopes.action(&ns))?;
-    let namespace = path_namespace(&ns)?;
     let req: AddScopes = body.json().await?;
+    let view = add_scopes_as(&state, &caller, &ns, req).await?;
+    Ok(HttpResponse::Created().json(to_value(&view)?))
+}
+
+/// Adds scopes to namespace `ns` as `caller`: the one implementation of
+/// `POST /api/v1/namespaces/{ns}/scopes` and of the portal's form.
+pub(in crate::http) async fn add_scopes_as(
+    state: &AppState,
+    caller: &Caller,
+    ns: &str,
+    req: AddScopes,
+) -> Result<NamespaceDetail, ApiError> {
+    authorize(&caller.token, Endpoint::AddScopes.action(ns))?;
+    let namespace = path_namespace(ns)?;
     if req.scopes.is_empty() {
         return Err(ApiError::invalid(
             "scopes",
@@ -397,7 +422,7 @@ pub(super) async fn add_scopes(
     }
     let current = {
         let ns = namespace.clone();
-        read(&state, move |s| s.namespace(ns.as_str())).await?
+        read(state, move |s| s.namespace(ns.as_str())).await?
     };
     let mut seen = std::collections::BTreeSet::new();
     for (i, scope) in req.scopes.iter().enumerate() {
@@ -415,8 +440,8 @@ pub(super) async fn add_scopes(
         }
     }
     publish(
-        &state,
-        &caller,
+        state,
+        caller,
         Change::AddScopes {
             namespace: namespace.clone(),
             scopes: req.scopes,
@@ -424,15 +449,15 @@ pub(super) async fn add_scopes(
         },
     )
     .await?;
-    let mut view = namespace_detail(&state, namespace.clone(), DEFAULT_EXPIRING_WITHIN).await?;
+    let mut view = namespace_detail(state, namespace.clone(), DEFAULT_EXPIRING_WITHIN).await?;
     if req.allow_overlap {
         // What the added scopes overlap (the audit record has it too).
-        let overlaps = read(&state, move |s| {
+        let overlaps = read(state, move |s| {
             let now = s.namespace(namespace.as_str())?;
             s.scope_overlaps(&now.entry, &current.entry.scopes)
         })
         .await?;
         view.overlaps = Some(to_value(&overlaps)?);
     }
-    Ok(HttpResponse::Created().json(to_value(&view)?))
+    Ok(view)
 }

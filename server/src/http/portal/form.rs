@@ -171,7 +171,8 @@ pub(crate) fn request<T: DeserializeOwned>(
 }
 
 /// The form field an error is about, among `fields`: the first segment of
-/// its JSON path, or the field its message starts with (`id: ...`).
+/// its JSON path, or the field its message starts with (`id: ...`), or
+/// the one serde says is missing.
 pub(crate) fn field_of(e: &ApiError, fields: &[&str]) -> Option<String> {
     let from_path = e.field().map(|p| {
         p.split(['.', '['])
@@ -186,7 +187,12 @@ pub(crate) fn field_of(e: &ApiError, fields: &[&str]) -> Option<String> {
         .unwrap_or(message)
         .split_once(": ")
         .map(|(head, _)| head.split(['.', '[']).next().unwrap_or(head).to_owned());
-    [from_path, from_message]
+    // serde's "missing field `name`" (a required field left blank).
+    let missing = message
+        .split_once("missing field `")
+        .and_then(|(_, rest)| rest.split_once('`'))
+        .map(|(name, _)| name.to_owned());
+    [from_path, from_message, missing]
         .into_iter()
         .flatten()
         .find(|f| fields.contains(&f.as_str()))

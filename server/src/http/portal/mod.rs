@@ -31,6 +31,8 @@ pub(crate) mod session;
 mod simulate;
 mod views;
 
+use std::sync::Arc;
+
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -53,6 +55,11 @@ const SIGN_IN_FAILURES: u32 = 10;
 /// The window of [`SIGN_IN_FAILURES`].
 const SIGN_IN_WINDOW: time::Duration = time::Duration::minutes(5);
 
+/// Simulator decisions a session may ask for per window.
+pub const SIMULATIONS: u32 = 30;
+/// The window of [`SIMULATIONS`].
+pub const SIMULATIONS_WINDOW: time::Duration = time::Duration::minutes(1);
+
 /// The Content-Security-Policy of every answer under `/ui/`.
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
                               img-src 'self'; form-action 'self'; frame-ancestors 'none'; \
@@ -65,6 +72,10 @@ pub struct Portal {
     /// `Secure` on the cookie: the server runs TLS.
     secure: bool,
     failures: RateLimiter,
+    /// The simulator's trust set, shared by every decision.
+    pub(crate) simulator: Arc<simulate::TrustCache>,
+    /// Decisions per session ([`SIMULATIONS`] per [`SIMULATIONS_WINDOW`]).
+    simulations: RateLimiter,
 }
 
 impl Portal {
@@ -74,7 +85,15 @@ impl Portal {
             sessions: Sessions::new(limits),
             secure,
             failures: RateLimiter::new(SIGN_IN_FAILURES, SIGN_IN_WINDOW),
+            simulator: Arc::default(),
+            simulations: RateLimiter::new(SIMULATIONS, SIMULATIONS_WINDOW),
         }
+    }
+
+    /// How many times the simulator built its trust set from the
+    /// published repository (once per published timestamp at most).
+    pub fn simulator_builds(&self) -> u64 {
+        self.simulator.builds()
     }
 }
 

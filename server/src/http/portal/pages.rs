@@ -12,8 +12,8 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use keyshare_policy::api::admin::{
-    AddKey, AddRevocation, AuditQuery, AuditVerification, CreateNamespace, CreateToken,
-    NamespaceDetail, RevokeNamespaceKey, TokenView,
+    AddKey, AddRevocation, AddScopes, AuditQuery, AuditVerification, CreateNamespace, CreateToken,
+    NamespaceDetail, RevokeNamespaceKey, SetThreshold, TokenView,
 };
 use keyshare_policy::datetime::rfc3339;
 use keyshare_policy::layout::percent_encode;
@@ -28,9 +28,14 @@ use crate::http::body::Body;
 use crate::http::{client_address, ApiError, AppState};
 use crate::store::{Store, TokenKind};
 
-/// Namespaces read at most for the pages that go through every one
-/// (overview, who can sign what, CI delegations).
-const SCAN_LIMIT: usize = 200;
+/// Namespaces a page of "who can sign what" shows (`?after=NAME` for
+/// the next).
+const SCAN_PAGE: usize = 100;
+/// Rows a page of the CI delegations shows.
+const CI_PAGE: usize = 200;
+/// Keys the overview's expiries list (the soonest; the count says how
+/// many there are in all).
+const EXPIRING_SHOWN: usize = 100;
 
 type Data = web::Data<AppState>;
 
@@ -101,6 +106,8 @@ fn done_notice(done: Option<&str>) -> Markup {
         Some("key-added") => "Key added.",
         Some("key-removed") => "Key removed.",
         Some("key-revoked") => "Key revoked.",
+        Some("threshold-set") => "Threshold set.",
+        Some("scopes-added") => "Scopes added.",
         Some("token-revoked") => "Token revoked.",
         Some("revoked") => "Revocation recorded.",
         _ => return html! {},
@@ -281,8 +288,7 @@ fn repository_versions(state: &AppState) -> Vec<(&'static str, u64, String)> {
     out
 }
 
-/// The namespaces the caller sees, by name (at most [`SCAN_LIMIT`] when
-/// `limited`).
+/// The namespaces the caller sees, by name (all of them).
 async fn visible_namespaces(
     state: &AppState,
     who: &Who,
@@ -296,25 +302,92 @@ async fn visible_namespaces(
         .collect())
 }
 
-/// The details of the visible namespaces (at most [`SCAN_LIMIT`]).
-async fn visible_details(state: &AppState, who: &Who) -> Result<Vec<NamespaceDetail>, ApiError> {
+/// The `?after=` of a paged view.
+#[derive(Debug, Deserialize)]
+struct AfterName {
+    after: Option<String>,
+}
+
+fn after_of(req: &HttpRequest) -> Option<String> {
+    web::Query::<AfterName>::from_query(req.query_string())
+        .ok()
+        .and_then(|q| q.into_inner().after)
+}
+
+/// The links of a paged view: to the first page (when not on it) and to
+/// the next (when there is one).
+fn pager(base: &str, label: &str, on_first: bool, next: Option<&str>) -> Markup {
+    html! {
+        nav.pager aria-label=(label) {
+            @if !on_first { a href=(base) { "First page" } }
+            @if let Some(n) = next { a href=(format!("{base}?after={}", percent_encode(n))) { "Next page" } }
+        }
+    }
+}
+
+/// The details of a page of the visible namespaces: at most
+/// [`SCAN_PAGE`] after `after` by name, and the last one's name when
+/// more follow.
+async fn visible_details_page(
+    state: &AppState,
+    who: &Who,
+    after: Option<&str>,
+) -> Result<(Vec<NamespaceDetail>, Option<String>), ApiError> {
     let list = visible_namespaces(state, who).await?;
+    let mut rest = list
+        .into_iter()
+        .filter(|n| after.is_none_or(|a| n.name.as_str() > a));
+    let page: Vec<_> = rest.by_ref().take(SCAN_PAGE).collect();
+    let next = rest.next().and(page.last().map(|n| n.name.to_string()));
     let mut out = Vec::new();
-    for ns in list.into_iter().take(SCAN_LIMIT) {
+    for ns in page {
         out.push(
             namespaces::namespace_detail(state, ns.name, namespaces::DEFAULT_EXPIRING_WITHIN)
                 .await?,
         );
     }
-    Ok(out)
+    Ok((out, next))
+}
+
+/// What the overview counts over every visible namespace, in one read of
+/// the store: the keys, and those whose `not_after` is within
+/// `horizon` (or past), soonest first.
+async fn key_counts(
+    state: &AppState,
+    names: Vec<String>,
+    horizon: time::Duration,
+) -> Result<(usize, Vec<(String, keyshare_policy::trust::TrustedKey)>), ApiError> {
+    let until = state.now() + horizon;
+    crate::http::admin::read_store(state, move |s| {
+        let mut count = 0;
+        let mut expiring = Vec::new();
+        for ns in names {
+            for k in s.keys(&ns)? {
+                count += 1;
+                if k.key.not_after.is_some_and(|t| t <= until) {
+                    expiring.push((ns.clone(), k.key));
+                }
+            }
+        }
+        expiring.sort_by_key(|(_, k)| k.not_after);
+        Ok((count, expiring))
+    })
+    .await
 }
 
 async fn overview(req: HttpRequest, state: Data) -> HttpResponse {
     let who = who!(req, state);
-    let details = match visible_details(&state, &who).await {
-        Ok(d) => d,
+    let names: Vec<String> = match visible_namespaces(&state, &who).await {
+        Ok(l) => l.into_iter().map(|n| n.name.to_string()).collect(),
         Err(e) => return views::error_page(&e),
     };
+    let namespace_count = names.len();
+    let (keys, expiring) =
+        match key_counts(&state, names, namespaces::DEFAULT_EXPIRING_WITHIN).await {
+            Ok(k) => k,
+            Err(e) => return views::error_page(&e),
+        };
+    let now = state.now();
     let versions = repository_versions(&state);
     let (tokens, revocations, recent) = if who.is_admin() {
         let tokens = tokens::list_tokens_as(&state, &who.caller).await;
@@ -341,19 +414,9 @@ async fn overview(req: HttpRequest, state: Data) -> HttpResponse {
     } else {
         (None, None, None)
     };
-    let keys: usize = details.iter().map(|d| d.keys.len()).sum();
-    let expiring: Vec<(&str, &keyshare_policy::api::admin::KeyView)> = details
-        .iter()
-        .flat_map(|d| {
-            d.keys
-                .iter()
-                .filter(|k| k.expires_soon || k.expired)
-                .map(move |k| (d.namespace.name.as_str(), k))
-        })
-        .collect();
     let content = html! {
         ul.counts {
-            li { strong { (details.len()) } "namespaces" }
+            li { strong { (namespace_count) } "namespaces" }
             li { strong { (keys) } "keys" }
             @if let Some(t) = &tokens { li { strong { (t.tokens.iter().filter(|t| t.state == "active").count()) } "active tokens" } }
             @if let Some(r) = &revocations { li { strong { (r.revocations.len()) } "organization revocations" } }
@@ -367,11 +430,15 @@ async fn overview(req: HttpRequest, state: Data) -> HttpResponse {
         }
         h2 { "Expiries coming up (30 days)" }
         @if expiring.is_empty() { p { "No key expires in the next 30 days." } } @else {
+            @if expiring.len() > EXPIRING_SHOWN {
+                p { "The " (EXPIRING_SHOWN) " soonest of " (expiring.len()) " keys expired or expiring within 30 days; each namespace's page lists its own." }
+            }
             table {
                 thead { tr { th scope="col" { "Namespace" } th scope="col" { "Key" } th scope="col" { "Not after" } th scope="col" { "State" } } }
                 tbody {
-                    @for (ns, k) in &expiring {
-                        tr { td { a href=(ns_path(ns)) { (ns) } } td { code { (k.key.id) } } td { (fmt_time(k.key.not_after)) } td class=(format!("state-{}", k.state)) { (k.state) } }
+                    @for (ns, k) in expiring.iter().take(EXPIRING_SHOWN) {
+                        @let state = if k.not_after.is_some_and(|t| t <= now) { "expired" } else { "expires_soon" };
+                        tr { td { a href=(ns_path(ns)) { (ns) } } td { code { (k.id) } } td { (fmt_time(k.not_after)) } td class=(format!("state-{state}")) { (state) } }
                     }
                 }
             }
@@ -523,6 +590,10 @@ const ADD_KEY: [(&str, As); 5] = [
     ("not_after", As::Text),
 ];
 
+const SET_THRESHOLD: [(&str, As); 1] = [("threshold", As::Number)];
+
+const ADD_SCOPES: [(&str, As); 2] = [("scopes", As::Lines), ("allow_overlap", As::Flag)];
+
 const REVOKE_KEY: [(&str, As); 2] = [("key_id", As::Text), ("reason", As::Text)];
 
 fn key_rows(
@@ -586,6 +657,11 @@ async fn namespace_page(
     let writable = authorize(&who.caller.token, Action::WriteNamespace(&name)).is_ok();
     let add = FormState::of(form_state, "add-key");
     let revoke = FormState::of(form_state, "revoke-key");
+    let threshold = FormState::of(form_state, "set-threshold");
+    let scopes = FormState::of(form_state, "add-scopes");
+    // Which names a namespace owns is the organization's call (the API's
+    // matrix): a maintainer gets no form for it.
+    let widenable = authorize(&who.caller.token, Action::ManageNamespaces).is_ok();
     let content = html! {
         (done_notice(done))
         section.card aria-labelledby="ns-summary" {
@@ -626,6 +702,21 @@ async fn namespace_page(
                 } } }
             }
         }
+        @if widenable {
+            h2 { "Add scopes" }
+            form.card method="post" action=(format!("{}/scopes", ns_path(&name))) {
+                (csrf(who))
+                (general_error(&scopes))
+                (textarea(&scopes, "scopes", "Scopes to add", Some("Artifact patterns, one a line (registry.example/team-a/**)."), true))
+                div.field {
+                    label for="add-scopes-allow_overlap" {
+                        input type="checkbox" id="add-scopes-allow_overlap" name="allow_overlap" value="true" checked[scopes.values.contains_key("allow_overlap")];
+                        " Allow scopes that overlap another namespace's"
+                    }
+                }
+                button type="submit" { "Add scopes" }
+            }
+        }
         @if writable {
             h2 { "Add a key" }
             form.card method="post" action=(format!("{}/keys", ns_path(&name))) {
@@ -637,6 +728,13 @@ async fn namespace_page(
                 (input(&add, "not_before", "Valid from", Some("Optional, RFC 3339 (2030-01-01T00:00:00Z)."), "text", false))
                 (input(&add, "not_after", "Valid until", Some("Optional, RFC 3339."), "text", false))
                 button type="submit" { "Add key" }
+            }
+            h2 { "Threshold" }
+            form.card method="post" action=(format!("{}/threshold", ns_path(&name))) {
+                (csrf(who))
+                (general_error(&threshold))
+                (input(&threshold, "threshold", "Threshold", Some("How many of the namespace's keys and identities must sign an artifact (1 or more)."), "text", true))
+                button type="submit" { "Set threshold" }
             }
             h2 { "Revoke a key" }
             form.card method="post" action=(format!("{}/revocations", ns_path(&name))) {
@@ -730,6 +828,60 @@ async fn post_add_key(
             let result = async {
                 let r: AddKey = form::request(&form, &ADD_KEY)?;
                 keys::add_key_as(&state, &who.caller, &ns, r)
+                    .await
+                    .map(drop)
+            }
+            .await;
+            (who, result)
+        },
+    )
+    .await
+}
+
+async fn post_set_threshold(
+    req: HttpRequest,
+    state: Data,
+    ns: web::Path<String>,
+    body: Body,
+) -> HttpResponse {
+    namespace_post(
+        (req, state, ns, body),
+        NamespaceForm {
+            name: "set-threshold",
+            fields: &SET_THRESHOLD,
+            done: "threshold-set",
+        },
+        |state, who, ns, form| async move {
+            let result = async {
+                let r: SetThreshold = form::request(&form, &SET_THRESHOLD)?;
+                namespaces::set_threshold_as(&state, &who.caller, &ns, r)
+                    .await
+                    .map(drop)
+            }
+            .await;
+            (who, result)
+        },
+    )
+    .await
+}
+
+async fn post_add_scopes(
+    req: HttpRequest,
+    state: Data,
+    ns: web::Path<String>,
+    body: Body,
+) -> HttpResponse {
+    namespace_post(
+        (req, state, ns, body),
+        NamespaceForm {
+            name: "add-scopes",
+            fields: &ADD_SCOPES,
+            done: "scopes-added",
+        },
+        |state, who, ns, form| async move {
+            let result = async {
+                let r: AddScopes = form::request(&form, &ADD_SCOPES)?;
+                namespaces::add_scopes_as(&state, &who.caller, &ns, r)
                     .await
                     .map(drop)
             }
@@ -1087,11 +1239,13 @@ async fn get_audit(req: HttpRequest, state: Data) -> HttpResponse {
 
 async fn get_who_can_sign(req: HttpRequest, state: Data) -> HttpResponse {
     let who = who!(req, state);
-    let details = match visible_details(&state, &who).await {
+    let after = after_of(&req);
+    let (details, next) = match visible_details_page(&state, &who, after.as_deref()).await {
         Ok(d) => d,
         Err(e) => return views::error_page(&e),
     };
-    let peers = if who.is_admin() {
+    // The peers once, on the first page.
+    let peers = if who.is_admin() && after.is_none() {
         match crate::http::admin::read_store(&state, Store::peers).await {
             Ok(p) => p,
             Err(e) => return views::error_page(&e),
@@ -1142,6 +1296,7 @@ async fn get_who_can_sign(req: HttpRequest, state: Data) -> HttpResponse {
                 }
             }
         }
+        (pager("/ui/who-can-sign", "Pages of namespaces", after.is_none(), next.as_deref()))
     };
     respond(
         StatusCode::OK,
@@ -1154,29 +1309,64 @@ async fn get_ci(req: HttpRequest, state: Data) -> HttpResponse {
     if let Err(answer) = org_only(&who) {
         return *answer;
     }
-    let details = match visible_details(&state, &who).await {
-        Ok(d) => d,
+    let names: Vec<String> = match visible_namespaces(&state, &who).await {
+        Ok(l) => l.into_iter().map(|n| n.name.to_string()).collect(),
         Err(e) => return views::error_page(&e),
     };
     let now = state.now();
+    // `after`: `namespace/key id` of the last row of the previous page.
+    let after = after_of(&req);
+    // Namespace names have no `/`; rows go by (namespace, key id).
+    let from = after
+        .as_deref()
+        .map(|a| a.split_once('/').unwrap_or((a, "")))
+        .map(|(ns, id)| (ns.to_owned(), id.to_owned()));
+    let live = crate::http::admin::read_store(&state, move |s| {
+        let mut out = Vec::new();
+        for ns in names {
+            if from.as_ref().is_some_and(|(a, _)| ns.as_str() < a.as_str()) {
+                continue;
+            }
+            for k in s.keys(&ns)? {
+                let past = from.as_ref().is_none_or(|(a, id)| {
+                    (ns.as_str(), k.key.id.as_str()) > (a.as_str(), id.as_str())
+                });
+                if past && k.key.ephemeral && k.key.not_after.is_some_and(|t| t > now) {
+                    out.push((ns.clone(), k.key));
+                }
+            }
+        }
+        out.sort_by(|(a, k), (b, l)| (a, k.id.as_str()).cmp(&(b, l.id.as_str())));
+        Ok(out)
+    })
+    .await;
+    let live = match live {
+        Ok(l) => l,
+        Err(e) => return views::error_page(&e),
+    };
+    let next = (live.len() > CI_PAGE)
+        .then(|| {
+            live.get(CI_PAGE - 1)
+                .map(|(ns, k)| format!("{ns}/{}", k.id))
+        })
+        .flatten();
     let content = html! {
         p { "Short-lived keys issued to CI jobs, still in force (they leave the trust documents when they expire)." }
         table {
             thead { tr { th scope="col" { "Namespace" } th scope="col" { "Key" } th scope="col" { "Principal" } th scope="col" { "Until" } th scope="col" { "Time left" } } }
             tbody {
-                @for d in &details {
-                    @for k in d.keys.iter().filter(|k| k.key.ephemeral && k.key.not_after.is_some_and(|t| t > now)) {
-                        tr {
-                            td { (d.namespace.name) }
-                            td { code { (k.key.id) } }
-                            td { (k.key.principal.as_ref().map(|p| serde_json::to_string(p).unwrap_or_default()).unwrap_or_default()) }
-                            td { (fmt_time(k.key.not_after)) }
-                            td { (k.key.not_after.map(|t| { let s = (t - now).whole_seconds(); format!("{}m {}s", s / 60, s % 60) }).unwrap_or_default()) }
-                        }
+                @for (ns, k) in live.iter().take(CI_PAGE) {
+                    tr {
+                        td { (ns) }
+                        td { code { (k.id) } }
+                        td { (k.principal.as_ref().map(|p| serde_json::to_string(p).unwrap_or_default()).unwrap_or_default()) }
+                        td { (fmt_time(k.not_after)) }
+                        td { (k.not_after.map(|t| { let s = (t - now).whole_seconds(); format!("{}m {}s", s / 60, s % 60) }).unwrap_or_default()) }
                     }
                 }
             }
         }
+        (pager("/ui/ci", "Pages of CI delegations", after.is_none(), next.as_deref()))
     };
     respond(
         StatusCode::OK,
@@ -1274,7 +1464,7 @@ async fn post_simulate(req: HttpRequest, state: Data, body: Body) -> HttpRespons
     let who = who!(req, state);
     let form = posted!(req, state, body, who);
     let values: BTreeMap<String, String> = form.values();
-    match super::simulate::decide(&state, &form).await {
+    match super::simulate::decide(&state, &who.session_id, &form).await {
         Ok(outcome) => {
             let f = FormState {
                 form: "simulate",
@@ -1299,6 +1489,11 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/namespaces", web::post().to(post_namespaces))
         .route("/namespaces/{ns}", web::get().to(get_namespace))
         .route("/namespaces/{ns}/keys", web::post().to(post_add_key))
+        .route(
+            "/namespaces/{ns}/threshold",
+            web::post().to(post_set_threshold),
+        )
+        .route("/namespaces/{ns}/scopes", web::post().to(post_add_scopes))
         .route(
             "/namespaces/{ns}/keys/remove",
             web::post().to(post_remove_key),
