@@ -172,10 +172,12 @@ impl Publisher {
         now: OffsetDateTime,
         work: impl FnOnce(&mut Tx<'_>, &mut Repository) -> Result<Staged<T>, PublishError>,
     ) -> Result<Published<T>, PublishError> {
+        self.clean(&mut writer.inner)?;
         let Inner {
             store,
             repo,
             legacy,
+            ..
         } = &mut *writer.inner;
         // Under the store's write lock (PostgreSQL's advisory lock, SQLite's
         // `BEGIN IMMEDIATE`), before the work: another server sharing the
@@ -212,8 +214,16 @@ impl Publisher {
                 let served = repo_version(repo);
                 // The repository may have staged or signed what the store
                 // did not keep: rebuild it from the store.
-                *repo = restore(store, &self.keys, self.options)
-                    .map_err(|r| PublishError::Broken(format!("{e}; then: {r}")))?;
+                *repo = match restore(store, &self.keys, self.options) {
+                    Ok(repo) => repo,
+                    Err(PublishError::Store(r)) if r.is_unavailable() => {
+                        // The database is gone (for now): rebuilt before
+                        // the next publish; the error says why.
+                        writer.inner.dirty = true;
+                        return Err(e);
+                    }
+                    Err(r) => return Err(PublishError::Broken(format!("{e}; then: {r}"))),
+                };
                 *legacy = needs_migration(repo)?;
                 if repo_version(repo) > served {
                     // Another server published meanwhile: serve that.
@@ -237,10 +247,12 @@ impl Publisher {
     /// when nothing changed).
     pub fn follow_store(&self) -> Result<Option<u64>, PublishError> {
         let mut guard = self.lock();
+        self.clean(&mut guard)?;
         let Inner {
             store,
             repo,
             legacy,
+            ..
         } = &mut *guard;
         let served = repo_version(repo);
         match store.timestamp_version()? {
@@ -257,6 +269,30 @@ impl Publisher {
         self.cache.insert(&repo.current_files()?);
         self.metrics.update_versions(repo);
         Ok(Some(version))
+    }
+
+    /// Rebuilds a repository marked dirty from the store (see
+    /// `Inner::dirty`); caches it when it is newer than what was served.
+    fn clean(&self, inner: &mut Inner) -> Result<(), PublishError> {
+        if !inner.dirty {
+            return Ok(());
+        }
+        let served = self
+            .metrics
+            .get()
+            .versions
+            .get(RoleName::TIMESTAMP)
+            .copied()
+            .unwrap_or(0);
+        let repo = restore(&inner.store, &self.keys, self.options)?;
+        inner.legacy = needs_migration(&repo)?;
+        inner.repo = repo;
+        inner.dirty = false;
+        if repo_version(&inner.repo) > served {
+            self.cache.insert(&inner.repo.current_files()?);
+            self.metrics.update_versions(&inner.repo);
+        }
+        Ok(())
     }
 }
 
