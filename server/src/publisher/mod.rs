@@ -101,6 +101,13 @@
 //!
 //! Writers are serialised by one mutex; published files are also kept in
 //! an in-memory cache for the read API ([`Publisher::file`]).
+//!
+//! Several servers may share one PostgreSQL store (`docs/operations/ha.md`):
+//! every publish first compares, under the store's write lock, the newest
+//! recorded timestamp version with its repository and rebuilds the
+//! repository from the store when another server published since
+//! (`publish::catch_up`); [`Publisher::follow_store`] moves a server's
+//! cache forward for reads. Neither ever goes back.
 
 mod audit;
 mod batch;

@@ -104,7 +104,7 @@ impl Pair {
                 .published_history("metadata/timestamp.json")
                 .unwrap()
                 .iter()
-                .map(|f| u64::try_from(f.version.unwrap()).unwrap())
+                .map(|f| f.version.unwrap())
                 .collect()
         } else {
             let top: u64 = self.recorded("timestamp").last().copied().unwrap();
@@ -302,7 +302,7 @@ fn two_servers_publish_one_repository_without_forking() {
 
     let living: Vec<&Server> = pair.servers.iter().collect();
     let version = pair.converge(&living);
-    assert!(version >= 1 + 2 * names.len() as u64, "one publish a write");
+    assert!(version > 2 * names.len() as u64, "one publish a write");
     assert_one_chain(&pair, &living);
     assert_eq!(stored_namespaces(&pair), names);
     for server in &living {
@@ -322,7 +322,7 @@ fn two_servers_publish_one_repository_without_forking() {
 /// chain that python-tuf and policy's client accept, and goes on writing.
 #[test]
 fn a_server_killed_in_a_burst_leaves_every_answered_write_published_once() {
-    for delay_ms in [150u64, 400, 900] {
+    for delay_ms in [150u64, 900, 2500] {
         let Some(mut pair) = Pair::new(2) else { return };
         let per_thread = 12;
         let threads: Vec<_> = (0..4)

@@ -73,7 +73,7 @@ impl Pair {
             .published_history("metadata/timestamp.json")
             .unwrap()
             .iter()
-            .map(|f| u64::try_from(f.version.unwrap()).unwrap())
+            .map(|f| f.version.unwrap())
             .collect()
     }
 
