@@ -211,7 +211,7 @@ impl Publisher {
                 Ok(published)
             }
             Err(e) => {
-                let served = repo_version(repo);
+                let served = self.served_version();
                 // The repository may have staged or signed what the store
                 // did not keep: rebuild it from the store.
                 *repo = match restore(store, &self.keys, self.options) {
@@ -254,14 +254,16 @@ impl Publisher {
             legacy,
             ..
         } = &mut *guard;
-        let served = repo_version(repo);
+        // What the read API serves may be behind the repository (a publish
+        // that caught up, then failed): the cache follows too.
+        let served = self.served_version().min(repo_version(repo));
         match store.timestamp_version()? {
             Some(stored) if stored > served => {}
             _ => return Ok(None),
         }
         let newer = restore(store, &self.keys, self.options)?;
         let version = repo_version(&newer);
-        if version <= served {
+        if version <= served || version < repo_version(repo) {
             return Ok(None);
         }
         *legacy = needs_migration(&newer)?;
@@ -271,19 +273,23 @@ impl Publisher {
         Ok(Some(version))
     }
 
+    /// The version of the timestamp the read API serves (the cached one).
+    fn served_version(&self) -> u64 {
+        self.metrics
+            .get()
+            .versions
+            .get(RoleName::TIMESTAMP)
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// Rebuilds a repository marked dirty from the store (see
     /// `Inner::dirty`); caches it when it is newer than what was served.
     fn clean(&self, inner: &mut Inner) -> Result<(), PublishError> {
         if !inner.dirty {
             return Ok(());
         }
-        let served = self
-            .metrics
-            .get()
-            .versions
-            .get(RoleName::TIMESTAMP)
-            .copied()
-            .unwrap_or(0);
+        let served = self.served_version();
         let repo = restore(&inner.store, &self.keys, self.options)?;
         inner.legacy = needs_migration(&repo)?;
         inner.repo = repo;

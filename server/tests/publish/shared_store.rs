@@ -225,3 +225,28 @@ fn a_reader_follows_the_newest_timestamp_and_never_goes_back() {
     assert_eq!(Pair::served_timestamp(&third), 2);
     assert_eq!(third.follow_store().unwrap(), None);
 }
+
+/// A write refused after catching up (a namespace another server created
+/// meanwhile) still leaves the server serving what it caught up with: the
+/// refusal does not keep its cache behind its repository.
+#[test]
+fn a_refused_write_after_catching_up_serves_the_newer_repository() {
+    let Some(p) = pair() else { return };
+    p.a.apply("admin", create("taken", "taken/**"), now())
+        .unwrap();
+    assert_eq!(Pair::served_timestamp(&p.b), 1);
+    let refused = p.b.apply("admin", create("taken", "taken/**"), now());
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(Pair::served_timestamp(&p.b), 2);
+    assert_eq!(
+        p.b.file("metadata/timestamp.json").unwrap().bytes,
+        p.a.file("metadata/timestamp.json").unwrap().bytes
+    );
+    assert_eq!(p.client_refresh(&p.b).0, 2);
+    // And the next write through it is version 3.
+    let applied =
+        p.b.apply("admin", create("next", "next/**"), now())
+            .unwrap();
+    assert_eq!(applied.timestamp_version, 3);
+    assert_eq!(p.recorded_versions(), vec![1, 2, 3]);
+}
