@@ -186,9 +186,10 @@ impl Publisher {
         // signs on top of the newest published state (never a second
         // timestamp with a version already published).
         let (keys, options) = (&self.keys, self.options);
+        let served = self.served_version();
         let mut caught_up: Option<Vec<File>> = None;
         let result = publish_in(store, repo, now, self.retention, |tx, repo| {
-            if let Some(newer) = catch_up(tx, repo, keys, options)? {
+            if let Some(newer) = catch_up(tx, repo, served, keys, options)? {
                 *legacy = needs_migration(&newer)?;
                 *repo = newer;
                 caught_up = Some(repo.current_files()?);
@@ -344,16 +345,18 @@ pub(super) fn repo_version(repo: &Repository) -> u64 {
 /// The repository as `tx` sees it published, when that is newer than
 /// `repo` (another server sharing the database published since); `None`
 /// when `repo` is current. A store whose newest timestamp is *older* than
-/// `repo`'s is refused: something rolled the database back under a
-/// running server (a restore from backup), and signing on top of it would
-/// publish a version this server already published with other contents.
+/// `repo`'s or than the one this server serves (`served`) is refused:
+/// something rolled the database back under a running server (a restore
+/// from backup), and signing on top of it would publish a version this
+/// server already served with other contents.
 pub(super) fn catch_up(
     tx: &Tx<'_>,
     repo: &Repository,
+    served: u64,
     keys: &OnlineKeys,
     options: Options,
 ) -> Result<Option<Repository>, PublishError> {
-    let ours = repo_version(repo);
+    let ours = repo_version(repo).max(served);
     match tx.timestamp_version()? {
         Some(stored) if stored > ours => {
             let last = tx.last_published()?.ok_or_else(|| {

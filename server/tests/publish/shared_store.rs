@@ -250,3 +250,79 @@ fn a_refused_write_after_catching_up_serves_the_newer_repository() {
     assert_eq!(applied.timestamp_version, 3);
     assert_eq!(p.recorded_versions(), vec![1, 2, 3]);
 }
+
+/// The database goes back in time under a running server (a restore from
+/// an older backup): the server refuses to publish on top of it, again
+/// and again, rather than sign a second timestamp with a version it
+/// already served; it goes on serving the newer repository and does not
+/// follow the store back.
+#[test]
+fn a_store_rolled_back_under_a_server_is_refused_not_signed_over() {
+    let Some(cluster) = Cluster::shared() else {
+        return;
+    };
+    let (name, url) = cluster.database();
+    let keys = OnlineKeys {
+        targets: signer(),
+        snapshot: signer(),
+        timestamp: signer(),
+        namespaces: signer(),
+    };
+    let a = Publisher::init(open(&url), keys, &[signer()], 1, Options::default(), now()).unwrap();
+    let mut admin = postgres::Client::connect(&cluster.url("postgres"), postgres::NoTls).unwrap();
+    // Drops every connection to `db` (a's included), then runs `sql`.
+    let mut without_connections = |db: &str, sql: &str| {
+        let started = std::time::Instant::now();
+        loop {
+            admin
+                .execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+                    &[&db],
+                )
+                .unwrap();
+            match admin.batch_execute(sql) {
+                Ok(()) => return,
+                Err(e) => assert!(started.elapsed().as_secs() < 30, "{sql}: {e}"),
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    // The backup: the database at version 1.
+    let backup = format!("{name}_backup");
+    without_connections(&name, &format!("CREATE DATABASE {backup} TEMPLATE {name}"));
+    // The first transaction after the connection was dropped fails (the
+    // store connects again for the next one).
+    assert!(a.follow_store().is_err());
+    a.apply("admin", create("after-backup", "after/**"), now())
+        .unwrap();
+    let served = a.file("metadata/timestamp.json").unwrap();
+    assert_eq!(Pair::served_timestamp(&a), 2);
+    // The restore, under the running server.
+    without_connections(
+        &name,
+        &format!("ALTER DATABASE {name} RENAME TO {name}_old"),
+    );
+    without_connections(
+        &backup,
+        &format!("ALTER DATABASE {backup} RENAME TO {name}"),
+    );
+
+    assert!(a.follow_store().is_err(), "the dropped connection");
+    for attempt in 0..2 {
+        let refused = a.apply("admin", create("over", "over/**"), now());
+        let message = format!("{:?}", refused.expect_err("refused"));
+        assert!(
+            message.contains("back in time"),
+            "attempt {attempt}: {message}"
+        );
+    }
+    assert_eq!(a.follow_store().unwrap(), None);
+    assert_eq!(a.file("metadata/timestamp.json").unwrap(), served);
+    let recorded: Vec<u64> = open(&url)
+        .published_history("metadata/timestamp.json")
+        .unwrap()
+        .iter()
+        .map(|f| f.version.unwrap())
+        .collect();
+    assert_eq!(recorded, vec![1], "nothing signed over the restored store");
+}
