@@ -189,6 +189,9 @@ impl Background {
                 every,
             )));
         }
+        if publisher.read(crate::store::Store::is_postgres) {
+            tasks.push(tokio::spawn(follow(publisher.clone())));
+        }
         tasks.push(tokio::spawn(maintain(publisher, clock, resign_before)));
         Self(tasks)
     }
@@ -198,6 +201,40 @@ impl Drop for Background {
     fn drop(&mut self) {
         for task in &self.0 {
             task.abort();
+        }
+    }
+}
+
+/// How often a server on a PostgreSQL store looks for what other servers
+/// sharing the database published ([`follow`]).
+pub const FOLLOW_INTERVAL: StdDuration = StdDuration::from_secs(1);
+
+/// Every [`FOLLOW_INTERVAL`] on a PostgreSQL store: one indexed query for the
+/// newest timestamp version recorded; when another server published, the
+/// publisher rebuilds its repository from the store and caches its files
+/// ([`Publisher::follow_store`]), so reads serve it. A failure (the
+/// database gone) is logged and the cache kept: reads go on serving what
+/// this server last saw.
+async fn follow(publisher: Arc<Publisher>) {
+    let mut ticks = tokio::time::interval(FOLLOW_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        ticks.tick().await;
+        let p = publisher.clone();
+        match tokio::task::spawn_blocking(move || p.follow_store()).await {
+            Ok(Ok(Some(version))) => {
+                failing = false;
+                tracing::info!(timestamp = version, "caught up with the shared store");
+            }
+            Ok(Ok(None)) => failing = false,
+            Ok(Err(e)) => {
+                if !failing {
+                    tracing::warn!(error = %e, "cannot read the shared store; serving the cached repository");
+                }
+                failing = true;
+            }
+            Err(e) => tracing::error!(error = %e, "following the shared store failed"),
         }
     }
 }

@@ -218,6 +218,16 @@ impl From<&store::Error> for ApiError {
             store::Error::Invalid { .. } | store::Error::Document { .. } => {
                 (StatusCode::BAD_REQUEST, "invalid")
             }
+            // The database is unreachable (for now): nothing was changed,
+            // try again (with `Retry-After`). Logged; the cause is not sent.
+            other if other.is_unavailable() => {
+                tracing::warn!(error = %other, "the store is unavailable");
+                return Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    "the store is unavailable; nothing was changed, try again later",
+                );
+            }
             other => return Self::internal(other),
         };
         let error = Self::new(status, code, e.to_string());

@@ -168,7 +168,7 @@ async fn read(
             return long_poll(state, req, wait).await;
         }
     }
-    serve(state, req, dir, rest)
+    serve(state, req, dir, rest).await
 }
 
 /// The wait a request asks for with `Prefer: wait=N` (RFC 7240), capped at
@@ -200,7 +200,7 @@ async fn long_poll(
     let mut changes = state.publisher.timestamp_watch();
     let held = changes.borrow_and_update().clone();
     let Some(current) = held else {
-        return serve(state, req, METADATA_DIR, "timestamp.json");
+        return serve(state, req, METADATA_DIR, "timestamp.json").await;
     };
     if !none_match(req, &current.etag) {
         return Ok(respond(req, &current));
@@ -275,7 +275,11 @@ pub(crate) fn is_clean_path(path: &str) -> bool {
             .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
 }
 
-fn serve(
+/// Serves a published file: from memory, or (an older version, or a file
+/// that does not exist) from the store on a blocking thread, since the
+/// store blocks (PostgreSQL's client must not run on the async workers)
+/// and waits for the publisher's lock during a publish.
+async fn serve(
     state: &AppState,
     req: &HttpRequest,
     dir: &str,
@@ -286,7 +290,16 @@ fn serve(
         return Err(not_found());
     }
     let path = format!("{dir}/{rest}");
-    let file = state.publisher.file(&path).ok_or_else(not_found)?;
+    let file = match state.publisher.cached_file(&path) {
+        Some(file) => file,
+        None => {
+            let publisher = state.publisher.clone();
+            web::block(move || publisher.file(&path))
+                .await
+                .map_err(ApiError::internal)?
+                .ok_or_else(not_found)?
+        }
+    };
     Ok(respond(req, &file))
 }
 

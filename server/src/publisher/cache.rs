@@ -114,6 +114,12 @@ impl Publisher {
         self.cache.timestamp.subscribe()
     }
 
+    /// A published file by path if it is in memory (the current version of
+    /// every file); never reads the store, so it does not block.
+    pub fn cached_file(&self, path: &str) -> Option<Arc<CachedFile>> {
+        self.cache.get(path)
+    }
+
     /// A published file by path, from memory, or from the store for older
     /// versions (then kept in memory).
     pub fn file(&self, path: &str) -> Option<Arc<CachedFile>> {

@@ -101,6 +101,13 @@
 //!
 //! Writers are serialised by one mutex; published files are also kept in
 //! an in-memory cache for the read API ([`Publisher::file`]).
+//!
+//! Several servers may share one PostgreSQL store (`docs/operations/ha.md`):
+//! every publish first compares, under the store's write lock, the newest
+//! recorded timestamp version with its repository and rebuilds the
+//! repository from the store when another server published since
+//! (`publish::catch_up`); [`Publisher::follow_store`] moves a server's
+//! cache forward for reads. Neither ever goes back.
 
 mod audit;
 mod batch;
@@ -236,6 +243,10 @@ struct Inner {
     /// The bins still delegate to namespace roles: the next publish
     /// migrates first ([`Publisher::migrate_layout`]).
     legacy: bool,
+    /// The repository may hold what the store did not keep (a publish
+    /// failed and the store could not be read to rebuild it, or a publish
+    /// panicked): it is rebuilt from the store before anything else.
+    dirty: bool,
 }
 
 /// The publisher. `Send + Sync`; share it as `Arc<Publisher>`.
@@ -403,6 +414,7 @@ impl Publisher {
                 store,
                 repo,
                 legacy,
+                dirty: false,
             }),
             keys,
             options,
@@ -444,8 +456,14 @@ impl Publisher {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves the repository possibly
-        // ahead of the store; `apply` restores it before the next change.
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+        // ahead of the store: it is marked to be rebuilt from the store
+        // before the next publish.
+        self.inner.lock().unwrap_or_else(|poisoned| {
+            self.inner.clear_poison();
+            let mut inner = PoisonError::into_inner(poisoned);
+            inner.dirty = true;
+            inner
+        })
     }
 
     /// Applies `change` on behalf of `actor` (for the audit log, e.g.

@@ -172,13 +172,37 @@ impl Publisher {
         now: OffsetDateTime,
         work: impl FnOnce(&mut Tx<'_>, &mut Repository) -> Result<Staged<T>, PublishError>,
     ) -> Result<Published<T>, PublishError> {
+        self.clean(&mut writer.inner)?;
         let Inner {
             store,
             repo,
             legacy,
+            ..
         } = &mut *writer.inner;
-        match publish_in(store, repo, now, self.retention, work) {
+        // Under the store's write lock (PostgreSQL's advisory lock, SQLite's
+        // `BEGIN IMMEDIATE`), before the work: another server sharing the
+        // database may have published since this one last did; then the
+        // repository is rebuilt from what the store holds, so the work
+        // signs on top of the newest published state (never a second
+        // timestamp with a version already published).
+        let (keys, options) = (&self.keys, self.options);
+        let served = self.served_version();
+        let mut caught_up: Option<Vec<File>> = None;
+        let result = publish_in(store, repo, now, self.retention, |tx, repo| {
+            if let Some(newer) = catch_up(tx, repo, served, keys, options)? {
+                *legacy = needs_migration(&newer)?;
+                *repo = newer;
+                caught_up = Some(repo.current_files()?);
+            }
+            work(tx, repo)
+        });
+        match result {
             Ok(mut published) => {
+                if let Some(files) = caught_up {
+                    // What the other server published, then ours on top.
+                    self.cache.insert(&files);
+                    self.metrics.update_versions(repo);
+                }
                 if !published.files.is_empty() {
                     self.cache.insert(&published.files);
                     self.metrics.update_versions(repo);
@@ -188,14 +212,94 @@ impl Publisher {
                 Ok(published)
             }
             Err(e) => {
+                let served = self.served_version();
                 // The repository may have staged or signed what the store
                 // did not keep: rebuild it from the store.
-                *repo = restore(store, &self.keys, self.options)
-                    .map_err(|r| PublishError::Broken(format!("{e}; then: {r}")))?;
+                *repo = match restore(store, &self.keys, self.options) {
+                    Ok(repo) => repo,
+                    Err(PublishError::Store(r)) if r.is_unavailable() => {
+                        // The database is gone (for now): rebuilt before
+                        // the next publish; the error says why.
+                        writer.inner.dirty = true;
+                        return Err(e);
+                    }
+                    Err(r) => return Err(PublishError::Broken(format!("{e}; then: {r}"))),
+                };
                 *legacy = needs_migration(repo)?;
+                if repo_version(repo) > served {
+                    // Another server published meanwhile: serve that.
+                    self.cache.insert(&repo.current_files()?);
+                    self.metrics.update_versions(repo);
+                }
                 Err(e)
             }
         }
+    }
+}
+
+impl Publisher {
+    /// Catches up with what another server sharing the database published:
+    /// when the store's newest timestamp is newer than the repository this
+    /// server holds, the repository is rebuilt from the store and its files
+    /// cached, so reads serve it. Never goes back: an older or equal
+    /// version in the store changes nothing. Returns the timestamp version
+    /// caught up to, if any. Blocking; `serve` calls it every
+    /// `store.follow_interval` on a PostgreSQL store (one indexed query
+    /// when nothing changed).
+    pub fn follow_store(&self) -> Result<Option<u64>, PublishError> {
+        let mut guard = self.lock();
+        self.clean(&mut guard)?;
+        let Inner {
+            store,
+            repo,
+            legacy,
+            ..
+        } = &mut *guard;
+        // What the read API serves may be behind the repository (a publish
+        // that caught up, then failed): the cache follows too.
+        let served = self.served_version().min(repo_version(repo));
+        match store.timestamp_version()? {
+            Some(stored) if stored > served => {}
+            _ => return Ok(None),
+        }
+        let newer = restore(store, &self.keys, self.options)?;
+        let version = repo_version(&newer);
+        if version <= served || version < repo_version(repo) {
+            return Ok(None);
+        }
+        *legacy = needs_migration(&newer)?;
+        *repo = newer;
+        self.cache.insert(&repo.current_files()?);
+        self.metrics.update_versions(repo);
+        Ok(Some(version))
+    }
+
+    /// The version of the timestamp the read API serves (the cached one).
+    fn served_version(&self) -> u64 {
+        self.metrics
+            .get()
+            .versions
+            .get(RoleName::TIMESTAMP)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Rebuilds a repository marked dirty from the store (see
+    /// `Inner::dirty`); caches it when it is newer than what was served.
+    fn clean(&self, inner: &mut Inner) -> Result<(), PublishError> {
+        if !inner.dirty {
+            return Ok(());
+        }
+        let served = self.served_version();
+        let repo = restore(&inner.store, &self.keys, self.options)?;
+        inner.legacy = needs_migration(&repo)?;
+        inner.repo = repo;
+        inner.dirty = false;
+        if repo_version(&inner.repo) > served {
+            self.cache.insert(&inner.repo.current_files()?);
+            self.metrics.update_versions(&inner.repo);
+        }
+        Ok(())
     }
 }
 
@@ -233,6 +337,43 @@ pub(super) fn publish_in<T>(
     })
 }
 
+/// The version of `repo`'s timestamp (0 before the first publish).
+pub(super) fn repo_version(repo: &Repository) -> u64 {
+    repo.timestamp().map_or(0, |t| t.signed.version)
+}
+
+/// The repository as `tx` sees it published, when that is newer than
+/// `repo` (another server sharing the database published since); `None`
+/// when `repo` is current. A store whose newest timestamp is *older* than
+/// `repo`'s or than the one this server serves (`served`) is refused:
+/// something rolled the database back under a running server (a restore
+/// from backup), and signing on top of it would publish a version this
+/// server already served with other contents.
+pub(super) fn catch_up(
+    tx: &Tx<'_>,
+    repo: &Repository,
+    served: u64,
+    keys: &OnlineKeys,
+    options: Options,
+) -> Result<Option<Repository>, PublishError> {
+    let ours = repo_version(repo).max(served);
+    match tx.timestamp_version()? {
+        Some(stored) if stored > ours => {
+            let last = tx.last_published()?.ok_or_else(|| {
+                PublishError::Broken("the store lost its published repository".into())
+            })?;
+            Ok(Some(restore_from(&last, keys, options, "the store")?))
+        }
+        Some(stored) if stored < ours => Err(PublishError::Broken(format!(
+            "the store's newest timestamp is version {stored}, older than version {ours} this \
+             server published: the database went back in time (restored from a backup?); \
+             restart the server"
+        ))),
+        // The same version is the same timestamp: versions are recorded once.
+        _ => Ok(None),
+    }
+}
+
 /// The repository as the store last published it.
 pub(super) fn restore(
     store: &Store,
@@ -242,6 +383,17 @@ pub(super) fn restore(
     let last = store.last_published()?.ok_or_else(|| {
         PublishError::Broken("the store holds no published repository; run init".into())
     })?;
+    restore_from(&last, keys, options, &store.path().display().to_string())
+}
+
+/// The repository rebuilt from `last` (verified as a client would), with
+/// the server's online keys as signers; `store` names the store in errors.
+pub(super) fn restore_from(
+    last: &crate::store::LastPublished,
+    keys: &OnlineKeys,
+    options: Options,
+    store: &str,
+) -> Result<Repository, PublishError> {
     // Namespace roles of an unmigrated repository get no signer: the
     // migration undelegates them before anything else is published, and
     // they are never signed again.
@@ -265,11 +417,10 @@ pub(super) fn restore(
         .filter(|s| BIN_BITS.contains(&s.bit_length) && s.name_prefix == NAMESPACE_BIN_PREFIX);
     let Some(layout) = layout else {
         return Err(PublishError::Layout(format!(
-            "the store {} holds a repository in an earlier layout (namespace roles delegated \
+            "the store {store} holds a repository in an earlier layout (namespace roles delegated \
              directly from targets, one org/namespaces.json); this server publishes namespaces \
              through hashed bins and does not read or migrate that layout: initialise a new \
-             data directory with `keyshare-server init` and create the namespaces again",
-            store.path().display()
+             data directory with `keyshare-server init` and create the namespaces again"
         )));
     };
     // The bins are signed with the targets key, however many there are.

@@ -234,6 +234,31 @@ impl Error {
         }
     }
 
+    /// True when the database could not be reached or the connection was
+    /// lost (PostgreSQL: not connected, connection exceptions, the server
+    /// shutting down or not accepting connections, the database gone): the
+    /// store is unavailable for now, the request itself was not at fault.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Connect { .. } => true,
+            Self::Postgres(e) => {
+                e.is_closed()
+                    || match e.code() {
+                        Some(code) => {
+                            let code = code.code();
+                            code.starts_with("08")
+                                || matches!(code, "57P01" | "57P02" | "57P03" | "3D000")
+                        }
+                        // No SQLSTATE: an IO error on the connection is
+                        // one; a conversion error is not.
+                        None => std::error::Error::source(e)
+                            .is_some_and(|cause| cause.is::<std::io::Error>()),
+                    }
+            }
+            _ => false,
+        }
+    }
+
     pub(crate) fn corrupt(table: &'static str, message: impl std::fmt::Display) -> Self {
         Self::Corrupt {
             table,

@@ -570,6 +570,10 @@ macro_rules! read_methods {
             fn published_history(path: &str) -> Vec<PublishedFile>;
             /// The newest `limit` versions recorded at `path`, newest first.
             fn published_newest(path: &str, limit: u32) -> Vec<PublishedFile>;
+            /// The version of the newest `metadata/timestamp.json` recorded
+            /// (one indexed row): how a server sees that another one sharing
+            /// the database published. `None` before the first publish.
+            fn timestamp_version() -> Option<u64>;
             /// What the repository last published (every root, the newest
             /// timestamp, the snapshot it lists and the role versions that
             /// snapshot lists), for `Repository::restore` after a restart;

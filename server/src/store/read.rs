@@ -1040,6 +1040,22 @@ fn listed_version(what: &str, bytes: &[u8], file: &str) -> Result<u64> {
         .ok_or_else(|| Error::corrupt("published_files", format!("{what} does not list {file}")))
 }
 
+pub(crate) fn timestamp_version(conn: &Db<'_>) -> Result<Option<u64>> {
+    let version: Option<Option<i64>> = conn.row(
+        "SELECT version FROM published_files WHERE path = 'metadata/timestamp.json'
+         ORDER BY id DESC LIMIT 1",
+        [],
+        |r| r.get::<_, Option<i64>>(0),
+    )?;
+    version
+        .flatten()
+        .map(|v| {
+            u64::try_from(v)
+                .map_err(|_| Error::corrupt("published_files", format!("timestamp version {v}")))
+        })
+        .transpose()
+}
+
 pub(crate) fn last_published(conn: &Db<'_>) -> Result<Option<LastPublished>> {
     let Some(timestamp) = latest_published(conn, "metadata/timestamp.json")? else {
         return Ok(None);

@@ -12,3 +12,4 @@ mod durability;
 mod output;
 mod server;
 mod tls;
+mod two_servers;

@@ -35,7 +35,7 @@ fn run(cmd: Command) -> Output {
 }
 
 /// The longest any single wait in these tests may take.
-const DEADLINE: Duration = Duration::from_secs(30);
+pub(super) const DEADLINE: Duration = Duration::from_secs(30);
 
 fn interop_script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(name)
@@ -60,11 +60,11 @@ fn init(dir: &Path) -> (String, String) {
 }
 
 /// A running `serve`; killed on drop if still running.
-struct Server {
-    child: Child,
-    base: String,
-    addr: String,
-    log: PathBuf,
+pub(super) struct Server {
+    pub(super) child: Child,
+    pub(super) base: String,
+    pub(super) addr: String,
+    pub(super) log: PathBuf,
 }
 
 impl Server {
@@ -72,7 +72,7 @@ impl Server {
         Self::start_with(dir, &[])
     }
 
-    fn start_with(dir: &Path, env: &[(&str, &str)]) -> Self {
+    pub(super) fn start_with(dir: &Path, env: &[(&str, &str)]) -> Self {
         let mut cmd = keyshare(&[
             "serve",
             "--data-dir",
@@ -126,7 +126,7 @@ impl Server {
         server
     }
 
-    fn request(
+    pub(super) fn request(
         &self,
         method: &str,
         path: &str,
@@ -137,7 +137,7 @@ impl Server {
     }
 
     /// GET a JSON answer, asserting the status.
-    fn json(
+    pub(super) fn json(
         &self,
         method: &str,
         path: &str,
@@ -156,13 +156,13 @@ impl Server {
         }
     }
 
-    fn timestamp_version(&self) -> u64 {
+    pub(super) fn timestamp_version(&self) -> u64 {
         let ts = self.json("GET", "/metadata/timestamp.json", None, None, 200);
         ts["signed"]["version"].as_u64().unwrap()
     }
 
     /// Sends SIGTERM and waits (bounded) for the process to exit.
-    fn terminate(self) -> (ExitStatus, String) {
+    pub(super) fn terminate(self) -> (ExitStatus, String) {
         self.signal("-TERM")
     }
 
@@ -268,7 +268,7 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
 }
 
 /// A fresh Ed25519 public key as a TUF key object.
-fn tuf_key() -> Value {
+pub(super) fn tuf_key() -> Value {
     let key = openssl::pkey::PKey::generate_ed25519().unwrap();
     let public = key.raw_public_key().unwrap();
     json!({"keytype": "ed25519", "scheme": "ed25519", "keyval": {"public": hex::encode(public)}})
@@ -314,7 +314,11 @@ fn make_changes(server: &Server, token: &str) -> (String, String) {
 /// Runs `updater_against_server.py`; returns the targets it downloaded,
 /// and under `x-keyshare-audit` the audit head python-tuf kept from the
 /// verified timestamp (JSON).
-fn updater(base: &str, root: &Path, targets: &[&str]) -> Result<BTreeMap<String, String>, String> {
+pub(super) fn updater(
+    base: &str,
+    root: &Path,
+    targets: &[&str],
+) -> Result<BTreeMap<String, String>, String> {
     let out_dir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(python());
     cmd.arg(interop_script("tests/interop/updater_against_server.py"))
@@ -342,7 +346,7 @@ fn updater(base: &str, root: &Path, targets: &[&str]) -> Result<BTreeMap<String,
         .collect())
 }
 
-const ORG_TARGETS: [&str; 2] = ["org/revocations.json", "org/peers.json"];
+pub(super) const ORG_TARGETS: [&str; 2] = ["org/revocations.json", "org/peers.json"];
 
 /// The index shard that lists namespace `team-a`.
 fn team_a_shard() -> String {

@@ -14,3 +14,4 @@ mod init_root;
 mod layout;
 mod publisher;
 mod root_submit;
+mod shared_store;
