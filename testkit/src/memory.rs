@@ -74,7 +74,6 @@ impl Measured {
 
     /// The child's peak resident set in KiB, once it has exited (panics
     /// when GNU `time` wrote no report: it did not run, or was killed).
-    #[allow(clippy::panic)]
     pub fn peak_rss_kib(&self) -> u64 {
         let text = std::fs::read_to_string(&self.report)
             .map_err(|e| format!("{}: {e}", self.report.display()))
