@@ -16,7 +16,7 @@ use keyshare_policy::hash::Sha256Hex;
 use keyshare_policy::keys::Key;
 use keyshare_policy::metadata::KeyId;
 use keyshare_policy::trust::{
-    Counted, Decision, KeyStanding, KeyState, Reason, SignerRef, TrustRule, TrustSet, TrustedKey,
+    Counted, Decision, KeyStanding, KeyState, SignerRef, TrustRule, TrustSet, TrustedKey,
 };
 
 use super::{output, read_public, Error, OutputFormat, Public};
@@ -334,26 +334,6 @@ pub(crate) fn parse_cert_chain(text: &str) -> Result<Vec<Vec<u8>>, String> {
         .collect()
 }
 
-/// A short machine-readable name of each reason.
-fn reason_code(reason: &Reason) -> &'static str {
-    match reason {
-        Reason::NoNamespace { .. } => "no_namespace",
-        Reason::NoTrustDocument { .. } => "no_trust_document",
-        Reason::UnreadableTrustDocument { .. } => "unreadable_trust_document",
-        Reason::KeyNotListed { .. } => "key_not_listed",
-        Reason::UnusableKey { .. } => "unusable_key",
-        Reason::KeyNotYetValid { .. } => "key_not_yet_valid",
-        Reason::KeyExpired { .. } => "key_expired",
-        Reason::EphemeralExpired { .. } => "ephemeral_expired",
-        Reason::Revoked { .. } => "revoked",
-        Reason::ChainNotTrusted { .. } => "chain_not_trusted",
-        Reason::SubjectMismatch { .. } => "subject_mismatch",
-        Reason::ThresholdNotMet { .. } => "threshold_not_met",
-        Reason::DelegatedToPeer { .. } => "delegated_to_peer",
-        _ => "other",
-    }
-}
-
 fn peer_code(problem: &PeerProblem) -> &'static str {
     match problem {
         PeerProblem::RootMismatch(_) => "peer_root_mismatch",
@@ -413,7 +393,7 @@ pub(crate) fn decision_json(decision: &Decision) -> Value {
         }
         Decision::Untrusted { reason } => json!({
             "trusted": false,
-            "reason": reason_code(reason),
+            "reason": reason.code(),
             "message": reason.to_string(),
         }),
     }

@@ -1417,6 +1417,8 @@ fn a_maintainer_cannot_affect_another_namespace_by_revoking_a_key_it_also_lists(
         // In team-a, where it was revoked, it is.
         let r = reason(set.decide(APP, &[signer], now(), now()));
         assert!(matches!(r, Reason::RevokedInNamespace { .. }), "{r}");
+        // Machine-readable as what it is, not as some other refusal.
+        assert_eq!(r.code(), "revoked_in_namespace");
     }
     // Listings say the same: revoked in team-a, not in team-b.
     assert_eq!(

@@ -304,6 +304,30 @@ pub enum Reason {
     },
 }
 
+impl Reason {
+    /// A short machine-readable name of the reason, the same wherever a
+    /// decision is shown (`keyshare decide --output json`, the portal's
+    /// simulator).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NoNamespace { .. } => "no_namespace",
+            Self::NoTrustDocument { .. } => "no_trust_document",
+            Self::UnreadableTrustDocument { .. } => "unreadable_trust_document",
+            Self::KeyNotListed { .. } => "key_not_listed",
+            Self::UnusableKey { .. } => "unusable_key",
+            Self::KeyNotYetValid { .. } => "key_not_yet_valid",
+            Self::KeyExpired { .. } => "key_expired",
+            Self::EphemeralExpired { .. } => "ephemeral_expired",
+            Self::Revoked { .. } => "revoked",
+            Self::RevokedInNamespace { .. } => "revoked_in_namespace",
+            Self::ChainNotTrusted { .. } => "chain_not_trusted",
+            Self::SubjectMismatch { .. } => "subject_mismatch",
+            Self::ThresholdNotMet { .. } => "threshold_not_met",
+            Self::DelegatedToPeer { .. } => "delegated_to_peer",
+        }
+    }
+}
+
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

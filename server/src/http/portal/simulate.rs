@@ -17,7 +17,7 @@ use keyshare_policy::client::{Config, Request, Response, Updater};
 use keyshare_policy::datetime::parse_rfc3339;
 use keyshare_policy::keys::Key;
 use keyshare_policy::metadata::KeyId;
-use keyshare_policy::trust::{Decision, Reason, SignerRef, TrustSet};
+use keyshare_policy::trust::{Decision, SignerRef, TrustSet};
 
 use super::form::Form;
 use crate::http::{ApiError, AppState};
@@ -134,25 +134,6 @@ pub(crate) struct Outcome {
     pub(crate) reason: Option<String>,
 }
 
-fn reason_code(reason: &Reason) -> &'static str {
-    match reason {
-        Reason::NoNamespace { .. } => "no_namespace",
-        Reason::NoTrustDocument { .. } => "no_trust_document",
-        Reason::UnreadableTrustDocument { .. } => "unreadable_trust_document",
-        Reason::KeyNotListed { .. } => "key_not_listed",
-        Reason::UnusableKey { .. } => "unusable_key",
-        Reason::KeyNotYetValid { .. } => "key_not_yet_valid",
-        Reason::KeyExpired { .. } => "key_expired",
-        Reason::EphemeralExpired { .. } => "ephemeral_expired",
-        Reason::Revoked { .. } => "revoked",
-        Reason::ChainNotTrusted { .. } => "chain_not_trusted",
-        Reason::SubjectMismatch { .. } => "subject_mismatch",
-        Reason::ThresholdNotMet { .. } => "threshold_not_met",
-        Reason::DelegatedToPeer { .. } => "delegated_to_peer",
-        _ => "other",
-    }
-}
-
 /// The signers the form names.
 fn signers(form: &Form) -> Result<Vec<SignerRef>, ApiError> {
     let mut out = Vec::new();
@@ -239,7 +220,7 @@ pub(crate) async fn decide(
         trusted: decision.is_trusted(),
         line: format!("{artifact}: {decision}"),
         reason: match &decision {
-            Decision::Untrusted { reason } => Some(reason_code(reason).to_owned()),
+            Decision::Untrusted { reason } => Some(reason.code().to_owned()),
             Decision::Trusted { .. } => None,
         },
     })
