@@ -23,7 +23,7 @@ use super::form::{self, As};
 use super::views::{self, csrf, general_error, input, page, select, textarea, FormState};
 use super::{html as respond, see_other, signed_in, Who};
 use crate::http::admin::{audit, keys, namespaces, revocations, tokens};
-use crate::http::auth::{authorize, Action};
+use crate::http::auth::{authorize, Action, Caller};
 use crate::http::body::Body;
 use crate::http::{client_address, ApiError, AppState};
 use crate::store::{Store, TokenKind};
@@ -790,8 +790,8 @@ async fn namespace_post<F, Fut>(
     act: F,
 ) -> HttpResponse
 where
-    F: FnOnce(AppState, Who, String, form::Form) -> Fut,
-    Fut: std::future::Future<Output = (Who, Result<(), ApiError>)>,
+    F: FnOnce(AppState, Caller, String, form::Form) -> Fut,
+    Fut: std::future::Future<Output = Result<(), ApiError>>,
 {
     let who = who!(req, state);
     let form = posted!(req, state, body, who);
@@ -800,7 +800,8 @@ where
         Err(answer) => return *answer,
     };
     let values = form.values();
-    let (who, result) = act(state.get_ref().clone(), who, ns.into_inner(), form).await;
+    let caller = who.caller.clone();
+    let result = act(state.get_ref().clone(), caller, ns.into_inner(), form).await;
     match result {
         Ok(()) => see_other(&format!("{}?done={}", ns_path(name.as_str()), which.done)),
         Err(e) => {
@@ -824,15 +825,9 @@ async fn post_add_key(
             fields: &ADD_KEY,
             done: "key-added",
         },
-        |state, who, ns, form| async move {
-            let result = async {
-                let r: AddKey = form::request(&form, &ADD_KEY)?;
-                keys::add_key_as(&state, &who.caller, &ns, r)
-                    .await
-                    .map(drop)
-            }
-            .await;
-            (who, result)
+        |state, caller, ns, form| async move {
+            let r: AddKey = form::request(&form, &ADD_KEY)?;
+            keys::add_key_as(&state, &caller, &ns, r).await.map(drop)
         },
     )
     .await
@@ -851,15 +846,11 @@ async fn post_set_threshold(
             fields: &SET_THRESHOLD,
             done: "threshold-set",
         },
-        |state, who, ns, form| async move {
-            let result = async {
-                let r: SetThreshold = form::request(&form, &SET_THRESHOLD)?;
-                namespaces::set_threshold_as(&state, &who.caller, &ns, r)
-                    .await
-                    .map(drop)
-            }
-            .await;
-            (who, result)
+        |state, caller, ns, form| async move {
+            let r: SetThreshold = form::request(&form, &SET_THRESHOLD)?;
+            namespaces::set_threshold_as(&state, &caller, &ns, r)
+                .await
+                .map(drop)
         },
     )
     .await
@@ -878,15 +869,11 @@ async fn post_add_scopes(
             fields: &ADD_SCOPES,
             done: "scopes-added",
         },
-        |state, who, ns, form| async move {
-            let result = async {
-                let r: AddScopes = form::request(&form, &ADD_SCOPES)?;
-                namespaces::add_scopes_as(&state, &who.caller, &ns, r)
-                    .await
-                    .map(drop)
-            }
-            .await;
-            (who, result)
+        |state, caller, ns, form| async move {
+            let r: AddScopes = form::request(&form, &ADD_SCOPES)?;
+            namespaces::add_scopes_as(&state, &caller, &ns, r)
+                .await
+                .map(drop)
         },
     )
     .await
@@ -905,12 +892,11 @@ async fn post_remove_key(
             fields: &[("key_id", As::Text)],
             done: "key-removed",
         },
-        |state, who, ns, form| async move {
-            let result = match form.get("key_id") {
-                Some(id) => keys::remove_key_as(&state, &who.caller, &ns, id).await,
+        |state, caller, ns, form| async move {
+            match form.get("key_id") {
+                Some(id) => keys::remove_key_as(&state, &caller, &ns, id).await,
                 None => Err(ApiError::invalid("key_id", "name the key to remove")),
-            };
-            (who, result)
+            }
         },
     )
     .await
@@ -929,15 +915,11 @@ async fn post_revoke_key(
             fields: &REVOKE_KEY,
             done: "key-revoked",
         },
-        |state, who, ns, form| async move {
-            let result = async {
-                let r: RevokeNamespaceKey = form::request(&form, &REVOKE_KEY)?;
-                revocations::revoke_namespace_key_as(&state, &who.caller, &ns, r)
-                    .await
-                    .map(drop)
-            }
-            .await;
-            (who, result)
+        |state, caller, ns, form| async move {
+            let r: RevokeNamespaceKey = form::request(&form, &REVOKE_KEY)?;
+            revocations::revoke_namespace_key_as(&state, &caller, &ns, r)
+                .await
+                .map(drop)
         },
     )
     .await
