@@ -139,6 +139,35 @@ fn error_of(state: &FormState, name: &str) -> Option<(String, String)> {
         .map(|m| (format!("{}-{name}-error", state.form), m.clone()))
 }
 
+/// The ids of a form control, its error if the refusal named it, and
+/// what `aria-describedby` lists (the error, then the hint).
+struct Field {
+    id: String,
+    error: Option<(String, String)>,
+    hint_id: String,
+    described: Option<String>,
+}
+
+impl Field {
+    fn of(state: &FormState, name: &str, hint: Option<&str>) -> Self {
+        let id = format!("{}-{name}", state.form);
+        let error = error_of(state, name);
+        let hint_id = format!("{id}-hint");
+        let described = match (&error, hint) {
+            (Some((e, _)), Some(_)) => Some(format!("{e} {hint_id}")),
+            (Some((e, _)), None) => Some(e.clone()),
+            (None, Some(_)) => Some(hint_id.clone()),
+            (None, None) => None,
+        };
+        Self {
+            id,
+            error,
+            hint_id,
+            described,
+        }
+    }
+}
+
 /// A labelled text input; `kind` is `text`, `password` or `number`.
 pub(crate) fn input(
     state: &FormState,
@@ -148,15 +177,12 @@ pub(crate) fn input(
     kind: &str,
     required: bool,
 ) -> Markup {
-    let id = format!("{}-{name}", state.form);
-    let error = error_of(state, name);
-    let hint_id = format!("{id}-hint");
-    let described = match (&error, hint) {
-        (Some((e, _)), Some(_)) => Some(format!("{e} {hint_id}")),
-        (Some((e, _)), None) => Some(e.clone()),
-        (None, Some(_)) => Some(hint_id.clone()),
-        (None, None) => None,
-    };
+    let Field {
+        id,
+        error,
+        hint_id,
+        described,
+    } = Field::of(state, name, hint);
     // A password field is never filled back in.
     let value = if kind == "password" {
         ""
@@ -184,15 +210,12 @@ pub(crate) fn textarea(
     hint: Option<&str>,
     required: bool,
 ) -> Markup {
-    let id = format!("{}-{name}", state.form);
-    let error = error_of(state, name);
-    let hint_id = format!("{id}-hint");
-    let described = match (&error, hint) {
-        (Some((e, _)), Some(_)) => Some(format!("{e} {hint_id}")),
-        (Some((e, _)), None) => Some(e.clone()),
-        (None, Some(_)) => Some(hint_id.clone()),
-        (None, None) => None,
-    };
+    let Field {
+        id,
+        error,
+        hint_id,
+        described,
+    } = Field::of(state, name, hint);
     html! {
         div.field {
             label for=(id) { (label) }
