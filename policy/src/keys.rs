@@ -104,37 +104,47 @@ pub struct Key {
 }
 
 /// A key's public value decoded once: the OpenSSL key (or why it cannot be
-/// used), for an Ed25519 key its point for [`Key::verify`] ([`ed25519`]),
+/// used), for an Ed25519 key its point for [`Key::verify`] (made on first use),
 /// and, made on first use, its [`Key::material`].
 #[derive(Debug)]
 struct Decoded {
     pkey: std::result::Result<PKey<Public>, String>,
-    /// The Ed25519 public point, decompressed once; `None` for other keys
-    /// and for 32 bytes that are no point on the curve (no signature
-    /// verifies under those).
-    ed25519: Option<ed25519_dalek::VerifyingKey>,
+    /// The Ed25519 public point, decompressed on the first check and
+    /// kept; `None` for other keys and for 32 bytes that are no point on
+    /// the curve (no signature verifies under those).
+    ed25519: OnceLock<Option<ed25519_dalek::VerifyingKey>>,
     material: OnceLock<std::result::Result<Vec<u8>, String>>,
 }
 
 impl Decoded {
     fn new(pkey: std::result::Result<PKey<Public>, String>) -> Arc<Self> {
-        let ed25519 = pkey
-            .as_ref()
-            .ok()
-            .filter(|pkey| pkey.id() == Id::ED25519)
-            .and_then(|pkey| pkey.raw_public_key().ok())
-            .and_then(|raw| <[u8; 32]>::try_from(raw.as_slice()).ok())
-            .and_then(|raw| ed25519_dalek::VerifyingKey::from_bytes(&raw).ok());
-        let _ = openssl::error::ErrorStack::get();
         Arc::new(Self {
             pkey,
-            ed25519,
+            ed25519: OnceLock::new(),
             material: OnceLock::new(),
         })
     }
+
+    /// [`Self::ed25519`], decompressed now if it was not yet.
+    fn ed25519(&self) -> Option<&ed25519_dalek::VerifyingKey> {
+        self.ed25519
+            .get_or_init(|| {
+                let point = self
+                    .pkey
+                    .as_ref()
+                    .ok()
+                    .filter(|pkey| pkey.id() == Id::ED25519)
+                    .and_then(|pkey| pkey.raw_public_key().ok())
+                    .and_then(|raw| <[u8; 32]>::try_from(raw.as_slice()).ok())
+                    .and_then(|raw| ed25519_dalek::VerifyingKey::from_bytes(&raw).ok());
+                let _ = openssl::error::ErrorStack::get();
+                point
+            })
+            .as_ref()
+    }
 }
 
-/// Verifies an Ed25519 signature ([`ed25519`]): RFC 8032 with the checks
+/// Verifies an Ed25519 signature with `ed25519-dalek`: RFC 8032 with the checks
 /// of `verify_strict` (a canonical `S`, and neither the key nor `R` of
 /// small order, which no honest signer produces), so a signature verifies
 /// here only if it verifies under every RFC 8032 verifier.
@@ -398,7 +408,7 @@ impl Key {
             message: m.clone(),
         })?;
         let ok = match self.scheme() {
-            Some(Scheme::Ed25519) => return Ok(verify_ed25519(decoded.ed25519.as_ref(), msg, sig)),
+            Some(Scheme::Ed25519) => return Ok(verify_ed25519(decoded.ed25519(), msg, sig)),
             Some(Scheme::EcdsaP256Sha256) => Verifier::new(MessageDigest::sha256(), pkey)
                 .and_then(|mut v| {
                     v.update(msg)?;
