@@ -524,13 +524,37 @@ impl CiService {
         }
     }
 
-    /// Grants a delegation to `identity` and publishes it.
+    /// Grants a delegation to `identity` and publishes it. The checks
+    /// that read the store (a CI token's namespaces) run on a blocking
+    /// thread, never on the caller's async worker: a store behind a
+    /// network connection blocks, and a slow read would stall every other
+    /// request on that worker.
     pub async fn delegate(
-        &self,
+        self: &Arc<Self>,
         identity: &CiIdentity,
         req: DelegationRequest,
         now: OffsetDateTime,
     ) -> Result<Delegation, CiError> {
+        let (this, who) = (Arc::clone(self), identity.clone());
+        let (batched, granted) = blocking(move || this.prepare(&who, req, now)).await?;
+        let applied = self.batcher.submit(batched).await?;
+        let trust_role = self.publisher.trust_role(&granted.namespace);
+        Ok(Delegation {
+            namespace_version: role_version(&applied.files, trust_role.as_str()),
+            timestamp_version: applied.timestamp_version,
+            ..granted
+        })
+    }
+
+    /// Every check of a delegation request, and the change that lists the
+    /// key (with the nonce and token it uses up); the delegation as it
+    /// will be answered, its versions still unknown (zero, `None`).
+    fn prepare(
+        &self,
+        identity: &CiIdentity,
+        req: DelegationRequest,
+        now: OffsetDateTime,
+    ) -> Result<(Batched, Delegation), CiError> {
         let now = now.replace_nanosecond(0).unwrap_or(now);
         self.rate.admit(identity.principal.as_str(), now)?;
         self.check_namespace(identity, &req.namespace)?;
@@ -594,35 +618,43 @@ impl CiService {
         if let Value::Object(map) = &mut context {
             map.insert("delegation".into(), Value::String(id.clone()));
         }
-        let applied = self
-            .batcher
-            .submit(Batched {
-                actor: identity.actor.clone(),
-                change: Change::DelegateCi {
-                    namespace: req.namespace.clone(),
-                    key: trusted,
-                    owner: identity.owner.clone(),
-                    single_use,
-                },
-                context,
-            })
-            .await?;
-        let trust_role = self.publisher.trust_role(&req.namespace);
-        let namespace_version = role_version(&applied.files, trust_role.as_str());
-        Ok(Delegation {
-            id,
-            namespace: req.namespace,
-            key_id,
-            not_before: now,
-            not_after,
-            certificate_chain_pem,
-            timestamp_version: applied.timestamp_version,
-            namespace_version,
-        })
+        let batched = Batched {
+            actor: identity.actor.clone(),
+            change: Change::DelegateCi {
+                namespace: req.namespace.clone(),
+                key: trusted,
+                owner: identity.owner.clone(),
+                single_use,
+            },
+            context,
+        };
+        Ok((
+            batched,
+            Delegation {
+                id,
+                namespace: req.namespace,
+                key_id,
+                not_before: now,
+                not_after,
+                certificate_chain_pem,
+                timestamp_version: 0,
+                namespace_version: None,
+            },
+        ))
     }
 
-    /// Ends delegation `id` (`<namespace>.<key id>`) early.
-    pub async fn end(&self, identity: &CiIdentity, id: &str) -> Result<(), CiError> {
+    /// Ends delegation `id` (`<namespace>.<key id>`) early; the store is
+    /// read on a blocking thread, as in [`Self::delegate`].
+    pub async fn end(self: &Arc<Self>, identity: &CiIdentity, id: &str) -> Result<(), CiError> {
+        let (this, who, id) = (Arc::clone(self), identity.clone(), id.to_owned());
+        let batched = blocking(move || this.ending(&who, &id)).await?;
+        self.batcher.submit(batched).await?;
+        Ok(())
+    }
+
+    /// Every check of ending delegation `id` early, and the change that
+    /// removes its key.
+    fn ending(&self, identity: &CiIdentity, id: &str) -> Result<Batched, CiError> {
         let not_found = || CiError::NotFound(format!("no CI delegation `{id}`"));
         let (ns, key_id) = id.split_once('.').ok_or_else(not_found)?;
         let namespace = NamespaceName::parse(ns).map_err(|_| not_found())?;
@@ -656,18 +688,24 @@ impl CiService {
                 )))
             }
         }
-        self.batcher
-            .submit(Batched {
-                actor: identity.actor.clone(),
-                change: Change::RemoveKey {
-                    namespace,
-                    key_id: KeyId::new(key_id_owned),
-                },
-                context: identity.context.clone(),
-            })
-            .await?;
-        Ok(())
+        Ok(Batched {
+            actor: identity.actor.clone(),
+            change: Change::RemoveKey {
+                namespace,
+                key_id: KeyId::new(key_id_owned),
+            },
+            context: identity.context.clone(),
+        })
     }
+}
+
+/// Runs `work` (which reads the store) on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, CiError> + Send + 'static,
+) -> Result<T, CiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| CiError::Internal(format!("a blocking task failed: {e}")))?
 }
 
 /// Whether the caller is the one to record the use of `token` at `now`:

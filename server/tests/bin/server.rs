@@ -204,7 +204,7 @@ fn unique() -> u128 {
 
 /// A minimal HTTP/1.1 client (one request per connection), bounded by
 /// timeouts.
-fn http(
+pub(super) fn http(
     addr: &str,
     method: &str,
     path: &str,

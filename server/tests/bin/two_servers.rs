@@ -27,10 +27,13 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use keyshare_policy::client::{Config, Updater};
-use keyshare_server::store::{PostgresUrl, Store};
+use keyshare_policy::keys::Scheme;
+use keyshare_policy::sign::{InMemorySigner, Signer};
+use keyshare_server::ci::proof_message;
+use keyshare_server::store::{AuditRecord, PostgresUrl, Store};
 use keyshare_testkit::postgres::Cluster;
 
-use super::server::{tuf_key, updater, Server, DEADLINE, ORG_TARGETS};
+use super::server::{http, tuf_key, updater, Server, DEADLINE, ORG_TARGETS};
 use crate::bin_common::{keyshare, parse_init, run_within};
 
 /// Two servers on one fresh database.
@@ -64,6 +67,12 @@ impl Pair {
     /// `init` on the database from data directory `a`; `b` a copy of it
     /// (the same online keys, CI secret and configuration); `count` servers.
     fn new(count: usize) -> Option<Self> {
+        Self::with_config(count, "")
+    }
+
+    /// [`Self::new`] with `config` appended to `keyshare.toml` (every
+    /// server's).
+    fn with_config(count: usize, config: &str) -> Option<Self> {
         let cluster = Cluster::shared()?;
         let (name, url) = cluster.database();
         let tmp = tempfile::tempdir().unwrap();
@@ -71,6 +80,10 @@ impl Pair {
         let mut init = keyshare(&["init", "--data-dir", a.to_str().unwrap()]);
         init.env("KEYSHARE_STORE_URL", &url);
         let init = parse_init(&run_within(init, DEADLINE * 4));
+        let toml = a.join("keyshare.toml");
+        let mut text = fs::read_to_string(&toml).unwrap();
+        text.push_str(config);
+        fs::write(&toml, text).unwrap();
         let mut servers = vec![start(&a, &url)];
         for i in 1..count {
             let dir = tmp.path().join(format!("s{i}"));
@@ -230,17 +243,27 @@ fn stored_namespaces(pair: &Pair) -> BTreeSet<String> {
         .collect()
 }
 
+/// Every audit record, oldest first.
+fn audit(pair: &Pair) -> Vec<AuditRecord> {
+    let mut all = Vec::new();
+    loop {
+        let after = all.last().map_or(0, |r: &AuditRecord| r.seq);
+        let records = pair.store().audit_records(after, 500).unwrap();
+        if records.is_empty() {
+            return all;
+        }
+        all.extend(records);
+    }
+}
+
 /// How many `namespace.create` audit records name each namespace.
 fn creations(pair: &Pair) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
-    let mut after = 0;
-    loop {
-        let records = pair.store().audit_records(after, 500).unwrap();
-        let Some(last) = records.last() else { break };
-        after = last.seq;
-        for r in records.iter().filter(|r| r.action == "namespace.create") {
-            *counts.entry(r.subject.clone()).or_default() += 1;
-        }
+    for r in audit(pair)
+        .into_iter()
+        .filter(|r| r.action == "namespace.create")
+    {
+        *counts.entry(r.subject).or_default() += 1;
     }
     counts
 }
@@ -314,6 +337,233 @@ fn two_servers_publish_one_repository_without_forking() {
     let b = pair.servers[1].request("GET", "/metadata/timestamp.json", None, None);
     assert_eq!(a, b);
     assert!(creations(&pair).values().all(|n| *n == 1));
+}
+
+/// A CI delegation asked of `server`: a nonce from `nonce_from`, a fresh
+/// Ed25519 key proving possession over it, for `ttl_seconds`. Returns the
+/// status, the answer and the nonce.
+fn delegate(
+    nonce_from: &str,
+    server: &str,
+    ci_token: &str,
+    namespace: &str,
+    ttl_seconds: u64,
+) -> (u16, Value, String) {
+    let (status, bytes) = http(nonce_from, "POST", "/api/v1/ci/nonce", None, None);
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&bytes));
+    let nonce: Value = serde_json::from_slice(&bytes).unwrap();
+    let nonce = nonce["nonce"].as_str().unwrap().to_owned();
+    let (status, answer) = delegate_with(server, ci_token, namespace, &nonce, ttl_seconds);
+    (status, answer, nonce)
+}
+
+/// [`delegate`] with a given nonce.
+fn delegate_with(
+    server: &str,
+    ci_token: &str,
+    namespace: &str,
+    nonce: &str,
+    ttl_seconds: u64,
+) -> (u16, Value) {
+    let key = InMemorySigner::generate(Scheme::Ed25519).unwrap();
+    let pem = key
+        .public_key()
+        .openssl_key(key.key_id())
+        .unwrap()
+        .public_key_to_pem()
+        .unwrap();
+    let proof = key
+        .sign(&proof_message(nonce, namespace, key.key_id().as_str()))
+        .unwrap();
+    let body = json!({
+        "namespace": namespace,
+        "public_key_pem": String::from_utf8(pem).unwrap(),
+        "nonce": nonce,
+        "proof": hex::encode(proof),
+        "ttl_seconds": ttl_seconds,
+    });
+    let (status, bytes) = http(
+        server,
+        "POST",
+        "/api/v1/ci/delegations",
+        Some(ci_token),
+        Some(&body),
+    );
+    let text = String::from_utf8_lossy(&bytes);
+    let answer = serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{e}: {text}"));
+    (status, answer)
+}
+
+/// The key ids listed in `namespace`'s trust document as python-tuf
+/// downloads it from `server`.
+fn published_keys(pair: &Pair, server: &Server, namespaces: &[&str]) -> BTreeSet<String> {
+    let targets: Vec<String> = namespaces
+        .iter()
+        .map(|ns| format!("namespaces/{ns}/trust.json"))
+        .collect();
+    let refs: Vec<&str> = targets.iter().map(String::as_str).collect();
+    let got = updater(&server.base, &pair.root, &refs)
+        .unwrap_or_else(|e| panic!("python-tuf from {}: {e}", server.base));
+    let mut keys = BTreeSet::new();
+    for target in &targets {
+        let doc: Value = serde_json::from_str(&got[target]).unwrap();
+        for key in doc["keys"].as_array().unwrap() {
+            keys.insert(key["id"].as_str().unwrap().to_owned());
+        }
+    }
+    keys
+}
+
+/// CI delegations and admin writes through two servers at once. A nonce
+/// one server issued is good at the other, and once used at one it is
+/// refused at both; every delegation answered 201 is published once, in
+/// one chain python-tuf accepts from either server; both servers' sweepers
+/// run on the same expired keys, and each is removed once, without a fork.
+#[test]
+fn ci_delegations_through_two_servers_are_published_once_and_nonces_hold_across_them() {
+    let config = "\n[ci]\nrate_limit = 10000\nsweep_interval = \"1s\"\n";
+    let Some(pair) = Pair::with_config(2, config) else {
+        return;
+    };
+    let namespaces = ["team-0", "team-1"];
+    for ns in namespaces {
+        pair.servers[0].json(
+            "POST",
+            "/api/v1/namespaces",
+            Some(&pair.token),
+            Some(&create_body(ns)),
+            201,
+        );
+    }
+    let created = pair.servers[1].json(
+        "POST",
+        "/api/v1/tokens",
+        Some(&pair.token),
+        Some(&json!({"kind": "ci", "namespaces": namespaces, "description": "ci"})),
+        201,
+    );
+    let ci_token = created["secret"].as_str().unwrap().to_owned();
+
+    // Four CI jobs (nonce from one server, delegation from either, half
+    // of them the other) and two admins, all at once. Every fifth
+    // delegation lives 2 s, the others an hour.
+    let per_job = 10;
+    let jobs: Vec<_> = (0..4)
+        .map(|t| {
+            let addrs: Vec<String> = pair.servers.iter().map(|s| s.addr.clone()).collect();
+            let ci_token = ci_token.clone();
+            std::thread::spawn(move || {
+                (0..per_job)
+                    .map(|i| {
+                        let ns = namespaces[(t + i) % 2];
+                        let ttl = if i % 5 == 4 { 2 } else { 3600 };
+                        let (status, answer, _) =
+                            delegate(&addrs[t % 2], &addrs[(t + i) % 2], &ci_token, ns, ttl);
+                        assert_eq!(status, 201, "{answer}");
+                        let key_id = answer["key_id"].as_str().unwrap().to_owned();
+                        (key_id, ttl)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let admins: Vec<_> = (0..2)
+        .map(|t| {
+            let addr = pair.servers[t].addr.clone();
+            let token = pair.token.clone();
+            std::thread::spawn(move || {
+                (0..5)
+                    .map(|_| {
+                        let path = format!("/api/v1/namespaces/{}/keys", namespaces[t]);
+                        let key = json!({"key": tuf_key(), "description": "release"});
+                        let (status, bytes) = http(&addr, "POST", &path, Some(&token), Some(&key));
+                        assert_eq!(status, 201, "{}", String::from_utf8_lossy(&bytes));
+                        let answer: Value = serde_json::from_slice(&bytes).unwrap();
+                        answer["id"].as_str().unwrap().to_owned()
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let delegated: Vec<(String, u64)> = jobs.into_iter().flat_map(|j| j.join().unwrap()).collect();
+    let admin_keys: BTreeSet<String> = admins.into_iter().flat_map(|a| a.join().unwrap()).collect();
+    assert_eq!(delegated.len(), 4 * per_job);
+    let (short, long): (Vec<_>, Vec<_>) = delegated.into_iter().partition(|(_, ttl)| *ttl == 2);
+    let short: BTreeSet<String> = short.into_iter().map(|(k, _)| k).collect();
+    let long: BTreeSet<String> = long.into_iter().map(|(k, _)| k).collect();
+    assert_eq!((short.len(), long.len()), (8, 32), "every key distinct");
+
+    // A nonce used at one server is used at both.
+    let (status, answer, nonce) = delegate(
+        &pair.servers[0].addr,
+        &pair.servers[0].addr,
+        &ci_token,
+        "team-0",
+        3600,
+    );
+    assert_eq!(status, 201, "{answer}");
+    let mut long = long;
+    long.insert(answer["key_id"].as_str().unwrap().to_owned());
+    for server in &pair.servers {
+        let (status, answer) = delegate_with(&server.addr, &ci_token, "team-1", &nonce, 3600);
+        assert_eq!(status, 400, "{answer}");
+        assert_eq!(answer["error"]["code"], "bad_nonce", "{answer}");
+    }
+
+    // Both sweepers see the short-lived keys expire; each key is removed
+    // once, in one sweep, by whichever server took the lock first.
+    let started = Instant::now();
+    let removed_keys = || -> Vec<String> {
+        audit(&pair)
+            .into_iter()
+            .filter(|r| r.action == "ci.sweep")
+            .flat_map(|r| {
+                r.details["removed"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|k| k["key_id"].as_str().unwrap().to_owned())
+            })
+            .collect()
+    };
+    let removed = loop {
+        let removed = removed_keys();
+        if removed.len() >= short.len() {
+            break removed;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "swept {removed:?} of {short:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    std::thread::sleep(Duration::from_millis(2500)); // more sweeps by both
+    let removed_again = removed_keys();
+    assert_eq!(removed_again.len(), short.len(), "{removed_again:?}");
+    assert_eq!(
+        removed_again.into_iter().collect::<BTreeSet<_>>(),
+        short,
+        "{removed:?}"
+    );
+
+    let living: Vec<&Server> = pair.servers.iter().collect();
+    pair.converge(&living);
+    assert_one_chain(&pair, &living);
+    let adds = audit(&pair)
+        .into_iter()
+        .filter(|r| r.action == "key.add")
+        .count();
+    assert_eq!(
+        adds,
+        long.len() + short.len() + admin_keys.len(),
+        "one key.add a key"
+    );
+    for server in &living {
+        let published = published_keys(&pair, server, &namespaces);
+        let expected: BTreeSet<String> = long.union(&admin_keys).cloned().collect();
+        assert_eq!(published, expected, "from {}", server.base);
+    }
 }
 
 /// A server SIGKILLed in the middle of a burst of writes through both, at
