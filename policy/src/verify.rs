@@ -158,6 +158,18 @@ impl<'a> Authority<'a> {
         })
     }
 
+    /// Whether `other` is the same authority: the same threshold and key
+    /// ids, each id naming the same key.
+    pub fn same_as(&self, other: &Authority<'_>) -> bool {
+        self.threshold == other.threshold
+            && self.keyids == other.keyids
+            && self.keyids.iter().all(|id| {
+                self.keys
+                    .get(id)
+                    .is_some_and(|k| other.keys.get(id) == Some(k))
+            })
+    }
+
     /// Counts distinct authorised keys with a valid signature over
     /// `canonical`: distinct key *material*, so one key listed under two
     /// ids counts once (a role's keys are listed by id, and nothing stops a

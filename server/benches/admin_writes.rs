@@ -3,7 +3,19 @@
 //!
 //! `cargo bench -p keyshare-server --bench admin_writes [-- --namespaces
 //! 1000,10000 --writes 200 --create auto|http|inprocess --create-budget 600
-//! --batch 1000 --bins 256|1024|4096 --store sqlite|postgres]`
+//! --batch 1000 --bins 256|1024|4096 --store sqlite|postgres --servers 1
+//! --clients 1]`
+//!
+//! `--servers 2` (PostgreSQL only): the writes go through two `serve`
+//! processes on the one database, each with its own copy of the data
+//! directory (the same online keys), client `i` talking to server
+//! `i mod 2`. The same run also measures one SQLite server and one
+//! PostgreSQL server with the same clients, so the rows compare. With one
+//! client the writes alternate between the servers: each write then finds
+//! the repository moved by the other server and catches up first, the
+//! worst case of a round-robin load balancer. `--clients C` writes from C
+//! threads at once (each its own keep-alive connection), which lets one
+//! server's group commit and the database's lock share the work.
 //!
 //! `--store postgres`: the repository's store is a database of a throwaway
 //! PostgreSQL cluster with PostgreSQL's durable settings
@@ -222,6 +234,21 @@ fn free_mib(path: &Path) -> Option<f64> {
         .parse()
         .ok()?;
     Some(kb / 1024.0)
+}
+
+/// Copies data directory `from` to `to` (another server's: the same
+/// online keys and configuration).
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
 }
 
 /// The store of `dir` as its configuration says (SQLite file or
@@ -488,6 +515,95 @@ fn metadata_sizes(conn: &mut Conn) -> (usize, usize, usize) {
     (snap.len(), targets.len(), entries)
 }
 
+/// What the timed writes measured.
+struct Writes {
+    /// Seconds per write, sorted.
+    latencies: Vec<f64>,
+    wall: f64,
+    /// Publishes and their seconds, summed over the servers' `/metrics`.
+    publishes: f64,
+    publish_seconds: f64,
+    peak_rss_mib: f64,
+}
+
+/// `writes` "add a key" requests, each one full publish, from `clients`
+/// threads (client `i` on `servers[i % servers.len()]`, one keep-alive
+/// connection each), over a fixed stride of the `n` namespaces.
+fn timed_writes(
+    servers: &[Server],
+    token: &str,
+    n: usize,
+    writes: usize,
+    clients: usize,
+) -> Writes {
+    let scrape = || -> Vec<String> {
+        servers
+            .iter()
+            .map(|s| {
+                let (_, m) = Conn::connect(&s.addr).request("GET", "/metrics", None, None);
+                String::from_utf8(m).unwrap()
+            })
+            .collect()
+    };
+    let sum = |texts: &[String], name: &str| texts.iter().map(|t| metric(t, name)).sum::<f64>();
+    let before = scrape();
+    let keys = public_keys(writes);
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(clients + 1));
+    let threads: Vec<_> = (0..clients)
+        .map(|c| {
+            let addr = servers[c % servers.len()].addr.clone();
+            let token = token.to_owned();
+            let mine: Vec<(usize, String)> = keys
+                .iter()
+                .enumerate()
+                .skip(c)
+                .step_by(clients)
+                .map(|(i, k)| (i, k.clone()))
+                .collect();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                let mut conn = Conn::connect(&addr);
+                barrier.wait();
+                let mut lat = Vec::with_capacity(mine.len());
+                for (i, public) in mine {
+                    // A fixed stride over the namespaces (coprime with most n).
+                    let ns = ns_name((i * 7919) % n + 1);
+                    let body = format!(
+                        r#"{{"key": {{"keytype": "ed25519", "scheme": "ed25519", "keyval": {{"public": "{public}"}}}}}}"#
+                    );
+                    let t = Instant::now();
+                    let (status, resp) = conn.request(
+                        "POST",
+                        &format!("/api/v1/namespaces/{ns}/keys"),
+                        Some(&token),
+                        Some(&body),
+                    );
+                    lat.push(t.elapsed().as_secs_f64());
+                    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&resp));
+                }
+                lat
+            })
+        })
+        .collect();
+    barrier.wait();
+    let started = Instant::now();
+    let mut latencies: Vec<f64> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    let wall = started.elapsed().as_secs_f64();
+    latencies.sort_by(f64::total_cmp);
+    let after = scrape();
+    Writes {
+        latencies,
+        wall,
+        publishes: sum(&after, "keyshare_publish_total") - sum(&before, "keyshare_publish_total"),
+        publish_seconds: sum(&after, "keyshare_publish_seconds_total")
+            - sum(&before, "keyshare_publish_seconds_total"),
+        peak_rss_mib: servers.iter().map(Server::peak_rss_mib).fold(0.0, f64::max),
+    }
+}
+
 fn main() {
     let sizes: Vec<usize> = arg("--namespaces")
         .unwrap_or_else(|| "1000,10000".into())
@@ -510,160 +626,162 @@ fn main() {
         ["sqlite", "postgres"].contains(&backend.as_str()),
         "--store: sqlite or postgres"
     );
+    let servers: usize = arg("--servers").map_or(1, |v| v.parse().expect("--servers: a number"));
+    let clients: usize = arg("--clients").map_or(1, |v| v.parse().expect("--clients: a number"));
+    assert!(
+        servers >= 1 && clients >= 1,
+        "--servers and --clients: at least 1"
+    );
+    assert!(
+        servers == 1 || backend == "postgres",
+        "--servers {servers}: several servers share a PostgreSQL store (--store postgres)"
+    );
+    // Several servers: one SQLite server and one PostgreSQL server too, in
+    // the same run, for the ratios.
+    let setups: Vec<(&str, usize)> = if servers > 1 {
+        vec![("sqlite", 1), ("postgres", 1), ("postgres", servers)]
+    } else {
+        vec![(backend.as_str(), 1)]
+    };
 
     let mut rows = Vec::new();
     let mut jsonl = Vec::new();
-    for &n in &sizes {
-        eprintln!("admin_writes: {n} namespaces");
-        let tmp = tempfile::tempdir().unwrap();
-        // Every publish stores a new snapshot (targets and the bins only,
-        // a few KB) and re-signed bin; with the default retention (1 h) the
-        // run keeps all of them: about n creates * 12 KB over HTTP.
-        let store_estimate_mib = (n as f64) * 12.0 / 1024.0;
-        if let Some(free) = free_mib(tmp.path()) {
+    for &(backend, servers) in &setups {
+        for &n in &sizes {
             eprintln!(
+                "admin_writes: {n} namespaces, {backend}, {servers} server(s), {clients} client(s)"
+            );
+            let tmp = tempfile::tempdir().unwrap();
+            // Every publish stores a new snapshot (targets and the bins only,
+            // a few KB) and re-signed bin; with the default retention (1 h) the
+            // run keeps all of them: about n creates * 12 KB over HTTP.
+            let store_estimate_mib = (n as f64) * 12.0 / 1024.0;
+            if let Some(free) = free_mib(tmp.path()) {
+                eprintln!(
                 "  the store will take about {store_estimate_mib:.0} MiB; {free:.0} MiB free in {}",
                 tmp.path().display()
             );
-            if free < store_estimate_mib * 1.2 {
-                eprintln!("  warning: probably not enough free disk (set TMPDIR elsewhere)");
+                if free < store_estimate_mib * 1.2 {
+                    eprintln!("  warning: probably not enough free disk (set TMPDIR elsewhere)");
+                }
             }
-        }
-        let dir = tmp.path().join("data");
-        if backend == "postgres" {
-            let (_, url) = keyshare_testkit::postgres::Cluster::durable().database();
-            std::fs::create_dir(&dir).unwrap();
-            std::fs::write(
-                dir.join("keyshare.toml"),
-                format!("[store]\nurl = \"{url}\"\n"),
-            )
-            .unwrap();
-        }
-        let bins = arg("--bins").unwrap_or_else(|| "256".into());
-        let out = Command::new(BIN)
-            .args(["init", "--bins", &bins, "--data-dir"])
-            .arg(&dir)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "init failed");
-        let token = String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .last()
-            .unwrap()
-            .trim()
-            .to_owned();
+            let dir = tmp.path().join("data");
+            if backend == "postgres" {
+                let (_, url) = keyshare_testkit::postgres::Cluster::durable().database();
+                std::fs::create_dir(&dir).unwrap();
+                std::fs::write(
+                    dir.join("keyshare.toml"),
+                    format!("[store]\nurl = \"{url}\"\n"),
+                )
+                .unwrap();
+            }
+            let bins = arg("--bins").unwrap_or_else(|| "256".into());
+            let out = Command::new(BIN)
+                .args(["init", "--bins", &bins, "--data-dir"])
+                .arg(&dir)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "init failed");
+            let token = String::from_utf8(out.stdout)
+                .unwrap()
+                .lines()
+                .last()
+                .unwrap()
+                .trim()
+                .to_owned();
 
-        let created = create_namespaces(&dir, &token, n, &mode, budget);
-        let creates_total = created.http + created.inprocess;
-        let create_seconds = created.http_seconds + created.inprocess_seconds;
-        let create_path = match (created.http, created.inprocess) {
-            (_, 0) => "http".to_owned(),
-            (0, _) => "inprocess".to_owned(),
-            (h, i) => format!("http {h} + inprocess {i}"),
-        };
-        let db_mib = store_mib(&dir);
-        eprintln!(
+            let created = create_namespaces(&dir, &token, n, &mode, budget);
+            let creates_total = created.http + created.inprocess;
+            let create_seconds = created.http_seconds + created.inprocess_seconds;
+            let create_path = match (created.http, created.inprocess) {
+                (_, 0) => "http".to_owned(),
+                (0, _) => "inprocess".to_owned(),
+                (h, i) => format!("http {h} + inprocess {i}"),
+            };
+            let db_mib = store_mib(&dir);
+            eprintln!(
             "  created {creates_total} namespaces in {create_seconds:.1} s ({create_path}); last 100 took {:.1} ms each; store {db_mib:.0} MiB",
             created.last_mean * 1000.0
         );
 
-        // The timed writes: one key into a spread of existing namespaces.
-        let keys = public_keys(writes);
-        let server = Server::start(&dir);
-        let mut conn = Conn::connect(&server.addr);
-        let (snapshot_bytes, targets_bytes, snapshot_entries) = metadata_sizes(&mut conn);
-        let (_, before) = conn.request("GET", "/metrics", None, None);
-        let before = String::from_utf8(before).unwrap();
-        let mut lat = Vec::with_capacity(writes);
-        let started = Instant::now();
-        for (i, public) in keys.iter().enumerate() {
-            // A fixed stride over the namespaces (coprime with most n).
-            let ns = ns_name((i * 7919) % n + 1);
-            let body = format!(
-                r#"{{"key": {{"keytype": "ed25519", "scheme": "ed25519", "keyval": {{"public": "{public}"}}}}}}"#
-            );
-            let t = Instant::now();
-            let (status, resp) = conn.request(
-                "POST",
-                &format!("/api/v1/namespaces/{ns}/keys"),
-                Some(&token),
-                Some(&body),
-            );
-            lat.push(t.elapsed().as_secs_f64());
-            assert_eq!(status, 201, "{}", String::from_utf8_lossy(&resp));
-        }
-        let wall = started.elapsed().as_secs_f64();
-        let (_, after) = conn.request("GET", "/metrics", None, None);
-        let after = String::from_utf8(after).unwrap();
-        let server_rss = server.peak_rss_mib();
-        server.stop();
-        let store_mib_after_writes = store_mib(&dir);
-        let steady_mib = steady_state_mib(&dir);
+            // The timed writes: one key into a spread of existing namespaces.
+            let mut running = vec![Server::start(&dir)];
+            for i in 1..servers {
+                let other = tmp.path().join(format!("data-{i}"));
+                copy_dir(&dir, &other);
+                running.push(Server::start(&other));
+            }
+            let (snapshot_bytes, targets_bytes, snapshot_entries) =
+                metadata_sizes(&mut Conn::connect(&running[0].addr));
+            let done = timed_writes(&running, &token, n, writes, clients);
+            let server_rss = done.peak_rss_mib;
+            for server in running {
+                server.stop();
+            }
+            let store_mib_after_writes = store_mib(&dir);
+            let steady_mib = steady_state_mib(&dir);
 
-        let publishes =
-            metric(&after, "keyshare_publish_total") - metric(&before, "keyshare_publish_total");
-        let publish_seconds = metric(&after, "keyshare_publish_seconds_total")
-            - metric(&before, "keyshare_publish_seconds_total");
-        let mean_publish_ms = publish_seconds / publishes.max(1.0) * 1000.0;
-        let mut sorted = lat.clone();
-        sorted.sort_by(f64::total_cmp);
-        let ms = |s: f64| s * 1000.0;
-        let writes_per_s = writes as f64 / wall;
-        let creates_per_s = creates_total as f64 / create_seconds;
-        let (p50, p90, p99, max) = (
-            ms(percentile(&sorted, 50.0)),
-            ms(percentile(&sorted, 90.0)),
-            ms(percentile(&sorted, 99.0)),
-            ms(*sorted.last().unwrap_or(&0.0)),
-        );
-        rows.push(format!(
-            "{n:>10} {creates_per_s:>11.1} {:>26} {writes_per_s:>9.1} {p50:>8.1} {p90:>8.1} {p99:>8.1} {max:>8.1} {mean_publish_ms:>12.1} {targets_bytes:>10} {snapshot_bytes:>10} {snapshot_entries:>12} {store_mib_after_writes:>10.0} {steady_mib:>10.1}",
+            let mean_publish_ms = done.publish_seconds / done.publishes.max(1.0) * 1000.0;
+            let publishes = done.publishes;
+            let sorted = done.latencies;
+            let ms = |s: f64| s * 1000.0;
+            let writes_per_s = writes as f64 / done.wall;
+            let creates_per_s = creates_total as f64 / create_seconds;
+            let (p50, p90, p99, max) = (
+                ms(percentile(&sorted, 50.0)),
+                ms(percentile(&sorted, 90.0)),
+                ms(percentile(&sorted, 99.0)),
+                ms(*sorted.last().unwrap_or(&0.0)),
+            );
+            rows.push(format!(
+            "{backend:>8} {servers:>7} {clients:>7} {n:>10} {creates_per_s:>11.1} {:>26} {writes_per_s:>9.1} {p50:>8.1} {p90:>8.1} {p99:>8.1} {max:>8.1} {mean_publish_ms:>12.1} {targets_bytes:>10} {snapshot_bytes:>10} {snapshot_entries:>12} {store_mib_after_writes:>10.0} {steady_mib:>10.1}",
             create_path
         ));
-        jsonl.push(serde_json::json!({
-            "bench": "server-write",
-            "namespaces": n,
-            "create_path": create_path,
-            "creates_http": created.http,
-            "creates_http_seconds": created.http_seconds,
-            "creates_inprocess": created.inprocess,
-            "creates_inprocess_seconds": created.inprocess_seconds,
-            "creates_per_s": creates_per_s,
-            "create_last100_mean_ms": ms(created.last_mean),
-            "projected_http_create_seconds": created.projected_http_total,
-            "create_server_peak_rss_mib": created.http_server_rss,
-            "store_mib_after_creates": db_mib,
-            "store_mib_after_writes": store_mib_after_writes,
-            "published_mib_steady_state": steady_mib,
-            "writes": writes,
-            "writes_per_s": writes_per_s,
-            "write_p50_ms": p50,
-            "write_p90_ms": p90,
-            "write_p99_ms": p99,
-            "write_max_ms": max,
-            "publishes": publishes,
-            "server_mean_publish_ms": mean_publish_ms,
-            "snapshot_bytes": snapshot_bytes,
-            "snapshot_entries": snapshot_entries,
-            "targets_bytes": targets_bytes,
-            "write_server_peak_rss_mib": server_rss,
-            "store": backend,
-            "peer": null,
-        }));
+            jsonl.push(serde_json::json!({
+                "bench": "server-write",
+                "namespaces": n,
+                "create_path": create_path,
+                "creates_http": created.http,
+                "creates_http_seconds": created.http_seconds,
+                "creates_inprocess": created.inprocess,
+                "creates_inprocess_seconds": created.inprocess_seconds,
+                "creates_per_s": creates_per_s,
+                "create_last100_mean_ms": ms(created.last_mean),
+                "projected_http_create_seconds": created.projected_http_total,
+                "create_server_peak_rss_mib": created.http_server_rss,
+                "store_mib_after_creates": db_mib,
+                "store_mib_after_writes": store_mib_after_writes,
+                "published_mib_steady_state": steady_mib,
+                "writes": writes,
+                "writes_per_s": writes_per_s,
+                "write_p50_ms": p50,
+                "write_p90_ms": p90,
+                "write_p99_ms": p99,
+                "write_max_ms": max,
+                "publishes": publishes,
+                "server_mean_publish_ms": mean_publish_ms,
+                "snapshot_bytes": snapshot_bytes,
+                "snapshot_entries": snapshot_entries,
+                "targets_bytes": targets_bytes,
+                "write_server_peak_rss_mib": server_rss,
+                "store": backend,
+                "servers": servers,
+                "clients": clients,
+                "peer": null,
+            }));
+        }
     }
 
     println!();
     println!(
-        "admin writes: each is one full publish (sign changed roles + snapshot + timestamp, {})",
-        if backend == "postgres" {
-            "PostgreSQL commit with fsync and synchronous_commit on, Unix socket"
-        } else {
-            "SQLite commit with synchronous=FULL"
-        }
+        "admin writes: each is one full publish (sign changed roles + snapshot + timestamp, then a \
+         durable commit: SQLite synchronous=FULL; PostgreSQL fsync and synchronous_commit on, Unix socket)"
     );
     println!(
-        "{:>10} {:>11} {:>26} {:>9} {:>8} {:>8} {:>8} {:>8} {:>12} {:>10} {:>10} {:>12} {:>10} {:>10}",
+        "{:>8} {:>7} {:>7} {:>10} {:>11} {:>26} {:>9} {:>8} {:>8} {:>8} {:>8} {:>12} {:>10} {:>10} {:>12} {:>10} {:>10}",
+        "store",
+        "servers",
+        "clients",
         "namespaces",
         "creates/s",
         "created via",
@@ -681,6 +799,25 @@ fn main() {
     );
     for r in &rows {
         println!("{r}");
+    }
+    if setups.len() > 1 {
+        // writes/s of every row against the SQLite row of the same count.
+        for j in &jsonl {
+            let base = jsonl
+                .iter()
+                .find(|b| b["store"] == "sqlite" && b["namespaces"] == j["namespaces"])
+                .unwrap();
+            let ratio = |k: &str| j[k].as_f64().unwrap() / base[k].as_f64().unwrap();
+            println!(
+                "{} x{} at {} namespaces / one SQLite server: writes/s {:.2}x, p50 {:.2}x, p99 {:.2}x",
+                j["store"].as_str().unwrap(),
+                j["servers"],
+                j["namespaces"],
+                ratio("writes_per_s"),
+                ratio("write_p50_ms"),
+                ratio("write_p99_ms"),
+            );
+        }
     }
     println!("(publish_ms: the server's mean from /metrics over the writes; targets_B, snapshot_B: sizes of the current top-level targets and snapshot; snapshot_roles: the roles the snapshot lists; store_MiB: database + WAL after the run, default retention; steady_MiB: published bytes left once everything superseded has aged out)");
     println!("peer: none. No installable server does the same work (one signed TUF publish per admin write, durable before the answer), so there is no ratio.");

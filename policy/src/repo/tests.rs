@@ -1004,3 +1004,234 @@ fn a_kept_canonical_form_that_lost_a_target_is_made_again_before_signing() {
     set.update_delegated_targets(&file.bytes, bin.as_str(), "targets")
         .unwrap();
 }
+
+/// `repo.advance` to the repository `files` hold, given only the roles
+/// `repo.roles_to_load` names (as a server reads them from its store).
+fn advance_to(
+    repo: &mut Repository,
+    files: &BTreeMap<String, Vec<u8>>,
+) -> (Result<Option<Vec<File>>>, usize) {
+    let mut published = Published::default();
+    let mut n = 1;
+    while let Some(root) = files.get(&format!("metadata/{n}.root.json")) {
+        published.roots.push(root);
+        n += 1;
+    }
+    published.timestamp = &files["metadata/timestamp.json"];
+    let ts: Signed<Timestamp> = serde_json::from_slice(published.timestamp).unwrap();
+    let v = ts.signed.snapshot_meta().version;
+    published.snapshot = &files[&format!("metadata/{v}.snapshot.json")];
+    let load = repo.roles_to_load(published.snapshot).unwrap();
+    for (name, version) in &load {
+        let path = format!("metadata/{version}.{}.json", encode_role(name));
+        published.targets.insert(name.clone(), &files[&path]);
+    }
+    (repo.advance(&published), load.len())
+}
+
+fn keep(all: &mut BTreeMap<String, Vec<u8>>, files: Vec<File>) {
+    for f in files {
+        all.insert(f.path, f.bytes.to_vec());
+    }
+}
+
+#[test]
+fn a_repository_advanced_to_what_another_published_is_the_one_restore_makes() {
+    // Two servers on one store: `a` publishes, `b` (restored from the
+    // same files) takes in only what changed, then publishes on top.
+    let (mut a, layout, signers) = binned_repo();
+    let mut all = BTreeMap::new();
+    keep(&mut all, a.commit(now()).unwrap());
+    let mut b = restore_from(&all, signers.clone()).unwrap();
+    for round in 0..4 {
+        let p = format!("namespaces/ns-{round}/trust.json");
+        let bin = layout.role_for_target(&p);
+        keep(
+            &mut all,
+            vec![a.set_target(bin.as_str(), &p, p.as_bytes(), None).unwrap()],
+        );
+        if round == 2 {
+            // An org document: top-level targets changes too.
+            keep(
+                &mut all,
+                vec![a
+                    .set_target("targets", "org/revocations.json", b"[]", None)
+                    .unwrap()],
+            );
+        }
+        keep(&mut all, a.commit(now()).unwrap());
+        let (taken, loaded) = advance_to(&mut b, &all);
+        let taken = taken.unwrap().expect("advanced");
+        assert_eq!(loaded, if round == 2 { 2 } else { 1 }, "round {round}");
+        let paths: Vec<&str> = taken.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths.len(), loaded + 2, "{paths:?}");
+        assert!(paths.contains(&"metadata/timestamp.json"), "{paths:?}");
+        assert_eq!(published_files(&b), published_files(&a), "round {round}");
+        for f in &taken {
+            assert_eq!(all[&f.path], f.bytes.to_vec(), "{}", f.path);
+        }
+    }
+    // `b` publishes the next version on top, which restores (and so
+    // verifies as a client checks it).
+    let p = "namespaces/from-b/trust.json";
+    let bin = layout.role_for_target(p);
+    keep(
+        &mut all,
+        vec![b.set_target(bin.as_str(), p, b"b", None).unwrap()],
+    );
+    keep(&mut all, b.commit(now()).unwrap());
+    let restored = restore_from(&all, signers).unwrap();
+    assert_eq!(published_files(&restored), published_files(&b));
+    assert_eq!(
+        b.timestamp().unwrap().signed.version,
+        a.timestamp().unwrap().signed.version + 1
+    );
+    // And `a` follows `b` the same way.
+    advance_to(&mut a, &all).0.unwrap().expect("a advanced");
+    assert_eq!(published_files(&a), published_files(&b));
+}
+
+#[test]
+fn advance_refuses_what_restore_refuses_and_changes_nothing() {
+    let (mut a, layout, signers) = binned_repo();
+    let mut all = BTreeMap::new();
+    keep(&mut all, a.commit(now()).unwrap());
+    let mut b = restore_from(&all, signers).unwrap();
+    let before = published_files(&b);
+    let p = "namespaces/team-a/trust.json";
+    let bin = layout.role_for_target(p);
+    keep(
+        &mut all,
+        vec![a.set_target(bin.as_str(), p, b"1", None).unwrap()],
+    );
+    keep(&mut all, a.commit(now()).unwrap());
+    let intruder = InMemorySigner::generate(Scheme::Ed25519).unwrap();
+    let resign = |bytes: &[u8]| -> Vec<u8> {
+        let env: Signed<Targets> = serde_json::from_slice(bytes).unwrap();
+        to_bytes(&sign(env.signed, &[&intruder]).unwrap()).unwrap()
+    };
+
+    // The changed bin re-signed by a key targets does not give it.
+    let mut forged = all.clone();
+    let path = format!("metadata/2.{bin}.json");
+    forged.insert(path.clone(), resign(&all[&path]));
+    let (err, _) = advance_to(&mut b, &forged);
+    let err = err.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::LengthMismatch { .. }
+                | Error::HashMismatch { .. }
+                | Error::ThresholdNotMet { .. }
+        ),
+        "{err}"
+    );
+    assert_eq!(published_files(&b), before);
+
+    // A timestamp signed by the wrong key.
+    let mut bad_ts = all.clone();
+    let ts: Signed<Timestamp> = serde_json::from_slice(&all["metadata/timestamp.json"]).unwrap();
+    bad_ts.insert(
+        "metadata/timestamp.json".into(),
+        to_bytes(&sign(ts.signed, &[&intruder]).unwrap()).unwrap(),
+    );
+    let (err, _) = advance_to(&mut b, &bad_ts);
+    assert!(matches!(err, Err(Error::ThresholdNotMet { .. })), "{err:?}");
+    assert_eq!(published_files(&b), before);
+
+    // A snapshot that is not the one the timestamp lists.
+    let mut bad_snap = all.clone();
+    bad_snap
+        .get_mut("metadata/2.snapshot.json")
+        .unwrap()
+        .push(b' ');
+    let (err, _) = advance_to(&mut b, &bad_snap);
+    assert!(matches!(err, Err(Error::LengthMismatch { .. })), "{err:?}");
+    assert_eq!(published_files(&b), before);
+
+    // The good files are taken in; the same timestamp again, or the
+    // older one, is a rollback.
+    advance_to(&mut b, &all).0.unwrap().expect("advanced");
+    let now_held = published_files(&b);
+    let (err, _) = advance_to(&mut b, &all);
+    assert!(matches!(err, Err(Error::Rollback { .. })), "{err:?}");
+    let mut older = all.clone();
+    older.insert(
+        "metadata/timestamp.json".into(),
+        before["metadata/timestamp.json"].clone(),
+    );
+    let (err, _) = advance_to(&mut b, &older);
+    assert!(matches!(err, Err(Error::Rollback { .. })), "{err:?}");
+    assert_eq!(published_files(&b), now_held);
+}
+
+#[test]
+fn advance_gives_way_to_a_whole_restore_when_keys_or_roots_change() {
+    let (mut a, layout, signers) = binned_repo();
+    let mut all = BTreeMap::new();
+    keep(&mut all, a.commit(now()).unwrap());
+    let mut b = restore_from(&all, signers.clone()).unwrap();
+    let before = published_files(&b);
+
+    // Targets hands the bins to another key without the bins re-signed:
+    // what `b` verified before is not taken over on trust (and a whole
+    // restore refuses the bins).
+    let other = signer(Scheme::Ed25519);
+    let mut c = restore_from(&all, signers.clone()).unwrap();
+    {
+        let top = c.targets.get_mut("targets").unwrap();
+        let d = top.staged.delegations.as_mut().unwrap();
+        d.keys = BTreeMap::from([(other.key_id().clone(), other.public_key().clone())]);
+        d.succinct_roles.as_mut().unwrap().keyids = vec![other.key_id().clone()];
+        top.dirty = true;
+        top.changed.delegations = true;
+        top.canonical = None;
+    }
+    c.pending = true;
+    let mut rekeyed = all.clone();
+    keep(&mut rekeyed, c.commit(now()).unwrap());
+    let (taken, loaded) = advance_to(&mut b, &rekeyed);
+    assert_eq!(loaded, 1, "only targets changed");
+    assert!(taken.unwrap().is_none());
+    assert_eq!(published_files(&b), before);
+    assert!(restore_from(&rekeyed, signers.clone()).is_err());
+
+    // Bins re-keyed and re-signed: every bin is loaded and checked.
+    let new_key = signer(Scheme::Ed25519);
+    a.delegate_succinct(
+        "targets",
+        bins(&new_key),
+        vec![(new_key.key_id().clone(), new_key.public_key().clone())],
+        vec![new_key],
+        now(),
+    )
+    .unwrap();
+    let mut resigned = all.clone();
+    keep(&mut resigned, a.commit(now()).unwrap());
+    let (taken, loaded) = advance_to(&mut b, &resigned);
+    assert_eq!(loaded, 1 + layout.bin_names().count());
+    taken.unwrap().expect("advanced");
+    assert_eq!(published_files(&b), published_files(&a));
+
+    // Staged changes, or a new root: only a whole restore will do.
+    let (mut a, _, signers) = binned_repo();
+    let mut all = BTreeMap::new();
+    keep(&mut all, a.commit(now()).unwrap());
+    let mut staged = restore_from(&all, signers.clone()).unwrap();
+    let mut rooted = restore_from(&all, signers).unwrap();
+    keep(
+        &mut all,
+        vec![a.set_target("targets", "org/x.json", b"x", None).unwrap()],
+    );
+    keep(&mut all, a.commit(now()).unwrap());
+    staged
+        .set_target("targets", "org/y.json", b"y", None)
+        .unwrap();
+    assert!(advance_to(&mut staged, &all).0.unwrap().is_none());
+    let mut with_root = all.clone();
+    with_root.insert(
+        "metadata/2.root.json".into(),
+        all["metadata/1.root.json"].clone(),
+    );
+    assert!(advance_to(&mut rooted, &with_root).0.unwrap().is_none());
+}

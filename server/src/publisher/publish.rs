@@ -189,10 +189,9 @@ impl Publisher {
         let served = self.served_version();
         let mut caught_up: Option<Vec<File>> = None;
         let result = publish_in(store, repo, now, self.retention, |tx, repo| {
-            if let Some(newer) = catch_up(tx, repo, served, keys, options)? {
-                *legacy = needs_migration(&newer)?;
-                *repo = newer;
-                caught_up = Some(repo.current_files()?);
+            if let Some(files) = catch_up(tx, repo, served, keys, options)? {
+                *legacy = needs_migration(repo)?;
+                caught_up = Some(files);
             }
             work(tx, repo)
         });
@@ -262,16 +261,30 @@ impl Publisher {
             Some(stored) if stored > served => {}
             _ => return Ok(None),
         }
-        let newer = restore(store, &self.keys, self.options)?;
-        let version = repo_version(&newer);
-        if version <= served || version < repo_version(repo) {
+        let Some(head) = store.last_published_head()? else {
+            return Ok(None);
+        };
+        let newer = published_version(&head)?;
+        if newer <= served || newer < repo_version(repo) {
             return Ok(None);
         }
-        *legacy = needs_migration(&newer)?;
-        *repo = newer;
-        self.cache.insert(&repo.current_files()?);
+        let files = if newer == repo_version(repo) {
+            // The repository is current, the cache is not.
+            repo.current_files()?
+        } else {
+            advance(
+                repo,
+                head,
+                |role, v| store.published_role(role, v),
+                || store.last_published(),
+                &self.keys,
+                self.options,
+            )?
+        };
+        *legacy = needs_migration(repo)?;
+        self.cache.insert(&files);
         self.metrics.update_versions(repo);
-        Ok(Some(version))
+        Ok(Some(repo_version(repo)))
     }
 
     /// The version of the timestamp the read API serves (the cached one).
@@ -342,27 +355,34 @@ pub(super) fn repo_version(repo: &Repository) -> u64 {
     repo.timestamp().map_or(0, |t| t.signed.version)
 }
 
-/// The repository as `tx` sees it published, when that is newer than
-/// `repo` (another server sharing the database published since); `None`
-/// when `repo` is current. A store whose newest timestamp is *older* than
-/// `repo`'s or than the one this server serves (`served`) is refused:
-/// something rolled the database back under a running server (a restore
-/// from backup), and signing on top of it would publish a version this
-/// server already served with other contents.
+/// Brings `repo` up to what `tx` sees published, when that is newer
+/// (another server sharing the database published since); returns the
+/// files it took in, for the cache, or `None` when `repo` is current. A
+/// store whose newest timestamp is *older* than `repo`'s or than the one
+/// this server serves (`served`) is refused: something rolled the
+/// database back under a running server (a restore from backup), and
+/// signing on top of it would publish a version this server already
+/// served with other contents.
 pub(super) fn catch_up(
     tx: &Tx<'_>,
-    repo: &Repository,
+    repo: &mut Repository,
     served: u64,
     keys: &OnlineKeys,
     options: Options,
-) -> Result<Option<Repository>, PublishError> {
+) -> Result<Option<Vec<File>>, PublishError> {
     let ours = repo_version(repo).max(served);
     match tx.timestamp_version()? {
         Some(stored) if stored > ours => {
-            let last = tx.last_published()?.ok_or_else(|| {
-                PublishError::Broken("the store lost its published repository".into())
-            })?;
-            Ok(Some(restore_from(&last, keys, options, "the store")?))
+            let head = tx.last_published_head()?.ok_or_else(lost)?;
+            let files = advance(
+                repo,
+                head,
+                |role, v| tx.published_role(role, v),
+                || tx.last_published(),
+                keys,
+                options,
+            )?;
+            Ok(Some(files))
         }
         Some(stored) if stored < ours => Err(PublishError::Broken(format!(
             "the store's newest timestamp is version {stored}, older than version {ours} this \
@@ -372,6 +392,48 @@ pub(super) fn catch_up(
         // The same version is the same timestamp: versions are recorded once.
         _ => Ok(None),
     }
+}
+
+fn lost() -> PublishError {
+    PublishError::Broken("the store lost its published repository".into())
+}
+
+/// The timestamp version `head` publishes.
+fn published_version(head: &crate::store::LastPublished) -> Result<u64, PublishError> {
+    let timestamp =
+        keyshare_policy::metadata::Envelope::<keyshare_policy::metadata::Timestamp>::parse(
+            RoleName::TIMESTAMP,
+            &head.timestamp,
+        )?;
+    Ok(timestamp.signed.version)
+}
+
+/// Moves `repo` forward to `head` (the newest timestamp, its snapshot and
+/// every root) plus the roles that changed, which `role` reads: only what
+/// changed is read and verified (`Repository::advance`). Where that cannot
+/// be done (another root, keys that changed), the whole repository is
+/// rebuilt from `all` and verified, as at startup. Returns the files to
+/// cache.
+fn advance(
+    repo: &mut Repository,
+    mut head: crate::store::LastPublished,
+    role: impl Fn(&str, u64) -> crate::store::Result<Option<Vec<u8>>>,
+    all: impl FnOnce() -> crate::store::Result<Option<crate::store::LastPublished>>,
+    keys: &OnlineKeys,
+    options: Options,
+) -> Result<Vec<File>, PublishError> {
+    for (name, version) in repo.roles_to_load(&head.snapshot)? {
+        // A missing file is left for `Repository::advance` to report.
+        if let Some(bytes) = role(&name, version)? {
+            head.targets.insert(name, bytes);
+        }
+    }
+    if let Some(files) = repo.advance(&head.as_published())? {
+        return Ok(files);
+    }
+    let last = all()?.ok_or_else(lost)?;
+    *repo = restore_from(&last, keys, options, "the store")?;
+    Ok(repo.current_files()?)
 }
 
 /// The repository as the store last published it.

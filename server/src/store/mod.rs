@@ -580,6 +580,13 @@ macro_rules! read_methods {
             /// `None` before the first publish. Not verified here: restore
             /// verifies it.
             fn last_published() -> Option<LastPublished>;
+            /// [`Self::last_published`] without the targets roles (every
+            /// root, the newest timestamp and its snapshot), for a server
+            /// that holds most of them already.
+            fn last_published_head() -> Option<LastPublished>;
+            /// Version `version` of targets role `role` as published, if
+            /// recorded.
+            fn published_role(role: &str, version: u64) -> Option<Vec<u8>>;
             /// Audit records after sequence number `after`, oldest first, at most `limit`.
             fn audit_records(after: i64, limit: u32) -> Vec<AuditRecord>;
             /// The audit records `filter` selects, in its order.

@@ -1057,22 +1057,11 @@ pub(crate) fn timestamp_version(conn: &Db<'_>) -> Result<Option<u64>> {
 }
 
 pub(crate) fn last_published(conn: &Db<'_>) -> Result<Option<LastPublished>> {
-    let Some(timestamp) = latest_published(conn, "metadata/timestamp.json")? else {
+    let Some(mut last) = last_published_head(conn)? else {
         return Ok(None);
     };
-    let roots = collect(
-        conn,
-        "SELECT bytes FROM published_files
-         WHERE role = 'root' AND immutable = 1 AND path LIKE 'metadata/%' ORDER BY version",
-        [],
-        |r| r.get::<_, Vec<u8>>(0),
-        Ok,
-    )?;
-    let v = listed_version("timestamp", &timestamp.bytes, "snapshot.json")?;
-    let snapshot = published_file(conn, &format!("metadata/{v}.snapshot.json"))?.bytes;
-    let listed: serde_json::Value = serde_json::from_slice(&snapshot)
+    let listed: serde_json::Value = serde_json::from_slice(&last.snapshot)
         .map_err(|e| Error::corrupt("published_files", format!("snapshot: {e}")))?;
-    let mut targets = BTreeMap::new();
     let files = listed
         .pointer("/signed/meta")
         .and_then(serde_json::Value::as_object)
@@ -1082,21 +1071,45 @@ pub(crate) fn last_published(conn: &Db<'_>) -> Result<Option<LastPublished>> {
         let Some(role) = file.strip_suffix(".json") else {
             continue;
         };
-        let v = listed_version("snapshot", &snapshot, &file)?;
-        let path = format!(
-            "metadata/{v}.{}.json",
-            keyshare_policy::layout::encode_role(role)
-        );
+        let v = listed_version("snapshot", &last.snapshot, &file)?;
         // A missing file is left for `Repository::restore` to report.
-        if let Some(f) = latest_published(conn, &path)? {
-            targets.insert(role.to_owned(), f.bytes);
+        if let Some(bytes) = published_role(conn, role, v)? {
+            last.targets.insert(role.to_owned(), bytes);
         }
     }
+    Ok(Some(last))
+}
+
+/// Version `version` of targets role `role` as published, if recorded.
+pub(crate) fn published_role(conn: &Db<'_>, role: &str, version: u64) -> Result<Option<Vec<u8>>> {
+    let path = format!(
+        "metadata/{version}.{}.json",
+        keyshare_policy::layout::encode_role(role)
+    );
+    Ok(latest_published(conn, &path)?.map(|f| f.bytes))
+}
+
+/// [`last_published`] without the targets roles: every root, the newest
+/// timestamp and the snapshot it lists.
+pub(crate) fn last_published_head(conn: &Db<'_>) -> Result<Option<LastPublished>> {
+    let Some(timestamp) = latest_published(conn, "metadata/timestamp.json")? else {
+        return Ok(None);
+    };
+    // Root by root, each one indexed lookup of its path (a query on the
+    // role would read every file ever published).
+    let mut roots = Vec::new();
+    while let Some(root) =
+        latest_published(conn, &format!("metadata/{}.root.json", roots.len() + 1))?
+    {
+        roots.push(root.bytes);
+    }
+    let v = listed_version("timestamp", &timestamp.bytes, "snapshot.json")?;
+    let snapshot = published_file(conn, &format!("metadata/{v}.snapshot.json"))?.bytes;
     Ok(Some(LastPublished {
         roots,
         timestamp: timestamp.bytes,
         snapshot,
-        targets,
+        targets: BTreeMap::new(),
     }))
 }
 
