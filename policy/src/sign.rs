@@ -5,6 +5,7 @@
 //! tokens; everything that signs metadata takes `&dyn Signer`.
 
 use std::fmt;
+use std::sync::Arc;
 
 use openssl::ec::{EcGroup, EcKey};
 use openssl::hash::MessageDigest;
@@ -38,6 +39,11 @@ pub trait Signer: Send + Sync + fmt::Debug {
 pub struct InMemorySigner {
     scheme: Scheme,
     private: PKey<Private>,
+    /// An Ed25519 key, also as ed25519-dalek's signing key (zeroed when
+    /// dropped): Ed25519 signatures are deterministic, so it makes the
+    /// very bytes OpenSSL would, without OpenSSL 3's per-signature
+    /// context set-up and algorithm fetch.
+    ed25519: Option<Arc<ed25519_dalek::SigningKey>>,
     key: Key,
     key_id: KeyId,
 }
@@ -76,9 +82,25 @@ impl InMemorySigner {
             .map_err(|e| Error::Sign(format!("cannot derive public key: {e}")))?;
         let key = Key::from_public(scheme, &public)?;
         let key_id = key.key_id()?;
+        let ed25519 = match (scheme, private.id()) {
+            (Scheme::Ed25519, Id::ED25519) => {
+                let raw = zeroize::Zeroizing::new(
+                    private
+                        .raw_private_key()
+                        .map_err(|e| Error::Sign(format!("cannot read the Ed25519 key: {e}")))?,
+                );
+                let seed: &[u8; 32] = raw
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| Error::Sign("an Ed25519 private key is 32 bytes".into()))?;
+                Some(Arc::new(ed25519_dalek::SigningKey::from_bytes(seed)))
+            }
+            _ => None,
+        };
         Ok(Self {
             scheme,
             private,
+            ed25519,
             key,
             key_id,
         })
@@ -110,6 +132,7 @@ impl InMemorySigner {
         Self {
             scheme: self.scheme,
             private: self.private.clone(),
+            ed25519: self.ed25519.clone(),
             key: self.key.clone(),
             key_id,
         }
@@ -132,6 +155,10 @@ impl Signer for InMemorySigner {
 
     fn sign(&self, message: &[u8]) -> std::result::Result<Vec<u8>, SignError> {
         let fail = |e: openssl::error::ErrorStack| SignError(format!("openssl: {e}"));
+        if let Some(key) = &self.ed25519 {
+            use ed25519_dalek::Signer as _;
+            return Ok(key.sign(message).to_bytes().to_vec());
+        }
         match self.scheme {
             Scheme::Ed25519 => openssl::sign::Signer::new_without_digest(&self.private)
                 .and_then(|mut s| s.sign_oneshot_to_vec(message))
@@ -237,6 +264,39 @@ pub fn to_bytes<T: Role>(envelope: &Signed<T>) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ed25519_signatures_are_the_bytes_openssl_makes() {
+        // Ed25519 is deterministic: the signing key kept for speed must
+        // make exactly OpenSSL's signature, for every message length.
+        let signer = InMemorySigner::generate(Scheme::Ed25519).unwrap();
+        assert!(signer.ed25519.is_some());
+        for len in [0usize, 1, 31, 32, 64, 127, 1000, 70_000] {
+            let message: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+            let ours = signer.sign(&message).unwrap();
+            let by_openssl = openssl::sign::Signer::new_without_digest(&signer.private)
+                .unwrap()
+                .sign_oneshot_to_vec(&message)
+                .unwrap();
+            assert_eq!(ours, by_openssl, "{len} bytes");
+            let key = signer.public_key();
+            assert!(key.verify(signer.key_id(), &message, &ours).unwrap());
+            let mut other = message.clone();
+            other.push(0);
+            assert!(!key.verify(signer.key_id(), &other, &ours).unwrap());
+        }
+        // Read back from its PEM file, and under another id: the same key.
+        let pem = signer.to_pkcs8_pem().unwrap();
+        let again = InMemorySigner::from_pkcs8_pem(&pem)
+            .unwrap()
+            .with_key_id(KeyId::new("another-id"));
+        assert_eq!(again.sign(b"m").unwrap(), signer.sign(b"m").unwrap());
+        // Other schemes keep OpenSSL's signer.
+        assert!(InMemorySigner::generate(Scheme::EcdsaP256Sha256)
+            .unwrap()
+            .ed25519
+            .is_none());
+    }
 
     #[test]
     fn an_rsa_signature_counts_only_under_the_scheme_it_was_made_with() {

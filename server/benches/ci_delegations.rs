@@ -61,6 +61,7 @@ fn main() {
         .collect();
     let requests: usize = arg("--requests").map_or(400, |v| v.parse().unwrap());
     let batch_wait_ms: u64 = arg("--batch-wait-ms").map_or(0, |v| v.parse().unwrap());
+    let batch_max: Option<usize> = arg("--batch-max").map(|v| v.parse().unwrap());
 
     let dir = tempfile::tempdir().unwrap();
     let now = OffsetDateTime::now_utc();
@@ -120,6 +121,10 @@ fn main() {
         rate_limit: u32::MAX,
         batch_wait_ms,
         ..CiConfig::default()
+    };
+    let config = CiConfig {
+        batch_max: batch_max.unwrap_or(config.batch_max),
+        ..config
     };
     state.ci = Some(Arc::new(
         CiService::new(
