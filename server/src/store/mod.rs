@@ -378,6 +378,7 @@ impl Store {
     where
         E: From<Error>,
     {
+        not_on_an_async_worker();
         let tx = match &mut self.conn {
             Conn::Sqlite(c) => tx::TxConn::Sqlite(
                 c.transaction_with_behavior(TransactionBehavior::Immediate)
@@ -413,6 +414,7 @@ impl Store {
 
     /// Runs `f` in a read transaction, so that several queries see one state.
     fn with_conn<T>(&self, f: impl FnOnce(&Db<'_>) -> Result<T>) -> Result<T> {
+        not_on_an_async_worker();
         match &self.conn {
             Conn::Sqlite(c) => {
                 let tx = c.unchecked_transaction()?;
@@ -819,5 +821,22 @@ mod statement_cache {
                 );
             }
         }
+    }
+}
+
+/// In debug builds (the tests), fails a store call made on one of the
+/// server's async workers (actix's threads, `actix-rt|...`, `actix-server
+/// worker ...`), as PostgreSQL's synchronous client fails there on every
+/// store: the tests that run the server on SQLite catch such a call too.
+/// Store calls belong on blocking threads (`web::block`, `spawn_blocking`)
+/// or threads of their own; on an async worker a call stalls every
+/// request that worker carries.
+fn not_on_an_async_worker() {
+    #[cfg(debug_assertions)]
+    if let Some(name) = std::thread::current().name() {
+        assert!(
+            !name.starts_with("actix-"),
+            "a store call on the async worker `{name}`: move it to a blocking thread"
+        );
     }
 }

@@ -730,3 +730,78 @@ fn a_server_that_loses_its_database_refuses_writes_and_serves_reads() {
     assert!(!stored.contains("during-1") && !stored.contains("during-2"));
     assert_one_chain(&pair, &[server]);
 }
+
+/// One raw HTTP/1.1 exchange (`Connection: close`): the status, the head
+/// and the body as text.
+fn raw(addr: &str, request: &str) -> (u16, String, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, head.to_owned(), body.to_owned())
+}
+
+/// Every page of the portal answers on a PostgreSQL store: pages that read
+/// the store do it off the async workers (PostgreSQL's synchronous client
+/// panics on one, which would drop the connection and the worker).
+#[test]
+fn the_portal_answers_every_page_on_a_postgresql_store() {
+    let Some(pair) = Pair::new(1) else { return };
+    let server = &pair.servers[0];
+    server.json(
+        "POST",
+        "/api/v1/namespaces",
+        Some(&pair.token),
+        Some(&create_body("team-a")),
+        201,
+    );
+    let form = format!("token={}", pair.token);
+    let (status, head, body) = raw(
+        &server.addr,
+        &format!(
+            "POST /ui/sign-in HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://{addr}\r\n\
+             Sec-Fetch-Site: same-origin\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{form}",
+            form.len(),
+            addr = server.addr,
+        ),
+    );
+    assert_eq!(status, 303, "{head}\n{body}");
+    let cookie = head
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("set-cookie: ")
+                .or_else(|| l.strip_prefix("Set-Cookie: "))
+        })
+        .and_then(|c| c.split(';').next())
+        .unwrap()
+        .to_owned();
+    for page in [
+        "/ui/",
+        "/ui/namespaces",
+        "/ui/namespaces/team-a",
+        "/ui/who-can-sign",
+        "/ui/revocations",
+        "/ui/ci",
+        "/ui/peers",
+        "/ui/tokens",
+        "/ui/audit",
+        "/ui/simulate",
+    ] {
+        let (status, head, body) = raw(
+            &server.addr,
+            &format!(
+                "GET {page} HTTP/1.1\r\nHost: {}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n",
+                server.addr
+            ),
+        );
+        assert_eq!(status, 200, "{page}: {head}\n{body}");
+        assert!(body.contains("</html>"), "{page}: {body}");
+    }
+    let log = fs::read_to_string(&server.log).unwrap();
+    assert!(!log.contains("panicked"), "{log}");
+}

@@ -388,7 +388,14 @@ async fn overview(req: HttpRequest, state: Data) -> HttpResponse {
             Err(e) => return views::error_page(&e),
         };
     let now = state.now();
-    let versions = repository_versions(&state);
+    // A file the cache does not hold comes from the store: not on this
+    // async worker.
+    let versions = {
+        let state = state.clone();
+        web::block(move || repository_versions(&state))
+            .await
+            .unwrap_or_default()
+    };
     let (tokens, revocations, recent) = if who.is_admin() {
         let tokens = tokens::list_tokens_as(&state, &who.caller).await;
         let revocations = revocations::list_revocations_as(&state, &who.caller).await;
