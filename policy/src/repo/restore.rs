@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::layout::{metadata_path, TIMESTAMP_PATH};
 use crate::metadata::{
-    Envelope, RoleName, Root, Signed, Snapshot, Targets, Timestamp, Unrecognized,
+    Envelope, MetaFile, RoleName, Root, Signed, Snapshot, Targets, Timestamp, Unrecognized,
 };
 use crate::verify::Authority;
 
@@ -58,73 +58,20 @@ impl Repository {
             }
             root = next;
         }
-        let timestamp = Envelope::<Timestamp>::parse(RoleName::TIMESTAMP, published.timestamp)?;
-        Authority::from_root(&root, RoleName::TIMESTAMP)?.check(RoleName::TIMESTAMP, &timestamp)?;
-        let snapshot_meta = timestamp.signed.snapshot_meta();
-        snapshot_meta.check_bytes(RoleName::SNAPSHOT, published.snapshot)?;
-        let snapshot = Envelope::<Snapshot>::parse(RoleName::SNAPSHOT, published.snapshot)?;
-        Authority::from_root(&root, RoleName::SNAPSHOT)?.check(RoleName::SNAPSHOT, &snapshot)?;
-        if snapshot.signed.version != snapshot_meta.version {
-            return Err(Error::VersionMismatch {
-                role: RoleName::new(RoleName::SNAPSHOT),
-                listed_by: RoleName::TIMESTAMP,
-                expected: snapshot_meta.version,
-                received: snapshot.signed.version,
-            });
-        }
+        let (timestamp, snapshot) = checked_top(&root, published)?;
 
         // Every role the snapshot lists, parsed and checked against its entry.
         let mut roles: BTreeMap<RoleName, Envelope<Targets>> = BTreeMap::new();
         for (file, meta) in &snapshot.signed.meta {
             let name = file.strip_suffix(".json").unwrap_or(file);
-            let bytes = published
-                .targets
-                .get(name)
-                .ok_or_else(|| Error::MissingRole {
-                    role: RoleName::new(name),
-                    message: "listed in snapshot but not among the published files".into(),
-                })?;
-            meta.check_bytes(name, bytes)?;
-            let env = Envelope::<Targets>::parse(name, bytes)?;
-            if env.signed.version != meta.version {
-                return Err(Error::VersionMismatch {
-                    role: RoleName::new(name),
-                    listed_by: RoleName::SNAPSHOT,
-                    expected: meta.version,
-                    received: env.signed.version,
-                });
-            }
-            roles.insert(RoleName::new(name), env);
+            roles.insert(RoleName::new(name), listed_role(published, name, meta)?.0);
         }
         let top = roles
             .get(RoleName::TARGETS)
-            .ok_or_else(|| Error::MissingRole {
-                role: RoleName::targets(),
-                message: "snapshot does not list the top-level targets role".into(),
-            })?;
+            .ok_or_else(no_top_level_targets)?;
         Authority::from_root(&root, RoleName::TARGETS)?.check(RoleName::TARGETS, top)?;
         // Who delegates whom, then each delegated role checked by its delegator.
-        let mut delegator_of: BTreeMap<RoleName, RoleName> = BTreeMap::new();
-        for (name, env) in &roles {
-            let children = env
-                .signed
-                .delegations
-                .iter()
-                .flat_map(|d| d.roles.iter().flatten());
-            let bins = env
-                .signed
-                .delegations
-                .iter()
-                .flat_map(|d| d.succinct_roles.iter())
-                .flat_map(|s| s.bin_names());
-            for child in children.map(|c| c.name.clone()).chain(bins) {
-                if let Some(previous) = delegator_of.insert(child.clone(), name.clone()) {
-                    return Err(Error::Sign(format!(
-                        "`{child}` is delegated by both `{previous}` and `{name}`"
-                    )));
-                }
-            }
-        }
+        let delegator_of = delegators(roles.iter().map(|(name, env)| (name, &env.signed)))?;
         for (child, parent) in &delegator_of {
             let (Some(parent_env), Some(child_env)) = (roles.get(parent), roles.get(child)) else {
                 return Err(Error::MissingRole {
@@ -199,9 +146,9 @@ impl Repository {
     /// published here.
     fn holds(
         &self,
-        ours: Option<&BTreeMap<String, crate::metadata::MetaFile>>,
+        ours: Option<&BTreeMap<String, MetaFile>>,
         file: &str,
-        meta: &crate::metadata::MetaFile,
+        meta: &MetaFile,
     ) -> bool {
         let name = file.strip_suffix(".json").unwrap_or(file);
         ours.and_then(|m| m.get(file)) == Some(meta)
@@ -234,26 +181,13 @@ impl Repository {
             return Ok(None);
         }
         let root = &self.root.signed;
-        let timestamp = Envelope::<Timestamp>::parse(RoleName::TIMESTAMP, newer.timestamp)?;
-        Authority::from_root(root, RoleName::TIMESTAMP)?.check(RoleName::TIMESTAMP, &timestamp)?;
+        let (timestamp, snapshot) = checked_top(root, newer)?;
         let held = self.timestamp.as_ref().map_or(0, |(t, _)| t.signed.version);
         if timestamp.signed.version <= held {
             return Err(Error::Rollback {
                 role: RoleName::new(RoleName::TIMESTAMP),
                 trusted: held,
                 received: timestamp.signed.version,
-            });
-        }
-        let snapshot_meta = timestamp.signed.snapshot_meta();
-        snapshot_meta.check_bytes(RoleName::SNAPSHOT, newer.snapshot)?;
-        let snapshot = Envelope::<Snapshot>::parse(RoleName::SNAPSHOT, newer.snapshot)?;
-        Authority::from_root(root, RoleName::SNAPSHOT)?.check(RoleName::SNAPSHOT, &snapshot)?;
-        if snapshot.signed.version != snapshot_meta.version {
-            return Err(Error::VersionMismatch {
-                role: RoleName::new(RoleName::SNAPSHOT),
-                listed_by: RoleName::TIMESTAMP,
-                expected: snapshot_meta.version,
-                received: snapshot.signed.version,
             });
         }
 
@@ -268,21 +202,7 @@ impl Repository {
                 kept.insert(RoleName::new(name));
                 continue;
             }
-            let bytes = newer.targets.get(name).ok_or_else(|| Error::MissingRole {
-                role: RoleName::new(name),
-                message: "listed in snapshot but not among the published files".into(),
-            })?;
-            meta.check_bytes(name, bytes)?;
-            let env = Envelope::<Targets>::parse(name, bytes)?;
-            if env.signed.version != meta.version {
-                return Err(Error::VersionMismatch {
-                    role: RoleName::new(name),
-                    listed_by: RoleName::SNAPSHOT,
-                    expected: meta.version,
-                    received: env.signed.version,
-                });
-            }
-            loaded.insert(RoleName::new(name), (env, bytes));
+            loaded.insert(RoleName::new(name), listed_role(newer, name, meta)?);
         }
         let signed_of = |role: &RoleName| -> Option<&Targets> {
             match loaded.get(role) {
@@ -295,12 +215,8 @@ impl Repository {
                 None => None,
             }
         };
-        let listed: Vec<&RoleName> = kept.iter().chain(loaded.keys()).collect();
         if signed_of(&RoleName::targets()).is_none() {
-            return Err(Error::MissingRole {
-                role: RoleName::targets(),
-                message: "snapshot does not list the top-level targets role".into(),
-            });
+            return Err(no_top_level_targets());
         }
         if let Some((top, _)) = loaded.get(RoleName::TARGETS) {
             Authority::from_root(root, RoleName::TARGETS)?.check(RoleName::TARGETS, top)?;
@@ -308,29 +224,11 @@ impl Repository {
         // Who delegates whom, as restore finds it; then each loaded role
         // checked by its delegator, and each kept one still given the keys
         // it was verified with.
-        let mut delegator_of: BTreeMap<RoleName, RoleName> = BTreeMap::new();
-        for name in &listed {
-            let Some(signed) = signed_of(name) else {
-                continue;
-            };
-            let children = signed
-                .delegations
-                .iter()
-                .flat_map(|d| d.roles.iter().flatten())
-                .map(|c| c.name.clone());
-            let bins = signed
-                .delegations
-                .iter()
-                .flat_map(|d| d.succinct_roles.iter())
-                .flat_map(|s| s.bin_names());
-            for child in children.chain(bins) {
-                if let Some(previous) = delegator_of.insert(child.clone(), (*name).clone()) {
-                    return Err(Error::Sign(format!(
-                        "`{child}` is delegated by both `{previous}` and `{name}`"
-                    )));
-                }
-            }
-        }
+        let delegator_of = delegators(
+            kept.iter()
+                .chain(loaded.keys())
+                .filter_map(|name| Some((name, signed_of(name)?))),
+        )?;
         for (child, parent) in &delegator_of {
             let (Some(parent_signed), Some(_)) = (signed_of(parent), signed_of(child)) else {
                 return Err(Error::MissingRole {
@@ -411,4 +309,90 @@ impl Repository {
         ));
         Ok(Some(files))
     }
+}
+
+/// `published`'s timestamp and snapshot, checked by `root`'s keys, the
+/// snapshot against the timestamp's entry.
+fn checked_top(
+    root: &Root,
+    published: &Published<'_>,
+) -> Result<(Envelope<Timestamp>, Envelope<Snapshot>)> {
+    let timestamp = Envelope::<Timestamp>::parse(RoleName::TIMESTAMP, published.timestamp)?;
+    Authority::from_root(root, RoleName::TIMESTAMP)?.check(RoleName::TIMESTAMP, &timestamp)?;
+    let snapshot_meta = timestamp.signed.snapshot_meta();
+    snapshot_meta.check_bytes(RoleName::SNAPSHOT, published.snapshot)?;
+    let snapshot = Envelope::<Snapshot>::parse(RoleName::SNAPSHOT, published.snapshot)?;
+    Authority::from_root(root, RoleName::SNAPSHOT)?.check(RoleName::SNAPSHOT, &snapshot)?;
+    if snapshot.signed.version != snapshot_meta.version {
+        return Err(Error::VersionMismatch {
+            role: RoleName::new(RoleName::SNAPSHOT),
+            listed_by: RoleName::TIMESTAMP,
+            expected: snapshot_meta.version,
+            received: snapshot.signed.version,
+        });
+    }
+    Ok((timestamp, snapshot))
+}
+
+/// Targets role `name` from `published`, checked against its snapshot
+/// entry `meta` (length, hashes, version), and its bytes; not its
+/// signatures.
+fn listed_role<'a>(
+    published: &Published<'a>,
+    name: &str,
+    meta: &MetaFile,
+) -> Result<(Envelope<Targets>, &'a [u8])> {
+    let bytes = published
+        .targets
+        .get(name)
+        .ok_or_else(|| Error::MissingRole {
+            role: RoleName::new(name),
+            message: "listed in snapshot but not among the published files".into(),
+        })?;
+    meta.check_bytes(name, bytes)?;
+    let env = Envelope::<Targets>::parse(name, bytes)?;
+    if env.signed.version != meta.version {
+        return Err(Error::VersionMismatch {
+            role: RoleName::new(name),
+            listed_by: RoleName::SNAPSHOT,
+            expected: meta.version,
+            received: env.signed.version,
+        });
+    }
+    Ok((env, bytes))
+}
+
+fn no_top_level_targets() -> Error {
+    Error::MissingRole {
+        role: RoleName::targets(),
+        message: "snapshot does not list the top-level targets role".into(),
+    }
+}
+
+/// Each delegated role's delegator, among `roles` (by name, named
+/// delegations and hashed bins alike); a role two delegate is refused.
+fn delegators<'a>(
+    roles: impl Iterator<Item = (&'a RoleName, &'a Targets)>,
+) -> Result<BTreeMap<RoleName, RoleName>> {
+    let mut delegator_of: BTreeMap<RoleName, RoleName> = BTreeMap::new();
+    for (name, signed) in roles {
+        let children = signed
+            .delegations
+            .iter()
+            .flat_map(|d| d.roles.iter().flatten())
+            .map(|c| c.name.clone());
+        let bins = signed
+            .delegations
+            .iter()
+            .flat_map(|d| d.succinct_roles.iter())
+            .flat_map(|s| s.bin_names());
+        for child in children.chain(bins) {
+            if let Some(previous) = delegator_of.insert(child.clone(), name.clone()) {
+                return Err(Error::Sign(format!(
+                    "`{child}` is delegated by both `{previous}` and `{name}`"
+                )));
+            }
+        }
+    }
+    Ok(delegator_of)
 }

@@ -186,27 +186,39 @@ fn shard_of(name: &str) -> String {
     keyshare_policy::trust::shard_path(keyshare_server::store::namespace_shard(&name))
 }
 
-/// The namespaces python-tuf finds published by `server`: it refreshes from
-/// the pinned root and downloads the index shard of every name in `names`
-/// (each must be published) and the org documents.
+/// The `field` values of `list` (an array of objects) in each of
+/// `documents`, target files python-tuf's `Updater` downloads from
+/// `server` after refreshing from the pinned root (with the org documents).
+fn published_values(
+    pair: &Pair,
+    server: &Server,
+    documents: &BTreeSet<String>,
+    list: &str,
+    field: &str,
+) -> BTreeSet<String> {
+    let mut targets: Vec<&str> = documents.iter().map(String::as_str).collect();
+    targets.extend(ORG_TARGETS);
+    let got = updater(&server.base, &pair.root, &targets)
+        .unwrap_or_else(|e| panic!("python-tuf from {}: {e}", server.base));
+    let mut found = BTreeSet::new();
+    for document in documents {
+        let doc: Value = serde_json::from_str(&got[document]).unwrap();
+        for item in doc[list].as_array().unwrap() {
+            found.insert(item[field].as_str().unwrap().to_owned());
+        }
+    }
+    found
+}
+
+/// The namespaces python-tuf finds published by `server`, from the index
+/// shard of every name in `names` (each must be published).
 fn published_namespaces(
     pair: &Pair,
     server: &Server,
     names: &BTreeSet<String>,
 ) -> BTreeSet<String> {
-    let shards: BTreeSet<String> = names.iter().map(|n| shard_of(n)).collect();
-    let mut targets: Vec<&str> = shards.iter().map(String::as_str).collect();
-    targets.extend(ORG_TARGETS);
-    let got = updater(&server.base, &pair.root, &targets)
-        .unwrap_or_else(|e| panic!("python-tuf from {}: {e}", server.base));
-    let mut found = BTreeSet::new();
-    for shard in &shards {
-        let doc: Value = serde_json::from_str(&got[shard]).unwrap();
-        for ns in doc["namespaces"].as_array().unwrap() {
-            found.insert(ns["name"].as_str().unwrap().to_owned());
-        }
-    }
-    found
+    let shards = names.iter().map(|n| shard_of(n)).collect();
+    published_values(pair, server, &shards, "namespaces", "name")
 }
 
 /// policy's TUF client, from the pinned root, over HTTP from `server`: the
@@ -394,24 +406,14 @@ fn delegate_with(
     (status, answer)
 }
 
-/// The key ids listed in `namespace`'s trust document as python-tuf
-/// downloads it from `server`.
+/// The key ids listed in the trust documents of `namespaces` as
+/// python-tuf downloads them from `server`.
 fn published_keys(pair: &Pair, server: &Server, namespaces: &[&str]) -> BTreeSet<String> {
-    let targets: Vec<String> = namespaces
+    let documents = namespaces
         .iter()
         .map(|ns| format!("namespaces/{ns}/trust.json"))
         .collect();
-    let refs: Vec<&str> = targets.iter().map(String::as_str).collect();
-    let got = updater(&server.base, &pair.root, &refs)
-        .unwrap_or_else(|e| panic!("python-tuf from {}: {e}", server.base));
-    let mut keys = BTreeSet::new();
-    for target in &targets {
-        let doc: Value = serde_json::from_str(&got[target]).unwrap();
-        for key in doc["keys"].as_array().unwrap() {
-            keys.insert(key["id"].as_str().unwrap().to_owned());
-        }
-    }
-    keys
+    published_values(pair, server, &documents, "keys", "id")
 }
 
 /// CI delegations and admin writes through two servers at once. A nonce
