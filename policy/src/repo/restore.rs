@@ -85,29 +85,11 @@ impl Repository {
 
         let mut targets = BTreeMap::new();
         for (name, env) in roles {
-            let signed = Signed {
-                signatures: env.signatures,
-                signed: env.signed,
-                unrecognized: Unrecognized::new(),
-            };
-            targets.insert(
-                name.clone(),
-                TargetsRole {
-                    delegator: delegator_of.get(&name).cloned(),
-                    ..TargetsRole::new(Some(signed.clone()), signed.signed, false)
-                },
-            );
+            let delegator = delegator_of.get(&name).cloned();
+            targets.insert(name, published_role(env, delegator));
         }
-        let timestamp_signed = Signed {
-            signatures: timestamp.signatures,
-            signed: timestamp.signed,
-            unrecognized: Unrecognized::new(),
-        };
-        let snapshot_signed = Signed {
-            signatures: snapshot.signatures,
-            signed: snapshot.signed,
-            unrecognized: Unrecognized::new(),
-        };
+        let timestamp_signed = signed(timestamp);
+        let snapshot_signed = signed(snapshot);
         Ok(Self {
             options,
             root: signed_root(&root),
@@ -268,18 +250,8 @@ impl Repository {
                 metadata_path(name.as_str(), env.signed.version),
                 bytes.to_vec(),
             ));
-            let signed = Signed {
-                signatures: env.signatures,
-                signed: env.signed,
-                unrecognized: Unrecognized::new(),
-            };
-            targets.insert(
-                name.clone(),
-                TargetsRole {
-                    delegator: delegator_of.get(&name).cloned(),
-                    ..TargetsRole::new(Some(signed.clone()), signed.signed, false)
-                },
-            );
+            let delegator = delegator_of.get(&name).cloned();
+            targets.insert(name, published_role(env, delegator));
         }
         files.push(File::immutable(
             metadata_path(RoleName::SNAPSHOT, snapshot.signed.version),
@@ -291,22 +263,8 @@ impl Repository {
             immutable: false,
         });
         self.targets = targets;
-        self.snapshot = Some((
-            Signed {
-                signatures: snapshot.signatures,
-                signed: snapshot.signed,
-                unrecognized: Unrecognized::new(),
-            },
-            Arc::from(newer.snapshot),
-        ));
-        self.timestamp = Some((
-            Signed {
-                signatures: timestamp.signatures,
-                signed: timestamp.signed,
-                unrecognized: Unrecognized::new(),
-            },
-            Arc::from(newer.timestamp),
-        ));
+        self.snapshot = Some((signed(snapshot), Arc::from(newer.snapshot)));
+        self.timestamp = Some((signed(timestamp), Arc::from(newer.timestamp)));
         Ok(Some(files))
     }
 }
@@ -395,4 +353,22 @@ fn delegators<'a>(
         }
     }
     Ok(delegator_of)
+}
+
+/// A checked envelope as the repository keeps what it published.
+fn signed<T>(env: Envelope<T>) -> Signed<T> {
+    Signed {
+        signatures: env.signatures,
+        signed: env.signed,
+        unrecognized: Unrecognized::new(),
+    }
+}
+
+/// A published targets role, verified, as the repository holds it.
+fn published_role(env: Envelope<Targets>, delegator: Option<RoleName>) -> TargetsRole {
+    let signed = signed(env);
+    TargetsRole {
+        delegator,
+        ..TargetsRole::new(Some(signed.clone()), signed.signed, false)
+    }
 }
