@@ -74,9 +74,15 @@ fn init_locked(
     if wrote_config {
         keyshare_fsio::write_new(&config_path, config::DEFAULT_FILE.as_bytes(), 0o644)?;
     }
-    let result = init_repository(dir, &db, root, bin_bits, format, out);
+    let mut made_root = None;
+    let result = init_repository(dir, &db, root, bin_bits, format, out, &mut made_root);
     if result.is_err() {
-        // Best effort: leave the directory as init found it.
+        // Best effort: leave the directory, and a PostgreSQL database, as
+        // init found them (a database another init filled meanwhile is
+        // left alone: its root is not the one this init made).
+        if let Some(root_sha256) = &made_root {
+            forget_in_database(dir, &db, root_sha256);
+        }
         let _ = fs::remove_dir_all(&keys_dir);
         if !had_tsa_dir {
             let _ = fs::remove_dir_all(&tsa_dir);
@@ -91,6 +97,29 @@ fn init_locked(
     result
 }
 
+/// Drops what a failed `init` left in a PostgreSQL store (the repository
+/// whose root has SHA-256 `root_sha256`); logs what it cannot.
+fn forget_in_database(dir: &Path, db: &Path, root_sha256: &str) {
+    let Ok(config) = Config::load(dir, &Flags::default()) else {
+        return;
+    };
+    if config.store_url.is_none() {
+        return;
+    }
+    let forgotten = open_store(db, &config)
+        .map_err(|e| e.to_string())
+        .and_then(|mut store| {
+            store
+                .forget_failed_init(root_sha256)
+                .map_err(|e| e.to_string())
+        });
+    if let Err(e) = forgotten {
+        tracing::error!(error = %e, "init failed, and what it wrote to the database could not be removed");
+    }
+}
+
+/// `made_root` gets the SHA-256 of the root once the repository is
+/// published, so that a failure after it can undo it.
 fn init_repository(
     dir: &Path,
     db: &Path,
@@ -98,6 +127,7 @@ fn init_repository(
     bin_bits: u32,
     format: OutputFormat,
     out: &mut dyn Write,
+    made_root: &mut Option<String>,
 ) -> Result<(), CliError> {
     let config = Config::load(dir, &Flags::default())?;
     let now = OffsetDateTime::now_utc();
@@ -124,6 +154,11 @@ fn init_repository(
             Publisher::init_with_root(store, online, &bytes, config.repo_options(), bin_bits, now)?
         }
     };
+    let root_hash = publisher
+        .file("metadata/1.root.json")
+        .map(|f| hex::encode(sha256(&f.bytes)))
+        .ok_or_else(|| CliError::Other("init published no metadata/1.root.json".into()))?;
+    *made_root = Some(root_hash.clone());
     // The CI secret (nonces, principals), whether or not `[ci]` is set yet.
     keys::generate_ci_secret(&DataDir::new(dir).keys())?;
     // The timestamp authority: its key, the organization's TSA CA and the
@@ -143,10 +178,6 @@ fn init_repository(
     } else {
         None
     };
-    let root_hash = publisher
-        .file("metadata/1.root.json")
-        .map(|f| hex::encode(sha256(&f.bytes)))
-        .ok_or_else(|| CliError::Other("init published no metadata/1.root.json".into()))?;
     let token = publisher.create_token(
         "system",
         TokenKind::OrgAdmin,
@@ -263,5 +294,67 @@ mod tests {
         assert!(records.iter().any(|r| r.action == "tsa.create"
             && r.subject == crate::tsa::OWN_TSA_NAME
             && r.actor == "system"));
+    }
+
+    /// A writer that always fails (standard output closed).
+    struct Closed;
+
+    impl Write for Closed {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::other("standard output is closed"))
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_failed_init_on_postgresql_leaves_the_database_as_it_found_it() {
+        let Some(cluster) = keyshare_testkit::postgres::Cluster::shared() else {
+            return;
+        };
+        let (_, url) = cluster.database();
+        let tmp = tempfile::tempdir().unwrap();
+        let with_store = |name: &str| {
+            let dir = tmp.path().join(name);
+            fs::create_dir(&dir).unwrap();
+            fs::write(
+                dir.join("keyshare.toml"),
+                format!("[store]\nurl = \"{url}\"\n"),
+            )
+            .unwrap();
+            dir
+        };
+        let tables = || -> i64 {
+            let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            client
+                .query_one(
+                    "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
+                    &[],
+                )
+                .unwrap()
+                .get(0)
+        };
+        // Fails at the very end, after publishing and making the token.
+        let dir = with_store("a");
+        let err = init(&dir, None, &mut Closed).unwrap_err();
+        assert!(err.to_string().contains("closed"), "{err}");
+        assert_eq!(tables(), 0, "nothing left in the database");
+        assert!(!DataDir::new(&dir).keys().exists(), "nor in the directory");
+        // So init can simply run again.
+        init(&dir, None, &mut Vec::new()).unwrap();
+        let made = tables();
+        assert!(made > 10, "{made} tables");
+        // Another init on that database fails, and leaves the repository
+        // the first one made alone.
+        let other = with_store("b");
+        init(&other, None, &mut Closed).unwrap_err();
+        assert_eq!(tables(), made);
+        let config = Config::load(&dir, &Flags::default()).unwrap();
+        let store = open_store(&DataDir::new(&dir).db(), &config).unwrap();
+        assert!(store
+            .latest_published("metadata/1.root.json")
+            .unwrap()
+            .is_some());
     }
 }

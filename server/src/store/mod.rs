@@ -259,6 +259,26 @@ impl Store {
         })
     }
 
+    /// Undoes a PostgreSQL `init` that failed after publishing: when the
+    /// repository in the database is the one whose `metadata/1.root.json`
+    /// has SHA-256 `root_sha256` (the one that `init` made, not another
+    /// server's), every keyshare table and function is dropped, under the
+    /// write lock, and `true` is returned. Anything else is left as it is.
+    /// SQLite stores are files that `init` removes itself: `false`.
+    pub fn forget_failed_init(&mut self, root_sha256: &str) -> Result<bool> {
+        if !matches!(self.conn, Conn::Postgres(_)) {
+            return Ok(false);
+        }
+        self.transaction(|tx| -> Result<bool> {
+            let root = read::latest_published(&tx.db(), "metadata/1.root.json")?;
+            if root.is_none_or(|r| r.sha256 != root_sha256) {
+                return Ok(false);
+            }
+            schema::drop_postgres(&tx.db())?;
+            Ok(true)
+        })
+    }
+
     /// Another connection to the same database, to read next to this one
     /// (as [`Store::open_existing`] for SQLite).
     pub fn open_alongside(&self) -> Result<Self> {

@@ -901,6 +901,26 @@ CREATE TABLE audit_namespaces (
 );
 "#;
 
+/// Drops every object [`create_postgres`] made (its tables, with their
+/// rows, indexes and triggers, and its functions), leaving the database as
+/// it was before: for an `init` that failed after creating it.
+pub(crate) fn drop_postgres(db: &Db<'_>) -> Result<()> {
+    let named = |what: &str| -> Vec<&str> {
+        POSTGRES_SCHEMA
+            .lines()
+            .filter_map(|l| l.strip_prefix(what))
+            .filter_map(|rest| rest.split([' ', '(']).next())
+            .collect()
+    };
+    let mut tables = named("CREATE TABLE ");
+    tables.push("schema_version");
+    db.batch(&format!(
+        "DROP TABLE IF EXISTS {} CASCADE; DROP FUNCTION IF EXISTS {} CASCADE",
+        tables.join(", "),
+        named("CREATE FUNCTION ").join(", ")
+    ))
+}
+
 /// Creates the schema in an empty PostgreSQL database, directly at
 /// [`CURRENT_VERSION`] (one `schema_version` row), or checks the version of
 /// one that has it: a newer one is refused ([`Error::SchemaTooNew`]), as
