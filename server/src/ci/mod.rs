@@ -41,7 +41,7 @@ pub mod secret;
 pub mod state;
 pub mod sweeper;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -54,7 +54,7 @@ use keyshare_policy::trust::{NamespaceName, Principal, TrustedKey};
 
 use crate::clock::Clock;
 use crate::publisher::{Batched, Change, PublishError, Publisher};
-use crate::store::{CiOwner, SingleUse, SingleUseKind, Store, TokenState};
+use crate::store::{CiOwner, SingleUse, SingleUseKind, Store, TokenKind, TokenState};
 
 pub use crate::config::CiConfig;
 /// The wire types of the CI endpoints and the proof a job signs, shared
@@ -273,7 +273,21 @@ pub struct CiService {
     /// last use stale, only the first records it, and the others do not
     /// queue for the publisher's lock behind it.
     recorded_use: Mutex<HashMap<String, OffsetDateTime>>,
+    /// The namespaces of CI tokens, by token id, read from the store the
+    /// first time a token asks for a delegation. A token's namespaces never
+    /// change after it is made (deleting a namespace revokes the tokens
+    /// scoped to it, and a revoked token is refused before its scope is
+    /// looked at), so they are kept; at most [`SCOPES_CACHED`] tokens, and
+    /// a token of more than [`SCOPE_CACHED_MAX`] namespaces is looked up
+    /// in the store each time instead.
+    scopes: Mutex<HashMap<String, Arc<HashSet<NamespaceName>>>>,
 }
+
+/// How many CI tokens' namespaces [`CiService`] keeps in memory.
+const SCOPES_CACHED: usize = 1024;
+
+/// The most namespaces of one CI token kept in memory.
+const SCOPE_CACHED_MAX: usize = 100_000;
 
 impl std::fmt::Debug for CiService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -337,6 +351,7 @@ impl CiService {
             publisher,
             config,
             recorded_use: Mutex::new(HashMap::new()),
+            scopes: Mutex::new(HashMap::new()),
         })
     }
 
@@ -509,25 +524,83 @@ impl CiService {
                 set.len() as u64,
             )),
             Allowed::TokenScope { id } => {
-                if self.read_tokens(|s| s.token_covers(id, namespace.as_str()))? {
+                let scope = match self.cached_scope(id) {
+                    Some(scope) => scope,
+                    None => match self.load_scope(id)? {
+                        Some(scope) => scope,
+                        // Too large to keep: one indexed lookup.
+                        None => {
+                            if self.read_tokens(|s| s.token_covers(id, namespace.as_str()))? {
+                                return Ok(());
+                            }
+                            let (named, total) =
+                                self.read_tokens(|s| s.token_scope_sample(id, NAMED_IN_REFUSAL))?;
+                            return Err(not_allowed(
+                                &identity.actor,
+                                namespace,
+                                named.into_iter(),
+                                total,
+                            ));
+                        }
+                    },
+                };
+                if scope.contains(namespace) {
                     return Ok(());
                 }
-                let (named, total) =
-                    self.read_tokens(|s| s.token_scope_sample(id, NAMED_IN_REFUSAL))?;
+                let mut named: Vec<NamespaceName> = scope.iter().cloned().collect();
+                named.sort();
+                named.truncate(NAMED_IN_REFUSAL as usize);
                 Err(not_allowed(
                     &identity.actor,
                     namespace,
                     named.into_iter(),
-                    total,
+                    scope.len() as u64,
                 ))
             }
         }
     }
 
-    /// Grants a delegation to `identity` and publishes it. The checks
-    /// that read the store (a CI token's namespaces) run on a blocking
-    /// thread, never on the caller's async worker: a store behind a
-    /// network connection blocks, and a slow read would stall every other
+    /// The namespaces of CI token `id`, if kept in memory.
+    fn cached_scope(&self, id: &str) -> Option<Arc<HashSet<NamespaceName>>> {
+        let scopes = self.scopes.lock().unwrap_or_else(PoisonError::into_inner);
+        scopes.get(id).cloned()
+    }
+
+    /// Reads the namespaces of CI token `id` from the store and keeps them
+    /// (see [`Self::scopes`]); `None` for a token of more than
+    /// [`SCOPE_CACHED_MAX`] namespaces. Blocking.
+    fn load_scope(&self, id: &str) -> Result<Option<Arc<HashSet<NamespaceName>>>, CiError> {
+        let too_many = |n: u64| n > SCOPE_CACHED_MAX as u64;
+        let (_, total) = self.read_tokens(|s| s.token_scope_sample(id, 0))?;
+        if too_many(total) {
+            return Ok(None);
+        }
+        let token = self.read_tokens(|s| s.token(id))?;
+        let TokenKind::Ci(list) = token.kind else {
+            return Err(CiError::Internal(format!("token `{id}` is not a CI token")));
+        };
+        let scope: Arc<HashSet<NamespaceName>> = Arc::new(list.into_iter().collect());
+        let mut scopes = self.scopes.lock().unwrap_or_else(PoisonError::into_inner);
+        if scopes.len() >= SCOPES_CACHED {
+            scopes.clear();
+        }
+        scopes.insert(id.to_owned(), scope.clone());
+        Ok(Some(scope))
+    }
+
+    /// Whether checking `identity`'s request needs the store (a CI token
+    /// whose namespaces are not in memory yet).
+    fn needs_store(&self, identity: &CiIdentity) -> bool {
+        match &identity.allowed {
+            Allowed::TokenScope { id } => self.cached_scope(id).is_none(),
+            Allowed::Nothing(_) | Allowed::Namespaces(_) => false,
+        }
+    }
+
+    /// Grants a delegation to `identity` and publishes it. Checks that read
+    /// the store (a CI token's namespaces, the first time) run on a
+    /// blocking thread, never on the caller's async worker: a store behind
+    /// a network connection blocks, and a slow read would stall every other
     /// request on that worker.
     pub async fn delegate(
         self: &Arc<Self>,
@@ -535,8 +608,13 @@ impl CiService {
         req: DelegationRequest,
         now: OffsetDateTime,
     ) -> Result<Delegation, CiError> {
-        let (this, who) = (Arc::clone(self), identity.clone());
-        let (batched, granted) = blocking(move || this.prepare(&who, req, now)).await?;
+        let (batched, granted) = if self.needs_store(identity) {
+            let (this, who) = (Arc::clone(self), identity.clone());
+            blocking(move || this.prepare(&who, req, now)).await?
+        } else {
+            // Memory and CPU only (the key, its proof, a certificate).
+            self.prepare(identity, req, now)?
+        };
         let applied = self.batcher.submit(batched).await?;
         let trust_role = self.publisher.trust_role(&granted.namespace);
         Ok(Delegation {
