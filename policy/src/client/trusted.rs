@@ -58,7 +58,7 @@ pub struct TrustedSet {
     signatures: Option<Arc<SignatureCache>>,
     /// The length and SHA-256 of the file each delegated role was verified
     /// from (or adopted with).
-    files: BTreeMap<RoleName, FileId>,
+    files: BTreeMap<RoleName, Arc<FileId>>,
     /// Delegated roles an earlier refresh verified
     /// ([`Self::set_earlier_roles`]).
     earlier: Option<Arc<EarlierRoles>>,
@@ -89,7 +89,7 @@ pub struct EarlierRoles {
 #[derive(Clone, Debug)]
 struct Earlier {
     verified: Arc<Verified<Targets>>,
-    file: FileId,
+    file: Arc<FileId>,
     authority: Option<[u8; 32]>,
 }
 
@@ -192,7 +192,7 @@ impl TrustedSet {
     /// The length and SHA-256 of the file the delegated role `role` was
     /// verified from (or adopted with), if it is loaded.
     pub fn delegated_file(&self, role: &str) -> Option<&FileId> {
-        self.files.get(role)
+        self.files.get(role).map(|f| &**f)
     }
 
     /// Loads the delegated role `role` (delegated by `delegator`) as an
@@ -216,18 +216,95 @@ impl TrustedSet {
         delegator: &str,
         digests: &mut AuthorityDigests,
     ) -> Result<bool> {
-        let Some(Earlier {
+        let Some(earlier) = self.earlier.clone() else {
+            return Ok(false);
+        };
+        let Some(found) = earlier.roles.get(role) else {
+            return Ok(false);
+        };
+        if !self.may_adopt(role, delegator, found, digests)? {
+            return Ok(false);
+        }
+        self.files.insert(RoleName::new(role), found.file.clone());
+        self.store_targets(role, delegator, found.verified.clone());
+        Ok(true)
+    }
+
+    /// [`Self::adopt_with`] for a whole level of the walk: `level` holds
+    /// `(role, delegator)` pairs, `loaded` (as long) says which are loaded
+    /// already and is set for each role taken over. Every role gets every
+    /// check [`Self::adopt_with`] runs, one by one; only the bookkeeping is
+    /// shared: the roles taken over are stored at once (a bulk build of
+    /// each map instead of an insertion per role) under the names the
+    /// level already holds.
+    pub(crate) fn adopt_level(
+        &mut self,
+        level: &[(RoleName, RoleName)],
+        loaded: &mut [bool],
+    ) -> Result<()> {
+        let Some(earlier) = self.earlier.clone() else {
+            return Ok(());
+        };
+        if earlier.roles.is_empty() {
+            return Ok(());
+        }
+        let mut digests = AuthorityDigests::default();
+        let mut adopted: Vec<(&RoleName, &RoleName, &Earlier)> = Vec::new();
+        for ((role, delegator), loaded) in level.iter().zip(loaded.iter_mut()) {
+            if *loaded {
+                continue;
+            }
+            let Some(found) = earlier.roles.get(role.as_str()) else {
+                continue;
+            };
+            if self.may_adopt(role.as_str(), delegator.as_str(), found, &mut digests)? {
+                *loaded = true;
+                adopted.push((role, delegator, found));
+            }
+        }
+        if adopted.is_empty() {
+            return Ok(());
+        }
+        // A level lists each role once (the walk sees every name once);
+        // sorted by name (hashed bins come sorted), each map is built in
+        // one pass and merged into the trusted one.
+        adopted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let mut files: BTreeMap<RoleName, Arc<FileId>> = adopted
+            .iter()
+            .map(|(role, _, e)| ((*role).clone(), e.file.clone()))
+            .collect();
+        let mut targets: BTreeMap<RoleName, Arc<Verified<Targets>>> = adopted
+            .iter()
+            .map(|(role, _, e)| ((*role).clone(), e.verified.clone()))
+            .collect();
+        let mut verified_by: BTreeSet<(RoleName, RoleName)> = adopted
+            .iter()
+            .map(|(role, delegator, _)| ((*role).clone(), (*delegator).clone()))
+            .collect();
+        self.files.append(&mut files);
+        self.targets.append(&mut targets);
+        self.verified_by.append(&mut verified_by);
+        Ok(())
+    }
+
+    /// Whether `found`, the earlier refresh's `role`, may be taken over as
+    /// delegated by `delegator`: the snapshot (final) lists the version it
+    /// has and, where it lists them, the length and SHA-256 of its file; it
+    /// has not expired; its signatures meet the keys and threshold
+    /// `delegator` gives it now (checked again unless the digest of those
+    /// is the one it was verified under).
+    fn may_adopt(
+        &self,
+        role: &str,
+        delegator: &str,
+        found: &Earlier,
+        digests: &mut AuthorityDigests,
+    ) -> Result<bool> {
+        let Earlier {
             verified: earlier,
             file,
             authority: earlier_authority,
-        }) = self
-            .earlier
-            .as_ref()
-            .and_then(|e| e.roles.get(role))
-            .cloned()
-        else {
-            return Ok(false);
-        };
+        } = found;
         let snapshot = self.check_final_snapshot()?;
         let Some(meta) = snapshot.role_meta(role) else {
             return Ok(false);
@@ -243,7 +320,7 @@ impl TrustedSet {
         // The same envelope under the very keys and threshold it was
         // verified with verifies again; under any others, check it.
         let same_keys =
-            earlier_authority.is_some() && digests.of(self, role, delegator) == earlier_authority;
+            earlier_authority.is_some() && digests.of(self, role, delegator) == *earlier_authority;
         if !same_keys {
             let Some(parent) = self.targets.get(delegator) else {
                 return Ok(false);
@@ -257,8 +334,6 @@ impl TrustedSet {
                 return Ok(false);
             }
         }
-        self.files.insert(RoleName::new(role), file);
-        self.store_targets(role, delegator, earlier);
         Ok(true)
     }
 
@@ -522,7 +597,7 @@ impl TrustedSet {
         delegator: &str,
     ) -> Result<&Verified<Targets>> {
         let (new, file) = self.check_delegated_targets(bytes, role, delegator)?;
-        self.files.insert(RoleName::new(role), file);
+        self.files.insert(RoleName::new(role), Arc::new(file));
         Ok(self.store_targets(role, delegator, new))
     }
 
@@ -580,7 +655,7 @@ impl TrustedSet {
             .zip(checked)
             .map(|((role, delegator, _), result)| {
                 result.map(|(new, file)| {
-                    self.files.insert(RoleName::new(*role), file);
+                    self.files.insert(RoleName::new(*role), Arc::new(file));
                     self.store_targets(role, delegator, new);
                 })
             })

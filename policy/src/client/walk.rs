@@ -283,14 +283,7 @@ impl<'t> Walk<'t> {
                     self.loaded = vec![false; self.level.len()];
                     // Roles an earlier refresh verified, unchanged since:
                     // taken over without reading their files.
-                    let mut digests = super::trusted::AuthorityDigests::default();
-                    for ((role, delegator), loaded) in self.level.iter().zip(&mut self.loaded) {
-                        *loaded = self.trusted.adopt_with(
-                            role.as_str(),
-                            delegator.as_str(),
-                            &mut digests,
-                        )?;
-                    }
+                    self.trusted.adopt_level(&self.level, &mut self.loaded)?;
                     self.requests = self.level_requests(Source::Local)?;
                     self.stage = Stage::Local;
                 }
