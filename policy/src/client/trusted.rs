@@ -1,8 +1,8 @@
 //! The trusted metadata collection: every check of the specification's
 //! client workflow (§5.3–§5.6) on bytes handed in by the caller.
 
-use std::collections::btree_map::Entry;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use time::OffsetDateTime;
@@ -50,18 +50,35 @@ pub struct TrustedSet {
     snapshot: Option<Arc<Verified<Snapshot>>>,
     /// The file the snapshot was loaded from.
     snapshot_file: Option<FileId>,
-    targets: BTreeMap<RoleName, Arc<Verified<Targets>>>,
-    /// `(role, delegator)` pairs verified so far.
-    verified_by: BTreeSet<(RoleName, RoleName)>,
+    /// Every targets role loaded, by name: as verified, its file, the
+    /// delegators it was verified for. One map, looked up by hash: a
+    /// refresh stores and looks up hundreds of hashed bins.
+    targets: HashMap<RoleName, Loaded>,
     /// Signatures of the caller's earlier refreshes that verified
     /// ([`Self::set_signature_cache`]).
     signatures: Option<Arc<SignatureCache>>,
-    /// The length and SHA-256 of the file each delegated role was verified
-    /// from (or adopted with).
-    files: BTreeMap<RoleName, Arc<FileId>>,
     /// Delegated roles an earlier refresh verified
     /// ([`Self::set_earlier_roles`]).
     earlier: Option<Arc<EarlierRoles>>,
+}
+
+/// A targets role of [`TrustedSet`].
+#[derive(Clone, Debug)]
+struct Loaded {
+    verified: Arc<Verified<Targets>>,
+    /// The length and SHA-256 of the file it was verified from (or
+    /// adopted with).
+    file: Arc<FileId>,
+    /// The delegator it was first verified for, and any others (python-tuf
+    /// loads a role again for another delegator).
+    delegator: RoleName,
+    more: Vec<RoleName>,
+}
+
+impl Loaded {
+    fn verified_for(&self, delegator: &str) -> bool {
+        self.delegator.as_str() == delegator || self.more.iter().any(|d| d.as_str() == delegator)
+    }
 }
 
 /// The length and SHA-256 (hex) of a metadata file.
@@ -78,7 +95,7 @@ pub struct FileId {
 /// instead of reading and parsing the file again.
 #[derive(Clone, Debug, Default)]
 pub struct EarlierRoles {
-    roles: BTreeMap<RoleName, Earlier>,
+    roles: HashMap<RoleName, Earlier>,
     /// The snapshot that refresh ended with, and its file: the next
     /// refresh's cached snapshot, taken over rather than parsed again.
     snapshot: Option<(FileId, Arc<Verified<Snapshot>>)>,
@@ -141,10 +158,8 @@ impl TrustedSet {
             timestamp: None,
             snapshot: None,
             snapshot_file: None,
-            targets: BTreeMap::new(),
-            verified_by: BTreeSet::new(),
+            targets: HashMap::new(),
             signatures,
-            files: BTreeMap::new(),
             earlier: None,
         })
     }
@@ -161,28 +176,26 @@ impl TrustedSet {
     /// top-level `targets`, which every refresh loads itself.
     pub fn earlier_roles(&self) -> EarlierRoles {
         let mut digests = AuthorityDigests::default();
-        // `verified_by` is sorted by role like `files`: each role's first
-        // delegator is found walking both together.
-        let mut delegators = self.verified_by.iter().peekable();
         let roles = self
-            .files
+            .targets
             .iter()
             .filter(|(role, _)| role.as_str() != RoleName::TARGETS)
-            .filter_map(|(role, file)| {
-                let verified = self.targets.get(role)?;
-                while delegators.next_if(|(r, _)| r < role).is_some() {}
-                let authority = delegators
-                    .peek()
-                    .filter(|(r, _)| r == role)
-                    .and_then(|(_, delegator)| digests.of(self, role.as_str(), delegator.as_str()));
-                Some((
+            .map(|(role, loaded)| {
+                // The keys of its first delegator by name, as the pairs
+                // of role and delegator sorted once gave.
+                let delegator = std::iter::once(&loaded.delegator)
+                    .chain(&loaded.more)
+                    .min()
+                    .unwrap_or(&loaded.delegator);
+                let authority = digests.of(self, role.as_str(), delegator.as_str());
+                (
                     role.clone(),
                     Earlier {
-                        verified: verified.clone(),
-                        file: file.clone(),
+                        verified: loaded.verified.clone(),
+                        file: loaded.file.clone(),
                         authority,
                     },
-                ))
+                )
             })
             .collect();
         let snapshot = self.snapshot_file.clone().zip(self.snapshot.clone());
@@ -192,7 +205,7 @@ impl TrustedSet {
     /// The length and SHA-256 of the file the delegated role `role` was
     /// verified from (or adopted with), if it is loaded.
     pub fn delegated_file(&self, role: &str) -> Option<&FileId> {
-        self.files.get(role).map(|f| &**f)
+        self.targets.get(role).map(|l| &*l.file)
     }
 
     /// Loads the delegated role `role` (delegated by `delegator`) as an
@@ -225,18 +238,21 @@ impl TrustedSet {
         if !self.may_adopt(role, delegator, found, digests)? {
             return Ok(false);
         }
-        self.files.insert(RoleName::new(role), found.file.clone());
-        self.store_targets(role, delegator, found.verified.clone());
+        self.store_targets(
+            RoleName::new(role),
+            RoleName::new(delegator),
+            found.verified.clone(),
+            found.file.clone(),
+        );
         Ok(true)
     }
 
     /// [`Self::adopt_with`] for a whole level of the walk: `level` holds
     /// `(role, delegator)` pairs, `loaded` (as long) says which are loaded
     /// already and is set for each role taken over. Every role gets every
-    /// check [`Self::adopt_with`] runs, one by one; only the bookkeeping is
-    /// shared: the roles taken over are stored at once (a bulk build of
-    /// each map instead of an insertion per role) under the names the
-    /// level already holds.
+    /// check [`Self::adopt_with`] runs, one by one; the roles taken over
+    /// are stored under the names the level already holds (shared, not
+    /// copied).
     pub(crate) fn adopt_level(
         &mut self,
         level: &[(RoleName, RoleName)],
@@ -249,7 +265,6 @@ impl TrustedSet {
             return Ok(());
         }
         let mut digests = AuthorityDigests::default();
-        let mut adopted: Vec<(&RoleName, &RoleName, &Earlier)> = Vec::new();
         for ((role, delegator), loaded) in level.iter().zip(loaded.iter_mut()) {
             if *loaded {
                 continue;
@@ -259,31 +274,14 @@ impl TrustedSet {
             };
             if self.may_adopt(role.as_str(), delegator.as_str(), found, &mut digests)? {
                 *loaded = true;
-                adopted.push((role, delegator, found));
+                self.store_targets(
+                    role.clone(),
+                    delegator.clone(),
+                    found.verified.clone(),
+                    found.file.clone(),
+                );
             }
         }
-        if adopted.is_empty() {
-            return Ok(());
-        }
-        // A level lists each role once (the walk sees every name once);
-        // sorted by name (hashed bins come sorted), each map is built in
-        // one pass and merged into the trusted one.
-        adopted.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        let mut files: BTreeMap<RoleName, Arc<FileId>> = adopted
-            .iter()
-            .map(|(role, _, e)| ((*role).clone(), e.file.clone()))
-            .collect();
-        let mut targets: BTreeMap<RoleName, Arc<Verified<Targets>>> = adopted
-            .iter()
-            .map(|(role, _, e)| ((*role).clone(), e.verified.clone()))
-            .collect();
-        let mut verified_by: BTreeSet<(RoleName, RoleName)> = adopted
-            .iter()
-            .map(|(role, delegator, _)| ((*role).clone(), (*delegator).clone()))
-            .collect();
-        self.files.append(&mut files);
-        self.targets.append(&mut targets);
-        self.verified_by.append(&mut verified_by);
         Ok(())
     }
 
@@ -322,7 +320,7 @@ impl TrustedSet {
         let same_keys =
             earlier_authority.is_some() && digests.of(self, role, delegator) == *earlier_authority;
         if !same_keys {
-            let Some(parent) = self.targets.get(delegator) else {
+            let Some(parent) = self.targets.get(delegator).map(|l| &l.verified) else {
                 return Ok(false);
             };
             let Ok(authority) = Authority::from_delegator(parent, role) else {
@@ -379,14 +377,15 @@ impl TrustedSet {
     /// The trusted metadata of targets role `role` (`targets` for the
     /// top-level role), if loaded.
     pub fn targets(&self, role: &str) -> Option<&Verified<Targets>> {
-        self.targets.get(role).map(|t| &**t)
+        self.targets.get(role).map(|l| &*l.verified)
     }
 
     /// True when `role` was loaded and verified with the keys `delegator`
     /// gives it (python-tuf loads a role again for another delegator).
     pub fn contains(&self, role: &str, delegator: &str) -> bool {
-        self.verified_by
-            .contains(&(RoleName::new(role), RoleName::new(delegator)))
+        self.targets
+            .get(role)
+            .is_some_and(|l| l.verified_for(delegator))
     }
 
     /// Whether the trusted root says the repository uses consistent snapshots.
@@ -597,8 +596,12 @@ impl TrustedSet {
         delegator: &str,
     ) -> Result<&Verified<Targets>> {
         let (new, file) = self.check_delegated_targets(bytes, role, delegator)?;
-        self.files.insert(RoleName::new(role), Arc::new(file));
-        Ok(self.store_targets(role, delegator, new))
+        Ok(self.store_targets(
+            RoleName::new(role),
+            RoleName::new(delegator),
+            Arc::new(new),
+            Arc::new(file),
+        ))
     }
 
     /// [`Self::update_delegated_targets`] for many roles at once, verifying
@@ -655,8 +658,12 @@ impl TrustedSet {
             .zip(checked)
             .map(|((role, delegator, _), result)| {
                 result.map(|(new, file)| {
-                    self.files.insert(RoleName::new(*role), Arc::new(file));
-                    self.store_targets(role, delegator, new);
+                    self.store_targets(
+                        RoleName::new(*role),
+                        RoleName::new(*delegator),
+                        Arc::new(new),
+                        Arc::new(file),
+                    );
                 })
             })
             .collect()
@@ -680,11 +687,15 @@ impl TrustedSet {
             }
             Authority::from_root(&self.root, RoleName::TARGETS)?
         } else {
-            let parent = self.targets.get(delegator).ok_or_else(|| {
-                Error::Order(format!(
-                    "{role} cannot be loaded before its delegator {delegator}"
-                ))
-            })?;
+            let parent = self
+                .targets
+                .get(delegator)
+                .map(|l| &l.verified)
+                .ok_or_else(|| {
+                    Error::Order(format!(
+                        "{role} cannot be loaded before its delegator {delegator}"
+                    ))
+                })?;
             Authority::from_delegator(parent, role)?
         };
         let meta = snapshot.role_meta(role).ok_or_else(|| Error::MissingRole {
@@ -718,22 +729,33 @@ impl TrustedSet {
         Ok((new, file))
     }
 
+    /// Stores `role` as verified for `delegator` (as well as any earlier
+    /// delegator it was verified for), from `file`.
     fn store_targets(
         &mut self,
-        role: &str,
-        delegator: &str,
-        new: impl Into<Arc<Verified<Targets>>>,
+        role: RoleName,
+        delegator: RoleName,
+        verified: Arc<Verified<Targets>>,
+        file: Arc<FileId>,
     ) -> &Verified<Targets> {
-        self.verified_by
-            .insert((RoleName::new(role), RoleName::new(delegator)));
-        let new = new.into();
-        match self.targets.entry(RoleName::new(role)) {
-            Entry::Occupied(mut slot) => {
-                slot.insert(new);
-                slot.into_mut()
+        let loaded = match self.targets.entry(role) {
+            Entry::Occupied(slot) => {
+                let loaded = slot.into_mut();
+                loaded.verified = verified;
+                loaded.file = file;
+                if !loaded.verified_for(delegator.as_str()) {
+                    loaded.more.push(delegator);
+                }
+                loaded
             }
-            Entry::Vacant(slot) => slot.insert(new),
-        }
+            Entry::Vacant(slot) => slot.insert(Loaded {
+                verified,
+                file,
+                delegator,
+                more: Vec::new(),
+            }),
+        };
+        &loaded.verified
     }
 }
 
@@ -759,7 +781,7 @@ impl AuthorityDigests {
     /// `role`: SHA-256 over the threshold and each allowed key's id,
     /// scheme and material. `None` if either is unknown.
     fn of(&mut self, set: &TrustedSet, role: &str, delegator: &str) -> Option<[u8; 32]> {
-        let parent = set.targets.get(delegator)?;
+        let parent = &set.targets.get(delegator)?.verified;
         let authority = Authority::from_delegator(parent, role).ok()?;
         let threshold = authority.threshold.get();
         if let Some(known) = self.known.iter().find(|k| {

@@ -1,7 +1,7 @@
 //! Loading every delegated targets role: the breadth-first walk of the
 //! delegation graph, one level at a time.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 
 use super::request::{CacheOp, MetadataFile, Request, Response, Source, Step};
 use super::trusted::TrustedSet;
@@ -64,7 +64,7 @@ pub struct Walk<'t> {
     batch_bytes: usize,
     skip_unlisted: bool,
     /// Role names walked or queued (and the top-level names).
-    seen: BTreeSet<RoleName>,
+    seen: HashSet<RoleName>,
     /// Roles loaded, in walk order.
     roles: Vec<RoleName>,
     /// The current level: `(role, delegator)`, and whether it is loaded.
