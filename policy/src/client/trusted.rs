@@ -45,7 +45,9 @@ pub enum TimestampUpdate {
 pub struct TrustedSet {
     config: Config,
     now: OffsetDateTime,
-    root: Verified<Root>,
+    root: Arc<Verified<Root>>,
+    /// The file the trusted root was loaded from.
+    root_file: FileId,
     timestamp: Option<Verified<Timestamp>>,
     snapshot: Option<Arc<Verified<Snapshot>>>,
     /// The file the snapshot was loaded from.
@@ -99,6 +101,9 @@ pub struct EarlierRoles {
     /// The snapshot that refresh ended with, and its file: the next
     /// refresh's cached snapshot, taken over rather than parsed again.
     snapshot: Option<(FileId, Arc<Verified<Snapshot>>)>,
+    /// The root that refresh trusted in the end, and its file: the next
+    /// refresh's trusted root, taken over rather than parsed again.
+    root: Option<(FileId, Arc<Verified<Root>>)>,
 }
 
 /// One role of [`EarlierRoles`]: as verified, its file, and the digest of
@@ -146,21 +151,57 @@ impl TrustedSet {
         config: Config,
         signatures: Option<Arc<SignatureCache>>,
     ) -> Result<Self> {
+        Self::with_earlier_roles(root_bytes, now, config, signatures, None)
+    }
+
+    /// [`Self::with_signature_cache`], then [`Self::set_earlier_roles`];
+    /// when `root_bytes` is the very file (length and SHA-256) of the root
+    /// that earlier refresh trusted in the end, that root is taken over
+    /// rather than parsed again, its signatures checked against its own
+    /// root keys as any trusted root's are (a [`SignatureCache`] makes
+    /// that a lookup).
+    pub fn with_earlier_roles(
+        root_bytes: &[u8],
+        now: OffsetDateTime,
+        config: Config,
+        signatures: Option<Arc<SignatureCache>>,
+        earlier: Option<Arc<EarlierRoles>>,
+    ) -> Result<Self> {
         check_size(RoleName::ROOT, root_bytes, config.root_max_length)?;
-        let root = verify_root_self_cached(
-            Envelope::parse(RoleName::ROOT, root_bytes)?,
-            signatures.as_deref(),
-        )?;
+        let root_file = FileId {
+            length: root_bytes.len() as u64,
+            sha256: crate::hash::sha256_hex(root_bytes),
+        };
+        let same = earlier
+            .as_ref()
+            .and_then(|e| e.root.as_ref())
+            .filter(|(file, _)| *file == root_file)
+            .map(|(_, root)| root.clone());
+        let root = match same {
+            Some(root) => {
+                Authority::from_root(&root, RoleName::ROOT)?.check_cached(
+                    RoleName::ROOT,
+                    root.envelope(),
+                    signatures.as_deref(),
+                )?;
+                root
+            }
+            None => Arc::new(verify_root_self_cached(
+                Envelope::parse(RoleName::ROOT, root_bytes)?,
+                signatures.as_deref(),
+            )?),
+        };
         Ok(Self {
             config,
             now,
             root,
+            root_file,
             timestamp: None,
             snapshot: None,
             snapshot_file: None,
             targets: HashMap::new(),
             signatures,
-            earlier: None,
+            earlier,
         })
     }
 
@@ -199,7 +240,12 @@ impl TrustedSet {
             })
             .collect();
         let snapshot = self.snapshot_file.clone().zip(self.snapshot.clone());
-        EarlierRoles { roles, snapshot }
+        let root = Some((self.root_file.clone(), self.root.clone()));
+        EarlierRoles {
+            roles,
+            snapshot,
+            root,
+        }
     }
 
     /// The length and SHA-256 of the file the delegated role `role` was
@@ -417,7 +463,11 @@ impl TrustedSet {
                 received: new.version,
             });
         }
-        self.root = new;
+        self.root = Arc::new(new);
+        self.root_file = FileId {
+            length: bytes.len() as u64,
+            sha256: crate::hash::sha256_hex(bytes),
+        };
         Ok(&self.root)
     }
 
@@ -436,7 +486,7 @@ impl TrustedSet {
                 "timestamp cannot be updated once a snapshot is loaded".into(),
             ));
         }
-        check_expiry(RoleName::ROOT, &*self.root, self.now)?;
+        check_expiry(RoleName::ROOT, self.root.signed(), self.now)?;
         check_size(RoleName::TIMESTAMP, bytes, self.config.timestamp_max_length)?;
         let envelope = Envelope::<Timestamp>::parse(RoleName::TIMESTAMP, bytes)?;
         let new = Authority::from_root(&self.root, RoleName::TIMESTAMP)?.verify_cached(

@@ -747,3 +747,44 @@ fn an_expired_hashed_bin_is_not_taken_over() {
     );
     assert!(second.trusted().targets("bin-6").is_none());
 }
+
+#[test]
+fn a_trusted_root_is_taken_over_only_as_the_same_file_its_signatures_checked_again() {
+    use keyshare_policy::client::{Config, TrustedSet};
+    use std::sync::Arc;
+    let mut repo = tree();
+    let mut client = Client::new(&repo);
+    // The first refresh rotates to root version 2: the root it ends with
+    // is the one the cache holds next.
+    repo.root.version = 2;
+    repo.publish_root();
+    repo.bump();
+    let (first, _, result) = walk_after(&mut client, &repo, None);
+    result.unwrap();
+    assert_eq!(first.trusted().root().version, 2);
+    let earlier = Arc::new(first.trusted().earlier_roles());
+    let root = client.cache["root.json"].clone();
+    assert_eq!(root, repo.root_bytes(2));
+    let load = |bytes: &[u8], earlier: Option<Arc<_>>| {
+        TrustedSet::with_earlier_roles(bytes, client.now, Config::default(), None, earlier)
+    };
+
+    // The very file: the root that refresh trusted, not parsed again.
+    let set = load(&root, Some(earlier.clone())).unwrap();
+    assert!(std::ptr::eq(set.root(), first.trusted().root()));
+
+    // Other bytes (a signature changed): parsed and verified, and refused.
+    let loaded = load(&corrupt_signature(&root), Some(earlier.clone()));
+    assert!(
+        matches!(
+            loaded,
+            Err(Error::BadSignature { .. } | Error::ThresholdNotMet { .. })
+        ),
+        "{loaded:?}"
+    );
+
+    // Version 1's file is another file: parsed, not taken over.
+    let v1 = load(&repo.root_bytes(1), Some(earlier)).unwrap();
+    assert_eq!(v1.root().version, 1);
+    assert!(!std::ptr::eq(v1.root(), first.trusted().root()));
+}
