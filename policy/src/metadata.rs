@@ -145,11 +145,18 @@ impl MetaFile {
 
     /// Checks `bytes` against the listed length and hashes.
     pub fn check_bytes(&self, what: &str, bytes: &[u8]) -> Result<()> {
+        self.check_bytes_with(what, bytes, None)
+    }
+
+    /// [`Self::check_bytes`] for a caller that has the SHA-256 (hex) of
+    /// `bytes` already (computed from these very bytes): a listed
+    /// `sha256` is compared with it instead of hashing them again.
+    pub fn check_bytes_with(&self, what: &str, bytes: &[u8], sha256: Option<&str>) -> Result<()> {
         if let Some(length) = self.length {
             check_length(what, length, bytes)?;
         }
         if let Some(hashes) = &self.hashes {
-            check_hashes(what, hashes, bytes)?;
+            check_hashes(what, hashes, bytes, sha256)?;
         }
         Ok(())
     }
@@ -250,7 +257,7 @@ impl TargetFile {
     /// Checks downloaded bytes against length and every supported hash.
     pub fn check_bytes(&self, target_path: &str, bytes: &[u8]) -> Result<()> {
         check_length(target_path, self.length, bytes)?;
-        check_hashes(target_path, &self.hashes, bytes)
+        check_hashes(target_path, &self.hashes, bytes, None)
     }
 
     /// The SHA-256 hash, used in consistent-snapshot target file names.
@@ -802,10 +809,19 @@ fn check_length(what: &str, expected: u64, bytes: &[u8]) -> Result<()> {
 }
 
 /// Every listed hash keyshare can compute must match, and at least one must be computable.
-fn check_hashes(what: &str, hashes: &BTreeMap<String, String>, bytes: &[u8]) -> Result<()> {
+fn check_hashes(
+    what: &str,
+    hashes: &BTreeMap<String, String>,
+    bytes: &[u8],
+    sha256: Option<&str>,
+) -> Result<()> {
     let mut checked = false;
     for (algorithm, expected) in hashes {
-        if let Some(actual) = crate::hash::digest_hex(algorithm, bytes) {
+        let actual = match sha256 {
+            Some(known) if algorithm == "sha256" => Some(std::borrow::Cow::Borrowed(known)),
+            _ => crate::hash::digest_hex(algorithm, bytes).map(std::borrow::Cow::Owned),
+        };
+        if let Some(actual) = actual {
             if !actual.eq_ignore_ascii_case(expected) {
                 return Err(Error::HashMismatch {
                     what: what.to_owned(),

@@ -550,13 +550,15 @@ impl TrustedSet {
             _ => self.config.snapshot_max_length,
         };
         check_size(RoleName::SNAPSHOT, bytes, limit)?;
-        if !trusted_local {
-            meta.check_bytes(RoleName::SNAPSHOT, bytes)?;
-        }
+        // Hashed once: the file's id, and the listing's SHA-256 checked
+        // against it.
         let file = FileId {
             length: bytes.len() as u64,
             sha256: crate::hash::sha256_hex(bytes),
         };
+        if !trusted_local {
+            meta.check_bytes_with(RoleName::SNAPSHOT, bytes, Some(&file.sha256))?;
+        }
         let authority = Authority::from_root(&self.root, RoleName::SNAPSHOT)?;
         // The cached snapshot an earlier refresh ended with: taken over as
         // it verified then, its signatures checked against the root's
@@ -757,7 +759,11 @@ impl TrustedSet {
             bytes,
             meta.length.unwrap_or(self.config.targets_max_length),
         )?;
-        meta.check_bytes(role, bytes)?;
+        let file = FileId {
+            length: bytes.len() as u64,
+            sha256: crate::hash::sha256_hex(bytes),
+        };
+        meta.check_bytes_with(role, bytes, Some(&file.sha256))?;
         let new = authority.verify_cached(
             role,
             Envelope::<Targets>::parse(role, bytes)?,
@@ -772,10 +778,6 @@ impl TrustedSet {
             });
         }
         check_expiry(role, &*new, self.now)?;
-        let file = FileId {
-            length: bytes.len() as u64,
-            sha256: crate::hash::sha256_hex(bytes),
-        };
         Ok((new, file))
     }
 
