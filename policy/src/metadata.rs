@@ -329,11 +329,45 @@ impl SuccinctRoles {
     }
 
     fn suffix_width(&self) -> usize {
-        format!("{:x}", self.bin_count() - 1).len()
+        // The hex digits of the last bin's number, at least one (as
+        // `format!("{:x}", last).len()`, without building the string: this
+        // runs for every bin name made or checked).
+        let last = self.bin_count().saturating_sub(1);
+        let bits = (u64::BITS - last.leading_zeros()) as usize;
+        bits.div_ceil(4).max(1)
     }
 
     /// The name of bin number `bin`.
     pub fn bin_name(&self, bin: u64) -> RoleName {
+        // Written on the stack for the usual short prefixes: one
+        // allocation, the name's own.
+        let width = self.suffix_width();
+        let prefix = self.name_prefix.as_bytes();
+        let mut buf = [0u8; 64];
+        let len = prefix.len().saturating_add(1).saturating_add(width);
+        if let Some(slot) = buf.get_mut(..len) {
+            let (head, rest) = slot.split_at_mut(prefix.len());
+            head.copy_from_slice(prefix);
+            let mut n = bin;
+            for (i, digit) in rest.iter_mut().enumerate().rev() {
+                *digit = if i == 0 {
+                    b'-'
+                } else {
+                    let d = (n & 0xf) as u8;
+                    n >>= 4;
+                    if d < 10 {
+                        b'0' + d
+                    } else {
+                        b'a' + d - 10
+                    }
+                };
+            }
+            if n == 0 {
+                if let Ok(name) = std::str::from_utf8(slot) {
+                    return RoleName::new(name);
+                }
+            }
+        }
         RoleName::new(format!("{}-{}", self.name_prefix, self.bin_suffix(bin)))
     }
 
@@ -844,6 +878,32 @@ fn check_hashes(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bin_names_are_the_prefix_and_the_zero_padded_hex_number() {
+        for bit_length in 1..=32 {
+            for prefix in [
+                "bins",
+                "",
+                "a-very-long-prefix-for-hashed-bins-that-needs-the-heap-0123456789",
+            ] {
+                let bins = SuccinctRoles {
+                    keyids: Vec::new(),
+                    threshold: std::num::NonZeroU32::MIN,
+                    bit_length,
+                    name_prefix: prefix.to_owned(),
+                    unrecognized: Unrecognized::new(),
+                };
+                let last = bins.bin_count() - 1;
+                let width = format!("{last:x}").len();
+                for bin in [0, 1, last / 2, last, last + 1] {
+                    let name = bins.bin_name(bin);
+                    assert_eq!(name.as_str(), format!("{prefix}-{bin:0width$x}"));
+                    assert_eq!(bins.is_bin(name.as_str()), bin <= last, "{name}");
+                }
+            }
+        }
+    }
 
     /// The general path's result, for comparing with [`Envelope::parse`].
     fn by_value<T: Role>(bytes: &str) -> std::result::Result<(T, Vec<u8>, usize), String> {

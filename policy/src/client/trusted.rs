@@ -310,6 +310,7 @@ impl TrustedSet {
         if earlier.roles.is_empty() {
             return Ok(());
         }
+        self.targets.reserve(level.len());
         let mut digests = AuthorityDigests::default();
         for ((role, delegator), loaded) in level.iter().zip(loaded.iter_mut()) {
             if *loaded {

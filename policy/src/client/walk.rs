@@ -336,6 +336,10 @@ impl<'t> Walk<'t> {
             return Err(Error::Order("delegations walked before a snapshot".into()));
         };
         let listed = |name: &str| snapshot.role_meta(name).is_some();
+        // The walk sees at most the roles the snapshot lists (and the
+        // top-level names): room for them all, not a rehash per doubling.
+        self.seen
+            .reserve(snapshot.meta.len().saturating_sub(self.seen.len()));
         let mut children = Vec::new();
         for parent in parents {
             let Some(delegations) = trusted
