@@ -145,11 +145,18 @@ impl MetaFile {
 
     /// Checks `bytes` against the listed length and hashes.
     pub fn check_bytes(&self, what: &str, bytes: &[u8]) -> Result<()> {
+        self.check_bytes_with(what, bytes, None)
+    }
+
+    /// [`Self::check_bytes`] for a caller that has the SHA-256 (hex) of
+    /// `bytes` already (computed from these very bytes): a listed
+    /// `sha256` is compared with it instead of hashing them again.
+    pub fn check_bytes_with(&self, what: &str, bytes: &[u8], sha256: Option<&str>) -> Result<()> {
         if let Some(length) = self.length {
             check_length(what, length, bytes)?;
         }
         if let Some(hashes) = &self.hashes {
-            check_hashes(what, hashes, bytes)?;
+            check_hashes(what, hashes, bytes, sha256)?;
         }
         Ok(())
     }
@@ -250,7 +257,7 @@ impl TargetFile {
     /// Checks downloaded bytes against length and every supported hash.
     pub fn check_bytes(&self, target_path: &str, bytes: &[u8]) -> Result<()> {
         check_length(target_path, self.length, bytes)?;
-        check_hashes(target_path, &self.hashes, bytes)
+        check_hashes(target_path, &self.hashes, bytes, None)
     }
 
     /// The SHA-256 hash, used in consistent-snapshot target file names.
@@ -322,11 +329,45 @@ impl SuccinctRoles {
     }
 
     fn suffix_width(&self) -> usize {
-        format!("{:x}", self.bin_count() - 1).len()
+        // The hex digits of the last bin's number, at least one (as
+        // `format!("{:x}", last).len()`, without building the string: this
+        // runs for every bin name made or checked).
+        let last = self.bin_count().saturating_sub(1);
+        let bits = (u64::BITS - last.leading_zeros()) as usize;
+        bits.div_ceil(4).max(1)
     }
 
     /// The name of bin number `bin`.
     pub fn bin_name(&self, bin: u64) -> RoleName {
+        // Written on the stack for the usual short prefixes: one
+        // allocation, the name's own.
+        let width = self.suffix_width();
+        let prefix = self.name_prefix.as_bytes();
+        let mut buf = [0u8; 64];
+        let len = prefix.len().saturating_add(1).saturating_add(width);
+        if let Some(slot) = buf.get_mut(..len) {
+            let (head, rest) = slot.split_at_mut(prefix.len());
+            head.copy_from_slice(prefix);
+            let mut n = bin;
+            for (i, digit) in rest.iter_mut().enumerate().rev() {
+                *digit = if i == 0 {
+                    b'-'
+                } else {
+                    let d = (n & 0xf) as u8;
+                    n >>= 4;
+                    if d < 10 {
+                        b'0' + d
+                    } else {
+                        b'a' + d - 10
+                    }
+                };
+            }
+            if n == 0 {
+                if let Ok(name) = std::str::from_utf8(slot) {
+                    return RoleName::new(name);
+                }
+            }
+        }
         RoleName::new(format!("{}-{}", self.name_prefix, self.bin_suffix(bin)))
     }
 
@@ -802,10 +843,19 @@ fn check_length(what: &str, expected: u64, bytes: &[u8]) -> Result<()> {
 }
 
 /// Every listed hash keyshare can compute must match, and at least one must be computable.
-fn check_hashes(what: &str, hashes: &BTreeMap<String, String>, bytes: &[u8]) -> Result<()> {
+fn check_hashes(
+    what: &str,
+    hashes: &BTreeMap<String, String>,
+    bytes: &[u8],
+    sha256: Option<&str>,
+) -> Result<()> {
     let mut checked = false;
     for (algorithm, expected) in hashes {
-        if let Some(actual) = crate::hash::digest_hex(algorithm, bytes) {
+        let actual = match sha256 {
+            Some(known) if algorithm == "sha256" => Some(std::borrow::Cow::Borrowed(known)),
+            _ => crate::hash::digest_hex(algorithm, bytes).map(std::borrow::Cow::Owned),
+        };
+        if let Some(actual) = actual {
             if !actual.eq_ignore_ascii_case(expected) {
                 return Err(Error::HashMismatch {
                     what: what.to_owned(),
@@ -828,6 +878,32 @@ fn check_hashes(what: &str, hashes: &BTreeMap<String, String>, bytes: &[u8]) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bin_names_are_the_prefix_and_the_zero_padded_hex_number() {
+        for bit_length in 1..=32 {
+            for prefix in [
+                "bins",
+                "",
+                "a-very-long-prefix-for-hashed-bins-that-needs-the-heap-0123456789",
+            ] {
+                let bins = SuccinctRoles {
+                    keyids: Vec::new(),
+                    threshold: std::num::NonZeroU32::MIN,
+                    bit_length,
+                    name_prefix: prefix.to_owned(),
+                    unrecognized: Unrecognized::new(),
+                };
+                let last = bins.bin_count() - 1;
+                let width = format!("{last:x}").len();
+                for bin in [0, 1, last / 2, last, last + 1] {
+                    let name = bins.bin_name(bin);
+                    assert_eq!(name.as_str(), format!("{prefix}-{bin:0width$x}"));
+                    assert_eq!(bins.is_bin(name.as_str()), bin <= last, "{name}");
+                }
+            }
+        }
+    }
 
     /// The general path's result, for comparing with [`Envelope::parse`].
     fn by_value<T: Role>(bytes: &str) -> std::result::Result<(T, Vec<u8>, usize), String> {

@@ -238,16 +238,14 @@ impl Verifier {
             .ok_or_else(|| Error::NotInitialized {
                 dir: work.cache.dir().to_owned(),
             })?;
-        let mut updater = Updater::with_signature_cache(
+        let mut updater = Updater::with_earlier_roles(
             &root,
             self.now(),
             self.options.config.clone(),
             Some(self.signatures.clone()),
+            self.earlier_roles(work.cache.dir()),
         )
         .map_err(tuf)?;
-        if let Some(earlier) = self.earlier_roles(work.cache.dir()) {
-            updater.set_earlier_roles(earlier);
-        }
         let etag = work.old.timestamp_etag.clone();
         loop {
             match updater.poll().map_err(tuf)? {

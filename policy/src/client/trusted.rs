@@ -1,8 +1,8 @@
 //! The trusted metadata collection: every check of the specification's
 //! client workflow (§5.3–§5.6) on bytes handed in by the caller.
 
-use std::collections::btree_map::Entry;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use time::OffsetDateTime;
@@ -45,23 +45,42 @@ pub enum TimestampUpdate {
 pub struct TrustedSet {
     config: Config,
     now: OffsetDateTime,
-    root: Verified<Root>,
+    root: Arc<Verified<Root>>,
+    /// The file the trusted root was loaded from.
+    root_file: FileId,
     timestamp: Option<Verified<Timestamp>>,
     snapshot: Option<Arc<Verified<Snapshot>>>,
     /// The file the snapshot was loaded from.
     snapshot_file: Option<FileId>,
-    targets: BTreeMap<RoleName, Arc<Verified<Targets>>>,
-    /// `(role, delegator)` pairs verified so far.
-    verified_by: BTreeSet<(RoleName, RoleName)>,
+    /// Every targets role loaded, by name: as verified, its file, the
+    /// delegators it was verified for. One map, looked up by hash: a
+    /// refresh stores and looks up hundreds of hashed bins.
+    targets: HashMap<RoleName, Loaded>,
     /// Signatures of the caller's earlier refreshes that verified
     /// ([`Self::set_signature_cache`]).
     signatures: Option<Arc<SignatureCache>>,
-    /// The length and SHA-256 of the file each delegated role was verified
-    /// from (or adopted with).
-    files: BTreeMap<RoleName, FileId>,
     /// Delegated roles an earlier refresh verified
     /// ([`Self::set_earlier_roles`]).
     earlier: Option<Arc<EarlierRoles>>,
+}
+
+/// A targets role of [`TrustedSet`].
+#[derive(Clone, Debug)]
+struct Loaded {
+    verified: Arc<Verified<Targets>>,
+    /// The length and SHA-256 of the file it was verified from (or
+    /// adopted with).
+    file: Arc<FileId>,
+    /// The delegator it was first verified for, and any others (python-tuf
+    /// loads a role again for another delegator).
+    delegator: RoleName,
+    more: Vec<RoleName>,
+}
+
+impl Loaded {
+    fn verified_for(&self, delegator: &str) -> bool {
+        self.delegator.as_str() == delegator || self.more.iter().any(|d| d.as_str() == delegator)
+    }
 }
 
 /// The length and SHA-256 (hex) of a metadata file.
@@ -78,10 +97,13 @@ pub struct FileId {
 /// instead of reading and parsing the file again.
 #[derive(Clone, Debug, Default)]
 pub struct EarlierRoles {
-    roles: BTreeMap<RoleName, Earlier>,
+    roles: HashMap<RoleName, Earlier>,
     /// The snapshot that refresh ended with, and its file: the next
     /// refresh's cached snapshot, taken over rather than parsed again.
     snapshot: Option<(FileId, Arc<Verified<Snapshot>>)>,
+    /// The root that refresh trusted in the end, and its file: the next
+    /// refresh's trusted root, taken over rather than parsed again.
+    root: Option<(FileId, Arc<Verified<Root>>)>,
 }
 
 /// One role of [`EarlierRoles`]: as verified, its file, and the digest of
@@ -89,7 +111,7 @@ pub struct EarlierRoles {
 #[derive(Clone, Debug)]
 struct Earlier {
     verified: Arc<Verified<Targets>>,
-    file: FileId,
+    file: Arc<FileId>,
     authority: Option<[u8; 32]>,
 }
 
@@ -129,23 +151,57 @@ impl TrustedSet {
         config: Config,
         signatures: Option<Arc<SignatureCache>>,
     ) -> Result<Self> {
+        Self::with_earlier_roles(root_bytes, now, config, signatures, None)
+    }
+
+    /// [`Self::with_signature_cache`], then [`Self::set_earlier_roles`];
+    /// when `root_bytes` is the very file (length and SHA-256) of the root
+    /// that earlier refresh trusted in the end, that root is taken over
+    /// rather than parsed again, its signatures checked against its own
+    /// root keys as any trusted root's are (a [`SignatureCache`] makes
+    /// that a lookup).
+    pub fn with_earlier_roles(
+        root_bytes: &[u8],
+        now: OffsetDateTime,
+        config: Config,
+        signatures: Option<Arc<SignatureCache>>,
+        earlier: Option<Arc<EarlierRoles>>,
+    ) -> Result<Self> {
         check_size(RoleName::ROOT, root_bytes, config.root_max_length)?;
-        let root = verify_root_self_cached(
-            Envelope::parse(RoleName::ROOT, root_bytes)?,
-            signatures.as_deref(),
-        )?;
+        let root_file = FileId {
+            length: root_bytes.len() as u64,
+            sha256: crate::hash::sha256_hex(root_bytes),
+        };
+        let same = earlier
+            .as_ref()
+            .and_then(|e| e.root.as_ref())
+            .filter(|(file, _)| *file == root_file)
+            .map(|(_, root)| root.clone());
+        let root = match same {
+            Some(root) => {
+                Authority::from_root(&root, RoleName::ROOT)?.check_cached(
+                    RoleName::ROOT,
+                    root.envelope(),
+                    signatures.as_deref(),
+                )?;
+                root
+            }
+            None => Arc::new(verify_root_self_cached(
+                Envelope::parse(RoleName::ROOT, root_bytes)?,
+                signatures.as_deref(),
+            )?),
+        };
         Ok(Self {
             config,
             now,
             root,
+            root_file,
             timestamp: None,
             snapshot: None,
             snapshot_file: None,
-            targets: BTreeMap::new(),
-            verified_by: BTreeSet::new(),
+            targets: HashMap::new(),
             signatures,
-            files: BTreeMap::new(),
-            earlier: None,
+            earlier,
         })
     }
 
@@ -161,38 +217,41 @@ impl TrustedSet {
     /// top-level `targets`, which every refresh loads itself.
     pub fn earlier_roles(&self) -> EarlierRoles {
         let mut digests = AuthorityDigests::default();
-        // `verified_by` is sorted by role like `files`: each role's first
-        // delegator is found walking both together.
-        let mut delegators = self.verified_by.iter().peekable();
         let roles = self
-            .files
+            .targets
             .iter()
             .filter(|(role, _)| role.as_str() != RoleName::TARGETS)
-            .filter_map(|(role, file)| {
-                let verified = self.targets.get(role)?;
-                while delegators.next_if(|(r, _)| r < role).is_some() {}
-                let authority = delegators
-                    .peek()
-                    .filter(|(r, _)| r == role)
-                    .and_then(|(_, delegator)| digests.of(self, role.as_str(), delegator.as_str()));
-                Some((
+            .map(|(role, loaded)| {
+                // The keys of its first delegator by name, as the pairs
+                // of role and delegator sorted once gave.
+                let delegator = std::iter::once(&loaded.delegator)
+                    .chain(&loaded.more)
+                    .min()
+                    .unwrap_or(&loaded.delegator);
+                let authority = digests.of(self, role.as_str(), delegator.as_str());
+                (
                     role.clone(),
                     Earlier {
-                        verified: verified.clone(),
-                        file: file.clone(),
+                        verified: loaded.verified.clone(),
+                        file: loaded.file.clone(),
                         authority,
                     },
-                ))
+                )
             })
             .collect();
         let snapshot = self.snapshot_file.clone().zip(self.snapshot.clone());
-        EarlierRoles { roles, snapshot }
+        let root = Some((self.root_file.clone(), self.root.clone()));
+        EarlierRoles {
+            roles,
+            snapshot,
+            root,
+        }
     }
 
     /// The length and SHA-256 of the file the delegated role `role` was
     /// verified from (or adopted with), if it is loaded.
     pub fn delegated_file(&self, role: &str) -> Option<&FileId> {
-        self.files.get(role)
+        self.targets.get(role).map(|l| &*l.file)
     }
 
     /// Loads the delegated role `role` (delegated by `delegator`) as an
@@ -216,18 +275,81 @@ impl TrustedSet {
         delegator: &str,
         digests: &mut AuthorityDigests,
     ) -> Result<bool> {
-        let Some(Earlier {
+        let Some(earlier) = self.earlier.clone() else {
+            return Ok(false);
+        };
+        let Some(found) = earlier.roles.get(role) else {
+            return Ok(false);
+        };
+        if !self.may_adopt(role, delegator, found, digests)? {
+            return Ok(false);
+        }
+        self.store_targets(
+            RoleName::new(role),
+            RoleName::new(delegator),
+            found.verified.clone(),
+            found.file.clone(),
+        );
+        Ok(true)
+    }
+
+    /// [`Self::adopt_with`] for a whole level of the walk: `level` holds
+    /// `(role, delegator)` pairs, `loaded` (as long) says which are loaded
+    /// already and is set for each role taken over. Every role gets every
+    /// check [`Self::adopt_with`] runs, one by one; the roles taken over
+    /// are stored under the names the level already holds (shared, not
+    /// copied).
+    pub(crate) fn adopt_level(
+        &mut self,
+        level: &[(RoleName, RoleName)],
+        loaded: &mut [bool],
+    ) -> Result<()> {
+        let Some(earlier) = self.earlier.clone() else {
+            return Ok(());
+        };
+        if earlier.roles.is_empty() {
+            return Ok(());
+        }
+        self.targets.reserve(level.len());
+        let mut digests = AuthorityDigests::default();
+        for ((role, delegator), loaded) in level.iter().zip(loaded.iter_mut()) {
+            if *loaded {
+                continue;
+            }
+            let Some(found) = earlier.roles.get(role.as_str()) else {
+                continue;
+            };
+            if self.may_adopt(role.as_str(), delegator.as_str(), found, &mut digests)? {
+                *loaded = true;
+                self.store_targets(
+                    role.clone(),
+                    delegator.clone(),
+                    found.verified.clone(),
+                    found.file.clone(),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `found`, the earlier refresh's `role`, may be taken over as
+    /// delegated by `delegator`: the snapshot (final) lists the version it
+    /// has and, where it lists them, the length and SHA-256 of its file; it
+    /// has not expired; its signatures meet the keys and threshold
+    /// `delegator` gives it now (checked again unless the digest of those
+    /// is the one it was verified under).
+    fn may_adopt(
+        &self,
+        role: &str,
+        delegator: &str,
+        found: &Earlier,
+        digests: &mut AuthorityDigests,
+    ) -> Result<bool> {
+        let Earlier {
             verified: earlier,
             file,
             authority: earlier_authority,
-        }) = self
-            .earlier
-            .as_ref()
-            .and_then(|e| e.roles.get(role))
-            .cloned()
-        else {
-            return Ok(false);
-        };
+        } = found;
         let snapshot = self.check_final_snapshot()?;
         let Some(meta) = snapshot.role_meta(role) else {
             return Ok(false);
@@ -243,9 +365,9 @@ impl TrustedSet {
         // The same envelope under the very keys and threshold it was
         // verified with verifies again; under any others, check it.
         let same_keys =
-            earlier_authority.is_some() && digests.of(self, role, delegator) == earlier_authority;
+            earlier_authority.is_some() && digests.of(self, role, delegator) == *earlier_authority;
         if !same_keys {
-            let Some(parent) = self.targets.get(delegator) else {
+            let Some(parent) = self.targets.get(delegator).map(|l| &l.verified) else {
                 return Ok(false);
             };
             let Ok(authority) = Authority::from_delegator(parent, role) else {
@@ -257,8 +379,6 @@ impl TrustedSet {
                 return Ok(false);
             }
         }
-        self.files.insert(RoleName::new(role), file);
-        self.store_targets(role, delegator, earlier);
         Ok(true)
     }
 
@@ -304,14 +424,15 @@ impl TrustedSet {
     /// The trusted metadata of targets role `role` (`targets` for the
     /// top-level role), if loaded.
     pub fn targets(&self, role: &str) -> Option<&Verified<Targets>> {
-        self.targets.get(role).map(|t| &**t)
+        self.targets.get(role).map(|l| &*l.verified)
     }
 
     /// True when `role` was loaded and verified with the keys `delegator`
     /// gives it (python-tuf loads a role again for another delegator).
     pub fn contains(&self, role: &str, delegator: &str) -> bool {
-        self.verified_by
-            .contains(&(RoleName::new(role), RoleName::new(delegator)))
+        self.targets
+            .get(role)
+            .is_some_and(|l| l.verified_for(delegator))
     }
 
     /// Whether the trusted root says the repository uses consistent snapshots.
@@ -343,7 +464,11 @@ impl TrustedSet {
                 received: new.version,
             });
         }
-        self.root = new;
+        self.root = Arc::new(new);
+        self.root_file = FileId {
+            length: bytes.len() as u64,
+            sha256: crate::hash::sha256_hex(bytes),
+        };
         Ok(&self.root)
     }
 
@@ -362,7 +487,7 @@ impl TrustedSet {
                 "timestamp cannot be updated once a snapshot is loaded".into(),
             ));
         }
-        check_expiry(RoleName::ROOT, &*self.root, self.now)?;
+        check_expiry(RoleName::ROOT, self.root.signed(), self.now)?;
         check_size(RoleName::TIMESTAMP, bytes, self.config.timestamp_max_length)?;
         let envelope = Envelope::<Timestamp>::parse(RoleName::TIMESTAMP, bytes)?;
         let new = Authority::from_root(&self.root, RoleName::TIMESTAMP)?.verify_cached(
@@ -426,13 +551,15 @@ impl TrustedSet {
             _ => self.config.snapshot_max_length,
         };
         check_size(RoleName::SNAPSHOT, bytes, limit)?;
-        if !trusted_local {
-            meta.check_bytes(RoleName::SNAPSHOT, bytes)?;
-        }
+        // Hashed once: the file's id, and the listing's SHA-256 checked
+        // against it.
         let file = FileId {
             length: bytes.len() as u64,
             sha256: crate::hash::sha256_hex(bytes),
         };
+        if !trusted_local {
+            meta.check_bytes_with(RoleName::SNAPSHOT, bytes, Some(&file.sha256))?;
+        }
         let authority = Authority::from_root(&self.root, RoleName::SNAPSHOT)?;
         // The cached snapshot an earlier refresh ended with: taken over as
         // it verified then, its signatures checked against the root's
@@ -522,8 +649,12 @@ impl TrustedSet {
         delegator: &str,
     ) -> Result<&Verified<Targets>> {
         let (new, file) = self.check_delegated_targets(bytes, role, delegator)?;
-        self.files.insert(RoleName::new(role), file);
-        Ok(self.store_targets(role, delegator, new))
+        Ok(self.store_targets(
+            RoleName::new(role),
+            RoleName::new(delegator),
+            Arc::new(new),
+            Arc::new(file),
+        ))
     }
 
     /// [`Self::update_delegated_targets`] for many roles at once, verifying
@@ -580,8 +711,12 @@ impl TrustedSet {
             .zip(checked)
             .map(|((role, delegator, _), result)| {
                 result.map(|(new, file)| {
-                    self.files.insert(RoleName::new(*role), file);
-                    self.store_targets(role, delegator, new);
+                    self.store_targets(
+                        RoleName::new(*role),
+                        RoleName::new(*delegator),
+                        Arc::new(new),
+                        Arc::new(file),
+                    );
                 })
             })
             .collect()
@@ -605,11 +740,15 @@ impl TrustedSet {
             }
             Authority::from_root(&self.root, RoleName::TARGETS)?
         } else {
-            let parent = self.targets.get(delegator).ok_or_else(|| {
-                Error::Order(format!(
-                    "{role} cannot be loaded before its delegator {delegator}"
-                ))
-            })?;
+            let parent = self
+                .targets
+                .get(delegator)
+                .map(|l| &l.verified)
+                .ok_or_else(|| {
+                    Error::Order(format!(
+                        "{role} cannot be loaded before its delegator {delegator}"
+                    ))
+                })?;
             Authority::from_delegator(parent, role)?
         };
         let meta = snapshot.role_meta(role).ok_or_else(|| Error::MissingRole {
@@ -621,7 +760,11 @@ impl TrustedSet {
             bytes,
             meta.length.unwrap_or(self.config.targets_max_length),
         )?;
-        meta.check_bytes(role, bytes)?;
+        let file = FileId {
+            length: bytes.len() as u64,
+            sha256: crate::hash::sha256_hex(bytes),
+        };
+        meta.check_bytes_with(role, bytes, Some(&file.sha256))?;
         let new = authority.verify_cached(
             role,
             Envelope::<Targets>::parse(role, bytes)?,
@@ -636,29 +779,36 @@ impl TrustedSet {
             });
         }
         check_expiry(role, &*new, self.now)?;
-        let file = FileId {
-            length: bytes.len() as u64,
-            sha256: crate::hash::sha256_hex(bytes),
-        };
         Ok((new, file))
     }
 
+    /// Stores `role` as verified for `delegator` (as well as any earlier
+    /// delegator it was verified for), from `file`.
     fn store_targets(
         &mut self,
-        role: &str,
-        delegator: &str,
-        new: impl Into<Arc<Verified<Targets>>>,
+        role: RoleName,
+        delegator: RoleName,
+        verified: Arc<Verified<Targets>>,
+        file: Arc<FileId>,
     ) -> &Verified<Targets> {
-        self.verified_by
-            .insert((RoleName::new(role), RoleName::new(delegator)));
-        let new = new.into();
-        match self.targets.entry(RoleName::new(role)) {
-            Entry::Occupied(mut slot) => {
-                slot.insert(new);
-                slot.into_mut()
+        let loaded = match self.targets.entry(role) {
+            Entry::Occupied(slot) => {
+                let loaded = slot.into_mut();
+                loaded.verified = verified;
+                loaded.file = file;
+                if !loaded.verified_for(delegator.as_str()) {
+                    loaded.more.push(delegator);
+                }
+                loaded
             }
-            Entry::Vacant(slot) => slot.insert(new),
-        }
+            Entry::Vacant(slot) => slot.insert(Loaded {
+                verified,
+                file,
+                delegator,
+                more: Vec::new(),
+            }),
+        };
+        &loaded.verified
     }
 }
 
@@ -684,7 +834,7 @@ impl AuthorityDigests {
     /// `role`: SHA-256 over the threshold and each allowed key's id,
     /// scheme and material. `None` if either is unknown.
     fn of(&mut self, set: &TrustedSet, role: &str, delegator: &str) -> Option<[u8; 32]> {
-        let parent = set.targets.get(delegator)?;
+        let parent = &set.targets.get(delegator)?.verified;
         let authority = Authority::from_delegator(parent, role).ok()?;
         let threshold = authority.threshold.get();
         if let Some(known) = self.known.iter().find(|k| {

@@ -76,7 +76,20 @@ impl Updater {
         config: Config,
         signatures: Option<std::sync::Arc<crate::verify::SignatureCache>>,
     ) -> Result<Self> {
-        let trusted = TrustedSet::with_signature_cache(trusted_root, now, config, signatures)?;
+        Self::with_earlier_roles(trusted_root, now, config, signatures, None)
+    }
+
+    /// [`Self::with_signature_cache`] taking over what an earlier refresh
+    /// verified ([`TrustedSet::with_earlier_roles`]).
+    pub fn with_earlier_roles(
+        trusted_root: &[u8],
+        now: OffsetDateTime,
+        config: Config,
+        signatures: Option<std::sync::Arc<crate::verify::SignatureCache>>,
+        earlier: Option<std::sync::Arc<super::EarlierRoles>>,
+    ) -> Result<Self> {
+        let trusted =
+            TrustedSet::with_earlier_roles(trusted_root, now, config, signatures, earlier)?;
         let phase = Phase::Root {
             next: trusted.root().version.saturating_add(1),
             left: trusted.config().max_root_rotations,

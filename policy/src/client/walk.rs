@@ -1,7 +1,7 @@
 //! Loading every delegated targets role: the breadth-first walk of the
 //! delegation graph, one level at a time.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 
 use super::request::{CacheOp, MetadataFile, Request, Response, Source, Step};
 use super::trusted::TrustedSet;
@@ -64,7 +64,7 @@ pub struct Walk<'t> {
     batch_bytes: usize,
     skip_unlisted: bool,
     /// Role names walked or queued (and the top-level names).
-    seen: BTreeSet<RoleName>,
+    seen: HashSet<RoleName>,
     /// Roles loaded, in walk order.
     roles: Vec<RoleName>,
     /// The current level: `(role, delegator)`, and whether it is loaded.
@@ -283,14 +283,7 @@ impl<'t> Walk<'t> {
                     self.loaded = vec![false; self.level.len()];
                     // Roles an earlier refresh verified, unchanged since:
                     // taken over without reading their files.
-                    let mut digests = super::trusted::AuthorityDigests::default();
-                    for ((role, delegator), loaded) in self.level.iter().zip(&mut self.loaded) {
-                        *loaded = self.trusted.adopt_with(
-                            role.as_str(),
-                            delegator.as_str(),
-                            &mut digests,
-                        )?;
-                    }
+                    self.trusted.adopt_level(&self.level, &mut self.loaded)?;
                     self.requests = self.level_requests(Source::Local)?;
                     self.stage = Stage::Local;
                 }
@@ -343,6 +336,10 @@ impl<'t> Walk<'t> {
             return Err(Error::Order("delegations walked before a snapshot".into()));
         };
         let listed = |name: &str| snapshot.role_meta(name).is_some();
+        // The walk sees at most the roles the snapshot lists (and the
+        // top-level names): room for them all, not a rehash per doubling.
+        self.seen
+            .reserve(snapshot.meta.len().saturating_sub(self.seen.len()));
         let mut children = Vec::new();
         for parent in parents {
             let Some(delegations) = trusted

@@ -567,3 +567,224 @@ fn a_cached_snapshot_is_taken_over_only_as_the_same_file_under_the_root_trusted_
         "{loaded:?}"
     );
 }
+
+/// targets → 8 hashed bins `bin-0` … `bin-7` (one key), a target in each
+/// of two bins.
+fn binned() -> Repo {
+    let mut repo = Repo::new(Scheme::Ed25519);
+    repo.delegate_succinct("targets", 3, "bin");
+    repo.add_target("bin-2", "two", b"2");
+    repo.add_target("bin-5", "five", b"5");
+    repo.publish();
+    repo
+}
+
+/// The files a walk read, local or remote (`L name`, `R name`).
+fn reads(trace: &Trace) -> Vec<&str> {
+    trace
+        .steps
+        .iter()
+        .filter(|s| s.starts_with("L ") || s.starts_with("R "))
+        .map(String::as_str)
+        .collect()
+}
+
+fn bins() -> Vec<String> {
+    (0..8).map(|b| format!("bin-{b}")).collect()
+}
+
+#[test]
+fn unchanged_hashed_bins_are_taken_over_together_and_a_changed_bin_is_read() {
+    for hashes in [false, true] {
+        let mut repo = binned();
+        repo.meta_hashes = hashes;
+        repo.publish();
+        let mut client = Client::new(&repo);
+        let (first, _, result) = walk_after(&mut client, &repo, None);
+        assert_eq!(result.unwrap().len(), 9);
+        let earlier = std::sync::Arc::new(first.trusted().earlier_roles());
+        assert_eq!(earlier.len(), 8);
+
+        repo.add_target("bin-5", "five-more", b"55");
+        repo.bump_role("bin-5");
+        let (second, trace, result) = walk_after(&mut client, &repo, Some(earlier));
+        let mut roles = names(&result.unwrap())
+            .into_iter()
+            .map(str::to_owned)
+            .collect::<Vec<_>>();
+        roles.sort();
+        let mut expected = bins();
+        expected.push("targets".into());
+        assert_eq!(roles, expected);
+        // Only bin-5 is read: its cached copy is the old version, then the
+        // repository's.
+        let read = reads(&trace);
+        assert!(read.iter().all(|s| s.ends_with("bin-5.json")), "{read:?}");
+        assert!(read.iter().any(|s| s.starts_with("R ")), "{read:?}");
+        let trusted = second.trusted();
+        assert!(trusted
+            .targets("bin-5")
+            .unwrap()
+            .targets
+            .contains_key("five-more"));
+        assert!(trusted
+            .targets("bin-2")
+            .unwrap()
+            .targets
+            .contains_key("two"));
+        for bin in bins() {
+            assert!(trusted.contains(&bin, "targets"), "{bin}");
+            assert!(trusted.delegated_file(&bin).is_some(), "{bin}");
+        }
+        // The new bin-5's file is the one recorded, for the next refresh.
+        let current = repo.current("bin-5");
+        let file = trusted.delegated_file("bin-5").unwrap();
+        assert_eq!(file.length, current.len() as u64);
+        assert_eq!(file.sha256, keyshare_policy::hash::sha256_hex(&current));
+
+        // And the next refresh takes the new bin-5 over as well.
+        let earlier = std::sync::Arc::new(trusted.earlier_roles());
+        repo.bump();
+        let (_, trace, result) = walk_after(&mut client, &repo, Some(earlier));
+        result.unwrap();
+        assert_eq!(reads(&trace), Vec::<&str>::new());
+    }
+}
+
+#[test]
+fn a_hashed_bin_whose_snapshot_entry_changed_under_the_same_version_is_read_again() {
+    let mut repo = binned();
+    repo.meta_hashes = true;
+    repo.publish();
+    let mut client = Client::new(&repo);
+    let (first, _, result) = walk_after(&mut client, &repo, None);
+    result.unwrap();
+    let earlier = std::sync::Arc::new(first.trusted().earlier_roles());
+    // bin-2 re-signed with other content under its old version: the
+    // snapshot lists another hash and length for it.
+    repo.add_target("bin-2", "two-more", b"22");
+    repo.bump();
+    let (second, trace, result) = walk_after(&mut client, &repo, Some(earlier));
+    result.unwrap();
+    let read = reads(&trace);
+    assert!(!read.is_empty(), "bin-2 must be read again");
+    assert!(read.iter().all(|s| s.ends_with("bin-2.json")), "{read:?}");
+    assert!(second
+        .trusted()
+        .targets("bin-2")
+        .unwrap()
+        .targets
+        .contains_key("two-more"));
+}
+
+#[test]
+fn no_hashed_bin_is_taken_over_once_targets_gives_the_bins_other_keys() {
+    let mut repo = binned();
+    let mut client = Client::new(&repo);
+    let (first, _, result) = walk_after(&mut client, &repo, None);
+    result.unwrap();
+    let earlier = std::sync::Arc::new(first.trusted().earlier_roles());
+
+    // targets now gives the bins a new key; the bins are unchanged, still
+    // signed by the old one.
+    let new_key = repo.key();
+    {
+        let d = repo
+            .targets
+            .get_mut("targets")
+            .unwrap()
+            .delegations
+            .as_mut()
+            .unwrap();
+        d.keys
+            .insert(new_key.key_id().clone(), new_key.public_key().clone());
+        d.succinct_roles.as_mut().unwrap().keyids = vec![new_key.key_id().clone()];
+    }
+    repo.bump_role("targets");
+    let (second, trace, result) = walk_after(&mut client, &repo, Some(earlier));
+    // Not taken over: read, and refused, as a fresh client would.
+    assert!(
+        reads(&trace).iter().any(|s| s.contains("bin-")),
+        "{:?}",
+        trace.steps
+    );
+    assert!(
+        matches!(
+            result,
+            Err(Error::BadSignature { .. } | Error::ThresholdNotMet { .. })
+        ),
+        "{result:?}"
+    );
+    for bin in bins() {
+        assert!(second.trusted().targets(&bin).is_none(), "{bin}");
+    }
+}
+
+#[test]
+fn an_expired_hashed_bin_is_not_taken_over() {
+    let mut repo = binned();
+    repo.targets.get_mut("bin-6").unwrap().expires = crate::common::expires_in_days(1);
+    repo.publish();
+    let mut client = Client::new(&repo);
+    let (first, _, result) = walk_after(&mut client, &repo, None);
+    result.unwrap();
+    let earlier = std::sync::Arc::new(first.trusted().earlier_roles());
+    assert_eq!(earlier.len(), 8);
+
+    // Two days on, nothing changed but snapshot and timestamp: bin-6 has
+    // expired, the same file as before.
+    client.now = crate::common::NOW + Duration::from_secs(2 * 86_400);
+    repo.bump();
+    let (second, trace, result) = walk_after(&mut client, &repo, Some(earlier));
+    assert!(
+        matches!(&result, Err(Error::Expired { role, .. }) if role.as_str() == "bin-6"),
+        "{result:?}"
+    );
+    assert!(
+        reads(&trace).iter().any(|s| s.ends_with("bin-6.json")),
+        "{:?}",
+        trace.steps
+    );
+    assert!(second.trusted().targets("bin-6").is_none());
+}
+
+#[test]
+fn a_trusted_root_is_taken_over_only_as_the_same_file_its_signatures_checked_again() {
+    use keyshare_policy::client::{Config, TrustedSet};
+    use std::sync::Arc;
+    let mut repo = tree();
+    let mut client = Client::new(&repo);
+    // The first refresh rotates to root version 2: the root it ends with
+    // is the one the cache holds next.
+    repo.root.version = 2;
+    repo.publish_root();
+    repo.bump();
+    let (first, _, result) = walk_after(&mut client, &repo, None);
+    result.unwrap();
+    assert_eq!(first.trusted().root().version, 2);
+    let earlier = Arc::new(first.trusted().earlier_roles());
+    let root = client.cache["root.json"].clone();
+    assert_eq!(root, repo.root_bytes(2));
+    let load = |bytes: &[u8], earlier: Option<Arc<_>>| {
+        TrustedSet::with_earlier_roles(bytes, client.now, Config::default(), None, earlier)
+    };
+
+    // The very file: the root that refresh trusted, not parsed again.
+    let set = load(&root, Some(earlier.clone())).unwrap();
+    assert!(std::ptr::eq(set.root(), first.trusted().root()));
+
+    // Other bytes (a signature changed): parsed and verified, and refused.
+    let loaded = load(&corrupt_signature(&root), Some(earlier.clone()));
+    assert!(
+        matches!(
+            loaded,
+            Err(Error::BadSignature { .. } | Error::ThresholdNotMet { .. })
+        ),
+        "{loaded:?}"
+    );
+
+    // Version 1's file is another file: parsed, not taken over.
+    let v1 = load(&repo.root_bytes(1), Some(earlier)).unwrap();
+    assert_eq!(v1.root().version, 1);
+    assert!(!std::ptr::eq(v1.root(), first.trusted().root()));
+}
