@@ -364,10 +364,27 @@ fn main() {
         assert!(Instant::now() < deadline, "only {n} of {everyone} waiting");
         std::thread::sleep(Duration::from_millis(200));
     }
+    let all_waiting = Instant::now();
     // Every watcher wrote its cache behind its first state
     // (`WatchOptions::write_behind`): the revocation meets settled
     // verifiers, as it would on machines of their own.
     std::thread::sleep(WatchOptions::default().write_behind + Duration::from_secs(1));
+    // Writing a thousand caches can take longer than that on two cores:
+    // wait until this process is quiet (under 5 % of a core for half a
+    // second), so the revocation does not meet the tail of the writes.
+    loop {
+        let before = cpu_used();
+        std::thread::sleep(Duration::from_millis(500));
+        if cpu_used().saturating_sub(before) < Duration::from_millis(25)
+            || all_waiting.elapsed() > Duration::from_secs(60)
+        {
+            break;
+        }
+    }
+    eprintln!(
+        "settled {:.1} s after every watcher was waiting",
+        all_waiting.elapsed().as_secs_f64()
+    );
     let rss = rss_mib(server.child.id());
     // `--hold SECS`: a pause before the revocation (to attach a profiler
     // to this process or the server's, whose pids are printed).
