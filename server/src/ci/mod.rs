@@ -281,7 +281,24 @@ pub struct CiService {
     /// a token of more than [`SCOPE_CACHED_MAX`] namespaces is looked up
     /// in the store each time instead.
     scopes: Mutex<HashMap<String, Arc<HashSet<NamespaceName>>>>,
+    /// Held while a token's namespaces are read into [`Self::scopes`]: of
+    /// the requests that arrive together with a token not kept yet (a CI
+    /// fleet starting at once), one reads them and the others wait for it
+    /// and find them kept, instead of each reading all of them in turn.
+    loading_scope: Mutex<()>,
+    /// Bounds the CI-token look-ups running on blocking threads at once.
+    /// They take turns on one read connection anyway; without the bound, a
+    /// fleet of jobs starting together gets a blocking thread each (made
+    /// for it, its memory first touched) only to queue for that
+    /// connection. The others wait here, on the async worker, without a
+    /// thread.
+    token_lookups: tokio::sync::Semaphore,
 }
+
+/// How many CI-token look-ups run on blocking threads at once (see
+/// `CiService::token_lookups`): one on the read connection, one between
+/// its reads (hashing the secret, the principal).
+const TOKEN_LOOKUPS: usize = 2;
 
 /// How many CI tokens' namespaces [`CiService`] keeps in memory.
 const SCOPES_CACHED: usize = 1024;
@@ -352,6 +369,8 @@ impl CiService {
             config,
             recorded_use: Mutex::new(HashMap::new()),
             scopes: Mutex::new(HashMap::new()),
+            loading_scope: Mutex::new(()),
+            token_lookups: tokio::sync::Semaphore::new(TOKEN_LOOKUPS),
         })
     }
 
@@ -363,6 +382,30 @@ impl CiService {
     /// A new single-use nonce and when it expires. Stores nothing.
     pub fn nonce(&self, now: OffsetDateTime) -> Result<(String, OffsetDateTime), CiError> {
         self.nonces.issue(now)
+    }
+
+    /// [`Self::authenticate`] on a blocking thread, never on the caller's
+    /// async worker. CI tokens are looked up at most [`TOKEN_LOOKUPS`] at
+    /// a time; the others wait for their turn without a thread. OIDC ID
+    /// tokens are not held to that bound: fetching an issuer's keys may
+    /// take seconds and must not hold up the CI tokens.
+    pub async fn identify(
+        self: &Arc<Self>,
+        bearer: String,
+        now: OffsetDateTime,
+    ) -> Result<CiIdentity, CiError> {
+        let _turn = if bearer.starts_with("ks_") {
+            Some(
+                self.token_lookups
+                    .acquire()
+                    .await
+                    .map_err(|e| CiError::Internal(format!("token look-ups: {e}")))?,
+            )
+        } else {
+            None
+        };
+        let this = Arc::clone(self);
+        blocking(move || this.authenticate(&bearer, now)).await
     }
 
     /// Verifies a bearer credential: a CI token (`ks_...`) or an OIDC ID
@@ -570,6 +613,14 @@ impl CiService {
     /// (see [`Self::scopes`]); `None` for a token of more than
     /// [`SCOPE_CACHED_MAX`] namespaces. Blocking.
     fn load_scope(&self, id: &str) -> Result<Option<Arc<HashSet<NamespaceName>>>, CiError> {
+        let _loading = self
+            .loading_scope
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Another request may have read them while this one waited.
+        if let Some(scope) = self.cached_scope(id) {
+            return Ok(Some(scope));
+        }
         let too_many = |n: u64| n > SCOPE_CACHED_MAX as u64;
         let (_, total) = self.read_tokens(|s| s.token_scope_sample(id, 0))?;
         if too_many(total) {

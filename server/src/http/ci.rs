@@ -66,9 +66,7 @@ async fn identify(
     req: &HttpRequest,
 ) -> Result<CiIdentity, ApiError> {
     let credential = bearer(req)?;
-    let now = state.now();
-    let ci = ci.clone();
-    Ok(web::block(move || ci.authenticate(&credential, now)).await??)
+    Ok(ci.identify(credential, state.now()).await?)
 }
 
 #[utoipa::path(

@@ -1,6 +1,7 @@
 //! A CI token past its expiry gets no delegation: the CI endpoints refuse
 //! it like a revoked one, with 401 naming the expiry. A revoked one is
-//! refused from the next request on.
+//! refused from the next request on, and one whose namespace was deleted
+//! gets nothing from a namespace made again under that name.
 
 #![allow(
     clippy::unwrap_used,
@@ -12,8 +13,9 @@
 use actix_web::http::{Method, StatusCode};
 use time::Duration;
 
-use crate::ci_common::{delegation_body, job_key, CiFixture};
+use crate::ci_common::{create_namespaces, delegation_body, job_key, CiFixture};
 use crate::http_common::{ns_name, request, send, NOW};
+use keyshare_server::publisher::Change;
 use keyshare_server::store::TokenKind;
 
 /// A fresh nonce from the app.
@@ -122,4 +124,59 @@ async fn a_revoked_ci_token_gets_no_delegation_from_the_next_request_on() {
         fx.f.publisher.read(|s| s.keys("team-a")).unwrap().len(),
         keys_before
     );
+}
+
+/// A CI token's namespaces are kept in memory after its first use. Deleting
+/// one of them revokes the token, so a namespace made again under the same
+/// name grants the kept token nothing: the revocation is checked before the
+/// kept scope is read.
+#[actix_web::test]
+async fn a_ci_token_kept_in_memory_gets_nothing_from_a_namespace_deleted_and_made_again() {
+    let fx = CiFixture::new();
+    let new =
+        fx.f.publisher
+            .create_token("test", TokenKind::Ci(vec![ns_name("team-a")]), None, NOW)
+            .unwrap();
+    let token = new.secret.expose().to_owned();
+    let app = app!(fx.f);
+    let delegate = |nonce: &str, key| {
+        request(
+            Method::POST,
+            "/api/v1/ci/delegations",
+            Some(&token),
+            Some(&delegation_body(nonce, "team-a", key)),
+        )
+        .to_request()
+    };
+    let (first, second) = (job_key(), job_key());
+    let n = fresh_nonce!(&app);
+    let a = send(&app, delegate(&n, &first)).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.json());
+
+    fx.f.publisher
+        .apply(
+            "admin",
+            Change::DeleteNamespace {
+                namespace: ns_name("team-a"),
+            },
+            NOW,
+        )
+        .unwrap();
+    create_namespaces(&fx.f.publisher, &["team-a"]);
+    assert!(fx
+        .f
+        .publisher
+        .read(|s| s.keys("team-a"))
+        .unwrap()
+        .is_empty());
+
+    let n = fresh_nonce!(&app);
+    let a = send(&app, delegate(&n, &second)).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{:?}", a.json());
+    assert!(fx
+        .f
+        .publisher
+        .read(|s| s.keys("team-a"))
+        .unwrap()
+        .is_empty());
 }
