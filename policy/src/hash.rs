@@ -12,22 +12,33 @@ pub fn sha256_hex(data: &[u8]) -> String {
 
 /// Raw SHA-256 of `data`.
 ///
-/// Hashes here use OpenSSL's SHA-2 functions directly (`openssl::sha`),
-/// not the `EVP` digest interface: OpenSSL 3 looks the algorithm up by name
-/// (locks, a hash table of names) on every `EVP` digest of a built-in
-/// `MessageDigest`, which cost more than hashing the small documents
-/// keyshare hashes.
+/// Hashes here use OpenSSL's SHA-2 contexts directly (`openssl::sha::Sha256`
+/// and its kin: `SHA256_Init`/`Update`/`Final`), neither the `EVP` digest
+/// interface nor the one-shot functions (`openssl::sha::sha256`, OpenSSL's
+/// `SHA256()`): in OpenSSL 3 both look the algorithm up by name (locks, a
+/// hash table of names) on every call, which cost more than hashing the
+/// small documents keyshare hashes.
 pub fn sha256(data: &[u8]) -> [u8; 32] {
-    openssl::sha::sha256(data)
+    let mut h = openssl::sha::Sha256::new();
+    h.update(data);
+    h.finish()
 }
 
 /// Hex digest of `data` with the algorithm TUF names `algorithm`
 /// (`sha256`, `sha384`, `sha512`), or `None` for one keyshare does not compute.
 pub fn digest_hex(algorithm: &str, data: &[u8]) -> Option<String> {
     match algorithm {
-        "sha256" => Some(hex::encode(openssl::sha::sha256(data))),
-        "sha384" => Some(hex::encode(openssl::sha::sha384(data))),
-        "sha512" => Some(hex::encode(openssl::sha::sha512(data))),
+        "sha256" => Some(hex::encode(sha256(data))),
+        "sha384" => {
+            let mut h = openssl::sha::Sha384::new();
+            h.update(data);
+            Some(hex::encode(h.finish()))
+        }
+        "sha512" => {
+            let mut h = openssl::sha::Sha512::new();
+            h.update(data);
+            Some(hex::encode(h.finish()))
+        }
         _ => None,
     }
 }

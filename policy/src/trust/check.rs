@@ -20,7 +20,14 @@ use crate::pattern::ArtifactPattern;
 pub(super) type Problem = (String, String);
 
 /// Parses one JSON document, naming `what` and the JSON path in errors.
+///
+/// A document that parses is read once, without tracking paths (which
+/// allocates every field name read); only one that does not is read again
+/// with them, for the error. Both reads accept the same documents.
 pub(super) fn parse_json<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T> {
+    if let Ok(value) = serde_json::from_slice(bytes) {
+        return Ok(value);
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut de)
         .map_err(|e| malformed(what, &e.path().to_string(), e.inner()))?;

@@ -462,7 +462,7 @@ impl CiService {
             };
         let replay = SingleUse {
             kind: SingleUseKind::Token,
-            digest: hex::encode(openssl::sha::sha256(&secret::encode(&[
+            digest: hex::encode(keyshare_policy::hash::sha256(&secret::encode(&[
                 verified.issuer.as_bytes(),
                 verified.replay_key.as_bytes(),
             ]))),

@@ -348,7 +348,7 @@ impl Signing {
         };
         let ess = SigningCertificateV2 {
             certs: vec![EssCertIdV2 {
-                cert_hash: OctetString::new(openssl::sha::sha256(tsa_der).to_vec())
+                cert_hash: OctetString::new(keyshare_policy::hash::sha256(tsa_der).to_vec())
                     .map_err(|e| format!("certHash: {e}"))?,
                 issuer_serial: IssuerSerial {
                     issuer: vec![GeneralName::DirectoryName(tbs.issuer.clone())],
@@ -384,7 +384,7 @@ impl Signing {
         with_certs: bool,
         sign: impl FnOnce(&[u8]) -> Result<Vec<u8>, String>,
     ) -> Result<ContentInfo, String> {
-        let digest = OctetString::new(openssl::sha::sha256(tst_info).to_vec())
+        let digest = OctetString::new(keyshare_policy::hash::sha256(tst_info).to_vec())
             .map_err(|e| format!("messageDigest: {e}"))?;
         let attrs = SetOfVec::try_from(vec![
             attribute(CONTENT_TYPE, any_of("contentType", &TST_INFO)?)?,
