@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 
 use crate::common::{corrupt_signature, Client, Repo};
 use keyshare_policy::client::{CacheOp, Lookup, Request, Response, Source, Step, Updater, Walk};
+use keyshare_policy::ids::KeyId;
 use keyshare_policy::keys::Scheme;
-use keyshare_policy::metadata::RoleName;
+use keyshare_policy::metadata::{Delegations, RoleName};
 use keyshare_policy::sign::Signer as _;
 use keyshare_policy::Error;
 
@@ -400,6 +401,38 @@ fn walk_after(
     (updater, trace, result)
 }
 
+/// A client's first refresh and walk of `repo` (which must succeed), and
+/// the roles it verified, for the next walk to take over.
+fn first_walk(
+    repo: &Repo,
+) -> (
+    Client,
+    std::sync::Arc<keyshare_policy::client::EarlierRoles>,
+) {
+    let mut client = Client::new(repo);
+    let (first, _, result) = walk_after(&mut client, repo, None);
+    result.unwrap();
+    let earlier = std::sync::Arc::new(first.trusted().earlier_roles());
+    (client, earlier)
+}
+
+/// Adds a new key to the top-level targets' delegations, which `edit`
+/// then gives to some of its roles (the roles themselves stay signed by
+/// the old keys).
+fn rekey_delegations(repo: &mut Repo, edit: impl FnOnce(&mut Delegations, KeyId)) {
+    let new_key = repo.key();
+    let d = repo
+        .targets
+        .get_mut("targets")
+        .unwrap()
+        .delegations
+        .as_mut()
+        .unwrap();
+    d.keys
+        .insert(new_key.key_id().clone(), new_key.public_key().clone());
+    edit(d, new_key.key_id().clone());
+}
+
 #[test]
 fn a_walk_takes_over_the_roles_the_last_one_verified_and_reads_only_what_changed() {
     for hashes in [false, true] {
@@ -443,32 +476,19 @@ fn a_walk_takes_over_the_roles_the_last_one_verified_and_reads_only_what_changed
 #[test]
 fn a_role_is_not_taken_over_once_its_delegator_gives_it_other_keys() {
     let mut repo = tree();
-    let mut client = Client::new(&repo);
-    let (first, _, result) = walk_after(&mut client, &repo, None);
-    result.unwrap();
-    let earlier = std::sync::Arc::new(first.trusted().earlier_roles());
+    let (mut client, earlier) = first_walk(&repo);
 
     // targets now delegates `a` to a new key; `a` itself is unchanged,
     // still signed by the old one.
-    let new_key = repo.key();
-    {
-        let d = repo
-            .targets
-            .get_mut("targets")
-            .unwrap()
-            .delegations
-            .as_mut()
-            .unwrap();
-        d.keys
-            .insert(new_key.key_id().clone(), new_key.public_key().clone());
+    rekey_delegations(&mut repo, |d, key| {
         let a = d
             .roles_mut()
             .unwrap()
             .iter_mut()
             .find(|r| r.name.as_str() == "a")
             .unwrap();
-        a.keyids = vec![new_key.key_id().clone()];
-    }
+        a.keyids = vec![key];
+    });
     repo.bump_role("targets");
     let (_, trace, result) = walk_after(&mut client, &repo, Some(earlier));
     // Not taken over: read, and refused, as a fresh client would.
@@ -485,10 +505,7 @@ fn a_role_is_not_taken_over_when_the_snapshot_lists_other_bytes_for_its_version(
     let mut repo = tree();
     repo.meta_hashes = true;
     repo.publish();
-    let mut client = Client::new(&repo);
-    let (first, _, result) = walk_after(&mut client, &repo, None);
-    result.unwrap();
-    let earlier = std::sync::Arc::new(first.trusted().earlier_roles());
+    let (mut client, earlier) = first_walk(&repo);
     // The same version of `b` with other content (a repository that
     // re-signed it without a new version): the snapshot's hash differs.
     repo.add_target("b", "b/other", b"other");
@@ -656,10 +673,7 @@ fn a_hashed_bin_whose_snapshot_entry_changed_under_the_same_version_is_read_agai
     let mut repo = binned();
     repo.meta_hashes = true;
     repo.publish();
-    let mut client = Client::new(&repo);
-    let (first, _, result) = walk_after(&mut client, &repo, None);
-    result.unwrap();
-    let earlier = std::sync::Arc::new(first.trusted().earlier_roles());
+    let (mut client, earlier) = first_walk(&repo);
     // bin-2 re-signed with other content under its old version: the
     // snapshot lists another hash and length for it.
     repo.add_target("bin-2", "two-more", b"22");
@@ -680,26 +694,13 @@ fn a_hashed_bin_whose_snapshot_entry_changed_under_the_same_version_is_read_agai
 #[test]
 fn no_hashed_bin_is_taken_over_once_targets_gives_the_bins_other_keys() {
     let mut repo = binned();
-    let mut client = Client::new(&repo);
-    let (first, _, result) = walk_after(&mut client, &repo, None);
-    result.unwrap();
-    let earlier = std::sync::Arc::new(first.trusted().earlier_roles());
+    let (mut client, earlier) = first_walk(&repo);
 
     // targets now gives the bins a new key; the bins are unchanged, still
     // signed by the old one.
-    let new_key = repo.key();
-    {
-        let d = repo
-            .targets
-            .get_mut("targets")
-            .unwrap()
-            .delegations
-            .as_mut()
-            .unwrap();
-        d.keys
-            .insert(new_key.key_id().clone(), new_key.public_key().clone());
-        d.succinct_roles.as_mut().unwrap().keyids = vec![new_key.key_id().clone()];
-    }
+    rekey_delegations(&mut repo, |d, key| {
+        d.succinct_roles.as_mut().unwrap().keyids = vec![key];
+    });
     repo.bump_role("targets");
     let (second, trace, result) = walk_after(&mut client, &repo, Some(earlier));
     // Not taken over: read, and refused, as a fresh client would.
@@ -725,10 +726,7 @@ fn an_expired_hashed_bin_is_not_taken_over() {
     let mut repo = binned();
     repo.targets.get_mut("bin-6").unwrap().expires = crate::common::expires_in_days(1);
     repo.publish();
-    let mut client = Client::new(&repo);
-    let (first, _, result) = walk_after(&mut client, &repo, None);
-    result.unwrap();
-    let earlier = std::sync::Arc::new(first.trusted().earlier_roles());
+    let (mut client, earlier) = first_walk(&repo);
     assert_eq!(earlier.len(), 8);
 
     // Two days on, nothing changed but snapshot and timestamp: bin-6 has

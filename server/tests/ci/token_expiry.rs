@@ -11,12 +11,14 @@
 )]
 
 use actix_web::http::{Method, StatusCode};
+use actix_web::test::TestRequest;
 use time::Duration;
 
 use crate::ci_common::{create_namespaces, delegation_body, job_key, CiFixture};
 use crate::http_common::{ns_name, request, send, NOW};
+use keyshare_policy::sign::InMemorySigner;
 use keyshare_server::publisher::Change;
-use keyshare_server::store::TokenKind;
+use keyshare_server::store::{NewToken, TokenKind};
 
 /// A fresh nonce from the app.
 macro_rules! fresh_nonce {
@@ -29,6 +31,23 @@ macro_rules! fresh_nonce {
         assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.body);
         a.json()["nonce"].as_str().unwrap().to_owned()
     }};
+}
+
+/// A CI token for `team-a`, made at `NOW`.
+fn team_a_token(fx: &CiFixture) -> NewToken {
+    fx.f.publisher
+        .create_token("test", TokenKind::Ci(vec![ns_name("team-a")]), None, NOW)
+        .unwrap()
+}
+
+/// A delegation request in `team-a` with CI token `token`.
+fn delegation(token: &str, nonce: &str, key: &InMemorySigner) -> TestRequest {
+    request(
+        Method::POST,
+        "/api/v1/ci/delegations",
+        Some(token),
+        Some(&delegation_body(nonce, "team-a", key)),
+    )
 }
 
 #[actix_web::test]
@@ -46,15 +65,7 @@ async fn an_expired_ci_token_gets_no_delegation() {
             .unwrap();
     let token = new.secret.expose().to_owned();
     let app = app!(fx.f);
-    let delegate = |nonce: &str, key| {
-        request(
-            Method::POST,
-            "/api/v1/ci/delegations",
-            Some(&token),
-            Some(&delegation_body(nonce, "team-a", key)),
-        )
-        .to_request()
-    };
+    let delegate = |nonce: &str, key| delegation(&token, nonce, key).to_request();
 
     // Before the expiry it works.
     let key = job_key();
@@ -89,21 +100,10 @@ async fn an_expired_ci_token_gets_no_delegation() {
 #[actix_web::test]
 async fn a_revoked_ci_token_gets_no_delegation_from_the_next_request_on() {
     let fx = CiFixture::new();
-    let new =
-        fx.f.publisher
-            .create_token("test", TokenKind::Ci(vec![ns_name("team-a")]), None, NOW)
-            .unwrap();
+    let new = team_a_token(&fx);
     let token = new.secret.expose().to_owned();
     let app = app!(fx.f);
-    let delegate = |nonce: &str, key| {
-        request(
-            Method::POST,
-            "/api/v1/ci/delegations",
-            Some(&token),
-            Some(&delegation_body(nonce, "team-a", key)),
-        )
-        .to_request()
-    };
+    let delegate = |nonce: &str, key| delegation(&token, nonce, key).to_request();
     let stored = || fx.f.publisher.read(|s| s.token(&new.token.id)).unwrap();
     assert_eq!(stored().last_used_at, None);
 
@@ -133,21 +133,10 @@ async fn a_revoked_ci_token_gets_no_delegation_from_the_next_request_on() {
 #[actix_web::test]
 async fn a_ci_token_kept_in_memory_gets_nothing_from_a_namespace_deleted_and_made_again() {
     let fx = CiFixture::new();
-    let new =
-        fx.f.publisher
-            .create_token("test", TokenKind::Ci(vec![ns_name("team-a")]), None, NOW)
-            .unwrap();
+    let new = team_a_token(&fx);
     let token = new.secret.expose().to_owned();
     let app = app!(fx.f);
-    let delegate = |nonce: &str, key| {
-        request(
-            Method::POST,
-            "/api/v1/ci/delegations",
-            Some(&token),
-            Some(&delegation_body(nonce, "team-a", key)),
-        )
-        .to_request()
-    };
+    let delegate = |nonce: &str, key| delegation(&token, nonce, key).to_request();
     let (first, second) = (job_key(), job_key());
     let n = fresh_nonce!(&app);
     let a = send(&app, delegate(&n, &first)).await;
