@@ -1,5 +1,7 @@
 //! Group commit: a burst of concurrent delegation requests over real HTTP
-//! all succeed, every key is published, and they share few publishes.
+//! all succeed, every key is published, and they share few publishes,
+//! whether each job has an OIDC ID token of its own or all share one CI
+//! token.
 
 #![allow(
     clippy::unwrap_used,
@@ -19,13 +21,35 @@ use keyshare_policy::sign::Signer;
 use keyshare_policy::trust::SignerRef;
 
 use crate::ci_common::{delegation_body, job_key, trust_set, CiFixture};
-use crate::http_common::NOW;
+use crate::http_common::{ns_name, NOW};
+use keyshare_server::store::TokenKind;
 
 const REQUESTS: usize = 200;
 
 #[test]
 fn two_hundred_concurrent_delegations_share_few_publishes() {
     let fx = CiFixture::with(|c| c.rate_limit = 10_000);
+    let tokens = (0..REQUESTS).map(|_| fx.issuer.token()).collect();
+    burst(&fx, tokens);
+}
+
+/// The same burst with one CI token, as a CI fleet sharing one: the
+/// token's namespaces are not kept yet when the burst starts, and its
+/// look-ups take turns (at most two at a time on blocking threads).
+#[test]
+fn two_hundred_concurrent_delegations_with_one_ci_token_share_few_publishes() {
+    let fx = CiFixture::with(|c| c.rate_limit = 10_000);
+    let token =
+        fx.f.publisher
+            .create_token("test", TokenKind::Ci(vec![ns_name("team-a")]), None, NOW)
+            .unwrap();
+    let secret = token.secret.expose().to_owned();
+    burst(&fx, vec![secret; REQUESTS]);
+}
+
+/// One delegation in `team-a` per credential, all at once over real HTTP:
+/// every one succeeds and is published, in few publishes.
+fn burst(fx: &CiFixture, credentials: Vec<String>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let state = fx.f.state.clone();
@@ -46,12 +70,14 @@ fn two_hundred_concurrent_delegations_share_few_publishes() {
     });
 
     let publishes_before = fx.f.publisher.metrics().publishes;
-    // Tokens and keys are made before the burst, so the burst is requests only.
-    let jobs: Vec<(String, keyshare_policy::sign::InMemorySigner)> = (0..REQUESTS)
-        .map(|_| (fx.issuer.token(), job_key()))
+    // Credentials and keys are made before the burst, so the burst is
+    // requests only.
+    let jobs: Vec<(String, keyshare_policy::sign::InMemorySigner)> = credentials
+        .into_iter()
+        .map(|credential| (credential, job_key()))
         .collect();
     let agent = ureq::AgentBuilder::new().max_idle_connections(0).build();
-    let barrier = Arc::new(Barrier::new(REQUESTS));
+    let barrier = Arc::new(Barrier::new(jobs.len()));
     let threads: Vec<_> = jobs
         .into_iter()
         .map(|(token, key)| {
