@@ -712,10 +712,9 @@ fn published_files(repo: &Repository) -> BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
-fn restore_from(
-    files: &BTreeMap<String, Vec<u8>>,
-    signers: BTreeMap<RoleName, Vec<SharedSigner>>,
-) -> Result<Repository> {
+/// What `files` publish without the targets roles: every root, the
+/// timestamp and the snapshot it lists.
+fn published_head(files: &BTreeMap<String, Vec<u8>>) -> Published<'_> {
     let mut published = Published::default();
     let mut n = 1;
     while let Some(root) = files.get(&format!("metadata/{n}.root.json")) {
@@ -726,6 +725,14 @@ fn restore_from(
     let ts: Signed<Timestamp> = serde_json::from_slice(published.timestamp).unwrap();
     let v = ts.signed.snapshot_meta().version;
     published.snapshot = &files[&format!("metadata/{v}.snapshot.json")];
+    published
+}
+
+fn restore_from(
+    files: &BTreeMap<String, Vec<u8>>,
+    signers: BTreeMap<RoleName, Vec<SharedSigner>>,
+) -> Result<Repository> {
+    let mut published = published_head(files);
     let snap: Signed<Snapshot> = serde_json::from_slice(published.snapshot).unwrap();
     for (file, meta) in &snap.signed.meta {
         let name = file.strip_suffix(".json").unwrap();
@@ -1011,16 +1018,7 @@ fn advance_to(
     repo: &mut Repository,
     files: &BTreeMap<String, Vec<u8>>,
 ) -> (Result<Option<Vec<File>>>, usize) {
-    let mut published = Published::default();
-    let mut n = 1;
-    while let Some(root) = files.get(&format!("metadata/{n}.root.json")) {
-        published.roots.push(root);
-        n += 1;
-    }
-    published.timestamp = &files["metadata/timestamp.json"];
-    let ts: Signed<Timestamp> = serde_json::from_slice(published.timestamp).unwrap();
-    let v = ts.signed.snapshot_meta().version;
-    published.snapshot = &files[&format!("metadata/{v}.snapshot.json")];
+    let mut published = published_head(files);
     let load = repo.roles_to_load(published.snapshot).unwrap();
     for (name, version) in &load {
         let path = format!("metadata/{version}.{}.json", encode_role(name));

@@ -173,6 +173,17 @@ fn try_http(addr: &str, method: &str, path: &str, token: &str, body: &Value) -> 
     text.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// Creates namespace `name` through `server` (201 expected).
+fn create_namespace(server: &Server, token: &str, name: &str) {
+    server.json(
+        "POST",
+        "/api/v1/namespaces",
+        Some(token),
+        Some(&create_body(name)),
+        201,
+    );
+}
+
 fn create_body(name: &str) -> Value {
     json!({
         "name": name,
@@ -429,13 +440,7 @@ fn ci_delegations_through_two_servers_are_published_once_and_nonces_hold_across_
     };
     let namespaces = ["team-0", "team-1"];
     for ns in namespaces {
-        pair.servers[0].json(
-            "POST",
-            "/api/v1/namespaces",
-            Some(&pair.token),
-            Some(&create_body(ns)),
-            201,
-        );
+        create_namespace(&pair.servers[0], &pair.token, ns);
     }
     let created = pair.servers[1].json(
         "POST",
@@ -634,13 +639,7 @@ fn a_server_killed_in_a_burst_leaves_every_answered_write_published_once() {
         let version = survivor.timestamp_version();
         assert_eq!(policy_refresh(&pair, survivor).0, version);
         // The survivor goes on: the next write is the next version.
-        survivor.json(
-            "POST",
-            "/api/v1/namespaces",
-            Some(&pair.token),
-            Some(&create_body("after-the-kill")),
-            201,
-        );
+        create_namespace(survivor, &pair.token, "after-the-kill");
         assert_eq!(survivor.timestamp_version(), version + 1);
         assert_one_chain(&pair, &[survivor]);
         eprintln!(
@@ -660,13 +659,7 @@ fn a_server_killed_in_a_burst_leaves_every_answered_write_published_once() {
 fn a_server_that_loses_its_database_refuses_writes_and_serves_reads() {
     let Some(pair) = Pair::new(1) else { return };
     let server = &pair.servers[0];
-    server.json(
-        "POST",
-        "/api/v1/namespaces",
-        Some(&pair.token),
-        Some(&create_body("before")),
-        201,
-    );
+    create_namespace(server, &pair.token, "before");
     let version = server.timestamp_version();
     let (_, timestamp) = server.request("GET", "/metadata/timestamp.json", None, None);
     let (_, root) = server.request("GET", "/metadata/1.root.json", None, None);
@@ -716,13 +709,7 @@ fn a_server_that_loses_its_database_refuses_writes_and_serves_reads() {
     );
 
     rename(&mut admin, &gone, &pair.name);
-    server.json(
-        "POST",
-        "/api/v1/namespaces",
-        Some(&pair.token),
-        Some(&create_body("after")),
-        201,
-    );
+    create_namespace(server, &pair.token, "after");
     assert_eq!(
         server.timestamp_version(),
         version + 1,
@@ -754,13 +741,7 @@ fn raw(addr: &str, request: &str) -> (u16, String, String) {
 fn the_portal_answers_every_page_on_a_postgresql_store() {
     let Some(pair) = Pair::new(1) else { return };
     let server = &pair.servers[0];
-    server.json(
-        "POST",
-        "/api/v1/namespaces",
-        Some(&pair.token),
-        Some(&create_body("team-a")),
-        201,
-    );
+    create_namespace(server, &pair.token, "team-a");
     let form = format!("token={}", pair.token);
     let (status, head, body) = raw(
         &server.addr,
