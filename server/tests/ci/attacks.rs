@@ -38,6 +38,7 @@ use keyshare_policy::sign::{InMemorySigner, Signer};
 use keyshare_policy::trust::{Decision, Reason, SignerRef, TrustedKey};
 use keyshare_server::ci::{key_from_pem, proof_message};
 use keyshare_server::publisher::Change;
+use keyshare_server::store::TokenKind;
 
 use crate::ci_common::{
     answer, create_namespaces, delegation_body, job_key, public_pem, trust_set, CiFixture, Running,
@@ -673,6 +674,63 @@ async fn nonce_exhaustion_a_flood_from_one_client_does_not_stop_another_clients_
         &delegation_body(&n, "team-a", &job_key())
     );
     assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.json());
+}
+
+/// Unauthenticated clients flooding the CI endpoint with made-up CI tokens
+/// (`ks_...`) take turns for the token look-ups (at most two at a time)
+/// with the jobs that hold real credentials: every made-up one is refused
+/// (401) and grants nothing, and the real CI token's and the OIDC job's
+/// delegations, sent in the same burst, are published.
+#[test]
+fn nonce_exhaustion_a_flood_of_made_up_ci_tokens_does_not_stop_real_jobs() {
+    let fx = CiFixture::with(|c| c.rate_limit = 10_000);
+    let real =
+        fx.f.publisher
+            .create_token("test", TokenKind::Ci(vec![ns_name("team-a")]), None, NOW)
+            .unwrap();
+    let server = Running::start(fx.f.state.clone());
+    let keys_before = fx.f.publisher.read(|s| s.keys("team-a")).unwrap().len();
+    let (ci_key, oidc_key) = (Arc::new(job_key()), Arc::new(job_key()));
+    let mut jobs: Vec<Job> = (0..150)
+        .map(|i| Job::Raw {
+            token: format!("ks_{i:064x}"),
+            body: delegation_body("no-nonce-needed", "team-a", &job_key()),
+        })
+        .collect();
+    jobs.insert(
+        75,
+        Job::Delegate {
+            token: real.secret.expose().to_owned(),
+            ns: "team-a",
+            key: ci_key.clone(),
+            pem: None,
+        },
+    );
+    jobs.insert(
+        100,
+        Job::Delegate {
+            token: fx.issuer.token(),
+            ns: "team-a",
+            key: oidc_key.clone(),
+            pem: None,
+        },
+    );
+    let results = burst(&server.base, jobs);
+    drop(server);
+    for (i, (status, body)) in results.iter().enumerate() {
+        match i {
+            75 | 100 => assert_eq!(*status, 201, "job {i}: {body}"),
+            _ => {
+                assert_eq!(*status, 401, "job {i}: {body}");
+                assert_eq!(body["error"]["code"], "unauthorized", "{body}");
+            }
+        }
+    }
+    let keys = fx.f.publisher.read(|s| s.keys("team-a")).unwrap();
+    assert_eq!(keys.len(), keys_before + 2);
+    for key in [&ci_key, &oidc_key] {
+        assert!(keys.iter().any(|r| r.key.id == *key.key_id()));
+    }
 }
 
 #[actix_web::test]
