@@ -16,9 +16,15 @@
 //! default 0) adds an optional wait for more changes after the queue is
 //! drained, for servers that prefer fewer publishes to lower latency.
 //!
+//! The commit overlaps too: the publishing thread commits a batch without
+//! waiting for the disk ([`Publisher::apply_batch_deferred`]) and goes on
+//! to the next one, while a second thread syncs the store's log and then
+//! serves the batch and answers its requests ([`Publisher::serve`]). One
+//! sync covers every batch committed before it.
+//!
 //! A change is answered only after the publish holding it is committed
-//! (durably, in the store) or refused: nothing is granted before it is
-//! published.
+//! and synced (durably, in the store) or refused: nothing is granted, and
+//! no version served, before it is on disk.
 
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -27,9 +33,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use crate::clock::Clock;
-use crate::publisher::{Applied, Batched, PublishError, Publisher};
+use crate::publisher::{Applied, Batched, Held, PublishError, Publisher};
 
 type Reply = oneshot::Sender<Result<Applied, PublishError>>;
+
+/// A committed batch's granted changes, answered once it is synced.
+type Granted = (Held, Vec<(Reply, Applied)>);
 
 /// The sending side; cheap to share. The thread stops when it is dropped.
 #[derive(Debug)]
@@ -56,12 +65,8 @@ impl Batcher {
     /// is committed (or refused).
     pub async fn submit(&self, change: Batched) -> Result<Applied, PublishError> {
         let (reply, answer) = oneshot::channel();
-        self.tx
-            .send((change, reply))
-            .map_err(|_| PublishError::Broken("the publishing thread stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| PublishError::Broken("the publishing thread stopped".into()))?
+        self.tx.send((change, reply)).map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
     }
 }
 
@@ -91,20 +96,57 @@ fn gather<T>(rx: &mpsc::Receiver<T>, first: T, max_wait: Duration, max: usize) -
 
 fn run(
     rx: &mpsc::Receiver<(Batched, Reply)>,
-    publisher: &Publisher,
+    publisher: &Arc<Publisher>,
     clock: &Clock,
     max_wait: Duration,
     max: usize,
 ) {
+    let (granted, to_answer) = mpsc::channel::<Granted>();
+    let answering = {
+        let publisher = Arc::clone(publisher);
+        std::thread::Builder::new()
+            .name("keyshare-ci-sync".into())
+            .spawn(move || answer(&to_answer, &publisher))
+    };
+    let answering = match answering {
+        Ok(thread) => Some(thread),
+        Err(e) => {
+            // Without the second thread, each batch is synced at commit.
+            tracing::warn!(error = %e, "could not start the CI sync thread; commits are not overlapped");
+            None
+        }
+    };
     while let Ok(first) = rx.recv() {
         let jobs = gather(rx, first, max_wait, max);
         let (changes, replies): (Vec<Batched>, Vec<Reply>) = jobs.into_iter().unzip();
         let count = changes.len();
-        match publisher.apply_batch(changes, clock()) {
-            Ok(results) => {
+        let published = match answering {
+            Some(_) => publisher.apply_batch_deferred(changes, clock()),
+            None => publisher
+                .apply_batch(changes, clock())
+                .map(|results| (results, None)),
+        };
+        match published {
+            Ok((results, held)) => {
                 tracing::debug!(changes = count, "published a batch of CI changes");
+                let mut waiting = Vec::with_capacity(count);
                 for (reply, result) in replies.into_iter().zip(results) {
-                    let _ = reply.send(result);
+                    match (result, held) {
+                        (Ok(applied), Some(_)) => waiting.push((reply, applied)),
+                        // Refused (nothing of it was written), or synced.
+                        (result, _) => {
+                            let _ = reply.send(result);
+                        }
+                    }
+                }
+                if let Some(held) = held {
+                    // Sent even with nothing granted, so the batch is
+                    // served; the thread is gone only when it panicked.
+                    if let Err(mpsc::SendError((_, waiting))) = granted.send((held, waiting)) {
+                        for (reply, _) in waiting {
+                            let _ = reply.send(Err(stopped()));
+                        }
+                    }
                 }
             }
             Err(e) => {
@@ -116,6 +158,33 @@ fn run(
             }
         }
     }
+    drop(granted);
+    if let Some(thread) = answering {
+        let _ = thread.join();
+    }
+}
+
+/// The second thread: syncs the store's log past every batch committed so
+/// far (one sync for all that are waiting), then answers their requests;
+/// when the sync fails, they get the error and nothing of them is served.
+fn answer(batches: &mpsc::Receiver<Granted>, publisher: &Publisher) {
+    while let Ok(first) = batches.recv() {
+        let mut ready = vec![first];
+        ready.extend(batches.try_iter());
+        let last = ready.iter().map(|(held, _)| *held).max();
+        let served = last.map_or(Ok(()), |held| publisher.serve(held));
+        let failed = served.err().map(|e| e.to_string());
+        for (reply, applied) in ready.into_iter().flat_map(|(_, waiting)| waiting) {
+            let _ = reply.send(match &failed {
+                None => Ok(applied),
+                Some(why) => Err(PublishError::Broken(why.clone())),
+            });
+        }
+    }
+}
+
+fn stopped() -> PublishError {
+    PublishError::Broken("the publishing thread stopped".into())
 }
 
 #[cfg(test)]

@@ -9,8 +9,12 @@ use keyshare_policy::trust::NamespaceName;
 use crate::store::{self, Tx};
 
 use super::audit::{Audits, Entry};
+use super::durable::{Commit, Held};
 use super::stage::{check_documents, stage, Affected};
 use super::{Applied, Change, PublishError, Publisher, Staged};
+
+/// Each change's own result, in the batch's order.
+pub type Results = Vec<Result<Applied, PublishError>>;
 
 /// One change of a [`Publisher::apply_batch`].
 #[derive(Clone, Debug)]
@@ -54,7 +58,31 @@ impl Publisher {
         batch: Vec<Batched>,
         now: OffsetDateTime,
     ) -> Result<Vec<Result<Applied, PublishError>>, PublishError> {
-        let writer = self.writer();
+        Ok(self.apply_batch_as(batch, now, Commit::Durable)?.0)
+    }
+
+    /// [`Publisher::apply_batch`] committed without waiting for the disk:
+    /// the publish is built, signed and committed, but held (not served)
+    /// until [`Publisher::serve`] has synced the store's log past it, so
+    /// the caller can build the next batch meanwhile (pipelined group
+    /// commit, `crate::ci::batch`). The results must not be reported
+    /// before [`Publisher::serve`] with the [`Held`] returned has returned
+    /// `Ok` (`None` only when the publish failed before its commit).
+    pub fn apply_batch_deferred(
+        &self,
+        batch: Vec<Batched>,
+        now: OffsetDateTime,
+    ) -> Result<(Results, Option<Held>), PublishError> {
+        self.apply_batch_as(batch, now, Commit::Deferred)
+    }
+
+    fn apply_batch_as(
+        &self,
+        batch: Vec<Batched>,
+        now: OffsetDateTime,
+        commit: Commit,
+    ) -> Result<(Results, Option<Held>), PublishError> {
+        let writer = self.writer_with(commit);
         let mut results: Vec<Option<Result<Applied, PublishError>>> =
             batch.iter().map(|_| None).collect();
         for (slot, b) in results.iter_mut().zip(&batch) {
@@ -132,10 +160,11 @@ impl Publisher {
                 }));
             }
         }
-        Ok(results
+        let results = results
             .into_iter()
             .map(|r| r.unwrap_or_else(|| Err(PublishError::Broken("change not applied".into()))))
-            .collect())
+            .collect();
+        Ok((results, published.held))
     }
 }
 

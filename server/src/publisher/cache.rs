@@ -94,7 +94,7 @@ impl Cache {
         }
     }
 
-    fn get(&self, path: &str) -> Option<Arc<CachedFile>> {
+    pub(super) fn get(&self, path: &str) -> Option<Arc<CachedFile>> {
         self.files
             .read()
             .unwrap_or_else(PoisonError::into_inner)

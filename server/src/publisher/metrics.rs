@@ -24,6 +24,39 @@ pub struct PublisherMetrics {
     pub earliest_expiry: Option<OffsetDateTime>,
 }
 
+/// The top-level roles' versions and earliest expiry of a repository, as
+/// it was when taken.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Versions {
+    versions: BTreeMap<String, u64>,
+    earliest_expiry: Option<OffsetDateTime>,
+}
+
+impl Versions {
+    /// `repo`'s, now.
+    pub(super) fn of(repo: &Repository) -> Self {
+        let root = &repo.root().signed;
+        let mut versions = BTreeMap::from([(RoleName::ROOT.to_owned(), root.version)]);
+        let mut expiries = vec![root.expires.time()];
+        if let Some(t) = repo.targets(RoleName::TARGETS) {
+            versions.insert(RoleName::TARGETS.into(), t.signed.version);
+            expiries.push(t.signed.expires.time());
+        }
+        if let Some(s) = repo.snapshot() {
+            versions.insert(RoleName::SNAPSHOT.into(), s.signed.version);
+            expiries.push(s.signed.expires.time());
+        }
+        if let Some(t) = repo.timestamp() {
+            versions.insert(RoleName::TIMESTAMP.into(), t.signed.version);
+            expiries.push(t.signed.expires.time());
+        }
+        Self {
+            versions,
+            earliest_expiry: expiries.into_iter().min(),
+        }
+    }
+}
+
 /// The counters, shared by the publishes and `/metrics`.
 #[derive(Debug, Default)]
 pub(super) struct Metrics(Mutex<PublisherMetrics>);
@@ -40,24 +73,14 @@ impl Metrics {
 
     /// Records the top-level roles' versions and earliest expiry.
     pub(super) fn update_versions(&self, repo: &Repository) {
+        self.set_versions(Versions::of(repo));
+    }
+
+    /// Records versions taken earlier ([`Versions::of`]).
+    pub(super) fn set_versions(&self, versions: Versions) {
         let mut m = self.lock();
-        let root = &repo.root().signed;
-        let mut versions = BTreeMap::from([(RoleName::ROOT.to_owned(), root.version)]);
-        let mut expiries = vec![root.expires.time()];
-        if let Some(t) = repo.targets(RoleName::TARGETS) {
-            versions.insert(RoleName::TARGETS.into(), t.signed.version);
-            expiries.push(t.signed.expires.time());
-        }
-        if let Some(s) = repo.snapshot() {
-            versions.insert(RoleName::SNAPSHOT.into(), s.signed.version);
-            expiries.push(s.signed.expires.time());
-        }
-        if let Some(t) = repo.timestamp() {
-            versions.insert(RoleName::TIMESTAMP.into(), t.signed.version);
-            expiries.push(t.signed.expires.time());
-        }
-        m.versions = versions;
-        m.earliest_expiry = expiries.into_iter().min();
+        m.versions = versions.versions;
+        m.earliest_expiry = versions.earliest_expiry;
     }
 
     /// Counts a publish that began at `started`.

@@ -34,6 +34,8 @@
 //!   submitted root must pass, refused with a [`RootRefusal`];
 //! * `system.rs`: the publishes the server makes by itself (re-signing,
 //!   republishing, the expiry sweep);
+//! * `durable.rs`: publishes committed before their sync, held from the
+//!   read API until it (the CI thread's pipelined group commit);
 //! * `bundle.rs`: the bundle edition of snapshot and timestamp an air-gap
 //!   export carries ([`BundleEdition`]);
 //! * `cache.rs`: the published files in memory for the read API
@@ -87,8 +89,10 @@
 //! files are never deleted.
 //!
 //! [`Publisher::apply_batch`] publishes several changes in one transaction
-//! and one signing (CI delegations gathered by `crate::ci::batch`), with
-//! one audit record per change; each change is checked alone (a SQLite
+//! and one signing (CI delegations gathered by `crate::ci::batch`, which
+//! commits them with [`Publisher::apply_batch_deferred`] and serves them
+//! with [`Publisher::serve`] once the store's log is synced: `durable.rs`),
+//! with one audit record per change; each change is checked alone (a SQLite
 //! savepoint per change, documents rebuilt per namespace), so one bad
 //! change fails alone and the others publish. The expiry sweep
 //! ([`Publisher::sweep_ephemeral`]) goes namespace by namespace the same
@@ -115,6 +119,7 @@ mod bundle;
 mod cache;
 mod change;
 mod checks;
+mod durable;
 mod evidence;
 mod metrics;
 mod publish;
@@ -136,15 +141,17 @@ use crate::store::{self, SingleUseKind, Store};
 
 use audit::{Audit, Audits};
 use cache::Cache;
+use durable::{Commit, Unsynced};
 use metrics::Metrics;
 use publish::{needs_migration, publish_in, restore, Staged};
 use stage::{delegate_bins, stage, Affected};
 
 pub use crate::config::DEFAULT_RETENTION;
-pub use batch::Batched;
+pub use batch::{Batched, Results};
 pub use bundle::BundleEdition;
 pub use cache::CachedFile;
 pub use change::Change;
+pub use durable::Held;
 pub use evidence::MAX_EVIDENCE_NAMESPACES;
 pub use metrics::PublisherMetrics;
 pub use root::RootRefusal;
@@ -259,6 +266,8 @@ pub struct Publisher {
     retention: Option<Duration>,
     cache: Cache,
     metrics: Metrics,
+    /// Publishes committed and not yet served (see [`durable`]).
+    unsynced: Unsynced,
     /// The hashed bins top-level targets delegates to. Their count is
     /// chosen at init and never changes, so which bin lists a namespace's
     /// trust document is known without the lock.
@@ -369,23 +378,30 @@ impl Publisher {
             .into());
         }
         delegate_bins(&mut repo, &keys, bin_bits, now)?;
-        publish_in(&mut store, &mut repo, now, None, |tx, repo| {
-            let affected = Affected {
-                shards: (0..shard_layout().bin_count()).collect(),
-                revocations: true,
-                peers: true,
-                ..Affected::default()
-            };
-            let staged = stage(tx, repo, &affected)?;
-            let audit = Audit::new(
-                "system",
-                "repository.init",
-                "repository",
-                json!({ "root_version": 1, "bins": 1u64 << bin_bits }),
-            );
-            // A new store has nothing superseded to prune.
-            Ok(Staged::new(staged, Audits::Records(vec![audit]), ()).keeping_superseded())
-        })?;
+        publish_in(
+            &mut store,
+            &mut repo,
+            now,
+            None,
+            Commit::Durable,
+            |tx, repo| {
+                let affected = Affected {
+                    shards: (0..shard_layout().bin_count()).collect(),
+                    revocations: true,
+                    peers: true,
+                    ..Affected::default()
+                };
+                let staged = stage(tx, repo, &affected)?;
+                let audit = Audit::new(
+                    "system",
+                    "repository.init",
+                    "repository",
+                    json!({ "root_version": 1, "bins": 1u64 << bin_bits }),
+                );
+                // A new store has nothing superseded to prune.
+                Ok(Staged::new(staged, Audits::Records(vec![audit]), ()).keeping_superseded())
+            },
+        )?;
         Self::with_repo(store, repo, keys, options)
     }
 
@@ -408,6 +424,7 @@ impl Publisher {
         let legacy = needs_migration(&repo)?;
         let bins = stage::current_bins(&repo)?;
         let checkpointer = store.checkpoint_in_background()?;
+        let unsynced = Unsynced::new(store.log_sync());
         let publisher = Self {
             _checkpointer: checkpointer,
             inner: Mutex::new(Inner {
@@ -421,6 +438,7 @@ impl Publisher {
             retention: Some(DEFAULT_RETENTION),
             cache: Cache::default(),
             metrics: Metrics::default(),
+            unsynced,
             bins,
         };
         {
@@ -452,6 +470,20 @@ impl Publisher {
         Ok(guard
             .store
             .transaction_at(now, |tx| tx.prune_superseded(now - retention, None))?)
+    }
+
+    /// Makes the publish `held` durable and serves it (with every publish
+    /// committed before it), once the store's log is synced; returns at
+    /// once when it already is. Blocking: it may sync the log. Its changes
+    /// may be reported to whoever asked only after this returns `Ok`.
+    pub fn serve(&self, held: Held) -> Result<(), PublishError> {
+        self.unsynced
+            .serve_through(held, false, &self.cache, &self.metrics)
+    }
+
+    /// Syncs and serves every publish committed so far.
+    fn serve_all(&self) -> Result<(), PublishError> {
+        self.unsynced.serve_all(&self.cache, &self.metrics)
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -521,6 +553,7 @@ impl Publisher {
     /// it lists (for `publish --to`).
     pub fn current_files(&self) -> Result<Vec<File>, PublishError> {
         let guard = self.lock();
+        self.serve_all()?;
         let mut files = guard.repo.current_files()?;
         let mut roles: Vec<RoleName> = vec![RoleName::targets()];
         roles.extend(guard.repo.delegated_roles().cloned());

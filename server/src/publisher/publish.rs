@@ -30,6 +30,8 @@ use keyshare_policy::trust::{BIN_BITS, NAMESPACE_BIN_PREFIX};
 use crate::store::{Store, Tx};
 
 use super::audit::{commit_audited, Audit, Audits};
+use super::durable::{Commit, Held};
+use super::metrics::Versions;
 use super::stage::{current_bins, legacy_roles, stage_migration};
 use super::{Applied, Inner, OnlineKeys, PublishError, Publisher};
 
@@ -38,6 +40,7 @@ use super::{Applied, Inner, OnlineKeys, PublishError, Publisher};
 pub(super) struct Writer<'a> {
     started: Instant,
     inner: MutexGuard<'a, Inner>,
+    commit: Commit,
 }
 
 impl Writer<'_> {
@@ -88,6 +91,9 @@ pub(super) struct Published<T> {
     pub(super) audit_seqs: Vec<i64>,
     /// The timestamp version after it (0 when there is none).
     pub(super) timestamp_version: u64,
+    /// A deferred publish, held until the log is synced
+    /// ([`Publisher::serve`]); `None` for a durable one (served).
+    pub(super) held: Option<Held>,
     /// What the work gave back.
     pub(super) value: T,
 }
@@ -109,11 +115,18 @@ impl<T> Published<T> {
 }
 
 impl Publisher {
-    /// Takes the writers' lock for one publish.
+    /// Takes the writers' lock for one publish, synced at commit.
     pub(super) fn writer(&self) -> Writer<'_> {
+        self.writer_with(Commit::Durable)
+    }
+
+    /// Takes the writers' lock for one publish that commits as `commit`
+    /// says (see [`super::durable`]).
+    pub(super) fn writer_with(&self, commit: Commit) -> Writer<'_> {
         Writer {
             started: Instant::now(),
             inner: self.lock(),
+            commit,
         }
     }
 
@@ -172,7 +185,9 @@ impl Publisher {
         now: OffsetDateTime,
         work: impl FnOnce(&mut Tx<'_>, &mut Repository) -> Result<Staged<T>, PublishError>,
     ) -> Result<Published<T>, PublishError> {
+        self.unsynced.check()?;
         self.clean(&mut writer.inner)?;
+        let commit = writer.commit;
         let Inner {
             store,
             repo,
@@ -188,7 +203,7 @@ impl Publisher {
         let (keys, options) = (&self.keys, self.options);
         let served = self.served_version();
         let mut caught_up: Option<Vec<File>> = None;
-        let result = publish_in(store, repo, now, self.retention, |tx, repo| {
+        let result = publish_in(store, repo, now, self.retention, commit, |tx, repo| {
             if let Some(files) = catch_up(tx, repo, served, keys, options)? {
                 *legacy = needs_migration(repo)?;
                 caught_up = Some(files);
@@ -198,19 +213,45 @@ impl Publisher {
         match result {
             Ok(mut published) => {
                 if let Some(files) = caught_up {
-                    // What the other server published, then ours on top.
+                    // What this server held is older: served first. Then
+                    // what the other server published, then ours on top.
+                    self.serve_all()?;
                     self.cache.insert(&files);
                     self.metrics.update_versions(repo);
                 }
                 if !published.files.is_empty() {
-                    self.cache.insert(&published.files);
-                    self.metrics.update_versions(repo);
                     self.metrics.count_publish(writer.started);
+                }
+                match commit {
+                    // This commit synced the log, and with it every
+                    // deferred commit before it.
+                    Commit::Durable if !published.files.is_empty() => {
+                        let held = self
+                            .unsynced
+                            .hold(published.files.clone(), Versions::of(repo));
+                        self.unsynced
+                            .serve_through(held, true, &self.cache, &self.metrics)?;
+                    }
+                    Commit::Durable => {}
+                    // Held even when it signed nothing: what it committed
+                    // is reported only once synced.
+                    Commit::Deferred => {
+                        published.held = Some(
+                            self.unsynced
+                                .hold(published.files.clone(), Versions::of(repo)),
+                        );
+                    }
                 }
                 published.timestamp_version = repo.timestamp().map_or(0, |t| t.signed.version);
                 Ok(published)
             }
             Err(e) => {
+                // What earlier deferred publishes committed is in the
+                // store the repository is rebuilt from: synced and served
+                // first, so nothing unsynced is served.
+                if let Err(b) = self.serve_all() {
+                    return Err(PublishError::Broken(format!("{e}; then: {b}")));
+                }
                 let served = self.served_version();
                 // The repository may have staged or signed what the store
                 // did not keep: rebuild it from the store.
@@ -247,6 +288,7 @@ impl Publisher {
     /// when nothing changed).
     pub fn follow_store(&self) -> Result<Option<u64>, PublishError> {
         let mut guard = self.lock();
+        self.serve_all()?;
         self.clean(&mut guard)?;
         let Inner {
             store,
@@ -303,6 +345,7 @@ impl Publisher {
         if !inner.dirty {
             return Ok(());
         }
+        self.serve_all()?;
         let served = self.served_version();
         let repo = restore(&inner.store, &self.keys, self.options)?;
         inner.legacy = needs_migration(&repo)?;
@@ -325,9 +368,10 @@ pub(super) fn publish_in<T>(
     repo: &mut Repository,
     now: OffsetDateTime,
     retention: Option<Duration>,
+    commit: Commit,
     work: impl FnOnce(&mut Tx<'_>, &mut Repository) -> Result<Staged<T>, PublishError>,
 ) -> Result<Published<T>, PublishError> {
-    store.transaction_at(now, |tx| {
+    let transaction = |tx: &mut Tx<'_>| {
         let Staged {
             files,
             audits,
@@ -345,9 +389,14 @@ pub(super) fn publish_in<T>(
             files,
             audit_seqs,
             timestamp_version: 0,
+            held: None,
             value,
         })
-    })
+    };
+    match commit {
+        Commit::Durable => store.transaction_at(now, transaction),
+        Commit::Deferred => store.transaction_deferring_sync(now, transaction),
+    }
 }
 
 /// The version of `repo`'s timestamp (0 before the first publish).

@@ -14,10 +14,10 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use keyshare_policy::sign::Signer;
+use keyshare_policy::sign::{InMemorySigner, Signer};
 use keyshare_policy::trust::{NamespaceEntry, SignerRef, TrustedKey};
 use keyshare_server::http::ApiError;
-use keyshare_server::publisher::{Batched, Change};
+use keyshare_server::publisher::{Batched, Change, Publisher};
 
 use crate::ci_common::{create_namespaces, job_key, trust_set};
 use crate::http_common::{ns_name, Fixture, NOW};
@@ -236,8 +236,13 @@ fn concurrent_submissions_share_publishes_and_a_refused_one_fails_alone() {
                     n if n % 2 == 0 => "team-a",
                     _ => "team-b",
                 };
-                let (batcher, change) = (batcher.clone(), add(ns, key));
-                tokio::spawn(async move { (ns, batcher.submit(change).await) })
+                let (batcher, change, publisher) =
+                    (batcher.clone(), add(ns, key), f.publisher.clone());
+                tokio::spawn(async move {
+                    let result = batcher.submit(change).await;
+                    // What the read API serves when the answer arrives.
+                    (ns, result, served(&publisher))
+                })
             })
             .collect();
         let mut results = Vec::new();
@@ -251,20 +256,27 @@ fn concurrent_submissions_share_publishes_and_a_refused_one_fails_alone() {
         publishes < JOBS as u64 / 2,
         "{JOBS} concurrent changes took {publishes} publishes"
     );
-    for ((ns, result), key) in results.iter().zip(&keys) {
+    for ((ns, result, served), key) in results.iter().zip(&keys) {
         if *ns == "nowhere" {
             let e = result.as_ref().unwrap_err();
             assert_eq!(ApiError::from(e).status().as_u16(), 404, "{e}");
             continue;
         }
-        // Granted only once published: the document of the role version
+        // Granted only once published: the read API already serves the
+        // timestamp its answer names (the batch was synced and served
+        // before it was answered), and the document of the role version
         // its answer names lists the key.
         let applied = result.as_ref().unwrap();
+        assert!(
+            *served >= applied.timestamp_version,
+            "answered with timestamp {} while version {served} was served",
+            applied.timestamp_version
+        );
         let doc = published_document(&f, &applied.files, ns);
         assert!(doc.contains(key.key_id().as_str()), "{ns}: {doc}");
     }
     let set = trust_set(&f.publisher, NOW, &["team-a", "team-b"]);
-    for ((ns, result), key) in results.iter().zip(&keys) {
+    for ((ns, result, _), key) in results.iter().zip(&keys) {
         let d = set.decide(
             &format!("registry.acme.io/{ns}/x"),
             &[SignerRef::KeyId(key.key_id().clone())],
@@ -273,4 +285,120 @@ fn concurrent_submissions_share_publishes_and_a_refused_one_fails_alone() {
         );
         assert_eq!(d.is_trusted(), result.is_ok(), "{ns}: {d}");
     }
+}
+
+/// The timestamp version the read API serves.
+fn served(publisher: &Publisher) -> u64 {
+    publisher.metrics().versions["timestamp"]
+}
+
+/// What the read API serves: the timestamp's bytes and version, and
+/// whether a key is in the namespace's published trust document.
+fn serves_key(f: &Fixture, ns: &str, key: &InMemorySigner) -> bool {
+    let set = trust_set(&f.publisher, NOW, &[ns]);
+    set.decide(
+        &format!("registry.acme.io/{ns}/x"),
+        &[SignerRef::KeyId(key.key_id().clone())],
+        NOW,
+        NOW,
+    )
+    .is_trusted()
+}
+
+#[test]
+fn a_batch_committed_before_its_sync_is_served_only_once_synced() {
+    let f = Fixture::new();
+    create_namespaces(&f.publisher, &["team-a"]);
+    let before = served(&f.publisher);
+    let timestamp = f.publisher.file("metadata/timestamp.json").unwrap();
+    let mut watch = f.publisher.timestamp_watch();
+    watch.mark_unchanged();
+    let key = job_key();
+    let (results, held) = f
+        .publisher
+        .apply_batch_deferred(vec![add("team-a", &key)], NOW)
+        .unwrap();
+    let applied = results[0].as_ref().unwrap();
+    assert_eq!(applied.timestamp_version, before + 1);
+    // Committed, not yet synced: the read API serves what it served, no
+    // waiter wakes, and the new files are not handed out from memory.
+    assert_eq!(served(&f.publisher), before);
+    assert_eq!(
+        f.publisher.file("metadata/timestamp.json").unwrap(),
+        timestamp
+    );
+    assert!(!watch.has_changed().unwrap());
+    let snapshot = format!("metadata/{}.snapshot.json", before + 1);
+    assert!(f.publisher.cached_file(&snapshot).is_none());
+    assert!(!serves_key(&f, "team-a", &key));
+
+    let held = held.expect("a committed batch is held");
+    f.publisher.serve(held).unwrap();
+    assert_eq!(served(&f.publisher), before + 1);
+    assert!(watch.has_changed().unwrap());
+    assert!(f.publisher.cached_file(&snapshot).is_some());
+    assert!(serves_key(&f, "team-a", &key));
+    // Serving it again changes nothing.
+    f.publisher.serve(held).unwrap();
+    assert_eq!(served(&f.publisher), before + 1);
+}
+
+#[test]
+fn a_publish_synced_at_commit_serves_the_held_batches_before_it_in_order() {
+    let f = Fixture::new();
+    create_namespaces(&f.publisher, &["team-a", "team-b"]);
+    let before = served(&f.publisher);
+    let (k1, k2, k3) = (job_key(), job_key(), job_key());
+    let (_, first) = f
+        .publisher
+        .apply_batch_deferred(vec![add("team-a", &k1)], NOW)
+        .unwrap();
+    let (_, second) = f
+        .publisher
+        .apply_batch_deferred(vec![add("team-b", &k2)], NOW)
+        .unwrap();
+    assert_eq!(served(&f.publisher), before);
+    // An ordinary publish syncs at commit, and with it both batches.
+    let results = f
+        .publisher
+        .apply_batch(vec![add("team-a", &k3)], NOW)
+        .unwrap();
+    assert_eq!(results[0].as_ref().unwrap().timestamp_version, before + 3);
+    assert_eq!(served(&f.publisher), before + 3);
+    for (ns, key) in [("team-a", &k1), ("team-b", &k2), ("team-a", &k3)] {
+        assert!(serves_key(&f, ns, key), "{ns}");
+    }
+    // The held ones were served on the way: serving them is a no-op that
+    // never goes back.
+    f.publisher.serve(first.unwrap()).unwrap();
+    f.publisher.serve(second.unwrap()).unwrap();
+    assert_eq!(served(&f.publisher), before + 3);
+}
+
+#[test]
+fn a_failed_publish_after_a_held_batch_serves_it_and_publishing_goes_on() {
+    let f = Fixture::new();
+    create_namespaces(&f.publisher, &["team-a"]);
+    let before = served(&f.publisher);
+    let key = job_key();
+    let (_, held) = f
+        .publisher
+        .apply_batch_deferred(vec![add("team-a", &key)], NOW)
+        .unwrap();
+    // A publish that fails inside its transaction rebuilds the repository
+    // from the store, which holds the batch: synced and served first, so
+    // nothing unsynced is served and nothing is lost.
+    let refused = f
+        .publisher
+        .apply("test", add("nowhere", &job_key()).change, NOW);
+    assert_eq!(ApiError::from(&refused.unwrap_err()).status().as_u16(), 404);
+    assert_eq!(served(&f.publisher), before + 1);
+    assert!(serves_key(&f, "team-a", &key));
+    f.publisher.serve(held.unwrap()).unwrap();
+    let next = f
+        .publisher
+        .apply_batch(vec![add("team-a", &job_key())], NOW)
+        .unwrap();
+    assert_eq!(next[0].as_ref().unwrap().timestamp_version, before + 2);
+    assert_eq!(served(&f.publisher), before + 2);
 }
