@@ -119,6 +119,8 @@ fn run_as<S: Future<Output = ()> + 'static>(
         .tsa
         .as_ref()
         .map(|t| (t.certificate_sha256().to_owned(), config.tsa.policy.clone()));
+    // Held here so that this thread drops them last (below).
+    let keys_held = (publisher.clone(), state.tsa.clone());
     // Once nothing above can fail: a failed start is one line on stderr.
     tracing::info!(url = %format!("{}{}", listening.url(), crate::http::portal::PORTAL_PATH), "portal");
     let served = serve_until_stopped(
@@ -147,8 +149,36 @@ fn run_as<S: Future<Output = ()> + 'static>(
             }
         },
     );
+    // The HTTP workers may still be dropping their copies of the state
+    // when the server has stopped. Whoever drops the last copy closes the
+    // online keys' PKCS#11 sessions, and that must not race the process's
+    // exit (the module's own teardown): this thread waits for the others'
+    // copies, then drops the last one itself.
+    let (publisher, tsa) = keys_held;
+    drop_last(publisher);
+    if let Some(tsa) = tsa {
+        drop_last(tsa);
+    }
     drop(lock);
     served
+}
+
+/// How long [`drop_last`] waits for the other holders.
+const RELEASE_WAIT: StdDuration = StdDuration::from_secs(5);
+
+/// Drops `held` once it is the last reference, waiting for the other
+/// holders (threads stopping) for at most [`RELEASE_WAIT`]; past that it is
+/// dropped anyway, with a warning.
+fn drop_last<T>(held: Arc<T>) {
+    let deadline = std::time::Instant::now() + RELEASE_WAIT;
+    while Arc::strong_count(&held) > 1 {
+        if std::time::Instant::now() >= deadline {
+            tracing::warn!("a thread still holds the server's keys at exit");
+            break;
+        }
+        std::thread::sleep(StdDuration::from_millis(5));
+    }
+    drop(held);
 }
 
 /// The timestamp authority of `dir`: its key and chain (what is missing at
