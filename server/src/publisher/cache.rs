@@ -130,8 +130,19 @@ impl Publisher {
             return None;
         }
         // Older versions come from the store and are not kept in memory:
-        // the cache holds the current version of each file only.
-        let stored = self.read(|s| s.latest_published(path)).ok().flatten()?;
+        // the cache holds the current version of each file only. A file of
+        // a publish not yet synced is not handed out (read under the
+        // writers' lock, so a publish is held as soon as it is committed).
+        let stored = self
+            .read(|s| {
+                if self.unsynced.holds(path) {
+                    Ok(None)
+                } else {
+                    s.latest_published(path)
+                }
+            })
+            .ok()
+            .flatten()?;
         Some(Arc::new(CachedFile::new(
             stored.path,
             stored.bytes.into(),

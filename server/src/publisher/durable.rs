@@ -4,7 +4,8 @@
 //! A publish made with [`Commit::Deferred`] commits without waiting for the
 //! disk ([`Store::transaction_deferring_sync`]), so the next batch can be
 //! built and signed while the log is synced. Its files are *held*: not
-//! cached, not served, not counted in the served versions, until
+//! cached, not served (not even read from the store by their exact
+//! versioned names), not counted in the served versions, until
 //! [`Unsynced::serve_through`] has synced the log past its commit. Only
 //! then are the files served and the changes' requesters answered. So a
 //! version a client can see, or a change a requester is told about, is on
@@ -164,6 +165,14 @@ impl Unsynced {
             metrics.set_versions(h.versions);
         }
         Ok(())
+    }
+
+    /// Whether `path` is a file of a publish committed and not yet served.
+    pub(super) fn holds(&self, path: &str) -> bool {
+        self.state()
+            .held
+            .iter()
+            .any(|h| h.files.iter().any(|f| f.path == path))
     }
 
     /// Syncs and serves everything committed so far.

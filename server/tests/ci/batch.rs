@@ -330,6 +330,8 @@ fn a_batch_committed_before_its_sync_is_served_only_once_synced() {
     assert!(!watch.has_changed().unwrap());
     let snapshot = format!("metadata/{}.snapshot.json", before + 1);
     assert!(f.publisher.cached_file(&snapshot).is_none());
+    // Not from the store either, asked by its exact name.
+    assert!(f.publisher.file(&snapshot).is_none());
     assert!(!serves_key(&f, "team-a", &key));
 
     let held = held.expect("a committed batch is held");
@@ -337,6 +339,7 @@ fn a_batch_committed_before_its_sync_is_served_only_once_synced() {
     assert_eq!(served(&f.publisher), before + 1);
     assert!(watch.has_changed().unwrap());
     assert!(f.publisher.cached_file(&snapshot).is_some());
+    assert!(f.publisher.file(&snapshot).is_some());
     assert!(serves_key(&f, "team-a", &key));
     // Serving it again changes nothing.
     f.publisher.serve(held).unwrap();
