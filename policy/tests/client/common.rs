@@ -263,7 +263,8 @@ impl Repo {
         self.signers.insert(name.to_owned(), keys);
     }
 
-    fn delegations_of(&mut self, delegator: &str) -> &mut Delegations {
+    /// `delegator`'s delegations (made empty when it has none).
+    pub fn delegations_of(&mut self, delegator: &str) -> &mut Delegations {
         self.targets
             .get_mut(delegator)
             .unwrap()

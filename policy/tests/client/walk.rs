@@ -189,13 +189,7 @@ fn huge_fan_out() -> Repo {
         let keys = repo.signers.remove(old).unwrap();
         repo.signers.insert(new.to_owned(), keys);
     }
-    let delegations = repo
-        .targets
-        .get_mut("targets")
-        .unwrap()
-        .delegations
-        .as_mut()
-        .unwrap();
+    let delegations = repo.delegations_of("targets");
     delegations.succinct_roles.as_mut().unwrap().bit_length = 32;
     repo.publish();
     repo
@@ -421,13 +415,7 @@ fn first_walk(
 /// the old keys).
 fn rekey_delegations(repo: &mut Repo, edit: impl FnOnce(&mut Delegations, KeyId)) {
     let new_key = repo.key();
-    let d = repo
-        .targets
-        .get_mut("targets")
-        .unwrap()
-        .delegations
-        .as_mut()
-        .unwrap();
+    let d = repo.delegations_of("targets");
     d.keys
         .insert(new_key.key_id().clone(), new_key.public_key().clone());
     edit(d, new_key.key_id().clone());

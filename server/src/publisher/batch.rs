@@ -57,7 +57,7 @@ impl Publisher {
         &self,
         batch: Vec<Batched>,
         now: OffsetDateTime,
-    ) -> Result<Vec<Result<Applied, PublishError>>, PublishError> {
+    ) -> Result<Results, PublishError> {
         Ok(self.apply_batch_as(batch, now, Commit::Durable)?.0)
     }
 

@@ -38,7 +38,6 @@ use keyshare_policy::sign::{InMemorySigner, Signer};
 use keyshare_policy::trust::{Decision, Reason, SignerRef, TrustedKey};
 use keyshare_server::ci::{key_from_pem, proof_message};
 use keyshare_server::publisher::Change;
-use keyshare_server::store::TokenKind;
 
 use crate::ci_common::{
     answer, create_namespaces, delegation_body, job_key, public_pem, trust_set, CiFixture, Running,
@@ -684,10 +683,7 @@ async fn nonce_exhaustion_a_flood_from_one_client_does_not_stop_another_clients_
 #[test]
 fn nonce_exhaustion_a_flood_of_made_up_ci_tokens_does_not_stop_real_jobs() {
     let fx = CiFixture::with(|c| c.rate_limit = 10_000);
-    let real =
-        fx.f.publisher
-            .create_token("test", TokenKind::Ci(vec![ns_name("team-a")]), None, NOW)
-            .unwrap();
+    let real = fx.team_a_token();
     let server = Running::start(fx.f.state.clone());
     let keys_before = fx.f.publisher.read(|s| s.keys("team-a")).unwrap().len();
     let (ci_key, oidc_key) = (Arc::new(job_key()), Arc::new(job_key()));

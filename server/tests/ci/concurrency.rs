@@ -21,8 +21,7 @@ use keyshare_policy::sign::Signer;
 use keyshare_policy::trust::SignerRef;
 
 use crate::ci_common::{delegation_body, job_key, trust_set, CiFixture};
-use crate::http_common::{ns_name, NOW};
-use keyshare_server::store::TokenKind;
+use crate::http_common::NOW;
 
 const REQUESTS: usize = 200;
 
@@ -39,10 +38,7 @@ fn two_hundred_concurrent_delegations_share_few_publishes() {
 #[test]
 fn two_hundred_concurrent_delegations_with_one_ci_token_share_few_publishes() {
     let fx = CiFixture::with(|c| c.rate_limit = 10_000);
-    let token =
-        fx.f.publisher
-            .create_token("test", TokenKind::Ci(vec![ns_name("team-a")]), None, NOW)
-            .unwrap();
+    let token = fx.team_a_token();
     let secret = token.secret.expose().to_owned();
     burst(&fx, vec![secret; REQUESTS]);
 }

@@ -18,7 +18,7 @@ use crate::ci_common::{create_namespaces, delegation_body, job_key, CiFixture};
 use crate::http_common::{ns_name, request, send, NOW};
 use keyshare_policy::sign::InMemorySigner;
 use keyshare_server::publisher::Change;
-use keyshare_server::store::{NewToken, TokenKind};
+use keyshare_server::store::TokenKind;
 
 /// A fresh nonce from the app.
 macro_rules! fresh_nonce {
@@ -31,13 +31,6 @@ macro_rules! fresh_nonce {
         assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.body);
         a.json()["nonce"].as_str().unwrap().to_owned()
     }};
-}
-
-/// A CI token for `team-a`, made at `NOW`.
-fn team_a_token(fx: &CiFixture) -> NewToken {
-    fx.f.publisher
-        .create_token("test", TokenKind::Ci(vec![ns_name("team-a")]), None, NOW)
-        .unwrap()
 }
 
 /// A delegation request in `team-a` with CI token `token`.
@@ -100,7 +93,7 @@ async fn an_expired_ci_token_gets_no_delegation() {
 #[actix_web::test]
 async fn a_revoked_ci_token_gets_no_delegation_from_the_next_request_on() {
     let fx = CiFixture::new();
-    let new = team_a_token(&fx);
+    let new = fx.team_a_token();
     let token = new.secret.expose().to_owned();
     let app = app!(fx.f);
     let delegate = |nonce: &str, key| delegation(&token, nonce, key).to_request();
@@ -133,7 +126,7 @@ async fn a_revoked_ci_token_gets_no_delegation_from_the_next_request_on() {
 #[actix_web::test]
 async fn a_ci_token_kept_in_memory_gets_nothing_from_a_namespace_deleted_and_made_again() {
     let fx = CiFixture::new();
-    let new = team_a_token(&fx);
+    let new = fx.team_a_token();
     let token = new.secret.expose().to_owned();
     let app = app!(fx.f);
     let delegate = |nonce: &str, key| delegation(&token, nonce, key).to_request();

@@ -292,6 +292,19 @@ impl CiFixture {
         Self::with(|_| {})
     }
 
+    /// A new CI token scoped to `team-a`.
+    pub fn team_a_token(&self) -> keyshare_server::store::NewToken {
+        self.f
+            .publisher
+            .create_token(
+                "test",
+                keyshare_server::store::TokenKind::Ci(vec![ns_name("team-a")]),
+                None,
+                NOW,
+            )
+            .unwrap()
+    }
+
     /// A fixture whose CI configuration `edit` adjusts.
     pub fn with(edit: impl FnOnce(&mut CiConfig)) -> Self {
         Self::with_issuer(Issuer::start(), edit)
