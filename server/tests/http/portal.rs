@@ -434,6 +434,32 @@ async fn a_maintainer_sees_and_reaches_only_their_namespace_and_no_org_action() 
         .unwrap()
         .id
         .clone();
+    // A peer and a root certificate for the removals to aim at.
+    f.publisher
+        .apply(
+            "test",
+            Change::PutPeer {
+                peer: serde_json::from_value(json!({
+                    "name": "partner", "patterns": ["d.io/**"],
+                    "url": "https://keyshare.partner.example/",
+                    "root": {"sha256": "cd".repeat(32)}, "terminating": false
+                }))
+                .unwrap(),
+            },
+            NOW,
+        )
+        .unwrap();
+    f.publisher
+        .apply(
+            "test",
+            Change::PutOrgRoot {
+                name: "org-ca".into(),
+                pem: http_common::ca_pem("Org CA"),
+            },
+            NOW,
+        )
+        .unwrap();
+    let evil_ca = http_common::ca_pem("Evil CA");
     let before = f.published_state();
     let posts: Vec<(&str, Fields<'_>, StatusCode)> = vec![
         (
@@ -479,6 +505,32 @@ async fn a_maintainer_sees_and_reaches_only_their_namespace_and_no_org_action() 
         (
             "/ui/revocations",
             vec![("spki_sha256", &fingerprint), ("reason", "evil")],
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "/ui/peers",
+            vec![
+                ("name", "evil"),
+                ("url", "https://evil.example/"),
+                ("patterns", "r.io/a/**"),
+                ("root.sha256", &fingerprint),
+                ("terminating", "on"),
+            ],
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "/ui/peers/remove",
+            vec![("name", "partner")],
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "/ui/roots",
+            vec![("name", "evil"), ("pem", &evil_ca)],
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "/ui/roots/remove",
+            vec![("name", "org-ca")],
             StatusCode::FORBIDDEN,
         ),
     ];
@@ -1557,4 +1609,316 @@ async fn the_scopes_form_is_the_apis_and_refusals_change_nothing() {
         Some("/ui/namespaces/a?done=scopes-added")
     );
     assert_eq!(scopes("a"), ["r.io/a/**", "r.io/a2/**", "r.io/a3/**"]);
+}
+
+/// A form's fields, owned.
+type OwnedFields = Vec<(&'static str, String)>;
+
+/// The peers of the store: name, URL and pinned root as JSON.
+fn peers_of(f: &Fixture) -> Vec<(String, String, serde_json::Value)> {
+    f.publisher
+        .read(|s| s.peers())
+        .unwrap()
+        .into_iter()
+        .map(|p| {
+            (
+                p.peer.name.clone(),
+                p.peer.url.to_string(),
+                serde_json::to_value(&p.peer.root).unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn roots_of(f: &Fixture) -> Vec<String> {
+    f.publisher
+        .read(|s| s.org_roots())
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name)
+        .collect()
+}
+
+#[actix_web::test]
+async fn the_peer_and_root_forms_are_the_apis_and_refusals_change_nothing() {
+    let f = populated();
+    let app = app!(f);
+    let (_, cookie) = sign_in!(app, &f.admin);
+    let token = csrf!(app, cookie);
+    let sha = "ab".repeat(32);
+    let peer = |name: &'static str, url: &'static str| -> OwnedFields {
+        vec![
+            ("name", name.to_owned()),
+            ("url", url.to_owned()),
+            ("patterns", "d.io/**\n\n  e.io/team/**  \n".to_owned()),
+        ]
+    };
+    let submit = |uri: &'static str, fields: OwnedFields| {
+        let mut fields: Vec<(&str, &str)> = fields.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        fields.push(("csrf", &token));
+        post(uri, Some(&cookie), &fields).to_request()
+    };
+
+    // Refused: each names its field on the page, and nothing is published.
+    let before = f.published_state();
+    let with = |mut fields: OwnedFields, more: &[(&'static str, &str)]| {
+        fields.extend(more.iter().map(|(n, v)| (*n, (*v).to_owned())));
+        fields
+    };
+    let refusals: Vec<(&str, &str, OwnedFields, &str)> = vec![
+        (
+            "/ui/peers",
+            "a loopback URL",
+            with(peer("p", "https://127.0.0.1/"), &[("root.sha256", &sha)]),
+            "put-peer-url-error",
+        ),
+        (
+            "/ui/peers",
+            "plain http",
+            with(
+                peer("p", "http://keyshare.partner.example/"),
+                &[("root.sha256", &sha)],
+            ),
+            "put-peer-url-error",
+        ),
+        (
+            "/ui/peers",
+            "no root pinned",
+            peer("p", "https://keyshare.partner.example/"),
+            "put-peer-root.sha256-error",
+        ),
+        (
+            "/ui/peers",
+            "a hash and key ids both",
+            with(
+                peer("p", "https://keyshare.partner.example/"),
+                &[
+                    ("root.sha256", &sha),
+                    ("root.keyids", "k1"),
+                    ("root.threshold", "1"),
+                ],
+            ),
+            "put-peer-root.sha256-error",
+        ),
+        (
+            "/ui/peers",
+            "a threshold above the keys",
+            with(
+                peer("p", "https://keyshare.partner.example/"),
+                &[("root.keyids", "k1\nk2"), ("root.threshold", "3")],
+            ),
+            "put-peer-root.sha256-error",
+        ),
+        (
+            "/ui/peers",
+            "a name with a control character",
+            with(
+                peer("bell\u{7}name", "https://keyshare.partner.example/"),
+                &[("root.sha256", &sha)],
+            ),
+            "put-peer-name-error",
+        ),
+        (
+            "/ui/roots",
+            "not a certificate",
+            vec![
+                ("name", "r".into()),
+                (
+                    "pem",
+                    "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n".into(),
+                ),
+            ],
+            "put-root-pem-error",
+        ),
+        (
+            "/ui/roots",
+            "no name",
+            vec![("pem", http_common::ca_pem("Org CA"))],
+            "put-root-name-error",
+        ),
+    ];
+    for (uri, what, fields, error_id) in refusals {
+        let a = send(&app, submit(uri, fields)).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{what}: {}", text(&a));
+        assert!(
+            text(&a).contains(&format!(r#"id="{error_id}""#)),
+            "{what}: no {error_id} in {}",
+            text(&a)
+        );
+        assert_eq!(f.published_state(), before, "{what} changed something");
+    }
+    assert!(peers_of(&f).is_empty());
+    assert!(roots_of(&f).is_empty());
+
+    // A private key where the root certificate goes: refused, never echoed.
+    let private = String::from_utf8(
+        openssl::pkey::PKey::generate_ed25519()
+            .unwrap()
+            .private_key_to_pem_pkcs8()
+            .unwrap(),
+    )
+    .unwrap();
+    let a = send(
+        &app,
+        submit(
+            "/ui/roots",
+            vec![("name", "r".into()), ("pem", private.clone())],
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", text(&a));
+    assert!(
+        text(&a).contains(r#"id="put-root-pem-error""#),
+        "{}",
+        text(&a)
+    );
+    assert!(!text(&a).contains("PRIVATE KEY"), "{}", text(&a));
+    let secret_line = private.lines().nth(1).unwrap();
+    assert!(!text(&a).contains(secret_line));
+    assert_eq!(f.published_state(), before);
+
+    // Accepted: published as the API publishes it.
+    let a = send(
+        &app,
+        submit(
+            "/ui/peers",
+            with(
+                peer("partner", "https://keyshare.partner.example/"),
+                &[("root.sha256", &sha)],
+            ),
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", text(&a));
+    assert_eq!(a.header("location"), Some("/ui/peers?done=peer-saved"));
+    let a = send(
+        &app,
+        submit(
+            "/ui/peers",
+            with(
+                peer("other", "https://keyshare.other.example/"),
+                &[
+                    ("root.keyids", "k1\nk2"),
+                    ("root.threshold", "2"),
+                    ("terminating", "on"),
+                ],
+            ),
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", text(&a));
+    assert_eq!(
+        peers_of(&f),
+        vec![
+            (
+                "other".to_owned(),
+                "https://keyshare.other.example/".to_owned(),
+                json!({"keyids": ["k1", "k2"], "threshold": 2})
+            ),
+            (
+                "partner".to_owned(),
+                "https://keyshare.partner.example/".to_owned(),
+                json!({"sha256": sha})
+            ),
+        ]
+    );
+    let listed = send(
+        &app,
+        http_common::request(Method::GET, "/api/v1/peers", Some(&f.admin), None).to_request(),
+    )
+    .await;
+    let listed = listed.json();
+    assert_eq!(
+        listed["peers"][1]["patterns"],
+        json!(["d.io/**", "e.io/team/**"])
+    );
+    assert_eq!(listed["peers"][0]["terminating"], json!(true));
+    assert_eq!(listed["peers"][1]["terminating"], json!(false));
+    let a = send(
+        &app,
+        submit(
+            "/ui/roots",
+            vec![
+                ("name", "org-ca".into()),
+                ("pem", http_common::ca_pem("Org CA")),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", text(&a));
+    assert_eq!(roots_of(&f), vec!["org-ca".to_owned()]);
+    let page = text(
+        &send(
+            &app,
+            get("/ui/peers?done=root-saved", Some(&cookie)).to_request(),
+        )
+        .await,
+    );
+    assert!(page.contains("Root certificate saved."), "{page}");
+    assert!(page.contains("keyshare.partner.example"), "{page}");
+    assert!(page.contains("2 of root keys k1, k2"), "{page}");
+
+    // Without the session's anti-forgery token: refused, nothing removed.
+    let before = f.published_state();
+    for uri in ["/ui/peers/remove", "/ui/roots/remove"] {
+        let a = send(
+            &app,
+            post(
+                uri,
+                Some(&cookie),
+                &[("name", "partner"), ("name", "org-ca")],
+            )
+            .to_request(),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::FORBIDDEN, "{uri}: {}", text(&a));
+    }
+    assert_eq!(f.published_state(), before);
+
+    // Removed, each audited as its API call is; an unknown name is 404.
+    let a = send(
+        &app,
+        submit("/ui/peers/remove", vec![("name", "partner".into())]),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", text(&a));
+    let a = send(
+        &app,
+        submit("/ui/roots/remove", vec![("name", "org-ca".into())]),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", text(&a));
+    assert_eq!(peers_of(&f).len(), 1);
+    assert!(roots_of(&f).is_empty());
+    let before = f.published_state();
+    let a = send(
+        &app,
+        submit("/ui/peers/remove", vec![("name", "nobody".into())]),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", text(&a));
+    assert!(text(&a).contains("nobody"), "{}", text(&a));
+    assert_eq!(f.published_state(), before);
+    let audit = send(
+        &app,
+        http_common::request(Method::GET, "/api/v1/audit", Some(&f.admin), None).to_request(),
+    )
+    .await;
+    let actions: Vec<String> = audit.json()["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap().to_owned())
+        .collect();
+    for action in [
+        "peer.create",
+        "peer.remove",
+        "root_cert.create",
+        "root_cert.remove",
+    ] {
+        assert!(
+            actions.iter().any(|a| a == action),
+            "{action} not in {actions:?}"
+        );
+    }
 }

@@ -37,6 +37,19 @@ pub(super) async fn put_peer(
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller.token, Endpoint::PutPeer.action(""))?;
     let req: PutPeer = body.json().await?;
+    let peer = put_peer_as(&state, &caller, name.into_inner(), req).await?;
+    Ok(HttpResponse::Ok().json(to_value(&peer)?))
+}
+
+/// Adds or replaces peer `name`, as `caller` (the API and the portal's
+/// form); returns the peer as published.
+pub(in crate::http) async fn put_peer_as(
+    state: &AppState,
+    caller: &Caller,
+    name: String,
+    req: PutPeer,
+) -> Result<Peer, ApiError> {
+    authorize(&caller.token, Endpoint::PutPeer.action(""))?;
     check_label("name", &name)?;
     // Every verifier will send requests to this URL: not inward.
     req.url
@@ -51,15 +64,14 @@ pub(super) async fn put_peer(
         })?;
     check_patterns("patterns", &req.patterns)?;
     let peer = Peer {
-        name: name.into_inner(),
+        name,
         patterns: req.patterns,
         url: req.url,
         root: req.root,
         terminating: req.terminating,
     };
-    let view = to_value(&peer)?;
-    publish(&state, &caller, Change::PutPeer { peer }).await?;
-    Ok(HttpResponse::Ok().json(view))
+    publish(state, caller, Change::PutPeer { peer: peer.clone() }).await?;
+    Ok(peer)
 }
 
 #[utoipa::path(
@@ -103,14 +115,17 @@ pub(super) async fn remove_peer(
     caller: Caller,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&caller.token, Endpoint::RemovePeer.action(""))?;
-    publish(
-        &state,
-        &caller,
-        Change::RemovePeer {
-            name: name.into_inner(),
-        },
-    )
-    .await?;
+    remove_peer_as(&state, &caller, name.into_inner()).await?;
     Ok(no_content())
+}
+
+/// Removes peer `name`, as `caller` (the API and the portal's form).
+pub(in crate::http) async fn remove_peer_as(
+    state: &AppState,
+    caller: &Caller,
+    name: String,
+) -> Result<(), ApiError> {
+    authorize(&caller.token, Endpoint::RemovePeer.action(""))?;
+    publish(state, caller, Change::RemovePeer { name }).await?;
+    Ok(())
 }

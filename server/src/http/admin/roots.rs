@@ -51,7 +51,19 @@ pub(super) async fn put_root(
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller.token, Endpoint::PutRoot.action(""))?;
     let req: PutRoot = body.json().await?;
-    let name = name.into_inner();
+    let root = put_root_as(&state, &caller, name.into_inner(), req).await?;
+    Ok(HttpResponse::Ok().json(to_value(&root)?))
+}
+
+/// Adds or replaces root certificate `name`, as `caller` (the API and the
+/// portal's form).
+pub(in crate::http) async fn put_root_as(
+    state: &AppState,
+    caller: &Caller,
+    name: String,
+    req: PutRoot,
+) -> Result<OrgRootView, ApiError> {
+    authorize(&caller.token, Endpoint::PutRoot.action(""))?;
     if !NamespaceName::is_well_formed(&name) {
         return Err(ApiError::invalid(
             "name",
@@ -63,16 +75,16 @@ pub(super) async fn put_root(
     refuse_private_key("pem", &req.pem)?;
     CaCert::parse(&req.pem).map_err(|e| ApiError::invalid("pem", e))?;
     publish(
-        &state,
-        &caller,
+        state,
+        caller,
         Change::PutOrgRoot {
             name: name.clone(),
             pem: req.pem,
         },
     )
     .await?;
-    let root = read(&state, move |s| s.org_root(&name)).await?;
-    Ok(HttpResponse::Ok().json(to_value(&root_view(&root))?))
+    let root = read(state, move |s| s.org_root(&name)).await?;
+    Ok(root_view(&root))
 }
 
 #[utoipa::path(
@@ -116,16 +128,20 @@ pub(super) async fn remove_root(
     caller: Caller,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&caller.token, Endpoint::RemoveRoot.action(""))?;
-    publish(
-        &state,
-        &caller,
-        Change::RemoveOrgRoot {
-            name: name.into_inner(),
-        },
-    )
-    .await?;
+    remove_root_as(&state, &caller, name.into_inner()).await?;
     Ok(no_content())
+}
+
+/// Removes root certificate `name`, as `caller` (the API and the portal's
+/// form).
+pub(in crate::http) async fn remove_root_as(
+    state: &AppState,
+    caller: &Caller,
+    name: String,
+) -> Result<(), ApiError> {
+    authorize(&caller.token, Endpoint::RemoveRoot.action(""))?;
+    publish(state, caller, Change::RemoveOrgRoot { name }).await?;
+    Ok(())
 }
 
 /// `POST /api/v1/root`: the body is the signed root (N+1) itself.

@@ -131,7 +131,8 @@ pub(crate) enum As {
 
 /// The request type `T` from the form's `fields` (absent or blank fields
 /// are left out), through the API's strict JSON parser: a refusal names
-/// the request field, as the API's would.
+/// the request field, as the API's would. A field named `a.b` is member
+/// `b` of object `a` (made when one of its fields is given).
 pub(crate) fn request<T: DeserializeOwned>(
     form: &Form,
     fields: &[(&str, As)],
@@ -164,7 +165,19 @@ pub(crate) fn request<T: DeserializeOwned>(
                 }
             }
         };
-        object.insert((*name).to_owned(), value);
+        match name.split_once('.') {
+            Some((parent, member)) => {
+                let parent = object
+                    .entry(parent.to_owned())
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if let Value::Object(members) = parent {
+                    members.insert(member.to_owned(), value);
+                }
+            }
+            None => {
+                object.insert((*name).to_owned(), value);
+            }
+        }
     }
     let bytes = serde_json::to_vec(&Value::Object(object)).map_err(ApiError::internal)?;
     parse_json(&bytes)
@@ -172,7 +185,8 @@ pub(crate) fn request<T: DeserializeOwned>(
 
 /// The form field an error is about, among `fields`: the first segment of
 /// its JSON path, or the field its message starts with (`id: ...`), or
-/// the one serde says is missing.
+/// the one serde says is missing; for an object's error (`root`), its
+/// first member among `fields` (`root.sha256`).
 pub(crate) fn field_of(e: &ApiError, fields: &[&str]) -> Option<String> {
     let from_path = e.field().map(|p| {
         p.split(['.', '['])
@@ -195,5 +209,15 @@ pub(crate) fn field_of(e: &ApiError, fields: &[&str]) -> Option<String> {
     [from_path, from_message, missing]
         .into_iter()
         .flatten()
-        .find(|f| fields.contains(&f.as_str()))
+        .find_map(|f| {
+            fields
+                .iter()
+                .find(|&&field| {
+                    field == f
+                        || field
+                            .strip_prefix(f.as_str())
+                            .is_some_and(|rest| rest.starts_with('.'))
+                })
+                .map(|&field| field.to_owned())
+        })
 }

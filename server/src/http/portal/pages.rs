@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 
 use keyshare_policy::api::admin::{
     AddKey, AddRevocation, AddScopes, AuditQuery, AuditVerification, CreateNamespace, CreateToken,
-    NamespaceDetail, RevokeNamespaceKey, SetThreshold, TokenView,
+    NamespaceDetail, PutPeer, PutRoot, RevokeNamespaceKey, SetThreshold, TokenView,
 };
 use keyshare_policy::datetime::rfc3339;
 use keyshare_policy::layout::percent_encode;
@@ -22,7 +22,7 @@ use keyshare_policy::trust::NamespaceName;
 use super::form::{self, As};
 use super::views::{self, csrf, general_error, input, page, select, textarea, FormState};
 use super::{html as respond, see_other, signed_in, Who};
-use crate::http::admin::{audit, keys, namespaces, revocations, tokens};
+use crate::http::admin::{audit, keys, namespaces, peers, revocations, roots, tokens};
 use crate::http::auth::{authorize, Action, Caller};
 use crate::http::body::Body;
 use crate::http::{client_address, ApiError, AppState};
@@ -110,6 +110,10 @@ fn done_notice(done: Option<&str>) -> Markup {
         Some("scopes-added") => "Scopes added.",
         Some("token-revoked") => "Token revoked.",
         Some("revoked") => "Revocation recorded.",
+        Some("peer-saved") => "Peer saved.",
+        Some("peer-removed") => "Peer removed.",
+        Some("root-saved") => "Root certificate saved.",
+        Some("root-removed") => "Root certificate removed.",
         _ => return html! {},
     };
     html! { div.notice.ok role="status" { (text) } }
@@ -1363,46 +1367,238 @@ async fn get_ci(req: HttpRequest, state: Data) -> HttpResponse {
     )
 }
 
+/// The fields of the peer form that make the API's `PutPeer` (the name
+/// is the API's path).
+const PUT_PEER: [(&str, As); 6] = [
+    ("patterns", As::Lines),
+    ("url", As::Text),
+    ("root.sha256", As::Text),
+    ("root.keyids", As::Lines),
+    ("root.threshold", As::Number),
+    ("terminating", As::Flag),
+];
+
+/// The fields of the root certificate form that make the API's `PutRoot`.
+const PUT_ROOT: [(&str, As); 1] = [("pem", As::Text)];
+
+/// The form that was refused on the peers page, if any.
+#[derive(Default)]
+struct PeerForms {
+    peer: Option<FormState>,
+    root: Option<FormState>,
+    general: Option<FormState>,
+}
+
+async fn peers_page(
+    who: &Who,
+    state: &AppState,
+    forms: PeerForms,
+    status: StatusCode,
+    done: Option<&str>,
+) -> HttpResponse {
+    let read = crate::http::admin::read_store(state, |s| Ok((s.peers()?, s.org_roots()?))).await;
+    let (peers, roots) = match read {
+        Ok(r) => r,
+        Err(e) => return views::error_page(&e),
+    };
+    let p = FormState::of(forms.peer.as_ref(), "put-peer");
+    let r = FormState::of(forms.root.as_ref(), "put-root");
+    let removal = FormState::of(forms.general.as_ref(), "remove");
+    let content = html! {
+        (done_notice(done))
+        (general_error(&removal))
+        h2 { "Peers" }
+        p { "Peer keyshare services answer for the artifact names their patterns match; verifiers follow them with the root pinned here." }
+        table {
+            thead { tr { th scope="col" { "Name" } th scope="col" { "Patterns" } th scope="col" { "URL" } th scope="col" { "Pinned root" } th scope="col" { "Terminating" } th scope="col" { "Actions" } } }
+            tbody {
+                @for peer in &peers {
+                    tr {
+                        td { (peer.peer.name) }
+                        td { @for pat in &peer.peer.patterns { code { (pat) } br; } }
+                        td { code { (peer.peer.url) } }
+                        td { (peer.peer.root.to_string()) }
+                        td { (if peer.peer.terminating { "yes" } else { "no" }) }
+                        td {
+                            form.inline method="post" action="/ui/peers/remove" {
+                                (csrf(who))
+                                input type="hidden" name="name" value=(peer.peer.name);
+                                button.danger type="submit" aria-label=(format!("Remove peer {}", peer.peer.name)) { "Remove" }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "Add or replace a peer" }
+        form.card method="post" action="/ui/peers" {
+            (csrf(who))
+            (general_error(&p))
+            (input(&p, "name", "Name", Some("A peer of that name is replaced."), "text", true))
+            (input(&p, "url", "URL", Some("The peer's https:// base URL."), "text", true))
+            (textarea(&p, "patterns", "Artifact patterns", Some("One a line, e.g. registry.partner.example/**"), true))
+            p.hint { "Pin the peer's root by the SHA-256 of its root file, or by its root key ids and threshold." }
+            (input(&p, "root.sha256", "Root file SHA-256", None, "text", false))
+            (textarea(&p, "root.keyids", "Root key ids", Some("One a line."), false))
+            (input(&p, "root.threshold", "Root threshold", None, "number", false))
+            div.field {
+                label for="put-peer-terminating" {
+                    input type="checkbox" id="put-peer-terminating" name="terminating" value="on" checked[p.values.contains_key("terminating")];
+                    " Terminating: the peer owns its patterns before any namespace"
+                }
+            }
+            button type="submit" { "Save peer" }
+        }
+        h2 { "Organization X.509 roots" }
+        p { "Certificates chaining to these roots are trusted for a namespace only as its identities allow." }
+        table {
+            thead { tr { th scope="col" { "Name" } th scope="col" { "SHA-256" } th scope="col" { "Added" } th scope="col" { "Actions" } } }
+            tbody {
+                @for root in &roots {
+                    tr {
+                        td { (root.name) }
+                        td { code { (root.sha256) } }
+                        td { (rfc3339(root.added_at)) }
+                        td {
+                            form.inline method="post" action="/ui/roots/remove" {
+                                (csrf(who))
+                                input type="hidden" name="name" value=(root.name);
+                                button.danger type="submit" aria-label=(format!("Remove root {}", root.name)) { "Remove" }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "Add or replace a root certificate" }
+        form.card method="post" action="/ui/roots" {
+            (csrf(who))
+            (general_error(&r))
+            (input(&r, "name", "Name", Some("A root of that name is replaced."), "text", true))
+            (textarea(&r, "pem", "CA certificate (PEM)", Some("The certificate only: a private key is refused."), true))
+            button type="submit" { "Save root" }
+        }
+    };
+    respond(
+        status,
+        page(Some(who), "/ui/peers", "Peers and roots", content),
+    )
+}
+
 async fn get_peers(req: HttpRequest, state: Data) -> HttpResponse {
     let who = who!(req, state);
     if let Err(answer) = org_only(&who) {
         return *answer;
     }
-    let read = crate::http::admin::read_store(&state, |s| Ok((s.peers()?, s.org_roots()?))).await;
-    let (peers, roots) = match read {
-        Ok(r) => r,
-        Err(e) => return views::error_page(&e),
-    };
-    let content = html! {
-        h2 { "Peers" }
-        table {
-            thead { tr { th scope="col" { "Name" } th scope="col" { "Patterns" } th scope="col" { "URL" } th scope="col" { "Pinned root" } th scope="col" { "Terminating" } } }
-            tbody {
-                @for p in &peers {
-                    tr {
-                        td { (p.peer.name) }
-                        td { @for pat in &p.peer.patterns { code { (pat) } br; } }
-                        td { code { (p.peer.url) } }
-                        td { code { (serde_json::to_string(&p.peer.root).unwrap_or_default()) } }
-                        td { (if p.peer.terminating { "yes" } else { "no" }) }
-                    }
-                }
-            }
-        }
-        h2 { "Organization X.509 roots" }
-        table {
-            thead { tr { th scope="col" { "Name" } th scope="col" { "Certificate" } } }
-            tbody {
-                @for r in &roots {
-                    tr { td { (r.name) } td { code { (r.pem.lines().nth(1).unwrap_or("")) "…" } } }
-                }
-            }
-        }
-    };
-    respond(
+    peers_page(
+        &who,
+        &state,
+        PeerForms::default(),
         StatusCode::OK,
-        page(Some(&who), "/ui/peers", "Peers and roots", content),
+        done_of(&req).as_deref(),
     )
+    .await
+}
+
+/// The form's `name` (the API's path parameter): required.
+fn name_field(form: &form::Form) -> Result<String, ApiError> {
+    form.get("name")
+        .map(|n| n.trim().to_owned())
+        .ok_or_else(|| ApiError::invalid("name", "must be given"))
+}
+
+async fn post_peer(req: HttpRequest, state: Data, body: Body) -> HttpResponse {
+    let who = who!(req, state);
+    let form = posted!(req, state, body, who);
+    if let Err(answer) = org_only(&who) {
+        return *answer;
+    }
+    let result = async {
+        let name = name_field(&form)?;
+        let put: PutPeer = form::request(&form, &PUT_PEER)?;
+        peers::put_peer_as(&state, &who.caller, name, put).await
+    }
+    .await;
+    match result {
+        Ok(_) => see_other("/ui/peers?done=peer-saved"),
+        Err(e) => {
+            let mut names: Vec<&str> = PUT_PEER.iter().map(|(n, _)| *n).collect();
+            names.push("name");
+            let f = FormState::refused("put-peer", form.values(), &e, &names);
+            let forms = PeerForms {
+                peer: Some(f),
+                ..PeerForms::default()
+            };
+            peers_page(&who, &state, forms, e.status(), None).await
+        }
+    }
+}
+
+async fn post_root(req: HttpRequest, state: Data, body: Body) -> HttpResponse {
+    let who = who!(req, state);
+    let form = posted!(req, state, body, who);
+    if let Err(answer) = org_only(&who) {
+        return *answer;
+    }
+    let result = async {
+        let name = name_field(&form)?;
+        let put: PutRoot = form::request(&form, &PUT_ROOT)?;
+        roots::put_root_as(&state, &who.caller, name, put).await
+    }
+    .await;
+    match result {
+        Ok(_) => see_other("/ui/peers?done=root-saved"),
+        Err(e) => {
+            let f = FormState::refused("put-root", form.values(), &e, &["name", "pem"]);
+            let forms = PeerForms {
+                root: Some(f),
+                ..PeerForms::default()
+            };
+            peers_page(&who, &state, forms, e.status(), None).await
+        }
+    }
+}
+
+/// Removes the peer (`root == false`) or root certificate the form names.
+async fn remove_peer_or_root(
+    req: HttpRequest,
+    state: Data,
+    body: Body,
+    root: bool,
+) -> HttpResponse {
+    let who = who!(req, state);
+    let form = posted!(req, state, body, who);
+    if let Err(answer) = org_only(&who) {
+        return *answer;
+    }
+    let result = async {
+        let name = name_field(&form)?;
+        if root {
+            roots::remove_root_as(&state, &who.caller, name).await
+        } else {
+            peers::remove_peer_as(&state, &who.caller, name).await
+        }
+    }
+    .await;
+    match result {
+        Ok(()) if root => see_other("/ui/peers?done=root-removed"),
+        Ok(()) => see_other("/ui/peers?done=peer-removed"),
+        Err(e) => {
+            let forms = PeerForms {
+                general: Some(FormState::refused("remove", BTreeMap::new(), &e, &[])),
+                ..PeerForms::default()
+            };
+            peers_page(&who, &state, forms, e.status(), None).await
+        }
+    }
+}
+
+async fn post_remove_peer(req: HttpRequest, state: Data, body: Body) -> HttpResponse {
+    remove_peer_or_root(req, state, body, false).await
+}
+
+async fn post_remove_root(req: HttpRequest, state: Data, body: Body) -> HttpResponse {
+    remove_peer_or_root(req, state, body, true).await
 }
 
 // ---- the decision simulator ----
@@ -1500,6 +1696,10 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/who-can-sign", web::get().to(get_who_can_sign))
         .route("/ci", web::get().to(get_ci))
         .route("/peers", web::get().to(get_peers))
+        .route("/peers", web::post().to(post_peer))
+        .route("/peers/remove", web::post().to(post_remove_peer))
+        .route("/roots", web::post().to(post_root))
+        .route("/roots/remove", web::post().to(post_remove_root))
         .route("/simulate", web::get().to(get_simulate))
         .route("/simulate", web::post().to(post_simulate));
 }
