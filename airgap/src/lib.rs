@@ -1,13 +1,13 @@
 //! keyshare-airgap: signed bundles that carry an organization's TUF
 //! repository over an air gap.
 //!
-//! A bundle is one file ([`format`]): a magic line, a signed [`Manifest`]
-//! listing every entry's path, length and SHA-256, then the entries' bytes
-//! in manifest order. It holds the complete root chain, the bundle edition
-//! of timestamp and snapshot (signed at export with the bundle's validity
-//! window as their expiry), every targets role and every target file the
-//! metadata lists. `docs/airgap.md` explains the design and what an
-//! attacker holding an old bundle can do.
+//! A bundle is one file ([`mod@format`]): a magic line, a signed
+//! [`Manifest`] listing every entry's path, length and SHA-256, then the
+//! entries' bytes in manifest order. It holds the complete root chain, the
+//! bundle edition of timestamp and snapshot (signed at export with the
+//! bundle's validity window as their expiry), every targets role and every
+//! target file the metadata lists. `docs/airgap.md` explains the design
+//! and what an attacker holding an old bundle can do.
 //!
 //! * [`write_bundle`] writes one (the server's `export` builds the files
 //!   with [`walk`] and signs the manifest with the timestamp key);

@@ -1,4 +1,4 @@
-//! `keyshare`: parses the command line and hands it to [`cli::run`].
+//! `keyshare`: parses the command line and hands it to [`cli::main`].
 
 mod cli;
 

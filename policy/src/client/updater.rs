@@ -68,8 +68,8 @@ impl Updater {
         Self::with_signature_cache(trusted_root, now, config, None)
     }
 
-    /// [`Self::new`] with a [`SignatureCache`] from the start
-    /// ([`TrustedSet::with_signature_cache`]).
+    /// [`Self::new`] with a [`SignatureCache`](crate::verify::SignatureCache)
+    /// from the start ([`TrustedSet::with_signature_cache`]).
     pub fn with_signature_cache(
         trusted_root: &[u8],
         now: OffsetDateTime,

@@ -2,13 +2,14 @@
 //! organization's CI certificate authority (`[ci.ca]`) with `rcgen`.
 //!
 //! The CA key is a key reference as in `[keys]`: a PKCS#8 PEM file or a
-//! key in a PKCS#11 token, through the same [`Signer`] backends as the
-//! online keys; it must be ECDSA P-256 or Ed25519 (an RSA key would sign
-//! with RSA-PSS, which `rcgen` cannot express). A leaf certificate holds
-//! the delegated public key (Ed25519, ECDSA P-256 or RSA), is valid exactly
-//! for the delegation's window, carries `digitalSignature` and the
-//! `codeSigning` extended key usage, names the delegation in its common
-//! name and the job's identity as a URI subject alternative name.
+//! key in a PKCS#11 token, through the same
+//! [`Signer`](keyshare_policy::sign::Signer) backends as the online keys;
+//! it must be ECDSA P-256 or Ed25519 (an RSA key would sign with RSA-PSS,
+//! which `rcgen` cannot express). A leaf certificate holds the delegated
+//! public key (Ed25519, ECDSA P-256 or RSA), is valid exactly for the
+//! delegation's window, carries `digitalSignature` and the `codeSigning`
+//! extended key usage, names the delegation in its common name and the
+//! job's identity as a URI subject alternative name.
 
 use std::path::Path;
 use std::sync::Arc;

@@ -5,7 +5,7 @@
 //! else, and every signing request, is refused.
 //!
 //! `jsonwebtoken` asks for a verifier for every token, with the key's JWK
-//! parameters; the OpenSSL key made from them is kept ([`KEYS`]), so an
+//! parameters; the OpenSSL key made from them is kept (`KEYS`), so an
 //! issuer's key is built and checked once, not once per token.
 
 use std::collections::HashMap;

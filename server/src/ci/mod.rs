@@ -20,7 +20,7 @@
 //!   from it (nonces, principals).
 //! * [`batch`]: group commit — concurrent delegations share one publish.
 //! * [`sweeper`]: removes expired delegations every `ci.sweep_interval`.
-//! * [`config`]: the `[ci]` section.
+//! * [`CiConfig`]: the `[ci]` section ([`crate::config::ci`]).
 //!
 //! What is published about a CI key is what a verifier needs: the key, its
 //! window, `ephemeral`, the description `CI delegation` and an opaque
@@ -385,7 +385,7 @@ impl CiService {
     }
 
     /// [`Self::authenticate`] on a blocking thread, never on the caller's
-    /// async worker. CI tokens are looked up at most [`TOKEN_LOOKUPS`] at
+    /// async worker. CI tokens are looked up at most `TOKEN_LOOKUPS` at
     /// a time; the others wait for their turn without a thread. OIDC ID
     /// tokens are not held to that bound: fetching an issuer's keys may
     /// take seconds and must not hold up the CI tokens.

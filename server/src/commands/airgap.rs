@@ -142,7 +142,7 @@ fn refuse_existing(path: &Path, force: bool) -> Result<(), CliError> {
 /// `init --replica --root FILE`: makes `dir` a replica pinned to the root
 /// in `root_path`. The directory is created with mode 0700 (an existing
 /// one loses group and other access) and locked while it is set up
-/// ([`super::init_data_dir`]).
+/// (`super::init_data_dir`).
 pub fn init_replica(
     dir: &Path,
     root_path: &Path,

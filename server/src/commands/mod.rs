@@ -1,11 +1,11 @@
-//! The `keyshare-server` commands, one file each: [`init`], [`serve`],
-//! [`publish`], the air-gap ones ([`airgap`]: `export`, `import`,
-//! `init --replica`, `serve --replica`) and [`generate`] (`completions`,
-//! `man`). `main.rs` only parses arguments and calls these; this module
-//! holds what they share: [`CliError`], [`OutputFormat`] and the printing
-//! of a result, the data directory's lock and set-up, opening the
-//! repository, logging, and the start-up of a serving command
-//! ([`Listening`], [`serve_until_stopped`]).
+//! The `keyshare-server` commands, one file each: [`mod@init`],
+//! [`mod@serve`], [`mod@publish`], the air-gap ones ([`airgap`]: `export`,
+//! `import`, `init --replica`, `serve --replica`) and [`generate`]
+//! (`completions`, `man`). `main.rs` only parses arguments and calls these;
+//! this module holds what they share: [`CliError`], [`OutputFormat`] and
+//! the printing of a result, the data directory's lock and set-up, opening
+//! the repository, logging, and the start-up of a serving command
+//! (`Listening`, `serve_until_stopped`).
 //!
 //! Output for the user goes to the writer given (stdout from `main`), as
 //! text or one JSON document (`--output`); logs go to stderr through
@@ -13,7 +13,7 @@
 //!
 //! Every command that writes the data directory holds its lock
 //! ([`crate::lock`]) while it runs (`serve` for its whole life), so a
-//! second writer refuses at once naming the first; [`open_publisher`]
+//! second writer refuses at once naming the first; `open_publisher`
 //! takes the lock as proof. `publish --to` next to a running server reads
 //! the store without writing it ([`Store::open_existing`]).
 //!

@@ -236,7 +236,7 @@ impl Drop for Background {
 }
 
 /// How often a server on a PostgreSQL store looks for what other servers
-/// sharing the database published ([`follow`]).
+/// sharing the database published ([`Publisher::follow_store`]).
 pub const FOLLOW_INTERVAL: StdDuration = StdDuration::from_secs(1);
 
 /// Every [`FOLLOW_INTERVAL`] on a PostgreSQL store: one indexed query for the

@@ -20,7 +20,7 @@
 //! Request bodies are read only after the caller is authenticated and
 //! authorized, never decompressed (a `Content-Encoding` other than
 //! `identity` is refused with 415), and cut off at `limits.body_bytes`
-//! while streaming ([`body`]); they are parsed strictly (unknown fields are
+//! while streaming (`body`); they are parsed strictly (unknown fields are
 //! refused) into the policy crate's types — the request types of
 //! `keyshare_policy::api`, which the client writes with, so both sides
 //! share one wire vocabulary; answers are built from that module's types

@@ -170,10 +170,11 @@ pub(crate) fn records(conn: &Db<'_>, after: i64, limit: u32) -> Result<Vec<Audit
     query(conn, &filter)
 }
 
-/// Which audit records to list ([`query`]): every condition given must
-/// hold. Each is served by an index (`seq`, `time`, `action`, `actor`,
-/// `audit_namespaces`), so a page costs at most a walk over the records
-/// one condition selects.
+/// Which audit records to list
+/// ([`Store::audit_query`](super::Store::audit_query)): every condition
+/// given must hold. Each is served by an index (`seq`, `time`, `action`,
+/// `actor`, `audit_namespaces`), so a page costs at most a walk over the
+/// records one condition selects.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AuditFilter {
     /// Only records with a larger sequence number.

@@ -13,7 +13,7 @@ use crate::cli::{Error, OutputFormat};
 pub(super) enum NamespaceCommand {
     /// Create a namespace.
     Create {
-        /// Namespace name ([a-z0-9][a-z0-9-]{0,62}).
+        /// Namespace name (`[a-z0-9][a-z0-9-]{0,62}`).
         name: String,
         /// Artifact pattern the namespace owns (repeatable).
         #[arg(long = "scope", value_name = "PATTERN", required = true, num_args = 1..)]

@@ -12,12 +12,13 @@
 //!   (`HttpOnly`, `SameSite=Strict`, `Path=/ui/`, `Secure` over TLS);
 //!   failed sign-ins are rate-limited per client address; the token is
 //!   never echoed, logged, put in a URL or kept (the session holds its id);
-//! * every request looks the session's token up again ([`signed_in`]), so
+//! * every request looks the session's token up again (`signed_in`), so
 //!   a revoked or expired token ends its sessions; sessions also end when
-//!   idle, at an absolute limit, and at sign-out ([`session`]);
+//!   idle, at an absolute limit ([`SessionLimits`]), and at sign-out
+//!   (`session`);
 //! * every change is a POST that must come from the portal's own origin
 //!   (`Origin`, `Sec-Fetch-Site`) and carry the session's synchronizer
-//!   token, compared in constant time ([`form`]), checked before the body
+//!   token, compared in constant time (`form`), checked before the body
 //!   is parsed;
 //! * changes call the same functions as the admin API (`admin/`), with
 //!   the same request types, checks and authorization; on top, the portal
