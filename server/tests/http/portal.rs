@@ -459,6 +459,35 @@ async fn a_maintainer_sees_and_reaches_only_their_namespace_and_no_org_action() 
             NOW,
         )
         .unwrap();
+    // An identity and a sub-delegation of b's for the removals to aim at.
+    f.publisher
+        .apply(
+            "test",
+            Change::AddIdentity {
+                namespace: http_common::ns_name("b"),
+                identity: serde_json::from_value(json!({
+                    "name": "b-build", "ca_certs": [http_common::ca_pem("B CA")],
+                    "subject": "CN=build"
+                }))
+                .unwrap(),
+            },
+            NOW,
+        )
+        .unwrap();
+    f.publisher
+        .apply(
+            "test",
+            Change::AddSubDelegation {
+                namespace: http_common::ns_name("b"),
+                sub_delegation: serde_json::from_value(json!({
+                    "name": "b-release", "scopes": ["r.io/b/release/**"],
+                    "keys": [{"id": "r1", "key": http_common::ed25519_key()}], "threshold": 1
+                }))
+                .unwrap(),
+            },
+            NOW,
+        )
+        .unwrap();
     let evil_ca = http_common::ca_pem("Evil CA");
     let before = f.published_state();
     let posts: Vec<(&str, Fields<'_>, StatusCode)> = vec![
@@ -501,6 +530,35 @@ async fn a_maintainer_sees_and_reaches_only_their_namespace_and_no_org_action() 
             "/ui/tokens/revoke",
             vec![("id", &victim_id)],
             StatusCode::FORBIDDEN,
+        ),
+        (
+            "/ui/namespaces/b/identities",
+            vec![
+                ("name", "evil"),
+                ("ca_certs", &evil_ca),
+                ("subject", "CN=evil"),
+            ],
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/ui/namespaces/b/identities/remove",
+            vec![("name", "b-build")],
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/ui/namespaces/b/sub-delegations",
+            vec![
+                ("name", "evil"),
+                ("scopes", "r.io/b/evil/**"),
+                ("keys", &pem),
+                ("threshold", "1"),
+            ],
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/ui/namespaces/b/sub-delegations/remove",
+            vec![("name", "b-release")],
+            StatusCode::NOT_FOUND,
         ),
         (
             "/ui/revocations",
@@ -546,6 +604,11 @@ async fn a_maintainer_sees_and_reaches_only_their_namespace_and_no_org_action() 
         .read(|s| s.token(&victim_id))
         .unwrap()
         .is_active());
+    assert_eq!(f.publisher.read(|s| s.identities("b")).unwrap().len(), 1);
+    assert_eq!(
+        f.publisher.read(|s| s.sub_delegations("b")).unwrap().len(),
+        1
+    );
     drop(victim);
     // Their own namespace they can change.
     let a = send(
@@ -1921,4 +1984,233 @@ async fn the_peer_and_root_forms_are_the_apis_and_refusals_change_nothing() {
             "{action} not in {actions:?}"
         );
     }
+}
+
+#[actix_web::test]
+async fn the_identity_and_sub_delegation_forms_are_the_apis_for_a_maintainer_of_the_namespace() {
+    let f = populated();
+    let maintainer = f.maintainer("a");
+    let app = app!(f);
+    let (_, cookie) = sign_in!(app, &maintainer);
+    let token = csrf!(app, cookie);
+    let submit = |uri: &str, fields: &[(&str, &str)]| {
+        let mut fields: Vec<(&str, &str)> = fields.to_vec();
+        fields.push(("csrf", token.as_str()));
+        post(uri, Some(&cookie), &fields).to_request()
+    };
+    let root_ca = http_common::ca_pem("Team A Root");
+    let issuing_ca = http_common::ca_pem("Team A Issuing");
+    let two_cas = format!("the root:\n{root_ca}\nand the issuing CA:\n{issuing_ca}");
+    let (k1, k2) = (public_pem("ed25519"), public_pem("p256"));
+    let two_keys = format!("{k1}\n{k2}");
+    let private = String::from_utf8(
+        openssl::pkey::PKey::generate_ed25519()
+            .unwrap()
+            .private_key_to_pem_pkcs8()
+            .unwrap(),
+    )
+    .unwrap();
+    let with_private = format!("{root_ca}\n{private}");
+    let key_and_private = format!("{k1}\n{private}");
+    let same_ca_twice = format!("{root_ca}{root_ca}");
+
+    // Refused: each names its field, nothing is published, and a private
+    // key is never shown back.
+    let before = f.published_state();
+    let identity = "/ui/namespaces/a/identities";
+    let sub = "/ui/namespaces/a/sub-delegations";
+    let refusals: Vec<(&str, &str, Fields<'_>, &str)> = vec![
+        (
+            identity,
+            "a private key among the CA certificates",
+            vec![
+                ("name", "build"),
+                ("ca_certs", &with_private),
+                ("subject", "CN=build"),
+            ],
+            "add-identity-ca_certs-error",
+        ),
+        (
+            identity,
+            "the same CA twice",
+            vec![
+                ("name", "build"),
+                ("ca_certs", &same_ca_twice),
+                ("subject", "CN=build"),
+            ],
+            "add-identity-ca_certs-error",
+        ),
+        (
+            identity,
+            "no certificate",
+            vec![
+                ("name", "build"),
+                ("ca_certs", "just words"),
+                ("subject", "CN=build"),
+            ],
+            "add-identity-ca_certs-error",
+        ),
+        (
+            identity,
+            "a subject that is no ATTRIBUTE=value list",
+            vec![
+                ("name", "build"),
+                ("ca_certs", &root_ca),
+                ("subject", "team a"),
+            ],
+            "add-identity-subject-error",
+        ),
+        (
+            sub,
+            "a threshold above the keys",
+            vec![
+                ("name", "release"),
+                ("scopes", "r.io/a/release/**"),
+                ("keys", &two_keys),
+                ("threshold", "3"),
+            ],
+            "add-sub-delegation-threshold-error",
+        ),
+        (
+            sub,
+            "a private key among the public keys",
+            vec![
+                ("name", "release"),
+                ("scopes", "r.io/a/release/**"),
+                ("keys", &key_and_private),
+                ("threshold", "1"),
+            ],
+            "add-sub-delegation-keys-error",
+        ),
+        (
+            sub,
+            "a certificate where a public key goes",
+            vec![
+                ("name", "release"),
+                ("scopes", "r.io/a/release/**"),
+                ("keys", &root_ca),
+                ("threshold", "1"),
+            ],
+            "add-sub-delegation-keys-error",
+        ),
+        (
+            sub,
+            "no scope",
+            vec![("name", "release"), ("keys", &k1), ("threshold", "1")],
+            "add-sub-delegation-scopes-error",
+        ),
+    ];
+    for (uri, what, fields, error_id) in refusals {
+        let a = send(&app, submit(uri, &fields)).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{what}: {}", text(&a));
+        let body = text(&a);
+        assert!(
+            body.contains(&format!(r#"id="{error_id}""#)),
+            "{what}: no {error_id} in {body}"
+        );
+        assert!(!body.contains("PRIVATE KEY"), "{what}: {body}");
+        assert!(!body.contains(private.lines().nth(1).unwrap()), "{what}");
+        assert_eq!(f.published_state(), before, "{what} changed something");
+    }
+    assert!(f.publisher.read(|s| s.identities("a")).unwrap().is_empty());
+    assert!(f
+        .publisher
+        .read(|s| s.sub_delegations("a"))
+        .unwrap()
+        .is_empty());
+
+    // Accepted: listed as the API lists them.
+    let a = send(
+        &app,
+        submit(
+            identity,
+            &[
+                ("name", "build"),
+                ("ca_certs", &two_cas),
+                ("subject", "O=acme, CN=build"),
+                ("not_after", "2040-01-01T00:00:00Z"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", text(&a));
+    assert_eq!(
+        a.header("location"),
+        Some("/ui/namespaces/a?done=identity-added")
+    );
+    let listed = f.publisher.read(|s| s.identities("a")).unwrap();
+    assert_eq!(listed.len(), 1);
+    let listed = serde_json::to_value(&listed[0].identity).unwrap();
+    assert_eq!(listed["name"], json!("build"));
+    assert_eq!(listed["subject"], json!("O=acme, CN=build"));
+    assert_eq!(listed["not_after"], json!("2040-01-01T00:00:00Z"));
+    let cas: Vec<String> = serde_json::from_value(listed["ca_certs"].clone()).unwrap();
+    assert_eq!(cas.len(), 2);
+    assert_eq!(cas[0].trim(), root_ca.trim());
+    assert_eq!(cas[1].trim(), issuing_ca.trim());
+
+    let a = send(
+        &app,
+        submit(
+            sub,
+            &[
+                ("name", "release"),
+                ("scopes", "r.io/a/release/**"),
+                ("keys", &two_keys),
+                ("threshold", "2"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", text(&a));
+    let subs = f.publisher.read(|s| s.sub_delegations("a")).unwrap();
+    assert_eq!(subs.len(), 1);
+    let listed = &subs[0].sub_delegation;
+    assert_eq!(listed.threshold.get(), 2);
+    let ids: Vec<String> = listed.keys.iter().map(|k| k.id.to_string()).collect();
+    let expected: Vec<String> = [&k1, &k2]
+        .iter()
+        .map(|pem| {
+            keyshare_policy::keys::Key::from_spki_pem(pem)
+                .unwrap()
+                .key_id()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(ids, expected);
+    let page = text(&send(&app, get("/ui/namespaces/a", Some(&cookie)).to_request()).await);
+    assert!(page.contains("release — threshold 2"), "{page}");
+    assert!(page.contains("Remove identity build"), "{page}");
+
+    // Removed through the forms; an unknown name is 404 and changes nothing.
+    let before = f.published_state();
+    let a = send(
+        &app,
+        submit("/ui/namespaces/a/identities/remove", &[("name", "nobody")]),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", text(&a));
+    assert_eq!(f.published_state(), before);
+    let a = send(
+        &app,
+        submit("/ui/namespaces/a/identities/remove", &[("name", "build")]),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", text(&a));
+    let a = send(
+        &app,
+        submit(
+            "/ui/namespaces/a/sub-delegations/remove",
+            &[("name", "release")],
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", text(&a));
+    assert!(f.publisher.read(|s| s.identities("a")).unwrap().is_empty());
+    assert!(f
+        .publisher
+        .read(|s| s.sub_delegations("a"))
+        .unwrap()
+        .is_empty());
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-use keyshare_policy::trust::X509Identity;
+use keyshare_policy::trust::{NamespaceName, X509Identity};
 
 use super::{
     check_label, check_window, no_content, path_namespace, publish, refuse_private_key, to_value,
@@ -45,6 +45,22 @@ pub(super) async fn add_identity(
     let namespace = path_namespace(&ns)?;
     // X509Identity refuses unknown fields, parses every CA certificate and the subject.
     let identity: X509Identity = body.json().await?;
+    let view = add_identity_as(&state, &caller, namespace, identity).await?;
+    Ok(HttpResponse::Created().json(to_value(&view)?))
+}
+
+/// Adds an X.509 identity to `namespace`, as `caller` (the API and the
+/// portal's form); returns it as listed.
+pub(in crate::http) async fn add_identity_as(
+    state: &AppState,
+    caller: &Caller,
+    namespace: NamespaceName,
+    identity: X509Identity,
+) -> Result<X509Identity, ApiError> {
+    authorize(
+        &caller.token,
+        Endpoint::AddIdentity.action(namespace.as_str()),
+    )?;
     check_label("name", &identity.name)?;
     for (i, ca) in identity.ca_certs.iter().enumerate() {
         refuse_private_key(&format!("ca_certs[{i}]"), ca.pem())?;
@@ -65,17 +81,16 @@ pub(super) async fn add_identity(
         }
     }
     check_window("", identity.not_before, identity.not_after)?;
-    let view = to_value(&identity)?;
     publish(
-        &state,
-        &caller,
+        state,
+        caller,
         Change::AddIdentity {
             namespace,
-            identity,
+            identity: identity.clone(),
         },
     )
     .await?;
-    Ok(HttpResponse::Created().json(view))
+    Ok(identity)
 }
 
 #[derive(Debug, Deserialize)]
@@ -105,7 +120,22 @@ pub(super) async fn remove_identity(
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller.token, Endpoint::RemoveIdentity.action(&path.ns))?;
     let namespace = path_namespace(&path.ns)?;
-    let name = path.name.clone();
-    publish(&state, &caller, Change::RemoveIdentity { namespace, name }).await?;
+    remove_identity_as(&state, &caller, namespace, path.name.clone()).await?;
     Ok(no_content())
+}
+
+/// Removes identity `name` from `namespace`, as `caller` (the API and the
+/// portal's form).
+pub(in crate::http) async fn remove_identity_as(
+    state: &AppState,
+    caller: &Caller,
+    namespace: NamespaceName,
+    name: String,
+) -> Result<(), ApiError> {
+    authorize(
+        &caller.token,
+        Endpoint::RemoveIdentity.action(namespace.as_str()),
+    )?;
+    publish(state, caller, Change::RemoveIdentity { namespace, name }).await?;
+    Ok(())
 }

@@ -7,14 +7,14 @@
 //! on a blocking thread, audited as `token:<id>`.
 
 pub(super) mod audit;
-mod identities;
+pub(super) mod identities;
 pub(super) mod keys;
 pub(super) mod namespaces;
 pub(super) mod peers;
 mod resolve;
 pub(super) mod revocations;
 pub(super) mod roots;
-mod sub_delegations;
+pub(super) mod sub_delegations;
 pub(super) mod tokens;
 mod tsas;
 

@@ -2,7 +2,7 @@
 
 use actix_web::{web, HttpResponse};
 
-use keyshare_policy::trust::SubDelegation;
+use keyshare_policy::trust::{NamespaceName, SubDelegation};
 
 use super::identities::NamedPath;
 use super::{
@@ -42,6 +42,22 @@ pub(super) async fn add_sub_delegation(
     authorize(&caller.token, Endpoint::AddSubDelegation.action(&ns))?;
     let namespace = path_namespace(&ns)?;
     let sub: SubDelegation = body.json().await?;
+    let view = add_sub_delegation_as(&state, &caller, namespace, sub).await?;
+    Ok(HttpResponse::Created().json(to_value(&view)?))
+}
+
+/// Adds a sub-delegation to `namespace`, as `caller` (the API and the
+/// portal's form); returns it as listed.
+pub(in crate::http) async fn add_sub_delegation_as(
+    state: &AppState,
+    caller: &Caller,
+    namespace: NamespaceName,
+    sub: SubDelegation,
+) -> Result<SubDelegation, ApiError> {
+    authorize(
+        &caller.token,
+        Endpoint::AddSubDelegation.action(namespace.as_str()),
+    )?;
     check_label("name", &sub.name)?;
     check_patterns("scopes", &sub.scopes)?;
     check_keys("keys", &sub.keys)?;
@@ -61,17 +77,16 @@ pub(super) async fn add_sub_delegation(
             ),
         ));
     }
-    let view = to_value(&sub)?;
     publish(
-        &state,
-        &caller,
+        state,
+        caller,
         Change::AddSubDelegation {
             namespace,
-            sub_delegation: sub,
+            sub_delegation: sub.clone(),
         },
     )
     .await?;
-    Ok(HttpResponse::Created().json(view))
+    Ok(sub)
 }
 
 #[utoipa::path(
@@ -97,12 +112,27 @@ pub(super) async fn remove_sub_delegation(
         Endpoint::RemoveSubDelegation.action(&path.ns),
     )?;
     let namespace = path_namespace(&path.ns)?;
-    let name = path.name.clone();
+    remove_sub_delegation_as(&state, &caller, namespace, path.name.clone()).await?;
+    Ok(no_content())
+}
+
+/// Removes sub-delegation `name` from `namespace`, as `caller` (the API
+/// and the portal's form).
+pub(in crate::http) async fn remove_sub_delegation_as(
+    state: &AppState,
+    caller: &Caller,
+    namespace: NamespaceName,
+    name: String,
+) -> Result<(), ApiError> {
+    authorize(
+        &caller.token,
+        Endpoint::RemoveSubDelegation.action(namespace.as_str()),
+    )?;
     publish(
-        &state,
-        &caller,
+        state,
+        caller,
         Change::RemoveSubDelegation { namespace, name },
     )
     .await?;
-    Ok(no_content())
+    Ok(())
 }

@@ -127,6 +127,31 @@ pub(crate) enum As {
     Number,
     /// A boolean (a checkbox: present is true).
     Flag,
+    /// An array of strings, one a PEM block (`-----BEGIN` to `-----END
+    /// …-----`); text between blocks is ignored.
+    PemBlocks,
+}
+
+/// The PEM blocks of `text`, each from its `-----BEGIN ` line to the end
+/// of its `-----END …-----` line; an unterminated block runs to the end.
+pub(crate) fn pem_blocks(text: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("-----BEGIN ") {
+        let block = &rest[at..];
+        let end = block
+            .find("-----END ")
+            .and_then(|e| {
+                let after = &block[e + "-----END ".len()..];
+                after
+                    .find("-----")
+                    .map(|close| e + "-----END ".len() + close + "-----".len())
+            })
+            .unwrap_or(block.len());
+        blocks.push(format!("{}\n", block[..end].trim()));
+        rest = &block[end..];
+    }
+    blocks
 }
 
 /// The request type `T` from the form's `fields` (absent or blank fields
@@ -137,6 +162,18 @@ pub(crate) fn request<T: DeserializeOwned>(
     form: &Form,
     fields: &[(&str, As)],
 ) -> Result<T, ApiError> {
+    parse(object(form, fields)?)
+}
+
+/// `object` as the request type `T`, through the API's strict JSON parser.
+pub(crate) fn parse<T: DeserializeOwned>(object: Map<String, Value>) -> Result<T, ApiError> {
+    let bytes = serde_json::to_vec(&Value::Object(object)).map_err(ApiError::internal)?;
+    parse_json(&bytes)
+}
+
+/// The JSON object [`request`] parses, for a request that needs a field a
+/// form cannot give as it is.
+pub(crate) fn object(form: &Form, fields: &[(&str, As)]) -> Result<Map<String, Value>, ApiError> {
     let mut object = Map::new();
     for (name, how) in fields {
         let value = match how {
@@ -162,6 +199,9 @@ pub(crate) fn request<T: DeserializeOwned>(
                         Ok(n) => Value::from(n),
                         Err(_) => return Err(ApiError::invalid(name, "must be a whole number")),
                     },
+                    As::PemBlocks => {
+                        Value::Array(pem_blocks(text).into_iter().map(Value::String).collect())
+                    }
                 }
             }
         };
@@ -179,8 +219,7 @@ pub(crate) fn request<T: DeserializeOwned>(
             }
         }
     }
-    let bytes = serde_json::to_vec(&Value::Object(object)).map_err(ApiError::internal)?;
-    parse_json(&bytes)
+    Ok(object)
 }
 
 /// The form field an error is about, among `fields`: the first segment of
@@ -220,4 +259,23 @@ pub(crate) fn field_of(e: &ApiError, fields: &[&str]) -> Option<String> {
                 })
                 .map(|&field| field.to_owned())
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pem_blocks;
+
+    #[test]
+    fn pem_blocks_are_split_out_of_the_text_around_them() {
+        let a = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----";
+        let b = "-----BEGIN PUBLIC KEY-----\nBBBB\n-----END PUBLIC KEY-----";
+        let text = format!("root CA:\n{a}\r\n\n  {b}  \ntrailing words");
+        assert_eq!(pem_blocks(&text), vec![format!("{a}\n"), format!("{b}\n")]);
+        assert_eq!(pem_blocks("no block here"), Vec::<String>::new());
+        // An unterminated block is kept whole, for the parser to refuse.
+        assert_eq!(
+            pem_blocks("-----BEGIN CERTIFICATE-----\nAAAA"),
+            vec!["-----BEGIN CERTIFICATE-----\nAAAA\n".to_owned()]
+        );
+    }
 }

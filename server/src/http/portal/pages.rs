@@ -16,13 +16,17 @@ use keyshare_policy::api::admin::{
     NamespaceDetail, PutPeer, PutRoot, RevokeNamespaceKey, SetThreshold, TokenView,
 };
 use keyshare_policy::datetime::rfc3339;
+use keyshare_policy::keys::Key;
 use keyshare_policy::layout::percent_encode;
-use keyshare_policy::trust::NamespaceName;
+use keyshare_policy::trust::{NamespaceName, SubDelegation, X509Identity};
 
 use super::form::{self, As};
 use super::views::{self, csrf, general_error, input, page, select, textarea, FormState};
 use super::{html as respond, see_other, signed_in, Who};
-use crate::http::admin::{audit, keys, namespaces, peers, revocations, roots, tokens};
+use crate::http::admin::{
+    audit, identities, keys, namespaces, peers, refuse_private_key, revocations, roots,
+    sub_delegations, tokens,
+};
 use crate::http::auth::{authorize, Action, Caller};
 use crate::http::body::Body;
 use crate::http::{client_address, ApiError, AppState};
@@ -110,6 +114,10 @@ fn done_notice(done: Option<&str>) -> Markup {
         Some("scopes-added") => "Scopes added.",
         Some("token-revoked") => "Token revoked.",
         Some("revoked") => "Revocation recorded.",
+        Some("identity-added") => "Identity added.",
+        Some("identity-removed") => "Identity removed.",
+        Some("sub-delegation-added") => "Sub-delegation added.",
+        Some("sub-delegation-removed") => "Sub-delegation removed.",
         Some("peer-saved") => "Peer saved.",
         Some("peer-removed") => "Peer removed.",
         Some("root-saved") => "Root certificate saved.",
@@ -670,6 +678,8 @@ async fn namespace_page(
     let revoke = FormState::of(form_state, "revoke-key");
     let threshold = FormState::of(form_state, "set-threshold");
     let scopes = FormState::of(form_state, "add-scopes");
+    let identity = FormState::of(form_state, "add-identity");
+    let sub = FormState::of(form_state, "add-sub-delegation");
     // Which names a namespace owns is the organization's call (the API's
     // matrix): a maintainer gets no form for it.
     let widenable = authorize(&who.caller.token, Action::ManageNamespaces).is_ok();
@@ -689,8 +699,21 @@ async fn namespace_page(
         h2 { "Identities" }
         @if d.identities.is_empty() { p { "No X.509 identity." } } @else {
             table {
-                thead { tr { th scope="col" { "Name" } th scope="col" { "Identity" } } }
-                tbody { @for i in &d.identities { tr { td { (i.name) } td { code { (serde_json::to_string(i).unwrap_or_default()) } } } } }
+                thead { tr {
+                    th scope="col" { "Name" } th scope="col" { "Identity" }
+                    @if writable { th scope="col" { "Actions" } }
+                } }
+                tbody { @for i in &d.identities { tr {
+                    td { (i.name) }
+                    td { code { (serde_json::to_string(i).unwrap_or_default()) } }
+                    @if writable { td {
+                        form.inline method="post" action=(format!("{}/identities/remove", ns_path(&name))) {
+                            (csrf(who))
+                            input type="hidden" name="name" value=(i.name);
+                            button.danger type="submit" aria-label=(format!("Remove identity {}", i.name)) { "Remove" }
+                        }
+                    } }
+                } } }
             }
         }
         h2 { "Sub-delegations" }
@@ -699,6 +722,13 @@ async fn namespace_page(
                 h3 { (s.name) " — threshold " (s.threshold) }
                 p { "Scopes: " @for p in &s.scopes { code { (p) } " " } }
                 (key_rows(who, &name, &s.keys, false))
+                @if writable {
+                    form.inline method="post" action=(format!("{}/sub-delegations/remove", ns_path(&name))) {
+                        (csrf(who))
+                        input type="hidden" name="name" value=(s.name);
+                        button.danger type="submit" aria-label=(format!("Remove sub-delegation {}", s.name)) { "Remove sub-delegation" }
+                    }
+                }
             }
         }
         h2 { "The namespace's own revocations" }
@@ -754,6 +784,27 @@ async fn namespace_page(
                 (input(&revoke, "key_id", "Key id", Some("The id the key is listed under in this namespace."), "text", true))
                 (input(&revoke, "reason", "Reason", None, "text", true))
                 button.danger type="submit" { "Revoke key" }
+            }
+            h2 { "Add an X.509 identity" }
+            form.card method="post" action=(format!("{}/identities", ns_path(&name))) {
+                (csrf(who))
+                (general_error(&identity))
+                (input(&identity, "name", "Name", Some("Unique within the namespace."), "text", true))
+                (textarea(&identity, "ca_certs", "CA certificates (PEM)", Some("One or more -----BEGIN CERTIFICATE----- blocks: roots or intermediates. Certificates only: a private key is refused."), true))
+                (input(&identity, "subject", "Required leaf subject", Some("C=US, O=acme, CN=team-a: the leaf must hold every pair."), "text", true))
+                (input(&identity, "not_before", "Valid from", Some("Optional, RFC 3339."), "text", false))
+                (input(&identity, "not_after", "Valid until", Some("Optional, RFC 3339."), "text", false))
+                button type="submit" { "Add identity" }
+            }
+            h2 { "Add a sub-delegation" }
+            form.card method="post" action=(format!("{}/sub-delegations", ns_path(&name))) {
+                (csrf(who))
+                (general_error(&sub))
+                (input(&sub, "name", "Name", Some("Unique within the namespace."), "text", true))
+                (textarea(&sub, "scopes", "Scopes", Some("Artifact patterns inside the namespace's own, one a line."), true))
+                (textarea(&sub, "keys", "Public keys (PEM)", Some("One or more -----BEGIN PUBLIC KEY----- blocks; each is listed under its TUF key id."), true))
+                (input(&sub, "threshold", "Threshold", Some("How many of these keys must sign."), "number", true))
+                button type="submit" { "Add sub-delegation" }
             }
         }
     };
@@ -931,6 +982,134 @@ async fn post_revoke_key(
             revocations::revoke_namespace_key_as(&state, &caller, &ns, r)
                 .await
                 .map(drop)
+        },
+    )
+    .await
+}
+
+const ADD_IDENTITY: [(&str, As); 5] = [
+    ("name", As::Text),
+    ("ca_certs", As::PemBlocks),
+    ("subject", As::Text),
+    ("not_before", As::Text),
+    ("not_after", As::Text),
+];
+
+/// The sub-delegation form's fields; `keys` (public keys, PEM) become the
+/// API's key objects in [`post_add_sub_delegation`].
+const ADD_SUB_DELEGATION: [(&str, As); 4] = [
+    ("name", As::Text),
+    ("scopes", As::Lines),
+    ("keys", As::PemBlocks),
+    ("threshold", As::Number),
+];
+
+/// The namespace a form was posted to, as the API's functions take it
+/// (`namespace_post` has shown it is one the caller may see).
+fn namespace_of(ns: &str) -> Result<NamespaceName, ApiError> {
+    NamespaceName::parse(ns).map_err(|_| ApiError::not_found(format!("namespace `{ns}` not found")))
+}
+
+async fn post_add_identity(
+    req: HttpRequest,
+    state: Data,
+    ns: web::Path<String>,
+    body: Body,
+) -> HttpResponse {
+    namespace_post(
+        (req, state, ns, body),
+        NamespaceForm {
+            name: "add-identity",
+            fields: &ADD_IDENTITY,
+            done: "identity-added",
+        },
+        |state, caller, ns, form| async move {
+            refuse_private_key("ca_certs", form.get("ca_certs").unwrap_or(""))?;
+            let identity: X509Identity = form::request(&form, &ADD_IDENTITY)?;
+            identities::add_identity_as(&state, &caller, namespace_of(&ns)?, identity)
+                .await
+                .map(drop)
+        },
+    )
+    .await
+}
+
+async fn post_add_sub_delegation(
+    req: HttpRequest,
+    state: Data,
+    ns: web::Path<String>,
+    body: Body,
+) -> HttpResponse {
+    namespace_post(
+        (req, state, ns, body),
+        NamespaceForm {
+            name: "add-sub-delegation",
+            fields: &ADD_SUB_DELEGATION,
+            done: "sub-delegation-added",
+        },
+        |state, caller, ns, form| async move {
+            let pems = form.get("keys").unwrap_or("");
+            refuse_private_key("keys", pems)?;
+            let mut keys = Vec::new();
+            for (i, pem) in form::pem_blocks(pems).iter().enumerate() {
+                let field = format!("keys[{i}]");
+                let key = Key::from_spki_pem(pem).map_err(|e| ApiError::invalid(&field, e))?;
+                let id = key.key_id().map_err(|e| ApiError::invalid(&field, e))?;
+                keys.push(serde_json::json!({ "id": id, "key": key }));
+            }
+            let fields: Vec<(&str, As)> = ADD_SUB_DELEGATION
+                .into_iter()
+                .filter(|(name, _)| *name != "keys")
+                .collect();
+            let mut object = form::object(&form, &fields)?;
+            object.insert("keys".to_owned(), serde_json::Value::Array(keys));
+            let sub: SubDelegation = form::parse(object)?;
+            sub_delegations::add_sub_delegation_as(&state, &caller, namespace_of(&ns)?, sub)
+                .await
+                .map(drop)
+        },
+    )
+    .await
+}
+
+async fn post_remove_identity(
+    req: HttpRequest,
+    state: Data,
+    ns: web::Path<String>,
+    body: Body,
+) -> HttpResponse {
+    namespace_post(
+        (req, state, ns, body),
+        NamespaceForm {
+            name: "remove-identity",
+            fields: &[("name", As::Text)],
+            done: "identity-removed",
+        },
+        |state, caller, ns, form| async move {
+            let name = name_field(&form)?;
+            identities::remove_identity_as(&state, &caller, namespace_of(&ns)?, name).await
+        },
+    )
+    .await
+}
+
+async fn post_remove_sub_delegation(
+    req: HttpRequest,
+    state: Data,
+    ns: web::Path<String>,
+    body: Body,
+) -> HttpResponse {
+    namespace_post(
+        (req, state, ns, body),
+        NamespaceForm {
+            name: "remove-sub-delegation",
+            fields: &[("name", As::Text)],
+            done: "sub-delegation-removed",
+        },
+        |state, caller, ns, form| async move {
+            let name = name_field(&form)?;
+            sub_delegations::remove_sub_delegation_as(&state, &caller, namespace_of(&ns)?, name)
+                .await
         },
     )
     .await
@@ -1686,6 +1865,22 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/namespaces/{ns}/revocations",
             web::post().to(post_revoke_key),
+        )
+        .route(
+            "/namespaces/{ns}/identities",
+            web::post().to(post_add_identity),
+        )
+        .route(
+            "/namespaces/{ns}/identities/remove",
+            web::post().to(post_remove_identity),
+        )
+        .route(
+            "/namespaces/{ns}/sub-delegations",
+            web::post().to(post_add_sub_delegation),
+        )
+        .route(
+            "/namespaces/{ns}/sub-delegations/remove",
+            web::post().to(post_remove_sub_delegation),
         )
         .route("/tokens", web::get().to(get_tokens))
         .route("/tokens", web::post().to(post_tokens))
