@@ -488,6 +488,22 @@ async fn a_maintainer_sees_and_reaches_only_their_namespace_and_no_org_action() 
             NOW,
         )
         .unwrap();
+    f.publisher
+        .apply(
+            "test",
+            Change::PutTsa {
+                tsa: keyshare_policy::trust::TrustedTsa {
+                    name: "org-tsa".into(),
+                    certificate: keyshare_policy::trust::check_tsa_certificate(
+                        &http_common::ca_pem("Org TSA CA"),
+                    )
+                    .unwrap(),
+                    description: None,
+                },
+            },
+            NOW,
+        )
+        .unwrap();
     let evil_ca = http_common::ca_pem("Evil CA");
     let before = f.published_state();
     let posts: Vec<(&str, Fields<'_>, StatusCode)> = vec![
@@ -591,6 +607,16 @@ async fn a_maintainer_sees_and_reaches_only_their_namespace_and_no_org_action() 
             vec![("name", "org-ca")],
             StatusCode::FORBIDDEN,
         ),
+        (
+            "/ui/tsas",
+            vec![("name", "evil"), ("certificate", &evil_ca)],
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "/ui/tsas/remove",
+            vec![("name", "org-tsa")],
+            StatusCode::FORBIDDEN,
+        ),
     ];
     for (uri, mut fields, status) in posts {
         fields.push(("csrf", &token));
@@ -605,6 +631,9 @@ async fn a_maintainer_sees_and_reaches_only_their_namespace_and_no_org_action() 
         .unwrap()
         .is_active());
     assert_eq!(f.publisher.read(|s| s.identities("b")).unwrap().len(), 1);
+    assert_eq!(f.publisher.read(|s| s.tsas()).unwrap().len(), 1);
+    assert_eq!(f.publisher.read(|s| s.peers()).unwrap().len(), 1);
+    assert_eq!(f.publisher.read(|s| s.org_roots()).unwrap().len(), 1);
     assert_eq!(
         f.publisher.read(|s| s.sub_delegations("b")).unwrap().len(),
         1
@@ -1703,7 +1732,7 @@ fn roots_of(f: &Fixture) -> Vec<String> {
 }
 
 #[actix_web::test]
-async fn the_peer_and_root_forms_are_the_apis_and_refusals_change_nothing() {
+async fn the_peer_root_and_tsa_forms_are_the_apis_and_refusals_change_nothing() {
     let f = populated();
     let app = app!(f);
     let (_, cookie) = sign_in!(app, &f.admin);
@@ -1799,6 +1828,22 @@ async fn the_peer_and_root_forms_are_the_apis_and_refusals_change_nothing() {
             vec![("pem", http_common::ca_pem("Org CA"))],
             "put-root-name-error",
         ),
+        (
+            "/ui/tsas",
+            "not a certificate",
+            vec![("name", "t".into()), ("certificate", "hello".into())],
+            "put-tsa-certificate-error",
+        ),
+        (
+            "/ui/tsas",
+            "a description over the limit",
+            vec![
+                ("name", "t".into()),
+                ("certificate", http_common::ca_pem("TSA CA")),
+                ("description", "x".repeat(5000)),
+            ],
+            "put-tsa-description-error",
+        ),
     ];
     for (uri, what, fields, error_id) in refusals {
         let a = send(&app, submit(uri, fields)).await;
@@ -1812,6 +1857,7 @@ async fn the_peer_and_root_forms_are_the_apis_and_refusals_change_nothing() {
     }
     assert!(peers_of(&f).is_empty());
     assert!(roots_of(&f).is_empty());
+    assert!(f.publisher.read(|s| s.tsas()).unwrap().is_empty());
 
     // A private key where the root certificate goes: refused, never echoed.
     let private = String::from_utf8(
@@ -1837,6 +1883,22 @@ async fn the_peer_and_root_forms_are_the_apis_and_refusals_change_nothing() {
     );
     assert!(!text(&a).contains("PRIVATE KEY"), "{}", text(&a));
     let secret_line = private.lines().nth(1).unwrap();
+    assert!(!text(&a).contains(secret_line));
+    let a = send(
+        &app,
+        submit(
+            "/ui/tsas",
+            vec![("name", "t".into()), ("certificate", private.clone())],
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", text(&a));
+    assert!(
+        text(&a).contains(r#"id="put-tsa-certificate-error""#),
+        "{}",
+        text(&a)
+    );
+    assert!(!text(&a).contains("PRIVATE KEY"), "{}", text(&a));
     assert!(!text(&a).contains(secret_line));
     assert_eq!(f.published_state(), before);
 
@@ -1910,6 +1972,25 @@ async fn the_peer_and_root_forms_are_the_apis_and_refusals_change_nothing() {
     .await;
     assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", text(&a));
     assert_eq!(roots_of(&f), vec!["org-ca".to_owned()]);
+    let tsa_ca = http_common::ca_pem("Org TSA CA");
+    let a = send(
+        &app,
+        submit(
+            "/ui/tsas",
+            vec![
+                ("name", "org-tsa".into()),
+                ("certificate", tsa_ca.clone()),
+                ("description", "the build farm's".into()),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", text(&a));
+    let tsas = f.publisher.read(|s| s.tsas()).unwrap();
+    assert_eq!(tsas.len(), 1);
+    assert_eq!(tsas[0].tsa.name, "org-tsa");
+    assert_eq!(tsas[0].tsa.certificate.pem().trim(), tsa_ca.trim());
+    assert_eq!(tsas[0].tsa.description.as_deref(), Some("the build farm's"));
     let page = text(
         &send(
             &app,
@@ -1923,15 +2004,14 @@ async fn the_peer_and_root_forms_are_the_apis_and_refusals_change_nothing() {
 
     // Without the session's anti-forgery token: refused, nothing removed.
     let before = f.published_state();
-    for uri in ["/ui/peers/remove", "/ui/roots/remove"] {
+    for (uri, name) in [
+        ("/ui/peers/remove", "partner"),
+        ("/ui/roots/remove", "org-ca"),
+        ("/ui/tsas/remove", "org-tsa"),
+    ] {
         let a = send(
             &app,
-            post(
-                uri,
-                Some(&cookie),
-                &[("name", "partner"), ("name", "org-ca")],
-            )
-            .to_request(),
+            post(uri, Some(&cookie), &[("name", name)]).to_request(),
         )
         .await;
         assert_eq!(a.status, StatusCode::FORBIDDEN, "{uri}: {}", text(&a));
@@ -1951,8 +2031,15 @@ async fn the_peer_and_root_forms_are_the_apis_and_refusals_change_nothing() {
     )
     .await;
     assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", text(&a));
+    let a = send(
+        &app,
+        submit("/ui/tsas/remove", vec![("name", "org-tsa".into())]),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", text(&a));
     assert_eq!(peers_of(&f).len(), 1);
     assert!(roots_of(&f).is_empty());
+    assert!(f.publisher.read(|s| s.tsas()).unwrap().is_empty());
     let before = f.published_state();
     let a = send(
         &app,
@@ -1978,6 +2065,8 @@ async fn the_peer_and_root_forms_are_the_apis_and_refusals_change_nothing() {
         "peer.remove",
         "root_cert.create",
         "root_cert.remove",
+        "tsa.create",
+        "tsa.remove",
     ] {
         assert!(
             actions.iter().any(|a| a == action),

@@ -16,7 +16,7 @@ pub(super) mod revocations;
 pub(super) mod roots;
 pub(super) mod sub_delegations;
 pub(super) mod tokens;
-mod tsas;
+pub(super) mod tsas;
 
 use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse, Route};

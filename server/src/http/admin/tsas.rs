@@ -66,7 +66,19 @@ pub(super) async fn put_tsa(
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller.token, Endpoint::PutTsa.action(""))?;
     let req: PutTsa = body.json().await?;
-    let name = name.into_inner();
+    let view = put_tsa_as(&state, &caller, name.into_inner(), req).await?;
+    Ok(HttpResponse::Ok().json(to_value(&view)?))
+}
+
+/// Trusts timestamp authority `name`, as `caller` (the API and the
+/// portal's form); returns it as listed.
+pub(in crate::http) async fn put_tsa_as(
+    state: &AppState,
+    caller: &Caller,
+    name: String,
+    req: PutTsa,
+) -> Result<TsaView, ApiError> {
+    authorize(&caller.token, Endpoint::PutTsa.action(""))?;
     check_label("name", &name)?;
     refuse_private_key("certificate", &req.certificate)?;
     let certificate =
@@ -86,9 +98,9 @@ pub(super) async fn put_tsa(
         certificate,
         description: req.description,
     };
-    publish(&state, &caller, Change::PutTsa { tsa }).await?;
-    let record = read(&state, move |s| s.tsa(&name)).await?;
-    Ok(HttpResponse::Ok().json(to_value(&tsa_view(&record))?))
+    publish(state, caller, Change::PutTsa { tsa }).await?;
+    let record = read(state, move |s| s.tsa(&name)).await?;
+    Ok(tsa_view(&record))
 }
 
 #[utoipa::path(
@@ -132,14 +144,18 @@ pub(super) async fn remove_tsa(
     caller: Caller,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&caller.token, Endpoint::RemoveTsa.action(""))?;
-    publish(
-        &state,
-        &caller,
-        Change::RemoveTsa {
-            name: name.into_inner(),
-        },
-    )
-    .await?;
+    remove_tsa_as(&state, &caller, name.into_inner()).await?;
     Ok(no_content())
+}
+
+/// Stops trusting timestamp authority `name`, as `caller` (the API and
+/// the portal's form).
+pub(in crate::http) async fn remove_tsa_as(
+    state: &AppState,
+    caller: &Caller,
+    name: String,
+) -> Result<(), ApiError> {
+    authorize(&caller.token, Endpoint::RemoveTsa.action(""))?;
+    publish(state, caller, Change::RemoveTsa { name }).await?;
+    Ok(())
 }

@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 
 use keyshare_policy::api::admin::{
     AddKey, AddRevocation, AddScopes, AuditQuery, AuditVerification, CreateNamespace, CreateToken,
-    NamespaceDetail, PutPeer, PutRoot, RevokeNamespaceKey, SetThreshold, TokenView,
+    NamespaceDetail, PutPeer, PutRoot, PutTsa, RevokeNamespaceKey, SetThreshold, TokenView,
 };
 use keyshare_policy::datetime::rfc3339;
 use keyshare_policy::keys::Key;
@@ -25,7 +25,7 @@ use super::views::{self, csrf, general_error, input, page, select, textarea, For
 use super::{html as respond, see_other, signed_in, Who};
 use crate::http::admin::{
     audit, identities, keys, namespaces, peers, refuse_private_key, revocations, roots,
-    sub_delegations, tokens,
+    sub_delegations, tokens, tsas,
 };
 use crate::http::auth::{authorize, Action, Caller};
 use crate::http::body::Body;
@@ -122,6 +122,8 @@ fn done_notice(done: Option<&str>) -> Markup {
         Some("peer-removed") => "Peer removed.",
         Some("root-saved") => "Root certificate saved.",
         Some("root-removed") => "Root certificate removed.",
+        Some("tsa-saved") => "Timestamp authority saved.",
+        Some("tsa-removed") => "Timestamp authority removed.",
         _ => return html! {},
     };
     html! { div.notice.ok role="status" { (text) } }
@@ -1560,11 +1562,15 @@ const PUT_PEER: [(&str, As); 6] = [
 /// The fields of the root certificate form that make the API's `PutRoot`.
 const PUT_ROOT: [(&str, As); 1] = [("pem", As::Text)];
 
+/// The fields of the TSA form that make the API's `PutTsa`.
+const PUT_TSA: [(&str, As); 2] = [("certificate", As::Text), ("description", As::Text)];
+
 /// The form that was refused on the peers page, if any.
 #[derive(Default)]
 struct PeerForms {
     peer: Option<FormState>,
     root: Option<FormState>,
+    tsa: Option<FormState>,
     general: Option<FormState>,
 }
 
@@ -1575,13 +1581,16 @@ async fn peers_page(
     status: StatusCode,
     done: Option<&str>,
 ) -> HttpResponse {
-    let read = crate::http::admin::read_store(state, |s| Ok((s.peers()?, s.org_roots()?))).await;
-    let (peers, roots) = match read {
+    let read =
+        crate::http::admin::read_store(state, |s| Ok((s.peers()?, s.org_roots()?, s.tsas()?)))
+            .await;
+    let (peers, roots, tsas) = match read {
         Ok(r) => r,
         Err(e) => return views::error_page(&e),
     };
     let p = FormState::of(forms.peer.as_ref(), "put-peer");
     let r = FormState::of(forms.root.as_ref(), "put-root");
+    let t = FormState::of(forms.tsa.as_ref(), "put-tsa");
     let removal = FormState::of(forms.general.as_ref(), "remove");
     let content = html! {
         (done_notice(done))
@@ -1657,10 +1666,40 @@ async fn peers_page(
             (textarea(&r, "pem", "CA certificate (PEM)", Some("The certificate only: a private key is refused."), true))
             button type="submit" { "Save root" }
         }
+        h2 { "Trusted timestamp authorities" }
+        p { "RFC 3161 timestamps from these authorities give verifiers a signing time they need not take from the signer." }
+        table {
+            thead { tr { th scope="col" { "Name" } th scope="col" { "SHA-256" } th scope="col" { "Description" } th scope="col" { "Actions" } } }
+            tbody {
+                @for tsa in &tsas {
+                    tr {
+                        td { (tsa.tsa.name) }
+                        td { code { (tsa.tsa.certificate.sha256()) } }
+                        td { (tsa.tsa.description.as_deref().unwrap_or("")) }
+                        td {
+                            form.inline method="post" action="/ui/tsas/remove" {
+                                (csrf(who))
+                                input type="hidden" name="name" value=(tsa.tsa.name);
+                                button.danger type="submit" aria-label=(format!("Stop trusting TSA {}", tsa.tsa.name)) { "Remove" }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "Trust a timestamp authority" }
+        form.card method="post" action="/ui/tsas" {
+            (csrf(who))
+            (general_error(&t))
+            (input(&t, "name", "Name", Some("A TSA of that name is replaced."), "text", true))
+            (textarea(&t, "certificate", "Certificate (PEM)", Some("The TSA's CA, or the TSA's own certificate (extended key usage timeStamping). A private key is refused."), true))
+            (input(&t, "description", "Description", None, "text", false))
+            button type="submit" { "Save TSA" }
+        }
     };
     respond(
         status,
-        page(Some(who), "/ui/peers", "Peers and roots", content),
+        page(Some(who), "/ui/peers", "Peers, roots and TSAs", content),
     )
 }
 
@@ -1738,13 +1777,7 @@ async fn post_root(req: HttpRequest, state: Data, body: Body) -> HttpResponse {
     }
 }
 
-/// Removes the peer (`root == false`) or root certificate the form names.
-async fn remove_peer_or_root(
-    req: HttpRequest,
-    state: Data,
-    body: Body,
-    root: bool,
-) -> HttpResponse {
+async fn post_tsa(req: HttpRequest, state: Data, body: Body) -> HttpResponse {
     let who = who!(req, state);
     let form = posted!(req, state, body, who);
     if let Err(answer) = org_only(&who) {
@@ -1752,16 +1785,58 @@ async fn remove_peer_or_root(
     }
     let result = async {
         let name = name_field(&form)?;
-        if root {
-            roots::remove_root_as(&state, &who.caller, name).await
-        } else {
-            peers::remove_peer_as(&state, &who.caller, name).await
+        let put: PutTsa = form::request(&form, &PUT_TSA)?;
+        tsas::put_tsa_as(&state, &who.caller, name, put).await
+    }
+    .await;
+    match result {
+        Ok(_) => see_other("/ui/peers?done=tsa-saved"),
+        Err(e) => {
+            let f = FormState::refused(
+                "put-tsa",
+                form.values(),
+                &e,
+                &["name", "certificate", "description"],
+            );
+            let forms = PeerForms {
+                tsa: Some(f),
+                ..PeerForms::default()
+            };
+            peers_page(&who, &state, forms, e.status(), None).await
+        }
+    }
+}
+
+/// What a removal on the peers page removes.
+#[derive(Clone, Copy)]
+enum Anchor {
+    Peer,
+    Root,
+    Tsa,
+}
+
+/// Removes the peer, root certificate or TSA the form names.
+async fn remove_anchor(req: HttpRequest, state: Data, body: Body, what: Anchor) -> HttpResponse {
+    let who = who!(req, state);
+    let form = posted!(req, state, body, who);
+    if let Err(answer) = org_only(&who) {
+        return *answer;
+    }
+    let result = async {
+        let name = name_field(&form)?;
+        match what {
+            Anchor::Peer => peers::remove_peer_as(&state, &who.caller, name).await,
+            Anchor::Root => roots::remove_root_as(&state, &who.caller, name).await,
+            Anchor::Tsa => tsas::remove_tsa_as(&state, &who.caller, name).await,
         }
     }
     .await;
     match result {
-        Ok(()) if root => see_other("/ui/peers?done=root-removed"),
-        Ok(()) => see_other("/ui/peers?done=peer-removed"),
+        Ok(()) => see_other(match what {
+            Anchor::Peer => "/ui/peers?done=peer-removed",
+            Anchor::Root => "/ui/peers?done=root-removed",
+            Anchor::Tsa => "/ui/peers?done=tsa-removed",
+        }),
         Err(e) => {
             let forms = PeerForms {
                 general: Some(FormState::refused("remove", BTreeMap::new(), &e, &[])),
@@ -1773,11 +1848,15 @@ async fn remove_peer_or_root(
 }
 
 async fn post_remove_peer(req: HttpRequest, state: Data, body: Body) -> HttpResponse {
-    remove_peer_or_root(req, state, body, false).await
+    remove_anchor(req, state, body, Anchor::Peer).await
 }
 
 async fn post_remove_root(req: HttpRequest, state: Data, body: Body) -> HttpResponse {
-    remove_peer_or_root(req, state, body, true).await
+    remove_anchor(req, state, body, Anchor::Root).await
+}
+
+async fn post_remove_tsa(req: HttpRequest, state: Data, body: Body) -> HttpResponse {
+    remove_anchor(req, state, body, Anchor::Tsa).await
 }
 
 // ---- the decision simulator ----
@@ -1895,6 +1974,8 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/peers/remove", web::post().to(post_remove_peer))
         .route("/roots", web::post().to(post_root))
         .route("/roots/remove", web::post().to(post_remove_root))
+        .route("/tsas", web::post().to(post_tsa))
+        .route("/tsas/remove", web::post().to(post_remove_tsa))
         .route("/simulate", web::get().to(get_simulate))
         .route("/simulate", web::post().to(post_simulate));
 }

@@ -65,7 +65,7 @@ const NAV: [(&str, &str, bool); 9] = [
     ("/ui/who-can-sign", "Who can sign what", false),
     ("/ui/revocations", "Revocations", true),
     ("/ui/ci", "CI delegations", true),
-    ("/ui/peers", "Peers and roots", true),
+    ("/ui/peers", "Peers, roots, TSAs", true),
     ("/ui/tokens", "Tokens", true),
     ("/ui/audit", "Audit log", true),
     ("/ui/simulate", "Decision simulator", false),
