@@ -1597,21 +1597,23 @@ async fn peers_page(
         (general_error(&removal))
         h2 { "Peers" }
         p { "Peer keyshare services answer for the artifact names their patterns match; verifiers follow them with the root pinned here." }
-        table {
-            thead { tr { th scope="col" { "Name" } th scope="col" { "Patterns" } th scope="col" { "URL" } th scope="col" { "Pinned root" } th scope="col" { "Terminating" } th scope="col" { "Actions" } } }
-            tbody {
-                @for peer in &peers {
-                    tr {
-                        td { (peer.peer.name) }
-                        td { @for pat in &peer.peer.patterns { code { (pat) } br; } }
-                        td { code { (peer.peer.url) } }
-                        td { (peer.peer.root.to_string()) }
-                        td { (if peer.peer.terminating { "yes" } else { "no" }) }
-                        td {
-                            form.inline method="post" action="/ui/peers/remove" {
-                                (csrf(who))
-                                input type="hidden" name="name" value=(peer.peer.name);
-                                button.danger type="submit" aria-label=(format!("Remove peer {}", peer.peer.name)) { "Remove" }
+        @if peers.is_empty() { p { "No peer." } } @else {
+            table {
+                thead { tr { th scope="col" { "Name" } th scope="col" { "Patterns" } th scope="col" { "URL" } th scope="col" { "Pinned root" } th scope="col" { "Terminating" } th scope="col" { "Actions" } } }
+                tbody {
+                    @for peer in &peers {
+                        tr {
+                            td { (peer.peer.name) }
+                            td { @for pat in &peer.peer.patterns { code { (pat) } br; } }
+                            td { code { (peer.peer.url) } }
+                            td { (peer.peer.root.to_string()) }
+                            td { (if peer.peer.terminating { "yes" } else { "no" }) }
+                            td {
+                                form.inline method="post" action="/ui/peers/remove" {
+                                    (csrf(who))
+                                    input type="hidden" name="name" value=(peer.peer.name);
+                                    button.danger type="submit" aria-label=(format!("Remove peer {}", peer.peer.name)) { "Remove" }
+                                }
                             }
                         }
                     }
@@ -1638,20 +1640,22 @@ async fn peers_page(
             button type="submit" { "Save peer" }
         }
         h2 { "Organization X.509 roots" }
-        p { "Certificates chaining to these roots are trusted for a namespace only as its identities allow." }
-        table {
-            thead { tr { th scope="col" { "Name" } th scope="col" { "SHA-256" } th scope="col" { "Added" } th scope="col" { "Actions" } } }
-            tbody {
-                @for root in &roots {
-                    tr {
-                        td { (root.name) }
-                        td { code { (root.sha256) } }
-                        td { (rfc3339(root.added_at)) }
-                        td {
-                            form.inline method="post" action="/ui/roots/remove" {
-                                (csrf(who))
-                                input type="hidden" name="name" value=(root.name);
-                                button.danger type="submit" aria-label=(format!("Remove root {}", root.name)) { "Remove" }
+        p { "The organization's root certificates, published as " code { "org/roots/<name>.pem" } " for verifiers to fetch with the rest of the repository." }
+        @if roots.is_empty() { p { "No root certificate." } } @else {
+            table {
+                thead { tr { th scope="col" { "Name" } th scope="col" { "SHA-256" } th scope="col" { "Added" } th scope="col" { "Actions" } } }
+                tbody {
+                    @for root in &roots {
+                        tr {
+                            td { (root.name) }
+                            td { code { (root.sha256) } }
+                            td { (rfc3339(root.added_at)) }
+                            td {
+                                form.inline method="post" action="/ui/roots/remove" {
+                                    (csrf(who))
+                                    input type="hidden" name="name" value=(root.name);
+                                    button.danger type="submit" aria-label=(format!("Remove root {}", root.name)) { "Remove" }
+                                }
                             }
                         }
                     }
@@ -1668,19 +1672,21 @@ async fn peers_page(
         }
         h2 { "Trusted timestamp authorities" }
         p { "RFC 3161 timestamps from these authorities give verifiers a signing time they need not take from the signer." }
-        table {
-            thead { tr { th scope="col" { "Name" } th scope="col" { "SHA-256" } th scope="col" { "Description" } th scope="col" { "Actions" } } }
-            tbody {
-                @for tsa in &tsas {
-                    tr {
-                        td { (tsa.tsa.name) }
-                        td { code { (tsa.tsa.certificate.sha256()) } }
-                        td { (tsa.tsa.description.as_deref().unwrap_or("")) }
-                        td {
-                            form.inline method="post" action="/ui/tsas/remove" {
-                                (csrf(who))
-                                input type="hidden" name="name" value=(tsa.tsa.name);
-                                button.danger type="submit" aria-label=(format!("Stop trusting TSA {}", tsa.tsa.name)) { "Remove" }
+        @if tsas.is_empty() { p { "No trusted timestamp authority." } } @else {
+            table {
+                thead { tr { th scope="col" { "Name" } th scope="col" { "SHA-256" } th scope="col" { "Description" } th scope="col" { "Actions" } } }
+                tbody {
+                    @for tsa in &tsas {
+                        tr {
+                            td { (tsa.tsa.name) }
+                            td { code { (tsa.tsa.certificate.sha256()) } }
+                            td { (tsa.tsa.description.as_deref().unwrap_or("")) }
+                            td {
+                                form.inline method="post" action="/ui/tsas/remove" {
+                                    (csrf(who))
+                                    input type="hidden" name="name" value=(tsa.tsa.name);
+                                    button.danger type="submit" aria-label=(format!("Stop trusting TSA {}", tsa.tsa.name)) { "Remove" }
+                                }
                             }
                         }
                     }
