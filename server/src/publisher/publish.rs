@@ -43,14 +43,6 @@ pub(super) struct Writer<'a> {
     commit: Commit,
 }
 
-impl Writer<'_> {
-    /// The repository as last published, for checks made under the lock
-    /// before the publish starts (a refusal there restores nothing).
-    pub(super) fn repo(&self) -> &Repository {
-        &self.inner.repo
-    }
-}
-
 /// What a publish's work hands to the skeleton to commit.
 pub(super) struct Staged<T> {
     /// Files staged (targets set, or files already signed by the work

@@ -132,38 +132,40 @@ impl Publisher {
             Envelope::<Root>::parse(RoleName::ROOT, bytes).map_err(RootRefusal::Malformed)?;
         let version = envelope.signed.version;
         check_fresh_and_online(&envelope.signed, &self.keys, now)?;
-        let writer = self.writer();
-        let current = writer.repo().root().signed.clone();
-        if version != current.version + 1 {
-            return Err(RootRefusal::NotNextVersion {
-                version,
-                current: current.version,
-            }
-            .into());
-        }
-        Authority::from_root(&current, RoleName::ROOT)
-            .and_then(|a| a.check(RoleName::ROOT, &envelope))
-            .map_err(|error| RootRefusal::OldThreshold {
-                version,
-                current: current.version,
-                error,
-            })?;
-        let root = verify_root_self(envelope)
-            .map_err(|error| RootRefusal::OwnThreshold { version, error })?;
-        let previous_roles: BTreeMap<String, Vec<String>> = role_key_ids(&current);
-        let new_roles = role_key_ids(root.signed());
-        let changed: Vec<&String> = new_roles
-            .iter()
-            .filter(|(r, ids)| previous_roles.get(*r) != Some(*ids))
-            .map(|(r, _)| r)
-            .collect();
-        let details = json!({
-            "from_version": current.version,
-            "root_version": version,
-            "roles_changed": changed,
-        });
         let keys = &self.keys;
-        let published = self.publish(writer, now, |_tx, repo| {
+        let published = self.publish(self.writer(), now, |_tx, repo| {
+            // Checked inside the publish, against the root of the
+            // repository as it is now: after catching up with what another
+            // server sharing the store published, never a stale copy.
+            let current = repo.root().signed.clone();
+            if version != current.version + 1 {
+                return Err(RootRefusal::NotNextVersion {
+                    version,
+                    current: current.version,
+                }
+                .into());
+            }
+            Authority::from_root(&current, RoleName::ROOT)
+                .and_then(|a| a.check(RoleName::ROOT, &envelope))
+                .map_err(|error| RootRefusal::OldThreshold {
+                    version,
+                    current: current.version,
+                    error,
+                })?;
+            let root = verify_root_self(envelope)
+                .map_err(|error| RootRefusal::OwnThreshold { version, error })?;
+            let previous_roles: BTreeMap<String, Vec<String>> = role_key_ids(&current);
+            let new_roles = role_key_ids(root.signed());
+            let changed: Vec<&String> = new_roles
+                .iter()
+                .filter(|(r, ids)| previous_roles.get(*r) != Some(*ids))
+                .map(|(r, _)| r)
+                .collect();
+            let details = json!({
+                "from_version": current.version,
+                "root_version": version,
+                "roles_changed": changed,
+            });
             repo.add_root(bytes).map_err(RootRefusal::NotAccepted)?;
             // The bins must be signed by the targets key the server holds:
             // after a targets key rotation, re-delegate and re-sign them.

@@ -27,7 +27,7 @@ use keyshare_server::publisher::Change;
 use keyshare_testkit::signer;
 
 /// Replaces the root role's keys with `keys` (threshold `threshold`).
-fn set_root_keys(root: &mut Root, keys: &[SharedSigner], threshold: u32) {
+pub(super) fn set_root_keys(root: &mut Root, keys: &[SharedSigner], threshold: u32) {
     let old: Vec<_> = root.roles[&RoleName::new("root")].keyids.clone();
     for id in old {
         root.keys.remove(&id);

@@ -16,13 +16,16 @@
 use std::sync::Arc;
 
 use keyshare_policy::client::{Config, Updater};
-use keyshare_policy::repo::Options;
+use keyshare_policy::metadata::{Root, Signed};
+use keyshare_policy::repo::{Options, SharedSigner};
+use keyshare_policy::sign::{sign, to_bytes};
 use keyshare_server::publisher::{Batched, OnlineKeys, Publisher};
 use keyshare_server::store::{PostgresUrl, Store};
 use keyshare_testkit::postgres::Cluster;
 use keyshare_testkit::signer;
 
 use super::publisher::{create, now};
+use super::root_submit::set_root_keys;
 
 /// Two publishers on one fresh database, with the same online keys.
 struct Pair {
@@ -30,6 +33,8 @@ struct Pair {
     b: Arc<Publisher>,
     url: String,
     keys: OnlineKeys,
+    /// The key root version 1 lists (threshold 1).
+    root_key: SharedSigner,
     pinned_root: Vec<u8>,
 }
 
@@ -46,10 +51,11 @@ fn pair() -> Option<Pair> {
         timestamp: signer(),
         namespaces: signer(),
     };
+    let root_key = signer();
     let a = Publisher::init(
         open(&url),
         keys.clone(),
-        &[signer()],
+        std::slice::from_ref(&root_key),
         1,
         Options::default(),
         now(),
@@ -62,6 +68,7 @@ fn pair() -> Option<Pair> {
         b: Arc::new(b),
         url,
         keys,
+        root_key,
         pinned_root,
     })
 }
@@ -249,6 +256,57 @@ fn a_refused_write_after_catching_up_serves_the_newer_repository() {
             .unwrap();
     assert_eq!(applied.timestamp_version, 3);
     assert_eq!(p.recorded_versions(), vec![1, 2, 3]);
+}
+
+/// A root ceremony's next root submitted to a server whose copy of the
+/// root is behind (another server published root 2): it is checked
+/// against the newest root in the store, after catching up, so root 3
+/// (signed by root 2's keys) is accepted there, and a second, different
+/// root 2 (which the stale copy, root 1, would have let through its
+/// checks) is refused and changes nothing.
+#[test]
+fn a_root_submitted_to_a_server_behind_is_checked_against_the_newest_root() {
+    let Some(p) = pair() else { return };
+    let v1: Signed<Root> = serde_json::from_slice(&p.pinned_root).unwrap();
+    let next = |from: &Root, version: u64, key: &SharedSigner, signers: &[&SharedSigner]| {
+        let mut root = from.clone();
+        root.version = version;
+        set_root_keys(&mut root, std::slice::from_ref(key), 1);
+        let signers: Vec<&dyn keyshare_policy::sign::Signer> =
+            signers.iter().map(|s| s.as_ref() as _).collect();
+        (
+            root.clone(),
+            to_bytes(&sign(root, &signers).unwrap()).unwrap(),
+        )
+    };
+    let (k2, k3, other) = (signer(), signer(), signer());
+    let (v2, v2_bytes) = next(&v1.signed, 2, &k2, &[&p.root_key, &k2]);
+    p.a.submit_root("admin", &v2_bytes, now()).unwrap();
+    // b has not published since: its copy is root 1. A different root 2,
+    // signed by root 1's key and its own, is refused.
+    let (_, forked) = next(&v1.signed, 2, &other, &[&p.root_key, &other]);
+    let refused = p.b.submit_root("admin", &forked, now()).unwrap_err();
+    assert!(refused.to_string().contains("version"), "{refused}");
+    assert_eq!(p.recorded_versions(), vec![1, 2]);
+    assert_eq!(
+        &*p.b.file("metadata/2.root.json").unwrap().bytes,
+        &v2_bytes[..]
+    );
+    // Root 3, signed by root 2's key and its own, is accepted through b.
+    let (_, v3_bytes) = next(&v2, 3, &k3, &[&k2, &k3]);
+    let applied = p.b.submit_root("admin", &v3_bytes, now()).unwrap();
+    assert!(applied.files.contains(&"metadata/3.root.json".to_owned()));
+    assert_eq!(p.recorded_versions(), vec![1, 2, 3]);
+    // A client that pinned root 1 follows 1 -> 2 -> 3 from either server
+    // (a once it has followed the store, as `serve` does every second).
+    assert_eq!(p.a.follow_store().unwrap(), Some(3));
+    for server in [&p.a, &p.b] {
+        assert_eq!(p.client_refresh(server).0, 3);
+        assert_eq!(
+            &*server.file("metadata/3.root.json").unwrap().bytes,
+            &v3_bytes[..]
+        );
+    }
 }
 
 /// The database goes back in time under a running server (a restore from
