@@ -709,11 +709,7 @@ async fn namespace_page(
                     td { (i.name) }
                     td { code { (serde_json::to_string(i).unwrap_or_default()) } }
                     @if writable { td {
-                        form.inline method="post" action=(format!("{}/identities/remove", ns_path(&name))) {
-                            (csrf(who))
-                            input type="hidden" name="name" value=(i.name);
-                            button.danger type="submit" aria-label=(format!("Remove identity {}", i.name)) { "Remove" }
-                        }
+                        (name_button(who, &format!("{}/identities/remove", ns_path(&name)), &i.name, &format!("Remove identity {}", i.name), "Remove"))
                     } }
                 } } }
             }
@@ -725,11 +721,7 @@ async fn namespace_page(
                 p { "Scopes: " @for p in &s.scopes { code { (p) } " " } }
                 (key_rows(who, &name, &s.keys, false))
                 @if writable {
-                    form.inline method="post" action=(format!("{}/sub-delegations/remove", ns_path(&name))) {
-                        (csrf(who))
-                        input type="hidden" name="name" value=(s.name);
-                        button.danger type="submit" aria-label=(format!("Remove sub-delegation {}", s.name)) { "Remove sub-delegation" }
-                    }
+                    (name_button(who, &format!("{}/sub-delegations/remove", ns_path(&name)), &s.name, &format!("Remove sub-delegation {}", s.name), "Remove sub-delegation"))
                 }
             }
         }
@@ -1609,11 +1601,7 @@ async fn peers_page(
                             td { (peer.peer.root.to_string()) }
                             td { (if peer.peer.terminating { "yes" } else { "no" }) }
                             td {
-                                form.inline method="post" action="/ui/peers/remove" {
-                                    (csrf(who))
-                                    input type="hidden" name="name" value=(peer.peer.name);
-                                    button.danger type="submit" aria-label=(format!("Remove peer {}", peer.peer.name)) { "Remove" }
-                                }
+                                (name_button(who, "/ui/peers/remove", &peer.peer.name, &format!("Remove peer {}", peer.peer.name), "Remove"))
                             }
                         }
                     }
@@ -1651,11 +1639,7 @@ async fn peers_page(
                             td { code { (root.sha256) } }
                             td { (rfc3339(root.added_at)) }
                             td {
-                                form.inline method="post" action="/ui/roots/remove" {
-                                    (csrf(who))
-                                    input type="hidden" name="name" value=(root.name);
-                                    button.danger type="submit" aria-label=(format!("Remove root {}", root.name)) { "Remove" }
-                                }
+                                (name_button(who, "/ui/roots/remove", &root.name, &format!("Remove root {}", root.name), "Remove"))
                             }
                         }
                     }
@@ -1682,11 +1666,7 @@ async fn peers_page(
                             td { code { (tsa.tsa.certificate.sha256()) } }
                             td { (tsa.tsa.description.as_deref().unwrap_or("")) }
                             td {
-                                form.inline method="post" action="/ui/tsas/remove" {
-                                    (csrf(who))
-                                    input type="hidden" name="name" value=(tsa.tsa.name);
-                                    button.danger type="submit" aria-label=(format!("Stop trusting TSA {}", tsa.tsa.name)) { "Remove" }
-                                }
+                                (name_button(who, "/ui/tsas/remove", &tsa.tsa.name, &format!("Stop trusting TSA {}", tsa.tsa.name), "Remove"))
                             }
                         }
                     }
@@ -1722,6 +1702,18 @@ async fn get_peers(req: HttpRequest, state: Data) -> HttpResponse {
         done_of(&req).as_deref(),
     )
     .await
+}
+
+/// A one-button form in a table row posting `name` to `action` (a
+/// removal); `label` names the row for assistive technology.
+fn name_button(who: &Who, action: &str, name: &str, label: &str, text: &str) -> Markup {
+    html! {
+        form.inline method="post" action=(action) {
+            (csrf(who))
+            input type="hidden" name="name" value=(name);
+            button.danger type="submit" aria-label=(label) { (text) }
+        }
+    }
 }
 
 /// The form's `name` (the API's path parameter): required.
