@@ -830,19 +830,19 @@ async fn get_namespace(req: HttpRequest, state: Data, ns: web::Path<String>) -> 
     .await
 }
 
-/// A namespace form post: session, CSRF, visibility, then `act`; on a
-/// refusal the namespace page again with the error at its field.
-/// A form of the namespace page: its name, its fields, the `?done=` of
-/// its success.
-struct NamespaceForm {
+/// A form of a page: its name, its fields (where a refusal's error may
+/// be shown), the `?done=` of its success.
+struct PostedForm {
     name: &'static str,
     fields: &'static [(&'static str, As)],
     done: &'static str,
 }
 
+/// A namespace form post: session, CSRF, visibility, then `act`; on a
+/// refusal the namespace page again with the error at its field.
 async fn namespace_post<F, Fut>(
     (req, state, ns, body): (HttpRequest, Data, web::Path<String>, Body),
-    which: NamespaceForm,
+    which: PostedForm,
     act: F,
 ) -> HttpResponse
 where
@@ -876,7 +876,7 @@ async fn post_add_key(
 ) -> HttpResponse {
     namespace_post(
         (req, state, ns, body),
-        NamespaceForm {
+        PostedForm {
             name: "add-key",
             fields: &ADD_KEY,
             done: "key-added",
@@ -897,7 +897,7 @@ async fn post_set_threshold(
 ) -> HttpResponse {
     namespace_post(
         (req, state, ns, body),
-        NamespaceForm {
+        PostedForm {
             name: "set-threshold",
             fields: &SET_THRESHOLD,
             done: "threshold-set",
@@ -920,7 +920,7 @@ async fn post_add_scopes(
 ) -> HttpResponse {
     namespace_post(
         (req, state, ns, body),
-        NamespaceForm {
+        PostedForm {
             name: "add-scopes",
             fields: &ADD_SCOPES,
             done: "scopes-added",
@@ -943,7 +943,7 @@ async fn post_remove_key(
 ) -> HttpResponse {
     namespace_post(
         (req, state, ns, body),
-        NamespaceForm {
+        PostedForm {
             name: "remove-key",
             fields: &[("key_id", As::Text)],
             done: "key-removed",
@@ -966,7 +966,7 @@ async fn post_revoke_key(
 ) -> HttpResponse {
     namespace_post(
         (req, state, ns, body),
-        NamespaceForm {
+        PostedForm {
             name: "revoke-key",
             fields: &REVOKE_KEY,
             done: "key-revoked",
@@ -1012,7 +1012,7 @@ async fn post_add_identity(
 ) -> HttpResponse {
     namespace_post(
         (req, state, ns, body),
-        NamespaceForm {
+        PostedForm {
             name: "add-identity",
             fields: &ADD_IDENTITY,
             done: "identity-added",
@@ -1036,7 +1036,7 @@ async fn post_add_sub_delegation(
 ) -> HttpResponse {
     namespace_post(
         (req, state, ns, body),
-        NamespaceForm {
+        PostedForm {
             name: "add-sub-delegation",
             fields: &ADD_SUB_DELEGATION,
             done: "sub-delegation-added",
@@ -1074,7 +1074,7 @@ async fn post_remove_identity(
 ) -> HttpResponse {
     namespace_post(
         (req, state, ns, body),
-        NamespaceForm {
+        PostedForm {
             name: "remove-identity",
             fields: &[("name", As::Text)],
             done: "identity-removed",
@@ -1095,7 +1095,7 @@ async fn post_remove_sub_delegation(
 ) -> HttpResponse {
     namespace_post(
         (req, state, ns, body),
-        NamespaceForm {
+        PostedForm {
             name: "remove-sub-delegation",
             fields: &[("name", As::Text)],
             done: "sub-delegation-removed",
@@ -1540,9 +1540,10 @@ async fn get_ci(req: HttpRequest, state: Data) -> HttpResponse {
     )
 }
 
-/// The fields of the peer form that make the API's `PutPeer` (the name
-/// is the API's path).
-const PUT_PEER: [(&str, As); 6] = [
+/// The fields of the peers page's forms: `name` (the API's path), then
+/// those that make the API's request (`PutPeer`, `PutRoot`, `PutTsa`).
+const PEER_FORM: [(&str, As); 7] = [
+    ("name", As::Text),
     ("patterns", As::Lines),
     ("url", As::Text),
     ("root.sha256", As::Text),
@@ -1550,26 +1551,17 @@ const PUT_PEER: [(&str, As); 6] = [
     ("root.threshold", As::Number),
     ("terminating", As::Flag),
 ];
-
-/// The fields of the root certificate form that make the API's `PutRoot`.
-const PUT_ROOT: [(&str, As); 1] = [("pem", As::Text)];
-
-/// The fields of the TSA form that make the API's `PutTsa`.
-const PUT_TSA: [(&str, As); 2] = [("certificate", As::Text), ("description", As::Text)];
-
-/// The form that was refused on the peers page, if any.
-#[derive(Default)]
-struct PeerForms {
-    peer: Option<FormState>,
-    root: Option<FormState>,
-    tsa: Option<FormState>,
-    general: Option<FormState>,
-}
+const ROOT_FORM: [(&str, As); 2] = [("name", As::Text), ("pem", As::Text)];
+const TSA_FORM: [(&str, As); 3] = [
+    ("name", As::Text),
+    ("certificate", As::Text),
+    ("description", As::Text),
+];
 
 async fn peers_page(
     who: &Who,
     state: &AppState,
-    forms: PeerForms,
+    refused: Option<&FormState>,
     status: StatusCode,
     done: Option<&str>,
 ) -> HttpResponse {
@@ -1580,10 +1572,10 @@ async fn peers_page(
         Ok(r) => r,
         Err(e) => return views::error_page(&e),
     };
-    let p = FormState::of(forms.peer.as_ref(), "put-peer");
-    let r = FormState::of(forms.root.as_ref(), "put-root");
-    let t = FormState::of(forms.tsa.as_ref(), "put-tsa");
-    let removal = FormState::of(forms.general.as_ref(), "remove");
+    let p = FormState::of(refused, "put-peer");
+    let r = FormState::of(refused, "put-root");
+    let t = FormState::of(refused, "put-tsa");
+    let removal = FormState::of(refused, "remove");
     let content = html! {
         (done_notice(done))
         (general_error(&removal))
@@ -1694,14 +1686,7 @@ async fn get_peers(req: HttpRequest, state: Data) -> HttpResponse {
     if let Err(answer) = org_only(&who) {
         return *answer;
     }
-    peers_page(
-        &who,
-        &state,
-        PeerForms::default(),
-        StatusCode::OK,
-        done_of(&req).as_deref(),
-    )
-    .await
+    peers_page(&who, &state, None, StatusCode::OK, done_of(&req).as_deref()).await
 }
 
 /// A one-button form in a table row posting `name` to `action` (a
@@ -1723,86 +1708,88 @@ fn name_field(form: &form::Form) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::invalid("name", "must be given"))
 }
 
-async fn post_peer(req: HttpRequest, state: Data, body: Body) -> HttpResponse {
+/// A form of the peers page (org admins only): `act` makes the change;
+/// a refusal shows the page again with the error at its field (removals
+/// name no field: their error shows above the page).
+async fn peers_post<F, Fut>(
+    (req, state, body): (HttpRequest, Data, Body),
+    which: PostedForm,
+    act: F,
+) -> HttpResponse
+where
+    F: FnOnce(AppState, Caller, form::Form) -> Fut,
+    Fut: std::future::Future<Output = Result<(), ApiError>>,
+{
     let who = who!(req, state);
     let form = posted!(req, state, body, who);
     if let Err(answer) = org_only(&who) {
         return *answer;
     }
-    let result = async {
-        let name = name_field(&form)?;
-        let put: PutPeer = form::request(&form, &PUT_PEER)?;
-        peers::put_peer_as(&state, &who.caller, name, put).await
-    }
-    .await;
+    let values = form.values();
+    let result = act(state.get_ref().clone(), who.caller.clone(), form).await;
     match result {
-        Ok(_) => see_other("/ui/peers?done=peer-saved"),
+        Ok(()) => see_other(&format!("/ui/peers?done={}", which.done)),
         Err(e) => {
-            let mut names: Vec<&str> = PUT_PEER.iter().map(|(n, _)| *n).collect();
-            names.push("name");
-            let f = FormState::refused("put-peer", form.values(), &e, &names);
-            let forms = PeerForms {
-                peer: Some(f),
-                ..PeerForms::default()
-            };
-            peers_page(&who, &state, forms, e.status(), None).await
+            let names: Vec<&str> = which.fields.iter().map(|(n, _)| *n).collect();
+            let f = FormState::refused(which.name, values, &e, &names);
+            peers_page(&who, &state, Some(&f), e.status(), None).await
         }
     }
+}
+
+async fn post_peer(req: HttpRequest, state: Data, body: Body) -> HttpResponse {
+    peers_post(
+        (req, state, body),
+        PostedForm {
+            name: "put-peer",
+            fields: &PEER_FORM,
+            done: "peer-saved",
+        },
+        |state, caller, form| async move {
+            let name = name_field(&form)?;
+            let put: PutPeer = form::request(&form, &PEER_FORM[1..])?;
+            peers::put_peer_as(&state, &caller, name, put)
+                .await
+                .map(drop)
+        },
+    )
+    .await
 }
 
 async fn post_root(req: HttpRequest, state: Data, body: Body) -> HttpResponse {
-    let who = who!(req, state);
-    let form = posted!(req, state, body, who);
-    if let Err(answer) = org_only(&who) {
-        return *answer;
-    }
-    let result = async {
-        let name = name_field(&form)?;
-        let put: PutRoot = form::request(&form, &PUT_ROOT)?;
-        roots::put_root_as(&state, &who.caller, name, put).await
-    }
-    .await;
-    match result {
-        Ok(_) => see_other("/ui/peers?done=root-saved"),
-        Err(e) => {
-            let f = FormState::refused("put-root", form.values(), &e, &["name", "pem"]);
-            let forms = PeerForms {
-                root: Some(f),
-                ..PeerForms::default()
-            };
-            peers_page(&who, &state, forms, e.status(), None).await
-        }
-    }
+    peers_post(
+        (req, state, body),
+        PostedForm {
+            name: "put-root",
+            fields: &ROOT_FORM,
+            done: "root-saved",
+        },
+        |state, caller, form| async move {
+            let name = name_field(&form)?;
+            let put: PutRoot = form::request(&form, &ROOT_FORM[1..])?;
+            roots::put_root_as(&state, &caller, name, put)
+                .await
+                .map(drop)
+        },
+    )
+    .await
 }
 
 async fn post_tsa(req: HttpRequest, state: Data, body: Body) -> HttpResponse {
-    let who = who!(req, state);
-    let form = posted!(req, state, body, who);
-    if let Err(answer) = org_only(&who) {
-        return *answer;
-    }
-    let result = async {
-        let name = name_field(&form)?;
-        let put: PutTsa = form::request(&form, &PUT_TSA)?;
-        tsas::put_tsa_as(&state, &who.caller, name, put).await
-    }
-    .await;
-    match result {
-        Ok(_) => see_other("/ui/peers?done=tsa-saved"),
-        Err(e) => {
-            let f = FormState::refused(
-                "put-tsa",
-                form.values(),
-                &e,
-                &["name", "certificate", "description"],
-            );
-            let forms = PeerForms {
-                tsa: Some(f),
-                ..PeerForms::default()
-            };
-            peers_page(&who, &state, forms, e.status(), None).await
-        }
-    }
+    peers_post(
+        (req, state, body),
+        PostedForm {
+            name: "put-tsa",
+            fields: &TSA_FORM,
+            done: "tsa-saved",
+        },
+        |state, caller, form| async move {
+            let name = name_field(&form)?;
+            let put: PutTsa = form::request(&form, &TSA_FORM[1..])?;
+            tsas::put_tsa_as(&state, &caller, name, put).await.map(drop)
+        },
+    )
+    .await
 }
 
 /// What a removal on the peers page removes.
@@ -1815,34 +1802,28 @@ enum Anchor {
 
 /// Removes the peer, root certificate or TSA the form names.
 async fn remove_anchor(req: HttpRequest, state: Data, body: Body, what: Anchor) -> HttpResponse {
-    let who = who!(req, state);
-    let form = posted!(req, state, body, who);
-    if let Err(answer) = org_only(&who) {
-        return *answer;
-    }
-    let result = async {
-        let name = name_field(&form)?;
-        match what {
-            Anchor::Peer => peers::remove_peer_as(&state, &who.caller, name).await,
-            Anchor::Root => roots::remove_root_as(&state, &who.caller, name).await,
-            Anchor::Tsa => tsas::remove_tsa_as(&state, &who.caller, name).await,
-        }
-    }
-    .await;
-    match result {
-        Ok(()) => see_other(match what {
-            Anchor::Peer => "/ui/peers?done=peer-removed",
-            Anchor::Root => "/ui/peers?done=root-removed",
-            Anchor::Tsa => "/ui/peers?done=tsa-removed",
-        }),
-        Err(e) => {
-            let forms = PeerForms {
-                general: Some(FormState::refused("remove", BTreeMap::new(), &e, &[])),
-                ..PeerForms::default()
-            };
-            peers_page(&who, &state, forms, e.status(), None).await
-        }
-    }
+    let done = match what {
+        Anchor::Peer => "peer-removed",
+        Anchor::Root => "root-removed",
+        Anchor::Tsa => "tsa-removed",
+    };
+    peers_post(
+        (req, state, body),
+        PostedForm {
+            name: "remove",
+            fields: &[],
+            done,
+        },
+        |state, caller, form| async move {
+            let name = name_field(&form)?;
+            match what {
+                Anchor::Peer => peers::remove_peer_as(&state, &caller, name).await,
+                Anchor::Root => roots::remove_root_as(&state, &caller, name).await,
+                Anchor::Tsa => tsas::remove_tsa_as(&state, &caller, name).await,
+            }
+        },
+    )
+    .await
 }
 
 async fn post_remove_peer(req: HttpRequest, state: Data, body: Body) -> HttpResponse {
