@@ -18,6 +18,7 @@ use crate::config::{Config, Flags};
 use crate::http::tls::warn_if_plain_http_off_loopback;
 use crate::http::{self, AppState};
 use crate::publisher::Publisher;
+use crate::store::{PostgresUrl, PublishListener};
 
 /// How often `serve` re-signs expiring metadata and sweeps expired
 /// ephemeral keys, at most ([`maintenance_interval`]).
@@ -219,8 +220,8 @@ impl Background {
                 every,
             )));
         }
-        if publisher.read(crate::store::Store::is_postgres) {
-            tasks.push(tokio::spawn(follow(publisher.clone())));
+        if let Some(url) = publisher.read(crate::store::Store::postgres_url) {
+            tasks.push(tokio::spawn(follow(publisher.clone(), url)));
         }
         tasks.push(tokio::spawn(maintain(publisher, clock, resign_before)));
         Self(tasks)
@@ -236,21 +237,59 @@ impl Drop for Background {
 }
 
 /// How often a server on a PostgreSQL store looks for what other servers
-/// sharing the database published ([`Publisher::follow_store`]).
+/// sharing the database published ([`Publisher::follow_store`]) when no
+/// notification came: the poll that covers a notification or a listening
+/// connection lost.
 pub const FOLLOW_INTERVAL: StdDuration = StdDuration::from_secs(1);
 
-/// Every [`FOLLOW_INTERVAL`] on a PostgreSQL store: one indexed query for the
+/// How long a server whose listening connection could not be made polls
+/// before it tries again.
+const LISTEN_RETRY: StdDuration = StdDuration::from_secs(30);
+
+/// On a PostgreSQL store: as soon as another server sharing the database
+/// publishes (its commit notifies [`PUBLISHED_CHANNEL`], which a
+/// connection of this server's own listens on), and every
+/// [`FOLLOW_INTERVAL`] when nothing was notified, one indexed query for the
 /// newest timestamp version recorded; when another server published, the
-/// publisher rebuilds its repository from the store and caches its files
-/// ([`Publisher::follow_store`]), so reads serve it. A failure (the
+/// publisher takes in what it published and caches its files
+/// ([`Publisher::follow_store`]), so reads (and the revocation watchers
+/// waiting on this server) serve it. Without the listening connection
+/// (it failed or was lost), polling goes on every second and listening is
+/// tried again every [`LISTEN_RETRY`]. A failure to read the store (the
 /// database gone) is logged and the cache kept: reads go on serving what
 /// this server last saw.
-async fn follow(publisher: Arc<Publisher>) {
-    let mut ticks = tokio::time::interval(FOLLOW_INTERVAL);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+///
+/// [`PUBLISHED_CHANNEL`]: crate::store::PUBLISHED_CHANNEL
+async fn follow(publisher: Arc<Publisher>, url: PostgresUrl) {
+    let mut listener: Option<PublishListener> = None;
+    let mut listen_after = tokio::time::Instant::now();
     let mut failing = false;
     loop {
-        ticks.tick().await;
+        listener = match listener.take() {
+            Some(l) => wait_for_publish(l).await,
+            None => {
+                tokio::time::sleep(FOLLOW_INTERVAL).await;
+                if tokio::time::Instant::now() < listen_after {
+                    None
+                } else {
+                    let url = url.clone();
+                    match tokio::task::spawn_blocking(move || PublishListener::connect(&url)).await
+                    {
+                        Ok(Ok(l)) => Some(l),
+                        Ok(Err(e)) => {
+                            tracing::warn!(error = %e, "cannot listen for other servers' publishes; polling every second");
+                            listen_after = tokio::time::Instant::now() + LISTEN_RETRY;
+                            None
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "listening for other servers' publishes failed");
+                            listen_after = tokio::time::Instant::now() + LISTEN_RETRY;
+                            None
+                        }
+                    }
+                }
+            }
+        };
         let p = publisher.clone();
         match tokio::task::spawn_blocking(move || p.follow_store()).await {
             Ok(Ok(Some(version))) => {
@@ -265,6 +304,25 @@ async fn follow(publisher: Arc<Publisher>) {
                 failing = true;
             }
             Err(e) => tracing::error!(error = %e, "following the shared store failed"),
+        }
+    }
+}
+
+/// Waits on a blocking thread until `listener` is notified of a publish or
+/// [`FOLLOW_INTERVAL`] passes; the listener back, or `None` when its
+/// connection was lost.
+async fn wait_for_publish(mut listener: PublishListener) -> Option<PublishListener> {
+    let waited =
+        tokio::task::spawn_blocking(move || listener.wait(FOLLOW_INTERVAL).map(|_| listener)).await;
+    match waited {
+        Ok(Ok(listener)) => Some(listener),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "lost the connection listening for other servers' publishes; polling every second");
+            None
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "listening for other servers' publishes failed");
+            None
         }
     }
 }

@@ -275,8 +275,9 @@ impl Publisher {
     /// server holds, the repository is rebuilt from the store and its files
     /// cached, so reads serve it. Never goes back: an older or equal
     /// version in the store changes nothing. Returns the timestamp version
-    /// caught up to, if any. Blocking; `serve` calls it every second
-    /// (`FOLLOW_INTERVAL`) on a PostgreSQL store (one indexed query when
+    /// caught up to, if any. Blocking; on a PostgreSQL store `serve`
+    /// calls it when another server's publish is notified, and every
+    /// second (`FOLLOW_INTERVAL`) when none is (one indexed query when
     /// nothing changed).
     pub fn follow_store(&self) -> Result<Option<u64>, PublishError> {
         let mut guard = self.lock();

@@ -159,6 +159,13 @@ impl std::ops::DerefMut for Client {
     }
 }
 
+impl Client {
+    /// Takes over `client` (closed on a thread of its own when dropped).
+    pub(crate) fn new(client: postgres::Client) -> Self {
+        Self(Some(client))
+    }
+}
+
 impl Drop for Client {
     fn drop(&mut self) {
         if let Some(client) = self.0.take() {

@@ -71,7 +71,7 @@ use keyshare_policy::trust::{
 pub use audit::{namespaces_of as audit_namespaces_of, AuditFilter};
 pub use copy::CopyReport;
 pub use error::{Error, Result};
-pub use pg::{PostgresUrl, CONNECT_TIMEOUT, PUBLISH_LOCK};
+pub use pg::{PostgresUrl, PublishListener, CONNECT_TIMEOUT, PUBLISHED_CHANNEL, PUBLISH_LOCK};
 pub use records::{
     AuditHead, AuditRecord, CiOwner, IdentityRecord, KeyRecord, LastPublished, Listing,
     NamespaceRecord, NamespaceRevocationRecord, NewToken, OrgRoot, PeerRecord, PublishedFile,
@@ -310,6 +310,22 @@ impl Store {
             path: PathBuf::from(url.redacted()),
             url: Some(url.clone()),
         })
+    }
+
+    /// A listener that wakes when a server sharing this PostgreSQL store
+    /// publishes (a connection of its own, listening on
+    /// [`PUBLISHED_CHANNEL`]); `None` for SQLite, whose store one server
+    /// holds alone.
+    pub fn publish_listener(&self) -> Result<Option<PublishListener>> {
+        match &self.url {
+            Some(url) => PublishListener::connect(url).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The PostgreSQL database's URL; `None` for SQLite.
+    pub fn postgres_url(&self) -> Option<PostgresUrl> {
+        self.url.clone()
     }
 
     /// Undoes a PostgreSQL `init` that failed after publishing: when the

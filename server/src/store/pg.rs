@@ -20,6 +20,60 @@ use super::error::{Error, Result};
 /// both publish the same next version.
 pub const PUBLISH_LOCK: i64 = 0x6b65_7973_6861_7265;
 
+/// The channel a publish notifies (`NOTIFY`) with the transaction that
+/// records its timestamp: PostgreSQL delivers it at that commit, and never
+/// for a transaction rolled back.
+pub const PUBLISHED_CHANNEL: &str = "keyshare_published";
+
+/// A connection of its own that listens on [`PUBLISHED_CHANNEL`], so a
+/// server learns at once that another one sharing the database published
+/// ([`super::Store::publish_listener`]).
+pub struct PublishListener {
+    client: super::db::Client,
+    database: String,
+}
+
+impl fmt::Debug for PublishListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PublishListener")
+            .field("database", &self.database)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PublishListener {
+    /// Connects to the database at `url` and listens.
+    pub fn connect(url: &PostgresUrl) -> Result<Self> {
+        let mut client = super::db::Client::new(url.connect()?);
+        client.batch_execute(&format!("LISTEN {PUBLISHED_CHANNEL}"))?;
+        Ok(Self {
+            client,
+            database: url.redacted().to_owned(),
+        })
+    }
+
+    /// Waits until a publish is notified (`true`; every notification that
+    /// came meanwhile is taken with it, so many publishes make one wake)
+    /// or `at_most` has passed (`false`). A lost connection is an error:
+    /// listen again with a new one.
+    pub fn wait(&mut self, at_most: Duration) -> Result<bool> {
+        use postgres::fallible_iterator::FallibleIterator;
+        let notified = {
+            let mut notifications = self.client.notifications();
+            let notified = notifications.timeout_iter(at_most).next()?.is_some();
+            if notified {
+                while notifications.iter().next()?.is_some() {}
+            }
+            notified
+        };
+        if self.client.is_closed() {
+            // The iterator ends as for a timeout: a query names the loss.
+            self.client.batch_execute("SELECT 1")?;
+        }
+        Ok(notified)
+    }
+}
+
 /// How long connecting waits when the URL does not say (`connect_timeout`).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -1105,6 +1105,12 @@ impl<'a> Tx<'a> {
             // The row just inserted is current; the one before it is not.
             self.supersede_others(&lineage, id)?;
             added += 1;
+            if path == "metadata/timestamp.json" && matches!(self.tx, TxConn::Postgres(_)) {
+                // Delivered at commit: other servers sharing the database
+                // catch up at once instead of at their next poll.
+                self.db()
+                    .batch(&format!("NOTIFY {}", super::PUBLISHED_CHANNEL))?;
+            }
         }
         Ok(added)
     }

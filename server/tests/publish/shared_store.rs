@@ -14,13 +14,14 @@
 )]
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use keyshare_policy::client::{Config, Updater};
 use keyshare_policy::metadata::{Root, Signed};
 use keyshare_policy::repo::{Options, SharedSigner};
 use keyshare_policy::sign::{sign, to_bytes};
 use keyshare_server::publisher::{Batched, OnlineKeys, Publisher};
-use keyshare_server::store::{PostgresUrl, Store};
+use keyshare_server::store::{PostgresUrl, Store, PUBLISHED_CHANNEL};
 use keyshare_testkit::postgres::Cluster;
 use keyshare_testkit::signer;
 
@@ -307,6 +308,43 @@ fn a_root_submitted_to_a_server_behind_is_checked_against_the_newest_root() {
             &v3_bytes[..]
         );
     }
+}
+
+/// A publish through one server wakes a listener of the other's at its
+/// commit (`NOTIFY` in the publishing transaction); a write that is
+/// refused, and so rolled back, wakes nothing.
+#[test]
+fn a_publish_wakes_the_other_servers_listener_and_a_refused_write_does_not() {
+    let Some(p) = pair() else { return };
+    let mut listener = open(&p.url).publish_listener().unwrap().unwrap();
+    assert!(!listener.wait(Duration::from_millis(300)).unwrap());
+    p.a.apply("admin", create("one", "one/**"), now()).unwrap();
+    // Woken by the notification, not by the end of the wait.
+    assert!(listener.wait(Duration::from_secs(60)).unwrap());
+    assert_eq!(p.b.follow_store().unwrap(), Some(2));
+    // Three publishes before the next wait: one wake takes them all.
+    for name in ["two", "three", "four"] {
+        p.a.apply("admin", create(name, &format!("{name}/**")), now())
+            .unwrap();
+    }
+    assert!(listener.wait(Duration::from_secs(60)).unwrap());
+    assert!(!listener.wait(Duration::from_millis(300)).unwrap());
+    // Refused (the name is taken): rolled back, nothing notified.
+    assert!(p.a.apply("admin", create("one", "one/**"), now()).is_err());
+    assert!(!listener.wait(Duration::from_millis(500)).unwrap());
+    assert_eq!(p.b.follow_store().unwrap(), Some(5));
+    // Its connection ended by the database: an error, not a quiet wait.
+    let mut admin = postgres::Client::connect(&p.url, postgres::NoTls).unwrap();
+    let ended = admin
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE query = $1 AND datname = current_database() AND pid <> pg_backend_pid()",
+            &[&format!("LISTEN {PUBLISHED_CHANNEL}")],
+        )
+        .unwrap();
+    assert_eq!(ended.len(), 1);
+    let lost = listener.wait(Duration::from_secs(60)).unwrap_err();
+    assert!(lost.is_unavailable(), "{lost}");
 }
 
 /// The database goes back in time under a running server (a restore from
