@@ -292,6 +292,8 @@ async fn serve(
     let path = format!("{dir}/{rest}");
     let file = match state.publisher.cached_file(&path) {
         Some(file) => file,
+        // The next root every client asks for: no blocking hop.
+        None if state.publisher.surely_absent(&path) => return Err(not_found()),
         None => {
             let publisher = state.publisher.clone();
             web::block(move || publisher.file(&path))

@@ -2,6 +2,7 @@
 //! each file, and older versions read from the store on demand.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use keyshare_policy::repo::File;
@@ -45,6 +46,8 @@ pub(super) struct Cache {
     /// The current `metadata/timestamp.json`, sent once it is in `files`:
     /// what waiting readers wake on.
     timestamp: tokio::sync::watch::Sender<Option<Arc<CachedFile>>>,
+    /// The newest root version cached (each root is a lineage of its own).
+    root: AtomicU64,
 }
 
 impl Default for Cache {
@@ -53,6 +56,7 @@ impl Default for Cache {
             files: RwLock::default(),
             current: Mutex::default(),
             timestamp: tokio::sync::watch::Sender::new(None),
+            root: AtomicU64::new(0),
         }
     }
 }
@@ -64,6 +68,9 @@ impl Cache {
         let mut cache = self.files.write().unwrap_or_else(PoisonError::into_inner);
         let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
         for f in files {
+            if let Some((version, "root")) = versioned_metadata(&f.path) {
+                self.root.fetch_max(version, Ordering::Relaxed);
+            }
             if let Some(old) = current.insert(lineage(&f.path), f.path.clone()) {
                 if old != f.path {
                     cache.remove(&old);
@@ -101,6 +108,39 @@ impl Cache {
             .get(path)
             .cloned()
     }
+
+    /// True when `path` is a version of a metadata file newer than the
+    /// one this server serves (`metadata/N.root.json` past the newest
+    /// root, `metadata/N.<role>.json` past the role's current version):
+    /// it is not published here, so no store read can find it. Every TUF
+    /// client asks for the root after its own on every refresh; without
+    /// this, each such request would wait for the store.
+    pub(super) fn beyond_current(&self, path: &str) -> bool {
+        let Some((version, role)) = versioned_metadata(path) else {
+            return false;
+        };
+        let served = if role == "root" {
+            Some(self.root.load(Ordering::Relaxed)).filter(|v| *v > 0)
+        } else {
+            self.current
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(&lineage(path))
+                .and_then(|p| versioned_metadata(p))
+                .map(|(v, _)| v)
+        };
+        served.is_some_and(|served| version > served)
+    }
+}
+
+/// `metadata/N.<role>.json` as `(N, role)`.
+fn versioned_metadata(path: &str) -> Option<(u64, &str)> {
+    let name = path.strip_prefix("metadata/")?.strip_suffix(".json")?;
+    let (version, role) = name.split_once('.')?;
+    if version.is_empty() || !version.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((version.parse().ok()?, role))
 }
 
 /// The path of the one mutable published file.
@@ -120,33 +160,123 @@ impl Publisher {
         self.cache.get(path)
     }
 
+    /// True when `path` is surely not published here, known from memory:
+    /// the timestamp before the first publish is cached, or a version of a
+    /// metadata file newer than the one served (the next root a client
+    /// asks for on every refresh). Never reads the store. Another server
+    /// sharing the store may have published it: this one serves it once it
+    /// has caught up (at once, when notified).
+    pub fn surely_absent(&self, path: &str) -> bool {
+        self.cache.get(path).is_none()
+            && (path == TIMESTAMP_PATH || self.cache.beyond_current(path))
+    }
+
     /// A published file by path, from memory, or from the store for older
     /// versions (then kept in memory).
     pub fn file(&self, path: &str) -> Option<Arc<CachedFile>> {
         if let Some(f) = self.cache.get(path) {
             return Some(f);
         }
-        if path == TIMESTAMP_PATH {
+        if path == TIMESTAMP_PATH || self.cache.beyond_current(path) {
             return None;
         }
         // Older versions come from the store and are not kept in memory:
         // the cache holds the current version of each file only. A file of
         // a publish not yet synced is not handed out (read under the
         // writers' lock, so a publish is held as soon as it is committed).
-        let stored = self
-            .read(|s| {
+        // A current target the cache lacks (a trust document published
+        // before this server started, or by another server sharing the
+        // store) is kept once read: the next request for it is served from
+        // memory. Target paths name their content (a hash), so a kept file
+        // is right to serve even after a newer one replaces it.
+        let (stored, current) = self
+            .read(|s| -> crate::store::Result<_> {
                 if self.unsynced.holds(path) {
-                    Ok(None)
-                } else {
-                    s.latest_published(path)
+                    return Ok(None);
                 }
+                if path.starts_with("targets/") {
+                    if let Some(f) = s.current_published(path)? {
+                        return Ok(Some((f, true)));
+                    }
+                }
+                Ok(s.latest_published(path)?.map(|f| (f, false)))
             })
             .ok()
             .flatten()?;
+        if current {
+            let file = File {
+                path: stored.path,
+                bytes: stored.bytes.into(),
+                immutable: true,
+            };
+            self.cache.insert(std::slice::from_ref(&file));
+            return Some(Arc::new(CachedFile::new(file.path, file.bytes, true)));
+        }
         Some(Arc::new(CachedFile::new(
             stored.path,
             stored.bytes.into(),
             true,
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str) -> File {
+        File {
+            path: path.to_owned(),
+            bytes: Arc::from(path.as_bytes()),
+            immutable: path != TIMESTAMP_PATH,
+        }
+    }
+
+    #[test]
+    fn only_versions_past_the_served_ones_are_known_absent() {
+        let cache = Cache::default();
+        // Nothing cached yet: nothing is known, the store is asked.
+        assert!(!cache.beyond_current("metadata/2.root.json"));
+        cache.insert(&[
+            file("metadata/1.root.json"),
+            file("metadata/2.root.json"),
+            file("metadata/7.snapshot.json"),
+            file("metadata/3.bins-0a.json"),
+            file(TIMESTAMP_PATH),
+        ]);
+        for absent in [
+            "metadata/3.root.json",
+            "metadata/30.root.json",
+            "metadata/8.snapshot.json",
+            "metadata/4.bins-0a.json",
+        ] {
+            assert!(cache.beyond_current(absent), "{absent}");
+        }
+        for maybe in [
+            // Served, or older versions: the store has them.
+            "metadata/2.root.json",
+            "metadata/1.root.json",
+            "metadata/6.snapshot.json",
+            "metadata/2.bins-0a.json",
+            // A role this server does not know: not known absent.
+            "metadata/1.bins-0b.json",
+            // Not a versioned metadata path.
+            "metadata/root.json",
+            "metadata/x.root.json",
+            "metadata/.root.json",
+            TIMESTAMP_PATH,
+            "targets/namespaces/a/1.trust.json",
+        ] {
+            assert!(!cache.beyond_current(maybe), "{maybe}");
+        }
+        // A new root and snapshot: their versions are served now.
+        cache.insert(&[
+            file("metadata/3.root.json"),
+            file("metadata/8.snapshot.json"),
+        ]);
+        assert!(!cache.beyond_current("metadata/3.root.json"));
+        assert!(cache.beyond_current("metadata/4.root.json"));
+        assert!(!cache.beyond_current("metadata/7.snapshot.json"));
+        assert!(cache.beyond_current("metadata/9.snapshot.json"));
     }
 }

@@ -719,6 +719,9 @@ macro_rules! read_methods {
             fn timestamp_count() -> u64;
             /// The newest version recorded at `path`, if any.
             fn latest_published(path: &str) -> Option<PublishedFile>;
+            /// The file at `path` if it is the current version of its
+            /// lineage (none published in its place since).
+            fn current_published(path: &str) -> Option<PublishedFile>;
             /// The file to serve at `path` (its newest version).
             fn published_file(path: &str) -> PublishedFile;
             /// Every version recorded at `path`, oldest first.

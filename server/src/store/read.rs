@@ -1012,6 +1012,20 @@ pub(crate) fn latest_published(conn: &Db<'_>, path: &str) -> Result<Option<Publi
     .transpose()
 }
 
+/// The file at `path` when it is the current version of its lineage (no
+/// newer one was published in its place).
+pub(crate) fn current_published(conn: &Db<'_>, path: &str) -> Result<Option<PublishedFile>> {
+    conn.row(
+        "SELECT f.id, f.path, f.role, f.version, f.bytes, f.sha256, f.immutable, f.created_at
+         FROM published_current c JOIN published_files f ON f.id = c.id
+         WHERE c.lineage = ?1 AND f.path = ?2",
+        (super::lineage(path), path),
+        tuple_row,
+    )?
+    .map(published_record)
+    .transpose()
+}
+
 pub(crate) fn published_file(conn: &Db<'_>, path: &str) -> Result<PublishedFile> {
     latest_published(conn, path)?.ok_or_else(|| Error::not_found("published file", path))
 }

@@ -400,6 +400,59 @@ fn restart_continues_the_published_versions() {
     assert!(docs.iter().all(Option::is_some));
 }
 
+/// After a restart the cache holds the metadata; a current trust document
+/// is read from the store once and then kept in memory, an older one is
+/// read from the store each time and not kept, and the next root (which
+/// every client asks for) is known absent without a read.
+#[test]
+fn a_current_trust_document_read_after_a_restart_is_kept_an_older_one_is_not() {
+    let f = Fixture::new();
+    let doc_of = |applied: &keyshare_server::publisher::Applied| -> String {
+        applied
+            .files
+            .iter()
+            .find(|p| p.starts_with("targets/namespaces/team-a/"))
+            .unwrap()
+            .clone()
+    };
+    let first = doc_of(
+        &f.publisher
+            .apply(
+                "admin",
+                create("team-a", "registry.acme.io/team-a/**"),
+                now(),
+            )
+            .unwrap(),
+    );
+    let signer = InMemorySigner::generate(Scheme::Ed25519).unwrap();
+    let second = doc_of(
+        &f.publisher
+            .apply(
+                "admin",
+                Change::AddKey {
+                    namespace: ns("team-a"),
+                    key: trusted_key(&signer),
+                },
+                now(),
+            )
+            .unwrap(),
+    );
+    assert_ne!(first, second);
+    let f = f.reopen();
+    assert!(f.publisher.cached_file(&second).is_none());
+    assert!(f.publisher.cached_file("metadata/1.root.json").is_some());
+    let read = f.publisher.file(&second).unwrap();
+    assert_eq!(f.publisher.cached_file(&second).unwrap().bytes, read.bytes);
+    let old = f.publisher.file(&first).unwrap();
+    assert_ne!(old.bytes, read.bytes);
+    assert!(f.publisher.cached_file(&first).is_none());
+    // Still the current one that is kept.
+    assert!(f.publisher.cached_file(&second).is_some());
+    assert!(f.publisher.surely_absent("metadata/2.root.json"));
+    assert!(!f.publisher.surely_absent("metadata/1.root.json"));
+    assert!(f.publisher.file("metadata/2.root.json").is_none());
+}
+
 #[test]
 fn deleted_namespace_disappears_and_can_be_created_again() {
     let f = Fixture::new();

@@ -81,6 +81,53 @@ fn every_timestamp_version_is_kept_and_the_latest_is_served() {
 }
 
 #[test]
+fn only_the_current_version_of_a_lineage_is_current() {
+    let s = Scratch::new();
+    let mut store = s.open();
+    let mut repo = repository();
+    let a = repo
+        .set_target("targets", "org/peers.json", b"{\"a\":1}", None)
+        .unwrap();
+    let mut first = repo.commit(T0).unwrap();
+    first.push(a.clone());
+    store
+        .transaction_at(T0, |tx| tx.record_published(&first))
+        .unwrap();
+    assert_eq!(
+        store.current_published(&a.path).unwrap().unwrap().bytes,
+        b"{\"a\":1}"
+    );
+    let b = repo
+        .set_target("targets", "org/peers.json", b"{\"b\":2}", None)
+        .unwrap();
+    assert_ne!(a.path, b.path);
+    let mut second = repo.commit(T0 + time::Duration::minutes(1)).unwrap();
+    second.push(b.clone());
+    store
+        .transaction_at(T0, |tx| tx.record_published(&second))
+        .unwrap();
+    // The older version is still published, and no longer current.
+    assert!(store.latest_published(&a.path).unwrap().is_some());
+    assert!(store.current_published(&a.path).unwrap().is_none());
+    assert_eq!(
+        store.current_published(&b.path).unwrap().unwrap().bytes,
+        b"{\"b\":2}"
+    );
+    assert!(store
+        .current_published("metadata/1.snapshot.json")
+        .unwrap()
+        .is_none());
+    assert!(store
+        .current_published("metadata/2.snapshot.json")
+        .unwrap()
+        .is_some());
+    assert!(store
+        .current_published("targets/org/nothing.json")
+        .unwrap()
+        .is_none());
+}
+
+#[test]
 fn unknown_path_is_not_found_and_has_no_latest() {
     let s = Scratch::new();
     let store = s.open();
