@@ -16,7 +16,15 @@
 //! `POST /api/v1/revocations` and measures, from the admin's 201, when
 //! each watcher's decision turns untrusted.
 //!
-//! Prints a table and one JSON line: `watchers`, `idle`, `p50_ms`,
+//! `--servers 2`: the store is a PostgreSQL database (a throwaway cluster,
+//! `keyshare_testkit::postgres::Cluster::durable`) shared by two `serve`
+//! processes, each with its own copy of the data directory; the admin
+//! writes through the first and every watcher and idle waiter waits on
+//! the second, so the latency includes the second server learning of the
+//! first one's publish (`NOTIFY`, docs/operations/ha.md). `--store
+//! postgres` runs one server on such a database.
+//!
+//! Prints a table and one JSON line: `watchers`, `idle`, `servers`, `p50_ms`,
 //! `p99_ms`, `max_ms`, `server_rss_mib` (the server's resident memory with
 //! everyone connected, before the revocation) and `cpu_ms_per_watcher`
 //! (this process's CPU time from the 201 to the last watcher's report,
@@ -79,7 +87,8 @@ struct ServerProcess {
     child: Child,
     url: String,
     token: String,
-    _dir: tempfile::TempDir,
+    /// The temporary directory of the data directories (held by the last).
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Drop for ServerProcess {
@@ -96,7 +105,9 @@ fn server_bin() -> PathBuf {
     )
 }
 
-fn start_server(max_waiters: usize) -> ServerProcess {
+/// `servers` processes of `keyshare-server serve` on one repository: one
+/// on a SQLite store, or several on one PostgreSQL database.
+fn start_servers(max_waiters: usize, servers: usize, postgres: bool) -> Vec<ServerProcess> {
     let bin = server_bin();
     assert!(
         bin.exists(),
@@ -105,6 +116,15 @@ fn start_server(max_waiters: usize) -> ServerProcess {
     );
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    if postgres {
+        let (_, url) = keyshare_testkit::postgres::Cluster::durable().database();
+        std::fs::create_dir(&data).unwrap();
+        std::fs::write(
+            data.join("keyshare.toml"),
+            format!("[store]\nurl = \"{url}\"\n"),
+        )
+        .unwrap();
+    }
     let out = Command::new(&bin)
         .args(["init", "--data-dir"])
         .arg(&data)
@@ -120,33 +140,62 @@ fn start_server(max_waiters: usize) -> ServerProcess {
         .expect("init prints the org-admin token")
         .trim()
         .to_owned();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let log = std::fs::File::create(dir.path().join("serve.log")).unwrap();
-    let child = Command::new(&bin)
-        .args(["serve", "--data-dir"])
-        .arg(&data)
-        .env("KEYSHARE_LISTEN", format!("127.0.0.1:{port}"))
-        .env("KEYSHARE_MAX_WAITERS", max_waiters.to_string())
-        .env("KEYSHARE_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the server did not start");
-        std::thread::sleep(Duration::from_millis(50));
+    let mut running = Vec::new();
+    for i in 0..servers {
+        let data = if i == 0 {
+            data.clone()
+        } else {
+            let copy = dir.path().join(format!("data-{i}"));
+            copy_dir(&data, &copy);
+            copy
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = std::fs::File::create(dir.path().join(format!("serve-{i}.log"))).unwrap();
+        let child = Command::new(&bin)
+            .args(["serve", "--data-dir"])
+            .arg(&data)
+            .env("KEYSHARE_LISTEN", format!("127.0.0.1:{port}"))
+            .env("KEYSHARE_MAX_WAITERS", max_waiters.to_string())
+            .env("KEYSHARE_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "the server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        running.push(ServerProcess {
+            child,
+            url,
+            token: token.clone(),
+            _dir: None,
+        });
     }
-    ServerProcess {
-        child,
-        url,
-        token,
-        _dir: dir,
+    // Removed with the last server dropped (a vector drops in order).
+    if let Some(last) = running.last_mut() {
+        last._dir = Some(dir);
+    }
+    running
+}
+
+/// Copies a data directory (keys, configuration) for a second server.
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
     }
 }
 
@@ -235,7 +284,15 @@ async fn idle_waiter(addr: String, mut etag: String) {
 fn main() {
     let watchers: usize = arg("--watchers").map_or(1000, |n| n.parse().unwrap());
     let idle: usize = arg("--idle").map_or(0, |n| n.parse().unwrap());
-    let server = start_server(watchers + idle + 100);
+    let servers: usize = arg("--servers").map_or(1, |n| n.parse().unwrap());
+    assert!(
+        (1..=2).contains(&servers),
+        "--servers: 1, or 2 (on one PostgreSQL database)"
+    );
+    let postgres = servers > 1 || arg("--store").as_deref() == Some("postgres");
+    let running = start_servers(watchers + idle + 100, servers, postgres);
+    // The admin writes through the first; everyone watches the last.
+    let (server, watched) = (&running[0], &running[servers - 1]);
     let admin = AdminClient::new(&server.url, &server.token).unwrap();
     admin
         .create_namespace(&NewNamespace {
@@ -259,7 +316,7 @@ fn main() {
             },
         )
         .unwrap();
-    let (status, root) = get(&format!("{}/metadata/1.root.json", server.url));
+    let (status, root) = get(&format!("{}/metadata/1.root.json", watched.url));
     assert_eq!(status, 200);
 
     // The watchers run on two threads, each a current-thread runtime (the
@@ -272,7 +329,7 @@ fn main() {
     let mut threads = Vec::new();
     for t in 0..2 {
         let mine: Vec<usize> = (t..watchers).step_by(2).collect();
-        let (base, url, root) = (base.path().to_owned(), server.url.clone(), root.clone());
+        let (base, url, root) = (base.path().to_owned(), watched.url.clone(), root.clone());
         let public = key.public_key().clone();
         let (ready_tx, seen_tx) = (ready_tx.clone(), seen_tx.clone());
         let stop_rx = stop_rx.clone();
@@ -347,9 +404,9 @@ fn main() {
     );
     if idle > 0 {
         // keyshare-server's ETag: the quoted SHA-256 of the file.
-        let (_, timestamp) = get(&format!("{}/metadata/timestamp.json", server.url));
+        let (_, timestamp) = get(&format!("{}/metadata/timestamp.json", watched.url));
         let etag = format!("\"{}\"", keyshare_policy::hash::sha256_hex(&timestamp));
-        let addr = server.url.trim_start_matches("http://").to_owned();
+        let addr = watched.url.trim_start_matches("http://").to_owned();
         for _ in 0..idle {
             idle_rt.spawn(idle_waiter(addr.clone(), etag.clone()));
         }
@@ -357,7 +414,7 @@ fn main() {
     let everyone = (watchers + idle) as u64;
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let n = waiters(&server.url);
+        let n = waiters(&watched.url);
         if n >= everyone {
             break;
         }
@@ -385,14 +442,14 @@ fn main() {
         "settled {:.1} s after every watcher was waiting",
         all_waiting.elapsed().as_secs_f64()
     );
-    let rss = rss_mib(server.child.id());
+    let rss = rss_mib(watched.child.id());
     // `--hold SECS`: a pause before the revocation (to attach a profiler
     // to this process or the server's, whose pids are printed).
     if let Some(hold) = arg("--hold") {
         eprintln!(
             "holding {hold} s: bench pid {}, server pid {}",
             std::process::id(),
-            server.child.id()
+            watched.child.id()
         );
         std::thread::sleep(Duration::from_secs(hold.parse().unwrap()));
     }
@@ -443,9 +500,9 @@ fn main() {
     );
     println!("revocation latency, admin's 201 → each watcher's decision untrusted");
     let cpu_per_watcher = ms(cpu) / watchers as f64;
-    println!("watchers  idle waiters  p50 ms  p99 ms  max ms  server RSS MiB  CPU ms per watcher");
+    println!("watchers  idle waiters  servers  p50 ms  p99 ms  max ms  server RSS MiB  CPU ms per watcher");
     println!(
-        "{watchers:>8}  {idle:>12}  {:>6.0}  {:>6.0}  {:>6.0}  {rss:>14.1}  {cpu_per_watcher:>18.2}",
+        "{watchers:>8}  {idle:>12}  {servers:>7}  {:>6.0}  {:>6.0}  {:>6.0}  {rss:>14.1}  {cpu_per_watcher:>18.2}",
         ms(p50),
         ms(p99),
         ms(max)
@@ -456,6 +513,8 @@ fn main() {
             "bench": "revocation-latency",
             "watchers": watchers,
             "idle": idle,
+            "servers": servers,
+            "store": if postgres { "postgres" } else { "sqlite" },
             "p50_ms": (ms(p50) * 10.0).round() / 10.0,
             "p99_ms": (ms(p99) * 10.0).round() / 10.0,
             "max_ms": (ms(max) * 10.0).round() / 10.0,
