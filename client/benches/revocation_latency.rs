@@ -146,7 +146,7 @@ fn start_servers(max_waiters: usize, servers: usize, postgres: bool) -> Vec<Serv
             data.clone()
         } else {
             let copy = dir.path().join(format!("data-{i}"));
-            copy_dir(&data, &copy);
+            keyshare_testkit::copy_dir(&data, &copy);
             copy
         };
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -183,20 +183,6 @@ fn start_servers(max_waiters: usize, servers: usize, postgres: bool) -> Vec<Serv
         last._dir = Some(dir);
     }
     running
-}
-
-/// Copies a data directory (keys, configuration) for a second server.
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 fn get(url: &str) -> (u16, Vec<u8>) {

@@ -236,21 +236,6 @@ fn free_mib(path: &Path) -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-/// Copies data directory `from` to `to` (another server's: the same
-/// online keys and configuration).
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 /// The store of `dir` as its configuration says (SQLite file or
 /// `store.url`).
 fn open_store(dir: &Path) -> Store {
@@ -708,7 +693,7 @@ fn main() {
             let mut running = vec![Server::start(&dir)];
             for i in 1..servers {
                 let other = tmp.path().join(format!("data-{i}"));
-                copy_dir(&dir, &other);
+                keyshare_testkit::copy_dir(&dir, &other);
                 running.push(Server::start(&other));
             }
             let (snapshot_bytes, targets_bytes, snapshot_entries) =

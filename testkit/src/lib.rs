@@ -226,6 +226,21 @@ impl<'a> CertBuilder<'a> {
     }
 }
 
+/// Copies directory `from` to `to`, recursively: a data directory for a
+/// second server (the same online keys and configuration).
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("a directory");
+    for entry in std::fs::read_dir(from).expect("a readable directory") {
+        let entry = entry.expect("a directory entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("a file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("a copied file");
+        }
+    }
+}
+
 /// A self-signed CA certificate for `CN=<cn>` (P-256, one year), PEM.
 pub fn ca_pem(cn: &str) -> String {
     CertBuilder::new(cn).ca().build().pem()

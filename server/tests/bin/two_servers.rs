@@ -46,19 +46,6 @@ struct Pair {
     name: String,
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 fn start(dir: &Path, url: &str) -> Server {
     Server::start_with(dir, &[("KEYSHARE_STORE_URL", url)])
 }
@@ -87,7 +74,7 @@ impl Pair {
         let mut servers = vec![start(&a, &url)];
         for i in 1..count {
             let dir = tmp.path().join(format!("s{i}"));
-            copy_dir(&a, &dir);
+            keyshare_testkit::copy_dir(&a, &dir);
             servers.push(start(&dir, &url));
         }
         let root = tmp.path().join("1.root.json");
