@@ -169,6 +169,21 @@ pub(crate) fn render(state: &AppState) -> String {
         "Readers waiting for the next publish (long polls of metadata/timestamp.json).",
     );
     let _ = writeln!(out, "keyshare_read_waiters {}", state.waiters.waiting());
+    let (lookups, lookups_waiting) = state.publisher.store_lookups();
+    family(
+        &mut out,
+        "keyshare_read_store_lookups",
+        "gauge",
+        "Read requests for files not in memory reading the store now (at most 2 at once).",
+    );
+    let _ = writeln!(out, "keyshare_read_store_lookups {lookups}");
+    family(
+        &mut out,
+        "keyshare_read_store_lookups_waiting",
+        "gauge",
+        "Read requests for files not in memory waiting for a turn at the store.",
+    );
+    let _ = writeln!(out, "keyshare_read_store_lookups_waiting {lookups_waiting}");
     family(
         &mut out,
         "keyshare_read_waiters_max",

@@ -294,13 +294,12 @@ async fn serve(
         Some(file) => file,
         // The next root every client asks for: no blocking hop.
         None if state.publisher.surely_absent(&path) => return Err(not_found()),
-        None => {
-            let publisher = state.publisher.clone();
-            web::block(move || publisher.file(&path))
-                .await
-                .map_err(ApiError::internal)?
-                .ok_or_else(not_found)?
-        }
+        None => state
+            .publisher
+            .file_from_store(path)
+            .await
+            .map_err(ApiError::internal)?
+            .ok_or_else(not_found)?,
     };
     Ok(respond(req, &file))
 }

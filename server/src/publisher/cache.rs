@@ -2,7 +2,7 @@
 //! each file, and older versions read from the store on demand.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use keyshare_policy::repo::File;
@@ -146,6 +146,46 @@ fn versioned_metadata(path: &str) -> Option<(u64, &str)> {
 /// The path of the one mutable published file.
 const TIMESTAMP_PATH: &str = "metadata/timestamp.json";
 
+/// Store reads the read API runs at once ([`Publisher::file_from_store`]);
+/// more requests wait for a turn without a thread.
+pub const STORE_LOOKUPS_AT_ONCE: usize = 2;
+
+/// The read API's turns at the store: each read takes the publisher's lock
+/// (the store has one connection), so a flood of requests for files not in
+/// memory (made-up paths, old versions) would otherwise make a blocking
+/// thread each, all queued at the lock the publishing thread needs.
+#[derive(Debug)]
+pub(super) struct Lookups {
+    turns: tokio::sync::Semaphore,
+    waiting: AtomicUsize,
+}
+
+impl Default for Lookups {
+    fn default() -> Self {
+        Self {
+            turns: tokio::sync::Semaphore::new(STORE_LOOKUPS_AT_ONCE),
+            waiting: AtomicUsize::new(0),
+        }
+    }
+}
+
+/// Counts a request waiting for its turn while it lives (a request
+/// dropped while it waits is counted out too).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 impl Publisher {
     /// The current `metadata/timestamp.json`, and a receiver that wakes when
     /// a publish replaces it (a long poll waits on it; nothing is sent for a
@@ -169,6 +209,34 @@ impl Publisher {
     pub fn surely_absent(&self, path: &str) -> bool {
         self.cache.get(path).is_none()
             && (path == TIMESTAMP_PATH || self.cache.beyond_current(path))
+    }
+
+    /// [`Publisher::file`] for the async read path: from memory when it is
+    /// there, else on a blocking thread, at most
+    /// [`STORE_LOOKUPS_AT_ONCE`] at a time; requests beyond that wait for
+    /// a turn without a thread ([`Publisher::store_lookups`]).
+    pub async fn file_from_store(
+        self: &Arc<Self>,
+        path: String,
+    ) -> Result<Option<Arc<CachedFile>>, tokio::task::JoinError> {
+        if let Some(f) = self.cache.get(&path) {
+            return Ok(Some(f));
+        }
+        let turn = {
+            let _waiting = Waiting::new(&self.lookups.waiting);
+            self.lookups.turns.acquire().await
+        };
+        let publisher = Arc::clone(self);
+        let file = tokio::task::spawn_blocking(move || publisher.file(&path)).await;
+        drop(turn);
+        file
+    }
+
+    /// The read API's store reads running now, and the requests waiting
+    /// for a turn ([`Publisher::file_from_store`]).
+    pub fn store_lookups(&self) -> (usize, usize) {
+        let running = STORE_LOOKUPS_AT_ONCE.saturating_sub(self.lookups.turns.available_permits());
+        (running, self.lookups.waiting.load(Ordering::Relaxed))
     }
 
     /// A published file by path, from memory, or from the store for older

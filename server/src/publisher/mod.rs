@@ -149,7 +149,7 @@ use stage::{delegate_bins, stage, Affected};
 pub use crate::config::DEFAULT_RETENTION;
 pub use batch::{Batched, Results};
 pub use bundle::BundleEdition;
-pub use cache::CachedFile;
+pub use cache::{CachedFile, STORE_LOOKUPS_AT_ONCE};
 pub use change::Change;
 pub use durable::Held;
 pub use evidence::MAX_EVIDENCE_NAMESPACES;
@@ -265,6 +265,8 @@ pub struct Publisher {
     /// How long superseded published files are kept (`None`: forever).
     retention: Option<Duration>,
     cache: Cache,
+    /// The read API's store reads (files not in memory), a few at a time.
+    lookups: cache::Lookups,
     metrics: Metrics,
     /// Publishes committed and not yet served (see [`durable`]).
     unsynced: Unsynced,
@@ -437,6 +439,7 @@ impl Publisher {
             options,
             retention: Some(DEFAULT_RETENTION),
             cache: Cache::default(),
+            lookups: cache::Lookups::default(),
             metrics: Metrics::default(),
             unsynced,
             bins,

@@ -353,3 +353,75 @@ async fn healthz_and_metrics_need_no_token() {
     assert!((horizon - 86_400.0).abs() < 1.0, "{horizon}");
     assert_eq!(f.state.metrics.requests("/healthz", 200), 1);
 }
+
+/// A flood of unauthenticated requests for files not in memory (made-up
+/// target paths) while the publisher's lock is held, as a publish holds
+/// it: at most `STORE_LOOKUPS_AT_ONCE` of them wait at the lock; the rest
+/// wait for a turn without a thread, are counted in `/metrics`, and are
+/// all answered 404 once the lock is free. The next root, asked for by
+/// every client, is answered from memory even while the lock is held.
+#[actix_web::test]
+async fn a_flood_of_reads_missing_the_cache_takes_few_turns_at_the_store() {
+    use keyshare_server::publisher::STORE_LOOKUPS_AT_ONCE;
+    let f = Fixture::new();
+    let app = app!(f);
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let (held_tx, held) = std::sync::mpsc::channel::<()>();
+    let publisher = f.publisher.clone();
+    let holder = std::thread::spawn(move || {
+        publisher.read(|_| {
+            held_tx.send(()).unwrap();
+            released.recv().unwrap();
+        });
+    });
+    held.recv().unwrap();
+    // Answered from memory although the lock is held.
+    let next_root = actix_web::rt::time::timeout(
+        std::time::Duration::from_secs(30),
+        send(
+            &app,
+            request(Method::GET, "/metadata/2.root.json", None, None).to_request(),
+        ),
+    )
+    .await
+    .expect("answered without waiting for the publisher's lock");
+    assert_eq!(next_root.status, StatusCode::NOT_FOUND);
+    let flood = 40;
+    let requests = futures_util::future::join_all((0..flood).map(|i| {
+        let uri = format!("/targets/namespaces/x/{:064x}.trust.json", i);
+        send(&app, request(Method::GET, &uri, None, None).to_request())
+    }));
+    let watch = async {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let (running, waiting) = f.publisher.store_lookups();
+            assert!(running <= STORE_LOOKUPS_AT_ONCE, "{running} at the store");
+            if running == STORE_LOOKUPS_AT_ONCE && waiting == flood - STORE_LOOKUPS_AT_ONCE {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "running {running}, waiting {waiting}"
+            );
+            actix_web::rt::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let metrics = send(
+            &app,
+            request(Method::GET, "/metrics", None, None).to_request(),
+        )
+        .await;
+        let text = String::from_utf8_lossy(&metrics.body).into_owned();
+        assert!(
+            text.contains(&format!(
+                "keyshare_read_store_lookups_waiting {}",
+                flood - STORE_LOOKUPS_AT_ONCE
+            )),
+            "{text}"
+        );
+        release.send(()).unwrap();
+    };
+    let (answers, ()) = futures_util::future::join(requests, watch).await;
+    holder.join().unwrap();
+    assert!(answers.iter().all(|a| a.status == StatusCode::NOT_FOUND));
+    assert_eq!(f.publisher.store_lookups(), (0, 0));
+}
