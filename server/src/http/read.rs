@@ -290,17 +290,12 @@ async fn serve(
         return Err(not_found());
     }
     let path = format!("{dir}/{rest}");
-    let file = match state.publisher.cached_file(&path) {
-        Some(file) => file,
-        // The next root every client asks for: no blocking hop.
-        None if state.publisher.surely_absent(&path) => return Err(not_found()),
-        None => state
-            .publisher
-            .file_from_store(path)
-            .await
-            .map_err(ApiError::internal)?
-            .ok_or_else(not_found)?,
-    };
+    let file = state
+        .publisher
+        .file_from_store(path)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(not_found)?;
     Ok(respond(req, &file))
 }
 

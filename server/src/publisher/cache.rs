@@ -200,27 +200,20 @@ impl Publisher {
         self.cache.get(path)
     }
 
-    /// True when `path` is surely not published here, known from memory:
-    /// the timestamp before the first publish is cached, or a version of a
-    /// metadata file newer than the one served (the next root a client
-    /// asks for on every refresh). Never reads the store. Another server
-    /// sharing the store may have published it: this one serves it once it
-    /// has caught up (at once, when notified).
-    pub fn surely_absent(&self, path: &str) -> bool {
-        self.cache.get(path).is_none()
-            && (path == TIMESTAMP_PATH || self.cache.beyond_current(path))
-    }
-
     /// [`Publisher::file`] for the async read path: from memory when it is
-    /// there, else on a blocking thread, at most
-    /// [`STORE_LOOKUPS_AT_ONCE`] at a time; requests beyond that wait for
-    /// a turn without a thread ([`Publisher::store_lookups`]).
+    /// there or surely absent (the next root, say), else on a
+    /// blocking thread, at most [`STORE_LOOKUPS_AT_ONCE`] at a time;
+    /// requests beyond that wait for a turn without a thread
+    /// ([`Publisher::store_lookups`]).
     pub async fn file_from_store(
         self: &Arc<Self>,
         path: String,
     ) -> Result<Option<Arc<CachedFile>>, tokio::task::JoinError> {
         if let Some(f) = self.cache.get(&path) {
             return Ok(Some(f));
+        }
+        if self.known_absent(&path) {
+            return Ok(None);
         }
         let turn = {
             let _waiting = Waiting::new(&self.lookups.waiting);
@@ -239,13 +232,22 @@ impl Publisher {
         (running, self.lookups.waiting.load(Ordering::Relaxed))
     }
 
+    /// True when `path`, not in memory, is surely not published here: the
+    /// timestamp before the first publish, or a version of a metadata file
+    /// newer than the one served (the next root a client asks for on every
+    /// refresh). Another server sharing the store may have published it:
+    /// this one serves it once it has caught up (at once, when notified).
+    fn known_absent(&self, path: &str) -> bool {
+        path == TIMESTAMP_PATH || self.cache.beyond_current(path)
+    }
+
     /// A published file by path, from memory, or from the store for older
     /// versions (then kept in memory).
     pub fn file(&self, path: &str) -> Option<Arc<CachedFile>> {
         if let Some(f) = self.cache.get(path) {
             return Some(f);
         }
-        if path == TIMESTAMP_PATH || self.cache.beyond_current(path) {
+        if self.known_absent(path) {
             return None;
         }
         // Older versions come from the store and are not kept in memory:

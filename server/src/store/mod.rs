@@ -312,18 +312,8 @@ impl Store {
         })
     }
 
-    /// A listener that wakes when a server sharing this PostgreSQL store
-    /// publishes (a connection of its own, listening on
-    /// [`PUBLISHED_CHANNEL`]); `None` for SQLite, whose store one server
-    /// holds alone.
-    pub fn publish_listener(&self) -> Result<Option<PublishListener>> {
-        match &self.url {
-            Some(url) => PublishListener::connect(url).map(Some),
-            None => Ok(None),
-        }
-    }
-
-    /// The PostgreSQL database's URL; `None` for SQLite.
+    /// The PostgreSQL database's URL (for [`PublishListener::connect`]);
+    /// `None` for SQLite, whose store one server holds alone.
     pub fn postgres_url(&self) -> Option<PostgresUrl> {
         self.url.clone()
     }

@@ -27,7 +27,7 @@ pub const PUBLISHED_CHANNEL: &str = "keyshare_published";
 
 /// A connection of its own that listens on [`PUBLISHED_CHANNEL`], so a
 /// server learns at once that another one sharing the database published
-/// ([`super::Store::publish_listener`]).
+/// (`serve`'s follow task).
 pub struct PublishListener {
     client: super::db::Client,
     database: String,

@@ -448,9 +448,11 @@ fn a_current_trust_document_read_after_a_restart_is_kept_an_older_one_is_not() {
     assert!(f.publisher.cached_file(&first).is_none());
     // Still the current one that is kept.
     assert!(f.publisher.cached_file(&second).is_some());
-    assert!(f.publisher.surely_absent("metadata/2.root.json"));
-    assert!(!f.publisher.surely_absent("metadata/1.root.json"));
+    // The next root is absent, the current one is served (that the next
+    // one is answered from memory, without the store's lock, is
+    // `http::read::a_flood_of_reads_missing_the_cache_takes_few_turns_at_the_store`).
     assert!(f.publisher.file("metadata/2.root.json").is_none());
+    assert!(f.publisher.file("metadata/1.root.json").is_some());
 }
 
 #[test]

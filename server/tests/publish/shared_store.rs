@@ -21,7 +21,7 @@ use keyshare_policy::metadata::{Root, Signed};
 use keyshare_policy::repo::{Options, SharedSigner};
 use keyshare_policy::sign::{sign, to_bytes};
 use keyshare_server::publisher::{Batched, OnlineKeys, Publisher};
-use keyshare_server::store::{PostgresUrl, Store, PUBLISHED_CHANNEL};
+use keyshare_server::store::{PostgresUrl, PublishListener, Store, PUBLISHED_CHANNEL};
 use keyshare_testkit::postgres::Cluster;
 use keyshare_testkit::signer;
 
@@ -316,7 +316,7 @@ fn a_root_submitted_to_a_server_behind_is_checked_against_the_newest_root() {
 #[test]
 fn a_publish_wakes_the_other_servers_listener_and_a_refused_write_does_not() {
     let Some(p) = pair() else { return };
-    let mut listener = open(&p.url).publish_listener().unwrap().unwrap();
+    let mut listener = PublishListener::connect(&PostgresUrl::parse(&p.url).unwrap()).unwrap();
     assert!(!listener.wait(Duration::from_millis(300)).unwrap());
     p.a.apply("admin", create("one", "one/**"), now()).unwrap();
     // Woken by the notification, not by the end of the wait.
